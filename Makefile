@@ -1,0 +1,36 @@
+# Quick start: `make demo` (analyse the bundled sample trial into results/) and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+PYTEST_ARGS ?=
+
+.PHONY: demo test env env-test benchmarks sample-data clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(PIP) install --quiet -e '.[test]'
+	touch $@
+
+env: $(VENV)/.installed
+env-test: $(VENV)/.installed-test
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/cytokit run pipelines/il2_trial.yaml --out results --force
+
+test: $(VENV)/.installed-test
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+benchmarks: $(VENV)/.installed-test
+	$(PY) benchmarks/run_all.py
+
+sample-data: $(VENV)/.installed
+	$(VENV)/bin/cytokit simulate sample_data --config sample_data/simulation.yaml --force
+
+clean:
+	rm -rf $(VENV) results .pytest_cache

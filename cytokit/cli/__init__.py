@@ -1,0 +1,1 @@
+"""The cytokit command-line interface (thin: builds validated config, calls library functions)."""

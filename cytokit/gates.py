@@ -1,0 +1,207 @@
+"""Concrete gates and their membership kernels.
+
+Contract
+--------
+A concrete gate is what an automated method fits for one sample, or what is read from Gating-ML/FlowJo:
+an ordinary Gating-ML 2.0 gate (rectangle/range, polygon, ellipsoid, quadrant, boolean). Gates are frozen
+dataclasses; ``dims`` names the dimensions (markers or channel names) and ``contains(X)`` takes an array
+``X`` of shape ``(n_events, len(dims))`` **in the gate's coordinate space** (the already compensated and
+transformed scale the gate was drawn on) and returns a boolean mask. Mapping a Sample to those coordinates
+is the caller's job (the gating engine, or the Gating-ML evaluator for files with their own transforms).
+
+Gating-ML semantics: rectangle bounds are ``min <= x < max`` (a missing bound is open); polygons use the
+even-odd rule; an ellipsoid holds points with Mahalanobis distance squared ``<= distance_square``.
+
+``GATE_TYPES`` is the registry used by :func:`gate_from_dict` (round trip with ``Gate.to_dict``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping
+
+import numpy as np
+
+from .errors import GatingError
+
+
+def _as_2d(X: np.ndarray, n_dims: int, gate_id: str) -> np.ndarray:
+    X = np.asarray(X)
+    if X.ndim == 1 and n_dims == 1:
+        X = X[:, None]
+    if X.ndim != 2 or X.shape[1] != n_dims:
+        raise GatingError(f"gate {gate_id!r} expects {n_dims} dimension(s), got array of shape {X.shape}")
+    return X
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Base class of concrete gates."""
+
+    id: str
+    dims: tuple[str, ...]
+    kind: ClassVar[str] = "gate"
+
+    def contains(self, X: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.kind, "id": self.id, "dims": list(self.dims)}
+
+
+@dataclass(frozen=True)
+class RectangleGate(Gate):
+    """Axis-aligned box (or 1-D range): ``lower[i] <= x_i < upper[i]``; ``None`` means unbounded."""
+
+    lower: tuple[float | None, ...] = ()
+    upper: tuple[float | None, ...] = ()
+    kind: ClassVar[str] = "rectangle"
+
+    def __post_init__(self) -> None:
+        if len(self.lower) != len(self.dims) or len(self.upper) != len(self.dims):
+            raise GatingError(f"rectangle gate {self.id!r}: bounds do not match {len(self.dims)} dims")
+
+    def contains(self, X: np.ndarray) -> np.ndarray:
+        X = _as_2d(X, len(self.dims), self.id)
+        mask = np.ones(X.shape[0], dtype=bool)
+        for i, (lo, hi) in enumerate(zip(self.lower, self.upper)):
+            if lo is not None:
+                mask &= X[:, i] >= lo
+            if hi is not None:
+                mask &= X[:, i] < hi
+        return mask
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "lower": list(self.lower), "upper": list(self.upper)}
+
+
+def points_in_polygon(points: np.ndarray, vertices: np.ndarray) -> np.ndarray:
+    """Even-odd rule membership of ``points`` (n, 2) in the polygon ``vertices`` (k, 2)."""
+    x = points[:, 0]
+    y = points[:, 1]
+    inside = np.zeros(points.shape[0], dtype=bool)
+    vx = np.asarray(vertices[:, 0], dtype=np.float64)
+    vy = np.asarray(vertices[:, 1], dtype=np.float64)
+    j = len(vx) - 1
+    for i in range(len(vx)):
+        xi, yi, xj, yj = vx[i], vy[i], vx[j], vy[j]
+        if yi != yj:
+            crosses = (yi > y) != (yj > y)
+            x_int = (xj - xi) * (y - yi) / (yj - yi) + xi
+            inside ^= crosses & (x < x_int)
+        j = i
+    return inside
+
+
+@dataclass(frozen=True)
+class PolygonGate(Gate):
+    """Polygon in two dimensions (even-odd rule); ``vertices`` is a tuple of (x, y) pairs."""
+
+    vertices: tuple[tuple[float, float], ...] = ()
+    kind: ClassVar[str] = "polygon"
+
+    def __post_init__(self) -> None:
+        if len(self.dims) != 2 or len(self.vertices) < 3:
+            raise GatingError(f"polygon gate {self.id!r} needs 2 dims and at least 3 vertices")
+
+    def contains(self, X: np.ndarray) -> np.ndarray:
+        X = _as_2d(X, 2, self.id)
+        return points_in_polygon(X, np.asarray(self.vertices, dtype=np.float64))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "vertices": [list(v) for v in self.vertices]}
+
+
+@dataclass(frozen=True)
+class EllipsoidGate(Gate):
+    """Points whose squared Mahalanobis distance from ``mean`` under ``covariance`` is <= ``distance_square``."""
+
+    mean: tuple[float, ...] = ()
+    covariance: tuple[tuple[float, ...], ...] = ()
+    distance_square: float = 1.0
+    kind: ClassVar[str] = "ellipsoid"
+
+    def contains(self, X: np.ndarray) -> np.ndarray:
+        X = _as_2d(X, len(self.dims), self.id)
+        inv = np.linalg.inv(np.asarray(self.covariance, dtype=np.float64))
+        d = X.astype(np.float64) - np.asarray(self.mean, dtype=np.float64)
+        return np.einsum("ij,jk,ik->i", d, inv, d) <= self.distance_square
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "mean": list(self.mean), "covariance": [list(r) for r in self.covariance],
+                "distance_square": self.distance_square}
+
+
+@dataclass(frozen=True)
+class QuadrantGate(Gate):
+    """One quadrant of a 2-D (or n-D) split at ``dividers``; ``signs[i]`` is +1 for ``x_i >= divider``, -1 below."""
+
+    dividers: tuple[float, ...] = ()
+    signs: tuple[int, ...] = ()
+    kind: ClassVar[str] = "quadrant"
+
+    def contains(self, X: np.ndarray) -> np.ndarray:
+        X = _as_2d(X, len(self.dims), self.id)
+        mask = np.ones(X.shape[0], dtype=bool)
+        for i, (div, sign) in enumerate(zip(self.dividers, self.signs)):
+            mask &= (X[:, i] >= div) if sign > 0 else (X[:, i] < div)
+        return mask
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "dividers": list(self.dividers), "signs": list(self.signs)}
+
+
+@dataclass(frozen=True)
+class BooleanGate(Gate):
+    """``and``/``or``/``not`` of other gates' memberships; ``operands`` are (gate id, complement) pairs."""
+
+    op: str = "and"
+    operands: tuple[tuple[str, bool], ...] = ()
+    kind: ClassVar[str] = "boolean"
+
+    def contains(self, X: np.ndarray) -> np.ndarray:
+        raise GatingError(f"boolean gate {self.id!r} is evaluated from other gates: use evaluate(masks)")
+
+    def evaluate(self, masks: Mapping[str, np.ndarray]) -> np.ndarray:
+        try:
+            parts = [~masks[g] if comp else masks[g] for g, comp in self.operands]
+        except KeyError as exc:
+            raise GatingError(f"boolean gate {self.id!r} refers to unknown gate {exc.args[0]!r}") from None
+        if self.op == "not":
+            if len(parts) != 1:
+                raise GatingError(f"boolean 'not' gate {self.id!r} needs exactly one operand")
+            return ~parts[0]
+        if not parts:
+            raise GatingError(f"boolean gate {self.id!r} has no operands")
+        if self.op == "and":
+            return np.logical_and.reduce(parts)
+        if self.op == "or":
+            return np.logical_or.reduce(parts)
+        raise GatingError(f"boolean gate {self.id!r}: unknown operator {self.op!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "op": self.op, "operands": [[g, c] for g, c in self.operands]}
+
+
+GATE_TYPES: dict[str, type[Gate]] = {
+    cls.kind: cls for cls in (RectangleGate, PolygonGate, EllipsoidGate, QuadrantGate, BooleanGate)
+}
+
+
+def gate_from_dict(d: Mapping[str, Any]) -> Gate:
+    """Inverse of ``Gate.to_dict``."""
+    d = dict(d)
+    kind = d.pop("type", None)
+    cls = GATE_TYPES.get(kind)
+    if cls is None:
+        raise GatingError(f"unknown gate type {kind!r}; known: {sorted(GATE_TYPES)}")
+    d["dims"] = tuple(d.get("dims", ()))
+    for key in ("lower", "upper", "mean", "dividers", "signs"):
+        if key in d:
+            d[key] = tuple(d[key])
+    if "vertices" in d:
+        d["vertices"] = tuple(tuple(v) for v in d["vertices"])
+    if "covariance" in d:
+        d["covariance"] = tuple(tuple(r) for r in d["covariance"])
+    if "operands" in d:
+        d["operands"] = tuple((g, bool(c)) for g, c in d["operands"])
+    return cls(**d)

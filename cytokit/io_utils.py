@@ -1,0 +1,113 @@
+"""Atomic output writing, hashing and safe file names.
+
+Contract: every file cytokit writes goes through :func:`atomic_writer` (temporary file in the target
+folder, flushed and fsynced, then ``os.replace``), so a crash never leaves a partial file under the final
+name. :func:`safe_name` turns untrusted text (FCS keywords, manifest fields) into a file-name component.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import re
+import tempfile
+import unicodedata
+from pathlib import Path
+from typing import IO, Iterator
+
+import pandas as pd
+
+from .errors import PipelineError
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def safe_name(text: str, *, default: str = "unnamed", max_len: int = 120) -> str:
+    """A file-name component from untrusted text.
+
+    Path separators, '..', control characters and anything outside ``[A-Za-z0-9._+-]`` become '_';
+    leading dots are stripped so the result is never hidden, relative ('..') or absolute.
+    """
+    text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode("ascii")
+    text = _UNSAFE.sub("_", text).strip("._ ")
+    text = re.sub(r"_+", "_", text)
+    return (text or default)[:max_len]
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | Path, mode: str = "wb", *, force: bool = True) -> Iterator[IO]:
+    """Open a temporary file next to ``path``; on success it replaces ``path`` atomically.
+
+    With ``force=False`` an existing ``path`` raises :class:`PipelineError`. On any exception the
+    temporary file is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    if not force and path.exists():
+        raise PipelineError("output exists; use --force to overwrite", path=path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise PipelineError(f"cannot write output: {exc.strerror or exc}", path=path) from exc
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise PipelineError(f"cannot write output: {exc.strerror or exc}", path=path) from exc
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, *, force: bool = True) -> Path:
+    with atomic_writer(path, "wb", force=force) as fh:
+        fh.write(data)
+    return Path(path)
+
+
+def atomic_write_text(path: str | Path, text: str, *, force: bool = True) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"), force=force)
+
+
+def write_table(df: pd.DataFrame, stem: str | Path, *, formats: tuple[str, ...] = ("parquet", "csv"),
+                force: bool = True) -> list[Path]:
+    """Write ``df`` atomically as ``stem.parquet`` and/or ``stem.csv``; returns the paths written.
+
+    Rows and columns are written in the order given (callers sort for determinism).
+    """
+    stem = Path(stem)
+    written = []
+    for fmt in formats:
+        target = stem.with_suffix(f".{fmt}")
+        if fmt == "csv":
+            buf = io.StringIO()
+            df.to_csv(buf, index=False, lineterminator="\n")
+            atomic_write_text(target, buf.getvalue(), force=force)
+        elif fmt == "parquet":
+            buf = io.BytesIO()
+            df.to_parquet(buf, index=False, engine="pyarrow")
+            atomic_write_bytes(target, buf.getvalue(), force=force)
+        else:
+            raise ValueError(f"unknown table format {fmt!r}")
+        written.append(target)
+    return written

@@ -1,0 +1,30 @@
+"""Shared test helpers.
+
+Real data lives in ``../shared/data`` (override with ``CYTOKIT_SHARED_DATA``); tests that need it use
+the ``shared_data`` fixture, which skips with a clear reason only when the folder is absent.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    return Path(os.environ.get("CYTOKIT_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    d = shared_data_dir()
+    if not d.is_dir():
+        pytest.skip(f"real test data not found at {d} (set CYTOKIT_SHARED_DATA to the shared/data folder)")
+    return d
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
