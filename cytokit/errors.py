@@ -58,3 +58,7 @@ class StatsError(CytokitError):
 
 class ReportError(CytokitError):
     """A report cannot be rendered."""
+
+
+class ClusterError(CytokitError):
+    """Events cannot be clustered or clusters annotated (bad markers, too few events, bad phenotype)."""
