@@ -1,0 +1,78 @@
+"""The registry of automated (and fixed) gate methods: :data:`GATE_METHODS`.
+
+Each entry names a parameter model (pydantic, validated declaratively) and a fit function
+``fit(X, params, *, dims, gate_id) -> FitResult`` (see :mod:`.base`). Adding a method = write one
+function and add one :class:`GateMethod` line below.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from ...errors import GatingError
+from .base import FitResult, GateMethod, MethodParams
+from .density import ThresholdParams, fit_threshold
+from .fixed import (BooleanParams, FixedGateParams, PolygonParams, RectangleParams, fit_boolean, fit_fixed,
+                    fit_polygon, fit_rectangle)
+from .scatter import (DensityPolygonParams, GMMEllipseParams, SingletParams, fit_density_polygon,
+                      fit_gmm_ellipse, fit_singlets)
+from .threshold import (PhenotypeParams, QuadrantParams, ThresholdGateParams, fit_phenotype,
+                        fit_threshold_gate)
+
+GATE_METHODS: dict[str, GateMethod] = {m.name: m for m in (
+    GateMethod("threshold", ThresholdGateParams, fit_threshold_gate, (1,),
+               "one marker above/below a density threshold (valley, tail, quantile or fixed)"),
+    GateMethod("quadrant", QuadrantParams, fit_phenotype, (2,),
+               "one quadrant from two fitted thresholds"),
+    GateMethod("phenotype", PhenotypeParams, fit_phenotype, None,
+               "several markers +/-, optionally some OR-ed (e.g. CD3- and CD56+ and/or CD16+)"),
+    GateMethod("gmm_ellipse", GMMEllipseParams, fit_gmm_ellipse, None,
+               "ellipse of the Gaussian-mixture component nearest a target (scatter populations)"),
+    GateMethod("density_polygon", DensityPolygonParams, fit_density_polygon, (2,),
+               "polygon along a density contour around the peak nearest a target"),
+    GateMethod("singlets", SingletParams, fit_singlets, (2,),
+               "band around the area/height diagonal (doublet exclusion)"),
+    GateMethod("rectangle", RectangleParams, fit_rectangle, None, "fixed manual rectangle / range"),
+    GateMethod("polygon", PolygonParams, fit_polygon, (2,), "fixed manual polygon"),
+    GateMethod("fixed", FixedGateParams, fit_fixed, None, "a concrete gate imported from Gating-ML or FlowJo"),
+    GateMethod("boolean", BooleanParams, fit_boolean, (0,), "and/or/not of other populations",
+               needs_masks=True),
+)}
+
+
+def get_method(name: str) -> GateMethod:
+    """The registry entry ``name``; :class:`GatingError` lists the known ones otherwise."""
+    try:
+        return GATE_METHODS[name]
+    except KeyError:
+        raise GatingError(f"unknown gate method {name!r}; known: {', '.join(sorted(GATE_METHODS))}") from None
+
+
+def fit_gate(method: str, X: np.ndarray, params: dict[str, Any] | MethodParams | None = None, *,
+             dims: tuple[str, ...] = (), gate_id: str = "gate") -> FitResult:
+    """Validate ``params`` for ``method`` and fit it on ``X`` (the parent's events in ``dims``).
+
+    Invalid parameters or a fit that cannot be made raise :class:`GatingError` naming the gate.
+    """
+    m = get_method(method)
+    X = np.asarray(X)
+    if X.ndim == 1:
+        X = X[:, None]
+    dims = tuple(dims) or tuple(f"x{i}" for i in range(X.shape[1] if X.ndim == 2 else 0))
+    if m.n_dims is not None and len(dims) not in m.n_dims:
+        raise GatingError(f"gate {gate_id!r}: method {method!r} takes {m.n_dims} dimension(s), got {list(dims)}")
+    try:
+        p = m.validate_params(params)
+    except ValidationError as exc:
+        msgs = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors())
+        raise GatingError(f"gate {gate_id!r}: invalid parameters for {method!r}: {msgs}") from None
+    try:
+        return m.fit(X, p, dims=dims, gate_id=gate_id)
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        raise GatingError(f"gate {gate_id!r}: cannot fit {method!r}: {exc}") from None
+
+
+__all__ = ["GATE_METHODS", "FitResult", "GateMethod", "MethodParams", "ThresholdParams", "fit_gate",
+           "fit_threshold", "get_method"]

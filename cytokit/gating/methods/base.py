@@ -1,0 +1,79 @@
+"""Shared pieces of the gate-method registry: the fit result, the method record and small helpers.
+
+Contract
+--------
+A gate method is a plain function ``fit(X, params, *, dims, gate_id) -> FitResult``. ``X`` holds the
+*parent* population's events as an ``(n_events, len(dims))`` float array **in the gate's coordinate
+space** (compensated and transformed as the strategy says: logicle 0..1 for fluorescence, linear scatter);
+``params`` is an instance of the method's pydantic parameter model. The result is a concrete gate from
+:mod:`cytokit.gates` plus flags (``fell_back:tail``, ``no_valley``, ``unreliable``...) and ``info`` (the
+fitted numbers and the parameters used), so every automated decision can be reviewed and exported.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from ...gates import Gate
+
+
+class MethodParams(BaseModel):
+    """Base of every method's parameter model: unknown keys are errors, values are validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What a gate method returns for one sample.
+
+    ``gate`` is the population's concrete gate; when it is a :class:`~cytokit.gates.BooleanGate`,
+    ``components`` holds the gates its operands name (evaluated on the same parent events).
+    ``flags`` are short machine-readable words; ``info`` records fitted values and parameters.
+    """
+
+    gate: Gate
+    flags: tuple[str, ...] = ()
+    info: dict[str, Any] = field(default_factory=dict)
+    components: tuple[Gate, ...] = ()
+
+
+FitFunction = Callable[..., FitResult]
+
+
+@dataclass(frozen=True)
+class GateMethod:
+    """One entry of :data:`cytokit.gating.methods.GATE_METHODS`."""
+
+    name: str
+    params_model: type[MethodParams]
+    fit: FitFunction
+    n_dims: tuple[int, ...] | None  # allowed numbers of dimensions; None = any >= 1
+    description: str
+    needs_masks: bool = False  # evaluated from other populations' masks (boolean), not from events
+
+    def validate_params(self, params: dict[str, Any] | MethodParams | None) -> MethodParams:
+        """Validate ``params`` against this method's model (raises pydantic ValidationError)."""
+        if isinstance(params, self.params_model):
+            return params
+        return self.params_model.model_validate(dict(params or {}))
+
+
+def subsample(X: np.ndarray, max_events: int, seed: int = 0) -> np.ndarray:
+    """At most ``max_events`` rows of ``X`` drawn without replacement (deterministic for a seed)."""
+    if max_events <= 0 or X.shape[0] <= max_events:
+        return X
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(X.shape[0], size=max_events, replace=False))
+    return X[idx]
+
+
+def finite_rows(X: np.ndarray) -> np.ndarray:
+    """Rows of ``X`` with no NaN/inf (as float64)."""
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim == 1:
+        X = X[:, None]
+    return X[np.all(np.isfinite(X), axis=1)]

@@ -1,0 +1,225 @@
+"""1-D density threshold: the valley between modes of a kernel density estimate, with fallbacks.
+
+Works on one marker's values of the parent population on the gate's (transformed) scale. Strategy:
+
+1. ``mode="valley"`` (default): binned Gaussian KDE on a grid; peaks below ``min_peak_fraction`` of the
+   highest are ignored; each pair of neighbouring peaks gives a valley (density minimum between them).
+   Only valleys inside ``bounds`` (the plausible range of the threshold) are candidates, and among them
+   ``valley`` picks the deepest / first / last. Known failure modes of valley gating are flagged rather
+   than silently accepted:
+
+   * a valley exists but lies outside ``bounds`` (the classic "valley on the wrong side", e.g. between
+     two positive subsets) -> flag ``valley_out_of_bounds`` and fall back;
+   * no valley at all (unimodal data) -> flag ``no_valley`` and fall back;
+   * a shallow valley (density at the valley > ``max_valley_ratio`` x the smaller peak) -> ``unreliable``.
+
+2. ``mode="tail"`` (also the default fallback): the negative peak's mode plus ``tail_sd`` robust standard
+   deviations measured on its *left* half (mirror-image estimate, insensitive to how many positives there
+   are). Tail gates drift with the spread of the negative population: when the result is further than
+   ``drift_tolerance`` from ``expected`` (or outside ``bounds``) it is flagged ``tail_drift``.
+
+3. ``mode="quantile"``: the ``quantile`` of the values (fraction 0..1 of events below the threshold).
+
+4. ``mode="fixed"``: ``value``.
+
+Any result outside ``bounds`` is clipped to them and flagged ``clipped``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+from scipy.ndimage import gaussian_filter1d
+
+from .base import MethodParams
+
+GRID_POINTS = 512
+
+
+class ThresholdParams(MethodParams):
+    """How to place one threshold on one dimension (values on the gate's transformed scale)."""
+
+    mode: Literal["valley", "tail", "quantile", "fixed"] = "valley"
+    fallback: Literal["tail", "quantile", "expected", "none"] = "tail"
+    bounds: tuple[float, float] | None = Field(
+        None, description="plausible range of the threshold; valleys outside are rejected, results clipped")
+    expected: float | None = Field(None, description="where the threshold usually lies (drift reference)")
+    drift_tolerance: float = Field(0.1, gt=0)
+    valley: Literal["deepest", "first", "last"] = "deepest"
+    negative_peak: Literal["highest", "first"] = Field(
+        "highest", description="which peak is the negative population for the tail estimate")
+    min_peak_fraction: float = Field(0.05, ge=0, lt=1)
+    max_valley_ratio: float = Field(0.8, gt=0, le=1)
+    adjust: float = Field(1.0, gt=0, description="bandwidth multiplier (Silverman's rule x adjust)")
+    tail_sd: float = Field(2.5, gt=0)
+    tail_side: Literal["upper", "lower"] = Field(
+        "upper", description="upper: threshold above the reference peak; lower: below it")
+    quantile: float = Field(0.5, gt=0, lt=1)
+    value: float | None = None
+    max_events: int = Field(20000, ge=100)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> "ThresholdParams":
+        if self.mode == "fixed" and self.value is None:
+            raise ValueError("mode 'fixed' needs 'value'")
+        if self.bounds is not None and not self.bounds[0] < self.bounds[1]:
+            raise ValueError("bounds must be [low, high] with low < high")
+        if self.fallback == "expected" and self.expected is None:
+            raise ValueError("fallback 'expected' needs 'expected'")
+        return self
+
+
+@dataclass(frozen=True)
+class Density1D:
+    """A binned, smoothed density on an even grid."""
+
+    grid: np.ndarray
+    density: np.ndarray
+    bandwidth: float
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A fitted threshold with the flags and numbers that justify it."""
+
+    value: float
+    flags: tuple[str, ...]
+    info: dict
+
+
+def kde_1d(x: np.ndarray, *, adjust: float = 1.0, grid_points: int = GRID_POINTS) -> Density1D:
+    """Gaussian KDE by binning and smoothing (linear time); bandwidth by Silverman's robust rule."""
+    x = np.asarray(x, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    lo, hi = np.quantile(x, [0.0005, 0.9995]) if x.size else (0.0, 1.0)
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    span = hi - lo
+    lo, hi = lo - 0.05 * span, hi + 0.05 * span
+    sd = np.std(x) if x.size > 1 else 1.0
+    iqr = np.subtract(*np.quantile(x, [0.75, 0.25])) if x.size > 1 else 0.0
+    scale = min(sd, iqr / 1.349) if iqr > 0 else sd
+    if scale <= 0:
+        scale = span / 10 or 1.0
+    bw = 0.9 * scale * max(x.size, 2) ** (-0.2) * adjust
+    counts, edges = np.histogram(x, bins=grid_points, range=(lo, hi))
+    step = edges[1] - edges[0]
+    dens = gaussian_filter1d(counts.astype(np.float64), sigma=max(bw / step, 0.5), mode="constant")
+    dens /= max(dens.sum() * step, 1e-300)
+    return Density1D(grid=(edges[:-1] + edges[1:]) / 2, density=dens, bandwidth=float(bw))
+
+
+def find_peaks(d: Density1D, min_fraction: float) -> np.ndarray:
+    """Indices of local maxima whose height is at least ``min_fraction`` of the highest."""
+    y = d.density
+    if y.size < 3:
+        return np.array([int(np.argmax(y))])
+    left = np.r_[-np.inf, y[:-1]]
+    right = np.r_[y[1:], -np.inf]
+    idx = np.flatnonzero((y > left) & (y >= right) & (y >= min_fraction * y.max()))
+    return idx if idx.size else np.array([int(np.argmax(y))])
+
+
+def find_valleys(d: Density1D, peaks: np.ndarray) -> list[tuple[int, float]]:
+    """(grid index, depth ratio) of the density minimum between each pair of neighbouring peaks.
+
+    The depth ratio is density at the valley / density of the smaller neighbouring peak (0 = empty gap,
+    1 = no dip at all).
+    """
+    out = []
+    for a, b in zip(peaks[:-1], peaks[1:]):
+        seg = d.density[a:b + 1]
+        v = a + int(np.argmin(seg))
+        ratio = float(d.density[v] / max(min(d.density[a], d.density[b]), 1e-300))
+        out.append((v, ratio))
+    return out
+
+
+def _tail(x: np.ndarray, d: Density1D, peaks: np.ndarray, p: ThresholdParams) -> tuple[float, dict]:
+    ref = peaks[0] if p.negative_peak == "first" else peaks[int(np.argmax(d.density[peaks]))]
+    mode = float(d.grid[ref])
+    if p.tail_side == "upper":
+        half = x[x <= mode] - mode
+    else:
+        half = x[x >= mode] - mode
+    sd = float(np.sqrt(np.mean(half ** 2))) if half.size >= 10 else float(np.std(x))
+    value = mode + p.tail_sd * sd if p.tail_side == "upper" else mode - p.tail_sd * sd
+    return value, {"reference_peak": mode, "half_sd": sd}
+
+
+def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None) -> Threshold:
+    """Fit one threshold on the 1-D values ``x`` (transformed scale) following ``params``.
+
+    Returns the threshold value (same scale as ``x``), flags and the numbers behind it
+    (``peaks``, ``valleys``, ``method`` actually used, ``n_events`` fitted on).
+    """
+    p = params or ThresholdParams()
+    x = np.asarray(x, dtype=np.float64).ravel()
+    x = x[np.isfinite(x)]
+    flags: list[str] = []
+    info: dict = {"n_events": int(x.size)}
+    if p.mode == "fixed":
+        return Threshold(float(p.value), (), {**info, "method": "fixed"})
+    if x.size < 20:
+        flags.append("few_events")
+        fallback_value = p.expected if p.expected is not None else (
+            float(np.mean(p.bounds)) if p.bounds else (float(np.median(x)) if x.size else 0.0))
+        return Threshold(float(fallback_value), tuple(flags + ["unreliable"]), {**info, "method": "default"})
+    if x.size > p.max_events:
+        rng = np.random.default_rng(p.seed)
+        x = x[rng.choice(x.size, size=p.max_events, replace=False)]
+    d = kde_1d(x, adjust=p.adjust)
+    peaks = find_peaks(d, p.min_peak_fraction)
+    info["peaks"] = [round(float(d.grid[i]), 5) for i in peaks]
+    info["bandwidth"] = d.bandwidth
+    value: float | None = None
+    method = p.mode
+    if p.mode == "valley":
+        valleys = find_valleys(d, peaks)
+        info["valleys"] = [(round(float(d.grid[v]), 5), round(r, 3)) for v, r in valleys]
+        ok = [(v, r) for v, r in valleys
+              if p.bounds is None or p.bounds[0] <= d.grid[v] <= p.bounds[1]]
+        if not valleys:
+            flags.append("no_valley")
+        elif not ok:
+            flags.append("valley_out_of_bounds")
+        else:
+            if p.valley == "first":
+                v, r = ok[0]
+            elif p.valley == "last":
+                v, r = ok[-1]
+            else:
+                v, r = min(ok, key=lambda vr: vr[1])
+            value = float(d.grid[v])
+            info["valley_ratio"] = r
+            if r > p.max_valley_ratio:
+                flags.append("unreliable")
+        if value is None:
+            method = p.fallback
+            if p.fallback == "none":
+                value = float(p.expected if p.expected is not None else np.median(x))
+                flags.append("unreliable")
+            else:
+                flags.append(f"fell_back:{p.fallback}")
+    if method == "tail":
+        value, tail_info = _tail(x, d, peaks, p)
+        info.update(tail_info)
+        drift_ref = p.expected
+        if drift_ref is not None and abs(value - drift_ref) > p.drift_tolerance:
+            flags.append("tail_drift")
+        elif p.bounds is not None and not p.bounds[0] <= value <= p.bounds[1]:
+            flags.append("tail_drift")
+    elif method == "quantile":
+        value = float(np.quantile(x, p.quantile))
+    elif method == "expected":
+        value = float(p.expected)
+    assert value is not None
+    if p.bounds is not None and not p.bounds[0] <= value <= p.bounds[1]:
+        value = float(np.clip(value, *p.bounds))
+        flags.append("clipped")
+    info["method"] = method
+    info["threshold"] = value
+    return Threshold(value, tuple(dict.fromkeys(flags)), info)

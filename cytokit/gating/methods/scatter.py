@@ -1,0 +1,184 @@
+"""Scatter-population gate methods: Gaussian-mixture ellipse, density contour polygon, singlet band.
+
+Scatter is gated on its linear scale (or whatever scale the strategy gives it). To be independent of
+instrument gain and range, targets are given in *robust-normalised* coordinates: each dimension mapped
+so its 1st percentile is 0 and its 99th percentile is 1 (computed on the parent's events).
+"""
+from __future__ import annotations
+
+import numpy as np
+from pydantic import Field
+from scipy.ndimage import gaussian_filter
+from scipy.stats import chi2
+from sklearn.mixture import GaussianMixture
+
+from ...gates import EllipsoidGate, PolygonGate
+from .base import FitResult, MethodParams, finite_rows, subsample
+
+
+class GMMEllipseParams(MethodParams):
+    """Fit a Gaussian mixture; keep the ellipse of the component nearest ``target``."""
+
+    n_components: int = Field(3, ge=1, le=10)
+    target: tuple[float, ...] = Field((0.4, 0.2), description="robust-normalised location of the population")
+    coverage: float = Field(0.95, gt=0, lt=1, description="fraction of the component inside the ellipse")
+    min_weight: float = Field(0.05, ge=0, lt=1, description="components lighter than this are not chosen")
+    max_events: int = Field(20000, ge=200)
+    seed: int = 0
+
+
+class DensityPolygonParams(MethodParams):
+    """Smoothed 2-D histogram; polygon = the density contour at ``level`` x the peak nearest ``target``."""
+
+    target: tuple[float, float] = (0.4, 0.2)
+    level: float = Field(0.1, gt=0, lt=1, description="contour height as a fraction of the chosen peak")
+    bins: int = Field(128, ge=16, le=1024)
+    smooth: float = Field(2.0, ge=0, description="Gaussian smoothing in bins")
+    max_vertices: int = Field(64, ge=4)
+    max_events: int = Field(50000, ge=200)
+    seed: int = 0
+
+
+class SingletParams(MethodParams):
+    """Band around the diagonal of area vs height: ``dims = [area, height]``.
+
+    Ratio area/height is estimated robustly (median, MAD); the band keeps ratios within
+    ``[median - lower_mads*MAD, median + upper_mads*MAD]`` (doublets have larger area per height).
+    """
+
+    lower_mads: float = Field(4.0, gt=0)
+    upper_mads: float = Field(3.0, gt=0)
+    min_area_quantile: float = Field(0.0, ge=0, lt=0.5, description="drop the lowest-area events (debris)")
+    max_band_ratio: float = Field(0.35, gt=0, description="flag 'unreliable' when the band is wider than this (ratio units / median)")
+    max_events: int = Field(50000, ge=200)
+    seed: int = 0
+
+
+def robust_scale(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(offset, scale) per column so that (X - offset) / scale maps the 1st..99th percentile to 0..1."""
+    lo, hi = np.quantile(X, [0.01, 0.99], axis=0)
+    scale = np.where(hi > lo, hi - lo, 1.0)
+    return lo, scale
+
+
+def fit_gmm_ellipse(X: np.ndarray, params: GMMEllipseParams, *, dims: tuple[str, ...], gate_id: str) -> FitResult:
+    """Ellipse (Gating-ML ellipsoid) of the Gaussian component nearest ``params.target``."""
+    X = finite_rows(X)
+    if len(params.target) != X.shape[1]:
+        raise ValueError(f"target has {len(params.target)} values for {X.shape[1]} dimensions")
+    flags: list[str] = []
+    if X.shape[0] < 10 * params.n_components:
+        raise ValueError(f"only {X.shape[0]} events: too few to fit {params.n_components} components")
+    Xs = subsample(X, params.max_events, params.seed)
+    off, scale = robust_scale(Xs)
+    Z = (Xs - off) / scale
+    gmm = GaussianMixture(n_components=params.n_components, covariance_type="full", random_state=params.seed,
+                          n_init=1, max_iter=200, reg_covar=1e-5).fit(Z)
+    if not gmm.converged_:
+        flags.append("not_converged")
+    target = np.asarray(params.target, dtype=np.float64)
+    dist = np.linalg.norm(gmm.means_ - target, axis=1)
+    eligible = gmm.weights_ >= params.min_weight
+    if not eligible.any():
+        eligible[:] = True
+        flags.append("unreliable")
+    order = np.argsort(np.where(eligible, dist, np.inf))
+    k = int(order[0])
+    if eligible.sum() > 1 and dist[order[1]] < 1.5 * dist[k] and dist[k] > 0.15:
+        flags.append("ambiguous_component")
+    mean = gmm.means_[k] * scale + off
+    cov = gmm.covariances_[k] * np.outer(scale, scale)
+    d2 = float(chi2.ppf(params.coverage, df=X.shape[1]))
+    gate = EllipsoidGate(id=gate_id, dims=tuple(dims), mean=tuple(float(m) for m in mean),
+                         covariance=tuple(tuple(float(c) for c in row) for row in cov), distance_square=d2)
+    info = {"component": k, "weights": [round(float(w), 4) for w in gmm.weights_],
+            "means_normalised": [[round(float(v), 4) for v in m] for m in gmm.means_],
+            "distance_square": d2, "n_events": int(Xs.shape[0])}
+    return FitResult(gate, tuple(flags), info)
+
+
+def _simplify(vertices: np.ndarray, max_vertices: int) -> np.ndarray:
+    if len(vertices) <= max_vertices:
+        return vertices
+    idx = np.linspace(0, len(vertices) - 1, max_vertices).round().astype(int)
+    return vertices[np.unique(idx)]
+
+
+def fit_density_polygon(X: np.ndarray, params: DensityPolygonParams, *, dims: tuple[str, ...],
+                        gate_id: str) -> FitResult:
+    """Polygon along a density contour around the peak nearest ``params.target``."""
+    import contourpy  # shipped with matplotlib
+
+    X = finite_rows(X)
+    if X.shape[1] != 2:
+        raise ValueError("density_polygon needs exactly two dimensions")
+    if X.shape[0] < 50:
+        raise ValueError(f"only {X.shape[0]} events: too few for a density contour")
+    Xs = subsample(X, params.max_events, params.seed)
+    off, scale = robust_scale(Xs)
+    Z = (Xs - off) / scale
+    edges = np.linspace(-0.25, 1.25, params.bins + 1)
+    H, _, _ = np.histogram2d(Z[:, 0], Z[:, 1], bins=[edges, edges])
+    H = gaussian_filter(H, params.smooth) if params.smooth > 0 else H
+    centres = (edges[:-1] + edges[1:]) / 2
+    # the local maximum nearest the target
+    from scipy.ndimage import maximum_filter
+
+    is_peak = (H == maximum_filter(H, size=5)) & (H >= 0.05 * H.max())
+    pi, pj = np.nonzero(is_peak)
+    d = np.hypot(centres[pi] - params.target[0], centres[pj] - params.target[1])
+    k = int(np.argmin(d))
+    peak_xy = (centres[pi[k]], centres[pj[k]])
+    level = params.level * H[pi[k], pj[k]]
+    gen = contourpy.contour_generator(x=centres, y=centres, z=H.T)
+    lines = gen.lines(level)
+    flags: list[str] = []
+    best = None
+    for line in lines:
+        if len(line) < 4:
+            continue
+        inside = PolygonGate(id="_", dims=("x", "y"), vertices=tuple(map(tuple, line))).contains(
+            np.asarray([peak_xy]))[0]
+        if inside and (best is None or len(line) > len(best)):
+            best = line
+    if best is None:
+        flags.append("unreliable")
+        best = max(lines, key=len) if lines else None
+        if best is None or len(best) < 4:
+            raise ValueError("no closed density contour around the target population")
+    verts = _simplify(np.asarray(best), params.max_vertices) * scale + off
+    gate = PolygonGate(id=gate_id, dims=tuple(dims), vertices=tuple((float(a), float(b)) for a, b in verts))
+    info = {"peak_normalised": [float(peak_xy[0]), float(peak_xy[1])], "level": float(level),
+            "n_vertices": len(verts), "n_events": int(Xs.shape[0])}
+    return FitResult(gate, tuple(flags), info)
+
+
+def fit_singlets(X: np.ndarray, params: SingletParams, *, dims: tuple[str, ...], gate_id: str) -> FitResult:
+    """Polygon band ``area/height`` within robust limits, over the observed area range."""
+    X = finite_rows(X)
+    if X.shape[1] != 2:
+        raise ValueError("singlets needs two dimensions: [area, height]")
+    Xs = subsample(X, params.max_events, params.seed)
+    a, h = Xs[:, 0], Xs[:, 1]
+    ok = (h > 0) & (a > 0)
+    if ok.sum() < 50:
+        raise ValueError(f"only {int(ok.sum())} events with positive area and height")
+    a, h = a[ok], h[ok]
+    if params.min_area_quantile > 0:
+        keep = a >= np.quantile(a, params.min_area_quantile)
+        a, h = a[keep], h[keep]
+    r = a / h
+    med = float(np.median(r))
+    mad = float(np.median(np.abs(r - med)) * 1.4826) or 1e-3 * med
+    r_lo = max(med - params.lower_mads * mad, 1e-6)
+    r_hi = med + params.upper_mads * mad
+    flags = ["unreliable"] if (r_hi - r_lo) / med > params.max_band_ratio else []
+    a_lo = float(np.quantile(a, params.min_area_quantile)) if params.min_area_quantile > 0 else 0.0
+    a_hi = float(X[:, 0].max()) * 1.01 + 1.0
+    # polygon in (area, height): between the lines h = a / r_hi (lower) and h = a / r_lo (upper)
+    verts = ((a_lo, a_lo / r_hi), (a_hi, a_hi / r_hi), (a_hi, a_hi / r_lo), (a_lo, a_lo / r_lo))
+    if a_lo == 0.0:
+        verts = ((0.0, 0.0), (a_hi, a_hi / r_hi), (a_hi, a_hi / r_lo))
+    gate = PolygonGate(id=gate_id, dims=tuple(dims), vertices=tuple((float(x), float(y)) for x, y in verts))
+    info = {"ratio_median": med, "ratio_mad": mad, "ratio_band": [r_lo, r_hi], "n_events": int(a.size)}
+    return FitResult(gate, tuple(flags), info)

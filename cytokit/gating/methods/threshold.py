@@ -1,0 +1,122 @@
+"""Threshold-based gate methods: 1-D threshold, quadrant and multi-marker phenotype.
+
+Each dimension's threshold is fitted with :func:`cytokit.gating.methods.density.fit_threshold` on the
+parent's events (transformed scale); signs say which side is kept (``+`` = at or above the threshold,
+``-`` = below). The concrete gates are Gating-ML gates: a 1-D range (:class:`RectangleGate`), a
+:class:`QuadrantGate`, or, when some markers are combined with OR ("CD56+ and/or CD16+"), a
+:class:`BooleanGate` over those.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, field_validator, model_validator
+
+from ...gates import BooleanGate, QuadrantGate, RectangleGate
+from .base import FitResult, MethodParams, finite_rows
+from .density import ThresholdParams, fit_threshold
+
+Sign = Literal["+", "-"]
+
+
+class ThresholdGateParams(MethodParams):
+    """One marker above (``+``) or below (``-``) a fitted threshold."""
+
+    sign: Sign = "+"
+    threshold: ThresholdParams = Field(default_factory=ThresholdParams)
+
+
+class PhenotypeParams(MethodParams):
+    """Several markers, each ``+`` or ``-`` of its own fitted threshold.
+
+    ``thresholds`` holds one :class:`ThresholdParams` for every dimension (or a single one used for all).
+    Dimensions named in ``any_of`` are combined with OR (e.g. NK cells: CD56+ and/or CD16+), the others
+    with AND.
+    """
+
+    signs: tuple[Sign, ...]
+    thresholds: tuple[ThresholdParams, ...] = (ThresholdParams(),)
+    any_of: tuple[str, ...] = ()
+
+    @field_validator("signs")
+    @classmethod
+    def _signs(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError("at least one sign is needed")
+        return v
+
+    @model_validator(mode="after")
+    def _lengths(self) -> "PhenotypeParams":
+        if len(self.thresholds) not in (1, len(self.signs)):
+            raise ValueError(f"thresholds: give 1 or {len(self.signs)} entries (one per dimension)")
+        return self
+
+    def threshold_for(self, i: int) -> ThresholdParams:
+        return self.thresholds[0] if len(self.thresholds) == 1 else self.thresholds[i]
+
+
+class QuadrantParams(PhenotypeParams):
+    """Two markers, one quadrant: ``signs`` like ``["+", "-"]`` (CD4+ CD8-)."""
+
+    @field_validator("signs")
+    @classmethod
+    def _two(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if len(v) != 2:
+            raise ValueError("a quadrant needs exactly two signs")
+        return v
+
+
+def _fit_all(X: np.ndarray, dims: tuple[str, ...], params: PhenotypeParams) -> tuple[list[float], list[str], dict]:
+    X = finite_rows(X)
+    values, flags, info = [], [], {}
+    for i, dim in enumerate(dims):
+        t = fit_threshold(X[:, i], params.threshold_for(i))
+        values.append(t.value)
+        flags.extend(f"{dim}:{f}" for f in t.flags)
+        info[dim] = t.info
+    return values, flags, info
+
+
+def fit_threshold_gate(X: np.ndarray, params: ThresholdGateParams, *, dims: tuple[str, ...],
+                       gate_id: str) -> FitResult:
+    """``x >= t`` (sign ``+``) or ``x < t`` (sign ``-``) on one dimension, ``t`` fitted from ``X``."""
+    X = finite_rows(X)
+    t = fit_threshold(X[:, 0], params.threshold)
+    lower, upper = ((t.value,), (None,)) if params.sign == "+" else ((None,), (t.value,))
+    gate = RectangleGate(id=gate_id, dims=tuple(dims), lower=lower, upper=upper)
+    return FitResult(gate, t.flags, {"threshold": t.value, "sign": params.sign, dims[0]: t.info})
+
+
+def fit_phenotype(X: np.ndarray, params: PhenotypeParams, *, dims: tuple[str, ...], gate_id: str) -> FitResult:
+    """AND of per-marker signs, with the ``any_of`` markers OR-ed (see :class:`PhenotypeParams`)."""
+    dims = tuple(dims)
+    if len(params.signs) != len(dims):
+        raise ValueError(f"{len(params.signs)} signs for {len(dims)} dimensions {list(dims)}")
+    unknown = set(params.any_of) - set(dims)
+    if unknown:
+        raise ValueError(f"any_of names {sorted(unknown)} that are not among the dims {list(dims)}")
+    values, flags, info = _fit_all(X, dims, params)
+    info["thresholds"] = dict(zip(dims, values))
+    sign_num = [1 if s == "+" else -1 for s in params.signs]
+    if not params.any_of:
+        gate = QuadrantGate(id=gate_id, dims=dims, dividers=tuple(values), signs=tuple(sign_num))
+        return FitResult(gate, tuple(dict.fromkeys(flags)), info)
+    all_idx = [i for i, d in enumerate(dims) if d not in params.any_of]
+    any_idx = [i for i, d in enumerate(dims) if d in params.any_of]
+    # OR of positives == NOT (all of them on the other side)
+    none_gate = QuadrantGate(id=f"{gate_id} [none of {'/'.join(dims[i] for i in any_idx)}]",
+                             dims=tuple(dims[i] for i in any_idx),
+                             dividers=tuple(values[i] for i in any_idx),
+                             signs=tuple(-sign_num[i] for i in any_idx))
+    components = [none_gate]
+    operands = [(none_gate.id, True)]
+    if all_idx:
+        all_gate = QuadrantGate(id=f"{gate_id} [{' '.join(dims[i] + params.signs[i] for i in all_idx)}]",
+                                dims=tuple(dims[i] for i in all_idx),
+                                dividers=tuple(values[i] for i in all_idx),
+                                signs=tuple(sign_num[i] for i in all_idx))
+        components.insert(0, all_gate)
+        operands.insert(0, (all_gate.id, False))
+    gate = BooleanGate(id=gate_id, dims=dims, op="and", operands=tuple(operands))
+    return FitResult(gate, tuple(dict.fromkeys(flags)), info, components=tuple(components))
