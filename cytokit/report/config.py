@@ -1,0 +1,41 @@
+"""Options of the per-patient reports (the pipeline YAML carries them under ``reports:``)."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Measure = Literal["pct_parent", "pct_lymphocytes", "abs_count_per_uL"]
+
+
+class TrendPanel(BaseModel):
+    """One small trend plot: a population's measure over visit weeks."""
+
+    model_config = ConfigDict(extra="forbid")
+    population: str
+    measure: Measure = "abs_count_per_uL"
+
+
+class ReportOptions(BaseModel):
+    """What a per-patient report shows and how it is written."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    pdf: bool = True
+    reference_intervals: str = "reference_intervals"
+    low_event_threshold: int = Field(100, ge=0, description="events in a gate below which a value is flagged")
+    baseline_visit: str | None = Field(None, description="visit label of baseline; default the earliest week")
+    responder_increase_pct: float = Field(80.0, description="CD4 increase from baseline (%) that defines a responder")
+    cd4_thresholds: list[float] = Field(default_factory=lambda: [200.0, 350.0, 500.0])
+    cd4_population: str = "CD4 T"
+    cd8_population: str = "CD8 T"
+    trends: list[TrendPanel] = Field(default_factory=lambda: [
+        TrendPanel(population="CD4 T"),
+        TrendPanel(population="CD8 T"),
+        TrendPanel(population="Naive CD4"),
+        TrendPanel(population="Memory CD4"),
+        TrendPanel(population="CD28+ CD4", measure="pct_parent"),
+        TrendPanel(population="CD25+ CD4", measure="pct_parent"),
+        TrendPanel(population="NK cells"),
+        TrendPanel(population="B cells"),
+    ])

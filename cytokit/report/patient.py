@@ -1,0 +1,263 @@
+"""Assemble everything one patient's report shows, as plain data for the template.
+
+Units: ``pct_parent`` and ``pct_lymphocytes`` are percent (0–100); absolute counts are cells/µL
+(= 10^6 cells/L); weeks are weeks since the baseline visit; days are calendar days.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ReportError
+from ..io_utils import safe_name
+from .config import ReportOptions
+from .reference import ReferenceIntervals, flag
+from .store import ResultsStore
+
+
+def _num(value: Any) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(v) else v
+
+
+def _dates(series: pd.Series) -> pd.Series:
+    return pd.to_datetime(series, errors="coerce")
+
+
+@dataclass
+class PatientReport:
+    """All content of one patient's report (consumed by :mod:`cytokit.report.render`)."""
+
+    patient: str
+    arm: str
+    identity: dict[str, Any]
+    visits: list[dict[str, Any]]
+    derived: list[dict[str, Any]]
+    trends: pd.DataFrame
+    cycles_weeks: list[tuple[float, float]]
+    qc: list[dict[str, Any]]
+    methods: dict[str, Any]
+    intervals: dict[tuple[str, str], Any] = field(default_factory=dict)
+
+
+def _visit_week_table(pops: pd.DataFrame, clinical: pd.DataFrame) -> pd.DataFrame:
+    """One row per visit with its week and sample date (manifest date, else clinical date)."""
+    cols = [c for c in ("visit", "week", "sample_date") if c in pops.columns]
+    visits = pops[cols].drop_duplicates("visit").copy()
+    if "week" not in visits.columns and not clinical.empty and "week" in clinical.columns:
+        visits = visits.merge(clinical[["visit", "week"]].drop_duplicates("visit"), on="visit", how="left")
+    if "sample_date" not in visits.columns:
+        visits["sample_date"] = pd.NaT
+    if not clinical.empty and {"visit", "date"} <= set(clinical.columns):
+        dates = clinical[["visit", "date"]].drop_duplicates("visit")
+        visits = visits.merge(dates, on="visit", how="left")
+        visits["sample_date"] = visits["sample_date"].where(visits["sample_date"].notna(), visits["date"])
+        visits = visits.drop(columns=["date"])
+    if "week" not in visits.columns:
+        visits["week"] = np.arange(len(visits), dtype=float)
+    visits["sample_date"] = _dates(visits["sample_date"])
+    return visits.sort_values(["week", "visit"]).reset_index(drop=True)
+
+
+def _days_since_cycle(date: pd.Timestamp, cycles: pd.DataFrame) -> str:
+    """Text: days since the end of the last IL-2 cycle before ``date`` (or 'during cycle N')."""
+    if cycles.empty or pd.isna(date):
+        return ""
+    starts = _dates(cycles["start_date"])
+    ends = _dates(cycles.get("end_date", cycles["start_date"]))
+    before = cycles[starts <= date]
+    if before.empty:
+        return "before first cycle"
+    i = starts[starts <= date].idxmax()
+    cycle = cycles.loc[i, "cycle"] if "cycle" in cycles.columns else ""
+    if pd.notna(ends[i]) and date <= ends[i]:
+        return f"during cycle {cycle}"
+    return f"{int((date - ends[i]).days)} days after cycle {cycle}"
+
+
+def _phenotype(row: pd.Series) -> str:
+    for key in ("phenotype", "definition"):
+        if key in row.index and isinstance(row[key], str) and row[key]:
+            return row[key]
+    if "marker_medians" in row.index and isinstance(row["marker_medians"], str) and row["marker_medians"]:
+        try:
+            return " ".join(json.loads(row["marker_medians"]).keys())
+        except ValueError:
+            return ""
+    return ""
+
+
+def build_patient_report(store: ResultsStore, patient: str, options: ReportOptions,
+                         intervals: ReferenceIntervals) -> PatientReport:
+    """Collect one patient's values, derived measures, QC and methods from a results store."""
+    pops = store.populations[store.populations["patient"] == str(patient)].copy()
+    if pops.empty:
+        raise ReportError(f"patient {patient!r} has no results; patients are: {', '.join(store.patients)}",
+                          path=store.root)
+    clinical = store.clinical[store.clinical["patient"] == str(patient)] if "patient" in store.clinical else pd.DataFrame()
+    cycles = store.cycles[store.cycles["patient"] == str(patient)] if "patient" in store.cycles else pd.DataFrame()
+    samples = store.samples[store.samples["patient"] == str(patient)] if "patient" in store.samples else pd.DataFrame()
+    sex = str(clinical["sex"].dropna().iloc[0]) if "sex" in clinical and clinical["sex"].notna().any() else None
+    arm = str(pops["arm"].dropna().iloc[0]) if "arm" in pops and pops["arm"].notna().any() else ""
+
+    visits = _visit_week_table(pops, clinical)
+    baseline_visit = options.baseline_visit or str(visits["visit"].iloc[0])
+    if baseline_visit not in set(visits["visit"].astype(str)):
+        baseline_visit = str(visits["visit"].iloc[0])
+    base_date = visits.loc[visits["visit"].astype(str) == baseline_visit, "sample_date"].iloc[0]
+    lymph = {}
+    if {"visit", "lymphocytes_per_uL"} <= set(clinical.columns):
+        lymph = dict(zip(clinical["visit"].astype(str), clinical["lymphocytes_per_uL"]))
+
+    identity = {
+        "patient": patient, "arm": arm, "sex": sex or "", "age": (
+            _num(clinical["age"].dropna().iloc[0]) if "age" in clinical and clinical["age"].notna().any() else None),
+        "stratum": (str(clinical["stratum"].dropna().iloc[0]) if "stratum" in clinical and clinical["stratum"].notna().any() else ""),
+        "visits": ", ".join(visits["visit"].astype(str)),
+        "baseline": baseline_visit,
+        "n_cycles": int(len(cycles)),
+    }
+
+    visit_blocks = []
+    for v in visits.itertuples():
+        vp = pops[pops["visit"].astype(str) == str(v.visit)]
+        rows = []
+        for r in vp.sort_values([c for c in ("tube",) if c in vp.columns], kind="stable").itertuples(index=False):
+            rs = pd.Series(r._asdict())
+            abs_v = _num(rs.get("abs_count_per_uL"))
+            pct_l = _num(rs.get("pct_lymphocytes"))
+            pct_p = _num(rs.get("pct_parent"))
+            count = int(rs["count"]) if _num(rs.get("count")) is not None else None
+            iv_abs = intervals.lookup(rs["population"], "abs_count_per_uL", sex)
+            iv_pct = intervals.lookup(rs["population"], "pct_lymphocytes", sex)
+            flags = [f for f in (flag(abs_v, iv_abs), flag(pct_l, iv_pct)) if f]
+            rows.append({
+                "tube": rs.get("tube", ""), "population": rs["population"], "phenotype": _phenotype(rs),
+                "parent": rs.get("parent", ""), "pct_parent": pct_p, "pct_lymphocytes": pct_l,
+                "abs": abs_v, "count": count,
+                "reference": "; ".join(x for x in (
+                    f"{iv_pct.text()} %" if iv_pct else "", f"{iv_abs.text()} /µL" if iv_abs else "") if x),
+                "flag": flags[0] if flags else "",
+                "low_events": count is not None and count < options.low_event_threshold,
+                "gate_flags": str(rs.get("flags") or "") if str(rs.get("flags") or "") != "nan" else "",
+            })
+        thumbs = []
+        if not samples.empty and "sample_id" in samples.columns:
+            for s in samples[samples["visit"].astype(str) == str(v.visit)].itertuples():
+                sid = str(s.sample_id)
+                png = store.root / "samples" / sid / "gates.png"
+                usable = safe_name(sid) == sid and png.is_file()  # never follow an unsanitised id
+                thumbs.append({"tube": getattr(s, "tube", ""), "path": png if usable else None, "sample_id": sid})
+        visit_blocks.append({
+            "visit": str(v.visit), "week": _num(v.week),
+            "date": "" if pd.isna(v.sample_date) else v.sample_date.date().isoformat(),
+            "days_since_il2": _days_since_cycle(v.sample_date, cycles),
+            "lymphocytes_per_uL": _num(lymph.get(str(v.visit))),
+            "rows": rows, "thumbnails": thumbs,
+        })
+
+    trends = pops.merge(visits[["visit", "week"]], on="visit", how="left", suffixes=("_x", ""))
+    trends = trends[[c for c in ("visit", "week", "tube", "population", "pct_parent", "pct_lymphocytes",
+                                 "abs_count_per_uL") if c in trends.columns]]
+    derived = _derived(trends, baseline_visit, options, intervals, sex)
+    cycles_weeks = []
+    if not cycles.empty and pd.notna(base_date):
+        for c in cycles.itertuples():
+            s, e = pd.to_datetime(c.start_date, errors="coerce"), pd.to_datetime(getattr(c, "end_date", c.start_date), errors="coerce")
+            if pd.notna(s):
+                cycles_weeks.append(((s - base_date).days / 7.0, ((e if pd.notna(e) else s) - base_date).days / 7.0 + 1 / 7))
+
+    return PatientReport(
+        patient=str(patient), arm=arm, identity=identity, visits=visit_blocks, derived=derived,
+        trends=trends, cycles_weeks=cycles_weeks, qc=_qc_rows(samples, pops), methods=_methods(store, samples),
+        intervals={(iv.population, iv.measure): iv for iv in intervals.intervals
+                   if iv.sex in ("any", (sex or "")[:1].upper())},
+    )
+
+
+def _value(trends: pd.DataFrame, visit: str, population: str, measure: str) -> float | None:
+    sel = trends[(trends["visit"].astype(str) == visit) & (trends["population"] == population)]
+    if sel.empty or measure not in sel.columns:
+        return None
+    if "tube" in sel.columns and sel["tube"].nunique() > 1:  # prefer the tube that defines it deepest
+        sel = sel.sort_values("tube")
+    return _num(sel[measure].dropna().iloc[0]) if sel[measure].notna().any() else None
+
+
+def _derived(trends: pd.DataFrame, baseline: str, options: ReportOptions, intervals: ReferenceIntervals,
+             sex: str | None) -> list[dict[str, Any]]:
+    """Per visit: CD4/CD8 ratio, CD4 change from baseline (cells/µL and %), responder flags."""
+    out = []
+    cd4_base = _value(trends, baseline, options.cd4_population, "abs_count_per_uL")
+    ratio_iv = intervals.lookup("CD4/CD8 ratio", "ratio", sex)
+    for visit in trends.sort_values("week")["visit"].astype(str).unique():
+        cd4 = _value(trends, visit, options.cd4_population, "abs_count_per_uL")
+        cd8 = _value(trends, visit, options.cd8_population, "abs_count_per_uL")
+        if cd4 is None or cd8 is None:  # fall back to % of lymphocytes (same denominator)
+            cd4p = _value(trends, visit, options.cd4_population, "pct_lymphocytes")
+            cd8p = _value(trends, visit, options.cd8_population, "pct_lymphocytes")
+            ratio = cd4p / cd8p if cd4p is not None and cd8p else None
+        else:
+            ratio = cd4 / cd8 if cd8 else None
+        change = cd4 - cd4_base if cd4 is not None and cd4_base is not None else None
+        rel = 100.0 * change / cd4_base if change is not None and cd4_base else None
+        out.append({
+            "visit": visit, "cd4": cd4, "cd8": cd8, "ratio": ratio, "ratio_flag": flag(ratio, ratio_iv),
+            "ratio_reference": ratio_iv.text() if ratio_iv else "",
+            "cd4_change": change, "cd4_change_pct": rel,
+            "responder": (rel is not None and rel >= options.responder_increase_pct and visit != baseline),
+            "above": {t: (cd4 is not None and cd4 > t) for t in options.cd4_thresholds},
+            "ratio_above_1": ratio is not None and ratio > 1.0,
+        })
+    return out
+
+
+def _qc_rows(samples: pd.DataFrame, pops: pd.DataFrame) -> list[dict[str, Any]]:
+    rows = []
+    if samples.empty:
+        return rows
+    for s in samples.sort_values([c for c in ("week", "visit", "tube") if c in samples.columns]).itertuples(index=False):
+        d = s._asdict()
+        n, nq = _num(d.get("n_events")), _num(d.get("n_events_qc"))
+        gate_flags = ""
+        if "sample_id" in pops.columns and "flags" in pops.columns:
+            f = pops[(pops["sample_id"] == d.get("sample_id")) & pops["flags"].fillna("").astype(str).ne("")]
+            gate_flags = "; ".join(f"{p}: {fl}" for p, fl in zip(f["population"], f["flags"]))
+        rows.append({
+            "visit": d.get("visit", ""), "tube": d.get("tube", ""), "file": d.get("file", ""),
+            "status": d.get("status", ""), "error": d.get("error", "") if isinstance(d.get("error"), str) else "",
+            "n_events": n, "n_events_qc": nq,
+            "removed_pct": (100.0 * (n - nq) / n) if n and nq is not None else None,
+            "lymphocytes": _num(d.get("lymphocytes")), "lymphosum_pct": _num(d.get("lymphosum_pct")),
+            "cd4_cd8_vs_cd3_pct": _num(d.get("cd4_cd8_vs_cd3_pct")),
+            "qc_flags": d.get("qc_flags", "") if isinstance(d.get("qc_flags"), str) else "",
+            "check_flags": d.get("check_flags", "") if isinstance(d.get("check_flags"), str) else "",
+            "gate_flags": gate_flags,
+        })
+    return rows
+
+
+def _methods(store: ResultsStore, samples: pd.DataFrame) -> dict[str, Any]:
+    info = store.run_info
+    files = []
+    if not samples.empty:
+        for s in samples.itertuples(index=False):
+            d = s._asdict()
+            files.append({"file": d.get("file", ""), "sha256": d.get("sha256", ""), "tube": d.get("tube", ""),
+                          "visit": d.get("visit", "")})
+    return {
+        "tubes": info.get("tubes", {}),
+        "versions": info.get("package_versions", {}),
+        "cytokit_version": info.get("cytokit_version", ""),
+        "config_hash": info.get("config_hash", ""),
+        "pipeline": info.get("pipeline", ""),
+        "files": files,
+    }

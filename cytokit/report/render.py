@@ -1,0 +1,72 @@
+"""Render a :class:`PatientReport` to self-contained HTML (all text escaped, images inlined) and PDF."""
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import math
+from typing import Any
+
+import jinja2
+
+from .. import __version__
+from ..errors import ReportError
+from .config import ReportOptions
+from .figures import data_uri, trend_png
+from .patient import PatientReport
+from .reference import ReferenceIntervals
+
+log = logging.getLogger(__name__)
+
+
+def _fmt(value: Any, digits: int = 1, signed: bool = False) -> str:
+    """Number formatting for tables: '—' for missing values."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "—"
+    if math.isnan(v):
+        return "—"
+    return f"{v:+,.{digits}f}" if signed else f"{v:,.{digits}f}"
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("cytokit.report", "templates"),
+        autoescape=True,  # every value from FCS files / manifests is escaped
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True, lstrip_blocks=True,
+    )
+    env.globals["fmt"] = _fmt
+    return env
+
+
+def render_html(report: PatientReport, options: ReportOptions, intervals: ReferenceIntervals,
+                generated: str | None = None) -> str:
+    """The report as one HTML document with no external assets."""
+    for visit in report.visits:
+        for thumb in visit["thumbnails"]:
+            thumb["uri"] = data_uri(path=thumb["path"]) if thumb.get("path") else ""
+    sources = sorted({iv.source for iv in intervals.intervals})
+    try:
+        return _environment().get_template("patient.html.j2").render(
+            r=report, options=options, methods=report.methods, version=__version__,
+            trend_uri=data_uri(trend_png(report, options.trends)),
+            generated=generated or _dt.date.today().isoformat(),
+            intervals_name=intervals.name, sources=sources,
+        )
+    except jinja2.TemplateError as exc:
+        raise ReportError(f"report template failed for patient {report.patient!r}: {exc}") from exc
+
+
+def render_pdf(html: str) -> bytes:
+    """PDF bytes from the report HTML (WeasyPrint; needs the Pango library of the system)."""
+    try:
+        import weasyprint
+    except (ImportError, OSError) as exc:  # OSError: Pango/cairo shared libraries missing
+        raise ReportError(
+            f"PDF output needs WeasyPrint and the Pango system library ({exc}); "
+            "install them or disable PDF output (reports: {pdf: false} / --no-pdf)"
+        ) from exc
+    logging.getLogger("weasyprint").setLevel(logging.ERROR)
+    logging.getLogger("fontTools").setLevel(logging.ERROR)
+    return weasyprint.HTML(string=html).write_pdf()
