@@ -1,0 +1,69 @@
+"""Compensation as Gating-ML dimensions need it: the file's $SPILLOVER ("FCS") or a spectrum matrix.
+
+All values are on the linear scale. Compensated detector values are ``X_detectors @ inv(S)`` for a
+spillover matrix ``S`` (row = fluorochrome source, column = detector).
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from ..errors import CompensationError
+
+SPILLOVER_KEYWORDS = ("spillover", "spill", "comp")
+
+
+def spillover_from_metadata(metadata: Mapping[str, str], *, path: object = None
+                            ) -> tuple[tuple[str, ...], np.ndarray] | None:
+    """The acquisition spillover matrix of an FCS file ($SPILLOVER / $SPILL / $COMP keyword).
+
+    Returns ``(channel names, n x n matrix)`` or ``None`` when the file has none. Malformed text raises
+    :class:`CompensationError` naming the file.
+    """
+    text = None
+    for key in SPILLOVER_KEYWORDS:
+        for k in (key, "$" + key, key.upper(), "$" + key.upper()):
+            if metadata.get(k):
+                text = str(metadata[k])
+                break
+        if text:
+            break
+    if not text:
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        n = int(float(parts[0]))
+    except (ValueError, IndexError):
+        raise CompensationError(f"spillover keyword does not start with a channel count: {text[:40]!r}",
+                                path=path) from None
+    if n <= 0 or len(parts) != 1 + n + n * n:
+        raise CompensationError(
+            f"spillover keyword declares {n} channels but holds {len(parts) - 1} fields "
+            f"(expected {n + n * n})", path=path)
+    names = tuple(parts[1:1 + n])
+    try:
+        values = np.asarray([float(v) for v in parts[1 + n:]], dtype=np.float64).reshape(n, n)
+    except ValueError as exc:
+        raise CompensationError(f"spillover keyword holds a non-numeric value: {exc}", path=path) from None
+    return names, values
+
+
+def compensate_columns(detectors: np.ndarray, matrix: np.ndarray, *, inverted: bool = False,
+                       path: object = None) -> np.ndarray:
+    """Compensate ``detectors`` (n_events x n_detectors, linear scale).
+
+    ``matrix`` is a spillover/spectrum matrix (n_fluorochromes x n_detectors, pseudo-inverted here) or,
+    with ``inverted=True``, already the compensation matrix (n_detectors x n_fluorochromes).
+    """
+    m = np.asarray(matrix, dtype=np.float64)
+    if not inverted:
+        try:
+            m = np.linalg.inv(m) if m.shape[0] == m.shape[1] else np.linalg.pinv(m)
+        except np.linalg.LinAlgError:
+            raise CompensationError("spillover matrix is singular and cannot be inverted", path=path) from None
+    if detectors.shape[1] != m.shape[0]:
+        raise CompensationError(
+            f"compensation matrix has {m.shape[0]} detector rows but {detectors.shape[1]} detector columns "
+            "were given", path=path)
+    return np.asarray(detectors, dtype=np.float64) @ m
