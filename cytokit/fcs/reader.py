@@ -83,6 +83,10 @@ def _read_text_segment(buf: bytes, start: int, header: FCSHeader, path: Path) ->
         if len(raw) > 2 and raw[-2:-1] == delim:
             pairs, warns = parse_text(raw[:-1], path=path)
             return pairs, warns + [f"TEXT end offset {header.text_end} is one byte past the delimiter"]
+        if te + 1 < size and buf[te + 1:te + 2] in (b" ", b"\x00"):
+            pairs, warns = parse_text(raw, path=path, strict_end=False)
+            return pairs, [w for w in warns if "does not end with its delimiter" not in w] + [
+                "TEXT segment has no closing delimiter but is followed by blank padding; last value kept"]
         raise strict_error
 
 
@@ -230,7 +234,7 @@ def _data_bounds(ds: DataSetText, n_tot: int | None, layout: DataLayout, size: i
     options = []
     for rank, (name, b, e) in enumerate(cands):
         length = e - b + 1
-        if b < HEADER_LEN or e < b:
+        if b < HEADER_LEN or e < b or (b <= hdr.text_end and b + need - 1 >= hdr.text_begin):
             continue
         if start + b + need > size:
             continue
@@ -245,26 +249,23 @@ def _data_bounds(ds: DataSetText, n_tot: int | None, layout: DataLayout, size: i
         options.append((score, rank, name, b, e))
     if options:
         score, rank, name, b, e = min(options)
-        if rank > 0 and len(cands) > 1:
-            hb, he = cands[0][1], cands[0][2]
-            warnings.append(f"HEADER DATA offsets {hb}-{he} are inconsistent with $TOT x $PAR; used {name} "
-                            f"offsets {b}-{e}")
+        if len(cands) > 1 and (cands[0][1], cands[0][2]) != (cands[1][1], cands[1][2]):
+            warnings.append(f"HEADER DATA offsets {cands[0][1]}-{cands[0][2]} and TEXT $BEGINDATA/$ENDDATA "
+                            f"{cands[1][1]}-{cands[1][2]} disagree; used {name} (consistent with $TOT x $PAR)")
         if score == 1:
             warnings.append(f"DATA end offset {e} is off by one byte ($TOT x $PAR needs {need} bytes from {b})")
         elif score == 2:
             warnings.append(f"DATA segment has {e - b + 1 - need} padding byte(s) after the last event")
-        elif len(cands) > 1 and (cands[0][1], cands[0][2]) != (cands[1][1], cands[1][2]) and rank == 0:
-            warnings.append(f"TEXT $BEGINDATA/$ENDDATA {cands[1][1]}-{cands[1][2]} disagree with HEADER; "
-                            f"used HEADER offsets {b}-{e}")
         return start + b, n_tot
     # Nothing consistent: explain the most likely problem.
     name, b, e = cands[0]
     available = max(0, size - (start + b))
-    if b < HEADER_LEN or e < b:
-        raise FCSError(f"{name} gives an invalid DATA segment ({b}-{e})", path=path)
+    if b < HEADER_LEN or e < b or (b <= hdr.text_end and b + need - 1 >= hdr.text_begin):
+        raise FCSError(f"{name} gives an invalid DATA segment ({b}-{e}; it overlaps HEADER or TEXT "
+                       f"{hdr.text_begin}-{hdr.text_end})", path=path)
     if start + b >= size:
         raise FCSError(f"HEADER offsets point beyond the end of the file: DATA starts at byte {start + b}, "
-                       f"file has {size} bytes", path=path)
+                       f"file has only {size} bytes (truncated or header-only file)", path=path)
     if start + b + need > size and e - b + 1 >= need:
         raise FCSError(
             f"DATA segment is truncated: $TOT = {n_tot} events x $PAR = {len(layout.bits)} need {need} bytes "
@@ -278,6 +279,31 @@ def _data_bounds(ds: DataSetText, n_tot: int | None, layout: DataLayout, size: i
     raise FCSError(
         f"$TOT = {n_tot} events x $PAR = {len(layout.bits)} ({need} bytes) is inconsistent with the DATA "
         f"segment length {e - b + 1} bytes ({b}-{e}) = {((e - b + 1) * 8) / row_bits:.2f} events", path=path)
+
+
+def _resolve_layout(ds: DataSetText, n_tot: int | None, layout: DataLayout, size: int, path: Path,
+                    warnings: list[str]) -> tuple[int, int, DataLayout]:
+    """DATA bounds, trying byte-aligned storage first for integer widths such as 10 bits ($PnB = 10 is
+    usually stored in 16-bit words), then bit-packed storage."""
+    if layout.datatype != "I" or all(b % 8 == 0 for b in layout.bits):
+        return (*_data_bounds(ds, n_tot, layout, size, path, warnings), layout)
+    rounded = tuple(8 if b <= 8 else 16 if b <= 16 else 32 if b <= 32 else 64 for b in layout.bits)
+    ranges = tuple(r if np.isfinite(r) else float(2 ** b) for r, b in zip(layout.ranges, layout.bits))
+    aligned = DataLayout("I", layout.little_endian, rounded, ranges)
+    packed = DataLayout("I", layout.little_endian, layout.bits, ranges)
+    trial: list[str] = []
+    try:
+        begin, n = _data_bounds(ds, n_tot, aligned, size, path, trial)
+        warnings += trial + [f"integer widths $PnB {sorted(set(layout.bits))} are stored in "
+                             f"{sorted(set(rounded))}-bit words (values masked to $PnB/$PnR)"]
+        return begin, n, aligned
+    except FCSError as first:
+        try:
+            begin, n = _data_bounds(ds, n_tot, packed, size, path, warnings)
+        except FCSError:
+            raise first from None
+        warnings.append(f"integer widths $PnB {sorted(set(layout.bits))} are bit-packed")
+        return begin, n, packed
 
 
 def read_fcs(path: str | Path, *, dataset: int = 0) -> Sample:
@@ -314,7 +340,7 @@ def _read_buffer(buf: bytes, path: Path, dataset: int) -> Sample:
     channels, ch_warn = channel_table(kw, n_par, layout.datatype, path=path)
     warnings += ch_warn
     n_tot = _int_keyword(kw, "tot", path, required=ds.header.version != "2.0")
-    begin, n_tot = _data_bounds(ds, n_tot, layout, len(buf), path, warnings)
+    begin, n_tot, layout = _resolve_layout(ds, n_tot, layout, len(buf), path, warnings)
     nbytes = (n_tot * layout.row_bits + 7) // 8
     events = decode_data(memoryview(buf)[begin:begin + nbytes], n_tot, layout, path=path)
     if not events.flags.writeable:

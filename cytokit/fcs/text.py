@@ -23,6 +23,27 @@ def _decode(raw: bytes, warnings: list[str]) -> str:
         return raw.decode("latin-1")
 
 
+def _split_escaped(body: bytes, delim: bytes) -> list[bytes]:
+    """Split on single delimiters; runs of 2k delimiters are k escaped literals, 2k+1 add a separator.
+
+    Returned tokens still contain their doubled delimiters (callers unescape).
+    """
+    d = re.escape(delim)
+    out: list[bytes] = []
+    cur = b""
+    for part in re.split(rb"(" + d + rb"+)", body):
+        if part[:1] == delim and part == delim * len(part):
+            n = len(part)
+            cur += delim * (2 * (n // 2))
+            if n % 2:
+                out.append(cur)
+                cur = b""
+        else:
+            cur += part
+    out.append(cur)
+    return out
+
+
 def parse_text(raw: bytes, *, path: str | Path | None = None, segment: str = "TEXT",
                strict_end: bool = True) -> tuple[list[tuple[str, str]], list[str]]:
     """Split a TEXT segment into keyword/value pairs.
@@ -39,35 +60,29 @@ def parse_text(raw: bytes, *, path: str | Path | None = None, segment: str = "TE
             f"{segment} segment does not start with a delimiter (first byte {delim!r})", path=path
         )
     body = raw[1:]
-    if not body.endswith(delim):
-        if strict_end:
-            raise FCSError(f"{segment} segment has no closing delimiter {delim!r}", path=path)
-        warnings.append(f"{segment} segment does not end with its delimiter; last value may be cut")
+    blanks = b" \t\r\n\x00"
+    stripped = body if delim in blanks else body.rstrip(blanks)
+    if stripped.endswith(delim):
+        if stripped != body:
+            warnings.append(f"{segment} segment has {len(body) - len(stripped)} blank padding byte(s) after "
+                            "its closing delimiter")
+        body = stripped[:-1]
+    elif stripped != body:
+        warnings.append(f"{segment} segment ends with blank padding instead of its closing delimiter")
+        body = stripped
+    elif strict_end:
+        raise FCSError(f"{segment} segment has no closing delimiter {delim!r} (truncated TEXT or wrong "
+                       "TEXT end offset)", path=path)
     else:
-        body = body[:-1]
-    # Split on single delimiters; a doubled delimiter is an escaped literal delimiter.
-    d = re.escape(delim)
-    tokens = re.split(rb"(?<!" + d + rb")" + d + rb"(?!" + d + rb")", body)
-    # A run of an odd number (>=3) of delimiters is "escaped literal(s) + a separator": the lookarounds
-    # above leave such runs unsplit, so split them explicitly.
-    fixed: list[bytes] = []
-    for tok in tokens:
-        if delim * 3 in tok:
-            parts = re.split(rb"((?:" + d + rb")+)", tok)
-            cur = b""
-            for part in parts:
-                if part.startswith(delim) and part == delim * len(part):
-                    n = len(part)
-                    cur += delim * (n // 2)
-                    if n % 2:
-                        fixed.append(cur)
-                        cur = b""
-                else:
-                    cur += part
-            fixed.append(cur)
-        else:
-            fixed.append(tok)
-    tokens = [t.replace(delim * 2, delim) for t in fixed]
+        warnings.append(f"{segment} segment does not end with its delimiter; last value may be cut")
+    tokens = _split_escaped(body, delim)
+    if any(delim * 2 in tokens[i] for i in range(0, len(tokens), 2)):
+        # Keyword names never contain the delimiter: this writer used doubled delimiters for empty values.
+        tokens = body.split(delim)
+        warnings.append(f"{segment} segment has empty keyword values (doubled delimiters read as empty "
+                        "values, not escapes)")
+    else:
+        tokens = [t.replace(delim * 2, delim) for t in tokens]
     if len(tokens) % 2:
         if tokens and tokens[-1].strip() == b"":
             tokens = tokens[:-1]
