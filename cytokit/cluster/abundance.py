@@ -1,0 +1,122 @@
+"""Cluster annotation and per-sample abundance tables (tidy, one row per sample x cluster/population).
+
+Units: ``pct`` columns are **percent (0-100) of the clustered population's events** in that sample;
+counts are events. Medians are on the transformed scale.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .model import ClusteringResult
+from .phenotype import UNASSIGNED, PhenotypeTable, Thresholds, match_matrix, name_clusters
+
+LEVELS = ("node", "metacluster")
+
+
+@dataclass
+class Annotation:
+    """Phenotype matches and names of SOM nodes and metaclusters.
+
+    ``node_matches`` / ``metacluster_matches``: boolean frames (cluster x population);
+    ``node_names`` / ``metacluster_names``: most specific matching population or ``"unassigned"``.
+    """
+
+    table: PhenotypeTable
+    thresholds: Thresholds
+    node_matches: pd.DataFrame
+    node_names: pd.Series
+    metacluster_matches: pd.DataFrame
+    metacluster_names: pd.Series
+
+    @property
+    def populations(self) -> list[str]:
+        """Populations that could be decided from the clustered markers (table order)."""
+        return list(self.metacluster_matches.columns)
+
+
+def annotate(result: ClusteringResult, table: PhenotypeTable, thresholds: Thresholds) -> Annotation:
+    """Match every node and metacluster median against the phenotype table."""
+    nm = match_matrix(result.node_medians, table, thresholds)
+    mm = match_matrix(result.metacluster_medians, table, thresholds)
+    return Annotation(table, thresholds, nm, name_clusters(nm, table, result.markers),
+                      mm, name_clusters(mm, table, result.markers))
+
+
+def metacluster_abundance(result: ClusteringResult, annotation: Annotation | None = None) -> pd.DataFrame:
+    """Rows: sample_id, metacluster, name, count, total, pct (% of the clustered population)."""
+    counts = result.metacluster_counts()
+    totals = counts.sum(axis=1)
+    rows = []
+    for sid, row in counts.iterrows():
+        for mc, c in row.items():
+            rows.append((sid, int(mc), int(c), int(totals[sid])))
+    df = pd.DataFrame(rows, columns=["sample_id", "metacluster", "count", "total"])
+    df["pct"] = np.where(df["total"] > 0, 100.0 * df["count"] / df["total"].clip(lower=1), np.nan)
+    names = annotation.metacluster_names if annotation is not None else pd.Series(dtype=object)
+    df.insert(2, "name", df["metacluster"].map(lambda k: names.get(k, UNASSIGNED)))
+    df.insert(1, "population", result.population or "")
+    return df
+
+
+def population_abundance(result: ClusteringResult, annotation: Annotation, *, level: str = "node") -> pd.DataFrame:
+    """Rows: sample_id, population, count, total, pct — events in clusters matching each phenotype.
+
+    ``level="node"`` sums SOM nodes whose median matches (finer); ``"metacluster"`` sums metaclusters.
+    """
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {LEVELS}")
+    if level == "node":
+        counts, matches = result.node_counts(), annotation.node_matches
+    else:
+        counts, matches = result.metacluster_counts(), annotation.metacluster_matches
+    C = counts.to_numpy(dtype=np.int64)
+    M = matches.reindex(index=counts.columns, fill_value=False).to_numpy(dtype=np.int64)
+    pop_counts = C @ M
+    totals = C.sum(axis=1)
+    rows = []
+    for i, sid in enumerate(counts.index):
+        for j, pop in enumerate(matches.columns):
+            rows.append((sid, pop, int(pop_counts[i, j]), int(totals[i])))
+    df = pd.DataFrame(rows, columns=["sample_id", "population", "count", "total"])
+    df["pct"] = np.where(df["total"] > 0, 100.0 * df["count"] / df["total"].clip(lower=1), np.nan)
+    df.insert(2, "clustered_population", result.population or "")
+    df["level"] = level
+    return df
+
+
+def metacluster_table(result: ClusteringResult, annotation: Annotation | None = None) -> pd.DataFrame:
+    """One row per metacluster: name, matching populations, nodes, % of all events, marker medians."""
+    counts = result.metacluster_counts().sum(axis=0)
+    total = max(int(counts.sum()), 1)
+    k = len(result.metacluster_medians)
+    df = pd.DataFrame({"metacluster": np.arange(k)})
+    if annotation is not None:
+        df["name"] = annotation.metacluster_names.reindex(range(k)).fillna(UNASSIGNED).to_numpy()
+        mm = annotation.metacluster_matches
+        df["matches"] = [";".join(c for c in mm.columns if mm.at[i, c]) if i in mm.index else "" for i in range(k)]
+    else:
+        df["name"] = UNASSIGNED
+        df["matches"] = ""
+    df["n_nodes"] = np.bincount(result.node_metacluster, minlength=k)
+    df["events"] = counts.reindex(range(k), fill_value=0).to_numpy()
+    df["pct_events"] = 100.0 * df["events"] / total
+    for m in result.markers:
+        df[f"median_{m}"] = result.metacluster_medians[m].to_numpy()
+    return df
+
+
+def node_table(result: ClusteringResult, annotation: Annotation | None = None) -> pd.DataFrame:
+    """One row per SOM node: grid position, metacluster, name, events, marker medians."""
+    p = result.params
+    n = result.codes.shape[0]
+    df = pd.DataFrame({"node": np.arange(n), "grid_x": np.arange(n) // p.ydim, "grid_y": np.arange(n) % p.ydim,
+                       "metacluster": result.node_metacluster})
+    df["name"] = (annotation.node_names.reindex(range(n)).fillna(UNASSIGNED).to_numpy()
+                  if annotation is not None else UNASSIGNED)
+    df["events"] = result.node_counts().sum(axis=0).reindex(range(n), fill_value=0).to_numpy()
+    for m in result.markers:
+        df[f"median_{m}"] = result.node_medians[m].to_numpy()
+    return df

@@ -1,0 +1,275 @@
+"""The clustering cohort stage: results store in, ``OUT/clustering/`` tables and figures out.
+
+Contract
+--------
+:func:`analyse` works in memory: ``samples`` (sample id -> events on the transformed scale, columns =
+``markers``) -> :class:`ClusteringRun` holding the clustering, annotation and tidy tables:
+
+=========================  =====================================================================
+``metacluster_abundance``  sample_id, population, metacluster, name, count, total, pct (+ manifest)
+``population_abundance``   sample_id, population, clustered_population, count, total, pct, level (+ manifest)
+``metaclusters``           metacluster, name, matches, n_nodes, events, pct_events, median_<marker>
+``nodes``                  node, grid_x, grid_y, metacluster, name, events, median_<marker>
+``thresholds``             marker, positive_threshold, high_threshold, source
+``agreement``              gating vs clustering per sample and population (pp), ``flagged``
+``agreement_summary``      per population: mean/max |difference| (pp), samples flagged
+``differential``           between-arm tests per visit and metacluster, FDR-adjusted
+=========================  =====================================================================
+
+``pct`` is percent (0-100) of the clustered population. :func:`run_clustering` reads the pipeline's
+results store (``samples`` table, ``populations`` table, ``cytokit.pipeline.load_gated_events`` for the
+events), calls :func:`analyse` and writes every table as Parquet + CSV, ``heatmap.png``, ``map.png``,
+``abundance.png`` and ``clustering.json`` (parameters, markers, thresholds, skipped samples) into
+``OUT/clustering/``. Existing outputs are not overwritten without ``force``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ClusterError, CytokitError, PipelineError
+from ..io_utils import atomic_write_text, write_table
+from .abundance import (Annotation, annotate, metacluster_abundance, metacluster_table, node_table,
+                        population_abundance)
+from .agreement import agreement_summary, agreement_table
+from .differential import differential_abundance
+from .model import ClusteringResult, cluster_samples
+from .params import ClusterParams
+from .phenotype import PhenotypeTable, Thresholds, estimate_thresholds, load_phenotypes
+
+log = logging.getLogger(__name__)
+
+#: manifest columns copied from the samples table onto abundance rows
+MANIFEST_COLUMNS = ("patient", "visit", "week", "arm", "tube")
+#: channels never clustered by default (canonical scatter/time names)
+NON_MARKERS = ("FSC-A", "FSC-H", "FSC-W", "SSC-A", "SSC-H", "SSC-W", "Time")
+OUTPUT_DIR = "clustering"
+
+Loader = Callable[[Path, str, str], Any]
+
+
+@dataclass
+class ClusteringRun:
+    """Everything one clustering stage produced (see module docstring for the tables)."""
+
+    result: ClusteringResult
+    annotation: Annotation
+    tables: dict[str, pd.DataFrame]
+    skipped: dict[str, str] = field(default_factory=dict)
+    paths: list[Path] = field(default_factory=list)
+
+
+def _with_meta(df: pd.DataFrame, meta: pd.DataFrame | None) -> pd.DataFrame:
+    if meta is None or meta.empty:
+        return df
+    cols = ["sample_id"] + [c for c in MANIFEST_COLUMNS if c in meta.columns and c not in df.columns]
+    return df.merge(meta[cols].drop_duplicates("sample_id"), on="sample_id", how="left")
+
+
+def analyse(samples: Mapping[str, np.ndarray], markers: Sequence[str], *, population: str = "T cells",
+            params: ClusterParams | None = None, phenotypes: PhenotypeTable | None = None,
+            thresholds: Mapping[str, Any] | None = None, meta: pd.DataFrame | None = None,
+            gating: pd.DataFrame | None = None, level: str = "node", da_test: str = "quasibinomial") -> ClusteringRun:
+    """Cluster, annotate and tabulate (no file IO). ``meta``: samples table (sample_id + manifest columns);
+    ``gating``: the results store's populations table (for the agreement table)."""
+    params = params or ClusterParams()
+    result = cluster_samples(samples, markers, params=params, population=population)
+    thr: Thresholds = estimate_thresholds(result.train_events, list(markers), given=thresholds, seed=params.seed)
+    ann = annotate(result, phenotypes or PhenotypeTable.default(), thr)
+    mc_ab = _with_meta(metacluster_abundance(result, ann), meta)
+    pop_ab = _with_meta(population_abundance(result, ann, level=level), meta)
+    tables = {
+        "metacluster_abundance": mc_ab,
+        "population_abundance": pop_ab,
+        "metaclusters": metacluster_table(result, ann),
+        "nodes": node_table(result, ann),
+        "thresholds": thr.to_frame(),
+    }
+    if gating is not None and not gating.empty:
+        agr = agreement_table(pop_ab, gating, root=population, margin_pp=params.margin_pp)
+        tables["agreement"] = _with_meta(agr, meta)
+        tables["agreement_summary"] = agreement_summary(agr)
+    if {"arm", "visit"} <= set(mc_ab.columns) and mc_ab["arm"].dropna().nunique() == 2:
+        tables["differential"] = differential_abundance(mc_ab, cluster_col="metacluster", test=da_test,
+                                                        alpha=params.alpha)
+    elif meta is not None:
+        log.info("no between-arm comparison: need 'arm' (two groups) and 'visit' in the samples table")
+    return ClusteringRun(result, ann, tables)
+
+
+# -- results store -----------------------------------------------------------------------------------
+def _read_store_table(results_dir: Path, stem: str, *, required: bool) -> pd.DataFrame | None:
+    for suffix, reader in ((".parquet", pd.read_parquet), (".csv", pd.read_csv)):
+        path = results_dir / f"{stem}{suffix}"
+        if path.is_file():
+            try:
+                return reader(path)
+            except Exception as exc:  # pyarrow/pandas raise many types for corrupt files
+                raise ClusterError(f"cannot read results table: {exc}", path=path) from exc
+    if required:
+        raise ClusterError(f"results store has no {stem}.parquet or {stem}.csv; run 'cytokit run' first",
+                           path=results_dir)
+    return None
+
+
+def _default_loader() -> Loader:
+    try:
+        from ..pipeline import load_gated_events
+    except ImportError as exc:
+        raise ClusterError(f"the pipeline's event loader is not available ({exc})") from exc
+    return load_gated_events
+
+
+def _unpack(loaded: Any, where: str) -> tuple[np.ndarray, list[str]]:
+    """Events and marker names from what a loader returns: (events, markers), a Sample, or an object
+    with ``events`` and ``markers`` attributes."""
+    if isinstance(loaded, tuple) and len(loaded) == 2:
+        events, names = loaded
+    elif hasattr(loaded, "channels") and hasattr(loaded, "events"):
+        events, names = loaded.events, list(loaded.channels["marker"].astype(str))
+    elif hasattr(loaded, "events") and hasattr(loaded, "markers"):
+        events, names = loaded.events, loaded.markers
+    else:
+        raise ClusterError(f"{where}: the event loader returned {type(loaded).__name__}, not (events, markers)")
+    events = np.asarray(events)
+    names = [str(n) for n in names]
+    if events.ndim != 2 or events.shape[1] != len(names):
+        raise ClusterError(f"{where}: events of shape {events.shape} do not match markers {names}")
+    return events, names
+
+
+def load_population_events(results_dir: str | Path, *, population: str, markers: Sequence[str] | None = None,
+                           tube: str | None = None, loader: Loader | None = None
+                           ) -> tuple[dict[str, np.ndarray], list[str], pd.DataFrame, dict[str, str]]:
+    """Events of ``population`` for every ok sample of the store: (samples, markers, meta, skipped).
+
+    Samples whose events cannot be loaded, or that lack a requested marker, are skipped with the reason
+    recorded (a batch goes on past one bad sample). Raises :class:`ClusterError` when nothing is left.
+    """
+    results_dir = Path(results_dir)
+    meta = _read_store_table(results_dir, "samples", required=True)
+    if "sample_id" not in meta.columns:
+        raise ClusterError("samples table has no 'sample_id' column", path=results_dir / "samples")
+    if "status" in meta.columns:
+        meta = meta[meta["status"].astype(str) == "ok"]
+    if tube is not None:
+        if "tube" not in meta.columns:
+            raise ClusterError("samples table has no 'tube' column to select --tube from", path=results_dir)
+        meta = meta[meta["tube"].astype(str) == tube]
+    elif "tube" in meta.columns and meta["tube"].nunique() > 1:
+        raise ClusterError(f"samples come from tubes {sorted(meta['tube'].astype(str).unique())}; "
+                           "choose one (--tube)", path=results_dir)
+    if meta.empty:
+        raise ClusterError("no successfully processed samples to cluster"
+                           + (f" in tube {tube!r}" if tube else ""), path=results_dir)
+    meta = meta.sort_values("sample_id", kind="stable").reset_index(drop=True)
+    loader = loader or _default_loader()
+    samples: dict[str, np.ndarray] = {}
+    skipped: dict[str, str] = {}
+    chosen = list(markers) if markers else None
+    for sid in meta["sample_id"].astype(str):
+        try:
+            events, names = _unpack(loader(results_dir, sid, population), f"sample {sid}")
+        except CytokitError as exc:
+            skipped[sid] = str(exc)
+            log.warning("sample %s skipped: %s", sid, exc)
+            continue
+        if chosen is None:
+            chosen = [n for n in names if n not in NON_MARKERS]
+            log.info("clustering on markers %s", chosen)
+        missing = [m for m in chosen if m not in names]
+        if missing:
+            skipped[sid] = f"markers {missing} not among {names}"
+            log.warning("sample %s skipped: lacks markers %s", sid, missing)
+            continue
+        samples[sid] = events[:, [names.index(m) for m in chosen]]
+    if not samples:
+        raise ClusterError(f"no sample could be loaded for population {population!r}: "
+                           + "; ".join(f"{k}: {v}" for k, v in list(skipped.items())[:5]), path=results_dir)
+    return samples, list(chosen or []), meta, skipped
+
+
+def _phenotypes_from_store(results_dir: Path, tube: str | None) -> PhenotypeTable | None:
+    """The strategy's phenotype table named in ``run_info.json`` (when it has phenotypes)."""
+    info_path = results_dir / "run_info.json"
+    if not info_path.is_file():
+        return None
+    try:
+        tubes = json.loads(info_path.read_text(encoding="utf-8")).get("tubes", {})
+    except (OSError, ValueError, AttributeError):
+        return None
+    from ..definitions import resolve_definition
+
+    for name, spec in sorted(tubes.items()):
+        if tube is not None and name != tube:
+            continue
+        strategy = spec.get("strategy") if isinstance(spec, dict) else None
+        if not strategy:
+            continue
+        try:
+            return load_phenotypes(resolve_definition(strategy, "gating"))
+        except CytokitError as exc:
+            log.info("strategy %s has no usable phenotypes (%s); using the built-in table", strategy, exc)
+    return None
+
+
+def run_clustering(results_dir: str | Path, *, population: str = "T cells", markers: Sequence[str] | None = None,
+                   tube: str | None = None, params: ClusterParams | None = None,
+                   phenotypes: str | Path | PhenotypeTable | None = None, thresholds: Mapping[str, Any] | None = None,
+                   loader: Loader | None = None, level: str = "node", plots: bool = True,
+                   force: bool = False) -> ClusteringRun:
+    """Cohort stage: cluster ``population`` across the store's samples and write ``OUT/clustering/``."""
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise ClusterError("results folder not found", path=results_dir)
+    out = results_dir / OUTPUT_DIR
+    if not force and (out / "metacluster_abundance.parquet").exists():
+        raise PipelineError("clustering results exist; use --force to overwrite", path=out)
+    params = params or ClusterParams()
+    samples, chosen, meta, skipped = load_population_events(results_dir, population=population, markers=markers,
+                                                            tube=tube, loader=loader)
+    if isinstance(phenotypes, (str, Path)):
+        table = load_phenotypes(phenotypes)
+    else:
+        table = phenotypes or _phenotypes_from_store(results_dir, tube) or PhenotypeTable.default()
+    gating = _read_store_table(results_dir, "populations", required=False)
+    if gating is not None and "sample_id" in gating.columns:
+        gating = gating[gating["sample_id"].astype(str).isin(samples)]
+    run = analyse(samples, chosen, population=population, params=params, phenotypes=table,
+                  thresholds=thresholds, meta=meta, gating=gating, level=level)
+    run.skipped = skipped
+    for name, df in run.tables.items():
+        run.paths += write_table(df, out / name, force=True)
+    if plots:
+        run.paths += write_figures(run, out)
+    info = {
+        "population": population, "tube": tube, "markers": chosen, "params": params.model_dump(),
+        "n_samples": len(samples), "n_events": run.result.info["n_events"], "n_train": run.result.n_train,
+        "level": level, "phenotypes": table.to_frame().to_dict(orient="records"),
+        "thresholds": run.tables["thresholds"].to_dict(orient="records"), "skipped": skipped,
+        "model": "batch SOM (PCA initialisation) + consensus average-linkage metaclustering (cytokit.cluster)",
+    }
+    run.paths.append(atomic_write_text(out / "clustering.json", json.dumps(info, indent=2, default=str)))
+    log.info("clustering of %s: %d samples, %d events, %d metaclusters -> %s", population, len(samples),
+             run.result.info["n_events"], len(run.tables["metaclusters"]), out)
+    return run
+
+
+def write_figures(run: ClusteringRun, out: str | Path) -> list[Path]:
+    """Heatmap, MST map and (when visits are known) abundance-by-arm figures."""
+    from .plots import plot_abundance, plot_heatmap, plot_map
+
+    out = Path(out)
+    paths = [plot_heatmap(run.tables["metaclusters"], run.result.markers, out / "heatmap.png"),
+             plot_map(run.tables["nodes"], run.result.codes, out / "map.png",
+                      names=run.tables["metaclusters"].set_index("metacluster")["name"])]
+    ab = run.tables["metacluster_abundance"]
+    if "visit" in ab.columns and ab["visit"].notna().any():
+        paths.append(plot_abundance(ab, out / "abundance.png"))
+    return paths
