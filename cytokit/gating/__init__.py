@@ -1,1 +1,11 @@
-"""Automated gating: strategies (YAML), a registry of gate methods, and the engine that applies them."""
+"""Automated gating: strategies (YAML), a registry of gate methods, and the engine that applies them.
+
+>>> strategy = load_strategy("tmem")                  # doctest: +SKIP
+>>> result = strategy.apply(sample, panel="il2_trial") # doctest: +SKIP
+>>> result.populations                                 # doctest: +SKIP
+"""
+from .methods import GATE_METHODS, FitResult, fit_gate
+from .result import GatingResult
+from .strategy import Strategy, load_strategy
+
+__all__ = ["GATE_METHODS", "FitResult", "GatingResult", "Strategy", "fit_gate", "load_strategy"]

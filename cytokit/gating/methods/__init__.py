@@ -18,12 +18,14 @@ from .fixed import (BooleanParams, FixedGateParams, PolygonParams, RectanglePara
                     fit_polygon, fit_rectangle)
 from .scatter import (DensityPolygonParams, GMMEllipseParams, SingletParams, fit_density_polygon,
                       fit_gmm_ellipse, fit_singlets)
-from .threshold import (PhenotypeParams, QuadrantParams, ThresholdGateParams, fit_phenotype,
-                        fit_threshold_gate)
+from .threshold import (IntervalParams, PhenotypeParams, QuadrantParams, ThresholdGateParams, fit_interval,
+                        fit_phenotype, fit_threshold_gate)
 
 GATE_METHODS: dict[str, GateMethod] = {m.name: m for m in (
     GateMethod("threshold", ThresholdGateParams, fit_threshold_gate, (1,),
                "one marker above/below a density threshold (valley, tail, quantile or fixed)"),
+    GateMethod("interval", IntervalParams, fit_interval, (1,),
+               "one marker between two fitted thresholds (e.g. CD56dim)"),
     GateMethod("quadrant", QuadrantParams, fit_phenotype, (2,),
                "one quadrant from two fitted thresholds"),
     GateMethod("phenotype", PhenotypeParams, fit_phenotype, None,

@@ -120,3 +120,38 @@ def fit_phenotype(X: np.ndarray, params: PhenotypeParams, *, dims: tuple[str, ..
         operands.insert(0, (all_gate.id, False))
     gate = BooleanGate(id=gate_id, dims=dims, op="and", operands=tuple(operands))
     return FitResult(gate, tuple(dict.fromkeys(flags)), info, components=tuple(components))
+
+
+class IntervalParams(MethodParams):
+    """One marker between two fitted thresholds: ``lower <= x < upper`` (e.g. CD56dim: above the
+    negative valley, below the bright valley). Either side may be ``null`` (open)."""
+
+    lower: ThresholdParams | None = None
+    upper: ThresholdParams | None = None
+
+    @model_validator(mode="after")
+    def _one_side(self) -> "IntervalParams":
+        if self.lower is None and self.upper is None:
+            raise ValueError("give 'lower', 'upper' or both")
+        return self
+
+
+def fit_interval(X: np.ndarray, params: IntervalParams, *, dims: tuple[str, ...], gate_id: str) -> FitResult:
+    """A 1-D range whose bounds are fitted thresholds; flagged ``inverted`` if lower >= upper."""
+    X = finite_rows(X)
+    flags: list[str] = []
+    info: dict = {}
+    lo = hi = None
+    if params.lower is not None:
+        t = fit_threshold(X[:, 0], params.lower)
+        lo, info["lower"] = t.value, t.info
+        flags.extend(f"lower:{f}" for f in t.flags)
+    if params.upper is not None:
+        t = fit_threshold(X[:, 0], params.upper)
+        hi, info["upper"] = t.value, t.info
+        flags.extend(f"upper:{f}" for f in t.flags)
+    if lo is not None and hi is not None and lo >= hi:
+        flags.append("inverted")
+        hi = lo + 1e-9
+    gate = RectangleGate(id=gate_id, dims=tuple(dims), lower=(lo,), upper=(hi,))
+    return FitResult(gate, tuple(dict.fromkeys(flags)), info)

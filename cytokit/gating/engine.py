@@ -1,0 +1,133 @@
+"""Fit a strategy's populations top-down on a prepared Sample and evaluate them on all events.
+
+Fits see the parent's events (methods subsample internally); membership is evaluated on every event with
+the array kernels of :mod:`cytokit.gates`. Masks are boolean arrays over all the sample's events.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..errors import GatingError, PanelError
+from ..gates import BooleanGate, Gate
+from ..sample import Sample
+from .methods import FitResult, fit_gate, get_method
+from .model import PopulationSpec, StrategyDefinition
+
+log = logging.getLogger(__name__)
+
+TABLE_COLUMNS = ("population", "parent", "count", "parent_count", "pct_parent", "pct_lymphocytes", "method",
+                 "flags", "dims", "phenotype")
+
+
+@dataclass
+class FitState:
+    """Masks and fits of the populations fitted so far (one sample)."""
+
+    masks: dict[str, np.ndarray] = field(default_factory=dict)
+    fits: dict[str, FitResult] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def _columns(sample: Sample, dims: tuple[str, ...]) -> list[int]:
+    return [sample.channel_index(d) for d in dims]
+
+
+def evaluate_gate(gate: Gate, sample: Sample, rows: np.ndarray, components: tuple[Gate, ...] = (),
+                  masks: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """Membership (over ``rows``, the parent's event indices) of a fitted gate."""
+    if isinstance(gate, BooleanGate):
+        local: dict[str, np.ndarray] = {}
+        for comp in components:
+            X = sample.events[np.ix_(rows, _columns(sample, comp.dims))]
+            local[comp.id] = comp.contains(X)
+        if masks:
+            for name, m in masks.items():
+                local.setdefault(name, m[rows])
+        return gate.evaluate(local)
+    X = sample.events[np.ix_(rows, _columns(sample, gate.dims))]
+    return gate.contains(X)
+
+
+def fit_population(spec: PopulationSpec, sample: Sample, state: FitState) -> None:
+    """Fit one population from its parent's events and store its mask (or why it was skipped)."""
+    if spec.parent is not None and spec.parent not in state.masks:
+        state.skipped[spec.name] = f"parent {spec.parent!r} was skipped"
+        return
+    parent = state.masks[spec.parent] if spec.parent is not None else np.ones(sample.n_events, dtype=bool)
+    rows = np.flatnonzero(parent)
+    method = get_method(spec.method)
+    try:
+        cols = _columns(sample, spec.dims)
+    except PanelError as exc:
+        if spec.optional:
+            state.skipped[spec.name] = str(exc)
+            log.info("%s: optional population %r skipped: %s", sample.name, spec.name, exc)
+            return
+        raise GatingError(f"population {spec.name!r}: {exc}", path=sample.path) from None
+    X = sample.events[np.ix_(rows, cols)] if cols else np.empty((rows.size, 0), dtype=np.float32)
+    fit = fit_gate(spec.method, X, spec.params, dims=spec.dims, gate_id=spec.name)
+    if method.needs_masks:
+        inside = evaluate_gate(fit.gate, sample, rows, fit.components, state.masks)
+    elif isinstance(fit.gate, BooleanGate):
+        inside = evaluate_gate(fit.gate, sample, rows, fit.components)
+    else:
+        inside = fit.gate.contains(X)
+    mask = np.zeros(sample.n_events, dtype=bool)
+    mask[rows[inside]] = True
+    flags = fit.flags
+    if rows.size and not inside.any():
+        flags = flags + ("empty",)
+    state.masks[spec.name] = mask
+    state.fits[spec.name] = FitResult(fit.gate, flags, fit.info, fit.components)
+
+
+def fit_all(definition: StrategyDefinition, sample: Sample, state: FitState | None = None,
+            only: set[str] | None = None) -> FitState:
+    """Fit every population (or those in ``only``) in definition order."""
+    state = state or FitState()
+    for spec in definition.populations:
+        if only is None or spec.name in only:
+            state.masks.pop(spec.name, None)
+            state.fits.pop(spec.name, None)
+            state.skipped.pop(spec.name, None)
+            fit_population(spec, sample, state)
+    return state
+
+
+def dependents(definition: StrategyDefinition, name: str) -> list[str]:
+    """``name`` and every population below it (children, grandchildren, boolean users), in order."""
+    out = [name]
+    for spec in definition.populations:
+        refs = {spec.parent} if spec.parent else set()
+        if spec.method == "boolean":
+            refs |= {o.lstrip("!").strip() for o in spec.params.get("operands", ())}
+        if spec.name not in out and refs & set(out):
+            out.append(spec.name)
+    return out
+
+
+def population_table(definition: StrategyDefinition, state: FitState, n_events: int) -> pd.DataFrame:
+    """One row per fitted population (schema in docs/architecture.md): counts, % of parent, % of the
+    lymphocyte denominator (percent, 0-100; NaN outside the denominator's subtree), method and flags."""
+    lymph = definition.lymphocytes
+    lymph_count = int(state.masks[lymph].sum()) if lymph in state.masks else 0
+    in_lymph = set(dependents(definition, lymph)) if lymph in state.masks else set()
+    rows = []
+    for spec in definition.populations:
+        if spec.name not in state.masks:
+            continue
+        count = int(state.masks[spec.name].sum())
+        parent_count = int(state.masks[spec.parent].sum()) if spec.parent else n_events
+        pct_parent = 100.0 * count / parent_count if parent_count else float("nan")
+        pct_lymph = 100.0 * count / lymph_count if (spec.name in in_lymph and lymph_count) else float("nan")
+        rows.append({
+            "population": spec.name, "parent": spec.parent or "", "count": count, "parent_count": parent_count,
+            "pct_parent": pct_parent, "pct_lymphocytes": pct_lymph, "method": spec.method,
+            "flags": ";".join(state.fits[spec.name].flags), "dims": ";".join(spec.dims),
+            "phenotype": spec.phenotype or "",
+        })
+    return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))

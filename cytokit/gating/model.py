@@ -1,0 +1,132 @@
+"""Gating strategy definitions: the pydantic models behind ``gating/*.yaml``.
+
+A strategy names the panel it expects (markers, not channels, so one strategy serves every instrument),
+how to prepare events (compensation with the file's matrix; transforms per channel kind or marker), the
+lymphocyte-denominator population, and an ordered population hierarchy. Each population has a parent
+(``null`` = all events), dimensions named by marker (or scatter name: ``FSC-A``, ``SSC-A``...), a gate
+method from :data:`cytokit.gating.methods.GATE_METHODS` and that method's parameters, which are
+validated when the file is loaded (errors give file, line and field).
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .methods import GATE_METHODS
+
+
+class TransformChoice(BaseModel):
+    """One channel transform.
+
+    ``name`` is ``linear`` (values kept as read) or a transform of :mod:`cytokit.transforms` (``logicle``,
+    ``fasinh``, ``flog``, ``flin``, ``hyperlog``). Parameters follow Gating-ML 2.0; ``T: range`` means the
+    channel's $PnR, and for logicle ``W: estimate`` estimates the linearisation width from the sample's
+    negative values (Parks et al. 2006).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "linear"
+    T: float | Literal["range"] = "range"
+    W: float | Literal["estimate"] | None = None
+    M: float | None = None
+    A: float | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        known = ("linear", "logicle", "fasinh", "flog", "flin", "hyperlog")
+        if v not in known:
+            raise ValueError(f"unknown transform {v!r}; known: {', '.join(known)}")
+        return v
+
+    @model_validator(mode="after")
+    def _estimate_only_logicle(self) -> "TransformChoice":
+        if self.W == "estimate" and self.name not in ("logicle", "hyperlog"):
+            raise ValueError("W: estimate is only defined for logicle/hyperlog")
+        return self
+
+
+class TransformsSection(BaseModel):
+    """Transforms by channel kind, with per-marker overrides (``markers: {CD3: {name: logicle, W: 0.5}}``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scatter: TransformChoice = TransformChoice(name="linear")
+    fluorescence: TransformChoice = TransformChoice(name="logicle", W="estimate", M=4.5, A=0.0)
+    markers: dict[str, TransformChoice] = Field(default_factory=dict)
+
+
+class PopulationSpec(BaseModel):
+    """One population of the hierarchy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    parent: str | None = None
+    dims: tuple[str, ...] = ()
+    method: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    phenotype: str | None = Field(None, description="e.g. 'CD3+ CD4+ CD45RA+ CD62L+' (for reports)")
+    optional: bool = Field(False, description="skip (no row) when a dimension is absent from the sample")
+    description: str | None = None
+
+    @field_validator("method")
+    @classmethod
+    def _method_known(cls, v: str) -> str:
+        if v not in GATE_METHODS:
+            raise ValueError(f"unknown gate method {v!r}; known: {', '.join(sorted(GATE_METHODS))}")
+        return v
+
+    @model_validator(mode="after")
+    def _params_valid(self) -> "PopulationSpec":
+        m = GATE_METHODS[self.method]
+        if m.n_dims is not None and len(self.dims) not in m.n_dims:
+            raise ValueError(f"population {self.name!r}: method {self.method!r} takes "
+                             f"{' or '.join(map(str, m.n_dims))} dimension(s), got {list(self.dims)}")
+        try:
+            m.validate_params(self.params)
+        except ValidationError as exc:
+            msgs = "; ".join(f"params.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ValueError(f"population {self.name!r} ({self.method}): {msgs}") from None
+        return self
+
+
+class StrategyDefinition(BaseModel):
+    """A whole gating strategy (see module docstring)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    panel: str | None = Field(None, description="built-in panel name or path used when none is given")
+    tube: str | None = None
+    compensation: Literal["file", "file_if_present", "none"] = "file"
+    transforms: TransformsSection = TransformsSection()
+    lymphocytes: str = Field("Singlets", description="denominator population of pct_lymphocytes")
+    populations: list[PopulationSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _hierarchy(self) -> "StrategyDefinition":
+        seen: set[str] = set()
+        for p in self.populations:
+            if p.name in seen:
+                raise ValueError(f"population {p.name!r} is defined twice")
+            if p.parent is not None and p.parent not in seen:
+                raise ValueError(f"population {p.name!r}: parent {p.parent!r} must be defined above it")
+            if p.method == "boolean":
+                for op in p.params.get("operands", ()):
+                    ref = op[1:].strip() if op.startswith("!") else op
+                    if ref not in seen:
+                        raise ValueError(f"population {p.name!r}: operand {ref!r} must be defined above it")
+            seen.add(p.name)
+        if self.lymphocytes not in seen:
+            raise ValueError(f"lymphocytes: {self.lymphocytes!r} is not one of the populations")
+        return self
+
+    def population(self, name: str) -> PopulationSpec:
+        for p in self.populations:
+            if p.name == name:
+                return p
+        raise KeyError(name)

@@ -1,0 +1,94 @@
+"""The outcome of applying a strategy to one sample: table, masks, fitted gates, plots, Gating-ML."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import GatingError
+from ..gates import Gate
+from ..sample import Sample
+from .engine import FitState, population_table
+from .methods import FitResult
+from .model import StrategyDefinition
+from .preprocess import ChannelTransform
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+
+@dataclass(frozen=True)
+class GatingResult:
+    """Per-sample gating result.
+
+    ``sample`` is the prepared (compensated, transformed) Sample the gates were fitted on; ``definition``
+    is a snapshot of the strategy that produced it; ``transforms`` the per-channel transforms applied.
+    """
+
+    sample: Sample
+    definition: StrategyDefinition
+    transforms: tuple[ChannelTransform, ...]
+    state: FitState
+
+    @property
+    def populations(self) -> pd.DataFrame:
+        """``population, parent, count, parent_count, pct_parent (%), pct_lymphocytes (%), method, flags,
+        dims, phenotype`` — one row per fitted population, in strategy order."""
+        return population_table(self.definition, self.state, self.sample.n_events)
+
+    @property
+    def masks(self) -> dict[str, np.ndarray]:
+        """Population name -> boolean array over all the sample's events."""
+        return dict(self.state.masks)
+
+    @property
+    def gates(self) -> dict[str, Gate]:
+        """Population name -> fitted concrete gate (in the prepared sample's coordinates)."""
+        return {k: f.gate for k, f in self.state.fits.items()}
+
+    @property
+    def fits(self) -> dict[str, FitResult]:
+        """Population name -> full fit result (gate, flags, info, component gates)."""
+        return dict(self.state.fits)
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        """Optional populations that were not fitted, with the reason."""
+        return dict(self.state.skipped)
+
+    def fit(self, name: str) -> FitResult:
+        try:
+            return self.state.fits[name]
+        except KeyError:
+            raise GatingError(f"no fitted population {name!r}; populations: "
+                              f"{', '.join(self.state.fits)}", path=self.sample.path) from None
+
+    def counts(self) -> dict[str, int]:
+        return {k: int(m.sum()) for k, m in self.state.masks.items()}
+
+    def plot(self, name: str, *, ax: "Axes | None" = None, max_points: int = 200_000) -> "Figure":
+        """The fitted gate of ``name`` drawn over its parent's event density (matplotlib Figure)."""
+        from .plotting import plot_population
+
+        return plot_population(self, name, ax=ax, max_points=max_points)
+
+    def plot_all(self, path: str | Path | None = None, *, cols: int = 4) -> "Figure":
+        """A grid of every population's gate; written atomically as PNG when ``path`` is given."""
+        from .plotting import plot_grid
+
+        return plot_grid(self, path=path, cols=cols)
+
+    def to_gatingml(self, path: str | Path | None = None) -> str:
+        """Gating-ML 2.0 text of the fitted gates (with their compensation and transforms);
+        written atomically to ``path`` when given."""
+        from .export import to_gatingml
+
+        return to_gatingml(self, path)
+
+    def summary(self) -> dict[str, Any]:
+        return {"sample": self.sample.name, "n_events": self.sample.n_events,
+                "flagged": {k: list(f.flags) for k, f in self.state.fits.items() if f.flags}}

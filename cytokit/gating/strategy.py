@@ -1,0 +1,141 @@
+"""Gating strategies: load from YAML, apply to a Sample, tune (refit one population) and save.
+
+``load_strategy(name_or_path)`` accepts a built-in name (``"tmem"``), a path to a strategy YAML, or a
+Gating-ML 2.0 / FlowJo workspace file (applied as a fixed strategy, see :mod:`.imported`).
+"""
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+from typing import Any
+
+from ..definitions import resolve_definition
+from ..errors import ConfigError, GatingError
+from ..io_utils import atomic_write_text
+from ..sample import Sample
+from ..yamlio import dump_yaml, load_model
+from .engine import FitState, dependents, fit_all
+from .model import PopulationSpec, StrategyDefinition
+from .preprocess import prepare
+from .result import GatingResult
+
+log = logging.getLogger(__name__)
+
+
+class Strategy:
+    """A validated gating strategy (estimator style: parameters in, :class:`GatingResult` out).
+
+    Parameters live in :attr:`definition`; :meth:`set_params` changes one population's method
+    parameters (validated), :meth:`refit` re-fits that population and everything below it on an
+    existing result, and :meth:`save` writes the YAML back.
+    """
+
+    def __init__(self, definition: StrategyDefinition, path: str | Path | None = None) -> None:
+        self.definition = definition
+        self.path = Path(path) if path is not None else None
+
+    # -- introspection -----------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    @property
+    def population_names(self) -> list[str]:
+        return [p.name for p in self.definition.populations]
+
+    def population(self, name: str) -> PopulationSpec:
+        try:
+            return self.definition.population(name)
+        except KeyError:
+            raise GatingError(f"strategy {self.name!r} has no population {name!r}; populations: "
+                              f"{', '.join(self.population_names)}", path=self.path) from None
+
+    def __repr__(self) -> str:
+        return f"Strategy({self.name!r}, {len(self.definition.populations)} populations)"
+
+    # -- applying ----------------------------------------------------------------------------------
+    def apply(self, sample: Sample, panel: Any = None, *, tube: str | None = None) -> GatingResult:
+        """Resolve markers with ``panel`` (Panel, name/path, or None = the strategy's), compensate,
+        transform and fit every population top-down. Returns a :class:`GatingResult`."""
+        prepared, plan = prepare(sample, self.definition, panel=panel, tube=tube)
+        return self.apply_prepared(prepared, plan)
+
+    def apply_prepared(self, prepared: Sample, plan: Any = ()) -> GatingResult:
+        """Fit on a Sample already resolved/compensated/transformed as this strategy expects."""
+        state = fit_all(self.definition, prepared)
+        return GatingResult(prepared, self.definition.model_copy(deep=True), tuple(plan), state)
+
+    # -- tuning ------------------------------------------------------------------------------------
+    def set_params(self, name: str, *, replace: bool = False, **params: Any) -> "Strategy":
+        """Update population ``name``'s method parameters (merged into the current ones unless
+        ``replace``); ``method=`` and ``dims=`` change the method or dimensions. Validated; returns self."""
+        spec = self.population(name)
+        method = params.pop("method", spec.method)
+        dims = tuple(params.pop("dims", spec.dims))
+        new_params = params if replace or method != spec.method else _merge(spec.params, params)
+        data = self.definition.model_dump()
+        for p in data["populations"]:
+            if p["name"] == name:
+                p.update(method=method, dims=dims, params=new_params)
+        try:
+            self.definition = StrategyDefinition.model_validate(data)
+        except Exception as exc:  # pydantic ValidationError -> one clear message
+            raise ConfigError(f"strategy {self.name!r}, population {name!r}: {exc}", path=self.path) from None
+        return self
+
+    def refit(self, result: GatingResult, name: str, **params: Any) -> GatingResult:
+        """Set ``params`` on population ``name`` (if any) and re-fit it and its descendants only, on the
+        already-prepared events of ``result``. ``result`` itself is left unchanged."""
+        if params:
+            self.set_params(name, **params)
+        self.population(name)
+        redo = dependents(self.definition, name)
+        state = FitState(masks=dict(result.state.masks), fits=dict(result.state.fits),
+                         skipped=dict(result.state.skipped))
+        fit_all(self.definition, result.sample, state, only=set(redo))
+        log.info("refitted %s", ", ".join(redo))
+        return GatingResult(result.sample, self.definition.model_copy(deep=True), result.transforms, state)
+
+    # -- saving ------------------------------------------------------------------------------------
+    def to_yaml(self) -> str:
+        data = self.definition.model_dump(mode="json", exclude_defaults=False)
+        return dump_yaml(_prune(data))
+
+    def save(self, path: str | Path) -> Path:
+        """Write the strategy as YAML (atomically); :func:`load_strategy` reads it back identically."""
+        atomic_write_text(path, self.to_yaml())
+        return Path(path)
+
+
+def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(old)
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _prune(data: Any) -> Any:
+    """Drop None values from dicts (keeps the YAML readable; None means 'default' everywhere)."""
+    if isinstance(data, dict):
+        return {k: _prune(v) for k, v in data.items() if v is not None}
+    if isinstance(data, list):
+        return [_prune(v) for v in data]
+    return data
+
+
+IMPORT_SUFFIXES = (".xml", ".wsp")
+
+
+def load_strategy(name_or_path: str | Path, **import_options: Any) -> Strategy:
+    """A strategy from a built-in name, a YAML path, or a Gating-ML (``.xml``) / FlowJo (``.wsp``) file."""
+    p = Path(name_or_path)
+    if p.suffix.lower() in IMPORT_SUFFIXES:
+        from .imported import strategy_from_file
+
+        return strategy_from_file(p, **import_options)
+    path = resolve_definition(name_or_path, "gating")
+    return Strategy(load_model(path, StrategyDefinition), path)
