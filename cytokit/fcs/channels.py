@@ -18,11 +18,11 @@ import pandas as pd
 from ..errors import FCSError
 from ..sample import CHANNEL_COLUMNS
 
-_TIME = re.compile(r"^(time|hdr-t|clock)\b|\btime\b", re.IGNORECASE)
-_SCATTER = re.compile(r"^(fsc|ssc|fs|ss|sc|fwd|side|forward|bsc|lss|lfs|eccentric)(\b|[-_ ]|\d|$)|scatter",
+_TIME = re.compile(r"^time|^(hdr-tm?|clock)\b|\btime\b", re.IGNORECASE)
+_SCATTER = re.compile(r"^(fsc|ssc|fs|ss|sc|fwd|side|forward|bsc|lss|lfs|eccentric)(\b|[-_ ]|\d|$)|scatter|\b\d*ssc\b",
                       re.IGNORECASE)
 _OTHER = re.compile(
-    r"event|index|sort|classif|saturat|^well|^tray|^x$|^y$|^drop|^width$|^count|^bead|^cells|^w$|^h$|trigger"
+    r"event|index|sort|classif|^hdr-|^doublet|^ev$|^unused|saturat|^well|^tray|^x$|^y$|^drop|^width$|^count|^bead|^cells|^w$|^h$|trigger"
     r"|pulse\s*width$|^fl\d*[- ]?peak\s*pos",
     re.IGNORECASE,
 )
