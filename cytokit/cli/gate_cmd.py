@@ -1,6 +1,64 @@
-"""Placeholder until this command is implemented (owner replaces the whole module)."""
+"""``cytokit gate FILE --strategy S [--panel P] [--tube T] [--plot out.png]``: gate one FCS file.
+
+Prints the population table (count, % of parent, % of lymphocytes, flags) and optionally writes the gate
+plots (PNG), the table (CSV) and the fitted gates (Gating-ML 2.0).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional
+
 import typer
 
 
+def _print_table(result, console) -> None:  # noqa: ANN001 - rich/GatingResult types are internal
+    from rich.table import Table
+
+    df = result.populations
+    table = Table(title=f"{result.sample.name} — strategy {result.definition.name}", show_lines=False)
+    for col, justify in (("population", "left"), ("parent", "left"), ("count", "right"),
+                         ("% parent", "right"), ("% lymphocytes", "right"), ("method", "left"),
+                         ("flags", "left")):
+        table.add_column(col, justify=justify)
+    for row in df.itertuples():
+        pl = "" if math.isnan(row.pct_lymphocytes) else f"{row.pct_lymphocytes:.2f}"
+        table.add_row(row.population, row.parent, f"{row.count:,}", f"{row.pct_parent:.2f}", pl, row.method,
+                      f"[yellow]{row.flags}[/yellow]" if row.flags else "")
+    console.print(table)
+
+
+def gate(
+    file: Path = typer.Argument(..., help="FCS file to gate.", exists=False),
+    strategy: str = typer.Option(..., "--strategy", "-s",
+                                 help="Built-in strategy name (tmem, nkb...), strategy YAML, Gating-ML or FlowJo file."),
+    panel: Optional[str] = typer.Option(None, "--panel", "-p", help="Panel name or YAML (default: the strategy's)."),
+    tube: Optional[str] = typer.Option(None, "--tube", "-t", help="Tube of the panel (default: the strategy's)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write every population's gate plot to this PNG."),
+    table: Optional[Path] = typer.Option(None, "--table", help="Write the population table to this CSV."),
+    gatingml: Optional[Path] = typer.Option(None, "--gatingml", help="Write the fitted gates as Gating-ML 2.0."),
+) -> None:
+    """Gate one FCS file with a strategy and print its population table."""
+    from rich.console import Console
+
+    from ..fcs import read_fcs
+    from ..gating import load_strategy
+    from ..io_utils import write_table
+
+    strat = load_strategy(strategy)
+    sample = read_fcs(file)
+    result = strat.apply(sample, panel=panel, tube=tube)
+    _print_table(result, Console(soft_wrap=True))
+    if plot is not None:
+        result.plot_all(plot)
+        typer.echo(f"wrote {plot}")
+    if table is not None:
+        write_table(result.populations, table.with_suffix(""), formats=("csv",))
+        typer.echo(f"wrote {table.with_suffix('.csv')}")
+    if gatingml is not None:
+        result.to_gatingml(gatingml)
+        typer.echo(f"wrote {gatingml}")
+
+
 def register(app: typer.Typer) -> None:
-    return None
+    app.command("gate")(gate)

@@ -110,12 +110,23 @@ def dependents(definition: StrategyDefinition, name: str) -> list[str]:
     return out
 
 
+def ancestors(definition: StrategyDefinition, name: str) -> list[str]:
+    """Parents of ``name`` up to the root (nearest first)."""
+    out: list[str] = []
+    parent = definition.population(name).parent
+    while parent is not None:
+        out.append(parent)
+        parent = definition.population(parent).parent
+    return out
+
+
 def population_table(definition: StrategyDefinition, state: FitState, n_events: int) -> pd.DataFrame:
     """One row per fitted population (schema in docs/architecture.md): counts, % of parent, % of the
-    lymphocyte denominator (percent, 0-100; NaN outside the denominator's subtree), method and flags."""
+    lymphocyte denominator (percent, 0-100; NaN for populations that are neither above nor below the
+    denominator, e.g. counting beads), method and flags."""
     lymph = definition.lymphocytes
     lymph_count = int(state.masks[lymph].sum()) if lymph in state.masks else 0
-    in_lymph = set(dependents(definition, lymph)) if lymph in state.masks else set()
+    in_lymph = set(dependents(definition, lymph)) | set(ancestors(definition, lymph)) if lymph_count else set()
     rows = []
     for spec in definition.populations:
         if spec.name not in state.masks:
