@@ -1,0 +1,85 @@
+"""Export a :class:`GatingResult`'s fitted gates as a Gating-ML 2.0 document.
+
+Each population becomes a gate node whose dimensions name the file's $PnN channel, the compensation used
+(``FCS`` = the file's acquisition matrix, or uncompensated) and the transform fitted for this sample
+(logicle with its per-file W, ...), so any Gating-ML 2.0 tool reproduces the memberships from the raw
+file. Gate ids are the population names made XML-safe (``CD4 T`` -> ``CD4_T``, ``CD28+ CD4`` ->
+``CD28pos_CD4``); node names keep the population names.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..gates import BooleanGate, Gate
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..gatingml import GatingDocument
+    from .result import GatingResult
+
+
+def xml_id(name: str) -> str:
+    """An XML NCName from a population name (deterministic, readable)."""
+    s = name.replace("+", "pos").replace("-", "neg")
+    s = re.sub(r"[^A-Za-z0-9_.]+", "_", s).strip("_")
+    return s if s and (s[0].isalpha() or s[0] == "_") else f"g_{s}"
+
+
+def to_document(result: "GatingResult") -> "GatingDocument":
+    """The fitted gates of ``result`` as a :class:`cytokit.gatingml.GatingDocument`."""
+    from ..gatingml import FCS_COMPENSATION, UNCOMPENSATED, DimensionSpec, GateNode, GatingDocument, TransformSpec
+
+    sample = result.sample
+    comp = FCS_COMPENSATION if sample.compensated else UNCOMPENSATED
+    transforms: dict[str, TransformSpec] = {}
+    by_marker: dict[str, tuple[str, str | None]] = {}
+    for ct in result.transforms:
+        tid = xml_id(f"{ct.name}_{ct.pnn}")
+        transforms[tid] = TransformSpec(id=tid, kind=ct.name, params=dict(ct.params))
+        by_marker[ct.marker] = (ct.pnn, tid)
+
+    def dim_spec(dim: str) -> DimensionSpec:
+        if dim in by_marker:
+            pnn, tid = by_marker[dim]
+        else:
+            pnn, tid = str(sample.channels["pnn"].iloc[sample.channel_index(dim)]), None
+        kind = str(sample.channels["kind"].iloc[sample.channel_index(dim)])
+        return DimensionSpec(name=pnn, compensation=comp if kind == "fluorescence" else UNCOMPENSATED,
+                             transform=tid)
+
+    ids = {name: xml_id(name) for name in result.state.fits}
+    nodes = []
+
+    def rename(gate: Gate, new_id: str, comp_ids: dict[str, str]) -> Gate:
+        changes: dict = {"id": new_id}
+        if isinstance(gate, BooleanGate):
+            changes["operands"] = tuple((comp_ids.get(g, ids.get(g, g)), c) for g, c in gate.operands)
+            changes["dims"] = ()
+        return dataclasses.replace(gate, **changes)
+
+    for spec in result.definition.populations:
+        fit = result.state.fits.get(spec.name)
+        if fit is None:
+            continue
+        parent = ids.get(spec.parent) if spec.parent else None
+        comp_ids = {c.id: xml_id(f"{spec.name}_{i + 1}") for i, c in enumerate(fit.components)}
+        for c in fit.components:
+            nodes.append(GateNode(name=c.id, parent=parent, gate=rename(c, comp_ids[c.id], comp_ids),
+                                  dims=tuple(dim_spec(d) for d in c.dims)))
+        gate = rename(fit.gate, ids[spec.name], comp_ids)
+        dims = () if isinstance(gate, BooleanGate) else tuple(dim_spec(d) for d in fit.gate.dims)
+        nodes.append(GateNode(name=spec.name, parent=parent, gate=gate, dims=dims))
+    return GatingDocument(nodes=tuple(nodes), transforms=transforms, source=str(sample.path or sample.name))
+
+
+def to_gatingml(result: "GatingResult", path: str | Path | None = None) -> str:
+    """Gating-ML 2.0 text of ``result``; written atomically to ``path`` when given."""
+    from ..gatingml import gatingml_bytes
+    from ..io_utils import atomic_write_bytes
+
+    data = gatingml_bytes(to_document(result))
+    if path is not None:
+        atomic_write_bytes(path, data)
+    return data.decode("utf-8")
