@@ -10,7 +10,7 @@ memberships of the gates they reference. Nothing is cached between calls (no glo
 from __future__ import annotations
 
 import logging
-from typing import Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -23,22 +23,31 @@ from .model import FCS_COMPENSATION, UNCOMPENSATED, DimensionSpec, GateNode, Gat
 
 log = logging.getLogger(__name__)
 
-#: Scale transformations by Gating-ML kind -> factory(params) returning a callable on linear values.
-#: The functions themselves live in :mod:`cytokit.transforms` (one registry for the whole project).
+#: Gating-ML scale transformations; their functions live in :mod:`cytokit.transforms` (one registry for
+#: the whole project). FlowJo-only scales (``flowjo_biex``, ``flowjo_log``) live in
+#: :mod:`cytokit.flowjo.scales`.
 SCALE_KINDS = ("flin", "flog", "fasinh", "logicle", "hyperlog")
 
 
-def scale_function(spec: TransformSpec) -> Callable[[np.ndarray], np.ndarray]:
-    """The forward function of a Gating-ML scale transformation (flin/flog/fasinh/logicle/hyperlog)."""
-    if spec.kind not in SCALE_KINDS:
-        raise TransformError(f"transformation {spec.id!r}: {spec.kind!r} is not a scale transformation")
-    from ..transforms import get_transform
-
+def scale_transform(spec: TransformSpec) -> Any:
+    """The transform object (``forward``/``inverse`` on linear values) of a scale TransformSpec."""
     try:
-        t = get_transform(spec.kind, **{k: float(v) for k, v in spec.params.items()})
-    except TransformError as exc:
-        raise TransformError(f"transformation {spec.id!r}: {exc}") from None
-    return t.forward
+        if spec.kind in SCALE_KINDS:
+            from ..transforms import get_transform
+
+            return get_transform(spec.kind, **{k: float(v) for k, v in spec.params.items()})
+        from ..flowjo.scales import FLOWJO_SCALES
+
+        if spec.kind in FLOWJO_SCALES:
+            return FLOWJO_SCALES[spec.kind](**spec.params)
+    except (TransformError, TypeError, ValueError) as exc:
+        raise TransformError(f"transformation {spec.id!r} ({spec.kind}): {exc}") from None
+    raise TransformError(f"transformation {spec.id!r}: {spec.kind!r} is not a scale transformation")
+
+
+def scale_function(spec: TransformSpec) -> Callable[[np.ndarray], np.ndarray]:
+    """The forward function of a scale transformation (linear values -> transformed scale)."""
+    return scale_transform(spec).forward
 
 
 def _bound(values: np.ndarray, spec: TransformSpec) -> np.ndarray:

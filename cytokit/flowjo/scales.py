@@ -1,0 +1,125 @@
+"""FlowJo 10 scale transformations that Gating-ML does not define: ``biex`` and FlowJo's ``log``.
+
+FlowJo's biex is defined by a lookup table from display channel (0..``channel_range``) to linear value,
+built from the number of positive decades ``pos``, extra negative decades ``neg``, the width basis
+``width`` (a negative number such as -10 or -100) and the top of scale ``max_value``; values between
+table points are interpolated linearly and values outside the table clip to its ends. Forward maps
+linear values to channels 0..``channel_range`` (4096 by FlowJo's convention), inverse maps back.
+
+FlowJo's log: ``(log10(max(x, offset)) - log10(offset)) / decades`` (0..1 over ``decades`` decades).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.optimize import brentq
+
+from ..errors import TransformError
+
+LN10 = float(np.log(10.0))
+
+
+def _negative_range(positive_range: float, width: float) -> float:
+    """Root ``d`` in (0, positive_range] of 2 ln(d) + width*d = 2 ln(positive_range) - width*positive_range."""
+    if width == 0:
+        return positive_range
+    b = positive_range
+
+    def g(d: float) -> float:
+        return 2.0 * np.log(d) + width * d - 2.0 * np.log(b) + width * b
+
+    lo = 1e-300
+    if g(b) <= 0:
+        return b
+    return float(brentq(g, lo, b, xtol=1e-15, rtol=1e-15, maxiter=500))
+
+
+def biex_table(*, pos: float, neg: float, width: float, max_value: float,
+               channel_range: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """FlowJo's biex lookup table: (linear values, channel numbers 0..channel_range), both increasing."""
+    if width >= 0:
+        raise TransformError(f"FlowJo biex width basis must be negative, got {width}")
+    if pos <= 0 or max_value <= 0:
+        raise TransformError(f"FlowJo biex needs positive 'pos' and 'max_value' (got {pos}, {max_value})")
+    w_decades = np.log10(-width)
+    decades = pos - w_decades / 2.0
+    extra = max(neg, 0.0) + w_decades / 2.0
+    zero = int(min(int(extra * channel_range / (extra + decades)), channel_range / 2))
+    if zero > 0:
+        decades = extra * channel_range / zero
+    w = w_decades / (2.0 * decades)
+    positive_range = LN10 * decades
+    minimum = max_value / np.exp(positive_range)
+    negative_range = _negative_range(positive_range, w)
+    n = channel_range + 1
+    channels = np.arange(n, dtype=np.float64)
+    pos_part = np.exp(channels / n * positive_range)
+    neg_part = np.exp(channels / n * -negative_range) * np.exp(
+        (positive_range + negative_range) * (w + extra / decades))
+    shift = pos_part[zero] - neg_part[zero]
+    values = minimum * ((pos_part - neg_part) - shift)
+    if zero > 0:
+        idx = np.arange(zero)
+        values[idx] = -values[2 * zero - idx]
+    return values, channels
+
+
+@dataclass(frozen=True)
+class FlowJoBiex:
+    """FlowJo 10 biex (see module docstring); output channels 0..``channel_range``."""
+
+    pos: float = 4.418540
+    neg: float = 0.0
+    width: float = -10.0
+    max_value: float = 262144.0
+    channel_range: int = 4096
+    name: str = field(default="flowjo_biex", init=False)
+
+    def __post_init__(self) -> None:
+        x, y = biex_table(pos=self.pos, neg=self.neg, width=self.width, max_value=self.max_value,
+                          channel_range=self.channel_range)
+        if np.any(np.diff(x) <= 0):
+            raise TransformError(f"FlowJo biex {self}: lookup table is not increasing")
+        object.__setattr__(self, "_x", x)
+        object.__setattr__(self, "_y", y)
+
+    def forward(self, x: Any) -> np.ndarray:
+        return np.interp(np.asarray(x, dtype=np.float64), self._x, self._y)  # type: ignore[attr-defined]
+
+    def inverse(self, y: Any) -> np.ndarray:
+        return np.interp(np.asarray(y, dtype=np.float64), self._y, self._x)  # type: ignore[attr-defined]
+
+    @property
+    def params(self) -> dict[str, float]:
+        return {"pos": self.pos, "neg": self.neg, "width": self.width, "max_value": self.max_value,
+                "channel_range": self.channel_range}
+
+
+@dataclass(frozen=True)
+class FlowJoLog:
+    """FlowJo 10 log: ``(log10(max(x, offset)) - log10(offset)) / decades``."""
+
+    offset: float = 1.0
+    decades: float = 4.0
+    name: str = field(default="flowjo_log", init=False)
+
+    def __post_init__(self) -> None:
+        if self.offset <= 0 or self.decades <= 0:
+            raise TransformError(f"FlowJo log needs positive offset and decades (got {self.offset}, {self.decades})")
+
+    def forward(self, x: Any) -> np.ndarray:
+        x = np.maximum(np.asarray(x, dtype=np.float64), self.offset)
+        return (np.log10(x) - np.log10(self.offset)) / self.decades
+
+    def inverse(self, y: Any) -> np.ndarray:
+        return self.offset * 10.0 ** (np.asarray(y, dtype=np.float64) * self.decades)
+
+    @property
+    def params(self) -> dict[str, float]:
+        return {"offset": self.offset, "decades": self.decades}
+
+
+#: FlowJo-only scales by TransformSpec kind.
+FLOWJO_SCALES = {"flowjo_biex": FlowJoBiex, "flowjo_log": FlowJoLog}
