@@ -55,10 +55,6 @@ def _read_text_segment(buf: bytes, start: int, header: FCSHeader, path: Path) ->
     tb, te = start + header.text_begin, start + header.text_end
     if header.text_begin == 0 and header.text_end == 0:
         raise FCSError("HEADER gives no TEXT segment offsets (header-only or blank header)", path=path)
-    if header.text_begin < HEADER_LEN or te < tb:
-        raise FCSError(
-            f"HEADER gives an invalid TEXT segment ({header.text_begin}-{header.text_end})", path=path
-        )
     if tb >= size:
         raise FCSError(
             f"HEADER offsets point beyond the end of the file: TEXT starts at byte {tb}, file has {size} bytes",
@@ -71,6 +67,10 @@ def _read_text_segment(buf: bytes, start: int, header: FCSHeader, path: Path) ->
                 " (file truncated?)",
                 path=path,
             )
+    if header.text_begin < HEADER_LEN or te < tb:
+        raise FCSError(
+            f"HEADER gives an invalid TEXT segment ({header.text_begin}-{header.text_end})", path=path
+        )
     raw = buf[tb:te + 1]
     try:
         return parse_text(raw, path=path)
@@ -346,13 +346,12 @@ def _read_buffer(buf: bytes, path: Path, dataset: int) -> Sample:
     if not events.flags.writeable:
         events = events.copy()
     linearize(events, channels)
-    if layout.datatype in ("F", "D"):
-        bad = ~np.isfinite(events)
-        if bad.any():
-            n_bad = int(bad.any(axis=1).sum())
-            cols = [channels["pnn"].iloc[j] for j in np.flatnonzero(bad.any(axis=0))]
-            warnings.append(f"{n_bad} event(s) have NaN/infinite values (channels {', '.join(cols[:5])}); "
-                            "kept; QC removes them")
+    bad = ~np.isfinite(events)
+    if bad.any():
+        n_bad = int(bad.any(axis=1).sum())
+        cols = [channels["pnn"].iloc[j] for j in np.flatnonzero(bad.any(axis=0))]
+        warnings.append(f"{n_bad} event(s) have NaN/infinite values (channels {', '.join(cols[:5])}); "
+                        "kept; QC removes them")
     for w in warnings:
         log.info("%s: %s", path.name, w)
     return Sample(
