@@ -1,0 +1,169 @@
+"""The built-in per-sample task ``analyse``: read → panel → QC → compensation → transforms → gating → statistics.
+
+Contract
+--------
+:func:`analyse_sample` turns one :class:`~cytokit.pipeline.task.SampleJob` into a
+:class:`~cytokit.pipeline.task.SampleOutput` without touching the output folder. Populations carry the
+gating engine's columns (counts; ``pct_parent`` and ``pct_lymphocytes`` in percent) plus
+``marker_medians``: JSON ``{marker: median}`` of the population's defining markers (its gate dimensions)
+on the **transformed** scale the gates were fitted on. ``summary`` holds ``n_events`` (read),
+``n_events_qc`` (kept by QC), ``qc_flags``, the per-channel transforms applied (numeric parameters, so
+:func:`~cytokit.pipeline.events.load_gated_events` can re-apply them) and whether events were compensated.
+Bad input raises a :class:`~cytokit.errors.CytokitError` (turned into a failed sample by the executor).
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import numpy as np
+
+from ..errors import FCSError, QCError
+from ..sample import Sample
+from .task import SampleJob, SampleOutput
+
+log = logging.getLogger(__name__)
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] = round(self.timings.get(stage, 0.0) + time.perf_counter() - t0, 6)
+
+
+def read_and_resolve(job: SampleJob) -> Sample:
+    """Read the FCS file (checking it is the file that was validated) and resolve its markers."""
+    from ..fcs import read_fcs
+    from ..panel import load_panel
+
+    sample = read_fcs(job.path)
+    if job.sha256 and sample.sha256 and sample.sha256 != job.sha256:
+        raise FCSError("file changed while the run was in progress (sha256 differs from validation); "
+                       "run again", path=job.path)
+    return load_panel(job.panel).resolve(sample, tube=job.panel_tube)
+
+
+def apply_qc(sample: Sample, params: dict[str, Any]) -> tuple[Sample, list[str], dict[str, Any]]:
+    """QC the sample with :func:`cytokit.qc.run_qc`; returns (kept events, flags, QC summary).
+
+    ``params`` are the pipeline's ``qc:`` block; ``enabled: false`` keeps every event and
+    ``min_events`` is checked here: fewer events after QC fails the sample with a QCError.
+    """
+    params = dict(params)
+    enabled = params.pop("enabled", True)
+    min_events = int(params.pop("min_events", 0))
+    flags: list[str] = []
+    info: dict[str, Any] = {}
+    kept = sample
+    if enabled:
+        from ..qc import run_qc
+
+        result = run_qc(sample, **params)
+        kept = result.sample if hasattr(result, "sample") else sample.subset(result.mask, "QC")
+        flags = [str(f) for f in getattr(result, "flags", ())]
+        info = dict(getattr(result, "summary", {}) or {})
+    if kept.n_events < min_events:
+        raise QCError(f"only {kept.n_events} events after QC (of {sample.n_events} read); the pipeline needs at "
+                      f"least {min_events} (qc.min_events)", path=sample.path)
+    return kept, flags, info
+
+
+def marker_medians(events: np.ndarray, mask: np.ndarray, indices: list[int], names: list[str]) -> str:
+    """JSON ``{marker: median}`` over the events in ``mask`` (transformed scale); {} when empty."""
+    if not mask.any() or not indices:
+        return "{}"
+    sub = events[mask][:, indices].astype(np.float64)
+    return json.dumps({n: round(float(v), 6) for n, v in zip(names, np.median(sub, axis=0))}, sort_keys=True)
+
+
+def analyse_sample(job: SampleJob) -> SampleOutput:
+    """The full per-sample analysis (see module contract)."""
+    from ..gating.preprocess import apply_transforms, compensate, plan_transforms
+    from ..gating.strategy import load_strategy
+
+    timer = _Timer()
+    with timer("read"):
+        sample = read_and_resolve(job)
+    n_read = sample.n_events
+    with timer("qc"):
+        kept, qc_flags, qc_info = apply_qc(sample, job.qc)
+    strategy = load_strategy(job.strategy)
+    definition = strategy.definition
+    with timer("compensation"):
+        comp = compensate(kept, definition)
+    with timer("transforms"):
+        plan = plan_transforms(comp, definition)
+        prepared = apply_transforms(comp, plan)
+    with timer("gating"):
+        result = strategy.apply_prepared(prepared, plan)
+    with timer("statistics"):
+        table = result.populations
+        masks = result.masks
+        medians = []
+        for dims in table["dims"]:
+            names = [d for d in str(dims).split(";") if d]
+            idx = [prepared.channel_index(d) for d in names]
+            medians.append((idx, names))
+        table["marker_medians"] = [marker_medians(prepared.events, masks[p], idx, names)
+                                   for p, (idx, names) in zip(table["population"], medians)]
+        populations = [{k: (v.item() if isinstance(v, np.generic) else v) for k, v in rec.items()}
+                       for rec in table.to_dict("records")]
+    fits = result.fits
+    gates = [{"population": spec.name, "parent": spec.parent or "", "gate": fits[spec.name].gate.to_dict(),
+              "components": [c.to_dict() for c in fits[spec.name].components]}
+             for spec in definition.populations if spec.name in fits]
+    summary = {
+        "n_events": n_read, "n_events_qc": kept.n_events, "qc_flags": qc_flags, "qc": qc_info,
+        "compensated": bool(prepared.compensated),
+        "transforms": [{"pnn": t.pnn, "marker": t.marker, "name": t.name, "params": t.params} for t in plan],
+        "skipped_populations": result.skipped, "qc_params": job.qc, "panel_tube": job.panel_tube, "warnings": list(sample.warnings),
+    }
+    out = SampleOutput(sample_id=job.sample_id, populations=populations, summary=summary, gates=gates)
+    with timer("export"):
+        if job.gatingml:
+            out.gatingml = result.to_gatingml()
+        if job.thumbnails:
+            out.thumbnails = _thumbnails(result)
+        n_keep = int(job.options.get("anndata_events", 0))
+        if n_keep:
+            out.files["events.npz"] = _events_subsample(job, prepared, result, n_keep)
+    out.timings = timer.timings
+    return out
+
+
+def _thumbnails(result: Any) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig = result.plot_all()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=60, metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _events_subsample(job: SampleJob, prepared: Sample, result: Any, n_keep: int) -> bytes:
+    """A reproducible subsample of events (seeded by the file's sha256) with each event's deepest population."""
+    from .outputs import events_npz
+
+    rng = np.random.default_rng(int(job.sha256[:16] or "0", 16))
+    n = prepared.n_events
+    rows = np.sort(rng.choice(n, size=min(n_keep, n), replace=False)) if n else np.zeros(0, dtype=int)
+    labels = np.full(rows.size, "", dtype=object)
+    for name, mask in result.masks.items():  # strategy order: later (deeper) populations win
+        labels[mask[rows]] = name
+    markers = [str(m) for m in prepared.channels["marker"]]
+    return events_npz(prepared.events[rows], markers, labels.astype(str))

@@ -1,0 +1,123 @@
+"""Assemble the tidy tables of a run from the stored per-sample results (deterministically sorted).
+
+Contract (schema in docs/architecture.md, "Results store")
+--------------------------------------------------------
+:func:`assemble_tables` returns ``(populations, samples)``:
+
+* ``populations``: one row per sample x population, sorted by ``sample_id`` then strategy order, with
+  ``sample_id, file, sha256, patient, visit, week, arm, tube, population, parent, count, parent_count,
+  pct_parent (%), pct_lymphocytes (%), abs_count_per_uL (cells/µL), abs_method, marker_medians (JSON,
+  transformed scale), method, flags, qc_flags, phenotype``;
+* ``samples``: one row per manifest sample, sorted by ``sample_id``: ``sample_id, file, sha256``, the
+  manifest columns, ``status`` (ok|failed), ``error``, ``n_events``, ``n_events_qc``, ``lymphocytes``
+  (events in the lymphocyte denominator, Singlets), ``lymphosum_pct`` (%), ``cd4_cd8_vs_cd3_pct`` (%),
+  ``abs_method``, ``qc_flags``, ``check_flags``.
+
+Both depend only on the stored results, the manifest and the clinical table, never on timing or worker
+order, so identical inputs give byte-identical files.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .config import PipelineConfig
+from .counts import absolute_counts, consistency_checks
+
+POPULATION_COLUMNS: tuple[str, ...] = (
+    "sample_id", "file", "sha256", "patient", "visit", "week", "arm", "tube", "population", "parent",
+    "count", "parent_count", "pct_parent", "pct_lymphocytes", "abs_count_per_uL", "abs_method",
+    "marker_medians", "method", "flags", "qc_flags", "phenotype",
+)
+SAMPLE_RESULT_COLUMNS: tuple[str, ...] = (
+    "status", "error", "n_events", "n_events_qc", "lymphocytes", "lymphosum_pct", "cd4_cd8_vs_cd3_pct",
+    "abs_method", "qc_flags", "check_flags",
+)
+INT_COLUMNS = ("count", "parent_count", "n_events", "n_events_qc", "lymphocytes")
+FLOAT_COLUMNS = ("pct_parent", "pct_lymphocytes", "abs_count_per_uL", "lymphosum_pct", "cd4_cd8_vs_cd3_pct")
+
+
+def _lymph_count(clinical: pd.DataFrame | None, column: str, patient: str, visit: str) -> float:
+    if clinical is None or column not in clinical.columns:
+        return math.nan
+    hit = clinical.loc[(clinical["patient"] == patient) & (clinical["visit"] == visit), column]
+    try:
+        return float(hit.iloc[0]) if len(hit) and str(hit.iloc[0]).strip() else math.nan
+    except ValueError:
+        return math.nan
+
+
+def _flags_text(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ";".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def _typed(df: pd.DataFrame) -> pd.DataFrame:
+    """Stable dtypes (nullable ints, float64, text) so empty and full runs write the same schema."""
+    for col in df.columns:
+        if col in INT_COLUMNS:
+            df[col] = pd.array(pd.to_numeric(df[col], errors="coerce").round(), dtype="Int64")
+        elif col in FLOAT_COLUMNS:
+            df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
+        elif col == "week":
+            num = pd.to_numeric(df[col].replace("", np.nan), errors="coerce")
+            if num.notna().all() or (num.notna() == (df[col] != "")).all():
+                df[col] = pd.array(num.round(), dtype="Int64")
+        else:
+            df[col] = df[col].fillna("").astype(str)
+    return df
+
+
+def assemble_tables(config: PipelineConfig, samples: pd.DataFrame, results: dict[str, dict[str, Any]],
+                    states: dict[str, dict[str, Any]], clinical: pd.DataFrame | None
+                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Build the populations and samples tables (see module contract).
+
+    ``samples``: the run's sample table (manifest + ``sha256``); ``results``: sample_id -> stored
+    ``result.json`` for samples analysed ok; ``states``: sample_id -> ledger row (status, error).
+    """
+    counts = config.counts
+    lymph_col = config.clinical.lymphocytes_column if config.clinical else "lymphocytes_per_uL"
+    manifest_cols = [c for c in samples.columns if c not in ("path", "sha256", "sample_id", "file")]
+    pop_frames, sample_rows = [], []
+    for row in samples.sort_values("sample_id", kind="stable").to_dict("records"):
+        sid = row["sample_id"]
+        base = {"sample_id": sid, "file": row["file"], "sha256": row.get("sha256", "")}
+        base.update({c: row.get(c, "") for c in manifest_cols})
+        result = results.get(sid)
+        state = states.get(sid, {})
+        if result is None:
+            status = state.get("status") or "failed"
+            error = state.get("error") or "not analysed"
+            sample_rows.append({**base, "status": "failed" if status != "ok" else "failed", "error": error})
+            continue
+        summary = result.get("summary", {})
+        qc_flags = _flags_text(summary.get("qc_flags", ""))
+        pops = pd.DataFrame(result["populations"])
+        lymph = _lymph_count(clinical, lymph_col, row["patient"], row["visit"])
+        abs_counts, method, abs_flags = absolute_counts(pops, row, counts, lymph)
+        checks = consistency_checks(pops, counts)
+        check_flags = checks.pop("check_flags") + abs_flags
+        pops = pops.assign(abs_count_per_uL=abs_counts.to_numpy(),
+                           abs_method=np.where(abs_counts.notna().to_numpy(), method, ""),
+                           qc_flags=qc_flags)
+        for key, value in base.items():
+            if key in ("patient", "visit", "week", "arm", "tube", "sample_id", "file", "sha256"):
+                pops[key] = value
+        for col in POPULATION_COLUMNS:
+            if col not in pops.columns:
+                pops[col] = ""
+        pops["flags"] = pops["flags"].map(_flags_text)
+        pop_frames.append(pops[list(POPULATION_COLUMNS)])
+        sample_rows.append({**base, "status": "ok", "error": "", "n_events": summary.get("n_events"),
+                            "n_events_qc": summary.get("n_events_qc"), **checks, "abs_method": method,
+                            "qc_flags": qc_flags, "check_flags": ";".join(check_flags)})
+    populations = (pd.concat(pop_frames, ignore_index=True) if pop_frames
+                   else pd.DataFrame(columns=list(POPULATION_COLUMNS)))
+    sample_cols = ["sample_id", "file", "sha256", *manifest_cols, *SAMPLE_RESULT_COLUMNS]
+    samples_table = pd.DataFrame(sample_rows).reindex(columns=sample_cols)
+    return _typed(populations.reset_index(drop=True)), _typed(samples_table.reset_index(drop=True))

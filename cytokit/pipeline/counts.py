@@ -1,0 +1,101 @@
+"""Absolute counts (cells/µL = 10^6 cells/L) and per-sample consistency checks.
+
+Contract
+--------
+* Dual-platform: ``abs = pct_lymphocytes / 100 × lymphocytes_per_uL`` where ``pct_lymphocytes`` is in
+  percent of single lymphocytes (population ``Singlets``) and the lymphocyte count (cells/µL) comes from
+  the clinical table row of the same patient and visit (a haematology analyser's count).
+* Single-platform (bead-based): ``abs = count × beads_per_tube / (bead_events × sample_volume_uL)``
+  with bead events from the bead gate and beads per tube / sample volume (µL) from the manifest.
+* Checks, flagged per sample (``check_flags``, ``;``-joined): ``lymphosum`` (T + B + NK within
+  100 ± tolerance % of lymphocytes, for tubes that gate all three), ``cd4_cd8_vs_cd3`` (CD4 T + CD8 T as %
+  of T cells within a range), ``low_lymphocyte_events`` (fewer Singlets events than the minimum), and
+  ``no_absolute_count`` when the chosen method lacks its inputs.
+
+All functions are pure: they take and return DataFrames.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from .config import CountsConfig
+
+DUAL, SINGLE = "dual_platform", "single_platform"
+LYMPHOSUM_POPS = ("T cells", "B cells", "NK cells")
+
+
+def _number(value: object) -> float:
+    try:
+        out = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+    return out
+
+
+def choose_method(counts: CountsConfig, sample: dict, lymphocytes_per_uL: float) -> str:
+    """The absolute-count method for one sample ('' when none applies)."""
+    if counts.method == "none":
+        return ""
+    has_beads = (_number(sample.get(counts.beads_per_tube_column)) > 0
+                 and _number(sample.get(counts.sample_volume_column)) > 0)
+    if counts.method == SINGLE or (counts.method == "auto" and has_beads):
+        return SINGLE
+    if counts.method == DUAL or (counts.method == "auto" and not math.isnan(lymphocytes_per_uL)):
+        return DUAL
+    return ""
+
+
+def absolute_counts(pops: pd.DataFrame, sample: dict, counts: CountsConfig,
+                    lymphocytes_per_uL: float) -> tuple[pd.Series, str, list[str]]:
+    """Absolute counts (cells/µL) for one sample's populations, the method used, and flags.
+
+    ``pops`` holds one sample's rows (``population``, ``count``, ``pct_lymphocytes``); returns a float
+    Series aligned with ``pops`` (NaN where undefined, e.g. the bead gate itself).
+    """
+    method = choose_method(counts, sample, lymphocytes_per_uL)
+    nan = pd.Series(np.nan, index=pops.index, dtype="float64")
+    flags: list[str] = []
+    if method == DUAL:
+        if math.isnan(lymphocytes_per_uL):
+            return nan, method, ["no_absolute_count:no_lymphocyte_count"]
+        pct = pd.to_numeric(pops["pct_lymphocytes"], errors="coerce")
+        return pct / 100.0 * lymphocytes_per_uL, method, flags
+    if method == SINGLE:
+        beads = pops.loc[pops["population"] == counts.bead_population, "count"]
+        bead_events = float(beads.iloc[0]) if len(beads) else 0.0
+        per_tube = _number(sample.get(counts.beads_per_tube_column))
+        volume = _number(sample.get(counts.sample_volume_column))
+        if not bead_events > 0 or not per_tube > 0 or not volume > 0:
+            return nan, method, ["no_absolute_count:no_bead_events" if not bead_events > 0
+                                 else "no_absolute_count:no_bead_concentration"]
+        out = pd.to_numeric(pops["count"], errors="coerce") * per_tube / (bead_events * volume)
+        out[pops["population"] == counts.bead_population] = np.nan
+        return out, method, flags
+    return nan, "", flags
+
+
+def consistency_checks(pops: pd.DataFrame, counts: CountsConfig) -> dict[str, object]:
+    """Per-sample checks: ``lymphocytes``, ``lymphosum_pct``, ``cd4_cd8_vs_cd3_pct`` and ``check_flags``."""
+    by_pop = pops.drop_duplicates("population").set_index("population")
+    count = pd.to_numeric(by_pop.get("count", pd.Series(dtype=float)), errors="coerce")
+    pct_lym = pd.to_numeric(by_pop.get("pct_lymphocytes", pd.Series(dtype=float)), errors="coerce")
+    flags: list[str] = []
+    lymphocytes = float(count.get("Singlets", np.nan))
+    if not math.isnan(lymphocytes) and lymphocytes < counts.min_lymphocyte_events:
+        flags.append("low_lymphocyte_events")
+    lymphosum = np.nan
+    if all(p in pct_lym.index for p in LYMPHOSUM_POPS):
+        lymphosum = float(sum(pct_lym[p] for p in LYMPHOSUM_POPS))
+        if not abs(lymphosum - 100.0) <= counts.lymphosum_tolerance_pct:
+            flags.append("lymphosum")
+    cd4_cd8 = np.nan
+    if all(p in count.index for p in ("CD4 T", "CD8 T", "T cells")) and count["T cells"] > 0:
+        cd4_cd8 = float((count["CD4 T"] + count["CD8 T"]) / count["T cells"] * 100.0)
+        lo, hi = counts.cd4_cd8_vs_cd3_range
+        if not lo <= cd4_cd8 <= hi:
+            flags.append("cd4_cd8_vs_cd3")
+    return {"lymphocytes": lymphocytes, "lymphosum_pct": lymphosum, "cd4_cd8_vs_cd3_pct": cd4_cd8,
+            "check_flags": flags}

@@ -1,0 +1,205 @@
+"""Executors: how the per-sample task is mapped over the samples of a run.
+
+Contract
+--------
+An :class:`Executor` has one method, :meth:`Executor.map`, which runs ``execute(task, job)`` for every
+job and yields one :class:`~cytokit.pipeline.task.SampleOutput` per job, in completion order. It never
+raises because of one sample: a task exception, an unpicklable result or a worker process that dies
+(segfault, ``os._exit``, OOM kill) becomes a failed output for that sample only. :data:`EXECUTORS` is the
+registry (``local`` process pool, ``serial`` in-process, ``dask`` distributed); :func:`make_executor`
+builds one by name.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from abc import ABC, abstractmethod
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from functools import partial
+from typing import Any, Callable, ClassVar, Iterator, Sequence
+
+from ..errors import ConfigError
+from .task import SampleJob, SampleOutput, execute
+
+log = logging.getLogger(__name__)
+
+Task = Callable[[SampleJob], SampleOutput]
+WORKER_DIED = "worker process died while analysing this file (crash, os._exit or out-of-memory kill)"
+
+
+class Executor(ABC):
+    """Maps a per-sample task over jobs; yields outputs as they complete (see module contract)."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def map(self, task: Task, jobs: Sequence[SampleJob]) -> Iterator[SampleOutput]:
+        """Yield one output per job, in completion order."""
+
+    def close(self) -> None:
+        """Release workers and connections."""
+
+    def describe(self) -> str:
+        return self.name
+
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class SerialExecutor(Executor):
+    """Runs every task in this process, one after the other (debugging, notebooks, tiny batches)."""
+
+    name = "serial"
+
+    def __init__(self, **_: Any) -> None:
+        pass
+
+    def map(self, task: Task, jobs: Sequence[SampleJob]) -> Iterator[SampleOutput]:
+        for job in jobs:
+            yield execute(task, job)
+
+
+class LocalExecutor(Executor):
+    """A pool of ``jobs`` worker processes on this machine.
+
+    At most ``2 * jobs`` tasks are queued at once (bounded memory). When a worker dies the pool breaks;
+    the tasks that were in flight are re-run one at a time in a fresh single-worker pool so that only
+    the sample that kills its worker is recorded as failed.
+    """
+
+    name = "local"
+
+    def __init__(self, jobs: int = 2, start_method: str | None = None, **_: Any) -> None:
+        if jobs < 1:
+            raise ConfigError(f"jobs must be >= 1, got {jobs}")
+        self.jobs = jobs
+        self.context = multiprocessing.get_context(start_method)
+        self._pool: ProcessPoolExecutor | None = None
+
+    def describe(self) -> str:
+        return f"local ({self.jobs} worker process{'es' if self.jobs > 1 else ''})"
+
+    def _new_pool(self, workers: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=workers, mp_context=self.context)
+
+    def map(self, task: Task, jobs: Sequence[SampleJob]) -> Iterator[SampleOutput]:
+        pending = list(jobs)[::-1]  # pop() from the end keeps submission in the given order
+        suspects: list[SampleJob] = []
+        run = partial(execute, task)
+        while pending:
+            self._pool = self._new_pool(self.jobs)
+            in_flight: dict[Future, SampleJob] = {}
+            broken = False
+            try:
+                while pending or in_flight:
+                    while pending and len(in_flight) < 2 * self.jobs and not broken:
+                        job = pending.pop()
+                        try:
+                            in_flight[self._pool.submit(run, job)] = job
+                        except BrokenProcessPool:
+                            pending.append(job)
+                            broken = True
+                    if not in_flight:
+                        break
+                    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        job = in_flight.pop(fut)
+                        try:
+                            yield fut.result()
+                        except BrokenProcessPool:
+                            broken = True
+                            suspects.append(job)
+                        except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable result
+                            yield SampleOutput.failed(job.sample_id, f"{job.path}: {type(exc).__name__}: {exc}")
+                    if broken:
+                        suspects.extend(in_flight.values())
+                        in_flight.clear()
+                        break
+            finally:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
+            if suspects:
+                log.warning("a worker process died; re-running %d in-flight sample(s) one at a time", len(suspects))
+                yield from self._isolate(run, suspects)
+                suspects = []
+
+    def _isolate(self, run: Callable[[SampleJob], SampleOutput], jobs: list[SampleJob]) -> Iterator[SampleOutput]:
+        """Run each job alone in a fresh one-worker pool; a job that kills that worker fails."""
+        for job in sorted(jobs, key=lambda j: j.sample_id):
+            pool = self._new_pool(1)
+            try:
+                yield pool.submit(run, job).result()
+            except BrokenProcessPool:
+                yield SampleOutput.failed(job.sample_id, f"{job.path}: {WORKER_DIED}")
+            except Exception as exc:  # noqa: BLE001
+                yield SampleOutput.failed(job.sample_id, f"{job.path}: {type(exc).__name__}: {exc}")
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+
+class DaskExecutor(Executor):
+    """Tasks run on a Dask distributed cluster (``scheduler='tcp://HOST:PORT'``).
+
+    Needs the optional extra ``cytokit[distributed]``. Results travel back to this process, which alone
+    writes the output folder, so workers need read access to the FCS files but not to the output.
+    """
+
+    name = "dask"
+
+    def __init__(self, scheduler: str | None = None, **_: Any) -> None:
+        if not scheduler:
+            raise ConfigError("the dask executor needs a scheduler address (--scheduler tcp://HOST:PORT)")
+        try:
+            from distributed import Client
+        except ImportError:
+            raise ConfigError("the dask executor needs the optional extra: pip install 'cytokit[distributed]'") from None
+        self.scheduler = scheduler
+        try:
+            self.client = Client(scheduler, timeout="20s", set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise ConfigError(f"cannot connect to Dask scheduler {scheduler}: {exc}") from exc
+
+    def describe(self) -> str:
+        return f"dask ({self.scheduler})"
+
+    def map(self, task: Task, jobs: Sequence[SampleJob]) -> Iterator[SampleOutput]:
+        from distributed import as_completed
+
+        if not jobs:
+            return
+        run = partial(execute, task)
+        futures = self.client.map(run, list(jobs), pure=False, key=[f"cytokit-{j.sample_id}-{j.key[:12]}" for j in jobs])
+        by_key = {f.key: j for f, j in zip(futures, jobs)}
+        for fut in as_completed(futures):
+            job = by_key[fut.key]
+            try:
+                yield fut.result()
+            except Exception as exc:  # noqa: BLE001 - KilledWorker, lost connection, unpicklable result
+                name = type(exc).__name__
+                reason = WORKER_DIED if name == "KilledWorker" else f"{name}: {exc}"
+                yield SampleOutput.failed(job.sample_id, f"{job.path}: {reason}")
+            finally:
+                fut.release()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+EXECUTORS: dict[str, type[Executor]] = {cls.name: cls for cls in (LocalExecutor, SerialExecutor, DaskExecutor)}
+
+
+def make_executor(kind: str, **options: Any) -> Executor:
+    """Build the executor registered under ``kind`` with its options (jobs, scheduler, start_method)."""
+    cls = EXECUTORS.get(kind)
+    if cls is None:
+        raise ConfigError(f"unknown executor {kind!r}; known: {sorted(EXECUTORS)}")
+    return cls(**options)

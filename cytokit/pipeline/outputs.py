@@ -1,0 +1,110 @@
+"""Run-level outputs beyond the tidy tables: the FlowJo review workspace and the AnnData export.
+
+Contract: :data:`EXTRA_OUTPUTS` is the registry (switch in ``outputs`` -> writer ``(out, plan, samples,
+results) -> None``). :func:`write_extra_outputs` runs the enabled writers and returns ``{output: error}``
+for those that failed (logged; the tables are already written).
+
+* ``OUT/workspace.wsp``: one FlowJo 10 workspace with every analysed sample and its fitted gates.
+* ``OUT/events_<tube>.h5ad`` (AnnData): per tube, up to ``anndata_max_events_per_sample`` events per sample
+  on the transformed scale (``X``, float32; ``var_names`` = markers), ``obs`` = sample_id, patient,
+  visit, arm, tube and the deepest gated population of each event (``population``).
+"""
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from ..errors import CytokitError, PipelineError
+from ..io_utils import atomic_write_bytes, safe_name
+from .preflight import RunPlan
+
+log = logging.getLogger(__name__)
+
+EVENTS_FILE = "events.npz"
+
+
+def _workspace(out: Path, plan: RunPlan, samples: pd.DataFrame, results: dict[str, dict[str, Any]]) -> None:
+    from ..flowjo import write_workspace  # type: ignore[attr-defined]
+
+    entries = []
+    ok = samples[samples["status"] == "ok"]
+    for row in ok.to_dict("records"):
+        gml = out / "samples" / safe_name(row["sample_id"]) / "gates.xml"
+        if gml.is_file():
+            entries.append({"sample_id": row["sample_id"], "fcs": plan.samples.set_index("sample_id").at[row["sample_id"], "path"],
+                            "gatingml": str(gml), "group": row.get("tube", "")})
+    write_workspace(out / "workspace.wsp", entries)
+
+
+def _anndata(out: Path, plan: RunPlan, samples: pd.DataFrame, results: dict[str, dict[str, Any]]) -> None:
+    try:
+        import anndata
+    except ImportError:
+        raise PipelineError("the AnnData export needs the optional extra: pip install 'cytokit[anndata]'") from None
+    ok = samples[samples["status"] == "ok"].sort_values("sample_id", kind="stable")
+    for tube, group in ok.groupby("tube", sort=True):
+        blocks, obs, markers = [], [], None
+        for row in group.to_dict("records"):
+            path = out / "samples" / safe_name(row["sample_id"]) / EVENTS_FILE
+            if not path.is_file():
+                continue
+            with np.load(path, allow_pickle=False) as npz:
+                X, names, labels = npz["X"], [str(m) for m in npz["markers"]], npz["population"]
+            if markers is None:
+                markers = names
+            if names != markers:  # same tube, different channel set: align on the first sample's markers
+                idx = {m: i for i, m in enumerate(names)}
+                X = np.column_stack([X[:, idx[m]] if m in idx else np.full(len(X), np.nan, np.float32)
+                                     for m in markers])
+            blocks.append(X.astype(np.float32))
+            obs.append(pd.DataFrame({"sample_id": row["sample_id"], "patient": row.get("patient", ""),
+                                     "visit": row.get("visit", ""), "arm": row.get("arm", ""), "tube": tube,
+                                     "population": [str(v) for v in labels]}))
+        if not blocks:
+            continue
+        o = pd.concat(obs, ignore_index=True)
+        o.index = [f"{s}:{i}" for s, i in zip(o["sample_id"], o.groupby("sample_id").cumcount())]
+        adata = anndata.AnnData(X=np.vstack(blocks), obs=o.astype("category"),
+                                var=pd.DataFrame(index=list(markers or [])))
+        adata.uns["scale"] = "transformed (strategy transforms, e.g. logicle 0..1)"
+        target = out / f"events_{safe_name(str(tube))}.h5ad"
+        tmp = target.with_name(f".{target.name}.writing")
+        try:
+            adata.write_h5ad(tmp)
+            atomic_write_bytes(target, tmp.read_bytes())
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+EXTRA_OUTPUTS: dict[str, Callable[[Path, RunPlan, pd.DataFrame, dict[str, dict[str, Any]]], None]] = {
+    "flowjo_workspace": _workspace,
+    "anndata": _anndata,
+}
+
+
+def write_extra_outputs(out: Path, plan: RunPlan, samples: pd.DataFrame,
+                        results: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Run the enabled writers of :data:`EXTRA_OUTPUTS`; returns ``{output: error}`` for failures."""
+    errors: dict[str, str] = {}
+    for name, writer in EXTRA_OUTPUTS.items():
+        if not getattr(plan.config.outputs, name):
+            continue
+        try:
+            writer(out, plan, samples, results)
+        except (CytokitError, ImportError, OSError, ValueError, KeyError) as exc:
+            log.error("output %s not written: %s", name, exc)
+            errors[name] = str(exc) if isinstance(exc, CytokitError) else f"{type(exc).__name__}: {exc}"
+    return errors
+
+
+def events_npz(X: np.ndarray, markers: list[str], population: np.ndarray) -> bytes:
+    """The bytes of a per-sample ``events.npz`` (X float32, marker names, per-event population label)."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, X=np.asarray(X, dtype=np.float32), markers=np.asarray(markers, dtype=str),
+                        population=np.asarray(population, dtype=str))
+    return buf.getvalue()

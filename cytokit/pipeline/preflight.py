@@ -1,0 +1,173 @@
+"""Validate a whole run before any file is processed.
+
+Contract
+--------
+:func:`preflight` checks the configuration's definitions (every panel and strategy loads), the manifest
+against the files on disk, the clinical table, and that each file's panel resolves from its HEADER and
+TEXT segments alone (no DATA is read). It returns a :class:`RunPlan`, or raises one
+:class:`~cytokit.errors.PipelineError` listing *every* problem found, so a user fixes them all at once.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import CytokitError, FCSError, PipelineError
+from ..io_utils import sha256_file
+from ..sample import Sample
+from .config import PipelineConfig
+from .manifest import build_manifest, read_clinical
+
+log = logging.getLogger(__name__)
+
+#: how much of a file is read to reach the end of its TEXT segment when the HEADER does not say
+MAX_TEXT_BYTES = 1 << 22
+
+
+@dataclass(frozen=True)
+class TubeDefinitions:
+    """The loaded panel and strategy of one tube, with the sha256 of their definition files."""
+
+    tube: str
+    panel_path: str
+    panel_hash: str
+    strategy_path: str
+    strategy_hash: str
+    panel: Any = field(repr=False, compare=False)
+    strategy: Any = field(repr=False, compare=False)
+    panel_tube: str | None = None
+
+
+@dataclass
+class RunPlan:
+    """A validated run: the sample table (with sha256), clinical tables and per-tube definitions."""
+
+    config: PipelineConfig
+    samples: pd.DataFrame
+    clinical: pd.DataFrame | None
+    il2_cycles: pd.DataFrame | None
+    tubes: dict[str, TubeDefinitions]
+    warnings: list[str] = field(default_factory=list)
+
+
+def _file_hash(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def load_tube_definitions(config: PipelineConfig, problems: list[str]) -> dict[str, TubeDefinitions]:
+    """Load every tube's panel and strategy; problems are appended, not raised."""
+    from ..definitions import resolve_definition
+    from ..gating.strategy import load_strategy
+    from ..panel import load_panel
+
+    out: dict[str, TubeDefinitions] = {}
+    for tube, tc in sorted(config.tubes.items()):
+        try:
+            panel_path = resolve_definition(tc.panel, "panels")
+            panel = load_panel(panel_path)
+            strategy_path = resolve_definition(tc.strategy, "gating")
+            strategy = load_strategy(strategy_path)
+        except CytokitError as exc:
+            problems.append(f"tube {tube!r}: {exc}")
+            continue
+        panel_tube = None if tc.any_tube else (tc.panel_tube or tube)
+        if panel_tube is not None and panel.tubes and panel_tube not in panel.tubes:
+            problems.append(f"tube {tube!r}: panel {panel.name!r} ({panel_path}) has no tube {panel_tube!r}; "
+                            f"its tubes are {panel.tubes} (set tubes.{tube}.panel_tube)")
+            continue
+        out[tube] = TubeDefinitions(tube, str(panel_path), _file_hash(panel_path), str(strategy_path),
+                                    _file_hash(strategy_path), panel, strategy, panel_tube)
+    return out
+
+
+def read_header_sample(path: str | Path) -> Sample:
+    """A zero-event Sample with the channel table and keywords of an FCS file, from HEADER + TEXT only."""
+    from ..fcs.channels import channel_table
+    from ..fcs.header import HEADER_LEN, parse_header
+    from ..fcs.reader import read_dataset_text
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(HEADER_LEN)
+            header = parse_header(head, path=path)
+            end = header.text_end if 0 < header.text_end < MAX_TEXT_BYTES else MAX_TEXT_BYTES
+            fh.seek(0)
+            buf = fh.read(end + 1)
+    except OSError as exc:
+        raise FCSError(f"cannot read file: {exc.strerror or exc}", path=path) from exc
+    try:
+        text = read_dataset_text(buf, 0, path)
+        kw = text.keywords
+        n_par = int(str(kw.get("par", "0")).strip() or 0)
+        if n_par <= 0:
+            raise FCSError("$PAR is missing or 0: the file declares no channels", path=path)
+        channels, _ = channel_table(kw, n_par, str(kw.get("datatype", "F")).strip().upper(), path=path)
+    except CytokitError:
+        raise
+    except (ValueError, TypeError, IndexError, KeyError, UnicodeError) as exc:
+        raise FCSError(f"cannot decode HEADER/TEXT ({type(exc).__name__}: {exc})", path=path) from exc
+    return Sample(events=np.zeros((0, n_par), dtype=np.float32), channels=channels, metadata=kw, path=path)
+
+
+def check_file(path: str, tube: TubeDefinitions) -> str | None:
+    """None when the file's header resolves with the tube's panel, else the problem text."""
+    try:
+        sample = read_header_sample(path)
+        tube.panel.resolve(sample, tube=tube.panel_tube)
+    except CytokitError as exc:
+        return str(exc)
+    return None
+
+
+def preflight(config: PipelineConfig, *, check_headers: bool = True) -> RunPlan:
+    """Validate everything a run needs; raises PipelineError listing every problem (see module contract)."""
+    problems: list[str] = []
+    try:
+        samples, manifest_problems = build_manifest(config)
+    except CytokitError as exc:
+        raise PipelineError(f"cannot start the run:\n  {exc}") from exc
+    problems += manifest_problems
+    try:
+        clinical, cycles, clinical_problems = read_clinical(config)
+        problems += clinical_problems
+    except CytokitError as exc:
+        clinical, cycles = None, None
+        problems.append(str(exc))
+    tubes = load_tube_definitions(config, problems)
+    hashes = []
+    for row in samples.itertuples(index=False):
+        if not row.path or not Path(row.path).is_file():
+            hashes.append("")
+            continue
+        try:
+            hashes.append(sha256_file(row.path))
+        except OSError as exc:
+            hashes.append("")
+            problems.append(f"{row.path}: cannot read file: {exc.strerror or exc}")
+            continue
+        if check_headers and row.tube in tubes:
+            problem = check_file(row.path, tubes[row.tube])
+            if problem:
+                problems.append(problem)
+    if len(samples):
+        samples = samples.assign(sha256=hashes)
+    if clinical is not None and len(samples) and {"patient", "visit"} <= set(clinical.columns):
+        known = set(zip(clinical["patient"], clinical["visit"]))
+        absent = sorted({(p, v) for p, v in zip(samples["patient"], samples["visit"])} - known)
+        if absent and config.counts.method == "dual_platform":
+            problems.append(f"{config.clinical.path}: no clinical row for patient x visit {absent[:10]}"  # type: ignore[union-attr]
+                            " (needed for dual-platform absolute counts)")
+        elif absent:
+            log.warning("no clinical row for %d patient x visit pair(s), e.g. %s", len(absent), absent[:3])
+    if problems:
+        where = config.source or "ad-hoc pipeline"
+        raise PipelineError(f"{where}: {len(problems)} problem(s) found; nothing was processed:\n  "
+                            + "\n  ".join(problems))
+    return RunPlan(config, samples, clinical, cycles, tubes)

@@ -1,0 +1,334 @@
+"""``run(config, out)``: validate, analyse every sample in parallel, store, assemble, run cohort stages.
+
+Contract
+--------
+:func:`run` is what ``cytokit run`` calls and what a notebook calls. It
+
+1. validates everything (:func:`~cytokit.pipeline.preflight.preflight`) and refuses to start with the
+   full list of problems;
+2. checks the output folder: never an input folder; an existing folder holding another pipeline's
+   results needs ``force=True``; the same pipeline's folder is resumed;
+3. maps the per-sample task with an executor (local processes, Dask with ``scheduler=``), skipping samples
+   whose stored result was made from the same file and definitions (the *key*), and stores every
+   result atomically before recording it in the ledger;
+4. assembles the tidy tables (sorted, byte-identical for identical inputs) and the other outputs, then
+   runs the cohort stages that are switched on (trial comparisons, clustering, reports).
+
+It returns a :class:`RunSummary`; failed samples do not raise (the CLI turns them into a non-zero exit
+code). A :class:`~cytokit.errors.PipelineError` is raised when the run cannot start or when results
+cannot be written (disk full, unwritable folder); results stored before that point stay valid.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from .. import __version__
+from ..errors import ConfigError, CytokitError, PipelineError
+from ..io_utils import atomic_write_bytes, atomic_write_text, write_table
+from .assemble import assemble_tables
+from .config import PipelineConfig, load_pipeline
+from .executors import Executor, make_executor
+from .ledger import Ledger, open_ledger, utc_now
+from .outputs import write_extra_outputs
+from .preflight import RunPlan, preflight
+from .progress import LogProgress, Progress
+from .stages import run_cohort_stages
+from .store import ResultsStore
+from .task import SampleJob, SampleOutput, resolve_task
+
+log = logging.getLogger(__name__)
+
+PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "pyarrow", "pydantic", "flowkit", "flowio", "flowutils",
+            "statsmodels", "matplotlib", "dask", "distributed", "anndata")
+
+
+@dataclass
+class RunSummary:
+    """What a run did: counts, failures (sample_id -> reason), output folder and timing (seconds)."""
+
+    out: Path
+    total: int
+    ok: int
+    failed: int
+    skipped: int
+    failures: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    stage_errors: dict[str, str] = field(default_factory=dict)
+    config_hash: str = ""
+
+    @property
+    def success(self) -> bool:
+        return self.failed == 0 and not self.stage_errors
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of cytokit's main dependencies (name -> version; absent ones omitted)."""
+    from importlib import metadata
+
+    out = {"cytokit": __version__}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def sample_key(row: dict[str, Any], plan: RunPlan, task_name: str) -> str:
+    """Hash of everything that determines a sample's stored result: file bytes, definitions, QC, task."""
+    cfg = plan.config
+    tube = plan.tubes[row["tube"]]
+    data = {"sha256": row["sha256"], "tube": row["tube"], "panel": tube.panel_hash, "panel_tube": tube.panel_tube,
+            "strategy": tube.strategy_hash, "qc": cfg.qc.model_dump(mode="json"), "task": task_name,
+            "outputs": cfg.outputs.model_dump(mode="json", include={"gatingml", "thumbnails", "anndata",
+                                                                    "anndata_max_events_per_sample"}),
+            "bead_population": cfg.counts.bead_population, "cytokit": __version__}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def make_jobs(plan: RunPlan, task_name: str) -> list[SampleJob]:
+    cfg = plan.config
+    jobs = []
+    for row in plan.samples.to_dict("records"):
+        tube = plan.tubes[row["tube"]]
+        jobs.append(SampleJob(
+            sample_id=row["sample_id"], path=row["path"], sha256=row["sha256"], tube=row["tube"],
+            panel=tube.panel_path, panel_tube=tube.panel_tube, strategy=tube.strategy_path,
+            qc=cfg.qc.model_dump(mode="json"), gatingml=cfg.outputs.gatingml, thumbnails=cfg.outputs.thumbnails,
+            bead_population=cfg.counts.bead_population, key=sample_key(row, plan, task_name),
+            options={"anndata_events": cfg.outputs.anndata_max_events_per_sample if cfg.outputs.anndata else 0},
+        ))
+    return jobs
+
+
+def _input_folders(plan: RunPlan) -> set[Path]:
+    cfg = plan.config
+    folders = {Path(p).parent for p in plan.samples.get("path", []) if p}
+    for p in (cfg.manifest.path, cfg.manifest.input and cfg.manifest.input / "x",
+              cfg.clinical and cfg.clinical.path, cfg.clinical and cfg.clinical.il2_cycles):
+        if p:
+            folders.add(Path(p).parent)
+    return {f.resolve() for f in folders}
+
+
+def check_output_folder(out: Path, plan: RunPlan, *, force: bool) -> None:
+    """Refuse input folders, and folders holding another pipeline's results unless ``force``."""
+    out = out.resolve()
+    for folder in sorted(_input_folders(plan)):
+        if out == folder or folder in out.parents or out in folder.parents:
+            raise PipelineError(f"output folder {out} overlaps the input folder {folder}; "
+                                "cytokit never writes into input folders: choose another --out")
+    if out.exists() and not out.is_dir():
+        raise PipelineError("output path exists and is not a folder", path=out)
+    if not out.exists() or not any(out.iterdir()):
+        return
+    ledger_path = out / "ledger.sqlite"
+    if not ledger_path.is_file():
+        if not force:
+            raise PipelineError(f"output folder {out} is not empty and holds no cytokit run; "
+                                "choose an empty folder or use --force")
+        return
+    ledger = Ledger(ledger_path)
+    try:
+        last = ledger.last_run()
+    finally:
+        ledger.close()
+    same = last is not None and last.get("pipeline_name") == plan.config.name and \
+        last.get("pipeline") == str(plan.config.source or "")
+    if not same and not force:
+        who = f"pipeline {last.get('pipeline_name')!r} ({last.get('pipeline') or 'ad hoc'})" if last else "another run"
+        raise PipelineError(f"output folder {out} holds the results of {who}; use --force to overwrite them "
+                            "or choose another --out")
+
+
+def _executor_for(config: PipelineConfig, jobs: int | None, scheduler: str | None, start_method: str | None
+                  ) -> Executor:
+    ex = config.executor
+    scheduler = scheduler or ex.scheduler
+    kind = "dask" if scheduler else ex.kind
+    if kind == "dask":
+        return make_executor("dask", scheduler=scheduler)
+    return make_executor(kind, jobs=jobs or ex.jobs, start_method=start_method)
+
+
+def _run_info(plan: RunPlan, config_hash: str, started: str, status: str, summary: dict[str, Any]) -> str:
+    tubes = {}
+    for name, t in sorted(plan.tubes.items()):
+        strategy = t.strategy.definition if hasattr(t.strategy, "definition") else t.strategy
+        comp = getattr(strategy, "compensation", "file")
+        tubes[name] = {
+            "panel": t.panel_path, "panel_hash": t.panel_hash, "strategy": t.strategy_path,
+            "strategy_hash": t.strategy_hash,
+            "compensation": {"file": "acquisition matrix ($SPILLOVER)", "file_if_present":
+                             "acquisition matrix ($SPILLOVER) when present", "none": "none"}.get(comp, str(comp)),
+            "transforms": _describe_transforms(strategy),
+            "reagents": _reagents(t.panel, t.panel_tube),
+        }
+    info = {"cytokit_version": __version__, "package_versions": package_versions(), "config_hash": config_hash,
+            "pipeline": str(plan.config.source or "ad hoc"), "name": plan.config.name, "started": started,
+            "finished": utc_now() if status != "running" else None, "status": status, "tubes": tubes, **summary}
+    return json.dumps(info, indent=1, sort_keys=True)
+
+
+def _describe_transforms(strategy: Any) -> str:
+    t = getattr(strategy, "transforms", None)
+    if t is None:
+        return ""
+    parts = [f"scatter: {t.scatter.name}", f"fluorescence: {t.fluorescence.name}"]
+    parts += [f"{m}: {c.name}" for m, c in sorted(t.markers.items())]
+    return "; ".join(parts)
+
+
+def _reagents(panel: Any, tube: str | None) -> dict[str, str]:
+    try:
+        return dict(panel.reagents(tube)) if tube else {m: panel.fluorochrome(m) or "" for m in panel.markers}
+    except CytokitError:
+        return {}
+
+
+def _inputs(plan: RunPlan) -> list[tuple[str, str, str, str]]:
+    """(kind, name, path, sha256) of every input of the run."""
+    from ..io_utils import sha256_file
+
+    cfg = plan.config
+    rows = [("fcs", r["sample_id"], r["path"], r["sha256"]) for r in plan.samples.to_dict("records")]
+    for kind, path in (("pipeline", cfg.source), ("manifest", cfg.manifest.path),
+                       ("clinical", cfg.clinical and cfg.clinical.path),
+                       ("il2_cycles", cfg.clinical and cfg.clinical.il2_cycles)):
+        if path:
+            rows.append((kind, Path(path).name, str(path), sha256_file(path)))
+    for name, t in sorted(plan.tubes.items()):
+        rows.append(("panel", name, t.panel_path, t.panel_hash))
+        rows.append(("strategy", name, t.strategy_path, t.strategy_hash))
+    return rows
+
+
+def run(config: PipelineConfig | str | Path, out: str | Path, *, jobs: int | None = None,
+        scheduler: str | None = None, force: bool = False, recompute: bool = False,
+        task: str | Callable[[SampleJob], SampleOutput] | None = None, progress: Progress | None = None,
+        executor: Executor | None = None, start_method: str | None = None, stages: bool = True) -> RunSummary:
+    """Run a pipeline into ``out`` (see module contract); returns a :class:`RunSummary`.
+
+    ``config`` is a :class:`PipelineConfig`, a YAML path or a built-in name. ``jobs`` overrides the
+    number of local worker processes, ``scheduler`` (``tcp://HOST:PORT``) selects Dask. ``recompute``
+    ignores stored results; ``task`` replaces the per-sample task (registry name, ``module:function``
+    or a picklable function); ``stages=False`` skips the cohort stages.
+    """
+    t0 = time.perf_counter()
+    if not isinstance(config, PipelineConfig):
+        config = load_pipeline(config)
+    out = Path(out).expanduser().absolute()
+    task_spec = task if task is not None else config.executor.task
+    task_fn = resolve_task(task_spec)
+    task_name = task_spec if isinstance(task_spec, str) else f"{task_fn.__module__}:{task_fn.__qualname__}"
+    plan = preflight(config)
+    check_output_folder(out, plan, force=force)
+    config_hash = config.hash()
+    started = utc_now()
+    ledger = open_ledger(out)
+    store = ResultsStore(out, ledger)
+    all_jobs = make_jobs(plan, task_name)
+    progress = progress or LogProgress()
+    try:
+        own_executor = executor is None
+        executor = executor or _executor_for(config, jobs, scheduler, start_method)
+        atomic_write_text(out / "run_info.json", _run_info(plan, config_hash, started, "running", {}))
+        run_id = ledger.start_run(pipeline=str(config.source or ""), pipeline_name=config.name,
+                                  config_hash=config_hash, cytokit_version=__version__,
+                                  package_versions=package_versions(), executor=executor.describe(),
+                                  inputs=_inputs(plan))
+        _forget_stale(store, {j.sample_id for j in all_jobs})
+        states = ledger.samples()
+        todo = [j for j in all_jobs if recompute or not store.trusted(j.sample_id, j.key, states.get(j.sample_id))]
+        skipped = len(all_jobs) - len(todo)
+        log.info("%s: %d sample(s), %d to analyse with %s", config.name, len(all_jobs), len(todo), executor.describe())
+        by_id = {j.sample_id: j for j in todo}
+        failures: dict[str, str] = {}
+        progress.start(len(todo), skipped)
+        try:
+            for output in executor.map(task_fn, todo):
+                store.save(by_id[output.sample_id], output, run_id)
+                if output.status != "ok":
+                    failures[output.sample_id] = output.error
+                progress.update(output)
+        except PipelineError as exc:
+            _abort(ledger, run_id, exc)
+            raise PipelineError(f"{exc}\nthe run stopped; results stored before this point are kept and "
+                                "will be reused when the run is started again") from exc
+        except BaseException as exc:
+            _abort(ledger, run_id, exc)
+            raise
+        finally:
+            progress.finish()
+            if own_executor:
+                executor.close()
+        states = ledger.samples()
+        summary = RunSummary(out, len(all_jobs), 0, 0, skipped, config_hash=config_hash)
+        results = {}
+        for job in all_jobs:
+            state = states.get(job.sample_id, {})
+            if state.get("status") == "ok" and store.trusted(job.sample_id, job.key, state):
+                results[job.sample_id] = store.load(job.sample_id)
+            else:
+                failures[job.sample_id] = state.get("error") or "no valid stored result"
+        summary.failures = dict(sorted(failures.items()))
+        summary.failed = len(failures)
+        summary.ok = len(results)
+        populations, samples = assemble_tables(config, plan.samples, results, states, plan.clinical)
+        summary.stage_errors = write_outputs(out, plan, populations, samples, results)
+        if stages:
+            summary.stage_errors.update(run_cohort_stages(plan, out))
+        summary.seconds = time.perf_counter() - t0
+        counts = {"n_samples": summary.total, "n_ok": summary.ok, "n_failed": summary.failed,
+                  "n_skipped": summary.skipped}
+        atomic_write_text(out / "run_info.json", _run_info(plan, config_hash, started, "complete", counts))
+        ledger.finish_run(run_id, status="complete", n_ok=summary.ok, n_failed=summary.failed,
+                          n_skipped=summary.skipped)
+        return summary
+    finally:
+        ledger.close()
+
+
+def _abort(ledger: Ledger, run_id: int, exc: BaseException) -> None:
+    try:
+        ledger.finish_run(run_id, status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
+                          n_ok=0, n_failed=0, n_skipped=0, message=str(exc)[:2000])
+    except CytokitError:
+        log.error("could not record the failure in the ledger either")
+
+
+def _forget_stale(store: ResultsStore, keep: set[str]) -> None:
+    """Samples no longer in the manifest: drop them from the ledger so they never reach the tables."""
+    stale = store.ledger.forget_samples(keep)
+    if stale:
+        log.info("%d sample(s) of earlier runs are no longer in the manifest and are ignored: %s",
+                 len(stale), ", ".join(stale[:5]))
+
+
+def write_outputs(out: Path, plan: RunPlan, populations: pd.DataFrame, samples: pd.DataFrame,
+                  results: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Tables (Parquet/CSV), clinical copies, input list, then the FlowJo/AnnData extras.
+
+    Returns ``{output: error}`` for extras that could not be written."""
+    formats = tuple(plan.config.outputs.tables)
+    write_table(populations, out / "populations", formats=formats)
+    write_table(samples, out / "samples", formats=formats)
+    inputs = pd.DataFrame(_inputs(plan), columns=["kind", "name", "path", "sha256"])
+    inputs = inputs.sort_values(["kind", "name"], kind="stable").reset_index(drop=True)
+    write_table(inputs, out / "inputs", formats=("csv",))
+    clinical = plan.config.clinical
+    for src, name in ((clinical and clinical.path, "clinical.csv"), (clinical and clinical.il2_cycles, "il2_cycles.csv")):
+        if src:
+            atomic_write_bytes(out / name, Path(src).read_bytes())
+    return write_extra_outputs(out, plan, samples, results)
+
+
+__all__ = ["run", "RunSummary", "check_output_folder", "package_versions", "ConfigError"]

@@ -1,0 +1,98 @@
+"""The results store: per-sample results written atomically, recorded in the ledger, read back for assembly.
+
+Contract
+--------
+Each analysed sample gets ``OUT/samples/<sample_id>/`` holding ``result.json`` (populations, summary,
+concrete gates, timings) and, when enabled, ``gates.xml`` (Gating-ML 2.0) and ``gates.png``. Files are
+written with :mod:`cytokit.io_utils` (temporary file + rename); ``result.json`` is written last and its
+sha256 is recorded in the ledger in one transaction. A result is *trusted* only when the ledger says
+``ok`` for the same key and the file on disk still has the recorded sha256; anything else is recomputed.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from ..errors import PipelineError
+from ..io_utils import atomic_write_bytes, atomic_write_text, safe_name, sha256_bytes
+from .ledger import Ledger, utc_now
+from .task import SampleJob, SampleOutput
+
+log = logging.getLogger(__name__)
+
+RESULT_FILE = "result.json"
+
+
+def _json_default(value: Any) -> Any:
+    try:
+        import numpy as np
+
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, np.ndarray):
+            return value.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def dumps(data: Any) -> str:
+    """Canonical JSON (sorted keys, exact float round trip, NaN allowed) for stored results."""
+    return json.dumps(data, sort_keys=True, indent=1, default=_json_default)
+
+
+class ResultsStore:
+    """One output folder: per-sample result folders plus the ledger (parent process only)."""
+
+    def __init__(self, out: str | Path, ledger: Ledger) -> None:
+        self.out = Path(out)
+        self.ledger = ledger
+
+    def sample_dir(self, sample_id: str) -> Path:
+        return self.out / "samples" / safe_name(sample_id)
+
+    def trusted(self, sample_id: str, key: str, state: dict[str, Any] | None) -> bool:
+        """True when the stored result of ``sample_id`` was made from exactly this key and is intact."""
+        if not state or state.get("status") != "ok" or state.get("key") != key:
+            return False
+        path = self.sample_dir(sample_id) / RESULT_FILE
+        try:
+            return sha256_bytes(path.read_bytes()) == state.get("result_sha256")
+        except OSError:
+            return False
+
+    def save(self, job: SampleJob, output: SampleOutput, run_id: int) -> None:
+        """Write a sample's files atomically, then record it in the ledger (raises PipelineError on I/O failure)."""
+        result_sha = ""
+        if output.status == "ok":
+            folder = self.sample_dir(job.sample_id)
+            if output.gatingml:
+                atomic_write_text(folder / "gates.xml", output.gatingml)
+            if output.thumbnails:
+                atomic_write_bytes(folder / "gates.png", output.thumbnails)
+            for name, data in sorted(output.files.items()):
+                atomic_write_bytes(folder / safe_name(name), data)
+            payload = {
+                "sample_id": job.sample_id, "file": job.path, "sha256": job.sha256, "tube": job.tube,
+                "key": job.key, "populations": output.populations, "summary": output.summary,
+                "gates": output.gates, "timings": output.timings,
+            }
+            text = dumps(payload)
+            atomic_write_text(folder / RESULT_FILE, text)
+            result_sha = sha256_bytes(text.encode("utf-8"))
+        self.ledger.record_sample({
+            "sample_id": job.sample_id, "file": job.path, "sha256": job.sha256, "key": job.key,
+            "status": output.status, "error": output.error, "result_sha256": result_sha,
+            "seconds": round(output.seconds, 4), "peak_rss_mb": round(output.peak_rss_mb, 1),
+            "timings": json.dumps(output.timings, sort_keys=True), "run_id": run_id, "finished": utc_now(),
+        })
+
+    def load(self, sample_id: str) -> dict[str, Any]:
+        """The stored ``result.json`` of a sample."""
+        path = self.sample_dir(sample_id) / RESULT_FILE
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise PipelineError(f"cannot read stored result: {exc}", path=path) from exc
