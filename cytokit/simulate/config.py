@@ -9,9 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..yamlio import load_model
 from .channels import STYLES, TUBES
@@ -235,6 +233,7 @@ def load_config(path: str | Path | None = None, **overrides: object) -> Simulati
         return base
     try:
         return SimulationConfig.model_validate({**base.model_dump(), **changes})
-    except Exception as exc:  # pydantic ValidationError
+    except ValidationError as exc:
         where = f" (base config {path})" if path else ""
-        raise ConfigError(f"invalid simulation setting{where}: {exc}") from exc
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid simulation setting{where}: {problems}") from exc

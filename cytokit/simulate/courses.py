@@ -17,6 +17,7 @@ the sum of all lymphocyte subsets, so ``CD4 % of lymphocytes × lymphocytes_per_
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import optimize, special, stats
@@ -31,19 +32,29 @@ _GH_W = _GH_W / _GH_W.sum()
 
 def prob_reaching_80(mean_gain: float, sd_gain: float, course: CourseConfig) -> float:
     """P(gain >= 0.8 × baseline) when gain ~ N(mean, sd) and baseline is log-normal (a fraction)."""
-    b = course.baseline_cd4_median * np.exp(course.baseline_cd4_log_sd * _GH_X)
+    return _prob(mean_gain, sd_gain, course.baseline_cd4_median, course.baseline_cd4_log_sd)
+
+
+def _prob(mean_gain: float, sd_gain: float, b_median: float, b_log_sd: float) -> float:
+    b = b_median * np.exp(b_log_sd * _GH_X)
     return float(np.sum(_GH_W * stats.norm.sf((0.8 * b - mean_gain) / sd_gain)))
 
 
 def gain_sd(mean_gain: float, pct_reaching_80: float, course: CourseConfig, arm: str = "") -> float:
     """The gain SD (cells/µL) that makes ``pct_reaching_80`` % of patients reach a 1.8× baseline CD4."""
-    target = pct_reaching_80 / 100.0
-    f = lambda s: prob_reaching_80(mean_gain, s, course) - target  # noqa: E731
+    return _gain_sd(float(mean_gain), float(pct_reaching_80), course.baseline_cd4_median,
+                    course.baseline_cd4_log_sd, arm)
+
+
+@lru_cache(maxsize=64)
+def _gain_sd(mean_gain: float, pct: float, b_median: float, b_log_sd: float, arm: str) -> float:
+    target = pct / 100.0
+    f = lambda s: _prob(mean_gain, s, b_median, b_log_sd) - target  # noqa: E731
     lo, hi = 1.0, 20000.0
     if f(lo) * f(hi) > 0:
-        reach = (prob_reaching_80(mean_gain, lo, course), prob_reaching_80(mean_gain, hi, course))
+        reach = (f(lo) + target, f(hi) + target)
         raise ConfigError(
-            f"simulation course, arm {arm!r}: pct_reaching_80={pct_reaching_80} cannot be reached with "
+            f"simulation course, arm {arm!r}: pct_reaching_80={pct} cannot be reached with "
             f"cd4_gain_median={mean_gain} and this baseline (achievable range about "
             f"{100 * min(reach):.0f}-{100 * max(reach):.0f}%); change one of them"
         )
@@ -102,7 +113,7 @@ def draw_patient(patient: str, index: int, arm: str, course: CourseConfig, rng: 
         naive=frac(course.naive_cd4_fraction, 5), cd28_cd4=frac(course.cd28_cd4_fraction, 6),
         cd28_cd8=frac(course.cd28_cd8_fraction, 7), cd25=frac(course.cd25_cd4_fraction, 8),
         treg=frac(course.treg_fraction, 9), cd56bright=frac(course.cd56bright_fraction, 10),
-        tetanus_baseline=float(tetanus_median * np.exp(1.0 * z[11])),
+        tetanus_baseline=float(tetanus_median * np.exp(0.8 * z[11])),
     )
 
 

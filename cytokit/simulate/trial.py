@@ -172,6 +172,7 @@ def simulate_trial(out_dir: str | Path, config: SimulationConfig | str | Path | 
         np.repeat(np.array(ARMS), n))
     manifest, clinical, cycles, pops, truth_pat, acq_rows = [], [], [], [], [], []
     stems: set[str] = set()
+    kinds = leaves_table().set_index("code")["kind"]
     total = 2 * n * len(cfg.visits) * len(cfg.tubes)
     done = 0
     for i in range(2 * n):
@@ -199,7 +200,6 @@ def simulate_trial(out_dir: str | Path, config: SimulationConfig | str | Path | 
                 stems.add(stem)
                 lpu = lymphocytes_per_uL(states[visit])
                 pops.append(populations_table(rel, tube, sim.labels, lpu, with_beads=beads))
-                kinds = leaves_table().set_index("code")["kind"]
                 leaf_kind = kinds.reindex(sim.labels).to_numpy()
                 acq_rows.append({
                     "file": rel, "instrument": instrument.name, "n_events": cfg.events,
