@@ -12,40 +12,14 @@ from cytokit.cluster.metacluster import consensus_matrix, consensus_metaclusters
 from cytokit.cluster.metrics import adjusted_rand, f1_majority, f1_matched
 from cytokit.cluster.model import balanced_subsample
 from cytokit.cluster.som import map_to_codes, pca_init, train_batch_som
+from cytokit.cluster.toy import TCELL_MARKERS, toy_samples
 from cytokit.errors import ClusterError, ConfigError
 
-MARKERS = ["CD4", "CD8", "CD45RA", "CD62L", "CD28"]
-#: leaf -> +/- per marker (transformed scale: negative ~0.2, positive ~0.7)
-LEAVES = {
-    "Naive CD4": (1, 0, 1, 1, 1), "CM CD4": (1, 0, 0, 1, 1), "EM CD4": (1, 0, 0, 0, 1),
-    "TEMRA CD4": (1, 0, 1, 0, 0), "Naive CD8": (0, 1, 1, 1, 1), "EM CD8": (0, 1, 0, 0, 0),
-}
-#: named populations (architecture names) -> leaves they contain
-POPULATIONS = {
-    "CD4 T": ["Naive CD4", "CM CD4", "EM CD4", "TEMRA CD4"], "CD8 T": ["Naive CD8", "EM CD8"],
-    "Naive CD4": ["Naive CD4"], "Memory CD4": ["CM CD4", "EM CD4"], "CM CD4": ["CM CD4"],
-    "EM CD4": ["EM CD4"], "TEMRA CD4": ["TEMRA CD4"], "CD28+ CD4": ["Naive CD4", "CM CD4", "EM CD4"],
-    "CD28+ CD8": ["Naive CD8"],
-}
+MARKERS = list(TCELL_MARKERS)
 
 
-def synth(n_samples: int = 6, n_events: int = 4000, seed: int = 0):
-    """Samples of T-cell-like events with per-event truth leaves and per-sample true percentages."""
-    rng = np.random.default_rng(seed)
-    names = list(LEAVES)
-    centres = np.array([LEAVES[n] for n in names], dtype=float) * 0.5 + 0.2
-    samples, labels, truth = {}, {}, []
-    for s in range(n_samples):
-        probs = rng.dirichlet(np.full(len(names), 4.0))
-        n = int(n_events * (0.5 + rng.random()))
-        leaf = rng.choice(len(names), size=n, p=probs)
-        X = centres[leaf] + rng.normal(0, 0.05, (n, len(MARKERS)))
-        sid = f"S{s:02d}"
-        samples[sid] = X.astype(np.float32)
-        labels[sid] = np.array(names)[leaf]
-        for pop, members in POPULATIONS.items():
-            truth.append((sid, pop, 100.0 * np.isin(labels[sid], members).mean()))
-    return samples, labels, pd.DataFrame(truth, columns=["sample_id", "population", "truth_pct"])
+def synth():
+    return toy_samples(6, 4000, seed=0)
 
 
 @pytest.fixture(scope="module")

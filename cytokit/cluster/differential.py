@@ -4,8 +4,9 @@ For every visit and every cluster (metacluster or named population), the per-sam
 cluster out of the clustered population are compared between two arms. Tests (registry :data:`DA_TESTS`):
 
 * ``"quasibinomial"`` (default): binomial GLM ``cbind(count, total - count) ~ arm`` with the dispersion
-  estimated from the Pearson chi-square (quasi-binomial), as diffcyt/edgeR allow for biological
-  over-dispersion between samples; ``estimate`` is the log2 odds ratio treatment vs control.
+  estimated from the Pearson chi-square (quasi-binomial) and a t reference distribution, allowing for
+  biological over-dispersion between samples as diffcyt/edgeR do; ``estimate`` is the log2 odds ratio
+  treatment vs control.
 * ``"rank_sum"``: Mann-Whitney test of the per-sample percentages (``cytokit.trial.stats.rank_sum``);
   ``estimate`` is the difference of medians in percentage points.
 
@@ -39,13 +40,15 @@ def _quasibinomial(count: np.ndarray, total: np.ndarray, is_treat: np.ndarray) -
     if count.sum() == 0 or count.sum() == total.sum():
         return np.nan, np.nan, np.nan, "cluster empty (or everything) in all samples"
     # a 0.5 continuity correction keeps the log odds finite when one arm has no events in the cluster
-    y = np.column_stack([count + 0.5, total - count + 0.5])
+    n = total + 1.0
+    y = (count + 0.5) / n
     X = np.column_stack([np.ones(len(count)), is_treat.astype(float)])
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PerfectSeparationWarning)
             warnings.simplefilter("ignore", RuntimeWarning)
-            fit = sm.GLM(y, X, family=sm.families.Binomial()).fit(scale="X2")
+            # proportions with var_weights = totals; Pearson dispersion; t reference for small n
+            fit = sm.GLM(y, X, family=sm.families.Binomial(), var_weights=n).fit(scale="X2", use_t=True)
     except (ValueError, np.linalg.LinAlgError) as exc:
         return np.nan, np.nan, np.nan, f"model failed: {exc}"
     beta, p, z = float(fit.params[1]), float(fit.pvalues[1]), float(fit.tvalues[1])

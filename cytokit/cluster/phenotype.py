@@ -23,13 +23,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence, Union
 
 import numpy as np
 import pandas as pd
 
 from ..errors import ClusterError, ConfigError
-from ..yamlio import read_yaml
+from pydantic import BaseModel, ConfigDict, RootModel, ValidationError
+
+from ..yamlio import format_validation_error, read_yaml
 
 UNASSIGNED = "unassigned"
 
@@ -322,3 +324,31 @@ def name_clusters(matches: pd.DataFrame, table: PhenotypeTable, markers: Sequenc
         else:
             names.append(sorted(hits, key=lambda n: (-spec.get(n, 0), order[n]))[0])
     return pd.Series(names, index=matches.index, name="name")
+
+
+class _ThresholdSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pos: float | None = None
+    hi: float | None = None
+
+
+class _ThresholdFile(RootModel[dict[str, Union[float, _ThresholdSpec]]]):
+    pass
+
+
+def load_thresholds(path: str | Path) -> dict[str, Any]:
+    """Thresholds YAML: ``marker: value`` or ``marker: {pos: value, hi: value}`` (transformed scale).
+
+    A top-level ``thresholds:`` key holding that mapping is accepted too. Errors name file, line, field.
+    """
+    data, lines = read_yaml(path)
+    if isinstance(data, Mapping) and "thresholds" in data:
+        data = data["thresholds"]
+        lines = {k[1:]: v for k, v in lines.items() if k[:1] == ("thresholds",)}
+    if not isinstance(data, Mapping) or not data:
+        raise ConfigError("thresholds file must map marker names to values", path=path)
+    try:
+        model = _ThresholdFile.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, path, lines)) from None
+    return {str(k): (v.model_dump() if isinstance(v, _ThresholdSpec) else float(v)) for k, v in model.root.items()}

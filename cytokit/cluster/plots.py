@@ -109,7 +109,7 @@ def plot_abundance(abundance: pd.DataFrame, path: str | Path, *, group_col: str 
         sub = df[df["cluster"] == cl]
         sns.boxplot(data=sub, x="visit", y="pct", hue=hue, order=order_visits, ax=ax, fliersize=0, linewidth=0.8)
         sns.stripplot(data=sub, x="visit", y="pct", hue=hue, order=order_visits, dodge=hue is not None, ax=ax,
-                      size=2.5, color="k", legend=False)
+                      size=2.5, palette="dark:k" if hue else None, color=None if hue else "k", legend=False)
         ax.set_title(cl, fontsize=9)
         ax.set_xlabel("")
         ax.set_ylabel("% of clustered population")
