@@ -175,6 +175,17 @@ class EllipsoidGate(Gate):
     distance_square: float = 1.0
     kind: ClassVar[str] = "ellipsoid"
 
+    def __post_init__(self) -> None:
+        n = len(self.dims)
+        cov = np.asarray(self.covariance, dtype=np.float64) if self.covariance else np.zeros((0, 0))
+        if n < 1 or len(self.mean) != n or cov.shape != (n, n):
+            raise GatingError(f"ellipsoid gate {self.id!r}: mean and covariance must match {n} dims "
+                              f"(mean has {len(self.mean)}, covariance is {cov.shape})")
+        if not np.all(np.isfinite(cov)) or abs(np.linalg.det(cov)) <= np.finfo(np.float64).tiny:
+            raise GatingError(f"ellipsoid gate {self.id!r}: covariance matrix is singular")
+        if not self.distance_square > 0:
+            raise GatingError(f"ellipsoid gate {self.id!r}: distance_square must be positive")
+
     def contains(self, X: np.ndarray) -> np.ndarray:
         X = _as_2d(X, len(self.dims), self.id)
         inv = np.linalg.inv(np.asarray(self.covariance, dtype=np.float64))

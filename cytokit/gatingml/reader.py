@@ -34,7 +34,7 @@ def read_gatingml(source: str | Path | bytes) -> GatingDocument:
     transforms: dict[str, TransformSpec] = {}
     matrices: dict[str, SpectrumMatrixSpec] = {}
     nodes: list[GateNode] = []
-    for el in root:
+    for el in root.iter():  # gates are normally top-level, but tolerate wrapper elements
         tag = local(el)
         if tag == "transformation":
             spec = parse_transformation(el, path=path)
@@ -44,8 +44,6 @@ def read_gatingml(source: str | Path | bytes) -> GatingDocument:
             matrices[m.id] = m
         elif tag in GATE_TAGS:
             nodes.extend(parse_gate_element(el, path=path))
-        elif tag not in ("custom_info", ""):
-            log.debug("%s: ignoring <%s> at %s", path, tag, line_of(el))
     if not nodes:
         raise GatingError("Gating-ML document holds no gates", path=path)
     return GatingDocument(tuple(nodes), transforms, matrices, source=path)
