@@ -180,8 +180,10 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None) -> Thres
     if p.mode == "valley":
         valleys = find_valleys(d, peaks)
         info["valleys"] = [(round(float(d.grid[v]), 5), round(r, 3)) for v, r in valleys]
-        ok = [(v, r) for v, r in valleys
-              if p.bounds is None or p.bounds[0] <= d.grid[v] <= p.bounds[1]]
+        in_bounds = [(v, r) for v, r in valleys
+                     if p.bounds is None or p.bounds[0] <= d.grid[v] <= p.bounds[1]]
+        # shallow dips (noise between two bumps of one mode) only count when there is nothing better
+        ok = [(v, r) for v, r in in_bounds if r <= p.max_valley_ratio] or in_bounds
         if not valleys:
             flags.append("no_valley")
         elif not ok:
