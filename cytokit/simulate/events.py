@@ -165,10 +165,10 @@ def simulate_events(tube: str, n_events: int, leaf_probs: Mapping[int, float], *
         parts = [_primitive(r, t, stain, rng) for r in _constituents(kind, len(idx), t, probs, rng)]
         sc = sum(p[0] for p in parts)
         fl = sum(p[1] for p in parts)
-        if kind == "aggregate":
+        if kind == "aggregate":  # FSC-A saturates whatever the gains (set again after them)
             sc[:, 0] = top * rng.uniform(1.0, 1.5, len(idx))
-            sc[:, 2] = top * rng.uniform(0.9, 1.5, len(idx))
-            sc[:, 1] = top * rng.uniform(0.6, 1.1, len(idx))
+            sc[:, 2] = top * rng.uniform(0.8, 1.5, len(idx))
+            sc[:, 1] = top * rng.uniform(0.5, 0.9, len(idx))
         else:
             sc[:, 1] = np.maximum(parts[0][0][:, 1], parts[1][0][:, 1]) * rng.uniform(1.0, 1.15, len(idx))
         scatter[idx], fluor[idx] = sc, fl
@@ -204,6 +204,7 @@ def simulate_events(tube: str, n_events: int, leaf_probs: Mapping[int, float], *
     scatter = scatter * sgain
     if acq.electronic_noise > 0:
         scatter += 2 * acq.electronic_noise * rng.standard_normal(scatter.shape)
+    scatter[kinds == "aggregate", 0] = top
     np.clip(scatter, 0.0, top, out=scatter)
     np.minimum(observed, top, out=observed)
 

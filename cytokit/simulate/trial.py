@@ -102,12 +102,13 @@ def _save_npy(path: Path, arr: np.ndarray) -> None:
 def simulate_file(path: str | Path, n_events: int = 1_000_000, tube: str = "tmem",
                   instrument: str | InstrumentConfig = "bd", seed: int = 0, *,
                   config: SimulationConfig | None = None, arm: str = "control", week: int = 0,
-                  truth_dir: str | Path | None = None, force: bool = True) -> SimulatedEvents:
+                  truth_out: str | Path | None = None, force: bool = True) -> SimulatedEvents:
     """Write one simulated FCS file (e.g. a 1M-event benchmark workload) and return its events.
 
     ``instrument`` is a channel style (``"bd"`` / ``"attune"``) picking the config's instrument of that
     style, or an :class:`InstrumentConfig`. The patient is a typical one of ``arm`` at ``week``. With
-    ``truth_dir``, labels and flags are written to ``truth_dir/labels|flags/<stem>.npy``.
+    ``truth_out``, labels, flags and the leaf table are written under ``truth_out/truth/`` as in a trial
+    folder, so ``truth_masks(truth_out, path)`` works.
     """
     cfg = config or SimulationConfig()
     if tube not in TUBES:
@@ -125,9 +126,11 @@ def simulate_file(path: str | Path, n_events: int = 1_000_000, tube: str = "tmem
     sim = simulate_events(tube, n_events, event_leaf_probs(state, tube, cfg, beads=beads),
                           instrument=instrument, acquisition=cfg.acquisition, rng=rng)
     _write_file(path, sim, tube, instrument, cfg, date=cfg.clinical.start_date, force=force)
-    if truth_dir is not None:
-        _save_npy(Path(truth_dir) / "labels" / f"{path.stem}.npy", sim.labels)
-        _save_npy(Path(truth_dir) / "flags" / f"{path.stem}.npy", sim.flags)
+    if truth_out is not None:
+        truth = Path(truth_out) / "truth"
+        _save_npy(truth / "labels" / f"{path.stem}.npy", sim.labels)
+        _save_npy(truth / "flags" / f"{path.stem}.npy", sim.flags)
+        write_table(leaves_table(), truth / "leaves", formats=("csv",))
     return sim
 
 
