@@ -132,7 +132,8 @@ def linearize(events: np.ndarray, channels: pd.DataFrame) -> np.ndarray:
         if row.log_decades > 0:
             rng = row.range if np.isfinite(row.range) and row.range > 0 else 2.0 ** row.bits
             col = events[:, j].astype(np.float64)
-            events[:, j] = row.log_offset * np.power(10.0, row.log_decades * col / rng)
+            with np.errstate(over="ignore", invalid="ignore"):  # overflow -> inf, reported by the reader
+                events[:, j] = row.log_offset * np.power(10.0, row.log_decades * col / rng)
         elif row.gain != 1.0:
             events[:, j] /= np.float32(row.gain)
     return events

@@ -90,7 +90,8 @@ def decode_data(raw: bytes | memoryview, n_events: int, layout: DataLayout, *,
     if dt in ("F", "D"):
         itemsize = 4 if dt == "F" else 8
         arr = np.frombuffer(raw, dtype=f"{endian}f{itemsize}", count=n_events * n_ch)
-        return np.ascontiguousarray(arr.reshape(n_events, n_ch), dtype=np.float32)
+        # native float32 in an aligned, writable buffer is returned as a view (no copy)
+        return np.require(arr.reshape(n_events, n_ch), dtype=np.float32, requirements=["C", "A", "W"])
     if dt != "I":
         raise FCSError(f"unsupported $DATATYPE {dt!r}", path=path)
     bits = layout.bits

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,30 +62,29 @@ def _read_text_segment(buf: bytes, start: int, header: FCSHeader, path: Path) ->
             f"HEADER offsets point beyond the end of the file: TEXT starts at byte {tb}, file has {size} bytes",
             path=path,
         )
-    if te >= size:
-        if te > size:
-            raise FCSError(
-                f"HEADER offsets point beyond the end of the file: TEXT ends at byte {te}, file has {size} bytes"
-                " (file truncated?)",
-                path=path,
-            )
+    if te > size:  # te == size (one past the end) is the off-by-one writer bug handled below
+        raise FCSError(
+            f"HEADER offsets point beyond the end of the file: TEXT ends at byte {te}, file has {size} bytes"
+            " (file truncated?)",
+            path=path,
+        )
     if header.text_begin < HEADER_LEN or te < tb:
         raise FCSError(
             f"HEADER gives an invalid TEXT segment ({header.text_begin}-{header.text_end})", path=path
         )
-    raw = buf[tb:te + 1]
+    raw = bytes(buf[tb:te + 1])
     try:
         return parse_text(raw, path=path)
     except FCSError as strict_error:
         delim = raw[:1]
         # Tolerant pass: TEXT end off by one byte in either direction.
-        if te + 1 < size and buf[te + 1:te + 2] == delim:
-            pairs, warns = parse_text(buf[tb:te + 2], path=path)
+        if te + 1 < size and bytes(buf[te + 1:te + 2]) == delim:
+            pairs, warns = parse_text(bytes(buf[tb:te + 2]), path=path)
             return pairs, warns + [f"TEXT end offset {header.text_end} is one byte short; read one more"]
         if len(raw) > 2 and raw[-2:-1] == delim:
             pairs, warns = parse_text(raw[:-1], path=path)
             return pairs, warns + [f"TEXT end offset {header.text_end} is one byte past the delimiter"]
-        if te + 1 < size and buf[te + 1:te + 2] in (b" ", b"\x00"):
+        if te + 1 < size and bytes(buf[te + 1:te + 2]) in (b" ", b"\x00"):
             pairs, warns = parse_text(raw, path=path, strict_end=False)
             return pairs, [w for w in warns if "does not end with its delimiter" not in w] + [
                 "TEXT segment has no closing delimiter but is followed by blank padding; last value kept"]
@@ -126,7 +127,7 @@ def read_dataset_text(buf: bytes, start: int, path: Path) -> DataSetText:
         b, e = start + int(sb), start + int(se)
         if (b, e) != (start + header.text_begin, start + header.text_end) and e < len(buf):
             try:
-                spairs, swarn = parse_text(buf[b:e + 1], path=path, segment="supplementary TEXT",
+                spairs, swarn = parse_text(bytes(buf[b:e + 1]), path=path, segment="supplementary TEXT",
                                            strict_end=False)
                 skw, swarn2 = _normalise(spairs, path)
                 for k, v in skw.items():
@@ -306,23 +307,45 @@ def _resolve_layout(ds: DataSetText, n_tot: int | None, layout: DataLayout, size
         return begin, n, packed
 
 
+def _alignment_shift(head: bytes) -> int:
+    """Bytes to skip at the start of the read buffer so that DATA (per HEADER) starts 8-byte aligned."""
+    field = head[26:34].strip()
+    return (-int(field)) % 8 if len(head) >= 34 and field.isdigit() else 0
+
+
 def read_fcs(path: str | Path, *, dataset: int = 0) -> Sample:
-    """Read data set ``dataset`` (0-based) of an FCS file into a :class:`Sample` (see module contract)."""
+    """Read data set ``dataset`` (0-based) of an FCS file into a :class:`Sample` (see module contract).
+
+    The file is read once into an aligned buffer; native-order float32 events are a view of that
+    buffer (no copy), and the sha256 is computed in a background thread while the file is decoded.
+    """
     path = Path(path)
     try:
-        buf = path.read_bytes()
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            shift = _alignment_shift(fh.read(HEADER_LEN))
+            fh.seek(0)
+            store = np.empty(size + shift, dtype=np.uint8)
+            got = fh.readinto(memoryview(store)[shift:]) if size else 0
     except OSError as exc:
         raise FCSError(f"cannot read file: {exc.strerror or exc}", path=path) from exc
+    buf = memoryview(store)[shift:shift + got]
+    hasher = hashlib.sha256()
+    worker = threading.Thread(target=hasher.update, args=(buf,), daemon=True)
+    worker.start()
     try:
-        return _read_buffer(buf, path, dataset)
+        sample = _read_buffer(buf, path, dataset)
     except FCSError:
         raise
     except (ValueError, TypeError, IndexError, KeyError, OverflowError, MemoryError,
             UnicodeError, ArithmeticError) as exc:  # defensive: never a bare traceback for bad input
         raise FCSError(f"cannot decode file ({type(exc).__name__}: {exc})", path=path) from exc
+    finally:
+        worker.join()
+    return sample.replace(sha256=hasher.hexdigest())
 
 
-def _read_buffer(buf: bytes, path: Path, dataset: int) -> Sample:
+def _read_buffer(buf: memoryview, path: Path, dataset: int) -> Sample:
     sets, set_warnings = list_datasets(buf, path)
     if not 0 <= dataset < len(sets):
         raise FCSError(f"data set {dataset} requested but the file holds {len(sets)}", path=path)
@@ -343,11 +366,11 @@ def _read_buffer(buf: bytes, path: Path, dataset: int) -> Sample:
     begin, n_tot, layout = _resolve_layout(ds, n_tot, layout, len(buf), path, warnings)
     nbytes = (n_tot * layout.row_bits + 7) // 8
     events = decode_data(memoryview(buf)[begin:begin + nbytes], n_tot, layout, path=path)
-    if not events.flags.writeable:
+    if not events.flags.writeable:  # pragma: no cover - buffers are writable; kept for safety
         events = events.copy()
     linearize(events, channels)
-    bad = ~np.isfinite(events)
-    if bad.any():
+    if events.size and not (np.isfinite(events.min()) and np.isfinite(events.max())):  # no temporary mask
+        bad = ~np.isfinite(events)
         n_bad = int(bad.any(axis=1).sum())
         cols = [channels["pnn"].iloc[j] for j in np.flatnonzero(bad.any(axis=0))]
         warnings.append(f"{n_bad} event(s) have NaN/infinite values (channels {', '.join(cols[:5])}); "
@@ -359,7 +382,6 @@ def _read_buffer(buf: bytes, path: Path, dataset: int) -> Sample:
         channels=channels,
         metadata=kw,
         path=path,
-        sha256=hashlib.sha256(buf).hexdigest(),
         fcs_version=ds.header.version,
         dataset_index=dataset,
         warnings=tuple(warnings),

@@ -109,13 +109,14 @@ def write_fcs(path: str | Path, events: np.ndarray, pnn: Sequence[str], pns: Seq
     text_begin = 58
     data_len = data.nbytes
     text = _text_segment(list(kw.items()))
-    data_begin = text_begin + len(text)
+    text_end = text_begin + len(text) - 1
+    data_begin = text_end + 1 + (-(text_end + 1)) % 8  # DATA 8-byte aligned: readers can map it as is
     data_end = data_begin + data_len - 1 if data_len else 0
     kw["$BEGINDATA"] = str(data_begin).zfill(_PAD)
     kw["$ENDDATA"] = str(data_end).zfill(_PAD)
     text = _text_segment(list(kw.items()))
-    assert text_begin + len(text) == data_begin  # offsets padded to a fixed width
-    text_end = data_begin - 1
+    assert text_begin + len(text) == text_end + 1  # offsets padded to a fixed width
+    gap = b" " * (data_begin - text_end - 1)
 
     def field(v: int) -> bytes:
         return (str(v).rjust(8) if v <= 99_999_999 else "0".rjust(8)).encode("ascii")
@@ -123,4 +124,4 @@ def write_fcs(path: str | Path, events: np.ndarray, pnn: Sequence[str], pns: Seq
     header = b"FCS3.1    " + field(text_begin) + field(text_end) + (
         field(data_begin) + field(data_end) if data_end <= 99_999_999 else field(0) + field(0)
     ) + field(0) + field(0)
-    return atomic_write_bytes(path, header + text + data.tobytes(), force=force)
+    return atomic_write_bytes(path, header + text + gap + data.tobytes(), force=force)
