@@ -9,6 +9,7 @@ Every problem raises :class:`~cytokit.errors.GatingError` naming the file, the g
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from ..errors import GatingError
 from ..gates import BooleanGate, EllipsoidGate, Gate, PolygonGate, QuadrantGate, RectangleGate
 from .model import (TRANSFORM_PARAMS, UNCOMPENSATED, DimensionSpec, GateNode, GatingDocument,
                     SpectrumMatrixSpec, TransformSpec)
-from .xmlutil import attr, child, children, float_attr, line_of, local, parse_xml
+from .xmlutil import CYTOKIT_NS, attr, child, children, float_attr, line_of, local, parse_xml
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ def read_gatingml(source: str | Path | bytes) -> GatingDocument:
     transforms: dict[str, TransformSpec] = {}
     matrices: dict[str, SpectrumMatrixSpec] = {}
     nodes: list[GateNode] = []
+    renamed: dict[str, tuple[str, str]] = {}
     for el in root.iter():  # gates are normally top-level, but tolerate wrapper elements
         tag = local(el)
         if tag == "transformation":
@@ -43,10 +45,43 @@ def read_gatingml(source: str | Path | bytes) -> GatingDocument:
             m = parse_spectrum_matrix(el, path=path)
             matrices[m.id] = m
         elif tag in GATE_TAGS:
-            nodes.extend(parse_gate_element(el, path=path))
+            parsed = parse_gate_element(el, path=path)
+            info = _cytokit_info(el)
+            if info is not None and len(parsed) == 1:
+                renamed[parsed[0].id] = info
+            nodes.extend(parsed)
     if not nodes:
         raise GatingError("Gating-ML document holds no gates", path=path)
-    return GatingDocument(tuple(nodes), transforms, matrices, source=path)
+    return GatingDocument(tuple(_restore_ids(nodes, renamed)), transforms, matrices, source=path)
+
+
+def _cytokit_info(el: etree._Element) -> tuple[str, str] | None:
+    """(original id, name) that cytokit's writer keeps in a gate's custom_info, if present."""
+    info = child(el, "custom_info")
+    if info is None:
+        return None
+    for c in info:
+        if local(c) == "node" and isinstance(c.tag, str) and c.tag.startswith(f"{{{CYTOKIT_NS}}}"):
+            if c.get("id"):
+                return c.get("id"), c.get("name") or c.get("id")
+    return None
+
+
+def _restore_ids(nodes: list[GateNode], renamed: dict[str, tuple[str, str]]) -> list[GateNode]:
+    """Put back the original ids/names cytokit wrote in custom_info (XML ids must be NCNames)."""
+    if not renamed:
+        return nodes
+    new_id = {x: orig for x, (orig, _) in renamed.items()}
+    out = []
+    for n in nodes:
+        gate = n.gate
+        changes: dict = {"id": new_id.get(gate.id, gate.id)}
+        if isinstance(gate, BooleanGate):
+            changes["operands"] = tuple((new_id.get(g, g), c) for g, c in gate.operands)
+        name = renamed[gate.id][1] if gate.id in renamed else n.name
+        out.append(GateNode(name, new_id.get(n.parent, n.parent) if n.parent else None,
+                            dataclasses.replace(gate, **changes), n.dims))
+    return out
 
 
 # -- gates ------------------------------------------------------------------------------------------

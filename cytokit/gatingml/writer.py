@@ -7,6 +7,7 @@ node becomes a ``QuadrantGate`` element holding one ``Quadrant`` whose id is the
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +17,37 @@ from ..errors import GatingError
 from ..gates import BooleanGate, EllipsoidGate, PolygonGate, QuadrantGate, RectangleGate
 from ..io_utils import atomic_write_bytes
 from .model import GateNode, GatingDocument, SpectrumMatrixSpec, TransformSpec
-from .xmlutil import DATATYPE_NS, GATING_NS, TRANSFORMS_NS, XSI_NS
+from .xmlutil import CYTOKIT_NS, DATATYPE_NS, GATING_NS, TRANSFORMS_NS, XSI_NS
 
 NSMAP = {"gating": GATING_NS, "transforms": TRANSFORMS_NS, "data-type": DATATYPE_NS, "xsi": XSI_NS}
 QUADRANT_SUFFIX = "__quadrant"
+_NCNAME_BAD = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def _ncname(text: str) -> str:
+    base = _NCNAME_BAD.sub("_", text.replace("+", "_p"))
+    if not base or not (base[0].isalpha() or base[0] == "_"):
+        base = "g_" + base
+    return base
+
+
+def xml_ids(document: GatingDocument) -> dict[str, str]:
+    """Node id -> the xs:ID written to Gating-ML (letters, digits, ``._-``; ``+`` becomes ``_p``).
+
+    Gating-ML ids must be XML NCNames, so population names such as ``"CD28+ CD4"`` are rewritten
+    (``"CD28_p_CD4"``); the original id and name are kept in each gate's ``custom_info`` and restored by
+    :func:`~cytokit.gatingml.read_gatingml`. Ids are made unique with a numeric suffix if needed.
+    """
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for node in document.nodes:
+        base = _ncname(node.id)
+        candidate, k = base, 2
+        while candidate in used:
+            candidate, k = f"{base}_{k}", k + 1
+        used.add(candidate)
+        out[node.id] = candidate
+    return out
 
 
 def _g(tag: str) -> str:
@@ -89,19 +117,26 @@ def _coordinate(parent: etree._Element, value: float) -> None:
     etree.SubElement(parent, _g("coordinate"), {_d("value"): _num(value)})
 
 
-def _gate(root: etree._Element, node: GateNode) -> None:
+def _custom_info(el: etree._Element, node: GateNode) -> None:
+    info = etree.SubElement(el, _d("custom_info"))
+    etree.SubElement(info, f"{{{CYTOKIT_NS}}}node", {"id": node.id, "name": node.name}, nsmap={"cytokit": CYTOKIT_NS})
+
+
+def _gate(root: etree._Element, node: GateNode, ids: dict[str, str]) -> None:
     gate = node.gate
-    parent_attr = {_g("parent_id"): node.parent} if node.parent else {}
+    gid = ids[gate.id]
+    parent_attr = {_g("parent_id"): ids[node.parent]} if node.parent else {}
     if isinstance(gate, QuadrantGate):
-        el = etree.SubElement(root, _g("QuadrantGate"), {_g("id"): gate.id + QUADRANT_SUFFIX, **parent_attr})
+        el = etree.SubElement(root, _g("QuadrantGate"), {_g("id"): gid + QUADRANT_SUFFIX, **parent_attr})
+        _custom_info(el, node)
         quadrant_positions = []
         for i, (dim, div, sign) in enumerate(zip(node.dims, gate.dividers, gate.signs)):
-            did = f"{gate.id}{QUADRANT_SUFFIX}_d{i}"
+            did = f"{gid}{QUADRANT_SUFFIX}_d{i}"
             d_el = _dimension(el, "divider", dim, {_g("id"): did})
             etree.SubElement(d_el, _g("value")).text = _num(div)
             step = max(1.0, abs(float(div)))
             quadrant_positions.append((did, float(div) + step if sign > 0 else float(div) - step))
-        q = etree.SubElement(el, _g("Quadrant"), {_g("id"): gate.id})
+        q = etree.SubElement(el, _g("Quadrant"), {_g("id"): gid})
         for did, loc in quadrant_positions:
             etree.SubElement(q, _g("position"), {_g("divider_ref"): did, _g("location"): _num(loc)})
         return
@@ -109,11 +144,12 @@ def _gate(root: etree._Element, node: GateNode) -> None:
            BooleanGate: "BooleanGate"}.get(type(gate))
     if tag is None:
         raise GatingError(f"gate {gate.id!r}: cannot write a {type(gate).__name__} to Gating-ML")
-    el = etree.SubElement(root, _g(tag), {_g("id"): gate.id, **parent_attr})
+    el = etree.SubElement(root, _g(tag), {_g("id"): gid, **parent_attr})
+    _custom_info(el, node)
     if isinstance(gate, BooleanGate):
         op = etree.SubElement(el, _g(gate.op))
         for ref, comp in gate.operands:
-            attrs = {_g("ref"): ref}
+            attrs = {_g("ref"): ids[ref]}
             if comp:
                 attrs[_g("use-as-complement")] = "true"
             etree.SubElement(op, _g("gateReference"), attrs)
@@ -148,13 +184,18 @@ def _gate(root: etree._Element, node: GateNode) -> None:
 
 def gatingml_bytes(document: GatingDocument) -> bytes:
     """The Gating-ML 2.0 text (UTF-8 bytes) of a document."""
+    for ref in list(document.transforms) + list(document.matrices):
+        if _ncname(ref) != ref:
+            raise GatingError(f"transformation/matrix id {ref!r} is not a valid XML id (letters, digits and "
+                              "'._-', starting with a letter)", path=document.source)
     root = etree.Element(_g("Gating-ML"), nsmap=NSMAP)
     for spec in document.transforms.values():
         _transform(root, spec)
     for m in document.matrices.values():
         _matrix(root, m)
+    ids = xml_ids(document)
     for node in document.nodes:
-        _gate(root, node)
+        _gate(root, node, ids)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 

@@ -12,6 +12,8 @@ GATING_NS = "http://www.isac-net.org/std/Gating-ML/v2.0/gating"
 TRANSFORMS_NS = "http://www.isac-net.org/std/Gating-ML/v2.0/transformations"
 DATATYPE_NS = "http://www.isac-net.org/std/Gating-ML/v2.0/datatypes"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+#: Namespace of the original node id/name cytokit keeps in a gate's custom_info.
+CYTOKIT_NS = "urn:cytokit:gating"
 
 
 def parse_xml(source: str | Path | bytes, *, what: str = "XML file") -> tuple[etree._Element, str | None]:
