@@ -41,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; a :class:`CytokitError` prints its message (no traceback) and exits 2."""
     app = build_app()
     try:
-        app(args=argv, standalone_mode=False)
+        rv = app(args=argv, standalone_mode=False)
+        if isinstance(rv, int):  # click returns typer.Exit(code) codes in non-standalone mode
+            return rv
     except CytokitError as exc:
         typer.echo(f"error: {exc}", err=True)
         return 2
