@@ -106,16 +106,16 @@ def build_manifest(config: PipelineConfig) -> tuple[pd.DataFrame, list[str]]:
     for field in MANIFEST_FIELDS:
         if field not in table.columns:
             table[field] = ""
-    for row in table.itertuples(index=False):
-        where = getattr(row, "_where")
+    for row in table.to_dict("records"):
+        where = row["_where"]
         for field in ("file", "patient", "tube"):
-            if not str(getattr(row, field)).strip():
+            if not str(row[field]).strip():
                 problems.append(f"{where}: empty {field!r}")
-        if row.tube and row.tube not in config.tubes:
-            problems.append(f"{where}: tube {row.tube!r} has no panel/strategy in the pipeline "
+        if row["tube"] and row["tube"] not in config.tubes:
+            problems.append(f"{where}: tube {row['tube']!r} has no panel/strategy in the pipeline "
                             f"(tubes: {sorted(config.tubes)})")
-        if row.file and not Path(row.path).is_file():
-            problems.append(f"{where}: FCS file not found: {row.path}")
+        if row["file"] and not Path(row["path"]).is_file():
+            problems.append(f"{where}: FCS file not found: {row['path']}")
     table.insert(0, "sample_id", _sample_ids(table, config.manifest.sample_id, problems))
     dup = table["sample_id"].duplicated(keep=False)
     for sid, group in table[dup].groupby("sample_id"):

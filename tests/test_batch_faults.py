@@ -1,0 +1,158 @@
+"""Fault isolation and crash safety of batch runs (toy per-sample task on real simulated FCS files)."""
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cytokit.cli.main import main as cli_main
+from cytokit.errors import PipelineError
+from cytokit.pipeline import run
+from cytokit.pipeline.ledger import read_ledger
+from test_pipeline_support import TESTS_DIR, simulate_small_trial, write_pipeline
+
+TABLES = ("populations.parquet", "populations.csv", "samples.parquet", "samples.csv")
+
+
+@pytest.fixture(scope="module")
+def trial(tmp_path_factory) -> Path:
+    return simulate_small_trial(tmp_path_factory.mktemp("trial") / "trial", events=2000)
+
+
+@pytest.fixture()
+def pipeline(trial, tmp_path) -> Path:
+    return write_pipeline(tmp_path / "cfg", trial)
+
+
+def _ledger_rows(out: Path, table: str) -> list[dict]:
+    with sqlite3.connect(out / "ledger.sqlite") as db:
+        db.row_factory = sqlite3.Row
+        return [dict(r) for r in db.execute(f"SELECT * FROM {table}")]
+
+
+def test_worker_death_fails_only_its_sample(pipeline, tmp_path, monkeypatch):
+    monkeypatch.setenv("CYTOKIT_TOY_CRASH", "P001_W12_tmem")
+    summary = run(pipeline, tmp_path / "out", jobs=2)
+    assert summary.total == 8 and summary.ok == 7 and summary.failed == 1
+    assert "worker process died" in summary.failures["P001_W12_tmem"]
+    samples = pd.read_parquet(tmp_path / "out" / "samples.parquet").set_index("sample_id")
+    assert samples.at["P001_W12_tmem", "status"] == "failed"
+    assert (samples.drop(index="P001_W12_tmem")["status"] == "ok").all()
+    pops = pd.read_parquet(tmp_path / "out" / "populations.parquet")
+    assert "P001_W12_tmem" not in set(pops["sample_id"]) and pops["sample_id"].nunique() == 7
+
+
+def test_bad_files_are_recorded_and_the_batch_goes_on(trial, tmp_path, monkeypatch):
+    own = Path(shutil.copytree(trial, tmp_path / "trial"))
+    victim = own / "fcs" / "P002_W0_nkb.fcs"
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])  # header fine, DATA truncated
+    monkeypatch.setenv("CYTOKIT_TOY_FAIL", "P001_W0_nkb")
+    out = tmp_path / "out"
+    summary = run(write_pipeline(tmp_path / "cfg", own), out, jobs=2)
+    assert summary.ok == 6 and set(summary.failures) == {"P002_W0_nkb", "P001_W0_nkb"}
+    assert "P002_W0_nkb.fcs" in summary.failures["P002_W0_nkb"]
+    assert "injected failure" in summary.failures["P001_W0_nkb"]
+    states = {r["sample_id"]: r for r in _ledger_rows(out, "samples")}
+    assert states["P002_W0_nkb"]["status"] == "failed" and states["P002_W0_nkb"]["error"]
+    assert not (out / "samples" / "P002_W0_nkb" / "result.json").exists()
+
+
+def test_cli_exit_code_reflects_failures(pipeline, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CYTOKIT_TOY_FAIL", "P002_W12_tmem")
+    assert cli_main(["run", str(pipeline), "--out", str(tmp_path / "a"), "-j", "2"]) == 1
+    assert "FAILED P002_W12_tmem" in capsys.readouterr().err
+    assert cli_main(["run", str(pipeline), "--out", str(tmp_path / "a"), "-j", "2", "--allow-failures"]) == 0
+    monkeypatch.delenv("CYTOKIT_TOY_FAIL")
+    assert cli_main(["run", str(pipeline), "--out", str(tmp_path / "a"), "-j", "2"]) == 0
+
+
+def test_unwritable_output_folder_gives_a_clear_error(pipeline, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    with pytest.raises(PipelineError, match="cannot open the run ledger"):
+        run(pipeline, blocker / "out")
+    assert cli_main(["run", str(pipeline), "--out", str(blocker / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "Traceback" not in err
+
+
+def test_full_disk_stops_cleanly_and_keeps_earlier_results(pipeline, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    real_fsync, calls = os.fsync, []
+
+    def failing_fsync(fd):
+        calls.append(fd)
+        if len(calls) > 4:  # run_info.json + 3 sample results succeed, then the disk is "full"
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(PipelineError) as err:
+        run(pipeline, out, jobs=1)
+    assert "No space left on device" in str(err.value) and str(out) in str(err.value)
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    ok_before = {r["sample_id"] for r in _ledger_rows(out, "samples") if r["status"] == "ok"}
+    assert len(ok_before) == 3
+    assert not list(out.rglob("*.tmp"))  # no temporary files left behind
+    summary = run(pipeline, out, jobs=2)
+    assert summary.skipped == 3 and summary.ok == 8
+    runs = read_ledger(out).runs()
+    assert [r["status"] for r in runs] == ["failed", "complete"]
+
+
+def test_tampered_stored_result_is_not_trusted(pipeline, tmp_path):
+    out = tmp_path / "out"
+    run(pipeline, out, jobs=2)
+    reference = (out / "populations.csv").read_bytes()
+    result = out / "samples" / "P001_W0_tmem" / "result.json"
+    result.write_text(result.read_text()[:100])  # e.g. a partial file from an unsafe copy
+    summary = run(pipeline, out, jobs=2)
+    assert summary.skipped == 7 and summary.ok == 8
+    assert (out / "populations.csv").read_bytes() == reference
+
+
+def _cli(pipeline: Path, out: Path, env: dict, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "cytokit", "run", str(pipeline), "--out", str(out), "-j", "2"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, **kw)
+
+
+def test_kill_9_mid_run_then_resume(pipeline, tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])}
+    out = tmp_path / "killed"
+    proc = _cli(pipeline, out, {**env, "CYTOKIT_TOY_SLEEP": "0.4"})
+    deadline = time.monotonic() + 60
+    done: set[str] = set()
+    while time.monotonic() < deadline and len(done) < 3:
+        time.sleep(0.1)
+        if (out / "ledger.sqlite").exists():
+            try:
+                done = {r["sample_id"] for r in _ledger_rows(out, "samples") if r["status"] == "ok"}
+            except sqlite3.OperationalError:
+                continue
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert 3 <= len(done) < 8
+    assert not (out / "populations.parquet").exists()  # tables are only assembled at the end
+    finished_before = {r["sample_id"] for r in _ledger_rows(out, "samples") if r["status"] == "ok"}
+
+    again = _cli(pipeline, out, env)
+    assert again.wait(timeout=120) == 0, again.stderr.read().decode()
+    attempts = pd.DataFrame(_ledger_rows(out, "attempts"))
+    per_sample = attempts.groupby("sample_id").size()
+    assert (per_sample[sorted(finished_before)] == 1).all()  # completed samples were not recomputed
+    assert per_sample.sum() == 8 + len(attempts) - 8 and set(per_sample.index) == set(attempts["sample_id"])
+
+    clean = tmp_path / "clean"
+    assert _cli(pipeline, clean, env).wait(timeout=120) == 0
+    for name in TABLES:
+        assert (out / name).read_bytes() == (clean / name).read_bytes(), name
