@@ -1,0 +1,191 @@
+"""Gating engine end to end on a small simulated trial (both instrument styles), plus YAML validation,
+tuning (refit/save), plots, Gating-ML export and the CLI."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cytokit.errors import ConfigError, GatingError
+from cytokit.fcs import read_fcs
+from cytokit.gating import load_strategy
+from cytokit.simulate import SimulationConfig, simulate_trial, truth_masks
+
+
+@pytest.fixture(scope="module")
+def trial(tmp_path_factory):
+    out = tmp_path_factory.mktemp("trial")
+    simulate_trial(out, SimulationConfig(seed=11, patients_per_arm=1, visits=["W0", "W24"], events=20000))
+    return out
+
+
+@pytest.fixture(scope="module")
+def gated(trial):
+    man = pd.read_csv(trial / "manifest.csv")
+    results = {}
+    for row in man.itertuples():
+        results[row.file] = (row, read_fcs(trial / row.file), None)
+        results[row.file] = (row, results[row.file][1], load_strategy(row.tube).apply(results[row.file][1]))
+    return results
+
+
+def f1(a, b):
+    return 2 * (a & b).sum() / max(a.sum() + b.sum(), 1)
+
+
+def test_populations_table_schema_and_percentages(gated):
+    row, sample, result = next(v for v in gated.values() if v[0].tube == "tmem")
+    df = result.populations
+    assert list(df.columns[:9]) == ["population", "parent", "count", "parent_count", "pct_parent",
+                                    "pct_lymphocytes", "method", "flags", "dims"]
+    assert df.population.tolist()[:5] == ["Lymphocytes", "Singlets", "T cells", "CD4 T", "CD8 T"]
+    by = df.set_index("population")
+    assert by.loc["Singlets", "pct_lymphocytes"] == pytest.approx(100.0)
+    assert by.loc["CD4 T", "parent_count"] == by.loc["T cells", "count"]
+    assert by.loc["CD4 T", "pct_parent"] == pytest.approx(100 * by.loc["CD4 T", "count"] / by.loc["T cells", "count"])
+    # masks nest: a population is inside its parent
+    for spec in result.definition.populations:
+        if spec.parent:
+            assert not (result.masks[spec.name] & ~result.masks[spec.parent]).any()
+    assert result.sample.compensated and result.transforms
+
+
+def test_accuracy_against_truth_on_both_instruments(trial, gated):
+    truth = pd.read_csv(trial / "truth" / "populations.csv")
+    errors, f1s = [], {}
+    instruments = set()
+    for file, (row, _, result) in gated.items():
+        instruments.add(row.instrument)
+        t = truth[truth.file == file].set_index("population")
+        for r in result.populations.itertuples():
+            if r.population in t.index:
+                errors.append(abs(r.pct_parent - t.loc[r.population, "pct_parent"]))
+        masks = truth_masks(trial, file)
+        for pop in ("Lymphocytes", "T cells", "CD4 T", "CD8 T"):
+            if pop in result.masks:
+                f1s.setdefault(pop, []).append(f1(result.masks[pop], masks[pop]))
+    assert len(instruments) == 2
+    assert np.median(errors) < 1.0
+    assert np.quantile(errors, 0.95) < 5.0
+    for pop, vals in f1s.items():
+        assert min(vals) > 0.93, (pop, vals)
+
+
+def test_lymphosum_on_nkb(gated):
+    for row, _, result in gated.values():
+        if row.tube != "nkb":
+            continue
+        by = result.populations.set_index("population")
+        lymphosum = by.loc[["T cells", "NK cells", "B cells"], "pct_lymphocytes"].sum()
+        assert 90 < lymphosum <= 100.5
+        assert by.loc["CD56bright NK", "count"] + by.loc["CD56dim NK", "count"] <= by.loc["NK cells", "count"]
+        assert np.isnan(by.loc["Beads", "pct_lymphocytes"]) and by.loc["Beads", "count"] > 0
+
+
+def test_refit_touches_only_the_population_and_its_children(gated):
+    _, _, result = next(v for v in gated.values() if v[0].tube == "tmem")
+    strategy = load_strategy("tmem")
+    before = result.populations.set_index("population")
+    new = strategy.refit(result, "CD4 T", thresholds=[{"mode": "fixed", "value": 0.05},
+                                                      {"mode": "fixed", "value": 0.95}])
+    after = new.populations.set_index("population")
+    assert new.gates["CD4 T"].dividers == (0.05, 0.95)
+    assert after.loc["CD4 T", "count"] > before.loc["CD4 T", "count"]
+    assert after.loc["Naive CD4", "parent_count"] == after.loc["CD4 T", "count"]
+    for untouched in ("Lymphocytes", "Singlets", "T cells", "CD8 T", "CD28+ CD8"):
+        assert after.loc[untouched, "count"] == before.loc[untouched, "count"]
+        assert new.gates[untouched] is result.gates[untouched]
+    assert result.populations.set_index("population").loc["CD4 T", "count"] == before.loc["CD4 T", "count"]
+    with pytest.raises(ConfigError, match="CD4 T"):
+        strategy.set_params("CD4 T", signs=["+"])
+    with pytest.raises(GatingError, match="no population 'CD5 T'"):
+        strategy.refit(result, "CD5 T")
+
+
+def test_save_round_trips_and_reproduces_counts(gated, tmp_path):
+    _, sample, result = next(v for v in gated.values() if v[0].tube == "nkb")
+    s = load_strategy("nkb").set_params("T cells", threshold={"bounds": [0.35, 0.6]})
+    path = s.save(tmp_path / "tuned.yaml")
+    again = load_strategy(path)
+    assert again.definition == s.definition
+    assert again.population("T cells").params["threshold"]["bounds"] == [0.35, 0.6]
+    assert again.apply(sample).counts() == s.apply(sample).counts()
+
+
+def test_plots(gated, tmp_path):
+    _, _, result = next(v for v in gated.values() if v[0].tube == "nkb")
+    for name in ("Lymphocytes", "Singlets", "NK cells", "CD56dim NK", "B cells"):
+        fig = result.plot(name)
+        ax = fig.axes[0]
+        assert name in ax.get_title()
+        assert ax.patches or ax.lines  # the gate is drawn
+    png = tmp_path / "gates.png"
+    result.plot_all(png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_gatingml_export_reproduces_masks_from_the_raw_file(gated):
+    from cytokit.gatingml import evaluate_document, read_gatingml
+    from cytokit.gating.export import xml_id
+    from cytokit.panel import load_panel
+
+    row, sample, result = next(v for v in gated.values() if v[0].tube == "nkb" and "Attune" in v[0].instrument)
+    doc = read_gatingml(result.to_gatingml().encode())
+    raw = load_panel("il2_trial").resolve(sample, tube="nkb")
+    masks = evaluate_document(doc, raw)
+    for name, mask in result.masks.items():
+        assert (masks[xml_id(name)] == mask).mean() > 0.9999, name
+
+
+def test_strategy_yaml_errors_name_file_line_and_field(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "name: bad\npopulations:\n"
+        "  - name: Lymphocytes\n    dims: [FSC-A, SSC-A]\n    method: gmm_ellipse\n    params: {coverage: 2}\n"
+        "  - name: Singlets\n    parent: Lymphocytes\n    dims: [FSC-A, FSC-H]\n    method: singlets\n")
+    with pytest.raises(ConfigError) as exc:
+        load_strategy(bad)
+    msg = str(exc.value)
+    assert "bad.yaml:3" in msg and "params.coverage" in msg
+    bad.write_text("name: bad\npopulations:\n  - name: A\n    parent: Nope\n    dims: [CD3]\n    method: threshold\n")
+    with pytest.raises(ConfigError, match="parent 'Nope' must be defined above"):
+        load_strategy(bad)
+    bad.write_text("name: bad\npopulations:\n  - name: A\n    dims: [CD3]\n    method: magic\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml:5: populations.0.method.*unknown gate method 'magic'"):
+        load_strategy(bad)
+    with pytest.raises(ConfigError, match="no gating definition named 'nosuch'"):
+        load_strategy("nosuch")
+
+
+def test_missing_marker_is_a_clear_error(gated):
+    from cytokit.errors import PanelError
+
+    _, sample, _ = next(v for v in gated.values() if v[0].tube == "nkb")
+    with pytest.raises(PanelError, match="CD45RA"):
+        load_strategy("tmem").apply(sample)
+
+
+def test_imported_gatingml_runs_as_a_fixed_strategy(shared_data):
+    base = shared_data / "flowkit" / "gate_ref"
+    strategy = load_strategy(base / "gml" / "gml_all_gates.xml")
+    result = strategy.apply(read_fcs(base / "data1.fcs"))
+    for gid in ("Polygon1", "Ellipse1", "And1", "ParAnd2", "ScaleRange1"):
+        truth = np.loadtxt(base / "truth" / f"Results_{gid}.txt", dtype=int).astype(bool)
+        assert (result.masks[gid] == truth).all(), gid
+    assert set(result.populations.method) == {"fixed", "boolean"}
+    with pytest.raises(ConfigError, match="nothing to refit"):
+        strategy.refit(result, "Polygon1")
+
+
+def test_cli_gate_prints_table_and_writes_plot(trial, tmp_path, capsys):
+    from cytokit.cli.main import main
+
+    png, csv = tmp_path / "g.png", tmp_path / "g.csv"
+    code = main(["gate", str(trial / "fcs" / "P001_W0_tmem.fcs"), "--strategy", "tmem", "--plot", str(png),
+                 "--table", str(csv)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "CD4 T" in out and "Naive CD4" in out
+    assert png.stat().st_size > 10000
+    assert "Treg" in pd.read_csv(csv).population.tolist()
+    assert main(["gate", str(tmp_path / "missing.fcs"), "--strategy", "tmem"]) == 2
