@@ -150,7 +150,7 @@ def test_kill_9_mid_run_then_resume(pipeline, tmp_path):
     attempts = pd.DataFrame(_ledger_rows(out, "attempts"))
     per_sample = attempts.groupby("sample_id").size()
     assert (per_sample[sorted(finished_before)] == 1).all()  # completed samples were not recomputed
-    assert per_sample.sum() == 8 + len(attempts) - 8 and set(per_sample.index) == set(attempts["sample_id"])
+    assert len(per_sample) == 8 and (attempts.groupby("sample_id")["status"].last() == "ok").all()
 
     clean = tmp_path / "clean"
     assert _cli(pipeline, clean, env).wait(timeout=120) == 0

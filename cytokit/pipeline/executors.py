@@ -177,18 +177,20 @@ class DaskExecutor(Executor):
         if not jobs:
             return
         run = partial(execute, task)
-        futures = self.client.map(run, list(jobs), pure=False, key=[f"cytokit-{j.sample_id}-{j.key[:12]}" for j in jobs])
-        by_key = {f.key: j for f, j in zip(futures, jobs)}
-        for fut in as_completed(futures):
-            job = by_key[fut.key]
-            try:
-                yield fut.result()
-            except Exception as exc:  # noqa: BLE001 - KilledWorker, lost connection, unpicklable result
-                name = type(exc).__name__
-                reason = WORKER_DIED if name == "KilledWorker" else f"{name}: {exc}"
-                yield SampleOutput.failed(job.sample_id, f"{job.path}: {reason}")
-            finally:
-                fut.release()
+        with self.client.as_current():
+            futures = self.client.map(run, list(jobs), pure=False,
+                                      key=[f"cytokit-{j.sample_id}-{j.key[:12]}" for j in jobs])
+            by_key = {f.key: j for f, j in zip(futures, jobs)}
+            for fut in as_completed(futures):
+                job = by_key[fut.key]
+                try:
+                    yield fut.result()
+                except Exception as exc:  # noqa: BLE001 - KilledWorker, lost connection, unpicklable result
+                    name = type(exc).__name__
+                    reason = WORKER_DIED if name == "KilledWorker" else f"{name}: {exc}"
+                    yield SampleOutput.failed(job.sample_id, f"{job.path}: {reason}")
+                finally:
+                    fut.release()
 
     def close(self) -> None:
         self.client.close()
