@@ -170,6 +170,8 @@ def evaluate_document(document: GatingDocument, sample: Sample, *,
             mask = node.gate.evaluate(masks)
         else:
             mask = node.gate.contains(resolver.coordinates(node))
+        if node.complement:
+            mask = ~mask
         if node.parent is not None:
             mask = mask & masks[node.parent]
         masks[node.id] = mask

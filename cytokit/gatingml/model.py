@@ -126,12 +126,14 @@ class SpectrumMatrixSpec:
 @dataclass(frozen=True)
 class GateNode:
     """One population: its ``name``, ``parent`` node id, concrete ``gate`` (``gate.id`` is the node id)
-    and one :class:`DimensionSpec` per gate dimension (empty for boolean gates)."""
+    and one :class:`DimensionSpec` per gate dimension (empty for boolean gates). With ``complement`` the
+    population is the parent's events *outside* the gate (FlowJo's ``eventsInside="0"``)."""
 
     name: str
     parent: str | None
     gate: Gate
     dims: tuple[DimensionSpec, ...] = ()
+    complement: bool = False
 
     @property
     def id(self) -> str:

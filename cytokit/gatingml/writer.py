@@ -125,6 +125,9 @@ def _custom_info(el: etree._Element, node: GateNode) -> None:
 def _gate(root: etree._Element, node: GateNode, ids: dict[str, str]) -> None:
     gate = node.gate
     gid = ids[gate.id]
+    if node.complement:
+        raise GatingError(f"gate {gate.id!r} selects events outside its shape, which Gating-ML 2.0 cannot "
+                          "express for a single gate; combine it with a 'not' boolean gate instead")
     parent_attr = {_g("parent_id"): ids[node.parent]} if node.parent else {}
     if isinstance(gate, QuadrantGate):
         el = etree.SubElement(root, _g("QuadrantGate"), {_g("id"): gid + QUADRANT_SUFFIX, **parent_attr})

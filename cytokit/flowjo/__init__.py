@@ -1,0 +1,5 @@
+"""FlowJo workspaces: read FlowJo 10 ``.wsp`` into the neutral gate hierarchy, apply it, write it back."""
+from .model import FlowJoSample, FlowJoWorkspace
+from .reader import read_workspace
+
+__all__ = ["FlowJoSample", "FlowJoWorkspace", "read_workspace"]
