@@ -1,5 +1,6 @@
 """FlowJo workspaces: read FlowJo 10 ``.wsp`` into the neutral gate hierarchy, apply it, write it back."""
 from .model import FlowJoSample, FlowJoWorkspace
+from .apply import workspace_counts
 from .reader import read_workspace
 
-__all__ = ["FlowJoSample", "FlowJoWorkspace", "read_workspace"]
+__all__ = ["FlowJoSample", "FlowJoWorkspace", "read_workspace", "workspace_counts"]

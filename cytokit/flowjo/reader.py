@@ -59,11 +59,12 @@ def read_workspace(source: str | Path | bytes) -> FlowJoWorkspace:
             ids = tuple(r.get("sampleID", "") for r in children(refs, "SampleRef")) if refs is not None else ()
             groups[gnode.get("name", "")] = ids
     sample_list = child(root, "SampleList")
-    samples = tuple(_parse_sample(s, path) for s in children(sample_list, "Sample")) if sample_list is not None else ()
+    scales: dict[tuple, object] = {}  # transform objects shared by samples with identical parameters
+    samples = tuple(_parse_sample(s, path, scales) for s in children(sample_list, "Sample")) if sample_list is not None else ()
     return FlowJoWorkspace(samples, groups, version, source=path)
 
 
-def _parse_sample(el: etree._Element, path: str | None) -> FlowJoSample:
+def _parse_sample(el: etree._Element, path: str | None, scales: dict[tuple, object]) -> FlowJoSample:
     ds = child(el, "DataSet")
     node = child(el, "SampleNode")
     sample_id = (ds.get("sampleID") if ds is not None else None) or (node.get("sampleID") if node is not None else "")
@@ -86,7 +87,9 @@ def _parse_sample(el: etree._Element, path: str | None) -> FlowJoSample:
                 transforms[spec.id] = spec
     counts: dict[str, int] = {}
     nodes: list[GateNode] = []
-    ctx = _Context(matrix, prefix, suffix, transforms, where, path)
+    ctx = _Context(matrix, prefix, suffix, transforms, where, path, scales)
+    for tid in transforms:
+        ctx.scale(tid)  # validate every transform's parameters now, with a clear error
     if node is not None:
         subs = child(node, "Subpopulations")
         if subs is not None:
@@ -137,17 +140,24 @@ def _parse_transform(el: etree._Element, *, where: str, path: str | None) -> Tra
         default = 0.0 if ours in ("A", "neg") else None
         params[ours] = float_attr(el, theirs, where=f"{where}: {kind_name} transform of {param!r}", path=path,
                                   default=default, required=default is None)
-    spec = TransformSpec(f"{kind}:{param}", kind, params)
-    scale_transform(spec)  # validate parameters now, with a clear error
-    return spec
+    return TransformSpec(f"{kind}:{param}", kind, params)
 
 
 class _Context:
-    def __init__(self, matrix, prefix, suffix, transforms, where, path) -> None:
+    def __init__(self, matrix, prefix, suffix, transforms, where, path, scales: dict[tuple, object]) -> None:
         self.matrix = matrix
         self.prefix, self.suffix = prefix, suffix
         self.transforms = transforms
         self.where, self.path = where, path
+        self._scales = scales
+
+    def scale(self, transform_id: str):
+        """The transform object of one of this sample's transforms (built once per parameter set)."""
+        spec = self.transforms[transform_id]
+        key = (spec.kind, tuple(sorted(spec.params.items())))
+        if key not in self._scales:
+            self._scales[key] = scale_transform(spec)
+        return self._scales[key]
 
     def dim(self, spec: DimensionSpec, population: str) -> DimensionSpec:
         """FlowJo dimension -> our spec: ``Comp-`` names use the sample's matrix; transform by parameter."""
@@ -175,7 +185,7 @@ def _forward(ctx: _Context, dim: DimensionSpec, values) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64)
     if dim.transform is None:
         return values
-    return np.asarray(scale_transform(ctx.transforms[dim.transform]).forward(values), dtype=np.float64)
+    return np.asarray(ctx.scale(dim.transform).forward(values), dtype=np.float64)
 
 
 def _parse_populations(subs: etree._Element, parent: str | None, ctx: _Context, nodes: list[GateNode],

@@ -69,6 +69,7 @@ class DimensionResolver:
         self.sample = sample
         self._pnn = [str(p) for p in sample.channels["pnn"]]
         self._cache: dict[tuple, np.ndarray] = {}
+        self._scales: dict[tuple, Any] = {}
         self._fcs_spill: tuple[tuple[str, ...], np.ndarray] | None | bool = False
 
     # -- raw channels -------------------------------------------------------------------------------
@@ -146,8 +147,11 @@ class DimensionResolver:
             if spec.kind == "fratio":
                 raise GatingError(f"fratio {spec.id!r} can only define a new dimension, not rescale one",
                                   path=self.document.source)
+            key_t = ("scale", spec.id)
+            if key_t not in self._scales:
+                self._scales[key_t] = scale_transform(spec)
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                values = _bound(np.asarray(scale_function(spec)(values), dtype=np.float64), spec)
+                values = _bound(np.asarray(self._scales[key_t].forward(values), dtype=np.float64), spec)
         self._cache[key] = values
         return values
 

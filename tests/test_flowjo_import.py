@@ -1,0 +1,106 @@
+"""FlowJo 10 workspace import: counts against FlowJo's own, structure of workspaces without FCS files."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cytokit.errors import GatingError
+from cytokit.fcs import read_fcs
+from cytokit.flowjo import read_workspace, workspace_counts
+from cytokit.gates import BooleanGate, EllipsoidGate
+
+log = logging.getLogger(__name__)
+
+
+def test_simple_examples_match_flowjo_counts(shared_data: Path) -> None:
+    folder = shared_data / "flowkit"
+    expected = pd.read_csv(folder / "simple_examples_expected_counts.csv")
+    assert len(expected) == 8
+    for row in expected.itertuples():
+        ws = read_workspace(folder / row.wsp_file)
+        sample = read_fcs(folder / row.fcs_file)
+        table = workspace_counts(ws, sample, key=ws.samples[0].sample_id)
+        hits = table[table["population"] == row.gate_name]
+        assert len(hits) == 1, f"{row.wsp_file}: no single population {row.gate_name!r}"
+        assert int(hits["count"].iloc[0]) == row.expected_count, f"{row.wsp_file}/{row.gate_name}"
+
+
+def test_flowsom_workspace_within_0_2_percent_of_parent(shared_data: Path) -> None:
+    folder = shared_data / "flowsom_68983"
+    ws = read_workspace(folder / "gating.wsp")
+    table = workspace_counts(ws, read_fcs(folder / "68983.fcs"))
+    expected = pd.read_csv(folder / "gating_wsp_flowjo_counts.csv")
+    assert sorted(table["path"]) == sorted(expected["gate_path"])
+    merged = table.merge(expected, left_on="path", right_on="gate_path")
+    assert (merged["flowjo_count_x"] == merged["flowjo_count_y"]).all()  # counts read from the workspace
+    worst = merged["deviation_pct_parent"].abs().max()
+    log.info("flowsom_68983 worst deviation from FlowJo: %.4f%% of parent", worst)
+    assert worst < 0.2, merged[["path", "count", "flowjo_count_x", "deviation_pct_parent"]]
+    # The populations below the (13-event) difference at the root agree exactly with FlowJo.
+    exact = merged[merged["path"].str.contains("NK1_1\\+|CD8 T|gd T|DP T")]
+    assert (exact["count"] == exact["flowjo_count_y"]).all()
+
+
+@pytest.fixture(scope="module")
+def eight_colour(shared_data: Path) -> tuple[Path, pd.DataFrame]:
+    folder = shared_data / "flowkit" / "8_color_data_set"
+    return folder, pd.read_csv(folder / "8_color_ICS_wsp_flowjo_counts_FCS_NOT_AVAILABLE.csv")
+
+
+def test_eight_colour_hierarchy_matches_flowjo_gate_paths(eight_colour) -> None:
+    folder, counts = eight_colour
+    ws = read_workspace(folder / "8_color_ICS.wsp")
+    assert len(ws.samples) == 3
+    for s in ws.samples:
+        exp = counts[counts["sample"] == f"{s.name}|sampleID={s.sample_id}"]
+        assert len(exp) == 14
+        paths = {"/" + "/".join(s.document.path(n.id)) for n in s.document.nodes}
+        assert paths == set(exp["gate_path"])
+        for row in exp.itertuples():
+            assert s.flowjo_counts[row.gate_path.lstrip("/")] == row.flowjo_count
+        cd4 = s.document.node("Time/Singlets/aAmine-/CD3+/CD4+")
+        assert cd4.parent == "Time/Singlets/aAmine-/CD3+"
+        assert all(d.compensation == s.matrix_id and d.transform for d in cd4.dims)
+        assert s.document.matrices[s.matrix_id].values.shape == (8, 8)
+
+
+def test_eight_colour_variants(eight_colour) -> None:
+    folder, _ = eight_colour
+    boolean = read_workspace(folder / "8_color_ICS_boolean_gate_testing.wsp").samples[0].document
+    ops = {n.name: n.gate.op for n in boolean.nodes if isinstance(n.gate, BooleanGate)}
+    assert ops["CD107a+ & IFNg+"] == "and" and ops["CD107a+ or IFNg+"] == "or" and ops["TNFa+-"] == "not"
+    or_node = boolean.node("Time/Singlets/aAmine-/CD3+/CD4+/CD107a+ or IFNg+")
+    assert [g for g, _ in or_node.gate.operands] == ["Time/Singlets/aAmine-/CD3+/CD4+/CD107a+",
+                                                     "Time/Singlets/aAmine-/CD3+/CD4+/IFNg+"]
+    dotted = read_workspace(folder / "8_color_ICS_dot_gate_name.wsp").samples[0].document
+    assert "Time/Singlets/aAmine-/CD3+/CD4+/." in dotted.ids
+    no_gates = read_workspace(folder / "8_color_ICS_sample_without_gates.wsp")
+    assert [s.document is None for s in no_gates.samples] == [False, True, False]
+    ellipse = read_workspace(folder / "8_color_ICS_with_ellipse.wsp").samples[0].document
+    assert sum(isinstance(n.gate, EllipsoidGate) for n in ellipse.nodes) == 1
+    quad = read_workspace(folder / "reused_quad_gate_with_child.wsp")
+    assert len(quad.samples) == 1 and len(quad.samples[0].document) == 13
+
+
+def test_workspace_errors(tmp_path: Path, shared_data: Path) -> None:
+    bad = tmp_path / "bad.wsp"
+    bad.write_text("<Workspace flowJoVersion='10.6'><SampleList><Sample")
+    with pytest.raises(GatingError, match="not well-formed") as info:
+        read_workspace(bad)
+    assert str(bad) in str(info.value)
+    old = tmp_path / "old.wsp"
+    old.write_text("<Workspace flowJoVersion='9.2'/>")
+    with pytest.raises(GatingError, match="only FlowJo 10"):
+        read_workspace(old)
+    ws = read_workspace(shared_data / "flowsom_68983" / "gating.wsp")
+    with pytest.raises(GatingError, match="no sample 'other.fcs'"):
+        ws.sample("other.fcs")
+    text = (shared_data / "flowkit" / "simple_line_example" / "simple_poly_and_rect.wsp").read_text()
+    broken = tmp_path / "broken.wsp"
+    broken.write_text(text.replace('transforms:maxRange="', 'transforms:maxRange="x', 1))
+    with pytest.raises(GatingError, match="maxRange"):
+        read_workspace(broken)
