@@ -1,4 +1,5 @@
-"""Read time of a 1M-event x 12-channel float32 FCS 3.1 file: cytokit.fcs.read_fcs vs FlowIO and FlowKit.
+"""Read time of a 1M-event x 12-channel float32 FCS 3.1 file: cytokit.fcs.read_fcs vs FlowIO and FlowKit,
+and the time of cytokit.qc.run_qc (default parameters) on the events read.
 
 Run: ``python benchmarks/fcs_read.py [--events N] [--repeats R]``. Writes the file with
 ``cytokit.fcs.write_fcs`` into a temporary folder, reads it with each reader ``R`` times in this process
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from cytokit.fcs import read_fcs, write_fcs
+from cytokit.qc import run_qc
 
 
 def _cytokit(path: Path) -> np.ndarray:
@@ -44,7 +46,8 @@ def main() -> None:
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     events = (rng.random((args.events, args.channels), dtype=np.float32) * 2.6e5).astype(np.float32)
-    names = [f"FL{i}-A" for i in range(1, args.channels + 1)]
+    events[:, -1] = np.sort(rng.uniform(0, 60_000, args.events))  # last channel: Time (acquisition order)
+    names = [f"FL{i}-A" for i in range(1, args.channels)] + ["Time"]
     with tempfile.TemporaryDirectory() as tmp:
         path = write_fcs(Path(tmp) / "bench.fcs", events, names, metadata={"$CYT": "bench"})
         size_mb = path.stat().st_size / 1e6
@@ -61,14 +64,21 @@ def main() -> None:
                 del out
         results = {name: statistics.median(t) for name, t in times.items()}
         tracemalloc.start()
-        read_fcs(path)
+        sample = read_fcs(path)
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
+        qc_times = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            qc = run_qc(sample)
+            qc_times.append(time.perf_counter() - t0)
     print(f"file: {args.events} events x {args.channels} channels float32, {size_mb:.1f} MB")
     base = results["cytokit"]
     for name, t in results.items():
         print(f"{name:8s} median {t * 1000:8.1f} ms   ratio to cytokit {t / base:6.2f}x")
     print(f"cytokit peak traced memory: {peak / 1e6:.1f} MB ({peak / 1e6 / size_mb:.2f}x file size)")
+    print(f"run_qc   median {statistics.median(qc_times) * 1000:8.1f} ms on {sample.n_events} events "
+          f"({qc.n_kept} kept, flags: {';'.join(qc.flags) or 'none'})")
 
 
 if __name__ == "__main__":

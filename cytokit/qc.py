@@ -1,0 +1,321 @@
+"""Quality control of one sample before gating: margin events and time anomalies.
+
+Contract
+--------
+:func:`run_qc` takes a :class:`~cytokit.sample.Sample` on the **linear scale** (as read, compensated or
+not; not transformed) and :class:`QCParams`, and returns a :class:`QCResult` with a boolean ``keep``
+mask over the sample's events, events removed per check, flags, and a small report table. The sample is
+not modified; ``result.apply(sample)`` returns the kept events as a new Sample. Checks:
+
+* ``nonfinite`` — events with NaN/infinite values (the FCS reader keeps them and warns).
+* ``margin`` — events at or above the top of a scatter/fluorescence channel's range (``$PnR - 1``
+  decoded to the linear scale, i.e. divided by $PnG or through $PnE) and, for floating-point data, events
+  piled up on the channel's observed maximum.
+* ``negative`` — events below ``-negative_fraction × top of range`` (negative extremes).
+* ``flow_rate`` — the acquisition time is cut into equal time bins; bins whose event count deviates from
+  the median count by more than ``rate_mad_threshold`` robust SDs (1.4826 × MAD) *and* by more than
+  ``rate_min_relative`` (fraction of the median) are removed (clogs, bubbles, bursts), in the spirit
+  of flowAI's flow-rate check.
+* ``signal_shift`` — events (in acquisition order) are cut into bins of ``events_per_bin``; per bin the
+  signal level of each scatter/fluorescence channel is the mean of ``asinh(x / signal_cofactor)`` over a
+  systematic subsample of ``signal_sample_per_bin`` events (a mean on a compressed scale, because a
+  median jumps between modes on channels that are ~50% positive); bins whose level deviates from the
+  median level by more than ``signal_mad_threshold`` robust SDs *and* ``signal_min_shift`` asinh units
+  on any channel are removed, in the spirit of PeacoQC.
+  Good runs shorter than ``min_good_run`` bins between removed bins are removed too.
+
+Percentages in the report table are percent of the sample's events (0–100). The minimum-events rule
+(e.g. ≥ 2,500 lymphocytes) needs gating, so it is a separate helper, :func:`min_events_flag`, that the
+pipeline applies after gating.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import QCError
+from .sample import Sample
+
+log = logging.getLogger(__name__)
+
+CHECKS: tuple[str, ...] = ("nonfinite", "margin", "negative", "flow_rate", "signal_shift")
+Kind = Literal["scatter", "fluorescence", "time", "other"]
+
+
+class QCParams(BaseModel):
+    """Parameters of :func:`run_qc` (the ``qc:`` block of a pipeline YAML)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    remove_nonfinite: bool = True
+    margins: bool = Field(True, description="remove events at the top of the range")
+    margin_kinds: tuple[Kind, ...] = ("scatter", "fluorescence")
+    pileup_min_events: int = Field(10, ge=2, description="float data: events tied at the observed max "
+                                                         "that count as a pile-up")
+    negatives: bool = True
+    negative_fraction: float = Field(0.1, gt=0, description="negative extreme = below -fraction x top")
+    time_checks: bool = True
+    time_channel: str | None = Field(None, description="default: the first channel of kind 'time'")
+    events_per_bin: int = Field(1000, ge=50)
+    min_bins: int = Field(8, ge=3, description="fewer bins than this: time checks are skipped")
+    rate_mad_threshold: float = Field(6.0, gt=0)
+    rate_min_relative: float = Field(0.25, ge=0, description="fraction of the median bin count")
+    signal_mad_threshold: float = Field(6.0, gt=0)
+    signal_min_shift: float = Field(0.15, ge=0, description="asinh units (~15% on a log scale)")
+    signal_cofactor: float = Field(150.0, gt=0)
+    signal_sample_per_bin: int = Field(250, ge=50, description="events per bin used for the levels")
+    signal_channels: tuple[str, ...] | None = Field(None, description="default: scatter + fluorescence")
+    min_good_run: int = Field(3, ge=0, description="bins")
+    flag_removed_fraction: float = Field(0.2, gt=0, le=1, description="flag the sample above this")
+    flag_margin_fraction: float = Field(0.05, gt=0, le=1)
+
+
+@dataclass(frozen=True)
+class QCResult:
+    """Outcome of :func:`run_qc`; ``removed`` counts events flagged by each check (they may overlap)."""
+
+    keep: np.ndarray
+    removed: dict[str, int]
+    flags: tuple[str, ...]
+    params: QCParams
+    details: dict[str, str] = field(default_factory=dict)
+    bins: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def n_events(self) -> int:
+        return int(self.keep.size)
+
+    @property
+    def n_kept(self) -> int:
+        return int(self.keep.sum())
+
+    @property
+    def removed_fraction(self) -> float:
+        """Fraction (0–1) of events removed by any check."""
+        return 1.0 - self.n_kept / self.n_events if self.n_events else 0.0
+
+    def table(self) -> pd.DataFrame:
+        """One row per check plus ``total``: events removed, percent of events (0–100), detail."""
+        n = max(self.n_events, 1)
+        rows = [{"check": c, "events_removed": self.removed.get(c, 0),
+                 "pct_removed": 100.0 * self.removed.get(c, 0) / n, "detail": self.details.get(c, "")}
+                for c in CHECKS]
+        removed = self.n_events - self.n_kept
+        rows.append({"check": "total", "events_removed": removed, "pct_removed": 100.0 * removed / n,
+                     "detail": ";".join(self.flags)})
+        return pd.DataFrame(rows)
+
+    def apply(self, sample: Sample) -> Sample:
+        """The kept events as a new Sample (provenance records the QC)."""
+        return sample.subset(self.keep, note=f"QC kept {self.n_kept}/{self.n_events} events "
+                                             f"({';'.join(self.flags) or 'no flags'})")
+
+
+# -- margins -------------------------------------------------------------------------------------------
+def channel_top(row) -> float:
+    """Top of a channel's range on the linear scale: ``$PnR - 1`` through $PnE/$PnG; NaN if unknown."""
+    rng = float(row.range)
+    if not np.isfinite(rng) or rng <= 0:
+        return float("nan")
+    if row.log_decades > 0:
+        return float(row.log_offset * 10.0 ** (row.log_decades * (rng - 1) / rng))
+    return (rng - 1) / float(row.gain or 1.0)
+
+
+def _margin_masks(sample: Sample, params: QCParams, is_float: bool, all_finite: bool
+                  ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(high-margin events, negative-extreme events, per-channel notes); whole-matrix passes only."""
+    ev = sample.events
+    n, n_ch = ev.shape
+    chans = sample.channels
+    sel = chans["kind"].isin(params.margin_kinds).to_numpy()
+    tops = np.array([channel_top(r) for r in chans.itertuples()], dtype=np.float64)
+    thr = np.where(sel, tops, np.inf)
+    if params.margins and is_float and n:
+        xmax = ev.max(axis=0) if all_finite else np.nanmax(ev, axis=0)
+        for j in np.flatnonzero(sel & np.isfinite(xmax) & ~(xmax >= tops)):
+            if np.count_nonzero(ev[:, j] == xmax[j]) >= params.pileup_min_events:
+                thr[j] = xmax[j]  # pile-up on the observed maximum: the detector's real top
+    thr = np.where(np.isfinite(thr), thr, np.inf)
+    notes: list[str] = []
+    if params.margins and n and np.isfinite(thr).any():
+        hits = ev >= thr.astype(np.float32)
+        high = hits.any(axis=1)
+        counts = hits.sum(axis=0)
+        notes = [f"{chans['pnn'].iloc[j]}:{int(counts[j])}" for j in np.flatnonzero(counts)]
+    else:
+        high = np.zeros(n, dtype=bool)
+    linear = (chans["log_decades"].to_numpy() == 0) & sel & np.isfinite(tops)
+    if params.negatives and n and linear.any():
+        low_thr = np.where(linear, -params.negative_fraction * tops, -np.inf).astype(np.float32)
+        low = (ev < low_thr).any(axis=1)
+    else:
+        low = np.zeros(n, dtype=bool)
+    return high, low, notes
+
+
+# -- time anomalies ------------------------------------------------------------------------------------
+def _robust_z(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(robust z, absolute deviation) of values against their median along ``axis``."""
+    med = np.median(values, axis=axis, keepdims=True)
+    dev = values - med
+    mad = 1.4826 * np.median(np.abs(dev), axis=axis, keepdims=True)
+    floor = np.maximum(1e-9, 1e-6 * np.abs(med))
+    return dev / np.maximum(mad, floor), dev
+
+
+def _close_short_runs(bad: np.ndarray, min_good_run: int) -> np.ndarray:
+    """Also flag runs of good bins shorter than ``min_good_run`` that lie between flagged bins."""
+    if min_good_run <= 0 or bad.sum() < 2:
+        return bad
+    out = bad.copy()
+    idx = np.flatnonzero(bad)
+    gaps = np.diff(idx) - 1
+    for start, gap in zip(idx[:-1], gaps):
+        if 0 < gap < min_good_run:
+            out[start + 1:start + 1 + gap] = True
+    return out
+
+
+def _time_index(sample: Sample, params: QCParams) -> int | None:
+    if params.time_channel:
+        return sample.channel_index(params.time_channel)
+    kinds = sample.channels["kind"].to_numpy()
+    names = sample.channels["pnn"].astype(str).str.casefold().to_numpy()
+    candidates = np.flatnonzero(kinds == "time")
+    if not len(candidates):
+        return None
+    exact = [i for i in candidates if names[i] == "time"]
+    return int(exact[0] if exact else candidates[0])
+
+
+def _flow_rate(t: np.ndarray, n_bins: int, params: QCParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(per-event bad mask, per-bin counts, per-bin bad) over equal time bins."""
+    t0, t1 = float(t[0]), float(t[-1])
+    which = np.minimum(((t - t0) * (n_bins / (t1 - t0))).astype(np.int64), n_bins - 1)
+    counts = np.bincount(which, minlength=n_bins).astype(float)
+    z, dev = _robust_z(counts)
+    med = np.median(counts)
+    bad = (np.abs(z) > params.rate_mad_threshold) & (np.abs(dev) > params.rate_min_relative * med)
+    bad = _close_short_runs(bad, params.min_good_run)
+    return bad[which], counts, bad
+
+
+def _signal_shift(events: np.ndarray, names: list[str], cols: list[int], n_bins: int, params: QCParams
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """(per-event bad mask, bin starts, per-bin bad, channels that shifted) over event-order bins."""
+    n = events.shape[0]
+    size = n // n_bins
+    starts = np.arange(n_bins) * size
+    level = np.empty((n_bins, len(cols)))
+    body = events[: size * (n_bins - 1)]
+    stride = max(1, size // params.signal_sample_per_bin)  # a systematic subsample per bin is enough
+    c = np.float32(params.signal_cofactor)
+    for k, j in enumerate(cols):
+        sub = body[:, j].reshape(n_bins - 1, size)[:, ::stride]
+        level[:-1, k] = np.arcsinh(sub / c).mean(axis=1)
+        level[-1, k] = np.arcsinh(events[starts[-1]::stride, j] / c).mean()
+    scaled = level
+    z, dev = _robust_z(scaled)
+    hits = (np.abs(z) > params.signal_mad_threshold) & (np.abs(dev) > params.signal_min_shift)
+    bad = _close_short_runs(hits.any(axis=1), params.min_good_run)
+    shifted = [names[cols[k]] for k in np.flatnonzero(hits.any(axis=0))]
+    per_event = np.repeat(bad, np.diff(np.append(starts, n)))
+    return per_event, starts, bad, shifted
+
+
+def run_qc(sample: Sample, params: QCParams | None = None) -> QCResult:
+    """Run the QC checks of the module contract on ``sample``; returns a :class:`QCResult`."""
+    params = params or QCParams()
+    n = sample.n_events
+    removed: dict[str, int] = {}
+    details: dict[str, str] = {}
+    flags: list[str] = []
+    keep = np.ones(n, dtype=bool)
+    ev = sample.events
+
+    all_finite = n == 0 or bool(np.isfinite(ev.min()) and np.isfinite(ev.max()))  # no temporary mask
+    finite = keep.copy() if all_finite else np.isfinite(ev).all(axis=1)
+    if params.remove_nonfinite:
+        removed["nonfinite"] = int(n - finite.sum())
+        keep &= finite
+        if removed["nonfinite"]:
+            flags.append("nonfinite_events")
+
+    is_float = str(sample.metadata.get("datatype", "F")).strip().upper() in ("F", "D")
+    high, low, notes = _margin_masks(sample, params, is_float, all_finite)
+    removed["margin"] = int(high.sum())
+    removed["negative"] = int(low.sum())
+    details["margin"] = ", ".join(notes)
+    keep &= ~high & ~low
+    if n and removed["margin"] > params.flag_margin_fraction * n:
+        flags.append("margin_events")
+    if n and removed["negative"] > params.flag_margin_fraction * n:
+        flags.append("negative_events")
+
+    bins = pd.DataFrame()
+    removed["flow_rate"] = removed["signal_shift"] = 0
+    n_bins = n // params.events_per_bin
+    tidx = _time_index(sample, params) if params.time_checks else None
+    if params.time_checks and tidx is None:
+        flags.append("no_time_channel")
+        details["flow_rate"] = details["signal_shift"] = "skipped: no time channel"
+    elif params.time_checks and n_bins < params.min_bins:
+        details["flow_rate"] = details["signal_shift"] = (
+            f"skipped: {n} events < {params.min_bins} bins x {params.events_per_bin}")
+    elif params.time_checks:
+        t = ev[:, tidx].astype(np.float64)
+        good_t = np.isfinite(t)
+        if np.any(np.diff(t[good_t]) < 0) or not good_t.all():
+            flags.append("time_not_monotonic")
+            details["flow_rate"] = "skipped: time channel is not monotonic"
+        elif t[-1] <= t[0]:
+            details["flow_rate"] = "skipped: time channel is constant"
+        else:
+            rate_bad, counts, rate_bins_bad = _flow_rate(t, n_bins, params)
+            removed["flow_rate"] = int(rate_bad.sum())
+            details["flow_rate"] = f"{int(rate_bins_bad.sum())}/{n_bins} time bins"
+            keep &= ~rate_bad
+            if rate_bins_bad.any():
+                flags.append("flow_rate_anomaly")
+        if params.signal_channels is not None:
+            cols = [sample.channel_index(c) for c in params.signal_channels]
+        else:
+            cols = [j for j, k in enumerate(sample.channels["kind"]) if k in ("scatter", "fluorescence")]
+        if cols:
+            sig_events = ev if all_finite else np.where(np.isfinite(ev), ev, np.float32(0))
+            sig_bad, starts, sig_bins_bad, shifted = _signal_shift(
+                sig_events, list(sample.channels["pnn"].astype(str)), cols, n_bins, params)
+            removed["signal_shift"] = int(sig_bad.sum())
+            details["signal_shift"] = (f"{int(sig_bins_bad.sum())}/{n_bins} event bins"
+                                       + (f" ({', '.join(shifted)})" if shifted else ""))
+            keep &= ~sig_bad
+            if sig_bins_bad.any():
+                flags.append("signal_shift")
+            bins = pd.DataFrame({"first_event": starts, "removed_signal_shift": sig_bins_bad})
+    if n and 1.0 - keep.sum() / n > params.flag_removed_fraction:
+        flags.append("qc_removed_many")
+    result = QCResult(keep=keep, removed=removed, flags=tuple(flags), params=params, details=details,
+                      bins=bins)
+    log.info("%s: QC kept %d/%d events (%s)", sample.name, result.n_kept, n, ";".join(flags) or "no flags")
+    return result
+
+
+def min_events_flag(count: int, minimum: int = 2500, *, population: str = "Lymphocytes") -> str | None:
+    """A flag such as ``"too_few_Lymphocytes(1200<2500)"`` when ``count < minimum``, else None."""
+    if count < minimum:
+        return f"too_few_{population.replace(' ', '_')}({count}<{minimum})"
+    return None
+
+
+def require_min_events(count: int, minimum: int = 2500, *, population: str = "Lymphocytes",
+                       path: str | None = None) -> None:
+    """Raise :class:`QCError` (naming the file) when ``count < minimum`` events are in ``population``."""
+    if count < minimum:
+        raise QCError(f"only {count} events in {population}; at least {minimum} are needed for analysis",
+                      path=path)
