@@ -27,7 +27,7 @@ def cluster(
     markers: Optional[list[str]] = typer.Option(
         None, "--markers", "-m", help="Markers to cluster on (repeat or comma-separate); default: all "
         "fluorescence markers of the population's events."),
-    grid: str = typer.Option("10x10", "--grid", help="SOM grid, WxH."),
+    grid: str = typer.Option("14x14", "--grid", help="SOM grid, WxH."),
     metaclusters: int = typer.Option(10, "--metaclusters", "-k", help="Number of metaclusters."),
     tube: Optional[str] = typer.Option(None, "--tube", help="Tube to use when the study has several."),
     seed: int = typer.Option(42, "--seed", help="Seed of subsampling and consensus resampling."),

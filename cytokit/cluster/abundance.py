@@ -38,11 +38,16 @@ class Annotation:
 
 
 def annotate(result: ClusteringResult, table: PhenotypeTable, thresholds: Thresholds) -> Annotation:
-    """Match every node and metacluster median against the phenotype table."""
-    nm = match_matrix(result.node_medians, table, thresholds)
-    mm = match_matrix(result.metacluster_medians, table, thresholds)
-    return Annotation(table, thresholds, nm, name_clusters(nm, table, result.markers),
-                      mm, name_clusters(mm, table, result.markers))
+    """Match every node and metacluster median against the phenotype table.
+
+    Only descendants of the clustered population (``result.population``) are candidates when it is in
+    the table, and the terms its own gate guarantees are not re-tested (see ``PhenotypeTable.within``).
+    """
+    sub, implied = table.within(result.population)
+    nm = match_matrix(result.node_medians, sub, thresholds, implied)
+    mm = match_matrix(result.metacluster_medians, sub, thresholds, implied)
+    return Annotation(sub, thresholds, nm, name_clusters(nm, sub, result.markers, implied),
+                      mm, name_clusters(mm, sub, result.markers, implied))
 
 
 def metacluster_abundance(result: ClusteringResult, annotation: Annotation | None = None) -> pd.DataFrame:

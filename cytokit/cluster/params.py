@@ -18,8 +18,8 @@ class ClusterParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    xdim: int = Field(10, ge=1, le=100, description="SOM grid width (nodes)")
-    ydim: int = Field(10, ge=1, le=100, description="SOM grid height (nodes)")
+    xdim: int = Field(14, ge=1, le=100, description="SOM grid width (nodes)")
+    ydim: int = Field(14, ge=1, le=100, description="SOM grid height (nodes)")
     n_metaclusters: int = Field(10, ge=1, le=200, description="number of metaclusters")
     seed: int = Field(42, ge=0, description="seed of the subsample and consensus resampling")
     n_train: int = Field(200_000, ge=100, description="training events in total, balanced over samples")

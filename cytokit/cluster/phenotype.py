@@ -13,13 +13,19 @@ Contract
 * :class:`Thresholds` holds a positive and a high threshold per marker, on the **transformed scale**
   (the scale the events were clustered on). :func:`estimate_thresholds` finds them from the marker
   modes of pooled events (density valley, via :func:`cytokit.gating.methods.density.fit_threshold`).
+  Gating thresholds (the concrete gates the pipeline stored for each sample) take precedence over
+  marker modes: :func:`thresholds_from_gates`.
+* Clusters of a gated population can only be that population's descendants:
+  :meth:`PhenotypeTable.within` keeps those (when the population is in the table) and the terms the
+  population's own gate already guarantees (``CD3+`` for ``T cells``) are not re-tested.
 * :func:`match_matrix` evaluates every phenotype on cluster medians. Terms on markers that were not
-  clustered are ignored (e.g. ``CD3+`` when clustering T cells without CD3); a population with no term
-  on a clustered marker is not matchable. A cluster is named after the matching population with the
-  most usable terms (ties: table order); clusters that match nothing are ``"unassigned"``.
+  clustered are ignored (an OR group with an unclustered alternative is ignored as a whole); a population
+  with no term left is not matchable. A cluster is named after the matching population with the most
+  usable terms (ties: table order); clusters that match nothing are ``"unassigned"``.
 """
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +38,8 @@ from ..errors import ClusterError, ConfigError
 from pydantic import BaseModel, ConfigDict, RootModel, ValidationError
 
 from ..yamlio import format_validation_error, read_yaml
+
+log = logging.getLogger(__name__)
 
 UNASSIGNED = "unassigned"
 
@@ -62,6 +70,7 @@ class PopulationPhenotype:
     name: str
     text: str
     groups: tuple[tuple[Term, ...], ...]
+    parent: str | None = None
 
     @property
     def markers(self) -> set[str]:
@@ -100,24 +109,24 @@ def parse_phenotype(text: str, *, source: str | None = None) -> tuple[tuple[Term
     return tuple(tuple(g) for g in groups)
 
 
-#: Built-in phenotypes of the population names in docs/architecture.md (full phenotypes from the root).
-DEFAULT_PHENOTYPES: tuple[tuple[str, str], ...] = (
-    ("T cells", "CD3+"),
-    ("CD4 T", "CD3+ CD4+ CD8-"),
-    ("CD8 T", "CD3+ CD8+ CD4-"),
-    ("Naive CD4", "CD3+ CD4+ CD8- CD45RA+ CD62L+"),
-    ("Memory CD4", "CD3+ CD4+ CD8- CD45RA-"),
-    ("CM CD4", "CD3+ CD4+ CD8- CD45RA- CD62L+"),
-    ("EM CD4", "CD3+ CD4+ CD8- CD45RA- CD62L-"),
-    ("TEMRA CD4", "CD3+ CD4+ CD8- CD45RA+ CD62L-"),
-    ("CD28+ CD4", "CD3+ CD4+ CD8- CD28+"),
-    ("CD25+ CD4", "CD3+ CD4+ CD8- CD25+"),
-    ("Treg", "CD3+ CD4+ CD8- CD25hi CD127lo"),
-    ("CD28+ CD8", "CD3+ CD8+ CD4- CD28+"),
-    ("NK cells", "CD3- CD19- CD56+ or CD16+"),
-    ("CD56bright NK", "CD3- CD19- CD56hi"),
-    ("CD56dim NK", "CD3- CD19- CD56dim"),
-    ("B cells", "CD3- CD19+"),
+#: Built-in (population, parent, phenotype) rows for the population names of docs/architecture.md.
+DEFAULT_PHENOTYPES: tuple[tuple[str, str | None, str], ...] = (
+    ("T cells", "Singlets", "CD3+"),
+    ("CD4 T", "T cells", "CD3+ CD4+ CD8-"),
+    ("CD8 T", "T cells", "CD3+ CD8+ CD4-"),
+    ("Naive CD4", "CD4 T", "CD3+ CD4+ CD8- CD45RA+ CD62L+"),
+    ("Memory CD4", "CD4 T", "CD3+ CD4+ CD8- CD45RA-"),
+    ("CM CD4", "CD4 T", "CD3+ CD4+ CD8- CD45RA- CD62L+"),
+    ("EM CD4", "CD4 T", "CD3+ CD4+ CD8- CD45RA- CD62L-"),
+    ("TEMRA CD4", "CD4 T", "CD3+ CD4+ CD8- CD45RA+ CD62L-"),
+    ("CD28+ CD4", "CD4 T", "CD3+ CD4+ CD8- CD28+"),
+    ("CD25+ CD4", "CD4 T", "CD3+ CD4+ CD8- CD25+"),
+    ("Treg", "CD4 T", "CD3+ CD4+ CD8- CD25hi CD127lo"),
+    ("CD28+ CD8", "CD8 T", "CD3+ CD8+ CD4- CD28+"),
+    ("NK cells", "Singlets", "CD3- CD19- CD56+ or CD16+"),
+    ("CD56bright NK", "NK cells", "CD3- CD19- CD56hi"),
+    ("CD56dim NK", "NK cells", "CD3- CD19- CD56dim"),
+    ("B cells", "Singlets", "CD3- CD19+"),
 )
 
 
@@ -132,12 +141,32 @@ class PhenotypeTable:
             raise ConfigError(f"phenotype table lists populations twice: {dup}")
 
     @classmethod
-    def from_pairs(cls, pairs: Iterable[tuple[str, str]], *, source: str | None = None) -> "PhenotypeTable":
-        return cls(PopulationPhenotype(str(n), str(t), parse_phenotype(t, source=source)) for n, t in pairs)
+    def from_rows(cls, rows: Iterable[tuple[str, str | None, str]], *, source: str | None = None) -> "PhenotypeTable":
+        """From ``(population, parent or None, phenotype text)`` rows."""
+        return cls(PopulationPhenotype(str(n), str(t), parse_phenotype(t, source=source), p)
+                   for n, p, t in rows)
 
     @classmethod
     def default(cls) -> "PhenotypeTable":
-        return cls.from_pairs(DEFAULT_PHENOTYPES)
+        return cls.from_rows(DEFAULT_PHENOTYPES)
+
+    def get(self, name: str) -> PopulationPhenotype | None:
+        return next((e for e in self._entries if e.name == name), None)
+
+    def within(self, population: str | None) -> tuple["PhenotypeTable", tuple[tuple[Term, ...], ...]]:
+        """Descendants of ``population`` and the phenotype groups its own gate guarantees.
+
+        When ``population`` is not in the table the whole table is returned with no implied groups.
+        """
+        root = self.get(population) if population else None
+        if root is None:
+            return self, ()
+        keep, frontier = set(), {root.name}
+        while frontier:
+            children = {e.name for e in self._entries if e.parent in frontier and e.name not in keep}
+            keep |= children
+            frontier = children
+        return PhenotypeTable(e for e in self._entries if e.name in keep), root.groups
 
     def __iter__(self):
         return iter(self._entries)
@@ -150,24 +179,25 @@ class PhenotypeTable:
         return [e.name for e in self._entries]
 
     def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame({"population": self.names, "phenotype": [e.text for e in self._entries]})
+        return pd.DataFrame({"population": self.names, "parent": [e.parent for e in self._entries],
+                             "phenotype": [e.text for e in self._entries]})
 
 
-def _collect_phenotypes(data: Any, out: list[tuple[str, str, str | None]], parent: str | None = None) -> None:
-    """Walk YAML data for population entries carrying a ``phenotype`` (name/population key + parent)."""
+def _collect_phenotypes(data: Any, out: list[tuple[str, str, str | None, bool]], parent: str | None = None) -> None:
+    """Walk YAML data for phenotypes: ``(name, text, parent, strict)`` rows.
+
+    ``phenotypes:`` mappings are strict (every text must parse); population entries with ``name`` (or
+    ``population``) and ``phenotype`` fields are not (a strategy may describe scatter gates in words).
+    """
     if isinstance(data, Mapping):
         name = data.get("name", data.get("population"))
         if isinstance(name, str) and isinstance(data.get("phenotype"), str):
-            out.append((name, data["phenotype"], data.get("parent", parent)))
+            out.append((name, data["phenotype"], data.get("parent", parent), False))
         for key, value in data.items():
             if key == "phenotypes" and isinstance(value, Mapping):
-                out.extend((str(k), str(v), None) for k, v in value.items())
+                out.extend((str(k), str(v), None, True) for k, v in value.items())
                 continue
-            child_parent = name if isinstance(name, str) else parent
-            if isinstance(value, Mapping) and isinstance(value.get("phenotype"), str) and "name" not in value \
-                    and "population" not in value:
-                out.append((str(key), value["phenotype"], value.get("parent", child_parent)))
-            _collect_phenotypes(value, out, child_parent)
+            _collect_phenotypes(value, out, name if isinstance(name, str) else parent)
     elif isinstance(data, list):
         for item in data:
             _collect_phenotypes(item, out, parent)
@@ -178,23 +208,34 @@ def load_phenotypes(path: str | Path) -> PhenotypeTable:
 
     Accepted forms: a top-level ``phenotypes:`` mapping (population -> phenotype text), and/or
     population entries (in any list or mapping) that carry ``name`` (or ``population``) and
-    ``phenotype`` fields, optionally ``parent``. A phenotype relative to its parent (``Naive CD4:
+    ``phenotype`` fields, optionally ``parent``. Population entries whose phenotype is not marker terms
+    (e.g. "FSC-A/SSC-A lymphocytes") are left out. A phenotype relative to its parent (``Naive CD4:
     CD45RA+ CD62L+`` under ``CD4 T: CD3+ CD4+``) is expanded with the parent's terms.
     """
     data, _ = read_yaml(path)
-    found: list[tuple[str, str, str | None]] = []
+    found: list[tuple[str, str, str | None, bool]] = []
     _collect_phenotypes(data, found)
-    if not found:
-        raise ConfigError("no phenotypes found (expected a 'phenotypes:' mapping or populations with a "
-                          "'phenotype' field)", path=path)
-    own: dict[str, str] = {}
+    own: dict[str, tuple[tuple[Term, ...], ...]] = {}
+    texts: dict[str, str] = {}
     parents: dict[str, str | None] = {}
-    for name, text, parent in found:
-        own.setdefault(name, text)
-        parents.setdefault(name, parent)
+    for name, text, parent, strict in found:
+        if name in own:
+            continue
+        try:
+            own[name] = parse_phenotype(text, source=str(path))
+        except ConfigError:
+            if strict:
+                raise
+            log.debug("%s: population %r: phenotype %r is not marker terms; not used", path, name, text)
+            continue
+        texts[name] = text
+        parents[name] = parent
+    if not own:
+        raise ConfigError("no phenotypes found (expected a 'phenotypes:' mapping or populations with a "
+                          "'phenotype' field made of marker terms such as CD4+ CD8-)", path=path)
 
     def full(name: str, seen: frozenset) -> list[tuple[Term, ...]]:
-        groups = list(parse_phenotype(own[name], source=str(path)))
+        groups = list(own[name])
         parent = parents.get(name)
         if parent is None or parent not in own or parent in seen:
             return groups
@@ -202,11 +243,9 @@ def load_phenotypes(path: str | Path) -> PhenotypeTable:
         inherited = [g for g in full(parent, seen | {name}) if not ({t.marker for t in g} & mine)]
         return inherited + groups
 
-    pairs = []
-    for name in own:
-        groups = full(name, frozenset())
-        pairs.append((name, " ".join(" or ".join(str(t) for t in g) for g in groups)))
-    return PhenotypeTable.from_pairs(pairs, source=str(path))
+    rows = [(name, parents[name], " ".join(" or ".join(str(t) for t in g) for g in full(name, frozenset())))
+            for name in own]
+    return PhenotypeTable.from_rows(rows, source=str(path))
 
 
 @dataclass(frozen=True)
@@ -224,17 +263,77 @@ class Thresholds:
                              "source": [self.source.get(m, "") for m in markers]})
 
 
-def estimate_thresholds(X: np.ndarray, markers: Sequence[str], *,
-                        given: Mapping[str, Any] | None = None, seed: int = 0) -> Thresholds:
-    """Thresholds per marker from ``given`` (marker -> value or ``{pos, hi}``) else from marker modes.
+def _level_of(entry: PopulationPhenotype | None, marker: str) -> str:
+    if entry is not None:
+        for g in entry.groups:
+            for t in g:
+                if t.marker == marker:
+                    return t.level
+    return "+"
 
-    ``X`` are pooled events (transformed scale). The positive threshold is the density valley between
-    the marker's modes (tail of the negative peak when unimodal); the high threshold is the valley among
-    the positive events, falling back to their median.
+
+def _gate_cuts(gate: Mapping[str, Any], level_for: Any) -> list[tuple[str, str, float]]:
+    """(marker, 'pos'|'hi', value) cuts of one stored gate dict (quadrant dividers, range bounds)."""
+    kind, dims = gate.get("type"), list(gate.get("dims", ()))
+    cuts: list[tuple[str, str, float]] = []
+    if kind == "quadrant":
+        for d, v in zip(dims, gate.get("dividers", ())):
+            if v is not None:
+                cuts.append((d, "hi" if level_for(d) in ("hi", "lo") else "pos", float(v)))
+    elif kind == "rectangle":
+        for d, lo, hi in zip(dims, gate.get("lower", ()), gate.get("upper", ())):
+            level = level_for(d)
+            if level == "dim":
+                cuts += [(d, "pos", float(lo))] if lo is not None else []
+                cuts += [(d, "hi", float(hi))] if hi is not None else []
+            elif level in ("+", "hi") and lo is not None:
+                cuts.append((d, "pos" if level == "+" else "hi", float(lo)))
+            elif level in ("-", "lo") and hi is not None:
+                cuts.append((d, "pos" if level == "-" else "hi", float(hi)))
+    return cuts
+
+
+def thresholds_from_gates(records: Iterable[Mapping[str, Any]], table: PhenotypeTable) -> dict[str, dict[str, float]]:
+    """Median gating thresholds per marker from stored concrete gates.
+
+    ``records`` are the pipeline's stored gate records (``population``, ``gate`` dict as written by
+    ``Gate.to_dict``, optional ``components``), pooled over samples. A cut on a marker counts as the
+    positive threshold when the population's phenotype uses ``+``/``-`` for that marker, as the high
+    threshold for ``hi``/``lo`` (and the upper bound of a ``dim`` range). Returns
+    ``{marker: {"pos": median, "hi": median, "n": cuts}}`` (transformed scale).
+    """
+    pooled: dict[str, dict[str, list[float]]] = {}
+    for rec in records:
+        entry = table.get(str(rec.get("population")))
+
+        def level_for(marker: str, entry: PopulationPhenotype | None = entry) -> str:
+            return _level_of(entry, marker)
+
+        gates = [rec.get("gate") or {}] + list(rec.get("components") or [])
+        for gate in gates:
+            for marker, kind, value in _gate_cuts(gate, level_for):
+                if np.isfinite(value):
+                    pooled.setdefault(marker, {"pos": [], "hi": []})[kind].append(value)
+    out = {}
+    for marker, cuts in pooled.items():
+        out[marker] = {k: float(np.median(v)) for k, v in cuts.items() if v}
+        out[marker]["n"] = float(len(cuts["pos"]) + len(cuts["hi"]))
+    return out
+
+
+def estimate_thresholds(X: np.ndarray, markers: Sequence[str], *, given: Mapping[str, Any] | None = None,
+                        gating: Mapping[str, Mapping[str, float]] | None = None, seed: int = 0) -> Thresholds:
+    """Thresholds per marker: ``given`` (marker -> value or ``{pos, hi}``), else the gating thresholds
+    (:func:`thresholds_from_gates`), else marker modes of the pooled events ``X`` (transformed scale).
+
+    From marker modes, the positive threshold is the density valley between the marker's modes (tail of
+    the negative peak when unimodal); the high threshold is the valley among the positive events, falling
+    back to their median.
     """
     from ..gating.methods.density import ThresholdParams, fit_threshold
 
     given = dict(given or {})
+    gating = dict(gating or {})
     pos, hi, src = {}, {}, {}
     for j, m in enumerate(markers):
         spec = given.get(m)
@@ -243,12 +342,18 @@ def estimate_thresholds(X: np.ndarray, markers: Sequence[str], *,
             p_val, h_val = spec.get("pos", spec.get("positive")), spec.get("hi", spec.get("high"))
         else:
             p_val, h_val = spec, None
+        src[m] = "given" if p_val is not None else ""
+        g = gating.get(m, {})
+        if p_val is None and g.get("pos") is not None:
+            p_val, src[m] = g["pos"], "gating"
+        if h_val is None and g.get("hi") is not None:
+            h_val = g["hi"]
+            src[m] = (src[m] + "; high from gating").lstrip("; ") if src[m] != "gating" else "gating"
         if p_val is None:
             t = fit_threshold(x, ThresholdParams(mode="valley", fallback="tail", seed=seed))
             p_val = t.value
-            src[m] = "marker modes (" + t.info.get("method", "valley") + ")"
-        else:
-            src[m] = "given"
+            src[m] = ("marker modes (" + t.info.get("method", "valley") + ")" + ("; high from gating"
+                      if h_val is not None else "")).strip()
         p_val = float(p_val)
         if h_val is None:
             above = x[x >= p_val]
@@ -278,22 +383,30 @@ def _term_holds(values: np.ndarray, term: Term, j: int, thr: Thresholds) -> np.n
     raise ClusterError(f"unknown phenotype level {term.level!r}")
 
 
-def match_matrix(medians: pd.DataFrame, table: PhenotypeTable, thresholds: Thresholds) -> pd.DataFrame:
+def _decidable(entry: PopulationPhenotype, markers: Sequence[str],
+               implied: Iterable[tuple[Term, ...]] = ()) -> list[tuple[Term, ...]]:
+    """Groups of ``entry`` that clustered markers decide and the clustered population does not imply."""
+    implied = set(implied)
+    return [g for g in entry.groups if g not in implied and all(t.marker in markers for t in g)]
+
+
+def match_matrix(medians: pd.DataFrame, table: PhenotypeTable, thresholds: Thresholds,
+                 implied: Iterable[tuple[Term, ...]] = ()) -> pd.DataFrame:
     """Boolean frame (clusters x populations): does each cluster's median satisfy each phenotype.
 
-    Only populations with at least one term on a clustered marker appear as columns.
+    Groups in ``implied`` (guaranteed by the clustered population's gate) are not tested; only
+    populations with at least one decidable group appear as columns.
     """
     markers = list(medians.columns)
     values = medians.to_numpy(dtype=np.float64)
+    implied = tuple(implied)
     cols = {}
     for entry in table:
-        usable = [tuple(t for t in g if t.marker in markers) for g in entry.groups]
-        # an OR group with an unclustered alternative cannot be decided: skip the group
-        usable = [g for g, full in zip(usable, entry.groups) if g and len(g) == len(full)]
-        if not usable:
+        groups = _decidable(entry, markers, implied)
+        if not groups:
             continue
         ok = np.ones(len(values), dtype=bool)
-        for g in usable:
+        for g in groups:
             any_ok = np.zeros(len(values), dtype=bool)
             for t in g:
                 any_ok |= _term_holds(values, t, markers.index(t.marker), thresholds)
@@ -302,19 +415,22 @@ def match_matrix(medians: pd.DataFrame, table: PhenotypeTable, thresholds: Thres
     return pd.DataFrame(cols, index=medians.index)
 
 
-def usable_terms(table: PhenotypeTable, markers: Sequence[str]) -> dict[str, int]:
+def usable_terms(table: PhenotypeTable, markers: Sequence[str],
+                 implied: Iterable[tuple[Term, ...]] = ()) -> dict[str, int]:
     """Number of decidable terms of each matchable population (used to rank specificity)."""
+    implied = tuple(implied)
     out = {}
     for entry in table:
-        n = sum(len(g) for g in entry.groups if all(t.marker in markers for t in g))
+        n = sum(len(g) for g in _decidable(entry, markers, implied))
         if n:
             out[entry.name] = n
     return out
 
 
-def name_clusters(matches: pd.DataFrame, table: PhenotypeTable, markers: Sequence[str]) -> pd.Series:
+def name_clusters(matches: pd.DataFrame, table: PhenotypeTable, markers: Sequence[str],
+                  implied: Iterable[tuple[Term, ...]] = ()) -> pd.Series:
     """The most specific matching population of each cluster, else :data:`UNASSIGNED`."""
-    spec = usable_terms(table, markers)
+    spec = usable_terms(table, markers, implied)
     order = {n: i for i, n in enumerate(table.names)}
     names = []
     for _, row in matches.iterrows():

@@ -41,7 +41,7 @@ from .agreement import agreement_summary, agreement_table
 from .differential import differential_abundance
 from .model import ClusteringResult, cluster_samples
 from .params import ClusterParams
-from .phenotype import PhenotypeTable, Thresholds, estimate_thresholds, load_phenotypes
+from .phenotype import PhenotypeTable, Thresholds, estimate_thresholds, load_phenotypes, thresholds_from_gates
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +75,16 @@ def _with_meta(df: pd.DataFrame, meta: pd.DataFrame | None) -> pd.DataFrame:
 def analyse(samples: Mapping[str, np.ndarray], markers: Sequence[str], *, population: str = "T cells",
             params: ClusterParams | None = None, phenotypes: PhenotypeTable | None = None,
             thresholds: Mapping[str, Any] | None = None, meta: pd.DataFrame | None = None,
-            gating: pd.DataFrame | None = None, level: str = "node", da_test: str = "quasibinomial") -> ClusteringRun:
+            gating: pd.DataFrame | None = None, gating_thresholds: Mapping[str, Mapping[str, float]] | None = None,
+            level: str = "node", da_test: str = "quasibinomial") -> ClusteringRun:
     """Cluster, annotate and tabulate (no file IO). ``meta``: samples table (sample_id + manifest columns);
-    ``gating``: the results store's populations table (for the agreement table)."""
+    ``gating``: the results store's populations table (for the agreement table); ``gating_thresholds``:
+    from :func:`~cytokit.cluster.phenotype.thresholds_from_gates` (used unless ``thresholds`` names the
+    marker)."""
     params = params or ClusterParams()
     result = cluster_samples(samples, markers, params=params, population=population)
-    thr: Thresholds = estimate_thresholds(result.train_events, list(markers), given=thresholds, seed=params.seed)
+    thr: Thresholds = estimate_thresholds(result.train_events, list(markers), given=thresholds,
+                                          gating=gating_thresholds, seed=params.seed)
     ann = annotate(result, phenotypes or PhenotypeTable.default(), thr)
     mc_ab = _with_meta(metacluster_abundance(result, ann), meta)
     pop_ab = _with_meta(population_abundance(result, ann, level=level), meta)
@@ -219,6 +223,21 @@ def _phenotypes_from_store(results_dir: Path, tube: str | None) -> PhenotypeTabl
     return None
 
 
+def stored_gate_records(results_dir: Path, sample_ids: Sequence[str]) -> list[dict]:
+    """The concrete gates the pipeline stored for these samples (unreadable results are skipped)."""
+    from ..io_utils import safe_name
+    from ..pipeline.store import RESULT_FILE
+
+    records: list[dict] = []
+    for sid in sample_ids:
+        path = results_dir / "samples" / safe_name(sid) / RESULT_FILE
+        try:
+            records += list(json.loads(path.read_text(encoding="utf-8")).get("gates", []))
+        except (OSError, ValueError, AttributeError) as exc:
+            log.debug("no stored gates for %s (%s)", sid, exc)
+    return records
+
+
 def run_clustering(results_dir: str | Path, *, population: str = "T cells", markers: Sequence[str] | None = None,
                    tube: str | None = None, params: ClusterParams | None = None,
                    phenotypes: str | Path | PhenotypeTable | None = None, thresholds: Mapping[str, Any] | None = None,
@@ -241,8 +260,9 @@ def run_clustering(results_dir: str | Path, *, population: str = "T cells", mark
     gating = _read_store_table(results_dir, "populations", required=False)
     if gating is not None and "sample_id" in gating.columns:
         gating = gating[gating["sample_id"].astype(str).isin(samples)]
+    gate_thr = thresholds_from_gates(stored_gate_records(results_dir, list(samples)), table)
     run = analyse(samples, chosen, population=population, params=params, phenotypes=table,
-                  thresholds=thresholds, meta=meta, gating=gating, level=level)
+                  thresholds=thresholds, meta=meta, gating=gating, gating_thresholds=gate_thr, level=level)
     run.skipped = skipped
     for name, df in run.tables.items():
         run.paths += write_table(df, out / name, force=True)
