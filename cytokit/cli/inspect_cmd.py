@@ -1,6 +1,113 @@
-"""Placeholder until this command is implemented (owner replaces the whole module)."""
+"""``cytokit inspect FILE... [--json]``: what is in FCS files (version, instrument, events, channels,
+spillover keyword, reader warnings). A file that cannot be read prints its error and the command goes
+on with the others; the exit code is 1 when any file failed."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
 import typer
+
+from ..errors import CytokitError
+
+
+def _inspect_one(path: Path, dataset: int, panel: Optional[str], tube: Optional[str], qc: bool) -> dict[str, Any]:
+    from ..fcs import read_fcs
+    from ..fcs.summary import describe
+
+    sample = read_fcs(path, dataset=dataset)
+    info = describe(sample)
+    if panel:
+        from ..panel import load_panel
+
+        resolved = load_panel(panel).resolve(sample, tube=tube)
+        for ch, marker, kind in zip(info["channels"], resolved.channels["marker"], resolved.channels["kind"]):
+            ch["marker"], ch["kind"] = str(marker), str(kind)
+        sample = resolved
+    if qc:
+        from ..qc import run_qc
+
+        res = run_qc(sample)
+        info["qc"] = {"kept": res.n_kept, "flags": list(res.flags),
+                      "removed": {k: int(v) for k, v in res.removed.items()}}
+    return info
+
+
+def _print_plain(info: dict[str, Any]) -> None:
+    echo = typer.echo
+    echo(f"{info['file']}")
+    echo(f"  FCS {info['fcs_version']}, data set {info['dataset']}, instrument: {info['instrument'] or '-'}")
+    echo(f"  events: {info['n_events']}  channels: {info['n_channels']}")
+    spill = (f"{info['spillover_keyword']} ({info['spillover_size']} channels)" if info["spillover_keyword"]
+             else "none")
+    echo(f"  spillover: {spill}")
+    echo("  #   PnN                  PnS                       marker               kind          range")
+    for i, ch in enumerate(info["channels"], start=1):
+        rng = "" if ch["range"] is None else f"{ch['range']:g}"
+        echo(f"  {i:<3} {ch['pnn']:<20} {ch['pns']:<25} {ch['marker']:<20} {ch['kind']:<13} {rng}")
+    if "qc" in info:
+        q = info["qc"]
+        removed = ", ".join(f"{k} {v}" for k, v in q["removed"].items() if v) or "nothing"
+        echo(f"  QC: kept {q['kept']}/{info['n_events']}; removed {removed}; flags: {';'.join(q['flags']) or '-'}")
+    for w in info["warnings"]:
+        echo(f"  warning: {w}")
+
+
+def _print_rich(info: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console()
+    spill = (f"{info['spillover_keyword']} ({info['spillover_size']} channels)" if info["spillover_keyword"]
+             else "none")
+    title = (f"{escape(info['file'])}\nFCS {info['fcs_version']} · data set {info['dataset']} · "
+             f"{escape(info['instrument'] or '-')} · {info['n_events']:,} events · spillover: {escape(spill)}")
+    table = Table(title=title, title_justify="left")
+    for col in ("#", "PnN", "PnS", "marker", "kind", "range"):
+        table.add_column(col)
+    for i, ch in enumerate(info["channels"], start=1):
+        table.add_row(str(i), escape(ch["pnn"]), escape(ch["pns"]), escape(ch["marker"]), ch["kind"],
+                      "" if ch["range"] is None else f"{ch['range']:g}")
+    console.print(table)
+    if "qc" in info:
+        q = info["qc"]
+        removed = ", ".join(f"{k} {v}" for k, v in q["removed"].items() if v) or "nothing"
+        console.print(f"QC: kept {q['kept']:,}/{info['n_events']:,}; removed {escape(removed)}; "
+                      f"flags: {escape(';'.join(q['flags']) or '-')}")
+    for w in info["warnings"]:
+        console.print(f"[yellow]warning:[/yellow] {escape(w)}")
 
 
 def register(app: typer.Typer) -> None:
-    return None
+    @app.command("inspect")
+    def inspect(
+        files: list[Path] = typer.Argument(..., help="FCS/LMD files to describe."),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON list instead of tables."),
+        dataset: int = typer.Option(0, "--dataset", help="Data set of multi-data-set files (0-based)."),
+        panel: Optional[str] = typer.Option(None, "--panel", help="Resolve markers with this panel."),
+        tube: Optional[str] = typer.Option(None, "--tube", help="Tube of the panel (with --panel)."),
+        qc: bool = typer.Option(False, "--qc", help="Also run QC with default parameters."),
+    ) -> None:
+        """Describe FCS files: version, instrument, events, channels, spillover keyword, warnings."""
+        results: list[dict[str, Any]] = []
+        failed = 0
+        rich_out = sys.stdout.isatty() and not as_json
+        for path in files:
+            try:
+                info = _inspect_one(path, dataset, panel, tube, qc)
+            except CytokitError as exc:
+                failed += 1
+                results.append({"file": str(path), "error": str(exc)})
+                typer.echo(f"error: {exc}", err=True)
+                continue
+            results.append(info)
+            if not as_json:
+                (_print_rich if rich_out else _print_plain)(info)
+        if as_json:
+            typer.echo(json.dumps(results, indent=2, ensure_ascii=False))
+        if failed:
+            typer.echo(f"{failed} of {len(files)} file(s) could not be read", err=True)
+            raise typer.Exit(1)

@@ -376,7 +376,7 @@ def _read_buffer(buf: memoryview, path: Path, dataset: int) -> Sample:
         warnings.append(f"{n_bad} event(s) have NaN/infinite values (channels {', '.join(cols[:5])}); "
                         "kept; QC removes them")
     for w in warnings:
-        log.info("%s: %s", path.name, w)
+        log.debug("%s: %s", path.name, w)
     return Sample(
         events=events,
         channels=channels,

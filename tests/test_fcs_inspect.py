@@ -1,0 +1,71 @@
+"""``cytokit inspect``: tables / JSON for good files, an error line for bad ones, exit 1 if any failed."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from cytokit.cli.main import main
+from cytokit.fcs import write_fcs
+
+
+def _good(tmp_path):
+    ev = np.random.default_rng(0).random((300, 3), dtype=np.float32) * 1000
+    return write_fcs(tmp_path / "good.fcs", ev, ["FSC-A", "PE-Cy7-A", "Time"], ["", "CD4 PE-Cy7", ""],
+                     {"$CYT": "FACSCanto II", "$SPILLOVER": "1,PE-Cy7-A,1"})
+
+
+def test_inspect_json_good_and_bad(tmp_path, capsys):
+    good = _good(tmp_path)
+    bad = tmp_path / "bad.fcs"
+    bad.write_bytes(good.read_bytes()[:400])  # truncated inside TEXT
+    rc = main(["inspect", str(good), str(bad), "--json"])
+    out, err = capsys.readouterr()
+    assert rc == 1
+    data = json.loads(out)
+    assert [d["file"] for d in data] == [str(good), str(bad)]
+    g = data[0]
+    assert g["fcs_version"] == "3.1" and g["instrument"] == "FACSCanto II" and g["n_events"] == 300
+    assert g["spillover_keyword"] == "$SPILLOVER" and g["spillover_size"] == 1
+    assert [c["pnn"] for c in g["channels"]] == ["FSC-A", "PE-Cy7-A", "Time"]
+    assert [c["marker"] for c in g["channels"]] == ["FSC-A", "CD4 PE-Cy7", "Time"]
+    assert [c["kind"] for c in g["channels"]] == ["scatter", "fluorescence", "time"]
+    assert str(bad) in data[1]["error"]
+    assert f"error: {bad}" in err and "1 of 2 file(s) could not be read" in err
+
+
+def test_inspect_plain_text_with_qc(tmp_path, capsys):
+    good = _good(tmp_path)
+    rc = main(["inspect", str(good), "--qc"])
+    out, _ = capsys.readouterr()
+    assert rc == 0
+    assert "FCS 3.1" in out and "FACSCanto II" in out and "events: 300" in out
+    assert "$SPILLOVER (1 channels)" in out and "CD4 PE-Cy7" in out
+    assert "QC: kept 300/300" in out
+
+
+def test_inspect_real_files(shared_data, capsys):
+    files = [shared_data / "flowkit/multi_dataset_fcs/coulter.lmd",
+             shared_data / "fcs_corpus/fcsparser/FlowCytometers/corrupted/corrupted.fcs",
+             shared_data / "flowkit/100715.fcs"]
+    rc = main(["inspect", *map(str, files), "--json"])
+    out, err = capsys.readouterr()
+    data = json.loads(out)
+    assert rc == 1 and len(data) == 3  # the corrupt file did not stop the others
+    assert any("holds 2 data sets" in w for w in data[0]["warnings"])
+    assert "not an FCS file" in data[1]["error"]
+    assert data[2]["spillover_keyword"] == "SPILL" and data[2]["n_events"] == 65016
+    rc = main(["inspect", str(files[0]), "--dataset", "1", "--json"])
+    assert rc == 0 and json.loads(capsys.readouterr().out)[0]["fcs_version"] == "3.0"
+
+
+def test_inspect_resolves_markers_with_a_panel(repo_root, capsys):
+    f = repo_root / "sample_data" / "fcs" / "P001_W0_tmem.fcs"
+    assert f.is_file(), "bundled sample data missing"
+    rc = main(["inspect", str(f), "--panel", "il2_trial", "--tube", "tmem", "--json"])
+    info = json.loads(capsys.readouterr().out)[0]
+    assert rc == 0
+    markers = {c["pnn"]: c["marker"] for c in info["channels"]}
+    assert markers["PE-Cy7-A"] == "CD4" and markers["FITC-A"] == "CD45RA"
+    rc = main(["inspect", str(f), "--panel", "il2_trial", "--tube", "nkb", "--json"])
+    assert rc == 1 and "CD56" in json.loads(capsys.readouterr().out)[0]["error"]
