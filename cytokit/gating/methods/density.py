@@ -49,7 +49,7 @@ class ThresholdParams(MethodParams):
     drift_tolerance: float = Field(0.1, gt=0)
     valley: Literal["deepest", "first", "last"] = "deepest"
     negative_peak: Literal["highest", "first"] = Field(
-        "highest", description="which peak is the negative population for the tail estimate")
+        "first", description="which peak is the negative population for the tail estimate (first = lowest)")
     min_peak_fraction: float = Field(0.01, ge=0, lt=1)
     max_valley_ratio: float = Field(0.8, gt=0, le=1)
     adjust: float = Field(1.0, gt=0, description="bandwidth multiplier (Silverman's rule x adjust)")
