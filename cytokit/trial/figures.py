@@ -1,0 +1,117 @@
+"""Figures of the trial analysis as PNG bytes (no pyplot state: each figure is its own ``Figure``).
+
+* :func:`trajectories` - median and IQR band per arm over nominal weeks, one panel per population;
+* :func:`change_at_visit` - box + strip plot of the change from baseline at one visit, per population;
+* :func:`forest` - odds ratios with 95 % CIs on a log axis (infinite bounds drawn as arrows at the edge).
+"""
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from .config import MEASURE_UNITS
+
+_PALETTE = ("#c0392b", "#2c7fb8", "#7f7f7f", "#31a354")
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _grid(n: int, ncols: int = 3, size: tuple[float, float] = (3.6, 2.9)) -> tuple[Figure, list]:
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(size[0] * ncols, size[1] * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel().tolist()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
+
+
+def trajectories(values: pd.DataFrame, populations: list[str], measure: str, arms: list[str]) -> bytes | None:
+    """Median (line) and interquartile band (shaded) of ``measure`` by arm over weeks; None when no data."""
+    import seaborn as sns
+
+    pops = [p for p in populations if (values["population"] == p).any()]
+    if not pops:
+        return None
+    fig, axes = _grid(len(pops))
+    palette = dict(zip(arms, _PALETTE))
+    for ax, pop in zip(axes, pops):
+        d = values[(values["population"] == pop) & values["arm"].isin(arms)].dropna(subset=[measure])
+        sns.lineplot(data=d, x="week", y=measure, hue="arm", hue_order=arms, estimator="median",
+                     errorbar=("pi", 50), marker="o", palette=palette, ax=ax)
+        ax.set_title(pop, fontsize=10)
+        ax.set_xlabel("week")
+        ax.set_ylabel(MEASURE_UNITS.get(measure, measure))
+        if ax.get_legend() is not None and ax is not axes[0]:
+            ax.get_legend().remove()
+    fig.suptitle(f"Median (IQR band) by arm: {MEASURE_UNITS.get(measure, measure)}", fontsize=11)
+    return _png(fig)
+
+
+def change_at_visit(values: pd.DataFrame, populations: list[str], measure: str, arms: list[str],
+                    visit: str) -> bytes | None:
+    """Box plot with individual patients of the change from baseline at ``visit``; None when no data."""
+    import seaborn as sns
+
+    col = f"{measure}_change"
+    d = values[(values["visit"] == visit) & values["arm"].isin(arms) & values["population"].isin(populations)]
+    d = d.dropna(subset=[col])
+    pops = [p for p in populations if (d["population"] == p).any()]
+    if not pops:
+        return None
+    fig, axes = _grid(len(pops))
+    palette = dict(zip(arms, _PALETTE))
+    for ax, pop in zip(axes, pops):
+        dp = d[d["population"] == pop]
+        sns.boxplot(data=dp, x="arm", y=col, hue="arm", order=arms, hue_order=arms, palette=palette,
+                    showfliers=False, width=0.5, boxprops={"alpha": 0.35}, legend=False, ax=ax)
+        sns.stripplot(data=dp, x="arm", y=col, hue="arm", order=arms, hue_order=arms, palette=palette,
+                      size=3.5, jitter=0.15, legend=False, ax=ax)
+        ax.axhline(0, color="0.5", lw=0.8, ls="--")
+        ax.set_title(pop, fontsize=10)
+        ax.set_xlabel("")
+        ax.set_ylabel(f"change ({MEASURE_UNITS.get(measure, measure)})")
+    fig.suptitle(f"Change from baseline at {visit}", fontsize=11)
+    return _png(fig)
+
+
+def forest(rows: pd.DataFrame) -> bytes | None:
+    """Forest plot of ``rows`` (columns ``label``, ``estimate``, ``ci_low``, ``ci_high``, ``p``)."""
+    rows = rows[np.isfinite(rows["estimate"].astype(float)) | np.isfinite(rows["ci_low"].astype(float))]
+    if rows.empty:
+        return None
+    rows = rows.reset_index(drop=True)
+    finite = pd.concat([rows["estimate"], rows["ci_low"], rows["ci_high"]]).astype(float)
+    finite = finite[np.isfinite(finite) & (finite > 0)]
+    lo_edge = min(0.1, float(finite.min()) / 1.5) if len(finite) else 0.1
+    hi_edge = max(10.0, float(finite.max()) * 1.5) if len(finite) else 10.0
+    fig = Figure(figsize=(7.5, 0.45 * len(rows) + 1.2), layout="constrained")
+    ax = fig.subplots()
+    y = np.arange(len(rows))[::-1]
+    for yi, r in zip(y, rows.itertuples(index=False)):
+        est = float(r.estimate)
+        lo = float(r.ci_low) if np.isfinite(r.ci_low) and r.ci_low > 0 else lo_edge
+        hi = float(r.ci_high) if np.isfinite(r.ci_high) else hi_edge
+        ax.plot([lo, hi], [yi, yi], color="0.2", lw=1.4)
+        if not (np.isfinite(r.ci_high)):
+            ax.annotate("", xy=(hi_edge, yi), xytext=(hi_edge / 1.6, yi), arrowprops={"arrowstyle": "->"})
+        if np.isfinite(est) and est > 0:
+            ax.plot([est], [yi], "s", color="#c0392b", ms=6)
+        elif np.isinf(est) and est > 0:  # e.g. no responder in the control arm: OR beyond the axis
+            ax.plot([hi_edge], [yi], ">", color="#c0392b", ms=7, clip_on=False)
+    ax.axvline(1.0, color="0.5", ls="--", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlim(lo_edge, hi_edge)
+    ax.set_yticks(y)
+    ax.set_yticklabels(rows["label"].astype(str).tolist(), fontsize=8)
+    ax.set_xlabel("odds ratio (95% CI), log scale")
+    ax.set_title("Odds ratios", fontsize=11)
+    return _png(fig)

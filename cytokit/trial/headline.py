@@ -1,0 +1,80 @@
+"""The headline table, laid out the way the trial reports its results.
+
+Rows: median change from baseline of the CD4 population at the final visit per arm (median (IQR), in the
+CD4 measure's unit) with the rank-sum P; the percentage of patients reaching the CD4-increase threshold at
+the responder visit with Fisher's P and odds ratio; then the same change comparison for every other
+headline population and measure (naive/memory CD4, CD28+ and CD25+ CD4, NK cells by default).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .config import MEASURE_UNITS, TrialConfig
+from .responders import flag_names
+
+HEADLINE_COLUMNS = ["endpoint", "population", "measure", "unit", "visit", "treatment", "control", "effect",
+                    "test", "p", "p_adj"]
+
+
+def _fmt(x: float) -> str:
+    if x is None or np.isnan(x):
+        return "NA"
+    if np.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
+def _median_text(summaries: pd.DataFrame, pop: str, m: str, arm: str, visit: str) -> str:
+    s = summaries[(summaries["population"] == pop) & (summaries["measure"] == m) & (summaries["arm"] == arm)
+                  & (summaries["visit"] == visit) & (summaries["quantity"] == "change")]
+    if s.empty or not s["n"].iloc[0]:
+        return "NA"
+    r = s.iloc[0]
+    return f"{_fmt(r['median'])} ({_fmt(r['q1'])} to {_fmt(r['q3'])}), n={int(r['n'])}"
+
+
+def headline_table(summaries: pd.DataFrame, tests: pd.DataFrame, rates: pd.DataFrame, config: TrialConfig,
+                   final_visit: str, responder_visit: str) -> pd.DataFrame:
+    """Display rows (text for the arms and effect, numeric P and adjusted P)."""
+    t_arm, c_arm = config.arms
+    rows = []
+
+    def change_row(pop: str, m: str) -> dict | None:
+        t = tests[(tests["test"] == "rank_sum") & (tests["endpoint"] == "change") & (tests["population"] == pop)
+                  & (tests["measure"] == m) & (tests["visit"] == final_visit)]
+        if t.empty:
+            return None
+        r = t.iloc[0]
+        return {"endpoint": f"median change from baseline, median (IQR)", "population": pop, "measure": m,
+                "unit": MEASURE_UNITS[m], "visit": final_visit,
+                "treatment": _median_text(summaries, pop, m, t_arm, final_visit),
+                "control": _median_text(summaries, pop, m, c_arm, final_visit),
+                "effect": f"difference in medians {_fmt(r['estimate'])}", "test": "Wilcoxon rank-sum",
+                "p": r["p"], "p_adj": r["p_adj"]}
+
+    first = change_row(config.cd4_population, config.cd4_measure)
+    if first:
+        rows.append(first)
+    name = flag_names(config)[0]
+    f = tests[(tests["test"] == "fisher") & (tests["endpoint"] == name) & (tests["visit"] == responder_visit)]
+    if not f.empty:
+        r = f.iloc[0]
+        texts = {}
+        for arm in config.arms:
+            q = rates[(rates["endpoint"] == name) & (rates["arm"] == arm) & (rates["visit"] == responder_visit)]
+            texts[arm] = (f"{int(q['responders'].iloc[0])}/{int(q['n'].iloc[0])} ({q['pct'].iloc[0]:.0f}%)"
+                          if len(q) and q["n"].iloc[0] else "NA")
+        rows.append({"endpoint": f"patients reaching a {config.responders.cd4_increase_pct:g}% CD4 increase",
+                     "population": config.cd4_population, "measure": config.cd4_measure, "unit": "% of patients",
+                     "visit": responder_visit, "treatment": texts[t_arm], "control": texts[c_arm],
+                     "effect": f"OR {_fmt(r['estimate'])} ({_fmt(r['ci_low'])} to {_fmt(r['ci_high'])})",
+                     "test": "Fisher exact", "p": r["p"], "p_adj": r["p_adj"]})
+    for pop in config.headline_populations:
+        for m in config.measures:
+            if pop == config.cd4_population and m == config.cd4_measure:
+                continue
+            row = change_row(pop, m)
+            if row:
+                rows.append(row)
+    return pd.DataFrame(rows, columns=HEADLINE_COLUMNS)

@@ -1,0 +1,143 @@
+"""Read and check the results-store tables the trial analysis needs.
+
+Contract (docs/architecture.md): ``RESULTS_DIR/populations.{parquet,csv}`` one row per sample ×
+population (``patient``, ``visit``, ``week``, ``arm``, ``tube``, ``population`` and the measures
+``pct_parent`` %, ``pct_lymphocytes`` %, ``abs_count_per_uL`` cells/µL); ``RESULTS_DIR/clinical.csv`` one
+row per patient × visit; ``RESULTS_DIR/il2_cycles.csv`` optional. Inputs are only read. Problems with the
+tables raise :class:`~cytokit.errors.StatsError` (populations) or :class:`~cytokit.errors.ConfigError`
+(clinical table) naming the file and what is wrong.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import ConfigError, StatsError
+from .config import MEASURES
+
+log = logging.getLogger(__name__)
+
+POPULATION_KEYS: tuple[str, ...] = ("patient", "visit", "week", "arm", "tube", "population")
+CLINICAL_KEYS: tuple[str, ...] = ("patient", "visit")
+
+
+@dataclass(frozen=True)
+class TrialInputs:
+    """The tables of one trial analysis (copies; the caller's frames are never modified)."""
+
+    populations: pd.DataFrame
+    clinical: pd.DataFrame = field(default_factory=pd.DataFrame)
+    cycles: pd.DataFrame = field(default_factory=pd.DataFrame)
+    source: str = "<memory>"
+
+
+def _read(stem: Path, *, required: bool, error: type) -> pd.DataFrame | None:
+    for suffix in (".parquet", ".csv"):
+        path = stem.with_suffix(suffix)
+        if not path.is_file():
+            continue
+        try:
+            if suffix == ".parquet":
+                return pd.read_parquet(path)
+            return pd.read_csv(path, dtype={"patient": str, "visit": str, "tube": str, "arm": str})
+        except Exception as exc:  # pyarrow / pandas parser errors on a damaged or foreign file
+            raise error(f"cannot read table: {exc}", path=path) from exc
+    if required:
+        raise error(f"no table {stem.name}.parquet or {stem.name}.csv: run `cytokit run` first", path=stem.parent)
+    return None
+
+
+def check_populations(df: pd.DataFrame, source: str = "<populations>") -> pd.DataFrame:
+    """A checked copy of a populations table: key columns present and text, measures numeric.
+
+    Missing measure columns are added as NaN (at least one must be present); ``week`` must be numeric.
+    """
+    missing = [c for c in POPULATION_KEYS if c not in df.columns]
+    if missing:
+        raise StatsError(f"populations table lacks columns {missing} (see docs/architecture.md)", path=source)
+    present = [m for m in MEASURES if m in df.columns]
+    if not present:
+        raise StatsError(f"populations table has none of the measure columns {list(MEASURES)}", path=source)
+    out = df.copy()
+    for col in ("patient", "visit", "arm", "tube", "population"):
+        out[col] = out[col].astype("string").str.strip()
+        if out[col].isna().any():
+            bad = int(out[col].isna().sum())
+            raise StatsError(f"populations table has {bad} rows with an empty {col!r}", path=source)
+    out["week"] = pd.to_numeric(out["week"], errors="coerce")
+    if out["week"].isna().any():
+        rows = out.index[out["week"].isna()][:5].tolist()
+        raise StatsError(f"populations table has a non-numeric or empty 'week' (rows {rows})", path=source)
+    for m in MEASURES:
+        out[m] = pd.to_numeric(out[m], errors="coerce") if m in out.columns else float("nan")
+        out[m] = out[m].astype(float)
+    for opt in ("parent_count", "count"):
+        if opt in out.columns:
+            out[opt] = pd.to_numeric(out[opt], errors="coerce")
+    arms = out.groupby("patient")["arm"].nunique()
+    mixed = arms[arms > 1].index.tolist()
+    if mixed:
+        raise StatsError(f"patients assigned to more than one arm: {mixed[:10]}", path=source)
+    weeks = out.groupby("visit")["week"].nunique()
+    if (weeks > 1).any():
+        log.warning("%s: visits with more than one nominal week %s; the median week orders them",
+                    source, weeks[weeks > 1].index.tolist())
+    return out
+
+
+def check_clinical(df: pd.DataFrame, source: str = "<clinical>") -> pd.DataFrame:
+    """A checked copy of a clinical table (``patient`` and ``visit`` text; one row per patient × visit)."""
+    if df is None or df.empty:
+        return pd.DataFrame(columns=list(CLINICAL_KEYS))
+    missing = [c for c in CLINICAL_KEYS if c not in df.columns]
+    if missing:
+        raise ConfigError(f"clinical table lacks columns {missing}", path=source)
+    out = df.copy()
+    for col in ("patient", "visit"):
+        out[col] = out[col].astype("string").str.strip()
+    if "arm" in out.columns:
+        out["arm"] = out["arm"].astype("string").str.strip()
+    dup = out.duplicated(["patient", "visit"], keep=False)
+    if dup.any():
+        pairs = out.loc[dup, ["patient", "visit"]].drop_duplicates().head(5).values.tolist()
+        raise ConfigError(f"clinical table has more than one row per patient × visit, e.g. {pairs}", path=source)
+    if "date" in out.columns:
+        dates = pd.to_datetime(out["date"], errors="coerce")
+        bad = dates.isna() & out["date"].notna() & (out["date"].astype("string").str.strip() != "")
+        if bad.any():
+            raise ConfigError(f"clinical table has unreadable dates, e.g. {out.loc[bad, 'date'].head(3).tolist()}",
+                              path=source)
+        out["date"] = dates
+    for col in ("lymphocytes_per_uL", "week"):
+        if col in out.columns:
+            out[col] = pd.to_numeric(out[col], errors="coerce")
+    return out
+
+
+def load_inputs(results_dir: str | Path) -> TrialInputs:
+    """Read ``populations`` (required), ``clinical`` and ``il2_cycles`` (optional) from a results folder."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise StatsError("results folder not found", path=root)
+    pops = _read(root / "populations", required=True, error=StatsError)
+    pops_src = next((str(p) for p in (root / "populations.parquet", root / "populations.csv") if p.is_file()), str(root))
+    clinical = _read(root / "clinical", required=False, error=ConfigError)
+    if clinical is None:
+        log.warning("%s: no clinical.csv; logistic regression, baseline characteristics and date-based AUC "
+                    "are skipped", root)
+    cycles = _read(root / "il2_cycles", required=False, error=ConfigError)
+    return TrialInputs(
+        populations=check_populations(pops, pops_src),
+        clinical=check_clinical(clinical if clinical is not None else pd.DataFrame(), str(root / "clinical.csv")),
+        cycles=cycles if cycles is not None else pd.DataFrame(),
+        source=str(root),
+    )
+
+
+def visit_order(populations: pd.DataFrame) -> list[str]:
+    """Visits sorted by their (median) nominal week, then by name."""
+    weeks = populations.groupby("visit")["week"].median()
+    return sorted(weeks.index.astype(str), key=lambda v: (weeks[v], v))

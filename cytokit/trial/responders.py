@@ -1,0 +1,66 @@
+"""Responder flags per patient × visit (CD4 increase, CD4/CD8 ratio, absolute CD4 thresholds).
+
+Flags are nullable booleans: missing when the value they need is missing. Column names carry their
+threshold so a table is self-describing:
+
+* ``cd4_increase_ge_<X>pct`` - CD4 (``TrialConfig.cd4_measure``) increased by at least X percent of its
+  baseline value (a state, so it is also computed at every follow-up visit);
+* ``cd4_cd8_ratio`` (value) and ``cd4_cd8_ratio_gt_<R>`` - CD4/CD8 ratio of absolute counts (cells/µL),
+  or of % lymphocytes when counts are missing, strictly above R;
+* ``cd4_gt_<T>_per_uL`` - absolute CD4 count strictly above T cells/µL.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .config import TrialConfig
+
+
+def _num(x: float) -> str:
+    return f"{x:g}".replace(".", "p")
+
+
+def flag_names(config: TrialConfig) -> list[str]:
+    """Names of the responder flag columns, in output order."""
+    r = config.responders
+    return ([f"cd4_increase_ge_{_num(r.cd4_increase_pct)}pct", f"cd4_cd8_ratio_gt_{_num(r.cd4_cd8_ratio)}"]
+            + [f"cd4_gt_{_num(t)}_per_uL" for t in r.cd4_thresholds_per_uL])
+
+
+def _flag(mask: pd.Series, known: pd.Series) -> pd.Series:
+    return pd.Series(np.where(known, mask, pd.NA), index=mask.index, dtype="boolean")
+
+
+def responder_flags(values: pd.DataFrame, config: TrialConfig) -> pd.DataFrame:
+    """One row per patient × visit with CD4 value/change, CD4/CD8 ratio and every responder flag.
+
+    ``values`` is the output of :func:`cytokit.trial.values.patient_visit_values`.
+    """
+    r = config.responders
+    keys = ["patient", "arm", "visit", "visit_index", "week", "weeks_from_baseline"]
+    frame = values[keys].drop_duplicates(["patient", "visit"]).set_index(["patient", "visit"])
+    cd4 = values[values["population"] == config.cd4_population].set_index(["patient", "visit"])
+    cd8 = values[values["population"] == config.cd8_population].set_index(["patient", "visit"])
+    m = config.cd4_measure
+    out = frame.copy()
+    out["cd4_value"] = cd4[m].reindex(out.index)
+    out["cd4_baseline"] = cd4[f"{m}_baseline"].reindex(out.index)
+    out["cd4_change"] = cd4[f"{m}_change"].reindex(out.index)
+    out["cd4_change_pct"] = cd4[f"{m}_change_pct"].reindex(out.index)
+    cd4_abs = cd4["abs_count_per_uL"].reindex(out.index)
+    cd8_abs = cd8["abs_count_per_uL"].reindex(out.index)
+    cd4_pct = cd4["pct_lymphocytes"].reindex(out.index)
+    cd8_pct = cd8["pct_lymphocytes"].reindex(out.index)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio_abs = cd4_abs / cd8_abs.where(cd8_abs > 0)
+        ratio_pct = cd4_pct / cd8_pct.where(cd8_pct > 0)
+    out["cd4_cd8_ratio"] = ratio_abs.where(ratio_abs.notna(), ratio_pct)
+    names = flag_names(config)
+    inc = out["cd4_change_pct"]
+    out[names[0]] = _flag(inc >= r.cd4_increase_pct, inc.notna())
+    out[names[1]] = _flag(out["cd4_cd8_ratio"] > r.cd4_cd8_ratio, out["cd4_cd8_ratio"].notna())
+    for name, t in zip(names[2:], r.cd4_thresholds_per_uL):
+        out[name] = _flag(cd4_abs > t, cd4_abs.notna())
+    out = out.reset_index().sort_values(["patient", "visit_index"], kind="mergesort")
+    return out.reset_index(drop=True)

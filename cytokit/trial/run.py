@@ -1,0 +1,200 @@
+"""The trial stage: ``run_comparisons(results_dir, config)`` reads the results store, analyses, writes
+``RESULTS_DIR/trial/``.
+
+:func:`analyse` is the pure in-memory part (tables in, :class:`TrialResult` out) that notebooks and tests
+call; :func:`write_results` writes every table as Parquet + CSV through :mod:`cytokit.io_utils`, the
+figures as PNG and the HTML summary. Existing outputs are not overwritten unless ``force=True``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .. import __version__
+from ..errors import PipelineError, StatsError
+from ..io_utils import atomic_write_bytes, atomic_write_text, safe_name, write_table
+from .baseline import baseline_table, baseline_wide
+from .comparisons import run_tests, summarise
+from .config import TrialConfig, load_trial_config
+from .headline import headline_table
+from .inputs import TrialInputs, check_clinical, check_populations, load_inputs, visit_order
+from .responders import flag_names, responder_flags
+from .values import patient_summaries, patient_visit_values
+
+log = logging.getLogger(__name__)
+
+#: tables written to RESULTS_DIR/trial/ (stem -> TrialResult attribute)
+TABLES: dict[str, str] = {
+    "patient_visit_values": "patient_visit_values",
+    "patient_summaries": "patient_summaries",
+    "summaries": "summaries",
+    "responder_rates": "rates",
+    "tests": "tests",
+    "headline": "headline",
+    "baseline_characteristics": "baseline",
+}
+
+
+@dataclass
+class TrialResult:
+    """Everything one analysis produced (tables are tidy DataFrames, figures PNG bytes)."""
+
+    config: TrialConfig
+    visits: list[str]
+    final_visit: str
+    responder_visit: str
+    values: pd.DataFrame
+    flags: pd.DataFrame
+    patient_summaries: pd.DataFrame
+    summaries: pd.DataFrame
+    rates: pd.DataFrame
+    tests: pd.DataFrame
+    headline: pd.DataFrame
+    baseline: pd.DataFrame
+    figures: dict[str, bytes] = field(default_factory=dict)
+    html: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def patient_visit_values(self) -> pd.DataFrame:
+        """Per patient × visit × population values, changes and that visit's responder flags."""
+        cols = ["cd4_cd8_ratio", *flag_names(self.config)]
+        flags = self.flags[["patient", "visit", *cols]]
+        return self.values.merge(flags, on=["patient", "visit"], how="left")
+
+
+def _final_visit(config: TrialConfig, visits: list[str], which: str | None, what: str) -> str:
+    if which is None:
+        return visits[-1]
+    if which not in visits:
+        raise StatsError(f"{what} {which!r} not found; visits are {visits}")
+    return which
+
+
+def analyse(inputs: TrialInputs, config: TrialConfig | None = None) -> TrialResult:
+    """Run the whole analysis in memory (no files written)."""
+    config = config or TrialConfig()
+    pops = check_populations(inputs.populations, inputs.source)
+    clinical = check_clinical(inputs.clinical, inputs.source)
+    visits = visit_order(pops)
+    final = _final_visit(config, visits, config.final_visit, "trial.final_visit")
+    resp_visit = _final_visit(config, visits, config.responders.visit or final, "trial.responders.visit")
+    values = patient_visit_values(pops, clinical, config)
+    flags = responder_flags(values, config)
+    summ_p = patient_summaries(values, config, final)
+    summaries = summarise(values[values["arm"].isin(config.arms)], summ_p, config, visits)
+    tests, rates = run_tests(values, flags, summ_p, clinical, config, visits)
+    headline = headline_table(summaries, tests, rates, config, final, resp_visit)
+    base = baseline_table(values, flags, clinical, inputs.cycles, config)
+    notes = [
+        f"Change from baseline = value at visit - value at {config.baseline_visit}; relative change in % of baseline.",
+        f"Tube selection: {config.tubes.rule} (preference {', '.join(config.tubes.preference)}).",
+        f"AUC minus baseline by the trapezoid rule over {'actual sample dates' if config.auc_time == 'date' else 'nominal weeks'}.",
+    ]
+    n_derived = int((values["abs_source"] == "dual_platform_derived").sum())
+    if n_derived:
+        notes.append(f"{n_derived} absolute counts derived from % lymphocytes x clinical lymphocyte count.")
+    result = TrialResult(config, visits, final, resp_visit, values, flags, summ_p, summaries, rates, tests,
+                         headline, base, notes=notes)
+    if config.figures:
+        result.figures = make_figures(result)
+    if config.html:
+        result.html = render_html(result)
+    return result
+
+
+def make_figures(result: TrialResult) -> dict[str, bytes]:
+    """PNG figures keyed by file name (trajectories and change per measure, forest plot of odds ratios)."""
+    from . import figures as fg
+
+    cfg = result.config
+    arms = list(cfg.arms)
+    out: dict[str, bytes] = {}
+    for m in cfg.measures:
+        png = fg.trajectories(result.values, cfg.headline_populations, m, arms)
+        if png:
+            out[f"trajectories_{safe_name(m)}.png"] = png
+        png = fg.change_at_visit(result.values, cfg.headline_populations, m, arms, result.final_visit)
+        if png:
+            out[f"change_{safe_name(result.final_visit)}_{safe_name(m)}.png"] = png
+    t = result.tests
+    fisher = t[(t["test"] == "fisher") & (t["visit"] == result.responder_visit)]
+    logi = t[t["test"] == "logistic"].dropna(subset=["estimate"])
+    rows = pd.concat([
+        fisher.assign(label=fisher["endpoint"] + " @ " + fisher["visit"]),
+        logi.assign(label=logi["endpoint"] + ": " + logi["term"]),
+    ])
+    if not rows.empty:
+        png = fg.forest(rows[["label", "estimate", "ci_low", "ci_high", "p"]])
+        if png:
+            out["forest_odds_ratios.png"] = png
+    return out
+
+
+def render_html(result: TrialResult) -> str:
+    from .html import render_summary
+
+    cfg = result.config
+    patients = result.values.drop_duplicates("patient")
+    context = {
+        "title": f"Trial analysis: {cfg.treatment_arm} vs {cfg.control_arm}",
+        "treatment": cfg.treatment_arm, "control": cfg.control_arm,
+        "n_treatment": int((patients["arm"] == cfg.treatment_arm).sum()),
+        "n_control": int((patients["arm"] == cfg.control_arm).sum()),
+        "baseline": cfg.baseline_visit, "final_visit": result.final_visit, "responder_visit": result.responder_visit,
+        "multiplicity": f"{cfg.multiplicity.method} within each {cfg.multiplicity.family.replace('_', ' + ')} family",
+        "longitudinal_model": cfg.longitudinal.model, "version": __version__, "notes": result.notes,
+    }
+    return render_summary(headline=result.headline, rates=result.rates, tests=result.tests,
+                          baseline_wide=baseline_wide(result.baseline, list(cfg.arms)), figures=result.figures,
+                          context=context)
+
+
+def write_results(result: TrialResult, out_dir: str | Path, *, force: bool = False) -> list[Path]:
+    """Write tables (Parquet + CSV), figures (PNG), ``summary.html`` and ``trial_config.json``.
+
+    Without ``force`` an existing ``tests.parquet`` in ``out_dir`` stops the write with PipelineError.
+    """
+    out = Path(out_dir)
+    if not force and (out / "tests.parquet").exists():
+        raise PipelineError("trial results exist; use --force to overwrite", path=out)
+    written: list[Path] = []
+    for stem, attr in TABLES.items():
+        written += write_table(getattr(result, attr), out / stem)
+    for name, png in result.figures.items():
+        written.append(atomic_write_bytes(out / "figures" / name, png))
+    if result.html is not None:
+        written.append(atomic_write_text(out / "summary.html", result.html))
+    info = {"cytokit_version": __version__, "visits": result.visits, "final_visit": result.final_visit,
+            "responder_visit": result.responder_visit, "config": result.config.model_dump(mode="json")}
+    written.append(atomic_write_text(out / "trial_config.json", json.dumps(info, indent=2, sort_keys=True)))
+    log.info("trial analysis written to %s (%d files)", out, len(written))
+    return written
+
+
+def run_comparisons(results_dir: str | Path, config: TrialConfig | dict | str | Path | None = None, *,
+                    out_dir: str | Path | None = None, force: bool = False) -> TrialResult:
+    """Analyse a results folder and write ``RESULTS_DIR/trial/`` (or ``out_dir``).
+
+    ``config`` is a :class:`TrialConfig`, a dict of its fields, a YAML path (pipeline with a ``trial:``
+    block, or the block alone), or None for the IL-2 trial defaults.
+    """
+    if isinstance(config, (str, Path)):
+        config = load_trial_config(config)
+    elif isinstance(config, dict):
+        from pydantic import ValidationError
+
+        from ..errors import ConfigError
+
+        try:
+            config = TrialConfig.model_validate(config)
+        except ValidationError as exc:
+            raise ConfigError(f"invalid trial configuration: {exc}") from exc
+    inputs = load_inputs(results_dir)
+    result = analyse(inputs, config)
+    write_results(result, Path(out_dir) if out_dir else Path(results_dir) / "trial", force=force)
+    return result

@@ -1,0 +1,194 @@
+"""One value per patient × visit × population, change from baseline and area under the curve.
+
+Units: ``pct_parent`` and ``pct_lymphocytes`` are percent (0-100); ``abs_count_per_uL`` is cells/µL
+(= 10^6/L). ``<measure>_change`` is value − baseline in the measure's unit; ``<measure>_change_pct`` is
+the relative change in percent of the baseline value (+80 = an 80 % increase; NaN when the baseline is 0
+or missing). ``weeks_from_baseline`` is the time since the patient's baseline visit in weeks (actual
+sample dates when available, else nominal weeks). The AUC minus baseline integrates (value − baseline)
+over ``weeks_from_baseline`` by the trapezoid rule: unit × weeks.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from ..errors import StatsError
+from .config import MEASURES, TrialConfig, TubeSelection
+from .inputs import visit_order
+
+log = logging.getLogger(__name__)
+
+VALUE_KEYS = ["patient", "arm", "visit", "week", "population"]
+
+
+def select_tubes(populations: pd.DataFrame, rule: TubeSelection) -> pd.DataFrame:
+    """Reduce a populations table to one row per patient × visit × population.
+
+    Candidates are the rows of every tube (and any repeated sample) measuring the population at that
+    visit. ``per_population`` pins a tube first; then ``rule`` picks (see :class:`TubeSelection`).
+    The result has a ``tube`` column naming the tube(s) used and ``n_tubes`` (candidates available).
+    """
+    df = populations.copy()
+    if "parent_count" not in df.columns:
+        df["parent_count"] = np.nan
+    if "sample_id" not in df.columns:
+        df["sample_id"] = ""
+    df["sample_id"] = df["sample_id"].astype("string").fillna("")
+    keys = ["patient", "visit", "population"]
+    pinned = df["population"].map(rule.per_population)
+    has_pin = pinned.notna()
+    if has_pin.any():
+        pin_ok = df["tube"] == pinned
+        # keep only the pinned tube when it measured the population; otherwise fall back to the rule
+        any_pin = pin_ok.groupby([df[k] for k in keys]).transform("any")
+        drop = has_pin & any_pin & ~pin_ok
+        df = df.loc[~drop]
+    n_tubes = df.groupby(keys)["tube"].transform("size")
+    df = df.assign(n_tubes=n_tubes)
+    if rule.rule == "mean":
+        agg = {m: "mean" for m in MEASURES}
+        agg.update(week="median", arm="first", parent_count="sum", n_tubes="first",
+                   tube=lambda s: "+".join(sorted(set(s))), sample_id=lambda s: ";".join(sorted(set(s)) - {""}))
+        if "count" in df.columns:
+            agg["count"] = "sum"
+        out = df.groupby(keys, sort=True).agg(agg).reset_index()
+        return out
+    rank = {t: i for i, t in enumerate(rule.preference)}
+    df = df.assign(_pref=df["tube"].map(rank).fillna(len(rank)).astype(int),
+                   _neg_parent=-df["parent_count"].fillna(-1.0))
+    order = ["_pref", "_neg_parent"] if rule.rule == "preference" else ["_neg_parent", "_pref"]
+    df = df.sort_values(keys + order + ["tube", "sample_id"], kind="mergesort")
+    out = df.drop_duplicates(keys, keep="first").drop(columns=["_pref", "_neg_parent"])
+    return out.reset_index(drop=True)
+
+
+def _fill_abs_from_lymphocytes(values: pd.DataFrame, clinical: pd.DataFrame) -> pd.DataFrame:
+    """Dual-platform absolute counts where a sample has none: pct_lymphocytes / 100 × lymphocytes/µL."""
+    if clinical.empty or "lymphocytes_per_uL" not in clinical.columns:
+        return values.assign(abs_source=np.where(values["abs_count_per_uL"].notna(), "store", ""))
+    lym = clinical[["patient", "visit", "lymphocytes_per_uL"]]
+    merged = values.merge(lym, on=["patient", "visit"], how="left")
+    derived = merged["pct_lymphocytes"] / 100.0 * merged["lymphocytes_per_uL"]
+    fill = merged["abs_count_per_uL"].isna() & derived.notna()
+    merged["abs_source"] = np.where(merged["abs_count_per_uL"].notna(), "store",
+                                    np.where(fill, "dual_platform_derived", ""))
+    merged.loc[fill, "abs_count_per_uL"] = derived[fill]
+    if fill.any():
+        log.info("derived %d absolute counts from pct_lymphocytes × clinical lymphocytes_per_uL", int(fill.sum()))
+    return merged.drop(columns=["lymphocytes_per_uL"])
+
+
+def _weeks_from_baseline(values: pd.DataFrame, clinical: pd.DataFrame, config: TrialConfig) -> pd.Series:
+    """Time since the patient's baseline visit in weeks (actual dates when configured and present)."""
+    base_week = values.loc[values["visit"] == config.baseline_visit].groupby("patient")["week"].first()
+    nominal = values["week"] - values["patient"].map(base_week)
+    if config.auc_time != "date" or clinical.empty or "date" not in clinical.columns:
+        return nominal
+    dates = clinical.set_index(["patient", "visit"])["date"]
+    idx = pd.MultiIndex.from_frame(values[["patient", "visit"]].astype(object))
+    visit_date = pd.Series(dates.reindex(idx).to_numpy(), index=values.index)
+    base_date = values["patient"].map(
+        clinical.loc[clinical["visit"] == config.baseline_visit].set_index("patient")["date"])
+    actual = (pd.to_datetime(visit_date) - pd.to_datetime(base_date)).dt.days / 7.0
+    return actual.where(actual.notna(), nominal)
+
+
+def patient_visit_values(populations: pd.DataFrame, clinical: pd.DataFrame, config: TrialConfig) -> pd.DataFrame:
+    """Per patient × visit × population values with baseline, change and relative change per measure.
+
+    ``populations`` and ``clinical`` are checked tables (:mod:`cytokit.trial.inputs`). Rows are sorted by
+    patient, visit week, population. Patients without a baseline value keep their values; their changes
+    are NaN.
+    """
+    pops = populations
+    if config.populations is not None:
+        unknown = sorted(set(config.populations) - set(pops["population"]))
+        if unknown:
+            log.warning("configured populations not in the results store: %s", unknown)
+        pops = pops[pops["population"].isin(config.populations)]
+    if pops.empty:
+        raise StatsError("no population rows to analyse (check trial.populations against the results store)")
+    if config.baseline_visit not in set(pops["visit"]):
+        raise StatsError(f"baseline visit {config.baseline_visit!r} not found; visits are {visit_order(pops)} "
+                         "(set trial.baseline_visit)")
+    values = select_tubes(pops, config.tubes)
+    if config.abs_from_lymphocytes:
+        values = _fill_abs_from_lymphocytes(values, clinical)
+    else:
+        values = values.assign(abs_source=np.where(values["abs_count_per_uL"].notna(), "store", ""))
+    values["weeks_from_baseline"] = _weeks_from_baseline(values, clinical, config)
+    base = values.loc[values["visit"] == config.baseline_visit, ["patient", "population", *MEASURES]]
+    base = base.rename(columns={m: f"{m}_baseline" for m in MEASURES})
+    values = values.merge(base, on=["patient", "population"], how="left")
+    for m in MEASURES:
+        b = values[f"{m}_baseline"]
+        values[f"{m}_change"] = values[m] - b
+        values[f"{m}_change_pct"] = np.where(b > 0, 100.0 * (values[m] - b) / b.where(b > 0), np.nan)
+    order = {v: i for i, v in enumerate(visit_order(pops))}
+    values["visit_index"] = values["visit"].map(order).astype(int)
+    keep = ["patient", "arm", "visit", "visit_index", "week", "weeks_from_baseline", "population", "tube",
+            "n_tubes", "sample_id", "abs_source"]
+    cols = keep + [c for m in MEASURES for c in (m, f"{m}_baseline", f"{m}_change", f"{m}_change_pct")]
+    values = values[cols].sort_values(["patient", "visit_index", "population"], kind="mergesort")
+    for c in ("patient", "arm", "visit", "population", "tube", "sample_id", "abs_source"):
+        values[c] = values[c].astype(str)
+    return values.reset_index(drop=True)
+
+
+def auc_minus_baseline(weeks: np.ndarray, change: np.ndarray) -> float:
+    """Trapezoid area of ``change`` (value − baseline) over ``weeks``; unit × weeks.
+
+    Points with a missing change or time are dropped; fewer than two points give NaN.
+    """
+    weeks = np.asarray(weeks, dtype=float)
+    change = np.asarray(change, dtype=float)
+    ok = np.isfinite(weeks) & np.isfinite(change)
+    if ok.sum() < 2:
+        return float("nan")
+    order = np.argsort(weeks[ok], kind="mergesort")
+    return float(np.trapezoid(change[ok][order], weeks[ok][order]))
+
+
+def patient_summaries(values: pd.DataFrame, config: TrialConfig, final_visit: str) -> pd.DataFrame:
+    """One row per patient × population × measure: baseline, final value, change, AUC minus baseline.
+
+    ``auc_mb`` is unit × weeks over the patient's observed visits (:func:`auc_minus_baseline`, vectorised);
+    ``auc_mb_per_week`` divides it by the span observed (a time-averaged change, in the measure's unit).
+    ``final`` is the value at ``final_visit`` (NaN when that visit is missing: no carrying forward).
+    """
+    keys = ["patient", "arm", "population"]
+    frames = []
+    for m in config.measures:
+        d = values[keys + ["visit", "weeks_from_baseline", m, f"{m}_baseline", f"{m}_change", f"{m}_change_pct"]]
+        base = d.groupby(keys, sort=True)[f"{m}_baseline"].first()
+        fin = d[d["visit"] == final_visit].set_index(keys)
+        obs = d.dropna(subset=["weeks_from_baseline", f"{m}_change"]).sort_values(keys + ["weeks_from_baseline"],
+                                                                                kind="mergesort")
+        g = obs.groupby(keys, sort=True)
+        dt = g["weeks_from_baseline"].diff()
+        seg = dt * (obs[f"{m}_change"] + g[f"{m}_change"].shift()) / 2.0
+        stats_ = pd.DataFrame({
+            "auc_mb": seg.groupby([obs[k] for k in keys]).sum(min_count=1),
+            "weeks_observed": g["weeks_from_baseline"].max() - g["weeks_from_baseline"].min(),
+            "n_visits": g.size(),
+        })
+        out = pd.DataFrame(index=base.index)
+        out["measure"] = m
+        out["baseline"] = base
+        out["final"] = fin[m].reindex(out.index)
+        out["change_final"] = fin[f"{m}_change"].reindex(out.index)
+        out["change_pct_final"] = fin[f"{m}_change_pct"].reindex(out.index)
+        out = out.join(stats_)
+        out["n_visits"] = out["n_visits"].fillna(0).astype(int)
+        span = out["weeks_observed"].where(out["weeks_observed"] > 0)
+        out["auc_mb_per_week"] = out["auc_mb"] / span
+        out.loc[out["n_visits"] < 2, ["auc_mb", "auc_mb_per_week", "weeks_observed"]] = np.nan
+        frames.append(out.reset_index())
+    cols = ["patient", "arm", "population", "measure", "baseline", "final", "change_final", "change_pct_final",
+            "auc_mb", "auc_mb_per_week", "weeks_observed", "n_visits"]
+    out = pd.concat(frames, ignore_index=True)[cols]
+    rank = {m: i for i, m in enumerate(config.measures)}
+    out = out.assign(_m=out["measure"].map(rank)).sort_values(["patient", "population", "_m"], kind="mergesort")
+    return out.drop(columns="_m").reset_index(drop=True)
