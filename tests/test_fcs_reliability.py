@@ -268,3 +268,28 @@ def test_integer_layouts_endianness_widths_and_masks(tmp_path):
                                          {**common, "$P3E": "4,1", "$P3R": "65536"}), "log.fcs"))
     np.testing.assert_allclose(s.events[:, 2], 10 ** (4 * raw[:, 2] / 65536), rtol=1e-5)
     assert s.channels["log_decades"].iloc[2] == 4
+
+
+def test_fcs32_mixed_datatypes_and_pntype(tmp_path):
+    """FCS 3.2: $PnDATATYPE overrides $DATATYPE per channel; $PnTYPE declares the channel kind."""
+    base = _write(tmp_path, n=3, name="b.fcs", **{"$P2TYPE": "Raw_Fluorescence", "$P3TYPE": "Time",
+                                                   "$P2DATATYPE": "F", "$P3DATATYPE": "D"}).read_bytes()
+    base = b"FCS3.2" + base[6:]
+    o = _offsets(base)
+    recs = np.zeros(3, dtype=[("a", "<u2"), ("b", "<f4"), ("c", "<f8")])
+    recs["a"] = [1, 1023, 4000]
+    recs["b"] = [0.5, -2.0, 1e5]
+    recs["c"] = [1.25, 2.5, 3.75]
+    data = recs.tobytes()
+    b = _set_keyword(_set_keyword(base, "$DATATYPE", "I"), "$P1B", "16")
+    b = _set_keyword(b, "$P1R", "1024")
+    b = b[:o[2]] + data + b[o[3] + 1:]
+    b = _set_header(b, 3, o[2] + len(data) - 1)
+    b = _set_keyword(b, "$ENDDATA", str(o[2] + len(data) - 1).zfill(20))
+    s = read_fcs(_save(tmp_path, b, "mixed.fcs"))
+    assert s.fcs_version == "3.2"
+    np.testing.assert_array_equal(s.events[:, 0], [1, 1023, 4000 & 1023])
+    np.testing.assert_array_equal(s.events[:, 1], recs["b"])
+    np.testing.assert_array_equal(s.events[:, 2], recs["c"].astype(np.float32))
+    # names say scatter, scatter, fluorescence; the declared $PnTYPE wins where given
+    assert list(s.channels["kind"]) == ["scatter", "fluorescence", "time"]

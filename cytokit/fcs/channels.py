@@ -28,8 +28,20 @@ _OTHER = re.compile(
 )
 
 
-def guess_kind(pnn: str, pns: str = "") -> str:
-    """``"time"``, ``"scatter"``, ``"fluorescence"`` or ``"other"`` from $PnN (and $PnS) text."""
+#: FCS 3.2 $PnTYPE values -> channel kind
+_PNTYPE = {
+    "forward_scatter": "scatter", "side_scatter": "scatter", "raw_fluorescence": "fluorescence",
+    "unmixed_fluorescence": "fluorescence", "mass": "fluorescence", "time": "time",
+    "electronic_volume": "scatter", "index": "other", "classification": "other", "other": "other",
+}
+
+
+def guess_kind(pnn: str, pns: str = "", pntype: str = "") -> str:
+    """``"time"``, ``"scatter"``, ``"fluorescence"`` or ``"other"``: from the FCS 3.2 $PnTYPE when it
+    is given, else from $PnN (and $PnS) text."""
+    declared = _PNTYPE.get(pntype.strip().casefold())
+    if declared:
+        return declared
     name = pnn.strip()
     if _TIME.search(name) or _TIME.search(pns.strip()):
         return "time"
@@ -112,7 +124,8 @@ def channel_table(meta: Mapping[str, str], n_channels: int, datatype: str, *,
             warnings.append(f"$P{i}G = {meta.get(f'p{i}g')!r} is not a positive gain; using 1")
             gain = 1.0
         f1, f2 = _log_params(meta, i, path, warnings)
-        if datatype in ("F", "D") and f1 > 0:
+        ctype = str(meta.get(f"p{i}datatype", datatype)).strip().upper() or datatype
+        if ctype in ("F", "D") and f1 > 0:
             warnings.append(f"$P{i}E = {meta.get(f'p{i}e')!r} ignored: floating-point data are already linear")
             f1, f2 = 0.0, 0.0
         if f1 > 0 and f2 == 0:
@@ -120,7 +133,7 @@ def channel_table(meta: Mapping[str, str], n_channels: int, datatype: str, *,
         rows.append({
             "pnn": pnn, "pns": pns, "marker": pns or pnn, "fluorochrome": "",
             "range": rng, "gain": gain, "log_decades": f1, "log_offset": f2, "bits": bits,
-            "kind": guess_kind(pnn, pns),
+            "kind": guess_kind(pnn, pns, str(meta.get(f"p{i}type", ""))),
         })
     df = pd.DataFrame(rows, columns=list(CHANNEL_COLUMNS))
     return df, warnings

@@ -23,10 +23,11 @@ _BIG = {"4,3,2,1", "2,1", "8,7,6,5,4,3,2,1"}
 class DataLayout:
     """How events are stored: $DATATYPE (I/F/D), byte order, per-channel bit widths and ranges."""
 
-    datatype: str
+    datatype: str  # "I", "F", "D", or "mixed" (FCS 3.2 $PnDATATYPE; then ``types`` is per channel)
     little_endian: bool
     bits: tuple[int, ...]
     ranges: tuple[float, ...]
+    types: tuple[str, ...] = ()
 
     @property
     def row_bits(self) -> int:
@@ -81,6 +82,21 @@ def _unpack_bits(buf: np.ndarray, n: int, bits: tuple[int, ...]) -> np.ndarray:
     return out
 
 
+def _decode_mixed(raw: bytes | memoryview, n_events: int, layout: DataLayout) -> np.ndarray:
+    """FCS 3.2 mixed per-channel data types (byte-aligned): one structured record per event."""
+    endian = "<" if layout.little_endian else ">"
+    codes = [(f"{endian}f{b // 8}" if t in ("F", "D") else f"{endian}u{b // 8}")
+             for t, b in zip(layout.types, layout.bits)]
+    rec = np.dtype([(f"c{j}", c) for j, c in enumerate(codes)])
+    arr = np.frombuffer(raw, dtype=rec, count=n_events)
+    out = np.empty((n_events, len(codes)), dtype=np.float32)
+    for j, (t, b, r) in enumerate(zip(layout.types, layout.bits, layout.ranges)):
+        col = arr[f"c{j}"]
+        mask = _int_mask(r, b) if t == "I" else None
+        out[:, j] = (col & col.dtype.type(mask)) if mask is not None else col
+    return out
+
+
 def decode_data(raw: bytes | memoryview, n_events: int, layout: DataLayout, *,
                 path: str | Path | None = None) -> np.ndarray:
     """Decode ``n_events`` events from the DATA bytes ``raw`` (see module contract)."""
@@ -92,6 +108,8 @@ def decode_data(raw: bytes | memoryview, n_events: int, layout: DataLayout, *,
         arr = np.frombuffer(raw, dtype=f"{endian}f{itemsize}", count=n_events * n_ch)
         # native float32 in an aligned, writable buffer is returned as a view (no copy)
         return np.require(arr.reshape(n_events, n_ch), dtype=np.float32, requirements=["C", "A", "W"])
+    if dt == "mixed":
+        return _decode_mixed(raw, n_events, layout)
     if dt != "I":
         raise FCSError(f"unsupported $DATATYPE {dt!r}", path=path)
     bits = layout.bits

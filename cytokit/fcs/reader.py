@@ -187,12 +187,16 @@ def _layout(kw: dict[str, str], n_par: int, path: Path, warnings: list[str]) -> 
     if "byteord" not in kw:
         raise FCSError("required keyword $BYTEORD is missing", path=path)
     little = parse_byteord(kw["byteord"], path=path)
-    bits, ranges = [], []
+    bits, ranges, types = [], [], []
     for i in range(1, n_par + 1):
         raw = kw.get(f"p{i}b", "").strip()
-        if datatype == "F":
+        ctype = kw.get(f"p{i}datatype", datatype).strip().upper() or datatype  # FCS 3.2 per-channel type
+        if ctype not in ("I", "F", "D"):
+            raise FCSError(f"$P{i}DATATYPE {ctype!r} is not I, F or D", path=path)
+        types.append(ctype)
+        if ctype == "F":
             b = 32
-        elif datatype == "D":
+        elif ctype == "D":
             b = 64
         elif raw.isdigit() and int(raw) > 0:
             b = int(raw)
@@ -200,14 +204,19 @@ def _layout(kw: dict[str, str], n_par: int, path: Path, warnings: list[str]) -> 
             raise FCSError(f"$P{i}B = '*' (ASCII delimited data) is not supported", path=path)
         else:
             raise FCSError(f"$P{i}B (bits of channel {i}) is missing or invalid ({raw!r})", path=path)
-        if datatype in ("F", "D") and raw and raw.isdigit() and int(raw) != b:
-            warnings.append(f"$P{i}B = {raw} ignored for $DATATYPE {datatype} ({b}-bit values)")
+        if ctype in ("F", "D") and raw and raw.isdigit() and int(raw) != b:
+            warnings.append(f"$P{i}B = {raw} ignored for data type {ctype} ({b}-bit values)")
         bits.append(b)
         try:
             ranges.append(float(kw.get(f"p{i}r", "nan").strip() or "nan"))
         except ValueError:
             ranges.append(float("nan"))
-    return DataLayout(datatype, little, tuple(bits), tuple(ranges))
+    if len(set(types)) > 1:
+        if any(t == "I" and b not in (8, 16, 32, 64) for t, b in zip(types, bits)):
+            raise FCSError("mixed $PnDATATYPE with integer widths other than 8/16/32/64 bits is not supported",
+                           path=path)
+        return DataLayout("mixed", little, tuple(bits), tuple(ranges), tuple(types))
+    return DataLayout(types[0] if types else datatype, little, tuple(bits), tuple(ranges))
 
 
 def _data_bounds(ds: DataSetText, n_tot: int | None, layout: DataLayout, size: int, path: Path,
@@ -286,7 +295,7 @@ def _resolve_layout(ds: DataSetText, n_tot: int | None, layout: DataLayout, size
                     warnings: list[str]) -> tuple[int, int, DataLayout]:
     """DATA bounds, trying byte-aligned storage first for integer widths such as 10 bits ($PnB = 10 is
     usually stored in 16-bit words), then bit-packed storage."""
-    if layout.datatype != "I" or all(b % 8 == 0 for b in layout.bits):
+    if layout.datatype != "I" or all(b % 8 == 0 for b in layout.bits):  # incl. "mixed" (byte-aligned)
         return (*_data_bounds(ds, n_tot, layout, size, path, warnings), layout)
     rounded = tuple(8 if b <= 8 else 16 if b <= 16 else 32 if b <= 32 else 64 for b in layout.bits)
     ranges = tuple(r if np.isfinite(r) else float(2 ** b) for r, b in zip(layout.ranges, layout.bits))
@@ -360,7 +369,7 @@ def _read_buffer(buf: memoryview, path: Path, dataset: int) -> Sample:
     if n_par > 10000:
         raise FCSError(f"$PAR = {n_par} is implausibly large", path=path)
     layout = _layout(kw, n_par, path, warnings)
-    channels, ch_warn = channel_table(kw, n_par, layout.datatype, path=path)
+    channels, ch_warn = channel_table(kw, n_par, kw["datatype"].strip().upper(), path=path)
     warnings += ch_warn
     n_tot = _int_keyword(kw, "tot", path, required=ds.header.version != "2.0")
     begin, n_tot, layout = _resolve_layout(ds, n_tot, layout, len(buf), path, warnings)
