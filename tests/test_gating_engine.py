@@ -189,3 +189,17 @@ def test_cli_gate_prints_table_and_writes_plot(trial, tmp_path, capsys):
     assert png.stat().st_size > 10000
     assert "Treg" in pd.read_csv(csv).population.tolist()
     assert main(["gate", str(tmp_path / "missing.fcs"), "--strategy", "tmem"]) == 2
+
+
+def test_every_builtin_strategy_loads_and_uses_architecture_names():
+    from cytokit.definitions import list_builtins
+
+    names = list_builtins("gating")
+    assert {"tmem", "nkb", "il2_trial_4colour", "mouse_lymphocytes"} <= set(names)
+    for n in names:
+        assert load_strategy(n).definition.populations
+    assert load_strategy("tmem").population_names == [
+        "Lymphocytes", "Singlets", "T cells", "CD4 T", "CD8 T", "Naive CD4", "Memory CD4", "CM CD4", "EM CD4",
+        "TEMRA CD4", "CD28+ CD4", "CD25+ CD4", "Treg", "CD28+ CD8"]
+    assert load_strategy("nkb").population_names == [
+        "Lymphocytes", "Singlets", "T cells", "NK cells", "CD56bright NK", "CD56dim NK", "B cells", "Beads"]
