@@ -92,28 +92,46 @@ def _leaf_table(tube: str) -> _LeafTable:
 
 def _primitive(rows: np.ndarray, t: _LeafTable, stain: np.ndarray, rng: np.random.Generator
                ) -> tuple[np.ndarray, np.ndarray]:
-    """Scatter (n, 3: FSC-A, FSC-H, SSC-A) and fluorescence (n, m) of single cells/particles."""
-    n = len(rows)
-    sc = t.scatter[rows]
+    """Scatter (n, 3: FSC-A, FSC-H, SSC-A) and fluorescence (n, m) of single cells/particles.
+
+    Events are generated leaf by leaf on contiguous blocks (rows sorted by leaf; already-sorted input is
+    the fast path), so memory stays at a few ``(n, m)`` arrays and there are no per-event gathers.
+    """
+    n, m = len(rows), t.mode.shape[1]
+    presorted = bool(np.all(rows[1:] >= rows[:-1]))
+    order = None if presorted else np.argsort(rows, kind="stable")
+    srt = rows if presorted else rows[order]
     z = rng.standard_normal((n, 3))
-    fsc = sc[:, 0] * np.exp(sc[:, 1] * z[:, 0])
-    ssc = sc[:, 2] * np.exp(sc[:, 3] * z[:, 1])
-    ratio_sd = np.where(sc[:, 1] > 0.3, 0.06, 0.025)  # debris is less tidy on the diagonal
-    fsch = fsc * (0.85 + ratio_sd * z[:, 2])
-    m = t.mode.shape[1]
-    mode = t.mode[rows]
-    zf = rng.standard_normal((n, m))
-    fl = t.autofl[rows] * np.exp(0.35 * rng.standard_normal((n, m)))
-    p1, p2 = t.p1[rows], t.p2[rows]
-    logn = mode == _LOGNORMAL
-    fl[logn] += (p1 * stain)[logn] * np.exp(p2[logn] * zf[logn])
-    bead = mode == _BEAD
-    fl[bead] += p1[bead] * np.exp(p2[bead] * zf[bead])
-    cont = mode == _CONT
-    if cont.any():
-        u = rng.random(int(cont.sum()))
-        fl[cont] += np.exp(p1[cont] + (p2[cont] - p1[cont]) * u) * np.broadcast_to(stain, (n, m))[cont]
-    return np.column_stack([fsc, fsch, ssc]), fl
+    za = rng.standard_normal((n, m), dtype=np.float32)
+    zf = rng.standard_normal((n, m), dtype=np.float32)
+    scatter = np.empty((n, 3))
+    fl = np.empty((n, m))
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(srt, minlength=len(t.codes)))])
+    for k in range(len(t.codes)):
+        a, b = int(bounds[k]), int(bounds[k + 1])
+        if a == b:
+            continue
+        fm, fs, sm, ss = t.scatter[k]
+        fsc = fm * np.exp(fs * z[a:b, 0])
+        scatter[a:b, 0] = fsc
+        scatter[a:b, 1] = fsc * (0.85 + (0.06 if fs > 0.3 else 0.025) * z[a:b, 2])  # debris: looser diagonal
+        scatter[a:b, 2] = sm * np.exp(ss * z[a:b, 1])
+        blk = fl[a:b]
+        np.multiply(t.autofl[k], np.exp(0.35 * za[a:b]), out=blk)
+        for j in range(m):
+            mode = t.mode[k, j]
+            if mode == _LOGNORMAL:
+                blk[:, j] += t.p1[k, j] * stain[j] * np.exp(t.p2[k, j] * zf[a:b, j])
+            elif mode == _BEAD:
+                blk[:, j] += t.p1[k, j] * np.exp(t.p2[k, j] * zf[a:b, j])
+            elif mode == _CONT:
+                lo, hi = t.p1[k, j], t.p2[k, j]
+                blk[:, j] += stain[j] * np.exp(lo + (hi - lo) * rng.random(b - a))
+    if order is None:
+        return scatter, fl
+    sc_out, fl_out = np.empty_like(scatter), np.empty_like(fl)
+    sc_out[order], fl_out[order] = scatter, fl
+    return sc_out, fl_out
 
 
 def _constituents(kind: str, k: int, t: _LeafTable, probs: np.ndarray, rng: np.random.Generator
@@ -134,6 +152,19 @@ def _constituents(kind: str, k: int, t: _LeafTable, probs: np.ndarray, rng: np.r
     return [draw(cells, k) for _ in range(4)]  # aggregate
 
 
+def _apply_spillover(x: np.ndarray, spill: np.ndarray) -> np.ndarray:
+    """``x @ spill`` as column AXPYs on column-major copies (skips zero spillover; no BLAS threads)."""
+    xf = np.asfortranarray(x)
+    out = np.empty(x.shape, order="F")
+    for j in range(spill.shape[1]):
+        col = out[:, j]
+        np.multiply(xf[:, j], spill[j, j], out=col)
+        for i in np.flatnonzero(spill[:, j]):
+            if i != j:
+                col += spill[i, j] * xf[:, i]
+    return out
+
+
 def simulate_events(tube: str, n_events: int, leaf_probs: Mapping[int, float], *,
                     instrument: InstrumentConfig, acquisition: AcquisitionConfig,
                     rng: np.random.Generator, allow_clog: bool = True) -> SimulatedEvents:
@@ -152,14 +183,15 @@ def simulate_events(tube: str, n_events: int, leaf_probs: Mapping[int, float], *
         acq.scatter_cv * rng.standard_normal(2))[[0, 0, 1]]
 
     counts = rng.multinomial(n_events, probs)
-    rows = rng.permutation(np.repeat(np.arange(len(probs)), counts))
+    rows = np.repeat(np.arange(len(probs)), counts)  # sorted by leaf; shuffled once signals exist
     scatter = np.empty((n_events, 3))
     fluor = np.empty((n_events, m))
-    kinds = np.array(t.kinds)[rows]
-    prim = ~np.isin(kinds, _COMPOSITE)
+    leaf_kind = np.array([_COMPOSITE.index(k) + 1 if k in _COMPOSITE else 0 for k in t.kinds], dtype=np.int8)
+    kinds = leaf_kind[rows]  # 0 = single particle, else 1 + index in _COMPOSITE
+    prim = kinds == 0
     scatter[prim], fluor[prim] = _primitive(rows[prim], t, stain, rng)
-    for kind in _COMPOSITE:
-        idx = np.flatnonzero(kinds == kind)
+    for ki, kind in enumerate(_COMPOSITE, start=1):
+        idx = np.flatnonzero(kinds == ki)
         if not len(idx):
             continue
         parts = [_primitive(r, t, stain, rng) for r in _constituents(kind, len(idx), t, probs, rng)]
@@ -172,6 +204,9 @@ def simulate_events(tube: str, n_events: int, leaf_probs: Mapping[int, float], *
         else:
             sc[:, 1] = np.maximum(parts[0][0][:, 1], parts[1][0][:, 1]) * rng.uniform(1.0, 1.15, len(idx))
         scatter[idx], fluor[idx] = sc, fl
+    perm = rng.permutation(n_events)
+    rows, scatter, fluor = rows[perm], scatter[perm], fluor[perm]
+    kinds = kinds[perm]
 
     # time: a Poisson stream, slower during a clog; events are in time order
     clog = None
@@ -194,17 +229,23 @@ def simulate_events(tube: str, n_events: int, leaf_probs: Mapping[int, float], *
         times = np.sort(rng.uniform(0, duration, n_events))
         in_clog = np.zeros(n_events, dtype=bool)
 
-    # acquisition: gains, spillover, detector noise, saturation
-    unspilled = fluor * gains
+    # acquisition: gains, spillover, detector noise, saturation (in place where possible)
+    unspilled = fluor
+    unspilled *= gains
     spill = spillover_matrix(tube, gains, scale=instrument.spillover_scale)
-    observed = unspilled @ spill
+    observed = _apply_spillover(unspilled, spill)
     if acq.electronic_noise > 0 or acq.photon_noise > 0:
-        sd = np.sqrt(acq.electronic_noise ** 2 + acq.photon_noise * np.maximum(observed, 0.0))
-        observed += sd * rng.standard_normal(observed.shape)
+        sd = np.maximum(observed, 0.0)
+        sd *= acq.photon_noise
+        sd += acq.electronic_noise ** 2
+        np.sqrt(sd, out=sd)
+        sd *= rng.standard_normal(observed.shape, dtype=np.float32)
+        observed += sd
+        del sd
     scatter = scatter * sgain
     if acq.electronic_noise > 0:
         scatter += 2 * acq.electronic_noise * rng.standard_normal(scatter.shape)
-    scatter[kinds == "aggregate", 0] = top
+    scatter[kinds == _COMPOSITE.index("aggregate") + 1, 0] = top
     np.clip(scatter, 0.0, top, out=scatter)
     np.minimum(observed, top, out=observed)
 
