@@ -1,0 +1,318 @@
+"""Write FlowJo 10 workspaces: several samples, each with its own concrete gates, compensation and transforms.
+
+Each entry is a raw :class:`~cytokit.sample.Sample` (its file is referenced, never copied) and the
+:class:`~cytokit.gatingml.GatingDocument` of gates drawn on it. FlowJo keeps one spillover matrix and one
+transform per parameter for each sample, and stores rectangle/polygon coordinates on the linear scale and
+ellipses in 256 display bins of the transformed axes, so the writer
+
+* maps dimension compensation ``"FCS"`` (the file's $SPILLOVER) or a square spectrum matrix of the
+  document to the sample's ``Comp-`` matrix (one matrix per sample);
+* writes each parameter's transform (flin -> linear, logicle, fasinh, flowjo_biex -> biex,
+  flowjo_log -> log) and refuses conflicting transforms for one parameter;
+* converts gate coordinates back to the linear scale (quadrants become half-open rectangles, ellipses
+  FlowJo foci/edge points) and boolean gates to And/Or/Not nodes whose dependents are population paths;
+* writes cytokit's own counts as the populations' ``count`` so FlowJo users see them before recomputing.
+
+Anything FlowJo cannot express (ratio dimensions, flog/hyperlog, bounded transforms, complemented boolean
+operands, a second matrix) raises :class:`~cytokit.errors.GatingError` naming the sample and the gate.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+from lxml import etree
+
+from ..errors import GatingError
+from ..gates import BooleanGate, EllipsoidGate, PolygonGate, QuadrantGate, RectangleGate
+from ..gatingml.compensation import spillover_from_metadata
+from ..gatingml.evaluate import evaluate_document, scale_transform
+from ..gatingml.model import FCS_COMPENSATION, UNCOMPENSATED, DimensionSpec, GateNode, GatingDocument, TransformSpec
+from ..gatingml.xmlutil import DATATYPE_NS, GATING_NS, TRANSFORMS_NS, XSI_NS
+from ..io_utils import atomic_write_bytes
+from ..sample import Sample
+from .reader import DISPLAY_BINS, DISPLAY_RANGE
+
+NSMAP = {"xsi": XSI_NS, "gating": GATING_NS, "transforms": TRANSFORMS_NS, "data-type": DATATYPE_NS}
+PREFIX = "Comp-"
+FLOWJO_VERSION = "10.6.2"
+
+#: TransformSpec kind -> (FlowJo element, {FlowJo attribute: our parameter or a constant}).
+FLOWJO_ELEMENTS: dict[str, tuple[str, dict[str, str | float]]] = {
+    "flin": ("linear", {"minRange": "A", "maxRange": "T", "gain": 1.0}),
+    "logicle": ("logicle", {"length": 256.0, "T": "T", "W": "W", "M": "M", "A": "A"}),
+    "fasinh": ("fasinh", {"length": 256.0, "maxRange": "T", "T": "T", "M": "M", "A": "A", "W": 1.0}),
+    "flowjo_biex": ("biex", {"length": 256.0, "maxRange": "max_value", "neg": "neg", "width": "width", "pos": "pos"}),
+    "flowjo_log": ("log", {"offset": "offset", "decades": "decades"}),
+}
+
+
+@dataclass(frozen=True)
+class WorkspaceEntry:
+    """One sample of a workspace to write: the raw FCS Sample and its gate hierarchy."""
+
+    sample: Sample
+    document: GatingDocument
+
+
+def _g(t: str) -> str:
+    return f"{{{GATING_NS}}}{t}"
+
+
+def _t(t: str) -> str:
+    return f"{{{TRANSFORMS_NS}}}{t}"
+
+
+def _d(t: str) -> str:
+    return f"{{{DATATYPE_NS}}}{t}"
+
+
+def _num(x: float) -> str:
+    return repr(float(x))
+
+
+class _SamplePlan:
+    """Per-sample mapping of dimensions to FlowJo parameter names, matrix and transforms."""
+
+    def __init__(self, entry: WorkspaceEntry, where: str) -> None:
+        self.entry, self.where = entry, where
+        self.doc = entry.document
+        self.matrix: tuple[tuple[str, ...], np.ndarray] | None = None
+        self.matrix_source: str | None = None
+        self.transforms: dict[str, TransformSpec] = {}
+        self._scales: dict[str, object] = {}
+
+    def fail(self, message: str, node: GateNode | None = None) -> GatingError:
+        at = f"{self.where}, gate {node.id!r}" if node is not None else self.where
+        return GatingError(f"{at}: {message}", path=self.entry.sample.path)
+
+    def _use_matrix(self, source: str, node: GateNode) -> None:
+        if self.matrix_source not in (None, source):
+            raise self.fail(f"FlowJo allows one compensation per sample; gates use both {self.matrix_source!r} "
+                            f"and {source!r}", node)
+        if self.matrix is None:
+            if source == FCS_COMPENSATION:
+                spill = spillover_from_metadata(self.entry.sample.metadata, path=self.entry.sample.path)
+                if spill is None:
+                    raise self.fail("gates use the file's compensation but the FCS file has no $SPILLOVER", node)
+                self.matrix = spill
+            else:
+                m = self.doc.matrices[source]
+                if m.inverted or len(m.fluorochromes) != len(m.detectors):
+                    raise self.fail(f"spectrum matrix {source!r} must be a square spillover matrix for FlowJo", node)
+                self.matrix = (m.detectors, np.asarray(m.values, dtype=np.float64))
+            self.matrix_source = source
+
+    def param(self, dim: DimensionSpec, node: GateNode) -> tuple[str, str]:
+        """(FlowJo dimension name, raw parameter name) of one gate dimension."""
+        if dim.ratio:
+            raise self.fail(f"ratio dimension {dim.name!r} has no FlowJo equivalent", node)
+        if dim.compensation == UNCOMPENSATED:
+            param, fj_name = dim.name, dim.name
+        else:
+            self._use_matrix(dim.compensation, node)
+            if dim.compensation == FCS_COMPENSATION:
+                param = dim.name
+            else:
+                m = self.doc.matrices[dim.compensation]
+                param = m.detectors[m.fluorochromes.index(dim.name)] if dim.name in m.fluorochromes else dim.name
+            fj_name = PREFIX + param if self.matrix is not None and param in self.matrix[0] else param
+        if dim.transform:
+            spec = self.doc.transforms[dim.transform]
+            if spec.kind not in FLOWJO_ELEMENTS:
+                raise self.fail(f"transform {spec.kind!r} has no FlowJo equivalent", node)
+            if spec.bound_min is not None or spec.bound_max is not None:
+                raise self.fail(f"bounded transform {spec.id!r} has no FlowJo equivalent", node)
+            known = self.transforms.get(param)
+            if known is not None and (known.kind, dict(known.params)) != (spec.kind, dict(spec.params)):
+                raise self.fail(f"parameter {param!r} is used with two different transforms; FlowJo keeps one "
+                                "per parameter", node)
+            self.transforms[param] = spec
+        return fj_name, param
+
+    def inverse(self, dim: DimensionSpec, values) -> np.ndarray:
+        values = np.asarray(values, dtype=np.float64)
+        if not dim.transform:
+            return values
+        if dim.transform not in self._scales:
+            self._scales[dim.transform] = scale_transform(self.doc.transforms[dim.transform])
+        return np.asarray(self._scales[dim.transform].inverse(values), dtype=np.float64)
+
+
+def _dimension(parent: etree._Element, fj_name: str, extra: dict[str, str] | None = None) -> None:
+    el = etree.SubElement(parent, _g("dimension"), {_g(k): v for k, v in (extra or {}).items()})
+    etree.SubElement(el, _d("fcs-dimension"), {_d("name"): fj_name})
+
+
+def _vertex(parent: etree._Element, coords: Iterable[float]) -> None:
+    v = etree.SubElement(parent, _g("vertex"))
+    for c in coords:
+        etree.SubElement(v, _g("coordinate"), {_d("value"): _num(c)})
+
+
+def _gate_element(gate_el: etree._Element, node: GateNode, plan: _SamplePlan, gid: str) -> None:
+    gate = node.gate
+    names = [plan.param(d, node)[0] for d in node.dims]
+    attrs = {"eventsInside": "0" if node.complement else "1", _g("id"): gid}
+    if isinstance(gate, (RectangleGate, QuadrantGate)):
+        if isinstance(gate, QuadrantGate):
+            lower = tuple(div if s > 0 else None for div, s in zip(gate.dividers, gate.signs))
+            upper = tuple(None if s > 0 else div for div, s in zip(gate.dividers, gate.signs))
+        else:
+            lower, upper = gate.lower, gate.upper
+        el = etree.SubElement(gate_el, _g("RectangleGate"), attrs)
+        for dim, name, lo, hi in zip(node.dims, names, lower, upper):
+            extra = {}
+            if lo is not None:
+                extra["min"] = _num(plan.inverse(dim, lo))
+            if hi is not None:
+                extra["max"] = _num(plan.inverse(dim, hi))
+            _dimension(el, name, extra)
+    elif isinstance(gate, PolygonGate):
+        el = etree.SubElement(gate_el, _g("PolygonGate"), attrs)
+        for name in names:
+            _dimension(el, name)
+        verts = np.asarray(gate.vertices, dtype=np.float64)
+        lin = np.column_stack([plan.inverse(node.dims[i], verts[:, i]) for i in range(2)])
+        for row in lin:
+            _vertex(el, row)
+    elif isinstance(gate, EllipsoidGate):
+        if len(node.dims) != 2 or not all(d.transform for d in node.dims):
+            raise plan.fail("FlowJo ellipses need two dimensions, each with a transform", node)
+        el = etree.SubElement(gate_el, _g("EllipsoidGate"), attrs)
+        for name in names:
+            _dimension(el, name)
+        scale = np.array([DISPLAY_RANGE.get(plan.doc.transforms[d.transform].kind, 1.0) for d in node.dims]) / DISPLAY_BINS
+        cov = np.asarray(gate.covariance, dtype=np.float64) * gate.distance_square
+        evals, evecs = np.linalg.eigh((cov + cov.T) / 2.0)
+        b, a = np.sqrt(np.maximum(evals, 0.0))
+        v, u = evecs[:, 0], evecs[:, 1]
+        c = np.asarray(gate.mean, dtype=np.float64)
+        f = np.sqrt(max(a * a - b * b, 0.0))
+        foci = etree.SubElement(el, _g("foci"))
+        for p in (c - f * u, c + f * u):
+            _vertex(foci, p / scale)
+        edge = etree.SubElement(el, _g("edge"))
+        for p in (c - a * u, c + a * u, c - b * v, c + b * v):
+            _vertex(edge, p / scale)
+    else:
+        raise plan.fail(f"cannot write a {type(gate).__name__} as a FlowJo gate", node)
+
+
+def _population_tree(parent_el: etree._Element, parent_id: str | None, plan: _SamplePlan,
+                     counts: dict[str, int], ids: dict[str, str]) -> None:
+    kids = plan.doc.children(parent_id)
+    if not kids:
+        return
+    subs = etree.SubElement(parent_el, "Subpopulations")
+    for node in kids:
+        if "/" in node.name:
+            raise plan.fail("FlowJo population names cannot contain '/'", node)
+        common = {"name": node.name, "annotation": "", "owningGroup": "", "expanded": "1", "sortPriority": "10",
+                  "count": str(counts.get(node.id, -1))}
+        if isinstance(node.gate, BooleanGate):
+            if any(comp for _, comp in node.gate.operands):
+                raise plan.fail("FlowJo boolean nodes cannot complement an operand", node)
+            tag = {"and": "AndNode", "or": "OrNode", "not": "NotNode"}[node.gate.op]
+            pop = etree.SubElement(subs, tag, common)
+            deps = etree.SubElement(pop, "Dependents")
+            for ref, _ in node.gate.operands:
+                etree.SubElement(deps, "Dependent", {"name": "/".join(plan.doc.path(ref))})
+        else:
+            pop = etree.SubElement(subs, "Population", common)
+            g_attrs = {_g("id"): ids[node.id]}
+            if node.parent is not None:
+                g_attrs[_g("parent_id")] = ids[node.parent]
+            gate_el = etree.SubElement(pop, "Gate", g_attrs)
+            _gate_element(gate_el, node, plan, ids[node.id])
+        _population_tree(pop, node.id, plan, counts, ids)
+
+
+def _matrix_element(parent: etree._Element, plan: _SamplePlan, matrix_id: str) -> None:
+    channels, values = plan.matrix  # type: ignore[misc]
+    m = etree.SubElement(parent, _t("spilloverMatrix"), {
+        "prefix": PREFIX, "name": "Acquisition-defined" if plan.matrix_source == FCS_COMPENSATION else str(plan.matrix_source),
+        "editable": "0", "color": "#c0c0c0", "version": f"FlowJo-{FLOWJO_VERSION}", "status": "FINALIZED",
+        _t("id"): matrix_id, "suffix": ""})
+    params = etree.SubElement(m, _d("parameters"))
+    for ch in channels:
+        etree.SubElement(params, _d("parameter"), {_d("name"): ch})
+    for i, src in enumerate(channels):
+        row = etree.SubElement(m, _t("spillover"), {_d("parameter"): src})
+        for j, det in enumerate(channels):
+            etree.SubElement(row, _t("coefficient"), {_d("parameter"): det, _t("value"): _num(values[i, j])})
+
+
+def _transform_element(parent: etree._Element, param: str, spec: TransformSpec) -> None:
+    tag, mapping = FLOWJO_ELEMENTS[spec.kind]
+    attrs = {}
+    for fj_attr, ours in mapping.items():
+        value = spec.params[ours] if isinstance(ours, str) else ours
+        key = "gain" if fj_attr == "gain" else _t(fj_attr)
+        attrs[key] = _num(value) if fj_attr not in ("length",) else str(int(value))
+    el = etree.SubElement(parent, _t(tag), attrs)
+    etree.SubElement(el, _d("parameter"), {_d("name"): param})
+
+
+def _sample_node_name(sample: Sample) -> str:
+    """FlowJo names a sample by its $FIL keyword (FlowKit matches FCS files to samples by it); else the
+    file name."""
+    return str(sample.metadata.get("fil") or sample.name).strip() or sample.name
+
+
+def workspace_bytes(entries: Sequence[WorkspaceEntry | tuple[Sample, GatingDocument]], *,
+                    group: str = "All Samples", with_counts: bool = True) -> bytes:
+    """The FlowJo 10 workspace XML for ``entries`` (see module docstring)."""
+    entries = [e if isinstance(e, WorkspaceEntry) else WorkspaceEntry(*e) for e in entries]
+    if not entries:
+        raise GatingError("a FlowJo workspace needs at least one sample")
+    root = etree.Element("Workspace", {"version": "20.0", "flowJoVersion": FLOWJO_VERSION, "curGroup": group},
+                         nsmap=NSMAP)
+    etree.SubElement(root, "Matrices")
+    groups = etree.SubElement(root, "Groups")
+    gnode = etree.SubElement(groups, "GroupNode", {"name": group, "annotation": "", "owningGroup": group,
+                                                   "expanded": "1", "sortPriority": "10", "count": "-1"})
+    g = etree.SubElement(gnode, "Group", {"name": group, "live": "1"})
+    etree.SubElement(g, "Criteria")
+    refs = etree.SubElement(g, "SampleRefs")
+    sample_list = etree.SubElement(root, "SampleList")
+    next_gate = 1
+    for k, entry in enumerate(entries, start=1):
+        sample, doc = entry.sample, entry.document
+        sid = str(k)
+        etree.SubElement(refs, "SampleRef", {"sampleID": sid})
+        plan = _SamplePlan(entry, f"sample {sample.name!r}")
+        ids = {}
+        for node in doc.nodes:
+            ids[node.id] = f"ID{next_gate}"
+            next_gate += 1
+            for d in node.dims:
+                plan.param(d, node)
+        counts: dict[str, int] = {}
+        if with_counts:
+            counts = {nid: int(np.count_nonzero(m)) for nid, m in evaluate_document(doc, sample).items()}
+        s_el = etree.SubElement(sample_list, "Sample")
+        uri = Path(sample.path).resolve().as_uri() if sample.path else sample.name
+        etree.SubElement(s_el, "DataSet", {"uri": uri, "sampleID": sid})
+        if plan.matrix is not None:
+            _matrix_element(s_el, plan, f"matrix-{sid}")
+        xforms = etree.SubElement(s_el, "Transformations")
+        for param, spec in plan.transforms.items():
+            _transform_element(xforms, param, spec)
+        kw = etree.SubElement(s_el, "Keywords")
+        for key, value in (("$FIL", sample.metadata.get("fil", sample.name)), ("$TOT", str(sample.n_events)),
+                           ("$PAR", str(sample.n_channels))):
+            etree.SubElement(kw, "Keyword", {"name": key, "value": str(value)})
+        node_el = etree.SubElement(s_el, "SampleNode", {
+            "name": _sample_node_name(sample), "annotation": "", "owningGroup": "", "expanded": "1", "sortPriority": "10",
+            "count": str(sample.n_events), "sampleID": sid})
+        _population_tree(node_el, None, plan, counts, ids)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def write_workspace(path: str | Path, entries: Sequence[WorkspaceEntry | tuple[Sample, GatingDocument]], *,
+                    group: str = "All Samples", with_counts: bool = True, force: bool = True) -> Path:
+    """Write a FlowJo 10 workspace atomically (``force=False`` refuses to overwrite)."""
+    return atomic_write_bytes(path, workspace_bytes(entries, group=group, with_counts=with_counts), force=force)
