@@ -60,3 +60,19 @@ def test_writer_refuses_bad_input(tmp_path):
     with pytest.raises(FCSError, match="computed by write_fcs"):
         write_fcs(tmp_path / "z.fcs", _events(10, 2), ["A", "B"], metadata={"$TOT": "5"})
     assert not (tmp_path / "z.fcs").exists()
+
+
+def test_read_keywords_without_data(tmp_path, shared_data):
+    from cytokit.fcs import read_keywords
+
+    path = write_fcs(tmp_path / "k.fcs", _events(50, 2), ["FSC-A", "SSC-A"], metadata={"$CYT": "K"})
+    kw = read_keywords(path)
+    assert kw["cyt"] == "K" and kw["tot"] == "50" and kw["p2n"] == "SSC-A"
+    # a truncated file still gives its keywords (DATA is not needed) ...
+    (tmp_path / "t.fcs").write_bytes(path.read_bytes()[:-100])
+    assert read_keywords(tmp_path / "t.fcs")["tot"] == "50"
+    # ... and the second data set of a multi-data-set file
+    lmd = shared_data / "flowkit/multi_dataset_fcs/coulter.lmd"
+    assert read_keywords(lmd, dataset=1)["p1b"] == "32"
+    with pytest.raises(FCSError, match="data set 5 requested"):
+        read_keywords(lmd, dataset=5)

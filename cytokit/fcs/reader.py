@@ -316,6 +316,36 @@ def _resolve_layout(ds: DataSetText, n_tot: int | None, layout: DataLayout, size
         return begin, n, packed
 
 
+def read_keywords(path: str | Path, *, dataset: int = 0) -> dict[str, str]:
+    """TEXT keywords (lower-case, no ``$``) of one data set, without decoding DATA.
+
+    For data set 0 only the HEADER and TEXT bytes are read, so this is cheap on large files.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(HEADER_LEN)
+            if dataset == 0 and len(head) == HEADER_LEN and head[18:26].strip().isdigit():
+                fh.seek(0)
+                buf = memoryview(fh.read(int(head[18:26]) + 2))  # TEXT plus one byte of tolerance
+            else:
+                fh.seek(0)
+                buf = memoryview(fh.read())
+    except OSError as exc:
+        raise FCSError(f"cannot read file: {exc.strerror or exc}", path=path) from exc
+    try:
+        if dataset == 0:
+            return dict(read_dataset_text(buf, 0, path).keywords)
+        sets, _ = list_datasets(buf, path)
+    except FCSError:
+        raise
+    except (ValueError, TypeError, IndexError, KeyError, OverflowError, UnicodeError) as exc:
+        raise FCSError(f"cannot decode TEXT ({type(exc).__name__}: {exc})", path=path) from exc
+    if not 0 <= dataset < len(sets):
+        raise FCSError(f"data set {dataset} requested but the file holds {len(sets)}", path=path)
+    return dict(sets[dataset].keywords)
+
+
 def _alignment_shift(head: bytes) -> int:
     """Bytes to skip at the start of the read buffer so that DATA (per HEADER) starts 8-byte aligned."""
     field = head[26:34].strip()
