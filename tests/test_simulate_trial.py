@@ -208,3 +208,17 @@ def test_config_validation_errors_name_the_problem(tmp_path: Path) -> None:
                  "    control: {cd4_gain_median: 262, pct_reaching_80: 47}\n")
     with pytest.raises(ConfigError, match="pct_reaching_80"):
         simulate_trial(tmp_path / "o", load_config(y))
+
+
+def test_bad_requests_raise_clear_errors(tmp_path: Path) -> None:
+    from cytokit.simulate import simulate_file
+
+    with pytest.raises(ConfigError, match="unknown tube 'xyz'"):
+        simulate_file(tmp_path / "x.fcs", 1000, "xyz")
+    with pytest.raises(ConfigError, match="no instrument of style 'aria'"):
+        simulate_file(tmp_path / "x.fcs", 1000, "tmem", "aria")
+    with pytest.raises(ConfigError, match="no truth labels"):
+        truth_masks(tmp_path, "fcs/P001_W0_tmem.fcs")
+    with pytest.raises(ConfigError, match="clog_duration_fraction"):
+        load_config(None, acquisition={"clog_duration_fraction": (0.3, 0.9)})
+    assert not (tmp_path / "x.fcs").exists()

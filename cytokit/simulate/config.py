@@ -56,6 +56,13 @@ class AcquisitionConfig(_Model):
     photon_noise: float = Field(2.0, ge=0, description="shot-noise variance per unit of signal")
     range: int = Field(262144, gt=1024, description="$PnR of every channel; values saturate at range - 1")
 
+    @field_validator("clog_duration_fraction")
+    @classmethod
+    def _clog_fraction(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < v[0] <= v[1] <= 0.5:
+            raise ValueError("needs 0 < low <= high <= 0.5 (fractions of the acquisition time)")
+        return v
+
 
 class EventMixConfig(_Model):
     """Relative share of each event class among all events other than counting beads."""

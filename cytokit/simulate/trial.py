@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from ..errors import PipelineError
+from ..errors import ConfigError, PipelineError
 from ..fcs import write_fcs
 from ..io_utils import atomic_writer, safe_name, write_table
 from .channels import TUBES, channel_names, spillover_text
@@ -112,11 +112,12 @@ def simulate_file(path: str | Path, n_events: int = 1_000_000, tube: str = "tmem
     """
     cfg = config or SimulationConfig()
     if tube not in TUBES:
-        raise PipelineError(f"unknown tube {tube!r}; expected one of {list(TUBES)}", path=path)
+        raise ConfigError(f"unknown tube {tube!r}; expected one of {list(TUBES)}", path=path)
     if isinstance(instrument, str):
         matches = [i for i in cfg.instruments if i.style == instrument]
         if not matches:
-            raise PipelineError(f"no instrument of style {instrument!r} in the simulation config", path=path)
+            raise ConfigError(f"no instrument of style {instrument!r} in the simulation config "
+                              f"(styles: {sorted({i.style for i in cfg.instruments})})", path=path)
         instrument = matches[0]
     path = Path(path)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 3, _TUBE_INDEX[tube]]))
