@@ -33,6 +33,8 @@ def _data2_doc() -> GatingDocument:
                                                     signs=(-1, -1)), (FITC, PE)),
         GateNode("Poly", "Lymph", PolygonGate("Poly", ("FITC-A", "PE-A"), vertices=(
             (0.4, 0.4), (0.9, 0.45), (0.8, 0.95), (0.45, 0.85))), (FITC, PE)),
+        GateNode("Outside poly", "Lymph", PolygonGate("Outside poly", ("FITC-A", "PE-A"), vertices=(
+            (0.4, 0.4), (0.9, 0.45), (0.8, 0.95), (0.45, 0.85))), (FITC, PE), complement=True),
         GateNode("Blob", "Lymph", EllipsoidGate("Blob", ("APC-A", "PE-Cy7-A"), mean=(0.62, 0.55),
                                                 covariance=((0.01, 0.003), (0.003, 0.03)), distance_square=1.0),
                  (APC, CY7)),
@@ -94,6 +96,8 @@ def test_cytokit_reimports_identical_memberships(tmp_path: Path, entries: list) 
         assert ours.keys() == again.keys()
         for key in ours:
             assert np.array_equal(ours[key], again[key]), key
+        if "Cells/Lymph/Outside poly" in ours:  # eventsInside="0": the parent's events outside the shape
+            assert np.array_equal(ours["Cells/Lymph/Outside poly"], ours["Cells/Lymph"] & ~ours["Cells/Lymph/Poly"])
         # the counts written into the workspace are cytokit's
         assert {("/".join(ws_sample.document.path(k))): v for k, v in ws_sample.flowjo_counts.items()} == \
             {k: int(v.sum()) for k, v in ours.items()}

@@ -172,3 +172,15 @@ def test_written_text_is_namespaced_gatingml() -> None:
     text = gatingml_bytes(_doc()).decode()
     assert "http://www.isac-net.org/std/Gating-ML/v2.0/gating" in text
     assert 'gating:parent_id="Lymph"' in text and "transforms:logicle" in text and "spectrumMatrix" in text
+
+
+def test_writer_refuses_transforms_outside_gatingml() -> None:
+    doc = _doc()
+    biex = TransformSpec("bx", "flowjo_biex", {"pos": 4.4, "neg": 0.0, "width": -10.0, "max_value": 262144.0})
+    bad = GatingDocument(doc.nodes, {**doc.transforms, "bx": biex}, doc.matrices)
+    with pytest.raises(GatingError, match="'flowjo_biex', which Gating-ML 2.0 does not define"):
+        gatingml_bytes(bad)
+    odd = GatingDocument(doc.nodes, {**doc.transforms, "bad id": TransformSpec("bad id", "flin", {"T": 1.0, "A": 0.0})},
+                         doc.matrices)
+    with pytest.raises(GatingError, match="not a valid XML id"):
+        gatingml_bytes(odd)

@@ -16,7 +16,7 @@ from lxml import etree
 from ..errors import GatingError
 from ..gates import BooleanGate, EllipsoidGate, PolygonGate, QuadrantGate, RectangleGate
 from ..io_utils import atomic_write_bytes
-from .model import GateNode, GatingDocument, SpectrumMatrixSpec, TransformSpec
+from .model import TRANSFORM_PARAMS, GateNode, GatingDocument, SpectrumMatrixSpec, TransformSpec
 from .xmlutil import CYTOKIT_NS, DATATYPE_NS, GATING_NS, TRANSFORMS_NS, XSI_NS
 
 NSMAP = {"gating": GATING_NS, "transforms": TRANSFORMS_NS, "data-type": DATATYPE_NS, "xsi": XSI_NS}
@@ -191,6 +191,10 @@ def gatingml_bytes(document: GatingDocument) -> bytes:
         if _ncname(ref) != ref:
             raise GatingError(f"transformation/matrix id {ref!r} is not a valid XML id (letters, digits and "
                               "'._-', starting with a letter)", path=document.source)
+    for spec in document.transforms.values():
+        if spec.kind not in TRANSFORM_PARAMS:
+            raise GatingError(f"transformation {spec.id!r} is a {spec.kind!r}, which Gating-ML 2.0 does not define "
+                              f"(it defines {', '.join(TRANSFORM_PARAMS)})", path=document.source)
     root = etree.Element(_g("Gating-ML"), nsmap=NSMAP)
     for spec in document.transforms.values():
         _transform(root, spec)
