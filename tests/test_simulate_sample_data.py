@@ -70,3 +70,17 @@ def test_regeneration_keeps_non_generated_files(tmp_path: Path) -> None:
     simulate_trial(tmp_path, cfg, force=True)
     assert (tmp_path / "README.md").read_text() == "notes"
     assert (tmp_path / "simulation.yaml").is_file()
+
+
+def test_every_sample_file_resolves_with_the_il2_trial_panel() -> None:
+    """The channel names of both instrument styles are the ones the built-in panel expects."""
+    from cytokit.panel import load_panel
+
+    panel = load_panel("il2_trial")
+    man = pd.read_csv(SAMPLE / "manifest.csv")
+    for row in man.drop_duplicates(["tube", "instrument"]).itertuples():
+        s = panel.resolve(read_fcs(SAMPLE / row.file), tube=row.tube)
+        fl = list(s.channels.loc[s.channels["kind"] == "fluorescence", "marker"])
+        expected = {"tmem": ["CD45RA", "CD62L", "CD3", "CD4", "CD8", "CD28", "CD25", "CD127"],
+                    "nkb": ["CD3", "CD16", "CD45", "CD19", "CD56"]}[row.tube]
+        assert fl == expected, row.file
