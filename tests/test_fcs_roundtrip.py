@@ -38,6 +38,14 @@ def test_roundtrip_values_channels_and_metadata(tmp_path):
     assert s.warnings == ()
 
 
+@pytest.mark.parametrize("value", ["/lead", "trail/", "a//b", "|pipe|", "x/|\\!~^y", "caf\u00e9 \u2122"])
+def test_keyword_values_survive_any_delimiter(tmp_path, value):
+    path = write_fcs(tmp_path / "v.fcs", _events(5, 1), ["FSC-A"], metadata={"$COM": value, "OTHER": "z"})
+    s = read_fcs(path)
+    assert s.metadata["com"] == value and s.metadata["other"] == "z"
+    assert s.warnings == ()
+
+
 def test_flowio_reads_what_we_write(tmp_path):
     import flowio
 

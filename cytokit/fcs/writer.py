@@ -40,6 +40,18 @@ def _keyword(key: str) -> str:
     return k
 
 
+_DELIMITERS = (b"/", b"|", b"\\", b"!", b"~", b"^", b"\x0c")
+
+
+def _choose_delimiter(pairs: list[tuple[str, str]]) -> bytes:
+    """The first candidate delimiter that occurs in no keyword or value (so nothing needs escaping)."""
+    text = b"".join(str(k).encode("utf-8") + str(v).encode("utf-8") for k, v in pairs)
+    for d in _DELIMITERS:
+        if d not in text:
+            return d
+    return b"/"  # every candidate is used: fall back to escaping (doubling) the delimiter
+
+
 def _text_segment(pairs: list[tuple[str, str]], delim: bytes = b"/") -> bytes:
     out = [delim]
     for key, value in pairs:
@@ -106,15 +118,18 @@ def write_fcs(path: str | Path, events: np.ndarray, pnn: Sequence[str], pns: Seq
         if value is None or str(value) == "":
             continue
         kw[k] = str(value)
+    if any(not k.strip("$ ") for k in kw):
+        raise FCSError("metadata has an empty keyword name", path=path)
     text_begin = 58
     data_len = data.nbytes
-    text = _text_segment(list(kw.items()))
+    delim = _choose_delimiter(list(kw.items()))
+    text = _text_segment(list(kw.items()), delim)
     text_end = text_begin + len(text) - 1
     data_begin = text_end + 1 + (-(text_end + 1)) % 8  # DATA 8-byte aligned: readers can map it as is
     data_end = data_begin + data_len - 1 if data_len else 0
     kw["$BEGINDATA"] = str(data_begin).zfill(_PAD)
     kw["$ENDDATA"] = str(data_end).zfill(_PAD)
-    text = _text_segment(list(kw.items()))
+    text = _text_segment(list(kw.items()), delim)
     assert text_begin + len(text) == text_end + 1  # offsets padded to a fixed width
     gap = b" " * (data_begin - text_end - 1)
 
