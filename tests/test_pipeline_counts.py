@@ -73,4 +73,4 @@ def test_lymphosum_and_cd4_cd8_checks():
 
 def test_minimum_lymphocyte_events_flag():
     few = consistency_checks(TMEM, CountsConfig(min_lymphocyte_events=5000))
-    assert few["lymphocytes"] == 4000 and "low_lymphocyte_events" in few["check_flags"]
+    assert few["lymphocytes"] == 4000 and few["check_flags"] == ["too_few_Singlets(4000<5000)"]

@@ -55,11 +55,14 @@ def read_and_resolve(job: SampleJob) -> Sample:
 
 
 def apply_qc(sample: Sample, params: dict[str, Any]) -> tuple[Sample, list[str], dict[str, Any]]:
-    """QC the sample with :func:`cytokit.qc.run_qc`; returns (kept events, flags, QC summary).
+    """QC the sample (linear scale) with :func:`cytokit.qc.run_qc`; returns (kept events, flags, QC summary).
 
-    ``params`` are the pipeline's ``qc:`` block; ``enabled: false`` keeps every event and
-    ``min_events`` is checked here: fewer events after QC fails the sample with a QCError.
+    ``params`` are the pipeline's ``qc:`` block (:class:`~cytokit.pipeline.config.QCConfig` as a dict);
+    ``enabled: false`` keeps every event; fewer than ``min_events`` kept events fails the sample
+    with a QCError.
     """
+    from ..qc import QCParams, run_qc
+
     params = dict(params)
     enabled = params.pop("enabled", True)
     min_events = int(params.pop("min_events", 0))
@@ -67,12 +70,10 @@ def apply_qc(sample: Sample, params: dict[str, Any]) -> tuple[Sample, list[str],
     info: dict[str, Any] = {}
     kept = sample
     if enabled:
-        from ..qc import run_qc
-
-        result = run_qc(sample, **params)
-        kept = result.sample if hasattr(result, "sample") else sample.subset(result.mask, "QC")
-        flags = [str(f) for f in getattr(result, "flags", ())]
-        info = dict(getattr(result, "summary", {}) or {})
+        result = run_qc(sample, QCParams(**params))
+        kept = result.apply(sample)
+        flags = list(result.flags)
+        info = {"removed": dict(result.removed), "removed_pct": round(100.0 * result.removed_fraction, 4)}
     if kept.n_events < min_events:
         raise QCError(f"only {kept.n_events} events after QC (of {sample.n_events} read); the pipeline needs at "
                       f"least {min_events} (qc.min_events)", path=sample.path)

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..errors import ConfigError
+from ..qc import QCParams
 from ..trial.config import TrialConfig
 from ..yamlio import load_model
 
@@ -95,13 +96,12 @@ class TubeConfig(_Model):
     any_tube: bool = Field(False, description="resolve against all the panel's markers, not one tube")
 
 
-class QCConfig(_Model):
-    """QC parameters passed to :func:`cytokit.qc.run_qc`; ``min_events`` fails a sample outright."""
+class QCConfig(QCParams):
+    """The ``qc:`` block: every :class:`cytokit.qc.QCParams` field, plus ``enabled`` and ``min_events``
+    (a file with fewer events left after QC fails)."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
     enabled: bool = True
     min_events: int = Field(1000, ge=0, description="a file with fewer events (after QC) fails")
-
 
 class CountsConfig(_Model):
     """How absolute counts (cells/µL) are computed and which consistency checks are flagged."""

@@ -9,7 +9,8 @@ Contract
   with bead events from the bead gate and beads per tube / sample volume (µL) from the manifest.
 * Checks, flagged per sample (``check_flags``, ``;``-joined): ``lymphosum`` (T + B + NK within
   100 ± tolerance % of lymphocytes, for tubes that gate all three), ``cd4_cd8_vs_cd3`` (CD4 T + CD8 T as %
-  of T cells within a range), ``low_lymphocyte_events`` (fewer Singlets events than the minimum), and
+  of T cells within a range), ``too_few_Singlets(n<min)`` (fewer lymphocyte events than the minimum; the
+  :func:`cytokit.qc.min_events_flag` helper), and
   ``no_absolute_count`` when the chosen method lacks its inputs.
 
 All functions are pure: they take and return DataFrames.
@@ -21,10 +22,12 @@ import math
 import numpy as np
 import pandas as pd
 
+from ..qc import min_events_flag
 from .config import CountsConfig
 
 DUAL, SINGLE = "dual_platform", "single_platform"
 LYMPHOSUM_POPS = ("T cells", "B cells", "NK cells")
+LYMPHOCYTES = "Singlets"  # the lymphocyte denominator population (single lymphocytes)
 
 
 def _number(value: object) -> float:
@@ -83,9 +86,11 @@ def consistency_checks(pops: pd.DataFrame, counts: CountsConfig) -> dict[str, ob
     count = pd.to_numeric(by_pop.get("count", pd.Series(dtype=float)), errors="coerce")
     pct_lym = pd.to_numeric(by_pop.get("pct_lymphocytes", pd.Series(dtype=float)), errors="coerce")
     flags: list[str] = []
-    lymphocytes = float(count.get("Singlets", np.nan))
-    if not math.isnan(lymphocytes) and lymphocytes < counts.min_lymphocyte_events:
-        flags.append("low_lymphocyte_events")
+    lymphocytes = float(count.get(LYMPHOCYTES, np.nan))
+    if not math.isnan(lymphocytes):
+        flag = min_events_flag(int(lymphocytes), counts.min_lymphocyte_events, population=LYMPHOCYTES)
+        if flag:
+            flags.append(flag)
     lymphosum = np.nan
     if all(p in pct_lym.index for p in LYMPHOSUM_POPS):
         lymphosum = float(sum(pct_lym[p] for p in LYMPHOSUM_POPS))

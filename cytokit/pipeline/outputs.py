@@ -26,19 +26,34 @@ from .preflight import RunPlan
 log = logging.getLogger(__name__)
 
 EVENTS_FILE = "events.npz"
+#: above this many events in total the FlowJo workspace is written without counts (headers only)
+WORKSPACE_COUNT_EVENTS = 20_000_000
 
 
 def _workspace(out: Path, plan: RunPlan, samples: pd.DataFrame, results: dict[str, dict[str, Any]]) -> None:
-    from ..flowjo import write_workspace  # type: ignore[attr-defined]
+    """One FlowJo workspace over every analysed sample, built from the stored Gating-ML of each sample.
 
+    The FCS files are referenced, not copied. Up to :data:`WORKSPACE_COUNT_EVENTS` events in total, the
+    files are re-read so the workspace carries cytokit's counts; above that only headers are read.
+    """
+    from ..fcs import read_fcs
+    from ..flowjo.writer import write_workspace
+    from ..gatingml import read_gatingml
+    from .preflight import read_header_sample
+
+    paths = plan.samples.set_index("sample_id")["path"]
+    ok = samples[samples["status"] == "ok"].sort_values("sample_id", kind="stable")
+    with_counts = float(pd.to_numeric(ok["n_events"], errors="coerce").fillna(0).sum()) <= WORKSPACE_COUNT_EVENTS
     entries = []
-    ok = samples[samples["status"] == "ok"]
-    for row in ok.to_dict("records"):
-        gml = out / "samples" / safe_name(row["sample_id"]) / "gates.xml"
+    for sid in ok["sample_id"]:
+        gml = out / "samples" / safe_name(sid) / "gates.xml"
         if gml.is_file():
-            entries.append({"sample_id": row["sample_id"], "fcs": plan.samples.set_index("sample_id").at[row["sample_id"], "path"],
-                            "gatingml": str(gml), "group": row.get("tube", "")})
-    write_workspace(out / "workspace.wsp", entries)
+            sample = read_fcs(paths[sid]) if with_counts else read_header_sample(paths[sid])
+            entries.append((sample, read_gatingml(gml)))
+    if not entries:
+        raise PipelineError("no sample has stored Gating-ML gates (outputs.gatingml is off or every sample "
+                            "failed)", path=out / "workspace.wsp")
+    write_workspace(out / "workspace.wsp", entries, with_counts=with_counts)
 
 
 def _anndata(out: Path, plan: RunPlan, samples: pd.DataFrame, results: dict[str, dict[str, Any]]) -> None:
