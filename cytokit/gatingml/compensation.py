@@ -49,12 +49,12 @@ def spillover_from_metadata(metadata: Mapping[str, str], *, path: object = None
     return names, values
 
 
-def compensate_columns(detectors: np.ndarray, matrix: np.ndarray, *, inverted: bool = False,
-                       path: object = None) -> np.ndarray:
-    """Compensate ``detectors`` (n_events x n_detectors, linear scale).
+def compensation_matrix(matrix: np.ndarray, *, inverted: bool = False, n_detectors: int | None = None,
+                        path: object = None) -> np.ndarray:
+    """The matrix ``C`` (n_detectors x n_fluorochromes) with compensated = detectors @ C.
 
-    ``matrix`` is a spillover/spectrum matrix (n_fluorochromes x n_detectors, pseudo-inverted here) or,
-    with ``inverted=True``, already the compensation matrix (n_detectors x n_fluorochromes).
+    ``matrix`` is a spillover/spectrum matrix (n_fluorochromes x n_detectors; inverted here, or
+    pseudo-inverted when not square) or, with ``inverted=True``, already ``C``.
     """
     m = np.asarray(matrix, dtype=np.float64)
     if not inverted:
@@ -62,8 +62,19 @@ def compensate_columns(detectors: np.ndarray, matrix: np.ndarray, *, inverted: b
             m = np.linalg.inv(m) if m.shape[0] == m.shape[1] else np.linalg.pinv(m)
         except np.linalg.LinAlgError:
             raise CompensationError("spillover matrix is singular and cannot be inverted", path=path) from None
-    if detectors.shape[1] != m.shape[0]:
+    if n_detectors is not None and m.shape[0] != n_detectors:
         raise CompensationError(
-            f"compensation matrix has {m.shape[0]} detector rows but {detectors.shape[1]} detector columns "
-            "were given", path=path)
+            f"compensation matrix has {m.shape[0]} detector rows but {n_detectors} detector columns were given",
+            path=path)
+    return m
+
+
+def compensate_columns(detectors: np.ndarray, matrix: np.ndarray, *, inverted: bool = False,
+                       path: object = None) -> np.ndarray:
+    """Compensate ``detectors`` (n_events x n_detectors, linear scale).
+
+    ``matrix`` is a spillover/spectrum matrix (n_fluorochromes x n_detectors, pseudo-inverted here) or,
+    with ``inverted=True``, already the compensation matrix (n_detectors x n_fluorochromes).
+    """
+    m = compensation_matrix(matrix, inverted=inverted, n_detectors=detectors.shape[1], path=path)
     return np.asarray(detectors, dtype=np.float64) @ m

@@ -18,7 +18,7 @@ import pandas as pd
 from ..errors import CompensationError, GatingError, PanelError, TransformError
 from ..gates import BooleanGate
 from ..sample import Sample
-from .compensation import compensate_columns, spillover_from_metadata
+from .compensation import compensation_matrix, spillover_from_metadata
 from .model import FCS_COMPENSATION, UNCOMPENSATED, DimensionSpec, GateNode, GatingDocument, TransformSpec
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,7 @@ class DimensionResolver:
         self._pnn = [str(p) for p in sample.channels["pnn"]]
         self._cache: dict[tuple, np.ndarray] = {}
         self._scales: dict[tuple, Any] = {}
+        self._cache_setup: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         self._fcs_spill: tuple[tuple[str, ...], np.ndarray] | None | bool = False
 
     # -- raw channels -------------------------------------------------------------------------------
@@ -119,13 +120,17 @@ class DimensionResolver:
                                       path=self.document.source)
                 return self.raw(name)
             channels, matrix, inverted, outputs = m.detectors, m.values, m.inverted, m.fluorochromes
-        X = np.column_stack([self.raw(c) for c in channels])
-        try:
-            comped = compensate_columns(X, matrix, inverted=inverted, path=self.sample.path)
-        except CompensationError as exc:
-            raise CompensationError(f"compensation {comp!r}: {exc}", path=self.sample.path) from None
-        for i, out in enumerate(outputs):
-            self._cache[("comp", comp, out)] = comped[:, i]
+        setup_key = ("comp-setup", comp)
+        if setup_key not in self._cache_setup:
+            try:
+                C = compensation_matrix(matrix, inverted=inverted, n_detectors=len(channels), path=self.sample.path)
+            except CompensationError as exc:
+                raise CompensationError(f"compensation {comp!r}: {exc}", path=self.sample.path) from None
+            X = np.column_stack([self.raw(c) for c in channels])
+            self._cache_setup[setup_key] = (X, C)
+        X, C = self._cache_setup[setup_key]
+        # only the requested output column: one matrix-vector product instead of the full product
+        self._cache[key] = X @ C[:, list(outputs).index(name)]
         return self._cache[key]
 
     # -- dimensions -----------------------------------------------------------------------------------
