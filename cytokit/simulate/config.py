@@ -53,7 +53,7 @@ class AcquisitionConfig(_Model):
     staining_cv: float = Field(0.18, ge=0, description="per-file positive-mode location variation (log-sd)")
     scatter_cv: float = Field(0.06, ge=0, description="per-file FSC/SSC gain variation (log-sd)")
     electronic_noise: float = Field(40.0, ge=0, description="detector noise SD, linear units")
-    photon_noise: float = Field(2.0, ge=0, description="shot-noise variance per unit of signal")
+    photon_noise: float = Field(6.0, ge=0, description="shot-noise variance per unit of signal")
     range: int = Field(262144, gt=1024, description="$PnR of every channel; values saturate at range - 1")
 
     @field_validator("clog_duration_fraction")

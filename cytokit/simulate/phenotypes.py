@@ -48,17 +48,17 @@ AUTOFLUORESCENCE: Mapping[str, float] = {
 #: marker -> state -> (median, log-sd) or ("cont", low, high); linear units at reference gain
 MARKER_LEVELS: Mapping[str, Mapping[str, tuple]] = {
     "CD45RA": {"pos": (12000.0, 0.35), "dim": (2500.0, 0.5)},
-    "CD62L": {"pos": (4000.0, 0.45), "dim": (1200.0, 0.5)},
+    "CD62L": {"pos": (3500.0, 0.55), "dim": (1200.0, 0.5)},
     "CD3": {"pos": (9000.0, 0.30)},
     "CD4": {"bright": (22000.0, 0.25), "dim": (2500.0, 0.40)},
     "CD8": {"bright": (30000.0, 0.30), "dim": (3000.0, 0.50)},
-    "CD28": {"pos": (4500.0, 0.35)},
-    "CD25": {"cont": ("cont", 600.0, 8000.0), "hi": (10000.0, 0.30)},
-    "CD127": {"pos": (2800.0, 0.40), "lo": (350.0, 0.50)},
+    "CD28": {"pos": (4000.0, 0.45)},
+    "CD25": {"cont": ("cont", 400.0, 8000.0), "hi": (10000.0, 0.30)},
+    "CD127": {"pos": (2800.0, 0.45), "lo": (350.0, 0.50)},
     "CD16": {"dim": (2500.0, 0.60), "bright": (30000.0, 0.35), "vbright": (70000.0, 0.30)},
     "CD45": {"dim": (6000.0, 0.30), "pos": (22000.0, 0.25), "bright": (40000.0, 0.20)},
     "CD19": {"pos": (12000.0, 0.35)},
-    "CD56": {"dim": (3000.0, 0.40), "bright": (22000.0, 0.30)},
+    "CD56": {"dim": (2500.0, 0.45), "bright": (22000.0, 0.30)},
 }
 BEAD_LEVEL = (60000.0, 0.05)  # counting beads: bright in every fluorescence channel
 
