@@ -19,6 +19,10 @@ from .model import PopulationSpec, StrategyDefinition
 
 log = logging.getLogger(__name__)
 
+#: At most this many parent events are handed to a fit (methods subsample further with their own
+#: ``max_events``); membership is always evaluated on every event.
+FIT_EVENTS = 100_000
+
 TABLE_COLUMNS = ("population", "parent", "count", "parent_count", "pct_parent", "pct_lymphocytes", "method",
                  "flags", "dims", "phenotype")
 
@@ -69,7 +73,11 @@ def fit_population(spec: PopulationSpec, sample: Sample, state: FitState) -> Non
             return
         raise GatingError(f"population {spec.name!r}: {exc}", path=sample.path) from None
     X = sample.events[np.ix_(rows, cols)] if cols else np.empty((rows.size, 0), dtype=np.float32)
-    fit = fit_gate(spec.method, X, spec.params, dims=spec.dims, gate_id=spec.name)
+    fit_X = X
+    if X.shape[0] > FIT_EVENTS:
+        pick = np.random.default_rng(0).choice(X.shape[0], size=FIT_EVENTS, replace=False, shuffle=False)
+        fit_X = X[np.sort(pick)]
+    fit = fit_gate(spec.method, fit_X, spec.params, dims=spec.dims, gate_id=spec.name)
     if method.needs_masks:
         inside = evaluate_gate(fit.gate, sample, rows, fit.components, state.masks)
     elif isinstance(fit.gate, BooleanGate):
