@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -71,8 +72,10 @@ def change_at_visit(values: pd.DataFrame, populations: list[str], measure: str, 
     palette = dict(zip(arms, _PALETTE))
     for ax, pop in zip(axes, pops):
         dp = d[d["population"] == pop]
-        sns.boxplot(data=dp, x="arm", y=col, hue="arm", order=arms, hue_order=arms, palette=palette,
-                    showfliers=False, width=0.5, boxprops={"alpha": 0.35}, legend=False, ax=ax)
+        with warnings.catch_warnings():  # seaborn 0.13 passes matplotlib's deprecated `vert` to bxp
+            warnings.simplefilter("ignore", DeprecationWarning)
+            sns.boxplot(data=dp, x="arm", y=col, hue="arm", order=arms, hue_order=arms, palette=palette,
+                        showfliers=False, width=0.5, boxprops={"alpha": 0.35}, legend=False, ax=ax)
         sns.stripplot(data=dp, x="arm", y=col, hue="arm", order=arms, hue_order=arms, palette=palette,
                       size=3.5, jitter=0.15, legend=False, ax=ax)
         ax.axhline(0, color="0.5", lw=0.8, ls="--")

@@ -154,14 +154,18 @@ def render_html(result: TrialResult) -> str:
                           context=context)
 
 
+def _check_overwrite(out: Path, force: bool) -> None:
+    if not force and (out / "tests.parquet").exists():
+        raise PipelineError("trial results exist; use --force to overwrite", path=out)
+
+
 def write_results(result: TrialResult, out_dir: str | Path, *, force: bool = False) -> list[Path]:
     """Write tables (Parquet + CSV), figures (PNG), ``summary.html`` and ``trial_config.json``.
 
     Without ``force`` an existing ``tests.parquet`` in ``out_dir`` stops the write with PipelineError.
     """
     out = Path(out_dir)
-    if not force and (out / "tests.parquet").exists():
-        raise PipelineError("trial results exist; use --force to overwrite", path=out)
+    _check_overwrite(out, force)
     written: list[Path] = []
     for stem, attr in TABLES.items():
         written += write_table(getattr(result, attr), out / stem)
@@ -194,7 +198,9 @@ def run_comparisons(results_dir: str | Path, config: TrialConfig | dict | str | 
             config = TrialConfig.model_validate(config)
         except ValidationError as exc:
             raise ConfigError(f"invalid trial configuration: {exc}") from exc
+    target = Path(out_dir) if out_dir else Path(results_dir) / "trial"
+    _check_overwrite(target, force)  # before the work, not after it
     inputs = load_inputs(results_dir)
     result = analyse(inputs, config)
-    write_results(result, Path(out_dir) if out_dir else Path(results_dir) / "trial", force=force)
+    write_results(result, target, force=force)
     return result

@@ -50,7 +50,7 @@ def select_tubes(populations: pd.DataFrame, rule: TubeSelection) -> pd.DataFrame
     if rule.rule == "mean":
         agg = {m: "mean" for m in MEASURES}
         agg.update(week="median", arm="first", parent_count="sum", n_tubes="first",
-                   tube=lambda s: "+".join(sorted(set(s))), sample_id=lambda s: ";".join(sorted(set(s)) - {""}))
+                   tube=lambda s: "+".join(sorted(set(s))), sample_id=lambda s: ";".join(sorted(set(s) - {""})))
         if "count" in df.columns:
             agg["count"] = "sum"
         out = df.groupby(keys, sort=True).agg(agg).reset_index()
