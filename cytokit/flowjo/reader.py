@@ -167,7 +167,7 @@ class _Context:
         if self.matrix is not None and name in self.matrix.fluorochromes:
             comp = self.matrix.id
             param = self.matrix.detectors[self.matrix.fluorochromes.index(name)]
-        elif name.startswith(self.prefix or "Comp-") and self.prefix:
+        elif name.startswith(self.prefix or "Comp-"):
             raise GatingError(f"{self.where}, population {population!r}: dimension {name!r} is compensated but "
                               "the sample has no spillover matrix for it", path=self.path)
         xform = None
