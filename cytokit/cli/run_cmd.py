@@ -2,7 +2,8 @@
 
 Thin: builds a validated :class:`~cytokit.pipeline.config.PipelineConfig` and calls
 :func:`cytokit.pipeline.run`; exit code 0 when every sample succeeded (or ``--allow-failures``),
-1 when any sample or cohort stage failed, 2 when the run could not start (see ``cli.main``).
+1 when any sample or cohort stage failed, 2 when the run could not start (see ``cli.main``). Review
+exports that cannot be written (FlowJo workspace, AnnData) are reported as warnings.
 """
 from __future__ import annotations
 
@@ -29,14 +30,15 @@ def register(app: typer.Typer) -> None:
         tube: Optional[str] = typer.Option(None, "--tube", help="Ad-hoc: the panel tube (default: detect)."),
     ) -> None:
         """Validate everything, analyse every sample in parallel, write tables, gates and the ledger."""
+        from ..errors import ConfigError
         from ..pipeline import adhoc_pipeline, load_pipeline, run
         from ..pipeline.progress import LogProgress, RichProgress
 
         if (pipeline is None) == (input_dir is None):
-            raise typer.BadParameter("give a PIPELINE.yaml or --input DIR (with --panel and --strategy), not both")
+            raise ConfigError("give a PIPELINE.yaml or --input DIR (with --panel and --strategy), not both")
         if input_dir is not None:
             if not panel or not strategy:
-                raise typer.BadParameter("--input needs --panel and --strategy")
+                raise ConfigError("--input needs --panel and --strategy")
             config = adhoc_pipeline(input_dir, panel, strategy, tube=tube)
         else:
             config = load_pipeline(pipeline)
@@ -48,6 +50,8 @@ def register(app: typer.Typer) -> None:
         for sid, err in summary.failures.items():
             typer.echo(f"  FAILED {sid}: {err}", err=True)
         for stage, err in summary.stage_errors.items():
-            typer.echo(f"  {stage} not written: {err}", err=True)
+            typer.echo(f"  {stage} stage FAILED: {err}", err=True)
+        for name, err in summary.output_errors.items():
+            typer.echo(f"  warning: {name} not written: {err}", err=True)
         if (summary.failed or summary.stage_errors) and not allow_failures:
             raise typer.Exit(1)

@@ -64,8 +64,8 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
         elif col in FLOAT_COLUMNS:
             df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
         elif col == "week":
-            num = pd.to_numeric(df[col].replace("", np.nan), errors="coerce")
-            if num.notna().all() or (num.notna() == (df[col] != "")).all():
+            num = pd.to_numeric(df[col].astype(str).str.strip(), errors="coerce")
+            if (num.notna() == (df[col].astype(str).str.strip() != "")).all():
                 df[col] = pd.array(num.round(), dtype="Int64")
         else:
             df[col] = df[col].fillna("").astype(str)
@@ -93,7 +93,9 @@ def assemble_tables(config: PipelineConfig, samples: pd.DataFrame, results: dict
         if result is None:
             status = state.get("status") or "failed"
             error = state.get("error") or "not analysed"
-            sample_rows.append({**base, "status": "failed" if status != "ok" else "failed", "error": error})
+            if status == "ok":  # recorded ok but the stored result is missing or altered
+                error = "stored result missing or altered; run again to recompute"
+            sample_rows.append({**base, "status": "failed", "error": error})
             continue
         summary = result.get("summary", {})
         qc_flags = _flags_text(summary.get("qc_flags", ""))

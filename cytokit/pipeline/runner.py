@@ -52,7 +52,12 @@ PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "pyarrow", "pydantic", "
 
 @dataclass
 class RunSummary:
-    """What a run did: counts, failures (sample_id -> reason), output folder and timing (seconds)."""
+    """What a run did: counts, failures (sample_id -> reason), output folder and timing (seconds).
+
+    ``stage_errors``: cohort stages (trial, clustering, reports) that failed; ``output_errors``: review
+    exports (FlowJo workspace, AnnData) that could not be written. Both are logged and recorded in
+    ``run_info.json``; only failed samples and failed stages make :attr:`success` false.
+    """
 
     out: Path
     total: int
@@ -62,6 +67,7 @@ class RunSummary:
     failures: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     stage_errors: dict[str, str] = field(default_factory=dict)
+    output_errors: dict[str, str] = field(default_factory=dict)
     config_hash: str = ""
 
     @property
@@ -283,12 +289,13 @@ def run(config: PipelineConfig | str | Path, out: str | Path, *, jobs: int | Non
         summary.failed = len(failures)
         summary.ok = len(results)
         populations, samples = assemble_tables(config, plan.samples, results, states, plan.clinical)
-        summary.stage_errors = write_outputs(out, plan, populations, samples, results)
+        summary.output_errors = write_outputs(out, plan, populations, samples, results)
         if stages:
-            summary.stage_errors.update(run_cohort_stages(plan, out))
+            summary.stage_errors = run_cohort_stages(plan, out)
         summary.seconds = time.perf_counter() - t0
         counts = {"n_samples": summary.total, "n_ok": summary.ok, "n_failed": summary.failed,
-                  "n_skipped": summary.skipped}
+                  "n_skipped": summary.skipped, "failures": summary.failures,
+                  "stage_errors": summary.stage_errors, "outputs_not_written": summary.output_errors}
         atomic_write_text(out / "run_info.json", _run_info(plan, config_hash, started, "complete", counts))
         ledger.finish_run(run_id, status="complete", n_ok=summary.ok, n_failed=summary.failed,
                           n_skipped=summary.skipped)

@@ -18,12 +18,9 @@ log = logging.getLogger(__name__)
 
 
 def _trial(plan: RunPlan, out: Path) -> None:
-    from .. import trial
+    from ..trial import run_trial
 
-    runner = getattr(trial, "run_trial", None)
-    if runner is None:
-        raise CytokitError("the trial comparison stage (cytokit.trial.run_trial) is not available")
-    runner(out, plan.config.trial, force=True)
+    run_trial(out, plan.config.trial, force=True)
 
 
 def _clustering(plan: RunPlan, out: Path) -> None:

@@ -1,0 +1,109 @@
+"""End-to-end runs with the real per-sample analysis (read, QC, compensation, transforms, gating, stats)."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cytokit.cli.main import main as cli_main
+from cytokit.pipeline import adhoc_pipeline, load_gated_events, run
+from test_pipeline_support import simulate_small_trial, write_pipeline
+
+
+@pytest.fixture(scope="module")
+def trial(tmp_path_factory) -> Path:
+    return simulate_small_trial(tmp_path_factory.mktemp("trial") / "trial", events=5000)
+
+
+@pytest.fixture(scope="module")
+def results(trial, tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("run")
+    path = write_pipeline(base / "cfg", trial, name="real_trial",
+                          qc={"enabled": True, "min_events": 500},
+                          outputs={"gatingml": True, "anndata": True, "anndata_max_events_per_sample": 300},
+                          executor={"jobs": 2, "task": "analyse"})
+    summary = run(path, base / "out")
+    assert summary.ok == 8, summary.failures
+    return base / "out"
+
+
+def test_absolute_counts_agree_with_simulated_truth(results, trial):
+    pops = pd.read_parquet(results / "populations.parquet")
+    truth = pd.read_csv(trial / "truth" / "populations.csv")
+    m = pops.merge(truth, on=["file", "population"], suffixes=("", "_true"))
+    for population in ("T cells", "CD4 T", "CD8 T", "NK cells", "B cells"):
+        sub = m[m["population"] == population]
+        assert len(sub) >= 4, population
+        rel = (sub["abs_count_per_uL"] - sub["abs_count_per_uL_true"]).abs() / sub["abs_count_per_uL_true"]
+        assert rel.median() < 0.1, (population, rel.tolist())
+    methods = pops.drop_duplicates("sample_id").set_index("tube")["abs_method"]
+    assert set(methods["tmem"]) == {"dual_platform"} and set(methods["nkb"]) == {"single_platform"}
+    medians = json.loads(pops.loc[pops["population"] == "CD4 T", "marker_medians"].iloc[0])
+    assert set(medians) >= {"CD4"} and 0.0 < medians["CD4"] < 1.2  # logicle scale
+
+
+def test_samples_table_and_consistency_checks(results):
+    samples = pd.read_parquet(results / "samples.parquet").set_index("sample_id")
+    assert (samples["status"] == "ok").all()
+    assert (samples["n_events_qc"] <= samples["n_events"]).all()
+    nkb, tmem = samples[samples["tube"] == "nkb"], samples[samples["tube"] == "tmem"]
+    assert nkb["lymphosum_pct"].between(85, 115).all() and tmem["lymphosum_pct"].isna().all()
+    assert tmem["cd4_cd8_vs_cd3_pct"].between(80, 110).all()
+
+
+def test_gatingml_run_info_and_anndata(results):
+    from cytokit.gatingml import read_gatingml
+
+    for folder in sorted((results / "samples").iterdir()):
+        doc = read_gatingml(folder / "gates.xml")
+        assert len(doc.nodes) >= 5
+    info = json.loads((results / "run_info.json").read_text())
+    assert info["status"] == "complete" and info["n_ok"] == 8
+    assert set(info["tubes"]) == {"tmem", "nkb"} and len(info["tubes"]["tmem"]["strategy_hash"]) == 64
+    assert "logicle" in info["tubes"]["tmem"]["transforms"]
+    assert info["tubes"]["nkb"]["reagents"]["CD56"] == "APC"
+    anndata = pytest.importorskip("anndata")
+    adata = anndata.read_h5ad(results / "events_tmem.h5ad")
+    assert adata.n_obs == 4 * 300 and "CD4" in list(adata.var_names)
+    assert set(adata.obs["sample_id"]) == {"P001_W0_tmem", "P001_W12_tmem", "P002_W0_tmem", "P002_W12_tmem"}
+    assert "CD4 T" in set(adata.obs["population"]) or "Naive CD4" in set(adata.obs["population"])
+
+
+def test_load_gated_events_matches_the_tables(results):
+    pops = pd.read_parquet(results / "populations.parquet").set_index(["sample_id", "population"])
+    for sid, population in (("P001_W0_tmem", "CD4 T"), ("P002_W12_nkb", "NK cells")):
+        events, markers = load_gated_events(results, sid, population)
+        assert events.dtype == np.float32 and events.shape == (pops.at[(sid, population), "count"], len(markers))
+        assert "CD3" in markers
+        cd3 = events[:, markers.index("CD3")]
+        assert np.nanmax(cd3) < 1.5  # transformed (logicle) scale, not linear
+
+
+def test_too_few_events_fails_only_that_sample(trial, tmp_path):
+    folder = tmp_path / "fcs"
+    folder.mkdir()
+    for name in ("P001_W0_tmem.fcs", "P002_W0_tmem.fcs"):
+        shutil.copy(trial / "fcs" / name, folder / name)
+    config = adhoc_pipeline(folder, "il2_trial", "tmem", tube="tmem", qc={"min_events": 100_000})
+    summary = run(config, tmp_path / "out", jobs=1)
+    assert summary.failed == 2 and all("qc.min_events" in e for e in summary.failures.values())
+
+
+def test_cli_adhoc_folder(trial, tmp_path, capsys):
+    folder = tmp_path / "fcs"
+    folder.mkdir()
+    for name in ("P001_W0_tmem.fcs", "P002_W12_tmem.fcs"):
+        shutil.copy(trial / "fcs" / name, folder / name)
+    out = tmp_path / "out"
+    code = cli_main(["run", "--input", str(folder), "--panel", "il2_trial", "--strategy", "tmem", "--tube", "tmem",
+                     "--out", str(out), "-j", "1"])
+    assert code == 0, capsys.readouterr().err
+    pops = pd.read_csv(out / "populations.csv")
+    assert set(pops["sample_id"]) == {"P001_W0_tmem", "P002_W12_tmem"}
+    assert pops["abs_count_per_uL"].isna().all()  # no clinical table, no beads: no absolute counts
+    assert sorted(p.name for p in folder.iterdir()) == ["P001_W0_tmem.fcs", "P002_W12_tmem.fcs"]  # input untouched
+    assert cli_main(["run", "--input", str(folder), "--out", str(out)]) == 2  # --panel/--strategy missing
