@@ -20,3 +20,14 @@ def test_mouse_strategy_matches_expert_labels(shared_data):
         m = result.masks[name]
         f1 = 2 * (m & truth).sum() / (m.sum() + truth.sum())
         assert f1 > 0.88, (name, f1)
+
+
+def test_flowjo_workspace_applies_as_a_fixed_strategy(shared_data):
+    base = shared_data / "flowsom_68983"
+    strategy = load_strategy(base / "gating.wsp")
+    result = strategy.apply(read_fcs(base / "68983.fcs"))
+    flowjo = pd.read_csv(base / "gating_wsp_flowjo_counts.csv").set_index("gate_name")["flowjo_count"]
+    by = result.populations.set_index("population")
+    for name in ("Singlets", "T cells", "CD4 T cells", "CD8 T cells", "B cells", "NK cells"):
+        assert abs(by.loc[name, "count"] - flowjo[name]) <= max(3, 0.002 * flowjo[name]), name
+    assert (result.populations.method.isin(["fixed", "boolean"])).all()

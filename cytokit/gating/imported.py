@@ -21,13 +21,19 @@ from .strategy import Strategy
 
 
 def _read_document(path: Path, sample_id: str | None) -> Any:
+    """The gate hierarchy of a Gating-ML file, or of one sample of a FlowJo workspace (``sample_id``:
+    id, name, FCS file name or $FIL; default: the first sample that has gates)."""
     if path.suffix.lower() == ".wsp":
-        try:
-            from ..flowjo import read_workspace  # type: ignore[attr-defined]
-        except ImportError:
-            raise ConfigError("FlowJo workspaces cannot be read by this installation "
-                              "(cytokit.flowjo.read_workspace is missing)", path=path) from None
-        return read_workspace(path, sample_id=sample_id) if sample_id else read_workspace(path)
+        from ..flowjo import read_workspace
+
+        ws = read_workspace(path)
+        if sample_id is not None:
+            chosen = ws.sample(sample_id)
+        else:
+            chosen = next((s for s in ws.samples if s.document is not None), None)
+        if chosen is None or chosen.document is None:
+            raise ConfigError("the workspace has no sample with gates", path=path)
+        return chosen.document
     from ..gatingml import read_gatingml
 
     return read_gatingml(path)
