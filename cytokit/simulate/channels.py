@@ -13,6 +13,8 @@ Contract
 """
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -22,7 +24,7 @@ SCATTER: tuple[str, ...] = ("FSC-A", "FSC-H", "SSC-A")
 TIME = "Time"
 
 #: tube -> ordered (marker, fluorochrome) of its fluorescence channels
-TUBES: Mapping[str, tuple[tuple[str, str], ...]] = {
+TUBES: Mapping[str, tuple[tuple[str, str], ...]] = MappingProxyType({
     "tmem": (
         ("CD45RA", "FITC"), ("CD62L", "PE"), ("CD3", "PerCP-Cy5.5"), ("CD4", "PE-Cy7"),
         ("CD8", "APC-H7"), ("CD28", "APC"), ("CD25", "BV421"), ("CD127", "BV605"),
@@ -30,7 +32,7 @@ TUBES: Mapping[str, tuple[tuple[str, str], ...]] = {
     "nkb": (
         ("CD3", "FITC"), ("CD16", "PE"), ("CD45", "PerCP-Cy5.5"), ("CD19", "PE-Cy7"), ("CD56", "APC"),
     ),
-}
+})
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class ChannelStyle:
     pns_with_fluorochrome: bool   # $PnS "CD4 PE-Cy7" (True) or "CD4" (False)
 
 
-STYLES: Mapping[str, ChannelStyle] = {
+STYLES: Mapping[str, ChannelStyle] = MappingProxyType({
     "bd": ChannelStyle(
         "bd",
         {"FITC": "FITC-A", "PE": "PE-A", "PerCP-Cy5.5": "PerCP-Cy5-5-A", "PE-Cy7": "PE-Cy7-A",
@@ -55,10 +57,10 @@ STYLES: Mapping[str, ChannelStyle] = {
          "APC-H7": "RL3-A", "BV421": "VL1-A", "BV605": "VL3-A"},
         pns_with_fluorochrome=False,
     ),
-}
+})
 
 #: spillover fraction of a fluorochrome (key) into other fluorochromes' detectors at reference gains
-REFERENCE_SPILLOVER: Mapping[str, Mapping[str, float]] = {
+REFERENCE_SPILLOVER: Mapping[str, Mapping[str, float]] = MappingProxyType({
     "FITC": {"PE": 0.18, "PerCP-Cy5.5": 0.03, "PE-Cy7": 0.005, "BV605": 0.004},
     "PE": {"FITC": 0.015, "PerCP-Cy5.5": 0.12, "PE-Cy7": 0.03, "BV605": 0.02},
     "PerCP-Cy5.5": {"PE": 0.005, "PE-Cy7": 0.20, "APC-H7": 0.04, "APC": 0.02},
@@ -67,7 +69,7 @@ REFERENCE_SPILLOVER: Mapping[str, Mapping[str, float]] = {
     "APC": {"PerCP-Cy5.5": 0.01, "PE-Cy7": 0.005, "APC-H7": 0.12},
     "BV421": {"FITC": 0.02, "BV605": 0.03},
     "BV605": {"PE": 0.06, "PerCP-Cy5.5": 0.02, "PE-Cy7": 0.005, "BV421": 0.005},
-}
+})
 
 
 def tube_markers(tube: str) -> tuple[str, ...]:

@@ -20,6 +20,8 @@ during a clog, when signals also dim.
 """
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -29,7 +31,7 @@ from .channels import TUBES, spillover_matrix, tube_fluorochromes
 from .config import AcquisitionConfig, InstrumentConfig
 from .phenotypes import AUTOFLUORESCENCE, BEAD_LEVEL, CELL_TYPES, MARKER_LEVELS, tube_leaves
 
-FLAG_BITS: Mapping[str, int] = {"clog": 1, "saturated": 2}
+FLAG_BITS: Mapping[str, int] = MappingProxyType({"clog": 1, "saturated": 2})
 _NEG, _LOGNORMAL, _CONT, _BEAD = 0, 1, 2, 3
 _COMPOSITE = ("doublet_debris", "doublet_cells", "aggregate")
 

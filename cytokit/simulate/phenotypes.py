@@ -22,6 +22,8 @@ variation, spillover and detector noise). A state is ``neg`` (autofluorescence o
 """
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Mapping
@@ -31,22 +33,22 @@ import pandas as pd
 from .channels import TUBES
 
 #: cell type -> FSC-A median, FSC-A log-sd, SSC-A median, SSC-A log-sd, autofluorescence (linear units)
-CELL_TYPES: Mapping[str, tuple[float, float, float, float, float]] = {
+CELL_TYPES: Mapping[str, tuple[float, float, float, float, float]] = MappingProxyType({
     "lymphocyte": (55000.0, 0.09, 14000.0, 0.18, 150.0),
     "monocyte": (92000.0, 0.10, 42000.0, 0.20, 500.0),
     "granulocyte": (105000.0, 0.10, 115000.0, 0.17, 700.0),
     "debris": (14000.0, 0.50, 7000.0, 0.60, 60.0),
     "bead": (22000.0, 0.05, 35000.0, 0.08, 0.0),
-}
+})
 
 #: relative autofluorescence seen in each fluorochrome's detector
-AUTOFLUORESCENCE: Mapping[str, float] = {
+AUTOFLUORESCENCE: Mapping[str, float] = MappingProxyType({
     "FITC": 1.0, "PE": 0.7, "PerCP-Cy5.5": 0.5, "PE-Cy7": 0.3, "APC-H7": 0.15, "APC": 0.2,
     "BV421": 0.8, "BV605": 0.5,
-}
+})
 
 #: marker -> state -> (median, log-sd) or ("cont", low, high); linear units at reference gain
-MARKER_LEVELS: Mapping[str, Mapping[str, tuple]] = {
+MARKER_LEVELS: Mapping[str, Mapping[str, tuple]] = MappingProxyType({
     "CD45RA": {"pos": (12000.0, 0.35), "dim": (2500.0, 0.5)},
     "CD62L": {"pos": (3500.0, 0.55), "dim": (1200.0, 0.5)},
     "CD3": {"pos": (9000.0, 0.30)},
@@ -59,11 +61,11 @@ MARKER_LEVELS: Mapping[str, Mapping[str, tuple]] = {
     "CD45": {"dim": (6000.0, 0.30), "pos": (22000.0, 0.25), "bright": (40000.0, 0.20)},
     "CD19": {"pos": (12000.0, 0.35)},
     "CD56": {"dim": (2500.0, 0.45), "bright": (22000.0, 0.30)},
-}
+})
 BEAD_LEVEL = (60000.0, 0.05)  # counting beads: bright in every fluorescence channel
 
 #: tube -> ordered (population, parent); parent "" = all events
-HIERARCHY: Mapping[str, tuple[tuple[str, str], ...]] = {
+HIERARCHY: Mapping[str, tuple[tuple[str, str], ...]] = MappingProxyType({
     "tmem": (
         ("Lymphocytes", ""), ("Singlets", "Lymphocytes"), ("T cells", "Singlets"), ("CD4 T", "T cells"),
         ("CD8 T", "T cells"), ("Naive CD4", "CD4 T"), ("Memory CD4", "CD4 T"), ("CM CD4", "CD4 T"),
@@ -74,7 +76,7 @@ HIERARCHY: Mapping[str, tuple[tuple[str, str], ...]] = {
         ("Lymphocytes", ""), ("Singlets", "Lymphocytes"), ("T cells", "Singlets"), ("NK cells", "Singlets"),
         ("CD56bright NK", "NK cells"), ("CD56dim NK", "NK cells"), ("B cells", "Singlets"), ("Beads", ""),
     ),
-}
+})
 
 LYMPH = ("Lymphocytes", "Singlets")
 
