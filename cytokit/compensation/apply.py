@@ -39,6 +39,8 @@ def already_compensated(sample: Sample) -> str | None:
     """Why the sample's events are already compensated, or None when they are not."""
     if sample.compensated:
         return "Sample.compensated is set"
+    if str(sample.metadata.get("cytokit_compensated", "")).strip():
+        return f"the file was written compensated by cytokit ({sample.metadata['cytokit_compensated']})"
     for note in sample.provenance:
         if str(note).lower().startswith("compensated"):
             return f"provenance says {note!r}"

@@ -1,0 +1,54 @@
+"""``cytokit compensate estimate|show|apply``."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from cytokit.cli.main import main
+from cytokit.compensation import read_matrix
+
+
+def test_estimate_show_and_refuse_overwrite(shared_data, tmp_path, capsys):
+    d = shared_data / "compensation" / "flowcore_calibur"
+    files = sorted(str(p) for p in (d / "data").iterdir())
+    out = tmp_path / "matrix.csv"
+    argv = ["compensate", "estimate", *files, "--match", str(d / "comp_match"), "--channels",
+            "FL1-H,FL2-H,FL3-H,FL4-H", "--out", str(out), "--report", str(tmp_path / "controls.csv")]
+    assert main(argv) == 0
+    est = read_matrix(out)
+    ref = read_matrix(d / "compmatrix")
+    assert np.max(np.abs(est.reorder(ref.channels).values - ref.values)) < 0.02
+    table = pd.read_csv(tmp_path / "controls.csv")
+    assert sorted(table["channel"]) == ["FL1-H", "FL2-H", "FL3-H", "FL4-H"]
+    before = out.read_bytes()
+    assert main(argv) == 2  # exists, no --force
+    assert "use --force" in capsys.readouterr().err
+    assert out.read_bytes() == before
+    assert main(["compensate", "show", str(out)]) == 0
+    assert "FL3-H" in capsys.readouterr().out
+
+
+def test_apply_writes_compensated_copy_once(shared_data, tmp_path, capsys):
+    from cytokit.compensation import compensate
+    from cytokit.fcs import read_fcs
+
+    src = shared_data / "gatingml2" / "FCSFiles" / "data2.fcs"
+    assert main(["compensate", "apply", str(src), "--out", str(tmp_path)]) == 0
+    written = tmp_path / "data2_comp.fcs"
+    back = read_fcs(written)
+    expected = compensate(read_fcs(src))
+    fl = list(expected.channels.loc[expected.channels["kind"] == "fluorescence", "pnn"])
+    np.testing.assert_allclose(back.columns(fl), expected.columns(fl), rtol=1e-6, atol=1e-3)
+    # the copy is marked: applying again skips it instead of compensating twice
+    assert main(["compensate", "apply", str(written), "--out", str(tmp_path / "again")]) == 0
+    assert "already compensated" in capsys.readouterr().out
+    assert not (tmp_path / "again" / "data2_comp_comp.fcs").exists()
+
+
+def test_bad_match_table(tmp_path, shared_data, capsys):
+    bad = tmp_path / "match.csv"
+    bad.write_text("x,y\n1,2\n")
+    d = shared_data / "compensation" / "flowcore_calibur"
+    rc = main(["compensate", "estimate", str(d / "data" / "060909.002"), "--match", str(bad), "--out",
+               str(tmp_path / "m.csv")])
+    assert rc == 2 and "needs a 'name'" in capsys.readouterr().err
