@@ -13,10 +13,9 @@ Contract
 """
 from __future__ import annotations
 
-from types import MappingProxyType
-
 from dataclasses import dataclass
 from typing import Mapping
+from types import MappingProxyType
 
 import numpy as np
 

@@ -20,10 +20,9 @@ during a clog, when signals also dim.
 """
 from __future__ import annotations
 
-from types import MappingProxyType
-
 from dataclasses import dataclass
 from typing import Mapping
+from types import MappingProxyType
 
 import numpy as np
 

@@ -22,11 +22,10 @@ variation, spillover and detector noise). A state is ``neg`` (autofluorescence o
 """
 from __future__ import annotations
 
-from types import MappingProxyType
-
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Mapping
+from types import MappingProxyType
 
 import pandas as pd
 
