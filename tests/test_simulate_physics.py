@@ -158,3 +158,38 @@ def test_files_vary_so_a_static_scatter_gate_is_worse_than_per_file_gates(tmp_pa
         med.append(np.median(_compensate(s)[cd4t, 3]))
     spread = np.std(np.log(med))
     assert 0.03 < spread < 0.6
+
+
+def test_event_kernel_invariants_for_any_seed_size_and_tube() -> None:
+    from hypothesis import given, settings, strategies as st
+
+    from cytokit.simulate.courses import draw_patient, visit_state
+    from cytokit.simulate.phenotypes import tube_leaves
+    from cytokit.simulate.events import simulate_events
+    from cytokit.simulate.trial import event_leaf_probs
+
+    cfg = SimulationConfig()
+
+    @settings(max_examples=15, deadline=None)
+    @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 3000), tube=st.sampled_from(["tmem", "nkb"]),
+           inst=st.sampled_from([0, 1]), arm=st.sampled_from(["IL-2", "control"]), week=st.integers(0, 100))
+    def check(seed, n, tube, inst, arm, week):
+        rng = np.random.default_rng(seed)
+        state = visit_state(draw_patient("P", 0, arm, cfg.course, rng), week, cfg.course)
+        probs = event_leaf_probs(state, tube, cfg, beads=tube == "nkb")
+        assert sum(probs.values()) == pytest.approx(1.0)
+        sim = simulate_events(tube, n, probs, instrument=cfg.instruments[inst], acquisition=cfg.acquisition,
+                              rng=rng)
+        assert sim.events.shape == (n, 3 + len(TUBES[tube]) + 1) and sim.events.dtype == np.float32
+        assert np.isfinite(sim.events).all() and sim.events[:, :-1].max() <= 262143.0
+        assert (sim.events[:, :3] >= 0).all() and (np.diff(sim.events[:, -1]) >= 0).all()
+        assert set(np.unique(sim.labels)) <= {lf.code for lf in tube_leaves(tube)}
+        assert set(np.unique(sim.flags)) <= {0, 1, 2, 3}
+        if sim.clog is None:
+            assert not (sim.flags & FLAG_BITS["clog"]).any()
+        else:
+            t = sim.events[:, -1].astype(float) * cfg.acquisition.time_step_s
+            inside = (t >= sim.clog[0] - 1e-3) & (t < sim.clog[1] + 1e-3)
+            assert not ((sim.flags & FLAG_BITS["clog"]) > 0)[~inside].any()
+
+    check()
