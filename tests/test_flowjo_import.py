@@ -93,8 +93,8 @@ def test_workspace_errors(tmp_path: Path, shared_data: Path) -> None:
         read_workspace(bad)
     assert str(bad) in str(info.value)
     old = tmp_path / "old.wsp"
-    old.write_text("<Workspace flowJoVersion='9.2'/>")
-    with pytest.raises(GatingError, match="only FlowJo 10"):
+    old.write_text("<Workspace flowJoVersion='8.7'/>")
+    with pytest.raises(GatingError, match="only FlowJo 9 and 10"):
         read_workspace(old)
     ws = read_workspace(shared_data / "flowsom_68983" / "gating.wsp")
     with pytest.raises(GatingError, match="no sample 'other.fcs'"):

@@ -1,4 +1,4 @@
-"""Read FlowJo 10 workspaces (``.wsp``) into :class:`~cytokit.flowjo.model.FlowJoWorkspace`.
+"""Read FlowJo 10 workspaces (``.wsp``; FlowJo 9 XML is handed to :mod:`cytokit.flowjo.flowjo9`) into :class:`~cytokit.flowjo.model.FlowJoWorkspace`.
 
 Supported: per-sample spillover matrices (``Comp-`` prefixed dimensions), per-parameter transforms
 (linear, log, logicle, fasinh, biex), rectangle, polygon and ellipse gates (FlowJo quadrants are stored
@@ -48,9 +48,13 @@ def read_workspace(source: str | Path | bytes) -> FlowJoWorkspace:
         major = int(version.split(".")[0])
     except ValueError:
         major = 0
+    if major == 9:
+        from .flowjo9 import read_flowjo9
+
+        return read_flowjo9(source)
     if major < 10:
-        raise GatingError(f"FlowJo version {version or 'unknown'} workspace: only FlowJo 10 workspaces are "
-                          "supported by read_workspace", path=path)
+        raise GatingError(f"FlowJo version {version or 'unknown'} workspace: only FlowJo 9 and 10 workspaces are "
+                          "supported", path=path)
     groups: dict[str, tuple[str, ...]] = {}
     for gnode in root.iter():
         if local(gnode) == "GroupNode":

@@ -121,5 +121,30 @@ class FlowJoLog:
         return {"offset": self.offset, "decades": self.decades}
 
 
+@dataclass(frozen=True)
+class FlowJoTable:
+    """A FlowJo 9 calibration table: ``values[i]`` is the linear value of display channel ``i``."""
+
+    values: tuple[float, ...] = ()
+    name: str = field(default="flowjo_table", init=False)
+
+    def __post_init__(self) -> None:
+        v = np.asarray(self.values, dtype=np.float64)
+        if v.ndim != 1 or len(v) < 2 or np.any(np.diff(v) <= 0):
+            raise TransformError("FlowJo calibration table must hold at least 2 increasing values")
+        object.__setattr__(self, "_v", v)
+        object.__setattr__(self, "_c", np.arange(len(v), dtype=np.float64))
+
+    def forward(self, x: Any) -> np.ndarray:
+        return np.interp(np.asarray(x, dtype=np.float64), self._v, self._c)  # type: ignore[attr-defined]
+
+    def inverse(self, y: Any) -> np.ndarray:
+        return np.interp(np.asarray(y, dtype=np.float64), self._c, self._v)  # type: ignore[attr-defined]
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"values": self.values}
+
+
 #: FlowJo-only scales by TransformSpec kind.
-FLOWJO_SCALES = {"flowjo_biex": FlowJoBiex, "flowjo_log": FlowJoLog}
+FLOWJO_SCALES = {"flowjo_biex": FlowJoBiex, "flowjo_log": FlowJoLog, "flowjo_table": FlowJoTable}
