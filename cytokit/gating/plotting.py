@@ -74,6 +74,9 @@ def plot_population(result: "GatingResult", name: str, *, ax: "Axes | None" = No
         rows = rows[:: int(np.ceil(rows.size / max_points))]
     fig, ax = _new_axes(ax)
     dims = spec.dims
+    any_of = tuple(spec.params.get("any_of", ()))
+    if len(any_of) == 2:  # show the OR-ed pair (e.g. CD56 vs CD16 for NK cells)
+        dims = any_of
     count = int(result.state.masks[name].sum())
     pcount = int(parent.sum()) if parent is not None else result.sample.n_events
     title = f"{name}: {100.0 * count / pcount if pcount else float('nan'):.1f}% of {spec.parent or 'all'}"
@@ -88,7 +91,7 @@ def plot_population(result: "GatingResult", name: str, *, ax: "Axes | None" = No
 
     X = result.sample.columns(dims[:2])[rows]
     if len(dims) == 1:
-        ax.hist(X[:, 0], bins=256, color="0.4", histtype="stepfilled")
+        ax.hist(X[:, 0], bins=int(np.clip(X.shape[0] // 20, 32, 256)), color="0.4", histtype="stepfilled")
         ax.set_xlabel(dims[0])
         ax.set_ylabel("events")
         g = fit.gate

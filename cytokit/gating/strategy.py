@@ -10,6 +10,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from ..definitions import resolve_definition
 from ..errors import ConfigError, GatingError
 from ..io_utils import atomic_write_text
@@ -80,8 +82,9 @@ class Strategy:
                 p.update(method=method, dims=dims, params=new_params)
         try:
             self.definition = StrategyDefinition.model_validate(data)
-        except Exception as exc:  # pydantic ValidationError -> one clear message
-            raise ConfigError(f"strategy {self.name!r}, population {name!r}: {exc}", path=self.path) from None
+        except ValidationError as exc:
+            msgs = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ConfigError(f"strategy {self.name!r}, population {name!r}: {msgs}", path=self.path) from None
         return self
 
     def refit(self, result: GatingResult, name: str, **params: Any) -> GatingResult:

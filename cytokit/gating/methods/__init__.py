@@ -6,6 +6,7 @@ function and add one :class:`GateMethod` line below.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -71,9 +72,11 @@ def fit_gate(method: str, X: np.ndarray, params: dict[str, Any] | MethodParams |
         msgs = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors())
         raise GatingError(f"gate {gate_id!r}: invalid parameters for {method!r}: {msgs}") from None
     try:
-        return m.fit(X, p, dims=dims, gate_id=gate_id)
+        fit = m.fit(X, p, dims=dims, gate_id=gate_id)
     except (ValueError, np.linalg.LinAlgError) as exc:
         raise GatingError(f"gate {gate_id!r}: cannot fit {method!r}: {exc}") from None
+    # every fit records the parameters that produced it (validated, defaults filled in)
+    return dataclasses.replace(fit, info={**fit.info, "gate_method": method, "params": p.model_dump(mode="json")})
 
 
 __all__ = ["GATE_METHODS", "FitResult", "GateMethod", "MethodParams", "ThresholdParams", "fit_gate",
