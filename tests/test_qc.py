@@ -201,3 +201,19 @@ def test_real_file_qc_runs(shared_data):
     res = run_qc(s)
     assert res.keep.shape == (s.n_events,)
     assert res.removed_fraction < 0.2, res.table()
+
+
+def test_non_monotonic_time_skips_flow_rate(tmp_path, rng):
+    ev = _events(_acquisition(30_000, rng), rng)
+    ev[15_000:, 5] -= ev[15_000, 5]  # the clock restarts mid-acquisition
+    res = run_qc(_sample(tmp_path, ev))
+    assert "time_not_monotonic" in res.flags and res.removed["flow_rate"] == 0
+    assert "not monotonic" in res.details["flow_rate"]
+
+
+def test_automatic_bin_size(tmp_path, rng):
+    ev = _events(_acquisition(30_000, rng), rng)
+    auto = run_qc(_sample(tmp_path, ev))
+    assert auto.details["flow_rate"].endswith("/100 time bins")  # 30k events -> 300 per bin
+    fixed = run_qc(_sample(tmp_path, ev, "f.fcs"), QCParams(events_per_bin=1000))
+    assert fixed.details["flow_rate"].endswith("/30 time bins")
