@@ -11,7 +11,8 @@ For each single-stain control (primary detector ``i``):
    99th percentile − median, linear units) the smoothed histogram's most prominent peak above the
    unstained 99.9th percentile is the positive mode; events from the valley between the negative and
    positive modes up to the control's 99.9th percentile (saturated events excluded) are positive.
-   With no distinct positive peak (a dim smear, e.g. a viability dye), the brightest
+   With no distinct positive peak holding at least ``min_events`` events (a dim smear, e.g. a
+   viability dye), the brightest
    ``fallback_fraction`` (10 %) of the scatter-gated events are used.
 3. **Row of the matrix** — ``(median_pos − median_neg) / (median_pos[i] − median_neg[i])`` per detector
    (Bagwell & Adams median method), ``median_neg`` from the gated unstained control (or, without one,
@@ -173,7 +174,8 @@ class _Positive:
 
 
 def _positive_population(x: np.ndarray, neg_ref: np.ndarray | None, *, top: float | None, threshold_q: float,
-                         upper_q: float, smooth: float, bins: int, fallback_fraction: float) -> _Positive:
+                         upper_q: float, smooth: float, bins: int, fallback_fraction: float,
+                         min_events: int = 50) -> _Positive:
     ref = neg_ref if neg_ref is not None else x
     med = float(np.median(ref))
     cof = max(float(np.quantile(ref, 0.99)) - med, 1e-6 * max(1.0, abs(med)), 1e-9)
@@ -200,17 +202,18 @@ def _positive_population(x: np.ndarray, neg_ref: np.ndarray | None, *, top: floa
     if neg_ref is None:  # internal negative: the positive peak is any peak right of the highest one
         main = int(np.argmax(hs))
         above &= peaks > main
+    how = "brightest"
     if np.any(above):
         pk = int(peaks[above][np.argmax(prominence[above])])
         start = int(np.clip(np.searchsorted(centres, t_neg_med), 0, pk))
         seg = np.arange(start, pk + 1)
         valley = float(centres[seg[np.argmin(hs[seg])]])
         low = max(valley, thr)
-        how = "peak"
-    else:
+        if np.count_nonzero(finite & (t >= low) & (t <= upper)) >= min_events:
+            how = "peak"
+    if how == "brightest":
         low = float(np.quantile(tt, 1.0 - fallback_fraction))
         valley = low
-        how = "brightest"
     mask = finite & (t >= low) & (t <= upper)
     return _Positive(mask, float(cof * np.sinh(low)), float(cof * np.sinh(upper)), how, float(cof * np.sinh(valley)))
 
@@ -311,7 +314,7 @@ def fit_spillover(single_stains: Mapping[str, Sample] | Sequence[Sample], unstai
         top = _saturation_level(ev[:, i])
         pos = _positive_population(ev[:, i], None if neg_ev is None else neg_ev[:, i], top=top,
                                    threshold_q=threshold_q, upper_q=upper_q, smooth=smooth, bins=bins,
-                                   fallback_fraction=fallback_fraction)
+                                   fallback_fraction=fallback_fraction, min_events=min_events)
         n_pos = int(pos.mask.sum())
         if n_pos < min_events:
             raise CompensationError(
