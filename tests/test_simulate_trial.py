@@ -222,3 +222,11 @@ def test_bad_requests_raise_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="clog_duration_fraction"):
         load_config(None, acquisition={"clog_duration_fraction": (0.3, 0.9)})
     assert not (tmp_path / "x.fcs").exists()
+
+
+def test_overrides_merge_into_the_yaml_config(tmp_path: Path) -> None:
+    y = tmp_path / "s.yaml"
+    y.write_text("events: 1234\nacquisition:\n  clog_probability: 0.9\n  gain_cv: 0.2\n")
+    cfg = load_config(y, seed=5, acquisition={"gain_cv": 0.05})
+    assert (cfg.events, cfg.seed) == (1234, 5)
+    assert cfg.acquisition.clog_probability == 0.9 and cfg.acquisition.gain_cv == 0.05

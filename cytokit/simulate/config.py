@@ -227,8 +227,16 @@ def visit_week(visit: str) -> int:
     return int(visit[1:])
 
 
+def _merge(base: dict, changes: dict) -> dict:
+    """``base`` updated by ``changes``; nested dicts are merged key by key."""
+    out = dict(base)
+    for key, value in changes.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 def load_config(path: str | Path | None = None, **overrides: object) -> SimulationConfig:
-    """The config from a YAML file (or defaults), with top-level fields overridden (None = keep).
+    """The config from a YAML file (or defaults), with fields overridden (None = keep; dicts merge).
 
     Invalid settings raise :class:`~cytokit.errors.ConfigError` naming file, line and field.
     """
@@ -239,7 +247,7 @@ def load_config(path: str | Path | None = None, **overrides: object) -> Simulati
     if not changes:
         return base
     try:
-        return SimulationConfig.model_validate({**base.model_dump(), **changes})
+        return SimulationConfig.model_validate(_merge(base.model_dump(), changes))
     except ValidationError as exc:
         where = f" (base config {path})" if path else ""
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
