@@ -236,3 +236,52 @@ def test_metrics_on_known_labellings():
     assert f1_majority(true, split, ignore=["u"])[0] == 1.0
     with pytest.raises(ValueError):
         f1_matched(true, perfect[:-1])
+
+
+def test_gating_thresholds_from_stored_gates():
+    from cytokit.cluster.phenotype import thresholds_from_gates
+
+    table = PhenotypeTable.default()
+    records = []
+    for k, (t4, t25) in enumerate([(0.40, 0.30), (0.44, 0.34), (0.42, 0.32)]):
+        records += [
+            {"population": "CD4 T", "gate": {"type": "quadrant", "dims": ["CD4", "CD8"], "dividers": [t4, 0.5],
+                                              "signs": [1, -1]}},
+            {"population": "Treg", "gate": {"type": "quadrant", "dims": ["CD25", "CD127"],
+                                             "dividers": [t25 + 0.2, 0.45], "signs": [1, -1]}},
+            {"population": "CD25+ CD4", "gate": {"type": "rectangle", "dims": ["CD25"], "lower": [t25],
+                                                  "upper": [None]}},
+            {"population": "CD56dim NK", "gate": {"type": "rectangle", "dims": ["CD56"], "lower": [0.35],
+                                                   "upper": [0.7]}},
+            {"population": "Lymphocytes", "gate": {"type": "ellipsoid", "dims": ["FSC-A", "SSC-A"]}},
+        ]
+    thr = thresholds_from_gates(records, table)
+    assert thr["CD4"]["pos"] == pytest.approx(0.42) and thr["CD8"]["pos"] == 0.5
+    assert thr["CD25"]["pos"] == pytest.approx(0.32) and thr["CD25"]["hi"] == pytest.approx(0.52)
+    assert thr["CD127"]["hi"] == 0.45 and "pos" not in thr["CD127"]  # CD127lo: a high-threshold cut
+    assert thr["CD56"] == {"pos": 0.35, "hi": 0.7, "n": 6.0}
+    assert "FSC-A" not in thr
+    rng = np.random.default_rng(0)
+    X = rng.random((1000, 3))
+    X[:, 2] = np.r_[rng.normal(0.05, 0.02, 500), rng.normal(0.35, 0.02, 500)]  # CD127: valley near 0.2
+    est = estimate_thresholds(X, ["CD4", "CD25", "CD127"], given={"CD4": 0.6}, gating=thr)
+    assert est.pos["CD4"] == 0.6 and est.source["CD4"] == "given"
+    assert est.pos["CD25"] == pytest.approx(0.32) and est.hi["CD25"] == pytest.approx(0.52)
+    assert est.source["CD25"] == "gating" and est.hi["CD127"] == 0.45
+    assert est.source["CD127"].startswith("marker modes") and 0.1 < est.pos["CD127"] < 0.3
+
+
+def test_clusters_of_t_cells_are_named_only_after_t_cell_subsets():
+    table = PhenotypeTable.default()
+    sub, implied = table.within("T cells")
+    assert "NK cells" not in sub.names and "B cells" not in sub.names and "Naive CD4" in sub.names
+    assert [str(t) for g in implied for t in g] == ["CD3+"]
+    full, none = table.within("Lymphocytes")  # not in the table: every population is a candidate
+    assert len(full) == len(table) and none == ()
+    # a CD3-dim T-cell cluster (below a CD3 threshold fitted on other cells) is still a T-cell subset
+    from cytokit.cluster.phenotype import Thresholds, match_matrix, name_clusters
+
+    med = pd.DataFrame({"CD3": [0.3], "CD4": [0.7], "CD8": [0.2], "CD45RA": [0.7], "CD62L": [0.7]})
+    thr = Thresholds({m: 0.45 for m in med}, {m: 0.6 for m in med}, {})
+    names = name_clusters(match_matrix(med, sub, thr, implied), sub, list(med), implied)
+    assert names.iloc[0] == "Naive CD4"

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..errors import ClusterError
 from .model import ClusteringResult
 from .phenotype import UNASSIGNED, PhenotypeTable, Thresholds, match_matrix, name_clusters
 
@@ -72,7 +73,7 @@ def population_abundance(result: ClusteringResult, annotation: Annotation, *, le
     ``level="node"`` sums SOM nodes whose median matches (finer); ``"metacluster"`` sums metaclusters.
     """
     if level not in LEVELS:
-        raise ValueError(f"level must be one of {LEVELS}")
+        raise ClusterError(f"abundance level must be one of {LEVELS}, not {level!r}")
     if level == "node":
         counts, matches = result.node_counts(), annotation.node_matches
     else:

@@ -29,7 +29,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence, Union
+from typing import Any, Iterable, Iterator, Mapping, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -168,7 +168,7 @@ class PhenotypeTable:
             frontier = children
         return PhenotypeTable(e for e in self._entries if e.name in keep), root.groups
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[PopulationPhenotype]:
         return iter(self._entries)
 
     def __len__(self) -> int:
