@@ -16,7 +16,7 @@ even-odd rule; an ellipsoid holds points with Mahalanobis distance squared ``<= 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
 import numpy as np
