@@ -52,7 +52,7 @@ class DataSetText:
         return int(raw) if raw.isdigit() else 0
 
 
-def _read_text_segment(buf: bytes, start: int, header: FCSHeader, path: Path) -> tuple[list, list[str]]:
+def _read_text_segment(buf: bytes | memoryview, start: int, header: FCSHeader, path: Path) -> tuple[list, list[str]]:
     size = len(buf)
     tb, te = start + header.text_begin, start + header.text_end
     if header.text_begin == 0 and header.text_end == 0:
@@ -116,7 +116,7 @@ def _normalise(pairs: list[tuple[str, str]], path: Path) -> tuple[dict[str, str]
     return keywords, warnings
 
 
-def read_dataset_text(buf: bytes, start: int, path: Path) -> DataSetText:
+def read_dataset_text(buf: bytes | memoryview, start: int, path: Path) -> DataSetText:
     """HEADER and TEXT (plus supplementary TEXT, if any) of the data set starting at byte ``start``."""
     header = parse_header(buf, path=path, at=start)
     pairs, warnings = _read_text_segment(buf, start, header, path)
@@ -140,7 +140,7 @@ def read_dataset_text(buf: bytes, start: int, path: Path) -> DataSetText:
     return DataSetText(start, header, keywords, tuple(warnings))
 
 
-def list_datasets(buf: bytes, path: Path) -> tuple[list[DataSetText], list[str]]:
+def list_datasets(buf: bytes | memoryview, path: Path) -> tuple[list[DataSetText], list[str]]:
     """All data sets reachable through $NEXTDATA (the first must parse; later failures are warnings)."""
     first = read_dataset_text(buf, 0, path)
     sets, warnings, seen = [first], [], {0}
