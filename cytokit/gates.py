@@ -9,8 +9,11 @@ dataclasses; ``dims`` names the dimensions (markers or channel names) and ``cont
 transformed scale the gate was drawn on) and returns a boolean mask. Mapping a Sample to those coordinates
 is the caller's job (the gating engine, or the Gating-ML evaluator for files with their own transforms).
 
-Gating-ML semantics: rectangle bounds are ``min <= x < max`` (a missing bound is open); polygons use the
-even-odd rule; an ellipsoid holds points with Mahalanobis distance squared ``<= distance_square``.
+Gating-ML semantics (checked against the ISAC compliance suite): rectangle and quadrant bounds are
+``min <= x < max`` (a missing bound compares with -inf/+inf, so +inf and NaN fall in no range); polygons use
+the even-odd rule and include points on their edges; an ellipsoid holds points with Mahalanobis distance
+squared ``<= distance_square``. Coordinates are whatever scale the gate was drawn on (linear or
+transformed); the kernels never rescale.
 
 ``GATE_TYPES`` is the registry used by :func:`gate_from_dict` (round trip with ``Gate.to_dict``).
 """
