@@ -195,7 +195,8 @@ def test_every_builtin_strategy_loads_and_uses_architecture_names():
     from cytokit.definitions import list_builtins
 
     names = list_builtins("gating")
-    assert {"tmem", "nkb", "il2_trial_4colour", "mouse_lymphocytes"} <= set(names)
+    assert {"tmem", "nkb", "il2_trial_4colour_naive", "il2_trial_4colour_activation", "il2_trial_4colour_nkb",
+            "mouse_lymphocytes"} <= set(names)
     for n in names:
         assert load_strategy(n).definition.populations
     assert load_strategy("tmem").population_names == [
