@@ -84,8 +84,9 @@ def _write_file(path: Path, sim: SimulatedEvents, tube: str, instrument: Instrum
     }
     if date is not None:
         meta["$DATE"] = _fcs_date(date)
+    time_range = max(acq.range, int(np.ceil(float(sim.events[:, -1].max(initial=0.0)))) + 1)
     for i, name in enumerate(pnn, start=1):
-        meta[f"$P{i}R"] = str(acq.range)
+        meta[f"$P{i}R"] = str(time_range if name == "Time" else acq.range)
         meta[f"$P{i}G"] = "1"
         if i > 3 and name != "Time":
             meta[f"$P{i}V"] = f"{400 * sim.gains[i - 4]:.0f}"  # detector voltage tracks the file's gain
