@@ -69,3 +69,13 @@ def test_inspect_resolves_markers_with_a_panel(repo_root, capsys):
     assert markers["PE-Cy7-A"] == "CD4" and markers["FITC-A"] == "CD45RA"
     rc = main(["inspect", str(f), "--panel", "il2_trial", "--tube", "nkb", "--json"])
     assert rc == 1 and "CD56" in json.loads(capsys.readouterr().out)[0]["error"]
+
+
+def test_inspect_escapes_control_characters(tmp_path, capsys):
+    ev = np.ones((20, 1), np.float32)
+    f = write_fcs(tmp_path / "esc.fcs", ev, ["FSC-A"], ["\x1b[31mred\x1b[0m"], {"$CYT": "evil\x1b]0;title\x07"})
+    rc = main(["inspect", str(f)])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "\x1b" not in out and "\x07" not in out
+    assert "\\x1b[31mred" in out and "evil\\x1b]0;title\\x07" in out

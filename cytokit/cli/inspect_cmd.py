@@ -13,6 +13,11 @@ import typer
 from ..errors import CytokitError
 
 
+def _safe(text: Any) -> str:
+    """Untrusted FCS text for a terminal: control characters (ANSI escapes...) shown as escapes."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
 def _inspect_one(path: Path, dataset: int, panel: Optional[str], tube: Optional[str], qc: bool) -> dict[str, Any]:
     from ..fcs import read_fcs
     from ..fcs.summary import describe
@@ -37,22 +42,24 @@ def _inspect_one(path: Path, dataset: int, panel: Optional[str], tube: Optional[
 
 def _print_plain(info: dict[str, Any]) -> None:
     echo = typer.echo
-    echo(f"{info['file']}")
-    echo(f"  FCS {info['fcs_version']}, data set {info['dataset']}, instrument: {info['instrument'] or '-'}")
+    echo(_safe(info['file']))
+    echo(f"  FCS {info['fcs_version']}, data set {info['dataset']}, "
+         f"instrument: {_safe(info['instrument'] or '-')}")
     echo(f"  events: {info['n_events']}  channels: {info['n_channels']}")
     spill = (f"{info['spillover_keyword']} ({info['spillover_size']} channels)" if info["spillover_keyword"]
              else "none")
-    echo(f"  spillover: {spill}")
+    echo(f"  spillover: {_safe(spill)}")
     echo("  #   PnN                  PnS                       marker               kind          range")
     for i, ch in enumerate(info["channels"], start=1):
         rng = "" if ch["range"] is None else f"{ch['range']:g}"
-        echo(f"  {i:<3} {ch['pnn']:<20} {ch['pns']:<25} {ch['marker']:<20} {ch['kind']:<13} {rng}")
+        echo(f"  {i:<3} {_safe(ch['pnn']):<20} {_safe(ch['pns']):<25} {_safe(ch['marker']):<20} "
+             f"{ch['kind']:<13} {rng}")
     if "qc" in info:
         q = info["qc"]
         removed = ", ".join(f"{k} {v}" for k, v in q["removed"].items() if v) or "nothing"
         echo(f"  QC: kept {q['kept']}/{info['n_events']}; removed {removed}; flags: {';'.join(q['flags']) or '-'}")
     for w in info["warnings"]:
-        echo(f"  warning: {w}")
+        echo(f"  warning: {_safe(w)}")
 
 
 def _print_rich(info: dict[str, Any]) -> None:
@@ -60,25 +67,29 @@ def _print_rich(info: dict[str, Any]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    def _esc(text: Any) -> str:
+        return escape(_safe(text))
+
     console = Console()
     spill = (f"{info['spillover_keyword']} ({info['spillover_size']} channels)" if info["spillover_keyword"]
              else "none")
-    title = (f"{escape(info['file'])}\nFCS {info['fcs_version']} · data set {info['dataset']} · "
-             f"{escape(info['instrument'] or '-')} · {info['n_events']:,} events · spillover: {escape(spill)}")
+    title = (f"{_esc(info['file'])}\nFCS {info['fcs_version']} · data set {info['dataset']} · "
+             f"{_esc(info['instrument'] or '-')} · {info['n_events']:,} events · "
+             f"spillover: {_esc(spill)}")
     table = Table(title=title, title_justify="left")
     for col in ("#", "PnN", "PnS", "marker", "kind", "range"):
         table.add_column(col)
     for i, ch in enumerate(info["channels"], start=1):
-        table.add_row(str(i), escape(ch["pnn"]), escape(ch["pns"]), escape(ch["marker"]), ch["kind"],
+        table.add_row(str(i), _esc(ch["pnn"]), _esc(ch["pns"]), _esc(ch["marker"]), ch["kind"],
                       "" if ch["range"] is None else f"{ch['range']:g}")
     console.print(table)
     if "qc" in info:
         q = info["qc"]
         removed = ", ".join(f"{k} {v}" for k, v in q["removed"].items() if v) or "nothing"
-        console.print(f"QC: kept {q['kept']:,}/{info['n_events']:,}; removed {escape(removed)}; "
-                      f"flags: {escape(';'.join(q['flags']) or '-')}")
+        console.print(f"QC: kept {q['kept']:,}/{info['n_events']:,}; removed {_esc(removed)}; "
+                      f"flags: {_esc(';'.join(q['flags']) or '-')}")
     for w in info["warnings"]:
-        console.print(f"[yellow]warning:[/yellow] {escape(w)}")
+        console.print(f"[yellow]warning:[/yellow] {_esc(w)}")
 
 
 def register(app: typer.Typer) -> None:
@@ -101,7 +112,7 @@ def register(app: typer.Typer) -> None:
             except CytokitError as exc:
                 failed += 1
                 results.append({"file": str(path), "error": str(exc)})
-                typer.echo(f"error: {exc}", err=True)
+                typer.echo(f"error: {_safe(exc)}", err=True)
                 continue
             results.append(info)
             if not as_json:
