@@ -160,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\noverall automated: median {df.auto_err.median():.2f} pp, 95th pct {np.quantile(df.auto_err, 0.95):.2f} pp; "
           f"static template (non-template files): median {evaluated.static_err.median():.2f} pp, "
           f"95th pct {np.nanquantile(evaluated.static_err, 0.95):.2f} pp")
+    ev = evaluated.dropna(subset=["static_err"])
+    print(f"(file, population) pairs off by > 1 pp: automated {100 * (ev.auto_err > 1).mean():.1f}%, "
+          f"static template {100 * (ev.static_err > 1).mean():.1f}% (non-template files); "
+          f"worst: automated {ev.auto_err.max():.2f} pp, static {ev.static_err.max():.2f} pp")
     print("\nper-event F1\n" + f1_table.to_string())
     shared = Path(os.environ.get("CYTOKIT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
     mf = mouse_f1(shared)

@@ -204,3 +204,15 @@ def test_every_builtin_strategy_loads_and_uses_architecture_names():
         "TEMRA CD4", "CD28+ CD4", "CD25+ CD4", "Treg", "CD28+ CD8"]
     assert load_strategy("nkb").population_names == [
         "Lymphocytes", "Singlets", "T cells", "NK cells", "CD56bright NK", "CD56dim NK", "B cells", "Beads"]
+
+
+def test_imported_strategy_exports_its_own_document(shared_data, tmp_path):
+    from cytokit.gatingml import evaluate_document, read_gatingml
+
+    base = shared_data / "flowkit" / "gate_ref"
+    sample = read_fcs(base / "data1.fcs")
+    result = load_strategy(base / "gml" / "gml_all_gates.xml").apply(sample)
+    out = tmp_path / "again.xml"
+    result.to_gatingml(out)
+    masks = evaluate_document(read_gatingml(out), sample)
+    assert all((masks[k] == m).all() for k, m in result.masks.items())

@@ -79,7 +79,7 @@ def to_gatingml(result: "GatingResult", path: str | Path | None = None) -> str:
     from ..gatingml import gatingml_bytes
     from ..io_utils import atomic_write_bytes
 
-    data = gatingml_bytes(to_document(result))
+    data = gatingml_bytes(result.document if result.document is not None else to_document(result))
     if path is not None:
         atomic_write_bytes(path, data)
     return data.decode("utf-8")

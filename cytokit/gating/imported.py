@@ -84,7 +84,7 @@ class ImportedStrategy(Strategy):
             name = self._names[n.id]
             state.masks[name] = masks[n.id]
             state.fits[name] = FitResult(n.gate, (), {"fixed": True, "source": str(self.path)})
-        return GatingResult(sample, self.definition.model_copy(deep=True), (), state)
+        return GatingResult(sample, self.definition.model_copy(deep=True), (), state, document=self.document)
 
     def refit(self, result: GatingResult, name: str, **params: Any) -> GatingResult:
         raise ConfigError("an imported (fixed) strategy has nothing to refit; save it as YAML and edit the "

@@ -27,12 +27,14 @@ class GatingResult:
 
     ``sample`` is the prepared (compensated, transformed) Sample the gates were fitted on; ``definition``
     is a snapshot of the strategy that produced it; ``transforms`` the per-channel transforms applied.
+    ``document`` is the imported gate hierarchy for fixed strategies from Gating-ML/FlowJo (exported as is).
     """
 
     sample: Sample
     definition: StrategyDefinition
     transforms: tuple[ChannelTransform, ...]
     state: FitState
+    document: Any = None
 
     @property
     def populations(self) -> pd.DataFrame:
