@@ -220,3 +220,14 @@ def test_cli_bad_options_exit_2(tmp_path, capsys, args, message):
     rc = main(["cluster", str(tmp_path), *args])
     assert rc == 2
     assert message in capsys.readouterr().err
+
+
+def test_phenotypes_from_builtin_strategy_name_or_missing_file(tmp_path, stage):
+    _, _, _, loader = _store(tmp_path)
+    run = run_clustering(tmp_path, params=PARAMS, loader=loader, phenotypes="tmem", plots=False)
+    texts = dict(zip(run.annotation.table.names, (e.text for e in run.annotation.table)))
+    assert "CD4 T" in texts and "Lymphocytes" not in texts  # scatter-gate prose is not a phenotype
+    with pytest.raises(ClusterError, match="phenotype file not found"):
+        run_clustering(tmp_path, params=PARAMS, loader=loader, phenotypes=tmp_path / "nope.yaml", force=True)
+    with pytest.raises(ClusterError, match="no phenotype file or built-in"):
+        run_clustering(tmp_path, params=PARAMS, loader=loader, phenotypes="nonesuch", force=True)

@@ -32,9 +32,9 @@ def cluster(
     tube: Optional[str] = typer.Option(None, "--tube", help="Tube to use when the study has several."),
     seed: int = typer.Option(42, "--seed", help="Seed of subsampling and consensus resampling."),
     n_train: int = typer.Option(200_000, "--n-train", help="Training events in total (balanced per sample)."),
-    phenotypes: Optional[Path] = typer.Option(
-        None, "--phenotypes", help="Panel or strategy YAML with population phenotypes (default: the "
-        "run's strategy, else the built-in table)."),
+    phenotypes: Optional[str] = typer.Option(
+        None, "--phenotypes", help="Panel or strategy YAML (or built-in name) with population phenotypes "
+        "(default: the run's strategy, else the built-in table)."),
     thresholds: Optional[Path] = typer.Option(
         None, "--thresholds", help="YAML of marker thresholds on the transformed scale (default: from "
         "marker modes)."),

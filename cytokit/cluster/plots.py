@@ -10,6 +10,7 @@ Figures are built on :class:`matplotlib.figure.Figure` objects (no pyplot global
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -107,7 +108,11 @@ def plot_abundance(abundance: pd.DataFrame, path: str | Path, *, group_col: str 
     hue = group_col if group_col in df and df[group_col].notna().any() else None
     for ax, cl in zip(axes.ravel(), clusters):
         sub = df[df["cluster"] == cl]
-        sns.boxplot(data=sub, x="visit", y="pct", hue=hue, order=order_visits, ax=ax, fliersize=0, linewidth=0.8)
+        with warnings.catch_warnings():  # seaborn 0.13 passes matplotlib's deprecated 'vert' internally
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", PendingDeprecationWarning)
+            sns.boxplot(data=sub, x="visit", y="pct", hue=hue, order=order_visits, ax=ax, fliersize=0,
+                        linewidth=0.8)
         sns.stripplot(data=sub, x="visit", y="pct", hue=hue, order=order_visits, dodge=hue is not None, ax=ax,
                       size=2.5, palette="dark:k" if hue else None, color=None if hue else "k", legend=False)
         ax.set_title(cl, fontsize=9)

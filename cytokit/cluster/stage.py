@@ -168,7 +168,7 @@ def load_population_events(results_dir: str | Path, *, population: str, markers:
         meta = meta[meta["tube"].astype(str) == tube]
     elif "tube" in meta.columns and meta["tube"].nunique() > 1:
         raise ClusterError(f"samples come from tubes {sorted(meta['tube'].astype(str).unique())}; "
-                           "choose one (--tube)", path=results_dir)
+                           "choose one (--tube, or 'tube:' in the pipeline's clustering options)", path=results_dir)
     if meta.empty:
         raise ClusterError("no successfully processed samples to cluster"
                            + (f" in tube {tube!r}" if tube else ""), path=results_dir)
@@ -223,6 +223,23 @@ def _phenotypes_from_store(results_dir: Path, tube: str | None) -> PhenotypeTabl
     return None
 
 
+def _resolve_phenotype_source(spec: str | Path) -> Path:
+    """A YAML path, or the name of a built-in strategy (then panel) holding phenotypes."""
+    from ..definitions import resolve_definition
+
+    path = Path(spec)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ClusterError("phenotype file not found", path=path)
+        return path
+    for kind in ("gating", "panels"):
+        try:
+            return resolve_definition(str(spec), kind)
+        except CytokitError:
+            continue
+    raise ClusterError(f"no phenotype file or built-in strategy/panel named {str(spec)!r}")
+
+
 def stored_gate_records(results_dir: Path, sample_ids: Sequence[str]) -> list[dict]:
     """The concrete gates the pipeline stored for these samples (unreadable results are skipped)."""
     from ..io_utils import safe_name
@@ -254,7 +271,7 @@ def run_clustering(results_dir: str | Path, *, population: str = "T cells", mark
     samples, chosen, meta, skipped = load_population_events(results_dir, population=population, markers=markers,
                                                             tube=tube, loader=loader)
     if isinstance(phenotypes, (str, Path)):
-        table = load_phenotypes(phenotypes)
+        table = load_phenotypes(_resolve_phenotype_source(phenotypes))
     else:
         table = phenotypes or _phenotypes_from_store(results_dir, tube) or PhenotypeTable.default()
     gating = _read_store_table(results_dir, "populations", required=False)
