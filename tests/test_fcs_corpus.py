@@ -218,3 +218,22 @@ def test_channel_kinds_on_real_files(shared_data):
     assert kinds["Time"] == "time" and kinds["FSC-A"] == "scatter" and kinds["SSC-A"] == "scatter"
     assert sum(k == "fluorescence" for k in kinds.values()) >= 9
     assert spillover_keyword(s.metadata) == "SPILL"
+
+
+def test_large_file_offsets_in_text_only(shared_data):
+    """fake_large_fcs blanks the HEADER DATA offsets (as writers do above 99,999,999 bytes); the same
+    events as the Fortessa file it was made from must come from $BEGINDATA/$ENDDATA."""
+    fake = read_fcs(shared_data / "fcs_corpus/fcsparser/FlowCytometers/fake_large_fcs/fake_large_fcs.fcs")
+    orig = read_fcs(shared_data / "fcs_corpus/fcsparser/FlowCytometers/Fortessa/"
+                    "FCS_3.0_Fortessa_PBS_Specimen_001_A1_A01.fcs")
+    np.testing.assert_array_equal(fake.events, orig.events)
+    assert fake.warnings == ()
+
+
+def test_24bit_big_endian_integers(shared_data):
+    """Cytek xP5: 24-bit big-endian integers (FlowIO cannot read them); values stay inside $PnR."""
+    s = read_fcs(shared_data / "fcs_corpus/cytoflow_instruments/Cytek xP5.fcs")
+    assert set(s.channels["bits"]) == {24}
+    lin = (s.channels["log_decades"] == 0).to_numpy()
+    assert (s.events[:, lin] < s.channels["range"].to_numpy()[lin]).all()
+    assert np.median(s.column("FSC")) > 1000  # a scatter signal, not byte-shuffled noise
