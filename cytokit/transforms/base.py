@@ -58,8 +58,11 @@ class Transform:
 
 
 def _fmt(value: Any) -> str:
+    """Shortest exact text of a parameter: integral floats without '.0', others with repr()."""
     if isinstance(value, float):
-        return repr(float(value)) if not value.is_integer() else str(int(value)) if abs(value) < 1e15 else repr(value)
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        return repr(value)
     return repr(value) if isinstance(value, str) else str(value)
 
 
