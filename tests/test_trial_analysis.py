@@ -231,8 +231,8 @@ def test_missing_arm_and_bad_outcome_are_clear_errors():
         analyse(TrialInputs(pops, clin), TrialConfig(control_arm="placebo", **FAST))
     clin = clin.astype({"recall_antigen_responder": object})
     clin.loc[clin["visit"] == "W74", "recall_antigen_responder"] = "yes"
-    with pytest.raises(StatsError, match="recall_antigen_responder.*0/1.*yes"):
-        analyse(TrialInputs(pops, clin), TrialConfig(**FAST))
+    with pytest.raises(StatsError, match="site/clinical.csv: .*recall_antigen_responder.*0/1.*yes"):
+        analyse(TrialInputs(pops, clin, clinical_source="site/clinical.csv"), TrialConfig(**FAST))
 
 
 def test_separated_outcome_is_flagged_not_crashed():

@@ -185,7 +185,7 @@ def _baseline_clinical(clinical: pd.DataFrame, column: str, baseline: str, order
 
 
 def logistic_data(values: pd.DataFrame, clinical: pd.DataFrame, config: TrialConfig, outcome: str,
-                  visits: list[str]) -> pd.DataFrame:
+                  visits: list[str], source: str = "<clinical table>") -> pd.DataFrame:
     """One row per patient of the two arms: ``arm``, ``outcome`` (0/1) and the covariates."""
     lc = config.logistic
     arms = values.drop_duplicates("patient").set_index("patient")["arm"]
@@ -196,7 +196,7 @@ def logistic_data(values: pd.DataFrame, clinical: pd.DataFrame, config: TrialCon
     bad = raw.notna() & ~y.isin([0, 1])
     if bad.any():
         found = sorted({str(v) for v in raw[bad].tolist()})[:5]
-        raise StatsError(f"clinical outcome {outcome!r} must be 0/1; found {found}", path="clinical.csv")
+        raise StatsError(f"clinical outcome {outcome!r} must be 0/1; found {found}", path=source)
     data["outcome"] = y.reindex(data.index)
     for cov in lc.covariates:
         if cov == "baseline_cd4":
@@ -207,12 +207,12 @@ def logistic_data(values: pd.DataFrame, clinical: pd.DataFrame, config: TrialCon
         else:
             raise StatsError(f"logistic covariate {cov!r} is neither 'baseline_cd4' nor a clinical column "
                              f"({[c for c in clinical.columns if c not in ('patient', 'visit')]})",
-                             path="clinical.csv")
+                             path=source)
     return data.sort_index()
 
 
 def logistic_tests(values: pd.DataFrame, clinical: pd.DataFrame, config: TrialConfig,
-                   visits: list[str]) -> list[dict]:
+                   visits: list[str], source: str = "<clinical table>") -> list[dict]:
     """One row per outcome × model term (odds ratio per unit of the term, Wald 95 % CI and P)."""
     lc = config.logistic
     rows: list[dict] = []
@@ -220,7 +220,7 @@ def logistic_tests(values: pd.DataFrame, clinical: pd.DataFrame, config: TrialCo
         if clinical.empty or outcome not in clinical.columns:
             log.warning("clinical outcome %r not in the clinical table: logistic regression skipped", outcome)
             continue
-        data = logistic_data(values, clinical, config, outcome, visits)
+        data = logistic_data(values, clinical, config, outcome, visits, source)
         complete = data.dropna()
         dropped = len(data) - len(complete)
         X, notes = design_matrix(complete, treatment=config.treatment_arm, control=config.control_arm,
@@ -324,14 +324,15 @@ def sort_table(df: pd.DataFrame, visits: list[str], by: list[str]) -> pd.DataFra
 
 
 def run_tests(values: pd.DataFrame, flags: pd.DataFrame, patient_summaries: pd.DataFrame, clinical: pd.DataFrame,
-              config: TrialConfig, visits: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+              config: TrialConfig, visits: list[str], *,
+              clinical_source: str = "<clinical table>") -> tuple[pd.DataFrame, pd.DataFrame]:
     """(tests, responder rates) for the two configured arms; tests are multiplicity-adjusted and sorted."""
     values = _arm_values(values, config)
     flags = flags[flags["arm"].isin(config.arms)]
     rows = continuous_tests(values, patient_summaries, config, visits)
     rates, fisher_rows = responder_rates_and_tests(flags, config, visits)
     rows += fisher_rows
-    rows += logistic_tests(values, clinical, config, visits)
+    rows += logistic_tests(values, clinical, config, visits, clinical_source)
     rows += longitudinal_tests(values, config, visits)
     tests = pd.DataFrame(rows, columns=TEST_COLUMNS + ["_adjust"])
     tests = adjust(tests, config)

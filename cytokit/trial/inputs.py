@@ -32,6 +32,7 @@ class TrialInputs:
     clinical: pd.DataFrame = field(default_factory=pd.DataFrame)
     cycles: pd.DataFrame = field(default_factory=pd.DataFrame)
     source: str = "<memory>"
+    clinical_source: str = "<clinical table>"
 
 
 def _read(stem: Path, *, required: bool, error: type) -> pd.DataFrame | None:
@@ -133,7 +134,8 @@ def load_inputs(results_dir: str | Path) -> TrialInputs:
         populations=check_populations(pops, pops_src),
         clinical=check_clinical(clinical if clinical is not None else pd.DataFrame(), str(root / "clinical.csv")),
         cycles=cycles if cycles is not None else pd.DataFrame(),
-        source=str(root),
+        source=pops_src,
+        clinical_source=str(root / "clinical.csv"),
     )
 
 

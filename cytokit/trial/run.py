@@ -79,7 +79,7 @@ def analyse(inputs: TrialInputs, config: TrialConfig | None = None) -> TrialResu
     """Run the whole analysis in memory (no files written)."""
     config = config or TrialConfig()
     pops = check_populations(inputs.populations, inputs.source)
-    clinical = check_clinical(inputs.clinical, inputs.source)
+    clinical = check_clinical(inputs.clinical, inputs.clinical_source)
     visits = visit_order(pops)
     final = _final_visit(config, visits, config.final_visit, "trial.final_visit")
     resp_visit = _final_visit(config, visits, config.responders.visit or final, "trial.responders.visit")
@@ -87,7 +87,7 @@ def analyse(inputs: TrialInputs, config: TrialConfig | None = None) -> TrialResu
     flags = responder_flags(values, config)
     summ_p = patient_summaries(values, config, final)
     summaries = summarise(values[values["arm"].isin(config.arms)], summ_p, config, visits)
-    tests, rates = run_tests(values, flags, summ_p, clinical, config, visits)
+    tests, rates = run_tests(values, flags, summ_p, clinical, config, visits, clinical_source=inputs.clinical_source)
     headline = headline_table(summaries, tests, rates, config, final, resp_visit)
     base = baseline_table(values, flags, clinical, inputs.cycles, config)
     notes = [

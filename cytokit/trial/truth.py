@@ -51,7 +51,7 @@ def inputs_from_simulation(sim_dir: str | Path) -> TrialInputs:
     src = str(root / "truth" / "populations.csv")
     return TrialInputs(populations=check_populations(pops, src),
                        clinical=check_clinical(clinical, str(root / "clinical.csv")),
-                       cycles=cycles, source=src)
+                       cycles=cycles, source=src, clinical_source=str(root / "clinical.csv"))
 
 
 def designed_cd4(sim_dir: str | Path, *, baseline_visit: str = "W0", final_visit: str | None = None,
