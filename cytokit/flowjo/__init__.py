@@ -1,10 +1,11 @@
-"""FlowJo workspaces: read FlowJo 10 ``.wsp`` (and FlowJo 9 XML) into the neutral gate hierarchy, apply it,
+"""FlowJo workspaces: read FlowJo 10 ``.wsp`` (FlowJo 9 and FACSDiva XML too) into the neutral gate hierarchy, apply it,
 write FlowJo 10 workspaces."""
 from .model import FlowJoSample, FlowJoWorkspace
 from .apply import workspace_counts
+from .diva import read_diva
 from .flowjo9 import read_flowjo9
 from .reader import read_workspace
 from .writer import WorkspaceEntry, workspace_bytes, write_workspace
 
-__all__ = ["FlowJoSample", "FlowJoWorkspace", "WorkspaceEntry", "read_flowjo9", "read_workspace", "workspace_bytes",
+__all__ = ["FlowJoSample", "FlowJoWorkspace", "WorkspaceEntry", "read_diva", "read_flowjo9", "read_workspace", "workspace_bytes",
            "workspace_counts", "write_workspace"]

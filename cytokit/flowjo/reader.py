@@ -1,4 +1,5 @@
-"""Read FlowJo 10 workspaces (``.wsp``; FlowJo 9 XML is handed to :mod:`cytokit.flowjo.flowjo9`) into :class:`~cytokit.flowjo.model.FlowJoWorkspace`.
+"""Read FlowJo 10 workspaces (``.wsp``; FlowJo 9 XML is handed to :mod:`cytokit.flowjo.flowjo9`, FACSDiva
+XML exports to :mod:`cytokit.flowjo.diva`) into :class:`~cytokit.flowjo.model.FlowJoWorkspace`.
 
 Supported: per-sample spillover matrices (``Comp-`` prefixed dimensions), per-parameter transforms
 (linear, log, logicle, fasinh, biex), rectangle, polygon and ellipse gates (FlowJo quadrants are stored
@@ -39,8 +40,12 @@ DISPLAY_BINS = 256.0
 
 
 def read_workspace(source: str | Path | bytes) -> FlowJoWorkspace:
-    """Parse a FlowJo 10 workspace file (or its bytes)."""
+    """Parse a FlowJo 10 workspace file (or its bytes); FlowJo 9 and FACSDiva XML are recognised too."""
     root, path = parse_xml(source, what="FlowJo workspace")
+    if local(root) == "bdfacs":
+        from .diva import read_diva
+
+        return read_diva(source)
     if local(root) != "Workspace":
         raise GatingError(f"not a FlowJo workspace (root element is <{local(root)}>)", path=path)
     version = root.get("flowJoVersion") or root.get("version") or ""
