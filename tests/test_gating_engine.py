@@ -216,3 +216,10 @@ def test_imported_strategy_exports_its_own_document(shared_data, tmp_path):
     result.to_gatingml(out)
     masks = evaluate_document(read_gatingml(out), sample)
     assert all((masks[k] == m).all() for k, m in result.masks.items())
+
+
+def test_too_few_events_is_a_clear_error_naming_file_and_population(gated):
+    _, sample, _ = next(v for v in gated.values() if v[0].tube == "tmem")
+    tiny = sample.subset(slice(0, 30))
+    with pytest.raises(GatingError, match=r"P00\d_W\d+_tmem.fcs.*'Lymphocytes'.*too few"):
+        load_strategy("tmem").apply(tiny)

@@ -77,7 +77,10 @@ def fit_population(spec: PopulationSpec, sample: Sample, state: FitState) -> Non
     if X.shape[0] > FIT_EVENTS:
         pick = np.random.default_rng(0).choice(X.shape[0], size=FIT_EVENTS, replace=False, shuffle=False)
         fit_X = X[np.sort(pick)]
-    fit = fit_gate(spec.method, fit_X, spec.params, dims=spec.dims, gate_id=spec.name)
+    try:
+        fit = fit_gate(spec.method, fit_X, spec.params, dims=spec.dims, gate_id=spec.name)
+    except GatingError as exc:  # name the file too
+        raise GatingError(f"{exc} ({rows.size} parent events)", path=sample.path) from None
     if method.needs_masks:
         inside = evaluate_gate(fit.gate, sample, rows, fit.components, state.masks)
     elif isinstance(fit.gate, BooleanGate):
