@@ -231,3 +231,14 @@ def test_phenotypes_from_builtin_strategy_name_or_missing_file(tmp_path, stage):
         run_clustering(tmp_path, params=PARAMS, loader=loader, phenotypes=tmp_path / "nope.yaml", force=True)
     with pytest.raises(ClusterError, match="no phenotype file or built-in"):
         run_clustering(tmp_path, params=PARAMS, loader=loader, phenotypes="nonesuch", force=True)
+
+
+def test_progress_callback_sees_every_sample(tmp_path):
+    from cytokit.cluster import load_population_events
+
+    _, _, _, loader = _store(tmp_path)
+    calls = []
+    samples, markers, meta, skipped = load_population_events(
+        tmp_path, population="T cells", loader=loader, progress=lambda d, t, s: calls.append((d, t)))
+    assert calls[-1] == (9, 9) and [d for d, _ in calls] == list(range(1, 10))
+    assert len(samples) == 8 and list(skipped) == ["S99"] and markers == list(TCELL_MARKERS)

@@ -5,9 +5,11 @@ A thin layer: it builds validated :class:`~cytokit.cluster.ClusterParams` and ca
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Iterator, Optional
 
 import typer
 
@@ -19,6 +21,24 @@ def _split_markers(values: list[str] | None) -> list[str] | None:
         return None
     out = [m.strip() for v in values for m in v.split(",") if m.strip()]
     return out or None
+
+
+@contextlib.contextmanager
+def _progress_bar() -> Iterator[Callable[[int, int, str], None] | None]:
+    """A rich bar over sample loading on a terminal; nothing in CI / pipes (the library logs instead)."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("loading events"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  transient=True) as bar:
+        task = bar.add_task("load", total=None)
+
+        def update(done: int, total: int, sample_id: str) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
 
 
 def cluster(
@@ -53,10 +73,11 @@ def cluster(
     xdim, ydim = parse_grid(grid)
     params = make_params(xdim=xdim, ydim=ydim, n_metaclusters=metaclusters, seed=seed, n_train=n_train,
                          margin_pp=margin)
-    run = run_clustering(
-        results_dir, population=population, markers=_split_markers(markers), tube=tube, params=params,
-        phenotypes=phenotypes, thresholds=load_thresholds(thresholds) if thresholds else None,
-        level=level, plots=plots, force=force)
+    with _progress_bar() as progress:
+        run = run_clustering(
+            results_dir, population=population, markers=_split_markers(markers), tube=tube, params=params,
+            phenotypes=phenotypes, thresholds=load_thresholds(thresholds) if thresholds else None,
+            level=level, plots=plots, force=force, progress=progress)
     mc = run.tables["metaclusters"]
     typer.echo(f"{population}: {run.result.info['n_samples']} samples, {run.result.info['n_events']} events, "
                f"{len(mc)} metaclusters on {', '.join(run.result.markers)}")

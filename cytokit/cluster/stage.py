@@ -52,6 +52,8 @@ NON_MARKERS = ("FSC-A", "FSC-H", "FSC-W", "SSC-A", "SSC-H", "SSC-W", "Time")
 OUTPUT_DIR = "clustering"
 
 Loader = Callable[[Path, str, str], Any]
+#: ``progress(done, total, sample_id)`` after each sample's events are loaded
+ProgressFn = Callable[[int, int, str], None]
 
 
 @dataclass
@@ -149,7 +151,8 @@ def _unpack(loaded: Any, where: str) -> tuple[np.ndarray, list[str]]:
 
 
 def load_population_events(results_dir: str | Path, *, population: str, markers: Sequence[str] | None = None,
-                           tube: str | None = None, loader: Loader | None = None
+                           tube: str | None = None, loader: Loader | None = None,
+                           progress: ProgressFn | None = None,
                            ) -> tuple[dict[str, np.ndarray], list[str], pd.DataFrame, dict[str, str]]:
     """Events of ``population`` for every ok sample of the store: (samples, markers, meta, skipped).
 
@@ -177,7 +180,10 @@ def load_population_events(results_dir: str | Path, *, population: str, markers:
     samples: dict[str, np.ndarray] = {}
     skipped: dict[str, str] = {}
     chosen = list(markers) if markers else None
-    for sid in meta["sample_id"].astype(str):
+    ids = list(meta["sample_id"].astype(str))
+    for i, sid in enumerate(ids):
+        if progress is not None and i:
+            progress(i, len(ids), ids[i - 1])
         try:
             events, names = _unpack(loader(results_dir, sid, population), f"sample {sid}")
         except CytokitError as exc:
@@ -193,6 +199,8 @@ def load_population_events(results_dir: str | Path, *, population: str, markers:
             log.warning("sample %s skipped: lacks markers %s", sid, missing)
             continue
         samples[sid] = events[:, [names.index(m) for m in chosen]]
+    if progress is not None and ids:
+        progress(len(ids), len(ids), ids[-1])
     if not samples:
         raise ClusterError(f"no sample could be loaded for population {population!r}: "
                            + "; ".join(f"{k}: {v}" for k, v in list(skipped.items())[:5]), path=results_dir)
@@ -259,7 +267,7 @@ def run_clustering(results_dir: str | Path, *, population: str = "T cells", mark
                    tube: str | None = None, params: ClusterParams | None = None,
                    phenotypes: str | Path | PhenotypeTable | None = None, thresholds: Mapping[str, Any] | None = None,
                    loader: Loader | None = None, level: str = "node", plots: bool = True,
-                   force: bool = False) -> ClusteringRun:
+                   force: bool = False, progress: ProgressFn | None = None) -> ClusteringRun:
     """Cohort stage: cluster ``population`` across the store's samples and write ``OUT/clustering/``."""
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
@@ -269,7 +277,7 @@ def run_clustering(results_dir: str | Path, *, population: str = "T cells", mark
         raise PipelineError("clustering results exist; use --force to overwrite", path=out)
     params = params or ClusterParams()
     samples, chosen, meta, skipped = load_population_events(results_dir, population=population, markers=markers,
-                                                            tube=tube, loader=loader)
+                                                            tube=tube, loader=loader, progress=progress)
     if isinstance(phenotypes, (str, Path)):
         table = load_phenotypes(_resolve_phenotype_source(phenotypes))
     else:
