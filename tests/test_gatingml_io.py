@@ -184,3 +184,22 @@ def test_writer_refuses_transforms_outside_gatingml() -> None:
                          doc.matrices)
     with pytest.raises(GatingError, match="not a valid XML id"):
         gatingml_bytes(odd)
+
+
+def test_reads_flowkit_exported_eight_colour_gatingml(shared_data: Path) -> None:
+    doc = read_gatingml(shared_data / "flowkit" / "8_color_data_set" / "8_color_ICS.xml")
+    assert [n.id for n in doc.nodes] == ["TimeGate", "Singlets", "aAmine-", "CD3-pos", "CD4-pos", "CD8-pos"]
+    assert doc.path("CD8-pos") == ("TimeGate", "Singlets", "aAmine-", "CD3-pos", "CD8-pos")
+    cd4 = doc.node("CD4-pos")
+    assert [(d.compensation, d.transform) for d in cd4.dims] == [("Acquisition-defined", "logicle-default")] * 2
+    assert doc.transforms["logicle-default"].kind == "logicle"
+    assert doc.matrices["Acquisition-defined"].values.shape[0] == len(doc.matrices["Acquisition-defined"].fluorochromes)
+
+
+def test_flowjo_gatingml_export_without_compensation_is_a_clear_error(shared_data: Path) -> None:
+    # FlowJo's own Gating-ML export names "Comp-" channels without a compensation reference or matrix.
+    folder = shared_data / "flowsom_68983"
+    doc = read_gatingml(folder / "manualGating.xml")
+    with pytest.raises(GatingError, match="Comp-PE-Cy5-A") as info:
+        evaluate_document(doc, read_fcs(folder / "68983.fcs"))
+    assert "68983.fcs" in str(info.value) and "manualGating.xml" in str(info.value)
