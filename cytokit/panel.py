@@ -299,14 +299,14 @@ class Panel:
             raise PanelError(
                 f"sample {sample.name!r} matches no tube of panel {self.name!r}; "
                 + _describe_found(self.match_channels(sample)),
-                path=sample.path,
+                path=sample.path or sample.name,
             )
         fits.sort(reverse=True)
         if len(fits) > 1 and fits[0][0] == fits[1][0]:
             raise PanelError(
                 f"sample {sample.name!r} matches several tubes of panel {self.name!r} equally well "
                 f"({', '.join(t for _, t in fits)}); pass tube=...",
-                path=sample.path,
+                path=sample.path or sample.name,
             )
         return fits[0][1]
 
@@ -332,7 +332,7 @@ class Panel:
                 "ambiguous channels: "
                 + "; ".join(f"{k} is claimed by {', '.join(v)}" for k, v in dup.items())
                 + f" (panel {self.name!r}); " + _describe_found(matches),
-                path=sample.path,
+                path=sample.path or sample.name,
             )
         if tube is not None:
             missing = [m for m in self._tube(tube).required if m not in seen]
@@ -340,7 +340,7 @@ class Panel:
                 raise PanelError(
                     f"required marker(s) {', '.join(missing)} of tube {tube!r} (panel {self.name!r}) not "
                     "found; " + _describe_found(matches),
-                    path=sample.path,
+                    path=sample.path or sample.name,
                 )
         warnings = list(sample.warnings)
         for m in matches:

@@ -32,7 +32,8 @@ def _norm(name: str) -> str:
 
 def acquisition_matrix(sample: Sample) -> SpilloverMatrix | None:
     """The spillover matrix stored in the sample's keywords (None when the file has none)."""
-    return matrix_from_metadata(sample.metadata, list(sample.channels["pnn"].astype(str)), path=sample.path)
+    pnn = list(sample.channels["pnn"].astype(str))
+    return matrix_from_metadata(sample.metadata, pnn, path=sample.path or sample.name)
 
 
 def already_compensated(sample: Sample) -> str | None:
@@ -56,7 +57,7 @@ def _as_matrix(matrix: Any, sample: Sample) -> SpilloverMatrix:
         if m is None:
             raise CompensationError(
                 "the file has no spillover matrix ($SPILLOVER/SPILL/$COMP/$DFCiTOj); pass one explicitly",
-                path=sample.path,
+                path=sample.path or sample.name,
             )
         return m
     if isinstance(matrix, SpilloverMatrix):
@@ -67,7 +68,8 @@ def _as_matrix(matrix: Any, sample: Sample) -> SpilloverMatrix:
         if list(matrix.index.astype(str)) != list(matrix.columns.astype(str)):
             matrix = matrix.loc[list(matrix.columns)] if set(matrix.index) == set(matrix.columns) else matrix
         return SpilloverMatrix(tuple(map(str, matrix.columns)), matrix.to_numpy(dtype=float), source="DataFrame")
-    raise CompensationError(f"cannot use {type(matrix).__name__} as a spillover matrix", path=sample.path)
+    raise CompensationError(f"cannot use {type(matrix).__name__} as a spillover matrix",
+                            path=sample.path or sample.name)
 
 
 def matrix_indices(sample: Sample, matrix: SpilloverMatrix) -> list[int]:
@@ -88,7 +90,7 @@ def matrix_indices(sample: Sample, matrix: SpilloverMatrix) -> list[int]:
         raise CompensationError(
             f"spillover matrix ({matrix.source or 'given'}) names channel(s) {', '.join(missing)} that the "
             f"sample does not have; its channels are {', '.join(pnn)}",
-            path=sample.path,
+            path=sample.path or sample.name,
         )
     return idx
 

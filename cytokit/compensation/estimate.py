@@ -95,14 +95,14 @@ class AutoScatterGate:
         fsc, ssc, fsc_h = _scatter_names(sample)
         if fsc is None or ssc is None:
             raise CompensationError("no forward/side scatter channels for the automatic scatter gate; pass "
-                                    "scatter_gate=None or explicit gates", path=sample.path)
+                                    "scatter_gate=None or explicit gates", path=sample.path or sample.name)
         X = sample.columns([fsc, ssc]).astype(np.float64)
         hi = np.quantile(X[:, 0], 0.99)
         debris_cut = 0.1 * hi  # the debris corner: forward scatter below 10 % of the bright cells
         keep = X[:, 0] > debris_cut
         if keep.sum() < 50:
             raise CompensationError("too few events above the debris threshold to fit a scatter gate",
-                                    path=sample.path)
+                                    path=sample.path or sample.name)
         rng = np.random.default_rng(seed)
         sub = X[keep]
         if len(sub) > max_events:
@@ -152,7 +152,7 @@ def _gate_function(scatter_gate: ScatterGate, unstained: Sample | None, first: S
                 try:
                     mask &= g.contains(s.columns(list(g.dims)).astype(np.float64))
                 except PanelError as exc:
-                    raise CompensationError(f"scatter gate {g.id!r}: {exc}", path=s.path) from None
+                    raise CompensationError(f"scatter gate {g.id!r}: {exc}", path=s.path or s.name) from None
             return mask
 
         return apply
@@ -235,9 +235,9 @@ def _controls_by_channel(single_stains: Any, unstained: Sample | None) -> dict[s
             try:
                 pnn = str(s.channels["pnn"].iloc[s.channel_index(str(key))])
             except PanelError as exc:
-                raise CompensationError(f"single-stain control for {key!r}: {exc}", path=s.path) from None
+                raise CompensationError(f"single-stain control for {key!r}: {exc}", path=s.path or s.name) from None
             if pnn in out:
-                raise CompensationError(f"two single-stain controls for channel {pnn}", path=s.path)
+                raise CompensationError(f"two single-stain controls for channel {pnn}", path=s.path or s.name)
             out[pnn] = s
         return out
     if unstained is None:
@@ -282,7 +282,8 @@ def fit_spillover(single_stains: Mapping[str, Sample] | Sequence[Sample], unstai
     first = next(iter(controls.values()))
     for s in [*controls.values(), *([unstained] if unstained is not None else [])]:
         if s.compensated or s.transforms:
-            raise CompensationError("controls must be uncompensated, untransformed (linear) data", path=s.path)
+            raise CompensationError("controls must be uncompensated, untransformed (linear) data",
+                                    path=s.path or s.name)
     base = unstained if unstained is not None else first
     if channels is None:
         channels = list(base.channels.loc[base.channels["kind"].astype(str) == "fluorescence", "pnn"].astype(str))
@@ -296,11 +297,11 @@ def fit_spillover(single_stains: Mapping[str, Sample] | Sequence[Sample], unstai
         try:
             ev = s.columns(channels).astype(np.float64)
         except PanelError as exc:
-            raise CompensationError(f"control lacks a matrix channel: {exc}", path=s.path) from None
+            raise CompensationError(f"control lacks a matrix channel: {exc}", path=s.path or s.name) from None
         m = np.asarray(gate(s), dtype=bool)
         if m.sum() < min_events:
             raise CompensationError(f"only {int(m.sum())} events pass the scatter gate (need {min_events})",
-                                    path=s.path)
+                                    path=s.path or s.name)
         return ev[m], m
 
     neg_ev = None
@@ -319,19 +320,19 @@ def fit_spillover(single_stains: Mapping[str, Sample] | Sequence[Sample], unstai
         if n_pos < min_events:
             raise CompensationError(
                 f"control for {pnn}: only {n_pos} positive events ({pos.how}); need {min_events}. Is this the "
-                "right channel, and is the stain bright enough?", path=s.path)
+                "right channel, and is the stain bright enough?", path=s.path or s.name)
         if neg_ev is not None:
             neg_med = np.median(neg_ev, axis=0)
         else:
             neg_mask = np.isfinite(ev[:, i]) & (ev[:, i] < pos.valley)
             if neg_mask.sum() < min_events:
                 raise CompensationError(f"control for {pnn}: too few negative events for an internal reference",
-                                        path=s.path)
+                                        path=s.path or s.name)
             neg_med = np.median(ev[neg_mask], axis=0)
         signal = np.median(ev[pos.mask], axis=0) - neg_med
         if not signal[i] > 0:
             raise CompensationError(f"control for {pnn}: positive events are not brighter than the negatives",
-                                    path=s.path)
+                                    path=s.path or s.name)
         values[i] = signal / signal[i]
         values[i, i] = 1.0
         rows.append({"channel": pnn, "file": s.name, "events": s.n_events, "scatter_gated": int(m.sum()),

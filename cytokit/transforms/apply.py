@@ -65,13 +65,14 @@ def plan_transforms(sample: Sample, spec: Any) -> dict[int, Transform]:
         if key.startswith("@"):
             if key not in SELECTORS:
                 raise TransformError(f"unknown channel selector {key!r}; use one of {', '.join(SELECTORS)}",
-                                     path=sample.path)
+                                     path=sample.path or sample.name)
             by_kind[key[1:]] = value
             continue
         try:
             idx = sample.channel_index(key)
         except PanelError as exc:
-            raise TransformError(f"transform spec names channel {key!r}: {exc}", path=sample.path) from None
+            raise TransformError(f"transform spec names channel {key!r}: {exc}",
+                                 path=sample.path or sample.name) from None
         explicit[idx] = value
     kinds = list(sample.channels["kind"].astype(str))
     plan: dict[int, Transform] = {}
@@ -98,7 +99,7 @@ def transform(sample: Sample, spec: Any) -> Sample:
         raise TransformError(
             f"channel(s) {', '.join(again)} are already transformed "
             f"({'; '.join(f'{p}: {sample.transforms[p]}' for p in again)}); untransform first",
-            path=sample.path,
+            path=sample.path or sample.name,
         )
     events = sample.events.copy()
     applied = dict(sample.transforms)
@@ -119,7 +120,8 @@ def untransform(sample: Sample, channels: Iterable[str] | None = None) -> Sample
         targets = [pnn[sample.channel_index(c)] for c in channels]
         missing = [p for p in targets if p not in sample.transforms]
         if missing:
-            raise TransformError(f"channel(s) {', '.join(missing)} are not transformed", path=sample.path)
+            raise TransformError(f"channel(s) {', '.join(missing)} are not transformed",
+                                 path=sample.path or sample.name)
     events = sample.events.copy()
     applied = dict(sample.transforms)
     for p in targets:
