@@ -276,3 +276,16 @@ def test_load_inputs_reads_results_store(tmp_path):
     (tmp_path / "populations.parquet").write_bytes(b"not parquet")
     with pytest.raises(StatsError, match="populations.parquet: cannot read table"):
         load_inputs(tmp_path)
+
+
+def test_too_small_arms_give_notes_not_crashes_and_unknown_visit_is_an_error():
+    pops, clin = make_trial(2, seed=4)
+    res = analyse(TrialInputs(pops, clin), TrialConfig(**FAST))
+    t = res.tests
+    rs = t[t["test"] == "rank_sum"]
+    assert rs["p"].isna().all() and rs["note"].str.contains("fewer than 3").all()
+    assert t.loc[t["test"] == "fisher", "note"].str.contains("fewer than 3 patients").all()
+    assert (t.loc[t["test"] == "logistic", "flag"] == "not_estimable").all()
+    assert res.summaries["n"].max() == 2  # summaries are still reported
+    with pytest.raises(StatsError, match="trial.final_visit 'W96' not found.*W74"):
+        analyse(TrialInputs(pops, clin), TrialConfig(final_visit="W96", **FAST))

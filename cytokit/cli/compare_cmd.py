@@ -1,13 +1,10 @@
 """``cytokit compare RESULTS_DIR [--config pipeline.yaml]``: per-visit summaries and between-arm tests."""
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Optional
 
 import typer
-
-log = logging.getLogger(__name__)
 
 
 def register(app: typer.Typer) -> None:

@@ -153,6 +153,7 @@ def fit_logistic(y: pd.Series, X: pd.DataFrame, *, max_iter: int = 200) -> Logis
         if not converged or _separated(fit, yv):
             separation = True
     if separation:
+        log.warning("logistic regression: separation (perfect prediction) detected; using Firth estimates")
         notes.append("separation (perfect prediction): Firth penalised-likelihood estimates, Wald CI")
         beta, se, conv = firth_logit(yv, Xv, max_iter=max_iter)
         with np.errstate(divide="ignore", invalid="ignore"):

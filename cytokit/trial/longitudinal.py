@@ -14,7 +14,6 @@ parser. :data:`LONGITUDINAL_MODELS` is the registry: name -> fitting function.
 """
 from __future__ import annotations
 
-import logging
 import warnings
 from dataclasses import dataclass, field
 from typing import Callable
@@ -22,8 +21,6 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 from scipy import stats
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

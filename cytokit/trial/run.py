@@ -67,7 +67,8 @@ class TrialResult:
         return self.values.merge(flags, on=["patient", "visit"], how="left")
 
 
-def _final_visit(config: TrialConfig, visits: list[str], which: str | None, what: str) -> str:
+def _pick_visit(visits: list[str], which: str | None, what: str) -> str:
+    """``which`` if it is a known visit, the last visit when None, else StatsError."""
     if which is None:
         return visits[-1]
     if which not in visits:
@@ -81,8 +82,8 @@ def analyse(inputs: TrialInputs, config: TrialConfig | None = None) -> TrialResu
     pops = check_populations(inputs.populations, inputs.source)
     clinical = check_clinical(inputs.clinical, inputs.clinical_source)
     visits = visit_order(pops)
-    final = _final_visit(config, visits, config.final_visit, "trial.final_visit")
-    resp_visit = _final_visit(config, visits, config.responders.visit or final, "trial.responders.visit")
+    final = _pick_visit(visits, config.final_visit, "trial.final_visit")
+    resp_visit = _pick_visit(visits, config.responders.visit or final, "trial.responders.visit")
     values = patient_visit_values(pops, clinical, config)
     flags = responder_flags(values, config)
     summ_p = patient_summaries(values, config, final)
