@@ -176,3 +176,15 @@ def test_estimate_logicle_follows_flowcore_rule():
     out = transform(s, {"CD4": {"name": "logicle", "estimate": True}})
     applied = parse_transform(out.transforms["PE-A"])
     assert applied.name == "logicle" and applied.W == pytest.approx(t.W, rel=1e-5)  # float32 events
+
+
+def test_float32_input_and_both_kernels_agree(values):
+    for name in ("logicle", "hyperlog"):
+        t = get_transform(name, W=0.75)
+        x32 = values.astype(np.float32)
+        y = t.forward(x32)
+        assert y.dtype == np.float64 and y.shape == x32.shape
+        np.testing.assert_allclose(y, t.forward(x32.astype(np.float64)), atol=1e-12)
+        np.testing.assert_allclose(t.forward_numpy(values), t.forward(values), atol=1e-12)
+    grid = np.linspace(-1e4, 1e5, 12).reshape(3, 4)  # shape is kept
+    assert get_transform("logicle").forward(grid).shape == (3, 4)
