@@ -103,3 +103,25 @@ def test_workspace_errors(tmp_path: Path, shared_data: Path) -> None:
     broken.write_text(text.replace('transforms:maxRange="', 'transforms:maxRange="x', 1))
     with pytest.raises(GatingError, match="maxRange"):
         read_workspace(broken)
+
+
+def test_bad_gate_and_transform_errors_name_workspace_and_population(tmp_path: Path, shared_data: Path) -> None:
+    from cytokit.errors import TransformError
+
+    text = (shared_data / "flowkit" / "simple_line_example" / "simple_poly_and_rect.wsp").read_text()
+    start = text.index("<gating:PolygonGate", text.index("<SampleNode"))
+    first_vertex = text.index("<gating:vertex", start)
+    end = text.index("</gating:PolygonGate>", start)
+    two_vertices = text[:first_vertex] + text[first_vertex:end].split("</gating:vertex>", 2)[0] + \
+        "</gating:vertex>" + text[end:]
+    bad = tmp_path / "poly.wsp"
+    bad.write_text(two_vertices)
+    with pytest.raises(GatingError, match="population .*at least 3 vertices") as info:
+        read_workspace(bad)
+    assert str(bad) in str(info.value)
+    diamond = (shared_data / "flowkit" / "simple_diamond_example" / "test_data_diamond_biex_rect.wsp").read_text()
+    worse = tmp_path / "biex.wsp"
+    worse.write_text(diamond.replace('transforms:width="-10"', 'transforms:width="10"', 1))
+    with pytest.raises(TransformError, match="width basis must be negative") as info:
+        read_workspace(worse)
+    assert str(worse) in str(info.value)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from lxml import etree
 
-from ..errors import GatingError
+from ..errors import GatingError, TransformError
 from ..gates import BooleanGate, EllipsoidGate, Gate, PolygonGate, RectangleGate
 from ..gatingml.evaluate import scale_transform
 from ..gatingml.model import UNCOMPENSATED, DimensionSpec, GateNode, GatingDocument, SpectrumMatrixSpec, TransformSpec
@@ -165,7 +165,10 @@ class _Context:
         spec = self.transforms[transform_id]
         key = (spec.kind, tuple(sorted(spec.params.items())))
         if key not in self._scales:
-            self._scales[key] = scale_transform(spec)
+            try:
+                self._scales[key] = scale_transform(spec)
+            except TransformError as exc:
+                raise TransformError(f"{self.where}: {exc}", path=self.path) from None
         return self._scales[key]
 
     def dim(self, spec: DimensionSpec, population: str) -> DimensionSpec:
@@ -215,7 +218,12 @@ def _parse_populations(subs: etree._Element, parent: str | None, ctx: _Context, 
             inner = [c for c in g_el if isinstance(c.tag, str)] if g_el is not None else []
             if not inner:
                 raise GatingError(f"{ctx.where}: population {node_id!r} has no gate ({line_of(pop)})", path=ctx.path)
-            gate, dims = _flowjo_gate(inner[0], node_id, ctx)
+            try:
+                gate, dims = _flowjo_gate(inner[0], node_id, ctx)
+            except GatingError as exc:
+                if ctx.path and ctx.path in str(exc):
+                    raise
+                raise GatingError(f"{ctx.where}, population {node_id!r}: {exc}", path=ctx.path) from None
             outside = (inner[0].get("eventsInside") or "1").strip() == "0"
             nodes.append(GateNode(name, parent, gate, dims, complement=outside))
         if pop.get("count") not in (None, ""):

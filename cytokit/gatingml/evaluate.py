@@ -154,7 +154,10 @@ class DimensionResolver:
                                   path=self.document.source)
             key_t = ("scale", spec.id)
             if key_t not in self._scales:
-                self._scales[key_t] = scale_transform(spec)
+                try:
+                    self._scales[key_t] = scale_transform(spec)
+                except TransformError as exc:
+                    raise TransformError(str(exc), path=self.document.source) from None
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 values = _bound(np.asarray(self._scales[key_t].forward(values), dtype=np.float64), spec)
         self._cache[key] = values
