@@ -67,7 +67,8 @@ def make_trial(n_per_arm: int = 8, seed: int = 1, cd4_gain: tuple[float, float] 
                 clin.append({
                     "patient": patient, "arm": arm, "stratum": stratum, "age": int(rng.integers(25, 60)),
                     "sex": "F" if rng.random() < 0.3 else "M", "visit": visit, "week": week,
-                    "date": (start + pd.Timedelta(days=7 * week + int(rng.integers(-3, 4)) * (week > 0))).date().isoformat(),
+                    "date": (start + pd.Timedelta(days=7 * week + int(rng.integers(-3, 4)) * (week > 0))
+                             ).date().isoformat(),
                     "lymphocytes_per_uL": lymph, "viral_load_copies_per_mL": 50,
                     "tetanus_titre_IU_per_mL": 0.5,
                     "recall_antigen_responder": (int(rng.random() < (0.7 if arm == "IL-2" else 0.35))

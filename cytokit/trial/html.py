@@ -107,7 +107,7 @@ def render_summary(*, headline: pd.DataFrame, rates: pd.DataFrame, tests: pd.Dat
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     tmpl = env.from_string(_TEMPLATE)
     t_arm, c_arm = context["treatment"], context["control"]
-    head = [dict(r, p=fmt_p(r["p"]), p_adj=fmt_p(r["p_adj"]), sig=bool(float(r["p"]) < 0.05) if pd.notna(r["p"]) else False)
+    head = [dict(r, p=fmt_p(r["p"]), p_adj=fmt_p(r["p_adj"]), sig=bool(pd.notna(r["p"]) and float(r["p"]) < 0.05))
             for r in headline.to_dict("records")]
     rv = context["responder_visit"]
     resp = []
@@ -117,7 +117,8 @@ def render_summary(*, headline: pd.DataFrame, rates: pd.DataFrame, tests: pd.Dat
             q = rates[(rates["endpoint"] == r["endpoint"]) & (rates["arm"] == arm) & (rates["visit"] == rv)]
             arms[arm] = (f"{int(q['responders'].iloc[0])}/{int(q['n'].iloc[0])} ({fmt_num(q['pct'].iloc[0])}%)"
                          if len(q) and q["n"].iloc[0] else "NA")
-        resp.append({"endpoint": r["endpoint"], "treatment": arms[t_arm], "control": arms[c_arm],
+        label = context["flag_labels"].get(r["endpoint"], r["endpoint"])
+        resp.append({"endpoint": label, "treatment": arms[t_arm], "control": arms[c_arm],
                      "effect": _or_text(pd.Series(r)), "p": fmt_p(r["p"]), "p_adj": fmt_p(r["p_adj"])})
     logi = [{"endpoint": r["endpoint"], "term": r["term"], "effect": _or_text(pd.Series(r)), "p": fmt_p(r["p"]),
              "n": fmt_num(r["n"]), "flag": r["flag"], "note": r["note"]}

@@ -124,7 +124,8 @@ def load_inputs(results_dir: str | Path) -> TrialInputs:
     if not root.is_dir():
         raise StatsError("results folder not found", path=root)
     pops = _read(root / "populations", required=True, error=StatsError)
-    pops_src = next((str(p) for p in (root / "populations.parquet", root / "populations.csv") if p.is_file()), str(root))
+    candidates = (root / "populations.parquet", root / "populations.csv")
+    pops_src = next((str(p) for p in candidates if p.is_file()), str(root))
     clinical = _read(root / "clinical", required=False, error=ConfigError)
     if clinical is None:
         log.warning("%s: no clinical.csv; logistic regression, baseline characteristics and date-based AUC "

@@ -84,7 +84,8 @@ def design_matrix(data: pd.DataFrame, *, treatment: str, control: str, covariate
     return X, notes
 
 
-def firth_logit(y: np.ndarray, X: np.ndarray, *, max_iter: int = 100, tol: float = 1e-8) -> tuple[np.ndarray, np.ndarray, bool]:
+def firth_logit(y: np.ndarray, X: np.ndarray, *, max_iter: int = 100,
+                tol: float = 1e-8) -> tuple[np.ndarray, np.ndarray, bool]:
     """Firth's bias-reduced logistic regression by Newton-Raphson on the penalised score.
 
     Returns (coefficients, standard errors from the inverse penalised information, converged).

@@ -28,6 +28,14 @@ def flag_names(config: TrialConfig) -> list[str]:
             + [f"cd4_gt_{_num(t)}_per_uL" for t in r.cd4_thresholds_per_uL])
 
 
+def flag_labels(config: TrialConfig) -> dict[str, str]:
+    """Readable label of each responder flag column (for tables and figures)."""
+    r = config.responders
+    labels = [f"CD4 increase >= {r.cd4_increase_pct:g}% of baseline", f"CD4/CD8 ratio > {r.cd4_cd8_ratio:g}"]
+    labels += [f"CD4 > {t:g} cells/µL" for t in r.cd4_thresholds_per_uL]
+    return dict(zip(flag_names(config), labels))
+
+
 def _flag(mask: pd.Series, known: pd.Series) -> pd.Series:
     return pd.Series(np.where(known, mask, pd.NA), index=mask.index, dtype="boolean")
 

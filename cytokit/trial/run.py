@@ -22,7 +22,7 @@ from .comparisons import run_tests, summarise
 from .config import TrialConfig, load_trial_config
 from .headline import headline_table
 from .inputs import TrialInputs, check_clinical, check_populations, load_inputs, visit_order
-from .responders import flag_names, responder_flags
+from .responders import flag_labels, flag_names, responder_flags
 from .values import patient_summaries, patient_visit_values
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,8 @@ def analyse(inputs: TrialInputs, config: TrialConfig | None = None) -> TrialResu
     flags = responder_flags(values, config)
     summ_p = patient_summaries(values, config, final)
     summaries = summarise(values[values["arm"].isin(config.arms)], summ_p, config, visits)
-    tests, rates = run_tests(values, flags, summ_p, clinical, config, visits, clinical_source=inputs.clinical_source)
+    tests, rates = run_tests(values, flags, summ_p, clinical, config, visits,
+                             clinical_source=inputs.clinical_source)
     headline = headline_table(summaries, tests, rates, config, final, resp_visit)
     base = baseline_table(values, flags, clinical, inputs.cycles, config)
     notes = [
@@ -125,8 +126,9 @@ def make_figures(result: TrialResult) -> dict[str, bytes]:
     t = result.tests
     fisher = t[(t["test"] == "fisher") & (t["visit"] == result.responder_visit)]
     logi = t[t["test"] == "logistic"].dropna(subset=["estimate"])
+    labels = flag_labels(cfg)
     rows = pd.concat([
-        fisher.assign(label=fisher["endpoint"] + " @ " + fisher["visit"]),
+        fisher.assign(label=fisher["endpoint"].map(labels).fillna(fisher["endpoint"]) + " @ " + fisher["visit"]),
         logi.assign(label=logi["endpoint"] + ": " + logi["term"]),
     ])
     if not rows.empty:
@@ -149,6 +151,7 @@ def render_html(result: TrialResult) -> str:
         "baseline": cfg.baseline_visit, "final_visit": result.final_visit, "responder_visit": result.responder_visit,
         "multiplicity": f"{cfg.multiplicity.method} within each {cfg.multiplicity.family.replace('_', ' + ')} family",
         "longitudinal_model": cfg.longitudinal.model, "version": __version__, "notes": result.notes,
+        "flag_labels": flag_labels(cfg),
     }
     return render_summary(headline=result.headline, rates=result.rates, tests=result.tests,
                           baseline_wide=baseline_wide(result.baseline, list(cfg.arms)), figures=result.figures,
