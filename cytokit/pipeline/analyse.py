@@ -80,12 +80,18 @@ def apply_qc(sample: Sample, params: dict[str, Any]) -> tuple[Sample, list[str],
     return kept, flags, info
 
 
-def marker_medians(events: np.ndarray, mask: np.ndarray, indices: list[int], names: list[str]) -> str:
-    """JSON ``{marker: median}`` over the events in ``mask`` (transformed scale); {} when empty."""
-    if not mask.any() or not indices:
-        return "{}"
-    sub = events[mask][:, indices].astype(np.float64)
-    return json.dumps({n: round(float(v), 6) for n, v in zip(names, np.median(sub, axis=0))}, sort_keys=True)
+def marker_medians(events: np.ndarray, columns: dict[str, int], masks: list[np.ndarray],
+                   dims: list[list[str]]) -> list[str]:
+    """Per population, JSON ``{marker: median}`` of its defining markers over its events (transformed
+    scale; ``{}`` when empty). One marker column is extracted at a time and shared by every population
+    gated on it, so memory stays at one column."""
+    out: list[dict[str, float]] = [{} for _ in masks]
+    for marker, j in columns.items():
+        col = np.ascontiguousarray(events[:, j])
+        for k, (mask, names) in enumerate(zip(masks, dims)):
+            if marker in names and mask.any():
+                out[k][marker] = round(float(np.median(col[mask])), 6)
+    return [json.dumps(d, sort_keys=True) for d in out]
 
 
 def analyse_sample(job: SampleJob) -> SampleOutput:
@@ -94,30 +100,31 @@ def analyse_sample(job: SampleJob) -> SampleOutput:
     from ..gating.strategy import load_strategy
 
     timer = _Timer()
+    # each stage replaces the previous Sample (dropped at once) so a worker holds at most two copies
+    # of the events at a time: peak memory stays near 2-3x the event array
     with timer("read"):
         sample = read_and_resolve(job)
-    n_read = sample.n_events
+    n_read, warnings = sample.n_events, list(sample.warnings)
     with timer("qc"):
-        kept, qc_flags, qc_info = apply_qc(sample, job.qc)
+        sample, qc_flags, qc_info = apply_qc(sample, job.qc)
+    n_qc = sample.n_events
     strategy = load_strategy(job.strategy)
     definition = strategy.definition
     with timer("compensation"):
-        comp = compensate(kept, definition)
+        sample = compensate(sample, definition)
     with timer("transforms"):
-        plan = plan_transforms(comp, definition)
-        prepared = apply_transforms(comp, plan)
+        plan = plan_transforms(sample, definition)
+        prepared = apply_transforms(sample, plan)
+        del sample
     with timer("gating"):
         result = strategy.apply_prepared(prepared, plan)
     with timer("statistics"):
         table = result.populations
         masks = result.masks
-        medians = []
-        for dims in table["dims"]:
-            names = [d for d in str(dims).split(";") if d]
-            idx = [prepared.channel_index(d) for d in names]
-            medians.append((idx, names))
-        table["marker_medians"] = [marker_medians(prepared.events, masks[p], idx, names)
-                                   for p, (idx, names) in zip(table["population"], medians)]
+        dims = [[d for d in str(v).split(";") if d] for v in table["dims"]]
+        columns = {d: prepared.channel_index(d) for d in dict.fromkeys(d for names in dims for d in names)}
+        table["marker_medians"] = marker_medians(prepared.events, columns,
+                                                 [masks[p] for p in table["population"]], dims)
         populations = [{k: (v.item() if isinstance(v, np.generic) else v) for k, v in rec.items()}
                        for rec in table.to_dict("records")]
     fits = result.fits
@@ -125,10 +132,11 @@ def analyse_sample(job: SampleJob) -> SampleOutput:
               "components": [c.to_dict() for c in fits[spec.name].components]}
              for spec in definition.populations if spec.name in fits]
     summary = {
-        "n_events": n_read, "n_events_qc": kept.n_events, "qc_flags": qc_flags, "qc": qc_info,
+        "n_events": n_read, "n_events_qc": n_qc, "qc_flags": qc_flags, "qc": qc_info,
         "compensated": bool(prepared.compensated),
         "transforms": [{"pnn": t.pnn, "marker": t.marker, "name": t.name, "params": t.params} for t in plan],
-        "skipped_populations": result.skipped, "qc_params": job.qc, "panel_tube": job.panel_tube, "warnings": list(sample.warnings),
+        "skipped_populations": result.skipped, "qc_params": job.qc, "panel_tube": job.panel_tube,
+        "warnings": warnings,
     }
     out = SampleOutput(sample_id=job.sample_id, populations=populations, summary=summary, gates=gates)
     with timer("export"):

@@ -66,7 +66,9 @@ class SerialExecutor(Executor):
 class LocalExecutor(Executor):
     """A pool of ``jobs`` worker processes on this machine.
 
-    At most ``2 * jobs`` tasks are queued at once (bounded memory). When a worker dies the pool breaks;
+    The pool starts on first use and is reused by later :meth:`map` calls until :meth:`close` (a
+    notebook or benchmark can keep warm workers). At most ``2 * jobs`` tasks are queued at once
+    (bounded memory). When a worker dies the pool breaks;
     the tasks that were in flight are re-run one at a time in a fresh single-worker pool so that only
     the sample that kills its worker is recorded as failed.
     """
@@ -86,12 +88,23 @@ class LocalExecutor(Executor):
     def _new_pool(self, workers: int) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=workers, mp_context=self.context)
 
+    def _main_pool(self) -> ProcessPoolExecutor:
+        """The worker pool, started on first use and kept across :meth:`map` calls until :meth:`close`."""
+        if self._pool is None:
+            self._pool = self._new_pool(self.jobs)
+        return self._pool
+
+    def _drop_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
     def map(self, task: Task, jobs: Sequence[SampleJob]) -> Iterator[SampleOutput]:
         pending = list(jobs)[::-1]  # pop() from the end keeps submission in the given order
         suspects: list[SampleJob] = []
         run = partial(execute, task)
         while pending:
-            self._pool = self._new_pool(self.jobs)
+            pool = self._main_pool()
             in_flight: dict[Future, SampleJob] = {}
             broken = False
             try:
@@ -99,7 +112,7 @@ class LocalExecutor(Executor):
                     while pending and len(in_flight) < 2 * self.jobs and not broken:
                         job = pending.pop()
                         try:
-                            in_flight[self._pool.submit(run, job)] = job
+                            in_flight[pool.submit(run, job)] = job
                         except BrokenProcessPool:
                             pending.append(job)
                             broken = True
@@ -119,9 +132,11 @@ class LocalExecutor(Executor):
                         suspects.extend(in_flight.values())
                         in_flight.clear()
                         break
-            finally:
-                self._pool.shutdown(wait=True, cancel_futures=True)
-                self._pool = None
+            except BaseException:
+                self._drop_pool()  # interrupted: do not leave tasks running
+                raise
+            if broken:
+                self._drop_pool()
             if suspects:
                 log.warning("a worker process died; re-running %d in-flight sample(s) one at a time", len(suspects))
                 yield from self._isolate(run, suspects)
@@ -141,9 +156,7 @@ class LocalExecutor(Executor):
                 pool.shutdown(wait=True, cancel_futures=True)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        self._drop_pool()
 
 
 class DaskExecutor(Executor):

@@ -1,0 +1,178 @@
+"""Pipeline speed: per-file analysis vs a FlowKit baseline, 1 -> 2 worker throughput, peak memory per worker.
+
+Run:  .venv/bin/python benchmarks/pipeline_speed.py [--files 6] [--events 1000000] [--workdir DIR] [--json PATH]
+
+1. Workload: ``--files`` simulated tmem-tube files of ``--events`` events x 12 channels (cytokit.simulate).
+2. Throughput: the whole batch through :func:`cytokit.pipeline.run` with the local executor (worker
+   processes started with ``spawn`` so their memory is their own) with 1 and then 2 workers. The
+   workers are started and warmed up first (4 tiny files: imports, JIT compilation; that start-up time is
+   printed separately), then the time from the first task submitted to the last result stored is
+   measured (validation and table assembly excluded): throughput ratio = files/s with 2 workers /
+   files/s with 1. Peak memory per worker = the largest ``ru_maxrss`` (MB) any worker reported
+   (recorded per sample in the run ledger).
+3. Per-file analysis in this process (after one warm-up file): cytokit's ``analyse`` task (read, QC,
+   compensation, transforms, automated gating, statistics; no exports) vs FlowKit 1.3.2 reading the same
+   file (``flowkit.Sample``) and applying a static ``flowkit.GatingStrategy`` of the *same* gates (the
+   Gating-ML that the run exported for that file, with its compensation and transforms) through
+   ``Session.analyze_samples``. Ratio = FlowKit median s/file / cytokit median s/file. Counts of both
+   are compared as a sanity check (max relative difference over populations).
+
+Timings are wall-clock on a shared machine: run it when the machine is quiet, and read the ratios, which
+compare runs made in the same process minutes apart.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from cytokit.pipeline import adhoc_pipeline, run
+from cytokit.pipeline.analyse import analyse_sample
+from cytokit.pipeline.executors import LocalExecutor
+from cytokit.pipeline.ledger import read_ledger
+from cytokit.pipeline.preflight import preflight
+from cytokit.pipeline.runner import make_jobs
+from cytokit.pipeline.task import SampleOutput
+from cytokit.simulate import simulate_file
+
+
+class _Clock:
+    """Progress sink that records when processing started and when the last sample was stored."""
+
+    def start(self, total: int, skipped: int) -> None:
+        self.t0 = time.perf_counter()
+        self.t1 = self.t0
+        self.n = 0
+
+    def update(self, output: SampleOutput) -> None:
+        self.t1 = time.perf_counter()
+        self.n += 1
+
+    def finish(self) -> None:
+        pass
+
+
+def build_workload(folder: Path, n_files: int, n_events: int, prefix: str = "B") -> Path:
+    fcs = folder / "fcs"
+    fcs.mkdir(parents=True, exist_ok=True)
+    for i in range(n_files):
+        path = fcs / f"{prefix}{i:03d}_W0_tmem.fcs"
+        if not path.exists():
+            simulate_file(path, n_events=n_events, tube="tmem", instrument="bd", seed=100 + i,
+                          arm="IL-2" if i % 2 else "control", week=0)
+    return fcs
+
+
+def throughput(config, out: Path, jobs: int, warm_jobs: list) -> tuple[float, float, int, float]:
+    """(cold seconds incl. worker start, warm seconds, files, peak MB) for ``jobs`` spawned workers.
+
+    Cold = a fresh pool (interpreter start, imports, JIT compilation in each worker); warm = the same
+    batch again on the already started workers, i.e. the steady state of a long batch.
+    """
+    executor = LocalExecutor(jobs=jobs, start_method="spawn")
+    try:
+        clock = _Clock()
+        t0 = time.perf_counter()
+        for _ in executor.map(analyse_sample, warm_jobs):
+            pass
+        cold_start = time.perf_counter() - t0
+        summary = run(config, out, force=True, recompute=True, progress=clock, executor=executor, stages=False)
+        if summary.failed:
+            raise SystemExit(f"benchmark run failed: {summary.failures}")
+    finally:
+        executor.close()
+    ledger = read_ledger(out)
+    peak = max(s["peak_rss_mb"] for s in ledger.samples().values())
+    ledger.close()
+    return cold_start, clock.t1 - clock.t0, clock.n, peak
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def flowkit_file(path: str, gatingml: Path) -> tuple[float, dict[str, int]]:
+    import flowkit as fk
+
+    t0 = time.perf_counter()
+    sample = fk.Sample(path, sample_id="s")
+    session = fk.Session(gating_strategy=fk.parse_gating_xml(str(gatingml)), fcs_samples=[sample])
+    session.analyze_samples(sample_id="s", use_mp=False)
+    report = session.get_gating_results("s").report
+    seconds = time.perf_counter() - t0
+    return seconds, {_norm(str(g)): int(c) for g, c in zip(report["gate_name"], report["count"])}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--files", type=int, default=6)
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--workdir", type=Path, default=None, help="keep the workload here (reused when present)")
+    ap.add_argument("--json", type=Path, default=None, help="also write the numbers as JSON")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    warnings.filterwarnings("ignore")
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="cytokit-bench-"))
+    t = time.perf_counter()
+    fcs = build_workload(work, args.files, args.events)
+    print(f"workload: {args.files} files x {args.events} events x 12 channels in {fcs} "
+          f"({time.perf_counter() - t:.0f}s to build)")
+    config = adhoc_pipeline(fcs, "il2_trial", "tmem", tube="tmem", name="pipeline_speed",
+                            outputs={"gatingml": True, "flowjo_workspace": False, "tables": ["parquet"]})
+
+    warm = build_workload(work / "warm", 4, 20_000, prefix="WARM")
+    warm_jobs = make_jobs(preflight(adhoc_pipeline(warm, "il2_trial", "tmem", tube="tmem")), "analyse")
+    c1, t1, n1, peak1 = throughput(config, work / "out1", 1, warm_jobs)
+    c2, t2, n2, peak2 = throughput(config, work / "out2", 2, warm_jobs)
+    rate1, rate2 = n1 / t1, n2 / t2
+    print(f"worker start-up (spawn, imports, JIT; 4 tiny warm-up files): {c1:.1f}s with 1 worker, {c2:.1f}s with 2")
+    print(f"throughput: 1 worker {rate1:.3f} files/s ({t1:.1f}s), 2 workers {rate2:.3f} files/s ({t2:.1f}s); "
+          f"x{rate2 / rate1:.2f} (target >= 1.8)")
+    print(f"peak memory per worker: {max(peak1, peak2):.0f} MB (target <= 400)")
+
+    plan = preflight(config)
+    jobs = [j for j in make_jobs(plan, "analyse")]
+    jobs = [type(j)(**{**j.__dict__, "gatingml": False, "thumbnails": False}) for j in jobs]
+    analyse_sample(jobs[0])  # warm-up (imports, numba compilation)
+    ours, stages = [], []
+    for job in jobs:
+        t0 = time.perf_counter()
+        out = analyse_sample(job)
+        ours.append(time.perf_counter() - t0)
+        stages.append(out.timings)
+    flowkit_file(jobs[0].path, work / "out2" / "samples" / jobs[0].sample_id / "gates.xml")  # warm-up
+    theirs, diffs = [], []
+    counts = pd.read_parquet(work / "out2" / "populations.parquet").set_index(["sample_id", "population"])["count"]
+    for job in jobs:
+        seconds, fk_counts = flowkit_file(job.path, work / "out2" / "samples" / job.sample_id / "gates.xml")
+        theirs.append(seconds)
+        for (sid, pop), c in counts.items():
+            if sid == job.sample_id and _norm(pop) in fk_counts and c:
+                diffs.append(abs(fk_counts[_norm(pop)] - c) / c)
+    med_ours, med_fk = statistics.median(ours), statistics.median(theirs)
+    stage_med = {k: round(statistics.median(s.get(k, 0.0) for s in stages), 3) for k in stages[0]}
+    print(f"per file: cytokit {med_ours:.2f}s (stages {stage_med}), FlowKit {med_fk:.2f}s; "
+          f"x{med_fk / med_ours:.2f} faster (target >= 4)")
+    print(f"count agreement with FlowKit on the same gates: max relative difference "
+          f"{100 * max(diffs) if diffs else float('nan'):.3f}% over {len(diffs)} sample x population counts")
+    result = {"files": args.files, "events": args.events, "per_file_s": {"cytokit": med_ours, "flowkit": med_fk},
+              "speedup_vs_flowkit": med_fk / med_ours, "stages_s": stage_med,
+              "throughput_files_per_s": {"1": rate1, "2": rate2}, "throughput_ratio": rate2 / rate1,
+              "peak_rss_mb_per_worker": max(peak1, peak2),
+              "max_count_rel_diff_vs_flowkit": max(diffs) if diffs else None}
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
