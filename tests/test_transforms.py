@@ -186,5 +186,7 @@ def test_float32_input_and_both_kernels_agree(values):
         assert y.dtype == np.float64 and y.shape == x32.shape
         np.testing.assert_allclose(y, t.forward(x32.astype(np.float64)), atol=1e-12)
         np.testing.assert_allclose(t.forward_numpy(values), t.forward(values), atol=1e-12)
+        y = t.forward(values)
+        np.testing.assert_allclose(t.inverse_numpy(y), t.inverse(y), rtol=1e-12, atol=1e-9)
     grid = np.linspace(-1e4, 1e5, 12).reshape(3, 4)  # shape is kept
     assert get_transform("logicle").forward(grid).shape == (3, 4)

@@ -83,3 +83,35 @@ try:  # numba is optional: it makes the forward scale several times faster
 except ImportError:  # pragma: no cover - depends on the environment
     lookup = lookup_numpy
     HAVE_NUMBA = False
+
+
+# -- inverse: B(y) = a·e^(b·y) + c1·e^(−d·y) + c2·y + f0 on y >= x1, odd about x1, Taylor near x1 ----------
+if HAVE_NUMBA:
+
+    @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH, error_model="numpy")
+    def _inverse_loop(y, out, x1, a, b, c1, d, c2, f0, cut, taylor):  # pragma: no cover - compiled
+        nt = taylor.shape[0]
+        for i in range(y.shape[0]):
+            v = y[i]
+            neg = v < x1
+            w = 2.0 * x1 - v if neg else v
+            if w < cut:
+                delta = w - x1
+                acc = 0.0
+                for k in range(nt - 1, -1, -1):
+                    acc = (acc + taylor[k]) * delta
+                x = acc
+            else:
+                x = a * math.exp(b * w) + c1 * math.exp(-d * w) + c2 * w + f0
+            out[i] = -x if neg else x
+
+    def inverse_kernel(y: np.ndarray, x1: float, a: float, b: float, c1: float, d: float, c2: float, f0: float,
+                       cut: float, taylor: np.ndarray) -> np.ndarray | None:
+        """Compiled closed-form inverse (float64, ``y``'s shape)."""
+        y = np.asarray(y, dtype=np.float64)
+        flat = np.ascontiguousarray(y).reshape(-1)
+        out = np.empty(flat.shape[0], dtype=np.float64)
+        _inverse_loop(flat, out, x1, a, b, c1, d, c2, f0, cut, taylor)
+        return out.reshape(y.shape)
+else:  # pragma: no cover - depends on the environment
+    inverse_kernel = None
