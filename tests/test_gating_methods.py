@@ -202,3 +202,12 @@ def test_fits_are_deterministic_and_subsampled():
     p = ThresholdParams(max_events=5000)
     t1, t2 = fit_threshold(x, p), fit_threshold(x, p)
     assert t1.value == t2.value and t1.info["n_events"] == 200000
+
+
+def test_lower_tail_below_a_dominant_mode_finds_a_shoulder():
+    # CD127lo (10%) as a shoulder under a dominant CD127+ mode: no usable valley
+    x = np.r_[RNG.normal(0.45, 0.04, 18000), RNG.normal(0.3, 0.05, 2000)]
+    t = fit_threshold(x, ThresholdParams(mode="tail", tail_side="lower", reference_peak="highest", tail_sd=2.5))
+    assert t.info["reference_peak"] == pytest.approx(0.45, abs=0.02)
+    assert 0.33 < t.value < 0.38
+    assert abs((x < t.value).mean() - 0.1) < 0.04

@@ -13,9 +13,11 @@ Works on one marker's values of the parent population on the gate's (transformed
    * no valley at all (unimodal data) -> flag ``no_valley`` and fall back;
    * a shallow valley (density at the valley > ``max_valley_ratio`` x the smaller peak) -> ``unreliable``.
 
-2. ``mode="tail"`` (also the default fallback): the negative peak's mode plus ``tail_sd`` robust standard
-   deviations measured on its *left* half (mirror-image estimate, insensitive to how many positives there
-   are). Tail gates drift with the spread of the negative population: when the result is further than
+2. ``mode="tail"`` (also the default fallback): the reference peak's mode (``reference_peak``: the lowest
+   = negative population by default) plus ``tail_sd`` standard deviations measured on its *outer* half
+   (left half for ``tail_side="upper"``; mirror-image estimate, insensitive to how many events lie on the
+   other side). ``tail_side="lower"`` with ``reference_peak="highest"`` places a threshold below a
+   dominant positive mode (CD127lo under CD127+). Tail gates drift with the spread of the negative population: when the result is further than
    ``drift_tolerance`` from ``expected`` (or outside ``bounds``) it is flagged ``tail_drift``.
 
 3. ``mode="quantile"``: the ``quantile`` of the values (fraction 0..1 of events below the threshold).
@@ -48,8 +50,9 @@ class ThresholdParams(MethodParams):
     expected: float | None = Field(None, description="where the threshold usually lies (drift reference)")
     drift_tolerance: float = Field(0.1, gt=0)
     valley: Literal["deepest", "first", "last"] = "deepest"
-    negative_peak: Literal["highest", "first"] = Field(
-        "first", description="which peak is the negative population for the tail estimate (first = lowest)")
+    reference_peak: Literal["first", "highest"] = Field(
+        "first", description="peak a tail gate is measured from: 'first' = the lowest (the negative population, "
+                             "for '+' gates); 'highest' = the dominant one (e.g. CD127+ when gating CD127lo)")
     min_peak_fraction: float = Field(0.01, ge=0, lt=1)
     max_valley_ratio: float = Field(0.8, gt=0, le=1)
     adjust: float = Field(1.0, gt=0, description="bandwidth multiplier (Silverman's rule x adjust)")
@@ -139,7 +142,7 @@ def find_valleys(d: Density1D, peaks: np.ndarray) -> list[tuple[int, float]]:
 
 
 def _tail(x: np.ndarray, d: Density1D, peaks: np.ndarray, p: ThresholdParams) -> tuple[float, dict]:
-    ref = peaks[0] if p.negative_peak == "first" else peaks[int(np.argmax(d.density[peaks]))]
+    ref = peaks[0] if p.reference_peak == "first" else peaks[int(np.argmax(d.density[peaks]))]
     mode = float(d.grid[ref])
     if p.tail_side == "upper":
         half = x[x <= mode] - mode
