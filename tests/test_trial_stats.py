@@ -98,11 +98,16 @@ def test_fisher_zero_cell_gives_infinite_odds_ratio_and_bad_counts_raise():
 
 
 @pytest.mark.parametrize("method", ["holm", "fdr_bh"])
-def test_adjust_pvalues_matches_multipletests_and_keeps_nan(method):
-    p = np.array([0.01, np.nan, 0.04, 0.03, 0.2, 0.001])
+@pytest.mark.parametrize("p", [
+    [0.01, np.nan, 0.04, 0.03, 0.2, 0.001],
+    [0.01, 0.01, 0.04, 0.04, 0.5, 0.5, 0.9],          # ties
+    list(np.random.default_rng(0).uniform(0, 0.2, 40)),
+])
+def test_adjust_pvalues_matches_multipletests_and_keeps_nan(method, p):
+    p = np.asarray(p)
     out = adjust_pvalues(p, method)
     ok = np.isfinite(p)
-    assert np.isnan(out[1])
+    assert np.isnan(out[~ok]).all()
     np.testing.assert_allclose(out[ok], multipletests(p[ok], method=method)[1])
     np.testing.assert_allclose(adjust_pvalues(p, "none")[ok], p[ok])
 
@@ -221,3 +226,27 @@ def test_gee_matches_statsmodels_formula_and_wald_test():
     assert fit.joint_statistic == pytest.approx(float(wald.statistic), rel=1e-5)
     assert fit.joint_p == pytest.approx(float(wald.pvalue), rel=1e-4)
     assert set(LONGITUDINAL_MODELS) == {"mixedlm", "gee"}
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 200), st.floats(-1e4, 1e4)), min_size=2, max_size=12, unique_by=lambda t: t[0]),
+       st.randoms(use_true_random=False))
+def test_auc_is_order_invariant_and_matches_sorted_trapezoid(points, rnd):
+    shuffled = points[:]
+    rnd.shuffle(shuffled)
+    w, c = zip(*shuffled)
+    ws, cs = zip(*sorted(points))
+    assert auc_minus_baseline(w, c) == pytest.approx(np.trapezoid(cs, ws), rel=1e-9, abs=1e-6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0, 1), min_size=1, max_size=30), st.sampled_from(["holm", "fdr_bh"]))
+def test_adjusted_p_never_below_raw_and_at_most_one(p, method):
+    out = adjust_pvalues(p, method)
+    assert np.all(out >= np.asarray(p) - 1e-12) and np.all(out <= 1 + 1e-12)
+    if method == "fdr_bh":  # (statsmodels' Holm path is too slow to call 60 times)
+        np.testing.assert_allclose(out, multipletests(p, method=method)[1], atol=1e-12)
