@@ -167,3 +167,13 @@ def test_trial_config_from_pipeline_yaml_and_errors_name_file_and_line(tmp_path)
     with pytest.raises(Exception, match="must differ"):
         TrialConfig(treatment_arm="A", control_arm="A")
     assert load_trial_config(None) == TrialConfig()
+    alone = tmp_path / "block.yaml"
+    alone.write_text("control_arm: placebo\nmin_per_arm: 1\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"block.yaml:2: min_per_arm"):
+        load_trial_config(alone)
+    alone.write_text("control_arm: placebo\nfinal_visti: W48\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"block.yaml:2: final_visti: Extra inputs"):
+        load_trial_config(alone)
+    other = tmp_path / "other.yaml"
+    other.write_text("name: x\nmanifest: {path: m.csv}\n", encoding="utf-8")
+    assert load_trial_config(other) == TrialConfig()

@@ -10,12 +10,15 @@ whole pipeline with a ``trial:`` key), or embed it in a pipeline model as ``tria
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 #: measures carried per sample × population in the results store (see docs/architecture.md)
 MEASURES: tuple[str, ...] = ("pct_parent", "pct_lymphocytes", "abs_count_per_uL")
@@ -191,10 +194,10 @@ def load_trial_config(path: str | Path | None) -> TrialConfig:
     prefix: tuple = ()
     if "trial" in data:
         block, prefix = data["trial"], ("trial",)
-    elif set(data) <= set(TrialConfig.model_fields):
-        block = data
+    elif set(data) & set(TrialConfig.model_fields):
+        block = data  # the block on its own (unknown keys are then reported, not ignored)
     else:
-        # a pipeline YAML without a trial block: defaults
+        log.info("%s has no `trial:` block: IL-2 trial defaults", path)
         return TrialConfig()
     if block is None:
         return TrialConfig()
