@@ -157,3 +157,39 @@ def test_acquisition_spill_matches_flowkit(shared_data):
     assert m is not None and m.n == 8 and not np.allclose(m.values, np.eye(8))
     idx = matrix_indices(ours, m)
     assert np.max(np.abs(compensate_events(ours.events, m, idx)[:, idx] - ref[:, idx])) < 1e-4
+
+
+def test_beckman_dfc_uses_fl_numbers_and_accuri_numbered_channels():
+    pnn = ["FS Lin", "SS Lin", "FL1 Log", "FL2 Log", "FL1 Lin", "FL2 Lin", "FL3 Lin", "FL3 Log"]
+    meta = {"dfc1to3": "28.40", "dfc2to1": "0.0", "dfc9to1": "5.0"}  # detector 9 is not recorded
+    m = matrix_from_metadata(meta, pnn, path="coulter.lmd")
+    assert m.channels == ("FL1 Log", "FL2 Log", "FL3 Log")  # log parameters of detectors FL1..FL3
+    assert m.values[0, 2] == pytest.approx(0.284)
+    accuri = "2,3,4,1,0.1,0.2,1"
+    m = matrix_from_metadata({"spillover": accuri}, ["FSC-A", "SSC-A", "FL1-A", "FL2-A"])
+    assert m.channels == ("FL1-A", "FL2-A")
+
+
+@pytest.mark.parametrize("rel, channels", [
+    ("fcs_corpus/cytoflow_instruments/Accuri - C6.fcs", 8),
+    ("fcs_corpus/cytoflow_instruments/Beckman Coulter - Cytomics FC500.LMD", 2),
+    ("gatingml2/FCSFiles/9399_1_3_NKR.fcs", 5),
+])
+def test_vendor_matrices_compensate(shared_data, rel, channels):
+    from cytokit.fcs import read_fcs
+
+    s = read_fcs(shared_data / rel)
+    m = acquisition_matrix(s)
+    assert m is not None and m.n == channels
+    c = compensate(s)
+    assert c.compensated and c.events.shape == s.events.shape
+
+
+def test_malformed_vendor_matrix_is_a_clear_error(shared_data):
+    from cytokit.fcs import read_fcs
+
+    matches = sorted(shared_data.glob("fcs_corpus/**/EY_2013-07-19_PBS_FCS_3.1_Well_A1.001.fcs"))
+    assert matches, "corpus file missing"
+    s = read_fcs(matches[0])
+    with pytest.raises(CompensationError, match=r"\$SPILLOVER of EY_2013.*expected 42"):
+        compensate(s)

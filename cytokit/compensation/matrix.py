@@ -8,8 +8,9 @@ observed events by ``inv(values)``.
 Sources:
 
 * the acquisition matrix in a file's TEXT segment (:func:`matrix_from_metadata`): ``$SPILLOVER``,
-  ``$SPILL``/``SPILL``, ``$COMP`` (with or without channel names) and FCS 2.0 ``$DFCiTOj`` keywords
-  (per pair of parameters, in percent);
+  ``$SPILL``/``SPILL``, ``$COMP`` (with or without channel names; channels given as parameter numbers,
+  as Accuri C6 writes them, are mapped to $PnN) and FCS 2.0 / Beckman Coulter ``$DFCiTOj`` keywords
+  (percent of detector i's fluorochrome in detector j);
 * a matrix file (:func:`read_matrix`): FlowJo-style CSV/TSV (optional title lines, header row of
   channel names, optional row labels; CR, LF or CRLF line ends), or whitespace-separated R output;
 * single-stain controls (:func:`cytokit.compensation.estimate_spillover`).
@@ -150,25 +151,64 @@ def parse_spillover_text(text: str, *, pnn: Sequence[str] | None = None, source:
     return SpilloverMatrix(tuple(names), vals, source=source)
 
 
+_FL_NUMBER = re.compile(r"^fl(\d+)\b", re.I)
+
+
+def _dfc_detectors(pnn: Sequence[str]) -> dict[int, int]:
+    """DFC detector number → parameter index (0-based).
+
+    Beckman Coulter writes ``$DFCiTOj`` with ``i``/``j`` = FL detector numbers; when a detector is
+    recorded both log- and linear-amplified (``FL1 Log``, ``FL1 Lin``) the log parameter (decoded to
+    linear by the reader) is used. Files without ``FL<n>`` names use parameter numbers (FCS 2.0 text).
+    """
+    by_fl: dict[int, list[int]] = {}
+    for idx, name in enumerate(pnn):
+        m = _FL_NUMBER.match(str(name).strip())
+        if m:
+            by_fl.setdefault(int(m.group(1)), []).append(idx)
+    if not by_fl:
+        return {i + 1: i for i in range(len(pnn))}
+    out = {}
+    for fl, idxs in by_fl.items():
+        logs = [i for i in idxs if "log" in str(pnn[i]).lower()]
+        out[fl] = (logs or idxs)[0]
+    return out
+
+
 def _dfc_matrix(metadata: Mapping[str, str], pnn: Sequence[str], source: str) -> SpilloverMatrix | None:
     pairs = {}
     for key, value in metadata.items():
         m = _DFC.match(key)
         if m:
             try:
-                pairs[(int(m.group(1)), int(m.group(2)))] = float(str(value).strip())
+                pairs[(int(m.group(1)), int(m.group(2)))] = float(str(value).strip() or 0)
             except ValueError:
                 raise CompensationError(f"{source}: ${key.upper()} is not a number: {value!r}") from None
     if not pairs:
         return None
-    params = sorted({i for ij in pairs for i in ij})
-    if params[-1] > len(pnn) or params[0] < 1:
-        raise CompensationError(f"{source}: $DFCiTOj names parameter {params[-1]} but the file has {len(pnn)}")
-    vals = np.eye(len(params))
+    detectors = _dfc_detectors(pnn)
+    dropped = sorted({i for ij, v in pairs.items() for i in ij if i not in detectors and v != 0})
+    if dropped:
+        log.warning("%s: ignoring compensation of detectors %s that the file does not record", source, dropped)
+    used = sorted({i for ij in pairs for i in ij if i in detectors})
+    if not used:
+        return None
+    vals = np.eye(len(used))
     for (i, j), pct in pairs.items():
-        if i != j:
-            vals[params.index(i), params.index(j)] = pct / 100.0
-    return SpilloverMatrix(tuple(pnn[p - 1] for p in params), vals, source=source)
+        if i != j and i in detectors and j in detectors:
+            vals[used.index(i), used.index(j)] = pct / 100.0
+    return SpilloverMatrix(tuple(str(pnn[detectors[d]]) for d in used), vals, source=source)
+
+
+def _numbered_channels(m: SpilloverMatrix, pnn: Sequence[str]) -> SpilloverMatrix:
+    """Matrices naming channels by parameter number ("3,4,5...", e.g. Accuri C6) get the $PnN names."""
+    names = [str(p) for p in pnn]
+    if any(c in names for c in m.channels) or not all(c.isdigit() for c in m.channels):
+        return m
+    idx = [int(c) for c in m.channels]
+    if not all(1 <= i <= len(names) for i in idx):
+        raise CompensationError(f"{m.source}: parameter numbers {idx} outside 1..{len(names)}")
+    return SpilloverMatrix(tuple(names[i - 1] for i in idx), m.values, source=m.source)
 
 
 def matrix_from_metadata(metadata: Mapping[str, str], pnn: Sequence[str], *, path: str | Path | None = None
@@ -185,7 +225,7 @@ def matrix_from_metadata(metadata: Mapping[str, str], pnn: Sequence[str], *, pat
         if text is None or not str(text).strip() or str(text).strip() == "0":
             continue
         label = f"${key.upper()}" if key in ("spillover", "comp") else key.upper()
-        return parse_spillover_text(str(text), pnn=pnn, source=f"{label} of {name}")
+        return _numbered_channels(parse_spillover_text(str(text), pnn=pnn, source=f"{label} of {name}"), pnn)
     return _dfc_matrix(metadata, pnn, source=f"$DFCiTOj of {name}")
 
 
