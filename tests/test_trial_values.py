@@ -2,6 +2,8 @@
 AUC, responder flags, input checks."""
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -145,6 +147,14 @@ def test_population_table_errors_name_the_problem():
     no_base = check_populations(_rows([("P1", "W12", 12, "IL-2", "tmem", "CD4 T", 1, 1.0, 1.0, 1.0)]))
     with pytest.raises(StatsError, match="baseline visit 'W0' not found"):
         patient_visit_values(no_base, check_clinical(pd.DataFrame()), TrialConfig())
+
+
+def test_non_numeric_measures_become_missing_with_a_warning(caplog, monkeypatch):
+    monkeypatch.setattr(logging.getLogger("cytokit"), "propagate", True)  # the CLI tests may have turned it off
+    t = _rows([("P1", "W0", 0, "IL-2", "tmem", "CD4 T", 1, "n/a", 1.0, 350.0)])
+    out = check_populations(t, "res/populations.csv")
+    assert np.isnan(out["pct_parent"].iloc[0]) and out["abs_count_per_uL"].iloc[0] == 350.0
+    assert "res/populations.csv: 1 non-numeric pct_parent" in caplog.text
 
 
 def test_clinical_table_errors():

@@ -73,8 +73,15 @@ def check_populations(df: pd.DataFrame, source: str = "<populations>") -> pd.Dat
         rows = out.index[out["week"].isna()][:5].tolist()
         raise StatsError(f"populations table has a non-numeric or empty 'week' (rows {rows})", path=source)
     for m in MEASURES:
-        out[m] = pd.to_numeric(out[m], errors="coerce") if m in out.columns else float("nan")
-        out[m] = out[m].astype(float)
+        if m not in out.columns:
+            out[m] = float("nan")
+            continue
+        numeric = pd.to_numeric(out[m], errors="coerce")
+        bad = numeric.isna() & out[m].notna() & (out[m].astype("string").str.strip() != "")
+        if bad.any():
+            log.warning("%s: %d non-numeric %s values treated as missing (e.g. %r)", source, int(bad.sum()), m,
+                        str(out.loc[bad, m].iloc[0]))
+        out[m] = numeric.astype(float)
     for opt in ("parent_count", "count"):
         if opt in out.columns:
             out[opt] = pd.to_numeric(out[opt], errors="coerce")
