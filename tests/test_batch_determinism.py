@@ -46,6 +46,13 @@ def test_tables_follow_the_schema_and_sort_order(reference):
     assert (pd.read_csv(reference / "clinical.csv")["patient"].nunique()) == 2
     inputs = pd.read_csv(reference / "inputs.csv")
     assert {"fcs", "manifest", "clinical", "panel", "strategy", "pipeline"} <= set(inputs["kind"])
+    import json
+
+    import pyarrow.parquet as pq
+
+    recorded = json.loads(pq.read_schema(reference / "populations.parquet").metadata[b"cytokit.inputs"])
+    assert recorded == {f"{k}:{n}": h for k, n, h in zip(inputs["kind"], inputs["name"], inputs["sha256"])}
+    assert set(pops["sha256"]) == set(inputs.loc[inputs["kind"] == "fcs", "sha256"])
 
 
 def test_identical_across_runs_and_worker_counts(trial, reference, tmp_path):

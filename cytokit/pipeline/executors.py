@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 from abc import ABC, abstractmethod
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -26,6 +27,30 @@ log = logging.getLogger(__name__)
 
 Task = Callable[[SampleJob], SampleOutput]
 WORKER_DIED = "worker process died while analysing this file (crash, os._exit or out-of-memory kill)"
+
+
+def limit_threads(n: int | None) -> None:
+    """Worker initializer: at most ``n`` BLAS/OpenMP and numba threads per worker process (None = leave).
+
+    Processes are the unit of parallelism; letting each worker also start one thread per core
+    oversubscribes the machine (``jobs`` workers x cores threads).
+    """
+    if not n:
+        return
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[var] = str(n)  # this worker process only: libraries loaded later read it
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(n)
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        pass
+    try:
+        import numba
+
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    except ImportError:  # pragma: no cover
+        pass
 
 
 class Executor(ABC):
@@ -66,7 +91,8 @@ class SerialExecutor(Executor):
 class LocalExecutor(Executor):
     """A pool of ``jobs`` worker processes on this machine.
 
-    The pool starts on first use and is reused by later :meth:`map` calls until :meth:`close` (a
+    Each worker is limited to ``threads_per_worker`` BLAS/numba threads (default 1). The pool starts
+    on first use and is reused by later :meth:`map` calls until :meth:`close` (a
     notebook or benchmark can keep warm workers). At most ``2 * jobs`` tasks are queued at once
     (bounded memory). When a worker dies the pool breaks;
     the tasks that were in flight are re-run one at a time in a fresh single-worker pool so that only
@@ -75,10 +101,12 @@ class LocalExecutor(Executor):
 
     name = "local"
 
-    def __init__(self, jobs: int = 2, start_method: str | None = None, **_: Any) -> None:
+    def __init__(self, jobs: int = 2, start_method: str | None = None, threads_per_worker: int | None = 1,
+                 **_: Any) -> None:
         if jobs < 1:
             raise ConfigError(f"jobs must be >= 1, got {jobs}")
         self.jobs = jobs
+        self.threads_per_worker = threads_per_worker
         self.context = multiprocessing.get_context(start_method)
         self._pool: ProcessPoolExecutor | None = None
 
@@ -86,7 +114,8 @@ class LocalExecutor(Executor):
         return f"local ({self.jobs} worker process{'es' if self.jobs > 1 else ''})"
 
     def _new_pool(self, workers: int) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=workers, mp_context=self.context)
+        return ProcessPoolExecutor(max_workers=workers, mp_context=self.context, initializer=limit_threads,
+                                   initargs=(self.threads_per_worker,))
 
     def _main_pool(self) -> ProcessPoolExecutor:
         """The worker pool, started on first use and kept across :meth:`map` calls until :meth:`close`."""

@@ -304,6 +304,27 @@ def run(config: PipelineConfig | str | Path, out: str | Path, *, jobs: int | Non
         ledger.close()
 
 
+def write_table_with_inputs(df: pd.DataFrame, stem: Path, formats: tuple[str, ...], inputs_digest: str) -> None:
+    """Write a table (atomically); its Parquet file carries ``cytokit.inputs`` metadata (input -> sha256).
+
+    CSV rows carry the FCS file's ``sha256`` column; the full input list is ``OUT/inputs.csv``.
+    """
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if "csv" in formats:
+        write_table(df, stem, formats=("csv",))
+    if "parquet" in formats:
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        meta = dict(table.schema.metadata or {})
+        meta[b"cytokit.inputs"] = inputs_digest.encode()
+        buf = io.BytesIO()
+        pq.write_table(table.replace_schema_metadata(meta), buf)
+        atomic_write_bytes(stem.with_suffix(".parquet"), buf.getvalue())
+
+
 def _abort(ledger: Ledger, run_id: int, exc: BaseException) -> None:
     try:
         ledger.finish_run(run_id, status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
@@ -326,10 +347,12 @@ def write_outputs(out: Path, plan: RunPlan, populations: pd.DataFrame, samples: 
 
     Returns ``{output: error}`` for extras that could not be written."""
     formats = tuple(plan.config.outputs.tables)
-    write_table(populations, out / "populations", formats=formats)
-    write_table(samples, out / "samples", formats=formats)
     inputs = pd.DataFrame(_inputs(plan), columns=["kind", "name", "path", "sha256"])
     inputs = inputs.sort_values(["kind", "name"], kind="stable").reset_index(drop=True)
+    digest = json.dumps({f"{k}:{n}": h for k, n, h in zip(inputs["kind"], inputs["name"], inputs["sha256"])},
+                        sort_keys=True)
+    for df, stem in ((populations, "populations"), (samples, "samples")):
+        write_table_with_inputs(df, out / stem, formats, digest)
     write_table(inputs, out / "inputs", formats=("csv",))
     clinical = plan.config.clinical
     for src, name in ((clinical and clinical.path, "clinical.csv"), (clinical and clinical.il2_cycles, "il2_cycles.csv")):
