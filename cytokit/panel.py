@@ -278,7 +278,15 @@ class Panel:
                 return ChannelMatch(pnn_s, pns_s, owners[0], "fluorescence", det_fl,
                                     f"detector {pnn_s} carries {det_fl} in tube {tube}")
         kind = "fluorescence" if det_fl is not None or _looks_like_detector(pnn_s) else "other"
-        return ChannelMatch(pnn_s, pns_s, None, kind, det_fl or "", "unresolved")
+        named = self._markers_named(pns_s or pnn_s)
+        how = f"ambiguous: names {', '.join(named)}" if len(named) > 1 else "unresolved"
+        return ChannelMatch(pnn_s, pns_s, None, kind, det_fl or "", how)
+
+    def _markers_named(self, text: str) -> list[str]:
+        """Every marker a word of ``text`` names (for explaining ambiguous channels)."""
+        words = [w for w in re.split(r"[\s_,;/|+]+", str(text).strip()) if w]
+        keys = (normalize_name(w) for w in words)
+        return sorted({self._marker_alias[k] for k in keys if k in self._marker_alias})
 
     def match_channels(self, sample: Sample, tube: str | None = None) -> list[ChannelMatch]:
         """One :class:`ChannelMatch` per channel of ``sample``, in channel order."""
@@ -370,7 +378,8 @@ def _looks_like_detector(pnn: str) -> bool:
 def _describe_found(matches: list[ChannelMatch]) -> str:
     parts = []
     for m in matches:
-        label = m.marker or f"unresolved, $PnS={m.pns!r}"
+        label = m.marker or (f"{m.how}, $PnS={m.pns!r}" if m.how.startswith("ambiguous") else
+                             f"unresolved, $PnS={m.pns!r}")
         parts.append(f"{m.pnn} → {label}")
     return "channels found: " + ", ".join(parts)
 

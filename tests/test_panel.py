@@ -188,3 +188,11 @@ def test_real_file_with_wrong_panel_lists_channels(shared_data):
         load_panel("il2_trial").resolve(read_fcs(path), tube="tmem")
     msg = str(err.value)
     assert "68983.fcs" in msg and "CD45RA" in msg and "PE-Cy7-A → CD3" in msg
+
+
+def test_channel_naming_two_markers_is_reported_ambiguous(il2):
+    layout = [("PE-Cy7-A", "CD4 CD8") if n == "PE-Cy7-A" else (n, s) for n, s in BD_TMEM if n != "APC-H7-A"]
+    with pytest.raises(PanelError) as err:
+        il2.resolve(make_sample(layout), tube="tmem")
+    msg = str(err.value)
+    assert "CD4, CD8 of tube 'tmem'" in msg and "PE-Cy7-A → ambiguous: names CD4, CD8" in msg
