@@ -67,7 +67,7 @@ def test_stage_writes_every_table_and_figure(stage):
     out, run, samples, _, _ = stage
     d = out / "clustering"
     for name in ("metacluster_abundance", "population_abundance", "metaclusters", "nodes", "thresholds",
-                 "agreement", "agreement_summary", "differential"):
+                 "agreement", "agreement_summary", "differential", "differential_populations"):
         assert (d / f"{name}.parquet").is_file() and (d / f"{name}.csv").is_file(), name
         back = pd.read_parquet(d / f"{name}.parquet")
         assert len(back) == len(run.tables[name]) > 0
@@ -95,6 +95,15 @@ def test_population_abundance_within_2pp_of_truth(stage):
     ab = run.tables["population_abundance"].merge(truth, on=["sample_id", "population"])
     assert set(ab["population"]) == set(TCELL_POPULATIONS)
     assert (ab["pct"] - ab["truth_pct"]).abs().max() < 2.0
+
+
+def test_differential_tables_cover_every_visit_and_cluster(stage):
+    _, run, _, _, _ = stage
+    da = run.tables["differential"]
+    assert set(da["visit"]) == set(VISITS) and len(da) == 2 * len(run.tables["metaclusters"])
+    assert (da["n_treatment"] + da["n_control"] == 4).all()
+    dp = run.tables["differential_populations"]
+    assert set(dp["cluster"]) == set(TCELL_POPULATIONS) and dp["p_adj"].notna().any()
 
 
 def test_agreement_flags_only_the_disagreeing_sample(stage):
@@ -215,6 +224,7 @@ def test_cli_cluster_runs_and_reports(tmp_path, monkeypatch, capsys):
     (["--grid", "10by10"], "WxH"),
     (["--metaclusters", "0"], "n_metaclusters"),
     (["--level", "leaf"], "--level"),
+    (["--da-test", "t"], "--da-test"),
 ])
 def test_cli_bad_options_exit_2(tmp_path, capsys, args, message):
     rc = main(["cluster", str(tmp_path), *args])

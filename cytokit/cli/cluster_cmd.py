@@ -60,16 +60,20 @@ def cluster(
         "marker modes)."),
     margin: float = typer.Option(5.0, "--margin", help="Flag gating-vs-clustering differences above this (pp)."),
     level: str = typer.Option("node", "--level", help="Named-population abundances from 'node' or 'metacluster'."),
+    da_test: str = typer.Option("quasibinomial", "--da-test",
+                                help="Between-arm test: quasibinomial (GLM on counts) or rank_sum."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write heatmap, map and abundance PNGs."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing clustering results."),
 ) -> None:
     """Cluster a gated population across all samples (shared SOM + consensus metaclusters)."""
-    from ..cluster import make_params, parse_grid, run_clustering
+    from ..cluster import DA_TESTS, make_params, parse_grid, run_clustering
     from ..cluster.phenotype import load_thresholds
     from ..errors import ClusterError
 
     if level not in ("node", "metacluster"):
         raise ClusterError(f"--level must be 'node' or 'metacluster', not {level!r}")
+    if da_test not in DA_TESTS:
+        raise ClusterError(f"--da-test must be one of {sorted(DA_TESTS)}, not {da_test!r}")
     xdim, ydim = parse_grid(grid)
     params = make_params(xdim=xdim, ydim=ydim, n_metaclusters=metaclusters, seed=seed, n_train=n_train,
                          margin_pp=margin)
@@ -77,7 +81,7 @@ def cluster(
         run = run_clustering(
             results_dir, population=population, markers=_split_markers(markers), tube=tube, params=params,
             phenotypes=phenotypes, thresholds=load_thresholds(thresholds) if thresholds else None,
-            level=level, plots=plots, force=force, progress=progress)
+            level=level, plots=plots, force=force, progress=progress, da_test=da_test)
     mc = run.tables["metaclusters"]
     typer.echo(f"{population}: {run.result.info['n_samples']} samples, {run.result.info['n_events']} events, "
                f"{len(mc)} metaclusters on {', '.join(run.result.markers)}")

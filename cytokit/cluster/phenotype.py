@@ -18,9 +18,8 @@ Contract
 * Clusters of a gated population can only be that population's descendants:
   :meth:`PhenotypeTable.within` keeps those (when the population is in the table) and the terms the
   population's own gate already guarantees (``CD3+`` for ``T cells``) are not re-tested.
-* :func:`match_matrix` evaluates every phenotype on cluster medians. Terms on markers that were not
-  clustered are ignored (an OR group with an unclustered alternative is ignored as a whole); a population
-  with no term left is not matchable. A cluster is named after the matching population with the most
+* :func:`match_matrix` evaluates every phenotype on cluster medians. A population is matchable only when
+  every term its clustered ancestor does not imply is on a clustered marker (CD25+ CD4 needs CD25). A cluster is named after the matching population with the most
   usable terms (ties: table order); clusters that match nothing are ``"unassigned"``.
 """
 from __future__ import annotations
@@ -385,9 +384,13 @@ def _term_holds(values: np.ndarray, term: Term, j: int, thr: Thresholds) -> np.n
 
 def _decidable(entry: PopulationPhenotype, markers: Sequence[str],
                implied: Iterable[tuple[Term, ...]] = ()) -> list[tuple[Term, ...]]:
-    """Groups of ``entry`` that clustered markers decide and the clustered population does not imply."""
+    """Groups of ``entry`` to test: those the clustered population does not imply. Empty when any of
+    them names a marker that was not clustered (the population cannot be told apart)."""
     implied = set(implied)
-    return [g for g in entry.groups if g not in implied and all(t.marker in markers for t in g)]
+    groups = [g for g in entry.groups if g not in implied]
+    if any(t.marker not in markers for g in groups for t in g):
+        return []
+    return groups
 
 
 def match_matrix(medians: pd.DataFrame, table: PhenotypeTable, thresholds: Thresholds,
@@ -395,7 +398,7 @@ def match_matrix(medians: pd.DataFrame, table: PhenotypeTable, thresholds: Thres
     """Boolean frame (clusters x populations): does each cluster's median satisfy each phenotype.
 
     Groups in ``implied`` (guaranteed by the clustered population's gate) are not tested; only
-    populations with at least one decidable group appear as columns.
+    populations whose other groups are all on clustered markers appear as columns.
     """
     markers = list(medians.columns)
     values = medians.to_numpy(dtype=np.float64)

@@ -14,6 +14,7 @@ Contract
 ``agreement``              gating vs clustering per sample and population (pp), ``flagged``
 ``agreement_summary``      per population: mean/max |difference| (pp), samples flagged
 ``differential``           between-arm tests per visit and metacluster, FDR-adjusted
+``differential_populations`` the same per visit and named population (from clustering)
 =========================  =====================================================================
 
 ``pct`` is percent (0-100) of the clustered population. :func:`run_clustering` reads the pipeline's
@@ -104,6 +105,8 @@ def analyse(samples: Mapping[str, np.ndarray], markers: Sequence[str], *, popula
     if {"arm", "visit"} <= set(mc_ab.columns) and mc_ab["arm"].dropna().nunique() == 2:
         tables["differential"] = differential_abundance(mc_ab, cluster_col="metacluster", test=da_test,
                                                         alpha=params.alpha)
+        tables["differential_populations"] = differential_abundance(pop_ab, cluster_col="population",
+                                                                    test=da_test, alpha=params.alpha)
     elif meta is not None:
         log.info("no between-arm comparison: need 'arm' (two groups) and 'visit' in the samples table")
     return ClusteringRun(result, ann, tables)
@@ -267,7 +270,8 @@ def run_clustering(results_dir: str | Path, *, population: str = "T cells", mark
                    tube: str | None = None, params: ClusterParams | None = None,
                    phenotypes: str | Path | PhenotypeTable | None = None, thresholds: Mapping[str, Any] | None = None,
                    loader: Loader | None = None, level: str = "node", plots: bool = True,
-                   force: bool = False, progress: ProgressFn | None = None) -> ClusteringRun:
+                   force: bool = False, progress: ProgressFn | None = None,
+                   da_test: str = "quasibinomial") -> ClusteringRun:
     """Cohort stage: cluster ``population`` across the store's samples and write ``OUT/clustering/``."""
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
@@ -287,7 +291,8 @@ def run_clustering(results_dir: str | Path, *, population: str = "T cells", mark
         gating = gating[gating["sample_id"].astype(str).isin(samples)]
     gate_thr = thresholds_from_gates(stored_gate_records(results_dir, list(samples)), table)
     run = analyse(samples, chosen, population=population, params=params, phenotypes=table,
-                  thresholds=thresholds, meta=meta, gating=gating, gating_thresholds=gate_thr, level=level)
+                  thresholds=thresholds, meta=meta, gating=gating, gating_thresholds=gate_thr, level=level,
+                  da_test=da_test)
     run.skipped = skipped
     for name, df in run.tables.items():
         run.paths += write_table(df, out / name, force=True)
@@ -296,7 +301,7 @@ def run_clustering(results_dir: str | Path, *, population: str = "T cells", mark
     info = {
         "population": population, "tube": tube, "markers": chosen, "params": params.model_dump(),
         "n_samples": len(samples), "n_events": run.result.info["n_events"], "n_train": run.result.n_train,
-        "level": level, "phenotypes": table.to_frame().to_dict(orient="records"),
+        "level": level, "differential_test": da_test, "phenotypes": table.to_frame().to_dict(orient="records"),
         "thresholds": run.tables["thresholds"].to_dict(orient="records"), "skipped": skipped,
         "model": "batch SOM (PCA initialisation) + consensus average-linkage metaclustering (cytokit.cluster)",
     }
