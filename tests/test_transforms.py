@@ -190,3 +190,15 @@ def test_float32_input_and_both_kernels_agree(values):
         np.testing.assert_allclose(t.inverse_numpy(y), t.inverse(y), rtol=1e-12, atol=1e-9)
     grid = np.linspace(-1e4, 1e5, 12).reshape(3, 4)  # shape is kept
     assert get_transform("logicle").forward(grid).shape == (3, 4)
+
+
+def test_estimated_logicle_top_of_scale_follows_decoding():
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.lognormal(5, 1, 3000), rng.normal(0, 5, 1000)])
+    s = _sample(np.column_stack([x, x]), [("FL1-H", "CD4", "fluorescence"), ("FL2-A", "CD8", "fluorescence")])
+    ch = s.channels.copy()
+    ch.loc[0, ["range", "log_decades", "log_offset"]] = [1024.0, 4.0, 1.0]  # log amplifier: 1..10^4
+    ch.loc[1, ["range", "gain"]] = [262144.0, 2.0]                          # linear with $PnG = 2
+    out = transform(s.replace(channels=ch), {"@fluorescence": {"name": "logicle", "estimate": True}})
+    assert parse_transform(out.transforms["FL1-H"]).T == 10000.0
+    assert parse_transform(out.transforms["FL2-A"]).T == 131072.0

@@ -32,11 +32,23 @@ SELECTORS = ("@fluorescence", "@scatter", "@time", "@all")
 
 
 def _channel_range(sample: Sample, idx: int) -> float | None:
-    try:
-        r = float(sample.channels["range"].iloc[idx])
-    except (TypeError, ValueError, KeyError):
+    """Top of the channel's scale in decoded linear units: $PnR/$PnG, or f2·10^f1 for $PnE = f1,f2."""
+    row = sample.channels.iloc[idx]
+
+    def num(key: str, default: float) -> float:
+        try:
+            v = float(row.get(key, default))
+        except (TypeError, ValueError):
+            return default
+        return v if np.isfinite(v) else default
+
+    decades, offset = num("log_decades", 0.0), num("log_offset", 0.0)
+    if decades > 0:
+        return (offset if offset > 0 else 1.0) * 10.0 ** decades
+    r, gain = num("range", 0.0), num("gain", 1.0)
+    if r <= 0:
         return None
-    return r if np.isfinite(r) and r > 0 else None
+    return r / gain if gain > 0 else r
 
 
 def _resolve_one(sample: Sample, idx: int, spec: Any) -> Transform:
