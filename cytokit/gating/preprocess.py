@@ -19,7 +19,7 @@ from .model import StrategyDefinition, TransformChoice
 
 log = logging.getLogger(__name__)
 
-#: Default logicle decades and the range used when a channel has no $PnR.
+#: Top of scale (linear units) used when a channel has no $PnR.
 DEFAULT_T = 262144.0
 
 
@@ -36,21 +36,6 @@ class ChannelTransform:
         if self.name == "linear":
             return "linear"
         return f"{self.name}(" + ", ".join(f"{k}={v:.4g}" for k, v in self.params.items()) + ")"
-
-
-def estimate_logicle_width(x: np.ndarray, T: float, M: float) -> float:
-    """Logicle W from the data (Parks, Roederer & Moore 2006): ``W = (M - log10(T / |r|)) / 2`` with ``r``
-    the 5th percentile of the negative values (linear scale). Returns 0 when there are no negatives;
-    clipped to ``[0, M/2 - 0.05]``."""
-    x = np.asarray(x, dtype=np.float64)
-    neg = x[np.isfinite(x) & (x < 0)]
-    if neg.size < 10:
-        return 0.0
-    r = abs(float(np.quantile(neg, 0.05)))
-    if r <= 0:
-        return 0.0
-    w = (M - np.log10(T / r)) / 2.0
-    return float(np.clip(w, 0.0, M / 2.0 - 0.05))
 
 
 def resolve_panel(sample: Sample, panel: Any, tube: str | None, definition: StrategyDefinition) -> Sample:
@@ -109,6 +94,18 @@ def _choice_for(row: Any, definition: StrategyDefinition) -> TransformChoice | N
     return None
 
 
+def _estimated_width(sample: Sample, i: int, T: float, M: float, A: float) -> float:
+    """Logicle W of channel ``i`` from its negative values (flowCore's rule, on <= 50k events)."""
+    from ..transforms import estimate_logicle
+
+    x = sample.events[:: max(1, sample.n_events // 50000), i]
+    label = str(sample.channels["pnn"].iloc[i])
+    try:
+        return float(estimate_logicle(x, T=T, M=M, A=A, label=label).W)
+    except TransformError as exc:
+        raise GatingError(f"channel {label}: {exc}", path=sample.path) from None
+
+
 def plan_transforms(sample: Sample, definition: StrategyDefinition) -> list[ChannelTransform]:
     """The transform (with numbers: T from $PnR, W estimated when asked) for every channel to transform."""
     plan = []
@@ -122,9 +119,10 @@ def plan_transforms(sample: Sample, definition: StrategyDefinition) -> list[Chan
         params: dict[str, float] = {"T": T}
         if choice.name in ("logicle", "hyperlog"):
             W = choice.W
+            A = 0.0 if choice.A is None else float(choice.A)
             if W == "estimate" or W is None:
-                W = estimate_logicle_width(sample.events[:: max(1, sample.n_events // 50000), i], T, M)
-            params.update(W=float(W), M=M, A=0.0 if choice.A is None else float(choice.A))
+                W = _estimated_width(sample, i, T, M, A)
+            params.update(W=float(W), M=M, A=A)
         elif choice.name == "fasinh":
             params.update(M=M, A=0.0 if choice.A is None else float(choice.A))
         elif choice.name == "flog":
