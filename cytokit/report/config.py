@@ -24,11 +24,6 @@ class ReportOptions(BaseModel):
     pdf: bool = True
     reference_intervals: str = "reference_intervals"
     low_event_threshold: int = Field(100, ge=0, description="events in a gate below which a value is flagged")
-    baseline_visit: str | None = Field(None, description="visit label of baseline; default the earliest week")
-    responder_increase_pct: float = Field(80.0, description="CD4 increase from baseline (%) that defines a responder")
-    cd4_thresholds: list[float] = Field(default_factory=lambda: [200.0, 350.0, 500.0])
-    cd4_population: str = "CD4 T"
-    cd8_population: str = "CD8 T"
     trends: list[TrendPanel] = Field(default_factory=lambda: [
         TrendPanel(population="CD4 T"),
         TrendPanel(population="CD8 T"),

@@ -6,6 +6,7 @@ Units: ``pct_parent`` and ``pct_lymphocytes`` are percent (0–100); absolute co
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,11 +14,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import ReportError
+from ..errors import CytokitError, ReportError
 from ..io_utils import safe_name
+from ..trial.config import TrialConfig
+from ..trial.inputs import check_clinical, check_populations
+from ..trial.responders import flag_labels, responder_flags
+from ..trial.values import patient_visit_values
 from .config import ReportOptions
 from .reference import ReferenceIntervals, flag
 from .store import ResultsStore
+
+log = logging.getLogger(__name__)
 
 
 def _num(value: Any) -> float | None:
@@ -41,6 +48,7 @@ class PatientReport:
     identity: dict[str, Any]
     visits: list[dict[str, Any]]
     derived: list[dict[str, Any]]
+    flag_labels: dict[str, str]
     trends: pd.DataFrame
     cycles_weeks: list[tuple[float, float]]
     qc: list[dict[str, Any]]
@@ -109,7 +117,8 @@ def build_patient_report(store: ResultsStore, patient: str, options: ReportOptio
     arm = str(pops["arm"].dropna().iloc[0]) if "arm" in pops and pops["arm"].notna().any() else ""
 
     visits = _visit_week_table(pops, clinical)
-    baseline_visit = options.baseline_visit or str(visits["visit"].iloc[0])
+    trial_config = trial_config_of(store)
+    baseline_visit = trial_config.baseline_visit
     if baseline_visit not in set(visits["visit"].astype(str)):
         baseline_visit = str(visits["visit"].iloc[0])
     base_date = visits.loc[visits["visit"].astype(str) == baseline_visit, "sample_date"].iloc[0]
@@ -167,7 +176,7 @@ def build_patient_report(store: ResultsStore, patient: str, options: ReportOptio
     trends = pops.merge(visits[["visit", "week"]], on="visit", how="left", suffixes=("_x", ""))
     trends = trends[[c for c in ("visit", "week", "tube", "population", "pct_parent", "pct_lymphocytes",
                                  "abs_count_per_uL") if c in trends.columns]]
-    derived = _derived(trends, baseline_visit, options, intervals, sex)
+    derived, flag_labels_ = _derived(store, str(patient), trial_config, intervals, sex)
     cycles_weeks = []
     if not cycles.empty and pd.notna(base_date):
         for c in cycles.itertuples():
@@ -177,47 +186,55 @@ def build_patient_report(store: ResultsStore, patient: str, options: ReportOptio
 
     return PatientReport(
         patient=str(patient), arm=arm, identity=identity, visits=visit_blocks, derived=derived,
+        flag_labels=flag_labels_,
         trends=trends, cycles_weeks=cycles_weeks, qc=_qc_rows(samples, pops), methods=_methods(store, samples),
         intervals={(iv.population, iv.measure): iv for iv in intervals.intervals
                    if iv.sex in ("any", (sex or "")[:1].upper())},
     )
 
 
-def _value(trends: pd.DataFrame, visit: str, population: str, measure: str) -> float | None:
-    sel = trends[(trends["visit"].astype(str) == visit) & (trends["population"] == population)]
-    if sel.empty or measure not in sel.columns:
-        return None
-    if "tube" in sel.columns and sel["tube"].nunique() > 1:  # prefer the tube that defines it deepest
-        sel = sel.sort_values("tube")
-    return _num(sel[measure].dropna().iloc[0]) if sel[measure].notna().any() else None
+def _derived(store: ResultsStore, patient: str, trial_config: TrialConfig, intervals: ReferenceIntervals,
+             sex: str | None) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Per visit: CD4/CD8 counts and ratio, CD4 change from baseline and the trial's responder flags.
 
-
-def _derived(trends: pd.DataFrame, baseline: str, options: ReportOptions, intervals: ReferenceIntervals,
-             sex: str | None) -> list[dict[str, Any]]:
-    """Per visit: CD4/CD8 ratio, CD4 change from baseline (cells/µL and %), responder flags."""
-    out = []
-    cd4_base = _value(trends, baseline, options.cd4_population, "abs_count_per_uL")
+    Uses the trial module's definitions (:func:`cytokit.trial.values.patient_visit_values`,
+    :func:`cytokit.trial.responders.responder_flags`) with the run's trial configuration, so a report
+    and the trial analysis never disagree on who is a responder. Returns (rows, flag column → label).
+    """
+    pops = check_populations(store.populations[store.populations["patient"] == patient], "populations")
+    clinical = check_clinical(store.clinical if not store.clinical.empty else None, "clinical")
+    try:
+        values = patient_visit_values(pops, clinical, trial_config)
+    except CytokitError as exc:
+        log.warning("patient %s: no derived values (%s)", patient, exc)
+        return [], {}
+    flags = responder_flags(values, trial_config)
+    labels = flag_labels(trial_config)
     ratio_iv = intervals.lookup("CD4/CD8 ratio", "ratio", sex)
-    for visit in trends.sort_values("week")["visit"].astype(str).unique():
-        cd4 = _value(trends, visit, options.cd4_population, "abs_count_per_uL")
-        cd8 = _value(trends, visit, options.cd8_population, "abs_count_per_uL")
-        if cd4 is None or cd8 is None:  # fall back to % of lymphocytes (same denominator)
-            cd4p = _value(trends, visit, options.cd4_population, "pct_lymphocytes")
-            cd8p = _value(trends, visit, options.cd8_population, "pct_lymphocytes")
-            ratio = cd4p / cd8p if cd4p is not None and cd8p else None
-        else:
-            ratio = cd4 / cd8 if cd8 else None
-        change = cd4 - cd4_base if cd4 is not None and cd4_base is not None else None
-        rel = 100.0 * change / cd4_base if change is not None and cd4_base else None
-        out.append({
-            "visit": visit, "cd4": cd4, "cd8": cd8, "ratio": ratio, "ratio_flag": flag(ratio, ratio_iv),
-            "ratio_reference": ratio_iv.text() if ratio_iv else "",
-            "cd4_change": change, "cd4_change_pct": rel,
-            "responder": (rel is not None and rel >= options.responder_increase_pct and visit != baseline),
-            "above": {t: (cd4 is not None and cd4 > t) for t in options.cd4_thresholds},
-            "ratio_above_1": ratio is not None and ratio > 1.0,
+    cd8 = values[values["population"] == trial_config.cd8_population].set_index("visit")["abs_count_per_uL"]
+    rows = []
+    for f in flags.itertuples(index=False):
+        d = f._asdict()
+        ratio = _num(d["cd4_cd8_ratio"])
+        rows.append({
+            "visit": d["visit"], "cd4": _num(d["cd4_value"]), "cd8": _num(cd8.get(d["visit"])),
+            "ratio": ratio, "ratio_flag": flag(ratio, ratio_iv), "ratio_reference": ratio_iv.text() if ratio_iv else "",
+            "cd4_change": _num(d["cd4_change"]), "cd4_change_pct": _num(d["cd4_change_pct"]),
+            "flags": {name: ("—" if pd.isna(d[name]) else ("yes" if d[name] else "no")) for name in labels},
         })
-    return out
+    return rows, labels
+
+
+def trial_config_of(store: ResultsStore) -> TrialConfig:
+    """The trial configuration the run used (``OUT/trial/trial_config.json``), else the defaults."""
+    path = store.root / "trial" / "trial_config.json"
+    if path.is_file():
+        try:
+            recorded = json.loads(path.read_text(encoding="utf-8"))
+            return TrialConfig.model_validate(recorded.get("config", recorded))
+        except (OSError, ValueError) as exc:
+            log.warning("%s: unreadable trial configuration (%s); using defaults", path, exc)
+    return TrialConfig()
 
 
 def _qc_rows(samples: pd.DataFrame, pops: pd.DataFrame) -> list[dict[str, Any]]:
