@@ -239,7 +239,7 @@ def test_metrics_on_known_labellings():
 
 
 def test_gating_thresholds_from_stored_gates():
-    from cytokit.cluster.phenotype import thresholds_from_gates
+    from cytokit.cluster.thresholds import thresholds_from_gates
 
     table = PhenotypeTable.default()
     records = []
@@ -279,7 +279,8 @@ def test_clusters_of_t_cells_are_named_only_after_t_cell_subsets():
     full, none = table.within("Lymphocytes")  # not in the table: every population is a candidate
     assert len(full) == len(table) and none == ()
     # a CD3-dim T-cell cluster (below a CD3 threshold fitted on other cells) is still a T-cell subset
-    from cytokit.cluster.phenotype import Thresholds, match_matrix, name_clusters
+    from cytokit.cluster import Thresholds
+    from cytokit.cluster.phenotype import match_matrix, name_clusters
 
     med = pd.DataFrame({"CD3": [0.3], "CD4": [0.7], "CD8": [0.2], "CD45RA": [0.7], "CD62L": [0.7]})
     thr = Thresholds({m: 0.45 for m in med}, {m: 0.6 for m in med}, {})

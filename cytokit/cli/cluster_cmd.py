@@ -67,7 +67,7 @@ def cluster(
 ) -> None:
     """Cluster a gated population across all samples (shared SOM + consensus metaclusters)."""
     from ..cluster import DA_TESTS, make_params, parse_grid, run_clustering
-    from ..cluster.phenotype import load_thresholds
+    from ..cluster.thresholds import load_thresholds
     from ..errors import ClusterError
 
     if level not in ("node", "metacluster"):

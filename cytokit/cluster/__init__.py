@@ -16,14 +16,14 @@ from .agreement import agreement_summary, agreement_table
 from .differential import DA_TESTS, differential_abundance
 from .model import ClusteringResult, SOMClusterer, cluster_samples
 from .params import ClusterParams, make_params, parse_grid
-from .phenotype import (DEFAULT_PHENOTYPES, UNASSIGNED, PhenotypeTable, Thresholds, estimate_thresholds,
-                        load_phenotypes, parse_phenotype)
+from .phenotype import DEFAULT_PHENOTYPES, UNASSIGNED, PhenotypeTable, load_phenotypes, parse_phenotype
+from .thresholds import Thresholds, estimate_thresholds, load_thresholds, thresholds_from_gates
 from .stage import ClusteringRun, analyse, load_population_events, run_clustering
 
 __all__ = [
     "Annotation", "ClusterParams", "ClusteringResult", "ClusteringRun", "DA_TESTS", "DEFAULT_PHENOTYPES",
     "PhenotypeTable", "SOMClusterer", "Thresholds", "UNASSIGNED", "agreement_summary", "agreement_table",
     "analyse", "annotate", "cluster_samples", "differential_abundance", "estimate_thresholds",
-    "load_phenotypes", "load_population_events", "make_params", "metacluster_abundance", "metacluster_table",
+    "load_phenotypes", "load_population_events", "load_thresholds", "thresholds_from_gates", "make_params", "metacluster_abundance", "metacluster_table",
     "node_table", "parse_grid", "parse_phenotype", "population_abundance", "run_clustering",
 ]

@@ -12,7 +12,8 @@ import pandas as pd
 
 from ..errors import ClusterError
 from .model import ClusteringResult
-from .phenotype import UNASSIGNED, PhenotypeTable, Thresholds, match_matrix, name_clusters
+from .phenotype import UNASSIGNED, PhenotypeTable, match_matrix, name_clusters
+from .thresholds import Thresholds
 
 LEVELS = ("node", "metacluster")
 

@@ -10,17 +10,15 @@ Contract
 * A :class:`PhenotypeTable` is an ordered list of :class:`PopulationPhenotype` (population name, parsed
   phenotype). Population names are those of ``docs/architecture.md``; :data:`DEFAULT_PHENOTYPES` holds the
   built-in table for them. Tables are read from a panel or strategy YAML (see :func:`load_phenotypes`).
-* :class:`Thresholds` holds a positive and a high threshold per marker, on the **transformed scale**
-  (the scale the events were clustered on). :func:`estimate_thresholds` finds them from the marker
-  modes of pooled events (density valley, via :func:`cytokit.gating.methods.density.fit_threshold`).
-  Gating thresholds (the concrete gates the pipeline stored for each sample) take precedence over
-  marker modes: :func:`thresholds_from_gates`.
+* Terms are judged against per-marker thresholds on the **transformed scale**
+  (:class:`cytokit.cluster.thresholds.Thresholds`: given, from gating, or from marker modes).
 * Clusters of a gated population can only be that population's descendants:
   :meth:`PhenotypeTable.within` keeps those (when the population is in the table) and the terms the
   population's own gate already guarantees (``CD3+`` for ``T cells``) are not re-tested.
 * :func:`match_matrix` evaluates every phenotype on cluster medians. A population is matchable only when
-  every term its clustered ancestor does not imply is on a clustered marker (CD25+ CD4 needs CD25). A cluster is named after the matching population with the most
-  usable terms (ties: table order); clusters that match nothing are ``"unassigned"``.
+  every term its clustered ancestor does not imply is on a clustered marker (CD25+ CD4 needs CD25). A
+  cluster is named after the matching population with the most tested terms (ties: table order);
+  clusters that match nothing are ``"unassigned"``.
 """
 from __future__ import annotations
 
@@ -28,15 +26,16 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence, Union
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..errors import ClusterError, ConfigError
-from pydantic import BaseModel, ConfigDict, RootModel, ValidationError
+from ..yamlio import read_yaml
 
-from ..yamlio import format_validation_error, read_yaml
+if TYPE_CHECKING:
+    from .thresholds import Thresholds
 
 log = logging.getLogger(__name__)
 
@@ -247,125 +246,6 @@ def load_phenotypes(path: str | Path) -> PhenotypeTable:
     return PhenotypeTable.from_rows(rows, source=str(path))
 
 
-@dataclass(frozen=True)
-class Thresholds:
-    """Per-marker positive (``pos``) and high (``hi``) thresholds on the transformed scale."""
-
-    pos: Mapping[str, float]
-    hi: Mapping[str, float]
-    source: Mapping[str, str]
-
-    def to_frame(self) -> pd.DataFrame:
-        markers = list(self.pos)
-        return pd.DataFrame({"marker": markers, "positive_threshold": [self.pos[m] for m in markers],
-                             "high_threshold": [self.hi.get(m, np.nan) for m in markers],
-                             "source": [self.source.get(m, "") for m in markers]})
-
-
-def _level_of(entry: PopulationPhenotype | None, marker: str) -> str:
-    if entry is not None:
-        for g in entry.groups:
-            for t in g:
-                if t.marker == marker:
-                    return t.level
-    return "+"
-
-
-def _gate_cuts(gate: Mapping[str, Any], level_for: Any) -> list[tuple[str, str, float]]:
-    """(marker, 'pos'|'hi', value) cuts of one stored gate dict (quadrant dividers, range bounds)."""
-    kind, dims = gate.get("type"), list(gate.get("dims", ()))
-    cuts: list[tuple[str, str, float]] = []
-    if kind == "quadrant":
-        for d, v in zip(dims, gate.get("dividers", ())):
-            if v is not None:
-                cuts.append((d, "hi" if level_for(d) in ("hi", "lo") else "pos", float(v)))
-    elif kind == "rectangle":
-        for d, lo, hi in zip(dims, gate.get("lower", ()), gate.get("upper", ())):
-            level = level_for(d)
-            if level == "dim":
-                cuts += [(d, "pos", float(lo))] if lo is not None else []
-                cuts += [(d, "hi", float(hi))] if hi is not None else []
-            elif level in ("+", "hi") and lo is not None:
-                cuts.append((d, "pos" if level == "+" else "hi", float(lo)))
-            elif level in ("-", "lo") and hi is not None:
-                cuts.append((d, "pos" if level == "-" else "hi", float(hi)))
-    return cuts
-
-
-def thresholds_from_gates(records: Iterable[Mapping[str, Any]], table: PhenotypeTable) -> dict[str, dict[str, float]]:
-    """Median gating thresholds per marker from stored concrete gates.
-
-    ``records`` are the pipeline's stored gate records (``population``, ``gate`` dict as written by
-    ``Gate.to_dict``, optional ``components``), pooled over samples. A cut on a marker counts as the
-    positive threshold when the population's phenotype uses ``+``/``-`` for that marker, as the high
-    threshold for ``hi``/``lo`` (and the upper bound of a ``dim`` range). Returns
-    ``{marker: {"pos": median, "hi": median, "n": cuts}}`` (transformed scale).
-    """
-    pooled: dict[str, dict[str, list[float]]] = {}
-    for rec in records:
-        entry = table.get(str(rec.get("population")))
-
-        def level_for(marker: str, entry: PopulationPhenotype | None = entry) -> str:
-            return _level_of(entry, marker)
-
-        gates = [rec.get("gate") or {}] + list(rec.get("components") or [])
-        for gate in gates:
-            for marker, kind, value in _gate_cuts(gate, level_for):
-                if np.isfinite(value):
-                    pooled.setdefault(marker, {"pos": [], "hi": []})[kind].append(value)
-    out = {}
-    for marker, cuts in pooled.items():
-        out[marker] = {k: float(np.median(v)) for k, v in cuts.items() if v}
-        out[marker]["n"] = float(len(cuts["pos"]) + len(cuts["hi"]))
-    return out
-
-
-def estimate_thresholds(X: np.ndarray, markers: Sequence[str], *, given: Mapping[str, Any] | None = None,
-                        gating: Mapping[str, Mapping[str, float]] | None = None, seed: int = 0) -> Thresholds:
-    """Thresholds per marker: ``given`` (marker -> value or ``{pos, hi}``), else the gating thresholds
-    (:func:`thresholds_from_gates`), else marker modes of the pooled events ``X`` (transformed scale).
-
-    From marker modes, the positive threshold is the density valley between the marker's modes (tail of
-    the negative peak when unimodal); the high threshold is the valley among the positive events, falling
-    back to their median.
-    """
-    from ..gating.methods.density import ThresholdParams, fit_threshold
-
-    given = dict(given or {})
-    gating = dict(gating or {})
-    pos, hi, src = {}, {}, {}
-    for j, m in enumerate(markers):
-        spec = given.get(m)
-        x = np.asarray(X[:, j], dtype=np.float64)
-        if isinstance(spec, Mapping):
-            p_val, h_val = spec.get("pos", spec.get("positive")), spec.get("hi", spec.get("high"))
-        else:
-            p_val, h_val = spec, None
-        src[m] = "given" if p_val is not None else ""
-        g = gating.get(m, {})
-        if p_val is None and g.get("pos") is not None:
-            p_val, src[m] = g["pos"], "gating"
-        if h_val is None and g.get("hi") is not None:
-            h_val = g["hi"]
-            src[m] = (src[m] + "; high from gating").lstrip("; ") if src[m] != "gating" else "gating"
-        if p_val is None:
-            t = fit_threshold(x, ThresholdParams(mode="valley", fallback="tail", seed=seed))
-            p_val = t.value
-            src[m] = ("marker modes (" + t.info.get("method", "valley") + ")" + ("; high from gating"
-                      if h_val is not None else "")).strip()
-        p_val = float(p_val)
-        if h_val is None:
-            above = x[x >= p_val]
-            if above.size >= 20:
-                t = fit_threshold(above, ThresholdParams(mode="valley", fallback="quantile", quantile=0.5,
-                                                         seed=seed))
-                h_val = t.value
-            else:
-                h_val = p_val + (float(np.max(x)) - p_val) / 2 if x.size else p_val
-        pos[m], hi[m] = p_val, max(float(h_val), p_val)
-    return Thresholds(pos, hi, src)
-
-
 def _term_holds(values: np.ndarray, term: Term, j: int, thr: Thresholds) -> np.ndarray:
     t_pos, t_hi = thr.pos[term.marker], thr.hi[term.marker]
     v = values[:, j]
@@ -443,31 +323,3 @@ def name_clusters(matches: pd.DataFrame, table: PhenotypeTable, markers: Sequenc
         else:
             names.append(sorted(hits, key=lambda n: (-spec.get(n, 0), order[n]))[0])
     return pd.Series(names, index=matches.index, name="name")
-
-
-class _ThresholdSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    pos: float | None = None
-    hi: float | None = None
-
-
-class _ThresholdFile(RootModel[dict[str, Union[float, _ThresholdSpec]]]):
-    pass
-
-
-def load_thresholds(path: str | Path) -> dict[str, Any]:
-    """Thresholds YAML: ``marker: value`` or ``marker: {pos: value, hi: value}`` (transformed scale).
-
-    A top-level ``thresholds:`` key holding that mapping is accepted too. Errors name file, line, field.
-    """
-    data, lines = read_yaml(path)
-    if isinstance(data, Mapping) and "thresholds" in data:
-        data = data["thresholds"]
-        lines = {k[1:]: v for k, v in lines.items() if k[:1] == ("thresholds",)}
-    if not isinstance(data, Mapping) or not data:
-        raise ConfigError("thresholds file must map marker names to values", path=path)
-    try:
-        model = _ThresholdFile.model_validate(dict(data))
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, path, lines)) from None
-    return {str(k): (v.model_dump() if isinstance(v, _ThresholdSpec) else float(v)) for k, v in model.root.items()}

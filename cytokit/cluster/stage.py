@@ -42,7 +42,8 @@ from .agreement import agreement_summary, agreement_table
 from .differential import differential_abundance
 from .model import ClusteringResult, cluster_samples
 from .params import ClusterParams
-from .phenotype import PhenotypeTable, Thresholds, estimate_thresholds, load_phenotypes, thresholds_from_gates
+from .phenotype import PhenotypeTable, load_phenotypes
+from .thresholds import Thresholds, estimate_thresholds, thresholds_from_gates
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ def analyse(samples: Mapping[str, np.ndarray], markers: Sequence[str], *, popula
             level: str = "node", da_test: str = "quasibinomial") -> ClusteringRun:
     """Cluster, annotate and tabulate (no file IO). ``meta``: samples table (sample_id + manifest columns);
     ``gating``: the results store's populations table (for the agreement table); ``gating_thresholds``:
-    from :func:`~cytokit.cluster.phenotype.thresholds_from_gates` (used unless ``thresholds`` names the
+    from :func:`~cytokit.cluster.thresholds.thresholds_from_gates` (used unless ``thresholds`` names the
     marker)."""
     params = params or ClusterParams()
     result = cluster_samples(samples, markers, params=params, population=population)
