@@ -286,3 +286,15 @@ def test_clusters_of_t_cells_are_named_only_after_t_cell_subsets():
     thr = Thresholds({m: 0.45 for m in med}, {m: 0.6 for m in med}, {})
     names = name_clusters(match_matrix(med, sub, thr, implied), sub, list(med), implied)
     assert names.iloc[0] == "Naive CD4"
+
+
+def test_subsampled_fit_is_seeded(data):
+    samples, _, _ = data
+    p = dict(xdim=5, ydim=5, n_metaclusters=5, n_train=1200)
+    a = SOMClusterer(ClusterParams(seed=7, **p)).fit(samples, MARKERS)
+    b = SOMClusterer(ClusterParams(seed=7, **p)).fit(samples, MARKERS)
+    c = SOMClusterer(ClusterParams(seed=8, **p)).fit(samples, MARKERS)
+    assert a.n_train_ == 1200 and all(len(v) == 200 for v in a.train_index_.values())
+    np.testing.assert_array_equal(a.codes_, b.codes_)
+    np.testing.assert_array_equal(a.predict(samples["S01"])[1], b.predict(samples["S01"])[1])
+    assert any(not np.array_equal(a.train_index_[k], c.train_index_[k]) for k in samples)
