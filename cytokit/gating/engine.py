@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 #: At most this many parent events are handed to a fit (methods subsample further with their own
 #: ``max_events``); membership is always evaluated on every event.
 FIT_EVENTS = 100_000
+#: Parents holding more than this fraction of all events are evaluated on every event (then AND-ed).
+DENSE_PARENT = 0.3
 
 TABLE_COLUMNS = ("population", "parent", "count", "parent_count", "pct_parent", "pct_lymphocytes", "method",
                  "flags", "dims", "phenotype")
@@ -72,25 +74,27 @@ def fit_population(spec: PopulationSpec, sample: Sample, state: FitState) -> Non
             log.info("%s: optional population %r skipped: %s", sample.name, spec.name, exc)
             return
         raise GatingError(f"population {spec.name!r}: {exc}", path=sample.path) from None
-    X = sample.events[np.ix_(rows, cols)] if cols else np.empty((rows.size, 0), dtype=np.float32)
-    fit_X = X
-    if X.shape[0] > FIT_EVENTS:
-        pick = np.random.default_rng(0).choice(X.shape[0], size=FIT_EVENTS, replace=False, shuffle=False)
-        fit_X = X[np.sort(pick)]
+    fit_rows = rows
+    if rows.size > FIT_EVENTS:  # deterministic subsample of the parent for fitting
+        pick = np.random.default_rng(0).integers(0, rows.size, FIT_EVENTS)
+        fit_rows = rows[np.unique(pick)]
+    fit_X = sample.events[np.ix_(fit_rows, cols)] if cols else np.empty((fit_rows.size, 0), dtype=np.float32)
     try:
         fit = fit_gate(spec.method, fit_X, spec.params, dims=spec.dims, gate_id=spec.name)
     except GatingError as exc:  # name the file too
         raise GatingError(f"{exc} ({rows.size} parent events)", path=sample.path) from None
-    if method.needs_masks:
-        inside = evaluate_gate(fit.gate, sample, rows, fit.components, state.masks)
-    elif isinstance(fit.gate, BooleanGate):
-        inside = evaluate_gate(fit.gate, sample, rows, fit.components)
+    if method.needs_masks or isinstance(fit.gate, BooleanGate):
+        inside = evaluate_gate(fit.gate, sample, rows, fit.components, state.masks if method.needs_masks else None)
+        mask = np.zeros(sample.n_events, dtype=bool)
+        mask[rows[inside]] = True
+    elif rows.size > DENSE_PARENT * sample.n_events:  # evaluate every event; cheaper than gathering rows
+        mask = fit.gate.contains(sample.events[:, cols]) & parent
     else:
-        inside = fit.gate.contains(X)
-    mask = np.zeros(sample.n_events, dtype=bool)
-    mask[rows[inside]] = True
+        mask = np.zeros(sample.n_events, dtype=bool)
+        mask[rows[fit.gate.contains(sample.events[np.ix_(rows, cols)])]] = True
+    inside_any = bool(mask.any())
     flags = fit.flags
-    if rows.size and not inside.any():
+    if rows.size and not inside_any:
         flags = flags + ("empty",)
     state.masks[spec.name] = mask
     state.fits[spec.name] = FitResult(fit.gate, flags, fit.info, fit.components)

@@ -50,30 +50,12 @@ def resolve_panel(sample: Sample, panel: Any, tube: str | None, definition: Stra
     return panel.resolve(sample, tube=tube if tube is not None else definition.tube)
 
 
-def _acquisition_compensation(sample: Sample) -> Sample:
-    """Compensate with the file's $SPILLOVER using the Gating-ML compensation kernel (used only when
-    :mod:`cytokit.compensation` is not available in this installation)."""
-    from ..gatingml.compensation import compensate_columns, spillover_from_metadata
-
-    found = spillover_from_metadata(sample.metadata, path=sample.path)
-    if found is None:
-        raise CompensationError("the file has no acquisition spillover matrix ($SPILLOVER)", path=sample.path)
-    names, matrix = found
-    idx = [sample.channel_index(n) for n in names]
-    events = sample.events.copy()
-    events[:, idx] = compensate_columns(sample.events[:, idx], matrix, path=sample.path).astype(np.float32)
-    return sample.replace(events=events, compensated=True,
-                          provenance=sample.provenance + ("compensated with the acquisition matrix",))
-
-
 def compensate(sample: Sample, definition: StrategyDefinition) -> Sample:
     """Apply the file's acquisition matrix when the strategy asks for it (and the sample isn't yet)."""
     if definition.compensation == "none" or sample.compensated:
         return sample
-    try:
-        from ..compensation import compensate as compensate_sample
-    except ImportError:
-        compensate_sample = _acquisition_compensation
+    from ..compensation import compensate as compensate_sample
+
     try:
         return compensate_sample(sample)
     except CompensationError:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from threadpoolctl import threadpool_limits
 
 from ..definitions import resolve_definition
 from ..errors import ConfigError, GatingError
@@ -59,9 +60,14 @@ class Strategy:
     # -- applying ----------------------------------------------------------------------------------
     def apply(self, sample: Sample, panel: Any = None, *, tube: str | None = None) -> GatingResult:
         """Resolve markers with ``panel`` (Panel, name/path, or None = the strategy's), compensate,
-        transform and fit every population top-down. Returns a :class:`GatingResult`."""
-        prepared, plan = prepare(sample, self.definition, panel=panel, tube=tube)
-        return self.apply_prepared(prepared, plan)
+        transform and fit every population top-down. Returns a :class:`GatingResult`.
+
+        Runs with one BLAS thread: its matrices are tiny (channels x channels, 2-D covariances), so BLAS
+        threads only add overhead; parallelism belongs to the executor that maps samples.
+        """
+        with threadpool_limits(1):
+            prepared, plan = prepare(sample, self.definition, panel=panel, tube=tube)
+            return self.apply_prepared(prepared, plan)
 
     def apply_prepared(self, prepared: Sample, plan: Any = ()) -> GatingResult:
         """Fit on a Sample already resolved/compensated/transformed as this strategy expects."""
