@@ -20,7 +20,7 @@ def _print_table(result, console) -> None:  # noqa: ANN001 - rich/GatingResult t
     for col, justify in (("population", "left"), ("parent", "left"), ("count", "right"),
                          ("% parent", "right"), ("% lymphocytes", "right"), ("method", "left"),
                          ("flags", "left")):
-        table.add_column(col, justify=justify)
+        table.add_column(col, justify=justify, no_wrap=col in ("population", "parent", "method"))
     for row in df.itertuples():
         pl = "" if math.isnan(row.pct_lymphocytes) else f"{row.pct_lymphocytes:.2f}"
         table.add_row(row.population, row.parent, f"{row.count:,}", f"{row.pct_parent:.2f}", pl, row.method,
@@ -48,7 +48,10 @@ def gate(
     strat = load_strategy(strategy)
     sample = read_fcs(file)
     result = strat.apply(sample, panel=panel, tube=tube)
-    _print_table(result, Console(soft_wrap=True))
+    console = Console()
+    if not console.is_terminal:  # piped/CI output: wide enough that names are not cut
+        console = Console(width=140)
+    _print_table(result, console)
     if plot is not None:
         result.plot_all(plot)
         typer.echo(f"wrote {plot}")
