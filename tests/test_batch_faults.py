@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import errno
+import io
+import json
+import logging
 import os
 import shutil
 import signal
@@ -143,6 +146,7 @@ def test_kill_9_mid_run_then_resume(pipeline, tmp_path):
     proc.wait(timeout=30)
     assert 3 <= len(done) < 8
     assert not (out / "populations.parquet").exists()  # tables are only assembled at the end
+    assert json.loads((out / "run_info.json").read_text())["status"] == "running"
     finished_before = {r["sample_id"] for r in _ledger_rows(out, "samples") if r["status"] == "ok"}
 
     again = _cli(pipeline, out, env)
@@ -156,3 +160,21 @@ def test_kill_9_mid_run_then_resume(pipeline, tmp_path):
     assert _cli(pipeline, clean, env).wait(timeout=120) == 0
     for name in TABLES:
         assert (out / name).read_bytes() == (clean / name).read_bytes(), name
+
+
+def test_progress_reporting(pipeline, tmp_path, monkeypatch, caplog):
+    from rich.console import Console
+
+    from cytokit.pipeline.progress import RichProgress
+
+    monkeypatch.setenv("CYTOKIT_TOY_FAIL", "P001_W0_nkb")
+    with caplog.at_level(logging.INFO, logger="cytokit.pipeline"):
+        run(pipeline, tmp_path / "plain", jobs=2)  # library default: plain log lines
+    lines = [r.getMessage() for r in caplog.records if r.name == "cytokit.pipeline.progress"]
+    assert any(line.startswith("[8/8]") for line in lines)
+    assert any("P001_W0_nkb FAILED" in line and "injected failure" in line for line in lines)
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=120, color_system=None)
+    run(pipeline, tmp_path / "rich", jobs=2, progress=RichProgress(console=console))
+    text = buf.getvalue()
+    assert "8/8" in text and "1 failed" in text and "FAILED P001_W0_nkb" in text

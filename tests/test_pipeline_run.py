@@ -24,11 +24,20 @@ def results(trial, tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("run")
     path = write_pipeline(base / "cfg", trial, name="real_trial",
                           qc={"enabled": True, "min_events": 500},
-                          outputs={"gatingml": True, "anndata": True, "anndata_max_events_per_sample": 300},
+                          outputs={"gatingml": True, "anndata": True, "anndata_max_events_per_sample": 300,
+                                   "trial": True, "clustering": True},
+                          clustering={"population": "T cells", "tube": "tmem", "plots": False},
                           executor={"jobs": 2, "task": "analyse"})
     summary = run(path, base / "out")
     assert summary.ok == 8, summary.failures
+    assert summary.stage_errors == {}, summary.stage_errors
     return base / "out"
+
+
+def test_cohort_stages_read_the_store(results):
+    assert (results / "trial" / "patient_visit_values.parquet").is_file()
+    abundance = pd.read_parquet(results / "clustering" / "metacluster_abundance.parquet")
+    assert set(abundance["sample_id"]) == {"P001_W0_tmem", "P001_W12_tmem", "P002_W0_tmem", "P002_W12_tmem"}
 
 
 def test_absolute_counts_agree_with_simulated_truth(results, trial):
