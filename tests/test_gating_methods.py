@@ -24,7 +24,11 @@ def test_registry_entries_are_complete():
                 "rectangle", "polygon", "fixed", "boolean"}
     assert expected <= set(GATE_METHODS)
     for name, m in GATE_METHODS.items():
-        assert m.name == name and callable(m.fit) and m.description
+        assert m.name == name and callable(m.function) and m.description
+    # the registry contract: GATE_METHODS[name].fit(X, params) -> FitResult(gate, flags, info)
+    x, _ = bimodal()
+    r = GATE_METHODS["threshold"].fit(x, {"sign": "+"})
+    assert isinstance(r.gate, RectangleGate) and r.gate.dims == ("x0",) and 0.3 < r.gate.lower[0] < 0.5
     with pytest.raises(GatingError, match="unknown gate method 'nope'.*threshold"):
         get_method("nope")
 

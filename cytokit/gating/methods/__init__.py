@@ -1,7 +1,8 @@
 """The registry of automated (and fixed) gate methods: :data:`GATE_METHODS`.
 
 Each entry names a parameter model (pydantic, validated declaratively) and a fit function
-``fit(X, params, *, dims, gate_id) -> FitResult`` (see :mod:`.base`). Adding a method = write one
+``function(X, params, *, dims, gate_id) -> FitResult`` (see :mod:`.base`);
+``GATE_METHODS[name].fit(X, params)`` validates a params dict and fits. Adding a method = write one
 function and add one :class:`GateMethod` line below.
 """
 from __future__ import annotations
@@ -72,7 +73,7 @@ def fit_gate(method: str, X: np.ndarray, params: dict[str, Any] | MethodParams |
         msgs = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors())
         raise GatingError(f"gate {gate_id!r}: invalid parameters for {method!r}: {msgs}") from None
     try:
-        fit = m.fit(X, p, dims=dims, gate_id=gate_id)
+        fit = m.function(X, p, dims=dims, gate_id=gate_id)
     except (ValueError, np.linalg.LinAlgError) as exc:
         raise GatingError(f"gate {gate_id!r}: cannot fit {method!r}: {exc}") from None
     # every fit records the parameters that produced it (validated, defaults filled in)

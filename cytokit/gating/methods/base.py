@@ -50,7 +50,7 @@ class GateMethod:
 
     name: str
     params_model: type[MethodParams]
-    fit: FitFunction
+    function: FitFunction
     n_dims: tuple[int, ...] | None  # allowed numbers of dimensions; None = any >= 1
     description: str
     needs_masks: bool = False  # evaluated from other populations' masks (boolean), not from events
@@ -60,6 +60,15 @@ class GateMethod:
         if isinstance(params, self.params_model):
             return params
         return self.params_model.model_validate(dict(params or {}))
+
+    def fit(self, X: np.ndarray, params: dict[str, Any] | MethodParams | None = None, *,
+            dims: tuple[str, ...] = (), gate_id: str = "gate") -> FitResult:
+        """Fit on ``X`` (the parent's events, gate coordinates); ``params`` as a dict or model."""
+        X = np.asarray(X)
+        if X.ndim == 1:
+            X = X[:, None]
+        dims = tuple(dims) or tuple(f"x{i}" for i in range(X.shape[1]))
+        return self.function(X, self.validate_params(params), dims=dims, gate_id=gate_id)
 
 
 def subsample(X: np.ndarray, max_events: int, seed: int = 0) -> np.ndarray:
