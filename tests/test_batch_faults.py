@@ -88,13 +88,14 @@ def test_unwritable_output_folder_gives_a_clear_error(pipeline, tmp_path, capsys
     assert "error:" in err and "Traceback" not in err
 
 
-def test_full_disk_stops_cleanly_and_keeps_earlier_results(pipeline, tmp_path, monkeypatch):
+@pytest.mark.parametrize("writes_before_full", [4, 9])  # 3 samples stored / all 8 stored, tables not yet
+def test_full_disk_stops_cleanly_and_keeps_earlier_results(pipeline, tmp_path, monkeypatch, writes_before_full):
     out = tmp_path / "out"
     real_fsync, calls = os.fsync, []
 
     def failing_fsync(fd):
         calls.append(fd)
-        if len(calls) > 4:  # run_info.json + 3 sample results succeed, then the disk is "full"
+        if len(calls) > writes_before_full:  # run_info.json, then one result.json per sample, then tables
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_fsync(fd)
 
@@ -104,10 +105,11 @@ def test_full_disk_stops_cleanly_and_keeps_earlier_results(pipeline, tmp_path, m
     assert "No space left on device" in str(err.value) and str(out) in str(err.value)
     monkeypatch.setattr(os, "fsync", real_fsync)
     ok_before = {r["sample_id"] for r in _ledger_rows(out, "samples") if r["status"] == "ok"}
-    assert len(ok_before) == 3
+    assert len(ok_before) == writes_before_full - 1
     assert not list(out.rglob("*.tmp"))  # no temporary files left behind
+    assert not (out / "populations.csv").exists()
     summary = run(pipeline, out, jobs=2)
-    assert summary.skipped == 3 and summary.ok == 8
+    assert summary.skipped == writes_before_full - 1 and summary.ok == 8
     runs = read_ledger(out).runs()
     assert [r["status"] for r in runs] == ["failed", "complete"]
 

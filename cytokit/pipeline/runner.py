@@ -31,7 +31,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from .. import __version__
-from ..errors import ConfigError, CytokitError, PipelineError
+from ..errors import CytokitError, PipelineError
 from ..io_utils import atomic_write_bytes, atomic_write_text, write_table
 from .assemble import assemble_tables
 from .config import PipelineConfig, load_pipeline
@@ -243,6 +243,7 @@ def run(config: PipelineConfig | str | Path, out: str | Path, *, jobs: int | Non
     store = ResultsStore(out, ledger)
     all_jobs = make_jobs(plan, task_name)
     progress = progress or LogProgress()
+    inputs = _inputs(plan)
     try:
         own_executor = executor is None
         executor = executor or _executor_for(config, jobs, scheduler, start_method)
@@ -250,7 +251,7 @@ def run(config: PipelineConfig | str | Path, out: str | Path, *, jobs: int | Non
         run_id = ledger.start_run(pipeline=str(config.source or ""), pipeline_name=config.name,
                                   config_hash=config_hash, cytokit_version=__version__,
                                   package_versions=package_versions(), executor=executor.describe(),
-                                  inputs=_inputs(plan))
+                                  inputs=inputs)
         _forget_stale(store, {j.sample_id for j in all_jobs})
         states = ledger.samples()
         todo = [j for j in all_jobs if recompute or not store.trusted(j.sample_id, j.key, states.get(j.sample_id))]
@@ -276,22 +277,12 @@ def run(config: PipelineConfig | str | Path, out: str | Path, *, jobs: int | Non
             progress.finish()
             if own_executor:
                 executor.close()
-        states = ledger.samples()
-        summary = RunSummary(out, len(all_jobs), 0, 0, skipped, config_hash=config_hash)
-        results = {}
-        for job in all_jobs:
-            state = states.get(job.sample_id, {})
-            if state.get("status") == "ok" and store.trusted(job.sample_id, job.key, state):
-                results[job.sample_id] = store.load(job.sample_id)
-            else:
-                failures[job.sample_id] = state.get("error") or "no valid stored result"
-        summary.failures = dict(sorted(failures.items()))
-        summary.failed = len(failures)
-        summary.ok = len(results)
-        populations, samples = assemble_tables(config, plan.samples, results, states, plan.clinical)
-        summary.output_errors = write_outputs(out, plan, populations, samples, results)
-        if stages:
-            summary.stage_errors = run_cohort_stages(plan, out)
+        try:
+            summary = _finish(plan, out, store, all_jobs, failures, skipped, inputs, stages)
+        except PipelineError as exc:  # e.g. the disk filled up while writing the tables
+            _abort(ledger, run_id, exc)
+            raise
+        summary.config_hash = config_hash
         summary.seconds = time.perf_counter() - t0
         counts = {"n_samples": summary.total, "n_ok": summary.ok, "n_failed": summary.failed,
                   "n_skipped": summary.skipped, "failures": summary.failures,
@@ -302,6 +293,25 @@ def run(config: PipelineConfig | str | Path, out: str | Path, *, jobs: int | Non
         return summary
     finally:
         ledger.close()
+
+
+def _finish(plan: RunPlan, out: Path, store: ResultsStore, jobs: list[SampleJob], failures: dict[str, str],
+            skipped: int, inputs: list[tuple[str, str, str, str]], stages: bool) -> RunSummary:
+    """After the samples: collect the trusted results, write tables and outputs, run cohort stages."""
+    states = store.ledger.samples()
+    results = {}
+    for job in jobs:
+        state = states.get(job.sample_id, {})
+        if state.get("status") == "ok" and store.trusted(job.sample_id, job.key, state):
+            results[job.sample_id] = store.load(job.sample_id)
+        else:
+            failures[job.sample_id] = state.get("error") or "no valid stored result"
+    summary = RunSummary(out, len(jobs), len(results), len(failures), skipped, dict(sorted(failures.items())))
+    populations, samples = assemble_tables(plan.config, plan.samples, results, states, plan.clinical)
+    summary.output_errors = write_outputs(out, plan, populations, samples, results, inputs)
+    if stages:
+        summary.stage_errors = run_cohort_stages(plan, out)
+    return summary
 
 
 def write_table_with_inputs(df: pd.DataFrame, stem: Path, formats: tuple[str, ...], inputs_digest: str) -> None:
@@ -342,12 +352,12 @@ def _forget_stale(store: ResultsStore, keep: set[str]) -> None:
 
 
 def write_outputs(out: Path, plan: RunPlan, populations: pd.DataFrame, samples: pd.DataFrame,
-                  results: dict[str, dict[str, Any]]) -> dict[str, str]:
+                  results: dict[str, dict[str, Any]], inputs: list[tuple[str, str, str, str]]) -> dict[str, str]:
     """Tables (Parquet/CSV), clinical copies, input list, then the FlowJo/AnnData extras.
 
     Returns ``{output: error}`` for extras that could not be written."""
     formats = tuple(plan.config.outputs.tables)
-    inputs = pd.DataFrame(_inputs(plan), columns=["kind", "name", "path", "sha256"])
+    inputs = pd.DataFrame(inputs, columns=["kind", "name", "path", "sha256"])
     inputs = inputs.sort_values(["kind", "name"], kind="stable").reset_index(drop=True)
     digest = json.dumps({f"{k}:{n}": h for k, n, h in zip(inputs["kind"], inputs["name"], inputs["sha256"])},
                         sort_keys=True)
@@ -361,4 +371,4 @@ def write_outputs(out: Path, plan: RunPlan, populations: pd.DataFrame, samples: 
     return write_extra_outputs(out, plan, samples, results)
 
 
-__all__ = ["run", "RunSummary", "check_output_folder", "package_versions", "ConfigError"]
+__all__ = ["run", "RunSummary", "check_output_folder", "package_versions"]
