@@ -75,9 +75,8 @@ def fit_population(spec: PopulationSpec, sample: Sample, state: FitState) -> Non
             return
         raise GatingError(f"population {spec.name!r}: {exc}", path=sample.path) from None
     fit_rows = rows
-    if rows.size > FIT_EVENTS:  # deterministic subsample of the parent for fitting
-        pick = np.random.default_rng(0).integers(0, rows.size, FIT_EVENTS)
-        fit_rows = rows[np.unique(pick)]
+    if rows.size > FIT_EVENTS:  # systematic sample over acquisition time (events arrive in random order)
+        fit_rows = rows[:: int(np.ceil(rows.size / FIT_EVENTS))]
     fit_X = sample.events[np.ix_(fit_rows, cols)] if cols else np.empty((fit_rows.size, 0), dtype=np.float32)
     try:
         fit = fit_gate(spec.method, fit_X, spec.params, dims=spec.dims, gate_id=spec.name)

@@ -7,7 +7,7 @@ which channel gets which transform (by kind and marker) and estimates logicle wi
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ class ChannelTransform:
     marker: str
     name: str
     params: dict[str, float]
+    transform: Any = field(default=None, compare=False, repr=False)  # the built Transform, when known
 
     def describe(self) -> str:
         if self.name == "linear":
@@ -76,14 +77,14 @@ def _choice_for(row: Any, definition: StrategyDefinition) -> TransformChoice | N
     return None
 
 
-def _estimated_width(sample: Sample, i: int, T: float, M: float, A: float) -> float:
-    """Logicle W of channel ``i`` from its negative values (flowCore's rule, on <= 50k events)."""
+def _estimated_logicle(sample: Sample, i: int, T: float, M: float, A: float) -> Any:
+    """Logicle for channel ``i`` with W from its negative values (flowCore's rule, on <= 50k events)."""
     from ..transforms import estimate_logicle
 
     x = sample.events[:: max(1, sample.n_events // 50000), i]
     label = str(sample.channels["pnn"].iloc[i])
     try:
-        return float(estimate_logicle(x, T=T, M=M, A=A, label=label).W)
+        return estimate_logicle(x, T=T, M=M, A=A, label=label)
     except TransformError as exc:
         raise GatingError(f"channel {label}: {exc}", path=sample.path) from None
 
@@ -99,19 +100,22 @@ def plan_transforms(sample: Sample, definition: StrategyDefinition) -> list[Chan
         T = rng if choice.T == "range" else float(choice.T)
         M = 4.5 if choice.M is None else float(choice.M)
         params: dict[str, float] = {"T": T}
+        built = None
         if choice.name in ("logicle", "hyperlog"):
             W = choice.W
             A = 0.0 if choice.A is None else float(choice.A)
             if W == "estimate" or W is None:
-                W = _estimated_width(sample, i, T, M, A)
-            params.update(W=float(W), M=M, A=A)
+                est = _estimated_logicle(sample, i, T, M, A)
+                W, A = est.W, est.A
+                built = est if choice.name == "logicle" else None
+            params.update(W=float(W), M=M, A=float(A))
         elif choice.name == "fasinh":
             params.update(M=M, A=0.0 if choice.A is None else float(choice.A))
         elif choice.name == "flog":
             params.update(M=M)
         elif choice.name == "flin":
             params.update(A=0.0 if choice.A is None else float(choice.A))
-        plan.append(ChannelTransform(str(row.pnn), str(row.marker), choice.name, params))
+        plan.append(ChannelTransform(str(row.pnn), str(row.marker), choice.name, params, built))
     return plan
 
 
@@ -126,7 +130,7 @@ def apply_transforms(sample: Sample, plan: list[ChannelTransform]) -> Sample:
     for ct in plan:
         idx = sample.channel_index(ct.pnn)
         try:
-            tf = get_transform(ct.name, **ct.params)
+            tf = ct.transform if ct.transform is not None else get_transform(ct.name, **ct.params)
         except TransformError as exc:
             raise GatingError(f"channel {ct.pnn} ({ct.marker}): {exc}", path=sample.path) from None
         events[:, idx] = np.asarray(tf.forward(events[:, idx].astype(np.float64)), dtype=np.float32)
