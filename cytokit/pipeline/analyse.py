@@ -45,13 +45,28 @@ class _Timer:
 def read_and_resolve(job: SampleJob) -> Sample:
     """Read the FCS file (checking it is the file that was validated) and resolve its markers."""
     from ..fcs import read_fcs
-    from ..panel import load_panel
 
     sample = read_fcs(job.path)
     if job.sha256 and sample.sha256 and sample.sha256 != job.sha256:
         raise FCSError("file changed while the run was in progress (sha256 differs from validation); "
                        "run again", path=job.path)
-    return load_panel(job.panel).resolve(sample, tube=job.panel_tube)
+    return job_panel(job).resolve(sample, tube=job.panel_tube)
+
+
+def job_panel(job: SampleJob) -> Any:
+    """The job's Panel: from the validated definition it carries, else loaded from its YAML."""
+    from ..panel import Panel, load_panel
+
+    return Panel(job.panel_definition, path=job.panel) if job.panel_definition is not None else load_panel(job.panel)
+
+
+def job_strategy(job: SampleJob) -> Any:
+    """The job's gating Strategy: from the validated definition it carries, else loaded from its file."""
+    from ..gating.strategy import Strategy, load_strategy
+
+    if job.strategy_definition is not None:
+        return Strategy(job.strategy_definition.model_copy(deep=True), job.strategy)
+    return load_strategy(job.strategy)
 
 
 def apply_qc(sample: Sample, params: dict[str, Any]) -> tuple[Sample, list[str], dict[str, Any]]:
@@ -97,7 +112,6 @@ def marker_medians(events: np.ndarray, columns: dict[str, int], masks: list[np.n
 def analyse_sample(job: SampleJob) -> SampleOutput:
     """The full per-sample analysis (see module contract)."""
     from ..gating.preprocess import apply_transforms, compensate, plan_transforms
-    from ..gating.strategy import load_strategy
 
     timer = _Timer()
     # each stage replaces the previous Sample (dropped at once) so a worker holds at most two copies
@@ -108,7 +122,7 @@ def analyse_sample(job: SampleJob) -> SampleOutput:
     with timer("qc"):
         sample, qc_flags, qc_info = apply_qc(sample, job.qc)
     n_qc = sample.n_events
-    strategy = load_strategy(job.strategy)
+    strategy = job_strategy(job)
     definition = strategy.definition
     with timer("compensation"):
         sample = compensate(sample, definition)

@@ -111,6 +111,8 @@ def make_jobs(plan: RunPlan, task_name: str) -> list[SampleJob]:
             qc=cfg.qc.model_dump(mode="json"), gatingml=cfg.outputs.gatingml, thumbnails=cfg.outputs.thumbnails,
             bead_population=cfg.counts.bead_population, key=sample_key(row, plan, task_name),
             options={"anndata_events": cfg.outputs.anndata_max_events_per_sample if cfg.outputs.anndata else 0},
+            panel_definition=getattr(tube.panel, "definition", None),
+            strategy_definition=getattr(tube.strategy, "definition", None),
         ))
     return jobs
 

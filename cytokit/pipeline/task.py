@@ -27,7 +27,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SampleJob:
-    """Everything a worker needs to analyse one sample (paths absolute, definitions by name or path)."""
+    """Everything a worker needs to analyse one sample (paths absolute, definitions by name or path).
+
+    ``panel_definition`` / ``strategy_definition`` optionally carry the already validated definitions
+    (pydantic models) so workers do not parse the same YAML for every file.
+    """
 
     sample_id: str
     path: str
@@ -42,6 +46,8 @@ class SampleJob:
     bead_population: str = "Beads"
     key: str = ""
     options: dict[str, Any] = field(default_factory=dict)
+    panel_definition: Any = None
+    strategy_definition: Any = None
 
 
 @dataclass
