@@ -1,6 +1,7 @@
 """FlowJo 10 workspace export: several samples with their own gates, re-imported by FlowKit and by cytokit."""
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from cytokit.fcs import read_fcs
 from cytokit.flowjo import read_workspace, workspace_bytes, write_workspace
 from cytokit.gates import BooleanGate, EllipsoidGate, PolygonGate, QuadrantGate, RectangleGate
 from cytokit.gatingml import (DimensionSpec, GateNode, GatingDocument, TransformSpec, evaluate_document)
+
+log = logging.getLogger(__name__)
 
 LOGICLE = TransformSpec("lg", "logicle", {"T": 262144.0, "W": 0.5, "M": 4.5, "A": 0.0})
 ASINH = TransformSpec("as", "fasinh", {"T": 262144.0, "M": 4.5, "A": 0.5})
@@ -117,16 +120,165 @@ def _single(node: GateNode, transforms=None, matrices=None) -> GatingDocument:
                  (DimensionSpec("FITC-A", "FCS", "as"),))), {"lg": LOGICLE, "as": ASINH}),
      "two different transforms"),
     (GatingDocument((
-        GateNode("a", None, RectangleGate("a", ("FSC-A",), lower=(1.0,), upper=(None,)), (FSC,)),
-        GateNode("b", None, RectangleGate("b", ("SSC-A",), lower=(1.0,), upper=(None,)), (SSC,)),
-        GateNode("c", None, BooleanGate("c", (), op="and", operands=(("a", False), ("b", True))))), {}),
-     "cannot complement"),
-    (_single(GateNode("e", None, EllipsoidGate("e", ("FSC-A", "SSC-A"), mean=(1.0, 1.0),
-                                               covariance=((1.0, 0.0), (0.0, 1.0))), (FSC, SSC))),
-     "need two dimensions, each with a transform"),
+        GateNode("a", None, PolygonGate("a", ("FSC-A", "SSC-A"), vertices=((0.0, 0.0), (1e5, 0.0), (0.0, 1e5))),
+                 (FSC, SSC)),
+        GateNode("b", "a", RectangleGate("b", ("FSC-A",), lower=(0.2,), upper=(None,)),
+                 (DimensionSpec("FSC-A", "uncompensated", "lg"),))), {"lg": LOGICLE}),
+     "'FSC-A' is gated on the logicle scale here and on the linear scale by gate 'a'"),
+    (_single(GateNode("e", None, EllipsoidGate("e", ("FSC-A", "SSC-A", "FSC-H"), mean=(1.0, 1.0, 1.0),
+                                               covariance=((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))),
+                      (FSC, SSC, DimensionSpec("FSC-H")))),
+     "FlowJo ellipses have two dimensions, this one has 3"),
+    (_single(GateNode("e", None, EllipsoidGate("e", ("FSC-A", "SSC-A"), mean=(0.3, 0.4),
+                                               covariance=((0.01, 0.0), (0.0, 0.01))),
+                      (DimensionSpec("FSC-A", "uncompensated", "lin"), DimensionSpec("SSC-A", "uncompensated", "lin"))),
+             {"lin": TransformSpec("lin", "flin", {"T": 262144.0, "A": 100.0})}),
+     "linear transform without offset"),
 ])
 def test_export_refuses_what_flowjo_cannot_express(entries: list, doc: GatingDocument, message: str) -> None:
     human = entries[1][0]
     with pytest.raises(GatingError, match=message) as info:
         workspace_bytes([(human, doc)], with_counts=False)
     assert "data2.fcs" in str(info.value)
+
+
+# -- gates on linear (untransformed) axes, as the automated gating fits them --------------------------------
+
+LG = {c: DimensionSpec(c, "FCS", "lg") for c in ("FITC-A", "PE-A", "APC-A", "PE-Cy7-A")}
+FSC_H = DimensionSpec("FSC-H")
+NO_CD56_CD16 = "NK [none of CD56/CD16]"
+
+
+def _linear_scatter_doc() -> GatingDocument:
+    """The shape of the pipeline's gates on data2.fcs: a Gaussian-mixture ellipse on untransformed FSC-H/SSC-A,
+    a singlet polygon on untransformed FSC-A/FSC-H, an ellipse on untransformed FSC-A x logicle PE-A,
+    one-quadrant helpers (one named with '/') combined as 'A and not B', and logicle rectangles."""
+    nodes = [
+        GateNode("Lymphocytes", None, EllipsoidGate(
+            "Lymphocytes", ("FSC-H", "SSC-A"), mean=(75926.6, 109382.4),
+            covariance=((427768.2, 394381.5), (394381.5, 142506845.0)), distance_square=4.0), (FSC_H, SSC)),
+        GateNode("Singlets", "Lymphocytes", PolygonGate("Singlets", ("FSC-A", "FSC-H"), vertices=(
+            (45000.0, 75200.0), (105000.0, 75000.0), (110000.0, 77000.0), (50000.0, 76800.0))), (FSC, FSC_H)),
+        GateNode("PE blob", "Singlets", EllipsoidGate(
+            "PE blob", ("FSC-A", "PE-A"), mean=(61600.0, 0.7), covariance=((6.4e7, 360.0), (360.0, 0.0225)),
+            distance_square=2.0), (FSC, LG["PE-A"])),
+        GateNode("PE blob FITC+", "PE blob", RectangleGate("PE blob FITC+", ("FITC-A",), lower=(0.6,), upper=(None,)),
+                 (LG["FITC-A"],)),
+        GateNode("NK [CD3- CD19-]", "Singlets", QuadrantGate("NK [CD3- CD19-]", ("FITC-A", "PE-Cy7-A"),
+                                                              dividers=(0.6, 0.5), signs=(-1, -1)),
+                 (LG["FITC-A"], LG["PE-Cy7-A"])),
+        GateNode(NO_CD56_CD16, "Singlets", QuadrantGate("none56_16", ("APC-A", "PE-A"), dividers=(0.55, 0.6),
+                                                       signs=(-1, -1)), (LG["APC-A"], LG["PE-A"])),
+        GateNode("NK cells", "Singlets", BooleanGate("NK cells", (), op="and", operands=(
+            ("NK [CD3- CD19-]", False), ("none56_16", True)))),
+        GateNode("CD56bright NK", "NK cells", RectangleGate("CD56bright NK", ("APC-A",), lower=(0.54,), upper=(None,)),
+                 (LG["APC-A"],)),
+    ]
+    return GatingDocument(tuple(nodes), {"lg": LOGICLE}, {})
+
+
+def _mouse_with_biex_linear_ellipse(doc: GatingDocument) -> GatingDocument:
+    """The FlowJo mouse hierarchy plus an ellipse on FlowJo biex (0..4096) x linear (0..1) axes."""
+    parent = doc.node("Lymphocytes/Singlets/Singlets2")
+    pe, fsc = doc.node("Lymphocytes/Singlets/Singlets2/NK1_1+").dims
+    blob = GateNode("PE x FSC blob", parent.id, EllipsoidGate(
+        "PE x FSC blob", (pe.name, fsc.name), mean=(1070.0, 0.333), covariance=((90000.0, 4.0), (4.0, 0.0025)),
+        distance_square=2.0), (pe, fsc))
+    return GatingDocument(doc.nodes + (blob,), doc.transforms, doc.matrices)
+
+
+@pytest.fixture(scope="module")
+def linear_entries(entries: list) -> list:
+    (mouse, mouse_doc), (human, _) = entries
+    return [(human, _linear_scatter_doc()), (mouse, _mouse_with_biex_linear_ellipse(mouse_doc))]
+
+
+def _flowkit_counts(path: Path, entries: list) -> dict[str, dict[str, int]]:
+    import flowkit as fk
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ws = fk.Workspace(str(path), fcs_samples=[str(s.path) for s, _ in entries])
+        ws.analyze_samples()
+    out = {}
+    for sample, _ in entries:
+        report = ws.get_gating_results(sample.metadata.get("fil", sample.name)).report
+        out[sample.name] = {"/".join([p for p in r.gate_path if p != "root"] + [r.gate_name]): int(r.count)
+                            for r in report.itertuples()}
+    return out
+
+
+def test_linear_axes_are_written_as_flowjo_linear_transforms(linear_entries: list) -> None:
+    from lxml import etree
+
+    root = etree.fromstring(workspace_bytes(linear_entries[:1], with_counts=False))
+    ns = root.nsmap
+    linear = {el.find("data-type:parameter", ns).get(f"{{{ns['data-type']}}}name"): el
+              for el in root.iter(f"{{{ns['transforms']}}}linear")}
+    assert set(linear) == {"FSC-A", "FSC-H", "SSC-A"}  # every parameter gated untransformed, nothing else
+    for el in linear.values():
+        assert float(el.get(f"{{{ns['transforms']}}}minRange")) == 0.0
+        assert float(el.get(f"{{{ns['transforms']}}}maxRange")) == 262144.0  # $PnR, a power of two
+    ellipses = {el.getparent().getparent().get("name"): el for el in root.iter(f"{{{ns['gating']}}}EllipsoidGate")}
+    # foci/edge points are display bins (0..256 over each axis' range): the centre of the linear ellipse
+    # is its mean * 256 / 262144, that of the mixed one has the logicle coordinate * 256
+    for name, mean in (("Lymphocytes", (75926.6 / 1024, 109382.4 / 1024)), ("PE blob", (61600.0 / 1024, 0.7 * 256))):
+        foci = [[float(c.get(f"{{{ns['data-type']}}}value")) for c in v]
+                for v in ellipses[name].find("gating:foci", ns)]
+        assert np.allclose(np.mean(foci, axis=0), mean, rtol=1e-12), name
+    # 'A and not B': FlowJo boolean nodes have no complemented dependents, so B's complement is a NotNode
+    nots = list(root.iter("NotNode"))
+    assert [n.get("name") for n in nots] == ["not NK [none of CD56|CD16]"]
+    assert [d.get("name") for d in nots[0].iter("Dependent")] == ["Lymphocytes/Singlets/NK [none of CD56|CD16]"]
+    and_node = next(root.iter("AndNode"))
+    assert [d.get("name") for d in and_node.iter("Dependent")] == [
+        "Lymphocytes/Singlets/NK [CD3- CD19-]", "Lymphocytes/Singlets/not NK [none of CD56|CD16]"]
+
+
+def test_linear_and_mixed_ellipses_reimport(tmp_path: Path, linear_entries: list) -> None:
+    """Ellipses on linear axes and mixed linear/logicle and linear/biex axes: cytokit's re-import is identical
+    event for event; FlowKit's counts are identical except where its 128-gon inscribed in FlowJo ellipses
+    loses rim events, in ellipse populations and those below them (measured: 1 of 7,098 in the linear
+    FSC-H/SSC-A ellipse, 2 of 3,289 in the FSC-A x logicle ellipse, 1 of 12,849 in the biex x FSC-A one)."""
+    path = write_workspace(tmp_path / "linear.wsp", linear_entries)
+    back = read_workspace(path)
+    theirs_all = _flowkit_counts(path, linear_entries)
+    lost_max = 0
+    for ws_sample, (sample, doc) in zip(back.samples, linear_entries):
+        masks = evaluate_document(doc, sample)
+        paths = {"/".join(doc.path(k)).replace("CD56/CD16", "CD56|CD16"): k for k in masks}
+        again = {"/".join(ws_sample.document.path(k)): v
+                 for k, v in evaluate_document(ws_sample.document, sample).items()}
+        helper = "Lymphocytes/Singlets/not NK [none of CD56|CD16]"
+        assert set(again) == set(paths) | ({helper} if sample is linear_entries[0][0] else set())
+        for key, nid in paths.items():
+            assert np.array_equal(masks[nid], again[key]), f"{sample.name}: {key}"
+            assert masks[nid].any(), key
+        if helper in again:
+            nk = masks["NK cells"]
+            assert np.array_equal(nk, masks["NK [CD3- CD19-]"] & ~masks["none56_16"])
+            assert np.array_equal(again["Lymphocytes/Singlets/NK cells"], nk)
+            assert np.array_equal(again[helper], masks["Singlets"] & ~masks["none56_16"])
+        theirs = theirs_all[sample.name]
+        assert set(theirs) == set(again)
+        ellipse_ids = [n.id for n in doc.nodes if isinstance(n.gate, EllipsoidGate)]
+        for e in ellipse_ids:  # each ellipse cuts its parent
+            parent = doc.node(e).parent
+            assert 0 < masks[e].sum() < (masks[parent].sum() if parent else sample.n_events), e
+        below = {key for key, nid in paths.items() if any(e in _ancestors(doc, nid) for e in ellipse_ids)}
+        for key in again:
+            ours = int(again[key].sum())
+            if key in below or key == helper:
+                assert 0 <= ours - theirs[key] <= 3, (sample.name, key, ours, theirs[key])
+                lost_max = max(lost_max, ours - theirs[key])
+            else:
+                assert theirs[key] == ours, (sample.name, key, ours, theirs[key])
+    log.info("FlowKit's polygonal ellipses lose at most %d event(s) per population here", lost_max)
+
+
+def _ancestors(doc: GatingDocument, node_id: str) -> set[str]:
+    out, current = set(), node_id
+    while current is not None:
+        out.add(current)
+        current = doc.node(current).parent
+    return out

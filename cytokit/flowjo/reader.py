@@ -275,14 +275,18 @@ def _points(el: etree._Element | None, where: str, path: str | None) -> np.ndarr
 
 
 def _ellipse(el, node_id, labels, dims, ctx: _Context, where: str) -> EllipsoidGate:
-    """FlowJo ellipse: foci and 4 edge points in display bins (0..256 of each axis' transformed range)."""
+    """FlowJo ellipse: foci and 4 edge points in display bins (0..256 of each axis' transformed range).
+
+    The ellipse is built in the bins, where FlowJo (and FlowKit) draw it, then moved to the transformed
+    coordinates: when the axes' ranges differ (biex 0..4096 against logicle 0..1, or a dimension without
+    transform) scaling the foci and edge points first would give another ellipse.
+    """
     foci = _points(child(el, "foci"), where, ctx.path)
     edge = _points(child(el, "edge"), where, ctx.path)
     if len(dims) != 2 or foci.shape != (2, 2) or edge.shape[0] < 4 or edge.shape[1] != 2:
         raise GatingError(f"{where}: ellipse needs 2 dimensions, 2 foci and 4 edge points", path=ctx.path)
     scale = np.array([DISPLAY_RANGE.get(ctx.transforms[d.transform].kind, 1.0) if d.transform else 1.0
                       for d in dims]) / DISPLAY_BINS
-    foci, edge = foci * scale, edge * scale
     centre = foci.mean(axis=0)
     half_focal = float(np.linalg.norm(foci[1] - foci[0])) / 2.0
     a = float(np.max(np.linalg.norm(edge - centre, axis=1)))  # the major vertex is the farthest edge point
@@ -294,6 +298,6 @@ def _ellipse(el, node_id, labels, dims, ctx: _Context, where: str) -> EllipsoidG
     else:
         u = np.array([1.0, 0.0])
     v = np.array([-u[1], u[0]])
-    cov = a * a * np.outer(u, u) + b * b * np.outer(v, v)
-    return EllipsoidGate(node_id, labels, mean=tuple(centre.tolist()),
+    cov = (a * a * np.outer(u, u) + b * b * np.outer(v, v)) * np.outer(scale, scale)
+    return EllipsoidGate(node_id, labels, mean=tuple((centre * scale).tolist()),
                          covariance=tuple(map(tuple, cov.tolist())), distance_square=1.0)

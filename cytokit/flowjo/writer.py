@@ -2,23 +2,35 @@
 
 Each entry is a raw :class:`~cytokit.sample.Sample` (its file is referenced, never copied) and the
 :class:`~cytokit.gatingml.GatingDocument` of gates drawn on it. FlowJo keeps one spillover matrix and one
-transform per parameter for each sample, and stores rectangle/polygon coordinates on the linear scale and
-ellipses in 256 display bins of the transformed axes, so the writer
+transform per parameter for each sample, stores rectangle/polygon coordinates on the linear scale and
+ellipses in 256 display bins of each axis' transformed range, and draws (and evaluates) polygons and
+ellipses on the parameter's axis. So the writer
 
 * maps dimension compensation ``"FCS"`` (the file's $SPILLOVER) or a square spectrum matrix of the
   document to the sample's ``Comp-`` matrix (one matrix per sample);
 * writes each parameter's transform (flin -> linear, logicle, fasinh, flowjo_biex -> biex,
-  flowjo_log -> log) and refuses conflicting transforms for one parameter;
-* converts gate coordinates back to the linear scale (quadrants become half-open rectangles, ellipses
-  FlowJo foci/edge points) and boolean gates to And/Or/Not nodes whose dependents are population paths;
+  flowjo_log -> log) and refuses conflicting transforms for one parameter; a parameter gated without a
+  transform (linear scale, e.g. scatter) gets FlowJo's ``linear`` transform from 0 to its $PnR rounded
+  up to a power of two (so that the scaling is exact in binary floating point and FlowJo, FlowKit and
+  cytokit put polygon edges and ellipses at the same place); using one parameter both untransformed
+  and with a non-linear transform is refused;
+* converts gate coordinates back to the linear scale (quadrants become half-open rectangles), ellipses
+  to FlowJo foci/edge points computed in the display bins (so an ellipse on axes of different ranges,
+  e.g. FSC-H and SSC-A, or biex and logicle, stays the same ellipse), and boolean gates to And/Or/Not
+  nodes whose dependents are population paths; a complemented boolean operand (FlowJo has none)
+  becomes a helper ``NotNode`` named ``not <operand>`` next to the boolean node;
+* replaces ``/`` in population names (FlowJo's path separator) with ``|`` and makes sibling names unique;
 * writes cytokit's own counts as the populations' ``count`` so FlowJo users see them before recomputing.
 
-Anything FlowJo cannot express (ratio dimensions, flog/hyperlog, bounded transforms, complemented boolean
-operands, a second matrix) raises :class:`~cytokit.errors.GatingError` naming the sample and the gate.
+Anything FlowJo cannot express (ratio dimensions, flog/hyperlog, bounded transforms, a second matrix,
+ellipses that are not two-dimensional, an ellipse on a linear transform with an offset) raises
+:class:`~cytokit.errors.GatingError` naming the sample and the gate.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import math
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -35,9 +47,13 @@ from ..io_utils import atomic_write_bytes
 from ..sample import Sample
 from .reader import DISPLAY_BINS, DISPLAY_RANGE
 
+log = logging.getLogger(__name__)
+
 NSMAP = {"xsi": XSI_NS, "gating": GATING_NS, "transforms": TRANSFORMS_NS, "data-type": DATATYPE_NS}
 PREFIX = "Comp-"
 FLOWJO_VERSION = "10.6.2"
+#: top of FlowJo's linear axis for a parameter without $PnR
+DEFAULT_LINEAR_TOP = 262144.0
 
 #: TransformSpec kind -> (FlowJo element, {FlowJo attribute: our parameter or a constant}).
 FLOWJO_ELEMENTS: dict[str, tuple[str, dict[str, str | float]]] = {
@@ -81,7 +97,8 @@ class _SamplePlan:
         self.doc = entry.document
         self.matrix: tuple[tuple[str, ...], np.ndarray] | None = None
         self.matrix_source: str | None = None
-        self.transforms: dict[str, TransformSpec] = {}
+        self.transforms: dict[str, TransformSpec] = {}  # FlowJo parameter -> its one transform
+        self._linear: dict[str, GateNode] = {}  # parameter -> first gate using it untransformed
         self._scales: dict[str, object] = {}
 
     def fail(self, message: str, node: GateNode | None = None) -> GatingError:
@@ -119,18 +136,49 @@ class _SamplePlan:
                 m = self.doc.matrices[dim.compensation]
                 param = m.detectors[m.fluorochromes.index(dim.name)] if dim.name in m.fluorochromes else dim.name
             fj_name = PREFIX + param if self.matrix is not None and param in self.matrix[0] else param
+        known = self.transforms.get(param)
         if dim.transform:
             spec = self.doc.transforms[dim.transform]
             if spec.kind not in FLOWJO_ELEMENTS:
                 raise self.fail(f"transform {spec.kind!r} has no FlowJo equivalent", node)
             if spec.bound_min is not None or spec.bound_max is not None:
                 raise self.fail(f"bounded transform {spec.id!r} has no FlowJo equivalent", node)
-            known = self.transforms.get(param)
             if known is not None and (known.kind, dict(known.params)) != (spec.kind, dict(spec.params)):
                 raise self.fail(f"parameter {param!r} is used with two different transforms; FlowJo keeps one "
                                 "per parameter", node)
+            if spec.kind != "flin" and param in self._linear:
+                raise self.fail(f"parameter {param!r} is gated on the {spec.kind} scale here and on the linear "
+                                f"scale by gate {self._linear[param].id!r}; FlowJo keeps one transform per "
+                                "parameter", node)
             self.transforms[param] = spec
+        else:
+            if known is not None and known.kind != "flin":
+                raise self.fail(f"parameter {param!r} is gated on the linear scale here and on the {known.kind} "
+                                "scale by another gate; FlowJo keeps one transform per parameter", node)
+            self._linear.setdefault(param, node)
         return fj_name, param
+
+    def finish(self) -> None:
+        """Give every parameter gated on the linear scale FlowJo's ``linear`` transform (0..$PnR rounded
+        up to a power of two) unless a gate already gave it a linear (flin) one."""
+        for param in self._linear:
+            if param not in self.transforms:
+                top = _linear_top(self.entry.sample, param)
+                self.transforms[param] = TransformSpec(f"flin:{param}", "flin", {"T": top, "A": 0.0})
+
+    def display_scale(self, dim: DimensionSpec, node: GateNode) -> float:
+        """Factor from this dimension's gate coordinates to FlowJo's display bins (0..256 over the axis)."""
+        param = self.param(dim, node)[1]
+        spec = self.transforms[param]
+        if spec.kind == "flin":
+            # FlowJo's display runs from minRange to maxRange; FlowKit and cytokit read minRange as the
+            # Gating-ML flin offset A. Both agree only without an offset.
+            if float(spec.params.get("A", 0.0)) != 0.0:
+                raise self.fail(f"an ellipse on parameter {param!r} needs a linear transform without offset "
+                                f"(A = {spec.params['A']!r}): FlowJo and FlowKit read the offset differently", node)
+            top = float(spec.params["T"])
+            return DISPLAY_BINS if dim.transform else DISPLAY_BINS / top
+        return DISPLAY_BINS / DISPLAY_RANGE.get(spec.kind, 1.0)
 
     def inverse(self, dim: DimensionSpec, values) -> np.ndarray:
         values = np.asarray(values, dtype=np.float64)
@@ -139,6 +187,18 @@ class _SamplePlan:
         if dim.transform not in self._scales:
             self._scales[dim.transform] = scale_transform(self.doc.transforms[dim.transform])
         return np.asarray(self._scales[dim.transform].inverse(values), dtype=np.float64)
+
+
+def _linear_top(sample: Sample, param: str) -> float:
+    """Top of FlowJo's linear axis for ``param``: its $PnR rounded up to a power of two."""
+    top = DEFAULT_LINEAR_TOP
+    channels = sample.channels
+    if "pnn" in channels and "range" in channels:
+        hits = channels.loc[channels["pnn"].astype(str) == param, "range"]
+        value = float(hits.iloc[0]) if len(hits) else math.nan
+        if math.isfinite(value) and value > 0:
+            top = value
+    return float(2.0 ** math.ceil(math.log2(top)))
 
 
 def _dimension(parent: etree._Element, fj_name: str, extra: dict[str, str] | None = None) -> None:
@@ -179,26 +239,33 @@ def _gate_element(gate_el: etree._Element, node: GateNode, plan: _SamplePlan, gi
         for row in lin:
             _vertex(el, row)
     elif isinstance(gate, EllipsoidGate):
-        if len(node.dims) != 2 or not all(d.transform for d in node.dims):
-            raise plan.fail("FlowJo ellipses need two dimensions, each with a transform", node)
+        if len(node.dims) != 2:
+            raise plan.fail(f"FlowJo ellipses have two dimensions, this one has {len(node.dims)}", node)
         el = etree.SubElement(gate_el, _g("EllipsoidGate"), attrs)
         for name in names:
             _dimension(el, name)
-        scale = np.array([DISPLAY_RANGE.get(plan.doc.transforms[d.transform].kind, 1.0) for d in node.dims]) / DISPLAY_BINS
-        cov = np.asarray(gate.covariance, dtype=np.float64) * gate.distance_square
-        evals, evecs = np.linalg.eigh((cov + cov.T) / 2.0)
-        b, a = np.sqrt(np.maximum(evals, 0.0))
-        v, u = evecs[:, 0], evecs[:, 1]
-        c = np.asarray(gate.mean, dtype=np.float64)
-        f = np.sqrt(max(a * a - b * b, 0.0))
-        foci = etree.SubElement(el, _g("foci"))
-        for p in (c - f * u, c + f * u):
-            _vertex(foci, p / scale)
-        edge = etree.SubElement(el, _g("edge"))
-        for p in (c - a * u, c + a * u, c - b * v, c + b * v):
-            _vertex(edge, p / scale)
+        foci, edge = _ellipse_points(gate, np.array([plan.display_scale(d, node) for d in node.dims]))
+        foci_el = etree.SubElement(el, _g("foci"))
+        for p in foci:
+            _vertex(foci_el, p)
+        edge_el = etree.SubElement(el, _g("edge"))
+        for p in edge:
+            _vertex(edge_el, p)
     else:
         raise plan.fail(f"cannot write a {type(gate).__name__} as a FlowJo gate", node)
+
+
+def _ellipse_points(gate: EllipsoidGate, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """FlowJo's two foci and four edge points (ends of the major, then of the minor axis) of ``gate``
+    in display bins, ``scale`` being each axis' factor from gate coordinates to bins. The ellipse is
+    moved into the bins first: foci are not preserved by scaling the axes differently."""
+    cov = np.asarray(gate.covariance, dtype=np.float64) * gate.distance_square * np.outer(scale, scale)
+    evals, evecs = np.linalg.eigh((cov + cov.T) / 2.0)
+    b, a = np.sqrt(np.maximum(evals, 0.0))
+    v, u = evecs[:, 0], evecs[:, 1]
+    c = np.asarray(gate.mean, dtype=np.float64) * scale
+    f = np.sqrt(max(a * a - b * b, 0.0))
+    return np.array([c - f * u, c + f * u]), np.array([c - a * u, c + a * u, c - b * v, c + b * v])
 
 
 def _population_tree(parent_el: etree._Element, parent_id: str | None, plan: _SamplePlan,
@@ -208,8 +275,6 @@ def _population_tree(parent_el: etree._Element, parent_id: str | None, plan: _Sa
         return
     subs = etree.SubElement(parent_el, "Subpopulations")
     for node in kids:
-        if "/" in node.name:
-            raise plan.fail("FlowJo population names cannot contain '/'", node)
         common = {"name": node.name, "annotation": "", "owningGroup": "", "expanded": "1", "sortPriority": "10",
                   "count": str(counts.get(node.id, -1))}
         if isinstance(node.gate, BooleanGate):
@@ -256,6 +321,56 @@ def _transform_element(parent: etree._Element, param: str, spec: TransformSpec) 
     etree.SubElement(el, _d("parameter"), {_d("name"): param})
 
 
+def _unique(base: str, taken: set[str]) -> str:
+    name, k = base, 2
+    while name in taken:
+        name, k = f"{base} ({k})", k + 1
+    return name
+
+
+def flowjo_document(doc: GatingDocument) -> tuple[GatingDocument, list[tuple[str, str]]]:
+    """``doc`` as a FlowJo gate tree can hold it, with the same memberships, and the (old, new) names
+    that changed.
+
+    FlowJo boolean nodes cannot complement a dependent, so each complemented operand of a boolean gate
+    becomes a helper ``NotNode`` ("not <operand>") next to that gate (one per parent and operand);
+    under the same parent ``P``, ``P and not X`` is what the complemented operand contributed. Names
+    lose ``/`` (FlowJo's path separator, replaced by ``|``) and are made unique among siblings.
+    """
+    ids = set(doc.ids)
+    helpers: dict[tuple[str | None, str], str] = {}
+    nodes: list[GateNode] = []
+    for node in doc.nodes:
+        gate = node.gate
+        if isinstance(gate, BooleanGate) and any(comp for _, comp in gate.operands):
+            operands = []
+            for ref, comp in gate.operands:
+                if comp:
+                    key = (node.parent, ref)
+                    if key not in helpers:
+                        hid = _unique(f"{ref} [not]", ids)
+                        ids.add(hid)
+                        helpers[key] = hid
+                        nodes.append(GateNode(f"not {doc.node(ref).name}", node.parent,
+                                              BooleanGate(hid, (), op="not", operands=((ref, False),))))
+                    ref = helpers[key]
+                operands.append((ref, False))
+            node = replace(node, gate=replace(gate, operands=tuple(operands)))
+        nodes.append(node)
+    taken: dict[str | None, set[str]] = {}
+    renamed: list[tuple[str, str]] = []
+    named = []
+    for node in nodes:
+        siblings = taken.setdefault(node.parent, set())
+        name = _unique(node.name.replace("/", "|").strip() or node.id.replace("/", "|"), siblings)
+        siblings.add(name)
+        if name != node.name:
+            renamed.append((node.name, name))
+            node = replace(node, name=name)
+        named.append(node)
+    return GatingDocument(tuple(named), doc.transforms, doc.matrices, source=doc.source), renamed
+
+
 def _sample_node_name(sample: Sample) -> str:
     """FlowJo names a sample by its $FIL keyword (FlowKit matches FCS files to samples by it); else the
     file name."""
@@ -279,17 +394,21 @@ def workspace_bytes(entries: Sequence[WorkspaceEntry | tuple[Sample, GatingDocum
     refs = etree.SubElement(g, "SampleRefs")
     sample_list = etree.SubElement(root, "SampleList")
     next_gate = 1
+    all_renamed: dict[str, str] = {}
     for k, entry in enumerate(entries, start=1):
-        sample, doc = entry.sample, entry.document
+        sample = entry.sample
+        doc, renamed = flowjo_document(entry.document)
+        all_renamed.update(renamed)
         sid = str(k)
         etree.SubElement(refs, "SampleRef", {"sampleID": sid})
-        plan = _SamplePlan(entry, f"sample {sample.name!r}")
+        plan = _SamplePlan(WorkspaceEntry(sample, doc), f"sample {sample.name!r}")
         ids = {}
         for node in doc.nodes:
             ids[node.id] = f"ID{next_gate}"
             next_gate += 1
             for d in node.dims:
                 plan.param(d, node)
+        plan.finish()
         counts: dict[str, int] = {}
         if with_counts:
             counts = {nid: int(np.count_nonzero(m)) for nid, m in evaluate_document(doc, sample).items()}
@@ -309,6 +428,9 @@ def workspace_bytes(entries: Sequence[WorkspaceEntry | tuple[Sample, GatingDocum
             "name": _sample_node_name(sample), "annotation": "", "owningGroup": "", "expanded": "1", "sortPriority": "10",
             "count": str(sample.n_events), "sampleID": sid})
         _population_tree(node_el, None, plan, counts, ids)
+    if all_renamed:
+        log.info("FlowJo population names: %s", "; ".join(f"{old!r} written as {new!r}"
+                                                           for old, new in all_renamed.items()))
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
