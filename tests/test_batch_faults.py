@@ -133,7 +133,7 @@ def _cli(pipeline: Path, out: Path, env: dict, **kw) -> subprocess.Popen:
 def test_kill_9_mid_run_then_resume(pipeline, tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])}
     out = tmp_path / "killed"
-    proc = _cli(pipeline, out, {**env, "CYTOKIT_TOY_SLEEP": "0.4"})
+    proc = _cli(pipeline, out, {**env, "CYTOKIT_TOY_SLEEP": "0.6"})
     deadline = time.monotonic() + 60
     done: set[str] = set()
     while time.monotonic() < deadline and len(done) < 3:

@@ -116,3 +116,8 @@ def test_cli_adhoc_folder(trial, tmp_path, capsys):
     assert pops["abs_count_per_uL"].isna().all()  # no clinical table, no beads: no absolute counts
     assert sorted(p.name for p in folder.iterdir()) == ["P001_W0_tmem.fcs", "P002_W12_tmem.fcs"]  # input untouched
     assert cli_main(["run", "--input", str(folder), "--out", str(out)]) == 2  # --panel/--strategy missing
+    other = tmp_path / "other"
+    shutil.copytree(folder, other)
+    assert cli_main(["run", "--input", str(other), "--panel", "il2_trial", "--strategy", "tmem", "--tube", "tmem",
+                     "--out", str(out)]) == 2  # another folder's results are not overwritten without --force
+    assert "--force" in capsys.readouterr().err

@@ -127,6 +127,11 @@ def _input_folders(plan: RunPlan) -> set[Path]:
     return {f.resolve() for f in folders}
 
 
+def pipeline_identity(config: PipelineConfig) -> str:
+    """What makes two runs 'the same run' for resuming: the pipeline file, or the ad-hoc input folder."""
+    return str(config.source) if config.source else f"ad hoc: {config.manifest.input or config.manifest.path}"
+
+
 def check_output_folder(out: Path, plan: RunPlan, *, force: bool) -> None:
     """Refuse input folders, and folders holding another pipeline's results unless ``force``."""
     out = out.resolve()
@@ -150,7 +155,7 @@ def check_output_folder(out: Path, plan: RunPlan, *, force: bool) -> None:
     finally:
         ledger.close()
     same = last is not None and last.get("pipeline_name") == plan.config.name and \
-        last.get("pipeline") == str(plan.config.source or "")
+        last.get("pipeline") == pipeline_identity(plan.config)
     if not same and not force:
         who = f"pipeline {last.get('pipeline_name')!r} ({last.get('pipeline') or 'ad hoc'})" if last else "another run"
         raise PipelineError(f"output folder {out} holds the results of {who}; use --force to overwrite them "
@@ -250,7 +255,7 @@ def run(config: PipelineConfig | str | Path, out: str | Path, *, jobs: int | Non
         own_executor = executor is None
         executor = executor or _executor_for(config, jobs, scheduler, start_method)
         atomic_write_text(out / "run_info.json", _run_info(plan, config_hash, started, "running", {}))
-        run_id = ledger.start_run(pipeline=str(config.source or ""), pipeline_name=config.name,
+        run_id = ledger.start_run(pipeline=pipeline_identity(config), pipeline_name=config.name,
                                   config_hash=config_hash, cytokit_version=__version__,
                                   package_versions=package_versions(), executor=executor.describe(),
                                   inputs=inputs)
