@@ -25,12 +25,12 @@ def results(trial, tmp_path_factory) -> Path:
     path = write_pipeline(base / "cfg", trial, name="real_trial",
                           qc={"enabled": True, "min_events": 500},
                           outputs={"gatingml": True, "anndata": True, "anndata_max_events_per_sample": 300,
-                                   "trial": True, "clustering": True},
+                                   "trial": True, "clustering": True, "flowjo_workspace": True},
                           clustering={"population": "T cells", "tube": "tmem", "plots": False},
                           executor={"jobs": 2, "task": "analyse"})
     summary = run(path, base / "out")
     assert summary.ok == 8, summary.failures
-    assert summary.stage_errors == {}, summary.stage_errors
+    assert summary.stage_errors == {} and summary.output_errors == {}, (summary.stage_errors, summary.output_errors)
     return base / "out"
 
 
@@ -80,6 +80,13 @@ def test_gatingml_run_info_and_anndata(results):
     assert adata.n_obs == 4 * 300 and "CD4" in list(adata.var_names)
     assert set(adata.obs["sample_id"]) == {"P001_W0_tmem", "P001_W12_tmem", "P002_W0_tmem", "P002_W12_tmem"}
     assert "CD4 T" in set(adata.obs["population"]) or "Naive CD4" in set(adata.obs["population"])
+
+
+def test_flowjo_workspace_holds_every_sample(results):
+    from cytokit.flowjo import read_workspace
+
+    workspace = read_workspace(results / "workspace.wsp")
+    assert len(workspace.samples) == 8
 
 
 def test_load_gated_events_matches_the_tables(results):
