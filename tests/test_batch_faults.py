@@ -81,7 +81,7 @@ def test_cli_exit_code_reflects_failures(pipeline, tmp_path, monkeypatch, capsys
 def test_unwritable_output_folder_gives_a_clear_error(pipeline, tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("a file, not a folder")
-    with pytest.raises(PipelineError, match="cannot open the run ledger"):
+    with pytest.raises(PipelineError, match="cannot write output"):
         run(pipeline, blocker / "out")
     assert cli_main(["run", str(pipeline), "--out", str(blocker / "out")]) == 2
     err = capsys.readouterr().err
@@ -123,6 +123,19 @@ def test_tampered_stored_result_is_not_trusted(pipeline, tmp_path):
     summary = run(pipeline, out, jobs=2)
     assert summary.skipped == 7 and summary.ok == 8
     assert (out / "populations.csv").read_bytes() == reference
+
+
+def test_concurrent_runs_into_one_folder_are_refused(pipeline, tmp_path):
+    from cytokit.pipeline.runner import lock_output_folder
+
+    out = tmp_path / "out"
+    held = lock_output_folder(out)  # as if another run were writing there
+    try:
+        with pytest.raises(PipelineError, match="another cytokit run is writing"):
+            run(pipeline, out)
+    finally:
+        os.close(held)
+    assert run(pipeline, out).ok == 8
 
 
 def _cli(pipeline: Path, out: Path, env: dict, **kw) -> subprocess.Popen:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,8 @@ from .task import SampleJob, SampleOutput, resolve_task
 
 log = logging.getLogger(__name__)
 
+#: held (flock) by the process writing an output folder; an empty file, not a result
+LOCK_FILE = ".cytokit.lock"
 PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "pyarrow", "pydantic", "flowkit", "flowio", "flowutils",
             "statsmodels", "matplotlib", "dask", "distributed", "anndata")
 
@@ -141,7 +144,7 @@ def check_output_folder(out: Path, plan: RunPlan, *, force: bool) -> None:
                                 "cytokit never writes into input folders: choose another --out")
     if out.exists() and not out.is_dir():
         raise PipelineError("output path exists and is not a folder", path=out)
-    if not out.exists() or not any(out.iterdir()):
+    if not out.exists() or not [p for p in out.iterdir() if p.name != LOCK_FILE]:
         return
     ledger_path = out / "ledger.sqlite"
     if not ledger_path.is_file():
@@ -246,6 +249,38 @@ def run(config: PipelineConfig | str | Path, out: str | Path, *, jobs: int | Non
     check_output_folder(out, plan, force=force)
     config_hash = config.hash()
     started = utc_now()
+    lock = lock_output_folder(out)
+    try:
+        return _run_locked(plan, out, config_hash, started, t0, task_fn, task_name, jobs=jobs, scheduler=scheduler,
+                           recompute=recompute, progress=progress, executor=executor, start_method=start_method,
+                           stages=stages)
+    finally:
+        os.close(lock)
+
+
+def lock_output_folder(out: Path) -> int:
+    """Hold an exclusive lock on ``OUT/.cytokit.lock`` for the run (released by the OS even on kill -9)."""
+    import fcntl
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise PipelineError(f"cannot write output: {exc.strerror or exc}", path=out) from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise PipelineError("another cytokit run is writing to this output folder; wait for it to finish "
+                            "or choose another --out", path=out) from None
+    return fd
+
+
+def _run_locked(plan: RunPlan, out: Path, config_hash: str, started: str, t0: float,
+                task_fn: Callable[[SampleJob], SampleOutput], task_name: str, *, jobs: int | None,
+                scheduler: str | None, recompute: bool, progress: Progress | None, executor: Executor | None,
+                start_method: str | None, stages: bool) -> RunSummary:
+    config = plan.config
     ledger = open_ledger(out)
     store = ResultsStore(out, ledger)
     all_jobs = make_jobs(plan, task_name)
