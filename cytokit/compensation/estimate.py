@@ -3,7 +3,7 @@
 For each single-stain control (primary detector ``i``):
 
 1. **Scatter gate** — the same cell gate for every control and the unstained: ``"auto"`` fits a robust
-   ellipse (minimum covariance determinant) to the unstained control's forward/side scatter after
+   ellipse (minimum covariance determinant) to the unstained control's log10 forward/side scatter after
    dropping the debris corner, plus a singlet band on FSC-H/FSC-A when both exist; or pass cytokit
    :mod:`~cytokit.gates` gates (linear scatter coordinates, e.g. an expert's polygon), a callable
    ``Sample -> bool mask``, or ``None``.
@@ -75,7 +75,14 @@ def _scatter_names(sample: Sample) -> tuple[str | None, str | None, str | None]:
 
 @dataclass(frozen=True)
 class AutoScatterGate:
-    """Robust FSC/SSC ellipse (MCD) + optional FSC-H/FSC-A singlet band, fitted on one (unstained) sample."""
+    """Robust ellipse on log10 FSC/SSC (MCD) + optional FSC-H/FSC-A singlet band, fitted on one sample.
+
+    The ellipse lives on ``log10`` scatter: cell populations are right-skewed on linear scatter (a
+    large-cell tail along the diagonal, a smear of dying cells and debris towards the origin), roughly
+    symmetric on a log scale, so a robust ellipse there follows the main cluster instead of being
+    stretched by the tails. ``location`` and ``precision`` are in log10 units; events with non-positive
+    forward or side scatter are outside the gate.
+    """
 
     fsc: str
     ssc: str
@@ -88,8 +95,13 @@ class AutoScatterGate:
     ratio_mad: float = float("nan")
 
     @classmethod
-    def fit(cls, sample: Sample, *, coverage: float = 0.95, support_fraction: float = 0.6,
+    def fit(cls, sample: Sample, *, coverage: float = 0.95, support_fraction: float | None = None,
             max_events: int = 5000, seed: int = 0) -> "AutoScatterGate":
+        """Fit on ``sample`` (normally the unstained control).
+
+        ``support_fraction`` None is the maximum-breakdown MCD (half the events plus two); ``coverage``
+        is the chi-square probability of the ellipse.
+        """
         from sklearn.covariance import MinCovDet
 
         fsc, ssc, fsc_h = _scatter_names(sample)
@@ -98,31 +110,30 @@ class AutoScatterGate:
                                     "scatter_gate=None or explicit gates", path=sample.path or sample.name)
         X = sample.columns([fsc, ssc]).astype(np.float64)
         hi = np.quantile(X[:, 0], 0.99)
-        debris_cut = 0.1 * hi  # the debris corner: forward scatter below 10 % of the bright cells
-        keep = X[:, 0] > debris_cut
+        debris_cut = max(0.1 * hi, 0.0)  # the debris corner: forward scatter below 10 % of the bright cells
+        keep = (X[:, 0] > debris_cut) & (X[:, 1] > 0)
         if keep.sum() < 50:
             raise CompensationError("too few events above the debris threshold to fit a scatter gate",
                                     path=sample.path or sample.name)
         rng = np.random.default_rng(seed)
-        sub = X[keep]
+        sub = np.log10(X[keep])
         if len(sub) > max_events:
             sub = sub[rng.choice(len(sub), max_events, replace=False)]
-        scale = np.maximum(sub.std(axis=0), 1e-9)
-        mcd = MinCovDet(random_state=seed, support_fraction=support_fraction).fit(sub / scale)
-        cov = mcd.covariance_ * np.outer(scale, scale)
+        mcd = MinCovDet(random_state=seed, support_fraction=support_fraction).fit(sub)
         rm = rmad = float("nan")
         if fsc_h is not None:
             ratio = _ratio(sample, fsc, fsc_h)
             rm = float(np.median(ratio))
             rmad = float(1.4826 * np.median(np.abs(ratio - rm)))
-        return cls(fsc=fsc, ssc=ssc, fsc_h=fsc_h, location=mcd.location_ * scale, precision=np.linalg.inv(cov),
+        return cls(fsc=fsc, ssc=ssc, fsc_h=fsc_h, location=mcd.location_, precision=np.linalg.inv(mcd.covariance_),
                    cutoff=float(chi2.ppf(coverage, 2)), debris_cut=float(debris_cut), ratio_median=rm,
                    ratio_mad=rmad)
 
     def __call__(self, sample: Sample) -> np.ndarray:
         X = sample.columns([self.fsc, self.ssc]).astype(np.float64)
-        d = X - self.location
-        mask = (np.einsum("ij,jk,ik->i", d, self.precision, d) <= self.cutoff) & (X[:, 0] > self.debris_cut)
+        positive = (X[:, 0] > self.debris_cut) & (X[:, 1] > 0)
+        d = np.log10(np.where(positive[:, None], X, 1.0)) - self.location
+        mask = positive & (np.einsum("ij,jk,ik->i", d, self.precision, d) <= self.cutoff)
         if self.fsc_h is not None and self.ratio_mad > 0:
             mask &= np.abs(_ratio(sample, self.fsc, self.fsc_h) - self.ratio_median) <= 4 * self.ratio_mad
         return mask
