@@ -102,3 +102,19 @@ def toy_task(job: SampleJob) -> SampleOutput:
     return SampleOutput(sample_id=job.sample_id, populations=rows,
                         summary={"n_events": n, "n_events_qc": n, "qc_flags": []},
                         timings={"toy": 0.0})
+
+
+def test_support_pipeline_and_toy_task(tmp_path):
+    """The helpers themselves: the YAML written here validates and the toy task gates a real file."""
+    from cytokit.pipeline import load_pipeline
+    from cytokit.pipeline.preflight import preflight
+    from cytokit.pipeline.runner import make_jobs
+
+    trial = simulate_small_trial(tmp_path / "trial", events=1000, visits=("W0",))
+    config = load_pipeline(write_pipeline(tmp_path / "cfg", trial, executor={"jobs": 1}))
+    assert config.executor.task == TOY_TASK and config.executor.jobs == 1
+    jobs = make_jobs(preflight(config), TOY_TASK)
+    out = toy_task(next(j for j in jobs if j.tube == "nkb"))
+    pops = {p["population"]: p for p in out.populations}
+    assert pops["Singlets"]["count"] == 900 and pops["Lymphocytes"]["count"] == 1000
+    assert pops["T cells"]["count"] + pops["NK cells"]["count"] + pops["B cells"]["count"] == 900
