@@ -105,6 +105,18 @@ def test_preflight_lists_every_problem_and_processes_nothing(tmp_path, own_trial
     assert not out.exists()
 
 
+def test_preflight_reads_headers_only(trial, tmp_path, monkeypatch):
+    import cytokit.fcs
+
+    def no_full_read(*args, **kwargs):
+        raise AssertionError("pre-flight validation must not read event data")
+
+    monkeypatch.setattr(cytokit.fcs, "read_fcs", no_full_read)
+    monkeypatch.setattr("cytokit.fcs.reader.read_fcs", no_full_read)
+    plan = preflight(load_pipeline(write_pipeline(tmp_path, trial)))
+    assert len(plan.samples) == 8 and plan.samples["sha256"].str.len().eq(64).all()
+
+
 def test_header_only_read_has_channels_but_no_events(trial):
     sample = read_header_sample(trial / "fcs" / "P001_W0_tmem.fcs")
     assert sample.n_events == 0 and sample.n_channels >= 10
