@@ -65,12 +65,20 @@ def test_identical_across_runs_and_worker_counts(trial, reference, tmp_path):
 
 def test_dask_local_cluster_matches_local_executor(trial, reference, tmp_path):
     distributed = pytest.importorskip("distributed", reason="the dask executor needs cytokit[distributed]")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as cluster:
+    import dask
+
+    own = Path(shutil.copytree(trial, tmp_path / "trial"))
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                     dashboard_address=None) as cluster:
         summary = run(write_pipeline(tmp_path / "cfg", trial), tmp_path / "dask", scheduler=cluster.scheduler_address)
-    assert summary.ok == 8
-    _same_tables(reference, tmp_path / "dask")
-    assert "dask" in read_ledger(tmp_path / "dask").runs()[-1]["executor"]
+        assert summary.ok == 8
+        _same_tables(reference, tmp_path / "dask")
+        assert "dask" in read_ledger(tmp_path / "dask").runs()[-1]["executor"]
+        (own / "fcs" / "P002_W0_nkb.fcs.crash").touch()  # that sample's worker process dies
+        crashed = run(write_pipeline(tmp_path / "cfg2", own), tmp_path / "dask2", scheduler=cluster.scheduler_address)
+    assert crashed.ok == 7 and list(crashed.failures) == ["P002_W0_nkb"]
+    assert "worker process died" in crashed.failures["P002_W0_nkb"]
 
 
 def test_resume_skips_unchanged_and_recomputes_changed(trial, tmp_path):

@@ -4,7 +4,8 @@ The toy task reads the real FCS file and resolves the real panel, then "gates" w
 so the framework (executors, store, ledger, resume, faults) can be tested independently of the gating
 engine. Fault injection for tests, through environment variables inherited by worker processes:
 ``CYTOKIT_TOY_CRASH`` (sample ids whose worker calls ``os._exit``), ``CYTOKIT_TOY_FAIL`` (sample ids
-that raise), ``CYTOKIT_TOY_SLEEP`` (seconds per sample).
+that raise), ``CYTOKIT_TOY_SLEEP`` (seconds per sample); a file ``<fcs path>.crash`` also makes the
+worker exit (for workers started before the test sets variables, e.g. a Dask cluster).
 """
 from __future__ import annotations
 
@@ -66,7 +67,7 @@ def toy_task(job: SampleJob) -> SampleOutput:
     from cytokit.fcs import read_fcs
     from cytokit.panel import load_panel
 
-    if job.sample_id in _ids("CYTOKIT_TOY_CRASH"):
+    if job.sample_id in _ids("CYTOKIT_TOY_CRASH") or Path(job.path + ".crash").exists():
         os._exit(3)
     if job.sample_id in _ids("CYTOKIT_TOY_FAIL"):
         raise ValueError("injected failure")

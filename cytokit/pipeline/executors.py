@@ -16,6 +16,7 @@ import logging
 import multiprocessing
 import os
 import sys
+import uuid
 from abc import ABC, abstractmethod
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -212,7 +213,9 @@ class DaskExecutor(Executor):
     """Tasks run on a Dask distributed cluster (``scheduler='tcp://HOST:PORT'``).
 
     Needs the optional extra ``cytokit[distributed]``. Results travel back to this process, which alone
-    writes the output folder, so workers need read access to the FCS files but not to the output.
+    writes the output folder, so workers need read access to the FCS files but not to the output. A
+    ``KilledWorker`` may hit innocent tasks queued on the same worker, so those samples are re-run one
+    at a time; a sample whose worker dies again is recorded as failed.
     """
 
     name = "dask"
@@ -234,25 +237,42 @@ class DaskExecutor(Executor):
         return f"dask ({self.scheduler})"
 
     def map(self, task: Task, jobs: Sequence[SampleJob]) -> Iterator[SampleOutput]:
-        from distributed import as_completed
-
         if not jobs:
             return
         run = partial(execute, task)
+        suspects: list[SampleJob] = []
         with self.client.as_current():
-            futures = self.client.map(run, list(jobs), pure=False,
-                                      key=[f"cytokit-{j.sample_id}-{j.key[:12]}" for j in jobs])
-            by_key = {f.key: j for f, j in zip(futures, jobs)}
-            for fut in as_completed(futures):
-                job = by_key[fut.key]
-                try:
-                    yield fut.result()
-                except Exception as exc:  # noqa: BLE001 - KilledWorker, lost connection, unpicklable result
-                    name = type(exc).__name__
-                    reason = WORKER_DIED if name == "KilledWorker" else f"{name}: {exc}"
-                    yield SampleOutput.failed(job.sample_id, f"{job.path}: {reason}")
-                finally:
-                    fut.release()
+            for job, output in self._submit(run, list(jobs)):
+                if output is None:  # its worker died: maybe it, maybe a neighbour on that worker
+                    suspects.append(job)
+                else:
+                    yield output
+            if suspects:
+                log.warning("Dask workers died; re-running %d sample(s) one at a time", len(suspects))
+            for job in sorted(suspects, key=lambda j: j.sample_id):
+                for _, output in self._submit(run, [job], attempt=1):
+                    yield output or SampleOutput.failed(job.sample_id, f"{job.path}: {WORKER_DIED}")
+
+    def _submit(self, run: Callable[[SampleJob], SampleOutput], jobs: list[SampleJob], attempt: int = 0
+                ) -> Iterator[tuple[SampleJob, SampleOutput | None]]:
+        """Submit ``jobs``; yield (job, output), output None when the task's worker was killed."""
+        from distributed import as_completed
+
+        token = uuid.uuid4().hex[:8]  # keys never collide with an earlier run's results on the scheduler
+        keys = [f"cytokit-{j.sample_id}-{token}-{attempt}" for j in jobs]
+        futures = self.client.map(run, jobs, pure=False, key=keys)
+        by_key = {f.key: j for f, j in zip(futures, jobs)}
+        for fut in as_completed(futures):
+            job = by_key[fut.key]
+            try:
+                yield job, fut.result()
+            except Exception as exc:  # noqa: BLE001 - KilledWorker, lost connection, unpicklable result
+                if type(exc).__name__ == "KilledWorker":
+                    yield job, None
+                else:
+                    yield job, SampleOutput.failed(job.sample_id, f"{job.path}: {type(exc).__name__}: {exc}")
+            finally:
+                fut.release()
 
     def close(self) -> None:
         self.client.close()
