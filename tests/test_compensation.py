@@ -193,3 +193,56 @@ def test_malformed_vendor_matrix_is_a_clear_error(shared_data):
     s = read_fcs(matches[0])
     with pytest.raises(CompensationError, match=r"\$SPILLOVER of EY_2013.*expected 42"):
         compensate(s)
+
+
+def _reference(events: np.ndarray, spill: np.ndarray, idx: list[int]) -> np.ndarray:
+    """Straightforward float64 compensation: every column of the matrix, the full inverse."""
+    ref = events.astype(np.float64)
+    ref[:, idx] = ref[:, idx] @ np.linalg.inv(spill)
+    return ref
+
+
+@pytest.mark.parametrize("idx", [[1, 2, 3, 4, 5], [5, 0, 3, 6, 2]], ids=["consecutive", "scattered"])
+@pytest.mark.parametrize("n", [0, 1, 63, 64, 64 * 3, 64 * 3 + 5])
+def test_blocked_kernel_equals_float64_reference(n, idx):
+    rng = np.random.default_rng(n)
+    spill = np.eye(5)
+    spill[0, 1:3] = [0.21, 0.04]          # spills into 1 and 2
+    spill[1, 0], spill[2, 1] = 0.12, 0.3
+    spill[3, 2] = 0.07                    # spills into 2, nothing spills into 3: column 3 stays the same
+    # matrix channel 4 neither spills nor receives spillover (identity row and column)
+    m = SpilloverMatrix(tuple("ABCDE"), spill, source="test")
+    events = (rng.lognormal(7, 2, (n, 7)) - rng.lognormal(4, 1, (n, 7))).astype(np.float32)
+    events[: n // 3, idx[0]] = 0.0        # cancellation: compensated values near zero
+    before = events.copy()
+    ref = _reference(events, spill, idx)
+    out = compensate_events(events, m, idx, dtype=np.float32, block_rows=64)
+    assert out.dtype == np.float32 and out.shape == events.shape and not np.shares_memory(out, events)
+    np.testing.assert_array_equal(events, before)  # input untouched
+    # each value is the float64 result rounded once to float32
+    np.testing.assert_array_max_ulp(out, ref.astype(np.float32), maxulp=1)
+    untouched = [j for j in range(7) if j not in idx] + [idx[3], idx[4]]
+    np.testing.assert_array_equal(out[:, untouched], events[:, untouched])
+    assert n == 0 or not np.array_equal(out[:, idx[:3]], events[:, idx[:3]])
+    # one block, the default block size, in place, float64 output: same numbers
+    np.testing.assert_array_equal(compensate_events(events, m, idx, dtype=np.float32, block_rows=10**6), out)
+    np.testing.assert_array_equal(compensate_events(events, m, idx, dtype=np.float32), out)
+    inplace = events.copy()
+    assert compensate_events(inplace, m, idx, out=inplace, block_rows=64) is inplace
+    np.testing.assert_array_equal(inplace, out)
+    wide = compensate_events(events, m, idx, block_rows=64)
+    assert wide.dtype == np.float64
+    np.testing.assert_allclose(wide, ref, rtol=1e-12, atol=1e-9)
+
+
+def test_blocked_kernel_rejects_bad_arguments():
+    m = SpilloverMatrix(("A", "B"), SPILL[:2, :2])
+    events = np.ones((10, 3), dtype=np.float32)
+    with pytest.raises(CompensationError, match="maps two channels"):
+        compensate_events(events, m, [1, 1])
+    with pytest.raises(CompensationError, match="out overlaps"):
+        compensate_events(events, m, [0, 1], out=events[::-1])
+    with pytest.raises(CompensationError, match="block_rows"):
+        compensate_events(events, m, [0, 1], block_rows=0)
+    with pytest.raises(CompensationError, match="singular"):
+        compensate_events(events[:0], SpilloverMatrix(("A", "B"), np.ones((2, 2))), [0, 1])
