@@ -84,6 +84,12 @@ def test_pipeline_cohort_stage_writes_clustering(simulated_run):
         assert (d / f"{name}.parquet").is_file(), name
     thr = pd.read_parquet(d / "thresholds.parquet").set_index("marker")
     assert (thr.loc[["CD4", "CD8", "CD45RA", "CD62L"], "source"] == "gating").all()
+    # provenance: per-sample rows carry the FCS sha256 the pipeline recorded, every row the input digest
+    store = pd.read_parquet(work / "out" / "samples.parquet").set_index("sample_id")["sha256"]
+    ab = pd.read_parquet(d / "metacluster_abundance.parquet")
+    assert (ab["sha256"] == ab["sample_id"].map(store)).all()
+    for name in ("metaclusters", "differential"):
+        assert pd.read_parquet(d / f"{name}.parquet")["inputs_sha256"].str.fullmatch(r"[0-9a-f]{64}").all()
 
 
 def test_named_populations_match_simulated_truth(simulated_run):

@@ -212,7 +212,9 @@ def test_outputs_written_sorted_deterministic_and_escaped(tmp_path):
     assert base64.b64decode(imgs[0])[:8] == b"\x89PNG\r\n\x1a\n"
     assert "http" not in html.replace("http-equiv", "")  # self-contained
     tests1 = pd.read_parquet(out / "tests.parquet")
-    pd.testing.assert_frame_equal(tests1, res.tests.reset_index(drop=True), check_dtype=False)
+    assert set(tests1["inputs_sha256"]) == {res.inputs_sha256}  # provenance stamped on every row
+    pd.testing.assert_frame_equal(tests1.drop(columns=["inputs_sha256"]), res.tests.reset_index(drop=True),
+                                  check_dtype=False)
     csv1 = (out / "tests.csv").read_bytes()
     info = json.loads((out / "trial_config.json").read_text())
     assert info["final_visit"] == "W74" and info["config"]["multiplicity"]["method"] == "holm"

@@ -36,6 +36,7 @@ import pandas as pd
 
 from ..errors import ClusterError, CytokitError, PipelineError
 from ..io_utils import atomic_write_text, write_table
+from ..provenance import inputs_digest, sample_hashes, stamp_inputs
 from .abundance import (Annotation, annotate, metacluster_abundance, metacluster_table, node_table,
                         population_abundance)
 from .agreement import agreement_summary, agreement_table
@@ -295,8 +296,10 @@ def run_clustering(results_dir: str | Path, *, population: str = "T cells", mark
                   thresholds=thresholds, meta=meta, gating=gating, gating_thresholds=gate_thr, level=level,
                   da_test=da_test)
     run.skipped = skipped
+    by_sample = sample_hashes(gating) if gating is not None else {}
+    digest = inputs_digest(by_sample.values())
     for name, df in run.tables.items():
-        run.paths += write_table(df, out / name, force=True)
+        run.paths += write_table(stamp_inputs(df, by_sample, digest), out / name, force=True)
     if plots:
         run.paths += write_figures(run, out)
     info = {

@@ -17,6 +17,7 @@ import pandas as pd
 from .. import __version__
 from ..errors import PipelineError, StatsError
 from ..io_utils import atomic_write_bytes, atomic_write_text, safe_name, write_table
+from ..provenance import inputs_digest, sample_hashes, stamp_inputs, table_sha256
 from .baseline import baseline_table, baseline_wide
 from .comparisons import run_tests, summarise
 from .config import TrialConfig, load_trial_config
@@ -58,6 +59,8 @@ class TrialResult:
     figures: dict[str, bytes] = field(default_factory=dict)
     html: str | None = None
     notes: list[str] = field(default_factory=list)
+    sample_sha256: dict[str, str] = field(default_factory=dict)  # sample_id -> FCS sha256
+    inputs_sha256: str = ""  # digest over every input (FCS files and clinical table)
 
     @property
     def patient_visit_values(self) -> pd.DataFrame:
@@ -100,8 +103,10 @@ def analyse(inputs: TrialInputs, config: TrialConfig | None = None) -> TrialResu
     n_derived = int((values["abs_source"] == "dual_platform_derived").sum())
     if n_derived:
         notes.append(f"{n_derived} absolute counts derived from % lymphocytes x clinical lymphocyte count.")
+    by_sample = sample_hashes(inputs.populations)
+    digest = inputs_digest([*by_sample.values(), table_sha256(inputs.clinical) or ""])
     result = TrialResult(config, visits, final, resp_visit, values, flags, summ_p, summaries, rates, tests,
-                         headline, base, notes=notes)
+                         headline, base, notes=notes, sample_sha256=by_sample, inputs_sha256=digest)
     if config.figures:
         result.figures = make_figures(result)
     if config.html:
@@ -172,7 +177,8 @@ def write_results(result: TrialResult, out_dir: str | Path, *, force: bool = Fal
     _check_overwrite(out, force)
     written: list[Path] = []
     for stem, attr in TABLES.items():
-        written += write_table(getattr(result, attr), out / stem)
+        table = stamp_inputs(getattr(result, attr), result.sample_sha256, result.inputs_sha256)
+        written += write_table(table, out / stem)
     for name, png in result.figures.items():
         written.append(atomic_write_bytes(out / "figures" / name, png))
     if result.html is not None:
