@@ -85,6 +85,7 @@ class QCResult:
     params: QCParams
     details: dict[str, str] = field(default_factory=dict)
     bins: pd.DataFrame = field(default_factory=pd.DataFrame)
+    rules: "QCRules | None" = None
 
     @property
     def n_events(self) -> int:
@@ -110,10 +111,123 @@ class QCResult:
                      "detail": ";".join(self.flags)})
         return pd.DataFrame(rows)
 
+    def to_gates(self, name: str = "QC pass", *, taken: tuple[str, ...] = ()) -> list:
+        """The keep mask as Gating-ML gate nodes on the raw scale (see :meth:`QCRules.to_nodes`); check
+        ``rules.exact`` for whether they reproduce ``keep`` event for event."""
+        if self.rules is None:
+            raise QCError("this QC result carries no rules (it was not made by run_qc)")
+        return self.rules.to_nodes(name, taken=taken)
+
     def apply(self, sample: Sample) -> Sample:
         """The kept events as a new Sample (provenance records the QC)."""
         return sample.subset(self.keep, note=f"QC kept {self.n_kept}/{self.n_events} events "
                                              f"({';'.join(self.flags) or 'no flags'})")
+
+
+#: lowest finite float32: as a lower limit it keeps every finite event and drops -inf and NaN
+FINITE_LOWER = float(-np.finfo(np.float32).max)
+
+
+@dataclass(frozen=True)
+class QCRules:
+    """The keep decision of :func:`run_qc` as ordinary gate rules on the raw scale QC saw (linear, as
+    read, uncompensated).
+
+    An event is kept when, on every channel (PnN) of ``ranges``, ``lower <= x < upper`` (``None`` = open
+    side, compared with ±inf, so NaN and +inf are in no range), and its ``time_channel`` value lies in
+    none of the half-open ``removed_time`` intervals ``[start, end)`` (raw time units of the file;
+    ``None`` = open end). Every limit is a float32 value, so comparisons in float32 or float64 agree.
+    ``exact`` says whether the rules reproduce ``QCResult.keep`` event for event; it is False when a
+    removed run of event-order bins starts or ends between events with equal time, when time is not
+    monotonic, or when non-finite values are kept (``remove_nonfinite: false``); ``note`` says why.
+    """
+
+    ranges: dict[str, tuple[float | None, float | None]]
+    time_channel: str | None = None
+    removed_time: tuple[tuple[float | None, float | None], ...] = ()
+    exact: bool = True
+    note: str = ""
+
+    def keep(self, sample: Sample) -> np.ndarray:
+        """The rules evaluated on ``sample`` (a boolean mask; equals ``QCResult.keep`` when ``exact``)."""
+        ok = np.ones(sample.n_events, dtype=bool)
+        for pnn, (lo, hi) in self.ranges.items():
+            x = sample.events[:, sample.channel_index(pnn)]
+            ok &= (x >= (-np.inf if lo is None else lo)) & (x < (np.inf if hi is None else hi))
+        if self.removed_time:
+            t = sample.events[:, sample.channel_index(self.time_channel)]
+            for lo, hi in self.removed_time:
+                ok &= ~((t >= (-np.inf if lo is None else lo)) & (t < (np.inf if hi is None else hi)))
+        return ok
+
+    def to_nodes(self, name: str = "QC pass", *, taken: tuple[str, ...] = ()) -> list:
+        """Gating-ML gate nodes (:class:`cytokit.gatingml.GateNode`) for the rules: one root range gate
+        per channel (``QC <PnN>``), one root range gate per removed time interval (``QC removed time k``)
+        and the root boolean gate ``name`` = AND of the ranges and NOT of each removed interval. Empty
+        when there is nothing to express. Node ids avoid ``taken``; the last node is ``name``'s."""
+        from .gates import BooleanGate, RectangleGate
+        from .gatingml.model import DimensionSpec, GateNode
+
+        used = set(taken)
+
+        def fresh(base: str) -> str:
+            nid, k = base, 2
+            while nid in used:
+                nid, k = f"{base} ({k})", k + 1
+            used.add(nid)
+            return nid
+
+        nodes, operands = [], []
+        for pnn, (lo, hi) in self.ranges.items():
+            nid = fresh(f"QC {pnn}")
+            nodes.append(GateNode(nid, None, RectangleGate(nid, (pnn,), lower=(lo,), upper=(hi,)),
+                                  (DimensionSpec(pnn),)))
+            operands.append((nid, False))
+        for k, (lo, hi) in enumerate(self.removed_time, start=1):
+            nid = fresh(f"QC removed time {k}")
+            nodes.append(GateNode(nid, None, RectangleGate(nid, (self.time_channel,), lower=(lo,), upper=(hi,)),
+                                  (DimensionSpec(str(self.time_channel)),)))
+            operands.append((nid, True))
+        if not operands:
+            return []
+        root = fresh(name)
+        nodes.append(GateNode(name, None, BooleanGate(root, (), op="and", operands=tuple(operands))))
+        return nodes
+
+
+def _rules(sample: Sample, params: QCParams, limits: dict[int, list], all_finite: bool, time_bad: np.ndarray,
+           tidx: int | None) -> QCRules:
+    """:class:`QCRules` for the decisions :func:`run_qc` made (``limits`` from :func:`_margin_masks`,
+    ``time_bad`` = events removed by the time checks)."""
+    ev = sample.events
+    names = list(sample.channels["pnn"].astype(str))
+    bounds = {j: list(v) for j, v in limits.items()}
+    exact, notes = True, []
+    if not all_finite:
+        nonfinite = ~np.isfinite(_column_reduce(np.abs(ev), np.maximum))  # NaN propagates through maximum
+        if params.remove_nonfinite:
+            for j in np.flatnonzero(nonfinite):
+                lo_hi = bounds.setdefault(int(j), [None, None])
+                lo_hi[0] = FINITE_LOWER if lo_hi[0] is None else lo_hi[0]
+        elif any(nonfinite[j] for j in bounds):
+            exact = False
+            notes.append("non-finite values are kept on gated channels")
+    ranges = {names[j]: (lo, hi) for j, (lo, hi) in sorted(bounds.items())}
+    intervals: list[tuple[float | None, float | None]] = []
+    if time_bad.any():
+        t = ev[:, tidx].astype(np.float64)
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], time_bad.view(np.int8), [0]))))
+        monotonic = bool(np.isfinite(t).all() and not (t[1:] < t[:-1]).any())
+        if not monotonic:
+            exact = False
+            notes.append("time is not monotonic")
+        for i, j in zip(edges[::2], edges[1::2]):
+            if (i > 0 and not t[i - 1] < t[i]) or (j < t.size and not t[j - 1] < t[j]):
+                exact = False
+                notes.append(f"removed events {i}-{j - 1} share a time value with kept events")
+            intervals.append((float(t[i]) if i > 0 else None, float(t[j]) if j < t.size else None))
+    return QCRules(ranges=ranges, time_channel=names[tidx] if tidx is not None else None,
+                   removed_time=tuple(intervals), exact=exact, note="; ".join(notes))
 
 
 # -- margins -------------------------------------------------------------------------------------------
@@ -156,12 +270,14 @@ def _column_counts_equal(ev: np.ndarray, values: np.ndarray) -> np.ndarray:
     return counts
 
 
-def _margin_masks(sample: Sample, params: QCParams, is_float: bool, all_finite: bool
-                  ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _margin_masks(sample: Sample, params: QCParams, is_float: bool, all_finite: bool,
+                  limits: dict[int, list] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(high-margin events, negative-extreme events, per-channel notes).
 
     Column maxima/minima (one fast pass each) decide which channels can have margin events at all, so
-    only those columns are compared event by event."""
+    only those columns are compared event by event. ``limits``, when given, receives the limit of every
+    checked channel, ``{column: [lower or None, upper or None]}`` (float32 values: kept events have
+    ``lower <= x < upper``)."""
     ev = sample.events
     n = ev.shape[0]
     high = np.zeros(n, dtype=bool)
@@ -182,6 +298,8 @@ def _margin_masks(sample: Sample, params: QCParams, is_float: bool, all_finite: 
             thr = tops[j]
             if below_top[j] and ties[j] >= params.pileup_min_events:
                 thr = float(colmax[j])  # pile-up on the observed maximum: the detector's real top
+            if limits is not None and np.isfinite(thr):
+                limits.setdefault(int(j), [None, None])[1] = float(np.float32(thr))
             if np.isfinite(thr) and colmax[j] >= np.float32(thr):
                 hit = ev[:, j] >= np.float32(thr)
                 notes.append(f"{chans['pnn'].iloc[j]}:{int(hit.sum())}")
@@ -190,6 +308,8 @@ def _margin_masks(sample: Sample, params: QCParams, is_float: bool, all_finite: 
         linear = (chans["log_decades"].to_numpy() == 0) & sel & np.isfinite(tops)
         for j in np.flatnonzero(linear):
             limit = np.float32(-params.negative_fraction * tops[j])
+            if limits is not None:
+                limits.setdefault(int(j), [None, None])[0] = float(limit)
             if colmin[j] < limit:
                 low |= ev[:, j] < limit
     return high, low, notes
@@ -290,7 +410,8 @@ def run_qc(sample: Sample, params: QCParams | None = None) -> QCResult:
             flags.append("nonfinite_events")
 
     is_float = str(sample.metadata.get("datatype", "F")).strip().upper() in ("F", "D")
-    high, low, notes = _margin_masks(sample, params, is_float, all_finite)
+    limits: dict[int, list] = {}
+    high, low, notes = _margin_masks(sample, params, is_float, all_finite, limits)
     removed["margin"] = int(high.sum())
     removed["negative"] = int(low.sum())
     details["margin"] = ", ".join(notes)
@@ -301,6 +422,7 @@ def run_qc(sample: Sample, params: QCParams | None = None) -> QCResult:
         flags.append("negative_events")
 
     bins = pd.DataFrame()
+    time_bad = np.zeros(n, dtype=bool)  # events removed by the time checks (for the rules)
     removed["flow_rate"] = removed["signal_shift"] = 0
     per_bin = params.events_per_bin or int(np.clip(n // 100, 100, 1000))
     n_bins = n // per_bin
@@ -323,6 +445,7 @@ def run_qc(sample: Sample, params: QCParams | None = None) -> QCResult:
             removed["flow_rate"] = int(rate_bad.sum())
             details["flow_rate"] = f"{int(rate_bins_bad.sum())}/{n_bins} time bins"
             keep &= ~rate_bad
+            time_bad |= rate_bad
             if rate_bins_bad.any():
                 flags.append("flow_rate_anomaly")
         if params.signal_channels is not None:
@@ -338,13 +461,15 @@ def run_qc(sample: Sample, params: QCParams | None = None) -> QCResult:
             details["signal_shift"] = (f"{int(sig_bins_bad.sum())}/{n_bins} event bins"
                                        + (f" ({', '.join(shifted)})" if shifted else ""))
             keep &= ~sig_bad
+            time_bad |= sig_bad
             if sig_bins_bad.any():
                 flags.append("signal_shift")
             bins = pd.DataFrame({"first_event": starts, "removed_signal_shift": sig_bins_bad})
     if n and 1.0 - keep.sum() / n > params.flag_removed_fraction:
         flags.append("qc_removed_many")
+    rules = _rules(sample, params, limits, all_finite, time_bad, tidx)
     result = QCResult(keep=keep, removed=removed, flags=tuple(flags), params=params, details=details,
-                      bins=bins)
+                      bins=bins, rules=rules)
     log.info("%s: QC kept %d/%d events (%s)", sample.name, result.n_kept, n, ";".join(flags) or "no flags")
     return result
 

@@ -97,6 +97,7 @@ def _parse_sample(el: etree._Element, path: str | None, scales: dict[tuple, obje
     counts: dict[str, int] = {}
     nodes: list[GateNode] = []
     ctx = _Context(matrix, prefix, suffix, transforms, where, path, scales)
+    ctx.time_gain = _time_gains(x_el, where=where, path=path) if x_el is not None else {}
     for tid in transforms:
         ctx.scale(tid)  # validate every transform's parameters now, with a clear error
     if node is not None:
@@ -159,6 +160,7 @@ class _Context:
         self.transforms = transforms
         self.where, self.path = where, path
         self._scales = scales
+        self.time_gain: dict[str, float] = {}  # time parameter -> FlowJo's display factor (see _time_gains)
 
     def scale(self, transform_id: str):
         """The transform object of one of this sample's transforms (built once per parameter set)."""
@@ -193,8 +195,27 @@ class _Context:
         return DimensionSpec(name, comp, xform)
 
 
+def _time_gains(x_el: etree._Element, *, where: str, path: str | None) -> dict[str, float]:
+    """Time parameter -> the ``gain`` of its FlowJo ``linear`` transform, when not 1. FlowJo shows time as
+    the file's time values times this factor (usually $TIMESTEP, i.e. seconds), and stores time gate
+    coordinates in those units; cytokit keeps the file's time units."""
+    gains = {}
+    for t in x_el:
+        if not isinstance(t.tag, str) or local(t) != "linear":
+            continue
+        p_el = child(t, "parameter")
+        param = attr(p_el, "name") if p_el is not None else None
+        gain = float_attr(t, "gain", where=f"{where}: linear transform of {param!r}", path=path, default=1.0)
+        if param and param.casefold() == "time" and gain not in (0.0, 1.0):
+            gains[param] = gain
+    return gains
+
+
 def _forward(ctx: _Context, dim: DimensionSpec, values) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64)
+    gain = ctx.time_gain.get(dim.name)
+    if gain is not None:
+        values = values / gain
     if dim.transform is None:
         return values
     return np.asarray(ctx.scale(dim.transform).forward(values), dtype=np.float64)

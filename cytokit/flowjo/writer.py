@@ -13,7 +13,10 @@ ellipses on the parameter's axis. So the writer
   transform (linear scale, e.g. scatter) gets FlowJo's ``linear`` transform from 0 to its $PnR rounded
   up to a power of two (so that the scaling is exact in binary floating point and FlowJo, FlowKit and
   cytokit put polygon edges and ellipses at the same place); using one parameter both untransformed
-  and with a non-linear transform is refused;
+  and with a non-linear transform is refused, except for range gates next to an increasing, unclipped
+  transform (:data:`RANGE_SAFE`), which select the same events on either axis;
+* shows the time parameter of a file with $TIMESTEP in seconds, as FlowJo and FlowKit do: its linear
+  transform has ``gain`` = $TIMESTEP and its gate coordinates are in seconds;
 * converts gate coordinates back to the linear scale (quadrants become half-open rectangles), ellipses
   to FlowJo foci/edge points computed in the display bins (so an ellipse on axes of different ranges,
   e.g. FSC-H and SSC-A, or biex and logicle, stays the same ellipse), and boolean gates to And/Or/Not
@@ -52,6 +55,10 @@ log = logging.getLogger(__name__)
 NSMAP = {"xsi": XSI_NS, "gating": GATING_NS, "transforms": TRANSFORMS_NS, "data-type": DATATYPE_NS}
 PREFIX = "Comp-"
 FLOWJO_VERSION = "10.6.2"
+#: transforms that are strictly increasing and unclipped over all reals: a range gate drawn on the linear
+#: scale selects the same events on such an axis, so a parameter can carry one of them and linear ranges
+#: (e.g. QC limits on the raw scale) at once
+RANGE_SAFE = frozenset({"flin", "logicle", "fasinh"})
 #: top of FlowJo's linear axis for a parameter without $PnR
 DEFAULT_LINEAR_TOP = 262144.0
 
@@ -99,6 +106,7 @@ class _SamplePlan:
         self.matrix_source: str | None = None
         self.transforms: dict[str, TransformSpec] = {}  # FlowJo parameter -> its one transform
         self._linear: dict[str, GateNode] = {}  # parameter -> first gate using it untransformed
+        self._ranges: dict[str, GateNode] = {}  # parameter -> first range gate using it untransformed
         self._scales: dict[str, object] = {}
 
     def fail(self, message: str, node: GateNode | None = None) -> GatingError:
@@ -146,11 +154,17 @@ class _SamplePlan:
             if known is not None and (known.kind, dict(known.params)) != (spec.kind, dict(spec.params)):
                 raise self.fail(f"parameter {param!r} is used with two different transforms; FlowJo keeps one "
                                 "per parameter", node)
+            if spec.kind not in RANGE_SAFE and param in self._ranges:
+                raise self.fail(f"parameter {param!r} is gated on the {spec.kind} scale here and by a range on "
+                                f"the linear scale in gate {self._ranges[param].id!r}; FlowJo keeps one transform "
+                                "per parameter", node)
             if spec.kind != "flin" and param in self._linear:
                 raise self.fail(f"parameter {param!r} is gated on the {spec.kind} scale here and on the linear "
                                 f"scale by gate {self._linear[param].id!r}; FlowJo keeps one transform per "
                                 "parameter", node)
             self.transforms[param] = spec
+        elif isinstance(node.gate, (RectangleGate, QuadrantGate)) and (known is None or known.kind in RANGE_SAFE):
+            self._ranges.setdefault(param, node)
         else:
             if known is not None and known.kind != "flin":
                 raise self.fail(f"parameter {param!r} is gated on the linear scale here and on the {known.kind} "
@@ -160,16 +174,42 @@ class _SamplePlan:
 
     def finish(self) -> None:
         """Give every parameter gated on the linear scale FlowJo's ``linear`` transform (0..$PnR rounded
-        up to a power of two) unless a gate already gave it a linear (flin) one."""
-        for param in self._linear:
+        up to a power of two) unless a gate already gave it a linear (flin) one. The time parameter of a
+        file with $TIMESTEP is shown in seconds (FlowJo and FlowKit multiply time values by $TIMESTEP):
+        its transform records the factor as FlowJo's ``gain`` and its gate coordinates are in seconds."""
+        for param in [*self._linear, *self._ranges]:
             if param not in self.transforms:
                 top = _linear_top(self.entry.sample, param)
-                self.transforms[param] = TransformSpec(f"flin:{param}", "flin", {"T": top, "A": 0.0})
+                step = _time_step(self.entry.sample, param)
+                params = {"T": top * step, "A": 0.0, **({"gain": step} if step != 1.0 else {})}
+                self.transforms[param] = TransformSpec(f"flin:{param}", "flin", params)
+
+    def coordinates(self, dim: DimensionSpec, node: GateNode, values) -> np.ndarray:
+        """Gate coordinates of ``dim`` as FlowJo stores them: linear scale, time in seconds."""
+        values = self.inverse(dim, values)
+        gain = float(self.transforms[self.param(dim, node)[1]].params.get("gain", 1.0))
+        return values if gain == 1.0 else values * gain
+
+    def range_limit(self, dim: DimensionSpec, node: GateNode, value: float) -> float:
+        """One limit of a range gate as FlowJo stores it. A limit on time in seconds is placed a quarter
+        float32 step below the smallest float32 time it admits (events are float32), so rounding in
+        the conversion to seconds and back cannot move an event across it."""
+        lin = float(self.inverse(dim, value))
+        gain = float(self.transforms[self.param(dim, node)[1]].params.get("gain", 1.0))
+        if gain == 1.0 or not math.isfinite(lin):
+            return lin
+        c = np.float32(lin)
+        if float(c) < lin:
+            c = np.nextafter(c, np.float32(np.inf))
+        below = np.nextafter(c, np.float32(-np.inf))
+        return (float(c) - (float(c) - float(below)) / 4.0) * gain
 
     def display_scale(self, dim: DimensionSpec, node: GateNode) -> float:
         """Factor from this dimension's gate coordinates to FlowJo's display bins (0..256 over the axis)."""
         param = self.param(dim, node)[1]
         spec = self.transforms[param]
+        if spec.kind == "flin" and float(spec.params.get("gain", 1.0)) != 1.0:
+            raise self.fail(f"an ellipse on the time parameter {param!r} is not supported", node)
         if spec.kind == "flin":
             # FlowJo's display runs from minRange to maxRange; FlowKit and cytokit read minRange as the
             # Gating-ML flin offset A. Both agree only without an offset.
@@ -187,6 +227,19 @@ class _SamplePlan:
         if dim.transform not in self._scales:
             self._scales[dim.transform] = scale_transform(self.doc.transforms[dim.transform])
         return np.asarray(self._scales[dim.transform].inverse(values), dtype=np.float64)
+
+
+def _time_step(sample: Sample, param: str) -> float:
+    """$TIMESTEP when ``param`` is the sample's time channel (kind ``time`` or named Time), else 1."""
+    channels = sample.channels
+    kinds = channels.loc[channels["pnn"].astype(str) == param, "kind"] if "kind" in channels else ()
+    if param.casefold() != "time" and not any(str(k) == "time" for k in kinds):
+        return 1.0
+    try:
+        step = float(sample.metadata.get("timestep") or 1.0)
+    except (TypeError, ValueError):
+        return 1.0
+    return step if math.isfinite(step) and step > 0 else 1.0
 
 
 def _linear_top(sample: Sample, param: str) -> float:
@@ -226,16 +279,16 @@ def _gate_element(gate_el: etree._Element, node: GateNode, plan: _SamplePlan, gi
         for dim, name, lo, hi in zip(node.dims, names, lower, upper):
             extra = {}
             if lo is not None:
-                extra["min"] = _num(plan.inverse(dim, lo))
+                extra["min"] = _num(plan.range_limit(dim, node, lo))
             if hi is not None:
-                extra["max"] = _num(plan.inverse(dim, hi))
+                extra["max"] = _num(plan.range_limit(dim, node, hi))
             _dimension(el, name, extra)
     elif isinstance(gate, PolygonGate):
         el = etree.SubElement(gate_el, _g("PolygonGate"), attrs)
         for name in names:
             _dimension(el, name)
         verts = np.asarray(gate.vertices, dtype=np.float64)
-        lin = np.column_stack([plan.inverse(node.dims[i], verts[:, i]) for i in range(2)])
+        lin = np.column_stack([plan.coordinates(node.dims[i], node, verts[:, i]) for i in range(2)])
         for row in lin:
             _vertex(el, row)
     elif isinstance(gate, EllipsoidGate):
@@ -314,7 +367,7 @@ def _transform_element(parent: etree._Element, param: str, spec: TransformSpec) 
     tag, mapping = FLOWJO_ELEMENTS[spec.kind]
     attrs = {}
     for fj_attr, ours in mapping.items():
-        value = spec.params[ours] if isinstance(ours, str) else ours
+        value = spec.params[ours] if isinstance(ours, str) else spec.params.get(fj_attr, ours)
         key = "gain" if fj_attr == "gain" else _t(fj_attr)
         attrs[key] = _num(value) if fj_attr not in ("length",) else str(int(value))
     el = etree.SubElement(parent, _t(tag), attrs)

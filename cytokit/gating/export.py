@@ -74,6 +74,20 @@ def to_document(result: "GatingResult") -> "GatingDocument":
     return GatingDocument(nodes=tuple(nodes), transforms=transforms, source=str(sample.path or sample.name))
 
 
+def under_root(document: "GatingDocument", root_nodes: list) -> "GatingDocument":
+    """``document`` with ``root_nodes`` (e.g. the QC gates of :meth:`cytokit.qc.QCResult.to_gates`) in
+    front and every top-level gate of ``document`` moved under the last of them; unchanged when
+    ``root_nodes`` is empty."""
+    from ..gatingml import GatingDocument
+
+    if not root_nodes:
+        return document
+    root = root_nodes[-1].id
+    moved = tuple(dataclasses.replace(n, parent=root) if n.parent is None else n for n in document.nodes)
+    return GatingDocument(nodes=tuple(root_nodes) + moved, transforms=document.transforms,
+                          matrices=document.matrices, source=document.source)
+
+
 def to_gatingml(result: "GatingResult", path: str | Path | None = None) -> str:
     """Gating-ML 2.0 text of ``result``; written atomically to ``path`` when given."""
     from ..gatingml import gatingml_bytes

@@ -9,6 +9,8 @@ gating engine's columns (counts; ``pct_parent`` and ``pct_lymphocytes`` in perce
 on the **transformed** scale the gates were fitted on. ``summary`` holds ``n_events`` (read),
 ``n_events_qc`` (kept by QC), ``qc_flags``, the per-channel transforms applied (numeric parameters, so
 :func:`~cytokit.pipeline.events.load_gated_events` can re-apply them) and whether events were compensated.
+The exported Gating-ML (:func:`export_gatingml`) puts the fitted gates below QC's keep mask written as
+gates (root ``QC pass``), so evaluated on the whole FCS file it counts what the tables count.
 Bad input raises a :class:`~cytokit.errors.CytokitError` (turned into a failed sample by the executor).
 """
 from __future__ import annotations
@@ -76,6 +78,11 @@ def apply_qc(sample: Sample, params: dict[str, Any]) -> tuple[Sample, list[str],
     ``enabled: false`` keeps every event; fewer than ``min_events`` kept events fails the sample
     with a QCError.
     """
+    return qc_sample(sample, params)[:3]
+
+
+def qc_sample(sample: Sample, params: dict[str, Any]) -> tuple[Sample, list[str], dict[str, Any], Any]:
+    """:func:`apply_qc` plus the :class:`~cytokit.qc.QCResult` (None when QC is disabled)."""
     from ..qc import QCParams, run_qc
 
     params = dict(params)
@@ -83,7 +90,7 @@ def apply_qc(sample: Sample, params: dict[str, Any]) -> tuple[Sample, list[str],
     min_events = int(params.pop("min_events", 0))
     flags: list[str] = []
     info: dict[str, Any] = {}
-    kept = sample
+    kept, result = sample, None
     if enabled:
         result = run_qc(sample, QCParams(**params))
         kept = result.apply(sample)
@@ -92,7 +99,7 @@ def apply_qc(sample: Sample, params: dict[str, Any]) -> tuple[Sample, list[str],
     if kept.n_events < min_events:
         raise QCError(f"only {kept.n_events} events after QC (of {sample.n_events} read); the pipeline needs at "
                       f"least {min_events} (qc.min_events)", path=sample.path)
-    return kept, flags, info
+    return kept, flags, info, result
 
 
 def median(values: np.ndarray) -> float:
@@ -132,7 +139,7 @@ def analyse_sample(job: SampleJob) -> SampleOutput:
         sample = read_and_resolve(job)
     n_read, warnings = sample.n_events, list(sample.warnings)
     with timer("qc"):
-        sample, qc_flags, qc_info = apply_qc(sample, job.qc)
+        sample, qc_flags, qc_info, qc_result = qc_sample(sample, job.qc)
     n_qc = sample.n_events
     strategy = job_strategy(job)
     definition = strategy.definition
@@ -167,7 +174,7 @@ def analyse_sample(job: SampleJob) -> SampleOutput:
     out = SampleOutput(sample_id=job.sample_id, populations=populations, summary=summary, gates=gates)
     with timer("export"):
         if job.gatingml:
-            out.gatingml = result.to_gatingml()
+            out.gatingml = export_gatingml(result, qc_result)
         if job.thumbnails:
             out.thumbnails = _thumbnails(result)
         n_keep = int(job.options.get("anndata_events", 0))
@@ -175,6 +182,23 @@ def analyse_sample(job: SampleJob) -> SampleOutput:
             out.files["events.npz"] = _events_subsample(job, prepared, result, n_keep)
     out.timings = timer.timings
     return out
+
+
+def export_gatingml(result: Any, qc_result: Any) -> str:
+    """Gating-ML text of the fitted gates under a root population ``QC pass`` that expresses QC's keep
+    mask on the raw file (:meth:`cytokit.qc.QCResult.to_gates`), so the exported gates, evaluated on all
+    events of the FCS file, count what the tables count. Without QC the fitted gates alone."""
+    from ..gating.export import to_document, under_root
+    from ..gatingml import gatingml_bytes
+
+    doc = result.document if result.document is not None else to_document(result)
+    if qc_result is not None:
+        rules = qc_result.rules
+        if not rules.exact:
+            log.warning("%s: the exported QC gates do not reproduce QC exactly (%s)", result.sample.name,
+                        rules.note)
+        doc = under_root(doc, qc_result.to_gates(taken=tuple(doc.ids)))
+    return gatingml_bytes(doc).decode("utf-8")
 
 
 def _thumbnails(result: Any) -> bytes:

@@ -4,7 +4,8 @@ Contract: :data:`EXTRA_OUTPUTS` is the registry (switch in ``outputs`` -> writer
 results) -> None``). :func:`write_extra_outputs` runs the enabled writers and returns ``{output: error}``
 for those that failed (logged; the tables are already written).
 
-* ``OUT/workspace.wsp``: one FlowJo 10 workspace with every analysed sample and its fitted gates.
+* ``OUT/workspace.wsp``: one FlowJo 10 workspace with every analysed sample and its fitted gates, below
+  the sample's QC gates (root ``QC pass``), so its counts are the tables' counts.
 * ``OUT/events_<tube>.h5ad`` (AnnData): per tube, up to ``anndata_max_events_per_sample`` events per sample
   on the transformed scale (``X``, float32; ``var_names`` = markers), ``obs`` = sample_id, patient,
   visit, arm, tube and the deepest gated population of each event (``population``).
@@ -31,7 +32,8 @@ WORKSPACE_COUNT_EVENTS = 20_000_000
 
 
 def _workspace(out: Path, plan: RunPlan, samples: pd.DataFrame, results: dict[str, dict[str, Any]]) -> None:
-    """One FlowJo workspace over every analysed sample, built from the stored Gating-ML of each sample.
+    """One FlowJo workspace over every analysed sample, built from the stored Gating-ML of each sample
+    (which starts with the QC gates, see :func:`~cytokit.pipeline.analyse.export_gatingml`).
 
     The FCS files are referenced, not copied. Up to :data:`WORKSPACE_COUNT_EVENTS` events in total, the
     files are re-read so the workspace carries cytokit's counts; above that only headers are read.
