@@ -5,7 +5,7 @@ Run:  .venv/bin/python benchmarks/pipeline_speed.py [--files 6] [--events 100000
 1. Workload: ``--files`` simulated tmem-tube files of ``--events`` events x 12 channels (cytokit.simulate).
 2. Throughput: the whole batch through :func:`cytokit.pipeline.run` with the local executor (worker
    processes started with ``spawn`` so their memory is their own) with 1 and then 2 workers. The
-   workers are started and warmed up first (4 tiny files: imports, JIT compilation; that start-up time is
+   workers are started and warmed up first (4 tiny files: imports, lookup tables; that start-up time is
    printed separately), then the time from the first task submitted to the last result stored is
    measured (validation and table assembly excluded): throughput ratio = files/s with 2 workers /
    files/s with 1. Peak memory per worker = the largest ``ru_maxrss`` (MB) any worker reported
@@ -75,7 +75,7 @@ def build_workload(folder: Path, n_files: int, n_events: int, prefix: str = "B")
 def throughput(config, out: Path, jobs: int, warm_jobs: list) -> tuple[float, float, int, float]:
     """(cold seconds incl. worker start, warm seconds, files, peak MB) for ``jobs`` spawned workers.
 
-    Cold = a fresh pool (interpreter start, imports, JIT compilation in each worker); warm = the same
+    Cold = a fresh pool (interpreter start and imports in each worker); warm = the same
     batch again on the already started workers, i.e. the steady state of a long batch.
     """
     executor = LocalExecutor(jobs=jobs, start_method="spawn")
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> dict:
     c1, t1, n1, peak1 = throughput(config, work / "out1", 1, warm_jobs)
     c2, t2, n2, peak2 = throughput(config, work / "out2", 2, warm_jobs)
     rate1, rate2 = n1 / t1, n2 / t2
-    print(f"worker start-up (spawn, imports, JIT; 4 tiny warm-up files): {c1:.1f}s with 1 worker, {c2:.1f}s with 2")
+    print(f"worker start-up (spawn, imports; 4 tiny warm-up files): {c1:.1f}s with 1 worker, {c2:.1f}s with 2")
     print(f"throughput: 1 worker {rate1:.3f} files/s ({t1:.1f}s), 2 workers {rate2:.3f} files/s ({t2:.1f}s); "
           f"x{rate2 / rate1:.2f} (target >= 1.8)")
     print(f"peak memory per worker: {max(peak1, peak2):.0f} MB (target <= 400)")
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> dict:
     plan = preflight(config)
     jobs = [j for j in make_jobs(plan, "analyse")]
     jobs = [type(j)(**{**j.__dict__, "gatingml": False, "thumbnails": False}) for j in jobs]
-    analyse_sample(jobs[0])  # warm-up (imports, numba compilation)
+    analyse_sample(jobs[0])  # warm-up (imports, lookup tables)
     ours, stages = [], []
     for job in jobs:
         t0 = time.perf_counter()

@@ -51,26 +51,20 @@ def worker_init(threads: int | None) -> None:
 
 
 def limit_threads(n: int | None) -> None:
-    """Worker initializer: at most ``n`` BLAS/OpenMP and numba threads per worker process (None = leave).
+    """Worker initializer: at most ``n`` BLAS/OpenMP threads per worker process (None = leave).
 
     Processes are the unit of parallelism; letting each worker also start one thread per core
     oversubscribes the machine (``jobs`` workers x cores threads).
     """
     if not n:
         return
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(n)  # this worker process only: libraries loaded later read it
     try:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(n)
     except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        pass
-    try:
-        import numba
-
-        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    except ImportError:  # pragma: no cover
         pass
 
 
@@ -112,7 +106,7 @@ class SerialExecutor(Executor):
 class LocalExecutor(Executor):
     """A pool of ``jobs`` worker processes on this machine.
 
-    Each worker is limited to ``threads_per_worker`` BLAS/numba threads (default 1). The pool starts
+    Each worker is limited to ``threads_per_worker`` BLAS threads (default 1). The pool starts
     on first use and is reused by later :meth:`map` calls until :meth:`close` (a
     notebook or benchmark can keep warm workers). At most ``2 * jobs`` tasks are queued at once
     (bounded memory). When a worker dies the pool breaks;

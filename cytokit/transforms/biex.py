@@ -25,7 +25,7 @@ import numpy as np
 from scipy.optimize import brentq
 
 from ..errors import TransformError
-from ._kernels import hermite_coefficients, inverse_kernel, lookup, lookup_numpy
+from ._kernels import hermite_coefficients, lookup
 from .base import Transform, as_float, require
 
 LN10 = math.log(10.0)
@@ -153,30 +153,15 @@ class _BiexScale(Transform):
         return np.where(v < 0, 2.0 * k.x1 - y, y)
 
     # -- public ---------------------------------------------------------------------------------------
-    def _forward(self, x: np.ndarray, *, kernel=None) -> np.ndarray:
-        y, beyond = (kernel or lookup)(x, *self._table.args())
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        y, beyond = lookup(x, *self._table.args())
         if beyond:
             miss = np.isnan(y) & ~np.isnan(x)
             y[miss] = self._solve_large(x[miss])
         return y
 
-    def forward_numpy(self, x: Any) -> np.ndarray:
-        """Same as :meth:`forward` with the NumPy kernel (used when numba is absent; for testing)."""
-        return self._forward(np.asarray(x, dtype=np.float64), kernel=lookup_numpy)
-
-    def _inverse_terms(self) -> tuple[float, float, float, float, float, float]:  # pragma: no cover
-        """(a, b, c1, d, c2, f0) of B(y) = a·e^(b·y) + c1·e^(−d·y) + c2·y + f0 on the positive branch."""
-        raise NotImplementedError
-
     def _inverse(self, y: np.ndarray) -> np.ndarray:
-        if inverse_kernel is None:
-            return self._b(y)
-        k = self._coef
-        return inverse_kernel(y, k.x1, *self._inverse_terms(), k.taylor_cut, k.taylor)
-
-    def inverse_numpy(self, y: Any) -> np.ndarray:
-        """Same as :meth:`inverse` with NumPy only (used when numba is absent; for testing)."""
-        return self._b(np.asarray(y, dtype=np.float64))
+        return self._b(y)
 
     @property
     def x1(self) -> float:
@@ -213,10 +198,6 @@ class Logicle(_BiexScale):
         k = self._coef
         return k.a * np.exp(k.b * y) - k.c * np.exp(-k.d * y) + k.f
 
-    def _inverse_terms(self) -> tuple[float, float, float, float, float, float]:
-        k = self._coef
-        return (k.a, k.b, -k.c, k.d, 0.0, k.f)
-
     def _db_pos(self, y: np.ndarray) -> np.ndarray:
         k = self._coef
         return k.a * k.b * np.exp(k.b * y) + k.c * k.d * np.exp(-k.d * y)
@@ -252,10 +233,6 @@ class Hyperlog(_BiexScale):
     def _b_pos(self, y: np.ndarray) -> np.ndarray:
         k = self._coef
         return k.a * np.exp(k.b * y) + k.c * y - k.f
-
-    def _inverse_terms(self) -> tuple[float, float, float, float, float, float]:
-        k = self._coef
-        return (k.a, k.b, 0.0, 0.0, k.c, -k.f)
 
     def _db_pos(self, y: np.ndarray) -> np.ndarray:
         k = self._coef
