@@ -46,6 +46,7 @@ from ..gatingml.compensation import spillover_from_metadata
 from ..gatingml.evaluate import evaluate_document, scale_transform
 from ..gatingml.model import FCS_COMPENSATION, UNCOMPENSATED, DimensionSpec, GateNode, GatingDocument, TransformSpec
 from ..gatingml.xmlutil import DATATYPE_NS, GATING_NS, TRANSFORMS_NS, XSI_NS
+from ..gatingml.xmlutil import datatype_tag as _d, gating_tag as _g, transforms_tag as _t
 from ..io_utils import atomic_write_bytes
 from ..sample import Sample
 from .reader import DISPLAY_BINS, DISPLAY_RANGE
@@ -78,18 +79,6 @@ class WorkspaceEntry:
 
     sample: Sample
     document: GatingDocument
-
-
-def _g(t: str) -> str:
-    return f"{{{GATING_NS}}}{t}"
-
-
-def _t(t: str) -> str:
-    return f"{{{TRANSFORMS_NS}}}{t}"
-
-
-def _d(t: str) -> str:
-    return f"{{{DATATYPE_NS}}}{t}"
 
 
 def _num(x: float) -> str:

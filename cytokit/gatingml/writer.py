@@ -18,6 +18,7 @@ from ..gates import BooleanGate, EllipsoidGate, PolygonGate, QuadrantGate, Recta
 from ..io_utils import atomic_write_bytes
 from .model import TRANSFORM_PARAMS, GateNode, GatingDocument, SpectrumMatrixSpec, TransformSpec
 from .xmlutil import CYTOKIT_NS, DATATYPE_NS, GATING_NS, TRANSFORMS_NS, XSI_NS
+from .xmlutil import datatype_tag as _d, gating_tag as _g, transforms_tag as _t
 
 NSMAP = {"gating": GATING_NS, "transforms": TRANSFORMS_NS, "data-type": DATATYPE_NS, "xsi": XSI_NS}
 QUADRANT_SUFFIX = "__quadrant"
@@ -48,18 +49,6 @@ def xml_ids(document: GatingDocument) -> dict[str, str]:
         used.add(candidate)
         out[node.id] = candidate
     return out
-
-
-def _g(tag: str) -> str:
-    return f"{{{GATING_NS}}}{tag}"
-
-
-def _t(tag: str) -> str:
-    return f"{{{TRANSFORMS_NS}}}{tag}"
-
-
-def _d(tag: str) -> str:
-    return f"{{{DATATYPE_NS}}}{tag}"
 
 
 def _num(x: float) -> str:

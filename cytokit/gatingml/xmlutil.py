@@ -16,6 +16,21 @@ XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 CYTOKIT_NS = "urn:cytokit:gating"
 
 
+def gating_tag(tag: str) -> str:
+    """Qualified name in the Gating-ML gating namespace."""
+    return f"{{{GATING_NS}}}{tag}"
+
+
+def transforms_tag(tag: str) -> str:
+    """Qualified name in the Gating-ML transformations namespace."""
+    return f"{{{TRANSFORMS_NS}}}{tag}"
+
+
+def datatype_tag(tag: str) -> str:
+    """Qualified name in the Gating-ML datatypes namespace."""
+    return f"{{{DATATYPE_NS}}}{tag}"
+
+
 def parse_xml(source: str | Path | bytes, *, what: str = "XML file") -> tuple[etree._Element, str | None]:
     """Parse XML safely (no network, no entity expansion); returns (root, path text or None)."""
     parser = etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=True, huge_tree=True)
