@@ -160,6 +160,8 @@ class PolygonGate(Gate):
     def __post_init__(self) -> None:
         if len(self.dims) != 2 or len(self.vertices) < 3:
             raise GatingError(f"polygon gate {self.id!r} needs 2 dims and at least 3 vertices")
+        if any(len(v) != 2 for v in self.vertices):
+            raise GatingError(f"polygon gate {self.id!r}: every vertex needs 2 coordinates (x, y)")
 
     def contains(self, X: np.ndarray) -> np.ndarray:
         X = _as_2d(X, 2, self.id)
@@ -180,6 +182,9 @@ class EllipsoidGate(Gate):
 
     def __post_init__(self) -> None:
         n = len(self.dims)
+        if any(len(row) != n for row in self.covariance):
+            raise GatingError(f"ellipsoid gate {self.id!r}: every covariance row needs {n} entries "
+                              f"(rows have {[len(row) for row in self.covariance]})")
         cov = np.asarray(self.covariance, dtype=np.float64) if self.covariance else np.zeros((0, 0))
         if n < 1 or len(self.mean) != n or cov.shape != (n, n):
             raise GatingError(f"ellipsoid gate {self.id!r}: mean and covariance must match {n} dims "
@@ -207,6 +212,12 @@ class QuadrantGate(Gate):
     dividers: tuple[float, ...] = ()
     signs: tuple[int, ...] = ()
     kind: ClassVar[str] = "quadrant"
+
+    def __post_init__(self) -> None:
+        n = len(self.dims)
+        if n < 1 or len(self.dividers) != n or len(self.signs) != n:
+            raise GatingError(f"quadrant gate {self.id!r}: needs one divider and one sign per dimension "
+                              f"({n} dims, {len(self.dividers)} dividers, {len(self.signs)} signs)")
 
     def contains(self, X: np.ndarray) -> np.ndarray:
         X = _as_2d(X, len(self.dims), self.id)
@@ -273,4 +284,7 @@ def gate_from_dict(d: Mapping[str, Any]) -> Gate:
         d["covariance"] = tuple(tuple(r) for r in d["covariance"])
     if "operands" in d:
         d["operands"] = tuple((g, bool(c)) for g, c in d["operands"])
-    return cls(**d)
+    try:
+        return cls(**d)
+    except TypeError as exc:  # missing or unknown keys
+        raise GatingError(f"{kind} gate {d.get('id')!r}: {exc}") from None

@@ -119,3 +119,15 @@ def test_to_dict_round_trip(gate) -> None:
 def test_gate_from_dict_unknown_type() -> None:
     with pytest.raises(GatingError, match="unknown gate type"):
         gate_from_dict({"type": "circle", "id": "c", "dims": ["x"]})
+
+
+def test_malformed_gate_shapes_raise_gating_error() -> None:
+    # ragged covariance/vertices used to leak numpy's ValueError; short dividers were silently truncated
+    with pytest.raises(GatingError, match="covariance row"):
+        EllipsoidGate("e", ("x", "y"), mean=(0.0, 0.0), covariance=((1.0, 0.0), (1.0,)))
+    with pytest.raises(GatingError, match="2 coordinates"):
+        PolygonGate("p", ("x", "y"), vertices=((0.0, 0.0, 1.0), (1.0, 0.0), (0.5, 1.0)))
+    with pytest.raises(GatingError, match="one divider and one sign"):
+        QuadrantGate("q", ("x", "y"), dividers=(1.0,), signs=(1,))
+    with pytest.raises(GatingError, match="rectangle gate 'r'"):
+        gate_from_dict({"type": "rectangle", "id": "r", "dims": ["x"], "lower": [0], "upper": [1], "colour": "red"})
