@@ -293,3 +293,16 @@ def test_fcs32_mixed_datatypes_and_pntype(tmp_path):
     np.testing.assert_array_equal(s.events[:, 2], recs["c"].astype(np.float32))
     # names say scatter, scatter, fluorescence; the declared $PnTYPE wins where given
     assert list(s.channels["kind"]) == ["scatter", "fluorescence", "time"]
+
+
+def test_read_keywords_includes_supplementary_text_after_data(tmp_path):
+    from cytokit.fcs import read_keywords
+
+    buf = _write(tmp_path).read_bytes()
+    stext = b"/EXTRA KEY/hello/"
+    begin = len(buf)
+    buf = _set_keyword(buf, "$BEGINSTEXT", str(begin))
+    buf = _set_keyword(buf, "$ENDSTEXT", str(begin + len(stext) - 1))
+    path = _save(tmp_path, buf + stext, "stext.fcs")
+    assert read_fcs(path).metadata["extra key"] == "hello"
+    assert read_keywords(path)["extra key"] == "hello"  # same keywords as read_fcs, not only TEXT's

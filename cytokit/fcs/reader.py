@@ -335,7 +335,15 @@ def read_keywords(path: str | Path, *, dataset: int = 0) -> dict[str, str]:
         raise FCSError(f"cannot read file: {exc.strerror or exc}", path=path) from exc
     try:
         if dataset == 0:
-            return dict(read_dataset_text(buf, 0, path).keywords)
+            kw = read_dataset_text(buf, 0, path).keywords
+            end = kw.get("endstext", "0").strip()
+            if end.isdigit() and int(end) >= len(buf):  # supplementary TEXT lies beyond the bytes read
+                try:
+                    buf = memoryview(path.read_bytes())
+                except OSError as exc:
+                    raise FCSError(f"cannot read file: {exc.strerror or exc}", path=path) from exc
+                kw = read_dataset_text(buf, 0, path).keywords
+            return dict(kw)
         sets, _ = list_datasets(buf, path)
     except FCSError:
         raise
