@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..errors import ReportError
+from ..errors import CytokitError, ReportError
 from ..io_utils import atomic_write_bytes, atomic_write_text, safe_name
 from .config import ReportOptions
 from .patient import build_patient_report
@@ -48,7 +48,7 @@ def build_reports(results_dir: str | Path, *, patients: list[str] | None = None,
             if options.pdf:
                 written.append(atomic_write_bytes(out / f"{stem}.pdf", render_pdf(html)))
             log.info("report for patient %s written", patient)
-        except ReportError as exc:
+        except CytokitError as exc:  # e.g. StatsError from this patient's rows: skip, go on
             log.error("report for patient %s failed: %s", patient, exc)
             errors.append(f"{patient}: {exc}")
     if errors and len(errors) == len(wanted):

@@ -188,9 +188,19 @@ def build_patient_report(store: ResultsStore, patient: str, options: ReportOptio
         patient=str(patient), arm=arm, identity=identity, visits=visit_blocks, derived=derived,
         flag_labels=flag_labels_,
         trends=trends, cycles_weeks=cycles_weeks, qc=_qc_rows(samples, pops), methods=_methods(store, samples),
-        intervals={(iv.population, iv.measure): iv for iv in intervals.intervals
-                   if iv.sex in ("any", (sex or "")[:1].upper())},
+        intervals=_intervals_for(intervals, sex),
     )
+
+
+def _intervals_for(intervals: ReferenceIntervals, sex: str | None) -> dict[tuple[str, str], Any]:
+    """(population, measure) -> the interval that applies to ``sex`` (sex-specific before ``any``),
+    chosen exactly as :meth:`ReferenceIntervals.lookup` chooses it for the tables."""
+    out = {}
+    for key in dict.fromkeys((iv.population, iv.measure) for iv in intervals.intervals):
+        iv = intervals.lookup(key[0], key[1], sex)
+        if iv is not None:
+            out[key] = iv
+    return out
 
 
 def _derived(store: ResultsStore, patient: str, trial_config: TrialConfig, intervals: ReferenceIntervals,

@@ -1,0 +1,31 @@
+"""Review fixes of the per-patient reports: interval choice for trend bands, one bad patient skipped."""
+from __future__ import annotations
+
+import pandas as pd
+
+from cytokit.report import ReportOptions, build_reports, load_reference_intervals
+from cytokit.report.patient import build_patient_report
+from cytokit.report.store import load_results
+from test_report import make_results
+
+
+def test_trend_band_uses_the_sex_specific_interval_like_the_tables(tmp_path):
+    root = make_results(tmp_path / "res", patients=("P01",))  # P01 is male
+    ri = tmp_path / "ri.yaml"
+    ri.write_text("name: mixed\nintervals:\n"
+                  "  - {population: CD4 T, measure: abs_count_per_uL, sex: M, low: 400, high: 1400, source: male}\n"
+                  "  - {population: CD4 T, measure: abs_count_per_uL, sex: any, low: 10, high: 20, source: all}\n")
+    intervals = load_reference_intervals(ri)
+    report = build_patient_report(load_results(root), "P01", ReportOptions(pdf=False), intervals)
+    band = report.intervals[("CD4 T", "abs_count_per_uL")]
+    assert band == intervals.lookup("CD4 T", "abs_count_per_uL", "M")
+    assert band.sex == "M" and band.low == 400
+
+
+def test_a_patient_whose_rows_fail_the_trial_checks_is_skipped_not_fatal(tmp_path):
+    root = make_results(tmp_path / "res", patients=("P01", "P02"))
+    pops = pd.read_parquet(root / "populations.parquet")
+    pops.loc[(pops["patient"] == "P02") & (pops["visit"] == "W74"), "arm"] = "IL-2"  # P02 in two arms
+    pops.to_parquet(root / "populations.parquet")
+    written = build_reports(root, options=ReportOptions(pdf=False), out_dir=tmp_path / "out")
+    assert [p.name for p in written] == ["P01.html"]
