@@ -52,3 +52,13 @@ def test_bad_match_table(tmp_path, shared_data, capsys):
     rc = main(["compensate", "estimate", str(d / "data" / "060909.002"), "--match", str(bad), "--out",
                str(tmp_path / "m.csv")])
     assert rc == 2 and "needs a 'name'" in capsys.readouterr().err
+
+
+def test_two_controls_for_one_channel_are_refused(tmp_path, shared_data, capsys):
+    d = shared_data / "compensation" / "flowcore_calibur"
+    files = sorted(str(p) for p in (d / "data").iterdir())
+    out = tmp_path / "m.csv"
+    rc = main(["compensate", "estimate", *files, "--match", str(d / "comp_match"), "--channel", "060909.003=FL1-H",
+               "--channels", "FL1-H,FL2-H,FL3-H,FL4-H", "--out", str(out)])
+    assert rc == 2 and "two controls for channel FL1-H" in capsys.readouterr().err  # none silently dropped
+    assert not out.exists()

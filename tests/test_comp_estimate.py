@@ -211,3 +211,11 @@ def test_auto_scatter_gate_follows_the_main_cluster_on_log_scatter():
     assert m[debris].mean() < 0.01
     assert not m[:30].any()
     np.testing.assert_allclose(10 ** gate.location, [60000, 20000], rtol=0.1)
+
+
+def test_two_controls_detected_in_one_channel_are_refused(synthetic):
+    unstained, controls = synthetic
+    fitc = controls["FITC-A"]
+    twin = _control(np.random.default_rng(7), 0, name="FITC second.fcs")
+    with pytest.raises(CompensationError, match="two single-stain controls.*FITC-A"):
+        fit_spillover([fitc, controls["PE-A"], twin], unstained)  # not one of them silently dropped

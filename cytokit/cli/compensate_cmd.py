@@ -78,7 +78,13 @@ def estimate(
         unknown = [f.name for f in files if f.name not in mapping]
         if unknown:
             raise ConfigError(f"no channel given for control(s) {', '.join(unknown)} (see --match / --channel)")
-        single = {mapping[f.name]: s for f, s in zip(files, samples)}
+        single = {}
+        for f, s in zip(files, samples):
+            ch = mapping[f.name]
+            if ch in single:
+                raise ConfigError(f"two controls for channel {ch}: {single[ch].name} and {f.name} "
+                                  "(see --match / --channel)")
+            single[ch] = s
     else:
         single = samples
     est = fit_spillover(single, unstained_sample,

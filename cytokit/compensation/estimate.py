@@ -253,7 +253,15 @@ def _controls_by_channel(single_stains: Any, unstained: Sample | None) -> dict[s
         return out
     if unstained is None:
         raise CompensationError("controls given without channels need an unstained control to find their channel")
-    return {detect_primary_channel(s, unstained): s for s in single_stains}
+    out = {}
+    for s in single_stains:
+        pnn = detect_primary_channel(s, unstained)
+        if pnn in out:
+            raise CompensationError(
+                f"two single-stain controls are brightest in channel {pnn} ({out[pnn].name} and {s.name}); "
+                "give each control's channel explicitly", path=s.path or s.name)
+        out[pnn] = s
+    return out
 
 
 def detect_primary_channel(control: Sample, unstained: Sample) -> str:
