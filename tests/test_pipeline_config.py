@@ -143,3 +143,16 @@ def test_adhoc_pipeline_for_a_bare_folder(trial):
     assert cfg.counts.method == "none" and cfg.clinical is None
     with pytest.raises(ConfigError, match="not found"):
         adhoc_pipeline(trial / "nope", "il2_trial", "tmem")
+
+
+def test_preflight_rejects_unknown_clustering_options_before_processing(tmp_path, trial):
+    path = write_pipeline(tmp_path, trial, outputs={"clustering": True},
+                          clustering={"populaton": "T cells", "force": True, "params": {"xdim": 0}})
+    out = tmp_path / "out"
+    with pytest.raises(PipelineError) as err:
+        run(path, out)
+    msg = str(err.value)
+    assert "nothing was processed" in msg
+    assert "'force'" in msg and "'populaton'" in msg and "unknown option" in msg
+    assert "clustering.params" in msg and "xdim" in msg
+    assert not out.exists()

@@ -126,6 +126,38 @@ def check_file(path: str, tube: TubeDefinitions) -> str | None:
     return None
 
 
+#: keywords of :func:`cytokit.cluster.stage.run_clustering` that the clustering stage sets itself
+_CLUSTERING_FIXED = ("results_dir", "force", "loader", "progress")
+
+
+def check_clustering_options(config: PipelineConfig, problems: list[str]) -> None:
+    """The ``clustering:`` block must name only ``run_clustering`` options and valid ``params``.
+
+    Checked here so that a typo stops the run before any file is processed, not after the whole batch.
+    """
+    options = config.clustering
+    if not options:
+        return
+    import inspect
+
+    from ..cluster.params import make_params
+    from ..cluster.stage import run_clustering
+
+    allowed = sorted(set(inspect.signature(run_clustering).parameters) - set(_CLUSTERING_FIXED))
+    unknown = sorted(str(k) for k in set(options) - set(allowed))
+    if unknown:
+        problems.append(f"clustering: unknown option(s) {unknown}; allowed: {allowed}")
+    params = options.get("params")
+    if params is not None:
+        if not isinstance(params, dict):
+            problems.append("clustering.params: must be a mapping of clustering parameters")
+        else:
+            try:
+                make_params(**params)
+            except CytokitError as exc:
+                problems.append(f"clustering.params: {exc}")
+
+
 def preflight(config: PipelineConfig, *, check_headers: bool = True) -> RunPlan:
     """Validate everything a run needs; raises PipelineError listing every problem (see module contract)."""
     problems: list[str] = []
@@ -141,6 +173,7 @@ def preflight(config: PipelineConfig, *, check_headers: bool = True) -> RunPlan:
         clinical, cycles = None, None
         problems.append(str(exc))
     tubes = load_tube_definitions(config, problems)
+    check_clustering_options(config, problems)
     hashes = []
     for row in samples.itertuples(index=False):
         if not row.path or not Path(row.path).is_file():
