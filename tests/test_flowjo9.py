@@ -51,3 +51,19 @@ def test_flowjo9_rejects_broken_tables(tmp_path: Path, shared_data: Path) -> Non
     with pytest.raises(GatingError, match="calibration table 99") as info:
         read_workspace(bad)
     assert str(bad) in str(info.value)
+
+
+def test_flowjo9_bad_numbers_raise_gating_error(tmp_path: Path, shared_data: Path) -> None:
+    # a non-numeric vertex or count used to leak float()/int()'s ValueError
+    text = (shared_data / "flowjo9_diva" / "A2004Analysis.xml").read_text(encoding="latin-1")
+    k = text.index("<Vertex x=", text.index("<SampleNode"))
+    bad = tmp_path / "vertex.xml"
+    bad.write_text(text[:k] + text[k:].replace('<Vertex x="', '<Vertex x="abc', 1), encoding="latin-1")
+    with pytest.raises(GatingError, match="not numbers") as info:
+        read_workspace(bad)
+    assert str(bad) in str(info.value)
+    bad = tmp_path / "count.xml"
+    bad.write_text(text.replace('count="61832"', 'count="61,832"', 1), encoding="latin-1")
+    with pytest.raises(GatingError, match="count '61,832' is not an integer") as info:
+        read_workspace(bad)
+    assert str(bad) in str(info.value)

@@ -125,3 +125,41 @@ def test_bad_gate_and_transform_errors_name_workspace_and_population(tmp_path: P
     with pytest.raises(TransformError, match="width basis must be negative") as info:
         read_workspace(worse)
     assert str(worse) in str(info.value)
+
+
+def test_malformed_vertices_and_counts_raise_gating_error(tmp_path: Path, shared_data: Path) -> None:
+    # a vertex with one coordinate used to leak numpy's ValueError, a non-integer count int()'s ValueError
+    folder = shared_data / "flowkit" / "simple_line_example"
+    text = (folder / "simple_poly_and_rect.wsp").read_text()
+    start = text.index("<gating:PolygonGate", text.index("<SampleNode"))
+    i = text.index("<gating:coordinate", start)
+    j = text.index("/>", i) + 2
+    ragged = tmp_path / "ragged.wsp"
+    ragged.write_text(text[:i] + text[j:])
+    with pytest.raises(GatingError, match="population 'poly1'.*2 coordinates") as info:
+        read_workspace(ragged)
+    assert str(ragged) in str(info.value)
+    counted = tmp_path / "count.wsp"
+    k = text.index('<Population name="poly1"', text.index("<SampleNode"))
+    counted.write_text(text[:k] + text[k:].replace('count="-1"', 'count="many"', 1))
+    with pytest.raises(GatingError, match="count 'many' is not an integer") as info:
+        read_workspace(counted)
+    assert str(counted) in str(info.value)
+    ellipse = (folder / "single_ellipse_51_events.wsp").read_text()
+    i = ellipse.index("<gating:coordinate", ellipse.index("<gating:edge"))
+    j = ellipse.index("/>", i) + 2
+    short_edge = tmp_path / "ellipse.wsp"
+    short_edge.write_text(ellipse[:i] + ellipse[j:])
+    with pytest.raises(GatingError, match="2 coordinates"):
+        read_workspace(short_edge)
+
+
+def test_uncomputed_flowjo_counts_are_absent(shared_data: Path) -> None:
+    # FlowJo (and cytokit's writer without counts) store count="-1" for counts not computed: that is no
+    # count, not a count of -1 that workspace_counts would report as a deviation
+    folder = shared_data / "flowkit" / "simple_line_example"
+    ws = read_workspace(folder / "simple_poly_and_rect.wsp")
+    ws_sample = ws.samples[0]
+    assert ws_sample.flowjo_counts == {} and ws_sample.total_count == 100
+    table = workspace_counts(ws, read_fcs(folder / "data_set_simple_line_100.fcs"), key=ws_sample.name)
+    assert table["flowjo_count"].isna().all() and table["deviation_pct_parent"].isna().all()

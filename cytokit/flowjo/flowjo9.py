@@ -21,6 +21,7 @@ from ..gatingml.evaluate import scale_transform
 from ..gatingml.model import UNCOMPENSATED, DimensionSpec, GateNode, GatingDocument, SpectrumMatrixSpec, TransformSpec
 from ..gatingml.xmlutil import child, children, line_of, local, parse_xml
 from .model import FlowJoSample, FlowJoWorkspace
+from .reader import _count
 
 log = logging.getLogger(__name__)
 SHAPES = ("Polygon", "PolyRect", "Range", "Ellipse")
@@ -116,9 +117,9 @@ def _sample(el: etree._Element, matrices, tables, path: str | None) -> FlowJoSam
     if node is not None:
         _populations(node, None, ctx, nodes, counts)
     doc = GatingDocument(tuple(nodes), transforms, {matrix.id: matrix} if matrix else {}, source=path) if nodes else None
-    total = node.get("count") if node is not None else None
+    total = _count(node, where=where, path=path) if node is not None else None
     return FlowJoSample(sample_id=sid, name=name, document=doc, uri=None,
-                        total_count=int(total) if total else None, flowjo_counts=counts, keywords=keywords,
+                        total_count=total, flowjo_counts=counts, keywords=keywords,
                         matrix_id=matrix.id if matrix else None)
 
 
@@ -142,15 +143,19 @@ def _populations(parent_el, parent: str | None, ctx, nodes: list[GateNode], coun
             dims.append(DimensionSpec(d, comp, by_dim.get(d)))
         gate = _shape(shape, node_id, tuple(dims), transforms, scales, f"{where}, population {node_id!r}", path)
         nodes.append(GateNode(name, parent, gate, tuple(dims)))
-        if pop.get("count"):
-            counts[node_id] = int(pop.get("count"))
+        count = _count(pop, where=f"{where}, population {node_id!r}", path=path)
+        if count is not None:
+            counts[node_id] = count
         _populations(pop, node_id, ctx, nodes, counts)
 
 
 def _shape(el, node_id: str, dims: tuple[DimensionSpec, ...], transforms, scales, where: str, path) -> Gate:
     poly = child(el, "Polygon")
-    pts = np.array([[float(v.get("x", "nan")), float(v.get("y", "nan"))] for v in children(poly, "Vertex")]
-                   if poly is not None else [], dtype=np.float64).reshape(-1, 2)
+    try:
+        pts = np.array([[float(v.get("x", "nan")), float(v.get("y", "nan"))] for v in children(poly, "Vertex")]
+                       if poly is not None else [], dtype=np.float64).reshape(-1, 2)
+    except ValueError:
+        pts = np.full((0, 2), np.nan)  # reported below
     if not np.all(np.isfinite(pts)) or len(pts) < 2:
         raise GatingError(f"{where}: gate vertices are missing or not numbers", path=path)
 

@@ -107,9 +107,9 @@ def _parse_sample(el: etree._Element, path: str | None, scales: dict[tuple, obje
     doc = None
     if nodes:
         doc = GatingDocument(tuple(nodes), transforms, {matrix.id: matrix} if matrix else {}, source=path)
-    total = node.get("count") if node is not None else None
+    total = _count(node, where=where, path=path) if node is not None else None
     return FlowJoSample(sample_id=sample_id, name=name, document=doc, uri=ds.get("uri") if ds is not None else None,
-                        total_count=int(total) if total not in (None, "") else None, flowjo_counts=counts,
+                        total_count=total, flowjo_counts=counts,
                         keywords=keywords, matrix_id=matrix.id if matrix else None)
 
 
@@ -247,11 +247,25 @@ def _parse_populations(subs: etree._Element, parent: str | None, ctx: _Context, 
                 raise GatingError(f"{ctx.where}, population {node_id!r}: {exc}", path=ctx.path) from None
             outside = (inner[0].get("eventsInside") or "1").strip() == "0"
             nodes.append(GateNode(name, parent, gate, dims, complement=outside))
-        if pop.get("count") not in (None, ""):
-            counts[node_id] = int(pop.get("count"))
+        count = _count(pop, where=f"{ctx.where}, population {node_id!r}", path=ctx.path)
+        if count is not None:
+            counts[node_id] = count
         sub = child(pop, "Subpopulations")
         if sub is not None:
             _parse_populations(sub, node_id, ctx, nodes, counts)
+
+
+def _count(el: etree._Element, *, where: str, path: str | None) -> int | None:
+    """The event ``count`` FlowJo stored on a node (None when absent; FlowJo writes -1 when it has not
+    computed the count)."""
+    text = el.get("count")
+    if text in (None, ""):
+        return None
+    try:
+        count = int(text)
+    except ValueError:
+        raise GatingError(f"{where}: count {text!r} is not an integer ({line_of(el)})", path=path) from None
+    return count if count >= 0 else None
 
 
 def _boolean(el: etree._Element, node_id: str, op: str, ctx: _Context) -> BooleanGate:
@@ -277,8 +291,7 @@ def _flowjo_gate(el: etree._Element, node_id: str, ctx: _Context) -> tuple[Gate,
             upper.append(None if hi is None else float(_forward(ctx, dim, hi)))
         return RectangleGate(node_id, labels, lower=tuple(lower), upper=tuple(upper)), dims
     if tag == "PolygonGate":
-        verts = np.array([[float_attr(c, "value", where=where, path=ctx.path, required=True)
-                           for c in children(v, "coordinate")] for v in children(el, "vertex")], dtype=np.float64)
+        verts = _points(el, where, ctx.path)
         if verts.ndim != 2 or verts.shape[1] != 2 or len(dims) != 2:
             raise GatingError(f"{where}: polygon needs 2 dimensions and (x, y) vertices", path=ctx.path)
         out = np.column_stack([_forward(ctx, dims[i], verts[:, i]) for i in range(2)])
@@ -289,10 +302,14 @@ def _flowjo_gate(el: etree._Element, node_id: str, ctx: _Context) -> tuple[Gate,
 
 
 def _points(el: etree._Element | None, where: str, path: str | None) -> np.ndarray:
+    """The (x, y) ``vertex`` children of ``el`` as an (n, 2) array."""
     if el is None:
         return np.zeros((0, 2))
-    return np.array([[float_attr(c, "value", where=where, path=path, required=True) for c in children(v, "coordinate")]
-                     for v in children(el, "vertex")], dtype=np.float64)
+    rows = [[float_attr(c, "value", where=where, path=path, required=True) for c in children(v, "coordinate")]
+            for v in children(el, "vertex")]
+    if any(len(r) != 2 for r in rows):
+        raise GatingError(f"{where}: every vertex needs 2 coordinates (x, y)", path=path)
+    return np.array(rows, dtype=np.float64).reshape(len(rows), 2)
 
 
 def _ellipse(el, node_id, labels, dims, ctx: _Context, where: str) -> EllipsoidGate:
