@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from .definitions import resolve_definition
 from .errors import PanelError
+from .fcs.channels import guess_kind
 from .sample import Sample
 from .yamlio import load_model
 
@@ -277,7 +278,11 @@ class Panel:
             if len(owners) == 1:
                 return ChannelMatch(pnn_s, pns_s, owners[0], "fluorescence", det_fl,
                                     f"detector {pnn_s} carries {det_fl} in tube {tube}")
-        kind = "fluorescence" if det_fl is not None or _looks_like_detector(pnn_s) else "other"
+        named_kind = guess_kind(pnn_s, pns_s)  # what the names say (as the reader classifies channels)
+        if det_fl is None and named_kind in ("scatter", "time"):
+            kind = named_kind  # a scatter/time channel the panel does not list stays scatter/time
+        else:
+            kind = "fluorescence" if det_fl is not None or _looks_like_detector(pnn_s) else "other"
         named = self._markers_named(pns_s or pnn_s)
         how = f"ambiguous: names {', '.join(named)}" if len(named) > 1 else "unresolved"
         return ChannelMatch(pnn_s, pns_s, None, kind, det_fl or "", how)

@@ -196,3 +196,14 @@ def test_channel_naming_two_markers_is_reported_ambiguous(il2):
         il2.resolve(make_sample(layout), tube="tmem")
     msg = str(err.value)
     assert "CD4, CD8 of tube 'tmem'" in msg and "PE-Cy7-A → ambiguous: names CD4, CD8" in msg
+
+
+def test_scatter_channels_the_panel_does_not_list_stay_scatter():
+    # the 4-colour panel lists only FSC-H/SSC-H; FSC-A/SSC-A of a newer instrument are not fluorescence
+    s = make_sample([("FSC-A", ""), ("FSC-H", ""), ("SSC-A", ""), ("SSC-H", ""), ("FL1-H", "CD45RA"),
+                     ("FL2-H", "CD62L"), ("FL3-H", "CD4"), ("FL4-H", "CD3"), ("Time", "")])
+    r = load_panel("il2_trial_4colour").resolve(s, tube="naive")
+    kinds = dict(zip(r.channels["pnn"], r.channels["kind"]))
+    assert [kinds[c] for c in ("FSC-A", "FSC-H", "SSC-A", "SSC-H")] == ["scatter"] * 4
+    assert [kinds[c] for c in ("FL1-H", "FL2-H", "FL3-H", "FL4-H")] == ["fluorescence"] * 4
+    assert kinds["Time"] == "time"
