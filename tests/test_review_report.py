@@ -29,3 +29,13 @@ def test_a_patient_whose_rows_fail_the_trial_checks_is_skipped_not_fatal(tmp_pat
     pops.to_parquet(root / "populations.parquet")
     written = build_reports(root, options=ReportOptions(pdf=False), out_dir=tmp_path / "out")
     assert [p.name for p in written] == ["P01.html"]
+
+
+def test_numeric_looking_ids_in_csv_tables_still_match_the_patient(tmp_path):
+    root = make_results(tmp_path / "res", patients=("007", "010"))  # clinical.csv holds 007, 010
+    store = load_results(root)
+    assert set(store.clinical["patient"]) == {"007", "010"}
+    report = build_patient_report(store, "007", ReportOptions(pdf=False), load_reference_intervals())
+    assert report.identity["sex"] == "M" and report.identity["age"] == 40
+    assert report.identity["n_cycles"] == 2
+    assert [v["lymphocytes_per_uL"] for v in report.visits] == [1500.0] * 3

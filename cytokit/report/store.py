@@ -17,9 +17,20 @@ from ..errors import ReportError
 log = logging.getLogger(__name__)
 
 
+#: identifier columns read as text from CSV, so "007" stays "007" and matches the Parquet tables
+TEXT_COLUMNS = {c: str for c in ("patient", "visit", "tube", "arm", "sample_id")}
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=TEXT_COLUMNS)
+
+
 def read_table(stem: Path) -> pd.DataFrame | None:
-    """``stem.parquet`` or ``stem.csv`` as a DataFrame; None when neither exists."""
-    for suffix, reader in ((".parquet", pd.read_parquet), (".csv", pd.read_csv)):
+    """``stem.parquet`` or ``stem.csv`` as a DataFrame; None when neither exists.
+
+    From CSV, identifier columns (patient, visit, tube, arm, sample_id) are text, never numbers.
+    """
+    for suffix, reader in ((".parquet", pd.read_parquet), (".csv", _read_csv)):
         path = stem.with_suffix(suffix)
         if path.is_file():
             try:
