@@ -223,3 +223,27 @@ def test_too_few_events_is_a_clear_error_naming_file_and_population(gated):
     tiny = sample.subset(slice(0, 30))
     with pytest.raises(GatingError, match=r"P00\d_W\d+_tmem.fcs.*'Lymphocytes'.*too few"):
         load_strategy("tmem").apply(tiny)
+
+
+def test_gatingml_export_keeps_transforms_of_dims_named_by_pnn(gated, tmp_path):
+    # dims named by $PnN (no panel) used to be exported without their logicle transform
+    from cytokit.gatingml import evaluate_document, read_gatingml
+    from cytokit.gating.export import xml_id
+
+    row, sample, _ = next(v for v in gated.values() if v[0].tube == "tmem")
+    ch = sample.channels
+    pnn = next(str(n) for n, s in zip(ch["pnn"], ch["pns"]) if str(s).split()[:1] == ["CD4"])
+    path = tmp_path / "pnn_dims.yaml"
+    path.write_text(
+        "name: pnn_dims\ncompensation: file\n"
+        "transforms: {scatter: {name: linear}, fluorescence: {name: logicle, W: estimate, M: 4.5, A: 0}}\n"
+        "lymphocytes: Cells\npopulations:\n"
+        "  - {name: Cells, dims: [FSC-A], method: rectangle, params: {lower: [1000], upper: [null]}}\n"
+        f"  - {{name: CD4 hi, parent: Cells, dims: ['{pnn}'], method: rectangle, "
+        "params: {lower: [0.5], upper: [null]}}\n")
+    result = load_strategy(path).apply(sample)
+    doc = read_gatingml(result.to_gatingml().encode())
+    assert doc.node(xml_id("CD4 hi")).dims[0].transform is not None
+    masks = evaluate_document(doc, sample)
+    for name, mask in result.masks.items():
+        assert (masks[xml_id(name)] == mask).mean() > 0.9999, name

@@ -34,18 +34,18 @@ def to_document(result: "GatingResult") -> "GatingDocument":
     sample = result.sample
     comp = FCS_COMPENSATION if sample.compensated else UNCOMPENSATED
     transforms: dict[str, TransformSpec] = {}
-    by_marker: dict[str, tuple[str, str | None]] = {}
+    by_pnn: dict[str, str] = {}
     for ct in result.transforms:
         tid = xml_id(f"{ct.name}_{ct.pnn}")
         transforms[tid] = TransformSpec(id=tid, kind=ct.name, params=dict(ct.params))
-        by_marker[ct.marker] = (ct.pnn, tid)
+        by_pnn[ct.pnn] = tid
 
     def dim_spec(dim: str) -> DimensionSpec:
-        if dim in by_marker:
-            pnn, tid = by_marker[dim]
-        else:
-            pnn, tid = str(sample.channels["pnn"].iloc[sample.channel_index(dim)]), None
-        kind = str(sample.channels["kind"].iloc[sample.channel_index(dim)])
+        # the channel the engine gated on (marker, else $PnN, else $PnS) and the transform applied to it
+        idx = sample.channel_index(dim)
+        pnn = str(sample.channels["pnn"].iloc[idx])
+        tid = by_pnn.get(pnn)
+        kind = str(sample.channels["kind"].iloc[idx])
         return DimensionSpec(name=pnn, compensation=comp if kind == "fluorescence" else UNCOMPENSATED,
                              transform=tid)
 
