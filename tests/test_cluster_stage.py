@@ -252,3 +252,14 @@ def test_progress_callback_sees_every_sample(tmp_path):
         tmp_path, population="T cells", loader=loader, progress=lambda d, t, s: calls.append((d, t)))
     assert calls[-1] == (9, 9) and [d for d, _ in calls] == list(range(1, 10))
     assert len(samples) == 8 and list(skipped) == ["S99"] and markers == list(TCELL_MARKERS)
+
+
+def test_csv_store_keeps_identifier_text(tmp_path):
+    from cytokit.cluster.stage import load_population_events
+
+    _, _, _, loader = _store(tmp_path)
+    meta = pd.read_csv(tmp_path / "samples.csv", dtype=str)
+    meta["patient"] = [f"{i:03d}" for i in range(len(meta))]
+    meta.to_csv(tmp_path / "samples.csv", index=False)
+    _, _, back, _ = load_population_events(tmp_path, population="T cells", loader=loader)
+    assert back["patient"].tolist()[:3] == ["000", "001", "002"]

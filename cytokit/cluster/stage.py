@@ -115,8 +115,16 @@ def analyse(samples: Mapping[str, np.ndarray], markers: Sequence[str], *, popula
 
 
 # -- results store -----------------------------------------------------------------------------------
+#: identifier columns read as text from CSV tables (a patient "007" must not become 7)
+_TEXT_COLUMNS = {c: str for c in ("sample_id", "patient", "visit", "arm", "tube")}
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=_TEXT_COLUMNS)
+
+
 def _read_store_table(results_dir: Path, stem: str, *, required: bool) -> pd.DataFrame | None:
-    for suffix, reader in ((".parquet", pd.read_parquet), (".csv", pd.read_csv)):
+    for suffix, reader in ((".parquet", pd.read_parquet), (".csv", _read_csv)):
         path = results_dir / f"{stem}{suffix}"
         if path.is_file():
             try:
