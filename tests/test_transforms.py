@@ -208,3 +208,15 @@ def test_estimated_logicle_top_of_scale_follows_decoding():
     out = transform(s.replace(channels=ch), {"@fluorescence": {"name": "logicle", "estimate": True}})
     assert parse_transform(out.transforms["FL1-H"]).T == 10000.0
     assert parse_transform(out.transforms["FL2-A"]).T == 131072.0
+
+
+@pytest.mark.parametrize("name", ["logicle", "hyperlog"])
+def test_biex_infinities_map_to_infinities_without_warnings(name):
+    import warnings
+
+    t = get_transform(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning from Newton steps on inf
+        y = t.forward([np.inf, -np.inf, np.nan, 1e9])
+    assert y[0] == np.inf and y[1] == -np.inf and np.isnan(y[2])
+    assert y[3] == pytest.approx(t.forward([1e9])[0]) and np.isfinite(y[3])

@@ -156,8 +156,10 @@ class _BiexScale(Transform):
     def _forward(self, x: np.ndarray) -> np.ndarray:
         y, beyond = lookup(x, *self._table.args())
         if beyond:
-            miss = np.isnan(y) & ~np.isnan(x)
+            miss = np.isnan(y) & np.isfinite(x)
             y[miss] = self._solve_large(x[miss])
+            infinite = np.isinf(x)
+            y[infinite] = x[infinite]  # the scale is increasing without bound: ±inf stays ±inf
         return y
 
     def _inverse(self, y: np.ndarray) -> np.ndarray:
