@@ -282,3 +282,11 @@ def _ancestors(doc: GatingDocument, node_id: str) -> set[str]:
         out.add(current)
         current = doc.node(current).parent
     return out
+
+
+def test_file_name_decodes_every_percent_escape() -> None:
+    # Path.as_uri() (our writer) and FlowJo percent-encode more than spaces, e.g. "+" and non-ASCII
+    from cytokit.flowjo.model import FlowJoSample
+
+    uri = Path("/data/run 1/CD4+ é#1.fcs").as_uri()
+    assert FlowJoSample("1", "x", None, uri=uri).file_name == "CD4+ é#1.fcs"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
+from urllib.parse import unquote
 
 from ..errors import GatingError
 from ..gatingml.model import GatingDocument
@@ -34,7 +35,7 @@ class FlowJoSample:
     def file_name(self) -> str:
         """The FCS file name FlowJo knew the sample by (from the URI, else the sample node name)."""
         if self.uri:
-            return Path(self.uri.replace("file:", "").replace("%20", " ")).name
+            return Path(unquote(self.uri.replace("file:", ""))).name
         return self.name
 
 
