@@ -79,3 +79,12 @@ def test_inspect_escapes_control_characters(tmp_path, capsys):
     assert rc == 0
     assert "\x1b" not in out and "\x07" not in out
     assert "\\x1b[31mred" in out and "evil\\x1b]0;title\\x07" in out
+
+
+def test_inspect_reports_beckman_dfc_compensation_keywords(shared_data, capsys):
+    # FCS 2.0 / Beckman Coulter files carry their matrix as $DFCiTOj keywords, which compensate() uses
+    f = shared_data / "flowkit/multi_dataset_fcs/coulter.lmd"
+    rc = main(["inspect", str(f), "--json"])
+    info = json.loads(capsys.readouterr().out)[0]
+    assert rc == 0
+    assert info["spillover_keyword"] == "$DFCiTOj" and info["spillover_size"] == 5

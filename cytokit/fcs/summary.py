@@ -10,7 +10,7 @@ import math
 from typing import Any
 
 from ..sample import Sample
-from .keywords import spillover_keyword
+from .keywords import dfc_detectors, spillover_keyword
 
 
 def _spill_size(text: str) -> int | None:
@@ -22,7 +22,10 @@ def describe(sample: Sample) -> dict[str, Any]:
     """Summary of ``sample`` as plain data (see module contract)."""
     meta = sample.metadata
     key = spillover_keyword(meta)
-    spill_n = _spill_size(meta[key.lstrip("$").lower()]) if key else None
+    if key == "$DFCiTOj":
+        spill_n: int | None = len(dfc_detectors(meta))
+    else:
+        spill_n = _spill_size(meta[key.lstrip("$").lower()]) if key else None
     channels = []
     for r in sample.channels.itertuples():
         rng = float(r.range)
