@@ -250,3 +250,17 @@ def test_adjusted_p_never_below_raw_and_at_most_one(p, method):
     assert np.all(out >= np.asarray(p) - 1e-12) and np.all(out <= 1 + 1e-12)
     if method == "fdr_bh":  # (statsmodels' Holm path is too slow to call 60 times)
         np.testing.assert_allclose(out, multipletests(p, method=method)[1], atol=1e-12)
+
+
+def test_unknown_adjustment_method_is_a_stats_error():
+    from cytokit.cluster import differential_abundance
+    from cytokit.errors import StatsError
+
+    with pytest.raises(StatsError, match="unknown multiplicity adjustment 'bonferroni'.*fdr_bh"):
+        adjust_pvalues([0.01, 0.2], "bonferroni")
+    with pytest.raises(StatsError, match="unknown multiplicity adjustment"):
+        adjust_pvalues([np.nan], "bonferroni")  # even when nothing is left to adjust
+    ab = pd.DataFrame({"sample_id": list("abcd"), "metacluster": 0, "count": [5, 6, 9, 10], "total": 100,
+                       "pct": [5.0, 6.0, 9.0, 10.0], "arm": ["control", "control", "IL-2", "IL-2"], "visit": "W0"})
+    with pytest.raises(StatsError, match="bonferroni"):
+        differential_abundance(ab, adjust="bonferroni")

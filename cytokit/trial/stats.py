@@ -10,8 +10,11 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import stats
 from scipy.stats.contingency import odds_ratio
+
+from ..errors import StatsError
 
 #: columns of the tidy tests table (one row per test, model term or adjusted family member)
 TEST_COLUMNS: list[str] = [
@@ -48,12 +51,12 @@ class TestResult:
     note: str = ""
 
 
-def _clean(x) -> np.ndarray:
+def _clean(x: ArrayLike) -> np.ndarray:
     a = np.asarray(x, dtype=float).ravel()
     return a[np.isfinite(a)]
 
 
-def median_iqr(x) -> Summary:
+def median_iqr(x: ArrayLike) -> Summary:
     """Median and interquartile range of the finite values of ``x`` (same unit as ``x``)."""
     a = _clean(x)
     if a.size == 0:
@@ -63,7 +66,7 @@ def median_iqr(x) -> Summary:
     return Summary(int(a.size), float(med), float(q1), float(q3), float(a.mean()))
 
 
-def rank_sum(x, y, *, min_n: int = 2) -> TestResult:
+def rank_sum(x: ArrayLike, y: ArrayLike, *, min_n: int = 2) -> TestResult:
     """Two-sided Mann-Whitney U (Wilcoxon rank-sum) test of ``x`` (treatment) vs ``y`` (control).
 
     ``statistic`` is U of ``x``; ``estimate`` is median(x) − median(y) in the data's unit. Exact P for
@@ -79,7 +82,7 @@ def rank_sum(x, y, *, min_n: int = 2) -> TestResult:
     return TestResult(float(res.statistic), float(res.pvalue), est, int(a.size), int(b.size))
 
 
-def signed_rank(d, *, min_n: int = 2) -> TestResult:
+def signed_rank(d: ArrayLike, *, min_n: int = 2) -> TestResult:
     """Two-sided Wilcoxon signed-rank test that paired differences ``d`` (follow-up − baseline) centre on 0.
 
     ``statistic`` is scipy's W (smaller rank sum); ``estimate`` is the median difference. Zero
@@ -152,9 +155,11 @@ def _fdr_bh(p: np.ndarray) -> np.ndarray:
 ADJUSTMENTS = {"holm": _holm, "fdr_bh": _fdr_bh, "none": lambda p: p.copy()}
 
 
-def adjust_pvalues(p, method: str) -> np.ndarray:
+def adjust_pvalues(p: ArrayLike, method: str) -> np.ndarray:
     """Multiplicity-adjusted P values (``holm``: Holm step-down family-wise; ``fdr_bh``: Benjamini-Hochberg
     false discovery rate; ``none``). NaNs stay NaN and are not counted in the family."""
+    if method not in ADJUSTMENTS:
+        raise StatsError(f"unknown multiplicity adjustment {method!r}; choose one of {sorted(ADJUSTMENTS)}")
     p = np.asarray(p, dtype=float)
     out = np.full_like(p, np.nan)
     ok = np.isfinite(p)
