@@ -1,6 +1,8 @@
 """Gate-method registry: fits on arrays generated here (no files, no other modules)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -215,3 +217,23 @@ def test_lower_tail_below_a_dominant_mode_finds_a_shoulder():
     assert t.info["reference_peak"] == pytest.approx(0.45, abs=0.02)
     assert 0.33 < t.value < 0.38
     assert abs((x < t.value).mean() - 0.1) < 0.04
+
+
+def test_phenotype_with_only_any_of_markers_exports_valid_gatingml():
+    # "CD56+ and/or CD16+" alone used to be an 'and' of one operand, which Gating-ML (and our reader) rejects
+    from cytokit.gatingml import DimensionSpec, GateNode, GatingDocument, gatingml_bytes, read_gatingml
+
+    n = 20000
+    cls = RNG.integers(0, 3, n)
+    X = np.c_[np.where(cls == 0, RNG.normal(0.6, 0.05, n), RNG.normal(0.2, 0.04, n)),
+              np.where(cls == 1, RNG.normal(0.7, 0.05, n), RNG.normal(0.2, 0.04, n))]
+    r = fit_gate("phenotype", X, {"signs": ["+", "+"], "any_of": ["CD56", "CD16"]}, dims=("CD56", "CD16"),
+                 gate_id="NK")
+    (none,) = r.components
+    inside = r.gate.evaluate({none.id: none.contains(X)})
+    assert (inside == (cls < 2)).mean() > 0.99
+    dims = tuple(DimensionSpec(d) for d in none.dims)
+    doc = GatingDocument((GateNode("none", None, replace(none, id="none"), dims),
+                          GateNode("NK", None, replace(r.gate, dims=(), operands=tuple(("none", c) for _, c in r.gate.operands)))))
+    back = read_gatingml(gatingml_bytes(doc))
+    assert back.node("NK").gate.evaluate({"none": none.contains(X)}).tolist() == inside.tolist()

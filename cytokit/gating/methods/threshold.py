@@ -118,7 +118,9 @@ def fit_phenotype(X: np.ndarray, params: PhenotypeParams, *, dims: tuple[str, ..
                                 signs=tuple(sign_num[i] for i in all_idx))
         components.insert(0, all_gate)
         operands.insert(0, (all_gate.id, False))
-    gate = BooleanGate(id=gate_id, dims=dims, op="and", operands=tuple(operands))
+        gate = BooleanGate(id=gate_id, dims=dims, op="and", operands=tuple(operands))
+    else:  # only OR-ed markers: "not none of them" (Gating-ML's 'and' needs two operands)
+        gate = BooleanGate(id=gate_id, dims=dims, op="not", operands=((none_gate.id, False),))
     return FitResult(gate, tuple(dict.fromkeys(flags)), info, components=tuple(components))
 
 
