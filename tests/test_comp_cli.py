@@ -62,3 +62,14 @@ def test_two_controls_for_one_channel_are_refused(tmp_path, shared_data, capsys)
                "--channels", "FL1-H,FL2-H,FL3-H,FL4-H", "--out", str(out)])
     assert rc == 2 and "two controls for channel FL1-H" in capsys.readouterr().err  # none silently dropped
     assert not out.exists()
+
+
+def test_estimate_refuses_to_overwrite_the_report_it_would_write(tmp_path, shared_data, capsys):
+    d = shared_data / "compensation" / "flowcore_calibur"
+    files = sorted(str(p) for p in (d / "data").iterdir())
+    existing = tmp_path / "controls.csv"
+    existing.write_text("keep me\n")
+    rc = main(["compensate", "estimate", *files, "--match", str(d / "comp_match"), "--channels",
+               "FL1-H,FL2-H,FL3-H,FL4-H", "--out", str(tmp_path / "m.csv"), "--report", str(tmp_path / "controls.txt")])
+    assert rc == 2 and "use --force" in capsys.readouterr().err  # --report X.txt writes X.csv
+    assert existing.read_text() == "keep me\n"

@@ -57,7 +57,8 @@ def estimate(
 
     if scatter_gate not in ("auto", "none"):
         raise ConfigError(f"--scatter-gate must be 'auto' or 'none', not {scatter_gate!r}")
-    for target in (out, report):
+    report_csv = report.with_suffix(".csv") if report is not None else None  # what is written
+    for target in (out, report_csv):
         if target is not None and target.exists() and not force:
             raise CompensationError("output exists; use --force to overwrite", path=target)
     mapping = _read_match(match) if match else {}
@@ -96,7 +97,7 @@ def estimate(
         typer.echo(f"  {r.channel:<20} {r.file:<30} {r.positive:>7} positive events ({r.method})")
     if report is not None:
         write_table(est.controls, report.with_suffix(""), formats=("csv",), force=True)
-        typer.echo(f"wrote {report.with_suffix('.csv')}")
+        typer.echo(f"wrote {report_csv}")
 
 
 @compensate_app.command("show")
@@ -127,7 +128,7 @@ def apply(
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
 ) -> None:
     """Write compensated copies of FCS files (FCS 3.1 float32, '<name>_comp.fcs'); inputs are not modified."""
-    from ..compensation import MATRIX_KEYWORDS, compensate, read_matrix
+    from ..compensation import compensate, read_matrix
     from ..fcs import read_fcs, write_fcs
     from ..io_utils import safe_name
 
@@ -141,8 +142,7 @@ def apply(
                 typer.echo(f"skipped {f} (already compensated)")
                 continue
             meta = {k: v for k, v in s.metadata.items()
-                    if k in ("fil", "cyt", "date", "btim", "etim", "src", "inst", "op")
-                    and k not in MATRIX_KEYWORDS}
+                    if k in ("fil", "cyt", "date", "btim", "etim", "src", "inst", "op")}
             meta["cytokit_compensated"] = c.provenance[-1]
             target = out / f"{safe_name(Path(f).stem)}_comp.fcs"
             write_fcs(target, c.events, list(c.channels["pnn"].astype(str)),
