@@ -39,3 +39,13 @@ def test_numeric_looking_ids_in_csv_tables_still_match_the_patient(tmp_path):
     assert report.identity["sex"] == "M" and report.identity["age"] == 40
     assert report.identity["n_cycles"] == 2
     assert [v["lymphocytes_per_uL"] for v in report.visits] == [1500.0] * 3
+
+
+def test_cycle_table_without_dates_still_gives_a_report(tmp_path):
+    root = make_results(tmp_path / "res", patients=("P01",))
+    cycles = pd.read_csv(root / "il2_cycles.csv", dtype=str)
+    cycles.drop(columns=["start_date", "end_date"]).to_csv(root / "il2_cycles.csv", index=False)
+    report = build_patient_report(load_results(root), "P01", ReportOptions(pdf=False), load_reference_intervals())
+    assert report.identity["n_cycles"] == 2
+    assert report.cycles_weeks == [] and all(v["days_since_il2"] == "" for v in report.visits)
+    assert [p.name for p in build_reports(root, options=ReportOptions(pdf=False))] == ["P01.html"]

@@ -77,7 +77,7 @@ def _visit_week_table(pops: pd.DataFrame, clinical: pd.DataFrame) -> pd.DataFram
 
 def _days_since_cycle(date: pd.Timestamp, cycles: pd.DataFrame) -> str:
     """Text: days since the end of the last IL-2 cycle before ``date`` (or 'during cycle N')."""
-    if cycles.empty or pd.isna(date):
+    if cycles.empty or "start_date" not in cycles.columns or pd.isna(date):
         return ""
     starts = _dates(cycles["start_date"])
     ends = _dates(cycles.get("end_date", cycles["start_date"]))
@@ -178,7 +178,7 @@ def build_patient_report(store: ResultsStore, patient: str, options: ReportOptio
                                  "abs_count_per_uL") if c in trends.columns]]
     derived, flag_labels_ = _derived(store, str(patient), trial_config, intervals, sex)
     cycles_weeks = []
-    if not cycles.empty and pd.notna(base_date):
+    if not cycles.empty and "start_date" in cycles.columns and pd.notna(base_date):
         for c in cycles.itertuples():
             s, e = pd.to_datetime(c.start_date, errors="coerce"), pd.to_datetime(getattr(c, "end_date", c.start_date), errors="coerce")
             if pd.notna(s):
