@@ -247,3 +247,15 @@ def test_gatingml_export_keeps_transforms_of_dims_named_by_pnn(gated, tmp_path):
     masks = evaluate_document(doc, sample)
     for name, mask in result.masks.items():
         assert (masks[xml_id(name)] == mask).mean() > 0.9999, name
+
+
+def test_builtin_phenotype_texts_name_the_scatter_channels_gated_on():
+    # reports show the phenotype text: tmem/nkb said "FSC-A/SSC-A lymphocytes" for an FSC-H x SSC-A gate
+    import re
+
+    from cytokit.definitions import list_builtins
+
+    for n in list_builtins("gating"):
+        for p in load_strategy(n).definition.populations:
+            named = set(re.findall(r"\b(?:FSC|SSC)-[AHW]\b", p.phenotype or ""))
+            assert named <= set(p.dims), (n, p.name, p.phenotype, p.dims)
