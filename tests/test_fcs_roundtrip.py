@@ -84,3 +84,19 @@ def test_read_keywords_without_data(tmp_path, shared_data):
     assert read_keywords(lmd, dataset=1)["p1b"] == "32"
     with pytest.raises(FCSError, match="data set 5 requested"):
         read_keywords(lmd, dataset=5)
+
+
+def test_leading_slash_survives_when_the_usual_delimiters_are_all_used(tmp_path):
+    import flowio
+
+    used = "/|\\!~^\x0c"
+    meta = {"$FIL": "/data/run 1/x.fcs", "$COM": used}
+    path = write_fcs(tmp_path / "d.fcs", _events(5, 1), ["FSC-A"], metadata=meta)
+    s = read_fcs(path)
+    assert s.metadata["fil"] == "/data/run 1/x.fcs" and s.metadata["com"] == used and s.warnings == ()
+    assert flowio.FlowData(str(path)).text["fil"] == "/data/run 1/x.fcs"
+    # with every candidate delimiter in the text, a leading '/' is refused instead of written corrupted
+    every = used + "\x1e\x1f\x1d\x1c"
+    with pytest.raises(FCSError, match="cannot be written unambiguously"):
+        write_fcs(tmp_path / "e.fcs", _events(5, 1), ["FSC-A"], metadata={"$FIL": "/x", "$COM": every})
+    assert not (tmp_path / "e.fcs").exists()

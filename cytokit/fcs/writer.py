@@ -40,16 +40,22 @@ def _keyword(key: str) -> str:
     return k
 
 
-_DELIMITERS = (b"/", b"|", b"\\", b"!", b"~", b"^", b"\x0c")
+_DELIMITERS = (b"/", b"|", b"\\", b"!", b"~", b"^", b"\x0c", b"\x1e", b"\x1f", b"\x1d", b"\x1c")
 
 
-def _choose_delimiter(pairs: list[tuple[str, str]]) -> bytes:
+def _choose_delimiter(pairs: list[tuple[str, str]], path: Path | None = None) -> bytes:
     """The first candidate delimiter that occurs in no keyword or value (so nothing needs escaping)."""
     text = b"".join(str(k).encode("utf-8") + str(v).encode("utf-8") for k, v in pairs)
     for d in _DELIMITERS:
         if d not in text:
             return d
-    return b"/"  # every candidate is used: fall back to escaping (doubling) the delimiter
+    # every candidate is used: fall back to escaping (doubling) "/"; a field that starts with it cannot be
+    # told apart from an empty field when read back, so it is refused rather than written corrupted
+    bad = [str(k) for k, v in pairs if str(k).startswith("/") or str(v).startswith("/")]
+    if bad:
+        raise FCSError(f"keyword(s) {', '.join(bad[:5])} start with '/' while every candidate TEXT delimiter "
+                       "also occurs in the text; they cannot be written unambiguously", path=path)
+    return b"/"
 
 
 def _text_segment(pairs: list[tuple[str, str]], delim: bytes = b"/") -> bytes:
@@ -122,7 +128,7 @@ def write_fcs(path: str | Path, events: np.ndarray, pnn: Sequence[str], pns: Seq
         raise FCSError("metadata has an empty keyword name", path=path)
     text_begin = 58
     data_len = data.nbytes
-    delim = _choose_delimiter(list(kw.items()))
+    delim = _choose_delimiter(list(kw.items()), path)
     text = _text_segment(list(kw.items()), delim)
     text_end = text_begin + len(text) - 1
     data_begin = text_end + 1 + (-(text_end + 1)) % 8  # DATA 8-byte aligned: readers can map it as is
