@@ -290,3 +290,11 @@ def test_file_name_decodes_every_percent_escape() -> None:
 
     uri = Path("/data/run 1/CD4+ é#1.fcs").as_uri()
     assert FlowJoSample("1", "x", None, uri=uri).file_name == "CD4+ é#1.fcs"
+
+
+def test_control_characters_in_fcs_text_do_not_break_the_workspace(entries: list) -> None:
+    # a $FIL with a control character (untrusted FCS text) used to make lxml raise ValueError
+    human, doc = entries[1]
+    bad = human.replace(metadata={**human.metadata, "fil": "data2\x01\x1f.fcs"})
+    ws = read_workspace(workspace_bytes([(bad, doc)], with_counts=False))
+    assert ws.samples[0].name == "data2.fcs" and ws.samples[0].keywords["$FIL"] == "data2.fcs"

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -413,10 +414,19 @@ def flowjo_document(doc: GatingDocument) -> tuple[GatingDocument, list[tuple[str
     return GatingDocument(tuple(named), doc.transforms, doc.matrices, source=doc.source), renamed
 
 
+#: characters XML 1.0 cannot hold (lxml refuses them): C0 controls other than tab/LF/CR, surrogates, U+FFFE/F
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_text(text: object) -> str:
+    """Untrusted FCS text ($FIL, file names) as an XML attribute value: invalid characters dropped."""
+    return _XML_INVALID.sub("", str(text))
+
+
 def _sample_node_name(sample: Sample) -> str:
     """FlowJo names a sample by its $FIL keyword (FlowKit matches FCS files to samples by it); else the
     file name."""
-    return str(sample.metadata.get("fil") or sample.name).strip() or sample.name
+    return _xml_text(str(sample.metadata.get("fil") or sample.name).strip() or sample.name)
 
 
 def workspace_bytes(entries: Sequence[WorkspaceEntry | tuple[Sample, GatingDocument]], *,
@@ -455,7 +465,7 @@ def workspace_bytes(entries: Sequence[WorkspaceEntry | tuple[Sample, GatingDocum
         if with_counts:
             counts = {nid: int(np.count_nonzero(m)) for nid, m in evaluate_document(doc, sample).items()}
         s_el = etree.SubElement(sample_list, "Sample")
-        uri = Path(sample.path).resolve().as_uri() if sample.path else sample.name
+        uri = Path(sample.path).resolve().as_uri() if sample.path else _xml_text(sample.name)
         etree.SubElement(s_el, "DataSet", {"uri": uri, "sampleID": sid})
         if plan.matrix is not None:
             _matrix_element(s_el, plan, f"matrix-{sid}")
@@ -465,7 +475,7 @@ def workspace_bytes(entries: Sequence[WorkspaceEntry | tuple[Sample, GatingDocum
         kw = etree.SubElement(s_el, "Keywords")
         for key, value in (("$FIL", sample.metadata.get("fil", sample.name)), ("$TOT", str(sample.n_events)),
                            ("$PAR", str(sample.n_channels))):
-            etree.SubElement(kw, "Keyword", {"name": key, "value": str(value)})
+            etree.SubElement(kw, "Keyword", {"name": key, "value": _xml_text(value)})
         node_el = etree.SubElement(s_el, "SampleNode", {
             "name": _sample_node_name(sample), "annotation": "", "owningGroup": "", "expanded": "1", "sortPriority": "10",
             "count": str(sample.n_events), "sampleID": sid})
