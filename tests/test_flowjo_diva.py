@@ -46,3 +46,21 @@ def test_diva_rejects_unknown_regions(tmp_path: Path, shared_data: Path) -> None
     with pytest.raises(GatingError, match="SNAKE_REGION") as info:
         read_workspace(bad)
     assert str(bad) in str(info.value)
+
+
+def test_diva_bad_counts_and_regions_raise_gating_error(tmp_path: Path, shared_data: Path) -> None:
+    # used to leak int()'s ValueError / numpy's IndexError
+    text = (shared_data / "flowjo9_diva" / "diva" / "PE_2.xml").read_text(encoding="utf-8")
+    bad = tmp_path / "count.xml"
+    bad.write_text(text.replace("<num_events>36899</num_events>", "<num_events>36,899</num_events>"),
+                   encoding="utf-8")
+    with pytest.raises(GatingError, match="'36,899' is not an integer") as info:
+        read_workspace(bad)
+    assert str(bad) in str(info.value)
+    start = text.index("<points>", text.index("<num_events>36899</num_events>"))
+    end = text.index("</points>", start)
+    empty = tmp_path / "points.xml"
+    empty.write_text(text[:start] + "<points>" + text[end:], encoding="utf-8")
+    with pytest.raises(GatingError, match="0 region point") as info:
+        read_workspace(empty)
+    assert str(empty) in str(info.value)

@@ -60,6 +60,16 @@ def _float(text: str | None, where: str, path: str | None) -> float:
         raise GatingError(f"{where}: {text!r} is not a number", path=path) from None
 
 
+def _int(text: str | None, where: str, path: str | None) -> int | None:
+    """An event count (None when absent)."""
+    if text is None or not text.strip():
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise GatingError(f"{where}: event count {text!r} is not an integer", path=path) from None
+
+
 def _tube(tube: etree._Element, fname: str, path: str | None) -> FlowJoSample:
     where = f"tube {tube.get('name')!r} ({fname})"
     ins = tube.find("instrument_settings")
@@ -115,7 +125,7 @@ def _tube(tube: etree._Element, fname: str, path: str | None) -> FlowJoSample:
         full = (g.get("fullname") or "").replace("\\", "/")
         n_events = g.findtext("num_events")
         if g.get("type") == "EventSource_Classifier":
-            total = int(n_events) if n_events else None
+            total = _int(n_events, where, path)
             continue
         if g.get("type") != "Region_Classifier":
             continue
@@ -127,6 +137,8 @@ def _tube(tube: etree._Element, fname: str, path: str | None) -> FlowJoSample:
             raise GatingError(f"{where}: gate {full!r} has no region", path=path)
         pts = np.array([[_float(p.get("x"), f"{where}, gate {full!r}", path),
                          _float(p.get("y"), f"{where}, gate {full!r}", path)] for p in region.iter("point")])
+        if len(pts) < 2:
+            raise GatingError(f"{where}: gate {full!r} has {len(pts)} region point(s)", path=path)
         params = [region.get("xparm")] + ([region.get("yparm")] if region.get("yparm") else [])
         dims, cols = [], []
         for axis, param in zip("xy", params):
@@ -150,8 +162,9 @@ def _tube(tube: etree._Element, fname: str, path: str | None) -> FlowJoSample:
         else:
             raise GatingError(f"{where}: gate {full!r}: region type {rtype!r} is not supported", path=path)
         nodes.append(GateNode(node_id.rsplit("/", 1)[-1], parent, gate, tuple(dims)))
-        if n_events:
-            counts[node_id] = int(n_events)
+        count = _int(n_events, f"{where}, gate {full!r}", path)
+        if count is not None:
+            counts[node_id] = count
     doc = GatingDocument(tuple(nodes), transforms, {matrix.id: matrix} if matrix else {}, source=path) if nodes else None
     return FlowJoSample(sample_id=tube.get("name", fname), name=fname, document=doc, total_count=total,
                         flowjo_counts=counts, keywords={"$FIL": fname}, matrix_id=matrix.id if matrix else None)
