@@ -35,9 +35,17 @@ def sample_hashes(populations: pd.DataFrame) -> dict[str, str]:
 
 
 def stamp_inputs(df: pd.DataFrame, by_sample: Mapping[str, str], digest: str) -> pd.DataFrame:
-    """A copy of ``df`` with ``sha256`` (per sample, when it has ``sample_id``) and ``inputs_sha256``."""
+    """A copy of ``df`` with ``sha256`` (per sample, when it has ``sample_id``) and ``inputs_sha256``.
+
+    A row made from several samples (``sample_id`` ``;``-joined, e.g. the trial's ``mean`` tube rule)
+    gets their hashes ``;``-joined in the same order.
+    """
     out = df.copy()
     if "sample_id" in out.columns and "sha256" not in out.columns and by_sample:
-        out["sha256"] = out["sample_id"].astype(str).map(by_sample)
+        def lookup(sid: str) -> str | None:
+            found = [by_sample[s] for s in sid.split(";") if s in by_sample]
+            return ";".join(found) if found else None
+
+        out["sha256"] = out["sample_id"].astype(str).map(lookup)
     out["inputs_sha256"] = digest
     return out

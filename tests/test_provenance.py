@@ -43,3 +43,10 @@ def test_every_trial_table_records_its_inputs(tmp_path):
     clinical2 = clinical.assign(lymphocytes_per_uL=clinical["lymphocytes_per_uL"] + 1)
     other = analyse(TrialInputs(pops, clinical2), TrialConfig(figures=False, html=False))
     assert other.inputs_sha256 != result.inputs_sha256
+
+
+def test_rows_from_several_samples_carry_every_hash():
+    df = pd.DataFrame({"sample_id": ["s1;s2", "s2", "s9", ""]})
+    out = stamp_inputs(df, {"s1": "h1", "s2": "h2"}, "D")
+    assert out["sha256"].tolist()[:2] == ["h1;h2", "h2"]
+    assert out["sha256"].isna().tolist()[2:] == [True, True]
