@@ -259,3 +259,20 @@ def test_builtin_phenotype_texts_name_the_scatter_channels_gated_on():
         for p in load_strategy(n).definition.populations:
             named = set(re.findall(r"\b(?:FSC|SSC)-[AHW]\b", p.phenotype or ""))
             assert named <= set(p.dims), (n, p.name, p.phenotype, p.dims)
+
+
+def test_plots_of_populations_under_an_empty_parent(gated, tmp_path):
+    # np.quantile on the empty parent used to raise, so `cytokit gate --plot` failed for such samples
+    row, sample, _ = next(iter(gated.values()))
+    path = tmp_path / "empty.yaml"
+    path.write_text(
+        "name: empty_parent\ncompensation: none\n"
+        "transforms: {scatter: {name: linear}, fluorescence: {name: linear}}\nlymphocytes: Cells\npopulations:\n"
+        "  - {name: Cells, dims: [FSC-A], method: rectangle, params: {lower: [1.0e+12], upper: [null]}}\n"
+        "  - {name: Big, parent: Cells, dims: [FSC-A, SSC-A], method: polygon,\n"
+        "     params: {vertices: [[0, 0], [1.0e+6, 0], [0, 1.0e+6]]}}\n"
+        "  - {name: Hi, parent: Cells, dims: [SSC-A], method: threshold, params: {sign: '+'}}\n")
+    result = load_strategy(path).apply(sample)
+    assert result.populations["count"].tolist() == [0, 0, 0]
+    result.plot_all(tmp_path / "empty.png")
+    assert (tmp_path / "empty.png").stat().st_size > 0

@@ -90,6 +90,12 @@ def plot_population(result: "GatingResult", name: str, *, ax: "Axes | None" = No
     from matplotlib.colors import LogNorm
 
     X = result.sample.columns(dims[:2])[rows]
+    X = X[np.all(np.isfinite(X), axis=1)]
+    if X.shape[0] == 0:  # empty parent: nothing to show a density of
+        ax.text(0.5, 0.5, f"{name}\nno events in {spec.parent or 'the sample'}", ha="center", va="center",
+                transform=ax.transAxes)
+        ax.set_title(title, fontsize=8)
+        return fig
     if len(dims) == 1:
         ax.hist(X[:, 0], bins=int(np.clip(X.shape[0] // 20, 32, 256)), color="0.4", histtype="stepfilled")
         ax.set_xlabel(dims[0])
@@ -101,6 +107,7 @@ def plot_population(result: "GatingResult", name: str, *, ax: "Axes | None" = No
     else:
         lo = np.quantile(X, 0.001, axis=0)
         hi = np.quantile(X, 0.999, axis=0)
+        hi = np.where(hi > lo, hi, lo + 1.0)  # a single distinct value still gets a histogram range
         ax.hist2d(X[:, 0], X[:, 1], bins=200, range=[[lo[0], hi[0]], [lo[1], hi[1]]], cmap="viridis",
                   norm=LogNorm(), rasterized=True)
         ax.set_xlabel(dims[0])
