@@ -276,3 +276,21 @@ def test_plots_of_populations_under_an_empty_parent(gated, tmp_path):
     assert result.populations["count"].tolist() == [0, 0, 0]
     result.plot_all(tmp_path / "empty.png")
     assert (tmp_path / "empty.png").stat().st_size > 0
+
+
+def test_cli_gate_shows_names_with_brackets_verbatim(trial, tmp_path, capsys):
+    # names were read as rich markup: "[low]" vanished from the table and "[/x]" crashed the command
+    from cytokit.cli.main import main
+
+    path = tmp_path / "brackets.yaml"
+    path.write_text(
+        "name: brackets\ncompensation: none\n"
+        "transforms: {scatter: {name: linear}, fluorescence: {name: linear}}\nlymphocytes: 'Cells [low]'\n"
+        "populations:\n"
+        "  - {name: 'Cells [low]', dims: [FSC-A], method: rectangle, params: {lower: [1000], upper: [null]}}\n"
+        "  - {name: 'Big [/x]', parent: 'Cells [low]', dims: [SSC-A], method: rectangle,\n"
+        "     params: {lower: [1000], upper: [null]}}\n")
+    code = main(["gate", str(trial / "fcs" / "P001_W0_tmem.fcs"), "--strategy", str(path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "Cells [low]" in out and "Big [/x]" in out

@@ -13,18 +13,20 @@ import typer
 
 
 def _print_table(result, console) -> None:  # noqa: ANN001 - rich/GatingResult types are internal
+    from rich.markup import escape
     from rich.table import Table
 
     df = result.populations
-    table = Table(title=f"{result.sample.name} — strategy {result.definition.name}", show_lines=False)
+    # names come from files and strategies: escaped so that "[...]" is shown, not read as rich markup
+    table = Table(title=escape(f"{result.sample.name} — strategy {result.definition.name}"), show_lines=False)
     for col, justify in (("population", "left"), ("parent", "left"), ("count", "right"),
                          ("% parent", "right"), ("% lymphocytes", "right"), ("method", "left"),
                          ("flags", "left")):
         table.add_column(col, justify=justify, no_wrap=col in ("population", "parent", "method"))
     for row in df.itertuples():
         pl = "" if math.isnan(row.pct_lymphocytes) else f"{row.pct_lymphocytes:.2f}"
-        table.add_row(row.population, row.parent, f"{row.count:,}", f"{row.pct_parent:.2f}", pl, row.method,
-                      f"[yellow]{row.flags}[/yellow]" if row.flags else "")
+        table.add_row(escape(row.population), escape(row.parent), f"{row.count:,}", f"{row.pct_parent:.2f}", pl,
+                      escape(row.method), f"[yellow]{escape(row.flags)}[/yellow]" if row.flags else "")
     console.print(table)
 
 
