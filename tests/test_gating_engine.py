@@ -294,3 +294,17 @@ def test_cli_gate_shows_names_with_brackets_verbatim(trial, tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert "Cells [low]" in out and "Big [/x]" in out
+
+
+def test_imported_gates_that_cannot_form_a_strategy_raise_config_error(shared_data, tmp_path):
+    # a FlowJo population without a name (or an unknown lymphocytes=) used to leak pydantic's ValidationError
+    text = (shared_data / "flowkit" / "simple_line_example" / "simple_poly_and_rect.wsp").read_text()
+    k = text.index('<Population name="poly1"', text.index("<SampleNode"))
+    bad = tmp_path / "noname.wsp"
+    bad.write_text(text[:k] + text[k:].replace('name="poly1"', 'name=""', 1))
+    with pytest.raises(ConfigError, match="cannot use the gates as a strategy") as info:
+        load_strategy(bad)
+    assert str(bad) in str(info.value)
+    with pytest.raises(ConfigError, match="lymphocytes"):
+        load_strategy(shared_data / "flowkit" / "simple_line_example" / "simple_poly_and_rect.wsp",
+                      lymphocytes="Nope")

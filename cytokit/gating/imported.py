@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from ..errors import ConfigError
 from ..gates import BooleanGate
 from ..sample import Sample
@@ -54,22 +56,27 @@ class ImportedStrategy(Strategy):
         self.document = document
         names = _unique_names(document)
         pops = []
-        for n in document.nodes:
-            if isinstance(n.gate, BooleanGate):
-                ops = [("!" if comp else "") + names[g] for g, comp in n.gate.operands]
-                method, params, dims = "boolean", {"op": n.gate.op, "operands": ops}, ()
-            else:
-                method, params = "fixed", {"gate": n.gate.to_dict()}
-                dims = tuple(d.name for d in n.dims)
-            pops.append(PopulationSpec(name=names[n.id], parent=names[n.parent] if n.parent else None,
-                                       dims=dims, method=method, params=params))
-        names_list = [p.name for p in pops]
-        denominator = lymphocytes or next((x for x in ("Singlets", "Lymphocytes") if x in names_list), names_list[0])
-        definition = StrategyDefinition(
-            name=Path(path).stem, description=f"fixed gates imported from {Path(path).name}", compensation="none",
-            transforms=TransformsSection(scatter=TransformChoice(name="linear"),
-                                         fluorescence=TransformChoice(name="linear")),
-            lymphocytes=denominator, populations=pops)
+        try:
+            for n in document.nodes:
+                if isinstance(n.gate, BooleanGate):
+                    ops = [("!" if comp else "") + names[g] for g, comp in n.gate.operands]
+                    method, params, dims = "boolean", {"op": n.gate.op, "operands": ops}, ()
+                else:
+                    method, params = "fixed", {"gate": n.gate.to_dict()}
+                    dims = tuple(d.name for d in n.dims)
+                pops.append(PopulationSpec(name=names[n.id], parent=names[n.parent] if n.parent else None,
+                                           dims=dims, method=method, params=params))
+            names_list = [p.name for p in pops]
+            denominator = lymphocytes or next((x for x in ("Singlets", "Lymphocytes") if x in names_list),
+                                              names_list[0])
+            definition = StrategyDefinition(
+                name=Path(path).stem, description=f"fixed gates imported from {Path(path).name}",
+                compensation="none", transforms=TransformsSection(scatter=TransformChoice(name="linear"),
+                                                                  fluorescence=TransformChoice(name="linear")),
+                lymphocytes=denominator, populations=pops)
+        except ValidationError as exc:  # e.g. a population without a name
+            msgs = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ConfigError(f"cannot use the gates as a strategy: {msgs}", path=path) from None
         super().__init__(definition, path)
         self._names = names
 
