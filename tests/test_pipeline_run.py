@@ -128,3 +128,27 @@ def test_cli_adhoc_folder(trial, tmp_path, capsys):
     assert cli_main(["run", "--input", str(other), "--panel", "il2_trial", "--strategy", "tmem", "--tube", "tmem",
                      "--out", str(out)]) == 2  # another folder's results are not overwritten without --force
     assert "--force" in capsys.readouterr().err
+
+
+def test_report_block_and_renamed_lymphocyte_column(trial, tmp_path):
+    """A site table naming the lymphocyte count differently still feeds the cohort stages, and the
+    pipeline's `report:` block reaches the reports stage (HTML only here)."""
+    site = tmp_path / "site_trial"
+    shutil.copytree(trial, site)
+    clinical = pd.read_csv(site / "clinical.csv")
+    clinical.rename(columns={"lymphocytes_per_uL": "LYMPH_ABS"}).to_csv(site / "clinical.csv", index=False)
+    path = write_pipeline(tmp_path / "cfg", site, name="site_trial",
+                          clinical={"lymphocytes_column": "LYMPH_ABS"},
+                          outputs={"trial": True, "reports": True},
+                          report={"pdf": False},
+                          executor={"jobs": 1, "task": "analyse"})
+    summary = run(path, tmp_path / "out")
+    assert summary.ok == 8 and summary.stage_errors == {}, (summary.failures, summary.stage_errors)
+    stored = pd.read_csv(tmp_path / "out" / "clinical.csv")
+    assert "lymphocytes_per_uL" in stored.columns and "LYMPH_ABS" not in stored.columns
+    np.testing.assert_allclose(stored["lymphocytes_per_uL"], clinical["lymphocytes_per_uL"])
+    reports = sorted(p.suffix for p in (tmp_path / "out" / "reports").iterdir())
+    assert reports and set(reports) == {".html"}
+    html = (tmp_path / "out" / "reports" / f"{clinical['patient'].iloc[0]}.html").read_text()
+    lymph = f"{clinical['lymphocytes_per_uL'].iloc[0]:,.0f}"
+    assert lymph in html  # the lymphocyte count reached the report through the renamed column

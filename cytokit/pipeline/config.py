@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..errors import ConfigError
 from ..qc import QCParams
+from ..report.config import ReportOptions
 from ..trial.config import TrialConfig
 from ..yamlio import load_model
 
@@ -162,6 +163,7 @@ class PipelineConfig(_Model):
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     trial: TrialConfig | None = Field(None, description="between-arm comparisons (cytokit.trial)")
     clustering: dict[str, Any] | None = Field(None, description="clustering stage settings (cytokit.cluster)")
+    report: ReportOptions = Field(default_factory=ReportOptions, description="per-patient report options (cytokit.report)")
     source: Path | None = Field(None, description="the YAML file this was loaded from (set by the loader)")
 
     @model_validator(mode="after")

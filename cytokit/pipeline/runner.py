@@ -407,10 +407,32 @@ def write_outputs(out: Path, plan: RunPlan, populations: pd.DataFrame, samples: 
         write_table_with_inputs(df, out / stem, formats, digest)
     write_table(inputs, out / "inputs", formats=("csv",))
     clinical = plan.config.clinical
-    for src, name in ((clinical and clinical.path, "clinical.csv"), (clinical and clinical.il2_cycles, "il2_cycles.csv")):
-        if src:
-            atomic_write_bytes(out / name, Path(src).read_bytes())
+    if clinical is not None:
+        copy_clinical_table(Path(clinical.path), out / "clinical.csv", clinical.lymphocytes_column)
+        if clinical.il2_cycles:
+            atomic_write_bytes(out / "il2_cycles.csv", Path(clinical.il2_cycles).read_bytes())
     return write_extra_outputs(out, plan, samples, results)
 
 
-__all__ = ["run", "RunSummary", "check_output_folder", "package_versions"]
+def copy_clinical_table(src: Path, dest: Path, lymphocytes_column: str) -> None:
+    """Copy the clinical table into the results folder under the store's column names.
+
+    The cohort stages read the lymphocyte count (cells/µL) from ``lymphocytes_per_uL``; a site table that
+    names it otherwise (``clinical.lymphocytes_column``) is copied with that one column renamed. Other
+    tables are copied byte for byte.
+    """
+    if lymphocytes_column == STORE_LYMPHOCYTES_COLUMN:
+        atomic_write_bytes(dest, src.read_bytes())
+        return
+    table = pd.read_csv(src, dtype=str, keep_default_na=False)
+    if STORE_LYMPHOCYTES_COLUMN in table.columns:
+        log.warning("%s: column %r replaced by the configured lymphocyte column %r in the results copy",
+                    src, STORE_LYMPHOCYTES_COLUMN, lymphocytes_column)
+        table = table.drop(columns=[STORE_LYMPHOCYTES_COLUMN])
+    table = table.rename(columns={lymphocytes_column: STORE_LYMPHOCYTES_COLUMN})
+    atomic_write_text(dest, table.to_csv(index=False, lineterminator="\n"))
+
+
+STORE_LYMPHOCYTES_COLUMN = "lymphocytes_per_uL"
+
+__all__ = ["run", "RunSummary", "check_output_folder", "package_versions", "copy_clinical_table"]

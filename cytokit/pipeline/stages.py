@@ -35,7 +35,7 @@ def _clustering(plan: RunPlan, out: Path) -> None:
 def _reports(plan: RunPlan, out: Path) -> None:
     from ..report import build_reports
 
-    build_reports(out)
+    build_reports(out, options=plan.config.report)
 
 
 STAGES: dict[str, tuple[str, Callable[[RunPlan, Path], None]]] = {

@@ -1,4 +1,4 @@
-"""Options of the per-patient reports (the pipeline YAML carries them under ``reports:``)."""
+"""Options of the per-patient reports (the pipeline YAML carries them under ``report:``)."""
 from __future__ import annotations
 
 from typing import Literal
@@ -20,7 +20,6 @@ class ReportOptions(BaseModel):
     """What a per-patient report shows and how it is written."""
 
     model_config = ConfigDict(extra="forbid")
-    enabled: bool = True
     pdf: bool = True
     reference_intervals: str = "reference_intervals"
     low_event_threshold: int = Field(100, ge=0, description="events in a gate below which a value is flagged")

@@ -65,7 +65,7 @@ def render_pdf(html: str) -> bytes:
     except (ImportError, OSError) as exc:  # OSError: Pango/cairo shared libraries missing
         raise ReportError(
             f"PDF output needs WeasyPrint and the Pango system library ({exc}); "
-            "install them or disable PDF output (reports: {pdf: false} / --no-pdf)"
+            "install them or disable PDF output (pipeline YAML `report: {pdf: false}` / `cytokit report --no-pdf`)"
         ) from exc
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     logging.getLogger("fontTools").setLevel(logging.ERROR)
