@@ -308,3 +308,26 @@ def test_imported_gates_that_cannot_form_a_strategy_raise_config_error(shared_da
     with pytest.raises(ConfigError, match="lymphocytes"):
         load_strategy(shared_data / "flowkit" / "simple_line_example" / "simple_poly_and_rect.wsp",
                       lymphocytes="Nope")
+
+
+def test_flowjo_imported_strategy_exports_gatingml(shared_data, tmp_path):
+    # FlowJo transform ids ("flin:channel_A") are no XML ids: the export used to refuse the document
+    from cytokit.gatingml import evaluate_document, read_gatingml
+
+    folder = shared_data / "flowkit" / "simple_line_example"
+    strategy = load_strategy(folder / "simple_poly_and_rect.wsp")
+    sample = read_fcs(folder / "data_set_simple_line_100.fcs")
+    result = strategy.apply(sample)
+    out = tmp_path / "gates.xml"
+    result.to_gatingml(out)
+    doc = read_gatingml(out)
+    assert all(":" not in t for t in doc.transforms)
+    masks = evaluate_document(doc, sample)
+    by_name = {doc.node(k).name: v for k, v in masks.items()}
+    assert by_name.keys() == result.masks.keys()
+    for name, mask in result.masks.items():
+        assert np.array_equal(by_name[name], mask), name
+    # the pipeline writes result.document itself (with QC gates in front)
+    from cytokit.gatingml import gatingml_bytes
+
+    assert read_gatingml(gatingml_bytes(result.document)).ids == doc.ids

@@ -88,12 +88,47 @@ def under_root(document: "GatingDocument", root_nodes: list) -> "GatingDocument"
                           matrices=document.matrices, source=document.source)
 
 
+def with_xml_refs(document: "GatingDocument") -> "GatingDocument":
+    """``document`` with transformation and matrix ids made XML NCNames (an imported FlowJo workspace names
+    them ``flin:FSC-A``, ``logicle:Comp-FITC-A``...), the dimensions that refer to them updated."""
+    from ..gatingml import FCS_COMPENSATION, UNCOMPENSATED, GatingDocument
+
+    refs = [*document.transforms, *document.matrices]
+    if all(xml_id(r) == r for r in refs):
+        return document
+    used = {r for r in refs if xml_id(r) == r} | {FCS_COMPENSATION, UNCOMPENSATED}
+
+    def new_ids(ids: list[str]) -> dict[str, str]:
+        out = {}
+        for r in ids:
+            candidate, k = xml_id(r), 2
+            if candidate != r:
+                while candidate in used:
+                    candidate, k = f"{xml_id(r)}_{k}", k + 1
+                used.add(candidate)
+            out[r] = candidate
+        return out
+
+    t_ids, m_ids = new_ids(list(document.transforms)), new_ids(list(document.matrices))
+
+    def dim(d):  # noqa: ANN001, ANN202 - DimensionSpec
+        return dataclasses.replace(d, compensation=m_ids.get(d.compensation, d.compensation),
+                                   transform=t_ids.get(d.transform, d.transform) if d.transform else None,
+                                   name=t_ids.get(d.name, d.name) if d.ratio else d.name)
+
+    return GatingDocument(
+        nodes=tuple(dataclasses.replace(n, dims=tuple(dim(d) for d in n.dims)) for n in document.nodes),
+        transforms={t_ids[k]: dataclasses.replace(v, id=t_ids[k]) for k, v in document.transforms.items()},
+        matrices={m_ids[k]: dataclasses.replace(v, id=m_ids[k]) for k, v in document.matrices.items()},
+        source=document.source)
+
+
 def to_gatingml(result: "GatingResult", path: str | Path | None = None) -> str:
     """Gating-ML 2.0 text of ``result``; written atomically to ``path`` when given."""
     from ..gatingml import gatingml_bytes
     from ..io_utils import atomic_write_bytes
 
-    data = gatingml_bytes(result.document if result.document is not None else to_document(result))
+    data = gatingml_bytes(with_xml_refs(result.document) if result.document is not None else to_document(result))
     if path is not None:
         atomic_write_bytes(path, data)
     return data.decode("utf-8")

@@ -53,6 +53,9 @@ class ImportedStrategy(Strategy):
     """A fixed strategy built from a Gating-ML / FlowJo gate hierarchy."""
 
     def __init__(self, document: Any, path: str | Path, lymphocytes: str | None = None) -> None:
+        from .export import with_xml_refs
+
+        document = with_xml_refs(document)  # exported as is (Gating-ML, pipeline gates.xml): XML ids needed
         self.document = document
         names = _unique_names(document)
         pops = []
