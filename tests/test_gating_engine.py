@@ -331,3 +331,12 @@ def test_flowjo_imported_strategy_exports_gatingml(shared_data, tmp_path):
     from cytokit.gatingml import gatingml_bytes
 
     assert read_gatingml(gatingml_bytes(result.document)).ids == doc.ids
+
+
+def test_imported_gates_are_plotted_over_events_on_their_own_scale(shared_data):
+    # the raw (linear) events were drawn under gates on the workspace's transformed scale
+    folder = shared_data / "flowkit" / "simple_line_example"
+    result = load_strategy(folder / "simple_poly_and_rect.wsp").apply(read_fcs(folder / "data_set_simple_line_100.fcs"))
+    ax = result.plot("rect1").axes[0]
+    gate = result.gates["rect1"]
+    assert ax.get_xlim()[1] < 2.0 and gate.upper[0] < 2.0  # both on the flin scale (0..1)

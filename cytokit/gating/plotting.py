@@ -63,6 +63,17 @@ def _draw_dividers(ax: "Axes", gate: Gate, dims: tuple[str, str], color: str = "
         ax.axhline(values[dims[1]], color=color, lw=1.2)
 
 
+def _event_coordinates(result: "GatingResult", gate: Gate, dims: tuple[str, ...], rows: np.ndarray) -> np.ndarray:
+    """Events ``rows`` in the coordinates ``gate`` was drawn in: an imported document's gates carry their
+    own compensation and transforms (the sample is raw); fitted gates live on the prepared sample."""
+    if result.document is not None and not isinstance(gate, BooleanGate):
+        from ..gatingml.evaluate import DimensionResolver
+
+        node = result.document.node(gate.id)
+        return DimensionResolver(result.document, result.sample).coordinates(node)[rows][:, :2]
+    return result.sample.columns(dims)[rows]
+
+
 def plot_population(result: "GatingResult", name: str, *, ax: "Axes | None" = None,
                     max_points: int = 200_000) -> "Figure":
     """Parent density in the population's dims with the fitted gate; title gives % of parent and flags."""
@@ -89,7 +100,7 @@ def plot_population(result: "GatingResult", name: str, *, ax: "Axes | None" = No
         return fig
     from matplotlib.colors import LogNorm
 
-    X = result.sample.columns(dims[:2])[rows]
+    X = _event_coordinates(result, fit.gate, tuple(dims[:2]), rows)
     X = X[np.all(np.isfinite(X), axis=1)]
     if X.shape[0] == 0:  # empty parent: nothing to show a density of
         ax.text(0.5, 0.5, f"{name}\nno events in {spec.parent or 'the sample'}", ha="center", va="center",
