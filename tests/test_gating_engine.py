@@ -340,3 +340,8 @@ def test_imported_gates_are_plotted_over_events_on_their_own_scale(shared_data):
     ax = result.plot("rect1").axes[0]
     gate = result.gates["rect1"]
     assert ax.get_xlim()[1] < 2.0 and gate.upper[0] < 2.0  # both on the flin scale (0..1)
+
+
+def test_valid_gatingml_transform_ids_are_kept_on_import(shared_data):
+    doc = load_strategy(shared_data / "flowkit" / "8_color_data_set" / "8_color_ICS.xml").document
+    assert "logicle-default" in doc.transforms

@@ -20,6 +20,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from .result import GatingResult
 
 
+#: ids the Gating-ML writer accepts as they are (XML NCNames of letters, digits and ``._-``)
+_NCNAME = re.compile(r"[A-Za-z_][A-Za-z0-9._-]*")
+
+
 def xml_id(name: str) -> str:
     """An XML NCName from a population name (deterministic, readable)."""
     s = name.replace("+", "pos").replace("-", "neg")
@@ -94,15 +98,16 @@ def with_xml_refs(document: "GatingDocument") -> "GatingDocument":
     from ..gatingml import FCS_COMPENSATION, UNCOMPENSATED, GatingDocument
 
     refs = [*document.transforms, *document.matrices]
-    if all(xml_id(r) == r for r in refs):
+    if all(_NCNAME.fullmatch(r) for r in refs):
         return document
-    used = {r for r in refs if xml_id(r) == r} | {FCS_COMPENSATION, UNCOMPENSATED}
+    used = {r for r in refs if _NCNAME.fullmatch(r)} | {FCS_COMPENSATION, UNCOMPENSATED}
 
     def new_ids(ids: list[str]) -> dict[str, str]:
         out = {}
         for r in ids:
-            candidate, k = xml_id(r), 2
-            if candidate != r:
+            candidate, k = r, 2
+            if not _NCNAME.fullmatch(r):
+                candidate = xml_id(r)
                 while candidate in used:
                     candidate, k = f"{xml_id(r)}_{k}", k + 1
                 used.add(candidate)
