@@ -345,3 +345,23 @@ def test_imported_gates_are_plotted_over_events_on_their_own_scale(shared_data):
 def test_valid_gatingml_transform_ids_are_kept_on_import(shared_data):
     doc = load_strategy(shared_data / "flowkit" / "8_color_data_set" / "8_color_ICS.xml").document
     assert "logicle-default" in doc.transforms
+
+
+def test_gatingml_export_of_names_with_the_same_xml_id(gated, tmp_path):
+    # "CD4 T" and "CD4_T" both became the XML id "CD4_T": the export failed with a duplicate gate id
+    from cytokit.gatingml import evaluate_document, read_gatingml
+
+    row, sample, _ = next(iter(gated.values()))
+    path = tmp_path / "same_id.yaml"
+    path.write_text(
+        "name: same_id\ncompensation: none\n"
+        "transforms: {scatter: {name: linear}, fluorescence: {name: linear}}\nlymphocytes: Cells\npopulations:\n"
+        "  - {name: Cells, dims: [FSC-A], method: rectangle, params: {lower: [1000], upper: [null]}}\n"
+        "  - {name: CD4 T, parent: Cells, dims: [SSC-A], method: rectangle, params: {lower: [1000], upper: [null]}}\n"
+        "  - {name: CD4_T, parent: Cells, dims: [SSC-A], method: rectangle, params: {lower: [5000], upper: [null]}}\n")
+    result = load_strategy(path).apply(sample)
+    doc = read_gatingml(result.to_gatingml().encode())
+    masks = evaluate_document(doc, sample)
+    by_name = {doc.node(k).name: v for k, v in masks.items()}
+    for name, mask in result.masks.items():
+        assert np.array_equal(by_name[name], mask), name

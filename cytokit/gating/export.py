@@ -3,7 +3,7 @@
 Each population becomes a gate node whose dimensions name the file's $PnN channel, the compensation used
 (``FCS`` = the file's acquisition matrix, or uncompensated) and the transform fitted for this sample
 (logicle with its per-file W, ...), so any Gating-ML 2.0 tool reproduces the memberships from the raw
-file. Gate ids are the population names made XML-safe (``CD4 T`` -> ``CD4_T``, ``CD28+ CD4`` ->
+file. Gate ids are the population names made XML-safe and unique (``CD4 T`` -> ``CD4_T``, ``CD28+ CD4`` ->
 ``CD28pos_CD4``); node names keep the population names.
 """
 from __future__ import annotations
@@ -53,7 +53,16 @@ def to_document(result: "GatingResult") -> "GatingDocument":
         return DimensionSpec(name=pnn, compensation=comp if kind == "fluorescence" else UNCOMPENSATED,
                              transform=tid)
 
-    ids = {name: xml_id(name) for name in result.state.fits}
+    used: set[str] = set()
+
+    def unique_id(name: str) -> str:  # distinct names can map to one XML id ("CD4 T", "CD4_T")
+        candidate, k = xml_id(name), 2
+        while candidate in used:
+            candidate, k = f"{xml_id(name)}_{k}", k + 1
+        used.add(candidate)
+        return candidate
+
+    ids = {name: unique_id(name) for name in result.state.fits}
     nodes = []
 
     def rename(gate: Gate, new_id: str, comp_ids: dict[str, str]) -> Gate:
@@ -68,7 +77,7 @@ def to_document(result: "GatingResult") -> "GatingDocument":
         if fit is None:
             continue
         parent = ids.get(spec.parent) if spec.parent else None
-        comp_ids = {c.id: xml_id(f"{spec.name}_{i + 1}") for i, c in enumerate(fit.components)}
+        comp_ids = {c.id: unique_id(f"{spec.name}_{i + 1}") for i, c in enumerate(fit.components)}
         for c in fit.components:
             nodes.append(GateNode(name=c.id, parent=parent, gate=rename(c, comp_ids[c.id], comp_ids),
                                   dims=tuple(dim_spec(d) for d in c.dims)))
