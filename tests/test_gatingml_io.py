@@ -203,3 +203,13 @@ def test_flowjo_gatingml_export_without_compensation_is_a_clear_error(shared_dat
     with pytest.raises(GatingError, match="Comp-PE-Cy5-A") as info:
         evaluate_document(doc, read_fcs(folder / "68983.fcs"))
     assert "68983.fcs" in str(info.value) and "manualGating.xml" in str(info.value)
+
+
+def test_malformed_spillover_keyword_raises_compensation_error() -> None:
+    from cytokit.errors import CompensationError
+    from cytokit.gatingml.compensation import spillover_from_metadata
+
+    assert spillover_from_metadata({"spillover": "2,A,B,1,0.1,0,1"})[0] == ("A", "B")
+    for text in ("inf,A,1", "x,A,1", "2,A,B,1,0,0", "1,A,one"):  # "inf" used to leak int()'s OverflowError
+        with pytest.raises(CompensationError, match="spillover"):
+            spillover_from_metadata({"spillover": text}, path="f.fcs")

@@ -34,7 +34,7 @@ def spillover_from_metadata(metadata: Mapping[str, str], *, path: object = None
     parts = [p.strip() for p in text.split(",")]
     try:
         n = int(float(parts[0]))
-    except (ValueError, IndexError):
+    except (ValueError, IndexError, OverflowError):  # OverflowError: "inf"
         raise CompensationError(f"spillover keyword does not start with a channel count: {text[:40]!r}",
                                 path=path) from None
     if n <= 0 or len(parts) != 1 + n + n * n:
