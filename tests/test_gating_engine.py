@@ -189,6 +189,12 @@ def test_cli_gate_prints_table_and_writes_plot(trial, tmp_path, capsys):
     assert png.stat().st_size > 10000
     assert "Treg" in pd.read_csv(csv).population.tolist()
     assert main(["gate", str(tmp_path / "missing.fcs"), "--strategy", "tmem"]) == 2
+    # existing outputs are not overwritten without --force
+    before = png.read_bytes()
+    args = ["gate", str(trial / "fcs" / "P001_W0_tmem.fcs"), "--strategy", "tmem", "--plot", str(png)]
+    assert main(args) == 2
+    assert "use --force" in capsys.readouterr().err and png.read_bytes() == before
+    assert main(args + ["--force"]) == 0
 
 
 def test_every_builtin_strategy_loads_and_uses_architecture_names():

@@ -39,14 +39,20 @@ def gate(
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write every population's gate plot to this PNG."),
     table: Optional[Path] = typer.Option(None, "--table", help="Write the population table to this CSV."),
     gatingml: Optional[Path] = typer.Option(None, "--gatingml", help="Write the fitted gates as Gating-ML 2.0."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing --plot/--table/--gatingml files."),
 ) -> None:
     """Gate one FCS file with a strategy and print its population table."""
     from rich.console import Console
 
+    from ..errors import PipelineError
     from ..fcs import read_fcs
     from ..gating import load_strategy
     from ..io_utils import write_table
 
+    targets = [p for p in (plot, table.with_suffix(".csv") if table is not None else None, gatingml) if p is not None]
+    existing = [str(p) for p in targets if p.exists()]
+    if existing and not force:  # checked before any work, so nothing is half-written
+        raise PipelineError(f"output exists: {', '.join(existing)}; use --force to overwrite")
     strat = load_strategy(strategy)
     sample = read_fcs(file)
     result = strat.apply(sample, panel=panel, tube=tube)
