@@ -171,6 +171,14 @@ class _BiexScale(Transform):
         return self._coef.x1
 
 
+def _scale_points(W: float, M: float, A: float) -> tuple[float, float, float, float]:
+    """Gating-ML biexponential landmarks on the 0..1 scale: (w, x1, x0, b) with x2 = A/(M+A) the
+    lowest point, x1 = x2 + w the linear zero, x0 = x2 + 2w, and b = (M+A)·ln 10."""
+    w = W / (M + A)
+    x2 = A / (M + A)
+    return w, x2 + w, x2 + 2 * w, (M + A) * LN10
+
+
 @dataclasses.dataclass(frozen=True)
 class Logicle(_BiexScale):
     """Gating-ML 2.0 logicle (defaults T=262144, W=0.5, M=4.5, A=0; output 0..1 at T)."""
@@ -178,12 +186,8 @@ class Logicle(_BiexScale):
     name = "logicle"
 
     def _make_coefficients(self) -> _Coefficients:
-        T, W, M, A = self.T, self.W, self.M, self.A
-        w = W / (M + A)
-        x2 = A / (M + A)
-        x1 = x2 + w
-        x0 = x2 + 2 * w
-        b = (M + A) * LN10
+        T = self.T
+        w, x1, x0, b = _scale_points(self.W, self.M, self.A)
         d = _solve_d(b, w)
         c_a = math.exp(x0 * (b + d))
         mf_a = math.exp(b * x1) - c_a * math.exp(-d * x1)
@@ -216,12 +220,8 @@ class Hyperlog(_BiexScale):
         super()._validate()
 
     def _make_coefficients(self) -> _Coefficients:
-        T, W, M, A = self.T, self.W, self.M, self.A
-        w = W / (M + A)
-        x2 = A / (M + A)
-        x1 = x2 + w
-        x0 = x2 + 2 * w
-        b = (M + A) * LN10
+        T = self.T
+        w, x1, x0, b = _scale_points(self.W, self.M, self.A)
         c_a = math.exp(b * x0) / w
         f_a = math.exp(b * x1) + c_a * x1
         a = T / (math.exp(b) + c_a - f_a)
