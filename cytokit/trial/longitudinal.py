@@ -65,13 +65,25 @@ def _record(caught, flags: list[str]) -> None:
             flags.append("not_converged")
 
 
+def _model_arrays(data: pd.DataFrame, baseline_visit: str, visits: list[str]):
+    """Design matrix, interaction columns and their indices, response, groups and follow-up visits."""
+    X, inter = design(data, baseline_visit, visits)
+    idx = [list(X.columns).index(c) for c in inter]
+    follow = [v for v in visits if v != baseline_visit and v in set(data["visit"])]
+    return X, inter, idx, data["value"].to_numpy(float), data["patient"].to_numpy(), follow
+
+
+def _wald_p(coef: np.ndarray, se: np.ndarray) -> np.ndarray:
+    """Two-sided normal P of each coefficient."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 2 * stats.norm.sf(np.abs(coef / se))
+
+
 def fit_mixedlm(data: pd.DataFrame, baseline_visit: str, visits: list[str]) -> LongitudinalFit:
     """Random-intercept linear mixed model; ``data`` has ``patient``, ``treat``, ``visit``, ``value``."""
     from statsmodels.regression.mixed_linear_model import MixedLM
 
-    X, inter = design(data, baseline_visit, visits)
-    y = data["value"].to_numpy(float)
-    groups = data["patient"].to_numpy()
+    X, inter, idx, y, groups, follow = _model_arrays(data, baseline_visit, visits)
     flags: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -80,13 +92,9 @@ def fit_mixedlm(data: pd.DataFrame, baseline_visit: str, visits: list[str]) -> L
         reduced = MixedLM(y, X.drop(columns=inter), groups=groups).fit(reml=False)
     _record(caught, flags)
     lr = max(0.0, 2.0 * (full.llf - reduced.llf))
-    idx = [list(X.columns).index(c) for c in inter]
     params, bse = np.asarray(reml.fe_params), np.asarray(reml.bse_fe)
     coef, se = params[idx], bse[idx]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = 2 * stats.norm.sf(np.abs(coef / se))
-    follow = [v for v in visits if v != baseline_visit and v in set(data["visit"])]
-    return LongitudinalFit("mixedlm", follow, coef, se, p, float(lr), len(inter),
+    return LongitudinalFit("mixedlm", follow, coef, se, _wald_p(coef, se), float(lr), len(inter),
                            float(stats.chi2.sf(lr, len(inter))), len(y), int(pd.Series(groups).nunique()), flags)
 
 
@@ -96,23 +104,17 @@ def fit_gee(data: pd.DataFrame, baseline_visit: str, visits: list[str]) -> Longi
     from statsmodels.genmod.families import Gaussian
     from statsmodels.genmod.generalized_estimating_equations import GEE
 
-    X, inter = design(data, baseline_visit, visits)
-    y = data["value"].to_numpy(float)
-    groups = data["patient"].to_numpy()
+    X, inter, idx, y, groups, follow = _model_arrays(data, baseline_visit, visits)
     flags: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         res = GEE(y, X, groups=groups, family=Gaussian(), cov_struct=Exchangeable()).fit()
     _record(caught, flags)
-    idx = [list(X.columns).index(c) for c in inter]
     params, cov = np.asarray(res.params), np.asarray(res.cov_params())
     coef, se = params[idx], np.sqrt(np.diag(cov)[idx])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = 2 * stats.norm.sf(np.abs(coef / se))
     sub = cov[np.ix_(idx, idx)]
     wald = float(coef @ np.linalg.pinv(sub) @ coef) if idx else float("nan")
-    follow = [v for v in visits if v != baseline_visit and v in set(data["visit"])]
-    return LongitudinalFit("gee", follow, coef, se, p, wald, len(inter), float(stats.chi2.sf(wald, len(inter))),
+    return LongitudinalFit("gee", follow, coef, se, _wald_p(coef, se), wald, len(inter), float(stats.chi2.sf(wald, len(inter))),
                            len(y), int(pd.Series(groups).nunique()), flags)
 
 
