@@ -15,7 +15,6 @@ Bad input raises a :class:`~cytokit.errors.CytokitError` (turned into a failed s
 """
 from __future__ import annotations
 
-import io
 import json
 import logging
 import time
@@ -207,11 +206,12 @@ def _thumbnails(result: Any) -> bytes:
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
+    from ..gating.plotting import figure_png
+
     fig = result.plot_all()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=60, metadata={"Software": None})
+    png = figure_png(fig)
     plt.close(fig)
-    return buf.getvalue()
+    return png
 
 
 def _events_subsample(job: SampleJob, prepared: Sample, result: Any, n_keep: int) -> bytes:
