@@ -11,6 +11,7 @@ import pytest
 
 from cytokit.cli.main import main as cli_main
 from cytokit.pipeline import adhoc_pipeline, load_gated_events, run
+from cytokit.results import SCHEMA_VERSION, read_table
 from test_pipeline_support import simulate_small_trial, write_pipeline
 
 
@@ -72,6 +73,7 @@ def test_gatingml_run_info_and_anndata(results):
         assert len(doc.nodes) >= 5
     info = json.loads((results / "run_info.json").read_text())
     assert info["status"] == "complete" and info["n_ok"] == 8
+    assert info["results_schema"] == SCHEMA_VERSION
     assert set(info["tubes"]) == {"tmem", "nkb"} and len(info["tubes"]["tmem"]["strategy_hash"]) == 64
     assert "logicle" in info["tubes"]["tmem"]["transforms"]
     assert info["tubes"]["nkb"]["reagents"]["CD56"] == "APC"
@@ -80,6 +82,12 @@ def test_gatingml_run_info_and_anndata(results):
     assert adata.n_obs == 4 * 300 and "CD4" in list(adata.var_names)
     assert set(adata.obs["sample_id"]) == {"P001_W0_tmem", "P001_W12_tmem", "P002_W0_tmem", "P002_W12_tmem"}
     assert "CD4 T" in set(adata.obs["population"]) or "Naive CD4" in set(adata.obs["population"])
+
+
+def test_store_tables_read_the_same_from_csv_and_parquet(results, tmp_path):
+    for name in ("populations", "samples"):
+        shutil.copy(results / f"{name}.csv", tmp_path / f"{name}.csv")
+        pd.testing.assert_frame_equal(read_table(tmp_path, name), read_table(results, name))
 
 
 def test_flowjo_workspace_holds_every_sample(results):

@@ -37,6 +37,8 @@ import pandas as pd
 from ..errors import ClusterError, CytokitError, PipelineError
 from ..io_utils import atomic_write_text, write_table
 from ..provenance import inputs_digest, sample_hashes, stamp_inputs
+from ..results import ResultsFolder, read_run_info, read_table
+from ..results import schema as S
 from .abundance import (Annotation, annotate, metacluster_abundance, metacluster_table, node_table,
                         population_abundance)
 from .agreement import agreement_summary, agreement_table
@@ -49,7 +51,7 @@ from .thresholds import Thresholds, estimate_thresholds, thresholds_from_gates
 log = logging.getLogger(__name__)
 
 #: manifest columns copied from the samples table onto abundance rows
-MANIFEST_COLUMNS = ("patient", "visit", "week", "arm", "tube")
+MANIFEST_COLUMNS = S.MANIFEST_COLUMNS
 #: channels never clustered by default (canonical scatter/time names)
 NON_MARKERS = ("FSC-A", "FSC-H", "FSC-W", "SSC-A", "SSC-H", "SSC-W", "Time")
 OUTPUT_DIR = "clustering"
@@ -115,26 +117,8 @@ def analyse(samples: Mapping[str, np.ndarray], markers: Sequence[str], *, popula
 
 
 # -- results store -----------------------------------------------------------------------------------
-#: identifier columns read as text from CSV tables (a patient "007" must not become 7)
-_TEXT_COLUMNS = {c: str for c in ("sample_id", "patient", "visit", "arm", "tube")}
-
-
-def _read_csv(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, dtype=_TEXT_COLUMNS)
-
-
 def _read_store_table(results_dir: Path, stem: str, *, required: bool) -> pd.DataFrame | None:
-    for suffix, reader in ((".parquet", pd.read_parquet), (".csv", _read_csv)):
-        path = results_dir / f"{stem}{suffix}"
-        if path.is_file():
-            try:
-                return reader(path)
-            except Exception as exc:  # pyarrow/pandas raise many types for corrupt files
-                raise ClusterError(f"cannot read results table: {exc}", path=path) from exc
-    if required:
-        raise ClusterError(f"results store has no {stem}.parquet or {stem}.csv; run 'cytokit run' first",
-                           path=results_dir)
-    return None
+    return read_table(results_dir, stem, required=required, error=ClusterError)
 
 
 def _default_loader() -> Loader:
@@ -173,27 +157,27 @@ def load_population_events(results_dir: str | Path, *, population: str, markers:
     recorded (a batch goes on past one bad sample). Raises :class:`ClusterError` when nothing is left.
     """
     results_dir = Path(results_dir)
-    meta = _read_store_table(results_dir, "samples", required=True)
-    if "sample_id" not in meta.columns:
-        raise ClusterError("samples table has no 'sample_id' column", path=results_dir / "samples")
-    if "status" in meta.columns:
-        meta = meta[meta["status"].astype(str) == "ok"]
+    meta = _read_store_table(results_dir, S.SAMPLES, required=True)
+    if S.SAMPLE_ID not in meta.columns:
+        raise ClusterError("samples table has no 'sample_id' column", path=results_dir / S.SAMPLES)
+    if S.STATUS in meta.columns:
+        meta = meta[meta[S.STATUS].astype(str) == "ok"]
     if tube is not None:
-        if "tube" not in meta.columns:
+        if S.TUBE not in meta.columns:
             raise ClusterError("samples table has no 'tube' column to select --tube from", path=results_dir)
-        meta = meta[meta["tube"].astype(str) == tube]
-    elif "tube" in meta.columns and meta["tube"].nunique() > 1:
-        raise ClusterError(f"samples come from tubes {sorted(meta['tube'].astype(str).unique())}; "
+        meta = meta[meta[S.TUBE].astype(str) == tube]
+    elif S.TUBE in meta.columns and meta[S.TUBE].nunique() > 1:
+        raise ClusterError(f"samples come from tubes {sorted(meta[S.TUBE].astype(str).unique())}; "
                            "choose one (--tube, or 'tube:' in the pipeline's clustering options)", path=results_dir)
     if meta.empty:
         raise ClusterError("no successfully processed samples to cluster"
                            + (f" in tube {tube!r}" if tube else ""), path=results_dir)
-    meta = meta.sort_values("sample_id", kind="stable").reset_index(drop=True)
+    meta = meta.sort_values(S.SAMPLE_ID, kind="stable").reset_index(drop=True)
     loader = loader or _default_loader()
     samples: dict[str, np.ndarray] = {}
     skipped: dict[str, str] = {}
     chosen = list(markers) if markers else None
-    ids = list(meta["sample_id"].astype(str))
+    ids = list(meta[S.SAMPLE_ID].astype(str))
     for i, sid in enumerate(ids):
         if progress is not None and i:
             progress(i, len(ids), ids[i - 1])
@@ -222,12 +206,8 @@ def load_population_events(results_dir: str | Path, *, population: str, markers:
 
 def _phenotypes_from_store(results_dir: Path, tube: str | None) -> PhenotypeTable | None:
     """The strategy's phenotype table named in ``run_info.json`` (when it has phenotypes)."""
-    info_path = results_dir / "run_info.json"
-    if not info_path.is_file():
-        return None
-    try:
-        tubes = json.loads(info_path.read_text(encoding="utf-8")).get("tubes", {})
-    except (OSError, ValueError, AttributeError):
+    tubes = read_run_info(results_dir).get("tubes", {})
+    if not isinstance(tubes, dict):
         return None
     from ..definitions import resolve_definition
 
@@ -263,17 +243,7 @@ def _resolve_phenotype_source(spec: str | Path) -> Path:
 
 def stored_gate_records(results_dir: Path, sample_ids: Sequence[str]) -> list[dict]:
     """The concrete gates the pipeline stored for these samples (unreadable results are skipped)."""
-    from ..io_utils import safe_name
-    from ..pipeline.store import RESULT_FILE
-
-    records: list[dict] = []
-    for sid in sample_ids:
-        path = results_dir / "samples" / safe_name(sid) / RESULT_FILE
-        try:
-            records += list(json.loads(path.read_text(encoding="utf-8")).get("gates", []))
-        except (OSError, ValueError, AttributeError) as exc:
-            log.debug("no stored gates for %s (%s)", sid, exc)
-    return records
+    return ResultsFolder(results_dir).gate_records(sample_ids)
 
 
 def run_clustering(results_dir: str | Path, *, population: str = "T cells", markers: Sequence[str] | None = None,
@@ -296,9 +266,9 @@ def run_clustering(results_dir: str | Path, *, population: str = "T cells", mark
         table = load_phenotypes(_resolve_phenotype_source(phenotypes))
     else:
         table = phenotypes or _phenotypes_from_store(results_dir, tube) or PhenotypeTable.default()
-    gating = _read_store_table(results_dir, "populations", required=False)
-    if gating is not None and "sample_id" in gating.columns:
-        gating = gating[gating["sample_id"].astype(str).isin(samples)]
+    gating = _read_store_table(results_dir, S.POPULATIONS, required=False)
+    if gating is not None and S.SAMPLE_ID in gating.columns:
+        gating = gating[gating[S.SAMPLE_ID].astype(str).isin(samples)]
     gate_thr = thresholds_from_gates(stored_gate_records(results_dir, list(samples)), table)
     run = analyse(samples, chosen, population=population, params=params, phenotypes=table,
                   thresholds=thresholds, meta=meta, gating=gating, gating_thresholds=gate_thr, level=level,

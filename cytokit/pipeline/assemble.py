@@ -1,7 +1,7 @@
 """Assemble the tidy tables of a run from the stored per-sample results (deterministically sorted).
 
-Contract (schema in docs/architecture.md, "Results store")
---------------------------------------------------------
+Contract (schema in :mod:`cytokit.results.schema`, dtypes by :func:`cytokit.results.coerce`)
+-----------------------------------------------------------------------------------------
 :func:`assemble_tables` returns ``(populations, samples)``:
 
 * ``populations``: one row per sample x population, sorted by ``sample_id`` then strategy order, with
@@ -24,20 +24,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..results import schema as S
+from ..results.reader import coerce
 from .config import PipelineConfig
 from .counts import absolute_counts, consistency_checks
 
-POPULATION_COLUMNS: tuple[str, ...] = (
-    "sample_id", "file", "sha256", "patient", "visit", "week", "arm", "tube", "population", "parent",
-    "count", "parent_count", "pct_parent", "pct_lymphocytes", "abs_count_per_uL", "abs_method",
-    "marker_medians", "method", "flags", "qc_flags", "phenotype",
-)
-SAMPLE_RESULT_COLUMNS: tuple[str, ...] = (
-    "status", "error", "n_events", "n_events_qc", "lymphocytes", "lymphosum_pct", "cd4_cd8_vs_cd3_pct",
-    "abs_method", "qc_flags", "check_flags",
-)
-INT_COLUMNS = ("count", "parent_count", "n_events", "n_events_qc", "lymphocytes")
-FLOAT_COLUMNS = ("pct_parent", "pct_lymphocytes", "abs_count_per_uL", "lymphosum_pct", "cd4_cd8_vs_cd3_pct")
+#: the populations table's columns and the samples table's result columns (owned by cytokit.results.schema)
+POPULATION_COLUMNS: tuple[str, ...] = S.POPULATION_COLUMNS
+SAMPLE_RESULT_COLUMNS: tuple[str, ...] = S.SAMPLE_RESULT_COLUMNS
 
 
 def _lymph_count(clinical: pd.DataFrame | None, column: str, patient: str, visit: str) -> float:
@@ -54,22 +48,6 @@ def _flags_text(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ";".join(str(v) for v in value)
     return "" if value is None else str(value)
-
-
-def _typed(df: pd.DataFrame) -> pd.DataFrame:
-    """Stable dtypes (nullable ints, float64, text) so empty and full runs write the same schema."""
-    for col in df.columns:
-        if col in INT_COLUMNS:
-            df[col] = pd.array(pd.to_numeric(df[col], errors="coerce").round(), dtype="Int64")
-        elif col in FLOAT_COLUMNS:
-            df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
-        elif col == "week":
-            num = pd.to_numeric(df[col].astype(str).str.strip(), errors="coerce")
-            if (num.notna() == (df[col].astype(str).str.strip() != "")).all():
-                df[col] = pd.array(num.round(), dtype="Int64")
-        else:
-            df[col] = df[col].fillna("").astype(str)
-    return df
 
 
 def assemble_tables(config: PipelineConfig, samples: pd.DataFrame, results: dict[str, dict[str, Any]],
@@ -122,4 +100,4 @@ def assemble_tables(config: PipelineConfig, samples: pd.DataFrame, results: dict
                    else pd.DataFrame(columns=list(POPULATION_COLUMNS)))
     sample_cols = ["sample_id", "file", "sha256", *manifest_cols, *SAMPLE_RESULT_COLUMNS]
     samples_table = pd.DataFrame(sample_rows).reindex(columns=sample_cols)
-    return _typed(populations.reset_index(drop=True)), _typed(samples_table.reset_index(drop=True))
+    return coerce(populations.reset_index(drop=True)), coerce(samples_table.reset_index(drop=True))

@@ -42,6 +42,7 @@ from .outputs import write_extra_outputs
 from .preflight import RunPlan, preflight
 from .progress import LogProgress, Progress
 from .stages import run_cohort_stages
+from ..results.schema import LYMPHOCYTES_PER_UL, RUN_INFO_SCHEMA_KEY, SCHEMA_VERSION
 from .store import ResultsStore
 from .task import SampleJob, SampleOutput, resolve_task
 
@@ -188,7 +189,8 @@ def _run_info(plan: RunPlan, config_hash: str, started: str, status: str, summar
             "transforms": _describe_transforms(strategy),
             "reagents": _reagents(t.panel, t.panel_tube),
         }
-    info = {"cytokit_version": __version__, "package_versions": package_versions(), "config_hash": config_hash,
+    info = {"cytokit_version": __version__, RUN_INFO_SCHEMA_KEY: SCHEMA_VERSION,
+            "package_versions": package_versions(), "config_hash": config_hash,
             "pipeline": str(plan.config.source or "ad hoc"), "name": plan.config.name, "started": started,
             "finished": utc_now() if status != "running" else None, "status": status, "tubes": tubes, **summary}
     return json.dumps(info, indent=1, sort_keys=True)
@@ -433,6 +435,6 @@ def copy_clinical_table(src: Path, dest: Path, lymphocytes_column: str) -> None:
     atomic_write_text(dest, table.to_csv(index=False, lineterminator="\n"))
 
 
-STORE_LYMPHOCYTES_COLUMN = "lymphocytes_per_uL"
+STORE_LYMPHOCYTES_COLUMN = LYMPHOCYTES_PER_UL
 
 __all__ = ["run", "RunSummary", "check_output_folder", "package_versions", "copy_clinical_table"]

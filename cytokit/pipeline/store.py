@@ -15,14 +15,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ..errors import PipelineError
 from ..io_utils import atomic_write_bytes, atomic_write_text, safe_name, sha256_bytes
+from ..results import ResultsFolder
+from ..results.schema import GATES_PNG, GATES_XML, RESULT_FILE, SAMPLES_DIR
 from .ledger import Ledger, utc_now
 from .task import SampleJob, SampleOutput
 
 log = logging.getLogger(__name__)
 
-RESULT_FILE = "result.json"
 
 
 def _json_default(value: Any) -> Any:
@@ -51,7 +51,7 @@ class ResultsStore:
         self.ledger = ledger
 
     def sample_dir(self, sample_id: str) -> Path:
-        return self.out / "samples" / safe_name(sample_id)
+        return self.out / SAMPLES_DIR / safe_name(sample_id)
 
     def trusted(self, sample_id: str, key: str, state: dict[str, Any] | None) -> bool:
         """True when the stored result of ``sample_id`` was made from exactly this key and is intact."""
@@ -69,9 +69,9 @@ class ResultsStore:
         if output.status == "ok":
             folder = self.sample_dir(job.sample_id)
             if output.gatingml:
-                atomic_write_text(folder / "gates.xml", output.gatingml)
+                atomic_write_text(folder / GATES_XML, output.gatingml)
             if output.thumbnails:
-                atomic_write_bytes(folder / "gates.png", output.thumbnails)
+                atomic_write_bytes(folder / GATES_PNG, output.thumbnails)
             for name, data in sorted(output.files.items()):
                 atomic_write_bytes(folder / safe_name(name), data)
             payload = {
@@ -91,8 +91,4 @@ class ResultsStore:
 
     def load(self, sample_id: str) -> dict[str, Any]:
         """The stored ``result.json`` of a sample."""
-        path = self.sample_dir(sample_id) / RESULT_FILE
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise PipelineError(f"cannot read stored result: {exc}", path=path) from exc
+        return ResultsFolder(self.out).sample_result(sample_id)

@@ -1,6 +1,7 @@
 """Read and check the results-store tables the trial analysis needs.
 
-Contract (docs/architecture.md): ``RESULTS_DIR/populations.{parquet,csv}`` one row per sample ×
+Contract (:mod:`cytokit.results.schema`, read by :func:`cytokit.results.read_table`):
+``RESULTS_DIR/populations.{parquet,csv}`` one row per sample ×
 population (``patient``, ``visit``, ``week``, ``arm``, ``tube``, ``population`` and the measures
 ``pct_parent`` %, ``pct_lymphocytes`` %, ``abs_count_per_uL`` cells/µL); ``RESULTS_DIR/clinical.csv`` one
 row per patient × visit; ``RESULTS_DIR/il2_cycles.csv`` optional. Inputs are only read. Problems with the
@@ -16,12 +17,14 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import ConfigError, StatsError
+from ..results import read_table, table_path
+from ..results import schema as S
 from .config import MEASURES
 
 log = logging.getLogger(__name__)
 
-POPULATION_KEYS: tuple[str, ...] = ("patient", "visit", "week", "arm", "tube", "population")
-CLINICAL_KEYS: tuple[str, ...] = ("patient", "visit")
+POPULATION_KEYS: tuple[str, ...] = (S.PATIENT, S.VISIT, S.WEEK, S.ARM, S.TUBE, S.POPULATION)
+CLINICAL_KEYS: tuple[str, ...] = (S.PATIENT, S.VISIT)
 
 
 @dataclass(frozen=True)
@@ -33,22 +36,6 @@ class TrialInputs:
     cycles: pd.DataFrame = field(default_factory=pd.DataFrame)
     source: str = "<memory>"
     clinical_source: str = "<clinical table>"
-
-
-def _read(stem: Path, *, required: bool, error: type) -> pd.DataFrame | None:
-    for suffix in (".parquet", ".csv"):
-        path = stem.with_suffix(suffix)
-        if not path.is_file():
-            continue
-        try:
-            if suffix == ".parquet":
-                return pd.read_parquet(path)
-            return pd.read_csv(path, dtype={"patient": str, "visit": str, "tube": str, "arm": str})
-        except Exception as exc:  # pyarrow / pandas parser errors on a damaged or foreign file
-            raise error(f"cannot read table: {exc}", path=path) from exc
-    if required:
-        raise error(f"no table {stem.name}.parquet or {stem.name}.csv: run `cytokit run` first", path=stem.parent)
-    return None
 
 
 def check_populations(df: pd.DataFrame, source: str = "<populations>") -> pd.DataFrame:
@@ -130,14 +117,13 @@ def load_inputs(results_dir: str | Path) -> TrialInputs:
     root = Path(results_dir)
     if not root.is_dir():
         raise StatsError("results folder not found", path=root)
-    pops = _read(root / "populations", required=True, error=StatsError)
-    candidates = (root / "populations.parquet", root / "populations.csv")
-    pops_src = next((str(p) for p in candidates if p.is_file()), str(root))
-    clinical = _read(root / "clinical", required=False, error=ConfigError)
+    pops = read_table(root, S.POPULATIONS, required=True, error=StatsError)
+    pops_src = str(table_path(root, S.POPULATIONS) or root)
+    clinical = read_table(root, S.CLINICAL, error=ConfigError)
     if clinical is None:
         log.warning("%s: no clinical.csv; logistic regression, baseline characteristics and date-based AUC "
                     "are skipped", root)
-    cycles = _read(root / "il2_cycles", required=False, error=ConfigError)
+    cycles = read_table(root, S.IL2_CYCLES, error=ConfigError)
     return TrialInputs(
         populations=check_populations(pops, pops_src),
         clinical=check_clinical(clinical if clinical is not None else pd.DataFrame(), str(root / "clinical.csv")),

@@ -1,0 +1,144 @@
+"""The one reader of a results folder (layout and columns in :mod:`cytokit.results.schema`).
+
+Contract
+--------
+:func:`read_table` reads ``OUT/<name>.parquet`` (preferred) or ``OUT/<name>.csv``. The store's own tables
+(``populations``, ``samples``) come back with the schema's dtypes whichever format was read
+(:func:`coerce`: the same function the pipeline applies before writing), so CSV and Parquet give equal
+frames. Other tables (clinical copy, IL-2 cycles, trial outputs) keep the identifier columns
+(:data:`~cytokit.results.schema.ID_COLUMNS`) as text and let pandas infer the rest. A damaged table
+raises the caller's error class (``error=``) naming the file; a missing required table says to run
+``cytokit run`` first. Nothing is ever written here.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from ..errors import CytokitError, PipelineError
+from ..io_utils import safe_name
+from . import schema as S
+
+log = logging.getLogger(__name__)
+
+
+def coerce(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with stable dtypes (in place, returned): schema ``int`` columns nullable Int64, ``float``
+    float64, ``week`` Int64 (rounded) when every value is numeric, every other column text ("" = missing).
+    The pipeline applies it before writing, the reader after reading, so both formats agree."""
+    for col in df.columns:
+        kind = S.COLUMNS[col].kind if col in S.COLUMNS else "text"
+        if kind == "int":
+            df[col] = pd.array(pd.to_numeric(df[col], errors="coerce").round(), dtype="Int64")
+        elif kind == "float":
+            df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
+        elif kind == "week":
+            text = df[col].astype(str).str.strip()
+            num = pd.to_numeric(text, errors="coerce")
+            if (num.notna() == (text != "")).all():  # every value numeric: whole weeks
+                df[col] = pd.array(num.round(), dtype="Int64")
+        else:
+            df[col] = df[col].fillna("").astype(str)
+    return df
+
+
+def _read_csv(path: Path, store_table: bool) -> pd.DataFrame:
+    if store_table:  # written by the pipeline: every value as text, then the schema's dtypes
+        return coerce(pd.read_csv(path, dtype=str, keep_default_na=False))
+    return pd.read_csv(path, dtype={c: str for c in S.ID_COLUMNS})
+
+
+def table_path(root: str | Path, name: str) -> Path | None:
+    """The file holding table ``name`` (Parquet preferred), or None."""
+    for suffix in (".parquet", ".csv"):
+        path = Path(root) / f"{name}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
+def read_table(root: str | Path, name: str, *, required: bool = False,
+               error: type[CytokitError] = PipelineError) -> pd.DataFrame | None:
+    """Table ``name`` (e.g. ``"populations"``, ``"trial/patient_visit_values"``) of a results folder,
+    or None when absent and not ``required`` (see module contract)."""
+    path = table_path(root, name)
+    if path is None:
+        if required:
+            stem = Path(name).name
+            raise error(f"results folder has no {stem}.parquet or {stem}.csv; run `cytokit run` first",
+                        path=Path(root) / Path(name).parent)
+        return None
+    store_table = name in S.STORE_TABLES
+    try:
+        if path.suffix == ".parquet":
+            df = pd.read_parquet(path)
+            return coerce(df) if store_table else df
+        return _read_csv(path, store_table)
+    except Exception as exc:  # pyarrow / pandas raise many types for damaged or foreign files
+        raise error(f"cannot read table: {exc}", path=path) from exc
+
+
+def read_run_info(root: str | Path) -> dict[str, Any]:
+    """``run_info.json`` as a dict ({} when absent or unreadable, with a warning for the latter)."""
+    path = Path(root) / S.RUN_INFO
+    if not path.is_file():
+        return {}
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        log.warning("%s: unreadable run info (%s)", path, exc)
+        return {}
+    if not isinstance(info, dict):
+        log.warning("%s: run info is not a JSON object", path)
+        return {}
+    version = info.get(S.RUN_INFO_SCHEMA_KEY)
+    if version is not None and str(version) != S.SCHEMA_VERSION:
+        log.warning("%s: results schema %s, this cytokit reads schema %s; columns may differ", path, version,
+                    S.SCHEMA_VERSION)
+    return info
+
+
+@dataclass(frozen=True)
+class ResultsFolder:
+    """A results folder: paths and readers of its tables and per-sample results (read only)."""
+
+    root: Path
+
+    def __init__(self, root: str | Path) -> None:
+        object.__setattr__(self, "root", Path(root))
+
+    def table(self, name: str, *, required: bool = False,
+              error: type[CytokitError] = PipelineError) -> pd.DataFrame | None:
+        return read_table(self.root, name, required=required, error=error)
+
+    def run_info(self) -> dict[str, Any]:
+        return read_run_info(self.root)
+
+    def sample_dir(self, sample_id: str) -> Path:
+        return self.root / S.SAMPLES_DIR / safe_name(sample_id)
+
+    def result_path(self, sample_id: str) -> Path:
+        return self.sample_dir(sample_id) / S.RESULT_FILE
+
+    def sample_result(self, sample_id: str) -> dict[str, Any]:
+        """The stored ``result.json`` of a sample (raises PipelineError naming the file)."""
+        path = self.result_path(sample_id)
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise PipelineError(f"cannot read stored result: {exc}", path=path) from exc
+
+    def gate_records(self, sample_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The concrete gates stored for these samples, in order (unreadable results are skipped)."""
+        records: list[dict[str, Any]] = []
+        for sid in sample_ids:
+            try:
+                records += list(self.sample_result(sid).get("gates", []))
+            except (PipelineError, AttributeError) as exc:
+                log.debug("no stored gates for %s (%s)", sid, exc)
+        return records

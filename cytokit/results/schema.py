@@ -1,0 +1,123 @@
+"""Schema of the results folder: file names, table columns, their dtypes and units (one place).
+
+Contract
+--------
+``OUT/populations.{parquet,csv}``: one row per sample × population, columns :data:`POPULATION_COLUMNS`.
+``OUT/samples.{parquet,csv}``: one row per manifest sample: ``sample_id, file, sha256``, the manifest's
+own columns (text), then :data:`SAMPLE_RESULT_COLUMNS`. Each column's dtype and unit is in
+:data:`COLUMNS`: ``text`` (str, missing = ""), ``int`` (nullable Int64), ``float`` (float64, NaN =
+missing) and ``week`` (Int64, rounded, when every value is numeric; else as read). Percentages are percent
+(0-100); absolute counts are cells/µL (= 10^6/L); ``marker_medians`` is JSON on the transformed scale.
+
+:data:`SCHEMA_VERSION` changes whenever a column is renamed, removed or changes meaning (adding a column
+is compatible); it is written to ``run_info.json`` as ``results_schema``. This module imports nothing
+heavy: column constants can be used anywhere.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: version of the results-folder layout and table schema (``run_info.json`` key :data:`RUN_INFO_SCHEMA_KEY`)
+SCHEMA_VERSION = "1"
+RUN_INFO_SCHEMA_KEY = "results_schema"
+
+# -- files and folders (relative to OUT) -------------------------------------------------------------
+POPULATIONS = "populations"            # table stem: populations.parquet / populations.csv
+SAMPLES = "samples"                    # table stem: samples.parquet / samples.csv
+INPUTS = "inputs"                      # inputs.csv: kind, name, path, sha256
+CLINICAL = "clinical"                  # clinical.csv (copy of the site table, lymphocytes column renamed)
+IL2_CYCLES = "il2_cycles"              # il2_cycles.csv (copy)
+RUN_INFO = "run_info.json"
+SAMPLES_DIR = "samples"                # OUT/samples/<safe sample_id>/
+RESULT_FILE = "result.json"            # per-sample stored result (populations, summary, gates)
+GATES_XML = "gates.xml"                # per-sample Gating-ML 2.0 (under the QC gates)
+GATES_PNG = "gates.png"                # per-sample gating thumbnails
+TRIAL_DIR = "trial"
+PATIENT_VISIT_VALUES = "patient_visit_values"   # OUT/trial/patient_visit_values.{parquet,csv}
+CLUSTERING_DIR = "clustering"
+REPORTS_DIR = "reports"
+
+# -- column names --------------------------------------------------------------------------------------
+SAMPLE_ID = "sample_id"
+FILE = "file"
+SHA256 = "sha256"
+PATIENT = "patient"
+VISIT = "visit"
+WEEK = "week"
+ARM = "arm"
+TUBE = "tube"
+POPULATION = "population"
+PARENT = "parent"
+COUNT = "count"
+PARENT_COUNT = "parent_count"
+PCT_PARENT = "pct_parent"
+PCT_LYMPHOCYTES = "pct_lymphocytes"
+ABS_COUNT = "abs_count_per_uL"
+ABS_METHOD = "abs_method"
+MARKER_MEDIANS = "marker_medians"
+METHOD = "method"
+FLAGS = "flags"
+QC_FLAGS = "qc_flags"
+PHENOTYPE = "phenotype"
+STATUS = "status"
+ERROR = "error"
+N_EVENTS = "n_events"
+N_EVENTS_QC = "n_events_qc"
+LYMPHOCYTES = "lymphocytes"
+LYMPHOSUM_PCT = "lymphosum_pct"
+CD4_CD8_VS_CD3_PCT = "cd4_cd8_vs_cd3_pct"
+CHECK_FLAGS = "check_flags"
+#: clinical table column read by the cohort stages (cells/µL)
+LYMPHOCYTES_PER_UL = "lymphocytes_per_uL"
+
+#: the percentage/count measures of a population row
+MEASURES: tuple[str, ...] = (PCT_PARENT, PCT_LYMPHOCYTES, ABS_COUNT)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One stored column: name, dtype kind (text|int|float|week) and unit ("" when none)."""
+
+    name: str
+    kind: str
+    unit: str = ""
+    doc: str = ""
+
+
+COLUMNS: dict[str, Column] = {c.name: c for c in (
+    Column(SAMPLE_ID, "text", doc="sample identifier (manifest)"),
+    Column(FILE, "text", doc="FCS file, relative to the manifest's folder"),
+    Column(SHA256, "text", doc="sha256 of the FCS file"),
+    Column(PATIENT, "text"), Column(VISIT, "text"), Column(WEEK, "week", "weeks"),
+    Column(ARM, "text"), Column(TUBE, "text"),
+    Column(POPULATION, "text"), Column(PARENT, "text", doc="parent population ('' for a root)"),
+    Column(COUNT, "int", "events"), Column(PARENT_COUNT, "int", "events"),
+    Column(PCT_PARENT, "float", "%"), Column(PCT_LYMPHOCYTES, "float", "%", "of single lymphocytes"),
+    Column(ABS_COUNT, "float", "cells/µL"),
+    Column(ABS_METHOD, "text", doc="dual_platform | single_platform | ''"),
+    Column(MARKER_MEDIANS, "text", "transformed scale", "JSON {marker: median}"),
+    Column(METHOD, "text", doc="gate method"), Column(FLAGS, "text", doc="';'-joined gating flags"),
+    Column(QC_FLAGS, "text", doc="';'-joined QC flags"), Column(PHENOTYPE, "text"),
+    Column(STATUS, "text", doc="ok | failed"), Column(ERROR, "text"),
+    Column(N_EVENTS, "int", "events", "events read"), Column(N_EVENTS_QC, "int", "events", "events kept by QC"),
+    Column(LYMPHOCYTES, "int", "events", "events in the lymphocyte denominator (Singlets)"),
+    Column(LYMPHOSUM_PCT, "float", "%"), Column(CD4_CD8_VS_CD3_PCT, "float", "%"),
+    Column(CHECK_FLAGS, "text", doc="';'-joined consistency-check flags"),
+)}
+
+POPULATION_COLUMNS: tuple[str, ...] = (
+    SAMPLE_ID, FILE, SHA256, PATIENT, VISIT, WEEK, ARM, TUBE, POPULATION, PARENT, COUNT, PARENT_COUNT,
+    PCT_PARENT, PCT_LYMPHOCYTES, ABS_COUNT, ABS_METHOD, MARKER_MEDIANS, METHOD, FLAGS, QC_FLAGS, PHENOTYPE,
+)
+#: samples table: these follow ``sample_id, file, sha256`` and the manifest's own columns
+SAMPLE_KEY_COLUMNS: tuple[str, ...] = (SAMPLE_ID, FILE, SHA256)
+SAMPLE_RESULT_COLUMNS: tuple[str, ...] = (
+    STATUS, ERROR, N_EVENTS, N_EVENTS_QC, LYMPHOCYTES, LYMPHOSUM_PCT, CD4_CD8_VS_CD3_PCT, ABS_METHOD, QC_FLAGS,
+    CHECK_FLAGS,
+)
+#: manifest columns copied onto rows of the derived tables
+MANIFEST_COLUMNS: tuple[str, ...] = (PATIENT, VISIT, WEEK, ARM, TUBE)
+#: identifier columns that are always text (a patient "007" must never become 7)
+ID_COLUMNS: tuple[str, ...] = (SAMPLE_ID, PATIENT, VISIT, ARM, TUBE)
+#: tables whose every column is typed by :data:`COLUMNS` (others: text ids, the rest inferred)
+STORE_TABLES: tuple[str, ...] = (POPULATIONS, SAMPLES)
