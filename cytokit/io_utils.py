@@ -14,7 +14,7 @@ import re
 import tempfile
 import unicodedata
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Any, Iterator
 
 import pandas as pd
 
@@ -64,7 +64,8 @@ def atomic_writer(path: str | Path, mode: str = "wb", *, force: bool = True) -> 
     except OSError as exc:
         raise PipelineError(f"cannot write output: {exc.strerror or exc}", path=path) from exc
     try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as fh:
+        text_options: dict[str, Any] = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
+        with os.fdopen(fd, mode, **text_options) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
@@ -100,13 +101,13 @@ def write_table(df: pd.DataFrame, stem: str | Path, *, formats: tuple[str, ...] 
     for fmt in formats:
         target = stem.with_suffix(f".{fmt}")
         if fmt == "csv":
-            buf = io.StringIO()
-            df.to_csv(buf, index=False, lineterminator="\n")
-            atomic_write_text(target, buf.getvalue(), force=force)
+            text = io.StringIO()
+            df.to_csv(text, index=False, lineterminator="\n")
+            atomic_write_text(target, text.getvalue(), force=force)
         elif fmt == "parquet":
-            buf = io.BytesIO()
-            df.to_parquet(buf, index=False, engine="pyarrow")
-            atomic_write_bytes(target, buf.getvalue(), force=force)
+            data = io.BytesIO()
+            df.to_parquet(data, index=False, engine="pyarrow")
+            atomic_write_bytes(target, data.getvalue(), force=force)
         else:
             raise ValueError(f"unknown table format {fmt!r}")
         written.append(target)

@@ -81,7 +81,7 @@ def assemble_tables(config: PipelineConfig, samples: pd.DataFrame, results: dict
         lymph = _lymph_count(clinical, lymph_col, row["patient"], row["visit"])
         abs_counts, method, abs_flags = absolute_counts(pops, row, counts, lymph)
         checks = consistency_checks(pops, counts)
-        check_flags = checks.pop("check_flags") + abs_flags
+        check_flags = checks["check_flags"] + abs_flags
         pops = pops.assign(abs_count_per_uL=abs_counts.to_numpy(),
                            abs_method=np.where(abs_counts.notna().to_numpy(), method, ""),
                            qc_flags=qc_flags)

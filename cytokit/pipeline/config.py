@@ -29,6 +29,10 @@ from ..yamlio import load_model
 #: manifest fields every sample needs (after column mapping)
 MANIFEST_FIELDS: tuple[str, ...] = ("file", "patient", "visit", "arm", "tube")
 
+TableFormat = Literal["parquet", "csv"]
+#: table formats written by default
+TABLE_FORMATS: tuple[TableFormat, ...] = ("parquet", "csv")
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -121,7 +125,7 @@ class CountsConfig(_Model):
 class OutputsConfig(_Model):
     """What a run writes besides the tidy tables."""
 
-    tables: list[Literal["parquet", "csv"]] = Field(default_factory=lambda: ["parquet", "csv"])
+    tables: list[TableFormat] = Field(default_factory=lambda: list(TABLE_FORMATS))
     gatingml: bool = True
     thumbnails: bool = False
     flowjo_workspace: bool = True

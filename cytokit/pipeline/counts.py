@@ -18,6 +18,7 @@ All functions are pure: they take and return DataFrames.
 from __future__ import annotations
 
 import math
+from typing import TypedDict
 
 import numpy as np
 import pandas as pd
@@ -80,7 +81,16 @@ def absolute_counts(pops: pd.DataFrame, sample: dict, counts: CountsConfig,
     return nan, "", flags
 
 
-def consistency_checks(pops: pd.DataFrame, counts: CountsConfig) -> dict[str, object]:
+class SampleChecks(TypedDict):
+    """Per-sample consistency values (event counts; percentages 0-100) and the flags they raised."""
+
+    lymphocytes: float
+    lymphosum_pct: float
+    cd4_cd8_vs_cd3_pct: float
+    check_flags: list[str]
+
+
+def consistency_checks(pops: pd.DataFrame, counts: CountsConfig) -> SampleChecks:
     """Per-sample checks: ``lymphocytes``, ``lymphosum_pct``, ``cd4_cd8_vs_cd3_pct`` and ``check_flags``."""
     by_pop = pops.drop_duplicates("population").set_index("population")
     count = pd.to_numeric(by_pop.get("count", pd.Series(dtype=float)), errors="coerce")

@@ -96,6 +96,7 @@ class Ledger:
                     " executor, started, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'running')",
                     (pipeline, pipeline_name, config_hash, cytokit_version,
                      json.dumps(package_versions, sort_keys=True), executor, utc_now()))
+                assert cur.lastrowid is not None  # set by a successful INSERT
                 run_id = int(cur.lastrowid)
                 self._db.executemany("INSERT INTO inputs VALUES (?, ?, ?, ?, ?)",
                                      [(run_id, *row) for row in inputs])

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .task import SampleOutput
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rich.console import Console
+    from rich.progress import TaskID
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +70,14 @@ class LogProgress:
 class RichProgress:
     """A rich progress bar (counts, failures so far, elapsed, ETA) for interactive terminals."""
 
-    def __init__(self, console: object | None = None) -> None:
+    def __init__(self, console: Console | None = None) -> None:
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                    TimeRemainingColumn)
 
         self._bar = Progress(TextColumn("[bold]analysing"), BarColumn(), MofNCompleteColumn(),
                              TextColumn("[red]{task.fields[failed]} failed"), TimeElapsedColumn(),
                              TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False)
-        self._task = None
+        self._task: TaskID | None = None
         self.failed = 0
 
     def start(self, total: int, skipped: int) -> None:
@@ -88,7 +92,8 @@ class RichProgress:
             from rich.text import Text  # untrusted text: never parsed as markup
 
             self._bar.console.print(Text.assemble(("FAILED ", "bold red"), f"{output.sample_id}: {output.error}"))
-        self._bar.update(self._task, advance=1, failed=self.failed)
+        if self._task is not None:
+            self._bar.update(self._task, advance=1, failed=self.failed)
 
     def finish(self) -> None:
         self._bar.stop()

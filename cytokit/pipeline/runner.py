@@ -401,13 +401,13 @@ def write_outputs(out: Path, plan: RunPlan, populations: pd.DataFrame, samples: 
 
     Returns ``{output: error}`` for extras that could not be written."""
     formats = tuple(plan.config.outputs.tables)
-    inputs = pd.DataFrame(inputs, columns=["kind", "name", "path", "sha256"])
-    inputs = inputs.sort_values(["kind", "name"], kind="stable").reset_index(drop=True)
-    digest = json.dumps({f"{k}:{n}": h for k, n, h in zip(inputs["kind"], inputs["name"], inputs["sha256"])},
+    table = pd.DataFrame(inputs, columns=["kind", "name", "path", "sha256"])
+    table = table.sort_values(["kind", "name"], kind="stable").reset_index(drop=True)
+    digest = json.dumps({f"{k}:{n}": h for k, n, h in zip(table["kind"], table["name"], table["sha256"])},
                         sort_keys=True)
     for df, stem in ((populations, "populations"), (samples, "samples")):
         write_table_with_inputs(df, out / stem, formats, digest)
-    write_table(inputs, out / "inputs", formats=("csv",))
+    write_table(table, out / "inputs", formats=("csv",))
     clinical = plan.config.clinical
     if clinical is not None:
         copy_clinical_table(Path(clinical.path), out / "clinical.csv", clinical.lymphocytes_column)

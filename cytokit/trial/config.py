@@ -31,6 +31,8 @@ MEASURE_UNITS: dict[str, str] = {
 }
 
 Measure = Literal["pct_parent", "pct_lymphocytes", "abs_count_per_uL"]
+#: measures compared between arms by default
+DEFAULT_MEASURES: tuple[Measure, ...] = ("abs_count_per_uL", "pct_parent")
 
 
 class _Model(BaseModel):
@@ -140,7 +142,7 @@ class TrialConfig(_Model):
     cd4_population: str = "CD4 T"
     cd8_population: str = "CD8 T"
     cd4_measure: Measure = "abs_count_per_uL"
-    measures: list[Measure] = Field(default_factory=lambda: ["abs_count_per_uL", "pct_parent"])
+    measures: list[Measure] = Field(default_factory=lambda: list(DEFAULT_MEASURES))
     tubes: TubeSelection = Field(default_factory=TubeSelection)
     abs_from_lymphocytes: bool = Field(
         True,

@@ -162,5 +162,6 @@ def fit_logistic(y: pd.Series, X: pd.DataFrame, *, max_iter: int = 200) -> Logis
         if not conv:
             notes.append("Firth fit did not converge")
         return LogisticFit(list(X.columns), beta, se, p, len(yv), int(yv.sum()), "firth", True, conv, notes)
+    assert fit is not None  # no fit always means separation (handled above)
     return LogisticFit(list(X.columns), np.asarray(fit.params), np.asarray(fit.bse), np.asarray(fit.pvalues),
                        len(yv), int(yv.sum()), "mle", False, converged, notes)

@@ -10,6 +10,7 @@ over ``weeks_from_baseline`` by the trapezoid rule: unit × weeks.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,7 +49,7 @@ def select_tubes(populations: pd.DataFrame, rule: TubeSelection) -> pd.DataFrame
     n_tubes = df.groupby(keys)["tube"].transform("size")
     df = df.assign(n_tubes=n_tubes)
     if rule.rule == "mean":
-        agg = {m: "mean" for m in MEASURES}
+        agg: dict[str, Any] = {m: "mean" for m in MEASURES}
         agg.update(week="median", arm="first", parent_count="sum", n_tubes="first",
                    tube=lambda s: "+".join(sorted(set(s))), sample_id=lambda s: ";".join(sorted(set(s) - {""})))
         if "count" in df.columns:
