@@ -220,3 +220,13 @@ def test_biex_infinities_map_to_infinities_without_warnings(name):
         y = t.forward([np.inf, -np.inf, np.nan, 1e9])
     assert y[0] == np.inf and y[1] == -np.inf and np.isnan(y[2])
     assert y[3] == pytest.approx(t.forward([1e9])[0]) and np.isfinite(y[3])
+
+
+def test_logicle_inverse_of_a_scalar():
+    """A 0-d input (a gate limit) goes through the Taylor branch without item assignment on a scalar."""
+    from cytokit.transforms import get_transform
+
+    t = get_transform("logicle", T=262144, W=0.5, M=4.5, A=0)
+    y = 0.1  # near the zero point: the Taylor series is used
+    assert np.isclose(float(t.inverse(y)), float(t.inverse(np.array([y]))[0]))
+    assert np.isclose(float(t.forward(t.inverse(y))), y)

@@ -103,7 +103,7 @@ class _BiexScale(Transform):
     def _b_nonneg(self, y: np.ndarray) -> np.ndarray:
         """B on y >= x1, with the Taylor series near x1."""
         k = self._coef
-        out = self._b_pos(y)
+        out = np.array(self._b_pos(y), dtype=np.float64)  # an array even for a 0-d input (item assignment)
         near = y < k.taylor_cut
         if np.any(near):
             out[near] = self._taylor_poly(k.taylor, y[near] - k.x1)
