@@ -17,7 +17,8 @@ A panel YAML (``panels/*.yaml``, validated by :class:`PanelDefinition`) names
 :meth:`Panel.resolve` maps a :class:`~cytokit.sample.Sample`'s channels to canonical names: scatter and
 time by $PnN (fallback $PnS), fluorescence by $PnS text (fallback $PnN; fluorochrome words such as
 ``"CD4 PE-Cy7"`` are stripped before matching) and, when the text names no marker, by the detector's
-fluorochrome when the tube assigns that fluorochrome to exactly one marker. It returns a new Sample whose
+fluorochrome when the tube assigns that fluorochrome to exactly one marker (such assignments are
+listed in a warning, and :func:`panel_flags` gives the tables' flag ``markers_from_detector_names``). It returns a new Sample whose
 channel table has ``marker``, ``fluorochrome`` and ``kind`` set, and raises :class:`PanelError` (listing
 the channels found) when a required marker is missing or two channels claim the same marker.
 """
@@ -42,8 +43,12 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "MarkerDefinition", "TubeDefinition", "PanelDefinition", "Panel", "ChannelMatch", "load_panel",
-    "normalize_name",
+    "normalize_name", "DETECTOR_ONLY_FLAG", "panel_flags",
 ]
+
+#: flag (tables' ``qc_flags``) of a sample whose markers were assigned from detector names only
+DETECTOR_ONLY_FLAG = "markers_from_detector_names"
+_DETECTOR_ONLY_PREFIX = "markers assigned from detector names only ($PnS empty):"
 
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
 _DETECTOR_SUFFIX = re.compile(r"[-_ ]?(a|h|w|area|height|width)$")
@@ -364,6 +369,14 @@ class Panel:
                            f"{expected}")
                     log.warning("%s: %s", sample.name, msg)
                     warnings.append(msg)
+        by_detector = [m for m in matches if m.marker and m.how.startswith("detector ")]
+        if by_detector:
+            msg = (f"{_DETECTOR_ONLY_PREFIX} "
+                   + ", ".join(f"{m.pnn}->{m.marker}" for m in by_detector)
+                   + f" (from the fluorochromes of panel {self.name!r}"
+                   + (f" tube {tube!r}" if tube else "") + "; check the reagents)")
+            log.warning("%s: %s", sample.name, msg)
+            warnings.append(msg)
         channels = sample.channels.copy()
         channels["marker"] = [m.marker if m.marker else (m.pns or m.pnn) for m in matches]
         channels["fluorochrome"] = [m.fluorochrome for m in matches]
@@ -374,6 +387,13 @@ class Panel:
 
     def __repr__(self) -> str:  # pragma: no cover - cosmetic
         return f"Panel({self.name!r}, markers={len(self.markers)}, tubes={self.tubes})"
+
+
+def panel_flags(sample: Sample) -> list[str]:
+    """Flags for the tables from a resolved sample: ``[DETECTOR_ONLY_FLAG]`` when :meth:`Panel.resolve`
+    assigned any marker from its detector's fluorochrome alone (the channel's $PnS was empty), else
+    ``[]``."""
+    return [DETECTOR_ONLY_FLAG] if any(str(w).startswith(_DETECTOR_ONLY_PREFIX) for w in sample.warnings) else []
 
 
 def _looks_like_detector(pnn: str) -> bool:

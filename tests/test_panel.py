@@ -132,6 +132,22 @@ def test_four_colour_resolves_from_detectors():
     assert p.reagents("naive") == {"CD45RA": "FITC", "CD62L": "PE", "CD4": "PerCP", "CD3": "APC"}
 
 
+def test_detector_only_assignment_is_flagged():
+    """Markers taken from detector names alone ($PnS empty) are listed in a warning and flagged;
+    channels whose $PnS names the marker are not."""
+    from cytokit.panel import DETECTOR_ONLY_FLAG, panel_flags
+
+    p = load_panel("il2_trial_4colour")
+    layout = [("FSC-H", "FSC-Height"), ("SSC-H", "SSC-Height"), ("FL1-H", ""), ("FL2-H", "CD25"), ("FL3-H", "CD4"),
+              ("FL4-H", "CD8")]
+    s = p.resolve(make_sample(layout), tube="activation")
+    assert panel_flags(s) == [DETECTOR_ONLY_FLAG] == ["markers_from_detector_names"]
+    warning = next(w for w in s.warnings if w.startswith("markers assigned from detector names only"))
+    assert "FL1-H->CD28" in warning and "FL2-H" not in warning
+    labelled = layout[:2] + [("FL1-H", "CD28"), *layout[3:]]
+    assert panel_flags(p.resolve(make_sample(labelled), tube="activation")) == []
+
+
 def test_invalid_yaml_names_file_line_field(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(textwrap.dedent("""\

@@ -5,9 +5,12 @@ them to Samples.
   column = detector; diagonal 1);
 * :func:`acquisition_matrix`, :func:`matrix_from_metadata`, :func:`read_matrix` — where matrices come from;
 * :func:`compensate` ``(sample, matrix=None) -> Sample`` — never compensates twice;
+* :func:`check_compensation` — is the compensated sample plausibly compensated once (flags
+  ``overcompensated``, e.g. already-compensated data that still carry $SPILLOVER)?
 * :func:`estimate_spillover` ``(single_stains, unstained, ...)`` — a matrix from controls.
 """
 from .apply import acquisition_matrix, already_compensated, compensate, compensate_events, matrix_indices
+from .check import CompensationCheck, check_compensation, compensation_flags
 from .estimate import AutoScatterGate, SpilloverEstimate, detect_primary_channel, estimate_spillover, fit_spillover
 from .matrix import (
     MATRIX_KEYWORDS, SpilloverMatrix, matrix_from_metadata, parse_matrix_text, parse_spillover_text, read_matrix,
@@ -16,5 +19,5 @@ from .matrix import (
 __all__ = [
     "SpilloverMatrix", "compensate", "compensate_events", "acquisition_matrix", "already_compensated", "matrix_indices",
     "matrix_from_metadata", "parse_spillover_text", "parse_matrix_text", "read_matrix", "estimate_spillover",
-    "SpilloverEstimate", "fit_spillover", "detect_primary_channel", "AutoScatterGate", "MATRIX_KEYWORDS",
+    "SpilloverEstimate", "CompensationCheck", "check_compensation", "compensation_flags", "fit_spillover", "detect_primary_channel", "AutoScatterGate", "MATRIX_KEYWORDS",
 ]

@@ -180,8 +180,13 @@ def compensate_events(events: np.ndarray, matrix: SpilloverMatrix, indices: list
     return out
 
 
-def compensate(sample: Sample, matrix: Any = None) -> Sample:
-    """A new, compensated Sample (see the module docstring). Input events are not modified."""
+def compensate(sample: Sample, matrix: Any = None, *, check: bool = True) -> Sample:
+    """A new, compensated Sample (see the module docstring). Input events are not modified.
+
+    ``check`` runs :func:`cytokit.compensation.check.check_compensation` on the result: when the
+    spillover looks removed twice or over-subtracted, a warning starting with ``"compensation check:"``
+    is logged and added to ``Sample.warnings`` (read back by ``compensation_flags``), so tables can flag
+    the sample instead of reporting silently wrong numbers."""
     reason = already_compensated(sample)
     if reason:
         msg = f"{sample.name}: not compensating again ({reason})"
@@ -191,4 +196,14 @@ def compensate(sample: Sample, matrix: Any = None) -> Sample:
     idx = matrix_indices(sample, m)
     events = compensate_events(sample.events, m, idx, dtype=sample.events.dtype)
     note = f"compensated with {m.source or 'a given spillover matrix'} ({m.n} channels)"
-    return sample.replace(events=events, compensated=True, provenance=sample.provenance + (note,))
+    warnings = sample.warnings
+    if check:
+        from .check import WARNING_PREFIX, check_compensation
+
+        result = check_compensation(sample.events, events, m, idx)
+        if result.flags:
+            msg = f"{WARNING_PREFIX} {';'.join(result.flags)}: {result.detail}"
+            log.warning("%s: %s", sample.name, msg)
+            warnings = warnings + (msg,)
+    return sample.replace(events=events, compensated=True, provenance=sample.provenance + (note,),
+                          warnings=warnings)

@@ -101,6 +101,16 @@ def qc_sample(sample: Sample, params: dict[str, Any]) -> tuple[Sample, list[str]
     return kept, flags, info, result
 
 
+def data_flags(sample: Sample) -> list[str]:
+    """Sample-level flags that go with ``qc_flags``: markers assigned from detector names only
+    (:func:`cytokit.panel.panel_flags`) and a failed compensation check
+    (:func:`cytokit.compensation.compensation_flags`, e.g. ``overcompensated``)."""
+    from ..compensation import compensation_flags
+    from ..panel import panel_flags
+
+    return [*panel_flags(sample), *compensation_flags(sample)]
+
+
 def median(values: np.ndarray) -> float:
     """Median of a 1-D array (mean of the two middle values when the length is even), computed with
     one in-place partition; ``values`` is reordered."""
@@ -144,6 +154,7 @@ def analyse_sample(job: SampleJob) -> SampleOutput:
     definition = strategy.definition
     with timer("compensation"):
         sample = compensate(sample, definition)
+    qc_flags = [*qc_flags, *data_flags(sample)]
     with timer("transforms"):
         plan = plan_transforms(sample, definition)
         prepared = apply_transforms(sample, plan)
