@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -188,7 +188,7 @@ class AxisScale:
         pos = [0.0 if abs(p) < step * 1e-9 else p for p in pos]
         return pos, [thousands_label(p) for p in pos], []
 
-    def apply(self, ax: "Axes", which: str = "x", *, fontsize: float = 8.0) -> None:
+    def apply(self, ax: "Axes", which: Literal["x", "y"] = "x", *, fontsize: float = 8.0) -> None:
         """Label axis ``which`` ('x' or 'y') of ``ax`` with this scale for the current view limits."""
         lo, hi = ax.get_xlim() if which == "x" else ax.get_ylim()
         lo, hi = min(lo, hi), max(lo, hi)

@@ -38,8 +38,9 @@ class FitState:
     skipped: dict[str, str] = field(default_factory=dict)
 
 
-def _columns(sample: Sample, dims: tuple[str, ...]) -> list[int]:
-    return [sample.channel_index(d) for d in dims]
+def _columns(sample: Sample, dims: tuple[str, ...]) -> np.ndarray:
+    """Channel indices (intp array, usable with ``np.ix_``) of the named dims."""
+    return np.array([sample.channel_index(d) for d in dims], dtype=np.intp)
 
 
 def evaluate_gate(gate: Gate, sample: Sample, rows: np.ndarray, components: tuple[Gate, ...] = (),
@@ -77,7 +78,7 @@ def fit_population(spec: PopulationSpec, sample: Sample, state: FitState) -> Non
     fit_rows = rows
     if rows.size > FIT_EVENTS:  # systematic sample over acquisition time (events arrive in random order)
         fit_rows = rows[:: int(np.ceil(rows.size / FIT_EVENTS))]
-    fit_X = sample.events[np.ix_(fit_rows, cols)] if cols else np.empty((fit_rows.size, 0), dtype=np.float32)
+    fit_X = sample.events[np.ix_(fit_rows, cols)] if cols.size else np.empty((fit_rows.size, 0), dtype=np.float32)
     try:
         fit = fit_gate(spec.method, fit_X, spec.params, dims=spec.dims, gate_id=spec.name)
     except GatingError as exc:  # name the file too

@@ -8,7 +8,7 @@ other (population table, masks, gates, plots), with method ``fixed``. This is ho
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -21,6 +21,9 @@ from .model import PopulationSpec, StrategyDefinition, TransformsSection, Transf
 from .result import GatingResult
 from .strategy import Strategy
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ..flowjo.model import FlowJoSample
+
 
 def _read_document(path: Path, sample_id: str | None) -> Any:
     """The gate hierarchy of a Gating-ML file, or of one sample of a FlowJo workspace (``sample_id``:
@@ -29,6 +32,7 @@ def _read_document(path: Path, sample_id: str | None) -> Any:
         from ..flowjo import read_workspace
 
         ws = read_workspace(path)
+        chosen: FlowJoSample | None
         if sample_id is not None:
             chosen = ws.sample(sample_id)
         else:

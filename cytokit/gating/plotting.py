@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -33,15 +33,17 @@ _LABEL_BOX = {"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha"
 
 
 def _new_axes(ax: "Axes | None") -> tuple["Figure", "Axes"]:
-    if ax is not None:
-        return ax.figure, ax
     from matplotlib.figure import Figure
+
+    if ax is not None:
+        fig = ax.figure
+        return (fig if isinstance(fig, Figure) else fig.figure), ax  # a SubFigure's root Figure
 
     fig = Figure(figsize=(4.2, 3.8), dpi=DPI)
     return fig, fig.add_subplot(1, 1, 1)
 
 
-def _draw_gate_2d(ax: "Axes", gate: Gate, dims: tuple[str, str], color: str = GATE_COLOUR) -> None:
+def _draw_gate_2d(ax: "Axes", gate: Gate, dims: tuple[str, ...], color: str = GATE_COLOUR) -> None:
     from matplotlib.patches import Ellipse, Polygon, Rectangle
 
     if list(gate.dims[:2]) != list(dims):
@@ -55,27 +57,31 @@ def _draw_gate_2d(ax: "Axes", gate: Gate, dims: tuple[str, str], color: str = GA
         vals, vecs = np.linalg.eigh(cov)
         angle = float(np.degrees(np.arctan2(vecs[1, -1], vecs[0, -1])))
         w, h = 2 * np.sqrt(vals[::-1] * gate.distance_square)
-        ax.add_patch(Ellipse(gate.mean[:2], w, h, angle=angle, fill=False, ec=color, lw=1.5))
+        ax.add_patch(Ellipse((float(gate.mean[0]), float(gate.mean[1])), w, h, angle=angle, fill=False, ec=color, lw=1.5))
     elif isinstance(gate, RectangleGate):
         x0, x1 = ax.get_xlim()
         y0, y1 = ax.get_ylim()
-        lo = [gate.lower[i] if gate.lower[i] is not None else (x0, y0)[i] for i in range(2)]
-        hi = [gate.upper[i] if gate.upper[i] is not None else (x1, y1)[i] for i in range(2)]
-        ax.add_patch(Rectangle(lo, hi[0] - lo[0], hi[1] - lo[1], fill=False, ec=color, lw=1.5))
+        lo = [float(v) if v is not None else d for v, d in zip(gate.lower[:2], (x0, y0))]
+        hi = [float(v) if v is not None else d for v, d in zip(gate.upper[:2], (x1, y1))]
+        ax.add_patch(Rectangle((lo[0], lo[1]), hi[0] - lo[0], hi[1] - lo[1], fill=False, ec=color, lw=1.5))
     elif isinstance(gate, QuadrantGate):
         _draw_dividers(ax, gate, dims, color)
 
 
-def _draw_dividers(ax: "Axes", gate: Gate, dims: tuple[str, str], color: str = GATE_COLOUR) -> None:
+def _draw_dividers(ax: "Axes", gate: QuadrantGate | RectangleGate, dims: tuple[str, ...],
+                   color: str = GATE_COLOUR) -> None:
     """Threshold lines of a quadrant/range gate whose dims only partly match the plotted ones."""
+    values: dict[str, float | None]
     if isinstance(gate, QuadrantGate):
         values = dict(zip(gate.dims, gate.dividers))
     else:
         values = {d: (lo if lo is not None else hi) for d, lo, hi in zip(gate.dims, gate.lower, gate.upper)}
-    if dims[0] in values and values[dims[0]] is not None:
-        ax.axvline(values[dims[0]], color=color, lw=1.2)
-    if len(dims) > 1 and dims[1] in values and values[dims[1]] is not None:
-        ax.axhline(values[dims[1]], color=color, lw=1.2)
+    x = values.get(dims[0])
+    if x is not None:
+        ax.axvline(x, color=color, lw=1.2)
+    y = values.get(dims[1]) if len(dims) > 1 else None
+    if y is not None:
+        ax.axhline(y, color=color, lw=1.2)
 
 
 def _event_coordinates(result: "GatingResult", gate: Gate, dims: tuple[str, ...], rows: np.ndarray) -> np.ndarray:
@@ -231,7 +237,7 @@ def plot_quadrants(result: "GatingResult", quadrants: QuadrantSet, *, ax: "Axes 
     fig, ax = _new_axes(ax)
     rows, pcount = _parent_rows(result, quadrants.parent, 10**12)
     X_all = result.sample.columns(quadrants.dims)[rows]
-    names = {tuple(result.fit(n).gate.signs): n for n in quadrants.members}
+    names = {tuple(cast(QuadrantGate, result.fit(n).gate).signs): n for n in quadrants.members}
     sx, sy = (axis_scale(result.sample, d) for d in quadrants.dims)
     dx, dy = quadrants.dividers
     shown = X_all[:: max(1, int(np.ceil(X_all.shape[0] / max_points)))] if X_all.shape[0] else X_all

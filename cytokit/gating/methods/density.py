@@ -165,6 +165,7 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None) -> Thres
     flags: list[str] = []
     info: dict = {"n_events": int(x.size)}
     if p.mode == "fixed":
+        assert p.value is not None  # required by ThresholdParams' validator
         return Threshold(float(p.value), (), {**info, "method": "fixed"})
     if x.size < 20:
         flags.append("few_events")
@@ -179,7 +180,7 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None) -> Thres
     info["peaks"] = [round(float(d.grid[i]), 5) for i in peaks]
     info["bandwidth"] = d.bandwidth
     value: float | None = None
-    method = p.mode
+    method: str = p.mode
     if p.mode == "valley":
         valleys = find_valleys(d, peaks)
         info["valleys"] = [(round(float(d.grid[v]), 5), round(r, 3)) for v, r in valleys]
@@ -220,6 +221,7 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None) -> Thres
     elif method == "quantile":
         value = float(np.quantile(x, p.quantile))
     elif method == "expected":
+        assert p.expected is not None  # ThresholdParams' validator requires it for fallback 'expected'
         value = float(p.expected)
     assert value is not None
     if p.bounds is not None and not p.bounds[0] <= value <= p.bounds[1]:

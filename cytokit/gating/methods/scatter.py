@@ -134,9 +134,9 @@ def fit_density_polygon(X: np.ndarray, params: DensityPolygonParams, *, dims: tu
     peak_xy = (centres[pi[k]], centres[pj[k]])
     level = params.level * H[pi[k], pj[k]]
     gen = contourpy.contour_generator(x=centres, y=centres, z=H.T)
-    lines = gen.lines(level)
+    lines: list[np.ndarray] = [np.asarray(line) for line in gen.lines(level)]  # default line type: Separate
     flags: list[str] = []
-    best = None
+    best: np.ndarray | None = None
     for line in lines:
         if len(line) < 4:
             continue
@@ -179,7 +179,7 @@ def fit_singlets(X: np.ndarray, params: SingletParams, *, dims: tuple[str, ...],
     a_lo = float(np.quantile(a, params.min_area_quantile)) if params.min_area_quantile > 0 else 0.0
     a_hi = float(X[:, 0].max()) * 1.01 + 1.0
     # polygon in (area, height): between the lines h = a / r_hi (lower) and h = a / r_lo (upper)
-    verts = ((a_lo, a_lo / r_hi), (a_hi, a_hi / r_hi), (a_hi, a_hi / r_lo), (a_lo, a_lo / r_lo))
+    verts: tuple[tuple[float, float], ...] = ((a_lo, a_lo / r_hi), (a_hi, a_hi / r_hi), (a_hi, a_hi / r_lo), (a_lo, a_lo / r_lo))
     if a_lo == 0.0:
         verts = ((0.0, 0.0), (a_hi, a_hi / r_hi), (a_hi, a_hi / r_lo))
     gate = PolygonGate(id=gate_id, dims=tuple(dims), vertices=tuple((float(x), float(y)) for x, y in verts))

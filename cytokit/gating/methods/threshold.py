@@ -8,12 +8,12 @@ parent's events (transformed scale); signs say which side is kept (``+`` = at or
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from ...gates import BooleanGate, QuadrantGate, RectangleGate
+from ...gates import BooleanGate, Gate, QuadrantGate, RectangleGate
 from .base import FitResult, MethodParams, finite_rows
 from .density import ThresholdParams, fit_threshold
 
@@ -69,7 +69,9 @@ class QuadrantParams(PhenotypeParams):
 
 def _fit_all(X: np.ndarray, dims: tuple[str, ...], params: PhenotypeParams) -> tuple[list[float], list[str], dict]:
     X = finite_rows(X)
-    values, flags, info = [], [], {}
+    values: list[float] = []
+    flags: list[str] = []
+    info: dict[str, Any] = {}
     for i, dim in enumerate(dims):
         t = fit_threshold(X[:, i], params.threshold_for(i))
         values.append(t.value)
@@ -99,6 +101,7 @@ def fit_phenotype(X: np.ndarray, params: PhenotypeParams, *, dims: tuple[str, ..
     values, flags, info = _fit_all(X, dims, params)
     info["thresholds"] = dict(zip(dims, values))
     sign_num = [1 if s == "+" else -1 for s in params.signs]
+    gate: Gate
     if not params.any_of:
         gate = QuadrantGate(id=gate_id, dims=dims, dividers=tuple(values), signs=tuple(sign_num))
         return FitResult(gate, tuple(dict.fromkeys(flags)), info)
