@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from lxml import etree
@@ -43,7 +44,7 @@ def read_flowjo9(source: str | Path | bytes) -> FlowJoWorkspace:
 
 
 def _matrices(root: etree._Element, path: str | None) -> list[tuple[SpectrumMatrixSpec, str, str, str]]:
-    out = []
+    out: list[tuple[SpectrumMatrixSpec, str, str, str]] = []
     holder = child(root, "CompensationMatrices")
     for m in (children(holder, "CompensationMatrix") if holder is not None else ()):
         name, prefix, suffix = m.get("name", "matrix"), m.get("prefix", "<"), m.get("suffix", ">")
@@ -113,7 +114,8 @@ def _sample(el: etree._Element, matrices, tables, path: str | None) -> FlowJoSam
                     by_dim[fl] = table_transform(fl, values)
     nodes: list[GateNode] = []
     counts: dict[str, int] = {}
-    ctx = (matrix, by_dim, transforms, where, path, {})
+    scales: dict[str, Any] = {}  # transform id -> scale_transform() object, shared by the populations
+    ctx = (matrix, by_dim, transforms, where, path, scales)
     if node is not None:
         _populations(node, None, ctx, nodes, counts)
     doc = GatingDocument(tuple(nodes), transforms, {matrix.id: matrix} if matrix else {}, source=path) if nodes else None

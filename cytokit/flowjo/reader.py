@@ -145,11 +145,13 @@ def _parse_transform(el: etree._Element, *, where: str, path: str | None) -> Tra
     if not param:
         raise GatingError(f"{where}: {kind_name} transform without a parameter name ({line_of(el)})", path=path)
     kind, mapping = FLOWJO_TRANSFORMS[kind_name]
-    params = {}
+    params: dict[str, float] = {}
     for ours, theirs in mapping.items():
-        default = 0.0 if ours in ("A", "neg") else None
-        params[ours] = float_attr(el, theirs, where=f"{where}: {kind_name} transform of {param!r}", path=path,
-                                  default=default, required=default is None)
+        context = f"{where}: {kind_name} transform of {param!r}"
+        if ours in ("A", "neg"):  # optional, 0 by default
+            params[ours] = float_attr(el, theirs, where=context, path=path, default=0.0)
+        else:
+            params[ours] = float_attr(el, theirs, where=context, path=path, required=True)
     return TransformSpec(f"{kind}:{param}", kind, params)
 
 
@@ -199,7 +201,7 @@ def _time_gains(x_el: etree._Element, *, where: str, path: str | None) -> dict[s
     """Time parameter -> the ``gain`` of its FlowJo ``linear`` transform, when not 1. FlowJo shows time as
     the file's time values times this factor (usually $TIMESTEP, i.e. seconds), and stores time gate
     coordinates in those units; cytokit keeps the file's time units."""
-    gains = {}
+    gains: dict[str, float] = {}
     for t in x_el:
         if not isinstance(t.tag, str) or local(t) != "linear":
             continue

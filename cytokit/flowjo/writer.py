@@ -36,7 +36,7 @@ import math
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 from lxml import etree
@@ -97,7 +97,7 @@ class _SamplePlan:
         self.transforms: dict[str, TransformSpec] = {}  # FlowJo parameter -> its one transform
         self._linear: dict[str, GateNode] = {}  # parameter -> first gate using it untransformed
         self._ranges: dict[str, GateNode] = {}  # parameter -> first range gate using it untransformed
-        self._scales: dict[str, object] = {}
+        self._scales: dict[str, Any] = {}  # transform id -> scale_transform() object
 
     def fail(self, message: str, node: GateNode | None = None) -> GatingError:
         at = f"{self.where}, gate {node.id!r}" if node is not None else self.where
@@ -432,8 +432,8 @@ def _sample_node_name(sample: Sample) -> str:
 def workspace_bytes(entries: Sequence[WorkspaceEntry | tuple[Sample, GatingDocument]], *,
                     group: str = "All Samples", with_counts: bool = True) -> bytes:
     """The FlowJo 10 workspace XML for ``entries`` (see module docstring)."""
-    entries = [e if isinstance(e, WorkspaceEntry) else WorkspaceEntry(*e) for e in entries]
-    if not entries:
+    items = [e if isinstance(e, WorkspaceEntry) else WorkspaceEntry(*e) for e in entries]
+    if not items:
         raise GatingError("a FlowJo workspace needs at least one sample")
     root = etree.Element("Workspace", {"version": "20.0", "flowJoVersion": FLOWJO_VERSION, "curGroup": group},
                          nsmap=NSMAP)
@@ -447,7 +447,7 @@ def workspace_bytes(entries: Sequence[WorkspaceEntry | tuple[Sample, GatingDocum
     sample_list = etree.SubElement(root, "SampleList")
     next_gate = 1
     all_renamed: dict[str, str] = {}
-    for k, entry in enumerate(entries, start=1):
+    for k, entry in enumerate(items, start=1):
         sample = entry.sample
         doc, renamed = flowjo_document(entry.document)
         all_renamed.update(renamed)

@@ -5,6 +5,7 @@ spillover matrix ``S`` (row = fluorochrome source, column = detector).
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Mapping
 
 import numpy as np
@@ -14,7 +15,7 @@ from ..errors import CompensationError
 SPILLOVER_KEYWORDS = ("spillover", "spill", "comp")
 
 
-def spillover_from_metadata(metadata: Mapping[str, str], *, path: object = None
+def spillover_from_metadata(metadata: Mapping[str, str], *, path: str | Path | None = None
                             ) -> tuple[tuple[str, ...], np.ndarray] | None:
     """The acquisition spillover matrix of an FCS file ($SPILLOVER / $SPILL / $COMP keyword).
 
@@ -50,13 +51,13 @@ def spillover_from_metadata(metadata: Mapping[str, str], *, path: object = None
 
 
 def compensation_matrix(matrix: np.ndarray, *, inverted: bool = False, n_detectors: int | None = None,
-                        path: object = None) -> np.ndarray:
+                        path: str | Path | None = None) -> np.ndarray:
     """The matrix ``C`` (n_detectors x n_fluorochromes) with compensated = detectors @ C.
 
     ``matrix`` is a spillover/spectrum matrix (n_fluorochromes x n_detectors; inverted here, or
     pseudo-inverted when not square) or, with ``inverted=True``, already ``C``.
     """
-    m = np.asarray(matrix, dtype=np.float64)
+    m: np.ndarray = np.asarray(matrix, dtype=np.float64)
     if not inverted:
         try:
             m = np.linalg.inv(m) if m.shape[0] == m.shape[1] else np.linalg.pinv(m)
@@ -68,13 +69,3 @@ def compensation_matrix(matrix: np.ndarray, *, inverted: bool = False, n_detecto
             path=path)
     return m
 
-
-def compensate_columns(detectors: np.ndarray, matrix: np.ndarray, *, inverted: bool = False,
-                       path: object = None) -> np.ndarray:
-    """Compensate ``detectors`` (n_events x n_detectors, linear scale).
-
-    ``matrix`` is a spillover/spectrum matrix (n_fluorochromes x n_detectors, pseudo-inverted here) or,
-    with ``inverted=True``, already the compensation matrix (n_detectors x n_fluorochromes).
-    """
-    m = compensation_matrix(matrix, inverted=inverted, n_detectors=detectors.shape[1], path=path)
-    return np.asarray(detectors, dtype=np.float64) @ m

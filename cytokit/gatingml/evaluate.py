@@ -10,7 +10,7 @@ memberships of the gates they reference. Nothing is cached between calls (no glo
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -43,11 +43,6 @@ def scale_transform(spec: TransformSpec) -> Any:
     except (TransformError, TypeError, ValueError) as exc:
         raise TransformError(f"transformation {spec.id!r} ({spec.kind}): {exc}") from None
     raise TransformError(f"transformation {spec.id!r}: {spec.kind!r} is not a scale transformation")
-
-
-def scale_function(spec: TransformSpec) -> Callable[[np.ndarray], np.ndarray]:
-    """The forward function of a scale transformation (linear values -> transformed scale)."""
-    return scale_transform(spec).forward
 
 
 def _bound(values: np.ndarray, spec: TransformSpec) -> np.ndarray:

@@ -16,7 +16,7 @@ Gating-ML files; FlowJo names may repeat under different parents). ``parent`` is
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
@@ -61,11 +61,12 @@ class DimensionSpec:
 class TransformSpec:
     """A Gating-ML transformation: ``kind`` (flin, flog, fasinh, logicle, hyperlog, fratio), its
     parameters, optional output bounds (values are clipped to ``[bound_min, bound_max]``) and, for
-    ``fratio``, the two input $PnN names (numerator, denominator)."""
+    ``fratio``, the two input $PnN names (numerator, denominator). Parameters are numbers, except the
+    ``values`` of a ``flowjo_table`` lookup table (a tuple of numbers)."""
 
     id: str
     kind: str
-    params: Mapping[str, float] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)
     bound_min: float | None = None
     bound_max: float | None = None
     inputs: tuple[str, ...] = ()

@@ -115,7 +115,7 @@ def _coords(el: etree._Element, *, where: str, path: str | None) -> tuple[float,
     out = []
     for c in children(el, "coordinate"):
         out.append(float_attr(c, "value", where=where, path=path, required=True))
-    return tuple(out)  # type: ignore[arg-type]
+    return tuple(out)
 
 
 def parse_gate_element(el: etree._Element, *, path: str | None,
@@ -159,7 +159,7 @@ def parse_gate_element(el: etree._Element, *, path: str | None,
                 tuple(float_attr(e, "value", where=where, path=path, required=True) for e in children(r, "entry"))
                 for r in children(cov_el, "row"))
             ds = float_attr(ds_el, "value", where=where, path=path, required=True)
-            gate = EllipsoidGate(gid, labels, mean=mean, covariance=cov, distance_square=ds)  # type: ignore[arg-type]
+            gate = EllipsoidGate(gid, labels, mean=mean, covariance=cov, distance_square=ds)
     except GatingError as exc:
         if path and path not in str(exc):
             raise GatingError(f"{where}: {exc}", path=path) from None
@@ -215,8 +215,8 @@ def _parse_quadrants(el: etree._Element, gid: str, parent: str | None, *, where:
                 raise GatingError(f"{where}: quadrant {qid!r} refers to unknown divider {ref!r}", path=path)
             loc = float_attr(pos, "location", where=where, path=path, required=True)
             spec, values = dividers[ref]
-            below = [v for v in values if v <= loc]  # type: ignore[operator]
-            above = [v for v in values if v > loc]  # type: ignore[operator]
+            below = [v for v in values if v <= loc]
+            above = [v for v in values if v > loc]
             dims.append(spec)
             lower.append(max(below) if below else None)
             upper.append(min(above) if above else None)
@@ -224,7 +224,9 @@ def _parse_quadrants(el: etree._Element, gid: str, parent: str | None, *, where:
             raise GatingError(f"{where}: quadrant {qid!r} has no positions", path=path)
         labels = tuple(d.label for d in dims)
         if all((lo is None) != (hi is None) for lo, hi in zip(lower, upper)):
-            gate: Gate = QuadrantGate(qid, labels, dividers=tuple(lo if lo is not None else hi for lo, hi in zip(lower, upper)),
+            # exactly one side of each dimension is bounded: that bound is the divider
+            bounds = tuple(b for lo, hi in zip(lower, upper) for b in (lo, hi) if b is not None)
+            gate: Gate = QuadrantGate(qid, labels, dividers=bounds,
                                       signs=tuple(1 if lo is not None else -1 for lo in lower))
         else:
             gate = RectangleGate(qid, labels, lower=tuple(lower), upper=tuple(upper))
@@ -255,7 +257,7 @@ def parse_transformation(el: etree._Element, *, path: str | None) -> TransformSp
         inputs = tuple(attr(d, "name") or "" for d in children(t, "fcs-dimension"))
         if len(inputs) != 2 or not all(inputs):
             raise GatingError(f"{where}: fratio needs exactly two named fcs-dimensions", path=path)
-    return TransformSpec(tid, kind, params,  # type: ignore[arg-type]
+    return TransformSpec(tid, kind, params,
                          bound_min=float_attr(el, "boundMin", where=where, path=path),
                          bound_max=float_attr(el, "boundMax", where=where, path=path),
                          inputs=inputs)

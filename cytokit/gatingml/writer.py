@@ -162,7 +162,7 @@ def _gate(root: etree._Element, node: GateNode, ids: dict[str, str]) -> None:
             v = etree.SubElement(el, _g("vertex"))
             _coordinate(v, vx)
             _coordinate(v, vy)
-    else:  # EllipsoidGate
+    elif isinstance(gate, EllipsoidGate):
         mean = etree.SubElement(el, _g("mean"))
         for m in gate.mean:
             _coordinate(mean, m)

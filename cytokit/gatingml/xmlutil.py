@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Literal, overload
 
 from lxml import etree
 
@@ -75,8 +75,18 @@ def child(el: etree._Element, name: str) -> etree._Element | None:
     return next(children(el, name), None)
 
 
+@overload
+def float_attr(el: etree._Element, name: str, *, where: str, path: str | None, default: float,
+               required: bool = ...) -> float: ...
+@overload
+def float_attr(el: etree._Element, name: str, *, where: str, path: str | None, default: None = ...,
+               required: Literal[True]) -> float: ...
+@overload
+def float_attr(el: etree._Element, name: str, *, where: str, path: str | None, default: float | None = ...,
+               required: bool = ...) -> float | None: ...
 def float_attr(el: etree._Element, name: str, *, where: str, path: str | None,
                default: float | None = None, required: bool = False) -> float | None:
+    """The attribute as a float; ``default`` when absent (a :class:`GatingError` when ``required``)."""
     text = attr(el, name)
     if text is None:
         if required:
