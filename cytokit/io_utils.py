@@ -2,7 +2,7 @@
 
 Contract: every file cytokit writes goes through :func:`atomic_writer` (temporary file in the target
 folder, flushed and fsynced, then ``os.replace``), so a crash never leaves a partial file under the final
-name. :func:`safe_name` turns untrusted text (FCS keywords, manifest fields) into a file-name component.
+name; its mode follows the umask like any ``open()`` (``0666 & ~umask``). :func:`safe_name` turns untrusted text (FCS keywords, manifest fields) into a file-name component.
 """
 from __future__ import annotations
 
@@ -48,6 +48,20 @@ def safe_name(text: str, *, default: str = "unnamed", max_len: int = 120) -> str
     return (text or default)[:max_len]
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux ``/proc``)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # pragma: no cover - other systems: read by setting it back at once
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_writer(path: str | Path, mode: str = "wb", *, force: bool = True) -> Iterator[IO]:
     """Open a temporary file next to ``path``; on success it replaces ``path`` atomically.
@@ -68,6 +82,7 @@ def atomic_writer(path: str | Path, mode: str = "wb", *, force: bool = True) -> 
         with os.fdopen(fd, mode, **text_options) as fh:
             yield fh
             fh.flush()
+            os.fchmod(fh.fileno(), 0o666 & ~_umask())  # like open(): mkstemp's files are 0600
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except OSError as exc:
@@ -78,6 +93,23 @@ def atomic_writer(path: str | Path, mode: str = "wb", *, force: bool = True) -> 
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete temporary files that :func:`atomic_writer` left under ``folder`` when its process was killed.
+
+    Only for a folder the caller has locked (no other writer); returns the files removed.
+    """
+    removed = []
+    for path in Path(folder).rglob(".*.tmp"):
+        if _TEMPORARY.match(path.name) and path.is_file():
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 def atomic_write_bytes(path: str | Path, data: bytes, *, force: bool = True) -> Path:

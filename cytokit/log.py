@@ -1,8 +1,42 @@
-"""Logging setup for the CLI. The library itself only uses ``logging.getLogger(__name__)``."""
+"""Logging setup for the CLI. The library itself only uses ``logging.getLogger(__name__)``.
+
+Untrusted text (patient and sample ids, file names, FCS keywords) reaches log messages as arguments;
+:class:`OneLineFilter` escapes line breaks and other control characters in them so that one log call is
+one log line (a newline in an id cannot forge a line of its own). :func:`one_line` does the same for
+text a command echoes itself.
+"""
 from __future__ import annotations
 
 import logging
+import re
 import sys
+from typing import Any
+
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\u0085\u2028\u2029]")
+
+
+def one_line(text: Any) -> str:
+    """``str(text)`` with line breaks and control characters escaped (``\\n``, ``\\x1b``...); tabs kept."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
+
+
+class OneLineFilter(logging.Filter):
+    """Escapes control characters in the arguments of a log record (never drops a record)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple):
+            record.args = tuple(_escape_arg(a) for a in args)
+        elif isinstance(args, dict):
+            record.args = {k: _escape_arg(v) for k, v in args.items()}
+        return True
+
+
+def _escape_arg(value: Any) -> Any:
+    if isinstance(value, (int, float)) or value is None:
+        return value
+    text = str(value)
+    return one_line(text) if _CONTROL.search(text) else value
 
 
 def configure_cli_logging(verbose: int = 0, quiet: bool = False) -> None:
@@ -20,5 +54,6 @@ def configure_cli_logging(verbose: int = 0, quiet: bool = False) -> None:
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(OneLineFilter())
     root.addHandler(handler)
     root.propagate = False

@@ -2,7 +2,9 @@
 
 Contract: definitions are loaded only with ``yaml.SafeLoader`` (never ``yaml.load`` with a full loader);
 :func:`load_model` raises :class:`~cytokit.errors.ConfigError` listing every problem as
-``file:line: field.path: message``.
+``file:line: field.path: message``. A definition larger than :data:`MAX_DOCUMENT_BYTES`, or whose
+aliases (``*name``) would expand to more than :data:`MAX_EXPANDED_NODES` nodes (a "billion laughs"
+document), is refused before it is built.
 """
 from __future__ import annotations
 
@@ -15,6 +17,36 @@ from pydantic import BaseModel, ValidationError
 from .errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
+
+#: definitions are hand-written files of a few KB; anything this large is not one
+MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
+#: nodes of the document with every alias expanded (the largest built-in has a few thousand)
+MAX_EXPANDED_NODES = 200_000
+
+
+def _expanded_size(root: yaml.Node, path: Path) -> int:
+    """Number of nodes of ``root`` with aliases expanded, computed without expanding them."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        known = sizes.get(id(node))
+        if known is None:
+            known = 1 + sum(size(child) for child in _children(node))
+            if known > MAX_EXPANDED_NODES:
+                raise ConfigError(f"{path}: YAML aliases expand to more than {MAX_EXPANDED_NODES:,} nodes; "
+                                  "a definition file this large is refused (check '*' aliases)")
+            sizes[id(node)] = known
+        return known
+
+    return size(root)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
 
 
 def _line_map(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
@@ -37,12 +69,19 @@ def read_yaml(path: str | Path) -> tuple[Any, dict[tuple, int]]:
     """Parse a YAML file safely; returns (data, line map). Syntax errors become ConfigError."""
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_DOCUMENT_BYTES:
+            raise ConfigError(f"definition is larger than {MAX_DOCUMENT_BYTES // 1024 // 1024} MB; "
+                              "not a definition file", path=path)
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read definition: {exc}", path=path) from exc
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None:
+            _expanded_size(node, path)
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError(f"{path}: YAML nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)

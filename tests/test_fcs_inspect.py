@@ -68,7 +68,7 @@ def test_inspect_resolves_markers_with_a_panel(repo_root, capsys):
     markers = {c["pnn"]: c["marker"] for c in info["channels"]}
     assert markers["PE-Cy7-A"] == "CD4" and markers["FITC-A"] == "CD45RA"
     rc = main(["inspect", str(f), "--panel", "il2_trial", "--tube", "nkb", "--json"])
-    assert rc == 1 and "CD56" in json.loads(capsys.readouterr().out)[0]["error"]
+    assert rc == 2 and "CD56" in json.loads(capsys.readouterr().out)[0]["error"]
 
 
 def test_inspect_escapes_control_characters(tmp_path, capsys):

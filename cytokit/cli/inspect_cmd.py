@@ -119,6 +119,6 @@ def register(app: typer.Typer) -> None:
                 (_print_rich if rich_out else _print_plain)(info)
         if as_json:
             typer.echo(json.dumps(results, indent=2, ensure_ascii=False))
-        if failed:
+        if failed:  # bad input (exit 2) when nothing could be read; partial success is 1
             typer.echo(f"{failed} of {len(files)} file(s) could not be read", err=True)
-            raise typer.Exit(1)
+            raise typer.Exit(2 if failed == len(files) else 1)

@@ -10,13 +10,39 @@ import sys
 
 import typer
 
+from .. import __version__
 from ..errors import CytokitError
 from ..log import configure_cli_logging
+
+try:  # typer >= 0.20 vendors click; older versions use the click package
+    from typer._click.exceptions import ClickException as _TyperClickException
+except ImportError:  # pragma: no cover
+    from click import ClickException as _TyperClickException
+
+USAGE_EXIT = 2
 
 COMMAND_MODULES: tuple[str, ...] = (
     "inspect_cmd", "compensate_cmd", "simulate_cmd", "gate_cmd", "run_cmd", "compare_cmd", "report_cmd",
     "cluster_cmd",
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"cytokit {__version__}")
+        raise typer.Exit(0)
+
+
+def _click_exception_types() -> tuple[type[BaseException], ...]:
+    """Usage-error base classes: typer's vendored click and the click package (when installed)."""
+    types: list[type[BaseException]] = [_TyperClickException]
+    try:
+        import click
+
+        types.append(click.ClickException)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(types)
 
 
 def build_app() -> typer.Typer:
@@ -29,6 +55,8 @@ def build_app() -> typer.Typer:
     def _root(
         verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors."),
+        version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                     help="Print the version and exit."),
     ) -> None:
         configure_cli_logging(verbose, quiet)
 
@@ -38,10 +66,19 @@ def build_app() -> typer.Typer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; a :class:`CytokitError` prints its message (no traceback) and exits 2."""
+    """Run the CLI and return its exit code.
+
+    0 success; 1 the command ran but something it was asked to do failed; 2 bad input or usage (a
+    :class:`CytokitError`, a misspelt command or option, a missing argument, an invalid value) with a
+    one-paragraph message and no traceback; 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
+    """
+    from .signals import Terminated, terminate_on_sigterm
+
     app = build_app()
+    usage_errors = _click_exception_types()
     try:
-        rv = app(args=argv, standalone_mode=False)
+        with terminate_on_sigterm():
+            rv = app(args=argv, standalone_mode=False)
         if isinstance(rv, int):  # click returns typer.Exit(code) codes in non-standalone mode
             return rv
     except CytokitError as exc:
@@ -52,15 +89,18 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         typer.echo("aborted", err=True)
         return 130
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return 130
+    except Terminated:
+        typer.echo("terminated", err=True)
+        return 143
     except SystemExit as exc:  # click usage errors in non-standalone mode
-        return int(exc.code or 0)
-    except Exception as exc:  # click.UsageError and friends
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
+        return int(exc.code or 0) if not isinstance(exc.code, str) else USAGE_EXIT
+    except usage_errors as exc:  # misspelt command, unknown option, missing argument, bad value
+        exc.show()  # type: ignore[attr-defined]
+        code = getattr(exc, "exit_code", USAGE_EXIT)
+        return USAGE_EXIT if code in (None, 1) else int(code)
     return 0
 
 
