@@ -24,6 +24,7 @@ from functools import partial
 from typing import Any, Callable, ClassVar, Iterator, Sequence
 
 from ..errors import ConfigError
+from .lifecycle import bind_to_parent, stop_pool
 from .task import SampleJob, SampleOutput, execute
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,11 @@ def _glibc_mmap_large_arrays() -> None:
         pass
 
 
-def worker_init(threads: int | None) -> None:
-    """Initializer of local worker processes: thread limits and large arrays served by mmap."""
+def worker_init(threads: int | None, parent_pid: int | None = None) -> None:
+    """Initializer of local worker processes: die with the parent (``parent_pid``), thread limits and
+    large arrays served by mmap."""
+    if parent_pid is not None:
+        bind_to_parent(parent_pid)
     limit_threads(threads)
     _glibc_mmap_large_arrays()
 
@@ -130,7 +134,7 @@ class LocalExecutor(Executor):
 
     def _new_pool(self, workers: int) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=workers, mp_context=self.context, initializer=worker_init,
-                                   initargs=(self.threads_per_worker,))
+                                   initargs=(self.threads_per_worker, os.getpid()))
 
     def _main_pool(self) -> ProcessPoolExecutor:
         """The worker pool, started on first use and kept across :meth:`map` calls until :meth:`close`."""
@@ -138,9 +142,13 @@ class LocalExecutor(Executor):
             self._pool = self._new_pool(self.jobs)
         return self._pool
 
-    def _drop_pool(self) -> None:
+    def _drop_pool(self, *, now: bool = False) -> None:
+        """Shut the pool down; ``now`` kills its workers instead of waiting for running tasks."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            if now:
+                stop_pool(self._pool)
+            else:
+                self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
     def map(self, task: Task, jobs: Sequence[SampleJob]) -> Iterator[SampleOutput]:
@@ -177,7 +185,7 @@ class LocalExecutor(Executor):
                         in_flight.clear()
                         break
             except BaseException:
-                self._drop_pool()  # interrupted: do not leave tasks running
+                self._drop_pool(now=True)  # interrupted: do not leave tasks running
                 raise
             if broken:
                 self._drop_pool()
@@ -190,14 +198,20 @@ class LocalExecutor(Executor):
         """Run each job alone in a fresh one-worker pool; a job that kills that worker fails."""
         for job in sorted(jobs, key=lambda j: j.sample_id):
             pool = self._new_pool(1)
+            stopped = False
             try:
                 yield pool.submit(run, job).result()
             except BrokenProcessPool:
                 yield SampleOutput.failed(job.sample_id, f"{job.path}: {WORKER_DIED}")
             except Exception as exc:  # noqa: BLE001
                 yield SampleOutput.failed(job.sample_id, f"{job.path}: {type(exc).__name__}: {exc}")
+            except BaseException:
+                stop_pool(pool)  # interrupted: do not leave the task running
+                stopped = True
+                raise
             finally:
-                pool.shutdown(wait=True, cancel_futures=True)
+                if not stopped:
+                    pool.shutdown(wait=True, cancel_futures=True)
 
     def close(self) -> None:
         self._drop_pool()

@@ -33,11 +33,12 @@ import pandas as pd
 
 from .. import __version__
 from ..errors import CytokitError, PipelineError
-from ..io_utils import atomic_write_bytes, atomic_write_text, write_table
+from ..io_utils import atomic_write_bytes, atomic_write_text, remove_stale_temporaries, write_table
 from .assemble import assemble_tables
 from .config import PipelineConfig, load_pipeline
 from .executors import Executor, make_executor
 from .ledger import Ledger, open_ledger, utc_now
+from .lifecycle import LOCK_FILE, Terminated  # LOCK_FILE: flock'ed by the writing process; holds its pid
 from .outputs import write_extra_outputs
 from .preflight import RunPlan, preflight
 from .progress import LogProgress, Progress
@@ -48,8 +49,8 @@ from .task import SampleJob, SampleOutput, resolve_task
 
 log = logging.getLogger(__name__)
 
-#: held (flock) by the process writing an output folder; an empty file, not a result
-LOCK_FILE = ".cytokit.lock"
+#: how long to wait for a lock whose owner process is dead (its workers exit within about a second)
+STALE_LOCK_WAIT_SECONDS = 10.0
 PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "pyarrow", "pydantic", "flowkit", "flowio", "flowutils",
             "statsmodels", "matplotlib", "dask", "distributed", "anndata")
 
@@ -58,9 +59,10 @@ PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "pyarrow", "pydantic", "
 class RunSummary:
     """What a run did: counts, failures (sample_id -> reason), output folder and timing (seconds).
 
-    ``stage_errors``: cohort stages (trial, clustering, reports) that failed; ``output_errors``: review
-    exports (FlowJo workspace, AnnData) that could not be written. Both are logged and recorded in
-    ``run_info.json``; only failed samples and failed stages make :attr:`success` false.
+    ``stage_errors``: cohort stages (trial, clustering, reports; a failed patient report is the stage
+    ``reports: PATIENT``) that failed; ``output_errors``: review exports (FlowJo workspace, AnnData) that
+    could not be written. Both are logged and recorded in ``run_info.json``. Failed samples and failed
+    stages make :attr:`success` false; :attr:`complete` is false when anything requested was not written.
     """
 
     out: Path
@@ -77,6 +79,11 @@ class RunSummary:
     @property
     def success(self) -> bool:
         return self.failed == 0 and not self.stage_errors
+
+    @property
+    def complete(self) -> bool:
+        """Every requested output was written: no failed sample, stage or review export."""
+        return self.success and not self.output_errors
 
 
 def package_versions() -> dict[str, str]:
@@ -261,21 +268,63 @@ def run(config: PipelineConfig | str | Path, out: str | Path, *, jobs: int | Non
 
 
 def lock_output_folder(out: Path) -> int:
-    """Hold an exclusive lock on ``OUT/.cytokit.lock`` for the run (released by the OS even on kill -9)."""
+    """Hold an exclusive lock on ``OUT/.cytokit.lock`` for the run (released by the OS even on kill -9).
+
+    The lock file records the owner's pid. Worker processes never hold it (see
+    :mod:`~cytokit.pipeline.lifecycle`); when the recorded owner is dead but the lock is still held for a
+    moment (workers of a killed run exiting), this waits up to :data:`STALE_LOCK_WAIT_SECONDS`.
+    """
     import fcntl
 
     try:
         out.mkdir(parents=True, exist_ok=True)
-        fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
     except OSError as exc:
         raise PipelineError(f"cannot write output: {exc.strerror or exc}", path=out) from exc
+    deadline = None
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except OSError:
+            owner = _lock_owner(fd)
+            if owner is not None and not _pid_alive(owner):
+                deadline = deadline or time.monotonic() + STALE_LOCK_WAIT_SECONDS
+                if time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    continue
+                os.close(fd)
+                raise PipelineError(f"the run that locked this output folder (pid {owner}) is no longer running, "
+                                    "but processes it left behind still hold the lock; stop them or choose "
+                                    "another --out", path=out) from None
+            os.close(fd)
+            who = f" (pid {owner})" if owner is not None else ""
+            raise PipelineError(f"another cytokit run is writing to this output folder{who}; wait for it to "
+                                "finish or choose another --out", path=out) from None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        raise PipelineError("another cytokit run is writing to this output folder; wait for it to finish "
-                            "or choose another --out", path=out) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except OSError:  # the pid is a hint for error messages only
+        pass
     return fd
+
+
+def _lock_owner(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+        return int(text) if text else None
+    except (OSError, ValueError):
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _run_locked(plan: RunPlan, out: Path, config_hash: str, started: str, t0: float,
@@ -283,6 +332,9 @@ def _run_locked(plan: RunPlan, out: Path, config_hash: str, started: str, t0: fl
                 scheduler: str | None, recompute: bool, progress: Progress | None, executor: Executor | None,
                 start_method: str | None, stages: bool) -> RunSummary:
     config = plan.config
+    stale = remove_stale_temporaries(out)
+    if stale:
+        log.info("removed %d temporary file(s) left by an interrupted run", len(stale))
     ledger = open_ledger(out)
     store = ResultsStore(out, ledger)
     all_jobs = make_jobs(plan, task_name)
@@ -304,18 +356,25 @@ def _run_locked(plan: RunPlan, out: Path, config_hash: str, started: str, t0: fl
         by_id = {j.sample_id: j for j in todo}
         failures: dict[str, str] = {}
         progress.start(len(todo), skipped)
+
+        def mark(status: str) -> None:
+            atomic_write_text(out / "run_info.json", _run_info(plan, config_hash, started, status, {}))
+
+        outputs = executor.map(task_fn, todo)
         try:
-            for output in executor.map(task_fn, todo):
+            for output in outputs:
                 store.save(by_id[output.sample_id], output, run_id)
                 if output.status != "ok":
                     failures[output.sample_id] = output.error
                 progress.update(output)
         except PipelineError as exc:
-            _abort(ledger, run_id, exc)
+            outputs.close()  # stops the workers (see Executor.map)
+            _abort(ledger, run_id, exc, mark)
             raise PipelineError(f"{exc}\nthe run stopped; results stored before this point are kept and "
                                 "will be reused when the run is started again") from exc
         except BaseException as exc:
-            _abort(ledger, run_id, exc)
+            outputs.close()
+            _abort(ledger, run_id, exc, mark)
             raise
         finally:
             progress.finish()
@@ -323,8 +382,8 @@ def _run_locked(plan: RunPlan, out: Path, config_hash: str, started: str, t0: fl
                 executor.close()
         try:
             summary = _finish(plan, out, store, all_jobs, failures, skipped, inputs, stages)
-        except PipelineError as exc:  # e.g. the disk filled up while writing the tables
-            _abort(ledger, run_id, exc)
+        except BaseException as exc:  # e.g. the disk filled up while writing the tables, or SIGTERM
+            _abort(ledger, run_id, exc, mark)
             raise
         summary.config_hash = config_hash
         summary.seconds = time.perf_counter() - t0
@@ -379,12 +438,18 @@ def write_table_with_inputs(df: pd.DataFrame, stem: Path, formats: tuple[str, ..
         atomic_write_bytes(stem.with_suffix(".parquet"), buf.getvalue())
 
 
-def _abort(ledger: Ledger, run_id: int, exc: BaseException) -> None:
+def _abort(ledger: Ledger, run_id: int, exc: BaseException, run_info: Callable[[str], None] | None = None) -> None:
+    """Record in the ledger (and ``run_info.json``) that the run stopped: interrupted or failed."""
+    status = "interrupted" if isinstance(exc, (KeyboardInterrupt, Terminated)) else "failed"
     try:
-        ledger.finish_run(run_id, status="interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
-                          n_ok=0, n_failed=0, n_skipped=0, message=str(exc)[:2000])
+        ledger.finish_run(run_id, status=status, n_ok=0, n_failed=0, n_skipped=0, message=str(exc)[:2000])
     except CytokitError:
         log.error("could not record the failure in the ledger either")
+    if run_info is not None:
+        try:
+            run_info(status)
+        except CytokitError:
+            log.error("could not record the failure in run_info.json either")
 
 
 def _forget_stale(store: ResultsStore, keep: set[str]) -> None:
