@@ -20,11 +20,12 @@ from scipy.sparse.csgraph import minimum_spanning_tree, shortest_path
 from scipy.spatial.distance import cdist
 
 from ..io_utils import atomic_write_bytes
+from ..reproducible import PNG_METADATA, fixed_jitter
 
 
 def _save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata=PNG_METADATA)
     return atomic_write_bytes(path, buf.getvalue())
 
 
@@ -113,8 +114,10 @@ def plot_abundance(abundance: pd.DataFrame, path: str | Path, *, group_col: str 
             warnings.simplefilter("ignore", PendingDeprecationWarning)
             sns.boxplot(data=sub, x="visit", y="pct", hue=hue, order=order_visits, ax=ax, fliersize=0,
                         linewidth=0.8)
-        sns.stripplot(data=sub, x="visit", y="pct", hue=hue, order=order_visits, dodge=hue is not None, ax=ax,
-                      size=2.5, palette="dark:k" if hue else None, color=None if hue else "k", legend=False)
+        with fixed_jitter():  # the same jitter in every run (byte-reproducible figures)
+            sns.stripplot(data=sub, x="visit", y="pct", hue=hue, order=order_visits, dodge=hue is not None,
+                          ax=ax, size=2.5, palette="dark:k" if hue else None, color=None if hue else "k",
+                          legend=False)
         ax.set_title(cl, fontsize=9)
         ax.set_xlabel("")
         ax.set_ylabel("% of clustered population")

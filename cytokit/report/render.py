@@ -1,7 +1,6 @@
 """Render a :class:`PatientReport` to self-contained HTML (all text escaped, images inlined) and PDF."""
 from __future__ import annotations
 
-import datetime as _dt
 import logging
 import math
 from typing import Any
@@ -51,7 +50,7 @@ def render_html(report: PatientReport, options: ReportOptions, intervals: Refere
         return _environment().get_template("patient.html.j2").render(
             r=report, options=options, methods=report.methods, version=__version__,
             trend_uri=data_uri(trend_png(report, options.trends)),
-            generated=generated or _dt.date.today().isoformat(),
+            generated=generated or "",  # no date by default: the same results give the same bytes
             intervals_name=intervals.name, sources=sources,
         )
     except jinja2.TemplateError as exc:

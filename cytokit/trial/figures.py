@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ..reproducible import PNG_METADATA, fixed_jitter
 from .config import MEASURE_UNITS
 
 _PALETTE = ("#c0392b", "#2c7fb8", "#7f7f7f", "#31a354")
@@ -21,7 +22,7 @@ _PALETTE = ("#c0392b", "#2c7fb8", "#7f7f7f", "#31a354")
 
 def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+    fig.savefig(buf, format="png", dpi=100, metadata=PNG_METADATA)
     return buf.getvalue()
 
 
@@ -76,8 +77,9 @@ def change_at_visit(values: pd.DataFrame, populations: list[str], measure: str, 
             warnings.simplefilter("ignore", DeprecationWarning)
             sns.boxplot(data=dp, x="arm", y=col, hue="arm", order=arms, hue_order=arms, palette=palette,
                         showfliers=False, width=0.5, boxprops={"alpha": 0.35}, legend=False, ax=ax)
-        sns.stripplot(data=dp, x="arm", y=col, hue="arm", order=arms, hue_order=arms, palette=palette,
-                      size=3.5, jitter=0.15, legend=False, ax=ax)
+        with fixed_jitter():  # the same jitter in every run (byte-reproducible figures)
+            sns.stripplot(data=dp, x="arm", y=col, hue="arm", order=arms, hue_order=arms, palette=palette,
+                          size=3.5, jitter=0.15, legend=False, ax=ax)
         ax.axhline(0, color="0.5", lw=0.8, ls="--")
         ax.set_title(pop, fontsize=10)
         ax.set_xlabel("")
