@@ -148,6 +148,11 @@ class QCRules:
     exact: bool = True
     note: str = ""
 
+    def _time_channel(self) -> str:
+        if self.time_channel is None:
+            raise QCError("QC rules remove time intervals but name no time channel")
+        return self.time_channel
+
     def keep(self, sample: Sample) -> np.ndarray:
         """The rules evaluated on ``sample`` (a boolean mask; equals ``QCResult.keep`` when ``exact``)."""
         ok = np.ones(sample.n_events, dtype=bool)
@@ -155,7 +160,7 @@ class QCRules:
             x = sample.events[:, sample.channel_index(pnn)]
             ok &= (x >= (-np.inf if lo is None else lo)) & (x < (np.inf if hi is None else hi))
         if self.removed_time:
-            t = sample.events[:, sample.channel_index(self.time_channel)]
+            t = sample.events[:, sample.channel_index(self._time_channel())]
             for lo, hi in self.removed_time:
                 ok &= ~((t >= (-np.inf if lo is None else lo)) & (t < (np.inf if hi is None else hi)))
         return ok
@@ -185,8 +190,9 @@ class QCRules:
             operands.append((nid, False))
         for k, (lo, hi) in enumerate(self.removed_time, start=1):
             nid = fresh(f"QC removed time {k}")
-            nodes.append(GateNode(nid, None, RectangleGate(nid, (self.time_channel,), lower=(lo,), upper=(hi,)),
-                                  (DimensionSpec(str(self.time_channel)),)))
+            time_channel = self._time_channel()
+            nodes.append(GateNode(nid, None, RectangleGate(nid, (time_channel,), lower=(lo,), upper=(hi,)),
+                                  (DimensionSpec(time_channel),)))
             operands.append((nid, True))
         if not operands:
             return []
@@ -249,11 +255,11 @@ def _column_reduce(ev: np.ndarray, ufunc: np.ufunc) -> np.ndarray:
     numpy's axis-0 reduction of a narrow C-ordered matrix is ~30x slower)."""
     n, c = ev.shape
     m = n // _WIDE * _WIDE
-    out = ufunc.reduce(ufunc.reduce(ev[:m].reshape(-1, _WIDE * c), axis=0).reshape(_WIDE, c), axis=0) \
-        if m else None
+    if not m:
+        return ufunc.reduce(ev, axis=0)
+    out = ufunc.reduce(ufunc.reduce(ev[:m].reshape(-1, _WIDE * c), axis=0).reshape(_WIDE, c), axis=0)
     if m < n:
-        rest = ufunc.reduce(ev[m:], axis=0)
-        out = rest if out is None else ufunc(out, rest)
+        out = ufunc(out, ufunc.reduce(ev[m:], axis=0))
     return out
 
 

@@ -9,11 +9,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from ..errors import CompensationError, ConfigError, CytokitError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..sample import Sample
 
 compensate_app = typer.Typer(no_args_is_help=True, help="Estimate, show and apply spillover matrices.")
 
@@ -65,8 +68,8 @@ def estimate(
     for item in channel:
         if "=" not in item:
             raise ConfigError(f"--channel expects FILE=PnN, got {item!r}")
-        f, c = item.split("=", 1)
-        mapping[Path(f).name] = c.strip()
+        name, c = item.split("=", 1)
+        mapping[Path(name).name] = c.strip()
     files = list(controls)
     if unstained is None:
         unstained_files = [f for f in files if _is_unstained(mapping.get(f.name, ""))]
@@ -79,13 +82,14 @@ def estimate(
         unknown = [f.name for f in files if f.name not in mapping]
         if unknown:
             raise ConfigError(f"no channel given for control(s) {', '.join(unknown)} (see --match / --channel)")
-        single = {}
+        by_channel: dict[str, Sample] = {}
         for f, s in zip(files, samples):
             ch = mapping[f.name]
-            if ch in single:
-                raise ConfigError(f"two controls for channel {ch}: {single[ch].name} and {f.name} "
+            if ch in by_channel:
+                raise ConfigError(f"two controls for channel {ch}: {by_channel[ch].name} and {f.name} "
                                   "(see --match / --channel)")
-            single[ch] = s
+            by_channel[ch] = s
+        single: dict[str, Sample] | list[Sample] = by_channel
     else:
         single = samples
     est = fit_spillover(single, unstained_sample,
@@ -112,9 +116,10 @@ def show(path: Path = typer.Argument(..., help="FCS file (acquisition matrix) or
     else:
         from ..fcs import read_fcs
 
-        m = acquisition_matrix(read_fcs(path))
-        if m is None:
+        acquired = acquisition_matrix(read_fcs(path))
+        if acquired is None:
             raise CompensationError("the file has no spillover matrix", path=path)
+        m = acquired
     typer.echo(f"{m.source} ({m.n} channels)")
     with pd.option_context("display.width", 200, "display.max_columns", 50):
         typer.echo(m.to_dataframe().round(5).to_string())

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rich.console import JustifyMethod
 
 
 def _print_table(result, console) -> None:  # noqa: ANN001 - rich/GatingResult types are internal
@@ -19,9 +22,10 @@ def _print_table(result, console) -> None:  # noqa: ANN001 - rich/GatingResult t
     df = result.populations
     # names come from files and strategies: escaped so that "[...]" is shown, not read as rich markup
     table = Table(title=escape(f"{result.sample.name} — strategy {result.definition.name}"), show_lines=False)
-    for col, justify in (("population", "left"), ("parent", "left"), ("count", "right"),
-                         ("% parent", "right"), ("% lymphocytes", "right"), ("method", "left"),
-                         ("flags", "left")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("population", "left"), ("parent", "left"), ("count", "right"), ("% parent", "right"),
+        ("% lymphocytes", "right"), ("method", "left"), ("flags", "left"))
+    for col, justify in columns:
         table.add_column(col, justify=justify, no_wrap=col in ("population", "parent", "method"))
     for row in df.itertuples():
         pl = "" if math.isnan(row.pct_lymphocytes) else f"{row.pct_lymphocytes:.2f}"

@@ -17,6 +17,7 @@ Contract
 from __future__ import annotations
 
 import logging
+from typing import Literal, overload
 
 import numpy as np
 
@@ -60,6 +61,12 @@ def pca_init(X: np.ndarray, xdim: int, ydim: int) -> np.ndarray:
     return mean + span[:, :n_comp] @ comps.T
 
 
+@overload
+def map_to_codes(X: np.ndarray, codes: np.ndarray, *, return_distance: Literal[False] = ...,
+                 chunk: int = ...) -> np.ndarray: ...
+@overload
+def map_to_codes(X: np.ndarray, codes: np.ndarray, *, return_distance: Literal[True],
+                 chunk: int = ...) -> tuple[np.ndarray, np.ndarray]: ...
 def map_to_codes(X: np.ndarray, codes: np.ndarray, *, return_distance: bool = False,
                  chunk: int = MAP_CHUNK) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Index of the nearest node (Euclidean) for every row of ``X``.
@@ -90,7 +97,9 @@ def map_to_codes(X: np.ndarray, codes: np.ndarray, *, return_distance: bool = Fa
             best = s[np.arange(m), idx].astype(np.float64)
             xx = np.einsum("ij,ij->i", xa[:m, :d], xa[:m, :d], dtype=np.float64)
             dist[start:start + m] = np.sqrt(np.clip(xx - 2.0 * best, 0.0, None))
-    return (labels, dist) if return_distance else labels
+    if dist is not None:
+        return labels, dist
+    return labels
 
 
 def _node_sums(X: np.ndarray, labels: np.ndarray, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:

@@ -90,6 +90,8 @@ def analyse(samples: Mapping[str, np.ndarray], markers: Sequence[str], *, popula
     marker)."""
     params = params or ClusterParams()
     result = cluster_samples(samples, markers, params=params, population=population)
+    if result.train_events is None:  # pragma: no cover - cluster_samples always keeps them
+        raise ClusterError("the clustering result holds no training events to estimate thresholds on")
     thr: Thresholds = estimate_thresholds(result.train_events, list(markers), given=thresholds,
                                           gating=gating_thresholds, seed=params.seed)
     ann = annotate(result, phenotypes or PhenotypeTable.default(), thr)
@@ -117,8 +119,6 @@ def analyse(samples: Mapping[str, np.ndarray], markers: Sequence[str], *, popula
 
 
 # -- results store -----------------------------------------------------------------------------------
-def _read_store_table(results_dir: Path, stem: str, *, required: bool) -> pd.DataFrame | None:
-    return read_table(results_dir, stem, required=required, error=ClusterError)
 
 
 def _default_loader() -> Loader:
@@ -157,7 +157,7 @@ def load_population_events(results_dir: str | Path, *, population: str, markers:
     recorded (a batch goes on past one bad sample). Raises :class:`ClusterError` when nothing is left.
     """
     results_dir = Path(results_dir)
-    meta = _read_store_table(results_dir, S.SAMPLES, required=True)
+    meta = read_table(results_dir, S.SAMPLES, required=True, error=ClusterError)
     if S.SAMPLE_ID not in meta.columns:
         raise ClusterError("samples table has no 'sample_id' column", path=results_dir / S.SAMPLES)
     if S.STATUS in meta.columns:
@@ -266,7 +266,7 @@ def run_clustering(results_dir: str | Path, *, population: str = "T cells", mark
         table = load_phenotypes(_resolve_phenotype_source(phenotypes))
     else:
         table = phenotypes or _phenotypes_from_store(results_dir, tube) or PhenotypeTable.default()
-    gating = _read_store_table(results_dir, S.POPULATIONS, required=False)
+    gating = read_table(results_dir, S.POPULATIONS, error=ClusterError)
     if gating is not None and S.SAMPLE_ID in gating.columns:
         gating = gating[gating[S.SAMPLE_ID].astype(str).isin(samples)]
     gate_thr = thresholds_from_gates(stored_gate_records(results_dir, list(samples)), table)

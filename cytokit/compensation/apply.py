@@ -76,7 +76,7 @@ def _as_matrix(matrix: Any, sample: Sample) -> SpilloverMatrix:
 def matrix_indices(sample: Sample, matrix: SpilloverMatrix) -> list[int]:
     """Sample channel index of each matrix channel ($PnN exact, then normalised name)."""
     pnn = list(sample.channels["pnn"].astype(str))
-    norm = {}
+    norm: dict[str, list[int]] = {}
     for i, p in enumerate(pnn):
         norm.setdefault(_norm(p), []).append(i)
     idx, missing = [], []

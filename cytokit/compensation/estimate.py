@@ -359,7 +359,7 @@ def fit_spillover(single_stains: Mapping[str, Sample] | Sequence[Sample], unstai
                      "signal": float(signal[i])})
         log.info("%s: %s control, %d positive events (%s, %.4g..%.4g)", s.name, pnn, n_pos, pos.how, pos.low,
                  pos.high)
-    source = "estimated from single-stain controls " + ", ".join(r["file"] for r in rows)
+    source = "estimated from single-stain controls " + ", ".join(str(r["file"]) for r in rows)
     matrix = SpilloverMatrix(tuple(channels), values, source=source)
     return SpilloverEstimate(matrix=matrix, controls=pd.DataFrame(rows))
 

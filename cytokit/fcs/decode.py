@@ -132,8 +132,9 @@ def decode_data(raw: bytes | memoryview, n_events: int, layout: DataLayout, *,
         start = 0
         for j, b in enumerate(bits):
             vals = _unpack_bytes(buf[: n_events * row], n_events, row, start, b // 8, layout.little_endian)
-            if masks[j] is not None:
-                vals &= np.uint64(masks[j])
+            mask = masks[j]
+            if mask is not None:
+                np.bitwise_and(vals, np.uint64(mask), out=vals)
             out[:, j] = vals
             start += b // 8
         return out

@@ -373,10 +373,10 @@ def read_fcs(path: str | Path, *, dataset: int = 0) -> Sample:
             shift = _alignment_shift(fh.read(HEADER_LEN))
             fh.seek(0)
             store = np.empty(size + shift, dtype=np.uint8)
-            got = fh.readinto(memoryview(store)[shift:]) if size else 0
+            got = fh.readinto(store.data[shift:]) if size else 0
     except OSError as exc:
         raise FCSError(f"cannot read file: {exc.strerror or exc}", path=path) from exc
-    buf = memoryview(store)[shift:shift + got]
+    buf = store.data[shift:shift + got]
     hasher = hashlib.sha256()
     worker = threading.Thread(target=hasher.update, args=(buf,), daemon=True)
     worker.start()

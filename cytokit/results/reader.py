@@ -16,7 +16,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence, overload
 
 import pandas as pd
 
@@ -62,6 +62,12 @@ def table_path(root: str | Path, name: str) -> Path | None:
     return None
 
 
+@overload
+def read_table(root: str | Path, name: str, *, required: Literal[True],
+               error: type[CytokitError] = ...) -> pd.DataFrame: ...
+@overload
+def read_table(root: str | Path, name: str, *, required: bool = ...,
+               error: type[CytokitError] = ...) -> pd.DataFrame | None: ...
 def read_table(root: str | Path, name: str, *, required: bool = False,
                error: type[CytokitError] = PipelineError) -> pd.DataFrame | None:
     """Table ``name`` (e.g. ``"populations"``, ``"trial/patient_visit_values"``) of a results folder,
