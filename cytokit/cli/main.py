@@ -14,11 +14,6 @@ from .. import __version__
 from ..errors import CytokitError
 from ..log import configure_cli_logging
 
-try:  # typer >= 0.20 vendors click; older versions use the click package
-    from typer._click.exceptions import ClickException as _TyperClickException
-except ImportError:  # pragma: no cover
-    from click import ClickException as _TyperClickException
-
 USAGE_EXIT = 2
 
 COMMAND_MODULES: tuple[str, ...] = (
@@ -35,7 +30,13 @@ def _print_version(value: bool) -> None:
 
 def _click_exception_types() -> tuple[type[BaseException], ...]:
     """Usage-error base classes: typer's vendored click and the click package (when installed)."""
-    types: list[type[BaseException]] = [_TyperClickException]
+    types: list[type[BaseException]] = []
+    try:  # typer >= 0.20 vendors click; older versions use the click package
+        from typer._click.exceptions import ClickException
+
+        types.append(ClickException)
+    except ImportError:  # pragma: no cover
+        pass
     try:
         import click
 

@@ -21,7 +21,7 @@ from abc import ABC, abstractmethod
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
-from typing import Any, Callable, ClassVar, Iterator, Sequence
+from typing import Any, Callable, ClassVar, Generator, Iterator, Sequence
 
 from ..errors import ConfigError
 from .lifecycle import bind_to_parent, stop_pool
@@ -78,8 +78,8 @@ class Executor(ABC):
     name: ClassVar[str]
 
     @abstractmethod
-    def map(self, task: Task, jobs: Sequence[SampleJob]) -> Iterator[SampleOutput]:
-        """Yield one output per job, in completion order."""
+    def map(self, task: Task, jobs: Sequence[SampleJob]) -> Generator[SampleOutput, None, None]:
+        """Yield one output per job, in completion order (a generator: closing it stops the workers)."""
 
     def close(self) -> None:
         """Release workers and connections."""
@@ -102,7 +102,7 @@ class SerialExecutor(Executor):
     def __init__(self, **_: Any) -> None:
         pass
 
-    def map(self, task: Task, jobs: Sequence[SampleJob]) -> Iterator[SampleOutput]:
+    def map(self, task: Task, jobs: Sequence[SampleJob]) -> Generator[SampleOutput, None, None]:
         for job in jobs:
             yield execute(task, job)
 
@@ -151,7 +151,7 @@ class LocalExecutor(Executor):
                 self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    def map(self, task: Task, jobs: Sequence[SampleJob]) -> Iterator[SampleOutput]:
+    def map(self, task: Task, jobs: Sequence[SampleJob]) -> Generator[SampleOutput, None, None]:
         pending = list(jobs)[::-1]  # pop() from the end keeps submission in the given order
         suspects: list[SampleJob] = []
         run = partial(execute, task)
@@ -244,7 +244,7 @@ class DaskExecutor(Executor):
     def describe(self) -> str:
         return f"dask ({self.scheduler})"
 
-    def map(self, task: Task, jobs: Sequence[SampleJob]) -> Iterator[SampleOutput]:
+    def map(self, task: Task, jobs: Sequence[SampleJob]) -> Generator[SampleOutput, None, None]:
         if not jobs:
             return
         run = partial(execute, task)

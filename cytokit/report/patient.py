@@ -195,7 +195,7 @@ def build_patient_report(store: ResultsStore, patient: str, options: ReportOptio
 def _intervals_for(intervals: ReferenceIntervals, sex: str | None) -> dict[tuple[str, str], Any]:
     """(population, measure) -> the interval that applies to ``sex`` (sex-specific before ``any``),
     chosen exactly as :meth:`ReferenceIntervals.lookup` chooses it for the tables."""
-    out = {}
+    out: dict[tuple[str, str], Any] = {}
     for key in dict.fromkeys((iv.population, iv.measure) for iv in intervals.intervals):
         iv = intervals.lookup(key[0], key[1], sex)
         if iv is not None:
@@ -248,7 +248,7 @@ def trial_config_of(store: ResultsStore) -> TrialConfig:
 
 
 def _qc_rows(samples: pd.DataFrame, pops: pd.DataFrame) -> list[dict[str, Any]]:
-    rows = []
+    rows: list[dict[str, Any]] = []
     if samples.empty:
         return rows
     for s in samples.sort_values([c for c in ("week", "visit", "tube") if c in samples.columns]).itertuples(index=False):

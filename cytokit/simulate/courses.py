@@ -199,8 +199,8 @@ def lymphocyte_weights(s: VisitState, tube: str, course: CourseConfig) -> dict[s
             w[cd4_leaf_name(sub, cd28, "CD25+")] = (base - treg) * f25
             w[cd4_leaf_name(sub, cd28, "CD25-")] = (base - treg) * (1 - f25)
     # CD8: subsets from the course; CD28 (naive ~all CD28+)
-    f8 = np.asarray(course.cd8_subset_fractions, dtype=float)
-    f8 = dict(zip(SUBSETS, f8 / f8.sum()))
+    raw8 = np.asarray(course.cd8_subset_fractions, dtype=float)
+    f8 = {sub: float(v) for sub, v in zip(SUBSETS, raw8 / raw8.sum())}
     q8 = min(max((s.cd28_cd8 - 0.97 * f8["Naive"]) / max(1 - f8["Naive"], 1e-9), 0.02), 0.995)
     for sub in SUBSETS:
         p = 0.97 if sub == "Naive" else q8

@@ -21,6 +21,7 @@ during a clog, when signals also dim.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import reduce
 from typing import Mapping
 from types import MappingProxyType
 
@@ -196,8 +197,8 @@ def simulate_events(tube: str, n_events: int, leaf_probs: Mapping[int, float], *
         if not len(idx):
             continue
         parts = [_primitive(r, t, stain, rng) for r in _constituents(kind, len(idx), t, probs, rng)]
-        sc = sum(p[0] for p in parts)
-        fl = sum(p[1] for p in parts)
+        sc = reduce(np.add, [p[0] for p in parts])
+        fl = reduce(np.add, [p[1] for p in parts])
         if kind == "aggregate":  # FSC-A saturates whatever the gains (set again after them)
             sc[:, 0] = top * rng.uniform(1.0, 1.5, len(idx))
             sc[:, 2] = top * rng.uniform(0.8, 1.5, len(idx))

@@ -56,6 +56,8 @@ def parse_transform(text: str) -> Transform:
             call = ast.parse(f"f({args})", mode="eval").body
             assert isinstance(call, ast.Call) and not call.args
             for kw in call.keywords:
+                if kw.arg is None:  # f(**mapping)
+                    raise ValueError("unpacked keywords")
                 params[kw.arg] = ast.literal_eval(kw.value)
         except (SyntaxError, ValueError, AssertionError, TypeError):
             raise TransformError(
