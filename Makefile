@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 PYTEST_ARGS ?=
 
-.PHONY: demo test env env-test benchmarks sample-data clean
+.PHONY: demo test typecheck env env-test benchmarks sample-data clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,12 @@ env-test: $(VENV)/.installed-test
 demo: $(VENV)/.installed
 	$(VENV)/bin/cytokit run pipelines/il2_trial.yaml --out results --force
 
-test: $(VENV)/.installed-test
+test: typecheck
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Static type check of the library (configuration: [tool.mypy] in pyproject.toml).
+typecheck: $(VENV)/.installed-test
+	$(PY) -m mypy
 
 benchmarks: $(VENV)/.installed-test
 	$(PY) benchmarks/run_all.py
