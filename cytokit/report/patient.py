@@ -19,10 +19,11 @@ from ..io_utils import safe_name
 from ..trial.config import TrialConfig
 from ..trial.inputs import check_clinical, check_populations
 from ..trial.responders import flag_labels, responder_flags
-from ..trial.values import patient_visit_values
+from ..trial.values import patient_visit_values, select_tubes
 from .config import ReportOptions
 from .reference import ReferenceIntervals, flag
 from .store import ResultsStore
+from .visit_rows import rule_text, visit_rows
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class PatientReport:
     qc: list[dict[str, Any]]
     methods: dict[str, Any]
     intervals: dict[tuple[str, str], Any] = field(default_factory=dict)
+    tube_rule: str = ""
 
 
 def _visit_week_table(pops: pd.DataFrame, clinical: pd.DataFrame) -> pd.DataFrame:
@@ -75,20 +77,30 @@ def _visit_week_table(pops: pd.DataFrame, clinical: pd.DataFrame) -> pd.DataFram
     return visits.sort_values(["week", "visit"]).reset_index(drop=True)
 
 
-def _days_since_cycle(date: pd.Timestamp, cycles: pd.DataFrame) -> str:
-    """Text: days since the end of the last IL-2 cycle before ``date`` (or 'during cycle N')."""
+def _days_since_cycle(date: pd.Timestamp, cycles: pd.DataFrame, *, baseline: bool = False) -> str:
+    """Text: the sample's timing relative to IL-2 cycles ('12 days after cycle 2', 'during cycle 3',
+    'cycle 4 starts that day'); the baseline visit is named as such."""
+    lead = "baseline" if baseline else ""
     if cycles.empty or "start_date" not in cycles.columns or pd.isna(date):
-        return ""
+        return lead
     starts = _dates(cycles["start_date"])
     ends = _dates(cycles.get("end_date", cycles["start_date"]))
-    before = cycles[starts <= date]
+    label = cycles["cycle"] if "cycle" in cycles.columns else pd.Series("", index=cycles.index)
+    parts = []
+    same_day = starts[starts.dt.normalize() == date.normalize()]
+    if not same_day.empty:  # sampled on a cycle's first day: drawn before the first infusion
+        parts.append(f"cycle {label[same_day.index[0]]} starts that day")
+    before = starts[starts < date.normalize()]
     if before.empty:
-        return "before first cycle"
-    i = starts[starts <= date].idxmax()
-    cycle = cycles.loc[i, "cycle"] if "cycle" in cycles.columns else ""
-    if pd.notna(ends[i]) and date <= ends[i]:
-        return f"during cycle {cycle}"
-    return f"{int((date - ends[i]).days)} days after cycle {cycle}"
+        if same_day.empty:
+            parts.append("before the first cycle")
+    else:
+        i = before.idxmax()
+        if pd.notna(ends[i]) and date <= ends[i]:
+            parts.append(f"during cycle {label[i]}")
+        else:
+            parts.append(f"{int((date - ends[i]).days)} days after cycle {label[i]}")
+    return "; ".join([lead] + parts if lead else parts)
 
 
 def _phenotype(row: pd.Series) -> str:
@@ -135,29 +147,11 @@ def build_patient_report(store: ResultsStore, patient: str, options: ReportOptio
         "n_cycles": int(len(cycles)),
     }
 
+    rule = trial_config.tubes
     visit_blocks = []
     for v in visits.itertuples():
         vp = pops[pops["visit"].astype(str) == str(v.visit)]
-        rows = []
-        for r in vp.sort_values([c for c in ("tube",) if c in vp.columns], kind="stable").itertuples(index=False):
-            rs = pd.Series(r._asdict())
-            abs_v = _num(rs.get("abs_count_per_uL"))
-            pct_l = _num(rs.get("pct_lymphocytes"))
-            pct_p = _num(rs.get("pct_parent"))
-            count = int(rs["count"]) if _num(rs.get("count")) is not None else None
-            iv_abs = intervals.lookup(rs["population"], "abs_count_per_uL", sex)
-            iv_pct = intervals.lookup(rs["population"], "pct_lymphocytes", sex)
-            flags = [f for f in (flag(abs_v, iv_abs), flag(pct_l, iv_pct)) if f]
-            rows.append({
-                "tube": rs.get("tube", ""), "population": rs["population"], "phenotype": _phenotype(rs),
-                "parent": rs.get("parent", ""), "pct_parent": pct_p, "pct_lymphocytes": pct_l,
-                "abs": abs_v, "count": count,
-                "reference": "; ".join(x for x in (
-                    f"{iv_pct.text()} %" if iv_pct else "", f"{iv_abs.text()} /µL" if iv_abs else "") if x),
-                "flag": flags[0] if flags else "",
-                "low_events": count is not None and count < options.low_event_threshold,
-                "gate_flags": str(rs.get("flags") or "") if str(rs.get("flags") or "") != "nan" else "",
-            })
+        rows, dens = visit_rows(vp, rule, intervals, sex, options.low_event_threshold, _phenotype)
         thumbs = []
         if not samples.empty and "sample_id" in samples.columns:
             for s in samples[samples["visit"].astype(str) == str(v.visit)].itertuples():
@@ -168,12 +162,17 @@ def build_patient_report(store: ResultsStore, patient: str, options: ReportOptio
         visit_blocks.append({
             "visit": str(v.visit), "week": _num(v.week),
             "date": "" if pd.isna(v.sample_date) else v.sample_date.date().isoformat(),
-            "days_since_il2": _days_since_cycle(v.sample_date, cycles),
+            "days_since_il2": _days_since_cycle(v.sample_date, cycles,
+                                                baseline=str(v.visit) == baseline_visit),
             "lymphocytes_per_uL": _num(lymph.get(str(v.visit))),
-            "rows": rows, "thumbnails": thumbs,
+            "rows": rows, "thumbnails": thumbs, "denominators": dens,
+            "multi_tube": sorted({r["population"] for r in rows if r["n_tubes"] > 1}),
         })
 
-    trends = pops.merge(visits[["visit", "week"]], on="visit", how="left", suffixes=("_x", ""))
+    # trend plots from the same tube as the tables (one value per visit and population)
+    chosen = select_tubes(pops.assign(tube=pops["tube"].astype(str) if "tube" in pops else ""), rule)
+    trends = chosen.drop(columns=[c for c in ("week",) if c in chosen.columns]).merge(
+        visits[["visit", "week"]], on="visit", how="left")
     trends = trends[[c for c in ("visit", "week", "tube", "population", "pct_parent", "pct_lymphocytes",
                                  "abs_count_per_uL") if c in trends.columns]]
     derived, flag_labels_ = _derived(store, str(patient), trial_config, intervals, sex)
@@ -188,7 +187,7 @@ def build_patient_report(store: ResultsStore, patient: str, options: ReportOptio
         patient=str(patient), arm=arm, identity=identity, visits=visit_blocks, derived=derived,
         flag_labels=flag_labels_,
         trends=trends, cycles_weeks=cycles_weeks, qc=_qc_rows(samples, pops), methods=_methods(store, samples),
-        intervals=_intervals_for(intervals, sex),
+        intervals=_intervals_for(intervals, sex), tube_rule=rule_text(rule),
     )
 
 
@@ -222,12 +221,15 @@ def _derived(store: ResultsStore, patient: str, trial_config: TrialConfig, inter
     labels = flag_labels(trial_config)
     ratio_iv = intervals.lookup("CD4/CD8 ratio", "ratio", sex)
     cd8 = values[values["population"] == trial_config.cd8_population].set_index("visit")["abs_count_per_uL"]
+    tubes = values.groupby(["population", "visit"])["tube"].first()
     rows = []
     for f in flags.itertuples(index=False):
         d = f._asdict()
         ratio = _num(d["cd4_cd8_ratio"])
         rows.append({
             "visit": d["visit"], "cd4": _num(d["cd4_value"]), "cd8": _num(cd8.get(d["visit"])),
+            "cd4_tube": str(tubes.get((trial_config.cd4_population, d["visit"]), "")),
+            "cd8_tube": str(tubes.get((trial_config.cd8_population, d["visit"]), "")),
             "ratio": ratio, "ratio_flag": flag(ratio, ratio_iv), "ratio_reference": ratio_iv.text() if ratio_iv else "",
             "cd4_change": _num(d["cd4_change"]), "cd4_change_pct": _num(d["cd4_change_pct"]),
             "flags": {name: ("—" if pd.isna(d[name]) else ("yes" if d[name] else "no")) for name in labels},
@@ -280,8 +282,14 @@ def _methods(store: ResultsStore, samples: pd.DataFrame) -> dict[str, Any]:
             d = s._asdict()
             files.append({"file": d.get("file", ""), "sha256": d.get("sha256", ""), "tube": d.get("tube", ""),
                           "visit": d.get("visit", "")})
+    tubes = {}
+    for name, t in (info.get("tubes") or {}).items():
+        t = dict(t)
+        # only the markers the tube measures: a panel may name markers (CCR7, CD45RO) no tube stains for
+        t["reagents"] = {m: f for m, f in (t.get("reagents") or {}).items() if str(f or "").strip()}
+        tubes[name] = t
     return {
-        "tubes": info.get("tubes", {}),
+        "tubes": tubes,
         "versions": info.get("package_versions", {}),
         "cytokit_version": info.get("cytokit_version", ""),
         "config_hash": info.get("config_hash", ""),

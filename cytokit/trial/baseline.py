@@ -27,6 +27,20 @@ def _unit(col: str) -> str:
     return "years" if col == "age" else ""
 
 
+def display_name(col: str) -> str:
+    """A clinical column name as a reader expects it: ``viral_load_copies_per_mL`` -> ``Viral load`` (the
+    unit is shown in its own column), ``age`` -> ``Age``; names that are already text are kept."""
+    name = col
+    for suffix, _ in _UNITS:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+            break
+    if "_" not in name and not name.islower():
+        return name
+    name = name.replace("_", " ").strip()
+    return name[:1].upper() + name[1:]
+
+
 def _fmt(x: float) -> str:
     if not np.isfinite(x):
         return "NA"

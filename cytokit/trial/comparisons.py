@@ -35,6 +35,8 @@ SUMMARY_COLUMNS = ["population", "measure", "unit", "quantity", "arm", "visit", 
                    "mean"]
 RATE_COLUMNS = ["endpoint", "arm", "visit", "week", "n", "responders", "pct"]
 
+#: events per variable below which a logistic model is reported as unreliable (Peduzzi et al. 1996)
+EPV_MIN = 10.0
 _NUMERIC = ("week", "n", "n_treatment", "n_control", "statistic", "estimate", "ci_low", "ci_high", "p", "p_adj")
 
 
@@ -239,7 +241,12 @@ def logistic_tests(values: pd.DataFrame, clinical: pd.DataFrame, config: TrialCo
         fit = fit_logistic(y, X, max_iter=lc.max_iter)
         tab = fit.table()
         flag = "separation" if fit.separation else ("not_converged" if not fit.converged else "")
-        note = "; ".join(notes + fit.notes + [f"{fit.n_events} events / {fit.n} patients ({fit.method})"])
+        n_terms = sum(1 for t in fit.terms if t != "(intercept)")
+        epv = min(fit.n_events, fit.n - fit.n_events) / max(n_terms, 1)  # the rarer outcome per model term
+        epv_note = ([f"events per variable {epv:.1f} (< {EPV_MIN:g}: {n_terms} terms are too many for "
+                     f"{min(fit.n_events, fit.n - fit.n_events)} patients with the rarer outcome; odds ratios "
+                     "unreliable)"] if epv < EPV_MIN else [])
+        note = "; ".join(notes + fit.notes + [f"{fit.n_events} events / {fit.n} patients ({fit.method})"] + epv_note)
         for t in tab.itertuples(index=False):
             if t.term == "(intercept)":
                 continue

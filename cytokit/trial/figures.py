@@ -3,6 +3,9 @@
 * :func:`trajectories` - median and IQR band per arm over nominal weeks, one panel per population;
 * :func:`change_at_visit` - box + strip plot of the change from baseline at one visit, per population;
 * :func:`forest` - odds ratios with 95 % CIs on a log axis (infinite bounds drawn as arrows at the edge).
+
+Arms are coloured by :func:`cytokit.palette.arm_palette` (treatment red, control blue), as in the
+clustering figures. A change in a percentage measure is a difference in percentage points and is labelled so.
 """
 from __future__ import annotations
 
@@ -14,10 +17,21 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ..palette import arm_palette
 from ..reproducible import PNG_METADATA, fixed_jitter
 from .config import MEASURE_UNITS
 
-_PALETTE = ("#c0392b", "#2c7fb8", "#7f7f7f", "#31a354")
+
+def change_label(measure: str) -> str:
+    """Axis text of a change from baseline: 'change (cells/µL)', 'change (percentage points)'."""
+    unit = MEASURE_UNITS.get(measure, measure)
+    return "change (percentage points)" if unit.startswith("%") else f"change ({unit})"
+
+
+def change_title(measure: str, visit: str) -> str:
+    unit = MEASURE_UNITS.get(measure, measure)
+    what = f"{unit}, difference in percentage points" if unit.startswith("%") else unit
+    return f"Change from baseline at {visit}: {what}"
 
 
 def _png(fig: Figure) -> bytes:
@@ -44,7 +58,7 @@ def trajectories(values: pd.DataFrame, populations: list[str], measure: str, arm
     if not pops:
         return None
     fig, axes = _grid(len(pops))
-    palette = dict(zip(arms, _PALETTE))
+    palette = arm_palette(arms)
     for ax, pop in zip(axes, pops):
         d = values[(values["population"] == pop) & values["arm"].isin(arms)].dropna(subset=[measure])
         sns.lineplot(data=d, x="week", y=measure, hue="arm", hue_order=arms, estimator="median",
@@ -70,7 +84,7 @@ def change_at_visit(values: pd.DataFrame, populations: list[str], measure: str, 
     if not pops:
         return None
     fig, axes = _grid(len(pops))
-    palette = dict(zip(arms, _PALETTE))
+    palette = arm_palette(arms)
     for ax, pop in zip(axes, pops):
         dp = d[d["population"] == pop]
         with warnings.catch_warnings():  # seaborn 0.13 passes matplotlib's deprecated `vert` to bxp
@@ -83,12 +97,12 @@ def change_at_visit(values: pd.DataFrame, populations: list[str], measure: str, 
         ax.axhline(0, color="0.5", lw=0.8, ls="--")
         ax.set_title(pop, fontsize=10)
         ax.set_xlabel("")
-        ax.set_ylabel(f"change ({MEASURE_UNITS.get(measure, measure)})")
-    fig.suptitle(f"Change from baseline at {visit}", fontsize=11)
+        ax.set_ylabel(change_label(measure))
+    fig.suptitle(change_title(measure, visit), fontsize=11)
     return _png(fig)
 
 
-def forest(rows: pd.DataFrame) -> bytes | None:
+def forest(rows: pd.DataFrame, *, title: str = "Odds ratios") -> bytes | None:
     """Forest plot of ``rows`` (columns ``label``, ``estimate``, ``ci_low``, ``ci_high``, ``p``)."""
     rows = rows[np.isfinite(rows["estimate"].astype(float)) | np.isfinite(rows["ci_low"].astype(float))]
     if rows.empty:
@@ -118,5 +132,5 @@ def forest(rows: pd.DataFrame) -> bytes | None:
     ax.set_yticks(y)
     ax.set_yticklabels(rows["label"].astype(str).tolist(), fontsize=8)
     ax.set_xlabel("odds ratio (95% CI), log scale")
-    ax.set_title("Odds ratios", fontsize=11)
+    ax.set_title(title, fontsize=11)
     return _png(fig)

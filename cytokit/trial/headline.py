@@ -1,5 +1,7 @@
 """The headline table, laid out the way the trial reports its results.
 
+``p_min`` is the smallest P the row's test can attain with its group sizes (:mod:`cytokit.trial.attainable`).
+
 Rows: median change from baseline of the CD4 population at the final visit per arm (median (IQR), in the
 CD4 measure's unit) with the rank-sum P; the percentage of patients reaching the CD4-increase threshold at
 the responder visit with Fisher's P and odds ratio; then the same change comparison for every other
@@ -10,11 +12,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .attainable import fisher_min_p, rank_sum_min_p
 from .config import MEASURE_UNITS, TrialConfig
 from .responders import flag_names
 
 HEADLINE_COLUMNS = ["endpoint", "population", "measure", "unit", "visit", "treatment", "control", "effect",
-                    "test", "p", "p_adj"]
+                    "test", "p", "p_adj", "p_min"]
 
 
 def _fmt(x: float) -> str:
@@ -23,6 +26,14 @@ def _fmt(x: float) -> str:
     if np.isinf(x):
         return "inf" if x > 0 else "-inf"
     return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
+def _min_rank_sum(r: pd.Series) -> float:
+    """Smallest P the rank-sum test can give with this row's group sizes (NaN when unknown)."""
+    try:
+        return rank_sum_min_p(int(r["n_treatment"]), int(r["n_control"]))
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def _median_text(summaries: pd.DataFrame, pop: str, m: str, arm: str, visit: str) -> str:
@@ -51,7 +62,7 @@ def headline_table(summaries: pd.DataFrame, tests: pd.DataFrame, rates: pd.DataF
                 "treatment": _median_text(summaries, pop, m, t_arm, final_visit),
                 "control": _median_text(summaries, pop, m, c_arm, final_visit),
                 "effect": f"difference in medians {_fmt(r['estimate'])}", "test": "Wilcoxon rank-sum",
-                "p": r["p"], "p_adj": r["p_adj"]}
+                "p": r["p"], "p_adj": r["p_adj"], "p_min": _min_rank_sum(r)}
 
     first = change_row(config.cd4_population, config.cd4_measure)
     if first:
@@ -60,16 +71,18 @@ def headline_table(summaries: pd.DataFrame, tests: pd.DataFrame, rates: pd.DataF
     f = tests[(tests["test"] == "fisher") & (tests["endpoint"] == name) & (tests["visit"] == responder_visit)]
     if not f.empty:
         r = f.iloc[0]
-        texts = {}
+        texts, counts = {}, {}
         for arm in config.arms:
             q = rates[(rates["endpoint"] == name) & (rates["arm"] == arm) & (rates["visit"] == responder_visit)]
             texts[arm] = (f"{int(q['responders'].iloc[0])}/{int(q['n'].iloc[0])} ({q['pct'].iloc[0]:.0f}%)"
                           if len(q) and q["n"].iloc[0] else "NA")
+            counts[arm] = (int(q["responders"].iloc[0]), int(q["n"].iloc[0])) if len(q) else (0, 0)
         rows.append({"endpoint": f"patients reaching a {config.responders.cd4_increase_pct:g}% CD4 increase",
                      "population": config.cd4_population, "measure": config.cd4_measure, "unit": "% of patients",
                      "visit": responder_visit, "treatment": texts[t_arm], "control": texts[c_arm],
                      "effect": f"OR {_fmt(r['estimate'])} ({_fmt(r['ci_low'])} to {_fmt(r['ci_high'])})",
-                     "test": "Fisher exact", "p": r["p"], "p_adj": r["p_adj"]})
+                     "test": "Fisher exact", "p": r["p"], "p_adj": r["p_adj"],
+                     "p_min": fisher_min_p(counts[t_arm][1], counts[c_arm][1], counts[t_arm][0] + counts[c_arm][0])})
     for pop in config.headline_populations:
         for m in config.measures:
             if pop == config.cd4_population and m == config.cd4_measure:

@@ -130,14 +130,15 @@ def make_figures(result: TrialResult) -> dict[str, bytes]:
             out[f"change_{safe_name(result.final_visit)}_{safe_name(m)}.png"] = png
     t = result.tests
     fisher = t[(t["test"] == "fisher") & (t["visit"] == result.responder_visit)]
-    logi = t[t["test"] == "logistic"].dropna(subset=["estimate"])
+    logi = t[(t["test"] == "logistic") & t["term"].astype(str).str.startswith("arm[")].dropna(subset=["estimate"])
     labels = flag_labels(cfg)
-    rows = pd.concat([
+    rows = pd.concat([  # arm effects only: covariate terms are adjustments, not results
         fisher.assign(label=fisher["endpoint"].map(labels).fillna(fisher["endpoint"]) + " @ " + fisher["visit"]),
-        logi.assign(label=logi["endpoint"] + ": " + logi["term"]),
+        logi.assign(label=logi["endpoint"] + " (adjusted)"),
     ])
     if not rows.empty:
-        png = fg.forest(rows[["label", "estimate", "ci_low", "ci_high", "p"]])
+        png = fg.forest(rows[["label", "estimate", "ci_low", "ci_high", "p"]],
+                        title=f"Odds ratio {cfg.treatment_arm} vs {cfg.control_arm} (95% CI)")
         if png:
             out["forest_odds_ratios.png"] = png
     return out

@@ -1,0 +1,148 @@
+"""The population rows of one visit in a patient report: one row per population, cross-checks, flags.
+
+Contract
+--------
+* A population measured in several tubes of one visit (``T cells`` in ``tmem`` and ``nkb``) gets **one**
+  row: the tube chosen by the trial's tube-selection rule (:class:`cytokit.trial.config.TubeSelection`,
+  ``trial.tubes`` in the pipeline YAML, via :func:`cytokit.trial.values.select_tubes`), so the report, its
+  trend plots and the trial analysis show the same number. The other tubes' values are kept as a
+  cross-check (absolute count or %, with the relative difference to the chosen value).
+* ``% of lymphocytes`` is percent (0–100) of the tube's lymphocyte denominator (the deepest gate at exactly
+  100 %, e.g. ``Singlets``). Gates above the denominator (``Lymphocytes`` before the singlet gate) are not
+  fractions of it: their cell is empty and the row names the denominator instead of showing > 100 %.
+* A reference flag names the measure that triggered it: ``H (cells/µL)``, ``L (%)``, ``H (% and cells/µL)``.
+Units: percentages 0–100; absolute counts cells/µL.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from ..trial.config import TubeSelection
+from ..trial.values import select_tubes
+from .reference import ReferenceIntervals, flag
+
+#: tolerance (percentage points) for "exactly 100 % of lymphocytes"
+_EXACT = 1e-6
+
+
+def _num(value: Any) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(v) else v
+
+
+def denominators(rows: pd.DataFrame) -> dict[str, tuple[str, set[str]]]:
+    """Per tube: (denominator population, populations above it) from one visit's rows.
+
+    The denominator is the deepest population at exactly 100 % of lymphocytes; the populations above it
+    are its ancestors by the ``parent`` column. A tube without such a row gets ``("", set())``.
+    """
+    out: dict[str, tuple[str, set[str]]] = {}
+    for tube, t in rows.groupby(rows["tube"].astype(str) if "tube" in rows else pd.Series("", rows.index)):
+        parent = dict(zip(t["population"].astype(str), t.get("parent", pd.Series("", t.index)).fillna("").astype(str)))
+
+        def depth(name: str) -> int:
+            d, seen = 0, set()
+            while parent.get(name) and name not in seen:
+                seen.add(name)
+                name, d = parent[name], d + 1
+            return d
+
+        pct = pd.to_numeric(t.get("pct_lymphocytes", pd.Series(dtype=float)), errors="coerce")
+        exact = t.loc[(pct - 100.0).abs() <= _EXACT, "population"].astype(str).tolist()
+        if not exact:
+            out[str(tube)] = ("", set())
+            continue
+        den = max(exact, key=depth)
+        above, name = set(), den
+        while parent.get(name) and parent[name] not in above:
+            name = parent[name]
+            above.add(name)
+        out[str(tube)] = (den, above)
+    return out
+
+
+def flag_text(pct_flag: str, abs_flag: str) -> tuple[str, str]:
+    """(text, H/L class) of a reference flag naming the measure(s) that triggered it."""
+    if not pct_flag and not abs_flag:
+        return "", ""
+    if pct_flag == abs_flag:
+        return f"{pct_flag} (% and cells/µL)", pct_flag
+    if pct_flag and abs_flag:  # opposite directions: show both, class of the absolute count
+        return f"{pct_flag} (%), {abs_flag} (cells/µL)", abs_flag
+    return (f"{pct_flag} (%)", pct_flag) if pct_flag else (f"{abs_flag} (cells/µL)", abs_flag)
+
+
+def _cross_check(chosen: pd.Series, others: pd.DataFrame) -> list[dict[str, Any]]:
+    """The same population from the other tubes: value and % difference to the chosen value."""
+    out = []
+    for o in others.itertuples(index=False):
+        d = o._asdict()
+        for measure, unit, digits in (("abs_count_per_uL", "cells/µL", 0), ("pct_lymphocytes", "% of lymphocytes", 1)):
+            mine, theirs = _num(chosen.get(measure)), _num(d.get(measure))
+            if mine is not None and theirs is not None:
+                diff = 100.0 * (theirs - mine) / mine if mine else None
+                out.append({"tube": str(d.get("tube", "")), "value": theirs, "unit": unit, "digits": digits,
+                            "diff_pct": diff})
+                break
+    return out
+
+
+def visit_rows(vp: pd.DataFrame, rule: TubeSelection, intervals: ReferenceIntervals, sex: str | None,
+               low_event_threshold: int, phenotype: Any) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Rows of one visit's table (chosen tube per population) and, per tube, its lymphocyte denominator."""
+    vp = vp.copy()
+    if "tube" not in vp.columns:
+        vp["tube"] = ""
+    vp["tube"] = vp["tube"].astype(str)
+    vp["_order"] = range(len(vp))
+    dens = denominators(vp)
+    chosen = select_tubes(vp, rule) if len(vp) else vp
+    pref = {t: i for i, t in enumerate(rule.preference)}
+    chosen = chosen.assign(_tube_rank=chosen["tube"].map(pref).fillna(len(pref))).sort_values(
+        ["_tube_rank", "tube", "_order"], kind="mergesort")
+    rows = []
+    for _, rs in chosen.iterrows():
+        pop, tube = str(rs["population"]), str(rs["tube"])
+        others = vp[(vp["population"].astype(str) == pop) & (vp["tube"] != tube)]  # all tubes when averaged
+        abs_v = _num(rs.get("abs_count_per_uL"))
+        pct_l = _num(rs.get("pct_lymphocytes"))
+        den, above = dens.get(tube, ("", set()))
+        above_den = pop in above
+        if above_den:
+            pct_l = None  # not a fraction of the denominator (would read > 100 %)
+        count = int(rs["count"]) if _num(rs.get("count")) is not None else None
+        iv_abs = intervals.lookup(pop, "abs_count_per_uL", sex)
+        iv_pct = intervals.lookup(pop, "pct_lymphocytes", sex)
+        text, cls = flag_text(flag(pct_l, iv_pct), flag(abs_v, iv_abs))
+        gate_flags = str(rs.get("flags") or "")
+        rows.append({
+            "tube": tube, "population": pop, "phenotype": phenotype(rs), "parent": str(rs.get("parent", "") or ""),
+            "pct_parent": _num(rs.get("pct_parent")), "pct_lymphocytes": pct_l, "abs": abs_v, "count": count,
+            "above_denominator": above_den, "denominator": den,
+            "reference": "; ".join(x for x in (
+                f"{iv_pct.text()} %" if iv_pct else "", f"{iv_abs.text()} /µL" if iv_abs else "") if x),
+            "flag": text, "flag_class": cls,
+            "low_events": count is not None and count < low_event_threshold,
+            "gate_flags": "" if gate_flags == "nan" else gate_flags,
+            "n_tubes": int(len(others)) + 1,
+            "cross_check": _cross_check(rs, others),
+        })
+    return rows, {t: d for t, (d, _) in dens.items() if d}
+
+
+def rule_text(rule: TubeSelection) -> str:
+    """How the tube of a population measured in several tubes was chosen, in words."""
+    pins = "; ".join(f"{p} from {t}" for p, t in rule.per_population.items())
+    if rule.rule == "preference":
+        text = "first tube of the preference order " + " > ".join(rule.preference)
+    elif rule.rule == "most_events":
+        text = "the tube with the most parent events"
+    else:
+        text = "the mean over tubes"
+    return text + (f" ({pins})" if pins else "")
