@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from cytokit.report import ReportOptions, build_reports, load_reference_intervals
 from cytokit.report.patient import build_patient_report
@@ -22,13 +23,17 @@ def test_trend_band_uses_the_sex_specific_interval_like_the_tables(tmp_path):
     assert band.sex == "M" and band.low == 400
 
 
-def test_a_patient_whose_rows_fail_the_trial_checks_is_skipped_not_fatal(tmp_path):
+def test_a_patient_whose_rows_fail_the_trial_checks_is_reported_not_fatal(tmp_path):
     root = make_results(tmp_path / "res", patients=("P01", "P02"))
     pops = pd.read_parquet(root / "populations.parquet")
     pops.loc[(pops["patient"] == "P02") & (pops["visit"] == "W74"), "arm"] = "IL-2"  # P02 in two arms
     pops.to_parquet(root / "populations.parquet")
-    written = build_reports(root, options=ReportOptions(pdf=False), out_dir=tmp_path / "out")
-    assert [p.name for p in written] == ["P01.html"]
+    from cytokit.report.build import ReportsIncomplete
+
+    with pytest.raises(ReportsIncomplete) as info:  # the others are written, the failure is not silent
+        build_reports(root, options=ReportOptions(pdf=False), out_dir=tmp_path / "out")
+    assert [p.name for p in info.value.written] == ["P01.html"] and list(info.value.failed) == ["P02"]
+    assert (tmp_path / "out" / "P01.html").is_file()
 
 
 def test_numeric_looking_ids_in_csv_tables_still_match_the_patient(tmp_path):

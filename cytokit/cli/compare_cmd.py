@@ -20,8 +20,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Compare arms: medians (IQR), rank-sum / signed-rank, responders (Fisher), logistic and
         longitudinal models, multiplicity control; writes tables, figures and summary.html."""
+        from ..pipeline.runner import require_finished_results
         from ..trial import load_trial_config, run_comparisons
 
+        require_finished_results(results_dir)
         cfg = load_trial_config(config)
         if not figures:
             cfg = cfg.model_copy(update={"figures": False})

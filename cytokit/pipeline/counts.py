@@ -11,7 +11,8 @@ Contract
   100 ± tolerance % of lymphocytes, for tubes that gate all three), ``cd4_cd8_vs_cd3`` (CD4 T + CD8 T as %
   of T cells within a range), ``too_few_Singlets(n<min)`` (fewer lymphocyte events than the minimum; the
   :func:`cytokit.qc.min_events_flag` helper), and
-  ``no_absolute_count`` when the chosen method lacks its inputs.
+  ``no_absolute_count:<reason>`` when the chosen method lacks its inputs or, with ``method: auto``, the
+  sample has neither counting beads nor a clinical lymphocyte count.
 
 All functions are pure: they take and return DataFrames.
 """
@@ -78,6 +79,8 @@ def absolute_counts(pops: pd.DataFrame, sample: dict, counts: CountsConfig,
         out = pd.to_numeric(pops["count"], errors="coerce") * per_tube / (bead_events * volume)
         out[pops["population"] == counts.bead_population] = np.nan
         return out, method, flags
+    if counts.method == "auto":  # wanted but neither beads nor a clinical lymphocyte count for this visit
+        return nan, "", ["no_absolute_count:no_lymphocyte_count_or_beads"]
     return nan, "", flags
 
 

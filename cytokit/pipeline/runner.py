@@ -309,6 +309,43 @@ def lock_output_folder(out: Path) -> int:
     return fd
 
 
+def require_finished_results(out: str | Path) -> None:
+    """Refuse a results folder whose last ``cytokit run`` did not finish (for ``cytokit report``/``compare``).
+
+    Its tables would be those of an earlier run, or missing. A folder without ``run_info.json`` or without
+    a run status in it (tables written by other means) is accepted.
+    """
+    import fcntl
+
+    out = Path(out)
+    info_path = out / "run_info.json"
+    if not info_path.is_file():
+        return
+    try:
+        status = json.loads(info_path.read_text(encoding="utf-8")).get("status")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise PipelineError(f"cannot read run_info.json: {exc}", path=out) from exc
+    if status in (None, "complete"):  # None: not written by `cytokit run`
+        return
+    if status == "running":
+        try:
+            fd = os.open(out / LOCK_FILE, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            fd = None
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise PipelineError("a cytokit run is still writing to this results folder; wait for it to finish",
+                                    path=out) from None
+            finally:
+                os.close(fd)
+        status = "interrupted"
+    raise PipelineError(f"the last cytokit run into this folder did not finish (status: {status}); its tables "
+                        "may be those of an earlier run or missing. Run `cytokit run` again to complete it",
+                        path=out)
+
+
 def _lock_owner(fd: int) -> int | None:
     try:
         text = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
@@ -502,4 +539,5 @@ def copy_clinical_table(src: Path, dest: Path, lymphocytes_column: str) -> None:
 
 STORE_LYMPHOCYTES_COLUMN = LYMPHOCYTES_PER_UL
 
-__all__ = ["run", "RunSummary", "check_output_folder", "package_versions", "copy_clinical_table"]
+__all__ = ["run", "RunSummary", "check_output_folder", "package_versions", "copy_clinical_table",
+           "require_finished_results"]

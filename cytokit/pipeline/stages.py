@@ -55,7 +55,7 @@ def run_cohort_stages(plan: RunPlan, out: Path) -> dict[str, str]:
         log.info("cohort stage: %s", name)
         try:
             fn(plan, out)
-        except (CytokitError, ImportError, TypeError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - a stage's defect must not lose the run (recorded, exit 1)
             log.error("cohort stage %s failed: %s", name, exc)
             errors[name] = f"{type(exc).__name__}: {exc}" if not isinstance(exc, CytokitError) else str(exc)
     return errors
