@@ -29,9 +29,6 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.ndimage import gaussian_filter1d
-from scipy.signal import find_peaks
-from scipy.stats import chi2
 
 from ..errors import CompensationError, PanelError
 from ..gates import Gate
@@ -102,6 +99,7 @@ class AutoScatterGate:
         ``support_fraction`` None is the maximum-breakdown MCD (half the events plus two); ``coverage``
         is the chi-square probability of the ellipse.
         """
+        from scipy.stats import chi2  # scipy.stats and scikit-learn imported where used (slow imports)
         from sklearn.covariance import MinCovDet
 
         fsc, ssc, fsc_h = _scatter_names(sample)
@@ -187,6 +185,9 @@ class _Positive:
 def _positive_population(x: np.ndarray, neg_ref: np.ndarray | None, *, top: float | None, threshold_q: float,
                          upper_q: float, smooth: float, bins: int, fallback_fraction: float,
                          min_events: int = 50) -> _Positive:
+    from scipy.ndimage import gaussian_filter1d
+    from scipy.signal import find_peaks
+
     ref = neg_ref if neg_ref is not None else x
     med = float(np.median(ref))
     cof = max(float(np.quantile(ref, 0.99)) - med, 1e-6 * max(1.0, abs(med)), 1e-9)

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.optimize import brentq
 
 from ..errors import TransformError
 
@@ -25,6 +24,8 @@ def _negative_range(positive_range: float, width: float) -> float:
     """Root ``d`` in (0, positive_range] of 2 ln(d) + width*d = 2 ln(positive_range) - width*positive_range."""
     if width == 0:
         return positive_range
+    from scipy.optimize import brentq  # imported where used: scipy.optimize loads slowly
+
     b = positive_range
 
     def g(d: float) -> float:

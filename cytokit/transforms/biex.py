@@ -22,7 +22,6 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy.optimize import brentq
 
 from ..errors import TransformError
 from ._kernels import hermite_coefficients, lookup
@@ -245,6 +244,8 @@ def _solve_d(b: float, w: float) -> float:
     """The logicle constant d: root of 2(ln d − ln b) + w(b + d) = 0 in (0, b] (d = b when w = 0)."""
     if w == 0:
         return b
+    from scipy.optimize import brentq  # imported where used: scipy.optimize loads slowly
+
     g = lambda d: 2.0 * (math.log(d) - math.log(b)) + w * (b + d)  # noqa: E731
     try:
         return brentq(g, 1e-300, b, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=500)

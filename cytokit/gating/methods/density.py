@@ -33,7 +33,6 @@ from typing import Literal
 
 import numpy as np
 from pydantic import Field, model_validator
-from scipy.ndimage import gaussian_filter1d
 
 from .base import MethodParams
 
@@ -108,6 +107,8 @@ def kde_1d(x: np.ndarray, *, adjust: float = 1.0, grid_points: int = GRID_POINTS
     if scale <= 0:
         scale = span / 10 or 1.0
     bw = 0.9 * scale * max(x.size, 2) ** (-0.2) * adjust
+    from scipy.ndimage import gaussian_filter1d  # imported where used: scipy loads slowly
+
     counts, edges = np.histogram(x, bins=grid_points, range=(lo, hi))
     step = edges[1] - edges[0]
     dens = gaussian_filter1d(counts.astype(np.float64), sigma=max(bw / step, 0.5), mode="constant")

@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 from pydantic import Field
-from scipy.ndimage import gaussian_filter
-from scipy.stats import chi2
-from sklearn.mixture import GaussianMixture
-from threadpoolctl import threadpool_limits
 
 from ...gates import EllipsoidGate, PolygonGate
 from .base import FitResult, MethodParams, finite_rows, subsample
@@ -64,6 +60,10 @@ def robust_scale(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def fit_gmm_ellipse(X: np.ndarray, params: GMMEllipseParams, *, dims: tuple[str, ...], gate_id: str) -> FitResult:
     """Ellipse (Gating-ML ellipsoid) of the Gaussian component nearest ``params.target``."""
+    from scipy.stats import chi2  # imported where used: scikit-learn and scipy.stats load slowly
+    from sklearn.mixture import GaussianMixture
+    from threadpoolctl import threadpool_limits
+
     X = finite_rows(X)
     if len(params.target) != X.shape[1]:
         raise ValueError(f"target has {len(params.target)} values for {X.shape[1]} dimensions")
@@ -111,6 +111,7 @@ def fit_density_polygon(X: np.ndarray, params: DensityPolygonParams, *, dims: tu
                         gate_id: str) -> FitResult:
     """Polygon along a density contour around the peak nearest ``params.target``."""
     import contourpy  # shipped with matplotlib
+    from scipy.ndimage import gaussian_filter, maximum_filter
 
     X = finite_rows(X)
     if X.shape[1] != 2:
@@ -125,7 +126,6 @@ def fit_density_polygon(X: np.ndarray, params: DensityPolygonParams, *, dims: tu
     H = gaussian_filter(H, params.smooth) if params.smooth > 0 else H
     centres = (edges[:-1] + edges[1:]) / 2
     # the local maximum nearest the target
-    from scipy.ndimage import maximum_filter
 
     is_peak = (H == maximum_filter(H, size=5)) & (H >= 0.05 * H.max())
     pi, pj = np.nonzero(is_peak)
