@@ -1,0 +1,135 @@
+"""Whole-process start-up and one-file gating time: ``cytokit --help`` and ``cytokit gate`` vs FlowKit.
+
+Run:  .venv/bin/python benchmarks/startup.py [--events 1000000] [--repeats 5] [--workdir DIR] [--json PATH]
+
+1. Workload: one simulated tmem-tube file of ``--events`` events x 12 channels
+   (:func:`cytokit.simulate.simulate_file`, seed 0), written once to ``--workdir``.
+2. ``cytokit --help``: a fresh interpreter each time (``python -m cytokit --help``), so interpreter
+   start-up and every import the CLI needs are counted.
+3. ``cytokit gate FILE --strategy tmem``: read, compensate, transform, fit every automated gate, print the
+   population table; a fresh process each time.
+4. FlowKit's equivalent script, in a fresh process: import FlowKit, read the same file
+   (``flowkit.Sample``), parse the *same* fitted gates (the Gating-ML that ``cytokit gate --gatingml``
+   wrote, with their compensation and logicle transforms) and ``GatingStrategy.gate_sample``; print the
+   counts. FlowKit cannot fit gates, so it is given them: its time is a lower bound for a FlowKit workflow.
+   The counts of both tools are compared as a check.
+
+Each command runs ``--repeats`` times (after one unmeasured warm-up that fills the OS file cache) and the
+median wall time and median CPU time (user + system of the child) are printed. Wall time is what a user
+waits; on a busy shared machine CPU time is the steadier number. Ratio = FlowKit / cytokit (> 1: cytokit
+is faster). No timing is asserted anywhere.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+FLOWKIT_SCRIPT = """
+import sys, warnings
+warnings.simplefilter("ignore")
+import flowkit as fk
+strategy = fk.parse_gating_xml(sys.argv[2])
+result = strategy.gate_sample(fk.Sample(sys.argv[1]))
+for name, count in zip(result.report["gate_name"], result.report["count"]):
+    print(f"{name}\\t{count}")
+"""
+
+
+def _run(cmd: list[str]) -> tuple[float, float, str]:
+    """(wall s, child CPU s, stdout) of one fresh process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if out.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stderr[-2000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, out.stdout
+
+
+def _measure(name: str, cmd: list[str], repeats: int) -> dict:
+    _run(cmd)  # warm-up: file cache, .pyc files
+    walls, cpus, stdout = [], [], ""
+    for _ in range(repeats):
+        wall, cpu, stdout = _run(cmd)
+        walls.append(wall)
+        cpus.append(cpu)
+    row = {"command": name, "wall_s": statistics.median(walls), "cpu_s": statistics.median(cpus),
+           "wall_min_s": min(walls)}
+    print(f"{name:<34} wall {row['wall_s']:6.2f} s (min {row['wall_min_s']:.2f})   cpu {row['cpu_s']:6.2f} s",
+          flush=True)
+    row["stdout"] = stdout
+    return row
+
+
+def _cytokit_counts(table: str) -> dict[str, int]:
+    """Population -> count from the rich table `cytokit gate` prints."""
+    counts = {}
+    for line in table.splitlines():
+        cells = [c.strip() for c in re.split(r"[│|]", line)]
+        if len(cells) > 4 and re.fullmatch(r"[\d,]+", cells[3] or "x"):
+            counts[cells[1]] = int(cells[3].replace(",", ""))
+    return counts
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    args = ap.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="cytokit-startup-"))
+    work.mkdir(parents=True, exist_ok=True)
+    fcs = work / f"tmem_{args.events}.fcs"
+    if not fcs.exists():
+        from cytokit.simulate import simulate_file
+
+        simulate_file(fcs, args.events, "tmem", "bd", seed=0)
+    gates = work / "gates.xml"
+    py = sys.executable
+    subprocess.run([py, "-m", "cytokit", "gate", str(fcs), "--strategy", "tmem", "--gatingml", str(gates),
+                    "--force"], check=True, capture_output=True)
+    script = work / "flowkit_gate.py"
+    script.write_text(FLOWKIT_SCRIPT)
+    print(f"workload: {fcs} ({args.events:,} events x 12 channels), {args.repeats} runs each, "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    rows = [
+        _measure("python -c pass (interpreter)", [py, "-c", "pass"], args.repeats),
+        _measure("cytokit --help", [py, "-m", "cytokit", "--help"], args.repeats),
+        _measure("cytokit gate --strategy tmem", [py, "-m", "cytokit", "gate", str(fcs), "--strategy", "tmem"],
+                 args.repeats),
+        _measure("FlowKit script (same gates)", [py, str(script), str(fcs), str(gates)], args.repeats),
+    ]
+    ours, theirs = rows[2], rows[3]
+    print(f"ratio FlowKit / cytokit gate: wall {theirs['wall_s'] / ours['wall_s']:.2f}, "
+          f"cpu {theirs['cpu_s'] / ours['cpu_s']:.2f}")
+    ck = _cytokit_counts(ours["stdout"])
+    fk = {line.split("\t")[0]: int(line.split("\t")[1]) for line in theirs["stdout"].splitlines() if "\t" in line}
+    # Gating-ML ids are XML names: "CD4 T" -> "CD4_T", "CD28+ CD4" -> "CD28pos_CD4"
+    key = {re.sub(r"\W", "_", n.replace("+", "pos").replace("-", "neg")): n for n in ck}
+    diffs = {key.get(k, k): (ck.get(key.get(k, k)), v) for k, v in fk.items()}
+    same = all(a == b for a, b in diffs.values())
+    print(f"counts identical in both tools: {same} ({len(diffs)} populations)")
+    if not same:
+        for name, (a, b) in diffs.items():
+            if a != b:
+                print(f"  {name}: cytokit {a}, FlowKit {b}")
+    if args.json:
+        payload = {"events": args.events, "repeats": args.repeats, "counts_identical": same,
+                   "rows": [{k: v for k, v in r.items() if k != "stdout"} for r in rows]}
+        args.json.write_text(json.dumps(payload, indent=2))
+
+
+if __name__ == "__main__":
+    main()
