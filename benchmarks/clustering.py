@@ -70,7 +70,7 @@ def expert_section(seeds: list[int], with_flowsom: bool) -> dict:
     from cytokit.gating.preprocess import prepare
 
     base = shared_data() / "flowsom_68983"
-    prepared, _ = prepare(read_fcs(base / "68983.fcs"), load_strategy("mouse_lymphocytes").definition)
+    prepared = prepare(read_fcs(base / "68983.fcs"), load_strategy("mouse_lymphocytes").definition, qc=False).sample
     X = prepared.columns(MOUSE_MARKERS)
     labels = pd.read_csv(base / "gatingResult.csv", header=None).iloc[:, 0].to_numpy()
     rows = []

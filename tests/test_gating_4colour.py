@@ -44,7 +44,7 @@ def four_colour(trial, tube8: str, markers: list[str]) -> tuple[Sample, str]:
 def test_four_colour_strategies_match_truth(trial, tube):
     tube8, markers = TUBES[tube]
     sample, rel = four_colour(trial, tube8, markers)
-    result = load_strategy(f"il2_trial_4colour_{tube}").apply(sample)
+    result = load_strategy(f"il2_trial_4colour_{tube}").apply(sample, qc=False)  # masks vs per-event truth
     truth = truth_masks(trial, rel)
     by = result.populations.set_index("population")
     assert by.loc["Singlets", "count"] == by.loc["Lymphocytes", "count"]  # pass-through without FSC-A

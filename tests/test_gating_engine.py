@@ -21,11 +21,12 @@ def trial(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def gated(trial):
+    # qc=False: masks are compared event for event with the simulator's truth and raw-file evaluations
     man = pd.read_csv(trial / "manifest.csv")
     results = {}
     for row in man.itertuples():
         results[row.file] = (row, read_fcs(trial / row.file), None)
-        results[row.file] = (row, results[row.file][1], load_strategy(row.tube).apply(results[row.file][1]))
+        results[row.file] = (row, results[row.file][1], load_strategy(row.tube).apply(results[row.file][1], qc=False))
     return results
 
 
@@ -168,7 +169,7 @@ def test_missing_marker_is_a_clear_error(gated):
 def test_imported_gatingml_runs_as_a_fixed_strategy(shared_data):
     base = shared_data / "flowkit" / "gate_ref"
     strategy = load_strategy(base / "gml" / "gml_all_gates.xml")
-    result = strategy.apply(read_fcs(base / "data1.fcs"))
+    result = strategy.apply(read_fcs(base / "data1.fcs"), qc=False)
     for gid in ("Polygon1", "Ellipse1", "And1", "ParAnd2", "ScaleRange1"):
         truth = np.loadtxt(base / "truth" / f"Results_{gid}.txt", dtype=int).astype(bool)
         assert (result.masks[gid] == truth).all(), gid
@@ -217,7 +218,7 @@ def test_imported_strategy_exports_its_own_document(shared_data, tmp_path):
 
     base = shared_data / "flowkit" / "gate_ref"
     sample = read_fcs(base / "data1.fcs")
-    result = load_strategy(base / "gml" / "gml_all_gates.xml").apply(sample)
+    result = load_strategy(base / "gml" / "gml_all_gates.xml").apply(sample, qc=False)
     out = tmp_path / "again.xml"
     result.to_gatingml(out)
     masks = evaluate_document(read_gatingml(out), sample)
@@ -247,7 +248,7 @@ def test_gatingml_export_keeps_transforms_of_dims_named_by_pnn(gated, tmp_path):
         "  - {name: Cells, dims: [FSC-A], method: rectangle, params: {lower: [1000], upper: [null]}}\n"
         f"  - {{name: CD4 hi, parent: Cells, dims: ['{pnn}'], method: rectangle, "
         "params: {lower: [0.5], upper: [null]}}\n")
-    result = load_strategy(path).apply(sample)
+    result = load_strategy(path).apply(sample, qc=False)
     doc = read_gatingml(result.to_gatingml().encode())
     assert doc.node(xml_id("CD4 hi")).dims[0].transform is not None
     masks = evaluate_document(doc, sample)
@@ -323,7 +324,7 @@ def test_flowjo_imported_strategy_exports_gatingml(shared_data, tmp_path):
     folder = shared_data / "flowkit" / "simple_line_example"
     strategy = load_strategy(folder / "simple_poly_and_rect.wsp")
     sample = read_fcs(folder / "data_set_simple_line_100.fcs")
-    result = strategy.apply(sample)
+    result = strategy.apply(sample, qc=False)
     out = tmp_path / "gates.xml"
     result.to_gatingml(out)
     doc = read_gatingml(out)
@@ -365,9 +366,26 @@ def test_gatingml_export_of_names_with_the_same_xml_id(gated, tmp_path):
         "  - {name: Cells, dims: [FSC-A], method: rectangle, params: {lower: [1000], upper: [null]}}\n"
         "  - {name: CD4 T, parent: Cells, dims: [SSC-A], method: rectangle, params: {lower: [1000], upper: [null]}}\n"
         "  - {name: CD4_T, parent: Cells, dims: [SSC-A], method: rectangle, params: {lower: [5000], upper: [null]}}\n")
-    result = load_strategy(path).apply(sample)
+    result = load_strategy(path).apply(sample, qc=False)
     doc = read_gatingml(result.to_gatingml().encode())
     masks = evaluate_document(doc, sample)
     by_name = {doc.node(k).name: v for k, v in masks.items()}
     for name, mask in result.masks.items():
         assert np.array_equal(by_name[name], mask), name
+
+
+def test_tuning_returns_new_objects_and_leaves_the_strategy_unchanged(gated):
+    # scikit-learn clone/set_params semantics: nothing changes behind a returned object
+    _, _, result = next(v for v in gated.values() if v[0].tube == "tmem")
+    strategy = load_strategy("tmem")
+    original = strategy.definition.model_copy(deep=True)
+    tuned_strategy = strategy.set_params("CD25+ CD4", threshold={"tail_sd": 1.0})
+    assert tuned_strategy is not strategy and strategy.definition == original
+    assert tuned_strategy.population("CD25+ CD4").params["threshold"]["tail_sd"] == 1.0
+    tuned = strategy.refit(result, "CD25+ CD4", threshold={"tail_sd": 1.0})
+    assert strategy.definition == original  # refit with params did not tune the strategy in place
+    assert tuned.definition == tuned_strategy.definition != result.definition
+    again = tuned_strategy.refit(result, "CD25+ CD4")
+    assert again.counts() == tuned.counts()
+    clone = strategy.clone()
+    assert clone.definition == strategy.definition and clone.definition is not strategy.definition

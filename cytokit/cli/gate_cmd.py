@@ -1,7 +1,8 @@
 """``cytokit gate FILE --strategy S [--panel P] [--tube T] [--plot out.png]``: gate one FCS file.
 
 Prints the population table (count, % of parent, % of lymphocytes, flags) and optionally writes the gate
-plots (PNG), the table (CSV) and the fitted gates (Gating-ML 2.0).
+plots (PNG), the table (CSV) and the fitted gates (Gating-ML 2.0). The file goes through the same
+per-sample chain as the pipeline (QC included unless ``--no-qc``), so the counts are the pipeline's.
 """
 from __future__ import annotations
 
@@ -44,9 +45,12 @@ def gate(
     table: Optional[Path] = typer.Option(None, "--table", help="Write the population table to this CSV."),
     gatingml: Optional[Path] = typer.Option(None, "--gatingml", help="Write the fitted gates as Gating-ML 2.0."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing --plot/--table/--gatingml files."),
+    qc: bool = typer.Option(True, "--qc/--no-qc",
+                            help="Remove QC-flagged events first, as the pipeline does (default)."),
 ) -> None:
     """Gate one FCS file with a strategy and print its population table."""
     from rich.console import Console
+    from rich.markup import escape
 
     from ..errors import PipelineError
     from ..fcs import read_fcs
@@ -59,11 +63,15 @@ def gate(
         raise PipelineError(f"output exists: {', '.join(existing)}; use --force to overwrite")
     strat = load_strategy(strategy)
     sample = read_fcs(file)
-    result = strat.apply(sample, panel=panel, tube=tube)
+    result = strat.apply(sample, panel=panel, tube=tube, qc=qc)
     console = Console()
     if not console.is_terminal:  # piped/CI output: wide enough that names are not cut
         console = Console(width=140)
     _print_table(result, console)
+    if result.qc is not None and result.qc.result is not None:
+        flags = ";".join(result.qc.flags) or "no flags"
+        console.print(f"QC kept {result.qc.n_kept:,} of {result.qc.n_events:,} events ({escape(flags)}); "
+                      "--no-qc gates every event", highlight=False)
     if plot is not None:
         result.plot_all(plot)
         typer.echo(f"wrote {plot}")

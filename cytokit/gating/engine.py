@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import GatingError, PanelError
-from ..gates import BooleanGate, Gate
+from ..gates import BooleanGate, Gate, gate_from_dict
 from ..sample import Sample
 from .methods import FitResult, fit_gate, get_method
 from .model import PopulationSpec, StrategyDefinition
@@ -57,6 +57,30 @@ def evaluate_gate(gate: Gate, sample: Sample, rows: np.ndarray, components: tupl
         return gate.evaluate(local)
     X = sample.events[np.ix_(rows, _columns(sample, gate.dims))]
     return gate.contains(X)
+
+
+def evaluate_stored(records: list[dict], sample: Sample, until: str | None = None) -> dict[str, np.ndarray]:
+    """Masks (over ``sample``'s events) of stored concrete gates, nothing re-fitted.
+
+    ``records`` are the pipeline's stored gate records in strategy order (parents first): ``population``,
+    ``parent`` ("" for a root), ``gate`` (:meth:`~cytokit.gates.Gate.to_dict`) and ``components``.
+    Stops after population ``until`` when given. A missing parent raises GatingError."""
+    masks: dict[str, np.ndarray] = {}
+    for entry in records:
+        name = entry["population"]
+        parent = masks.get(entry["parent"]) if entry["parent"] else np.ones(sample.n_events, dtype=bool)
+        if parent is None:
+            raise GatingError(f"stored gates: parent {entry['parent']!r} of {name!r} missing", path=sample.path)
+        rows = np.flatnonzero(parent)
+        gate = gate_from_dict(entry["gate"])
+        components = tuple(gate_from_dict(c) for c in entry.get("components", []))
+        inside = evaluate_gate(gate, sample, rows, components, masks)
+        mask = np.zeros(sample.n_events, dtype=bool)
+        mask[rows[inside]] = True
+        masks[name] = mask
+        if name == until:
+            break
+    return masks
 
 
 def fit_population(spec: PopulationSpec, sample: Sample, state: FitState) -> None:

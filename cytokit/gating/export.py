@@ -9,6 +9,7 @@ file. Gate ids are the population names made XML-safe and unique (``CD4 T`` -> `
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +20,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..gatingml import GatingDocument
     from .result import GatingResult
 
+
+log = logging.getLogger(__name__)
 
 #: ids the Gating-ML writer accepts as they are (XML NCNames of letters, digits and ``._-``)
 _NCNAME = re.compile(r"[A-Za-z_][A-Za-z0-9._-]*")
@@ -137,12 +140,26 @@ def with_xml_refs(document: "GatingDocument") -> "GatingDocument":
         source=document.source)
 
 
+def result_document(result: "GatingResult") -> "GatingDocument":
+    """The Gating-ML document of ``result``: its fitted (or imported) gates, below the QC gates (root
+    ``QC pass``, :meth:`cytokit.qc.QCResult.to_gates`) when QC ran, so the document evaluated on all the
+    events of the raw FCS file counts what the result counts."""
+    doc = with_xml_refs(result.document) if result.document is not None else to_document(result)
+    qc = result.qc.result if result.qc is not None else None
+    if qc is None:
+        return doc
+    if qc.rules is not None and not qc.rules.exact:
+        log.warning("%s: the exported QC gates do not reproduce QC exactly (%s)", result.sample.name,
+                    qc.rules.note)
+    return under_root(doc, qc.to_gates(taken=tuple(doc.ids)))
+
+
 def to_gatingml(result: "GatingResult", path: str | Path | None = None) -> str:
-    """Gating-ML 2.0 text of ``result``; written atomically to ``path`` when given."""
+    """Gating-ML 2.0 text of :func:`result_document`; written atomically to ``path`` when given."""
     from ..gatingml import gatingml_bytes
     from ..io_utils import atomic_write_bytes
 
-    data = gatingml_bytes(with_xml_refs(result.document) if result.document is not None else to_document(result))
+    data = gatingml_bytes(result_document(result))
     if path is not None:
         atomic_write_bytes(path, data)
     return data.decode("utf-8")

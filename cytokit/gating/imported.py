@@ -17,6 +17,7 @@ from ..gates import BooleanGate
 from ..sample import Sample
 from .engine import FitState
 from .methods import FitResult
+from .preprocess import QCOutcome
 from .model import PopulationSpec, StrategyDefinition, TransformsSection, TransformChoice
 from .result import GatingResult
 from .strategy import Strategy
@@ -87,18 +88,20 @@ class ImportedStrategy(Strategy):
         super().__init__(definition, path)
         self._names = names
 
-    def apply(self, sample: Sample, panel: Any = None, *, tube: str | None = None) -> GatingResult:
-        """Evaluate the imported gates on the raw ``sample`` (its own $PnN channel names are used; a
-        ``panel`` only relabels markers for display)."""
+    def apply_prepared(self, prepared: Sample, plan: Any = (), *, qc: QCOutcome | None = None) -> GatingResult:
+        """Evaluate the imported gates on the (QC-kept, raw linear) events: the gates carry their own
+        compensation and transforms and name the file's own $PnN channels (a panel given to
+        :meth:`apply` only relabels markers for display)."""
         from ..gatingml import evaluate_document
 
-        masks = evaluate_document(self.document, sample)
+        masks = evaluate_document(self.document, prepared)
         state = FitState()
         for n in self.document.nodes:
             name = self._names[n.id]
             state.masks[name] = masks[n.id]
             state.fits[name] = FitResult(n.gate, (), {"fixed": True, "source": str(self.path)})
-        return GatingResult(sample, self.definition.model_copy(deep=True), (), state, document=self.document)
+        return GatingResult(prepared, self.definition.model_copy(deep=True), tuple(plan), state,
+                            document=self.document, qc=qc)
 
     def refit(self, result: GatingResult, name: str, **params: Any) -> GatingResult:
         raise ConfigError("an imported (fixed) strategy has nothing to refit; save it as YAML and edit the "

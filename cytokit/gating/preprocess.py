@@ -1,19 +1,34 @@
-"""Prepare a Sample for gating as a strategy says: resolve markers, compensate, transform.
+"""The one per-sample preparation chain: resolve markers → QC → compensate → transform (then gate).
 
-Kept apart from the fitting so a notebook can prepare once and refit many times. Compensation and
-transforms come from :mod:`cytokit.compensation` and :mod:`cytokit.transforms`; this module only decides
-which channel gets which transform (by kind and marker) and estimates logicle widths.
+Contract
+--------
+:func:`prepare` is the only implementation of the chain. ``Strategy.apply`` (and so ``cytokit gate``),
+the pipeline's per-sample task and the event loader of the cohort stages
+(:func:`cytokit.pipeline.load_gated_events`) all call it, so they see the same events:
+
+1. markers resolved with the panel (``panel=None``: the strategy's; ``False``: already resolved);
+2. QC (:func:`cytokit.qc.run_qc`) on the linear, uncompensated events; removed events are dropped.
+   ``qc=True`` is the pipeline's default ``qc:`` block, ``False``/``None`` skips QC, a dict is a
+   pipeline ``qc:`` block (``enabled``, ``min_events`` and any :class:`~cytokit.qc.QCParams` field);
+3. compensation as the strategy says (or forced on/off, for re-applying a stored analysis);
+4. transforms: planned per channel (T from $PnR, logicle W estimated from the QC-kept events) or a
+   stored plan re-applied as is.
+
+It returns a :class:`Prepared` (the prepared Sample on the transformed scale, the plan and the
+:class:`QCOutcome`). Kept apart from the fitting so a notebook can prepare once and refit many times.
+Compensation and transforms come from :mod:`cytokit.compensation` and :mod:`cytokit.transforms`.
 """
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, ContextManager, Iterator, Mapping
 
 import numpy as np
 
-from ..errors import CompensationError, GatingError, TransformError
+from ..errors import CompensationError, GatingError, QCError, TransformError
 from ..sample import Sample
 from .model import StrategyDefinition, TransformChoice
 
@@ -140,10 +155,105 @@ def apply_transforms(sample: Sample, plan: list[ChannelTransform]) -> Sample:
                               f"{c.marker}={c.describe()}" for c in plan),))
 
 
-def prepare(sample: Sample, definition: StrategyDefinition, *, panel: Any = None,
-            tube: str | None = None) -> tuple[Sample, list[ChannelTransform]]:
-    """Resolve, compensate and transform ``sample`` for ``definition``; returns the new Sample and the plan."""
-    s = resolve_panel(sample, panel, tube, definition)
-    s = compensate(s, definition)
-    plan = plan_transforms(s, definition)
-    return apply_transforms(s, plan), plan
+@dataclass(frozen=True)
+class QCOutcome:
+    """What QC did to one sample: the :class:`~cytokit.qc.QCResult` (None when QC was off), its flags, a
+    summary (``removed`` events per check, ``removed_pct`` percent of events read), the ``qc:`` block
+    used (``params``) and the events read (``n_events``) and kept (``n_kept``)."""
+
+    result: Any
+    flags: tuple[str, ...]
+    info: dict[str, Any]
+    params: dict[str, Any]
+    n_events: int
+    n_kept: int
+
+    @property
+    def keep(self) -> np.ndarray:
+        """Boolean mask over the events read: True where the event was kept."""
+        return self.result.keep if self.result is not None else np.ones(self.n_events, dtype=bool)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A Sample prepared for gating (QC-kept events, compensated, transformed), with the per-channel
+    transforms applied and the QC outcome."""
+
+    sample: Sample
+    plan: tuple[ChannelTransform, ...]
+    qc: QCOutcome
+
+
+#: the pipeline's default ``qc:`` block (every :class:`~cytokit.qc.QCParams` field at its default)
+DEFAULT_QC: dict[str, Any] = {"enabled": True}
+
+Timer = Callable[[str], ContextManager[Any]]
+
+
+def qc_block(qc: Any) -> dict[str, Any]:
+    """A ``qc:`` block (dict) from ``True`` (the pipeline's default), ``False``/``None`` (no QC), a
+    :class:`~cytokit.qc.QCParams` or a mapping (a pipeline ``qc:`` block)."""
+    if qc is True:
+        return dict(DEFAULT_QC)
+    if qc is False or qc is None:
+        return {"enabled": False}
+    if isinstance(qc, Mapping):
+        return dict(qc)
+    if hasattr(qc, "model_dump"):
+        return {"enabled": True, **qc.model_dump()}
+    raise GatingError(f"qc must be True, False, a dict or QCParams, not {type(qc).__name__}")
+
+
+def apply_qc(sample: Sample, qc: Any = True) -> tuple[Sample, QCOutcome]:
+    """QC ``sample`` (linear scale) as the ``qc:`` block says; returns the kept events and the outcome.
+
+    Fewer kept events than ``min_events`` (default 0) raise a :class:`~cytokit.errors.QCError`."""
+    params = qc_block(qc)
+    checks = dict(params)
+    enabled = checks.pop("enabled", True)
+    min_events = int(checks.pop("min_events", 0))
+    kept, result = sample, None
+    flags: tuple[str, ...] = ()
+    info: dict[str, Any] = {}
+    if enabled:
+        from ..qc import QCParams, run_qc
+
+        result = run_qc(sample, QCParams(**checks))
+        kept = result.apply(sample)
+        flags = tuple(result.flags)
+        info = {"removed": dict(result.removed), "removed_pct": round(100.0 * result.removed_fraction, 4)}
+    if kept.n_events < min_events:
+        raise QCError(f"only {kept.n_events} events after QC (of {sample.n_events} read); the pipeline needs at "
+                      f"least {min_events} (qc.min_events)", path=sample.path)
+    return kept, QCOutcome(result, flags, info, params, sample.n_events, kept.n_events)
+
+
+@contextmanager
+def _untimed(stage: str) -> Iterator[None]:
+    yield
+
+
+def prepare(sample: Sample, definition: StrategyDefinition, *, panel: Any = None, tube: str | None = None,
+            qc: Any = True, plan: list[ChannelTransform] | tuple[ChannelTransform, ...] | None = None,
+            compensate_events: bool | None = None, timer: Timer | None = None) -> Prepared:
+    """The per-sample chain of the module contract: resolve → QC → compensate → transform.
+
+    ``panel``: a Panel, a name/path, None (the strategy's panel and tube) or False (already resolved);
+    ``qc``: see :func:`qc_block`; ``plan``: re-apply these transforms instead of planning them;
+    ``compensate_events``: force compensation on/off (None: as the strategy says); ``timer(stage)``: a
+    context manager timing the stages ``read`` (marker resolution), ``qc``, ``compensation``,
+    ``transforms``. Each step replaces the previous Sample, so at most two copies of the events are alive.
+    """
+    timer = timer or _untimed
+    if panel is not False:
+        with timer("read"):
+            sample = resolve_panel(sample, panel, tube, definition)
+    with timer("qc"):
+        sample, outcome = apply_qc(sample, qc)
+    with timer("compensation"):
+        if compensate_events is None or compensate_events:
+            sample = compensate(sample, definition)
+    with timer("transforms"):
+        steps = plan_transforms(sample, definition) if plan is None else list(plan)
+        sample = apply_transforms(sample, steps)
+    return Prepared(sample, tuple(steps), outcome)

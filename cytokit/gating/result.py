@@ -14,7 +14,7 @@ from ..sample import Sample
 from .engine import FitState, population_table
 from .methods import FitResult
 from .model import StrategyDefinition
-from .preprocess import ChannelTransform
+from .preprocess import ChannelTransform, QCOutcome
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -28,6 +28,9 @@ class GatingResult:
     ``sample`` is the prepared (compensated, transformed) Sample the gates were fitted on; ``definition``
     is a snapshot of the strategy that produced it; ``transforms`` the per-channel transforms applied.
     ``document`` is the imported gate hierarchy for fixed strategies from Gating-ML/FlowJo (exported as is).
+    ``qc`` is the :class:`~cytokit.gating.preprocess.QCOutcome` of the chain (None when the Sample was
+    prepared elsewhere): ``sample`` and the masks hold the events QC kept; ``qc.keep`` maps them to the
+    events read.
     """
 
     sample: Sample
@@ -35,6 +38,7 @@ class GatingResult:
     transforms: tuple[ChannelTransform, ...]
     state: FitState
     document: Any = None
+    qc: QCOutcome | None = None
 
     @property
     def populations(self) -> pd.DataFrame:
@@ -85,12 +89,15 @@ class GatingResult:
         return plot_grid(self, path=path, cols=cols)
 
     def to_gatingml(self, path: str | Path | None = None) -> str:
-        """Gating-ML 2.0 text of the fitted gates (with their compensation and transforms);
-        written atomically to ``path`` when given."""
+        """Gating-ML 2.0 text of the fitted gates (with their compensation and transforms), below the QC
+        gates (root ``QC pass``) when QC ran, so evaluated on the raw FCS file they count what
+        :attr:`populations` counts; written atomically to ``path`` when given."""
         from .export import to_gatingml
 
         return to_gatingml(self, path)
 
     def summary(self) -> dict[str, Any]:
         return {"sample": self.sample.name, "n_events": self.sample.n_events,
+                "n_events_read": self.qc.n_events if self.qc is not None else self.sample.n_events,
+                "qc_flags": list(self.qc.flags) if self.qc is not None else [],
                 "flagged": {k: list(f.flags) for k, f in self.state.fits.items() if f.flags}}

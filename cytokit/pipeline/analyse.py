@@ -19,11 +19,12 @@ import json
 import logging
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
-from ..errors import FCSError, QCError
+from ..errors import FCSError
 from ..sample import Sample
 from .task import SampleJob, SampleOutput
 
@@ -62,43 +63,14 @@ def job_panel(job: SampleJob) -> Any:
 
 
 def job_strategy(job: SampleJob) -> Any:
-    """The job's gating Strategy: from the validated definition it carries, else loaded from its file."""
-    from ..gating.strategy import Strategy, load_strategy
+    """The job's gating Strategy: from the validated definition it carries, else loaded from its file.
+    Imported (Gating-ML/FlowJo) strategies are always loaded from their file: their gates carry their own
+    compensation and transforms, which the definition alone does not."""
+    from ..gating.strategy import IMPORT_SUFFIXES, Strategy, load_strategy
 
-    if job.strategy_definition is not None:
+    if job.strategy_definition is not None and Path(job.strategy).suffix.lower() not in IMPORT_SUFFIXES:
         return Strategy(job.strategy_definition.model_copy(deep=True), job.strategy)
     return load_strategy(job.strategy)
-
-
-def apply_qc(sample: Sample, params: dict[str, Any]) -> tuple[Sample, list[str], dict[str, Any]]:
-    """QC the sample (linear scale) with :func:`cytokit.qc.run_qc`; returns (kept events, flags, QC summary).
-
-    ``params`` are the pipeline's ``qc:`` block (:class:`~cytokit.pipeline.config.QCConfig` as a dict);
-    ``enabled: false`` keeps every event; fewer than ``min_events`` kept events fails the sample
-    with a QCError.
-    """
-    return qc_sample(sample, params)[:3]
-
-
-def qc_sample(sample: Sample, params: dict[str, Any]) -> tuple[Sample, list[str], dict[str, Any], Any]:
-    """:func:`apply_qc` plus the :class:`~cytokit.qc.QCResult` (None when QC is disabled)."""
-    from ..qc import QCParams, run_qc
-
-    params = dict(params)
-    enabled = params.pop("enabled", True)
-    min_events = int(params.pop("min_events", 0))
-    flags: list[str] = []
-    info: dict[str, Any] = {}
-    kept, result = sample, None
-    if enabled:
-        result = run_qc(sample, QCParams(**params))
-        kept = result.apply(sample)
-        flags = list(result.flags)
-        info = {"removed": dict(result.removed), "removed_pct": round(100.0 * result.removed_fraction, 4)}
-    if kept.n_events < min_events:
-        raise QCError(f"only {kept.n_events} events after QC (of {sample.n_events} read); the pipeline needs at "
-                      f"least {min_events} (qc.min_events)", path=sample.path)
-    return kept, flags, info, result
 
 
 def data_flags(sample: Sample) -> list[str]:
@@ -138,29 +110,22 @@ def marker_medians(events: np.ndarray, columns: dict[str, int], masks: list[np.n
 
 
 def analyse_sample(job: SampleJob) -> SampleOutput:
-    """The full per-sample analysis (see module contract)."""
-    from ..gating.preprocess import apply_transforms, compensate, plan_transforms
+    """The full per-sample analysis (see module contract): the chain of
+    :func:`cytokit.gating.preprocess.prepare` (the one ``Strategy.apply`` runs), then statistics."""
+    from ..gating.preprocess import prepare
 
     timer = _Timer()
+    strategy = job_strategy(job)
+    definition = strategy.definition
     # each stage replaces the previous Sample (dropped at once) so a worker holds at most two copies
     # of the events at a time: peak memory stays near 2-3x the event array
     with timer("read"):
-        sample = read_and_resolve(job)
-    n_read, warnings = sample.n_events, list(sample.warnings)
-    with timer("qc"):
-        sample, qc_flags, qc_info, qc_result = qc_sample(sample, job.qc)
-    n_qc = sample.n_events
-    strategy = job_strategy(job)
-    definition = strategy.definition
-    with timer("compensation"):
-        sample = compensate(sample, definition)
-    qc_flags = [*qc_flags, *data_flags(sample)]
-    with timer("transforms"):
-        plan = plan_transforms(sample, definition)
-        prepared = apply_transforms(sample, plan)
-        del sample
+        read = [read_and_resolve(job)]
+    warnings = list(read[0].warnings)
+    prep = prepare(read.pop(), definition, panel=False, qc=job.qc, timer=timer)  # hands over the only reference
+    prepared, plan, qc = prep.sample, list(prep.plan), prep.qc
     with timer("gating"):
-        result = strategy.apply_prepared(prepared, plan)
+        result = strategy.apply_prepared(prepared, plan, qc=qc)
     with timer("statistics"):
         table = result.populations
         masks = result.masks
@@ -175,7 +140,8 @@ def analyse_sample(job: SampleJob) -> SampleOutput:
               "components": [c.to_dict() for c in fits[spec.name].components]}
              for spec in definition.populations if spec.name in fits]
     summary = {
-        "n_events": n_read, "n_events_qc": n_qc, "qc_flags": qc_flags, "qc": qc_info,
+        "n_events": qc.n_events, "n_events_qc": qc.n_kept, "qc_flags": [*qc.flags, *data_flags(prepared)],
+        "qc": qc.info,
         "compensated": bool(prepared.compensated),
         "transforms": [{"pnn": t.pnn, "marker": t.marker, "name": t.name, "params": t.params} for t in plan],
         "skipped_populations": result.skipped, "qc_params": job.qc, "panel_tube": job.panel_tube,
@@ -184,7 +150,7 @@ def analyse_sample(job: SampleJob) -> SampleOutput:
     out = SampleOutput(sample_id=job.sample_id, populations=populations, summary=summary, gates=gates)
     with timer("export"):
         if job.gatingml:
-            out.gatingml = export_gatingml(result, qc_result)
+            out.gatingml = export_gatingml(result)
         if job.thumbnails:
             out.thumbnails = _thumbnails(result)
         n_keep = int(job.options.get("anndata_events", 0))
@@ -194,21 +160,14 @@ def analyse_sample(job: SampleJob) -> SampleOutput:
     return out
 
 
-def export_gatingml(result: Any, qc_result: Any) -> str:
+def export_gatingml(result: Any) -> str:
     """Gating-ML text of the fitted gates under a root population ``QC pass`` that expresses QC's keep
-    mask on the raw file (:meth:`cytokit.qc.QCResult.to_gates`), so the exported gates, evaluated on all
-    events of the FCS file, count what the tables count. Without QC the fitted gates alone."""
-    from ..gating.export import to_document, under_root
+    mask on the raw file (:func:`cytokit.gating.export.result_document`), so the exported gates,
+    evaluated on all events of the FCS file, count what the tables count. Without QC the fitted gates alone."""
+    from ..gating.export import result_document
     from ..gatingml import gatingml_bytes
 
-    doc = result.document if result.document is not None else to_document(result)
-    if qc_result is not None:
-        rules = qc_result.rules
-        if not rules.exact:
-            log.warning("%s: the exported QC gates do not reproduce QC exactly (%s)", result.sample.name,
-                        rules.note)
-        doc = under_root(doc, qc_result.to_gates(taken=tuple(doc.ids)))
-    return gatingml_bytes(doc).decode("utf-8")
+    return gatingml_bytes(result_document(result)).decode("utf-8")
 
 
 def _thumbnails(result: Any) -> bytes:

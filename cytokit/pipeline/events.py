@@ -1,10 +1,12 @@
 """Gated events of one stored sample, for cohort stages (clustering) and notebooks.
 
 Contract: :func:`load_gated_events` re-reads the sample's FCS file, checks it is byte-identical to the
-analysed one (sha256), re-applies the stored preprocessing (panel resolution, QC, compensation, the
-stored per-channel transforms with their fitted parameters) and the stored concrete gates, and returns
-the events of one population on the **transformed** scale as a float32 array plus the marker names.
-Nothing is re-fitted, so the events are exactly those counted in the tables.
+analysed one (sha256), re-runs the per-sample chain of :func:`cytokit.gating.preprocess.prepare` (the one
+the pipeline and ``Strategy.apply`` run: panel resolution, QC, compensation) with the stored per-channel
+transforms and their fitted parameters, evaluates the stored concrete gates
+(:func:`cytokit.gating.engine.evaluate_stored`) and returns the events of one population on the
+**transformed** scale as a float32 array plus the marker names. Nothing is re-fitted, so the events are
+exactly those counted in the tables.
 """
 from __future__ import annotations
 
@@ -12,19 +14,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import PipelineError
-from ..gates import gate_from_dict
+from ..errors import GatingError, PipelineError
 from ..io_utils import safe_name
+from ..results import ResultsFolder
+from ..results.schema import SAMPLES_DIR
 from .ledger import read_ledger
-from .store import ResultsStore
 
 
 def load_gated_events(results_dir: str | Path, sample_id: str, population: str) -> tuple[np.ndarray, list[str]]:
     """Events of ``population`` in ``sample_id`` (transformed scale, float32) and their marker names."""
-    from ..gating.engine import evaluate_gate
-    from ..gating.preprocess import ChannelTransform, apply_transforms, compensate
+    from ..gating.engine import evaluate_stored
+    from ..gating.preprocess import ChannelTransform, prepare
     from ..gating.strategy import load_strategy
-    from .analyse import apply_qc, read_and_resolve
+    from .analyse import read_and_resolve
     from .task import SampleJob
 
     results_dir = Path(results_dir)
@@ -37,7 +39,7 @@ def load_gated_events(results_dir: str | Path, sample_id: str, population: str) 
     if not state or state.get("status") != "ok":
         raise PipelineError(f"sample {sample_id!r} has no successful result in this results folder",
                             path=results_dir)
-    result = ResultsStore(results_dir, ledger).load(sample_id)
+    result = ResultsFolder(results_dir).sample_result(sample_id)
     names = [g["population"] for g in result["gates"]]
     if population not in names:
         raise PipelineError(f"sample {sample_id!r} has no population {population!r}; populations: "
@@ -47,33 +49,19 @@ def load_gated_events(results_dir: str | Path, sample_id: str, population: str) 
     panel, strategy_path = defs.get(("panel", tube)), defs.get(("strategy", tube))
     if panel is None or strategy_path is None:
         raise PipelineError(f"the ledger does not record the panel/strategy of tube {tube!r}", path=results_dir)
-    qc = result["summary"].get("qc_params")
+    summary = result["summary"]
+    qc = summary.get("qc_params")
     job = SampleJob(sample_id=sample_id, path=result["file"], sha256=result["sha256"], tube=tube, panel=panel,
-                    panel_tube=result["summary"].get("panel_tube", tube), strategy=strategy_path,
+                    panel_tube=summary.get("panel_tube", tube), strategy=strategy_path,
                     qc=qc if qc is not None else {})
-    sample = read_and_resolve(job)
-    kept, _, _ = apply_qc(sample, job.qc)
-    definition = load_strategy(strategy_path).definition
-    if result["summary"].get("compensated"):
-        kept = compensate(kept, definition)
     plan = [ChannelTransform(t["pnn"], t["marker"], t["name"], {k: float(v) for k, v in t["params"].items()})
-            for t in result["summary"].get("transforms", [])]
-    prepared = apply_transforms(kept, plan)
-    masks: dict[str, np.ndarray] = {}
-    for entry in result["gates"]:  # stored in strategy order: parents before children
-        name = entry["population"]
-        parent = masks.get(entry["parent"]) if entry["parent"] else np.ones(prepared.n_events, dtype=bool)
-        if parent is None:
-            raise PipelineError(f"stored gates of {sample_id!r}: parent {entry['parent']!r} of {name!r} missing",
-                                path=results_dir / "samples" / safe_name(sample_id))
-        rows = np.flatnonzero(parent)
-        gate = gate_from_dict(entry["gate"])
-        components = tuple(gate_from_dict(c) for c in entry.get("components", []))
-        inside = evaluate_gate(gate, prepared, rows, components, masks)
-        mask = np.zeros(prepared.n_events, dtype=bool)
-        mask[rows[inside]] = True
-        masks[name] = mask
-        if name == population:
-            break
+            for t in summary.get("transforms", [])]
+    prepared = prepare(read_and_resolve(job), load_strategy(strategy_path).definition, panel=False, qc=job.qc,
+                       plan=plan, compensate_events=bool(summary.get("compensated"))).sample
+    try:
+        masks = evaluate_stored(result["gates"], prepared, until=population)
+    except GatingError as exc:
+        raise PipelineError(f"stored gates of {sample_id!r}: {exc}",
+                            path=results_dir / SAMPLES_DIR / safe_name(sample_id)) from None
     markers = [str(m) for m in prepared.channels["marker"]]
     return np.ascontiguousarray(prepared.events[masks[population]], dtype=np.float32), markers

@@ -1,0 +1,130 @@
+"""Every entry point runs the same per-sample chain (read → QC → compensate → transform → gate) and gives
+identical counts on the bundled sample trial: the pipeline's populations table, ``Strategy.apply``,
+``cytokit gate`` and the cohort stages' event loader (``load_gated_events``)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cytokit.cli.main import main as cli_main
+from cytokit.fcs import read_fcs
+from cytokit.gating import load_strategy
+from cytokit.pipeline import load_gated_events, run
+from test_pipeline_support import write_pipeline
+
+OUTPUTS_OFF = {"gatingml": False, "thumbnails": False, "flowjo_workspace": False, "anndata": False,
+               "trial": False, "reports": False, "clustering": False}
+
+
+@pytest.fixture(scope="module")
+def sample_trial(repo_root) -> Path:
+    folder = repo_root / "sample_data"
+    if not (folder / "manifest.csv").is_file():
+        pytest.skip("sample_data is not present (regenerate with `make sample-data`)")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def store(sample_trial, tmp_path_factory) -> tuple[Path, pd.DataFrame]:
+    base = tmp_path_factory.mktemp("entry")
+    # the pipeline's own default qc: block (enabled, default QC parameters)
+    path = write_pipeline(base / "cfg", sample_trial, name="entry_points", qc={"enabled": True, "min_events": 1000},
+                          outputs=OUTPUTS_OFF, executor={"jobs": 2, "task": "analyse"})
+    summary = run(path, base / "out", stages=False)
+    assert summary.failed == 0, summary.failures
+    pops = pd.read_parquet(base / "out" / "populations.parquet")
+    return base / "out", pops
+
+
+def _counts(df: pd.DataFrame) -> dict[str, int]:
+    return {str(p): int(c) for p, c in zip(df["population"], df["count"])}
+
+
+def test_strategy_apply_counts_equal_the_pipeline_on_every_bundled_file(sample_trial, store):
+    _, pops = store
+    manifest = pd.read_csv(sample_trial / "manifest.csv")
+    strategies = {t: load_strategy(t) for t in manifest["tube"].unique()}
+    assert len(manifest) == len(list((sample_trial / "fcs").glob("*.fcs")))
+    for row in manifest.itertuples():
+        result = strategies[row.tube].apply(read_fcs(sample_trial / row.file), panel="il2_trial", tube=row.tube)
+        stored = pops[pops["file"] == row.file]
+        assert len(stored) == len(result.populations), row.file
+        assert _counts(result.populations) == _counts(stored), row.file
+        assert result.qc is not None and result.qc.n_kept == result.sample.n_events < result.qc.n_events + 1
+
+
+def test_cli_gate_counts_equal_the_pipeline(sample_trial, store, tmp_path, capsys):
+    _, pops = store
+    for name in ("P001_W0_tmem.fcs", "P002_W24_nkb.fcs"):
+        table = tmp_path / f"{Path(name).stem}.csv"
+        tube = name.rsplit("_", 1)[1].removesuffix(".fcs")
+        assert cli_main(["gate", str(sample_trial / "fcs" / name), "--strategy", tube, "--table", str(table)]) == 0
+        assert "QC kept" in capsys.readouterr().out
+        assert _counts(pd.read_csv(table)) == _counts(pops[pops["file"] == f"fcs/{name}"]), name
+    # the issue's example: 1,285 CD4 T cells without QC, the table's count with it
+    no_qc = tmp_path / "no_qc.csv"
+    assert cli_main(["gate", str(sample_trial / "fcs" / "P001_W0_tmem.fcs"), "--strategy", "tmem", "--no-qc",
+                     "--table", str(no_qc)]) == 0
+    with_qc = pops[(pops["file"] == "fcs/P001_W0_tmem.fcs") & (pops["population"] == "CD4 T")]["count"].item()
+    without = pd.read_csv(no_qc).set_index("population").loc["CD4 T", "count"]
+    assert without != with_qc
+
+
+def test_cohort_event_loader_counts_equal_the_pipeline(store):
+    out, pops = store
+    by = pops.set_index(["sample_id", "population"])["count"]
+    for sid, population in (("P001_W0_tmem", "CD4 T"), ("P003_W74_tmem", "Treg"), ("P002_W24_nkb", "NK cells"),
+                            ("P004_W0_nkb", "B cells")):
+        events, _ = load_gated_events(out, sid, population)
+        assert events.shape[0] == by[(sid, population)], (sid, population)
+
+
+def test_qc_is_optional_and_documented_on_the_result(sample_trial):
+    sample = read_fcs(sample_trial / "fcs" / "P001_W0_tmem.fcs")
+    strategy = load_strategy("tmem")
+    with_qc, without = strategy.apply(sample), strategy.apply(sample, qc=False)
+    assert without.qc.result is None and without.sample.n_events == sample.n_events
+    assert with_qc.sample.n_events == int(with_qc.qc.keep.sum()) < sample.n_events
+    assert with_qc.counts() != without.counts()
+    custom = strategy.apply(sample, qc={"enabled": True, "time_checks": False})
+    assert custom.qc.params["time_checks"] is False
+    # exported with QC's gates in front: evaluated on the raw file, the Gating-ML counts what the result counts
+    from cytokit.gating.export import xml_id
+    from cytokit.gatingml import evaluate_document, read_gatingml
+    from cytokit.panel import load_panel
+
+    doc = read_gatingml(with_qc.to_gatingml().encode())
+    assert doc.nodes[0].name.startswith("QC")
+    masks = evaluate_document(doc, load_panel("il2_trial").resolve(sample, tube="tmem"))
+    for name, mask in with_qc.masks.items():
+        assert int(masks[xml_id(name)].sum()) == int(mask.sum()), name
+
+
+def test_imported_strategy_gives_the_same_counts_in_the_pipeline(sample_trial, tmp_path_factory):
+    # the pipeline rebuilt imported (Gating-ML) strategies from their definition alone and evaluated the
+    # gates on raw linear values, ignoring the document's compensation and logicle transforms
+    tmp_path, out = tmp_path_factory.mktemp("imported_in"), tmp_path_factory.mktemp("imported_out") / "out"
+    files = ["fcs/P001_W0_tmem.fcs", "fcs/P001_W24_tmem.fcs"]  # one instrument: the gates name its channels
+    fitted = load_strategy("tmem").apply(read_fcs(sample_trial / files[0]), qc=False)
+    gml = tmp_path / "tmem_fixed.xml"
+    fitted.to_gatingml(gml)
+    manifest = pd.read_csv(sample_trial / "manifest.csv")
+    subset = manifest[manifest["file"].isin(files)].copy()
+    subset["file"] = [str((sample_trial / f).resolve()) for f in subset["file"]]
+    subset.to_csv(tmp_path / "manifest.csv", index=False)
+    path = write_pipeline(tmp_path / "cfg", sample_trial, name="imported",
+                          manifest={"path": str(tmp_path / "manifest.csv"), "sample_id": "{stem}"},
+                          tubes={"tmem": {"panel": "il2_trial", "strategy": str(gml)}},
+                          qc={"enabled": True, "min_events": 100}, outputs=OUTPUTS_OFF,
+                          executor={"jobs": 1, "task": "analyse"})
+    summary = run(path, out, stages=False)
+    assert summary.failed == 0, summary.failures
+    pops = pd.read_parquet(out / "populations.parquet")
+    imported = load_strategy(gml)
+    for f in files:
+        result = imported.apply(read_fcs(sample_trial / f))
+        stored = pops[pops["file"] == str((sample_trial / f).resolve())]
+        assert _counts(result.populations) == _counts(stored), f
+        assert _counts(result.populations)["CD4 T"] > 500
