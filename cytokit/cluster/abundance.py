@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..errors import ClusterError
 from .model import ClusteringResult
-from .phenotype import UNASSIGNED, PhenotypeTable, match_matrix, name_clusters
+from .phenotype import UNASSIGNED, PhenotypeTable, match_matrix, name_clusters, unique_names
 from .thresholds import Thresholds
 
 LEVELS = ("node", "metacluster")
@@ -23,7 +23,8 @@ class Annotation:
     """Phenotype matches and names of SOM nodes and metaclusters.
 
     ``node_matches`` / ``metacluster_matches``: boolean frames (cluster x population);
-    ``node_names`` / ``metacluster_names``: most specific matching population or ``"unassigned"``.
+    ``node_names`` / ``metacluster_names``: most specific matching population or ``"unassigned"``;
+    metacluster names are unique (the distinguishing marker appended, see ``phenotype.unique_names``).
     """
 
     table: PhenotypeTable
@@ -48,8 +49,8 @@ def annotate(result: ClusteringResult, table: PhenotypeTable, thresholds: Thresh
     sub, implied = table.within(result.population)
     nm = match_matrix(result.node_medians, sub, thresholds, implied)
     mm = match_matrix(result.metacluster_medians, sub, thresholds, implied)
-    return Annotation(sub, thresholds, nm, name_clusters(nm, sub, result.markers, implied),
-                      mm, name_clusters(mm, sub, result.markers, implied))
+    mc_names = unique_names(name_clusters(mm, sub, result.markers, implied), result.metacluster_medians, thresholds)
+    return Annotation(sub, thresholds, nm, name_clusters(nm, sub, result.markers, implied), mm, mc_names)
 
 
 def metacluster_abundance(result: ClusteringResult, annotation: Annotation | None = None) -> pd.DataFrame:

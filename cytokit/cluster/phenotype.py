@@ -18,7 +18,8 @@ Contract
 * :func:`match_matrix` evaluates every phenotype on cluster medians. A population is matchable only when
   every term its clustered ancestor does not imply is on a clustered marker (CD25+ CD4 needs CD25). A
   cluster is named after the matching population with the most tested terms (ties: table order);
-  clusters that match nothing are ``"unassigned"``.
+  clusters that match nothing are ``"unassigned"``. :func:`unique_names` makes metacluster names unique by
+  appending the marker that separates clusters of the same name (``CM CD4 CD28+`` / ``CM CD4 CD28-``).
 """
 from __future__ import annotations
 
@@ -323,3 +324,46 @@ def name_clusters(matches: pd.DataFrame, table: PhenotypeTable, markers: Sequenc
         else:
             names.append(sorted(hits, key=lambda n: (-spec.get(n, 0), order[n]))[0])
     return pd.Series(names, index=matches.index, name="name")
+
+
+def unique_names(names: pd.Series, medians: pd.DataFrame, thresholds: Thresholds) -> pd.Series:
+    """Names made unique: clusters sharing a name get the marker(s) that tell them apart appended.
+
+    Within each group of equal names the marker whose medians fall on both sides of its positive threshold
+    with the widest spread is added as ``CD28+`` / ``CD28-`` (``CM CD4 CD28+`` and ``CM CD4 CD28-``); the
+    split repeats on any subgroup still sharing a name. Clusters that no clustered marker separates keep
+    the name with ``#1``, ``#2``...; a cluster without events (no medians) is marked ``(no events)``. Names
+    that were unique are unchanged. Index and order are kept.
+    """
+    out = names.astype(str).copy()
+    markers = [m for m in medians.columns if m in thresholds.pos]
+
+    def split(idx: list[Any], used: set[str]) -> None:
+        if len(idx) < 2:
+            return
+        best, spread = None, -1.0
+        for m in markers:
+            if m in used:
+                continue
+            v = medians.loc[idx, m].to_numpy(dtype=float)
+            above = v >= thresholds.pos[m]
+            if above.any() and not above.all() and float(np.ptp(v)) > spread:
+                best, spread = m, float(np.ptp(v))
+        if best is None:
+            for k, i in enumerate(idx, start=1):
+                out[i] = f"{out[i]} #{k}"
+            return
+        t = thresholds.pos[best]
+        for sign, part in (("+", [i for i in idx if medians.at[i, best] >= t]),
+                           ("-", [i for i in idx if medians.at[i, best] < t])):
+            for i in part:
+                out[i] = f"{out[i]} {best}{sign}"
+            split(part, used | {best})
+
+    empty = medians.reindex(out.index)[markers].isna().all(axis=1) if markers else pd.Series(False, out.index)
+    for i in out.index[empty.to_numpy()]:
+        out[i] = f"{out[i]} (no events)"  # no medians: nothing to tell it apart by
+    for _, group in out[~empty.to_numpy()].groupby(out[~empty.to_numpy()], sort=False):
+        if len(group) > 1:
+            split(list(group.index), set())
+    return out

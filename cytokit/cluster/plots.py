@@ -36,19 +36,25 @@ def _palette(k: int) -> np.ndarray:
     return np.array([cmap(i % cmap.N) for i in range(k)])
 
 
-def plot_heatmap(metaclusters: pd.DataFrame, markers: list[str], path: str | Path) -> Path:
-    """Heatmap of per-metacluster marker medians (table from ``metacluster_table``)."""
+def plot_heatmap(metaclusters: pd.DataFrame, markers: list[str], path: str | Path, *,
+                 scale: str = "transformed scale") -> Path:
+    """Heatmap of per-metacluster marker medians (table from ``metacluster_table``); metaclusters without
+    events are left out (their medians are undefined). ``scale`` names the values' transform."""
     import seaborn as sns
 
-    data = metaclusters[[f"median_{m}" for m in markers]].to_numpy(dtype=float)
-    labels = [f"{r.metacluster}: {r.name} ({r.pct_events:.1f}%)" for r in metaclusters.itertuples()]
-    fig = Figure(figsize=(1.0 + 0.7 * len(markers), 1.2 + 0.38 * len(labels)))
+    shown = metaclusters[metaclusters["events"] > 0] if "events" in metaclusters.columns else metaclusters
+    data = shown[[f"median_{m}" for m in markers]].to_numpy(dtype=float)
+    labels = [f"{r.metacluster}: {r.name} ({r.pct_events:.1f}%)" for r in shown.itertuples()]
+    fig = Figure(figsize=(2.0 + 0.7 * len(markers), 1.4 + 0.38 * len(labels)))
     ax = fig.add_subplot(111)
     sns.heatmap(pd.DataFrame(data, index=labels, columns=markers), ax=ax, cmap="viridis", annot=len(markers) <= 14,
-                fmt=".2f", annot_kws={"size": 7}, cbar_kws={"label": "median (transformed scale)"})
+                fmt=".2f", annot_kws={"size": 7}, cbar_kws={"label": f"median ({scale})"})
     ax.set_title("Metacluster median expression")
     ax.set_xlabel("marker")
     ax.set_ylabel("")
+    empty = len(metaclusters) - len(shown)
+    if empty:
+        fig.text(0.01, 0.005, f"{empty} metacluster(s) without events not shown", fontsize=7, color="0.4")
     return _save(fig, path)
 
 
@@ -84,6 +90,8 @@ def plot_map(nodes: pd.DataFrame, codes: np.ndarray, path: str | Path, *, names:
         ax.plot(pos[[i, j], 0], pos[[i, j], 1], color="0.7", lw=0.8, zorder=1)
     for mc in range(k):
         sel = (nodes["metacluster"] == mc).to_numpy()
+        if not sel.any() or nodes.loc[sel, "events"].sum() == 0:
+            continue  # an empty metacluster has nothing on the map
         label = f"{mc}: {names.get(mc, '')}" if names is not None else str(mc)
         ax.scatter(pos[sel, 0], pos[sel, 1], s=size[sel], color=colours[mc], edgecolor="k", lw=0.4,
                    label=label, zorder=2)
@@ -93,31 +101,46 @@ def plot_map(nodes: pd.DataFrame, codes: np.ndarray, path: str | Path, *, names:
     return _save(fig, path)
 
 
-def plot_abundance(abundance: pd.DataFrame, path: str | Path, *, group_col: str = "arm") -> Path:
-    """Box + points of % per metacluster, by visit (x, in week order) and ``group_col`` (colour)."""
+def plot_abundance(abundance: pd.DataFrame, path: str | Path, *, group_col: str = "arm",
+                   arm_order: list[str] | None = None) -> Path:
+    """Box + points of % per metacluster, by visit (x, in week order) and ``group_col`` (colour: the trial
+    figures' arm colours, :func:`cytokit.palette.arm_palette`, in ``arm_order``). Metaclusters without
+    events in any sample are left out."""
     import seaborn as sns
+
+    from ..palette import arm_palette
 
     df = abundance.copy()
     df["cluster"] = df["metacluster"].astype(str) + ": " + df["name"].astype(str)
     order_visits = (df.sort_values("week")["visit"].drop_duplicates().tolist() if "week" in df
                     else sorted(df["visit"].unique()))
+    nonempty = df.groupby("metacluster")["count"].sum() > 0 if "count" in df.columns else None
+    if nonempty is not None:
+        df = df[df["metacluster"].map(nonempty)]
     clusters = df.drop_duplicates("metacluster").sort_values("metacluster")["cluster"].tolist()
-    ncol = min(4, len(clusters))
-    nrow = int(np.ceil(len(clusters) / ncol))
+    ncol = max(1, min(4, len(clusters)))
+    nrow = max(1, int(np.ceil(len(clusters) / ncol)))
     fig = Figure(figsize=(4.2 * ncol, 3.0 * nrow))
     axes = fig.subplots(nrow, ncol, squeeze=False)
     hue = group_col if group_col in df and df[group_col].notna().any() else None
+    hue_order = None
+    palette = None
+    if hue is not None:
+        present = sorted(df[hue].dropna().astype(str).unique())
+        hue_order = [a for a in (arm_order or []) if a in present] + [a for a in present if a not in (arm_order or [])]
+        palette = arm_palette(hue_order)
+        df[hue] = df[hue].astype(str)
     for ax, cl in zip(axes.ravel(), clusters):
         sub = df[df["cluster"] == cl]
         with warnings.catch_warnings():  # seaborn 0.13 passes matplotlib's deprecated 'vert' internally
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", PendingDeprecationWarning)
-            sns.boxplot(data=sub, x="visit", y="pct", hue=hue, order=order_visits, ax=ax, fliersize=0,
-                        linewidth=0.8)
+            sns.boxplot(data=sub, x="visit", y="pct", hue=hue, hue_order=hue_order, palette=palette,
+                        order=order_visits, ax=ax, fliersize=0, linewidth=0.8, boxprops={"alpha": 0.45})
         with fixed_jitter():  # the same jitter in every run (byte-reproducible figures)
-            sns.stripplot(data=sub, x="visit", y="pct", hue=hue, order=order_visits, dodge=hue is not None,
-                          ax=ax, size=2.5, palette="dark:k" if hue else None, color=None if hue else "k",
-                          legend=False)
+            sns.stripplot(data=sub, x="visit", y="pct", hue=hue, hue_order=hue_order, order=order_visits,
+                          dodge=hue is not None, ax=ax, size=2.5, palette="dark:k" if hue else None,
+                          color=None if hue else "k", legend=False)
         ax.set_title(cl, fontsize=9)
         ax.set_xlabel("")
         ax.set_ylabel("% of clustered population")

@@ -279,7 +279,7 @@ def run_clustering(results_dir: str | Path, *, population: str = "T cells", mark
     for name, df in run.tables.items():
         run.paths += write_table(stamp_inputs(df, by_sample, digest), out / name, force=True)
     if plots:
-        run.paths += write_figures(run, out)
+        run.paths += write_figures(run, out, tube=tube)
     info = {
         "population": population, "tube": tube, "markers": chosen, "params": params.model_dump(),
         "n_samples": len(samples), "n_events": run.result.info["n_events"], "n_train": run.result.n_train,
@@ -293,15 +293,34 @@ def run_clustering(results_dir: str | Path, *, population: str = "T cells", mark
     return run
 
 
-def write_figures(run: ClusteringRun, out: str | Path) -> list[Path]:
-    """Heatmap, MST map and (when visits are known) abundance-by-arm figures."""
+def _scale_text(results_dir: Path, tube: str | None) -> str:
+    """What the clustered values are: the run's recorded transforms of the tube (run_info.json)."""
+    from ..results import read_run_info
+
+    tubes = read_run_info(results_dir).get("tubes") or {}
+    texts = {str(t.get("transforms", "")) for name, t in tubes.items() if tube is None or name == tube}
+    texts.discard("")
+    if len(texts) == 1:
+        text = texts.pop()
+        parts = dict(p.split(":", 1) for p in text.split(";") if ":" in p)
+        fluor = parts.get(" fluorescence", parts.get("fluorescence", "")).strip()
+        return f"{fluor} scale" if fluor and fluor != "linear" else f"scale: {text}"
+    return "transformed scale"
+
+
+def write_figures(run: ClusteringRun, out: str | Path, *, tube: str | None = None) -> list[Path]:
+    """Heatmap, MST map and (when visits are known) abundance-by-arm figures (arms coloured as in the trial
+    figures; the heatmap's colour bar names the transform of the clustered values)."""
+    from ..palette import recorded_arm_order
     from .plots import plot_abundance, plot_heatmap, plot_map
 
     out = Path(out)
-    paths = [plot_heatmap(run.tables["metaclusters"], run.result.markers, out / "heatmap.png"),
+    paths = [plot_heatmap(run.tables["metaclusters"], run.result.markers, out / "heatmap.png",
+                          scale=_scale_text(out.parent, tube)),
              plot_map(run.tables["nodes"], run.result.codes, out / "map.png",
                       names=run.tables["metaclusters"].set_index("metacluster")["name"])]
     ab = run.tables["metacluster_abundance"]
     if "visit" in ab.columns and ab["visit"].notna().any():
-        paths.append(plot_abundance(ab, out / "abundance.png"))
+        arms = recorded_arm_order(out.parent, ab["arm"].dropna()) if "arm" in ab.columns else None
+        paths.append(plot_abundance(ab, out / "abundance.png", arm_order=arms))
     return paths
