@@ -64,6 +64,64 @@ class AcquisitionConfig(_Model):
         return v
 
 
+class PhenotypeConfig(_Model):
+    """Scenario options for marker expression (what differs between labs' panels and patients).
+
+    The defaults reproduce the bundled trial. ``marker_levels`` replaces states of
+    :data:`~cytokit.simulate.phenotypes.MARKER_LEVELS` (``{"CD25": {"cont": [3000, 0.4]}}`` turns the
+    CD25 dim-to-bright continuum into a lognormal mode: a bimodal activation marker);
+    ``marker_brightness`` multiplies every positive level of a marker (a dimmer or brighter
+    fluorochrome); ``negative_spread`` is the log-sd of autofluorescence (broad negative peaks) and
+    ``autofluorescence_scale`` multiplies its level. Linear units at reference detector gain.
+    """
+
+    marker_levels: dict[str, dict[str, tuple[float | str, ...]]] = Field(default_factory=dict)
+    marker_brightness: dict[str, float] = Field(default_factory=dict)
+    negative_spread: float = Field(0.35, gt=0, description="log-sd of autofluorescence")
+    autofluorescence_scale: float = Field(1.0, gt=0)
+
+    @field_validator("marker_levels")
+    @classmethod
+    def _levels(cls, v: dict) -> dict:
+        from .phenotypes import MARKER_LEVELS
+
+        for marker, states in v.items():
+            if marker not in MARKER_LEVELS:
+                raise ValueError(f"unknown marker {marker!r}; expected one of {sorted(MARKER_LEVELS)}")
+            for state, level in states.items():
+                if state not in MARKER_LEVELS[marker]:
+                    raise ValueError(f"{marker}: unknown state {state!r}; expected one of "
+                                     f"{sorted(MARKER_LEVELS[marker])}")
+                ok = (len(level) == 3 and level[0] == "cont" and not isinstance(level[1], str)
+                      and not isinstance(level[2], str) and 0 < level[1] < level[2]) or (
+                    len(level) == 2 and not any(isinstance(x, str) for x in level) and level[0] > 0 and level[1] >= 0)
+                if not ok:
+                    raise ValueError(f"{marker}.{state}: give [median, log_sd] or ['cont', low, high]")
+        return v
+
+    @field_validator("marker_brightness")
+    @classmethod
+    def _brightness(cls, v: dict[str, float]) -> dict[str, float]:
+        from .phenotypes import MARKER_LEVELS
+
+        for marker, f in v.items():
+            if marker not in MARKER_LEVELS:
+                raise ValueError(f"unknown marker {marker!r}; expected one of {sorted(MARKER_LEVELS)}")
+            if not f > 0:
+                raise ValueError(f"{marker}: brightness must be > 0")
+        return v
+
+    def level(self, marker: str, state: str) -> tuple:
+        """The (median, log-sd) or ("cont", low, high) of ``marker`` in ``state``, brightness applied."""
+        from .phenotypes import MARKER_LEVELS
+
+        level = tuple(self.marker_levels.get(marker, {}).get(state, MARKER_LEVELS[marker][state]))
+        f = self.marker_brightness.get(marker, 1.0)
+        if level[0] == "cont":
+            return ("cont", float(level[1]) * f, float(level[2]) * f)
+        return (float(level[0]) * f, float(level[1]))
+
+
 class EventMixConfig(_Model):
     """Relative share of each event class among all events other than counting beads."""
 
@@ -181,6 +239,7 @@ class SimulationConfig(_Model):
     event_mix: EventMixConfig = EventMixConfig()
     beads: BeadsConfig = BeadsConfig()
     acquisition: AcquisitionConfig = AcquisitionConfig()
+    phenotype: PhenotypeConfig = PhenotypeConfig()
     course: CourseConfig = CourseConfig()
     clinical: ClinicalConfig = ClinicalConfig()
 

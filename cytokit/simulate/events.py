@@ -28,8 +28,8 @@ from types import MappingProxyType
 import numpy as np
 
 from .channels import TUBES, spillover_matrix, tube_fluorochromes
-from .config import AcquisitionConfig, InstrumentConfig
-from .phenotypes import AUTOFLUORESCENCE, BEAD_LEVEL, CELL_TYPES, MARKER_LEVELS, tube_leaves
+from .config import AcquisitionConfig, InstrumentConfig, PhenotypeConfig
+from .phenotypes import AUTOFLUORESCENCE, BEAD_LEVEL, CELL_TYPES, tube_leaves
 
 FLAG_BITS: Mapping[str, int] = MappingProxyType({"clog": 1, "saturated": 2})
 _NEG, _LOGNORMAL, _CONT, _BEAD = 0, 1, 2, 3
@@ -59,9 +59,11 @@ class _LeafTable:
     mode: np.ndarray     # (n_leaves, n_fluor) int
     p1: np.ndarray       # median or low bound
     p2: np.ndarray       # log-sd or high bound
+    negative_spread: float = 0.35  # log-sd of autofluorescence
 
 
-def _leaf_table(tube: str) -> _LeafTable:
+def _leaf_table(tube: str, phenotype: PhenotypeConfig | None = None) -> _LeafTable:
+    ph = phenotype or PhenotypeConfig()
     leaves = tube_leaves(tube)
     markers = [m for m, _ in TUBES[tube]]
     fluors = tube_fluorochromes(tube)
@@ -75,7 +77,7 @@ def _leaf_table(tube: str) -> _LeafTable:
         ctype = leaf.kind if leaf.kind in CELL_TYPES else "lymphocyte"
         fm, fs, sm, ss, af = CELL_TYPES[ctype]
         scatter[i] = (fm, fs, sm, ss)
-        autofl[i] = [af * AUTOFLUORESCENCE[f] for f in fluors]
+        autofl[i] = [af * ph.autofluorescence_scale * AUTOFLUORESCENCE[f] for f in fluors]
         for j, marker in enumerate(markers):
             if leaf.kind == "bead":
                 mode[i, j], p1[i, j], p2[i, j] = _BEAD, *BEAD_LEVEL
@@ -83,13 +85,13 @@ def _leaf_table(tube: str) -> _LeafTable:
             state = leaf.phenotype.get(marker, "neg")
             if state == "neg":
                 continue
-            level = MARKER_LEVELS[marker][state]
+            level = ph.level(marker, state)
             if level[0] == "cont":
                 mode[i, j], p1[i, j], p2[i, j] = _CONT, np.log(level[1]), np.log(level[2])
             else:
                 mode[i, j], p1[i, j], p2[i, j] = _LOGNORMAL, level[0], level[1]
     return _LeafTable(np.array([lf.code for lf in leaves], dtype=np.uint8), tuple(lf.kind for lf in leaves),
-                      scatter, autofl, mode, p1, p2)
+                      scatter, autofl, mode, p1, p2, ph.negative_spread)
 
 
 def _primitive(rows: np.ndarray, t: _LeafTable, stain: np.ndarray, rng: np.random.Generator
@@ -119,7 +121,7 @@ def _primitive(rows: np.ndarray, t: _LeafTable, stain: np.ndarray, rng: np.rando
         scatter[a:b, 1] = fsc * (0.85 + (0.06 if fs > 0.3 else 0.025) * z[a:b, 2])  # debris: looser diagonal
         scatter[a:b, 2] = sm * np.exp(ss * z[a:b, 1])
         blk = fl[a:b]
-        np.multiply(t.autofl[k], np.exp(0.35 * za[a:b]), out=blk)
+        np.multiply(t.autofl[k], np.exp(t.negative_spread * za[a:b]), out=blk)
         for j in range(m):
             mode = t.mode[k, j]
             if mode == _LOGNORMAL:
@@ -169,9 +171,11 @@ def _apply_spillover(x: np.ndarray, spill: np.ndarray) -> np.ndarray:
 
 def simulate_events(tube: str, n_events: int, leaf_probs: Mapping[int, float], *,
                     instrument: InstrumentConfig, acquisition: AcquisitionConfig,
-                    rng: np.random.Generator, allow_clog: bool = True) -> SimulatedEvents:
-    """Draw one file's events (see module docstring). ``leaf_probs`` maps leaf code -> probability."""
-    t = _leaf_table(tube)
+                    rng: np.random.Generator, allow_clog: bool = True,
+                    phenotype: PhenotypeConfig | None = None) -> SimulatedEvents:
+    """Draw one file's events (see module docstring). ``leaf_probs`` maps leaf code -> probability;
+    ``phenotype`` holds scenario options for marker levels (default: the bundled trial's)."""
+    t = _leaf_table(tube, phenotype)
     m = len(TUBES[tube])
     acq = acquisition
     top = float(acq.range - 1)

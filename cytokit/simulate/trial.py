@@ -126,7 +126,8 @@ def simulate_file(path: str | Path, n_events: int = 1_000_000, tube: str = "tmem
     state = visit_state(patient, week, cfg.course)
     beads = cfg.beads.enabled and tube == "nkb"
     sim = simulate_events(tube, n_events, event_leaf_probs(state, tube, cfg, beads=beads),
-                          instrument=instrument, acquisition=cfg.acquisition, rng=rng)
+                          instrument=instrument, acquisition=cfg.acquisition, rng=rng,
+                          phenotype=cfg.phenotype)
     _write_file(path, sim, tube, instrument, cfg, date=cfg.clinical.start_date, force=force)
     if truth_out is not None:
         truth = Path(truth_out) / "truth"
@@ -198,7 +199,8 @@ def simulate_trial(out_dir: str | Path, config: SimulationConfig | str | Path | 
                 beads = cfg.beads.enabled and tube == "nkb"
                 frng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 2, i, week, _TUBE_INDEX[tube]]))
                 sim = simulate_events(tube, cfg.events, event_leaf_probs(states[visit], tube, cfg, beads=beads),
-                                      instrument=instrument, acquisition=cfg.acquisition, rng=frng)
+                                      instrument=instrument, acquisition=cfg.acquisition, rng=frng,
+                                      phenotype=cfg.phenotype)
                 _write_file(out / rel, sim, tube, instrument, cfg, date=info.visit_dates[visit], src=pid)
                 _save_npy(out / "truth" / "labels" / f"{stem}.npy", sim.labels)
                 _save_npy(out / "truth" / "flags" / f"{stem}.npy", sim.flags)

@@ -8,7 +8,7 @@ function and add one :class:`GateMethod` line below.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 from pydantic import ValidationError
@@ -46,6 +46,17 @@ GATE_METHODS: dict[str, GateMethod] = {m.name: m for m in (
 )}
 
 
+#: flag words that mean "this estimate may be wrong: review the gate" (see docs/gating.md, "Flags");
+#: other flags (``no_valley``, ``fell_back:tail``...) record how a gate was placed.
+REVIEW_FLAGS: frozenset[str] = frozenset({"uncertain", "ambiguous", "unreliable", "few_events", "inverted", "empty"})
+
+
+def needs_review(flags: str | Iterable[str]) -> bool:
+    """True when ``flags`` (a ``;``-joined string or words, marker-prefixed or not) hold a review flag."""
+    words = flags.split(";") if isinstance(flags, str) else list(flags)
+    return any(part in REVIEW_FLAGS for w in words for part in w.split(":"))
+
+
 def get_method(name: str) -> GateMethod:
     """The registry entry ``name``; :class:`GatingError` lists the known ones otherwise."""
     try:
@@ -80,5 +91,5 @@ def fit_gate(method: str, X: np.ndarray, params: dict[str, Any] | MethodParams |
     return dataclasses.replace(fit, info={**fit.info, "gate_method": method, "params": p.model_dump(mode="json")})
 
 
-__all__ = ["GATE_METHODS", "FitResult", "GateMethod", "MethodParams", "ThresholdParams", "fit_gate",
+__all__ = ["GATE_METHODS", "REVIEW_FLAGS", "needs_review", "FitResult", "GateMethod", "MethodParams", "ThresholdParams", "fit_gate",
            "fit_threshold", "get_method"]

@@ -17,8 +17,17 @@ Works on one marker's values of the parent population on the gate's (transformed
    = negative population by default) plus ``tail_sd`` standard deviations measured on its *outer* half
    (left half for ``tail_side="upper"``; mirror-image estimate, insensitive to how many events lie on the
    other side). ``tail_side="lower"`` with ``reference_peak="highest"`` places a threshold below a
-   dominant positive mode (CD127lo under CD127+). Tail gates drift with the spread of the negative population: when the result is further than
-   ``drift_tolerance`` from ``expected`` (or outside ``bounds``) it is flagged ``tail_drift``.
+   dominant positive mode (CD127lo under CD127+). Tail gates drift with the spread of the negative
+   population: when the result is further than ``drift_tolerance`` from ``expected`` (or outside
+   ``bounds``) it is flagged ``tail_drift``.
+
+   **A lone mode is not always negative.** When the valley rule falls back because the data have no
+   usable valley, the side of the threshold is decided by where the dominant mode lies: above
+   ``negative_max`` (default: the middle of ``bounds``) it is a positive population and the threshold
+   goes *below* it (mode - ``tail_sd`` SDs of its lower half; flag ``all_positive``); otherwise it is a
+   negative population and the threshold goes above it (flag ``all_negative`` when ``tail_side`` asked
+   for the lower side). So a positive threshold is never placed above the only mode of an all-positive
+   population, nor below the only mode of an all-negative one.
 
 3. ``mode="quantile"``: the ``quantile`` of the values (fraction 0..1 of events below the threshold).
 
@@ -48,10 +57,19 @@ class ThresholdParams(MethodParams):
         None, description="plausible range of the threshold; valleys outside are rejected, results clipped")
     expected: float | None = Field(None, description="where the threshold usually lies (drift reference)")
     drift_tolerance: float = Field(0.1, gt=0)
-    valley: Literal["deepest", "first", "last"] = "deepest"
-    reference_peak: Literal["first", "highest"] = Field(
+    valley: Literal["deepest", "first", "last", "below_dominant", "above_dominant"] = Field(
+        "deepest", description="which valley: deepest, first/last (lowest/highest position), or the deepest "
+                               "just below/above the dominant (highest) peak, e.g. CD56dim within NK cells")
+    reference_peak: Literal["first", "highest", "last"] = Field(
         "first", description="peak a tail gate is measured from: 'first' = the lowest (the negative population, "
-                             "for '+' gates); 'highest' = the dominant one (e.g. CD127+ when gating CD127lo)")
+                             "for '+' gates); 'highest' = the dominant one (e.g. CD127+ when gating CD127lo); "
+                             "'last' = the brightest (e.g. above CD56dim when there is no CD56bright mode)")
+    separates: Literal["any", "negative", "positive"] = Field(
+        "any", description="which valleys count: 'negative' = only one right above a negative mode (at or "
+                           "below negative_max), 'positive' = only one between two positive modes (CD56dim/bright)")
+    negative_max: float | None = Field(
+        None, description="highest position of a negative population's mode on this scale; a lone mode "
+                          "above it is taken as all-positive (default: the middle of 'bounds')")
     min_peak_fraction: float = Field(0.01, ge=0, lt=1)
     max_valley_ratio: float = Field(0.8, gt=0, le=1)
     adjust: float = Field(1.0, gt=0, description="bandwidth multiplier (Silverman's rule x adjust)")
@@ -127,6 +145,22 @@ def find_peaks(d: Density1D, min_fraction: float) -> np.ndarray:
     return idx if idx.size else np.array([int(np.argmax(y))])
 
 
+def merge_shallow(d: Density1D, peaks: np.ndarray, max_ratio: float) -> np.ndarray:
+    """Peaks left after merging neighbours whose valley is shallower than ``max_ratio`` (depth ratio as
+    in :func:`find_valleys`): the lower of the two is dropped, repeatedly, shallowest valley first. What
+    remains are modes separated by real dips, so "one peak" means unimodal and "the first peak" is not a
+    noise bump on the shoulder of the negative population."""
+    peaks = list(peaks)
+    while len(peaks) > 1:
+        valleys = find_valleys(d, np.array(peaks))
+        k = int(np.argmax([r for _, r in valleys]))
+        if valleys[k][1] <= max_ratio:
+            break
+        a, b = peaks[k], peaks[k + 1]
+        peaks.remove(a if d.density[a] < d.density[b] else b)
+    return np.array(peaks, dtype=int)
+
+
 def find_valleys(d: Density1D, peaks: np.ndarray) -> list[tuple[int, float]]:
     """(grid index, depth ratio) of the density minimum between each pair of neighbouring peaks.
 
@@ -142,16 +176,58 @@ def find_valleys(d: Density1D, peaks: np.ndarray) -> list[tuple[int, float]]:
     return out
 
 
-def _tail(x: np.ndarray, d: Density1D, peaks: np.ndarray, p: ThresholdParams) -> tuple[float, dict]:
-    ref = peaks[0] if p.reference_peak == "first" else peaks[int(np.argmax(d.density[peaks]))]
+def _negative_max(p: ThresholdParams) -> float | None:
+    if p.negative_max is not None:
+        return p.negative_max
+    return float(np.mean(p.bounds)) if p.bounds is not None else None
+
+
+def _is_positive_mode(x: np.ndarray, d: Density1D, peaks: np.ndarray, k: int, neg_max: float) -> bool:
+    """Whether peak ``k`` is a positive population: above ``neg_max``, and not a negative mode with a
+    positive shoulder (within its basin, between the neighbouring valleys, fewer events above the mode
+    than below it is required: a negative population with a dim continuum is heavier on the right)."""
+    mode = d.grid[peaks[k]]
+    if mode <= neg_max:
+        return False
+    lo = d.grid[peaks[k - 1] + int(np.argmin(d.density[peaks[k - 1]:peaks[k] + 1]))] if k > 0 else -np.inf
+    hi = d.grid[peaks[k] + int(np.argmin(d.density[peaks[k]:peaks[k + 1] + 1]))] if k + 1 < len(peaks) else np.inf
+    below = np.count_nonzero((x >= lo) & (x < mode))
+    above = np.count_nonzero((x >= mode) & (x < hi))
+    return below >= 0.9 * above
+
+
+def _tail(x: np.ndarray, d: Density1D, peaks: np.ndarray, p: ThresholdParams, *,
+          lone_mode: bool = False) -> tuple[float, dict, list[str]]:
+    """Tail threshold. With ``lone_mode`` (the valley rule found no usable valley) and a negative
+    reference (``reference_peak`` first, or highest with ``tail_side`` lower), the side follows the data:
+    a lowest mode that is positive (:func:`_is_positive_mode`) gets the threshold *below* it
+    (``all_positive``); a dominant mode that is negative gets it *above* it (``all_negative``)."""
+    flags: list[str] = []
+    side, ref_rule = p.tail_side, p.reference_peak
+    neg_max = _negative_max(p)
+    if lone_mode and neg_max is not None:
+        if ref_rule == "first" and side == "upper" and _is_positive_mode(x, d, peaks, 0, neg_max):
+            flags.append("all_positive")
+            side = "lower"
+        elif ref_rule == "highest" and side == "lower":
+            k = int(np.argmax(d.density[peaks]))
+            if d.grid[peaks[k]] <= neg_max:
+                flags.append("all_negative")
+                side = "upper"
+    if ref_rule == "first":
+        ref = peaks[0]
+    elif ref_rule == "last":
+        ref = peaks[-1]
+    else:
+        ref = peaks[int(np.argmax(d.density[peaks]))]
     mode = float(d.grid[ref])
-    if p.tail_side == "upper":
+    if side == "upper":
         half = x[x <= mode] - mode
     else:
         half = x[x >= mode] - mode
     sd = float(np.sqrt(np.mean(half ** 2))) if half.size >= 10 else float(np.std(x))
-    value = mode + p.tail_sd * sd if p.tail_side == "upper" else mode - p.tail_sd * sd
-    return value, {"reference_peak": mode, "half_sd": sd}
+    value = mode + p.tail_sd * sd if side == "upper" else mode - p.tail_sd * sd
+    return value, {"reference_peak": mode, "half_sd": sd, "tail_side": side}, flags
 
 
 def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None) -> Threshold:
@@ -178,6 +254,8 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None) -> Thres
         x = x[rng.choice(x.size, size=p.max_events, replace=False)]
     d = kde_1d(x, adjust=p.adjust)
     peaks = find_peaks(d, p.min_peak_fraction)
+    if p.mode == "valley":
+        peaks = merge_shallow(d, peaks, p.max_valley_ratio)
     info["peaks"] = [round(float(d.grid[i]), 5) for i in peaks]
     info["bandwidth"] = d.bandwidth
     value: float | None = None
@@ -187,23 +265,34 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None) -> Thres
         info["valleys"] = [(round(float(d.grid[v]), 5), round(r, 3)) for v, r in valleys]
         in_bounds = [(v, r) for v, r in valleys
                      if p.bounds is None or p.bounds[0] <= d.grid[v] <= p.bounds[1]]
-        # shallow dips (noise between two bumps of one mode) only count when there is nothing better
-        ok = [(v, r) for v, r in in_bounds if r <= p.max_valley_ratio] or in_bounds
+        ok = in_bounds  # shallow dips (noise bumps of one mode) were merged away above
+        neg_max = _negative_max(p)
+        if p.separates != "any" and neg_max is not None:
+            below_peak = {int(v): d.grid[max(pk for pk in peaks if pk < v)] for v, _ in valleys}
+            ok = [(v, r) for v, r in ok if (below_peak[int(v)] > neg_max) == (p.separates == "positive")]
         if not valleys:
             flags.append("no_valley")
-        elif not ok:
+        elif not in_bounds:
             flags.append("valley_out_of_bounds")
+        elif not ok:
+            flags.append("no_valley")  # none of the kind asked for by 'separates'
+
         else:
             if p.valley == "first":
                 v, r = ok[0]
             elif p.valley == "last":
                 v, r = ok[-1]
+            elif p.valley in ("below_dominant", "above_dominant"):
+                top = d.grid[peaks[int(np.argmax(d.density[peaks]))]]
+                side = [(v, r) for v, r in ok if (d.grid[v] < top) == (p.valley == "below_dominant")]
+                v, r = min(side, key=lambda vr: vr[1]) if side else (None, None)
             else:
                 v, r = min(ok, key=lambda vr: vr[1])
-            value = float(d.grid[v])
-            info["valley_ratio"] = r
-            if r > p.max_valley_ratio:
-                flags.append("unreliable")
+            if v is None:
+                flags.append("no_valley")
+            else:
+                value = float(d.grid[v])
+                info["valley_ratio"] = r
         if value is None:
             method = p.fallback
             if p.fallback == "none":
@@ -212,8 +301,9 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None) -> Thres
             else:
                 flags.append(f"fell_back:{p.fallback}")
     if method == "tail":
-        value, tail_info = _tail(x, d, peaks, p)
+        value, tail_info, tail_flags = _tail(x, d, peaks, p, lone_mode=p.mode == "valley")
         info.update(tail_info)
+        flags.extend(tail_flags)
         drift_ref = p.expected
         if drift_ref is not None and abs(value - drift_ref) > p.drift_tolerance:
             flags.append("tail_drift")

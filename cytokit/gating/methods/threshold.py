@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ...gates import BooleanGate, Gate, QuadrantGate, RectangleGate
 from .base import FitResult, MethodParams, finite_rows
+from .confidence import UNCERTAIN_PP, threshold_sensitivity
 from .density import ThresholdParams, fit_threshold
 
 Sign = Literal["+", "-"]
@@ -87,7 +88,25 @@ def fit_threshold_gate(X: np.ndarray, params: ThresholdGateParams, *, dims: tupl
     t = fit_threshold(X[:, 0], params.threshold)
     lower, upper = ((t.value,), (None,)) if params.sign == "+" else ((None,), (t.value,))
     gate = RectangleGate(id=gate_id, dims=tuple(dims), lower=lower, upper=upper)
-    return FitResult(gate, t.flags, {"threshold": t.value, "sign": params.sign, dims[0]: t.info})
+    info = {"threshold": t.value, "sign": params.sign, dims[0]: t.info}
+    flags = _with_sensitivity(X, [t.value], lambda Z, v: _signed_and(Z, v, (params.sign,)), list(t.flags), info)
+    return FitResult(gate, flags, info)
+
+
+def _signed_and(X: np.ndarray, values, signs) -> np.ndarray:
+    m = np.ones(X.shape[0], dtype=bool)
+    for j, (v, s) in enumerate(zip(values, signs)):
+        m &= (X[:, j] >= v) if s == "+" else (X[:, j] < v)
+    return m
+
+
+def _with_sensitivity(X: np.ndarray, values, member, flags: list[str], info: dict) -> tuple[str, ...]:
+    """Record the gate's threshold sensitivity (pp) in ``info``; flag ``uncertain`` above the limit."""
+    sens = threshold_sensitivity(X, values, member)
+    info["sensitivity_pp"] = round(sens, 3)
+    if sens > UNCERTAIN_PP:
+        flags.append("uncertain")
+    return tuple(dict.fromkeys(flags))
 
 
 def fit_phenotype(X: np.ndarray, params: PhenotypeParams, *, dims: tuple[str, ...], gate_id: str) -> FitResult:
@@ -98,10 +117,24 @@ def fit_phenotype(X: np.ndarray, params: PhenotypeParams, *, dims: tuple[str, ..
     unknown = set(params.any_of) - set(dims)
     if unknown:
         raise ValueError(f"any_of names {sorted(unknown)} that are not among the dims {list(dims)}")
+    X = finite_rows(X)
     values, flags, info = _fit_all(X, dims, params)
     info["thresholds"] = dict(zip(dims, values))
     sign_num = [1 if s == "+" else -1 for s in params.signs]
     gate: Gate
+    any_mask = np.array([d in params.any_of for d in dims])
+
+    def member(Z: np.ndarray, v) -> np.ndarray:
+        m = _signed_and(Z[:, ~any_mask], [x for x, a in zip(v, any_mask) if not a],
+                        [s for s, a in zip(params.signs, any_mask) if not a])
+        if any_mask.any():
+            anyv = np.zeros(Z.shape[0], dtype=bool)
+            for j in np.flatnonzero(any_mask):
+                anyv |= _signed_and(Z[:, [j]], [v[j]], [params.signs[j]])
+            m &= anyv
+        return m
+
+    flags = list(_with_sensitivity(X, values, member, flags, info))
     if not params.any_of:
         gate = QuadrantGate(id=gate_id, dims=dims, dividers=tuple(values), signs=tuple(sign_num))
         return FitResult(gate, tuple(dict.fromkeys(flags)), info)
@@ -158,5 +191,14 @@ def fit_interval(X: np.ndarray, params: IntervalParams, *, dims: tuple[str, ...]
     if lo is not None and hi is not None and lo >= hi:
         flags.append("inverted")
         hi = lo + 1e-9
+
+    def member(Z: np.ndarray, v) -> np.ndarray:
+        m = np.ones(Z.shape[0], dtype=bool)
+        if v[0] is not None:
+            m &= Z[:, 0] >= v[0]
+        if v[1] is not None:
+            m &= Z[:, 0] < v[1]
+        return m
+
     gate = RectangleGate(id=gate_id, dims=tuple(dims), lower=(lo,), upper=(hi,))
-    return FitResult(gate, tuple(dict.fromkeys(flags)), info)
+    return FitResult(gate, _with_sensitivity(X, [lo, hi], member, flags, info), info)

@@ -1,0 +1,105 @@
+"""Threshold placement decided by each file's data, and the confidence flags (arrays generated here)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cytokit.gating.methods import REVIEW_FLAGS, fit_gate, fit_threshold, needs_review
+from cytokit.gating.methods.confidence import UNCERTAIN_PP, threshold_sensitivity
+from cytokit.gating.methods.density import ThresholdParams, find_peaks, kde_1d, merge_shallow
+
+
+def rng(seed: int = 11) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def test_all_positive_population_threshold_goes_below_the_mode():
+    # 99% positive around 0.6 (the CD28+ CD4 case): the threshold must not sit above the only peak
+    r = rng()
+    x = np.r_[r.normal(0.6, 0.05, 19800), r.normal(0.22, 0.03, 200)]
+    t = fit_threshold(x, ThresholdParams(bounds=(0.2, 0.65)))
+    assert t.value < 0.6, t
+    assert (x >= t.value).mean() > 0.95
+    # the same with no negative cells at all: a lone positive mode
+    lone = r.normal(0.6, 0.05, 20000)
+    t = fit_threshold(lone, ThresholdParams(bounds=(0.2, 0.65)))
+    assert "all_positive" in t.flags and t.info["tail_side"] == "lower"
+    assert t.value < 0.6 - 0.05 and (lone >= t.value).mean() > 0.95
+
+
+def test_all_negative_population_threshold_goes_above_the_mode():
+    # a lower-side (CD127lo-style) gate on a population without any positive mode
+    x = rng(2).normal(0.2, 0.04, 20000)
+    t = fit_threshold(x, ThresholdParams(tail_side="lower", reference_peak="highest", bounds=(0.1, 0.6)))
+    assert t.value > 0.2 and "all_negative" in t.flags
+    assert (x < t.value).mean() > 0.95
+
+
+def test_bimodal_with_broad_negative_uses_the_valley_not_the_tail():
+    # broad negative (70%) + clear positive mode: the tail rule would cut into the negative peak
+    r = rng(3)
+    neg, pos = r.normal(0.25, 0.07, 14000), r.normal(0.62, 0.05, 6000)
+    x = np.r_[neg, pos]
+    t = fit_threshold(x, ThresholdParams(valley="first", tail_sd=1.75, bounds=(0.2, 0.5)))
+    assert t.info["method"] == "valley" and not t.flags
+    pct = 100 * (x >= t.value).mean()
+    assert abs(pct - 30.0) < 1.0
+    tail = fit_threshold(x, ThresholdParams(mode="tail", tail_sd=1.75, bounds=(0.2, 0.5)))
+    assert 100 * (x >= tail.value).mean() - 30.0 > 1.5  # the old rule's overestimate
+
+
+def test_unimodal_marker_uses_the_tail_and_says_so():
+    x = rng(4).normal(0.22, 0.05, 20000)
+    t = fit_threshold(x, ThresholdParams(bounds=(0.2, 0.65)))
+    assert t.info["method"] == "tail" and "no_valley" in t.flags and "fell_back:tail" in t.flags
+    assert t.value == pytest.approx(0.22 + 2.5 * 0.05, abs=0.02)
+
+
+def test_noise_bumps_are_merged_into_one_mode():
+    # a lumpy negative (three close sub-populations) + a positive mode: two modes, one valley
+    r = rng(5)
+    x = np.r_[r.normal(0.15, 0.03, 5000), r.normal(0.2, 0.03, 5000), r.normal(0.24, 0.03, 5000),
+              r.normal(0.6, 0.05, 5000)]
+    d = kde_1d(x, adjust=0.4)
+    raw = find_peaks(d, 0.01)
+    merged = merge_shallow(d, raw, 0.8)
+    assert len(merged) == 2 and len(raw) >= len(merged)
+    t = fit_threshold(x, ThresholdParams(adjust=0.4, bounds=(0.2, 0.55)))
+    assert 0.33 < t.value < 0.5
+
+
+@pytest.mark.parametrize("dim_level", [0.3, 0.45, 0.55])
+def test_cd56dim_splits_follow_the_dominant_mode(dim_level):
+    # NK CD56: few negatives, a dominant dim mode (wherever the stain puts it) and a bright minority
+    r = rng(6)
+    x = np.r_[r.normal(0.12, 0.03, 600), r.normal(dim_level, 0.05, 17000), r.normal(dim_level + 0.25, 0.04, 2400)]
+    fit = fit_gate("interval", x[:, None], {
+        "lower": {"valley": "below_dominant", "bounds": [0.15, 0.55], "negative_max": 0.3, "min_peak_fraction": 0.02},
+        "upper": {"valley": "above_dominant", "bounds": [0.35, 0.9], "min_peak_fraction": 0.02}}, dims=("CD56",))
+    lo, hi = fit.gate.lower[0], fit.gate.upper[0]
+    assert lo < dim_level < hi < dim_level + 0.25
+    pct = 100 * ((x >= lo) & (x < hi)).mean()
+    assert abs(pct - 85.0) < 2.0
+
+
+def test_sensitivity_is_low_in_a_valley_and_high_in_a_shoulder():
+    r = rng(7)
+    x = np.r_[r.normal(0.2, 0.04, 14000), r.normal(0.65, 0.05, 6000)]
+    member = lambda Z, v: Z[:, 0] >= v[0]  # noqa: E731
+    assert threshold_sensitivity(x[:, None], [0.42], member) < 0.5
+    assert threshold_sensitivity(x[:, None], [0.22], member) > 5
+    # the threshold gate records it and flags only the dense case
+    good = fit_gate("threshold", x[:, None], {"sign": "+", "threshold": {"bounds": [0.3, 0.55]}}, dims=("CD3",))
+    assert good.info["sensitivity_pp"] < UNCERTAIN_PP and not needs_review(good.flags)
+    flat = r.uniform(0.0, 1.0, 20000)
+    bad = fit_gate("threshold", flat[:, None], {"sign": "+", "threshold": {"mode": "quantile", "quantile": 0.5}},
+                   dims=("CD25",))
+    assert bad.info["sensitivity_pp"] > UNCERTAIN_PP and "uncertain" in bad.flags and needs_review(bad.flags)
+
+
+def test_review_flags_parse_prefixed_and_joined_words():
+    assert needs_review("CD4:no_valley;uncertain")
+    assert needs_review(["lower:ambiguous"])
+    assert not needs_review("CD16:valley_out_of_bounds;CD16:fell_back:tail")
+    assert not needs_review("")
+    assert {"uncertain", "ambiguous"} <= REVIEW_FLAGS
