@@ -34,7 +34,10 @@ from cytokit.gating import load_strategy
 from cytokit.gating.methods import needs_review
 from cytokit.simulate import load_config, simulate_file, simulate_trial, truth_masks
 
-TUNING_SEED, HELD_OUT_SEED = 101, 202
+#: Held-out draws are used once each: seed 202, then 303, showed failures (high gains, CD56bright-dominant NK,
+#: all-positive CD28, beads at low gain) that led to rule changes, so the reported held-out figures are drawn
+#: with 404, on which no rule or limit was chosen (``--held-out-seed`` re-draws).
+TUNING_SEED, HELD_OUT_SEED = 101, 404
 #: populations whose F1 (per event, against the simulator's labels) is reported
 F1_POPULATIONS = ("Lymphocytes", "T cells", "CD4 T", "CD8 T", "CD25+ CD4", "CD28+ CD4", "NK cells",
                   "CD56dim NK", "CD56bright NK", "B cells")
@@ -223,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--families", default="", help="comma-separated family names (default: all of the split)")
     ap.add_argument("--patients", type=int, default=2, help="patients per arm")
     ap.add_argument("--events", type=int, default=20000, help="events per file")
+    ap.add_argument("--held-out-seed", type=int, default=HELD_OUT_SEED)
     ap.add_argument("--csv", type=Path, default=None, help="write every (file, population) estimate here")
     ap.add_argument("--flag-table", action="store_true", help="print how each flag word relates to the error")
     ap.add_argument("--no-speed", action="store_true")
@@ -242,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             runs.append((name, TUNING_SEED, "tuning"))
         if args.split in ("all", "held-out"):
             # held-out: held-out families, and tuning families re-drawn with an unseen seed
-            runs.append((name, HELD_OUT_SEED, "held-out"))
+            runs.append((name, args.held_out_seed, "held-out"))
     root = Path(tempfile.mkdtemp(prefix="gating_accuracy_"))
     t0 = time.perf_counter()
     frames = []

@@ -82,6 +82,25 @@ def test_cd56dim_splits_follow_the_dominant_mode(dim_level):
     assert abs(pct - 85.0) < 2.0
 
 
+CD56_LOWER = {"valley": "deepest", "separates": "negative", "negative_max": 0.3, "bounds": [0.15, 0.6],
+              "min_peak_fraction": 0.02}
+CD56_UPPER = {"valley": "last", "separates": "positive", "negative_max": 0.3, "reference_peak": "last",
+              "bounds": [0.35, 0.9], "min_peak_fraction": 0.02}
+
+
+@pytest.mark.parametrize("neg, dim, bright", [(600, 17000, 2400), (0, 17000, 2400), (600, 10000, 9400),
+                                              (600, 19400, 0)])
+def test_cd56dim_split_by_what_the_valleys_separate(neg, dim, bright):
+    # shipped nkb rule: CD56-/dim = deepest valley above a negative mode; dim/bright = last valley between
+    # positive modes; without one, below the lowest positive mode / above the brightest mode
+    r = rng(8)
+    x = np.r_[r.normal(0.12, 0.03, neg), r.normal(0.45, 0.05, dim), r.normal(0.7, 0.04, bright)]
+    fit = fit_gate("interval", x[:, None], {"lower": CD56_LOWER, "upper": CD56_UPPER}, dims=("CD56",))
+    lo, hi = fit.gate.lower[0], fit.gate.upper[0]
+    pct = 100 * ((x >= lo) & (x < hi)).mean()
+    assert abs(pct - 100 * dim / len(x)) < 1.5, (lo, hi, fit.flags)
+
+
 def test_sensitivity_is_low_in_a_valley_and_high_in_a_shoulder():
     r = rng(7)
     x = np.r_[r.normal(0.2, 0.04, 14000), r.normal(0.65, 0.05, 6000)]
@@ -99,7 +118,7 @@ def test_sensitivity_is_low_in_a_valley_and_high_in_a_shoulder():
 
 def test_review_flags_parse_prefixed_and_joined_words():
     assert needs_review("CD4:no_valley;uncertain")
-    assert needs_review(["lower:ambiguous"])
+    assert needs_review(["lower:ambiguous_mode"])
     assert not needs_review("CD16:valley_out_of_bounds;CD16:fell_back:tail")
     assert not needs_review("")
-    assert {"uncertain", "ambiguous"} <= REVIEW_FLAGS
+    assert {"uncertain", "ambiguous_mode"} <= REVIEW_FLAGS

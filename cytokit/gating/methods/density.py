@@ -46,6 +46,8 @@ from pydantic import Field, model_validator
 from .base import MethodParams
 
 GRID_POINTS = 512
+#: a lone mode this close to ``negative_max`` (gate units) could be negative or positive: ``ambiguous_mode``
+MODE_MARGIN = 0.05
 
 
 class ThresholdParams(MethodParams):
@@ -182,38 +184,32 @@ def _negative_max(p: ThresholdParams) -> float | None:
     return float(np.mean(p.bounds)) if p.bounds is not None else None
 
 
-def _is_positive_mode(x: np.ndarray, d: Density1D, peaks: np.ndarray, k: int, neg_max: float) -> bool:
-    """Whether peak ``k`` is a positive population: above ``neg_max``, and not a negative mode with a
-    positive shoulder (within its basin, between the neighbouring valleys, fewer events above the mode
-    than below it is required: a negative population with a dim continuum is heavier on the right)."""
-    mode = d.grid[peaks[k]]
-    if mode <= neg_max:
-        return False
-    lo = d.grid[peaks[k - 1] + int(np.argmin(d.density[peaks[k - 1]:peaks[k] + 1]))] if k > 0 else -np.inf
-    hi = d.grid[peaks[k] + int(np.argmin(d.density[peaks[k]:peaks[k + 1] + 1]))] if k + 1 < len(peaks) else np.inf
-    below = np.count_nonzero((x >= lo) & (x < mode))
-    above = np.count_nonzero((x >= mode) & (x < hi))
-    return below >= 0.9 * above
-
-
 def _tail(x: np.ndarray, d: Density1D, peaks: np.ndarray, p: ThresholdParams, *,
           lone_mode: bool = False) -> tuple[float, dict, list[str]]:
     """Tail threshold. With ``lone_mode`` (the valley rule found no usable valley) and a negative
     reference (``reference_peak`` first, or highest with ``tail_side`` lower), the side follows the data:
-    a lowest mode that is positive (:func:`_is_positive_mode`) gets the threshold *below* it
-    (``all_positive``); a dominant mode that is negative gets it *above* it (``all_negative``)."""
+    a single mode (or, with ``separates``, a lowest mode) above ``negative_max`` is a positive population
+    and gets the threshold *below* it (``all_positive``); a dominant mode at or below it is negative and
+    gets it *above* it (``all_negative``). A lone mode within :data:`MODE_MARGIN` of ``negative_max``
+    cannot be told apart and is flagged ``ambiguous_mode``."""
     flags: list[str] = []
     side, ref_rule = p.tail_side, p.reference_peak
     neg_max = _negative_max(p)
     if lone_mode and neg_max is not None:
-        if ref_rule == "first" and side == "upper" and _is_positive_mode(x, d, peaks, 0, neg_max):
-            flags.append("all_positive")
-            side = "lower"
+        if ref_rule == "first" and side == "upper" and (len(peaks) == 1 or p.separates != "any"):
+            mode0 = float(d.grid[peaks[0]])
+            if mode0 > neg_max:
+                flags.append("all_positive")
+                side = "lower"
+            if abs(mode0 - neg_max) < MODE_MARGIN:
+                flags.append("ambiguous_mode")
         elif ref_rule == "highest" and side == "lower":
-            k = int(np.argmax(d.density[peaks]))
-            if d.grid[peaks[k]] <= neg_max:
+            top = float(d.grid[peaks[int(np.argmax(d.density[peaks]))]])
+            if top <= neg_max:
                 flags.append("all_negative")
                 side = "upper"
+            if abs(top - neg_max) < MODE_MARGIN:
+                flags.append("ambiguous_mode")
     if ref_rule == "first":
         ref = peaks[0]
     elif ref_rule == "last":
