@@ -152,15 +152,15 @@ def merge_shallow(d: Density1D, peaks: np.ndarray, max_ratio: float) -> np.ndarr
     in :func:`find_valleys`): the lower of the two is dropped, repeatedly, shallowest valley first. What
     remains are modes separated by real dips, so "one peak" means unimodal and "the first peak" is not a
     noise bump on the shoulder of the negative population."""
-    peaks = list(peaks)
-    while len(peaks) > 1:
-        valleys = find_valleys(d, np.array(peaks))
+    kept = [int(i) for i in peaks]
+    while len(kept) > 1:
+        valleys = find_valleys(d, np.array(kept))
         k = int(np.argmax([r for _, r in valleys]))
         if valleys[k][1] <= max_ratio:
             break
-        a, b = peaks[k], peaks[k + 1]
-        peaks.remove(a if d.density[a] < d.density[b] else b)
-    return np.array(peaks, dtype=int)
+        a, b = kept[k], kept[k + 1]
+        kept.remove(a if d.density[a] < d.density[b] else b)
+    return np.array(kept, dtype=int)
 
 
 def find_valleys(d: Density1D, peaks: np.ndarray) -> list[tuple[int, float]]:
@@ -272,23 +272,19 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None) -> Thres
             flags.append("valley_out_of_bounds")
         elif not ok:
             flags.append("no_valley")  # none of the kind asked for by 'separates'
-
         else:
-            if p.valley == "first":
-                v, r = ok[0]
-            elif p.valley == "last":
-                v, r = ok[-1]
-            elif p.valley in ("below_dominant", "above_dominant"):
+            if p.valley in ("below_dominant", "above_dominant"):
                 top = d.grid[peaks[int(np.argmax(d.density[peaks]))]]
-                side = [(v, r) for v, r in ok if (d.grid[v] < top) == (p.valley == "below_dominant")]
-                v, r = min(side, key=lambda vr: vr[1]) if side else (None, None)
-            else:
-                v, r = min(ok, key=lambda vr: vr[1])
-            if v is None:
+                ok = [(v, r) for v, r in ok if (d.grid[v] < top) == (p.valley == "below_dominant")]
+            chosen: tuple[int, float] | None = None
+            if ok:
+                chosen = ok[0] if p.valley == "first" else ok[-1] if p.valley == "last" else min(
+                    ok, key=lambda vr: vr[1])
+            if chosen is None:
                 flags.append("no_valley")
             else:
-                value = float(d.grid[v])
-                info["valley_ratio"] = r
+                value = float(d.grid[chosen[0]])
+                info["valley_ratio"] = chosen[1]
         if value is None:
             method = p.fallback
             if p.fallback == "none":
