@@ -93,5 +93,6 @@ def fit_gate(method: str, X: np.ndarray, params: dict[str, Any] | MethodParams |
     return dataclasses.replace(fit, info={**fit.info, "gate_method": method, "params": p.model_dump(mode="json")})
 
 
-__all__ = ["GATE_METHODS", "REVIEW_FLAGS", "needs_review", "FitResult", "GateMethod", "MethodParams", "ThresholdParams", "fit_gate",
+__all__ = ["GATE_METHODS", "REVIEW_FLAGS", "needs_review", "FitResult", "GateMethod", "MethodParams",
+           "ThresholdParams", "fit_gate",
            "fit_threshold", "get_method"]
