@@ -169,4 +169,9 @@ def load_strategy(name_or_path: str | Path, **import_options: Any) -> Strategy:
 
         return strategy_from_file(p, **import_options)
     path = resolve_definition(name_or_path, "gating")
-    return Strategy(load_model(path, StrategyDefinition), path)
+    definition = load_model(path, StrategyDefinition)
+    panel = definition.panel
+    if panel and (panel.endswith((".yaml", ".yml")) or "/" in panel or "\\" in panel) \
+            and not Path(panel).expanduser().is_absolute():  # a path relative to the strategy file's folder
+        definition = definition.model_copy(update={"panel": str((Path(path).parent / panel).resolve())})
+    return Strategy(definition, path)

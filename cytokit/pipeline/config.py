@@ -29,6 +29,9 @@ from ..yamlio import load_model
 #: manifest fields every sample needs (after column mapping)
 MANIFEST_FIELDS: tuple[str, ...] = ("file", "patient", "visit", "arm", "tube")
 
+#: clinical-table fields that ``clinical.columns`` may map from other CSV column names
+CLINICAL_FIELDS: tuple[str, ...] = ("patient", "visit", "arm", "week", "date", "stratum", "age", "sex")
+
 TableFormat = Literal["parquet", "csv"]
 #: table formats written by default
 TABLE_FORMATS: tuple[TableFormat, ...] = ("parquet", "csv")
@@ -73,6 +76,10 @@ class ManifestConfig(_Model):
         unknown = sorted(set(v) - set(MANIFEST_FIELDS) - set(extra))
         if unknown:
             raise ValueError(f"unknown manifest field(s) {unknown}; known: {list(MANIFEST_FIELDS + extra)}")
+        twice = sorted({c for c in v.values() if list(v.values()).count(c) > 1})
+        if twice:
+            fields = {c: sorted(f for f, col in v.items() if col == c) for c in twice}
+            raise ValueError(f"one CSV column mapped to several fields {fields}; map each column once")
         return v
 
     @model_validator(mode="after")
@@ -90,6 +97,27 @@ class ClinicalConfig(_Model):
     path: Path
     il2_cycles: Path | None = None
     lymphocytes_column: str = Field("lymphocytes_per_uL", description="lymphocyte count, cells/µL")
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="clinical field -> CSV column name, for tables that use other names "
+        "(patient, visit, arm, week, date, stratum, age, sex)")
+
+    @field_validator("columns")
+    @classmethod
+    def _known_clinical_fields(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(v) - set(CLINICAL_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown clinical field(s) {unknown}; known: {list(CLINICAL_FIELDS)}")
+        twice = sorted({c for c in v.values() if list(v.values()).count(c) > 1})
+        if twice:
+            raise ValueError(f"one CSV column mapped to several fields: {twice}; map each column once")
+        return v
+
+    def rename_map(self) -> dict[str, str]:
+        """CSV column -> store column (mapped fields and the lymphocyte count as ``lymphocytes_per_uL``)."""
+        out = {csv_col: field for field, csv_col in self.columns.items() if csv_col != field}
+        if self.lymphocytes_column != "lymphocytes_per_uL":
+            out[self.lymphocytes_column] = "lymphocytes_per_uL"
+        return out
 
 
 class TubeConfig(_Model):
@@ -204,10 +232,12 @@ def resolve_paths(config: PipelineConfig, base: Path) -> PipelineConfig:
     if config.clinical is not None:
         c = config.clinical
         clinical = c.model_copy(update={"path": _resolve(base, c.path), "il2_cycles": _resolve(base, c.il2_cycles)})
+    report = config.report.model_copy(update={
+        "reference_intervals": _resolve_name(base, config.report.reference_intervals)})
     tubes = {k: t.model_copy(update={"panel": _resolve_name(base, t.panel),
                                       "strategy": _resolve_name(base, t.strategy)})
              for k, t in config.tubes.items()}
-    return config.model_copy(update={"manifest": manifest, "clinical": clinical, "tubes": tubes})
+    return config.model_copy(update={"manifest": manifest, "clinical": clinical, "tubes": tubes, "report": report})
 
 
 def load_pipeline(name_or_path: str | Path) -> PipelineConfig:

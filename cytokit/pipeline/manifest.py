@@ -10,6 +10,7 @@ can refuse to start with the full list. Input files are only read, never modifie
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from pathlib import Path
@@ -33,6 +34,37 @@ def read_csv_text(path: Path, what: str) -> pd.DataFrame:
         raise ConfigError(f"cannot read {what}: {exc}", path=path) from exc
 
 
+#: columns the run adds to the sample table and the results tables: a manifest column must not use them
+RESERVED_COLUMNS: frozenset[str] = frozenset({"sample_id", "path", "sha256", "_where"})
+
+
+def reserved_columns() -> frozenset[str]:
+    """Manifest column names that would collide with columns cytokit writes (samples/populations tables)."""
+    from ..results import schema
+
+    own = {"file", *MANIFEST_FIELDS, "week"}  # manifest fields the tables carry on purpose
+    return frozenset((set(schema.SAMPLE_RESULT_COLUMNS) - own) | RESERVED_COLUMNS)
+
+
+def column_problems(columns: list[str], mapping: dict[str, str], where: Path) -> list[str]:
+    """Collisions between the CSV's columns, ``manifest.columns`` and the columns cytokit writes."""
+    problems = []
+    dup = sorted({c for c in columns if columns.count(c) > 1})
+    if dup:
+        problems.append(f"{where}: column(s) {dup} appear more than once in the header")
+    for field, csv_col in sorted(mapping.items()):
+        if csv_col != field and field in columns:
+            problems.append(f"{where}: manifest.columns maps {csv_col!r} to {field!r}, but the file also has a "
+                            f"{field!r} column; remove one of them or map {field!r} to {field!r}")
+    reserved = reserved_columns()
+    renamed = [next((f for f, c in mapping.items() if c == col), col) for col in columns]
+    clash = sorted({c for c in renamed if c in reserved})
+    if clash:
+        problems.append(f"{where}: column(s) {clash} are names cytokit writes in the results tables; "
+                        "rename them in the manifest")
+    return problems
+
+
 def _from_csv(config: PipelineConfig, problems: list[str]) -> pd.DataFrame:
     m = config.manifest
     assert m.path is not None
@@ -42,6 +74,10 @@ def _from_csv(config: PipelineConfig, problems: list[str]) -> pd.DataFrame:
     if missing:
         problems.append(f"{m.path}: missing column(s) {missing}; columns are {list(raw.columns)} "
                         "(map other names under manifest.columns)")
+        return pd.DataFrame(columns=list(MANIFEST_FIELDS))
+    clashes = column_problems([str(c) for c in raw.columns], m.columns, m.path)
+    if clashes:
+        problems.extend(clashes)
         return pd.DataFrame(columns=list(MANIFEST_FIELDS))
     table = raw.rename(columns=rename)
     base = m.path.parent
@@ -82,8 +118,22 @@ def _from_rules(config: PipelineConfig, problems: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(dict.fromkeys([*MANIFEST_FIELDS, *(k for r in rows for k in r)])))
 
 
-def _sample_ids(table: pd.DataFrame, fmt: str, problems: list[str]) -> list[str]:
-    ids = []
+#: longest sample id (it names a folder); longer ids keep a prefix plus a hash of the whole text
+MAX_SAMPLE_ID = 120
+
+
+def sample_id_from_text(text: str) -> str:
+    """The file-name safe sample id of ``text``; beyond :data:`MAX_SAMPLE_ID` characters the id is a
+    prefix plus 8 hex digits of the text's sha256, so two long ids never become one by truncation."""
+    full = safe_name(text, max_len=4 * len(text) + 8)  # never cut here (NFKD may lengthen text)
+    if len(full) <= MAX_SAMPLE_ID:
+        return full
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+    return f"{full[:MAX_SAMPLE_ID - 9].rstrip('._-')}-{digest}"
+
+
+def _sample_id_texts(table: pd.DataFrame, fmt: str, problems: list[str]) -> list[str]:
+    texts = []
     for row in table.to_dict("records"):
         fields = {k: str(v) for k, v in row.items()}
         fields["stem"] = Path(str(row.get("file", ""))).stem
@@ -92,8 +142,8 @@ def _sample_ids(table: pd.DataFrame, fmt: str, problems: list[str]) -> list[str]
         except (KeyError, IndexError, ValueError) as exc:
             problems.append(f"{row['_where']}: manifest.sample_id {fmt!r} cannot be formatted: {exc}")
             text = fields["stem"]
-        ids.append(safe_name(text))
-    return ids
+        texts.append(text)
+    return texts
 
 
 def build_manifest(config: PipelineConfig) -> tuple[pd.DataFrame, list[str]]:
@@ -116,11 +166,19 @@ def build_manifest(config: PipelineConfig) -> tuple[pd.DataFrame, list[str]]:
                             f"(tubes: {sorted(config.tubes)})")
         if row["file"] and not Path(row["path"]).is_file():
             problems.append(f"{where}: FCS file not found: {row['path']}")
-    table.insert(0, "sample_id", _sample_ids(table, config.manifest.sample_id, problems))
+    texts = _sample_id_texts(table, config.manifest.sample_id, problems)
+    table.insert(0, "sample_id", [sample_id_from_text(t) for t in texts])
+    table["_id_text"] = texts
     dup = table["sample_id"].duplicated(keep=False)
     for sid, group in table[dup].groupby("sample_id"):
-        problems.append(f"duplicate sample id {sid!r} for {', '.join(group['_where'])} "
-                        "(set manifest.sample_id, e.g. '{patient}_{visit}_{tube}')")
+        distinct = sorted(set(group["_id_text"]))
+        if len(distinct) > 1:  # different ids that become the same file-safe name
+            problems.append(f"sample ids {distinct} ({', '.join(group['_where'])}) all become {sid!r} once made "
+                            "file-name safe; make them differ in letters, digits, '.', '_', '+' or '-'")
+        else:
+            problems.append(f"duplicate sample id {sid!r} for {', '.join(group['_where'])} "
+                            "(set manifest.sample_id, e.g. '{patient}_{visit}_{tube}')")
+    table = table.drop(columns=["_id_text"])
     dup_files = table["path"].duplicated(keep=False) & (table["path"] != "")
     for path, group in table[dup_files].groupby("path"):
         problems.append(f"file {path} is listed more than once ({', '.join(group['_where'])})")
@@ -146,12 +204,21 @@ def read_clinical(config: PipelineConfig) -> tuple[pd.DataFrame | None, pd.DataF
         return None, None, problems
     c = config.clinical
     clinical = read_csv_text(c.path, "clinical table")
+    for field, csv_col in sorted(c.columns.items()):
+        if csv_col != field and field in clinical.columns:
+            problems.append(f"{c.path}: clinical.columns maps {csv_col!r} to {field!r}, but the table also has a "
+                            f"{field!r} column; remove one of them")
+        elif csv_col not in clinical.columns:
+            problems.append(f"{c.path}: clinical.columns.{field}: no column {csv_col!r}; columns are "
+                            f"{list(clinical.columns)}")
+    clinical = clinical.rename(columns={csv_col: field for field, csv_col in c.columns.items()})
     need = ["patient", "visit"]
     if config.counts.method in ("auto", "dual_platform"):
         need.append(c.lymphocytes_column)
     missing = [col for col in need if col not in clinical.columns]
     if missing:
-        problems.append(f"{c.path}: missing column(s) {missing}; columns are {list(clinical.columns)}")
+        problems.append(f"{c.path}: missing column(s) {missing}; columns are {list(clinical.columns)} "
+                        "(map other names under clinical.columns)")
     elif c.lymphocytes_column in clinical.columns:
         values = pd.to_numeric(clinical[c.lymphocytes_column].replace("", "nan"), errors="coerce")
         bad = [i + 2 for i, (txt, v) in enumerate(zip(clinical[c.lymphocytes_column], values))

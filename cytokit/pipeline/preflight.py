@@ -4,7 +4,8 @@ Contract
 --------
 :func:`preflight` checks the configuration's definitions (every panel and strategy loads), the manifest
 against the files on disk, the clinical table, and that each file's panel resolves from its HEADER and
-TEXT segments alone (no DATA is read). It returns a :class:`RunPlan`, or raises one
+TEXT segments alone (no DATA is read). A file whose HEADER/TEXT cannot be decoded is not a problem of
+the run: it is logged and its sample fails alone when analysed (one bad file never stops a batch). It returns a :class:`RunPlan`, or raises one
 :class:`~cytokit.errors.PipelineError` listing *every* problem found, so a user fixes them all at once.
 """
 from __future__ import annotations
@@ -117,9 +118,17 @@ def read_header_sample(path: str | Path) -> Sample:
 
 
 def check_file(path: str, tube: TubeDefinitions) -> str | None:
-    """None when the file's header resolves with the tube's panel, else the problem text."""
+    """None when the file's header resolves with the tube's panel, else the problem text.
+
+    A file whose HEADER/TEXT cannot be decoded raises :class:`FCSError` (a bad file, not a bad
+    configuration: the run records that sample as failed and goes on)."""
     try:
         sample = read_header_sample(path)
+    except FCSError:
+        raise
+    except CytokitError as exc:
+        raise FCSError(str(exc), path=path) from exc
+    try:
         tube.panel.resolve(sample, tube=tube.panel_tube)
     except CytokitError as exc:
         return str(exc)
@@ -158,6 +167,96 @@ def check_clustering_options(config: PipelineConfig, problems: list[str]) -> Non
                 problems.append(f"clustering.params: {exc}")
 
 
+def check_reports(config: PipelineConfig, problems: list[str]) -> None:
+    """The report stage's reference intervals load (a typo or a bad file stops the run before any sample)."""
+    if not config.outputs.reports:
+        return
+    from ..report.reference import load_reference_intervals
+
+    try:
+        load_reference_intervals(config.report.reference_intervals)
+    except CytokitError as exc:
+        problems.append(f"report.reference_intervals: {exc}")
+
+
+def check_trial(config: PipelineConfig, samples: pd.DataFrame, clinical: pd.DataFrame | None,
+                problems: list[str]) -> PipelineConfig:
+    """The trial stage's arms, visits, tube preference and logistic covariates match the data.
+
+    Returns the configuration to run with: default logistic covariates missing from the clinical table
+    (e.g. no ``stratum`` column) are dropped with a warning; covariates set explicitly must exist.
+    """
+    if not config.outputs.trial or samples.empty:
+        return config
+    from ..trial.config import TrialConfig
+
+    trial = config.trial or TrialConfig()
+    arms = sorted({str(a) for a in samples["arm"] if str(a)})
+    for key in ("treatment_arm", "control_arm"):
+        arm = getattr(trial, key)
+        if arm not in arms:
+            problems.append(f"trial.{key}: {arm!r} is not an arm of the manifest (arms: {arms})")
+    visits = sorted({str(v) for v in samples["visit"] if str(v)})
+    for key in ("baseline_visit", "final_visit"):
+        visit = getattr(trial, key)
+        if visit is not None and visit not in visits:
+            problems.append(f"trial.{key}: {visit!r} is not a visit of the manifest (visits: {visits})")
+    tubes = sorted(config.tubes)
+    if trial.tubes.rule == "preference":
+        unknown = [t for t in trial.tubes.preference if t not in config.tubes]
+        explicit = "preference" in trial.tubes.model_fields_set
+        if unknown and (explicit or len(unknown) == len(trial.tubes.preference)):
+            problems.append(f"trial.tubes.preference: {unknown} {'is' if len(unknown) == 1 else 'are'} not a tube "
+                            f"of this pipeline (tubes: {tubes}); list the tubes in order of preference")
+        elif len(tubes) > 1 and (missing := [t for t in tubes if t not in trial.tubes.preference]):
+            log.warning("trial.tubes.preference %s does not rank tube(s) %s; they are used after it, "
+                        "alphabetically", trial.tubes.preference, missing)
+    for population, tube in sorted(trial.tubes.per_population.items()):
+        if tube not in config.tubes:
+            problems.append(f"trial.tubes.per_population.{population}: {tube!r} is not a tube (tubes: {tubes})")
+    columns = set(clinical.columns) if clinical is not None else set()
+    wanted = [c for c in trial.logistic.covariates if c != "baseline_cd4"]
+    absent = [c for c in wanted if c not in columns]
+    has_outcome = any(o in columns for o in trial.logistic.outcomes)
+    if absent and has_outcome:
+        if "covariates" in trial.logistic.model_fields_set:
+            problems.append(f"trial.logistic.covariates: {absent} not in the clinical table "
+                            f"(columns: {sorted(columns)})")
+        else:
+            log.warning("trial.logistic: default covariate(s) %s not in the clinical table; the logistic "
+                        "models are adjusted for %s only", absent,
+                        [c for c in trial.logistic.covariates if c not in absent] or "nothing")
+            logistic = trial.logistic.model_copy(update={
+                "covariates": [c for c in trial.logistic.covariates if c not in absent]})
+            config = config.model_copy(update={"trial": trial.model_copy(update={"logistic": logistic})})
+    return config
+
+
+def check_clustering_population(config: PipelineConfig, tubes: dict[str, TubeDefinitions],
+                                problems: list[str]) -> None:
+    """The clustering stage's population and tube exist in the pipeline's strategies."""
+    if not config.outputs.clustering:
+        return
+    options = dict(config.clustering or {})
+    population = str(options.get("population", "T cells"))
+    tube = options.get("tube")
+    if tube is not None and tube not in config.tubes:
+        problems.append(f"clustering.tube: {tube!r} is not a tube of this pipeline (tubes: {sorted(config.tubes)})")
+        return
+    candidates = [tubes[tube]] if tube is not None and tube in tubes else list(tubes.values())
+    names: dict[str, list[str]] = {}
+    for t in candidates:
+        found = getattr(t.strategy, "population_names", None)
+        if found is None:
+            return  # an imported strategy: its populations are known only after gating
+        names[t.tube] = list(found)
+    if names and not any(population in n for n in names.values()):
+        known = sorted({p for n in names.values() for p in n})
+        where = f"tube {tube!r}" if tube is not None else "any tube"
+        problems.append(f"clustering.population: {population!r} is not a population of {where} "
+                        f"(populations: {known})")
+
+
 def preflight(config: PipelineConfig, *, check_headers: bool = True) -> RunPlan:
     """Validate everything a run needs; raises PipelineError listing every problem (see module contract)."""
     problems: list[str] = []
@@ -174,6 +273,9 @@ def preflight(config: PipelineConfig, *, check_headers: bool = True) -> RunPlan:
         problems.append(str(exc))
     tubes = load_tube_definitions(config, problems)
     check_clustering_options(config, problems)
+    check_clustering_population(config, tubes, problems)
+    check_reports(config, problems)
+    config = check_trial(config, samples, clinical, problems)
     hashes = []
     for row in samples.itertuples(index=False):
         if not row.path or not Path(row.path).is_file():
@@ -186,7 +288,11 @@ def preflight(config: PipelineConfig, *, check_headers: bool = True) -> RunPlan:
             problems.append(f"{row.path}: cannot read file: {exc.strerror or exc}")
             continue
         if check_headers and row.tube in tubes:
-            problem = check_file(row.path, tubes[row.tube])
+            try:
+                problem = check_file(row.path, tubes[row.tube])
+            except FCSError as exc:  # one unreadable file never stops the batch: its sample fails alone
+                log.warning("sample %s will fail: %s", row.sample_id, exc)
+                continue
             if problem:
                 problems.append(problem)
     if len(samples):

@@ -512,28 +512,30 @@ def write_outputs(out: Path, plan: RunPlan, populations: pd.DataFrame, samples: 
     write_table(table, out / "inputs", formats=("csv",))
     clinical = plan.config.clinical
     if clinical is not None:
-        copy_clinical_table(Path(clinical.path), out / "clinical.csv", clinical.lymphocytes_column)
+        copy_clinical_table(Path(clinical.path), out / "clinical.csv", clinical.rename_map())
         if clinical.il2_cycles:
             atomic_write_bytes(out / "il2_cycles.csv", Path(clinical.il2_cycles).read_bytes())
     return write_extra_outputs(out, plan, samples, results)
 
 
-def copy_clinical_table(src: Path, dest: Path, lymphocytes_column: str) -> None:
+def copy_clinical_table(src: Path, dest: Path, rename: dict[str, str] | str) -> None:
     """Copy the clinical table into the results folder under the store's column names.
 
-    The cohort stages read the lymphocyte count (cells/µL) from ``lymphocytes_per_uL``; a site table that
-    names it otherwise (``clinical.lymphocytes_column``) is copied with that one column renamed. Other
-    tables are copied byte for byte.
+    ``rename`` maps the site table's column names to the store's (``clinical.columns`` and the lymphocyte
+    count, cells/µL, as ``lymphocytes_per_uL``; a plain string names the lymphocyte column only). A table
+    that needs no renaming is copied byte for byte.
     """
-    if lymphocytes_column == STORE_LYMPHOCYTES_COLUMN:
+    if isinstance(rename, str):
+        rename = {rename: STORE_LYMPHOCYTES_COLUMN} if rename != STORE_LYMPHOCYTES_COLUMN else {}
+    if not rename:
         atomic_write_bytes(dest, src.read_bytes())
         return
     table = pd.read_csv(src, dtype=str, keep_default_na=False)
-    if STORE_LYMPHOCYTES_COLUMN in table.columns:
-        log.warning("%s: column %r replaced by the configured lymphocyte column %r in the results copy",
-                    src, STORE_LYMPHOCYTES_COLUMN, lymphocytes_column)
-        table = table.drop(columns=[STORE_LYMPHOCYTES_COLUMN])
-    table = table.rename(columns={lymphocytes_column: STORE_LYMPHOCYTES_COLUMN})
+    replaced = [new for old, new in rename.items() if new in table.columns and old in table.columns]
+    if replaced:
+        log.warning("%s: column(s) %s replaced by the configured column(s) in the results copy", src, replaced)
+        table = table.drop(columns=replaced)
+    table = table.rename(columns=rename)
     atomic_write_text(dest, table.to_csv(index=False, lineterminator="\n"))
 
 
