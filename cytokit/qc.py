@@ -15,7 +15,8 @@ not modified; ``result.apply(sample)`` returns the kept events as a new Sample. 
 * ``flow_rate`` — the acquisition time is cut into equal time bins; bins whose event count deviates from
   the median count by more than ``rate_mad_threshold`` robust SDs (1.4826 × MAD) *and* by more than
   ``rate_min_relative`` (fraction of the median) are removed (clogs, bubbles, bursts), in the spirit
-  of flowAI's flow-rate check.
+  of flowAI's flow-rate check. A lone bin (neither neighbour flagged) needs ``rate_lone_bin_threshold``
+  robust SDs.
 * ``signal_shift`` — events (in acquisition order) are cut into bins of ``events_per_bin``; per bin the
   signal level of each scatter/fluorescence channel is the mean of ``asinh(x / signal_cofactor)`` over a
   systematic subsample of ``signal_sample_per_bin`` events (a mean on a compressed scale, because a
@@ -23,6 +24,14 @@ not modified; ``result.apply(sample)`` returns the kept events as a new Sample. 
   median level by more than ``signal_mad_threshold`` robust SDs *and* ``signal_min_shift`` asinh units
   on any channel are removed, in the spirit of PeacoQC.
   Good runs shorter than ``min_good_run`` bins between removed bins are removed too.
+* sustained changes (``drift_checks``) — a changepoint test on the per-bin event rate and on each
+  channel's per-bin signal level (per-bin outliers set to the median first): the best single split's
+  difference of segment means, in units of the bin noise (robust SD of first differences), must exceed
+  ``drift_z`` *and* the change must exceed ``drift_min_rate_change`` (fraction of the rate) or
+  ``drift_min_shift`` (asinh units). The file is flagged ``flow_rate_drift`` / ``signal_drift``; the
+  changed bins (on the side of the split that is less steady, else the shorter side) are removed only
+  when they are at most ``drift_max_remove`` of the run — a long drift leaves no segment that is "the"
+  bad one, so its events are kept and the flag asks for review.
 
 Percentages in the report table are percent of the sample's events (0–100). The minimum-events rule
 (e.g. ≥ 2,500 lymphocytes) needs gating, so it is a separate helper, :func:`min_events_flag`, that the
@@ -65,11 +74,19 @@ class QCParams(BaseModel):
     min_bins: int = Field(8, ge=3, description="fewer bins than this: time checks are skipped")
     rate_mad_threshold: float = Field(4.0, gt=0)
     rate_min_relative: float = Field(0.25, ge=0, description="fraction of the median bin count")
+    rate_lone_bin_threshold: float = Field(6.0, gt=0, description="robust SDs for a bin with no flagged "
+                                                                   "neighbour")
     signal_mad_threshold: float = Field(6.0, gt=0)
     signal_min_shift: float = Field(0.15, ge=0, description="asinh units (~15% on a log scale)")
     signal_cofactor: float = Field(150.0, gt=0)
     signal_sample_per_bin: int = Field(250, ge=50, description="events per bin used for the levels")
     signal_channels: tuple[str, ...] | None = Field(None, description="default: scatter + fluorescence")
+    drift_checks: bool = Field(True, description="changepoint test for sustained rate/signal changes")
+    drift_z: float = Field(8.0, gt=0, description="changepoint statistic (robust SDs of the bin noise)")
+    drift_min_rate_change: float = Field(0.25, ge=0, description="fraction of the reference rate")
+    drift_min_shift: float = Field(0.08, ge=0, description="asinh units, on any channel")
+    drift_max_remove: float = Field(0.25, gt=0, le=1, description="a sustained change spanning more of the run "
+                                                                  "is flagged but its events are kept")
     min_good_run: int = Field(3, ge=0, description="bins")
     flag_removed_fraction: float = Field(0.2, gt=0, le=1, description="flag the sample above this")
     flag_margin_fraction: float = Field(0.05, gt=0, le=1)
@@ -356,21 +373,95 @@ def _time_index(sample: Sample, params: QCParams) -> int | None:
     return int(exact[0] if exact else candidates[0])
 
 
-def _flow_rate(t: np.ndarray, n_bins: int, params: QCParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(per-event bad mask, per-bin counts, per-bin bad) over equal time bins."""
+def _flow_rate(t: np.ndarray, n_bins: int, params: QCParams
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """(per-event bad mask, per-bin counts, per-bin bad, sustained rate change found) over equal time
+    bins."""
     t0, t1 = float(t[0]), float(t[-1])
     which = np.minimum(((t - t0) * (n_bins / (t1 - t0))).astype(np.int64), n_bins - 1)
     counts = np.bincount(which, minlength=n_bins).astype(float)
     z, dev = _robust_z(counts)
     med = np.median(counts)
     bad = (np.abs(z) > params.rate_mad_threshold) & (np.abs(dev) > params.rate_min_relative * med)
+    # a lone bin (no flagged neighbour) must be more extreme: among 100 Poisson bins one passes
+    # 4 robust SDs by chance in about 1 clean file in 40
+    lone = bad & ~np.r_[False, bad[:-1]] & ~np.r_[bad[1:], False]
+    bad &= ~lone | (np.abs(z) > params.rate_lone_bin_threshold)
+    if params.drift_checks and med > 0:
+        # a sustained change of rate (drift, slowly building clog) that the per-bin rule misses
+        rel = np.where(bad, 1.0, counts / med)  # per-bin outliers set to the median (see _signal_shift)
+        split, zc, change = _changepoint(rel, max(2, params.min_bins // 2))
+        drift = bool(zc[0] > params.drift_z and abs(change[0]) > params.drift_min_rate_change)
+        if drift:
+            bad |= _drift_bins(rel[:, None], split, params.drift_min_rate_change, params.drift_max_remove)
+    else:
+        drift = False
     bad = _close_short_runs(bad, params.min_good_run)
-    return bad[which], counts, bad
+    return bad[which], counts, bad, drift
+
+
+def _changepoint(series: np.ndarray, min_segment: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """Best single change in the mean of each column of ``series`` (bins × columns).
+
+    For every split ``k`` the difference of the segment means is standardised by the bin noise
+    (σ = 1.4826 × MAD of first differences / √2, which a slow trend or a step hardly inflates) and
+    √(1/k + 1/(n−k)). Returns (split index shared by the columns with the largest statistic, per-column
+    statistic at their own best split, per-column mean difference later − earlier at that split)."""
+    x = np.asarray(series, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    n = x.shape[0]
+    ks = np.arange(min_segment, n - min_segment + 1)
+    if not len(ks):
+        return 0, np.zeros(x.shape[1]), np.zeros(x.shape[1])
+    d1 = np.diff(x, axis=0)
+    sigma = 1.4826 * np.median(np.abs(d1 - np.median(d1, axis=0)), axis=0) / np.sqrt(2)
+    sigma = np.maximum(sigma, 1e-9 + 1e-6 * np.abs(np.median(x, axis=0)))
+    csum = np.cumsum(x, axis=0)
+    total = csum[-1]
+    left = csum[ks - 1] / ks[:, None]
+    right = (total - csum[ks - 1]) / (n - ks)[:, None]
+    diff = right - left
+    z = \
+        np.abs(diff) / (sigma[None, :] * np.sqrt(1.0 / ks + 1.0 / (n - ks))[:, None])
+    best = np.argmax(z, axis=0)
+    cols = np.arange(x.shape[1])
+    k_all = int(ks[np.unravel_index(np.argmax(z), z.shape)[0]])
+    return k_all, z[best, cols], diff[best, cols]
+
+
+def _drift_bins(levels: np.ndarray, split: int, min_change: np.ndarray | float,
+                max_fraction: float = 1.0) -> np.ndarray:
+    """Bins of the changed side of ``split`` whose level differs from the reference side's median by
+    more than ``min_change`` (per column; a bin is bad when any column is). The reference side is the
+    steadier one (a drift trends, a stable stretch does not: robust spread at least 1.5x smaller), else
+    the longer one. When more than ``max_fraction`` of the bins would go, none are removed."""
+    n = levels.shape[0]
+    early, late = slice(0, split), slice(split, n)
+
+    def spread(sl: slice) -> float:
+        seg = levels[sl]
+        return float(np.max(np.median(np.abs(seg - np.median(seg, axis=0)), axis=0)))
+
+    s_early, s_late = spread(early), spread(late)
+    if s_early * 1.5 < s_late:
+        ref = early
+    elif s_late * 1.5 < s_early:
+        ref = late
+    else:
+        ref = early if split >= n - split else late
+    ref_level = np.median(levels[ref], axis=0)
+    bad = (np.abs(levels - ref_level) > min_change).any(axis=1)
+    bad[ref] = False
+    if bad.mean() > max_fraction:  # a long drift: flag the file, keep its events (no segment is "the" bad one)
+        bad[:] = False
+    return bad
 
 
 def _signal_shift(events: np.ndarray, valid: np.ndarray, names: list[str], cols: list[int], n_bins: int,
                   params: QCParams) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """(per-event bad mask, bin starts, per-bin bad, channels that shifted) over event-order bins.
+    """(per-event bad mask, bin starts, per-bin bad, channels that shifted, channels that drifted) over
+    event-order bins.
 
     Levels use only ``valid`` events (not already removed as margin/negative/non-finite)."""
     n = events.shape[0]
@@ -388,13 +479,23 @@ def _signal_shift(events: np.ndarray, valid: np.ndarray, names: list[str], cols:
         sub = events[:cut, j].reshape(n_bins - 1, size)[:, ::stride]
         level[:-1, k] = (np.arcsinh(sub / c) * w_body).sum(axis=1) / n_body
         level[-1, k] = float((np.arcsinh(events[starts[-1]::stride, j] / c) * w_last).sum()) / n_last
-    scaled = level
-    z, dev = _robust_z(scaled)
+    z, dev = _robust_z(level)
     hits = (np.abs(z) > params.signal_mad_threshold) & (np.abs(dev) > params.signal_min_shift)
-    bad = _close_short_runs(hits.any(axis=1), params.min_good_run)
+    bad = hits.any(axis=1)
+    drifted: list[str] = []
+    if params.drift_checks:
+        # bins the per-bin rule already removed are set to the median so a short excursion is not
+        # read as a sustained change
+        steady = np.where(bad[:, None], np.median(level, axis=0), level)
+        split, zc, change = _changepoint(steady, max(2, params.min_bins // 2))
+        drift = (zc > params.drift_z) & (np.abs(change) > params.drift_min_shift)
+        if drift.any():
+            bad |= _drift_bins(steady[:, drift], split, params.drift_min_shift, params.drift_max_remove)
+            drifted = [names[cols[k]] for k in np.flatnonzero(drift)]
+    bad = _close_short_runs(bad, params.min_good_run)
     shifted = [names[cols[k]] for k in np.flatnonzero(hits.any(axis=0))]
     per_event = np.repeat(bad, np.diff(np.append(starts, n)))
-    return per_event, starts, bad, shifted
+    return per_event, starts, bad, shifted, drifted
 
 
 def run_qc(sample: Sample, params: QCParams | None = None) -> QCResult:
@@ -447,20 +548,23 @@ def run_qc(sample: Sample, params: QCParams | None = None) -> QCResult:
         elif t[-1] <= t[0]:
             details["flow_rate"] = "skipped: time channel is constant"
         else:
-            rate_bad, counts, rate_bins_bad = _flow_rate(t, n_bins, params)
+            rate_bad, counts, rate_bins_bad, rate_drift = _flow_rate(t, n_bins, params)
             removed["flow_rate"] = int(rate_bad.sum())
             details["flow_rate"] = f"{int(rate_bins_bad.sum())}/{n_bins} time bins"
             keep &= ~rate_bad
             time_bad |= rate_bad
             if rate_bins_bad.any():
                 flags.append("flow_rate_anomaly")
+            if rate_drift:
+                flags.append("flow_rate_drift")
+                details["flow_rate"] += "; sustained rate change"
         if params.signal_channels is not None:
             cols = [sample.channel_index(c) for c in params.signal_channels]
         else:
             cols = [j for j, k in enumerate(sample.channels["kind"]) if k in ("scatter", "fluorescence")]
         if cols:
             sig_events = ev if all_finite else np.where(np.isfinite(ev), ev, np.float32(0))
-            sig_bad, starts, sig_bins_bad, shifted = _signal_shift(
+            sig_bad, starts, sig_bins_bad, shifted, drifted = _signal_shift(
                 sig_events, finite & ~high & ~low, list(sample.channels["pnn"].astype(str)), cols, n_bins,
                 params)
             removed["signal_shift"] = int(sig_bad.sum())
@@ -470,6 +574,9 @@ def run_qc(sample: Sample, params: QCParams | None = None) -> QCResult:
             time_bad |= sig_bad
             if sig_bins_bad.any():
                 flags.append("signal_shift")
+            if drifted:
+                flags.append("signal_drift")
+                details["signal_shift"] += f"; sustained change in {', '.join(drifted)}"
             bins = pd.DataFrame({"first_event": starts, "removed_signal_shift": sig_bins_bad})
     if n and 1.0 - keep.sum() / n > params.flag_removed_fraction:
         flags.append("qc_removed_many")

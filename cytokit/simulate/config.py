@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..yamlio import load_model
+from .acquisition import AnomalyConfig
 from .channels import STYLES, TUBES
 
 ARMS: tuple[str, str] = ("IL-2", "control")
@@ -55,6 +56,9 @@ class AcquisitionConfig(_Model):
     electronic_noise: float = Field(40.0, ge=0, description="detector noise SD, linear units")
     photon_noise: float = Field(6.0, ge=0, description="shot-noise variance per unit of signal")
     range: int = Field(262144, gt=1024, description="$PnR of every channel; values saturate at range - 1")
+    anomalies: AnomalyConfig | None = Field(
+        None, description="clog/interruption/burst/drift families (cytokit.simulate.acquisition); "
+                          "None = the single-clog model above")
 
     @field_validator("clog_duration_fraction")
     @classmethod

@@ -46,6 +46,7 @@ class SimulatedEvents:
     gains: np.ndarray
     clog: tuple[float, float] | None
     duration_s: float
+    anomaly: str | None = None  # acquisition anomaly family (AcquisitionConfig.anomalies), else None
 
 
 @dataclass(frozen=True)
@@ -172,9 +173,15 @@ def _apply_spillover(x: np.ndarray, spill: np.ndarray) -> np.ndarray:
 def simulate_events(tube: str, n_events: int, leaf_probs: Mapping[int, float], *,
                     instrument: InstrumentConfig, acquisition: AcquisitionConfig,
                     rng: np.random.Generator, allow_clog: bool = True,
-                    phenotype: PhenotypeConfig | None = None) -> SimulatedEvents:
+                    phenotype: PhenotypeConfig | None = None,
+                    anomaly: str | None = None) -> SimulatedEvents:
     """Draw one file's events (see module docstring). ``leaf_probs`` maps leaf code -> probability;
-    ``phenotype`` holds scenario options for marker levels (default: the bundled trial's)."""
+    ``phenotype`` holds scenario options for marker levels (default: the bundled trial's).
+
+    With ``acquisition.anomalies`` set, times and signal changes come from
+    :func:`cytokit.simulate.acquisition.draw_acquisition` (clogs, interruptions, bursts, drifts; ``anomaly``
+    forces one family); the ``clog`` flag bit then marks every event acquired while the acquisition was
+    abnormal. Without it, the single-clog model below is used."""
     t = _leaf_table(tube, phenotype)
     m = len(TUBES[tube])
     acq = acquisition
@@ -218,22 +225,32 @@ def simulate_events(tube: str, n_events: int, leaf_probs: Mapping[int, float], *
     clog = None
     d = 0.0
     f = acq.clog_rate_factor
-    if allow_clog and rng.random() < acq.clog_probability:
-        d = float(rng.uniform(*acq.clog_duration_fraction))
-    duration = n_events / (acq.events_per_second * ((1 - d) + f * d))
-    if d > 0:
-        start = float(rng.uniform(0.1, 0.9 - d)) * duration
-        clog = (start, start + d * duration)
-        n_clog = int(rng.binomial(n_events, f * d / ((1 - d) + f * d)))
-        normal = rng.uniform(0, duration * (1 - d), n_events - n_clog)
-        normal = np.where(normal >= start, normal + d * duration, normal)
-        times = np.sort(np.concatenate([normal, rng.uniform(clog[0], clog[1], n_clog)]))
-        in_clog = (times >= clog[0]) & (times < clog[1])
-        fluor[in_clog] *= acq.clog_signal_factor
-        scatter[in_clog] *= acq.clog_scatter_factor
+    family = None
+    if acq.anomalies is not None or anomaly is not None:
+        from .acquisition import AnomalyConfig, draw_acquisition
+
+        draw = draw_acquisition(n_events, acq.events_per_second, acq.anomalies or AnomalyConfig(), rng,
+                                allow=allow_clog, family=anomaly)
+        times, in_clog, duration, clog, family = draw.times, draw.truth, draw.duration_s, draw.window_s, draw.family
+        fluor *= draw.fluorescence_factor[:, None]
+        scatter *= draw.scatter_factor[:, None]
     else:
-        times = np.sort(rng.uniform(0, duration, n_events))
-        in_clog = np.zeros(n_events, dtype=bool)
+        if allow_clog and rng.random() < acq.clog_probability:
+            d = float(rng.uniform(*acq.clog_duration_fraction))
+        duration = n_events / (acq.events_per_second * ((1 - d) + f * d))
+        if d > 0:
+            start = float(rng.uniform(0.1, 0.9 - d)) * duration
+            clog = (start, start + d * duration)
+            n_clog = int(rng.binomial(n_events, f * d / ((1 - d) + f * d)))
+            normal = rng.uniform(0, duration * (1 - d), n_events - n_clog)
+            normal = np.where(normal >= start, normal + d * duration, normal)
+            times = np.sort(np.concatenate([normal, rng.uniform(clog[0], clog[1], n_clog)]))
+            in_clog = (times >= clog[0]) & (times < clog[1])
+            fluor[in_clog] *= acq.clog_signal_factor
+            scatter[in_clog] *= acq.clog_scatter_factor
+        else:
+            times = np.sort(rng.uniform(0, duration, n_events))
+            in_clog = np.zeros(n_events, dtype=bool)
 
     # acquisition: gains, spillover, detector noise, saturation (in place where possible)
     unspilled = fluor
@@ -263,7 +280,7 @@ def simulate_events(tube: str, n_events: int, leaf_probs: Mapping[int, float], *
     flags[(out[:, :-1] >= top).any(axis=1)] |= FLAG_BITS["saturated"]
     return SimulatedEvents(
         events=out, unspilled=unspilled.astype(np.float32), labels=t.codes[rows], flags=flags,
-        spillover=spill, gains=gains, clog=clog, duration_s=float(duration),
+        spillover=spill, gains=gains, clog=clog, duration_s=float(duration), anomaly=family,
     )
 
 

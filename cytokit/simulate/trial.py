@@ -103,13 +103,16 @@ def _save_npy(path: Path, arr: np.ndarray) -> None:
 def simulate_file(path: str | Path, n_events: int = 1_000_000, tube: str = "tmem",
                   instrument: str | InstrumentConfig = "bd", seed: int = 0, *,
                   config: SimulationConfig | None = None, arm: str = "control", week: int = 0,
-                  truth_out: str | Path | None = None, force: bool = True) -> SimulatedEvents:
+                  truth_out: str | Path | None = None, force: bool = True,
+                  anomaly: str | None = None) -> SimulatedEvents:
     """Write one simulated FCS file (e.g. a 1M-event benchmark workload) and return its events.
 
     ``instrument`` is a channel style (``"bd"`` / ``"attune"``) picking the config's instrument of that
     style, or an :class:`InstrumentConfig`. The patient is a typical one of ``arm`` at ``week``. With
     ``truth_out``, labels, flags and the leaf table are written under ``truth_out/truth/`` as in a trial
-    folder, so ``truth_masks(truth_out, path)`` works.
+    folder, so ``truth_masks(truth_out, path)`` works. ``anomaly`` forces one acquisition anomaly
+    family (:data:`cytokit.simulate.acquisition.FAMILIES`; ``"none"`` = a clean acquisition with the
+    anomaly model's rate wander).
     """
     cfg = config or SimulationConfig()
     if tube not in TUBES:
@@ -127,7 +130,7 @@ def simulate_file(path: str | Path, n_events: int = 1_000_000, tube: str = "tmem
     beads = cfg.beads.enabled and tube == "nkb"
     sim = simulate_events(tube, n_events, event_leaf_probs(state, tube, cfg, beads=beads),
                           instrument=instrument, acquisition=cfg.acquisition, rng=rng,
-                          phenotype=cfg.phenotype)
+                          phenotype=cfg.phenotype, anomaly=anomaly)
     _write_file(path, sim, tube, instrument, cfg, date=cfg.clinical.start_date, force=force)
     if truth_out is not None:
         truth = Path(truth_out) / "truth"
