@@ -24,6 +24,9 @@ not modified; ``result.apply(sample)`` returns the kept events as a new Sample. 
   median level by more than ``signal_mad_threshold`` robust SDs *and* ``signal_min_shift`` asinh units
   on any channel are removed, in the spirit of PeacoQC.
   Good runs shorter than ``min_good_run`` bins between removed bins are removed too.
+  A time channel that resets a few times (a wrapping or restarted clock: at most
+  ``max(3, n_events / 5000)`` decreases) is continued across the resets for the flow-rate check (flag
+  ``time_not_monotonic``); with more decreases the flow-rate check is skipped.
 * sustained changes (``drift_checks``) — a changepoint test on the per-bin event rate and on each
   channel's per-bin signal level (per-bin outliers set to the median first): the best single split's
   difference of segment means, in units of the bin noise (robust SD of first differences), must exceed
@@ -373,6 +376,16 @@ def _time_index(sample: Sample, params: QCParams) -> int | None:
     return int(exact[0] if exact else candidates[0])
 
 
+def _unwrap_time(t: np.ndarray, resets: np.ndarray) -> np.ndarray:
+    """Time continued across clock resets/wrap-arounds (``resets``: indices i with t[i+1] < t[i]): after
+    each reset the clock resumes at the last value plus the median step between events."""
+    steps = np.diff(t)
+    step = float(np.median(steps[steps > 0])) if (steps > 0).any() else 0.0
+    jump = np.zeros(t.size)
+    jump[resets + 1] = t[resets] - t[resets + 1] + step
+    return t + np.cumsum(jump)
+
+
 def _flow_rate(t: np.ndarray, n_bins: int, params: QCParams
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
     """(per-event bad mask, per-bin counts, per-bin bad, sustained rate change found) over equal time
@@ -542,7 +555,15 @@ def run_qc(sample: Sample, params: QCParams | None = None) -> QCResult:
             f"skipped: {n} events < {params.min_bins} bins x {per_bin}")
     elif params.time_checks:
         t = ev[:, tidx].astype(np.float64)
-        if not (np.isfinite(t.min()) and np.isfinite(t.max())) or bool((t[1:] < t[:-1]).any()):
+        unwrapped = ""
+        finite_t = bool(np.isfinite(t.min()) and np.isfinite(t.max()))
+        resets = np.flatnonzero(t[1:] < t[:-1]) if finite_t else np.array([], dtype=np.int64)
+        if finite_t and 0 < len(resets) <= max(3, n // 5000):
+            # a clock that wraps or restarts a few times: continue it from where it stopped
+            t = _unwrap_time(t, resets)
+            flags.append("time_not_monotonic")
+            unwrapped = f"; time channel is not monotonic ({len(resets)} reset(s)), unwrapped"
+        if not finite_t or bool((t[1:] < t[:-1]).any()):
             flags.append("time_not_monotonic")
             details["flow_rate"] = "skipped: time channel is not monotonic"
         elif t[-1] <= t[0]:
@@ -550,7 +571,7 @@ def run_qc(sample: Sample, params: QCParams | None = None) -> QCResult:
         else:
             rate_bad, counts, rate_bins_bad, rate_drift = _flow_rate(t, n_bins, params)
             removed["flow_rate"] = int(rate_bad.sum())
-            details["flow_rate"] = f"{int(rate_bins_bad.sum())}/{n_bins} time bins"
+            details["flow_rate"] = f"{int(rate_bins_bad.sum())}/{n_bins} time bins" + unwrapped
             keep &= ~rate_bad
             time_bad |= rate_bad
             if rate_bins_bad.any():

@@ -208,7 +208,18 @@ def test_non_monotonic_time_skips_flow_rate(tmp_path, rng):
     ev[15_000:, 5] -= ev[15_000, 5]  # the clock restarts mid-acquisition
     res = run_qc(_sample(tmp_path, ev))
     assert "time_not_monotonic" in res.flags and res.removed["flow_rate"] == 0
-    assert "not monotonic" in res.details["flow_rate"]
+    assert "not monotonic" in res.details["flow_rate"] and "unwrapped" in res.details["flow_rate"]
+    # a clog after the restart is still found on the continued clock
+    own = np.random.default_rng(11)  # not the module's generator: later tests keep their draws
+    ev2 = _events(_acquisition(30_000, own, clog=(60.0, 70.0, 0.2)), own)
+    ev2[15_000:, 5] -= ev2[15_000, 5]
+    res2 = run_qc(_sample(tmp_path, ev2, "r.fcs"))
+    assert "flow_rate_anomaly" in res2.flags and res2.removed["flow_rate"] > 0
+    # a time channel that is not a clock at all (decreasing everywhere): the rate check is skipped
+    ev3 = ev.copy()
+    ev3[:, 5] = ev3[::-1, 5]
+    res3 = run_qc(_sample(tmp_path, ev3, "d.fcs"))
+    assert "skipped: time channel is not monotonic" == res3.details["flow_rate"]
 
 
 def test_automatic_bin_size(tmp_path, rng):
