@@ -78,10 +78,11 @@ def test_quadrant_populations_share_one_plot_with_four_percentages(tmem):
     assert set(naive.members) == {"Naive CD4", "CM CD4", "EM CD4", "TEMRA CD4"}
     fig = tmem.plot_all()
     titles = [ax.get_title() for ax in fig.axes]
+    texts = [" ".join(t.get_text() for t in ax.texts) for ax in fig.axes]
     # one panel holds the four memory quadrants; no second copy of the same split
-    assert sum("Naive CD4" in t for t in titles) == 1
-    assert sum("TEMRA CD4" in t for t in titles) == 1
-    panel = next(ax for ax in fig.axes if "Naive CD4" in ax.get_title())
+    assert sum("CD45RA × CD62L" in t for t in titles) == 1
+    assert sum("Naive CD4" in t for t in titles + texts) == 1 and sum("TEMRA CD4" in t for t in titles + texts) == 1
+    panel = next(ax for ax in fig.axes if "CD45RA × CD62L" in ax.get_title())
     by = tmem.populations.set_index("population")
     texts = " ".join(t.get_text() for t in panel.texts)
     for name in naive.members:

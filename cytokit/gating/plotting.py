@@ -242,7 +242,8 @@ def plot_quadrants(result: "GatingResult", quadrants: QuadrantSet, *, ax: "Axes 
     dx, dy = quadrants.dividers
     shown = X_all[:: max(1, int(np.ceil(X_all.shape[0] / max_points)))] if X_all.shape[0] else X_all
     shown = shown[np.all(np.isfinite(shown), axis=1)]
-    title = f"{' / '.join(quadrants.members)} (of {quadrants.parent or 'all events'})"
+    marker = [str(result.sample.channels["marker"].iloc[result.sample.channel_index(d)]) for d in quadrants.dims]
+    title = f"{quadrants.parent or 'all events'}: {marker[0]} × {marker[1]} quadrants (% of parent)"
     flags = sorted({f for n in quadrants.members for f in result.fit(n).flags})
     if flags:
         title += "\n[" + "; ".join(flags) + "]"
@@ -255,7 +256,6 @@ def plot_quadrants(result: "GatingResult", quadrants: QuadrantSet, *, ax: "Axes 
     ax.axvline(dx, color=GATE_COLOUR, lw=1.2)
     ax.axhline(dy, color=GATE_COLOUR, lw=1.2)
     format_axes(ax, sx, sy)
-    marker = [str(result.sample.channels["marker"].iloc[result.sample.channel_index(d)]) for d in quadrants.dims]
     for signs in ((-1, 1), (1, 1), (-1, -1), (1, -1)):
         if signs in names:
             count = int(result.state.masks[names[signs]].sum())
