@@ -123,3 +123,73 @@ def test_kill_at_random_moments_then_resume(study, tmp_path):
     assert sorted(got) == sorted(expected)  # no partial or temporary file left over
     for name, data in expected.items():
         assert got[name] == data, name
+
+
+def _wait_for_samples(out: Path, n: int, timeout: float = 120.0) -> None:
+    import sqlite3
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with sqlite3.connect(out / "ledger.sqlite") as db:
+                if db.execute("SELECT COUNT(*) FROM samples WHERE status='ok'").fetchone()[0] >= n:
+                    return
+        except sqlite3.Error:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"fewer than {n} samples finished within {timeout}s")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc to find left-over processes")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_workers_die_with_the_run_and_the_folder_is_free_again(study, tmp_path, sig):
+    import json
+    import sqlite3
+
+    out = tmp_path / "out"
+    env = {**_env(), "CYTOKIT_TOY_SLEEP": "1.5"}
+    proc = subprocess.Popen([sys.executable, "-m", "cytokit", "-q", "run", str(study), "--out", str(out)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    _wait_for_samples(out, 1)
+    assert len(session_processes(proc.pid)) >= 3  # the run and its two workers, busy with a sample
+    os.kill(proc.pid, sig)
+    rc = proc.wait(timeout=60)
+    assert rc == (143 if sig == signal.SIGTERM else -signal.SIGKILL), proc.stderr.read().decode()
+    assert _wait_for_no_processes(proc.pid, timeout=5.0) == []
+    assert _lock_is_free(out)
+    status = json.loads((out / "run_info.json").read_text())["status"]
+    with sqlite3.connect(out / "ledger.sqlite") as db:
+        ledger_status = db.execute("SELECT status FROM runs ORDER BY run_id DESC LIMIT 1").fetchone()[0]
+    if sig == signal.SIGTERM:  # unwound: the interruption is recorded
+        assert status == "interrupted" and ledger_status == "interrupted"
+    else:
+        assert status == "running"  # kill -9: nothing could be recorded; `cytokit report` refuses it
+    again = _start(study, out)
+    assert again.wait(timeout=300) == 0, again.stderr.read().decode()
+
+
+def test_a_stale_lock_is_recognised(tmp_path, monkeypatch):
+    """The lock's owner is dead but something it left still holds the lock: wait briefly, then say so."""
+    from cytokit.errors import PipelineError
+    from cytokit.pipeline import runner
+
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, sys, time\n"
+        f"fd = os.open({str(out / '.cytokit.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "os.write(fd, b'999999999\\n')\n"  # a pid that does not exist: the owner died
+        "print('locked', flush=True)\n"
+        "time.sleep(float(sys.argv[1]))\n"), "3"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        monkeypatch.setattr(runner, "STALE_LOCK_WAIT_SECONDS", 0.5)
+        with pytest.raises(PipelineError, match=r"\(pid 999999999\) is no longer running"):
+            runner.lock_output_folder(out)
+        monkeypatch.setattr(runner, "STALE_LOCK_WAIT_SECONDS", 30.0)
+        fd = runner.lock_output_folder(out)  # the left-over holder exits: the lock is taken over
+        os.close(fd)
+    finally:
+        holder.kill()
+        holder.wait()
