@@ -205,7 +205,7 @@ def test_agreement_table_units():
 # -- CLI ----------------------------------------------------------------------------------------------
 def test_cli_cluster_runs_and_reports(tmp_path, monkeypatch, capsys):
     _, _, _, loader = _store(tmp_path)
-    monkeypatch.setattr("cytokit.cluster.stage._default_loader", lambda: loader)
+    monkeypatch.setattr("cytokit.cluster.stage.load_gated_events", loader)
     thr = tmp_path / "thr.yaml"
     thr.write_text("thresholds:\n  CD4: 0.45\n", encoding="utf-8")
     rc = main(["cluster", str(tmp_path), "--grid", "5x5", "-k", "5", "--markers", "CD4,CD8", "-m", "CD45RA",

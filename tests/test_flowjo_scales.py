@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from cytokit.errors import TransformError
-from cytokit.flowjo.scales import FlowJoBiex, FlowJoLog, biex_table
+from cytokit.scales import FlowJoBiex, FlowJoLog, biex_table
 
 
 def test_biex_table_matches_flowjo_export(shared_data: Path) -> None:

@@ -160,7 +160,7 @@ def test_clinical_columns_mapping_and_trial_without_stratum(own_trial, tmp_path)
 
 
 def test_strategy_panel_path_is_relative_to_the_strategy_file(tmp_path, monkeypatch):
-    from cytokit.gating.strategy import load_strategy
+    from cytokit.gating import load_strategy
 
     folder = tmp_path / "defs"
     folder.mkdir()

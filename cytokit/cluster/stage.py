@@ -36,6 +36,7 @@ import pandas as pd
 
 from ..errors import ClusterError, CytokitError, PipelineError
 from ..io_utils import atomic_write_text, write_table
+from ..pipeline.events import load_gated_events
 from ..provenance import inputs_digest, sample_hashes, stamp_inputs
 from ..results import ResultsFolder, read_run_info, read_table
 from ..results import schema as S
@@ -121,14 +122,6 @@ def analyse(samples: Mapping[str, np.ndarray], markers: Sequence[str], *, popula
 # -- results store -----------------------------------------------------------------------------------
 
 
-def _default_loader() -> Loader:
-    try:
-        from ..pipeline import load_gated_events
-    except ImportError as exc:
-        raise ClusterError(f"the pipeline's event loader is not available ({exc})") from exc
-    return load_gated_events
-
-
 def _unpack(loaded: Any, where: str) -> tuple[np.ndarray, list[str]]:
     """Events and marker names from what a loader returns: (events, markers), a Sample, or an object
     with ``events`` and ``markers`` attributes."""
@@ -173,7 +166,7 @@ def load_population_events(results_dir: str | Path, *, population: str, markers:
         raise ClusterError("no successfully processed samples to cluster"
                            + (f" in tube {tube!r}" if tube else ""), path=results_dir)
     meta = meta.sort_values(S.SAMPLE_ID, kind="stable").reset_index(drop=True)
-    loader = loader or _default_loader()
+    loader = loader or load_gated_events
     samples: dict[str, np.ndarray] = {}
     skipped: dict[str, str] = {}
     chosen = list(markers) if markers else None

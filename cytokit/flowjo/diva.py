@@ -18,7 +18,7 @@ from lxml import etree
 
 from ..errors import GatingError
 from ..gates import Gate, PolygonGate, RectangleGate
-from ..gatingml.evaluate import scale_transform
+from ..scales import scale_transform
 from ..gatingml.model import (FCS_COMPENSATION, UNCOMPENSATED, DimensionSpec, GateNode, GatingDocument,
                               SpectrumMatrixSpec, TransformSpec)
 from ..gatingml.xmlutil import parse_xml

@@ -18,7 +18,7 @@ from lxml import etree
 
 from ..errors import GatingError
 from ..gates import EllipsoidGate, Gate, PolygonGate, RectangleGate
-from ..gatingml.evaluate import scale_transform
+from ..scales import scale_transform
 from ..gatingml.model import UNCOMPENSATED, DimensionSpec, GateNode, GatingDocument, SpectrumMatrixSpec, TransformSpec
 from ..gatingml.xmlutil import child, children, line_of, local, parse_xml
 from .model import FlowJoSample, FlowJoWorkspace

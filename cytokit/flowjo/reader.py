@@ -17,7 +17,7 @@ from lxml import etree
 
 from ..errors import GatingError, TransformError
 from ..gates import BooleanGate, EllipsoidGate, Gate, PolygonGate, RectangleGate
-from ..gatingml.evaluate import scale_transform
+from ..scales import scale_transform
 from ..gatingml.model import UNCOMPENSATED, DimensionSpec, GateNode, GatingDocument, SpectrumMatrixSpec, TransformSpec
 from ..gatingml.reader import parse_dimension
 from ..gatingml.xmlutil import attr, child, children, float_attr, line_of, local, parse_xml

@@ -44,7 +44,8 @@ from lxml import etree
 from ..errors import GatingError
 from ..gates import BooleanGate, EllipsoidGate, PolygonGate, QuadrantGate, RectangleGate
 from ..gatingml.compensation import spillover_from_metadata
-from ..gatingml.evaluate import evaluate_document, scale_transform
+from ..gatingml.evaluate import evaluate_document
+from ..scales import scale_transform
 from ..gatingml.model import FCS_COMPENSATION, UNCOMPENSATED, DimensionSpec, GateNode, GatingDocument, TransformSpec
 from ..gatingml.xmlutil import DATATYPE_NS, GATING_NS, TRANSFORMS_NS, XSI_NS
 from ..gatingml.xmlutil import datatype_tag as _d, gating_tag as _g, transforms_tag as _t

@@ -6,6 +6,7 @@
 """
 from .methods import GATE_METHODS, FitResult, fit_gate
 from .result import GatingResult
-from .strategy import Strategy, load_strategy
+from .loading import load_strategy
+from .strategy import Strategy
 
 __all__ = ["GATE_METHODS", "FitResult", "GatingResult", "Strategy", "fit_gate", "load_strategy"]

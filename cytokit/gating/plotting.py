@@ -100,7 +100,7 @@ def gate_axis_scales(result: "GatingResult", gate: Gate, dims: tuple[str, ...]) 
     sample's transforms for fitted gates, the document's own transformations for imported ones."""
     if result.document is None or isinstance(gate, BooleanGate):
         return [axis_scale(result.sample, d) for d in dims]
-    from ..gatingml.evaluate import scale_transform
+    from ..scales import scale_transform
     from .axes import channel_label
 
     node = result.document.node(gate.id)

@@ -1,7 +1,6 @@
-"""Gating strategies: load from YAML, apply to a Sample, tune (refit one population) and save.
+"""Gating strategies: apply to a Sample, tune (new strategy with other parameters, refit) and save.
 
-``load_strategy(name_or_path)`` accepts a built-in name (``"tmem"``), a path to a strategy YAML, or a
-Gating-ML 2.0 / FlowJo workspace file (applied as a fixed strategy, see :mod:`.imported`).
+Loading (built-in name, YAML, Gating-ML or FlowJo file) is :func:`cytokit.gating.loading.load_strategy`.
 """
 from __future__ import annotations
 
@@ -13,11 +12,10 @@ from typing import Any
 from pydantic import ValidationError
 from threadpoolctl import threadpool_limits
 
-from ..definitions import resolve_definition
 from ..errors import ConfigError, GatingError
 from ..io_utils import atomic_write_text
 from ..sample import Sample
-from ..yamlio import dump_yaml, load_model
+from ..yamlio import dump_yaml
 from .engine import FitState, dependents, fit_all
 from .model import PopulationSpec, StrategyDefinition
 from .preprocess import QCOutcome, prepare
@@ -156,22 +154,3 @@ def _prune(data: Any) -> Any:
     if isinstance(data, list):
         return [_prune(v) for v in data]
     return data
-
-
-IMPORT_SUFFIXES = (".xml", ".wsp")
-
-
-def load_strategy(name_or_path: str | Path, **import_options: Any) -> Strategy:
-    """A strategy from a built-in name, a YAML path, or a Gating-ML (``.xml``) / FlowJo (``.wsp``) file."""
-    p = Path(name_or_path)
-    if p.suffix.lower() in IMPORT_SUFFIXES:
-        from .imported import strategy_from_file
-
-        return strategy_from_file(p, **import_options)
-    path = resolve_definition(name_or_path, "gating")
-    definition = load_model(path, StrategyDefinition)
-    panel = definition.panel
-    if panel and (panel.endswith((".yaml", ".yml")) or "/" in panel or "\\" in panel) \
-            and not Path(panel).expanduser().is_absolute():  # a path relative to the strategy file's folder
-        definition = definition.model_copy(update={"panel": str((Path(path).parent / panel).resolve())})
-    return Strategy(definition, path)

@@ -18,32 +18,11 @@ import pandas as pd
 from ..errors import CompensationError, GatingError, PanelError, TransformError
 from ..gates import BooleanGate
 from ..sample import Sample
+from ..scales import scale_transform
 from .compensation import compensation_matrix, spillover_from_metadata
 from .model import FCS_COMPENSATION, UNCOMPENSATED, DimensionSpec, GateNode, GatingDocument, TransformSpec
 
 log = logging.getLogger(__name__)
-
-#: Gating-ML scale transformations; their functions live in :mod:`cytokit.transforms` (one registry for
-#: the whole project). FlowJo-only scales (``flowjo_biex``, ``flowjo_log``) live in
-#: :mod:`cytokit.flowjo.scales`.
-SCALE_KINDS = ("flin", "flog", "fasinh", "logicle", "hyperlog")
-
-
-def scale_transform(spec: TransformSpec) -> Any:
-    """The transform object (``forward``/``inverse`` on linear values) of a scale TransformSpec."""
-    try:
-        if spec.kind in SCALE_KINDS:
-            from ..transforms import get_transform
-
-            return get_transform(spec.kind, **{k: float(v) for k, v in spec.params.items()})
-        from ..flowjo.scales import FLOWJO_SCALES
-
-        if spec.kind in FLOWJO_SCALES:
-            return FLOWJO_SCALES[spec.kind](**spec.params)
-    except (TransformError, TypeError, ValueError) as exc:
-        raise TransformError(f"transformation {spec.id!r} ({spec.kind}): {exc}") from None
-    raise TransformError(f"transformation {spec.id!r}: {spec.kind!r} is not a scale transformation")
-
 
 def _bound(values: np.ndarray, spec: TransformSpec) -> np.ndarray:
     if spec.bound_min is not None or spec.bound_max is not None:

@@ -61,8 +61,8 @@ class DimensionSpec:
 class TransformSpec:
     """A Gating-ML transformation: ``kind`` (flin, flog, fasinh, logicle, hyperlog, fratio), its
     parameters, optional output bounds (values are clipped to ``[bound_min, bound_max]``) and, for
-    ``fratio``, the two input $PnN names (numerator, denominator). Parameters are numbers, except the
-    ``values`` of a ``flowjo_table`` lookup table (a tuple of numbers)."""
+    ``fratio``, the two input $PnN names (numerator, denominator). Parameters are numbers or tuples of
+    numbers (a lookup table's ``values``); :mod:`cytokit.scales` turns a scale kind into its function."""
 
     id: str
     kind: str

@@ -66,7 +66,8 @@ def job_strategy(job: SampleJob) -> Any:
     """The job's gating Strategy: from the validated definition it carries, else loaded from its file.
     Imported (Gating-ML/FlowJo) strategies are always loaded from their file: their gates carry their own
     compensation and transforms, which the definition alone does not."""
-    from ..gating.strategy import IMPORT_SUFFIXES, Strategy, load_strategy
+    from ..gating.loading import IMPORT_SUFFIXES, load_strategy
+    from ..gating.strategy import Strategy
 
     if job.strategy_definition is not None and Path(job.strategy).suffix.lower() not in IMPORT_SUFFIXES:
         return Strategy(job.strategy_definition.model_copy(deep=True), job.strategy)

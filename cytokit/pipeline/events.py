@@ -25,7 +25,7 @@ def load_gated_events(results_dir: str | Path, sample_id: str, population: str) 
     """Events of ``population`` in ``sample_id`` (transformed scale, float32) and their marker names."""
     from ..gating.engine import evaluate_stored
     from ..gating.preprocess import ChannelTransform, prepare
-    from ..gating.strategy import load_strategy
+    from ..gating.loading import load_strategy
     from .analyse import read_and_resolve
     from .task import SampleJob
 

@@ -64,7 +64,7 @@ def _file_hash(path: str | Path) -> str:
 def load_tube_definitions(config: PipelineConfig, problems: list[str]) -> dict[str, TubeDefinitions]:
     """Load every tube's panel and strategy; problems are appended, not raised."""
     from ..definitions import resolve_definition
-    from ..gating.strategy import load_strategy
+    from ..gating.loading import load_strategy
     from ..panel import load_panel
 
     out: dict[str, TubeDefinitions] = {}

@@ -1,4 +1,15 @@
-"""FlowJo 10 scale transformations that Gating-ML does not define: ``biex`` and FlowJo's ``log``.
+"""Scale transformations of gate dimensions, by kind: one registry shared by Gating-ML and FlowJo.
+
+Contract
+--------
+:func:`scale_transform` turns a transformation spec (anything with ``id``, ``kind`` and ``params``, e.g. a
+:class:`cytokit.gatingml.TransformSpec`) into an object with ``forward`` (linear values -> scale) and
+``inverse``. :data:`SCALES` is the registry: the Gating-ML 2.0 kinds (``flin``, ``flog``, ``fasinh``,
+``logicle``, ``hyperlog``) are the transforms of :mod:`cytokit.transforms`; FlowJo's own scales that
+Gating-ML does not define (``flowjo_biex``, ``flowjo_log``, ``flowjo_table``) are defined below. This
+module sits below both :mod:`cytokit.gatingml` (the neutral model and its evaluator) and
+:mod:`cytokit.flowjo` (readers/writer), so neither imports the other to find a scale. Bad parameters or an
+unknown kind raise :class:`~cytokit.errors.TransformError` naming the transformation.
 
 FlowJo's biex is defined by a lookup table from display channel (0..``channel_range``) to linear value,
 built from the number of positive decades ``pos``, extra negative decades ``neg``, the width basis
@@ -7,15 +18,17 @@ table points are interpolated linearly and values outside the table clip to its 
 linear values to channels 0..``channel_range`` (4096 by FlowJo's convention), inverse maps back.
 
 FlowJo's log: ``(log10(max(x, offset)) - log10(offset)) / decades`` (0..1 over ``decades`` decades).
+A FlowJo 9 calibration table maps linear values to display channels by interpolation.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Mapping, Protocol
 
 import numpy as np
 
-from ..errors import TransformError
+from .errors import TransformError
+from .transforms import get_transform
 
 LN10 = float(np.log(10.0))
 
@@ -148,4 +161,42 @@ class FlowJoTable:
 
 
 #: FlowJo-only scales by TransformSpec kind.
-FLOWJO_SCALES = {"flowjo_biex": FlowJoBiex, "flowjo_log": FlowJoLog, "flowjo_table": FlowJoTable}
+FLOWJO_SCALES: dict[str, Callable[..., Any]] = {"flowjo_biex": FlowJoBiex, "flowjo_log": FlowJoLog,
+                                                "flowjo_table": FlowJoTable}
+#: Gating-ML 2.0 scale transformations; their functions are the :mod:`cytokit.transforms` registry's
+SCALE_KINDS: tuple[str, ...] = ("flin", "flog", "fasinh", "logicle", "hyperlog")
+
+
+def _gatingml_scale(kind: str) -> Callable[..., Any]:
+    def build(**params: Any) -> Any:
+        return get_transform(kind, **{k: float(v) for k, v in params.items()})
+
+    return build
+
+
+#: every scale kind a gate dimension may use -> constructor(**params)
+SCALES: dict[str, Callable[..., Any]] = {**{k: _gatingml_scale(k) for k in SCALE_KINDS}, **FLOWJO_SCALES}
+
+
+class ScaleSpec(Protocol):
+    """What :func:`scale_transform` reads from a transformation spec."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def params(self) -> Mapping[str, Any]: ...
+
+
+def scale_transform(spec: ScaleSpec) -> Any:
+    """The transform object (``forward``/``inverse`` on linear values) of a scale transformation spec."""
+    build = SCALES.get(spec.kind)
+    if build is None:
+        raise TransformError(f"transformation {spec.id!r}: {spec.kind!r} is not a scale transformation")
+    try:
+        return build(**spec.params)
+    except (TransformError, TypeError, ValueError) as exc:
+        raise TransformError(f"transformation {spec.id!r} ({spec.kind}): {exc}") from None
