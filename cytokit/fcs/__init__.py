@@ -8,8 +8,9 @@ from .channels import guess_kind
 from .keywords import SPILLOVER_KEYWORDS, spillover_keyword
 from .reader import read_fcs, read_keywords
 from .summary import describe
-from .writer import write_fcs
+from .writer import fcs_bytes, write_fcs
 
 __all__ = [
-    "read_fcs", "read_keywords", "write_fcs", "describe", "guess_kind", "spillover_keyword", "SPILLOVER_KEYWORDS",
+    "read_fcs", "read_keywords", "write_fcs", "fcs_bytes", "describe", "guess_kind", "spillover_keyword",
+    "SPILLOVER_KEYWORDS",
 ]

@@ -78,6 +78,14 @@ def write_fcs(path: str | Path, events: np.ndarray, pnn: Sequence[str], pns: Seq
     written atomically (``cytokit.io_utils``); ``force=False`` refuses to overwrite.
     """
     path = Path(path)
+    data = fcs_bytes(events, pnn, pns, metadata, allow_nonfinite=allow_nonfinite, path=path)
+    return atomic_write_bytes(path, data, force=force)
+
+
+def fcs_bytes(events: np.ndarray, pnn: Sequence[str], pns: Sequence[str] | None = None,
+              metadata: Mapping[str, Any] | None = None, *, allow_nonfinite: bool = False,
+              path: Path | None = None) -> bytes:
+    """The bytes of the FCS 3.1 file :func:`write_fcs` writes (``path`` only names it in errors)."""
     arr = np.asarray(events)
     if arr.ndim != 2 or arr.shape[1] != len(pnn):
         raise FCSError(f"events of shape {arr.shape} do not match {len(pnn)} channel names", path=path)
@@ -145,4 +153,4 @@ def write_fcs(path: str | Path, events: np.ndarray, pnn: Sequence[str], pns: Seq
     header = b"FCS3.1    " + field(text_begin) + field(text_end) + (
         field(data_begin) + field(data_end) if data_end <= 99_999_999 else field(0) + field(0)
     ) + field(0) + field(0)
-    return atomic_write_bytes(path, header + text + gap + data.tobytes(), force=force)
+    return header + text + gap + data.tobytes()
