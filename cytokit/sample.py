@@ -20,12 +20,15 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
 from .errors import PanelError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import flowkit
 
 CHANNEL_COLUMNS: tuple[str, ...] = (
     "pnn", "pns", "marker", "fluorochrome", "range", "gain", "log_decades", "log_offset", "bits", "kind",
@@ -120,6 +123,20 @@ class Sample:
     def to_dataframe(self, label: str = "marker") -> pd.DataFrame:
         """Events as a DataFrame with columns named by ``label`` ('marker', 'pnn' or 'pns')."""
         return pd.DataFrame(self.events, columns=list(self.channels[label].astype(str)))
+
+    # -- interop ----------------------------------------------------------------------------------
+    def to_flowkit(self) -> "flowkit.Sample":
+        """This (raw) Sample as a ``flowkit.Sample`` (see :func:`cytokit.interop.flowkit.to_flowkit`)."""
+        from .interop.flowkit import to_flowkit
+
+        return to_flowkit(self)
+
+    @classmethod
+    def from_flowkit(cls, fk_sample: "flowkit.Sample") -> "Sample":
+        """A Sample of a ``flowkit.Sample``'s raw events (see :func:`cytokit.interop.flowkit.from_flowkit`)."""
+        from .interop.flowkit import from_flowkit
+
+        return from_flowkit(fk_sample)
 
     def __repr__(self) -> str:  # pragma: no cover - cosmetic
         return (

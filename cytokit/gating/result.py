@@ -17,6 +17,8 @@ from .model import StrategyDefinition
 from .preprocess import ChannelTransform, QCOutcome
 
 if TYPE_CHECKING:  # pragma: no cover
+    import anndata
+    import flowkit
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
@@ -95,6 +97,20 @@ class GatingResult:
         from .export import to_gatingml
 
         return to_gatingml(self, path)
+
+    def to_flowkit(self) -> "flowkit.GatingStrategy":
+        """The fitted gates as a ``flowkit.GatingStrategy`` with their compensation and transforms; FlowKit
+        applied to the raw sample reproduces :meth:`counts` (:mod:`cytokit.interop.flowkit`)."""
+        from ..interop.flowkit import to_flowkit_strategy
+
+        return to_flowkit_strategy(self)
+
+    def to_anndata(self, *, raw: Sample | None = None) -> "anndata.AnnData":
+        """Events x markers (strategy scale) with population membership in ``obs`` and the fitted gates and
+        parameters in ``uns["cytokit"]`` (:mod:`cytokit.interop.anndata`)."""
+        from ..interop.anndata import to_anndata
+
+        return to_anndata(self, raw=raw)
 
     def summary(self) -> dict[str, Any]:
         return {"sample": self.sample.name, "n_events": self.sample.n_events,

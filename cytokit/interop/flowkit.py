@@ -1,0 +1,133 @@
+"""In-memory interoperability with FlowKit: Samples both ways, fitted gates as a FlowKit GatingStrategy.
+
+Contract
+--------
+* :func:`to_flowkit` turns a **raw** cytokit :class:`~cytokit.sample.Sample` (as read, neither compensated
+  nor transformed) into the ``flowkit.Sample`` FlowKit would build from the same FCS file: the events go
+  over as FCS 3.1 float32 bytes in memory, with every keyword of the file ($SPILLOVER, $TIMESTEP, $PnR,
+  $CYT...). Values are linear: $PnG/$PnE are already applied, so they are written as gain 1 / linear.
+  FlowKit multiplies the time channel by $TIMESTEP, as it does for the file itself.
+* :func:`from_flowkit` is the inverse: a ``flowkit.Sample``'s raw (pre-processed) events and keywords as a
+  cytokit Sample equal to what :func:`cytokit.fcs.read_fcs` returns for the same file (time in the file's
+  units, i.e. FlowKit's time divided by $TIMESTEP).
+* :func:`to_flowkit_strategy` gives a fitted :class:`~cytokit.gating.GatingResult` as a
+  ``flowkit.GatingStrategy`` holding the same gates with their compensation and per-file transforms (the
+  Gating-ML 2.0 that :meth:`GatingResult.to_gatingml` writes, parsed in memory). Applied by FlowKit to
+  the raw sample it reproduces cytokit's counts; :func:`flowkit_counts` lines both up per population.
+  FlowKit names gates by their Gating-ML ids (``CD4 T`` -> ``CD4_T``): :func:`flowkit_gate_ids`.
+
+FlowKit is imported inside these functions only (it loads slowly and is needed by nothing else).
+"""
+from __future__ import annotations
+
+import io
+import re
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import FCSError, GatingError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import flowkit
+
+    from ..gating.result import GatingResult
+    from ..sample import Sample
+
+#: keywords computed by the FCS writer or describing the file's own encoding (not carried over)
+_ENCODING = re.compile(r"^(p\d+[nbeg]|p\d+datatype|begin.*|end.*|byteord|datatype|mode|nextdata|par|tot)$")
+
+
+def _flowkit() -> Any:
+    try:
+        import flowkit
+    except ImportError:  # pragma: no cover - FlowKit is a dependency
+        raise GatingError("FlowKit interop needs the flowkit package: pip install flowkit") from None
+    return flowkit
+
+
+def to_flowkit(sample: "Sample") -> "flowkit.Sample":
+    """The ``flowkit.Sample`` of a raw cytokit Sample (see module contract); ``sample_id`` = its name."""
+    from ..fcs import fcs_bytes
+
+    if sample.compensated or sample.transforms:
+        raise FCSError("only a raw Sample (as read, not compensated or transformed) can become a FlowKit "
+                       "Sample: FlowKit applies compensation and transforms itself", path=sample.path)
+    meta = {k: v for k, v in sample.metadata.items() if not _ENCODING.match(k.lower().lstrip("$"))}
+    data = fcs_bytes(sample.events, list(sample.channels["pnn"].astype(str)),
+                     list(sample.channels["pns"].fillna("").astype(str)), meta, allow_nonfinite=True,
+                     path=sample.path)
+    return _flowkit().Sample(io.BytesIO(data), sample_id=sample.name)
+
+
+def from_flowkit(fk_sample: "flowkit.Sample") -> "Sample":
+    """A cytokit Sample of a ``flowkit.Sample``'s raw events and keywords (see module contract)."""
+    from ..fcs.channels import channel_table, linearize
+    from ..sample import Sample
+
+    meta = {str(k).lower().lstrip("$"): str(v) for k, v in dict(fk_sample.metadata).items()}
+    n_channels = len(fk_sample.pnn_labels)
+    channels, warnings = channel_table(meta, n_channels, meta.get("datatype", "F").strip().upper())
+    events = np.array(fk_sample.get_events(source="raw"), dtype=np.float64)
+    if events.shape != (int(fk_sample.event_count), n_channels):
+        raise FCSError(f"FlowKit sample {fk_sample.id!r}: events of shape {events.shape} for "
+                       f"{fk_sample.event_count} events x {n_channels} channels")
+    time_index = getattr(fk_sample, "time_index", None)
+    if getattr(fk_sample, "is_preprocessed", True):
+        step = meta.get("timestep", "").strip()
+        if time_index is not None and step:
+            try:
+                factor = float(step)
+            except ValueError:
+                factor = 1.0
+            if factor not in (0.0, 1.0):
+                events[:, time_index] /= factor  # back to the file's time units
+        out = events.astype(np.float32)
+    else:  # FlowKit kept the stored values: decode $PnE/$PnG as read_fcs does
+        out = linearize(events.astype(np.float32), channels)
+    return Sample(events=np.ascontiguousarray(out), channels=channels, metadata=meta,
+                  fcs_version=str(fk_sample.version), warnings=tuple(warnings),
+                  provenance=(f"from FlowKit Sample {fk_sample.id!r} ({out.shape[0]} events)",))
+
+
+def flowkit_gate_ids(result: "GatingResult") -> dict[str, str]:
+    """Population name -> the FlowKit gate name (its Gating-ML id) of each exported gate."""
+    from ..gating.export import export_document
+    from ..gatingml.writer import xml_ids
+
+    doc = export_document(result)
+    ids = xml_ids(doc)
+    return {node.name: ids[node.id] for node in doc.nodes}
+
+
+def to_flowkit_strategy(result: "GatingResult") -> "flowkit.GatingStrategy":
+    """The fitted gates of ``result`` as a ``flowkit.GatingStrategy`` (same gates, compensation and
+    per-file transforms; evaluated by FlowKit on the raw sample)."""
+    text = result.to_gatingml()
+    return _flowkit().parse_gating_xml(io.BytesIO(text.encode("utf-8")))
+
+
+def flowkit_counts(result: "GatingResult", fk_sample: "flowkit.Sample | None" = None,
+                   strategy: "flowkit.GatingStrategy | None" = None) -> pd.DataFrame:
+    """Per population: cytokit's ``count`` and FlowKit's ``flowkit_count`` of the same gates.
+
+    ``fk_sample`` is the raw sample FlowKit gates (default: ``to_flowkit`` of the raw file the result was
+    fitted on, read again from ``result.sample.path``); ``strategy`` default :func:`to_flowkit_strategy`.
+    Columns ``population``, ``gate_id``, ``count``, ``flowkit_count``, ``difference``.
+    """
+    if fk_sample is None:
+        if result.sample.path is None:
+            raise GatingError("flowkit_counts needs fk_sample when the result's sample has no file path")
+        from ..fcs import read_fcs
+
+        fk_sample = to_flowkit(read_fcs(result.sample.path, dataset=result.sample.dataset_index))
+    strategy = strategy if strategy is not None else to_flowkit_strategy(result)
+    report = strategy.gate_sample(fk_sample).report
+    fk = dict(zip(report["gate_name"].astype(str), report["count"].astype(int)))
+    ours = result.counts()
+    rows = [{"population": name, "gate_id": gid, "count": ours[name], "flowkit_count": fk.get(gid)}
+            for name, gid in flowkit_gate_ids(result).items() if name in ours]
+    df = pd.DataFrame(rows, columns=["population", "gate_id", "count", "flowkit_count"])
+    df["difference"] = df["flowkit_count"] - df["count"]
+    return df
