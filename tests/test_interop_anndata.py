@@ -25,10 +25,14 @@ def gated():
 
 def test_shape_values_and_var(gated):
     raw, result, adata = gated
-    assert adata.shape == (raw.n_events, raw.n_channels)
+    kept = result.qc.keep
+    assert 0 < kept.sum() <= raw.n_events
+    assert adata.shape == (int(kept.sum()), raw.n_channels) == result.sample.events.shape
     assert adata.X.dtype == np.float32
     np.testing.assert_array_equal(adata.X, result.sample.events)
-    np.testing.assert_array_equal(adata.layers["linear"], raw.events)
+    np.testing.assert_array_equal(adata.layers["linear"], raw.events[kept])
+    assert list(adata.obs_names) == [str(i) for i in np.flatnonzero(kept)]  # event numbers in the file
+    assert adata.uns["cytokit"]["qc"]["n_events_read"] == raw.n_events
     assert list(adata.var["pnn"]) == list(raw.channels["pnn"])
     assert {"CD4", "CD8", "CD3", "CD45RA", "FSC-A"} <= set(adata.var_names)
     assert adata.var.loc["CD4", "transform"].startswith("logicle(")

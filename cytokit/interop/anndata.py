@@ -2,19 +2,21 @@
 
 Contract of :func:`to_anndata`
 ------------------------------
-* ``X``: the events the gates were fitted on (``float32``, ``n_events x n_channels``) on the strategy's
-  scale: compensated, fluorescence transformed (e.g. logicle, 0..1 at the top of scale), scatter and time
-  linear as the strategy left them. ``layers["linear"]`` (optional) holds the raw linear values when the
-  raw Sample is given.
+* ``X``: the events the gates were fitted on (``float32``, ``n_events x n_channels``; the events QC kept
+  when QC ran) on the strategy's scale: compensated, fluorescence transformed (e.g. logicle, 0..1 at the
+  top of scale), scatter and time linear as the strategy left them. ``layers["linear"]`` (optional) holds
+  the same events' raw linear values when the Sample as read is given.
 * ``var`` (one row per channel, index = marker name, made unique with the $PnN when markers repeat):
   ``pnn``, ``pns``, ``marker``, ``fluorochrome``, ``kind`` (scatter/fluorescence/time/other) and
   ``transform`` (the per-file transform, e.g. ``logicle(T=2.621e+05, W=0.42, M=4.5, A=0)``, or ``""``).
-* ``obs`` (one row per event, index = event number as text): one boolean column per fitted population
-  (the population name; membership includes the parent's, as in ``GatingResult.masks``).
+* ``obs`` (one row per event, index = the event's number in the file, as text): one boolean column per
+  fitted population (the population name; membership includes the parent's, as in ``GatingResult.masks``).
 * ``uns["cytokit"]``: ``sample``, ``sha256``, ``strategy``, ``scale``, ``populations`` (the population
   table: counts, % of parent and % of lymphocytes in percent 0-100, method, flags), and ``fits``: per
   population the gate ``method``, its validated ``params``, the fitted ``gate`` (cytokit's gate dict,
-  coordinates on ``X``'s scale), ``flags`` (``;``-joined) and the fit's ``info``; ``transforms``: per $PnN the transform name and parameters.
+  coordinates on ``X``'s scale), ``flags`` (``;``-joined) and the fit's ``info``; ``transforms``: per $PnN
+  the transform name and parameters; ``qc``: whether QC ran, events read and kept, QC flags and events
+  removed per check.
   Every value is writable by ``AnnData.write_h5ad``.
 
 anndata is imported inside :func:`to_anndata` (optional extra ``cytokit[anndata]``).
@@ -93,9 +95,12 @@ def to_anndata(result: "GatingResult", *, raw: "Sample | None" = None) -> "annda
         raise CytokitError("AnnData export needs the optional extra: pip install 'cytokit[anndata]'") from None
     sample = result.sample
     X = np.ascontiguousarray(sample.events, dtype=np.float32)
-    masks = result.masks
-    obs = pd.DataFrame({name: np.asarray(m, dtype=bool) for name, m in masks.items()},
-                       index=pd.Index([str(i) for i in range(sample.n_events)], dtype=str))
+    # events kept by QC (all when QC did not run), numbered as in the file
+    kept = np.flatnonzero(result.qc.keep) if result.qc is not None else np.arange(sample.n_events)
+    if kept.size != sample.n_events:  # pragma: no cover - the chain keeps them aligned
+        raise CytokitError(f"QC kept {kept.size} events but the result holds {sample.n_events}", path=sample.path)
+    obs = pd.DataFrame({name: np.asarray(m, dtype=bool) for name, m in result.masks.items()},
+                       index=pd.Index([str(i) for i in kept], dtype=str))
     table = result.populations.copy()
     for col in table.columns:
         if table[col].dtype == object:
@@ -112,11 +117,16 @@ def to_anndata(result: "GatingResult", *, raw: "Sample | None" = None) -> "annda
         "transforms": {t.pnn: _h5ad_value({"name": t.name, "params": dict(t.params), "marker": t.marker})
                        for t in result.transforms},
         "skipped": {k: str(v) for k, v in result.skipped.items()},
+        "qc": _h5ad_value({"ran": result.qc is not None and result.qc.result is not None,
+                           "n_events_read": result.qc.n_events if result.qc is not None else sample.n_events,
+                           "n_kept": int(kept.size), "flags": ";".join(result.qc.flags) if result.qc else "",
+                           "removed": result.qc.info if result.qc is not None else {}}),
     }
     adata = anndata.AnnData(X=X, obs=obs, var=_var(sample), uns={"cytokit": uns})
     if raw is not None:
-        if raw.n_events != sample.n_events or raw.n_channels != sample.n_channels:
-            raise CytokitError(f"raw sample has {raw.n_events} x {raw.n_channels} events, the result "
-                               f"{sample.n_events} x {sample.n_channels}", path=raw.path)
-        adata.layers["linear"] = np.ascontiguousarray(raw.events, dtype=np.float32)
+        n_read = result.qc.n_events if result.qc is not None else sample.n_events
+        if raw.n_events != n_read or raw.n_channels != sample.n_channels:
+            raise CytokitError(f"raw sample has {raw.n_events} x {raw.n_channels} events, the result was fitted "
+                               f"on {n_read} x {sample.n_channels} events read", path=raw.path)
+        adata.layers["linear"] = np.ascontiguousarray(raw.events[kept], dtype=np.float32)
     return adata

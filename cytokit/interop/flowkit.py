@@ -11,9 +11,10 @@ Contract
   cytokit Sample equal to what :func:`cytokit.fcs.read_fcs` returns for the same file (time in the file's
   units, i.e. FlowKit's time divided by $TIMESTEP).
 * :func:`to_flowkit_strategy` gives a fitted :class:`~cytokit.gating.GatingResult` as a
-  ``flowkit.GatingStrategy`` holding the same gates with their compensation and per-file transforms (the
-  Gating-ML 2.0 that :meth:`GatingResult.to_gatingml` writes, parsed in memory). Applied by FlowKit to
-  the raw sample it reproduces cytokit's counts; :func:`flowkit_counts` lines both up per population.
+  ``flowkit.GatingStrategy`` holding the same gates with their compensation and per-file transforms, under
+  the QC gates when QC ran (the Gating-ML 2.0 that :meth:`GatingResult.to_gatingml` writes, parsed in
+  memory; time gates converted to FlowKit's time units). Applied by FlowKit to all events of the raw
+  sample it reproduces cytokit's counts; :func:`flowkit_counts` lines both up per population.
   FlowKit names gates by their Gating-ML ids (``CD4 T`` -> ``CD4_T``): :func:`flowkit_gate_ids`.
 
 FlowKit is imported inside these functions only (it loads slowly and is needed by nothing else).
@@ -22,17 +23,20 @@ from __future__ import annotations
 
 import io
 import re
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 import pandas as pd
 
 from ..errors import FCSError, GatingError
+from ..gates import EllipsoidGate, Gate, PolygonGate, QuadrantGate, RectangleGate
 
 if TYPE_CHECKING:  # pragma: no cover
     import flowkit
 
     from ..gating.result import GatingResult
+    from ..gatingml.model import GatingDocument
     from ..sample import Sample
 
 #: keywords computed by the FCS writer or describing the file's own encoding (not carried over)
@@ -75,14 +79,9 @@ def from_flowkit(fk_sample: "flowkit.Sample") -> "Sample":
                        f"{fk_sample.event_count} events x {n_channels} channels")
     time_index = getattr(fk_sample, "time_index", None)
     if getattr(fk_sample, "is_preprocessed", True):
-        step = meta.get("timestep", "").strip()
-        if time_index is not None and step:
-            try:
-                factor = float(step)
-            except ValueError:
-                factor = 1.0
-            if factor not in (0.0, 1.0):
-                events[:, time_index] /= factor  # back to the file's time units
+        factor = _timestep(meta)
+        if time_index is not None and factor != 1.0:
+            events[:, time_index] /= factor  # back to the file's time units
         out = events.astype(np.float32)
     else:  # FlowKit kept the stored values: decode $PnE/$PnG as read_fcs does
         out = linearize(events.astype(np.float32), channels)
@@ -93,19 +92,74 @@ def from_flowkit(fk_sample: "flowkit.Sample") -> "Sample":
 
 def flowkit_gate_ids(result: "GatingResult") -> dict[str, str]:
     """Population name -> the FlowKit gate name (its Gating-ML id) of each exported gate."""
-    from ..gating.export import export_document
+    from ..gating.export import result_document
     from ..gatingml.writer import xml_ids
 
-    doc = export_document(result)
+    doc = result_document(result)
     ids = xml_ids(doc)
     return {node.name: ids[node.id] for node in doc.nodes}
 
 
+def _timestep(metadata: Mapping[str, str]) -> float:
+    try:
+        step = float(str(metadata.get("timestep", "")).strip() or 1.0)
+    except ValueError:
+        return 1.0
+    return step if np.isfinite(step) and step > 0 else 1.0
+
+
+def _scaled(gate: Gate, axis: int, factor: float) -> Gate:
+    """``gate`` with its coordinates on dimension ``axis`` multiplied by ``factor`` (> 0)."""
+    def times(v: float | None) -> float | None:
+        return None if v is None else float(v) * factor
+
+    if isinstance(gate, RectangleGate):
+        return replace(gate, lower=tuple(times(v) if i == axis else v for i, v in enumerate(gate.lower)),
+                       upper=tuple(times(v) if i == axis else v for i, v in enumerate(gate.upper)))
+    if isinstance(gate, QuadrantGate):
+        return replace(gate, dividers=tuple(float(v) * factor if i == axis else v
+                                            for i, v in enumerate(gate.dividers)))
+    if isinstance(gate, PolygonGate):
+        return replace(gate, vertices=tuple((float(x) * factor, float(y)) if axis == 0
+                                            else (float(x), float(y) * factor) for x, y in gate.vertices))
+    if isinstance(gate, EllipsoidGate):
+        f = np.ones(len(gate.mean))
+        f[axis] = factor
+        cov = np.asarray(gate.covariance, dtype=np.float64) * np.outer(f, f)
+        return replace(gate, mean=tuple(float(m) * k for m, k in zip(gate.mean, f)),
+                       covariance=tuple(tuple(float(c) for c in row) for row in cov))
+    return gate
+
+
+def _in_flowkit_time_units(doc: "GatingDocument", sample: "Sample") -> "GatingDocument":
+    """``doc`` with gates on the time channel in FlowKit's time units: FlowKit multiplies a channel named
+    'Time' by $TIMESTEP, cytokit (and the exported Gating-ML) keep the file's units. Multiplying the
+    bounds by the same positive factor keeps every event on its side (rounding is monotonic)."""
+    from ..gatingml.model import GatingDocument
+
+    step = _timestep(sample.metadata)
+    time_names = {str(p) for p in sample.channels["pnn"] if str(p).strip().lower() == "time"}
+    if step == 1.0 or not time_names:
+        return doc
+    nodes = []
+    for node in doc.nodes:
+        gate = node.gate
+        for axis, dim in enumerate(node.dims):
+            if dim.name in time_names and not dim.ratio and dim.transform is None:
+                gate = _scaled(gate, axis, step)
+        nodes.append(replace(node, gate=gate))
+    return GatingDocument(nodes=tuple(nodes), transforms=doc.transforms, matrices=doc.matrices, source=doc.source)
+
+
 def to_flowkit_strategy(result: "GatingResult") -> "flowkit.GatingStrategy":
     """The fitted gates of ``result`` as a ``flowkit.GatingStrategy`` (same gates, compensation and
-    per-file transforms; evaluated by FlowKit on the raw sample)."""
-    text = result.to_gatingml()
-    return _flowkit().parse_gating_xml(io.BytesIO(text.encode("utf-8")))
+    per-file transforms, under the QC gates when QC ran; evaluated by FlowKit on the raw sample). Gates on
+    the time channel are given in FlowKit's time units (file units x $TIMESTEP)."""
+    from ..gating.export import result_document
+    from ..gatingml import gatingml_bytes
+
+    doc = _in_flowkit_time_units(result_document(result), result.sample)
+    return _flowkit().parse_gating_xml(io.BytesIO(gatingml_bytes(doc)))
 
 
 def flowkit_counts(result: "GatingResult", fk_sample: "flowkit.Sample | None" = None,
