@@ -472,7 +472,7 @@ def _drift_bins(levels: np.ndarray, split: int, min_change: np.ndarray | float,
 
 
 def _signal_shift(events: np.ndarray, valid: np.ndarray, names: list[str], cols: list[int], n_bins: int,
-                  params: QCParams) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+                  params: QCParams) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], list[str]]:
     """(per-event bad mask, bin starts, per-bin bad, channels that shifted, channels that drifted) over
     event-order bins.
 

@@ -35,8 +35,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-FAMILIES: tuple[str, ...] = ("clog", "interruption", "burst", "drift")
 Family = Literal["clog", "interruption", "burst", "drift"]
+FAMILIES: tuple[Family, ...] = ("clog", "interruption", "burst", "drift")
 _GRID = 4001
 
 
