@@ -18,7 +18,7 @@ USAGE_EXIT = 2
 
 COMMAND_MODULES: tuple[str, ...] = (
     "inspect_cmd", "compensate_cmd", "simulate_cmd", "gate_cmd", "run_cmd", "compare_cmd", "report_cmd",
-    "cluster_cmd",
+    "cluster_cmd", "learn_cmd", "compare_gates_cmd",
 )
 
 

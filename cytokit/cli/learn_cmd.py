@@ -1,0 +1,66 @@
+"""``cytokit learn EXPERT FCS... --strategy S --mapping M --out DIR``: tune a strategy on expert gates.
+
+EXPERT is a FlowJo workspace (``.wsp``) or Gating-ML file with the lab's gates on some of the FCS files
+(files or folders). Writes the tuned strategy YAML (usable by ``cytokit run`` unchanged), the
+leave-one-sample-out agreement table (``agreement.csv``: per-event F1 and |Δ%| per sample and population)
+and ``agreement.html``, and prints the per-population summary worst first.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+
+def _print_summary(summary, title: str) -> None:  # noqa: ANN001 - DataFrame
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console()
+    if not console.is_terminal:
+        console.width = 200
+    table = Table(title=escape(title))
+    for col in summary.columns:
+        table.add_column(str(col), justify="left" if col in ("population", "role") else "right")
+    for row in summary.itertuples(index=False):
+        cells = [f"{v:.4f}" if isinstance(v, float) else escape(str(v)) for v in row]
+        table.add_row(*cells)
+    console.print(table)
+
+
+def learn(
+    expert: Path = typer.Argument(..., help="FlowJo workspace (.wsp) or Gating-ML file with the expert's gates."),
+    files: List[Path] = typer.Argument(..., help="FCS files (or folders of them) the expert gated."),
+    strategy: Optional[str] = typer.Option(None, "--strategy", "-s",
+                                           help="Base strategy (built-in name or YAML); default: derived from the "
+                                                "expert's gate tree."),
+    mapping: Optional[Path] = typer.Option(None, "--mapping", "-m",
+                                           help="YAML 'expert population: strategy population' (default: same names)."),
+    train: Optional[str] = typer.Option(None, "--train", help="Comma-separated FCS file stems to learn from "
+                                                               "(default: every expert-gated file)."),
+    panel: Optional[str] = typer.Option(None, "--panel", "-p", help="Panel name or YAML (default: the strategy's)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (tuned YAML, agreement.csv, agreement.html)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
+    no_loso: bool = typer.Option(False, "--no-loso", help="Skip the leave-one-sample-out evaluation."),
+) -> None:
+    """Learn a strategy's adaptive parameters from expert gates; report leave-one-sample-out agreement."""
+    from ..learn import learn_strategy
+
+    for name in ("agreement.csv", "agreement.html"):
+        if (out / name).exists() and not force:  # checked before any work
+            from ..errors import ConfigError
+
+            raise ConfigError(f"output exists: {out / name}; use --force to overwrite")
+    result = learn_strategy(expert, files, strategy=strategy, mapping=mapping, panel=panel,
+                            train=[t.strip() for t in train.split(",") if t.strip()] if train else None,
+                            loso=not no_loso)
+    paths = result.save(out, force=force)
+    role = "loso" if (result.agreement.role == "loso").any() else "train"
+    _print_summary(result.summary(role), f"agreement with the expert ({role}), worst first")
+    typer.echo(f"tuned strategy: {paths['strategy']}\nagreement: {paths['agreement']}, {paths['html']}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("learn")(learn)

@@ -1,0 +1,212 @@
+"""Learn a strategy from expert gates, and compare any gating with expert gates.
+
+Contract
+--------
+:func:`learn_strategy` takes expert gates (FlowJo workspace or Gating-ML) on some FCS files, a base
+strategy (or None: one is derived from the expert's gate tree, :mod:`.derive`) and a mapping of expert
+population names to strategy populations. It tunes the strategy on the training samples
+(:func:`cytokit.learn.search.tune_definition`) and measures per-event agreement:
+
+* ``untuned`` — the base strategy on every expert-gated sample;
+* ``loso`` — leave-one-sample-out: tuned on the other training samples, evaluated on the one left out
+  (needs >= 2 training samples);
+* ``train`` — the final strategy (tuned on all training samples) on the training samples (resubstitution);
+* ``holdout`` — the final strategy on expert-gated samples not used for training.
+
+:func:`compare_gates` measures the same agreement for any strategy or a finished run's stored gates.
+Agreement rows: see :data:`cytokit.learn.agreement.COLUMNS` (+ ``role``); F1 per event over all the
+sample's events; percentages are percent (0-100) of each side's parent.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigError
+from ..gating import Strategy, load_strategy
+from ..gating.model import StrategyDefinition
+from .agreement import agreement_rows, summarise, worst_first
+from .expert import ExpertSample, expert_masks, load_expert, load_mapping, resolve_nodes
+from .search import TrainingSample, changed_params, tune_definition
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LearnResult:
+    """The tuned strategy, the base it started from, agreement rows and the parameter changes."""
+
+    strategy: Strategy
+    base: Strategy
+    agreement: pd.DataFrame
+    changes: list[dict[str, Any]]
+    train: list[str]
+    nodes: dict[str, str] = field(default_factory=dict)
+
+    def summary(self, role: str | None = None) -> pd.DataFrame:
+        """Per population (and role): median/min F1, median/max |Δ%| over samples, worst first."""
+        t = self.agreement if role is None else self.agreement[self.agreement.role == role]
+        return summarise(t, by=("role", "population") if role is None else ("population",))
+
+    def save(self, out_dir: str | Path, *, force: bool = False) -> dict[str, Path]:
+        """Write ``<strategy>.yaml`` (tuned), ``agreement.csv`` and ``agreement.html`` into ``out_dir``."""
+        from ..io_utils import atomic_write_text, safe_name
+        from .report import agreement_html
+
+        out = Path(out_dir)
+        paths = {"strategy": out / f"{safe_name(self.strategy.name)}.yaml", "agreement": out / "agreement.csv",
+                 "html": out / "agreement.html"}
+        existing = [str(p) for p in paths.values() if p.exists()]
+        if existing and not force:
+            raise ConfigError(f"output exists: {', '.join(existing)}; use --force to overwrite")
+        out.mkdir(parents=True, exist_ok=True)
+        self.strategy.save(paths["strategy"])
+        atomic_write_text(paths["agreement"], self.agreement.to_csv(index=False))
+        atomic_write_text(paths["html"], agreement_html(self.agreement, title=f"Strategy {self.strategy.name} "
+                                                        f"learned from expert gates", changes=self.changes,
+                                                        train=self.train))
+        return paths
+
+
+def _training_samples(definition: StrategyDefinition, experts: Sequence[ExpertSample],
+                      mapping: Mapping[str, str] | None, *, panel: Any, tube: str | None,
+                      where: Any) -> list[TrainingSample]:
+    from ..fcs import read_fcs
+    from ..gating.preprocess import prepare
+
+    names = [p.name for p in definition.populations]
+    out = []
+    for ex in experts:
+        raw = read_fcs(ex.path)
+        nodes = resolve_nodes(ex.document, mapping, names, where=where)
+        masks, parents = expert_masks(ex.document, raw, nodes)
+        for pop in masks:  # % of the same parent on both sides when the strategy's parent is mapped too
+            sp = definition.population(pop).parent
+            if sp is not None and sp in masks:
+                parents[pop] = masks[sp]
+        prepared, plan = prepare(raw, definition, panel=panel, tube=tube)
+        if prepared.n_events != raw.n_events:  # pragma: no cover - prepare keeps every event
+            raise ConfigError("preparing the sample changed its number of events", path=ex.path)
+        out.append(TrainingSample(ex.name, prepared, tuple(plan), masks, parents))
+    return out
+
+
+def _evaluate(definition: StrategyDefinition, samples: Iterable[TrainingSample], role: str,
+              nodes: Mapping[str, str]) -> list[dict]:
+    strategy = Strategy(definition)
+    rows = []
+    for s in samples:
+        result = strategy.apply_prepared(s.prepared, s.plan)
+        masks = result.masks
+        parents = {p: (masks.get(definition.population(p).parent) if definition.population(p).parent else None)
+                   for p in s.expert}
+        for r in agreement_rows(s.name, masks, s.expert, parents, s.expert_parents, names=nodes):
+            rows.append({**r, "role": role})
+    return rows
+
+
+def learn_strategy(expert: str | Path, files: Iterable[str | Path], *, strategy: str | Path | Strategy | None = None,
+                   mapping: str | Path | Mapping[str, str] | None = None, train: Sequence[str] | None = None,
+                   panel: Any = None, tube: str | None = None, loso: bool = True) -> LearnResult:
+    """Tune ``strategy`` (built-in name, YAML path, Strategy, or None = derive from the expert's gate
+    tree) so that its gates agree with the expert's (``expert``: ``.wsp`` or Gating-ML, on ``files``).
+
+    ``train`` names the samples (FCS file stems) to learn from (default: every expert-gated sample);
+    the other expert-gated samples are scored as ``holdout``. Returns a :class:`LearnResult`.
+    """
+    experts = load_expert(expert, files)
+    where = Path(expert)
+    if strategy is None:
+        from .derive import derive_strategy
+
+        base = derive_strategy(experts[0].document, experts[0].path, mapping=load_mapping(mapping))
+        mapping_ = None  # derived populations carry the expert's names
+    else:
+        base = strategy if isinstance(strategy, Strategy) else load_strategy(strategy)
+        mapping_ = load_mapping(mapping)
+    definition = base.definition
+    samples = _training_samples(definition, experts, mapping_, panel=panel, tube=tube, where=where)
+    nodes = resolve_nodes(experts[0].document, mapping_, [p.name for p in definition.populations], where=where)
+    names = [s.name for s in samples]
+    if train is None:
+        train_set = names
+    else:
+        unknown = [t for t in train if t not in names]
+        if unknown:
+            raise ConfigError(f"training samples {unknown} are not expert-gated samples ({', '.join(names)})",
+                              path=where)
+        train_set = list(train)
+    tr = [s for s in samples if s.name in train_set]
+    rest = [s for s in samples if s.name not in train_set]
+    rows = _evaluate(definition, samples, "untuned", nodes)
+    if loso and len(tr) >= 2:
+        for i, held in enumerate(tr):
+            others = tr[:i] + tr[i + 1:]
+            log.info("leave-one-out: tuning without %s", held.name)
+            rows += _evaluate(tune_definition(definition, others), [held], "loso", nodes)
+    tuned = tune_definition(definition, tr)
+    rows += _evaluate(tuned, tr, "train", nodes)
+    if rest:
+        rows += _evaluate(tuned, rest, "holdout", nodes)
+    table = pd.DataFrame(rows)
+    final = Strategy(tuned.model_copy(update={"description": (tuned.description + " (tuned on expert gates: "
+                                                               + ", ".join(train_set) + ")").strip()}))
+    return LearnResult(final, base, table, changed_params(definition, tuned), train_set, dict(nodes))
+
+
+def compare_gates(expert: str | Path, files: Iterable[str | Path], gates: str | Path | Strategy, *,
+                  mapping: str | Path | Mapping[str, str] | None = None, panel: Any = None,
+                  tube: str | None = None) -> pd.DataFrame:
+    """Per-event agreement of ``gates`` with the expert's, one row per sample x population, worst first.
+
+    ``gates`` is a strategy (name, YAML, Strategy) applied to each file, or a finished run's results
+    folder, whose stored per-sample Gating-ML gates (``samples/<id>/gates.xml``) are evaluated as they are.
+    """
+    experts = load_expert(expert, files)
+    mapping_ = load_mapping(mapping)
+    where = Path(expert)
+    if isinstance(gates, (str, Path)) and Path(gates).is_dir():
+        return worst_first(pd.DataFrame(_compare_run(Path(gates), experts, mapping_, where)))
+    strategy = gates if isinstance(gates, Strategy) else load_strategy(gates)
+    samples = _training_samples(strategy.definition, experts, mapping_, panel=panel, tube=tube, where=where)
+    nodes = resolve_nodes(experts[0].document, mapping_, strategy.population_names, where=where)
+    return worst_first(pd.DataFrame(_evaluate(strategy.definition, samples, "compare", nodes)))
+
+
+def _compare_run(run: Path, experts: Sequence[ExpertSample], mapping: Mapping[str, str] | None,
+                 where: Path) -> list[dict]:
+    from ..fcs import read_fcs
+    from ..gatingml import evaluate_document, read_gatingml
+
+    table = run / "samples.csv"
+    if not table.exists():
+        raise ConfigError("not a cytokit results folder (no samples.csv)", path=run)
+    samples = pd.read_csv(table, dtype=str).fillna("")
+    by_file = {Path(f).name: sid for f, sid in zip(samples["file"], samples["sample_id"])}
+    rows: list[dict] = []
+    for ex in experts:
+        sid = by_file.get(ex.path.name)
+        gx = run / "samples" / str(sid) / "gates.xml"
+        if sid is None or not gx.exists():
+            log.warning("%s: not in the run (or no stored gates); skipped", ex.path.name)
+            continue
+        doc = read_gatingml(gx)
+        raw = read_fcs(ex.path)
+        names = {n.id: n.name for n in doc.nodes}
+        nodes = resolve_nodes(ex.document, mapping, list(names.values()), where=where)
+        masks, parents = expert_masks(ex.document, raw, nodes)
+        auto = evaluate_document(doc, raw)
+        by_name = {names[k]: v for k, v in auto.items()}
+        auto_par = {}
+        for n in doc.nodes:
+            auto_par[names[n.id]] = auto[n.parent] if n.parent is not None else None
+        for r in agreement_rows(ex.name, by_name, masks, auto_par, parents, names=nodes):
+            rows.append({**r, "role": "compare"})
+    if not rows:
+        raise ConfigError("none of the expert-gated files is in the run", path=run)
+    return rows

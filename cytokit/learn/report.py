@@ -1,0 +1,84 @@
+"""The agreement page (HTML): per population summary, per sample rows worst first, parameter changes.
+
+All text from files (sample, population names) is escaped. F1 is per event (0..1); |Δ%| in percentage
+points of the parent population.
+"""
+from __future__ import annotations
+
+import html
+import json
+import math
+from typing import Any, Sequence
+
+import pandas as pd
+
+from .agreement import summarise, worst_first
+
+ROLE_TEXT = {
+    "untuned": "base strategy, before tuning",
+    "loso": "leave-one-sample-out: tuned on the other training samples",
+    "train": "tuned strategy on its training samples",
+    "holdout": "tuned strategy on expert-gated samples not used for training",
+    "compare": "gates compared with the expert's",
+}
+F1_WARN = 0.95
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "" if math.isnan(v) else f"{v:.4f}" if abs(v) <= 1 else f"{v:.2f}"
+    return html.escape(str(v))
+
+
+def _table(df: pd.DataFrame, f1_cols: Sequence[str] = ("f1", "f1_median", "f1_min")) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    body = []
+    for row in df.itertuples(index=False):
+        cells = []
+        for c, v in zip(df.columns, row):
+            bad = c in f1_cols and isinstance(v, float) and v < F1_WARN
+            cells.append(f"<td class='{'bad' if bad else ''}'>{_fmt(v)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def agreement_html(table: pd.DataFrame, *, title: str, changes: Sequence[dict] = (),
+                   train: Sequence[str] = ()) -> str:
+    """A self-contained HTML page of an agreement table (see module docstring)."""
+    parts = [f"<h1>{html.escape(title)}</h1>"]
+    if train:
+        parts.append(f"<p>Training samples: {html.escape(', '.join(train))}.</p>")
+    parts.append(f"<p>Per-event F1 against the expert's gates (1 = identical events); |Δ%| is the "
+                 f"difference in % of parent (percentage points). Cells below {F1_WARN} are marked.</p>")
+    roles = [r for r in ROLE_TEXT if "role" in table and r in set(table["role"])]
+    if roles:
+        wide = []
+        for r in roles:
+            s = summarise(table[table.role == r]).set_index("population")
+            wide.append(s[["f1_min", "abs_delta_pct_max"]].add_prefix(f"{r}: "))
+        summary = pd.concat(wide, axis=1).reset_index()
+        key = next((f"{r}: f1_min" for r in ("loso", "holdout", "compare", "train") if f"{r}: f1_min" in summary), None)
+        if key:
+            summary = summary.sort_values(key, kind="stable")
+        parts.append("<h2>Per population (worst sample)</h2>")
+        parts.append(_table(summary, f1_cols=[c for c in summary.columns if c.endswith("f1_min")]))
+    for r in roles or [None]:
+        sub = table if r is None else table[table.role == r]
+        parts.append(f"<h2>{html.escape(ROLE_TEXT.get(r, 'agreement') if r else 'agreement')}</h2>")
+        cols = [c for c in ("sample", "population", "expert_population", "f1", "precision", "recall",
+                            "pct_expert", "pct_auto", "abs_delta_pct", "n_expert", "n_auto") if c in sub]
+        parts.append(_table(worst_first(sub)[cols]))
+    if changes:
+        parts.append("<h2>Parameters changed by tuning</h2><table><thead><tr><th>population</th><th>method</th>"
+                     "<th>before</th><th>after</th></tr></thead><tbody>")
+        for c in changes:
+            parts.append(f"<tr><td>{html.escape(c['population'])}</td><td>{html.escape(c['method'])}</td>"
+                         f"<td><code>{html.escape(json.dumps(c['before'], sort_keys=True))}</code></td>"
+                         f"<td><code>{html.escape(json.dumps(c['after'], sort_keys=True))}</code></td></tr>")
+        parts.append("</tbody></table>")
+    style = ("body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0;"
+             "font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#eef}"
+             "td:first-child,td:nth-child(2){text-align:left}td.bad{background:#fdd;font-weight:bold}"
+             "code{font-size:11px;white-space:pre-wrap;text-align:left;display:block}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")

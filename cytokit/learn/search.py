@@ -1,0 +1,397 @@
+"""Fit a strategy's adaptive parameters to expert gates: a top-down search, one population at a time.
+
+Contract
+--------
+:func:`tune_definition` walks the strategy's populations in order. For each population that has expert
+gates and a tunable method (:data:`TUNERS`), it tries candidate parameter sets on every training sample
+(the population re-fitted from its parent as already tuned) and keeps the one whose per-event F1 against
+the expert is best (score = mean of the samples' mean and worst F1, so one sample cannot carry a choice).
+The current parameters are always a candidate, so tuning never lowers the training score of a population.
+
+Threshold gates are tuned dimension by dimension (coordinate descent, two rounds). For each dimension
+the *expert's placement* is measured on the strategy's own scale: the cut that best reproduces the expert
+mask among the parent's events that pass the other dimensions. Candidates are then the valley choices
+(deepest/first/last, bandwidth), tail widths and quantiles *implied* by that placement on each sample,
+and bounds around it. Scatter gates try the expert population's robust-normalised centre as the target,
+numbers of mixture components and coverages (ellipse), MAD widths (singlets) or contour levels (polygon).
+All values are on the gate's scale (logicle 0..1 for fluorescence, linear scatter).
+"""
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from ..errors import CytokitError
+from ..gates import QuadrantGate, RectangleGate
+from ..gating.engine import FitState, fit_population
+from ..gating.methods.density import ThresholdParams, fit_threshold
+from ..gating.model import PopulationSpec, StrategyDefinition
+from ..sample import Sample
+from .agreement import f1_score
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingSample:
+    """A prepared (compensated, transformed) sample with the expert's masks per strategy population."""
+
+    name: str
+    prepared: Sample
+    plan: tuple
+    expert: dict[str, np.ndarray]
+    expert_parents: dict[str, np.ndarray | None] = field(default_factory=dict)
+
+
+@dataclass
+class _Ctx:
+    spec: PopulationSpec
+    samples: list[TrainingSample]
+    states: list[FitState]
+
+    def parent_rows(self, i: int) -> np.ndarray:
+        st, s = self.states[i], self.samples[i]
+        if self.spec.parent is None:
+            return np.arange(s.prepared.n_events)
+        m = st.masks.get(self.spec.parent)
+        return np.flatnonzero(m) if m is not None else np.empty(0, dtype=int)
+
+    def fit(self, params: dict[str, Any], i: int) -> FitState | None:
+        cand = self.spec.model_copy(update={"params": params})
+        st = self.states[i]
+        tmp = FitState(masks=dict(st.masks), fits=dict(st.fits), skipped={})
+        try:
+            fit_population(cand, self.samples[i].prepared, tmp)
+        except CytokitError:
+            return None
+        return tmp if self.spec.name in tmp.masks else None
+
+    def scores(self, params: dict[str, Any]) -> list[float]:
+        out = []
+        for i, s in enumerate(self.samples):
+            tmp = self.fit(params, i)
+            out.append(0.0 if tmp is None else f1_score(tmp.masks[self.spec.name], s.expert[self.spec.name]))
+        return out
+
+    def score(self, params: dict[str, Any]) -> float:
+        f = self.scores(params)
+        return 0.5 * (float(np.mean(f)) + float(np.min(f))) if f else 0.0
+
+
+def _best(ctx: _Ctx, current: dict[str, Any], candidates: Iterable[dict[str, Any]]) -> tuple[dict[str, Any], float]:
+    """The best-scoring candidate; the current parameters win ties."""
+    best, best_score = current, ctx.score(current)
+    seen = {repr(current)}
+    for cand in candidates:
+        key = repr(cand)
+        if key in seen:
+            continue
+        seen.add(key)
+        sc = ctx.score(cand)
+        if sc > best_score + 1e-6:
+            best, best_score = cand, sc
+    return best, best_score
+
+
+# -- threshold slots ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Slot:
+    """One fitted threshold inside a method's params: where it lives, its dimension and kept side."""
+
+    path: tuple[Any, ...]
+    dim: int
+    positive: bool  # the gate keeps x >= t
+
+
+def _get(params: dict, path: tuple) -> Any:
+    out: Any = params
+    for k in path:
+        out = out[k]
+    return out
+
+
+def _set(params: dict, path: tuple, value: Any) -> dict:
+    out = copy.deepcopy(params)
+    target: Any = out
+    for k in path[:-1]:
+        target = target[k]
+    target[path[-1]] = value
+    return out
+
+
+def _slots(spec: PopulationSpec) -> tuple[dict[str, Any], list[_Slot]]:
+    """The population's params with one threshold entry per dimension, and the threshold slots."""
+    p = copy.deepcopy(spec.params)
+    if spec.method == "threshold":
+        p.setdefault("threshold", {})
+        return p, [_Slot(("threshold",), 0, p.get("sign", "+") == "+")]
+    if spec.method in ("quadrant", "phenotype"):
+        n = len(p["signs"])
+        th = list(p.get("thresholds") or [{}])
+        p["thresholds"] = [copy.deepcopy(th[0]) for _ in range(n)] if len(th) == 1 else th
+        return p, [_Slot(("thresholds", i), i, s == "+") for i, s in enumerate(p["signs"])]
+    if spec.method == "interval":
+        slots = []
+        if p.get("lower") is not None:
+            slots.append(_Slot(("lower",), 0, True))
+        if p.get("upper") is not None:
+            slots.append(_Slot(("upper",), 0, False))
+        return p, slots
+    return p, []
+
+
+def best_cut(x: np.ndarray, expert: np.ndarray, n_expert: int, positive: bool) -> float | None:
+    """The cut ``t`` maximising per-event F1 of ``x >= t`` (``positive``) or ``x < t`` against ``expert``
+    (``expert`` flags the same events as ``x``; ``n_expert`` counts all expert events, also those not in
+    ``x``, which are misses whatever the cut)."""
+    ok = np.isfinite(x)
+    x, e = x[ok], expert[ok]
+    if x.size < 10 or n_expert == 0:
+        return None
+    order = np.argsort(x, kind="stable")
+    xs, es = x[order], e[order].astype(np.int64)
+    n = xs.size
+    if positive:  # keep xs[k:], k = 0..n
+        tp = np.r_[np.cumsum(es[::-1])[::-1], 0]
+        kept = n - np.arange(n + 1)
+    else:  # keep xs[:k]
+        tp = np.r_[0, np.cumsum(es)]
+        kept = np.arange(n + 1)
+    f1 = 2.0 * tp / (kept + n_expert)
+    k = int(np.argmax(f1))
+    if k == 0:
+        return float(xs[0] - 1e-6)
+    if k == n:
+        return float(xs[-1] + 1e-6)
+    return float(0.5 * (xs[k - 1] + xs[k]))
+
+
+def _other_conditions(gate: Any, dim_name: str, X: np.ndarray, dims: tuple[str, ...]) -> np.ndarray | None:
+    """Rows of ``X`` (parent events, columns ``dims``) that pass ``gate`` on every dimension but
+    ``dim_name``; None when the gate is not a plain quadrant/range (e.g. OR-ed markers)."""
+    keep = np.ones(X.shape[0], dtype=bool)
+    if isinstance(gate, QuadrantGate):
+        for d, t, s in zip(gate.dims, gate.dividers, gate.signs):
+            if d != dim_name:
+                col = X[:, dims.index(d)]
+                keep &= (col >= t) if s > 0 else (col < t)
+        return keep
+    if isinstance(gate, RectangleGate):
+        return keep
+    return None
+
+
+def _placements(ctx: _Ctx, params: dict, slot: _Slot, slots: list[_Slot]) -> list[float | None]:
+    """Per training sample: the expert's cut on this slot's dimension (strategy scale), or None."""
+    out: list[float | None] = []
+    name, dims = ctx.spec.name, ctx.spec.dims
+    for i, s in enumerate(ctx.samples):
+        tmp = ctx.fit(params, i)
+        rows = ctx.parent_rows(i)
+        if tmp is None or rows.size < 10:
+            out.append(None)
+            continue
+        X = s.prepared.columns(dims)[rows]
+        gate = tmp.fits[name].gate
+        keep = _other_conditions(gate, dims[slot.dim], X, dims)
+        if keep is None:
+            out.append(None)
+            continue
+        if ctx.spec.method == "interval":  # the other side of the interval
+            g = gate
+            other = g.upper[0] if slot.positive else g.lower[0]
+            if other is not None:
+                keep &= (X[:, 0] < other) if slot.positive else (X[:, 0] >= other)
+        e = s.expert[name]
+        out.append(best_cut(X[keep, slot.dim], e[rows][keep], int(e.sum()), slot.positive))
+    return out
+
+
+def _threshold_candidates(ctx: _Ctx, cur: dict[str, Any], cuts: list[float | None],
+                          slot: _Slot) -> list[dict[str, Any]]:
+    """Candidate ThresholdParams dicts for one slot (see module docstring)."""
+    ts = [t for t in cuts if t is not None]
+    bounds_opts: list[Any] = [cur.get("bounds")]
+    if ts:
+        lo, hi = min(ts), max(ts)
+        m = max(0.04, 0.5 * (hi - lo))
+        bounds_opts.append([round(lo - m, 4), round(hi + m, 4)])
+    base = {k: v for k, v in cur.items() if k not in ("mode", "valley", "adjust", "tail_sd", "quantile",
+                                                      "reference_peak", "tail_side", "bounds", "value")}
+    out: list[dict[str, Any]] = []
+    expected = {"expected": round(float(np.mean(ts)), 4)} if ts else {}
+    for b in bounds_opts:
+        bb = {"bounds": b} if b is not None else {}
+        for valley in ("deepest", "first", "last"):
+            for adjust in (0.5, 1.0, 1.5):
+                out.append({**base, **bb, "mode": "valley", "valley": valley, "adjust": adjust})
+        # tails and quantiles implied by the expert's cut on each sample
+        tails: list[tuple[str, str, float]] = []
+        quants: list[float] = []
+        for i, t in enumerate(cuts):
+            if t is None:
+                continue
+            rows = ctx.parent_rows(i)
+            x = ctx.samples[i].prepared.columns(ctx.spec.dims)[rows][:, slot.dim]
+            x = x[np.isfinite(x)]
+            if x.size < 20:
+                continue
+            quants.append(float(np.mean(x < t)))
+            for ref in ("first", "highest"):
+                for side in ("upper", "lower"):
+                    tp = ThresholdParams(mode="tail", reference_peak=ref, tail_side=side,
+                                         adjust=cur.get("adjust", 1.0))
+                    info = fit_threshold(x, tp).info
+                    sd, mode = info.get("half_sd"), info.get("reference_peak")
+                    if not sd or mode is None:
+                        continue
+                    k = (t - mode) / sd if side == "upper" else (mode - t) / sd
+                    if 0.05 < k < 8:
+                        tails.append((ref, side, k))
+        groups: dict[tuple[str, str], list[float]] = {}
+        for ref, side, k in tails:
+            groups.setdefault((ref, side), []).append(k)
+        for (ref, side), ks in groups.items():
+            for k in sorted({*ks, float(np.mean(ks))}):
+                out.append({**base, **bb, **expected, "mode": "tail", "reference_peak": ref, "tail_side": side,
+                            "tail_sd": round(k, 3)})
+        if not groups and slot.positive:
+            for k in (1.0, 1.5, 2.0, 2.5, 3.0, 4.0):
+                out.append({**base, **bb, "mode": "tail", "tail_sd": k})
+        for q in sorted({*quants, float(np.mean(quants))} if quants else set()):
+            if 0.001 < q < 0.999:
+                out.append({**base, **bb, **expected, "mode": "quantile", "quantile": round(q, 4)})
+    return out
+
+
+def tune_thresholds(ctx: _Ctx) -> dict[str, Any]:
+    """Coordinate descent over the population's threshold slots (two rounds)."""
+    params, slots = _slots(ctx.spec)
+    best_score = ctx.score(params)
+    for _round in range(2 if len(slots) > 1 else 1):
+        changed = False
+        for slot in slots:
+            cuts = _placements(ctx, params, slot, slots)
+            cur = _get(params, slot.path) or {}
+            cands = [_set(params, slot.path, c) for c in _threshold_candidates(ctx, cur, cuts, slot)]
+            new, sc = _best(ctx, params, cands)
+            if sc > best_score + 1e-6:
+                params, best_score, changed = new, sc, True
+        if not changed:
+            break
+    return params
+
+
+# -- scatter gates -----------------------------------------------------------------------------------
+def _expert_centre(ctx: _Ctx) -> list[float] | None:
+    """The expert population's median position in robust-normalised parent coordinates (1st..99th
+    percentile -> 0..1), averaged over the training samples."""
+    centres = []
+    for i, s in enumerate(ctx.samples):
+        rows = ctx.parent_rows(i)
+        if rows.size < 50:
+            continue
+        X = s.prepared.columns(ctx.spec.dims)[rows].astype(np.float64)
+        ok = np.all(np.isfinite(X), axis=1)
+        e = s.expert[ctx.spec.name][rows] & ok
+        if e.sum() < 10:
+            continue
+        lo, hi = np.quantile(X[ok], [0.01, 0.99], axis=0)
+        scale = np.where(hi > lo, hi - lo, 1.0)
+        centres.append((np.median(X[e], axis=0) - lo) / scale)
+    if not centres:
+        return None
+    return [round(float(v), 4) for v in np.mean(centres, axis=0)]
+
+
+def tune_gmm_ellipse(ctx: _Ctx) -> dict[str, Any]:
+    params = copy.deepcopy(ctx.spec.params)
+    centre = _expert_centre(ctx)
+    targets = [params.get("target")] + ([centre] if centre else [])
+    n0 = params.get("n_components", 3)
+    cands = []
+    for tgt in targets:
+        for n in dict.fromkeys((n0, 1, 2, 3, 4, 5, 7)):
+            c = {**params, "n_components": n}
+            if tgt is not None:
+                c["target"] = tgt
+            cands.append(c)
+    params, _ = _best(ctx, params, cands)
+    cov = [0.8, 0.9, 0.95, 0.975, 0.99, 0.995, 0.999, 0.9995, 0.9999, 0.99999]
+    params, _ = _best(ctx, params, [{**params, "coverage": c} for c in cov])
+    params, _ = _best(ctx, params, [{**params, "min_weight": w} for w in (0.0, 0.02, 0.05, 0.1, 0.2, 0.3)])
+    return params
+
+
+def tune_singlets(ctx: _Ctx) -> dict[str, Any]:
+    params = copy.deepcopy(ctx.spec.params)
+    for key, grid in (("lower_mads", (2, 3, 4, 5, 6, 8, 10)), ("upper_mads", (1.5, 2, 2.5, 3, 4, 5, 6, 8)),
+                      ("min_area_quantile", (0.0, 0.01, 0.02, 0.05))):
+        params, _ = _best(ctx, params, [{**params, key: v} for v in grid])
+    return params
+
+
+def tune_density_polygon(ctx: _Ctx) -> dict[str, Any]:
+    params = copy.deepcopy(ctx.spec.params)
+    centre = _expert_centre(ctx)
+    if centre:
+        params, _ = _best(ctx, params, [{**params, "target": centre}])
+    params, _ = _best(ctx, params, [{**params, "level": v} for v in (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)])
+    params, _ = _best(ctx, params, [{**params, "smooth": v} for v in (1.0, 2.0, 3.0, 4.0)])
+    return params
+
+
+#: gate method -> tuner (params of the best candidate). Methods not listed are fixed (nothing to learn).
+TUNERS: dict[str, Callable[[_Ctx], dict[str, Any]]] = {
+    "threshold": tune_thresholds, "interval": tune_thresholds, "quadrant": tune_thresholds,
+    "phenotype": tune_thresholds, "gmm_ellipse": tune_gmm_ellipse, "singlets": tune_singlets,
+    "density_polygon": tune_density_polygon,
+}
+
+
+def _replace(definition: StrategyDefinition, name: str, params: dict[str, Any]) -> StrategyDefinition:
+    data = definition.model_dump()
+    for p in data["populations"]:
+        if p["name"] == name:
+            p["params"] = params
+    return StrategyDefinition.model_validate(data)
+
+
+def tune_definition(definition: StrategyDefinition, samples: list[TrainingSample], *,
+                    populations: Iterable[str] | None = None) -> StrategyDefinition:
+    """A copy of ``definition`` whose tunable populations with expert gates (or those in ``populations``)
+    have the parameters that best reproduce the experts' gates on ``samples`` (see module docstring)."""
+    wanted = set(populations) if populations is not None else None
+    states = [FitState() for _ in samples]
+    for spec in list(definition.populations):
+        has_expert = all(spec.name in s.expert for s in samples)
+        if samples and has_expert and spec.method in TUNERS and (wanted is None or spec.name in wanted):
+            ctx = _Ctx(spec, samples, states)
+            before = ctx.score(spec.params)
+            params = TUNERS[spec.method](ctx)
+            if params != spec.params:
+                after = ctx.score(params)
+                if after > before + 1e-6:
+                    definition = _replace(definition, spec.name, params)
+                    spec = definition.population(spec.name)
+                    log.info("tuned %s: training F1 score %.4f -> %.4f", spec.name, before, after)
+        for s, st in zip(samples, states):
+            try:
+                fit_population(spec, s.prepared, st)
+            except CytokitError as exc:
+                log.warning("%s: %s could not be fitted: %s", s.name, spec.name, exc)
+    return definition
+
+
+def changed_params(before: StrategyDefinition, after: StrategyDefinition) -> list[dict[str, Any]]:
+    """Populations whose parameters changed: ``population``, ``method``, ``before``, ``after`` (dicts)."""
+    out = []
+    for p in after.populations:
+        old = before.population(p.name)
+        if old.params != p.params:
+            out.append({"population": p.name, "method": p.method, "before": old.params, "after": p.params})
+    return out
