@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 PYTEST_ARGS ?=
 
-.PHONY: demo test typecheck env env-test benchmarks sample-data clean
+.PHONY: demo test typecheck env env-test benchmarks sample-data notebooks clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ typecheck: $(VENV)/.installed-test
 
 benchmarks: $(VENV)/.installed-test
 	$(PY) benchmarks/run_all.py
+
+# re-execute notebooks/*.ipynb in a fresh kernel and store them with their outputs (figures)
+notebooks: $(VENV)/.installed-test
+	$(PY) notebooks/execute.py
 
 sample-data: $(VENV)/.installed
 	$(VENV)/bin/cytokit simulate sample_data --config sample_data/simulation.yaml --force

@@ -221,13 +221,14 @@ def _threshold_candidates(ctx: _Ctx, cur: dict[str, Any], cuts: list[float | Non
         m = max(0.04, 0.5 * (hi - lo))
         bounds_opts.append([round(lo - m, 4), round(hi + m, 4)])
     base = {k: v for k, v in cur.items() if k not in ("mode", "valley", "adjust", "tail_sd", "quantile",
-                                                      "reference_peak", "tail_side", "bounds", "value")}
+                                                      "reference_peak", "tail_side", "bounds", "value",
+                                                      "min_peak_fraction", "expected")}
     out: list[dict[str, Any]] = []
     expected = {"expected": round(float(np.mean(ts)), 4)} if ts else {}
     for b in bounds_opts:
         bb = {"bounds": b} if b is not None else {}
         for valley in ("deepest", "first", "last"):
-            for adjust in (0.5, 1.0, 1.5):
+            for adjust in (0.5, 0.75, 1.0, 1.5):
                 out.append({**base, **bb, "mode": "valley", "valley": valley, "adjust": adjust})
         # tails and quantiles implied by the expert's cut on each sample
         tails: list[tuple[str, str, float]] = []
@@ -243,22 +244,23 @@ def _threshold_candidates(ctx: _Ctx, cur: dict[str, Any], cuts: list[float | Non
             quants.append(float(np.mean(x < t)))
             for ref in ("first", "highest"):
                 for side in ("upper", "lower"):
-                    tp = ThresholdParams(mode="tail", reference_peak=ref, tail_side=side,
-                                         adjust=cur.get("adjust", 1.0))
-                    info = fit_threshold(x, tp).info
-                    sd, mode = info.get("half_sd"), info.get("reference_peak")
-                    if not sd or mode is None:
-                        continue
-                    k = (t - mode) / sd if side == "upper" else (mode - t) / sd
-                    if 0.05 < k < 8:
-                        tails.append((ref, side, k))
-        groups: dict[tuple[str, str], list[float]] = {}
-        for ref, side, k in tails:
-            groups.setdefault((ref, side), []).append(k)
-        for (ref, side), ks in groups.items():
+                    for mpf in dict.fromkeys((cur.get("min_peak_fraction", 0.01), 0.05, 0.2)):
+                        tp = ThresholdParams(mode="tail", reference_peak=ref, tail_side=side,
+                                             adjust=cur.get("adjust", 1.0), min_peak_fraction=mpf)
+                        info = fit_threshold(x, tp).info
+                        sd, mode = info.get("half_sd"), info.get("reference_peak")
+                        if not sd or mode is None:
+                            continue
+                        k = (t - mode) / sd if side == "upper" else (mode - t) / sd
+                        if 0.05 < k < 8:
+                            tails.append((ref, side, mpf, k))
+        groups: dict[tuple[str, str, float], list[float]] = {}
+        for ref, side, mpf, k in tails:
+            groups.setdefault((ref, side, mpf), []).append(k)
+        for (ref, side, mpf), ks in groups.items():
             for k in sorted({*ks, float(np.mean(ks))}):
                 out.append({**base, **bb, **expected, "mode": "tail", "reference_peak": ref, "tail_side": side,
-                            "tail_sd": round(k, 3)})
+                            "min_peak_fraction": mpf, "tail_sd": round(k, 3)})
         if not groups and slot.positive:
             for k in (1.0, 1.5, 2.0, 2.5, 3.0, 4.0):
                 out.append({**base, **bb, "mode": "tail", "tail_sd": k})

@@ -1,0 +1,166 @@
+"""Accuracy of strategies learned from expert gates (``cytokit learn``).
+
+1. Simulated studies whose "expert" gates follow rules the shipped defaults do not know:
+   * lab "valley": CD25+ (and Treg's CD25 side) and CD28+ set at the deepest density valley;
+   * lab "negq": CD25+ and Treg's CD25 set at a fixed quantile (99th) of the *negative peak* (mode +
+     99th percentile of the mirrored lower half), placed per sample on the data.
+   Each lab's gates are written as a FlowJo workspace (cytokit.flowjo.write_workspace) over simulated
+   tmem files (IL-2 and control arms, two visits). The tmem strategy is learned from 2 gated samples and
+   scored on the others (per-event F1 per population), next to the untuned shipped strategy.
+2. flowsom_68983 (real, one sample, FlowJo expert gates): the mouse strategy learned from its own expert
+   gates (ceiling check).
+
+Run: ``nice .venv/bin/python benchmarks/learn_accuracy.py [--events 20000] [--out DIR]``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cytokit.fcs import read_fcs
+from cytokit.flowjo import write_workspace
+from cytokit.gating import Strategy, load_strategy
+from cytokit.gating.methods.density import ThresholdParams, find_peaks, fit_threshold, kde_1d
+from cytokit.gatingml import read_gatingml
+from cytokit.learn import learn_strategy
+from cytokit.simulate import SimulationConfig, simulate_trial
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def negq_cut(x: np.ndarray, q: float = 0.99) -> float:
+    """Lab rule: the negative peak's mode + the ``q`` quantile of its mirrored lower half. The negative
+    peak is the lowest density peak at least 20% as high as the highest (small bumps are ignored)."""
+    x = x[np.isfinite(x)]
+    d = kde_1d(x)
+    mode = float(d.grid[find_peaks(d, 0.2)[0]])
+    low = mode - x[x <= mode]
+    return float(mode + np.quantile(low, q))
+
+
+def valley_cut(x: np.ndarray) -> float:
+    """Lab rule: the deepest valley of the density anywhere in 0.05..0.95 (logicle)."""
+    return fit_threshold(x[np.isfinite(x)], ThresholdParams(mode="valley", bounds=(0.05, 0.95))).value
+
+
+#: lab -> population -> per-dimension rule (None = keep the shipped placement)
+LAB_RULES = {
+    "valley": {"CD25+ CD4": [valley_cut], "Treg": [valley_cut, None], "CD28+ CD4": [valley_cut],
+               "CD28+ CD8": [valley_cut]},
+    "negq": {"CD25+ CD4": [negq_cut], "Treg": [negq_cut, None]},
+}
+
+
+def expert_document(strategy: Strategy, path: Path, rules: dict):
+    """The lab's gates on one file: the shipped strategy, with the rule populations' thresholds replaced
+    by fixed values the rule places on this sample's data (on the strategy's scale)."""
+    sample = read_fcs(path)
+    result = strategy.apply(sample)
+    data = strategy.definition.model_dump()
+    for p in data["populations"]:
+        rule = rules.get(p["name"])
+        if not rule:
+            continue
+        parent = result.masks[p["parent"]]
+        X = result.sample.columns(p["dims"])[parent]
+        if p["method"] == "threshold":
+            p["params"]["threshold"] = {"mode": "fixed", "value": rule[0](X[:, 0])}
+        else:
+            ths = list(p["params"]["thresholds"])
+            ths = [dict(ths[0]) for _ in p["dims"]] if len(ths) == 1 else [dict(t) for t in ths]
+            for i, r in enumerate(rule):
+                if r is not None:
+                    ths[i] = {"mode": "fixed", "value": r(X[:, i])}
+            p["params"]["thresholds"] = ths
+    lab = Strategy(type(strategy.definition).model_validate(data))
+    return sample, read_gatingml(lab.apply(sample).to_gatingml().encode())
+
+
+def simulated(out: Path, events: int, n_train: int = 2) -> pd.DataFrame:
+    trial = out / "trial"
+    if not (trial / "manifest.csv").exists():
+        simulate_trial(trial, SimulationConfig(patients_per_arm=3, visits=["W0", "W24"], tubes=["tmem"],
+                                               events=events, seed=11), force=True)
+    files = sorted((trial / "fcs").glob("*_tmem.fcs"))
+    tmem = load_strategy("tmem")
+    rows = []
+    for lab, rules in LAB_RULES.items():
+        wsp = out / f"expert_{lab}.wsp"
+        write_workspace(wsp, [expert_document(tmem, f, rules) for f in files])
+        # train on one IL-2 and one control sample
+        manifest = pd.read_csv(trial / "manifest.csv")
+        arms = dict(zip(manifest.file.map(lambda f: Path(f).stem), manifest.arm))
+        train = [next(f.stem for f in files if arms[f.stem] == a) for a in ("IL-2", "control")][:n_train]
+        t0 = time.perf_counter()
+        res = learn_strategy(wsp, files, strategy="tmem", train=train)
+        secs = time.perf_counter() - t0
+        res.save(out / f"learned_{lab}", force=True)
+        a = res.agreement
+        for pop in a.population.unique():
+            sub = a[a.population == pop]
+            hold = sub[sub.role == "holdout"].set_index("sample")
+            base = sub[sub.role == "untuned"].set_index("sample").loc[hold.index]
+            loso = sub[sub.role == "loso"]
+            rows.append({"study": f"simulated lab '{lab}'", "population": pop, "n_holdout": len(hold),
+                         "f1_untuned_min": base.f1.min(), "f1_untuned_median": base.f1.median(),
+                         "f1_learned_min": hold.f1.min(), "f1_learned_median": hold.f1.median(),
+                         "n_below_untuned": int((hold.f1 < base.f1 - 1e-9).sum()),
+                         "abs_delta_pct_max": hold.abs_delta_pct.max(),
+                         "f1_loso_min": loso.f1.min() if len(loso) else np.nan, "seconds": round(secs, 1)})
+    return pd.DataFrame(rows)
+
+
+def flowsom(out: Path) -> pd.DataFrame:
+    shared = Path(os.environ.get("CYTOKIT_SHARED_DATA", ROOT.parent / "shared" / "data")) / "flowsom_68983"
+    if not (shared / "gating.wsp").exists():
+        print(f"flowsom_68983 not found at {shared}; skipped", file=sys.stderr)
+        return pd.DataFrame()
+    mapping = {"Lymphocytes": "Lymphocytes", "Singlets2": "Singlets", "T cells": "T cells", "gd T cells": "gd T",
+               "CD4 T cells": "CD4 T", "CD8 T cells": "CD8 T", "B cells": "B cells", "NK cells": "NK cells",
+               "NK T cells": "NKT cells"}
+    t0 = time.perf_counter()
+    res = learn_strategy(shared / "gating.wsp", [shared / "68983.fcs"], strategy="mouse_lymphocytes",
+                         mapping=mapping)
+    secs = time.perf_counter() - t0
+    res.save(out / "learned_flowsom", force=True)
+    a = res.agreement
+    rows = []
+    for pop in a.population.unique():
+        sub = a[a.population == pop].set_index("role")
+        rows.append({"study": "flowsom_68983 (own gates)", "population": pop, "n_holdout": 0,
+                     "f1_untuned_min": sub.loc["untuned", "f1"], "f1_learned_min": sub.loc["train", "f1"],
+                     "abs_delta_pct_max": sub.loc["train", "abs_delta_pct"], "seconds": round(secs, 1)})
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=20000)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args(argv)
+    out = args.out or Path(tempfile.mkdtemp(prefix="cytokit_learn_"))
+    out.mkdir(parents=True, exist_ok=True)
+    table = pd.concat([simulated(out, args.events), flowsom(out)], ignore_index=True)
+    pd.set_option("display.width", 220)
+    pd.set_option("display.max_columns", 20)
+    print(table.round(4).to_string(index=False))
+    table.to_csv(out / "learn_accuracy.csv", index=False)
+    sim = table[table.study.str.startswith("simulated")]
+    print(f"\nsimulated held-out samples: min F1 {sim.f1_learned_min.min():.4f} (target >= 0.95); "
+          f"populations below untuned on some sample: {int((sim.n_below_untuned > 0).sum())}")
+    fs = table[table.study.str.startswith("flowsom")]
+    if len(fs):
+        print(f"flowsom_68983 own gates: min F1 {fs.f1_learned_min.min():.4f} (target >= 0.97)")
+    print(f"outputs in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""A base strategy derived from an expert's gate tree (when no strategy is given to ``cytokit learn``).
+
+Contract
+--------
+:func:`derive_strategy` turns each expert gate into an adaptive gate of the matching kind, on the
+channel the expert used (``$PnN``; a ``Comp-`` prefix is dropped, the strategy compensates with the
+file's matrix when it has one, fluorescence logicle with W estimated, scatter linear):
+
+* a range/rectangle whose sides are open or lie beyond the parent's events on all but one side per
+  dimension -> ``threshold`` (1 dimension) or ``quadrant``/``phenotype`` (signs from the kept side);
+  a 1-D range bounded on both sides -> ``interval``;
+* a quadrant gate -> ``quadrant``/``phenotype`` with its signs;
+* a polygon, ellipse or closed rectangle on area/height of one scatter (``FSC-A``/``FSC-H``) ->
+  ``singlets``; any other closed shape -> ``gmm_ellipse`` (target = the expert population's centre);
+* a Boolean gate -> ``boolean`` of the same populations.
+
+Population names are the expert's (made unique with their path when repeated), so no mapping is needed.
+Thresholds start without bounds: :func:`cytokit.learn.search.tune_definition` then bounds them around
+the expert's placement measured on the strategy's own scale.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..gates import BooleanGate, QuadrantGate, RectangleGate
+from ..gating import Strategy
+from ..gating.model import StrategyDefinition
+from ..gatingml.model import GatingDocument
+
+log = logging.getLogger(__name__)
+
+COMP_PREFIX = re.compile(r"^(FJComp-|Comp-|comp-)")
+#: an expert range side beyond this quantile of the parent's events counts as open
+OPEN_QUANTILE = 0.002
+
+
+def _channel(name: str) -> str:
+    return COMP_PREFIX.sub("", name)
+
+
+def _names(document: GatingDocument) -> dict[str, str]:
+    counts: dict[str, int] = {}
+    for n in document.nodes:
+        counts[n.name] = counts.get(n.name, 0) + 1
+    return {n.id: (n.name if counts[n.name] == 1 else "/".join(document.path(n.id))) for n in document.nodes}
+
+
+def _sides(gate: RectangleGate, X: np.ndarray) -> list[str | None]:
+    """Per dimension: '+' (only the lower side cuts events), '-' (only the upper), 'both' or None."""
+    out: list[str | None] = []
+    for i, (lo, hi) in enumerate(zip(gate.lower, gate.upper)):
+        x = X[:, i][np.isfinite(X[:, i])]
+        qlo, qhi = (np.quantile(x, [OPEN_QUANTILE, 1 - OPEN_QUANTILE]) if x.size else (np.inf, -np.inf))
+        cuts_lo = lo is not None and lo > qlo
+        cuts_hi = hi is not None and hi < qhi
+        out.append("both" if cuts_lo and cuts_hi else "+" if cuts_lo else "-" if cuts_hi else None)
+    return out
+
+
+def _is_area_height(dims: tuple[str, ...]) -> bool:
+    if len(dims) != 2:
+        return False
+    a, b = dims
+    return a[:-1] == b[:-1] and {a[-1:], b[-1:]} == {"A", "H"} and a.upper().startswith(("FSC", "SSC"))
+
+
+def derive_strategy(document: GatingDocument, fcs: str | Path, *, mapping: Mapping[str, str] | None = None,
+                    name: str = "learned") -> Strategy:
+    """A strategy whose populations mirror ``document``'s gates (see module docstring); ``fcs`` is one
+    of the expert's files (used to see which range sides actually cut events). ``mapping`` (expert ->
+    strategy names) renames populations."""
+    from ..fcs import read_fcs
+    from ..gatingml.evaluate import DimensionResolver, evaluate_document
+
+    raw = read_fcs(fcs)
+    masks = evaluate_document(document, raw)
+    resolver = DimensionResolver(document, raw)
+    ids = _names(document)
+    rename = dict(mapping or {})
+    pop = {nid: rename.get(n, rename.get("/".join(document.path(nid)), n)) for nid, n in ids.items()}
+    populations: list[dict[str, Any]] = []
+    for node in document.nodes:
+        gate = node.gate
+        entry: dict[str, Any] = {"name": pop[node.id], "parent": pop[node.parent] if node.parent else None}
+        if isinstance(gate, BooleanGate):
+            ops = [("!" if neg else "") + pop.get(ref, ref) for ref, neg in gate.operands]
+            entry.update(method="boolean", params={"op": gate.op, "operands": ops})
+            if node.complement:
+                log.warning("%s: complemented Boolean gate kept as its positive form", node.name)
+            populations.append(entry)
+            continue
+        dims = tuple(_channel(d.name) for d in node.dims)
+        parent = masks[node.parent] if node.parent else np.ones(raw.n_events, dtype=bool)
+        X = resolver.coordinates(node)[parent]
+        entry["dims"] = list(dims)
+        sides: list[str | None] = []
+        if isinstance(gate, RectangleGate):
+            sides = _sides(gate, X)
+            if node.complement and len(dims) == 1 and sides[0] in ("+", "-"):
+                sides = ["-" if sides[0] == "+" else "+"]
+        elif isinstance(gate, QuadrantGate):
+            sides = ["+" if s > 0 else "-" for s in gate.signs]
+            if node.complement:
+                sides = []
+        kept = [(d, s) for d, s in zip(dims, sides) if s is not None]
+        if sides and kept and all(s in ("+", "-") for _d, s in kept) and not node.complement or (
+                isinstance(gate, RectangleGate) and node.complement and len(dims) == 1 and kept):
+            entry["dims"] = [d for d, _s in kept]
+            signs = [s for _d, s in kept]
+            if len(kept) == 1:
+                entry.update(method="threshold", params={"sign": signs[0], "threshold": {}})
+            else:
+                entry.update(method="quadrant" if len(kept) == 2 else "phenotype",
+                             params={"signs": signs, "thresholds": [{} for _ in kept]})
+        elif isinstance(gate, RectangleGate) and len(dims) == 1 and sides == ["both"]:
+            entry.update(method="interval", params={"lower": {}, "upper": {"reference_peak": "highest"}})
+        elif _is_area_height(dims) and not node.complement:
+            area, height = (dims if dims[0].endswith("A") else dims[::-1])
+            entry.update(dims=[area, height], method="singlets", params={})
+        else:
+            entry.update(method="gmm_ellipse", params={"n_components": 3, "target": [0.5] * len(dims)})
+            if node.complement:
+                log.warning("%s: complemented closed gate approximated by an ellipse", node.name)
+        populations.append(entry)
+    top = [p["name"] for p in populations if p["parent"] is None]
+    lymph = next((p["name"] for p in populations if "singlet" in p["name"].lower()), top[0] if top else None)
+    definition = StrategyDefinition.model_validate({
+        "name": name, "description": f"derived from the expert gates of {Path(fcs).name}",
+        "compensation": "file_if_present", "lymphocytes": lymph, "populations": populations})
+    return Strategy(definition)

@@ -1,0 +1,124 @@
+"""The gate editor's state model (state -> refit -> counts) and its thin ipywidgets view, without a browser."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cytokit.errors import ConfigError
+from cytokit.gating import load_strategy
+from cytokit.notebook import GateEditorState, flag_outliers, png_bytes
+from cytokit.simulate import SimulationConfig, simulate_trial
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> list[Path]:
+    out = tmp_path_factory.mktemp("editor")
+    simulate_trial(out, SimulationConfig(patients_per_arm=1, visits=["W0", "W24"], tubes=["tmem"], events=5000, seed=3))
+    return sorted((out / "fcs").glob("*.fcs"))
+
+
+@pytest.fixture()
+def state(files) -> GateEditorState:
+    return GateEditorState("tmem", files[0], population="CD25+ CD4")
+
+
+def test_moving_a_threshold_refits_that_population_only(state):
+    before = state.counts()
+    parent_gate = state.result.gates["CD4 T"]
+    controls = {c.label: c for c in state.controls()}
+    assert {"CD25 position", "CD25 method", "CD25 tail width (SD)"} <= set(controls)
+    pos = controls["CD25 position"]
+    assert pos.value == pytest.approx(state.result.fit("CD25+ CD4").info["threshold"])
+    after = state.set(pos.key, pos.value + 0.08)
+    assert after["count"] < before["count"] and after["parent_count"] == before["parent_count"]
+    assert state.result.gates["CD4 T"] is parent_gate
+    thr = state.params()["threshold"]
+    assert thr["mode"] == "fixed" and thr["value"] == pytest.approx(pos.value + 0.08)
+    x = state.result.sample.column("CD25")[state.result.masks["CD4 T"]]
+    assert after["count"] == int((x >= pos.value + 0.08).sum())  # counts follow the moved gate exactly
+    state.undo()
+    assert state.counts() == before
+
+
+def test_switching_method_and_parameters(state):
+    c = state.set(("threshold", "mode"), "valley")
+    assert state.params()["threshold"]["mode"] == "valley"
+    labels = [ctl.label for ctl in state.controls()]
+    assert "CD25 valley" in labels and "CD25 tail width (SD)" not in labels
+    state.set(("threshold", "mode"), "tail")
+    wide = state.set(("threshold", "tail_sd"), 3.0)
+    narrow = state.set(("threshold", "tail_sd"), 1.0)
+    assert narrow["count"] > wide["count"]
+    with pytest.raises(ConfigError):
+        state.set(("threshold", "tail_sd"), -1.0)
+    assert state.params()["threshold"]["tail_sd"] == 1.0  # a refused edit changes nothing
+    assert isinstance(c["pct_parent"], float)
+
+
+def test_quadrant_and_ellipse_controls(state):
+    state.select("CD4 T")
+    keys = [c.key for c in state.controls()]
+    assert ("thresholds", 0, "value") in keys and ("thresholds", 1, "value") in keys
+    before = state.counts()["count"]
+    cd4 = state.result.sample.column("CD4")[state.result.masks["CD4 T"]]
+    state.set(("thresholds", 0, "value"), float(np.median(cd4)))  # move the quadrant centre into the CD4+ cloud
+    assert state.counts()["count"] < before
+    assert state.params()["thresholds"][1].get("mode") != "fixed"  # the other divider stays adaptive
+    state.select("Lymphocytes")
+    n = state.counts()["count"]
+    state.set(("coverage",), 0.9)
+    assert state.counts()["count"] < n
+
+
+def test_make_adaptive_reproduces_a_manual_gate(state, files):
+    pos = next(c for c in state.controls() if c.label == "CD25 position")
+    manual = state.set(pos.key, pos.value + 0.05)
+    adapted = state.adapt()
+    thr = state.params()["threshold"]
+    assert thr.get("mode", "valley") != "fixed"  # no mode = the default valley: adaptive too
+    assert abs(adapted["count"] - manual["count"]) <= max(3, 0.02 * manual["count"])
+
+
+def test_apply_to_cohort_flags_outliers_and_saves_yaml(state, files, tmp_path):
+    cohort = state.apply_to_cohort(files)
+    assert list(cohort.table["sample"]) == [f.stem for f in files]
+    assert {"count", "pct_parent", "flags", "outlier", "reason"} <= set(cohort.table.columns)
+    assert png_bytes(cohort.plot(cols=2))[:4] == b"\x89PNG"
+    bad = tmp_path / "broken.fcs"
+    bad.write_bytes(b"not an fcs file")
+    with_bad = state.apply_to_cohort([*files[:1], bad])
+    assert "broken" in with_bad.errors and len(with_bad.table) == 1  # one bad file does not stop the cohort
+    state.set(("threshold", "tail_sd"), 2.2)
+    out = state.save(tmp_path / "tuned.yaml")
+    assert load_strategy(out).definition == state.strategy.definition
+    assert load_strategy(out).population("CD25+ CD4").params["threshold"]["tail_sd"] == 2.2
+
+
+def test_flag_outliers():
+    pct = pd.Series([20.0, 21.0, 19.5, 20.5, 45.0])
+    flags = pd.Series(["", "", "CD25:fell_back:tail", "", ""])
+    out, reason = flag_outliers(pct, flags)
+    assert list(out) == [False, False, True, False, True]
+    assert "45.0%" in reason[4] and "fell_back" in reason[2]
+
+
+def test_widget_is_a_thin_view(files):
+    ipywidgets = pytest.importorskip("ipywidgets", reason="ipywidgets is in the test extra")
+    from cytokit.notebook import GateEditor
+
+    editor = GateEditor("tmem", files[0], cohort=files, population="CD25+ CD4")
+    assert isinstance(editor.widget, ipywidgets.VBox)
+    assert bytes(editor.image.value[:4]) == b"\x89PNG" and "of parent" in editor.counts.value
+    slider = next(w for w in editor.controls_box.children if w.description == "CD25 position")
+    before = editor.state.counts()["count"]
+    slider.value = min(slider.max, slider.value + 0.08)  # what dragging the slider does
+    assert editor.state.counts()["count"] < before
+    assert editor.state.params()["threshold"]["mode"] == "fixed"
+    editor.picker.value = "CD4 T"
+    assert editor.state.population == "CD4 T"
+    res = editor.apply_to_cohort()
+    assert len(res.table) == len(files) and bytes(editor.cohort_image.value[:4]) == b"\x89PNG"
+    assert "<table" in editor.cohort_table.value
