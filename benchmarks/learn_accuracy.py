@@ -124,7 +124,7 @@ def flowsom(out: Path) -> pd.DataFrame:
         return pd.DataFrame()
     mapping = {"Lymphocytes": "Lymphocytes", "Singlets2": "Singlets", "T cells": "T cells", "gd T cells": "gd T",
                "CD4 T cells": "CD4 T", "CD8 T cells": "CD8 T", "B cells": "B cells", "NK cells": "NK cells",
-               "NK T cells": "NKT cells"}
+               "NK T cells": "NKT cells", "NK1_1+": "NK1.1+"}
     t0 = time.perf_counter()
     res = learn_strategy(shared / "gating.wsp", [shared / "68983.fcs"], strategy="mouse_lymphocytes",
                          mapping=mapping)

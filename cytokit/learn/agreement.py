@@ -1,8 +1,8 @@
 """Per-event agreement between two gatings of the same events: F1, precision, recall, |Δ%|.
 
-Percentages are percent (0-100) of the *parent* population: the strategy's parent on the automated side
-and, on the expert side, the expert population mapped to that same parent (or, when the parent is not
-mapped, the expert gate's own parent). |Δ%| is the difference in percentage points.
+Percentages are percent (0-100) of a reference population that both sides have: the population's nearest
+strategy ancestor with expert gates (usually its parent), taken from each side's own gating; all events
+when there is none. |Δ%| is the difference in percentage points.
 """
 from __future__ import annotations
 

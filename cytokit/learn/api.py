@@ -84,16 +84,22 @@ def _training_samples(definition: StrategyDefinition, experts: Sequence[ExpertSa
     for ex in experts:
         raw = read_fcs(ex.path)
         nodes = resolve_nodes(ex.document, mapping, names, where=where)
-        masks, parents = expert_masks(ex.document, raw, nodes)
-        for pop in masks:  # % of the same parent on both sides when the strategy's parent is mapped too
-            sp = definition.population(pop).parent
-            if sp is not None and sp in masks:
-                parents[pop] = masks[sp]
+        masks, _parents = expert_masks(ex.document, raw, nodes)
+        parents = {pop: (masks[ref] if ref is not None else None)
+                   for pop, ref in ((p, _reference(definition, p, masks)) for p in masks)}
         prepared, plan = prepare(raw, definition, panel=panel, tube=tube)
         if prepared.n_events != raw.n_events:  # pragma: no cover - prepare keeps every event
             raise ConfigError("preparing the sample changed its number of events", path=ex.path)
         out.append(TrainingSample(ex.name, prepared, tuple(plan), masks, parents))
     return out
+
+
+def _reference(definition: StrategyDefinition, name: str, mapped: Mapping[str, Any]) -> str | None:
+    """The denominator of a population's % on both sides: its nearest strategy ancestor that has expert
+    gates too (None = all events)."""
+    from ..gating.engine import ancestors
+
+    return next((a for a in ancestors(definition, name) if a in mapped), None)
 
 
 def _evaluate(definition: StrategyDefinition, samples: Iterable[TrainingSample], role: str,
@@ -103,8 +109,10 @@ def _evaluate(definition: StrategyDefinition, samples: Iterable[TrainingSample],
     for s in samples:
         result = strategy.apply_prepared(s.prepared, s.plan)
         masks = result.masks
-        parents = {p: (masks.get(definition.population(p).parent) if definition.population(p).parent else None)
-                   for p in s.expert}
+        parents = {}
+        for p in s.expert:
+            ref = _reference(definition, p, s.expert)
+            parents[p] = masks.get(ref) if ref is not None else None
         for r in agreement_rows(s.name, masks, s.expert, parents, s.expert_parents, names=nodes):
             rows.append({**r, "role": role})
     return rows
@@ -202,9 +210,15 @@ def _compare_run(run: Path, experts: Sequence[ExpertSample], mapping: Mapping[st
         masks, parents = expert_masks(ex.document, raw, nodes)
         auto = evaluate_document(doc, raw)
         by_name = {names[k]: v for k, v in auto.items()}
-        auto_par = {}
-        for n in doc.nodes:
-            auto_par[names[n.id]] = auto[n.parent] if n.parent is not None else None
+        auto_par: dict[str, Any] = {}
+        parents = {}
+        for n in doc.nodes:  # % of the nearest ancestor both sides have (see agreement module)
+            ref, current = None, n.parent
+            while current is not None and ref is None:
+                ref = names[current] if names[current] in masks else None
+                current = doc.node(current).parent
+            auto_par[names[n.id]] = by_name[ref] if ref is not None else None
+            parents[names[n.id]] = masks[ref] if ref is not None else None
         for r in agreement_rows(ex.name, by_name, masks, auto_par, parents, names=nodes):
             rows.append({**r, "role": "compare"})
     if not rows:

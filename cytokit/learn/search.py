@@ -52,6 +52,8 @@ class _Ctx:
     spec: PopulationSpec
     samples: list[TrainingSample]
     states: list[FitState]
+    definition: StrategyDefinition | None = None
+    below: tuple[str, ...] = ()  # populations below ``spec`` re-fitted with each candidate (scored if mapped)
 
     def parent_rows(self, i: int) -> np.ndarray:
         st, s = self.states[i], self.samples[i]
@@ -60,7 +62,7 @@ class _Ctx:
         m = st.masks.get(self.spec.parent)
         return np.flatnonzero(m) if m is not None else np.empty(0, dtype=int)
 
-    def fit(self, params: dict[str, Any], i: int) -> FitState | None:
+    def fit(self, params: dict[str, Any], i: int, *, below: bool = False) -> FitState | None:
         cand = self.spec.model_copy(update={"params": params})
         st = self.states[i]
         tmp = FitState(masks=dict(st.masks), fits=dict(st.fits), skipped={})
@@ -68,18 +70,34 @@ class _Ctx:
             fit_population(cand, self.samples[i].prepared, tmp)
         except CytokitError:
             return None
-        return tmp if self.spec.name in tmp.masks else None
+        if self.spec.name not in tmp.masks:
+            return None
+        if below and self.definition is not None:
+            for spec in self.definition.populations:
+                if spec.name in self.below:
+                    tmp.masks.pop(spec.name, None)
+                    try:
+                        fit_population(spec, self.samples[i].prepared, tmp)
+                    except CytokitError:
+                        pass
+        return tmp
 
-    def scores(self, params: dict[str, Any]) -> list[float]:
-        out = []
+    def scores(self, params: dict[str, Any]) -> dict[str, list[float]]:
+        """Per scored population (this one, then mapped ones below it): F1 on each training sample."""
+        names = [self.spec.name] + [b for b in self.below if all(b in s.expert for s in self.samples)]
+        out: dict[str, list[float]] = {n: [] for n in names}
         for i, s in enumerate(self.samples):
-            tmp = self.fit(params, i)
-            out.append(0.0 if tmp is None else f1_score(tmp.masks[self.spec.name], s.expert[self.spec.name]))
+            tmp = self.fit(params, i, below=len(names) > 1)
+            for n in names:
+                m = None if tmp is None else tmp.masks.get(n)
+                out[n].append(0.0 if m is None else f1_score(m, s.expert[n]))
         return out
 
     def score(self, params: dict[str, Any]) -> float:
-        f = self.scores(params)
-        return 0.5 * (float(np.mean(f)) + float(np.min(f))) if f else 0.0
+        """Mean over the scored populations of (mean + worst sample F1) / 2: a population's gate is chosen
+        for its own agreement and for that of the expert-gated populations below it (fitted as they are)."""
+        per = [0.5 * (float(np.mean(f)) + float(np.min(f))) for f in self.scores(params).values() if f]
+        return float(np.mean(per)) if per else 0.0
 
 
 def _best(ctx: _Ctx, current: dict[str, Any], candidates: Iterable[dict[str, Any]]) -> tuple[dict[str, Any], float]:
@@ -355,6 +373,18 @@ TUNERS: dict[str, Callable[[_Ctx], dict[str, Any]]] = {
 }
 
 
+def _below(definition: StrategyDefinition, name: str, samples: list[TrainingSample]) -> tuple[str, ...]:
+    """Populations below ``name`` that are expert-gated, or needed to fit one that is (in order)."""
+    from ..gating.engine import ancestors, dependents
+
+    deps = dependents(definition, name)[1:]
+    mapped = [d for d in deps if samples and all(d in s.expert for s in samples)]
+    needed = set(mapped)
+    for d in mapped:
+        needed |= set(ancestors(definition, d)) & set(deps)
+    return tuple(d for d in deps if d in needed)
+
+
 def _replace(definition: StrategyDefinition, name: str, params: dict[str, Any]) -> StrategyDefinition:
     data = definition.model_dump()
     for p in data["populations"]:
@@ -372,7 +402,8 @@ def tune_definition(definition: StrategyDefinition, samples: list[TrainingSample
     for spec in list(definition.populations):
         has_expert = all(spec.name in s.expert for s in samples)
         if samples and has_expert and spec.method in TUNERS and (wanted is None or spec.name in wanted):
-            ctx = _Ctx(spec, samples, states)
+            below = _below(definition, spec.name, samples)
+            ctx = _Ctx(spec, samples, states, definition, below)
             before = ctx.score(spec.params)
             params = TUNERS[spec.method](ctx)
             if params != spec.params:
