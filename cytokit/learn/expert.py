@@ -57,7 +57,7 @@ def load_expert(source: str | Path, files: Iterable[str | Path]) -> list[ExpertS
             match = by_name.get(s.file_name) or by_name.get(s.keywords.get("$FIL", "")) or by_name.get(s.name)
             if match is None and len(gated) == 1 and len(paths) == 1:  # one gated sample, one file (renamed)
                 match = paths[0]
-            if match is not None:
+            if match is not None and s.document is not None:
                 out.append(ExpertSample(match.stem, match, s.document))
         if not out:
             raise ConfigError(f"none of the workspace's gated samples "

@@ -62,9 +62,9 @@ def agreement_html(table: pd.DataFrame, *, title: str, changes: Sequence[dict] =
             summary = summary.sort_values(key, kind="stable")
         parts.append("<h2>Per population (worst sample)</h2>")
         parts.append(_table(summary, f1_cols=[c for c in summary.columns if c.endswith("f1_min")]))
-    for r in roles or [None]:
-        sub = table if r is None else table[table.role == r]
-        parts.append(f"<h2>{html.escape(ROLE_TEXT.get(r, 'agreement') if r else 'agreement')}</h2>")
+    for r in roles or [""]:
+        sub = table[table.role == r] if r else table
+        parts.append(f"<h2>{html.escape(ROLE_TEXT.get(r, 'agreement'))}</h2>")
         cols = [c for c in ("sample", "population", "expert_population", "f1", "precision", "recall",
                             "pct_expert", "pct_auto", "abs_delta_pct", "n_expert", "n_auto") if c in sub]
         parts.append(_table(worst_first(sub)[cols]))

@@ -219,7 +219,7 @@ def _placements(ctx: _Ctx, params: dict, slot: _Slot, slots: list[_Slot]) -> lis
         if keep is None:
             out.append(None)
             continue
-        if ctx.spec.method == "interval":  # the other side of the interval
+        if ctx.spec.method == "interval" and isinstance(gate, RectangleGate):  # the interval's other side
             g = gate
             other = g.upper[0] if slot.positive else g.lower[0]
             if other is not None:
@@ -249,7 +249,7 @@ def _threshold_candidates(ctx: _Ctx, cur: dict[str, Any], cuts: list[float | Non
             for adjust in (0.5, 0.75, 1.0, 1.5):
                 out.append({**base, **bb, "mode": "valley", "valley": valley, "adjust": adjust})
         # tails and quantiles implied by the expert's cut on each sample
-        tails: list[tuple[str, str, float]] = []
+        tails: list[tuple[str, str, float, float]] = []
         quants: list[float] = []
         for i, t in enumerate(cuts):
             if t is None:

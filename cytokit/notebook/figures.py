@@ -63,8 +63,8 @@ def cohort_grid(cohort: "CohortResult", *, cols: int = 4, path: str | Path | Non
             title += f"  OUTLIER: {row['reason']}"
         ax.set_title(title, fontsize=7, color=OUTLIER_COLOUR if bool(row["outlier"]) else "black")
         ax.tick_params(labelsize=6)
-        ax.xaxis.label.set_size(7)
-        ax.yaxis.label.set_size(7)
+        ax.xaxis.label.set_fontsize(7)
+        ax.yaxis.label.set_fontsize(7)
     fig.suptitle(f"{cohort.population} on {len(names)} samples", fontsize=10)
     fig.tight_layout()
     if path is not None:

@@ -27,6 +27,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from ..errors import ConfigError, GatingError
+from ..gates import RectangleGate
 from ..gating import GatingResult, Strategy, load_strategy
 from ..gating.model import StrategyDefinition
 from ..sample import Sample
@@ -191,8 +192,8 @@ class GateEditorState:
             tp = _get(p, path) or {}
             mode = tp.get("mode", "valley")
             pos = tp.get("value") if mode == "fixed" else positions.get(dim)
-            if spec.method == "interval":
-                g = self.result.gates[name]
+            g = self.result.gates[name]
+            if spec.method == "interval" and isinstance(g, RectangleGate):
                 pos = g.lower[0] if path[0] == "lower" else g.upper[0]
             out.append(Control(path + ("value",), f"{label} position", "float", pos, 0.0, 1.0, 0.005))
             out.append(Control(path + ("mode",), f"{label} method", "choice", mode, options=MODES))

@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 from ..errors import CytokitError
 from .figures import cohort_grid, gate_figure, png_bytes
-from .state import Control, GateEditorState
+from .state import CohortResult, Control, GateEditorState
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class GateEditor:
         self.state = strategy if isinstance(strategy, GateEditorState) else GateEditorState(
             strategy, sample, panel=panel, tube=tube, population=population)
         self.cohort = cohort
-        self.last_cohort = None
+        self.last_cohort: CohortResult | None = None
         w = _ipywidgets()
         self._w = w
         self.picker = w.Dropdown(options=self.state.populations, value=self.state.population,
