@@ -112,6 +112,7 @@ def simulated(out: Path, events: int, n_train: int = 2) -> pd.DataFrame:
                          "f1_untuned_min": base.f1.min(), "f1_untuned_median": base.f1.median(),
                          "f1_learned_min": hold.f1.min(), "f1_learned_median": hold.f1.median(),
                          "n_below_untuned": int((hold.f1 < base.f1 - 1e-9).sum()),
+                         "max_loss_vs_untuned": float(max(0.0, (base.f1 - hold.f1).max())),
                          "abs_delta_pct_max": hold.abs_delta_pct.max(),
                          "f1_loso_min": loso.f1.min() if len(loso) else np.nan, "seconds": round(secs, 1)})
     return pd.DataFrame(rows)

@@ -75,7 +75,10 @@ class LearnResult:
 
 def _training_samples(definition: StrategyDefinition, experts: Sequence[ExpertSample],
                       mapping: Mapping[str, str] | None, *, panel: Any, tube: str | None,
-                      where: Any) -> list[TrainingSample]:
+                      where: Any, qc: Any = True) -> list[TrainingSample]:
+    """Each expert sample prepared by the pipeline's per-sample chain (resolve, QC, compensate,
+    transform); the expert's masks are restricted to the events QC kept, so both sides are scored on the
+    events the pipeline gates."""
     from ..fcs import read_fcs
     from ..gating.preprocess import prepare
 
@@ -85,12 +88,12 @@ def _training_samples(definition: StrategyDefinition, experts: Sequence[ExpertSa
         raw = read_fcs(ex.path)
         nodes = resolve_nodes(ex.document, mapping, names, where=where)
         masks, _parents = expert_masks(ex.document, raw, nodes)
+        prep = prepare(raw, definition, panel=panel, tube=tube, qc=qc)
+        keep = prep.qc.keep
+        masks = {pop: m[keep] for pop, m in masks.items()}
         parents = {pop: (masks[ref] if ref is not None else None)
                    for pop, ref in ((p, _reference(definition, p, masks)) for p in masks)}
-        prepared, plan = prepare(raw, definition, panel=panel, tube=tube)
-        if prepared.n_events != raw.n_events:  # pragma: no cover - prepare keeps every event
-            raise ConfigError("preparing the sample changed its number of events", path=ex.path)
-        out.append(TrainingSample(ex.name, prepared, tuple(plan), masks, parents))
+        out.append(TrainingSample(ex.name, prep.sample, tuple(prep.plan), masks, parents))
     return out
 
 
@@ -120,12 +123,13 @@ def _evaluate(definition: StrategyDefinition, samples: Iterable[TrainingSample],
 
 def learn_strategy(expert: str | Path, files: Iterable[str | Path], *, strategy: str | Path | Strategy | None = None,
                    mapping: str | Path | Mapping[str, str] | None = None, train: Sequence[str] | None = None,
-                   panel: Any = None, tube: str | None = None, loso: bool = True) -> LearnResult:
+                   panel: Any = None, tube: str | None = None, loso: bool = True, qc: Any = True) -> LearnResult:
     """Tune ``strategy`` (built-in name, YAML path, Strategy, or None = derive from the expert's gate
     tree) so that its gates agree with the expert's (``expert``: ``.wsp`` or Gating-ML, on ``files``).
 
     ``train`` names the samples (FCS file stems) to learn from (default: every expert-gated sample);
-    the other expert-gated samples are scored as ``holdout``. Returns a :class:`LearnResult`.
+    the other expert-gated samples are scored as ``holdout``. ``qc`` is the pipeline's ``qc:`` block (True =
+    its default): both sides are scored on the events QC keeps. Returns a :class:`LearnResult`.
     """
     experts = load_expert(expert, files)
     where = Path(expert)
@@ -138,7 +142,7 @@ def learn_strategy(expert: str | Path, files: Iterable[str | Path], *, strategy:
         base = strategy if isinstance(strategy, Strategy) else load_strategy(strategy)
         mapping_ = load_mapping(mapping)
     definition = base.definition
-    samples = _training_samples(definition, experts, mapping_, panel=panel, tube=tube, where=where)
+    samples = _training_samples(definition, experts, mapping_, panel=panel, tube=tube, where=where, qc=qc)
     nodes = resolve_nodes(experts[0].document, mapping_, [p.name for p in definition.populations], where=where)
     names = [s.name for s in samples]
     if train is None:
@@ -169,7 +173,7 @@ def learn_strategy(expert: str | Path, files: Iterable[str | Path], *, strategy:
 
 def compare_gates(expert: str | Path, files: Iterable[str | Path], gates: str | Path | Strategy, *,
                   mapping: str | Path | Mapping[str, str] | None = None, panel: Any = None,
-                  tube: str | None = None) -> pd.DataFrame:
+                  tube: str | None = None, qc: Any = True) -> pd.DataFrame:
     """Per-event agreement of ``gates`` with the expert's, one row per sample x population, worst first.
 
     ``gates`` is a strategy (name, YAML, Strategy) applied to each file, or a finished run's results
@@ -181,7 +185,8 @@ def compare_gates(expert: str | Path, files: Iterable[str | Path], gates: str | 
     if isinstance(gates, (str, Path)) and Path(gates).is_dir():
         return worst_first(pd.DataFrame(_compare_run(Path(gates), experts, mapping_, where)))
     strategy = gates if isinstance(gates, Strategy) else load_strategy(gates)
-    samples = _training_samples(strategy.definition, experts, mapping_, panel=panel, tube=tube, where=where)
+    samples = _training_samples(strategy.definition, experts, mapping_, panel=panel, tube=tube, where=where,
+                                 qc=qc)
     nodes = resolve_nodes(experts[0].document, mapping_, strategy.population_names, where=where)
     return worst_first(pd.DataFrame(_evaluate(strategy.definition, samples, "compare", nodes)))
 

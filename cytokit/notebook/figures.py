@@ -65,8 +65,10 @@ def cohort_grid(cohort: "CohortResult", *, cols: int = 4, path: str | Path | Non
         ax.tick_params(labelsize=6)
         ax.xaxis.label.set_fontsize(7)
         ax.yaxis.label.set_fontsize(7)
-    fig.suptitle(f"{cohort.population} on {len(names)} samples", fontsize=10)
-    fig.tight_layout()
+    n_out = int(cohort.table["outlier"].sum()) if len(cohort.table) else 0
+    fig.suptitle(f"{cohort.population} on {len(names)} samples ({n_out} outlier{'s' if n_out != 1 else ''} "
+                 f"framed in red)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / max(rows, 1) / 3.0))
     if path is not None:
         atomic_write_bytes(path, png_bytes(fig))
     return fig

@@ -24,7 +24,6 @@ from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
-from pydantic import ValidationError
 
 from ..errors import ConfigError, GatingError
 from ..gates import RectangleGate
@@ -256,19 +255,8 @@ class GateEditorState:
     def set_params(self, params: dict[str, Any], *, name: str | None = None) -> dict[str, Any]:
         """Replace a population's params (validated), re-fit it and its descendants; returns counts."""
         name = name or self.population
-        data = self.strategy.definition.model_dump()
-        for q in data["populations"]:
-            if q["name"] == name:
-                q["params"] = params
-        try:
-            definition = StrategyDefinition.model_validate(data)
-        except ValidationError as exc:
-            msgs = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise ConfigError(f"population {name!r}: {msgs}", path=self.strategy.path) from None
-        strategy = Strategy(definition, self.strategy.path)
+        strategy = self.strategy.set_params(name, replace=True, **params)  # a new, validated strategy
         result = strategy.refit(self.result, name)
-        if not isinstance(result, GatingResult):  # estimator semantics: refit may return (strategy, result)
-            strategy, result = result
         self._history.append((self.strategy, self.result))
         self.strategy, self.result = strategy, result
         return self.counts(name)
