@@ -608,6 +608,18 @@ def run_qc(sample: Sample, params: QCParams | None = None) -> QCResult:
     return result
 
 
+def data_flags(sample: Sample) -> list[str]:
+    """Sample-level flags about the data themselves that go with the QC flags (``qc_flags`` in the
+    tables, reports and ``cytokit gate``): ``markers_from_detector_names`` when the panel assigned a
+    marker from its detector alone ($PnS empty; :func:`cytokit.panel.panel_flags`) and
+    ``overcompensated`` when the compensation check failed (:func:`cytokit.compensation.compensation_flags`).
+    ``sample`` is the resolved (and compensated) Sample."""
+    from .compensation.check import compensation_flags
+    from .panel import panel_flags
+
+    return [*panel_flags(sample), *compensation_flags(sample)]
+
+
 def min_events_flag(count: int, minimum: int = 2500, *, population: str = "Lymphocytes") -> str | None:
     """A flag such as ``"too_few_Lymphocytes(1200<2500)"`` when ``count < minimum``, else None."""
     if count < minimum:

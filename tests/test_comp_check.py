@@ -80,3 +80,22 @@ def test_pipeline_flags_already_compensated_and_detector_named_files(shared_data
     by = pops.set_index(["sample_id", "population"])["count"]
     assert by["already", "CD4 T"] < 0.1 * by["asis", "CD4 T"]
     assert abs(by["nopns", "T cells"] - by["asis", "T cells"]) <= 0.01 * by["asis", "T cells"]
+
+
+def test_gate_command_and_strategy_show_the_same_flags(shared_data, tmp_path):
+    """cytokit gate and Strategy.apply report the flags the pipeline puts in qc_flags."""
+    from typer.testing import CliRunner
+
+    from cytokit.cli.main import build_app
+    from cytokit.gating import load_strategy
+
+    s = read_fcs(shared_data / "flowsom_68983/68983.fcs")
+    pnn = list(s.channels["pnn"].astype(str))
+    pns = list(s.channels["pns"].fillna("").astype(str))
+    meta = {"SPILL": s.metadata["spill"], "$TIMESTEP": s.metadata.get("timestep", "0.01")}
+    path = tmp_path / "already.fcs"
+    write_fcs(path, compensate(s).events, pnn, pns, meta)
+    result = load_strategy("mouse_lymphocytes").apply(read_fcs(path))
+    assert "overcompensated" in result.summary()["qc_flags"]
+    out = CliRunner().invoke(build_app(), ["gate", str(path), "--strategy", "mouse_lymphocytes"])
+    assert "overcompensated" in out.output and "removed twice" in out.output.replace("\n", " ")

@@ -112,8 +112,16 @@ class GatingResult:
 
         return to_anndata(self, raw=raw)
 
+    @property
+    def data_flags(self) -> list[str]:
+        """Flags about the data (:func:`cytokit.qc.data_flags`: markers from detector names only, a failed
+        compensation check), as the pipeline adds them to ``qc_flags``."""
+        from ..qc import data_flags
+
+        return data_flags(self.sample)
+
     def summary(self) -> dict[str, Any]:
         return {"sample": self.sample.name, "n_events": self.sample.n_events,
                 "n_events_read": self.qc.n_events if self.qc is not None else self.sample.n_events,
-                "qc_flags": list(self.qc.flags) if self.qc is not None else [],
+                "qc_flags": [*(self.qc.flags if self.qc is not None else ()), *self.data_flags],
                 "flagged": {k: list(f.flags) for k, f in self.state.fits.items() if f.flags}}

@@ -75,13 +75,10 @@ def job_strategy(job: SampleJob) -> Any:
 
 
 def data_flags(sample: Sample) -> list[str]:
-    """Sample-level flags that go with ``qc_flags``: markers assigned from detector names only
-    (:func:`cytokit.panel.panel_flags`) and a failed compensation check
-    (:func:`cytokit.compensation.compensation_flags`, e.g. ``overcompensated``)."""
-    from ..compensation import compensation_flags
-    from ..panel import panel_flags
+    """Sample-level flags that go with ``qc_flags`` (:func:`cytokit.qc.data_flags`)."""
+    from ..qc import data_flags as flags
 
-    return [*panel_flags(sample), *compensation_flags(sample)]
+    return flags(sample)
 
 
 def median(values: np.ndarray) -> float:
