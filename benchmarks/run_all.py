@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ("fcs_read", "transforms_logicle", "compensation_speed", "simulate_speed", "interop_gating",
+ORDER = ("startup", "fcs_read", "transforms_logicle", "compensation_speed", "simulate_speed", "interop_gating",
          "gating_accuracy", "clustering", "pipeline_speed")
 
 

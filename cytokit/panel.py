@@ -28,7 +28,6 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -413,16 +412,3 @@ def load_panel(name_or_path: str | Path) -> Panel:
     """Load a panel by built-in name (``"il2_trial"``) or YAML path; invalid files raise ConfigError."""
     path = resolve_definition(name_or_path, "panels")
     return Panel(load_model(path, PanelDefinition), path=path)
-
-
-def panel_from_mapping(data: Mapping, *, source: str = "<mapping>") -> Panel:
-    """Build a panel from already-parsed data (tests, notebooks); errors become ConfigError."""
-    from pydantic import ValidationError
-
-    from .errors import ConfigError
-    from .yamlio import format_validation_error
-
-    try:
-        return Panel(PanelDefinition.model_validate(dict(data)))
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source, {})) from exc

@@ -30,11 +30,6 @@ _GH_X, _GH_W = np.polynomial.hermite_e.hermegauss(80)  # E[f(Z)], Z ~ N(0, 1)
 _GH_W = _GH_W / _GH_W.sum()
 
 
-def prob_reaching_80(mean_gain: float, sd_gain: float, course: CourseConfig) -> float:
-    """P(gain >= 0.8 × baseline) when gain ~ N(mean, sd) and baseline is log-normal (a fraction)."""
-    return _prob(mean_gain, sd_gain, course.baseline_cd4_median, course.baseline_cd4_log_sd)
-
-
 def _prob(mean_gain: float, sd_gain: float, b_median: float, b_log_sd: float) -> float:
     b = b_median * np.exp(b_log_sd * _GH_X)
     return float(np.sum(_GH_W * stats.norm.sf((0.8 * b - mean_gain) / sd_gain)))
