@@ -162,3 +162,23 @@ def test_flowsom_strategy_derived_from_the_workspace(shared_data):
     specs = {p.name: p for p in strategy.definition.populations}
     assert specs["CD4 T cells"].params["signs"] == ["+", "-"]
     assert specs["CD4 T cells"].dims == ("PE-Texas Red-A", "Pacific Blue-A")
+
+
+def test_compare_gates_with_a_finished_run(study, tmp_path):
+    """A run's stored per-sample gates (samples/<id>/gates.xml) against the expert, per event."""
+    out, files, mapping = study
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for f in files[:2]:
+        (folder / f.name).write_bytes(f.read_bytes())
+    assert main(["-q", "run", "--input", str(folder), "--panel", "il2_trial", "--strategy", "tmem", "--tube", "tmem",
+                 "--out", str(tmp_path / "run")]) == 0
+    table = compare_gates(out / "expert.wsp", sorted(folder.glob("*.fcs")), tmp_path / "run", mapping=mapping)
+    assert set(table["sample"]) == {f.stem for f in files[:2]}
+    assert set(table.population) == {"CD4 T", "CD25+ CD4"}
+    by = table.set_index(["sample", "population"])
+    direct = compare_gates(out / "expert.wsp", sorted(folder.glob("*.fcs")), "tmem", mapping=mapping)
+    direct = direct.set_index(["sample", "population"])
+    for key in by.index:  # the run's stored gates and the strategy applied here agree with the expert alike
+        assert abs(by.loc[key, "f1"] - direct.loc[key, "f1"]) < 0.01, key
+    assert list(table.f1) == sorted(table.f1)

@@ -24,9 +24,12 @@ ROLE_TEXT = {
 F1_WARN = 0.95
 
 
-def _fmt(v: Any) -> str:
+def _fmt(column: str, v: Any) -> str:
+    """F1/precision/recall with 4 decimals, percentages with 2, counts as integers."""
     if isinstance(v, float):
-        return "" if math.isnan(v) else f"{v:.4f}" if abs(v) <= 1 else f"{v:.2f}"
+        if math.isnan(v):
+            return ""
+        return f"{v:.4f}" if any(k in column for k in ("f1", "precision", "recall")) else f"{v:.2f}"
     return html.escape(str(v))
 
 
@@ -37,7 +40,7 @@ def _table(df: pd.DataFrame, f1_cols: Sequence[str] = ("f1", "f1_median", "f1_mi
         cells = []
         for c, v in zip(df.columns, row):
             bad = c in f1_cols and isinstance(v, float) and v < F1_WARN
-            cells.append(f"<td class='{'bad' if bad else ''}'>{_fmt(v)}</td>")
+            cells.append(f"<td class='{'bad' if bad else ''}'>{_fmt(str(c), v)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
@@ -48,8 +51,9 @@ def agreement_html(table: pd.DataFrame, *, title: str, changes: Sequence[dict] =
     parts = [f"<h1>{html.escape(title)}</h1>"]
     if train:
         parts.append(f"<p>Training samples: {html.escape(', '.join(train))}.</p>")
-    parts.append(f"<p>Per-event F1 against the expert's gates (1 = identical events); |Δ%| is the "
-                 f"difference in % of parent (percentage points). Cells below {F1_WARN} are marked.</p>")
+    parts.append(f"<p>Per-event F1 against the expert's gates (1 = identical events). pct_expert / pct_auto are "
+                 f"% of the reference population (the nearest ancestor both sides gate, usually the parent); "
+                 f"|Δ%| is their difference in percentage points. F1 below {F1_WARN} is marked.</p>")
     roles = [r for r in ROLE_TEXT if "role" in table and r in set(table["role"])]
     if roles:
         wide = []
@@ -78,7 +82,7 @@ def agreement_html(table: pd.DataFrame, *, title: str, changes: Sequence[dict] =
         parts.append("</tbody></table>")
     style = ("body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0;"
              "font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#eef}"
-             "td:first-child,td:nth-child(2){text-align:left}td.bad{background:#fdd;font-weight:bold}"
+             "td:first-child,td:nth-child(2),td:nth-child(3){text-align:left}td.bad{background:#fdd;font-weight:bold}"
              "code{font-size:11px;white-space:pre-wrap;text-align:left;display:block}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
