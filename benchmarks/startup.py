@@ -9,9 +9,9 @@ Run:  .venv/bin/python benchmarks/startup.py [--events 1000000] [--repeats 5] [-
 3. ``cytokit gate FILE --strategy tmem``: read, compensate, transform, fit every automated gate, print the
    population table; a fresh process each time.
 4. FlowKit's equivalent script, in a fresh process: import FlowKit, read the same file
-   (``flowkit.Sample``), parse the *same* fitted gates (the Gating-ML that ``cytokit gate --gatingml``
-   wrote, with their compensation and logicle transforms) and ``GatingStrategy.gate_sample``; print the
-   counts. FlowKit cannot fit gates, so it is given them: its time is a lower bound for a FlowKit workflow.
+   (``flowkit.Sample``), parse the *same* fitted gates (the Gating-ML that ``GatingResult.to_flowkit()``
+   hands to FlowKit: QC gates as root, then the fitted gates with their compensation and logicle
+   transforms) and ``GatingStrategy.gate_sample``; print the counts. FlowKit cannot fit gates, so it is given them: its time is a lower bound for a FlowKit workflow.
    The counts of both tools are compared as a check.
 
 Each command runs ``--repeats`` times (after one unmeasured warm-up that fills the OS file cache) and the
@@ -96,10 +96,16 @@ def main() -> None:
         from cytokit.simulate import simulate_file
 
         simulate_file(fcs, args.events, "tmem", "bd", seed=0)
-    gates = work / "gates.xml"
+    # the fitted gates (under the QC gates) as FlowKit is given them by GatingResult.to_flowkit()
+    from cytokit.fcs import read_fcs
+    from cytokit.gating import load_strategy
+    from cytokit.interop import flowkit_gate_ids, flowkit_gatingml
+
+    result = load_strategy("tmem").apply(read_fcs(fcs))
+    gates = work / "gates_flowkit.xml"
+    gates.write_bytes(flowkit_gatingml(result))
+    gate_ids = flowkit_gate_ids(result)
     py = sys.executable
-    subprocess.run([py, "-m", "cytokit", "gate", str(fcs), "--strategy", "tmem", "--gatingml", str(gates),
-                    "--force"], check=True, capture_output=True)
     script = work / "flowkit_gate.py"
     script.write_text(FLOWKIT_SCRIPT)
     print(f"workload: {fcs} ({args.events:,} events x 12 channels), {args.repeats} runs each, "
@@ -116,9 +122,8 @@ def main() -> None:
           f"cpu {theirs['cpu_s'] / ours['cpu_s']:.2f}")
     ck = _cytokit_counts(ours["stdout"])
     fk = {line.split("\t")[0]: int(line.split("\t")[1]) for line in theirs["stdout"].splitlines() if "\t" in line}
-    # Gating-ML ids are XML names: "CD4 T" -> "CD4_T", "CD28+ CD4" -> "CD28pos_CD4"
-    key = {re.sub(r"\W", "_", n.replace("+", "pos").replace("-", "neg")): n for n in ck}
-    diffs = {key.get(k, k): (ck.get(key.get(k, k)), v) for k, v in fk.items()}
+    # FlowKit names gates by their Gating-ML ids ("CD4 T" -> "CD4_T"); QC gates have no cytokit row
+    diffs = {name: (count, fk.get(gate_ids.get(name, ""))) for name, count in ck.items()}
     same = all(a == b for a, b in diffs.values())
     print(f"counts identical in both tools: {same} ({len(diffs)} populations)")
     if not same:

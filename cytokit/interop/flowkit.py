@@ -151,15 +151,20 @@ def _in_flowkit_time_units(doc: "GatingDocument", sample: "Sample") -> "GatingDo
     return GatingDocument(nodes=tuple(nodes), transforms=doc.transforms, matrices=doc.matrices, source=doc.source)
 
 
+def flowkit_gatingml(result: "GatingResult") -> bytes:
+    """The Gating-ML 2.0 document (UTF-8 bytes) :func:`to_flowkit_strategy` hands to FlowKit: that of
+    :meth:`GatingResult.to_gatingml` with gates on the time channel in FlowKit's time units."""
+    from ..gating.export import result_document
+    from ..gatingml import gatingml_bytes
+
+    return gatingml_bytes(_in_flowkit_time_units(result_document(result), result.sample))
+
+
 def to_flowkit_strategy(result: "GatingResult") -> "flowkit.GatingStrategy":
     """The fitted gates of ``result`` as a ``flowkit.GatingStrategy`` (same gates, compensation and
     per-file transforms, under the QC gates when QC ran; evaluated by FlowKit on the raw sample). Gates on
     the time channel are given in FlowKit's time units (file units x $TIMESTEP)."""
-    from ..gating.export import result_document
-    from ..gatingml import gatingml_bytes
-
-    doc = _in_flowkit_time_units(result_document(result), result.sample)
-    return _flowkit().parse_gating_xml(io.BytesIO(gatingml_bytes(doc)))
+    return _flowkit().parse_gating_xml(io.BytesIO(flowkit_gatingml(result)))
 
 
 def flowkit_counts(result: "GatingResult", fk_sample: "flowkit.Sample | None" = None,
