@@ -134,7 +134,7 @@ def test_content_values_flags_and_il2_timing(results, written):
     iv = intervals.lookup("CD4 T", "abs_count_per_uL", "M")
     assert flag(cd4_w0, iv) == "L"  # 300/µL is below the adult interval
     # the flag names the measure(s) whose interval triggered it
-    assert re.search(r'class="flag-L">L \((cells/µL|% and cells/µL)\)<', html)
+    assert re.search(r'class="flag flag-L">L \((cells/µL|% and cells/µL)\)<', html)
     # change from baseline and responder flag at W74
     change = p01.loc["W74", "abs_count_per_uL"] - cd4_w0
     assert f"{change:+,.0f}" in html
