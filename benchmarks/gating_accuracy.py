@@ -87,6 +87,10 @@ FAMILIES: dict[str, Family] = {
         "held-out", "CD28+ on 99% of CD4; CD25 continuum extending brighter (300-15000)",
         {"course": {"cd28_cd4_fraction": 0.99, "cd28_cd8_fraction": 0.9},
          "phenotype": {"marker_levels": {"CD25": {"cont": ("cont", 300.0, 15000.0)}}}}),
+    "no_cd127_other_gains": Family(
+        "held-out", "7-colour tube without CD127 (no Treg row), gains x1.4/x0.5, brighter CD25 continuum",
+        {"instruments": _instruments(1.4, 0.5), "phenotype": {"absent_markers": ["CD127"],
+                                                             "marker_brightness": {"CD25": 1.5}}}),
     "nk_shifted": Family(
         "held-out", "more CD56bright NK (25%), CD56dim dimmer and broader, CD16 dimmer",
         {"course": {"cd56bright_fraction": 0.25},
@@ -97,6 +101,16 @@ FAMILIES: dict[str, Family] = {
 
 def f1(a: np.ndarray, b: np.ndarray) -> float:
     return float(2 * (a & b).sum() / max(a.sum() + b.sum(), 1))
+
+
+def _max_key(info: object, key: str) -> float:
+    """Largest value of ``key`` anywhere in a nested fit-info dict (NaN if absent)."""
+    if isinstance(info, dict):
+        vals = [float(v) for k, v in info.items() if k == key and v is not None]
+        vals += [_max_key(v, key) for v in info.values() if isinstance(v, dict)]
+        vals = [v for v in vals if np.isfinite(v)]
+        return max(vals) if vals else float("nan")
+    return float("nan")
 
 
 def run_family(name: str, seed: int, *, patients: int, events: int, root: Path) -> pd.DataFrame:
@@ -121,6 +135,8 @@ def run_family(name: str, seed: int, *, patients: int, events: int, root: Path) 
                          "instrument": r.instrument, "tube": r.tube, "population": p.population,
                          "truth_pct": float(t.loc[p.population, "pct_parent"]), "auto_pct": float(p.pct_parent),
                          "flag_words": p.flags if isinstance(p.flags, str) else "",
+                         "sensitivity_pp": res.fits[p.population].info.get("sensitivity_pp", np.nan),
+                         "max_valley_ratio": _max_key(res.fits[p.population].info, "valley_ratio"),
                          "f1": f1(res.masks[p.population], masks[p.population])
                          if p.population in F1_POPULATIONS else np.nan})
     df = pd.DataFrame(rows)

@@ -46,12 +46,26 @@ def test_broad_negative_widens_the_negative_population(tmp_path: Path) -> None:
     assert np.median(broad) > 1.5 * np.median(narrow)
 
 
+def test_absent_marker_leaves_its_channel_out_and_strategy_skips_treg(tmp_path: Path) -> None:
+    from cytokit.fcs import read_fcs
+    from cytokit.gating import load_strategy
+
+    cfg = load_config(None, phenotype={"absent_markers": ["CD127"]})
+    simulate_file(tmp_path / "x.fcs", 5000, "tmem", "bd", seed=2, config=cfg)
+    sample = read_fcs(tmp_path / "x.fcs")
+    assert "BV605-A" not in list(sample.channels["pnn"]) and len(sample.channels) == 3 + 7 + 1
+    assert sample.metadata["spillover"].startswith("7,")
+    pops = load_strategy("tmem").apply(sample).populations.population.tolist()
+    assert "Treg" not in pops and "CD25+ CD4" in pops
+
+
 @pytest.mark.parametrize("bad, match", [
     ({"marker_levels": {"CD999": {"pos": [1, 0.1]}}}, "unknown marker 'CD999'"),
     ({"marker_levels": {"CD25": {"bright": [1, 0.1]}}}, "unknown state 'bright'"),
     ({"marker_levels": {"CD25": {"cont": ["cont", 9000, 400]}}}, r"\[median, log_sd\]"),
     ({"marker_brightness": {"CD56": 0}}, "brightness must be > 0"),
     ({"negative_spread": 0}, "negative_spread"),
+    ({"absent_markers": ["CD999"]}, "unknown markers"),
 ])
 def test_invalid_scenario_options_are_config_errors(bad: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):

@@ -76,11 +76,14 @@ class PhenotypeConfig(_Model):
     CD25 dim-to-bright continuum into a lognormal mode: a bimodal activation marker);
     ``marker_brightness`` multiplies every positive level of a marker (a dimmer or brighter
     fluorochrome); ``negative_spread`` is the log-sd of autofluorescence (broad negative peaks) and
-    ``autofluorescence_scale`` multiplies its level. Linear units at reference detector gain.
+    ``autofluorescence_scale`` multiplies its level; ``absent_markers`` are not stained and their channels
+    are left out of the files (a panel without CD127). Linear units at reference detector gain.
     """
 
     marker_levels: dict[str, dict[str, tuple[float | str, ...]]] = Field(default_factory=dict)
     marker_brightness: dict[str, float] = Field(default_factory=dict)
+    absent_markers: list[str] = Field(
+        default_factory=list, description="markers the lab's panel does not stain: no signal, channel left out")
     negative_spread: float = Field(0.35, gt=0, description="log-sd of autofluorescence")
     autofluorescence_scale: float = Field(1.0, gt=0)
 
@@ -101,6 +104,16 @@ class PhenotypeConfig(_Model):
                     len(level) == 2 and not any(isinstance(x, str) for x in level) and level[0] > 0 and level[1] >= 0)
                 if not ok:
                     raise ValueError(f"{marker}.{state}: give [median, log_sd] or ['cont', low, high]")
+        return v
+
+    @field_validator("absent_markers")
+    @classmethod
+    def _absent(cls, v: list[str]) -> list[str]:
+        from .phenotypes import MARKER_LEVELS
+
+        unknown = sorted(set(v) - set(MARKER_LEVELS))
+        if unknown:
+            raise ValueError(f"unknown markers {unknown}; expected some of {sorted(MARKER_LEVELS)}")
         return v
 
     @field_validator("marker_brightness")

@@ -84,7 +84,7 @@ def _leaf_table(tube: str, phenotype: PhenotypeConfig | None = None) -> _LeafTab
                 mode[i, j], p1[i, j], p2[i, j] = _BEAD, *BEAD_LEVEL
                 continue
             state = leaf.phenotype.get(marker, "neg")
-            if state == "neg":
+            if state == "neg" or marker in ph.absent_markers:
                 continue
             level = ph.level(marker, state)
             if level[0] == "cont":

@@ -75,22 +75,31 @@ def _etim(btim: str, seconds: float) -> str:
 def _write_file(path: Path, sim: SimulatedEvents, tube: str, instrument: InstrumentConfig,
                 cfg: SimulationConfig, *, date=None, src: str = "", force: bool = True) -> None:
     pnn, pns = channel_names(tube, instrument.style)
+    absent = set(cfg.phenotype.absent_markers)
+    markers = [m for m, _ in TUBES[tube]]
+    keep_fl = [j for j, m in enumerate(markers) if m not in absent]
+    events, spill, gains = sim.events, sim.spillover, sim.gains
+    if len(keep_fl) < len(markers):  # the lab's panel has no such channel
+        cols = [0, 1, 2] + [3 + j for j in keep_fl] + [len(pnn) - 1]
+        events = events[:, cols]
+        pnn, pns = [pnn[c] for c in cols], [pns[c] for c in cols]
+        spill, gains = spill[np.ix_(keep_fl, keep_fl)], gains[keep_fl]
     fl_pnn = pnn[3:-1]
     acq = cfg.acquisition
     meta = {
         "$CYT": instrument.name, "$FIL": path.name, "$TIMESTEP": f"{acq.time_step_s:g}",
-        "$SPILLOVER": spillover_text(sim.spillover, fl_pnn), "$BTIM": cfg.acquisition_time,
+        "$SPILLOVER": spillover_text(spill, fl_pnn), "$BTIM": cfg.acquisition_time,
         "$ETIM": _etim(cfg.acquisition_time, sim.duration_s), "$SRC": src, "TUBE NAME": tube,
     }
     if date is not None:
         meta["$DATE"] = _fcs_date(date)
-    time_range = max(acq.range, int(np.ceil(float(sim.events[:, -1].max(initial=0.0)))) + 1)
+    time_range = max(acq.range, int(np.ceil(float(events[:, -1].max(initial=0.0)))) + 1)
     for i, name in enumerate(pnn, start=1):
         meta[f"$P{i}R"] = str(time_range if name == "Time" else acq.range)
         meta[f"$P{i}G"] = "1"
         if i > 3 and name != "Time":
-            meta[f"$P{i}V"] = f"{400 * sim.gains[i - 4]:.0f}"  # detector voltage tracks the file's gain
-    write_fcs(path, sim.events, pnn, pns, meta, force=force)
+            meta[f"$P{i}V"] = f"{400 * gains[i - 4]:.0f}"  # detector voltage tracks the file's gain
+    write_fcs(path, events, pnn, pns, meta, force=force)
 
 
 def _save_npy(path: Path, arr: np.ndarray) -> None:
