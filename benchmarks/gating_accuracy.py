@@ -145,6 +145,43 @@ def run_family(name: str, seed: int, *, patients: int, events: int, root: Path) 
     return df
 
 
+def static_template(trial: Path) -> pd.DataFrame:
+    """Automated gates vs a *static template*: the gates fitted on the first file of each instrument x tube,
+    exported to Gating-ML and applied unchanged to the other files (as a FlowJo template is).
+
+    One row per (non-template file, population): |% of parent - truth| for both (pp)."""
+    from cytokit.gating.export import xml_id
+    from cytokit.panel import load_panel
+
+    man = pd.read_csv(trial / "manifest.csv")
+    truth = pd.read_csv(trial / "truth" / "populations.csv")
+    templates: dict[tuple[str, str], object] = {}
+    tmp = Path(tempfile.mkdtemp())
+    rows = []
+    for r in man.itertuples():
+        sample = read_fcs(trial / r.file)
+        auto = load_strategy(r.tube).apply(sample, qc=False)
+        key = (r.instrument, r.tube)
+        if key not in templates:
+            xml = tmp / f"template_{len(templates)}.xml"
+            auto.to_gatingml(xml)
+            templates[key] = load_strategy(xml)
+            continue
+        static = templates[key].apply(load_panel("il2_trial").resolve(sample, tube=r.tube), qc=False)
+        masks = {name: static.masks.get(name, static.masks.get(xml_id(name))) for name in auto.masks}
+        t = truth[truth.file == r.file].set_index("population")
+        for p in auto.populations.itertuples():
+            if p.population not in t.index or masks.get(p.population) is None:
+                continue
+            parent = t.loc[p.population, "parent"]
+            parent_n = int(masks[parent].sum()) if isinstance(parent, str) and parent else sample.n_events
+            s_pct = 100.0 * int(masks[p.population].sum()) / parent_n if parent_n else np.nan
+            rows.append({"file": r.file, "population": p.population,
+                         "auto_err": abs(p.pct_parent - t.loc[p.population, "pct_parent"]),
+                         "static_err": abs(s_pct - t.loc[p.population, "pct_parent"])})
+    return pd.DataFrame(rows)
+
+
 def per_population(df: pd.DataFrame) -> pd.DataFrame:
     return df.groupby("population", sort=False).agg(
         n=("err", "size"), median_pp=("err", "median"), p95_pp=("err", lambda x: np.quantile(x, 0.95)),
@@ -245,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--held-out-seed", type=int, default=HELD_OUT_SEED)
     ap.add_argument("--csv", type=Path, default=None, help="write every (file, population) estimate here")
     ap.add_argument("--flag-table", action="store_true", help="print how each flag word relates to the error")
+    ap.add_argument("--static", action="store_true",
+                    help="also compare with a static Gating-ML template on the reference family (held-out seed)")
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--speed-only", action="store_true")
     args = ap.parse_args(argv)
@@ -284,6 +323,16 @@ def main(argv: list[str] | None = None) -> int:
         report(held[held.split == "held-out"], "held-out families only")
     if args.flag_table:
         print("\nflag words (all runs):\n" + flag_table(df).to_string(index=False))
+    if args.static:
+        trial = root / f"reference_{args.held_out_seed}"
+        if not (trial / "manifest.csv").exists():
+            run_family("reference", args.held_out_seed, patients=args.patients, events=args.events, root=root)
+        st = static_template(trial)
+        print("\nstatic template vs automated (reference family, non-template files), |% parent - truth| pp:")
+        print(st.groupby("population", sort=False)[["auto_err", "static_err"]].agg(["median", "max"]).round(2)
+              .to_string())
+        print(f"overall: automated median {st.auto_err.median():.2f} / p95 {np.quantile(st.auto_err, 0.95):.2f}; "
+              f"static median {st.static_err.median():.2f} / p95 {np.nanquantile(st.static_err, 0.95):.2f}")
     shared = Path(os.environ.get("CYTOKIT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
     mf = mouse_f1(shared)
     print("\nflowsom_68983 mouse strategy F1 vs expert labels:", json.dumps(mf))
