@@ -49,7 +49,7 @@ GATE_METHODS: dict[str, GateMethod] = {m.name: m for m in (
 #: flag words that mean "this estimate may be wrong: review the gate" (see docs/gating.md, "Flags");
 #: other flags (``no_valley``, ``fell_back:tail``...) record how a gate was placed.
 REVIEW_FLAGS: frozenset[str] = frozenset({
-    "uncertain", "ambiguous_mode", "unreliable", "few_events", "inverted", "empty",
+    "uncertain", "unstable", "ambiguous_mode", "unreliable", "few_events", "inverted", "empty",
 })
 
 

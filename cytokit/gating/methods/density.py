@@ -46,6 +46,9 @@ from pydantic import Field, model_validator
 from .base import MethodParams
 
 GRID_POINTS = 512
+#: bandwidth multipliers of the stability refits, and the share of events (%) between fits that flags a threshold
+STABILITY_ADJUST = (0.6, 1.6)
+UNSTABLE_PCT = 1.5
 #: a lone mode this close to ``negative_max`` (gate units) could be negative or positive: ``ambiguous_mode``
 MODE_MARGIN = 0.05
 
@@ -226,11 +229,16 @@ def _tail(x: np.ndarray, d: Density1D, peaks: np.ndarray, p: ThresholdParams, *,
     return value, {"reference_peak": mode, "half_sd": sd, "tail_side": side}, flags
 
 
-def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None) -> Threshold:
+def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check_stability: bool = True
+                  ) -> Threshold:
     """Fit one threshold on the 1-D values ``x`` (transformed scale) following ``params``.
 
     Returns the threshold value (same scale as ``x``), flags and the numbers behind it
-    (``peaks``, ``valleys``, ``method`` actually used, ``n_events`` fitted on).
+    (``peaks``, ``valleys``, ``method`` actually used, ``n_events`` fitted on). With ``check_stability``
+    a valley-mode fit is repeated with the density smoothed less and more (``adjust`` x
+    :data:`STABILITY_ADJUST`); ``info["stability_pct"]`` is the largest share of events (%) lying between
+    the threshold and one of those refits, and above :data:`UNSTABLE_PCT` the fit is flagged ``unstable``:
+    whether there is a valley, and where, depends on how the density is read.
     """
     p = params or ThresholdParams()
     x = np.asarray(x, dtype=np.float64).ravel()
@@ -312,4 +320,13 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None) -> Thres
         flags.append("clipped")
     info["method"] = method
     info["threshold"] = value
+    if check_stability and p.mode == "valley":
+        moved = 0.0
+        for f in STABILITY_ADJUST:
+            alt = fit_threshold(x, p.model_copy(update={"adjust": p.adjust * f}), check_stability=False).value
+            lo, hi = sorted((alt, value))
+            moved = max(moved, 100.0 * float(np.mean((x >= lo) & (x < hi))))
+        info["stability_pct"] = round(moved, 3)
+        if moved > UNSTABLE_PCT:
+            flags.append("unstable")
     return Threshold(value, tuple(dict.fromkeys(flags)), info)
