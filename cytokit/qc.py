@@ -31,10 +31,11 @@ not modified; ``result.apply(sample)`` returns the kept events as a new Sample. 
   channel's per-bin signal level (per-bin outliers set to the median first): the best single split's
   difference of segment means, in units of the bin noise (robust SD of first differences), must exceed
   ``drift_z`` *and* the change must exceed ``drift_min_rate_change`` (fraction of the rate) or
-  ``drift_min_shift`` (asinh units). The file is flagged ``flow_rate_drift`` / ``signal_drift``; the
-  changed bins (on the side of the split that is less steady, else the shorter side) are removed only
-  when they are at most ``drift_max_remove`` of the run — a long drift leaves no segment that is "the"
-  bad one, so its events are kept and the flag asks for review.
+  ``drift_min_shift`` (asinh units). The file is flagged ``flow_rate_drift`` / ``signal_drift``. A rate
+  drift removes nothing (the signal is what biases populations); for a signal drift the changed bins (on
+  the side of the split that is less steady, else the shorter side) are removed only when they are at
+  most ``drift_max_remove`` of the run — a long drift leaves no segment that is "the" bad one, so its
+  events are kept and the flag asks for review.
 
 Percentages in the report table are percent of the sample's events (0–100). The minimum-events rule
 (e.g. ≥ 2,500 lymphocytes) needs gating, so it is a separate helper, :func:`min_events_flag`, that the
@@ -86,7 +87,7 @@ class QCParams(BaseModel):
     signal_channels: tuple[str, ...] | None = Field(None, description="default: scatter + fluorescence")
     drift_checks: bool = Field(True, description="changepoint test for sustained rate/signal changes")
     drift_z: float = Field(8.0, gt=0, description="changepoint statistic (robust SDs of the bin noise)")
-    drift_min_rate_change: float = Field(0.25, ge=0, description="fraction of the reference rate")
+    drift_min_rate_change: float = Field(0.3, ge=0, description="fraction of the reference rate")
     drift_min_shift: float = Field(0.08, ge=0, description="asinh units, on any channel")
     drift_max_remove: float = Field(0.25, gt=0, le=1, description="a sustained change spanning more of the run "
                                                                   "is flagged but its events are kept")
@@ -404,9 +405,8 @@ def _flow_rate(t: np.ndarray, n_bins: int, params: QCParams
         # a sustained change of rate (drift, slowly building clog) that the per-bin rule misses
         rel = np.where(bad, 1.0, counts / med)  # per-bin outliers set to the median (see _signal_shift)
         split, zc, change = _changepoint(rel, max(2, params.min_bins // 2))
+        # flagged only: a slower or faster stream with an unchanged signal does not bias the populations
         drift = bool(zc[0] > params.drift_z and abs(change[0]) > params.drift_min_rate_change)
-        if drift:
-            bad |= _drift_bins(rel[:, None], split, params.drift_min_rate_change, params.drift_max_remove)
     else:
         drift = False
     bad = _close_short_runs(bad, params.min_good_run)
