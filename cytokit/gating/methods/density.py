@@ -3,15 +3,18 @@
 Works on one marker's values of the parent population on the gate's (transformed) scale. Strategy:
 
 1. ``mode="valley"`` (default): binned Gaussian KDE on a grid; peaks below ``min_peak_fraction`` of the
-   highest are ignored; each pair of neighbouring peaks gives a valley (density minimum between them).
-   Only valleys inside ``bounds`` (the plausible range of the threshold) are candidates, and among them
-   ``valley`` picks the deepest / first / last. Known failure modes of valley gating are flagged rather
-   than silently accepted:
+   highest are ignored and neighbouring peaks whose dip is shallower than ``max_valley_ratio`` (density at
+   the dip / the smaller peak) are merged (:func:`merge_shallow`), so the remaining modes are separated by
+   real dips. Each pair of neighbouring modes gives a valley. Only valleys inside ``bounds`` (the
+   plausible range of the threshold) and of the kind ``separates`` asks for are candidates; ``valley``
+   picks the deepest / first / last / deepest below or above the dominant mode. Otherwise:
 
    * a valley exists but lies outside ``bounds`` (the classic "valley on the wrong side", e.g. between
      two positive subsets) -> flag ``valley_out_of_bounds`` and fall back;
-   * no valley at all (unimodal data) -> flag ``no_valley`` and fall back;
-   * a shallow valley (density at the valley > ``max_valley_ratio`` x the smaller peak) -> ``unreliable``.
+   * no valley (unimodal data, or none of the requested kind) -> flag ``no_valley`` and fall back.
+
+   A valley fit is repeated with less and more smoothing; when those refits move more than
+   :data:`UNSTABLE_PCT` % of the events across the threshold it is flagged ``unstable``.
 
 2. ``mode="tail"`` (also the default fallback): the reference peak's mode (``reference_peak``: the lowest
    = negative population by default) plus ``tail_sd`` standard deviations measured on its *outer* half
