@@ -76,6 +76,10 @@ def _engine_like(root: Path) -> Path:
     pops.loc[nkb_t, "abs_count_per_uL"] *= 1.056
     pops.loc[nkb_t, "pct_lymphocytes"] *= 1.056
     pops.to_parquet(root / "populations.parquet")
+    samples = pd.read_parquet(root / "samples.parquet")
+    hit = (samples["patient"] == "P01") & (samples["visit"] == "W24") & (samples["tube"] == "tmem")
+    samples.loc[hit, "qc_flags"] = "time_anomaly;markers_from_detector_names"
+    samples.to_parquet(root / "samples.parquet")
     info = json.loads((root / "run_info.json").read_text())
     info["tubes"]["tmem"]["reagents"].update({"CCR7": "", "CD45RO": None})
     (root / "run_info.json").write_text(json.dumps(info))
@@ -131,6 +135,10 @@ def test_report_dom_one_value_per_population_and_no_percentage_above_100(report_
     methods = next(r for r in rows if r["cells"] and r["cells"][0]["text"] == "tmem" and len(r["cells"]) == 6)
     assert "CD4 PE-Cy7" in methods["cells"][2]["text"] and "CCR7" not in methods["cells"][2]["text"]
     assert "CD45RO" not in methods["cells"][2]["text"]
+    # a data flag (markers from detector names) is shown with the visit it concerns, not only in QC
+    warnings = re.findall(r'<p class="data-flag keep">(.*?)</p>', dom, flags=re.S)
+    assert len(warnings) == 1 and "tmem: markers_from_detector_names" in warnings[0]
+    assert dom.index('<p class="data-flag') > dom.index('id="visit-W24"') > dom.index('id="visit-W0"')
 
 
 def test_trend_plots_use_the_tube_of_the_table(report_root):

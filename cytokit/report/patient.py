@@ -14,7 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..compensation.check import FLAG_OVER
 from ..errors import CytokitError, ReportError
+from ..panel import DETECTOR_ONLY_FLAG
 from ..io_utils import safe_name
 from ..trial.config import TrialConfig
 from ..trial.inputs import check_clinical, check_populations
@@ -103,6 +105,28 @@ def _days_since_cycle(date: pd.Timestamp, cycles: pd.DataFrame, *, baseline: boo
     return "; ".join([lead] + parts if lead else parts)
 
 
+#: sample flags about the data themselves (cytokit.qc.data_flags) that a reader must see next to the values
+DATA_FLAG_TEXT = {
+    DETECTOR_ONLY_FLAG: "markers were assigned from detector names only ($PnS empty in the file): check that "
+                        "the panel matches the staining before trusting these values",
+    FLAG_OVER: "the compensation check failed (overcompensated, e.g. data already compensated on the "
+               "instrument): percentages may be wrong",
+}
+
+
+def _data_warnings(samples: pd.DataFrame) -> list[dict[str, str]]:
+    """Per tube, the data flags of its sample with their meaning (from ``qc_flags``)."""
+    out = []
+    if samples.empty or "qc_flags" not in samples.columns:
+        return out
+    for s in samples.itertuples(index=False):
+        flags = [f.strip() for f in str(getattr(s, "qc_flags", "") or "").split(";")]
+        for f in flags:
+            if f in DATA_FLAG_TEXT:
+                out.append({"tube": str(getattr(s, "tube", "")), "flag": f, "text": DATA_FLAG_TEXT[f]})
+    return out
+
+
 def _phenotype(row: pd.Series) -> str:
     for key in ("phenotype", "definition"):
         if key in row.index and isinstance(row[key], str) and row[key]:
@@ -166,6 +190,8 @@ def build_patient_report(store: ResultsStore, patient: str, options: ReportOptio
                                                 baseline=str(v.visit) == baseline_visit),
             "lymphocytes_per_uL": _num(lymph.get(str(v.visit))),
             "rows": rows, "thumbnails": thumbs, "denominators": dens,
+            "data_warnings": _data_warnings(samples[samples["visit"].astype(str) == str(v.visit)]
+                                            if "visit" in samples.columns else samples),
             "multi_tube": sorted({r["population"] for r in rows if r["n_tubes"] > 1}),
         })
 
