@@ -116,7 +116,7 @@ DATA_FLAG_TEXT = {
 
 def _data_warnings(samples: pd.DataFrame) -> list[dict[str, str]]:
     """Per tube, the data flags of its sample with their meaning (from ``qc_flags``)."""
-    out = []
+    out: list[dict[str, str]] = []
     if samples.empty or "qc_flags" not in samples.columns:
         return out
     for s in samples.itertuples(index=False):
