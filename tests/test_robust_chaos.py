@@ -193,3 +193,12 @@ def test_a_stale_lock_is_recognised(tmp_path, monkeypatch):
     finally:
         holder.kill()
         holder.wait()
+
+
+@pytest.mark.parametrize("start_method", ["spawn", "forkserver"])
+def test_workers_bound_to_the_run_work_with_every_start_method(study, tmp_path, start_method):
+    """With ``forkserver`` a worker's direct parent is the fork server, not the run: it must still work."""
+    from cytokit.pipeline import run
+
+    summary = run(study, tmp_path / "out", jobs=2, start_method=start_method)
+    assert summary.ok == 6 and summary.failed == 0, summary.failures

@@ -6,8 +6,9 @@ Contract
 exits by itself when its parent dies, however the parent died (SIGTERM, ``kill -9``, a crash):
 
 - on Linux the kernel sends it SIGKILL (``prctl(PR_SET_PDEATHSIG)``, set through ``ctypes``);
-- everywhere a daemon watchdog thread checks once a second that the parent is still its parent and
-  calls ``os._exit`` otherwise (also covers a parent that died before the ``prctl`` call).
+- everywhere a daemon watchdog thread checks once a second that its parent process is unchanged and the
+  run's process (``parent_pid``; with the ``forkserver`` start method not the direct parent) is alive,
+  and calls ``os._exit`` otherwise (also covers a parent that died before the ``prctl`` call).
 
 It also closes the worker's inherited copies of output-folder lock descriptors (``fork`` copies every
 descriptor), so the lock of a run is held by the run's own process only and is released the moment it
@@ -22,6 +23,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 
 log = logging.getLogger(__name__)
@@ -47,11 +49,21 @@ def _set_parent_death_signal() -> None:
         pass
 
 
-def _watchdog(parent_pid: int) -> None:
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - exists, owned by someone else
+        return True
+    return True
+
+
+def _watchdog(parent_pid: int, ppid: int) -> None:
     while True:
-        if os.getppid() != parent_pid:
-            os._exit(1)  # the parent died: nothing will read this worker's results
-        threading.Event().wait(WATCHDOG_SECONDS)
+        if os.getppid() != ppid or not _alive(parent_pid):
+            os._exit(1)  # the run died: nothing will read this worker's results
+        time.sleep(WATCHDOG_SECONDS)
 
 
 def close_inherited_locks() -> None:
@@ -69,10 +81,12 @@ def bind_to_parent(parent_pid: int) -> None:
     """Worker start-up: die with ``parent_pid``, default SIGTERM action, no inherited run locks."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # fork copied the CLI's graceful handler
     close_inherited_locks()
-    _set_parent_death_signal()
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+    _set_parent_death_signal()  # the direct parent: the run itself, or a forkserver that exits with it
+    ppid = os.getppid()
+    if ppid == 1 or not _alive(parent_pid):  # the run died before prctl took effect
         os._exit(1)
-    threading.Thread(target=_watchdog, args=(parent_pid,), name="cytokit-parent-watchdog", daemon=True).start()
+    threading.Thread(target=_watchdog, args=(parent_pid, ppid), name="cytokit-parent-watchdog",
+                     daemon=True).start()
 
 
 def stop_pool(pool: ProcessPoolExecutor) -> None:
