@@ -135,11 +135,14 @@ def test_default_tube_preference_must_match_the_pipeline_tubes(own_trial, tmp_pa
         preflight(load_pipeline(cfg))
 
 
-def test_unknown_clustering_population_is_found_first(trial, tmp_path):
+def test_unknown_clustering_population_is_found_first(trial, tmp_path, monkeypatch):
     cfg = write_pipeline(tmp_path / "cfg", trial, outputs={"clustering": True},
-                         clustering={"population": "T-cells", "tube": "tmem"})
-    with pytest.raises(PipelineError, match="clustering.population: 'T-cells' is not a population"):
+                         clustering={"population": "T-cells", "tube": "tmem", "phenotypes": "my_phenotypes.yaml"})
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(PipelineError, match="clustering.population: 'T-cells' is not a population") as err:
         preflight(load_pipeline(cfg))
+    # a path in the pipeline YAML is relative to the YAML's folder, not to the current one
+    assert f"clustering.phenotypes: file not found: {tmp_path / 'cfg' / 'my_phenotypes.yaml'}" in str(err.value)
 
 
 def test_clinical_columns_mapping_and_trial_without_stratum(own_trial, tmp_path):

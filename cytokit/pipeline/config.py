@@ -234,10 +234,14 @@ def resolve_paths(config: PipelineConfig, base: Path) -> PipelineConfig:
         clinical = c.model_copy(update={"path": _resolve(base, c.path), "il2_cycles": _resolve(base, c.il2_cycles)})
     report = config.report.model_copy(update={
         "reference_intervals": _resolve_name(base, config.report.reference_intervals)})
+    clustering = config.clustering
+    if clustering and isinstance(clustering.get("phenotypes"), str):
+        clustering = {**clustering, "phenotypes": _resolve_name(base, clustering["phenotypes"])}
     tubes = {k: t.model_copy(update={"panel": _resolve_name(base, t.panel),
                                       "strategy": _resolve_name(base, t.strategy)})
              for k, t in config.tubes.items()}
-    return config.model_copy(update={"manifest": manifest, "clinical": clinical, "tubes": tubes, "report": report})
+    return config.model_copy(update={"manifest": manifest, "clinical": clinical, "tubes": tubes, "report": report,
+                                      "clustering": clustering})
 
 
 def load_pipeline(name_or_path: str | Path) -> PipelineConfig:

@@ -243,6 +243,9 @@ def check_clustering_population(config: PipelineConfig, tubes: dict[str, TubeDef
     if tube is not None and tube not in config.tubes:
         problems.append(f"clustering.tube: {tube!r} is not a tube of this pipeline (tubes: {sorted(config.tubes)})")
         return
+    phenotypes = options.get("phenotypes")
+    if isinstance(phenotypes, str) and Path(phenotypes).is_absolute() and not Path(phenotypes).is_file():
+        problems.append(f"clustering.phenotypes: file not found: {phenotypes}")
     candidates = [tubes[tube]] if tube is not None and tube in tubes else list(tubes.values())
     names: dict[str, list[str]] = {}
     for t in candidates:
