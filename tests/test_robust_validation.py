@@ -174,3 +174,27 @@ def test_strategy_panel_path_is_relative_to_the_strategy_file(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     strategy = load_strategy(folder / "my_tmem.yaml")
     assert strategy.definition.panel == str(folder / "my_panel.yaml")
+
+
+def test_rule_fields_that_collide_with_results_are_refused(trial, tmp_path):
+    cfg = load_pipeline(write_pipeline(tmp_path / "cfg", trial, clinical=None, counts={"method": "none"},
+                                       manifest={"input": str(trial / "fcs"), "rules": [
+                                           {"pattern": r"^(?P<patient>P\d+)_(?P<status>W\d+)_(?P<tube>tmem|nkb)",
+                                            "set": {"arm": "a", "visit": "v"}}]}))
+    _, problems = build_manifest(cfg)
+    assert problems and "['status'] are names cytokit writes" in problems[0]
+
+
+def test_a_newline_in_a_patient_id_cannot_forge_log_lines(own_trial, tmp_path, capsys):
+    from cytokit.cli.main import main as cli_main
+
+    forged = "P002\nERROR cytokit.pipeline.runner: forged line"
+    for name in ("manifest.csv", "clinical.csv"):
+        _edit_csv(own_trial / name, lambda df: df.assign(patient=df["patient"].replace("P002", forged)))
+    cfg = write_pipeline(tmp_path / "cfg", own_trial, outputs={"reports": True}, report={"pdf": False})
+    assert cli_main(["run", str(cfg), "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "P002\\nERROR cytokit.pipeline.runner: forged line" in err
+    assert not any(line.startswith("ERROR cytokit.pipeline.runner: forged") for line in err.splitlines())
+    reports = sorted(p.name for p in (tmp_path / "out" / "reports").iterdir())
+    assert reports[0] == "P001.html" and reports[1].startswith("P002_ERROR_cytokit.pipeline.runner_forged_line-")

@@ -115,6 +115,11 @@ def _from_rules(config: PipelineConfig, problems: list[str]) -> pd.DataFrame:
         rows.append(row)
     if not rows and not problems:
         problems.append(f"{m.input}: no files match {m.glob!r}")
+    clash = sorted({k for r in rows for k in r} & (reserved_columns() - {"path", "_where"}))
+    if clash:
+        problems.append(f"manifest.rules/defaults: field(s) {clash} are names cytokit writes in the results "
+                        "tables; use other group names")
+        return pd.DataFrame(columns=list(MANIFEST_FIELDS))
     return pd.DataFrame(rows, columns=list(dict.fromkeys([*MANIFEST_FIELDS, *(k for r in rows for k in r)])))
 
 
