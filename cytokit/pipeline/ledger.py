@@ -2,7 +2,7 @@
 
 Contract
 --------
-``OUT/ledger.sqlite`` has four tables:
+``OUT/ledger.sqlite`` has five tables:
 
 * ``runs``: one row per invocation (``run_id``, ``pipeline``, ``pipeline_name``, ``config_hash``,
   ``cytokit_version``, ``package_versions`` JSON, ``executor``, ``started``/``finished`` ISO UTC,
@@ -12,7 +12,10 @@ Contract
 * ``samples``: the current state of each sample (``sample_id`` primary key, ``file``, ``sha256``, ``key``
   = hash of file + definitions, ``status`` ok|failed, ``error``, ``result_sha256`` of its stored
   ``result.json``, ``seconds``, ``peak_rss_mb``, ``timings`` JSON, ``run_id``, ``finished``);
-* ``attempts``: the history of every sample attempt (same columns, append-only).
+* ``attempts``: the history of every sample attempt (same columns, append-only);
+* ``stages``: the last successful run of each cohort stage (``stage`` primary key, ``fingerprint`` of
+  its inputs, ``outputs_sha256`` of its output folder, ``inputs`` JSON, ``finished``), see
+  :mod:`cytokit.pipeline.stages`.
 
 A sample row is written only after its result files are complete on disk (atomic rename), inside one
 SQLite transaction, so a crash can never leave a row that points at a partial result.
@@ -40,6 +43,8 @@ CREATE TABLE IF NOT EXISTS samples (
 CREATE TABLE IF NOT EXISTS attempts (
     sample_id TEXT, file TEXT, sha256 TEXT, key TEXT, status TEXT, error TEXT,
     result_sha256 TEXT, seconds REAL, peak_rss_mb REAL, timings TEXT, run_id INTEGER, finished TEXT);
+CREATE TABLE IF NOT EXISTS stages (
+    stage TEXT PRIMARY KEY, fingerprint TEXT, outputs_sha256 TEXT, inputs TEXT, finished TEXT);
 """
 
 SAMPLE_COLUMNS = ("sample_id", "file", "sha256", "key", "status", "error", "result_sha256", "seconds",
@@ -141,6 +146,18 @@ class Ledger:
         stale = [s for s in self.samples() if s not in keep]
         self._write([("DELETE FROM samples WHERE sample_id=?", (s,)) for s in stale])
         return stale
+
+    # -- cohort stages ----------------------------------------------------------------------------
+    def stages(self) -> dict[str, dict[str, Any]]:
+        """stage -> its last successful record (fingerprint, outputs_sha256, inputs, finished)."""
+        return {r["stage"]: dict(r) for r in self._query("SELECT * FROM stages")}
+
+    def record_stage(self, stage: str, fingerprint: str, outputs_sha256: str, inputs: str) -> None:
+        self._write([("INSERT OR REPLACE INTO stages VALUES (?, ?, ?, ?, ?)",
+                      (stage, fingerprint, outputs_sha256, inputs, utc_now()))])
+
+    def forget_stage(self, stage: str) -> None:
+        self._write([("DELETE FROM stages WHERE stage=?", (stage,))])
 
 
 def open_ledger(out: str | Path) -> Ledger:

@@ -75,6 +75,12 @@ class RunSummary:
     stage_errors: dict[str, str] = field(default_factory=dict)
     output_errors: dict[str, str] = field(default_factory=dict)
     config_hash: str = ""
+    #: wall-clock seconds per phase: preflight, analyse (mapping the task, including storing results),
+    #: store (the part of analyse the parent spent writing results and ledger rows), assemble, outputs,
+    #: stages; and the cohort stages reused / recomputed (``stages_reused``, ``stages_run``)
+    timings: dict[str, float] = field(default_factory=dict)
+    stages_reused: list[str] = field(default_factory=list)
+    stages_run: list[str] = field(default_factory=list)
 
     @property
     def success(self) -> bool:
@@ -254,15 +260,18 @@ def run(config: PipelineConfig | str | Path, out: str | Path, *, jobs: int | Non
     task_spec = task if task is not None else config.executor.task
     task_fn = resolve_task(task_spec)
     task_name = task_spec if isinstance(task_spec, str) else f"{task_fn.__module__}:{task_fn.__qualname__}"
+    t_pre = time.perf_counter()
     plan = preflight(config)
+    t_pre = time.perf_counter() - t_pre
     check_output_folder(out, plan, force=force)
     config_hash = config.hash()
     started = utc_now()
     lock = lock_output_folder(out)
     try:
-        return _run_locked(plan, out, config_hash, started, t0, task_fn, task_name, jobs=jobs, scheduler=scheduler,
-                           recompute=recompute, progress=progress, executor=executor, start_method=start_method,
-                           stages=stages)
+        summary = _run_locked(plan, out, config_hash, started, t0, task_fn, task_name, jobs=jobs,
+                              scheduler=scheduler, recompute=recompute, progress=progress, executor=executor,
+                              start_method=start_method, stages=stages, preflight_seconds=t_pre)
+        return summary
     finally:
         os.close(lock)
 
@@ -367,7 +376,7 @@ def _pid_alive(pid: int) -> bool:
 def _run_locked(plan: RunPlan, out: Path, config_hash: str, started: str, t0: float,
                 task_fn: Callable[[SampleJob], SampleOutput], task_name: str, *, jobs: int | None,
                 scheduler: str | None, recompute: bool, progress: Progress | None, executor: Executor | None,
-                start_method: str | None, stages: bool) -> RunSummary:
+                start_method: str | None, stages: bool, preflight_seconds: float = 0.0) -> RunSummary:
     config = plan.config
     stale = remove_stale_temporaries(out)
     if stale:
@@ -397,10 +406,14 @@ def _run_locked(plan: RunPlan, out: Path, config_hash: str, started: str, t0: fl
         def mark(status: str) -> None:
             atomic_write_text(out / "run_info.json", _run_info(plan, config_hash, started, status, {}))
 
+        timings = {"preflight": preflight_seconds, "store": 0.0}
+        t_map = time.perf_counter()
         outputs = executor.map(task_fn, todo)
         try:
             for output in outputs:
+                t_save = time.perf_counter()
                 store.save(by_id[output.sample_id], output, run_id)
+                timings["store"] += time.perf_counter() - t_save
                 if output.status != "ok":
                     failures[output.sample_id] = output.error
                 progress.update(output)
@@ -417,8 +430,10 @@ def _run_locked(plan: RunPlan, out: Path, config_hash: str, started: str, t0: fl
             progress.finish()
             if own_executor:
                 executor.close()
+        timings["analyse"] = time.perf_counter() - t_map
         try:
-            summary = _finish(plan, out, store, all_jobs, failures, skipped, inputs, stages)
+            summary = _finish(plan, out, store, all_jobs, failures, skipped, inputs, stages, timings,
+                              recompute=recompute)
         except BaseException as exc:  # e.g. the disk filled up while writing the tables, or SIGTERM
             _abort(ledger, run_id, exc, mark)
             raise
@@ -426,7 +441,9 @@ def _run_locked(plan: RunPlan, out: Path, config_hash: str, started: str, t0: fl
         summary.seconds = time.perf_counter() - t0
         counts = {"n_samples": summary.total, "n_ok": summary.ok, "n_failed": summary.failed,
                   "n_skipped": summary.skipped, "failures": summary.failures,
-                  "stage_errors": summary.stage_errors, "outputs_not_written": summary.output_errors}
+                  "stage_errors": summary.stage_errors, "outputs_not_written": summary.output_errors,
+                  "stages_reused": summary.stages_reused, "stages_run": summary.stages_run,
+                  "timings_s": {k: round(v, 3) for k, v in summary.timings.items()}}
         atomic_write_text(out / "run_info.json", _run_info(plan, config_hash, started, "complete", counts))
         ledger.finish_run(run_id, status="complete", n_ok=summary.ok, n_failed=summary.failed,
                           n_skipped=summary.skipped)
@@ -436,21 +453,29 @@ def _run_locked(plan: RunPlan, out: Path, config_hash: str, started: str, t0: fl
 
 
 def _finish(plan: RunPlan, out: Path, store: ResultsStore, jobs: list[SampleJob], failures: dict[str, str],
-            skipped: int, inputs: list[tuple[str, str, str, str]], stages: bool) -> RunSummary:
-    """After the samples: collect the trusted results, write tables and outputs, run cohort stages."""
+            skipped: int, inputs: list[tuple[str, str, str, str]], stages: bool, timings: dict[str, float], *,
+            recompute: bool = False) -> RunSummary:
+    """After the samples: collect the trusted results, write tables and outputs, run cohort stages.
+
+    Stored results are read one at a time while the tables are assembled (never all held at once)."""
+    t = time.perf_counter()
     states = store.ledger.samples()
-    results = {}
+    results = store.verified({j.sample_id: j.key for j in jobs}, states)
     for job in jobs:
-        state = states.get(job.sample_id, {})
-        if state.get("status") == "ok" and store.trusted(job.sample_id, job.key, state):
-            results[job.sample_id] = store.load(job.sample_id)
-        else:
-            failures[job.sample_id] = state.get("error") or "no valid stored result"
+        if job.sample_id not in results:
+            failures[job.sample_id] = states.get(job.sample_id, {}).get("error") or "no valid stored result"
     summary = RunSummary(out, len(jobs), len(results), len(failures), skipped, dict(sorted(failures.items())))
     populations, samples = assemble_tables(plan.config, plan.samples, results, states, plan.clinical)
+    timings["assemble"] = time.perf_counter() - t
+    t = time.perf_counter()
     summary.output_errors = write_outputs(out, plan, populations, samples, results, inputs)
+    timings["outputs"] = time.perf_counter() - t
     if stages:
-        summary.stage_errors = run_cohort_stages(plan, out)
+        t = time.perf_counter()
+        report = run_cohort_stages(plan, out, force=recompute)
+        summary.stage_errors, summary.stages_reused, summary.stages_run = report.errors, report.reused, report.run
+        timings["stages"] = time.perf_counter() - t
+    summary.timings = timings
     return summary
 
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..io_utils import atomic_write_bytes, atomic_write_text, safe_name, sha256_bytes
 from ..results import ResultsFolder
@@ -89,6 +90,38 @@ class ResultsStore:
             "timings": json.dumps(output.timings, sort_keys=True), "run_id": run_id, "finished": utc_now(),
         })
 
+    def verified(self, keys: dict[str, str], states: dict[str, dict[str, Any]]) -> "StoredResults":
+        """The trusted stored results among ``keys`` (sample_id -> key), read lazily (see :class:`StoredResults`)."""
+        ids = [sid for sid, key in keys.items() if self.trusted(sid, key, states.get(sid))]
+        return StoredResults(self, ids)
+
     def load(self, sample_id: str) -> dict[str, Any]:
         """The stored ``result.json`` of a sample."""
         return ResultsFolder(self.out).sample_result(sample_id)
+
+
+class StoredResults(Mapping):
+    """Read-only mapping sample_id -> stored ``result.json`` that reads each file when asked for it.
+
+    Table assembly walks the samples one at a time, so a run of 10,000 samples never holds 10,000 parsed
+    results at once: memory grows with the tables, not with the stored results.
+    """
+
+    def __init__(self, store: ResultsStore, sample_ids: list[str]) -> None:
+        self._store = store
+        self._ids = list(dict.fromkeys(sample_ids))
+        self._known = set(self._ids)
+
+    def __getitem__(self, sample_id: str) -> dict[str, Any]:
+        if sample_id not in self._known:
+            raise KeyError(sample_id)
+        return self._store.load(sample_id)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, sample_id: object) -> bool:
+        return sample_id in self._known

@@ -104,7 +104,21 @@ def resolve_task(spec: str | Callable[[SampleJob], SampleOutput]) -> Callable[[S
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process in MB (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    """Peak resident set size of this process in MB.
+
+    On Linux this is ``VmHWM`` of ``/proc/self/status``: the high-water mark of this process's own
+    address space. ``ru_maxrss`` is not used there because Linux carries it across ``execve``: a worker
+    started with ``spawn``/``forkserver`` would report at least its parent's resident size at start-up
+    (a parent holding 500 MB made every worker report >= 500 MB). Elsewhere ``ru_maxrss`` (KiB on
+    Linux, bytes on macOS).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
 
