@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,61 @@ def check_file(path: str, tube: TubeDefinitions) -> str | None:
     except CytokitError as exc:
         return str(exc)
     return None
+
+
+def _check_one(path: str, tube: TubeDefinitions | None) -> tuple[str, str | None, str | None]:
+    """(sha256 or "", configuration problem or None, unreadable-file message or None) of one manifest
+    file; ``tube`` None skips the header check. An unreadable HEADER/TEXT is not a configuration problem:
+    that sample fails alone when the run reaches it (see :func:`check_file`)."""
+    if not path or not Path(path).is_file():
+        return "", None, None  # reported by the manifest check
+    try:
+        sha = sha256_file(path)
+    except OSError as exc:
+        return "", f"{path}: cannot read file: {exc.strerror or exc}", None
+    if tube is None:
+        return sha, None, None
+    try:
+        return sha, check_file(path, tube), None
+    except FCSError as exc:
+        return sha, None, str(exc)
+
+
+def _check_chunk(items: list[tuple[str, TubeDefinitions | None]]) -> list[tuple[str, str | None, str | None]]:
+    return [_check_one(path, tube) for path, tube in items]
+
+
+#: below this many files the headers are checked in this process (starting workers would cost more)
+PARALLEL_MIN_FILES = 200
+
+
+def check_files(items: list[tuple[str, TubeDefinitions | None]], *, jobs: int = 1
+                ) -> list[tuple[str, str | None, str | None]]:
+    """(sha256, configuration problem, unreadable-file message) of every ``(path, tube)``, in order
+    (see :func:`_check_one`).
+
+    From :data:`PARALLEL_MIN_FILES` files on, the files are checked in chunks by ``jobs`` worker processes
+    (capped at the number of CPUs): hashing and HEADER/TEXT parsing of 10,000 files is CPU work, not only
+    I/O. Results are identical to the one-process path, which is also the fallback when worker processes
+    cannot be started.
+    """
+    jobs = max(1, min(int(jobs or 1), os.cpu_count() or 1))
+    if jobs == 1 or len(items) < PARALLEL_MIN_FILES:
+        return _check_chunk(items)
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    # ship only what the check needs (the panel), not the strategy, to every worker
+    slim = {id(t): replace(t, strategy=None) for _, t in items if t is not None}
+    light = [(path, slim[id(t)] if t is not None else None) for path, t in items]
+    size = max(20, -(-len(light) // (jobs * 8)))
+    chunks = [light[i:i + size] for i in range(0, len(light), size)]
+    try:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            return [r for part in pool.map(_check_chunk, chunks) for r in part]
+    except (BrokenProcessPool, OSError) as exc:
+        log.warning("parallel header check unavailable (%s); checking in this process", exc)
+        return _check_chunk(items)
 
 
 #: keywords of :func:`cytokit.cluster.stage.run_clustering` that the clustering stage sets itself
@@ -260,8 +316,11 @@ def check_clustering_population(config: PipelineConfig, tubes: dict[str, TubeDef
                         f"(populations: {known})")
 
 
-def preflight(config: PipelineConfig, *, check_headers: bool = True) -> RunPlan:
-    """Validate everything a run needs; raises PipelineError listing every problem (see module contract)."""
+def preflight(config: PipelineConfig, *, check_headers: bool = True, jobs: int | None = None) -> RunPlan:
+    """Validate everything a run needs; raises PipelineError listing every problem (see module contract).
+
+    ``jobs``: processes hashing and header-checking the files (default: the pipeline's ``executor.jobs``;
+    see :func:`check_files`)."""
     problems: list[str] = []
     try:
         samples, manifest_problems = build_manifest(config)
@@ -279,25 +338,16 @@ def preflight(config: PipelineConfig, *, check_headers: bool = True) -> RunPlan:
     check_clustering_population(config, tubes, problems)
     check_reports(config, problems)
     config = check_trial(config, samples, clinical, problems)
+    items = [(str(row.path or ""), tubes.get(row.tube) if check_headers else None)
+             for row in samples.itertuples(index=False)]
     hashes = []
-    for row in samples.itertuples(index=False):
-        if not row.path or not Path(row.path).is_file():
-            hashes.append("")
-            continue
-        try:
-            hashes.append(sha256_file(row.path))
-        except OSError as exc:
-            hashes.append("")
-            problems.append(f"{row.path}: cannot read file: {exc.strerror or exc}")
-            continue
-        if check_headers and row.tube in tubes:
-            try:
-                problem = check_file(row.path, tubes[row.tube])
-            except FCSError as exc:  # one unreadable file never stops the batch: its sample fails alone
-                log.warning("sample %s will fail: %s", row.sample_id, exc)
-                continue
-            if problem:
-                problems.append(problem)
+    results = check_files(items, jobs=jobs if jobs is not None else config.executor.jobs)
+    for sample_id, (sha, problem, unreadable) in zip(samples["sample_id"] if len(samples) else [], results):
+        hashes.append(sha)
+        if unreadable:  # one unreadable file never stops the batch: its sample fails alone
+            log.warning("sample %s will fail: %s", sample_id, unreadable)
+        elif problem:
+            problems.append(problem)
     if len(samples):
         samples = samples.assign(sha256=hashes)
     if clinical is not None and len(samples) and {"patient", "visit"} <= set(clinical.columns):
