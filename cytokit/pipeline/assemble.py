@@ -50,6 +50,33 @@ def _flags_text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+#: sample-level columns written on every population row (from the manifest row of the sample)
+_SAMPLE_KEYS = ("patient", "visit", "week", "arm", "tube", "sample_id", "file", "sha256")
+
+
+def _population_rows(pops: pd.DataFrame, base: dict[str, Any], abs_counts: np.ndarray, method: str,
+                     qc_flags: str) -> pd.DataFrame:
+    """One sample's populations with the table's columns, built in one step (adding ~20 columns one at a
+    time to a small frame cost ~10 ms per sample, the bulk of assembling 10,000 samples)."""
+    columns: dict[str, Any] = {}
+    for col in POPULATION_COLUMNS:
+        if col in _SAMPLE_KEYS and col in base:
+            columns[col] = base[col]
+        elif col == "abs_count_per_uL":
+            columns[col] = abs_counts
+        elif col == "abs_method":
+            columns[col] = np.where(pd.notna(abs_counts), method, "")
+        elif col == "qc_flags":
+            columns[col] = qc_flags
+        elif col == "flags":
+            columns[col] = pops[col].map(_flags_text) if col in pops.columns else ""
+        elif col in pops.columns:
+            columns[col] = pops[col]
+        else:
+            columns[col] = ""
+    return pd.DataFrame(columns, index=pops.index)
+
+
 def assemble_tables(config: PipelineConfig, samples: pd.DataFrame, results: dict[str, dict[str, Any]],
                     states: dict[str, dict[str, Any]], clinical: pd.DataFrame | None
                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -82,17 +109,7 @@ def assemble_tables(config: PipelineConfig, samples: pd.DataFrame, results: dict
         abs_counts, method, abs_flags = absolute_counts(pops, row, counts, lymph)
         checks = consistency_checks(pops, counts)
         check_flags = checks["check_flags"] + abs_flags
-        pops = pops.assign(abs_count_per_uL=abs_counts.to_numpy(),
-                           abs_method=np.where(abs_counts.notna().to_numpy(), method, ""),
-                           qc_flags=qc_flags)
-        for key, value in base.items():
-            if key in ("patient", "visit", "week", "arm", "tube", "sample_id", "file", "sha256"):
-                pops[key] = value
-        for col in POPULATION_COLUMNS:
-            if col not in pops.columns:
-                pops[col] = ""
-        pops["flags"] = pops["flags"].map(_flags_text)
-        pop_frames.append(pops[list(POPULATION_COLUMNS)])
+        pop_frames.append(_population_rows(pops, base, abs_counts.to_numpy(), method, qc_flags))
         sample_rows.append({**base, "status": "ok", "error": "", "n_events": summary.get("n_events"),
                             "n_events_qc": summary.get("n_events_qc"), **checks, "abs_method": method,
                             "qc_flags": qc_flags, "check_flags": ";".join(check_flags)})
