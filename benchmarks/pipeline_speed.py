@@ -33,6 +33,7 @@ import os
 import re
 import statistics
 import sys
+from contextlib import contextmanager
 import tempfile
 import time
 import warnings
@@ -114,28 +115,34 @@ def _vm() -> tuple[float, float]:
     return values["VmRSS"], values["VmHWM"]
 
 
-def memory_by_stage(job) -> SampleOutput:
-    """Runs in a fresh worker: (resident, peak) MB after imports and after each analysis stage of one file."""
-    from cytokit.pipeline import analyse as A
-    from cytokit.gating.preprocess import apply_transforms, compensate, plan_transforms
+class _MemoryMarks:
+    """A stage timer (same protocol as the analysis' own) that records (resident, peak) MB after each stage."""
 
-    marks = {"imports": _vm()}
-    sample = A.read_and_resolve(job)
-    marks["read"] = _vm()
-    sample, _, _, qc_result = A.qc_sample(sample, job.qc)
-    marks["qc"] = _vm()
+    def __init__(self) -> None:
+        self.marks: dict[str, tuple[float, float]] = {"imports": _vm()}
+
+    @contextmanager
+    def __call__(self, stage: str):
+        yield
+        self.marks[stage] = _vm()
+
+
+def memory_by_stage(job) -> SampleOutput:
+    """Runs in a fresh worker: (resident, peak) MB after imports and after each analysis stage of one file,
+    through the same chain as the ``analyse`` task (read, QC, compensation, transforms, gating, export)."""
+    from cytokit.gating.preprocess import prepare
+    from cytokit.pipeline import analyse as A
+
+    memory = _MemoryMarks()
     strategy = A.job_strategy(job)
-    sample = compensate(sample, strategy.definition)
-    marks["compensation"] = _vm()
-    plan = plan_transforms(sample, strategy.definition)
-    prepared = apply_transforms(sample, plan)
-    del sample
-    marks["transforms"] = _vm()
-    result = strategy.apply_prepared(prepared, plan)
-    marks["gating"] = _vm()
-    A.export_gatingml(result, qc_result)
-    marks["export"] = _vm()
-    return SampleOutput(sample_id=job.sample_id, summary={"marks": marks})
+    with memory("read"):
+        read = [A.read_and_resolve(job)]
+    prep = prepare(read.pop(), strategy.definition, panel=False, qc=job.qc, timer=memory)
+    with memory("gating"):
+        result = strategy.apply_prepared(prep.sample, list(prep.plan), qc=prep.qc)
+    with memory("export"):
+        A.export_gatingml(result)
+    return SampleOutput(sample_id=job.sample_id, summary={"marks": memory.marks})
 
 
 def amdahl_parallel_fraction(speedup: float, workers: int = 2) -> float:
