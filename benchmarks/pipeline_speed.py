@@ -207,6 +207,11 @@ def main(argv: list[str] | None = None) -> dict:
           + f"; total {sum(serial.values()):.2f}s = {100 * sum(serial.values()) / run2['seconds']:.1f}% of the run. "
           f"Overlapped with the workers: parent storing results and ledger rows {parent_store:.2f}s "
           f"(it competes with the workers for the 2 cores).")
+    serial1 = run1["seconds"] - run1.get("analyse", 0.0)
+    s1 = serial1 / run1["seconds"]
+    bound = 1 / (s1 + (1 - s1) / 2)
+    print(f"code-attributable bound: the 1-worker run spent {serial1:.2f}s ({100 * s1:.1f}%) outside the analysis "
+          f"window (serial by construction); with perfect scaling inside it, 2 workers would give x{bound:.2f}")
     if rate2 / rate1 < 1.8:
         ideal = t1 / 2
         print(f"below x1.8: the analysis window took {t2:.1f}s on 2 workers vs {ideal:.1f}s for perfect scaling; "
@@ -253,7 +258,7 @@ def main(argv: list[str] | None = None) -> dict:
               "speedup_vs_flowkit": med_fk / med_ours, "stages_s": stage_med,
               "throughput_files_per_s": {"1": rate1, "2": rate2}, "throughput_ratio": rate2 / rate1,
               "whole_run_files_per_s": {"1": whole1, "2": whole2}, "whole_run_ratio": speedup,
-              "amdahl_parallel_fraction": p, "serial_s": serial, "parent_store_s": parent_store,
+              "amdahl_parallel_fraction": p, "serial_s": serial, "serial_bound_ratio": bound, "parent_store_s": parent_store,
               "load_average": os.getloadavg()[0], "memory_by_stage_mb": marks,
               "peak_rss_mb_per_worker": max(peak1, peak2),
               "max_count_rel_diff_vs_flowkit": max(diffs) if diffs else None}

@@ -18,7 +18,10 @@ order, so identical inputs give byte-identical files.
 """
 from __future__ import annotations
 
+import logging
 import math
+import os
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -28,6 +31,8 @@ from ..results import schema as S
 from ..results.reader import coerce
 from .config import PipelineConfig
 from .counts import absolute_counts, consistency_checks
+
+log = logging.getLogger(__name__)
 
 #: the populations table's columns and the samples table's result columns (owned by cytokit.results.schema)
 POPULATION_COLUMNS: tuple[str, ...] = S.POPULATION_COLUMNS
@@ -77,19 +82,18 @@ def _population_rows(pops: pd.DataFrame, base: dict[str, Any], abs_counts: np.nd
     return pd.DataFrame(columns, index=pops.index)
 
 
-def assemble_tables(config: PipelineConfig, samples: pd.DataFrame, results: dict[str, dict[str, Any]],
-                    states: dict[str, dict[str, Any]], clinical: pd.DataFrame | None
-                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Build the populations and samples tables (see module contract).
+#: from this many samples on, the rows are built by worker processes in chunks (see assemble_tables)
+PARALLEL_MIN_SAMPLES = 500
 
-    ``samples``: the run's sample table (manifest + ``sha256``); ``results``: sample_id -> stored
-    ``result.json`` for samples analysed ok; ``states``: sample_id -> ledger row (status, error).
-    """
+
+def _assemble_chunk(config: PipelineConfig, records: list[dict[str, Any]], results: Mapping[str, dict[str, Any]],
+                    states: dict[str, dict[str, Any]], clinical: pd.DataFrame | None, manifest_cols: list[str]
+                    ) -> tuple[pd.DataFrame | None, list[dict[str, Any]]]:
+    """Population rows (one frame, untyped) and sample rows of ``records`` (manifest rows, in order)."""
     counts = config.counts
     lymph_col = config.clinical.lymphocytes_column if config.clinical else "lymphocytes_per_uL"
-    manifest_cols = [c for c in samples.columns if c not in ("path", "sha256", "sample_id", "file")]
     pop_frames, sample_rows = [], []
-    for row in samples.sort_values("sample_id", kind="stable").to_dict("records"):
+    for row in records:
         sid = row["sample_id"]
         base = {"sample_id": sid, "file": row["file"], "sha256": row.get("sha256", "")}
         base.update({c: row.get(c, "") for c in manifest_cols})
@@ -113,6 +117,51 @@ def assemble_tables(config: PipelineConfig, samples: pd.DataFrame, results: dict
         sample_rows.append({**base, "status": "ok", "error": "", "n_events": summary.get("n_events"),
                             "n_events_qc": summary.get("n_events_qc"), **checks, "abs_method": method,
                             "qc_flags": qc_flags, "check_flags": ";".join(check_flags)})
+    return (pd.concat(pop_frames, ignore_index=True) if pop_frames else None), sample_rows
+
+
+def _chunk_results(results: Mapping[str, dict[str, Any]], ids: list[str]) -> Mapping[str, dict[str, Any]]:
+    """What a worker needs of ``results`` for ``ids``: a lazy store mapping narrowed to them, or a dict."""
+    narrow = getattr(results, "subset", None)
+    return narrow(ids) if narrow is not None else {s: results[s] for s in ids if s in results}
+
+
+def assemble_tables(config: PipelineConfig, samples: pd.DataFrame, results: Mapping[str, dict[str, Any]],
+                    states: dict[str, dict[str, Any]], clinical: pd.DataFrame | None, *, jobs: int = 1
+                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Build the populations and samples tables (see module contract).
+
+    ``samples``: the run's sample table (manifest + ``sha256``); ``results``: sample_id -> stored
+    ``result.json`` for samples analysed ok (a dict, or the lazy mapping of
+    :meth:`~cytokit.pipeline.store.ResultsStore.verified`); ``states``: sample_id -> ledger row (status,
+    error). With ``jobs`` > 1 and at least :data:`PARALLEL_MIN_SAMPLES` samples, consecutive chunks of
+    samples are assembled by ``jobs`` worker processes (each reading its own stored results) and joined
+    in order: the tables are identical to the one-process path, which is also the fallback.
+    """
+    manifest_cols = [c for c in samples.columns if c not in ("path", "sha256", "sample_id", "file")]
+    records = samples.sort_values("sample_id", kind="stable").to_dict("records")
+    jobs = max(1, min(int(jobs or 1), os.cpu_count() or 1))
+    parts = None
+    if jobs > 1 and len(records) >= PARALLEL_MIN_SAMPLES:
+        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures.process import BrokenProcessPool
+
+        size = -(-len(records) // (jobs * 4))
+        chunks = [records[i:i + size] for i in range(0, len(records), size)]
+        try:
+            with ProcessPoolExecutor(max_workers=jobs) as pool:
+                futures = [pool.submit(_assemble_chunk, config, chunk,
+                                       _chunk_results(results, [r["sample_id"] for r in chunk]),
+                                       {r["sample_id"]: states[r["sample_id"]] for r in chunk
+                                        if r["sample_id"] in states}, clinical, manifest_cols)
+                           for chunk in chunks]
+                parts = [f.result() for f in futures]
+        except (BrokenProcessPool, OSError) as exc:
+            log.warning("parallel table assembly unavailable (%s); assembling in this process", exc)
+    if parts is None:
+        parts = [_assemble_chunk(config, records, results, states, clinical, manifest_cols)]
+    pop_frames = [frame for frame, _ in parts if frame is not None]
+    sample_rows = [row for _, rows in parts for row in rows]
     populations = (pd.concat(pop_frames, ignore_index=True) if pop_frames
                    else pd.DataFrame(columns=list(POPULATION_COLUMNS)))
     sample_cols = ["sample_id", "file", "sha256", *manifest_cols, *SAMPLE_RESULT_COLUMNS]

@@ -465,7 +465,8 @@ def _finish(plan: RunPlan, out: Path, store: ResultsStore, jobs: list[SampleJob]
         if job.sample_id not in results:
             failures[job.sample_id] = states.get(job.sample_id, {}).get("error") or "no valid stored result"
     summary = RunSummary(out, len(jobs), len(results), len(failures), skipped, dict(sorted(failures.items())))
-    populations, samples = assemble_tables(plan.config, plan.samples, results, states, plan.clinical)
+    populations, samples = assemble_tables(plan.config, plan.samples, results, states, plan.clinical,
+                                           jobs=min(8, os.cpu_count() or 1))
     timings["assemble"] = time.perf_counter() - t
     t = time.perf_counter()
     summary.output_errors = write_outputs(out, plan, populations, samples, results, inputs)

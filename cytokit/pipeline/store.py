@@ -104,18 +104,19 @@ class StoredResults(Mapping):
     """Read-only mapping sample_id -> stored ``result.json`` that reads each file when asked for it.
 
     Table assembly walks the samples one at a time, so a run of 10,000 samples never holds 10,000 parsed
-    results at once: memory grows with the tables, not with the stored results.
+    results at once: memory grows with the tables, not with the stored results. It holds only the folder
+    and the ids (picklable), so worker processes can read their share (:meth:`subset`).
     """
 
-    def __init__(self, store: ResultsStore, sample_ids: list[str]) -> None:
-        self._store = store
+    def __init__(self, store: ResultsStore | Path, sample_ids: list[str]) -> None:
+        self._out = Path(store.out if isinstance(store, ResultsStore) else store)
         self._ids = list(dict.fromkeys(sample_ids))
         self._known = set(self._ids)
 
     def __getitem__(self, sample_id: str) -> dict[str, Any]:
         if sample_id not in self._known:
             raise KeyError(sample_id)
-        return self._store.load(sample_id)
+        return ResultsFolder(self._out).sample_result(sample_id)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._ids)
@@ -125,3 +126,7 @@ class StoredResults(Mapping):
 
     def __contains__(self, sample_id: object) -> bool:
         return sample_id in self._known
+
+    def subset(self, sample_ids: list[str]) -> "StoredResults":
+        """The same lazy mapping narrowed to ``sample_ids``."""
+        return StoredResults(self._out, [s for s in sample_ids if s in self._known])
