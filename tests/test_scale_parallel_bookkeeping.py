@@ -22,7 +22,7 @@ def study(tmp_path_factory) -> tuple[Path, Path]:
     return path, base / "out"
 
 
-def test_parallel_header_checks_equal_serial_and_report_every_problem(tmp_path, monkeypatch):
+def test_parallel_header_checks_equal_serial_and_name_the_unreadable_file(tmp_path, monkeypatch):
     trial = simulate_small_trial(tmp_path / "trial", events=500, visits=("W0",))
     fcs = trial / "fcs"
     bad = sorted(fcs.glob("*.fcs"))[0]
@@ -37,9 +37,10 @@ def test_parallel_header_checks_equal_serial_and_report_every_problem(tmp_path, 
     monkeypatch.setattr(preflight_module, "PARALLEL_MIN_FILES", 2)
     parallel = preflight_module.check_files(items, jobs=2)
     assert parallel == serial
-    problems = [p for _, p in serial if p]
-    assert len(problems) == 1 and bad.name in problems[0]
-    assert all(len(sha) == 64 for sha, _ in serial)
+    unreadable = [u for _, _, u in serial if u]
+    assert len(unreadable) == 1 and bad.name in unreadable[0]      # that sample will fail alone
+    assert not any(p for _, p, _ in serial)
+    assert all(len(sha) == 64 for sha, _, _ in serial)
 
 
 def test_parallel_assembly_equals_serial(study, monkeypatch):
