@@ -40,8 +40,8 @@ def _env() -> dict[str, str]:
             "CYTOKIT_TOY_SLEEP": "0.15"}
 
 
-def _start(pipeline: Path, out: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "cytokit", "-q", "run", str(pipeline), "--out", str(out)],
+def _start(pipeline: Path, out: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "cytokit", "-q", "run", str(pipeline), "--out", str(out), *extra],
                             env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
 
 
@@ -102,7 +102,9 @@ def test_kill_at_random_moments_then_resume(study, tmp_path):
     outcomes = []
     for i in range(KILLS):
         sig = signal.SIGTERM if i % 2 == 0 else signal.SIGKILL
-        proc = _start(study, out)
+        # a complete study re-runs in seconds (stored samples and unchanged cohort stages are reused), so
+        # every SIGKILL run redoes everything (--recompute) to stay long enough to be interrupted
+        proc = _start(study, out, *(("--recompute",) if sig == signal.SIGKILL else ()))
         time.sleep(rng.uniform(0.5, max(1.0, duration)))
         if proc.poll() is None:
             os.kill(proc.pid, sig)  # the run's main process only, as a user or a scheduler would
