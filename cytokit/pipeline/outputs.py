@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import logging
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -31,7 +31,7 @@ EVENTS_FILE = "events.npz"
 WORKSPACE_COUNT_EVENTS = 20_000_000
 
 
-def _workspace(out: Path, plan: RunPlan, samples: pd.DataFrame, results: dict[str, dict[str, Any]]) -> None:
+def _workspace(out: Path, plan: RunPlan, samples: pd.DataFrame, results: Mapping[str, dict[str, Any]]) -> None:
     """One FlowJo workspace over every analysed sample, built from the stored Gating-ML of each sample
     (which starts with the QC gates, see :func:`~cytokit.pipeline.analyse.export_gatingml`).
 
@@ -58,7 +58,7 @@ def _workspace(out: Path, plan: RunPlan, samples: pd.DataFrame, results: dict[st
     write_workspace(out / "workspace.wsp", entries, with_counts=with_counts)
 
 
-def _anndata(out: Path, plan: RunPlan, samples: pd.DataFrame, results: dict[str, dict[str, Any]]) -> None:
+def _anndata(out: Path, plan: RunPlan, samples: pd.DataFrame, results: Mapping[str, dict[str, Any]]) -> None:
     try:
         import anndata
     except ImportError:
@@ -98,14 +98,14 @@ def _anndata(out: Path, plan: RunPlan, samples: pd.DataFrame, results: dict[str,
             tmp.unlink(missing_ok=True)
 
 
-EXTRA_OUTPUTS: dict[str, Callable[[Path, RunPlan, pd.DataFrame, dict[str, dict[str, Any]]], None]] = {
+EXTRA_OUTPUTS: dict[str, Callable[[Path, RunPlan, pd.DataFrame, Mapping[str, dict[str, Any]]], None]] = {
     "flowjo_workspace": _workspace,
     "anndata": _anndata,
 }
 
 
 def write_extra_outputs(out: Path, plan: RunPlan, samples: pd.DataFrame,
-                        results: dict[str, dict[str, Any]]) -> dict[str, str]:
+                        results: Mapping[str, dict[str, Any]]) -> dict[str, str]:
     """Run the enabled writers of :data:`EXTRA_OUTPUTS`; returns ``{output: error}`` for failures."""
     errors: dict[str, str] = {}
     for name, writer in EXTRA_OUTPUTS.items():

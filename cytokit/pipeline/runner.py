@@ -27,7 +27,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import pandas as pd
 
@@ -524,7 +524,7 @@ def _forget_stale(store: ResultsStore, keep: set[str]) -> None:
 
 
 def write_outputs(out: Path, plan: RunPlan, populations: pd.DataFrame, samples: pd.DataFrame,
-                  results: dict[str, dict[str, Any]], inputs: list[tuple[str, str, str, str]]) -> dict[str, str]:
+                  results: Mapping[str, dict[str, Any]], inputs: list[tuple[str, str, str, str]]) -> dict[str, str]:
     """Tables (Parquet/CSV), clinical copies, input list, then the FlowJo/AnnData extras.
 
     Returns ``{output: error}`` for extras that could not be written."""

@@ -26,6 +26,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
+from pydantic import BaseModel
+
 from ..errors import CytokitError
 from ..results.schema import (CLINICAL, CLUSTERING_DIR, IL2_CYCLES, POPULATIONS, REPORTS_DIR, SAMPLES,
                               TRIAL_DIR)
@@ -65,7 +67,7 @@ def _reports(plan: RunPlan, out: Path) -> None:
 
 def _stage_config(plan: RunPlan, name: str) -> Any:
     value = {"trial": plan.config.trial, "clustering": plan.config.clustering, "reports": plan.config.report}[name]
-    return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+    return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
 
 
 STAGES: dict[str, tuple[str, Callable[[RunPlan, Path], None], str]] = {
