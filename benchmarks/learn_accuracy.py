@@ -2,6 +2,8 @@
 
 1. Simulated studies whose "expert" gates follow rules the shipped defaults do not know:
    * lab "valley": CD25+ (and Treg's CD25 side) and CD28+ set at the deepest density valley;
+   * lab "bright": CD25+ and Treg's CD25 at the last (highest) clear valley (CD25bright convention),
+     CD28+ CD4 at the deepest valley;
    * lab "negq": CD25+ and Treg's CD25 set at a fixed quantile (99th) of the *negative peak* (mode +
      99th percentile of the mirrored lower half), placed per sample on the data.
    Each lab's gates are written as a FlowJo workspace (cytokit.flowjo.write_workspace) over simulated
@@ -45,6 +47,11 @@ def negq_cut(x: np.ndarray, q: float = 0.99) -> float:
     return float(mode + np.quantile(low, q))
 
 
+def bright_cut(x: np.ndarray) -> float:
+    """Lab rule (CD25bright convention): the last (highest) clear valley in 0.05..0.95 (logicle)."""
+    return fit_threshold(x[np.isfinite(x)], ThresholdParams(mode="valley", valley="last", bounds=(0.05, 0.95))).value
+
+
 def valley_cut(x: np.ndarray) -> float:
     """Lab rule: the deepest valley of the density anywhere in 0.05..0.95 (logicle)."""
     return fit_threshold(x[np.isfinite(x)], ThresholdParams(mode="valley", bounds=(0.05, 0.95))).value
@@ -55,6 +62,7 @@ LAB_RULES = {
     "valley": {"CD25+ CD4": [valley_cut], "Treg": [valley_cut, None], "CD28+ CD4": [valley_cut],
                "CD28+ CD8": [valley_cut]},
     "negq": {"CD25+ CD4": [negq_cut], "Treg": [negq_cut, None]},
+    "bright": {"CD25+ CD4": [bright_cut], "Treg": [bright_cut, None], "CD28+ CD4": [valley_cut]},
 }
 
 
@@ -83,7 +91,7 @@ def expert_document(strategy: Strategy, path: Path, rules: dict):
     return sample, read_gatingml(lab.apply(sample).to_gatingml().encode())
 
 
-def simulated(out: Path, events: int, n_train: int = 2) -> pd.DataFrame:
+def simulated(out: Path, events: int, n_train: int = 2, labs: list[str] | None = None) -> pd.DataFrame:
     trial = out / "trial"
     if not (trial / "manifest.csv").exists():
         simulate_trial(trial, SimulationConfig(patients_per_arm=3, visits=["W0", "W24"], tubes=["tmem"],
@@ -92,6 +100,8 @@ def simulated(out: Path, events: int, n_train: int = 2) -> pd.DataFrame:
     tmem = load_strategy("tmem")
     rows = []
     for lab, rules in LAB_RULES.items():
+        if labs is not None and lab not in labs:
+            continue
         wsp = out / f"expert_{lab}.wsp"
         write_workspace(wsp, [expert_document(tmem, f, rules) for f in files])
         # train on one IL-2 and one control sample
@@ -155,10 +165,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=20000)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--labs", default=",".join(LAB_RULES), help="simulated labs to run (comma-separated)")
+    ap.add_argument("--no-flowsom", action="store_true", help="skip the flowsom_68983 ceiling checks")
     args = ap.parse_args(argv)
     out = args.out or Path(tempfile.mkdtemp(prefix="cytokit_learn_"))
     out.mkdir(parents=True, exist_ok=True)
-    table = pd.concat([simulated(out, args.events), flowsom(out)], ignore_index=True)
+    labs = [x for x in args.labs.split(",") if x]
+    table = pd.concat([simulated(out, args.events, labs=labs), pd.DataFrame() if args.no_flowsom else flowsom(out)],
+                      ignore_index=True)
     pd.set_option("display.width", 220)
     pd.set_option("display.max_columns", 20)
     print(table.round(4).to_string(index=False))

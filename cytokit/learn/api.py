@@ -133,14 +133,13 @@ def learn_strategy(expert: str | Path, files: Iterable[str | Path], *, strategy:
     """
     experts = load_expert(expert, files)
     where = Path(expert)
-    if strategy is None:
+    mapping_ = load_mapping(mapping)
+    if strategy is None:  # derived populations carry the expert's names (renamed by the mapping)
         from .derive import derive_strategy
 
-        base = derive_strategy(experts[0].document, experts[0].path, mapping=load_mapping(mapping))
-        mapping_ = None  # derived populations carry the expert's names
+        base = derive_strategy(experts[0].document, experts[0].path, mapping=mapping_)
     else:
         base = strategy if isinstance(strategy, Strategy) else load_strategy(strategy)
-        mapping_ = load_mapping(mapping)
     definition = base.definition
     samples = _training_samples(definition, experts, mapping_, panel=panel, tube=tube, where=where, qc=qc)
     nodes = resolve_nodes(experts[0].document, mapping_, [p.name for p in definition.populations], where=where)

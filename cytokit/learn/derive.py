@@ -26,6 +26,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+from pydantic import ValidationError
+
+from ..errors import ConfigError
 
 from ..gates import BooleanGate, QuadrantGate, RectangleGate
 from ..gating import Strategy
@@ -129,7 +132,11 @@ def derive_strategy(document: GatingDocument, fcs: str | Path, *, mapping: Mappi
         populations.append(entry)
     top = [p["name"] for p in populations if p["parent"] is None]
     lymph = next((p["name"] for p in populations if "singlet" in p["name"].lower()), top[0] if top else None)
-    definition = StrategyDefinition.model_validate({
-        "name": name, "description": f"derived from the expert gates of {Path(fcs).name}",
-        "compensation": "file_if_present", "lymphocytes": lymph, "populations": populations})
+    try:
+        definition = StrategyDefinition.model_validate({
+            "name": name, "description": f"derived from the expert gates of {Path(fcs).name}",
+            "compensation": "file_if_present", "lymphocytes": lymph, "populations": populations})
+    except ValidationError as exc:
+        msgs = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"cannot derive a strategy from the expert's gates: {msgs}", path=fcs) from None
     return Strategy(definition)
