@@ -91,7 +91,10 @@ def expert_document(strategy: Strategy, path: Path, rules: dict):
     return sample, read_gatingml(lab.apply(sample).to_gatingml().encode())
 
 
-def simulated(out: Path, events: int, n_train: int = 2, labs: list[str] | None = None) -> pd.DataFrame:
+def simulated(out: Path, events: int, n_train: int = 2, labs: list[str] | None = None,
+              train_on: str = "baseline") -> pd.DataFrame:
+    """Learn each lab's rules from 2 samples: the first IL-2 and control patients at baseline (W0), or
+    (``train_on="treated"``) the IL-2 patient at W24 (CD25 raised by IL-2) and the control at W0."""
     trial = out / "trial"
     if not (trial / "manifest.csv").exists():
         simulate_trial(trial, SimulationConfig(patients_per_arm=3, visits=["W0", "W24"], tubes=["tmem"],
@@ -107,18 +110,21 @@ def simulated(out: Path, events: int, n_train: int = 2, labs: list[str] | None =
         # train on one IL-2 and one control sample
         manifest = pd.read_csv(trial / "manifest.csv")
         arms = dict(zip(manifest.file.map(lambda f: Path(f).stem), manifest.arm))
-        train = [next(f.stem for f in files if arms[f.stem] == a) for a in ("IL-2", "control")][:n_train]
+        visits = dict(zip(manifest.file.map(lambda f: Path(f).stem), manifest.visit))
+        il2_visit = "W24" if train_on == "treated" else "W0"
+        train = [next(f.stem for f in files if arms[f.stem] == "IL-2" and visits[f.stem] == il2_visit),
+                 next(f.stem for f in files if arms[f.stem] == "control" and visits[f.stem] == "W0")][:n_train]
         t0 = time.perf_counter()
         res = learn_strategy(wsp, files, strategy="tmem", train=train)
         secs = time.perf_counter() - t0
-        res.save(out / f"learned_{lab}", force=True)
+        res.save(out / f"learned_{lab}_{train_on}", force=True)
         a = res.agreement
         for pop in a.population.unique():
             sub = a[a.population == pop]
             hold = sub[sub.role == "holdout"].set_index("sample")
             base = sub[sub.role == "untuned"].set_index("sample").loc[hold.index]
             loso = sub[sub.role == "loso"]
-            rows.append({"study": f"simulated lab '{lab}'", "population": pop, "n_holdout": len(hold),
+            rows.append({"study": f"simulated lab '{lab}' ({train_on})", "population": pop, "n_holdout": len(hold),
                          "f1_untuned_min": base.f1.min(), "f1_untuned_median": base.f1.median(),
                          "f1_learned_min": hold.f1.min(), "f1_learned_median": hold.f1.median(),
                          "n_below_untuned": int((hold.f1 < base.f1 - 1e-9).sum()),
@@ -167,11 +173,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--labs", default=",".join(LAB_RULES), help="simulated labs to run (comma-separated)")
     ap.add_argument("--no-flowsom", action="store_true", help="skip the flowsom_68983 ceiling checks")
+    ap.add_argument("--train-on", choices=("baseline", "treated"), default="baseline",
+                    help="training samples: IL-2 and control at W0 (baseline) or IL-2 at W24 + control at W0")
     args = ap.parse_args(argv)
     out = args.out or Path(tempfile.mkdtemp(prefix="cytokit_learn_"))
     out.mkdir(parents=True, exist_ok=True)
     labs = [x for x in args.labs.split(",") if x]
-    table = pd.concat([simulated(out, args.events, labs=labs), pd.DataFrame() if args.no_flowsom else flowsom(out)],
+    table = pd.concat([simulated(out, args.events, labs=labs, train_on=args.train_on),
+                       pd.DataFrame() if args.no_flowsom else flowsom(out)],
                       ignore_index=True)
     pd.set_option("display.width", 220)
     pd.set_option("display.max_columns", 20)
