@@ -128,3 +128,54 @@ def test_imported_strategy_gives_the_same_counts_in_the_pipeline(sample_trial, t
         stored = pops[pops["file"] == str((sample_trial / f).resolve())]
         assert _counts(result.populations) == _counts(stored), f
         assert _counts(result.populations)["CD4 T"] > 500
+
+
+def test_cohort_gating_stage_flags_and_refits_from_the_stored_gates(store):
+    from cytokit.pipeline.cohort import run_cohort_gating
+
+    out, pops = store
+    tables = run_cohort_gating(out)  # default rule on the bundled trial
+    positions = tables["positions"]
+    assert {"tube", "instrument", "median", "range_low", "range_high", "outlier"} <= set(positions.columns)
+    assert positions.groupby(["tube", "instrument"]).size().size == 4  # 2 tubes x 2 instruments
+    assert (positions["n_cohort"] >= 10).all()
+    # a strict rule makes outliers: each is re-fitted within its cohort's range, both fits recorded
+    strict = run_cohort_gating(out, k=1.0, min_shift=0.01)
+    refits = strict["refits"]
+    assert strict["positions"]["outlier"].sum() > 0 and len(refits) > 0
+    assert refits["method"].str.endswith("+cohort").all() and refits["flags"].str.contains("cohort_outlier").all()
+    stored = pops.set_index(["sample_id", "population"])["count"]
+    for row in refits.itertuples():
+        assert row.count == stored[(row.sample_id, row.population)]  # the original fit is the stored one
+        assert row.gate and row.refit_gate
+    assert (out / "gating_cohort" / "refits.parquet").is_file() and (out / "gating_cohort" / "refits.csv").is_file()
+    again = run_cohort_gating(out, k=1.0, min_shift=0.01)  # deterministic: only stored results are read
+    pd.testing.assert_frame_equal(again["refits"], refits)
+
+
+def test_pipeline_tables_report_cohort_refits_and_keep_the_original_fits(sample_trial, store):
+    # runs last in this module: the same pipeline again (stored results reused) with cohort gating on
+    from cytokit.results import ResultsFolder
+
+    out, pops = store
+    path = write_pipeline(out.parent / "cfg", sample_trial, name="entry_points",
+                          qc={"enabled": True, "min_events": 1000}, outputs={**OUTPUTS_OFF, "cohort_gating": True},
+                          cohort_gating={"k": 1.0, "min_shift": 0.01}, executor={"jobs": 2, "task": "analyse"})
+    summary = run(path, out, stages=False)
+    assert summary.failed == 0 and summary.skipped == len(pops["sample_id"].unique())  # nothing re-analysed
+    assert summary.stage_errors == {}
+    new = pd.read_parquet(out / "populations.parquet").set_index(["sample_id", "population"])
+    old = pops.set_index(["sample_id", "population"])
+    refits = pd.read_parquet(out / "gating_cohort" / "refits.parquet")
+    changed = refits[refits["changed"]]
+    assert len(changed) > 0
+    keys = set(zip(changed["sample_id"], changed["population"]))
+    for row in changed.itertuples():
+        key = (row.sample_id, row.population)
+        assert new.loc[key, "count"] == row.refit_count and old.loc[key, "count"] == row.count
+        assert new.loc[key, "method"].endswith("+cohort") and "cohort_outlier" in new.loc[key, "flags"]
+        stored = {p["population"]: p["count"] for p in ResultsFolder(out).sample_result(row.sample_id)["populations"]}
+        assert stored[row.population] == row.count  # the stored per-sample result keeps the original fit
+    others = [k for k in old.index if k not in keys]
+    assert (new.loc[others, "count"] == old.loc[others, "count"]).all()
+    assert not new.loc[others, "method"].str.endswith("+cohort").any()

@@ -162,6 +162,22 @@ class OutputsConfig(_Model):
     reports: bool = False
     trial: bool = False
     clustering: bool = False
+    cohort_gating: bool = Field(False, description="compare each file's gate positions with its cohort (tube x "
+                                                   "instrument), re-fit outliers within the cohort's range")
+
+
+class CohortGatingConfig(_Model):
+    """The ``cohort_gating:`` block: how gate positions are compared across a cohort (run when
+    ``outputs.cohort_gating`` is on; see :mod:`cytokit.pipeline.cohort`). Positions are on the gates'
+    transformed scale (logicle 0..1)."""
+
+    k: float = Field(3.0, gt=0, description="robust SDs (1.4826 x MAD) from the cohort median that make an outlier")
+    min_shift: float = Field(0.05, ge=0, description="an outlier is also at least this far from the median")
+    min_samples: int = Field(5, ge=3, description="smaller cohorts are not compared")
+    min_change_pp: float = Field(0.5, ge=0, description="a re-fit replaces a population's numbers when its % of "
+                                                         "parent moves by at least this (percentage points)")
+    group_columns: tuple[str, ...] = Field(("tube", "instrument"),
+                                           description="manifest columns defining a cohort (absent ones ignored)")
 
 
 class ExecutorConfig(_Model):
@@ -195,6 +211,8 @@ class PipelineConfig(_Model):
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     trial: TrialConfig | None = Field(None, description="between-arm comparisons (cytokit.trial)")
     clustering: dict[str, Any] | None = Field(None, description="clustering stage settings (cytokit.cluster)")
+    cohort_gating: CohortGatingConfig = Field(default_factory=CohortGatingConfig,
+                                              description="cohort gating stage settings (cytokit.pipeline.cohort)")
     report: ReportOptions = Field(default_factory=ReportOptions, description="per-patient report options (cytokit.report)")
     source: Path | None = Field(None, description="the YAML file this was loaded from (set by the loader)")
 

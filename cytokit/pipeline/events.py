@@ -11,6 +11,7 @@ exactly those counted in the tables.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,12 +19,13 @@ from ..errors import GatingError, PipelineError
 from ..io_utils import safe_name
 from ..results import ResultsFolder
 from ..results.schema import SAMPLES_DIR
+from ..sample import Sample
 from .ledger import read_ledger
 
 
-def load_gated_events(results_dir: str | Path, sample_id: str, population: str) -> tuple[np.ndarray, list[str]]:
-    """Events of ``population`` in ``sample_id`` (transformed scale, float32) and their marker names."""
-    from ..gating.engine import evaluate_stored
+def prepared_from_store(results_dir: str | Path, sample_id: str) -> tuple[Sample, list[Any], dict[str, Any], str]:
+    """The prepared events of a stored sample (chain re-run with its stored QC, compensation and
+    transforms; transformed scale), its transform plan, its stored ``result.json`` and its strategy's path."""
     from ..gating.preprocess import ChannelTransform, prepare
     from ..gating.loading import load_strategy
     from .analyse import read_and_resolve
@@ -40,10 +42,6 @@ def load_gated_events(results_dir: str | Path, sample_id: str, population: str) 
         raise PipelineError(f"sample {sample_id!r} has no successful result in this results folder",
                             path=results_dir)
     result = ResultsFolder(results_dir).sample_result(sample_id)
-    names = [g["population"] for g in result["gates"]]
-    if population not in names:
-        raise PipelineError(f"sample {sample_id!r} has no population {population!r}; populations: "
-                            f"{', '.join(names)}", path=results_dir)
     tube = result["tube"]
     defs = {(r["kind"], r["name"]): r["path"] for r in inputs}
     panel, strategy_path = defs.get(("panel", tube)), defs.get(("strategy", tube))
@@ -58,6 +56,19 @@ def load_gated_events(results_dir: str | Path, sample_id: str, population: str) 
             for t in summary.get("transforms", [])]
     prepared = prepare(read_and_resolve(job), load_strategy(strategy_path).definition, panel=False, qc=job.qc,
                        plan=plan, compensate_events=bool(summary.get("compensated"))).sample
+    return prepared, plan, result, strategy_path
+
+
+def load_gated_events(results_dir: str | Path, sample_id: str, population: str) -> tuple[np.ndarray, list[str]]:
+    """Events of ``population`` in ``sample_id`` (transformed scale, float32) and their marker names."""
+    from ..gating.engine import evaluate_stored
+
+    results_dir = Path(results_dir)
+    prepared, _, result, _ = prepared_from_store(results_dir, sample_id)
+    names = [g["population"] for g in result["gates"]]
+    if population not in names:
+        raise PipelineError(f"sample {sample_id!r} has no population {population!r}; populations: "
+                            f"{', '.join(names)}", path=results_dir)
     try:
         masks = evaluate_stored(result["gates"], prepared, until=population)
     except GatingError as exc:

@@ -465,6 +465,19 @@ def _finish(plan: RunPlan, out: Path, store: ResultsStore, jobs: list[SampleJob]
         if job.sample_id not in results:
             failures[job.sample_id] = states.get(job.sample_id, {}).get("error") or "no valid stored result"
     summary = RunSummary(out, len(jobs), len(results), len(failures), skipped, dict(sorted(failures.items())))
+    cohort_errors: dict[str, str] = {}
+    if plan.config.outputs.cohort_gating and results:  # before the tables: they report the re-fits
+        from .cohort import run_cohort_gating
+
+        try:
+            analysed = plan.samples[plan.samples["sample_id"].isin(list(results))]
+            results = run_cohort_gating(out, samples=analysed, stored=results,
+                                        **plan.config.cohort_gating.model_dump()).apply(results)
+        except Exception as exc:  # noqa: BLE001 - like a cohort stage: recorded (exit 1), the tables still written
+            log.error("cohort gating failed: %s", exc)
+            cohort_errors["cohort_gating"] = str(exc) if isinstance(exc, CytokitError) else f"{type(exc).__name__}: {exc}"
+        timings["cohort_gating"] = time.perf_counter() - t
+        t = time.perf_counter()
     populations, samples = assemble_tables(plan.config, plan.samples, results, states, plan.clinical,
                                            jobs=min(8, os.cpu_count() or 1))
     timings["assemble"] = time.perf_counter() - t
@@ -476,6 +489,7 @@ def _finish(plan: RunPlan, out: Path, store: ResultsStore, jobs: list[SampleJob]
         report = run_cohort_stages(plan, out, force=recompute)
         summary.stage_errors, summary.stages_reused, summary.stages_run = report.errors, report.reused, report.run
         timings["stages"] = time.perf_counter() - t
+    summary.stage_errors = {**cohort_errors, **summary.stage_errors}
     summary.timings = timings
     return summary
 

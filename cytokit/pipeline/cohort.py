@@ -1,0 +1,223 @@
+"""The cohort gating stage: gate positions across the files of a tube, outliers flagged and re-fitted.
+
+Contract
+--------
+:func:`run_cohort_gating` reads the stored concrete gates of every successfully analysed sample
+(``OUT/samples/<id>/result.json``), groups the files into cohorts (same ``tube`` and, when the manifest
+has it, the same ``instrument``), and applies :mod:`cytokit.gating.cohort`: positions more than ``k``
+robust SDs and ``min_shift`` (transformed scale) from the cohort median are outliers. Each outlying
+population of a threshold-type method is re-fitted on that file's events (the per-sample chain re-run
+with its stored transforms, :func:`~cytokit.pipeline.events.prepared_from_store`) with its threshold
+search restricted to the cohort's range. Both fits are recorded; nothing stored is changed. Written to
+``OUT/gating_cohort/`` (Parquet + CSV):
+
+``positions``  one row per sample × population × dimension × side: ``position``, cohort ``median``,
+               ``spread`` (1.4826 × MAD), ``range_low``/``range_high``, ``n_cohort``, ``outlier``
+``refits``     one row per re-fitted sample × population (the outlier and its descendants): ``count``,
+               ``pct_parent`` (%) of the original fit and of the re-fit (``refit_count``,
+               ``refit_pct_parent``), ``changed`` (% of parent moved by >= ``min_change_pp``),
+               ``method`` (``<method>+cohort``), ``flags`` (with ``cohort_outlier``), the original and
+               re-fitted gates (JSON), the cohort range used
+
+In the pipeline (``outputs.cohort_gating``) the stage runs before the tables are assembled: populations
+whose re-fit ``changed`` are reported with the re-fit's numbers, method ``<method>+cohort`` and flag
+``cohort_outlier`` (the stored per-sample result keeps the original fit; both are in ``refits``). A
+re-fit that moves no percentage leaves the tables as they are (an atypical position alone is no error).
+
+The result depends only on the stored results (never on the executor or worker order): a run with the
+local and the Dask executor gives identical tables.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..errors import CytokitError, PipelineError
+from ..gating.cohort import OUTLIER_FLAG, cohort_outliers, gate_positions, refit_within
+from ..gating.engine import dependents
+from ..io_utils import write_table
+from ..results import ResultsFolder
+from ..results import schema as S
+from .events import prepared_from_store
+
+log = logging.getLogger(__name__)
+
+OUTPUT_DIR = "gating_cohort"
+#: manifest columns that define a cohort besides the tube (used when present in the samples table)
+COHORT_COLUMNS: tuple[str, ...] = ("tube", "instrument")
+#: a re-fit replaces a population's row in the tables only when its % of parent moves by at least this (pp)
+MIN_CHANGE_PP = 0.5
+
+
+def run_cohort_gating(results_dir: str | Path, *, k: float = 3.0, min_shift: float = 0.05,
+                      min_samples: int = 5, min_change_pp: float = MIN_CHANGE_PP,
+                      group_columns: tuple[str, ...] = COHORT_COLUMNS,
+                      samples: pd.DataFrame | None = None, stored: dict[str, dict[str, Any]] | None = None
+                      ) -> CohortGating:
+    """Run the stage (see module contract). ``samples`` (sample_id + manifest columns of the analysed
+    samples) and ``stored`` (sample id -> stored result) default to the folder's samples table (status
+    ok) and stored results; the pipeline passes them before it writes its tables."""
+    root = Path(results_dir)
+    folder = ResultsFolder(root)
+    if samples is None:
+        table = folder.table(S.SAMPLES, required=True, error=PipelineError)
+        assert table is not None
+        samples = table[table[S.STATUS] == "ok"]
+    ok = samples.sort_values(S.SAMPLE_ID, kind="stable")
+    if stored is None:
+        stored = {sid: folder.sample_result(sid) for sid in ok[S.SAMPLE_ID]}
+    ok = ok[ok[S.SAMPLE_ID].isin(list(stored))]
+    groups = tuple(c for c in group_columns if c in ok.columns)
+    frames = []
+    for sid, result in stored.items():
+        methods = {str(p["population"]): str(p["method"]) for p in result.get("populations", [])}
+        frames.append(gate_positions({sid: result.get("gates", [])}, methods))
+    positions = pd.concat(frames, ignore_index=True) if frames else gate_positions({})
+    positions = positions.merge(ok[[S.SAMPLE_ID, *groups]], on=S.SAMPLE_ID, how="left")
+    positions = cohort_outliers(positions, k=k, min_shift=min_shift, min_samples=min_samples,
+                                group_columns=groups)
+    refits, populations = _refits(root, positions, stored, min_change_pp)
+    out = root / OUTPUT_DIR
+    for name, df in (("positions", positions), ("refits", refits)):
+        write_table(df, out / name, force=True)
+    n_out = int(positions["outlier"].sum()) if len(positions) else 0
+    log.info("cohort gating: %d gate positions, %d outliers, %d populations re-fitted -> %s", len(positions),
+             n_out, len(refits), out)
+    return CohortGating(positions, refits, populations)
+
+
+@dataclass(frozen=True)
+class CohortGating:
+    """The stage's tables and, per re-fitted sample, its population rows after the re-fit (the stored
+    rows' columns; re-fitted populations have method ``<method>+cohort`` and the ``cohort_outlier`` flag)."""
+
+    positions: pd.DataFrame
+    refits: pd.DataFrame
+    populations: dict[str, list[dict[str, Any]]]
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        return {"positions": self.positions, "refits": self.refits}[name]
+
+    def apply(self, results: Mapping[str, dict[str, Any]]) -> "RefittedResults":
+        """``results`` (sample id -> stored result, a dict or the store's lazy mapping) seen with the
+        re-fitted samples' population rows replaced; nothing stored is changed and nothing is read early."""
+        return RefittedResults(results, self.populations)
+
+
+class RefittedResults(Mapping):
+    """Read-only mapping sample id -> stored result with the cohort re-fits' population rows in place
+    (lazy like the store's mapping; picklable, so table assembly can hand :meth:`subset` to workers)."""
+
+    def __init__(self, base: Mapping[str, dict[str, Any]], populations: dict[str, list[dict[str, Any]]]) -> None:
+        self._base = base
+        self._populations = populations
+
+    def __getitem__(self, sample_id: str) -> dict[str, Any]:
+        result = self._base[sample_id]
+        rows = self._populations.get(sample_id)
+        return result if rows is None else {**result, "populations": rows}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._base)
+
+    def __len__(self) -> int:
+        return len(self._base)
+
+    def __contains__(self, sample_id: object) -> bool:
+        return sample_id in self._base
+
+    def subset(self, sample_ids: list[str]) -> "RefittedResults":
+        narrow = getattr(self._base, "subset", None)
+        base = narrow(sample_ids) if narrow is not None else {s: self._base[s] for s in sample_ids if s in self._base}
+        return RefittedResults(base, {s: self._populations[s] for s in sample_ids if s in self._populations})
+
+
+REFIT_COLUMNS = ("sample_id", "population", "outlier_population", "count", "pct_parent", "refit_count",
+                 "refit_pct_parent", "changed", "method", "flags", "range", "gate", "refit_gate")
+
+
+def _refits(root: Path, positions: pd.DataFrame, stored: Mapping[str, dict[str, Any]], min_change_pp: float
+            ) -> tuple[pd.DataFrame, dict[str, list[dict[str, Any]]]]:
+    from ..gating.loading import load_strategy
+
+    rows: list[dict[str, Any]] = []
+    replaced: dict[str, list[dict[str, Any]]] = {}
+    outliers = positions[positions["outlier"]] if len(positions) else positions
+    for sid, group in outliers.groupby(S.SAMPLE_ID, sort=True):
+        try:
+            prepared, plan, result, strategy_path = prepared_from_store(root, str(sid))
+            strategy = load_strategy(strategy_path)
+            original = strategy.apply_prepared(prepared, plan)
+        except CytokitError as exc:
+            log.warning("cohort gating: sample %s not re-fitted: %s", sid, exc)
+            continue
+        stored_counts = {str(p["population"]): int(p["count"]) for p in result.get("populations", [])}
+        if original.counts() != {k: v for k, v in stored_counts.items() if k in original.counts()}:
+            log.warning("cohort gating: sample %s does not reproduce its stored counts; not re-fitted", sid)
+            continue
+        current, tuned = original, strategy
+        order = [p.name for p in strategy.definition.populations]
+        for population in sorted(set(group["population"]), key=order.index):
+            sub = group[group["population"] == population]
+            ranges = {str(r.dim): (float(r.range_low), float(r.range_high)) for r in sub.itertuples()}
+            try:
+                tuned, current = refit_within(tuned, current, population, ranges)
+            except CytokitError as exc:
+                log.warning("cohort gating: %s / %s not re-fitted: %s", sid, population, exc)
+                continue
+            before = original.populations.set_index("population")
+            after = current.populations.set_index("population")
+            for name in dependents(strategy.definition, population):
+                if name not in after.index or name not in before.index:
+                    continue
+                fit = current.fit(name)
+                rows.append({
+                    "sample_id": sid, "population": name, "outlier_population": population,
+                    "count": int(before.loc[name, "count"]), "pct_parent": float(before.loc[name, "pct_parent"]),
+                    "refit_count": int(after.loc[name, "count"]),
+                    "refit_pct_parent": float(after.loc[name, "pct_parent"]),
+                    "changed": _moved(before.loc[name, "pct_parent"], after.loc[name, "pct_parent"], min_change_pp),
+                    "method": f"{after.loc[name, 'method']}+cohort",
+                    "flags": ";".join(dict.fromkeys([OUTLIER_FLAG, *fit.flags])),
+                    "range": json.dumps({d: [round(lo, 6), round(hi, 6)] for d, (lo, hi) in ranges.items()},
+                                        sort_keys=True),
+                    "gate": json.dumps(original.fit(name).gate.to_dict(), sort_keys=True),
+                    "refit_gate": json.dumps(fit.gate.to_dict(), sort_keys=True),
+                })
+        changed = {r["population"] for r in rows if r["sample_id"] == sid and r["changed"]}
+        if changed:  # the tables report the re-fit of the populations it moved
+            replaced[str(sid)] = _population_rows(current, prepared, changed)
+    df = pd.DataFrame(rows, columns=list(REFIT_COLUMNS))
+    return df.drop_duplicates(["sample_id", "population"], keep="last").reset_index(drop=True), replaced
+
+
+def _moved(before: float, after: float, min_change_pp: float) -> bool:
+    if np.isnan(before) or np.isnan(after):
+        return bool(np.isnan(before) != np.isnan(after))
+    return bool(abs(after - before) >= min_change_pp)
+
+
+def _population_rows(result: Any, prepared: Any, refitted: set[str]) -> list[dict[str, Any]]:
+    """Population rows as the per-sample task stores them (marker medians included), re-fitted ones
+    marked with method ``<method>+cohort`` and the ``cohort_outlier`` flag."""
+    from .analyse import marker_medians
+
+    table = result.populations
+    dims = [[d for d in str(v).split(";") if d] for v in table["dims"]]
+    columns = {d: prepared.channel_index(d) for d in dict.fromkeys(d for names in dims for d in names)}
+    masks = result.masks
+    table["marker_medians"] = marker_medians(prepared.events, columns, [masks[p] for p in table["population"]], dims)
+    rows = []
+    for rec in table.to_dict("records"):
+        rec = {k: (v.item() if hasattr(v, "item") else v) for k, v in rec.items()}
+        if rec["population"] in refitted:
+            rec["method"] = f"{rec['method']}+cohort"
+            rec["flags"] = ";".join(dict.fromkeys(f for f in [OUTLIER_FLAG, *str(rec["flags"]).split(";")] if f))
+        rows.append(rec)
+    return rows
