@@ -149,8 +149,16 @@ def test_cohort_gating_stage_flags_and_refits_from_the_stored_gates(store):
         assert row.count == stored[(row.sample_id, row.population)]  # the original fit is the stored one
         assert row.gate and row.refit_gate
     assert (out / "gating_cohort" / "refits.parquet").is_file() and (out / "gating_cohort" / "refits.csv").is_file()
-    again = run_cohort_gating(out, k=1.0, min_shift=0.01)  # deterministic: only stored results are read
+    again = run_cohort_gating(out, k=1.0, min_shift=0.01, thumbnails=True)  # deterministic: stored results only
     pd.testing.assert_frame_equal(again["refits"], refits)
+    # thumbnails of the re-fitted gates for the samples whose numbers the re-fit changed (reports show them)
+    changed = set(refits.loc[refits["changed"], "sample_id"])
+    assert changed and set(again.populations) == changed
+    pngs = {p.parent.name for p in (out / "samples").glob("*/gates_cohort.png")}
+    assert pngs == changed
+    assert all((out / "samples" / s / "gates_cohort.png").read_bytes()[:4] == b"\x89PNG" for s in changed)
+    run_cohort_gating(out, thumbnails=True)  # default rule: no re-fit changes a number -> stale thumbnails go
+    assert not list((out / "samples").glob("*/gates_cohort.png"))
 
 
 def test_pipeline_tables_report_cohort_refits_and_keep_the_original_fits(sample_trial, store):

@@ -41,14 +41,14 @@ import pandas as pd
 from ..errors import CytokitError, PipelineError
 from ..gating.cohort import OUTLIER_FLAG, cohort_outliers, gate_positions, refit_within
 from ..gating.engine import dependents
-from ..io_utils import write_table
+from ..io_utils import atomic_write_bytes, write_table
 from ..results import ResultsFolder
 from ..results import schema as S
 from .events import prepared_from_store
 
 log = logging.getLogger(__name__)
 
-OUTPUT_DIR = "gating_cohort"
+OUTPUT_DIR = S.COHORT_DIR
 #: manifest columns that define a cohort besides the tube (used when present in the samples table)
 COHORT_COLUMNS: tuple[str, ...] = ("tube", "instrument")
 #: a re-fit replaces a population's row in the tables only when its % of parent moves by at least this (pp)
@@ -58,11 +58,13 @@ MIN_CHANGE_PP = 0.5
 def run_cohort_gating(results_dir: str | Path, *, k: float = 3.0, min_shift: float = 0.05,
                       min_samples: int = 5, min_change_pp: float = MIN_CHANGE_PP,
                       group_columns: tuple[str, ...] = COHORT_COLUMNS,
-                      samples: pd.DataFrame | None = None, stored: dict[str, dict[str, Any]] | None = None
-                      ) -> CohortGating:
+                      samples: pd.DataFrame | None = None, stored: dict[str, dict[str, Any]] | None = None,
+                      thumbnails: bool = False) -> CohortGating:
     """Run the stage (see module contract). ``samples`` (sample_id + manifest columns of the analysed
     samples) and ``stored`` (sample id -> stored result) default to the folder's samples table (status
-    ok) and stored results; the pipeline passes them before it writes its tables."""
+    ok) and stored results; the pipeline passes them before it writes its tables. With ``thumbnails``,
+    a sample whose tables report a re-fit gets ``samples/<id>/gates_cohort.png`` (the re-fitted gates, shown
+    by the reports instead of ``gates.png``); a stale one of an earlier run is removed."""
     root = Path(results_dir)
     folder = ResultsFolder(root)
     if samples is None:
@@ -82,7 +84,9 @@ def run_cohort_gating(results_dir: str | Path, *, k: float = 3.0, min_shift: flo
     positions = positions.merge(ok[[S.SAMPLE_ID, *groups]], on=S.SAMPLE_ID, how="left")
     positions = cohort_outliers(positions, k=k, min_shift=min_shift, min_samples=min_samples,
                                 group_columns=groups)
-    refits, populations = _refits(root, positions, stored, min_change_pp)
+    refits, populations, refitted = _refits(root, positions, stored, min_change_pp)
+    if thumbnails:
+        _write_thumbnails(folder, list(stored), refitted)
     out = root / OUTPUT_DIR
     for name, df in (("positions", positions), ("refits", refits)):
         write_table(df, out / name, force=True)
@@ -142,12 +146,24 @@ REFIT_COLUMNS = ("sample_id", "population", "outlier_population", "count", "pct_
                  "refit_pct_parent", "changed", "method", "flags", "range", "gate", "refit_gate")
 
 
+def _write_thumbnails(folder: ResultsFolder, sample_ids: list[str], refitted: dict[str, Any]) -> None:
+    from .analyse import _thumbnails
+
+    for sid in sample_ids:
+        path = folder.sample_dir(sid) / S.GATES_COHORT_PNG
+        if sid in refitted:
+            atomic_write_bytes(path, _thumbnails(refitted[sid]))
+        else:
+            path.unlink(missing_ok=True)
+
+
 def _refits(root: Path, positions: pd.DataFrame, stored: Mapping[str, dict[str, Any]], min_change_pp: float
-            ) -> tuple[pd.DataFrame, dict[str, list[dict[str, Any]]]]:
+            ) -> tuple[pd.DataFrame, dict[str, list[dict[str, Any]]], dict[str, Any]]:
     from ..gating.loading import load_strategy
 
     rows: list[dict[str, Any]] = []
     replaced: dict[str, list[dict[str, Any]]] = {}
+    refitted: dict[str, Any] = {}
     outliers = positions[positions["outlier"]] if len(positions) else positions
     for sid, group in outliers.groupby(S.SAMPLE_ID, sort=True):
         try:
@@ -193,8 +209,9 @@ def _refits(root: Path, positions: pd.DataFrame, stored: Mapping[str, dict[str, 
         changed = {r["population"] for r in rows if r["sample_id"] == sid and r["changed"]}
         if changed:  # the tables report the re-fit of the populations it moved
             replaced[str(sid)] = _population_rows(current, prepared, changed)
+            refitted[str(sid)] = current
     df = pd.DataFrame(rows, columns=list(REFIT_COLUMNS))
-    return df.drop_duplicates(["sample_id", "population"], keep="last").reset_index(drop=True), replaced
+    return df.drop_duplicates(["sample_id", "population"], keep="last").reset_index(drop=True), replaced, refitted
 
 
 def _moved(before: float, after: float, min_change_pp: float) -> bool:

@@ -472,6 +472,7 @@ def _finish(plan: RunPlan, out: Path, store: ResultsStore, jobs: list[SampleJob]
         try:
             analysed = plan.samples[plan.samples["sample_id"].isin(list(results))]
             results = run_cohort_gating(out, samples=analysed, stored=results,
+                                        thumbnails=plan.config.outputs.thumbnails,
                                         **plan.config.cohort_gating.model_dump()).apply(results)
         except Exception as exc:  # noqa: BLE001 - like a cohort stage: recorded (exit 1), the tables still written
             log.error("cohort gating failed: %s", exc)

@@ -18,6 +18,7 @@ from ..compensation.check import FLAG_OVER
 from ..errors import CytokitError, ReportError
 from ..panel import DETECTOR_ONLY_FLAG
 from ..io_utils import safe_name
+from ..results.schema import GATES_COHORT_PNG
 from ..trial.config import TrialConfig
 from ..trial.inputs import check_clinical, check_populations
 from ..trial.responders import flag_labels, responder_flags
@@ -181,6 +182,8 @@ def build_patient_report(store: ResultsStore, patient: str, options: ReportOptio
             for s in samples[samples["visit"].astype(str) == str(v.visit)].itertuples():
                 sid = str(s.sample_id)
                 png = store.root / "samples" / sid / "gates.png"
+                refit = png.with_name(GATES_COHORT_PNG)  # gates re-fitted by the cohort stage, when any
+                png = refit if refit.is_file() else png
                 usable = safe_name(sid) == sid and png.is_file()  # never follow an unsanitised id
                 thumbs.append({"tube": getattr(s, "tube", ""), "path": png if usable else None, "sample_id": sid})
         visit_blocks.append({
