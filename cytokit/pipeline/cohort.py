@@ -58,7 +58,7 @@ MIN_CHANGE_PP = 0.5
 def run_cohort_gating(results_dir: str | Path, *, k: float = 3.0, min_shift: float = 0.05,
                       min_samples: int = 5, min_change_pp: float = MIN_CHANGE_PP,
                       group_columns: tuple[str, ...] = COHORT_COLUMNS,
-                      samples: pd.DataFrame | None = None, stored: dict[str, dict[str, Any]] | None = None,
+                      samples: pd.DataFrame | None = None, stored: Mapping[str, dict[str, Any]] | None = None,
                       thumbnails: bool = False) -> CohortGating:
     """Run the stage (see module contract). ``samples`` (sample_id + manifest columns of the analysed
     samples) and ``stored`` (sample id -> stored result) default to the folder's samples table (status

@@ -460,7 +460,7 @@ def _finish(plan: RunPlan, out: Path, store: ResultsStore, jobs: list[SampleJob]
     Stored results are read one at a time while the tables are assembled (never all held at once)."""
     t = time.perf_counter()
     states = store.ledger.samples()
-    results = store.verified({j.sample_id: j.key for j in jobs}, states)
+    results: Mapping[str, dict[str, Any]] = store.verified({j.sample_id: j.key for j in jobs}, states)
     for job in jobs:
         if job.sample_id not in results:
             failures[job.sample_id] = states.get(job.sample_id, {}).get("error") or "no valid stored result"
