@@ -1,0 +1,34 @@
+"""SIGTERM during a module import: the import completes, then the command is terminated cleanly."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+
+def test_sigterm_during_an_import_is_delivered_after_it(tmp_path: Path) -> None:
+    (tmp_path / "slow_module.py").write_text(textwrap.dedent("""
+        import os, signal, time
+        os.kill(os.getpid(), signal.SIGTERM)   # arrives while this module is being imported
+        t = time.monotonic()
+        while time.monotonic() - t < 0.3:      # Python code keeps running: the handler gets its chance here
+            pass
+        LOADED = True
+    """))
+    script = textwrap.dedent("""
+        import time
+        from cytokit.cli.signals import Terminated, terminate_on_sigterm
+        try:
+            with terminate_on_sigterm():
+                import slow_module
+                print("imported", slow_module.LOADED, flush=True)
+                time.sleep(5)
+                print("not terminated", flush=True)
+        except Terminated:
+            print("terminated", flush=True)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert proc.stdout.split() == ["imported", "True", "terminated"], (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
