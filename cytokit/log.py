@@ -39,6 +39,19 @@ def _escape_arg(value: Any) -> Any:
     return one_line(text) if _CONTROL.search(text) else value
 
 
+class CurrentStderrHandler(logging.StreamHandler):
+    """Plain log lines to whatever ``sys.stderr`` is when a record is emitted, not the stream that was
+    current when logging was configured (tests, notebooks and the CLI runner swap and close streams)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:  # StreamHandler.__init__ assigns one: always follow sys.stderr
+        pass
+
+
 def configure_cli_logging(verbose: int = 0, quiet: bool = False) -> None:
     """Rich log lines on a TTY, plain lines otherwise (CI, pipes). Idempotent."""
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
@@ -52,7 +65,7 @@ def configure_cli_logging(verbose: int = 0, quiet: bool = False) -> None:
         handler: logging.Handler = RichHandler(show_path=False, markup=False)
         handler.setFormatter(logging.Formatter("%(message)s"))
     else:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = CurrentStderrHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     handler.addFilter(OneLineFilter())
     root.addHandler(handler)

@@ -32,3 +32,20 @@ def test_sigterm_during_an_import_is_delivered_after_it(tmp_path: Path) -> None:
                           env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert proc.stdout.split() == ["imported", "True", "terminated"], (proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stderr
+
+
+def test_cli_log_lines_follow_the_current_stderr(monkeypatch) -> None:
+    """A stream swapped and closed after logging was configured (CLI runner, notebooks) is not written to."""
+    import io
+    import logging
+
+    from cytokit.log import configure_cli_logging
+
+    first = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    configure_cli_logging()
+    first.close()
+    second = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", second)
+    logging.getLogger("cytokit.test").warning("after the swap")
+    assert "after the swap" in second.getvalue()
