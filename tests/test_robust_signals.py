@@ -48,4 +48,5 @@ def test_cli_log_lines_follow_the_current_stderr(monkeypatch) -> None:
     second = io.StringIO()
     monkeypatch.setattr(sys, "stderr", second)
     logging.getLogger("cytokit.test").warning("after the swap")
-    assert "after the swap" in second.getvalue()
+    assert "Logging error" not in second.getvalue()
+    assert second.getvalue() == "WARNING cytokit.test: after the swap\n"
