@@ -165,7 +165,7 @@ def _pdf_pages(pdf: Path, out: Path) -> list[tuple[Path, str]]:
     return pages
 
 
-@pytest.mark.parametrize("n_extra", [35, 36, 44])
+@pytest.mark.parametrize("n_extra", [35, 44])  # 35: one row over the page (lone-row case)
 def test_pdf_repeats_table_headers_and_leaves_no_lone_row(tmp_path, n_extra):
     from PIL import Image
 
