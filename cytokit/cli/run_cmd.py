@@ -51,8 +51,8 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"{summary.total} sample(s): {summary.ok} ok, {summary.failed} failed, "
                    f"{summary.skipped} reused from earlier runs; {summary.seconds:.1f}s; results in {summary.out}")
         if summary.stages_reused or summary.stages_run:
-            typer.echo(f"cohort stages: reused {', '.join(summary.stages_reused) or 'none'} (inputs unchanged); "
-                       f"recomputed {', '.join(summary.stages_run) or 'none'}")
+            reused = f"{', '.join(summary.stages_reused)} (inputs unchanged)" if summary.stages_reused else "none"
+            typer.echo(f"cohort stages: reused {reused}; recomputed {', '.join(summary.stages_run) or 'none'}")
         for sid, err in summary.failures.items():
             typer.echo(f"  FAILED {one_line(sid)}: {one_line(err)}", err=True)
         for stage, err in summary.stage_errors.items():
