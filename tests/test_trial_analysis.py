@@ -291,3 +291,29 @@ def test_too_small_arms_give_notes_not_crashes_and_unknown_visit_is_an_error():
     assert res.summaries["n"].max() == 2  # summaries are still reported
     with pytest.raises(StatsError, match="trial.final_visit 'W96' not found.*W74"):
         analyse(TrialInputs(pops, clin), TrialConfig(final_visit="W96", **FAST))
+
+
+def test_unconverged_longitudinal_model_stays_out_of_the_multiplicity_family(monkeypatch):
+    """A joint test whose model did not converge keeps p_adj empty and does not change the others' p_adj."""
+    from dataclasses import replace
+
+    from cytokit.trial import longitudinal
+
+    pops, clin = make_trial(8, seed=7)
+    cfg = TrialConfig(longitudinal={"populations": ["CD4 T", "CD8 T", "T cells"]}, multiplicity={"method": "holm", "family": "test"},
+                      figures=False, html=False)
+    fit_fn = longitudinal.LONGITUDINAL_MODELS["mixedlm"]
+    calls = []
+
+    def flaky(data, baseline, visits):  # the first model (CD4 T, first measure) does not converge
+        fit = fit_fn(data, baseline, visits)
+        calls.append(1)
+        return replace(fit, flags=["not_converged"]) if len(calls) == 1 else fit
+
+    monkeypatch.setitem(longitudinal.LONGITUDINAL_MODELS, "mixedlm", flaky)
+    t = analyse(TrialInputs(pops, clin), cfg).tests
+    joint = t[(t["test"] == "mixedlm") & (t["term"] == "arm x visit (joint)")]
+    bad, good = joint[joint["flag"].str.contains("not_converged")], joint[~joint["flag"].str.contains("not_converged")]
+    assert len(good) >= 2 and "not_converged" in joint["flag"].iloc[0]  # the forced one, and real ones
+    assert bad["p_adj"].isna().all() and "did not converge" in bad["note"].iloc[0]
+    np.testing.assert_allclose(good["p_adj"], multipletests(good["p"], method="holm")[1])

@@ -12,8 +12,9 @@ Input frames come from :mod:`cytokit.trial.values` and :mod:`cytokit.trial.respo
 * ``mixedlm`` / ``gee`` - longitudinal arm × visit model (joint interaction test + per-visit terms).
 
 Multiplicity: P values of rank-sum, signed-rank, Fisher and the joint longitudinal tests are adjusted
-(Holm or Benjamini-Hochberg) within the configured family; logistic and per-term model rows keep
-``p_adj`` empty.
+(Holm or Benjamini-Hochberg) within the configured family; logistic and per-term model rows, and joint
+tests of models flagged ``not_converged``, keep ``p_adj`` empty (an unreliable P would change the others'
+adjustment).
 """
 from __future__ import annotations
 
@@ -291,11 +292,14 @@ def longitudinal_tests(values: pd.DataFrame, config: TrialConfig, visits: list[s
                 continue
             nt, nc = int(n_arm.get(config.treatment_arm, 0)), int(n_arm.get(config.control_arm, 0))
             flag = ";".join(fit.flags)
+            converged = "not_converged" not in fit.flags  # an unconverged model's P stays out of the family
             rows.append(_row(**common, term="arm x visit (joint)", n=fit.n_obs, n_treatment=nt, n_control=nc,
                              statistic=fit.joint_statistic,
                              estimate_kind=f"chi-square, {fit.joint_df} df "
                              f"({'likelihood ratio' if lcfg.model == 'mixedlm' else 'Wald'})",
-                             p=fit.joint_p, flag=flag, _adjust=True))
+                             p=fit.joint_p, flag=flag, _adjust=converged,
+                             note="" if converged else "model did not converge: P not multiplicity-adjusted "
+                             "and not comparable with the others"))
             for v, c, se, p in zip(fit.visits, fit.coef, fit.se, fit.p):
                 rows.append(_row(**common, term="arm x visit", visit=v, week=weeks.get(v, np.nan), n=fit.n_obs,
                                  n_treatment=nt, n_control=nc, statistic=c / se if se else np.nan, estimate=c,
