@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,17 +25,9 @@ from ..trial.values import patient_visit_values, select_tubes
 from .config import ReportOptions
 from .reference import ReferenceIntervals, flag
 from .store import ResultsStore
-from .visit_rows import rule_text, visit_rows
+from .visit_rows import as_number, rule_text, visit_rows
 
 log = logging.getLogger(__name__)
-
-
-def _num(value: Any) -> float | None:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(v) else v
 
 
 def _dates(series: pd.Series) -> pd.Series:
@@ -165,7 +156,7 @@ def build_patient_report(store: ResultsStore, patient: str, options: ReportOptio
 
     identity = {
         "patient": patient, "arm": arm, "sex": sex or "", "age": (
-            _num(clinical["age"].dropna().iloc[0]) if "age" in clinical and clinical["age"].notna().any() else None),
+            as_number(clinical["age"].dropna().iloc[0]) if "age" in clinical and clinical["age"].notna().any() else None),
         "stratum": (str(clinical["stratum"].dropna().iloc[0]) if "stratum" in clinical and clinical["stratum"].notna().any() else ""),
         "visits": ", ".join(visits["visit"].astype(str)),
         "baseline": baseline_visit,
@@ -187,11 +178,11 @@ def build_patient_report(store: ResultsStore, patient: str, options: ReportOptio
                 usable = safe_name(sid) == sid and png.is_file()  # never follow an unsanitised id
                 thumbs.append({"tube": getattr(s, "tube", ""), "path": png if usable else None, "sample_id": sid})
         visit_blocks.append({
-            "visit": str(v.visit), "week": _num(v.week),
+            "visit": str(v.visit), "week": as_number(v.week),
             "date": "" if pd.isna(v.sample_date) else v.sample_date.date().isoformat(),
             "days_since_il2": _days_since_cycle(v.sample_date, cycles,
                                                 baseline=str(v.visit) == baseline_visit),
-            "lymphocytes_per_uL": _num(lymph.get(str(v.visit))),
+            "lymphocytes_per_uL": as_number(lymph.get(str(v.visit))),
             "rows": rows, "thumbnails": thumbs, "denominators": dens,
             "data_warnings": _data_warnings(samples[samples["visit"].astype(str) == str(v.visit)]
                                             if "visit" in samples.columns else samples),
@@ -254,13 +245,13 @@ def _derived(store: ResultsStore, patient: str, trial_config: TrialConfig, inter
     rows = []
     for f in flags.itertuples(index=False):
         d = f._asdict()
-        ratio = _num(d["cd4_cd8_ratio"])
+        ratio = as_number(d["cd4_cd8_ratio"])
         rows.append({
-            "visit": d["visit"], "cd4": _num(d["cd4_value"]), "cd8": _num(cd8.get(d["visit"])),
+            "visit": d["visit"], "cd4": as_number(d["cd4_value"]), "cd8": as_number(cd8.get(d["visit"])),
             "cd4_tube": str(tubes.get((trial_config.cd4_population, d["visit"]), "")),
             "cd8_tube": str(tubes.get((trial_config.cd8_population, d["visit"]), "")),
             "ratio": ratio, "ratio_flag": flag(ratio, ratio_iv), "ratio_reference": ratio_iv.text() if ratio_iv else "",
-            "cd4_change": _num(d["cd4_change"]), "cd4_change_pct": _num(d["cd4_change_pct"]),
+            "cd4_change": as_number(d["cd4_change"]), "cd4_change_pct": as_number(d["cd4_change_pct"]),
             "flags": {name: ("—" if pd.isna(d[name]) else ("yes" if d[name] else "no")) for name in labels},
         })
     return rows, labels
@@ -284,7 +275,7 @@ def _qc_rows(samples: pd.DataFrame, pops: pd.DataFrame) -> list[dict[str, Any]]:
         return rows
     for s in samples.sort_values([c for c in ("week", "visit", "tube") if c in samples.columns]).itertuples(index=False):
         d = s._asdict()
-        n, nq = _num(d.get("n_events")), _num(d.get("n_events_qc"))
+        n, nq = as_number(d.get("n_events")), as_number(d.get("n_events_qc"))
         gate_flags = ""
         if "sample_id" in pops.columns and "flags" in pops.columns:
             f = pops[(pops["sample_id"] == d.get("sample_id")) & pops["flags"].fillna("").astype(str).ne("")]
@@ -294,8 +285,8 @@ def _qc_rows(samples: pd.DataFrame, pops: pd.DataFrame) -> list[dict[str, Any]]:
             "status": d.get("status", ""), "error": d.get("error", "") if isinstance(d.get("error"), str) else "",
             "n_events": n, "n_events_qc": nq,
             "removed_pct": (100.0 * (n - nq) / n) if n and nq is not None else None,
-            "lymphocytes": _num(d.get("lymphocytes")), "lymphosum_pct": _num(d.get("lymphosum_pct")),
-            "cd4_cd8_vs_cd3_pct": _num(d.get("cd4_cd8_vs_cd3_pct")),
+            "lymphocytes": as_number(d.get("lymphocytes")), "lymphosum_pct": as_number(d.get("lymphosum_pct")),
+            "cd4_cd8_vs_cd3_pct": as_number(d.get("cd4_cd8_vs_cd3_pct")),
             "qc_flags": d.get("qc_flags", "") if isinstance(d.get("qc_flags"), str) else "",
             "check_flags": d.get("check_flags", "") if isinstance(d.get("check_flags"), str) else "",
             "gate_flags": gate_flags,

@@ -28,7 +28,8 @@ from .reference import ReferenceIntervals, flag
 _EXACT = 1e-6
 
 
-def _num(value: Any) -> float | None:
+def as_number(value: Any) -> float | None:
+    """``value`` as a float, or None when it is missing, NaN or not a number."""
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -84,7 +85,7 @@ def _cross_check(chosen: pd.Series, others: pd.DataFrame) -> list[dict[str, Any]
     for o in others.itertuples(index=False):
         d = o._asdict()
         for measure, unit, digits in (("abs_count_per_uL", "cells/µL", 0), ("pct_lymphocytes", "% of lymphocytes", 1)):
-            mine, theirs = _num(chosen.get(measure)), _num(d.get(measure))
+            mine, theirs = as_number(chosen.get(measure)), as_number(d.get(measure))
             if mine is not None and theirs is not None:
                 diff = 100.0 * (theirs - mine) / mine if mine else None
                 out.append({"tube": str(d.get("tube", "")), "value": theirs, "unit": unit, "digits": digits,
@@ -110,20 +111,20 @@ def visit_rows(vp: pd.DataFrame, rule: TubeSelection, intervals: ReferenceInterv
     for _, rs in chosen.iterrows():
         pop, tube = str(rs["population"]), str(rs["tube"])
         others = vp[(vp["population"].astype(str) == pop) & (vp["tube"] != tube)]  # all tubes when averaged
-        abs_v = _num(rs.get("abs_count_per_uL"))
-        pct_l = _num(rs.get("pct_lymphocytes"))
+        abs_v = as_number(rs.get("abs_count_per_uL"))
+        pct_l = as_number(rs.get("pct_lymphocytes"))
         den, above = dens.get(tube, ("", set()))
         above_den = pop in above
         if above_den:
             pct_l = None  # not a fraction of the denominator (would read > 100 %)
-        count = int(rs["count"]) if _num(rs.get("count")) is not None else None
+        count = int(rs["count"]) if as_number(rs.get("count")) is not None else None
         iv_abs = intervals.lookup(pop, "abs_count_per_uL", sex)
         iv_pct = intervals.lookup(pop, "pct_lymphocytes", sex)
         text, cls = flag_text(flag(pct_l, iv_pct), flag(abs_v, iv_abs))
         gate_flags = str(rs.get("flags") or "")
         rows.append({
             "tube": tube, "population": pop, "phenotype": phenotype(rs), "parent": str(rs.get("parent", "") or ""),
-            "pct_parent": _num(rs.get("pct_parent")), "pct_lymphocytes": pct_l, "abs": abs_v, "count": count,
+            "pct_parent": as_number(rs.get("pct_parent")), "pct_lymphocytes": pct_l, "abs": abs_v, "count": count,
             "above_denominator": above_den, "denominator": den,
             "reference": "; ".join(x for x in (
                 f"{iv_pct.text()} %" if iv_pct else "", f"{iv_abs.text()} /µL" if iv_abs else "") if x),
