@@ -17,7 +17,7 @@ _PUBLIC: dict[str, str] = {
     "load_panel": "cytokit.panel",
     "compensate": "cytokit.compensation",
     "transform": "cytokit.transforms",
-    "load_strategy": "cytokit.gating.strategy",
+    "load_strategy": "cytokit.gating.loading",
     "run_qc": "cytokit.qc",
     "load_pipeline": "cytokit.pipeline.config",
     "run": "cytokit.pipeline.runner",

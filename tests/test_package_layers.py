@@ -64,3 +64,11 @@ def test_every_scale_kind_of_the_model_has_one_registered_function():
         id, kind, params = "t", "flowjo_log", {"offset": 1.0, "decades": 4.0}
 
     assert float(scale_transform(Spec()).forward(10.0)) == pytest.approx(0.25)
+
+
+def test_every_public_name_of_the_package_resolves() -> None:
+    """``import cytokit as ck``: each name of ``ck.__all__`` is importable from the module it is mapped to."""
+    import cytokit as ck
+
+    for name in ck.__all__:
+        assert getattr(ck, name) is not None, name
