@@ -6,6 +6,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from cytokit.compensation import compensate
@@ -138,3 +139,39 @@ def test_gate_ids_are_the_gatingml_ids():
     ids = flowkit_gate_ids(result)
     assert ids["CD4 T"] == "CD4_T" and ids["Lymphocytes"] == "Lymphocytes"
     assert set(ids.values()) <= set(g for g, _ in result.to_flowkit().get_gate_ids())
+
+
+def test_pipeline_gatingml_counts_in_flowkit_equal_the_table_with_time_qc(tmp_path):
+    """The pipeline's exported gates.xml, handed to FlowKit with the FCS file itself, counts every population
+    of the populations table also when time QC removed an interval (the Gating-ML keeps time in the file's
+    units and FlowKit multiplies time by $TIMESTEP: as written, the removed interval selects nothing in
+    FlowKit and every population kept those events: 2-4 % more Lymphocytes, up to 9 % more in small
+    populations on these files)."""
+    from cytokit.gatingml import read_gatingml
+    from cytokit.interop import flowkit_export_counts, gatingml_for_flowkit
+    from cytokit.pipeline import adhoc_pipeline, run
+    from cytokit.simulate import simulate_file
+
+    fcs = tmp_path / "fcs"
+    fcs.mkdir()
+    for i in range(2):
+        simulate_file(fcs / f"S{i}_W0_tmem.fcs", n_events=20_000, tube="tmem", instrument="bd", seed=100 + i,
+                      arm="control", week=0)
+    config = adhoc_pipeline(fcs, "il2_trial", "tmem", tube="tmem",
+                            outputs={"gatingml": True, "flowjo_workspace": False, "tables": ["csv"]},
+                            executor={"kind": "serial", "task": "analyse"})
+    summary = run(config, tmp_path / "out", stages=False)
+    assert summary.ok == 2 and not summary.failures
+    pops = pd.read_csv(tmp_path / "out" / "populations.csv")
+    for sid, table in pops.groupby("sample_id"):
+        path = fcs / f"{sid}.fcs"
+        gatingml = tmp_path / "out" / "samples" / sid / "gates.xml"
+        theirs = flowkit_export_counts(path, gatingml).set_index("population")["flowkit_count"]
+        assert theirs["QC removed time 1"] > 0, "precondition: time QC removed an interval of this file"
+        assert len(table) == 14
+        assert {p: int(theirs[p]) for p in table["population"]} == dict(zip(table["population"], table["count"]))
+        # the document as written differs from the converted one in the time gate only
+        raw = read_gatingml(gatingml)
+        converted = read_gatingml(gatingml_for_flowkit(raw, read_fcs(path)))
+        changed = [a.name for a, b in zip(raw.nodes, converted.nodes) if a != b]
+        assert changed == ["QC removed time 1"]

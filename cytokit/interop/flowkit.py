@@ -16,6 +16,11 @@ Contract
   memory; time gates converted to FlowKit's time units). Applied by FlowKit to all events of the raw
   sample it reproduces cytokit's counts; :func:`flowkit_counts` lines both up per population.
   FlowKit names gates by their Gating-ML ids (``CD4 T`` -> ``CD4_T``): :func:`flowkit_gate_ids`.
+* A Gating-ML file cytokit wrote (the pipeline's ``samples/<id>/gates.xml``) keeps time gates in the
+  file's units, which FlowKit reads as $TIMESTEP x those units: handed to FlowKit as is, QC's removed
+  time intervals select nothing and every population keeps the events QC removed for time.
+  :func:`gatingml_for_flowkit` converts such a file for the FCS file it was fitted on, and
+  :func:`flowkit_export_counts` counts its populations with FlowKit on that file.
 
 FlowKit is imported inside these functions only (it loads slowly and is needed by nothing else).
 """
@@ -24,6 +29,7 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
@@ -90,12 +96,14 @@ def from_flowkit(fk_sample: "flowkit.Sample") -> "Sample":
                   provenance=(f"from FlowKit Sample {fk_sample.id!r} ({out.shape[0]} events)",))
 
 
-def flowkit_gate_ids(result: "GatingResult") -> dict[str, str]:
-    """Population name -> the FlowKit gate name (its Gating-ML id) of each exported gate."""
+def flowkit_gate_ids(result: "GatingResult | GatingDocument") -> dict[str, str]:
+    """Population name -> the FlowKit gate name (its Gating-ML id) of each exported gate, for a fitted
+    result or a Gating-ML document cytokit wrote (read back with :func:`cytokit.gatingml.read_gatingml`)."""
     from ..gating.export import result_document
+    from ..gatingml.model import GatingDocument
     from ..gatingml.writer import xml_ids
 
-    doc = result_document(result)
+    doc = result if isinstance(result, GatingDocument) else result_document(result)
     ids = xml_ids(doc)
     return {node.name: ids[node.id] for node in doc.nodes}
 
@@ -155,9 +163,38 @@ def flowkit_gatingml(result: "GatingResult") -> bytes:
     """The Gating-ML 2.0 document (UTF-8 bytes) :func:`to_flowkit_strategy` hands to FlowKit: that of
     :meth:`GatingResult.to_gatingml` with gates on the time channel in FlowKit's time units."""
     from ..gating.export import result_document
-    from ..gatingml import gatingml_bytes
 
-    return gatingml_bytes(_in_flowkit_time_units(result_document(result), result.sample))
+    return gatingml_for_flowkit(result_document(result), result.sample)
+
+
+def gatingml_for_flowkit(source: "str | Path | bytes | GatingDocument", sample: "Sample") -> bytes:
+    """A Gating-ML document cytokit wrote (path, bytes or parsed), as FlowKit must be given it to count
+    what cytokit counts on ``sample`` (the raw FCS file the gates were fitted on): the same gates with
+    those on the time channel in FlowKit's time units (file units x $TIMESTEP). UTF-8 bytes."""
+    from ..gatingml import gatingml_bytes, read_gatingml
+    from ..gatingml.model import GatingDocument
+
+    doc = source if isinstance(source, GatingDocument) else read_gatingml(source)
+    return gatingml_bytes(_in_flowkit_time_units(doc, sample))
+
+
+def flowkit_export_counts(fcs: str | Path, gatingml: str | Path) -> pd.DataFrame:
+    """FlowKit's count of every population of a Gating-ML file cytokit wrote for the FCS file ``fcs``
+    (e.g. a run's ``samples/<id>/gates.xml``), FlowKit reading the FCS file itself; time gates are
+    converted by :func:`gatingml_for_flowkit`. Columns ``population``, ``gate_id``, ``flowkit_count``
+    (events; for the pipeline's gates.xml, what the populations table counts). FlowKit reads the first
+    data set of the file."""
+    from ..fcs import read_fcs
+    from ..gatingml import read_gatingml
+
+    fk = _flowkit()
+    doc = read_gatingml(Path(gatingml))
+    strategy = fk.parse_gating_xml(io.BytesIO(gatingml_for_flowkit(doc, read_fcs(fcs))))
+    report = strategy.gate_sample(fk.Sample(str(fcs), sample_id=Path(fcs).name)).report
+    theirs = dict(zip(report["gate_name"].astype(str), report["count"].astype(int)))
+    rows = [{"population": name, "gate_id": gid, "flowkit_count": theirs.get(gid)}
+            for name, gid in flowkit_gate_ids(doc).items()]
+    return pd.DataFrame(rows, columns=["population", "gate_id", "flowkit_count"])
 
 
 def to_flowkit_strategy(result: "GatingResult") -> "flowkit.GatingStrategy":
