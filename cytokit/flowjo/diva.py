@@ -43,6 +43,11 @@ def _logicle(r: float) -> TransformSpec:
 def read_diva(source: str | Path | bytes) -> FlowJoWorkspace:
     """Parse a FACSDiva XML export (``<bdfacs>``); one sample per tube with a data file."""
     root, path = parse_xml(source, what="FACSDiva XML")
+    return diva_workspace(root, path)
+
+
+def diva_workspace(root: etree._Element, path: str | None) -> FlowJoWorkspace:
+    """The workspace of a parsed FACSDiva XML export (``path`` names the file in errors)."""
     if root.tag != "bdfacs":
         raise GatingError(f"not a FACSDiva export (root element is <{root.tag}>)", path=path)
     samples = []

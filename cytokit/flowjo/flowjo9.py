@@ -22,7 +22,7 @@ from ..scales import scale_transform
 from ..gatingml.model import UNCOMPENSATED, DimensionSpec, GateNode, GatingDocument, SpectrumMatrixSpec, TransformSpec
 from ..gatingml.xmlutil import child, children, line_of, local, parse_xml
 from .model import FlowJoSample, FlowJoWorkspace
-from .reader import _count
+from .nodes import stored_count
 
 log = logging.getLogger(__name__)
 SHAPES = ("Polygon", "PolyRect", "Range", "Ellipse")
@@ -31,6 +31,11 @@ SHAPES = ("Polygon", "PolyRect", "Range", "Ellipse")
 def read_flowjo9(source: str | Path | bytes) -> FlowJoWorkspace:
     """Parse a FlowJo 9 XML workspace (or its bytes)."""
     root, path = parse_xml(source, what="FlowJo 9 workspace")
+    return flowjo9_workspace(root, path)
+
+
+def flowjo9_workspace(root: etree._Element, path: str | None) -> FlowJoWorkspace:
+    """The workspace of a parsed FlowJo 9 document (``path`` names the file in errors)."""
     version = root.get("flowJoVersion") or ""
     if local(root) != "Workspace" or not version.startswith("9"):
         raise GatingError(f"not a FlowJo 9 workspace (root <{local(root)}>, flowJoVersion {version!r})", path=path)
@@ -119,7 +124,7 @@ def _sample(el: etree._Element, matrices, tables, path: str | None) -> FlowJoSam
     if node is not None:
         _populations(node, None, ctx, nodes, counts)
     doc = GatingDocument(tuple(nodes), transforms, {matrix.id: matrix} if matrix else {}, source=path) if nodes else None
-    total = _count(node, where=where, path=path) if node is not None else None
+    total = stored_count(node, where=where, path=path) if node is not None else None
     return FlowJoSample(sample_id=sid, name=name, document=doc, uri=None,
                         total_count=total, flowjo_counts=counts, keywords=keywords,
                         matrix_id=matrix.id if matrix else None)
@@ -145,7 +150,7 @@ def _populations(parent_el, parent: str | None, ctx, nodes: list[GateNode], coun
             dims.append(DimensionSpec(d, comp, by_dim.get(d)))
         gate = _shape(shape, node_id, tuple(dims), transforms, scales, f"{where}, population {node_id!r}", path)
         nodes.append(GateNode(name, parent, gate, tuple(dims)))
-        count = _count(pop, where=f"{where}, population {node_id!r}", path=path)
+        count = stored_count(pop, where=f"{where}, population {node_id!r}", path=path)
         if count is not None:
             counts[node_id] = count
         _populations(pop, node_id, ctx, nodes, counts)

@@ -51,7 +51,7 @@ from ..gatingml.xmlutil import DATATYPE_NS, GATING_NS, TRANSFORMS_NS, XSI_NS
 from ..gatingml.xmlutil import datatype_tag as _d, gating_tag as _g, transforms_tag as _t
 from ..io_utils import atomic_write_bytes
 from ..sample import Sample
-from .reader import DISPLAY_BINS, DISPLAY_RANGE
+from .flowjo10 import DISPLAY_BINS, DISPLAY_RANGE
 
 log = logging.getLogger(__name__)
 
