@@ -25,14 +25,12 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from .channel_columns import CHANNEL_COLUMNS
 from .errors import PanelError
 
 if TYPE_CHECKING:  # pragma: no cover
     import flowkit
 
-CHANNEL_COLUMNS: tuple[str, ...] = (
-    "pnn", "pns", "marker", "fluorochrome", "range", "gain", "log_decades", "log_offset", "bits", "kind",
-)
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,16 +125,16 @@ class Sample:
     # -- interop ----------------------------------------------------------------------------------
     def to_flowkit(self) -> "flowkit.Sample":
         """This (raw) Sample as a ``flowkit.Sample`` (see :func:`cytokit.interop.flowkit.to_flowkit`)."""
-        from .interop.flowkit import to_flowkit
+        from .interop.flowkit_sample import to_flowkit
 
         return to_flowkit(self)
 
     @classmethod
     def from_flowkit(cls, fk_sample: "flowkit.Sample") -> "Sample":
         """A Sample of a ``flowkit.Sample``'s raw events (see :func:`cytokit.interop.flowkit.from_flowkit`)."""
-        from .interop.flowkit import from_flowkit
+        from .interop.flowkit_sample import sample_fields
 
-        return from_flowkit(fk_sample)
+        return cls(**sample_fields(fk_sample))
 
     def __repr__(self) -> str:  # pragma: no cover - cosmetic
         return (

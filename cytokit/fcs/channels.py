@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import FCSError
-from ..sample import CHANNEL_COLUMNS
+from ..channel_columns import CHANNEL_COLUMNS
 
 _TIME = re.compile(r"^time|^(hdr-tm?|clock)\b|\btime\b", re.IGNORECASE)
 _SCATTER = re.compile(r"^(fsc|ssc|fs|ss|sc|fwd|side|forward|bsc|lss|lfs|eccentric)(\b|[-_ ]|\d|$)|scatter|\b\d*ssc\b",

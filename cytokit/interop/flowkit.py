@@ -37,63 +37,19 @@ import pandas as pd
 
 from ..errors import FCSError, GatingError
 from ..gates import EllipsoidGate, Gate, PolygonGate, QuadrantGate, RectangleGate
+from ..sample import Sample
+from .flowkit_sample import flowkit_module, sample_fields, timestep, to_flowkit
 
 if TYPE_CHECKING:  # pragma: no cover
     import flowkit
 
     from ..gating.result import GatingResult
     from ..gatingml.model import GatingDocument
-    from ..sample import Sample
-
-#: keywords computed by the FCS writer or describing the file's own encoding (not carried over)
-_ENCODING = re.compile(r"^(p\d+[nbeg]|p\d+datatype|begin.*|end.*|byteord|datatype|mode|nextdata|par|tot)$")
-
-
-def _flowkit() -> Any:
-    try:
-        import flowkit
-    except ImportError:  # pragma: no cover - FlowKit is a dependency
-        raise GatingError("FlowKit interop needs the flowkit package: pip install flowkit") from None
-    return flowkit
-
-
-def to_flowkit(sample: "Sample") -> "flowkit.Sample":
-    """The ``flowkit.Sample`` of a raw cytokit Sample (see module contract); ``sample_id`` = its name."""
-    from ..fcs import fcs_bytes
-
-    if sample.compensated or sample.transforms:
-        raise FCSError("only a raw Sample (as read, not compensated or transformed) can become a FlowKit "
-                       "Sample: FlowKit applies compensation and transforms itself", path=sample.path)
-    meta = {k: v for k, v in sample.metadata.items() if not _ENCODING.match(k.lower().lstrip("$"))}
-    data = fcs_bytes(sample.events, list(sample.channels["pnn"].astype(str)),
-                     list(sample.channels["pns"].fillna("").astype(str)), meta, allow_nonfinite=True,
-                     path=sample.path)
-    return _flowkit().Sample(io.BytesIO(data), sample_id=sample.name)
 
 
 def from_flowkit(fk_sample: "flowkit.Sample") -> "Sample":
     """A cytokit Sample of a ``flowkit.Sample``'s raw events and keywords (see module contract)."""
-    from ..fcs.channels import channel_table, linearize
-    from ..sample import Sample
-
-    meta = {str(k).lower().lstrip("$"): str(v) for k, v in dict(fk_sample.metadata).items()}
-    n_channels = len(fk_sample.pnn_labels)
-    channels, warnings = channel_table(meta, n_channels, meta.get("datatype", "F").strip().upper())
-    events = np.array(fk_sample.get_events(source="raw"), dtype=np.float64)
-    if events.shape != (int(fk_sample.event_count), n_channels):
-        raise FCSError(f"FlowKit sample {fk_sample.id!r}: events of shape {events.shape} for "
-                       f"{fk_sample.event_count} events x {n_channels} channels")
-    time_index = getattr(fk_sample, "time_index", None)
-    if getattr(fk_sample, "is_preprocessed", True):
-        factor = _timestep(meta)
-        if time_index is not None and factor != 1.0:
-            events[:, time_index] /= factor  # back to the file's time units
-        out = events.astype(np.float32)
-    else:  # FlowKit kept the stored values: decode $PnE/$PnG as read_fcs does
-        out = linearize(events.astype(np.float32), channels)
-    return Sample(events=np.ascontiguousarray(out), channels=channels, metadata=meta,
-                  fcs_version=str(fk_sample.version), warnings=tuple(warnings),
-                  provenance=(f"from FlowKit Sample {fk_sample.id!r} ({out.shape[0]} events)",))
+    return Sample(**sample_fields(fk_sample))
 
 
 def flowkit_gate_ids(result: "GatingResult | GatingDocument") -> dict[str, str]:
@@ -106,14 +62,6 @@ def flowkit_gate_ids(result: "GatingResult | GatingDocument") -> dict[str, str]:
     doc = result if isinstance(result, GatingDocument) else result_document(result)
     ids = xml_ids(doc)
     return {node.name: ids[node.id] for node in doc.nodes}
-
-
-def _timestep(metadata: Mapping[str, str]) -> float:
-    try:
-        step = float(str(metadata.get("timestep", "")).strip() or 1.0)
-    except ValueError:
-        return 1.0
-    return step if np.isfinite(step) and step > 0 else 1.0
 
 
 def _scaled(gate: Gate, axis: int, factor: float) -> Gate:
@@ -145,7 +93,7 @@ def _in_flowkit_time_units(doc: "GatingDocument", sample: "Sample") -> "GatingDo
     bounds by the same positive factor keeps every event on its side (rounding is monotonic)."""
     from ..gatingml.model import GatingDocument
 
-    step = _timestep(sample.metadata)
+    step = timestep(sample.metadata)
     time_names = {str(p) for p in sample.channels["pnn"] if str(p).strip().lower() == "time"}
     if step == 1.0 or not time_names:
         return doc
@@ -201,7 +149,7 @@ def to_flowkit_strategy(result: "GatingResult") -> "flowkit.GatingStrategy":
     """The fitted gates of ``result`` as a ``flowkit.GatingStrategy`` (same gates, compensation and
     per-file transforms, under the QC gates when QC ran; evaluated by FlowKit on the raw sample). Gates on
     the time channel are given in FlowKit's time units (file units x $TIMESTEP)."""
-    return _flowkit().parse_gating_xml(io.BytesIO(flowkit_gatingml(result)))
+    return flowkit_module().parse_gating_xml(io.BytesIO(flowkit_gatingml(result)))
 
 
 def flowkit_counts(result: "GatingResult", fk_sample: "flowkit.Sample | None" = None,
