@@ -15,6 +15,7 @@ Bad input raises a :class:`~cytokit.errors.CytokitError` (turned into a failed s
 """
 from __future__ import annotations
 
+import io
 import json
 import logging
 import time
@@ -182,10 +183,16 @@ def _thumbnails(result: Any) -> bytes:
     return png
 
 
+def events_npz(X: np.ndarray, markers: list[str], population: np.ndarray) -> bytes:
+    """The bytes of a per-sample ``events.npz`` (X float32, marker names, per-event population label)."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, X=np.asarray(X, dtype=np.float32), markers=np.asarray(markers, dtype=str),
+                        population=np.asarray(population, dtype=str))
+    return buf.getvalue()
+
+
 def _events_subsample(job: SampleJob, prepared: Sample, result: Any, n_keep: int) -> bytes:
     """A reproducible subsample of events (seeded by the file's sha256) with each event's deepest population."""
-    from .outputs import events_npz
-
     rng = np.random.default_rng(int(job.sha256[:16] or "0", 16))
     n = prepared.n_events
     rows = np.sort(rng.choice(n, size=min(n_keep, n), replace=False)) if n else np.zeros(0, dtype=int)

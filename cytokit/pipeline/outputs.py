@@ -12,7 +12,6 @@ for those that failed (logged; the tables are already written).
 """
 from __future__ import annotations
 
-import io
 import logging
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -117,11 +116,3 @@ def write_extra_outputs(out: Path, plan: RunPlan, samples: pd.DataFrame,
             log.error("output %s not written: %s", name, exc)
             errors[name] = str(exc) if isinstance(exc, CytokitError) else f"{type(exc).__name__}: {exc}"
     return errors
-
-
-def events_npz(X: np.ndarray, markers: list[str], population: np.ndarray) -> bytes:
-    """The bytes of a per-sample ``events.npz`` (X float32, marker names, per-event population label)."""
-    buf = io.BytesIO()
-    np.savez_compressed(buf, X=np.asarray(X, dtype=np.float32), markers=np.asarray(markers, dtype=str),
-                        population=np.asarray(population, dtype=str))
-    return buf.getvalue()
