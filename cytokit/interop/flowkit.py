@@ -135,7 +135,7 @@ def flowkit_export_counts(fcs: str | Path, gatingml: str | Path) -> pd.DataFrame
     from ..fcs import read_fcs
     from ..gatingml import read_gatingml
 
-    fk = _flowkit()
+    fk = flowkit_module()
     doc = read_gatingml(Path(gatingml))
     strategy = fk.parse_gating_xml(io.BytesIO(gatingml_for_flowkit(doc, read_fcs(fcs))))
     report = strategy.gate_sample(fk.Sample(str(fcs), sample_id=Path(fcs).name)).report
