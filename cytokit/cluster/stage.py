@@ -304,7 +304,7 @@ def _scale_text(results_dir: Path, tube: str | None) -> str:
 def write_figures(run: ClusteringRun, out: str | Path, *, tube: str | None = None) -> list[Path]:
     """Heatmap, MST map and (when visits are known) abundance-by-arm figures (arms coloured as in the trial
     figures; the heatmap's colour bar names the transform of the clustered values)."""
-    from ..palette import recorded_arm_order
+    from ..trial.config import recorded_arm_order
     from .plots import plot_abundance, plot_heatmap, plot_map
 
     out = Path(out)

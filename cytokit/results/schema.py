@@ -35,6 +35,7 @@ GATES_PNG = "gates.png"                # per-sample gating thumbnails
 GATES_COHORT_PNG = "gates_cohort.png"  # thumbnails of a sample whose gates the cohort stage re-fitted
 COHORT_DIR = "gating_cohort"           # cohort gating stage: positions, refits
 TRIAL_DIR = "trial"
+TRIAL_CONFIG = "trial_config.json"     # OUT/trial/trial_config.json: the trial configuration the run used
 PATIENT_VISIT_VALUES = "patient_visit_values"   # OUT/trial/patient_visit_values.{parquet,csv}
 CLUSTERING_DIR = "clustering"
 REPORTS_DIR = "reports"

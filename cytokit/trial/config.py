@@ -10,13 +10,15 @@ whole pipeline with a ``trial:`` key), or embed it in a pipeline model as ``tria
 """
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
-from typing import Literal
+from typing import Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..errors import ConfigError
+from ..results.schema import TRIAL_CONFIG, TRIAL_DIR
 
 log = logging.getLogger(__name__)
 
@@ -208,3 +210,21 @@ def load_trial_config(path: str | Path | None) -> TrialConfig:
     except ValidationError as exc:
         shifted = {k[len(prefix):]: v for k, v in lines.items() if k[: len(prefix)] == prefix}
         raise ConfigError(format_validation_error(exc, path, shifted)) from exc
+
+
+def recorded_arm_order(results_dir: str | Path, present: Iterable[str]) -> list[str]:
+    """The arms in ``present`` ordered as the run's trial configuration orders them (treatment, control);
+    arms it does not name follow alphabetically. Without a recorded configuration the pipeline defaults
+    (``TrialConfig()``) decide, then alphabetical order."""
+    present = sorted({str(a) for a in present})
+    order: list[str] = []
+    path = Path(results_dir) / TRIAL_DIR / TRIAL_CONFIG
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8")).get("config", {}) if path.is_file() else {}
+        order = [str(cfg[k]) for k in ("treatment_arm", "control_arm") if k in cfg]
+    except (OSError, ValueError) as exc:
+        log.warning("%s: unreadable trial configuration (%s); arm colours by name", path, exc)
+    if not order:
+        order = list(TrialConfig().arms)
+    known = [a for a in order if a in present]
+    return known + [a for a in present if a not in known]

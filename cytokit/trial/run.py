@@ -18,6 +18,7 @@ from .. import __version__
 from ..errors import PipelineError, StatsError
 from ..io_utils import atomic_write_bytes, atomic_write_text, safe_name, write_table
 from ..provenance import inputs_digest, sample_hashes, stamp_inputs, table_sha256
+from ..results.schema import TRIAL_CONFIG
 from .baseline import baseline_table, baseline_wide
 from .comparisons import run_tests, summarise
 from .config import TrialConfig, load_trial_config
@@ -186,7 +187,7 @@ def write_results(result: TrialResult, out_dir: str | Path, *, force: bool = Fal
         written.append(atomic_write_text(out / "summary.html", result.html))
     info = {"cytokit_version": __version__, "visits": result.visits, "final_visit": result.final_visit,
             "responder_visit": result.responder_visit, "config": result.config.model_dump(mode="json")}
-    written.append(atomic_write_text(out / "trial_config.json", json.dumps(info, indent=2, sort_keys=True)))
+    written.append(atomic_write_text(out / TRIAL_CONFIG, json.dumps(info, indent=2, sort_keys=True)))
     log.info("trial analysis written to %s (%d files)", out, len(written))
     return written
 
