@@ -177,6 +177,9 @@ def compare_gates(expert: str | Path, files: Iterable[str | Path], gates: str | 
 
     ``gates`` is a strategy (name, YAML, Strategy) applied to each file, or a finished run's results
     folder, whose stored per-sample Gating-ML gates (``samples/<id>/gates.xml``) are evaluated as they are.
+    Either way both sides are scored on the events QC kept: with a strategy, QC as ``qc`` says; with a
+    run, the run's own QC, so ``n_auto`` and ``pct_auto`` are the run's populations table ``count`` and
+    ``pct_parent`` when the expert gates every ancestor.
     """
     experts = load_expert(expert, files)
     mapping_ = load_mapping(mapping)
@@ -192,14 +195,19 @@ def compare_gates(expert: str | Path, files: Iterable[str | Path], gates: str | 
 
 def _compare_run(run: Path, experts: Sequence[ExpertSample], mapping: Mapping[str, str] | None,
                  where: Path) -> list[dict]:
+    """Agreement rows of a run's stored gates (``samples/<id>/gates.xml``), scored on the events the run's
+    tables count: the per-sample chain is re-run with the run's QC (:func:`cytokit.pipeline.events.
+    prepare_from_store`) and both sides are restricted to the events QC kept, as in strategy mode."""
     from ..fcs import read_fcs
     from ..gatingml import evaluate_document, read_gatingml
+    from ..pipeline.events import prepare_from_store
 
     table = run / "samples.csv"
     if not table.exists():
         raise ConfigError("not a cytokit results folder (no samples.csv)", path=run)
     samples = pd.read_csv(table, dtype=str).fillna("")
     by_file = {Path(f).name: sid for f, sid in zip(samples["file"], samples["sample_id"])}
+    kept_by_id = dict(zip(samples["sample_id"], samples.get("n_events_qc", pd.Series(dtype=str))))
     rows: list[dict] = []
     for ex in experts:
         sid = by_file.get(ex.path.name)
@@ -209,13 +217,18 @@ def _compare_run(run: Path, experts: Sequence[ExpertSample], mapping: Mapping[st
             continue
         doc = read_gatingml(gx)
         raw = read_fcs(ex.path)
+        keep = np.asarray(prepare_from_store(run, sid, raw=raw)[0].qc.keep, dtype=bool)
+        expected = kept_by_id.get(sid, "")
+        if expected and int(float(expected)) != int(keep.sum()):
+            raise ConfigError(f"{ex.path.name}: QC re-run keeps {int(keep.sum())} events, the run's tables "
+                              f"counted {int(float(expected))}; the run cannot be scored on its own events", path=run)
         names = {n.id: n.name for n in doc.nodes}
         nodes = resolve_nodes(ex.document, mapping, list(names.values()), where=where)
-        masks, parents = expert_masks(ex.document, raw, nodes)
-        auto = evaluate_document(doc, raw)
-        by_name = {names[k]: v for k, v in auto.items()}
+        masks, _ = expert_masks(ex.document, raw, nodes)
+        masks = {pop: m[keep] for pop, m in masks.items()}
+        by_name = {names[k]: np.asarray(v, dtype=bool)[keep] for k, v in evaluate_document(doc, raw).items()}
         auto_par: dict[str, Any] = {}
-        parents = {}
+        parents: dict[str, Any] = {}
         for n in doc.nodes:  # % of the nearest ancestor both sides have (see agreement module)
             ref, current = None, n.parent
             while current is not None and ref is None:

@@ -11,7 +11,7 @@ exactly those counted in the tables.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,13 +22,26 @@ from ..results.schema import SAMPLES_DIR
 from ..sample import Sample
 from .ledger import read_ledger
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ..gating.preprocess import Prepared
+
 
 def prepared_from_store(results_dir: str | Path, sample_id: str) -> tuple[Sample, list[Any], dict[str, Any], str]:
     """The prepared events of a stored sample (chain re-run with its stored QC, compensation and
     transforms; transformed scale), its transform plan, its stored ``result.json`` and its strategy's path."""
+    prepared, result, strategy_path = prepare_from_store(results_dir, sample_id)
+    return prepared.sample, list(prepared.plan), result, strategy_path
+
+
+def prepare_from_store(results_dir: str | Path, sample_id: str, raw: Sample | None = None
+                       ) -> tuple["Prepared", dict[str, Any], str]:
+    """The per-sample chain re-run for a stored sample as the run ran it (:class:`Prepared`: the events
+    the tables count, and ``qc.keep`` = which events of the file they are), its stored ``result.json`` and
+    its strategy's path. ``raw``: the FCS file already read (default: read from the stored path); it must be
+    the file the run analysed (same sha256), else :class:`PipelineError`."""
     from ..gating.preprocess import ChannelTransform, prepare
     from ..gating.loading import load_strategy
-    from .analyse import read_and_resolve
+    from .analyse import job_panel, read_and_resolve
     from .task import SampleJob
 
     results_dir = Path(results_dir)
@@ -52,11 +65,18 @@ def prepared_from_store(results_dir: str | Path, sample_id: str) -> tuple[Sample
     job = SampleJob(sample_id=sample_id, path=result["file"], sha256=result["sha256"], tube=tube, panel=panel,
                     panel_tube=summary.get("panel_tube", tube), strategy=strategy_path,
                     qc=qc if qc is not None else {})
+    if raw is None:
+        resolved = read_and_resolve(job)
+    elif raw.sha256 and result["sha256"] and raw.sha256 != result["sha256"]:
+        raise PipelineError(f"{raw.path}: not the file sample {sample_id!r} of this results folder was analysed "
+                            f"from (sha256 differs)", path=results_dir)
+    else:
+        resolved = job_panel(job).resolve(raw, tube=job.panel_tube)
     plan = [ChannelTransform(t["pnn"], t["marker"], t["name"], {k: float(v) for k, v in t["params"].items()})
             for t in summary.get("transforms", [])]
-    prepared = prepare(read_and_resolve(job), load_strategy(strategy_path).definition, panel=False, qc=job.qc,
-                       plan=plan, compensate_events=bool(summary.get("compensated"))).sample
-    return prepared, plan, result, strategy_path
+    prepared = prepare(resolved, load_strategy(strategy_path).definition, panel=False, qc=job.qc,
+                       plan=plan, compensate_events=bool(summary.get("compensated")))
+    return prepared, result, strategy_path
 
 
 def load_gated_events(results_dir: str | Path, sample_id: str, population: str) -> tuple[np.ndarray, list[str]]:
