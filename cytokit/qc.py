@@ -28,14 +28,17 @@ not modified; ``result.apply(sample)`` returns the kept events as a new Sample. 
   ``max(3, n_events / 5000)`` decreases) is continued across the resets for the flow-rate check (flag
   ``time_not_monotonic``); with more decreases the flow-rate check is skipped.
 * sustained changes (``drift_checks``) — a changepoint test on the per-bin event rate and on each
-  channel's per-bin signal level (per-bin outliers set to the median first): the best single split's
-  difference of segment means, in units of the bin noise (robust SD of first differences), must exceed
+  channel's per-bin signal level (for this test a mean trimmed by ``drift_trim`` at each end, so a few
+  far events per bin do not move it; per-bin outliers set to the median first): the best single split's
+  difference of segment means, in units of the bin noise (robust SD of lag-1..``drift_noise_lag``
+  differences, the largest, so a level that wanders over several bins is noise), must exceed
   ``drift_z`` *and* the change must exceed ``drift_min_rate_change`` (fraction of the rate) or
   ``drift_min_shift`` (asinh units). The file is flagged ``flow_rate_drift`` / ``signal_drift``. A rate
-  drift removes nothing (the signal is what biases populations); for a signal drift the changed bins (on
-  the side of the split that is less steady, else the shorter side) are removed only when they are at
-  most ``drift_max_remove`` of the run — a long drift leaves no segment that is "the" bad one, so its
-  events are kept and the flag asks for review.
+  drift removes nothing (the signal is what biases populations). A signal drift removes events only when
+  it is abrupt (at least ``drift_min_abrupt`` of the change within ``drift_abrupt_bins`` of the split):
+  then the bins of the shorter side that are off the longer side by ``drift_min_shift`` go, when they are
+  at most ``drift_max_remove`` of the run. A gradual or long drift leaves no segment that is "the" bad
+  one, so its events are kept and the flag asks for review.
 
 Percentages in the report table are percent of the sample's events (0–100). The minimum-events rule
 (e.g. ≥ 2,500 lymphocytes) needs gating, so it is a separate helper, :func:`min_events_flag`, that the
@@ -91,6 +94,14 @@ class QCParams(BaseModel):
     drift_min_shift: float = Field(0.08, ge=0, description="asinh units, on any channel")
     drift_max_remove: float = Field(0.25, gt=0, le=1, description="a sustained change spanning more of the run "
                                                                   "is flagged but its events are kept")
+    drift_trim: float = Field(0.2, ge=0, lt=0.5, description="fraction trimmed from each end of a bin's sample "
+                                                             "for the drift levels (rare events ignored)")
+    drift_noise_lag: int = Field(4, ge=1, description="bins; the bin noise is the largest of the lag-1..lag "
+                                                      "difference spreads (slow wander is noise, not a change)")
+    drift_min_abrupt: float = Field(0.5, ge=0, le=1, description="a signal drift removes events only when this "
+                                                                 "fraction of its change happens within "
+                                                                 "drift_abrupt_bins of the split")
+    drift_abrupt_bins: int = Field(3, ge=1, description="bins each side of the split for the abruptness")
     min_good_run: int = Field(3, ge=0, description="bins")
     flag_removed_fraction: float = Field(0.2, gt=0, le=1, description="flag the sample above this")
     flag_margin_fraction: float = Field(0.05, gt=0, le=1)
@@ -404,7 +415,7 @@ def _flow_rate(t: np.ndarray, n_bins: int, params: QCParams
     if params.drift_checks and med > 0:
         # a sustained change of rate (drift, slowly building clog) that the per-bin rule misses
         rel = np.where(bad, 1.0, counts / med)  # per-bin outliers set to the median (see _signal_shift)
-        split, zc, change = _changepoint(rel, max(2, params.min_bins // 2))
+        split, zc, change = _changepoint(rel, max(2, params.min_bins // 2), params.drift_noise_lag)
         # flagged only: a slower or faster stream with an unchanged signal does not bias the populations
         drift = bool(zc[0] > params.drift_z and abs(change[0]) > params.drift_min_rate_change)
     else:
@@ -413,12 +424,14 @@ def _flow_rate(t: np.ndarray, n_bins: int, params: QCParams
     return bad[which], counts, bad, drift
 
 
-def _changepoint(series: np.ndarray, min_segment: int) -> tuple[int, np.ndarray, np.ndarray]:
+def _changepoint(series: np.ndarray, min_segment: int, max_lag: int = 1) -> tuple[int, np.ndarray, np.ndarray]:
     """Best single change in the mean of each column of ``series`` (bins × columns).
 
-    For every split ``k`` the difference of the segment means is standardised by the bin noise
-    (σ = 1.4826 × MAD of first differences / √2, which a slow trend or a step hardly inflates) and
-    √(1/k + 1/(n−k)). Returns (split index shared by the columns with the largest statistic, per-column
+    For every split ``k`` the difference of the segment means is standardised by the bin noise and
+    √(1/k + 1/(n−k)). The noise σ is the largest over lags L = 1, 2, 4, … ≤ ``max_lag`` of 1.4826 × MAD
+    of the lag-L differences / √2: for independent bins every lag gives the same σ, a step or a slow
+    trend hardly inflates it, but a level that wanders up and down over several bins (real acquisitions
+    of mixed or sparse samples) is noise at the longer lags and not a change. Returns (split index shared by the columns with the largest statistic, per-column
     statistic at their own best split, per-column mean difference later − earlier at that split)."""
     x = np.asarray(series, dtype=np.float64)
     if x.ndim == 1:
@@ -427,8 +440,12 @@ def _changepoint(series: np.ndarray, min_segment: int) -> tuple[int, np.ndarray,
     ks = np.arange(min_segment, n - min_segment + 1)
     if not len(ks):
         return 0, np.zeros(x.shape[1]), np.zeros(x.shape[1])
-    d1 = np.diff(x, axis=0)
-    sigma = 1.4826 * np.median(np.abs(d1 - np.median(d1, axis=0)), axis=0) / np.sqrt(2)
+    sigma = np.zeros(x.shape[1])
+    lag = 1
+    while lag <= max(1, max_lag) and lag < n:
+        d = x[lag:] - x[:-lag]
+        sigma = np.maximum(sigma, 1.4826 * np.median(np.abs(d - np.median(d, axis=0)), axis=0) / np.sqrt(2))
+        lag *= 2
     sigma = np.maximum(sigma, 1e-9 + 1e-6 * np.abs(np.median(x, axis=0)))
     csum = np.cumsum(x, axis=0)
     total = csum[-1]
@@ -443,38 +460,24 @@ def _changepoint(series: np.ndarray, min_segment: int) -> tuple[int, np.ndarray,
     return k_all, z[best, cols], diff[best, cols]
 
 
-def _drift_bins(levels: np.ndarray, split: int, min_change: np.ndarray | float,
-                max_fraction: float = 1.0) -> np.ndarray:
-    """Bins of the changed side of ``split`` whose level differs from the reference side's median by
-    more than ``min_change`` (per column; a bin is bad when any column is). The reference side is the
-    steadier one (a drift trends, a stable stretch does not: robust spread at least 1.5x smaller), else
-    the longer one. When more than ``max_fraction`` of the bins would go, none are removed."""
+def _step_bins(levels: np.ndarray, split: int, min_change: float, max_fraction: float) -> np.ndarray:
+    """Bins on the shorter side of an abrupt sustained change at ``split`` (the longer side is the run's
+    normal condition; on a tie the later side is the changed one) whose level differs from the longer
+    side's median by more than ``min_change`` on any column of ``levels``; none when they would be more
+    than ``max_fraction`` of the bins (a long change: the file is flagged, no side is "the" bad one)."""
     n = levels.shape[0]
-    early, late = slice(0, split), slice(split, n)
-
-    def spread(sl: slice) -> float:
-        seg = levels[sl]
-        return float(np.max(np.median(np.abs(seg - np.median(seg, axis=0)), axis=0)))
-
-    s_early, s_late = spread(early), spread(late)
-    if s_early * 1.5 < s_late:
-        ref = early
-    elif s_late * 1.5 < s_early:
-        ref = late
-    else:
-        ref = early if split >= n - split else late
-    ref_level = np.median(levels[ref], axis=0)
-    bad = (np.abs(levels - ref_level) > min_change).any(axis=1)
-    bad[ref] = False
-    if bad.mean() > max_fraction:  # a long drift: flag the file, keep its events (no segment is "the" bad one)
+    ref, changed = (slice(split, n), slice(0, split)) if split < n - split else (slice(0, split), slice(split, n))
+    bad = np.zeros(n, dtype=bool)
+    bad[changed] = (np.abs(levels[changed] - np.median(levels[ref], axis=0)) > min_change).any(axis=1)
+    if bad.mean() > max_fraction:
         bad[:] = False
     return bad
 
 
 def _signal_shift(events: np.ndarray, valid: np.ndarray, names: list[str], cols: list[int], n_bins: int,
-                  params: QCParams) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], list[str]]:
-    """(per-event bad mask, bin starts, per-bin bad, channels that shifted, channels that drifted) over
-    event-order bins.
+                  params: QCParams) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], list[str], bool]:
+    """(per-event bad mask, bin starts, per-bin bad, channels that shifted, channels that drifted, whether
+    the drift removed bins) over event-order bins.
 
     Levels use only ``valid`` events (not already removed as margin/negative/non-finite)."""
     n = events.shape[0]
@@ -496,19 +499,69 @@ def _signal_shift(events: np.ndarray, valid: np.ndarray, names: list[str], cols:
     hits = (np.abs(z) > params.signal_mad_threshold) & (np.abs(dev) > params.signal_min_shift)
     bad = hits.any(axis=1)
     drifted: list[str] = []
+    removed_drift = False
     if params.drift_checks:
+        # levels robust to a few far events per bin (debris, doublets, a sparse second population);
         # bins the per-bin rule already removed are set to the median so a short excursion is not
         # read as a sustained change
-        steady = np.where(bad[:, None], np.median(level, axis=0), level)
-        split, zc, change = _changepoint(steady, max(2, params.min_bins // 2))
+        dlevel = _trimmed_levels(events, valid, cols, starts, size, stride, c, params.drift_trim) \
+            if params.drift_trim > 0 else level
+        steady = np.where(bad[:, None], np.median(dlevel, axis=0), dlevel)
+        split, zc, change = _changepoint(steady, max(2, params.min_bins // 2), params.drift_noise_lag)
         drift = (zc > params.drift_z) & (np.abs(change) > params.drift_min_shift)
         if drift.any():
-            bad |= _drift_bins(steady[:, drift], split, params.drift_min_shift, params.drift_max_remove)
             drifted = [names[cols[k]] for k in np.flatnonzero(drift)]
+            # only an abrupt sustained change (a step: a clog that stays, a bubble, a changed setting)
+            # separates events acquired under other conditions; a gradual drift has no cut point
+            # that makes the kept events right, so it is flagged and its events kept
+            abrupt = drift & (_abruptness(steady, split, params.drift_abrupt_bins) >= params.drift_min_abrupt)
+            if abrupt.any():
+                step = _step_bins(steady[:, abrupt], split, params.drift_min_shift, params.drift_max_remove)
+                removed_drift = bool(step.any())
+                bad |= step
     bad = _close_short_runs(bad, params.min_good_run)
     shifted = [names[cols[k]] for k in np.flatnonzero(hits.any(axis=0))]
     per_event = np.repeat(bad, np.diff(np.append(starts, n)))
-    return per_event, starts, bad, shifted, drifted
+    return per_event, starts, bad, shifted, drifted, removed_drift
+
+
+def _trimmed_levels(events: np.ndarray, valid: np.ndarray, cols: list[int], starts: np.ndarray, size: int,
+                    stride: int, cofactor: np.float32, trim: float) -> np.ndarray:
+    """Per bin (rows) and channel (columns): the mean of ``asinh(x / cofactor)`` over the bin's systematic
+    subsample of ``valid`` events after dropping the lowest and highest ``trim`` fraction (bins of
+    ``size`` events from ``starts``; the last bin runs to the end)."""
+    n = events.shape[0]
+    body = starts[:-1, None] + np.arange(0, size, stride)[None, :]
+    last = np.arange(starts[-1], n, stride)
+    idx = np.full((len(starts), max(body.shape[1], last.size)), -1, dtype=np.int64)
+    idx[:-1, :body.shape[1]] = body
+    idx[-1, :last.size] = last
+    ok = idx >= 0
+    ok[ok] = valid[idx[ok]]
+    count = ok.sum(axis=1)
+    lo = np.floor(trim * count).astype(np.int64)
+    hi = count - lo
+    rows = np.arange(len(starts))
+    out = np.zeros((len(starts), len(cols)))
+    for k, j in enumerate(cols):
+        x = np.where(ok, np.arcsinh(events[np.maximum(idx, 0), j] / cofactor), np.inf)
+        x.sort(axis=1)  # invalid (inf) last
+        cs = np.concatenate([np.zeros((len(starts), 1)), np.cumsum(np.where(np.isinf(x), 0.0, x), axis=1)],
+                            axis=1)
+        out[:, k] = (cs[rows, hi] - cs[rows, lo]) / np.maximum(hi - lo, 1)
+    return out
+
+
+def _abruptness(levels: np.ndarray, split: int, width: int) -> np.ndarray:
+    """Per column, how much of the change at ``split`` happens within ``width`` bins of it: the
+    difference of the medians of the ``width`` bins after and before the split over the difference of
+    the segment means (1 for a step, near 0 for a slow ramp; 0 when the two disagree in sign)."""
+    n = levels.shape[0]
+    w = max(1, min(width, split, n - split))
+    local = np.median(levels[split:split + w], axis=0) - np.median(levels[split - w:split], axis=0)
+    total = levels[split:].mean(axis=0) - levels[:split].mean(axis=0)
+    ratio = local / np.where(np.abs(total) > 1e-12, total, np.inf)
+    return np.clip(ratio, 0.0, None)
 
 
 def run_qc(sample: Sample, params: QCParams | None = None) -> QCResult:
@@ -585,7 +638,7 @@ def run_qc(sample: Sample, params: QCParams | None = None) -> QCResult:
             cols = [j for j, k in enumerate(sample.channels["kind"]) if k in ("scatter", "fluorescence")]
         if cols:
             sig_events = ev if all_finite else np.where(np.isfinite(ev), ev, np.float32(0))
-            sig_bad, starts, sig_bins_bad, shifted, drifted = _signal_shift(
+            sig_bad, starts, sig_bins_bad, shifted, drifted, drift_removed = _signal_shift(
                 sig_events, finite & ~high & ~low, list(sample.channels["pnn"].astype(str)), cols, n_bins,
                 params)
             removed["signal_shift"] = int(sig_bad.sum())
@@ -597,7 +650,8 @@ def run_qc(sample: Sample, params: QCParams | None = None) -> QCResult:
                 flags.append("signal_shift")
             if drifted:
                 flags.append("signal_drift")
-                details["signal_shift"] += f"; sustained change in {', '.join(drifted)}"
+                details["signal_shift"] += (f"; sustained change in {', '.join(drifted)}"
+                                            + ("" if drift_removed else " (gradual or long: flagged, events kept)"))
             bins = pd.DataFrame({"first_event": starts, "removed_signal_shift": sig_bins_bad})
     if n and 1.0 - keep.sum() / n > params.flag_removed_fraction:
         flags.append("qc_removed_many")
