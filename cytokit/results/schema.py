@@ -16,62 +16,63 @@ heavy: column constants can be used anywhere.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 #: version of the results-folder layout and table schema (``run_info.json`` key :data:`RUN_INFO_SCHEMA_KEY`)
-SCHEMA_VERSION = "1"
-RUN_INFO_SCHEMA_KEY = "results_schema"
+SCHEMA_VERSION: Final = "1"
+RUN_INFO_SCHEMA_KEY: Final = "results_schema"
 
 # -- files and folders (relative to OUT) -------------------------------------------------------------
-POPULATIONS = "populations"            # table stem: populations.parquet / populations.csv
-SAMPLES = "samples"                    # table stem: samples.parquet / samples.csv
-INPUTS = "inputs"                      # inputs.csv: kind, name, path, sha256
-CLINICAL = "clinical"                  # clinical.csv (copy of the site table, lymphocytes column renamed)
-IL2_CYCLES = "il2_cycles"              # il2_cycles.csv (copy)
-RUN_INFO = "run_info.json"
-SAMPLES_DIR = "samples"                # OUT/samples/<safe sample_id>/
-RESULT_FILE = "result.json"            # per-sample stored result (populations, summary, gates)
-GATES_XML = "gates.xml"                # per-sample Gating-ML 2.0 (under the QC gates)
-GATES_PNG = "gates.png"                # per-sample gating thumbnails
-GATES_COHORT_PNG = "gates_cohort.png"  # thumbnails of a sample whose gates the cohort stage re-fitted
-COHORT_DIR = "gating_cohort"           # cohort gating stage: positions, refits
-TRIAL_DIR = "trial"
-TRIAL_CONFIG = "trial_config.json"     # OUT/trial/trial_config.json: the trial configuration the run used
-PATIENT_VISIT_VALUES = "patient_visit_values"   # OUT/trial/patient_visit_values.{parquet,csv}
-CLUSTERING_DIR = "clustering"
-REPORTS_DIR = "reports"
+POPULATIONS: Final = "populations"            # table stem: populations.parquet / populations.csv
+SAMPLES: Final = "samples"                    # table stem: samples.parquet / samples.csv
+INPUTS: Final = "inputs"                      # inputs.csv: kind, name, path, sha256
+CLINICAL: Final = "clinical"                  # clinical.csv (copy of the site table, lymphocytes column renamed)
+IL2_CYCLES: Final = "il2_cycles"              # il2_cycles.csv (copy)
+RUN_INFO: Final = "run_info.json"
+SAMPLES_DIR: Final = "samples"                # OUT/samples/<safe sample_id>/
+RESULT_FILE: Final = "result.json"            # per-sample stored result (populations, summary, gates)
+GATES_XML: Final = "gates.xml"                # per-sample Gating-ML 2.0 (under the QC gates)
+GATES_PNG: Final = "gates.png"                # per-sample gating thumbnails
+GATES_COHORT_PNG: Final = "gates_cohort.png"  # thumbnails of a sample whose gates the cohort stage re-fitted
+COHORT_DIR: Final = "gating_cohort"           # cohort gating stage: positions, refits
+TRIAL_DIR: Final = "trial"
+TRIAL_CONFIG: Final = "trial_config.json"     # OUT/trial/trial_config.json: the trial configuration the run used
+PATIENT_VISIT_VALUES: Final = "patient_visit_values"   # OUT/trial/patient_visit_values.{parquet,csv}
+CLUSTERING_DIR: Final = "clustering"
+REPORTS_DIR: Final = "reports"
 
 # -- column names --------------------------------------------------------------------------------------
-SAMPLE_ID = "sample_id"
-FILE = "file"
-SHA256 = "sha256"
-PATIENT = "patient"
-VISIT = "visit"
-WEEK = "week"
-ARM = "arm"
-TUBE = "tube"
-POPULATION = "population"
-PARENT = "parent"
-COUNT = "count"
-PARENT_COUNT = "parent_count"
-PCT_PARENT = "pct_parent"
-PCT_LYMPHOCYTES = "pct_lymphocytes"
-ABS_COUNT = "abs_count_per_uL"
-ABS_METHOD = "abs_method"
-MARKER_MEDIANS = "marker_medians"
-METHOD = "method"
-FLAGS = "flags"
-QC_FLAGS = "qc_flags"
-PHENOTYPE = "phenotype"
-STATUS = "status"
-ERROR = "error"
-N_EVENTS = "n_events"
-N_EVENTS_QC = "n_events_qc"
-LYMPHOCYTES = "lymphocytes"
-LYMPHOSUM_PCT = "lymphosum_pct"
-CD4_CD8_VS_CD3_PCT = "cd4_cd8_vs_cd3_pct"
-CHECK_FLAGS = "check_flags"
+SAMPLE_ID: Final = "sample_id"
+FILE: Final = "file"
+SHA256: Final = "sha256"
+PATIENT: Final = "patient"
+VISIT: Final = "visit"
+WEEK: Final = "week"
+ARM: Final = "arm"
+TUBE: Final = "tube"
+POPULATION: Final = "population"
+PARENT: Final = "parent"
+COUNT: Final = "count"
+PARENT_COUNT: Final = "parent_count"
+PCT_PARENT: Final = "pct_parent"
+PCT_LYMPHOCYTES: Final = "pct_lymphocytes"
+ABS_COUNT: Final = "abs_count_per_uL"
+ABS_METHOD: Final = "abs_method"
+MARKER_MEDIANS: Final = "marker_medians"
+METHOD: Final = "method"
+FLAGS: Final = "flags"
+QC_FLAGS: Final = "qc_flags"
+PHENOTYPE: Final = "phenotype"
+STATUS: Final = "status"
+ERROR: Final = "error"
+N_EVENTS: Final = "n_events"
+N_EVENTS_QC: Final = "n_events_qc"
+LYMPHOCYTES: Final = "lymphocytes"
+LYMPHOSUM_PCT: Final = "lymphosum_pct"
+CD4_CD8_VS_CD3_PCT: Final = "cd4_cd8_vs_cd3_pct"
+CHECK_FLAGS: Final = "check_flags"
 #: clinical table column read by the cohort stages (cells/µL)
-LYMPHOCYTES_PER_UL = "lymphocytes_per_uL"
+LYMPHOCYTES_PER_UL: Final = "lymphocytes_per_uL"
 
 #: the percentage/count measures of a population row
 MEASURES: tuple[str, ...] = (PCT_PARENT, PCT_LYMPHOCYTES, ABS_COUNT)
