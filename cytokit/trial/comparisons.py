@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import StatsError
+from ..results import schema as S
 from .config import MEASURE_UNITS, TrialConfig
 from .logistic import design_matrix, fit_logistic
 from .longitudinal import LONGITUDINAL_MODELS
@@ -32,13 +33,13 @@ from .stats import TEST_COLUMNS, adjust_pvalues, fisher_2x2, median_iqr, rank_su
 
 log = logging.getLogger(__name__)
 
-SUMMARY_COLUMNS = ["population", "measure", "unit", "quantity", "arm", "visit", "week", "n", "median", "q1", "q3",
+SUMMARY_COLUMNS = [S.POPULATION, "measure", "unit", "quantity", S.ARM, S.VISIT, S.WEEK, "n", "median", "q1", "q3",
                    "mean"]
-RATE_COLUMNS = ["endpoint", "arm", "visit", "week", "n", "responders", "pct"]
+RATE_COLUMNS = ["endpoint", S.ARM, S.VISIT, S.WEEK, "n", "responders", "pct"]
 
 #: events per variable below which a logistic model is reported as unreliable (Peduzzi et al. 1996)
 EPV_MIN = 10.0
-_NUMERIC = ("week", "n", "n_treatment", "n_control", "statistic", "estimate", "ci_low", "ci_high", "p", "p_adj")
+_NUMERIC = (S.WEEK, "n", "n_treatment", "n_control", "statistic", "estimate", "ci_low", "ci_high", "p", "p_adj")
 
 
 def _row(**kw) -> dict:
@@ -49,20 +50,20 @@ def _row(**kw) -> dict:
 
 
 def _arm_values(values: pd.DataFrame, config: TrialConfig) -> pd.DataFrame:
-    other = sorted(set(values["arm"]) - set(config.arms))
+    other = sorted(set(values[S.ARM]) - set(config.arms))
     if other:
         log.warning("arms %s are neither treatment (%s) nor control (%s): not compared", other, *config.arms)
-    present = set(values["arm"])
+    present = set(values[S.ARM])
     for arm in config.arms:
         if arm not in present:
             raise StatsError(f"arm {arm!r} has no patients in the results store; arms are {sorted(present)} "
                              "(set trial.treatment_arm / trial.control_arm)")
-    return values[values["arm"].isin(config.arms)]
+    return values[values[S.ARM].isin(config.arms)]
 
 
 def visit_weeks(values: pd.DataFrame) -> dict[str, float]:
     """Nominal week of each visit (median over samples)."""
-    return values.groupby("visit")["week"].median().to_dict()
+    return values.groupby(S.VISIT)[S.WEEK].median().to_dict()
 
 
 def summarise(values: pd.DataFrame, patient_summaries: pd.DataFrame, config: TrialConfig,
@@ -72,22 +73,22 @@ def summarise(values: pd.DataFrame, patient_summaries: pd.DataFrame, config: Tri
     (``auc_mb``, unit × weeks; ``auc_mb_per_week``, unit) with an empty visit."""
     weeks = visit_weeks(values)
     rows = []
-    for (pop, arm, visit), g in values.groupby(["population", "arm", "visit"], sort=False):
+    for (pop, arm, visit), g in values.groupby([S.POPULATION, S.ARM, S.VISIT], sort=False):
         for m in config.measures:
             for q, col in (("value", m), ("change", f"{m}_change"), ("change_pct", f"{m}_change_pct")):
                 if q != "value" and visit == config.baseline_visit:
                     continue
                 s = median_iqr(g[col])
-                rows.append({"population": pop, "measure": m, "unit": "%" if q == "change_pct" else MEASURE_UNITS[m],
-                             "quantity": q, "arm": arm, "visit": visit, "week": weeks[visit], "n": s.n,
+                rows.append({S.POPULATION: pop, "measure": m, "unit": "%" if q == "change_pct" else MEASURE_UNITS[m],
+                             "quantity": q, S.ARM: arm, S.VISIT: visit, S.WEEK: weeks[visit], "n": s.n,
                              "median": s.median, "q1": s.q1, "q3": s.q3, "mean": s.mean})
-    for (pop, m, arm), g in patient_summaries.groupby(["population", "measure", "arm"], sort=False):
+    for (pop, m, arm), g in patient_summaries.groupby([S.POPULATION, "measure", S.ARM], sort=False):
         for q, unit in (("auc_mb", f"{MEASURE_UNITS[m]} × weeks"), ("auc_mb_per_week", MEASURE_UNITS[m])):
             s = median_iqr(g[q])
-            rows.append({"population": pop, "measure": m, "unit": unit, "quantity": q, "arm": arm, "visit": "",
-                         "week": np.nan, "n": s.n, "median": s.median, "q1": s.q1, "q3": s.q3, "mean": s.mean})
+            rows.append({S.POPULATION: pop, "measure": m, "unit": unit, "quantity": q, S.ARM: arm, S.VISIT: "",
+                         S.WEEK: np.nan, "n": s.n, "median": s.median, "q1": s.q1, "q3": s.q3, "mean": s.mean})
     out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
-    return sort_table(out, visits, ["population", "measure", "quantity", "_visit", "arm"])
+    return sort_table(out, visits, [S.POPULATION, "measure", "quantity", "_visit", S.ARM])
 
 
 def continuous_tests(values: pd.DataFrame, patient_summaries: pd.DataFrame, config: TrialConfig,
@@ -98,8 +99,8 @@ def continuous_tests(values: pd.DataFrame, patient_summaries: pd.DataFrame, conf
     k = config.min_per_arm
     rows: list[dict] = []
     follow = [v for v in visits if v != config.baseline_visit]
-    by = {key: g for key, g in values.groupby(["population", "visit", "arm"], sort=False)}
-    pops = sorted(values["population"].unique())
+    by = {key: g for key, g in values.groupby([S.POPULATION, S.VISIT, S.ARM], sort=False)}
+    pops = sorted(values[S.POPULATION].unique())
     empty = values.iloc[0:0]
     for pop in pops:
         for visit in follow:
@@ -120,9 +121,9 @@ def continuous_tests(values: pd.DataFrame, patient_summaries: pd.DataFrame, conf
                                      visit=visit, week=weeks[visit], arm=arm, n=s.n1, statistic=s.statistic,
                                      estimate=s.estimate, estimate_kind="median change from baseline", p=s.p,
                                      note=s.note, _adjust=True))
-    ps = patient_summaries[patient_summaries["arm"].isin(config.arms)]
-    for (pop, m), g in ps.groupby(["population", "measure"], sort=True):
-        r = rank_sum(g.loc[g["arm"] == t_arm, "auc_mb"], g.loc[g["arm"] == c_arm, "auc_mb"], min_n=k)
+    ps = patient_summaries[patient_summaries[S.ARM].isin(config.arms)]
+    for (pop, m), g in ps.groupby([S.POPULATION, "measure"], sort=True):
+        r = rank_sum(g.loc[g[S.ARM] == t_arm, "auc_mb"], g.loc[g[S.ARM] == c_arm, "auc_mb"], min_n=k)
         rows.append(_row(test="rank_sum", endpoint="auc_mb", population=pop, measure=m, n=r.n1 + r.n2,
                          n_treatment=r.n1, n_control=r.n2, statistic=r.statistic, estimate=r.estimate,
                          estimate_kind="difference in median AUC minus baseline (unit x weeks)", p=r.p,
@@ -134,11 +135,11 @@ def responder_rates_and_tests(flags: pd.DataFrame, config: TrialConfig,
                               visits: list[str]) -> tuple[pd.DataFrame, list[dict]]:
     """Responder proportions per arm × visit (percent) and Fisher exact rows per flag × visit."""
     t_arm, c_arm = config.arms
-    weeks = flags.groupby("visit")["week"].median().to_dict()
+    weeks = flags.groupby(S.VISIT)[S.WEEK].median().to_dict()
     names = flag_names(config)
     rates, rows = [], []
     for visit in visits:
-        fv = flags[flags["visit"] == visit]
+        fv = flags[flags[S.VISIT] == visit]
         if fv.empty:
             continue
         for name in names:
@@ -146,10 +147,10 @@ def responder_rates_and_tests(flags: pd.DataFrame, config: TrialConfig,
                 continue  # an increase over baseline is undefined at baseline
             counts = {}
             for arm in config.arms:
-                col = fv.loc[fv["arm"] == arm, name].dropna()
+                col = fv.loc[fv[S.ARM] == arm, name].dropna()
                 n, r = int(len(col)), int(col.astype(bool).sum())
                 counts[arm] = (r, n)
-                rates.append({"endpoint": name, "arm": arm, "visit": visit, "week": weeks[visit], "n": n,
+                rates.append({"endpoint": name, S.ARM: arm, S.VISIT: visit, S.WEEK: weeks[visit], "n": n,
                               "responders": r, "pct": 100.0 * r / n if n else np.nan})
             (rt, nt), (rc, nc) = counts[t_arm], counts[c_arm]
             if nt < config.min_per_arm or nc < config.min_per_arm:
@@ -164,36 +165,36 @@ def responder_rates_and_tests(flags: pd.DataFrame, config: TrialConfig,
                 ci_low=f.ci_low if f else np.nan, ci_high=f.ci_high if f else np.nan, p=f.p if f else np.nan,
                 note=(f.note if f else res_note) + f" responders {rt}/{nt} vs {rc}/{nc}", _adjust=True))
     rate_df = pd.DataFrame(rates, columns=RATE_COLUMNS)
-    return sort_table(rate_df, visits, ["endpoint", "_visit", "arm"]), rows
+    return sort_table(rate_df, visits, ["endpoint", "_visit", S.ARM]), rows
 
 
 def _per_patient(clinical: pd.DataFrame, column: str, visit: str | None, order: list[str]) -> pd.Series:
     """One value per patient: at ``visit``, or the last non-missing by visit order when ``visit`` is None."""
-    sub = clinical[["patient", "visit", column]].dropna(subset=[column])
+    sub = clinical[[S.PATIENT, S.VISIT, column]].dropna(subset=[column])
     if sub.empty:
         return pd.Series(dtype=object)
     if visit is not None:
-        sub = sub[sub["visit"] == visit]
+        sub = sub[sub[S.VISIT] == visit]
     rank = {v: i for i, v in enumerate(order)}
-    sub = sub.assign(_r=sub["visit"].map(rank).fillna(len(rank)))
-    return sub.sort_values(["patient", "_r"]).groupby("patient")[column].last()
+    sub = sub.assign(_r=sub[S.VISIT].map(rank).fillna(len(rank)))
+    return sub.sort_values([S.PATIENT, "_r"]).groupby(S.PATIENT)[column].last()
 
 
 def _baseline_clinical(clinical: pd.DataFrame, column: str, baseline: str, order: list[str]) -> pd.Series:
     """Covariate per patient at the baseline visit (else its first recorded value)."""
-    sub = clinical[["patient", "visit", column]].dropna(subset=[column])
+    sub = clinical[[S.PATIENT, S.VISIT, column]].dropna(subset=[column])
     rank = {v: i for i, v in enumerate(order)}
-    sub = sub.assign(_r=np.where(sub["visit"] == baseline, -1, sub["visit"].map(rank).fillna(len(rank))))
-    return sub.sort_values(["patient", "_r"]).groupby("patient")[column].first()
+    sub = sub.assign(_r=np.where(sub[S.VISIT] == baseline, -1, sub[S.VISIT].map(rank).fillna(len(rank))))
+    return sub.sort_values([S.PATIENT, "_r"]).groupby(S.PATIENT)[column].first()
 
 
 def logistic_data(values: pd.DataFrame, clinical: pd.DataFrame, config: TrialConfig, outcome: str,
                   visits: list[str], source: str = "<clinical table>") -> pd.DataFrame:
     """One row per patient of the two arms: ``arm``, ``outcome`` (0/1) and the covariates."""
     lc = config.logistic
-    arms = values.drop_duplicates("patient").set_index("patient")["arm"]
+    arms = values.drop_duplicates(S.PATIENT).set_index(S.PATIENT)[S.ARM]
     arms = arms[arms.isin(config.arms)]
-    data = pd.DataFrame({"arm": arms})
+    data = pd.DataFrame({S.ARM: arms})
     raw = _per_patient(clinical, outcome, lc.visit, visits)
     y = pd.to_numeric(raw, errors="coerce")
     bad = raw.notna() & ~y.isin([0, 1])
@@ -203,8 +204,8 @@ def logistic_data(values: pd.DataFrame, clinical: pd.DataFrame, config: TrialCon
     data["outcome"] = y.reindex(data.index)
     for cov in lc.covariates:
         if cov == "baseline_cd4":
-            base = values[(values["population"] == config.cd4_population) & (values["visit"] == config.baseline_visit)]
-            data[cov] = base.set_index("patient")["abs_count_per_uL"].reindex(data.index)
+            base = values[(values[S.POPULATION] == config.cd4_population) & (values[S.VISIT] == config.baseline_visit)]
+            data[cov] = base.set_index(S.PATIENT)[S.ABS_COUNT].reindex(data.index)
         elif cov in clinical.columns:
             data[cov] = _baseline_clinical(clinical, cov, config.baseline_visit, visits).reindex(data.index)
         else:
@@ -232,7 +233,7 @@ def logistic_tests(values: pd.DataFrame, clinical: pd.DataFrame, config: TrialCo
             notes.append(f"{dropped} patients without outcome or covariates excluded")
         X = X.dropna()
         y = complete.loc[X.index, "outcome"]
-        nt = int((complete.loc[X.index, "arm"] == config.treatment_arm).sum())
+        nt = int((complete.loc[X.index, S.ARM] == config.treatment_arm).sum())
         nc = len(X) - nt
         if nt < config.min_per_arm or nc < config.min_per_arm or y.nunique() < 2 or len(X) <= X.shape[1]:
             rows.append(_row(test="logistic", endpoint=outcome, term="(model)", n=len(X), n_treatment=nt,
@@ -269,18 +270,18 @@ def longitudinal_tests(values: pd.DataFrame, config: TrialConfig, visits: list[s
     weeks = visit_weeks(values)
     rows: list[dict] = []
     for pop in pops:
-        sub = values[values["population"] == pop]
+        sub = values[values[S.POPULATION] == pop]
         if sub.empty:
             continue
         for m in measures:
-            data = sub[["patient", "arm", "visit", m]].dropna().rename(columns={m: "value"})
+            data = sub[[S.PATIENT, S.ARM, S.VISIT, m]].dropna().rename(columns={m: "value"})
             if lcfg.log10:
                 data = data.assign(value=np.log10(data["value"].clip(lower=0) + 1.0))
-            data = data.assign(treat=(data["arm"] == config.treatment_arm).astype(int))
-            n_arm = data.groupby("arm")["patient"].nunique()
+            data = data.assign(treat=(data[S.ARM] == config.treatment_arm).astype(int))
+            n_arm = data.groupby(S.ARM)[S.PATIENT].nunique()
             common = dict(test=lcfg.model, endpoint="log10(value + 1)" if lcfg.log10 else "value",
                           population=pop, measure=m)
-            if (n_arm.reindex(list(config.arms)).fillna(0) < config.min_per_arm).any() or data["visit"].nunique() < 2:
+            if (n_arm.reindex(list(config.arms)).fillna(0) < config.min_per_arm).any() or data[S.VISIT].nunique() < 2:
                 rows.append(_row(**common, term="arm x visit (joint)", flag="not_estimable",
                                  note="too few patients or visits"))
                 continue
@@ -330,7 +331,7 @@ def adjust(tests: pd.DataFrame, config: TrialConfig) -> pd.DataFrame:
 def sort_table(df: pd.DataFrame, visits: list[str], by: list[str]) -> pd.DataFrame:
     """Deterministic order: ``_visit`` in ``by`` stands for visit order (empty visit last)."""
     rank = {v: i for i, v in enumerate(visits)}
-    tmp = df.assign(_visit=df["visit"].map(rank).fillna(len(rank)).astype(int)) if "visit" in df.columns else df
+    tmp = df.assign(_visit=df[S.VISIT].map(rank).fillna(len(rank)).astype(int)) if S.VISIT in df.columns else df
     return tmp.sort_values(by, kind="mergesort").drop(columns=["_visit"], errors="ignore").reset_index(drop=True)
 
 
@@ -339,7 +340,7 @@ def run_tests(values: pd.DataFrame, flags: pd.DataFrame, patient_summaries: pd.D
               clinical_source: str = "<clinical table>") -> tuple[pd.DataFrame, pd.DataFrame]:
     """(tests, responder rates) for the two configured arms; tests are multiplicity-adjusted and sorted."""
     values = _arm_values(values, config)
-    flags = flags[flags["arm"].isin(config.arms)]
+    flags = flags[flags[S.ARM].isin(config.arms)]
     rows = continuous_tests(values, patient_summaries, config, visits)
     rates, fisher_rows = responder_rates_and_tests(flags, config, visits)
     rows += fisher_rows
@@ -349,5 +350,5 @@ def run_tests(values: pd.DataFrame, flags: pd.DataFrame, patient_summaries: pd.D
     tests = adjust(tests, config)
     test_rank = {t: i for i, t in enumerate(["rank_sum", "signed_rank", "fisher", "logistic", "mixedlm", "gee"])}
     tests = tests.assign(_t=tests["test"].map(test_rank))
-    tests = sort_table(tests, visits, ["_t", "endpoint", "population", "measure", "_visit", "arm", "term"])
+    tests = sort_table(tests, visits, ["_t", "endpoint", S.POPULATION, "measure", "_visit", S.ARM, "term"])
     return tests.drop(columns=["_t"]), rates

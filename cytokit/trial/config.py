@@ -18,23 +18,24 @@ from typing import Iterable, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..errors import ConfigError
+from ..results import schema as S
 from ..results.schema import TRIAL_CONFIG, TRIAL_DIR
 
 log = logging.getLogger(__name__)
 
 #: measures carried per sample × population in the results store (see docs/architecture.md)
-MEASURES: tuple[str, ...] = ("pct_parent", "pct_lymphocytes", "abs_count_per_uL")
+MEASURES: tuple[str, ...] = (S.PCT_PARENT, S.PCT_LYMPHOCYTES, S.ABS_COUNT)
 
 #: human-readable unit of each measure, used in tables, figures and the HTML summary
 MEASURE_UNITS: dict[str, str] = {
-    "pct_parent": "% of parent",
-    "pct_lymphocytes": "% of lymphocytes",
-    "abs_count_per_uL": "cells/µL",
+    S.PCT_PARENT: "% of parent",
+    S.PCT_LYMPHOCYTES: "% of lymphocytes",
+    S.ABS_COUNT: "cells/µL",
 }
 
 Measure = Literal["pct_parent", "pct_lymphocytes", "abs_count_per_uL"]
 #: measures compared between arms by default
-DEFAULT_MEASURES: tuple[Measure, ...] = ("abs_count_per_uL", "pct_parent")
+DEFAULT_MEASURES: tuple[Measure, ...] = (S.ABS_COUNT, S.PCT_PARENT)
 
 
 class _Model(BaseModel):
@@ -143,7 +144,7 @@ class TrialConfig(_Model):
     )
     cd4_population: str = "CD4 T"
     cd8_population: str = "CD8 T"
-    cd4_measure: Measure = "abs_count_per_uL"
+    cd4_measure: Measure = S.ABS_COUNT
     measures: list[Measure] = Field(default_factory=lambda: list(DEFAULT_MEASURES))
     tubes: TubeSelection = Field(default_factory=TubeSelection)
     abs_from_lymphocytes: bool = Field(

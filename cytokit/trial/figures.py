@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 
 from ..palette import arm_palette
 from ..reproducible import PNG_METADATA, fixed_jitter
+from ..results import schema as S
 from .config import MEASURE_UNITS
 
 
@@ -54,17 +55,17 @@ def trajectories(values: pd.DataFrame, populations: list[str], measure: str, arm
     """Median (line) and interquartile band (shaded) of ``measure`` by arm over weeks; None when no data."""
     import seaborn as sns
 
-    pops = [p for p in populations if (values["population"] == p).any()]
+    pops = [p for p in populations if (values[S.POPULATION] == p).any()]
     if not pops:
         return None
     fig, axes = _grid(len(pops))
     palette = arm_palette(arms)
     for ax, pop in zip(axes, pops):
-        d = values[(values["population"] == pop) & values["arm"].isin(arms)].dropna(subset=[measure])
-        sns.lineplot(data=d, x="week", y=measure, hue="arm", hue_order=arms, estimator="median",
+        d = values[(values[S.POPULATION] == pop) & values[S.ARM].isin(arms)].dropna(subset=[measure])
+        sns.lineplot(data=d, x=S.WEEK, y=measure, hue=S.ARM, hue_order=arms, estimator="median",
                      errorbar=("pi", 50), marker="o", palette=palette, ax=ax)
         ax.set_title(pop, fontsize=10)
-        ax.set_xlabel("week")
+        ax.set_xlabel(S.WEEK)
         ax.set_ylabel(MEASURE_UNITS.get(measure, measure))
         if ax.get_legend() is not None and ax is not axes[0]:
             ax.get_legend().remove()
@@ -78,21 +79,21 @@ def change_at_visit(values: pd.DataFrame, populations: list[str], measure: str, 
     import seaborn as sns
 
     col = f"{measure}_change"
-    d = values[(values["visit"] == visit) & values["arm"].isin(arms) & values["population"].isin(populations)]
+    d = values[(values[S.VISIT] == visit) & values[S.ARM].isin(arms) & values[S.POPULATION].isin(populations)]
     d = d.dropna(subset=[col])
-    pops = [p for p in populations if (d["population"] == p).any()]
+    pops = [p for p in populations if (d[S.POPULATION] == p).any()]
     if not pops:
         return None
     fig, axes = _grid(len(pops))
     palette = arm_palette(arms)
     for ax, pop in zip(axes, pops):
-        dp = d[d["population"] == pop]
+        dp = d[d[S.POPULATION] == pop]
         with warnings.catch_warnings():  # seaborn 0.13 passes matplotlib's deprecated `vert` to bxp
             warnings.simplefilter("ignore", DeprecationWarning)
-            sns.boxplot(data=dp, x="arm", y=col, hue="arm", order=arms, hue_order=arms, palette=palette,
+            sns.boxplot(data=dp, x=S.ARM, y=col, hue=S.ARM, order=arms, hue_order=arms, palette=palette,
                         showfliers=False, width=0.5, boxprops={"alpha": 0.35}, legend=False, ax=ax)
         with fixed_jitter():  # the same jitter in every run (byte-reproducible figures)
-            sns.stripplot(data=dp, x="arm", y=col, hue="arm", order=arms, hue_order=arms, palette=palette,
+            sns.stripplot(data=dp, x=S.ARM, y=col, hue=S.ARM, order=arms, hue_order=arms, palette=palette,
                           size=3.5, jitter=0.15, legend=False, ax=ax)
         ax.axhline(0, color="0.5", lw=0.8, ls="--")
         ax.set_title(pop, fontsize=10)

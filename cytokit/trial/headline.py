@@ -12,11 +12,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..results import schema as S
 from .attainable import fisher_min_p, rank_sum_min_p
 from .config import MEASURE_UNITS, TrialConfig
 from .responders import flag_names
 
-HEADLINE_COLUMNS = ["endpoint", "population", "measure", "unit", "visit", "treatment", "control", "effect",
+HEADLINE_COLUMNS = ["endpoint", S.POPULATION, "measure", "unit", S.VISIT, "treatment", "control", "effect",
                     "test", "p", "p_adj", "p_min"]
 
 
@@ -37,8 +38,8 @@ def _min_rank_sum(r: pd.Series) -> float:
 
 
 def _median_text(summaries: pd.DataFrame, pop: str, m: str, arm: str, visit: str) -> str:
-    s = summaries[(summaries["population"] == pop) & (summaries["measure"] == m) & (summaries["arm"] == arm)
-                  & (summaries["visit"] == visit) & (summaries["quantity"] == "change")]
+    s = summaries[(summaries[S.POPULATION] == pop) & (summaries["measure"] == m) & (summaries[S.ARM] == arm)
+                  & (summaries[S.VISIT] == visit) & (summaries["quantity"] == "change")]
     if s.empty or not s["n"].iloc[0]:
         return "NA"
     r = s.iloc[0]
@@ -52,13 +53,13 @@ def headline_table(summaries: pd.DataFrame, tests: pd.DataFrame, rates: pd.DataF
     rows = []
 
     def change_row(pop: str, m: str) -> dict | None:
-        t = tests[(tests["test"] == "rank_sum") & (tests["endpoint"] == "change") & (tests["population"] == pop)
-                  & (tests["measure"] == m) & (tests["visit"] == final_visit)]
+        t = tests[(tests["test"] == "rank_sum") & (tests["endpoint"] == "change") & (tests[S.POPULATION] == pop)
+                  & (tests["measure"] == m) & (tests[S.VISIT] == final_visit)]
         if t.empty:
             return None
         r = t.iloc[0]
-        return {"endpoint": f"median change from baseline, median (IQR)", "population": pop, "measure": m,
-                "unit": MEASURE_UNITS[m], "visit": final_visit,
+        return {"endpoint": f"median change from baseline, median (IQR)", S.POPULATION: pop, "measure": m,
+                "unit": MEASURE_UNITS[m], S.VISIT: final_visit,
                 "treatment": _median_text(summaries, pop, m, t_arm, final_visit),
                 "control": _median_text(summaries, pop, m, c_arm, final_visit),
                 "effect": f"difference in medians {_fmt(r['estimate'])}", "test": "Wilcoxon rank-sum",
@@ -68,18 +69,18 @@ def headline_table(summaries: pd.DataFrame, tests: pd.DataFrame, rates: pd.DataF
     if first:
         rows.append(first)
     name = flag_names(config)[0]
-    f = tests[(tests["test"] == "fisher") & (tests["endpoint"] == name) & (tests["visit"] == responder_visit)]
+    f = tests[(tests["test"] == "fisher") & (tests["endpoint"] == name) & (tests[S.VISIT] == responder_visit)]
     if not f.empty:
         r = f.iloc[0]
         texts, counts = {}, {}
         for arm in config.arms:
-            q = rates[(rates["endpoint"] == name) & (rates["arm"] == arm) & (rates["visit"] == responder_visit)]
+            q = rates[(rates["endpoint"] == name) & (rates[S.ARM] == arm) & (rates[S.VISIT] == responder_visit)]
             texts[arm] = (f"{int(q['responders'].iloc[0])}/{int(q['n'].iloc[0])} ({q['pct'].iloc[0]:.0f}%)"
                           if len(q) and q["n"].iloc[0] else "NA")
             counts[arm] = (int(q["responders"].iloc[0]), int(q["n"].iloc[0])) if len(q) else (0, 0)
         rows.append({"endpoint": f"patients reaching a {config.responders.cd4_increase_pct:g}% CD4 increase",
-                     "population": config.cd4_population, "measure": config.cd4_measure, "unit": "% of patients",
-                     "visit": responder_visit, "treatment": texts[t_arm], "control": texts[c_arm],
+                     S.POPULATION: config.cd4_population, "measure": config.cd4_measure, "unit": "% of patients",
+                     S.VISIT: responder_visit, "treatment": texts[t_arm], "control": texts[c_arm],
                      "effect": f"OR {_fmt(r['estimate'])} ({_fmt(r['ci_low'])} to {_fmt(r['ci_high'])})",
                      "test": "Fisher exact", "p": r["p"], "p_adj": r["p_adj"],
                      "p_min": fisher_min_p(counts[t_arm][1], counts[c_arm][1], counts[t_arm][0] + counts[c_arm][0])})

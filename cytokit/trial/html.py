@@ -14,6 +14,7 @@ from typing import Any
 import jinja2
 import pandas as pd
 
+from ..results import schema as S
 from .attainable import fisher_min_p, is_tiny
 from .baseline import display_name
 from .config import MEASURE_UNITS
@@ -169,10 +170,10 @@ def render_summary(*, headline: pd.DataFrame, rates: pd.DataFrame, tests: pd.Dat
             for r in headline.to_dict("records")]
     rv = context["responder_visit"]
     resp = []
-    for r in tests[(tests["test"] == "fisher") & (tests["visit"] == rv)].to_dict("records"):
+    for r in tests[(tests["test"] == "fisher") & (tests[S.VISIT] == rv)].to_dict("records"):
         arms, counts = {}, {}
         for arm in (t_arm, c_arm):
-            q = rates[(rates["endpoint"] == r["endpoint"]) & (rates["arm"] == arm) & (rates["visit"] == rv)]
+            q = rates[(rates["endpoint"] == r["endpoint"]) & (rates[S.ARM] == arm) & (rates[S.VISIT] == rv)]
             arms[arm] = (f"{int(q['responders'].iloc[0])}/{int(q['n'].iloc[0])} ({fmt_num(q['pct'].iloc[0])}%)"
                          if len(q) and q["n"].iloc[0] else "NA")
             counts[arm] = (int(q["responders"].iloc[0]), int(q["n"].iloc[0])) if len(q) else (0, 0)
@@ -191,7 +192,7 @@ def render_summary(*, headline: pd.DataFrame, rates: pd.DataFrame, tests: pd.Dat
         hit = next((m.group(0) for n in g["note"].astype(str) for m in [_EPV.search(n)] if m), None)
         if hit:
             warnings.append(f"{endpoint}: {hit}. Treat this model as exploratory.")
-    longi = [{"population": r["population"], "measure": MEASURE_UNITS.get(r["measure"], r["measure"]),
+    longi = [{S.POPULATION: r[S.POPULATION], "measure": MEASURE_UNITS.get(r["measure"], r["measure"]),
               "statistic": f"{fmt_num(r['statistic'])} ({r['estimate_kind']})", "p": fmt_p(r["p"]),
               "p_adj": fmt_p(r["p_adj"]), "p_adj_value": _p_value(r["p_adj"]), "flag": r["flag"],
               "unreliable": _unreliable(r["flag"]),

@@ -50,14 +50,14 @@ def check_populations(df: pd.DataFrame, source: str = "<populations>") -> pd.Dat
     if not present:
         raise StatsError(f"populations table has none of the measure columns {list(MEASURES)}", path=source)
     out = df.copy()
-    for col in ("patient", "visit", "arm", "tube", "population"):
+    for col in (S.PATIENT, S.VISIT, S.ARM, S.TUBE, S.POPULATION):
         out[col] = out[col].astype("string").str.strip()
         if out[col].isna().any():
             bad = int(out[col].isna().sum())
             raise StatsError(f"populations table has {bad} rows with an empty {col!r}", path=source)
-    out["week"] = pd.to_numeric(out["week"], errors="coerce")
-    if out["week"].isna().any():
-        rows = out.index[out["week"].isna()][:5].tolist()
+    out[S.WEEK] = pd.to_numeric(out[S.WEEK], errors="coerce")
+    if out[S.WEEK].isna().any():
+        rows = out.index[out[S.WEEK].isna()][:5].tolist()
         raise StatsError(f"populations table has a non-numeric or empty 'week' (rows {rows})", path=source)
     for m in MEASURES:
         if m not in out.columns:
@@ -69,14 +69,14 @@ def check_populations(df: pd.DataFrame, source: str = "<populations>") -> pd.Dat
             log.warning("%s: %d non-numeric %s values treated as missing (e.g. %r)", source, int(bad.sum()), m,
                         str(out.loc[bad, m].iloc[0]))
         out[m] = numeric.astype(float)
-    for opt in ("parent_count", "count"):
+    for opt in (S.PARENT_COUNT, S.COUNT):
         if opt in out.columns:
             out[opt] = pd.to_numeric(out[opt], errors="coerce")
-    arms = out.groupby("patient")["arm"].nunique()
+    arms = out.groupby(S.PATIENT)[S.ARM].nunique()
     mixed = arms[arms > 1].index.tolist()
     if mixed:
         raise StatsError(f"patients assigned to more than one arm: {mixed[:10]}", path=source)
-    weeks = out.groupby("visit")["week"].nunique()
+    weeks = out.groupby(S.VISIT)[S.WEEK].nunique()
     if (weeks > 1).any():
         log.warning("%s: visits with more than one nominal week %s; the median week orders them",
                     source, weeks[weeks > 1].index.tolist())
@@ -91,13 +91,13 @@ def check_clinical(df: pd.DataFrame, source: str = "<clinical>") -> pd.DataFrame
     if missing:
         raise ConfigError(f"clinical table lacks columns {missing}", path=source)
     out = df.copy()
-    for col in ("patient", "visit"):
+    for col in (S.PATIENT, S.VISIT):
         out[col] = out[col].astype("string").str.strip()
-    if "arm" in out.columns:
-        out["arm"] = out["arm"].astype("string").str.strip()
-    dup = out.duplicated(["patient", "visit"], keep=False)
+    if S.ARM in out.columns:
+        out[S.ARM] = out[S.ARM].astype("string").str.strip()
+    dup = out.duplicated([S.PATIENT, S.VISIT], keep=False)
     if dup.any():
-        pairs = out.loc[dup, ["patient", "visit"]].drop_duplicates().head(5).values.tolist()
+        pairs = out.loc[dup, [S.PATIENT, S.VISIT]].drop_duplicates().head(5).values.tolist()
         raise ConfigError(f"clinical table has more than one row per patient × visit, e.g. {pairs}", path=source)
     if "date" in out.columns:
         dates = pd.to_datetime(out["date"], errors="coerce")
@@ -106,7 +106,7 @@ def check_clinical(df: pd.DataFrame, source: str = "<clinical>") -> pd.DataFrame
             raise ConfigError(f"clinical table has unreadable dates, e.g. {out.loc[bad, 'date'].head(3).tolist()}",
                               path=source)
         out["date"] = dates
-    for col in ("lymphocytes_per_uL", "week"):
+    for col in (S.LYMPHOCYTES_PER_UL, S.WEEK):
         if col in out.columns:
             out[col] = pd.to_numeric(out[col], errors="coerce")
     return out
@@ -135,5 +135,5 @@ def load_inputs(results_dir: str | Path) -> TrialInputs:
 
 def visit_order(populations: pd.DataFrame) -> list[str]:
     """Visits sorted by their (median) nominal week, then by name."""
-    weeks = populations.groupby("visit")["week"].median()
+    weeks = populations.groupby(S.VISIT)[S.WEEK].median()
     return sorted(weeks.index.astype(str), key=lambda v: (weeks[v], v))

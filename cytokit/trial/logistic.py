@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from scipy import stats
+from ..results import schema as S
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def design_matrix(data: pd.DataFrame, *, treatment: str, control: str, covariate
     scales = scales or {}
     notes: list[str] = []
     X = pd.DataFrame({"(intercept)": 1.0}, index=data.index)
-    X[f"arm[{treatment} vs {control}]"] = (data["arm"] == treatment).astype(float)
+    X[f"arm[{treatment} vs {control}]"] = (data[S.ARM] == treatment).astype(float)
     for cov in covariates:
         col = data[cov]
         numeric = pd.to_numeric(col, errors="coerce")

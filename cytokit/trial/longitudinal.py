@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 from scipy import stats
+from ..results import schema as S
 
 
 @dataclass(frozen=True)
@@ -46,11 +47,11 @@ def design(data: pd.DataFrame, baseline_visit: str, visits: list[str]) -> tuple[
     ``data`` has ``treat`` (0/1) and ``visit``; ``visits`` is the visit order (baseline first or anywhere).
     Returns (X, interaction column names).
     """
-    follow = [v for v in visits if v != baseline_visit and v in set(data["visit"])]
+    follow = [v for v in visits if v != baseline_visit and v in set(data[S.VISIT])]
     X = pd.DataFrame({"intercept": 1.0, "treat": data["treat"].astype(float)}, index=data.index)
     inter = []
     for i, v in enumerate(follow):
-        ind = (data["visit"] == v).astype(float)
+        ind = (data[S.VISIT] == v).astype(float)
         X[f"visit_{i}"] = ind
         X[f"treat_x_visit_{i}"] = ind * X["treat"]
         inter.append(f"treat_x_visit_{i}")
@@ -69,8 +70,8 @@ def _model_arrays(data: pd.DataFrame, baseline_visit: str, visits: list[str]):
     """Design matrix, interaction columns and their indices, response, groups and follow-up visits."""
     X, inter = design(data, baseline_visit, visits)
     idx = [list(X.columns).index(c) for c in inter]
-    follow = [v for v in visits if v != baseline_visit and v in set(data["visit"])]
-    return X, inter, idx, data["value"].to_numpy(float), data["patient"].to_numpy(), follow
+    follow = [v for v in visits if v != baseline_visit and v in set(data[S.VISIT])]
+    return X, inter, idx, data["value"].to_numpy(float), data[S.PATIENT].to_numpy(), follow
 
 
 def _wald_p(coef: np.ndarray, se: np.ndarray) -> np.ndarray:

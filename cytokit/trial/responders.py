@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..results import schema as S
 from .config import TrialConfig
 
 
@@ -46,20 +47,20 @@ def responder_flags(values: pd.DataFrame, config: TrialConfig) -> pd.DataFrame:
     ``values`` is the output of :func:`cytokit.trial.values.patient_visit_values`.
     """
     r = config.responders
-    keys = ["patient", "arm", "visit", "visit_index", "week", "weeks_from_baseline"]
-    frame = values[keys].drop_duplicates(["patient", "visit"]).set_index(["patient", "visit"])
-    cd4 = values[values["population"] == config.cd4_population].set_index(["patient", "visit"])
-    cd8 = values[values["population"] == config.cd8_population].set_index(["patient", "visit"])
+    keys = [S.PATIENT, S.ARM, S.VISIT, "visit_index", S.WEEK, "weeks_from_baseline"]
+    frame = values[keys].drop_duplicates([S.PATIENT, S.VISIT]).set_index([S.PATIENT, S.VISIT])
+    cd4 = values[values[S.POPULATION] == config.cd4_population].set_index([S.PATIENT, S.VISIT])
+    cd8 = values[values[S.POPULATION] == config.cd8_population].set_index([S.PATIENT, S.VISIT])
     m = config.cd4_measure
     out = frame.copy()
     out["cd4_value"] = cd4[m].reindex(out.index)
     out["cd4_baseline"] = cd4[f"{m}_baseline"].reindex(out.index)
     out["cd4_change"] = cd4[f"{m}_change"].reindex(out.index)
     out["cd4_change_pct"] = cd4[f"{m}_change_pct"].reindex(out.index)
-    cd4_abs = cd4["abs_count_per_uL"].reindex(out.index)
-    cd8_abs = cd8["abs_count_per_uL"].reindex(out.index)
-    cd4_pct = cd4["pct_lymphocytes"].reindex(out.index)
-    cd8_pct = cd8["pct_lymphocytes"].reindex(out.index)
+    cd4_abs = cd4[S.ABS_COUNT].reindex(out.index)
+    cd8_abs = cd8[S.ABS_COUNT].reindex(out.index)
+    cd4_pct = cd4[S.PCT_LYMPHOCYTES].reindex(out.index)
+    cd8_pct = cd8[S.PCT_LYMPHOCYTES].reindex(out.index)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio_abs = cd4_abs / cd8_abs.where(cd8_abs > 0)
         ratio_pct = cd4_pct / cd8_pct.where(cd8_pct > 0)
@@ -70,5 +71,5 @@ def responder_flags(values: pd.DataFrame, config: TrialConfig) -> pd.DataFrame:
     out[names[1]] = _flag(out["cd4_cd8_ratio"] > r.cd4_cd8_ratio, out["cd4_cd8_ratio"].notna())
     for name, t in zip(names[2:], r.cd4_thresholds_per_uL):
         out[name] = _flag(cd4_abs > t, cd4_abs.notna())
-    out = out.reset_index().sort_values(["patient", "visit_index"], kind="mergesort")
+    out = out.reset_index().sort_values([S.PATIENT, "visit_index"], kind="mergesort")
     return out.reset_index(drop=True)

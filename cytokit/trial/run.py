@@ -18,6 +18,7 @@ from .. import __version__
 from ..errors import PipelineError, StatsError
 from ..io_utils import atomic_write_bytes, atomic_write_text, safe_name, write_table
 from ..provenance import inputs_digest, sample_hashes, stamp_inputs, table_sha256
+from ..results import schema as S
 from ..results.schema import TRIAL_CONFIG
 from .baseline import baseline_table, baseline_wide
 from .comparisons import run_tests, summarise
@@ -67,8 +68,8 @@ class TrialResult:
     def patient_visit_values(self) -> pd.DataFrame:
         """Per patient × visit × population values, changes and that visit's responder flags."""
         cols = ["cd4_cd8_ratio", *flag_names(self.config)]
-        flags = self.flags[["patient", "visit", *cols]]
-        return self.values.merge(flags, on=["patient", "visit"], how="left")
+        flags = self.flags[[S.PATIENT, S.VISIT, *cols]]
+        return self.values.merge(flags, on=[S.PATIENT, S.VISIT], how="left")
 
 
 def _pick_visit(visits: list[str], which: str | None, what: str) -> str:
@@ -91,7 +92,7 @@ def analyse(inputs: TrialInputs, config: TrialConfig | None = None) -> TrialResu
     values = patient_visit_values(pops, clinical, config)
     flags = responder_flags(values, config)
     summ_p = patient_summaries(values, config, final)
-    summaries = summarise(values[values["arm"].isin(config.arms)], summ_p, config, visits)
+    summaries = summarise(values[values[S.ARM].isin(config.arms)], summ_p, config, visits)
     tests, rates = run_tests(values, flags, summ_p, clinical, config, visits,
                              clinical_source=inputs.clinical_source)
     headline = headline_table(summaries, tests, rates, config, final, resp_visit)
@@ -130,11 +131,11 @@ def make_figures(result: TrialResult) -> dict[str, bytes]:
         if png:
             out[f"change_{safe_name(result.final_visit)}_{safe_name(m)}.png"] = png
     t = result.tests
-    fisher = t[(t["test"] == "fisher") & (t["visit"] == result.responder_visit)]
+    fisher = t[(t["test"] == "fisher") & (t[S.VISIT] == result.responder_visit)]
     logi = t[(t["test"] == "logistic") & t["term"].astype(str).str.startswith("arm[")].dropna(subset=["estimate"])
     labels = flag_labels(cfg)
     rows = pd.concat([  # arm effects only: covariate terms are adjustments, not results
-        fisher.assign(label=fisher["endpoint"].map(labels).fillna(fisher["endpoint"]) + " @ " + fisher["visit"]),
+        fisher.assign(label=fisher["endpoint"].map(labels).fillna(fisher["endpoint"]) + " @ " + fisher[S.VISIT]),
         logi.assign(label=logi["endpoint"] + " (adjusted)"),
     ])
     if not rows.empty:
@@ -149,12 +150,12 @@ def render_html(result: TrialResult) -> str:
     from .html import render_summary
 
     cfg = result.config
-    patients = result.values.drop_duplicates("patient")
+    patients = result.values.drop_duplicates(S.PATIENT)
     context = {
         "title": f"Trial analysis: {cfg.treatment_arm} vs {cfg.control_arm}",
         "treatment": cfg.treatment_arm, "control": cfg.control_arm,
-        "n_treatment": int((patients["arm"] == cfg.treatment_arm).sum()),
-        "n_control": int((patients["arm"] == cfg.control_arm).sum()),
+        "n_treatment": int((patients[S.ARM] == cfg.treatment_arm).sum()),
+        "n_control": int((patients[S.ARM] == cfg.control_arm).sum()),
         "baseline": cfg.baseline_visit, "final_visit": result.final_visit, "responder_visit": result.responder_visit,
         "multiplicity": f"{cfg.multiplicity.method} within each {cfg.multiplicity.family.replace('_', ' + ')} family",
         "longitudinal_model": cfg.longitudinal.model, "version": __version__, "notes": result.notes,

@@ -15,10 +15,11 @@ from scipy import stats
 from scipy.stats.contingency import odds_ratio
 
 from ..errors import StatsError
+from ..results import schema as S
 
 #: columns of the tidy tests table (one row per test, model term or adjusted family member)
 TEST_COLUMNS: list[str] = [
-    "test", "endpoint", "population", "measure", "visit", "week", "arm", "term",
+    "test", "endpoint", S.POPULATION, "measure", S.VISIT, S.WEEK, S.ARM, "term",
     "n", "n_treatment", "n_control", "statistic", "estimate", "estimate_kind", "ci_low", "ci_high",
     "p", "p_adj", "adjust_method", "adjust_family", "flag", "note",
 ]

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import StatsError
+from ..results import schema as S
 from .inputs import TrialInputs, check_clinical, check_populations
 
 
@@ -19,7 +20,7 @@ def _csv(path: Path, what: str) -> pd.DataFrame:
     if not path.is_file():
         raise StatsError(f"not a simulated trial folder: {what} is missing", path=path)
     try:
-        return pd.read_csv(path, dtype={"patient": str, "visit": str, "file": str})
+        return pd.read_csv(path, dtype={S.PATIENT: str, S.VISIT: str, S.FILE: str})
     except Exception as exc:  # pandas parser errors on a damaged file
         raise StatsError(f"cannot read {what}: {exc}", path=path) from exc
 
@@ -36,18 +37,18 @@ def inputs_from_simulation(sim_dir: str | Path) -> TrialInputs:
     clinical = _csv(root / "clinical.csv", "clinical.csv")
     cycles_path = root / "il2_cycles.csv"
     cycles = _csv(cycles_path, "il2_cycles.csv") if cycles_path.is_file() else pd.DataFrame()
-    keys = ["file", "patient", "visit", "week", "arm", "tube"]
+    keys = [S.FILE, S.PATIENT, S.VISIT, S.WEEK, S.ARM, S.TUBE]
     missing = [c for c in keys if c not in manifest.columns]
     if missing:
         raise StatsError(f"manifest lacks columns {missing}", path=root / "manifest.csv")
-    pops = truth.merge(manifest[keys], on="file", how="inner")
+    pops = truth.merge(manifest[keys], on=S.FILE, how="inner")
     if pops.empty:
         raise StatsError("no truth rows match the manifest's files", path=root / "truth" / "populations.csv")
-    counts = truth.set_index(["file", "population"])["count"]
-    idx = pd.MultiIndex.from_arrays([pops["file"], pops["parent"].fillna("")])
-    pops["parent_count"] = counts.reindex(idx).to_numpy()
-    pops["sample_id"] = pops["file"].map(lambda f: Path(f).stem)
-    pops["abs_method"] = "truth"
+    counts = truth.set_index([S.FILE, S.POPULATION])[S.COUNT]
+    idx = pd.MultiIndex.from_arrays([pops[S.FILE], pops[S.PARENT].fillna("")])
+    pops[S.PARENT_COUNT] = counts.reindex(idx).to_numpy()
+    pops[S.SAMPLE_ID] = pops[S.FILE].map(lambda f: Path(f).stem)
+    pops[S.ABS_METHOD] = "truth"
     src = str(root / "truth" / "populations.csv")
     return TrialInputs(populations=check_populations(pops, src),
                        clinical=check_clinical(clinical, str(root / "clinical.csv")),
@@ -61,10 +62,10 @@ def designed_cd4(sim_dir: str | Path, *, baseline_visit: str = "W0", final_visit
     root = Path(sim_dir)
     pat = _csv(root / "truth" / "patients.csv", "truth/patients.csv")
     if final_visit is None:
-        final_visit = str(pat.loc[pat["week"].idxmax(), "visit"])
-    base = pat[pat["visit"] == baseline_visit].set_index("patient")
-    fin = pat[pat["visit"] == final_visit].set_index("patient")
-    out = pd.DataFrame({"arm": base["arm"], "cd4_baseline": base["cd4_per_uL"],
+        final_visit = str(pat.loc[pat[S.WEEK].idxmax(), S.VISIT])
+    base = pat[pat[S.VISIT] == baseline_visit].set_index(S.PATIENT)
+    fin = pat[pat[S.VISIT] == final_visit].set_index(S.PATIENT)
+    out = pd.DataFrame({S.ARM: base[S.ARM], "cd4_baseline": base["cd4_per_uL"],
                         "cd4_final": fin["cd4_per_uL"].reindex(base.index)})
     out["gain"] = out["cd4_final"] - out["cd4_baseline"]
     out["reached"] = out["gain"] >= increase_pct / 100.0 * out["cd4_baseline"]

@@ -16,12 +16,13 @@ import numpy as np
 import pandas as pd
 
 from ..errors import StatsError
+from ..results import schema as S
 from .config import MEASURES, TrialConfig, TubeSelection
 from .inputs import visit_order
 
 log = logging.getLogger(__name__)
 
-VALUE_KEYS = ["patient", "arm", "visit", "week", "population"]
+VALUE_KEYS = [S.PATIENT, S.ARM, S.VISIT, S.WEEK, S.POPULATION]
 
 
 def select_tubes(populations: pd.DataFrame, rule: TubeSelection) -> pd.DataFrame:
@@ -32,66 +33,66 @@ def select_tubes(populations: pd.DataFrame, rule: TubeSelection) -> pd.DataFrame
     The result has a ``tube`` column naming the tube(s) used and ``n_tubes`` (candidates available).
     """
     df = populations.copy()
-    if "parent_count" not in df.columns:
-        df["parent_count"] = np.nan
-    if "sample_id" not in df.columns:
-        df["sample_id"] = ""
-    df["sample_id"] = df["sample_id"].astype("string").fillna("")
-    keys = ["patient", "visit", "population"]
-    pinned = df["population"].map(rule.per_population)
+    if S.PARENT_COUNT not in df.columns:
+        df[S.PARENT_COUNT] = np.nan
+    if S.SAMPLE_ID not in df.columns:
+        df[S.SAMPLE_ID] = ""
+    df[S.SAMPLE_ID] = df[S.SAMPLE_ID].astype("string").fillna("")
+    keys = [S.PATIENT, S.VISIT, S.POPULATION]
+    pinned = df[S.POPULATION].map(rule.per_population)
     has_pin = pinned.notna()
     if has_pin.any():
-        pin_ok = df["tube"] == pinned
+        pin_ok = df[S.TUBE] == pinned
         # keep only the pinned tube when it measured the population; otherwise fall back to the rule
         any_pin = pin_ok.groupby([df[k] for k in keys]).transform("any")
         drop = has_pin & any_pin & ~pin_ok
         df = df.loc[~drop]
-    n_tubes = df.groupby(keys)["tube"].transform("size")
+    n_tubes = df.groupby(keys)[S.TUBE].transform("size")
     df = df.assign(n_tubes=n_tubes)
     if rule.rule == "mean":
         agg: dict[str, Any] = {m: "mean" for m in MEASURES}
         agg.update(week="median", arm="first", parent_count="sum", n_tubes="first",
                    tube=lambda s: "+".join(sorted(set(s))), sample_id=lambda s: ";".join(sorted(set(s) - {""})))
-        if "count" in df.columns:
-            agg["count"] = "sum"
+        if S.COUNT in df.columns:
+            agg[S.COUNT] = "sum"
         out = df.groupby(keys, sort=True).agg(agg).reset_index()
         return out
     rank = {t: i for i, t in enumerate(rule.preference)}
-    df = df.assign(_pref=df["tube"].map(rank).fillna(len(rank)).astype(int),
-                   _neg_parent=-df["parent_count"].fillna(-1.0))
+    df = df.assign(_pref=df[S.TUBE].map(rank).fillna(len(rank)).astype(int),
+                   _neg_parent=-df[S.PARENT_COUNT].fillna(-1.0))
     order = ["_pref", "_neg_parent"] if rule.rule == "preference" else ["_neg_parent", "_pref"]
-    df = df.sort_values(keys + order + ["tube", "sample_id"], kind="mergesort")
+    df = df.sort_values(keys + order + [S.TUBE, S.SAMPLE_ID], kind="mergesort")
     out = df.drop_duplicates(keys, keep="first").drop(columns=["_pref", "_neg_parent"])
     return out.reset_index(drop=True)
 
 
 def _fill_abs_from_lymphocytes(values: pd.DataFrame, clinical: pd.DataFrame) -> pd.DataFrame:
     """Dual-platform absolute counts where a sample has none: pct_lymphocytes / 100 × lymphocytes/µL."""
-    if clinical.empty or "lymphocytes_per_uL" not in clinical.columns:
-        return values.assign(abs_source=np.where(values["abs_count_per_uL"].notna(), "store", ""))
-    lym = clinical[["patient", "visit", "lymphocytes_per_uL"]]
-    merged = values.merge(lym, on=["patient", "visit"], how="left")
-    derived = merged["pct_lymphocytes"] / 100.0 * merged["lymphocytes_per_uL"]
-    fill = merged["abs_count_per_uL"].isna() & derived.notna()
-    merged["abs_source"] = np.where(merged["abs_count_per_uL"].notna(), "store",
+    if clinical.empty or S.LYMPHOCYTES_PER_UL not in clinical.columns:
+        return values.assign(abs_source=np.where(values[S.ABS_COUNT].notna(), "store", ""))
+    lym = clinical[[S.PATIENT, S.VISIT, S.LYMPHOCYTES_PER_UL]]
+    merged = values.merge(lym, on=[S.PATIENT, S.VISIT], how="left")
+    derived = merged[S.PCT_LYMPHOCYTES] / 100.0 * merged[S.LYMPHOCYTES_PER_UL]
+    fill = merged[S.ABS_COUNT].isna() & derived.notna()
+    merged["abs_source"] = np.where(merged[S.ABS_COUNT].notna(), "store",
                                     np.where(fill, "dual_platform_derived", ""))
-    merged.loc[fill, "abs_count_per_uL"] = derived[fill]
+    merged.loc[fill, S.ABS_COUNT] = derived[fill]
     if fill.any():
         log.info("derived %d absolute counts from pct_lymphocytes × clinical lymphocytes_per_uL", int(fill.sum()))
-    return merged.drop(columns=["lymphocytes_per_uL"])
+    return merged.drop(columns=[S.LYMPHOCYTES_PER_UL])
 
 
 def _weeks_from_baseline(values: pd.DataFrame, clinical: pd.DataFrame, config: TrialConfig) -> pd.Series:
     """Time since the patient's baseline visit in weeks (actual dates when configured and present)."""
-    base_week = values.loc[values["visit"] == config.baseline_visit].groupby("patient")["week"].first()
-    nominal = values["week"] - values["patient"].map(base_week)
+    base_week = values.loc[values[S.VISIT] == config.baseline_visit].groupby(S.PATIENT)[S.WEEK].first()
+    nominal = values[S.WEEK] - values[S.PATIENT].map(base_week)
     if config.auc_time != "date" or clinical.empty or "date" not in clinical.columns:
         return nominal
-    dates = clinical.set_index(["patient", "visit"])["date"]
-    idx = pd.MultiIndex.from_frame(values[["patient", "visit"]].astype(object))
+    dates = clinical.set_index([S.PATIENT, S.VISIT])["date"]
+    idx = pd.MultiIndex.from_frame(values[[S.PATIENT, S.VISIT]].astype(object))
     visit_date = pd.Series(dates.reindex(idx).to_numpy(), index=values.index)
-    base_date = values["patient"].map(
-        clinical.loc[clinical["visit"] == config.baseline_visit].set_index("patient")["date"])
+    base_date = values[S.PATIENT].map(
+        clinical.loc[clinical[S.VISIT] == config.baseline_visit].set_index(S.PATIENT)["date"])
     actual = (pd.to_datetime(visit_date) - pd.to_datetime(base_date)).dt.days / 7.0
     return actual.where(actual.notna(), nominal)
 
@@ -105,35 +106,35 @@ def patient_visit_values(populations: pd.DataFrame, clinical: pd.DataFrame, conf
     """
     pops = populations
     if config.populations is not None:
-        unknown = sorted(set(config.populations) - set(pops["population"]))
+        unknown = sorted(set(config.populations) - set(pops[S.POPULATION]))
         if unknown:
             log.warning("configured populations not in the results store: %s", unknown)
-        pops = pops[pops["population"].isin(config.populations)]
+        pops = pops[pops[S.POPULATION].isin(config.populations)]
     if pops.empty:
         raise StatsError("no population rows to analyse (check trial.populations against the results store)")
-    if config.baseline_visit not in set(pops["visit"]):
+    if config.baseline_visit not in set(pops[S.VISIT]):
         raise StatsError(f"baseline visit {config.baseline_visit!r} not found; visits are {visit_order(pops)} "
                          "(set trial.baseline_visit)")
     values = select_tubes(pops, config.tubes)
     if config.abs_from_lymphocytes:
         values = _fill_abs_from_lymphocytes(values, clinical)
     else:
-        values = values.assign(abs_source=np.where(values["abs_count_per_uL"].notna(), "store", ""))
+        values = values.assign(abs_source=np.where(values[S.ABS_COUNT].notna(), "store", ""))
     values["weeks_from_baseline"] = _weeks_from_baseline(values, clinical, config)
-    base = values.loc[values["visit"] == config.baseline_visit, ["patient", "population", *MEASURES]]
+    base = values.loc[values[S.VISIT] == config.baseline_visit, [S.PATIENT, S.POPULATION, *MEASURES]]
     base = base.rename(columns={m: f"{m}_baseline" for m in MEASURES})
-    values = values.merge(base, on=["patient", "population"], how="left")
+    values = values.merge(base, on=[S.PATIENT, S.POPULATION], how="left")
     for m in MEASURES:
         b = values[f"{m}_baseline"]
         values[f"{m}_change"] = values[m] - b
         values[f"{m}_change_pct"] = np.where(b > 0, 100.0 * (values[m] - b) / b.where(b > 0), np.nan)
     order = {v: i for i, v in enumerate(visit_order(pops))}
-    values["visit_index"] = values["visit"].map(order).astype(int)
-    keep = ["patient", "arm", "visit", "visit_index", "week", "weeks_from_baseline", "population", "tube",
-            "n_tubes", "sample_id", "abs_source"]
+    values["visit_index"] = values[S.VISIT].map(order).astype(int)
+    keep = [S.PATIENT, S.ARM, S.VISIT, "visit_index", S.WEEK, "weeks_from_baseline", S.POPULATION, S.TUBE,
+            "n_tubes", S.SAMPLE_ID, "abs_source"]
     cols = keep + [c for m in MEASURES for c in (m, f"{m}_baseline", f"{m}_change", f"{m}_change_pct")]
-    values = values[cols].sort_values(["patient", "visit_index", "population"], kind="mergesort")
-    for c in ("patient", "arm", "visit", "population", "tube", "sample_id", "abs_source"):
+    values = values[cols].sort_values([S.PATIENT, "visit_index", S.POPULATION], kind="mergesort")
+    for c in (S.PATIENT, S.ARM, S.VISIT, S.POPULATION, S.TUBE, S.SAMPLE_ID, "abs_source"):
         values[c] = values[c].astype(str)
     return values.reset_index(drop=True)
 
@@ -159,12 +160,12 @@ def patient_summaries(values: pd.DataFrame, config: TrialConfig, final_visit: st
     ``auc_mb_per_week`` divides it by the span observed (a time-averaged change, in the measure's unit).
     ``final`` is the value at ``final_visit`` (NaN when that visit is missing: no carrying forward).
     """
-    keys = ["patient", "arm", "population"]
+    keys = [S.PATIENT, S.ARM, S.POPULATION]
     frames = []
     for m in config.measures:
-        d = values[keys + ["visit", "weeks_from_baseline", m, f"{m}_baseline", f"{m}_change", f"{m}_change_pct"]]
+        d = values[keys + [S.VISIT, "weeks_from_baseline", m, f"{m}_baseline", f"{m}_change", f"{m}_change_pct"]]
         base = d.groupby(keys, sort=True)[f"{m}_baseline"].first()
-        fin = d[d["visit"] == final_visit].set_index(keys)
+        fin = d[d[S.VISIT] == final_visit].set_index(keys)
         obs = d.dropna(subset=["weeks_from_baseline", f"{m}_change"]).sort_values(keys + ["weeks_from_baseline"],
                                                                                 kind="mergesort")
         g = obs.groupby(keys, sort=True)
@@ -187,9 +188,9 @@ def patient_summaries(values: pd.DataFrame, config: TrialConfig, final_visit: st
         out["auc_mb_per_week"] = out["auc_mb"] / span
         out.loc[out["n_visits"] < 2, ["auc_mb", "auc_mb_per_week", "weeks_observed"]] = np.nan
         frames.append(out.reset_index())
-    cols = ["patient", "arm", "population", "measure", "baseline", "final", "change_final", "change_pct_final",
+    cols = [S.PATIENT, S.ARM, S.POPULATION, "measure", "baseline", "final", "change_final", "change_pct_final",
             "auc_mb", "auc_mb_per_week", "weeks_observed", "n_visits"]
     out = pd.concat(frames, ignore_index=True)[cols]
     rank = {m: i for i, m in enumerate(config.measures)}
-    out = out.assign(_m=out["measure"].map(rank)).sort_values(["patient", "population", "_m"], kind="mergesort")
+    out = out.assign(_m=out["measure"].map(rank)).sort_values([S.PATIENT, S.POPULATION, "_m"], kind="mergesort")
     return out.drop(columns="_m").reset_index(drop=True)
