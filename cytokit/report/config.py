@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from ..results import schema as S
 
 Measure = Literal["pct_parent", "pct_lymphocytes", "abs_count_per_uL"]
 
@@ -13,7 +14,7 @@ class TrendPanel(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     population: str
-    measure: Measure = "abs_count_per_uL"
+    measure: Measure = S.ABS_COUNT
 
 
 class ReportOptions(BaseModel):
@@ -28,8 +29,8 @@ class ReportOptions(BaseModel):
         TrendPanel(population="CD8 T"),
         TrendPanel(population="Naive CD4"),
         TrendPanel(population="Memory CD4"),
-        TrendPanel(population="CD28+ CD4", measure="pct_parent"),
-        TrendPanel(population="CD25+ CD4", measure="pct_parent"),
+        TrendPanel(population="CD28+ CD4", measure=S.PCT_PARENT),
+        TrendPanel(population="CD25+ CD4", measure=S.PCT_PARENT),
         TrendPanel(population="NK cells"),
         TrendPanel(population="B cells"),
     ])

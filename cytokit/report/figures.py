@@ -11,17 +11,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ..results import schema as S
 from .config import TrendPanel  # noqa: E402
 from .patient import PatientReport  # noqa: E402
 
-_UNITS = {"abs_count_per_uL": "cells/µL", "pct_parent": "% of parent", "pct_lymphocytes": "% of lymphocytes"}
+_UNITS = {S.ABS_COUNT: "cells/µL", S.PCT_PARENT: "% of parent", S.PCT_LYMPHOCYTES: "% of lymphocytes"}
 
 
 def trend_png(report: PatientReport, panels: list[TrendPanel], dpi: int = 110) -> bytes | None:
     """Small multiples of each panel's value over visit weeks, IL-2 cycles shaded, reference band drawn."""
     data = report.trends
-    present = [p for p in panels if (data["population"] == p.population).any() and p.measure in data.columns
-               and data.loc[data["population"] == p.population, p.measure].notna().any()]
+    present = [p for p in panels if (data[S.POPULATION] == p.population).any() and p.measure in data.columns
+               and data.loc[data[S.POPULATION] == p.population, p.measure].notna().any()]
     if not present:
         return None
     ncol = min(4, len(present))
@@ -30,8 +31,8 @@ def trend_png(report: PatientReport, panels: list[TrendPanel], dpi: int = 110) -
     for ax in axes.ravel()[len(present):]:
         ax.set_visible(False)
     for ax, panel in zip(axes.ravel(), present):
-        sel = data[data["population"] == panel.population].dropna(subset=[panel.measure, "week"])
-        sel = sel.sort_values("week").drop_duplicates("visit")
+        sel = data[data[S.POPULATION] == panel.population].dropna(subset=[panel.measure, S.WEEK])
+        sel = sel.sort_values(S.WEEK).drop_duplicates(S.VISIT)
         for start, end in report.cycles_weeks:
             ax.axvspan(start, end, color="#f4a261", alpha=0.35, lw=0)
         iv = report.intervals.get((panel.population, panel.measure))
@@ -39,9 +40,9 @@ def trend_png(report: PatientReport, panels: list[TrendPanel], dpi: int = 110) -
             lo = iv.low if iv.low is not None else 0.0
             hi = iv.high if iv.high is not None else float(sel[panel.measure].max()) * 1.2
             ax.axhspan(lo, hi, color="#2a9d8f", alpha=0.12, lw=0)
-        ax.plot(sel["week"], sel[panel.measure], marker="o", color="#264653")
+        ax.plot(sel[S.WEEK], sel[panel.measure], marker="o", color="#264653")
         ax.set_title(panel.population, fontsize=9)
-        ax.set_xlabel("week", fontsize=8)
+        ax.set_xlabel(S.WEEK, fontsize=8)
         ax.set_ylabel(_UNITS[panel.measure], fontsize=8)
         ax.tick_params(labelsize=7)
         ax.set_ylim(bottom=0)

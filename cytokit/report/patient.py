@@ -17,6 +17,7 @@ from ..compensation.check import FLAG_OVER
 from ..errors import CytokitError, ReportError
 from ..panel import DETECTOR_ONLY_FLAG
 from ..io_utils import safe_name
+from ..results import schema as S
 from ..results.schema import GATES_COHORT_PNG
 from ..trial.config import TrialConfig
 from ..trial.inputs import check_clinical, check_populations
@@ -54,21 +55,21 @@ class PatientReport:
 
 def _visit_week_table(pops: pd.DataFrame, clinical: pd.DataFrame) -> pd.DataFrame:
     """One row per visit with its week and sample date (manifest date, else clinical date)."""
-    cols = [c for c in ("visit", "week", "sample_date") if c in pops.columns]
-    visits = pops[cols].drop_duplicates("visit").copy()
-    if "week" not in visits.columns and not clinical.empty and "week" in clinical.columns:
-        visits = visits.merge(clinical[["visit", "week"]].drop_duplicates("visit"), on="visit", how="left")
+    cols = [c for c in (S.VISIT, S.WEEK, "sample_date") if c in pops.columns]
+    visits = pops[cols].drop_duplicates(S.VISIT).copy()
+    if S.WEEK not in visits.columns and not clinical.empty and S.WEEK in clinical.columns:
+        visits = visits.merge(clinical[[S.VISIT, S.WEEK]].drop_duplicates(S.VISIT), on=S.VISIT, how="left")
     if "sample_date" not in visits.columns:
         visits["sample_date"] = pd.NaT
-    if not clinical.empty and {"visit", "date"} <= set(clinical.columns):
-        dates = clinical[["visit", "date"]].drop_duplicates("visit")
-        visits = visits.merge(dates, on="visit", how="left")
+    if not clinical.empty and {S.VISIT, "date"} <= set(clinical.columns):
+        dates = clinical[[S.VISIT, "date"]].drop_duplicates(S.VISIT)
+        visits = visits.merge(dates, on=S.VISIT, how="left")
         visits["sample_date"] = visits["sample_date"].where(visits["sample_date"].notna(), visits["date"])
         visits = visits.drop(columns=["date"])
-    if "week" not in visits.columns:
-        visits["week"] = np.arange(len(visits), dtype=float)
+    if S.WEEK not in visits.columns:
+        visits[S.WEEK] = np.arange(len(visits), dtype=float)
     visits["sample_date"] = _dates(visits["sample_date"])
-    return visits.sort_values(["week", "visit"]).reset_index(drop=True)
+    return visits.sort_values([S.WEEK, S.VISIT]).reset_index(drop=True)
 
 
 def _days_since_cycle(date: pd.Timestamp, cycles: pd.DataFrame, *, baseline: bool = False) -> str:
@@ -109,23 +110,23 @@ DATA_FLAG_TEXT = {
 def _data_warnings(samples: pd.DataFrame) -> list[dict[str, str]]:
     """Per tube, the data flags of its sample with their meaning (from ``qc_flags``)."""
     out: list[dict[str, str]] = []
-    if samples.empty or "qc_flags" not in samples.columns:
+    if samples.empty or S.QC_FLAGS not in samples.columns:
         return out
     for s in samples.itertuples(index=False):
         flags = [f.strip() for f in str(getattr(s, "qc_flags", "") or "").split(";")]
         for f in flags:
             if f in DATA_FLAG_TEXT:
-                out.append({"tube": str(getattr(s, "tube", "")), "flag": f, "text": DATA_FLAG_TEXT[f]})
+                out.append({S.TUBE: str(getattr(s, "tube", "")), "flag": f, "text": DATA_FLAG_TEXT[f]})
     return out
 
 
 def _phenotype(row: pd.Series) -> str:
-    for key in ("phenotype", "definition"):
+    for key in (S.PHENOTYPE, "definition"):
         if key in row.index and isinstance(row[key], str) and row[key]:
             return row[key]
-    if "marker_medians" in row.index and isinstance(row["marker_medians"], str) and row["marker_medians"]:
+    if S.MARKER_MEDIANS in row.index and isinstance(row[S.MARKER_MEDIANS], str) and row[S.MARKER_MEDIANS]:
         try:
-            return " ".join(json.loads(row["marker_medians"]).keys())
+            return " ".join(json.loads(row[S.MARKER_MEDIANS]).keys())
         except ValueError:
             return ""
     return ""
@@ -134,31 +135,31 @@ def _phenotype(row: pd.Series) -> str:
 def build_patient_report(store: ResultsStore, patient: str, options: ReportOptions,
                          intervals: ReferenceIntervals) -> PatientReport:
     """Collect one patient's values, derived measures, QC and methods from a results store."""
-    pops = store.populations[store.populations["patient"] == str(patient)].copy()
+    pops = store.populations[store.populations[S.PATIENT] == str(patient)].copy()
     if pops.empty:
         raise ReportError(f"patient {patient!r} has no results; patients are: {', '.join(store.patients)}",
                           path=store.root)
-    clinical = store.clinical[store.clinical["patient"] == str(patient)] if "patient" in store.clinical else pd.DataFrame()
-    cycles = store.cycles[store.cycles["patient"] == str(patient)] if "patient" in store.cycles else pd.DataFrame()
-    samples = store.samples[store.samples["patient"] == str(patient)] if "patient" in store.samples else pd.DataFrame()
+    clinical = store.clinical[store.clinical[S.PATIENT] == str(patient)] if S.PATIENT in store.clinical else pd.DataFrame()
+    cycles = store.cycles[store.cycles[S.PATIENT] == str(patient)] if S.PATIENT in store.cycles else pd.DataFrame()
+    samples = store.samples[store.samples[S.PATIENT] == str(patient)] if S.PATIENT in store.samples else pd.DataFrame()
     sex = str(clinical["sex"].dropna().iloc[0]) if "sex" in clinical and clinical["sex"].notna().any() else None
-    arm = str(pops["arm"].dropna().iloc[0]) if "arm" in pops and pops["arm"].notna().any() else ""
+    arm = str(pops[S.ARM].dropna().iloc[0]) if S.ARM in pops and pops[S.ARM].notna().any() else ""
 
     visits = _visit_week_table(pops, clinical)
     trial_config = trial_config_of(store)
     baseline_visit = trial_config.baseline_visit
-    if baseline_visit not in set(visits["visit"].astype(str)):
-        baseline_visit = str(visits["visit"].iloc[0])
-    base_date = visits.loc[visits["visit"].astype(str) == baseline_visit, "sample_date"].iloc[0]
+    if baseline_visit not in set(visits[S.VISIT].astype(str)):
+        baseline_visit = str(visits[S.VISIT].iloc[0])
+    base_date = visits.loc[visits[S.VISIT].astype(str) == baseline_visit, "sample_date"].iloc[0]
     lymph = {}
-    if {"visit", "lymphocytes_per_uL"} <= set(clinical.columns):
-        lymph = dict(zip(clinical["visit"].astype(str), clinical["lymphocytes_per_uL"]))
+    if {S.VISIT, S.LYMPHOCYTES_PER_UL} <= set(clinical.columns):
+        lymph = dict(zip(clinical[S.VISIT].astype(str), clinical[S.LYMPHOCYTES_PER_UL]))
 
     identity = {
-        "patient": patient, "arm": arm, "sex": sex or "", "age": (
+        S.PATIENT: patient, S.ARM: arm, "sex": sex or "", "age": (
             as_number(clinical["age"].dropna().iloc[0]) if "age" in clinical and clinical["age"].notna().any() else None),
         "stratum": (str(clinical["stratum"].dropna().iloc[0]) if "stratum" in clinical and clinical["stratum"].notna().any() else ""),
-        "visits": ", ".join(visits["visit"].astype(str)),
+        "visits": ", ".join(visits[S.VISIT].astype(str)),
         "baseline": baseline_visit,
         "n_cycles": int(len(cycles)),
     }
@@ -166,35 +167,35 @@ def build_patient_report(store: ResultsStore, patient: str, options: ReportOptio
     rule = trial_config.tubes
     visit_blocks = []
     for v in visits.itertuples():
-        vp = pops[pops["visit"].astype(str) == str(v.visit)]
+        vp = pops[pops[S.VISIT].astype(str) == str(v.visit)]
         rows, dens = visit_rows(vp, rule, intervals, sex, options.low_event_threshold, _phenotype)
         thumbs = []
-        if not samples.empty and "sample_id" in samples.columns:
-            for s in samples[samples["visit"].astype(str) == str(v.visit)].itertuples():
+        if not samples.empty and S.SAMPLE_ID in samples.columns:
+            for s in samples[samples[S.VISIT].astype(str) == str(v.visit)].itertuples():
                 sid = str(s.sample_id)
                 png = store.root / "samples" / sid / "gates.png"
                 refit = png.with_name(GATES_COHORT_PNG)  # gates re-fitted by the cohort stage, when any
                 png = refit if refit.is_file() else png
                 usable = safe_name(sid) == sid and png.is_file()  # never follow an unsanitised id
-                thumbs.append({"tube": getattr(s, "tube", ""), "path": png if usable else None, "sample_id": sid})
+                thumbs.append({S.TUBE: getattr(s, "tube", ""), "path": png if usable else None, S.SAMPLE_ID: sid})
         visit_blocks.append({
-            "visit": str(v.visit), "week": as_number(v.week),
+            S.VISIT: str(v.visit), S.WEEK: as_number(v.week),
             "date": "" if pd.isna(v.sample_date) else v.sample_date.date().isoformat(),
             "days_since_il2": _days_since_cycle(v.sample_date, cycles,
                                                 baseline=str(v.visit) == baseline_visit),
-            "lymphocytes_per_uL": as_number(lymph.get(str(v.visit))),
+            S.LYMPHOCYTES_PER_UL: as_number(lymph.get(str(v.visit))),
             "rows": rows, "thumbnails": thumbs, "denominators": dens,
-            "data_warnings": _data_warnings(samples[samples["visit"].astype(str) == str(v.visit)]
-                                            if "visit" in samples.columns else samples),
-            "multi_tube": sorted({r["population"] for r in rows if r["n_tubes"] > 1}),
+            "data_warnings": _data_warnings(samples[samples[S.VISIT].astype(str) == str(v.visit)]
+                                            if S.VISIT in samples.columns else samples),
+            "multi_tube": sorted({r[S.POPULATION] for r in rows if r["n_tubes"] > 1}),
         })
 
     # trend plots from the same tube as the tables (one value per visit and population)
-    chosen = select_tubes(pops.assign(tube=pops["tube"].astype(str) if "tube" in pops else ""), rule)
-    trends = chosen.drop(columns=[c for c in ("week",) if c in chosen.columns]).merge(
-        visits[["visit", "week"]], on="visit", how="left")
-    trends = trends[[c for c in ("visit", "week", "tube", "population", "pct_parent", "pct_lymphocytes",
-                                 "abs_count_per_uL") if c in trends.columns]]
+    chosen = select_tubes(pops.assign(tube=pops[S.TUBE].astype(str) if S.TUBE in pops else ""), rule)
+    trends = chosen.drop(columns=[c for c in (S.WEEK,) if c in chosen.columns]).merge(
+        visits[[S.VISIT, S.WEEK]], on=S.VISIT, how="left")
+    trends = trends[[c for c in (S.VISIT, S.WEEK, S.TUBE, S.POPULATION, S.PCT_PARENT, S.PCT_LYMPHOCYTES,
+                                 S.ABS_COUNT) if c in trends.columns]]
     derived, flag_labels_ = _derived(store, str(patient), trial_config, intervals, sex)
     cycles_weeks = []
     if not cycles.empty and "start_date" in cycles.columns and pd.notna(base_date):
@@ -230,7 +231,7 @@ def _derived(store: ResultsStore, patient: str, trial_config: TrialConfig, inter
     :func:`cytokit.trial.responders.responder_flags`) with the run's trial configuration, so a report
     and the trial analysis never disagree on who is a responder. Returns (rows, flag column → label).
     """
-    pops = check_populations(store.populations[store.populations["patient"] == patient], "populations")
+    pops = check_populations(store.populations[store.populations[S.PATIENT] == patient], "populations")
     clinical = check_clinical(store.clinical if not store.clinical.empty else None, "clinical")
     try:
         values = patient_visit_values(pops, clinical, trial_config)
@@ -240,19 +241,19 @@ def _derived(store: ResultsStore, patient: str, trial_config: TrialConfig, inter
     flags = responder_flags(values, trial_config)
     labels = flag_labels(trial_config)
     ratio_iv = intervals.lookup("CD4/CD8 ratio", "ratio", sex)
-    cd8 = values[values["population"] == trial_config.cd8_population].set_index("visit")["abs_count_per_uL"]
-    tubes = values.groupby(["population", "visit"])["tube"].first()
+    cd8 = values[values[S.POPULATION] == trial_config.cd8_population].set_index(S.VISIT)[S.ABS_COUNT]
+    tubes = values.groupby([S.POPULATION, S.VISIT])[S.TUBE].first()
     rows = []
     for f in flags.itertuples(index=False):
         d = f._asdict()
         ratio = as_number(d["cd4_cd8_ratio"])
         rows.append({
-            "visit": d["visit"], "cd4": as_number(d["cd4_value"]), "cd8": as_number(cd8.get(d["visit"])),
-            "cd4_tube": str(tubes.get((trial_config.cd4_population, d["visit"]), "")),
-            "cd8_tube": str(tubes.get((trial_config.cd8_population, d["visit"]), "")),
+            S.VISIT: d[S.VISIT], "cd4": as_number(d["cd4_value"]), "cd8": as_number(cd8.get(d[S.VISIT])),
+            "cd4_tube": str(tubes.get((trial_config.cd4_population, d[S.VISIT]), "")),
+            "cd8_tube": str(tubes.get((trial_config.cd8_population, d[S.VISIT]), "")),
             "ratio": ratio, "ratio_flag": flag(ratio, ratio_iv), "ratio_reference": ratio_iv.text() if ratio_iv else "",
             "cd4_change": as_number(d["cd4_change"]), "cd4_change_pct": as_number(d["cd4_change_pct"]),
-            "flags": {name: ("—" if pd.isna(d[name]) else ("yes" if d[name] else "no")) for name in labels},
+            S.FLAGS: {name: ("—" if pd.isna(d[name]) else ("yes" if d[name] else "no")) for name in labels},
         })
     return rows, labels
 
@@ -273,22 +274,22 @@ def _qc_rows(samples: pd.DataFrame, pops: pd.DataFrame) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     if samples.empty:
         return rows
-    for s in samples.sort_values([c for c in ("week", "visit", "tube") if c in samples.columns]).itertuples(index=False):
+    for s in samples.sort_values([c for c in (S.WEEK, S.VISIT, S.TUBE) if c in samples.columns]).itertuples(index=False):
         d = s._asdict()
-        n, nq = as_number(d.get("n_events")), as_number(d.get("n_events_qc"))
+        n, nq = as_number(d.get(S.N_EVENTS)), as_number(d.get(S.N_EVENTS_QC))
         gate_flags = ""
-        if "sample_id" in pops.columns and "flags" in pops.columns:
-            f = pops[(pops["sample_id"] == d.get("sample_id")) & pops["flags"].fillna("").astype(str).ne("")]
-            gate_flags = "; ".join(f"{p}: {fl}" for p, fl in zip(f["population"], f["flags"]))
+        if S.SAMPLE_ID in pops.columns and S.FLAGS in pops.columns:
+            f = pops[(pops[S.SAMPLE_ID] == d.get(S.SAMPLE_ID)) & pops[S.FLAGS].fillna("").astype(str).ne("")]
+            gate_flags = "; ".join(f"{p}: {fl}" for p, fl in zip(f[S.POPULATION], f[S.FLAGS]))
         rows.append({
-            "visit": d.get("visit", ""), "tube": d.get("tube", ""), "file": d.get("file", ""),
-            "status": d.get("status", ""), "error": d.get("error", "") if isinstance(d.get("error"), str) else "",
-            "n_events": n, "n_events_qc": nq,
+            S.VISIT: d.get(S.VISIT, ""), S.TUBE: d.get(S.TUBE, ""), S.FILE: d.get(S.FILE, ""),
+            S.STATUS: d.get(S.STATUS, ""), S.ERROR: d.get(S.ERROR, "") if isinstance(d.get(S.ERROR), str) else "",
+            S.N_EVENTS: n, S.N_EVENTS_QC: nq,
             "removed_pct": (100.0 * (n - nq) / n) if n and nq is not None else None,
-            "lymphocytes": as_number(d.get("lymphocytes")), "lymphosum_pct": as_number(d.get("lymphosum_pct")),
-            "cd4_cd8_vs_cd3_pct": as_number(d.get("cd4_cd8_vs_cd3_pct")),
-            "qc_flags": d.get("qc_flags", "") if isinstance(d.get("qc_flags"), str) else "",
-            "check_flags": d.get("check_flags", "") if isinstance(d.get("check_flags"), str) else "",
+            S.LYMPHOCYTES: as_number(d.get(S.LYMPHOCYTES)), S.LYMPHOSUM_PCT: as_number(d.get(S.LYMPHOSUM_PCT)),
+            S.CD4_CD8_VS_CD3_PCT: as_number(d.get(S.CD4_CD8_VS_CD3_PCT)),
+            S.QC_FLAGS: d.get(S.QC_FLAGS, "") if isinstance(d.get(S.QC_FLAGS), str) else "",
+            S.CHECK_FLAGS: d.get(S.CHECK_FLAGS, "") if isinstance(d.get(S.CHECK_FLAGS), str) else "",
             "gate_flags": gate_flags,
         })
     return rows
@@ -300,8 +301,8 @@ def _methods(store: ResultsStore, samples: pd.DataFrame) -> dict[str, Any]:
     if not samples.empty:
         for s in samples.itertuples(index=False):
             d = s._asdict()
-            files.append({"file": d.get("file", ""), "sha256": d.get("sha256", ""), "tube": d.get("tube", ""),
-                          "visit": d.get("visit", "")})
+            files.append({S.FILE: d.get(S.FILE, ""), S.SHA256: d.get(S.SHA256, ""), S.TUBE: d.get(S.TUBE, ""),
+                          S.VISIT: d.get(S.VISIT, "")})
     tubes = {}
     for name, t in (info.get("tubes") or {}).items():
         t = dict(t)

@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..results import schema as S
 from ..trial.config import TubeSelection
 from ..trial.values import select_tubes
 from .reference import ReferenceIntervals, flag
@@ -44,8 +45,8 @@ def denominators(rows: pd.DataFrame) -> dict[str, tuple[str, set[str]]]:
     are its ancestors by the ``parent`` column. A tube without such a row gets ``("", set())``.
     """
     out: dict[str, tuple[str, set[str]]] = {}
-    for tube, t in rows.groupby(rows["tube"].astype(str) if "tube" in rows else pd.Series("", rows.index)):
-        parent = dict(zip(t["population"].astype(str), t.get("parent", pd.Series("", t.index)).fillna("").astype(str)))
+    for tube, t in rows.groupby(rows[S.TUBE].astype(str) if S.TUBE in rows else pd.Series("", rows.index)):
+        parent = dict(zip(t[S.POPULATION].astype(str), t.get(S.PARENT, pd.Series("", t.index)).fillna("").astype(str)))
 
         def depth(name: str) -> int:
             d, seen = 0, set()
@@ -54,8 +55,8 @@ def denominators(rows: pd.DataFrame) -> dict[str, tuple[str, set[str]]]:
                 name, d = parent[name], d + 1
             return d
 
-        pct = pd.to_numeric(t.get("pct_lymphocytes", pd.Series(dtype=float)), errors="coerce")
-        exact = t.loc[(pct - 100.0).abs() <= _EXACT, "population"].astype(str).tolist()
+        pct = pd.to_numeric(t.get(S.PCT_LYMPHOCYTES, pd.Series(dtype=float)), errors="coerce")
+        exact = t.loc[(pct - 100.0).abs() <= _EXACT, S.POPULATION].astype(str).tolist()
         if not exact:
             out[str(tube)] = ("", set())
             continue
@@ -84,11 +85,11 @@ def _cross_check(chosen: pd.Series, others: pd.DataFrame) -> list[dict[str, Any]
     out = []
     for o in others.itertuples(index=False):
         d = o._asdict()
-        for measure, unit, digits in (("abs_count_per_uL", "cells/µL", 0), ("pct_lymphocytes", "% of lymphocytes", 1)):
+        for measure, unit, digits in ((S.ABS_COUNT, "cells/µL", 0), (S.PCT_LYMPHOCYTES, "% of lymphocytes", 1)):
             mine, theirs = as_number(chosen.get(measure)), as_number(d.get(measure))
             if mine is not None and theirs is not None:
                 diff = 100.0 * (theirs - mine) / mine if mine else None
-                out.append({"tube": str(d.get("tube", "")), "value": theirs, "unit": unit, "digits": digits,
+                out.append({S.TUBE: str(d.get(S.TUBE, "")), "value": theirs, "unit": unit, "digits": digits,
                             "diff_pct": diff})
                 break
     return out
@@ -98,33 +99,33 @@ def visit_rows(vp: pd.DataFrame, rule: TubeSelection, intervals: ReferenceInterv
                low_event_threshold: int, phenotype: Any) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Rows of one visit's table (chosen tube per population) and, per tube, its lymphocyte denominator."""
     vp = vp.copy()
-    if "tube" not in vp.columns:
-        vp["tube"] = ""
-    vp["tube"] = vp["tube"].astype(str)
+    if S.TUBE not in vp.columns:
+        vp[S.TUBE] = ""
+    vp[S.TUBE] = vp[S.TUBE].astype(str)
     vp["_order"] = range(len(vp))
     dens = denominators(vp)
     chosen = select_tubes(vp, rule) if len(vp) else vp
     pref = {t: i for i, t in enumerate(rule.preference)}
-    chosen = chosen.assign(_tube_rank=chosen["tube"].map(pref).fillna(len(pref))).sort_values(
-        ["_tube_rank", "tube", "_order"], kind="mergesort")
+    chosen = chosen.assign(_tube_rank=chosen[S.TUBE].map(pref).fillna(len(pref))).sort_values(
+        ["_tube_rank", S.TUBE, "_order"], kind="mergesort")
     rows = []
     for _, rs in chosen.iterrows():
-        pop, tube = str(rs["population"]), str(rs["tube"])
-        others = vp[(vp["population"].astype(str) == pop) & (vp["tube"] != tube)]  # all tubes when averaged
-        abs_v = as_number(rs.get("abs_count_per_uL"))
-        pct_l = as_number(rs.get("pct_lymphocytes"))
+        pop, tube = str(rs[S.POPULATION]), str(rs[S.TUBE])
+        others = vp[(vp[S.POPULATION].astype(str) == pop) & (vp[S.TUBE] != tube)]  # all tubes when averaged
+        abs_v = as_number(rs.get(S.ABS_COUNT))
+        pct_l = as_number(rs.get(S.PCT_LYMPHOCYTES))
         den, above = dens.get(tube, ("", set()))
         above_den = pop in above
         if above_den:
             pct_l = None  # not a fraction of the denominator (would read > 100 %)
-        count = int(rs["count"]) if as_number(rs.get("count")) is not None else None
-        iv_abs = intervals.lookup(pop, "abs_count_per_uL", sex)
-        iv_pct = intervals.lookup(pop, "pct_lymphocytes", sex)
+        count = int(rs[S.COUNT]) if as_number(rs.get(S.COUNT)) is not None else None
+        iv_abs = intervals.lookup(pop, S.ABS_COUNT, sex)
+        iv_pct = intervals.lookup(pop, S.PCT_LYMPHOCYTES, sex)
         text, cls = flag_text(flag(pct_l, iv_pct), flag(abs_v, iv_abs))
-        gate_flags = str(rs.get("flags") or "")
+        gate_flags = str(rs.get(S.FLAGS) or "")
         rows.append({
-            "tube": tube, "population": pop, "phenotype": phenotype(rs), "parent": str(rs.get("parent", "") or ""),
-            "pct_parent": as_number(rs.get("pct_parent")), "pct_lymphocytes": pct_l, "abs": abs_v, "count": count,
+            S.TUBE: tube, S.POPULATION: pop, S.PHENOTYPE: phenotype(rs), S.PARENT: str(rs.get(S.PARENT, "") or ""),
+            S.PCT_PARENT: as_number(rs.get(S.PCT_PARENT)), S.PCT_LYMPHOCYTES: pct_l, "abs": abs_v, S.COUNT: count,
             "above_denominator": above_den, "denominator": den,
             "reference": "; ".join(x for x in (
                 f"{iv_pct.text()} %" if iv_pct else "", f"{iv_abs.text()} /µL" if iv_abs else "") if x),
