@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ClusterError
+from ..results import schema as S
 from .model import ClusteringResult
 from .phenotype import UNASSIGNED, PhenotypeTable, match_matrix, name_clusters, unique_names
 from .thresholds import Thresholds
@@ -61,11 +62,11 @@ def metacluster_abundance(result: ClusteringResult, annotation: Annotation | Non
     for sid, row in counts.iterrows():
         for mc, c in row.items():
             rows.append((sid, int(mc), int(c), int(totals[sid])))
-    df = pd.DataFrame(rows, columns=["sample_id", "metacluster", "count", "total"])
-    df["pct"] = np.where(df["total"] > 0, 100.0 * df["count"] / df["total"].clip(lower=1), np.nan)
+    df = pd.DataFrame(rows, columns=[S.SAMPLE_ID, "metacluster", S.COUNT, "total"])
+    df["pct"] = np.where(df["total"] > 0, 100.0 * df[S.COUNT] / df["total"].clip(lower=1), np.nan)
     names = annotation.metacluster_names if annotation is not None else pd.Series(dtype=object)
     df.insert(2, "name", df["metacluster"].map(lambda k: names.get(k, UNASSIGNED)))
-    df.insert(1, "population", result.population or "")
+    df.insert(1, S.POPULATION, result.population or "")
     return df
 
 
@@ -88,8 +89,8 @@ def population_abundance(result: ClusteringResult, annotation: Annotation, *, le
     for i, sid in enumerate(counts.index):
         for j, pop in enumerate(matches.columns):
             rows.append((sid, pop, int(pop_counts[i, j]), int(totals[i])))
-    df = pd.DataFrame(rows, columns=["sample_id", "population", "count", "total"])
-    df["pct"] = np.where(df["total"] > 0, 100.0 * df["count"] / df["total"].clip(lower=1), np.nan)
+    df = pd.DataFrame(rows, columns=[S.SAMPLE_ID, S.POPULATION, S.COUNT, "total"])
+    df["pct"] = np.where(df["total"] > 0, 100.0 * df[S.COUNT] / df["total"].clip(lower=1), np.nan)
     df.insert(2, "clustered_population", result.population or "")
     df["level"] = level
     return df

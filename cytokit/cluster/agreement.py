@@ -11,18 +11,19 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ClusterError
+from ..results import schema as S
 
 
 def gating_pct_of(populations: pd.DataFrame, root: str) -> pd.DataFrame:
     """``sample_id, population, gating_count, gating_total, gating_pct`` (% of ``root``) from a populations table."""
-    need = {"sample_id", "population", "count"}
+    need = {S.SAMPLE_ID, S.POPULATION, S.COUNT}
     missing = need - set(populations.columns)
     if missing:
         raise ClusterError(f"populations table lacks columns {sorted(missing)}")
-    pops = populations[["sample_id", "population", "count"]].copy()
-    roots = pops[pops["population"] == root].groupby("sample_id")["count"].sum()
-    pops = pops.rename(columns={"count": "gating_count"})
-    pops["gating_total"] = pops["sample_id"].map(roots)
+    pops = populations[[S.SAMPLE_ID, S.POPULATION, S.COUNT]].copy()
+    roots = pops[pops[S.POPULATION] == root].groupby(S.SAMPLE_ID)[S.COUNT].sum()
+    pops = pops.rename(columns={S.COUNT: "gating_count"})
+    pops["gating_total"] = pops[S.SAMPLE_ID].map(roots)
     pops = pops.dropna(subset=["gating_total"])
     pops["gating_pct"] = np.where(pops["gating_total"] > 0,
                                   100.0 * pops["gating_count"] / pops["gating_total"].clip(lower=1), np.nan)
@@ -38,24 +39,24 @@ def agreement_table(clustering: pd.DataFrame, populations: pd.DataFrame, *, root
     ``flagged`` (bool), ``margin_pp``. Only populations present on both sides are compared.
     """
     gate = gating_pct_of(populations, root)
-    clus = clustering[["sample_id", "population", "count", "pct"]].rename(
-        columns={"count": "clustering_count", "pct": "clustering_pct"})
-    df = clus.merge(gate, on=["sample_id", "population"], how="inner")
-    df = df[df["population"] != root]
+    clus = clustering[[S.SAMPLE_ID, S.POPULATION, S.COUNT, "pct"]].rename(
+        columns={S.COUNT: "clustering_count", "pct": "clustering_pct"})
+    df = clus.merge(gate, on=[S.SAMPLE_ID, S.POPULATION], how="inner")
+    df = df[df[S.POPULATION] != root]
     df["difference_pp"] = df["clustering_pct"] - df["gating_pct"]
     df["flagged"] = df["difference_pp"].abs() > margin_pp
     df["margin_pp"] = float(margin_pp)
-    cols = ["sample_id", "population", "gating_count", "gating_total", "gating_pct", "clustering_count",
+    cols = [S.SAMPLE_ID, S.POPULATION, "gating_count", "gating_total", "gating_pct", "clustering_count",
             "clustering_pct", "difference_pp", "flagged", "margin_pp"]
-    return df[cols].sort_values(["sample_id", "population"], kind="stable").reset_index(drop=True)
+    return df[cols].sort_values([S.SAMPLE_ID, S.POPULATION], kind="stable").reset_index(drop=True)
 
 
 def agreement_summary(agreement: pd.DataFrame) -> pd.DataFrame:
     """Per population: samples compared, mean and max absolute difference (pp), samples flagged."""
     if agreement.empty:
-        return pd.DataFrame(columns=["population", "n_samples", "mean_abs_difference_pp",
+        return pd.DataFrame(columns=[S.POPULATION, "n_samples", "mean_abs_difference_pp",
                                      "max_abs_difference_pp", "n_flagged"])
-    g = agreement.assign(abs_diff=agreement["difference_pp"].abs()).groupby("population", sort=False)
+    g = agreement.assign(abs_diff=agreement["difference_pp"].abs()).groupby(S.POPULATION, sort=False)
     return pd.DataFrame({
         "n_samples": g.size(), "mean_abs_difference_pp": g["abs_diff"].mean(),
         "max_abs_difference_pp": g["abs_diff"].max(), "n_flagged": g["flagged"].sum().astype(int),

@@ -22,9 +22,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ClusterError
+from ..results import schema as S
 from ..trial.stats import adjust_pvalues, rank_sum
 
-DA_COLUMNS = ["visit", "week", "cluster", "name", "test", "n_treatment", "n_control",
+DA_COLUMNS = [S.VISIT, S.WEEK, "cluster", "name", "test", "n_treatment", "n_control",
               "median_pct_treatment", "median_pct_control", "estimate", "estimate_kind", "statistic",
               "p", "p_adj", "adjust_method", "significant", "note"]
 
@@ -56,7 +57,7 @@ def _quasibinomial(count: np.ndarray, total: np.ndarray, is_treat: np.ndarray) -
 
 
 def _test_quasibinomial(sub: pd.DataFrame, is_treat: np.ndarray) -> dict:
-    est, stat, p, note = _quasibinomial(sub["count"].to_numpy(float), sub["total"].to_numpy(float), is_treat)
+    est, stat, p, note = _quasibinomial(sub[S.COUNT].to_numpy(float), sub["total"].to_numpy(float), is_treat)
     return {"estimate": est, "estimate_kind": "log2 odds ratio", "statistic": stat, "p": p, "note": note}
 
 
@@ -75,7 +76,7 @@ DA_TESTS: dict[str, Callable[[pd.DataFrame, np.ndarray], dict]] = {
 
 
 def differential_abundance(abundance: pd.DataFrame, *, cluster_col: str = "metacluster",
-                           group_col: str = "arm", treatment: str | None = None, control: str | None = None,
+                           group_col: str = S.ARM, treatment: str | None = None, control: str | None = None,
                            test: str = "quasibinomial", adjust: str = "fdr_bh", alpha: float = 0.05) -> pd.DataFrame:
     """Between-arm tests per visit and cluster on a tidy abundance table.
 
@@ -85,7 +86,7 @@ def differential_abundance(abundance: pd.DataFrame, *, cluster_col: str = "metac
     """
     if test not in DA_TESTS:
         raise ClusterError(f"unknown differential-abundance test {test!r}; choose one of {sorted(DA_TESTS)}")
-    need = {"sample_id", cluster_col, "count", "total", "pct", group_col, "visit"}
+    need = {S.SAMPLE_ID, cluster_col, S.COUNT, "total", "pct", group_col, S.VISIT}
     missing = need - set(abundance.columns)
     if missing:
         raise ClusterError(f"abundance table lacks columns {sorted(missing)} needed for arm comparisons")
@@ -100,14 +101,14 @@ def differential_abundance(abundance: pd.DataFrame, *, cluster_col: str = "metac
         raise ClusterError(f"groups {treatment!r} vs {control!r} do not match the data's groups {levels}")
     name_col = "name" if "name" in df.columns else cluster_col
     rows = []
-    for visit, vdf in df.groupby("visit", sort=False):
-        week = vdf["week"].iloc[0] if "week" in vdf.columns else np.nan
+    for visit, vdf in df.groupby(S.VISIT, sort=False):
+        week = vdf[S.WEEK].iloc[0] if S.WEEK in vdf.columns else np.nan
         block = []
         for cl, sub in vdf.groupby(cluster_col, sort=True):
             is_treat = (sub[group_col] == treatment).to_numpy()
             res = DA_TESTS[test](sub, is_treat)
             block.append({
-                "visit": visit, "week": week, "cluster": cl, "name": sub[name_col].iloc[0], "test": test,
+                S.VISIT: visit, S.WEEK: week, "cluster": cl, "name": sub[name_col].iloc[0], "test": test,
                 "n_treatment": int(is_treat.sum()), "n_control": int((~is_treat).sum()),
                 "median_pct_treatment": float(np.median(sub["pct"][is_treat])) if is_treat.any() else np.nan,
                 "median_pct_control": float(np.median(sub["pct"][~is_treat])) if (~is_treat).any() else np.nan,
@@ -118,7 +119,7 @@ def differential_abundance(abundance: pd.DataFrame, *, cluster_col: str = "metac
             b.update(p_adj=q, adjust_method=adjust, significant=bool(np.isfinite(q) and q < alpha))
         rows.extend(block)
     out = pd.DataFrame(rows, columns=DA_COLUMNS)
-    if "week" in out and out["week"].notna().any():
-        out = out.sort_values(["week", "cluster"], kind="stable").reset_index(drop=True)
+    if S.WEEK in out and out[S.WEEK].notna().any():
+        out = out.sort_values([S.WEEK, "cluster"], kind="stable").reset_index(drop=True)
     out.attrs.update(treatment=treatment, control=control)
     return out

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ClusterError, ConfigError
+from ..results import schema as S
 from ..yamlio import read_yaml
 
 if TYPE_CHECKING:
@@ -178,8 +179,8 @@ class PhenotypeTable:
         return [e.name for e in self._entries]
 
     def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame({"population": self.names, "parent": [e.parent for e in self._entries],
-                             "phenotype": [e.text for e in self._entries]})
+        return pd.DataFrame({S.POPULATION: self.names, S.PARENT: [e.parent for e in self._entries],
+                             S.PHENOTYPE: [e.text for e in self._entries]})
 
 
 def _collect_phenotypes(data: Any, out: list[tuple[str, str, str | None, bool]], parent: str | None = None) -> None:

@@ -21,6 +21,7 @@ from scipy.spatial.distance import cdist
 
 from ..io_utils import atomic_write_bytes
 from ..reproducible import PNG_METADATA, fixed_jitter
+from ..results import schema as S
 
 
 def _save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
@@ -101,7 +102,7 @@ def plot_map(nodes: pd.DataFrame, codes: np.ndarray, path: str | Path, *, names:
     return _save(fig, path)
 
 
-def plot_abundance(abundance: pd.DataFrame, path: str | Path, *, group_col: str = "arm",
+def plot_abundance(abundance: pd.DataFrame, path: str | Path, *, group_col: str = S.ARM,
                    arm_order: list[str] | None = None) -> Path:
     """Box + points of % per metacluster, by visit (x, in week order) and ``group_col`` (colour: the trial
     figures' arm colours, :func:`cytokit.palette.arm_palette`, in ``arm_order``). Metaclusters without
@@ -112,9 +113,9 @@ def plot_abundance(abundance: pd.DataFrame, path: str | Path, *, group_col: str 
 
     df = abundance.copy()
     df["cluster"] = df["metacluster"].astype(str) + ": " + df["name"].astype(str)
-    order_visits = (df.sort_values("week")["visit"].drop_duplicates().tolist() if "week" in df
-                    else sorted(df["visit"].unique()))
-    nonempty = df.groupby("metacluster")["count"].sum() > 0 if "count" in df.columns else None
+    order_visits = (df.sort_values(S.WEEK)[S.VISIT].drop_duplicates().tolist() if S.WEEK in df
+                    else sorted(df[S.VISIT].unique()))
+    nonempty = df.groupby("metacluster")[S.COUNT].sum() > 0 if S.COUNT in df.columns else None
     if nonempty is not None:
         df = df[df["metacluster"].map(nonempty)]
     clusters = df.drop_duplicates("metacluster").sort_values("metacluster")["cluster"].tolist()
@@ -135,10 +136,10 @@ def plot_abundance(abundance: pd.DataFrame, path: str | Path, *, group_col: str 
         with warnings.catch_warnings():  # seaborn 0.13 passes matplotlib's deprecated 'vert' internally
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", PendingDeprecationWarning)
-            sns.boxplot(data=sub, x="visit", y="pct", hue=hue, hue_order=hue_order, palette=palette,
+            sns.boxplot(data=sub, x=S.VISIT, y="pct", hue=hue, hue_order=hue_order, palette=palette,
                         order=order_visits, ax=ax, fliersize=0, linewidth=0.8, boxprops={"alpha": 0.45})
         with fixed_jitter():  # the same jitter in every run (byte-reproducible figures)
-            sns.stripplot(data=sub, x="visit", y="pct", hue=hue, hue_order=hue_order, order=order_visits,
+            sns.stripplot(data=sub, x=S.VISIT, y="pct", hue=hue, hue_order=hue_order, order=order_visits,
                           dodge=hue is not None, ax=ax, size=2.5, palette="dark:k" if hue else None,
                           color=None if hue else "k", legend=False)
         ax.set_title(cl, fontsize=9)

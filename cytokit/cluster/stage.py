@@ -76,8 +76,8 @@ class ClusteringRun:
 def _with_meta(df: pd.DataFrame, meta: pd.DataFrame | None) -> pd.DataFrame:
     if meta is None or meta.empty:
         return df
-    cols = ["sample_id"] + [c for c in MANIFEST_COLUMNS if c in meta.columns and c not in df.columns]
-    return df.merge(meta[cols].drop_duplicates("sample_id"), on="sample_id", how="left")
+    cols = [S.SAMPLE_ID] + [c for c in MANIFEST_COLUMNS if c in meta.columns and c not in df.columns]
+    return df.merge(meta[cols].drop_duplicates(S.SAMPLE_ID), on=S.SAMPLE_ID, how="left")
 
 
 def analyse(samples: Mapping[str, np.ndarray], markers: Sequence[str], *, population: str = "T cells",
@@ -109,10 +109,10 @@ def analyse(samples: Mapping[str, np.ndarray], markers: Sequence[str], *, popula
         agr = agreement_table(pop_ab, gating, root=population, margin_pp=params.margin_pp)
         tables["agreement"] = _with_meta(agr, meta)
         tables["agreement_summary"] = agreement_summary(agr)
-    if {"arm", "visit"} <= set(mc_ab.columns) and mc_ab["arm"].dropna().nunique() == 2:
+    if {S.ARM, S.VISIT} <= set(mc_ab.columns) and mc_ab[S.ARM].dropna().nunique() == 2:
         tables["differential"] = differential_abundance(mc_ab, cluster_col="metacluster", test=da_test,
                                                         alpha=params.alpha)
-        tables["differential_populations"] = differential_abundance(pop_ab, cluster_col="population",
+        tables["differential_populations"] = differential_abundance(pop_ab, cluster_col=S.POPULATION,
                                                                     test=da_test, alpha=params.alpha)
     elif meta is not None:
         log.info("no between-arm comparison: need 'arm' (two groups) and 'visit' in the samples table")
@@ -274,15 +274,15 @@ def run_clustering(results_dir: str | Path, *, population: str = "T cells", mark
     if plots:
         run.paths += write_figures(run, out, tube=tube)
     info = {
-        "population": population, "tube": tube, "markers": chosen, "params": params.model_dump(),
-        "n_samples": len(samples), "n_events": run.result.info["n_events"], "n_train": run.result.n_train,
+        S.POPULATION: population, S.TUBE: tube, "markers": chosen, "params": params.model_dump(),
+        "n_samples": len(samples), S.N_EVENTS: run.result.info[S.N_EVENTS], "n_train": run.result.n_train,
         "level": level, "differential_test": da_test, "phenotypes": table.to_frame().to_dict(orient="records"),
         "thresholds": run.tables["thresholds"].to_dict(orient="records"), "skipped": skipped,
         "model": "batch SOM (PCA initialisation) + consensus average-linkage metaclustering (cytokit.cluster)",
     }
     run.paths.append(atomic_write_text(out / "clustering.json", json.dumps(info, indent=2, default=str)))
     log.info("clustering of %s: %d samples, %d events, %d metaclusters -> %s", population, len(samples),
-             run.result.info["n_events"], len(run.tables["metaclusters"]), out)
+             run.result.info[S.N_EVENTS], len(run.tables["metaclusters"]), out)
     return run
 
 
@@ -313,7 +313,7 @@ def write_figures(run: ClusteringRun, out: str | Path, *, tube: str | None = Non
              plot_map(run.tables["nodes"], run.result.codes, out / "map.png",
                       names=run.tables["metaclusters"].set_index("metacluster")["name"])]
     ab = run.tables["metacluster_abundance"]
-    if "visit" in ab.columns and ab["visit"].notna().any():
-        arms = recorded_arm_order(out.parent, ab["arm"].dropna()) if "arm" in ab.columns else None
+    if S.VISIT in ab.columns and ab[S.VISIT].notna().any():
+        arms = recorded_arm_order(out.parent, ab[S.ARM].dropna()) if S.ARM in ab.columns else None
         paths.append(plot_abundance(ab, out / "abundance.png", arm_order=arms))
     return paths

@@ -10,6 +10,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from ..results import schema as S
 
 TCELL_MARKERS: tuple[str, ...] = ("CD4", "CD8", "CD45RA", "CD62L", "CD28")
 #: leaf -> 0/1 per marker of :data:`TCELL_MARKERS`
@@ -46,7 +47,7 @@ def toy_samples(n_samples: int = 6, n_events: int = 4000, *, seed: int = 0, sd: 
         labels[sid] = np.array(names)[leaf]
         for pop, members in populations.items():
             truth.append((sid, pop, 100.0 * float(np.isin(labels[sid], list(members)).mean())))
-    return samples, labels, pd.DataFrame(truth, columns=["sample_id", "population", "truth_pct"])
+    return samples, labels, pd.DataFrame(truth, columns=[S.SAMPLE_ID, S.POPULATION, "truth_pct"])
 
 
 def toy_events(n_events: int, n_markers: int, *, n_populations: int = 12, seed: int = 0,
