@@ -3,10 +3,11 @@
 The shipped ``tmem`` and ``nkb`` strategies are run unchanged on simulated trials whose scenario families vary
 what labs vary (activation markers bimodal or continuous, nearly all-positive / all-negative populations,
 dim stains and low or high detector gains, broad negative peaks, CD56dim/bright proportions). Families are
-split once: gate rules and flag limits were chosen looking only at the **tuning** families (seed
-``TUNING_SEED``); the **held-out** families, and the tuning families re-drawn with ``HELD_OUT_SEED``, were
-not looked at while tuning. For every split the script prints, per population: median and 95th percentile
-of |% of parent - truth| (percentage points), per-event F1 (median), and the flag calibration: recall =
+split: gate rules and flag limits were chosen looking only at the **tuning** draws (each family's
+``tuning_seeds``); the **held-out** draws (every family re-drawn with ``HELD_OUT_SEED``, which includes the
+families that have no tuning seed at all) were not looked at while tuning. For every split the script
+prints, per population: median, 95th percentile and maximum of |% of parent - truth| (percentage points),
+per-event F1 (median), and the flag calibration: recall =
 share of estimates > 2 pp off that carry a review flag (:func:`cytokit.gating.methods.needs_review`);
 "flagged within 1 pp" = share of flagged estimates that were in fact within 1 pp (target <= 10 %).
 
@@ -35,9 +36,13 @@ from cytokit.gating.methods import needs_review
 from cytokit.simulate import load_config, simulate_file, simulate_trial, truth_masks
 
 #: Held-out draws are used once each: seed 202, then 303, showed failures (high gains, CD56bright-dominant NK,
-#: all-positive CD28, beads at low gain) that led to rule changes, so the reported held-out figures are drawn
-#: with 404, on which no rule or limit was chosen (``--held-out-seed`` re-draws).
-TUNING_SEED, HELD_OUT_SEED = 101, 404
+#: all-positive CD28, beads at low gain) that led to rule changes; then 404 showed the high-gain CD25 failure
+#: (a lone negative mode above ``negative_max`` read as all-positive), so 404 joined the tuning draws and the
+#: reported held-out figures are drawn with 505, together with families added before that rule change and
+#: never drawn with a tuning seed (``--held-out-seed`` re-draws).
+TUNING_SEED, HELD_OUT_SEED = 101, 505
+#: seeds already looked at while choosing rules: every family defined before seed 505 is tuned on 404 too
+SEEN_SEED = 404
 #: populations whose F1 (per event, against the simulator's labels) is reported
 F1_POPULATIONS = ("Lymphocytes", "T cells", "CD4 T", "CD8 T", "CD25+ CD4", "CD28+ CD4", "NK cells",
                   "CD56dim NK", "CD56bright NK", "B cells")
@@ -47,9 +52,11 @@ F1_POPULATIONS = ("Lymphocytes", "T cells", "CD4 T", "CD8 T", "CD25+ CD4", "CD28
 class Family:
     """One scenario family: simulator overrides (see :class:`cytokit.simulate.SimulationConfig`)."""
 
-    split: str  # "tuning" or "held-out"
+    split: str  # "tuning" or "held-out": the family's origin (held-out = chosen to test, not to tune on)
     description: str
     overrides: dict = field(default_factory=dict)
+    #: seeds this family was looked at with while rules were chosen (empty: only ever drawn held-out)
+    tuning_seeds: tuple[int, ...] = (TUNING_SEED, SEEN_SEED)
 
 
 def _instruments(scale_bd: float, scale_attune: float, gain_spill: float = 1.0) -> list[dict]:
@@ -69,33 +76,50 @@ FAMILIES: dict[str, Family] = {
                                 {"course": {"cd28_cd4_fraction": 0.97, "cd28_cd8_fraction": 0.85}}),
     "cd56_dim_stain": Family("tuning", "CD56 on a dimmer fluorochrome (x0.5)",
                              {"phenotype": {"marker_brightness": {"CD56": 0.5}}}),
-    # --- held-out families (never looked at while choosing rules or limits) ------------------------
+    # --- families held out until seed 404 was looked at (tuned on that draw since) -------------------
     "cd25_bimodal_broad_negative": Family(
-        "held-out", "bimodal CD25 above a broad negative peak (the tail rule's failure case)",
+        "tuning", "bimodal CD25 above a broad negative peak (the tail rule's failure case)",
         {"phenotype": {"marker_levels": {"CD25": {"cont": (2500.0, 0.5)}}, "negative_spread": 0.6,
-                       "autofluorescence_scale": 2.5}}),
-    "cd25_rare": Family("held-out", "CD25 nearly absent (3% of CD4 at baseline; all-negative population)",
-                        {"course": {"cd25_cd4_fraction": 0.03, "treg_fraction": 0.01}}),
+                       "autofluorescence_scale": 2.5}}, (SEEN_SEED,)),
+    "cd25_rare": Family("tuning", "CD25 nearly absent (3% of CD4 at baseline; all-negative population)",
+                        {"course": {"cd25_cd4_fraction": 0.03, "treg_fraction": 0.01}}, (SEEN_SEED,)),
     "dim_stains_low_gain": Family(
-        "held-out", "low detector gains (x0.45/x0.3) and dimmer CD28, CD25, CD56 stains, more gain drift",
+        "tuning", "low detector gains (x0.45/x0.3) and dimmer CD28, CD25, CD56 stains, more gain drift",
         {"instruments": _instruments(0.45, 0.3),
          "acquisition": {"gain_cv": 0.2},
-         "phenotype": {"marker_brightness": {"CD28": 0.6, "CD25": 0.7, "CD56": 0.7}}}),
-    "high_gain": Family("held-out", "high detector gains (x2.2/x1.6), brighter negatives",
-                        {"instruments": _instruments(2.2, 1.6), "phenotype": {"autofluorescence_scale": 1.5}}),
+         "phenotype": {"marker_brightness": {"CD28": 0.6, "CD25": 0.7, "CD56": 0.7}}}, (SEEN_SEED,)),
+    "high_gain": Family("tuning", "high detector gains (x2.2/x1.6), brighter negatives",
+                        {"instruments": _instruments(2.2, 1.6), "phenotype": {"autofluorescence_scale": 1.5}},
+                        (SEEN_SEED,)),
     "cd28_all_positive_wide_cd25": Family(
-        "held-out", "CD28+ on 99% of CD4; CD25 continuum extending brighter (300-15000)",
+        "tuning", "CD28+ on 99% of CD4; CD25 continuum extending brighter (300-15000)",
         {"course": {"cd28_cd4_fraction": 0.99, "cd28_cd8_fraction": 0.9},
-         "phenotype": {"marker_levels": {"CD25": {"cont": ("cont", 300.0, 15000.0)}}}}),
+         "phenotype": {"marker_levels": {"CD25": {"cont": ("cont", 300.0, 15000.0)}}}}, (SEEN_SEED,)),
     "no_cd127_other_gains": Family(
-        "held-out", "7-colour tube without CD127 (no Treg row), gains x1.4/x0.5, brighter CD25 continuum",
+        "tuning", "7-colour tube without CD127 (no Treg row), gains x1.4/x0.5, brighter CD25 continuum",
         {"instruments": _instruments(1.4, 0.5), "phenotype": {"absent_markers": ["CD127"],
-                                                             "marker_brightness": {"CD25": 1.5}}}),
+                                                             "marker_brightness": {"CD25": 1.5}}}, (SEEN_SEED,)),
     "nk_shifted": Family(
-        "held-out", "more CD56bright NK (25%), CD56dim dimmer and broader, CD16 dimmer",
+        "tuning", "more CD56bright NK (25%), CD56dim dimmer and broader, CD16 dimmer",
         {"course": {"cd56bright_fraction": 0.25},
          "phenotype": {"marker_levels": {"CD56": {"dim": (1600.0, 0.55), "bright": (16000.0, 0.35)},
-                                         "CD16": {"bright": (15000.0, 0.45)}}}}),
+                                         "CD16": {"bright": (15000.0, 0.45)}}}}, (SEEN_SEED,)),
+    # --- held-out families: added before the gain-relative placement rule, never drawn with a tuning seed
+    "very_high_gain": Family(
+        "held-out", "very high detector gains (x3.0/x2.4) with more per-file gain drift (log-sd 0.15)",
+        {"instruments": _instruments(3.0, 2.4), "acquisition": {"gain_cv": 0.15}}, ()),
+    "mixed_gain_cd25_bimodal_majority": Family(
+        "held-out", "one low- and one high-gain instrument (x0.6/x2.8); bimodal CD25 on 40% of CD4",
+        {"instruments": _instruments(0.6, 2.8), "course": {"cd25_cd4_fraction": 0.4},
+         "phenotype": {"marker_levels": {"CD25": {"cont": (2200.0, 0.5)}}}}, ()),
+    "high_gain_dim_cd25_shoulder": Family(
+        "held-out", "gains x1.8/x1.9, bright broad negatives; CD25 a dim shoulder (continuum 250-3000)",
+        {"instruments": _instruments(1.8, 1.9),
+         "phenotype": {"marker_levels": {"CD25": {"cont": ("cont", 250.0, 3000.0)}}, "negative_spread": 0.5,
+                       "autofluorescence_scale": 1.8}}, ()),
+    "cd25_mostly_positive": Family(
+        "held-out", "CD25 on 75% of CD4 (strong IL-2 response), gains x1.2/x0.9",
+        {"instruments": _instruments(1.2, 0.9), "course": {"cd25_cd4_fraction": 0.75}}, ()),
 }
 
 
@@ -296,11 +320,10 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown families {sorted(unknown)}; known: {', '.join(FAMILIES)}")
     runs = []  # (family, seed, group)
     for name in chosen:
-        split = FAMILIES[name].split
-        if split == "tuning" and args.split in ("all", "tuning"):
-            runs.append((name, TUNING_SEED, "tuning"))
+        if args.split in ("all", "tuning"):
+            runs.extend((name, seed, "tuning") for seed in FAMILIES[name].tuning_seeds)
         if args.split in ("all", "held-out"):
-            # held-out: held-out families, and tuning families re-drawn with an unseen seed
+            # held-out: every family re-drawn with a seed no rule was chosen on (held-out families only so)
             runs.append((name, args.held_out_seed, "held-out"))
     root = Path(tempfile.mkdtemp(prefix="gating_accuracy_"))
     t0 = time.perf_counter()
