@@ -83,6 +83,23 @@ def evaluate_stored(records: list[dict], sample: Sample, until: str | None = Non
     return masks
 
 
+def _reference_events(spec: PopulationSpec, sample: Sample, state: FitState, cols: np.ndarray
+                      ) -> tuple[np.ndarray | None, tuple[str, ...]]:
+    """The negative-reference population's events in ``spec``'s dims (at most :data:`FIT_EVENTS`, a
+    systematic sample), or None and the flag ``no_negative_reference`` when that population was skipped."""
+    if spec.negative_reference is None:
+        return None, ()
+    ref = state.masks.get(spec.negative_reference)
+    if ref is None:
+        log.warning("%s: %s: negative reference %r was not fitted; lone modes are placed by negative_max",
+                    sample.name, spec.name, spec.negative_reference)
+        return None, ("no_negative_reference",)
+    rows = np.flatnonzero(ref)
+    if rows.size > FIT_EVENTS:
+        rows = rows[:: int(np.ceil(rows.size / FIT_EVENTS))]
+    return sample.events[np.ix_(rows, cols)], ()
+
+
 def fit_population(spec: PopulationSpec, sample: Sample, state: FitState) -> None:
     """Fit one population from its parent's events and store its mask (or why it was skipped)."""
     if spec.parent is not None and spec.parent not in state.masks:
@@ -103,8 +120,9 @@ def fit_population(spec: PopulationSpec, sample: Sample, state: FitState) -> Non
     if rows.size > FIT_EVENTS:  # systematic sample over acquisition time (events arrive in random order)
         fit_rows = rows[:: int(np.ceil(rows.size / FIT_EVENTS))]
     fit_X = sample.events[np.ix_(fit_rows, cols)] if cols.size else np.empty((fit_rows.size, 0), dtype=np.float32)
+    reference, ref_flags = _reference_events(spec, sample, state, cols)
     try:
-        fit = fit_gate(spec.method, fit_X, spec.params, dims=spec.dims, gate_id=spec.name)
+        fit = fit_gate(spec.method, fit_X, spec.params, dims=spec.dims, gate_id=spec.name, reference=reference)
     except GatingError as exc:  # name the file too
         raise GatingError(f"{exc} ({rows.size} parent events)", path=sample.path) from None
     if method.needs_masks or isinstance(fit.gate, BooleanGate):
@@ -117,7 +135,7 @@ def fit_population(spec: PopulationSpec, sample: Sample, state: FitState) -> Non
         mask = np.zeros(sample.n_events, dtype=bool)
         mask[rows[fit.gate.contains(sample.events[np.ix_(rows, cols)])]] = True
     inside_any = bool(mask.any())
-    flags = fit.flags
+    flags = fit.flags + ref_flags
     if rows.size and not inside_any:
         flags = flags + ("empty",)
     state.masks[spec.name] = mask
@@ -142,6 +160,8 @@ def dependents(definition: StrategyDefinition, name: str) -> list[str]:
     out = [name]
     for spec in definition.populations:
         refs = {spec.parent} if spec.parent else set()
+        if spec.negative_reference:
+            refs.add(spec.negative_reference)
         if spec.method == "boolean":
             refs |= {o.lstrip("!").strip() for o in spec.params.get("operands", ())}
         if spec.name not in out and refs & set(out):

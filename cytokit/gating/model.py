@@ -70,6 +70,11 @@ class PopulationSpec(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     phenotype: str | None = Field(None, description="e.g. 'CD3+ CD4+ CD45RA+ CD62L+' (for reports)")
     optional: bool = Field(False, description="skip (no row) when a dimension is absent from the sample")
+    negative_reference: str | None = Field(
+        None, description="a population defined above this one whose events are mostly negative for this "
+                          "gate's markers (an internal negative control, e.g. Singlets for CD25 on CD4 T): its "
+                          "main mode on the same channel, in the same file, decides whether a lone mode is "
+                          "negative or positive (threshold-type methods only)")
     description: str | None = None
 
     @field_validator("method")
@@ -85,6 +90,9 @@ class PopulationSpec(BaseModel):
         if m.n_dims is not None and len(self.dims) not in m.n_dims:
             raise ValueError(f"population {self.name!r}: method {self.method!r} takes "
                              f"{' or '.join(map(str, m.n_dims))} dimension(s), got {list(self.dims)}")
+        if self.negative_reference is not None and not m.takes_reference:
+            raise ValueError(f"population {self.name!r}: method {self.method!r} takes no negative_reference "
+                             f"(threshold-type methods only)")
         try:
             m.validate_params(self.params)
         except ValidationError as exc:
@@ -115,6 +123,9 @@ class StrategyDefinition(BaseModel):
                 raise ValueError(f"population {p.name!r} is defined twice")
             if p.parent is not None and p.parent not in seen:
                 raise ValueError(f"population {p.name!r}: parent {p.parent!r} must be defined above it")
+            if p.negative_reference is not None and p.negative_reference not in seen:
+                raise ValueError(f"population {p.name!r}: negative_reference {p.negative_reference!r} must be "
+                                 f"a population defined above it")
             if p.method == "boolean":
                 for op in p.params.get("operands", ()):
                     ref = op[1:].strip() if op.startswith("!") else op

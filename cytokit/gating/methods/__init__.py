@@ -25,13 +25,13 @@ from .threshold import (IntervalParams, PhenotypeParams, QuadrantParams, Thresho
 
 GATE_METHODS: dict[str, GateMethod] = {m.name: m for m in (
     GateMethod("threshold", ThresholdGateParams, fit_threshold_gate, (1,),
-               "one marker above/below a density threshold (valley, tail, quantile or fixed)"),
+               "one marker above/below a density threshold (valley, tail, quantile or fixed)", takes_reference=True),
     GateMethod("interval", IntervalParams, fit_interval, (1,),
-               "one marker between two fitted thresholds (e.g. CD56dim)"),
+               "one marker between two fitted thresholds (e.g. CD56dim)", takes_reference=True),
     GateMethod("quadrant", QuadrantParams, fit_phenotype, (2,),
-               "one quadrant from two fitted thresholds"),
+               "one quadrant from two fitted thresholds", takes_reference=True),
     GateMethod("phenotype", PhenotypeParams, fit_phenotype, None,
-               "several markers +/-, optionally some OR-ed (e.g. CD3- and CD56+ and/or CD16+)"),
+               "several markers +/-, optionally some OR-ed (e.g. CD3- and CD56+ and/or CD16+)", takes_reference=True),
     GateMethod("gmm_ellipse", GMMEllipseParams, fit_gmm_ellipse, None,
                "ellipse of the Gaussian-mixture component nearest a target (scatter populations)"),
     GateMethod("density_polygon", DensityPolygonParams, fit_density_polygon, (2,),
@@ -68,12 +68,17 @@ def get_method(name: str) -> GateMethod:
 
 
 def fit_gate(method: str, X: np.ndarray, params: dict[str, Any] | MethodParams | None = None, *,
-             dims: tuple[str, ...] = (), gate_id: str = "gate") -> FitResult:
+             dims: tuple[str, ...] = (), gate_id: str = "gate", reference: np.ndarray | None = None) -> FitResult:
     """Validate ``params`` for ``method`` and fit it on ``X`` (the parent's events in ``dims``).
 
-    Invalid parameters or a fit that cannot be made raise :class:`GatingError` naming the gate.
+    ``reference``: the events of a negative-reference population in the same ``dims`` (same scale), for
+    methods with ``takes_reference`` (threshold-type): where a lone mode counts as positive is then measured
+    from that population's main mode in this file rather than from ``negative_max``. Invalid parameters,
+    a reference for a method without one, or a fit that cannot be made raise :class:`GatingError`.
     """
     m = get_method(method)
+    if reference is not None and not m.takes_reference:
+        raise GatingError(f"gate {gate_id!r}: method {method!r} takes no negative reference")
     X = np.asarray(X)
     if X.ndim == 1:
         X = X[:, None]
@@ -86,7 +91,11 @@ def fit_gate(method: str, X: np.ndarray, params: dict[str, Any] | MethodParams |
         msgs = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors())
         raise GatingError(f"gate {gate_id!r}: invalid parameters for {method!r}: {msgs}") from None
     try:
-        fit = m.function(X, p, dims=dims, gate_id=gate_id)
+        if reference is None:
+            fit = m.function(X, p, dims=dims, gate_id=gate_id)
+        else:
+            ref = np.asarray(reference)
+            fit = m.function(X, p, dims=dims, gate_id=gate_id, reference=ref[:, None] if ref.ndim == 1 else ref)
     except (ValueError, np.linalg.LinAlgError) as exc:
         raise GatingError(f"gate {gate_id!r}: cannot fit {method!r}: {exc}") from None
     # every fit records the parameters that produced it (validated, defaults filled in)

@@ -2,7 +2,8 @@
 
 Contract
 --------
-A gate method is a plain function ``fit(X, params, *, dims, gate_id) -> FitResult``. ``X`` holds the
+A gate method is a plain function ``fit(X, params, *, dims, gate_id) -> FitResult`` (threshold-type methods
+also take ``reference=``: a negative-reference population's events in the same dims). ``X`` holds the
 *parent* population's events as an ``(n_events, len(dims))`` float array **in the gate's coordinate
 space** (compensated and transformed as the strategy says: logicle 0..1 for fluorescence, linear scatter);
 ``params`` is an instance of the method's pydantic parameter model. The result is a concrete gate from
@@ -54,6 +55,9 @@ class GateMethod:
     n_dims: tuple[int, ...] | None  # allowed numbers of dimensions; None = any >= 1
     description: str
     needs_masks: bool = False  # evaluated from other populations' masks (boolean), not from events
+    #: accepts ``reference=`` (a negative-reference population's events in the same dims, see
+    #: :class:`~cytokit.gating.model.PopulationSpec` ``negative_reference``)
+    takes_reference: bool = False
 
     def validate_params(self, params: dict[str, Any] | MethodParams | None) -> MethodParams:
         """Validate ``params`` against this method's model (raises pydantic ValidationError)."""

@@ -54,6 +54,10 @@ STABILITY_ADJUST = (0.6, 1.6)
 UNSTABLE_PCT = 1.5
 #: a lone mode this close to ``negative_max`` (gate units) could be negative or positive: ``ambiguous_mode``
 MODE_MARGIN = 0.05
+#: with a negative reference, ``negative_max`` = the reference's main mode + this many SDs of its lower half
+REFERENCE_SD = 2.0
+#: fewer finite reference events than this: the reference is not used (flag ``no_negative_reference``)
+MIN_REFERENCE_EVENTS = 200
 
 
 class ThresholdParams(MethodParams):
@@ -184,6 +188,25 @@ def find_valleys(d: Density1D, peaks: np.ndarray) -> list[tuple[int, float]]:
     return out
 
 
+def reference_negative(xr: np.ndarray, p: ThresholdParams) -> dict | None:
+    """The negative population of a reference (events known to be mostly negative for the marker, in the
+    same file, on the same scale): its main (highest-density) mode and the SD of that mode's lower half, and
+    ``negative_max`` = mode + :data:`REFERENCE_SD` SDs. None with fewer than :data:`MIN_REFERENCE_EVENTS`
+    finite values. The lower half is used because the upper one holds whatever positives the reference has."""
+    xr = np.asarray(xr, dtype=np.float64).ravel()
+    xr = xr[np.isfinite(xr)]
+    if xr.size < MIN_REFERENCE_EVENTS:
+        return None
+    if xr.size > p.max_events:
+        xr = xr[np.random.default_rng(p.seed).choice(xr.size, size=p.max_events, replace=False)]
+    d = kde_1d(xr, adjust=p.adjust)
+    mode = float(d.grid[int(np.argmax(d.density))])
+    half = xr[xr <= mode] - mode
+    sd = float(np.sqrt(np.mean(half ** 2))) if half.size >= 10 else float(np.std(xr))
+    return {"mode": round(mode, 5), "half_sd": round(sd, 5), "negative_max": round(mode + REFERENCE_SD * sd, 5),
+            "n_events": int(xr.size)}
+
+
 def _negative_max(p: ThresholdParams) -> float | None:
     if p.negative_max is not None:
         return p.negative_max
@@ -232,9 +255,15 @@ def _tail(x: np.ndarray, d: Density1D, peaks: np.ndarray, p: ThresholdParams, *,
     return value, {"reference_peak": mode, "half_sd": sd, "tail_side": side}, flags
 
 
-def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check_stability: bool = True
-                  ) -> Threshold:
+def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check_stability: bool = True,
+                  reference: np.ndarray | None = None) -> Threshold:
     """Fit one threshold on the 1-D values ``x`` (transformed scale) following ``params``.
+
+    ``reference``: values of a negative-reference population on the same channel and scale (same file).
+    Its negative mode then sets ``negative_max`` (:func:`reference_negative`; recorded in
+    ``info["negative_reference"]``) instead of the strategy's fixed ``negative_max`` / middle of ``bounds``,
+    so whether a lone mode is negative or positive follows this file's gain and background. With too few
+    reference events the fixed value is used and the fit is flagged ``no_negative_reference``.
 
     Returns the threshold value (same scale as ``x``), flags and the numbers behind it
     (``peaks``, ``valleys``, ``method`` actually used, ``n_events`` fitted on). With ``check_stability``
@@ -248,6 +277,13 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
     x = x[np.isfinite(x)]
     flags: list[str] = []
     info: dict = {"n_events": int(x.size)}
+    if reference is not None and p.mode != "fixed":
+        neg = reference_negative(reference, p)
+        if neg is None:
+            flags.append("no_negative_reference")
+        else:
+            info["negative_reference"] = neg
+            p = p.model_copy(update={"negative_max": neg["negative_max"]})
     if p.mode == "fixed":
         assert p.value is not None  # required by ThresholdParams' validator
         return Threshold(float(p.value), (), {**info, "method": "fixed"})

@@ -68,13 +68,19 @@ class QuadrantParams(PhenotypeParams):
         return v
 
 
-def _fit_all(X: np.ndarray, dims: tuple[str, ...], params: PhenotypeParams) -> tuple[list[float], list[str], dict]:
+def _ref_column(reference: np.ndarray | None, i: int) -> np.ndarray | None:
+    """Dimension ``i`` of a negative-reference population's events (None when there is none)."""
+    return None if reference is None else np.asarray(reference, dtype=np.float64)[:, i]
+
+
+def _fit_all(X: np.ndarray, dims: tuple[str, ...], params: PhenotypeParams,
+             reference: np.ndarray | None = None) -> tuple[list[float], list[str], dict]:
     X = finite_rows(X)
     values: list[float] = []
     flags: list[str] = []
     info: dict[str, Any] = {}
     for i, dim in enumerate(dims):
-        t = fit_threshold(X[:, i], params.threshold_for(i))
+        t = fit_threshold(X[:, i], params.threshold_for(i), reference=_ref_column(reference, i))
         values.append(t.value)
         flags.extend(f"{dim}:{f}" for f in t.flags)
         info[dim] = t.info
@@ -82,10 +88,11 @@ def _fit_all(X: np.ndarray, dims: tuple[str, ...], params: PhenotypeParams) -> t
 
 
 def fit_threshold_gate(X: np.ndarray, params: ThresholdGateParams, *, dims: tuple[str, ...],
-                       gate_id: str) -> FitResult:
-    """``x >= t`` (sign ``+``) or ``x < t`` (sign ``-``) on one dimension, ``t`` fitted from ``X``."""
+                       gate_id: str, reference: np.ndarray | None = None) -> FitResult:
+    """``x >= t`` (sign ``+``) or ``x < t`` (sign ``-``) on one dimension, ``t`` fitted from ``X``
+    (``reference``: a negative-reference population's events, see :func:`fit_threshold`)."""
     X = finite_rows(X)
-    t = fit_threshold(X[:, 0], params.threshold)
+    t = fit_threshold(X[:, 0], params.threshold, reference=_ref_column(reference, 0))
     lower, upper = ((t.value,), (None,)) if params.sign == "+" else ((None,), (t.value,))
     gate = RectangleGate(id=gate_id, dims=tuple(dims), lower=lower, upper=upper)
     info = {"threshold": t.value, "sign": params.sign, dims[0]: t.info}
@@ -109,8 +116,10 @@ def _with_sensitivity(X: np.ndarray, values, member, flags: list[str], info: dic
     return tuple(dict.fromkeys(flags))
 
 
-def fit_phenotype(X: np.ndarray, params: PhenotypeParams, *, dims: tuple[str, ...], gate_id: str) -> FitResult:
-    """AND of per-marker signs, with the ``any_of`` markers OR-ed (see :class:`PhenotypeParams`)."""
+def fit_phenotype(X: np.ndarray, params: PhenotypeParams, *, dims: tuple[str, ...], gate_id: str,
+                  reference: np.ndarray | None = None) -> FitResult:
+    """AND of per-marker signs, with the ``any_of`` markers OR-ed (see :class:`PhenotypeParams`);
+    ``reference``: a negative-reference population's events in the same dims."""
     dims = tuple(dims)
     if len(params.signs) != len(dims):
         raise ValueError(f"{len(params.signs)} signs for {len(dims)} dimensions {list(dims)}")
@@ -118,7 +127,7 @@ def fit_phenotype(X: np.ndarray, params: PhenotypeParams, *, dims: tuple[str, ..
     if unknown:
         raise ValueError(f"any_of names {sorted(unknown)} that are not among the dims {list(dims)}")
     X = finite_rows(X)
-    values, flags, info = _fit_all(X, dims, params)
+    values, flags, info = _fit_all(X, dims, params, reference)
     info["thresholds"] = dict(zip(dims, values))
     sign_num = [1 if s == "+" else -1 for s in params.signs]
     gate: Gate
@@ -174,18 +183,20 @@ class IntervalParams(MethodParams):
         return self
 
 
-def fit_interval(X: np.ndarray, params: IntervalParams, *, dims: tuple[str, ...], gate_id: str) -> FitResult:
-    """A 1-D range whose bounds are fitted thresholds; flagged ``inverted`` if lower >= upper."""
+def fit_interval(X: np.ndarray, params: IntervalParams, *, dims: tuple[str, ...], gate_id: str,
+                 reference: np.ndarray | None = None) -> FitResult:
+    """A 1-D range whose bounds are fitted thresholds; flagged ``inverted`` if lower >= upper.
+    ``reference``: a negative-reference population's events (both bounds use it)."""
     X = finite_rows(X)
     flags: list[str] = []
     info: dict = {}
     lo = hi = None
     if params.lower is not None:
-        t = fit_threshold(X[:, 0], params.lower)
+        t = fit_threshold(X[:, 0], params.lower, reference=_ref_column(reference, 0))
         lo, info["lower"] = t.value, t.info
         flags.extend(f"lower:{f}" for f in t.flags)
     if params.upper is not None:
-        t = fit_threshold(X[:, 0], params.upper)
+        t = fit_threshold(X[:, 0], params.upper, reference=_ref_column(reference, 0))
         hi, info["upper"] = t.value, t.info
         flags.extend(f"upper:{f}" for f in t.flags)
     if lo is not None and hi is not None and lo >= hi:
