@@ -11,6 +11,7 @@ from pydantic import Field
 
 from ...gates import EllipsoidGate, PolygonGate
 from .base import FitResult, MethodParams, finite_rows, subsample
+from .mixture import chi2_quantile, fit_gaussian_mixture
 
 
 class GMMEllipseParams(MethodParams):
@@ -59,11 +60,11 @@ def robust_scale(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fit_gmm_ellipse(X: np.ndarray, params: GMMEllipseParams, *, dims: tuple[str, ...], gate_id: str) -> FitResult:
-    """Ellipse (Gating-ML ellipsoid) of the Gaussian component nearest ``params.target``."""
-    from scipy.stats import chi2  # imported where used: scikit-learn and scipy.stats load slowly
-    from sklearn.mixture import GaussianMixture
-    from threadpoolctl import threadpool_limits
+    """Ellipse (Gating-ML ellipsoid) of the Gaussian component nearest ``params.target``.
 
+    The mixture is fitted by :func:`.mixture.fit_gaussian_mixture` (numpy EM, scikit-learn's model and
+    k-means start) on the robust-normalised events; the ellipse holds ``coverage`` of that component.
+    """
     X = finite_rows(X)
     if len(params.target) != X.shape[1]:
         raise ValueError(f"target has {len(params.target)} values for {X.shape[1]} dimensions")
@@ -73,15 +74,12 @@ def fit_gmm_ellipse(X: np.ndarray, params: GMMEllipseParams, *, dims: tuple[str,
     Xs = subsample(X, params.max_events, params.seed)
     off, scale = robust_scale(Xs)
     Z = (Xs - off) / scale
-    # tiny (d x d) matrices: BLAS threads only add overhead (4x slower on 2 cores), so fit single-threaded
-    with threadpool_limits(1):
-        gmm = GaussianMixture(n_components=params.n_components, covariance_type="full",
-                              random_state=params.seed, n_init=1, max_iter=200, reg_covar=1e-5).fit(Z)
-    if not gmm.converged_:
+    gmm = fit_gaussian_mixture(Z, params.n_components, seed=params.seed, max_iter=200, reg_covar=1e-5)
+    if not gmm.converged:
         flags.append("not_converged")
     target = np.asarray(params.target, dtype=np.float64)
-    dist = np.linalg.norm(gmm.means_ - target, axis=1)
-    eligible = gmm.weights_ >= params.min_weight
+    dist = np.linalg.norm(gmm.means - target, axis=1)
+    eligible = gmm.weights >= params.min_weight
     if not eligible.any():
         eligible[:] = True
         flags.append("unreliable")
@@ -89,13 +87,13 @@ def fit_gmm_ellipse(X: np.ndarray, params: GMMEllipseParams, *, dims: tuple[str,
     k = int(order[0])
     if eligible.sum() > 1 and dist[order[1]] < 1.5 * dist[k] and dist[k] > 0.15:
         flags.append("ambiguous_component")
-    mean = gmm.means_[k] * scale + off
-    cov = gmm.covariances_[k] * np.outer(scale, scale)
-    d2 = float(chi2.ppf(params.coverage, df=X.shape[1]))
+    mean = gmm.means[k] * scale + off
+    cov = gmm.covariances[k] * np.outer(scale, scale)
+    d2 = chi2_quantile(params.coverage, X.shape[1])
     gate = EllipsoidGate(id=gate_id, dims=tuple(dims), mean=tuple(float(m) for m in mean),
                          covariance=tuple(tuple(float(c) for c in row) for row in cov), distance_square=d2)
-    info = {"component": k, "weights": [round(float(w), 4) for w in gmm.weights_],
-            "means_normalised": [[round(float(v), 4) for v in m] for m in gmm.means_],
+    info = {"component": k, "weights": [round(float(w), 4) for w in gmm.weights],
+            "means_normalised": [[round(float(v), 4) for v in m] for m in gmm.means],
             "distance_square": d2, "n_events": int(Xs.shape[0])}
     return FitResult(gate, tuple(flags), info)
 
