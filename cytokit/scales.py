@@ -29,6 +29,7 @@ import numpy as np
 
 from .errors import TransformError
 from .transforms import get_transform
+from .transforms.roots import increasing_root
 
 LN10 = float(np.log(10.0))
 
@@ -37,8 +38,6 @@ def _negative_range(positive_range: float, width: float) -> float:
     """Root ``d`` in (0, positive_range] of 2 ln(d) + width*d = 2 ln(positive_range) - width*positive_range."""
     if width == 0:
         return positive_range
-    from scipy.optimize import brentq  # imported where used: scipy.optimize loads slowly
-
     b = positive_range
 
     def g(d: float) -> float:
@@ -47,7 +46,7 @@ def _negative_range(positive_range: float, width: float) -> float:
     lo = 1e-300
     if g(b) <= 0:
         return b
-    return float(brentq(g, lo, b, xtol=1e-15, rtol=1e-15, maxiter=500))
+    return increasing_root(g, lo, b)
 
 
 def biex_table(*, pos: float, neg: float, width: float, max_value: float,

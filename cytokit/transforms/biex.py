@@ -26,6 +26,7 @@ import numpy as np
 from ..errors import TransformError
 from ._kernels import hermite_coefficients, lookup
 from .base import Transform, as_float, require
+from .roots import increasing_root
 
 LN10 = math.log(10.0)
 TAYLOR_TERMS = 16
@@ -244,10 +245,8 @@ def _solve_d(b: float, w: float) -> float:
     """The logicle constant d: root of 2(ln d − ln b) + w(b + d) = 0 in (0, b] (d = b when w = 0)."""
     if w == 0:
         return b
-    from scipy.optimize import brentq  # imported where used: scipy.optimize loads slowly
-
     g = lambda d: 2.0 * (math.log(d) - math.log(b)) + w * (b + d)  # noqa: E731
     try:
-        return brentq(g, 1e-300, b, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=500)
+        return increasing_root(g, 1e-300, b)
     except ValueError as exc:  # pragma: no cover - g changes sign for every valid w
         raise TransformError(f"logicle: cannot solve for d with b={b}, w={w}: {exc}") from exc
