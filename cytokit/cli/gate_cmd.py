@@ -20,7 +20,12 @@ def _print_table(result, console) -> None:  # noqa: ANN001 - rich/GatingResult t
     from rich.markup import escape
     from rich.table import Table
 
+    from ..report.denominators import above_text, denominators
+
     df = result.populations
+    # gates above the strategy's lymphocyte population (Lymphocytes before Singlets) are not % of it:
+    # named as in the patient reports instead of showing > 100 %
+    den, above = denominators(df, {"": result.definition.lymphocytes}).get("", ("", set()))
     # names come from files and strategies: escaped so that "[...]" is shown, not read as rich markup
     table = Table(title=escape(f"{result.sample.name} — strategy {result.definition.name}"), show_lines=False)
     columns: tuple[tuple[str, JustifyMethod], ...] = (
@@ -30,8 +35,11 @@ def _print_table(result, console) -> None:  # noqa: ANN001 - rich/GatingResult t
         table.add_column(col, justify=justify, no_wrap=col in ("population", "parent", "method"))
     for row in df.itertuples():
         pl = "" if math.isnan(row.pct_lymphocytes) else f"{row.pct_lymphocytes:.2f}"
+        pl = escape(above_text(den)) if row.population in above else pl
         table.add_row(escape(row.population), escape(row.parent), f"{row.count:,}", f"{row.pct_parent:.2f}", pl,
                       escape(row.method), f"[yellow]{escape(row.flags)}[/yellow]" if row.flags else "")
+    if den:
+        table.caption = escape(f"% lymphocytes = % of {den}, the strategy's lymphocyte population")
     console.print(table)
 
 

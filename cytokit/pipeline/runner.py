@@ -202,6 +202,9 @@ def _run_info(plan: RunPlan, config_hash: str, started: str, status: str, summar
             "transforms": _describe_transforms(strategy),
             "reagents": _reagents(t.panel, t.panel_tube),
         }
+        lymphocytes = getattr(strategy, "lymphocytes", None)
+        if isinstance(lymphocytes, str) and lymphocytes:  # denominator of pct_lymphocytes in this tube
+            tubes[name]["lymphocytes"] = lymphocytes
     info = {"cytokit_version": __version__, RUN_INFO_SCHEMA_KEY: SCHEMA_VERSION,
             "package_versions": package_versions(), "config_hash": config_hash,
             "pipeline": str(plan.config.source or "ad hoc"), "name": plan.config.name, "started": started,

@@ -165,10 +165,12 @@ def build_patient_report(store: ResultsStore, patient: str, options: ReportOptio
     }
 
     rule = trial_config.tubes
+    lymphocytes = {str(t): str(d["lymphocytes"]) for t, d in (store.run_info.get("tubes") or {}).items()
+                   if isinstance(d, dict) and d.get("lymphocytes")}
     visit_blocks = []
     for v in visits.itertuples():
         vp = pops[pops[S.VISIT].astype(str) == str(v.visit)]
-        rows, dens = visit_rows(vp, rule, intervals, sex, options.low_event_threshold, _phenotype)
+        rows, dens = visit_rows(vp, rule, intervals, sex, options.low_event_threshold, _phenotype, lymphocytes)
         thumbs = []
         if not samples.empty and S.SAMPLE_ID in samples.columns:
             for s in samples[samples[S.VISIT].astype(str) == str(v.visit)].itertuples():

@@ -7,27 +7,25 @@ Contract
   ``trial.tubes`` in the pipeline YAML, via :func:`cytokit.trial.values.select_tubes`), so the report, its
   trend plots and the trial analysis show the same number. The other tubes' values are kept as a
   cross-check (absolute count or %, with the relative difference to the chosen value).
-* ``% of lymphocytes`` is percent (0–100) of the tube's lymphocyte denominator (the deepest gate at exactly
-  100 %, e.g. ``Singlets``). Gates above the denominator (``Lymphocytes`` before the singlet gate) are not
-  fractions of it: their cell is empty and the row names the denominator instead of showing > 100 %.
+* ``% of lymphocytes`` is percent (0–100) of the tube's lymphocyte denominator (the strategy's lymphocyte
+  population recorded by the run, e.g. ``Singlets``; :mod:`cytokit.report.denominators`). Gates above the
+  denominator (``Lymphocytes`` before the singlet gate) are not fractions of it: their cell is empty and
+  the row names the denominator instead of showing > 100 %.
 * A reference flag names the measure that triggered it: ``H (cells/µL)``, ``L (%)``, ``H (% and cells/µL)``.
 Units: percentages 0–100; absolute counts cells/µL.
 """
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Mapping
 
 import pandas as pd
 
 from ..results import schema as S
 from ..trial.config import TubeSelection
 from ..trial.values import select_tubes
+from .denominators import above_text, denominators
 from .reference import ReferenceIntervals, flag
-
-#: tolerance (percentage points) for "exactly 100 % of lymphocytes"
-_EXACT = 1e-6
-
 
 def as_number(value: Any) -> float | None:
     """``value`` as a float, or None when it is missing, NaN or not a number."""
@@ -36,37 +34,6 @@ def as_number(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return None if math.isnan(v) else v
-
-
-def denominators(rows: pd.DataFrame) -> dict[str, tuple[str, set[str]]]:
-    """Per tube: (denominator population, populations above it) from one visit's rows.
-
-    The denominator is the deepest population at exactly 100 % of lymphocytes; the populations above it
-    are its ancestors by the ``parent`` column. A tube without such a row gets ``("", set())``.
-    """
-    out: dict[str, tuple[str, set[str]]] = {}
-    for tube, t in rows.groupby(rows[S.TUBE].astype(str) if S.TUBE in rows else pd.Series("", rows.index)):
-        parent = dict(zip(t[S.POPULATION].astype(str), t.get(S.PARENT, pd.Series("", t.index)).fillna("").astype(str)))
-
-        def depth(name: str) -> int:
-            d, seen = 0, set()
-            while parent.get(name) and name not in seen:
-                seen.add(name)
-                name, d = parent[name], d + 1
-            return d
-
-        pct = pd.to_numeric(t.get(S.PCT_LYMPHOCYTES, pd.Series(dtype=float)), errors="coerce")
-        exact = t.loc[(pct - 100.0).abs() <= _EXACT, S.POPULATION].astype(str).tolist()
-        if not exact:
-            out[str(tube)] = ("", set())
-            continue
-        den = max(exact, key=depth)
-        above, name = set(), den
-        while parent.get(name) and parent[name] not in above:
-            name = parent[name]
-            above.add(name)
-        out[str(tube)] = (den, above)
-    return out
 
 
 def flag_text(pct_flag: str, abs_flag: str) -> tuple[str, str]:
@@ -96,14 +63,16 @@ def _cross_check(chosen: pd.Series, others: pd.DataFrame) -> list[dict[str, Any]
 
 
 def visit_rows(vp: pd.DataFrame, rule: TubeSelection, intervals: ReferenceIntervals, sex: str | None,
-               low_event_threshold: int, phenotype: Any) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """Rows of one visit's table (chosen tube per population) and, per tube, its lymphocyte denominator."""
+               low_event_threshold: int, phenotype: Any, lymphocytes: Mapping[str, str] | None = None
+               ) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Rows of one visit's table (chosen tube per population) and, per tube, its lymphocyte denominator
+    (``lymphocytes``: tube -> the strategy's lymphocyte population, see :func:`denominators`)."""
     vp = vp.copy()
     if S.TUBE not in vp.columns:
         vp[S.TUBE] = ""
     vp[S.TUBE] = vp[S.TUBE].astype(str)
     vp["_order"] = range(len(vp))
-    dens = denominators(vp)
+    dens = denominators(vp, lymphocytes)
     chosen = select_tubes(vp, rule) if len(vp) else vp
     pref = {t: i for i, t in enumerate(rule.preference)}
     chosen = chosen.assign(_tube_rank=chosen[S.TUBE].map(pref).fillna(len(pref))).sort_values(
@@ -126,7 +95,7 @@ def visit_rows(vp: pd.DataFrame, rule: TubeSelection, intervals: ReferenceInterv
         rows.append({
             S.TUBE: tube, S.POPULATION: pop, S.PHENOTYPE: phenotype(rs), S.PARENT: str(rs.get(S.PARENT, "") or ""),
             S.PCT_PARENT: as_number(rs.get(S.PCT_PARENT)), S.PCT_LYMPHOCYTES: pct_l, "abs": abs_v, S.COUNT: count,
-            "above_denominator": above_den, "denominator": den,
+            "above_denominator": above_den, "denominator": den, "above_text": above_text(den) if above_den else "",
             "reference": "; ".join(x for x in (
                 f"{iv_pct.text()} %" if iv_pct else "", f"{iv_abs.text()} /µL" if iv_abs else "") if x),
             "flag": text, "flag_class": cls,

@@ -1,0 +1,67 @@
+"""Which population is a tube's lymphocyte denominator, and which gates sit above it.
+
+``pct_lymphocytes`` (percent, 0–100) is a population's count over the strategy's lymphocyte population
+(``lymphocytes:`` in the strategy, e.g. ``Singlets``). The tables also hold it for the denominator's
+ancestors (``Lymphocytes`` before the singlet gate), where it exceeds 100 %: such a gate is not a fraction
+of the denominator. Every place that shows the measure (patient reports, ``cytokit gate``) asks
+:func:`denominators` which rows these are and shows :func:`above_text` instead of the number.
+
+Only pandas and the results schema are imported here, so the command line can use it without loading the report stack.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import pandas as pd
+
+from ..results import schema as S
+
+#: tolerance (percentage points) for "exactly 100 % of lymphocytes"
+_EXACT = 1e-6
+
+
+def above_text(denominator: str) -> str:
+    """What a gate above the lymphocyte denominator shows in the % of lymphocytes column."""
+    return f"above {denominator}"
+
+
+def denominators(rows: pd.DataFrame, lymphocytes: Mapping[str, str] | None = None
+                 ) -> dict[str, tuple[str, set[str]]]:
+    """Per tube (``""`` when ``rows`` has no ``tube`` column): (denominator population, populations above it).
+
+    ``lymphocytes`` maps a tube to its strategy's lymphocyte population, as recorded by the run
+    (``run_info.json`` ``tubes.<tube>.lymphocytes``) or given by a fitted strategy; it is used when that
+    population has a row. Otherwise (results written before it was recorded) the denominator is inferred:
+    the deepest population at exactly 100 % of lymphocytes. The populations above it are its ancestors by
+    the ``parent`` column. A tube with neither gets ``("", set())``.
+    """
+    out: dict[str, tuple[str, set[str]]] = {}
+    tubes = rows[S.TUBE].astype(str) if S.TUBE in rows else pd.Series("", rows.index)
+    for tube, t in rows.groupby(tubes):
+        parent = dict(zip(t[S.POPULATION].astype(str), t.get(S.PARENT, pd.Series("", t.index)).fillna("").astype(str)))
+        den = str((lymphocytes or {}).get(str(tube)) or "")
+        if den not in parent:
+            den = _inferred(t, parent)
+        if not den:
+            out[str(tube)] = ("", set())
+            continue
+        above, name = set(), den
+        while parent.get(name) and parent[name] not in above:
+            name = parent[name]
+            above.add(name)
+        out[str(tube)] = (den, above)
+    return out
+
+
+def _inferred(t: pd.DataFrame, parent: Mapping[str, str]) -> str:
+    """The deepest population of one tube's rows at exactly 100 % of lymphocytes ("" when none)."""
+    def depth(name: str) -> int:
+        d, seen = 0, set()
+        while parent.get(name) and name not in seen:
+            seen.add(name)
+            name, d = parent[name], d + 1
+        return d
+
+    pct = pd.to_numeric(t.get(S.PCT_LYMPHOCYTES, pd.Series(dtype=float)), errors="coerce")
+    exact = t.loc[(pct - 100.0).abs() <= _EXACT, S.POPULATION].astype(str).tolist()
+    return max(exact, key=depth) if exact else ""

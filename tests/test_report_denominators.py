@@ -1,0 +1,95 @@
+"""The lymphocyte denominator of ``% of lymphocytes``: the strategy's population, recorded by the run, used
+alike by the patient report and the table ``cytokit gate`` prints (cytokit.report.denominators)."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from cytokit.cli.main import main
+from cytokit.report import ReportOptions, load_reference_intervals
+from cytokit.report.denominators import above_text, denominators
+from cytokit.report.patient import build_patient_report
+from cytokit.report.store import load_results
+from test_report import make_results
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _rows(t_cells_pct: float) -> pd.DataFrame:
+    return pd.DataFrame({
+        "tube": ["tmem"] * 4, "population": ["Lymphocytes", "Singlets", "T cells", "CD4 T"],
+        "parent": ["", "Lymphocytes", "Singlets", "T cells"], "pct_lymphocytes": [102.0, 100.0, t_cells_pct, 40.0]})
+
+
+def test_recorded_denominator_wins_over_the_deepest_100_percent_gate():
+    # every singlet is a T cell: the deepest gate at 100 % is T cells, the strategy's denominator Singlets
+    rows = _rows(100.0)
+    assert denominators(rows) == {"tmem": ("T cells", {"Singlets", "Lymphocytes"})}  # what inference says
+    assert denominators(rows, {"tmem": "Singlets"}) == {"tmem": ("Singlets", {"Lymphocytes"})}
+    # a recorded name without a row (another tube's strategy, an old run) falls back to inference
+    assert denominators(_rows(70.0), {"tmem": "Live"}) == {"tmem": ("Singlets", {"Lymphocytes"})}
+    assert denominators(_rows(70.0).drop(columns="tube"), {"": "Singlets"}) == {"": ("Singlets", {"Lymphocytes"})}
+
+
+def test_report_uses_the_denominator_the_run_recorded(tmp_path):
+    root = make_results(tmp_path / "res", patients=("P01",))
+    pops = pd.read_parquet(root / "populations.parquet")
+    pops.loc[pops["population"] == "Lymphocytes", "pct_lymphocytes"] = 105.0
+    pops.loc[(pops["population"] == "T cells") & (pops["tube"] == "tmem"), "pct_lymphocytes"] = 100.0
+    pops.to_parquet(root / "populations.parquet")
+    info = json.loads((root / "run_info.json").read_text())
+
+    def rows_of(lymphocytes: str | None) -> tuple[dict, dict]:
+        if lymphocytes is None:
+            info["tubes"]["tmem"].pop("lymphocytes", None)
+        else:
+            info["tubes"]["tmem"]["lymphocytes"] = lymphocytes
+        (root / "run_info.json").write_text(json.dumps(info))
+        report = build_patient_report(load_results(root), "P01", ReportOptions(pdf=False), load_reference_intervals())
+        visit = report.visits[0]
+        return {r["population"]: r for r in visit["rows"] if r["tube"] == "tmem"}, visit["denominators"]
+
+    inferred, dens = rows_of(None)
+    assert dens["tmem"] == "T cells" and inferred["Singlets"]["above_denominator"]  # the old guess
+    recorded, dens = rows_of("Singlets")
+    assert dens["tmem"] == "Singlets"
+    assert not recorded["Singlets"]["above_denominator"] and recorded["Singlets"]["pct_lymphocytes"] == 100.0
+    assert recorded["T cells"]["pct_lymphocytes"] == 100.0
+    assert recorded["Lymphocytes"]["above_denominator"] and recorded["Lymphocytes"]["pct_lymphocytes"] is None
+    assert recorded["Lymphocytes"]["above_text"] == above_text("Singlets") == "above Singlets"
+
+
+def test_cli_gate_names_the_denominator_instead_of_more_than_100_percent(capsys):
+    assert main(["gate", str(REPO / "sample_data" / "fcs" / "P001_W0_tmem.fcs"), "--strategy", "tmem"]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if "% lymphocytes" in line and "population" in line)
+    names = [c.strip() for c in re.split(r"[┃│]", header)[1:-1]]
+    i_pct, rows = names.index("% lymphocytes"), {}
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.split("│")[1:-1]]
+        if len(cells) == len(names):
+            rows[cells[0]] = cells[i_pct]
+    assert len(rows) == 14
+    assert rows["Lymphocytes"] == "above Singlets"
+    assert rows["Singlets"] == "100.00"
+    numbers = [float(v) for v in rows.values() if re.fullmatch(r"[0-9.]+", v)]
+    assert len(numbers) == 13 and max(numbers) <= 100.0
+    assert "% lymphocytes = % of Singlets" in out
+
+
+def test_run_info_records_each_tubes_lymphocyte_population(tmp_path):
+    from cytokit.simulate import simulate_file
+
+    fcs = tmp_path / "fcs"
+    fcs.mkdir()
+    simulate_file(fcs / "S0_W0_tmem.fcs", n_events=4000, tube="tmem", instrument="bd", seed=3, arm="control", week=0)
+    assert main(["-q", "run", "--input", str(fcs), "--panel", "il2_trial", "--strategy", "tmem", "--tube", "tmem",
+                 "--out", str(tmp_path / "run")]) == 0
+    info = json.loads((tmp_path / "run" / "run_info.json").read_text())
+    assert info["tubes"]["tmem"]["lymphocytes"] == "Singlets"
+    store = load_results(tmp_path / "run")
+    pops = store.populations
+    assert denominators(pops, {"tmem": info["tubes"]["tmem"]["lymphocytes"]})["tmem"] == ("Singlets", {"Lymphocytes"})
