@@ -26,6 +26,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import FCSError
+from ..results import schema as S
 from ..sample import Sample
 from .task import SampleJob, SampleOutput
 
@@ -130,16 +131,16 @@ def analyse_sample(job: SampleJob) -> SampleOutput:
         masks = result.masks
         dims = [[d for d in str(v).split(";") if d] for v in table["dims"]]
         columns = {d: prepared.channel_index(d) for d in dict.fromkeys(d for names in dims for d in names)}
-        table["marker_medians"] = marker_medians(prepared.events, columns,
-                                                 [masks[p] for p in table["population"]], dims)
+        table[S.MARKER_MEDIANS] = marker_medians(prepared.events, columns,
+                                                 [masks[p] for p in table[S.POPULATION]], dims)
         populations = [{k: (v.item() if isinstance(v, np.generic) else v) for k, v in rec.items()}
                        for rec in table.to_dict("records")]
     fits = result.fits
-    gates = [{"population": spec.name, "parent": spec.parent or "", "gate": fits[spec.name].gate.to_dict(),
+    gates = [{S.POPULATION: spec.name, S.PARENT: spec.parent or "", "gate": fits[spec.name].gate.to_dict(),
               "components": [c.to_dict() for c in fits[spec.name].components]}
              for spec in definition.populations if spec.name in fits]
     summary = {
-        "n_events": qc.n_events, "n_events_qc": qc.n_kept, "qc_flags": [*qc.flags, *data_flags(prepared)],
+        S.N_EVENTS: qc.n_events, S.N_EVENTS_QC: qc.n_kept, S.QC_FLAGS: [*qc.flags, *data_flags(prepared)],
         "qc": qc.info,
         "compensated": bool(prepared.compensated),
         "transforms": [{"pnn": t.pnn, "marker": t.marker, "name": t.name, "params": t.params} for t in plan],

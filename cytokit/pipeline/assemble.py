@@ -42,7 +42,7 @@ SAMPLE_RESULT_COLUMNS: tuple[str, ...] = S.SAMPLE_RESULT_COLUMNS
 def _lymph_count(clinical: pd.DataFrame | None, column: str, patient: str, visit: str) -> float:
     if clinical is None or column not in clinical.columns:
         return math.nan
-    hit = clinical.loc[(clinical["patient"] == patient) & (clinical["visit"] == visit), column]
+    hit = clinical.loc[(clinical[S.PATIENT] == patient) & (clinical[S.VISIT] == visit), column]
     try:
         return float(hit.iloc[0]) if len(hit) and str(hit.iloc[0]).strip() else math.nan
     except ValueError:
@@ -56,7 +56,7 @@ def _flags_text(value: Any) -> str:
 
 
 #: sample-level columns written on every population row (from the manifest row of the sample)
-_SAMPLE_KEYS = ("patient", "visit", "week", "arm", "tube", "sample_id", "file", "sha256")
+_SAMPLE_KEYS = (S.PATIENT, S.VISIT, S.WEEK, S.ARM, S.TUBE, S.SAMPLE_ID, S.FILE, S.SHA256)
 
 
 def _population_rows(pops: pd.DataFrame, base: dict[str, Any], abs_counts: np.ndarray, method: str,
@@ -67,13 +67,13 @@ def _population_rows(pops: pd.DataFrame, base: dict[str, Any], abs_counts: np.nd
     for col in POPULATION_COLUMNS:
         if col in _SAMPLE_KEYS and col in base:
             columns[col] = base[col]
-        elif col == "abs_count_per_uL":
+        elif col == S.ABS_COUNT:
             columns[col] = abs_counts
-        elif col == "abs_method":
+        elif col == S.ABS_METHOD:
             columns[col] = np.where(pd.notna(abs_counts), method, "")
-        elif col == "qc_flags":
+        elif col == S.QC_FLAGS:
             columns[col] = qc_flags
-        elif col == "flags":
+        elif col == S.FLAGS:
             columns[col] = pops[col].map(_flags_text) if col in pops.columns else ""
         elif col in pops.columns:
             columns[col] = pops[col]
@@ -91,32 +91,32 @@ def _assemble_chunk(config: PipelineConfig, records: list[dict[str, Any]], resul
                     ) -> tuple[pd.DataFrame | None, list[dict[str, Any]]]:
     """Population rows (one frame, untyped) and sample rows of ``records`` (manifest rows, in order)."""
     counts = config.counts
-    lymph_col = config.clinical.lymphocytes_column if config.clinical else "lymphocytes_per_uL"
+    lymph_col = config.clinical.lymphocytes_column if config.clinical else S.LYMPHOCYTES_PER_UL
     pop_frames, sample_rows = [], []
     for row in records:
-        sid = row["sample_id"]
-        base = {"sample_id": sid, "file": row["file"], "sha256": row.get("sha256", "")}
+        sid = row[S.SAMPLE_ID]
+        base = {S.SAMPLE_ID: sid, S.FILE: row[S.FILE], S.SHA256: row.get(S.SHA256, "")}
         base.update({c: row.get(c, "") for c in manifest_cols})
         result = results.get(sid)
         state = states.get(sid, {})
         if result is None:
-            status = state.get("status") or "failed"
-            error = state.get("error") or "not analysed"
+            status = state.get(S.STATUS) or "failed"
+            error = state.get(S.ERROR) or "not analysed"
             if status == "ok":  # recorded ok but the stored result is missing or altered
                 error = "stored result missing or altered; run again to recompute"
-            sample_rows.append({**base, "status": "failed", "error": error})
+            sample_rows.append({**base, S.STATUS: "failed", S.ERROR: error})
             continue
         summary = result.get("summary", {})
-        qc_flags = _flags_text(summary.get("qc_flags", ""))
+        qc_flags = _flags_text(summary.get(S.QC_FLAGS, ""))
         pops = pd.DataFrame(result["populations"])
-        lymph = _lymph_count(clinical, lymph_col, row["patient"], row["visit"])
+        lymph = _lymph_count(clinical, lymph_col, row[S.PATIENT], row[S.VISIT])
         abs_counts, method, abs_flags = absolute_counts(pops, row, counts, lymph)
         checks = consistency_checks(pops, counts)
-        check_flags = checks["check_flags"] + abs_flags
+        check_flags = checks[S.CHECK_FLAGS] + abs_flags
         pop_frames.append(_population_rows(pops, base, abs_counts.to_numpy(), method, qc_flags))
-        sample_rows.append({**base, "status": "ok", "error": "", "n_events": summary.get("n_events"),
-                            "n_events_qc": summary.get("n_events_qc"), **checks, "abs_method": method,
-                            "qc_flags": qc_flags, "check_flags": ";".join(check_flags)})
+        sample_rows.append({**base, S.STATUS: "ok", S.ERROR: "", S.N_EVENTS: summary.get(S.N_EVENTS),
+                            S.N_EVENTS_QC: summary.get(S.N_EVENTS_QC), **checks, S.ABS_METHOD: method,
+                            S.QC_FLAGS: qc_flags, S.CHECK_FLAGS: ";".join(check_flags)})
     return (pd.concat(pop_frames, ignore_index=True) if pop_frames else None), sample_rows
 
 
@@ -138,8 +138,8 @@ def assemble_tables(config: PipelineConfig, samples: pd.DataFrame, results: Mapp
     samples are assembled by ``jobs`` worker processes (each reading its own stored results) and joined
     in order: the tables are identical to the one-process path, which is also the fallback.
     """
-    manifest_cols = [c for c in samples.columns if c not in ("path", "sha256", "sample_id", "file")]
-    records = samples.sort_values("sample_id", kind="stable").to_dict("records")
+    manifest_cols = [c for c in samples.columns if c not in ("path", S.SHA256, S.SAMPLE_ID, S.FILE)]
+    records = samples.sort_values(S.SAMPLE_ID, kind="stable").to_dict("records")
     jobs = max(1, min(int(jobs or 1), os.cpu_count() or 1))
     parts = None
     if jobs > 1 and len(records) >= PARALLEL_MIN_SAMPLES:
@@ -151,9 +151,9 @@ def assemble_tables(config: PipelineConfig, samples: pd.DataFrame, results: Mapp
         try:
             with ProcessPoolExecutor(max_workers=jobs) as pool:
                 futures = [pool.submit(_assemble_chunk, config, chunk,
-                                       _chunk_results(results, [r["sample_id"] for r in chunk]),
-                                       {r["sample_id"]: states[r["sample_id"]] for r in chunk
-                                        if r["sample_id"] in states}, clinical, manifest_cols)
+                                       _chunk_results(results, [r[S.SAMPLE_ID] for r in chunk]),
+                                       {r[S.SAMPLE_ID]: states[r[S.SAMPLE_ID]] for r in chunk
+                                        if r[S.SAMPLE_ID] in states}, clinical, manifest_cols)
                            for chunk in chunks]
                 parts = [f.result() for f in futures]
         except (BrokenProcessPool, OSError) as exc:
@@ -164,6 +164,6 @@ def assemble_tables(config: PipelineConfig, samples: pd.DataFrame, results: Mapp
     sample_rows = [row for _, rows in parts for row in rows]
     populations = (pd.concat(pop_frames, ignore_index=True) if pop_frames
                    else pd.DataFrame(columns=list(POPULATION_COLUMNS)))
-    sample_cols = ["sample_id", "file", "sha256", *manifest_cols, *SAMPLE_RESULT_COLUMNS]
+    sample_cols = [S.SAMPLE_ID, S.FILE, S.SHA256, *manifest_cols, *SAMPLE_RESULT_COLUMNS]
     samples_table = pd.DataFrame(sample_rows).reindex(columns=sample_cols)
     return coerce(populations.reset_index(drop=True)), coerce(samples_table.reset_index(drop=True))

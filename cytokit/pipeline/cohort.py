@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 OUTPUT_DIR = S.COHORT_DIR
 #: manifest columns that define a cohort besides the tube (used when present in the samples table)
-COHORT_COLUMNS: tuple[str, ...] = ("tube", "instrument")
+COHORT_COLUMNS: tuple[str, ...] = (S.TUBE, "instrument")
 #: a re-fit replaces a population's row in the tables only when its % of parent moves by at least this (pp)
 MIN_CHANGE_PP = 0.5
 
@@ -78,7 +78,7 @@ def run_cohort_gating(results_dir: str | Path, *, k: float = 3.0, min_shift: flo
     groups = tuple(c for c in group_columns if c in ok.columns)
     frames = []
     for sid, result in stored.items():
-        methods = {str(p["population"]): str(p["method"]) for p in result.get("populations", [])}
+        methods = {str(p[S.POPULATION]): str(p[S.METHOD]) for p in result.get("populations", [])}
         frames.append(gate_positions({sid: result.get("gates", [])}, methods))
     positions = pd.concat(frames, ignore_index=True) if frames else gate_positions({})
     positions = positions.merge(ok[[S.SAMPLE_ID, *groups]], on=S.SAMPLE_ID, how="left")
@@ -142,8 +142,8 @@ class RefittedResults(Mapping):
         return RefittedResults(base, {s: self._populations[s] for s in sample_ids if s in self._populations})
 
 
-REFIT_COLUMNS = ("sample_id", "population", "outlier_population", "count", "pct_parent", "refit_count",
-                 "refit_pct_parent", "changed", "method", "flags", "range", "gate", "refit_gate")
+REFIT_COLUMNS = (S.SAMPLE_ID, S.POPULATION, "outlier_population", S.COUNT, S.PCT_PARENT, "refit_count",
+                 "refit_pct_parent", "changed", S.METHOD, S.FLAGS, "range", "gate", "refit_gate")
 
 
 def _write_thumbnails(folder: ResultsFolder, sample_ids: list[str], refitted: dict[str, Any]) -> None:
@@ -173,45 +173,45 @@ def _refits(root: Path, positions: pd.DataFrame, stored: Mapping[str, dict[str, 
         except CytokitError as exc:
             log.warning("cohort gating: sample %s not re-fitted: %s", sid, exc)
             continue
-        stored_counts = {str(p["population"]): int(p["count"]) for p in result.get("populations", [])}
+        stored_counts = {str(p[S.POPULATION]): int(p[S.COUNT]) for p in result.get("populations", [])}
         if original.counts() != {k: v for k, v in stored_counts.items() if k in original.counts()}:
             log.warning("cohort gating: sample %s does not reproduce its stored counts; not re-fitted", sid)
             continue
         current, tuned = original, strategy
         order = [p.name for p in strategy.definition.populations]
-        for population in sorted(set(group["population"]), key=order.index):
-            sub = group[group["population"] == population]
+        for population in sorted(set(group[S.POPULATION]), key=order.index):
+            sub = group[group[S.POPULATION] == population]
             ranges = {str(r.dim): (float(r.range_low), float(r.range_high)) for r in sub.itertuples()}
             try:
                 tuned, current = refit_within(tuned, current, population, ranges)
             except CytokitError as exc:
                 log.warning("cohort gating: %s / %s not re-fitted: %s", sid, population, exc)
                 continue
-            before = original.populations.set_index("population")
-            after = current.populations.set_index("population")
+            before = original.populations.set_index(S.POPULATION)
+            after = current.populations.set_index(S.POPULATION)
             for name in dependents(strategy.definition, population):
                 if name not in after.index or name not in before.index:
                     continue
                 fit = current.fit(name)
                 rows.append({
-                    "sample_id": sid, "population": name, "outlier_population": population,
-                    "count": int(before.loc[name, "count"]), "pct_parent": float(before.loc[name, "pct_parent"]),
-                    "refit_count": int(after.loc[name, "count"]),
-                    "refit_pct_parent": float(after.loc[name, "pct_parent"]),
-                    "changed": _moved(before.loc[name, "pct_parent"], after.loc[name, "pct_parent"], min_change_pp),
-                    "method": f"{after.loc[name, 'method']}+cohort",
-                    "flags": ";".join(dict.fromkeys([OUTLIER_FLAG, *fit.flags])),
+                    S.SAMPLE_ID: sid, S.POPULATION: name, "outlier_population": population,
+                    S.COUNT: int(before.loc[name, S.COUNT]), S.PCT_PARENT: float(before.loc[name, S.PCT_PARENT]),
+                    "refit_count": int(after.loc[name, S.COUNT]),
+                    "refit_pct_parent": float(after.loc[name, S.PCT_PARENT]),
+                    "changed": _moved(before.loc[name, S.PCT_PARENT], after.loc[name, S.PCT_PARENT], min_change_pp),
+                    S.METHOD: f"{after.loc[name, 'method']}+cohort",
+                    S.FLAGS: ";".join(dict.fromkeys([OUTLIER_FLAG, *fit.flags])),
                     "range": json.dumps({d: [round(lo, 6), round(hi, 6)] for d, (lo, hi) in ranges.items()},
                                         sort_keys=True),
                     "gate": json.dumps(original.fit(name).gate.to_dict(), sort_keys=True),
                     "refit_gate": json.dumps(fit.gate.to_dict(), sort_keys=True),
                 })
-        changed = {r["population"] for r in rows if r["sample_id"] == sid and r["changed"]}
+        changed = {r[S.POPULATION] for r in rows if r[S.SAMPLE_ID] == sid and r["changed"]}
         if changed:  # the tables report the re-fit of the populations it moved
             replaced[str(sid)] = _population_rows(current, prepared, changed)
             refitted[str(sid)] = current
     df = pd.DataFrame(rows, columns=list(REFIT_COLUMNS))
-    return df.drop_duplicates(["sample_id", "population"], keep="last").reset_index(drop=True), replaced, refitted
+    return df.drop_duplicates([S.SAMPLE_ID, S.POPULATION], keep="last").reset_index(drop=True), replaced, refitted
 
 
 def _moved(before: float, after: float, min_change_pp: float) -> bool:
@@ -229,12 +229,12 @@ def _population_rows(result: Any, prepared: Any, refitted: set[str]) -> list[dic
     dims = [[d for d in str(v).split(";") if d] for v in table["dims"]]
     columns = {d: prepared.channel_index(d) for d in dict.fromkeys(d for names in dims for d in names)}
     masks = result.masks
-    table["marker_medians"] = marker_medians(prepared.events, columns, [masks[p] for p in table["population"]], dims)
+    table[S.MARKER_MEDIANS] = marker_medians(prepared.events, columns, [masks[p] for p in table[S.POPULATION]], dims)
     rows = []
     for rec in table.to_dict("records"):
         rec = {k: (v.item() if hasattr(v, "item") else v) for k, v in rec.items()}
-        if rec["population"] in refitted:
-            rec["method"] = f"{rec['method']}+cohort"
-            rec["flags"] = ";".join(dict.fromkeys(f for f in [OUTLIER_FLAG, *str(rec["flags"]).split(";")] if f))
+        if rec[S.POPULATION] in refitted:
+            rec[S.METHOD] = f"{rec['method']}+cohort"
+            rec[S.FLAGS] = ";".join(dict.fromkeys(f for f in [OUTLIER_FLAG, *str(rec[S.FLAGS]).split(";")] if f))
         rows.append(rec)
     return rows

@@ -23,14 +23,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ..errors import ConfigError
 from ..qc import QCParams
 from ..report.config import ReportOptions
+from ..results import schema as S
 from ..trial.config import TrialConfig
 from ..yamlio import load_model
 
 #: manifest fields every sample needs (after column mapping)
-MANIFEST_FIELDS: tuple[str, ...] = ("file", "patient", "visit", "arm", "tube")
+MANIFEST_FIELDS: tuple[str, ...] = (S.FILE, S.PATIENT, S.VISIT, S.ARM, S.TUBE)
 
 #: clinical-table fields that ``clinical.columns`` may map from other CSV column names
-CLINICAL_FIELDS: tuple[str, ...] = ("patient", "visit", "arm", "week", "date", "stratum", "age", "sex")
+CLINICAL_FIELDS: tuple[str, ...] = (S.PATIENT, S.VISIT, S.ARM, S.WEEK, "date", "stratum", "age", "sex")
 
 TableFormat = Literal["parquet", "csv"]
 #: table formats written by default
@@ -72,7 +73,7 @@ class ManifestConfig(_Model):
     @field_validator("columns")
     @classmethod
     def _known_fields(cls, v: dict[str, str]) -> dict[str, str]:
-        extra = ("week", "sample_date", "instrument", "beads_per_tube", "sample_volume_uL")
+        extra = (S.WEEK, "sample_date", "instrument", "beads_per_tube", "sample_volume_uL")
         unknown = sorted(set(v) - set(MANIFEST_FIELDS) - set(extra))
         if unknown:
             raise ValueError(f"unknown manifest field(s) {unknown}; known: {list(MANIFEST_FIELDS + extra)}")
@@ -96,7 +97,7 @@ class ClinicalConfig(_Model):
 
     path: Path
     il2_cycles: Path | None = None
-    lymphocytes_column: str = Field("lymphocytes_per_uL", description="lymphocyte count, cells/µL")
+    lymphocytes_column: str = Field(S.LYMPHOCYTES_PER_UL, description="lymphocyte count, cells/µL")
     columns: dict[str, str] = Field(
         default_factory=dict, description="clinical field -> CSV column name, for tables that use other names "
         "(patient, visit, arm, week, date, stratum, age, sex)")
@@ -115,8 +116,8 @@ class ClinicalConfig(_Model):
     def rename_map(self) -> dict[str, str]:
         """CSV column -> store column (mapped fields and the lymphocyte count as ``lymphocytes_per_uL``)."""
         out = {csv_col: field for field, csv_col in self.columns.items() if csv_col != field}
-        if self.lymphocytes_column != "lymphocytes_per_uL":
-            out[self.lymphocytes_column] = "lymphocytes_per_uL"
+        if self.lymphocytes_column != S.LYMPHOCYTES_PER_UL:
+            out[self.lymphocytes_column] = S.LYMPHOCYTES_PER_UL
         return out
 
 
@@ -176,7 +177,7 @@ class CohortGatingConfig(_Model):
     min_samples: int = Field(5, ge=3, description="smaller cohorts are not compared")
     min_change_pp: float = Field(0.5, ge=0, description="a re-fit replaces a population's numbers when its % of "
                                                          "parent moves by at least this (percentage points)")
-    group_columns: tuple[str, ...] = Field(("tube", "instrument"),
+    group_columns: tuple[str, ...] = Field((S.TUBE, "instrument"),
                                            description="manifest columns defining a cohort (absent ones ignored)")
 
 
@@ -292,7 +293,7 @@ def adhoc_pipeline(input_dir: str | Path, panel: str, strategy: str, *, tube: st
     data: dict[str, Any] = {
         "name": name,
         "manifest": {"input": str(input_dir), "rules": [{"pattern": r"^(?P<patient>.+)\.fcs$"}],
-                     "defaults": {"visit": "", "arm": "", "tube": tube_key}},
+                     "defaults": {S.VISIT: "", S.ARM: "", S.TUBE: tube_key}},
         "tubes": {tube_key: {"panel": _resolve_name(cwd, panel), "strategy": _resolve_name(cwd, strategy),
                              "any_tube": tube is None}},
         "counts": {"method": "none"},

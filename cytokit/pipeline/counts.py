@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..qc import min_events_flag
+from ..results import schema as S
 from .config import CountsConfig
 
 DUAL, SINGLE = "dual_platform", "single_platform"
@@ -66,18 +67,18 @@ def absolute_counts(pops: pd.DataFrame, sample: dict, counts: CountsConfig,
     if method == DUAL:
         if math.isnan(lymphocytes_per_uL):
             return nan, method, ["no_absolute_count:no_lymphocyte_count"]
-        pct = pd.to_numeric(pops["pct_lymphocytes"], errors="coerce")
+        pct = pd.to_numeric(pops[S.PCT_LYMPHOCYTES], errors="coerce")
         return pct / 100.0 * lymphocytes_per_uL, method, flags
     if method == SINGLE:
-        beads = pops.loc[pops["population"] == counts.bead_population, "count"]
+        beads = pops.loc[pops[S.POPULATION] == counts.bead_population, S.COUNT]
         bead_events = float(beads.iloc[0]) if len(beads) else 0.0
         per_tube = _number(sample.get(counts.beads_per_tube_column))
         volume = _number(sample.get(counts.sample_volume_column))
         if not bead_events > 0 or not per_tube > 0 or not volume > 0:
             return nan, method, ["no_absolute_count:no_bead_events" if not bead_events > 0
                                  else "no_absolute_count:no_bead_concentration"]
-        out = pd.to_numeric(pops["count"], errors="coerce") * per_tube / (bead_events * volume)
-        out[pops["population"] == counts.bead_population] = np.nan
+        out = pd.to_numeric(pops[S.COUNT], errors="coerce") * per_tube / (bead_events * volume)
+        out[pops[S.POPULATION] == counts.bead_population] = np.nan
         return out, method, flags
     if counts.method == "auto":  # wanted but neither beads nor a clinical lymphocyte count for this visit
         return nan, "", ["no_absolute_count:no_lymphocyte_count_or_beads"]
@@ -95,9 +96,9 @@ class SampleChecks(TypedDict):
 
 def consistency_checks(pops: pd.DataFrame, counts: CountsConfig) -> SampleChecks:
     """Per-sample checks: ``lymphocytes``, ``lymphosum_pct``, ``cd4_cd8_vs_cd3_pct`` and ``check_flags``."""
-    by_pop = pops.drop_duplicates("population").set_index("population")
-    count = pd.to_numeric(by_pop.get("count", pd.Series(dtype=float)), errors="coerce")
-    pct_lym = pd.to_numeric(by_pop.get("pct_lymphocytes", pd.Series(dtype=float)), errors="coerce")
+    by_pop = pops.drop_duplicates(S.POPULATION).set_index(S.POPULATION)
+    count = pd.to_numeric(by_pop.get(S.COUNT, pd.Series(dtype=float)), errors="coerce")
+    pct_lym = pd.to_numeric(by_pop.get(S.PCT_LYMPHOCYTES, pd.Series(dtype=float)), errors="coerce")
     flags: list[str] = []
     lymphocytes = float(count.get(LYMPHOCYTES, np.nan))
     if not math.isnan(lymphocytes):
@@ -115,5 +116,5 @@ def consistency_checks(pops: pd.DataFrame, counts: CountsConfig) -> SampleChecks
         lo, hi = counts.cd4_cd8_vs_cd3_range
         if not lo <= cd4_cd8 <= hi:
             flags.append("cd4_cd8_vs_cd3")
-    return {"lymphocytes": lymphocytes, "lymphosum_pct": lymphosum, "cd4_cd8_vs_cd3_pct": cd4_cd8,
-            "check_flags": flags}
+    return {S.LYMPHOCYTES: lymphocytes, S.LYMPHOSUM_PCT: lymphosum, S.CD4_CD8_VS_CD3_PCT: cd4_cd8,
+            S.CHECK_FLAGS: flags}

@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import GatingError, PipelineError
 from ..io_utils import safe_name
 from ..results import ResultsFolder
+from ..results import schema as S
 from ..results.schema import SAMPLES_DIR
 from ..sample import Sample
 from .ledger import read_ledger
@@ -51,23 +52,23 @@ def prepare_from_store(results_dir: str | Path, sample_id: str, raw: Sample | No
         inputs = ledger.inputs(state["run_id"]) if state else []
     finally:
         ledger.close()
-    if not state or state.get("status") != "ok":
+    if not state or state.get(S.STATUS) != "ok":
         raise PipelineError(f"sample {sample_id!r} has no successful result in this results folder",
                             path=results_dir)
     result = ResultsFolder(results_dir).sample_result(sample_id)
-    tube = result["tube"]
+    tube = result[S.TUBE]
     defs = {(r["kind"], r["name"]): r["path"] for r in inputs}
     panel, strategy_path = defs.get(("panel", tube)), defs.get(("strategy", tube))
     if panel is None or strategy_path is None:
         raise PipelineError(f"the ledger does not record the panel/strategy of tube {tube!r}", path=results_dir)
     summary = result["summary"]
     qc = summary.get("qc_params")
-    job = SampleJob(sample_id=sample_id, path=result["file"], sha256=result["sha256"], tube=tube, panel=panel,
+    job = SampleJob(sample_id=sample_id, path=result[S.FILE], sha256=result[S.SHA256], tube=tube, panel=panel,
                     panel_tube=summary.get("panel_tube", tube), strategy=strategy_path,
                     qc=qc if qc is not None else {})
     if raw is None:
         resolved = read_and_resolve(job)
-    elif raw.sha256 and result["sha256"] and raw.sha256 != result["sha256"]:
+    elif raw.sha256 and result[S.SHA256] and raw.sha256 != result[S.SHA256]:
         raise PipelineError(f"{raw.path}: not the file sample {sample_id!r} of this results folder was analysed "
                             f"from (sha256 differs)", path=results_dir)
     else:
@@ -85,7 +86,7 @@ def load_gated_events(results_dir: str | Path, sample_id: str, population: str) 
 
     results_dir = Path(results_dir)
     prepared, _, result, _ = prepared_from_store(results_dir, sample_id)
-    names = [g["population"] for g in result["gates"]]
+    names = [g[S.POPULATION] for g in result["gates"]]
     if population not in names:
         raise PipelineError(f"sample {sample_id!r} has no population {population!r}; populations: "
                             f"{', '.join(names)}", path=results_dir)

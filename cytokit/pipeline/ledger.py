@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import PipelineError
+from ..results import schema as S
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -47,7 +48,7 @@ CREATE TABLE IF NOT EXISTS stages (
     stage TEXT PRIMARY KEY, fingerprint TEXT, outputs_sha256 TEXT, inputs TEXT, finished TEXT);
 """
 
-SAMPLE_COLUMNS = ("sample_id", "file", "sha256", "key", "status", "error", "result_sha256", "seconds",
+SAMPLE_COLUMNS = (S.SAMPLE_ID, S.FILE, S.SHA256, "key", S.STATUS, S.ERROR, "result_sha256", "seconds",
                   "peak_rss_mb", "timings", "run_id", "finished")
 
 
@@ -133,7 +134,7 @@ class Ledger:
                      (f"INSERT INTO attempts VALUES ({marks})", values)])
 
     def samples(self) -> dict[str, dict[str, Any]]:
-        return {r["sample_id"]: dict(r) for r in self._query("SELECT * FROM samples")}
+        return {r[S.SAMPLE_ID]: dict(r) for r in self._query("SELECT * FROM samples")}
 
     def attempts(self, sample_id: str | None = None) -> list[dict[str, Any]]:
         if sample_id is None:

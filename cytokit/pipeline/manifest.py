@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..errors import ConfigError
 from ..io_utils import safe_name
+from ..results import schema as S
 from .config import MANIFEST_FIELDS, PipelineConfig
 
 log = logging.getLogger(__name__)
@@ -35,14 +36,14 @@ def read_csv_text(path: Path, what: str) -> pd.DataFrame:
 
 
 #: columns the run adds to the sample table and the results tables: a manifest column must not use them
-RESERVED_COLUMNS: frozenset[str] = frozenset({"sample_id", "path", "sha256", "_where"})
+RESERVED_COLUMNS: frozenset[str] = frozenset({S.SAMPLE_ID, "path", S.SHA256, "_where"})
 
 
 def reserved_columns() -> frozenset[str]:
     """Manifest column names that would collide with columns cytokit writes (samples/populations tables)."""
     from ..results import schema
 
-    own = {"file", *MANIFEST_FIELDS, "week"}  # manifest fields the tables carry on purpose
+    own = {S.FILE, *MANIFEST_FIELDS, S.WEEK}  # manifest fields the tables carry on purpose
     return frozenset((set(schema.SAMPLE_RESULT_COLUMNS) - own) | RESERVED_COLUMNS)
 
 
@@ -81,7 +82,7 @@ def _from_csv(config: PipelineConfig, problems: list[str]) -> pd.DataFrame:
         return pd.DataFrame(columns=list(MANIFEST_FIELDS))
     table = raw.rename(columns=rename)
     base = m.path.parent
-    table["path"] = [str((base / f).resolve()) if f else "" for f in table["file"]]
+    table["path"] = [str((base / f).resolve()) if f else "" for f in table[S.FILE]]
     table["_where"] = [f"{m.path}:{i + 2}" for i in range(len(table))]  # +2: header row, 1-based
     return table
 
@@ -96,7 +97,7 @@ def _from_rules(config: PipelineConfig, problems: list[str]) -> pd.DataFrame:
     for path in sorted(m.input.glob(m.glob)):
         if not path.is_file():
             continue
-        row: dict[str, str] = {"file": path.name}
+        row: dict[str, str] = {S.FILE: path.name}
         matched = not m.rules
         for rule in m.rules:
             hit = re.search(rule.pattern, path.name)
@@ -141,7 +142,7 @@ def _sample_id_texts(table: pd.DataFrame, fmt: str, problems: list[str]) -> list
     texts = []
     for row in table.to_dict("records"):
         fields = {k: str(v) for k, v in row.items()}
-        fields["stem"] = Path(str(row.get("file", ""))).stem
+        fields["stem"] = Path(str(row.get(S.FILE, ""))).stem
         try:
             text = fmt.format(**fields)
         except (KeyError, IndexError, ValueError) as exc:
@@ -163,19 +164,19 @@ def build_manifest(config: PipelineConfig) -> tuple[pd.DataFrame, list[str]]:
             table[field] = ""
     for row in table.to_dict("records"):
         where = row["_where"]
-        for field in ("file", "patient", "tube"):
+        for field in (S.FILE, S.PATIENT, S.TUBE):
             if not str(row[field]).strip():
                 problems.append(f"{where}: empty {field!r}")
-        if row["tube"] and row["tube"] not in config.tubes:
+        if row[S.TUBE] and row[S.TUBE] not in config.tubes:
             problems.append(f"{where}: tube {row['tube']!r} has no panel/strategy in the pipeline "
                             f"(tubes: {sorted(config.tubes)})")
-        if row["file"] and not Path(row["path"]).is_file():
+        if row[S.FILE] and not Path(row["path"]).is_file():
             problems.append(f"{where}: FCS file not found: {row['path']}")
     texts = _sample_id_texts(table, config.manifest.sample_id, problems)
-    table.insert(0, "sample_id", [sample_id_from_text(t) for t in texts])
+    table.insert(0, S.SAMPLE_ID, [sample_id_from_text(t) for t in texts])
     table["_id_text"] = texts
-    dup = table["sample_id"].duplicated(keep=False)
-    for sid, group in table[dup].groupby("sample_id"):
+    dup = table[S.SAMPLE_ID].duplicated(keep=False)
+    for sid, group in table[dup].groupby(S.SAMPLE_ID):
         distinct = sorted(set(group["_id_text"]))
         if len(distinct) > 1:  # different ids that become the same file-safe name
             problems.append(f"sample ids {distinct} ({', '.join(group['_where'])}) all become {sid!r} once made "
@@ -188,7 +189,7 @@ def build_manifest(config: PipelineConfig) -> tuple[pd.DataFrame, list[str]]:
     for path, group in table[dup_files].groupby("path"):
         problems.append(f"file {path} is listed more than once ({', '.join(group['_where'])})")
     _warn_unlisted(config, table)
-    table = table.drop(columns=["_where"]).sort_values("sample_id", kind="stable").reset_index(drop=True)
+    table = table.drop(columns=["_where"]).sort_values(S.SAMPLE_ID, kind="stable").reset_index(drop=True)
     return table, problems
 
 
@@ -217,7 +218,7 @@ def read_clinical(config: PipelineConfig) -> tuple[pd.DataFrame | None, pd.DataF
             problems.append(f"{c.path}: clinical.columns.{field}: no column {csv_col!r}; columns are "
                             f"{list(clinical.columns)}")
     clinical = clinical.rename(columns={csv_col: field for field, csv_col in c.columns.items()})
-    need = ["patient", "visit"]
+    need = [S.PATIENT, S.VISIT]
     if config.counts.method in ("auto", "dual_platform"):
         need.append(c.lymphocytes_column)
     missing = [col for col in need if col not in clinical.columns]
@@ -230,12 +231,12 @@ def read_clinical(config: PipelineConfig) -> tuple[pd.DataFrame | None, pd.DataF
                if txt != "" and (pd.isna(v) or v < 0)]
         if bad:
             problems.append(f"{c.path}: {c.lymphocytes_column!r} is not a non-negative number on row(s) {bad[:10]}")
-        dup = clinical.duplicated(["patient", "visit"], keep=False)
+        dup = clinical.duplicated([S.PATIENT, S.VISIT], keep=False)
         if dup.any():
             problems.append(f"{c.path}: duplicate patient x visit rows {sorted(set(zip(clinical.patient[dup], clinical.visit[dup])))[:5]}")
     cycles = None
     if c.il2_cycles is not None:
         cycles = read_csv_text(c.il2_cycles, "IL-2 cycle table")
-        if "patient" not in cycles.columns:
+        if S.PATIENT not in cycles.columns:
             problems.append(f"{c.il2_cycles}: missing column 'patient'")
     return clinical, cycles, problems

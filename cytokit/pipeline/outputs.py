@@ -21,6 +21,7 @@ import pandas as pd
 
 from ..errors import CytokitError, PipelineError
 from ..io_utils import atomic_write_bytes, safe_name
+from ..results import schema as S
 from .preflight import RunPlan
 
 log = logging.getLogger(__name__)
@@ -42,11 +43,11 @@ def _workspace(out: Path, plan: RunPlan, samples: pd.DataFrame, results: Mapping
     from ..gatingml import read_gatingml
     from .preflight import read_header_sample
 
-    paths = plan.samples.set_index("sample_id")["path"]
-    ok = samples[samples["status"] == "ok"].sort_values("sample_id", kind="stable")
-    with_counts = float(pd.to_numeric(ok["n_events"], errors="coerce").fillna(0).sum()) <= WORKSPACE_COUNT_EVENTS
+    paths = plan.samples.set_index(S.SAMPLE_ID)["path"]
+    ok = samples[samples[S.STATUS] == "ok"].sort_values(S.SAMPLE_ID, kind="stable")
+    with_counts = float(pd.to_numeric(ok[S.N_EVENTS], errors="coerce").fillna(0).sum()) <= WORKSPACE_COUNT_EVENTS
     entries = []
-    for sid in ok["sample_id"]:
+    for sid in ok[S.SAMPLE_ID]:
         gml = out / "samples" / safe_name(sid) / "gates.xml"
         if gml.is_file():
             sample = read_fcs(paths[sid]) if with_counts else read_header_sample(paths[sid])
@@ -62,11 +63,11 @@ def _anndata(out: Path, plan: RunPlan, samples: pd.DataFrame, results: Mapping[s
         import anndata
     except ImportError:
         raise PipelineError("the AnnData export needs the optional extra: pip install 'cytokit[anndata]'") from None
-    ok = samples[samples["status"] == "ok"].sort_values("sample_id", kind="stable")
-    for tube, group in ok.groupby("tube", sort=True):
+    ok = samples[samples[S.STATUS] == "ok"].sort_values(S.SAMPLE_ID, kind="stable")
+    for tube, group in ok.groupby(S.TUBE, sort=True):
         blocks, obs, markers = [], [], None
         for row in group.to_dict("records"):
-            path = out / "samples" / safe_name(row["sample_id"]) / EVENTS_FILE
+            path = out / "samples" / safe_name(row[S.SAMPLE_ID]) / EVENTS_FILE
             if not path.is_file():
                 continue
             with np.load(path, allow_pickle=False) as npz:
@@ -78,13 +79,13 @@ def _anndata(out: Path, plan: RunPlan, samples: pd.DataFrame, results: Mapping[s
                 X = np.column_stack([X[:, idx[m]] if m in idx else np.full(len(X), np.nan, np.float32)
                                      for m in markers])
             blocks.append(X.astype(np.float32))
-            obs.append(pd.DataFrame({"sample_id": row["sample_id"], "patient": row.get("patient", ""),
-                                     "visit": row.get("visit", ""), "arm": row.get("arm", ""), "tube": tube,
-                                     "population": [str(v) for v in labels]}))
+            obs.append(pd.DataFrame({S.SAMPLE_ID: row[S.SAMPLE_ID], S.PATIENT: row.get(S.PATIENT, ""),
+                                     S.VISIT: row.get(S.VISIT, ""), S.ARM: row.get(S.ARM, ""), S.TUBE: tube,
+                                     S.POPULATION: [str(v) for v in labels]}))
         if not blocks:
             continue
         o = pd.concat(obs, ignore_index=True)
-        o.index = [f"{s}:{i}" for s, i in zip(o["sample_id"], o.groupby("sample_id").cumcount())]
+        o.index = [f"{s}:{i}" for s, i in zip(o[S.SAMPLE_ID], o.groupby(S.SAMPLE_ID).cumcount())]
         adata = anndata.AnnData(X=np.vstack(blocks), obs=o.astype("category"),
                                 var=pd.DataFrame(index=list(markers or [])))
         adata.uns["scale"] = "transformed (strategy transforms, e.g. logicle 0..1)"

@@ -22,6 +22,7 @@ import pandas as pd
 
 from ..errors import CytokitError, FCSError, PipelineError
 from ..io_utils import sha256_file
+from ..results import schema as S
 from ..sample import Sample
 from .config import PipelineConfig
 from .manifest import build_manifest, read_clinical
@@ -247,12 +248,12 @@ def check_trial(config: PipelineConfig, samples: pd.DataFrame, clinical: pd.Data
     from ..trial.config import TrialConfig
 
     trial = config.trial or TrialConfig()
-    arms = sorted({str(a) for a in samples["arm"] if str(a)})
+    arms = sorted({str(a) for a in samples[S.ARM] if str(a)})
     for key in ("treatment_arm", "control_arm"):
         arm = getattr(trial, key)
         if arm not in arms:
             problems.append(f"trial.{key}: {arm!r} is not an arm of the manifest (arms: {arms})")
-    visits = sorted({str(v) for v in samples["visit"] if str(v)})
+    visits = sorted({str(v) for v in samples[S.VISIT] if str(v)})
     for key in ("baseline_visit", "final_visit"):
         visit = getattr(trial, key)
         if visit is not None and visit not in visits:
@@ -342,7 +343,7 @@ def preflight(config: PipelineConfig, *, check_headers: bool = True, jobs: int |
              for row in samples.itertuples(index=False)]
     hashes = []
     results = check_files(items, jobs=jobs if jobs is not None else config.executor.jobs)
-    for sample_id, (sha, problem, unreadable) in zip(samples["sample_id"] if len(samples) else [], results):
+    for sample_id, (sha, problem, unreadable) in zip(samples[S.SAMPLE_ID] if len(samples) else [], results):
         hashes.append(sha)
         if unreadable:  # one unreadable file never stops the batch: its sample fails alone
             log.warning("sample %s will fail: %s", sample_id, unreadable)
@@ -350,9 +351,9 @@ def preflight(config: PipelineConfig, *, check_headers: bool = True, jobs: int |
             problems.append(problem)
     if len(samples):
         samples = samples.assign(sha256=hashes)
-    if clinical is not None and len(samples) and {"patient", "visit"} <= set(clinical.columns):
-        known = set(zip(clinical["patient"], clinical["visit"]))
-        absent = sorted({(p, v) for p, v in zip(samples["patient"], samples["visit"])} - known)
+    if clinical is not None and len(samples) and {S.PATIENT, S.VISIT} <= set(clinical.columns):
+        known = set(zip(clinical[S.PATIENT], clinical[S.VISIT]))
+        absent = sorted({(p, v) for p, v in zip(samples[S.PATIENT], samples[S.VISIT])} - known)
         if absent and config.counts.method == "dual_platform":
             problems.append(f"{config.clinical.path}: no clinical row for patient x visit {absent[:10]}"  # type: ignore[union-attr]
                             " (needed for dual-platform absolute counts)")

@@ -34,6 +34,7 @@ import pandas as pd
 from .. import __version__
 from ..errors import CytokitError, PipelineError
 from ..io_utils import atomic_write_bytes, atomic_write_text, remove_stale_temporaries, write_table
+from ..results import schema as S
 from .assemble import assemble_tables
 from .config import PipelineConfig, load_pipeline
 from .executors import Executor, make_executor
@@ -108,8 +109,8 @@ def package_versions() -> dict[str, str]:
 def sample_key(row: dict[str, Any], plan: RunPlan, task_name: str) -> str:
     """Hash of everything that determines a sample's stored result: file bytes, definitions, QC, task."""
     cfg = plan.config
-    tube = plan.tubes[row["tube"]]
-    data = {"sha256": row["sha256"], "tube": row["tube"], "panel": tube.panel_hash, "panel_tube": tube.panel_tube,
+    tube = plan.tubes[row[S.TUBE]]
+    data = {S.SHA256: row[S.SHA256], S.TUBE: row[S.TUBE], "panel": tube.panel_hash, "panel_tube": tube.panel_tube,
             "strategy": tube.strategy_hash, "qc": cfg.qc.model_dump(mode="json"), "task": task_name,
             "outputs": cfg.outputs.model_dump(mode="json", include={"gatingml", "thumbnails", "anndata",
                                                                     "anndata_max_events_per_sample"}),
@@ -121,9 +122,9 @@ def make_jobs(plan: RunPlan, task_name: str) -> list[SampleJob]:
     cfg = plan.config
     jobs = []
     for row in plan.samples.to_dict("records"):
-        tube = plan.tubes[row["tube"]]
+        tube = plan.tubes[row[S.TUBE]]
         jobs.append(SampleJob(
-            sample_id=row["sample_id"], path=row["path"], sha256=row["sha256"], tube=row["tube"],
+            sample_id=row[S.SAMPLE_ID], path=row["path"], sha256=row[S.SHA256], tube=row[S.TUBE],
             panel=tube.panel_path, panel_tube=tube.panel_tube, strategy=tube.strategy_path,
             qc=cfg.qc.model_dump(mode="json"), gatingml=cfg.outputs.gatingml, thumbnails=cfg.outputs.thumbnails,
             bead_population=cfg.counts.bead_population, key=sample_key(row, plan, task_name),
@@ -233,7 +234,7 @@ def _inputs(plan: RunPlan) -> list[tuple[str, str, str, str]]:
     from ..io_utils import sha256_file
 
     cfg = plan.config
-    rows = [("fcs", r["sample_id"], r["path"], r["sha256"]) for r in plan.samples.to_dict("records")]
+    rows = [("fcs", r[S.SAMPLE_ID], r["path"], r[S.SHA256]) for r in plan.samples.to_dict("records")]
     for kind, path in (("pipeline", cfg.source), ("manifest", cfg.manifest.path),
                        ("clinical", cfg.clinical and cfg.clinical.path),
                        ("il2_cycles", cfg.clinical and cfg.clinical.il2_cycles)):
@@ -466,14 +467,14 @@ def _finish(plan: RunPlan, out: Path, store: ResultsStore, jobs: list[SampleJob]
     results: Mapping[str, dict[str, Any]] = store.verified({j.sample_id: j.key for j in jobs}, states)
     for job in jobs:
         if job.sample_id not in results:
-            failures[job.sample_id] = states.get(job.sample_id, {}).get("error") or "no valid stored result"
+            failures[job.sample_id] = states.get(job.sample_id, {}).get(S.ERROR) or "no valid stored result"
     summary = RunSummary(out, len(jobs), len(results), len(failures), skipped, dict(sorted(failures.items())))
     cohort_errors: dict[str, str] = {}
     if plan.config.outputs.cohort_gating and results:  # before the tables: they report the re-fits
         from .cohort import run_cohort_gating
 
         try:
-            analysed = plan.samples[plan.samples["sample_id"].isin(list(results))]
+            analysed = plan.samples[plan.samples[S.SAMPLE_ID].isin(list(results))]
             results = run_cohort_gating(out, samples=analysed, stored=results,
                                         thumbnails=plan.config.outputs.thumbnails,
                                         **plan.config.cohort_gating.model_dump()).apply(results)
@@ -547,9 +548,9 @@ def write_outputs(out: Path, plan: RunPlan, populations: pd.DataFrame, samples: 
 
     Returns ``{output: error}`` for extras that could not be written."""
     formats = tuple(plan.config.outputs.tables)
-    table = pd.DataFrame(inputs, columns=["kind", "name", "path", "sha256"])
+    table = pd.DataFrame(inputs, columns=["kind", "name", "path", S.SHA256])
     table = table.sort_values(["kind", "name"], kind="stable").reset_index(drop=True)
-    digest = json.dumps({f"{k}:{n}": h for k, n, h in zip(table["kind"], table["name"], table["sha256"])},
+    digest = json.dumps({f"{k}:{n}": h for k, n, h in zip(table["kind"], table["name"], table[S.SHA256])},
                         sort_keys=True)
     for df, stem in ((populations, "populations"), (samples, "samples")):
         write_table_with_inputs(df, out / stem, formats, digest)

@@ -29,6 +29,7 @@ from typing import Any, Callable
 from pydantic import BaseModel
 
 from ..errors import CytokitError
+from ..results import schema as S
 from ..results.schema import (CLINICAL, CLUSTERING_DIR, IL2_CYCLES, POPULATIONS, REPORTS_DIR, SAMPLES,
                               TRIAL_DIR)
 from .ledger import Ledger, open_ledger
@@ -165,7 +166,7 @@ def data_digest(out: Path, ledger: Ledger) -> dict[str, str]:
     """What every stage reads from the results folder: the tables, clinical copies and stored results."""
     files = {name: _table_digest(out / name) for name in STAGE_INPUT_FILES if (out / name).is_file()}
     results = {sid: row.get("result_sha256") or "" for sid, row in sorted(ledger.samples().items())
-               if row.get("status") == "ok"}
+               if row.get(S.STATUS) == "ok"}
     files["stored_results"] = hashlib.sha256(json.dumps(results, sort_keys=True).encode()).hexdigest()
     return files
 

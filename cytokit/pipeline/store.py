@@ -18,6 +18,7 @@ from typing import Any, Iterator
 
 from ..io_utils import atomic_write_bytes, atomic_write_text, safe_name, sha256_bytes
 from ..results import ResultsFolder
+from ..results import schema as S
 from ..results.schema import GATES_PNG, GATES_XML, RESULT_FILE, SAMPLES_DIR
 from .ledger import Ledger, utc_now
 from .task import SampleJob, SampleOutput
@@ -56,7 +57,7 @@ class ResultsStore:
 
     def trusted(self, sample_id: str, key: str, state: dict[str, Any] | None) -> bool:
         """True when the stored result of ``sample_id`` was made from exactly this key and is intact."""
-        if not state or state.get("status") != "ok" or state.get("key") != key:
+        if not state or state.get(S.STATUS) != "ok" or state.get("key") != key:
             return False
         path = self.sample_dir(sample_id) / RESULT_FILE
         try:
@@ -76,7 +77,7 @@ class ResultsStore:
             for name, data in sorted(output.files.items()):
                 atomic_write_bytes(folder / safe_name(name), data)
             payload = {
-                "sample_id": job.sample_id, "file": job.path, "sha256": job.sha256, "tube": job.tube,
+                S.SAMPLE_ID: job.sample_id, S.FILE: job.path, S.SHA256: job.sha256, S.TUBE: job.tube,
                 "key": job.key, "populations": output.populations, "summary": output.summary,
                 "gates": output.gates, "timings": output.timings,
             }
@@ -84,8 +85,8 @@ class ResultsStore:
             atomic_write_text(folder / RESULT_FILE, text)
             result_sha = sha256_bytes(text.encode("utf-8"))
         self.ledger.record_sample({
-            "sample_id": job.sample_id, "file": job.path, "sha256": job.sha256, "key": job.key,
-            "status": output.status, "error": output.error, "result_sha256": result_sha,
+            S.SAMPLE_ID: job.sample_id, S.FILE: job.path, S.SHA256: job.sha256, "key": job.key,
+            S.STATUS: output.status, S.ERROR: output.error, "result_sha256": result_sha,
             "seconds": round(output.seconds, 4), "peak_rss_mb": round(output.peak_rss_mb, 1),
             "timings": json.dumps(output.timings, sort_keys=True), "run_id": run_id, "finished": utc_now(),
         })
