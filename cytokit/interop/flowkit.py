@@ -37,6 +37,7 @@ import pandas as pd
 
 from ..errors import FCSError, GatingError
 from ..gates import EllipsoidGate, Gate, PolygonGate, QuadrantGate, RectangleGate
+from ..results import schema as S
 from ..sample import Sample
 from .flowkit_sample import flowkit_module, sample_fields, timestep, to_flowkit
 
@@ -140,9 +141,9 @@ def flowkit_export_counts(fcs: str | Path, gatingml: str | Path) -> pd.DataFrame
     strategy = fk.parse_gating_xml(io.BytesIO(gatingml_for_flowkit(doc, read_fcs(fcs))))
     report = strategy.gate_sample(fk.Sample(str(fcs), sample_id=Path(fcs).name)).report
     theirs = dict(zip(report["gate_name"].astype(str), report["count"].astype(int)))
-    rows = [{"population": name, "gate_id": gid, "flowkit_count": theirs.get(gid)}
+    rows = [{S.POPULATION: name, "gate_id": gid, "flowkit_count": theirs.get(gid)}
             for name, gid in flowkit_gate_ids(doc).items()]
-    return pd.DataFrame(rows, columns=["population", "gate_id", "flowkit_count"])
+    return pd.DataFrame(rows, columns=[S.POPULATION, "gate_id", "flowkit_count"])
 
 
 def to_flowkit_strategy(result: "GatingResult") -> "flowkit.GatingStrategy":
@@ -170,8 +171,8 @@ def flowkit_counts(result: "GatingResult", fk_sample: "flowkit.Sample | None" = 
     report = strategy.gate_sample(fk_sample).report
     fk = dict(zip(report["gate_name"].astype(str), report["count"].astype(int)))
     ours = result.counts()
-    rows = [{"population": name, "gate_id": gid, "count": ours[name], "flowkit_count": fk.get(gid)}
+    rows = [{S.POPULATION: name, "gate_id": gid, S.COUNT: ours[name], "flowkit_count": fk.get(gid)}
             for name, gid in flowkit_gate_ids(result).items() if name in ours]
-    df = pd.DataFrame(rows, columns=["population", "gate_id", "count", "flowkit_count"])
-    df["difference"] = df["flowkit_count"] - df["count"]
+    df = pd.DataFrame(rows, columns=[S.POPULATION, "gate_id", S.COUNT, "flowkit_count"])
+    df["difference"] = df["flowkit_count"] - df[S.COUNT]
     return df

@@ -11,8 +11,9 @@ from typing import Mapping
 
 import numpy as np
 import pandas as pd
+from ..results import schema as S
 
-COLUMNS = ("sample", "population", "expert_population", "f1", "precision", "recall", "n_expert",
+COLUMNS = ("sample", S.POPULATION, "expert_population", "f1", "precision", "recall", "n_expert",
            "n_auto", "pct_expert", "pct_auto", "abs_delta_pct")
 
 
@@ -39,7 +40,7 @@ def agreement_rows(sample: str, auto: Mapping[str, np.ndarray], expert: Mapping[
         de = int(np.count_nonzero(pe)) if pe is not None else e.size
         pct_a = 100.0 * na / da if da else math.nan
         pct_e = 100.0 * ne / de if de else math.nan
-        rows.append({"sample": sample, "population": pop, "expert_population": (names or {}).get(pop, pop),
+        rows.append({"sample": sample, S.POPULATION: pop, "expert_population": (names or {}).get(pop, pop),
                      "f1": f1_score(a, e), "precision": tp / na if na else (1.0 if ne == 0 else 0.0),
                      "recall": tp / ne if ne else 1.0, "n_expert": ne, "n_auto": na,
                      "pct_expert": pct_e, "pct_auto": pct_a, "abs_delta_pct": abs(pct_a - pct_e)})
@@ -51,7 +52,7 @@ def worst_first(table: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(["f1", "abs_delta_pct"], ascending=[True, False], kind="stable").reset_index(drop=True)
 
 
-def summarise(table: pd.DataFrame, by: tuple[str, ...] = ("population",)) -> pd.DataFrame:
+def summarise(table: pd.DataFrame, by: tuple[str, ...] = (S.POPULATION,)) -> pd.DataFrame:
     """Per population: median/min F1 and median/max |Δ%| over samples, worst first."""
     g = table.groupby(list(by), sort=False)
     out = g.agg(n_samples=("sample", "nunique"), f1_median=("f1", "median"), f1_min=("f1", "min"),

@@ -30,6 +30,7 @@ import pandas as pd
 from ..errors import ConfigError
 from ..gating import Strategy, load_strategy
 from ..gating.model import StrategyDefinition
+from ..results import schema as S
 from .agreement import agreement_rows, summarise, worst_first
 from .expert import ExpertSample, expert_masks, load_expert, load_mapping, resolve_nodes
 from .search import TrainingSample, changed_params, tune_definition
@@ -51,7 +52,7 @@ class LearnResult:
     def summary(self, role: str | None = None) -> pd.DataFrame:
         """Per population (and role): median/min F1, median/max |Δ%| over samples, worst first."""
         t = self.agreement if role is None else self.agreement[self.agreement.role == role]
-        return summarise(t, by=("role", "population") if role is None else ("population",))
+        return summarise(t, by=("role", S.POPULATION) if role is None else (S.POPULATION,))
 
     def save(self, out_dir: str | Path, *, force: bool = False) -> dict[str, Path]:
         """Write ``<strategy>.yaml`` (tuned), ``agreement.csv`` and ``agreement.html`` into ``out_dir``."""
@@ -206,8 +207,8 @@ def _compare_run(run: Path, experts: Sequence[ExpertSample], mapping: Mapping[st
     if not table.exists():
         raise ConfigError("not a cytokit results folder (no samples.csv)", path=run)
     samples = pd.read_csv(table, dtype=str).fillna("")
-    by_file = {Path(f).name: sid for f, sid in zip(samples["file"], samples["sample_id"])}
-    kept_by_id = dict(zip(samples["sample_id"], samples.get("n_events_qc", pd.Series(dtype=str))))
+    by_file = {Path(f).name: sid for f, sid in zip(samples[S.FILE], samples[S.SAMPLE_ID])}
+    kept_by_id = dict(zip(samples[S.SAMPLE_ID], samples.get(S.N_EVENTS_QC, pd.Series(dtype=str))))
     rows: list[dict] = []
     for ex in experts:
         sid = by_file.get(ex.path.name)

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from ..results import schema as S
 from .agreement import summarise, worst_first
 
 ROLE_TEXT = {
@@ -58,7 +59,7 @@ def agreement_html(table: pd.DataFrame, *, title: str, changes: Sequence[dict] =
     if roles:
         wide = []
         for r in roles:
-            s = summarise(table[table.role == r]).set_index("population")
+            s = summarise(table[table.role == r]).set_index(S.POPULATION)
             wide.append(s[["f1_min", "abs_delta_pct_max"]].add_prefix(f"{r}: "))
         summary = pd.concat(wide, axis=1).reset_index()
         key = next((f"{r}: f1_min" for r in ("loso", "holdout", "compare", "train") if f"{r}: f1_min" in summary), None)
@@ -69,7 +70,7 @@ def agreement_html(table: pd.DataFrame, *, title: str, changes: Sequence[dict] =
     for r in roles or [""]:
         sub = table[table.role == r] if r else table
         parts.append(f"<h2>{html.escape(ROLE_TEXT.get(r, 'agreement'))}</h2>")
-        cols = [c for c in ("sample", "population", "expert_population", "f1", "precision", "recall",
+        cols = [c for c in ("sample", S.POPULATION, "expert_population", "f1", "precision", "recall",
                             "pct_expert", "pct_auto", "abs_delta_pct", "n_expert", "n_auto") if c in sub]
         parts.append(_table(worst_first(sub)[cols]))
     if changes:

@@ -29,6 +29,7 @@ from ..errors import ConfigError, GatingError
 from ..gates import RectangleGate
 from ..gating import GatingResult, Strategy, load_strategy
 from ..gating.model import StrategyDefinition
+from ..results import schema as S
 from ..sample import Sample
 
 log = logging.getLogger(__name__)
@@ -173,9 +174,9 @@ class GateEditorState:
 
     def counts(self, name: str | None = None) -> dict[str, Any]:
         """``count``, ``parent_count``, ``pct_parent`` (%), ``pct_lymphocytes`` (%), ``flags`` of a population."""
-        row = self.table().set_index("population").loc[name or self.population]
+        row = self.table().set_index(S.POPULATION).loc[name or self.population]
         return {k: (row[k].item() if hasattr(row[k], "item") else row[k])
-                for k in ("count", "parent_count", "pct_parent", "pct_lymphocytes", "flags")}
+                for k in (S.COUNT, S.PARENT_COUNT, S.PCT_PARENT, S.PCT_LYMPHOCYTES, S.FLAGS)}
 
     def table(self) -> pd.DataFrame:
         return self.result.populations
@@ -306,15 +307,15 @@ class GateEditorState:
         for path in cohort_files(files):
             try:
                 res = self.strategy.apply(read_fcs(path), panel=self.panel, tube=self.tube)
-                row = res.populations.set_index("population").loc[name]
-                rows.append({"sample": path.stem, "count": int(row["count"]), "parent_count": int(row["parent_count"]),
-                             "pct_parent": float(row["pct_parent"]), "flags": row["flags"]})
+                row = res.populations.set_index(S.POPULATION).loc[name]
+                rows.append({"sample": path.stem, S.COUNT: int(row[S.COUNT]), S.PARENT_COUNT: int(row[S.PARENT_COUNT]),
+                             S.PCT_PARENT: float(row[S.PCT_PARENT]), S.FLAGS: row[S.FLAGS]})
                 results[path.stem] = res
             except (CytokitError, KeyError) as exc:
                 errors[path.stem] = str(exc)
                 log.warning("%s: %s", path.name, exc)
-        table = pd.DataFrame(rows, columns=["sample", "count", "parent_count", "pct_parent", "flags"])
-        out, reason = flag_outliers(table["pct_parent"], table["flags"])
+        table = pd.DataFrame(rows, columns=["sample", S.COUNT, S.PARENT_COUNT, S.PCT_PARENT, S.FLAGS])
+        out, reason = flag_outliers(table[S.PCT_PARENT], table[S.FLAGS])
         table["outlier"], table["reason"] = out.astype(bool), reason
         return CohortResult(name, table, results, errors)
 
@@ -333,7 +334,7 @@ def cohort_files(files: Iterable[str | Path] | str | Path) -> list[Path]:
         if (root / "samples.csv").exists():
             df = pd.read_csv(root / "samples.csv", dtype=str).fillna("")
             out = []
-            for f in df["file"]:
+            for f in df[S.FILE]:
                 p = Path(f)
                 out.append(p if p.is_absolute() or p.exists() else (root / p))
             return out

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import CytokitError
+from ..results import schema as S
 from .figures import cohort_grid, gate_figure, png_bytes
 from .state import CohortResult, Control, GateEditorState
 
@@ -91,10 +92,10 @@ class GateEditor:
         s = self.state
         self.image.value = png_bytes(gate_figure(s.result, s.population))
         c = s.counts()
-        pct_l = "" if c["pct_lymphocytes"] != c["pct_lymphocytes"] else f" · {c['pct_lymphocytes']:.2f}% of lymphocytes"
+        pct_l = "" if c[S.PCT_LYMPHOCYTES] != c[S.PCT_LYMPHOCYTES] else f" · {c['pct_lymphocytes']:.2f}% of lymphocytes"
         import html
 
-        flags = f"<br><span style='color:#b00'>flags: {html.escape(c['flags'])}</span>" if c["flags"] else ""
+        flags = f"<br><span style='color:#b00'>flags: {html.escape(c['flags'])}</span>" if c[S.FLAGS] else ""
 
         self.counts.value = (f"<b>{html.escape(s.population)}</b>: {c['count']:,} events · "
                              f"<b>{c['pct_parent']:.2f}%</b> of parent ({c['parent_count']:,}){pct_l}"
@@ -125,7 +126,7 @@ class GateEditor:
         self.last_cohort = res
         self.cohort_image.value = png_bytes(cohort_grid(res))
         t = res.table.copy()
-        t["pct_parent"] = t["pct_parent"].map(lambda v: f"{v:.2f}")
+        t[S.PCT_PARENT] = t[S.PCT_PARENT].map(lambda v: f"{v:.2f}")
         self.cohort_table.value = t.to_html(index=False, escape=True)
         return res
 
