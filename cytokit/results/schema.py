@@ -73,6 +73,10 @@ CD4_CD8_VS_CD3_PCT: Final = "cd4_cd8_vs_cd3_pct"
 CHECK_FLAGS: Final = "check_flags"
 #: clinical table column read by the cohort stages (cells/µL)
 LYMPHOCYTES_PER_UL: Final = "lymphocytes_per_uL"
+#: trial ``tests`` table (OUT/trial/tests.*): events per variable of a logistic model (the rarer outcome's
+#: patients per model term; NaN for other tests); below ``cytokit.trial.config.EPV_MIN`` the odds
+#: ratios are unreliable
+EPV: Final = "epv"
 
 #: the percentage/count measures of a population row
 MEASURES: tuple[str, ...] = (PCT_PARENT, PCT_LYMPHOCYTES, ABS_COUNT)

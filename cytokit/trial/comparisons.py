@@ -8,7 +8,8 @@ Input frames come from :mod:`cytokit.trial.values` and :mod:`cytokit.trial.respo
   each follow-up visit (``endpoint='change'``) and on the AUC minus baseline (``endpoint='auc_mb'``);
 * ``signed_rank`` - within each arm, Wilcoxon signed-rank of follow-up vs baseline;
 * ``fisher`` - responder proportions per visit, with the conditional odds ratio and exact 95 % CI;
-* ``logistic`` - each binary clinical outcome on arm + covariates (one row per term; ORs, Wald CIs);
+* ``logistic`` - each binary clinical outcome on arm + covariates (one row per term; ORs, Wald CIs; the
+  model's events per variable in column ``epv``, below :data:`~cytokit.trial.config.EPV_MIN` also stated in ``note``);
 * ``mixedlm`` / ``gee`` - longitudinal arm × visit model (joint interaction test + per-visit terms).
 
 Multiplicity: P values of rank-sum, signed-rank, Fisher and the joint longitudinal tests are adjusted
@@ -25,7 +26,7 @@ import pandas as pd
 
 from ..errors import StatsError
 from ..results import schema as S
-from .config import MEASURE_UNITS, TrialConfig
+from .config import EPV_MIN, MEASURE_UNITS, TrialConfig
 from .logistic import design_matrix, fit_logistic
 from .longitudinal import LONGITUDINAL_MODELS
 from .responders import flag_names
@@ -37,9 +38,8 @@ SUMMARY_COLUMNS = [S.POPULATION, "measure", "unit", "quantity", S.ARM, S.VISIT, 
                    "mean"]
 RATE_COLUMNS = ["endpoint", S.ARM, S.VISIT, S.WEEK, "n", "responders", "pct"]
 
-#: events per variable below which a logistic model is reported as unreliable (Peduzzi et al. 1996)
-EPV_MIN = 10.0
-_NUMERIC = (S.WEEK, "n", "n_treatment", "n_control", "statistic", "estimate", "ci_low", "ci_high", "p", "p_adj")
+_NUMERIC = (S.WEEK, "n", "n_treatment", "n_control", "statistic", "estimate", "ci_low", "ci_high", "p", "p_adj",
+            S.EPV)
 
 
 def _row(**kw) -> dict:
@@ -255,7 +255,7 @@ def logistic_tests(values: pd.DataFrame, clinical: pd.DataFrame, config: TrialCo
             rows.append(_row(test="logistic", endpoint=outcome, term=t.term, n=fit.n, n_treatment=nt,
                              n_control=nc, statistic=t.coef / t.se if t.se else np.nan, estimate=t.odds_ratio,
                              estimate_kind="odds ratio (per unit of term)", ci_low=t.ci_low, ci_high=t.ci_high,
-                             p=t.p, flag=flag, note=note))
+                             p=t.p, flag=flag, note=note, **{S.EPV: epv}))
     return rows
 
 

@@ -23,6 +23,8 @@ from ..results.schema import TRIAL_CONFIG, TRIAL_DIR
 
 log = logging.getLogger(__name__)
 
+#: events per variable below which a logistic model is reported as unreliable (Peduzzi et al. 1996)
+EPV_MIN = 10.0
 #: measures carried per sample × population in the results store (see docs/architecture.md)
 MEASURES: tuple[str, ...] = (S.PCT_PARENT, S.PCT_LYMPHOCYTES, S.ABS_COUNT)
 

@@ -17,7 +17,7 @@ import pandas as pd
 from ..results import schema as S
 from .attainable import fisher_min_p, is_tiny
 from .baseline import display_name
-from .config import MEASURE_UNITS
+from .config import EPV_MIN, MEASURE_UNITS
 
 _TEMPLATE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -190,6 +190,9 @@ def render_summary(*, headline: pd.DataFrame, rates: pd.DataFrame, tests: pd.Dat
     warnings = []
     for endpoint, g in logistic_rows.groupby("endpoint", sort=False):
         hit = next((m.group(0) for n in g["note"].astype(str) for m in [_EPV.search(n)] if m), None)
+        epv = pd.to_numeric(g[S.EPV], errors="coerce").min() if S.EPV in g else math.nan
+        if hit is None and epv < EPV_MIN:  # the column decides; the note gives the wording when present
+            hit = f"events per variable {epv:.1f} (< {EPV_MIN:g}; odds ratios unreliable)"
         if hit:
             warnings.append(f"{endpoint}: {hit}. Treat this model as exploratory.")
     longi = [{S.POPULATION: r[S.POPULATION], "measure": MEASURE_UNITS.get(r["measure"], r["measure"]),

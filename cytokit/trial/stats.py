@@ -21,7 +21,7 @@ from ..results import schema as S
 TEST_COLUMNS: list[str] = [
     "test", "endpoint", S.POPULATION, "measure", S.VISIT, S.WEEK, S.ARM, "term",
     "n", "n_treatment", "n_control", "statistic", "estimate", "estimate_kind", "ci_low", "ci_high",
-    "p", "p_adj", "adjust_method", "adjust_family", "flag", "note",
+    "p", "p_adj", "adjust_method", "adjust_family", "flag", "note", S.EPV,
 ]
 
 
