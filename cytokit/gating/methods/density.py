@@ -47,6 +47,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from .base import MethodParams
+from .smoothing import gaussian_smooth_1d
 
 GRID_POINTS = 512
 #: bandwidth multipliers of the stability refits, and the share of events (%) between fits that flags a threshold
@@ -137,11 +138,9 @@ def kde_1d(x: np.ndarray, *, adjust: float = 1.0, grid_points: int = GRID_POINTS
     if scale <= 0:
         scale = span / 10 or 1.0
     bw = 0.9 * scale * max(x.size, 2) ** (-0.2) * adjust
-    from scipy.ndimage import gaussian_filter1d  # imported where used: scipy loads slowly
-
     counts, edges = np.histogram(x, bins=grid_points, range=(lo, hi))
     step = edges[1] - edges[0]
-    dens = gaussian_filter1d(counts.astype(np.float64), sigma=max(bw / step, 0.5), mode="constant")
+    dens = gaussian_smooth_1d(counts.astype(np.float64), sigma=max(bw / step, 0.5))
     dens /= max(dens.sum() * step, 1e-300)
     return Density1D(grid=(edges[:-1] + edges[1:]) / 2, density=dens, bandwidth=float(bw))
 
