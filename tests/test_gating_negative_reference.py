@@ -159,3 +159,21 @@ def test_gatingml_export_of_a_referenced_gate_reproduces_its_mask(high_gain):
     doc = read_gatingml(res.to_gatingml().encode())
     masks = evaluate_document(doc, load_panel("il2_trial").resolve(sample, tube="tmem"))
     assert (masks[xml_id("CD25+ CD4")] == res.masks["CD25+ CD4"]).mean() > 0.9999
+
+
+def test_shipped_nkb_measures_the_cd56_negative_on_t_cells(tmp_path):
+    # a high-gain NKB file: the CD56dim/bright splits use the CD56- T cells of the same file
+    inst = InstrumentConfig(name="BD FACSCanto II", style="bd", fluorescence_scale=2.6)
+    cfg = SimulationConfig(phenotype={"autofluorescence_scale": 1.5})
+    path = tmp_path / "nk.fcs"
+    simulate_file(path, n_events=30000, tube="nkb", instrument=inst, seed=3, config=cfg, truth_out=tmp_path)
+    truth = truth_masks(tmp_path, path)
+    res = load_strategy("nkb").apply(read_fcs(path), qc=False)
+    table = res.populations.set_index("population")
+    for name in ("CD56dim NK", "CD56bright NK"):
+        assert load_strategy("nkb").population(name).negative_reference == "T cells"
+        true_pct = 100 * truth[name].sum() / truth["NK cells"].sum()
+        assert abs(table.loc[name, "pct_parent"] - true_pct) < 3.0, (name, table.loc[name, "flags"])
+    neg = res.fits["CD56dim NK"].info["lower"]["negative_reference"]
+    t_cd56 = res.sample.events[res.masks["T cells"], res.sample.channel_index("CD56")]
+    assert neg["mode"] == pytest.approx(float(np.median(t_cd56)), abs=0.05)
