@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from cytokit.cli.main import main
 from cytokit.report import ReportOptions, load_reference_intervals
@@ -93,3 +94,13 @@ def test_run_info_records_each_tubes_lymphocyte_population(tmp_path):
     store = load_results(tmp_path / "run")
     pops = store.populations
     assert denominators(pops, {"tmem": info["tubes"]["tmem"]["lymphocytes"]})["tmem"] == ("Singlets", {"Lymphocytes"})
+
+
+def test_gate_editor_counts_name_the_denominator():
+    pytest.importorskip("ipywidgets", reason="ipywidgets is in the test extra")
+    from cytokit.notebook import GateEditor
+
+    editor = GateEditor("tmem", REPO / "sample_data" / "fcs" / "P001_W0_tmem.fcs", population="Lymphocytes")
+    assert "above Singlets" in editor.counts.value and "of lymphocytes" not in editor.counts.value
+    editor.picker.value = "Singlets"
+    assert "100.00% of lymphocytes" in editor.counts.value

@@ -95,6 +95,12 @@ class GateEditor:
         pct_l = "" if c[S.PCT_LYMPHOCYTES] != c[S.PCT_LYMPHOCYTES] else f" · {c['pct_lymphocytes']:.2f}% of lymphocytes"
         import html
 
+        from ..report.denominators import above_text, denominators
+
+        den, above = denominators(s.table(), {"": s.result.definition.lymphocytes}).get("", ("", set()))
+        if s.population in above:  # a gate above the lymphocyte denominator is not a % of it (as in reports)
+            pct_l = f" · {html.escape(above_text(den))}"
+
         flags = f"<br><span style='color:#b00'>flags: {html.escape(c['flags'])}</span>" if c[S.FLAGS] else ""
 
         self.counts.value = (f"<b>{html.escape(s.population)}</b>: {c['count']:,} events · "
