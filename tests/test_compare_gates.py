@@ -2,7 +2,9 @@
 (the run's own QC), so its automated side equals the run's populations table."""
 from __future__ import annotations
 
+import logging
 import math
+import shutil
 
 import pandas as pd
 import pytest
@@ -78,3 +80,22 @@ def test_a_different_file_of_the_same_name_is_refused(gated_run, tmp_path):
     other = tmp_path / files[0].name
     simulate_file(other, n_events=5_000, tube="tmem", instrument="bd", seed=7, arm="control", week=0)
     assert main(["-q", "compare-gates", str(base / "expert.wsp"), str(other), "--gates", str(base / "run")]) == 2
+
+
+def test_populations_the_tables_took_from_a_cohort_refit_are_named(gated_run, tmp_path, caplog):
+    """With cohort gating, the tables may report a re-fit while the stored gates are the original fit:
+    compare-gates says which rows are not the tables' numbers."""
+    base, files = gated_run
+    run = tmp_path / "run"
+    shutil.copytree(base / "run", run)
+    for path in (run / "populations.csv", run / "populations.parquet"):
+        if not path.exists():
+            continue
+        pops = pd.read_csv(path, dtype=str, keep_default_na=False) if path.suffix == ".csv" else pd.read_parquet(path)
+        hit = (pops["sample_id"] == files[0].stem) & (pops["population"] == "CD25+ CD4")
+        pops.loc[hit, "method"] = pops.loc[hit, "method"] + "+cohort"
+        pops.to_csv(path, index=False) if path.suffix == ".csv" else pops.to_parquet(path)
+    with caplog.at_level(logging.WARNING, logger="cytokit.learn.api"):
+        compare_gates(base / "expert.wsp", files, run)
+    named = [r.getMessage() for r in caplog.records if "cohort re-fit" in r.getMessage()]
+    assert len(named) == 1 and files[0].name in named[0] and "CD25+ CD4" in named[0]

@@ -194,6 +194,17 @@ def compare_gates(expert: str | Path, files: Iterable[str | Path], gates: str | 
     return worst_first(pd.DataFrame(_evaluate(strategy.definition, samples, "compare", nodes)))
 
 
+def _cohort_refits(run: Path) -> dict[str, list[str]]:
+    """Sample id -> populations the run's tables report from a cohort re-fit (not the stored gates)."""
+    from ..results import read_table
+
+    pops = read_table(run, S.POPULATIONS)
+    if pops is None or S.METHOD not in pops:
+        return {}
+    hit = pops[pops[S.METHOD].astype(str).str.endswith("+cohort")]
+    return {str(sid): [str(p) for p in g[S.POPULATION]] for sid, g in hit.groupby(S.SAMPLE_ID, sort=False)}
+
+
 def _compare_run(run: Path, experts: Sequence[ExpertSample], mapping: Mapping[str, str] | None,
                  where: Path) -> list[dict]:
     """Agreement rows of a run's stored gates (``samples/<id>/gates.xml``), scored on the events the run's
@@ -209,6 +220,7 @@ def _compare_run(run: Path, experts: Sequence[ExpertSample], mapping: Mapping[st
     samples = pd.read_csv(table, dtype=str).fillna("")
     by_file = {Path(f).name: sid for f, sid in zip(samples[S.FILE], samples[S.SAMPLE_ID])}
     kept_by_id = dict(zip(samples[S.SAMPLE_ID], samples.get(S.N_EVENTS_QC, pd.Series(dtype=str))))
+    refitted = _cohort_refits(run)
     rows: list[dict] = []
     for ex in experts:
         sid = by_file.get(ex.path.name)
@@ -216,6 +228,10 @@ def _compare_run(run: Path, experts: Sequence[ExpertSample], mapping: Mapping[st
         if sid is None or not gx.exists():
             log.warning("%s: not in the run (or no stored gates); skipped", ex.path.name)
             continue
+        if refitted.get(sid):
+            log.warning("%s: %s reported in the run's tables from the cohort re-fit (method <method>+cohort); "
+                        "compare-gates scores the stored per-sample fit (gates.xml), so these rows are not the "
+                        "tables' numbers", ex.path.name, ", ".join(refitted[sid]))
         doc = read_gatingml(gx)
         raw = read_fcs(ex.path)
         keep = np.asarray(prepare_from_store(run, sid, raw=raw)[0].qc.keep, dtype=bool)
