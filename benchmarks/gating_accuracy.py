@@ -32,7 +32,7 @@ import pandas as pd
 
 from cytokit.fcs import read_fcs
 from cytokit.gating import load_strategy
-from cytokit.gating.methods import needs_review
+from cytokit.gating.methods import REVIEW_FLAGS, needs_review
 from cytokit.simulate import load_config, simulate_file, simulate_trial, truth_masks
 
 #: Held-out draws are used once each: seed 202, then 303, showed failures (high gains, CD56bright-dominant NK,
@@ -160,6 +160,7 @@ def run_family(name: str, seed: int, *, patients: int, events: int, root: Path) 
                          "truth_pct": float(t.loc[p.population, "pct_parent"]), "auto_pct": float(p.pct_parent),
                          "flag_words": p.flags if isinstance(p.flags, str) else "",
                          "sensitivity_pp": res.fits[p.population].info.get("sensitivity_pp", np.nan),
+                         "est_error_pp": float(p.est_error_pp),
                          "max_valley_ratio": _max_key(res.fits[p.population].info, "valley_ratio"),
                          "f1": f1(res.masks[p.population], masks[p.population])
                          if p.population in F1_POPULATIONS else np.nan})
@@ -213,14 +214,50 @@ def per_population(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def calibration(df: pd.DataFrame) -> dict[str, float]:
-    """Flag recall on estimates > 2 pp off and the share of flagged estimates that were within 1 pp."""
+    """Flag recall on estimates > 2 pp off, the share of flagged estimates that were within 1 pp and
+    precision = the share of flagged estimates more than 1 pp off (1 - that share)."""
     bad = df.err > 2
     flagged = df.review
+    within = float((df.err[flagged] <= 1).mean()) if flagged.any() else 0.0
     return {"estimates": int(len(df)), "off_gt_2pp": int(bad.sum()), "flagged": int(flagged.sum()),
+            "caught_gt_2pp": int((flagged & bad).sum()),
             "recall_gt_2pp": round(float(flagged[bad].mean()), 3) if bad.any() else float("nan"),
-            "flagged_within_1pp": round(float((df.err[flagged] <= 1).mean()), 3) if flagged.any() else 0.0,
+            "flagged_within_1pp": round(within, 3),
+            "precision_gt_1pp": round(1.0 - within, 3) if flagged.any() else float("nan"),
             "unflagged_median_pp": round(float(df.err[~flagged].median()), 3),
             "unflagged_p95_pp": round(float(np.quantile(df.err[~flagged], 0.95)), 3)}
+
+
+#: bands of ``est_error_pp`` (pp) in which the observed error is reported (the meaning of the number)
+EST_BANDS = (0.0, 0.5, 1.5, 3.0, 10.0, np.inf)
+
+
+def est_error_bands(df: pd.DataFrame) -> pd.DataFrame:
+    """Observed |% of parent - truth| per band of the estimated error ``est_error_pp`` ("not measured":
+    scatter/fixed gates): how many estimates, median and 90th percentile of the error, share > 2 pp and
+    share within 1 pp. A calibrated estimate has errors that grow with the band."""
+    labels = [f"{lo:g}-{hi:g} pp" if np.isfinite(hi) else f"> {lo:g} pp" for lo, hi in zip(EST_BANDS, EST_BANDS[1:])]
+    band = pd.cut(df.est_error_pp, EST_BANDS, labels=labels, include_lowest=True).astype(object)
+    band = band.where(df.est_error_pp.notna(), "not measured")
+    out = df.groupby(band.rename("est_error_pp"))["err"].agg(
+        n="size", median_pp="median", p90_pp=lambda x: np.quantile(x, 0.9),
+        share_gt_2pp=lambda x: (x > 2).mean(), share_le_1pp=lambda x: (x <= 1).mean())
+    return out.reindex([b for b in [*labels, "not measured"] if b in out.index]).round(3)
+
+
+def limit_tradeoff(df: pd.DataFrame, limits: tuple[float, ...] = (0.5, 1.0, 1.5, 3.0, 5.0, 10.0)
+                   ) -> list[tuple[float, float, float, int]]:
+    """(limit, recall on > 2 pp, share of flagged within 1 pp, flagged) if ``uncertain`` meant
+    ``est_error_pp > limit``: the trade-off the shipped limit (UNCERTAIN_PP) was chosen from."""
+    words = df["flag_words"].str.split(";").map(lambda ws: [w for w in ws if w.split(":")[-1] != "uncertain"])
+    other = words.map(needs_review)
+    bad = df.err > 2
+    out = []
+    for lim in limits:
+        f = other | (df.est_error_pp > lim)
+        out.append((lim, float(f[bad].mean()) if bad.any() else float("nan"),
+                    float((df.err[f] <= 1).mean()) if f.any() else 0.0, int(f.sum())))
+    return out
 
 
 def flag_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -230,12 +267,13 @@ def flag_table(df: pd.DataFrame) -> pd.DataFrame:
     words = words[words.astype(bool)].str.split(":").str[-1]
     for w in sorted(words.unique()):
         hit = df.loc[sorted(set(words.index[words == w]))]
-        rows.append({"flag": w, "n": len(hit), "share_gt_2pp": round(float((hit.err > 2).mean()), 3),
+        rows.append({"flag": w, "review": w in REVIEW_FLAGS, "n": len(hit), "n_gt_2pp": int((hit.err > 2).sum()),
+                     "n_le_1pp": int((hit.err <= 1).sum()), "share_gt_2pp": round(float((hit.err > 2).mean()), 3),
                      "share_le_1pp": round(float((hit.err <= 1).mean()), 3)})
     return pd.DataFrame(rows)
 
 
-def report(df: pd.DataFrame, title: str) -> None:
+def report(df: pd.DataFrame, title: str, *, flag_words: bool = False) -> None:
     if df.empty:
         return
     n_files = df.groupby(["family", "seed", "file"]).ngroups
@@ -246,9 +284,16 @@ def report(df: pd.DataFrame, title: str) -> None:
         print(f"  {fam:30s} median {sub.err.median():.2f} pp, p95 {np.quantile(sub.err, 0.95):.2f} pp; "
               f"worst p95 {worst.name} {worst.p95_pp:.2f} pp (median {worst.median_pp:.2f})")
     c = calibration(df)
-    print(f"flags: recall on estimates > 2 pp off {c['recall_gt_2pp']:.3f} ({c['off_gt_2pp']} such estimates); "
-          f"flagged estimates within 1 pp {c['flagged_within_1pp']:.3f} of {c['flagged']} flagged; "
-          f"unflagged estimates: median {c['unflagged_median_pp']:.2f} pp, p95 {c['unflagged_p95_pp']:.2f} pp")
+    print(f"flags: recall on estimates > 2 pp off {c['recall_gt_2pp']:.3f} ({c['caught_gt_2pp']} of "
+          f"{c['off_gt_2pp']}; target >= 0.90); precision {c['precision_gt_1pp']:.3f} = flagged estimates "
+          f"> 1 pp off; flagged within 1 pp {c['flagged_within_1pp']:.3f} of {c['flagged']} flagged "
+          f"(target <= 0.10); unflagged estimates: median {c['unflagged_median_pp']:.2f} pp, "
+          f"p95 {c['unflagged_p95_pp']:.2f} pp")
+    print("observed error per band of est_error_pp:\n" + est_error_bands(df).to_string())
+    print("if 'uncertain' were est_error_pp > L (other review flags unchanged): " + "; ".join(
+        f"L={lim:g}: recall {r:.2f}, within 1 pp {w:.2f} of {n}" for lim, r, w, n in limit_tradeoff(df)))
+    if flag_words:
+        print("flag words:\n" + flag_table(df).to_string(index=False))
 
 
 def mouse_f1(shared: Path) -> dict[str, float]:
@@ -340,12 +385,10 @@ def main(argv: list[str] | None = None) -> int:
         df.to_csv(args.csv, index=False)
     pd.set_option("display.width", 200)
     for group in ("tuning", "held-out"):
-        report(df[df.group == group], f"{group} scenarios")
+        report(df[df.group == group], f"{group} scenarios", flag_words=args.flag_table)
     held = df[df.group == "held-out"]
     if not held.empty:
-        report(held[held.split == "held-out"], "held-out families only")
-    if args.flag_table:
-        print("\nflag words (all runs):\n" + flag_table(df).to_string(index=False))
+        report(held[held.split == "held-out"], "held-out families only", flag_words=args.flag_table)
     if args.static:
         trial = root / f"reference_{args.held_out_seed}"
         if not (trial / "manifest.csv").exists():

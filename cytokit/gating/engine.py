@@ -26,7 +26,7 @@ FIT_EVENTS = 100_000
 DENSE_PARENT = 0.3
 
 TABLE_COLUMNS = ("population", "parent", "count", "parent_count", "pct_parent", "pct_lymphocytes", "method",
-                 "flags", "dims", "phenotype")
+                 "flags", "dims", "phenotype", "est_error_pp")
 
 
 @dataclass
@@ -179,10 +179,17 @@ def ancestors(definition: StrategyDefinition, name: str) -> list[str]:
     return out
 
 
+def _est_error(fit: FitResult) -> float:
+    """The fit's estimated error of % of parent (pp; :mod:`.methods.confidence`), NaN when not measured."""
+    v = fit.info.get("est_error_pp")
+    return float(v) if v is not None else float("nan")
+
+
 def population_table(definition: StrategyDefinition, state: FitState, n_events: int) -> pd.DataFrame:
     """One row per fitted population (schema in docs/architecture.md): counts, % of parent, % of the
     lymphocyte denominator (percent, 0-100; NaN for populations that are neither above nor below the
-    denominator, e.g. counting beads), method and flags."""
+    denominator, e.g. counting beads), method, flags and ``est_error_pp`` (estimated error of % of parent,
+    percentage points; NaN for gates not placed by fitted thresholds)."""
     lymph = definition.lymphocytes
     lymph_count = int(state.masks[lymph].sum()) if lymph in state.masks else 0
     in_lymph = set(dependents(definition, lymph)) | set(ancestors(definition, lymph)) if lymph_count else set()
@@ -197,7 +204,8 @@ def population_table(definition: StrategyDefinition, state: FitState, n_events: 
         rows.append({
             "population": spec.name, "parent": spec.parent or "", "count": count, "parent_count": parent_count,
             "pct_parent": pct_parent, "pct_lymphocytes": pct_lymph, "method": spec.method,
-            "flags": ";".join(state.fits[spec.name].flags), "dims": ";".join(spec.dims),
+            "flags": ";".join(state.fits[spec.name].flags), "est_error_pp": _est_error(state.fits[spec.name]),
+            "dims": ";".join(spec.dims),
             "phenotype": spec.phenotype or "",
         })
     return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))

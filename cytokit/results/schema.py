@@ -61,6 +61,7 @@ ABS_METHOD: Final = "abs_method"
 MARKER_MEDIANS: Final = "marker_medians"
 METHOD: Final = "method"
 FLAGS: Final = "flags"
+EST_ERROR_PP: Final = "est_error_pp"
 QC_FLAGS: Final = "qc_flags"
 PHENOTYPE: Final = "phenotype"
 STATUS: Final = "status"
@@ -105,6 +106,9 @@ COLUMNS: dict[str, Column] = {c.name: c for c in (
     Column(ABS_METHOD, "text", doc="dual_platform | single_platform | ''"),
     Column(MARKER_MEDIANS, "text", "transformed scale", "JSON {marker: median}"),
     Column(METHOD, "text", doc="gate method"), Column(FLAGS, "text", doc="';'-joined gating flags"),
+    Column(EST_ERROR_PP, "float", "pp", "estimated error of pct_parent from the uncertainty of the gate's "
+           "thresholds (percentage points; NaN = not measured: scatter, fixed or imported gates); "
+           "above confidence.UNCERTAIN_PP the row is flagged 'uncertain' (docs/gating.md)"),
     Column(QC_FLAGS, "text", doc="';'-joined QC flags"), Column(PHENOTYPE, "text"),
     Column(STATUS, "text", doc="ok | failed"), Column(ERROR, "text"),
     Column(N_EVENTS, "int", "events", "events read"), Column(N_EVENTS_QC, "int", "events", "events kept by QC"),
@@ -115,7 +119,8 @@ COLUMNS: dict[str, Column] = {c.name: c for c in (
 
 POPULATION_COLUMNS: tuple[str, ...] = (
     SAMPLE_ID, FILE, SHA256, PATIENT, VISIT, WEEK, ARM, TUBE, POPULATION, PARENT, COUNT, PARENT_COUNT,
-    PCT_PARENT, PCT_LYMPHOCYTES, ABS_COUNT, ABS_METHOD, MARKER_MEDIANS, METHOD, FLAGS, QC_FLAGS, PHENOTYPE,
+    PCT_PARENT, PCT_LYMPHOCYTES, ABS_COUNT, ABS_METHOD, MARKER_MEDIANS, METHOD, FLAGS, EST_ERROR_PP, QC_FLAGS,
+    PHENOTYPE,
 )
 #: samples table: these follow ``sample_id, file, sha256`` and the manifest's own columns
 SAMPLE_KEY_COLUMNS: tuple[str, ...] = (SAMPLE_ID, FILE, SHA256)

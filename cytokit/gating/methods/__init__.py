@@ -47,9 +47,12 @@ GATE_METHODS: dict[str, GateMethod] = {m.name: m for m in (
 
 
 #: flag words that mean "this estimate may be wrong: review the gate" (see docs/gating.md, "Flags");
-#: other flags (``no_valley``, ``fell_back:tail``...) record how a gate was placed.
+#: ``uncertain`` = the estimated error (``info["est_error_pp"]``, column ``est_error_pp``) exceeds
+#: :data:`.confidence.UNCERTAIN_PP`. Other flags (``no_valley``, ``fell_back:tail``, ``unstable``...) record
+#: how a gate was placed; ``unstable`` (the smoothing refits disagree) enters ``est_error_pp`` through
+#: what the disagreement costs the population, and alone is not a review flag.
 REVIEW_FLAGS: frozenset[str] = frozenset({
-    "uncertain", "unstable", "ambiguous_mode", "unreliable", "few_events", "inverted", "empty",
+    "uncertain", "ambiguous_mode", "unreliable", "few_events", "inverted", "empty",
 })
 
 

@@ -1,33 +1,105 @@
-"""How much a threshold gate's population depends on exactly where its thresholds lie.
+"""How far off a threshold gate's population may be: the estimated error (pp) and threshold sensitivity.
 
 Contract
 --------
-A fitted threshold can be off by a little for reasons no density rule sees (a shoulder read as a mode,
-spreading error, a drifting stain). :func:`threshold_sensitivity` measures what that would cost: it
-moves each fitted threshold by ``±shift`` (gate coordinates: logicle 0..1 for fluorescence) one at a
-time, re-counts the population among the parent's events and returns the largest change in **% of
-parent** (percentage points). A gate sitting in an empty valley scores ~0; a gate cutting through a
-dense shoulder scores high. Above :data:`UNCERTAIN_PP` the population is flagged ``uncertain``.
+A fitted threshold can be off for reasons no density rule sees (a shoulder read as a mode, a valley
+inside a continuum, a negative population whose tail is not where the tail rule assumes). What that
+costs depends on how many events lie where the threshold could plausibly be, so both are measured on
+the parent's events (gate coordinates: logicle 0..1 for fluorescence):
 
-The two constants were chosen on the tuning scenario families of ``benchmarks/gating_accuracy.py``
-and are checked there on held-out families (flag recall and precision are printed).
+* :func:`estimated_error` -> ``est_error_pp``: the error of the population's **% of parent** (percentage
+  points) that the uncertainty of its own thresholds implies. Each threshold's plausible alternatives
+  are (a) the same rule re-run on the density smoothed less and more (the refits
+  ``info["stability_thresholds"]`` of :func:`~.density.fit_threshold`: where a valley is depends on how the
+  density is read) and (b) for a tail-placed threshold, the tail moved by ±:data:`TAIL_SD_UNCERTAINTY`
+  half-SDs of its reference peak (how many SDs "above the negatives" is a convention, not a measurement).
+  Each alternative moves the population by some pp; a threshold's term is the largest such move and
+  ``est_error_pp`` is the root sum of squares of the terms of all thresholds. It grows with the density
+  of events at the threshold (times how far the threshold could move): ~0 for a threshold in an empty
+  valley, large for one cutting through a continuum or a dense peak.
+* :func:`threshold_sensitivity` -> ``sensitivity_pp``: the largest change in % of parent when any one
+  threshold moves by a fixed ±:data:`SHIFT` (recorded for reference; not a flag).
+
+A population whose ``est_error_pp`` exceeds :data:`UNCERTAIN_PP` is flagged ``uncertain`` (a review flag).
+The limit and :data:`TAIL_SD_UNCERTAINTY` were chosen on the tuning scenario families of
+``benchmarks/gating_accuracy.py``, which prints, per split, the observed error per band of
+``est_error_pp`` and the flag's recall and precision on held-out families.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-#: threshold shift (gate coordinates) used to probe a gate: ~1.2x in linear signal on a 4.5-decade logicle
+#: threshold shift (gate coordinates) used by :func:`threshold_sensitivity`: ~1.2x in linear signal
 SHIFT = 0.02
-#: a population whose % of parent moves more than this (pp) under a ±SHIFT move is flagged ``uncertain``
+#: a tail-placed threshold may plausibly lie this many half-SDs of its reference peak higher or lower
+TAIL_SD_UNCERTAINTY = 0.25
+#: a population whose ``est_error_pp`` exceeds this (percentage points) is flagged ``uncertain``
 UNCERTAIN_PP = 1.5
-#: rows used for the probe (a random subsample beyond this)
+#: rows used for the probes (a random subsample beyond this)
 MAX_EVENTS = 20000
 
+Member = Callable[[np.ndarray, Sequence[float | None]], np.ndarray]
 
-def threshold_sensitivity(X: np.ndarray, values: Sequence[float | None],
-                          member: Callable[[np.ndarray, Sequence[float | None]], np.ndarray], *,
+
+@dataclass(frozen=True)
+class ThresholdUncertainty:
+    """Where one fitted threshold could plausibly lie instead: ``alternatives`` (gate coordinates)."""
+
+    value: float | None
+    alternatives: tuple[float, ...] = ()
+
+    @classmethod
+    def from_fit(cls, value: float | None, info: Mapping[str, Any] | None) -> "ThresholdUncertainty":
+        """Alternatives of a threshold fitted by :func:`~.density.fit_threshold` (``info`` = its info):
+        the smoothing refits, and for a tail-placed threshold the tail moved by ±TAIL_SD_UNCERTAINTY SDs."""
+        if value is None or not info:
+            return cls(value)
+        alts = [float(a) for a in info.get("stability_thresholds", ()) if a is not None and np.isfinite(a)]
+        if info.get("method") == "tail" and info.get("half_sd"):
+            d = TAIL_SD_UNCERTAINTY * float(info["half_sd"])
+            alts += [value - d, value + d]
+        return cls(value, tuple(a for a in alts if a != value))
+
+
+def _subsample(X: np.ndarray, seed: int) -> np.ndarray:
+    if X.shape[0] > MAX_EVENTS:
+        rng = np.random.default_rng(seed)
+        X = X[rng.choice(X.shape[0], size=MAX_EVENTS, replace=False)]
+    return X
+
+
+def estimated_error(X: np.ndarray, thresholds: Sequence[ThresholdUncertainty], member: Member, *,
+                    seed: int = 0) -> float:
+    """Estimated error (percentage points of % of parent) implied by the thresholds' plausible positions.
+
+    ``member(X, values)`` returns the boolean membership of the rows of ``X`` (the parent's events in the
+    gate's dimensions) for threshold values ``values`` (one per entry of ``thresholds``; ``None`` = an
+    open side). For each threshold: the largest |change in % of parent| when it alone is moved to one of
+    its ``alternatives``; the result is the root sum of squares over thresholds. NaN when no threshold has
+    alternatives (fixed or quantile thresholds: nothing measured), 0.0 for an empty parent.
+    """
+    if not any(t.alternatives for t in thresholds):
+        return float("nan")
+    if X.shape[0] == 0:
+        return 0.0
+    X = _subsample(X, seed)
+    values = [t.value for t in thresholds]
+    base = float(member(X, values).mean())
+    total = 0.0
+    for i, t in enumerate(thresholds):
+        worst = 0.0
+        for alt in t.alternatives:
+            moved = list(values)
+            moved[i] = alt
+            worst = max(worst, abs(float(member(X, moved).mean()) - base))
+        total += worst * worst
+    return 100.0 * float(np.sqrt(total))
+
+
+def threshold_sensitivity(X: np.ndarray, values: Sequence[float | None], member: Member, *,
                           shift: float = SHIFT, seed: int = 0) -> float:
     """Largest |change in % of parent| (pp) when any one of ``values`` moves by ``±shift``.
 
@@ -36,9 +108,7 @@ def threshold_sensitivity(X: np.ndarray, values: Sequence[float | None],
     """
     if X.shape[0] == 0:
         return 0.0
-    if X.shape[0] > MAX_EVENTS:
-        rng = np.random.default_rng(seed)
-        X = X[rng.choice(X.shape[0], size=MAX_EVENTS, replace=False)]
+    X = _subsample(X, seed)
     base = float(member(X, values).mean())
     worst = 0.0
     for i, v in enumerate(values):

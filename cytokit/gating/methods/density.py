@@ -360,11 +360,14 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
     info["threshold"] = value
     if check_stability and p.mode == "valley":
         moved = 0.0
+        alts = []
         for f in STABILITY_ADJUST:
             alt = fit_threshold(x, p.model_copy(update={"adjust": p.adjust * f}), check_stability=False).value
+            alts.append(alt)
             lo, hi = sorted((alt, value))
             moved = max(moved, 100.0 * float(np.mean((x >= lo) & (x < hi))))
         info["stability_pct"] = round(moved, 3)
+        info["stability_thresholds"] = alts  # the refits themselves (confidence.estimated_error uses them)
         if moved > UNSTABLE_PCT:
             flags.append("unstable")
     return Threshold(value, tuple(dict.fromkeys(flags)), info)

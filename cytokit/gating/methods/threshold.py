@@ -15,7 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ...gates import BooleanGate, Gate, QuadrantGate, RectangleGate
 from .base import FitResult, MethodParams, finite_rows
-from .confidence import UNCERTAIN_PP, threshold_sensitivity
+from .confidence import UNCERTAIN_PP, ThresholdUncertainty, estimated_error, threshold_sensitivity
 from .density import ThresholdParams, fit_threshold
 
 Sign = Literal["+", "-"]
@@ -96,7 +96,8 @@ def fit_threshold_gate(X: np.ndarray, params: ThresholdGateParams, *, dims: tupl
     lower, upper = ((t.value,), (None,)) if params.sign == "+" else ((None,), (t.value,))
     gate = RectangleGate(id=gate_id, dims=tuple(dims), lower=lower, upper=upper)
     info = {"threshold": t.value, "sign": params.sign, dims[0]: t.info}
-    flags = _with_sensitivity(X, [t.value], lambda Z, v: _signed_and(Z, v, (params.sign,)), list(t.flags), info)
+    flags = _with_sensitivity(X, [t.value], lambda Z, v: _signed_and(Z, v, (params.sign,)), list(t.flags), info,
+                              [t.info])
     return FitResult(gate, flags, info)
 
 
@@ -107,11 +108,13 @@ def _signed_and(X: np.ndarray, values, signs) -> np.ndarray:
     return m
 
 
-def _with_sensitivity(X: np.ndarray, values, member, flags: list[str], info: dict) -> tuple[str, ...]:
-    """Record the gate's threshold sensitivity (pp) in ``info``; flag ``uncertain`` above the limit."""
-    sens = threshold_sensitivity(X, values, member)
-    info["sensitivity_pp"] = round(sens, 3)
-    if sens > UNCERTAIN_PP:
+def _with_sensitivity(X: np.ndarray, values, member, flags: list[str], info: dict, fits: list) -> tuple[str, ...]:
+    """Record the gate's estimated error and threshold sensitivity (pp) in ``info`` (``fits``: each
+    threshold's fit info, or None); flag ``uncertain`` when the estimated error exceeds the limit."""
+    info["sensitivity_pp"] = round(threshold_sensitivity(X, values, member), 3)
+    est = estimated_error(X, [ThresholdUncertainty.from_fit(v, f) for v, f in zip(values, fits)], member)
+    info["est_error_pp"] = round(est, 3) if np.isfinite(est) else None
+    if est > UNCERTAIN_PP:
         flags.append("uncertain")
     return tuple(dict.fromkeys(flags))
 
@@ -143,7 +146,7 @@ def fit_phenotype(X: np.ndarray, params: PhenotypeParams, *, dims: tuple[str, ..
             m &= anyv
         return m
 
-    flags = list(_with_sensitivity(X, values, member, flags, info))
+    flags = list(_with_sensitivity(X, values, member, flags, info, [info[d] for d in dims]))
     if not params.any_of:
         gate = QuadrantGate(id=gate_id, dims=dims, dividers=tuple(values), signs=tuple(sign_num))
         return FitResult(gate, tuple(dict.fromkeys(flags)), info)
@@ -212,4 +215,5 @@ def fit_interval(X: np.ndarray, params: IntervalParams, *, dims: tuple[str, ...]
         return m
 
     gate = RectangleGate(id=gate_id, dims=tuple(dims), lower=(lo,), upper=(hi,))
-    return FitResult(gate, _with_sensitivity(X, [lo, hi], member, flags, info), info)
+    return FitResult(gate, _with_sensitivity(X, [lo, hi], member, flags, info,
+                                             [info.get("lower"), info.get("upper")]), info)
