@@ -161,6 +161,11 @@ def test_flowsom_strategy_derived_from_the_workspace(shared_data):
     specs = {p.name: p for p in strategy.definition.populations}
     assert specs["CD4 T cells"].params["signs"] == ["+", "-"]
     assert specs["CD4 T cells"].dims == ("PE-Texas Red-A", "Pacific Blue-A")
+    # NK T cells: a box whose upper CD3 edge only trims stray events (<= 2.5 %): a CD3+ threshold gate,
+    # not an ellipse approximating the box
+    nkt = specs["NK T cells"]
+    assert nkt.method in ("threshold", "quadrant") and nkt.dims[0] == "PE-Cy7-A"
+    assert (nkt.params.get("signs") or [nkt.params.get("sign")])[0] == "+"
 
 
 def test_compare_gates_with_a_finished_run(study, tmp_path):

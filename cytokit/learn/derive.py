@@ -8,7 +8,9 @@ file's matrix when it has one, fluorescence logicle with W estimated, scatter li
 
 * a range/rectangle whose sides are open or lie beyond the parent's events on all but one side per
   dimension -> ``threshold`` (1 dimension) or ``quadrant``/``phenotype`` (signs from the kept side);
-  a 1-D range bounded on both sides -> ``interval``;
+  a range/rectangle that cuts on both sides of one dimension only -> ``interval`` on that dimension.
+  Of a dimension cut on both sides, a side that excludes at most :data:`LOOSE_FRACTION` of the gate's
+  events while the other excludes more is open (an edge drawn loosely around the population);
 * a quadrant gate -> ``quadrant``/``phenotype`` with its signs;
 * a polygon, ellipse or closed rectangle on area/height of one scatter (``FSC-A``/``FSC-H``) ->
   ``singlets``; any other closed shape -> ``gmm_ellipse`` (target = the expert population's centre);
@@ -40,6 +42,9 @@ log = logging.getLogger(__name__)
 COMP_PREFIX = re.compile(r"^(FJComp-|Comp-|comp-)")
 #: an expert range side beyond this quantile of the parent's events counts as open
 OPEN_QUANTILE = 0.002
+#: of a dimension cut on both sides, a side excluding at most this fraction of the gate's events (among
+#: those passing its other sides) while the other side excludes more counts as open
+LOOSE_FRACTION = 0.025
 
 
 def _channel(name: str) -> str:
@@ -54,13 +59,31 @@ def _names(document: GatingDocument) -> dict[str, str]:
 
 
 def _sides(gate: RectangleGate, X: np.ndarray) -> list[str | None]:
-    """Per dimension: '+' (only the lower side cuts events), '-' (only the upper), 'both' or None."""
+    """Per dimension: '+' (only the lower side cuts events), '-' (only the upper), 'both' or None.
+
+    A side cuts when it lies inside the parent's events (beyond their :data:`OPEN_QUANTILE` quantile).
+    A dimension cut on both sides, one of which excludes at most :data:`LOOSE_FRACTION` of the gate's
+    events among those passing its other sides while the other excludes more, is cut on the other side
+    only (an edge drawn loosely around the population)."""
+    lows = [-np.inf if lo is None else lo for lo in gate.lower]
+    highs = [np.inf if hi is None else hi for hi in gate.upper]
+    with np.errstate(invalid="ignore"):
+        inside = [(X[:, i] >= lo) & (X[:, i] < hi) for i, (lo, hi) in enumerate(zip(lows, highs))]
+    n_in = int(np.logical_and.reduce(inside).sum()) if inside else 0
     out: list[str | None] = []
     for i, (lo, hi) in enumerate(zip(gate.lower, gate.upper)):
         x = X[:, i][np.isfinite(X[:, i])]
         qlo, qhi = (np.quantile(x, [OPEN_QUANTILE, 1 - OPEN_QUANTILE]) if x.size else (np.inf, -np.inf))
         cuts_lo = lo is not None and lo > qlo
         cuts_hi = hi is not None and hi < qhi
+        if cuts_lo and cuts_hi:
+            others = np.logical_and.reduce([m for j, m in enumerate(inside) if j != i] or [np.ones(len(X), bool)])
+            n_lo, n_hi = int(np.sum(X[others, i] < lo)), int(np.sum(X[others, i] >= hi))
+            loose = LOOSE_FRACTION * n_in
+            if n_lo <= loose < n_hi:
+                cuts_lo = False
+            elif n_hi <= loose < n_lo:
+                cuts_hi = False
         out.append("both" if cuts_lo and cuts_hi else "+" if cuts_lo else "-" if cuts_hi else None)
     return out
 
@@ -120,7 +143,9 @@ def derive_strategy(document: GatingDocument, fcs: str | Path, *, mapping: Mappi
             else:
                 entry.update(method="quadrant" if len(kept) == 2 else "phenotype",
                              params={"signs": signs, "thresholds": [{} for _ in kept]})
-        elif isinstance(gate, RectangleGate) and len(dims) == 1 and sides == ["both"]:
+        elif (isinstance(gate, RectangleGate) and not node.complement and sides.count("both") == 1
+              and sides.count(None) == len(dims) - 1):
+            entry["dims"] = [dims[sides.index("both")]]
             entry.update(method="interval", params={"lower": {}, "upper": {"reference_peak": "highest"}})
         elif _is_area_height(dims) and not node.complement:
             area, height = (dims if dims[0].endswith("A") else dims[::-1])
