@@ -11,6 +11,7 @@ import hashlib
 from typing import Iterable, Mapping
 
 import pandas as pd
+from .results import schema as S
 
 
 def inputs_digest(hashes: Iterable[str]) -> str:
@@ -28,10 +29,10 @@ def table_sha256(df: pd.DataFrame | None) -> str | None:
 
 def sample_hashes(populations: pd.DataFrame) -> dict[str, str]:
     """``sample_id`` → FCS sha256 from a results-store table (empty when it has no such columns)."""
-    if populations is None or not {"sample_id", "sha256"} <= set(populations.columns):
+    if populations is None or not {S.SAMPLE_ID, S.SHA256} <= set(populations.columns):
         return {}
-    pairs = populations[["sample_id", "sha256"]].dropna().drop_duplicates("sample_id")
-    return dict(zip(pairs["sample_id"].astype(str), pairs["sha256"].astype(str)))
+    pairs = populations[[S.SAMPLE_ID, S.SHA256]].dropna().drop_duplicates(S.SAMPLE_ID)
+    return dict(zip(pairs[S.SAMPLE_ID].astype(str), pairs[S.SHA256].astype(str)))
 
 
 def stamp_inputs(df: pd.DataFrame, by_sample: Mapping[str, str], digest: str) -> pd.DataFrame:
@@ -41,11 +42,11 @@ def stamp_inputs(df: pd.DataFrame, by_sample: Mapping[str, str], digest: str) ->
     gets their hashes ``;``-joined in the same order.
     """
     out = df.copy()
-    if "sample_id" in out.columns and "sha256" not in out.columns and by_sample:
+    if S.SAMPLE_ID in out.columns and S.SHA256 not in out.columns and by_sample:
         def lookup(sid: str) -> str | None:
             found = [by_sample[s] for s in sid.split(";") if s in by_sample]
             return ";".join(found) if found else None
 
-        out["sha256"] = out["sample_id"].astype(str).map(lookup)
+        out[S.SHA256] = out[S.SAMPLE_ID].astype(str).map(lookup)
     out["inputs_sha256"] = digest
     return out

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from ..results import schema as S
 
 
 def compare_gates_command(
@@ -34,7 +35,7 @@ def compare_gates_command(
     if existing and not force:
         raise ConfigError(f"output exists: {', '.join(existing)}; use --force to overwrite")
     result = compare_gates(expert, files, gates, mapping=mapping, panel=panel)
-    cols = ["sample", "population", "expert_population", "f1", "pct_expert", "pct_auto", "abs_delta_pct"]
+    cols = ["sample", S.POPULATION, "expert_population", "f1", "pct_expert", "pct_auto", "abs_delta_pct"]
     _print_summary(result[cols], f"gates {gates} vs expert, worst first")
     if table is not None:
         atomic_write_text(table, result.to_csv(index=False))

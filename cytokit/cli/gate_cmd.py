@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import typer
+from ..results import schema as S
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import JustifyMethod
@@ -29,10 +30,10 @@ def _print_table(result, console) -> None:  # noqa: ANN001 - rich/GatingResult t
     # names come from files and strategies: escaped so that "[...]" is shown, not read as rich markup
     table = Table(title=escape(f"{result.sample.name} — strategy {result.definition.name}"), show_lines=False)
     columns: tuple[tuple[str, JustifyMethod], ...] = (
-        ("population", "left"), ("parent", "left"), ("count", "right"), ("% parent", "right"),
-        ("% lymphocytes", "right"), ("method", "left"), ("flags", "left"))
+        (S.POPULATION, "left"), (S.PARENT, "left"), (S.COUNT, "right"), ("% parent", "right"),
+        ("% lymphocytes", "right"), (S.METHOD, "left"), (S.FLAGS, "left"))
     for col, justify in columns:
-        table.add_column(col, justify=justify, no_wrap=col in ("population", "parent", "method"))
+        table.add_column(col, justify=justify, no_wrap=col in (S.POPULATION, S.PARENT, S.METHOD))
     for row in df.itertuples():
         pl = "" if math.isnan(row.pct_lymphocytes) else f"{row.pct_lymphocytes:.2f}"
         pl = escape(above_text(den)) if row.population in above else pl

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from ..results import schema as S
 
 
 def _print_summary(summary, title: str) -> None:  # noqa: ANN001 - DataFrame
@@ -23,7 +24,7 @@ def _print_summary(summary, title: str) -> None:  # noqa: ANN001 - DataFrame
         console.width = 200
     table = Table(title=escape(title))
     for col in summary.columns:
-        table.add_column(str(col), justify="left" if col in ("population", "role") else "right")
+        table.add_column(str(col), justify="left" if col in (S.POPULATION, "role") else "right")
     for row in summary.itertuples(index=False):
         cells = [f"{v:.4f}" if isinstance(v, float) else escape(str(v)) for v in row]
         table.add_row(*cells)

@@ -23,6 +23,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, RootModel, ValidationError
 
 from ..errors import ConfigError
+from ..results import schema as S
 from ..yamlio import format_validation_error, read_yaml
 from .phenotype import PhenotypeTable, PopulationPhenotype
 
@@ -83,7 +84,7 @@ def thresholds_from_gates(records: Iterable[Mapping[str, Any]], table: Phenotype
     """
     pooled: dict[str, dict[str, list[float]]] = {}
     for rec in records:
-        entry = table.get(str(rec.get("population")))
+        entry = table.get(str(rec.get(S.POPULATION)))
 
         def level_for(marker: str, entry: PopulationPhenotype | None = entry) -> str:
             return _level_of(entry, marker)

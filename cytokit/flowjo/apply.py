@@ -6,6 +6,7 @@ import pandas as pd
 
 from ..errors import GatingError
 from ..gatingml.evaluate import evaluate_document, population_counts
+from ..results import schema as S
 from ..sample import Sample
 from .model import FlowJoWorkspace
 
@@ -25,5 +26,5 @@ def workspace_counts(workspace: FlowJoWorkspace, sample: Sample, key: str | None
     table = population_counts(ws_sample.document, masks, sample.n_events)
     table["flowjo_count"] = [ws_sample.flowjo_counts.get(i, np.nan) for i in table["id"]]
     with np.errstate(invalid="ignore", divide="ignore"):
-        table["deviation_pct_parent"] = 100.0 * (table["count"] - table["flowjo_count"]) / table["parent_count"]
+        table["deviation_pct_parent"] = 100.0 * (table[S.COUNT] - table["flowjo_count"]) / table[S.PARENT_COUNT]
     return table

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..gates import BooleanGate, Gate, QuadrantGate, RectangleGate, gate_from_dict
+from ..results import schema as S
 from .result import GatingResult
 from .strategy import Strategy
 
@@ -34,7 +35,7 @@ from .strategy import Strategy
 REFIT_METHODS: tuple[str, ...] = ("threshold", "quadrant", "phenotype")
 #: flag added to a re-fitted population (and its method becomes ``<method>+cohort``)
 OUTLIER_FLAG = "cohort_outlier"
-POSITION_COLUMNS = ("sample_id", "population", "dim", "side", "position")
+POSITION_COLUMNS = (S.SAMPLE_ID, S.POPULATION, "dim", "side", "position")
 
 
 def _positions(gate: Gate, components: Iterable[Gate]) -> list[tuple[str, str, float]]:
@@ -62,7 +63,7 @@ def gate_positions(records: Mapping[str, Iterable[Mapping[str, Any]]],
     rows = []
     for sid, recs in records.items():
         for rec in recs:
-            pop = str(rec["population"])
+            pop = str(rec[S.POPULATION])
             if methods is not None and methods.get(pop) not in REFIT_METHODS:
                 continue
             gate = gate_from_dict(dict(rec["gate"]))
@@ -78,7 +79,7 @@ def cohort_outliers(positions: pd.DataFrame, *, k: float = 3.0, min_shift: float
     """``positions`` with the cohort's ``median``, ``spread``, ``range_low``/``range_high``, ``n_cohort``
     and ``outlier`` (bool) per row (see module contract); cohorts are ``group_columns`` + population +
     dim + side."""
-    keys = [*group_columns, "population", "dim", "side"]
+    keys = [*group_columns, S.POPULATION, "dim", "side"]
     out = positions.copy()
     if out.empty:
         for col in ("median", "spread", "range_low", "range_high", "n_cohort"):

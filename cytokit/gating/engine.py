@@ -13,6 +13,7 @@ import pandas as pd
 
 from ..errors import GatingError, PanelError
 from ..gates import BooleanGate, Gate, gate_from_dict
+from ..results import schema as S
 from ..sample import Sample
 from .methods import FitResult, fit_gate, get_method
 from .model import PopulationSpec, StrategyDefinition
@@ -25,8 +26,8 @@ FIT_EVENTS = 100_000
 #: Parents holding more than this fraction of all events are evaluated on every event (then AND-ed).
 DENSE_PARENT = 0.3
 
-TABLE_COLUMNS = ("population", "parent", "count", "parent_count", "pct_parent", "pct_lymphocytes", "method",
-                 "flags", "dims", "phenotype", "est_error_pp")
+TABLE_COLUMNS = (S.POPULATION, S.PARENT, S.COUNT, S.PARENT_COUNT, S.PCT_PARENT, S.PCT_LYMPHOCYTES, S.METHOD,
+                 S.FLAGS, "dims", S.PHENOTYPE, S.EST_ERROR_PP)
 
 
 @dataclass
@@ -67,8 +68,8 @@ def evaluate_stored(records: list[dict], sample: Sample, until: str | None = Non
     Stops after population ``until`` when given. A missing parent raises GatingError."""
     masks: dict[str, np.ndarray] = {}
     for entry in records:
-        name = entry["population"]
-        parent = masks.get(entry["parent"]) if entry["parent"] else np.ones(sample.n_events, dtype=bool)
+        name = entry[S.POPULATION]
+        parent = masks.get(entry[S.PARENT]) if entry[S.PARENT] else np.ones(sample.n_events, dtype=bool)
         if parent is None:
             raise GatingError(f"stored gates: parent {entry['parent']!r} of {name!r} missing", path=sample.path)
         rows = np.flatnonzero(parent)
@@ -181,7 +182,7 @@ def ancestors(definition: StrategyDefinition, name: str) -> list[str]:
 
 def _est_error(fit: FitResult) -> float:
     """The fit's estimated error of % of parent (pp; :mod:`.methods.confidence`), NaN when not measured."""
-    v = fit.info.get("est_error_pp")
+    v = fit.info.get(S.EST_ERROR_PP)
     return float(v) if v is not None else float("nan")
 
 
@@ -202,10 +203,10 @@ def population_table(definition: StrategyDefinition, state: FitState, n_events: 
         pct_parent = 100.0 * count / parent_count if parent_count else float("nan")
         pct_lymph = 100.0 * count / lymph_count if (spec.name in in_lymph and lymph_count) else float("nan")
         rows.append({
-            "population": spec.name, "parent": spec.parent or "", "count": count, "parent_count": parent_count,
-            "pct_parent": pct_parent, "pct_lymphocytes": pct_lymph, "method": spec.method,
-            "flags": ";".join(state.fits[spec.name].flags), "est_error_pp": _est_error(state.fits[spec.name]),
+            S.POPULATION: spec.name, S.PARENT: spec.parent or "", S.COUNT: count, S.PARENT_COUNT: parent_count,
+            S.PCT_PARENT: pct_parent, S.PCT_LYMPHOCYTES: pct_lymph, S.METHOD: spec.method,
+            S.FLAGS: ";".join(state.fits[spec.name].flags), S.EST_ERROR_PP: _est_error(state.fits[spec.name]),
             "dims": ";".join(spec.dims),
-            "phenotype": spec.phenotype or "",
+            S.PHENOTYPE: spec.phenotype or "",
         })
     return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))

@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..errors import GatingError
 from ..gates import Gate
+from ..results import schema as S
 from ..sample import Sample
 from .engine import FitState, population_table
 from .methods import FitResult
@@ -121,7 +122,7 @@ class GatingResult:
         return data_flags(self.sample)
 
     def summary(self) -> dict[str, Any]:
-        return {"sample": self.sample.name, "n_events": self.sample.n_events,
+        return {"sample": self.sample.name, S.N_EVENTS: self.sample.n_events,
                 "n_events_read": self.qc.n_events if self.qc is not None else self.sample.n_events,
-                "qc_flags": [*(self.qc.flags if self.qc is not None else ()), *self.data_flags],
+                S.QC_FLAGS: [*(self.qc.flags if self.qc is not None else ()), *self.data_flags],
                 "flagged": {k: list(f.flags) for k, f in self.state.fits.items() if f.flags}}

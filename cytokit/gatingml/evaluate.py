@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..errors import CompensationError, GatingError, PanelError, TransformError
 from ..gates import BooleanGate
+from ..results import schema as S
 from ..sample import Sample
 from ..scales import scale_transform
 from .compensation import compensation_matrix, spillover_from_metadata
@@ -190,8 +191,8 @@ def population_counts(document: GatingDocument, masks: Mapping[str, np.ndarray],
         count = int(np.count_nonzero(masks[node.id]))
         parent_count = int(np.count_nonzero(masks[node.parent])) if node.parent else n_events
         rows.append({
-            "id": node.id, "population": node.name, "path": "/" + "/".join(document.path(node.id)),
-            "parent": node.parent or "", "count": count, "parent_count": parent_count,
-            "pct_parent": 100.0 * count / parent_count if parent_count else float("nan"),
+            "id": node.id, S.POPULATION: node.name, "path": "/" + "/".join(document.path(node.id)),
+            S.PARENT: node.parent or "", S.COUNT: count, S.PARENT_COUNT: parent_count,
+            S.PCT_PARENT: 100.0 * count / parent_count if parent_count else float("nan"),
         })
-    return pd.DataFrame(rows, columns=["id", "population", "path", "parent", "count", "parent_count", "pct_parent"])
+    return pd.DataFrame(rows, columns=["id", S.POPULATION, "path", S.PARENT, S.COUNT, S.PARENT_COUNT, S.PCT_PARENT])

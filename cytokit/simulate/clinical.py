@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from ..results import schema as S
 from .config import SimulationConfig
 from .courses import Patient, VisitState, ramp
 
@@ -63,9 +64,9 @@ def clinical_rows(info: PatientInfo, states: dict[str, VisitState], cfg: Simulat
         fold = 1 + (arm.tetanus_fold - 1) * float(ramp(week, arm.time_constant_weeks, cfg.course.reference_week))
         tet = p.tetanus_baseline * fold * float(np.exp(0.15 * rng.standard_normal()))
         rows.append({
-            "patient": p.patient, "arm": p.arm, "stratum": info.stratum, "age": info.age, "sex": info.sex,
-            "visit": visit, "week": week, "date": info.visit_dates[visit].isoformat(),
-            "lymphocytes_per_uL": lymphocytes_per_uL(states[visit]),
+            S.PATIENT: p.patient, S.ARM: p.arm, "stratum": info.stratum, "age": info.age, "sex": info.sex,
+            S.VISIT: visit, S.WEEK: week, "date": info.visit_dates[visit].isoformat(),
+            S.LYMPHOCYTES_PER_UL: lymphocytes_per_uL(states[visit]),
             "viral_load_copies_per_mL": int(vl), "tetanus_titre_IU_per_mL": round(tet, 3),
             "recall_antigen_responder": info.responder if visit == final else None,
         })
@@ -88,7 +89,7 @@ def il2_cycle_rows(info: PatientInfo, cfg: SimulationConfig) -> list[dict]:
     last = max(cfg.weeks)
     for k, week in enumerate(range(0, max(last, 1), c.il2_cycle_interval_weeks), start=1):
         s = start + dt.timedelta(days=7 * week)
-        rows.append({"patient": info.patient.patient, "cycle": k, "start_date": s.isoformat(),
+        rows.append({S.PATIENT: info.patient.patient, "cycle": k, "start_date": s.isoformat(),
                      "end_date": (s + dt.timedelta(days=c.il2_cycle_days - 1)).isoformat()})
     return rows
 
@@ -100,11 +101,11 @@ def truth_rows(info: PatientInfo, states: dict[str, VisitState], cfg: Simulation
     for visit, week in zip(cfg.visits, cfg.weeks):
         s = states[visit]
         rows.append({
-            "patient": p.patient, "arm": p.arm, "visit": visit, "week": week,
+            S.PATIENT: p.patient, S.ARM: p.arm, S.VISIT: visit, S.WEEK: week,
             "cd4_per_uL": round(s.cd4, 2), "cd4_baseline_per_uL": round(p.cd4_baseline, 2),
             "cd4_gain_at_reference_week_per_uL": round(p.cd4_gain, 2),
             "cd8_per_uL": round(s.cd8, 2), "t_cells_per_uL": round(s.t_cells, 2), "b_per_uL": round(s.b, 2),
-            "nk_per_uL": round(s.nk, 2), "lymphocytes_per_uL": lymphocytes_per_uL(s),
+            "nk_per_uL": round(s.nk, 2), S.LYMPHOCYTES_PER_UL: lymphocytes_per_uL(s),
             "naive_cd4_fraction": round(s.naive, 4), "cd28_cd4_fraction": round(s.cd28_cd4, 4),
             "cd28_cd8_fraction": round(s.cd28_cd8, 4), "cd25_cd4_fraction": round(s.cd25, 4),
             "treg_cd4_fraction": round(s.treg, 4), "cd56bright_nk_fraction": round(s.cd56bright, 4),

@@ -21,6 +21,7 @@ import pandas as pd
 from ..errors import ConfigError, PipelineError
 from ..fcs import write_fcs
 from ..io_utils import atomic_writer, safe_name, write_table
+from ..results import schema as S
 from .channels import TUBES, channel_names, spillover_text
 from .clinical import clinical_rows, draw_info, frame, il2_cycle_rows, lymphocytes_per_uL, truth_rows
 from .config import ARMS, InstrumentConfig, SimulationConfig, load_config
@@ -31,12 +32,12 @@ from .truth import populations_table
 
 log = logging.getLogger(__name__)
 
-MANIFEST_COLUMNS = ["file", "patient", "visit", "week", "arm", "tube", "sample_date", "instrument",
+MANIFEST_COLUMNS = [S.FILE, S.PATIENT, S.VISIT, S.WEEK, S.ARM, S.TUBE, "sample_date", "instrument",
                     "beads_per_tube", "sample_volume_uL"]
-CLINICAL_COLUMNS = ["patient", "arm", "stratum", "age", "sex", "visit", "week", "date", "lymphocytes_per_uL",
+CLINICAL_COLUMNS = [S.PATIENT, S.ARM, "stratum", "age", "sex", S.VISIT, S.WEEK, "date", S.LYMPHOCYTES_PER_UL,
                     "viral_load_copies_per_mL", "tetanus_titre_IU_per_mL", "recall_antigen_responder"]
-CYCLE_COLUMNS = ["patient", "cycle", "start_date", "end_date"]
-ACQUISITION_COLUMNS = ["file", "instrument", "n_events", "duration_s", "clog_start_s", "clog_end_s",
+CYCLE_COLUMNS = [S.PATIENT, "cycle", "start_date", "end_date"]
+ACQUISITION_COLUMNS = [S.FILE, "instrument", "n_events", "duration_s", "clog_start_s", "clog_end_s",
                        "n_clog_events", "n_saturated_events", "n_doublet_events", "n_beads"]
 _TUBE_INDEX = {t: i for i, t in enumerate(TUBES)}
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
@@ -221,7 +222,7 @@ def simulate_trial(out_dir: str | Path, config: SimulationConfig | str | Path | 
                 pops.append(populations_table(rel, tube, sim.labels, lpu, with_beads=beads))
                 leaf_kind = kinds.reindex(sim.labels).to_numpy()
                 acq_rows.append({
-                    "file": rel, "instrument": instrument.name, "n_events": cfg.events,
+                    S.FILE: rel, "instrument": instrument.name, "n_events": cfg.events,
                     "duration_s": round(sim.duration_s, 3),
                     "clog_start_s": round(sim.clog[0], 3) if sim.clog else None,
                     "clog_end_s": round(sim.clog[1], 3) if sim.clog else None,
@@ -231,7 +232,7 @@ def simulate_trial(out_dir: str | Path, config: SimulationConfig | str | Path | 
                     "n_beads": int((leaf_kind == "bead").sum()),
                 })
                 manifest.append({
-                    "file": rel, "patient": pid, "visit": visit, "week": week, "arm": patient.arm, "tube": tube,
+                    S.FILE: rel, S.PATIENT: pid, S.VISIT: visit, S.WEEK: week, S.ARM: patient.arm, S.TUBE: tube,
                     "sample_date": info.visit_dates[visit].isoformat(), "instrument": instrument.name,
                     "beads_per_tube": cfg.beads.beads_per_tube if beads else None,
                     "sample_volume_uL": cfg.beads.sample_volume_uL if beads else None,

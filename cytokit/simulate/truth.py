@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
+from ..results import schema as S
 from .events import FLAG_BITS
 from .phenotypes import HIERARCHY, all_leaves
 
@@ -50,10 +51,10 @@ def populations_table(file: str, tube: str, labels: np.ndarray, lymphocytes_per_
         in_lymph = pop != "Beads"
         pct_l = 100.0 * n / singlets if (in_lymph and singlets) else np.nan
         rows.append({
-            "file": file, "population": pop, "parent": parent, "count": n,
-            "pct_parent": 100.0 * n / parent_n if parent_n else np.nan,
-            "pct_lymphocytes": pct_l,
-            "abs_count_per_uL": pct_l / 100.0 * lymphocytes_per_uL if in_lymph else np.nan,
+            S.FILE: file, S.POPULATION: pop, S.PARENT: parent, S.COUNT: n,
+            S.PCT_PARENT: 100.0 * n / parent_n if parent_n else np.nan,
+            S.PCT_LYMPHOCYTES: pct_l,
+            S.ABS_COUNT: pct_l / 100.0 * lymphocytes_per_uL if in_lymph else np.nan,
         })
     return pd.DataFrame(rows)
 
@@ -79,7 +80,7 @@ def truth_masks(out_dir: str | Path, file: str | Path) -> dict[str, np.ndarray]:
     labels = _load(out_dir, "labels", file)
     table = pd.read_csv(out_dir / "truth" / "leaves.csv", keep_default_na=False)
     present = table[table["code"].isin(np.unique(labels))]
-    tubes = set(present["tube"])
+    tubes = set(present[S.TUBE])
     if len(tubes) != 1:
         raise ConfigError(f"labels of {file!r} mix tubes {sorted(tubes)}; truth is inconsistent",
                           path=out_dir / "truth")
