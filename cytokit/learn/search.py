@@ -7,6 +7,13 @@ gates and a tunable method (:data:`TUNERS`), it tries candidate parameter sets o
 (the population re-fitted from its parent as already tuned) and keeps the one whose per-event F1 against
 the expert is best (score = mean of the samples' mean and worst F1, so one sample cannot carry a choice).
 The current parameters are always a candidate, so tuning never lowers the training score of a population.
+With two or more training samples a population's tuning is adopted only if it passes a leave-one-out check
+(:func:`_validated`): tuned without each training sample in turn, it must not score worse than the base
+parameters on the sample left out, and must score better on average; and its training score must gain
+at least :data:`MIN_GAIN` (F1 units) over the base parameters (on the samples it is tuned on in the
+leave-one-out check too). Parameters that only reproduce the
+samples they were fitted on (an expert's choice among several valleys that changes from sample to sample)
+are thus not adopted, and the population keeps its base (shipped) parameters.
 
 Threshold gates are tuned dimension by dimension (coordinate descent, two rounds). For each dimension
 the *expert's placement* is measured on the strategy's own scale: the cut that best reproduces the expert
@@ -393,6 +400,38 @@ def _replace(definition: StrategyDefinition, name: str, params: dict[str, Any]) 
     return StrategyDefinition.model_validate(data)
 
 
+#: leave-one-out check of a tuned population: the largest loss of score on a left-out training sample
+#: (tuned without it, compared with the base parameters on it) that still lets the tuning be adopted
+LOO_TOLERANCE = 0.002
+#: with two or more training samples, the least gain of training score (F1 units) for which tuned
+#: parameters replace the base ones (smaller gains are within what resampling a sample changes)
+MIN_GAIN = 0.002
+
+
+def _validated(ctx: _Ctx) -> bool:
+    """Whether tuning this population generalises across the training samples: re-tuned without each
+    training sample in turn, the parameters score on the left-out sample at least as well as the base
+    parameters (within :data:`LOO_TOLERANCE`), and better on average. With one training sample there is
+    nothing to check (True)."""
+    n = len(ctx.samples)
+    if n < 2:
+        return True
+    gains = []
+    for i in range(n):
+        rest = [j for j in range(n) if j != i]
+        sub = _Ctx(ctx.spec, [ctx.samples[j] for j in rest], [ctx.states[j] for j in rest], ctx.definition,
+                   ctx.below)
+        held = _Ctx(ctx.spec, [ctx.samples[i]], [ctx.states[i]], ctx.definition, ctx.below)
+        tuned = TUNERS[ctx.spec.method](sub)
+        if sub.score(tuned) < sub.score(ctx.spec.params) + MIN_GAIN:  # not adopted on those samples
+            tuned = ctx.spec.params
+        gains.append(held.score(tuned) - held.score(ctx.spec.params))
+    ok = min(gains) >= -LOO_TOLERANCE and float(np.mean(gains)) > 1e-6
+    log.info("%s: leave-one-out gain over the base parameters per training sample %s: %s", ctx.spec.name,
+             ", ".join(f"{g:+.4f}" for g in gains), "adopted" if ok else "not adopted (kept the base parameters)")
+    return ok
+
+
 def tune_definition(definition: StrategyDefinition, samples: list[TrainingSample], *,
                     populations: Iterable[str] | None = None) -> StrategyDefinition:
     """A copy of ``definition`` whose tunable populations with expert gates (or those in ``populations``)
@@ -408,7 +447,7 @@ def tune_definition(definition: StrategyDefinition, samples: list[TrainingSample
             params = TUNERS[spec.method](ctx)
             if params != spec.params:
                 after = ctx.score(params)
-                if after > before + 1e-6:
+                if after > before + (MIN_GAIN if len(samples) > 1 else 1e-6) and _validated(ctx):
                     definition = _replace(definition, spec.name, params)
                     spec = definition.population(spec.name)
                     log.info("tuned %s: training F1 score %.4f -> %.4f", spec.name, before, after)
