@@ -109,6 +109,15 @@ def test_mixture_recovers_known_components_and_is_deterministic():
     assert np.array_equal(again.means, fit.means) and np.array_equal(again.covariances, fit.covariances)
 
 
+def test_mixture_on_fewer_distinct_points_than_components():
+    """k-means++ then has duplicate seeds and Lloyd an empty cluster: it is re-seeded, nothing fails."""
+    X = np.repeat(np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 0.0]]), 50, axis=0)
+    fit = fit_gaussian_mixture(X, 4, reg_covar=1e-5)
+    assert fit.weights.sum() == pytest.approx(1.0)
+    heavy = fit.means[fit.weights > 0.3]
+    assert len(heavy) == 3 and np.allclose(np.sort(heavy[:, 0]), [0.0, 1.0, 2.0], atol=1e-6)
+
+
 def test_mixture_reports_non_convergence_and_refuses_too_few_events():
     X = np.random.default_rng(0).normal(size=(500, 2))
     assert not fit_gaussian_mixture(X, 4, max_iter=1, tol=0.0).converged

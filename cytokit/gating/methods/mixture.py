@@ -87,9 +87,9 @@ def kmeans_labels(X: np.ndarray, k: int, rng: np.random.RandomState) -> np.ndarr
         if len(empty):  # each empty cluster takes one of the points farthest from their own centres
             farthest = np.argsort(-d[np.arange(n), labels], kind="stable")[: len(empty)]
             labels[farthest] = empty
-        new = np.empty_like(centres)
-        for j in range(k):
-            new[j] = X[labels == j].mean(0)
+        counts = np.bincount(labels, minlength=k).astype(np.float64)
+        sums = np.stack([np.bincount(labels, weights=X[:, i], minlength=k) for i in range(X.shape[1])], 1)
+        new = sums / counts[:, None]
         shift = float(((new - centres) ** 2).sum())
         centres = new
         if previous is not None and np.array_equal(labels, previous):
@@ -101,36 +101,38 @@ def kmeans_labels(X: np.ndarray, k: int, rng: np.random.RandomState) -> np.ndarr
 
 
 def _m_step(X: np.ndarray, resp: np.ndarray, reg_covar: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(weights, means, covariances) from responsibilities ``resp`` (n, k)."""
-    nk = resp.sum(0) + 10 * np.finfo(resp.dtype).eps
-    means = (resp.T @ X) / nk[:, None]
+    """(weights, means, covariances) from responsibilities ``resp`` (k, n: one row per component)."""
+    nk = resp.sum(1) + 10 * np.finfo(resp.dtype).eps
+    means = (resp @ X) / nk[:, None]
     d = X.shape[1]
     covs = np.empty((len(nk), d, d))
     for j in range(len(nk)):
         diff = X - means[j]
-        covs[j] = (resp[:, j, None] * diff).T @ diff / nk[j]
+        covs[j] = (resp[j] * diff.T) @ diff / nk[j]
         covs[j].flat[:: d + 1] += reg_covar
     return nk / X.shape[0], means, covs
 
 
 def _log_prob(X: np.ndarray, means: np.ndarray, covs: np.ndarray) -> np.ndarray:
-    """(n, k) log density of each row under each Gaussian component."""
+    """(k, n) log density of each row of ``X`` under each Gaussian component (through the Cholesky
+    factor of each precision matrix: whitened residuals ``(x - mean) @ inv(L).T`` with ``cov = L L.T``)."""
     n, d = X.shape
-    out = np.empty((n, len(means)))
+    out = np.empty((len(means), n))
     for j in range(len(means)):
         try:
             chol = np.linalg.cholesky(covs[j])
         except np.linalg.LinAlgError:
             raise ValueError("the Gaussian mixture fit failed: a component has an ill-defined (singular) "
                              "covariance; use fewer components or a larger reg_covar") from None
-        y = np.linalg.solve(chol, (X - means[j]).T)  # whitened residuals (d, n)
-        out[:, j] = -0.5 * (d * math.log(2 * math.pi) + (y * y).sum(0)) - np.log(np.diag(chol)).sum()
+        prec_chol = np.linalg.inv(chol).T  # d x d: tiny
+        y = X @ prec_chol - means[j] @ prec_chol
+        out[j] = -0.5 * (d * math.log(2 * math.pi) + np.einsum("ij,ij->i", y, y)) + np.log(np.diag(prec_chol)).sum()
     return out
 
 
-def _logsumexp_rows(a: np.ndarray) -> np.ndarray:
-    top = a.max(axis=1)
-    return top + np.log(np.exp(a - top[:, None]).sum(axis=1))
+def _logsumexp_columns(a: np.ndarray) -> np.ndarray:
+    top = a.max(axis=0)
+    return top + np.log(np.exp(a - top).sum(axis=0))
 
 
 def fit_gaussian_mixture(X: np.ndarray, n_components: int, *, seed: int = 0, max_iter: int = 200,
@@ -145,17 +147,17 @@ def fit_gaussian_mixture(X: np.ndarray, n_components: int, *, seed: int = 0, max
     if X.ndim != 2 or X.shape[0] < n_components or n_components < 1:
         raise ValueError(f"cannot fit {n_components} components to {X.shape[0]} events")
     labels = kmeans_labels(X, n_components, np.random.RandomState(seed))
-    resp = np.zeros((X.shape[0], n_components))
-    resp[np.arange(X.shape[0]), labels] = 1.0
+    resp = np.zeros((n_components, X.shape[0]))
+    resp[labels, np.arange(X.shape[0])] = 1.0
     weights, means, covs = _m_step(X, resp, reg_covar)
     lower_bound = -np.inf
     converged = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
         previous = lower_bound
-        weighted = _log_prob(X, means, covs) + np.log(weights)
-        norm = _logsumexp_rows(weighted)
-        resp = np.exp(weighted - norm[:, None])
+        weighted = _log_prob(X, means, covs) + np.log(weights)[:, None]
+        norm = _logsumexp_columns(weighted)
+        resp = np.exp(weighted - norm)
         weights, means, covs = _m_step(X, resp, reg_covar)
         lower_bound = float(norm.mean())
         if abs(lower_bound - previous) < tol:
