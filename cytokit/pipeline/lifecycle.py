@@ -24,7 +24,10 @@ import signal
 import sys
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover - annotation only: concurrent.futures.process imports multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
 log = logging.getLogger(__name__)
 
