@@ -67,6 +67,10 @@ def test_threshold_alternatives_come_from_the_fit():
     u = ThresholdUncertainty.from_fit(tail.value, tail.info)
     d = TAIL_SD_UNCERTAINTY * tail.info["half_sd"]
     assert u.alternatives == pytest.approx((tail.value - d, tail.value + d))
+    # a refit beyond one of the modes around the threshold chose another valley: not an alternative position
+    u = ThresholdUncertainty.from_fit(0.5, {"method": "valley", "peaks": [0.3, 0.7],
+                                            "stability_thresholds": [0.52, 0.8]})
+    assert u.alternatives == (0.52,)
     fixed = fit_threshold(r.normal(0.2, 0.04, 100), ThresholdParams(mode="fixed", value=0.4))
     assert ThresholdUncertainty.from_fit(fixed.value, fixed.info).alternatives == ()
     fit = fit_gate("threshold", r.normal(0.2, 0.04, (500, 1)), {"threshold": {"mode": "fixed", "value": 0.4}})

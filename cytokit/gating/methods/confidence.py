@@ -11,7 +11,9 @@ the parent's events (gate coordinates: logicle 0..1 for fluorescence):
   points) that the uncertainty of its own thresholds implies. Each threshold's plausible alternatives
   are (a) the same rule re-run on the density smoothed less and more (the refits
   ``info["stability_thresholds"]`` of :func:`~.density.fit_threshold`: where a valley is depends on how the
-  density is read) and (b) for a tail-placed threshold, the tail moved by ±:data:`TAIL_SD_UNCERTAINTY`
+  density is read), as far as they stay between the two modes around the threshold (a refit beyond a
+  mode chose another valley altogether: that is the note ``unstable``, not an uncertainty of this
+  threshold's position) and (b) for a tail-placed threshold, the tail moved by ±:data:`TAIL_SD_UNCERTAINTY`
   half-SDs of its reference peak (how many SDs "above the negatives" is a convention, not a measurement).
   Each alternative moves the population by some pp; a threshold's term is the largest such move and
   ``est_error_pp`` is the root sum of squares of the terms of all thresholds. It grows with the density
@@ -54,10 +56,15 @@ class ThresholdUncertainty:
     @classmethod
     def from_fit(cls, value: float | None, info: Mapping[str, Any] | None) -> "ThresholdUncertainty":
         """Alternatives of a threshold fitted by :func:`~.density.fit_threshold` (``info`` = its info):
-        the smoothing refits, and for a tail-placed threshold the tail moved by ±TAIL_SD_UNCERTAINTY SDs."""
+        the smoothing refits that lie between the fit's modes on either side of ``value`` (``info["peaks"]``),
+        and for a tail-placed threshold the tail moved by ±TAIL_SD_UNCERTAINTY SDs."""
         if value is None or not info:
             return cls(value)
-        alts = [float(a) for a in info.get("stability_thresholds", ()) if a is not None and np.isfinite(a)]
+        peaks = [float(p) for p in info.get("peaks", ())]
+        lo = max((p for p in peaks if p < value), default=-np.inf)
+        hi = min((p for p in peaks if p > value), default=np.inf)
+        alts = [float(a) for a in info.get("stability_thresholds", ())
+                if a is not None and np.isfinite(a) and lo < a < hi]
         if info.get("method") == "tail" and info.get("half_sd"):
             d = TAIL_SD_UNCERTAINTY * float(info["half_sd"])
             alts += [value - d, value + d]
