@@ -8,11 +8,12 @@ Run:  nice .venv/bin/python benchmarks/study_10k.py [--files 10000] [--events 20
    their own names (each is its own sample; the per-file work is the same as for distinct files).
 2. Preflight: :func:`cytokit.pipeline.preflight.preflight` over all files (manifest, sha256 of every file,
    HEADER/TEXT of every file resolved against the panel), timed alone: seconds and files/s.
-3. The study: :func:`cytokit.pipeline.run` with the real ``analyse`` task on ``--jobs`` local workers
-   (Gating-ML per sample, Parquet + CSV tables; no cohort stages: the ad-hoc study has no clinical
-   design). The run's own phase timings (``run_info.json`` ``timings_s``) split the wall-clock time into
+3. The study: :func:`cytokit.pipeline.run` into a fresh output folder with the real ``analyse`` task on
+   ``--jobs`` local workers (Gating-ML per sample, Parquet + CSV tables; no cohort stages: the ad-hoc
+   study has no clinical design). Every file goes through the per-sample analysis: the script counts the
+   run's attempt rows in the ledger and stops when they are fewer than ``--files``. The run's own phase timings (``run_info.json`` ``timings_s``) split the wall-clock time into
    preflight, analysis (workers busy; the parent storing results meanwhile), store (parent: result
-   files + ledger rows, overlapped with the workers), assemble (reading stored results, building the
+   files, their group commits (fsync + one ledger transaction per batch), overlapped with the workers), assemble (reading stored results, building the
    tables), outputs (writing tables) and the rest (setup: job list, resume check, ledger run record).
    Bookkeeping = preflight + store + assemble + outputs + setup, counted in full even where it overlaps
    the workers (an upper bound); reported per file (ms) and as % of the total.
@@ -77,6 +78,19 @@ def build_workload(folder: Path, n_files: int, n_events: int, distinct: int) -> 
     return fcs
 
 
+def analysed_in_last_run(out: Path) -> int:
+    """Samples the last run of ``out`` really analysed: its attempt rows in the ledger (one per sample that
+    went through the per-sample task; reused samples get none)."""
+    from cytokit.pipeline.ledger import read_ledger
+
+    ledger = read_ledger(out)
+    try:
+        run_id = ledger.runs()[-1]["run_id"]
+        return len({a["sample_id"] for a in ledger.attempts() if a["run_id"] == run_id})
+    finally:
+        ledger.close()
+
+
 def config_for(fcs: Path):
     return adhoc_pipeline(fcs, "il2_trial", "tmem", tube="tmem", name=f"study_{fcs.name}",
                           outputs={"gatingml": True, "flowjo_workspace": False, "tables": ["parquet", "csv"]})
@@ -105,73 +119,6 @@ def assembly_probe(fcs: Path, out: Path, n: int) -> dict:
             "peak_added_mb": vm("VmHWM") - before, "rss_before_mb": before}
 
 
-def replay_study(args, config, plan, out: Path, result: dict) -> dict:
-    """Bookkeeping of an N-file study without analysing N files: every sample's output is replayed from
-    the stored result of the byte-identical file in a smaller, really analysed study, through the real
-    :class:`~cytokit.pipeline.store.ResultsStore` (result files + ledger rows, fsync'ed); then
-    :func:`~cytokit.pipeline.run` finds every sample stored and does exactly the bookkeeping of a run:
-    preflight, resume check, reading the results, assembling and writing the tables."""
-    from cytokit.pipeline.ledger import open_ledger, read_ledger
-    from cytokit.pipeline.runner import make_jobs
-    from cytokit.pipeline.store import ResultsStore
-    from cytokit.pipeline.task import SampleOutput
-
-    source = ResultsStore(args.replay_from, read_ledger(args.replay_from))
-    donors = {}
-    for sid, row in source.ledger.samples().items():
-        if row["status"] == "ok":
-            donors.setdefault(row["sha256"], sid)
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    jobs = make_jobs(plan, "analyse")
-    ledger = open_ledger(out)
-    store = ResultsStore(out, ledger)
-    run_id = ledger.start_run(pipeline="replay", pipeline_name=config.name, config_hash="", cytokit_version="",
-                              package_versions={}, executor="replay", inputs=[])
-    t = time.perf_counter()
-    for job in jobs:
-        stored = source.load(donors[job.sha256])
-        gml = source.sample_dir(donors[job.sha256]) / "gates.xml"
-        output = SampleOutput(sample_id=job.sample_id, populations=stored["populations"], summary=stored["summary"],
-                              gates=stored["gates"], timings=stored["timings"],
-                              gatingml=gml.read_text(encoding="utf-8") if gml.is_file() else None)
-        store.save(job, output, run_id)
-    store_s = time.perf_counter() - t
-    ledger.finish_run(run_id, status="complete", n_ok=len(jobs), n_failed=0, n_skipped=0)
-    ledger.close()
-    print(f"store (result files + ledger rows, replayed): {store_s:.1f}s = {1000 * store_s / args.files:.2f} ms/file")
-    summary = run(config, out, jobs=args.jobs, force=True)
-    assert summary.skipped == args.files, summary
-    tm = dict(summary.timings)
-    setup = summary.seconds - sum(tm.get(k, 0.0) for k in ("preflight", "analyse", "assemble", "outputs"))
-    book = {"preflight": tm["preflight"], "store (result files + ledger)": store_s, "assemble": tm["assemble"],
-            "outputs (tables)": tm["outputs"], "setup + resume check": setup + tm.get("analyse", 0.0)}
-    book_total = sum(book.values())
-    print(f"run over {args.files} stored samples (all reused): {summary.seconds:.1f}s")
-    for name, sec in book.items():
-        print(f"  {name:32s} {sec:8.2f}s  {1000 * sec / args.files:7.2f} ms/file")
-    print(f"bookkeeping total: {book_total:.1f}s = {1000 * book_total / args.files:.2f} ms/file")
-    if args.analysis_ms_per_file:
-        analysis = args.analysis_ms_per_file * args.files / 1000
-        print(f"with the analysis time per file of the smaller study ({args.analysis_ms_per_file:.0f} ms/file wall, "
-              f"{args.jobs} workers): analysis {analysis:.0f}s, bookkeeping {100 * book_total / (analysis + book_total):.1f}% "
-              f"of a {args.files}-file run (extrapolated analysis, measured bookkeeping; target <= 10%)")
-        result["bookkeeping_pct_extrapolated"] = 100 * book_total / (analysis + book_total)
-    probes = []
-    for n in sorted({max(1, args.files // 10), max(1, args.files // 3), args.files}):
-        proc = subprocess.run([sys.executable, __file__, "--probe", str(plan.config.manifest.input), str(out), str(n)],
-                              capture_output=True, text=True, check=True)
-        probes.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-        p = probes[-1]
-        print(f"assembly of {n} samples ({p['rows']} rows): +{p['peak_added_mb']:.0f} MB peak, {p['seconds']:.1f}s")
-    result.update({"replayed": True, "store_s": store_s, "rerun_s": summary.seconds, "timings_s": tm,
-                   "bookkeeping_s": book_total, "assembly": probes})
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1))
-    return result
-
-
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=10_000)
@@ -181,11 +128,6 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--workdir", type=Path, default=None, help="keep the workload here (reused when present)")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--preflight-only", action="store_true", help="only build the files and time preflight")
-    ap.add_argument("--replay-from", type=Path, default=None,
-                    help="results folder of an analysed smaller study (same --workdir): build this study's store by "
-                         "replaying its stored outputs through the real store/ledger instead of analysing")
-    ap.add_argument("--analysis-ms-per-file", type=float, default=None,
-                    help="with --replay-from: wall-clock analysis ms per file measured by the smaller study")
     ap.add_argument("--probe", nargs=3, metavar=("FCS", "OUT", "N"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -213,9 +155,17 @@ def main(argv: list[str] | None = None) -> dict:
         return result
 
     out = work / f"out_{args.files}"
-    if args.replay_from:
-        return replay_study(args, config, plan, out, result)
+    if out.exists():
+        shutil.rmtree(out)  # a fresh study: nothing stored, every file analysed
+    t, c = time.perf_counter(), cpu_seconds()
     summary = run(config, out, jobs=args.jobs, force=True, recompute=True)
+    run_cpu = cpu_seconds() - c
+    analysed = analysed_in_last_run(out)
+    print(f"analysed in this run: {analysed} of {args.files} files (ok {summary.ok}, failed {summary.failed}, "
+          f"reused {summary.skipped})")
+    if analysed != args.files or summary.skipped:
+        raise SystemExit(f"not every file was analysed ({analysed} of {args.files}): the figures would not be "
+                         f"those of a {args.files}-file study")
     if summary.failed:
         print(f"warning: {summary.failed} sample(s) failed, e.g. {list(summary.failures.items())[:2]}")
     tm = dict(summary.timings)
@@ -224,8 +174,8 @@ def main(argv: list[str] | None = None) -> dict:
     book = {"preflight": tm["preflight"], "store (result files + ledger)": tm["store"],
             "assemble": tm["assemble"], "outputs (tables)": tm["outputs"], "setup": setup}
     book_total = sum(book.values())
-    print(f"run: {total:.1f}s for {args.files} files with {args.jobs} workers "
-          f"({args.files / total:.1f} files/s); analysis phase {tm['analyse']:.1f}s")
+    print(f"run: {total:.1f}s wall, CPU {run_cpu:.1f}s (parent + workers) for {args.files} files with {args.jobs} "
+          f"workers ({args.files / total:.1f} files/s); analysis phase {tm['analyse']:.1f}s")
     for name, sec in book.items():
         print(f"  {name:32s} {sec:8.2f}s  {1000 * sec / args.files:7.2f} ms/file  {100 * sec / total:5.1f}%")
     print(f"bookkeeping total: {book_total:.1f}s = {1000 * book_total / args.files:.2f} ms/file = "
@@ -250,7 +200,7 @@ def main(argv: list[str] | None = None) -> dict:
               f"extrapolated to 10,000 samples: {a['peak_added_mb'] + slope * (10_000 - a['samples']):.0f} MB "
               f"(target <= 2048 MB)")
         result["assembly_mb_per_1000"] = 1000 * slope
-    result.update({"run_s": total, "timings_s": tm, "setup_s": setup, "bookkeeping_s": book_total,
+    result.update({"run_s": total, "run_cpu_s": run_cpu, "analysed": analysed, "timings_s": tm, "setup_s": setup, "bookkeeping_s": book_total,
                    "bookkeeping_pct": 100 * book_total / total, "rerun_s": rerun, "assembly": probes,
                    "failed": summary.failed})
     if args.json:

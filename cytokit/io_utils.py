@@ -14,7 +14,7 @@ import re
 import tempfile
 import unicodedata
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Iterable, Iterator
 
 import pandas as pd
 
@@ -63,11 +63,13 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_writer(path: str | Path, mode: str = "wb", *, force: bool = True) -> Iterator[IO]:
+def atomic_writer(path: str | Path, mode: str = "wb", *, force: bool = True, sync: bool = True) -> Iterator[IO]:
     """Open a temporary file next to ``path``; on success it replaces ``path`` atomically.
 
     With ``force=False`` an existing ``path`` raises :class:`PipelineError`. On any exception the
-    temporary file is removed and ``path`` is left as it was.
+    temporary file is removed and ``path`` is left as it was. ``sync=False`` skips the fsync before the
+    rename: the file is still replaced atomically for every reader (no partial file under the final name
+    while the system runs), but it is durable only once the caller has passed it to :func:`sync_paths`.
     """
     path = Path(path)
     if not force and path.exists():
@@ -83,7 +85,8 @@ def atomic_writer(path: str | Path, mode: str = "wb", *, force: bool = True) -> 
             yield fh
             fh.flush()
             os.fchmod(fh.fileno(), 0o666 & ~_umask())  # like open(): mkstemp's files are 0600
-            os.fsync(fh.fileno())
+            if sync:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except OSError as exc:
         with contextlib.suppress(OSError):
@@ -112,14 +115,43 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
     return removed
 
 
-def atomic_write_bytes(path: str | Path, data: bytes, *, force: bool = True) -> Path:
-    with atomic_writer(path, "wb", force=force) as fh:
+def atomic_write_bytes(path: str | Path, data: bytes, *, force: bool = True, sync: bool = True) -> Path:
+    with atomic_writer(path, "wb", force=force, sync=sync) as fh:
         fh.write(data)
     return Path(path)
 
 
-def atomic_write_text(path: str | Path, text: str, *, force: bool = True) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"), force=force)
+def atomic_write_text(path: str | Path, text: str, *, force: bool = True, sync: bool = True) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"), force=force, sync=sync)
+
+
+def _fsync(path: Path, folder: bool) -> None:
+    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | (getattr(os, "O_DIRECTORY", 0) if folder else 0)
+    try:
+        fd = os.open(path, flags)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise PipelineError(f"cannot make output durable: {exc.strerror or exc}", path=path) from exc
+
+
+def sync_paths(files: Iterable[str | Path], folders: Iterable[str | Path] = (), *, threads: int = 8) -> None:
+    """Make files written with ``sync=False`` durable: fsync each file, then each folder (so the renames
+    and new folder entries are durable too). The fsyncs of a group run concurrently in up to ``threads``
+    threads so the file system can serve them with few journal commits. Raises :class:`PipelineError`
+    naming a path that could not be synced; the caller must then not record those files as complete."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    for group, folder in (([Path(f) for f in files], False), ([Path(d) for d in folders], True)):
+        if len(group) <= 1 or threads <= 1:
+            for path in group:
+                _fsync(path, folder)
+            continue
+        with ThreadPoolExecutor(max_workers=min(threads, len(group))) as pool:
+            for _ in pool.map(_fsync, group, [folder] * len(group)):
+                pass
 
 
 def write_table(df: pd.DataFrame, stem: str | Path, *, formats: tuple[str, ...] = ("parquet", "csv"),

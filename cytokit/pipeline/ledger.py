@@ -17,8 +17,10 @@ Contract
   its inputs, ``outputs_sha256`` of its output folder, ``inputs`` JSON, ``finished``), see
   :mod:`cytokit.pipeline.stages`.
 
-A sample row is written only after its result files are complete on disk (atomic rename), inside one
-SQLite transaction, so a crash can never leave a row that points at a partial result.
+A sample row is written only after its result files are complete and durable on disk (atomic rename,
+fsync'ed), inside one SQLite transaction (``synchronous=FULL``) that may record several samples at once
+(group commit, see :mod:`cytokit.pipeline.store`), so a crash can never leave a row that points at a
+partial or lost result.
 """
 from __future__ import annotations
 
@@ -128,10 +130,18 @@ class Ledger:
     # -- samples ----------------------------------------------------------------------------------
     def record_sample(self, row: dict[str, Any]) -> None:
         """Upsert the sample's current state and append it to the attempt history (one transaction)."""
-        values = tuple(row.get(c) for c in SAMPLE_COLUMNS)
+        self.record_samples([row])
+
+    def record_samples(self, rows: Iterable[dict[str, Any]]) -> None:
+        """:meth:`record_sample` for several samples in one transaction (all recorded, or none)."""
         marks = ", ".join("?" * len(SAMPLE_COLUMNS))
-        self._write([(f"INSERT OR REPLACE INTO samples VALUES ({marks})", values),
-                     (f"INSERT INTO attempts VALUES ({marks})", values)])
+        statements = []
+        for row in rows:
+            values = tuple(row.get(c) for c in SAMPLE_COLUMNS)
+            statements += [(f"INSERT OR REPLACE INTO samples VALUES ({marks})", values),
+                           (f"INSERT INTO attempts VALUES ({marks})", values)]
+        if statements:
+            self._write(statements)
 
     def samples(self) -> dict[str, dict[str, Any]]:
         return {r[S.SAMPLE_ID]: dict(r) for r in self._query("SELECT * FROM samples")}

@@ -10,7 +10,8 @@ Contract
    results needs ``force=True``; the same pipeline's folder is resumed;
 3. maps the per-sample task with an executor (local processes, Dask with ``scheduler=``), skipping samples
    whose stored result was made from the same file and definitions (the *key*), and stores every
-   result atomically before recording it in the ledger;
+   result atomically and durably before recording it in the ledger (group commit: one fsync pass and one
+   ledger transaction per batch of finished samples, see :mod:`~cytokit.pipeline.store`);
 4. assembles the tidy tables (sorted, byte-identical for identical inputs) and the other outputs, then
    runs the cohort stages that are switched on (trial comparisons, clustering, reports).
 
@@ -421,17 +422,23 @@ def _run_locked(plan: RunPlan, out: Path, config_hash: str, started: str, t0: fl
                 if output.status != "ok":
                     failures[output.sample_id] = output.error
                 progress.update(output)
+            t_save = time.perf_counter()
+            store.commit()  # the last group of finished samples
+            timings["store"] += time.perf_counter() - t_save
         except PipelineError as exc:
             outputs.close()  # stops the workers (see Executor.map)
+            _commit_finished(store)
             _abort(ledger, run_id, exc, mark)
             raise PipelineError(f"{exc}\nthe run stopped; results stored before this point are kept and "
                                 "will be reused when the run is started again") from exc
         except BaseException as exc:
             outputs.close()
+            _commit_finished(store)
             _abort(ledger, run_id, exc, mark)
             raise
         finally:
             progress.finish()
+            store.close()
             if own_executor:
                 executor.close()
         timings["analyse"] = time.perf_counter() - t_map
@@ -532,6 +539,17 @@ def _abort(ledger: Ledger, run_id: int, exc: BaseException, run_info: Callable[[
             run_info(status)
         except CytokitError:
             log.error("could not record the failure in run_info.json either")
+
+
+def _commit_finished(store: ResultsStore) -> None:
+    """On the way out of an interrupted or failed run: record the samples finished so far (group commit)."""
+    try:
+        n = store.commit()
+    except CytokitError as exc:  # e.g. the disk is full: those samples are analysed again on resume
+        log.error("%d finished sample(s) could not be recorded and will be analysed again: %s", store.pending, exc)
+        return
+    if n:
+        log.info("recorded %d finished sample(s) before stopping", n)
 
 
 def _forget_stale(store: ResultsStore, keep: set[str]) -> None:
