@@ -53,6 +53,9 @@ def register(app: typer.Typer) -> None:
         if summary.stages_reused or summary.stages_run:
             reused = f"{', '.join(summary.stages_reused)} (inputs unchanged)" if summary.stages_reused else "none"
             typer.echo(f"cohort stages: reused {reused}; recomputed {', '.join(summary.stages_run) or 'none'}")
+        if summary.outputs_reused or summary.outputs_run:
+            reused = f"{', '.join(summary.outputs_reused)} (inputs unchanged)" if summary.outputs_reused else "none"
+            typer.echo(f"review exports: reused {reused}; rewritten {', '.join(summary.outputs_run) or 'none'}")
         for sid, err in summary.failures.items():
             typer.echo(f"  FAILED {one_line(sid)}: {one_line(err)}", err=True)
         for stage, err in summary.stage_errors.items():

@@ -1,8 +1,15 @@
 """Run-level outputs beyond the tidy tables: the FlowJo review workspace and the AnnData export.
 
 Contract: :data:`EXTRA_OUTPUTS` is the registry (switch in ``outputs`` -> writer ``(out, plan, samples,
-results) -> None``). :func:`write_extra_outputs` runs the enabled writers and returns ``{output: error}``
-for those that failed (logged; the tables are already written).
+results) -> None``). :func:`write_extra_outputs` runs the enabled writers and returns a
+:class:`~cytokit.pipeline.stages.StageReport`: exports that failed (``errors``, logged; the tables are
+already written), reused and rewritten.
+
+The exports are incremental like the cohort stages (:func:`~cytokit.pipeline.stages.reuse_or_run`, ledger
+table ``stages``): an export's fingerprint covers the samples table, every FCS file's path and sha256,
+the stored per-sample file it reads (:data:`EXPORT_FILES`: ``gates.xml``, ``events.npz``), the
+``outputs`` configuration and the code; it is not rewritten when the fingerprint and the files it wrote
+(sha256) are unchanged.
 
 * ``OUT/workspace.wsp``: one FlowJo 10 workspace with every analysed sample and its fitted gates, below
   the sample's QC gates (root ``QC pass``), so its counts are the tables' counts.
@@ -12,7 +19,10 @@ for those that failed (logged; the tables are already written).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -20,9 +30,12 @@ import numpy as np
 import pandas as pd
 
 from ..errors import CytokitError, PipelineError
-from ..io_utils import atomic_write_bytes, safe_name
+from ..io_utils import atomic_write_bytes, safe_name, sha256_file
 from ..results import schema as S
+from ..results.schema import GATES_XML, SAMPLES_DIR
+from .ledger import open_ledger
 from .preflight import RunPlan
+from .stages import StageReport, code_digest, reuse_or_run
 
 log = logging.getLogger(__name__)
 
@@ -104,16 +117,62 @@ EXTRA_OUTPUTS: dict[str, Callable[[Path, RunPlan, pd.DataFrame, Mapping[str, dic
 }
 
 
+#: per export of :data:`EXTRA_OUTPUTS`: (files it writes in OUT, glob patterns; the stored file of each
+#: analysed sample it reads, in ``OUT/samples/<sample_id>/``)
+EXPORT_FILES: dict[str, tuple[tuple[str, ...], str]] = {
+    "flowjo_workspace": (("workspace.wsp",), GATES_XML),
+    "anndata": (("events_*.h5ad",), EVENTS_FILE),
+}
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def export_fingerprint(name: str, out: Path, plan: RunPlan, samples: pd.DataFrame) -> tuple[str, dict[str, Any]]:
+    """(fingerprint, the inputs it was computed from) of one review export (see module contract)."""
+    reads = EXPORT_FILES.get(name, ((), ""))[1]
+    ok = sorted(samples.loc[samples[S.STATUS] == "ok", S.SAMPLE_ID]) if S.STATUS in samples else []
+    stored = {}
+    for sid in ok:
+        path = out / SAMPLES_DIR / safe_name(sid) / reads
+        stored[sid] = sha256_file(path) if reads and path.is_file() else ""
+    fcs = [(str(r[S.SAMPLE_ID]), str(r.get("path", "")), str(r.get(S.SHA256, "")))
+           for r in plan.samples.to_dict("records")]
+    inputs = {"output": name, "samples_table": hashlib.sha256(samples.to_csv(index=False).encode()).hexdigest(),
+              "fcs": _digest(fcs), "stored": _digest(stored),
+              "config": plan.config.outputs.model_dump(mode="json"), "code": code_digest()}
+    return _digest(inputs), inputs
+
+
+def export_outputs(name: str, out: Path) -> dict[str, str]:
+    """{file: sha256} of the files an export wrote in ``out``."""
+    patterns = EXPORT_FILES.get(name, ((), ""))[0]
+    return {p.name: sha256_file(p) for pattern in patterns for p in sorted(out.glob(pattern)) if p.is_file()}
+
+
 def write_extra_outputs(out: Path, plan: RunPlan, samples: pd.DataFrame,
-                        results: Mapping[str, dict[str, Any]]) -> dict[str, str]:
-    """Run the enabled writers of :data:`EXTRA_OUTPUTS`; returns ``{output: error}`` for failures."""
-    errors: dict[str, str] = {}
-    for name, writer in EXTRA_OUTPUTS.items():
-        if not getattr(plan.config.outputs, name):
-            continue
-        try:
-            writer(out, plan, samples, results)
-        except Exception as exc:  # noqa: BLE001 - one export's defect must not lose the run (recorded, exit 1)
-            log.error("output %s not written: %s", name, exc)
-            errors[name] = str(exc) if isinstance(exc, CytokitError) else f"{type(exc).__name__}: {exc}"
-    return errors
+                        results: Mapping[str, dict[str, Any]], *, force: bool = False) -> StageReport:
+    """Write (or reuse, see module contract) the enabled exports of :data:`EXTRA_OUTPUTS`; ``force``
+    rewrites them. Failed exports are in the report's ``errors`` ({output: error})."""
+    report = StageReport()
+    enabled = [(name, writer) for name, writer in EXTRA_OUTPUTS.items() if getattr(plan.config.outputs, name)]
+    if not enabled:
+        return report
+    ledger = open_ledger(out)
+    try:
+        for name, writer in enabled:
+            try:
+                fingerprint, inputs = export_fingerprint(name, out, plan, samples)
+                reused, _ = reuse_or_run(ledger, name, fingerprint, inputs, partial(export_outputs, name, out),
+                                         partial(writer, out, plan, samples, results), force=force,
+                                         label=f"output {name}")
+            except Exception as exc:  # noqa: BLE001 - one export's defect must not lose the run (recorded, exit 1)
+                log.error("output %s not written: %s", name, exc)
+                report.errors[name] = str(exc) if isinstance(exc, CytokitError) else f"{type(exc).__name__}: {exc}"
+                continue
+            (report.reused if reused else report.run).append(name)
+    finally:
+        ledger.close()
+    return report
+

@@ -44,7 +44,7 @@ from .lifecycle import LOCK_FILE, Terminated  # LOCK_FILE: flock'ed by the writi
 from .outputs import write_extra_outputs
 from .preflight import RunPlan, preflight
 from .progress import LogProgress, Progress
-from .stages import run_cohort_stages
+from .stages import StageReport, run_cohort_stages
 from ..results.schema import LYMPHOCYTES_PER_UL, RUN_INFO_SCHEMA_KEY, SCHEMA_VERSION
 from .store import ResultsStore
 from .task import SampleJob, SampleOutput, resolve_task
@@ -79,10 +79,13 @@ class RunSummary:
     config_hash: str = ""
     #: wall-clock seconds per phase: preflight, analyse (mapping the task, including storing results),
     #: store (the part of analyse the parent spent writing results and ledger rows), assemble, outputs,
-    #: stages; and the cohort stages reused / recomputed (``stages_reused``, ``stages_run``)
+    #: stages; and the cohort stages reused / recomputed (``stages_reused``, ``stages_run``) and the
+    #: review exports (FlowJo workspace, AnnData) reused / rewritten (``outputs_reused``, ``outputs_run``)
     timings: dict[str, float] = field(default_factory=dict)
     stages_reused: list[str] = field(default_factory=list)
     stages_run: list[str] = field(default_factory=list)
+    outputs_reused: list[str] = field(default_factory=list)
+    outputs_run: list[str] = field(default_factory=list)
 
     @property
     def success(self) -> bool:
@@ -454,6 +457,7 @@ def _run_locked(plan: RunPlan, out: Path, config_hash: str, started: str, t0: fl
                   "n_skipped": summary.skipped, "failures": summary.failures,
                   "stage_errors": summary.stage_errors, "outputs_not_written": summary.output_errors,
                   "stages_reused": summary.stages_reused, "stages_run": summary.stages_run,
+                  "outputs_reused": summary.outputs_reused, "outputs_run": summary.outputs_run,
                   "timings_s": {k: round(v, 3) for k, v in summary.timings.items()}}
         atomic_write_text(out / "run_info.json", _run_info(plan, config_hash, started, "complete", counts))
         ledger.finish_run(run_id, status="complete", n_ok=summary.ok, n_failed=summary.failed,
@@ -494,7 +498,8 @@ def _finish(plan: RunPlan, out: Path, store: ResultsStore, jobs: list[SampleJob]
                                            jobs=min(8, os.cpu_count() or 1))
     timings["assemble"] = time.perf_counter() - t
     t = time.perf_counter()
-    summary.output_errors = write_outputs(out, plan, populations, samples, results, inputs)
+    exports = write_outputs(out, plan, populations, samples, results, inputs, force=recompute)
+    summary.output_errors, summary.outputs_reused, summary.outputs_run = exports.errors, exports.reused, exports.run
     timings["outputs"] = time.perf_counter() - t
     if stages:
         t = time.perf_counter()
@@ -561,10 +566,13 @@ def _forget_stale(store: ResultsStore, keep: set[str]) -> None:
 
 
 def write_outputs(out: Path, plan: RunPlan, populations: pd.DataFrame, samples: pd.DataFrame,
-                  results: Mapping[str, dict[str, Any]], inputs: list[tuple[str, str, str, str]]) -> dict[str, str]:
-    """Tables (Parquet/CSV), clinical copies, input list, then the FlowJo/AnnData extras.
+                  results: Mapping[str, dict[str, Any]], inputs: list[tuple[str, str, str, str]], *,
+                  force: bool = False) -> StageReport:
+    """Tables (Parquet/CSV), clinical copies, input list, then the FlowJo/AnnData extras (reused when
+    unchanged unless ``force``, see :mod:`~cytokit.pipeline.outputs`).
 
-    Returns ``{output: error}`` for extras that could not be written."""
+    Returns the extras' report: ``errors`` ({output: error}) for those that could not be written,
+    ``reused`` and ``run``."""
     formats = tuple(plan.config.outputs.tables)
     table = pd.DataFrame(inputs, columns=["kind", "name", "path", S.SHA256])
     table = table.sort_values(["kind", "name"], kind="stable").reset_index(drop=True)
@@ -578,7 +586,7 @@ def write_outputs(out: Path, plan: RunPlan, populations: pd.DataFrame, samples: 
         copy_clinical_table(Path(clinical.path), out / "clinical.csv", clinical.rename_map())
         if clinical.il2_cycles:
             atomic_write_bytes(out / "il2_cycles.csv", Path(clinical.il2_cycles).read_bytes())
-    return write_extra_outputs(out, plan, samples, results)
+    return write_extra_outputs(out, plan, samples, results, force=force)
 
 
 def copy_clinical_table(src: Path, dest: Path, rename: dict[str, str] | str) -> None:

@@ -7,7 +7,8 @@ folder)) in run order; a stage runs when its switch is on. :func:`run_cohort_sta
 a :class:`StageReport` (failed stages with their error, stages reused, stages recomputed); failures are
 logged, never silently dropped, and the per-sample results and tables written before stay valid.
 
-Stages are incremental. A stage's *fingerprint* is the sha256 of everything it reads: the tables and
+Stages are incremental (:func:`reuse_or_run`, also used by the review exports of
+:mod:`cytokit.pipeline.outputs`). A stage's *fingerprint* is the sha256 of everything it reads: the tables and
 clinical copies in the results folder, the sha256 of every stored per-sample result (its gates), the
 stage's own configuration block (with the content of any file it names), the code (every file of the
 installed ``cytokit`` package and the versions of the libraries the stages use) and the outputs of the
@@ -22,7 +23,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -183,6 +184,32 @@ def _outputs_hash(digest: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(digest, sort_keys=True).encode()).hexdigest()
 
 
+def reuse_or_run(ledger: Ledger, name: str, fingerprint: str, inputs: dict, outputs: Callable[[], dict[str, str]],
+                 produce: Callable[[], None], *, force: bool = False, label: str = "") -> tuple[bool, str]:
+    """One incremental step (a cohort stage or a review export) through the ledger's ``stages`` table.
+
+    ``outputs()`` returns {file: sha256} of what the step writes. The step is reused (``produce`` not
+    called) when the recorded fingerprint equals ``fingerprint`` and the recorded outputs hash equals
+    the files now present; otherwise ``produce()`` runs (its exceptions propagate, leaving no record, so
+    a failed step runs again next time) and the new fingerprint and outputs are recorded.
+    ``label`` names the step in log lines (default: ``name``). Returns (reused, outputs hash)."""
+    label = label or name
+    before = ledger.stages().get(name)
+    digest = outputs()
+    if (not force and before and before["fingerprint"] == fingerprint
+            and before["outputs_sha256"] == _outputs_hash(digest)):
+        log.info("%s: reused (inputs, configuration and code unchanged since %s)", label, before["finished"])
+        return True, _outputs_hash(digest)
+    why = ("forced" if force else "first run" if not before else
+           "inputs changed" if before["fingerprint"] != fingerprint else "outputs missing or altered")
+    log.info("%s: running (%s)", label, why)
+    ledger.forget_stage(name)  # a step that fails half-way must not leave the old record valid
+    produce()
+    done = _outputs_hash(outputs())
+    ledger.record_stage(name, fingerprint, done, json.dumps(inputs, sort_keys=True, default=str))
+    return False, done
+
+
 def run_cohort_stages(plan: RunPlan, out: Path, *, force: bool = False) -> StageReport:
     """Run (or reuse, see module contract) the enabled cohort stages in order."""
     report = StageReport()
@@ -193,35 +220,19 @@ def run_cohort_stages(plan: RunPlan, out: Path, *, force: bool = False) -> Stage
     ledger = open_ledger(out)
     try:
         data = data_digest(out, ledger)
-        recorded = ledger.stages()
         upstream: dict[str, str] = {}
         for name, fn, folder in enabled:
             fingerprint, inputs = stage_fingerprint(name, plan, data, upstream)
-            before = recorded.get(name)
-            digest = folder_digest(out / folder)
-            if (not force and before and before["fingerprint"] == fingerprint
-                    and before["outputs_sha256"] == _outputs_hash(digest)):
-                log.info("cohort stage %s: reused (tables, configuration and code unchanged since %s)",
-                         name, before["finished"])
-                report.reused.append(name)
-                upstream[name] = _outputs_hash(digest)
-                continue
-            why = ("forced" if force else "first run" if not before else
-                   "inputs changed" if before["fingerprint"] != fingerprint else "outputs missing or altered")
-            log.info("cohort stage: %s (%s)", name, why)
-            ledger.forget_stage(name)  # a run that fails half-way must not leave the old record valid
             try:
-                fn(plan, out)
+                reused, upstream[name] = reuse_or_run(
+                    ledger, name, fingerprint, inputs, partial(folder_digest, out / folder), partial(fn, plan, out),
+                    force=force, label=f"cohort stage {name}")
             except Exception as exc:  # noqa: BLE001 - a stage's defect must not lose the run (recorded, exit 1)
                 log.error("cohort stage %s failed: %s", name, exc)
                 report.errors[name] = str(exc) if isinstance(exc, CytokitError) else f"{type(exc).__name__}: {exc}"
                 upstream[name] = "failed"
                 continue
-            report.run.append(name)
-            digest = folder_digest(out / folder)
-            upstream[name] = _outputs_hash(digest)
-            ledger.record_stage(name, fingerprint, _outputs_hash(digest), json.dumps(inputs, sort_keys=True,
-                                                                                       default=str))
+            (report.reused if reused else report.run).append(name)
     finally:
         ledger.close()
     return report
