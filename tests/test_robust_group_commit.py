@@ -41,29 +41,32 @@ def test_saved_samples_are_recorded_only_by_a_group_commit(tmp_path):
     ledger = open_ledger(tmp_path)
     store = ResultsStore(tmp_path, ledger, batch_samples=3, batch_seconds=3600)
     try:
-        for sid in ("A", "B"):
+        store.save(_job("A"), _output("A"), run_id=1)                    # no commit yet: recorded at once
+        assert store.pending == 0 and list(ledger.samples()) == ["A"]
+        for sid in ("B", "C"):                                           # within the interval: queued
             store.save(_job(sid), _output(sid), run_id=1)
-        assert (tmp_path / "samples" / "A" / "result.json").is_file()  # files written ...
-        assert ledger.samples() == {} and store.pending == 2           # ... but not yet claimed
-        store.save(_job("C"), _output("C"), run_id=1)                    # the third one completes the batch
-        assert store.pending == 0 and sorted(ledger.samples()) == ["A", "B", "C"]
-        assert len(ledger.attempts()) == 3
+        assert (tmp_path / "samples" / "B" / "result.json").is_file()  # files written ...
+        assert sorted(ledger.samples()) == ["A"] and store.pending == 2  # ... but not yet claimed
+        store.save(_job("D"), _output("D"), run_id=1)                    # the third one completes the batch
+        assert store.pending == 0 and sorted(ledger.samples()) == ["A", "B", "C", "D"]
+        assert len(ledger.attempts()) == 4
         states = ledger.samples()
         assert all(store.trusted(s, f"key-{s}", states[s]) for s in states)
-        store.save(_job("D"), SampleOutput.failed("D", "unreadable"), run_id=1)
-        assert store.commit() == 1 and ledger.samples()["D"]["status"] == "failed"
+        store.save(_job("E"), SampleOutput.failed("E", "unreadable"), run_id=1)
+        assert store.pending == 1 and store.commit() == 1 and ledger.samples()["E"]["status"] == "failed"
         assert store.commit() == 0
     finally:
         store.close()
         ledger.close()
 
 
-def test_a_batch_older_than_the_time_limit_is_committed_with_the_next_sample(tmp_path):
+def test_a_result_saved_after_the_interval_is_committed_at_once(tmp_path):
     ledger = open_ledger(tmp_path)
     store = ResultsStore(tmp_path, ledger, batch_samples=1000, batch_seconds=0.0)
     try:
-        store.save(_job("A"), _output("A"), run_id=1)
-        assert store.pending == 0 and list(ledger.samples()) == ["A"]
+        for sid in ("A", "B"):
+            store.save(_job(sid), _output(sid), run_id=1)
+            assert store.pending == 0 and sid in ledger.samples()
     finally:
         store.close()
         ledger.close()
@@ -79,9 +82,8 @@ def test_files_that_cannot_be_made_durable_are_never_recorded(tmp_path, monkeypa
     store = ResultsStore(tmp_path, ledger, batch_samples=100, batch_seconds=3600)
     try:
         monkeypatch.setattr(io_utils.os, "fsync", failing_fsync)
-        store.save(_job("A"), _output("A"), run_id=1)
         with pytest.raises(PipelineError, match="cannot make output durable"):
-            store.commit()
+            store.save(_job("A"), _output("A"), run_id=1)  # the first result is committed at once
         assert ledger.samples() == {} and store.pending == 1  # kept: nothing of the batch was claimed
     finally:
         monkeypatch.undo()
@@ -102,7 +104,7 @@ KILLED_RUN = textwrap.dedent("""
     def record_then_die(self, rows):
         rows = list(rows)
         calls.append(len(rows))
-        if len(calls) == 2:  # the second batch: files written and synced, ledger transaction not begun
+        if len(calls) == 2:  # the second commit (3 samples): files written and synced, no ledger transaction
             os.kill(os.getpid(), signal.SIGKILL)
         return real(self, rows)
 
@@ -129,12 +131,12 @@ def test_a_kill_between_writing_files_and_their_group_commit_resumes_correctly(t
     finally:
         ledger.close()
     on_disk = {p.parent.name for p in (out / "samples").glob("*/result.json")}
-    assert len(recorded) == 3 and all(r["status"] == "ok" for r in recorded.values())
+    assert len(recorded) == 1 and all(r["status"] == "ok" for r in recorded.values())  # the first commit
     unrecorded = on_disk - set(recorded)
     assert len(unrecorded) >= 3, (sorted(on_disk), sorted(recorded))  # the killed batch: files, no rows
 
     resumed = run(pipeline, out, jobs=2)
-    assert resumed.skipped == 3 and resumed.ok == 8 and resumed.failed == 0  # the others analysed again
+    assert resumed.skipped == 1 and resumed.ok == 8 and resumed.failed == 0  # the others analysed again
     ledger = read_ledger(out)
     try:
         resumed_run = ledger.last_run()["run_id"]

@@ -11,10 +11,10 @@ and the file on disk still has the recorded sha256; anything else is recomputed.
 Group commit: :meth:`ResultsStore.save` writes a sample's files (atomic rename, not yet fsync'ed), starts
 their fsync in a background thread and queues its ledger row; :meth:`ResultsStore.commit` waits until
 every queued file and folder is durable, fsyncs the folders holding them, and only then records all
-queued rows in one ledger transaction. The store commits by itself when
-:data:`GROUP_COMMIT_SAMPLES` rows are queued or the oldest has waited :data:`GROUP_COMMIT_SECONDS`
-(checked as each result is saved); the runner commits after the last result and when the run is
-interrupted or fails. The ledger therefore never names a sample whose files are not durable; a crash
+queued rows in one ledger transaction. The store commits by itself as a result is saved when no commit
+happened in the last :data:`GROUP_COMMIT_SECONDS` (so a slow run records every sample at once and a fast
+one commits about once per interval) or when :data:`GROUP_COMMIT_SAMPLES` rows are queued; the runner
+commits after the last result and when the run is interrupted or fails. The ledger therefore never names a sample whose files are not durable; a crash
 between writing files and their commit loses only the ledger rows of the queued samples, which are
 analysed again on resume (their files are overwritten).
 """
@@ -37,12 +37,14 @@ from .task import SampleJob, SampleOutput
 
 log = logging.getLogger(__name__)
 
-#: a group commit happens at the latest when this many finished samples are queued ...
-GROUP_COMMIT_SAMPLES = 64
-#: ... or when the oldest queued sample has waited this many seconds (checked as results are saved)
+#: at most one automatic group commit per this many seconds (a result saved later than that after the
+#: last commit is committed at once, with whatever is queued) ...
 GROUP_COMMIT_SECONDS = 2.0
+#: ... unless this many finished samples are queued
+GROUP_COMMIT_SAMPLES = 64
 #: threads that fsync saved files in the background (concurrent fsyncs share the file system's journal commits)
 SYNC_THREADS = 8
+
 
 def _json_default(value: Any) -> Any:
     try:
@@ -77,7 +79,7 @@ class ResultsStore:
         self._rows: list[dict[str, Any]] = []
         self._syncs: list[Future] = []  # fsync of each queued sample's files and folder, started at save
         self._parents: dict[Path, None] = {}  # ordered set: folders holding the queued sample folders
-        self._oldest = 0.0
+        self._last_commit: float | None = None  # time.monotonic() of the last commit
         self._pool: ThreadPoolExecutor | None = None
 
     def _syncer(self) -> ThreadPoolExecutor:
@@ -128,15 +130,14 @@ class ResultsStore:
             # the files reach the disk while the workers go on; commit() waits for them
             self._syncs.append(self._syncer().submit(sync_paths, written, [folder], threads=1))
             self._parents[folder.parent] = None
-        if not self._rows:
-            self._oldest = time.monotonic()
         self._rows.append({
             S.SAMPLE_ID: job.sample_id, S.FILE: job.path, S.SHA256: job.sha256, "key": job.key,
             S.STATUS: output.status, S.ERROR: output.error, "result_sha256": result_sha,
             "seconds": round(output.seconds, 4), "peak_rss_mb": round(output.peak_rss_mb, 1),
             "timings": json.dumps(output.timings, sort_keys=True), "run_id": run_id, "finished": utc_now(),
         })
-        if len(self._rows) >= self.batch_samples or time.monotonic() - self._oldest >= self.batch_seconds:
+        if (len(self._rows) >= self.batch_samples or self._last_commit is None
+                or time.monotonic() - self._last_commit >= self.batch_seconds):
             self.commit()
 
     @property
@@ -157,6 +158,7 @@ class ResultsStore:
         rows = self._rows
         self.ledger.record_samples(rows)
         self._rows, self._syncs, self._parents = [], [], {}
+        self._last_commit = time.monotonic()
         return len(rows)
 
     def verified(self, keys: dict[str, str], states: dict[str, dict[str, Any]]) -> "StoredResults":
