@@ -1,6 +1,7 @@
 """``cytokit gate FILE --strategy S [--panel P] [--tube T] [--plot out.png]``: gate one FCS file.
 
-Prints the population table (count, % of parent, % of lymphocytes, flags) and optionally writes the gate
+Prints the population table (count, % of parent, % of lymphocytes, estimated error of % of parent in pp,
+flags) and optionally writes the gate
 plots (PNG), the table (CSV) and the fitted gates (Gating-ML 2.0). The file goes through the same
 per-sample chain as the pipeline (QC included unless ``--no-qc``), so the counts are the pipeline's.
 """
@@ -31,16 +32,20 @@ def _print_table(result, console) -> None:  # noqa: ANN001 - rich/GatingResult t
     table = Table(title=escape(f"{result.sample.name} — strategy {result.definition.name}"), show_lines=False)
     columns: tuple[tuple[str, JustifyMethod], ...] = (
         (S.POPULATION, "left"), (S.PARENT, "left"), (S.COUNT, "right"), ("% parent", "right"),
-        ("% lymphocytes", "right"), (S.METHOD, "left"), (S.FLAGS, "left"))
+        ("% lymphocytes", "right"), (S.METHOD, "left"), ("± pp", "right"), (S.FLAGS, "left"))
     for col, justify in columns:
         table.add_column(col, justify=justify, no_wrap=col in (S.POPULATION, S.PARENT, S.METHOD))
     for row in df.itertuples():
         pl = "" if math.isnan(row.pct_lymphocytes) else f"{row.pct_lymphocytes:.2f}"
         pl = escape(above_text(den)) if row.population in above else pl
+        est = getattr(row, S.EST_ERROR_PP)
         table.add_row(escape(row.population), escape(row.parent), f"{row.count:,}", f"{row.pct_parent:.2f}", pl,
-                      escape(row.method), f"[yellow]{escape(row.flags)}[/yellow]" if row.flags else "")
+                      escape(row.method), "" if math.isnan(est) else f"{est:.1f}",
+                      f"[yellow]{escape(row.flags)}[/yellow]" if row.flags else "")
+    notes = ["± pp = estimated error of % parent (percentage points) from its thresholds' uncertainty"]
     if den:
-        table.caption = escape(f"% lymphocytes = % of {den}, the strategy's lymphocyte population")
+        notes.insert(0, f"% lymphocytes = % of {den}, the strategy's lymphocyte population")
+    table.caption = escape("; ".join(notes))
     console.print(table)
 
 
