@@ -61,7 +61,7 @@ def two_files(tmp_path_factory):
     return out, sorted((out / "trial" / "fcs").glob("*.fcs"))
 
 
-def test_tuning_that_does_not_generalise_is_not_adopted(two_files):
+def test_tuning_that_does_not_generalise_is_not_adopted(two_files, tmp_path):
     """The expert gates one training sample as the shipped strategy does and the other far above it: no
     parameters reproduce both, a compromise tuned on one loses on the other, so the base is kept."""
     out, files = two_files
@@ -76,6 +76,11 @@ def test_tuning_that_does_not_generalise_is_not_adopted(two_files):
     untuned = a[(a.role == "untuned") & (a.population == "CD25+ CD4")].set_index("sample").f1
     assert (train == untuned.loc[train.index]).all()
     assert untuned.min() < 0.95  # the second sample's expert gate really differs
+    # the rejected tuning is reported, with the loss it showed on a left-out sample
+    (rejected,) = [d for d in result.not_adopted if d["population"] == "CD25+ CD4"]
+    assert rejected["score_after"] > rejected["score_before"] and min(rejected["loo_gains"]) < 0
+    html = result.save(tmp_path / "out")["html"].read_text()
+    assert "Tuning not adopted" in html and "CD25+ CD4" in html
 
 
 def test_consistent_shift_is_learned_and_adopted(two_files):
@@ -91,3 +96,4 @@ def test_consistent_shift_is_learned_and_adopted(two_files):
     train = a[(a.role == "train") & (a.population == "CD25+ CD4")].set_index("sample").f1
     untuned = a[(a.role == "untuned") & (a.population == "CD25+ CD4")].set_index("sample").f1
     assert (train > untuned.loc[train.index]).all()
+    assert not result.not_adopted

@@ -48,6 +48,14 @@ class LearnResult:
     changes: list[dict[str, Any]]
     train: list[str]
     nodes: dict[str, str] = field(default_factory=dict)
+    #: populations whose tuning raised the training score, adopted or not (leave-one-out check), see
+    #: :func:`cytokit.learn.search.tune_definition`
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def not_adopted(self) -> list[dict[str, Any]]:
+        """Tunings that fitted the training samples better but failed the leave-one-out check."""
+        return [d for d in self.decisions if not d["adopted"]]
 
     def summary(self, role: str | None = None) -> pd.DataFrame:
         """Per population (and role): median/min F1, median/max |Δ%| over samples, worst first."""
@@ -70,7 +78,7 @@ class LearnResult:
         atomic_write_text(paths["agreement"], self.agreement.to_csv(index=False))
         atomic_write_text(paths["html"], agreement_html(self.agreement, title=f"Strategy {self.strategy.name} "
                                                         f"learned from expert gates", changes=self.changes,
-                                                        train=self.train))
+                                                        train=self.train, not_adopted=self.not_adopted))
         return paths
 
 
@@ -161,14 +169,21 @@ def learn_strategy(expert: str | Path, files: Iterable[str | Path], *, strategy:
             others = tr[:i] + tr[i + 1:]
             log.info("leave-one-out: tuning without %s", held.name)
             rows += _evaluate(tune_definition(definition, others), [held], "loso", nodes)
-    tuned = tune_definition(definition, tr)
+    decisions: list[dict[str, Any]] = []
+    tuned = tune_definition(definition, tr, decisions=decisions)
+    for d in decisions:
+        if not d["adopted"]:
+            log.warning("%s: tuning fitted the training samples better (score %.4f -> %.4f) but failed the "
+                        "leave-one-out check (gain on each left-out sample: %s); kept the base parameters",
+                        d["population"], d["score_before"], d["score_after"],
+                        ", ".join(f"{g:+.4f}" for g in d["loo_gains"]))
     rows += _evaluate(tuned, tr, "train", nodes)
     if rest:
         rows += _evaluate(tuned, rest, "holdout", nodes)
     table = pd.DataFrame(rows)
     final = Strategy(tuned.model_copy(update={"description": (tuned.description + " (tuned on expert gates: "
                                                                + ", ".join(train_set) + ")").strip()}))
-    return LearnResult(final, base, table, changed_params(definition, tuned), train_set, dict(nodes))
+    return LearnResult(final, base, table, changed_params(definition, tuned), train_set, dict(nodes), decisions)
 
 
 def compare_gates(expert: str | Path, files: Iterable[str | Path], gates: str | Path | Strategy, *,

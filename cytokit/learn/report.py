@@ -47,7 +47,7 @@ def _table(df: pd.DataFrame, f1_cols: Sequence[str] = ("f1", "f1_median", "f1_mi
 
 
 def agreement_html(table: pd.DataFrame, *, title: str, changes: Sequence[dict] = (),
-                   train: Sequence[str] = ()) -> str:
+                   train: Sequence[str] = (), not_adopted: Sequence[dict] = ()) -> str:
     """A self-contained HTML page of an agreement table (see module docstring)."""
     parts = [f"<h1>{html.escape(title)}</h1>"]
     if train:
@@ -80,6 +80,19 @@ def agreement_html(table: pd.DataFrame, *, title: str, changes: Sequence[dict] =
             parts.append(f"<tr><td>{html.escape(c['population'])}</td><td>{html.escape(c['method'])}</td>"
                          f"<td><code>{html.escape(json.dumps(c['before'], sort_keys=True))}</code></td>"
                          f"<td><code>{html.escape(json.dumps(c['after'], sort_keys=True))}</code></td></tr>")
+        parts.append("</tbody></table>")
+    if not_adopted:
+        parts.append("<h2>Tuning not adopted (leave-one-out check)</h2><p>These populations' parameters were "
+                     "fitted closer to the expert's gates on the training samples, but tuned without one training "
+                     "sample they did worse than the base parameters on it, or no better on average: they keep "
+                     "the base parameters. More expert-gated training samples may settle them.</p>"
+                     "<table><thead><tr><th>population</th><th>training score before → after</th>"
+                     "<th>gain on each left-out sample</th><th>proposed</th></tr></thead><tbody>")
+        for d in not_adopted:
+            gains = ", ".join(f"{g:+.4f}" for g in d["loo_gains"])
+            parts.append(f"<tr><td>{html.escape(d['population'])}</td>"
+                         f"<td>{d['score_before']:.4f} → {d['score_after']:.4f}</td><td>{gains}</td>"
+                         f"<td><code>{html.escape(json.dumps(d['proposed'], sort_keys=True))}</code></td></tr>")
         parts.append("</tbody></table>")
     style = ("body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0;"
              "font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#eef}"

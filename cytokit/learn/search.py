@@ -408,14 +408,14 @@ LOO_TOLERANCE = 0.002
 MIN_GAIN = 0.002
 
 
-def _validated(ctx: _Ctx) -> bool:
+def _validated(ctx: _Ctx) -> tuple[bool, list[float]]:
     """Whether tuning this population generalises across the training samples: re-tuned without each
     training sample in turn, the parameters score on the left-out sample at least as well as the base
     parameters (within :data:`LOO_TOLERANCE`), and better on average. With one training sample there is
-    nothing to check (True)."""
+    nothing to check (True). Returns the verdict and the gain on each left-out sample."""
     n = len(ctx.samples)
     if n < 2:
-        return True
+        return True, []
     gains = []
     for i in range(n):
         rest = [j for j in range(n) if j != i]
@@ -429,13 +429,18 @@ def _validated(ctx: _Ctx) -> bool:
     ok = min(gains) >= -LOO_TOLERANCE and float(np.mean(gains)) > 1e-6
     log.info("%s: leave-one-out gain over the base parameters per training sample %s: %s", ctx.spec.name,
              ", ".join(f"{g:+.4f}" for g in gains), "adopted" if ok else "not adopted (kept the base parameters)")
-    return ok
+    return ok, gains
 
 
 def tune_definition(definition: StrategyDefinition, samples: list[TrainingSample], *,
-                    populations: Iterable[str] | None = None) -> StrategyDefinition:
+                    populations: Iterable[str] | None = None,
+                    decisions: list[dict[str, Any]] | None = None) -> StrategyDefinition:
     """A copy of ``definition`` whose tunable populations with expert gates (or those in ``populations``)
-    have the parameters that best reproduce the experts' gates on ``samples`` (see module docstring)."""
+    have the parameters that best reproduce the experts' gates on ``samples`` (see module docstring).
+
+    ``decisions`` (if given) receives one dict per population whose tuning raised its training score:
+    ``population``, ``method``, ``score_before``, ``score_after`` (training score, F1 units),
+    ``loo_gains`` (per left-out training sample), ``adopted`` and the ``proposed`` parameters."""
     wanted = set(populations) if populations is not None else None
     states = [FitState() for _ in samples]
     for spec in list(definition.populations):
@@ -447,10 +452,16 @@ def tune_definition(definition: StrategyDefinition, samples: list[TrainingSample
             params = TUNERS[spec.method](ctx)
             if params != spec.params:
                 after = ctx.score(params)
-                if after > before + (MIN_GAIN if len(samples) > 1 else 1e-6) and _validated(ctx):
-                    definition = _replace(definition, spec.name, params)
-                    spec = definition.population(spec.name)
-                    log.info("tuned %s: training F1 score %.4f -> %.4f", spec.name, before, after)
+                if after > before + (MIN_GAIN if len(samples) > 1 else 1e-6):
+                    ok, gains = _validated(ctx)
+                    if decisions is not None:
+                        decisions.append({"population": spec.name, "method": spec.method, "score_before": before,
+                                          "score_after": after, "loo_gains": gains, "adopted": ok,
+                                          "proposed": params})
+                    if ok:
+                        definition = _replace(definition, spec.name, params)
+                        spec = definition.population(spec.name)
+                        log.info("tuned %s: training F1 score %.4f -> %.4f", spec.name, before, after)
         for s, st in zip(samples, states):
             try:
                 fit_population(spec, s.prepared, st)
