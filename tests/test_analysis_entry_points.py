@@ -140,7 +140,7 @@ def test_cohort_gating_stage_flags_and_refits_from_the_stored_gates(store):
     assert positions.groupby(["tube", "instrument"]).size().size == 4  # 2 tubes x 2 instruments
     assert (positions["n_cohort"] >= 10).all()
     # a strict rule makes outliers: each is re-fitted within its cohort's range, both fits recorded
-    strict = run_cohort_gating(out, k=1.0, min_shift=0.01)
+    strict = run_cohort_gating(out, k=1.0, min_shift=0.01, accept_flags=None)  # every re-fit accepted
     refits = strict["refits"]
     assert strict["positions"]["outlier"].sum() > 0 and len(refits) > 0
     assert refits["method"].str.endswith("+cohort").all() and refits["flags"].str.contains("cohort_outlier").all()
@@ -149,7 +149,7 @@ def test_cohort_gating_stage_flags_and_refits_from_the_stored_gates(store):
         assert row.count == stored[(row.sample_id, row.population)]  # the original fit is the stored one
         assert row.gate and row.refit_gate
     assert (out / "gating_cohort" / "refits.parquet").is_file() and (out / "gating_cohort" / "refits.csv").is_file()
-    again = run_cohort_gating(out, k=1.0, min_shift=0.01, thumbnails=True)  # deterministic: stored results only
+    again = run_cohort_gating(out, k=1.0, min_shift=0.01, accept_flags=None, thumbnails=True)  # deterministic: stored results only
     pd.testing.assert_frame_equal(again["refits"], refits)
     # thumbnails of the re-fitted gates for the samples whose numbers the re-fit changed (reports show them)
     changed = set(refits.loc[refits["changed"], "sample_id"])
@@ -168,7 +168,8 @@ def test_pipeline_tables_report_cohort_refits_and_keep_the_original_fits(sample_
     out, pops = store
     path = write_pipeline(out.parent / "cfg", sample_trial, name="entry_points",
                           qc={"enabled": True, "min_events": 1000}, outputs={**OUTPUTS_OFF, "cohort_gating": True},
-                          cohort_gating={"k": 1.0, "min_shift": 0.01}, executor={"jobs": 2, "task": "analyse"})
+                          cohort_gating={"k": 1.0, "min_shift": 0.01, "accept_flags": None},
+                          executor={"jobs": 2, "task": "analyse"})
     summary = run(path, out, stages=False)
     assert summary.failed == 0 and summary.skipped == len(pops["sample_id"].unique())  # nothing re-analysed
     assert summary.stage_errors == {}

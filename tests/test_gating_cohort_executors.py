@@ -11,7 +11,8 @@ from test_pipeline_support import simulate_small_trial, write_pipeline
 
 OPTIONS = dict(qc={"enabled": True, "min_events": 100},
                outputs={"gatingml": False, "thumbnails": False, "flowjo_workspace": False, "cohort_gating": True},
-               cohort_gating={"k": 1.0, "min_shift": 0.01, "min_samples": 3, "group_columns": ["tube"]},
+               cohort_gating={"k": 1.0, "min_shift": 0.01, "min_samples": 3, "group_columns": ["tube"],
+                              "accept_flags": None},
                executor={"jobs": 2, "task": "analyse"})
 
 

@@ -73,7 +73,7 @@ def gate_positions(records: Mapping[str, Iterable[Mapping[str, Any]]],
     return pd.DataFrame(rows, columns=list(POSITION_COLUMNS))
 
 
-def cohort_outliers(positions: pd.DataFrame, *, k: float = 3.0, min_shift: float = 0.05,
+def cohort_outliers(positions: pd.DataFrame, *, k: float = 4.0, min_shift: float = 0.05,
                     min_spread: float = 0.02, min_samples: int = 5,
                     group_columns: tuple[str, ...] = ()) -> pd.DataFrame:
     """``positions`` with the cohort's ``median``, ``spread``, ``range_low``/``range_high``, ``n_cohort``

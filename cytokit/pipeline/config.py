@@ -172,11 +172,14 @@ class CohortGatingConfig(_Model):
     ``outputs.cohort_gating`` is on; see :mod:`cytokit.pipeline.cohort`). Positions are on the gates'
     transformed scale (logicle 0..1)."""
 
-    k: float = Field(3.0, gt=0, description="robust SDs (1.4826 x MAD) from the cohort median that make an outlier")
+    k: float = Field(4.0, gt=0, description="robust SDs (1.4826 x MAD) from the cohort median that make an outlier")
     min_shift: float = Field(0.05, ge=0, description="an outlier is also at least this far from the median")
     min_samples: int = Field(5, ge=3, description="smaller cohorts are not compared")
     min_change_pp: float = Field(0.5, ge=0, description="a re-fit replaces a population's numbers when its % of "
                                                          "parent moves by at least this (percentage points)")
+    accept_flags: tuple[str, ...] | None = Field(
+        (), description="an outlier's re-fit replaces the file's numbers only when the file's own fit carries one "
+                        "of these flags (default none: outliers are flagged and both fits recorded; null: always)")
     group_columns: tuple[str, ...] = Field((S.TUBE, "instrument"),
                                            description="manifest columns defining a cohort (absent ones ignored)")
 
