@@ -17,6 +17,7 @@ Run: ``nice .venv/bin/python benchmarks/learn_accuracy.py [--events 20000] [--ou
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import tempfile
@@ -119,6 +120,8 @@ def simulated(out: Path, events: int, n_train: int = 2, labs: list[str] | None =
         secs, cpu = time.perf_counter() - t0, time.process_time() - c0
         res.save(out / f"learned_{lab}_{train_on}", force=True)
         a = res.agreement
+        changed = {c["population"] for c in res.changes}
+        rejected = {d["population"] for d in res.not_adopted}
         for pop in a.population.unique():
             sub = a[a.population == pop]
             hold = sub[sub.role == "holdout"].set_index("sample")
@@ -131,7 +134,8 @@ def simulated(out: Path, events: int, n_train: int = 2, labs: list[str] | None =
                          "max_loss_vs_untuned": float(max(0.0, (base.f1 - hold.f1).max())),
                          "abs_delta_pct_max": hold.abs_delta_pct.max(),
                          "f1_loso_min": loso.f1.min() if len(loso) else np.nan, "seconds": round(secs, 1),
-                         "cpu_seconds": round(cpu, 1)})
+                         "cpu_seconds": round(cpu, 1),
+                         "tuning": "adopted" if pop in changed else "not adopted" if pop in rejected else ""})
     return pd.DataFrame(rows)
 
 
@@ -178,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-on", choices=("baseline", "treated"), default="baseline",
                     help="training samples: IL-2 and control at W0 (baseline) or IL-2 at W24 + control at W0")
     args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     out = args.out or Path(tempfile.mkdtemp(prefix="cytokit_learn_"))
     out.mkdir(parents=True, exist_ok=True)
     labs = [x for x in args.labs.split(",") if x]

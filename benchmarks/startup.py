@@ -8,14 +8,19 @@ Run:  .venv/bin/python benchmarks/startup.py [--events 1000000] [--repeats 5] [-
    start-up and every import the CLI needs are counted.
 3. ``cytokit gate FILE --strategy tmem``: read, compensate, transform, fit every automated gate, print the
    population table; a fresh process each time.
-4. FlowKit's equivalent script, in a fresh process: import FlowKit, read the same file
+4. ``imports of cytokit gate``: a fresh process that imports exactly the modules a ``cytokit gate`` run
+   imported (listed by running it once in this process's child), without reading or gating: the
+   start-up part of row 3; row 3 minus this row is the analysis (read, QC, compensation, transforms, fits,
+   table).
+5. FlowKit's equivalent script, in a fresh process: import FlowKit, read the same file
    (``flowkit.Sample``), parse the *same* fitted gates (the Gating-ML that ``GatingResult.to_flowkit()``
    hands to FlowKit: QC gates as root, then the fitted gates with their compensation and logicle
    transforms) and ``GatingStrategy.gate_sample``; print the counts. FlowKit cannot fit gates, so it is given them: its time is a lower bound for a FlowKit workflow.
    The counts of both tools are compared as a check.
 
 Each command runs ``--repeats`` times (after one unmeasured warm-up that fills the OS file cache) and the
-median wall time and median CPU time (user + system of the child) are printed. Wall time is what a user
+median wall time and median CPU time (user + system of the child) are printed, with the 1-minute load
+average before and after. Wall time is what a user
 waits; on a busy shared machine CPU time is the steadier number. Ratio = FlowKit / cytokit (> 1: cytokit
 is faster). No timing is asserted anywhere.
 """
@@ -72,6 +77,30 @@ def _measure(name: str, cmd: list[str], repeats: int) -> dict:
     return row
 
 
+IMPORT_PROBE = """
+import json, sys
+from cytokit.cli.main import main
+code = main(sys.argv[1:])
+print(json.dumps(sorted(sys.modules)))
+raise SystemExit(code)
+"""
+
+
+IMPORT_ONLY = """
+import contextlib, importlib
+for name in {modules!r}:
+    with contextlib.suppress(Exception):  # a few entries of sys.modules are not importable by name
+        importlib.import_module(name)
+"""
+
+
+def _gate_modules(py: str, gate_cmd: list[str]) -> list[str]:
+    """Top-level-importable modules loaded by one ``cytokit gate`` run (private ones left to their parents)."""
+    out = subprocess.run([py, "-c", IMPORT_PROBE, *gate_cmd], capture_output=True, text=True, check=True)
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    return [m for m in loaded if not any(part.startswith("_") for part in m.split(".")) and m != "__main__"]
+
+
 def _cytokit_counts(table: str) -> dict[str, int]:
     """Population -> count from the rich table `cytokit gate` prints."""
     counts = {}
@@ -108,16 +137,23 @@ def main() -> None:
     py = sys.executable
     script = work / "flowkit_gate.py"
     script.write_text(FLOWKIT_SCRIPT)
+    gate_cmd = ["gate", str(fcs), "--strategy", "tmem"]
+    imports = work / "gate_imports.py"
+    imports.write_text(IMPORT_ONLY.format(modules=_gate_modules(py, gate_cmd)))
+    load_before = os.getloadavg()[0]
     print(f"workload: {fcs} ({args.events:,} events x 12 channels), {args.repeats} runs each, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+          f"{os.cpu_count()} CPUs, load average {load_before:.1f}")
     rows = [
         _measure("python -c pass (interpreter)", [py, "-c", "pass"], args.repeats),
         _measure("cytokit --help", [py, "-m", "cytokit", "--help"], args.repeats),
-        _measure("cytokit gate --strategy tmem", [py, "-m", "cytokit", "gate", str(fcs), "--strategy", "tmem"],
-                 args.repeats),
+        _measure("cytokit gate --strategy tmem", [py, "-m", "cytokit", *gate_cmd], args.repeats),
+        _measure("imports of cytokit gate", [py, str(imports)], args.repeats),
         _measure("FlowKit script (same gates)", [py, str(script), str(fcs), str(gates)], args.repeats),
     ]
-    ours, theirs = rows[2], rows[3]
+    load_after = os.getloadavg()[0]
+    ours, theirs = rows[2], rows[4]
+    print(f"cytokit gate analysis (gate - imports): wall {ours['wall_s'] - rows[3]['wall_s']:.2f} s, "
+          f"cpu {ours['cpu_s'] - rows[3]['cpu_s']:.2f} s; load average after {load_after:.1f}")
     print(f"ratio FlowKit / cytokit gate: wall {theirs['wall_s'] / ours['wall_s']:.2f}, "
           f"cpu {theirs['cpu_s'] / ours['cpu_s']:.2f}")
     ck = _cytokit_counts(ours["stdout"])
@@ -132,6 +168,7 @@ def main() -> None:
                 print(f"  {name}: cytokit {a}, FlowKit {b}")
     if args.json:
         payload = {"events": args.events, "repeats": args.repeats, "counts_identical": same,
+                   "load_average": [load_before, load_after],
                    "rows": [{k: v for k, v in r.items() if k != "stdout"} for r in rows]}
         args.json.write_text(json.dumps(payload, indent=2))
 

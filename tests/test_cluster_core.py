@@ -189,7 +189,7 @@ def test_annotation_names_metaclusters_and_abundance_matches_truth(data, fitted)
     # a cluster far from every phenotype stays unassigned: CD4+ CD8+ is no population of the table
     odd = fitted.metacluster_medians.iloc[[0]].copy()
     odd.loc[:, ["CD4", "CD8"]] = 0.7
-    from cytokit.cluster.phenotype import match_matrix, name_clusters
+    from cytokit.cluster.naming import match_matrix, name_clusters
     assert name_clusters(match_matrix(odd, ann.table, thr), ann.table, MARKERS).iloc[0] == "unassigned"
     for level in ("node", "metacluster"):
         ab = population_abundance(fitted, ann, level=level).merge(truth, on=["sample_id", "population"])
@@ -280,7 +280,7 @@ def test_clusters_of_t_cells_are_named_only_after_t_cell_subsets():
     assert len(full) == len(table) and none == ()
     # a CD3-dim T-cell cluster (below a CD3 threshold fitted on other cells) is still a T-cell subset
     from cytokit.cluster import Thresholds
-    from cytokit.cluster.phenotype import match_matrix, name_clusters
+    from cytokit.cluster.naming import match_matrix, name_clusters
 
     med = pd.DataFrame({"CD3": [0.3], "CD4": [0.7], "CD8": [0.2], "CD45RA": [0.7], "CD62L": [0.7]})
     thr = Thresholds({m: 0.45 for m in med}, {m: 0.6 for m in med}, {})

@@ -248,6 +248,11 @@ def files(package: str) -> list[Path]:
     ("cytokit.sample", "cytokit.interop.flowkit"),      # Sample's FlowKit methods use the lower flowkit_sample
     ("cytokit.fcs", "cytokit.interop"),
     ("cytokit.pipeline.analyse", "cytokit.pipeline.outputs"),  # the per-sample chain is below run outputs
+    ("cytokit.cluster.phenotype", "cytokit.cluster.thresholds"),  # tables < thresholds < naming (not even
+    ("cytokit.cluster.phenotype", "cytokit.cluster.naming"),      # for annotations)
+    ("cytokit.cluster.thresholds", "cytokit.cluster.naming"),
+    ("cytokit.trial.figures", "cytokit.trial.run"),  # the run hands figures and HTML their data, one way
+    ("cytokit.trial.html", "cytokit.trial.run"),
 ])
 def test_lower_modules_do_not_import_higher_ones(lower, higher):
     for path in files(lower):

@@ -38,6 +38,7 @@ ALLOWED: dict[str, tuple[frozenset[str], str]] = {
     "cytokit/gating/strategy.py": (frozenset({"method"}), "strategy parameter name (set_params)"),
     "cytokit/interop/anndata.py": (frozenset({"method", "flags", "sha256"}), "keys of AnnData .uns"),
     "cytokit/interop/flowkit.py": (frozenset({"count"}), "column of FlowKit's own gating report"),
+    "cytokit/learn/api.py": (frozenset({"population"}), "key of a tuning decision record (learn.search)"),
     "cytokit/learn/derive.py": (frozenset({"parent", "phenotype", "lymphocytes"}),
                                 "keys and gate method names of the strategy YAML it writes"),
     "cytokit/learn/search.py": (frozenset({"phenotype", "population", "method"}),

@@ -60,3 +60,13 @@ def test_cli_gate_imports_no_heavy_library(repo_root, name):
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=True)
     assert "Lymphocytes" in out.stdout  # the table was printed: the run got through every gate
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_cli_help_imports_no_array_or_table_library():
+    """`cytokit --help` only lists commands: numpy, pandas (and pyarrow through it), pydantic and YAML are
+    imported by the commands that use them, not to print the help."""
+    code = ("import sys\nfrom cytokit.cli.main import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print('\\nLOADED', [m for m in ('numpy', 'pandas', 'pyarrow', 'pydantic', 'yaml') if m in sys.modules])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert "Usage" in out.stdout and "gate" in out.stdout  # the help was printed
+    assert out.stdout.strip().splitlines()[-1] == "LOADED []"

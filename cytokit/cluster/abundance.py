@@ -13,7 +13,8 @@ import pandas as pd
 from ..errors import ClusterError
 from ..results import schema as S
 from .model import ClusteringResult
-from .phenotype import UNASSIGNED, PhenotypeTable, match_matrix, name_clusters, unique_names
+from .naming import match_matrix, name_clusters, unique_names
+from .phenotype import UNASSIGNED, PhenotypeTable
 from .thresholds import Thresholds
 
 LEVELS = ("node", "metacluster")
@@ -25,7 +26,7 @@ class Annotation:
 
     ``node_matches`` / ``metacluster_matches``: boolean frames (cluster x population);
     ``node_names`` / ``metacluster_names``: most specific matching population or ``"unassigned"``;
-    metacluster names are unique (the distinguishing marker appended, see ``phenotype.unique_names``).
+    metacluster names are unique (the distinguishing marker appended, see ``naming.unique_names``).
     """
 
     table: PhenotypeTable

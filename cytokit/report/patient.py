@@ -193,7 +193,7 @@ def build_patient_report(store: ResultsStore, patient: str, options: ReportOptio
         })
 
     # trend plots from the same tube as the tables (one value per visit and population)
-    chosen = select_tubes(pops.assign(tube=pops[S.TUBE].astype(str) if S.TUBE in pops else ""), rule)
+    chosen = select_tubes(pops.assign(**{S.TUBE: pops[S.TUBE].astype(str) if S.TUBE in pops else ""}), rule)
     trends = chosen.drop(columns=[c for c in (S.WEEK,) if c in chosen.columns]).merge(
         visits[[S.VISIT, S.WEEK]], on=S.VISIT, how="left")
     trends = trends[[c for c in (S.VISIT, S.WEEK, S.TUBE, S.POPULATION, S.PCT_PARENT, S.PCT_LYMPHOCYTES,

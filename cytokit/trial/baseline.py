@@ -101,7 +101,7 @@ def baseline_table(values: pd.DataFrame, flags: pd.DataFrame, clinical: pd.DataF
         rows += _numeric_rows("CD4/CD8 ratio at baseline", "ratio",
                               {a: fb.reindex(patients.index)[patients == a] for a in arms})
     if not cycles.empty and S.PATIENT in cycles.columns:
-        per = cycles.assign(patient=cycles[S.PATIENT].astype(str)).groupby(S.PATIENT).size()
+        per = cycles.assign(**{S.PATIENT: cycles[S.PATIENT].astype(str)}).groupby(S.PATIENT).size()
         per = per.reindex(patients.index).fillna(0)
         rows += _numeric_rows("IL-2 cycles", "cycles per patient", {a: per[patients == a] for a in arms})
     return pd.DataFrame(rows, columns=BASELINE_COLUMNS)

@@ -279,8 +279,8 @@ def longitudinal_tests(values: pd.DataFrame, config: TrialConfig, visits: list[s
                 data = data.assign(value=np.log10(data["value"].clip(lower=0) + 1.0))
             data = data.assign(treat=(data[S.ARM] == config.treatment_arm).astype(int))
             n_arm = data.groupby(S.ARM)[S.PATIENT].nunique()
-            common = dict(test=lcfg.model, endpoint="log10(value + 1)" if lcfg.log10 else "value",
-                          population=pop, measure=m)
+            common = {"test": lcfg.model, "endpoint": "log10(value + 1)" if lcfg.log10 else "value",
+                      S.POPULATION: pop, "measure": m}
             if (n_arm.reindex(list(config.arms)).fillna(0) < config.min_per_arm).any() or data[S.VISIT].nunique() < 2:
                 rows.append(_row(**common, term="arm x visit (joint)", flag="not_estimable",
                                  note="too few patients or visits"))

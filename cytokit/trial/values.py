@@ -51,8 +51,9 @@ def select_tubes(populations: pd.DataFrame, rule: TubeSelection) -> pd.DataFrame
     df = df.assign(n_tubes=n_tubes)
     if rule.rule == "mean":
         agg: dict[str, Any] = {m: "mean" for m in MEASURES}
-        agg.update(week="median", arm="first", parent_count="sum", n_tubes="first",
-                   tube=lambda s: "+".join(sorted(set(s))), sample_id=lambda s: ";".join(sorted(set(s) - {""})))
+        agg.update({S.WEEK: "median", S.ARM: "first", S.PARENT_COUNT: "sum", "n_tubes": "first",
+                    S.TUBE: lambda s: "+".join(sorted(set(s))),
+                    S.SAMPLE_ID: lambda s: ";".join(sorted(set(s) - {""}))})
         if S.COUNT in df.columns:
             agg[S.COUNT] = "sum"
         out = df.groupby(keys, sort=True).agg(agg).reset_index()
