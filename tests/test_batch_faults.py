@@ -90,12 +90,21 @@ def test_unwritable_output_folder_gives_a_clear_error(pipeline, tmp_path, capsys
 
 @pytest.mark.parametrize("writes_before_full", [4, 9])  # 3 samples stored / all 8 stored, tables not yet
 def test_full_disk_stops_cleanly_and_keeps_earlier_results(pipeline, tmp_path, monkeypatch, writes_before_full):
+    import stat
+
+    from cytokit.pipeline import store
+
     out = tmp_path / "out"
     real_fsync, calls = os.fsync, []
+    # every sample is recorded as soon as its files are durable (group commit of one), so the n-th regular
+    # file synced is: run_info.json, then one result.json per sample, then tables; folder fsyncs not counted
+    monkeypatch.setattr(store, "GROUP_COMMIT_SAMPLES", 1)
 
     def failing_fsync(fd):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            return real_fsync(fd)
         calls.append(fd)
-        if len(calls) > writes_before_full:  # run_info.json, then one result.json per sample, then tables
+        if len(calls) > writes_before_full:
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_fsync(fd)
 
@@ -146,7 +155,8 @@ def _cli(pipeline: Path, out: Path, env: dict, **kw) -> subprocess.Popen:
 def test_kill_9_mid_run_then_resume(pipeline, tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])}
     out = tmp_path / "killed"
-    proc = _cli(pipeline, out, {**env, "CYTOKIT_TOY_SLEEP": "0.6"})
+    # samples slow enough that the run is still going when 3 are recorded (group commits come every 2 s)
+    proc = _cli(pipeline, out, {**env, "CYTOKIT_TOY_SLEEP": "1.5"})
     deadline = time.monotonic() + 60
     done: set[str] = set()
     while time.monotonic() < deadline and len(done) < 3:
