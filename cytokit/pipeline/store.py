@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 #: at most one automatic group commit per this many seconds (a result saved later than that after the
 #: last commit is committed at once, with whatever is queued) ...
-GROUP_COMMIT_SECONDS = 2.0
+GROUP_COMMIT_SECONDS = 0.5
 #: ... unless this many finished samples are queued
 GROUP_COMMIT_SAMPLES = 64
 #: threads that fsync saved files in the background (concurrent fsyncs share the file system's journal commits)
