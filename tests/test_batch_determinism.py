@@ -108,3 +108,16 @@ def test_other_pipeline_needs_force(trial, reference, tmp_path):
     summary = run(other, out, force=True)
     assert summary.ok == 8
     assert read_ledger(out).runs()[-1]["pipeline_name"] == "another_study"
+
+
+def test_folder_of_a_run_stopped_before_recording_itself_is_continued(trial, tmp_path):
+    """A run killed between creating its ledger and recording its run row leaves a ledger without runs:
+    nothing there is trusted, so the next run continues in the folder without --force (seen in the chaos test)."""
+    from cytokit.pipeline.ledger import open_ledger
+
+    out = tmp_path / "out"
+    out.mkdir()
+    open_ledger(out).close()  # the ledger exists, no run recorded
+    (out / "run_info.json").write_text("{}")
+    summary = run(write_pipeline(tmp_path / "cfg", trial), out)
+    assert summary.ok == 8 and [r["status"] for r in read_ledger(out).runs()] == ["complete"]

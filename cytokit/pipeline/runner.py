@@ -176,10 +176,14 @@ def check_output_folder(out: Path, plan: RunPlan, *, force: bool) -> None:
         last = ledger.last_run()
     finally:
         ledger.close()
-    same = last is not None and last.get("pipeline_name") == plan.config.name and \
-        last.get("pipeline") == pipeline_identity(plan.config)
+    if last is None:
+        # a run stopped between creating the ledger and recording itself: nothing in the folder is trusted
+        # (results count only through ledger rows of a recorded run), so it is this run's to continue
+        log.info("output folder %s holds a ledger without any recorded run (an interrupted start); using it", out)
+        return
+    same = last.get("pipeline_name") == plan.config.name and last.get("pipeline") == pipeline_identity(plan.config)
     if not same and not force:
-        who = f"pipeline {last.get('pipeline_name')!r} ({last.get('pipeline') or 'ad hoc'})" if last else "another run"
+        who = f"pipeline {last.get('pipeline_name')!r} ({last.get('pipeline') or 'ad hoc'})"
         raise PipelineError(f"output folder {out} holds the results of {who}; use --force to overwrite them "
                             "or choose another --out")
 
