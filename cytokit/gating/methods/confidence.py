@@ -34,6 +34,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from .base import subsample
+
 #: threshold shift (gate coordinates) used by :func:`threshold_sensitivity`: ~1.2x in linear signal
 SHIFT = 0.02
 #: a tail-placed threshold may plausibly lie this many half-SDs of its reference peak higher or lower
@@ -73,13 +75,6 @@ class ThresholdUncertainty:
         return cls(value, tuple(a for a in alts if a != value))
 
 
-def _subsample(X: np.ndarray, seed: int) -> np.ndarray:
-    if X.shape[0] > MAX_EVENTS:
-        rng = np.random.default_rng(seed)
-        X = X[rng.choice(X.shape[0], size=MAX_EVENTS, replace=False)]
-    return X
-
-
 def estimated_error(X: np.ndarray, thresholds: Sequence[ThresholdUncertainty], member: Member, *,
                     seed: int = 0) -> float:
     """Estimated error (percentage points of % of parent) implied by the thresholds' plausible positions.
@@ -94,7 +89,7 @@ def estimated_error(X: np.ndarray, thresholds: Sequence[ThresholdUncertainty], m
         return float("nan")
     if X.shape[0] == 0:
         return 0.0
-    X = _subsample(X, seed)
+    X = subsample(X, MAX_EVENTS, seed)
     values = [t.value for t in thresholds]
     base = float(member(X, values).mean())
     total = 0.0
@@ -117,7 +112,7 @@ def threshold_sensitivity(X: np.ndarray, values: Sequence[float | None], member:
     """
     if X.shape[0] == 0:
         return 0.0
-    X = _subsample(X, seed)
+    X = subsample(X, MAX_EVENTS, seed)
     base = float(member(X, values).mean())
     worst = 0.0
     for i, v in enumerate(values):
