@@ -7,6 +7,7 @@ import math
 import re
 
 import pandas as pd
+import pytest
 
 from cytokit.results import schema as S
 from cytokit.trial import TrialConfig, run_comparisons
@@ -16,13 +17,19 @@ from cytokit.trial.stats import TEST_COLUMNS
 from test_trial_data import make_trial
 
 
-def test_tests_table_carries_events_per_variable(tmp_path):
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    """A small trial's comparisons (results folder, run_comparisons result), shared by the tests here."""
     pops, clin = make_trial(4, seed=5)
-    root = tmp_path / "res"
+    root = tmp_path_factory.mktemp("epv") / "res"
     root.mkdir()
     pops.to_parquet(root / "populations.parquet")
     clin.to_csv(root / "clinical.csv", index=False)
-    res = run_comparisons(root, TrialConfig(measures=["abs_count_per_uL"], longitudinal={"model": "none"}))
+    return root, run_comparisons(root, TrialConfig(measures=["abs_count_per_uL"], longitudinal={"model": "none"}))
+
+
+def test_tests_table_carries_events_per_variable(compared):
+    root, res = compared
     tests = res.tests
     assert list(tests.columns) == TEST_COLUMNS and TEST_COLUMNS[-1] == S.EPV
     logistic = tests[tests["test"] == "logistic"]
@@ -40,13 +47,8 @@ def test_tests_table_carries_events_per_variable(tmp_path):
     assert written.loc[written["test"] == "logistic", S.EPV].notna().any()
 
 
-def test_summary_warning_follows_the_column(tmp_path):
-    pops, clin = make_trial(4, seed=5)
-    root = tmp_path / "res"
-    root.mkdir()
-    pops.to_parquet(root / "populations.parquet")
-    clin.to_csv(root / "clinical.csv", index=False)
-    res = run_comparisons(root, TrialConfig(measures=["abs_count_per_uL"], longitudinal={"model": "none"}))
+def test_summary_warning_follows_the_column(compared):
+    root, res = compared
 
     def html(tests: pd.DataFrame) -> str:
         return render_html(dataclasses.replace(res, tests=tests))
