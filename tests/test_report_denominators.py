@@ -3,9 +3,11 @@ alike by the patient report and the table ``cytokit gate`` prints (cytokit.repor
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -94,6 +96,56 @@ def test_run_info_records_each_tubes_lymphocyte_population(tmp_path):
     store = load_results(tmp_path / "run")
     pops = store.populations
     assert denominators(pops, {"tmem": info["tubes"]["tmem"]["lymphocytes"]})["tmem"] == ("Singlets", {"Lymphocytes"})
+    # the stored table agrees with what reports and `cytokit gate` show: no % of lymphocytes above Singlets
+    by_pop = pops.set_index("population")
+    assert math.isnan(by_pop.loc["Lymphocytes", "pct_lymphocytes"]) and by_pop.loc["Singlets", "pct_lymphocytes"] == 100.0
+    assert by_pop["pct_lymphocytes"].drop("Lymphocytes").notna().all()
+
+
+def test_gating_result_has_no_percent_of_lymphocytes_above_the_denominator():
+    from cytokit.fcs import read_fcs
+    from cytokit.gating import load_strategy
+
+    pops = load_strategy("tmem").apply(read_fcs(REPO / "sample_data" / "fcs" / "P001_W0_tmem.fcs")).populations
+    by_pop = pops.set_index("population")
+    assert by_pop.loc["Lymphocytes", "count"] > by_pop.loc["Singlets", "count"]  # doublets are above Singlets
+    assert math.isnan(by_pop.loc["Lymphocytes", "pct_lymphocytes"])
+    assert by_pop.loc["Singlets", "pct_lymphocytes"] == 100.0
+    below = by_pop.drop("Lymphocytes")
+    assert below["pct_lymphocytes"].notna().all() and below["pct_lymphocytes"].max() <= 100.0
+
+
+def _counted_rows() -> pd.DataFrame:
+    return pd.DataFrame({
+        "population": ["Lymphocytes", "Singlets", "T cells", "Beads"], "parent": ["", "Lymphocytes", "Singlets", ""],
+        "count": [1020, 1000, 700, 500], "pct_lymphocytes": [np.nan, 100.0, 70.0, np.nan]})
+
+
+def test_absolute_counts_above_the_denominator_are_missing_in_both_methods():
+    from cytokit.pipeline.config import CountsConfig
+    from cytokit.pipeline.counts import above_denominator, absolute_counts
+
+    rows = _counted_rows()
+    assert above_denominator(rows).tolist() == [True, False, False, False]
+    dual, method, flags = absolute_counts(rows, {}, CountsConfig(method="dual_platform"), 2000.0)
+    assert method == "dual_platform" and not flags
+    assert math.isnan(dual[0]) and dual[1] == 2000.0 and dual[2] == 1400.0  # Singlets = the clinical count
+    single, method, _ = absolute_counts(rows, {"beads_per_tube": 50000, "sample_volume_uL": 50},
+                                        CountsConfig(method="single_platform"), float("nan"))
+    assert method == "single_platform"
+    assert math.isnan(single[0]) and math.isnan(single[3])  # scatter gate above Singlets; the beads themselves
+    assert single[1] == 1000 * 50000 / (500 * 50) and single[2] == 700 * 50000 / (500 * 50)
+    # a population outside the lymphocytes (no pct, no descendants with one) keeps its bead-based count
+    mono = pd.concat([rows, pd.DataFrame({"population": ["Monocytes"], "parent": [""], "count": [100],
+                                          "pct_lymphocytes": [np.nan]})], ignore_index=True)
+    assert absolute_counts(mono, {"beads_per_tube": 50000, "sample_volume_uL": 50},
+                           CountsConfig(method="single_platform"), float("nan"))[0][4] == 100 * 50000 / (500 * 50)
+
+
+def test_lymphocyte_count_reference_interval_is_on_the_denominator():
+    intervals = load_reference_intervals()
+    assert intervals.lookup("Singlets", "abs_count_per_uL", "M") is not None
+    assert intervals.lookup("Lymphocytes", "abs_count_per_uL", "M") is None
 
 
 def test_gate_editor_counts_name_the_denominator():

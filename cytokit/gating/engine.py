@@ -188,12 +188,19 @@ def _est_error(fit: FitResult) -> float:
 
 def population_table(definition: StrategyDefinition, state: FitState, n_events: int) -> pd.DataFrame:
     """One row per fitted population (schema in docs/architecture.md): counts, % of parent, % of the
-    lymphocyte denominator (percent, 0-100; NaN for populations that are neither above nor below the
-    denominator, e.g. counting beads), method, flags and ``est_error_pp`` (estimated error of % of parent,
-    percentage points; NaN for gates not placed by fitted thresholds)."""
+    lymphocyte denominator (percent, 0-100, of the strategy's ``lymphocytes`` population; defined for that
+    population and the populations below it only: NaN for gates *above* it, e.g. the ``Lymphocytes``
+    scatter gate before ``Singlets``, whose events include doublets and are not a fraction of single
+    lymphocytes, and for populations outside it, e.g. counting beads), method, flags and ``est_error_pp``
+    (estimated error of % of parent, percentage points; NaN for gates not placed by fitted thresholds)."""
     lymph = definition.lymphocytes
     lymph_count = int(state.masks[lymph].sum()) if lymph in state.masks else 0
-    in_lymph = set(dependents(definition, lymph)) | set(ancestors(definition, lymph)) if lymph_count else set()
+    # below = the denominator's descendants by parent (a parentless boolean of them counts as below);
+    # a population that only uses it as negative_reference is not a fraction of it
+    in_lymph = {spec.name for spec in definition.populations if spec.name == lymph
+                or lymph in ancestors(definition, spec.name)
+                or (spec.parent is None and spec.method == "boolean" and spec.name in dependents(definition, lymph))
+                } if lymph_count else set()
     rows = []
     for spec in definition.populations:
         if spec.name not in state.masks:

@@ -4,7 +4,9 @@ Contract
 --------
 * Dual-platform: ``abs = pct_lymphocytes / 100 × lymphocytes_per_uL`` where ``pct_lymphocytes`` is in
   percent of single lymphocytes (population ``Singlets``) and the lymphocyte count (cells/µL) comes from
-  the clinical table row of the same patient and visit (a haematology analyser's count).
+  the clinical table row of the same patient and visit (a haematology analyser's count). So the
+  denominator's row carries the clinical lymphocyte count itself; gates above it (``Lymphocytes``) have
+  NaN, in both methods (:func:`above_denominator`).
 * Single-platform (bead-based): ``abs = count × beads_per_tube / (bead_events × sample_volume_uL)``
   with bead events from the bead gate and beads per tube / sample volume (µL) from the manifest.
 * Checks, flagged per sample (``check_flags``, ``;``-joined): ``lymphosum`` (T + B + NK within
@@ -79,10 +81,34 @@ def absolute_counts(pops: pd.DataFrame, sample: dict, counts: CountsConfig,
                                  else "no_absolute_count:no_bead_concentration"]
         out = pd.to_numeric(pops[S.COUNT], errors="coerce") * per_tube / (bead_events * volume)
         out[pops[S.POPULATION] == counts.bead_population] = np.nan
+        out[above_denominator(pops)] = np.nan
         return out, method, flags
     if counts.method == "auto":  # wanted but neither beads nor a clinical lymphocyte count for this visit
         return nan, "", ["no_absolute_count:no_lymphocyte_count_or_beads"]
     return nan, "", flags
+
+
+def above_denominator(pops: pd.DataFrame) -> pd.Series:
+    """Rows of one sample's populations that are gates *above* the lymphocyte denominator.
+
+    Such a gate (``Lymphocytes`` before ``Singlets``) has no ``pct_lymphocytes`` (NaN, see
+    :func:`cytokit.gating.engine.population_table`) but is the ``parent`` ancestor of rows that have one.
+    Its events include doublets, so it is not a lymphocyte count: no absolute count either (the lymphocyte
+    count is the denominator's row). Populations outside the lymphocytes (counting beads) are not above it.
+    """
+    if S.PARENT not in pops.columns or S.PCT_LYMPHOCYTES not in pops.columns:
+        return pd.Series(False, index=pops.index)
+    names = pops[S.POPULATION].astype(str)
+    parent = dict(zip(names, pops[S.PARENT].fillna("").astype(str)))
+    pct = pd.to_numeric(pops[S.PCT_LYMPHOCYTES], errors="coerce")
+    above: set[str] = set()
+    for name in names[pct.notna()]:
+        seen = {name}
+        while parent.get(name) and parent[name] not in seen:
+            name = parent[name]
+            seen.add(name)
+            above.add(name)
+    return names.isin(above) & pct.isna()
 
 
 class SampleChecks(TypedDict):

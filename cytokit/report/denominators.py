@@ -1,10 +1,11 @@
 """Which population is a tube's lymphocyte denominator, and which gates sit above it.
 
 ``pct_lymphocytes`` (percent, 0–100) is a population's count over the strategy's lymphocyte population
-(``lymphocytes:`` in the strategy, e.g. ``Singlets``). The tables also hold it for the denominator's
-ancestors (``Lymphocytes`` before the singlet gate), where it exceeds 100 %: such a gate is not a fraction
-of the denominator. Every place that shows the measure (patient reports, ``cytokit gate``) asks
-:func:`denominators` which rows these are and shows :func:`above_text` instead of the number.
+(``lymphocytes:`` in the strategy, e.g. ``Singlets``). The denominator's ancestors (``Lymphocytes``
+before the singlet gate) are not fractions of it (their events include doublets): the tables store NaN
+for them (results written with schema 1 stored > 100 %). Every place that shows the measure (patient
+reports, ``cytokit gate``) asks :func:`denominators` which rows these are and shows :func:`above_text`
+instead of a number.
 
 Only pandas and the results schema are imported here, so the command line can use it without loading the report stack.
 """

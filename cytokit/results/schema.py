@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Final
 
 #: version of the results-folder layout and table schema (``run_info.json`` key :data:`RUN_INFO_SCHEMA_KEY`)
-SCHEMA_VERSION: Final = "1"
+SCHEMA_VERSION: Final = "2"  # 2: pct_lymphocytes / abs_count_per_uL NaN for gates above the denominator
 RUN_INFO_SCHEMA_KEY: Final = "results_schema"
 
 # -- files and folders (relative to OUT) -------------------------------------------------------------
@@ -101,8 +101,15 @@ COLUMNS: dict[str, Column] = {c.name: c for c in (
     Column(ARM, "text"), Column(TUBE, "text"),
     Column(POPULATION, "text"), Column(PARENT, "text", doc="parent population ('' for a root)"),
     Column(COUNT, "int", "events"), Column(PARENT_COUNT, "int", "events"),
-    Column(PCT_PARENT, "float", "%"), Column(PCT_LYMPHOCYTES, "float", "%", "of single lymphocytes"),
-    Column(ABS_COUNT, "float", "cells/µL"),
+    Column(PCT_PARENT, "float", "%"), Column(PCT_LYMPHOCYTES, "float", "%", "percent of the strategy's lymphocyte "
+           "denominator (its `lymphocytes:` population, Singlets = single lymphocytes; run_info "
+           "tubes.<tube>.lymphocytes): 100 for the denominator, defined for it and the populations below "
+           "it; NaN for gates above it (the Lymphocytes scatter gate, whose events include doublets, is "
+           "not a fraction of single lymphocytes; reports and `cytokit gate` show 'above Singlets') and "
+           "for populations outside it (counting beads)"),
+    Column(ABS_COUNT, "float", "cells/µL", "dual platform: pct_lymphocytes/100 x the clinical lymphocyte "
+           "count (so the denominator's row is that count); single platform: events x beads per tube / "
+           "(bead events x µL); NaN for the bead gate and gates above the denominator"),
     Column(ABS_METHOD, "text", doc="dual_platform | single_platform | ''"),
     Column(MARKER_MEDIANS, "text", "transformed scale", "JSON {marker: median}"),
     Column(METHOD, "text", doc="gate method"), Column(FLAGS, "text", doc="';'-joined gating flags"),
