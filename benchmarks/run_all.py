@@ -13,7 +13,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ORDER = ("startup", "fcs_read", "transforms_logicle", "compensation_speed", "simulate_speed", "interop_gating",
-         "gating_accuracy", "clustering", "pipeline_speed")
+         "gating_accuracy", "independent_lab", "clustering", "pipeline_speed")
 
 
 def main(argv: list[str]) -> int:
