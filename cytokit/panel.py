@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -338,7 +338,7 @@ class Panel:
             tube = self.detect_tube(sample)
         elif tube is not None:
             self._tube(tube)
-        matches = self.match_channels(sample, tube)
+        matches = _area_keeps_marker(self.match_channels(sample, tube))
         seen: dict[str, list[str]] = {}
         for m in matches:
             if m.marker:
@@ -393,6 +393,35 @@ def panel_flags(sample: Sample) -> list[str]:
     assigned any marker from its detector's fluorochrome alone (the channel's $PnS was empty), else
     ``[]``."""
     return [DETECTOR_ONLY_FLAG] if any(str(w).startswith(_DETECTOR_ONLY_PREFIX) for w in sample.warnings) else []
+
+
+_PULSE = re.compile(r"^(.*?)[-_ ]?([AHW])$", re.IGNORECASE)
+
+
+def _area_keeps_marker(matches: list[ChannelMatch]) -> list[ChannelMatch]:
+    """Area, height and width of one detector (``PE-A``, ``PE-H``) carrying the same $PnS: the area channel
+    keeps the marker (gates use areas), the others become ``<marker>-H`` / ``<marker>-W``. Channels of
+    different detectors claiming one marker are left as they are (an ambiguity :meth:`Panel.resolve`
+    refuses)."""
+    claims: dict[str, list[int]] = {}
+    for i, m in enumerate(matches):
+        if m.marker and m.kind == "fluorescence":
+            claims.setdefault(m.marker, []).append(i)
+    out = list(matches)
+    for marker, idx in claims.items():
+        if len(idx) < 2:
+            continue
+        parts = [_PULSE.match(matches[i].pnn.strip()) for i in idx]
+        if not all(parts) or len({p.group(1).casefold() for p in parts if p}) != 1:
+            continue
+        pulses = [p.group(2).upper() for p in parts if p]
+        if pulses.count("A") != 1 or len(set(pulses)) != len(pulses):
+            continue
+        for i, pulse in zip(idx, pulses):
+            if pulse != "A":
+                out[i] = replace(matches[i], marker=f"{marker}-{pulse}",
+                                 how=f"{matches[i].how}; {pulse} pulse of the area channel")
+    return out
 
 
 def _looks_like_detector(pnn: str) -> bool:
