@@ -1,0 +1,293 @@
+"""Real human (and one mouse) files gated as a user from another lab would: is every number right or flagged?
+
+For each real file of ``../shared/data`` (``CYTOKIT_SHARED_DATA``) whose panel the shipped gate kinds can
+express, a panel and strategy written from the docs only (``benchmarks/real_data/*.yaml``, not shipped)
+are applied by ``Strategy.apply`` (the pipeline's per-sample chain, QC on) and by ``cytokit gate
+--table`` (same counts required), and every checked number gets a verdict:
+
+* ``ok`` — plausible, or within ``TOLERANCE_PP`` (2 pp) of the expert's % of parent;
+* ``flagged`` — not, but the row carries a review flag (:func:`cytokit.gating.methods.needs_review`),
+  so a reader is told to look;
+* ``SILENT`` — not, and nothing says so: the defect the project must not have.
+
+Files and checks:
+
+* ``flowkit/100715.fcs`` (FACSAria T-memory panel, no expert gates): plausibility — CD4 + CD8 of CD3
+  (DN + DP ≤ 10 %), naive + CM + EM + TEMRA = CD4 (counts), CD28+ of CD4 in the adult range (70–100 %),
+  live/dump gate applied (fewer events than its parent), compensation from $SPILLOVER once (the
+  compensation check passes, no ``overcompensated``).
+* ``flowjo9_diva/a2004…fcs`` vs FlowJo 9.2 counts of sample 2 and ``flowjo9_diva/diva/124500.fcs`` vs
+  the DiVa counts: |Δ % of parent| per population the adaptive gates can express.
+* ``gatingml2/…/9399_1_3_NKR.fcs``: NK (CD3/19− NKp46+) and T+B (CD3/19+) shares of live lymphocytes
+  in a plausible range (NK 2–35 %, T+B 50–97 %).
+* ``flowsom_68983`` (mouse, expert label per event): per-event F1 of the shipped ``mouse_lymphocytes``
+  strategy (target ≥ 0.95 for every expert population).
+
+    nice .venv/bin/python benchmarks/real_data_check.py [--json OUT] [--no-cli]
+
+Prints per file the checks and numbers; exit code 1 when any check is ``SILENT`` or an F1 is below 0.95,
+0 otherwise (also when the data folder is absent: the script then says why it skipped).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from cytokit.fcs import read_fcs
+from cytokit.gating import load_strategy
+from cytokit.gating.methods import needs_review
+
+REPO = Path(__file__).resolve().parents[1]
+YAML = REPO / "benchmarks" / "real_data"
+TOLERANCE_PP = 2.0
+F1_TARGET = 0.95
+MOUSE_EXPERT = {"T cells": ["CD4 T cells", "CD8 T cells", "gd T cells"], "CD4 T": ["CD4 T cells"],
+                "CD8 T": ["CD8 T cells"], "gd T": ["gd T cells"], "B cells": ["B cells"], "NK cells": ["NK cells"],
+                "NKT cells": ["NK T cells"]}
+
+
+def data_dir() -> Path:
+    """The shared real-data folder (``CYTOKIT_SHARED_DATA``, default ``../shared/data`` of the repo)."""
+    return Path(os.environ.get("CYTOKIT_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
+
+
+@dataclass
+class Check:
+    """One checked number: what, the tool's value, the reference (expert value or plausible range),
+    the verdict (ok | flagged | SILENT) and the flags of the rows involved."""
+
+    file: str
+    check: str
+    value: float
+    reference: str
+    verdict: str
+    flags: str = ""
+
+
+def verdict(good: bool, flags: list[str]) -> str:
+    """``ok`` when the number is right, else ``flagged`` when any involved row needs review, else SILENT."""
+    if good:
+        return "ok"
+    return "flagged" if any(needs_review(f) for f in flags) else "SILENT"
+
+
+def gate(fcs: Path, strategy: str | Path) -> Any:
+    """``Strategy.apply`` with the pipeline's default QC (what ``cytokit gate`` and ``cytokit run`` do)."""
+    return load_strategy(strategy).apply(read_fcs(fcs))
+
+
+def cli_counts_agree(fcs: Path, strategy: str | Path, pops: pd.DataFrame) -> bool:
+    """``cytokit gate FILE --strategy S --table T`` writes the same counts as ``Strategy.apply``."""
+    from cytokit.cli.main import main
+
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+        table = Path(tmp) / "pops.csv"
+        code = main(["-q", "gate", str(fcs), "--strategy", str(strategy), "--table", str(table)])
+        if code not in (0, None):
+            return False
+        cli = pd.read_csv(table)
+    return cli[["population", "count"]].equals(pops[["population", "count"]].reset_index(drop=True))
+
+
+def _flags(by: pd.DataFrame, *names: str) -> list[str]:
+    return [str(by.loc[n, "flags"] or "") for n in names if n in by.index]
+
+
+def _row_flags(by: pd.DataFrame, *names: str) -> str:
+    return " | ".join(f"{n}: {f}" for n, f in zip(names, _flags(by, *names)) if f)
+
+
+# -- flowkit/100715.fcs ------------------------------------------------------------------------------------
+def check_tcell_memory(data: Path) -> tuple[list[Check], Any]:
+    """Plausibility of the T-memory panel of 100715.fcs (see the module docstring)."""
+    fcs = data / "flowkit" / "100715.fcs"
+    result = gate(fcs, YAML / "tcell_memory_strategy.yaml")
+    by = result.populations.set_index("population")
+    name, out = fcs.name, []
+    count = by["count"].astype(float)
+    t = count["T cells"]
+    dn_dp = 100.0 * (count["DN T"] + count["DP T"]) / t if t else float("nan")
+    quad = ("CD4 T", "CD8 T", "DN T", "DP T")
+    out.append(Check(name, "DN + DP T, % of CD3 (CD4 + CD8 ~ CD3)", dn_dp, "<= 10 %",
+                     verdict(dn_dp <= 10.0, _flags(by, *quad)), _row_flags(by, *quad)))
+    subsets = ("Naive CD4", "CM CD4", "EM CD4", "TEMRA CD4")
+    total = float(sum(count[s] for s in subsets))
+    out.append(Check(name, "naive + CM + EM + TEMRA - CD4 (events)", total - count["CD4 T"], "0",
+                     verdict(total == count["CD4 T"], _flags(by, *subsets)), _row_flags(by, *subsets)))
+    cd28 = float(by.loc["CD28+ CD4", "pct_parent"])
+    out.append(Check(name, "CD28+ % of CD4", cd28, "70-100 % (adult)",
+                     verdict(70.0 <= cd28 <= 100.0, _flags(by, "CD28+ CD4", "CD4 T")),
+                     _row_flags(by, "CD28+ CD4", "CD4 T")))
+    live = float(by.loc["Live", "pct_parent"])
+    out.append(Check(name, "Live (VIVID/CD14 dump-) % of singlets", live, "dump gate applied, 50-99 %",
+                     verdict(50.0 <= live < 100.0, _flags(by, "Live")), _row_flags(by, "Live")))
+    t_pct = float(by.loc["T cells", "pct_lymphocytes"])
+    out.append(Check(name, "T cells % of live lymphocytes", t_pct, "40-90 %",
+                     verdict(40.0 <= t_pct <= 90.0, _flags(by, "T cells", "Live")), _row_flags(by, "T cells", "Live")))
+    over = [f for f in result.data_flags if "compensat" in f]
+    comp = [p for p in result.sample.provenance if "compens" in str(p).lower()]
+    out.append(Check(name, "compensated from $SPILLOVER once (steps recorded)", float(len(comp)),
+                     "1 step, no overcompensated flag", "ok" if len(comp) == 1 and not over else "SILENT",
+                     ";".join(over)))
+    return out, result
+
+
+# -- flowjo9_diva ------------------------------------------------------------------------------------------
+def _expert_rows(result: Any, file: str, expert: dict[str, tuple[float, str]]) -> list[Check]:
+    """|Δ % of parent| of each cytokit population against the expert's % (value, expert gate path)."""
+    by = result.populations.set_index("population")
+    out = []
+    for pop, (pct, path) in expert.items():
+        ours = float(by.loc[pop, "pct_parent"])
+        delta = ours - pct
+        out.append(Check(file, f"{pop} % of parent vs expert {path} {pct:.2f} %", ours, f"{pct:.2f} ± {TOLERANCE_PP}",
+                         verdict(abs(delta) <= TOLERANCE_PP, _flags(by, pop)), _row_flags(by, pop)))
+    return out
+
+
+def check_a2004(data: Path) -> tuple[list[Check], Any]:
+    """A2004 DC/monocyte file (FlowJo 9.2 sample 2) against the expert's counts."""
+    base = data / "flowjo9_diva"
+    fcs = base / "a2004_O1T2pb05i_A2_A02.fcs"
+    counts = pd.read_csv(base / "A2004Analysis_flowjo_counts.csv")
+    counts = counts[counts["sample"].str.endswith("sampleID=2")].set_index("gate_path")
+    pct = counts["pct_of_parent"].astype(float)
+    expert = {"Live": (pct["/Live"], "/Live"), "APC": (pct["/Live/APC"], "/Live/APC"),
+              "Monocytes": (pct["/Live/Monocytes"], "/Live/Monocytes"),
+              "B Cell": (pct["/Live/APC/B Cell"], "/Live/APC/B Cell"), "mDC": (pct["/Live/APC/mDC"], "/Live/APC/mDC"),
+              "pDC": (pct["/Live/APC/pDC"], "/Live/APC/pDC"),
+              "IL-6+ Monocytes": (pct["/Live/Monocytes/IL-6+"], "/Live/Monocytes/IL-6+"),
+              "TNFa+ Monocytes": (pct["/Live/Monocytes/TNFa+"], "/Live/Monocytes/TNFa+")}
+    result = gate(fcs, YAML / "dc_monocyte_strategy.yaml")
+    return _expert_rows(result, fcs.name, expert), result
+
+
+def check_diva(data: Path) -> tuple[list[Check], Any]:
+    """124500.fcs against the DiVa counts (P1·P2 singlets, P3 live, P4 CD8+, P5 CD3+)."""
+    base = data / "flowjo9_diva" / "diva"
+    fcs = base / "124500.fcs"
+    c = pd.read_csv(base / "PE_2_tube_001_124500_diva_counts.csv").set_index("gate_fullname")["diva_num_events"]
+    n = lambda p: float(c["All Events" + p])  # noqa: E731 - a short lookup
+    result = gate(fcs, YAML / "diva_strategy.yaml")
+    by = result.populations.set_index("population")
+    checks = _expert_rows(result, fcs.name, {
+        "Singlets": (100 * n("/P1/P2") / n(""), "P1·P2 (FSC and SSC W/H)"),
+        "CD8+": (100 * n("/P1/P2/P3/P4") / n("/P1/P2/P3"), "P4"),
+        "CD3+ CD8+": (100 * n("/P1/P2/P3/P4/P5") / n("/P1/P2/P3/P4"), "P5")})
+    # P3 (FSC-A x viability) = our Cells then Live, as % of singlets
+    live = 100.0 * by.loc["Live", "count"] / by.loc["Singlets", "count"]
+    p3 = 100 * n("/P1/P2/P3") / n("/P1/P2")
+    checks.insert(1, Check(fcs.name, f"Cells∩Live % of singlets vs expert P3 {p3:.2f} %", live,
+                           f"{p3:.2f} ± {TOLERANCE_PP}",
+                           verdict(abs(live - p3) <= TOLERANCE_PP, _flags(by, "Cells", "Live")),
+                           _row_flags(by, "Cells", "Live")))
+    return checks, result
+
+
+# -- gatingml2 9399_1_3_NKR --------------------------------------------------------------------------------
+def check_nkr(data: Path) -> tuple[list[Check], Any]:
+    """NK / T+B split of 9399_1_3_NKR.fcs (plausibility; the file has no expert gates)."""
+    fcs = data / "gatingml2" / "FCSFiles" / "9399_1_3_NKR.fcs"
+    result = gate(fcs, YAML / "nkr_strategy.yaml")
+    by = result.populations.set_index("population")
+    nk = float(by.loc["NK cells", "pct_lymphocytes"])
+    tb = float(by.loc["T and B cells", "pct_lymphocytes"])
+    return [
+        Check(fcs.name, "NK (CD3/19- NKp46+) % of live lymphocytes", nk, "2-35 %",
+              verdict(2.0 <= nk <= 35.0, _flags(by, "NK cells", "Live", "Lymphocytes")),
+              _row_flags(by, "NK cells", "Live", "Lymphocytes")),
+        Check(fcs.name, "T + B (CD3/19+) % of live lymphocytes", tb, "50-97 %",
+              verdict(50.0 <= tb <= 97.0, _flags(by, "T and B cells", "Live", "Lymphocytes")),
+              _row_flags(by, "T and B cells", "Live", "Lymphocytes")),
+    ], result
+
+
+# -- flowsom_68983 -----------------------------------------------------------------------------------------
+def mouse_f1(data: Path) -> dict[str, float]:
+    """Per-event F1 of the shipped ``mouse_lymphocytes`` strategy against the expert's label per event."""
+    base = data / "flowsom_68983"
+    labels = pd.read_csv(base / "gatingResult.csv", header=None).iloc[:, 0].to_numpy()
+    result = load_strategy("mouse_lymphocytes").apply(read_fcs(base / "68983.fcs"), qc=False)
+    out = {}
+    for name, labs in MOUSE_EXPERT.items():
+        mask, truth = result.masks[name], np.isin(labels, labs)
+        out[name] = float(2 * (mask & truth).sum() / max(mask.sum() + truth.sum(), 1))
+    return out
+
+
+FILES: dict[str, tuple[str, Callable[[Path], tuple[list[Check], Any]], str]] = {
+    "100715": ("flowkit/100715.fcs", check_tcell_memory, "tcell_memory_strategy.yaml"),
+    "a2004": ("flowjo9_diva/a2004_O1T2pb05i_A2_A02.fcs", check_a2004, "dc_monocyte_strategy.yaml"),
+    "diva": ("flowjo9_diva/diva/124500.fcs", check_diva, "diva_strategy.yaml"),
+    "nkr": ("gatingml2/FCSFiles/9399_1_3_NKR.fcs", check_nkr, "nkr_strategy.yaml"),
+}
+
+
+def run(data: Path, *, cli: bool = True) -> dict[str, Any]:
+    """Every check on every file; ``{"checks": [...], "cli_agrees": {...}, "mouse_f1": {...}, "timing": {...}}``."""
+    checks: list[Check] = []
+    agrees: dict[str, bool] = {}
+    timing: dict[str, tuple[float, float]] = {}
+    for key, (rel, fn, yaml) in FILES.items():
+        wall, cpu = time.perf_counter(), time.process_time()
+        rows, result = fn(data)
+        timing[key] = (time.perf_counter() - wall, time.process_time() - cpu)
+        checks += rows
+        if cli:
+            agrees[key] = cli_counts_agree(data / rel, YAML / yaml, result.populations)
+    wall, cpu = time.perf_counter(), time.process_time()
+    f1 = mouse_f1(data)
+    timing["flowsom_68983"] = (time.perf_counter() - wall, time.process_time() - cpu)
+    return {"checks": [asdict(c) for c in checks], "cli_agrees": agrees, "mouse_f1": f1, "timing": timing}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--json", type=Path, help="also write the results as JSON")
+    ap.add_argument("--no-cli", action="store_true", help="skip the cytokit gate --table comparison")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    warnings.simplefilter("ignore")
+    data = data_dir()
+    if not data.is_dir():
+        print(f"skipped: real test data not found at {data} (set CYTOKIT_SHARED_DATA to the shared/data folder)")
+        return 0
+    out = run(data, cli=not args.no_cli)
+    frame = pd.DataFrame(out["checks"])
+    pd.set_option("display.width", 200)
+    pd.set_option("display.max_colwidth", 70)
+    for file, rows in frame.groupby("file", sort=False):
+        print(f"\n== {file}")
+        for r in rows.itertuples():
+            print(f"  {r.verdict:8s} {r.check}: {r.value:.2f} (reference {r.reference})"
+                  + (f"\n           flags: {r.flags}" if r.flags and r.verdict != "ok" else ""))
+    print("\n== flowsom_68983 (mouse_lymphocytes) per-event F1 vs expert labels")
+    print("  " + ", ".join(f"{k} {v:.3f}" for k, v in out["mouse_f1"].items()))
+    if out["cli_agrees"]:
+        print("\ncytokit gate --table counts = Strategy.apply: "
+              + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in out["cli_agrees"].items()))
+    print("\ntiming (wall s / CPU s): " + ", ".join(f"{k} {w:.1f}/{c:.1f}" for k, (w, c) in out["timing"].items()))
+    counts = frame["verdict"].value_counts().to_dict()
+    print(f"verdicts: {counts}")
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1, default=float))
+    bad = counts.get("SILENT", 0) or min(out["mouse_f1"].values()) < F1_TARGET or not all(out["cli_agrees"].values())
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
