@@ -32,7 +32,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gating_accuracy import calibration, f1, per_population, report  # noqa: E402
-from independent_lab_gen import HIERARCHY, clog_mask, generate_trial, truth_masks  # noqa: E402
+from independent_lab_gen import HIERARCHY, clog_mask, event_kinds, generate_trial, truth_masks  # noqa: E402
 from qc_accuracy import TIME_FLAGS  # noqa: E402
 
 from cytokit.fcs import read_fcs  # noqa: E402
@@ -100,10 +100,17 @@ def gate_trial(trial: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                          if p.population in F1_POPULATIONS else np.nan})
         qc = run_qc(sample)
         clog = clog_mask(trial, r.file)
+        kinds = event_kinds(trial, r.file)
+        intruders = res.masks["Singlets"] & ~masks["Singlets"]
         qc_rows.append({"file": r.file, "tube": r.tube, "instrument": files.loc[r.file, "instrument"],
                         "clogged": bool(clog.any()), "clog_events": int(clog.sum()),
                         "detected": any(f in qc.flags for f in TIME_FLAGS), "flags": ";".join(qc.flags),
-                        "clog_removed": float((~qc.keep[clog]).mean()) if clog.any() else np.nan})
+                        "clog_removed": float((~qc.keep[clog]).mean()) if clog.any() else np.nan,
+                        # the scatter gates: true single lymphocytes left out, other events let in (%)
+                        "lymph_missed_pct": 100 * float((masks["Singlets"] & ~res.masks["Lymphocytes"]).mean()
+                                                        / max(masks["Singlets"].mean(), 1e-12)),
+                        "intruders_pct": 100 * float(intruders.sum() / max(res.masks["Singlets"].sum(), 1)),
+                        "intruders": "; ".join(f"{k} {v}" for k, v in kinds[intruders].value_counts().head(3).items())})
     df = pd.DataFrame(rows)
     df["err"] = (df.auto_pct - df.truth_pct).abs()
     df["review"] = df["flag_words"].map(needs_review)
@@ -209,6 +216,13 @@ def main(argv: list[str] | None = None) -> int:
         worst = df.sort_values("err", ascending=False).head(12)
         print("\nlargest errors:\n" + worst[["file", "population", "truth_pct", "auto_pct", "err", "flag_words",
                                               "scenarios"]].round(2).to_string(index=False))
+        print("\nscatter gates: true single lymphocytes outside Lymphocytes / other events inside Singlets, % "
+              f"(median, max over files): {qc.lymph_missed_pct.median():.1f} / {qc.lymph_missed_pct.max():.1f}; "
+              f"{qc.intruders_pct.median():.1f} / {qc.intruders_pct.max():.1f}")
+        print(qc.sort_values("lymph_missed_pct", ascending=False).head(3)[["file", "lymph_missed_pct"]].round(1)
+              .to_string(index=False))
+        print(qc.sort_values("intruders_pct", ascending=False).head(3)[["file", "intruders_pct", "intruders"]]
+              .round(1).to_string(index=False))
         print("\ntime QC (clogs; defaults of cytokit.qc.run_qc):\n" + qc_summary(qc).to_string(index=False))
         if not args.no_run:
             w3 = time.perf_counter()

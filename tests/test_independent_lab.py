@@ -18,7 +18,7 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 from independent_lab_gen.lab import TUBES  # noqa: E402
-from independent_lab_gen import HIERARCHY, LYMPHOCYTES, clog_mask, generate_trial, truth_masks  # noqa: E402
+from independent_lab_gen import HIERARCHY, LYMPHOCYTES, clog_mask, event_kinds, generate_trial, truth_masks  # noqa: E402
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -58,6 +58,9 @@ def test_truth_labels_nest_and_match_the_population_table(trial: Path) -> None:
             assert t.loc[pop, "pct_parent"] == pytest.approx(100 * m.sum() / parent_n)
             lymph = masks[LYMPHOCYTES[r.tube]].sum()
             assert t.loc[pop, "pct_lymphocytes"] == pytest.approx(100 * m.sum() / lymph)
+        kinds = event_kinds(trial, r.file)
+        assert (masks["Singlets"] == kinds.isin(["lymphocyte", "dead lymphocyte"]).to_numpy()).all()
+        assert not (masks["Lymphocytes"] & kinds.isin(["debris", "monocyte", "granulocyte"]).to_numpy()).any()
         if r.tube == "tcell":  # CD4 subsets partition CD4 T; memory = CM + EM
             parts = [masks[p] for p in ("Naive CD4", "CM CD4", "EM CD4", "TEMRA CD4")]
             assert (np.sum(parts, axis=0) == masks["CD4 T"]).all()
@@ -66,6 +69,7 @@ def test_truth_labels_nest_and_match_the_population_table(trial: Path) -> None:
         else:
             assert not (masks["CD56dim NK"] & masks["CD56bright NK"]).any()
             assert not (masks["T cells"] & (masks["NK cells"] | masks["B cells"])).any()
+            assert (masks["Live"] == (kinds == "lymphocyte").to_numpy()).all()
 
 
 def test_files_carry_the_labs_naming_ranges_and_clogs(trial: Path) -> None:

@@ -26,7 +26,8 @@ HIERARCHY: dict[str, tuple[tuple[str, str], ...]] = {
 LYMPHOCYTES = {"tcell": "Singlets", "nkb": "Live"}
 
 # kinds of event
-LYMPH, MONO, GRAN, DEBRIS = 0, 1, 2, 3
+LYMPH, MONO, GRAN, DEBRIS, DOUBLET = 0, 1, 2, 3, 4
+KINDS = ("lymphocyte", "monocyte", "granulocyte", "debris", "doublet")
 # lymphocyte lineages
 T4, T8, TDN, B, NK, OTHER = range(6)
 
@@ -42,6 +43,8 @@ class Cells:
     ssc_a: np.ndarray
     af: np.ndarray  # per-event autofluorescence factor (x the lab's resting-lymphocyte level)
     members: dict[str, np.ndarray]  # population -> bool per event
+    kind: np.ndarray  # KINDS index per event (doublets: DOUBLET)
+    dead: np.ndarray  # bool per event (a dead cell; doublets: either cell)
 
 
 def _lognormal(rng: np.random.Generator, n: int, median: float, sd: float) -> np.ndarray:
@@ -179,7 +182,9 @@ def make_cells(tube: str, v: Visit, n: int, rng: np.random.Generator) -> Cells:
                  ssc_h=np.concatenate([ssc_h[:keep], merged["ssc_h"]]),
                  fsc_a=np.concatenate([fsc_a[:keep], merged["fsc_a"]]),
                  ssc_a=np.concatenate([ssc_a[:keep], merged["ssc_a"]]),
-                 af=np.concatenate([af[:keep], merged["af"]]), members=out_members)
+                 af=np.concatenate([af[:keep], merged["af"]]), members=out_members,
+                 kind=np.concatenate([kind[:keep], np.full(d, DOUBLET)]),
+                 dead=np.concatenate([dead[:keep], dead[a] | dead[b]]))
 
 
 def _members(tube: str, kind: np.ndarray, lab: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -8,7 +8,8 @@ Folder layout (``generate_trial(out, ...)``)::
     truth/populations.csv              file, population, parent, count, pct_parent (%), pct_lymphocytes (%)
     truth/files.csv                    file, tube, instrument, scenarios, clog events, gains
     truth/labels/<stem>.npz            per event: ``bits`` (bit k = k-th population of the tube's HIERARCHY),
-                                       ``clog`` (acquired during a clog)
+                                       ``clog`` (acquired during a clog), ``kind`` (index in cells.KINDS),
+                                       ``dead`` (a dead cell)
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from cytokit.fcs import write_fcs
 from cytokit.io_utils import atomic_write_bytes
 
 from .acquire import acquire
-from .cells import HIERARCHY, LYMPHOCYTES, make_cells
+from .cells import HIERARCHY, KINDS, LYMPHOCYTES, make_cells
 from .donors import Visit, draw_visits
 from .lab import FLUOROCHROMES, INSTRUMENTS, TUBES
 
@@ -61,7 +62,15 @@ def truth_masks(trial: str | Path, file: str) -> dict[str, np.ndarray]:
 
 
 def clog_mask(trial: str | Path, file: str) -> np.ndarray:
+    """Bool per event of ``file``: acquired during a clog."""
     return np.load(Path(trial) / "truth" / "labels" / f"{Path(file).stem}.npz")["clog"]
+
+
+def event_kinds(trial: str | Path, file: str) -> pd.Series:
+    """Per event of ``file``: what it is (``cells.KINDS``; dead cells as "dead <kind>")."""
+    z = np.load(Path(trial) / "truth" / "labels" / f"{Path(file).stem}.npz")
+    names = np.asarray(KINDS, dtype=object)[z["kind"]]
+    return pd.Series(np.where(z["dead"], "dead " + names, names))
 
 
 def _write(path: Path, tube: str, v: Visit, acq, date: dt.date) -> None:
@@ -116,7 +125,8 @@ def generate_trial(out: str | Path, *, patients: int = 8, events: int = 20_000, 
         date = start + dt.timedelta(days=7 * v.week + int(v.patient[1:]))
         _write(out / rel, tube, v, acq, date)
         buf = io.BytesIO()
-        np.savez_compressed(buf, bits=pack_bits(tube, members), clog=acq.clog)
+        np.savez_compressed(buf, bits=pack_bits(tube, members), clog=acq.clog,
+                            kind=cells.kind[order].astype(np.uint8), dead=cells.dead[order])
         atomic_write_bytes(out / "truth" / "labels" / f"{Path(rel).stem}.npz", buf.getvalue())
         truth.append(population_table(rel, tube, members))
         manifest.append({"file": rel, "patient": v.patient, "visit": v.visit, "week": v.week, "arm": v.arm,
