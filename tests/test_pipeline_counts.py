@@ -74,3 +74,18 @@ def test_lymphosum_and_cd4_cd8_checks():
 def test_minimum_lymphocyte_events_flag():
     few = consistency_checks(TMEM, CountsConfig(min_lymphocyte_events=5000))
     assert few["lymphocytes"] == 4000 and few["check_flags"] == ["too_few_Singlets(4000<5000)"]
+
+
+def test_lymphocyte_count_is_the_strategys_denominator_not_always_singlets():
+    """A strategy whose lymphocyte population is Live (viability gate below Singlets): the samples table's
+    ``lymphocytes`` and the too-few check use Live, the shallowest row at 100 %, not Singlets."""
+    from cytokit.pipeline.counts import lymphocyte_denominator
+
+    rows = pd.DataFrame({
+        "population": ["Lymphocytes", "Singlets", "Live", "T cells", "CD4 T"],
+        "parent": ["", "Lymphocytes", "Singlets", "Live", "T cells"],
+        "count": [52000, 50000, 5000, 5000, 3000], "pct_lymphocytes": [np.nan, np.nan, 100.0, 100.0, 60.0]})
+    assert lymphocyte_denominator(rows) == "Live"  # T cells are also at 100 % but deeper
+    checks = consistency_checks(rows, CountsConfig(min_lymphocyte_events=10000))
+    assert checks["lymphocytes"] == 5000 and checks["check_flags"] == ["too_few_Live(5000<10000)"]
+    assert lymphocyte_denominator(rows.assign(pct_lymphocytes=np.nan)) == "Singlets"  # nothing at 100 %: fallback

@@ -148,7 +148,8 @@ class CountsConfig(_Model):
     lymphosum_tolerance_pct: float = Field(10.0, ge=0, description="T + B + NK must be 100 ± this % of lymphocytes")
     cd4_cd8_vs_cd3_range: tuple[float, float] = Field(
         (80.0, 110.0), description="CD4 T + CD8 T as % of T cells must fall in this range")
-    min_lymphocyte_events: int = Field(1000, ge=0, description="fewer gated lymphocytes (Singlets) is flagged")
+    min_lymphocyte_events: int = Field(1000, ge=0, description="fewer events in the strategy's lymphocyte population "
+                                       "(e.g. Singlets) is flagged")
 
 
 class OutputsConfig(_Model):

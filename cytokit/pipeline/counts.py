@@ -11,7 +11,8 @@ Contract
   with bead events from the bead gate and beads per tube / sample volume (µL) from the manifest.
 * Checks, flagged per sample (``check_flags``, ``;``-joined): ``lymphosum`` (T + B + NK within
   100 ± tolerance % of lymphocytes, for tubes that gate all three), ``cd4_cd8_vs_cd3`` (CD4 T + CD8 T as %
-  of T cells within a range), ``too_few_Singlets(n<min)`` (fewer lymphocyte events than the minimum; the
+  of T cells within a range), ``too_few_<denominator>(n<min)`` (fewer events in the strategy's lymphocyte
+  population, e.g. ``too_few_Singlets``, than the minimum; the
   :func:`cytokit.qc.min_events_flag` helper), and
   ``no_absolute_count:<reason>`` when the chosen method lacks its inputs or, with ``method: auto``, the
   sample has neither counting beads nor a clinical lymphocyte count.
@@ -32,7 +33,7 @@ from .config import CountsConfig
 
 DUAL, SINGLE = "dual_platform", "single_platform"
 LYMPHOSUM_POPS = ("T cells", "B cells", "NK cells")
-LYMPHOCYTES = "Singlets"  # the lymphocyte denominator population (single lymphocytes)
+LYMPHOCYTES = "Singlets"  # the shipped strategies' lymphocyte denominator (fallback of lymphocyte_denominator)
 
 
 def _number(value: object) -> float:
@@ -120,15 +121,40 @@ class SampleChecks(TypedDict):
     check_flags: list[str]
 
 
+def lymphocyte_denominator(pops: pd.DataFrame) -> str:
+    """The population one sample's ``pct_lymphocytes`` are a percentage of: the strategy's ``lymphocytes:``
+    population (``Singlets`` in the shipped human strategies, ``Live`` in others). It is the shallowest
+    row (fewest ``parent`` steps) at exactly 100 % — gates above it have NaN, a deeper gate may also be at
+    100 % (every single lymphocyte a T cell). :data:`LYMPHOCYTES` when no row is at 100 %."""
+    if S.PCT_LYMPHOCYTES not in pops.columns or S.POPULATION not in pops.columns:
+        return LYMPHOCYTES
+    names = pops[S.POPULATION].astype(str)
+    parent = dict(zip(names, pops.get(S.PARENT, pd.Series("", pops.index)).fillna("").astype(str)))
+    pct = pd.to_numeric(pops[S.PCT_LYMPHOCYTES], errors="coerce")
+    exact = names[(pct - 100.0).abs() <= 1e-6].tolist()
+
+    def depth(name: str) -> int:
+        d, seen = 0, {name}
+        while parent.get(name) and parent[name] not in seen:
+            name = parent[name]
+            seen.add(name)
+            d += 1
+        return d
+
+    return min(exact, key=depth) if exact else LYMPHOCYTES
+
+
 def consistency_checks(pops: pd.DataFrame, counts: CountsConfig) -> SampleChecks:
-    """Per-sample checks: ``lymphocytes``, ``lymphosum_pct``, ``cd4_cd8_vs_cd3_pct`` and ``check_flags``."""
+    """Per-sample checks: ``lymphocytes`` (events in the lymphocyte denominator,
+    :func:`lymphocyte_denominator`), ``lymphosum_pct``, ``cd4_cd8_vs_cd3_pct`` and ``check_flags``."""
     by_pop = pops.drop_duplicates(S.POPULATION).set_index(S.POPULATION)
     count = pd.to_numeric(by_pop.get(S.COUNT, pd.Series(dtype=float)), errors="coerce")
     pct_lym = pd.to_numeric(by_pop.get(S.PCT_LYMPHOCYTES, pd.Series(dtype=float)), errors="coerce")
     flags: list[str] = []
-    lymphocytes = float(count.get(LYMPHOCYTES, np.nan))
+    denominator = lymphocyte_denominator(pops)
+    lymphocytes = float(count.get(denominator, np.nan))
     if not math.isnan(lymphocytes):
-        flag = min_events_flag(int(lymphocytes), counts.min_lymphocyte_events, population=LYMPHOCYTES)
+        flag = min_events_flag(int(lymphocytes), counts.min_lymphocyte_events, population=denominator)
         if flag:
             flags.append(flag)
     lymphosum = np.nan

@@ -119,7 +119,8 @@ COLUMNS: dict[str, Column] = {c.name: c for c in (
     Column(QC_FLAGS, "text", doc="';'-joined QC flags"), Column(PHENOTYPE, "text"),
     Column(STATUS, "text", doc="ok | failed"), Column(ERROR, "text"),
     Column(N_EVENTS, "int", "events", "events read"), Column(N_EVENTS_QC, "int", "events", "events kept by QC"),
-    Column(LYMPHOCYTES, "int", "events", "events in the lymphocyte denominator (Singlets)"),
+    Column(LYMPHOCYTES, "int", "events", "events in the lymphocyte denominator (the strategy's "
+           "`lymphocytes:` population, e.g. Singlets; the row at 100 % of lymphocytes)"),
     Column(LYMPHOSUM_PCT, "float", "%"), Column(CD4_CD8_VS_CD3_PCT, "float", "%"),
     Column(CHECK_FLAGS, "text", doc="';'-joined consistency-check flags"),
 )}
