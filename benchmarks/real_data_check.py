@@ -2,8 +2,9 @@
 
 For each real file of ``../shared/data`` (``CYTOKIT_SHARED_DATA``) whose panel the shipped gate kinds can
 express, a panel and strategy written from the docs only (``benchmarks/real_data/*.yaml``, not shipped)
-are applied by ``Strategy.apply`` (the pipeline's per-sample chain, QC on) and by ``cytokit gate
---table`` (same counts required), and every checked number gets a verdict:
+are applied by ``Strategy.apply`` (the pipeline's per-sample chain, QC on), by ``cytokit gate --table``
+and by ``cytokit run`` (same counts required; the run's ``samples.lymphocytes`` is the strategy's
+denominator), and every checked number gets a verdict:
 
 * ``ok`` — plausible, or within ``TOLERANCE_PP`` (2 pp) of the expert's % of parent;
 * ``flagged`` — not, but the row carries a review flag (:func:`cytokit.gating.methods.needs_review`),
@@ -36,6 +37,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -55,6 +57,8 @@ REPO = Path(__file__).resolve().parents[1]
 YAML = REPO / "benchmarks" / "real_data"
 TOLERANCE_PP = 2.0
 F1_TARGET = 0.95
+EDGE_WIDTH = 0.03  # logicle 0..1: "near a divider" for edge_shares
+EDGE_SHARE = 0.2   # printed when more of a population than this is near one of its dividers
 MOUSE_EXPERT = {"T cells": ["CD4 T cells", "CD8 T cells", "gd T cells"], "CD4 T": ["CD4 T cells"],
                 "CD8 T": ["CD8 T cells"], "gd T": ["gd T cells"], "B cells": ["B cells"], "NK cells": ["NK cells"],
                 "NKT cells": ["NK T cells"]}
@@ -101,6 +105,46 @@ def cli_counts_agree(fcs: Path, strategy: str | Path, pops: pd.DataFrame) -> boo
             return False
         cli = pd.read_csv(table)
     return cli[["population", "count"]].equals(pops[["population", "count"]].reset_index(drop=True))
+
+
+def pipeline_agrees(fcs: Path, strategy: Path, pops: pd.DataFrame) -> bool:
+    """``cytokit run`` (ad hoc: one copied file, the strategy's panel and tube) stores the same counts as
+    ``Strategy.apply``, and ``samples.lymphocytes`` is the count of the strategy's lymphocyte population."""
+    from cytokit.cli.main import main
+
+    definition = load_strategy(strategy).definition
+    panel = (strategy.parent / str(definition.panel)).resolve()
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+        inp = Path(tmp) / "in"
+        inp.mkdir()
+        shutil.copy(fcs, inp / fcs.name)
+        code = main(["-q", "run", "--input", str(inp), "--panel", str(panel), "--strategy", str(strategy),
+                     "--tube", str(definition.tube), "--out", str(Path(tmp) / "out")])
+        if code not in (0, None):
+            return False
+        table = pd.read_csv(Path(tmp) / "out" / "populations.csv")
+        samples = pd.read_csv(Path(tmp) / "out" / "samples.csv")
+    same = table[["population", "count"]].equals(pops[["population", "count"]].reset_index(drop=True))
+    den = pops.set_index("population").loc[definition.lymphocytes, "count"]
+    return bool(same and int(samples["lymphocytes"].iloc[0]) == int(den))
+
+
+def edge_shares(result: Any, width: float = EDGE_WIDTH) -> dict[str, float]:
+    """Per quadrant-gated population: the largest share of its own events within ``width`` (logicle 0..1)
+    of one of its dividers — a gate cutting through the population's own cluster rather than a valley.
+    Diagnostic only (not a flag of the tool): thresholds are fitted on the parent's 1-D densities, so
+    a small population sitting at an intermediate level of one marker (NK cells dim for a CD3/CD19
+    channel) can be cut in two while ``est_error_pp`` (pp of the parent) stays tiny."""
+    from cytokit.gates import QuadrantGate
+
+    out = {}
+    for name, g in result.gates.items():
+        mask = result.masks.get(name)
+        if not isinstance(g, QuadrantGate) or mask is None or not mask.any():
+            continue
+        out[name] = max(float((np.abs(result.sample.column(d)[mask] - v) < width).mean())
+                        for d, v in zip(g.dims, g.dividers))
+    return out
 
 
 def _flags(by: pd.DataFrame, *names: str) -> list[str]:
@@ -240,6 +284,7 @@ FILES: dict[str, tuple[str, Callable[[Path], tuple[list[Check], Any]], str]] = {
 def run(data: Path, *, cli: bool = True) -> dict[str, Any]:
     """Every check on every file; ``{"checks": [...], "cli_agrees": {...}, "mouse_f1": {...}, "timing": {...}}``."""
     checks: list[Check] = []
+    edges: dict[str, dict[str, float]] = {}
     agrees: dict[str, bool] = {}
     timing: dict[str, tuple[float, float]] = {}
     for key, (rel, fn, yaml) in FILES.items():
@@ -247,18 +292,21 @@ def run(data: Path, *, cli: bool = True) -> dict[str, Any]:
         rows, result = fn(data)
         timing[key] = (time.perf_counter() - wall, time.process_time() - cpu)
         checks += rows
+        edges[key] = edge_shares(result)
         if cli:
-            agrees[key] = cli_counts_agree(data / rel, YAML / yaml, result.populations)
+            agrees[f"{key} gate"] = cli_counts_agree(data / rel, YAML / yaml, result.populations)
+            agrees[f"{key} run"] = pipeline_agrees(data / rel, YAML / yaml, result.populations)
     wall, cpu = time.perf_counter(), time.process_time()
     f1 = mouse_f1(data)
     timing["flowsom_68983"] = (time.perf_counter() - wall, time.process_time() - cpu)
-    return {"checks": [asdict(c) for c in checks], "cli_agrees": agrees, "mouse_f1": f1, "timing": timing}
+    return {"checks": [asdict(c) for c in checks], "cli_agrees": agrees, "mouse_f1": f1, "timing": timing,
+            "edge_shares": edges}
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--json", type=Path, help="also write the results as JSON")
-    ap.add_argument("--no-cli", action="store_true", help="skip the cytokit gate --table comparison")
+    ap.add_argument("--no-cli", action="store_true", help="skip the cytokit gate / cytokit run comparisons")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     warnings.simplefilter("ignore")
@@ -278,8 +326,11 @@ def main(argv: list[str] | None = None) -> int:
     print("\n== flowsom_68983 (mouse_lymphocytes) per-event F1 vs expert labels")
     print("  " + ", ".join(f"{k} {v:.3f}" for k, v in out["mouse_f1"].items()))
     if out["cli_agrees"]:
-        print("\ncytokit gate --table counts = Strategy.apply: "
+        print("\ncytokit gate --table / cytokit run counts = Strategy.apply: "
               + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in out["cli_agrees"].items()))
+    cut = {f"{k}/{p}": v for k, e in out["edge_shares"].items() for p, v in e.items() if v > EDGE_SHARE}
+    print(f"\nquadrant populations with > {EDGE_SHARE:.0%} of their events within {EDGE_WIDTH} of a divider: "
+          + (", ".join(f"{k} {v:.0%}" for k, v in cut.items()) or "none"))
     print("\ntiming (wall s / CPU s): " + ", ".join(f"{k} {w:.1f}/{c:.1f}" for k, (w, c) in out["timing"].items()))
     counts = frame["verdict"].value_counts().to_dict()
     print(f"verdicts: {counts}")

@@ -41,10 +41,20 @@ def test_the_verdict_rule_can_fail(check):
     assert check.verdict(False, ["CD4:ambiguous_mode"]) == "flagged"
 
 
-def test_cytokit_gate_table_agrees_with_strategy_apply(check, shared_data):
+def test_cytokit_gate_and_run_agree_with_strategy_apply(check, shared_data):
+    """Same counts from every entry point; the run's samples.lymphocytes is the strategy's denominator
+    (Live for 100715, not Singlets)."""
     for key, (rel, fn, yaml) in check.FILES.items():
         _, result = fn(shared_data)
         assert check.cli_counts_agree(shared_data / rel, check.YAML / yaml, result.populations), key
+        assert check.pipeline_agrees(shared_data / rel, check.YAML / yaml, result.populations), key
+
+
+def test_edge_share_finds_a_population_cut_through_its_own_cluster(check, shared_data):
+    """NK cells of 9399 NKR sit at an intermediate CD3/CD19 level: the CD3/19 divider cuts them."""
+    _, result = check.check_nkr(shared_data)
+    shares = check.edge_shares(result)
+    assert shares["NK cells"] > check.EDGE_SHARE
 
 
 def test_area_and_height_files_resolve_and_cd8_matches_the_diva_expert(check, shared_data):
