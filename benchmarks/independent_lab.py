@@ -39,6 +39,8 @@ from cytokit.fcs import read_fcs  # noqa: E402
 from cytokit.gating import load_strategy  # noqa: E402
 from cytokit.gating.strategy import Strategy  # noqa: E402
 from cytokit.gating.methods import needs_review  # noqa: E402
+from cytokit.pipeline.config import CountsConfig  # noqa: E402
+from cytokit.pipeline.counts import consistency_checks  # noqa: E402
 from cytokit.qc import run_qc  # noqa: E402
 
 log = logging.getLogger("independent_lab")
@@ -51,6 +53,8 @@ F1_POPULATIONS = ("Singlets", "T cells", "CD4 T", "CD8 T", "CD28+ CD4", "CD25+ C
 #: headline populations of the end-to-end comparison
 #: one-marker positive populations whose attainable error is measured: (population, truth parent, marker)
 ORACLE = (("CD25+ CD4", "CD4 T", "CD25"), ("CD28+ CD4", "CD4 T", "CD28"), ("CD28+ CD8", "CD8 T", "CD28"))
+#: populations the sample-level consistency checks (lymphosum, CD4 + CD8 vs CD3) are meant to catch errors in
+CHECKED_POPULATIONS = ("Singlets", "Live", "T cells", "CD4 T", "CD8 T", "NK cells", "B cells")
 RUN_POPULATIONS = ("T cells", "CD4 T", "CD8 T", "Naive CD4", "CD25+ CD4", "CD28+ CD4", "NK cells",
                    "CD56bright NK", "B cells")
 
@@ -106,6 +110,7 @@ def gate_trial(trial: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                         "clogged": bool(clog.any()), "clog_events": int(clog.sum()),
                         "detected": any(f in qc.flags for f in TIME_FLAGS), "flags": ";".join(qc.flags),
                         "clog_removed": float((~qc.keep[clog]).mean()) if clog.any() else np.nan,
+                        "check_flags": ";".join(consistency_checks(res.populations, CountsConfig())["check_flags"]),
                         # the scatter gates: true single lymphocytes left out, other events let in (%)
                         "lymph_missed_pct": 100 * float((masks["Singlets"] & ~res.masks["Lymphocytes"]).mean()
                                                         / max(masks["Singlets"].mean(), 1e-12)),
@@ -223,6 +228,14 @@ def main(argv: list[str] | None = None) -> int:
               .to_string(index=False))
         print(qc.sort_values("intruders_pct", ascending=False).head(3)[["file", "intruders_pct", "intruders"]]
               .round(1).to_string(index=False))
+        lineage = df[df.population.isin(CHECKED_POPULATIONS)].groupby("file").err.max().rename("lineage_err")
+        files = qc.set_index("file").join(lineage)
+        off = files[files.lineage_err > 2]
+        print(f"\nconsistency checks (pipeline defaults: lymphosum 100 +- {CountsConfig().lymphosum_tolerance_pct:g} %, "
+              f"CD4 + CD8 in {CountsConfig().cd4_cd8_vs_cd3_range} % of T): fired on {int((off.check_flags != '').sum())} "
+              f"of {len(off)} files with a Singlets/Live/T/CD4/CD8/NK/B error > 2 pp, and on "
+              f"{int((files[~(files.lineage_err > 2)].check_flags != '').sum())} of {int((~(files.lineage_err > 2)).sum())} "
+              "other files")
         print("\ntime QC (clogs; defaults of cytokit.qc.run_qc):\n" + qc_summary(qc).to_string(index=False))
         if not args.no_run:
             w3 = time.perf_counter()

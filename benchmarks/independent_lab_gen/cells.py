@@ -61,8 +61,10 @@ def _counts(v: Visit, n: int, rng: np.random.Generator) -> dict[str, int]:
 
 def _lymphocytes(v: Visit, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Lineage and subset labels of ``n`` lymphocytes."""
-    other = max(1.0 - v.t - v.b - v.nk, 0.01)
-    p = np.array([v.t * v.cd4, v.t * (1 - v.cd4 - v.dn), v.t * v.dn, v.b, v.nk, other])
+    # T + B + NK make up all lymphocytes but a few % (innate lymphoid and unstained cells): the lymphosum
+    scale = (1.0 - v.other) / (v.t + v.b + v.nk)
+    t, b, nk = v.t * scale, v.b * scale, v.nk * scale
+    p = np.array([t * v.cd4, t * (1 - v.cd4 - v.dn), t * v.dn, b, nk, v.other])
     lineage = rng.choice(6, size=n, p=p / p.sum())
     mem = rng.choice(4, size=n, p=np.asarray(v.cd4_subsets) / sum(v.cd4_subsets))
     mem8 = rng.choice(4, size=n, p=[0.35, 0.15, 0.3, 0.2])

@@ -28,6 +28,7 @@ class Visit:
     t: float
     b: float
     nk: float
+    other: float  # CD3- CD19- CD56- CD16- lymphocytes (t, b, nk are rescaled to 1 - other)
     # T cells
     cd4: float
     dn: float
@@ -73,7 +74,7 @@ def draw_visits(n_patients: int, rng: np.random.Generator) -> list[Visit]:
             "naive": rng.uniform(0.2, 0.55), "temra": rng.uniform(0.01, 0.06), "cm": rng.uniform(0.2, 0.4),
             "cd28_cd4": rng.uniform(0.78, 0.95), "cd28_cd8": rng.uniform(0.4, 0.8),
             "cd25": rng.uniform(0.04, 0.15), "bright": rng.uniform(0.04, 0.15), "cd56neg": rng.uniform(0.02, 0.08),
-            "lymph_uL": rng.uniform(900, 2400),
+            "lymph_uL": rng.uniform(900, 2400), "other": rng.uniform(0.005, 0.04),
         }
         for v, (visit, week) in enumerate(VISITS):
             j = lambda lo, hi: rng.uniform(lo, hi)  # noqa: E731 - visit-to-visit wobble
@@ -104,6 +105,7 @@ def draw_visits(n_patients: int, rng: np.random.Generator) -> list[Visit]:
             out.append(Visit(
                 patient=f"L{p + 1:02d}", arm=arm, visit=visit, week=week, instrument=instrument,
                 t=base["t"] * j(0.95, 1.05), b=base["b"] * j(0.9, 1.1), nk=base["nk"] * j(0.9, 1.1),
+                other=base["other"],
                 cd4=base["cd4"] * j(0.95, 1.05), dn=base["dn"],
                 cd4_subsets=(naive, cm, 1.0 - naive - cm - temra, temra),
                 cd28_cd4=min(cd28_cd4, 0.995), cd28_cd8=min(cd28_cd8, 0.98), cd25_cd4=cd25,
