@@ -14,11 +14,12 @@ import re
 import tempfile
 import unicodedata
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator
-
-import pandas as pd
+from typing import IO, TYPE_CHECKING, Any, Iterable, Iterator
 
 from .errors import PipelineError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 
@@ -154,7 +155,7 @@ def sync_paths(files: Iterable[str | Path], folders: Iterable[str | Path] = (), 
                 pass
 
 
-def write_table(df: pd.DataFrame, stem: str | Path, *, formats: tuple[str, ...] = ("parquet", "csv"),
+def write_table(df: "pd.DataFrame", stem: str | Path, *, formats: tuple[str, ...] = ("parquet", "csv"),
                 force: bool = True) -> list[Path]:
     """Write ``df`` atomically as ``stem.parquet`` and/or ``stem.csv``; returns the paths written.
 

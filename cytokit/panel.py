@@ -29,7 +29,6 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .definitions import resolve_definition
@@ -299,9 +298,8 @@ class Panel:
 
     def match_channels(self, sample: Sample, tube: str | None = None) -> list[ChannelMatch]:
         """One :class:`ChannelMatch` per channel of ``sample``, in channel order."""
-        ch = sample.channels
-        return [self.match_channel(pnn, pns, tube) for pnn, pns in zip(ch["pnn"].astype(str),
-                                                                        ch["pns"].fillna("").astype(str))]
+        ch = sample.channel_table
+        return [self.match_channel(pnn, pns, tube) for pnn, pns in zip(ch.texts("pnn"), ch.texts("pns", ""))]
 
     def detect_tube(self, sample: Sample) -> str:
         """The tube whose required markers are all present (the one with most markers when several)."""
@@ -376,10 +374,9 @@ class Panel:
                    + (f" tube {tube!r}" if tube else "") + "; check the reagents)")
             log.warning("%s: %s", sample.name, msg)
             warnings.append(msg)
-        channels = sample.channels.copy()
-        channels["marker"] = [m.marker if m.marker else (m.pns or m.pnn) for m in matches]
-        channels["fluorochrome"] = [m.fluorochrome for m in matches]
-        channels["kind"] = [m.kind for m in matches]
+        channels = sample.channel_table.replace_columns(
+            marker=[m.marker if m.marker else (m.pns or m.pnn) for m in matches],
+            fluorochrome=[m.fluorochrome for m in matches], kind=[m.kind for m in matches])
         note = f"panel {self.name}" + (f" tube {tube}" if tube else "") + " resolved channel names"
         return sample.replace(channels=channels, warnings=tuple(warnings),
                               provenance=sample.provenance + (note,))

@@ -48,14 +48,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, Mapping
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import QCError
 from .sample import Sample
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +118,16 @@ class QCResult:
     flags: tuple[str, ...]
     params: QCParams
     details: dict[str, str] = field(default_factory=dict)
-    bins: pd.DataFrame = field(default_factory=pd.DataFrame)
+    signal_bins: Mapping[str, np.ndarray] = field(default_factory=dict)
     rules: "QCRules | None" = None
+
+    @property
+    def bins(self) -> "pd.DataFrame":
+        """The signal-shift check's event bins: ``first_event`` and ``removed_signal_shift`` (bool), one
+        row per bin (empty when that check did not run)."""
+        import pandas as pd
+
+        return pd.DataFrame(dict(self.signal_bins))
 
     @property
     def n_events(self) -> int:
@@ -132,8 +142,10 @@ class QCResult:
         """Fraction (0–1) of events removed by any check."""
         return 1.0 - self.n_kept / self.n_events if self.n_events else 0.0
 
-    def table(self) -> pd.DataFrame:
+    def table(self) -> "pd.DataFrame":
         """One row per check plus ``total``: events removed, percent of events (0–100), detail."""
+        import pandas as pd
+
         n = max(self.n_events, 1)
         rows = [{"check": c, "events_removed": self.removed.get(c, 0),
                  "pct_removed": 100.0 * self.removed.get(c, 0) / n, "detail": self.details.get(c, "")}
@@ -238,7 +250,7 @@ def _rules(sample: Sample, params: QCParams, limits: dict[int, list], all_finite
     """:class:`QCRules` for the decisions :func:`run_qc` made (``limits`` from :func:`_margin_masks`,
     ``time_bad`` = events removed by the time checks)."""
     ev = sample.events
-    names = list(sample.channels["pnn"].astype(str))
+    names = sample.channel_table.texts("pnn")
     bounds = {j: list(v) for j, v in limits.items()}
     exact, notes = True, []
     if not all_finite:
@@ -323,9 +335,9 @@ def _margin_masks(sample: Sample, params: QCParams, is_float: bool, all_finite: 
     notes: list[str] = []
     if not n:
         return high, low, notes
-    chans = sample.channels
-    sel = chans["kind"].isin(params.margin_kinds).to_numpy()
-    tops = np.array([channel_top(r) for r in chans.itertuples()], dtype=np.float64)
+    chans = sample.channel_table
+    sel = np.array([k in params.margin_kinds for k in chans.column("kind")], dtype=bool)
+    tops = np.array([channel_top(r) for r in chans.rows()], dtype=np.float64)
     colmax = _column_reduce(ev, np.fmax)  # fmax/fmin ignore NaN
     colmin = _column_reduce(ev, np.fmin)
     if params.margins:
@@ -340,10 +352,10 @@ def _margin_masks(sample: Sample, params: QCParams, is_float: bool, all_finite: 
                 limits.setdefault(int(j), [None, None])[1] = float(np.float32(thr))
             if np.isfinite(thr) and colmax[j] >= np.float32(thr):
                 hit = ev[:, j] >= np.float32(thr)
-                notes.append(f"{chans['pnn'].iloc[j]}:{int(hit.sum())}")
+                notes.append(f"{chans.column('pnn')[j]}:{int(hit.sum())}")
                 high |= hit
     if params.negatives:
-        linear = (chans["log_decades"].to_numpy() == 0) & sel & np.isfinite(tops)
+        linear = (np.array(chans.column("log_decades")) == 0) & sel & np.isfinite(tops)
         for j in np.flatnonzero(linear):
             limit = np.float32(-params.negative_fraction * tops[j])
             if limits is not None:
@@ -379,9 +391,9 @@ def _close_short_runs(bad: np.ndarray, min_good_run: int) -> np.ndarray:
 def _time_index(sample: Sample, params: QCParams) -> int | None:
     if params.time_channel:
         return sample.channel_index(params.time_channel)
-    kinds = sample.channels["kind"].to_numpy()
-    names = sample.channels["pnn"].astype(str).str.casefold().to_numpy()
-    candidates = np.flatnonzero(kinds == "time")
+    kinds = sample.channel_table.column("kind")
+    names = [n.casefold() for n in sample.channel_table.texts("pnn")]
+    candidates = [i for i, k in enumerate(kinds) if k == "time"]
     if not len(candidates):
         return None
     exact = [i for i in candidates if names[i] == "time"]
@@ -594,7 +606,7 @@ def run_qc(sample: Sample, params: QCParams | None = None) -> QCResult:
     if n and removed["negative"] > params.flag_margin_fraction * n:
         flags.append("negative_events")
 
-    bins = pd.DataFrame()
+    bins: dict[str, np.ndarray] = {}
     time_bad = np.zeros(n, dtype=bool)  # events removed by the time checks (for the rules)
     removed["flow_rate"] = removed["signal_shift"] = 0
     per_bin = params.events_per_bin or int(np.clip(n // 100, 100, 1000))
@@ -635,11 +647,11 @@ def run_qc(sample: Sample, params: QCParams | None = None) -> QCResult:
         if params.signal_channels is not None:
             cols = [sample.channel_index(c) for c in params.signal_channels]
         else:
-            cols = [j for j, k in enumerate(sample.channels["kind"]) if k in ("scatter", "fluorescence")]
+            cols = [j for j, k in enumerate(sample.channel_table.column("kind")) if k in ("scatter", "fluorescence")]
         if cols:
             sig_events = ev if all_finite else np.where(np.isfinite(ev), ev, np.float32(0))
             sig_bad, starts, sig_bins_bad, shifted, drifted, drift_removed = _signal_shift(
-                sig_events, finite & ~high & ~low, list(sample.channels["pnn"].astype(str)), cols, n_bins,
+                sig_events, finite & ~high & ~low, sample.channel_table.texts("pnn"), cols, n_bins,
                 params)
             removed["signal_shift"] = int(sig_bad.sum())
             details["signal_shift"] = (f"{int(sig_bins_bad.sum())}/{n_bins} event bins"
@@ -652,12 +664,12 @@ def run_qc(sample: Sample, params: QCParams | None = None) -> QCResult:
                 flags.append("signal_drift")
                 details["signal_shift"] += (f"; sustained change in {', '.join(drifted)}"
                                             + ("" if drift_removed else " (gradual or long: flagged, events kept)"))
-            bins = pd.DataFrame({"first_event": starts, "removed_signal_shift": sig_bins_bad})
+            bins = {"first_event": starts, "removed_signal_shift": sig_bins_bad}
     if n and 1.0 - keep.sum() / n > params.flag_removed_fraction:
         flags.append("qc_removed_many")
     rules = _rules(sample, params, limits, all_finite, time_bad, tidx)
     result = QCResult(keep=keep, removed=removed, flags=tuple(flags), params=params, details=details,
-                      bins=bins, rules=rules)
+                      signal_bins=bins, rules=rules)
     log.info("%s: QC kept %d/%d events (%s)", sample.name, result.n_kept, n, ";".join(flags) or "no flags")
     return result
 

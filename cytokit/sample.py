@@ -9,7 +9,9 @@ Contract
   :data:`CHANNEL_COLUMNS` (``pnn``, ``pns``, ``marker``, ``fluorochrome``, ``range``, ``gain``,
   ``log_decades``, ``log_offset``, ``bits``, ``kind``). ``marker`` is the resolved marker name (set by
   :mod:`cytokit.panel`; before resolution it is the $PnS text or, when empty, $PnN). ``kind`` is one of
-  ``"scatter"``, ``"fluorescence"``, ``"time"``, ``"other"``.
+  ``"scatter"``, ``"fluorescence"``, ``"time"``, ``"other"``. The same table without pandas is
+  ``channel_table`` (:class:`~cytokit.channel_columns.ChannelTable`); the DataFrame is built from it on
+  first use.
 * ``metadata`` maps keyword names, lower-case and without the leading ``$`` (``"fil"``, ``"cyt"``,
   ``"spill"``, ``"p1n"``...), to their text values, exactly as in the file's TEXT segment.
 * A Sample is immutable by convention: operations return new Samples (``replace``/``subset``); no
@@ -23,22 +25,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import numpy as np
-import pandas as pd
 
-from .channel_columns import CHANNEL_COLUMNS
+from .channel_columns import CHANNEL_COLUMNS, ChannelTable
 from .errors import PanelError
 
 if TYPE_CHECKING:  # pragma: no cover
     import flowkit
+    import pandas as pd
+
+__all__ = ["CHANNEL_COLUMNS", "ChannelTable", "Sample"]
 
 
-
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, init=False)
 class Sample:
-    """Events of one FCS data set (see module docstring for the contract)."""
+    """Events of one FCS data set (see module docstring for the contract).
+
+    ``channels`` may be given as a :class:`pandas.DataFrame` or a :class:`~cytokit.channel_columns.ChannelTable`;
+    the Sample keeps it as :attr:`channel_table` and :attr:`channels` is the DataFrame (built on first
+    use, so code that only needs names and kinds never imports pandas).
+    """
 
     events: np.ndarray
-    channels: pd.DataFrame
+    channel_table: ChannelTable
     metadata: Mapping[str, str] = field(default_factory=dict)
     path: Path | None = None
     sha256: str | None = None
@@ -49,11 +57,34 @@ class Sample:
     compensated: bool = False
     transforms: Mapping[str, str] = field(default_factory=dict)
 
+    def __init__(self, events: np.ndarray, channels: "pd.DataFrame | ChannelTable | None" = None,
+                 metadata: Mapping[str, str] | None = None, path: Path | None = None, sha256: str | None = None,
+                 fcs_version: str | None = None, dataset_index: int = 0, warnings: tuple[str, ...] = (),
+                 provenance: tuple[str, ...] = (), compensated: bool = False,
+                 transforms: Mapping[str, str] | None = None, *, channel_table: ChannelTable | None = None) -> None:
+        if channels is None and channel_table is None:
+            raise TypeError("Sample() needs channels (a DataFrame or a ChannelTable)")
+        table = channels if channels is not None else channel_table
+        if not isinstance(table, ChannelTable):
+            table = ChannelTable.from_frame(table)
+        values = dict(events=events, channel_table=table, metadata={} if metadata is None else metadata,
+                      path=path, sha256=sha256, fcs_version=fcs_version, dataset_index=dataset_index,
+                      warnings=warnings, provenance=provenance, compensated=compensated,
+                      transforms={} if transforms is None else transforms)
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+        self.__post_init__()
+
     def __post_init__(self) -> None:
-        if self.events.ndim != 2 or self.events.shape[1] != len(self.channels):
+        if self.events.ndim != 2 or self.events.shape[1] != len(self.channel_table):
             raise ValueError(
-                f"events shape {self.events.shape} does not match {len(self.channels)} channels"
+                f"events shape {self.events.shape} does not match {len(self.channel_table)} channels"
             )
+
+    @property
+    def channels(self) -> "pd.DataFrame":
+        """The channel table as a DataFrame (columns :data:`CHANNEL_COLUMNS`, one row per channel)."""
+        return self.channel_table.to_frame()
 
     # -- size -------------------------------------------------------------------------------------
     @property
@@ -79,20 +110,21 @@ class Sample:
         more than one channel matches.
         """
         key = name.strip().casefold()
+        table = self.channel_table
         for column in ("marker", "pnn", "pns"):
-            values = self.channels[column].astype(str).str.strip().str.casefold()
-            hits = np.flatnonzero(values.to_numpy() == key)
+            hits = [i for i, v in enumerate(table.texts(column)) if v.strip().casefold() == key]
             if len(hits) == 1:
-                return int(hits[0])
+                return hits[0]
             if len(hits) > 1:
+                pnn = table.column("pnn")
                 raise PanelError(
                     f"channel name {name!r} is ambiguous: matches {column} of channels "
-                    f"{[self.channels['pnn'].iloc[i] for i in hits]}",
+                    f"{[pnn[i] for i in hits]}",
                     path=self.path,
                 )
         raise PanelError(
             f"no channel named {name!r}; channels are "
-            + ", ".join(f"{r.pnn} ({r.marker})" for r in self.channels.itertuples()),
+            + ", ".join(f"{r.pnn} ({r.marker})" for r in table.rows()),
             path=self.path,
         )
 
@@ -107,7 +139,10 @@ class Sample:
 
     # -- derivation -------------------------------------------------------------------------------
     def replace(self, **changes: Any) -> "Sample":
-        """A new Sample with some fields replaced (events/channels are not copied unless given)."""
+        """A new Sample with some fields replaced (events/channels are not copied unless given);
+        ``channels=`` takes a DataFrame or a ChannelTable."""
+        if "channels" in changes:
+            changes["channel_table"] = changes.pop("channels")
         return dataclasses.replace(self, **changes)
 
     def subset(self, mask: np.ndarray, note: str | None = None) -> "Sample":
@@ -120,7 +155,9 @@ class Sample:
 
     def to_dataframe(self, label: str = "marker") -> pd.DataFrame:
         """Events as a DataFrame with columns named by ``label`` ('marker', 'pnn' or 'pns')."""
-        return pd.DataFrame(self.events, columns=list(self.channels[label].astype(str)))
+        import pandas as pd
+
+        return pd.DataFrame(self.events, columns=self.channel_table.texts(label))
 
     # -- interop ----------------------------------------------------------------------------------
     def to_flowkit(self) -> "flowkit.Sample":

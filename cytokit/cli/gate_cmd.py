@@ -22,12 +22,13 @@ def _print_table(result, console) -> None:  # noqa: ANN001 - rich/GatingResult t
     from rich.markup import escape
     from rich.table import Table
 
-    from ..report.denominators import above_text, denominators
+    from ..report.denominators import above_text, tube_denominator
 
-    df = result.populations
+    rows = result.population_rows  # the rows of result.populations, without loading pandas
     # gates above the strategy's lymphocyte population (Lymphocytes before Singlets) are not % of it:
     # named as in the patient reports instead of showing > 100 %
-    den, above = denominators(df, {"": result.definition.lymphocytes}).get("", ("", set()))
+    den, above = tube_denominator(((r[S.POPULATION], r[S.PARENT], r[S.PCT_LYMPHOCYTES]) for r in rows),
+                                  result.definition.lymphocytes)
     # names come from files and strategies: escaped so that "[...]" is shown, not read as rich markup
     table = Table(title=escape(f"{result.sample.name} — strategy {result.definition.name}"), show_lines=False)
     columns: tuple[tuple[str, JustifyMethod], ...] = (
@@ -35,13 +36,13 @@ def _print_table(result, console) -> None:  # noqa: ANN001 - rich/GatingResult t
         ("% lymphocytes", "right"), (S.METHOD, "left"), ("± pp", "right"), (S.FLAGS, "left"))
     for col, justify in columns:
         table.add_column(col, justify=justify, no_wrap=col in (S.POPULATION, S.PARENT, S.METHOD))
-    for row in df.itertuples():
-        pl = "" if math.isnan(row.pct_lymphocytes) else f"{row.pct_lymphocytes:.2f}"
-        pl = escape(above_text(den)) if row.population in above else pl
-        est = getattr(row, S.EST_ERROR_PP)
-        table.add_row(escape(row.population), escape(row.parent), f"{row.count:,}", f"{row.pct_parent:.2f}", pl,
-                      escape(row.method), "" if math.isnan(est) else f"{est:.1f}",
-                      f"[yellow]{escape(row.flags)}[/yellow]" if row.flags else "")
+    for row in rows:
+        pct_lymph, est, flags = row[S.PCT_LYMPHOCYTES], row[S.EST_ERROR_PP], row[S.FLAGS]
+        pl = "" if math.isnan(pct_lymph) else f"{pct_lymph:.2f}"
+        pl = escape(above_text(den)) if row[S.POPULATION] in above else pl
+        table.add_row(escape(row[S.POPULATION]), escape(row[S.PARENT]), f"{row[S.COUNT]:,}",
+                      f"{row[S.PCT_PARENT]:.2f}", pl, escape(row[S.METHOD]), "" if math.isnan(est) else f"{est:.1f}",
+                      f"[yellow]{escape(flags)}[/yellow]" if flags else "")
     notes = ["± pp = estimated error of % parent (percentage points) from its thresholds' uncertainty"]
     if den:
         notes.insert(0, f"% lymphocytes = % of {den}, the strategy's lymphocyte population")

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from ..errors import CompensationError
@@ -33,7 +33,7 @@ def _norm(name: str) -> str:
 
 def acquisition_matrix(sample: Sample) -> SpilloverMatrix | None:
     """The spillover matrix stored in the sample's keywords (None when the file has none)."""
-    pnn = list(sample.channels["pnn"].astype(str))
+    pnn = sample.channel_table.texts("pnn")
     return matrix_from_metadata(sample.metadata, pnn, path=sample.path or sample.name)
 
 
@@ -46,7 +46,8 @@ def already_compensated(sample: Sample) -> str | None:
     for note in sample.provenance:
         if str(note).lower().startswith("compensated"):
             return f"provenance says {note!r}"
-    fluor = sample.channels.loc[sample.channels["kind"].astype(str) == "fluorescence", "pnn"].astype(str)
+    table = sample.channel_table
+    fluor = [p for p, k in zip(table.texts("pnn"), table.texts("kind")) if k == "fluorescence"]
     if len(fluor) and all(p.lower().startswith("comp-") for p in fluor):
         return "its fluorescence channels are exported compensated ('Comp-' names)"
     return None
@@ -65,7 +66,8 @@ def _as_matrix(matrix: Any, sample: Sample) -> SpilloverMatrix:
         return matrix
     if isinstance(matrix, (str, Path)):
         return read_matrix(matrix)
-    if isinstance(matrix, pd.DataFrame):
+    pd = sys.modules.get("pandas")  # a DataFrame exists only once pandas is imported
+    if pd is not None and isinstance(matrix, pd.DataFrame):
         if list(matrix.index.astype(str)) != list(matrix.columns.astype(str)):
             matrix = matrix.loc[list(matrix.columns)] if set(matrix.index) == set(matrix.columns) else matrix
         return SpilloverMatrix(tuple(map(str, matrix.columns)), matrix.to_numpy(dtype=float), source="DataFrame")
@@ -75,7 +77,7 @@ def _as_matrix(matrix: Any, sample: Sample) -> SpilloverMatrix:
 
 def matrix_indices(sample: Sample, matrix: SpilloverMatrix) -> list[int]:
     """Sample channel index of each matrix channel ($PnN exact, then normalised name)."""
-    pnn = list(sample.channels["pnn"].astype(str))
+    pnn = sample.channel_table.texts("pnn")
     norm: dict[str, list[int]] = {}
     for i, p in enumerate(pnn):
         norm.setdefault(_norm(p), []).append(i)

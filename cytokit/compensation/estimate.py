@@ -25,15 +25,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 
 from ..errors import CompensationError, PanelError
 from ..gates import Gate
 from ..sample import Sample
 from .matrix import SpilloverMatrix
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -362,6 +364,8 @@ def fit_spillover(single_stains: Mapping[str, Sample] | Sequence[Sample], unstai
                  pos.high)
     source = "estimated from single-stain controls " + ", ".join(str(r["file"]) for r in rows)
     matrix = SpilloverMatrix(tuple(channels), values, source=source)
+    import pandas as pd
+
     return SpilloverEstimate(matrix=matrix, controls=pd.DataFrame(rows))
 
 

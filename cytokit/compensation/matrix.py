@@ -24,13 +24,15 @@ import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 
 from ..errors import CompensationError
 from ..io_utils import atomic_write_text
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +76,10 @@ class SpilloverMatrix:
     def n(self) -> int:
         return len(self.channels)
 
-    def to_dataframe(self) -> pd.DataFrame:
+    def to_dataframe(self) -> "pd.DataFrame":
         """Rows = source fluorochrome (by primary detector), columns = detector."""
+        import pandas as pd
+
         return pd.DataFrame(self.values, index=list(self.channels), columns=list(self.channels))
 
     def compensation_matrix(self) -> np.ndarray:

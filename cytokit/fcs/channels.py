@@ -1,6 +1,7 @@
 """The channel table of a data set and the linear-scale decoding of its values ($PnE, $PnG).
 
-Contract: :func:`channel_table` builds the :data:`cytokit.sample.CHANNEL_COLUMNS` frame from normalised
+Contract: :func:`channel_table` builds the channel table (:class:`~cytokit.channel_columns.ChannelTable`
+with the :data:`~cytokit.channel_columns.CHANNEL_COLUMNS`) from normalised
 keywords (lower-case, no ``$``); :func:`linearize` maps raw channel values to the linear scale in place:
 for log-amplified integer channels (``$PnE = f1,f2`` with f1 > 0) ``value = f2 * 10**(f1 * raw / $PnR)``
 (f2 = 0 is read as 1, as FCS 3.1 recommends); for linear channels ``value = raw / $PnG``.
@@ -13,10 +14,9 @@ from pathlib import Path
 from typing import Mapping
 
 import numpy as np
-import pandas as pd
 
 from ..errors import FCSError
-from ..channel_columns import CHANNEL_COLUMNS
+from ..channel_columns import CHANNEL_COLUMNS, ChannelTable
 
 _TIME = re.compile(r"^time|^(hdr-tm?|clock)\b|\btime\b", re.IGNORECASE)
 _SCATTER = re.compile(r"^(fsc|ssc|fs|ss|sc|fwd|side|forward|bsc|lss|lfs|eccentric)(\b|[-_ ]|\d|$)|scatter|\b\d*ssc\b",
@@ -100,7 +100,7 @@ def unique_names(names: list[str]) -> tuple[list[str], list[str]]:
 
 
 def channel_table(meta: Mapping[str, str], n_channels: int, datatype: str, *,
-                  path: str | Path | None = None) -> tuple[pd.DataFrame, list[str]]:
+                  path: str | Path | None = None) -> tuple[ChannelTable, list[str]]:
     """The channel table (see :data:`cytokit.sample.CHANNEL_COLUMNS`) and any warnings."""
     warnings: list[str] = []
     rows = []
@@ -135,13 +135,12 @@ def channel_table(meta: Mapping[str, str], n_channels: int, datatype: str, *,
             "range": rng, "gain": gain, "log_decades": f1, "log_offset": f2, "bits": bits,
             "kind": guess_kind(pnn, pns, str(meta.get(f"p{i}type", ""))),
         })
-    df = pd.DataFrame(rows, columns=list(CHANNEL_COLUMNS))
-    return df, warnings
+    return ChannelTable.from_records(rows, CHANNEL_COLUMNS), warnings
 
 
-def linearize(events: np.ndarray, channels: pd.DataFrame) -> np.ndarray:
+def linearize(events: np.ndarray, channels: ChannelTable) -> np.ndarray:
     """Apply $PnE (log amplification) and $PnG (gain) decoding in place; returns ``events``."""
-    for j, row in enumerate(channels.itertuples()):
+    for j, row in enumerate(channels.rows()):
         if row.log_decades > 0:
             rng = row.range if np.isfinite(row.range) and row.range > 0 else 2.0 ** row.bits
             col = events[:, j].astype(np.float64)

@@ -419,7 +419,7 @@ def _read_buffer(buf: memoryview, path: Path, dataset: int) -> Sample:
     if events.size and not (np.isfinite(events.min()) and np.isfinite(events.max())):  # no temporary mask
         bad = ~np.isfinite(events)
         n_bad = int(bad.any(axis=1).sum())
-        cols = [channels["pnn"].iloc[j] for j in np.flatnonzero(bad.any(axis=0))]
+        cols = [channels.column("pnn")[j] for j in np.flatnonzero(bad.any(axis=0))]
         warnings.append(f"{n_bad} event(s) have NaN/infinite values (channels {', '.join(cols[:5])}); "
                         "kept; QC removes them")
     for w in warnings:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ..errors import GatingError, PanelError
 from ..gates import BooleanGate, Gate, gate_from_dict
@@ -17,6 +17,9 @@ from ..results import schema as S
 from ..sample import Sample
 from .methods import FitResult, fit_gate, get_method
 from .model import PopulationSpec, StrategyDefinition
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -186,13 +189,21 @@ def _est_error(fit: FitResult) -> float:
     return float(v) if v is not None else float("nan")
 
 
-def population_table(definition: StrategyDefinition, state: FitState, n_events: int) -> pd.DataFrame:
+def population_table(definition: StrategyDefinition, state: FitState, n_events: int) -> "pd.DataFrame":
     """One row per fitted population (schema in docs/architecture.md): counts, % of parent, % of the
     lymphocyte denominator (percent, 0-100, of the strategy's ``lymphocytes`` population; defined for that
     population and the populations below it only: NaN for gates *above* it, e.g. the ``Lymphocytes``
     scatter gate before ``Singlets``, whose events include doublets and are not a fraction of single
     lymphocytes, and for populations outside it, e.g. counting beads), method, flags and ``est_error_pp``
     (estimated error of % of parent, percentage points; NaN for gates not placed by fitted thresholds)."""
+    import pandas as pd
+
+    return pd.DataFrame(population_rows(definition, state, n_events), columns=list(TABLE_COLUMNS))
+
+
+def population_rows(definition: StrategyDefinition, state: FitState, n_events: int) -> list[dict[str, Any]]:
+    """The rows of :func:`population_table` as dicts (keys :data:`TABLE_COLUMNS`, same values), without
+    pandas."""
     lymph = definition.lymphocytes
     lymph_count = int(state.masks[lymph].sum()) if lymph in state.masks else 0
     # below = the denominator's descendants by parent (a parentless boolean of them counts as below);
@@ -216,4 +227,4 @@ def population_table(definition: StrategyDefinition, state: FitState, n_events: 
             "dims": ";".join(spec.dims),
             S.PHENOTYPE: spec.phenotype or "",
         })
-    return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+    return rows

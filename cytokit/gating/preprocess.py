@@ -97,7 +97,7 @@ def _estimated_logicle(sample: Sample, i: int, T: float, M: float, A: float) -> 
     from ..transforms import estimate_logicle
 
     x = sample.events[:: max(1, sample.n_events // 50000), i]
-    label = str(sample.channels["pnn"].iloc[i])
+    label = str(sample.channel_table.column("pnn")[i])
     try:
         return estimate_logicle(x, T=T, M=M, A=A, label=label)
     except TransformError as exc:
@@ -107,7 +107,7 @@ def _estimated_logicle(sample: Sample, i: int, T: float, M: float, A: float) -> 
 def plan_transforms(sample: Sample, definition: StrategyDefinition) -> list[ChannelTransform]:
     """The transform (with numbers: T from $PnR, W estimated when asked) for every channel to transform."""
     plan = []
-    for i, row in enumerate(sample.channels.itertuples()):
+    for i, row in enumerate(sample.channel_table.rows()):
         choice = _choice_for(row, definition)
         if choice is None or choice.name == "linear" or row.pnn in sample.transforms:
             continue

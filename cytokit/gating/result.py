@@ -6,19 +6,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ..errors import GatingError
 from ..gates import Gate
 from ..results import schema as S
 from ..sample import Sample
-from .engine import FitState, population_table
+from .engine import FitState, population_rows, population_table
 from .methods import FitResult
 from .model import StrategyDefinition
 from .preprocess import ChannelTransform, QCOutcome
 
 if TYPE_CHECKING:  # pragma: no cover
     import anndata
+    import pandas as pd
     import flowkit
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -44,10 +44,15 @@ class GatingResult:
     qc: QCOutcome | None = None
 
     @property
-    def populations(self) -> pd.DataFrame:
+    def populations(self) -> "pd.DataFrame":
         """``population, parent, count, parent_count, pct_parent (%), pct_lymphocytes (%), method, flags,
         dims, phenotype`` — one row per fitted population, in strategy order."""
         return population_table(self.definition, self.state, self.sample.n_events)
+
+    @property
+    def population_rows(self) -> list[dict[str, Any]]:
+        """The rows of :attr:`populations` as dicts (same keys and values), without pandas."""
+        return population_rows(self.definition, self.state, self.sample.n_events)
 
     @property
     def masks(self) -> dict[str, np.ndarray]:

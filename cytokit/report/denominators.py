@@ -7,15 +7,18 @@ for them (results written with schema 1 stored > 100 %). Every place that shows 
 reports, ``cytokit gate``) asks :func:`denominators` which rows these are and shows :func:`above_text`
 instead of a number.
 
-Only pandas and the results schema are imported here, so the command line can use it without loading the report stack.
+Only the results schema is imported here (pandas by :func:`denominators` when called), so the command line
+can use :func:`tube_denominator` without loading the report stack or pandas.
 """
 from __future__ import annotations
 
-from typing import Mapping
-
-import pandas as pd
+import math
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 from ..results import schema as S
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 #: tolerance (percentage points) for "exactly 100 % of lymphocytes"
 _EXACT = 1e-6
@@ -26,7 +29,7 @@ def above_text(denominator: str) -> str:
     return f"above {denominator}"
 
 
-def denominators(rows: pd.DataFrame, lymphocytes: Mapping[str, str] | None = None
+def denominators(rows: "pd.DataFrame", lymphocytes: Mapping[str, str] | None = None
                  ) -> dict[str, tuple[str, set[str]]]:
     """Per tube (``""`` when ``rows`` has no ``tube`` column): (denominator population, populations above it).
 
@@ -34,27 +37,41 @@ def denominators(rows: pd.DataFrame, lymphocytes: Mapping[str, str] | None = Non
     (``run_info.json`` ``tubes.<tube>.lymphocytes``) or given by a fitted strategy; it is used when that
     population has a row. Otherwise (results written before it was recorded) the denominator is inferred:
     the deepest population at exactly 100 % of lymphocytes. The populations above it are its ancestors by
-    the ``parent`` column. A tube with neither gets ``("", set())``.
+    the ``parent`` column. A tube with neither gets ``("", set())``. One tube's rule is
+    :func:`tube_denominator`.
     """
+    import pandas as pd
+
     out: dict[str, tuple[str, set[str]]] = {}
     tubes = rows[S.TUBE].astype(str) if S.TUBE in rows else pd.Series("", rows.index)
     for tube, t in rows.groupby(tubes):
-        parent = dict(zip(t[S.POPULATION].astype(str), t.get(S.PARENT, pd.Series("", t.index)).fillna("").astype(str)))
-        den = str((lymphocytes or {}).get(str(tube)) or "")
-        if den not in parent:
-            den = _inferred(t, parent)
-        if not den:
-            out[str(tube)] = ("", set())
-            continue
-        above, name = set(), den
-        while parent.get(name) and parent[name] not in above:
-            name = parent[name]
-            above.add(name)
-        out[str(tube)] = (den, above)
+        parents = t.get(S.PARENT, pd.Series("", t.index)).fillna("").astype(str)
+        pct = pd.to_numeric(t.get(S.PCT_LYMPHOCYTES, pd.Series(float("nan"), t.index)), errors="coerce")
+        out[str(tube)] = tube_denominator(zip(t[S.POPULATION].astype(str), parents, pct.astype(float)),
+                                          (lymphocytes or {}).get(str(tube)))
     return out
 
 
-def _inferred(t: pd.DataFrame, parent: Mapping[str, str]) -> str:
+def tube_denominator(rows: Iterable[tuple[str, str, float]], lymphocytes: str | None = None
+                     ) -> tuple[str, set[str]]:
+    """One tube's (denominator population, populations above it) from its ``(population, parent,
+    pct_lymphocytes)`` rows (parent ``""`` for a root, percent NaN where undefined); ``lymphocytes`` is
+    the strategy's lymphocyte population (see :func:`denominators`)."""
+    rows = list(rows)
+    parent = {str(pop): str(par) for pop, par, _ in rows}
+    den = str(lymphocytes or "")
+    if den not in parent:
+        den = _inferred(rows, parent)
+    if not den:
+        return "", set()
+    above, name = set(), den
+    while parent.get(name) and parent[name] not in above:
+        name = parent[name]
+        above.add(name)
+    return den, above
+
+
+def _inferred(rows: list[tuple[str, str, float]], parent: Mapping[str, str]) -> str:
     """The deepest population of one tube's rows at exactly 100 % of lymphocytes ("" when none)."""
     def depth(name: str) -> int:
         d, seen = 0, set()
@@ -63,6 +80,5 @@ def _inferred(t: pd.DataFrame, parent: Mapping[str, str]) -> str:
             name, d = parent[name], d + 1
         return d
 
-    pct = pd.to_numeric(t.get(S.PCT_LYMPHOCYTES, pd.Series(dtype=float)), errors="coerce")
-    exact = t.loc[(pct - 100.0).abs() <= _EXACT, S.POPULATION].astype(str).tolist()
+    exact = [str(pop) for pop, _, pct in rows if not math.isnan(float(pct)) and abs(float(pct) - 100.0) <= _EXACT]
     return max(exact, key=depth) if exact else ""
