@@ -5,7 +5,10 @@
    * lab "bright": CD25+ and Treg's CD25 at the last (highest) clear valley (CD25bright convention),
      CD28+ CD4 at the deepest valley;
    * lab "negq": CD25+ and Treg's CD25 set at a fixed quantile (99th) of the *negative peak* (mode +
-     99th percentile of the mirrored lower half), placed per sample on the data.
+     99th percentile of the mirrored lower half), placed per sample on the data;
+   * lab "bright60": as "bright" (CD25+ and Treg's CD25 only), but a dip counts as a valley only down to
+     0.6 of the smaller peak (the library's valley method counts dips down to 0.8): checks a learned
+     valley rule on a lab whose notion of a valley is not the library's.
    Each lab's gates are written as a FlowJo workspace (cytokit.flowjo.write_workspace) over simulated
    tmem files (IL-2 and control arms, two visits). The tmem strategy is learned from 2 gated samples and
    scored on the others (per-event F1 per population), next to the untuned shipped strategy.
@@ -53,6 +56,14 @@ def bright_cut(x: np.ndarray) -> float:
     return fit_threshold(x[np.isfinite(x)], ThresholdParams(mode="valley", valley="last", bounds=(0.05, 0.95))).value
 
 
+def bright60_cut(x: np.ndarray) -> float:
+    """Lab rule: as :func:`bright_cut`, but a dip counts as a valley only when its density is at most 0.6
+    of the smaller neighbouring peak (the method's default is 0.8): a lab whose idea of a valley differs
+    from the library's, on which a learned valley rule is checked too."""
+    return fit_threshold(x[np.isfinite(x)], ThresholdParams(mode="valley", valley="last", bounds=(0.05, 0.95),
+                                                            max_valley_ratio=0.6)).value
+
+
 def valley_cut(x: np.ndarray) -> float:
     """Lab rule: the deepest valley of the density anywhere in 0.05..0.95 (logicle)."""
     return fit_threshold(x[np.isfinite(x)], ThresholdParams(mode="valley", bounds=(0.05, 0.95))).value
@@ -64,6 +75,7 @@ LAB_RULES = {
                "CD28+ CD8": [valley_cut]},
     "negq": {"CD25+ CD4": [negq_cut], "Treg": [negq_cut, None]},
     "bright": {"CD25+ CD4": [bright_cut], "Treg": [bright_cut, None], "CD28+ CD4": [valley_cut]},
+    "bright60": {"CD25+ CD4": [bright60_cut], "Treg": [bright60_cut, None]},
 }
 
 
@@ -93,9 +105,10 @@ def expert_document(strategy: Strategy, path: Path, rules: dict):
 
 
 def simulated(out: Path, events: int, n_train: int = 2, labs: list[str] | None = None,
-              train_on: str = "baseline") -> pd.DataFrame:
+              train_on: str = "baseline", train: list[str] | None = None) -> pd.DataFrame:
     """Learn each lab's rules from 2 samples: the first IL-2 and control patients at baseline (W0), or
-    (``train_on="treated"``) the IL-2 patient at W24 (CD25 raised by IL-2) and the control at W0."""
+    (``train_on="treated"``) the IL-2 patient at W24 (CD25 raised by IL-2) and the control at W0, or the
+    samples named in ``train`` (file stems)."""
     trial = out / "trial"
     if not (trial / "manifest.csv").exists():
         simulate_trial(trial, SimulationConfig(patients_per_arm=3, visits=["W0", "W24"], tubes=["tmem"],
@@ -113,12 +126,16 @@ def simulated(out: Path, events: int, n_train: int = 2, labs: list[str] | None =
         arms = dict(zip(manifest.file.map(lambda f: Path(f).stem), manifest.arm))
         visits = dict(zip(manifest.file.map(lambda f: Path(f).stem), manifest.visit))
         il2_visit = "W24" if train_on == "treated" else "W0"
-        train = [next(f.stem for f in files if arms[f.stem] == "IL-2" and visits[f.stem] == il2_visit),
-                 next(f.stem for f in files if arms[f.stem] == "control" and visits[f.stem] == "W0")][:n_train]
+        pair = [next(f.stem for f in files if arms[f.stem] == "IL-2" and visits[f.stem] == il2_visit),
+                next(f.stem for f in files if arms[f.stem] == "control" and visits[f.stem] == "W0")][:n_train]
+        label = train_on
+        if train:
+            pair = [t if t.endswith("_tmem") else f"{t}_tmem" for t in train]
+            label = "+".join(t.removesuffix("_tmem") for t in pair)
         t0, c0 = time.perf_counter(), time.process_time()
-        res = learn_strategy(wsp, files, strategy="tmem", train=train)
+        res = learn_strategy(wsp, files, strategy="tmem", train=pair)
         secs, cpu = time.perf_counter() - t0, time.process_time() - c0
-        res.save(out / f"learned_{lab}_{train_on}", force=True)
+        res.save(out / f"learned_{lab}_{label}", force=True)
         a = res.agreement
         changed = {c["population"] for c in res.changes}
         rejected = {d["population"] for d in res.not_adopted}
@@ -127,7 +144,7 @@ def simulated(out: Path, events: int, n_train: int = 2, labs: list[str] | None =
             hold = sub[sub.role == "holdout"].set_index("sample")
             base = sub[sub.role == "untuned"].set_index("sample").loc[hold.index]
             loso = sub[sub.role == "loso"]
-            rows.append({"study": f"simulated lab '{lab}' ({train_on})", "population": pop, "n_holdout": len(hold),
+            rows.append({"study": f"simulated lab '{lab}' ({label})", "population": pop, "n_holdout": len(hold),
                          "f1_untuned_min": base.f1.min(), "f1_untuned_median": base.f1.median(),
                          "f1_learned_min": hold.f1.min(), "f1_learned_median": hold.f1.median(),
                          "n_below_untuned": int((hold.f1 < base.f1 - 1e-9).sum()),
@@ -181,12 +198,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-flowsom", action="store_true", help="skip the flowsom_68983 ceiling checks")
     ap.add_argument("--train-on", choices=("baseline", "treated"), default="baseline",
                     help="training samples: IL-2 and control at W0 (baseline) or IL-2 at W24 + control at W0")
+    ap.add_argument("--train", default="", help="training samples instead (comma-separated, e.g. P001_W0,P003_W24)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     out = args.out or Path(tempfile.mkdtemp(prefix="cytokit_learn_"))
     out.mkdir(parents=True, exist_ok=True)
     labs = [x for x in args.labs.split(",") if x]
-    table = pd.concat([simulated(out, args.events, labs=labs, train_on=args.train_on),
+    train = [t for t in args.train.split(",") if t] or None
+    table = pd.concat([simulated(out, args.events, labs=labs, train_on=args.train_on, train=train),
                        pd.DataFrame() if args.no_flowsom else flowsom(out)],
                       ignore_index=True)
     pd.set_option("display.width", 220)

@@ -17,9 +17,16 @@ are thus not adopted, and the population keeps its base (shipped) parameters.
 
 Threshold gates are tuned dimension by dimension (coordinate descent, two rounds). For each dimension
 the *expert's placement* is measured on the strategy's own scale: the cut that best reproduces the expert
-mask among the parent's events that pass the other dimensions. Candidates are then the valley choices
-(deepest/first/last, bandwidth), tail widths and quantiles *implied* by that placement on each sample,
-and bounds around it. Scatter gates try the expert population's robust-normalised centre as the target,
+mask among the parent's events that pass the other dimensions. Candidates are first the *rules*
+(:func:`_rule_candidates`): the current valley rule with as few of its choices changed as possible
+(which valley, the method's default valley depth instead of the current one, no bounds), fewest changes
+first; then the valley choices with other bandwidths, tail widths and quantiles *implied* by the
+placement on each sample, and bounds around it. Candidates within :data:`RULE_TIE` of the best training
+score count as equally good and the first of them is kept, so a rule choice the training samples do not
+show keeps its current value. A rule change carries no fitted number; it is adopted when it reproduces the
+expert on every training sample at least as well as the base rule and loses on no left-out sample (it
+needs no average left-out gain: a training sample on which the lab's rule and the shipped one agree
+cannot show one, but it does show that the new rule keeps that placement). Scatter gates try the expert population's robust-normalised centre as the target,
 numbers of mixture components and coverages (ellipse), MAD widths (singlets) or contour levels (polygon).
 All values are on the gate's scale (logicle 0..1 for fluorescence, linear scatter).
 """
@@ -61,6 +68,7 @@ class _Ctx:
     states: list[FitState]
     definition: StrategyDefinition | None = None
     below: tuple[str, ...] = ()  # populations below ``spec`` re-fitted with each candidate (scored if mapped)
+    tie: float = 1e-6  # threshold candidates within this of the best training score are equally good
 
     def parent_rows(self, i: int) -> np.ndarray:
         st, s = self.states[i], self.samples[i]
@@ -107,19 +115,21 @@ class _Ctx:
         return float(np.mean(per)) if per else 0.0
 
 
-def _best(ctx: _Ctx, current: dict[str, Any], candidates: Iterable[dict[str, Any]]) -> tuple[dict[str, Any], float]:
-    """The best-scoring candidate; the current parameters win ties."""
-    best, best_score = current, ctx.score(current)
+def _best(ctx: _Ctx, current: dict[str, Any], candidates: Iterable[dict[str, Any]], *,
+          tie: float = 1e-6) -> tuple[dict[str, Any], float]:
+    """The best-scoring candidate. Candidates scoring within ``tie`` (F1 units) of the best count as
+    equally good, and the earliest of them wins: the current parameters first, then the candidates in
+    the order given (callers list the simpler rules first)."""
+    scored = [(current, ctx.score(current))]
     seen = {repr(current)}
     for cand in candidates:
         key = repr(cand)
         if key in seen:
             continue
         seen.add(key)
-        sc = ctx.score(cand)
-        if sc > best_score + 1e-6:
-            best, best_score = cand, sc
-    return best, best_score
+        scored.append((cand, ctx.score(cand)))
+    top = max(sc for _, sc in scored)
+    return next((c, sc) for c, sc in scored if sc >= top - tie)
 
 
 # -- threshold slots ---------------------------------------------------------------------------------
@@ -236,9 +246,47 @@ def _placements(ctx: _Ctx, params: dict, slot: _Slot, slots: list[_Slot]) -> lis
     return out
 
 
+#: valley choices a rule candidate may switch to (the parameter ``valley`` of ThresholdParams)
+RULE_VALLEYS = ("deepest", "first", "last")
+#: near-ties when tuning thresholds on two or more samples: candidates within this many F1 units of the
+#: best training score reproduce the expert equally well (a KDE grid step moves F1 by about this much),
+#: and the simplest of them (:func:`_rule_candidates` order) is kept. The leave-one-out re-tunings use the
+#: same value. With one training sample (nothing to generalise from, a ceiling check) the best score wins.
+RULE_TIE = 0.002
+
+
+def _rule_candidates(cur: dict[str, Any]) -> list[dict[str, Any]]:
+    """Valley rules that differ from the current threshold parameters in as few of the rule's choices as
+    possible, fewest changes first: which valley (:data:`RULE_VALLEYS`), how shallow a dip still counts
+    (``max_valley_ratio``: current or the method's default) and the plausible range (``bounds``: current
+    or none). No value here is fitted to the training samples, so a rule that reproduces the expert on
+    every training sample is the lab's rule as far as those samples show it, and with the near-tie
+    preference of :func:`_best` a choice the samples do not show keeps its current (shipped) value."""
+    if cur.get("mode", "valley") != "valley":
+        return []
+    fields = ThresholdParams.model_fields
+    now = {"valley": cur.get("valley", fields["valley"].default),
+           "max_valley_ratio": cur.get("max_valley_ratio", fields["max_valley_ratio"].default),
+           "bounds": cur.get("bounds")}
+    options = {"valley": [v for v in RULE_VALLEYS if v != now["valley"]],
+               "max_valley_ratio": [r for r in (fields["max_valley_ratio"].default,) if r != now["max_valley_ratio"]],
+               "bounds": [None] if now["bounds"] is not None else []}
+    changes: list[dict[str, Any]] = [{}]
+    for key, values in options.items():
+        changes += [{**c, key: v} for c in changes for v in values]
+    out = []
+    for ch in sorted(changes[1:], key=len):
+        cand = {k: v for k, v in cur.items() if k not in ch or ch[k] is not None}
+        cand.update({k: v for k, v in ch.items() if v is not None})
+        cand["mode"] = "valley"
+        out.append(cand)
+    return out
+
+
 def _threshold_candidates(ctx: _Ctx, cur: dict[str, Any], cuts: list[float | None],
                           slot: _Slot) -> list[dict[str, Any]]:
-    """Candidate ThresholdParams dicts for one slot (see module docstring)."""
+    """Candidate ThresholdParams dicts for one slot (see module docstring): the rule candidates first
+    (:func:`_rule_candidates`), then parameters implied by the expert's placements."""
     ts = [t for t in cuts if t is not None]
     bounds_opts: list[Any] = [cur.get("bounds")]
     if ts:
@@ -248,7 +296,7 @@ def _threshold_candidates(ctx: _Ctx, cur: dict[str, Any], cuts: list[float | Non
     base = {k: v for k, v in cur.items() if k not in ("mode", "valley", "adjust", "tail_sd", "quantile",
                                                       "reference_peak", "tail_side", "bounds", "value",
                                                       "min_peak_fraction", "expected")}
-    out: list[dict[str, Any]] = []
+    out: list[dict[str, Any]] = _rule_candidates(cur)
     expected = {"expected": round(float(np.mean(ts)), 4)} if ts else {}
     for b in bounds_opts:
         bb = {"bounds": b} if b is not None else {}
@@ -298,16 +346,15 @@ def _threshold_candidates(ctx: _Ctx, cur: dict[str, Any], cuts: list[float | Non
 def tune_thresholds(ctx: _Ctx) -> dict[str, Any]:
     """Coordinate descent over the population's threshold slots (two rounds)."""
     params, slots = _slots(ctx.spec)
-    best_score = ctx.score(params)
     for _round in range(2 if len(slots) > 1 else 1):
         changed = False
         for slot in slots:
             cuts = _placements(ctx, params, slot, slots)
             cur = _get(params, slot.path) or {}
             cands = [_set(params, slot.path, c) for c in _threshold_candidates(ctx, cur, cuts, slot)]
-            new, sc = _best(ctx, params, cands)
-            if sc > best_score + 1e-6:
-                params, best_score, changed = new, sc, True
+            new, _ = _best(ctx, params, cands, tie=ctx.tie)
+            if new != params:
+                params, changed = new, True
         if not changed:
             break
     return params
@@ -408,11 +455,48 @@ LOO_TOLERANCE = 0.002
 MIN_GAIN = 0.002
 
 
-def _validated(ctx: _Ctx) -> tuple[bool, list[float]]:
+def is_rule_change(spec: PopulationSpec, proposed: dict[str, Any]) -> bool:
+    """Whether ``proposed`` differs from ``spec``'s parameters only by switching threshold slots to rule
+    candidates (:func:`_rule_candidates`: another valley choice, the method's default valley depth, no
+    bounds), i.e. carries no number fitted to the training samples."""
+    base, slots = _slots(spec)
+    if not slots or proposed == spec.params:
+        return False
+    for slot in slots:
+        b = _get(base, slot.path) or {}
+        q = _get(proposed, slot.path) if _has(proposed, slot.path) else b
+        if q != b and q not in _rule_candidates(b):
+            return False
+    slot_keys = {slot.path[0] for slot in slots}
+    return ({k: v for k, v in proposed.items() if k not in slot_keys}
+            == {k: v for k, v in base.items() if k not in slot_keys})
+
+
+def _has(params: dict, path: tuple) -> bool:
+    try:
+        _get(params, path)
+    except (KeyError, IndexError, TypeError):
+        return False
+    return True
+
+
+def _per_sample(ctx: _Ctx, params: dict[str, Any]) -> np.ndarray:
+    """Per training sample: mean F1 over the scored populations."""
+    return np.mean(np.array(list(ctx.scores(params).values()), dtype=np.float64), axis=0)
+
+
+def _validated(ctx: _Ctx, proposed: dict[str, Any] | None = None) -> tuple[bool, list[float]]:
     """Whether tuning this population generalises across the training samples: re-tuned without each
     training sample in turn, the parameters score on the left-out sample at least as well as the base
     parameters (within :data:`LOO_TOLERANCE`), and better on average. With one training sample there is
-    nothing to check (True). Returns the verdict and the gain on each left-out sample."""
+    nothing to check (True). Returns the verdict and the gain on each left-out sample.
+
+    A *rule change* (``proposed`` passes :func:`is_rule_change`: no number in it is fitted to the data)
+    that reproduces the expert on every training sample at least as well as the base parameters
+    (within :data:`LOO_TOLERANCE`) needs no average gain on the left-out samples, only no loss: when a
+    lab's rule agrees with the shipped one on some training samples and differs on others, the samples
+    where they agree cannot show a gain, but they do show that the new rule keeps their placements, which
+    is the evidence that the rule, not a value fitted to one sample, is what changed."""
     n = len(ctx.samples)
     if n < 2:
         return True, []
@@ -420,13 +504,15 @@ def _validated(ctx: _Ctx) -> tuple[bool, list[float]]:
     for i in range(n):
         rest = [j for j in range(n) if j != i]
         sub = _Ctx(ctx.spec, [ctx.samples[j] for j in rest], [ctx.states[j] for j in rest], ctx.definition,
-                   ctx.below)
+                   ctx.below, ctx.tie)
         held = _Ctx(ctx.spec, [ctx.samples[i]], [ctx.states[i]], ctx.definition, ctx.below)
         tuned = TUNERS[ctx.spec.method](sub)
         if sub.score(tuned) < sub.score(ctx.spec.params) + MIN_GAIN:  # not adopted on those samples
             tuned = ctx.spec.params
         gains.append(held.score(tuned) - held.score(ctx.spec.params))
     ok = min(gains) >= -LOO_TOLERANCE and float(np.mean(gains)) > 1e-6
+    if not ok and proposed is not None and min(gains) >= -LOO_TOLERANCE and is_rule_change(ctx.spec, proposed):
+        ok = bool(np.all(_per_sample(ctx, proposed) >= _per_sample(ctx, ctx.spec.params) - LOO_TOLERANCE))
     log.info("%s: leave-one-out gain over the base parameters per training sample %s: %s", ctx.spec.name,
              ", ".join(f"{g:+.4f}" for g in gains), "adopted" if ok else "not adopted (kept the base parameters)")
     return ok, gains
@@ -447,13 +533,13 @@ def tune_definition(definition: StrategyDefinition, samples: list[TrainingSample
         has_expert = all(spec.name in s.expert for s in samples)
         if samples and has_expert and spec.method in TUNERS and (wanted is None or spec.name in wanted):
             below = _below(definition, spec.name, samples)
-            ctx = _Ctx(spec, samples, states, definition, below)
+            ctx = _Ctx(spec, samples, states, definition, below, RULE_TIE if len(samples) > 1 else 1e-6)
             before = ctx.score(spec.params)
             params = TUNERS[spec.method](ctx)
             if params != spec.params:
                 after = ctx.score(params)
                 if after > before + (MIN_GAIN if len(samples) > 1 else 1e-6):
-                    ok, gains = _validated(ctx)
+                    ok, gains = _validated(ctx, params)
                     if decisions is not None:
                         decisions.append({"population": spec.name, "method": spec.method, "score_before": before,
                                           "score_after": after, "loo_gains": gains, "adopted": ok,
