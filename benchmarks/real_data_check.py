@@ -249,11 +249,15 @@ def check_nkr(data: Path) -> tuple[list[Check], Any]:
     result = gate(fcs, YAML / "nkr_strategy.yaml")
     by = result.populations.set_index("population")
     nk = float(by.loc["NK cells", "pct_lymphocytes"])
+    nk2 = float(by.loc["NK cells (NKp46 first)", "pct_lymphocytes"])
     tb = float(by.loc["T and B cells", "pct_lymphocytes"])
     return [
-        Check(fcs.name, "NK (CD3/19- NKp46+) % of live lymphocytes", nk, "2-35 %",
+        Check(fcs.name, "NK (CD3/19- NKp46+ quadrant) % of live lymphocytes", nk, "2-35 %",
               verdict(2.0 <= nk <= 35.0, _flags(by, "NK cells", "Live", "Lymphocytes")),
               _row_flags(by, "NK cells", "Live", "Lymphocytes")),
+        Check(fcs.name, "NK (NKp46+, then CD3/19- valley) % of live lymphocytes", nk2, "2-35 %",
+              verdict(2.0 <= nk2 <= 35.0, _flags(by, "NK cells (NKp46 first)", "NKp46+", "Live", "Lymphocytes")),
+              _row_flags(by, "NK cells (NKp46 first)", "NKp46+", "Live", "Lymphocytes")),
         Check(fcs.name, "T + B (CD3/19+) % of live lymphocytes", tb, "50-97 %",
               verdict(50.0 <= tb <= 97.0, _flags(by, "T and B cells", "Live", "Lymphocytes")),
               _row_flags(by, "T and B cells", "Live", "Lymphocytes")),
