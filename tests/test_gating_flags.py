@@ -13,8 +13,8 @@ import pytest
 from cytokit.fcs import read_fcs
 from cytokit.gating import load_strategy
 from cytokit.gating.methods import REVIEW_FLAGS, fit_gate, fit_threshold, needs_review
-from cytokit.gating.methods.confidence import (TAIL_SD_UNCERTAINTY, UNCERTAIN_PP, ThresholdUncertainty,
-                                               estimated_error)
+from cytokit.gating.methods.confidence import (MODE_EDGE_FRACTION, TAIL_SD_UNCERTAINTY, UNCERTAIN_PP,
+                                               ThresholdUncertainty, estimated_error)
 from cytokit.gating.methods.density import ThresholdParams
 from cytokit.results import read_table
 from test_pipeline_support import simulate_small_trial, write_pipeline
@@ -135,3 +135,23 @@ def test_estimated_error_and_flags_reach_the_tables(dense_run):
     assert direct.loc["CD25+ CD4", "flags"] == row["flags"]
     csv = pd.read_csv(out / "populations.csv")
     assert np.allclose(csv["est_error_pp"], pops["est_error_pp"], equal_nan=True)
+
+
+def test_a_refit_inside_a_modes_body_is_not_an_alternative_position():
+    # modes at 0.3 and 0.7, valley at 0.5: a refit at 0.45 moved the valley; one at 0.67 (within
+    # MODE_EDGE_FRACTION of the gap next to the upper mode) split that mode
+    info = {"method": "valley", "peaks": [0.3, 0.7], "stability_thresholds": [0.45, 0.67]}
+    assert ThresholdUncertainty.from_fit(0.5, info).alternatives == (0.45,)
+    # a valley that itself lies next to a mode keeps the refits that are no nearer to that mode than it
+    info = {"method": "valley", "peaks": [0.3, 0.7], "stability_thresholds": [0.64, 0.69]}
+    assert ThresholdUncertainty.from_fit(0.66, info).alternatives == (0.64,)
+    # a threshold placed by the negative model's count keeps its recorded alternatives as they are
+    info = {"method": "excess", "peaks": [0.3, 0.7], "stability_thresholds": [0.28, 0.35]}
+    assert ThresholdUncertainty.from_fit(0.31, info).alternatives == (0.28, 0.35)
+    # the estimate follows: the split-mode refit no longer moves the population
+    r = np.random.default_rng(4)
+    x = np.r_[r.normal(0.3, 0.04, 12000), r.normal(0.7, 0.04, 8000)][:, None]
+    near_mode = estimated_error(x, [ThresholdUncertainty.from_fit(
+        0.5, {"method": "valley", "peaks": [0.3, 0.7], "stability_thresholds": [0.67]})], above)
+    assert math.isnan(near_mode)  # no alternative left: nothing measured
+    assert 0.7 - 0.67 < MODE_EDGE_FRACTION * (0.7 - 0.3) < 0.7 - 0.5  # (the band the case above relies on)

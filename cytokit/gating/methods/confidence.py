@@ -11,9 +11,11 @@ the parent's events (gate coordinates: logicle 0..1 for fluorescence):
   points) that the uncertainty of its own thresholds implies. Each threshold's plausible alternatives
   are (a) the same rule re-run on the density smoothed less and more (the refits
   ``info["stability_thresholds"]`` of :func:`~.density.fit_threshold`: where a valley is depends on how the
-  density is read), as far as they stay between the two modes around the threshold (a refit beyond a
-  mode chose another valley altogether: that is the note ``unstable``, not an uncertainty of this
-  threshold's position) and (b) for a tail-placed threshold, the tail moved by ±:data:`TAIL_SD_UNCERTAINTY`
+  density is read), as far as they stay in the middle of the gap between the two modes around the
+  threshold (a refit beyond a mode chose another valley altogether, and one within
+  :data:`MODE_EDGE_FRACTION` of the gap next to a mode found a dip inside that mode's body -- the less
+  smoothed density splits a broad mode in two: neither is an uncertainty of this threshold's position, they
+  are the note ``unstable``) and (b) for a tail-placed threshold, the tail moved by ±:data:`TAIL_SD_UNCERTAINTY`
   half-SDs of its reference peak (how many SDs "above the negatives" is a convention, not a measurement).
   Each alternative moves the population by some pp; a threshold's term is the largest such move and
   ``est_error_pp`` is the root sum of squares of the terms of all thresholds. It grows with the density
@@ -44,6 +46,11 @@ TAIL_SD_UNCERTAINTY = 0.25
 #: tuning draws 101, 404 and 505 (1.5, chosen on 101 and 404 alone, caught 24 of 32 estimates > 2 pp off in
 #: the 505 draws; 1.0 catches 30 of them there and all 19 of 101/404)
 UNCERTAIN_PP = 1.0
+#: a smoothing refit within this fraction of the gap between the two modes around a valley threshold, next
+#: to one of them, split that mode rather than moved the valley: not an alternative position. Chosen on the
+#: tuning draws (101, 404, 505, 606): 0.15-0.25 keep every estimate > 2 pp off that 0 keeps flagged and
+#: drop most false alarms (CD56dim/bright refits inside the bright mode); 0.33 loses a fifth of the recall
+MODE_EDGE_FRACTION = 0.2
 #: rows used for the probes (a random subsample beyond this)
 MAX_EVENTS = 20000
 
@@ -61,12 +68,20 @@ class ThresholdUncertainty:
     def from_fit(cls, value: float | None, info: Mapping[str, Any] | None) -> "ThresholdUncertainty":
         """Alternatives of a threshold fitted by :func:`~.density.fit_threshold` (``info`` = its info):
         the smoothing refits that lie between the fit's modes on either side of ``value`` (``info["peaks"]``),
-        and for a tail-placed threshold the tail moved by ±TAIL_SD_UNCERTAINTY SDs."""
+        outside the outer :data:`MODE_EDGE_FRACTION` of the gap next to each mode when there are modes on
+        both sides (unless ``value`` itself lies there); for a threshold placed by the negative model's count
+        (method ``excess``) its recorded alternatives (the count -/+ its SD) as they are; and for a
+        tail-placed threshold the tail moved by ±TAIL_SD_UNCERTAINTY SDs."""
         if value is None or not info:
             return cls(value)
         peaks = [float(p) for p in info.get("peaks", ())]
         lo = max((p for p in peaks if p < value), default=-np.inf)
         hi = min((p for p in peaks if p > value), default=np.inf)
+        if info.get("method") == "excess":  # the count's own uncertainty, not refits of a valley
+            lo, hi = -np.inf, np.inf
+        elif np.isfinite(lo) and np.isfinite(hi):  # (never narrower than where the fit itself lies)
+            edge = MODE_EDGE_FRACTION * (hi - lo)
+            lo, hi = min(lo + edge, value), max(hi - edge, value)
         alts = [float(a) for a in info.get("stability_thresholds", ())
                 if a is not None and np.isfinite(a) and lo < a < hi]
         if info.get("method") == "tail" and info.get("half_sd"):
