@@ -224,6 +224,12 @@ def main(argv: list[str] | None = None) -> int:
         worst = df.sort_values("err", ascending=False).head(12)
         print("\nlargest errors:\n" + worst[["file", "population", "truth_pct", "auto_pct", "err", "flag_words",
                                               "scenarios"]].round(2).to_string(index=False))
+        silent = df[(df.err > 2) & ~df.review & ~df.population.isin(["Lymphocytes", "Singlets"])]
+        print(f"\nsilent: {len(silent)} estimates > 2 pp off without a review flag (scatter rows left out):")
+        if len(silent):
+            print(silent.sort_values("err", ascending=False).head(15)[
+                ["file", "population", "truth_pct", "auto_pct", "err", "est_error_pp", "flag_words"]]
+                .round(2).to_string(index=False))
         print("\nscatter gates: true single lymphocytes outside Lymphocytes / other events inside Singlets, % "
               f"(median, max over files): {qc.lymph_missed_pct.median():.1f} / {qc.lymph_missed_pct.max():.1f}; "
               f"{qc.intruders_pct.median():.1f} / {qc.intruders_pct.max():.1f}")
