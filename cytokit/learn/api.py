@@ -37,6 +37,9 @@ from .search import TrainingSample, changed_params, tune_definition
 
 log = logging.getLogger(__name__)
 
+#: a learned valley depth cut-off whose range of equally fitting values is at least this wide is warned about
+DEPTH_WARN_WIDTH = 0.1
+
 
 @dataclass
 class LearnResult:
@@ -51,6 +54,11 @@ class LearnResult:
     #: populations whose tuning raised the training score, adopted or not (leave-one-out check), see
     #: :func:`cytokit.learn.search.tune_definition`
     decisions: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the training samples left undetermined in the adopted parameters (:func:`depth_warnings`)."""
+        return depth_warnings(self.decisions)
 
     @property
     def not_adopted(self) -> list[dict[str, Any]]:
@@ -78,8 +86,24 @@ class LearnResult:
         atomic_write_text(paths["agreement"], self.agreement.to_csv(index=False))
         atomic_write_text(paths["html"], agreement_html(self.agreement, title=f"Strategy {self.strategy.name} "
                                                         f"learned from expert gates", changes=self.changes,
-                                                        train=self.train, not_adopted=self.not_adopted))
+                                                        train=self.train, not_adopted=self.not_adopted,
+                                                        warnings=self.warnings))
         return paths
+
+
+def depth_warnings(decisions: Sequence[dict[str, Any]]) -> list[str]:
+    """One sentence per adopted valley rule whose depth cut-off the training samples do not fix (its range of
+    equally fitting values, ``valley_depth`` of a tuning decision, is at least :data:`DEPTH_WARN_WIDTH`)."""
+    out = []
+    for d in decisions:
+        for r in d.get("valley_depth", ()) if d.get("adopted") else ():
+            if r["high"] - r["low"] >= DEPTH_WARN_WIDTH:
+                out.append(f"{d['population']} ({r['dim']}): the training samples do not show how shallow a dip "
+                           f"the expert still takes for a valley: depth cut-offs {r['low']:.2f}-{r['high']:.2f} "
+                           f"reproduce them equally, {r['used']:.2f} is used; samples whose {r['dim']} dips lie in "
+                           f"that range may be gated differently from the expert (check them with compare-gates, "
+                           f"or train on one that has such a dip)")
+    return out
 
 
 def _training_samples(definition: StrategyDefinition, experts: Sequence[ExpertSample],
@@ -177,6 +201,8 @@ def learn_strategy(expert: str | Path, files: Iterable[str | Path], *, strategy:
                         "leave-one-out check (gain on each left-out sample: %s); kept the base parameters",
                         d["population"], d["score_before"], d["score_after"],
                         ", ".join(f"{g:+.4f}" for g in d["loo_gains"]))
+    for w in depth_warnings(decisions):
+        log.warning("%s", w)
     rows += _evaluate(tuned, tr, "train", nodes)
     if rest:
         rows += _evaluate(tuned, rest, "holdout", nodes)

@@ -47,11 +47,16 @@ def _table(df: pd.DataFrame, f1_cols: Sequence[str] = ("f1", "f1_median", "f1_mi
 
 
 def agreement_html(table: pd.DataFrame, *, title: str, changes: Sequence[dict] = (),
-                   train: Sequence[str] = (), not_adopted: Sequence[dict] = ()) -> str:
-    """A self-contained HTML page of an agreement table (see module docstring)."""
+                   train: Sequence[str] = (), not_adopted: Sequence[dict] = (),
+                   warnings: Sequence[str] = ()) -> str:
+    """A self-contained HTML page of an agreement table (see module docstring); ``warnings`` (sentences)
+    are shown at the top."""
     parts = [f"<h1>{html.escape(title)}</h1>"]
     if train:
         parts.append(f"<p>Training samples: {html.escape(', '.join(train))}.</p>")
+    if warnings:
+        parts.append("<div class='warn'><b>Not settled by the training samples:</b><ul>"
+                     + "".join(f"<li>{html.escape(w)}</li>" for w in warnings) + "</ul></div>")
     parts.append(f"<p>Per-event F1 against the expert's gates (1 = identical events). pct_expert / pct_auto are "
                  f"% of the reference population (the nearest ancestor both sides gate, usually the parent); "
                  f"|Δ%| is their difference in percentage points. F1 below {F1_WARN} is marked.</p>")
@@ -97,6 +102,7 @@ def agreement_html(table: pd.DataFrame, *, title: str, changes: Sequence[dict] =
     style = ("body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0;"
              "font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#eef}"
              "td:first-child,td:nth-child(2),td:nth-child(3){text-align:left}td.bad{background:#fdd;font-weight:bold}"
-             "code{font-size:11px;white-space:pre-wrap;text-align:left;display:block}")
+             "code{font-size:11px;white-space:pre-wrap;text-align:left;display:block}"
+             ".warn{background:#fff4d6;border:1px solid #e0b000;padding:0.5em 1em;margin:1em 0}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")

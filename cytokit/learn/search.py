@@ -518,6 +518,33 @@ def _validated(ctx: _Ctx, proposed: dict[str, Any] | None = None) -> tuple[bool,
     return ok, gains
 
 
+#: valley depth cut-offs (``max_valley_ratio``) probed by :func:`valley_depth_ranges`
+DEPTH_GRID = tuple(round(0.3 + 0.05 * i, 2) for i in range(14))
+
+
+def valley_depth_ranges(ctx: _Ctx, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """For each valley-rule slot of ``params`` whose depth cut-off (``max_valley_ratio``) differs from the
+    base parameters: the cut-offs on :data:`DEPTH_GRID` that reproduce every training sample as well as
+    ``params`` do (within :data:`RULE_TIE`). A wide range means the samples do not show how shallow a dip
+    the lab still counts as a valley; the value used is then a prior (the method's default), not learned.
+    Rows: ``dim``, ``used``, ``low``, ``high`` (depth ratios, 0..1)."""
+    base, slots = _slots(ctx.spec)
+    ref = _per_sample(ctx, params)
+    out = []
+    for slot in slots:
+        b = _get(base, slot.path) or {}
+        q = _get(params, slot.path) if _has(params, slot.path) else b
+        default = ThresholdParams.model_fields["max_valley_ratio"].default
+        used = q.get("max_valley_ratio", default)
+        if q.get("mode", "valley") != "valley" or used == b.get("max_valley_ratio", default):
+            continue
+        ok = [r for r in DEPTH_GRID
+              if np.all(_per_sample(ctx, _set(params, slot.path, {**q, "max_valley_ratio": r})) >= ref - RULE_TIE)]
+        if ok:
+            out.append({"dim": ctx.spec.dims[slot.dim], "used": used, "low": min(ok), "high": max(ok)})
+    return out
+
+
 def tune_definition(definition: StrategyDefinition, samples: list[TrainingSample], *,
                     populations: Iterable[str] | None = None,
                     decisions: list[dict[str, Any]] | None = None) -> StrategyDefinition:
@@ -526,7 +553,9 @@ def tune_definition(definition: StrategyDefinition, samples: list[TrainingSample
 
     ``decisions`` (if given) receives one dict per population whose tuning raised its training score:
     ``population``, ``method``, ``score_before``, ``score_after`` (training score, F1 units),
-    ``loo_gains`` (per left-out training sample), ``adopted`` and the ``proposed`` parameters."""
+    ``loo_gains`` (per left-out training sample), ``adopted``, the ``proposed`` parameters and
+    ``valley_depth`` (:func:`valley_depth_ranges`: how far the training samples fix a changed valley
+    depth cut-off)."""
     wanted = set(populations) if populations is not None else None
     states = [FitState() for _ in samples]
     for spec in list(definition.populations):
@@ -543,7 +572,8 @@ def tune_definition(definition: StrategyDefinition, samples: list[TrainingSample
                     if decisions is not None:
                         decisions.append({"population": spec.name, "method": spec.method, "score_before": before,
                                           "score_after": after, "loo_gains": gains, "adopted": ok,
-                                          "proposed": params})
+                                          "proposed": params,
+                                          "valley_depth": valley_depth_ranges(ctx, params) if ok else []})
                     if ok:
                         definition = _replace(definition, spec.name, params)
                         spec = definition.population(spec.name)
