@@ -59,8 +59,9 @@ RUN_POPULATIONS = ("T cells", "CD4 T", "CD8 T", "Naive CD4", "CD25+ CD4", "CD28+
                    "CD56bright NK", "B cells")
 
 
-def strategies() -> dict[str, Strategy]:
-    return {tube: load_strategy(YAML_DIR / f"lab_{tube}.yaml") for tube in HIERARCHY}
+def strategies(folder: Path = YAML_DIR) -> dict[str, Strategy]:
+    """The lab's strategies: ``lab_<tube>.yaml`` of ``folder``."""
+    return {tube: load_strategy(folder / f"lab_{tube}.yaml") for tube in HIERARCHY}
 
 
 def best_threshold_pp(x: np.ndarray, y: np.ndarray) -> float:
@@ -75,12 +76,12 @@ def best_threshold_pp(x: np.ndarray, y: np.ndarray) -> float:
     return float(100.0 * abs((yy.size - k) - yy.sum()) / yy.size)
 
 
-def gate_trial(trial: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+def gate_trial(trial: Path, folder: Path = YAML_DIR) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Gate and QC every file of ``trial``: (one row per file x population estimate, one row per file's QC)."""
     man = pd.read_csv(trial / "manifest.csv")
     truth = pd.read_csv(trial / "truth" / "populations.csv")
     files = pd.read_csv(trial / "truth" / "files.csv").set_index("file")
-    strat = strategies()
+    strat = strategies(folder)
     rows, qc_rows = [], []
     for r in man.itertuples():
         sample = read_fcs(trial / r.file)
@@ -145,14 +146,14 @@ def qc_summary(qc: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def run_pipeline(trial: Path, out: Path) -> pd.DataFrame:
+def run_pipeline(trial: Path, out: Path, folder: Path = YAML_DIR) -> pd.DataFrame:
     """``cytokit run`` on the trial folder; per visit x arm x population: median % of parent, run vs truth."""
     pipe = {
         "name": "independent_lab",
         "description": "the other lab's trial, end to end",
         "manifest": {"path": str(trial / "manifest.csv"), "sample_id": "{stem}"},
         "clinical": {"path": str(trial / "clinical.csv"), "lymphocytes_column": "lymphocytes_per_uL"},
-        "tubes": {tube: {"panel": str(YAML_DIR / "lab_panel.yaml"), "strategy": str(YAML_DIR / f"lab_{tube}.yaml")}
+        "tubes": {tube: {"panel": str(YAML_DIR / "lab_panel.yaml"), "strategy": str(folder / f"lab_{tube}.yaml")}
                   for tube in HIERARCHY},
         "qc": {"enabled": True, "min_events": 1000},
         "outputs": {"tables": ["csv"], "gatingml": False, "thumbnails": False, "flowjo_workspace": False,
@@ -192,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-files", type=int, default=None, help="only the first N files (smoke runs)")
     ap.add_argument("--no-run", action="store_true", help="skip the end-to-end `cytokit run`")
     ap.add_argument("--csv", type=Path, default=None, help="write every (file, population) estimate here")
+    ap.add_argument("--strategies", type=Path, default=YAML_DIR,
+                    help="folder with lab_tcell.yaml and lab_nkb.yaml (default: the lab's copies of the shipped "
+                         "strategies; yaml/density_polygon: the same with another Lymphocytes gate method)")
     ap.add_argument("--keep", type=Path, default=None, help="generate into this folder and keep it")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -201,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         trial = generate_trial(root / "trial", patients=args.patients, events=args.events, seed=args.seed,
                                max_files=args.max_files)
         w1, c1 = time.perf_counter(), time.process_time()
-        df, qc = gate_trial(trial)
+        df, qc = gate_trial(trial, args.strategies)
         w2, c2 = time.perf_counter(), time.process_time()
         n_files = df.file.nunique()
         print(f"generated {n_files} files x {args.events} events (seed {args.seed}) in {w1 - w0:.1f} s wall / "
@@ -248,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\ntime QC (clogs; defaults of cytokit.qc.run_qc):\n" + qc_summary(qc).to_string(index=False))
         if not args.no_run:
             w3 = time.perf_counter()
-            cmp = run_pipeline(trial, root / "results")
+            cmp = run_pipeline(trial, root / "results", args.strategies)
             print(f"\n`cytokit run` end to end ({time.perf_counter() - w3:.1f} s wall, "
                   f"{cmp.attrs['cpu_s']:.1f} s CPU): {cmp.attrs['failed']} failed samples, "
                   f"{cmp.attrs['flagged_rows']} population rows flagged for review")
