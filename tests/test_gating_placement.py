@@ -123,3 +123,54 @@ def test_review_flags_parse_prefixed_and_joined_words():
     assert not needs_review("CD16:valley_out_of_bounds;CD16:fell_back:tail")
     assert not needs_review("")
     assert {"uncertain", "ambiguous_mode"} <= REVIEW_FLAGS
+
+
+def _broad_negative_with_dim_continuum(r: np.random.Generator, n: int, pos: float) -> np.ndarray:
+    """CD25-like: a broad negative peak with a longer lower tail, and a positive continuum that starts
+    inside it (no valley)."""
+    n_pos = int(pos * n)
+    neg = 0.3 + 0.06 * r.normal(size=n - n_pos) - 0.03 * r.exponential(size=n - n_pos) + 0.03
+    return np.r_[neg, r.uniform(0.3, 0.7, n_pos)]
+
+
+def test_excess_fallback_counts_a_dim_continuum_the_tail_misses():
+    r = rng(21)
+    x = _broad_negative_with_dim_continuum(r, 20000, 0.3)
+    ref = _broad_negative_with_dim_continuum(r, 20000, 0.0)  # same channel, same file, negatives only
+    p = ThresholdParams(valley="first", max_valley_ratio=0.5, tail_sd=1.75, bounds=(0.2, 0.5))
+    tail = fit_threshold(x, p, reference=ref)
+    excess = fit_threshold(x, p.model_copy(update={"fallback": "excess"}), reference=ref)
+    assert "fell_back:tail" in tail.flags and "fell_back:excess" in excess.flags
+    pct = lambda t: 100 * float(np.mean(x >= t.value))  # noqa: E731
+    assert abs(pct(tail) - 30) > 3  # the tail rule misses the dim positives
+    # within 3 pp: positives that start right at the negative mode partly sit below the reference's 80th
+    # percentile, up to which the negative model is fitted, and bias the count low (here by ~2.5 pp)
+    assert abs(pct(excess) - 30) < 3 and abs(pct(excess) - 30) < abs(pct(tail) - 30) - 2, excess.info
+    nm = excess.info["negative_model"]
+    assert nm["positive_pct"] == pytest.approx(pct(excess), abs=0.1) and 0.2 < nm["sd_pp"] < 1.5
+    lo, hi = nm["alternatives"]
+    assert lo < excess.value < hi and excess.info["stability_thresholds"] == [lo, hi]
+
+
+def test_excess_fallback_needs_a_reference_and_keeps_a_clear_valley():
+    r = rng(22)
+    x = _broad_negative_with_dim_continuum(r, 4000, 0.3)
+    p = ThresholdParams(fallback="excess", tail_sd=1.75, bounds=(0.2, 0.5))
+    t = fit_threshold(x, p)  # no reference: the tail, said so
+    assert t.info["method"] == "tail" and "no_negative_reference" in t.flags and "fell_back:tail" in t.flags
+    bimodal = np.r_[r.normal(0.25, 0.04, 3000), r.normal(0.65, 0.05, 1000)]
+    t = fit_threshold(bimodal, p, reference=r.normal(0.25, 0.04, 3000))
+    assert t.info["method"] == "valley" and 0.35 < t.value < 0.55
+
+
+def test_excess_threshold_for_a_mostly_positive_population_within_bounds():
+    # 90 % positive continuum over a negative at 0.15: the count-holding threshold lies near 0.17
+    r = rng(23)
+    x = np.r_[r.normal(0.15, 0.03, 400), r.uniform(0.17, 0.7, 3600)]
+    ref = r.normal(0.15, 0.03, 3000)
+    p = ThresholdParams(fallback="excess", bounds=(0.1, 0.5), max_valley_ratio=0.5, valley="first")
+    t = fit_threshold(x, p, reference=ref)
+    assert t.info["method"] == "excess" and abs(100 * np.mean(x >= t.value) - 90) < 3, t.info
+    # bounds still bound it (as every threshold; cohort re-fits rely on that)
+    t = fit_threshold(x, p.model_copy(update={"bounds": (0.2, 0.5)}), reference=ref)
+    assert t.value == 0.2 and "clipped" in t.flags

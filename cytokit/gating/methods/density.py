@@ -32,6 +32,14 @@ Works on one marker's values of the parent population on the gate's (transformed
    for the lower side). So a positive threshold is never placed above the only mode of an all-positive
    population, nor below the only mode of an all-negative one.
 
+   ``fallback="excess"`` (needs ``reference``, a negative-reference population's values on the same
+   channel; without one it behaves as ``tail`` and notes ``no_negative_reference``): where the valley rule
+   finds no usable valley, or its valley moves with the smoothing (``unstable``), the positives are counted
+   as the excess of the data over the reference's distribution (:func:`~.negative_model.negative_model`,
+   Overton-style) and the threshold is placed so that the gate holds that count (flag ``fell_back:excess``;
+   ``info["negative_model"]``). A dim continuum that starts inside a broad negative peak is thus counted,
+   not cut at "mode + k SD".
+
 3. ``mode="quantile"``: the ``quantile`` of the values (fraction 0..1 of events below the threshold).
 
 4. ``mode="fixed"``: ``value``.
@@ -47,9 +55,10 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from .base import MethodParams
-from .smoothing import gaussian_smooth_1d
+from .kde import Density1D, kde_1d
+from .negative_model import MIN_EVENTS as NEGATIVE_MODEL_MIN_EVENTS
+from .negative_model import negative_model
 
-GRID_POINTS = 512
 #: bandwidth multipliers of the stability refits, and the share of events (%) between fits that flags a threshold
 STABILITY_ADJUST = (0.6, 1.6)
 UNSTABLE_PCT = 1.5
@@ -65,7 +74,7 @@ class ThresholdParams(MethodParams):
     """How to place one threshold on one dimension (values on the gate's transformed scale)."""
 
     mode: Literal["valley", "tail", "quantile", "fixed"] = "valley"
-    fallback: Literal["tail", "quantile", "expected", "none"] = "tail"
+    fallback: Literal["tail", "excess", "quantile", "expected", "none"] = "tail"
     bounds: tuple[float, float] | None = Field(
         None, description="plausible range of the threshold; valleys outside are rejected, results clipped")
     expected: float | None = Field(None, description="where the threshold usually lies (drift reference)")
@@ -106,43 +115,12 @@ class ThresholdParams(MethodParams):
 
 
 @dataclass(frozen=True)
-class Density1D:
-    """A binned, smoothed density on an even grid."""
-
-    grid: np.ndarray
-    density: np.ndarray
-    bandwidth: float
-
-
-@dataclass(frozen=True)
 class Threshold:
     """A fitted threshold with the flags and numbers that justify it."""
 
     value: float
     flags: tuple[str, ...]
     info: dict
-
-
-def kde_1d(x: np.ndarray, *, adjust: float = 1.0, grid_points: int = GRID_POINTS) -> Density1D:
-    """Gaussian KDE by binning and smoothing (linear time); bandwidth by Silverman's robust rule."""
-    x = np.asarray(x, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    lo, hi = np.quantile(x, [0.0005, 0.9995]) if x.size else (0.0, 1.0)
-    if hi <= lo:
-        lo, hi = lo - 0.5, hi + 0.5
-    span = hi - lo
-    lo, hi = lo - 0.05 * span, hi + 0.05 * span
-    sd = np.std(x) if x.size > 1 else 1.0
-    iqr = np.subtract(*np.quantile(x, [0.75, 0.25])) if x.size > 1 else 0.0
-    scale = min(sd, iqr / 1.349) if iqr > 0 else sd
-    if scale <= 0:
-        scale = span / 10 or 1.0
-    bw = 0.9 * scale * max(x.size, 2) ** (-0.2) * adjust
-    counts, edges = np.histogram(x, bins=grid_points, range=(lo, hi))
-    step = edges[1] - edges[0]
-    dens = gaussian_smooth_1d(counts.astype(np.float64), sigma=max(bw / step, 0.5))
-    dens /= max(dens.sum() * step, 1e-300)
-    return Density1D(grid=(edges[:-1] + edges[1:]) / 2, density=dens, bandwidth=float(bw))
 
 
 def find_peaks(d: Density1D, min_fraction: float) -> np.ndarray:
@@ -333,11 +311,17 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
                 info["valley_ratio"] = chosen[1]
         if value is None:
             method = p.fallback
+            if p.fallback == "excess" and not _has_reference(reference, x):
+                method = "tail"  # the negative model needs the same file's negative reference
+                flags.append("no_negative_reference")
             if p.fallback == "none":
                 value = float(p.expected if p.expected is not None else np.median(x))
                 flags.append("unreliable")
             else:
-                flags.append(f"fell_back:{p.fallback}")
+                flags.append(f"fell_back:{method}")
+    if method == "excess":
+        assert reference is not None  # checked above
+        value = _excess(x, reference, info)
     if method == "tail":
         value, tail_info, tail_flags = _tail(x, d, peaks, p, lone_mode=p.mode == "valley")
         info.update(tail_info)
@@ -358,7 +342,9 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
         flags.append("clipped")
     info["method"] = method
     info["threshold"] = value
-    if check_stability and p.mode == "valley":
+    if check_stability and method == "excess":
+        info["stability_thresholds"] = info["negative_model"]["alternatives"]
+    elif check_stability and p.mode == "valley":
         moved = 0.0
         alts = []
         for f in STABILITY_ADJUST:
@@ -370,4 +356,38 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
         info["stability_thresholds"] = alts  # the refits themselves (confidence.estimated_error uses them)
         if moved > UNSTABLE_PCT:
             flags.append("unstable")
+            if p.fallback == "excess" and _has_reference(reference, x):
+                # where the valley is depends on how the density is read: count the excess instead
+                assert reference is not None
+                value = _excess(x, reference, info)
+                if p.bounds is not None and not p.bounds[0] <= value <= p.bounds[1]:
+                    value = float(np.clip(value, *p.bounds))
+                    flags.append("clipped")
+                flags.append("fell_back:excess")
+                info["method"] = "excess"
+                info["threshold"] = value
+                info["stability_thresholds"] = info["negative_model"]["alternatives"]
     return Threshold(value, tuple(dict.fromkeys(flags)), info)
+
+
+def _has_reference(reference: np.ndarray | None, x: np.ndarray) -> bool:
+    """Enough events for the negative model: the reference (:data:`MIN_REFERENCE_EVENTS`) and ``x``."""
+    if reference is None or x.size < NEGATIVE_MODEL_MIN_EVENTS:
+        return False
+    r = np.asarray(reference, dtype=np.float64)
+    return int(np.isfinite(r).sum()) >= MIN_REFERENCE_EVENTS
+
+
+def _excess(x: np.ndarray, reference: np.ndarray, info: dict) -> float:
+    """Threshold holding the positives counted as the excess of ``x`` over the negative reference
+    (:func:`~.negative_model.negative_model`); records the model in ``info["negative_model"]`` with
+    ``alternatives``: the thresholds holding the estimate -/+ one SD (the estimate's own uncertainty)."""
+    m = negative_model(x, reference=reference)
+    assert m is not None  # _has_reference checked both sizes
+    value = m.threshold_for_count(x)
+    alts = [float(np.quantile(x, min(max(1.0 - m.positive_fraction + d * m.sd_fraction, 0.0), 1.0)))
+            for d in (-1.0, 1.0)]
+    info["negative_model"] = {"method": m.method, "positive_pct": round(m.positive_pct, 3),
+                              "sd_pp": round(100.0 * m.sd_fraction, 3), "location": round(m.location, 5),
+                              "alternatives": alts}
+    return value

@@ -10,7 +10,8 @@ do not reach (below it for a ``+`` marker) and the rest of the events are the es
   channel, e.g. the CD4-negative single lymphocytes for CD25 on CD4 T cells): the reference's distribution
   *is* the negative model, unshifted (same tube, same detector, same autofluorescence). Its weight ``w``
   (the negative fraction of ``x``) is the least-squares fit of ``w x level`` to the empirical CDF of ``x`` at
-  the reference's quantiles :data:`CLEAN_LEVELS` (its lower half, where positives of ``x`` are rare).
+  the reference's quantiles :data:`CLEAN_LEVELS` (2-80 %: the part of the negative peak where positives of
+  ``x`` are rare, as long as they start above most negatives).
   A reference that itself holds a share ``c`` of positives inflates ``w`` by about 1 / (1 - c), so it must
   be a population that is essentially negative (the parent population itself is not).
 * **without**: the lower half of ``x`` about its (smoothed) KDE mode is mirrored (negative fraction = 2 x
@@ -20,11 +21,13 @@ do not reach (below it for a ``+`` marker) and the rest of the events are the es
 
 How good is it? On the CD4 T cells of the simulated tuning trials (seeds 101, 404, 505, 606; about
 2,000-4,500 CD4 T cells per file; ``benchmarks/gating_accuracy.py``) the CD25+ fraction estimated with
-the CD4-negative single lymphocytes as reference is off by a median 1.9 pp, p95 5.6 pp, max 7.6 pp (seed
-606, 152 files); the mirror by a median 8.8 pp. The noise is mostly binomial: at n = 2,000 events the
-share below the reference median has an SD of about 1.1 pp, i.e. about 2 pp on the fraction. It is
-therefore an **independent second estimate** (never catastrophically wrong where a gate can be, e.g. on
-the wrong side of a lone mode), not a precise count on its own.
+the CD4-negative single lymphocytes as reference and levels up to 0.5 was off by a median 1.65 pp, p95
+4.5 pp, max 7.6 pp (608 files; up to 0.7: 1.29 / 3.3 / 5.4 pp); the mirror by a median 8.8 pp (seed 606).
+The noise is mostly binomial: at n = 2,000 events the share below the top level has an SD of about
+1 pp, i.e. 1.3-2 pp on the fraction (``sd_fraction``). So, on its own, it is an **independent second
+estimate** (never catastrophically wrong where a gate can be, e.g. on the wrong side of a lone mode); the
+placement rule uses it only where a valley cannot be used (``fallback: excess`` of
+:func:`~.density.fit_threshold`).
 
 Units: ``x``, ``reference`` and every position or spread are on the gate's **transformed** scale (e.g.
 logicle 0..1); fractions are **fractions 0..1 of the events** (not %).
@@ -36,12 +39,16 @@ from typing import Literal
 
 import numpy as np
 
-from .density import kde_1d
+from .kde import kde_1d
 
 #: fewer finite events (in ``x`` or the reference) than this: no estimate
 MIN_EVENTS = 50
-#: reference quantile levels at which the negative model is matched to the data (its clean lower half)
-CLEAN_LEVELS = np.linspace(0.02, 0.5, 25)
+#: reference quantile levels at which the negative model is matched to the data: up to the reference's 80th
+#: percentile. Positives of ``x`` below that level bias the negative fraction up; a shorter range counts
+#: fewer events (more binomial noise). Chosen on the tuning draws of ``benchmarks/gating_accuracy.py`` (CD25
+#: on CD4 T cells, CD8 T cells as reference, 608 files): top level 0.5 / 0.6 / 0.7 / 0.8 gave CD25+ CD4
+#: p95 3.94 / 3.52 / 3.19 / 2.97 pp with the shipped placement rule.
+CLEAN_LEVELS = np.linspace(0.02, 0.8, 25)
 #: KDE bandwidth multiplier for the mirror's mode (a smoother density: the top of a peak is flat and noisy)
 MIRROR_ADJUST = 2.0
 
@@ -53,8 +60,9 @@ class NegativeModel:
     ``location``: where the negative component sits (mirror: the mode of ``x``; reference fit: the
     reference's median), ``spread``: RMS distance from ``location`` of the clean side's events (both on the
     transformed scale); ``negative_fraction`` / ``positive_fraction``: fractions 0..1 of ``n_events``
-    (clipped to [0, 1], summing to 1); ``method``: "mirror" or "reference"; ``side``: where the positives
-    lie ("upper": above the negatives)."""
+    (clipped to [0, 1], summing to 1); ``sd_fraction``: their counting (binomial) standard error, fraction
+    0..1; ``method``: "mirror" or "reference"; ``side``: where the positives lie ("upper": above the
+    negatives)."""
 
     location: float
     spread: float
@@ -62,6 +70,9 @@ class NegativeModel:
     positive_fraction: float
     n_events: int
     method: Literal["mirror", "reference"]
+    #: binomial standard error of ``positive_fraction`` (fraction 0..1): the counting noise of the share of
+    #: events below the matched levels, scaled as the estimate scales it
+    sd_fraction: float
     side: Literal["upper", "lower"] = "upper"
 
     @property
@@ -87,10 +98,12 @@ def _mirror(x: np.ndarray, side: str) -> NegativeModel:
     d = kde_1d(x, adjust=MIRROR_ADJUST)
     m = float(d.grid[int(np.argmax(d.density))])
     clean = x[x < m] - m if side == "upper" else x[x > m] - m
-    neg = min(1.0, 2.0 * clean.size / x.size)
+    q = clean.size / x.size
+    neg = min(1.0, 2.0 * q)
     spread = float(np.sqrt(np.mean(clean ** 2))) if clean.size else 0.0
     return NegativeModel(location=m, spread=spread, negative_fraction=neg, positive_fraction=1.0 - neg,
-                         n_events=int(x.size), method="mirror", side=side)  # type: ignore[arg-type]
+                         n_events=int(x.size), method="mirror", sd_fraction=2.0 * float(np.sqrt(q * (1 - q) / x.size)),
+                         side=side)  # type: ignore[arg-type]
 
 
 def _reference_fit(x: np.ndarray, r: np.ndarray, side: str) -> NegativeModel:
@@ -102,8 +115,12 @@ def _reference_fit(x: np.ndarray, r: np.ndarray, side: str) -> NegativeModel:
     med = float(np.median(rs))
     clean = rs[rs < med] - med
     spread = float(np.sqrt(np.mean(clean ** 2))) if clean.size else 0.0
+    top = float(CLEAN_LEVELS[-1])
+    f = min(max(neg * top, 0.0), 1.0)
+    sd = float(np.sqrt(f * (1.0 - f) / xs.size)) / top
     return NegativeModel(location=sign * med, spread=spread, negative_fraction=neg, positive_fraction=1.0 - neg,
-                         n_events=int(x.size), method="reference", side=side)  # type: ignore[arg-type]
+                         n_events=int(x.size), method="reference", sd_fraction=sd,
+                         side=side)  # type: ignore[arg-type]
 
 
 def negative_model(x: np.ndarray, *, reference: np.ndarray | None = None,
