@@ -4,12 +4,18 @@ The shipped ``tmem`` and ``nkb`` strategies are run unchanged on simulated trial
 what labs vary (activation markers bimodal or continuous, nearly all-positive / all-negative populations,
 dim stains and low or high detector gains, broad negative peaks, CD56dim/bright proportions). Families are
 split: gate rules and flag limits were chosen looking only at the **tuning** draws (each family's
-``tuning_seeds``); the **held-out** draws (every family re-drawn with ``HELD_OUT_SEED``, which includes the
-families that have no tuning seed at all) were not looked at while tuning. For every split the script
+``tuning_seeds``: seeds 101, 404, 505 and 606 have all been looked at); the **held-out** draws (every family
+re-drawn with ``HELD_OUT_SEED``) were not looked at while tuning. For every split the script
 prints, per population: median, 95th percentile and maximum of |% of parent - truth| (percentage points),
 per-event F1 (median), and the flag calibration: recall =
 share of estimates > 2 pp off that carry a review flag (:func:`cytokit.gating.methods.needs_review`);
 "flagged within 1 pp" = share of flagged estimates that were in fact within 1 pp (target <= 10 %).
+
+What a cytometrist would report is not always the simulator's label: a positive continuum that starts inside
+the negative peak labels cells positive that no gate can tell from negatives. For every one-marker ``+``
+threshold population the script therefore also prints the % an *ideal FMO gate* would report (threshold at
+the 99.5th percentile of the parent's truly negative events, known from the simulator) and its distance to
+the truth: where that is large, the truth label lies inside the negative peak.
 
     .venv/bin/python benchmarks/gating_accuracy.py [--split all|tuning|held-out] [--families a,b]
         [--patients 2] [--events 20000] [--no-speed] [--speed-only] [--csv out.csv]
@@ -38,12 +44,13 @@ from cytokit.simulate import load_config, simulate_file, simulate_trial, truth_m
 #: Held-out draws are used once each: seed 202, then 303, showed failures (high gains, CD56bright-dominant NK,
 #: all-positive CD28, beads at low gain) that led to rule changes; then 404 showed the high-gain CD25 failure
 #: (a lone negative mode above ``negative_max`` read as all-positive); 505 (with four families added for it)
-#: measured the negative-reference rule once, then joined the tuning draws. The reported held-out figures
-#: are drawn with 606, together with families added after 505 was looked at and never drawn with a tuning
-#: seed (``--held-out-seed`` re-draws).
-TUNING_SEED, HELD_OUT_SEED = 101, 606
+#: measured the negative-reference rule once, then joined the tuning draws. 606 (with three families added
+#: after 505 and never drawn with a tuning seed) measured the held-out figures once; its CD25+ CD4 misses (dim
+#: continua without a valley) led to the excess-over-negative placement, so 606 joined the tuning draws too.
+#: The reported held-out figures are drawn with 707 (``--held-out-seed`` re-draws).
+TUNING_SEED, HELD_OUT_SEED = 101, 707
 #: seeds already looked at while choosing rules (every family defined before a seed was drawn is tuned on it)
-SEEN_SEED, SEEN_SEED_2 = 404, 505
+SEEN_SEED, SEEN_SEED_2, SEEN_SEED_3 = 404, 505, 606
 #: populations whose F1 (per event, against the simulator's labels) is reported
 F1_POPULATIONS = ("Lymphocytes", "T cells", "CD4 T", "CD8 T", "CD25+ CD4", "CD28+ CD4", "NK cells",
                   "CD56dim NK", "CD56bright NK", "B cells")
@@ -57,7 +64,7 @@ class Family:
     description: str
     overrides: dict = field(default_factory=dict)
     #: seeds this family was looked at with while rules were chosen (empty: only ever drawn held-out)
-    tuning_seeds: tuple[int, ...] = (TUNING_SEED, SEEN_SEED, SEEN_SEED_2)
+    tuning_seeds: tuple[int, ...] = (TUNING_SEED, SEEN_SEED, SEEN_SEED_2, SEEN_SEED_3)
 
 
 def _instruments(scale_bd: float, scale_attune: float, gain_spill: float = 1.0) -> list[dict]:
@@ -81,61 +88,61 @@ FAMILIES: dict[str, Family] = {
     "cd25_bimodal_broad_negative": Family(
         "tuning", "bimodal CD25 above a broad negative peak (the tail rule's failure case)",
         {"phenotype": {"marker_levels": {"CD25": {"cont": (2500.0, 0.5)}}, "negative_spread": 0.6,
-                       "autofluorescence_scale": 2.5}}, (SEEN_SEED, SEEN_SEED_2)),
+                       "autofluorescence_scale": 2.5}}, (SEEN_SEED, SEEN_SEED_2, SEEN_SEED_3)),
     "cd25_rare": Family("tuning", "CD25 nearly absent (3% of CD4 at baseline; all-negative population)",
-                        {"course": {"cd25_cd4_fraction": 0.03, "treg_fraction": 0.01}}, (SEEN_SEED, SEEN_SEED_2)),
+                        {"course": {"cd25_cd4_fraction": 0.03, "treg_fraction": 0.01}}, (SEEN_SEED, SEEN_SEED_2, SEEN_SEED_3)),
     "dim_stains_low_gain": Family(
         "tuning", "low detector gains (x0.45/x0.3) and dimmer CD28, CD25, CD56 stains, more gain drift",
         {"instruments": _instruments(0.45, 0.3),
          "acquisition": {"gain_cv": 0.2},
-         "phenotype": {"marker_brightness": {"CD28": 0.6, "CD25": 0.7, "CD56": 0.7}}}, (SEEN_SEED, SEEN_SEED_2)),
+         "phenotype": {"marker_brightness": {"CD28": 0.6, "CD25": 0.7, "CD56": 0.7}}}, (SEEN_SEED, SEEN_SEED_2, SEEN_SEED_3)),
     "high_gain": Family("tuning", "high detector gains (x2.2/x1.6), brighter negatives",
                         {"instruments": _instruments(2.2, 1.6), "phenotype": {"autofluorescence_scale": 1.5}},
-                        (SEEN_SEED, SEEN_SEED_2)),
+                        (SEEN_SEED, SEEN_SEED_2, SEEN_SEED_3)),
     "cd28_all_positive_wide_cd25": Family(
         "tuning", "CD28+ on 99% of CD4; CD25 continuum extending brighter (300-15000)",
         {"course": {"cd28_cd4_fraction": 0.99, "cd28_cd8_fraction": 0.9},
-         "phenotype": {"marker_levels": {"CD25": {"cont": ("cont", 300.0, 15000.0)}}}}, (SEEN_SEED, SEEN_SEED_2)),
+         "phenotype": {"marker_levels": {"CD25": {"cont": ("cont", 300.0, 15000.0)}}}}, (SEEN_SEED, SEEN_SEED_2, SEEN_SEED_3)),
     "no_cd127_other_gains": Family(
         "tuning", "7-colour tube without CD127 (no Treg row), gains x1.4/x0.5, brighter CD25 continuum",
         {"instruments": _instruments(1.4, 0.5), "phenotype": {"absent_markers": ["CD127"],
-                                                             "marker_brightness": {"CD25": 1.5}}}, (SEEN_SEED, SEEN_SEED_2)),
+                                                             "marker_brightness": {"CD25": 1.5}}}, (SEEN_SEED, SEEN_SEED_2, SEEN_SEED_3)),
     "nk_shifted": Family(
         "tuning", "more CD56bright NK (25%), CD56dim dimmer and broader, CD16 dimmer",
         {"course": {"cd56bright_fraction": 0.25},
          "phenotype": {"marker_levels": {"CD56": {"dim": (1600.0, 0.55), "bright": (16000.0, 0.35)},
-                                         "CD16": {"bright": (15000.0, 0.45)}}}}, (SEEN_SEED, SEEN_SEED_2)),
+                                         "CD16": {"bright": (15000.0, 0.45)}}}}, (SEEN_SEED, SEEN_SEED_2, SEEN_SEED_3)),
     # --- families held out until seed 505 was looked at (tuned on that draw since) -------------------
     "very_high_gain": Family(
         "tuning", "very high detector gains (x3.0/x2.4) with more per-file gain drift (log-sd 0.15)",
-        {"instruments": _instruments(3.0, 2.4), "acquisition": {"gain_cv": 0.15}}, (SEEN_SEED_2,)),
+        {"instruments": _instruments(3.0, 2.4), "acquisition": {"gain_cv": 0.15}}, (SEEN_SEED_2, SEEN_SEED_3)),
     "mixed_gain_cd25_bimodal_majority": Family(
         "tuning", "one low- and one high-gain instrument (x0.6/x2.8); bimodal CD25 on 40% of CD4",
         {"instruments": _instruments(0.6, 2.8), "course": {"cd25_cd4_fraction": 0.4},
-         "phenotype": {"marker_levels": {"CD25": {"cont": (2200.0, 0.5)}}}}, (SEEN_SEED_2,)),
+         "phenotype": {"marker_levels": {"CD25": {"cont": (2200.0, 0.5)}}}}, (SEEN_SEED_2, SEEN_SEED_3)),
     "high_gain_dim_cd25_shoulder": Family(
         "tuning", "gains x1.8/x1.9, bright broad negatives; CD25 a dim shoulder (continuum 250-3000)",
         {"instruments": _instruments(1.8, 1.9),
          "phenotype": {"marker_levels": {"CD25": {"cont": ("cont", 250.0, 3000.0)}}, "negative_spread": 0.5,
-                       "autofluorescence_scale": 1.8}}, (SEEN_SEED_2,)),
+                       "autofluorescence_scale": 1.8}}, (SEEN_SEED_2, SEEN_SEED_3)),
     "cd25_mostly_positive": Family(
         "tuning", "CD25 on 75% of CD4 (strong IL-2 response), gains x1.2/x0.9",
-        {"instruments": _instruments(1.2, 0.9), "course": {"cd25_cd4_fraction": 0.75}}, (SEEN_SEED_2,)),
-    # --- held-out families: added after seed 505 was looked at, never drawn with a tuning seed ----------
+        {"instruments": _instruments(1.2, 0.9), "course": {"cd25_cd4_fraction": 0.75}}, (SEEN_SEED_2, SEEN_SEED_3)),
+    # --- families held out until seed 606 was looked at (tuned on that draw since) -------------------
     "cd25_dim_continuum_low_gain": Family(
-        "held-out", "low gains (x0.7/x0.5), CD25 a dim continuum (300-5000) over negatives of log-sd 0.45",
+        "tuning", "low gains (x0.7/x0.5), CD25 a dim continuum (300-5000) over negatives of log-sd 0.45",
         {"instruments": _instruments(0.7, 0.5),
          "phenotype": {"marker_levels": {"CD25": {"cont": ("cont", 300.0, 5000.0)}}, "negative_spread": 0.45}},
-        ()),
+        (SEEN_SEED_3,)),
     "cd25_bright_bimodal_broad_high_gain": Family(
-        "held-out", "gains x2.0/x2.5, bright bimodal CD25 (4000, log-sd 0.4) on 30% of CD4 over broad negatives",
+        "tuning", "gains x2.0/x2.5, bright bimodal CD25 (4000, log-sd 0.4) on 30% of CD4 over broad negatives",
         {"instruments": _instruments(2.0, 2.5), "course": {"cd25_cd4_fraction": 0.3},
          "phenotype": {"marker_levels": {"CD25": {"cont": (4000.0, 0.4)}}, "negative_spread": 0.55,
-                       "autofluorescence_scale": 2.0}}, ()),
+                       "autofluorescence_scale": 2.0}}, (SEEN_SEED_3,)),
     "nk_bright_dominant_high_gain": Family(
-        "held-out", "CD56bright 40% of NK (strong IL-2 response), gains x2.4/x2.0, CD16 dimmer",
+        "tuning", "CD56bright 40% of NK (strong IL-2 response), gains x2.4/x2.0, CD16 dimmer",
         {"instruments": _instruments(2.4, 2.0), "course": {"cd56bright_fraction": 0.4},
-         "phenotype": {"marker_levels": {"CD16": {"bright": (18000.0, 0.45)}}}}, ()),
+         "phenotype": {"marker_levels": {"CD16": {"bright": (18000.0, 0.45)}}}}, (SEEN_SEED_3,)),
 }
 
 
@@ -179,11 +186,36 @@ def run_family(name: str, seed: int, *, patients: int, events: int, root: Path) 
                          "est_error_pp": float(p.est_error_pp),
                          "max_valley_ratio": _max_key(res.fits[p.population].info, "valley_ratio"),
                          "f1": f1(res.masks[p.population], masks[p.population])
-                         if p.population in F1_POPULATIONS else np.nan})
+                         if p.population in F1_POPULATIONS else np.nan,
+                         "fmo_pct": ideal_fmo_pct(res, p.population, masks)})
     df = pd.DataFrame(rows)
     df["err"] = (df.auto_pct - df.truth_pct).abs()
     df["review"] = df["flag_words"].map(needs_review)
     return df
+
+
+#: an ideal FMO gate keeps this share (fraction) of the truly negative events below it
+FMO_QUANTILE = 0.995
+
+
+def ideal_fmo_pct(res: object, population: str, truth: dict[str, np.ndarray]) -> float:
+    """% of the gated parent at or above the :data:`FMO_QUANTILE` quantile of the truly negative events (in
+    the gated and the true parent, not in the population) on the population's marker (transformed scale):
+    what a gate set on a perfect FMO control reports.
+    NaN for populations that are not a one-marker ``+`` threshold."""
+    fit = res.fits[population]  # type: ignore[attr-defined]
+    info = fit.info
+    parent = res.definition.population(population).parent  # type: ignore[attr-defined]
+    if info.get("gate_method") != "threshold" or info.get("sign") != "+" or parent not in res.masks:  # type: ignore[attr-defined]
+        return float("nan")
+    gated = res.masks[parent]  # type: ignore[attr-defined]
+    x = res.sample.column(fit.gate.dims[0])[gated]  # type: ignore[attr-defined]
+    true_parent = truth.get(parent, np.ones_like(gated))
+    neg = x[(true_parent & ~truth[population])[gated]]
+    neg = neg[np.isfinite(neg)]
+    if neg.size < 50:
+        return float("nan")
+    return float(100.0 * np.mean(x >= np.quantile(neg, FMO_QUANTILE)))
 
 
 def static_template(trial: Path) -> pd.DataFrame:
@@ -227,6 +259,16 @@ def per_population(df: pd.DataFrame) -> pd.DataFrame:
     return df.groupby("population", sort=False).agg(
         n=("err", "size"), median_pp=("err", "median"), p95_pp=("err", lambda x: np.quantile(x, 0.95)),
         max_pp=("err", "max"), f1_median=("f1", "median"), flagged=("review", "mean")).round(3)
+
+
+def fmo_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per one-marker ``+`` population: |ideal FMO gate % - truth| (how far the label lies inside the
+    negative peak) and |automated % - ideal FMO gate %| (pp): median, p95, max."""
+    d = df[df.fmo_pct.notna()].assign(fmo_vs_truth=lambda t: (t.fmo_pct - t.truth_pct).abs(),
+                                      auto_vs_fmo=lambda t: (t.auto_pct - t.fmo_pct).abs())
+    q95 = ("p95", lambda x: np.quantile(x, 0.95))
+    return d.groupby("population", sort=False)[["fmo_vs_truth", "auto_vs_fmo"]].agg(
+        ["median", q95, "max"]).round(2)
 
 
 def calibration(df: pd.DataFrame) -> dict[str, float]:
@@ -295,6 +337,9 @@ def report(df: pd.DataFrame, title: str, *, flag_words: bool = False) -> None:
     n_files = df.groupby(["family", "seed", "file"]).ngroups
     print(f"\n=== {title}: {n_files} files in {df.family.nunique()} families, {len(df)} estimates ===")
     print(per_population(df).to_string())
+    if "fmo_pct" in df and df.fmo_pct.notna().any():
+        print(f"ideal FMO gate ({100 * FMO_QUANTILE:g}th percentile of the truly negative events), pp:\n"
+              + fmo_table(df).to_string())
     for fam, sub in df.groupby("family", sort=False):
         worst = per_population(sub).sort_values("p95_pp").iloc[-1]
         print(f"  {fam:30s} median {sub.err.median():.2f} pp, p95 {np.quantile(sub.err, 0.95):.2f} pp; "
