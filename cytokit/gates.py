@@ -43,6 +43,9 @@ class Gate:
     id: str
     dims: tuple[str, ...]
     kind: ClassVar[str] = "gate"
+    #: ``contains`` costs a comparison or two per event and dimension (axis-aligned bounds): cheaper than
+    #: gathering a parent's rows, so callers may evaluate it on every event and AND the parent's mask
+    cheap_kernel: ClassVar[bool] = False
 
     def contains(self, X: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -63,6 +66,7 @@ class RectangleGate(Gate):
     lower: tuple[float | None, ...] = ()
     upper: tuple[float | None, ...] = ()
     kind: ClassVar[str] = "rectangle"
+    cheap_kernel: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         if len(self.lower) != len(self.dims) or len(self.upper) != len(self.dims):
@@ -212,6 +216,7 @@ class QuadrantGate(Gate):
     dividers: tuple[float, ...] = ()
     signs: tuple[int, ...] = ()
     kind: ClassVar[str] = "quadrant"
+    cheap_kernel: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         n = len(self.dims)

@@ -71,3 +71,24 @@ def test_cli_help_imports_no_array_or_table_library():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert "Usage" in out.stdout and "gate" in out.stdout  # the help was printed
     assert out.stdout.strip().splitlines()[-1] == "LOADED []"
+
+
+def test_imports_outside_gc_freeze_then_release():
+    """Start-up objects are frozen out of the collector's way (cli/startup.py) and main() hands them back,
+    so a program calling main() in-process keeps ordinary collection."""
+    import gc
+
+    from cytokit.cli.main import main
+    from cytokit.cli.startup import imports_outside_gc, release
+
+    assert gc.get_freeze_count() == 0
+    with imports_outside_gc():
+        assert not gc.isenabled()
+        import cytokit.gating  # noqa: F401
+    try:
+        assert gc.isenabled() and gc.get_freeze_count() > 0
+    finally:
+        release()
+    assert gc.get_freeze_count() == 0
+    assert main(["--help"]) == 0
+    assert gc.get_freeze_count() == 0 and gc.isenabled()

@@ -64,13 +64,19 @@ def gate(
                             help="Remove QC-flagged events first, as the pipeline does (default)."),
 ) -> None:
     """Gate one FCS file with a strategy and print its population table."""
-    from rich.console import Console
-    from rich.markup import escape
+    from .startup import imports_outside_gc
 
-    from ..errors import PipelineError
-    from ..fcs import read_fcs
-    from ..gating import load_strategy
-    from ..io_utils import write_table
+    with imports_outside_gc():  # what the command uses, imported before the work (see cli/startup.py)
+        from rich.console import Console
+        from rich.markup import escape
+
+        from .. import compensation, panel as _panel, qc as _qc, transforms  # noqa: F401 - used by the analysis
+        from ..errors import PipelineError
+        from ..fcs import read_fcs
+        from ..gating import load_strategy
+        from ..io_utils import write_table
+        from ..report import denominators  # noqa: F401 - used to print the table
+        import rich.table  # noqa: F401
 
     targets = [p for p in (plot, table.with_suffix(".csv") if table is not None else None, gatingml) if p is not None]
     existing = [str(p) for p in targets if p.exists()]

@@ -73,9 +73,20 @@ def main(argv: list[str] | None = None) -> int:
     :class:`CytokitError`, a misspelt command or option, a missing argument, an invalid value) with a
     one-paragraph message and no traceback; 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
     """
+    from .startup import imports_outside_gc, release
+
+    try:
+        with imports_outside_gc():  # start-up objects kept out of the collector's way (cli/startup.py)
+            app = build_app()
+        return _run(app, argv)
+    finally:
+        release()
+
+
+def _run(app: typer.Typer, argv: list[str] | None) -> int:
+    """The command's exit code (see :func:`main`)."""
     from .signals import Terminated, terminate_on_sigterm
 
-    app = build_app()
     usage_errors = _click_exception_types()
     try:
         with terminate_on_sigterm():

@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 #: At most this many parent events are handed to a fit (methods subsample further with their own
 #: ``max_events``); membership is always evaluated on every event.
 FIT_EVENTS = 100_000
-#: Parents holding more than this fraction of all events are evaluated on every event (then AND-ed).
+#: Parents holding more than this fraction of all events are evaluated on every event (then AND-ed) when
+#: the gate's kernel is cheaper than gathering the parent's rows (:attr:`~cytokit.gates.Gate.cheap_kernel`).
 DENSE_PARENT = 0.3
 
 TABLE_COLUMNS = (S.POPULATION, S.PARENT, S.COUNT, S.PARENT_COUNT, S.PCT_PARENT, S.PCT_LYMPHOCYTES, S.METHOD,
@@ -133,7 +134,9 @@ def fit_population(spec: PopulationSpec, sample: Sample, state: FitState) -> Non
         inside = evaluate_gate(fit.gate, sample, rows, fit.components, state.masks if method.needs_masks else None)
         mask = np.zeros(sample.n_events, dtype=bool)
         mask[rows[inside]] = True
-    elif rows.size > DENSE_PARENT * sample.n_events:  # evaluate every event; cheaper than gathering rows
+    elif rows.size == sample.n_events:  # every event is in the parent: no rows to gather
+        mask = fit.gate.contains(sample.events[:, cols])
+    elif fit.gate.cheap_kernel and rows.size > DENSE_PARENT * sample.n_events:  # cheaper than gathering rows
         mask = fit.gate.contains(sample.events[:, cols]) & parent
     else:
         mask = np.zeros(sample.n_events, dtype=bool)

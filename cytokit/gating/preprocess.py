@@ -134,13 +134,16 @@ def plan_transforms(sample: Sample, definition: StrategyDefinition) -> list[Chan
     return plan
 
 
-def apply_transforms(sample: Sample, plan: list[ChannelTransform]) -> Sample:
-    """A new Sample with each planned channel transformed (events float32; provenance recorded)."""
+def apply_transforms(sample: Sample, plan: list[ChannelTransform], *, in_place: bool = False) -> Sample:
+    """A new Sample with each planned channel transformed (events float32; provenance recorded).
+
+    ``in_place``: transform ``sample.events`` itself instead of a copy (for a caller that owns them, e.g.
+    :func:`prepare` after QC or compensation made a new array)."""
     if not plan:
         return sample
     from ..transforms import get_transform
 
-    events = sample.events.copy()
+    events = sample.events if in_place else sample.events.copy()
     recorded = dict(sample.transforms)
     for ct in plan:
         idx = sample.channel_index(ct.pnn)
@@ -245,6 +248,7 @@ def prepare(sample: Sample, definition: StrategyDefinition, *, panel: Any = None
     ``transforms``. Each step replaces the previous Sample, so at most two copies of the events are alive.
     """
     timer = timer or _untimed
+    given = sample.events
     if panel is not False:
         with timer("read"):
             sample = resolve_panel(sample, panel, tube, definition)
@@ -255,5 +259,7 @@ def prepare(sample: Sample, definition: StrategyDefinition, *, panel: Any = None
             sample = compensate(sample, definition)
     with timer("transforms"):
         steps = plan_transforms(sample, definition) if plan is None else list(plan)
-        sample = apply_transforms(sample, steps)
+        # QC and compensation return new arrays: transformed where they are, the caller's events untouched
+        owned = sample.events.flags.writeable and not np.may_share_memory(sample.events, given)
+        sample = apply_transforms(sample, steps, in_place=owned)
     return Prepared(sample, tuple(steps), outcome)

@@ -1,0 +1,55 @@
+"""The per-sample chain transforms events in place only where it made them (QC's kept events, compensated
+events), never the caller's Sample; the engine's choice of where to evaluate a gate (every event, or the
+parent's rows) does not change a mask."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cytokit.fcs import read_fcs
+from cytokit.gating import load_strategy
+from cytokit.gating.engine import _columns
+from cytokit.gating.preprocess import apply_transforms, plan_transforms, prepare
+
+
+@pytest.fixture(scope="module")
+def raw(repo_root):
+    path = repo_root / "sample_data" / "fcs" / "P001_W0_tmem.fcs"
+    if not path.is_file():
+        pytest.skip("sample_data is not present (regenerate with `make sample-data`)")
+    return read_fcs(path)
+
+
+@pytest.mark.parametrize("qc,comp", [(True, None), (False, None), (True, False), (False, False)])
+def test_callers_events_are_never_transformed(raw, qc, comp):
+    definition = load_strategy("tmem").definition
+    before = raw.events.copy()
+    prepared = prepare(raw, definition, qc=qc, compensate_events=comp)
+    assert np.array_equal(raw.events, before)  # the caller's Sample is untouched
+    assert not np.may_share_memory(prepared.sample.events, raw.events)
+    # the same values as transforming a copy
+    resolved = prepare(raw, definition, qc=qc, compensate_events=comp, plan=[])
+    expected = apply_transforms(resolved.sample, plan_transforms(resolved.sample, definition))
+    assert np.array_equal(prepared.sample.events, expected.events, equal_nan=True)
+    assert not np.array_equal(prepared.sample.events, resolved.sample.events)  # transforms did something
+
+
+def test_masks_do_not_depend_on_where_gates_are_evaluated(raw):
+    result = load_strategy("tmem").apply(raw)
+    ev = result.sample.events
+    for spec in result.definition.populations:
+        gate = result.gates[spec.name]
+        if spec.method == "boolean" or not hasattr(gate, "contains") or gate.kind == "boolean":
+            continue
+        parent = result.masks[spec.parent] if spec.parent else np.ones(ev.shape[0], dtype=bool)
+        everywhere = gate.contains(ev[:, _columns(result.sample, gate.dims)]) & parent
+        assert np.array_equal(result.masks[spec.name], everywhere), spec.name
+
+
+def test_subset_by_boolean_mask_is_row_selection(raw):
+    mask = np.random.default_rng(1).random(raw.n_events) > 0.3
+    sub = raw.subset(mask, note="half")
+    assert sub.events.flags.c_contiguous and sub.events.dtype == np.float32
+    assert np.array_equal(sub.events, raw.events[mask]) and sub.provenance[-1] == "half"
+    assert np.array_equal(raw.subset(np.flatnonzero(mask)).events, sub.events)  # indices: same rows
+    assert raw.subset(np.zeros(raw.n_events, dtype=bool)).events.shape == (0, raw.n_channels)
