@@ -48,19 +48,25 @@ def _columns(sample: Sample, dims: tuple[str, ...]) -> np.ndarray:
     return np.array([sample.channel_index(d) for d in dims], dtype=np.intp)
 
 
+def _gather(events: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``events[np.ix_(rows, cols)]`` (a new C-contiguous array), about twice as fast: whole rows are
+    taken first (an event's channels share a cache line), then the columns of that smaller array."""
+    return events.take(rows, axis=0)[:, cols]
+
+
 def evaluate_gate(gate: Gate, sample: Sample, rows: np.ndarray, components: tuple[Gate, ...] = (),
                   masks: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """Membership (over ``rows``, the parent's event indices) of a fitted gate."""
     if isinstance(gate, BooleanGate):
         local: dict[str, np.ndarray] = {}
         for comp in components:
-            X = sample.events[np.ix_(rows, _columns(sample, comp.dims))]
+            X = _gather(sample.events, rows, _columns(sample, comp.dims))
             local[comp.id] = comp.contains(X)
         if masks:
             for name, m in masks.items():
                 local.setdefault(name, m[rows])
         return gate.evaluate(local)
-    X = sample.events[np.ix_(rows, _columns(sample, gate.dims))]
+    X = _gather(sample.events, rows, _columns(sample, gate.dims))
     return gate.contains(X)
 
 
@@ -102,7 +108,7 @@ def _reference_events(spec: PopulationSpec, sample: Sample, state: FitState, col
     rows = np.flatnonzero(ref)
     if rows.size > FIT_EVENTS:
         rows = rows[:: int(np.ceil(rows.size / FIT_EVENTS))]
-    return sample.events[np.ix_(rows, cols)], ()
+    return _gather(sample.events, rows, cols), ()
 
 
 def fit_population(spec: PopulationSpec, sample: Sample, state: FitState) -> None:
@@ -124,7 +130,7 @@ def fit_population(spec: PopulationSpec, sample: Sample, state: FitState) -> Non
     fit_rows = rows
     if rows.size > FIT_EVENTS:  # systematic sample over acquisition time (events arrive in random order)
         fit_rows = rows[:: int(np.ceil(rows.size / FIT_EVENTS))]
-    fit_X = sample.events[np.ix_(fit_rows, cols)] if cols.size else np.empty((fit_rows.size, 0), dtype=np.float32)
+    fit_X = _gather(sample.events, fit_rows, cols) if cols.size else np.empty((fit_rows.size, 0), dtype=np.float32)
     reference, ref_flags = _reference_events(spec, sample, state, cols)
     try:
         fit = fit_gate(spec.method, fit_X, spec.params, dims=spec.dims, gate_id=spec.name, reference=reference)
@@ -140,7 +146,7 @@ def fit_population(spec: PopulationSpec, sample: Sample, state: FitState) -> Non
         mask = fit.gate.contains(sample.events[:, cols]) & parent
     else:
         mask = np.zeros(sample.n_events, dtype=bool)
-        mask[rows[fit.gate.contains(sample.events[np.ix_(rows, cols)])]] = True
+        mask[rows[fit.gate.contains(_gather(sample.events, rows, cols))]] = True
     inside_any = bool(mask.any())
     flags = fit.flags + ref_flags
     if rows.size and not inside_any:
