@@ -148,8 +148,8 @@ class Sample:
     def subset(self, mask: np.ndarray, note: str | None = None) -> "Sample":
         """A new Sample holding only the events where ``mask`` is true (bool array or indices)."""
         prov = self.provenance + ((note,) if note else ())
-        mask = np.asarray(mask)
-        if mask.dtype == bool and mask.shape == (self.n_events,):  # same rows as events[mask], in half the time
+        if isinstance(mask, np.ndarray) and mask.dtype == bool and mask.shape == (self.n_events,):
+            # the same rows as events[mask], in half the time
             return self.replace(events=np.compress(mask, self.events, axis=0), provenance=prov)
         return self.replace(events=np.ascontiguousarray(self.events[mask]), provenance=prov)
 

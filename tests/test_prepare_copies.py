@@ -53,3 +53,4 @@ def test_subset_by_boolean_mask_is_row_selection(raw):
     assert np.array_equal(sub.events, raw.events[mask]) and sub.provenance[-1] == "half"
     assert np.array_equal(raw.subset(np.flatnonzero(mask)).events, sub.events)  # indices: same rows
     assert raw.subset(np.zeros(raw.n_events, dtype=bool)).events.shape == (0, raw.n_channels)
+    assert np.array_equal(raw.subset(slice(0, 30)).events, raw.events[:30])  # any numpy index still works
