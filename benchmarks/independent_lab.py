@@ -3,7 +3,7 @@ independent generator (``benchmarks/independent_lab_gen/``, no code shared with 
 
 Nothing in cytokit's gating or QC was chosen looking at this generator's output. The script generates a
 seeded trial (patients x 3 visits x 2 tubes, two instruments), gates every file with the library (the lab's
-strategy YAMLs under ``benchmarks/independent_lab_gen/yaml/``, ``Strategy.apply`` as in
+strategies: the shipped ones with the edits of ``independent_lab_gen/user_yaml.py``; ``Strategy.apply`` as in
 ``benchmarks/gating_accuracy.py``) and prints, with that benchmark's own report functions: per population
 median / p95 / max |% of parent - truth| (pp), per-event F1, flag recall on estimates > 2 pp off and the share
 of flagged estimates within 1 pp. Then time QC (``cytokit.qc.run_qc`` defaults) on every file: clogged files
@@ -11,7 +11,7 @@ detected, clean files flagged, per tube. Finally (unless ``--no-run``) the same 
 ``cytokit run`` (manifest + clinical table): per visit x arm, the median % of parent reported vs truth.
 
     nice .venv/bin/python benchmarks/independent_lab.py [--patients 8] [--events 20000] [--seed 2026]
-        [--max-files N] [--no-run] [--csv out.csv] [--keep DIR]
+        [--max-files N] [--no-run] [--csv out.csv] [--keep DIR] [--lymphocyte-gate density_polygon]
 """
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gating_accuracy import calibration, f1, per_population, report  # noqa: E402
 from independent_lab_gen import HIERARCHY, clog_mask, event_kinds, generate_trial, truth_masks  # noqa: E402
+from independent_lab_gen.user_yaml import LYMPHOCYTE_GATES, PANEL, write_lab_strategies  # noqa: E402
 from qc_accuracy import TIME_FLAGS  # noqa: E402
 
 from cytokit.fcs import read_fcs  # noqa: E402
@@ -44,7 +45,6 @@ from cytokit.pipeline.counts import consistency_checks  # noqa: E402
 from cytokit.qc import run_qc  # noqa: E402
 
 log = logging.getLogger("independent_lab")
-YAML_DIR = Path(__file__).resolve().parent / "independent_lab_gen" / "yaml"
 #: the seed the reported figures are drawn with (the generator was developed on seed 1)
 HELD_OUT_SEED = 2026
 #: populations whose per-event F1 is reported
@@ -59,7 +59,7 @@ RUN_POPULATIONS = ("T cells", "CD4 T", "CD8 T", "Naive CD4", "CD25+ CD4", "CD28+
                    "CD56bright NK", "B cells")
 
 
-def strategies(folder: Path = YAML_DIR) -> dict[str, Strategy]:
+def strategies(folder: Path) -> dict[str, Strategy]:
     """The lab's strategies: ``lab_<tube>.yaml`` of ``folder``."""
     return {tube: load_strategy(folder / f"lab_{tube}.yaml") for tube in HIERARCHY}
 
@@ -76,8 +76,9 @@ def best_threshold_pp(x: np.ndarray, y: np.ndarray) -> float:
     return float(100.0 * abs((yy.size - k) - yy.sum()) / yy.size)
 
 
-def gate_trial(trial: Path, folder: Path = YAML_DIR) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Gate and QC every file of ``trial``: (one row per file x population estimate, one row per file's QC)."""
+def gate_trial(trial: Path, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Gate (the strategies in ``folder``) and QC every file of ``trial``: (one row per file x population
+    estimate, one row per file's QC)."""
     man = pd.read_csv(trial / "manifest.csv")
     truth = pd.read_csv(trial / "truth" / "populations.csv")
     files = pd.read_csv(trial / "truth" / "files.csv").set_index("file")
@@ -146,14 +147,14 @@ def qc_summary(qc: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def run_pipeline(trial: Path, out: Path, folder: Path = YAML_DIR) -> pd.DataFrame:
+def run_pipeline(trial: Path, out: Path, folder: Path) -> pd.DataFrame:
     """``cytokit run`` on the trial folder; per visit x arm x population: median % of parent, run vs truth."""
     pipe = {
         "name": "independent_lab",
         "description": "the other lab's trial, end to end",
         "manifest": {"path": str(trial / "manifest.csv"), "sample_id": "{stem}"},
         "clinical": {"path": str(trial / "clinical.csv"), "lymphocytes_column": "lymphocytes_per_uL"},
-        "tubes": {tube: {"panel": str(YAML_DIR / "lab_panel.yaml"), "strategy": str(folder / f"lab_{tube}.yaml")}
+        "tubes": {tube: {"panel": str(PANEL), "strategy": str(folder / f"lab_{tube}.yaml")}
                   for tube in HIERARCHY},
         "qc": {"enabled": True, "min_events": 1000},
         "outputs": {"tables": ["csv"], "gatingml": False, "thumbnails": False, "flowjo_workspace": False,
@@ -193,9 +194,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-files", type=int, default=None, help="only the first N files (smoke runs)")
     ap.add_argument("--no-run", action="store_true", help="skip the end-to-end `cytokit run`")
     ap.add_argument("--csv", type=Path, default=None, help="write every (file, population) estimate here")
-    ap.add_argument("--strategies", type=Path, default=YAML_DIR,
-                    help="folder with lab_tcell.yaml and lab_nkb.yaml (default: the lab's copies of the shipped "
-                         "strategies; yaml/density_polygon: the same with another Lymphocytes gate method)")
+    ap.add_argument("--lymphocyte-gate", choices=sorted(LYMPHOCYTE_GATES), default="shipped",
+                    help="method of the Lymphocytes scatter gate in the lab's strategies (default: as shipped)")
+    ap.add_argument("--strategies", type=Path, default=None,
+                    help="a folder with your own lab_tcell.yaml and lab_nkb.yaml (default: derived from the shipped "
+                         "strategies, see independent_lab_gen/user_yaml.py, and written next to the trial)")
     ap.add_argument("--keep", type=Path, default=None, help="generate into this folder and keep it")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -205,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         trial = generate_trial(root / "trial", patients=args.patients, events=args.events, seed=args.seed,
                                max_files=args.max_files)
         w1, c1 = time.perf_counter(), time.process_time()
-        df, qc = gate_trial(trial, args.strategies)
+        folder = args.strategies or write_lab_strategies(root / "strategies", args.lymphocyte_gate)
+        df, qc = gate_trial(trial, folder)
         w2, c2 = time.perf_counter(), time.process_time()
         n_files = df.file.nunique()
         print(f"generated {n_files} files x {args.events} events (seed {args.seed}) in {w1 - w0:.1f} s wall / "
@@ -252,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\ntime QC (clogs; defaults of cytokit.qc.run_qc):\n" + qc_summary(qc).to_string(index=False))
         if not args.no_run:
             w3 = time.perf_counter()
-            cmp = run_pipeline(trial, root / "results", args.strategies)
+            cmp = run_pipeline(trial, root / "results", folder)
             print(f"\n`cytokit run` end to end ({time.perf_counter() - w3:.1f} s wall, "
                   f"{cmp.attrs['cpu_s']:.1f} s CPU): {cmp.attrs['failed']} failed samples, "
                   f"{cmp.attrs['flagged_rows']} population rows flagged for review")

@@ -11,13 +11,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import yaml
+
+from cytokit.definitions import resolve_definition
 from cytokit.fcs import read_fcs
+from cytokit.gating import load_strategy
 from cytokit.panel import load_panel
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 from independent_lab_gen.lab import TUBES  # noqa: E402
+from independent_lab_gen.user_yaml import lab_strategy, write_lab_strategies  # noqa: E402
 from independent_lab_gen import HIERARCHY, LYMPHOCYTES, clog_mask, event_kinds, generate_trial, truth_masks  # noqa: E402
 
 
@@ -86,6 +91,29 @@ def test_files_carry_the_labs_naming_ranges_and_clogs(trial: Path) -> None:
         assert (clog_mask(trial, r.file).sum() > 0) == (r.clog_events > 0)
     assert seen == {("A", True, 1_048_576), ("B", False, 262_144)}
     assert (files.clog_events > 0).groupby(files.tube).any().all()  # a clog in every tube
+
+
+def test_lab_strategies_are_the_shipped_ones_with_the_documented_edits(tmp_path: Path) -> None:
+    folder = write_lab_strategies(tmp_path, "density_polygon")
+    for tube, shipped_name in (("tcell", "tmem"), ("nkb", "nkb")):
+        shipped = yaml.safe_load(resolve_definition(shipped_name, "gating").read_text())
+        lab = lab_strategy(tube)
+        by_name = {p["name"]: p for p in lab["populations"]}
+        for p in shipped["populations"]:
+            if p["name"] in ("Treg", "Beads"):
+                assert p["name"] not in by_name
+                continue
+            got = dict(by_name[p["name"]])
+            if tube == "nkb" and p.get("parent") == "Singlets":
+                assert got.pop("parent") == "Live"
+                p = {k: v for k, v in p.items() if k != "parent"}
+            assert got == p, f"{tube}: {p['name']} differs from the shipped gate"
+        strategy = load_strategy(folder / f"lab_{tube}.yaml")
+        names = [p.name for p in strategy.definition.populations]
+        assert names == [p for p, _ in HIERARCHY[tube]]  # the truth's hierarchy, in the same order
+        lym = next(p for p in strategy.definition.populations if p.name == "Lymphocytes")
+        assert lym.method == "density_polygon"
+    assert lab_strategy("nkb")["lymphocytes"] == "Live"
 
 
 def test_benchmark_smoke_on_two_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
