@@ -13,8 +13,9 @@ import pytest
 from cytokit.fcs import read_fcs
 from cytokit.gating import load_strategy
 from cytokit.gating.methods import REVIEW_FLAGS, fit_gate, fit_threshold, needs_review
-from cytokit.gating.methods.confidence import (MODE_EDGE_FRACTION, TAIL_SD_UNCERTAINTY, UNCERTAIN_PP,
-                                               ThresholdUncertainty, estimated_error)
+from cytokit.gating.methods.confidence import (DISAGREEMENT_SDS, MODE_EDGE_FRACTION, TAIL_SD_UNCERTAINTY,
+                                               UNCERTAIN_PP, SecondEstimate, ThresholdUncertainty, combined_error,
+                                               estimated_error, negative_model_estimate)
 from cytokit.gating.methods.density import ThresholdParams
 from cytokit.results import read_table
 from test_pipeline_support import simulate_small_trial, write_pipeline
@@ -155,3 +156,72 @@ def test_a_refit_inside_a_modes_body_is_not_an_alternative_position():
         0.5, {"method": "valley", "peaks": [0.3, 0.7], "stability_thresholds": [0.67]})], above)
     assert math.isnan(near_mode)  # no alternative left: nothing measured
     assert 0.7 - 0.67 < MODE_EDGE_FRACTION * (0.7 - 0.3) < 0.7 - 0.5  # (the band the case above relies on)
+
+
+def test_combined_error_weighs_the_two_estimates():
+    # agreement: below both the spread and the second estimate's SD
+    assert combined_error(2.0, 0.0, 2.0) == pytest.approx(math.sqrt(2.0))
+    # grows with the disagreement, towards it
+    errs = [combined_error(2.0, d, 2.0) for d in (0.0, 2.0, 4.0, 8.0)]
+    assert all(a < b for a, b in zip(errs, errs[1:])) and errs[-1] < 8.0
+    # a threshold with no spread keeps 0 unless the disagreement is beyond DISAGREEMENT_SDS SDs
+    assert combined_error(0.0, 2.0 * DISAGREEMENT_SDS, 2.0) == 0.0
+    assert combined_error(0.0, 15.0, 2.0) == pytest.approx(15.0 - DISAGREEMENT_SDS * 2.0)
+    assert combined_error(0.1, 15.0, 2.0) == pytest.approx(15.0 - DISAGREEMENT_SDS * 2.0)
+
+
+def _dim_continuum_under_a_deep_valley(r: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """CD4 T cells on CD25 (logicle-like 0..1): 60 % negatives, 25 % a dim continuum from the negatives'
+    edge up to 0.5, 15 % bright positives beyond an empty valley; and a CD25-negative reference."""
+    x = np.r_[r.normal(0.2, 0.035, 6000), r.uniform(0.27, 0.5, 2500), r.normal(0.75, 0.03, 1500)]
+    return x, r.normal(0.2, 0.035, 5000)
+
+
+def test_second_estimate_applies_above_the_negative_mode_with_a_reference():
+    r = np.random.default_rng(11)
+    x, ref = _dim_continuum_under_a_deep_valley(r)
+    neg = {"negative_reference": {"mode": 0.2, "half_sd": 0.035, "negative_max": 0.27}}
+    valley = {"method": "valley", "peaks": [0.2, 0.75], **neg}
+    s = negative_model_estimate(x, ref, 0.62, valley)
+    assert s is not None and 0.2 < s.position < 0.35 and 0.0 < s.sd_fraction < 0.03
+    # the model counts ~40 % positives: the position holds that share of x
+    assert np.mean(x >= s.position) == pytest.approx(0.40, abs=0.04)
+    assert negative_model_estimate(x, None, 0.62, valley) is None  # no reference: no second estimate
+    assert negative_model_estimate(x, ref, 0.62, {**valley, "method": "excess"}) is None
+    assert negative_model_estimate(x, ref, 0.62, {"method": "valley", "peaks": [0.2, 0.75]}) is None  # not recorded
+    # a threshold between two positive modes does not separate the negatives, nor one above a lowest mode
+    # that lies beyond the reference's negatives (e.g. CD56dim/bright with hardly any CD56- NK cells)
+    assert negative_model_estimate(x, ref, 0.62, {**valley, "peaks": [0.1, 0.4, 0.75]}) is None
+    assert negative_model_estimate(x, ref, 0.62, {**valley, "peaks": [0.4, 0.75]}) is None
+    tail = {"method": "tail", "peaks": [0.2], "tail_side": "upper", "reference_peak": 0.2, **neg}
+    assert negative_model_estimate(x, ref, 0.26, tail) is not None
+    assert negative_model_estimate(x, ref, 0.26, {**tail, "tail_side": "lower"}) is None
+
+
+def test_a_gate_built_to_be_wrong_is_flagged_and_a_clean_bimodal_one_is_not():
+    r = np.random.default_rng(12)
+    params = {"sign": "+", "threshold": {"valley": "first", "max_valley_ratio": 0.5, "bounds": [0.2, 0.7]}}
+    # a deep valley above a dim continuum: the gate holds the bright 15 %, the truth is 40 %
+    x, ref = _dim_continuum_under_a_deep_valley(r)
+    fit = fit_gate("threshold", x[:, None], params, dims=("CD25",), reference=ref[:, None])
+    assert fit.info["threshold"] > 0.5 and np.mean(x >= fit.info["threshold"]) < 0.2
+    assert fit.info["est_error_pp"] > 10 and "uncertain" in fit.flags
+    # without the reference nothing tells: the valley is empty
+    alone = fit_gate("threshold", x[:, None], params, dims=("CD25",))
+    assert alone.info["est_error_pp"] < UNCERTAIN_PP and "uncertain" not in alone.flags
+    # clean bimodal: negatives and a separate positive mode, the same reference: not flagged
+    clean = np.r_[r.normal(0.2, 0.035, 7000), r.normal(0.6, 0.04, 3000)]
+    fit = fit_gate("threshold", clean[:, None], params, dims=("CD25",), reference=ref[:, None])
+    assert fit.info["est_error_pp"] < UNCERTAIN_PP and "uncertain" not in fit.flags
+    assert np.mean(clean >= fit.info["threshold"]) == pytest.approx(0.3, abs=0.01)
+
+
+def test_estimated_error_falls_when_the_second_estimate_agrees_and_grows_with_the_disagreement():
+    # events spread evenly over 0..1: moving the threshold by d moves d x 100 pp of the parent
+    x = np.random.default_rng(13).uniform(0.0, 1.0, 20000)[:, None]
+    spread_only = estimated_error(x, [ThresholdUncertainty(0.5, (0.48, 0.52))], above)
+    assert spread_only == pytest.approx(2.0, abs=0.2)
+    ests = [estimated_error(x, [ThresholdUncertainty(0.5, (0.48, 0.52), SecondEstimate(0.5 - gap, 0.02))], above)
+            for gap in (0.0, 0.02, 0.05, 0.1, 0.2)]
+    assert ests[0] < spread_only and all(a < b for a, b in zip(ests, ests[1:])), ests
+    assert ests[-1] == pytest.approx(20.0 - DISAGREEMENT_SDS * 2.0, abs=0.5)  # far beyond 3 SDs: the excess

@@ -37,6 +37,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from .base import subsample
+from .negative_model import negative_model
 
 #: threshold shift (gate coordinates) used by :func:`threshold_sensitivity`: ~1.2x in linear signal
 SHIFT = 0.02
@@ -51,6 +52,9 @@ UNCERTAIN_PP = 1.0
 #: tuning draws (101, 404, 505, 606): 0.15-0.25 keep every estimate > 2 pp off that 0 keeps flagged and
 #: drop most false alarms (CD56dim/bright refits inside the bright mode); 0.33 loses a fifth of the recall
 MODE_EDGE_FRACTION = 0.2
+#: a disagreement with the second estimate beyond this many of its standard errors counts as an error even
+#: where the threshold's own spread is ~0 (2-4 flag the same estimates of the tuning draws)
+DISAGREEMENT_SDS = 3.0
 #: rows used for the probes (a random subsample beyond this)
 MAX_EVENTS = 20000
 
@@ -58,11 +62,25 @@ Member = Callable[[np.ndarray, Sequence[float | None]], np.ndarray]
 
 
 @dataclass(frozen=True)
+class SecondEstimate:
+    """An independent estimate of the share of events on the positive side of one threshold, expressed as
+    the ``position`` (gate coordinates) at which the threshold would hold that share of the parent's events,
+    with the estimate's standard error ``sd_fraction`` (fraction 0..1 of the parent's events); ``column``:
+    the gate dimension the threshold is on (an interval's two thresholds share one)."""
+
+    position: float
+    sd_fraction: float
+    column: int = 0
+
+
+@dataclass(frozen=True)
 class ThresholdUncertainty:
-    """Where one fitted threshold could plausibly lie instead: ``alternatives`` (gate coordinates)."""
+    """Where one fitted threshold could plausibly lie instead: ``alternatives`` (gate coordinates), and
+    an independent estimate of where it belongs (``second``, or None)."""
 
     value: float | None
     alternatives: tuple[float, ...] = ()
+    second: SecondEstimate | None = None
 
     @classmethod
     def from_fit(cls, value: float | None, info: Mapping[str, Any] | None) -> "ThresholdUncertainty":
@@ -90,6 +108,43 @@ class ThresholdUncertainty:
         return cls(value, tuple(a for a in alts if a != value))
 
 
+def negative_model_estimate(x: np.ndarray, reference: np.ndarray | None, value: float | None,
+                            info: Mapping[str, Any] | None, *, column: int = 0) -> SecondEstimate | None:
+    """The negative model's count as an independent second estimate for one threshold (or None).
+
+    It applies where the strategy names a negative reference for the gate (``reference``: that population's
+    events on this dimension, same file and scale; ``info["negative_reference"]`` recorded by the fit) and
+    the threshold separates the negative mode -- the lowest of ``info["peaks"]``, at most the reference's
+    ``negative_max`` -- from the events above it, placed by the valley or the tail rule (a
+    threshold placed by the count itself, method ``excess``, has no independent second estimate). The
+    positives are counted as the excess of ``x`` over the reference-shaped negative component
+    (:func:`~.negative_model.negative_model`); ``position`` is where the threshold holds that count, and the
+    SD adds the reference's own sampling noise (negative fraction^2 / reference events) to the count's.
+    ``x`` is the parent's events on gate dimension ``column``.
+    """
+    if reference is None or value is None or not info or not info.get("negative_reference"):
+        return None
+    peaks = [float(p) for p in info.get("peaks", ())]
+    if not peaks or not np.isfinite(value) or peaks[0] > float(info["negative_reference"]["negative_max"]):
+        return None  # (the lowest mode is not where the reference's negatives are: no negative mode here)
+    method = info.get("method")
+    if method == "valley":
+        if not (peaks[0] < value and (len(peaks) == 1 or value < peaks[1])):
+            return None
+    elif method == "tail":
+        if info.get("tail_side") != "upper" or abs(float(info.get("reference_peak", np.nan)) - peaks[0]) > 1e-3:
+            return None
+    else:
+        return None
+    ref = np.asarray(reference, dtype=np.float64)
+    ref = ref[np.isfinite(ref)]
+    m = negative_model(x, reference=ref)
+    if m is None or m.method != "reference":
+        return None
+    sd = float(np.hypot(m.sd_fraction, m.negative_fraction / np.sqrt(ref.size)))
+    return SecondEstimate(m.threshold_for_count(x), sd, column)
+
+
 def estimated_error(X: np.ndarray, thresholds: Sequence[ThresholdUncertainty], member: Member, *,
                     seed: int = 0) -> float:
     """Estimated error (percentage points of % of parent) implied by the thresholds' plausible positions.
@@ -100,22 +155,54 @@ def estimated_error(X: np.ndarray, thresholds: Sequence[ThresholdUncertainty], m
     its ``alternatives``; the result is the root sum of squares over thresholds. NaN when no threshold has
     alternatives (fixed or quantile thresholds: nothing measured), 0.0 for an empty parent.
     """
-    if not any(t.alternatives for t in thresholds):
+    if not any(t.alternatives or t.second for t in thresholds):
         return float("nan")
     if X.shape[0] == 0:
         return 0.0
     X = subsample(X, MAX_EVENTS, seed)
     values = [t.value for t in thresholds]
-    base = float(member(X, values).mean())
+    inside = member(X, values)
+    base = float(inside.mean())
+
+    def moved_to(i: int, position: float) -> float:
+        moved = list(values)
+        moved[i] = position
+        return abs(float(member(X, moved).mean()) - base)
+
     total = 0.0
     for i, t in enumerate(thresholds):
-        worst = 0.0
-        for alt in t.alternatives:
-            moved = list(values)
-            moved[i] = alt
-            worst = max(worst, abs(float(member(X, moved).mean()) - base))
+        worst = max((moved_to(i, alt) for alt in t.alternatives), default=0.0)
+        if t.second is not None and t.value is not None:
+            gap = moved_to(i, t.second.position)
+            x = X[:, t.second.column]
+            between = abs(float(np.mean(x >= t.second.position)) - float(np.mean(x >= t.value)))
+            # the second estimate's SD in the population's units: the population moves by `gap` when
+            # the marker's positive share moves by `between`
+            sd = t.second.sd_fraction * (gap / between if between > 0 else 1.0)
+            worst = combined_error(worst, gap, sd)
         total += worst * worst
     return 100.0 * float(np.sqrt(total))
+
+
+def combined_error(spread: float, disagreement: float, second_sd: float) -> float:
+    """Expected error of an estimate whose own plausible error is ``spread`` given an independent second
+    estimate ``disagreement`` away from it with standard error ``second_sd`` (all in the same units).
+
+    Both are treated as normal: the best estimate of the truth weights them by their inverse variances,
+    so it lies ``disagreement x spread^2 / (spread^2 + second_sd^2)`` from the first, with an SD of
+    ``spread x second_sd / sqrt(spread^2 + second_sd^2)``; the result is the root sum of squares of the
+    two. Agreement shrinks the error below both inputs; a disagreement raises it towards the disagreement
+    when ``spread`` is comparable to ``second_sd``. That weighting trusts a first estimate with little
+    spread (an empty valley) even against a far-off second one, but such a spread only measures where the
+    rule could have put the threshold, not whether the rule was right: a disagreement beyond
+    :data:`DISAGREEMENT_SDS` standard errors of the second estimate is an error of at least the excess
+    (``disagreement - DISAGREEMENT_SDS x second_sd``) whatever the spread.
+    """
+    excess = max(0.0, float(disagreement) - DISAGREEMENT_SDS * second_sd)
+    if spread <= 0 or second_sd <= 0:
+        return max(excess, float(disagreement) if spread > 0 else 0.0)
+    w = spread * spread / (spread * spread + second_sd * second_sd)
+    return max(excess, float(np.hypot(w * disagreement, spread * second_sd / np.hypot(spread, second_sd))))
 
 
 def threshold_sensitivity(X: np.ndarray, values: Sequence[float | None], member: Member, *,

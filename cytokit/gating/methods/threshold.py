@@ -8,6 +8,7 @@ parent's events (transformed scale); signs say which side is kept (``+`` = at or
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Literal
 
 import numpy as np
@@ -15,7 +16,8 @@ from pydantic import Field, field_validator, model_validator
 
 from ...gates import BooleanGate, Gate, QuadrantGate, RectangleGate
 from .base import FitResult, MethodParams, finite_rows
-from .confidence import UNCERTAIN_PP, ThresholdUncertainty, estimated_error, threshold_sensitivity
+from .confidence import (UNCERTAIN_PP, ThresholdUncertainty, estimated_error, negative_model_estimate,
+                         threshold_sensitivity)
 from .density import ThresholdParams, fit_threshold
 
 Sign = Literal["+", "-"]
@@ -97,7 +99,7 @@ def fit_threshold_gate(X: np.ndarray, params: ThresholdGateParams, *, dims: tupl
     gate = RectangleGate(id=gate_id, dims=tuple(dims), lower=lower, upper=upper)
     info = {"threshold": t.value, "sign": params.sign, dims[0]: t.info}
     flags = _with_sensitivity(X, [t.value], lambda Z, v: _signed_and(Z, v, (params.sign,)), list(t.flags), info,
-                              [t.info])
+                              [t.info], reference)
     return FitResult(gate, flags, info)
 
 
@@ -108,11 +110,20 @@ def _signed_and(X: np.ndarray, values, signs) -> np.ndarray:
     return m
 
 
-def _with_sensitivity(X: np.ndarray, values, member, flags: list[str], info: dict, fits: list) -> tuple[str, ...]:
+def _with_sensitivity(X: np.ndarray, values, member, flags: list[str], info: dict, fits: list,
+                      reference: np.ndarray | None = None, columns: list[int] | None = None) -> tuple[str, ...]:
     """Record the gate's estimated error and threshold sensitivity (pp) in ``info`` (``fits``: each
-    threshold's fit info, or None); flag ``uncertain`` when the estimated error exceeds the limit."""
+    threshold's fit info, or None; ``reference``: the negative reference's events in the same dims, for the
+    negative model's second estimate; ``columns``: each threshold's dimension, default one per dimension);
+    flag ``uncertain`` when the estimated error exceeds the limit."""
     info["sensitivity_pp"] = round(threshold_sensitivity(X, values, member), 3)
-    est = estimated_error(X, [ThresholdUncertainty.from_fit(v, f) for v, f in zip(values, fits)], member)
+    unc = [ThresholdUncertainty.from_fit(v, f) for v, f in zip(values, fits)]
+    if reference is not None:
+        cols = columns if columns is not None else list(range(len(values)))
+        unc = [dataclasses.replace(u, second=negative_model_estimate(X[:, c], _ref_column(reference, c), v, f,
+                                                                     column=c))
+               for u, v, f, c in zip(unc, values, fits, cols)]
+    est = estimated_error(X, unc, member)
     info["est_error_pp"] = round(est, 3) if np.isfinite(est) else None
     if est > UNCERTAIN_PP:
         flags.append("uncertain")
@@ -146,7 +157,7 @@ def fit_phenotype(X: np.ndarray, params: PhenotypeParams, *, dims: tuple[str, ..
             m &= anyv
         return m
 
-    flags = list(_with_sensitivity(X, values, member, flags, info, [info[d] for d in dims]))
+    flags = list(_with_sensitivity(X, values, member, flags, info, [info[d] for d in dims], reference))
     if not params.any_of:
         gate = QuadrantGate(id=gate_id, dims=dims, dividers=tuple(values), signs=tuple(sign_num))
         return FitResult(gate, tuple(dict.fromkeys(flags)), info)
@@ -216,4 +227,4 @@ def fit_interval(X: np.ndarray, params: IntervalParams, *, dims: tuple[str, ...]
 
     gate = RectangleGate(id=gate_id, dims=tuple(dims), lower=(lo,), upper=(hi,))
     return FitResult(gate, _with_sensitivity(X, [lo, hi], member, flags, info,
-                                             [info.get("lower"), info.get("upper")]), info)
+                                             [info.get("lower"), info.get("upper")], reference, [0, 0]), info)
