@@ -303,7 +303,7 @@ def est_error_bands(df: pd.DataFrame) -> pd.DataFrame:
     return out.reindex([b for b in [*labels, "not measured"] if b in out.index]).round(3)
 
 
-def limit_tradeoff(df: pd.DataFrame, limits: tuple[float, ...] = (0.5, 1.0, 1.5, 3.0, 5.0, 10.0)
+def limit_tradeoff(df: pd.DataFrame, limits: tuple[float, ...] = (0.5, 0.75, 0.9, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0)
                    ) -> list[tuple[float, float, float, int]]:
     """(limit, recall on > 2 pp, share of flagged within 1 pp, flagged) if ``uncertain`` meant
     ``est_error_pp > limit``: the trade-off the shipped limit (UNCERTAIN_PP) was chosen from."""
@@ -331,7 +331,7 @@ def flag_table(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def report(df: pd.DataFrame, title: str, *, flag_words: bool = False) -> None:
+def report(df: pd.DataFrame, title: str, *, flag_words: bool = True) -> None:
     if df.empty:
         return
     n_files = df.groupby(["family", "seed", "file"]).ngroups
@@ -411,7 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--events", type=int, default=20000, help="events per file")
     ap.add_argument("--held-out-seed", type=int, default=HELD_OUT_SEED)
     ap.add_argument("--csv", type=Path, default=None, help="write every (file, population) estimate here")
-    ap.add_argument("--flag-table", action="store_true", help="print how each flag word relates to the error")
+    ap.add_argument("--flag-table", action="store_true",
+                    help="(always printed now: how each flag word relates to the error; kept for old command lines)")
     ap.add_argument("--static", action="store_true",
                     help="also compare with a static Gating-ML template on the reference family (held-out seed)")
     ap.add_argument("--no-speed", action="store_true")
@@ -446,10 +447,10 @@ def main(argv: list[str] | None = None) -> int:
         df.to_csv(args.csv, index=False)
     pd.set_option("display.width", 200)
     for group in ("tuning", "held-out"):
-        report(df[df.group == group], f"{group} scenarios", flag_words=args.flag_table)
+        report(df[df.group == group], f"{group} scenarios", flag_words=True)
     held = df[df.group == "held-out"]
     if not held.empty:
-        report(held[held.split == "held-out"], "held-out families only", flag_words=args.flag_table)
+        report(held[held.split == "held-out"], "held-out families only", flag_words=True)
     if args.static:
         trial = root / f"reference_{args.held_out_seed}"
         if not (trial / "manifest.csv").exists():
