@@ -143,6 +143,26 @@ FAMILIES: dict[str, Family] = {
         "tuning", "CD56bright 40% of NK (strong IL-2 response), gains x2.4/x2.0, CD16 dimmer",
         {"instruments": _instruments(2.4, 2.0), "course": {"cd56bright_fraction": 0.4},
          "phenotype": {"marker_levels": {"CD16": {"bright": (18000.0, 0.45)}}}}, (SEEN_SEED_3,)),
+    # --- a dim CD56 reagent lot and a dim CD28 mode (added after an independent generator showed them; tuned
+    # on the tuning seeds 101/404/505/606, the held-out variants never drawn with one) -------------------------
+    "cd56_dim_lot": Family(
+        "tuning", "dim CD56 lot: CD56dim a narrow mode (450, log-sd 0.2) near the T cells' CD56 negative_max, "
+                  "CD56bright 4000, 15% CD56- NK (often a separate mode below the dim one)",
+        {"course": {"cd56neg_fraction": 0.15},
+         "phenotype": {"marker_levels": {"CD56": {"dim": (450.0, 0.2), "bright": (4000.0, 0.3)}}}},
+        (TUNING_SEED, SEEN_SEED, SEEN_SEED_2, SEEN_SEED_3)),
+    "cd28_dim_mode": Family(
+        "tuning", "CD28+ a dim mode (~5x the negatives: 700, log-sd 0.35) close to the CD28- peak",
+        {"phenotype": {"marker_levels": {"CD28": {"pos": (700.0, 0.35)}}}},
+        (TUNING_SEED, SEEN_SEED, SEEN_SEED_2, SEEN_SEED_3)),
+    "cd56_dim_lot_low_gain": Family(
+        "held-out", "dim CD56 lot (dim 550, log-sd 0.25; bright 5000) with gains x0.7/x0.6 and 10% CD56- NK",
+        {"instruments": _instruments(0.7, 0.6), "course": {"cd56neg_fraction": 0.1},
+         "phenotype": {"marker_levels": {"CD56": {"dim": (550.0, 0.25), "bright": (5000.0, 0.3)}}}}, ()),
+    "cd28_dim_mode_broad_negative": Family(
+        "held-out", "CD28+ a dim mode (900, log-sd 0.4) over broad negatives (log-sd 0.55), gains x1.3/x0.8",
+        {"instruments": _instruments(1.3, 0.8), "phenotype": {
+            "marker_levels": {"CD28": {"pos": (900.0, 0.4)}}, "negative_spread": 0.55}}, ()),
 }
 
 

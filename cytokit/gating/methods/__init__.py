@@ -52,7 +52,7 @@ GATE_METHODS: dict[str, GateMethod] = {m.name: m for m in (
 #: how a gate was placed; ``unstable`` (the smoothing refits disagree) enters ``est_error_pp`` through
 #: what the disagreement costs the population, and alone is not a review flag.
 REVIEW_FLAGS: frozenset[str] = frozenset({
-    "uncertain", "ambiguous_mode", "unreliable", "few_events", "inverted", "empty",
+    "uncertain", "ambiguous_mode", "unreliable", "few_events", "inverted", "empty", "skipped_valley",
 })
 
 

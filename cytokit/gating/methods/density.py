@@ -44,7 +44,16 @@ Works on one marker's values of the parent population on the gate's (transformed
 
 4. ``mode="fixed"``: ``value``.
 
-Any result outside ``bounds`` is clipped to them and flagged ``clipped``.
+Any result outside ``bounds`` is clipped to them and flagged ``clipped``. A tail fallback that had to be
+clipped although the density has a valley inside ``bounds`` (one that ``separates`` or ``valley`` rejected)
+is also flagged ``skipped_valley`` (a review flag): the tail was measured from a mode the threshold should
+have stayed below or above, e.g. CD56dim taking in the CD56bright mode when the dim mode was read as negative.
+
+**Modes at negative_max.** For ``separates``, a mode within :data:`MODE_MARGIN` of ``negative_max`` is
+decided by the modes around it (:func:`classify_modes`): with a lower mode below it it is positive (the
+lower one holds the negatives); as the lowest mode its position decides, and the fit is flagged
+``ambiguous_mode`` when reading it the other way would have chosen another valley, or a valley where this
+reading found none (a clean valley is always a candidate boundary; a reading that leaves none is not a rival).
 """
 from __future__ import annotations
 
@@ -184,6 +193,35 @@ def reference_negative(xr: np.ndarray, p: ThresholdParams) -> dict | None:
             "n_events": int(xr.size)}
 
 
+def classify_modes(modes: list[float], negative_max: float) -> tuple[list[bool], list[bool]]:
+    """Which of the density's modes (ascending positions, each pair separated by a real valley) are
+    positive, for ``separates``: a mode more than :data:`MODE_MARGIN` above ``negative_max`` is positive,
+    one more than that below it negative. A mode within the margin could be either and is decided by the
+    valleys around it: with a lower mode below it (and so a valley between them) it is positive -- the lower
+    one holds the negatives; as the lowest mode its position decides, but it is left *unresolved*.
+    Returns (positive, unresolved), one entry per mode."""
+    positive, unresolved = [], []
+    for k, m in enumerate(modes):
+        if abs(m - negative_max) < MODE_MARGIN:
+            positive.append(k > 0 or m > negative_max)
+            unresolved.append(k == 0)
+        else:
+            positive.append(m > negative_max)
+            unresolved.append(False)
+    return positive, unresolved
+
+
+def _pick_valley(d: Density1D, peaks: np.ndarray, ok: list[tuple[int, float]],
+                 p: ThresholdParams) -> tuple[int, float] | None:
+    """The valley ``p.valley`` asks for among the candidates ``ok`` ((grid index, depth ratio)), or None."""
+    if p.valley in ("below_dominant", "above_dominant"):
+        top = d.grid[peaks[int(np.argmax(d.density[peaks]))]]
+        ok = [(v, r) for v, r in ok if (d.grid[v] < top) == (p.valley == "below_dominant")]
+    if not ok:
+        return None
+    return ok[0] if p.valley == "first" else ok[-1] if p.valley == "last" else min(ok, key=lambda vr: vr[1])
+
+
 def _negative_max(p: ThresholdParams) -> float | None:
     if p.negative_max is not None:
         return p.negative_max
@@ -280,6 +318,7 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
     info["bandwidth"] = d.bandwidth
     value: float | None = None
     method: str = p.mode
+    in_bounds: list[tuple[int, float]] = []
     if p.mode == "valley":
         valleys = find_valleys(d, peaks)
         info["valleys"] = [(round(float(d.grid[v]), 5), round(r, 3)) for v, r in valleys]
@@ -288,8 +327,15 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
         ok = in_bounds  # shallow dips (noise bumps of one mode) were merged away above
         neg_max = _negative_max(p)
         if p.separates != "any" and neg_max is not None:
-            below_peak = {int(v): d.grid[max(pk for pk in peaks if pk < v)] for v, _ in valleys}
-            ok = [(v, r) for v, r in ok if (below_peak[int(v)] > neg_max) == (p.separates == "positive")]
+            positive, unresolved = classify_modes([float(d.grid[i]) for i in peaks], neg_max)
+            flipped = [pos != unres for pos, unres in zip(positive, unresolved)]  # the other reading
+            above = {int(v): k for k, (v, _) in enumerate(valleys)}  # valley k lies right above mode k
+            want = p.separates == "positive"
+            ok = [(v, r) for v, r in in_bounds if positive[above[int(v)]] == want]
+            pick = _pick_valley(d, peaks, ok, p)
+            other = _pick_valley(d, peaks, [(v, r) for v, r in in_bounds if flipped[above[int(v)]] == want], p)
+            if other is not None and other != pick:
+                flags.append("ambiguous_mode")  # the unresolved mode's reading decides which valley, if any
         if not valleys:
             flags.append("no_valley")
         elif not in_bounds:
@@ -297,13 +343,7 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
         elif not ok:
             flags.append("no_valley")  # none of the kind asked for by 'separates'
         else:
-            if p.valley in ("below_dominant", "above_dominant"):
-                top = d.grid[peaks[int(np.argmax(d.density[peaks]))]]
-                ok = [(v, r) for v, r in ok if (d.grid[v] < top) == (p.valley == "below_dominant")]
-            chosen: tuple[int, float] | None = None
-            if ok:
-                chosen = ok[0] if p.valley == "first" else ok[-1] if p.valley == "last" else min(
-                    ok, key=lambda vr: vr[1])
+            chosen = _pick_valley(d, peaks, ok, p)
             if chosen is None:
                 flags.append("no_valley")
             else:
@@ -340,6 +380,8 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
     if p.bounds is not None and not p.bounds[0] <= value <= p.bounds[1]:
         value = float(np.clip(value, *p.bounds))
         flags.append("clipped")
+        if method == "tail" and p.mode == "valley" and in_bounds:
+            flags.append("skipped_valley")
     info["method"] = method
     info["threshold"] = value
     if check_stability and method == "excess":
