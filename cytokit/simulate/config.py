@@ -86,6 +86,22 @@ class PhenotypeConfig(_Model):
         default_factory=list, description="markers the lab's panel does not stain: no signal, channel left out")
     negative_spread: float = Field(0.35, gt=0, description="log-sd of autofluorescence")
     autofluorescence_scale: float = Field(1.0, gt=0)
+    cell_scatter: dict[str, tuple[float, float, float, float]] = Field(
+        default_factory=dict, description="cell type -> (FSC-A median, FSC-A log-sd, SSC-A median, SSC-A "
+        "log-sd), linear units: replaces the scatter of CELL_TYPES (lymphocyte, monocyte, granulocyte, debris)")
+
+    @field_validator("cell_scatter")
+    @classmethod
+    def _scatter(cls, v: dict) -> dict:
+        from .phenotypes import CELL_TYPES
+
+        for kind, values in v.items():
+            if kind not in CELL_TYPES:
+                raise ValueError(f"unknown cell type {kind!r}; expected one of {sorted(CELL_TYPES)}")
+            if len(values) != 4 or min(values) <= 0:
+                raise ValueError(f"{kind}: cell_scatter needs four positive numbers (FSC median, FSC log-sd, "
+                                 "SSC median, SSC log-sd)")
+        return v
 
     @field_validator("marker_levels")
     @classmethod

@@ -77,7 +77,7 @@ def _leaf_table(tube: str, phenotype: PhenotypeConfig | None = None) -> _LeafTab
     for i, leaf in enumerate(leaves):
         ctype = leaf.kind if leaf.kind in CELL_TYPES else "lymphocyte"
         fm, fs, sm, ss, af = CELL_TYPES[ctype]
-        scatter[i] = (fm, fs, sm, ss)
+        scatter[i] = ph.cell_scatter.get(ctype, (fm, fs, sm, ss))
         autofl[i] = [af * ph.autofluorescence_scale * AUTOFLUORESCENCE[f] for f in fluors]
         for j, marker in enumerate(markers):
             if leaf.kind == "bead":
