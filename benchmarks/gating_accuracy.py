@@ -163,6 +163,21 @@ FAMILIES: dict[str, Family] = {
         "held-out", "CD28+ a dim mode (900, log-sd 0.4) over broad negatives (log-sd 0.55), gains x1.3/x0.8",
         {"instruments": _instruments(1.3, 0.8), "phenotype": {
             "marker_levels": {"CD28": {"pos": (900.0, 0.4)}}, "negative_spread": 0.55}}, ()),
+    # --- scatter families: the Lymphocytes gate among heavy debris, monocytes, low-FSC lymphocytes -------
+    "scatter_heavy_debris": Family(
+        "tuning", "debris 45 % of events, larger (FSC 20k, log-sd 0.55) and reaching the lymphocytes; monocytes 15 %",
+        {"event_mix": {"debris": 0.45, "monocytes": 0.15},
+         "phenotype": {"cell_scatter": {"debris": (20000.0, 0.55, 9000.0, 0.65)}}}, (TUNING_SEED,)),
+    "scatter_low_fsc_lymphocytes": Family(
+        "tuning", "low-FSC, broader lymphocytes (FSC 38k, log-sd 0.13) over 30 % debris; monocytes 20 %, lower",
+        {"event_mix": {"debris": 0.30, "monocytes": 0.20},
+         "phenotype": {"cell_scatter": {"lymphocyte": (38000.0, 0.13, 12000.0, 0.2),
+                                        "monocyte": (80000.0, 0.12, 35000.0, 0.22)}}}, (TUNING_SEED,)),
+    "scatter_monocytes_near": Family(
+        "held-out", "monocytes 25 % close to the lymphocytes (FSC 70k, SSC 28k, broad); debris 25 %, granulocytes 20 %",
+        {"event_mix": {"debris": 0.25, "monocytes": 0.25, "granulocytes": 0.20},
+         "phenotype": {"cell_scatter": {"lymphocyte": (50000.0, 0.11, 15000.0, 0.22),
+                                        "monocyte": (70000.0, 0.13, 28000.0, 0.25)}}}, ()),
 }
 
 
