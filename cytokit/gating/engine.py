@@ -6,6 +6,7 @@ the array kernels of :mod:`cytokit.gates`. Masks are boolean arrays over all the
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,8 @@ from ..gates import BooleanGate, Gate, gate_from_dict
 from ..results import schema as S
 from ..sample import Sample
 from .methods import FitResult, fit_gate, get_method
+from .methods.confidence import UNCERTAIN_PP
+from .methods.scatter_overlap import OTHER_SHARE_KEY, OVERLAP_FLAG, dilution_error_pp
 from .model import PopulationSpec, StrategyDefinition
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -198,6 +201,16 @@ def _est_error(fit: FitResult) -> float:
     return float(v) if v is not None else float("nan")
 
 
+def _scatter_overlap(definition: StrategyDefinition, state: FitState, lymph: str) -> float | None:
+    """Estimated % of other event classes in the lymphocyte denominator, from the nearest scatter gate at or
+    above it flagged ``scatter_overlap``; None when no such gate."""
+    for name in [lymph, *ancestors(definition, lymph)]:
+        fit = state.fits.get(name)
+        if fit is not None and OVERLAP_FLAG in fit.flags and fit.info.get(OTHER_SHARE_KEY) is not None:
+            return float(fit.info[OTHER_SHARE_KEY])
+    return None
+
+
 def population_table(definition: StrategyDefinition, state: FitState, n_events: int) -> "pd.DataFrame":
     """One row per fitted population (schema in docs/architecture.md): counts, % of parent, % of the
     lymphocyte denominator (percent, 0-100, of the strategy's ``lymphocytes`` population; defined for that
@@ -221,6 +234,7 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
                 or lymph in ancestors(definition, spec.name)
                 or (spec.parent is None and spec.method == "boolean" and spec.name in dependents(definition, lymph))
                 } if lymph_count else set()
+    overlap = _scatter_overlap(definition, state, lymph) if lymph_count else None
     rows = []
     for spec in definition.populations:
         if spec.name not in state.masks:
@@ -229,10 +243,17 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
         parent_count = int(state.masks[spec.parent].sum()) if spec.parent else n_events
         pct_parent = 100.0 * count / parent_count if parent_count else float("nan")
         pct_lymph = 100.0 * count / lymph_count if (spec.name in in_lymph and lymph_count) else float("nan")
+        flags, est = list(state.fits[spec.name].flags), _est_error(state.fits[spec.name])
+        if overlap is not None and spec.parent == lymph:  # diluted by the flagged scatter gate's other events
+            dil = dilution_error_pp(pct_parent, overlap)
+            est = dil if math.isnan(est) else math.hypot(est, dil)
+            flags.append(OVERLAP_FLAG)
+            if est > UNCERTAIN_PP:
+                flags.append("uncertain")
         rows.append({
             S.POPULATION: spec.name, S.PARENT: spec.parent or "", S.COUNT: count, S.PARENT_COUNT: parent_count,
             S.PCT_PARENT: pct_parent, S.PCT_LYMPHOCYTES: pct_lymph, S.METHOD: spec.method,
-            S.FLAGS: ";".join(state.fits[spec.name].flags), S.EST_ERROR_PP: _est_error(state.fits[spec.name]),
+            S.FLAGS: ";".join(dict.fromkeys(flags)), S.EST_ERROR_PP: est,
             "dims": ";".join(spec.dims),
             S.PHENOTYPE: spec.phenotype or "",
         })

@@ -53,6 +53,7 @@ GATE_METHODS: dict[str, GateMethod] = {m.name: m for m in (
 #: what the disagreement costs the population, and alone is not a review flag.
 REVIEW_FLAGS: frozenset[str] = frozenset({
     "uncertain", "ambiguous_mode", "unreliable", "few_events", "inverted", "empty", "skipped_valley",
+    "scatter_overlap",  # a scatter gate holding more than its limit of other event classes (.scatter_overlap)
 })
 
 

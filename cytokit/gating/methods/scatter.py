@@ -12,6 +12,8 @@ from pydantic import Field
 from ...gates import EllipsoidGate, PolygonGate
 from .base import FitResult, MethodParams, finite_rows, subsample
 from .mixture import chi2_quantile, fit_gaussian_mixture
+from .confidence import UNCERTAIN_PP
+from .scatter_overlap import OTHER_SHARE_KEY, OVERLAP_FLAG, component_share, debris_edge_share, dilution_error_pp
 
 
 class GMMEllipseParams(MethodParams):
@@ -23,6 +25,8 @@ class GMMEllipseParams(MethodParams):
     min_weight: float = Field(0.05, ge=0, lt=1, description="components lighter than this are not chosen")
     max_events: int = Field(20000, ge=200)
     seed: int = 0
+    max_other_pct: float = Field(3.0, gt=0, description="flag 'scatter_overlap' when the estimated share of "
+                                 "the gate's events from other classes (est_error_pp, %) exceeds this")
 
 
 class DensityPolygonParams(MethodParams):
@@ -64,6 +68,10 @@ def fit_gmm_ellipse(X: np.ndarray, params: GMMEllipseParams, *, dims: tuple[str,
 
     The mixture is fitted by :func:`.mixture.fit_gaussian_mixture` (numpy EM, scikit-learn's model and
     k-means start) on the robust-normalised events; the ellipse holds ``coverage`` of that component.
+    ``info["other_share_pct"]`` is the estimated % of the gate's events that belong to other classes
+    (:mod:`.scatter_overlap`; above ``max_other_pct`` the gate is flagged ``scatter_overlap``, a review flag)
+    and ``est_error_pp`` what they add to the gate's % of parent (pp; ``uncertain`` above the limit of
+    :mod:`.confidence`).
     """
     X = finite_rows(X)
     if len(params.target) != X.shape[1]:
@@ -92,7 +100,17 @@ def fit_gmm_ellipse(X: np.ndarray, params: GMMEllipseParams, *, dims: tuple[str,
     d2 = chi2_quantile(params.coverage, X.shape[1])
     gate = EllipsoidGate(id=gate_id, dims=tuple(dims), mean=tuple(float(m) for m in mean),
                          covariance=tuple(tuple(float(c) for c in row) for row in cov), distance_square=d2)
-    info = {"component": k, "weights": [round(float(w), 4) for w in gmm.weights],
+    inside = np.einsum("ij,jk,ik->i", Z - gmm.means[k], np.linalg.inv(gmm.covariances[k]), Z - gmm.means[k]) <= d2
+    neighbours = component_share(Z, gmm, k, inside, d2)
+    debris = debris_edge_share(Z, gmm.means[k], gmm.covariances[k], d2, inside)
+    share = 100.0 * (neighbours + debris)
+    est = dilution_error_pp(100.0 * float(inside.mean()), share)  # % of parent inflated by the other events
+    if share > params.max_other_pct:
+        flags.append(OVERLAP_FLAG)
+    if est > UNCERTAIN_PP:
+        flags.append("uncertain")
+    info = {"component": k, "est_error_pp": round(est, 3), OTHER_SHARE_KEY: round(share, 3),
+            "neighbour_share_pct": round(100 * neighbours, 3), "debris_share_pct": round(100 * debris, 3), "weights": [round(float(w), 4) for w in gmm.weights],
             "means_normalised": [[round(float(v), 4) for v in m] for m in gmm.means],
             "distance_square": d2, "n_events": int(Xs.shape[0])}
     return FitResult(gate, tuple(flags), info)

@@ -1,0 +1,64 @@
+"""How much of a scatter ellipse gate belongs to other event classes (an estimate, fractions 0-1).
+
+Two sources, both estimated from the parent's own events in robust-normalised scatter (see :mod:`.scatter`):
+
+* **neighbouring components** (monocytes, granulocytes): the mixture's posterior probability that an
+  event inside the ellipse belongs to another component, summed over the gate's events;
+* **debris running into the gate** along FSC (first dimension): a Gaussian mixture in linear scatter cannot
+  separate a debris continuum from the lymphocytes, so the debris density is read where the gate ends on
+  the low-FSC side (events within 2 SD of the population's SSC) and assumed to fall linearly to zero at
+  the population's FSC centre: debris inside ~ 1/2 x edge density x (centre - edge). With a clean
+  valley the edge density is ~0; with debris reaching the population it is not.
+
+The sum (``other_share_pct``: % of the gate's events that are not the population) inflates the gate's
+% of parent by ``% of parent x share / 100`` (its ``est_error_pp``). A lineage population's % of the lymphocyte denominator is diluted by that share
+(:func:`dilution_error_pp`); when the gate is flagged, the engine adds that error to the populations
+directly below the denominator and flags them too.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .mixture import MixtureFit, _log_prob, _logsumexp_columns
+
+#: review flag of a scatter gate whose estimated share of other classes exceeds its limit, and of the
+#: populations directly below the lymphocyte denominator it feeds (their % of parent is diluted)
+OVERLAP_FLAG = "scatter_overlap"
+#: fit-info key: estimated % of the gate's events that belong to other classes
+OTHER_SHARE_KEY = "other_share_pct"
+
+
+def dilution_error_pp(pct_parent: float, other_share_pct: float) -> float:
+    """Error (pp) of a population's % of a parent that holds ``other_share_pct`` % events of other classes
+    that are not in the population (debris, monocytes in a lymphocyte gate): pct x share / 100."""
+    return float(pct_parent) * float(other_share_pct) / 100.0
+
+
+def component_share(Z: np.ndarray, gmm: MixtureFit, k: int, inside: np.ndarray, d2: float) -> float:
+    """Share of the ``inside`` events (rows of ``Z``) that the mixture assigns to components centred outside
+    the ellipse of component ``k`` at squared radius ``d2`` (a component centred inside it is a part of the
+    same cloud that the mixture split off, not a neighbour)."""
+    if not inside.any():
+        return 0.0
+    diff = gmm.means - gmm.means[k]
+    r2 = np.einsum("ij,jk,ik->i", diff, np.linalg.inv(gmm.covariances[k]), diff)
+    own = r2 <= d2
+    weighted = _log_prob(Z[inside], gmm.means, gmm.covariances) + np.log(np.maximum(gmm.weights, 1e-300))[:, None]
+    post = np.exp(weighted - _logsumexp_columns(weighted))
+    return float(post[~own].sum(0).mean())
+
+
+def debris_edge_share(Z: np.ndarray, mean: np.ndarray, cov: np.ndarray, d2: float, inside: np.ndarray,
+                      *, bin_width: float = 0.02) -> float:
+    """Share of the gate's events estimated to be debris continuing below the population along FSC
+    (first column of ``Z``), from the event density in a ``bin_width`` strip just below the gate's
+    low-FSC edge (robust-normalised units; events within 2 SD of the population's second dimension)."""
+    n_in = int(inside.sum())
+    if n_in == 0 or Z.shape[1] < 2:
+        return 0.0
+    sd = np.sqrt(np.diag(cov))
+    edge = float(mean[0] - np.sqrt(d2) * sd[0])
+    band = np.abs(Z[:, 1] - mean[1]) <= 2.0 * sd[1]
+    strip = band & (Z[:, 0] >= edge - bin_width) & (Z[:, 0] < edge)
+    density = strip.sum() / bin_width  # events per unit FSC at the edge
+    return float(min(1.0, 0.5 * density * (mean[0] - edge) / n_in))
