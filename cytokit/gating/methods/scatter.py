@@ -10,6 +10,7 @@ import numpy as np
 from pydantic import Field
 
 from ...gates import EllipsoidGate, PolygonGate
+from ...results import schema as S
 from .base import FitResult, MethodParams, finite_rows, subsample
 from .mixture import chi2_quantile, fit_gaussian_mixture
 from .confidence import UNCERTAIN_PP
@@ -109,7 +110,7 @@ def fit_gmm_ellipse(X: np.ndarray, params: GMMEllipseParams, *, dims: tuple[str,
         flags.append(OVERLAP_FLAG)
     if est > UNCERTAIN_PP:
         flags.append("uncertain")
-    info = {"component": k, "est_error_pp": round(est, 3), OTHER_SHARE_KEY: round(share, 3),
+    info = {"component": k, S.EST_ERROR_PP: round(est, 3), OTHER_SHARE_KEY: round(share, 3),
             "neighbour_share_pct": round(100 * neighbours, 3), "debris_share_pct": round(100 * debris, 3), "weights": [round(float(w), 4) for w in gmm.weights],
             "means_normalised": [[round(float(v), 4) for v in m] for m in gmm.means],
             "distance_square": d2, "n_events": int(Xs.shape[0])}
