@@ -33,7 +33,7 @@ from ..gating.model import StrategyDefinition
 from ..results import schema as S
 from .agreement import agreement_rows, summarise, worst_first
 from .expert import ExpertSample, expert_masks, load_expert, load_mapping, resolve_nodes
-from .search import TrainingSample, changed_params, tune_definition
+from .search import RULE_TIE, TrainingSample, changed_params, tune_definition
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ def learn_strategy(expert: str | Path, files: Iterable[str | Path], *, strategy:
         for i, held in enumerate(tr):
             others = tr[:i] + tr[i + 1:]
             log.info("leave-one-out: tuning without %s", held.name)
-            rows += _evaluate(tune_definition(definition, others), [held], "loso", nodes)
+            rows += _evaluate(tune_definition(definition, others, tie=RULE_TIE), [held], "loso", nodes)
     decisions: list[dict[str, Any]] = []
     tuned = tune_definition(definition, tr, decisions=decisions)
     for d in decisions:

@@ -547,7 +547,8 @@ def valley_depth_ranges(ctx: _Ctx, params: dict[str, Any]) -> list[dict[str, Any
 
 def tune_definition(definition: StrategyDefinition, samples: list[TrainingSample], *,
                     populations: Iterable[str] | None = None,
-                    decisions: list[dict[str, Any]] | None = None) -> StrategyDefinition:
+                    decisions: list[dict[str, Any]] | None = None,
+                    tie: float | None = None) -> StrategyDefinition:
     """A copy of ``definition`` whose tunable populations with expert gates (or those in ``populations``)
     have the parameters that best reproduce the experts' gates on ``samples`` (see module docstring).
 
@@ -555,14 +556,20 @@ def tune_definition(definition: StrategyDefinition, samples: list[TrainingSample
     ``population``, ``method``, ``score_before``, ``score_after`` (training score, F1 units),
     ``loo_gains`` (per left-out training sample), ``adopted``, the ``proposed`` parameters and
     ``valley_depth`` (:func:`valley_depth_ranges`: how far the training samples fix a changed valley
-    depth cut-off)."""
+    depth cut-off).
+
+    ``tie``: near-tie width when tuning thresholds (default :data:`RULE_TIE` with two or more samples,
+    none with one; the leave-one-sample-out rows of a learner trained on several samples pass
+    :data:`RULE_TIE` so that they are tuned as the final strategy is)."""
+    if tie is None:
+        tie = RULE_TIE if len(samples) > 1 else 1e-6
     wanted = set(populations) if populations is not None else None
     states = [FitState() for _ in samples]
     for spec in list(definition.populations):
         has_expert = all(spec.name in s.expert for s in samples)
         if samples and has_expert and spec.method in TUNERS and (wanted is None or spec.name in wanted):
             below = _below(definition, spec.name, samples)
-            ctx = _Ctx(spec, samples, states, definition, below, RULE_TIE if len(samples) > 1 else 1e-6)
+            ctx = _Ctx(spec, samples, states, definition, below, tie)
             before = ctx.score(spec.params)
             params = TUNERS[spec.method](ctx)
             if params != spec.params:
