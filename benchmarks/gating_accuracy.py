@@ -219,6 +219,8 @@ def run_family(name: str, seed: int, *, patients: int, events: int, root: Path) 
                          "flag_words": p.flags if isinstance(p.flags, str) else "",
                          "sensitivity_pp": res.fits[p.population].info.get("sensitivity_pp", np.nan),
                          "est_error_pp": float(p.est_error_pp),
+                         "est_error_rel": _num(res.fits[p.population].info.get("est_error_rel")),
+                         "edge_share": _num(res.fits[p.population].info.get("edge_share")),
                          "max_valley_ratio": _max_key(res.fits[p.population].info, "valley_ratio"),
                          "f1": f1(res.masks[p.population], masks[p.population])
                          if p.population in F1_POPULATIONS else np.nan,
@@ -227,6 +229,11 @@ def run_family(name: str, seed: int, *, patients: int, events: int, root: Path) 
     df["err"] = (df.auto_pct - df.truth_pct).abs()
     df["review"] = df["flag_words"].map(needs_review)
     return df
+
+
+def _num(v: object) -> float:
+    """A fit-info number, NaN when not recorded."""
+    return float(v) if isinstance(v, (int, float)) else float("nan")
 
 
 #: an ideal FMO gate keeps this share (fraction) of the truly negative events below it

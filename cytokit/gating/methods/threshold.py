@@ -19,6 +19,7 @@ from .base import FitResult, MethodParams, finite_rows
 from .confidence import (UNCERTAIN_PP, ThresholdUncertainty, estimated_error, negative_model_estimate,
                          threshold_sensitivity)
 from .density import ThresholdParams, fit_threshold
+from .edge import record_edge
 
 Sign = Literal["+", "-"]
 
@@ -115,7 +116,8 @@ def _with_sensitivity(X: np.ndarray, values, member, flags: list[str], info: dic
     """Record the gate's estimated error and threshold sensitivity (pp) in ``info`` (``fits``: each
     threshold's fit info, or None; ``reference``: the negative reference's events in the same dims, for the
     negative model's second estimate; ``columns``: each threshold's dimension, default one per dimension);
-    flag ``uncertain`` when the estimated error exceeds the limit."""
+    flag ``uncertain`` when the estimated error exceeds the limit; the error relative to the population
+    (``edge_share``, ``est_error_rel``, note ``cut_through``: :mod:`.edge`)."""
     info["sensitivity_pp"] = round(threshold_sensitivity(X, values, member), 3)
     unc = [ThresholdUncertainty.from_fit(v, f) for v, f in zip(values, fits)]
     if reference is not None:
@@ -127,6 +129,7 @@ def _with_sensitivity(X: np.ndarray, values, member, flags: list[str], info: dic
     info["est_error_pp"] = round(est, 3) if np.isfinite(est) else None
     if est > UNCERTAIN_PP:
         flags.append("uncertain")
+    record_edge(X, values, member, columns if columns is not None else list(range(len(values))), unc, info, flags)
     return tuple(dict.fromkeys(flags))
 
 
