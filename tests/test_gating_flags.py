@@ -226,3 +226,28 @@ def test_estimated_error_falls_when_the_second_estimate_agrees_and_grows_with_th
             for gap in (0.0, 0.02, 0.05, 0.1, 0.2)]
     assert ests[0] < spread_only and all(a < b for a, b in zip(ests, ests[1:])), ests
     assert ests[-1] == pytest.approx(20.0 - DISAGREEMENT_SDS * 2.0, abs=0.5)  # far beyond 3 SDs: the excess
+
+
+def test_the_counts_sd_includes_the_references_own_sampling_noise():
+    from cytokit.gating.methods.negative_model import CLEAN_LEVELS, negative_model
+
+    r = np.random.default_rng(21)
+    x = np.r_[r.normal(0.2, 0.035, 6000), r.normal(0.5, 0.05, 2000)]
+    small = negative_model(x, reference=r.normal(0.2, 0.035, 500))
+    large = negative_model(x, reference=r.normal(0.2, 0.035, 200000))
+    assert small is not None and large is not None
+    # with a huge reference only x's counting noise is left: sqrt(f(1-f)/n)/top at f = top x negative share
+    top = float(CLEAN_LEVELS[-1])
+    f = top * large.negative_fraction
+    assert large.sd_fraction == pytest.approx(np.sqrt(f * (1 - f) / x.size) / top, rel=0.05)
+    assert small.sd_fraction > 1.5 * large.sd_fraction
+    # and the SD describes the estimate's scatter over repeated samples and references (x's counting noise
+    # alone is under half of it here)
+    est, sds = [], []
+    for _ in range(200):
+        xi = np.r_[r.normal(0.2, 0.035, 6000), r.normal(0.5, 0.05, 2000)]
+        m = negative_model(xi, reference=r.normal(0.2, 0.035, 500))
+        est.append(m.positive_fraction)
+        sds.append(m.sd_fraction)
+    assert 0.6 < np.mean(sds) / np.std(est) < 1.4  # (an approximation: one level's noise for all 25)
+    assert np.std(est) > 2.5 * large.sd_fraction

@@ -118,8 +118,8 @@ def negative_model_estimate(x: np.ndarray, reference: np.ndarray | None, value: 
     ``negative_max`` -- from the events above it, placed by the valley or the tail rule (a
     threshold placed by the count itself, method ``excess``, has no independent second estimate). The
     positives are counted as the excess of ``x`` over the reference-shaped negative component
-    (:func:`~.negative_model.negative_model`); ``position`` is where the threshold holds that count, and the
-    SD adds the reference's own sampling noise (negative fraction^2 / reference events) to the count's.
+    (:func:`~.negative_model.negative_model`); ``position`` is where the threshold holds that count, with the
+    count's SD (counting noise of ``x`` and the reference's own sampling noise).
     ``x`` is the parent's events on gate dimension ``column``.
     """
     if reference is None or value is None or not info or not info.get("negative_reference"):
@@ -141,8 +141,7 @@ def negative_model_estimate(x: np.ndarray, reference: np.ndarray | None, value: 
     m = negative_model(x, reference=ref)
     if m is None or m.method != "reference":
         return None
-    sd = float(np.hypot(m.sd_fraction, m.negative_fraction / np.sqrt(ref.size)))
-    return SecondEstimate(m.threshold_for_count(x), sd, column)
+    return SecondEstimate(m.threshold_for_count(x), m.sd_fraction, column)
 
 
 def estimated_error(X: np.ndarray, thresholds: Sequence[ThresholdUncertainty], member: Member, *,

@@ -61,8 +61,8 @@ class NegativeModel:
     reference's median), ``spread``: RMS distance from ``location`` of the clean side's events (both on the
     transformed scale); ``negative_fraction`` / ``positive_fraction``: fractions 0..1 of ``n_events``
     (clipped to [0, 1], summing to 1); ``sd_fraction``: their counting (binomial) standard error, fraction
-    0..1; ``method``: "mirror" or "reference"; ``side``: where the positives lie ("upper": above the
-    negatives)."""
+    0..1 (with a reference, the reference's own sampling noise included); ``method``: "mirror" or
+    "reference"; ``side``: where the positives lie ("upper": above the negatives)."""
 
     location: float
     spread: float
@@ -71,7 +71,8 @@ class NegativeModel:
     n_events: int
     method: Literal["mirror", "reference"]
     #: binomial standard error of ``positive_fraction`` (fraction 0..1): the counting noise of the share of
-    #: events below the matched levels, scaled as the estimate scales it
+    #: events below the matched levels, scaled as the estimate scales it (with a reference: plus the
+    #: reference's own sampling noise at those levels)
     sd_fraction: float
     side: Literal["upper", "lower"] = "upper"
 
@@ -117,7 +118,9 @@ def _reference_fit(x: np.ndarray, r: np.ndarray, side: str) -> NegativeModel:
     spread = float(np.sqrt(np.mean(clean ** 2))) if clean.size else 0.0
     top = float(CLEAN_LEVELS[-1])
     f = min(max(neg * top, 0.0), 1.0)
-    sd = float(np.sqrt(f * (1.0 - f) / xs.size)) / top
+    # counting noise of the share of x below the reference's top level, plus the reference's own sampling
+    # noise (its quantile at that level moves; x's share there moves with the negative fraction)
+    sd = float(np.sqrt(f * (1.0 - f) / xs.size + neg * neg * top * (1.0 - top) / rs.size)) / top
     return NegativeModel(location=sign * med, spread=spread, negative_fraction=neg, positive_fraction=1.0 - neg,
                          n_events=int(x.size), method="reference", sd_fraction=sd,
                          side=side)  # type: ignore[arg-type]
