@@ -15,7 +15,7 @@ from cytokit.gating import load_strategy
 from cytokit.gating.methods import REVIEW_FLAGS, fit_gate, fit_threshold, needs_review
 from cytokit.gating.methods.confidence import (DISAGREEMENT_SDS, MODE_EDGE_FRACTION, TAIL_SD_UNCERTAINTY,
                                                UNCERTAIN_PP, SecondEstimate, ThresholdUncertainty, combined_error,
-                                               estimated_error, negative_model_estimate)
+                                               estimated_error, negative_model_estimate, tail_estimate)
 from cytokit.gating.methods.density import ThresholdParams
 from cytokit.results import read_table
 from test_pipeline_support import simulate_small_trial, write_pipeline
@@ -251,3 +251,22 @@ def test_the_counts_sd_includes_the_references_own_sampling_noise():
         sds.append(m.sd_fraction)
     assert 0.6 < np.mean(sds) / np.std(est) < 1.4  # (an approximation: one level's noise for all 25)
     assert np.std(est) > 2.5 * large.sd_fraction
+
+
+def test_a_count_over_a_reference_of_another_shape_is_flagged_by_the_tail_rule():
+    # CD4 T cells: negatives at 0.25 and a dim continuum without a valley; the reference's negatives sit
+    # lower (another cell type, e.g. under another spillover): the count reads nearly all cells positive
+    r = np.random.default_rng(31)
+    x = np.r_[r.normal(0.25, 0.04, 7500), r.uniform(0.3, 0.55, 2500)]
+    params = {"sign": "+", "threshold": {"valley": "first", "max_valley_ratio": 0.5, "fallback": "excess",
+                                         "tail_sd": 1.75, "bounds": [0.1, 0.6]}}
+    shifted = fit_gate("threshold", x[:, None], params, dims=("CD25",), reference=r.normal(0.15, 0.035, 5000)[:, None])
+    assert shifted.info["CD25"]["method"] == "excess" and np.mean(x >= shifted.info["threshold"]) > 0.6
+    assert shifted.info["est_error_pp"] > 20 and "uncertain" in shifted.flags
+    # the same count over a reference of the right shape: the tail rule's lower reading is no alarm of its own
+    right = fit_gate("threshold", x[:, None], params, dims=("CD25",), reference=r.normal(0.25, 0.04, 5000)[:, None])
+    assert right.info["CD25"]["method"] == "excess"
+    assert np.mean(x >= right.info["threshold"]) == pytest.approx(0.25, abs=0.03)
+    assert right.info["est_error_pp"] < 5
+    u = tail_estimate(x, right.info["threshold"], right.info["CD25"], 1.75)
+    assert u is not None and tail_estimate(x, 0.4, {"method": "valley", "peaks": [0.25]}, 1.75) is None

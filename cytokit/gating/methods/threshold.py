@@ -17,7 +17,7 @@ from pydantic import Field, field_validator, model_validator
 from ...gates import BooleanGate, Gate, QuadrantGate, RectangleGate
 from .base import FitResult, MethodParams, finite_rows
 from .confidence import (UNCERTAIN_PP, ThresholdUncertainty, estimated_error, negative_model_estimate,
-                         threshold_sensitivity)
+                         tail_estimate, threshold_sensitivity)
 from .density import ThresholdParams, fit_threshold
 from .edge import record_edge
 
@@ -100,7 +100,7 @@ def fit_threshold_gate(X: np.ndarray, params: ThresholdGateParams, *, dims: tupl
     gate = RectangleGate(id=gate_id, dims=tuple(dims), lower=lower, upper=upper)
     info = {"threshold": t.value, "sign": params.sign, dims[0]: t.info}
     flags = _with_sensitivity(X, [t.value], lambda Z, v: _signed_and(Z, v, (params.sign,)), list(t.flags), info,
-                              [t.info], reference)
+                              [t.info], reference, tail_sds=[params.threshold.tail_sd])
     return FitResult(gate, flags, info)
 
 
@@ -112,19 +112,21 @@ def _signed_and(X: np.ndarray, values, signs) -> np.ndarray:
 
 
 def _with_sensitivity(X: np.ndarray, values, member, flags: list[str], info: dict, fits: list,
-                      reference: np.ndarray | None = None, columns: list[int] | None = None) -> tuple[str, ...]:
+                      reference: np.ndarray | None = None, columns: list[int] | None = None,
+                      tail_sds: list[float | None] | None = None) -> tuple[str, ...]:
     """Record the gate's estimated error and threshold sensitivity (pp) in ``info`` (``fits``: each
     threshold's fit info, or None; ``reference``: the negative reference's events in the same dims, for the
-    negative model's second estimate; ``columns``: each threshold's dimension, default one per dimension);
+    negative model's second estimate; ``columns``: each threshold's dimension, default one per dimension;
+    ``tail_sds``: each threshold's ``tail_sd``, for the tail rule as the second estimate of a count);
     flag ``uncertain`` when the estimated error exceeds the limit; the error relative to the population
     (``edge_share``, ``est_error_rel``, note ``cut_through``: :mod:`.edge`)."""
     info["sensitivity_pp"] = round(threshold_sensitivity(X, values, member), 3)
     unc = [ThresholdUncertainty.from_fit(v, f) for v, f in zip(values, fits)]
-    if reference is not None:
-        cols = columns if columns is not None else list(range(len(values)))
-        unc = [dataclasses.replace(u, second=negative_model_estimate(X[:, c], _ref_column(reference, c), v, f,
-                                                                     column=c))
-               for u, v, f, c in zip(unc, values, fits, cols)]
+    cols = columns if columns is not None else list(range(len(values)))
+    tails = tail_sds if tail_sds is not None else [None] * len(values)
+    unc = [dataclasses.replace(u, second=negative_model_estimate(X[:, c], _ref_column(reference, c), v, f, column=c)
+                               or tail_estimate(X[:, c], v, f, k, column=c))
+           for u, v, f, c, k in zip(unc, values, fits, cols, tails)]
     est = estimated_error(X, unc, member)
     info["est_error_pp"] = round(est, 3) if np.isfinite(est) else None
     if est > UNCERTAIN_PP:
@@ -160,7 +162,8 @@ def fit_phenotype(X: np.ndarray, params: PhenotypeParams, *, dims: tuple[str, ..
             m &= anyv
         return m
 
-    flags = list(_with_sensitivity(X, values, member, flags, info, [info[d] for d in dims], reference))
+    flags = list(_with_sensitivity(X, values, member, flags, info, [info[d] for d in dims], reference,
+                                   tail_sds=[params.threshold_for(i).tail_sd for i in range(len(dims))]))
     if not params.any_of:
         gate = QuadrantGate(id=gate_id, dims=dims, dividers=tuple(values), signs=tuple(sign_num))
         return FitResult(gate, tuple(dict.fromkeys(flags)), info)
@@ -230,4 +233,6 @@ def fit_interval(X: np.ndarray, params: IntervalParams, *, dims: tuple[str, ...]
 
     gate = RectangleGate(id=gate_id, dims=tuple(dims), lower=(lo,), upper=(hi,))
     return FitResult(gate, _with_sensitivity(X, [lo, hi], member, flags, info,
-                                             [info.get("lower"), info.get("upper")], reference, [0, 0]), info)
+                                             [info.get("lower"), info.get("upper")], reference, [0, 0],
+                                             [None if t is None else t.tail_sd for t in (params.lower, params.upper)]),
+                     info)
