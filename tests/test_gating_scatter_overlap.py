@@ -104,3 +104,27 @@ def test_cell_scatter_override_is_validated():
         load_config(None, phenotype={"cell_scatter": {"platelet": (1.0, 0.1, 1.0, 0.1)}})
     with pytest.raises(ConfigError, match="four positive"):
         load_config(None, phenotype={"cell_scatter": {"debris": (1.0, 0.1, 1.0, -0.2)}})
+
+
+def test_a_lymphocyte_cloud_split_into_pieces_is_not_counted_as_neighbours():
+    """Lymphocytes as two overlapping sub-clouds (small and large cells) with several mixture components on
+    them: the pieces are one cloud (no density valley between them), so the gate is not flagged."""
+    rng = np.random.default_rng(3)
+    X, labels = scatter_sample(2000, 12000, 0.45, rng, n_lymph=5000)
+    big = np.c_[66000 * np.exp(0.09 * rng.standard_normal(4000)), 19000 * np.exp(0.2 * rng.standard_normal(4000))]
+    X, labels = np.r_[X, big], np.r_[labels, np.zeros(4000, int)]
+    fit, true_other = gate_and_truth(X, labels)
+    assert true_other < 1.5
+    assert OVERLAP_FLAG not in fit.flags, fit.info
+    assert fit.info["neighbour_share_pct"] < 1.5
+
+
+def test_same_cloud_separates_by_valley():
+    from cytokit.gating.methods.mixture import MixtureFit
+    from cytokit.gating.methods.scatter_overlap import same_cloud
+
+    cov = np.array([np.eye(2) * 0.01] * 3)
+    gmm = MixtureFit(weights=np.array([0.5, 0.3, 0.2]), means=np.array([[0.3, 0.1], [0.42, 0.1], [0.9, 0.5]]),
+                     covariances=cov, converged=True, n_iter=1, lower_bound=0.0)
+    # component 1 overlaps component 0 (1.2 SD apart: no valley); component 2 lies behind a deep valley
+    assert same_cloud(gmm, 0, d2=1.0).tolist() == [True, True, False]
