@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from cytokit.gating.methods import fit_gate, needs_review
+from cytokit.gating.methods.confidence import ThresholdUncertainty, estimated_error
 from cytokit.gating.methods.density import MODE_MARGIN, classify_modes, reference_negative, ThresholdParams
 
 #: the shipped nkb strategy's CD56 bounds (gating/nkb.yaml)
@@ -84,3 +85,23 @@ def test_bright_dim_lot_unaffected():
     dim_pct, bright_pct, dim_flags, bright_flags = _split(x, ref)
     assert abs(dim_pct - 100 * (k == 1).mean()) < 1.0 and not needs_review(dim_flags)
     assert abs(bright_pct - 100 * (k == 2).mean()) < 1.0 and not needs_review(bright_flags)
+
+
+def test_refits_of_a_tail_fallback_count_as_alternatives_wherever_they_lie():
+    # the L06_V1_nkb upper bound before the mode rule: a tail clipped at 0.9 above the bright mode, while the
+    # less smoothed refit found the dim/bright valley at 0.617 -> est_error_pp must see the 15 % between them
+    info = {"method": "tail", "peaks": [0.313, 0.486, 0.699], "half_sd": 0.2195, "threshold": 0.9,
+            "stability_thresholds": [0.617, 0.9]}
+    unc = ThresholdUncertainty.from_fit(0.9, info)
+    assert 0.617 in unc.alternatives
+    x, k, _ = nk_cd56(3, dim_mode=0.486)
+    X = x[:, None]
+
+    def member(Z: np.ndarray, v) -> np.ndarray:
+        return (Z[:, 0] >= 0.372) & (Z[:, 0] < v[0])
+
+    assert estimated_error(X, [unc], member) > 100 * (k == 2).mean() - 2.0
+    # a valley-placed threshold keeps its window: a refit beyond the next mode is another valley, not an
+    # uncertainty of this one
+    valley = {**info, "method": "valley", "threshold": 0.6, "stability_thresholds": [0.61, 0.2]}
+    assert ThresholdUncertainty.from_fit(0.6, valley).alternatives == (0.61,)

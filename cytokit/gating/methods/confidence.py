@@ -90,19 +90,25 @@ class ThresholdUncertainty:
         outside the outer :data:`MODE_EDGE_FRACTION` of the gap next to each mode when there are modes on
         both sides (unless ``value`` itself lies there); for a threshold placed by the negative model's count
         (method ``excess``) its recorded alternatives (the count -/+ its SD) as they are; and for a
-        tail-placed threshold the tail moved by ±TAIL_SD_UNCERTAINTY SDs."""
+        tail-placed threshold every smoothing refit (a tail has no valley whose gap would bound them: a refit
+        that found a valley where the fit found none is where the rule itself would have put the threshold,
+        e.g. 0.617 instead of a tail clipped at 0.9) and the tail moved by ±TAIL_SD_UNCERTAINTY SDs; for a
+        valley threshold also ``info["overlap_threshold"]`` (:func:`~.density.overlap_threshold`: where the
+        count corrected for the overlap of the two modes around the valley would put it)."""
         if value is None or not info:
             return cls(value)
         peaks = [float(p) for p in info.get("peaks", ())]
         lo = max((p for p in peaks if p < value), default=-np.inf)
         hi = min((p for p in peaks if p > value), default=np.inf)
-        if info.get("method") == "excess":  # the count's own uncertainty, not refits of a valley
+        if info.get("method") in ("excess", "tail"):  # no valley whose gap would bound the alternatives
             lo, hi = -np.inf, np.inf
         elif np.isfinite(lo) and np.isfinite(hi):  # (never narrower than where the fit itself lies)
             edge = MODE_EDGE_FRACTION * (hi - lo)
             lo, hi = min(lo + edge, value), max(hi - edge, value)
         alts = [float(a) for a in info.get("stability_thresholds", ())
                 if a is not None and np.isfinite(a) and lo < a < hi]
+        if info.get("overlap_threshold") is not None and np.isfinite(info["overlap_threshold"]):
+            alts.append(float(info["overlap_threshold"]))  # the count corrected for the modes' overlap
         if info.get("method") == "tail" and info.get("half_sd"):
             d = TAIL_SD_UNCERTAINTY * float(info["half_sd"])
             alts += [value - d, value + d]

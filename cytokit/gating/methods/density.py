@@ -211,6 +211,31 @@ def classify_modes(modes: list[float], negative_max: float) -> tuple[list[bool],
     return positive, unresolved
 
 
+def overlap_threshold(x: np.ndarray, d: Density1D, peaks: np.ndarray, valleys: list[tuple[int, float]],
+                      v: int) -> float:
+    """Where a valley threshold (grid index ``v``) would lie if it held the count corrected for the overlap of
+    the two modes around it (same scale as ``x``).
+
+    Each mode's outer half is mirrored across the mode: the events of the lower mode that lie above the
+    valley are estimated by those at least as far *below* it (counted down to the next valley below, so a
+    third mode is not included), those of the upper mode below the valley by those as far above it. A valley
+    between overlapping modes (a dim CD28+ mode ~5x the negatives) holds the count minus the first plus the
+    second; the position returned holds that corrected count. For a clean valley both tails are empty and it
+    is the valley itself. (Used by ``est_error_pp`` as an alternative position, not to place the gate.)"""
+    t = float(d.grid[v])
+    k = next(i for i, (vi, _) in enumerate(valleys) if vi == v)  # valley k lies between peaks k and k+1
+    lo_mode, hi_mode = float(d.grid[peaks[k]]), float(d.grid[peaks[k + 1]])
+    floor = float(d.grid[valleys[k - 1][0]]) if k > 0 else -np.inf
+    ceil = float(d.grid[valleys[k + 1][0]]) if k + 1 < len(valleys) else np.inf
+    lower_above = np.count_nonzero((x >= floor) & (x <= 2 * lo_mode - t))
+    upper_below = np.count_nonzero((x <= ceil) & (x >= 2 * hi_mode - t))
+    target = int(np.clip(np.count_nonzero(x >= t) - lower_above + upper_below, 0, x.size))
+    if target == np.count_nonzero(x >= t) or x.size == 0:
+        return t
+    xs = np.sort(x)
+    return float(xs[x.size - target]) if 0 < target < x.size else float(xs[-1] if target == 0 else xs[0])
+
+
 def _pick_valley(d: Density1D, peaks: np.ndarray, ok: list[tuple[int, float]],
                  p: ThresholdParams) -> tuple[int, float] | None:
     """The valley ``p.valley`` asks for among the candidates ``ok`` ((grid index, depth ratio)), or None."""
@@ -349,6 +374,7 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
             else:
                 value = float(d.grid[chosen[0]])
                 info["valley_ratio"] = chosen[1]
+                info["overlap_threshold"] = overlap_threshold(x, d, peaks, valleys, int(chosen[0]))
         if value is None:
             method = p.fallback
             if p.fallback == "excess" and not _has_reference(reference, x):
