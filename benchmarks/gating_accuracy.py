@@ -4,7 +4,7 @@ The shipped ``tmem`` and ``nkb`` strategies are run unchanged on simulated trial
 what labs vary (activation markers bimodal or continuous, nearly all-positive / all-negative populations,
 dim stains and low or high detector gains, broad negative peaks, CD56dim/bright proportions). Families are
 split: gate rules and flag limits were chosen looking only at the **tuning** draws (each family's
-``tuning_seeds``: seeds 101, 404, 505 and 606 have all been looked at); the **held-out** draws (every family
+``tuning_seeds``: seeds 101, 404, 505, 606 and 707 have all been looked at); the **held-out** draws (every family
 re-drawn with ``HELD_OUT_SEED``) were not looked at while tuning. For every split the script
 prints, per population: median, 95th percentile and maximum of |% of parent - truth| (percentage points),
 per-event F1 (median), and the flag calibration: recall =
@@ -45,12 +45,14 @@ from cytokit.simulate import load_config, simulate_file, simulate_trial, truth_m
 #: all-positive CD28, beads at low gain) that led to rule changes; then 404 showed the high-gain CD25 failure
 #: (a lone negative mode above ``negative_max`` read as all-positive); 505 (with four families added for it)
 #: measured the negative-reference rule once, then joined the tuning draws. 606 (with three families added
-#: after 505 and never drawn with a tuning seed) measured the held-out figures once; its CD25+ CD4 misses (dim
-#: continua without a valley) led to the excess-over-negative placement, so 606 joined the tuning draws too.
-#: The reported held-out figures are drawn with 707 (``--held-out-seed`` re-draws).
-TUNING_SEED, HELD_OUT_SEED = 101, 707
+#: after 505 and never drawn with a tuning seed) measured the held-out figures once (CD25+ CD4 p95 6.6 pp:
+#: dim continua without a valley), then joined the tuning draws. 707 measured the shipped rule (CD25+ CD4
+#: median 0.19, p95 6.53, max 15.2 pp) and an excess-over-negative placement tuned on 101-606 (0.19 / 3.36 /
+#: 8.3 pp); the placement was not adopted because it was worse on the independent lab's trial (see
+#: docs/gating.md, "Counting the excess instead of the tail"). The next held-out draw is 808.
+TUNING_SEED, HELD_OUT_SEED = 101, 808
 #: seeds already looked at while choosing rules (every family defined before a seed was drawn is tuned on it)
-SEEN_SEED, SEEN_SEED_2, SEEN_SEED_3 = 404, 505, 606
+SEEN_SEED, SEEN_SEED_2, SEEN_SEED_3, SEEN_SEED_4 = 404, 505, 606, 707
 #: populations whose F1 (per event, against the simulator's labels) is reported
 F1_POPULATIONS = ("Lymphocytes", "T cells", "CD4 T", "CD8 T", "CD25+ CD4", "CD28+ CD4", "NK cells",
                   "CD56dim NK", "CD56bright NK", "B cells")
@@ -64,7 +66,7 @@ class Family:
     description: str
     overrides: dict = field(default_factory=dict)
     #: seeds this family was looked at with while rules were chosen (empty: only ever drawn held-out)
-    tuning_seeds: tuple[int, ...] = (TUNING_SEED, SEEN_SEED, SEEN_SEED_2, SEEN_SEED_3)
+    tuning_seeds: tuple[int, ...] = (TUNING_SEED, SEEN_SEED, SEEN_SEED_2, SEEN_SEED_3, SEEN_SEED_4)
 
 
 def _instruments(scale_bd: float, scale_attune: float, gain_spill: float = 1.0) -> list[dict]:
@@ -88,61 +90,61 @@ FAMILIES: dict[str, Family] = {
     "cd25_bimodal_broad_negative": Family(
         "tuning", "bimodal CD25 above a broad negative peak (the tail rule's failure case)",
         {"phenotype": {"marker_levels": {"CD25": {"cont": (2500.0, 0.5)}}, "negative_spread": 0.6,
-                       "autofluorescence_scale": 2.5}}, (SEEN_SEED, SEEN_SEED_2, SEEN_SEED_3)),
+                       "autofluorescence_scale": 2.5}}, (SEEN_SEED, SEEN_SEED_2, SEEN_SEED_3, SEEN_SEED_4)),
     "cd25_rare": Family("tuning", "CD25 nearly absent (3% of CD4 at baseline; all-negative population)",
-                        {"course": {"cd25_cd4_fraction": 0.03, "treg_fraction": 0.01}}, (SEEN_SEED, SEEN_SEED_2, SEEN_SEED_3)),
+                        {"course": {"cd25_cd4_fraction": 0.03, "treg_fraction": 0.01}}, (SEEN_SEED, SEEN_SEED_2, SEEN_SEED_3, SEEN_SEED_4)),
     "dim_stains_low_gain": Family(
         "tuning", "low detector gains (x0.45/x0.3) and dimmer CD28, CD25, CD56 stains, more gain drift",
         {"instruments": _instruments(0.45, 0.3),
          "acquisition": {"gain_cv": 0.2},
-         "phenotype": {"marker_brightness": {"CD28": 0.6, "CD25": 0.7, "CD56": 0.7}}}, (SEEN_SEED, SEEN_SEED_2, SEEN_SEED_3)),
+         "phenotype": {"marker_brightness": {"CD28": 0.6, "CD25": 0.7, "CD56": 0.7}}}, (SEEN_SEED, SEEN_SEED_2, SEEN_SEED_3, SEEN_SEED_4)),
     "high_gain": Family("tuning", "high detector gains (x2.2/x1.6), brighter negatives",
                         {"instruments": _instruments(2.2, 1.6), "phenotype": {"autofluorescence_scale": 1.5}},
-                        (SEEN_SEED, SEEN_SEED_2, SEEN_SEED_3)),
+                        (SEEN_SEED, SEEN_SEED_2, SEEN_SEED_3, SEEN_SEED_4)),
     "cd28_all_positive_wide_cd25": Family(
         "tuning", "CD28+ on 99% of CD4; CD25 continuum extending brighter (300-15000)",
         {"course": {"cd28_cd4_fraction": 0.99, "cd28_cd8_fraction": 0.9},
-         "phenotype": {"marker_levels": {"CD25": {"cont": ("cont", 300.0, 15000.0)}}}}, (SEEN_SEED, SEEN_SEED_2, SEEN_SEED_3)),
+         "phenotype": {"marker_levels": {"CD25": {"cont": ("cont", 300.0, 15000.0)}}}}, (SEEN_SEED, SEEN_SEED_2, SEEN_SEED_3, SEEN_SEED_4)),
     "no_cd127_other_gains": Family(
         "tuning", "7-colour tube without CD127 (no Treg row), gains x1.4/x0.5, brighter CD25 continuum",
         {"instruments": _instruments(1.4, 0.5), "phenotype": {"absent_markers": ["CD127"],
-                                                             "marker_brightness": {"CD25": 1.5}}}, (SEEN_SEED, SEEN_SEED_2, SEEN_SEED_3)),
+                                                             "marker_brightness": {"CD25": 1.5}}}, (SEEN_SEED, SEEN_SEED_2, SEEN_SEED_3, SEEN_SEED_4)),
     "nk_shifted": Family(
         "tuning", "more CD56bright NK (25%), CD56dim dimmer and broader, CD16 dimmer",
         {"course": {"cd56bright_fraction": 0.25},
          "phenotype": {"marker_levels": {"CD56": {"dim": (1600.0, 0.55), "bright": (16000.0, 0.35)},
-                                         "CD16": {"bright": (15000.0, 0.45)}}}}, (SEEN_SEED, SEEN_SEED_2, SEEN_SEED_3)),
+                                         "CD16": {"bright": (15000.0, 0.45)}}}}, (SEEN_SEED, SEEN_SEED_2, SEEN_SEED_3, SEEN_SEED_4)),
     # --- families held out until seed 505 was looked at (tuned on that draw since) -------------------
     "very_high_gain": Family(
         "tuning", "very high detector gains (x3.0/x2.4) with more per-file gain drift (log-sd 0.15)",
-        {"instruments": _instruments(3.0, 2.4), "acquisition": {"gain_cv": 0.15}}, (SEEN_SEED_2, SEEN_SEED_3)),
+        {"instruments": _instruments(3.0, 2.4), "acquisition": {"gain_cv": 0.15}}, (SEEN_SEED_2, SEEN_SEED_3, SEEN_SEED_4)),
     "mixed_gain_cd25_bimodal_majority": Family(
         "tuning", "one low- and one high-gain instrument (x0.6/x2.8); bimodal CD25 on 40% of CD4",
         {"instruments": _instruments(0.6, 2.8), "course": {"cd25_cd4_fraction": 0.4},
-         "phenotype": {"marker_levels": {"CD25": {"cont": (2200.0, 0.5)}}}}, (SEEN_SEED_2, SEEN_SEED_3)),
+         "phenotype": {"marker_levels": {"CD25": {"cont": (2200.0, 0.5)}}}}, (SEEN_SEED_2, SEEN_SEED_3, SEEN_SEED_4)),
     "high_gain_dim_cd25_shoulder": Family(
         "tuning", "gains x1.8/x1.9, bright broad negatives; CD25 a dim shoulder (continuum 250-3000)",
         {"instruments": _instruments(1.8, 1.9),
          "phenotype": {"marker_levels": {"CD25": {"cont": ("cont", 250.0, 3000.0)}}, "negative_spread": 0.5,
-                       "autofluorescence_scale": 1.8}}, (SEEN_SEED_2, SEEN_SEED_3)),
+                       "autofluorescence_scale": 1.8}}, (SEEN_SEED_2, SEEN_SEED_3, SEEN_SEED_4)),
     "cd25_mostly_positive": Family(
         "tuning", "CD25 on 75% of CD4 (strong IL-2 response), gains x1.2/x0.9",
-        {"instruments": _instruments(1.2, 0.9), "course": {"cd25_cd4_fraction": 0.75}}, (SEEN_SEED_2, SEEN_SEED_3)),
+        {"instruments": _instruments(1.2, 0.9), "course": {"cd25_cd4_fraction": 0.75}}, (SEEN_SEED_2, SEEN_SEED_3, SEEN_SEED_4)),
     # --- families held out until seed 606 was looked at (tuned on that draw since) -------------------
     "cd25_dim_continuum_low_gain": Family(
         "tuning", "low gains (x0.7/x0.5), CD25 a dim continuum (300-5000) over negatives of log-sd 0.45",
         {"instruments": _instruments(0.7, 0.5),
          "phenotype": {"marker_levels": {"CD25": {"cont": ("cont", 300.0, 5000.0)}}, "negative_spread": 0.45}},
-        (SEEN_SEED_3,)),
+        (SEEN_SEED_3, SEEN_SEED_4)),
     "cd25_bright_bimodal_broad_high_gain": Family(
         "tuning", "gains x2.0/x2.5, bright bimodal CD25 (4000, log-sd 0.4) on 30% of CD4 over broad negatives",
         {"instruments": _instruments(2.0, 2.5), "course": {"cd25_cd4_fraction": 0.3},
          "phenotype": {"marker_levels": {"CD25": {"cont": (4000.0, 0.4)}}, "negative_spread": 0.55,
-                       "autofluorescence_scale": 2.0}}, (SEEN_SEED_3,)),
+                       "autofluorescence_scale": 2.0}}, (SEEN_SEED_3, SEEN_SEED_4)),
     "nk_bright_dominant_high_gain": Family(
         "tuning", "CD56bright 40% of NK (strong IL-2 response), gains x2.4/x2.0, CD16 dimmer",
         {"instruments": _instruments(2.4, 2.0), "course": {"cd56bright_fraction": 0.4},
-         "phenotype": {"marker_levels": {"CD16": {"bright": (18000.0, 0.45)}}}}, (SEEN_SEED_3,)),
+         "phenotype": {"marker_levels": {"CD16": {"bright": (18000.0, 0.45)}}}}, (SEEN_SEED_3, SEEN_SEED_4)),
     # --- a dim CD56 reagent lot and a dim CD28 mode (added after an independent generator showed them; tuned
     # on the tuning seeds 101/404/505/606, the held-out variants never drawn with one) -------------------------
     "cd56_dim_lot": Family(

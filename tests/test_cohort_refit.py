@@ -84,14 +84,12 @@ def test_outliers_are_flagged_and_per_file_fits_kept_by_default(cohort_run):
 def test_accepting_refits_by_flag_or_always(cohort_run):
     _, _, out = cohort_run
     review = tuple(sorted(REVIEW_FLAGS))
-    # k = 2: CD25 continua without a valley are placed by the excess count, so the cohort's CD25 gates
-    # spread more and the shoulder file's CD25 gate is an outlier only at a tighter k
-    by_flag = run_cohort_gating(out, accept_flags=review, k=2.0)
+    by_flag = run_cohort_gating(out, accept_flags=review)
     own = by_flag.refits[by_flag.refits["population"] == by_flag.refits["outlier_population"]]
     words = own["fit_flags"].map(lambda f: {p for w in f.split(";") for p in w.split(":")})
     assert (own["accepted"] == words.map(lambda w: bool(w & set(review)))).all()  # exactly the flagged fits
     assert not by_flag.refits.loc[~by_flag.refits["accepted"], "changed"].any()
-    every = run_cohort_gating(out, accept_flags=None, k=2.0)
+    every = run_cohort_gating(out, accept_flags=None)
     assert every.refits["accepted"].all()
     assert len(every.refits) == len(by_flag.refits)  # the same outliers, re-fitted alike; only acceptance differs
     assert every.refits["changed"].sum() > 0 and every.refits["changed"].sum() >= by_flag.refits["changed"].sum()

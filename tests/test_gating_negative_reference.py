@@ -108,8 +108,8 @@ def test_strategy_validates_the_reference():
 def test_shipped_tmem_names_an_internal_negative_for_cd25_and_refits_follow_it(tmp_path):
     s = load_strategy("tmem")
     spec = s.population("CD25+ CD4")
-    assert spec.negative_reference == "CD8 T"
-    assert "CD25+ CD4" in dependents(s.definition, "CD8 T")
+    assert spec.negative_reference == "Singlets"
+    assert "CD25+ CD4" in dependents(s.definition, "Singlets")
     again = load_strategy(s.save(tmp_path / "tmem.yaml"))
     assert again.definition == s.definition
     with pytest.raises(ConfigError):

@@ -163,14 +163,40 @@ def test_excess_fallback_needs_a_reference_and_keeps_a_clear_valley():
     assert t.info["method"] == "valley" and 0.35 < t.value < 0.55
 
 
-def test_excess_threshold_for_a_mostly_positive_population_within_bounds():
-    # 90 % positive continuum over a negative at 0.15: the count-holding threshold lies near 0.17
+def test_excess_threshold_follows_the_count_outside_bounds():
+    # 90 % positive continuum over a negative at 0.15: the count-holding threshold lies near 0.17, below the
+    # strategy's plausible range; it is not clipped (that would report ~80 %), only noted
     r = rng(23)
     x = np.r_[r.normal(0.15, 0.03, 400), r.uniform(0.17, 0.7, 3600)]
     ref = r.normal(0.15, 0.03, 3000)
-    p = ThresholdParams(fallback="excess", bounds=(0.1, 0.5), max_valley_ratio=0.5, valley="first")
+    p = ThresholdParams(fallback="excess", bounds=(0.2, 0.5), max_valley_ratio=0.5, valley="first")
     t = fit_threshold(x, p, reference=ref)
     assert t.info["method"] == "excess" and abs(100 * np.mean(x >= t.value) - 90) < 3, t.info
-    # bounds still bound it (as every threshold; cohort re-fits rely on that)
-    t = fit_threshold(x, p.model_copy(update={"bounds": (0.2, 0.5)}), reference=ref)
-    assert t.value == 0.2 and "clipped" in t.flags
+    assert t.value < 0.2 and "excess_out_of_bounds" in t.flags and "clipped" not in t.flags
+
+
+def test_a_valley_that_disagrees_with_the_excess_count_is_replaced():
+    # a wide continuum (35 %) whose dimmest part lies below a deep dip: the valley cuts inside the positives
+    r = rng(24)
+    neg = r.normal(0.25, 0.035, 6500)
+    pos = np.r_[r.uniform(0.3, 0.4, 700), r.normal(0.6, 0.05, 2800)]
+    x = np.r_[neg, pos]
+    ref = r.normal(0.25, 0.035, 5000)
+    valley = fit_threshold(x, ThresholdParams(valley="last", max_valley_ratio=0.5, bounds=(0.2, 0.55)))
+    assert valley.info["method"] == "valley" and 100 * np.mean(x >= valley.value) < 32
+    t = fit_threshold(x, ThresholdParams(valley="last", max_valley_ratio=0.5, bounds=(0.2, 0.55),
+                                         fallback="excess"), reference=ref)
+    assert "valley_disagrees" in t.flags and t.info["method"] == "excess", t.info
+    assert t.info["valley_vs_excess_pp"] > 4 and abs(100 * np.mean(x >= t.value) - 35) < 2
+
+
+def test_a_reference_that_does_not_model_the_negatives_is_not_used():
+    # the reference's negatives sit lower than the population's (e.g. less spillover spreading into the
+    # channel): its quantiles would call most negatives positive; the misfit is detected -> the tail
+    r = rng(25)
+    x = np.r_[r.normal(0.32, 0.04, 3200), r.uniform(0.4, 0.7, 800)]  # 20 % positive
+    ref = r.normal(0.25, 0.03, 4000)
+    t = fit_threshold(x, ThresholdParams(fallback="excess", tail_sd=1.75, bounds=(0.2, 0.5)), reference=ref)
+    assert "negative_model_misfit" in t.flags and t.info["method"] == "tail", t.info
+    assert "fell_back:tail" in t.flags and "fell_back:excess" not in t.flags
+    assert t.info["negative_model"]["valid"] is False

@@ -38,16 +38,20 @@ Works on one marker's values of the parent population on the gate's (transformed
    as the excess of the data over the reference's distribution (:func:`~.negative_model.negative_model`,
    Overton-style) and the threshold is placed so that the gate holds that count (flag ``fell_back:excess``;
    ``info["negative_model"]``). A dim continuum that starts inside a broad negative peak is thus counted,
-   not cut at "mode + k SD".
+   not cut at "mode + k SD". A valley whose gate differs from that count by more than
+   :data:`VALLEY_EXCESS_PP` percentage points is replaced the same way (``valley_disagrees``: the valley does
+   not separate negatives from positives, e.g. the dimmest part of a continuum lies below it). The count
+   decides the position, so an excess threshold is not clipped to ``bounds`` (``excess_out_of_bounds``).
 
 3. ``mode="quantile"``: the ``quantile`` of the values (fraction 0..1 of events below the threshold).
 
 4. ``mode="fixed"``: ``value``.
 
-Any result outside ``bounds`` is clipped to them and flagged ``clipped``. A tail fallback that had to be
-clipped although the density has a valley inside ``bounds`` (one that ``separates`` or ``valley`` rejected)
-is also flagged ``skipped_valley`` (a review flag): the tail was measured from a mode the threshold should
-have stayed below or above, e.g. CD56dim taking in the CD56bright mode when the dim mode was read as negative.
+Any result outside ``bounds`` is clipped to them and flagged ``clipped`` (except an excess count, see 2). A
+tail fallback that had to be clipped although the density has a valley inside ``bounds`` (one that
+``separates`` or ``valley`` rejected) is also flagged ``skipped_valley`` (a review flag): the tail was
+measured from a mode the threshold should have stayed below or above, e.g. CD56dim taking in the CD56bright
+mode when the dim mode was read as negative.
 
 **Modes at negative_max.** For ``separates``, a mode within :data:`MODE_MARGIN` of ``negative_max`` is
 decided by the modes around it (:func:`classify_modes`): with a lower mode below it it is positive (the
@@ -77,6 +81,10 @@ MODE_MARGIN = 0.05
 REFERENCE_SD = 2.0
 #: fewer finite reference events than this: the reference is not used (flag ``no_negative_reference``)
 MIN_REFERENCE_EVENTS = 200
+#: with ``fallback="excess"``: a valley whose gate holds more than this many percentage points more or fewer
+#: events than the excess count (:mod:`.negative_model`, counting SD ~1-2 pp) does not separate negatives from
+#: positives and is replaced by the excess placement (flag ``valley_disagrees``); chosen on the tuning draws
+VALLEY_EXCESS_PP = 4.0
 
 
 class ThresholdParams(MethodParams):
@@ -388,6 +396,10 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
     if method == "excess":
         assert reference is not None  # checked above
         value = _excess(x, reference, info)
+        if value is None:  # the reference is no model of these negatives: the tail, said so
+            method = "tail"
+            flags.remove("fell_back:excess")
+            flags.extend(["negative_model_misfit", "fell_back:tail"])
     if method == "tail":
         value, tail_info, tail_flags = _tail(x, d, peaks, p, lone_mode=p.mode == "valley")
         info.update(tail_info)
@@ -403,7 +415,9 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
         assert p.expected is not None  # ThresholdParams' validator requires it for fallback 'expected'
         value = float(p.expected)
     assert value is not None
-    if p.bounds is not None and not p.bounds[0] <= value <= p.bounds[1]:
+    if method == "excess":
+        _note_bounds(value, p, flags)
+    elif p.bounds is not None and not p.bounds[0] <= value <= p.bounds[1]:
         value = float(np.clip(value, *p.bounds))
         flags.append("clipped")
         if method == "tail" and p.mode == "valley" and in_bounds:
@@ -424,18 +438,34 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
         info["stability_thresholds"] = alts  # the refits themselves (confidence.estimated_error uses them)
         if moved > UNSTABLE_PCT:
             flags.append("unstable")
-            if p.fallback == "excess" and _has_reference(reference, x):
-                # where the valley is depends on how the density is read: count the excess instead
-                assert reference is not None
-                value = _excess(x, reference, info)
-                if p.bounds is not None and not p.bounds[0] <= value <= p.bounds[1]:
-                    value = float(np.clip(value, *p.bounds))
-                    flags.append("clipped")
+        if method == "valley" and p.fallback == "excess" and _has_reference(reference, x):
+            assert reference is not None
+            ex_info: dict = {}
+            ex_value = _excess(x, reference, ex_info)
+            diff = 0.0 if ex_value is None else 100.0 * abs(float(np.mean(x >= value)) - float(np.mean(x >= ex_value)))
+            if ex_value is None:
+                flags.append("negative_model_misfit")
+            else:
+                info["valley_vs_excess_pp"] = round(diff, 3)
+            if ex_value is not None and (moved > UNSTABLE_PCT or diff > VALLEY_EXCESS_PP):
+                # the valley moves with the smoothing, or it does not separate the negatives from the
+                # positives (e.g. the dimmest part of a continuum lies below it): count the excess instead
+                if diff > VALLEY_EXCESS_PP:
+                    flags.append("valley_disagrees")
+                value = ex_value
                 flags.append("fell_back:excess")
+                _note_bounds(value, p, flags)
+                info.update(ex_info)
                 info["method"] = "excess"
                 info["threshold"] = value
                 info["stability_thresholds"] = info["negative_model"]["alternatives"]
     return Threshold(value, tuple(dict.fromkeys(flags)), info)
+
+
+def _note_bounds(value: float, p: ThresholdParams, flags: list[str]) -> None:
+    """An excess threshold follows the count, so it is not clipped; outside ``bounds`` it is noted."""
+    if p.bounds is not None and not p.bounds[0] <= value <= p.bounds[1]:
+        flags.append("excess_out_of_bounds")
 
 
 def _has_reference(reference: np.ndarray | None, x: np.ndarray) -> bool:
@@ -446,16 +476,21 @@ def _has_reference(reference: np.ndarray | None, x: np.ndarray) -> bool:
     return int(np.isfinite(r).sum()) >= MIN_REFERENCE_EVENTS
 
 
-def _excess(x: np.ndarray, reference: np.ndarray, info: dict) -> float:
+def _excess(x: np.ndarray, reference: np.ndarray, info: dict) -> float | None:
     """Threshold holding the positives counted as the excess of ``x`` over the negative reference
     (:func:`~.negative_model.negative_model`); records the model in ``info["negative_model"]`` with
-    ``alternatives``: the thresholds holding the estimate -/+ one SD (the estimate's own uncertainty)."""
+    ``alternatives``: the thresholds holding the estimate -/+ one SD (the estimate's own uncertainty).
+    None when the reference does not fit the data's negative side (``misfit`` above the limit: its
+    negatives sit elsewhere or spread differently, so the count would be wrong)."""
     m = negative_model(x, reference=reference)
     assert m is not None  # _has_reference checked both sizes
+    if not m.valid:
+        info["negative_model"] = {"method": m.method, "misfit": round(m.misfit, 3), "valid": False}
+        return None
     value = m.threshold_for_count(x)
     alts = [float(np.quantile(x, min(max(1.0 - m.positive_fraction + d * m.sd_fraction, 0.0), 1.0)))
             for d in (-1.0, 1.0)]
     info["negative_model"] = {"method": m.method, "positive_pct": round(m.positive_pct, 3),
                               "sd_pp": round(100.0 * m.sd_fraction, 3), "location": round(m.location, 5),
-                              "alternatives": alts}
+                              "misfit": round(m.misfit, 3), "alternatives": alts}
     return value
