@@ -6,7 +6,8 @@ import numpy as np
 
 from cytokit.gating.methods import fit_gate, needs_review
 from cytokit.gating.methods.confidence import ThresholdUncertainty, estimated_error
-from cytokit.gating.methods.density import MODE_MARGIN, classify_modes, reference_negative, ThresholdParams
+from cytokit.gating.methods.density import (MODE_MARGIN, OVERLAP_MIN_RATIO, ThresholdParams, classify_modes,
+                                         reference_negative)
 
 #: the shipped nkb strategy's CD56 bounds (gating/nkb.yaml)
 LOWER = {"valley": "deepest", "separates": "negative", "negative_max": 0.3, "bounds": [0.15, 0.6],
@@ -105,3 +106,23 @@ def test_refits_of_a_tail_fallback_count_as_alternatives_wherever_they_lie():
     # uncertainty of this one
     valley = {**info, "method": "valley", "threshold": 0.6, "stability_thresholds": [0.61, 0.2]}
     assert ThresholdUncertainty.from_fit(0.6, valley).alternatives == (0.61,)
+
+
+def test_valley_between_overlapping_modes_carries_their_overlap_in_est_error():
+    # a dim CD28+ mode close to the negatives, whose upper tail reaches under it: the valley lets ~6 % of the
+    # parent's negatives in; est_error_pp must see it. The same modes far apart (a clean valley) stay ~0.
+    r = np.random.default_rng(5)
+    neg = np.r_[r.normal(0.30, 0.045, 3500), 0.30 + np.abs(r.normal(0, 0.08, 2000))]
+    dim = r.normal(0.46, 0.04, 4500)
+    x = np.r_[neg, dim][:, None]
+    params = {"sign": "+", "threshold": {"bounds": [0.2, 0.65]}}
+    fit = fit_gate("threshold", x, params, dims=("CD28",))
+    assert 100 * fit.gate.contains(x).mean() - 45.0 > 3.0  # the valley's error this test is about
+    assert fit.info["CD28"]["valley_ratio"] >= OVERLAP_MIN_RATIO and needs_review(fit.flags)
+    info = fit.info["CD28"]
+    assert info["overlap_threshold"] in ThresholdUncertainty.from_fit(info["threshold"], info).alternatives
+    alone = ThresholdUncertainty(info["threshold"], (info["overlap_threshold"],))  # what the overlap alone says
+    assert estimated_error(x, [alone], lambda Z, v: Z[:, 0] >= v[0]) > 1.0  # (true error 6 pp: a lower bound)
+    clean = np.r_[r.normal(0.25, 0.04, 5500), r.normal(0.60, 0.05, 4500)][:, None]
+    fit = fit_gate("threshold", clean, params, dims=("CD28",))
+    assert "overlap_threshold" not in fit.info["CD28"] and fit.info["est_error_pp"] < 0.5
