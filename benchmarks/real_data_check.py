@@ -52,13 +52,13 @@ import pandas as pd
 from cytokit.fcs import read_fcs
 from cytokit.gating import load_strategy
 from cytokit.gating.methods import needs_review
+from cytokit.gating.methods.edge import EDGE_WIDTH, NOTE_REL
 
 REPO = Path(__file__).resolve().parents[1]
 YAML = REPO / "benchmarks" / "real_data"
 TOLERANCE_PP = 2.0
 F1_TARGET = 0.95
-EDGE_WIDTH = 0.03  # logicle 0..1: "near a divider" for edge_shares
-EDGE_SHARE = 0.2   # printed when more of a population than this is near one of its dividers
+EDGE_SHARE = 0.2   # printed when more of a population than this is within EDGE_WIDTH of one of its dividers
 MOUSE_EXPERT = {"T cells": ["CD4 T cells", "CD8 T cells", "gd T cells"], "CD4 T": ["CD4 T cells"],
                 "CD8 T": ["CD8 T cells"], "gd T": ["gd T cells"], "B cells": ["B cells"], "NK cells": ["NK cells"],
                 "NKT cells": ["NK T cells"]}
@@ -129,21 +129,18 @@ def pipeline_agrees(fcs: Path, strategy: Path, pops: pd.DataFrame) -> bool:
     return bool(same and int(samples["lymphocytes"].iloc[0]) == int(den))
 
 
-def edge_shares(result: Any, width: float = EDGE_WIDTH) -> dict[str, float]:
-    """Per quadrant-gated population: the largest share of its own events within ``width`` (logicle 0..1)
-    of one of its dividers — a gate cutting through the population's own cluster rather than a valley.
-    Diagnostic only (not a flag of the tool): thresholds are fitted on the parent's 1-D densities, so
-    a small population sitting at an intermediate level of one marker (NK cells dim for a CD3/CD19
-    channel) can be cut in two while ``est_error_pp`` (pp of the parent) stays tiny."""
-    from cytokit.gates import QuadrantGate
-
+def edge_shares(result: Any) -> dict[str, tuple[float | None, float | None]]:
+    """Per threshold-type population: the tool's own ``(edge_share, est_error_rel)`` from its fit info
+    (:mod:`cytokit.gating.methods.edge`): the share (fraction) of its events within 0.03 of one of its
+    dividers and the change of its count (% of itself) when a divider moves by ±0.03 or to a plausible
+    alternative -- a gate cutting through the population's own cluster rather than a valley, which
+    ``est_error_pp`` (pp of the parent) does not see; above the limits the row carries the note
+    ``edge_sensitive`` or the review flag ``cut_through``."""
     out = {}
-    for name, g in result.gates.items():
-        mask = result.masks.get(name)
-        if not isinstance(g, QuadrantGate) or mask is None or not mask.any():
-            continue
-        out[name] = max(float((np.abs(result.sample.column(d)[mask] - v) < width).mean())
-                        for d, v in zip(g.dims, g.dividers))
+    for name, fit in result.fits.items():
+        rel = fit.info.get("est_error_rel")
+        if rel is not None:
+            out[name] = (fit.info.get("edge_share"), float(rel))
     return out
 
 
@@ -288,7 +285,7 @@ FILES: dict[str, tuple[str, Callable[[Path], tuple[list[Check], Any]], str]] = {
 def run(data: Path, *, cli: bool = True) -> dict[str, Any]:
     """Every check on every file; ``{"checks": [...], "cli_agrees": {...}, "mouse_f1": {...}, "timing": {...}}``."""
     checks: list[Check] = []
-    edges: dict[str, dict[str, float]] = {}
+    edges: dict[str, dict[str, tuple[float | None, float | None]]] = {}
     agrees: dict[str, bool] = {}
     timing: dict[str, tuple[float, float]] = {}
     for key, (rel, fn, yaml) in FILES.items():
@@ -332,9 +329,11 @@ def main(argv: list[str] | None = None) -> int:
     if out["cli_agrees"]:
         print("\ncytokit gate --table / cytokit run counts = Strategy.apply: "
               + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in out["cli_agrees"].items()))
-    cut = {f"{k}/{p}": v for k, e in out["edge_shares"].items() for p, v in e.items() if v > EDGE_SHARE}
-    print(f"\nquadrant populations with > {EDGE_SHARE:.0%} of their events within {EDGE_WIDTH} of a divider: "
-          + (", ".join(f"{k} {v:.0%}" for k, v in cut.items()) or "none"))
+    cut = {f"{k}/{p}": v for k, e in out["edge_shares"].items() for p, v in e.items()
+           if (v[0] or 0) > EDGE_SHARE or (v[1] or 0) > NOTE_REL}
+    print(f"\npopulations with > {EDGE_SHARE:.0%} of their events within {EDGE_WIDTH} of a divider or a count "
+          f"moving > {NOTE_REL:.0f} % of itself (edge share, est_error_rel): "
+          + (", ".join(f"{k} {'-' if e is None else f'{e:.0%}'}/{r:.0f} %" for k, (e, r) in cut.items()) or "none"))
     print("\ntiming (wall s / CPU s): " + ", ".join(f"{k} {w:.1f}/{c:.1f}" for k, (w, c) in out["timing"].items()))
     counts = frame["verdict"].value_counts().to_dict()
     print(f"verdicts: {counts}")
