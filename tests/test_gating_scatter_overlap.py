@@ -128,3 +128,20 @@ def test_same_cloud_separates_by_valley():
                      covariances=cov, converged=True, n_iter=1, lower_bound=0.0)
     # component 1 overlaps component 0 (1.2 SD apart: no valley); component 2 lies behind a deep valley
     assert same_cloud(gmm, 0, d2=1.0).tolist() == [True, True, False]
+
+
+def test_debris_is_read_at_the_low_end_when_the_gate_reaches_it():
+    """A gate whose low-FSC edge lies below every event (it spans the debris end of the range) has no strip
+    below its edge: the debris density is read at the low end of the data instead of reading 0."""
+    from cytokit.gating.methods.scatter_overlap import debris_edge_share
+
+    rng = np.random.default_rng(4)
+    debris = np.c_[np.abs(rng.normal(0.0, 0.12, 4000)), rng.uniform(0.0, 0.3, 4000)]  # falling along FSC
+    lymph = np.c_[rng.normal(0.25, 0.05, 6000), rng.normal(0.15, 0.05, 6000)]
+    Z = np.r_[debris, lymph]
+    mean, cov = np.array([0.2, 0.15]), np.diag([0.08 ** 2, 0.06 ** 2])
+    d2 = 13.8  # edge at 0.2 - 3.7 x 0.08 < 0: below every event
+    inside = np.einsum("ij,jk,ik->i", Z - mean, np.linalg.inv(cov), Z - mean) <= d2
+    share = debris_edge_share(Z, mean, cov, d2, inside)
+    true_share = float(inside[:4000].sum() / inside.sum())
+    assert 0.3 * true_share <= share <= 2.0 * true_share, (share, true_share)

@@ -9,7 +9,8 @@ Two sources, both estimated from the parent's own events in robust-normalised sc
   separate a debris continuum from the lymphocytes, so the debris density is read where the gate ends on
   the low-FSC side (events within 2 SD of the population's SSC) and assumed to fall linearly to zero at
   the population's FSC centre: debris inside ~ 1/2 x edge density x (centre - edge). With a clean
-  valley the edge density is ~0; with debris reaching the population it is not.
+  valley the edge density is ~0; with debris reaching the population it is not. A gate reaching the low
+  end of the scatter range (no low-FSC edge inside the data) is read at that end instead.
 
 The sum (``other_share_pct``: % of the gate's events that are not the population) inflates the gate's
 % of parent by ``% of parent x share / 100`` (its ``est_error_pp``). A lineage population's % of the lymphocyte denominator is diluted by that share
@@ -85,6 +86,11 @@ def debris_edge_share(Z: np.ndarray, mean: np.ndarray, cov: np.ndarray, d2: floa
     sd = np.sqrt(np.diag(cov))
     edge = float(mean[0] - np.sqrt(d2) * sd[0])
     band = np.abs(Z[:, 1] - mean[1]) <= 2.0 * sd[1]
-    strip = band & (Z[:, 0] >= edge - bin_width) & (Z[:, 0] < edge)
+    low = float(np.quantile(Z[:, 0], 0.005))
+    if edge < low + bin_width:  # the gate reaches the low end of the scatter range: read the density there
+        edge = low
+        strip = band & (Z[:, 0] >= low) & (Z[:, 0] < low + bin_width)
+    else:
+        strip = band & (Z[:, 0] >= edge - bin_width) & (Z[:, 0] < edge)
     density = strip.sum() / bin_width  # events per unit FSC at the edge
-    return float(min(1.0, 0.5 * density * (mean[0] - edge) / n_in))
+    return float(min(1.0, 0.5 * density * max(mean[0] - edge, 0.0) / n_in))
