@@ -15,14 +15,14 @@ coordinates (logicle 0..1 for fluorescence):
   (:class:`~.confidence.ThresholdUncertainty`).
 
 Two levels, measured on the tuning draws of ``benchmarks/gating_accuracy.py`` (seeds 101/404/505/606,
-9,128 estimates; docs/gating.md, "Error relative to the population"):
+10,888 estimates; docs/gating.md, "Error relative to the population"):
 
 * ``est_error_rel`` > :data:`REVIEW_REL` % -> review flag ``cut_through`` (moving a divider by 0.03 more
-  than doubles the population): fired on 13 estimates, none of them right (within 1 pp and
-  within 10 % of the true value); 2 were within 1 pp but 35-38 % off relative to the population;
+  than doubles the population): fired on 16 estimates, none of them right (within 1 pp and within 10 % of
+  the true value), all more than 25 % off relative to the population;
 * ``est_error_rel`` > :data:`NOTE_REL` % -> the note ``edge_sensitive`` (not a review flag): fired on
-  119, 43 of them right -- too often right to ask for review, but it says the count depends on exactly
-  where the divider is (a small population at an intermediate level of the gating marker).
+  116 more, 48 of them right -- too often right to ask for review, but it says the count depends on
+  exactly where the divider is (a small population at an intermediate level of the gating marker).
 """
 from __future__ import annotations
 
