@@ -94,6 +94,12 @@ def test_strategy_rows_below_the_denominator_carry_the_dilution(tmp_path, overri
     if flagged:
         assert true_other > 3.0 and 0.5 * true_other <= est <= 2.5 * true_other, (est, true_other)
         assert rows.loc["T cells", "est_error_pp"] >= dilution_error_pp(rows.loc["T cells", "pct_parent"], est) - 1e-9
+        # every population below the denominator carries the dilution; flagged only where it exceeds 1 pp
+        below = rows[rows["parent"] == "Singlets"]
+        for name, row in below.iterrows():
+            dil = dilution_error_pp(row["pct_parent"], est)
+            assert row["est_error_pp"] >= dil - 1e-9, name
+            assert (OVERLAP_FLAG in row["flags"]) == (row["est_error_pp"] > 1.0), name
     else:
         assert true_other < 1.5 and est < 3.0
         assert rows.loc["Lymphocytes", "est_error_pp"] < 1.0

@@ -247,9 +247,8 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
         if overlap is not None and spec.parent == lymph:  # diluted by the flagged scatter gate's other events
             dil = dilution_error_pp(pct_parent, overlap)
             est = dil if math.isnan(est) else math.hypot(est, dil)
-            flags.append(OVERLAP_FLAG)
-            if est > UNCERTAIN_PP:
-                flags.append("uncertain")
+            if est > UNCERTAIN_PP:  # the dilution matters for this population
+                flags += [OVERLAP_FLAG, "uncertain"]
         rows.append({
             S.POPULATION: spec.name, S.PARENT: spec.parent or "", S.COUNT: count, S.PARENT_COUNT: parent_count,
             S.PCT_PARENT: pct_parent, S.PCT_LYMPHOCYTES: pct_lymph, S.METHOD: spec.method,

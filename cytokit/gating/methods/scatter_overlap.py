@@ -15,7 +15,7 @@ Two sources, both estimated from the parent's own events in robust-normalised sc
 The sum (``other_share_pct``: % of the gate's events that are not the population) inflates the gate's
 % of parent by ``% of parent x share / 100`` (its ``est_error_pp``). A lineage population's % of the lymphocyte denominator is diluted by that share
 (:func:`dilution_error_pp`); when the gate is flagged, the engine adds that error to the populations
-directly below the denominator and flags them too.
+directly below the denominator and flags those where it exceeds the ``uncertain`` limit.
 """
 from __future__ import annotations
 
