@@ -60,6 +60,10 @@ def test_rule_candidates_change_few_choices_first():
     assert changed == sorted(changed) and changed[0] == 1 and changed[-1] == 3
     assert all(c["tail_sd"] == 1.75 for c in cands)  # the fallback is not a rule choice
     assert _rule_candidates({"mode": "tail", "tail_sd": 2.0}) == []
+    # with the shipped 'excess' fallback (unstable valleys replaced by a count), the method's default depth
+    # comes with the method's default fallback: a rule admitting shallower dips keeps them
+    excess = _rule_candidates({**SHIPPED, "fallback": "excess"})
+    assert all((c["fallback"] == "tail") == (c["max_valley_ratio"] == 0.8) for c in excess)
 
 
 def test_a_rule_shown_by_one_training_sample_is_learned():

@@ -279,6 +279,11 @@ def _rule_candidates(cur: dict[str, Any]) -> list[dict[str, Any]]:
         cand = {k: v for k, v in cur.items() if k not in ch or ch[k] is not None}
         cand.update({k: v for k, v in ch.items() if v is not None})
         cand["mode"] = "valley"
+        if "max_valley_ratio" in ch and "fallback" in cand:
+            # the method's default valley definition as a whole: dips down to its default depth count, and a
+            # valley that moves with the smoothing is kept (flagged) rather than replaced by the fallback's
+            # count ('excess' distrusts exactly the shallow valleys this depth admits)
+            cand["fallback"] = fields["fallback"].default
         out.append(cand)
     return out
 
