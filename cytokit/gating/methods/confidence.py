@@ -146,8 +146,8 @@ def negative_model_estimate(x: np.ndarray, reference: np.ndarray | None, value: 
     ref = np.asarray(reference, dtype=np.float64)
     ref = ref[np.isfinite(ref)]
     m = negative_model(x, reference=ref)
-    if m is None or m.method != "reference":
-        return None
+    if m is None or m.method != "reference" or not m.valid:
+        return None  # (no count, or a reference whose shape does not fit these negatives: no second estimate)
     return SecondEstimate(m.threshold_for_count(x), m.sd_fraction, column)
 
 
