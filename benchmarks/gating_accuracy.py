@@ -49,8 +49,10 @@ from cytokit.simulate import load_config, simulate_file, simulate_trial, truth_m
 #: dim continua without a valley), then joined the tuning draws. 707 measured the shipped rule (CD25+ CD4
 #: median 0.19, p95 6.53, max 15.2 pp) and an excess-over-negative placement tuned on 101-606 (0.19 / 3.36 /
 #: 8.3 pp); the placement was not adopted because it was worse on the independent lab's trial (see
-#: docs/gating.md, "Counting the excess instead of the tail"). The next held-out draw is 808.
-TUNING_SEED, HELD_OUT_SEED = 101, 808
+#: docs/gating.md, "Counting the excess instead of the tail"). 808 was then drawn while the review flags were
+#: recalibrated (a misfit check chosen on it) and 909 once, after every rule was final (README numbers); neither
+#: is a tuning seed. The next held-out draw is 1010.
+TUNING_SEED, HELD_OUT_SEED = 101, 1010
 #: seeds already looked at while choosing rules (every family defined before a seed was drawn is tuned on it)
 SEEN_SEED, SEEN_SEED_2, SEEN_SEED_3, SEEN_SEED_4 = 404, 505, 606, 707
 #: populations whose F1 (per event, against the simulator's labels) is reported
