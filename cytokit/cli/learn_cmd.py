@@ -45,6 +45,10 @@ def learn(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (tuned YAML, agreement.csv, agreement.html)."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
     no_loso: bool = typer.Option(False, "--no-loso", help="Skip the leave-one-sample-out evaluation."),
+    no_unlabelled: bool = typer.Option(False, "--no-unlabelled",
+                                       help="Do not let the files not trained on (their events, never expert gates) "
+                                            "decide between equally fitting parameters (minimal change to the "
+                                            "base strategy's gates); ties then keep the value closest to the base."),
 ) -> None:
     """Learn a strategy's adaptive parameters from expert gates; report leave-one-sample-out agreement."""
     from ..learn import learn_strategy
@@ -56,7 +60,7 @@ def learn(
             raise ConfigError(f"output exists: {out / name}; use --force to overwrite")
     result = learn_strategy(expert, files, strategy=strategy, mapping=mapping, panel=panel,
                             train=[t.strip() for t in train.split(",") if t.strip()] if train else None,
-                            loso=not no_loso)
+                            loso=not no_loso, use_unlabelled=not no_unlabelled)
     paths = result.save(out, force=force)
     role = "loso" if (result.agreement.role == "loso").any() else "train"
     _print_summary(result.summary(role), f"agreement with the expert ({role}), worst first")

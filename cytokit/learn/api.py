@@ -130,6 +130,25 @@ def _training_samples(definition: StrategyDefinition, experts: Sequence[ExpertSa
     return out
 
 
+def _unlabelled_samples(definition: StrategyDefinition, paths: Sequence[str | Path], *, panel: Any,
+                        tube: str | None, qc: Any = True) -> list[TrainingSample]:
+    """Files without expert gates prepared by the same per-sample chain (no masks). A file that cannot be
+    read or prepared is left out with a warning (it only informs tie-breaks)."""
+    from ..errors import CytokitError
+    from ..fcs import read_fcs
+    from ..gating.preprocess import prepare
+
+    out = []
+    for path in paths:
+        try:
+            prep = prepare(read_fcs(path), definition, panel=panel, tube=tube, qc=qc)
+        except CytokitError as exc:
+            log.warning("%s: not used as an unlabelled sample: %s", path, exc)
+            continue
+        out.append(TrainingSample(Path(path).stem, prep.sample, tuple(prep.plan), {}))
+    return out
+
+
 def _reference(definition: StrategyDefinition, name: str, mapped: Mapping[str, Any]) -> str | None:
     """The denominator of a population's % on both sides: its nearest strategy ancestor that has expert
     gates too (None = all events)."""
@@ -156,15 +175,23 @@ def _evaluate(definition: StrategyDefinition, samples: Iterable[TrainingSample],
 
 def learn_strategy(expert: str | Path, files: Iterable[str | Path], *, strategy: str | Path | Strategy | None = None,
                    mapping: str | Path | Mapping[str, str] | None = None, train: Sequence[str] | None = None,
-                   panel: Any = None, tube: str | None = None, loso: bool = True, qc: Any = True) -> LearnResult:
+                   panel: Any = None, tube: str | None = None, loso: bool = True, qc: Any = True,
+                   use_unlabelled: bool = True) -> LearnResult:
     """Tune ``strategy`` (built-in name, YAML path, Strategy, or None = derive from the expert's gate
     tree) so that its gates agree with the expert's (``expert``: ``.wsp`` or Gating-ML, on ``files``).
 
     ``train`` names the samples (FCS file stems) to learn from (default: every expert-gated sample);
     the other expert-gated samples are scored as ``holdout``. ``qc`` is the pipeline's ``qc:`` block (True =
     its default): both sides are scored on the events QC keeps. Returns a :class:`LearnResult`.
+
+    ``use_unlabelled``: the study's samples not trained on — ``files`` without expert gates and expert-gated
+    samples not in ``train`` (their events only, never their expert gates) — decide between parameters
+    that reproduce the training samples equally: the one whose gates on them differ least from the base
+    strategy's is kept (minimal change, :func:`cytokit.learn.search.tune_definition`). Without them the
+    earliest such candidate is kept (the base value, then the closest to it).
     """
-    experts = load_expert(expert, files)
+    files_ = [q for f in files for q in (sorted(Path(f).glob("*.fcs")) if Path(f).is_dir() else [Path(f)])]
+    experts = load_expert(expert, files_)
     where = Path(expert)
     mapping_ = load_mapping(mapping)
     if strategy is None:  # derived populations carry the expert's names (renamed by the mapping)
@@ -187,14 +214,23 @@ def learn_strategy(expert: str | Path, files: Iterable[str | Path], *, strategy:
         train_set = list(train)
     tr = [s for s in samples if s.name in train_set]
     rest = [s for s in samples if s.name not in train_set]
+    free: list[TrainingSample] = []
+    if use_unlabelled:
+        gated = {Path(ex.path).resolve() for ex in experts}
+        free = rest + _unlabelled_samples(definition, [f for f in files_ if Path(f).resolve() not in gated],
+                                          panel=panel, tube=tube, qc=qc)
+        log.info("%d unlabelled samples (no expert gates read) decide between equally fitting parameters",
+                 len(free))
     rows = _evaluate(definition, samples, "untuned", nodes)
     if loso and len(tr) >= 2:
         for i, held in enumerate(tr):
             others = tr[:i] + tr[i + 1:]
             log.info("leave-one-out: tuning without %s", held.name)
-            rows += _evaluate(tune_definition(definition, others, tie=RULE_TIE), [held], "loso", nodes)
+            loso_free = [*free, held] if use_unlabelled else []
+            rows += _evaluate(tune_definition(definition, others, tie=RULE_TIE, unlabelled_samples=loso_free),
+                              [held], "loso", nodes)
     decisions: list[dict[str, Any]] = []
-    tuned = tune_definition(definition, tr, decisions=decisions)
+    tuned = tune_definition(definition, tr, decisions=decisions, unlabelled_samples=free)
     for d in decisions:
         if not d["adopted"]:
             log.warning("%s: tuning fitted the training samples better (score %.4f -> %.4f) but failed the "

@@ -35,7 +35,7 @@ from __future__ import annotations
 import copy
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -69,6 +69,11 @@ class _Ctx:
     definition: StrategyDefinition | None = None
     below: tuple[str, ...] = ()  # populations below ``spec`` re-fitted with each candidate (scored if mapped)
     tie: float = 1e-6  # threshold candidates within this of the best training score are equally good
+    #: the study's other samples (no expert gates used) and their fit states: ties are broken towards the
+    #: candidate whose gates on them differ least from the base parameters' (:meth:`change`)
+    unlabelled: list[TrainingSample] = field(default_factory=list)
+    unlabelled_states: list[FitState] = field(default_factory=list)
+    _base_masks: dict[int, dict[str, np.ndarray | None]] = field(default_factory=dict)
 
     def parent_rows(self, i: int) -> np.ndarray:
         st, s = self.states[i], self.samples[i]
@@ -78,11 +83,14 @@ class _Ctx:
         return np.flatnonzero(m) if m is not None else np.empty(0, dtype=int)
 
     def fit(self, params: dict[str, Any], i: int, *, below: bool = False) -> FitState | None:
+        return self._fit_on(params, self.samples[i], self.states[i], below=below)
+
+    def _fit_on(self, params: dict[str, Any], sample: TrainingSample, st: FitState, *,
+                below: bool = False) -> FitState | None:
         cand = self.spec.model_copy(update={"params": params})
-        st = self.states[i]
         tmp = FitState(masks=dict(st.masks), fits=dict(st.fits), skipped={})
         try:
-            fit_population(cand, self.samples[i].prepared, tmp)
+            fit_population(cand, sample.prepared, tmp)
         except CytokitError:
             return None
         if self.spec.name not in tmp.masks:
@@ -92,14 +100,40 @@ class _Ctx:
                 if spec.name in self.below:
                     tmp.masks.pop(spec.name, None)
                     try:
-                        fit_population(spec, self.samples[i].prepared, tmp)
+                        fit_population(spec, sample.prepared, tmp)
                     except CytokitError:
                         pass
         return tmp
 
+    def scored_names(self) -> list[str]:
+        """This population, then the expert-gated populations below it (those :meth:`scores` scores)."""
+        return [self.spec.name] + [b for b in self.below if all(b in s.expert for s in self.samples)]
+
+    def change(self, params: dict[str, Any]) -> float:
+        """How much ``params`` change the base parameters' gating of the unlabelled samples: mean over them
+        (and over the scored populations) of 1 - per-event F1 between the two gatings (0 = the same events;
+        F1 units). The parents are gated as tuned so far; no expert gate is read."""
+        names = self.scored_names()
+        below = len(names) > 1
+        out = []
+        for i, (s, st) in enumerate(zip(self.unlabelled, self.unlabelled_states)):
+            if i not in self._base_masks:
+                ref = self._fit_on(self.spec.params, s, st, below=below)
+                self._base_masks[i] = {n: None if ref is None else ref.masks.get(n) for n in names}
+            tmp = self._fit_on(params, s, st, below=below)
+            for n in names:
+                a, b = None if tmp is None else tmp.masks.get(n), self._base_masks[i][n]
+                if a is None or b is None:
+                    out.append(0.0 if a is None and b is None else 1.0)
+                elif not a.any() and not b.any():
+                    out.append(0.0)
+                else:
+                    out.append(1.0 - f1_score(a, b))
+        return float(np.mean(out)) if out else 0.0
+
     def scores(self, params: dict[str, Any]) -> dict[str, list[float]]:
         """Per scored population (this one, then mapped ones below it): F1 on each training sample."""
-        names = [self.spec.name] + [b for b in self.below if all(b in s.expert for s in self.samples)]
+        names = self.scored_names()
         out: dict[str, list[float]] = {n: [] for n in names}
         for i, s in enumerate(self.samples):
             tmp = self.fit(params, i, below=len(names) > 1)
@@ -115,11 +149,10 @@ class _Ctx:
         return float(np.mean(per)) if per else 0.0
 
 
-def _best(ctx: _Ctx, current: dict[str, Any], candidates: Iterable[dict[str, Any]], *,
-          tie: float = 1e-6) -> tuple[dict[str, Any], float]:
-    """The best-scoring candidate. Candidates scoring within ``tie`` (F1 units) of the best count as
-    equally good, and the earliest of them wins: the current parameters first, then the candidates in
-    the order given (callers list the simpler rules first)."""
+def _tied(ctx: _Ctx, current: dict[str, Any], candidates: Iterable[dict[str, Any]], *,
+          tie: float = 1e-6) -> list[tuple[dict[str, Any], float]]:
+    """The candidates (with their training scores) within ``tie`` (F1 units) of the best, in the order
+    given: the current parameters first."""
     scored = [(current, ctx.score(current))]
     seen = {repr(current)}
     for cand in candidates:
@@ -128,8 +161,38 @@ def _best(ctx: _Ctx, current: dict[str, Any], candidates: Iterable[dict[str, Any
             continue
         seen.add(key)
         scored.append((cand, ctx.score(cand)))
-    top = max(sc for _, sc in scored)
-    return next((c, sc) for c, sc in scored if sc >= top - tie)
+    best = max(sc for _, sc in scored)
+    return [(c, sc) for c, sc in scored if sc >= best - tie]
+
+
+def _best(ctx: _Ctx, current: dict[str, Any], candidates: Iterable[dict[str, Any]], *,
+          tie: float = 1e-6) -> tuple[dict[str, Any], float]:
+    """The best-scoring candidate. Candidates scoring within ``tie`` (F1 units) of the best count as
+    equally good, and of those the one that changes the base parameters' behaviour least wins
+    (:func:`_least_change`)."""
+    return _least_change(ctx, _tied(ctx, current, candidates, tie=tie))
+
+
+def _least_change(ctx: _Ctx, tied: list[tuple[dict[str, Any], float]]) -> tuple[dict[str, Any], float]:
+    """Of candidates the training samples cannot tell apart, the minimal change: the base parameters
+    themselves if among them; else, with unlabelled samples, the candidate whose gates on them differ least
+    from the base parameters' (:meth:`_Ctx.change`); else (or among equal changes) the earliest (the
+    current parameters, then the order given: simpler rules, values closer to the base first)."""
+    if len(tied) == 1:
+        return tied[0]
+    for c, sc in tied:
+        if c == ctx.spec.params:
+            return c, sc
+    if not ctx.unlabelled:
+        return tied[0]
+    changes = [ctx.change(c) for c, _ in tied]
+    least = min(changes)
+    k = next(i for i, ch in enumerate(changes) if ch <= least + 1e-9)
+    if k:
+        log.info("%s: %d candidates fit the training samples equally; the one changing the base gates least on "
+                 "%d unlabelled samples kept (1 - F1 vs base %.4f; first candidate %.4f)", ctx.spec.name,
+                 len(tied), len(ctx.unlabelled), changes[k], changes[0])
+    return tied[k]
 
 
 # -- threshold slots ---------------------------------------------------------------------------------
@@ -255,13 +318,15 @@ RULE_VALLEYS = ("deepest", "first", "last")
 RULE_TIE = 0.002
 
 
-def _rule_candidates(cur: dict[str, Any]) -> list[dict[str, Any]]:
+def _rule_candidates(cur: dict[str, Any], depths: Iterable[float] = ()) -> list[dict[str, Any]]:
     """Valley rules that differ from the current threshold parameters in as few of the rule's choices as
     possible, fewest changes first: which valley (:data:`RULE_VALLEYS`), how shallow a dip still counts
     (``max_valley_ratio``: current or the method's default) and the plausible range (``bounds``: current
     or none). No value here is fitted to the training samples, so a rule that reproduces the expert on
     every training sample is the lab's rule as far as those samples show it, and with the near-tie
-    preference of :func:`_best` a choice the samples do not show keeps its current (shipped) value."""
+    preference of :func:`_best` a choice the samples do not show keeps its current (shipped) value.
+    ``depths``: further depth cut-offs to list (:func:`is_rule_change` accepts any of :data:`DEPTH_GRID`,
+    the values :func:`_with_depths` lists)."""
     if cur.get("mode", "valley") != "valley":
         return []
     fields = ThresholdParams.model_fields
@@ -269,7 +334,8 @@ def _rule_candidates(cur: dict[str, Any]) -> list[dict[str, Any]]:
            "max_valley_ratio": cur.get("max_valley_ratio", fields["max_valley_ratio"].default),
            "bounds": cur.get("bounds")}
     options = {"valley": [v for v in RULE_VALLEYS if v != now["valley"]],
-               "max_valley_ratio": [r for r in (fields["max_valley_ratio"].default,) if r != now["max_valley_ratio"]],
+               "max_valley_ratio": [r for r in dict.fromkeys((fields["max_valley_ratio"].default, *depths))
+                                    if r != now["max_valley_ratio"]],
                "bounds": [None] if now["bounds"] is not None else []}
     changes: list[dict[str, Any]] = [{}]
     for key, values in options.items():
@@ -348,6 +414,37 @@ def _threshold_candidates(ctx: _Ctx, cur: dict[str, Any], cuts: list[float | Non
     return out
 
 
+def _with_depths(ctx: _Ctx, tied: list[tuple[dict[str, Any], float]], slot: _Slot,
+                 tie: float) -> list[tuple[dict[str, Any], float]]:
+    """``tied`` with each valley rule that changes the depth cut-off (``max_valley_ratio``) of ``slot`` from
+    the base parameters' replaced by its variants on :data:`DEPTH_GRID` that fit the training samples as
+    well (within ``tie`` of the best), closest to the base value first. A depth cut-off is a number the
+    samples bound, often from one side only (a dip the expert took, none it declined): where they do not
+    fix it, :func:`_least_change` chooses among the values they allow."""
+    default = ThresholdParams.model_fields["max_valley_ratio"].default
+    base, _ = _slots(ctx.spec)
+    was = (_get(base, slot.path) or {}).get("max_valley_ratio", default)
+    out: list[tuple[dict[str, Any], float]] = []
+    seen = {repr(c) for c, _ in tied}
+    for c, sc in tied:
+        q = _get(c, slot.path) if _has(c, slot.path) else {}
+        if q.get("mode", "valley") != "valley" or q.get("max_valley_ratio", default) == was:
+            out.append((c, sc))
+            continue
+        variants = []
+        for r in sorted(dict.fromkeys((*DEPTH_GRID, q.get("max_valley_ratio", default))),
+                        key=lambda r: (abs(r - was), r)):
+            v = _set(c, slot.path, {**q, "max_valley_ratio": r})
+            if r == q.get("max_valley_ratio", default):
+                variants.append((c, sc))
+            elif r != was and repr(v) not in seen:
+                seen.add(repr(v))
+                variants.append((v, ctx.score(v)))
+        out += variants
+    top = max(sc for _, sc in out)
+    return [(c, sc) for c, sc in out if sc >= top - tie]
+
+
 def tune_thresholds(ctx: _Ctx) -> dict[str, Any]:
     """Coordinate descent over the population's threshold slots (two rounds)."""
     params, slots = _slots(ctx.spec)
@@ -357,7 +454,7 @@ def tune_thresholds(ctx: _Ctx) -> dict[str, Any]:
             cuts = _placements(ctx, params, slot, slots)
             cur = _get(params, slot.path) or {}
             cands = [_set(params, slot.path, c) for c in _threshold_candidates(ctx, cur, cuts, slot)]
-            new, _ = _best(ctx, params, cands, tie=ctx.tie)
+            new, _ = _least_change(ctx, _with_depths(ctx, _tied(ctx, params, cands, tie=ctx.tie), slot, ctx.tie))
             if new != params:
                 params, changed = new, True
         if not changed:
@@ -470,7 +567,7 @@ def is_rule_change(spec: PopulationSpec, proposed: dict[str, Any]) -> bool:
     for slot in slots:
         b = _get(base, slot.path) or {}
         q = _get(proposed, slot.path) if _has(proposed, slot.path) else b
-        if q != b and q not in _rule_candidates(b):
+        if q != b and q not in _rule_candidates(b, DEPTH_GRID):
             return False
     slot_keys = {slot.path[0] for slot in slots}
     return ({k: v for k, v in proposed.items() if k not in slot_keys}
@@ -508,8 +605,11 @@ def _validated(ctx: _Ctx, proposed: dict[str, Any] | None = None) -> tuple[bool,
     gains = []
     for i in range(n):
         rest = [j for j in range(n) if j != i]
+        # the left-out sample's events (not its expert gates) are unlabelled data of the study, as any
+        # sample the learned strategy will gate
         sub = _Ctx(ctx.spec, [ctx.samples[j] for j in rest], [ctx.states[j] for j in rest], ctx.definition,
-                   ctx.below, ctx.tie)
+                   ctx.below, ctx.tie, [*ctx.unlabelled, unlabelled(ctx.samples[i])],
+                   [*ctx.unlabelled_states, ctx.states[i]])
         held = _Ctx(ctx.spec, [ctx.samples[i]], [ctx.states[i]], ctx.definition, ctx.below)
         tuned = TUNERS[ctx.spec.method](sub)
         if sub.score(tuned) < sub.score(ctx.spec.params) + MIN_GAIN:  # not adopted on those samples
@@ -553,7 +653,8 @@ def valley_depth_ranges(ctx: _Ctx, params: dict[str, Any]) -> list[dict[str, Any
 def tune_definition(definition: StrategyDefinition, samples: list[TrainingSample], *,
                     populations: Iterable[str] | None = None,
                     decisions: list[dict[str, Any]] | None = None,
-                    tie: float | None = None) -> StrategyDefinition:
+                    tie: float | None = None,
+                    unlabelled_samples: Sequence[TrainingSample] = ()) -> StrategyDefinition:
     """A copy of ``definition`` whose tunable populations with expert gates (or those in ``populations``)
     have the parameters that best reproduce the experts' gates on ``samples`` (see module docstring).
 
@@ -565,16 +666,22 @@ def tune_definition(definition: StrategyDefinition, samples: list[TrainingSample
 
     ``tie``: near-tie width when tuning thresholds (default :data:`RULE_TIE` with two or more samples,
     none with one; the leave-one-sample-out rows of a learner trained on several samples pass
-    :data:`RULE_TIE` so that they are tuned as the final strategy is)."""
+    :data:`RULE_TIE` so that they are tuned as the final strategy is).
+
+    ``unlabelled_samples``: the study's samples not trained on (prepared; any expert gates they carry are
+    not read): among parameters that reproduce the training samples equally, the one whose gates on these
+    differ least from the base parameters' is kept (:func:`_least_change`)."""
     if tie is None:
         tie = RULE_TIE if len(samples) > 1 else 1e-6
     wanted = set(populations) if populations is not None else None
     states = [FitState() for _ in samples]
+    free = [unlabelled(s) for s in unlabelled_samples]
+    free_states = [FitState() for _ in free]
     for spec in list(definition.populations):
         has_expert = all(spec.name in s.expert for s in samples)
         if samples and has_expert and spec.method in TUNERS and (wanted is None or spec.name in wanted):
             below = _below(definition, spec.name, samples)
-            ctx = _Ctx(spec, samples, states, definition, below, tie)
+            ctx = _Ctx(spec, samples, states, definition, below, tie, free, free_states)
             before = ctx.score(spec.params)
             params = TUNERS[spec.method](ctx)
             if params != spec.params:
@@ -595,7 +702,17 @@ def tune_definition(definition: StrategyDefinition, samples: list[TrainingSample
                 fit_population(spec, s.prepared, st)
             except CytokitError as exc:
                 log.warning("%s: %s could not be fitted: %s", s.name, spec.name, exc)
+        for s, st in zip(free, free_states):
+            try:
+                fit_population(spec, s.prepared, st)
+            except CytokitError as exc:
+                log.debug("%s (unlabelled): %s could not be fitted: %s", s.name, spec.name, exc)
     return definition
+
+
+def unlabelled(sample: TrainingSample) -> TrainingSample:
+    """The sample without its expert gates (its events only)."""
+    return TrainingSample(sample.name, sample.prepared, sample.plan, {})
 
 
 def changed_params(before: StrategyDefinition, after: StrategyDefinition) -> list[dict[str, Any]]:

@@ -1,0 +1,80 @@
+"""Minimal change: where the training samples do not fix a parameter (several values reproduce the expert
+on them equally), the learner keeps the value that changes the shipped strategy's gates least, judged on
+the study's unlabelled samples (their events, never expert gates). Synthetic one-marker samples on the
+0..1 gate scale, as in test_learn_rules."""
+from __future__ import annotations
+
+from cytokit.gating import Strategy
+from cytokit.gating.engine import FitState
+from cytokit.gating.methods.density import ThresholdParams
+from cytokit.learn.agreement import f1_score
+from cytokit.learn.search import TrainingSample, _best, _Ctx, tune_definition, unlabelled
+
+from test_learn_rules import AGREE, SHIPPED, _definition, _f1, _gated, _sample
+
+#: a lab taking the highest valley, counting a dip as a valley down to 0.6 of the smaller peak
+LAB60 = ThresholdParams(valley="last", bounds=(0.05, 0.95), max_valley_ratio=0.6)
+#: negative, dim and bright modes with a dim-bright dip of about 0.55 (a valley for LAB60), above 0.5
+SHOWS = [(0.2, 0.05, 5000), (0.44, 0.05, 2500), (0.64, 0.05, 1500)]
+#: a dim-bright dip of about 0.67: not a valley for LAB60, one for the method's default depth (0.8)
+SHALLOW = [(0.2, 0.05, 5000), (0.47, 0.06, 2000), (0.66, 0.05, 1500)]
+
+
+def _mask(definition, ts: TrainingSample):
+    return Strategy(definition).apply_prepared(ts.prepared, ts.plan).masks["pos"]
+
+
+def test_an_unfixed_depth_cut_off_keeps_the_shipped_gates_on_unlabelled_samples():
+    """Both training samples are reproduced by 'last valley, no range' with any depth cut-off from about
+    0.6 up; the method's default (0.8) would move the gate of every SHALLOW sample to the upper dip, away
+    from both the shipped rule and the lab. The learner picks a cut-off that leaves them where the shipped
+    rule gates them, so no unlabelled sample is gated worse than by the untuned strategy."""
+    a, _, _ = _gated("a", _sample(AGREE, 1), LAB60)
+    b, tb, sb = _gated("b", _sample(SHOWS, 2), LAB60)
+    assert tb - sb > 0.15  # b shows the rule (the upper valley, above the shipped range)
+    free = [_gated(f"u{k}", _sample(SHALLOW, 20 + k), LAB60) for k in range(3)]
+    for _ts, t, shipped in free:
+        assert abs(t - shipped) < 0.01  # the lab gates them as the shipped rule does
+    base = _definition()
+    default_depth = {**base.model_dump()}
+    default_depth["populations"][0]["params"]["threshold"] = {**SHIPPED, "valley": "last", "max_valley_ratio": 0.8}
+    default_depth["populations"][0]["params"]["threshold"].pop("bounds")
+    prior = type(base).model_validate(default_depth)
+    assert all(_f1(prior, ts) < _f1(base, ts) - 0.1 for ts, _, _ in free)  # what the prior would cost
+    for ts in (a, b):
+        assert _f1(prior, ts) > 0.99  # ... although it reproduces the training samples
+
+    decisions: list[dict] = []
+    learned = tune_definition(base, [a, b], decisions=decisions, unlabelled_samples=[ts for ts, _, _ in free])
+    (d,) = decisions
+    assert d["adopted"], d
+    rule = learned.population("pos").params["threshold"]
+    assert rule["valley"] == "last" and "bounds" not in rule and rule["max_valley_ratio"] < 0.65
+    (depth,) = d["valley_depth"]
+    assert depth["low"] <= rule["max_valley_ratio"] and depth["high"] >= 0.8  # 0.8 was equally consistent
+    for ts in (a, b):
+        assert _f1(learned, ts) > 0.99
+    for ts, _, _ in free:  # never below untuned, and the shipped gates are kept
+        assert _f1(learned, ts) >= _f1(base, ts) - 0.002
+        assert f1_score(_mask(learned, ts), _mask(base, ts)) > 0.99
+    # the expert gates of the unlabelled samples are not read
+    stripped = tune_definition(base, [a, b], unlabelled_samples=[unlabelled(ts) for ts, _, _ in free])
+    assert stripped.population("pos").params == learned.population("pos").params
+
+
+def test_ties_go_to_the_candidate_that_changes_unlabelled_gates_least():
+    """Two rules reproduce a one-valley training sample equally; listed first is the one that moves the
+    gate of an unlabelled three-mode sample to the upper dip. With the unlabelled sample the other (the
+    shipped placement there) wins; without it, the order decides."""
+    a, _, _ = _gated("a", _sample(AGREE, 3), LAB60)
+    u, _, _ = _gated("u", _sample(SHALLOW, 30), LAB60)
+    spec = _definition().population("pos")
+    moves = {"sign": "+", "threshold": {**SHIPPED, "valley": "last", "max_valley_ratio": 0.8, "bounds": None}}
+    moves["threshold"].pop("bounds")
+    keeps = {"sign": "+", "threshold": {**SHIPPED, "valley": "deepest", "bounds": [0.05, 0.95]}}
+    plain = _Ctx(spec, [a], [FitState()], tie=0.002)
+    assert abs(plain.score(moves) - plain.score(keeps)) < 0.002  # equally good on the training sample
+    assert _best(plain, moves, [keeps], tie=0.002)[0] == moves
+    ctx = _Ctx(spec, [a], [FitState()], tie=0.002, unlabelled=[unlabelled(u)], unlabelled_states=[FitState()])
+    assert ctx.change(moves) > 0.1 and ctx.change(keeps) < 0.01
+    assert _best(ctx, moves, [keeps], tie=0.002)[0] == keeps
