@@ -78,3 +78,26 @@ def test_ties_go_to_the_candidate_that_changes_unlabelled_gates_least():
     ctx = _Ctx(spec, [a], [FitState()], tie=0.002, unlabelled=[unlabelled(u)], unlabelled_states=[FitState()])
     assert ctx.change(moves) > 0.1 and ctx.change(keeps) < 0.01
     assert _best(ctx, moves, [keeps], tie=0.002)[0] == keeps
+
+
+def test_unlabelled_samples_the_training_samples_do_not_decide_are_named():
+    """The lab takes the deepest valley, anywhere; both training samples are gated where the shipped rule
+    gates them, so the shipped rule is kept. One unlabelled sample has a dim-bright dip where the
+    equally fitting rules disagree: it is named (the sample an expert gate would decide), the sample where
+    every rule agrees is not, and nothing is changed."""
+    from cytokit.learn.api import undetermined_warnings
+
+    lab = ThresholdParams(valley="deepest", bounds=(0.05, 0.95))
+    a, _, _ = _gated("a", _sample(AGREE, 4), lab)
+    b, _, _ = _gated("b", _sample([(0.2, 0.05, 5000), (0.6, 0.06, 4000)], 5), lab)
+    split, t, shipped = _gated("split", _sample([(0.2, 0.05, 5000), (0.42, 0.04, 1500), (0.68, 0.04, 3000)], 9), lab)
+    assert t - shipped > 0.1
+    agree, _, _ = _gated("agree", _sample(AGREE, 10), lab)
+    found: list[dict] = []
+    learned = tune_definition(_definition(), [a, b], unlabelled_samples=[split, agree], undetermined=found)
+    assert learned.population("pos").params == _definition().population("pos").params
+    (u,) = found
+    assert u["population"] == "pos" and u["dim"] == "A"
+    assert [r["sample"] for r in u["samples"]] == ["split"] and u["samples"][0]["f1"] < 0.9
+    (w,) = undetermined_warnings(found)
+    assert "split (F1 " in w and "agree" not in w

@@ -54,11 +54,15 @@ class LearnResult:
     #: populations whose tuning raised the training score, adopted or not (leave-one-out check), see
     #: :func:`cytokit.learn.search.tune_definition`
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    #: threshold dimensions whose equally fitting candidates gate some unlabelled samples differently, see
+    #: :func:`cytokit.learn.search.tune_definition`
+    undetermined: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def warnings(self) -> list[str]:
-        """What the training samples left undetermined in the adopted parameters (:func:`depth_warnings`)."""
-        return depth_warnings(self.decisions)
+        """What the training samples left undetermined: in the adopted parameters (:func:`depth_warnings`)
+        and on the unlabelled samples (:func:`undetermined_warnings`)."""
+        return depth_warnings(self.decisions) + undetermined_warnings(self.undetermined)
 
     @property
     def not_adopted(self) -> list[dict[str, Any]]:
@@ -103,6 +107,21 @@ def depth_warnings(decisions: Sequence[dict[str, Any]]) -> list[str]:
                            f"reproduce them equally, {r['used']:.2f} is used; samples whose {r['dim']} dips lie in "
                            f"that range may be gated differently from the expert (check them with compare-gates, "
                            f"or train on one that has such a dip)")
+    return out
+
+
+def undetermined_warnings(undetermined: Sequence[dict[str, Any]], *, most: int = 5) -> list[str]:
+    """One sentence per threshold dimension whose equally fitting candidates gate unlabelled samples
+    differently (worst ``most`` samples named, lowest F1 between the gatings first)."""
+    out = []
+    for u in undetermined:
+        rows = sorted(u["samples"], key=lambda r: r["f1"])
+        named = ", ".join(f"{r['sample']} (F1 {r['f1']:.2f})" for r in rows[:most])
+        more = f" and {len(rows) - most} more" if len(rows) > most else ""
+        out.append(f"{u['population']} ({u['dim']}): rules that reproduce the training samples equally gate "
+                   f"{len(rows)} other sample(s) differently: {named}{more} (per-event F1 between the "
+                   f"gatings); the training samples do not show which the expert would choose, so the one "
+                   f"closest to the base strategy is used; an expert gate on one of them would decide")
     return out
 
 
@@ -230,14 +249,16 @@ def learn_strategy(expert: str | Path, files: Iterable[str | Path], *, strategy:
             rows += _evaluate(tune_definition(definition, others, tie=RULE_TIE, unlabelled_samples=loso_free),
                               [held], "loso", nodes)
     decisions: list[dict[str, Any]] = []
-    tuned = tune_definition(definition, tr, decisions=decisions, unlabelled_samples=free)
+    undetermined: list[dict[str, Any]] = []
+    tuned = tune_definition(definition, tr, decisions=decisions, unlabelled_samples=free,
+                            undetermined=undetermined)
     for d in decisions:
         if not d["adopted"]:
             log.warning("%s: tuning fitted the training samples better (score %.4f -> %.4f) but failed the "
                         "leave-one-out check (gain on each left-out sample: %s); kept the base parameters",
                         d["population"], d["score_before"], d["score_after"],
                         ", ".join(f"{g:+.4f}" for g in d["loo_gains"]))
-    for w in depth_warnings(decisions):
+    for w in depth_warnings(decisions) + undetermined_warnings(undetermined):
         log.warning("%s", w)
     rows += _evaluate(tuned, tr, "train", nodes)
     if rest:
@@ -245,7 +266,8 @@ def learn_strategy(expert: str | Path, files: Iterable[str | Path], *, strategy:
     table = pd.DataFrame(rows)
     final = Strategy(tuned.model_copy(update={"description": (tuned.description + " (tuned on expert gates: "
                                                                + ", ".join(train_set) + ")").strip()}))
-    return LearnResult(final, base, table, changed_params(definition, tuned), train_set, dict(nodes), decisions)
+    return LearnResult(final, base, table, changed_params(definition, tuned), train_set, dict(nodes), decisions,
+                       undetermined)
 
 
 def compare_gates(expert: str | Path, files: Iterable[str | Path], gates: str | Path | Strategy, *,

@@ -74,6 +74,9 @@ class _Ctx:
     unlabelled: list[TrainingSample] = field(default_factory=list)
     unlabelled_states: list[FitState] = field(default_factory=list)
     _base_masks: dict[int, dict[str, np.ndarray | None]] = field(default_factory=dict)
+    #: when not None, receives per threshold dimension the unlabelled samples that the equally fitting
+    #: candidates gate differently (:func:`_undetermined`); the final tuning only (it costs fits)
+    record: dict[str, list[dict[str, Any]]] | None = None
 
     def parent_rows(self, i: int) -> np.ndarray:
         st, s = self.states[i], self.samples[i]
@@ -445,6 +448,61 @@ def _with_depths(ctx: _Ctx, tied: list[tuple[dict[str, Any], float]], slot: _Slo
     return [(c, sc) for c, sc in out if sc >= top - tie]
 
 
+#: an unlabelled sample is named as undetermined by the training samples when two equally fitting
+#: candidates gate it with per-event F1 below this between them (the learner's F1 target)
+UNDETERMINED_F1 = 0.95
+def _rules_among(ctx: _Ctx, tied: list[tuple[dict[str, Any], float]], slot: _Slot) -> list[dict[str, Any]]:
+    """The base parameters and the rule candidates (:func:`_rule_candidates`, any depth on
+    :data:`DEPTH_GRID`) among ``tied``: of each valley choice with or without bounds, the lowest and the
+    highest equally fitting depth cut-off (a cut-off in between gates no sample outside their range)."""
+    base, _ = _slots(ctx.spec)
+    b = _get(base, slot.path) or {}
+    rules = _rule_candidates(b, DEPTH_GRID)
+    default = ThresholdParams.model_fields["max_valley_ratio"].default
+    groups: dict[tuple[Any, bool], list[dict[str, Any]]] = {}
+    out = []
+    for c, _ in tied:
+        q = _get(c, slot.path) if _has(c, slot.path) else {}
+        if c == ctx.spec.params:
+            out.append(c)
+        elif q in rules:
+            groups.setdefault((q.get("valley"), "bounds" in q), []).append(c)
+    for members in groups.values():
+        depth = [(_get(c, slot.path).get("max_valley_ratio", default), k) for k, c in enumerate(members)]
+        out += [members[min(depth)[1]]] + ([members[max(depth)[1]]] if len(members) > 1 else [])
+    return out
+
+
+def _undetermined(ctx: _Ctx, chosen: dict[str, Any], tied: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Unlabelled samples on which rules that reproduce the training samples equally (``tied``) gate
+    this population differently from ``chosen`` (per-event F1 between the two gatings below
+    :data:`UNDETERMINED_F1`): rows ``sample``, ``f1`` (the lowest), ``alternative`` (that candidate's
+    params). The training samples carry no evidence for either gating of these samples; an expert gate on
+    one of them would decide. Expert gates of the unlabelled samples are not read."""
+    if len(tied) < 2 or not ctx.unlabelled:
+        return []
+    out = []
+    for s, st in zip(ctx.unlabelled, ctx.unlabelled_states):
+        ref = ctx._fit_on(chosen, s, st)
+        a = None if ref is None else ref.masks.get(ctx.spec.name)
+        if a is None:
+            continue
+        worst, alt = 1.0, None
+        for c in tied:
+            if c == chosen:
+                continue
+            tmp = ctx._fit_on(c, s, st)
+            b = None if tmp is None else tmp.masks.get(ctx.spec.name)
+            if b is None or (not a.any() and not b.any()):
+                continue
+            f = f1_score(a, b)
+            if f < worst:
+                worst, alt = f, c
+        if worst < UNDETERMINED_F1:
+            out.append({"sample": s.name, "f1": worst, "alternative": alt})
+    return out
+
+
 def tune_thresholds(ctx: _Ctx) -> dict[str, Any]:
     """Coordinate descent over the population's threshold slots (two rounds)."""
     params, slots = _slots(ctx.spec)
@@ -454,7 +512,12 @@ def tune_thresholds(ctx: _Ctx) -> dict[str, Any]:
             cuts = _placements(ctx, params, slot, slots)
             cur = _get(params, slot.path) or {}
             cands = [_set(params, slot.path, c) for c in _threshold_candidates(ctx, cur, cuts, slot)]
-            new, _ = _least_change(ctx, _with_depths(ctx, _tied(ctx, params, cands, tie=ctx.tie), slot, ctx.tie))
+            tied = _tied(ctx, params, cands, tie=ctx.tie)
+            if ctx.record is not None or all(c != ctx.spec.params for c, _ in tied):  # else the base wins anyway
+                tied = _with_depths(ctx, tied, slot, ctx.tie)
+            new, _ = _least_change(ctx, tied)
+            if ctx.record is not None:
+                ctx.record[ctx.spec.dims[slot.dim]] = _undetermined(ctx, new, _rules_among(ctx, tied, slot))
             if new != params:
                 params, changed = new, True
         if not changed:
@@ -654,7 +717,8 @@ def tune_definition(definition: StrategyDefinition, samples: list[TrainingSample
                     populations: Iterable[str] | None = None,
                     decisions: list[dict[str, Any]] | None = None,
                     tie: float | None = None,
-                    unlabelled_samples: Sequence[TrainingSample] = ()) -> StrategyDefinition:
+                    unlabelled_samples: Sequence[TrainingSample] = (),
+                    undetermined: list[dict[str, Any]] | None = None) -> StrategyDefinition:
     """A copy of ``definition`` whose tunable populations with expert gates (or those in ``populations``)
     have the parameters that best reproduce the experts' gates on ``samples`` (see module docstring).
 
@@ -670,7 +734,11 @@ def tune_definition(definition: StrategyDefinition, samples: list[TrainingSample
 
     ``unlabelled_samples``: the study's samples not trained on (prepared; any expert gates they carry are
     not read): among parameters that reproduce the training samples equally, the one whose gates on these
-    differ least from the base parameters' is kept (:func:`_least_change`)."""
+    differ least from the base parameters' is kept (:func:`_least_change`).
+
+    ``undetermined`` (if given) receives one dict per threshold dimension of a tuned population whose
+    equally fitting candidates gate some unlabelled samples differently (:func:`_undetermined`):
+    ``population``, ``dim``, ``samples`` (rows ``sample``, ``f1``, ``alternative``)."""
     if tie is None:
         tie = RULE_TIE if len(samples) > 1 else 1e-6
     wanted = set(populations) if populations is not None else None
@@ -681,9 +749,13 @@ def tune_definition(definition: StrategyDefinition, samples: list[TrainingSample
         has_expert = all(spec.name in s.expert for s in samples)
         if samples and has_expert and spec.method in TUNERS and (wanted is None or spec.name in wanted):
             below = _below(definition, spec.name, samples)
-            ctx = _Ctx(spec, samples, states, definition, below, tie, free, free_states)
+            ctx = _Ctx(spec, samples, states, definition, below, tie, free, free_states,
+                       record={} if undetermined is not None else None)
             before = ctx.score(spec.params)
             params = TUNERS[spec.method](ctx)
+            if undetermined is not None and ctx.record:
+                undetermined += [{"population": spec.name, "dim": dim, "samples": rows}
+                                 for dim, rows in ctx.record.items() if rows]
             if params != spec.params:
                 after = ctx.score(params)
                 if after > before + (MIN_GAIN if len(samples) > 1 else 1e-6):
