@@ -317,6 +317,25 @@ def fmo_table(df: pd.DataFrame) -> pd.DataFrame:
         ["median", q95, "max"]).round(2)
 
 
+#: populations whose error is split per family into truth-definition error and placement error
+DECOMPOSED = ("CD25+ CD4",)
+
+
+def fmo_decomposition(df: pd.DataFrame, population: str, by: str = "family") -> pd.DataFrame:
+    """One population's error split per group (``by``), pp: ``err`` = |automated % - truth|; ``fmo_vs_truth``
+    = |ideal FMO gate % - truth| (the truth-definition error: what the simulator labels positive inside the
+    negative peak, no gate can count); ``auto_vs_fmo`` = |automated % - ideal FMO gate %| (the placement
+    error: how far our gate is from a gate set on a perfect FMO control); median and p95 of each."""
+    d = df[(df.population == population) & df.fmo_pct.notna()]
+    if d.empty:
+        return pd.DataFrame()
+    d = d.assign(fmo_vs_truth=(d.fmo_pct - d.truth_pct).abs(), auto_vs_fmo=(d.auto_pct - d.fmo_pct).abs())
+    q95 = ("p95", lambda x: np.quantile(x, 0.95))
+    t = d.groupby(by, sort=False)[["err", "fmo_vs_truth", "auto_vs_fmo"]].agg(["median", q95]).round(2)
+    t.insert(0, ("n", ""), d.groupby(by, sort=False).size())
+    return t
+
+
 def calibration(df: pd.DataFrame) -> dict[str, float]:
     """Flag recall on estimates > 2 pp off, the share of flagged estimates that were within 1 pp and
     precision = the share of flagged estimates more than 1 pp off (1 - that share)."""
@@ -386,6 +405,11 @@ def report(df: pd.DataFrame, title: str, *, flag_words: bool = True) -> None:
     if "fmo_pct" in df and df.fmo_pct.notna().any():
         print(f"ideal FMO gate ({100 * FMO_QUANTILE:g}th percentile of the truly negative events), pp:\n"
               + fmo_table(df).to_string())
+        for pop in DECOMPOSED:
+            dec = fmo_decomposition(df, pop)
+            if not dec.empty:
+                print(f"{pop} per family: err = |ours - truth|, fmo_vs_truth = |ideal FMO - truth| (truth "
+                      f"definition), auto_vs_fmo = |ours - ideal FMO| (placement), pp:\n" + dec.to_string())
     for fam, sub in df.groupby("family", sort=False):
         worst = per_population(sub).sort_values("p95_pp").iloc[-1]
         print(f"  {fam:30s} median {sub.err.median():.2f} pp, p95 {np.quantile(sub.err, 0.95):.2f} pp; "

@@ -6,7 +6,9 @@ seeded trial (patients x 3 visits x 2 tubes, two instruments), gates every file 
 strategies: the shipped ones with the edits of ``independent_lab_gen/user_yaml.py``; ``Strategy.apply`` as in
 ``benchmarks/gating_accuracy.py``) and prints, with that benchmark's own report functions: per population
 median / p95 / max |% of parent - truth| (pp), per-event F1, flag recall on estimates > 2 pp off and the share
-of flagged estimates within 1 pp. Then time QC (``cytokit.qc.run_qc`` defaults) on every file: clogged files
+of flagged estimates within 1 pp, and for the one-marker ``+`` populations the ideal-FMO-gate split of the
+error (truth definition vs placement, per instrument for CD25+ CD4; see ``gating_accuracy.fmo_decomposition``).
+Then time QC (``cytokit.qc.run_qc`` defaults) on every file: clogged files
 detected, clean files flagged, per tube. Finally (unless ``--no-run``) the same folder end to end through
 ``cytokit run`` (manifest + clinical table): per visit x arm, the median % of parent reported vs truth.
 
@@ -31,7 +33,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gating_accuracy import calibration, f1, per_population, report  # noqa: E402
+from gating_accuracy import calibration, f1, ideal_fmo_pct, per_population, report  # noqa: E402
 from independent_lab_gen import HIERARCHY, clog_mask, event_kinds, generate_trial, truth_masks  # noqa: E402
 from independent_lab_gen.user_yaml import LYMPHOCYTE_GATES, PANEL, write_lab_strategies  # noqa: E402
 from qc_accuracy import TIME_FLAGS  # noqa: E402
@@ -102,6 +104,7 @@ def gate_trial(trial: Path, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                          "flag_words": p.flags if isinstance(p.flags, str) else "",
                          "est_error_pp": float(p.est_error_pp),
                          "best_threshold_pp": oracle.get(p.population, np.nan),
+                         "fmo_pct": ideal_fmo_pct(res, p.population, masks),
                          "f1": f1(res.masks[p.population], masks[p.population])
                          if p.population in F1_POPULATIONS else np.nan})
         qc = run_qc(sample)
