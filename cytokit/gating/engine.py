@@ -19,6 +19,7 @@ from ..sample import Sample
 from .methods import FitResult, fit_gate, get_method
 from .methods.confidence import UNCERTAIN_PP
 from .methods.scatter_overlap import OTHER_SHARE_KEY, OVERLAP_FLAG, dilution_error_pp
+from .methods.shared_fits import shared_threshold_fits
 from .model import PopulationSpec, StrategyDefinition
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -160,14 +161,16 @@ def fit_population(spec: PopulationSpec, sample: Sample, state: FitState) -> Non
 
 def fit_all(definition: StrategyDefinition, sample: Sample, state: FitState | None = None,
             only: set[str] | None = None) -> FitState:
-    """Fit every population (or those in ``only``) in definition order."""
+    """Fit every population (or those in ``only``) in definition order; sibling gates share equal threshold
+    fits (:mod:`.methods.shared_fits`)."""
     state = state or FitState()
-    for spec in definition.populations:
-        if only is None or spec.name in only:
-            state.masks.pop(spec.name, None)
-            state.fits.pop(spec.name, None)
-            state.skipped.pop(spec.name, None)
-            fit_population(spec, sample, state)
+    with shared_threshold_fits():
+        for spec in definition.populations:
+            if only is None or spec.name in only:
+                state.masks.pop(spec.name, None)
+                state.fits.pop(spec.name, None)
+                state.skipped.pop(spec.name, None)
+                fit_population(spec, sample, state)
     return state
 
 

@@ -20,6 +20,7 @@ from .confidence import (UNCERTAIN_PP, ThresholdUncertainty, estimated_error, ne
                          tail_estimate, threshold_sensitivity)
 from .density import ThresholdParams, fit_threshold
 from .edge import record_edge
+from .shared_fits import fit_threshold_shared
 
 Sign = Literal["+", "-"]
 
@@ -83,7 +84,7 @@ def _fit_all(X: np.ndarray, dims: tuple[str, ...], params: PhenotypeParams,
     flags: list[str] = []
     info: dict[str, Any] = {}
     for i, dim in enumerate(dims):
-        t = fit_threshold(X[:, i], params.threshold_for(i), reference=_ref_column(reference, i))
+        t = fit_threshold_shared(X[:, i], params.threshold_for(i), reference=_ref_column(reference, i))
         values.append(t.value)
         flags.extend(f"{dim}:{f}" for f in t.flags)
         info[dim] = t.info
@@ -95,7 +96,7 @@ def fit_threshold_gate(X: np.ndarray, params: ThresholdGateParams, *, dims: tupl
     """``x >= t`` (sign ``+``) or ``x < t`` (sign ``-``) on one dimension, ``t`` fitted from ``X``
     (``reference``: a negative-reference population's events, see :func:`fit_threshold`)."""
     X = finite_rows(X)
-    t = fit_threshold(X[:, 0], params.threshold, reference=_ref_column(reference, 0))
+    t = fit_threshold_shared(X[:, 0], params.threshold, reference=_ref_column(reference, 0))
     lower, upper = ((t.value,), (None,)) if params.sign == "+" else ((None,), (t.value,))
     gate = RectangleGate(id=gate_id, dims=tuple(dims), lower=lower, upper=upper)
     info = {"threshold": t.value, "sign": params.sign, dims[0]: t.info}
