@@ -13,7 +13,7 @@ import pytest
 from cytokit.channel_columns import CHANNEL_COLUMNS, ChannelTable
 from cytokit.fcs import read_fcs
 from cytokit.panel import load_panel
-from cytokit.report.denominators import denominators, tube_denominator
+from cytokit.results.denominators import denominators, tube_denominator
 from cytokit.sample import Sample
 
 

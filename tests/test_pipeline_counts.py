@@ -78,14 +78,22 @@ def test_minimum_lymphocyte_events_flag():
 
 def test_lymphocyte_count_is_the_strategys_denominator_not_always_singlets():
     """A strategy whose lymphocyte population is Live (viability gate below Singlets): the samples table's
-    ``lymphocytes`` and the too-few check use Live, the shallowest row at 100 %, not Singlets."""
-    from cytokit.pipeline.counts import lymphocyte_denominator
+    ``lymphocytes`` and the too-few check use Live: the strategy's declared population when the pipeline
+    passes it, else the shallowest row at 100 % (results stored without it)."""
+    from cytokit.pipeline.counts import sample_denominator
 
     rows = pd.DataFrame({
         "population": ["Lymphocytes", "Singlets", "Live", "T cells", "CD4 T"],
         "parent": ["", "Lymphocytes", "Singlets", "Live", "T cells"],
         "count": [52000, 50000, 5000, 5000, 3000], "pct_lymphocytes": [np.nan, np.nan, 100.0, 100.0, 60.0]})
-    assert lymphocyte_denominator(rows) == "Live"  # T cells are also at 100 % but deeper
-    checks = consistency_checks(rows, CountsConfig(min_lymphocyte_events=10000))
-    assert checks["lymphocytes"] == 5000 and checks["check_flags"] == ["too_few_Live(5000<10000)"]
-    assert lymphocyte_denominator(rows.assign(pct_lymphocytes=np.nan)) == "Singlets"  # nothing at 100 %: fallback
+    assert sample_denominator(rows) == ("Live", {"Singlets", "Lymphocytes"})  # T cells also at 100 % but deeper
+    for declared in (None, "Live"):
+        checks = consistency_checks(rows, CountsConfig(min_lymphocyte_events=10000), declared)
+        assert checks["lymphocytes"] == 5000 and checks["check_flags"] == ["too_few_Live(5000<10000)"]
+    # no live cells: nothing is at 100 %; the declared Live still counts (0 events, flagged), and without
+    # it the inference falls back to the strategy model's default Singlets
+    empty = rows.assign(count=[52000, 50000, 0, 0, 0], pct_lymphocytes=np.nan)
+    checks = consistency_checks(empty, CountsConfig(min_lymphocyte_events=10000), "Live")
+    assert checks["lymphocytes"] == 0 and checks["check_flags"] == ["too_few_Live(0<10000)"]
+    assert sample_denominator(empty).name == "Singlets"
+    assert consistency_checks(empty, CountsConfig(min_lymphocyte_events=10000))["lymphocytes"] == 50000

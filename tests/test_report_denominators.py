@@ -1,5 +1,5 @@
 """The lymphocyte denominator of ``% of lymphocytes``: the strategy's population, recorded by the run, used
-alike by the patient report and the table ``cytokit gate`` prints (cytokit.report.denominators)."""
+alike by the patient report and the table ``cytokit gate`` prints (cytokit.results.denominators)."""
 from __future__ import annotations
 
 import json
@@ -13,7 +13,7 @@ import pytest
 
 from cytokit.cli.main import main
 from cytokit.report import ReportOptions, load_reference_intervals
-from cytokit.report.denominators import above_text, denominators
+from cytokit.results.denominators import above_text, denominators
 from cytokit.report.patient import build_patient_report
 from cytokit.report.store import load_results
 from test_report import make_results
@@ -27,11 +27,15 @@ def _rows(t_cells_pct: float) -> pd.DataFrame:
         "parent": ["", "Lymphocytes", "Singlets", "T cells"], "pct_lymphocytes": [102.0, 100.0, t_cells_pct, 40.0]})
 
 
-def test_recorded_denominator_wins_over_the_deepest_100_percent_gate():
-    # every singlet is a T cell: the deepest gate at 100 % is T cells, the strategy's denominator Singlets
+def test_recorded_denominator_first_then_the_shallowest_100_percent_gate():
+    # every singlet is a T cell: T cells are at 100 % too, but below the denominator (same count)
     rows = _rows(100.0)
-    assert denominators(rows) == {"tmem": ("T cells", {"Singlets", "Lymphocytes"})}  # what inference says
+    assert denominators(rows) == {"tmem": ("Singlets", {"Lymphocytes"})}  # inferred: the shallowest at 100 %
     assert denominators(rows, {"tmem": "Singlets"}) == {"tmem": ("Singlets", {"Lymphocytes"})}
+    # a recorded (or declared) name with a row wins over the inference, whatever it says
+    assert denominators(rows, {"tmem": "T cells"}) == {"tmem": ("T cells", {"Singlets", "Lymphocytes"})}
+    # the fitted strategy's declared name comes before the one a run stored
+    assert denominators(rows, {"tmem": "T cells"}, declared={"tmem": "Singlets"})["tmem"].name == "Singlets"
     # a recorded name without a row (another tube's strategy, an old run) falls back to inference
     assert denominators(_rows(70.0), {"tmem": "Live"}) == {"tmem": ("Singlets", {"Lymphocytes"})}
     assert denominators(_rows(70.0).drop(columns="tube"), {"": "Singlets"}) == {"": ("Singlets", {"Lymphocytes"})}
@@ -55,8 +59,14 @@ def test_report_uses_the_denominator_the_run_recorded(tmp_path):
         visit = report.visits[0]
         return {r["population"]: r for r in visit["rows"] if r["tube"] == "tmem"}, visit["denominators"]
 
+    # without the recorded name (results written before it was): the same rule as the pipeline, the
+    # shallowest gate at 100 %, not T cells (also 100 % here, as deep as every single lymphocyte being one)
     inferred, dens = rows_of(None)
-    assert dens["tmem"] == "T cells" and inferred["Singlets"]["above_denominator"]  # the old guess
+    assert dens["tmem"] == "Singlets" and not inferred["Singlets"]["above_denominator"]
+    assert inferred["Singlets"]["pct_lymphocytes"] == 100.0 and inferred["T cells"]["pct_lymphocytes"] == 100.0
+    assert inferred["Lymphocytes"]["above_denominator"] and inferred["Lymphocytes"]["pct_lymphocytes"] is None
+    recorded, dens = rows_of("T cells")  # a recorded name is used as recorded
+    assert dens["tmem"] == "T cells" and recorded["Singlets"]["above_denominator"]
     recorded, dens = rows_of("Singlets")
     assert dens["tmem"] == "Singlets"
     assert not recorded["Singlets"]["above_denominator"] and recorded["Singlets"]["pct_lymphocytes"] == 100.0

@@ -9,6 +9,7 @@ import pytest
 
 from cytokit.pipeline import assemble, load_pipeline, preflight as preflight_module, run
 from cytokit.pipeline.ledger import read_ledger
+from cytokit.pipeline.runner import tube_lymphocytes
 from cytokit.pipeline.store import ResultsStore
 from test_pipeline_support import simulate_small_trial, write_pipeline
 
@@ -53,14 +54,28 @@ def test_parallel_assembly_equals_serial(study, monkeypatch):
     lazy = store.verified({s: states[s]["key"] for s in plan.samples["sample_id"]}, states)
     assert len(lazy) == 8
     eager = {s: store.load(s) for s in lazy}
-    serial = assemble.assemble_tables(config, plan.samples, eager, states, plan.clinical, jobs=1)
+    lymphocytes = tube_lymphocytes(plan)
+    assert set(lymphocytes.values()) == {"Singlets"} and set(lymphocytes) == set(plan.samples["tube"])
+    serial = assemble.assemble_tables(config, plan.samples, eager, states, plan.clinical, jobs=1,
+                                      lymphocytes=lymphocytes)
     monkeypatch.setattr(assemble, "PARALLEL_MIN_SAMPLES", 2)
     for results in (lazy, eager):
-        parallel = assemble.assemble_tables(config, plan.samples, results, states, plan.clinical, jobs=2)
+        parallel = assemble.assemble_tables(config, plan.samples, results, states, plan.clinical, jobs=2,
+                                            lymphocytes=lymphocytes)
         for a, b in zip(serial, parallel):
             pd.testing.assert_frame_equal(a, b)
             assert a.to_csv(index=False) == b.to_csv(index=False)
     assert (out / "populations.csv").read_text() == serial[0].to_csv(index=False, lineterminator="\n")
+    assert (out / "samples.csv").read_text() == serial[1].to_csv(index=False, lineterminator="\n")
+    # the tables count the denominator they are given (the strategies'), in worker processes too
+    other = {tube: "T cells" for tube in lymphocytes}
+    pops, samples = assemble.assemble_tables(config, plan.samples, lazy, states, plan.clinical, jobs=2,
+                                             lymphocytes=other)
+    t_cells = pops[pops["population"] == "T cells"].set_index("sample_id")["count"]
+    singlets = pops[pops["population"] == "Singlets"].set_index("sample_id")["count"]
+    got = samples.set_index("sample_id")["lymphocytes"]
+    assert (got == t_cells.reindex(got.index)).all() and (got < singlets.reindex(got.index)).all()
+    assert (serial[1].set_index("sample_id")["lymphocytes"] == singlets.reindex(got.index)).all()
 
 
 def test_run_with_parallel_bookkeeping_writes_identical_tables(study, tmp_path, monkeypatch):

@@ -22,7 +22,7 @@ def _print_table(result, console) -> None:  # noqa: ANN001 - rich/GatingResult t
     from rich.markup import escape
     from rich.table import Table
 
-    from ..report.denominators import above_text, tube_denominator
+    from ..results.denominators import above_text, tube_denominator
 
     rows = result.population_rows  # the rows of result.populations, without loading pandas
     # gates above the strategy's lymphocyte population (Lymphocytes before Singlets) are not % of it:
@@ -75,7 +75,7 @@ def gate(
         from ..fcs import read_fcs
         from ..gating import load_strategy
         from ..io_utils import write_table
-        from ..report import denominators  # noqa: F401 - used to print the table
+        from ..results import denominators  # noqa: F401 - used to print the table
         import rich.table  # noqa: F401
 
     targets = [p for p in (plot, table.with_suffix(".csv") if table is not None else None, gatingml) if p is not None]

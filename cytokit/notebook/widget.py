@@ -95,9 +95,9 @@ class GateEditor:
         pct_l = "" if c[S.PCT_LYMPHOCYTES] != c[S.PCT_LYMPHOCYTES] else f" · {c['pct_lymphocytes']:.2f}% of lymphocytes"
         import html
 
-        from ..report.denominators import above_text, denominators
+        from ..results.denominators import above_text, denominators
 
-        den, above = denominators(s.table(), {"": s.result.definition.lymphocytes}).get("", ("", set()))
+        den, above = denominators(s.table(), declared={"": s.result.definition.lymphocytes}).get("", ("", set()))
         if s.population in above:  # a gate above the lymphocyte denominator is not a % of it (as in reports)
             pct_l = f" · {html.escape(above_text(den))}"
 

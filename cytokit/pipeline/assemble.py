@@ -10,7 +10,7 @@ Contract (schema in :mod:`cytokit.results.schema`, dtypes by :func:`cytokit.resu
   transformed scale), method, flags, qc_flags, phenotype``;
 * ``samples``: one row per manifest sample, sorted by ``sample_id``: ``sample_id, file, sha256``, the
   manifest columns, ``status`` (ok|failed), ``error``, ``n_events``, ``n_events_qc``, ``lymphocytes``
-  (events in the lymphocyte denominator, Singlets), ``lymphosum_pct`` (%), ``cd4_cd8_vs_cd3_pct`` (%),
+  (events in the lymphocyte denominator, e.g. Singlets), ``lymphosum_pct`` (%), ``cd4_cd8_vs_cd3_pct`` (%),
   ``abs_method``, ``qc_flags``, ``check_flags``.
 
 Both depend only on the stored results, the manifest and the clinical table, never on timing or worker
@@ -87,8 +87,8 @@ PARALLEL_MIN_SAMPLES = 500
 
 
 def _assemble_chunk(config: PipelineConfig, records: list[dict[str, Any]], results: Mapping[str, dict[str, Any]],
-                    states: dict[str, dict[str, Any]], clinical: pd.DataFrame | None, manifest_cols: list[str]
-                    ) -> tuple[pd.DataFrame | None, list[dict[str, Any]]]:
+                    states: dict[str, dict[str, Any]], clinical: pd.DataFrame | None, manifest_cols: list[str],
+                    lymphocytes: Mapping[str, str] | None = None) -> tuple[pd.DataFrame | None, list[dict[str, Any]]]:
     """Population rows (one frame, untyped) and sample rows of ``records`` (manifest rows, in order)."""
     counts = config.counts
     lymph_col = config.clinical.lymphocytes_column if config.clinical else S.LYMPHOCYTES_PER_UL
@@ -110,8 +110,9 @@ def _assemble_chunk(config: PipelineConfig, records: list[dict[str, Any]], resul
         qc_flags = _flags_text(summary.get(S.QC_FLAGS, ""))
         pops = pd.DataFrame(result["populations"])
         lymph = _lymph_count(clinical, lymph_col, row[S.PATIENT], row[S.VISIT])
-        abs_counts, method, abs_flags = absolute_counts(pops, row, counts, lymph)
-        checks = consistency_checks(pops, counts)
+        declared = (lymphocytes or {}).get(str(row.get(S.TUBE, "")))  # the tube strategy's denominator
+        abs_counts, method, abs_flags = absolute_counts(pops, row, counts, lymph, declared)
+        checks = consistency_checks(pops, counts, declared)
         check_flags = checks[S.CHECK_FLAGS] + abs_flags
         pop_frames.append(_population_rows(pops, base, abs_counts.to_numpy(), method, qc_flags))
         sample_rows.append({**base, S.STATUS: "ok", S.ERROR: "", S.N_EVENTS: summary.get(S.N_EVENTS),
@@ -127,14 +128,16 @@ def _chunk_results(results: Mapping[str, dict[str, Any]], ids: list[str]) -> Map
 
 
 def assemble_tables(config: PipelineConfig, samples: pd.DataFrame, results: Mapping[str, dict[str, Any]],
-                    states: dict[str, dict[str, Any]], clinical: pd.DataFrame | None, *, jobs: int = 1
-                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+                    states: dict[str, dict[str, Any]], clinical: pd.DataFrame | None, *, jobs: int = 1,
+                    lymphocytes: Mapping[str, str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Build the populations and samples tables (see module contract).
 
     ``samples``: the run's sample table (manifest + ``sha256``); ``results``: sample_id -> stored
     ``result.json`` for samples analysed ok (a dict, or the lazy mapping of
     :meth:`~cytokit.pipeline.store.ResultsStore.verified`); ``states``: sample_id -> ledger row (status,
-    error). With ``jobs`` > 1 and at least :data:`PARALLEL_MIN_SAMPLES` samples, consecutive chunks of
+    error); ``lymphocytes``: tube -> its strategy's lymphocyte population (the denominator of
+    ``pct_lymphocytes``; without it the denominator is inferred from the stored rows, see
+    :mod:`cytokit.results.denominators`). With ``jobs`` > 1 and at least :data:`PARALLEL_MIN_SAMPLES` samples, consecutive chunks of
     samples are assembled by ``jobs`` worker processes (each reading its own stored results) and joined
     in order: the tables are identical to the one-process path, which is also the fallback.
     """
@@ -153,13 +156,13 @@ def assemble_tables(config: PipelineConfig, samples: pd.DataFrame, results: Mapp
                 futures = [pool.submit(_assemble_chunk, config, chunk,
                                        _chunk_results(results, [r[S.SAMPLE_ID] for r in chunk]),
                                        {r[S.SAMPLE_ID]: states[r[S.SAMPLE_ID]] for r in chunk
-                                        if r[S.SAMPLE_ID] in states}, clinical, manifest_cols)
+                                        if r[S.SAMPLE_ID] in states}, clinical, manifest_cols, lymphocytes)
                            for chunk in chunks]
                 parts = [f.result() for f in futures]
         except (BrokenProcessPool, OSError) as exc:
             log.warning("parallel table assembly unavailable (%s); assembling in this process", exc)
     if parts is None:
-        parts = [_assemble_chunk(config, records, results, states, clinical, manifest_cols)]
+        parts = [_assemble_chunk(config, records, results, states, clinical, manifest_cols, lymphocytes)]
     pop_frames = [frame for frame, _ in parts if frame is not None]
     sample_rows = [row for _, rows in parts for row in rows]
     populations = (pd.concat(pop_frames, ignore_index=True) if pop_frames

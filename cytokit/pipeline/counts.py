@@ -3,10 +3,14 @@
 Contract
 --------
 * Dual-platform: ``abs = pct_lymphocytes / 100 × lymphocytes_per_uL`` where ``pct_lymphocytes`` is in
-  percent of single lymphocytes (population ``Singlets``) and the lymphocyte count (cells/µL) comes from
+  percent of the strategy's lymphocyte denominator (``Singlets``, single lymphocytes, in the shipped
+  strategies) and the lymphocyte count (cells/µL) comes from
   the clinical table row of the same patient and visit (a haematology analyser's count). So the
   denominator's row carries the clinical lymphocyte count itself; gates above it (``Lymphocytes``) have
   NaN, in both methods (:func:`above_denominator`).
+* The lymphocyte denominator of a sample is decided by :func:`cytokit.results.denominators.tube_denominator`
+  (the one rule used by the reports and ``cytokit gate`` too): the strategy's declared ``lymphocytes``
+  population when the caller passes it, else the documented inference for stored results.
 * Single-platform (bead-based): ``abs = count × beads_per_tube / (bead_events × sample_volume_uL)``
   with bead events from the bead gate and beads per tube / sample volume (µL) from the manifest.
 * Checks, flagged per sample (``check_flags``, ``;``-joined): ``lymphosum`` (T + B + NK within
@@ -29,11 +33,11 @@ import pandas as pd
 
 from ..qc import min_events_flag
 from ..results import schema as S
+from ..results.denominators import Denominator, tube_denominator
 from .config import CountsConfig
 
 DUAL, SINGLE = "dual_platform", "single_platform"
 LYMPHOSUM_POPS = ("T cells", "B cells", "NK cells")
-LYMPHOCYTES = "Singlets"  # the shipped strategies' lymphocyte denominator (fallback of lymphocyte_denominator)
 
 
 def _number(value: object) -> float:
@@ -58,11 +62,12 @@ def choose_method(counts: CountsConfig, sample: dict, lymphocytes_per_uL: float)
 
 
 def absolute_counts(pops: pd.DataFrame, sample: dict, counts: CountsConfig,
-                    lymphocytes_per_uL: float) -> tuple[pd.Series, str, list[str]]:
+                    lymphocytes_per_uL: float, lymphocytes: str | None = None) -> tuple[pd.Series, str, list[str]]:
     """Absolute counts (cells/µL) for one sample's populations, the method used, and flags.
 
-    ``pops`` holds one sample's rows (``population``, ``count``, ``pct_lymphocytes``); returns a float
-    Series aligned with ``pops`` (NaN where undefined, e.g. the bead gate itself).
+    ``pops`` holds one sample's rows (``population``, ``parent``, ``count``, ``pct_lymphocytes``);
+    ``lymphocytes`` is the strategy's lymphocyte population when known (see :func:`sample_denominator`).
+    Returns a float Series aligned with ``pops`` (NaN where undefined, e.g. the bead gate itself).
     """
     method = choose_method(counts, sample, lymphocytes_per_uL)
     nan = pd.Series(np.nan, index=pops.index, dtype="float64")
@@ -82,34 +87,35 @@ def absolute_counts(pops: pd.DataFrame, sample: dict, counts: CountsConfig,
                                  else "no_absolute_count:no_bead_concentration"]
         out = pd.to_numeric(pops[S.COUNT], errors="coerce") * per_tube / (bead_events * volume)
         out[pops[S.POPULATION] == counts.bead_population] = np.nan
-        out[above_denominator(pops)] = np.nan
+        out[above_denominator(pops, lymphocytes)] = np.nan
         return out, method, flags
     if counts.method == "auto":  # wanted but neither beads nor a clinical lymphocyte count for this visit
         return nan, "", ["no_absolute_count:no_lymphocyte_count_or_beads"]
     return nan, "", flags
 
 
-def above_denominator(pops: pd.DataFrame) -> pd.Series:
-    """Rows of one sample's populations that are gates *above* the lymphocyte denominator.
+def sample_denominator(pops: pd.DataFrame, lymphocytes: str | None = None) -> Denominator:
+    """One sample's lymphocyte denominator and the gates above it, from its population rows and the
+    strategy's ``lymphocytes`` population when known: :func:`cytokit.results.denominators.tube_denominator`."""
+    if S.POPULATION not in pops.columns:
+        return tube_denominator((), lymphocytes)
+    parents = pops[S.PARENT].fillna("").astype(str) if S.PARENT in pops.columns else pd.Series("", pops.index)
+    pct = (pd.to_numeric(pops[S.PCT_LYMPHOCYTES], errors="coerce") if S.PCT_LYMPHOCYTES in pops.columns
+           else pd.Series(np.nan, pops.index))
+    return tube_denominator(zip(pops[S.POPULATION].astype(str), parents, pct.astype(float)), lymphocytes)
+
+
+def above_denominator(pops: pd.DataFrame, lymphocytes: str | None = None) -> pd.Series:
+    """Rows of one sample's populations that are gates *above* the lymphocyte denominator
+    (:func:`sample_denominator`).
 
     Such a gate (``Lymphocytes`` before ``Singlets``) has no ``pct_lymphocytes`` (NaN, see
-    :func:`cytokit.gating.engine.population_table`) but is the ``parent`` ancestor of rows that have one.
+    :func:`cytokit.gating.engine.population_table`) but is the ``parent`` ancestor of the denominator.
     Its events include doublets, so it is not a lymphocyte count: no absolute count either (the lymphocyte
     count is the denominator's row). Populations outside the lymphocytes (counting beads) are not above it.
     """
-    if S.PARENT not in pops.columns or S.PCT_LYMPHOCYTES not in pops.columns:
-        return pd.Series(False, index=pops.index)
-    names = pops[S.POPULATION].astype(str)
-    parent = dict(zip(names, pops[S.PARENT].fillna("").astype(str)))
-    pct = pd.to_numeric(pops[S.PCT_LYMPHOCYTES], errors="coerce")
-    above: set[str] = set()
-    for name in names[pct.notna()]:
-        seen = {name}
-        while parent.get(name) and parent[name] not in seen:
-            name = parent[name]
-            seen.add(name)
-            above.add(name)
-    return names.isin(above) & pct.isna()
+    above = sample_denominator(pops, lymphocytes).above
+    return pops[S.POPULATION].astype(str).isin(above) if above else pd.Series(False, index=pops.index)
 
 
 class SampleChecks(TypedDict):
@@ -121,40 +127,18 @@ class SampleChecks(TypedDict):
     check_flags: list[str]
 
 
-def lymphocyte_denominator(pops: pd.DataFrame) -> str:
-    """The population one sample's ``pct_lymphocytes`` are a percentage of: the strategy's ``lymphocytes:``
-    population (``Singlets`` in the shipped human strategies, ``Live`` in others). It is the shallowest
-    row (fewest ``parent`` steps) at exactly 100 % — gates above it have NaN, a deeper gate may also be at
-    100 % (every single lymphocyte a T cell). :data:`LYMPHOCYTES` when no row is at 100 %."""
-    if S.PCT_LYMPHOCYTES not in pops.columns or S.POPULATION not in pops.columns:
-        return LYMPHOCYTES
-    names = pops[S.POPULATION].astype(str)
-    parent = dict(zip(names, pops.get(S.PARENT, pd.Series("", pops.index)).fillna("").astype(str)))
-    pct = pd.to_numeric(pops[S.PCT_LYMPHOCYTES], errors="coerce")
-    exact = names[(pct - 100.0).abs() <= 1e-6].tolist()
-
-    def depth(name: str) -> int:
-        d, seen = 0, {name}
-        while parent.get(name) and parent[name] not in seen:
-            name = parent[name]
-            seen.add(name)
-            d += 1
-        return d
-
-    return min(exact, key=depth) if exact else LYMPHOCYTES
-
-
-def consistency_checks(pops: pd.DataFrame, counts: CountsConfig) -> SampleChecks:
-    """Per-sample checks: ``lymphocytes`` (events in the lymphocyte denominator,
-    :func:`lymphocyte_denominator`), ``lymphosum_pct``, ``cd4_cd8_vs_cd3_pct`` and ``check_flags``."""
+def consistency_checks(pops: pd.DataFrame, counts: CountsConfig, lymphocytes: str | None = None) -> SampleChecks:
+    """Per-sample checks: ``lymphocytes`` (events in the lymphocyte denominator, :func:`sample_denominator`
+    with the strategy's ``lymphocytes`` population when known; NaN when there is none),
+    ``lymphosum_pct``, ``cd4_cd8_vs_cd3_pct`` and ``check_flags``."""
     by_pop = pops.drop_duplicates(S.POPULATION).set_index(S.POPULATION)
     count = pd.to_numeric(by_pop.get(S.COUNT, pd.Series(dtype=float)), errors="coerce")
     pct_lym = pd.to_numeric(by_pop.get(S.PCT_LYMPHOCYTES, pd.Series(dtype=float)), errors="coerce")
     flags: list[str] = []
-    denominator = lymphocyte_denominator(pops)
-    lymphocytes = float(count.get(denominator, np.nan))
-    if not math.isnan(lymphocytes):
-        flag = min_events_flag(int(lymphocytes), counts.min_lymphocyte_events, population=denominator)
+    denominator = sample_denominator(pops, lymphocytes).name
+    n_lymphocytes = float(count.get(denominator, np.nan)) if denominator else np.nan
+    if not math.isnan(n_lymphocytes):
+        flag = min_events_flag(int(n_lymphocytes), counts.min_lymphocyte_events, population=denominator)
         if flag:
             flags.append(flag)
     lymphosum = np.nan
@@ -168,5 +152,5 @@ def consistency_checks(pops: pd.DataFrame, counts: CountsConfig) -> SampleChecks
         lo, hi = counts.cd4_cd8_vs_cd3_range
         if not lo <= cd4_cd8 <= hi:
             flags.append("cd4_cd8_vs_cd3")
-    return {S.LYMPHOCYTES: lymphocytes, S.LYMPHOSUM_PCT: lymphosum, S.CD4_CD8_VS_CD3_PCT: cd4_cd8,
+    return {S.LYMPHOCYTES: n_lymphocytes, S.LYMPHOSUM_PCT: lymphosum, S.CD4_CD8_VS_CD3_PCT: cd4_cd8,
             S.CHECK_FLAGS: flags}

@@ -198,8 +198,21 @@ def _executor_for(config: PipelineConfig, jobs: int | None, scheduler: str | Non
     return make_executor(kind, jobs=jobs or ex.jobs, start_method=start_method)
 
 
+def tube_lymphocytes(plan: RunPlan) -> dict[str, str]:
+    """Tube -> its strategy's lymphocyte population (the denominator of ``pct_lymphocytes``), for the
+    tubes whose strategy declares one (recorded in ``run_info.json`` and used by the tables)."""
+    out = {}
+    for name, t in plan.tubes.items():
+        strategy = t.strategy.definition if hasattr(t.strategy, "definition") else t.strategy
+        lymphocytes = getattr(strategy, "lymphocytes", None)
+        if isinstance(lymphocytes, str) and lymphocytes:
+            out[name] = lymphocytes
+    return out
+
+
 def _run_info(plan: RunPlan, config_hash: str, started: str, status: str, summary: dict[str, Any]) -> str:
     tubes = {}
+    lymphocytes = tube_lymphocytes(plan)
     for name, t in sorted(plan.tubes.items()):
         strategy = t.strategy.definition if hasattr(t.strategy, "definition") else t.strategy
         comp = getattr(strategy, "compensation", "file")
@@ -211,9 +224,8 @@ def _run_info(plan: RunPlan, config_hash: str, started: str, status: str, summar
             "transforms": _describe_transforms(strategy),
             "reagents": _reagents(t.panel, t.panel_tube),
         }
-        lymphocytes = getattr(strategy, "lymphocytes", None)
-        if isinstance(lymphocytes, str) and lymphocytes:  # denominator of pct_lymphocytes in this tube
-            tubes[name]["lymphocytes"] = lymphocytes
+        if name in lymphocytes:  # denominator of pct_lymphocytes in this tube
+            tubes[name]["lymphocytes"] = lymphocytes[name]
     info = {"cytokit_version": __version__, RUN_INFO_SCHEMA_KEY: SCHEMA_VERSION,
             "package_versions": package_versions(), "config_hash": config_hash,
             "pipeline": str(plan.config.source or "ad hoc"), "name": plan.config.name, "started": started,
@@ -499,7 +511,7 @@ def _finish(plan: RunPlan, out: Path, store: ResultsStore, jobs: list[SampleJob]
         timings["cohort_gating"] = time.perf_counter() - t
         t = time.perf_counter()
     populations, samples = assemble_tables(plan.config, plan.samples, results, states, plan.clinical,
-                                           jobs=min(8, os.cpu_count() or 1))
+                                           jobs=min(8, os.cpu_count() or 1), lymphocytes=tube_lymphocytes(plan))
     timings["assemble"] = time.perf_counter() - t
     t = time.perf_counter()
     exports = write_outputs(out, plan, populations, samples, results, inputs, force=recompute)

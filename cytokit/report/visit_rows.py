@@ -8,7 +8,7 @@ Contract
   trend plots and the trial analysis show the same number. The other tubes' values are kept as a
   cross-check (absolute count or %, with the relative difference to the chosen value).
 * ``% of lymphocytes`` is percent (0–100) of the tube's lymphocyte denominator (the strategy's lymphocyte
-  population recorded by the run, e.g. ``Singlets``; :mod:`cytokit.report.denominators`). Gates above the
+  population recorded by the run, e.g. ``Singlets``; :mod:`cytokit.results.denominators`). Gates above the
   denominator (``Lymphocytes`` before the singlet gate) are not fractions of it: their cell is empty and
   the row names the denominator instead of showing > 100 %.
 * A reference flag names the measure that triggered it: ``H (cells/µL)``, ``L (%)``, ``H (% and cells/µL)``.
@@ -24,7 +24,7 @@ import pandas as pd
 from ..results import schema as S
 from ..trial.config import TubeSelection
 from ..trial.values import select_tubes
-from .denominators import above_text, denominators
+from ..results.denominators import above_text, denominators
 from .reference import ReferenceIntervals, flag
 
 def as_number(value: Any) -> float | None:
