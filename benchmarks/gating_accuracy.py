@@ -226,6 +226,7 @@ def run_family(name: str, seed: int, *, patients: int, events: int, root: Path) 
                          "est_error_rel": _num(res.fits[p.population].info.get("est_error_rel")),
                          "edge_share": _num(res.fits[p.population].info.get("edge_share")),
                          "max_valley_ratio": _max_key(res.fits[p.population].info, "valley_ratio"),
+                         "parent": p.parent, **_error_parts(res.fits[p.population].info),
                          "f1": f1(res.masks[p.population], masks[p.population])
                          if p.population in F1_POPULATIONS else np.nan,
                          "fmo_pct": ideal_fmo_pct(res, p.population, masks)})
@@ -233,6 +234,14 @@ def run_family(name: str, seed: int, *, patients: int, events: int, root: Path) 
     df["err"] = (df.auto_pct - df.truth_pct).abs()
     df["review"] = df["flag_words"].map(needs_review)
     return df
+
+
+def _error_parts(info: dict) -> dict[str, object]:
+    """What ``est_error_pp`` was made of (``info["est_error_parts"]``, pp) and how the thresholds were placed."""
+    parts = info.get("est_error_parts") or {}
+    methods = sorted({str(v["method"]) for v in info.values() if isinstance(v, dict) and v.get("method")})
+    return {**{k: _num(parts.get(k)) for k in ("spread_pp", "second_gap_pp", "second_sd_pp", "n_second", "second_shift_pp")},
+            "placement": "+".join(methods)}
 
 
 def _num(v: object) -> float:
@@ -396,6 +405,48 @@ def flag_table(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _review_words(flags: str) -> list[str]:
+    """The review flag words of a ``;``-joined flags string, without marker/side prefixes."""
+    return sorted({w.split(":")[-1] for w in flags.split(";") if w and w.split(":")[-1] in REVIEW_FLAGS})
+
+
+def uncertain_driver(df: pd.DataFrame) -> pd.Series:
+    """What an estimate's ``est_error_pp`` rests on (columns of :func:`_error_parts`): ``second disagrees``
+    (a second estimate more than DISAGREEMENT_SDS of its SDs away), ``second agrees``, ``spread only`` (no
+    second estimate), ``not measured``."""
+    from cytokit.gating.methods.confidence import DISAGREEMENT_SDS
+
+    has = df.get("n_second", pd.Series(np.nan, index=df.index)).fillna(0) > 0
+    far = df.get("second_gap_pp", 0.0) > DISAGREEMENT_SDS * df.get("second_sd_pp", 0.0)
+    out = np.where(has & far, "second disagrees", np.where(has, "second agrees", "spread only"))
+    return pd.Series(out, index=df.index).where(df.est_error_pp.notna(), "not measured")
+
+
+def flag_breakdown(df: pd.DataFrame) -> pd.DataFrame:
+    """The flagged estimates broken down (one row per group): by review flag word, by what ``uncertain``
+    rested on (:func:`uncertain_driver`) and by population. Columns: ``flagged`` (estimates with it),
+    ``gt_2pp`` (of them > 2 pp off: recall contribution), ``only_catch`` (> 2 pp off and caught by nothing
+    else of the group kind: recall lost without it; for words only), ``within_1pp`` (share of them <= 1 pp
+    off: the precision cost)."""
+    flagged = df[df.review]
+    words = flagged.flag_words.map(_review_words)
+    drv = uncertain_driver(flagged)
+    rows = []
+    for w in sorted({x for ws in words for x in ws}):
+        hit = flagged[words.map(lambda ws: w in ws)]
+        only = flagged[words.map(lambda ws: ws == [w])]
+        rows.append(("word", w, len(hit), int((hit.err > 2).sum()), int((only.err > 2).sum()),
+                     float((hit.err <= 1).mean())))
+    unc = words.map(lambda ws: "uncertain" in ws)
+    for d in sorted(drv[unc].unique()):
+        hit = flagged[unc & (drv == d)]
+        rows.append(("uncertain rests on", d, len(hit), int((hit.err > 2).sum()), np.nan, float((hit.err <= 1).mean())))
+    for pop, hit in flagged.groupby("population", sort=False):
+        rows.append(("population", pop, len(hit), int((hit.err > 2).sum()), np.nan, float((hit.err <= 1).mean())))
+    out = pd.DataFrame(rows, columns=["by", "group", "flagged", "gt_2pp", "only_catch", "within_1pp"])
+    return out.sort_values(["by", "flagged"], ascending=[False, False]).round(3)
+
+
 def report(df: pd.DataFrame, title: str, *, flag_words: bool = True) -> None:
     if df.empty:
         return
@@ -425,6 +476,9 @@ def report(df: pd.DataFrame, title: str, *, flag_words: bool = True) -> None:
         f"L={lim:g}: recall {r:.2f}, within 1 pp {w:.2f} of {n}" for lim, r, w, n in limit_tradeoff(df)))
     if flag_words:
         print("flag words:\n" + flag_table(df).to_string(index=False))
+        if df.review.any():
+            print("flagged estimates broken down (gt_2pp: > 2 pp off; only_catch: caught by no other review "
+                  "word):\n" + flag_breakdown(df).to_string(index=False))
 
 
 def mouse_f1(shared: Path) -> dict[str, float]:

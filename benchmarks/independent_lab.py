@@ -33,7 +33,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gating_accuracy import calibration, f1, ideal_fmo_pct, per_population, report  # noqa: E402
+from gating_accuracy import _error_parts, _num, calibration, f1, ideal_fmo_pct, per_population, report  # noqa: E402
 from independent_lab_gen import HIERARCHY, clog_mask, event_kinds, generate_trial, truth_masks  # noqa: E402
 from independent_lab_gen.user_yaml import LYMPHOCYTE_GATES, PANEL, write_lab_strategies  # noqa: E402
 from qc_accuracy import TIME_FLAGS  # noqa: E402
@@ -102,7 +102,9 @@ def gate_trial(trial: Path, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                          "scenarios": scen, "population": p.population,
                          "truth_pct": float(t.loc[p.population, "pct_parent"]), "auto_pct": float(p.pct_parent),
                          "flag_words": p.flags if isinstance(p.flags, str) else "",
-                         "est_error_pp": float(p.est_error_pp),
+                         "est_error_pp": float(p.est_error_pp), "parent": p.parent,
+                         "est_error_rel": _num(res.fits[p.population].info.get("est_error_rel")),
+                         **_error_parts(res.fits[p.population].info),
                          "best_threshold_pp": oracle.get(p.population, np.nan),
                          "fmo_pct": ideal_fmo_pct(res, p.population, masks),
                          "f1": f1(res.masks[p.population], masks[p.population])

@@ -182,7 +182,7 @@ def tail_estimate(x: np.ndarray, value: float | None, info: Mapping[str, Any] | 
 
 
 def estimated_error(X: np.ndarray, thresholds: Sequence[ThresholdUncertainty], member: Member, *,
-                    seed: int = 0) -> float:
+                    seed: int = 0, parts: dict[str, float] | None = None) -> float:
     """Estimated error (percentage points of % of parent) implied by the thresholds' plausible positions.
 
     ``member(X, values)`` returns the boolean membership of the rows of ``X`` (the parent's events in the
@@ -190,6 +190,10 @@ def estimated_error(X: np.ndarray, thresholds: Sequence[ThresholdUncertainty], m
     open side). For each threshold: the largest |change in % of parent| when it alone is moved to one of
     its ``alternatives``; the result is the root sum of squares over thresholds. NaN when no threshold has
     alternatives (fixed or quantile thresholds: nothing measured), 0.0 for an empty parent.
+
+    ``parts`` (optional, filled in place; all pp of % of parent, root sum of squares over thresholds):
+    ``spread_pp`` (the alternatives alone), ``second_gap_pp`` (how far the second estimates would move the
+    population), ``second_sd_pp`` (their standard errors in the same units), ``n_second`` (thresholds with one).
     """
     if not any(t.alternatives or t.second for t in thresholds):
         return float("nan")
@@ -200,23 +204,37 @@ def estimated_error(X: np.ndarray, thresholds: Sequence[ThresholdUncertainty], m
     inside = member(X, values)
     base = float(inside.mean())
 
-    def moved_to(i: int, position: float) -> float:
+    def shift(i: int, position: float) -> float:
         moved = list(values)
         moved[i] = position
-        return abs(float(member(X, moved).mean()) - base)
+        return float(member(X, moved).mean()) - base
+
+    def moved_to(i: int, position: float) -> float:
+        return abs(shift(i, position))
 
     total = 0.0
+    acc = {"spread_pp": 0.0, "second_gap_pp": 0.0, "second_sd_pp": 0.0, "n_second": 0.0, "second_shift_pp": 0.0}
     for i, t in enumerate(thresholds):
         worst = max((moved_to(i, alt) for alt in t.alternatives), default=0.0)
+        acc["spread_pp"] += worst * worst
         if t.second is not None and t.value is not None:
-            gap = moved_to(i, t.second.position)
+            signed = shift(i, t.second.position)
+            gap = abs(signed)
+            if gap >= abs(acc["second_shift_pp"]) / 100.0:
+                acc["second_shift_pp"] = 100.0 * signed
             x = X[:, t.second.column]
             between = abs(float(np.mean(x >= t.second.position)) - float(np.mean(x >= t.value)))
             # the second estimate's SD in the population's units: the population moves by `gap` when
             # the marker's positive share moves by `between`
             sd = t.second.sd_fraction * (gap / between if between > 0 else 1.0)
+            acc["second_gap_pp"] += gap * gap
+            acc["second_sd_pp"] += sd * sd
+            acc["n_second"] += 1
             worst = combined_error(worst, gap, sd)
         total += worst * worst
+    if parts is not None:
+        parts.update({k: (round(v, 3) if k in ("n_second", "second_shift_pp") else round(100.0 * float(np.sqrt(v)), 3))
+                      for k, v in acc.items()})
     return 100.0 * float(np.sqrt(total))
 
 

@@ -128,8 +128,10 @@ def _with_sensitivity(X: np.ndarray, values, member, flags: list[str], info: dic
     unc = [dataclasses.replace(u, second=negative_model_estimate(X[:, c], _ref_column(reference, c), v, f, column=c)
                                or tail_estimate(X[:, c], v, f, k, column=c))
            for u, v, f, c, k in zip(unc, values, fits, cols, tails)]
-    est = estimated_error(X, unc, member)
+    parts: dict[str, float] = {}
+    est = estimated_error(X, unc, member, parts=parts)
     info["est_error_pp"] = round(est, 3) if np.isfinite(est) else None
+    info["est_error_parts"] = parts
     if est > UNCERTAIN_PP:
         flags.append("uncertain")
     record_edge(X, values, member, columns if columns is not None else list(range(len(values))), unc, info, flags)
