@@ -19,12 +19,16 @@ strategy's parent population). An estimate is a **gate failure** when the per-fi
   flagged estimates, the replaced ones and all estimates of clean (not injected) files.
 
 The pipeline runs once per seed (cohort gating at the defaults); with ``--grid`` the cohort stage is
-re-run on the stored results for every rule of :data:`RULES` (``k`` x ``min_shift`` x which per-file fits
-may take a re-fit, :data:`ACCEPT`); without it, the defaults plus "always" and "review" for comparison. Splits: ``tune`` (seeds 1-2) was used to choose the
-rule; ``test`` (seeds 11-13) is reported.
+re-run on the stored results for every rule of :data:`RULES` (frame x ``k`` x ``min_shift`` x which per-file
+fits may take a re-fit, :data:`ACCEPT`); without it, the defaults plus, in each frame (relative to the file's
+own negative mode in its SDs, ``sd``; ``offset``; ``absolute``), "never" and "always" for comparison. Splits:
+``tune`` (seeds 1-2) was used to choose the rules; ``test`` (seeds 11-13) was reported with the absolute
+frame and looked at again for the relative frames; ``fresh`` (seeds 21-23) was drawn once, after the frame
+and its limits were chosen. ``--keep DIR`` keeps (and re-uses) the simulated folders and pipeline outputs,
+so the cohort stage can be re-run on them without simulating again.
 
-    nice .venv/bin/python benchmarks/cohort_accuracy.py [--split tune|test|all] [--files 12] [--events 15000]
-        [--grid] [--json OUT]
+    nice .venv/bin/python benchmarks/cohort_accuracy.py [--split tune|test|fresh|all] [--files 12]
+        [--events 15000] [--grid] [--json OUT] [--keep DIR]
 """
 from __future__ import annotations
 
@@ -49,7 +53,7 @@ from cytokit.pipeline.config import CohortGatingConfig
 from cytokit.results import ResultsFolder
 from cytokit.simulate import load_config, simulate_file, truth_masks
 
-SPLITS = {"tune": (1, 2), "test": (11, 12, 13)}
+SPLITS = {"tune": (1, 2), "test": (11, 12, 13), "fresh": (21, 22, 23)}
 MODES = ("gain", "shoulder", "few_events")
 INSTRUMENTS = ({"name": "BD FACSCanto II", "style": "bd"}, {"name": "Attune NxT", "style": "attune"})
 OUTPUTS = {"gatingml": False, "thumbnails": False, "flowjo_workspace": False, "anndata": False, "trial": False,
@@ -108,6 +112,9 @@ def simulate_and_run(seed: int, n_files: int, events: int, root: Path) -> tuple[
     """Simulate one seed's cohorts and run the pipeline on them with cohort gating at its defaults;
     returns (output folder, per-estimate frame with truth, the per-file fit and the pipeline's table)."""
     folder = root / f"cohorts_{seed}"
+    out = root / f"out_{seed}"
+    if (folder / "manifest_modes.csv").exists() and (out / "populations.parquet").exists():
+        return out, _collect(folder, out, pd.read_csv(folder / "manifest_modes.csv"), seed)
     man = simulate_cohorts(folder, seed, n_files, events)
     cfg = {"name": f"cohorts_{seed}", "manifest": {"path": str(folder / "manifest.csv")},
            "tubes": {"tmem": {"panel": "il2_trial", "strategy": "tmem"},
@@ -115,10 +122,15 @@ def simulate_and_run(seed: int, n_files: int, events: int, root: Path) -> tuple[
            "qc": {"enabled": True, "min_events": 100}, "outputs": OUTPUTS, "executor": {"jobs": 2}}
     path = folder / "pipeline.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    out = root / f"out_{seed}"
     summary = run(path, out, stages=False)
     if summary.failed:
         raise SystemExit(f"pipeline failed on {summary.failed} files: {summary.failures}")
+    man.to_csv(folder / "manifest_modes.csv", index=False)
+    return out, _collect(folder, out, man, seed)
+
+
+def _collect(folder: Path, out: Path, man: pd.DataFrame, seed: int) -> pd.DataFrame:
+    man = man.assign(mode=man["mode"].where(man["mode"].notna(), None))
     pops = pd.read_parquet(out / "populations.parquet")
     folder_ = ResultsFolder(out)
     own = {(sid, str(r["population"])): float(r["pct_parent"])
@@ -128,15 +140,15 @@ def simulate_and_run(seed: int, n_files: int, events: int, root: Path) -> tuple[
     df = df.merge(man[["file", "mode", "tube", "instrument"]], on="file")
     df["per_file_pct"] = [own[(s_, p_)] for s_, p_ in zip(df["sample_id"], df["population"])]
     df["seed"] = seed
-    return out, df
+    return df
 
 
-def evaluate(out: Path, base: pd.DataFrame, k: float, min_shift: float, accept: tuple[str, ...] | None
-             ) -> pd.DataFrame:
+def evaluate(out: Path, base: pd.DataFrame, k: float, min_shift: float, accept: tuple[str, ...] | None,
+             frame: str = "sd") -> pd.DataFrame:
     """``base`` with the numbers the tables report under one outlier rule (the cohort stage re-run on the
     stored results): ``outlier`` (the population's own gate is a cohort outlier), ``refitted`` (it or an
     ancestor was), ``replaced`` (the tables report the re-fit) and ``reported_pct``."""
-    res = run_cohort_gating(out, k=k, min_shift=min_shift, accept_flags=accept)
+    res = run_cohort_gating(out, k=k, min_shift=min_shift, accept_flags=accept, frame=frame)
     pos = res.positions
     outl = set(zip(pos.loc[pos["outlier"], "sample_id"], pos.loc[pos["outlier"], "population"]))
     refit = set(zip(res.refits["sample_id"], res.refits["population"]))
@@ -193,6 +205,8 @@ def summarise(df: pd.DataFrame, fail_pp: float) -> dict:
         "accepted_outlier_precision": round(float(fail[df["accepted_outlier"]].mean()), 3)
         if df["accepted_outlier"].any() else float("nan"),
         "files": int(len(files)), "injected_files": int(files["injected"].sum()),
+        "clean_files_with_outlier": int((files["flagged"] & ~files["injected"]).sum()),
+        "outlier_gates_clean_files_not_failures": int((df["outlier"] & clean & ~fail).sum()),
         "files_with_failure": int(files["failed"].sum()),
         "file_recall_injected": round(float(files.loc[files["injected"], "flagged"].mean()), 3),
         "file_recall_failed": round(float(files.loc[files["failed"], "flagged"].mean()), 3)
@@ -213,14 +227,16 @@ FALLBACK = ("no_valley", "fell_back", "all_positive", "all_negative")
 #: mode, lone-mode fits only, fits with both a review flag and a fallback (as two conditions)
 ACCEPT = {"never": (), "always": None, "review": REVIEW, "fallback": FALLBACK, "lone_mode": ("all_positive", "all_negative"),
           "no_valley": ("no_valley",)}
-RULES = [(k, m, a) for a in ACCEPT for k in (2.0, 3.0, 4.0) for m in (0.03, 0.05, 0.08)]
+FRAMES = ("sd", "offset", "absolute")
+RULES = [(fr, k, m, a) for fr in FRAMES for a in ("never", "always", "review") for k in (3.0, 4.0, 5.0)
+         for m in (0.03, 0.05)]
 
 
 def one_line(name: str, s: dict) -> str:
     c, r = s["clean_files"], s["replaced"]
     return (f"{name:34s} est. recall {s['estimate_recall']:.3f} precision {s['estimate_precision']:.3f} | files: "
             f"injected found {s['file_recall_injected']:.2f}, flagged that are injected "
-            f"{s['file_precision_injected']:.2f} | replaced {s['replaced_estimates']:3d}: median "
+            f"{s['file_precision_injected']:.2f}, clean files with one {s['clean_files_with_outlier']} | replaced {s['replaced_estimates']:3d}: median "
             f"{r.get('before_median', float('nan')):.2f}->{r.get('after_median', float('nan')):.2f} pp, "
             f"worse/better >0.5pp {r.get('worse_by_gt_0.5pp', 0)}/{r.get('better_by_gt_0.5pp', 0)} | clean files "
             f"p95 {c['before_p95']:.2f}->{c['after_p95']:.2f}, worse {c['worse_by_gt_0.5pp']}")
@@ -234,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--grid", action="store_true", help="also every rule of RULES (k x min_shift x acceptance)")
     ap.add_argument("--fail-pp", type=float, default=2.0)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--keep", type=Path, default=None, help="simulate into (and re-use) this folder")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     warnings.simplefilter("ignore")
@@ -243,24 +260,27 @@ def main(argv: list[str] | None = None) -> int:
     default = CohortGatingConfig()
     names = {v: n for n, v in ACCEPT.items()}
     with tempfile.TemporaryDirectory() as tmp:
+        root = args.keep or Path(tmp)
         for split in splits:
-            runs = [simulate_and_run(seed, args.files, args.events, Path(tmp)) for seed in SPLITS[split]]
-            # without --grid: the first rule (k=3, every re-fit accepted), and k=4 accepting all or flagged fits
-            rules = RULES if args.grid else [(3.0, 0.05, "always"), (default.k, default.min_shift, "always"),
-                                              (default.k, default.min_shift, "review")]
-            rules = [(default.k, default.min_shift, names.get(default.accept_flags, str(default.accept_flags))),
-                     *rules]
+            runs = [simulate_and_run(seed, args.files, args.events, root) for seed in SPLITS[split]]
+            # without --grid: in each frame, the default k / min_shift with no and with every re-fit accepted
+            rules = RULES if args.grid else [(fr, default.k, default.min_shift, a) for fr in FRAMES
+                                              for a in ("never", "always")]
+            rules = [(default.frame, default.k, default.min_shift,
+                      names.get(default.accept_flags, str(default.accept_flags))), *rules]
             print(f"\n=== {split} (seeds {SPLITS[split]}, {args.files} files x 4 cohorts per seed) ===")
-            for i, (k, m, f) in enumerate(rules):
+            for i, (fr, k, m, f) in enumerate(rules):
                 acc = default.accept_flags if i == 0 else ACCEPT[f]
-                df = pd.concat([evaluate(out, base, k, m, acc) for out, base in runs], ignore_index=True)
+                df = pd.concat([evaluate(out, base, k, m, acc, fr) for out, base in runs], ignore_index=True)
+                if args.json:
+                    df.to_csv(args.json.with_suffix(f".{split}.{fr}.{k}.{m}.{f}.csv"), index=False)
                 if i == 0:  # the pipeline's own tables must equal the stage re-run with its defaults
                     mismatch = int((df["reported_pct"] - df["pipeline_pct"]).abs().gt(1e-9).sum())
                     print(f"pipeline tables vs cohort stage re-run: {mismatch} estimates differ")
                     if args.json:
                         df.to_csv(args.json.with_suffix(f".{split}.csv"), index=False)
                 s = summarise(df, args.fail_pp)
-                name = f"k={k} min_shift={m} accept={f}{' (default)' if i == 0 else ''}"
+                name = f"{fr} k={k} min_shift={m} accept={f}{' (default)' if i == 0 else ''}"
                 report[f"{split} {name}"] = s
                 print(one_line(name, s))
                 if i == 0:

@@ -66,16 +66,20 @@ def test_outliers_are_flagged_and_per_file_fits_kept_by_default(cohort_run):
     refits = pd.read_parquet(out / "gating_cohort" / "refits.parquet")
     positions = pd.read_parquet(out / "gating_cohort" / "positions.parquet")
     assert CohortGatingConfig().accept_flags == ACCEPT_FLAGS == ()  # the pipeline's default is the stage's
-    gain_id = pops.loc[pops["file"] == man["file"][GAIN_FILE], "sample_id"].iloc[0]
-    assert positions.loc[positions["sample_id"] == gain_id, "outlier"].any()  # its gates do sit away
-    assert len(refits) > 0 and not refits["accepted"].any() and not refits["changed"].any()  # both fits recorded
+    assert CohortGatingConfig().frame == "sd" and (positions["frame"] == "sd").any()
+    assert not refits["accepted"].any() and not refits["changed"].any()  # both fits recorded, none reported
     assert not pops["method"].str.endswith("+cohort").any()
+    gain_id = pops.loc[pops["file"] == man["file"][GAIN_FILE], "sample_id"].iloc[0]
+    gain = positions[positions["sample_id"] == gain_id]
+    away = gain[gain["outlier_absolute"]]
+    assert len(away) > 0  # its gates do sit away from the cohort's on the common scale ...
+    # ... but mostly where the cohort puts them relative to the file's own negative mode: shifted, not outliers
+    assert away["shifted"].mean() >= 0.75, away[["population", "dim", "rel_position", "rel_median"]]
+    assert (positions["shifted"] == positions["outlier_absolute"] & ~positions["outlier"]).all()
     # the changed-gain file's fits are right for its data: the tables report them, close to the truth
     masks = truth_masks(trial, man["file"][GAIN_FILE])
     rows = pops[pops["sample_id"] == gain_id].set_index("population")
-    own = refits[(refits["population"] == refits["outlier_population"]) & (refits["sample_id"] == gain_id)]
-    assert len(own) > 0
-    for name in own["population"]:
+    for name in set(away["population"]):
         parent = rows.loc[name, "parent"]
         truth = 100.0 * masks[name].sum() / max(masks[parent].sum(), 1)
         assert abs(rows.loc[name, "pct_parent"] - truth) < 3.0, (name, rows.loc[name, "pct_parent"], truth)
@@ -84,12 +88,13 @@ def test_outliers_are_flagged_and_per_file_fits_kept_by_default(cohort_run):
 def test_accepting_refits_by_flag_or_always(cohort_run):
     _, _, out = cohort_run
     review = tuple(sorted(REVIEW_FLAGS))
-    by_flag = run_cohort_gating(out, accept_flags=review)
+    # on the common scale (absolute frame) the changed-gain file's gates are outliers and re-fitted
+    by_flag = run_cohort_gating(out, accept_flags=review, frame="absolute")
     own = by_flag.refits[by_flag.refits["population"] == by_flag.refits["outlier_population"]]
     words = own["fit_flags"].map(lambda f: {p for w in f.split(";") for p in w.split(":")})
     assert (own["accepted"] == words.map(lambda w: bool(w & set(review)))).all()  # exactly the flagged fits
     assert not by_flag.refits.loc[~by_flag.refits["accepted"], "changed"].any()
-    every = run_cohort_gating(out, accept_flags=None)
+    every = run_cohort_gating(out, accept_flags=None, frame="absolute")
     assert every.refits["accepted"].all()
     assert len(every.refits) == len(by_flag.refits)  # the same outliers, re-fitted alike; only acceptance differs
     assert every.refits["changed"].sum() > 0 and every.refits["changed"].sum() >= by_flag.refits["changed"].sum()

@@ -5,12 +5,26 @@ Contract
 A *cohort* is the files of one tube acquired with the same instrument settings (the caller groups them,
 e.g. by ``tube`` and ``instrument``). Gate positions are read from the stored concrete gates
 (:func:`gate_positions`): every finite threshold of a threshold-type gate (1-D range bounds, quadrant
-dividers, the component ranges of an and/or phenotype), on the gate's transformed scale (logicle 0..1).
+dividers, the component ranges of an and/or phenotype), on the gate's transformed scale (logicle 0..1),
+with the file's own *landmarks* on that dimension when the stored record has them (:func:`fit_landmarks`:
+the lowest mode of the parent's density and the SD of its lower half, recorded by the threshold fit).
 
-:func:`cohort_outliers` compares each position with the cohort of the same population, dimension and side:
-centre = median, spread = 1.4826 × MAD (at least ``min_spread``); a position is an outlier when it lies more
-than ``k`` spreads **and** more than ``min_shift`` from the median, in a cohort of at least ``min_samples``
-files. The range the cohort supports is ``median ± k × spread``.
+:func:`cohort_outliers` compares each position with the cohort of the same population, dimension and side
+twice: on the common scale (*absolute*) and in a *frame* relative to the file's own landmarks
+(:data:`FRAMES`): ``sd`` (default) = ``(position - low_mode) / low_sd``, the distance from the file's own
+lowest (negative) mode in units of that mode's spread; ``offset`` = ``position - low_mode``; ``absolute`` =
+the position itself (also used for a cohort in which any file lacks landmarks). In each: centre = median,
+spread = 1.4826 × MAD (at least ``min_spread``, frame units); a position is outlying when it lies more than
+``k`` spreads from the median **and**, on the file's own scale, more than ``min_shift`` (transformed scale)
+from where the cohort's median puts it, in a cohort of at least ``min_samples`` files. A gate is a cohort
+**outlier** when it is outlying in both: atypical on the common scale *and* for its own data. A gate that is
+outlying on the common scale only is **shifted**: the file's distribution moved (detector gain, staining,
+spillover spreading) and the gate moved with it -- a correct gate of an atypical file, recorded but not
+re-fitted. (Relative positions alone are noisier than absolute ones -- a file's lowest mode and its spread
+are themselves estimates -- so a gate outlying relative to its landmarks only is not flagged.) The range
+the cohort supports, ``median ± k × spread`` in the frame, is mapped back into each file's own coordinates
+(``range_low`` / ``range_high``, transformed scale): for ``sd``, ``low_mode + (median ± k × spread) ×
+low_sd``.
 
 :func:`refit_within` re-fits an outlying population (and everything below it) on the file's prepared
 events with the threshold search restricted to that range (:class:`~cytokit.gating.methods.density.
@@ -35,7 +49,26 @@ from .strategy import Strategy
 REFIT_METHODS: tuple[str, ...] = ("threshold", "quadrant", "phenotype")
 #: flag added to a re-fitted population (and its method becomes ``<method>+cohort``)
 OUTLIER_FLAG = "cohort_outlier"
-POSITION_COLUMNS = (S.SAMPLE_ID, S.POPULATION, "dim", "side", "position")
+LANDMARK_COLUMNS = ("low_mode", "low_sd", "high_mode")
+POSITION_COLUMNS = (S.SAMPLE_ID, S.POPULATION, "dim", "side", "position", *LANDMARK_COLUMNS)
+#: frames positions are compared in (see module contract); ``sd`` is the default
+FRAMES: tuple[str, ...] = ("sd", "offset", "absolute")
+#: smallest cohort spread per frame (frame units: SDs of the negative mode for ``sd``, transformed scale else)
+MIN_SPREAD: dict[str, float] = {"sd": 0.25, "offset": 0.02, "absolute": 0.02}
+
+
+def fit_landmarks(info: Mapping[str, Any], dims: Iterable[str]) -> dict[str, dict[str, float]]:
+    """Dimension -> the threshold fit's landmarks (``low_mode``, ``low_sd``, ``high_mode``, transformed
+    scale; :func:`cytokit.gating.methods.density.landmarks`) from a population's fit ``info`` (threshold,
+    quadrant and phenotype fits keep each dimension's threshold info under the dimension's name); dimensions
+    without them are left out."""
+    out: dict[str, dict[str, float]] = {}
+    for dim in dims:
+        sub = info.get(dim) if isinstance(info, Mapping) else None
+        marks = sub.get("landmarks") if isinstance(sub, Mapping) else None
+        if isinstance(marks, Mapping) and all(k in marks for k in LANDMARK_COLUMNS):
+            out[str(dim)] = {k: float(marks[k]) for k in LANDMARK_COLUMNS}
+    return out
 
 
 def _positions(gate: Gate, components: Iterable[Gate]) -> list[tuple[str, str, float]]:
@@ -57,9 +90,10 @@ def _positions(gate: Gate, components: Iterable[Gate]) -> list[tuple[str, str, f
 def gate_positions(records: Mapping[str, Iterable[Mapping[str, Any]]],
                    methods: Mapping[str, str] | None = None) -> pd.DataFrame:
     """One row per sample × population × dimension × side (``lower``/``upper``/``divider``) with the
-    stored gate's ``position`` (transformed scale). ``records``: sample id -> stored gate records
-    (``population``, ``gate``, ``components``); ``methods``: population -> method (only
-    :data:`REFIT_METHODS` populations are kept when given)."""
+    stored gate's ``position`` and the file's landmarks on that dimension (``low_mode``, ``low_sd``,
+    ``high_mode``; NaN when the record has none), transformed scale. ``records``: sample id -> stored gate
+    records (``population``, ``gate``, ``components``, optional ``landmarks``); ``methods``: population ->
+    method (only :data:`REFIT_METHODS` populations are kept when given)."""
     rows = []
     for sid, recs in records.items():
         for rec in recs:
@@ -68,33 +102,78 @@ def gate_positions(records: Mapping[str, Iterable[Mapping[str, Any]]],
                 continue
             gate = gate_from_dict(dict(rec["gate"]))
             comps = [gate_from_dict(dict(c)) for c in rec.get("components", [])]
+            marks = rec.get("landmarks") or {}
             for dim, side, value in _positions(gate, comps):
-                rows.append((sid, pop, dim, side, value))
+                m = marks.get(dim) or {}
+                rows.append((sid, pop, dim, side, value, *(float(m.get(k, np.nan)) for k in LANDMARK_COLUMNS)))
     return pd.DataFrame(rows, columns=list(POSITION_COLUMNS))
 
 
+def _frame_stats(out: pd.DataFrame, by: list[pd.Series], origin: Any, unit: Any, floor: Any, k: float,
+                 min_shift: float, min_samples: int) -> dict[str, Any]:
+    """Median / robust spread of ``(position - origin) / unit`` per cohort, mapped back to the file's scale,
+    and whether each position is an outlier in that frame."""
+    rel = (out["position"] - origin) / unit
+    grouped = rel.groupby(by, sort=False)
+    med = grouped.transform("median")
+    spread = np.maximum(1.4826 * (rel - med).abs().groupby(by, sort=False).transform("median"), floor)
+    n = grouped.transform("size").astype(int)
+    centre = origin + med * unit
+    far = (rel - med).abs() > k * spread
+    return {"rel": rel, "med": med, "spread": spread, "n": n, "centre": centre,
+            "low": origin + (med - k * spread) * unit, "high": origin + (med + k * spread) * unit,
+            "outlier": (n >= min_samples) & far & ((out["position"] - centre).abs() > min_shift)}
+
+
 def cohort_outliers(positions: pd.DataFrame, *, k: float = 4.0, min_shift: float = 0.05,
-                    min_spread: float = 0.02, min_samples: int = 5,
-                    group_columns: tuple[str, ...] = ()) -> pd.DataFrame:
-    """``positions`` with the cohort's ``median``, ``spread``, ``range_low``/``range_high``, ``n_cohort``
-    and ``outlier`` (bool) per row (see module contract); cohorts are ``group_columns`` + population +
-    dim + side."""
+                    min_spread: float | None = None, min_samples: int = 5,
+                    group_columns: tuple[str, ...] = (), frame: str = "sd") -> pd.DataFrame:
+    """``positions`` with the cohort comparison per row (see module contract); cohorts are
+    ``group_columns`` + population + dim + side. Columns added: ``outlier_absolute`` (the position, on the
+    common scale, is an outlier), ``outlier_relative`` (it is one in ``frame``, relative to the file's own
+    landmarks), ``outlier`` (both: the gate is atypical for the cohort *and* for its own data; in the
+    ``absolute`` frame, ``outlier_absolute``), ``shifted`` (an absolute outlier that lies where the cohort
+    puts it relative to the file's own landmarks: the data moved and the gate followed them); ``median``,
+    ``spread``, ``range_low``/``range_high`` (the cohort's centre, robust spread and supported range
+    ``median ± k × spread`` in ``frame``, mapped into the file's own coordinates, transformed scale),
+    ``abs_median``/``abs_spread`` (on the common scale), ``n_cohort``, ``frame`` and the frame values
+    ``rel_position``, ``rel_median``, ``rel_spread``. ``min_spread`` (frame units) defaults to
+    :data:`MIN_SPREAD`; a cohort in which a file lacks landmarks is compared in the ``absolute`` frame."""
+    if frame not in FRAMES:
+        raise ValueError(f"frame {frame!r}: choose one of {list(FRAMES)}")
     keys = [*group_columns, S.POPULATION, "dim", "side"]
     out = positions.copy()
+    for col in LANDMARK_COLUMNS:
+        if col not in out.columns:
+            out[col] = np.nan
+    added = ("median", "spread", "range_low", "range_high", "abs_median", "abs_spread", "n_cohort",
+             "rel_position", "rel_median", "rel_spread")
     if out.empty:
-        for col in ("median", "spread", "range_low", "range_high", "n_cohort"):
+        for col in added:
             out[col] = pd.Series(dtype=float)
-        out["outlier"] = pd.Series(dtype=bool)
+        out["frame"] = pd.Series(dtype=str)
+        for col in ("outlier_absolute", "outlier_relative", "outlier", "shifted"):
+            out[col] = pd.Series(dtype=bool)
         return out
-    grouped = out.groupby(keys, sort=False)["position"]
-    out["median"] = grouped.transform("median")
-    mad = (out["position"] - out["median"]).abs().groupby([out[k_] for k_ in keys], sort=False).transform("median")
-    out["spread"] = np.maximum(1.4826 * mad, min_spread)
-    out["n_cohort"] = grouped.transform("size").astype(int)
-    out["range_low"] = out["median"] - k * out["spread"]
-    out["range_high"] = out["median"] + k * out["spread"]
-    shift = (out["position"] - out["median"]).abs()
-    out["outlier"] = (out["n_cohort"] >= min_samples) & (shift > k * out["spread"]) & (shift > min_shift)
+    by = [out[k_] for k_ in keys]
+    usable = out["low_mode"].notna() & (out["low_sd"] > 0) if frame == "sd" else out["low_mode"].notna()
+    complete = usable.groupby(by, sort=False).transform("all") & (frame != "absolute")
+    origin = np.where(complete, out["low_mode"], 0.0)
+    unit = np.where(complete & (frame == "sd"), out["low_sd"], 1.0)
+    floor_abs = MIN_SPREAD["absolute"] if min_spread is None else min_spread
+    floor = np.where(complete, MIN_SPREAD[frame], MIN_SPREAD["absolute"]) if min_spread is None else min_spread
+    ab = _frame_stats(out, by, 0.0, 1.0, floor_abs, k, min_shift, min_samples)
+    rel = _frame_stats(out, by, origin, unit, floor, k, min_shift, min_samples)
+    out["frame"] = np.where(complete, frame, "absolute")
+    out["rel_position"], out["rel_median"], out["rel_spread"] = rel["rel"], rel["med"], rel["spread"]
+    out["n_cohort"] = rel["n"]
+    out["median"], out["spread"] = rel["centre"], rel["spread"] * unit
+    out["range_low"], out["range_high"] = rel["low"], rel["high"]
+    out["abs_median"], out["abs_spread"] = ab["centre"], ab["spread"]
+    out["outlier_absolute"] = ab["outlier"]
+    out["outlier_relative"] = rel["outlier"]
+    out["outlier"] = ab["outlier"] & rel["outlier"]
+    out["shifted"] = ab["outlier"] & ~rel["outlier"]
     return out
 
 

@@ -26,6 +26,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import FCSError
+from ..gating.cohort import fit_landmarks
 from ..results import schema as S
 from ..sample import Sample
 from .task import SampleJob, SampleOutput
@@ -137,7 +138,8 @@ def analyse_sample(job: SampleJob) -> SampleOutput:
                        for rec in table.to_dict("records")]
     fits = result.fits
     gates = [{S.POPULATION: spec.name, S.PARENT: spec.parent or "", "gate": fits[spec.name].gate.to_dict(),
-              "components": [c.to_dict() for c in fits[spec.name].components]}
+              "components": [c.to_dict() for c in fits[spec.name].components],
+              "landmarks": fit_landmarks(fits[spec.name].info, spec.dims)}
              for spec in definition.populations if spec.name in fits]
     summary = {
         S.N_EVENTS: qc.n_events, S.N_EVENTS_QC: qc.n_kept, S.QC_FLAGS: [*qc.flags, *data_flags(prepared)],

@@ -67,7 +67,7 @@ ACCEPT_FLAGS: tuple[str, ...] = ()
 
 
 def run_cohort_gating(results_dir: str | Path, *, k: float = 4.0, min_shift: float = 0.05,
-                      min_samples: int = 5, min_change_pp: float = MIN_CHANGE_PP,
+                      min_samples: int = 5, frame: str = "sd", min_change_pp: float = MIN_CHANGE_PP,
                       accept_flags: Iterable[str] | None = ACCEPT_FLAGS,
                       group_columns: tuple[str, ...] = COHORT_COLUMNS,
                       samples: pd.DataFrame | None = None, stored: Mapping[str, dict[str, Any]] | None = None,
@@ -95,7 +95,7 @@ def run_cohort_gating(results_dir: str | Path, *, k: float = 4.0, min_shift: flo
     positions = pd.concat(frames, ignore_index=True) if frames else gate_positions({})
     positions = positions.merge(ok[[S.SAMPLE_ID, *groups]], on=S.SAMPLE_ID, how="left")
     positions = cohort_outliers(positions, k=k, min_shift=min_shift, min_samples=min_samples,
-                                group_columns=groups)
+                                group_columns=groups, frame=frame)
     accept = None if accept_flags is None else frozenset(accept_flags)
     refits, populations, refitted = _refits(root, positions, stored, min_change_pp, accept)
     if thumbnails:

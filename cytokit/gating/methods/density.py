@@ -187,6 +187,21 @@ def find_valleys(d: Density1D, peaks: np.ndarray) -> list[tuple[int, float]]:
     return out
 
 
+def landmarks(x: np.ndarray, d: Density1D, peaks: np.ndarray) -> dict:
+    """The file's own landmarks on this dimension (same scale as ``x``), independent of where the threshold
+    went: ``low_mode`` = the lowest mode of the density (for a ``+`` marker, its negative population),
+    ``low_sd`` = the SD of that mode's lower half (root mean square distance below the mode, so the events
+    above it do not count), ``high_mode`` = the highest mode (equal to ``low_mode`` for one mode). A
+    threshold expressed as ``(t - low_mode) / low_sd`` does not move when a file's detector gain or
+    negative spread shifts and stretches its distribution (used by :mod:`cytokit.gating.cohort`)."""
+    if len(peaks) == 0:
+        return {}
+    lo, hi = float(d.grid[peaks[0]]), float(d.grid[peaks[-1]])
+    half = x[x <= lo] - lo
+    sd = float(np.sqrt(np.mean(half ** 2))) if half.size >= 10 else float(np.std(x))
+    return {"low_mode": round(lo, 5), "low_sd": round(sd, 5), "high_mode": round(hi, 5)}
+
+
 def reference_negative(xr: np.ndarray, p: ThresholdParams) -> dict | None:
     """The negative population of a reference (events known to be mostly negative for the marker, in the
     same file, on the same scale): its main (highest-density) mode and the SD of that mode's lower half, and
@@ -354,6 +369,7 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
         peaks = merge_shallow(d, peaks, p.max_valley_ratio)
     info["peaks"] = [round(float(d.grid[i]), 5) for i in peaks]
     info["bandwidth"] = d.bandwidth
+    info["landmarks"] = landmarks(x, d, peaks)
     value: float | None = None
     method: str = p.mode
     in_bounds: list[tuple[int, float]] = []
