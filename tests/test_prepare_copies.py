@@ -54,3 +54,31 @@ def test_subset_by_boolean_mask_is_row_selection(raw):
     assert np.array_equal(raw.subset(np.flatnonzero(mask)).events, sub.events)  # indices: same rows
     assert raw.subset(np.zeros(raw.n_events, dtype=bool)).events.shape == (0, raw.n_channels)
     assert np.array_equal(raw.subset(slice(0, 30)).events, raw.events[:30])  # any numpy index still works
+
+
+def test_transforms_in_row_blocks_equal_whole_columns(raw):
+    """apply_transforms works through blocks of rows; each value is mapped on its own, so the result is
+    every channel transformed as one column (float64, rounded once to float32), also where values lie
+    beyond the logicle table (solved), are infinite or NaN, and in a last, partial block."""
+    from cytokit.gating import preprocess
+    from cytokit.transforms import get_transform
+
+    definition = load_strategy("tmem").definition
+    resolved = prepare(raw, definition, qc=False, plan=[])
+    plan = plan_transforms(resolved.sample, definition)
+    n = 2 * preprocess.TRANSFORM_BLOCK_ROWS + 123
+    events = np.resize(resolved.sample.events, (n, resolved.sample.n_channels)).copy()
+    idx = resolved.sample.channel_index(plan[0].pnn)
+    events[5, idx], events[n - 2, idx], events[7, idx] = np.inf, -1e12, np.nan  # beyond the table / odd
+    events[preprocess.TRANSFORM_BLOCK_ROWS + 1, idx] = 3e9
+    sample = resolved.sample.replace(events=events)
+    before = events.copy()
+    got = apply_transforms(sample, plan).events
+    expected = events.copy()
+    for ct in plan:
+        j = sample.channel_index(ct.pnn)
+        tf = ct.transform if ct.transform is not None else get_transform(ct.name, **ct.params)
+        expected[:, j] = np.asarray(tf.forward(events[:, j].astype(np.float64)), dtype=np.float32)
+    assert np.array_equal(got, expected, equal_nan=True)
+    assert np.isposinf(got[5, idx]) and np.isnan(got[7, idx]) and got[n - 2, idx] < 0
+    assert np.array_equal(sample.events, before, equal_nan=True)  # not in place unless asked

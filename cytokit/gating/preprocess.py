@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 #: Top of scale (linear units) used when a channel has no $PnR.
 DEFAULT_T = 262144.0
+#: Rows transformed together by :func:`apply_transforms` (16,384 rows x 12 float32 channels: 0.75 MB)
+TRANSFORM_BLOCK_ROWS = 1 << 14
 
 
 @dataclass(frozen=True)
@@ -145,14 +147,21 @@ def apply_transforms(sample: Sample, plan: list[ChannelTransform], *, in_place: 
 
     events = sample.events if in_place else sample.events.copy()
     recorded = dict(sample.transforms)
+    steps = []
     for ct in plan:
-        idx = sample.channel_index(ct.pnn)
         try:
             tf = ct.transform if ct.transform is not None else get_transform(ct.name, **ct.params)
         except TransformError as exc:
             raise GatingError(f"channel {ct.pnn} ({ct.marker}): {exc}", path=sample.path) from None
-        events[:, idx] = np.asarray(tf.forward(events[:, idx].astype(np.float64)), dtype=np.float32)
+        steps.append((sample.channel_index(ct.pnn), tf))
         recorded[ct.pnn] = ct.describe()
+    # a block of rows at a time, every channel of it before the next: the block's events stay in cache
+    # (one channel after the other over all rows read and wrote every row's cache lines once per channel).
+    # Transforms map each value on its own (float64, rounded once to float32), so blocks change nothing.
+    for r0 in range(0, events.shape[0], TRANSFORM_BLOCK_ROWS):
+        block = events[r0:r0 + TRANSFORM_BLOCK_ROWS]
+        for idx, tf in steps:
+            block[:, idx] = tf.forward(block[:, idx].astype(np.float64))
     return sample.replace(events=events, transforms=recorded,
                           provenance=sample.provenance + ("gating: transformed " + ", ".join(
                               f"{c.marker}={c.describe()}" for c in plan),))
