@@ -503,10 +503,17 @@ def _signal_shift(events: np.ndarray, valid: np.ndarray, names: list[str], cols:
     n_body = np.maximum(w_body.sum(axis=1), 1.0)
     n_last = max(float(w_last.sum()), 1.0)
     level = np.empty((n_bins, len(cols)))
+    # drift levels: trimmed means of the same subsample (robust to a few far events per bin)
+    trimmed = _TrimmedLevels(valid, starts, size, stride, params.drift_trim) \
+        if params.drift_checks and params.drift_trim > 0 else None
+    dlevel = np.zeros((n_bins, len(cols))) if trimmed is not None else level
     for k, j in enumerate(cols):
         sub = events[:cut, j].reshape(n_bins - 1, size)[:, ::stride]
-        level[:-1, k] = (np.arcsinh(sub / c) * w_body).sum(axis=1) / n_body
-        level[-1, k] = float((np.arcsinh(events[starts[-1]::stride, j] / c) * w_last).sum()) / n_last
+        body, last = np.arcsinh(sub / c), np.arcsinh(events[starts[-1]::stride, j] / c)
+        level[:-1, k] = (body * w_body).sum(axis=1) / n_body
+        level[-1, k] = float((last * w_last).sum()) / n_last
+        if trimmed is not None:
+            dlevel[:, k] = trimmed.levels(body, last)
     z, dev = _robust_z(level)
     hits = (np.abs(z) > params.signal_mad_threshold) & (np.abs(dev) > params.signal_min_shift)
     bad = hits.any(axis=1)
@@ -516,8 +523,6 @@ def _signal_shift(events: np.ndarray, valid: np.ndarray, names: list[str], cols:
         # levels robust to a few far events per bin (debris, doublets, a sparse second population);
         # bins the per-bin rule already removed are set to the median so a short excursion is not
         # read as a sustained change
-        dlevel = _trimmed_levels(events, valid, cols, starts, size, stride, c, params.drift_trim) \
-            if params.drift_trim > 0 else level
         steady = np.where(bad[:, None], np.median(dlevel, axis=0), dlevel)
         split, zc, change = _changepoint(steady, max(2, params.min_bins // 2), params.drift_noise_lag)
         drift = (zc > params.drift_z) & (np.abs(change) > params.drift_min_shift)
@@ -537,31 +542,41 @@ def _signal_shift(events: np.ndarray, valid: np.ndarray, names: list[str], cols:
     return per_event, starts, bad, shifted, drifted, removed_drift
 
 
-def _trimmed_levels(events: np.ndarray, valid: np.ndarray, cols: list[int], starts: np.ndarray, size: int,
-                    stride: int, cofactor: np.float32, trim: float) -> np.ndarray:
-    """Per bin (rows) and channel (columns): the mean of ``asinh(x / cofactor)`` over the bin's systematic
-    subsample of ``valid`` events after dropping the lowest and highest ``trim`` fraction (bins of
-    ``size`` events from ``starts``; the last bin runs to the end)."""
-    n = events.shape[0]
-    body = starts[:-1, None] + np.arange(0, size, stride)[None, :]
-    last = np.arange(starts[-1], n, stride)
-    idx = np.full((len(starts), max(body.shape[1], last.size)), -1, dtype=np.int64)
-    idx[:-1, :body.shape[1]] = body
-    idx[-1, :last.size] = last
-    ok = idx >= 0
-    ok[ok] = valid[idx[ok]]
-    count = ok.sum(axis=1)
-    lo = np.floor(trim * count).astype(np.int64)
-    hi = count - lo
-    rows = np.arange(len(starts))
-    out = np.zeros((len(starts), len(cols)))
-    for k, j in enumerate(cols):
-        x = np.where(ok, np.arcsinh(events[np.maximum(idx, 0), j] / cofactor), np.inf)
+class _TrimmedLevels:
+    """Per bin, the mean of ``asinh(x / cofactor)`` over the bin's systematic subsample of ``valid`` events
+    after dropping the lowest and highest ``trim`` fraction (bins of ``size`` events from ``starts``, every
+    ``stride``-th event; the last bin runs to the end). Which subsample entries count and how many are
+    trimmed is the same for every channel, so it is worked out once; :meth:`levels` takes one channel's
+    ``asinh`` values of the subsample, as the per-bin levels compute them."""
+
+    def __init__(self, valid: np.ndarray, starts: np.ndarray, size: int, stride: int, trim: float) -> None:
+        n = valid.shape[0]
+        body = starts[:-1, None] + np.arange(0, size, stride)[None, :]
+        last = np.arange(starts[-1], n, stride)
+        idx = np.full((len(starts), max(body.shape[1], last.size)), -1, dtype=np.int64)
+        idx[:-1, :body.shape[1]] = body
+        idx[-1, :last.size] = last
+        ok = idx >= 0
+        ok[ok] = valid[idx[ok]]
+        count = ok.sum(axis=1)
+        self._ok = ok
+        self._lo = np.floor(trim * count).astype(np.int64)
+        self._hi = count - self._lo
+        self._rows = np.arange(len(starts))
+
+    def levels(self, body: np.ndarray, last: np.ndarray) -> np.ndarray:
+        """Trimmed mean per bin of one channel: ``body`` (bins but the last x subsample) and ``last`` (the
+        last bin's subsample) are the ``asinh(x / cofactor)`` values; entries of removed events (and the
+        padding of unequal bins) are set to inf, sorted last and left out."""
+        x = np.full(self._ok.shape, np.inf, dtype=np.result_type(body, last, np.float32))
+        x[:-1, :body.shape[1]] = body
+        x[-1, :last.size] = last
+        x[~self._ok] = np.inf
         x.sort(axis=1)  # invalid (inf) last
-        cs = np.concatenate([np.zeros((len(starts), 1)), np.cumsum(np.where(np.isinf(x), 0.0, x), axis=1)],
-                            axis=1)
-        out[:, k] = (cs[rows, hi] - cs[rows, lo]) / np.maximum(hi - lo, 1)
-    return out
+        cs = np.concatenate([np.zeros((len(self._rows), 1)),
+                             np.cumsum(np.where(np.isinf(x), 0.0, x), axis=1)], axis=1)
+        lo, hi = self._lo, self._hi
+        return (cs[self._rows, hi] - cs[self._rows, lo]) / np.maximum(hi - lo, 1)
 
 
 def _abruptness(levels: np.ndarray, split: int, width: int) -> np.ndarray:
