@@ -117,7 +117,8 @@ def gate_trial(trial: Path, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                         "clogged": bool(clog.any()), "clog_events": int(clog.sum()),
                         "detected": any(f in qc.flags for f in TIME_FLAGS), "flags": ";".join(qc.flags),
                         "clog_removed": float((~qc.keep[clog]).mean()) if clog.any() else np.nan,
-                        "check_flags": ";".join(consistency_checks(res.populations, CountsConfig())["check_flags"]),
+                        "check_flags": ";".join(consistency_checks(res.populations, CountsConfig(),
+                                                                    res.definition.lymphocytes)["check_flags"]),
                         # the scatter gates: true single lymphocytes left out, other events let in (%)
                         "lymph_missed_pct": 100 * float((masks["Singlets"] & ~res.masks["Lymphocytes"]).mean()
                                                         / max(masks["Singlets"].mean(), 1e-12)),
