@@ -18,7 +18,8 @@ from ..results import schema as S
 from ..sample import Sample
 from .methods import FitResult, fit_gate, get_method
 from .methods.confidence import UNCERTAIN_PP
-from .methods.scatter_overlap import OTHER_SHARE_KEY, OVERLAP_FLAG, dilution_error_pp
+from .methods.scatter_overlap import (BACKGATE_KEY, BACKGATE_MAX_EVENTS, OTHER_SHARE_KEY, OVERLAP_FLAG,
+                                      backgate_error_pp, backgate_share, dilution_error_pp, fit_backgate)
 from .methods.shared_fits import shared_threshold_fits
 from .model import PopulationSpec, StrategyDefinition
 
@@ -171,7 +172,43 @@ def fit_all(definition: StrategyDefinition, sample: Sample, state: FitState | No
                 state.fits.pop(spec.name, None)
                 state.skipped.pop(spec.name, None)
                 fit_population(spec, sample, state)
+    backgate_scatter(definition, sample, state)
     return state
+
+
+def backgate_scatter(definition: StrategyDefinition, sample: Sample, state: FitState) -> None:
+    """Back-gate every population below a ``gmm_ellipse`` gate with a ``backgate_reference`` onto that
+    gate's scatter (:mod:`.methods.scatter_overlap`): each fitted population's ``info`` gets
+    :data:`BACKGATE_KEY`, its estimated % of events that are not lymphocytes. Recomputed on every
+    :func:`fit_all` (a re-fit of some populations changes the others' shares)."""
+    for spec in definition.populations:
+        ref = spec.params.get("backgate_reference") if spec.method == "gmm_ellipse" else None
+        if ref is None or spec.name not in state.masks:
+            continue
+        below = [p.name for p in definition.populations if p.name in state.fits
+                 and (p.name == spec.name or spec.name in ancestors(definition, p.name))]
+        for name in below:  # new FitResults: a re-fit's state shares the others with the earlier result
+            fit = state.fits[name]
+            state.fits[name] = FitResult(fit.gate, fit.flags, {k: v for k, v in fit.info.items()
+                                                               if k != BACKGATE_KEY}, fit.components)
+        if ref not in state.masks:
+            log.warning("%s: %s: back-gating reference %r was not fitted; no back-gating", sample.name,
+                        spec.name, ref)
+            continue
+        cols = _columns(sample, spec.dims)
+        ref_rows = np.flatnonzero(state.masks[ref])
+        if ref_rows.size > BACKGATE_MAX_EVENTS:  # a systematic sample over acquisition time
+            ref_rows = ref_rows[:: int(np.ceil(ref_rows.size / BACKGATE_MAX_EVENTS))]
+        region = fit_backgate(_gather(sample.events, ref_rows, cols))
+        if region is None:
+            continue
+        rows = np.flatnonzero(state.masks[spec.name])
+        outside = np.zeros(sample.n_events, dtype=bool)
+        outside[rows[region.outside(_gather(sample.events, rows, cols))]] = True
+        for name in below:
+            mask = state.masks[name]
+            share = backgate_share(int(np.count_nonzero(outside & mask)), int(np.count_nonzero(mask)), region)
+            state.fits[name].info[BACKGATE_KEY] = round(100.0 * share, 3)
 
 
 def dependents(definition: StrategyDefinition, name: str) -> list[str]:
@@ -214,6 +251,19 @@ def _scatter_overlap(definition: StrategyDefinition, state: FitState, lymph: str
     return None
 
 
+def _backgate_error(state: FitState, spec: PopulationSpec, pct_parent: float) -> float:
+    """Error (pp) of ``spec``'s % of parent from the back-gated shares of other events in it and in its
+    parent (:func:`backgate_scatter`; a parent outside the back-gated gate counts as clean); 0 when not
+    back-gated. Used for the back-gated scatter gate itself and the populations below the lymphocyte
+    denominator."""
+    share = state.fits[spec.name].info.get(BACKGATE_KEY)
+    if share is None:
+        return 0.0
+    parent = state.fits.get(spec.parent) if spec.parent else None
+    parent_share = parent.info.get(BACKGATE_KEY, 0.0) if parent is not None else 0.0
+    return backgate_error_pp(pct_parent, float(share) / 100.0, float(parent_share) / 100.0)
+
+
 def population_table(definition: StrategyDefinition, state: FitState, n_events: int) -> "pd.DataFrame":
     """One row per fitted population (schema in docs/architecture.md): counts, % of parent, % of the
     lymphocyte denominator (percent, 0-100, of the strategy's ``lymphocytes`` population; defined for that
@@ -238,6 +288,10 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
                 or (spec.parent is None and spec.method == "boolean" and spec.name in dependents(definition, lymph))
                 } if lymph_count else set()
     overlap = _scatter_overlap(definition, state, lymph) if lymph_count else None
+    # back-gated errors: on the scatter gate itself and below the denominator; not on gates between them
+    # (a singlet gate's % of the scatter gate is not a lymphocyte fraction)
+    scatter_gates = {spec.name for spec in definition.populations
+                     if spec.method == "gmm_ellipse" and spec.params.get("backgate_reference")}
     rows = []
     for spec in definition.populations:
         if spec.name not in state.masks:
@@ -247,8 +301,10 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
         pct_parent = 100.0 * count / parent_count if parent_count else float("nan")
         pct_lymph = 100.0 * count / lymph_count if (spec.name in in_lymph and lymph_count) else float("nan")
         flags, est = list(state.fits[spec.name].flags), _est_error(state.fits[spec.name])
-        if overlap is not None and spec.parent == lymph:  # diluted by the flagged scatter gate's other events
-            dil = dilution_error_pp(pct_parent, overlap)
+        dil = dilution_error_pp(pct_parent, overlap) if overlap is not None and spec.parent == lymph else 0.0
+        if (spec.name in in_lymph and spec.name != lymph) or spec.name in scatter_gates:
+            dil = max(dil, _backgate_error(state, spec, pct_parent))  # the larger of two estimates of one error
+        if dil > 0:  # diluted or inflated by other events in the lymphocyte scatter gate
             est = dil if math.isnan(est) else math.hypot(est, dil)
             if est > UNCERTAIN_PP:  # the dilution matters for this population
                 flags += [OVERLAP_FLAG, "uncertain"]

@@ -132,6 +132,10 @@ class StrategyDefinition(BaseModel):
                     if ref not in seen:
                         raise ValueError(f"population {p.name!r}: operand {ref!r} must be defined above it")
             seen.add(p.name)
+        for p in self.populations:  # a scatter gate's back-gating reference lies below it
+            ref = p.params.get("backgate_reference") if p.method == "gmm_ellipse" else None
+            if ref is not None and ref not in seen:
+                raise ValueError(f"population {p.name!r}: backgate_reference {ref!r} is not one of the populations")
         if self.lymphocytes not in seen:
             raise ValueError(f"lymphocytes: {self.lymphocytes!r} is not one of the populations")
         return self

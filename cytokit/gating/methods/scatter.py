@@ -28,6 +28,11 @@ class GMMEllipseParams(MethodParams):
     seed: int = 0
     max_other_pct: float = Field(3.0, gt=0, description="flag 'scatter_overlap' when the estimated share of "
                                  "the gate's events from other classes (est_error_pp, %) exceeds this")
+    backgate_reference: str | None = Field(
+        None, description="a population below this gate that holds lymphocytes only (e.g. T cells): after "
+        "every population is fitted, each population below the gate is back-gated onto this gate's scatter "
+        "against it (scatter_overlap.fit_backgate) and its % of parent carries the error of the other "
+        "events found (est_error_pp; review flag 'scatter_overlap' above the uncertain limit)")
 
 
 class DensityPolygonParams(MethodParams):

@@ -12,12 +12,29 @@ Two sources, both estimated from the parent's own events in robust-normalised sc
   valley the edge density is ~0; with debris reaching the population it is not. A gate reaching the low
   end of the scatter range (no low-FSC edge inside the data) is read at that end instead.
 
+A third estimate needs the populations below the gate and is made by the engine after every population is
+fitted (:func:`fit_backgate`, :func:`backgate_share`): **back-gating** onto scatter, as a cytometrist does.
+A reference population known to hold lymphocytes only (e.g. CD3+ T cells: monocytes, granulocytes and
+debris are CD3-) gives the lymphocytes' own scatter; every population below the gate is checked for events
+that are larger or more granular than the reference's (log scatter, beyond the reference's
+:data:`BACKGATE_QUANTILE` Mahalanobis radius, on the high-SSC side). The reference itself has
+``1 - BACKGATE_QUANTILE`` of its events there minus those on the low side (``ref_rate``); a population with
+more holds other events -- monocytes next to the lymphocyte cloud, joined into it by the mixture without a
+valley, the case the mixture's own estimate misses (CD3- CD16dim monocytes end up among NK cells). Its share
+of other events is the excess over the reference's rate, less :data:`BACKGATE_Z` binomial standard errors
+(a lower bound: events of other classes that overlap the reference's scatter are not counted).
+:func:`backgate_error_pp` turns the shares of a population and of its parent into the error of the
+population's % of parent.
+
 The sum (``other_share_pct``: % of the gate's events that are not the population) inflates the gate's
 % of parent by ``% of parent x share / 100`` (its ``est_error_pp``). A lineage population's % of the lymphocyte denominator is diluted by that share
 (:func:`dilution_error_pp`); when the gate is flagged, the engine adds that error to the populations
 directly below the denominator and flags those where it exceeds the ``uncertain`` limit.
 """
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -31,6 +48,17 @@ OTHER_SHARE_KEY = "other_share_pct"
 #: two mixture components are one cloud when the density between their centres stays above this fraction of
 #: the lower centre density (no valley); chosen on cytokit's own scatter families (tuning seed 101)
 VALLEY = 0.8
+#: fit-info key of every population below a back-gated scatter gate: estimated % of the population's events
+#: that are not lymphocytes (:func:`backgate_share`, percent)
+BACKGATE_KEY = "scatter_other_pct"
+#: the back-gating region starts at this quantile of the reference's own squared Mahalanobis distance
+BACKGATE_QUANTILE = 0.9
+#: binomial standard errors subtracted from a population's excess over the reference's rate (lower bound)
+BACKGATE_Z = 2.0
+#: fewest reference events for a back-gating region
+BACKGATE_MIN_REFERENCE = 200
+#: at most this many reference events are used to place the region (a systematic sample)
+BACKGATE_MAX_EVENTS = 20000
 
 
 def dilution_error_pp(pct_parent: float, other_share_pct: float) -> float:
@@ -94,3 +122,66 @@ def debris_edge_share(Z: np.ndarray, mean: np.ndarray, cov: np.ndarray, d2: floa
         strip = band & (Z[:, 0] >= edge - bin_width) & (Z[:, 0] < edge)
     density = strip.sum() / bin_width  # events per unit FSC at the edge
     return float(min(1.0, 0.5 * density * max(mean[0] - edge, 0.0) / n_in))
+
+
+@dataclass(frozen=True)
+class Backgate:
+    """Scatter region of a reference lymphocyte population: log scatter centre (median), inverse
+    covariance, the squared Mahalanobis limit (the reference's :data:`BACKGATE_QUANTILE` quantile), the
+    reference's own rate of events outside it on the high-SSC side (fraction) and its event count."""
+
+    centre: np.ndarray
+    inv_cov: np.ndarray
+    limit: float
+    ref_rate: float
+    n_reference: int
+
+    def outside(self, X: np.ndarray) -> np.ndarray:
+        """True for rows of ``X`` (linear scatter, the gate's dims; the last one SSC) beyond the limit on
+        the high-SSC side (log SSC above the reference's median)."""
+        L = np.log(np.maximum(np.asarray(X, dtype=np.float64), 1.0)) - self.centre
+        d2 = np.einsum("ij,jk,ik->i", L, self.inv_cov, L)
+        return (d2 > self.limit) & (L[:, -1] > 0)
+
+
+def fit_backgate(X_ref: np.ndarray) -> Backgate | None:
+    """The back-gating region of a reference population's scatter events ``X_ref`` (linear scale, rows =
+    events, columns = the scatter gate's dims with SSC last); None for fewer than
+    :data:`BACKGATE_MIN_REFERENCE` events or a degenerate spread."""
+    X_ref = np.asarray(X_ref, dtype=np.float64)
+    X_ref = X_ref[np.isfinite(X_ref).all(axis=1)]
+    if X_ref.shape[0] < BACKGATE_MIN_REFERENCE:
+        return None
+    if X_ref.shape[0] > BACKGATE_MAX_EVENTS:
+        X_ref = X_ref[:: int(math.ceil(X_ref.shape[0] / BACKGATE_MAX_EVENTS))]
+    L = np.log(np.maximum(X_ref, 1.0))
+    centre = np.median(L, axis=0)
+    cov = np.atleast_2d(np.cov(L - centre, rowvar=False))
+    if not np.all(np.isfinite(cov)) or np.linalg.det(cov) <= 0:
+        return None
+    inv = np.linalg.inv(cov)
+    D = L - centre
+    d2 = np.einsum("ij,jk,ik->i", D, inv, D)
+    limit = float(np.quantile(d2, BACKGATE_QUANTILE))
+    rate = float(np.mean((d2 > limit) & (D[:, -1] > 0)))
+    return Backgate(centre, inv, limit, rate, int(X_ref.shape[0]))
+
+
+def backgate_share(n_outside: int, n: int, region: Backgate) -> float:
+    """Estimated share (fraction) of a population's ``n`` events that are not lymphocytes, from the
+    ``n_outside`` of them in the region: excess over the reference's rate less :data:`BACKGATE_Z` standard
+    errors, over the rate's complement; 0 when not above the reference."""
+    if n <= 0:
+        return 0.0
+    r = region.ref_rate
+    se = math.sqrt(max(r * (1.0 - r), 1e-6) * (1.0 / n + 1.0 / region.n_reference))
+    return float(min(1.0, max(0.0, n_outside / n - r - BACKGATE_Z * se) / max(1.0 - r, 1e-6)))
+
+
+def backgate_error_pp(pct_parent: float, share: float, parent_share: float) -> float:
+    """Error (pp, >= 0) of a population's % of parent when ``share`` of its events and ``parent_share`` of
+    its parent's (fractions) are other events: observed - true = pct x (share - parent_share) / (1 -
+    parent_share)."""
+    if not math.isfinite(pct_parent) or parent_share >= 1.0:
+        return 0.0
+    return abs(float(pct_parent) * (share - parent_share) / (1.0 - parent_share))
