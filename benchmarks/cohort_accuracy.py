@@ -215,7 +215,7 @@ def summarise(df: pd.DataFrame, fail_pp: float) -> dict:
         if files["flagged"].any() else float("nan"),
         "replaced_estimates": int(df["replaced"].sum()),
         "flagged": errs(flagged), "flagged_failures": errs(flagged & fail), "replaced": errs(df["replaced"]),
-        "clean_files": errs(clean), "clean_files_flagged": errs(clean & flagged), "injected_files": errs(~clean),
+        "clean_files": errs(clean), "clean_files_flagged": errs(clean & flagged), "injected_files_errors": errs(~clean),
         "per_mode_recall": {m: round(float(files.loc[files.index.get_level_values("file").isin(
             df.loc[df["mode"] == m, "file"]), "flagged"].mean()), 3) for m in MODES},
     }
@@ -227,7 +227,7 @@ FALLBACK = ("no_valley", "fell_back", "all_positive", "all_negative")
 #: mode, lone-mode fits only, fits with both a review flag and a fallback (as two conditions)
 ACCEPT = {"never": (), "always": None, "review": REVIEW, "fallback": FALLBACK, "lone_mode": ("all_positive", "all_negative"),
           "no_valley": ("no_valley",)}
-FRAMES = ("sd", "offset", "absolute")
+FRAMES = ("modes", "sd", "offset", "absolute")
 RULES = [(fr, k, m, a) for fr in FRAMES for a in ("never", "always", "review") for k in (3.0, 4.0, 5.0)
          for m in (0.03, 0.05)]
 
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             runs = [simulate_and_run(seed, args.files, args.events, root) for seed in SPLITS[split]]
             # without --grid: in each frame, the default k / min_shift with no and with every re-fit accepted
             rules = RULES if args.grid else [(fr, default.k, default.min_shift, a) for fr in FRAMES
-                                              for a in ("never", "always")]
+                                              for a in ("never", "always", "review")]
             rules = [(default.frame, default.k, default.min_shift,
                       names.get(default.accept_flags, str(default.accept_flags))), *rules]
             print(f"\n=== {split} (seeds {SPLITS[split]}, {args.files} files x 4 cohorts per seed) ===")

@@ -30,7 +30,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cohort_accuracy import evaluate, one_line, summarise  # noqa: E402
+from cohort_accuracy import REVIEW, evaluate, one_line, summarise  # noqa: E402
 from independent_lab_gen import HIERARCHY, generate_trial  # noqa: E402
 from independent_lab_gen.user_yaml import PANEL, write_lab_strategies  # noqa: E402
 
@@ -41,7 +41,7 @@ from cytokit.results import ResultsFolder  # noqa: E402
 #: looked-at seeds of the generator (4040 is kept for the final measurement and is refused here)
 SEEN_SEEDS = (2026, 2027, 2028, 2029, 3031)
 RESERVED_SEEDS = (4040,)
-FRAMES = ("sd", "offset", "absolute")
+FRAMES = ("modes", "sd", "offset", "absolute")
 
 
 def trial_run(seed: int, patients: int, events: int, root: Path) -> tuple[Path, pd.DataFrame]:
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"independent lab, seeds {args.seed}: {sum(r[1]['file'].nunique() for r in runs)} files, "
               f"{sum(len(r[1]) for r in runs)} estimates")
         for fr in FRAMES:
-            for name, acc in (("never", ()), ("always", None)):
+            for name, acc in (("never", ()), ("always", None), ("review", REVIEW)):
                 df = pd.concat([evaluate(out, base, default.k, default.min_shift, acc, fr) for out, base in runs],
                                ignore_index=True)
                 if args.csv:

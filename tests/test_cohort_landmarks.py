@@ -70,3 +70,31 @@ def test_a_cohort_with_a_file_without_landmarks_is_compared_as_before():
     assert table["median"].tolist() == pytest.approx([0.37] * 6)
     with pytest.raises(ValueError, match="frame"):
         cohort_outliers(pd.DataFrame(table), frame="zscore")
+
+
+def _valley_records(files: list[tuple[float, float, float]]) -> dict:
+    """sample -> a stored CD3 threshold with two-mode landmarks: (negative mode, positive mode, gate)."""
+    return {f"s{i}": [{"population": "T cells",
+                       "gate": RectangleGate(id="T cells", dims=("CD3",), lower=(t,), upper=(None,)).to_dict(),
+                       "landmarks": {"CD3": {"low_mode": lo, "low_sd": 0.05, "high_mode": hi}}}]
+            for i, (lo, hi, t) in enumerate(files)}
+
+
+def test_modes_frame_places_a_valley_gate_between_the_files_own_modes():
+    rng = np.random.default_rng(5)
+    files = [(0.20 + a, 0.65 + b, 0.20 + a + 0.4 * (0.45 + b - a) + e)
+             for a, b, e in zip(rng.normal(0, 0.01, 9), rng.normal(0, 0.01, 9), rng.normal(0, 0.004, 9))]
+    files.append((0.35, 0.90, 0.35 + 0.4 * 0.55))  # a brighter file: both modes moved, the valley with them
+    files.append((0.20, 0.65, 0.58))  # a gate up against the positive mode
+    table = cohort_outliers(gate_positions(_valley_records(files), {"T cells": "threshold"}),
+                            frame="modes").set_index("sample_id")
+    assert (table["frame"] == "modes").all()
+    assert table.loc["s9", "shifted"] and not table.loc["s9", "outlier"]
+    assert table.loc["s10", "outlier"]
+    assert not table.drop(index=["s9", "s10"])[["outlier", "shifted"]].any().any()
+    # its re-fit range, in its own coordinates: around 40 % of the way from its negative to its positive mode
+    assert table.loc["s10", "range_low"] < 0.20 + 0.4 * 0.45 < table.loc["s10", "range_high"] < 0.58
+    # one file with a single mode: the cohort is compared in SDs of the negative mode instead
+    files[0] = (0.20, 0.22, 0.20 + 0.4 * 0.45)
+    one = cohort_outliers(gate_positions(_valley_records(files), {"T cells": "threshold"}), frame="modes")
+    assert (one["frame"] == "sd").all()

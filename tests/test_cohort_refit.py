@@ -15,6 +15,7 @@ from cytokit.gating.methods import REVIEW_FLAGS
 from cytokit.pipeline import run
 from cytokit.pipeline.cohort import ACCEPT_FLAGS, run_cohort_gating
 from cytokit.pipeline.config import CohortGatingConfig
+from cytokit.results import ResultsFolder
 from cytokit.simulate import load_config, simulate_file, truth_masks
 
 N_FILES = 8
@@ -66,9 +67,14 @@ def test_outliers_are_flagged_and_per_file_fits_kept_by_default(cohort_run):
     refits = pd.read_parquet(out / "gating_cohort" / "refits.parquet")
     positions = pd.read_parquet(out / "gating_cohort" / "positions.parquet")
     assert CohortGatingConfig().accept_flags == ACCEPT_FLAGS == ()  # the pipeline's default is the stage's
-    assert CohortGatingConfig().frame == "sd" and (positions["frame"] == "sd").any()
+    assert CohortGatingConfig().frame == "modes" and positions["frame"].isin(["modes", "sd"]).all()
     assert not refits["accepted"].any() and not refits["changed"].any()  # both fits recorded, none reported
     assert not pops["method"].str.endswith("+cohort").any()
+    # the tables carry the note on exactly the populations whose own gate is a cohort outlier
+    outl = set(zip(positions.loc[positions["outlier"], "sample_id"], positions.loc[positions["outlier"], "population"]))
+    noted = {(s_, p_) for s_, p_, f in zip(pops["sample_id"], pops["population"], pops["flags"].fillna(""))
+             if "cohort_outlier" in f.split(";")}
+    assert noted == outl
     gain_id = pops.loc[pops["file"] == man["file"][GAIN_FILE], "sample_id"].iloc[0]
     gain = positions[positions["sample_id"] == gain_id]
     away = gain[gain["outlier_absolute"]]
@@ -101,5 +107,16 @@ def test_accepting_refits_by_flag_or_always(cohort_run):
     np.testing.assert_allclose(every.refits["refit_pct_parent"], by_flag.refits["refit_pct_parent"])
     # the tables' rows follow the accepted, moved re-fits
     changed = every.refits[every.refits["changed"]]
-    assert set(every.populations) == set(changed["sample_id"])
+    assert set(changed["sample_id"]) <= set(every.populations)
+    # every outlying population's row carries the note, its number changed only where a re-fit moved it
+    outl = every.positions[every.positions["outlier"]]
+    stored = {sid: {r["population"]: r for r in ResultsFolder(out).sample_result(sid)["populations"]}
+              for sid in every.populations}
+    for sid, rows in every.populations.items():
+        moved = set(changed.loc[changed["sample_id"] == sid, "population"])
+        for r in rows:
+            is_out = ((outl["sample_id"] == sid) & (outl["population"] == r["population"])).any()
+            assert ("cohort_outlier" in r["flags"].split(";")) == (is_out or r["population"] in moved)
+            if r["population"] not in moved:
+                assert r["pct_parent"] == stored[sid][r["population"]]["pct_parent"]
     run_cohort_gating(out)  # leave the folder's tables as the pipeline wrote them

@@ -11,9 +11,12 @@ the lowest mode of the parent's density and the SD of its lower half, recorded b
 
 :func:`cohort_outliers` compares each position with the cohort of the same population, dimension and side
 twice: on the common scale (*absolute*) and in a *frame* relative to the file's own landmarks
-(:data:`FRAMES`): ``sd`` (default) = ``(position - low_mode) / low_sd``, the distance from the file's own
-lowest (negative) mode in units of that mode's spread; ``offset`` = ``position - low_mode``; ``absolute`` =
-the position itself (also used for a cohort in which any file lacks landmarks). In each: centre = median,
+(:data:`FRAMES`): ``sd`` = ``(position - low_mode) / low_sd``, the distance from the file's own lowest
+(negative) mode in units of that mode's spread; ``modes`` = ``(position - low_mode) / (high_mode -
+low_mode)``, where the gate lies between the file's lowest and highest mode, for a cohort whose files all
+have two modes at least :data:`MIN_MODE_GAP` apart (a valley between negatives and positives), else ``sd``
+(a lone negative mode and a tail); ``offset`` = ``position - low_mode``; ``absolute`` = the position itself
+(also used for a cohort in which any file lacks landmarks). In each: centre = median,
 spread = 1.4826 × MAD (at least ``min_spread``, frame units); a position is outlying when it lies more than
 ``k`` spreads from the median **and**, on the file's own scale, more than ``min_shift`` (transformed scale)
 from where the cohort's median puts it, in a cohort of at least ``min_samples`` files. A gate is a cohort
@@ -52,9 +55,13 @@ OUTLIER_FLAG = "cohort_outlier"
 LANDMARK_COLUMNS = ("low_mode", "low_sd", "high_mode")
 POSITION_COLUMNS = (S.SAMPLE_ID, S.POPULATION, "dim", "side", "position", *LANDMARK_COLUMNS)
 #: frames positions are compared in (see module contract); ``sd`` is the default
-FRAMES: tuple[str, ...] = ("sd", "offset", "absolute")
-#: smallest cohort spread per frame (frame units: SDs of the negative mode for ``sd``, transformed scale else)
-MIN_SPREAD: dict[str, float] = {"sd": 0.25, "offset": 0.02, "absolute": 0.02}
+FRAMES: tuple[str, ...] = ("modes", "sd", "offset", "absolute")
+#: smallest cohort spread per frame (frame units: SDs of the negative mode for ``sd``, the distance between
+#: the lowest and highest mode for ``modes``, transformed scale else)
+MIN_SPREAD: dict[str, float] = {"modes": 0.05, "sd": 0.25, "offset": 0.02, "absolute": 0.02}
+#: ``modes`` frame: a cohort's files are compared between their lowest and highest mode only when every file
+#: has two modes at least this far apart (transformed scale); otherwise in SDs of the lowest mode (``sd``)
+MIN_MODE_GAP = 0.1
 
 
 def fit_landmarks(info: Mapping[str, Any], dims: Iterable[str]) -> dict[str, dict[str, float]]:
@@ -127,7 +134,7 @@ def _frame_stats(out: pd.DataFrame, by: list[pd.Series], origin: Any, unit: Any,
 
 def cohort_outliers(positions: pd.DataFrame, *, k: float = 4.0, min_shift: float = 0.05,
                     min_spread: float | None = None, min_samples: int = 5,
-                    group_columns: tuple[str, ...] = (), frame: str = "sd") -> pd.DataFrame:
+                    group_columns: tuple[str, ...] = (), frame: str = "modes") -> pd.DataFrame:
     """``positions`` with the cohort comparison per row (see module contract); cohorts are
     ``group_columns`` + population + dim + side. Columns added: ``outlier_absolute`` (the position, on the
     common scale, is an outlier), ``outlier_relative`` (it is one in ``frame``, relative to the file's own
@@ -156,15 +163,19 @@ def cohort_outliers(positions: pd.DataFrame, *, k: float = 4.0, min_shift: float
             out[col] = pd.Series(dtype=bool)
         return out
     by = [out[k_] for k_ in keys]
-    usable = out["low_mode"].notna() & (out["low_sd"] > 0) if frame == "sd" else out["low_mode"].notna()
+    usable = out["low_mode"].notna() & (out["low_sd"] > 0) if frame in ("sd", "modes") else out["low_mode"].notna()
     complete = usable.groupby(by, sort=False).transform("all") & (frame != "absolute")
+    two = (out["high_mode"] - out["low_mode"]) >= MIN_MODE_GAP
+    between = complete & two.groupby(by, sort=False).transform("all") & (frame == "modes")
+    used = pd.Series(np.where(between, "modes", np.where(complete, "sd" if frame == "modes" else frame,
+                                                         "absolute")), index=out.index)
     origin = np.where(complete, out["low_mode"], 0.0)
-    unit = np.where(complete & (frame == "sd"), out["low_sd"], 1.0)
+    unit = np.where(between, out["high_mode"] - out["low_mode"], np.where(used == "sd", out["low_sd"], 1.0))
     floor_abs = MIN_SPREAD["absolute"] if min_spread is None else min_spread
-    floor = np.where(complete, MIN_SPREAD[frame], MIN_SPREAD["absolute"]) if min_spread is None else min_spread
+    floor = used.map(MIN_SPREAD).to_numpy() if min_spread is None else min_spread
     ab = _frame_stats(out, by, 0.0, 1.0, floor_abs, k, min_shift, min_samples)
     rel = _frame_stats(out, by, origin, unit, floor, k, min_shift, min_samples)
-    out["frame"] = np.where(complete, frame, "absolute")
+    out["frame"] = used
     out["rel_position"], out["rel_median"], out["rel_spread"] = rel["rel"], rel["med"], rel["spread"]
     out["n_cohort"] = rel["n"]
     out["median"], out["spread"] = rel["centre"], rel["spread"] * unit

@@ -3,23 +3,29 @@
 Contract
 --------
 :func:`run_cohort_gating` reads the stored concrete gates of every successfully analysed sample
-(``OUT/samples/<id>/result.json``), groups the files into cohorts (same ``tube`` and, when the manifest
-has it, the same ``instrument``), and applies :mod:`cytokit.gating.cohort`: positions more than ``k``
-robust SDs and ``min_shift`` (transformed scale) from the cohort median are outliers. Each outlying
-population of a threshold-type method is re-fitted on that file's events (the per-sample chain re-run
-with its stored transforms, :func:`~cytokit.pipeline.events.prepared_from_store`) with its threshold
-search restricted to the cohort's range. The re-fit is **accepted** (it may replace the file's numbers)
-only when the file's own fit of the outlying population carries one of ``accept_flags`` (flag words,
-marker prefixes ignored, e.g. the review flags :data:`cytokit.gating.methods.REVIEW_FLAGS`);
-``accept_flags=None`` accepts every outlier's re-fit. The default (:data:`ACCEPT_FLAGS`, empty) accepts
-none: outliers are flagged in ``positions`` and both fits recorded in ``refits``, the tables keep the
-per-file fits. On simulated cohorts with truth (``benchmarks/cohort_accuracy.py``) an atypical gate
-position was mostly a correct gate on atypical data (a changed detector gain or brighter negatives move
-a correct gate as far as a misplaced one), and accepted re-fits made more estimates worse than better. Both fits are recorded; nothing stored is changed. Written to
-``OUT/gating_cohort/`` (Parquet + CSV):
+(``OUT/samples/<id>/result.json``, with each threshold's landmarks: the file's lowest and highest mode and
+the lowest mode's SD), groups the files into cohorts (same ``tube`` and, when the manifest has it, the same
+``instrument``), and applies :mod:`cytokit.gating.cohort`: a position is an **outlier** when it lies more
+than ``k`` robust SDs and ``min_shift`` (transformed scale) from the cohort median both on the common scale
+and in ``frame`` (default ``modes``: where the gate lies between the file's own lowest and highest mode, or
+in SDs of the lowest mode for a one-mode marker); a position outlying on the common scale only is
+**shifted** (the file's data moved, e.g. a detector gain, and the gate moved with them) and is recorded,
+not re-fitted. Each outlying population of a threshold-type method is re-fitted on that file's events (the
+per-sample chain re-run with its stored transforms, :func:`~cytokit.pipeline.events.prepared_from_store`)
+with its threshold search restricted to the cohort's range mapped into the file's own coordinates. The
+re-fit is **accepted** (it may replace the file's numbers) only when the file's own fit of the outlying
+population carries one of ``accept_flags`` (flag words, marker prefixes ignored, e.g. the review flags
+:data:`cytokit.gating.methods.REVIEW_FLAGS`); ``accept_flags=None`` accepts every outlier's re-fit. The
+default (:data:`ACCEPT_FLAGS`, empty) accepts none: on simulated cohorts with truth
+(``benchmarks/cohort_accuracy.py``) accepted re-fits did not make reliably more estimates better than
+worse. Every outlying population's row in the tables carries the note ``cohort_outlier`` (not a review
+flag); nothing stored is changed. Written to ``OUT/gating_cohort/`` (Parquet + CSV):
 
-``positions``  one row per sample × population × dimension × side: ``position``, cohort ``median``,
-               ``spread`` (1.4826 × MAD), ``range_low``/``range_high``, ``n_cohort``, ``outlier``
+``positions``  one row per sample × population × dimension × side: ``position``, the file's landmarks
+               (``low_mode``, ``low_sd``, ``high_mode``), ``frame``, the cohort ``median``, ``spread`` and
+               ``range_low``/``range_high`` in the file's own coordinates, ``abs_median``/``abs_spread`` on the
+               common scale, ``rel_position``/``rel_median``/``rel_spread`` in the frame, ``n_cohort``,
+               ``outlier_absolute``, ``outlier_relative``, ``outlier`` (both), ``shifted``
 ``refits``     one row per re-fitted sample × population (the outlier and its descendants): ``count``,
                ``pct_parent`` (%) of the original fit and of the re-fit (``refit_count``,
                ``refit_pct_parent``), ``fit_flags`` (the outlier's own per-file fit flags),
@@ -29,8 +35,9 @@ a correct gate as far as a misplaced one), and accepted re-fits made more estima
 
 In the pipeline (``outputs.cohort_gating``) the stage runs before the tables are assembled: populations
 whose re-fit ``changed`` are reported with the re-fit's numbers, method ``<method>+cohort`` and flag
-``cohort_outlier`` (the stored per-sample result keeps the original fit; both are in ``refits``). A
-re-fit that moves no percentage leaves the tables as they are (an atypical position alone is no error).
+``cohort_outlier`` (the stored per-sample result keeps the original fit; both are in ``refits``); other
+outlying populations keep their numbers and get the note. A re-fit that moves no percentage leaves the
+numbers as they are (an atypical position alone is no error).
 
 The result depends only on the stored results (never on the executor or worker order): a run with the
 local and the Dask executor gives identical tables.
@@ -67,7 +74,7 @@ ACCEPT_FLAGS: tuple[str, ...] = ()
 
 
 def run_cohort_gating(results_dir: str | Path, *, k: float = 4.0, min_shift: float = 0.05,
-                      min_samples: int = 5, frame: str = "sd", min_change_pp: float = MIN_CHANGE_PP,
+                      min_samples: int = 5, frame: str = "modes", min_change_pp: float = MIN_CHANGE_PP,
                       accept_flags: Iterable[str] | None = ACCEPT_FLAGS,
                       group_columns: tuple[str, ...] = COHORT_COLUMNS,
                       samples: pd.DataFrame | None = None, stored: Mapping[str, dict[str, Any]] | None = None,
@@ -98,6 +105,7 @@ def run_cohort_gating(results_dir: str | Path, *, k: float = 4.0, min_shift: flo
                                 group_columns=groups, frame=frame)
     accept = None if accept_flags is None else frozenset(accept_flags)
     refits, populations, refitted = _refits(root, positions, stored, min_change_pp, accept)
+    _note_outliers(positions, stored, populations)
     if thumbnails:
         _write_thumbnails(folder, list(stored), refitted)
     out = root / OUTPUT_DIR
@@ -240,6 +248,24 @@ def _refits(root: Path, positions: pd.DataFrame, stored: Mapping[str, dict[str, 
     # over a later rejected re-fit of an outlier below it
     keep = df.sort_values("changed", kind="stable").drop_duplicates([S.SAMPLE_ID, S.POPULATION], keep="last")
     return df.loc[sorted(keep.index)].reset_index(drop=True), replaced, refitted
+
+
+def _note_outliers(positions: pd.DataFrame, stored: Mapping[str, dict[str, Any]],
+                   populations: dict[str, list[dict[str, Any]]]) -> None:
+    """Add the note ``cohort_outlier`` to the table row of every population whose own gate is a cohort
+    outlier (a re-fitted row has it already); ``populations`` (sample id -> rows) gains the samples."""
+    if not len(positions):
+        return
+    out = positions[positions["outlier"]]
+    for sid, group in out.groupby(S.SAMPLE_ID, sort=True):
+        names = set(group[S.POPULATION])
+        rows = populations.get(str(sid)) or [dict(r) for r in stored[str(sid)].get("populations", [])]
+        for rec in rows:
+            if rec[S.POPULATION] in names:
+                given = rec.get(S.FLAGS)
+                words = [w for w in given.split(";") if w] if isinstance(given, str) else []
+                rec[S.FLAGS] = ";".join(dict.fromkeys([OUTLIER_FLAG, *words]))
+        populations[str(sid)] = rows
 
 
 def _moved(before: float, after: float, min_change_pp: float) -> bool:

@@ -176,9 +176,11 @@ class CohortGatingConfig(_Model):
     k: float = Field(4.0, gt=0, description="robust SDs (1.4826 x MAD) from the cohort median that make an outlier")
     min_shift: float = Field(0.05, ge=0, description="an outlier is also at least this far from the median")
     min_samples: int = Field(5, ge=3, description="smaller cohorts are not compared")
-    frame: Literal["sd", "offset", "absolute"] = Field(
-        "sd", description="how positions are compared: sd = distance from the file's own negative (lowest) mode "
-                          "in SDs of that mode; offset = distance from that mode; absolute = the positions")
+    frame: Literal["modes", "sd", "offset", "absolute"] = Field(
+        "modes", description="frame relative to each file's own landmarks that an outlier must also be outlying in: "
+                             "modes = between the file's lowest and highest mode (sd when a file has one mode), "
+                             "sd = distance from the lowest (negative) mode in SDs of that mode, offset = distance "
+                             "from that mode, absolute = the positions only")
     min_change_pp: float = Field(0.5, ge=0, description="a re-fit replaces a population's numbers when its % of "
                                                          "parent moves by at least this (percentage points)")
     accept_flags: tuple[str, ...] | None = Field(
