@@ -166,3 +166,39 @@ def test_gate_editor_counts_name_the_denominator():
     assert "above Singlets" in editor.counts.value and "of lymphocytes" not in editor.counts.value
     editor.picker.value = "Singlets"
     assert "100.00% of lymphocytes" in editor.counts.value
+
+
+def test_results_written_before_schema_2_are_read_as_schema_2(tmp_path):
+    """A folder written before results schema 2 stored the ratio above the denominator (Lymphocytes at
+    102 %, a dual-platform count above the clinical lymphocyte count): every reader (trial tables, reports)
+    gets NaN for those rows, by the same denominator rule; a schema-2 folder and a lone table as written."""
+    from cytokit.results import read_table
+    from cytokit.trial.inputs import load_inputs
+
+    root = make_results(tmp_path / "res", patients=("P01",))
+    pops = pd.read_parquet(root / "populations.parquet")
+    lym = pops["population"] == "Lymphocytes"
+    assert lym.any()
+    pops.loc[lym, "pct_lymphocytes"] = 102.0
+    pops.loc[lym, "abs_count_per_uL"] = 1530.0
+    pops.to_parquet(root / "populations.parquet")
+    info = json.loads((root / "run_info.json").read_text())
+    assert "results_schema" not in info  # written before the schema was versioned: schema 1
+
+    for table in (read_table(root, "populations"), load_inputs(root).populations):
+        rows = table[table["population"] == "Lymphocytes"]
+        assert len(rows) == lym.sum() and rows["pct_lymphocytes"].isna().all() and rows["abs_count_per_uL"].isna().all()
+        singlets = table[table["population"] == "Singlets"]
+        assert (singlets["pct_lymphocytes"] == 100.0).all() and singlets["abs_count_per_uL"].notna().all()
+        # the rest of the table as stored
+        for col in ("pct_lymphocytes", "abs_count_per_uL", "pct_parent"):
+            got = table.loc[table["population"] != "Lymphocytes", col].to_numpy(dtype=float)
+            np.testing.assert_array_equal(got, pops.loc[~lym, col].to_numpy(dtype=float))
+
+    info["results_schema"] = "2"
+    (root / "run_info.json").write_text(json.dumps(info))
+    assert (read_table(root, "populations").loc[lambda t: t["population"] == "Lymphocytes", "pct_lymphocytes"]
+            == 102.0).all()
+    (root / "run_info.json").unlink()
+    assert (read_table(root, "populations").loc[lambda t: t["population"] == "Lymphocytes", "pct_lymphocytes"]
+            == 102.0).all()

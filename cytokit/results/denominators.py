@@ -88,6 +88,32 @@ def denominators(rows: "pd.DataFrame", lymphocytes: Mapping[str, str] | None = N
     return out
 
 
+def blank_above_denominator(pops: "pd.DataFrame", lymphocytes: Mapping[str, str] | None = None
+                            ) -> tuple["pd.DataFrame", int]:
+    """A populations table written before results schema 2 read as schema 2: ``pct_lymphocytes`` and
+    ``abs_count_per_uL`` NaN for the gates above each sample's lymphocyte denominator (schema 1 stored the
+    ratio, e.g. 102 % for ``Lymphocytes``, and a dual-platform count above the clinical lymphocyte count).
+    Per sample (``sample_id``, else the whole table) and tube, the denominator is :func:`denominators`'
+    (``lymphocytes``: tube -> the population the run recorded). Returns a copy and the number of rows
+    blanked."""
+    import pandas as pd
+
+    if S.PCT_LYMPHOCYTES not in pops.columns or S.POPULATION not in pops.columns or pops.empty:
+        return pops, 0
+    keys = pops[S.SAMPLE_ID].astype(str) if S.SAMPLE_ID in pops.columns else pd.Series("", pops.index)
+    above = pd.Series(False, index=pops.index)
+    for _, rows in pops.groupby(keys, sort=False):
+        for tube, den in denominators(rows, lymphocytes).items():
+            in_tube = rows[S.TUBE].astype(str) == tube if S.TUBE in rows else pd.Series(True, rows.index)
+            hit = rows.index[in_tube & rows[S.POPULATION].astype(str).isin(den.above)]
+            above[hit] = True
+    out = pops.copy()
+    for col in (S.PCT_LYMPHOCYTES, S.ABS_COUNT):
+        if col in out.columns:
+            out.loc[above, col] = math.nan
+    return out, int(above.sum())
+
+
 def _float(value: object) -> float:
     try:
         return float(value)  # type: ignore[arg-type]

@@ -8,7 +8,10 @@ Contract
 frames. Other tables (clinical copy, IL-2 cycles, trial outputs) keep the identifier columns
 (:data:`~cytokit.results.schema.ID_COLUMNS`) as text and let pandas infer the rest. A damaged table
 raises the caller's error class (``error=``) naming the file; a missing required table says to run
-``cytokit run`` first. Nothing is ever written here.
+``cytokit run`` first. A ``populations`` table of a folder written before results schema 2
+(``run_info.json`` without ``results_schema`` or with ``1``) is read as schema 2: no ``pct_lymphocytes``
+or absolute count for the gates above the lymphocyte denominator
+(:func:`cytokit.results.denominators.blank_above_denominator`). Nothing is ever written here.
 """
 from __future__ import annotations
 
@@ -83,10 +86,32 @@ def read_table(root: str | Path, name: str, *, required: bool = False,
     try:
         if path.suffix == ".parquet":
             df = pd.read_parquet(path)
-            return coerce(df) if store_table else df
-        return _read_csv(path, store_table)
+            df = coerce(df) if store_table else df
+        else:
+            df = _read_csv(path, store_table)
     except Exception as exc:  # pyarrow / pandas raise many types for damaged or foreign files
         raise error(f"cannot read table: {exc}", path=path) from exc
+    return _as_current_schema(root, df) if name == S.POPULATIONS else df
+
+
+def _as_current_schema(root: str | Path, pops: pd.DataFrame) -> pd.DataFrame:
+    """A populations table of a folder written before results schema 2, read as schema 2 (module contract)."""
+    path = Path(root) / S.RUN_INFO
+    if not path.is_file():  # not a run's folder (a table on its own): as written
+        return pops
+    info = read_run_info(root)
+    if str(info.get(S.RUN_INFO_SCHEMA_KEY, "1")) not in ("1",):
+        return pops
+    from .denominators import blank_above_denominator
+
+    tubes = info.get("tubes") or {}
+    lymphocytes = {str(t): str(d["lymphocytes"]) for t, d in tubes.items()
+                   if isinstance(d, dict) and d.get("lymphocytes")}
+    out, n = blank_above_denominator(pops, lymphocytes)
+    if n:
+        log.info("%s: results schema 1: %d rows above the lymphocyte denominator read without %% of lymphocytes "
+                 "or absolute count", root, n)
+    return out
 
 
 def read_run_info(root: str | Path) -> dict[str, Any]:
