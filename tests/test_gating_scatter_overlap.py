@@ -8,6 +8,7 @@ import pytest
 
 from cytokit.errors import ConfigError
 from cytokit.gating import load_strategy
+from cytokit.gating.engine import ancestors
 from cytokit.gating.methods import fit_gate, needs_review
 from cytokit.gating.methods.scatter_overlap import OVERLAP_FLAG, dilution_error_pp
 from cytokit.simulate import load_config, simulate_file, truth_masks
@@ -257,3 +258,17 @@ def test_backgate_shares_follow_a_refit_and_leave_the_earlier_result_alone(tmp_p
     changed = strategy.refit(res, "NK cells", any_of=["CD56"])
     assert changed.fits["NK cells"].info["scatter_other_pct"] < before["NK cells"]
     assert {n: f.info["scatter_other_pct"] for n, f in res.fits.items() if "scatter_other_pct" in f.info} == before
+
+
+def test_populations_below_the_reference_are_lymphocytes_as_the_reference_is(tmp_path):
+    from cytokit.fcs import read_fcs
+
+    path = tmp_path / "f.fcs"
+    simulate_file(path, 20000, tube="tmem", seed=3, config=load_config(None, **MONOCYTES_NEAR), truth_out=tmp_path)
+    res = load_strategy("tmem").apply(read_fcs(path), qc=False)
+    rows = res.populations.set_index("population")
+    assert res.fits["Singlets"].info["scatter_other_pct"] > 2.0  # monocytes in the denominator
+    assert OVERLAP_FLAG in rows.loc["T cells", "flags"]  # diluted by them
+    below_t = [s.name for s in res.definition.populations if "T cells" in ancestors(res.definition, s.name)]
+    assert below_t and all(res.fits[n].info["scatter_other_pct"] == 0.0 for n in below_t if n in res.fits)
+    assert all(OVERLAP_FLAG not in rows.loc[n, "flags"] for n in below_t if n in rows.index)

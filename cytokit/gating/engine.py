@@ -179,7 +179,8 @@ def fit_all(definition: StrategyDefinition, sample: Sample, state: FitState | No
 def backgate_scatter(definition: StrategyDefinition, sample: Sample, state: FitState) -> None:
     """Back-gate every population below a ``gmm_ellipse`` gate with a ``backgate_reference`` onto that
     gate's scatter (:mod:`.methods.scatter_overlap`): each fitted population's ``info`` gets
-    :data:`BACKGATE_KEY`, its estimated % of events that are not lymphocytes. Recomputed on every
+    :data:`BACKGATE_KEY`, its estimated % of events that are not lymphocytes (0 for the reference and the
+    populations below it: they hold lymphocytes only, whatever their own scatter). Recomputed on every
     :func:`fit_all` (a re-fit of some populations changes the others' shares)."""
     for spec in definition.populations:
         ref = spec.params.get("backgate_reference") if spec.method == "gmm_ellipse" else None
@@ -207,7 +208,10 @@ def backgate_scatter(definition: StrategyDefinition, sample: Sample, state: FitS
         outside[rows[region.outside(_gather(sample.events, rows, cols))]] = True
         for name in below:
             mask = state.masks[name]
-            share = backgate_share(int(np.count_nonzero(outside & mask)), int(np.count_nonzero(mask)), region)
+            if name == ref or ref in ancestors(definition, name):  # lymphocytes only, as the reference is: a
+                share = 0.0  # subset's own scatter differs from the whole reference's (e.g. larger blasts)
+            else:
+                share = backgate_share(int(np.count_nonzero(outside & mask)), int(np.count_nonzero(mask)), region)
             state.fits[name].info[BACKGATE_KEY] = round(100.0 * share, 3)
 
 
