@@ -18,6 +18,7 @@ from ..errors import CytokitError, ReportError
 from ..panel import DETECTOR_ONLY_FLAG
 from ..io_utils import safe_name
 from ..results import schema as S
+from ..results.denominators import recorded_lymphocytes
 from ..results.schema import GATES_COHORT_PNG
 from ..trial.config import TrialConfig
 from ..trial.inputs import check_clinical, check_populations
@@ -165,8 +166,7 @@ def build_patient_report(store: ResultsStore, patient: str, options: ReportOptio
     }
 
     rule = trial_config.tubes
-    lymphocytes = {str(t): str(d["lymphocytes"]) for t, d in (store.run_info.get("tubes") or {}).items()
-                   if isinstance(d, dict) and d.get("lymphocytes")}
+    lymphocytes = recorded_lymphocytes(store.run_info)
     visit_blocks = []
     for v in visits.itertuples():
         vp = pops[pops[S.VISIT].astype(str) == str(v.visit)]

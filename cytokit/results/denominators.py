@@ -26,7 +26,7 @@ can use :func:`tube_denominator` without loading pandas.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Iterable, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, NamedTuple
 
 from . import schema as S
 
@@ -44,6 +44,13 @@ class Denominator(NamedTuple):
 
     name: str
     above: frozenset[str]
+
+
+def recorded_lymphocytes(run_info: Mapping[str, Any]) -> dict[str, str]:
+    """Tube -> the lymphocyte population a run recorded (``run_info.json`` ``tubes.<tube>.lymphocytes``;
+    tubes without one are left out)."""
+    tubes = run_info.get("tubes") or {}
+    return {str(t): str(d["lymphocytes"]) for t, d in tubes.items() if isinstance(d, dict) and d.get("lymphocytes")}
 
 
 def above_text(denominator: str) -> str:

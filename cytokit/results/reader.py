@@ -102,12 +102,9 @@ def _as_current_schema(root: str | Path, pops: pd.DataFrame) -> pd.DataFrame:
     info = read_run_info(root)
     if str(info.get(S.RUN_INFO_SCHEMA_KEY, "1")) not in ("1",):
         return pops
-    from .denominators import blank_above_denominator
+    from .denominators import blank_above_denominator, recorded_lymphocytes
 
-    tubes = info.get("tubes") or {}
-    lymphocytes = {str(t): str(d["lymphocytes"]) for t, d in tubes.items()
-                   if isinstance(d, dict) and d.get("lymphocytes")}
-    out, n = blank_above_denominator(pops, lymphocytes)
+    out, n = blank_above_denominator(pops, recorded_lymphocytes(info))
     if n:
         log.info("%s: results schema 1: %d rows above the lymphocyte denominator read without %% of lymphocytes "
                  "or absolute count", root, n)
