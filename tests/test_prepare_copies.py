@@ -82,3 +82,17 @@ def test_transforms_in_row_blocks_equal_whole_columns(raw):
     assert np.array_equal(got, expected, equal_nan=True)
     assert np.isposinf(got[5, idx]) and np.isnan(got[7, idx]) and got[n - 2, idx] < 0
     assert np.array_equal(sample.events, before, equal_nan=True)  # not in place unless asked
+
+
+def test_compensation_in_place_equals_a_compensated_copy(raw):
+    from cytokit.compensation import compensate
+
+    resolved = prepare(raw, load_strategy("tmem").definition, qc=False, compensate_events=False, plan=[]).sample
+    copy = compensate(resolved)
+    mine = resolved.replace(events=resolved.events.copy())
+    own = mine.events
+    inplace = compensate(mine, in_place=True)
+    assert inplace.events is own  # compensated where they were
+    assert np.array_equal(inplace.events, copy.events)
+    assert inplace.compensated and inplace.provenance == copy.provenance and inplace.warnings == copy.warnings
+    assert not np.array_equal(copy.events, resolved.events)  # the default leaves its input alone

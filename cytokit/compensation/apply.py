@@ -182,8 +182,10 @@ def compensate_events(events: np.ndarray, matrix: SpilloverMatrix, indices: list
     return out
 
 
-def compensate(sample: Sample, matrix: Any = None, *, check: bool = True) -> Sample:
-    """A new, compensated Sample (see the module docstring). Input events are not modified.
+def compensate(sample: Sample, matrix: Any = None, *, check: bool = True, in_place: bool = False) -> Sample:
+    """A new, compensated Sample (see the module docstring). Input events are not modified, unless
+    ``in_place``: then ``sample.events`` themselves are compensated (for a caller that owns them, e.g.
+    :func:`cytokit.gating.preprocess.prepare` after QC made a new array) and the new Sample holds them.
 
     ``check`` runs :func:`cytokit.compensation.check.check_compensation` on the result: when the
     spillover looks removed twice or over-subtracted, a warning starting with ``"compensation check:"``
@@ -196,13 +198,14 @@ def compensate(sample: Sample, matrix: Any = None, *, check: bool = True) -> Sam
         return sample
     m = _as_matrix(matrix, sample)
     idx = matrix_indices(sample, m)
-    events = compensate_events(sample.events, m, idx, dtype=sample.events.dtype)
+    events = compensate_events(sample.events, m, idx, dtype=sample.events.dtype,
+                               out=sample.events if in_place else None)
     note = f"compensated with {m.source or 'a given spillover matrix'} ({m.n} channels)"
     warnings = sample.warnings
     if check:
         from .check import WARNING_PREFIX, check_compensation
 
-        result = check_compensation(sample.events, events, m, idx)
+        result = check_compensation(events, events, m, idx)  # the check reads the compensated events only
         if result.flags:
             msg = f"{WARNING_PREFIX} {';'.join(result.flags)}: {result.detail}"
             log.warning("%s: %s", sample.name, msg)

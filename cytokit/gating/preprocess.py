@@ -68,14 +68,15 @@ def resolve_panel(sample: Sample, panel: Any, tube: str | None, definition: Stra
     return panel.resolve(sample, tube=tube if tube is not None else definition.tube)
 
 
-def compensate(sample: Sample, definition: StrategyDefinition) -> Sample:
-    """Apply the file's acquisition matrix when the strategy asks for it (and the sample isn't yet)."""
+def compensate(sample: Sample, definition: StrategyDefinition, *, in_place: bool = False) -> Sample:
+    """Apply the file's acquisition matrix when the strategy asks for it (and the sample isn't yet);
+    ``in_place``: compensate ``sample.events`` themselves (for a caller that owns them)."""
     if definition.compensation == "none" or sample.compensated:
         return sample
     from ..compensation import compensate as compensate_sample
 
     try:
-        return compensate_sample(sample)
+        return compensate_sample(sample, in_place=in_place)
     except CompensationError:
         if definition.compensation == "file_if_present":
             log.info("%s: no usable acquisition matrix; gating uncompensated data", sample.name)
@@ -240,6 +241,12 @@ def apply_qc(sample: Sample, qc: Any = True) -> tuple[Sample, QCOutcome]:
     return kept, QCOutcome(result, flags, info, params, sample.n_events, kept.n_events)
 
 
+def _owned(sample: Sample, given: np.ndarray) -> bool:
+    """Whether ``sample.events`` were made by the chain itself (QC's kept events, compensated events), so
+    later steps may change them in place; the caller's events are never changed."""
+    return bool(sample.events.flags.writeable) and not np.may_share_memory(sample.events, given)
+
+
 @contextmanager
 def _untimed(stage: str) -> Iterator[None]:
     yield
@@ -265,10 +272,8 @@ def prepare(sample: Sample, definition: StrategyDefinition, *, panel: Any = None
         sample, outcome = apply_qc(sample, qc)
     with timer("compensation"):
         if compensate_events is None or compensate_events:
-            sample = compensate(sample, definition)
+            sample = compensate(sample, definition, in_place=_owned(sample, given))
     with timer("transforms"):
         steps = plan_transforms(sample, definition) if plan is None else list(plan)
-        # QC and compensation return new arrays: transformed where they are, the caller's events untouched
-        owned = sample.events.flags.writeable and not np.may_share_memory(sample.events, given)
-        sample = apply_transforms(sample, steps, in_place=owned)
+        sample = apply_transforms(sample, steps, in_place=_owned(sample, given))
     return Prepared(sample, tuple(steps), outcome)
