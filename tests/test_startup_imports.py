@@ -44,9 +44,11 @@ def test_heavy_imports_happen_where_used():
 #: what gating one file must not import: scikit-learn, scipy.stats/optimize/ndimage for the scatter ellipse,
 #: logicle constants and threshold densities (numpy EM, closed-form chi-squared quantile, bisection, numpy
 #: smoothing instead), nor plotting, reporting or cluster libraries when no plot is asked for, nor pandas
-#: (and pyarrow through it): the channel table is a ChannelTable, the printed table is built from rows
+#: (and pyarrow through it): the channel table is a ChannelTable, the printed table is built from rows;
+#: nor the click package (typer vendors its own click; main() looks click's exceptions up only once raised)
 GATE_PATH_EXCLUDED = ("sklearn", "scipy.stats", "scipy.optimize", "scipy.ndimage", "matplotlib", "statsmodels",
-                      "seaborn", "flowkit", "anndata", "dask.distributed", "weasyprint", "pandas", "pyarrow")
+                      "seaborn", "flowkit", "anndata", "dask.distributed", "weasyprint", "pandas", "pyarrow",
+                      "click")
 
 
 @pytest.mark.parametrize("name", ["P001_W0_tmem", "P001_W0_nkb"])
@@ -92,3 +94,37 @@ def test_imports_outside_gc_freeze_then_release():
     assert gc.get_freeze_count() == 0
     assert main(["--help"]) == 0
     assert gc.get_freeze_count() == 0 and gc.isenabled()
+
+
+@pytest.mark.parametrize("user_value", [None, "2"])
+def test_cli_gate_loads_blas_with_one_thread_unless_the_user_chose(repo_root, user_value):
+    """`cytokit gate` imports numpy with OPENBLAS_NUM_THREADS=1 (no idle thread pool started; it fits with
+    one BLAS thread anyway), leaves no trace of that in the environment, and keeps a value the user set."""
+    import os
+
+    path = repo_root / "sample_data" / "fcs" / "P001_W0_tmem.fcs"
+    if not path.is_file():
+        pytest.skip("sample_data is not present (regenerate with `make sample-data`)")
+    code = ("import json, os, sys\nfrom cytokit.cli.main import main\n"
+            f"assert 'numpy' not in sys.modules\nassert main(['gate', {str(path)!r}, '--strategy', 'tmem']) == 0\n"
+            "from threadpoolctl import threadpool_info\n"
+            "print(json.dumps([[i['internal_api'], i['num_threads']] for i in threadpool_info()] + "
+            "[os.environ.get('OPENBLAS_NUM_THREADS')]))\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    if user_value is not None:
+        env["OPENBLAS_NUM_THREADS"] = user_value
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True,
+                         env=env)
+    *pools, variable = json.loads(out.stdout.strip().splitlines()[-1])
+    openblas = [n for api, n in pools if api == "openblas"]
+    assert openblas, pools  # numpy's BLAS is OpenBLAS in the wheels this project installs
+    assert variable == user_value  # removed again, or the user's own
+    assert all(n == int(user_value or 1) for n in openblas)
+
+
+@pytest.mark.parametrize("argv", [["no-such-command"], ["gate", "--no-such-option", "x.fcs"], ["gate"]])
+def test_usage_errors_exit_2_without_the_click_package(argv, capsys):
+    from cytokit.cli.main import USAGE_EXIT, main
+
+    assert main(argv) == USAGE_EXIT
+    assert "Error" in capsys.readouterr().err

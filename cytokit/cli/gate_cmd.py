@@ -64,9 +64,10 @@ def gate(
                             help="Remove QC-flagged events first, as the pipeline does (default)."),
 ) -> None:
     """Gate one FCS file with a strategy and print its population table."""
-    from .startup import imports_outside_gc
+    from .startup import imports_outside_gc, one_blas_thread_at_load
 
-    with imports_outside_gc():  # what the command uses, imported before the work (see cli/startup.py)
+    # what the command uses, imported before the work, numpy with one BLAS thread (see cli/startup.py)
+    with imports_outside_gc(), one_blas_thread_at_load():
         from rich.console import Console
         from rich.markup import escape
 

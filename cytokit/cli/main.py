@@ -29,7 +29,7 @@ def _print_version(value: bool) -> None:
 
 
 def _click_exception_types() -> tuple[type[BaseException], ...]:
-    """Usage-error base classes: typer's vendored click and the click package (when installed)."""
+    """Usage-error base classes: typer's vendored click and the click package (when imported)."""
     types: list[type[BaseException]] = []
     try:  # typer >= 0.20 vendors click; older versions use the click package
         from typer._click.exceptions import ClickException
@@ -37,12 +37,9 @@ def _click_exception_types() -> tuple[type[BaseException], ...]:
         types.append(ClickException)
     except ImportError:  # pragma: no cover
         pass
-    try:
-        import click
-
+    click = sys.modules.get("click")  # an exception of the click package exists only once it is imported
+    if click is not None:
         types.append(click.ClickException)
-    except ImportError:  # pragma: no cover
-        pass
     return tuple(types)
 
 
@@ -87,7 +84,6 @@ def _run(app: typer.Typer, argv: list[str] | None) -> int:
     """The command's exit code (see :func:`main`)."""
     from .signals import Terminated, terminate_on_sigterm
 
-    usage_errors = _click_exception_types()
     try:
         with terminate_on_sigterm():
             rv = app(args=argv, standalone_mode=False)
@@ -109,7 +105,9 @@ def _run(app: typer.Typer, argv: list[str] | None) -> int:
         return 143
     except SystemExit as exc:  # click usage errors in non-standalone mode
         return int(exc.code or 0) if not isinstance(exc.code, str) else USAGE_EXIT
-    except usage_errors as exc:  # misspelt command, unknown option, missing argument, bad value
+    except Exception as exc:  # misspelt command, unknown option, missing argument, bad value
+        if not isinstance(exc, _click_exception_types()):  # the types looked up after the command ran
+            raise
         exc.show()  # type: ignore[attr-defined]
         code = getattr(exc, "exit_code", USAGE_EXIT)
         return USAGE_EXIT if code in (None, 1) else int(code)
