@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"failures {s['gate_failures']}, own gate an outlier {s['outlier_gate_recall']}, "
                       f"re-fitted {s['estimate_recall']}; false outlier gates (within {args.fail_pp} pp) "
                       f"{int((df['outlier'] & ~fails).sum())}; files with an outlier "
-                      f"{int(df.groupby('file')['outlier'].any().sum())} of {df['file'].nunique()}")
+                      f"{int(df.groupby(['seed', 'file'])['outlier'].any().sum())} of {len(df.groupby(['seed', 'file']))}")
     print(f"\n{time.perf_counter() - t0:.0f} s wall, {time.process_time() - c0:.0f} s CPU (this process; "
           "pipeline workers not counted)")
     return 0

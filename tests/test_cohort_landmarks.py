@@ -94,7 +94,15 @@ def test_modes_frame_places_a_valley_gate_between_the_files_own_modes():
     assert not table.drop(index=["s9", "s10"])[["outlier", "shifted"]].any().any()
     # its re-fit range, in its own coordinates: around 40 % of the way from its negative to its positive mode
     assert table.loc["s10", "range_low"] < 0.20 + 0.4 * 0.45 < table.loc["s10", "range_high"] < 0.58
-    # one file with a single mode: the cohort is compared in SDs of the negative mode instead
-    files[0] = (0.20, 0.22, 0.20 + 0.4 * 0.45)
-    one = cohort_outliers(gate_positions(_valley_records(files), {"T cells": "threshold"}), frame="modes")
+    # an all-positive file among two-mode files: its only mode is its positives, the gate went above it (a
+    # tail from the wrong mode); its landmarks say nothing comparable, so the common scale decides
+    files[8] = (0.62, 0.62, 0.62 + 2.5 * 0.05)
+    table = cohort_outliers(gate_positions(_valley_records(files), {"T cells": "threshold"}),
+                            frame="modes").set_index("sample_id")
+    assert table.loc["s8", "frame"] == "absolute" and table.loc["s8", "outlier"] and not table.loc["s8", "shifted"]
+    assert table.loc["s8", "range_high"] == pytest.approx(table.loc["s8", "abs_median"] + 4 * table.loc["s8", "abs_spread"])
+    assert table.loc["s9", "shifted"] and table.loc["s10", "outlier"]  # the others as before
+    # most files with a single mode: the cohort is compared in SDs of the negative mode instead
+    one = cohort_outliers(gate_positions(_valley_records([(lo, lo + 0.02, t) for lo, _, t in files]),
+                                         {"T cells": "threshold"}), frame="modes")
     assert (one["frame"] == "sd").all()

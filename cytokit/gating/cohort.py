@@ -13,9 +13,11 @@ the lowest mode of the parent's density and the SD of its lower half, recorded b
 twice: on the common scale (*absolute*) and in a *frame* relative to the file's own landmarks
 (:data:`FRAMES`): ``sd`` = ``(position - low_mode) / low_sd``, the distance from the file's own lowest
 (negative) mode in units of that mode's spread; ``modes`` = ``(position - low_mode) / (high_mode -
-low_mode)``, where the gate lies between the file's lowest and highest mode, for a cohort whose files all
-have two modes at least :data:`MIN_MODE_GAP` apart (a valley between negatives and positives), else ``sd``
-(a lone negative mode and a tail); ``offset`` = ``position - low_mode``; ``absolute`` = the position itself
+low_mode)``, where the gate lies between the file's lowest and highest mode, for a cohort most of whose
+files have two modes at least :data:`MIN_MODE_GAP` apart (a valley between negatives and positives), else ``sd``
+(a lone negative mode and a tail) -- in a cohort where most files have two modes, a file with one (e.g. an
+all-positive file whose only mode is its positives) has no comparable landmarks and is judged on the common
+scale alone (``frame`` ``absolute``); ``offset`` = ``position - low_mode``; ``absolute`` = the position itself
 (also used for a cohort in which any file lacks landmarks). In each: centre = median,
 spread = 1.4826 × MAD (at least ``min_spread``, frame units); a position is outlying when it lies more than
 ``k`` spreads from the median **and**, on the file's own scale, more than ``min_shift`` (transformed scale)
@@ -59,8 +61,8 @@ FRAMES: tuple[str, ...] = ("modes", "sd", "offset", "absolute")
 #: smallest cohort spread per frame (frame units: SDs of the negative mode for ``sd``, the distance between
 #: the lowest and highest mode for ``modes``, transformed scale else)
 MIN_SPREAD: dict[str, float] = {"modes": 0.05, "sd": 0.25, "offset": 0.02, "absolute": 0.02}
-#: ``modes`` frame: a cohort's files are compared between their lowest and highest mode only when every file
-#: has two modes at least this far apart (transformed scale); otherwise in SDs of the lowest mode (``sd``)
+#: ``modes`` frame: a cohort's files are compared between their lowest and highest mode when most files have
+#: two modes at least this far apart (transformed scale); otherwise in SDs of the lowest mode (``sd``)
 MIN_MODE_GAP = 0.1
 
 
@@ -120,11 +122,11 @@ def _frame_stats(out: pd.DataFrame, by: list[pd.Series], origin: Any, unit: Any,
                  min_shift: float, min_samples: int) -> dict[str, Any]:
     """Median / robust spread of ``(position - origin) / unit`` per cohort, mapped back to the file's scale,
     and whether each position is an outlier in that frame."""
-    rel = (out["position"] - origin) / unit
+    rel = (out["position"] - origin) / unit  # NaN where a file's landmarks are not comparable: left out
     grouped = rel.groupby(by, sort=False)
     med = grouped.transform("median")
     spread = np.maximum(1.4826 * (rel - med).abs().groupby(by, sort=False).transform("median"), floor)
-    n = grouped.transform("size").astype(int)
+    n = grouped.transform("count").astype(int)
     centre = origin + med * unit
     far = (rel - med).abs() > k * spread
     return {"rel": rel, "med": med, "spread": spread, "n": n, "centre": centre,
@@ -166,25 +168,29 @@ def cohort_outliers(positions: pd.DataFrame, *, k: float = 4.0, min_shift: float
     usable = out["low_mode"].notna() & (out["low_sd"] > 0) if frame in ("sd", "modes") else out["low_mode"].notna()
     complete = usable.groupby(by, sort=False).transform("all") & (frame != "absolute")
     two = (out["high_mode"] - out["low_mode"]) >= MIN_MODE_GAP
-    between = complete & two.groupby(by, sort=False).transform("all") & (frame == "modes")
+    between = complete & (two.groupby(by, sort=False).transform("mean") > 0.5) & (frame == "modes")
+    comparable = ~between | two  # in a cohort of two-mode files, a one-mode file's landmarks are another kind
     used = pd.Series(np.where(between, "modes", np.where(complete, "sd" if frame == "modes" else frame,
                                                          "absolute")), index=out.index)
     origin = np.where(complete, out["low_mode"], 0.0)
-    unit = np.where(between, out["high_mode"] - out["low_mode"], np.where(used == "sd", out["low_sd"], 1.0))
+    unit = np.where(between, np.where(comparable, out["high_mode"] - out["low_mode"], np.nan),
+                    np.where(used == "sd", out["low_sd"], 1.0))
     floor_abs = MIN_SPREAD["absolute"] if min_spread is None else min_spread
     floor = used.map(MIN_SPREAD).to_numpy() if min_spread is None else min_spread
     ab = _frame_stats(out, by, 0.0, 1.0, floor_abs, k, min_shift, min_samples)
     rel = _frame_stats(out, by, origin, unit, floor, k, min_shift, min_samples)
-    out["frame"] = used
+    for key in ("centre", "low", "high"):  # a file without comparable landmarks: the common scale's
+        rel[key] = rel[key].where(comparable, ab[key])
+    out["frame"] = used.where(comparable, "absolute")
     out["rel_position"], out["rel_median"], out["rel_spread"] = rel["rel"], rel["med"], rel["spread"]
     out["n_cohort"] = rel["n"]
-    out["median"], out["spread"] = rel["centre"], rel["spread"] * unit
+    out["median"], out["spread"] = rel["centre"], (rel["spread"] * unit).where(comparable, ab["spread"])
     out["range_low"], out["range_high"] = rel["low"], rel["high"]
     out["abs_median"], out["abs_spread"] = ab["centre"], ab["spread"]
     out["outlier_absolute"] = ab["outlier"]
-    out["outlier_relative"] = rel["outlier"]
-    out["outlier"] = ab["outlier"] & rel["outlier"]
-    out["shifted"] = ab["outlier"] & ~rel["outlier"]
+    out["outlier_relative"] = rel["outlier"] & comparable
+    out["outlier"] = ab["outlier"] & (rel["outlier"] | ~comparable)
+    out["shifted"] = ab["outlier"] & comparable & ~rel["outlier"]
     return out
 
 
