@@ -19,7 +19,7 @@ from ..sample import Sample
 from .methods import FitResult, fit_gate, get_method
 from .methods.confidence import UNCERTAIN_PP
 from .methods.scatter_overlap import (BACKGATE_KEY, BACKGATE_MAX_EVENTS, OTHER_SHARE_KEY, OVERLAP_FLAG,
-                                      backgate_error_pp, backgate_share, dilution_error_pp, fit_backgate)
+                                      backgate_error_pp, dilution_error_pp, fit_backgate)
 from .methods.shared_fits import shared_threshold_fits
 from .model import PopulationSpec, StrategyDefinition
 
@@ -203,15 +203,19 @@ def backgate_scatter(definition: StrategyDefinition, sample: Sample, state: FitS
         region = fit_backgate(_gather(sample.events, ref_rows, cols))
         if region is None:
             continue
-        rows = np.flatnonzero(state.masks[spec.name])
-        outside = np.zeros(sample.n_events, dtype=bool)
-        outside[rows[region.outside(_gather(sample.events, rows, cols))]] = True
         for name in below:
-            mask = state.masks[name]
             if name == ref or ref in ancestors(definition, name):  # lymphocytes only, as the reference is: a
                 share = 0.0  # subset's own scatter differs from the whole reference's (e.g. larger blasts)
-            else:
-                share = backgate_share(int(np.count_nonzero(outside & mask)), int(np.count_nonzero(mask)), region)
+            else:  # a population holding the reference: its other events are among the non-reference ones
+                mask = state.masks[name]
+                holds_ref = name in ancestors(definition, ref)
+                rest = mask & ~state.masks[ref] if holds_ref else mask
+                rows = np.flatnonzero(rest)
+                if rows.size > BACKGATE_MAX_EVENTS:  # a systematic sample over acquisition time
+                    rows = rows[:: int(np.ceil(rows.size / BACKGATE_MAX_EVENTS))]
+                share = region.share(_gather(sample.events, rows, cols)) if rows.size else 0.0
+                if holds_ref:
+                    share *= np.count_nonzero(rest) / max(np.count_nonzero(mask), 1)
             state.fits[name].info[BACKGATE_KEY] = round(100.0 * share, 3)
 
 

@@ -55,6 +55,8 @@ BACKGATE_KEY = "scatter_other_pct"
 BACKGATE_QUANTILE = 0.9
 #: binomial standard errors subtracted from a population's excess over the reference's rate (lower bound)
 BACKGATE_Z = 2.0
+#: the low-side quantile (per dimension) whose distance above the reference's moves the region up
+BACKGATE_LOW_QUANTILE = 0.1
 #: fewest reference events for a back-gating region
 BACKGATE_MIN_REFERENCE = 200
 #: at most this many reference events are used to place the region (a systematic sample)
@@ -135,13 +137,23 @@ class Backgate:
     limit: float
     ref_rate: float
     n_reference: int
+    low: np.ndarray  # the reference's BACKGATE_LOW_QUANTILE quantile of log scatter per dimension
 
-    def outside(self, X: np.ndarray) -> np.ndarray:
-        """True for rows of ``X`` (linear scatter, the gate's dims; the last one SSC) beyond the limit on
-        the high-SSC side (log SSC above the reference's median)."""
-        L = np.log(np.maximum(np.asarray(X, dtype=np.float64), 1.0)) - self.centre
-        d2 = np.einsum("ij,jk,ik->i", L, self.inv_cov, L)
-        return (d2 > self.limit) & (L[:, -1] > 0)
+    def share(self, X: np.ndarray) -> float:
+        """Estimated share (fraction) of other events among a population's scatter events ``X`` (linear
+        scale, the gate's dims, SSC last). The region keeps the reference's shape but moves up by as much
+        as the population's low side (its :data:`BACKGATE_LOW_QUANTILE` quantile per dimension) lies above
+        the reference's: a lymphocyte subset whose whole cloud sits a little higher (NK cells with more side
+        scatter than T cells) then has no excess, while a second cloud of larger, more granular events
+        (monocytes) barely moves the low side and stays beyond the region; see :func:`backgate_share`."""
+        L = np.log(np.maximum(np.asarray(X, dtype=np.float64), 1.0))
+        L = L[np.isfinite(L).all(axis=1)]
+        if L.shape[0] == 0:
+            return 0.0
+        shift = np.maximum(np.quantile(L, BACKGATE_LOW_QUANTILE, axis=0) - self.low, 0.0)
+        D = L - (self.centre + shift)
+        d2 = np.einsum("ij,jk,ik->i", D, self.inv_cov, D)
+        return backgate_share(int(np.count_nonzero((d2 > self.limit) & (D[:, -1] > 0))), L.shape[0], self)
 
 
 def fit_backgate(X_ref: np.ndarray) -> Backgate | None:
@@ -164,7 +176,7 @@ def fit_backgate(X_ref: np.ndarray) -> Backgate | None:
     d2 = np.einsum("ij,jk,ik->i", D, inv, D)
     limit = float(np.quantile(d2, BACKGATE_QUANTILE))
     rate = float(np.mean((d2 > limit) & (D[:, -1] > 0)))
-    return Backgate(centre, inv, limit, rate, int(X_ref.shape[0]))
+    return Backgate(centre, inv, limit, rate, int(X_ref.shape[0]), np.quantile(L, BACKGATE_LOW_QUANTILE, axis=0))
 
 
 def backgate_share(n_outside: int, n: int, region: Backgate) -> float:
