@@ -215,7 +215,7 @@ def backgate_scatter(definition: StrategyDefinition, sample: Sample, state: FitS
                     rows = rows[:: int(np.ceil(rows.size / BACKGATE_MAX_EVENTS))]
                 share = region.share(_gather(sample.events, rows, cols)) if rows.size else 0.0
                 if holds_ref:
-                    share *= np.count_nonzero(rest) / max(np.count_nonzero(mask), 1)
+                    share *= int(np.count_nonzero(rest)) / max(int(np.count_nonzero(mask)), 1)
             state.fits[name].info[BACKGATE_KEY] = round(100.0 * share, 3)
 
 
