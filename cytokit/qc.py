@@ -292,6 +292,7 @@ def channel_top(row) -> float:
 
 
 _WIDE = 64  # rows folded into one wide row for fast column reductions
+_COUNT_BLOCK_ROWS = 1024 * _WIDE  # rows compared at a time by _column_counts_equal
 
 
 def _column_reduce(ev: np.ndarray, ufunc: np.ufunc) -> np.ndarray:
@@ -312,8 +313,9 @@ def _column_counts_equal(ev: np.ndarray, values: np.ndarray) -> np.ndarray:
     n, c = ev.shape
     m = n // _WIDE * _WIDE
     counts = np.zeros(c, dtype=np.int64)
-    if m:
-        hit = ev[:m].reshape(-1, _WIDE * c) == np.tile(values.astype(ev.dtype), _WIDE)
+    wide = np.tile(values.astype(ev.dtype), _WIDE)
+    for r0 in range(0, m, _COUNT_BLOCK_ROWS):  # blocks: the comparison's temporary stays small and in cache
+        hit = ev[r0:min(m, r0 + _COUNT_BLOCK_ROWS)].reshape(-1, _WIDE * c) == wide
         counts += np.add.reduce(hit, axis=0, dtype=np.int64).reshape(_WIDE, c).sum(axis=0)
     if m < n:
         counts += (ev[m:] == values.astype(ev.dtype)).sum(axis=0)
@@ -637,13 +639,16 @@ def run_qc(sample: Sample, params: QCParams | None = None) -> QCResult:
         t = ev[:, tidx].astype(np.float64)
         unwrapped = ""
         finite_t = bool(np.isfinite(t.min()) and np.isfinite(t.max()))
-        resets = np.flatnonzero(t[1:] < t[:-1]) if finite_t else np.array([], dtype=np.int64)
+        backwards = t[1:] < t[:-1] if finite_t else None
+        resets = np.flatnonzero(backwards) if backwards is not None else np.array([], dtype=np.int64)
         if finite_t and 0 < len(resets) <= max(3, n // 5000):
             # a clock that wraps or restarts a few times: continue it from where it stopped
             t = _unwrap_time(t, resets)
             flags.append("time_not_monotonic")
             unwrapped = f"; time channel is not monotonic ({len(resets)} reset(s)), unwrapped"
-        if not finite_t or bool((t[1:] < t[:-1]).any()):
+        if unwrapped:  # the clock was continued: look again
+            backwards = t[1:] < t[:-1]
+        if backwards is None or bool(backwards.any()):
             flags.append("time_not_monotonic")
             details["flow_rate"] = "skipped: time channel is not monotonic"
         elif t[-1] <= t[0]:

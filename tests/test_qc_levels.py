@@ -1,6 +1,7 @@
-"""The drift check's trimmed per-bin levels (qc._TrimmedLevels) against a bin-by-bin computation: the
-mean of asinh(x / cofactor) over the bin's systematic subsample of valid events, lowest and highest
-``trim`` fraction dropped; the last bin runs to the end of the file."""
+"""QC kernels: the drift check's trimmed per-bin levels (qc._TrimmedLevels) against a bin-by-bin
+computation (the mean of asinh(x / cofactor) over the bin's systematic subsample of valid events, lowest
+and highest ``trim`` fraction dropped; the last bin runs to the end of the file), and the pile-up tie
+counts (qc._column_counts_equal) through blocks of rows."""
 from __future__ import annotations
 
 import numpy as np
@@ -39,3 +40,16 @@ def test_trimmed_levels_equal_a_bin_by_bin_trimmed_mean():
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     untrimmed = _TrimmedLevels(valid, starts, size, stride, 0.0).levels(body, last)
     assert not np.allclose(untrimmed, got, rtol=1e-3)  # the far events moved the untrimmed means
+
+
+def test_column_counts_equal_in_blocks():
+    """Ties with each column's value counted through blocks of rows (and a remainder of < 64 rows)."""
+    from cytokit.qc import _COUNT_BLOCK_ROWS, _column_counts_equal
+
+    rng = np.random.default_rng(2)
+    n = 2 * _COUNT_BLOCK_ROWS + 64 * 3 + 17
+    ev = rng.integers(0, 5, size=(n, 6)).astype(np.float32)
+    values = np.array([0, 1, 2, 3, 4, np.nan])
+    want = (ev == values.astype(np.float32)).sum(axis=0)
+    got = _column_counts_equal(ev, values)
+    assert got.tolist() == want.tolist() and got[-1] == 0 and got[:5].min() > n // 6
