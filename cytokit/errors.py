@@ -62,3 +62,8 @@ class ReportError(CytokitError):
 
 class ClusterError(CytokitError):
     """Events cannot be clustered or clusters annotated (bad markers, too few events, bad phenotype)."""
+
+
+class Terminated(BaseException):
+    """The process received SIGTERM (raised by the CLI's handler; a ``BaseException`` like
+    ``KeyboardInterrupt`` so that no ``except Exception`` swallows it)."""

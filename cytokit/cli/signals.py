@@ -19,7 +19,7 @@ import threading
 from types import FrameType
 from typing import Iterator
 
-from ..pipeline.lifecycle import Terminated
+from ..errors import Terminated
 
 __all__ = ["Terminated", "terminate_on_sigterm", "IMPORT_RETRY_SECONDS"]
 

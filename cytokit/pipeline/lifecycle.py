@@ -26,6 +26,8 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from ..errors import Terminated  # noqa: F401 - defined with the other errors: the CLI does not import this module
+
 if TYPE_CHECKING:  # pragma: no cover - annotation only: concurrent.futures.process imports multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -35,11 +37,6 @@ log = logging.getLogger(__name__)
 LOCK_FILE = ".cytokit.lock"
 PR_SET_PDEATHSIG = 1
 WATCHDOG_SECONDS = 1.0
-
-
-class Terminated(BaseException):
-    """The process received SIGTERM (raised by the CLI's handler; a ``BaseException`` like
-    ``KeyboardInterrupt`` so that no ``except Exception`` swallows it)."""
 
 
 def _set_parent_death_signal() -> None:
