@@ -100,3 +100,26 @@ def test_leading_slash_survives_when_the_usual_delimiters_are_all_used(tmp_path)
     with pytest.raises(FCSError, match="cannot be written unambiguously"):
         write_fcs(tmp_path / "e.fcs", _events(5, 1), ["FSC-A"], metadata={"$FIL": "/x", "$COM": every})
     assert not (tmp_path / "e.fcs").exists()
+
+
+@pytest.mark.parametrize("chunk", [None, 1000, 7])
+def test_sha256_is_the_files_hash_whatever_the_read_pieces(tmp_path, monkeypatch, chunk):
+    """read_fcs hashes the file piece by piece while reading it (a background thread): the digest is the
+    whole file's sha256 however the file is cut into pieces; a file that cannot be decoded still raises
+    FCSError, and the hashing thread ends (no thread left waiting for pieces)."""
+    import hashlib
+    import threading
+
+    from cytokit.fcs import reader
+
+    if chunk is not None:
+        monkeypatch.setattr(reader, "READ_CHUNK", chunk)
+    rng = np.random.default_rng(4)
+    path = write_fcs(tmp_path / "h.fcs", rng.normal(size=(3000, 3)).astype(np.float32), ["FSC-A", "SSC-A", "FL1-A"])
+    assert read_fcs(path).sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    before = threading.active_count()
+    bad = tmp_path / "bad.fcs"
+    bad.write_bytes(path.read_bytes()[:2000])  # cut inside the data segment
+    with pytest.raises(FCSError):
+        read_fcs(bad)
+    assert threading.active_count() == before

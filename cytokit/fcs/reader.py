@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import queue
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -360,26 +361,47 @@ def _alignment_shift(head: bytes) -> int:
     return (-int(field)) % 8 if len(head) >= 34 and field.isdigit() else 0
 
 
+#: bytes read (and handed to the hashing thread) at a time by :func:`read_fcs`
+READ_CHUNK = 4 << 20
+
+
+def _hash_pieces(hasher: "hashlib._Hash", pieces: "queue.SimpleQueue[memoryview | None]") -> None:
+    """Feed ``hasher`` the pieces of the file in order until the end marker (None)."""
+    while (piece := pieces.get()) is not None:
+        hasher.update(piece)
+
+
 def read_fcs(path: str | Path, *, dataset: int = 0) -> Sample:
     """Read data set ``dataset`` (0-based) of an FCS file into a :class:`Sample` (see module contract).
 
     The file is read once into an aligned buffer; native-order float32 events are a view of that
-    buffer (no copy), and the sha256 is computed in a background thread while the file is decoded.
+    buffer (no copy), and the sha256 is computed in a background thread, piece by piece as the file is
+    read (:data:`READ_CHUNK` bytes at a time), then while it is decoded.
     """
     path = Path(path)
+    hasher = hashlib.sha256()
+    pieces: queue.SimpleQueue[memoryview | None] = queue.SimpleQueue()
+    worker = threading.Thread(target=_hash_pieces, args=(hasher, pieces), daemon=True)
     try:
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
             shift = _alignment_shift(fh.read(HEADER_LEN))
             fh.seek(0)
             store = np.empty(size + shift, dtype=np.uint8)
-            got = fh.readinto(store.data[shift:]) if size else 0
+            view = store.data[shift:]
+            worker.start()
+            got = 0
+            while got < size:
+                n = fh.readinto(view[got:got + READ_CHUNK])
+                if not n:  # the file shrank while being read: what was read is decoded (and checked)
+                    break
+                pieces.put(view[got:got + n])
+                got += n
     except OSError as exc:
         raise FCSError(f"cannot read file: {exc.strerror or exc}", path=path) from exc
+    finally:
+        pieces.put(None)  # the worker ends after the pieces read so far
     buf = store.data[shift:shift + got]
-    hasher = hashlib.sha256()
-    worker = threading.Thread(target=hasher.update, args=(buf,), daemon=True)
-    worker.start()
     try:
         sample = _read_buffer(buf, path, dataset)
     except FCSError:
