@@ -45,10 +45,11 @@ def test_heavy_imports_happen_where_used():
 #: logicle constants and threshold densities (numpy EM, closed-form chi-squared quantile, bisection, numpy
 #: smoothing instead), nor plotting, reporting or cluster libraries when no plot is asked for, nor pandas
 #: (and pyarrow through it): the channel table is a ChannelTable, the printed table is built from rows;
-#: nor the click package (typer vendors its own click; main() looks click's exceptions up only once raised)
+#: nor the click package (typer vendors its own click; main() looks click's exceptions up only once raised),
+#: the single-stain spillover estimation or the pipeline package
 GATE_PATH_EXCLUDED = ("sklearn", "scipy.stats", "scipy.optimize", "scipy.ndimage", "matplotlib", "statsmodels",
                       "seaborn", "flowkit", "anndata", "dask.distributed", "weasyprint", "pandas", "pyarrow",
-                      "click")
+                      "click", "cytokit.compensation.estimate", "cytokit.pipeline")
 
 
 @pytest.mark.parametrize("name", ["P001_W0_tmem", "P001_W0_nkb"])

@@ -9,15 +9,32 @@ them to Samples.
   ``overcompensated``, e.g. already-compensated data that still carry $SPILLOVER)?
 * :func:`estimate_spillover` ``(single_stains, unstained, ...)`` — a matrix from controls.
 """
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .apply import acquisition_matrix, already_compensated, compensate, compensate_events, matrix_indices
 from .check import CompensationCheck, check_compensation, compensation_flags
-from .estimate import AutoScatterGate, SpilloverEstimate, detect_primary_channel, estimate_spillover, fit_spillover
 from .matrix import (
     MATRIX_KEYWORDS, SpilloverMatrix, matrix_from_metadata, parse_matrix_text, parse_spillover_text, read_matrix,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .estimate import AutoScatterGate, SpilloverEstimate, detect_primary_channel, estimate_spillover, fit_spillover
+
+#: names of the single-stain estimation, imported on first use (compensating a sample does not need them)
+_ESTIMATE_NAMES = frozenset({"AutoScatterGate", "SpilloverEstimate", "detect_primary_channel", "estimate_spillover",
+                             "fit_spillover"})
 
 __all__ = [
     "SpilloverMatrix", "compensate", "compensate_events", "acquisition_matrix", "already_compensated", "matrix_indices",
     "matrix_from_metadata", "parse_spillover_text", "parse_matrix_text", "read_matrix", "estimate_spillover",
     "SpilloverEstimate", "CompensationCheck", "check_compensation", "compensation_flags", "fit_spillover", "detect_primary_channel", "AutoScatterGate", "MATRIX_KEYWORDS",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _ESTIMATE_NAMES:
+        return getattr(importlib.import_module(f"{__name__}.estimate"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
