@@ -13,7 +13,7 @@ import pytest
 from cytokit.fcs import read_fcs
 from cytokit.gating import load_strategy
 from cytokit.gating.methods import REVIEW_FLAGS, fit_gate, fit_threshold, needs_review
-from cytokit.gating.methods.confidence import (DISAGREEMENT_SDS, MODE_EDGE_FRACTION, TAIL_SD_UNCERTAINTY,
+from cytokit.gating.methods.confidence import (DISAGREEMENT_SDS, MISFIT_SDS, MODE_EDGE_FRACTION, TAIL_SD_UNCERTAINTY,
                                                UNCERTAIN_PP, SecondEstimate, ThresholdUncertainty, combined_error,
                                                estimated_error, negative_model_estimate, tail_estimate)
 from cytokit.gating.methods.density import ThresholdParams
@@ -272,3 +272,58 @@ def test_a_count_over_a_reference_of_another_shape_is_flagged_by_the_tail_rule()
     assert right.info["est_error_pp"] < 5
     u = tail_estimate(x, right.info["threshold"], right.info["CD25"], 1.75)
     assert u is not None and tail_estimate(x, 0.4, {"method": "valley", "peaks": [0.25]}, 1.75) is None
+
+
+def test_an_agreeing_second_estimate_clears_an_uncertain_threshold_and_a_disagreeing_one_does_not():
+    # events spread evenly over 0..1 (1 pp of the parent per 0.01): the threshold could lie 0.015 either way
+    # (1.5 pp, `uncertain` on its own); the second estimate's SD is 0.5 pp
+    x = np.random.default_rng(17).uniform(0.0, 1.0, 20000)[:, None]
+    alts = (0.485, 0.515)
+    alone = estimated_error(x, [ThresholdUncertainty(0.5, alts)], above)
+    assert alone > UNCERTAIN_PP
+    # right: the independent count puts the threshold where the gate is -> the combined error is below the limit
+    agree = SecondEstimate(0.5, 0.005, misfit_sds_above=MISFIT_SDS)
+    assert estimated_error(x, [ThresholdUncertainty(0.5, alts, agree)], above) < UNCERTAIN_PP
+    # wrong by 3 pp (6 SDs of the count): more positives than the gate holds -> flagged, by about the disagreement
+    below = SecondEstimate(0.47, 0.005, misfit_sds_above=MISFIT_SDS)
+    wrong = estimated_error(x, [ThresholdUncertainty(0.5, alts, below)], above)
+    assert wrong > max(alone, 2.0), wrong
+
+
+def test_a_count_far_above_a_valley_is_set_aside_and_one_below_it_weighs():
+    x = np.random.default_rng(19).uniform(0.0, 1.0, 20000)[:, None]
+    alts = (0.495, 0.505)  # a clean valley: 0.5 pp
+    parts: dict[str, float] = {}
+    far_above = SecondEstimate(0.55, 0.005, misfit_sds_above=MISFIT_SDS)  # 5 pp fewer positives, 10 SDs
+    est = estimated_error(x, [ThresholdUncertainty(0.5, alts, far_above)], above, parts=parts)
+    assert est == pytest.approx(estimated_error(x, [ThresholdUncertainty(0.5, alts)], above))
+    assert parts["set_aside"] == 1 and parts["second_shift_pp"] == pytest.approx(-5.0, abs=0.3)
+    # the same count without the rule (a tail threshold), or as far below (more positives), weighs in full
+    for second in (SecondEstimate(0.55, 0.005), SecondEstimate(0.45, 0.005, misfit_sds_above=MISFIT_SDS)):
+        parts = {}
+        assert estimated_error(x, [ThresholdUncertainty(0.5, alts, second)], above, parts=parts) > 2.0
+        assert parts["set_aside"] == 0
+    # and inside MISFIT_SDS above, agreement still counts: lower than the spread alone
+    near = SecondEstimate(0.5 + 0.005 * MISFIT_SDS * 0.5, 0.005, misfit_sds_above=MISFIT_SDS)
+    assert estimated_error(x, [ThresholdUncertainty(0.5, (0.485, 0.515), near)], above) < \
+        estimated_error(x, [ThresholdUncertainty(0.5, (0.485, 0.515))], above)
+
+
+def test_a_count_over_a_wider_reference_is_set_aside_at_a_valley_and_noted():
+    # CD25 on CD4 T cells: negatives, a dim stretch (6 %) and a positive mode; the truth is 30 % positive
+    r = np.random.default_rng(41)
+    x = np.r_[r.normal(0.2, 0.035, 7000), r.uniform(0.3, 0.5, 600), r.normal(0.6, 0.04, 2400)]
+    params = {"sign": "+", "threshold": {"valley": "first", "max_valley_ratio": 0.5, "bounds": [0.2, 0.7]}}
+    # a reference shaped like these negatives: the count says more positives than the valley -> weighed
+    same = fit_gate("threshold", x[:, None], params, dims=("CD25",), reference=r.normal(0.2, 0.035, 5000)[:, None])
+    p = same.info["est_error_parts"]
+    assert p["second_shift_pp"] > 0 and p["set_aside"] == 0 and "count_misfit" not in same.flags
+    assert same.info["est_error_pp"] > p["spread_pp"] and "uncertain" in same.flags
+    # a reference whose negatives include brighter cells (Singlets: B, NK...): the count subtracts too much and
+    # calls events above the valley negative -> set aside (note `count_misfit`); est_error_pp is the spread alone
+    wide = np.r_[r.normal(0.2, 0.035, 5000), r.normal(0.36, 0.04, 1200)]
+    fit = fit_gate("threshold", x[:, None], params, dims=("CD25",), reference=wide[:, None])
+    p = fit.info["est_error_parts"]
+    assert p["second_shift_pp"] < -5 and p["set_aside"] == 1 and "count_misfit" in fit.flags
+    assert fit.info["est_error_pp"] == pytest.approx(p["spread_pp"], abs=0.01)
+    assert not needs_review(["count_misfit"])

@@ -56,6 +56,10 @@ MODE_EDGE_FRACTION = 0.2
 #: a disagreement with the second estimate beyond this many of its standard errors counts as an error even
 #: where the threshold's own spread is ~0 (2-4 flag the same estimates of the tuning draws)
 DISAGREEMENT_SDS = 3.0
+#: a negative-model count that puts a **valley**-placed threshold more than this many of its SDs higher (fewer
+#: positives than the valley holds) is set aside: the reference's negatives are wider than these, the count
+#: subtracts too much (docs/gating.md, "When the count is set aside"; chosen on the tuning draws 101/404/505/606)
+MISFIT_SDS = 2.0
 #: rows used for the probes (a random subsample beyond this)
 MAX_EVENTS = 20000
 
@@ -72,6 +76,10 @@ class SecondEstimate:
     position: float
     sd_fraction: float
     column: int = 0
+    #: a second estimate more than this many of its SDs **above** the threshold (fewer events above it) is taken
+    #: to have failed (its model does not fit these data) and is set aside; None: it always weighs
+    #: (see :func:`estimated_error`)
+    misfit_sds_above: float | None = None
 
 
 @dataclass(frozen=True)
@@ -148,7 +156,11 @@ def negative_model_estimate(x: np.ndarray, reference: np.ndarray | None, value: 
     m = negative_model(x, reference=ref)
     if m is None or m.method != "reference" or not m.valid:
         return None  # (no count, or a reference whose shape does not fit these negatives: no second estimate)
-    return SecondEstimate(m.threshold_for_count(x), m.sd_fraction, column)
+    # a valley is direct evidence of where the negatives end: a count that calls many events above it negative
+    # says that the reference's negatives are wider than these (a count below it -- dim positives under the
+    # valley, the valley rule's blind spot -- weighs in full)
+    return SecondEstimate(m.threshold_for_count(x), m.sd_fraction, column,
+                          MISFIT_SDS if method == "valley" else None)
 
 
 def tail_estimate(x: np.ndarray, value: float | None, info: Mapping[str, Any] | None, tail_sd: float | None, *,
@@ -191,9 +203,16 @@ def estimated_error(X: np.ndarray, thresholds: Sequence[ThresholdUncertainty], m
     its ``alternatives``; the result is the root sum of squares over thresholds. NaN when no threshold has
     alternatives (fixed or quantile thresholds: nothing measured), 0.0 for an empty parent.
 
-    ``parts`` (optional, filled in place; all pp of % of parent, root sum of squares over thresholds):
+    A threshold with a second estimate (:class:`SecondEstimate`) takes :func:`combined_error` of its spread
+    and the second estimate's disagreement as its term -- unless the second estimate lies above the threshold
+    by more than its ``misfit_sds_above`` SDs: then it is set aside and the term is the spread.
+
+    ``parts`` (optional, filled in place; pp of % of parent, root sum of squares over thresholds):
     ``spread_pp`` (the alternatives alone), ``second_gap_pp`` (how far the second estimates would move the
-    population), ``second_sd_pp`` (their standard errors in the same units), ``n_second`` (thresholds with one).
+    population), ``second_sd_pp`` (their standard errors in the same units), ``n_second`` (thresholds with
+    one), ``second_shift_pp`` (signed: the change of % of parent when the threshold
+    with the largest such move is put where its second estimate says, set aside or not) and ``set_aside``
+    (how many second estimates were set aside).
     """
     if not any(t.alternatives or t.second for t in thresholds):
         return float("nan")
@@ -213,7 +232,8 @@ def estimated_error(X: np.ndarray, thresholds: Sequence[ThresholdUncertainty], m
         return abs(shift(i, position))
 
     total = 0.0
-    acc = {"spread_pp": 0.0, "second_gap_pp": 0.0, "second_sd_pp": 0.0, "n_second": 0.0, "second_shift_pp": 0.0}
+    acc = {"spread_pp": 0.0, "second_gap_pp": 0.0, "second_sd_pp": 0.0, "n_second": 0.0, "second_shift_pp": 0.0,
+           "set_aside": 0.0}
     for i, t in enumerate(thresholds):
         worst = max((moved_to(i, alt) for alt in t.alternatives), default=0.0)
         acc["spread_pp"] += worst * worst
@@ -230,11 +250,15 @@ def estimated_error(X: np.ndarray, thresholds: Sequence[ThresholdUncertainty], m
             acc["second_gap_pp"] += gap * gap
             acc["second_sd_pp"] += sd * sd
             acc["n_second"] += 1
-            worst = combined_error(worst, gap, sd)
+            above = t.second.position > t.value
+            if t.second.misfit_sds_above is not None and above and gap > t.second.misfit_sds_above * sd:
+                acc["set_aside"] += 1  # the second estimate failed: the term is the spread alone
+            else:
+                worst = combined_error(worst, gap, sd)
         total += worst * worst
     if parts is not None:
-        parts.update({k: (round(v, 3) if k in ("n_second", "second_shift_pp") else round(100.0 * float(np.sqrt(v)), 3))
-                      for k, v in acc.items()})
+        counts = ("n_second", "second_shift_pp", "set_aside")
+        parts.update({k: round(v, 3) if k in counts else round(100.0 * float(np.sqrt(v)), 3) for k, v in acc.items()})
     return 100.0 * float(np.sqrt(total))
 
 

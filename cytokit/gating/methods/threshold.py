@@ -134,6 +134,8 @@ def _with_sensitivity(X: np.ndarray, values, member, flags: list[str], info: dic
     info["est_error_parts"] = parts
     if est > UNCERTAIN_PP:
         flags.append("uncertain")
+    if parts.get("set_aside"):
+        flags.append("count_misfit")  # a note: the negative model's count disagreed too far to weigh
     record_edge(X, values, member, columns if columns is not None else list(range(len(values))), unc, info, flags)
     return tuple(dict.fromkeys(flags))
 
