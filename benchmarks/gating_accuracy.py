@@ -433,12 +433,15 @@ def _review_words(flags: str) -> list[str]:
 def uncertain_driver(df: pd.DataFrame) -> pd.Series:
     """What an estimate's ``est_error_pp`` rests on (columns of :func:`_error_parts`): ``second disagrees``
     (a second estimate more than DISAGREEMENT_SDS of its SDs away), ``second agrees``, ``spread only`` (no
-    second estimate), ``not measured``."""
+    second estimate), ``spread (count set aside)`` (:data:`~cytokit.gating.methods.confidence.MISFIT_SDS`),
+    ``not measured``."""
     from cytokit.gating.methods.confidence import DISAGREEMENT_SDS
 
     has = df.get("n_second", pd.Series(np.nan, index=df.index)).fillna(0) > 0
     far = df.get("second_gap_pp", 0.0) > DISAGREEMENT_SDS * df.get("second_sd_pp", 0.0)
-    out = np.where(has & far, "second disagrees", np.where(has, "second agrees", "spread only"))
+    aside = df.get("set_aside", pd.Series(np.nan, index=df.index)).fillna(0) > 0
+    out = np.where(aside, "spread (count set aside)", np.where(
+        has & far, "second disagrees", np.where(has, "second agrees", "spread only")))
     return pd.Series(out, index=df.index).where(df.est_error_pp.notna(), "not measured")
 
 
