@@ -4,11 +4,16 @@ the study's unlabelled samples (their events, never expert gates). Synthetic one
 0..1 gate scale, as in test_learn_rules."""
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
+
 from cytokit.gating import Strategy
 from cytokit.gating.engine import FitState
 from cytokit.gating.methods.density import ThresholdParams
+from cytokit.gating.model import StrategyDefinition
 from cytokit.learn.agreement import f1_score
 from cytokit.learn.search import TrainingSample, _best, _Ctx, tune_definition, unlabelled
+from cytokit.sample import CHANNEL_COLUMNS, Sample
 
 from test_learn_rules import AGREE, SHIPPED, _definition, _f1, _gated, _sample
 
@@ -101,3 +106,31 @@ def test_unlabelled_samples_the_training_samples_do_not_decide_are_named():
     assert [r["sample"] for r in u["samples"]] == ["split"] and u["samples"][0]["f1"] < 0.9
     (w,) = undetermined_warnings(found)
     assert "split (F1 " in w and "agree" not in w
+
+
+def _skewed(seed: int, hi_sd: float) -> Sample:
+    """A negative peak with a wider upper than lower side (spillover spreading) and a positive mode."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0, 1, 6000)
+    x = np.concatenate([0.25 + np.where(z < 0, z * 0.035, z * hi_sd), rng.normal(0.62, 0.05, 1500)])
+    ch = [dict(pnn="A", pns="", marker="A", fluorochrome="", range=1.0, gain=1.0, log_decades=0.0,
+               log_offset=0.0, bits=32, kind="fluorescence")]
+    return Sample(x[:, None].astype(np.float32), pd.DataFrame(ch, columns=list(CHANNEL_COLUMNS)))
+
+
+def test_a_plain_tail_lab_is_learned_over_a_widened_shipped_tail():
+    """The shipped rule widens the tail on a skewed negative peak (tail_widen); the lab cuts at the mode +
+    2.5 SD of the peak's lower half, unwidened. Tail candidates with and without the widening (each width
+    implied by the expert's cut as that candidate computes it) let the lab's rule be learned from two
+    samples and placed on a held-out one whose skew differs."""
+    data = _definition().model_dump()
+    data["populations"][0]["params"]["threshold"] = {"mode": "tail", "tail_sd": 1.75, "tail_widen": 1.25}
+    base = StrategyDefinition.model_validate(data)
+    lab = ThresholdParams(mode="tail", tail_sd=2.5)
+    a, _, _ = _gated("a", _skewed(1, 0.05), lab)
+    b, _, _ = _gated("b", _skewed(2, 0.10), lab)
+    held, _, _ = _gated("held", _skewed(3, 0.075), lab)
+    decisions: list[dict] = []
+    learned = tune_definition(base, [a, b], decisions=decisions)
+    assert [d["adopted"] for d in decisions] == [True]
+    assert _f1(learned, held) > 0.995 and _f1(learned, held) > _f1(base, held)

@@ -22,8 +22,11 @@ mask among the parent's events that pass the other dimensions. Candidates are fi
 (which valley, the method's default valley depth instead of the current one, no bounds), fewest changes
 first; then the valley choices with other bandwidths, tail widths and quantiles *implied* by the
 placement on each sample, and bounds around it. Candidates within :data:`RULE_TIE` of the best training
-score count as equally good and the first of them is kept, so a rule choice the training samples do not
-show keeps its current value. A rule change carries no fitted number; it is adopted when it reproduces the
+score count as equally good, and of those the minimal change is kept (:func:`_least_change`): the base
+parameters if among them, else the candidate whose gates on the study's unlabelled samples differ least
+from the base parameters' gates, else the first (simplest) — so a rule choice the training samples do not
+show keeps its current value, and a value they do not fix (a valley depth cut-off bounded from one side,
+:func:`_with_depths`) is the one that moves the fewest gates away from the shipped strategy's. A rule change carries no fitted number; it is adopted when it reproduces the
 expert on every training sample at least as well as the base rule and loses on no left-out sample (it
 needs no average left-out gain: a training sample on which the lab's rule and the shipped one agree
 cannot show one, but it does show that the new rule keeps that placement). Scatter gates try the expert population's robust-normalised centre as the target,
@@ -371,6 +374,11 @@ def _threshold_candidates(ctx: _Ctx, cur: dict[str, Any], cuts: list[float | Non
                                                       "reference_peak", "tail_side", "bounds", "value",
                                                       "min_peak_fraction", "expected")}
     out: list[dict[str, Any]] = _rule_candidates(cur)
+    # tails keep the base's widening of a skewed peak (``tail_widen``) or use the plain lower-half SD: a lab
+    # may set its cut from either
+    widen_default = ThresholdParams.model_fields["tail_widen"].default
+    widens = tuple(dict.fromkeys((cur.get("tail_widen", widen_default), widen_default)))
+    plain = {k: v for k, v in base.items() if k != "tail_widen"}
     expected = {"expected": round(float(np.mean(ts)), 4)} if ts else {}
     for b in bounds_opts:
         bb = {"bounds": b} if b is not None else {}
@@ -378,7 +386,7 @@ def _threshold_candidates(ctx: _Ctx, cur: dict[str, Any], cuts: list[float | Non
             for adjust in (0.5, 0.75, 1.0, 1.5):
                 out.append({**base, **bb, "mode": "valley", "valley": valley, "adjust": adjust})
         # tails and quantiles implied by the expert's cut on each sample
-        tails: list[tuple[str, str, float, float]] = []
+        tails: list[tuple[str, str, float, float, float]] = []
         quants: list[float] = []
         for i, t in enumerate(cuts):
             if t is None:
@@ -392,22 +400,27 @@ def _threshold_candidates(ctx: _Ctx, cur: dict[str, Any], cuts: list[float | Non
             for ref in ("first", "highest"):
                 for side in ("upper", "lower"):
                     for mpf in dict.fromkeys((cur.get("min_peak_fraction", 0.01), 0.05, 0.2)):
-                        tp = ThresholdParams(mode="tail", reference_peak=ref, tail_side=side,
-                                             adjust=cur.get("adjust", 1.0), min_peak_fraction=mpf)
-                        info = fit_threshold(x, tp).info
-                        sd, mode = info.get("half_sd"), info.get("reference_peak")
-                        if not sd or mode is None:
-                            continue
-                        k = (t - mode) / sd if side == "upper" else (mode - t) / sd
-                        if 0.05 < k < 8:
-                            tails.append((ref, side, mpf, k))
-        groups: dict[tuple[str, str, float], list[float]] = {}
-        for ref, side, mpf, k in tails:
-            groups.setdefault((ref, side, mpf), []).append(k)
-        for (ref, side, mpf), ks in groups.items():
+                        for widen in widens:
+                            # the width the candidate will use (its tail widening too), so that the implied
+                            # width reproduces the expert's cut on this sample
+                            tp = ThresholdParams(mode="tail", reference_peak=ref, tail_side=side,
+                                                 adjust=cur.get("adjust", 1.0), min_peak_fraction=mpf,
+                                                 tail_widen=widen)
+                            info = fit_threshold(x, tp).info
+                            sd, mode = info.get("tail_width", info.get("half_sd")), info.get("reference_peak")
+                            if not sd or mode is None:
+                                continue
+                            k = (t - mode) / sd if side == "upper" else (mode - t) / sd
+                            if 0.05 < k < 8:
+                                tails.append((ref, side, mpf, widen, k))
+        groups: dict[tuple[str, str, float, float], list[float]] = {}
+        for ref, side, mpf, widen, k in tails:
+            groups.setdefault((ref, side, mpf, widen), []).append(k)
+        for (ref, side, mpf, widen), ks in groups.items():
+            ww = {"tail_widen": widen} if widen != widen_default else {}
             for k in sorted({*ks, float(np.mean(ks))}):
-                out.append({**base, **bb, **expected, "mode": "tail", "reference_peak": ref, "tail_side": side,
-                            "min_peak_fraction": mpf, "tail_sd": round(k, 3)})
+                out.append({**plain, **ww, **bb, **expected, "mode": "tail", "reference_peak": ref,
+                            "tail_side": side, "min_peak_fraction": mpf, "tail_sd": round(k, 3)})
         if not groups and slot.positive:
             for k in (1.0, 1.5, 2.0, 2.5, 3.0, 4.0):
                 out.append({**base, **bb, "mode": "tail", "tail_sd": k})
