@@ -15,7 +15,9 @@ What a cytometrist would report is not always the simulator's label: a positive 
 the negative peak labels cells positive that no gate can tell from negatives. For every one-marker ``+``
 threshold population the script therefore also prints the % an *ideal FMO gate* would report (threshold at
 the 99.5th percentile of the parent's truly negative events, known from the simulator) and its distance to
-the truth: where that is large, the truth label lies inside the negative peak.
+the truth: where that is large, the truth label lies inside the negative peak. For CD25+ CD4
+(:data:`DECOMPOSED`) the error is split per family: |ideal FMO - truth| (truth definition) and
+|ours - ideal FMO| (placement), median and p95.
 
     .venv/bin/python benchmarks/gating_accuracy.py [--split all|tuning|held-out] [--families a,b]
         [--patients 2] [--events 20000] [--no-speed] [--speed-only] [--csv out.csv]
