@@ -195,6 +195,14 @@ def test_results_written_before_schema_2_are_read_as_schema_2(tmp_path):
             got = table.loc[table["population"] != "Lymphocytes", col].to_numpy(dtype=float)
             np.testing.assert_array_equal(got, pops.loc[~lym, col].to_numpy(dtype=float))
 
+    # a table whose index repeats labels (concatenated frames) is blanked by position
+    from cytokit.results.denominators import blank_above_denominator
+
+    twice = pd.concat([pops, pops.assign(sample_id=pops["sample_id"] + "b")])
+    out, n = blank_above_denominator(twice)
+    assert n == 2 * lym.sum() and out.index.equals(twice.index)
+    assert out["pct_lymphocytes"].isna().sum() == twice["pct_lymphocytes"].isna().sum() + n
+
     info["results_schema"] = "2"
     (root / "run_info.json").write_text(json.dumps(info))
     assert (read_table(root, "populations").loc[lambda t: t["population"] == "Lymphocytes", "pct_lymphocytes"]

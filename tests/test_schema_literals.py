@@ -50,7 +50,7 @@ ALLOWED: dict[str, tuple[frozenset[str], str]] = {
     "cytokit/pipeline/runner.py": (frozenset({"file", "lymphocytes", "status"}),
                                    "run_info.json keys and a compensation mode"),
     "cytokit/report/build.py": (frozenset({"patient"}), "default file name of a patient report"),
-    "cytokit/report/patient.py": (frozenset({"lymphocytes"}), "run_info.json key of a tube"),
+    "cytokit/results/denominators.py": (frozenset({"lymphocytes"}), "run_info.json key of a tube"),
     "cytokit/results/reader.py": (frozenset({"week"}), "dtype kind of a schema Column"),
     "cytokit/simulate/phenotypes.py": (frozenset({"tube"}), "column of the simulator's phenotype catalogue"),
     "cytokit/simulate/trial.py": (frozenset({"n_events", "flags"}), "acquisition log column; truth/flags folder"),

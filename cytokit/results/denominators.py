@@ -103,17 +103,18 @@ def blank_above_denominator(pops: "pd.DataFrame", lymphocytes: Mapping[str, str]
     Per sample (``sample_id``, else the whole table) and tube, the denominator is :func:`denominators`'
     (``lymphocytes``: tube -> the population the run recorded). Returns a copy and the number of rows
     blanked."""
+    import numpy as np
     import pandas as pd
 
     if S.PCT_LYMPHOCYTES not in pops.columns or S.POPULATION not in pops.columns or pops.empty:
         return pops, 0
-    keys = pops[S.SAMPLE_ID].astype(str) if S.SAMPLE_ID in pops.columns else pd.Series("", pops.index)
-    above = pd.Series(False, index=pops.index)
-    for _, rows in pops.groupby(keys, sort=False):
+    work = pops.reset_index(drop=True)  # positions: the caller's index may repeat labels
+    keys = work[S.SAMPLE_ID].astype(str) if S.SAMPLE_ID in work.columns else pd.Series("", work.index)
+    above = np.zeros(len(work), dtype=bool)
+    for _, rows in work.groupby(keys, sort=False):
         for tube, den in denominators(rows, lymphocytes).items():
             in_tube = rows[S.TUBE].astype(str) == tube if S.TUBE in rows else pd.Series(True, rows.index)
-            hit = rows.index[in_tube & rows[S.POPULATION].astype(str).isin(den.above)]
-            above[hit] = True
+            above[rows.index[in_tube & rows[S.POPULATION].astype(str).isin(den.above)]] = True
     out = pops.copy()
     for col in (S.PCT_LYMPHOCYTES, S.ABS_COUNT):
         if col in out.columns:
