@@ -234,7 +234,8 @@ RULES = [(fr, k, m, a) for fr in FRAMES for a in ("never", "always", "review") f
 
 def one_line(name: str, s: dict) -> str:
     c, r = s["clean_files"], s["replaced"]
-    return (f"{name:34s} est. recall {s['estimate_recall']:.3f} precision {s['estimate_precision']:.3f} | files: "
+    return (f"{name:34s} outlying populations {s['outlier_gates']} (failures {s['outlier_gate_precision']:.2f}, "
+            f"false in clean files {s['outlier_gates_clean_files_not_failures']}) | est. recall {s['estimate_recall']:.3f} precision {s['estimate_precision']:.3f} | files: "
             f"injected found {s['file_recall_injected']:.2f}, flagged that are injected "
             f"{s['file_precision_injected']:.2f}, clean files with one {s['clean_files_with_outlier']} | replaced {s['replaced_estimates']:3d}: median "
             f"{r.get('before_median', float('nan')):.2f}->{r.get('after_median', float('nan')):.2f} pp, "
