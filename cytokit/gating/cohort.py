@@ -126,7 +126,7 @@ def _frame_stats(out: pd.DataFrame, by: list[pd.Series], origin: Any, unit: Any,
     grouped = rel.groupby(by, sort=False)
     med = grouped.transform("median")
     spread = np.maximum(1.4826 * (rel - med).abs().groupby(by, sort=False).transform("median"), floor)
-    n = grouped.transform("count").astype(int)
+    n = rel.notna().groupby(by, sort=False).transform("sum").astype(int)
     centre = origin + med * unit
     far = (rel - med).abs() > k * spread
     return {"rel": rel, "med": med, "spread": spread, "n": n, "centre": centre,
