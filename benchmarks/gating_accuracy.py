@@ -60,8 +60,9 @@ from cytokit.simulate import load_config, simulate_file, simulate_trial, truth_m
 #: 8.3 pp); the placement was not adopted because it was worse on the independent lab's trial (see
 #: docs/gating.md, "Counting the excess instead of the tail"). 808 was then drawn while the review flags were
 #: recalibrated (a misfit check chosen on it) and 909 once, after every rule was final (README numbers); neither
-#: is a tuning seed. The next held-out draw is 1010.
-TUNING_SEED, HELD_OUT_SEED = 101, 1010
+#: is a tuning seed. 1010 was drawn once after back-gating, the CD25 tail widening and the count_misfit rule
+#: were final (README numbers) and is looked at now. The next held-out draw is 1111.
+TUNING_SEED, HELD_OUT_SEED = 101, 1111
 #: seeds already looked at while choosing rules (every family defined before a seed was drawn is tuned on it)
 SEEN_SEED, SEEN_SEED_2, SEEN_SEED_3, SEEN_SEED_4 = 404, 505, 606, 707
 #: populations whose F1 (per event, against the simulator's labels) is reported
