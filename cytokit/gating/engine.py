@@ -17,6 +17,7 @@ from ..gates import BooleanGate, Gate, gate_from_dict
 from ..results import schema as S
 from ..sample import Sample
 from .methods import FitResult, fit_gate, get_method
+from .methods.base import every_nth
 from .methods.confidence import UNCERTAIN_PP
 from .methods.scatter_overlap import (BACKGATE_KEY, BACKGATE_MAX_EVENTS, OTHER_SHARE_KEY, OVERLAP_FLAG,
                                       backgate_error_pp, dilution_error_pp, fit_backgate)
@@ -111,8 +112,7 @@ def _reference_events(spec: PopulationSpec, sample: Sample, state: FitState, col
                     sample.name, spec.name, spec.negative_reference)
         return None, ("no_negative_reference",)
     rows = np.flatnonzero(ref)
-    if rows.size > FIT_EVENTS:
-        rows = rows[:: int(np.ceil(rows.size / FIT_EVENTS))]
+    rows = every_nth(rows, FIT_EVENTS)
     return _gather(sample.events, rows, cols), ()
 
 
@@ -132,9 +132,7 @@ def fit_population(spec: PopulationSpec, sample: Sample, state: FitState) -> Non
             log.info("%s: optional population %r skipped: %s", sample.name, spec.name, exc)
             return
         raise GatingError(f"population {spec.name!r}: {exc}", path=sample.path) from None
-    fit_rows = rows
-    if rows.size > FIT_EVENTS:  # systematic sample over acquisition time (events arrive in random order)
-        fit_rows = rows[:: int(np.ceil(rows.size / FIT_EVENTS))]
+    fit_rows = every_nth(rows, FIT_EVENTS)  # systematic sample over acquisition time
     fit_X = _gather(sample.events, fit_rows, cols) if cols.size else np.empty((fit_rows.size, 0), dtype=np.float32)
     reference, ref_flags = _reference_events(spec, sample, state, cols)
     try:
@@ -197,9 +195,7 @@ def backgate_scatter(definition: StrategyDefinition, sample: Sample, state: FitS
                         spec.name, ref)
             continue
         cols = _columns(sample, spec.dims)
-        ref_rows = np.flatnonzero(state.masks[ref])
-        if ref_rows.size > BACKGATE_MAX_EVENTS:  # a systematic sample over acquisition time
-            ref_rows = ref_rows[:: int(np.ceil(ref_rows.size / BACKGATE_MAX_EVENTS))]
+        ref_rows = every_nth(np.flatnonzero(state.masks[ref]), BACKGATE_MAX_EVENTS)
         region = fit_backgate(_gather(sample.events, ref_rows, cols))
         if region is None:
             continue
@@ -210,9 +206,7 @@ def backgate_scatter(definition: StrategyDefinition, sample: Sample, state: FitS
                 mask = state.masks[name]
                 holds_ref = name in ancestors(definition, ref)
                 rest = mask & ~state.masks[ref] if holds_ref else mask
-                rows = np.flatnonzero(rest)
-                if rows.size > BACKGATE_MAX_EVENTS:  # a systematic sample over acquisition time
-                    rows = rows[:: int(np.ceil(rows.size / BACKGATE_MAX_EVENTS))]
+                rows = every_nth(np.flatnonzero(rest), BACKGATE_MAX_EVENTS)
                 share = region.share(_gather(sample.events, rows, cols)) if rows.size else 0.0
                 if holds_ref:
                     share *= int(np.count_nonzero(rest)) / max(int(np.count_nonzero(mask)), 1)

@@ -18,6 +18,7 @@ import numpy as np
 from ..gates import BooleanGate, EllipsoidGate, Gate, PolygonGate, QuadrantGate, RectangleGate
 from ..io_utils import atomic_write_bytes
 from .axes import AxisScale, axis_scale, format_axes, scale_for
+from .methods.base import every_nth
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -122,9 +123,7 @@ def _parent_rows(result: "GatingResult", parent: str | None, max_points: int) ->
     mask = result.state.masks.get(parent) if parent else None
     rows = np.flatnonzero(mask) if mask is not None else np.arange(result.sample.n_events)
     total = int(rows.size)
-    if rows.size > max_points:
-        rows = rows[:: int(np.ceil(rows.size / max_points))]
-    return rows, total
+    return every_nth(rows, max_points), total
 
 
 def _pct(count: int, total: int) -> float:

@@ -84,6 +84,13 @@ def subsample(X: np.ndarray, max_events: int, seed: int = 0) -> np.ndarray:
     return X[idx]
 
 
+def every_nth(a: np.ndarray, max_n: int) -> np.ndarray:
+    """At most ``max_n`` rows of ``a``: a systematic sample (every k-th row, k = ceil(rows / max_n)); events
+    arrive in random order, so this samples evenly over acquisition time. ``a`` itself when it is small enough."""
+    n = a.shape[0]
+    return a[:: int(np.ceil(n / max_n))] if n > max_n else a
+
+
 def finite_rows(X: np.ndarray) -> np.ndarray:
     """Rows of ``X`` with no NaN/inf (as float64)."""
     X = np.asarray(X, dtype=np.float64)

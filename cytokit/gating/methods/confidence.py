@@ -37,6 +37,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from .base import subsample
+from .density import outer_half_sd
 from .negative_model import negative_model
 
 #: threshold shift (gate coordinates) used by :func:`threshold_sensitivity`: ~1.2x in linear signal
@@ -183,10 +184,9 @@ def tail_estimate(x: np.ndarray, value: float | None, info: Mapping[str, Any] | 
     if not peaks or x.size == 0:
         return None
     mode = peaks[0]
-    half = x[x <= mode] - mode
-    if half.size < 10:
+    sd = outer_half_sd(x, mode)
+    if sd is None:
         return None
-    sd = float(np.sqrt(np.mean(half ** 2)))
     pos, d = mode + tail_sd * sd, TAIL_SD_UNCERTAINTY * sd
     share = float(np.mean(x >= pos))
     spread = abs(float(np.mean(x >= pos - d)) - float(np.mean(x >= pos + d))) / 2

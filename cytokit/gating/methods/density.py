@@ -200,6 +200,14 @@ def find_valleys(d: Density1D, peaks: np.ndarray) -> list[tuple[int, float]]:
     return out
 
 
+def outer_half_sd(x: np.ndarray, mode: float, side: str = "upper") -> float | None:
+    """SD of a mode's outer half (root mean square distance from ``mode`` of the events below it for
+    ``side="upper"`` -- a threshold above the mode -- or above it for ``"lower"``), so events on the threshold
+    side do not count; same scale as ``x``. None with fewer than 10 such events."""
+    half = x[x <= mode] - mode if side == "upper" else x[x >= mode] - mode
+    return float(np.sqrt(np.mean(half ** 2))) if half.size >= 10 else None
+
+
 def landmarks(x: np.ndarray, d: Density1D, peaks: np.ndarray) -> dict:
     """The file's own landmarks on this dimension (same scale as ``x``), independent of where the threshold
     went: ``low_mode`` = the lowest mode of the density (for a ``+`` marker, its negative population),
@@ -210,8 +218,8 @@ def landmarks(x: np.ndarray, d: Density1D, peaks: np.ndarray) -> dict:
     if len(peaks) == 0:
         return {}
     lo, hi = float(d.grid[peaks[0]]), float(d.grid[peaks[-1]])
-    half = x[x <= lo] - lo
-    sd = float(np.sqrt(np.mean(half ** 2))) if half.size >= 10 else float(np.std(x))
+    sd = outer_half_sd(x, lo)
+    sd = float(np.std(x)) if sd is None else sd
     return {"low_mode": round(lo, 5), "low_sd": round(sd, 5), "high_mode": round(hi, 5)}
 
 
@@ -228,8 +236,8 @@ def reference_negative(xr: np.ndarray, p: ThresholdParams) -> dict | None:
         xr = xr[np.random.default_rng(p.seed).choice(xr.size, size=p.max_events, replace=False)]
     d = kde_1d(xr, adjust=p.adjust)
     mode = float(d.grid[int(np.argmax(d.density))])
-    half = xr[xr <= mode] - mode
-    sd = float(np.sqrt(np.mean(half ** 2))) if half.size >= 10 else float(np.std(xr))
+    sd = outer_half_sd(xr, mode)
+    sd = float(np.std(xr)) if sd is None else sd
     return {"mode": round(mode, 5), "half_sd": round(sd, 5), "negative_max": round(mode + REFERENCE_SD * sd, 5),
             "n_events": int(xr.size)}
 
@@ -327,11 +335,8 @@ def _tail(x: np.ndarray, d: Density1D, peaks: np.ndarray, p: ThresholdParams, *,
     else:
         ref = peaks[int(np.argmax(d.density[peaks]))]
     mode = float(d.grid[ref])
-    if side == "upper":
-        half = x[x <= mode] - mode
-    else:
-        half = x[x >= mode] - mode
-    sd = float(np.sqrt(np.mean(half ** 2))) if half.size >= 10 else float(np.std(x))
+    sd = outer_half_sd(x, mode, side)
+    sd = float(np.std(x)) if sd is None else sd
     info: dict = {"reference_peak": mode, "half_sd": sd, "tail_side": side}
     width = sd
     if p.tail_widen > 1.0 and sd > 0:

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .base import every_nth
 from .mixture import MixtureFit, _log_prob, _logsumexp_columns
 
 #: review flag of a scatter gate whose estimated share of other classes exceeds its limit, and of the
@@ -164,8 +165,7 @@ def fit_backgate(X_ref: np.ndarray) -> Backgate | None:
     X_ref = X_ref[np.isfinite(X_ref).all(axis=1)]
     if X_ref.shape[0] < BACKGATE_MIN_REFERENCE:
         return None
-    if X_ref.shape[0] > BACKGATE_MAX_EVENTS:
-        X_ref = X_ref[:: int(math.ceil(X_ref.shape[0] / BACKGATE_MAX_EVENTS))]
+    X_ref = every_nth(X_ref, BACKGATE_MAX_EVENTS)
     L = np.log(np.maximum(X_ref, 1.0))
     centre = np.median(L, axis=0)
     cov = np.atleast_2d(np.cov(L - centre, rowvar=False))

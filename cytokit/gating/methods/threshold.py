@@ -136,7 +136,7 @@ def _with_sensitivity(X: np.ndarray, values, member, flags: list[str], info: dic
         flags.append("uncertain")
     if parts.get("set_aside"):
         flags.append("count_misfit")  # a note: the negative model's count disagreed too far to weigh
-    record_edge(X, values, member, columns if columns is not None else list(range(len(values))), unc, info, flags)
+    record_edge(X, values, member, cols, unc, info, flags)
     return tuple(dict.fromkeys(flags))
 
 
