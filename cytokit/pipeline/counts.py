@@ -33,7 +33,7 @@ import pandas as pd
 
 from ..qc import min_events_flag
 from ..results import schema as S
-from ..results.denominators import Denominator, tube_denominator
+from ..results.denominators import Denominator, table_denominator
 from .config import CountsConfig
 
 DUAL, SINGLE = "dual_platform", "single_platform"
@@ -96,13 +96,8 @@ def absolute_counts(pops: pd.DataFrame, sample: dict, counts: CountsConfig,
 
 def sample_denominator(pops: pd.DataFrame, lymphocytes: str | None = None) -> Denominator:
     """One sample's lymphocyte denominator and the gates above it, from its population rows and the
-    strategy's ``lymphocytes`` population when known: :func:`cytokit.results.denominators.tube_denominator`."""
-    if S.POPULATION not in pops.columns:
-        return tube_denominator((), lymphocytes)
-    parents = pops[S.PARENT].fillna("").astype(str) if S.PARENT in pops.columns else pd.Series("", pops.index)
-    pct = (pd.to_numeric(pops[S.PCT_LYMPHOCYTES], errors="coerce") if S.PCT_LYMPHOCYTES in pops.columns
-           else pd.Series(np.nan, pops.index))
-    return tube_denominator(zip(pops[S.POPULATION].astype(str), parents, pct.astype(float)), lymphocytes)
+    strategy's ``lymphocytes`` population when known: :func:`cytokit.results.denominators.table_denominator`."""
+    return table_denominator(pops, lymphocytes)
 
 
 def above_denominator(pops: pd.DataFrame, lymphocytes: str | None = None) -> pd.Series:

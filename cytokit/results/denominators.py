@@ -88,11 +88,20 @@ def denominators(rows: "pd.DataFrame", lymphocytes: Mapping[str, str] | None = N
     out: dict[str, Denominator] = {}
     tubes = rows[S.TUBE].astype(str) if S.TUBE in rows else pd.Series("", rows.index)
     for tube, t in rows.groupby(tubes):
-        parents = t.get(S.PARENT, pd.Series("", t.index)).fillna("").astype(str)
-        pct = pd.to_numeric(t.get(S.PCT_LYMPHOCYTES, pd.Series(math.nan, t.index)), errors="coerce")
-        out[str(tube)] = tube_denominator(zip(t[S.POPULATION].astype(str), parents, pct.astype(float)),
-                                          (declared or {}).get(str(tube)), (lymphocytes or {}).get(str(tube)))
+        out[str(tube)] = table_denominator(t, (declared or {}).get(str(tube)), (lymphocytes or {}).get(str(tube)))
     return out
+
+
+def table_denominator(rows: "pd.DataFrame", *named: str | None) -> Denominator:
+    """:func:`tube_denominator` of one tube's populations table (columns ``population`` and, when present,
+    ``parent`` and ``pct_lymphocytes``); ``named`` as there."""
+    import pandas as pd
+
+    if S.POPULATION not in rows.columns:
+        return tube_denominator((), *named)
+    parents = rows.get(S.PARENT, pd.Series("", rows.index)).fillna("").astype(str)
+    pct = pd.to_numeric(rows.get(S.PCT_LYMPHOCYTES, pd.Series(math.nan, rows.index)), errors="coerce")
+    return tube_denominator(zip(rows[S.POPULATION].astype(str), parents, pct.astype(float)), *named)
 
 
 def blank_above_denominator(pops: "pd.DataFrame", lymphocytes: Mapping[str, str] | None = None
