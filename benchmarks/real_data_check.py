@@ -218,7 +218,8 @@ def check_a2004(data: Path) -> tuple[list[Check], Any]:
 
 
 def check_diva(data: Path) -> tuple[list[Check], Any]:
-    """124500.fcs against the DiVa counts (P1·P2 singlets, P3 live, P4 CD8+, P5 CD3+)."""
+    """124500.fcs against the DiVa counts, gate by gate (P1 FSC-W, P2 SSC-W singlets, P3 live, P4 CD8+,
+    P5 CD3+), each as % of its parent."""
     base = data / "flowjo9_diva" / "diva"
     fcs = base / "124500.fcs"
     c = pd.read_csv(base / "PE_2_tube_001_124500_diva_counts.csv").set_index("gate_fullname")["diva_num_events"]
@@ -226,13 +227,14 @@ def check_diva(data: Path) -> tuple[list[Check], Any]:
     result = gate(fcs, YAML / "diva_strategy.yaml")
     by = result.populations.set_index("population")
     checks = _expert_rows(result, fcs.name, {
-        "Singlets": (100 * n("/P1/P2") / n(""), "P1·P2 (FSC and SSC W/H)"),
+        "FSC singlets": (100 * n("/P1") / n(""), "P1 (FSC-W)"),
+        "Singlets": (100 * n("/P1/P2") / n("/P1"), "P2 (SSC-W)"),
         "CD8+": (100 * n("/P1/P2/P3/P4") / n("/P1/P2/P3"), "P4"),
         "CD3+ CD8+": (100 * n("/P1/P2/P3/P4/P5") / n("/P1/P2/P3/P4"), "P5")})
     # P3 (FSC-A x viability) = our Cells then Live, as % of singlets
     live = 100.0 * by.loc["Live", "count"] / by.loc["Singlets", "count"]
     p3 = 100 * n("/P1/P2/P3") / n("/P1/P2")
-    checks.insert(1, Check(fcs.name, f"Cells∩Live % of singlets vs expert P3 {p3:.2f} %", live,
+    checks.insert(2, Check(fcs.name, f"Cells∩Live % of singlets vs expert P3 {p3:.2f} %", live,
                            f"{p3:.2f} ± {TOLERANCE_PP}",
                            verdict(abs(live - p3) <= TOLERANCE_PP, _flags(by, "Cells", "Live")),
                            _row_flags(by, "Cells", "Live")))
@@ -274,6 +276,83 @@ def mouse_f1(data: Path) -> dict[str, float]:
     return out
 
 
+# -- per-event agreement with the experts' own gates (FlowJo / DiVa workspaces) --------------------------
+@dataclass
+class ExpertRow:
+    """One cytokit population against the expert gate of the same population, event by event: F1 of the
+    two event sets, ``d_pp`` = our % - the expert's % of the same reference population (pp; see
+    :func:`expert_f1`), and the flags of our row."""
+
+    file: str
+    population: str
+    expert: str
+    f1: float
+    d_pp: float
+    flags: str
+
+
+# file key -> (FCS, workspace, strategy: user YAML or shipped name, {our population: expert gate id}).
+# Every expert gate that has a cytokit population is listed; the others are named by expert_f1().
+EXPERT_GATES: dict[str, tuple[str, str, str, dict[str, str]]] = {
+    "a2004": ("flowjo9_diva/a2004_O1T2pb05i_A2_A02.fcs", "flowjo9_diva/A2004Analysis.xml", "dc_monocyte_strategy.yaml",
+              {"Live": "Live", "APC": "Live/APC", "Monocytes": "Live/Monocytes", "B Cell": "Live/APC/B Cell",
+               "mDC": "Live/APC/mDC", "pDC": "Live/APC/pDC", "IL-6+ Monocytes": "Live/Monocytes/IL-6+",
+               "TNFa+ Monocytes": "Live/Monocytes/TNFa+"}),
+    "diva": ("flowjo9_diva/diva/124500.fcs", "flowjo9_diva/diva/PE_2.xml", "diva_strategy.yaml",
+             {"FSC singlets": "P1", "Singlets": "P1/P2", "Live": "P1/P2/P3", "CD8+": "P1/P2/P3/P4",
+              "CD3+ CD8+": "P1/P2/P3/P4/P5"}),
+    "flowsom_68983": ("flowsom_68983/68983.fcs", "flowsom_68983/gating.wsp", "mouse_lymphocytes",
+                      {"Singlets": "Lymphocytes/Singlets/Singlets2",
+                       "NK1.1+": "Lymphocytes/Singlets/Singlets2/NK1_1+",
+                       "NK cells": "Lymphocytes/Singlets/Singlets2/NK1_1+/NK cells",
+                       "NKT cells": "Lymphocytes/Singlets/Singlets2/NK1_1+/NK T cells",
+                       "B cells": "Lymphocytes/Singlets/Singlets2/NK1_1-/B cells",
+                       "T cells": "Lymphocytes/Singlets/Singlets2/NK1_1-/T cells",
+                       "CD4 T": "Lymphocytes/Singlets/Singlets2/NK1_1-/T cells/ab T cells/CD4 T cells",
+                       "CD8 T": "Lymphocytes/Singlets/Singlets2/NK1_1-/T cells/ab T cells/CD8 T cells",
+                       "gd T": "Lymphocytes/Singlets/Singlets2/NK1_1-/T cells/gd T cells"}),
+}
+
+
+def expert_masks(data: Path, key: str) -> tuple[Any, dict[str, np.ndarray], list[str]]:
+    """The raw Sample of ``EXPERT_GATES[key]``, the expert's masks over its events (the workspace's gates,
+    compensation and transforms evaluated by :mod:`cytokit.flowjo`; they reproduce the counts FlowJo / DiVa
+    stored within 0.5 % of the parent or one event) and the ids of the expert gates without a cytokit population."""
+    from cytokit.flowjo import read_workspace
+    from cytokit.gatingml.evaluate import evaluate_document
+
+    rel, ws, _, mapping = EXPERT_GATES[key]
+    raw = read_fcs(data / rel)
+    document = read_workspace(data / ws).sample(raw.name).document
+    masks = evaluate_document(document, raw)
+    return raw, masks, [n for n in masks if n not in mapping.values()]
+
+
+def expert_f1(data: Path, key: str) -> tuple[list[ExpertRow], list[str]]:
+    """Per-event F1 and ``d_pp`` of every cytokit population that has an expert gate in ``key``'s
+    workspace. ``d_pp`` compares % of the same reference: the expert gate's nearest ancestor that has a
+    cytokit population (all events when none has), so gates the two hierarchies place differently (the
+    expert's P3 is our Cells then Live) compare as the same share. Gated without QC
+    (``apply(..., qc=False)``): the expert gated every event of the file."""
+    raw, masks, unmatched = expert_masks(data, key)
+    rel, ws, strategy, mapping = EXPERT_GATES[key]
+    result = load_strategy(strategy if strategy.endswith("_lymphocytes") else YAML / strategy).apply(raw, qc=False)
+    by = result.populations.set_index("population")
+    ours_of = {node: pop for pop, node in mapping.items()}
+    every = np.ones(raw.n_events, dtype=bool)
+    rows = []
+    for pop, node in mapping.items():
+        ours, theirs = result.masks[pop], masks[node]
+        ref = node.rpartition("/")[0]
+        while ref and ref not in ours_of:
+            ref = ref.rpartition("/")[0]
+        ours_ref, theirs_ref = (result.masks[ours_of[ref]], masks[ref]) if ref else (every, every)
+        f1 = 2.0 * float((ours & theirs).sum()) / max(int(ours.sum() + theirs.sum()), 1)
+        d_pp = 100.0 * (ours.sum() / max(int(ours_ref.sum()), 1) - theirs.sum() / max(int(theirs_ref.sum()), 1))
+        rows.append(ExpertRow(Path(rel).name, pop, node, f1, float(d_pp), str(by.loc[pop, "flags"] or "")))
+    return rows, unmatched
+
+
 FILES: dict[str, tuple[str, Callable[[Path], tuple[list[Check], Any]], str]] = {
     "100715": ("flowkit/100715.fcs", check_tcell_memory, "tcell_memory_strategy.yaml"),
     "a2004": ("flowjo9_diva/a2004_O1T2pb05i_A2_A02.fcs", check_a2004, "dc_monocyte_strategy.yaml"),
@@ -300,8 +379,13 @@ def run(data: Path, *, cli: bool = True) -> dict[str, Any]:
     wall, cpu = time.perf_counter(), time.process_time()
     f1 = mouse_f1(data)
     timing["flowsom_68983"] = (time.perf_counter() - wall, time.process_time() - cpu)
+    expert: list[ExpertRow] = []
+    unmatched: dict[str, list[str]] = {}
+    for key in EXPERT_GATES:
+        rows, unmatched[key] = expert_f1(data, key)
+        expert += rows
     return {"checks": [asdict(c) for c in checks], "cli_agrees": agrees, "mouse_f1": f1, "timing": timing,
-            "edge_shares": edges}
+            "edge_shares": edges, "expert_f1": [asdict(r) for r in expert], "expert_unmatched": unmatched}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -326,6 +410,14 @@ def main(argv: list[str] | None = None) -> int:
                   + (f"\n           flags: {r.flags}" if r.flags and r.verdict != "ok" else ""))
     print("\n== flowsom_68983 (mouse_lymphocytes) per-event F1 vs expert labels")
     print("  " + ", ".join(f"{k} {v:.3f}" for k, v in out["mouse_f1"].items()))
+    print("\n== per-event agreement with the experts' gates (workspaces; gated without QC as the expert did):"
+          "\n   F1 of the event sets, |d| = |our % - the expert's %| of the nearest expert ancestor with a cytokit population")
+    print(f"  {'file':28s} {'population':16s} {'F1':>6s} {'|d| pp':>7s}  our flags")
+    for r in out["expert_f1"]:
+        print(f"  {r['file']:28s} {r['population']:16s} {r['f1']:6.3f} {abs(r['d_pp']):7.2f}  {r['flags']}")
+    for key, names in out["expert_unmatched"].items():
+        if names:
+            print(f"  {key}: expert gates without a cytokit population: {', '.join(names)}")
     if out["cli_agrees"]:
         print("\ncytokit gate --table / cytokit run counts = Strategy.apply: "
               + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in out["cli_agrees"].items()))

@@ -6,6 +6,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,10 +80,65 @@ def test_area_and_height_files_resolve_and_cd8_matches_the_diva_expert(check, sh
     assert live.verdict == "ok"
 
 
-@pytest.mark.xfail(strict=True, reason="known: with the docs' gate kinds, A2004 (APC, B cell, mDC) and 124500 "
-                   "(singlets, live, CD3+) differ from the expert by > 2 pp without a review flag "
-                   "(benchmarks/real_data_check.py; A2004 pDC and IL-6+ carry cut_through, NKR NK and T + B "
-                   "scatter_overlap)")
+def test_diva_gates_written_as_the_expert_draws_them_agree(check, shared_data):
+    """124500.fcs with the DiVa conventions expressed in the strategy (singlets on FSC-W then SSC-W, debris
+    left to P3; CD3+ as the CD3+ peak): no silent row; the FSC-W gate holds the expert's P1 events
+    (per-event F1 >= 0.99) and P3, P4, P5 agree within 2 pp."""
+    checks, _ = check.check_diva(shared_data)
+    assert [c.check for c in checks if c.verdict == "SILENT"] == []
+    assert [c.verdict for c in checks if not c.check.startswith("Singlets ")] == ["ok"] * 4
+    rows, _ = check.expert_f1(shared_data, "diva")
+    assert {r.population: r for r in rows}["FSC singlets"].f1 >= 0.99
+
+
+def test_apc_as_the_hla_dr_bright_peak_agrees_with_the_expert(check, shared_data):
+    """A2004: APC as the HLA-DR-bright peak (lower tail of the last MHCII peak) is within 2 pp of the
+    expert's APC; the valley above the negatives (the dim plateau included) is not."""
+    checks, result = check.check_a2004(shared_data)
+    apc = next(c for c in checks if c.check.startswith("APC "))
+    assert apc.verdict == "ok"
+    assert result.fits["APC"].info["MHCII"]["method"] == "tail"
+    valley = load_strategy_with(check, "dc_monocyte_strategy.yaml").set_params(
+        "APC", thresholds=[{"bounds": [0.25, 0.75]}, {"bounds": [0.25, 0.75]}]).refit(result, "APC")
+    assert float(valley.populations.set_index("population").loc["APC", "pct_parent"]) - 8.24 > 2.0
+
+
+def load_strategy_with(check, name):
+    from cytokit.gating import load_strategy
+
+    return load_strategy(check.YAML / name)
+
+
+def test_expert_table_covers_every_mapped_population_and_can_fail(check, shared_data):
+    """The per-event table has one row per mapped population of every workspace file; the experts' masks
+    reproduce the counts their software stored (within 0.5 % of the parent or one event); the mouse populations agree
+    with the expert's FlowJo gates (F1 >= 0.95) and a population compared with the wrong expert gate does
+    not (the comparison can fail)."""
+    for key, (rel, ws, _, mapping) in check.EXPERT_GATES.items():
+        rows, unmatched = check.expert_f1(shared_data, key)
+        assert [r.population for r in rows] == list(mapping), key
+        assert all(0.0 <= r.f1 <= 1.0 for r in rows) and not set(mapping.values()) & set(unmatched)
+    from cytokit.flowjo import read_workspace, workspace_counts
+
+    for ws, fcs in [("flowjo9_diva/A2004Analysis.xml", "flowjo9_diva/a2004_O1T2pb05i_A2_A02.fcs"),
+                    ("flowjo9_diva/diva/PE_2.xml", "flowjo9_diva/diva/124500.fcs")]:
+        table = workspace_counts(read_workspace(shared_data / ws), check.read_fcs(shared_data / fcs))
+        stored = table.dropna(subset=["flowjo_count"])
+        off = (stored["count"] - stored["flowjo_count"]).abs()
+        assert (off <= np.maximum(1, 0.005 * stored["parent_count"])).all(), ws
+    mouse, _ = check.expert_f1(shared_data, "flowsom_68983")
+    by = {r.population: r for r in mouse}
+    assert min(by[p].f1 for p in ("NK cells", "NKT cells", "B cells", "T cells", "CD4 T", "CD8 T", "gd T")) >= 0.95
+    _, masks, _ = check.expert_masks(shared_data, "flowsom_68983")
+    cd4 = masks[check.EXPERT_GATES["flowsom_68983"][3]["CD4 T"]]
+    cd8 = masks[check.EXPERT_GATES["flowsom_68983"][3]["CD8 T"]]
+    assert 2 * (cd4 & cd8).sum() / (cd4.sum() + cd8.sum()) < 0.1
+
+
+@pytest.mark.xfail(strict=True, reason="known: A2004 mDC (% of APC) is 24.7 vs the expert's 15.8 % without a "
+                   "review flag: HLA-DR-intermediate CD14-dim CD11c+ cells, which the expert's APC polygon "
+                   "leaves out, enter our APC; mDC's own thresholds are clean (within the expert's APC our "
+                   "mDC gate adds 11 events), so nothing of mDC's fit shows it (docs/gating.md, real files)")
 def test_expert_gated_files_have_no_silent_differences(check, shared_data):
     silent = [c for fn in (check.check_a2004, check.check_diva, check.check_nkr)
               for c in fn(shared_data)[0] if c.verdict == "SILENT"]
