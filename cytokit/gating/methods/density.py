@@ -73,6 +73,7 @@ from pydantic import Field, model_validator
 
 from .base import MethodParams
 from .kde import Density1D, kde_1d
+from .negative_crossing import negative_crossing
 from .negative_model import MIN_EVENTS as NEGATIVE_MODEL_MIN_EVENTS
 from .negative_model import negative_model
 
@@ -105,7 +106,7 @@ class ThresholdParams(MethodParams):
     """How to place one threshold on one dimension (values on the gate's transformed scale)."""
 
     mode: Literal["valley", "tail", "quantile", "fixed"] = "valley"
-    fallback: Literal["tail", "excess", "quantile", "expected", "none"] = "tail"
+    fallback: Literal["tail", "excess", "crossing", "quantile", "expected", "none"] = "tail"
     bounds: tuple[float, float] | None = Field(
         None, description="plausible range of the threshold; valleys outside are rejected, results clipped")
     expected: float | None = Field(None, description="where the threshold usually lies (drift reference)")
@@ -449,7 +450,7 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
                     info["overlap_threshold"] = overlap_threshold(x, d, peaks, valleys, int(chosen[0]))
         if value is None:
             method = p.fallback
-            if p.fallback == "excess" and not _has_reference(reference, x):
+            if p.fallback in ("excess", "crossing") and not _has_reference(reference, x):
                 method = "tail"  # the negative model needs the same file's negative reference
                 flags.append("no_negative_reference")
             if p.fallback == "none":
@@ -464,6 +465,20 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
             method = "tail"
             flags.remove("fell_back:excess")
             flags.extend(["negative_model_misfit", "fell_back:tail"])
+    if method == "crossing":
+        assert reference is not None  # checked above
+        value = _crossing(x, reference, p, info)
+        if value is None:  # no mode above the reference's negatives: the tail, said so
+            method = "tail"
+            flags.remove("fell_back:crossing")
+            flags.extend(["no_crossing", "fell_back:tail"])
+    elif (method == "valley" and p.fallback == "crossing" and _has_reference(reference, x)
+          and info.get("valley_ratio", 0.0) >= OVERLAP_MIN_RATIO):  # a clean valley decides on its own
+        assert reference is not None and value is not None
+        floor = _crossing(x, reference, p, info)
+        if floor is not None and floor > value:  # the valley lies where the negatives still dominate
+            value, method = floor, "crossing"
+            flags.append("raised_to_crossing")
     if method == "tail":
         value, tail_info, tail_flags = _tail(x, d, peaks, p, lone_mode=p.mode == "valley")
         info.update(tail_info)
@@ -490,6 +505,8 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
     info["threshold"] = value
     if check_stability and method == "excess":
         info["stability_thresholds"] = info["negative_model"]["alternatives"]
+    elif check_stability and method == "crossing":
+        info["stability_thresholds"] = info["crossing"]["alternatives"]
     elif check_stability and p.mode == "valley":
         moved = 0.0
         alts = []
@@ -538,6 +555,18 @@ def _has_reference(reference: np.ndarray | None, x: np.ndarray) -> bool:
         return False
     r = np.asarray(reference, dtype=np.float64)
     return int(np.isfinite(r).sum()) >= MIN_REFERENCE_EVENTS
+
+
+def _crossing(x: np.ndarray, reference: np.ndarray, p: ThresholdParams, info: dict) -> float | None:
+    """Where the reference-shaped negatives stop dominating ``x`` (:mod:`.negative_crossing`); recorded in
+    ``info["crossing"]`` with ``alternatives``: the boundary with the negatives' count -/+ its SD and with
+    the density smoothed less and more (:data:`STABILITY_ADJUST`). None when there is no such boundary."""
+    c = negative_crossing(x, reference, adjust=p.adjust)
+    if c is None:
+        return None
+    refits = [negative_crossing(x, reference, adjust=p.adjust * f) for f in STABILITY_ADJUST]
+    info["crossing"] = {**c.as_info(), "alternatives": [*c.alternatives, *(r.value for r in refits if r is not None)]}
+    return c.value
 
 
 def _excess(x: np.ndarray, reference: np.ndarray, info: dict) -> float | None:
