@@ -247,7 +247,8 @@ def run_family(name: str, seed: int, *, patients: int, events: int, root: Path,
                          "est_error_rel": _num(res.fits[p.population].info.get("est_error_rel")),
                          "edge_share": _num(res.fits[p.population].info.get("edge_share")),
                          "max_valley_ratio": _max_key(res.fits[p.population].info, "valley_ratio"),
-                         "parent": p.parent, **_error_parts(res.fits[p.population].info),
+                         "parent": p.parent, "count": int(p.count), "parent_count": int(p.parent_count),
+                         **_error_parts(res.fits[p.population].info),
                          "f1": f1(res.masks[p.population], masks[p.population])
                          if p.population in F1_POPULATIONS else np.nan,
                          "fmo_pct": ideal_fmo_pct(res, p.population, masks)})
@@ -262,7 +263,7 @@ def _error_parts(info: dict) -> dict[str, object]:
     """What ``est_error_pp`` was made of (``info["est_error_parts"]``, pp) and how the thresholds were placed."""
     parts = info.get("est_error_parts") or {}
     methods = sorted({str(v["method"]) for v in info.values() if isinstance(v, dict) and v.get("method")})
-    keys = ("spread_pp", "second_gap_pp", "second_sd_pp", "n_second", "second_shift_pp", "set_aside")
+    keys = ("spread_pp", "second_gap_pp", "second_sd_pp", "n_second", "second_shift_pp", "set_aside", "set_apart_pp")
     return {**{k: _num(parts.get(k)) for k in keys},
             "placement": "+".join(methods)}
 

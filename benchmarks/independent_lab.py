@@ -33,7 +33,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gating_accuracy import _error_parts, _num, calibration, f1, ideal_fmo_pct, per_population, report  # noqa: E402
+from gating_accuracy import _error_parts, _max_key, _num, calibration, f1, ideal_fmo_pct, per_population, report  # noqa: E402
 from independent_lab_gen import HIERARCHY, clog_mask, event_kinds, generate_trial, truth_masks  # noqa: E402
 from independent_lab_gen.user_yaml import LYMPHOCYTE_GATES, PANEL, write_lab_strategies  # noqa: E402
 from qc_accuracy import TIME_FLAGS  # noqa: E402
@@ -104,6 +104,9 @@ def gate_trial(trial: Path, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                          "flag_words": p.flags if isinstance(p.flags, str) else "",
                          "est_error_pp": float(p.est_error_pp), "parent": p.parent,
                          "est_error_rel": _num(res.fits[p.population].info.get("est_error_rel")),
+                         "edge_share": _num(res.fits[p.population].info.get("edge_share")),
+                         "max_valley_ratio": _max_key(res.fits[p.population].info, "valley_ratio"),
+                         "count": int(p.count), "parent_count": int(p.parent_count),
                          **_error_parts(res.fits[p.population].info),
                          "best_threshold_pp": oracle.get(p.population, np.nan),
                          "fmo_pct": ideal_fmo_pct(res, p.population, masks),

@@ -91,6 +91,9 @@ class ThresholdUncertainty:
     value: float | None
     alternatives: tuple[float, ...] = ()
     second: SecondEstimate | None = None
+    #: smoothing refits left out of ``alternatives`` for lying beyond a mode next to the threshold or in the
+    #: outer :data:`MODE_EDGE_FRACTION` of the gap next to one (recorded: ``est_error_parts["set_apart_pp"]``)
+    set_apart: tuple[float, ...] = ()
 
     @classmethod
     def from_fit(cls, value: float | None, info: Mapping[str, Any] | None) -> "ThresholdUncertainty":
@@ -114,14 +117,15 @@ class ThresholdUncertainty:
         elif np.isfinite(lo) and np.isfinite(hi):  # (never narrower than where the fit itself lies)
             edge = MODE_EDGE_FRACTION * (hi - lo)
             lo, hi = min(lo + edge, value), max(hi - edge, value)
-        alts = [float(a) for a in info.get("stability_thresholds", ())
-                if a is not None and np.isfinite(a) and lo < a < hi]
+        refits = [float(a) for a in info.get("stability_thresholds", ()) if a is not None and np.isfinite(a)]
+        alts = [a for a in refits if lo < a < hi]
+        apart = tuple(a for a in refits if not lo < a < hi and a != value)
         if info.get("overlap_threshold") is not None and np.isfinite(info["overlap_threshold"]):
             alts.append(float(info["overlap_threshold"]))  # the count corrected for the modes' overlap
         if info.get("method") == "tail" and info.get("half_sd"):
             d = TAIL_SD_UNCERTAINTY * float(info["half_sd"])
             alts += [value - d, value + d]
-        return cls(value, tuple(a for a in alts if a != value))
+        return cls(value, tuple(a for a in alts if a != value), set_apart=apart)
 
 
 def negative_model_estimate(x: np.ndarray, reference: np.ndarray | None, value: float | None,
@@ -233,10 +237,12 @@ def estimated_error(X: np.ndarray, thresholds: Sequence[ThresholdUncertainty], m
 
     total = 0.0
     acc = {"spread_pp": 0.0, "second_gap_pp": 0.0, "second_sd_pp": 0.0, "n_second": 0.0, "second_shift_pp": 0.0,
-           "set_aside": 0.0}
+           "set_aside": 0.0, "set_apart_pp": 0.0}
     for i, t in enumerate(thresholds):
         worst = max((moved_to(i, alt) for alt in t.alternatives), default=0.0)
         acc["spread_pp"] += worst * worst
+        apart = max((moved_to(i, alt) for alt in t.set_apart), default=0.0)
+        acc["set_apart_pp"] += apart * apart
         if t.second is not None and t.value is not None:
             signed = shift(i, t.second.position)
             gap = abs(signed)
