@@ -451,10 +451,11 @@ def uncertain_driver(df: pd.DataFrame) -> pd.Series:
 
 def flag_breakdown(df: pd.DataFrame) -> pd.DataFrame:
     """The flagged estimates broken down (one row per group): by review flag word, by what ``uncertain``
-    rested on (:func:`uncertain_driver`) and by population. Columns: ``flagged`` (estimates with it),
-    ``gt_2pp`` (of them > 2 pp off: recall contribution), ``only_catch`` (> 2 pp off and caught by nothing
-    else of the group kind: recall lost without it; for words only), ``within_1pp`` (share of them <= 1 pp
-    off: the precision cost)."""
+    rested on (:func:`uncertain_driver`), by how the thresholds were placed (``placement``: valley, tail,
+    excess, or none measured), by population and by scenario family. Columns: ``flagged`` (estimates with
+    it), ``gt_2pp`` (of them > 2 pp off: recall contribution), ``only_catch`` (> 2 pp off and caught by
+    nothing else of the group kind: recall lost without it; for words only), ``within_1pp`` (share of them
+    <= 1 pp off: the precision cost), ``n_within_1pp`` (how many: where the false alarms are)."""
     flagged = df[df.review]
     words = flagged.flag_words.map(_review_words)
     drv = uncertain_driver(flagged)
@@ -468,10 +469,15 @@ def flag_breakdown(df: pd.DataFrame) -> pd.DataFrame:
     for d in sorted(drv[unc].unique()):
         hit = flagged[unc & (drv == d)]
         rows.append(("uncertain rests on", d, len(hit), int((hit.err > 2).sum()), np.nan, float((hit.err <= 1).mean())))
-    for pop, hit in flagged.groupby("population", sort=False):
-        rows.append(("population", pop, len(hit), int((hit.err > 2).sum()), np.nan, float((hit.err <= 1).mean())))
+    placement = flagged.get("placement", pd.Series("", index=flagged.index)).fillna("").replace("", "none measured")
+    for by, key in (("placement", placement), ("population", flagged.population), ("family", flagged.family)):
+        for group, hit in flagged.groupby(key, sort=False):
+            rows.append((by, group, len(hit), int((hit.err > 2).sum()), np.nan, float((hit.err <= 1).mean())))
     out = pd.DataFrame(rows, columns=["by", "group", "flagged", "gt_2pp", "only_catch", "within_1pp"])
-    return out.sort_values(["by", "flagged"], ascending=[False, False]).round(3)
+    out["n_within_1pp"] = (out.flagged * out.within_1pp).round().astype(int)
+    order = {"word": 0, "uncertain rests on": 1, "placement": 2, "population": 3, "family": 4}
+    return out.sort_values(["by", "flagged"], key=lambda c: c.map(order) if c.name == "by" else c,
+                           ascending=[True, False]).round(3)
 
 
 def report(df: pd.DataFrame, title: str, *, flag_words: bool = True) -> None:

@@ -105,6 +105,7 @@ def gate_trial(trial: Path, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                          "est_error_pp": float(p.est_error_pp), "parent": p.parent,
                          "est_error_rel": _num(res.fits[p.population].info.get("est_error_rel")),
                          "edge_share": _num(res.fits[p.population].info.get("edge_share")),
+                         "sensitivity_pp": _num(res.fits[p.population].info.get("sensitivity_pp")),
                          "max_valley_ratio": _max_key(res.fits[p.population].info, "valley_ratio"),
                          "count": int(p.count), "parent_count": int(p.parent_count),
                          **_error_parts(res.fits[p.population].info),
