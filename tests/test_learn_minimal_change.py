@@ -15,7 +15,7 @@ from cytokit.learn.agreement import f1_score
 from cytokit.learn.search import TrainingSample, _best, _Ctx, tune_definition, unlabelled
 from cytokit.sample import CHANNEL_COLUMNS, Sample
 
-from test_learn_rules import AGREE, SHIPPED, _definition, _f1, _gated, _sample
+from test_learn_rules import AGREE, SHIPPED, THREE, _definition, _f1, _gated, _sample
 
 #: a lab taking the highest valley, counting a dip as a valley down to 0.6 of the smaller peak
 LAB60 = ThresholdParams(valley="last", bounds=(0.05, 0.95), max_valley_ratio=0.6)
@@ -134,3 +134,33 @@ def test_a_plain_tail_lab_is_learned_over_a_widened_shipped_tail():
     learned = tune_definition(base, [a, b], decisions=decisions)
     assert [d["adopted"] for d in decisions] == [True]
     assert _f1(learned, held) > 0.995 and _f1(learned, held) > _f1(base, held)
+
+
+def test_a_range_around_one_placement_is_no_candidate_among_near_ties():
+    """One training sample, near ties broken by minimal change (each leave-one-out re-tuning of a learner
+    trained on two samples): a range fitted around the sample's one placement holds the gate nearly fixed
+    there, and a nearly fixed gate moves the shipped gates of other samples least, so the minimal-change
+    rule would choose it for being fixed (lab negq, IL-2 W24 + control W0: a quantile clipped to +-0.04 of
+    the IL-2 sample's cut, which then lost 0.011 F1 on the control sample). Such a range is offered with two
+    placements, or with one sample when the best score alone decides (ceiling check, Make adaptive)."""
+    from cytokit.learn.search import RULE_TIE, _placements, _slots, _threshold_candidates
+
+    lab = ThresholdParams(mode="tail", tail_sd=2.6)
+    a, _, _ = _gated("a", _sample(THREE, 1), lab)
+    b, _, _ = _gated("b", _sample(AGREE, 2), lab)
+    spec = _definition().population("pos")
+    shipped = (None, tuple(SHIPPED["bounds"]))
+
+    def fitted_ranges(samples: list[TrainingSample], tie: float) -> set:
+        ctx = _Ctx(spec, samples, [FitState() for _ in samples], tie=tie)
+        params, (slot,) = _slots(spec)
+        cuts = _placements(ctx, params, slot, [slot])
+        cands = _threshold_candidates(ctx, params["threshold"], cuts, slot)
+        assert any(c.get("mode") == "tail" for c in cands) and any(c.get("mode") == "quantile" for c in cands)
+        return {tuple(c["bounds"]) if c.get("bounds") else None for c in cands} - set(shipped)
+
+    assert fitted_ranges([a], RULE_TIE) == set()
+    assert fitted_ranges([a], 1e-6) and fitted_ranges([a, b], RULE_TIE)
+    (tuned,) = [tune_definition(_definition(), [a], tie=RULE_TIE, unlabelled_samples=[b]).population("pos")]
+    assert tuned.params["threshold"].get("bounds") in (None, SHIPPED["bounds"])
+

@@ -21,8 +21,9 @@ mask among the parent's events that pass the other dimensions. Candidates are fi
 (:func:`_rule_candidates`): the current valley rule with as few of its choices changed as possible
 (which valley, the method's default valley depth instead of the current one, no bounds), fewest changes
 first; then the valley choices with other bandwidths, tail widths and quantiles *implied* by the
-placement on each sample, and bounds around it. Candidates within :data:`RULE_TIE` of the best training
-score count as equally good, and of those the minimal change is kept (:func:`_least_change`): the base
+placement on each sample, and bounds around the placements (not around a single one among near ties:
+there they would hold the gate nearly fixed, which the minimal-change rule favours). Candidates within
+:data:`RULE_TIE` of the best training score count as equally good, and of those the minimal change is kept (:func:`_least_change`): the base
 parameters if among them, else the candidate whose gates on the study's unlabelled samples differ least
 from the base parameters' gates, else the first (simplest) — so a rule choice the training samples do not
 show keeps its current value, and a value they do not fix (a valley depth cut-off bounded from one side,
@@ -366,7 +367,12 @@ def _threshold_candidates(ctx: _Ctx, cur: dict[str, Any], cuts: list[float | Non
     (:func:`_rule_candidates`), then parameters implied by the expert's placements."""
     ts = [t for t in cuts if t is not None]
     bounds_opts: list[Any] = [cur.get("bounds")]
-    if ts:
+    # bounds around the expert's placements: a range needs two placements, or one training sample and no near
+    # ties (the best score decides: ceiling check, the editor's Make adaptive). Around one placement, among near
+    # ties, it is that sample's gate held nearly fixed (every candidate reproduces the sample, and clipped to
+    # +-0.04 of its placement a quantile or a tail moves the shipped gates of other samples least: the
+    # minimal-change rule would choose it for being fixed, not for being the lab's rule)
+    if len(ts) >= 2 or (ts and ctx.tie <= 1e-6):
         lo, hi = min(ts), max(ts)
         m = max(0.04, 0.5 * (hi - lo))
         bounds_opts.append([round(lo - m, 4), round(hi + m, 4)])
