@@ -130,6 +130,12 @@ class ThresholdParams(MethodParams):
     tail_sd: float = Field(2.5, gt=0)
     tail_side: Literal["upper", "lower"] = Field(
         "upper", description="upper: threshold above the reference peak; lower: below it")
+    dim_mode_tail: float | None = Field(
+        None, gt=0, lt=1,
+        description="a chosen valley with a mode of the unmerged density (a dip shallower than max_valley_ratio) "
+                    "between it and the mode below it, at least this fraction of that mode's height, lies above "
+                    "dim positives, not above the negatives: the tail is used instead (flag dim_mode_below_valley); "
+                    "None = never")
     tail_widen: float = Field(
         1.0, ge=1, description="the tail's SD (of the peak's outer half) is widened up to this factor where "
                                "the peak's core on the threshold side is wider than that SD says (a negative "
@@ -297,6 +303,19 @@ def _pick_valley(d: Density1D, peaks: np.ndarray, ok: list[tuple[int, float]],
     return ok[0] if p.valley == "first" else ok[-1] if p.valley == "last" else min(ok, key=lambda vr: vr[1])
 
 
+def dim_mode_below(d: Density1D, raw_peaks: np.ndarray, peaks: np.ndarray, valley: int, min_height: float) -> bool:
+    """True when a mode of the unmerged density (``raw_peaks``, merged away as shallow) lies between the valley
+    at grid index ``valley`` and the kept mode right below it, at least ``min_height`` x that mode's height:
+    the events under the valley rise again after the lower mode falls (a dim mode or the dim end of a
+    continuum), so the valley separates dim from bright positives, not the negatives from the positives."""
+    below = [int(i) for i in peaks if i < valley]
+    if not below:
+        return False
+    low = below[-1]
+    floor = min_height * float(d.density[low])
+    return any(low < int(i) < valley and float(d.density[i]) >= floor for i in raw_peaks)
+
+
 def _negative_max(p: ThresholdParams) -> float | None:
     if p.negative_max is not None:
         return p.negative_max
@@ -407,7 +426,7 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
         rng = np.random.default_rng(p.seed)
         x = x[rng.choice(x.size, size=p.max_events, replace=False)]
     d = kde_1d(x, adjust=p.adjust)
-    peaks = find_peaks(d, p.min_peak_fraction)
+    raw_peaks = peaks = find_peaks(d, p.min_peak_fraction)
     if p.mode == "valley":
         peaks = merge_shallow(d, peaks, p.max_valley_ratio)
     info["peaks"] = [round(float(d.grid[i]), 5) for i in peaks]
@@ -443,12 +462,17 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
             chosen = _pick_valley(d, peaks, ok, p)
             if chosen is None:
                 flags.append("no_valley")
+            elif p.dim_mode_tail is not None and dim_mode_below(d, raw_peaks, peaks, int(chosen[0]), p.dim_mode_tail):
+                flags.append("dim_mode_below_valley")
+                info["dim_mode_valley"] = round(float(d.grid[chosen[0]]), 5)
             else:
                 value = float(d.grid[chosen[0]])
                 info["valley_ratio"] = chosen[1]
                 if chosen[1] >= OVERLAP_MIN_RATIO:  # modes that overlap; a clean valley's tails are shape
                     info["overlap_threshold"] = overlap_threshold(x, d, peaks, valleys, int(chosen[0]))
-        if value is None:
+        if value is None and "dim_mode_below_valley" in flags:
+            method = "tail"  # the valley separates dim from bright positives; the negatives end below
+        elif value is None:
             method = p.fallback
             if p.fallback in ("excess", "crossing") and not _has_reference(reference, x):
                 method = "tail"  # the negative model needs the same file's negative reference
