@@ -190,6 +190,55 @@ def _derived(shared: Path, out: Path) -> list:
     return [("flowsom_68983 (derived from gates)", res, secs, cpu)]
 
 
+def depth_sweep(out: Path, events: int, depths: list[float], labs: list[str],
+                held_out: tuple[str, ...] = ("P001_W0_tmem", "P002_W0_tmem")) -> pd.DataFrame:
+    """The valley depth cut-off the baseline pair leaves open (labs *bright*, *bright60*): per cut-off in
+    ``depths``, CD25+ CD4 of the rule the learner adopts there ("last valley, no range", the shipped tail as
+    fallback) against each lab's gate on the other samples (per-event F1 within CD4 T: worst, median, number
+    below the untuned shipped rule), and per sample the cut-offs (0.01 grid) at which that rule's gate moves
+    (the study's own dip depths). No learning: the rule is applied as given."""
+    trial = out / "trial"
+    if not (trial / "manifest.csv").exists():
+        simulate_trial(trial, SimulationConfig(patients_per_arm=3, visits=["W0", "W24"], tubes=["tmem"],
+                                               events=events, seed=11), force=True)
+    tmem = load_strategy("tmem")
+    shipped = ThresholdParams.model_validate(tmem.definition.population("CD25+ CD4").params["threshold"])
+    rule = shipped.model_copy(update={"valley": "last", "bounds": None})
+    cuts = {"bright": bright_cut, "bright60": bright60_cut, "valley": valley_cut, "negq": negq_cut}
+    fine = np.round(np.arange(0.5, 0.961, 0.01), 2)
+    rows, moves = [], []
+    for f in sorted((trial / "fcs").glob("*_tmem.fcs")):
+        if f.stem in held_out:
+            continue
+        r = tmem.apply(read_fcs(f))
+        x = r.sample.columns(["CD25"])[r.masks["CD4 T"]][:, 0]
+        x = np.where(np.isfinite(x), x, -np.inf)
+        ref = r.sample.columns(["CD25"])[r.masks["Singlets"]][:, 0]
+        untuned = fit_threshold(x, shipped, reference=ref).value
+        at = [fit_threshold(x, rule.model_copy(update={"max_valley_ratio": float(d)}), reference=ref,
+                            check_stability=False).value for d in fine]
+        moves.append({"sample": f.stem, "moves_at": [float(fine[i]) for i in range(1, fine.size)
+                                                    if abs(at[i] - at[i - 1]) > 1e-9]})
+        for lab in labs:
+            expert = x >= cuts[lab](x[np.isfinite(x)])
+            base = f1_mask(x >= untuned, expert)
+            for d in depths:
+                t = fit_threshold(x, rule.model_copy(update={"max_valley_ratio": d}), reference=ref).value
+                rows.append({"lab": lab, "depth": d, "sample": f.stem, "f1": f1_mask(x >= t, expert),
+                             "f1_untuned": base})
+    for m in moves:
+        print(f"{m['sample']}: the rule's gate moves at depth cut-offs {m['moves_at']}")
+    t = pd.DataFrame(rows)
+    return (t.assign(below=t.f1 < t.f1_untuned - 1e-9).groupby(["lab", "depth"])
+            .agg(f1_min=("f1", "min"), f1_median=("f1", "median"), n_below_untuned=("below", "sum")).reset_index())
+
+
+def f1_mask(a: np.ndarray, b: np.ndarray) -> float:
+    from cytokit.learn.agreement import f1_score
+
+    return float(f1_score(a, b))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=20000)
@@ -199,11 +248,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-on", choices=("baseline", "treated"), default="baseline",
                     help="training samples: IL-2 and control at W0 (baseline) or IL-2 at W24 + control at W0")
     ap.add_argument("--train", default="", help="training samples instead (comma-separated, e.g. P001_W0,P003_W24)")
+    ap.add_argument("--depth-sweep", default="", help="instead of learning: the valley depth cut-offs to sweep "
+                    "for labs bright/bright60 (comma-separated, e.g. 0.6,0.65,0.7,0.8; see depth_sweep)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     out = args.out or Path(tempfile.mkdtemp(prefix="cytokit_learn_"))
     out.mkdir(parents=True, exist_ok=True)
     labs = [x for x in args.labs.split(",") if x]
+    if args.depth_sweep:
+        sweep = depth_sweep(out, args.events, [float(d) for d in args.depth_sweep.split(",")],
+                            [lab for lab in labs if lab in ("bright", "bright60")] or ["bright", "bright60"])
+        print(sweep.round(4).to_string(index=False))
+        sweep.to_csv(out / "depth_sweep.csv", index=False)
+        return 0
     train = [t for t in args.train.split(",") if t] or None
     table = pd.concat([simulated(out, args.events, labs=labs, train_on=args.train_on, train=train),
                        pd.DataFrame() if args.no_flowsom else flowsom(out)],
