@@ -138,3 +138,34 @@ def test_a_valley_depth_the_samples_do_not_fix_is_reported():
     (warning,) = depth_warnings(decisions)
     assert "pos (A)" in warning and f"{depth['low']:.2f}-{depth['high']:.2f}" in warning
     assert depth_warnings([{**d, "valley_depth": [{**depth, "low": 0.75, "high": 0.8}]}]) == []
+
+
+def test_a_lab_cutting_above_a_dim_mode_is_learned_over_the_shipped_dim_mode_tail():
+    """The shipped rule gives a valley with a dim mode below it way to the tail (``dim_mode_tail``: the
+    valley separates dim from bright positives); a lab that cuts at that valley all the same is learned by
+    dropping that choice (a rule candidate, no number fitted), and the rule is adopted."""
+    assert any("dim_mode_tail" not in c for c in _rule_candidates({**SHIPPED, "dim_mode_tail": 0.05}))
+    shipped = {**SHIPPED, "max_valley_ratio": 0.8, "bounds": [0.05, 0.95], "dim_mode_tail": 0.05}
+    base = StrategyDefinition.model_validate({
+        "name": "one", "lymphocytes": "pos", "compensation": "none",
+        "populations": [{"name": "pos", "dims": ["A"], "method": "threshold",
+                         "params": {"sign": "+", "threshold": shipped}}]})
+    lab = ThresholdParams(valley="first", bounds=(0.05, 0.95))
+    # negative, a dim shoulder (a shallow dip: merged) and a bright mode: the lab cuts at the dim-bright valley
+    dim = [(0.2, 0.05, 5000), (0.36, 0.04, 1200), (0.66, 0.05, 2000)]
+    a, ta, _ = _gated("a", _sample(dim, 1), lab)
+    b, tb, _ = _gated("b", _sample(dim, 2), lab)
+    with_dim = ThresholdParams.model_validate(shipped)
+    x = a.prepared.events[:, 0].astype(np.float64)
+    assert abs(fit_threshold(x, with_dim).value - ta) > 0.05  # the shipped rule takes the tail there
+    decisions: list[dict] = []
+    learned = tune_definition(base, [a, b], decisions=decisions)
+    assert [d["adopted"] for d in decisions] == [True]
+    rule = learned.population("pos").params["threshold"]
+    assert "dim_mode_tail" not in rule and rule.get("mode", "valley") == "valley"
+    assert is_rule_change(base.population("pos"), learned.population("pos").params)
+    held, _, _ = _gated("held", _sample(dim, 3), lab)
+    from cytokit.gating import Strategy
+
+    masks = Strategy(learned).apply_prepared(held.prepared, held.plan).masks
+    assert f1_score(masks["pos"], held.expert["pos"]) > 0.99

@@ -328,8 +328,9 @@ RULE_TIE = 0.002
 def _rule_candidates(cur: dict[str, Any], depths: Iterable[float] = ()) -> list[dict[str, Any]]:
     """Valley rules that differ from the current threshold parameters in as few of the rule's choices as
     possible, fewest changes first: which valley (:data:`RULE_VALLEYS`), how shallow a dip still counts
-    (``max_valley_ratio``: current or the method's default) and the plausible range (``bounds``: current
-    or none). No value here is fitted to the training samples, so a rule that reproduces the expert on
+    (``max_valley_ratio``: current or the method's default), the plausible range (``bounds``: current
+    or none) and whether a valley above a dim mode gives way to the tail (``dim_mode_tail``: current or
+    never). No value here is fitted to the training samples, so a rule that reproduces the expert on
     every training sample is the lab's rule as far as those samples show it, and with the near-tie
     preference of :func:`_best` a choice the samples do not show keeps its current (shipped) value.
     ``depths``: further depth cut-offs to list (:func:`is_rule_change` accepts any of :data:`DEPTH_GRID`,
@@ -339,11 +340,13 @@ def _rule_candidates(cur: dict[str, Any], depths: Iterable[float] = ()) -> list[
     fields = ThresholdParams.model_fields
     now = {"valley": cur.get("valley", fields["valley"].default),
            "max_valley_ratio": cur.get("max_valley_ratio", fields["max_valley_ratio"].default),
-           "bounds": cur.get("bounds")}
+           "bounds": cur.get("bounds"), "dim_mode_tail": cur.get("dim_mode_tail")}
     options = {"valley": [v for v in RULE_VALLEYS if v != now["valley"]],
                "max_valley_ratio": [r for r in dict.fromkeys((fields["max_valley_ratio"].default, *depths))
                                     if r != now["max_valley_ratio"]],
-               "bounds": [None] if now["bounds"] is not None else []}
+               "bounds": [None] if now["bounds"] is not None else [],
+               # a valley above a dim mode taken as a valley all the same (the lab may cut between dim and bright)
+               "dim_mode_tail": [None] if now["dim_mode_tail"] is not None else []}
     changes: list[dict[str, Any]] = [{}]
     for key, values in options.items():
         changes += [{**c, key: v} for c in changes for v in values]
@@ -485,7 +488,7 @@ def _rules_among(ctx: _Ctx, tied: list[tuple[dict[str, Any], float]], slot: _Slo
         if c == ctx.spec.params:
             out.append(c)
         elif q in rules:
-            groups.setdefault((q.get("valley"), "bounds" in q), []).append(c)
+            groups.setdefault((q.get("valley"), "bounds" in q, "dim_mode_tail" in q), []).append(c)
     for members in groups.values():
         depth = [(_get(c, slot.path).get("max_valley_ratio", default), k) for k, c in enumerate(members)]
         out += [members[min(depth)[1]]] + ([members[max(depth)[1]]] if len(members) > 1 else [])
