@@ -47,6 +47,14 @@ Works on one marker's values of the parent population on the gate's (transformed
    not separate negatives from positives, e.g. the dimmest part of a continuum lies below it). The count
    decides the position, so an excess threshold is not clipped to ``bounds`` (``excess_out_of_bounds``).
 
+   ``fallback="crossing"`` (needs ``reference`` likewise): where the valley rule finds no usable valley the
+   threshold is where the negatives, modelled by the reference's density at the data's negative count,
+   stop dominating the data (:mod:`.negative_crossing`; flag ``fell_back:crossing``, ``info["crossing"]``;
+   ``no_crossing`` and the tail when the data have no mode above the reference's). A valley whose modes
+   overlap (depth ratio >= :data:`OVERLAP_MIN_RATIO`) lying below that point -- inside the negatives' tail, as
+   the density minimum between a few negatives and many positives does -- is raised to it
+   (``raised_to_crossing``). The CD56-/CD56dim boundary under a dim CD56 reagent lot is the case.
+
 3. ``mode="quantile"``: the ``quantile`` of the values (fraction 0..1 of events below the threshold).
 
 4. ``mode="fixed"``: ``value``.
