@@ -22,7 +22,7 @@ from .methods.confidence import UNCERTAIN_PP
 from .methods.scatter_overlap import (BACKGATE_KEY, BACKGATE_MAX_EVENTS, OTHER_SHARE_KEY, OVERLAP_FLAG,
                                       backgate_error_pp, dilution_error_pp, fit_backgate)
 from .methods.shared_fits import shared_threshold_fits
-from .model import PopulationSpec, StrategyDefinition
+from .model import PopulationSpec, StrategyDefinition, reference_operands
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -106,7 +106,7 @@ def _reference_events(spec: PopulationSpec, sample: Sample, state: FitState, col
     systematic sample), or None and the flag ``no_negative_reference`` when that population was skipped."""
     if spec.negative_reference is None:
         return None, ()
-    ref = state.masks.get(spec.negative_reference)
+    ref = reference_mask(spec.negative_reference, state.masks)
     if ref is None:
         log.warning("%s: %s: negative reference %r was not fitted; lone modes are placed by negative_max",
                     sample.name, spec.name, spec.negative_reference)
@@ -114,6 +114,19 @@ def _reference_events(spec: PopulationSpec, sample: Sample, state: FitState, col
     rows = np.flatnonzero(ref)
     rows = every_nth(rows, FIT_EVENTS)
     return _gather(sample.events, rows, cols), ()
+
+
+def reference_mask(expression: str, masks: dict[str, np.ndarray]) -> np.ndarray | None:
+    """The events of a ``negative_reference`` expression (one population, or the intersection of populations
+    and complements, :func:`~.model.reference_operands`), or None when one of them was not fitted."""
+    out: np.ndarray | None = None
+    for name, negated in reference_operands(expression):
+        m = masks.get(name)
+        if m is None:
+            return None
+        m = ~m if negated else m
+        out = m if out is None else out & m
+    return out
 
 
 def fit_population(spec: PopulationSpec, sample: Sample, state: FitState) -> None:
@@ -219,7 +232,7 @@ def dependents(definition: StrategyDefinition, name: str) -> list[str]:
     for spec in definition.populations:
         refs = {spec.parent} if spec.parent else set()
         if spec.negative_reference:
-            refs.add(spec.negative_reference)
+            refs |= {name for name, _ in reference_operands(spec.negative_reference)}
         if spec.method == "boolean":
             refs |= {o.lstrip("!").strip() for o in spec.params.get("operands", ())}
         if spec.name not in out and refs & set(out):

@@ -16,6 +16,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .methods import GATE_METHODS
 
 
+def reference_operands(expression: str) -> list[tuple[str, bool]]:
+    """The populations of a ``negative_reference`` expression and whether each is negated: ``"Singlets &
+    !T cells"`` -> ``[("Singlets", False), ("T cells", True)]`` (their intersection is the reference)."""
+    out = []
+    for op in expression.split(" & "):
+        op = op.strip()
+        out.append((op[1:].strip(), True) if op.startswith("!") else (op, False))
+    return out
+
+
 class TransformChoice(BaseModel):
     """One channel transform.
 
@@ -74,7 +84,9 @@ class PopulationSpec(BaseModel):
         None, description="a population defined above this one whose events are mostly negative for this "
                           "gate's markers (an internal negative control, e.g. Singlets for CD25 on CD4 T): its "
                           "main mode on the same channel, in the same file, decides whether a lone mode is "
-                          "negative or positive (threshold-type methods only)")
+                          "negative or positive (threshold-type methods only). Several populations joined by "
+                          "' & ', each optionally negated with '!', name their intersection: 'Singlets & "
+                          "!T cells' = the CD3- single lymphocytes")
     description: str | None = None
 
     @field_validator("method")
@@ -123,9 +135,11 @@ class StrategyDefinition(BaseModel):
                 raise ValueError(f"population {p.name!r} is defined twice")
             if p.parent is not None and p.parent not in seen:
                 raise ValueError(f"population {p.name!r}: parent {p.parent!r} must be defined above it")
-            if p.negative_reference is not None and p.negative_reference not in seen:
-                raise ValueError(f"population {p.name!r}: negative_reference {p.negative_reference!r} must be "
-                                 f"a population defined above it")
+            if p.negative_reference is not None:
+                for operand, _ in reference_operands(p.negative_reference):
+                    if operand not in seen:
+                        raise ValueError(f"population {p.name!r}: negative_reference {operand!r} must be a "
+                                         f"population defined above it")
             if p.method == "boolean":
                 for op in p.params.get("operands", ()):
                     ref = op[1:].strip() if op.startswith("!") else op

@@ -92,6 +92,21 @@ UNSTABLE_PCT = 1.5
 MODE_MARGIN = 0.05
 #: with a negative reference, ``negative_max`` = the reference's main mode + this many SDs of its lower half
 REFERENCE_SD = 2.0
+#: a lone mode read against a negative reference: the share of the parent's events that lie where the
+#: reference's negatives are (at or below the reference's mode, divided by the reference's own share there;
+#: :func:`negative_share`) estimates the parent's negative fraction. At or above this share the parent is
+#: mostly negative: a lone mode above ``negative_max`` with so many events at the negatives' position (or one at
+#: or below it with fewer) is read by position and count differently (flag ``ambiguous_mode``)
+LONE_NEGATIVE_SHARE = 0.5
+#: a lone mode above ``negative_max`` whose parent holds at most this share of negatives is all positive (the
+#: threshold goes below its mode); with more, its lower side holds the negatives too (a dim positive mode
+#: merged with the negatives, or a positive continuum with a negative shoulder) and the threshold is placed
+#: where it holds the counted positives (``info["lone_mode"]["method"]`` "count")
+ALL_POSITIVE_SHARE = 0.05
+#: with a negative reference, a lone mode within this many of the reference's SDs (lower half) of
+#: ``negative_max`` is too close to it for its position to say negative or positive (``ambiguous_mode``,
+#: whatever the count says): the margin in SDs moves with gain and fluorochrome, :data:`MODE_MARGIN` does not
+MODE_MARGIN_SD = 1.0
 #: a valley at least this deep (depth ratio, density at the valley / the smaller mode) lies between modes that
 #: overlap, and its overlap-corrected position (:func:`overlap_threshold`) is recorded for ``est_error_pp``;
 #: below it the mirrored tails beyond a clean valley measure the modes' skew, not their overlap (dim CD28+
@@ -254,7 +269,17 @@ def reference_negative(xr: np.ndarray, p: ThresholdParams) -> dict | None:
     sd = outer_half_sd(xr, mode)
     sd = float(np.std(xr)) if sd is None else sd
     return {"mode": round(mode, 5), "half_sd": round(sd, 5), "negative_max": round(mode + REFERENCE_SD * sd, 5),
-            "n_events": int(xr.size)}
+            "n_events": int(xr.size), "share_below_mode": round(float(np.mean(xr <= mode)), 5)}
+
+
+def negative_share(x: np.ndarray, neg: dict) -> float:
+    """The share (fraction 0..1) of ``x``'s events that are negatives shaped like the reference ``neg``
+    (:func:`reference_negative`), counted where no positive of a ``+`` marker lies: the share of ``x`` at or
+    below the reference's mode divided by the reference's own share there (about a half), at most 1. A
+    reference that holds some positives above its mode does not bias it; negatives of ``x`` that sit higher
+    than the reference's (spillover) lower it."""
+    below = float(neg.get("share_below_mode") or 0.5)
+    return min(1.0, float(np.mean(x <= float(neg["mode"]))) / max(below, 1e-9))
 
 
 def classify_modes(modes: list[float], negative_max: float) -> tuple[list[bool], list[bool]]:
@@ -331,24 +356,31 @@ def _negative_max(p: ThresholdParams) -> float | None:
 
 
 def _tail(x: np.ndarray, d: Density1D, peaks: np.ndarray, p: ThresholdParams, *,
-          lone_mode: bool = False) -> tuple[float, dict, list[str]]:
+          lone_mode: bool = False, negative: dict | None = None) -> tuple[float, dict, list[str]]:
     """Tail threshold. With ``lone_mode`` (the valley rule found no usable valley) and a negative
     reference (``reference_peak`` first, or highest with ``tail_side`` lower), the side follows the data:
     a single mode (or, with ``separates``, a lowest mode) above ``negative_max`` is a positive population
     and gets the threshold *below* it (``all_positive``); a dominant mode at or below it is negative and
-    gets it *above* it (``all_negative``). A lone mode within :data:`MODE_MARGIN` of ``negative_max``
-    cannot be told apart and is flagged ``ambiguous_mode``."""
+    gets it *above* it (``all_negative``). Without a measured reference (``negative``), a lone mode within
+    :data:`MODE_MARGIN` of the fixed ``negative_max`` cannot be told apart and is flagged ``ambiguous_mode``;
+    with one the decision is :func:`_lone_mode_side`'s (position and count of negatives)."""
     flags: list[str] = []
     side, ref_rule = p.tail_side, p.reference_peak
     neg_max = _negative_max(p)
+    count_at: float | None = None
+    lone_info: dict = {}
     if lone_mode and neg_max is not None:
         if ref_rule == "first" and side == "upper" and (len(peaks) == 1 or p.separates != "any"):
             mode0 = float(d.grid[peaks[0]])
-            if mode0 > neg_max:
-                flags.append("all_positive")
-                side = "lower"
-            if abs(mode0 - neg_max) < MODE_MARGIN:
-                flags.append("ambiguous_mode")
+            if negative is not None:
+                side, count_at, lone_flags, lone_info = _lone_mode_side(x, mode0, negative)
+                flags.extend(lone_flags)
+            else:
+                if mode0 > neg_max:
+                    flags.append("all_positive")
+                    side = "lower"
+                if abs(mode0 - neg_max) < MODE_MARGIN:
+                    flags.append("ambiguous_mode")
         elif ref_rule == "highest" and side == "lower":
             top = float(d.grid[peaks[int(np.argmax(d.density[peaks]))]])
             if top <= neg_max:
@@ -373,7 +405,50 @@ def _tail(x: np.ndarray, d: Density1D, peaks: np.ndarray, p: ThresholdParams, *,
         width = sd * min(max(core / sd, 1.0), p.tail_widen)
         info["tail_width"] = width
     value = mode + p.tail_sd * width if side == "upper" else mode - p.tail_sd * width
+    if lone_info:
+        info["lone_mode"] = lone_info
+    if count_at is not None:  # the lone mode's lower side holds negatives too: the threshold holds the count
+        value = count_at
     return value, info, flags
+
+
+def _lone_mode_side(x: np.ndarray, mode: float, neg: dict
+                    ) -> tuple[Literal["upper", "lower"], float | None, list[str], dict[str, object]]:
+    """Whether the lone (lowest) mode ``mode`` of ``x`` is negative or positive for a ``+`` marker, read
+    against the same file's negative reference ``neg`` (:func:`reference_negative`) in two ways that move
+    with gain and fluorochrome: its **position** (above ``negative_max`` = the reference's mode + REFERENCE_SD
+    SDs of its lower half: positive) and the **count** of events where the reference's negatives lie
+    (:func:`negative_share`, the parent's estimated negative fraction: below :data:`LONE_NEGATIVE_SHARE`
+    mostly positive). Returns (side of the threshold, the position holding the counted positives or None,
+    flags, info):
+
+    * both say negative: the tail above the mode (no flag); both say positive: the threshold below the mode
+      (``all_positive``), or, when the count finds more than :data:`ALL_POSITIVE_SHARE` negatives (a dim
+      positive mode merged with the negatives, a positive continuum with a negative shoulder), where the
+      gate holds the counted positives (a quantile of ``x``; ``all_positive`` too);
+    * they disagree, or the mode lies within :data:`MODE_MARGIN_SD` SDs of ``negative_max``:
+      ``ambiguous_mode``, and the position decides as it does without a count (a negative
+      population whose negatives sit higher than the reference's, e.g. spread by spillover, has fewer events
+      at the reference's mode than its negative fraction); a positive reading is placed where the gate
+      holds the count.
+    """
+    share = negative_share(x, neg)
+    above = mode > float(neg["negative_max"])
+    info: dict[str, object] = {"mode": round(mode, 5), "negative_share": round(share, 4),
+                               "above_negative_max": bool(above)}
+    flags: list[str] = []
+    near = abs(mode - float(neg["negative_max"])) < MODE_MARGIN_SD * float(neg["half_sd"])
+    if near or above == (share >= LONE_NEGATIVE_SHARE):
+        flags.append("ambiguous_mode")
+    if not above:
+        info["method"] = "tail"
+        return "upper", None, flags, info
+    flags.append("all_positive")
+    if share <= ALL_POSITIVE_SHARE:
+        info["method"] = "below_mode"
+        return "lower", None, flags, info
+    info["method"] = "count"
+    return "lower", float(np.quantile(x, share)), flags, info
 
 
 def core_sd(d: Density1D, i: int, level: float, direction: int) -> float:
@@ -394,14 +469,16 @@ def core_sd(d: Density1D, i: int, level: float, direction: int) -> float:
 
 
 def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check_stability: bool = True,
-                  reference: np.ndarray | None = None) -> Threshold:
+                  reference: np.ndarray | None = None, negative: dict | None = None) -> Threshold:
     """Fit one threshold on the 1-D values ``x`` (transformed scale) following ``params``.
 
     ``reference``: values of a negative-reference population on the same channel and scale (same file).
     Its negative mode then sets ``negative_max`` (:func:`reference_negative`; recorded in
     ``info["negative_reference"]``) instead of the strategy's fixed ``negative_max`` / middle of ``bounds``,
-    so whether a lone mode is negative or positive follows this file's gain and background. With too few
-    reference events the fixed value is used and the fit is flagged ``no_negative_reference``.
+    so whether a lone mode is negative or positive follows this file's gain and background (and the count of
+    events where the reference's negatives lie, :func:`_lone_mode_side`). With too few reference events the
+    fixed value is used and the fit is flagged ``no_negative_reference``. ``negative``: that reference's
+    negative already measured (:func:`reference_negative`; the smoothing refits pass it on).
 
     Returns the threshold value (same scale as ``x``), flags and the numbers behind it
     (``peaks``, ``valleys``, ``method`` actually used, ``n_events`` fitted on). With ``check_stability``
@@ -415,13 +492,14 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
     x = x[np.isfinite(x)]
     flags: list[str] = []
     info: dict = {"n_events": int(x.size)}
-    if reference is not None and p.mode != "fixed":
+    neg = negative
+    if reference is not None and p.mode != "fixed" and neg is None:
         neg = reference_negative(reference, p)
         if neg is None:
             flags.append("no_negative_reference")
-        else:
-            info["negative_reference"] = neg
-            p = p.model_copy(update={"negative_max": neg["negative_max"]})
+    if neg is not None:
+        info["negative_reference"] = neg
+        p = p.model_copy(update={"negative_max": neg["negative_max"]})
     if p.mode == "fixed":
         assert p.value is not None  # required by ThresholdParams' validator
         return Threshold(float(p.value), (), {**info, "method": "fixed"})
@@ -512,7 +590,7 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
             value, method = floor, "crossing"
             flags.append("raised_to_crossing")
     if method == "tail":
-        value, tail_info, tail_flags = _tail(x, d, peaks, p, lone_mode=p.mode == "valley")
+        value, tail_info, tail_flags = _tail(x, d, peaks, p, lone_mode=p.mode == "valley", negative=neg)
         info.update(tail_info)
         flags.extend(tail_flags)
         drift_ref = p.expected
@@ -543,7 +621,8 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
         moved = 0.0
         alts = []
         for f in STABILITY_ADJUST:
-            alt = fit_threshold(x, p.model_copy(update={"adjust": p.adjust * f}), check_stability=False).value
+            alt = fit_threshold(x, p.model_copy(update={"adjust": p.adjust * f}), check_stability=False,
+                                negative=neg).value
             alts.append(alt)
             lo, hi = sorted((alt, value))
             moved = max(moved, 100.0 * float(np.mean((x >= lo) & (x < hi))))
