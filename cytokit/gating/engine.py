@@ -47,6 +47,8 @@ class FitState:
     masks: dict[str, np.ndarray] = field(default_factory=dict)
     fits: dict[str, FitResult] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    #: scatter gates to be redrawn around a lymphocytes-only population's events (:func:`scatter_redraws`)
+    templates: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _columns(sample: Sample, dims: tuple[str, ...]) -> np.ndarray:
@@ -149,7 +151,8 @@ def fit_population(spec: PopulationSpec, sample: Sample, state: FitState) -> Non
     fit_X = _gather(sample.events, fit_rows, cols) if cols.size else np.empty((fit_rows.size, 0), dtype=np.float32)
     reference, ref_flags = _reference_events(spec, sample, state, cols)
     try:
-        fit = fit_gate(spec.method, fit_X, spec.params, dims=spec.dims, gate_id=spec.name, reference=reference)
+        fit = fit_gate(spec.method, fit_X, spec.params, dims=spec.dims, gate_id=spec.name, reference=reference,
+                       template=state.templates.get(spec.name))
     except GatingError as exc:  # name the file too
         raise GatingError(f"{exc} ({rows.size} parent events)", path=sample.path) from None
     if method.needs_masks or isinstance(fit.gate, BooleanGate):
@@ -184,7 +187,45 @@ def fit_all(definition: StrategyDefinition, sample: Sample, state: FitState | No
                 state.skipped.pop(spec.name, None)
                 fit_population(spec, sample, state)
     backgate_scatter(definition, sample, state)
+    redo = scatter_redraws(definition, sample, state)
+    if redo:  # the redrawn gates and every population below them, once
+        fit_all(definition, sample, state, only=redo)
+        state.templates.clear()
     return state
+
+
+def scatter_redraws(definition: StrategyDefinition, sample: Sample, state: FitState) -> set[str]:
+    """Scatter gates to redraw, as a cytometrist does after back-gating: a ``gmm_ellipse`` gate with
+    ``redraw`` and a fitted ``backgate_reference`` whose estimated share of other events (its own
+    ``other_share_pct`` or the back-gated ``scatter_other_pct``) exceeds its ``max_other_pct`` gets the
+    reference's events in its dims as template (``state.templates``; the gate then holds
+    ``redraw_coverage`` of them). Only a reference reached from the gate through singlet gates alone is a
+    template of every lymphocyte the gate should hold (a viability gate in between leaves out the dead
+    lymphocytes, which have their own scatter). Returns those gates and every population below them (to re-fit); a gate
+    already redrawn is not redrawn again."""
+    redo: set[str] = set()
+    for spec in definition.populations:
+        fit = state.fits.get(spec.name)
+        ref = spec.params.get("backgate_reference") if spec.method == "gmm_ellipse" else None
+        if fit is None or ref is None or ref not in state.masks or fit.info.get("redrawn") is not None:
+            continue
+        params = fit.info.get("params") or {}
+        share = max(float(fit.info.get(OTHER_SHARE_KEY, 0.0)), float(fit.info.get(BACKGATE_KEY, 0.0)))
+        if not params.get("redraw") or share <= float(params.get("max_other_pct", math.inf)):
+            continue
+        between = ancestors(definition, ref)[:ancestors(definition, ref).index(spec.name)] \
+            if spec.name in ancestors(definition, ref) else None
+        if between is None or any(definition.population(p).method != "singlets" for p in between):
+            continue  # the template holds every lymphocyte only when singlet gates alone lie between
+        # the reference's own gate on the scatter gate's events: its doublets too (lymphocyte-debris doublets
+        # belong in the scatter gate and have more side scatter than single cells)
+        rows = np.flatnonzero(state.masks[spec.name])
+        ref_fit = state.fits[ref]
+        rows = every_nth(rows[evaluate_gate(ref_fit.gate, sample, rows, ref_fit.components, state.masks)], FIT_EVENTS)
+        state.templates[spec.name] = _gather(sample.events, rows, _columns(sample, spec.dims))
+        log.info("%s: %s redrawn around %s (estimated %.1f %% other events)", sample.name, spec.name, ref, share)
+        redo |= set(dependents(definition, spec.name))
+    return redo
 
 
 def backgate_scatter(definition: StrategyDefinition, sample: Sample, state: FitState) -> None:

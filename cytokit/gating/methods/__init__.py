@@ -33,7 +33,7 @@ GATE_METHODS: dict[str, GateMethod] = {m.name: m for m in (
     GateMethod("phenotype", PhenotypeParams, fit_phenotype, None,
                "several markers +/-, optionally some OR-ed (e.g. CD3- and CD56+ and/or CD16+)", takes_reference=True),
     GateMethod("gmm_ellipse", GMMEllipseParams, fit_gmm_ellipse, None,
-               "ellipse of the Gaussian-mixture component nearest a target (scatter populations)"),
+               "ellipse of the Gaussian-mixture component nearest a target (scatter populations)", takes_template=True),
     GateMethod("density_polygon", DensityPolygonParams, fit_density_polygon, (2,),
                "polygon along a density contour around the peak nearest a target"),
     GateMethod("singlets", SingletParams, fit_singlets, (2,),
@@ -73,17 +73,22 @@ def get_method(name: str) -> GateMethod:
 
 
 def fit_gate(method: str, X: np.ndarray, params: dict[str, Any] | MethodParams | None = None, *,
-             dims: tuple[str, ...] = (), gate_id: str = "gate", reference: np.ndarray | None = None) -> FitResult:
+             dims: tuple[str, ...] = (), gate_id: str = "gate", reference: np.ndarray | None = None,
+             template: np.ndarray | None = None) -> FitResult:
     """Validate ``params`` for ``method`` and fit it on ``X`` (the parent's events in ``dims``).
 
     ``reference``: the events of a negative-reference population in the same ``dims`` (same scale), for
     methods with ``takes_reference`` (threshold-type): where a lone mode counts as positive is then measured
-    from that population's main mode in this file rather than from ``negative_max``. Invalid parameters,
+    from that population's main mode in this file rather than from ``negative_max``. ``template``: events of
+    a population holding lymphocytes only, for methods with ``takes_template`` (a scatter gate redrawn around
+    them). Invalid parameters,
     a reference for a method without one, or a fit that cannot be made raise :class:`GatingError`.
     """
     m = get_method(method)
     if reference is not None and not m.takes_reference:
         raise GatingError(f"gate {gate_id!r}: method {method!r} takes no negative reference")
+    if template is not None and not m.takes_template:
+        raise GatingError(f"gate {gate_id!r}: method {method!r} takes no template")
     X = np.asarray(X)
     if X.ndim == 1:
         X = X[:, None]
@@ -96,7 +101,9 @@ def fit_gate(method: str, X: np.ndarray, params: dict[str, Any] | MethodParams |
         msgs = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors())
         raise GatingError(f"gate {gate_id!r}: invalid parameters for {method!r}: {msgs}") from None
     try:
-        if reference is None:
+        if template is not None:
+            fit = m.function(X, p, dims=dims, gate_id=gate_id, template=np.asarray(template))
+        elif reference is None:
             fit = m.function(X, p, dims=dims, gate_id=gate_id)
         else:
             ref = np.asarray(reference)

@@ -58,6 +58,9 @@ class GateMethod:
     #: accepts ``reference=`` (a negative-reference population's events in the same dims, see
     #: :class:`~cytokit.gating.model.PopulationSpec` ``negative_reference``)
     takes_reference: bool = False
+    #: accepts ``template=`` (a lymphocytes-only population's scatter events: a scatter gate redrawn around
+    #: them, see :class:`~cytokit.gating.methods.scatter.GMMEllipseParams` ``redraw``)
+    takes_template: bool = False
 
     def validate_params(self, params: dict[str, Any] | MethodParams | None) -> MethodParams:
         """Validate ``params`` against this method's model (raises pydantic ValidationError)."""

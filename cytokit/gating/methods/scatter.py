@@ -33,6 +33,12 @@ class GMMEllipseParams(MethodParams):
         "every population is fitted, each population below the gate is back-gated onto this gate's scatter "
         "against it (scatter_overlap.fit_backgate) and its % of parent carries the error of the other "
         "events found (est_error_pp; review flag 'scatter_overlap' above the uncertain limit)")
+    redraw: bool = Field(False, description="with backgate_reference: a gate estimated to hold more than "
+                         "max_other_pct % other events (its own estimate or the back-gated one) is redrawn "
+                         "around the reference's scatter (the ellipse holding redraw_coverage of the reference "
+                         "events) and every population below it is re-fitted (info 'redrawn')")
+    redraw_coverage: float = Field(0.998, gt=0, lt=1, description="fraction of the reference's events inside a "
+                                   "redrawn gate")
 
 
 class DensityPolygonParams(MethodParams):
@@ -69,11 +75,32 @@ def robust_scale(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lo, scale
 
 
-def fit_gmm_ellipse(X: np.ndarray, params: GMMEllipseParams, *, dims: tuple[str, ...], gate_id: str) -> FitResult:
+def template_ellipse(Z: np.ndarray, coverage: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """(mean, covariance, squared radius) of the ellipse holding ``coverage`` of the template events ``Z``
+    (robust-normalised scatter of a population known to hold lymphocytes only): their mean and covariance
+    after setting aside the events beyond the 99.9 % chi-squared radius of a first estimate (rare events of
+    other classes), and the ``coverage`` quantile of the kept events' squared Mahalanobis distances (the
+    scatter of lymphocytes is skewed on the linear scale: an empirical radius, not a Gaussian one)."""
+    keep = Z
+    for _ in range(2):
+        mean = keep.mean(axis=0)
+        cov = np.atleast_2d(np.cov(keep, rowvar=False))
+        D = Z - mean
+        d2 = np.einsum("ij,jk,ik->i", D, np.linalg.inv(cov), D)
+        keep = Z[d2 <= chi2_quantile(0.999, Z.shape[1])]
+    D = keep - mean
+    return mean, cov, float(np.quantile(np.einsum("ij,jk,ik->i", D, np.linalg.inv(cov), D), coverage))
+
+
+def fit_gmm_ellipse(X: np.ndarray, params: GMMEllipseParams, *, dims: tuple[str, ...], gate_id: str,
+                    template: np.ndarray | None = None) -> FitResult:
     """Ellipse (Gating-ML ellipsoid) of the Gaussian component nearest ``params.target``.
 
     The mixture is fitted by :func:`.mixture.fit_gaussian_mixture` (numpy EM, scikit-learn's model and
     k-means start) on the robust-normalised events; the ellipse holds ``coverage`` of that component.
+    ``template`` (events of a population holding lymphocytes only, same dims and scale; the engine passes
+    the ``backgate_reference`` when ``redraw`` applies): the ellipse is instead the one holding
+    ``redraw_coverage`` of those events (:func:`template_ellipse`), and ``info["redrawn"]`` is True.
     ``info["other_share_pct"]`` is the estimated % of the gate's events that belong to other classes
     (:mod:`.scatter_overlap`; above ``max_other_pct`` the gate is flagged ``scatter_overlap``, a review flag)
     and ``est_error_pp`` what they add to the gate's % of parent (pp; ``uncertain`` above the limit of
@@ -101,14 +128,20 @@ def fit_gmm_ellipse(X: np.ndarray, params: GMMEllipseParams, *, dims: tuple[str,
     k = int(order[0])
     if eligible.sum() > 1 and dist[order[1]] < 1.5 * dist[k] and dist[k] > 0.15:
         flags.append("ambiguous_component")
-    mean = gmm.means[k] * scale + off
-    cov = gmm.covariances[k] * np.outer(scale, scale)
+    centre_z, cov_z = gmm.means[k], gmm.covariances[k]
     d2 = chi2_quantile(params.coverage, X.shape[1])
+    T = finite_rows(np.asarray(template, dtype=np.float64)) if template is not None else None
+    if T is not None and T.shape[0] >= 10 * X.shape[1]:
+        centre_z, cov_z, d2 = template_ellipse((T - off) / scale, params.redraw_coverage)
+        k = int(np.argmin(np.linalg.norm(gmm.means - centre_z, axis=1)))  # its component, for the estimates
+        flags = [f for f in flags if f != "ambiguous_component"]
+    mean = centre_z * scale + off
+    cov = cov_z * np.outer(scale, scale)
     gate = EllipsoidGate(id=gate_id, dims=tuple(dims), mean=tuple(float(m) for m in mean),
                          covariance=tuple(tuple(float(c) for c in row) for row in cov), distance_square=d2)
-    inside = np.einsum("ij,jk,ik->i", Z - gmm.means[k], np.linalg.inv(gmm.covariances[k]), Z - gmm.means[k]) <= d2
+    inside = np.einsum("ij,jk,ik->i", Z - centre_z, np.linalg.inv(cov_z), Z - centre_z) <= d2
     neighbours = component_share(Z, gmm, k, inside, d2)
-    debris = debris_edge_share(Z, gmm.means[k], gmm.covariances[k], d2, inside)
+    debris = debris_edge_share(Z, centre_z, cov_z, d2, inside)
     share = 100.0 * (neighbours + debris)
     est = dilution_error_pp(100.0 * float(inside.mean()), share)  # % of parent inflated by the other events
     if share > params.max_other_pct:
@@ -119,6 +152,8 @@ def fit_gmm_ellipse(X: np.ndarray, params: GMMEllipseParams, *, dims: tuple[str,
             "neighbour_share_pct": round(100 * neighbours, 3), "debris_share_pct": round(100 * debris, 3), "weights": [round(float(w), 4) for w in gmm.weights],
             "means_normalised": [[round(float(v), 4) for v in m] for m in gmm.means],
             "distance_square": d2, "n_events": int(Xs.shape[0])}
+    if T is not None:
+        info["redrawn"] = T.shape[0] >= 10 * X.shape[1]
     return FitResult(gate, tuple(flags), info)
 
 
