@@ -21,6 +21,7 @@ from .methods.base import every_nth
 from .methods.confidence import UNCERTAIN_PP
 from .methods.scatter_overlap import (BACKGATE_KEY, BACKGATE_MAX_EVENTS, OTHER_SHARE_KEY, OVERLAP_FLAG,
                                       backgate_error_pp, dilution_error_pp, fit_backgate)
+from .methods.scatter import shared_mixtures
 from .methods.shared_fits import shared_threshold_fits
 from .model import PopulationSpec, StrategyDefinition, reference_operands
 
@@ -179,18 +180,19 @@ def fit_all(definition: StrategyDefinition, sample: Sample, state: FitState | No
     """Fit every population (or those in ``only``) in definition order; sibling gates share equal threshold
     fits (:mod:`.methods.shared_fits`)."""
     state = state or FitState()
-    with shared_threshold_fits():
-        for spec in definition.populations:
-            if only is None or spec.name in only:
-                state.masks.pop(spec.name, None)
-                state.fits.pop(spec.name, None)
-                state.skipped.pop(spec.name, None)
-                fit_population(spec, sample, state)
-    backgate_scatter(definition, sample, state)
-    redo = scatter_redraws(definition, sample, state)
-    if redo:  # the redrawn gates and every population below them, once
-        fit_all(definition, sample, state, only=redo)
-        state.templates.clear()
+    with shared_mixtures():  # a redrawn scatter gate re-uses its first fit's mixture
+        with shared_threshold_fits():
+            for spec in definition.populations:
+                if only is None or spec.name in only:
+                    state.masks.pop(spec.name, None)
+                    state.fits.pop(spec.name, None)
+                    state.skipped.pop(spec.name, None)
+                    fit_population(spec, sample, state)
+        backgate_scatter(definition, sample, state)
+        redo = scatter_redraws(definition, sample, state)
+        if redo:  # the redrawn gates and every population below them, once
+            fit_all(definition, sample, state, only=redo)
+            state.templates.clear()
     return state
 
 

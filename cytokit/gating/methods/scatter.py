@@ -6,13 +6,18 @@ so its 1st percentile is 0 and its 99th percentile is 1 (computed on the parent'
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
+from contextvars import ContextVar
+from typing import Iterator
+
 import numpy as np
 from pydantic import Field
 
 from ...gates import EllipsoidGate, PolygonGate
 from ...results import schema as S
 from .base import FitResult, MethodParams, finite_rows, subsample
-from .mixture import chi2_quantile, fit_gaussian_mixture
+from .mixture import MixtureFit, chi2_quantile, fit_gaussian_mixture
 from .confidence import UNCERTAIN_PP
 from .scatter_overlap import OTHER_SHARE_KEY, OVERLAP_FLAG, component_share, debris_edge_share, dilution_error_pp
 
@@ -68,6 +73,35 @@ class SingletParams(MethodParams):
     seed: int = 0
 
 
+_MIXTURES: ContextVar[dict[tuple, MixtureFit] | None] = ContextVar("cytokit_shared_mixtures", default=None)
+
+
+@contextlib.contextmanager
+def shared_mixtures() -> Iterator[None]:
+    """Within the block (one sample's gating, entered by :func:`cytokit.gating.engine.fit_all`; a nested
+    block shares the outer one's store), a mixture is fitted once per distinct input: a scatter gate redrawn
+    around its template re-uses the mixture of its first fit (same events, same parameters, same result)."""
+    if _MIXTURES.get() is not None:
+        yield
+        return
+    token = _MIXTURES.set({})
+    try:
+        yield
+    finally:
+        _MIXTURES.reset(token)
+
+
+def _mixture(Z: np.ndarray, params: GMMEllipseParams) -> MixtureFit:
+    store = _MIXTURES.get()
+    if store is None:
+        return fit_gaussian_mixture(Z, params.n_components, seed=params.seed, max_iter=200, reg_covar=1e-5)
+    key = (hashlib.blake2b(np.ascontiguousarray(Z).tobytes(), digest_size=16).digest(), Z.shape,
+           params.n_components, params.seed)
+    if key not in store:
+        store[key] = fit_gaussian_mixture(Z, params.n_components, seed=params.seed, max_iter=200, reg_covar=1e-5)
+    return store[key]
+
+
 def robust_scale(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(offset, scale) per column so that (X - offset) / scale maps the 1st..99th percentile to 0..1."""
     lo, hi = np.quantile(X, [0.01, 0.99], axis=0)
@@ -115,7 +149,7 @@ def fit_gmm_ellipse(X: np.ndarray, params: GMMEllipseParams, *, dims: tuple[str,
     Xs = subsample(X, params.max_events, params.seed)
     off, scale = robust_scale(Xs)
     Z = (Xs - off) / scale
-    gmm = fit_gaussian_mixture(Z, params.n_components, seed=params.seed, max_iter=200, reg_covar=1e-5)
+    gmm = _mixture(Z, params)
     if not gmm.converged:
         flags.append("not_converged")
     target = np.asarray(params.target, dtype=np.float64)
