@@ -123,6 +123,8 @@ VALLEY_EXCESS_PP = 4.0
 #: for a half-width a few grid steps wide; chosen (with ``tail_widen`` 1.25 for CD25+ CD4) on the simulated
 #: tuning draws of ``benchmarks/gating_accuracy.py`` (0.7-0.85 within 0.6 pp of each other at p95)
 CORE_LEVEL = 0.75
+#: ``tail_knee``: the knee of a peak's flank is searched up to this many SDs (outer half) from its mode
+KNEE_MAX_SD = 3.5
 
 
 class ThresholdParams(MethodParams):
@@ -163,6 +165,11 @@ class ThresholdParams(MethodParams):
         1.0, ge=1, description="the tail's SD (of the peak's outer half) is widened up to this factor where "
                                "the peak's core on the threshold side is wider than that SD says (a negative "
                                "peak skewed towards the positives, e.g. by spillover spreading); 1 = never")
+    tail_knee: float | None = Field(
+        None, gt=0, lt=1,
+        description="a tail threshold is raised (moved away from its mode) to the knee of the peak's flank: where "
+                    "the density's descent, past its steepest point, has slowed to this fraction of the steepest "
+                    "(within KNEE_MAX_SD SDs of the mode), i.e. where the peak's events stop dominating; None = never")
     quantile: float = Field(0.5, gt=0, lt=1)
     value: float | None = None
     max_events: int = Field(20000, ge=100)
@@ -405,6 +412,13 @@ def _tail(x: np.ndarray, d: Density1D, peaks: np.ndarray, p: ThresholdParams, *,
         width = sd * min(max(core / sd, 1.0), p.tail_widen)
         info["tail_width"] = width
     value = mode + p.tail_sd * width if side == "upper" else mode - p.tail_sd * width
+    if p.tail_knee is not None and side == p.tail_side and count_at is None and sd > 0:  # not a flipped side
+        knee = flank_knee(d, int(ref), 1 if side == "upper" else -1, p.tail_knee, KNEE_MAX_SD * sd)
+        if knee is not None:
+            info["knee"] = knee
+            if (knee > value) if side == "upper" else (knee < value):
+                value = knee
+                flags.append("tail_knee")
     if lone_info:
         info["lone_mode"] = lone_info
     if count_at is not None:  # the lone mode's lower side holds negatives too: the threshold holds the count
@@ -449,6 +463,28 @@ def _lone_mode_side(x: np.ndarray, mode: float, neg: dict
         return "lower", None, flags, info
     info["method"] = "count"
     return "lower", float(np.quantile(x, share)), flags, info
+
+
+def flank_knee(d: Density1D, i: int, direction: int, fraction: float, max_distance: float) -> float | None:
+    """Where the flank of the peak at grid index ``i`` (``direction`` +1: above it, -1: below) stops falling
+    steeply: the first point past the steepest descent at which the descent has slowed to ``fraction`` of
+    the steepest, searched up to ``max_distance`` from the peak (same scale as ``d.grid``; the far end when it
+    never slows that much). A peak alone (Gaussian) has it at about 2.3 SDs for ``fraction`` 0.3; events
+    of another population under the flank (a plateau or a shoulder of positives) make the descent slow
+    where they take over, which is where the peak's own events end. None when the flank does not fall."""
+    g, y = d.grid, d.density
+    stop = float(g[i]) + direction * max_distance
+    idx = np.arange(i, y.size) if direction > 0 else np.arange(i, -1, -1)
+    idx = idx[(g[idx] <= stop) if direction > 0 else (g[idx] >= stop)]
+    if idx.size < 4:
+        return None
+    slope = np.gradient(y[idx], np.abs(g[idx] - g[i]))  # change of density with distance from the peak
+    s = int(np.argmin(slope))
+    if slope[s] >= 0:
+        return None
+    later = np.flatnonzero(slope[s:] >= fraction * slope[s])
+    k = s + int(later[0]) if later.size else idx.size - 1
+    return float(g[idx[k]])
 
 
 def core_sd(d: Density1D, i: int, level: float, direction: int) -> float:
