@@ -1,13 +1,16 @@
-"""Could a population of the shipped tmem strategy be CD28's negative reference? (measured, docs/gating.md)
+"""Which population of the tmem tube can be CD28's negative reference? (measured, docs/gating.md)
 
 For ``CD28+ CD4`` and ``CD28+ CD8``, every candidate population of the same file (``Singlets``,
-``T cells``, ``CD8 T`` and, not a shipped population, the CD3- single lymphocytes) is judged as a negative
-reference would be used (:func:`cytokit.gating.methods.negative_model.negative_model`, the count behind the
-second estimate in ``confidence.py``): its share of CD28- events (truth), its CD28 main mode and the SD of
-that mode's lower half (logicle scale) next to those of the gate's truly CD28- events, whether the model
-passes its misfit check, and |count - truth| (pp of the parent). Files: the simulator's tuning families
-``reference``, ``broad_negative``, ``cd28_dim_mode``, ``cd28_all_positive`` (tmem tube; ``--seed``, a tuning
-seed) and the independent lab's T-cell tube (``--lab-seed``, a seed already looked at).
+``T cells``, ``CD8 T`` and the CD3- single lymphocytes, ``Singlets & !T cells``, the reference the shipped
+strategy names) is judged as a negative reference is used
+(:func:`cytokit.gating.methods.negative_model.negative_model`, the count behind the second estimate in
+``confidence.py``): its share of CD28- events (truth), its CD28 main mode and the SD of that mode's lower
+half (logicle scale) next to those of the gate's truly CD28- events, whether the count is ``valid``
+(:attr:`~cytokit.gating.methods.negative_model.NegativeModel.valid`: the misfit check, and the reference's
+main mode is its lowest, i.e. the reference is negative for the marker) and |count - truth| (pp of the
+parent, valid or not: the second estimate uses only a valid count). Files: the simulator's tuning families
+``reference``, ``broad_negative``, ``cd28_dim_mode``, ``cd28_all_positive`` (tmem tube; ``--seed``, a
+tuning seed) and the independent lab's T-cell tube (``--lab-seed``, a seed already looked at).
 
     nice .venv/bin/python benchmarks/cd28_reference.py [--seed 101] [--lab-seed 2026] [--patients 1]
 """
@@ -51,7 +54,7 @@ def measure(source: str, res: object, truth: dict[str, np.ndarray]) -> list[dict
     m = res.masks  # type: ignore[attr-defined]
     positive = truth["CD28+ CD4"] | truth["CD28+ CD8"]
     candidates = {"Singlets": m["Singlets"], "T cells": m["T cells"], "CD8 T": m["CD8 T"],
-                  "CD3- singlets (not shipped)": m["Singlets"] & ~m["T cells"]}
+                  "Singlets & !T cells (shipped)": m["Singlets"] & ~m["T cells"]}
     rows = []
     for parent, gate in GATES:
         inside = m[parent]
@@ -62,11 +65,12 @@ def measure(source: str, res: object, truth: dict[str, np.ndarray]) -> list[dict
                 continue
             ref_mode, ref_sd = main_mode(x[ref])
             model = negative_model(x[inside], reference=x[ref])
+            valid = bool(model is not None and model.method == "reference" and model.valid)
             count = model.positive_pct if model is not None and model.method == "reference" else np.nan
             rows.append({"source": source, "gate": gate, "reference": name,
                          "ref_cd28neg_pct": 100.0 * float((~positive[ref]).mean()),
                          "ref_mode": ref_mode, "neg_mode": neg_mode, "ref_half_sd": ref_sd, "neg_half_sd": neg_sd,
-                         "valid": bool(model is not None and model.valid), "count_err_pp": abs(count - truth_pct)})
+                         "valid": valid, "count_err_pp": abs(count - truth_pct)})
     return rows
 
 

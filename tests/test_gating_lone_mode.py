@@ -120,3 +120,16 @@ def test_shipped_tmem_reads_a_dim_cd28_mode_at_low_and_high_gain(tmp_path, gain)
         assert abs(got.pct_parent - true_pct) < 3.0 or needs_review(got["flags"]), (pop, got.pct_parent, true_pct)
     cd4 = rows.loc["CD28+ CD4"]
     assert abs(cd4.pct_parent - 100 * truth["CD28+ CD4"].sum() / truth["CD4 T"].sum()) < 3.0, cd4["flags"]
+
+
+def test_tail_is_measured_from_the_mode_the_reference_calls_negative():
+    # high gain, bright broad negatives: a small dim bump (2 %) below the CD25- mode is the lowest mode, and no
+    # valley lies inside the bounds. Measured from that bump the tail lay inside the negatives (~90 % positive)
+    r = rng(16)
+    cd4 = np.r_[r.normal(0.15, 0.015, 400), r.normal(0.385, 0.05, 17600), r.normal(0.75, 0.05, 2000)]
+    params = ThresholdParams(valley="first", max_valley_ratio=0.5, tail_sd=1.75, bounds=(0.2, 0.5))
+    plain = fit_threshold(cd4, params)
+    assert plain.info["peaks"][0] < 0.2 and np.mean(cd4 >= plain.value) > 0.5  # the failure
+    t = fit_threshold(cd4, params, reference=r.normal(0.385, 0.05, 20000))
+    assert abs(t.info["reference_peak"] - 0.385) < 0.03
+    assert abs(100 * np.mean(cd4 >= t.value) - 10.0) < 4

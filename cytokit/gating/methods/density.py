@@ -396,7 +396,7 @@ def _tail(x: np.ndarray, d: Density1D, peaks: np.ndarray, p: ThresholdParams, *,
             if abs(top - neg_max) < MODE_MARGIN:
                 flags.append("ambiguous_mode")
     if ref_rule == "first":
-        ref = peaks[0]
+        ref = peaks[0] if negative is None or side != "upper" else _negative_mode(d, peaks, negative)
     elif ref_rule == "last":
         ref = peaks[-1]
     else:
@@ -424,6 +424,19 @@ def _tail(x: np.ndarray, d: Density1D, peaks: np.ndarray, p: ThresholdParams, *,
     if count_at is not None:  # the lone mode's lower side holds negatives too: the threshold holds the count
         value = count_at
     return value, info, flags
+
+
+def _negative_mode(d: Density1D, peaks: np.ndarray, neg: dict) -> int:
+    """The grid index of the mode that holds the negatives, read against the same file's negative reference
+    ``neg`` (:func:`reference_negative`): of the modes at or below its ``negative_max``, the one nearest its
+    mode; the lowest mode when none is. A small mode below the negatives (events dimmer than the negative
+    population, e.g. a low-autofluorescence subset) is then not taken for them: a tail measured from it
+    lies inside the negatives."""
+    pos = d.grid[peaks]
+    cand = [int(i) for i, g in zip(peaks, pos) if g <= float(neg["negative_max"])]
+    if not cand:
+        return int(peaks[0])
+    return min(cand, key=lambda i: abs(float(d.grid[i]) - float(neg["mode"])))
 
 
 def _lone_mode_side(x: np.ndarray, mode: float, neg: dict
