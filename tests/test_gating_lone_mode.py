@@ -133,3 +133,24 @@ def test_tail_is_measured_from_the_mode_the_reference_calls_negative():
     t = fit_threshold(cd4, params, reference=r.normal(0.385, 0.05, 20000))
     assert abs(t.info["reference_peak"] - 0.385) < 0.03
     assert abs(100 * np.mean(cd4 >= t.value) - 10.0) < 4
+
+
+def test_a_count_is_valid_only_over_a_reference_negative_for_the_marker():
+    from cytokit.gating.methods.negative_model import main_mode_is_lowest, negative_model
+
+    r = rng(17)
+    cd8 = np.r_[r.normal(0.15, 0.05, 3000), r.normal(0.5, 0.05, 7000)]  # 70 % CD28+ CD8 T cells
+    cd3neg = r.normal(0.15, 0.05, 6000)  # B and NK cells: CD28-
+    # all single lymphocytes: the CD28+ T cells are the main mode, the CD28- cells a mode below it
+    singlets = np.r_[r.normal(0.15, 0.05, 9000), r.normal(0.5, 0.05, 14000)]
+    # ... or, with more CD28- cells, the main mode is CD28- and a large CD28+ mode lies above it
+    singlets_b = np.r_[r.normal(0.15, 0.05, 14000), r.normal(0.5, 0.05, 9000)]
+    # CD25 on all single lymphocytes: a small CD25+ mode above the CD25- one is no reason to refuse it
+    cd25 = np.r_[r.normal(0.2, 0.05, 20000), r.normal(0.55, 0.06, 1500)]
+    assert main_mode_is_lowest(cd3neg) and main_mode_is_lowest(cd25)
+    assert not main_mode_is_lowest(singlets) and not main_mode_is_lowest(singlets_b)
+    good = negative_model(cd8, reference=cd3neg)
+    assert good is not None and good.valid and abs(good.positive_pct - 70) < 3
+    for ref in (singlets, singlets_b):
+        m = negative_model(cd8, reference=ref)
+        assert m is not None and not m.valid  # its count (tens of pp off) is no second estimate

@@ -62,6 +62,18 @@ HIGH_LEVELS = np.linspace(0.5, 0.8, 10)
 MAX_MISFIT = 0.25
 #: KDE bandwidth multiplier for the mirror's mode (a smoother density: the top of a peak is flat and noisy)
 MIRROR_ADJUST = 2.0
+#: a reference is negative for the marker only if its main (highest-density) mode is its lowest: a mode below
+#: it at least this fraction of the main mode's height, with a dip between them to at most
+#: :data:`LOWER_MODE_DIP` of that lower mode's height (the valley rule's merge limit), means the main mode
+#: is a positive population (Singlets or T cells for CD28: the CD28+ T cells above the CD28- cells)
+LOWER_MODE_FRACTION = 0.05
+LOWER_MODE_DIP = 0.8
+#: nor a mode above the main one (beyond a dip as above) of at least this fraction of its height: the reference
+#: then holds a large positive population (Singlets for CD28 where the CD28- cells are the main mode: about
+#: half of them CD28+ T cells), which inflates the count's negatives by about 1 / (1 - that share). Smaller
+#: upper modes (Singlets' CD25+ cells: median 0.04, 90th percentile 0.17-0.20 of the CD25- mode's height on both
+#: generators) are left to ``misfit``
+UPPER_MODE_FRACTION = 0.25
 
 
 @dataclass(frozen=True)
@@ -92,11 +104,17 @@ class NegativeModel:
     #: more) and the estimate is not valid (``valid`` False). NaN for the mirror.
     misfit: float = float("nan")
     side: Literal["upper", "lower"] = "upper"
+    #: reference fit only: whether the reference looks negative for the marker (:func:`main_mode_is_lowest`:
+    #: its main mode is its lowest and no large mode lies above it); False: the reference holds a dimmer
+    #: population below its main mode (so that mode is not its negatives) or many positives, and the count is
+    #: not valid
+    reference_negative: bool = True
 
     @property
     def valid(self) -> bool:
-        """False when the reference does not fit the data's clean side (``misfit`` > :data:`MAX_MISFIT`)."""
-        return not self.misfit > MAX_MISFIT
+        """False when the reference is not negative for the marker (its main mode has another mode below it)
+        or does not fit the data's clean side (``misfit`` > :data:`MAX_MISFIT`)."""
+        return self.reference_negative and not self.misfit > MAX_MISFIT
 
     @property
     def positive_pct(self) -> float:
@@ -115,6 +133,25 @@ class NegativeModel:
 def _finite(a: np.ndarray) -> np.ndarray:
     a = np.asarray(a, dtype=np.float64).ravel()
     return a[np.isfinite(a)]
+
+
+def main_mode_is_lowest(r: np.ndarray) -> bool:
+    """Whether ``r`` (a reference's values, transformed scale, positives above) looks negative for the marker:
+    its main (highest-density) mode is its lowest real mode -- no local maximum below it of at least
+    :data:`LOWER_MODE_FRACTION` of its height with a dip between them down to :data:`LOWER_MODE_DIP` of that
+    maximum's height -- and no such maximum above it reaches :data:`UPPER_MODE_FRACTION` of its height."""
+    if r.size < MIN_EVENTS:
+        return True
+    y = kde_1d(r).density
+    top = int(np.argmax(y))
+    for i in range(1, y.size - 1):
+        if i == top or not (y[i] > y[i - 1] and y[i] >= y[i + 1]):
+            continue
+        lo, hi = sorted((i, top))
+        dip = float(y[lo:hi + 1].min()) <= LOWER_MODE_DIP * float(y[i])
+        if dip and y[i] >= (LOWER_MODE_FRACTION if i < top else UPPER_MODE_FRACTION) * y[top]:
+            return False
+    return True
 
 
 def _mirror(x: np.ndarray, side: str) -> NegativeModel:
@@ -151,7 +188,7 @@ def _reference_fit(x: np.ndarray, r: np.ndarray, side: str) -> NegativeModel:
     sd = float(np.sqrt(f * (1.0 - f) / xs.size + neg * neg * top * (1.0 - top) / rs.size)) / top
     return NegativeModel(location=sign * med, spread=spread, negative_fraction=neg, positive_fraction=1.0 - neg,
                          n_events=int(x.size), method="reference", sd_fraction=sd, misfit=misfit,
-                         side=side)  # type: ignore[arg-type]
+                         side=side, reference_negative=main_mode_is_lowest(rs))  # type: ignore[arg-type]
 
 
 def negative_model(x: np.ndarray, *, reference: np.ndarray | None = None,
