@@ -33,6 +33,10 @@ The reference must share the population's spillover: on an independent generator
 spreading (CD25 under bright CD4-PE spill), the CD8 T cells' CD25 negatives were narrower than the CD4 T
 cells' and the estimate was off by up to 59 pp; ``misfit`` catches the gross cases (the estimate is then
 ``valid`` False), not the moderate ones (docs/gating.md, "Counting the excess instead of the tail").
+A reference must also be negative for the marker: one whose main mode has a real mode below it (Singlets or T
+cells for CD28: the main mode is the CD28+ T cells) or a large mode above it (half of it positive) gives a
+count tens of pp off that ``misfit`` does not always catch, so such a count is not ``valid`` either
+(:func:`main_mode_is_lowest`).
 
 Units: ``x``, ``reference`` and every position or spread are on the gate's **transformed** scale (e.g.
 logicle 0..1); fractions are **fractions 0..1 of the events** (not %).
