@@ -263,7 +263,8 @@ def _error_parts(info: dict) -> dict[str, object]:
     """What ``est_error_pp`` was made of (``info["est_error_parts"]``, pp) and how the thresholds were placed."""
     parts = info.get("est_error_parts") or {}
     methods = sorted({str(v["method"]) for v in info.values() if isinstance(v, dict) and v.get("method")})
-    keys = ("spread_pp", "second_gap_pp", "second_sd_pp", "n_second", "second_shift_pp", "set_aside", "set_apart_pp")
+    keys = ("spread_pp", "second_gap_pp", "second_sd_pp", "n_second", "second_shift_pp", "set_aside", "set_apart_pp",
+            "spread_lower_pp", "spread_upper_pp")
     return {**{k: _num(parts.get(k)) for k in keys},
             "placement": "+".join(methods)}
 

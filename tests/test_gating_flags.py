@@ -13,9 +13,10 @@ import pytest
 from cytokit.fcs import read_fcs
 from cytokit.gating import load_strategy
 from cytokit.gating.methods import REVIEW_FLAGS, fit_gate, fit_threshold, needs_review
-from cytokit.gating.methods.confidence import (DISAGREEMENT_SDS, MISFIT_SDS, MODE_EDGE_FRACTION, TAIL_SD_UNCERTAINTY,
-                                               UNCERTAIN_PP, SecondEstimate, ThresholdUncertainty, combined_error,
-                                               estimated_error, negative_model_estimate, tail_estimate)
+from cytokit.gating.methods.confidence import (DISAGREEMENT_SDS, MISFIT_SDS, MODE_EDGE_FRACTION, SHALLOW_VALLEY_RATIO,
+                                               TAIL_SD_UNCERTAINTY, UNCERTAIN_PP, VALLEY_LOCAL_PP, SecondEstimate,
+                                               ThresholdUncertainty, combined_error, estimated_error,
+                                               negative_model_estimate, tail_estimate)
 from cytokit.gating.methods.density import ThresholdParams
 from cytokit.results import read_table
 from test_pipeline_support import simulate_small_trial, write_pipeline
@@ -325,5 +326,77 @@ def test_a_count_over_a_wider_reference_is_set_aside_at_a_valley_and_noted():
     fit = fit_gate("threshold", x[:, None], params, dims=("CD25",), reference=wide[:, None])
     p = fit.info["est_error_parts"]
     assert p["second_shift_pp"] < -5 and p["set_aside"] == 1 and "count_misfit" in fit.flags
-    assert fit.info["est_error_pp"] == pytest.approx(p["spread_pp"], abs=0.01)
+    # est_error_pp is then the spread (of the alternatives above the valley: the count's side), and as the cut lies
+    # where few events are (a ±0.02 move: < VALLEY_LOCAL_PP) only what that move changes -- not `uncertain`
+    assert p["valley_empty"] == 1 and same.info["est_error_parts"]["valley_empty"] == 0
+    assert fit.info["est_error_pp"] == pytest.approx(fit.info["sensitivity_pp"], abs=0.01)
+    assert fit.info["est_error_pp"] < min(p["spread_upper_pp"], VALLEY_LOCAL_PP)
+    assert "uncertain" not in fit.flags
     assert not needs_review(["count_misfit"])
+
+
+def test_a_refit_beyond_a_barely_there_dip_is_an_alternative():
+    # a small bright population (40 of 740 events) whose mode the less smoothed density splits by a dip of
+    # depth ratio 0.8: the fit took that dip (0.781), the smoother refit the valley below the bright mode (0.696)
+    r = np.random.default_rng(11)
+    x = np.r_[r.normal(0.55, 0.05, 700), r.normal(0.77, 0.03, 40)][:, None]
+    info = {"method": "valley", "peaks": [0.55, 0.754, 0.798], "valley_ratio": 0.796,
+            "stability_thresholds": [0.779, 0.696]}
+    shallow = ThresholdUncertainty.from_fit(0.781, info)
+    assert SHALLOW_VALLEY_RATIO <= 0.796
+    assert 0.696 in shallow.alternatives and shallow.set_apart == ()
+    # the same refit beyond a mode next to a real valley chose another valley: set apart, recorded, not counted
+    deep = ThresholdUncertainty.from_fit(0.781, {**info, "valley_ratio": 0.1})
+    assert 0.696 not in deep.alternatives and deep.set_apart == (0.696,)
+    parts: dict[str, float] = {}
+    est_deep = estimated_error(x, [deep], above, parts=parts)
+    est_shallow = estimated_error(x, [shallow], above)
+    assert est_deep < UNCERTAIN_PP < est_shallow
+    assert parts["set_apart_pp"] == pytest.approx(est_shallow, abs=0.01)  # what the set-apart refit would cost
+
+
+def test_a_set_aside_count_keeps_only_the_alternatives_above_the_valley():
+    x = np.random.default_rng(23).uniform(0.0, 1.0, 20000)[:, None]
+    far_above = SecondEstimate(0.6, 0.005, misfit_sds_above=MISFIT_SDS)  # 10 pp fewer positives: set aside
+    parts: dict[str, float] = {}
+    # alternatives 3 pp below and 1 pp above: only the one above (the count's side) counts
+    est = estimated_error(x, [ThresholdUncertainty(0.5, (0.47, 0.51), far_above)], above, parts=parts)
+    assert parts["set_aside"] == 1
+    assert est == pytest.approx(1.0, abs=0.2) and parts["spread_lower_pp"] == pytest.approx(3.0, abs=0.3)
+    assert parts["spread_pp"] == pytest.approx(parts["spread_lower_pp"])
+    # without the count the alternative below counts in full
+    assert estimated_error(x, [ThresholdUncertainty(0.5, (0.47, 0.51))], above) == pytest.approx(3.0, abs=0.3)
+
+
+def test_an_empty_valley_cut_counts_only_what_a_small_move_changes():
+    # two modes and a sparse valley floor (4 % of the events over 0.3-0.7): the smoothing refits moved the valley
+    # by 0.15 along the floor (~1.6 pp), but a ±0.02 move at the cut changes the population by ~0.2 pp
+    r = np.random.default_rng(29)
+    floor = np.r_[r.normal(0.2, 0.03, 9000), r.normal(0.8, 0.03, 9000), r.uniform(0.3, 0.7, 800)][:, None]
+    alts = (0.35, 0.65)
+    full = estimated_error(floor, [ThresholdUncertainty(0.5, alts)], above)
+    parts: dict[str, float] = {}
+    valley = estimated_error(floor, [ThresholdUncertainty(0.5, alts, placed_by="valley")], above, parts=parts)
+    assert full > UNCERTAIN_PP >= VALLEY_LOCAL_PP > valley and parts["valley_empty"] == 1
+    # a continuum through the cut (the same move changes the population by more): the spread counts in full
+    dense = np.r_[floor, r.uniform(0.3, 0.7, 6000)[:, None]]
+    assert estimated_error(dense, [ThresholdUncertainty(0.5, alts, placed_by="valley")], above) == \
+        pytest.approx(estimated_error(dense, [ThresholdUncertainty(0.5, alts)], above))
+    # and where the count puts the threshold lower (dim positives under the valley) the spread counts in full too
+    lower = SecondEstimate(0.48, 0.02)
+    assert estimated_error(floor, [ThresholdUncertainty(0.5, alts, lower, placed_by="valley")], above) == \
+        pytest.approx(estimated_error(floor, [ThresholdUncertainty(0.5, alts, lower)], above))
+
+
+def test_a_barely_there_dip_keeps_its_refits_whatever_the_density_at_the_cut():
+    # the shallow dip of the first test above: the empty-cut rule does not apply to it (its refit beyond the
+    # bright mode is another reading of the data, not the breadth of a valley floor)
+    r = np.random.default_rng(11)
+    x = np.r_[r.normal(0.55, 0.05, 700), r.normal(0.77, 0.03, 40)][:, None]
+    info = {"method": "valley", "peaks": [0.55, 0.754, 0.798], "valley_ratio": 0.796,
+            "stability_thresholds": [0.779, 0.696]}
+    u = ThresholdUncertainty.from_fit(0.781, info)
+    assert u.shallow and u.placed_by == "valley"
+    parts: dict[str, float] = {}
+    assert estimated_error(x, [u], above, parts=parts) > UNCERTAIN_PP and parts["valley_empty"] == 0
+    assert not ThresholdUncertainty.from_fit(0.781, {**info, "valley_ratio": 0.3}).shallow

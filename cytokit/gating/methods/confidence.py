@@ -54,6 +54,18 @@ UNCERTAIN_PP = 1.0
 #: tuning draws (101, 404, 505, 606): 0.15-0.25 keep every estimate > 2 pp off that 0 keeps flagged and
 #: drop most false alarms (CD56dim/bright refits inside the bright mode); 0.33 loses a fifth of the recall
 MODE_EDGE_FRACTION = 0.2
+#: a valley whose density is at least this share of the smaller of the two modes around it (``valley_ratio``)
+#: is barely a dip: whether those two modes are distinct at all is what the smoothing decides, so a smoothing
+#: refit beyond one of them (another valley) is another reading of the same data and counts as an alternative
+#: (docs/gating.md, "A barely-there valley"; chosen on the tuning draws 101-808, checked on 909, 1010 and the
+#: independent lab)
+SHALLOW_VALLEY_RATIO = 0.5
+#: a valley-placed threshold whose fixed move by ±:data:`SHIFT` changes the population by less than this (pp)
+#: cuts where hardly any events are: its spread counts only as far as that move (unless the valley is barely a
+#: dip or the count puts the threshold lower). Equal to UNCERTAIN_PP: such a cut alone is never ``uncertain``;
+#: chosen on the tuning draws 404/505/606/808 (0.5-1.0 keep the same estimates > 2 pp off flagged, 1.0 drops
+#: the most flagged within 1 pp; docs/gating.md, "Three rules measured")
+VALLEY_LOCAL_PP = 1.0
 #: a disagreement with the second estimate beyond this many of its standard errors counts as an error even
 #: where the threshold's own spread is ~0 (2-4 flag the same estimates of the tuning draws)
 DISAGREEMENT_SDS = 3.0
@@ -94,6 +106,10 @@ class ThresholdUncertainty:
     #: smoothing refits left out of ``alternatives`` for lying beyond a mode next to the threshold or in the
     #: outer :data:`MODE_EDGE_FRACTION` of the gap next to one (recorded: ``est_error_parts["set_apart_pp"]``)
     set_apart: tuple[float, ...] = ()
+    #: the rule that placed the threshold (``info["method"]``: valley, tail, excess...), None if not known
+    placed_by: str | None = None
+    #: a valley of depth ratio >= :data:`SHALLOW_VALLEY_RATIO` (barely a dip): every smoothing refit counts
+    shallow: bool = False
 
     @classmethod
     def from_fit(cls, value: float | None, info: Mapping[str, Any] | None) -> "ThresholdUncertainty":
@@ -106,13 +122,16 @@ class ThresholdUncertainty:
         that found a valley where the fit found none is where the rule itself would have put the threshold,
         e.g. 0.617 instead of a tail clipped at 0.9) and the tail moved by ±TAIL_SD_UNCERTAINTY SDs; for a
         valley threshold also ``info["overlap_threshold"]`` (:func:`~.density.overlap_threshold`: where the
-        count corrected for the overlap of the two modes around the valley would put it)."""
+        count corrected for the overlap of the two modes around the valley would put it). A valley of depth
+        ratio ``info["valley_ratio"]`` >= :data:`SHALLOW_VALLEY_RATIO` is not a bound either: every smoothing
+        refit is an alternative. Refits left out are kept in ``set_apart``."""
         if value is None or not info:
             return cls(value)
         peaks = [float(p) for p in info.get("peaks", ())]
         lo = max((p for p in peaks if p < value), default=-np.inf)
         hi = min((p for p in peaks if p > value), default=np.inf)
-        if info.get("method") in ("excess", "tail"):  # no valley whose gap would bound the alternatives
+        shallow = info.get("method") == "valley" and float(info.get("valley_ratio") or 0.0) >= SHALLOW_VALLEY_RATIO
+        if info.get("method") in ("excess", "tail") or shallow:  # no valley whose gap would bound the alternatives
             lo, hi = -np.inf, np.inf
         elif np.isfinite(lo) and np.isfinite(hi):  # (never narrower than where the fit itself lies)
             edge = MODE_EDGE_FRACTION * (hi - lo)
@@ -125,7 +144,8 @@ class ThresholdUncertainty:
         if info.get("method") == "tail" and info.get("half_sd"):
             d = TAIL_SD_UNCERTAINTY * float(info["half_sd"])
             alts += [value - d, value + d]
-        return cls(value, tuple(a for a in alts if a != value), set_apart=apart)
+        return cls(value, tuple(a for a in alts if a != value), set_apart=apart, placed_by=info.get("method"),
+                   shallow=shallow)
 
 
 def negative_model_estimate(x: np.ndarray, reference: np.ndarray | None, value: float | None,
@@ -237,12 +257,27 @@ def estimated_error(X: np.ndarray, thresholds: Sequence[ThresholdUncertainty], m
 
     total = 0.0
     acc = {"spread_pp": 0.0, "second_gap_pp": 0.0, "second_sd_pp": 0.0, "n_second": 0.0, "second_shift_pp": 0.0,
-           "set_aside": 0.0, "set_apart_pp": 0.0}
+           "set_aside": 0.0, "set_apart_pp": 0.0, "spread_lower_pp": 0.0, "spread_upper_pp": 0.0,
+           "valley_empty": 0.0}
     for i, t in enumerate(thresholds):
-        worst = max((moved_to(i, alt) for alt in t.alternatives), default=0.0)
+        moves = {alt: moved_to(i, alt) for alt in t.alternatives}
+        worst = max(moves.values(), default=0.0)
         acc["spread_pp"] += worst * worst
         apart = max((moved_to(i, alt) for alt in t.set_apart), default=0.0)
         acc["set_apart_pp"] += apart * apart
+        # the spread of the alternatives below and above the threshold (marker scale), apart
+        lower = max((m for a, m in moves.items() if t.value is not None and a < t.value), default=0.0)
+        upper = max((m for a, m in moves.items() if t.value is not None and a > t.value), default=0.0)
+        acc["spread_lower_pp"] += lower * lower
+        acc["spread_upper_pp"] += upper * upper
+        # a valley cut where hardly any events are: the refits measure how broad the valley floor is -- unless the
+        # count says the positives start lower (dim positives spread under the valley, the valley rule's blind spot)
+        count_lower = t.second is not None and t.value is not None and t.second.position < t.value
+        if t.placed_by == "valley" and not t.shallow and t.value is not None and worst > 0 and not count_lower:
+            local = max(moved_to(i, t.value - SHIFT), moved_to(i, t.value + SHIFT))
+            if 100.0 * local < VALLEY_LOCAL_PP:
+                worst = min(worst, local)
+                acc["valley_empty"] += 1
         if t.second is not None and t.value is not None:
             signed = shift(i, t.second.position)
             gap = abs(signed)
@@ -258,12 +293,15 @@ def estimated_error(X: np.ndarray, thresholds: Sequence[ThresholdUncertainty], m
             acc["n_second"] += 1
             above = t.second.position > t.value
             if t.second.misfit_sds_above is not None and above and gap > t.second.misfit_sds_above * sd:
-                acc["set_aside"] += 1  # the second estimate failed: the term is the spread alone
+                # the count failed as a number, but it still puts the threshold higher, as the valley does against
+                # the alternatives below it: the term is the spread of the alternatives above the threshold
+                acc["set_aside"] += 1
+                worst = min(worst, upper)
             else:
                 worst = combined_error(worst, gap, sd)
         total += worst * worst
     if parts is not None:
-        counts = ("n_second", "second_shift_pp", "set_aside")
+        counts = ("n_second", "second_shift_pp", "set_aside", "valley_empty")
         parts.update({k: round(v, 3) if k in counts else round(100.0 * float(np.sqrt(v)), 3) for k, v in acc.items()})
     return 100.0 * float(np.sqrt(total))
 
