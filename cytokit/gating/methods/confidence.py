@@ -227,16 +227,21 @@ def estimated_error(X: np.ndarray, thresholds: Sequence[ThresholdUncertainty], m
     its ``alternatives``; the result is the root sum of squares over thresholds. NaN when no threshold has
     alternatives (fixed or quantile thresholds: nothing measured), 0.0 for an empty parent.
 
-    A threshold with a second estimate (:class:`SecondEstimate`) takes :func:`combined_error` of its spread
-    and the second estimate's disagreement as its term -- unless the second estimate lies above the threshold
-    by more than its ``misfit_sds_above`` SDs: then it is set aside and the term is the spread.
+    A valley-placed threshold (``placed_by``, not ``shallow``) whose move by ±:data:`SHIFT` changes the
+    population by less than :data:`VALLEY_LOCAL_PP` counts its spread only as far as that move, unless its
+    second estimate lies below it. A threshold with a second estimate (:class:`SecondEstimate`) takes
+    :func:`combined_error` of its spread and the second estimate's disagreement as its term -- unless the
+    second estimate lies above the threshold by more than its ``misfit_sds_above`` SDs: then it is set aside
+    and the term is the spread of the alternatives above the threshold.
 
     ``parts`` (optional, filled in place; pp of % of parent, root sum of squares over thresholds):
     ``spread_pp`` (the alternatives alone), ``second_gap_pp`` (how far the second estimates would move the
     population), ``second_sd_pp`` (their standard errors in the same units), ``n_second`` (thresholds with
     one), ``second_shift_pp`` (signed: the change of % of parent when the threshold
-    with the largest such move is put where its second estimate says, set aside or not) and ``set_aside``
-    (how many second estimates were set aside).
+    with the largest such move is put where its second estimate says, set aside or not), ``set_aside``
+    (how many second estimates were set aside), ``set_apart_pp`` (what the refits left out of the
+    alternatives would move), ``spread_lower_pp`` / ``spread_upper_pp`` (the spread of the alternatives below /
+    above each threshold) and ``valley_empty`` (how many valley thresholds were capped by the ±SHIFT move).
     """
     if not any(t.alternatives or t.second for t in thresholds):
         return float("nan")
