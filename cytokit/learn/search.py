@@ -387,7 +387,9 @@ def _threshold_candidates(ctx: _Ctx, cur: dict[str, Any], cuts: list[float | Non
     # may set its cut from either
     widen_default = ThresholdParams.model_fields["tail_widen"].default
     widens = tuple(dict.fromkeys((cur.get("tail_widen", widen_default), widen_default)))
-    plain = {k: v for k, v in base.items() if k != "tail_widen"}
+    # likewise with the base's raising of a tail to its peak's knee (``tail_knee``) or without it
+    knees = tuple(dict.fromkeys((cur.get("tail_knee"), None)))
+    plain = {k: v for k, v in base.items() if k not in ("tail_widen", "tail_knee")}
     expected = {"expected": round(float(np.mean(ts)), 4)} if ts else {}
     for b in bounds_opts:
         bb = {"bounds": b} if b is not None else {}
@@ -427,9 +429,11 @@ def _threshold_candidates(ctx: _Ctx, cur: dict[str, Any], cuts: list[float | Non
             groups.setdefault((ref, side, mpf, widen), []).append(k)
         for (ref, side, mpf, widen), ks in groups.items():
             ww = {"tail_widen": widen} if widen != widen_default else {}
-            for k in sorted({*ks, float(np.mean(ks))}):
-                out.append({**plain, **ww, **bb, **expected, "mode": "tail", "reference_peak": ref,
-                            "tail_side": side, "min_peak_fraction": mpf, "tail_sd": round(k, 3)})
+            for knee in knees:
+                kk = {"tail_knee": knee} if knee is not None else {}
+                for k in sorted({*ks, float(np.mean(ks))}):
+                    out.append({**plain, **ww, **kk, **bb, **expected, "mode": "tail", "reference_peak": ref,
+                                "tail_side": side, "min_peak_fraction": mpf, "tail_sd": round(k, 3)})
         if not groups and slot.positive:
             for k in (1.0, 1.5, 2.0, 2.5, 3.0, 4.0):
                 out.append({**base, **bb, "mode": "tail", "tail_sd": k})
