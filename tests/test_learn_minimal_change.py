@@ -164,3 +164,26 @@ def test_a_range_around_one_placement_is_no_candidate_among_near_ties():
     (tuned,) = [tune_definition(_definition(), [a], tie=RULE_TIE, unlabelled_samples=[b]).population("pos")]
     assert tuned.params["threshold"].get("bounds") in (None, SHIPPED["bounds"])
 
+
+
+def test_a_lab_cutting_below_the_knee_is_learned_over_a_shipped_tail_knee():
+    """The shipped tail is raised to the knee of its peak's flank (tail_knee); a lab that cuts closer to
+    the negative peak (mode + 1.2 SD of its lower half) is reproduced only by a tail without the knee: tail
+    candidates come with and without it, each width implied by the expert's cut."""
+    data = _definition().model_dump()
+    data["populations"][0]["params"]["threshold"] = {"mode": "tail", "tail_sd": 1.75, "tail_knee": 0.3}
+    base = StrategyDefinition.model_validate(data)
+    lab = ThresholdParams(mode="tail", tail_sd=1.2)
+    a, ta, _ = _gated("a", _skewed(1, 0.05), lab)
+    b, _, _ = _gated("b", _skewed(2, 0.07), lab)
+    held, _, _ = _gated("held", _skewed(3, 0.06), lab)
+    x = a.prepared.events[:, 0].astype(np.float64)
+    from cytokit.gating.methods.density import fit_threshold
+
+    kneed = fit_threshold(x, ThresholdParams(mode="tail", tail_sd=1.2, tail_knee=0.3))
+    assert "tail_knee" in kneed.flags and kneed.value > ta + 0.01  # the knee lies above the lab's cut
+    decisions: list[dict] = []
+    learned = tune_definition(base, [a, b], decisions=decisions)
+    assert [d["adopted"] for d in decisions] == [True]
+    assert "tail_knee" not in learned.population("pos").params["threshold"]
+    assert _f1(learned, held) > 0.99 and _f1(learned, held) > _f1(base, held)
