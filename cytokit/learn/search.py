@@ -485,7 +485,7 @@ def _rules_among(ctx: _Ctx, tied: list[tuple[dict[str, Any], float]], slot: _Slo
     b = _get(base, slot.path) or {}
     rules = _rule_candidates(b, DEPTH_GRID)
     default = ThresholdParams.model_fields["max_valley_ratio"].default
-    groups: dict[tuple[Any, bool], list[dict[str, Any]]] = {}
+    groups: dict[tuple[Any, bool, bool], list[dict[str, Any]]] = {}
     out = []
     for c, _ in tied:
         q = _get(c, slot.path) if _has(c, slot.path) else {}
