@@ -61,7 +61,7 @@ def test_dim_positive_mode_merged_with_the_negatives_is_counted_not_cut_above():
     t = fit_threshold(cd4, CD28, reference=ref)
     pct = 100 * np.mean(cd4 >= t.value)
     assert abs(pct - 88.0) < 3, (pct, t.flags, t.info.get("lone_mode"))
-    assert t.info["lone_mode"]["method"] == "count" and "all_positive" in t.flags
+    assert t.info["lone_mode"]["method"] == "counted" and "all_positive" in t.flags
     assert t.info["lone_mode"]["negative_share"] > ALL_POSITIVE_SHARE
 
 

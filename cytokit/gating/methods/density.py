@@ -101,7 +101,7 @@ LONE_NEGATIVE_SHARE = 0.5
 #: a lone mode above ``negative_max`` whose parent holds at most this share of negatives is all positive (the
 #: threshold goes below its mode); with more, its lower side holds the negatives too (a dim positive mode
 #: merged with the negatives, or a positive continuum with a negative shoulder) and the threshold is placed
-#: where it holds the counted positives (``info["lone_mode"]["method"]`` "count")
+#: where it holds the counted positives (``info["lone_mode"]["method"]`` "counted")
 ALL_POSITIVE_SHARE = 0.05
 #: with a negative reference, a lone mode within this many of the reference's SDs (lower half) of
 #: ``negative_max`` is too close to it for its position to say negative or positive (``ambiguous_mode``,
@@ -474,7 +474,7 @@ def _lone_mode_side(x: np.ndarray, mode: float, neg: dict
     if share <= ALL_POSITIVE_SHARE:
         info["method"] = "below_mode"
         return "lower", None, flags, info
-    info["method"] = "count"
+    info["method"] = "counted"
     return "lower", float(np.quantile(x, share)), flags, info
 
 
