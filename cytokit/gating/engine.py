@@ -178,7 +178,8 @@ def fit_population(spec: PopulationSpec, sample: Sample, state: FitState) -> Non
 def fit_all(definition: StrategyDefinition, sample: Sample, state: FitState | None = None,
             only: set[str] | None = None) -> FitState:
     """Fit every population (or those in ``only``) in definition order; sibling gates share equal threshold
-    fits (:mod:`.methods.shared_fits`)."""
+    fits (:mod:`.methods.shared_fits`). Then back-gating (:func:`backgate_scatter`) and, once, the scatter
+    gates to redraw (:func:`scatter_redraws`) with every population below them."""
     state = state or FitState()
     with shared_mixtures():  # a redrawn scatter gate re-uses its first fit's mixture
         with shared_threshold_fits():
@@ -199,11 +200,12 @@ def fit_all(definition: StrategyDefinition, sample: Sample, state: FitState | No
 def scatter_redraws(definition: StrategyDefinition, sample: Sample, state: FitState) -> set[str]:
     """Scatter gates to redraw, as a cytometrist does after back-gating: a ``gmm_ellipse`` gate with
     ``redraw`` and a fitted ``backgate_reference`` whose estimated share of other events (its own
-    ``other_share_pct`` or the back-gated ``scatter_other_pct``) exceeds its ``max_other_pct`` gets the
-    reference's events in its dims as template (``state.templates``; the gate then holds
-    ``redraw_coverage`` of them). Only a reference reached from the gate through singlet gates alone is a
-    template of every lymphocyte the gate should hold (a viability gate in between leaves out the dead
-    lymphocytes, which have their own scatter). Returns those gates and every population below them (to re-fit); a gate
+    ``other_share_pct`` or the back-gated ``scatter_other_pct``) exceeds its ``max_other_pct`` gets a
+    template (``state.templates``; the gate then holds ``redraw_coverage`` of it): the gate's events inside
+    the reference's own gate (CD3+ for T cells: single T cells and the T-cell doublets the scatter gate keeps),
+    in the gate's dims. Only a reference reached from the gate through singlet gates alone is a template of
+    every lymphocyte the gate should hold (a viability gate in between leaves out the dead lymphocytes, which
+    have their own scatter). Returns those gates and every population below them (to re-fit); a gate
     already redrawn is not redrawn again."""
     redo: set[str] = set()
     for spec in definition.populations:

@@ -40,8 +40,9 @@ class GMMEllipseParams(MethodParams):
         "events found (est_error_pp; review flag 'scatter_overlap' above the uncertain limit)")
     redraw: bool = Field(False, description="with backgate_reference: a gate estimated to hold more than "
                          "max_other_pct % other events (its own estimate or the back-gated one) is redrawn "
-                         "around the reference's scatter (the ellipse holding redraw_coverage of the reference "
-                         "events) and every population below it is re-fitted (info 'redrawn')")
+                         "as the ellipse holding redraw_coverage of its events inside the reference's own gate "
+                         "(CD3+ for T cells) and every population below it is re-fitted (info 'redrawn'); "
+                         "only when singlet gates alone lie between the gate and the reference")
     redraw_coverage: float = Field(0.998, gt=0, lt=1, description="fraction of the reference's events inside a "
                                    "redrawn gate")
 
