@@ -24,6 +24,7 @@ from .methods.scatter_overlap import (BACKGATE_KEY, BACKGATE_MAX_EVENTS, OTHER_S
 from .methods.scatter import shared_mixtures
 from .methods.shared_fits import shared_threshold_fits
 from .model import PopulationSpec, StrategyDefinition, reference_operands
+from .parent_edge import PARENT_EDGE_FLAG, PARENT_EDGE_KEY, record_parent_edges
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -194,6 +195,7 @@ def fit_all(definition: StrategyDefinition, sample: Sample, state: FitState | No
         if redo:  # the redrawn gates and every population below them, once
             fit_all(definition, sample, state, only=redo)
             state.templates.clear()
+        record_parent_edges(definition, sample, state)
     return state
 
 
@@ -368,6 +370,12 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
             est = dil if math.isnan(est) else math.hypot(est, dil)
             if est > UNCERTAIN_PP:  # the dilution matters for this population
                 flags += [OVERLAP_FLAG, "uncertain"]
+        edge = state.fits[spec.name].info.get(PARENT_EDGE_KEY)
+        if edge:  # its parent's edge moves its share (.parent_edge)
+            crossed = not est > UNCERTAIN_PP  # (NaN: not measured, not above the limit)
+            est = float(edge) if math.isnan(est) else math.hypot(est, float(edge))
+            if crossed and est > UNCERTAIN_PP:
+                flags += [PARENT_EDGE_FLAG, "uncertain"]
         rows.append({
             S.POPULATION: spec.name, S.PARENT: spec.parent or "", S.COUNT: count, S.PARENT_COUNT: parent_count,
             S.PCT_PARENT: pct_parent, S.PCT_LYMPHOCYTES: pct_lymph, S.METHOD: spec.method,

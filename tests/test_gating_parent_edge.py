@@ -1,0 +1,72 @@
+"""parent_edge_pp: a population's % of parent moves with its parent's plausible edges (cytokit.gating.parent_edge)."""
+from __future__ import annotations
+
+import numpy as np
+
+from cytokit.gates import RectangleGate
+from cytokit.gating.methods import fit_gate
+from cytokit.gating.parent_edge import parent_edge_pp
+
+
+def _parent_and_child(plateau_positive: float, seed: int = 0) -> float:
+    """Marker A: negatives (0.2), a dim plateau (0.42-0.62) running into a bright peak (0.65); the parent is the
+    bright peak (lower tail of the last peak). Marker B: 10 % of the bright cells are B+, and
+    ``plateau_positive`` of the plateau cells. Returns parent_edge_pp of B+ (% of the parent)."""
+    rng = np.random.default_rng(seed)
+    neg = rng.normal(0.2, 0.04, 12000)
+    plateau = rng.uniform(0.42, 0.62, 4000)
+    bright = rng.normal(0.65, 0.03, 4000)
+    a = np.concatenate([neg, plateau, bright])
+    b_pos = np.concatenate([rng.random(12000) < 0.1, rng.random(4000) < plateau_positive, rng.random(4000) < 0.1])
+    b = np.where(b_pos, rng.normal(0.7, 0.03, a.size), rng.normal(0.2, 0.03, a.size))
+    X = np.column_stack([a, b])
+    parent = fit_gate("threshold", X[:, :1], {"sign": "+", "threshold": {"mode": "tail", "tail_side": "lower",
+                                                                          "reference_peak": "last"}},
+                      dims=("A",), gate_id="parent")
+    assert parent.info["A"]["method"] == "tail"
+    child = RectangleGate(id="child", dims=("B",), lower=(0.45,), upper=(None,))
+    value = parent_edge_pp(parent.gate, parent.info, child, X, np.array([1]))
+    assert value is not None
+    return value
+
+
+def test_a_parent_edge_through_unlike_events_moves_the_child():
+    """Plateau cells mostly B+ (unlike the bright core): moving the parent's tail by its own plausible
+    amount moves B+ % of parent by more than the uncertain limit; plateau cells like the core: ~0."""
+    from cytokit.gating.methods.confidence import UNCERTAIN_PP
+
+    unlike = _parent_and_child(0.9)
+    alike = _parent_and_child(0.1)
+    assert unlike > UNCERTAIN_PP, unlike
+    assert alike < 0.5, alike
+
+
+def test_a_parent_without_alternatives_is_not_measured():
+    """A fixed parent threshold has no plausible alternatives: None (nothing measured), not 0."""
+    X = np.column_stack([np.linspace(0, 1, 500), np.linspace(0, 1, 500)])
+    parent = fit_gate("threshold", X[:, :1], {"sign": "+", "threshold": {"mode": "fixed", "value": 0.5}},
+                      dims=("A",), gate_id="parent")
+    child = RectangleGate(id="child", dims=("B",), lower=(0.7,), upper=(None,))
+    assert parent_edge_pp(parent.gate, parent.info, child, X, np.array([1])) is None
+
+
+def test_real_file_mdc_is_flagged_by_its_parents_edge_and_refit_leaves_the_result(shared_data, repo_root):
+    """A2004 (user strategy benchmarks/real_data/dc_monocyte_strategy.yaml): mDC's own CD11c valley is
+    clean, but the APC's edges (HLA-DR tail, CD14 valley) move mDC % of APC by > 1 pp: est_error_pp
+    includes it and the row carries parent_edge and uncertain. Re-fitting APC gives a new result and
+    leaves the first one's values as they were."""
+    from cytokit.fcs import read_fcs
+    from cytokit.gating import load_strategy
+
+    strategy = load_strategy(repo_root / "benchmarks" / "real_data" / "dc_monocyte_strategy.yaml")
+    result = strategy.apply(read_fcs(shared_data / "flowjo9_diva" / "a2004_O1T2pb05i_A2_A02.fcs"))
+    rows = result.populations.set_index("population")
+    edge = result.fits["mDC"].info["parent_edge_pp"]
+    own = result.fits["mDC"].info["est_error_pp"]
+    assert own < 1.0 < edge
+    assert abs(rows.loc["mDC", "est_error_pp"] - float(np.hypot(own, edge))) < 1e-6
+    assert {"parent_edge", "uncertain"} <= set(rows.loc["mDC", "flags"].split(";"))
+    assert "parent_edge_pp" not in result.fits["Live"].info  # a threshold gate on all events: no parent
+    refit = strategy.refit(result, "APC", thresholds=[{"bounds": [0.25, 0.75]}, {"bounds": [0.25, 0.75]}])
+    assert refit.fits["mDC"].info["parent_edge_pp"] != edge
+    assert result.fits["mDC"].info["parent_edge_pp"] == edge
