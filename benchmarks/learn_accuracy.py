@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=20000)
     ap.add_argument("--out", type=Path, default=None)
-    ap.add_argument("--labs", default=",".join(LAB_RULES), help="simulated labs to run (comma-separated)")
+    ap.add_argument("--labs", default=",".join(LAB_RULES), help="simulated labs to run (comma-separated; empty: flowsom_68983 only)")
     ap.add_argument("--no-flowsom", action="store_true", help="skip the flowsom_68983 ceiling checks")
     ap.add_argument("--train-on", choices=("baseline", "treated"), default="baseline",
                     help="training samples: IL-2 and control at W0 (baseline) or IL-2 at W24 + control at W0")
@@ -270,8 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     print(table.round(4).to_string(index=False))
     table.to_csv(out / "learn_accuracy.csv", index=False)
     sim = table[table.study.str.startswith("simulated")]
-    print(f"\nsimulated held-out samples: min F1 {sim.f1_learned_min.min():.4f} (target >= 0.95); "
-          f"populations below untuned on some sample: {int((sim.n_below_untuned > 0).sum())}")
+    if len(sim):
+        print(f"\nsimulated held-out samples: min F1 {sim.f1_learned_min.min():.4f} (target >= 0.95); "
+              f"populations below untuned on some sample: {int((sim.n_below_untuned > 0).sum())}")
     for study in table.study.unique():
         if study.startswith("flowsom"):
             fs = table[table.study == study]
