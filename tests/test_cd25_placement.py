@@ -10,7 +10,8 @@ import pytest
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
-from cd25_placement import main, parse_variant, placement, sim_files  # noqa: E402
+from cd25_placement import RESERVED, main, parse_variant, placement, sim_files  # noqa: E402
+from gating_accuracy import HELD_OUT_SEED  # noqa: E402
 
 from cytokit.gating import load_strategy  # noqa: E402
 from cytokit.gating.methods.density import ThresholdParams  # noqa: E402
@@ -29,7 +30,9 @@ def test_refit_with_the_shipped_parameters_reproduces_the_reported_gate(tmp_path
 
 def test_variant_values_are_yaml_and_reserved_seeds_are_refused() -> None:
     assert parse_variant("dim_mode_tail=null, tail_knee=0.25") == {"dim_mode_tail": None, "tail_knee": 0.25}
-    for group in ("x=sim:1111", "x=lab:5050"):
+    lab_seed = max(RESERVED - {HELD_OUT_SEED})  # the independent lab's next held-out seed
+    assert HELD_OUT_SEED in RESERVED
+    for group in (f"x=sim:{HELD_OUT_SEED}", f"x=lab:{lab_seed}"):
         with pytest.raises(SystemExit) as exc:
             main(["--group", group])
         assert exc.value.code == 2
