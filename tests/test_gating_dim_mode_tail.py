@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from cytokit.gating.methods.density import ThresholdParams, dim_mode_below, find_peaks, fit_threshold
+from cytokit.gating.methods.density import ThresholdParams, find_peaks, fit_threshold
+from cytokit.gating.methods.peak_shape import dim_mode_below
 from cytokit.gating.methods.kde import kde_1d
 
 #: CD25+ CD4's rule as shipped in gating/tmem.yaml, without and with the dim-mode check

@@ -11,8 +11,8 @@ from cytokit.fcs import read_fcs
 from cytokit.gating import load_strategy
 from cytokit.gating.engine import dependents, reference_mask
 from cytokit.gating.methods import fit_threshold, needs_review
-from cytokit.gating.methods.density import (ALL_POSITIVE_SHARE, ThresholdParams, negative_share,
-                                            reference_negative)
+from cytokit.gating.methods.density import ThresholdParams, reference_negative
+from cytokit.gating.methods.lone_mode import ALL_POSITIVE_SHARE, negative_share
 from cytokit.gating.model import StrategyDefinition, reference_operands
 from cytokit.simulate import simulate_file, truth_masks
 from cytokit.simulate.config import InstrumentConfig, SimulationConfig

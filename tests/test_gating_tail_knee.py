@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from cytokit.gating.methods.density import ThresholdParams, fit_threshold, flank_knee
+from cytokit.gating.methods.density import ThresholdParams, fit_threshold
+from cytokit.gating.methods.peak_shape import flank_knee
 from cytokit.gating.methods.kde import kde_1d
 
 #: CD25+ CD4's tail as shipped in gating/tmem.yaml (without and with the knee)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from cytokit.gating.methods.density import ThresholdParams, core_sd, fit_threshold
+from cytokit.gating.methods.density import ThresholdParams, fit_threshold
+from cytokit.gating.methods.peak_shape import core_sd
 from cytokit.gating.methods.kde import kde_1d
 
 #: the tail rule as CD25+ CD4 uses it when its valley rule finds no valley

@@ -32,6 +32,7 @@ ALLOWED: dict[str, tuple[frozenset[str], str]] = {
     "cytokit/gating/methods/__init__.py": (frozenset({"phenotype"}), "gate method name"),
     "cytokit/gating/methods/confidence.py": (frozenset({"method"}), "key of a threshold fit's info"),
     "cytokit/gating/methods/density.py": (frozenset({"n_events", "method"}), "keys of a gate fit's info"),
+    "cytokit/gating/methods/lone_mode.py": (frozenset({"method"}), "keys of a gate fit's info (the lone mode's placement)"),
     "cytokit/gating/methods/scatter.py": (frozenset({"n_events"}), "key of a gate fit's info"),
     "cytokit/gating/methods/threshold.py": (frozenset({"est_error_pp"}), "key of a gate fit's info"),
     "cytokit/gating/model.py": (frozenset({"method", "file"}), "strategy YAML field and compensation mode"),

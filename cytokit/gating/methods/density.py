@@ -81,6 +81,8 @@ from pydantic import Field, model_validator
 
 from .base import MethodParams
 from .kde import Density1D, kde_1d
+from .peak_shape import KNEE_MAX_SD, core_sd, dim_mode_below, flank_knee
+from .lone_mode import lone_mode_side, negative_mode
 from .negative_crossing import negative_crossing
 from .negative_model import MIN_EVENTS as NEGATIVE_MODEL_MIN_EVENTS
 from .negative_model import negative_model
@@ -92,21 +94,6 @@ UNSTABLE_PCT = 1.5
 MODE_MARGIN = 0.05
 #: with a negative reference, ``negative_max`` = the reference's main mode + this many SDs of its lower half
 REFERENCE_SD = 2.0
-#: a lone mode read against a negative reference: the share of the parent's events that lie where the
-#: reference's negatives are (at or below the reference's mode, divided by the reference's own share there;
-#: :func:`negative_share`) estimates the parent's negative fraction. At or above this share the parent is
-#: mostly negative: a lone mode above ``negative_max`` with so many events at the negatives' position (or one at
-#: or below it with fewer) is read by position and count differently (flag ``ambiguous_mode``)
-LONE_NEGATIVE_SHARE = 0.5
-#: a lone mode above ``negative_max`` whose parent holds at most this share of negatives is all positive (the
-#: threshold goes below its mode); with more, its lower side holds the negatives too (a dim positive mode
-#: merged with the negatives, or a positive continuum with a negative shoulder) and the threshold is placed
-#: where it holds the counted positives (``info["lone_mode"]["method"]`` "counted")
-ALL_POSITIVE_SHARE = 0.05
-#: with a negative reference, a lone mode within this many of the reference's SDs (lower half) of
-#: ``negative_max`` is too close to it for its position to say negative or positive (``ambiguous_mode``,
-#: whatever the count says): the margin in SDs moves with gain and fluorochrome, :data:`MODE_MARGIN` does not
-MODE_MARGIN_SD = 1.0
 #: a valley at least this deep (depth ratio, density at the valley / the smaller mode) lies between modes that
 #: overlap, and its overlap-corrected position (:func:`overlap_threshold`) is recorded for ``est_error_pp``;
 #: below it the mirrored tails beyond a clean valley measure the modes' skew, not their overlap (dim CD28+
@@ -123,8 +110,6 @@ VALLEY_EXCESS_PP = 4.0
 #: for a half-width a few grid steps wide; chosen (with ``tail_widen`` 1.25 for CD25+ CD4) on the simulated
 #: tuning draws of ``benchmarks/gating_accuracy.py`` (0.7-0.85 within 0.6 pp of each other at p95)
 CORE_LEVEL = 0.75
-#: ``tail_knee``: the knee of a peak's flank is searched up to this many SDs (outer half) from its mode
-KNEE_MAX_SD = 3.5
 
 
 class ThresholdParams(MethodParams):
@@ -279,16 +264,6 @@ def reference_negative(xr: np.ndarray, p: ThresholdParams) -> dict | None:
             "n_events": int(xr.size), "share_below_mode": round(float(np.mean(xr <= mode)), 5)}
 
 
-def negative_share(x: np.ndarray, neg: dict) -> float:
-    """The share (fraction 0..1) of ``x``'s events that are negatives shaped like the reference ``neg``
-    (:func:`reference_negative`), counted where no positive of a ``+`` marker lies: the share of ``x`` at or
-    below the reference's mode divided by the reference's own share there (about a half), at most 1. A
-    reference that holds some positives above its mode does not bias it; negatives of ``x`` that sit higher
-    than the reference's (spillover) lower it."""
-    below = float(neg.get("share_below_mode") or 0.5)
-    return min(1.0, float(np.mean(x <= float(neg["mode"]))) / max(below, 1e-9))
-
-
 def classify_modes(modes: list[float], negative_max: float) -> tuple[list[bool], list[bool]]:
     """Which of the density's modes (ascending positions, each pair separated by a real valley) are
     positive, for ``separates``: a mode more than :data:`MODE_MARGIN` above ``negative_max`` is positive,
@@ -343,19 +318,6 @@ def _pick_valley(d: Density1D, peaks: np.ndarray, ok: list[tuple[int, float]],
     return ok[0] if p.valley == "first" else ok[-1] if p.valley == "last" else min(ok, key=lambda vr: vr[1])
 
 
-def dim_mode_below(d: Density1D, raw_peaks: np.ndarray, peaks: np.ndarray, valley: int, min_height: float) -> bool:
-    """True when a mode of the unmerged density (``raw_peaks``, merged away as shallow) lies between the valley
-    at grid index ``valley`` and the kept mode right below it, at least ``min_height`` x that mode's height:
-    the events under the valley rise again after the lower mode falls (a dim mode or the dim end of a
-    continuum), so the valley separates dim from bright positives, not the negatives from the positives."""
-    below = [int(i) for i in peaks if i < valley]
-    if not below:
-        return False
-    low = below[-1]
-    floor = min_height * float(d.density[low])
-    return any(low < int(i) < valley and float(d.density[i]) >= floor for i in raw_peaks)
-
-
 def _negative_max(p: ThresholdParams) -> float | None:
     if p.negative_max is not None:
         return p.negative_max
@@ -370,7 +332,7 @@ def _tail(x: np.ndarray, d: Density1D, peaks: np.ndarray, p: ThresholdParams, *,
     and gets the threshold *below* it (``all_positive``); a dominant mode at or below it is negative and
     gets it *above* it (``all_negative``). Without a measured reference (``negative``), a lone mode within
     :data:`MODE_MARGIN` of the fixed ``negative_max`` cannot be told apart and is flagged ``ambiguous_mode``;
-    with one the decision is :func:`_lone_mode_side`'s (position and count of negatives)."""
+    with one the decision is :func:`.lone_mode.lone_mode_side`'s (position and count of negatives)."""
     flags: list[str] = []
     side, ref_rule = p.tail_side, p.reference_peak
     neg_max = _negative_max(p)
@@ -380,7 +342,7 @@ def _tail(x: np.ndarray, d: Density1D, peaks: np.ndarray, p: ThresholdParams, *,
         if ref_rule == "first" and side == "upper" and (len(peaks) == 1 or p.separates != "any"):
             mode0 = float(d.grid[peaks[0]])
             if negative is not None:
-                side, count_at, lone_flags, lone_info = _lone_mode_side(x, mode0, negative)
+                side, count_at, lone_flags, lone_info = lone_mode_side(x, mode0, negative)
                 flags.extend(lone_flags)
             else:
                 if mode0 > neg_max:
@@ -396,7 +358,7 @@ def _tail(x: np.ndarray, d: Density1D, peaks: np.ndarray, p: ThresholdParams, *,
             if abs(top - neg_max) < MODE_MARGIN:
                 flags.append("ambiguous_mode")
     if ref_rule == "first":
-        ref = peaks[0] if negative is None or side != "upper" else _negative_mode(d, peaks, negative)
+        ref = peaks[0] if negative is None or side != "upper" else negative_mode(d, peaks, negative)
     elif ref_rule == "last":
         ref = peaks[-1]
     else:
@@ -426,97 +388,6 @@ def _tail(x: np.ndarray, d: Density1D, peaks: np.ndarray, p: ThresholdParams, *,
     return value, info, flags
 
 
-def _negative_mode(d: Density1D, peaks: np.ndarray, neg: dict) -> int:
-    """The grid index of the mode that holds the negatives, read against the same file's negative reference
-    ``neg`` (:func:`reference_negative`): of the modes at or below its ``negative_max``, the one nearest its
-    mode; the lowest mode when none is. A small mode below the negatives (events dimmer than the negative
-    population, e.g. a low-autofluorescence subset) is then not taken for them: a tail measured from it
-    lies inside the negatives."""
-    pos = d.grid[peaks]
-    cand = [int(i) for i, g in zip(peaks, pos) if g <= float(neg["negative_max"])]
-    if not cand:
-        return int(peaks[0])
-    return min(cand, key=lambda i: abs(float(d.grid[i]) - float(neg["mode"])))
-
-
-def _lone_mode_side(x: np.ndarray, mode: float, neg: dict
-                    ) -> tuple[Literal["upper", "lower"], float | None, list[str], dict[str, object]]:
-    """Whether the lone (lowest) mode ``mode`` of ``x`` is negative or positive for a ``+`` marker, read
-    against the same file's negative reference ``neg`` (:func:`reference_negative`) in two ways that move
-    with gain and fluorochrome: its **position** (above ``negative_max`` = the reference's mode + REFERENCE_SD
-    SDs of its lower half: positive) and the **count** of events where the reference's negatives lie
-    (:func:`negative_share`, the parent's estimated negative fraction: below :data:`LONE_NEGATIVE_SHARE`
-    mostly positive). Returns (side of the threshold, the position holding the counted positives or None,
-    flags, info):
-
-    * both say negative: the tail above the mode (no flag); both say positive: the threshold below the mode
-      (``all_positive``), or, when the count finds more than :data:`ALL_POSITIVE_SHARE` negatives (a dim
-      positive mode merged with the negatives, a positive continuum with a negative shoulder), where the
-      gate holds the counted positives (a quantile of ``x``; ``all_positive`` too);
-    * they disagree, or the mode lies within :data:`MODE_MARGIN_SD` SDs of ``negative_max``:
-      ``ambiguous_mode``, and the position decides as it does without a count (a negative
-      population whose negatives sit higher than the reference's, e.g. spread by spillover, has fewer events
-      at the reference's mode than its negative fraction); a positive reading is placed where the gate
-      holds the count.
-    """
-    share = negative_share(x, neg)
-    above = mode > float(neg["negative_max"])
-    info: dict[str, object] = {"mode": round(mode, 5), "negative_share": round(share, 4),
-                               "above_negative_max": bool(above)}
-    flags: list[str] = []
-    near = abs(mode - float(neg["negative_max"])) < MODE_MARGIN_SD * float(neg["half_sd"])
-    if near or above == (share >= LONE_NEGATIVE_SHARE):
-        flags.append("ambiguous_mode")
-    if not above:
-        info["method"] = "tail"
-        return "upper", None, flags, info
-    flags.append("all_positive")
-    if share <= ALL_POSITIVE_SHARE:
-        info["method"] = "below_mode"
-        return "lower", None, flags, info
-    info["method"] = "counted"
-    return "lower", float(np.quantile(x, share)), flags, info
-
-
-def flank_knee(d: Density1D, i: int, direction: int, fraction: float, max_distance: float) -> float | None:
-    """Where the flank of the peak at grid index ``i`` (``direction`` +1: above it, -1: below) stops falling
-    steeply: the first point past the steepest descent at which the descent has slowed to ``fraction`` of
-    the steepest, searched up to ``max_distance`` from the peak (same scale as ``d.grid``; the far end when it
-    never slows that much). A peak alone (Gaussian) has it at about 2.3 SDs for ``fraction`` 0.3; events
-    of another population under the flank (a plateau or a shoulder of positives) make the descent slow
-    where they take over, which is where the peak's own events end. None when the flank does not fall."""
-    g, y = d.grid, d.density
-    stop = float(g[i]) + direction * max_distance
-    idx = np.arange(i, y.size) if direction > 0 else np.arange(i, -1, -1)
-    idx = idx[(g[idx] <= stop) if direction > 0 else (g[idx] >= stop)]
-    if idx.size < 4:
-        return None
-    slope = np.gradient(y[idx], np.abs(g[idx] - g[i]))  # change of density with distance from the peak
-    s = int(np.argmin(slope))
-    if slope[s] >= 0:
-        return None
-    later = np.flatnonzero(slope[s:] >= fraction * slope[s])
-    k = s + int(later[0]) if later.size else idx.size - 1
-    return float(g[idx[k]])
-
-
-def core_sd(d: Density1D, i: int, level: float, direction: int) -> float:
-    """The SD a Gaussian peak at grid index ``i`` would have, given how far (transformed scale) the density
-    ``d`` stays above ``level`` x its height on one side (``direction`` +1: above the peak, -1: below):
-    half-width at ``level`` / sqrt(-2 ln level), interpolated between grid points. Only the peak's core is
-    read, so a tail of other events far from the peak does not change it."""
-    y, top = d.density, d.density[i]
-    j = i
-    while 0 <= j + direction < y.size and y[j] >= level * top:
-        j += direction
-    if y[j] >= level * top:  # the grid ends before the density falls to the level
-        return abs(float(d.grid[j] - d.grid[i])) / float(np.sqrt(-2.0 * np.log(level)))
-    y0, y1 = y[j - direction], y[j]
-    f = (y0 - level * top) / max(y0 - y1, 1e-300)
-    g = d.grid[j - direction] + f * (d.grid[j] - d.grid[j - direction])
-    return abs(float(g - d.grid[i])) / float(np.sqrt(-2.0 * np.log(level)))
-
-
 def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check_stability: bool = True,
                   reference: np.ndarray | None = None, negative: dict | None = None) -> Threshold:
     """Fit one threshold on the 1-D values ``x`` (transformed scale) following ``params``.
@@ -525,7 +396,7 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
     Its negative mode then sets ``negative_max`` (:func:`reference_negative`; recorded in
     ``info["negative_reference"]``) instead of the strategy's fixed ``negative_max`` / middle of ``bounds``,
     so whether a lone mode is negative or positive follows this file's gain and background (and the count of
-    events where the reference's negatives lie, :func:`_lone_mode_side`). With too few reference events the
+    events where the reference's negatives lie, :func:`.lone_mode.lone_mode_side`). With too few reference events the
     fixed value is used and the fit is flagged ``no_negative_reference``. ``negative``: that reference's
     negative already measured (:func:`reference_negative`; the smoothing refits pass it on).
 
