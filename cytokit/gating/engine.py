@@ -17,7 +17,7 @@ from ..gates import BooleanGate, Gate, gate_from_dict
 from ..results import schema as S
 from ..sample import Sample
 from .methods import FitResult, fit_gate, get_method
-from .methods.base import every_nth
+from .methods.base import every_nth, gather
 from .methods.confidence import UNCERTAIN_PP
 from .methods.scatter_overlap import (BACKGATE_KEY, BACKGATE_MAX_EVENTS, OTHER_SHARE_KEY, OVERLAP_FLAG,
                                       backgate_error_pp, dilution_error_pp, fit_backgate)
@@ -58,25 +58,19 @@ def _columns(sample: Sample, dims: tuple[str, ...]) -> np.ndarray:
     return np.array([sample.channel_index(d) for d in dims], dtype=np.intp)
 
 
-def _gather(events: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """``events[np.ix_(rows, cols)]`` (a new C-contiguous array), about twice as fast: whole rows are
-    taken first (an event's channels share a cache line), then the columns of that smaller array."""
-    return events.take(rows, axis=0)[:, cols]
-
-
 def evaluate_gate(gate: Gate, sample: Sample, rows: np.ndarray, components: tuple[Gate, ...] = (),
                   masks: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """Membership (over ``rows``, the parent's event indices) of a fitted gate."""
     if isinstance(gate, BooleanGate):
         local: dict[str, np.ndarray] = {}
         for comp in components:
-            X = _gather(sample.events, rows, _columns(sample, comp.dims))
+            X = gather(sample.events, rows, _columns(sample, comp.dims))
             local[comp.id] = comp.contains(X)
         if masks:
             for name, m in masks.items():
                 local.setdefault(name, m[rows])
         return gate.evaluate(local)
-    X = _gather(sample.events, rows, _columns(sample, gate.dims))
+    X = gather(sample.events, rows, _columns(sample, gate.dims))
     return gate.contains(X)
 
 
@@ -117,7 +111,7 @@ def _reference_events(spec: PopulationSpec, sample: Sample, state: FitState, col
         return None, ("no_negative_reference",)
     rows = np.flatnonzero(ref)
     rows = every_nth(rows, FIT_EVENTS)
-    return _gather(sample.events, rows, cols), ()
+    return gather(sample.events, rows, cols), ()
 
 
 def reference_mask(expression: str, masks: dict[str, np.ndarray]) -> np.ndarray | None:
@@ -150,7 +144,7 @@ def fit_population(spec: PopulationSpec, sample: Sample, state: FitState) -> Non
             return
         raise GatingError(f"population {spec.name!r}: {exc}", path=sample.path) from None
     fit_rows = every_nth(rows, FIT_EVENTS)  # systematic sample over acquisition time
-    fit_X = _gather(sample.events, fit_rows, cols) if cols.size else np.empty((fit_rows.size, 0), dtype=np.float32)
+    fit_X = gather(sample.events, fit_rows, cols) if cols.size else np.empty((fit_rows.size, 0), dtype=np.float32)
     reference, ref_flags = _reference_events(spec, sample, state, cols)
     try:
         fit = fit_gate(spec.method, fit_X, spec.params, dims=spec.dims, gate_id=spec.name, reference=reference,
@@ -167,7 +161,7 @@ def fit_population(spec: PopulationSpec, sample: Sample, state: FitState) -> Non
         mask = fit.gate.contains(sample.events[:, cols]) & parent
     else:
         mask = np.zeros(sample.n_events, dtype=bool)
-        mask[rows[fit.gate.contains(_gather(sample.events, rows, cols))]] = True
+        mask[rows[fit.gate.contains(gather(sample.events, rows, cols))]] = True
     inside_any = bool(mask.any())
     flags = fit.flags + ref_flags
     if rows.size and not inside_any:
@@ -219,8 +213,8 @@ def scatter_redraws(definition: StrategyDefinition, sample: Sample, state: FitSt
         share = max(float(fit.info.get(OTHER_SHARE_KEY, 0.0)), float(fit.info.get(BACKGATE_KEY, 0.0)))
         if not params.get("redraw") or share <= float(params.get("max_other_pct", math.inf)):
             continue
-        between = ancestors(definition, ref)[:ancestors(definition, ref).index(spec.name)] \
-            if spec.name in ancestors(definition, ref) else None
+        above_ref = ancestors(definition, ref)
+        between = above_ref[:above_ref.index(spec.name)] if spec.name in above_ref else None
         if between is None or any(definition.population(p).method != "singlets" for p in between):
             continue  # the template holds every lymphocyte only when singlet gates alone lie between
         # the reference's own gate on the scatter gate's events: its doublets too (lymphocyte-debris doublets
@@ -228,7 +222,7 @@ def scatter_redraws(definition: StrategyDefinition, sample: Sample, state: FitSt
         rows = np.flatnonzero(state.masks[spec.name])
         ref_fit = state.fits[ref]
         rows = every_nth(rows[evaluate_gate(ref_fit.gate, sample, rows, ref_fit.components, state.masks)], FIT_EVENTS)
-        state.templates[spec.name] = _gather(sample.events, rows, _columns(sample, spec.dims))
+        state.templates[spec.name] = gather(sample.events, rows, _columns(sample, spec.dims))
         log.info("%s: %s redrawn around %s (estimated %.1f %% other events)", sample.name, spec.name, ref, share)
         redo |= set(dependents(definition, spec.name))
     return redo
@@ -256,7 +250,7 @@ def backgate_scatter(definition: StrategyDefinition, sample: Sample, state: FitS
             continue
         cols = _columns(sample, spec.dims)
         ref_rows = every_nth(np.flatnonzero(state.masks[ref]), BACKGATE_MAX_EVENTS)
-        region = fit_backgate(_gather(sample.events, ref_rows, cols))
+        region = fit_backgate(gather(sample.events, ref_rows, cols))
         if region is None:
             continue
         for name in below:
@@ -267,7 +261,7 @@ def backgate_scatter(definition: StrategyDefinition, sample: Sample, state: FitS
                 holds_ref = name in ancestors(definition, ref)
                 rest = mask & ~state.masks[ref] if holds_ref else mask
                 rows = every_nth(np.flatnonzero(rest), BACKGATE_MAX_EVENTS)
-                share = region.share(_gather(sample.events, rows, cols)) if rows.size else 0.0
+                share = region.share(gather(sample.events, rows, cols)) if rows.size else 0.0
                 if holds_ref:
                     share *= int(np.count_nonzero(rest)) / max(int(np.count_nonzero(mask)), 1)
             state.fits[name].info[BACKGATE_KEY] = round(100.0 * share, 3)
@@ -295,6 +289,12 @@ def ancestors(definition: StrategyDefinition, name: str) -> list[str]:
         out.append(parent)
         parent = definition.population(parent).parent
     return out
+
+
+def _with_error(est: float, extra: float) -> float:
+    """``est_error_pp`` with a further independent error ``extra`` (pp) added: root sum of squares, or
+    ``extra`` alone where ``est`` was not measured (NaN)."""
+    return extra if math.isnan(est) else math.hypot(est, extra)
 
 
 def _est_error(fit: FitResult) -> float:
@@ -367,13 +367,13 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
         if (spec.name in in_lymph and spec.name != lymph) or spec.name in scatter_gates:
             dil = max(dil, _backgate_error(state, spec, pct_parent))  # the larger of two estimates of one error
         if dil > 0:  # diluted or inflated by other events in the lymphocyte scatter gate
-            est = dil if math.isnan(est) else math.hypot(est, dil)
+            est = _with_error(est, dil)
             if est > UNCERTAIN_PP:  # the dilution matters for this population
                 flags += [OVERLAP_FLAG, "uncertain"]
         edge = state.fits[spec.name].info.get(PARENT_EDGE_KEY)
         if edge:  # its parent's edge moves its share (.parent_edge)
             crossed = not est > UNCERTAIN_PP  # (NaN: not measured, not above the limit)
-            est = float(edge) if math.isnan(est) else math.hypot(est, float(edge))
+            est = _with_error(est, float(edge))
             if crossed and est > UNCERTAIN_PP:
                 flags += [PARENT_EDGE_FLAG, "uncertain"]
         rows.append({

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..gates import BooleanGate, Gate, QuadrantGate, RectangleGate
-from .methods.base import FitResult, every_nth
+from .methods.base import FitResult, every_nth, gather
 from .methods.confidence import ThresholdUncertainty
 
 if TYPE_CHECKING:
@@ -113,7 +113,7 @@ def record_parent_edges(definition: "StrategyDefinition", sample: "Sample", stat
             grand = state.masks[pspec.parent] if pspec.parent else np.ones(sample.n_events, dtype=bool)
             rows = every_nth(np.flatnonzero(grand), MAX_EVENTS)
             cols = np.array([sample.channel_index(d) for d in (*pspec.dims, *spec.dims)], dtype=np.intp)
-            X = sample.events.take(rows, axis=0)[:, cols]
+            X = gather(sample.events, rows, cols)
             child_cols = np.arange(len(pspec.dims), len(cols), dtype=np.intp)
             value = parent_edge_pp(parent.gate, parent.info, fit.gate, X, child_cols)
             if value is not None:

@@ -94,6 +94,12 @@ def every_nth(a: np.ndarray, max_n: int) -> np.ndarray:
     return a[:: int(np.ceil(n / max_n))] if n > max_n else a
 
 
+def gather(events: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``events[np.ix_(rows, cols)]`` (a new C-contiguous array), about twice as fast: whole rows are
+    taken first (an event's channels share a cache line), then the columns of that smaller array."""
+    return events.take(rows, axis=0)[:, cols]
+
+
 def finite_rows(X: np.ndarray) -> np.ndarray:
     """Rows of ``X`` with no NaN/inf (as float64)."""
     X = np.asarray(X, dtype=np.float64)
