@@ -123,3 +123,22 @@ def test_sha256_is_the_files_hash_whatever_the_read_pieces(tmp_path, monkeypatch
     with pytest.raises(FCSError):
         read_fcs(bad)
     assert threading.active_count() == before
+
+
+def test_sha256_is_the_files_hash_when_values_are_decoded_in_place(tmp_path, monkeypatch):
+    """A file whose values the reader rescales ($PnG != 1) is decoded in place in the read buffer: the digest is still the file's own sha256 (the hashing thread has read every byte before
+    any is rewritten; otherwise the pipeline refuses the file as 'changed while the run was in progress')."""
+    import hashlib
+
+    from cytokit.fcs import reader
+
+    monkeypatch.setattr(reader, "READ_CHUNK", 512)  # many small pieces: the hash lags behind the decoding
+    rng = np.random.default_rng(5)
+    ev = np.abs(rng.normal(1000, 300, size=(40000, 3))).astype(np.float32)
+    meta = {"$P3G": "2.5"}
+    path = write_fcs(tmp_path / "g.fcs", ev, ["FSC-A", "SSC-A", "FL1-A"], metadata=meta)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    for _ in range(5):
+        s = read_fcs(path)
+        assert s.sha256 == digest
+    assert np.allclose(s.column("FL1-A"), ev[:, 2] / 2.5)

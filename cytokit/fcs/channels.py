@@ -138,6 +138,11 @@ def channel_table(meta: Mapping[str, str], n_channels: int, datatype: str, *,
     return ChannelTable.from_records(rows, CHANNEL_COLUMNS), warnings
 
 
+def needs_linearize(channels: ChannelTable) -> bool:
+    """True when :func:`linearize` rewrites any value (a channel with $PnE log decades or $PnG != 1)."""
+    return any(row.log_decades > 0 or row.gain != 1.0 for row in channels.rows())
+
+
 def linearize(events: np.ndarray, channels: ChannelTable) -> np.ndarray:
     """Apply $PnE (log amplification) and $PnG (gain) decoding in place; returns ``events``."""
     for j, row in enumerate(channels.rows()):

@@ -21,12 +21,13 @@ import queue
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from ..errors import FCSError
 from ..sample import Sample
-from .channels import channel_table, linearize
+from .channels import channel_table, linearize, needs_linearize
 from .decode import DataLayout, decode_data, parse_byteord
 from .header import HEADER_LEN, FCSHeader, parse_header
 from .text import parse_text
@@ -403,7 +404,7 @@ def read_fcs(path: str | Path, *, dataset: int = 0) -> Sample:
         pieces.put(None)  # the worker ends after the pieces read so far
     buf = store.data[shift:shift + got]
     try:
-        sample = _read_buffer(buf, path, dataset)
+        sample = _read_buffer(buf, path, dataset, before_rewrite=worker.join)
     except FCSError:
         raise
     except (ValueError, TypeError, IndexError, KeyError, OverflowError, MemoryError,
@@ -414,7 +415,11 @@ def read_fcs(path: str | Path, *, dataset: int = 0) -> Sample:
     return sample.replace(sha256=hasher.hexdigest())
 
 
-def _read_buffer(buf: memoryview, path: Path, dataset: int) -> Sample:
+def _read_buffer(buf: memoryview, path: Path, dataset: int,
+                 before_rewrite: Callable[[], None] | None = None) -> Sample:
+    """Decode data set ``dataset`` of the file bytes ``buf``. ``before_rewrite`` is called before values are
+    decoded in place ($PnG, $PnE): the events may be a view of ``buf``, whose bytes must not change while
+    they are still being hashed."""
     sets, set_warnings = list_datasets(buf, path)
     if not 0 <= dataset < len(sets):
         raise FCSError(f"data set {dataset} requested but the file holds {len(sets)}", path=path)
@@ -437,6 +442,8 @@ def _read_buffer(buf: memoryview, path: Path, dataset: int) -> Sample:
     events = decode_data(memoryview(buf)[begin:begin + nbytes], n_tot, layout, path=path)
     if not events.flags.writeable:  # pragma: no cover - buffers are writable; kept for safety
         events = events.copy()
+    if before_rewrite is not None and needs_linearize(channels):
+        before_rewrite()
     linearize(events, channels)
     if events.size and not (np.isfinite(events.min()) and np.isfinite(events.max())):  # no temporary mask
         bad = ~np.isfinite(events)
