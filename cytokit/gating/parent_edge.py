@@ -68,32 +68,64 @@ def _threshold(gate: Gate, i: int) -> float | None:
     return None
 
 
-def parent_edge_pp(parent_gate: Gate, parent_info: dict, child_gate: Gate, grand: np.ndarray,
-                   child_cols: np.ndarray) -> float | None:
-    """``parent_edge_pp`` of one population: ``grand`` are the grandparent's events in the parent's dims
-    followed by the population's dims (``child_cols`` index the latter within ``grand``); None when the
-    parent has no threshold with alternatives."""
-    n_parent_dims = len(parent_gate.dims)
-    Xp, Xc = grand[:, :n_parent_dims], grand[:, child_cols]
+@dataclasses.dataclass(frozen=True)
+class ParentMoves:
+    """A parent's membership on its grandparent's (sampled) events, and with each of its thresholds moved
+    alone to each plausible alternative: ``inside`` (the fitted parent) and ``moves[i]`` (one membership per
+    alternative of the parent's threshold on dimension ``i``; empty when it has none). ``measured`` is True
+    when at least one threshold had an alternative. Computed once per parent and shared by its children."""
+
+    inside: np.ndarray
+    moves: tuple[tuple[np.ndarray, ...], ...]
+    measured: bool
+
+
+def parent_moves(parent_gate: Gate, parent_info: dict, Xp: np.ndarray) -> ParentMoves:
+    """:class:`ParentMoves` of ``parent_gate`` on ``Xp`` (the grandparent's events in the parent's dims)."""
     inside = parent_gate.contains(Xp)
-    if not inside.any():
-        return None
-    base = float(child_gate.contains(Xc[inside]).mean())
-    total, measured = 0.0, False
+    moves: list[tuple[np.ndarray, ...]] = []
+    measured = False
     for i, dim in enumerate(parent_gate.dims):
         value = _threshold(parent_gate, i)
         alts = ThresholdUncertainty.from_fit(value, parent_info.get(dim)).alternatives if value is not None else ()
-        worst = 0.0
+        rows: list[np.ndarray] = []
         for alt in alts:
             moved = _moved(parent_gate, i, alt)
             if moved is None:
                 continue
             measured = True
-            rows = moved.contains(Xp)
-            if rows.any():
-                worst = max(worst, abs(float(child_gate.contains(Xc[rows]).mean()) - base))
+            rows.append(moved.contains(Xp))
+        moves.append(tuple(rows))
+    return ParentMoves(inside, tuple(moves), measured)
+
+
+def child_edge_pp(parent: ParentMoves, child_gate: Gate, Xc: np.ndarray) -> float | None:
+    """``parent_edge_pp`` of one population from its parent's :class:`ParentMoves`; ``Xc`` are the same
+    grandparent events (same rows) in the population's dims. None when the parent has no event or no
+    threshold with alternatives."""
+    n_inside = int(np.count_nonzero(parent.inside))
+    if not n_inside:
+        return None
+    child = child_gate.contains(Xc)  # an event's membership does not depend on which parent holds it
+    base = int(np.count_nonzero(child & parent.inside)) / n_inside
+    total = 0.0
+    for alternatives in parent.moves:
+        worst = 0.0
+        for rows in alternatives:
+            n_rows = int(np.count_nonzero(rows))
+            if n_rows:
+                worst = max(worst, abs(int(np.count_nonzero(child & rows)) / n_rows - base))
         total += worst * worst
-    return 100.0 * float(np.sqrt(total)) if measured else None
+    return 100.0 * float(np.sqrt(total)) if parent.measured else None
+
+
+def parent_edge_pp(parent_gate: Gate, parent_info: dict, child_gate: Gate, grand: np.ndarray,
+                   child_cols: np.ndarray) -> float | None:
+    """``parent_edge_pp`` of one population: ``grand`` are the grandparent's events in the parent's dims
+    followed by the population's dims (``child_cols`` index the latter within ``grand``); None when the
+    parent has no threshold with alternatives."""
+    moves = parent_moves(parent_gate, parent_info, grand[:, :len(parent_gate.dims)])
+    return child_edge_pp(moves, child_gate, grand[:, child_cols])
 
 
 def record_parent_edges(definition: "StrategyDefinition", sample: "Sample", state: "FitState") -> None:
@@ -101,6 +133,8 @@ def record_parent_edges(definition: "StrategyDefinition", sample: "Sample", stat
     ``threshold`` or ``quadrant`` gate (see the module docstring); recomputed on every fit (a re-fit of a
     parent changes its children's values)."""
     methods = {spec.name: spec.method for spec in definition.populations}
+    # per parent, within this call only: the grandparent's sampled rows and the parent's memberships on them
+    cache: dict[str, tuple[np.ndarray, ParentMoves]] = {}
     for spec in definition.populations:
         fit = state.fits.get(spec.name)
         if fit is None:
@@ -109,13 +143,15 @@ def record_parent_edges(definition: "StrategyDefinition", sample: "Sample", stat
         parent = state.fits.get(spec.parent) if spec.parent is not None else None
         if spec.parent is not None and parent is not None and methods.get(spec.parent) in MOVABLE \
                 and not fit.components and not isinstance(fit.gate, BooleanGate):
-            pspec = definition.population(spec.parent)
-            grand = state.masks[pspec.parent] if pspec.parent else np.ones(sample.n_events, dtype=bool)
-            rows = every_nth(np.flatnonzero(grand), MAX_EVENTS)
-            cols = np.array([sample.channel_index(d) for d in (*pspec.dims, *spec.dims)], dtype=np.intp)
-            X = gather(sample.events, rows, cols)
-            child_cols = np.arange(len(pspec.dims), len(cols), dtype=np.intp)
-            value = parent_edge_pp(parent.gate, parent.info, fit.gate, X, child_cols)
+            if spec.parent not in cache:
+                pspec = definition.population(spec.parent)
+                grand = state.masks[pspec.parent] if pspec.parent else np.ones(sample.n_events, dtype=bool)
+                rows = every_nth(np.flatnonzero(grand), MAX_EVENTS)
+                cols = np.array([sample.channel_index(d) for d in pspec.dims], dtype=np.intp)
+                cache[spec.parent] = rows, parent_moves(parent.gate, parent.info, gather(sample.events, rows, cols))
+            rows, moves = cache[spec.parent]
+            cols = np.array([sample.channel_index(d) for d in spec.dims], dtype=np.intp)
+            value = child_edge_pp(moves, fit.gate, gather(sample.events, rows, cols))
             if value is not None:
                 info[PARENT_EDGE_KEY] = round(value, 3)
         if info.get(PARENT_EDGE_KEY) != fit.info.get(PARENT_EDGE_KEY):  # a new FitResult: a re-fit's state
