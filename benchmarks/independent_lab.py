@@ -14,6 +14,11 @@ detected, clean files flagged, per tube. Finally (unless ``--no-run``) the same 
 
     nice .venv/bin/python benchmarks/independent_lab.py [--patients 8] [--events 20000] [--seed 2026]
         [--max-files N] [--no-run] [--csv out.csv] [--keep DIR] [--lymphocyte-gate density_polygon]
+
+``--lab b`` runs a second independent lab instead (``independent_lab_gen/*_b.py``; README.md "Lab B"): its
+own panel (CD45RO x CCR7 memory, Treg, HLA-DR, NK as CD3- CD56+, CD20), dyes, instruments, particles and
+patients, defaults 6 patients, up to 60,000 events per file, seed 11; it adds per-file compensation-check
+and re-export findings. Lab A's output (the default) is unchanged by the option.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -35,7 +41,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gating_accuracy import _error_parts, _max_key, _num, calibration, f1, ideal_fmo_pct, per_population, report  # noqa: E402
 from independent_lab_gen import HIERARCHY, clog_mask, event_kinds, generate_trial, truth_masks  # noqa: E402
+from independent_lab_gen.cells_b import HIERARCHY_B  # noqa: E402
+from independent_lab_gen.trial_b import generate_trial_b  # noqa: E402
 from independent_lab_gen.user_yaml import LYMPHOCYTE_GATES, PANEL, write_lab_strategies  # noqa: E402
+from independent_lab_gen.user_yaml_b import PANEL_B, write_lab_b_strategies  # noqa: E402
 from qc_accuracy import TIME_FLAGS  # noqa: E402
 
 from cytokit.fcs import read_fcs  # noqa: E402
@@ -44,7 +53,7 @@ from cytokit.gating.strategy import Strategy  # noqa: E402
 from cytokit.gating.methods import needs_review  # noqa: E402
 from cytokit.pipeline.config import CountsConfig  # noqa: E402
 from cytokit.pipeline.counts import consistency_checks  # noqa: E402
-from cytokit.qc import run_qc  # noqa: E402
+from cytokit.qc import data_flags, run_qc  # noqa: E402
 
 log = logging.getLogger("independent_lab")
 #: the seed the reported figures are drawn with (the generator was developed on seed 1)
@@ -59,11 +68,53 @@ ORACLE = (("CD25+ CD4", "CD4 T", "CD25"), ("CD28+ CD4", "CD4 T", "CD28"), ("CD28
 CHECKED_POPULATIONS = ("Singlets", "Live", "T cells", "CD4 T", "CD8 T", "NK cells", "B cells")
 RUN_POPULATIONS = ("T cells", "CD4 T", "CD8 T", "Naive CD4", "CD25+ CD4", "CD28+ CD4", "NK cells",
                    "CD56bright NK", "B cells")
+#: per population, the scenario words (prefixes) its per-scenario table splits by
+SCENARIO_WORDS = {"CD25+ CD4": ("cd25_",), "CD28+ CD4": ("cd28_bimodal", "cd28_dim", "cd28_cd4"),
+                  "CD28+ CD8": ("cd28_bimodal", "cd28_dim", "cd28_cd8"), "CD56dim NK": ("cd56", "nk_"),
+                  "CD56bright NK": ("cd56", "nk_"), "NK cells": ("cd56", "nk_")}
 
 
-def strategies(folder: Path) -> dict[str, Strategy]:
+class Lab(NamedTuple):
+    """What the script needs of one independent lab: its truth hierarchy, generator, strategies and panel,
+    and which populations it scores how."""
+
+    hierarchy: dict[str, tuple[tuple[str, str], ...]]
+    generate: Callable[..., Path]
+    write_strategies: Callable[[Path, str], Path]
+    panel: Path
+    oracle: tuple[tuple[str, str, str], ...]
+    f1_populations: tuple[str, ...]
+    checked_populations: tuple[str, ...]
+    run_populations: tuple[str, ...]
+    scenario_words: dict[str, tuple[str, ...]]
+    defaults: dict[str, int]  # patients, events, seed
+
+
+LABS = {
+    "a": Lab(HIERARCHY, generate_trial, write_lab_strategies, PANEL, ORACLE, F1_POPULATIONS, CHECKED_POPULATIONS,
+             RUN_POPULATIONS, SCENARIO_WORDS, {"patients": 8, "events": 20000, "seed": HELD_OUT_SEED}),
+    # lab B: seeds 11-13 are its first tuning/checking seeds; 7777 is reserved for a final measurement
+    "b": Lab(HIERARCHY_B, generate_trial_b, write_lab_b_strategies, PANEL_B,
+             (("CD25+ CD4", "CD4 T", "CD25"), ("HLA-DR+ CD8", "CD8 T", "HLA-DR")),
+             ("Singlets", "T cells", "CD4 T", "CD8 T", "Naive CD4", "Memory CD4", "CD25+ CD4", "Treg", "HLA-DR+ CD8",
+              "Live", "NK cells", "CD56dim NK", "CD56bright NK", "B cells"),
+             CHECKED_POPULATIONS,
+             ("T cells", "CD4 T", "CD8 T", "Naive CD4", "Memory CD4", "CD25+ CD4", "Treg", "HLA-DR+ CD8", "NK cells",
+              "CD56bright NK", "B cells"),
+             {"CD4 T": ("hiv_low_cd4", "already_compensated"), "CD25+ CD4": ("tandem_degraded", "il2", "hiv_low_cd4",
+                                                                            "already_compensated"),
+              "Treg": ("tandem_degraded", "il2", "hiv_low_cd4", "already_compensated"),
+              "HLA-DR+ CD8": ("hiv_low_cd4", "already_compensated"), "Naive CD4": ("tandem_degraded", "hiv_low_cd4"),
+              "CM CD4": ("tandem_degraded", "hiv_low_cd4"), "NK cells": ("il2", "hiv_low_cd4", "already_compensated"),
+              "CD56bright NK": ("il2", "already_compensated"), "CD56dim NK": ("il2", "already_compensated")},
+             {"patients": 6, "events": 60000, "seed": 11}),
+}
+RESERVED_B_SEED = 7777  # lab B's seed kept for a final measurement by someone who has not tuned on lab B
+
+
+def strategies(folder: Path, lab: Lab = LABS["a"]) -> dict[str, Strategy]:
     """The lab's strategies: ``lab_<tube>.yaml`` of ``folder``."""
-    return {tube: load_strategy(folder / f"lab_{tube}.yaml") for tube in HIERARCHY}
+    return {tube: load_strategy(folder / f"lab_{tube}.yaml") for tube in lab.hierarchy}
 
 
 def best_threshold_pp(x: np.ndarray, y: np.ndarray) -> float:
@@ -78,13 +129,13 @@ def best_threshold_pp(x: np.ndarray, y: np.ndarray) -> float:
     return float(100.0 * abs((yy.size - k) - yy.sum()) / yy.size)
 
 
-def gate_trial(trial: Path, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+def gate_trial(trial: Path, folder: Path, lab: Lab = LABS["a"]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Gate (the strategies in ``folder``) and QC every file of ``trial``: (one row per file x population
     estimate, one row per file's QC)."""
     man = pd.read_csv(trial / "manifest.csv")
     truth = pd.read_csv(trial / "truth" / "populations.csv")
     files = pd.read_csv(trial / "truth" / "files.csv").set_index("file")
-    strat = strategies(folder)
+    strat = strategies(folder, lab)
     rows, qc_rows = [], []
     for r in man.itertuples():
         sample = read_fcs(trial / r.file)
@@ -93,7 +144,7 @@ def gate_trial(trial: Path, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         masks = truth_masks(trial, r.file)
         scen = files.loc[r.file, "scenarios"]
         oracle = {pop: best_threshold_pp(res.sample.column(marker)[masks[parent]], masks[pop][masks[parent]])
-                  for pop, parent, marker in ORACLE if pop in masks}
+                  for pop, parent, marker in lab.oracle if pop in masks}
         for p in res.populations.itertuples():
             if p.population not in t.index:
                 continue
@@ -112,7 +163,7 @@ def gate_trial(trial: Path, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                          "best_threshold_pp": oracle.get(p.population, np.nan),
                          "fmo_pct": ideal_fmo_pct(res, p.population, masks),
                          "f1": f1(res.masks[p.population], masks[p.population])
-                         if p.population in F1_POPULATIONS else np.nan})
+                         if p.population in lab.f1_populations else np.nan})
         qc = run_qc(sample)
         clog = clog_mask(trial, r.file)
         kinds = event_kinds(trial, r.file)
@@ -120,6 +171,7 @@ def gate_trial(trial: Path, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         qc_rows.append({"file": r.file, "tube": r.tube, "instrument": files.loc[r.file, "instrument"],
                         "clogged": bool(clog.any()), "clog_events": int(clog.sum()),
                         "detected": any(f in qc.flags for f in TIME_FLAGS), "flags": ";".join(qc.flags),
+                        "data_flags": ";".join(data_flags(res.sample)), "scenarios": scen,
                         "clog_removed": float((~qc.keep[clog]).mean()) if clog.any() else np.nan,
                         "check_flags": ";".join(consistency_checks(res.populations, CountsConfig(),
                                                                     res.definition.lymphocytes)["check_flags"]),
@@ -134,11 +186,8 @@ def gate_trial(trial: Path, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return df, pd.DataFrame(qc_rows)
 
 
-def scenario_table(df: pd.DataFrame) -> pd.DataFrame:
+def scenario_table(df: pd.DataFrame, words: dict[str, tuple[str, ...]] = SCENARIO_WORDS) -> pd.DataFrame:
     """|% - truth| of the activation and NK populations per scenario word of their file."""
-    words = {"CD25+ CD4": ("cd25_",), "CD28+ CD4": ("cd28_bimodal", "cd28_dim", "cd28_cd4"),
-             "CD28+ CD8": ("cd28_bimodal", "cd28_dim", "cd28_cd8"), "CD56dim NK": ("cd56", "nk_"),
-             "CD56bright NK": ("cd56", "nk_"), "NK cells": ("cd56", "nk_")}
     sub = df[df.population.isin(list(words))].assign(scenario=lambda d: d.scenarios.str.split(";"))
     sub = sub.explode("scenario")
     sub = sub[[s.startswith((*words[p], "instrument_")) for p, s in zip(sub.population, sub.scenario)]]
@@ -157,15 +206,15 @@ def qc_summary(qc: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def run_pipeline(trial: Path, out: Path, folder: Path) -> pd.DataFrame:
+def run_pipeline(trial: Path, out: Path, folder: Path, lab: Lab = LABS["a"]) -> pd.DataFrame:
     """``cytokit run`` on the trial folder; per visit x arm x population: median % of parent, run vs truth."""
     pipe = {
         "name": "independent_lab",
         "description": "the other lab's trial, end to end",
         "manifest": {"path": str(trial / "manifest.csv"), "sample_id": "{stem}"},
         "clinical": {"path": str(trial / "clinical.csv"), "lymphocytes_column": "lymphocytes_per_uL"},
-        "tubes": {tube: {"panel": str(PANEL), "strategy": str(folder / f"lab_{tube}.yaml")}
-                  for tube in HIERARCHY},
+        "tubes": {tube: {"panel": str(lab.panel), "strategy": str(folder / f"lab_{tube}.yaml")}
+                  for tube in lab.hierarchy},
         "qc": {"enabled": True, "min_events": 1000},
         "outputs": {"tables": ["csv"], "gatingml": False, "thumbnails": False, "flowjo_workspace": False,
                     "trial": False, "reports": False, "clustering": False},
@@ -185,8 +234,8 @@ def run_pipeline(trial: Path, out: Path, folder: Path) -> pd.DataFrame:
     man = pd.read_csv(trial / "manifest.csv")
     truth = pd.read_csv(trial / "truth" / "populations.csv").merge(man, on="file")
     keys = ["tube", "visit", "arm", "population"]
-    a = got[got.population.isin(RUN_POPULATIONS)].groupby(keys).pct_parent.median().rename("run_median")
-    b = truth[truth.population.isin(RUN_POPULATIONS)].groupby(keys).pct_parent.median().rename("truth_median")
+    a = got[got.population.isin(lab.run_populations)].groupby(keys).pct_parent.median().rename("run_median")
+    b = truth[truth.population.isin(lab.run_populations)].groupby(keys).pct_parent.median().rename("truth_median")
     cmp = pd.concat([a, b], axis=1).reset_index()
     cmp["diff_pp"] = cmp.run_median - cmp.truth_median
     samples = pd.read_csv(out / "samples.csv")
@@ -196,11 +245,44 @@ def run_pipeline(trial: Path, out: Path, folder: Path) -> pd.DataFrame:
     return cmp.round(2)
 
 
+def print_data_checks(df: pd.DataFrame, qc: pd.DataFrame) -> None:
+    """Per scenario of the files: the sample-level data flags (compensation check, markers from detector
+    names), the estimates > 2 pp off and how many of those no review flag and no data flag marks."""
+    rows = []
+    files = qc.set_index("file")
+    for word in ("already_compensated", "tandem_degraded", "hiv_low_cd4", "il2", ""):
+        sel = files[files.scenarios.str.split(";").map(lambda w: word in w)] if word else files
+        est = df[df.file.isin(sel.index)]
+        off = est[est.err > 2]
+        flagged_file = off.file.map(files.data_flags).fillna("") != ""
+        rows.append({"scenario": word or "(all files)", "files": len(sel),
+                     "data_flagged_files": int((sel.data_flags != "").sum()),
+                     "estimates": len(est), "gt_2pp": len(off), "gt_2pp_silent": int((~off.review & ~flagged_file).sum()),
+                     "worst_pp": round(float(est.err.max()), 2) if len(est) else np.nan})
+    print("\ndata checks per scenario (data_flagged: the sample-level flags of cytokit.qc.data_flags; silent: "
+          "> 2 pp off with neither a review flag nor a data flag):\n" + pd.DataFrame(rows).to_string(index=False))
+    words = qc[qc.data_flags != ""]
+    if len(words):
+        print(words[["file", "scenarios", "data_flags"]].to_string(index=False))
+    good = files[(files.lymph_missed_pct < 5) & (files.intruders_pct < 5) & (files.data_flags == "")].index
+    sub = df[df.file.isin(good)]
+    print(f"\nfiles whose scatter gates are right (< 5 % of single lymphocytes left out, < 5 % other events in "
+          f"Singlets) and without a data flag: {len(good)} of {len(files)}; their estimates:")
+    if len(sub):
+        print(per_population(sub).to_string())
+        c = calibration(sub[~sub.population.isin(["Lymphocytes", "Singlets"])])
+        print(f"flag recall (> 2 pp off, scatter rows left out) {c['recall_gt_2pp']} ({c['caught_gt_2pp']} of "
+              f"{c['off_gt_2pp']}); flagged within 1 pp {c['flagged_within_1pp']} of {c['flagged']}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--patients", type=int, default=8)
-    ap.add_argument("--events", type=int, default=20000)
-    ap.add_argument("--seed", type=int, default=HELD_OUT_SEED)
+    ap.add_argument("--lab", choices=sorted(LABS), default="a",
+                    help="which independent lab: a (default) or b (README.md, 'Lab B')")
+    ap.add_argument("--patients", type=int, default=None, help="default 8 (lab a) / 6 (lab b)")
+    ap.add_argument("--events", type=int, default=None,
+                    help="events per file (lab a, default 20000); lab b: the most per file (default 60000)")
+    ap.add_argument("--seed", type=int, default=None, help=f"default {HELD_OUT_SEED} (lab a) / 11 (lab b)")
     ap.add_argument("--max-files", type=int, default=None, help="only the first N files (smoke runs)")
     ap.add_argument("--no-run", action="store_true", help="skip the end-to-end `cytokit run`")
     ap.add_argument("--csv", type=Path, default=None, help="write every (file, population) estimate here")
@@ -211,15 +293,21 @@ def main(argv: list[str] | None = None) -> int:
                          "strategies, see independent_lab_gen/user_yaml.py, and written next to the trial)")
     ap.add_argument("--keep", type=Path, default=None, help="generate into this folder and keep it")
     args = ap.parse_args(argv)
+    lab = LABS[args.lab]
+    for key, value in lab.defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.lab == "b" and args.seed == RESERVED_B_SEED:
+        ap.error(f"seed {RESERVED_B_SEED} is reserved for lab B's final measurement")
     logging.basicConfig(level=logging.WARNING)
     root = args.keep or Path(tempfile.mkdtemp(prefix="independent_lab_"))
     try:
         w0, c0 = time.perf_counter(), time.process_time()
-        trial = generate_trial(root / "trial", patients=args.patients, events=args.events, seed=args.seed,
-                               max_files=args.max_files)
+        trial = lab.generate(root / "trial", patients=args.patients, events=args.events, seed=args.seed,
+                             max_files=args.max_files)
         w1, c1 = time.perf_counter(), time.process_time()
-        folder = args.strategies or write_lab_strategies(root / "strategies", args.lymphocyte_gate)
-        df, qc = gate_trial(trial, folder)
+        folder = args.strategies or lab.write_strategies(root / "strategies", args.lymphocyte_gate)
+        df, qc = gate_trial(trial, folder, lab)
         w2, c2 = time.perf_counter(), time.process_time()
         n_files = df.file.nunique()
         print(f"generated {n_files} files x {args.events} events (seed {args.seed}) in {w1 - w0:.1f} s wall / "
@@ -228,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
             df.to_csv(args.csv, index=False)
         pd.set_option("display.width", 200)
         pd.set_option("display.max_rows", 200)
-        report(df, "independent lab (held-out generator)", flag_words=True)
+        report(df, "independent lab (held-out generator)" if args.lab == "a" else f"independent lab {args.lab.upper()}",
+               flag_words=True)
         c = calibration(df)
         g = calibration(df[~df.population.isin(["Lymphocytes", "Singlets"])])
         print(f"flag recall (> 2 pp off) {c['recall_gt_2pp']} ({c['caught_gt_2pp']} of {c['off_gt_2pp']}); "
@@ -236,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
               f"(Lymphocytes, Singlets): recall {g['recall_gt_2pp']} ({g['caught_gt_2pp']} of {g['off_gt_2pp']}), "
               f"flagged within 1 pp {g['flagged_within_1pp']} of {g['flagged']}")
         print("\nper scenario (activation and NK populations), |% of parent - truth| pp:")
-        print(scenario_table(df).to_string())
+        print(scenario_table(df, lab.scenario_words).to_string())
         print("(best_threshold_max_pp: the largest error a perfectly placed single threshold within the true "
               "parent would make; the data allow about that much)")
         worst = df.sort_values("err", ascending=False).head(12)
@@ -255,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
               .to_string(index=False))
         print(qc.sort_values("intruders_pct", ascending=False).head(3)[["file", "intruders_pct", "intruders"]]
               .round(1).to_string(index=False))
-        lineage = df[df.population.isin(CHECKED_POPULATIONS)].groupby("file").err.max().rename("lineage_err")
+        lineage = df[df.population.isin(lab.checked_populations)].groupby("file").err.max().rename("lineage_err")
         files = qc.set_index("file").join(lineage)
         off = files[files.lineage_err > 2]
         print(f"\nconsistency checks (pipeline defaults: lymphosum 100 +- {CountsConfig().lymphosum_tolerance_pct:g} %, "
@@ -264,9 +353,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{int((files[~(files.lineage_err > 2)].check_flags != '').sum())} of {int((~(files.lineage_err > 2)).sum())} "
               "other files")
         print("\ntime QC (clogs; defaults of cytokit.qc.run_qc):\n" + qc_summary(qc).to_string(index=False))
+        if args.lab != "a":
+            print_data_checks(df, qc)
         if not args.no_run:
             w3 = time.perf_counter()
-            cmp = run_pipeline(trial, root / "results", folder)
+            cmp = run_pipeline(trial, root / "results", folder, lab)
             print(f"\n`cytokit run` end to end ({time.perf_counter() - w3:.1f} s wall, "
                   f"{cmp.attrs['cpu_s']:.1f} s CPU): {cmp.attrs['failed']} failed samples, "
                   f"{cmp.attrs['flagged_rows']} population rows flagged for review")

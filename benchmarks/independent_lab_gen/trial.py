@@ -32,13 +32,22 @@ from .lab import FLUOROCHROMES, INSTRUMENTS, TUBES
 CLOG_SHARE = 0.15
 
 
+def _lab_of(tube: str) -> tuple[dict[str, tuple[tuple[str, str], ...]], dict[str, str], tuple[str, ...]]:
+    """(hierarchy, lymphocytes, event kinds) of the lab whose tube this is (lab A's tubes, else lab B's)."""
+    if tube in HIERARCHY:
+        return HIERARCHY, LYMPHOCYTES, KINDS
+    from .cells_b import HIERARCHY_B, KINDS_B, LYMPHOCYTES_B
+    return HIERARCHY_B, LYMPHOCYTES_B, KINDS_B
+
+
 def population_table(file: str, tube: str, members: dict[str, np.ndarray]) -> pd.DataFrame:
     """Truth counts and % of parent / % of lymphocytes, in the terms cytokit reports them."""
+    hierarchy, lymphocytes, _ = _lab_of(tube)
     counts = {pop: int(m.sum()) for pop, m in members.items()}
     n_events = int(next(iter(members.values())).size)
-    lymph = counts[LYMPHOCYTES[tube]]
+    lymph = counts[lymphocytes[tube]]
     rows = []
-    for pop, parent in HIERARCHY[tube]:
+    for pop, parent in hierarchy[tube]:
         parent_n = counts[parent] if parent else n_events
         rows.append({"file": file, "population": pop, "parent": parent, "count": counts[pop],
                      "pct_parent": 100.0 * counts[pop] / parent_n if parent_n else np.nan,
@@ -48,7 +57,7 @@ def population_table(file: str, tube: str, members: dict[str, np.ndarray]) -> pd
 
 def pack_bits(tube: str, members: dict[str, np.ndarray]) -> np.ndarray:
     bits = np.zeros(next(iter(members.values())).size, dtype=np.uint32)
-    for k, (pop, _) in enumerate(HIERARCHY[tube]):
+    for k, (pop, _) in enumerate(_lab_of(tube)[0][tube]):
         bits |= members[pop].astype(np.uint32) << np.uint32(k)
     return bits
 
@@ -58,7 +67,7 @@ def truth_masks(trial: str | Path, file: str) -> dict[str, np.ndarray]:
     trial = Path(trial)
     tube = Path(file).stem.rsplit("_", 1)[-1]
     bits = np.load(trial / "truth" / "labels" / f"{Path(file).stem}.npz")["bits"]
-    return {pop: (bits >> np.uint32(k)) & 1 == 1 for k, (pop, _) in enumerate(HIERARCHY[tube])}
+    return {pop: (bits >> np.uint32(k)) & 1 == 1 for k, (pop, _) in enumerate(_lab_of(tube)[0][tube])}
 
 
 def clog_mask(trial: str | Path, file: str) -> np.ndarray:
@@ -69,7 +78,7 @@ def clog_mask(trial: str | Path, file: str) -> np.ndarray:
 def event_kinds(trial: str | Path, file: str) -> pd.Series:
     """Per event of ``file``: what it is (``cells.KINDS``; dead cells as "dead <kind>")."""
     z = np.load(Path(trial) / "truth" / "labels" / f"{Path(file).stem}.npz")
-    names = np.asarray(KINDS, dtype=object)[z["kind"]]
+    names = np.asarray(_lab_of(Path(file).stem.rsplit("_", 1)[-1])[2], dtype=object)[z["kind"]]
     return pd.Series(np.where(z["dead"], "dead " + names, names))
 
 
