@@ -19,8 +19,13 @@ the truth: where that is large, the truth label lies inside the negative peak. F
 (:data:`DECOMPOSED`) the error is split per family: |ideal FMO - truth| (truth definition) and
 |ours - ideal FMO| (placement), median and p95.
 
-    .venv/bin/python benchmarks/gating_accuracy.py [--split all|tuning|held-out] [--families a,b]
-        [--patients 2] [--events 20000] [--no-speed] [--speed-only] [--csv out.csv]
+    .venv/bin/python benchmarks/gating_accuracy.py [--split all|tuning|held-out|untuned] [--families a,b]
+        [--patients 2] [--events 20000] [--untuned-seeds 101,404,505] [--no-speed] [--speed-only] [--csv out.csv]
+
+The **untuned** families (:data:`UNTUNED_FAMILIES`: advanced HIV-1 with low CD4 and high CD8 counts, files of
+3,000-4,000 events) were added after every rule was chosen and no rule is tuned on them: they are drawn with
+``--untuned-seeds`` (or the held-out seed under ``--split held-out``) and reported in their own group, with
+the error per band of the parent's event count and the counting SD of the % (``count_sd_pp``).
 
 Default: 2 patients per arm x W0/W74 x 2 tubes per family (16 files, both instrument styles), 20,000 events.
 
@@ -76,11 +81,13 @@ F1_POPULATIONS = ("Lymphocytes", "T cells", "CD4 T", "CD8 T", "CD25+ CD4", "CD28
 class Family:
     """One scenario family: simulator overrides (see :class:`cytokit.simulate.SimulationConfig`)."""
 
-    split: str  # "tuning" or "held-out": the family's origin (held-out = chosen to test, not to tune on)
+    split: str  # "tuning", "held-out" or "untuned": the family's origin (held-out/untuned = to test, not to tune on)
     description: str
     overrides: dict = field(default_factory=dict)
     #: seeds this family was looked at with while rules were chosen (empty: only ever drawn held-out)
     tuning_seeds: tuple[int, ...] = (TUNING_SEED, SEEN_SEED, SEEN_SEED_2, SEEN_SEED_3, SEEN_SEED_4)
+    #: events per file for this family (None: the command line's ``--events``)
+    events: int | None = None
 
 
 def _instruments(scale_bd: float, scale_attune: float, gain_spill: float = 1.0) -> list[dict]:
@@ -197,6 +204,37 @@ FAMILIES: dict[str, Family] = {
 }
 
 
+#: advanced HIV-1 disease as in the founding study's hard cases: CD4 20-150 cells/µL, CD8 expanded (CD4/CD8
+#: 0.1-0.3), smaller IL-2 gains; the arms' gains are scaled down so that W74 stays low as well
+def _advanced_hiv(cd4: float, cd8: float, gain_il2: float, gain_control: float) -> dict:
+    return {"course": {"baseline_cd4_median": cd4, "baseline_cd4_log_sd": 0.35, "baseline_cd8_median": cd8,
+                       "arms": {"IL-2": {"cd4_gain_median": gain_il2, "pct_reaching_80": 75.0},
+                                "control": {"cd4_gain_median": gain_control, "pct_reaching_80": 40.0}}}}
+
+
+#: few-event and low-CD4 families (split "untuned"): no rule or limit of the gating was chosen on them; run with
+#: any seed (``--split untuned``), reported apart from the tuning and held-out groups
+UNTUNED_FAMILIES: dict[str, Family] = {
+    "advanced_hiv_low_cd4": Family(
+        "untuned", "advanced HIV-1: CD4 median 80 cells/µL (log-sd 0.35), CD8 500 (CD4/CD8 ~0.16), "
+                   "IL-2 gain 150 / control 30 by W74; 10,000 events per file (CD4 subsets from ~100-400 events)",
+        _advanced_hiv(80.0, 500.0, 150.0, 30.0), (), events=10000),
+    "advanced_hiv_very_low_cd4": Family(
+        "untuned", "very advanced HIV-1: CD4 median 30 cells/µL, CD8 700 (CD4/CD8 ~0.04-0.1), IL-2 gain 60 / "
+                   "control 12; 10,000 events (Treg and CD25+ from a few to a few dozen events)",
+        _advanced_hiv(30.0, 700.0, 60.0, 12.0), (), events=10000),
+    "low_event_files": Family(
+        "untuned", "poor samples: 3,000 events per file, the reference's immunology",
+        {}, (), events=3000),
+    "advanced_hiv_low_events": Family(
+        "untuned", "advanced HIV-1 (CD4 80, CD8 500) in 4,000-event files: CD4 ~40-150 events",
+        _advanced_hiv(80.0, 500.0, 150.0, 30.0), (), events=4000),
+}
+FAMILIES.update(UNTUNED_FAMILIES)
+#: the seeds an untuned family is drawn with by default (``--split untuned``): tuning seeds, already looked at
+UNTUNED_SEEDS = (TUNING_SEED, SEEN_SEED, SEEN_SEED_2)
+
+
 def f1(a: np.ndarray, b: np.ndarray) -> float:
     return float(2 * (a & b).sum() / max(a.sum() + b.sum(), 1))
 
@@ -219,8 +257,8 @@ def run_family(name: str, seed: int, *, patients: int, events: int, root: Path,
     (the same simulated file as another family's, see the module docstring). ``df.attrs["skipped"]`` counts
     the files skipped."""
     fam = FAMILIES[name]
-    cfg = load_config(None, seed=seed, patients_per_arm=patients, visits=["W0", "W74"], events=events,
-                      **fam.overrides)
+    cfg = load_config(None, seed=seed, patients_per_arm=patients, visits=["W0", "W74"],
+                      events=fam.events or events, **fam.overrides)
     trial = root / f"{name}_{seed}"
     simulate_trial(trial, cfg, force=True)
     man = pd.read_csv(trial / "manifest.csv")
@@ -246,6 +284,7 @@ def run_family(name: str, seed: int, *, patients: int, events: int, root: Path,
                          "flag_words": p.flags if isinstance(p.flags, str) else "",
                          "sensitivity_pp": res.fits[p.population].info.get("sensitivity_pp", np.nan),
                          "est_error_pp": float(p.est_error_pp),
+                         "count_sd_pp": float(getattr(p, "count_sd_pp", np.nan)),
                          "est_error_rel": _num(res.fits[p.population].info.get("est_error_rel")),
                          "edge_share": _num(res.fits[p.population].info.get("edge_share")),
                          "max_valley_ratio": _max_key(res.fits[p.population].info, "valley_ratio"),
@@ -483,6 +522,34 @@ def flag_breakdown(df: pd.DataFrame) -> pd.DataFrame:
                            ascending=[True, False]).round(3)
 
 
+#: bands of the parent's event count in which the untuned families' error is reported
+PARENT_EVENT_BANDS = (0, 50, 100, 200, 500, 1000, 2500, np.inf)
+
+
+def by_parent_events(df: pd.DataFrame) -> pd.DataFrame:
+    """|% of parent - truth| per band of the parent's event count: estimates, median / p95 / max (pp), share
+    flagged for review, recall on estimates > 2 pp off, share of flagged within 1 pp, and the median binomial
+    SD of the % (``count_sd_pp``, :mod:`cytokit.gating.count_error`) -- what another tube of the same blood would
+    differ by even with perfect gates; the simulator's truth is each file's own labels, so that noise is not in
+    ``err``."""
+    labels = [f"{lo:g}-{hi:g}" if np.isfinite(hi) else f">= {lo:g}"
+              for lo, hi in zip(PARENT_EVENT_BANDS, PARENT_EVENT_BANDS[1:])]
+    band = pd.cut(df.parent_count, PARENT_EVENT_BANDS, labels=labels, right=False).astype(object)
+    d = df.assign(band=band, count_sd=df.count_sd_pp, bad=df.err > 2, ok=df.err <= 1)
+    rows = []
+    for b in labels:
+        g = d[d.band == b]
+        if g.empty:
+            continue
+        rows.append({"parent_events": b, "n": len(g), "median_pp": g.err.median(),
+                     "p95_pp": float(np.quantile(g.err, 0.95)), "max_pp": g.err.max(), "flagged": g.review.mean(),
+                     "n_gt_2pp": int(g.bad.sum()),
+                     "recall_gt_2pp": g.review[g.bad].mean() if g.bad.any() else np.nan,
+                     "flagged_within_1pp": g.ok[g.review].mean() if g.review.any() else np.nan,
+                     "count_sd_pp_median": g.count_sd.median()})
+    return pd.DataFrame(rows).set_index("parent_events").round(3)
+
+
 def report(df: pd.DataFrame, title: str, *, flag_words: bool = True) -> None:
     if df.empty:
         return
@@ -563,9 +630,33 @@ def speed(n_events: int = 1_000_000, repeats: int = 3) -> dict[str, float]:
     return out
 
 
+def planned_runs(families: list[str], split: str, held_out_seed: int,
+                 untuned_seeds: list[int]) -> list[tuple[str, int, str]]:
+    """(family, seed, group) of every draw: tuning families with their ``tuning_seeds`` (group ``tuning``) and
+    every tuning/held-out family with ``held_out_seed`` (group ``held-out``); the untuned families only in
+    their own group ``untuned`` -- with ``untuned_seeds``, or with ``held_out_seed`` under ``--split held-out``
+    -- so that they never enter the tuning or held-out statistics."""
+    runs = []
+    for name in families:
+        if FAMILIES[name].split == "untuned":  # reported apart, whatever the seed
+            seeds = [held_out_seed] if split == "held-out" else untuned_seeds if split in ("all", "untuned") else []
+            runs.extend((name, seed, "untuned") for seed in seeds)
+            continue
+        if split in ("all", "tuning"):
+            runs.extend((name, seed, "tuning") for seed in FAMILIES[name].tuning_seeds)
+        if split in ("all", "held-out"):
+            # held-out: every family re-drawn with a seed no rule was chosen on (held-out families only so)
+            runs.append((name, held_out_seed, "held-out"))
+    return runs
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--split", choices=("all", "tuning", "held-out"), default="all")
+    ap.add_argument("--split", choices=("all", "tuning", "held-out", "untuned"), default="all",
+                    help="untuned: only the untuned families (few events, low CD4), with --untuned-seeds")
+    ap.add_argument("--untuned-seeds", default=",".join(map(str, UNTUNED_SEEDS)),
+                    help="seeds the untuned families are drawn with (with --split all/untuned; --split held-out "
+                         "draws them with --held-out-seed)")
     ap.add_argument("--families", default="", help="comma-separated family names (default: all of the split)")
     ap.add_argument("--patients", type=int, default=2, help="patients per arm")
     ap.add_argument("--events", type=int, default=20000, help="events per file")
@@ -585,13 +676,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(chosen) - set(FAMILIES)
     if unknown:
         ap.error(f"unknown families {sorted(unknown)}; known: {', '.join(FAMILIES)}")
-    runs = []  # (family, seed, group)
-    for name in chosen:
-        if args.split in ("all", "tuning"):
-            runs.extend((name, seed, "tuning") for seed in FAMILIES[name].tuning_seeds)
-        if args.split in ("all", "held-out"):
-            # held-out: every family re-drawn with a seed no rule was chosen on (held-out families only so)
-            runs.append((name, args.held_out_seed, "held-out"))
+    runs = planned_runs(chosen, args.split, args.held_out_seed,
+                        [int(x) for x in args.untuned_seeds.split(",") if x])
     root = Path(tempfile.mkdtemp(prefix="gating_accuracy_"))
     t0 = time.perf_counter()
     frames = []
@@ -615,6 +701,12 @@ def main(argv: list[str] | None = None) -> int:
     pd.set_option("display.width", 200)
     for group in ("tuning", "held-out"):
         report(df[df.group == group], f"{group} scenarios", flag_words=True)
+    untuned = df[df.group == "untuned"]
+    if not untuned.empty:
+        seeds = ", ".join(map(str, sorted(untuned.seed.unique())))
+        report(untuned, f"untuned families (few events, low CD4; seeds {seeds})", flag_words=True)
+        print("by parent events (|% of parent - truth|, pp; the truth is the file's own labels: counting noise "
+              "of the % is not in err):\n" + by_parent_events(untuned).to_string())
     held = df[df.group == "held-out"]
     if not held.empty:
         report(held[held.split == "held-out"], "held-out families only", flag_words=True)

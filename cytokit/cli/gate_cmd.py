@@ -22,6 +22,7 @@ def _print_table(result, console) -> None:  # noqa: ANN001 - rich/GatingResult t
     from rich.markup import escape
     from rich.table import Table
 
+    from ..gating.count_error import FEW_EVENTS
     from ..results.denominators import above_text, tube_denominator
 
     rows = result.population_rows  # the rows of result.populations, without loading pandas
@@ -33,17 +34,21 @@ def _print_table(result, console) -> None:  # noqa: ANN001 - rich/GatingResult t
     table = Table(title=escape(f"{result.sample.name} — strategy {result.definition.name}"), show_lines=False)
     columns: tuple[tuple[str, JustifyMethod], ...] = (
         (S.POPULATION, "left"), (S.PARENT, "left"), (S.COUNT, "right"), ("% parent", "right"),
-        ("% lymphocytes", "right"), (S.METHOD, "left"), ("± pp", "right"), (S.FLAGS, "left"))
+        ("% lymphocytes", "right"), (S.METHOD, "left"), ("± pp", "right"), ("count ± pp", "right"), (S.FLAGS, "left"))
     for col, justify in columns:
         table.add_column(col, justify=justify, no_wrap=col in (S.POPULATION, S.PARENT, S.METHOD))
     for row in rows:
         pct_lymph, est, flags = row[S.PCT_LYMPHOCYTES], row[S.EST_ERROR_PP], row[S.FLAGS]
+        csd = row.get(S.COUNT_SD_PP, math.nan)
         pl = "" if math.isnan(pct_lymph) else f"{pct_lymph:.2f}"
         pl = escape(above_text(den)) if row[S.POPULATION] in above else pl
         table.add_row(escape(row[S.POPULATION]), escape(row[S.PARENT]), f"{row[S.COUNT]:,}",
                       f"{row[S.PCT_PARENT]:.2f}", pl, escape(row[S.METHOD]), "" if math.isnan(est) else f"{est:.1f}",
+                      "" if math.isnan(csd) else f"{csd:.1f}",
                       f"[yellow]{escape(flags)}[/yellow]" if flags else "")
-    notes = ["± pp = estimated error of % parent (percentage points) from its thresholds' uncertainty"]
+    notes = ["± pp = estimated error of % parent (percentage points) from its thresholds' uncertainty",
+             "count ± pp = binomial SD of % parent from the event counts alone (few_events: parent below "
+             f"{FEW_EVENTS} events)"]
     if den:
         notes.insert(0, f"% lymphocytes = % of {den}, the strategy's lymphocyte population")
     table.caption = escape("; ".join(notes))

@@ -18,6 +18,7 @@ from ..results import schema as S
 from ..sample import Sample
 from .methods import FitResult, fit_gate, get_method
 from .methods.base import every_nth, gather
+from .count_error import FEW_EVENTS_FLAG, count_sd_pp, few_events
 from .methods.confidence import UNCERTAIN_PP
 from .methods.scatter_overlap import (BACKGATE_KEY, BACKGATE_MAX_EVENTS, OTHER_SHARE_KEY, OVERLAP_FLAG,
                                       backgate_error_pp, dilution_error_pp, fit_backgate)
@@ -39,7 +40,7 @@ FIT_EVENTS = 100_000
 DENSE_PARENT = 0.3
 
 TABLE_COLUMNS = (S.POPULATION, S.PARENT, S.COUNT, S.PARENT_COUNT, S.PCT_PARENT, S.PCT_LYMPHOCYTES, S.METHOD,
-                 S.FLAGS, "dims", S.PHENOTYPE, S.EST_ERROR_PP)
+                 S.FLAGS, "dims", S.PHENOTYPE, S.EST_ERROR_PP, S.COUNT_SD_PP)
 
 
 @dataclass
@@ -331,8 +332,10 @@ def population_table(definition: StrategyDefinition, state: FitState, n_events: 
     lymphocyte denominator (percent, 0-100, of the strategy's ``lymphocytes`` population; defined for that
     population and the populations below it only: NaN for gates *above* it, e.g. the ``Lymphocytes``
     scatter gate before ``Singlets``, whose events include doublets and are not a fraction of single
-    lymphocytes, and for populations outside it, e.g. counting beads), method, flags and ``est_error_pp``
-    (estimated error of % of parent, percentage points; NaN for gates not placed by fitted thresholds)."""
+    lymphocytes, and for populations outside it, e.g. counting beads), method, flags, ``est_error_pp``
+    (estimated error of % of parent, percentage points; NaN for gates not placed by fitted thresholds) and
+    ``count_sd_pp`` (binomial SD of % of parent from the counts alone, pp; :mod:`.count_error`, which also
+    flags ``few_events`` below its limit of parent events)."""
     import pandas as pd
 
     return pd.DataFrame(population_rows(definition, state, n_events), columns=list(TABLE_COLUMNS))
@@ -376,10 +379,13 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
             est = _with_error(est, float(edge))
             if crossed and est > UNCERTAIN_PP:
                 flags += [PARENT_EDGE_FLAG, "uncertain"]
+        if few_events(parent_count) and not any(w.split(":")[-1] == FEW_EVENTS_FLAG for w in flags):
+            flags.append(FEW_EVENTS_FLAG)  # a % counted from few events (.count_error)
         rows.append({
             S.POPULATION: spec.name, S.PARENT: spec.parent or "", S.COUNT: count, S.PARENT_COUNT: parent_count,
             S.PCT_PARENT: pct_parent, S.PCT_LYMPHOCYTES: pct_lymph, S.METHOD: spec.method,
             S.FLAGS: ";".join(dict.fromkeys(flags)), S.EST_ERROR_PP: est,
+            S.COUNT_SD_PP: count_sd_pp(count, parent_count),
             "dims": ";".join(spec.dims),
             S.PHENOTYPE: spec.phenotype or "",
         })

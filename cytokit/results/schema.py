@@ -62,6 +62,7 @@ MARKER_MEDIANS: Final = "marker_medians"
 METHOD: Final = "method"
 FLAGS: Final = "flags"
 EST_ERROR_PP: Final = "est_error_pp"
+COUNT_SD_PP: Final = "count_sd_pp"
 QC_FLAGS: Final = "qc_flags"
 PHENOTYPE: Final = "phenotype"
 STATUS: Final = "status"
@@ -116,6 +117,10 @@ COLUMNS: dict[str, Column] = {c.name: c for c in (
     Column(EST_ERROR_PP, "float", "pp", "estimated error of pct_parent from the uncertainty of the gate's "
            "thresholds (percentage points; NaN = not measured: scatter, fixed or imported gates); "
            "above confidence.UNCERTAIN_PP the row is flagged 'uncertain' (docs/gating.md)"),
+    Column(COUNT_SD_PP, "float", "pp", "binomial SD of pct_parent from the event counts alone (another tube of "
+           "the same blood would differ by about this much even with perfect gates; gating.count_error); the "
+           "error against the patient's true share is about hypot(est_error_pp, count_sd_pp); NaN for an empty "
+           "parent. Parents below count_error.FEW_EVENTS events flag the row 'few_events'"),
     Column(QC_FLAGS, "text", doc="';'-joined QC flags"), Column(PHENOTYPE, "text"),
     Column(STATUS, "text", doc="ok | failed"), Column(ERROR, "text"),
     Column(N_EVENTS, "int", "events", "events read"), Column(N_EVENTS_QC, "int", "events", "events kept by QC"),
@@ -127,8 +132,8 @@ COLUMNS: dict[str, Column] = {c.name: c for c in (
 
 POPULATION_COLUMNS: tuple[str, ...] = (
     SAMPLE_ID, FILE, SHA256, PATIENT, VISIT, WEEK, ARM, TUBE, POPULATION, PARENT, COUNT, PARENT_COUNT,
-    PCT_PARENT, PCT_LYMPHOCYTES, ABS_COUNT, ABS_METHOD, MARKER_MEDIANS, METHOD, FLAGS, EST_ERROR_PP, QC_FLAGS,
-    PHENOTYPE,
+    PCT_PARENT, PCT_LYMPHOCYTES, ABS_COUNT, ABS_METHOD, MARKER_MEDIANS, METHOD, FLAGS, EST_ERROR_PP, COUNT_SD_PP,
+    QC_FLAGS, PHENOTYPE,
 )
 #: samples table: these follow ``sample_id, file, sha256`` and the manifest's own columns
 SAMPLE_KEY_COLUMNS: tuple[str, ...] = (SAMPLE_ID, FILE, SHA256)

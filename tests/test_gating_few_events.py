@@ -1,0 +1,112 @@
+"""A % of parent counted from few events: its counting SD (count_sd_pp) and the few_events flag, in the gating
+table, for parents from a few hundred events down to none; and the benchmark's untuned few-event families."""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cytokit.fcs import read_fcs
+from cytokit.gating import load_strategy
+from cytokit.gating.count_error import FEW_EVENTS, count_sd_pp, few_events, total_error_pp
+from cytokit.gating.methods import needs_review
+from cytokit.results import schema as S
+from cytokit.simulate import load_config, simulate_trial
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def test_count_sd_is_the_binomial_sd_of_a_percentage() -> None:
+    # 8 of 40 events (20 %): ~6 pp by counting alone, whatever the gate
+    assert 5.5 < count_sd_pp(8, 40) < 6.6
+    # large counts: the plug-in binomial SD 100 sqrt(p(1-p)/n)
+    for k, n in ((2000, 10000), (150, 1000), (9900, 10000)):
+        p = k / n
+        assert count_sd_pp(k, n) == pytest.approx(100 * math.sqrt(p * (1 - p) / n), rel=0.03)
+    # 0 of 40 is not known to 0 pp (the plug-in SD would be 0)
+    assert count_sd_pp(0, 40) > 2.0 and count_sd_pp(40, 40) == pytest.approx(count_sd_pp(0, 40))
+    assert math.isnan(count_sd_pp(0, 0))
+    # the SD of the share of a binomial draw, measured
+    rng = np.random.default_rng(3)
+    draws = 100 * rng.binomial(60, 0.25, size=20000) / 60
+    assert count_sd_pp(15, 60) == pytest.approx(draws.std(), rel=0.1)
+
+
+def test_total_error_combines_both_parts() -> None:
+    assert total_error_pp(3.0, 4.0) == pytest.approx(5.0)
+    assert total_error_pp(float("nan"), 4.0) == 4.0
+    assert total_error_pp(2.0, float("nan")) == 2.0
+    assert few_events(FEW_EVENTS - 1) and not few_events(FEW_EVENTS) and few_events(0)
+
+
+def _trial(tmp_path: Path, cd4: float, events: int, seed: int) -> Path:
+    cfg = load_config(None, seed=seed, patients_per_arm=1, visits=["W0"], tubes=["tmem"], events=events,
+                      course={"baseline_cd4_median": cd4, "baseline_cd8_median": 700.0,
+                              "arms": {"IL-2": {"cd4_gain_median": 3 * cd4, "pct_reaching_80": 60.0},
+                                       "control": {"cd4_gain_median": cd4 / 10, "pct_reaching_80": 35.0}}})
+    simulate_trial(tmp_path / "trial", cfg, force=True)
+    return tmp_path / "trial"
+
+
+def test_low_cd4_file_carries_count_sd_and_few_events(tmp_path: Path) -> None:
+    trial = _trial(tmp_path, cd4=40.0, events=6000, seed=11)
+    strategy = load_strategy("tmem")
+    tables = [strategy.apply(read_fcs(f), qc=False).populations for f in sorted((trial / "fcs").glob("*.fcs"))]
+    seen_few = seen_many = False
+    for t in tables:
+        assert S.COUNT_SD_PP in t.columns
+        for r in t.itertuples():
+            assert r.count_sd_pp == pytest.approx(count_sd_pp(r.count, r.parent_count), nan_ok=True)
+            words = [w.split(":")[-1] for w in r.flags.split(";") if w]
+            if r.parent_count < FEW_EVENTS:
+                seen_few = True
+                assert "few_events" in words and needs_review(r.flags), (r.population, r.parent_count, r.flags)
+                assert r.count_sd_pp > 1.0  # a % from < FEW_EVENTS events is not known to better than ~1 pp
+            else:
+                seen_many = True
+                assert "few_events" not in words, (r.population, r.parent_count, r.flags)
+            assert words.count("few_events") <= 1  # one word per row (the fit's own few_events is not repeated)
+    assert seen_few and seen_many  # CD4 subsets below the limit, T cells above it
+    cd25 = [t.set_index("population").loc["CD25+ CD4"] for t in tables]
+    assert all(r.parent_count < FEW_EVENTS for r in cd25)
+
+
+def test_empty_and_near_empty_parents_do_not_fail(tmp_path: Path) -> None:
+    # CD4 of ~1 cell/µL in 1,500 events: CD4 subsets from 0-5 parent events
+    trial = _trial(tmp_path, cd4=1.0, events=1500, seed=7)
+    strategy = load_strategy("tmem")
+    empty = 0
+    for f in sorted((trial / "fcs").glob("*.fcs")):
+        t = strategy.apply(read_fcs(f), qc=False).populations.set_index("population")
+        for pop in ("CD25+ CD4", "Treg", "Naive CD4"):
+            r = t.loc[pop]
+            assert r.parent_count < 20
+            assert "few_events" in r[S.FLAGS] and needs_review(r[S.FLAGS])
+            if r.parent_count == 0:
+                empty += 1
+                assert math.isnan(r.pct_parent) and math.isnan(r.count_sd_pp)
+            else:
+                assert r.count_sd_pp > 5.0
+    assert empty  # (this draw has a file without any CD4 T cell)
+
+
+def test_untuned_families_stay_out_of_the_tuning_and_held_out_groups() -> None:
+    sys.path.insert(0, str(BENCH))
+    from gating_accuracy import FAMILIES, UNTUNED_FAMILIES, planned_runs
+
+    assert UNTUNED_FAMILIES and all(FAMILIES[n].split == "untuned" for n in UNTUNED_FAMILIES)
+    names = list(FAMILIES)
+    for split in ("tuning", "held-out", "all"):
+        runs = planned_runs(names, split, 1111, [101, 404])
+        assert not [r for r in runs if r[0] in UNTUNED_FAMILIES and r[2] != "untuned"]
+        assert not [r for r in runs if r[0] not in UNTUNED_FAMILIES and r[2] == "untuned"]
+    assert {r[1] for r in planned_runs(names, "untuned", 1111, [101, 404])} == {101, 404}
+    assert {r[1] for r in planned_runs(names, "held-out", 1111, [101]) if r[2] == "untuned"} == {1111}
+    assert not [r for r in planned_runs(names, "tuning", 1111, [101]) if r[2] == "untuned"]
+    # the families are what they say: few events per file, or a low CD4 count with a high CD8 count
+    assert all(FAMILIES[n].events is not None for n in UNTUNED_FAMILIES)
+    low = FAMILIES["advanced_hiv_low_cd4"].overrides["course"]
+    assert low["baseline_cd4_median"] <= 100 and low["baseline_cd4_median"] / low["baseline_cd8_median"] < 0.3
