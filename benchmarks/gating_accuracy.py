@@ -307,7 +307,22 @@ def _error_parts(info: dict) -> dict[str, object]:
     keys = ("spread_pp", "second_gap_pp", "second_sd_pp", "n_second", "second_shift_pp", "set_aside", "set_apart_pp",
             "spread_lower_pp", "spread_upper_pp")
     return {**{k: _num(parts.get(k)) for k in keys},
-            "placement": "+".join(methods)}
+            "valley_empty": _num(parts.get("valley_empty")), "parent_edge_pp": _num(info.get("parent_edge_pp")),
+            "placement": "+".join(methods),
+            "fit_detail": json.dumps(_compact({k: v for k, v in info.items() if k != "params"}))}
+
+
+def _compact(v: object) -> object:
+    """A fit-info value as plain JSON (floats rounded to 5 digits), for re-computing flag rules from ``--csv``."""
+    if isinstance(v, dict):
+        return {str(k): _compact(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return [_compact(x) for x in v]
+    if isinstance(v, (bool, np.bool_)) or v is None:
+        return None if v is None else bool(v)
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        return round(float(v), 5) if np.isfinite(v) else None
+    return str(v)
 
 
 def _num(v: object) -> float:
