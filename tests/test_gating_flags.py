@@ -3,6 +3,7 @@ measures (arrays generated here), and that it reaches the result tables and the 
 flags do (a small simulated trial)."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from cytokit.gating.methods import REVIEW_FLAGS, fit_gate, fit_threshold, needs_
 from cytokit.gating.methods.confidence import (DISAGREEMENT_SDS, MISFIT_SDS, MODE_EDGE_FRACTION, SHALLOW_VALLEY_RATIO,
                                                TAIL_SD_UNCERTAINTY, UNCERTAIN_PP, VALLEY_LOCAL_PP, SecondEstimate,
                                                ThresholdUncertainty, combined_error, estimated_error,
-                                               negative_model_estimate, tail_estimate)
+                                               negative_model_estimate, own_negative_share, tail_estimate)
 from cytokit.gating.methods.density import ThresholdParams
 from cytokit.results import read_table
 from test_pipeline_support import simulate_small_trial, write_pipeline
@@ -400,3 +401,50 @@ def test_a_barely_there_dip_keeps_its_refits_whatever_the_density_at_the_cut():
     parts: dict[str, float] = {}
     assert estimated_error(x, [u], above, parts=parts) > UNCERTAIN_PP and parts["valley_empty"] == 0
     assert not ThresholdUncertainty.from_fit(0.781, {**info, "valley_ratio": 0.3}).shallow
+
+
+def _negatives_and_a_clean_positive_mode(r: np.random.Generator) -> np.ndarray:
+    """CD4 T cells on CD25: 75 % negatives (SD 0.05) and 25 % positives beyond an empty valley (truth 25 %)."""
+    return np.r_[r.normal(0.2, 0.05, 7500), r.normal(0.62, 0.04, 2500)]
+
+
+def test_own_negative_share_mirrors_the_lowest_mode_with_the_references_asymmetry():
+    r = np.random.default_rng(47)
+    x = _negatives_and_a_clean_positive_mode(r)
+    assert own_negative_share(x, 0.2, 0.5) == pytest.approx(0.75, abs=0.02)
+    # a reference with a longer lower side (60 % below its mode) scales the mirrored half accordingly
+    skewed = 0.2 + np.r_[-np.abs(r.normal(0.0, 0.05, 4500)), np.abs(r.normal(0.0, 0.035, 3000))]  # 60 % below 0.2
+    assert own_negative_share(skewed, 0.2, 0.6) == pytest.approx(1.0, abs=0.03)
+    assert own_negative_share(skewed, 0.2, 0.5) == 1.0  # (clipped: 2 x 60 %)
+    # dim positives under the negative peak's upper half are counted as positives
+    x, _ = _dim_continuum_under_a_deep_valley(r)
+    assert 1.0 - own_negative_share(x, 0.2, 0.5) == pytest.approx(0.40, abs=0.03)
+    assert own_negative_share(x[:10], 0.2, 0.5) is None and own_negative_share(x, 0.2, 0.95) is None
+
+
+def test_a_count_over_a_narrower_reference_is_set_aside_when_the_own_negatives_agree_with_the_valley():
+    # the reference's negatives sit lower and spread less than these (another cell type): the count calls the
+    # upper flank of the negative peak positive, ~10 pp more than the clean valley holds
+    r = np.random.default_rng(53)
+    x = _negatives_and_a_clean_positive_mode(r)
+    narrow = r.normal(0.18, 0.04, 5000)
+    neg = {"negative_reference": {"mode": 0.18, "half_sd": 0.04, "negative_max": 0.27, "share_below_mode": 0.5}}
+    valley = {"method": "valley", "peaks": [0.2, 0.62], **neg}
+    s = negative_model_estimate(x, narrow, 0.45, valley)
+    assert s is not None and s.position < 0.45 and np.mean(x >= s.position) > 0.3
+    assert s.contradicted  # the own negative peak (mirrored) says ~25 %: the valley's share, not the count's
+    alts = (0.44, 0.46)
+    parts: dict[str, float] = {}
+    est = estimated_error(x[:, None], [ThresholdUncertainty(0.45, alts, s, placed_by="valley")], above, parts=parts)
+    assert parts["set_aside"] == 1 and parts["second_shift_pp"] > 5 and est < UNCERTAIN_PP
+    # the same count not contradicted weighs in full: an error of at least its excess
+    weighed = dataclasses.replace(s, contradicted=False)
+    assert estimated_error(x[:, None], [ThresholdUncertainty(0.45, alts, weighed, placed_by="valley")], above) > 5
+    # dim positives under a deep valley (the case the count is there for): the own negatives agree with the count
+    x, ref = _dim_continuum_under_a_deep_valley(r)
+    deep = negative_model_estimate(x, ref, 0.62, {"method": "valley", "peaks": [0.2, 0.75], **neg})
+    assert deep is not None and not deep.contradicted
+    fit = fit_gate("threshold", x[:, None], {"sign": "+", "threshold": {"valley": "first", "max_valley_ratio": 0.5,
+                                                                        "bounds": [0.2, 0.7]}},
+                   dims=("CD25",), reference=ref[:, None])
+    assert "uncertain" in fit.flags and "count_misfit" not in fit.flags

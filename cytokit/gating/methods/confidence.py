@@ -93,6 +93,11 @@ class SecondEstimate:
     #: to have failed (its model does not fit these data) and is set aside; None: it always weighs
     #: (see :func:`estimated_error`)
     misfit_sds_above: float | None = None
+    #: the population's own negatives (its lowest mode mirrored, :func:`own_negative_share`) put the threshold
+    #: nearer where it is than where this estimate puts it, on the side of more positives: a count over a
+    #: reference narrower than these negatives. Such an estimate more than ``misfit_sds_above`` (or
+    #: :data:`MISFIT_SDS`) of its SDs away is set aside like one above a valley (see :func:`estimated_error`)
+    contradicted: bool = False
 
 
 @dataclass(frozen=True)
@@ -183,9 +188,32 @@ def negative_model_estimate(x: np.ndarray, reference: np.ndarray | None, value: 
         return None  # (no count, or a reference whose shape does not fit these negatives: no second estimate)
     # a valley is direct evidence of where the negatives end: a count that calls many events above it negative
     # says that the reference's negatives are wider than these (a count below it -- dim positives under the
-    # valley, the valley rule's blind spot -- weighs in full)
-    return SecondEstimate(m.threshold_for_count(x), m.sd_fraction, column,
-                          MISFIT_SDS if method == "valley" else None)
+    # valley, the valley rule's blind spot -- weighs unless the population's own negatives contradict it)
+    position = m.threshold_for_count(x)
+    contradicted = False
+    if position < value:
+        own = own_negative_share(x, peaks[0], info["negative_reference"].get("share_below_mode"))
+        if own is not None:
+            xs = x[np.isfinite(x)]
+            at_fit, at_count = float(np.mean(xs >= value)), float(np.mean(xs >= position))
+            contradicted = abs((1.0 - own) - at_fit) < abs((1.0 - own) - at_count)
+    return SecondEstimate(position, m.sd_fraction, column, MISFIT_SDS if method == "valley" else None,
+                          contradicted)
+
+
+def own_negative_share(x: np.ndarray, mode: float, share_below_mode: float | None) -> float | None:
+    """The share (fraction 0..1) of ``x`` that is negative by the population's own negative peak: the events
+    below its lowest mode ``mode`` (gate coordinates), divided by the share of a negative population that lies
+    below its mode (``share_below_mode``, measured on the negative reference: its asymmetry; 0.5 if not
+    recorded). It does not depend on the reference's width, only on the negative peak being as asymmetric as
+    the reference's; positives dim enough to sit under the negative peak's upper half are counted as positives
+    (the excess over the mirrored lower half). None for fewer than 50 finite events or a share outside 0.2-0.8."""
+    x = np.asarray(x, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    s = 0.5 if share_below_mode is None else float(share_below_mode)
+    if x.size < 50 or not 0.2 <= s <= 0.8:
+        return None
+    return min(1.0, float(np.mean(x < mode)) / s)
 
 
 def tail_estimate(x: np.ndarray, value: float | None, info: Mapping[str, Any] | None, tail_sd: float | None, *,
@@ -232,7 +260,10 @@ def estimated_error(X: np.ndarray, thresholds: Sequence[ThresholdUncertainty], m
     second estimate lies below it. A threshold with a second estimate (:class:`SecondEstimate`) takes
     :func:`combined_error` of its spread and the second estimate's disagreement as its term -- unless the
     second estimate lies above the threshold by more than its ``misfit_sds_above`` SDs: then it is set aside
-    and the term is the spread of the alternatives above the threshold.
+    and the term is the spread of the alternatives above the threshold; or it lies below the threshold by more
+    than that many SDs (:data:`MISFIT_SDS` for a tail) and is ``contradicted`` by the population's own negative
+    peak: then it is set aside and the term is the threshold's own spread (a contradicted count does not keep a
+    valley from being capped either).
 
     ``parts`` (optional, filled in place; pp of % of parent, root sum of squares over thresholds):
     ``spread_pp`` (the alternatives alone), ``second_gap_pp`` (how far the second estimates would move the
@@ -277,7 +308,9 @@ def estimated_error(X: np.ndarray, thresholds: Sequence[ThresholdUncertainty], m
         acc["spread_upper_pp"] += upper * upper
         # a valley cut where hardly any events are: the refits measure how broad the valley floor is -- unless the
         # count says the positives start lower (dim positives spread under the valley, the valley rule's blind spot)
-        count_lower = t.second is not None and t.value is not None and t.second.position < t.value
+        # and the population's own negatives do not contradict it
+        count_lower = (t.second is not None and t.value is not None and t.second.position < t.value
+                       and not t.second.contradicted)
         if t.placed_by == "valley" and not t.shallow and t.value is not None and worst > 0 and not count_lower:
             local = max(moved_to(i, t.value - SHIFT), moved_to(i, t.value + SHIFT))
             if 100.0 * local < VALLEY_LOCAL_PP:
@@ -297,11 +330,16 @@ def estimated_error(X: np.ndarray, thresholds: Sequence[ThresholdUncertainty], m
             acc["second_sd_pp"] += sd * sd
             acc["n_second"] += 1
             above = t.second.position > t.value
+            limit = (t.second.misfit_sds_above if t.second.misfit_sds_above is not None else MISFIT_SDS) * sd
             if t.second.misfit_sds_above is not None and above and gap > t.second.misfit_sds_above * sd:
                 # the count failed as a number, but it still puts the threshold higher, as the valley does against
                 # the alternatives below it: the term is the spread of the alternatives above the threshold
                 acc["set_aside"] += 1
                 worst = min(worst, upper)
+            elif t.second.contradicted and not above and gap > limit:
+                # more positives than the fit holds, but the population's own negative peak says the fit is nearer:
+                # a reference narrower than these negatives; the term is the threshold's own spread
+                acc["set_aside"] += 1
             else:
                 worst = combined_error(worst, gap, sd)
         total += worst * worst
