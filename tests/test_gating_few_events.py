@@ -110,3 +110,36 @@ def test_untuned_families_stay_out_of_the_tuning_and_held_out_groups() -> None:
     assert all(FAMILIES[n].events is not None for n in UNTUNED_FAMILIES)
     low = FAMILIES["advanced_hiv_low_cd4"].overrides["course"]
     assert low["baseline_cd4_median"] <= 100 and low["baseline_cd4_median"] / low["baseline_cd8_median"] < 0.3
+
+
+def test_patient_report_shows_the_counting_sd_of_few_event_percentages(tmp_path: Path) -> None:
+    """A % of parent from a parent below FEW_EVENTS events shows '± SD' next to it and a note says what it is;
+    an empty parent shows '—', never 'nan'; a % from a large parent shows no ±."""
+    import re
+
+    import pandas as pd
+
+    from cytokit.report import ReportOptions, build_reports
+    from test_report import make_results
+
+    root = make_results(tmp_path / "results", patients=("P01",))
+    pops = pd.read_parquet(root / "populations.parquet")
+    pops["parent_count"] = 2000
+    pops["count_sd_pp"] = 1.1
+    w0 = pops.visit == "W0"
+    few = w0 & (pops.population == "CD25+ CD4")
+    empty = w0 & (pops.population == "Naive CD4")
+    pops.loc[few, ["count", "parent_count", "pct_parent"]] = [3, 40, 7.5]
+    pops.loc[few, "count_sd_pp"] = count_sd_pp(3, 40)
+    pops.loc[empty, ["count", "parent_count", "pct_parent", "count_sd_pp"]] = [0, 0, np.nan, np.nan]
+    pops.to_parquet(root / "populations.parquet")
+    (html,) = build_reports(root, options=ReportOptions(pdf=False), generated="2026-01-01")
+    text = html.read_text(encoding="utf-8")
+    assert "nan" not in re.sub(r"data:image/[^\"]+", "", text).lower()
+    rows = re.findall(r'<tr data-population="([^"]+)" data-tube="tmem">(.*?)</tr>', text, flags=re.S)
+    w0_rows = dict(rows[: len({p for p, _ in rows})])  # the first visit's rows come first
+    assert f"±&nbsp;{count_sd_pp(3, 40):.1f}" in w0_rows["CD25+ CD4"]
+    assert "±" not in w0_rows["CD4 T"] and "±" not in w0_rows["Memory CD4"]
+    assert re.search(r'<td class="num">—', w0_rows["Naive CD4"])
+    assert f"fewer than {FEW_EVENTS} events" in text
+

@@ -9,6 +9,7 @@ import jinja2
 
 from .. import __version__
 from ..errors import ReportError
+from ..gating.count_error import FEW_EVENTS
 from .config import ReportOptions
 from .figures import data_uri, trend_png
 from .patient import PatientReport
@@ -36,6 +37,7 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True, lstrip_blocks=True,
     )
     env.globals["fmt"] = _fmt
+    env.globals["few_events_limit"] = FEW_EVENTS  # parent events below which % of parent shows its counting SD
     return env
 
 

@@ -21,6 +21,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from ..gating.count_error import few_events
 from ..results import schema as S
 from ..trial.config import TubeSelection
 from ..trial.values import select_tubes
@@ -92,6 +93,9 @@ def visit_rows(vp: pd.DataFrame, rule: TubeSelection, intervals: ReferenceInterv
         iv_pct = intervals.lookup(pop, S.PCT_LYMPHOCYTES, sex)
         text, cls = flag_text(flag(pct_l, iv_pct), flag(abs_v, iv_abs))
         gate_flags = str(rs.get(S.FLAGS) or "")
+        parent_n = as_number(rs.get(S.PARENT_COUNT))
+        # a % of parent counted from few parent events: its counting SD is shown next to it (gating.count_error)
+        count_sd = as_number(rs.get(S.COUNT_SD_PP)) if parent_n is not None and few_events(int(parent_n)) else None
         rows.append({
             S.TUBE: tube, S.POPULATION: pop, S.PHENOTYPE: phenotype(rs), S.PARENT: str(rs.get(S.PARENT, "") or ""),
             S.PCT_PARENT: as_number(rs.get(S.PCT_PARENT)), S.PCT_LYMPHOCYTES: pct_l, "abs": abs_v, S.COUNT: count,
@@ -100,6 +104,7 @@ def visit_rows(vp: pd.DataFrame, rule: TubeSelection, intervals: ReferenceInterv
                 f"{iv_pct.text()} %" if iv_pct else "", f"{iv_abs.text()} /µL" if iv_abs else "") if x),
             "flag": text, "flag_class": cls,
             "low_events": count is not None and count < low_event_threshold,
+            "count_sd": count_sd,
             "gate_flags": "" if gate_flags == "nan" else gate_flags,
             "n_tubes": int(len(others)) + 1,
             "cross_check": _cross_check(rs, others),
