@@ -448,3 +448,30 @@ def test_a_count_over_a_narrower_reference_is_set_aside_when_the_own_negatives_a
                                                                         "bounds": [0.2, 0.7]}},
                    dims=("CD25",), reference=ref[:, None])
     assert "uncertain" in fit.flags and "count_misfit" not in fit.flags
+
+
+def test_a_count_against_a_tail_is_set_aside_only_when_the_own_negatives_side_with_the_tail():
+    r = np.random.default_rng(59)
+    above_ = lambda Z, v: Z[:, 0] >= v[0]  # noqa: E731
+    # negatives (SD 0.04) and a dim continuum from inside the negative peak (20 %): the tail (mode + 1.75 SD, 0.27)
+    # holds ~21 %; a reference whose negatives sit 0.01 higher counts ~8 % -- the own negative peak says ~21 %
+    x = np.r_[r.normal(0.2, 0.04, 8000), r.uniform(0.24, 0.5, 2000)]
+    shifted = r.normal(0.21, 0.04, 5000)
+    neg = {"negative_reference": {"mode": 0.21, "half_sd": 0.04, "negative_max": 0.3, "share_below_mode": 0.5}}
+    tail = {"method": "tail", "peaks": [0.2], "tail_side": "upper", "reference_peak": 0.2, **neg}
+    s = negative_model_estimate(x, shifted, 0.27, tail)
+    assert s is not None and s.position > 0.27 and s.contradicted
+    alts = (0.268, 0.272)
+    parts: dict[str, float] = {}
+    est = estimated_error(x[:, None], [ThresholdUncertainty(0.27, alts, s, placed_by="tail")], above_, parts=parts)
+    assert parts["set_aside"] == 1 and parts["second_shift_pp"] < -5
+    assert est == pytest.approx(estimated_error(x[:, None], [ThresholdUncertainty(0.27, alts)], above_))
+    assert est < UNCERTAIN_PP < estimated_error(
+        x[:, None], [ThresholdUncertainty(0.27, alts, dataclasses.replace(s, contradicted=False))], above_)
+    # positives that start above the tail (the tail also holds the negatives' upper 4 %): the count of fewer
+    # positives is right and the own negatives side with it -- it weighs
+    x = np.r_[r.normal(0.2, 0.04, 8000), r.uniform(0.3, 0.55, 2000)]
+    same = r.normal(0.2, 0.04, 5000)
+    s = negative_model_estimate(x, same, 0.27, {**tail, **{"negative_reference": {**neg["negative_reference"],
+                                                                                   "mode": 0.2}}})
+    assert s is not None and s.position > 0.27 and not s.contradicted

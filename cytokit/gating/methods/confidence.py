@@ -94,9 +94,10 @@ class SecondEstimate:
     #: (see :func:`estimated_error`)
     misfit_sds_above: float | None = None
     #: the population's own negatives (its lowest mode mirrored, :func:`own_negative_share`) put the threshold
-    #: nearer where it is than where this estimate puts it, on the side of more positives: a count over a
-    #: reference narrower than these negatives. Such an estimate more than ``misfit_sds_above`` (or
-    #: :data:`MISFIT_SDS`) of its SDs away is set aside like one above a valley (see :func:`estimated_error`)
+    #: nearer where it is than where this estimate puts it -- judged where the estimate says more positives, and
+    #: on either side of a tail threshold: a count over a reference of another width or position than these
+    #: negatives. Such an estimate more than ``misfit_sds_above`` (or :data:`MISFIT_SDS`) of its SDs away is set
+    #: aside like one above a valley (see :func:`estimated_error`)
     contradicted: bool = False
 
 
@@ -188,10 +189,11 @@ def negative_model_estimate(x: np.ndarray, reference: np.ndarray | None, value: 
         return None  # (no count, or a reference whose shape does not fit these negatives: no second estimate)
     # a valley is direct evidence of where the negatives end: a count that calls many events above it negative
     # says that the reference's negatives are wider than these (a count below it -- dim positives under the
-    # valley, the valley rule's blind spot -- weighs unless the population's own negatives contradict it)
+    # valley, the valley rule's blind spot -- weighs unless the population's own negatives contradict it; so does
+    # a count on either side of a tail, whose position is a convention)
     position = m.threshold_for_count(x)
     contradicted = False
-    if position < value:
+    if position < value or method == "tail":
         own = own_negative_share(x, peaks[0], info["negative_reference"].get("share_below_mode"))
         if own is not None:
             xs = x[np.isfinite(x)]
@@ -260,10 +262,10 @@ def estimated_error(X: np.ndarray, thresholds: Sequence[ThresholdUncertainty], m
     second estimate lies below it. A threshold with a second estimate (:class:`SecondEstimate`) takes
     :func:`combined_error` of its spread and the second estimate's disagreement as its term -- unless the
     second estimate lies above the threshold by more than its ``misfit_sds_above`` SDs: then it is set aside
-    and the term is the spread of the alternatives above the threshold; or it lies below the threshold by more
-    than that many SDs (:data:`MISFIT_SDS` for a tail) and is ``contradicted`` by the population's own negative
-    peak: then it is set aside and the term is the threshold's own spread (a contradicted count does not keep a
-    valley from being capped either).
+    and the term is the spread of the alternatives above the threshold; or it lies more than that many SDs
+    away (:data:`MISFIT_SDS` for a tail) and is ``contradicted`` by the population's own negative peak: then it
+    is set aside and the term is the threshold's own spread (a contradicted count does not keep a valley from
+    being capped either).
 
     ``parts`` (optional, filled in place; pp of % of parent, root sum of squares over thresholds):
     ``spread_pp`` (the alternatives alone), ``second_gap_pp`` (how far the second estimates would move the
@@ -336,9 +338,10 @@ def estimated_error(X: np.ndarray, thresholds: Sequence[ThresholdUncertainty], m
                 # the alternatives below it: the term is the spread of the alternatives above the threshold
                 acc["set_aside"] += 1
                 worst = min(worst, upper)
-            elif t.second.contradicted and not above and gap > limit:
-                # more positives than the fit holds, but the population's own negative peak says the fit is nearer:
-                # a reference narrower than these negatives; the term is the threshold's own spread
+            elif t.second.contradicted and gap > limit:
+                # the population's own negative peak says the fit is nearer than the count (below a valley or a tail:
+                # a reference narrower or lower than these negatives; either side of a tail: one of another shape);
+                # the term is the threshold's own spread
                 acc["set_aside"] += 1
             else:
                 worst = combined_error(worst, gap, sd)
