@@ -143,3 +143,28 @@ def test_patient_report_shows_the_counting_sd_of_few_event_percentages(tmp_path:
     assert re.search(r'<td class="num">—', w0_rows["Naive CD4"])
     assert f"fewer than {FEW_EVENTS} events" in text
 
+
+
+def test_trial_analysis_notes_values_from_few_event_parents() -> None:
+    """Per-visit summaries and arm comparisons run with a population counted from 40 and from 0 parent events
+    (no failure, the % of parent of the empty parent is missing, not 0) and the analysis notes name them."""
+    import pandas as pd
+
+    from cytokit.trial import TrialConfig, TrialInputs, analyse
+    from test_trial_data import make_trial
+
+    pops, clin = make_trial(4, seed=3)
+    cfg = TrialConfig(figures=False, html=False, longitudinal={"model": "none"})
+    assert not [n for n in analyse(TrialInputs(pops, clin), cfg).notes if "few_events" in n]
+    cd25 = (pops.population == "CD25+ CD4") & (pops.visit == pops.visit.iloc[0])
+    (few, empty) = pops.index[cd25][:2]
+    pops.loc[few, ["count", "parent_count", "pct_parent"]] = [4, 40, 10.0]
+    pops.loc[empty, ["count", "parent_count", "pct_parent"]] = [0, 0, np.nan]
+    result = analyse(TrialInputs(pops, clin), cfg)
+    (note,) = [n for n in result.notes if "few_events" in n]
+    assert note.startswith("2 patient-visit values") and "CD25+ CD4 (2)" in note and "1 with an empty parent" in note
+    s = result.summaries
+    row = s[(s.population == "CD25+ CD4") & (s.measure == "pct_parent") & (s.quantity == "value")
+            & (s.visit == pops.visit.iloc[0])]
+    assert len(row) == 2 and row["n"].sum() == int(cd25.sum()) - 1 and row["median"].notna().all()
+    assert pd.notna(result.tests["p"]).any()

@@ -16,6 +16,7 @@ import pandas as pd
 
 from .. import __version__
 from ..errors import PipelineError, StatsError
+from ..gating.count_error import FEW_EVENTS
 from ..io_utils import atomic_write_bytes, atomic_write_text, safe_name, write_table
 from ..provenance import inputs_digest, sample_hashes, stamp_inputs, table_sha256
 from ..results import schema as S
@@ -81,6 +82,27 @@ def _pick_visit(visits: list[str], which: str | None, what: str) -> str:
     return which
 
 
+def few_event_note(values: pd.DataFrame, populations: pd.DataFrame) -> str:
+    """A note naming the patient-visit values (``values``, one per patient x visit x population) whose parent
+    held fewer than :data:`~cytokit.gating.count_error.FEW_EVENTS` events in the tube they were taken from
+    (``populations``: the results store's rows; an empty parent included): their % of parent carries a counting
+    SD of several pp that the summaries and tests do not show; '' when there are none."""
+    keys = [S.PATIENT, S.VISIT, S.TUBE, S.POPULATION]
+    if S.PARENT_COUNT not in populations.columns or not set(keys) <= set(values.columns) | set(populations.columns):
+        return ""
+    counts = populations[keys + [S.PARENT_COUNT]].drop_duplicates(keys)
+    merged = values[keys].merge(counts, on=keys, how="inner")
+    few = merged[pd.to_numeric(merged[S.PARENT_COUNT], errors="coerce") < FEW_EVENTS]
+    if few.empty:
+        return ""
+    per_pop = few.groupby(S.POPULATION, sort=True).size()
+    listed = ", ".join(f"{pop} ({n})" for pop, n in per_pop.items())
+    empty = int((pd.to_numeric(few[S.PARENT_COUNT], errors="coerce") == 0).sum())
+    return (f"{len(few)} patient-visit values rest on a parent of fewer than {FEW_EVENTS} events (flag few_events): "
+            f"{listed}; their % of parent is uncertain by several pp from counting alone (count_sd_pp in the "
+            f"populations table)" + (f"; {empty} with an empty parent have no % of parent (missing, not 0)." if empty else "."))
+
+
 def analyse(inputs: TrialInputs, config: TrialConfig | None = None) -> TrialResult:
     """Run the whole analysis in memory (no files written)."""
     config = config or TrialConfig()
@@ -105,6 +127,9 @@ def analyse(inputs: TrialInputs, config: TrialConfig | None = None) -> TrialResu
     n_derived = int((values["abs_source"] == "dual_platform_derived").sum())
     if n_derived:
         notes.append(f"{n_derived} absolute counts derived from % lymphocytes x clinical lymphocyte count.")
+    few = few_event_note(values, pops)
+    if few:
+        notes.append(few)
     by_sample = sample_hashes(inputs.populations)
     digest = inputs_digest([*by_sample.values(), table_sha256(inputs.clinical) or ""])
     result = TrialResult(config, visits, final, resp_visit, values, flags, summ_p, summaries, rates, tests,
