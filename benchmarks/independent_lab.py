@@ -44,7 +44,7 @@ from independent_lab_gen import HIERARCHY, clog_mask, event_kinds, generate_tria
 from independent_lab_gen.cells_b import HIERARCHY_B  # noqa: E402
 from independent_lab_gen.trial_b import generate_trial_b  # noqa: E402
 from independent_lab_gen.user_yaml import LYMPHOCYTE_GATES, PANEL, write_lab_strategies  # noqa: E402
-from independent_lab_gen.user_yaml_b import PANEL_B, write_lab_b_strategies  # noqa: E402
+from independent_lab_gen.user_yaml_b import CD3_REFERENCE, PANEL_B, write_lab_b_strategies  # noqa: E402
 from qc_accuracy import TIME_FLAGS  # noqa: E402
 
 from cytokit.fcs import read_fcs  # noqa: E402
@@ -275,6 +275,39 @@ def print_data_checks(df: pd.DataFrame, qc: pd.DataFrame) -> None:
               f"{c['off_gt_2pp']}); flagged within 1 pp {c['flagged_within_1pp']} of {c['flagged']}")
 
 
+def summarize(paths: list[Path]) -> None:
+    """Per population |% of parent - truth| and flag figures over the estimates of several runs (``--csv``
+    outputs, each with its ``<stem>_files.csv``), per run and together; the same on the files whose scatter
+    gates are right and that carry no sample-level data flag."""
+    runs = []
+    for path in paths:
+        est = pd.read_csv(path)
+        files = pd.read_csv(path.with_name(path.stem + "_files.csv"))
+        good = files[(files.lymph_missed_pct < 5) & (files.intruders_pct < 5) & files.data_flags.isna()].file
+        runs.append(est.assign(run=path.stem, scatter_ok=est.file.isin(good), review=est.review.astype(bool),
+                               data_flagged=est.file.isin(files[files.data_flags.notna()].file)))
+        clog = files[files.clogged]
+        print(f"{path.stem}: {files.file.nunique()} files; clogs detected {int(clog.detected.sum())} of {len(clog)} "
+              f"({', '.join(f'{t} {int(g.detected.sum())}/{len(g)}' for t, g in clog.groupby('tube'))}); clean files "
+              f"flagged {int(files[~files.clogged].detected.sum())} of {int((~files.clogged).sum())}; data-flagged "
+              f"files {int(files.data_flags.notna().sum())}; files with right scatter gates and no data flag {len(good)}")
+    df = pd.concat(runs, ignore_index=True)
+    for title, sub in (("all files", df), ("files with right scatter gates and no data flag", df[df.scatter_ok])):
+        print(f"\n=== {title}: {sub.groupby(['run', 'file']).ngroups} files, {len(sub)} estimates ===")
+        print(per_population(sub.dropna(subset=["err"])).to_string())
+        rows = []
+        for run, g in [*sub.groupby("run"), ("together", sub)]:
+            c, b = calibration(g), calibration(g[~g.population.isin(["Lymphocytes", "Singlets"])])
+            silent = g[(g.err > 2) & ~g.review & ~g.data_flagged & ~g.population.isin(["Lymphocytes", "Singlets"])]
+            rows.append({"run": run, "off_gt_2pp": c["off_gt_2pp"], "recall": c["recall_gt_2pp"],
+                         "flagged_within_1pp": c["flagged_within_1pp"], "flagged": c["flagged"],
+                         "no_scatter_rows_recall": b["recall_gt_2pp"], "no_scatter_rows_within_1pp": b["flagged_within_1pp"],
+                         "silent_gt_2pp_no_data_flag": len(silent),
+                         "worst_silent": (f"{silent.err.max():.1f} pp {silent.loc[silent.err.idxmax(), 'population']}"
+                                          if len(silent) else "")})
+        print(pd.DataFrame(rows).to_string(index=False))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lab", choices=sorted(LABS), default="a",
@@ -286,17 +319,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-files", type=int, default=None, help="only the first N files (smoke runs)")
     ap.add_argument("--no-run", action="store_true", help="skip the end-to-end `cytokit run`")
     ap.add_argument("--csv", type=Path, default=None, help="write every (file, population) estimate here")
-    ap.add_argument("--lymphocyte-gate", choices=sorted(LYMPHOCYTE_GATES), default="shipped",
-                    help="method of the Lymphocytes scatter gate in the lab's strategies (default: as shipped)")
+    ap.add_argument("--lymphocyte-gate", choices=[*sorted(LYMPHOCYTE_GATES), CD3_REFERENCE], default="shipped",
+                    help="method of the Lymphocytes scatter gate in the lab's strategies (default: as shipped); "
+                         f"{CD3_REFERENCE} (lab b only): the nk tube's scatter gate back-gated against CD3+ singlets")
     ap.add_argument("--strategies", type=Path, default=None,
                     help="a folder with your own lab_tcell.yaml and lab_nkb.yaml (default: derived from the shipped "
                          "strategies, see independent_lab_gen/user_yaml.py, and written next to the trial)")
     ap.add_argument("--keep", type=Path, default=None, help="generate into this folder and keep it")
+    ap.add_argument("--summarize", type=Path, nargs="+", default=None, metavar="CSV",
+                    help="instead of a run: combine the --csv outputs of earlier runs (one per seed) and print "
+                         "per population and flag figures over all of them")
     args = ap.parse_args(argv)
+    if args.summarize:
+        summarize(args.summarize)
+        return 0
     lab = LABS[args.lab]
     for key, value in lab.defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    if args.lab == "a" and args.lymphocyte_gate == CD3_REFERENCE:
+        ap.error(f"--lymphocyte-gate {CD3_REFERENCE} is a lab b variant")
     if args.lab == "b" and args.seed == RESERVED_B_SEED:
         ap.error(f"seed {RESERVED_B_SEED} is reserved for lab B's final measurement")
     logging.basicConfig(level=logging.WARNING)
@@ -314,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{c1 - c0:.1f} s CPU; gated + QC'd in {w2 - w1:.1f} s wall / {c2 - c1:.1f} s CPU")
         if args.csv:
             df.to_csv(args.csv, index=False)
+            qc.to_csv(args.csv.with_name(args.csv.stem + "_files.csv"), index=False)
         pd.set_option("display.width", 200)
         pd.set_option("display.max_rows", 200)
         report(df, "independent lab (held-out generator)" if args.lab == "a" else f"independent lab {args.lab.upper()}",

@@ -146,6 +146,13 @@ def test_lab_b_strategies_are_the_shipped_ones_with_the_documented_edits(tmp_pat
     dr = {p["name"]: p for p in lab_b_strategy("mem")["populations"]}["HLA-DR+ CD8"]
     cd25 = {p["name"]: p for p in lab_b_strategy("mem")["populations"]}["CD25+ CD4"]
     assert dr["params"] == cd25["params"] and dr["parent"] == "CD8 T" and dr["negative_reference"] == "T cells"
+    # the cd3_reference variant: only the nk tube's back-gating reference changes, to a CD3+ gate under Singlets
+    var = {p["name"]: p for p in lab_b_strategy("nk", "cd3_reference")["populations"]}
+    base = {p["name"]: p for p in lab_b_strategy("nk")["populations"]}
+    assert set(var) - set(base) == {"CD3+ singlets"} and var["CD3+ singlets"]["parent"] == "Singlets"
+    assert var["CD3+ singlets"]["params"] == base["T cells"]["params"]
+    assert var["Lymphocytes"]["params"] == dict(base["Lymphocytes"]["params"], backgate_reference="CD3+ singlets")
+    assert lab_b_strategy("mem", "cd3_reference") == lab_b_strategy("mem")
 
 
 def _bench():
@@ -186,6 +193,11 @@ def test_benchmark_lab_b_end_to_end_on_four_files(tmp_path: Path, capsys: pytest
     # the summary of flags is computed: recall on estimates > 2 pp off is a number between 0 and 1
     recall = float(out.split("flag recall (> 2 pp off) ")[1].split()[0])
     assert 0 <= recall <= 1
+    # the per-file table is written beside the estimates and --summarize combines runs
+    assert len(pd.read_csv(tmp_path / "estimates_files.csv")) == 18
+    assert bench.main(["--summarize", str(est)]) == 0
+    summary = capsys.readouterr().out
+    assert "clogs detected" in summary and "together" in summary and "right scatter gates" in summary
 
 
 def test_lab_b_reserved_seed_is_refused() -> None:

@@ -12,6 +12,12 @@ The edits (gate rules, bounds and references otherwise as shipped):
 * ``nk``: lab A's ``Live`` gate under ``Singlets`` with T, NK and B under it and ``lymphocytes: Live``;
   NK cells = CD3- CD20- CD56+ (the shipped phenotype gate without CD16 and its ``any_of``: lab B does not
   count CD56- CD16+ cells as NK); B cells = CD3- CD20+ (CD20 instead of CD19).
+
+``lymphocyte_gate="cd3_reference"`` (a variant, not the default): the ``nk`` tube gets a ``CD3+ singlets`` gate
+(the shipped T-cell gate under ``Singlets``, live and dead) as the Lymphocytes gate's ``backgate_reference``.
+With the ``Live`` gate between ``Singlets`` and ``T cells`` the shipped reference is not reached through
+singlet gates alone, so the scatter gate is never redrawn (``gating.engine.scatter_redraws``); this
+reference is.
 """
 from __future__ import annotations
 
@@ -31,6 +37,9 @@ DROPPED_B = ("CD28+ CD4", "CD28+ CD8", "Beads")
 #: quadrant gates on CD45RA x CD62L -> CD45RO x CCR7 (first sign flipped)
 MEMORY_QUADRANTS = ("Naive CD4", "CM CD4", "EM CD4", "TEMRA CD4")
 FLIP = {"+": "-", "-": "+"}
+#: the lymphocyte-gate variant that gives the nk tube's scatter gate a back-gating reference under Singlets
+CD3_REFERENCE = "cd3_reference"
+CD3_SINGLETS = "CD3+ singlets"
 
 
 def _mem(pops: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -79,7 +88,16 @@ def lab_b_strategy(tube: str, lymphocyte_gate: str = "shipped") -> dict[str, Any
     pops = _mem(pops) if tube == "mem" else _nk(pops)
     if tube == "nk":
         d["lymphocytes"] = "Live"
-    gate = LYMPHOCYTE_GATES[lymphocyte_gate]
+    if lymphocyte_gate == CD3_REFERENCE:
+        if tube == "nk":
+            ref = copy.deepcopy(next(p for p in pops if p["name"] == "T cells"))
+            ref.update(name=CD3_SINGLETS, parent="Singlets", phenotype="CD3+ single lymphocytes, live or dead")
+            pops.insert(next(i for i, p in enumerate(pops) if p["name"] == "Live"), ref)
+            lym = next(p for p in pops if p["name"] == "Lymphocytes")
+            lym["params"] = dict(lym["params"], backgate_reference=CD3_SINGLETS)
+        gate = None
+    else:
+        gate = LYMPHOCYTE_GATES[lymphocyte_gate]
     if gate is not None:
         next(p for p in pops if p["name"] == "Lymphocytes").update(gate)
     d["populations"] = pops
