@@ -212,6 +212,16 @@ MONOCYTES_NEAR = {"event_mix": {"debris": 0.25, "monocytes": 0.25, "granulocytes
                                                  "monocyte": (70000.0, 0.13, 28000.0, 0.25)}}}
 
 
+def _nk_gate_with_cd16dim(strategy):
+    """The shipped strategy with the NK gate's CD16 threshold at the first valley above the negatives (as
+    before CD16 counted at the bright mode, tests/test_gating_nk_monocytes.py): CD16dim monocytes then enter
+    the NK gate, the case back-gating must catch in any strategy that lets them in."""
+    spec = strategy.population("NK cells")
+    thresholds = [dict(t) for t in spec.params["thresholds"]]
+    thresholds[list(spec.dims).index("CD16")].update(valley="first", bounds=(0.25, 0.55))
+    return strategy.set_params("NK cells", thresholds=thresholds)
+
+
 @pytest.mark.parametrize("overrides, near", [({}, False), (MONOCYTES_NEAR, True)])
 def test_monocytes_inside_the_lymphocyte_gate_are_not_silent(tmp_path, overrides, near):
     """Monocytes next to the lymphocytes (joined into the lymphocyte ellipse without a valley) dilute T cells
@@ -224,7 +234,8 @@ def test_monocytes_inside_the_lymphocyte_gate_are_not_silent(tmp_path, overrides
     cfg = load_config(None, **overrides)
     path = tmp_path / "f.fcs"
     simulate_file(path, 20000, tube="nkb", seed=7, config=cfg, truth_out=tmp_path)
-    res = load_strategy("nkb").set_params("Lymphocytes", redraw=False).apply(read_fcs(path), qc=False)
+    strategy = _nk_gate_with_cd16dim(load_strategy("nkb").set_params("Lymphocytes", redraw=False))
+    res = strategy.apply(read_fcs(path), qc=False)
     rows = res.populations.set_index("population")
     truth = truth_masks(tmp_path, path)
     for name in ("T cells", "NK cells", "CD56dim NK"):
@@ -253,7 +264,7 @@ def test_backgate_shares_follow_a_refit_and_leave_the_earlier_result_alone(tmp_p
 
     path = tmp_path / "f.fcs"
     simulate_file(path, 20000, tube="nkb", seed=7, config=load_config(None, **MONOCYTES_NEAR), truth_out=tmp_path)
-    strategy = load_strategy("nkb")
+    strategy = _nk_gate_with_cd16dim(load_strategy("nkb"))
     res = strategy.apply(read_fcs(path), qc=False)
     before = {name: fit.info["scatter_other_pct"] for name, fit in res.fits.items() if "scatter_other_pct" in fit.info}
     assert before["NK cells"] > 5.0 and "Beads" not in before  # beads lie outside the scatter gate
