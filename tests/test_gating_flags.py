@@ -14,8 +14,9 @@ import pytest
 from cytokit.fcs import read_fcs
 from cytokit.gating import load_strategy
 from cytokit.gating.methods import REVIEW_FLAGS, fit_gate, fit_threshold, needs_review
-from cytokit.gating.methods.confidence import (DISAGREEMENT_SDS, MISFIT_SDS, MODE_EDGE_FRACTION, SHALLOW_VALLEY_RATIO,
-                                               TAIL_SD_UNCERTAINTY, UNCERTAIN_PP, VALLEY_LOCAL_PP, SecondEstimate,
+from cytokit.gating.methods.confidence import (COUNT_MODEL_SD_PP, DISAGREEMENT_SDS, MISFIT_SDS, MODE_EDGE_FRACTION,
+                                               SHALLOW_VALLEY_RATIO, TAIL_SD_UNCERTAINTY, UNCERTAIN_PP, VALLEY_LOCAL_PP,
+                                               SecondEstimate,
                                                ThresholdUncertainty, combined_error, estimated_error,
                                                negative_model_estimate, own_negative_share, tail_estimate)
 from cytokit.gating.methods.density import ThresholdParams
@@ -475,3 +476,29 @@ def test_a_count_against_a_tail_is_set_aside_only_when_the_own_negatives_side_wi
     s = negative_model_estimate(x, same, 0.27, {**tail, **{"negative_reference": {**neg["negative_reference"],
                                                                                    "mode": 0.2}}})
     assert s is not None and s.position > 0.27 and not s.contradicted
+
+
+def test_an_agreeing_count_clears_a_spread_only_as_far_as_its_own_error_beyond_counting_noise():
+    # a tail with 3.5 pp of spread and a count that agrees exactly (counting SD ~0.9 pp): both can be wrong the same
+    # way (the count's reference shape), so the agreement does not take the estimate below the limit
+    x = np.random.default_rng(61).uniform(0.0, 1.0, 20000)[:, None]
+    alts = (0.465, 0.535)
+    counting_only = SecondEstimate(0.5, 0.009)
+    with_model = dataclasses.replace(counting_only, model_sd_pp=COUNT_MODEL_SD_PP)
+    alone = estimated_error(x, [ThresholdUncertainty(0.5, alts)], above)
+    old = estimated_error(x, [ThresholdUncertainty(0.5, alts, counting_only)], above)
+    new = estimated_error(x, [ThresholdUncertainty(0.5, alts, with_model)], above)
+    assert old < UNCERTAIN_PP < new < alone
+    assert new == pytest.approx(100 * combined_error(alone / 100, 0.0, float(np.hypot(0.009, COUNT_MODEL_SD_PP / 100))),
+                                rel=0.05)
+    # the misfit test keeps the counting SD: 2.5 pp above a valley is 2.8 counting SDs (set aside), 1.9 total SDs
+    parts: dict[str, float] = {}
+    far = dataclasses.replace(with_model, position=0.525, misfit_sds_above=MISFIT_SDS)
+    estimated_error(x, [ThresholdUncertainty(0.5, (0.495, 0.505), far)], above, parts=parts)
+    assert parts["set_aside"] == 1
+    # the count carries it
+    r = np.random.default_rng(11)
+    xs, ref = _dim_continuum_under_a_deep_valley(r)
+    neg = {"negative_reference": {"mode": 0.2, "half_sd": 0.035, "negative_max": 0.27}}
+    s = negative_model_estimate(xs, ref, 0.62, {"method": "valley", "peaks": [0.2, 0.75], **neg})
+    assert s is not None and s.model_sd_pp == COUNT_MODEL_SD_PP
