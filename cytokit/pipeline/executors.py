@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 
 Task = Callable[[SampleJob], SampleOutput]
 WORKER_DIED = "worker process died while analysing this file (crash, os._exit or out-of-memory kill)"
+#: runs alone on the cluster a Dask sample whose worker died gets before it is recorded as failed
+SOLO_ATTEMPTS = 2
+#: seconds a solo run waits for a Dask worker (every worker may have died) before the sample fails
+WORKER_WAIT_SECONDS = 120
 
 
 def _glibc_mmap_large_arrays() -> None:
@@ -70,6 +74,14 @@ def limit_threads(n: int | None) -> None:
         threadpool_limits(n)
     except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
         pass
+
+
+def execute_pinned(threads: int | None, task: Task, job: SampleJob) -> SampleOutput:
+    """:func:`~.task.execute` in a process whose BLAS/OpenMP pools are limited to ``threads`` first
+    (:func:`limit_threads`): a Dask worker is not started by cytokit, so each task pins its process as the
+    local executor's initializer pins its workers; the same limits on every executor."""
+    limit_threads(threads)
+    return execute(task, job)
 
 
 class Executor(ABC):
@@ -223,12 +235,15 @@ class DaskExecutor(Executor):
     Needs the optional extra ``cytokit[distributed]``. Results travel back to this process, which alone
     writes the output folder, so workers need read access to the FCS files but not to the output. A
     ``KilledWorker`` may hit innocent tasks queued on the same worker, so those samples are re-run one
-    at a time; a sample whose worker dies again is recorded as failed.
+    at a time; a sample whose worker dies on each of :data:`SOLO_ATTEMPTS` runs alone is recorded as
+    failed (a crashing file costs three workers; a nanny restarts them). Each task limits its worker
+    process's BLAS/OpenMP threads to ``threads_per_worker`` (default 1, as the local executor's workers)
+    before it runs (:func:`execute_pinned`).
     """
 
     name = "dask"
 
-    def __init__(self, scheduler: str | None = None, **_: Any) -> None:
+    def __init__(self, scheduler: str | None = None, threads_per_worker: int | None = 1, **_: Any) -> None:
         if not scheduler:
             raise ConfigError("the dask executor needs a scheduler address (--scheduler tcp://HOST:PORT)")
         try:
@@ -236,6 +251,7 @@ class DaskExecutor(Executor):
         except ImportError:
             raise ConfigError("the dask executor needs the optional extra: pip install 'cytokit[distributed]'") from None
         self.scheduler = scheduler
+        self.threads_per_worker = threads_per_worker
         try:
             self.client = Client(scheduler, timeout="20s", set_as_default=False)
         except (OSError, TimeoutError) as exc:
@@ -247,7 +263,7 @@ class DaskExecutor(Executor):
     def map(self, task: Task, jobs: Sequence[SampleJob]) -> Generator[SampleOutput, None, None]:
         if not jobs:
             return
-        run = partial(execute, task)
+        run = partial(execute_pinned, self.threads_per_worker, task)
         suspects: list[SampleJob] = []
         with self.client.as_current():
             for job, output in self._submit(run, list(jobs)):
@@ -258,8 +274,24 @@ class DaskExecutor(Executor):
             if suspects:
                 log.warning("Dask workers died; re-running %d sample(s) one at a time", len(suspects))
             for job in sorted(suspects, key=lambda j: j.sample_id):
-                for _, output in self._submit(run, [job], attempt=1):
-                    yield output or SampleOutput.failed(job.sample_id, f"{job.path}: {WORKER_DIED}")
+                yield self._alone(run, job)
+
+    def _alone(self, run: Callable[[SampleJob], SampleOutput], job: SampleJob) -> SampleOutput:
+        """Run ``job`` alone on the cluster, up to :data:`SOLO_ATTEMPTS` times: failed when its worker died on
+        every attempt (a worker restarted or closed by the cluster right after another sample's crash can
+        take an innocent sample with it), or when no worker is left to run it."""
+        for attempt in range(1, SOLO_ATTEMPTS + 1):
+            try:
+                self.client.wait_for_workers(1, timeout=WORKER_WAIT_SECONDS)
+            except TimeoutError:
+                return SampleOutput.failed(job.sample_id, f"{job.path}: no Dask worker left to analyse this file "
+                                                          f"(waited {WORKER_WAIT_SECONDS} s)")
+            for _, output in self._submit(run, [job], attempt=attempt):
+                if output is not None:
+                    return output
+            log.warning("%s: its worker died while it ran alone (attempt %d of %d)", job.sample_id, attempt,
+                        SOLO_ATTEMPTS)
+        return SampleOutput.failed(job.sample_id, f"{job.path}: {WORKER_DIED}")
 
     def _submit(self, run: Callable[[SampleJob], SampleOutput], jobs: list[SampleJob], attempt: int = 0
                 ) -> Iterator[tuple[SampleJob, SampleOutput | None]]:
