@@ -68,7 +68,10 @@ def test_dask_local_cluster_matches_local_executor(trial, reference, tmp_path):
     import dask
 
     own = Path(shutil.copytree(trial, tmp_path / "trial"))
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+    # a crashed worker's nanny restarts it; LocalCluster closes a worker that has not come back within
+    # lost-worker-timeout (15 s), which a loaded machine can exceed, and with it the samples re-run there
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0,
+                          "distributed.deploy.lost-worker-timeout": "600s"}), \
             distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                      dashboard_address=None) as cluster:
         summary = run(write_pipeline(tmp_path / "cfg", trial), tmp_path / "dask", scheduler=cluster.scheduler_address)

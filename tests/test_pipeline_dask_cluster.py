@@ -3,6 +3,8 @@
 
 Every process is started by the test with bounded waits and always torn down (``finally``); the workers
 also exit by themselves when the scheduler goes away (``--death-timeout``) and the scheduler when idle.
+The waits only guard against a hang: on a loaded 2-core machine (load ~17) starting ``cytokit run`` and
+storing its first sample took more than 180 s.
 """
 from __future__ import annotations
 
@@ -89,18 +91,18 @@ def test_killed_worker_samples_are_retried_and_tables_equal_a_local_run(study, t
             _dask("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file",
                   str(scheduler_file), "--idle-timeout", "600"),
             stdout=logs["scheduler"], stderr=subprocess.STDOUT, env=env, cwd=tmp_path))
-        _wait(scheduler_file.is_file, 60, "dask scheduler start", procs)
+        _wait(scheduler_file.is_file, 300, "dask scheduler start", procs)
         address = json.loads(scheduler_file.read_text())["address"]
         assert address.startswith("tcp://127.0.0.1:")
         workers = {}
         for name in ("worker-a", "worker-b"):
             workers[name] = subprocess.Popen(
                 _dask("worker", address, "--name", name, "--nthreads", "1", "--no-nanny", "--no-dashboard",
-                      "--death-timeout", "30", "--local-directory", str(tmp_path / name)),
+                      "--death-timeout", "120", "--local-directory", str(tmp_path / name)),
                 stdout=logs[name], stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
             procs.append(workers[name])
         with Client(address, timeout="30s", set_as_default=False) as client:
-            client.wait_for_workers(2, timeout=90)
+            client.wait_for_workers(2, timeout=300)
             by_name = {w["name"]: addr for addr, w in client.scheduler_info()["workers"].items()}
 
             out = tmp_path / "dask"
@@ -109,14 +111,14 @@ def test_killed_worker_samples_are_retried_and_tables_equal_a_local_run(study, t
                                    env=env, cwd=tmp_path)
             procs.append(cli)
             # mid-run: at least one sample stored, and worker-a busy with one of ours
-            _wait(lambda: _stored(out) >= 1, 180, "first sample stored", procs[:-1] + [cli])
+            _wait(lambda: _stored(out) >= 1, 600, "first sample stored", procs[:-1] + [cli])
             victim = by_name["worker-a"]
             _wait(lambda: any(str(k).startswith("cytokit-") for k in client.processing(workers=[victim]).get(victim, [])),
-                  60, "worker-a analysing a sample", [cli])
+                  300, "worker-a analysing a sample", [cli])
             done_before_kill = _stored(out)
             os.kill(workers["worker-a"].pid, signal.SIGKILL)
             workers["worker-a"].wait(timeout=15)
-            assert cli.wait(timeout=300) == 0, (tmp_path / "cytokit.log").read_text()
+            assert cli.wait(timeout=900) == 0, (tmp_path / "cytokit.log").read_text()
         assert done_before_kill < N_SAMPLES  # the kill really happened mid-run
     finally:
         _stop(procs)
