@@ -167,6 +167,18 @@ def fit_gaussian_mixture(X: np.ndarray, n_components: int, *, seed: int = 0, max
                       lower_bound=lower_bound)
 
 
+def merge_components(gmm: MixtureFit, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, covariance) of the single Gaussian with the same first two moments as the components
+    ``members`` (bool per component) of ``gmm`` together, weighted by their mixture weights (units of the
+    data the mixture was fitted on)."""
+    w = gmm.weights[members] / gmm.weights[members].sum()
+    means, covs = gmm.means[members], gmm.covariances[members]
+    mean = w @ means
+    diff = means - mean
+    cov = np.einsum("k,kij->ij", w, covs) + np.einsum("k,ki,kj->ij", w, diff, diff)
+    return mean, cov
+
+
 def chi2_quantile(p: float, df: int) -> float:
     """Quantile of the chi-squared distribution: the squared Mahalanobis radius holding fraction ``p``
     (0 < p < 1) of a ``df``-dimensional Gaussian. Closed form for 1 and 2 dimensions (the scatter gates'

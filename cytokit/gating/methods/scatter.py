@@ -17,9 +17,10 @@ from pydantic import Field
 from ...gates import EllipsoidGate, PolygonGate
 from ...results import schema as S
 from .base import FitResult, MethodParams, finite_rows, subsample
-from .mixture import MixtureFit, chi2_quantile, fit_gaussian_mixture
+from .mixture import MixtureFit, chi2_quantile, fit_gaussian_mixture, merge_components
 from .confidence import UNCERTAIN_PP
-from .scatter_overlap import OTHER_SHARE_KEY, OVERLAP_FLAG, component_share, debris_edge_share, dilution_error_pp
+from .scatter_overlap import (OTHER_SHARE_KEY, OVERLAP_FLAG, cloud_pieces, component_share, debris_edge_share,
+                              dilution_error_pp)
 
 
 class GMMEllipseParams(MethodParams):
@@ -43,6 +44,10 @@ class GMMEllipseParams(MethodParams):
                          "as the ellipse holding redraw_coverage of its events inside the reference's own gate "
                          "(CD3+ for T cells) and every population below it is re-fitted (info 'redrawn'); "
                          "only when singlet gates alone lie between the gate and the reference")
+    whole_cloud: bool = Field(False, description="draw the ellipse around the whole cloud of the chosen "
+                              "component: with the components the mixture split it into (scatter_overlap."
+                              "cloud_pieces), as the coverage ellipse of their moment-matched Gaussian "
+                              "(info 'cloud_components')")
     redraw_coverage: float = Field(0.998, gt=0, lt=1, description="fraction of the reference's events inside a "
                                    "redrawn gate")
 
@@ -164,6 +169,9 @@ def fit_gmm_ellipse(X: np.ndarray, params: GMMEllipseParams, *, dims: tuple[str,
     if eligible.sum() > 1 and dist[order[1]] < 1.5 * dist[k] and dist[k] > 0.15:
         flags.append("ambiguous_component")
     centre_z, cov_z = gmm.means[k], gmm.covariances[k]
+    pieces = cloud_pieces(gmm, k) if params.whole_cloud else None
+    if pieces is not None and pieces.sum() > 1:
+        centre_z, cov_z = merge_components(gmm, pieces)
     d2 = chi2_quantile(params.coverage, X.shape[1])
     T = finite_rows(np.asarray(template, dtype=np.float64)) if template is not None else None
     if T is not None and T.shape[0] >= 10 * X.shape[1]:
@@ -187,6 +195,8 @@ def fit_gmm_ellipse(X: np.ndarray, params: GMMEllipseParams, *, dims: tuple[str,
             "neighbour_share_pct": round(100 * neighbours, 3), "debris_share_pct": round(100 * debris, 3), "weights": [round(float(w), 4) for w in gmm.weights],
             "means_normalised": [[round(float(v), 4) for v in m] for m in gmm.means],
             "distance_square": d2, "n_events": int(Xs.shape[0])}
+    if pieces is not None:
+        info["cloud_components"] = [int(j) for j in np.flatnonzero(pieces)]
     if T is not None:
         info["redrawn"] = T.shape[0] >= 10 * X.shape[1]
     return FitResult(gate, tuple(flags), info)

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .base import every_nth
-from .mixture import MixtureFit, _log_prob, _logsumexp_columns
+from .mixture import MixtureFit, _log_prob, _logsumexp_columns, chi2_quantile
 
 #: review flag of a scatter gate whose estimated share of other classes exceeds its limit, and of the
 #: populations directly below the lymphocyte denominator it feeds (their % of parent is diluted)
@@ -52,6 +52,12 @@ VALLEY = 0.8
 #: fit-info key of every population below a back-gated scatter gate: estimated % of the population's events
 #: that are not lymphocytes (:func:`backgate_share`, percent)
 BACKGATE_KEY = "scatter_other_pct"
+#: a mixture component is a piece of the chosen population's cloud (``cloud_pieces``) when its centre lies
+#: inside a piece's ellipse of this coverage ...
+PIECE_COVERAGE = 0.95
+#: ... and neither of its SDs is more than this multiple of the chosen component's (a broad component
+#: spanning the cloud and its neighbours is not a piece of it)
+PIECE_MAX_SD_RATIO = 2.0
 #: the back-gating region starts at this quantile of the reference's own squared Mahalanobis distance
 BACKGATE_QUANTILE = 0.9
 #: binomial standard errors subtracted from a population's excess over the reference's rate (lower bound)
@@ -82,14 +88,46 @@ def same_cloud(gmm: MixtureFit, k: int, d2: float, *, valley: float = VALLEY) ->
     mixture split into pieces, not a neighbouring population behind a valley."""
     diff = gmm.means - gmm.means[k]
     own = np.einsum("ij,jk,ik->i", diff, np.linalg.inv(gmm.covariances[k]), diff) <= d2
-    t = np.linspace(0.0, 1.0, 25)[:, None]
     changed = True
     while changed:
         changed = False
         for j in np.flatnonzero(~own):
             for g in np.flatnonzero(own):
-                f = _mixture_density(gmm.means[g] + t * (gmm.means[j] - gmm.means[g]), gmm)
-                if f.min() >= valley * min(f[0], f[-1]):
+                if _no_valley(gmm, g, j, valley):
+                    own[j] = changed = True
+                    break
+    return own
+
+
+def _no_valley(gmm: MixtureFit, a: int | np.integer, b: int | np.integer, valley: float) -> bool:
+    """True when the mixture density along the segment between the centres of components ``a`` and ``b``
+    never falls below ``valley`` x the lower of the two centre densities."""
+    t = np.linspace(0.0, 1.0, 25)[:, None]
+    f = _mixture_density(gmm.means[a] + t * (gmm.means[b] - gmm.means[a]), gmm)
+    return bool(f.min() >= valley * min(f[0], f[-1]))
+
+
+def cloud_pieces(gmm: MixtureFit, k: int, *, valley: float = VALLEY) -> np.ndarray:
+    """Components (bool per component) that are pieces of the cloud of component ``k``: ``k`` and, repeatedly,
+    every component whose centre lies inside a piece's :data:`PIECE_COVERAGE` ellipse with no density valley
+    between the two centres (``valley`` as in :func:`same_cloud`), provided neither of its SDs exceeds
+    :data:`PIECE_MAX_SD_RATIO` x component ``k``'s. A mixture in linear scatter splits a skewed lymphocyte
+    cloud into overlapping pieces of similar size; a neighbouring cloud (monocytes, debris) lies beyond the
+    pieces' ellipses or behind a valley, and a broad component spanning several clouds fails the size limit."""
+    n, d = gmm.means.shape
+    radius = chi2_quantile(PIECE_COVERAGE, d)
+    sd = np.sqrt(np.diagonal(gmm.covariances, axis1=1, axis2=2))
+    small = np.all(sd <= PIECE_MAX_SD_RATIO * sd[k], axis=1)
+    inv = np.linalg.inv(gmm.covariances)
+    own = np.zeros(n, dtype=bool)
+    own[k] = True
+    changed = True
+    while changed:
+        changed = False
+        for j in np.flatnonzero(~own & small):
+            for g in np.flatnonzero(own):
+                diff = gmm.means[j] - gmm.means[g]
+                if float(diff @ inv[g] @ diff) <= radius and _no_valley(gmm, g, j, valley):
                     own[j] = changed = True
                     break
     return own
