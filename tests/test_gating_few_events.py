@@ -144,6 +144,47 @@ def test_patient_report_shows_the_counting_sd_of_few_event_percentages(tmp_path:
     assert f"fewer than {FEW_EVENTS} events" in text
 
 
+#: the shipped nkb strategy's CD56dim/bright threshold (gating/nkb.yaml)
+CD56_SPLIT = {"valley": "last", "separates": "positive", "negative_max": 0.3, "reference_peak": "last",
+              "bounds": [0.35, 0.9], "min_peak_fraction": 0.02, "max_valley_ratio": 0.7}
+
+
+def _nk(seed: int, n_dim: int, n_bright: int, dim_sd: float = 0.05) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.normal(0.15, 0.04, 4), rng.normal(0.56, dim_sd, n_dim),
+                           rng.normal(0.76, 0.035, n_bright)])
+
+
+def test_few_event_dim_and_bright_modes_are_split_at_the_less_smoothed_valley() -> None:
+    """~85 NK events, 40 % CD56bright: the default bandwidth merges the two modes, the tail from the merged
+    mode is clipped at the upper bound (0 % bright); the less smoothed density's valley splits them."""
+    from cytokit.gating.methods.density import ThresholdParams, fit_threshold
+
+    p = ThresholdParams(**CD56_SPLIT)
+    rescued = 0
+    for seed in range(12):
+        x = _nk(seed, 50, 33)
+        t = fit_threshold(x, p)
+        pos = x[x > 0.3]
+        assert abs(100 * np.mean(pos >= t.value) - 100 * 33 / pos.size) < 5, (seed, t.value, t.flags)
+        if "valley_less_smoothed" in t.flags:
+            rescued += 1
+            assert t.info["method"] == "valley" and "clipped" not in t.flags and 0.62 < t.value < 0.72
+    assert rescued >= 4  # (the default smoothing alone misses the valley in these draws)
+
+
+def test_a_lone_few_event_mode_keeps_its_clipped_tail() -> None:
+    """All NK CD56dim (no bright mode) from 40-80 events: the less smoothed density's dips inside or just above
+    the lone mode are noise and are not used."""
+    from cytokit.gating.methods.density import ThresholdParams, fit_threshold
+
+    p = ThresholdParams(**CD56_SPLIT)
+    for n, sd in ((40, 0.06), (60, 0.1), (80, 0.05)):
+        for seed in range(20):
+            x = _nk(seed, n, 0, sd)
+            t = fit_threshold(x, p)
+            assert "valley_less_smoothed" not in t.flags, (n, seed, t.value)
+
 
 def test_trial_analysis_notes_values_from_few_event_parents() -> None:
     """Per-visit summaries and arm comparisons run with a population counted from 40 and from 0 parent events

@@ -63,7 +63,13 @@ Any result outside ``bounds`` is clipped to them and flagged ``clipped`` (except
 tail fallback that had to be clipped although the density has a valley inside ``bounds`` (one that
 ``separates`` or ``valley`` rejected) is also flagged ``skipped_valley`` (a review flag): the tail was
 measured from a mode the threshold should have stayed below or above, e.g. CD56dim taking in the CD56bright
-mode when the dim mode was read as negative.
+mode when the dim mode was read as negative. A clipped tail fallback of a valley fit whose density has no such
+valley is re-read with the density smoothed less (the stability refit's ``adjust`` x 0.6): a valley there,
+within ``bounds``, beyond the mode the tail was measured from and with at least :data:`SHARPER_MODE_EVENTS`
+events beyond it, is used instead (``valley_less_smoothed``). The bandwidth grows as events get fewer
+(Silverman's rule), so a parent of ~100 events can have two modes the default smoothing merges: CD56dim and
+CD56bright NK of a 3,000-event file, whose tail from the merged mode was clipped at the upper bound (0 %
+CD56bright for 29-38 %).
 
 **Modes at negative_max.** For ``separates``, a mode within :data:`MODE_MARGIN` of ``negative_max`` is
 decided by the modes around it (:func:`classify_modes`): with a lower mode below it it is positive (the
@@ -388,6 +394,28 @@ def _tail(x: np.ndarray, d: Density1D, peaks: np.ndarray, p: ThresholdParams, *,
     return value, info, flags
 
 
+#: a valley read from the less smoothed density (:func:`_sharper_valley`) must have at least this many events
+#: beyond it: fewer are the lone mode's own tail
+SHARPER_MODE_EVENTS = 10
+
+
+def _sharper_valley(x: np.ndarray, p: ThresholdParams, neg: dict | None, tail_peak: float
+                    ) -> tuple[float, str] | None:
+    """The valley (value, ``"valley"``) that the density smoothed less (``adjust`` x ``STABILITY_ADJUST[0]``, the
+    stability refit's) finds within ``bounds`` and beyond ``tail_peak`` (the mode the clipped tail was measured
+    from, on the tail's side) where the default smoothing's tail fallback had to be clipped to them; None when
+    that reading has no such valley."""
+    alt = fit_threshold(x, p.model_copy(update={"adjust": p.adjust * STABILITY_ADJUST[0]}), check_stability=False,
+                        negative=neg)
+    if alt.info.get("method") != "valley" or p.bounds is None or not p.bounds[0] <= alt.value <= p.bounds[1]:
+        return None
+    if not alt.value > tail_peak:  # a dip inside or below the mode itself: noise of a lone mode, not two modes
+        return None
+    if int(np.count_nonzero(x >= alt.value)) < SHARPER_MODE_EVENTS:  # a few events in the tail, not a mode
+        return None
+    return float(alt.value), "valley"
+
+
 def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check_stability: bool = True,
                   reference: np.ndarray | None = None, negative: dict | None = None) -> Threshold:
     """Fit one threshold on the 1-D values ``x`` (transformed scale) following ``params``.
@@ -531,6 +559,12 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
         flags.append("clipped")
         if method == "tail" and p.mode == "valley" and in_bounds:
             flags.append("skipped_valley")
+        elif method == "tail" and p.mode == "valley" and check_stability:
+            sharper = _sharper_valley(x, p, neg, float(info.get("reference_peak", np.inf)))
+            if sharper is not None:  # two modes the default smoothing merged (few events: a wide bandwidth)
+                value, method = sharper
+                flags.remove("clipped")
+                flags.append("valley_less_smoothed")
     info["method"] = method
     info["threshold"] = value
     if check_stability and method == "excess":
