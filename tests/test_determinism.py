@@ -82,7 +82,7 @@ def blas_threads_task(job: SampleJob) -> SampleOutput:
                                                             "pid": os.getpid()})
 
 
-def test_dask_tasks_run_with_the_local_executors_blas_threads():
+def test_dask_tasks_run_with_the_local_executors_blas_threads(monkeypatch):
     """Dask workers run with whatever BLAS threads their site gave them (a nanny's default is one; a worker
     started without a nanny, or a site's own setting, may use every core); the Dask executor pins each
     task's process to one thread, as the local executor's worker initializer does. The cluster here lets
@@ -98,6 +98,8 @@ def test_dask_tasks_run_with_the_local_executors_blas_threads():
     with LocalExecutor(jobs=1) as local:
         assert all(set(o.summary["blas_threads"]) == {1} for o in local.map(blas_threads_task, jobs))
     every_core = {var: str(n) for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    for var, value in every_core.items():  # inherited by the spawned workers, whatever this process was given
+        monkeypatch.setenv(var, value)
     with dask.config.set({"distributed.nanny.pre-spawn-environ": every_core}), \
             distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
                                      dashboard_address=None) as cluster:
