@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import GatingError, PanelError
-from ..gates import BooleanGate, Gate, gate_from_dict
+from ..gates import BooleanGate, EllipsoidGate, Gate, gate_from_dict
 from ..results import schema as S
 from ..sample import Sample
 from .methods import FitResult, fit_gate, get_method
@@ -23,6 +23,7 @@ from .methods.confidence import UNCERTAIN_PP
 from .methods.scatter_overlap import (BACKGATE_KEY, BACKGATE_MAX_EVENTS, OTHER_SHARE_KEY, OVERLAP_FLAG,
                                       backgate_error_pp, dilution_error_pp, fit_backgate)
 from .methods.scatter import shared_mixtures
+from .methods.scatter_cut import CUT_FLAG, CUT_KEY, cut_error_pp, cut_share, ring_rows
 from .methods.shared_fits import shared_threshold_fits
 from .model import PopulationSpec, StrategyDefinition, reference_operands
 from .parent_edge import PARENT_EDGE_FLAG, PARENT_EDGE_KEY, record_parent_edges
@@ -244,7 +245,7 @@ def backgate_scatter(definition: StrategyDefinition, sample: Sample, state: FitS
         for name in below:  # new FitResults: a re-fit's state shares the others with the earlier result
             fit = state.fits[name]
             state.fits[name] = FitResult(fit.gate, fit.flags, {k: v for k, v in fit.info.items()
-                                                               if k != BACKGATE_KEY}, fit.components)
+                                                               if k not in (BACKGATE_KEY, CUT_KEY)}, fit.components)
         if ref not in state.masks:
             log.warning("%s: %s: back-gating reference %r was not fitted; no back-gating", sample.name,
                         spec.name, ref)
@@ -266,6 +267,43 @@ def backgate_scatter(definition: StrategyDefinition, sample: Sample, state: FitS
                 if holds_ref:
                     share *= int(np.count_nonzero(rest)) / max(int(np.count_nonzero(mask)), 1)
             state.fits[name].info[BACKGATE_KEY] = round(100.0 * share, 3)
+        record_scatter_cuts(definition, sample, state, spec.name, ref, below)
+
+
+def record_scatter_cuts(definition: StrategyDefinition, sample: Sample, state: FitState, gate: str, ref: str,
+                        below: list[str]) -> None:
+    """Each population below the back-gated scatter ellipse ``gate`` (not the reference ``ref`` and the
+    populations below it, which define the lymphocytes' rate) gets :data:`CUT_KEY` in its ``info``: the
+    excess share of its cells in the ring just outside the gate over the reference's (%, per 100 inside;
+    :mod:`.methods.scatter_cut`), its phenotype read by the gates between the scatter gate and itself. Not
+    for a population whose back-gated share of other events (:data:`BACKGATE_KEY`) is above 0: events like
+    those let in (monocytes through a CD16dim NK gate) fill the ring too, and are not its cells."""
+    fit = state.fits.get(gate)
+    if fit is None or not isinstance(fit.gate, EllipsoidGate):
+        return
+    ring = ring_rows(fit.gate, gather(sample.events, np.arange(sample.n_events), _columns(sample, fit.gate.dims)))
+
+    def ring_count(name: str) -> int:
+        rows = ring
+        for step in [*reversed(ancestors(definition, name)[:ancestors(definition, name).index(gate)]), name]:
+            if rows.size == 0:
+                return 0
+            f = state.fits[step]
+            rows = rows[evaluate_gate(f.gate, sample, rows, f.components, state.masks)]
+        return int(rows.size)
+
+    if ref not in state.fits:
+        return
+    ring_ref, inside_ref = ring_count(ref), int(np.count_nonzero(state.masks[ref]))
+    for name in below:
+        if name == gate or name == ref or ref in ancestors(definition, name) or name in ancestors(definition, ref):
+            continue
+        if any(a not in state.fits for a in ancestors(definition, name)[:ancestors(definition, name).index(gate)]):
+            continue
+        if state.fits[name].info.get(BACKGATE_KEY, 0.0) > 0.0:
+            continue  # its high-SSC excess is other events let in (back-gated): the ring holds more of them
+        share = cut_share(ring_count(name), int(np.count_nonzero(state.masks[name])), ring_ref, inside_ref)
+        state.fits[name].info[CUT_KEY] = round(100.0 * share, 3)
 
 
 def dependents(definition: StrategyDefinition, name: str) -> list[str]:
@@ -327,6 +365,18 @@ def _backgate_error(state: FitState, spec: PopulationSpec, pct_parent: float) ->
     return backgate_error_pp(pct_parent, float(share) / 100.0, float(parent_share) / 100.0)
 
 
+def _cut_error(state: FitState, spec: PopulationSpec, pct_parent: float) -> float:
+    """Error (pp) of ``spec``'s % of parent from its and its parent's cells left just outside the scatter
+    gate (:func:`record_scatter_cuts`; a parent without a measure counts as cut like the reference); 0 when
+    not measured."""
+    share = state.fits[spec.name].info.get(CUT_KEY)
+    if share is None:
+        return 0.0
+    parent = state.fits.get(spec.parent) if spec.parent else None
+    parent_share = parent.info.get(CUT_KEY, 0.0) if parent is not None else 0.0
+    return cut_error_pp(pct_parent, float(share) / 100.0, float(parent_share) / 100.0)
+
+
 def population_table(definition: StrategyDefinition, state: FitState, n_events: int) -> "pd.DataFrame":
     """One row per fitted population (schema in docs/architecture.md): counts, % of parent, % of the
     lymphocyte denominator (percent, 0-100, of the strategy's ``lymphocytes`` population; defined for that
@@ -373,6 +423,12 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
             est = _with_error(est, dil)
             if est > UNCERTAIN_PP:  # the dilution matters for this population
                 flags += [OVERLAP_FLAG, "uncertain"]
+        cut = _cut_error(state, spec, pct_parent) if spec.name in in_lymph and spec.name != lymph else 0.0
+        if cut > 0:  # part of its cells left just outside the scatter gate (.methods.scatter_cut)
+            crossed_cut = not est > UNCERTAIN_PP
+            est = _with_error(est, cut)
+            if crossed_cut and est > UNCERTAIN_PP:
+                flags += [CUT_FLAG, "uncertain"]
         edge = state.fits[spec.name].info.get(PARENT_EDGE_KEY)
         if edge:  # its parent's edge moves its share (.parent_edge)
             crossed = not est > UNCERTAIN_PP  # (NaN: not measured, not above the limit)
