@@ -26,6 +26,7 @@ from .methods.scatter import shared_mixtures
 from .methods.scatter_cut import CUT_FLAG, CUT_KEY, cut_error_pp, cut_share, ring_rows
 from .methods.shared_fits import shared_threshold_fits
 from .model import PopulationSpec, StrategyDefinition, reference_operands
+from .lymphocyte_doublets import DOUBLET_KEY, DOUBLET_NOTE, record_lymphocyte_doublets
 from .parent_edge import PARENT_EDGE_FLAG, PARENT_EDGE_KEY, record_parent_edges
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -192,6 +193,7 @@ def fit_all(definition: StrategyDefinition, sample: Sample, state: FitState | No
             fit_all(definition, sample, state, only=redo)
             state.templates.clear()
         record_parent_edges(definition, sample, state)
+        record_lymphocyte_doublets(definition, sample, state)
     return state
 
 
@@ -435,6 +437,10 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
             est = _with_error(est, float(edge))
             if crossed and est > UNCERTAIN_PP:
                 flags += [PARENT_EDGE_FLAG, "uncertain"]
+        doublets = float(state.fits[spec.name].info.get(DOUBLET_KEY) or 0.0)
+        if doublets > UNCERTAIN_PP:  # the doublet convention alone moves the row (.lymphocyte_doublets)
+            est = _with_error(est, doublets)
+            flags += [DOUBLET_NOTE, "uncertain"]
         if few_events(parent_count) and not any(w.split(":")[-1] == FEW_EVENTS_FLAG for w in flags):
             flags.append(FEW_EVENTS_FLAG)  # a % counted from few events (.count_error)
         rows.append({
