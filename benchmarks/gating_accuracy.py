@@ -38,9 +38,11 @@ already gated in the group are skipped; each run's line says how many.
 from __future__ import annotations
 
 import argparse
+import atexit
 import hashlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -694,6 +696,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = planned_runs(chosen, args.split, args.held_out_seed,
                         [int(x) for x in args.untuned_seeds.split(",") if x])
     root = Path(tempfile.mkdtemp(prefix="gating_accuracy_"))
+    atexit.register(shutil.rmtree, root, True)  # the simulated draws (0.3-1 GB each) go when the run ends
     t0 = time.perf_counter()
     frames = []
     distinct: dict[str, set[str]] = {}  # group -> digests of the files gated (each distinct file counted once)
