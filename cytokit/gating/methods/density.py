@@ -63,8 +63,8 @@ Any result outside ``bounds`` is clipped to them and flagged ``clipped`` (except
 tail fallback that had to be clipped although the density has a valley inside ``bounds`` (one that
 ``separates`` or ``valley`` rejected) is also flagged ``skipped_valley`` (a review flag): the tail was
 measured from a mode the threshold should have stayed below or above, e.g. CD56dim taking in the CD56bright
-mode when the dim mode was read as negative. A clipped tail fallback of a valley fit whose density has no such
-valley is re-read with the density smoothed less (the stability refit's ``adjust`` x 0.6): a valley there,
+mode when the dim mode was read as negative. A clipped upper tail fallback (above its mode) of a valley fit
+whose density has no such valley is re-read with the density smoothed less (the stability refit's ``adjust`` x 0.6): a valley there,
 within ``bounds``, beyond the mode the tail was measured from and with at least :data:`SHARPER_MODE_EVENTS`
 events beyond it, is used instead (``valley_less_smoothed``). The bandwidth grows as events get fewer
 (Silverman's rule), so a parent of ~100 events can have two modes the default smoothing merges: CD56dim and
@@ -559,7 +559,7 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
         flags.append("clipped")
         if method == "tail" and p.mode == "valley" and in_bounds:
             flags.append("skipped_valley")
-        elif method == "tail" and p.mode == "valley" and check_stability:
+        elif method == "tail" and p.mode == "valley" and check_stability and info.get("tail_side") == "upper":
             sharper = _sharper_valley(x, p, neg, float(info.get("reference_peak", np.inf)))
             if sharper is not None:  # two modes the default smoothing merged (few events: a wide bandwidth)
                 value, method = sharper
