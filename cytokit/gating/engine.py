@@ -393,6 +393,17 @@ def population_table(definition: StrategyDefinition, state: FitState, n_events: 
     return pd.DataFrame(population_rows(definition, state, n_events), columns=list(TABLE_COLUMNS))
 
 
+def _add_error_part(est: float, flags: list[str], part: float, word: str) -> float:
+    """``est`` (pp) with the error ``part`` (pp) added by root sum of squares; ``word`` and ``uncertain`` are
+    appended to ``flags`` when this part is what takes the estimate over :data:`UNCERTAIN_PP` (a NaN
+    ``est``, not measured, counts as not above the limit)."""
+    crossed = not est > UNCERTAIN_PP
+    est = _with_error(est, part)
+    if crossed and est > UNCERTAIN_PP:
+        flags += [word, "uncertain"]
+    return est
+
+
 def population_rows(definition: StrategyDefinition, state: FitState, n_events: int) -> list[dict[str, Any]]:
     """The rows of :func:`population_table` as dicts (keys :data:`TABLE_COLUMNS`, same values), without
     pandas."""
@@ -427,16 +438,10 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
                 flags += [OVERLAP_FLAG, "uncertain"]
         cut = _cut_error(state, spec, pct_parent) if spec.name in in_lymph and spec.name != lymph else 0.0
         if cut > 0:  # part of its cells left just outside the scatter gate (.methods.scatter_cut)
-            crossed_cut = not est > UNCERTAIN_PP
-            est = _with_error(est, cut)
-            if crossed_cut and est > UNCERTAIN_PP:
-                flags += [CUT_FLAG, "uncertain"]
+            est = _add_error_part(est, flags, cut, CUT_FLAG)
         edge = state.fits[spec.name].info.get(PARENT_EDGE_KEY)
         if edge:  # its parent's edge moves its share (.parent_edge)
-            crossed = not est > UNCERTAIN_PP  # (NaN: not measured, not above the limit)
-            est = _with_error(est, float(edge))
-            if crossed and est > UNCERTAIN_PP:
-                flags += [PARENT_EDGE_FLAG, "uncertain"]
+            est = _add_error_part(est, flags, float(edge), PARENT_EDGE_FLAG)
         doublets = float(state.fits[spec.name].info.get(DOUBLET_KEY) or 0.0)
         if doublets > UNCERTAIN_PP:  # the doublet convention alone moves the row (.lymphocyte_doublets)
             est = _with_error(est, doublets)
