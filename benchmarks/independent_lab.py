@@ -93,7 +93,8 @@ class Lab(NamedTuple):
 LABS = {
     "a": Lab(HIERARCHY, generate_trial, write_lab_strategies, PANEL, ORACLE, F1_POPULATIONS, CHECKED_POPULATIONS,
              RUN_POPULATIONS, SCENARIO_WORDS, {"patients": 8, "events": 20000, "seed": HELD_OUT_SEED}),
-    # lab B: seeds 11-13 are its first tuning/checking seeds; 7777 is reserved for a final measurement
+    # lab B: seeds 11-13 are its first tuning/checking seeds and 7777 its first held-out draw (2026-12-05, main
+    # at afae4e3); 8888 is reserved for the next final measurement
     "b": Lab(HIERARCHY_B, generate_trial_b, write_lab_b_strategies, PANEL_B,
              (("CD25+ CD4", "CD4 T", "CD25"), ("HLA-DR+ CD8", "CD8 T", "HLA-DR")),
              ("Singlets", "T cells", "CD4 T", "CD8 T", "Naive CD4", "Memory CD4", "CD25+ CD4", "Treg", "HLA-DR+ CD8",
@@ -109,7 +110,9 @@ LABS = {
               "CD56bright NK": ("il2", "already_compensated"), "CD56dim NK": ("il2", "already_compensated")},
              {"patients": 6, "events": 60000, "seed": 11}),
 }
-RESERVED_B_SEED = 7777  # lab B's seed kept for a final measurement by someone who has not tuned on lab B
+RESERVED_B_SEED = 8888  # lab B's seed kept for a final measurement by someone who has not tuned on lab B
+#: lab A's seeds 2026-2029, 3031, 4040, 5050 and 6060 are looked at; 7070 is kept for its next final measurement
+RESERVED_A_SEED = 7070
 
 
 def strategies(folder: Path, lab: Lab = LABS["a"]) -> dict[str, Strategy]:
@@ -341,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--lymphocyte-gate {CD3_REFERENCE} is a lab b variant")
     if args.lab == "b" and args.seed == RESERVED_B_SEED:
         ap.error(f"seed {RESERVED_B_SEED} is reserved for lab B's final measurement")
+    if args.lab == "a" and args.seed == RESERVED_A_SEED:
+        ap.error(f"seed {RESERVED_A_SEED} is reserved for lab A's final measurement")
     logging.basicConfig(level=logging.WARNING)
     root = args.keep or Path(tempfile.mkdtemp(prefix="independent_lab_"))
     try:

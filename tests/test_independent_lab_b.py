@@ -200,6 +200,9 @@ def test_benchmark_lab_b_end_to_end_on_four_files(tmp_path: Path, capsys: pytest
     assert "clogs detected" in summary and "together" in summary and "right scatter gates" in summary
 
 
-def test_lab_b_reserved_seed_is_refused() -> None:
+def test_reserved_seeds_are_refused() -> None:
+    bench = _bench()
     with pytest.raises(SystemExit):
-        _bench().main(["--lab", "b", "--seed", "7777", "--no-run"])
+        bench.main(["--lab", "b", "--seed", str(bench.RESERVED_B_SEED), "--no-run"])
+    with pytest.raises(SystemExit):
+        bench.main(["--lab", "a", "--seed", str(bench.RESERVED_A_SEED), "--no-run"])
