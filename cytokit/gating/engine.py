@@ -20,7 +20,8 @@ from .methods import FitResult, fit_gate, get_method
 from .methods.base import every_nth, gather
 from .count_error import FEW_EVENTS_FLAG, count_sd_pp, few_events
 from .methods.confidence import UNCERTAIN_PP
-from .methods.scatter_overlap import (BACKGATE_KEY, BACKGATE_MAX_EVENTS, OTHER_SHARE_KEY, OVERLAP_FLAG,
+from .methods.scatter_overlap import (BACKGATE_KEY, BACKGATE_MAX_EVENTS, FAILED_FLAG, FAILED_PP, OTHER_SHARE_KEY,
+                                      OVERLAP_FLAG,
                                       backgate_error_pp, dilution_error_pp, fit_backgate)
 from .methods.scatter import shared_mixtures
 from .methods.scatter_cut import CUT_FLAG, CUT_KEY, cut_error_pp, cut_share, ring_rows
@@ -421,6 +422,7 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
     scatter_gates = {spec.name for spec in definition.populations
                      if spec.method == "gmm_ellipse" and spec.params.get("backgate_reference")}
     rows = []
+    failed: set[str] = set()  # scatter gates whose own row is estimated more than FAILED_PP off
     for spec in definition.populations:
         if spec.name not in state.masks:
             continue
@@ -446,6 +448,10 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
         if doublets > UNCERTAIN_PP:  # the doublet convention alone moves the row (.lymphocyte_doublets)
             est = _with_error(est, doublets)
             flags += [DOUBLET_NOTE, "uncertain"]
+        if spec.name in scatter_gates and est > FAILED_PP:
+            failed.add(spec.name)
+        if failed.intersection(ancestors(definition, spec.name)):
+            flags.append(FAILED_FLAG)  # its denominator is mostly other events (.methods.scatter_overlap)
         if few_events(parent_count) and not any(w.split(":")[-1] == FEW_EVENTS_FLAG for w in flags):
             flags.append(FEW_EVENTS_FLAG)  # a % counted from few events (.count_error)
         rows.append({

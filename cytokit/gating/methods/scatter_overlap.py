@@ -44,6 +44,13 @@ from .mixture import MixtureFit, _log_prob, _logsumexp_columns, chi2_quantile
 #: review flag of a scatter gate whose estimated share of other classes exceeds its limit, and of the
 #: populations directly below the lymphocyte denominator it feeds (their % of parent is diluted)
 OVERLAP_FLAG = "scatter_overlap"
+#: review flag of every population below a scatter gate whose own % is estimated more than
+#: :data:`FAILED_PP` off (``est_error_pp`` of its row): its denominator is mostly not the cells it names, and
+#: the dilution estimate of a child understates what such a gate does to it (chosen on the independent
+#: lab B's lysed-blood files, seeds 11-13; docs/gating.md, "A failed scatter gate")
+FAILED_FLAG = "scatter_failed"
+#: estimated error of a scatter gate's own % of parent (pp) above which it counts as failed
+FAILED_PP = 10.0
 #: fit-info key: estimated % of the gate's events that belong to other classes
 OTHER_SHARE_KEY = "other_share_pct"
 #: two mixture components are one cloud when the density between their centres stays above this fraction of
