@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -355,29 +355,20 @@ def _scatter_overlap(definition: StrategyDefinition, state: FitState, lymph: str
     return None
 
 
-def _backgate_error(state: FitState, spec: PopulationSpec, pct_parent: float) -> float:
-    """Error (pp) of ``spec``'s % of parent from the back-gated shares of other events in it and in its
-    parent (:func:`backgate_scatter`; a parent outside the back-gated gate counts as clean); 0 when not
-    back-gated. Used for the back-gated scatter gate itself and the populations below the lymphocyte
-    denominator."""
-    share = state.fits[spec.name].info.get(BACKGATE_KEY)
+def _share_error(state: FitState, spec: PopulationSpec, pct_parent: float, key: str,
+                 error_pp: Callable[[float, float, float], float]) -> float:
+    """Error (pp) of ``spec``'s % of parent from a share (%) recorded in its and its parent's fit info under
+    ``key``, by ``error_pp(pct_parent, share, parent_share)`` with shares as fractions; 0 when ``spec`` has no
+    such share, and a parent without one counts as 0. Keys: :data:`BACKGATE_KEY` (other events in a
+    back-gated scatter gate, :func:`backgate_scatter`; for the gate itself and the populations below the
+    lymphocyte denominator) and :data:`CUT_KEY` (cells left just outside it beyond the reference's rate,
+    :func:`record_scatter_cuts`)."""
+    share = state.fits[spec.name].info.get(key)
     if share is None:
         return 0.0
     parent = state.fits.get(spec.parent) if spec.parent else None
-    parent_share = parent.info.get(BACKGATE_KEY, 0.0) if parent is not None else 0.0
-    return backgate_error_pp(pct_parent, float(share) / 100.0, float(parent_share) / 100.0)
-
-
-def _cut_error(state: FitState, spec: PopulationSpec, pct_parent: float) -> float:
-    """Error (pp) of ``spec``'s % of parent from its and its parent's cells left just outside the scatter
-    gate (:func:`record_scatter_cuts`; a parent without a measure counts as cut like the reference); 0 when
-    not measured."""
-    share = state.fits[spec.name].info.get(CUT_KEY)
-    if share is None:
-        return 0.0
-    parent = state.fits.get(spec.parent) if spec.parent else None
-    parent_share = parent.info.get(CUT_KEY, 0.0) if parent is not None else 0.0
-    return cut_error_pp(pct_parent, float(share) / 100.0, float(parent_share) / 100.0)
+    parent_share = parent.info.get(key, 0.0) if parent is not None else 0.0
+    return error_pp(pct_parent, float(share) / 100.0, float(parent_share) / 100.0)
 
 
 def population_table(definition: StrategyDefinition, state: FitState, n_events: int) -> "pd.DataFrame":
@@ -433,12 +424,14 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
         flags, est = list(state.fits[spec.name].flags), _est_error(state.fits[spec.name])
         dil = dilution_error_pp(pct_parent, overlap) if overlap is not None and spec.parent == lymph else 0.0
         if (spec.name in in_lymph and spec.name != lymph) or spec.name in scatter_gates:
-            dil = max(dil, _backgate_error(state, spec, pct_parent))  # the larger of two estimates of one error
+            # the larger of two estimates of one error
+            dil = max(dil, _share_error(state, spec, pct_parent, BACKGATE_KEY, backgate_error_pp))
         if dil > 0:  # diluted or inflated by other events in the lymphocyte scatter gate
             est = _with_error(est, dil)
             if est > UNCERTAIN_PP:  # the dilution matters for this population
                 flags += [OVERLAP_FLAG, "uncertain"]
-        cut = _cut_error(state, spec, pct_parent) if spec.name in in_lymph and spec.name != lymph else 0.0
+        cut = (_share_error(state, spec, pct_parent, CUT_KEY, cut_error_pp)
+               if spec.name in in_lymph and spec.name != lymph else 0.0)
         if cut > 0:  # part of its cells left just outside the scatter gate (.methods.scatter_cut)
             est = _add_error_part(est, flags, cut, CUT_FLAG)
         edge = state.fits[spec.name].info.get(PARENT_EDGE_KEY)
