@@ -55,6 +55,7 @@ REVIEW_FLAGS: frozenset[str] = frozenset({
     "uncertain", "ambiguous_mode", "unreliable", "few_events", "inverted", "empty", "skipped_valley",
     "scatter_overlap",  # a scatter gate holding more than its limit of other event classes (.scatter_overlap)
     "cut_through",  # moving a divider by 0.03 changes the population by more than itself (.edge)
+    "near_empty",  # < 0.1 % of a parent of >= 1000 events (.engine.NEAR_EMPTY_SHARE)
     "scatter_failed",  # a scatter gate above the population is estimated > 10 pp off (.scatter_overlap)
 })
 
