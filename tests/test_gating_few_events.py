@@ -11,7 +11,8 @@ import pytest
 
 from cytokit.fcs import read_fcs
 from cytokit.gating import load_strategy
-from cytokit.gating.count_error import FEW_EVENTS, count_sd_pp, few_events, total_error_pp
+from cytokit.gating.count_error import FEW_EVENTS, count_sd_pp, few_events
+from cytokit.gating.methods.confidence import with_error as total_error_pp
 from cytokit.gating.methods import needs_review
 from cytokit.results import schema as S
 from cytokit.simulate import load_config, simulate_trial

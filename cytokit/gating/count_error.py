@@ -11,7 +11,7 @@ For 40 parent events and 20 % that is ~6 pp; for 1,000 and 20 %, 1.3 pp; for 10,
 
 It is a separate part of the error from ``est_error_pp`` (where the gate could plausibly lie, measured
 against the file's own events): the error of % of parent against the patient's true share is about the root
-sum of squares of the two (:func:`total_error_pp`). Population tables carry it as ``count_sd_pp``.
+sum of squares of the two (:func:`.methods.confidence.with_error`). Population tables carry it as ``count_sd_pp``.
 
 A population whose **parent** holds fewer than :data:`FEW_EVENTS` events is flagged ``few_events`` (a review
 flag: :data:`cytokit.gating.methods.REVIEW_FLAGS`): its % rests on too few events to be read as a number
@@ -46,12 +46,3 @@ def count_sd_pp(count: int, parent_count: int) -> float:
 def few_events(parent_count: int, limit: int = FEW_EVENTS) -> bool:
     """True when a parent of ``parent_count`` events is below the ``few_events`` limit (an empty parent too)."""
     return int(parent_count) < limit
-
-
-def total_error_pp(est_error_pp: float, count_sd: float) -> float:
-    """Error of % of parent against the patient's true share (pp): the gate's ``est_error_pp`` and the counting
-    SD combined as independent parts (root sum of squares); the counting SD alone where ``est_error_pp`` was
-    not measured (NaN); NaN when neither is known."""
-    if math.isnan(count_sd):
-        return est_error_pp
-    return count_sd if math.isnan(est_error_pp) else math.hypot(est_error_pp, count_sd)

@@ -19,7 +19,7 @@ from ..sample import Sample
 from .methods import FitResult, fit_gate, get_method
 from .methods.base import every_nth, gather
 from .count_error import FEW_EVENTS_FLAG, count_sd_pp, few_events
-from .methods.confidence import UNCERTAIN_PP
+from .methods.confidence import UNCERTAIN_PP, with_error
 from .methods.scatter_overlap import (BACKGATE_KEY, BACKGATE_MAX_EVENTS, FAILED_FLAG, FAILED_PP, OTHER_SHARE_KEY,
                                       OVERLAP_FLAG,
                                       backgate_error_pp, dilution_error_pp, fit_backgate)
@@ -292,9 +292,13 @@ def record_scatter_cuts(definition: StrategyDefinition, sample: Sample, state: F
         return
     ring = ring_rows(fit.gate, gather(sample.events, np.arange(sample.n_events), _columns(sample, fit.gate.dims)))
 
+    def between(name: str) -> list[str]:  # the gates from just below the scatter gate down to ``name``'s parent
+        chain = ancestors(definition, name)
+        return chain[:chain.index(gate)]
+
     def ring_count(name: str) -> int:
         rows = ring
-        for step in [*reversed(ancestors(definition, name)[:ancestors(definition, name).index(gate)]), name]:
+        for step in [*reversed(between(name)), name]:
             if rows.size == 0:
                 return 0
             f = state.fits[step]
@@ -307,7 +311,7 @@ def record_scatter_cuts(definition: StrategyDefinition, sample: Sample, state: F
     for name in below:
         if name == gate or name == ref or ref in ancestors(definition, name) or name in ancestors(definition, ref):
             continue
-        if any(a not in state.fits for a in ancestors(definition, name)[:ancestors(definition, name).index(gate)]):
+        if any(a not in state.fits for a in between(name)):
             continue
         if state.fits[name].info.get(BACKGATE_KEY, 0.0) > 0.0:
             continue  # its high-SSC excess is other events let in (back-gated): the ring holds more of them
@@ -337,12 +341,6 @@ def ancestors(definition: StrategyDefinition, name: str) -> list[str]:
         out.append(parent)
         parent = definition.population(parent).parent
     return out
-
-
-def _with_error(est: float, extra: float) -> float:
-    """``est_error_pp`` with a further independent error ``extra`` (pp) added: root sum of squares, or
-    ``extra`` alone where ``est`` was not measured (NaN)."""
-    return extra if math.isnan(est) else math.hypot(est, extra)
 
 
 def _est_error(fit: FitResult) -> float:
@@ -396,7 +394,7 @@ def _add_error_part(est: float, flags: list[str], part: float, word: str) -> flo
     appended to ``flags`` when this part is what takes the estimate over :data:`UNCERTAIN_PP` (a NaN
     ``est``, not measured, counts as not above the limit)."""
     crossed = not est > UNCERTAIN_PP
-    est = _with_error(est, part)
+    est = with_error(est, part)
     if crossed and est > UNCERTAIN_PP:
         flags += [word, "uncertain"]
     return est
@@ -433,7 +431,7 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
             # the larger of two estimates of one error
             dil = max(dil, _share_error(state, spec, pct_parent, BACKGATE_KEY, backgate_error_pp))
         if dil > 0:  # diluted or inflated by other events in the lymphocyte scatter gate
-            est = _with_error(est, dil)
+            est = with_error(est, dil)
             if est > UNCERTAIN_PP:  # the dilution matters for this population
                 flags += [OVERLAP_FLAG, "uncertain"]
         cut = (_share_error(state, spec, pct_parent, CUT_KEY, cut_error_pp)
@@ -445,7 +443,7 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
             est = _add_error_part(est, flags, float(edge), PARENT_EDGE_FLAG)
         doublets = float(state.fits[spec.name].info.get(DOUBLET_KEY) or 0.0)
         if doublets > UNCERTAIN_PP:  # the doublet convention alone moves the row (.lymphocyte_doublets)
-            est = _with_error(est, doublets)
+            est = with_error(est, doublets)
             flags += [DOUBLET_NOTE, "uncertain"]
         if spec.name in scatter_gates and est > FAILED_PP:
             failed.add(spec.name)

@@ -31,6 +31,7 @@ The limit and :data:`TAIL_SD_UNCERTAINTY` were chosen on the tuning scenario fam
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -359,6 +360,15 @@ def estimated_error(X: np.ndarray, thresholds: Sequence[ThresholdUncertainty], m
         counts = ("n_second", "second_shift_pp", "set_aside", "valley_empty")
         parts.update({k: round(v, 3) if k in counts else round(100.0 * float(np.sqrt(v)), 3) for k, v in acc.items()})
     return 100.0 * float(np.sqrt(total))
+
+
+def with_error(est_pp: float, extra_pp: float) -> float:
+    """Two independent errors (pp) combined: their root sum of squares; a part that was not measured (NaN) is
+    left out, NaN when neither was. Used for the parts added to ``est_error_pp`` after the fit (scatter
+    dilution and cut, parent edge, doublets) and for the counting SD (:mod:`..count_error`)."""
+    if math.isnan(extra_pp):
+        return est_pp
+    return extra_pp if math.isnan(est_pp) else math.hypot(est_pp, extra_pp)
 
 
 def combined_error(spread: float, disagreement: float, second_sd: float) -> float:
