@@ -18,7 +18,12 @@ detected, clean files flagged, per tube. Finally (unless ``--no-run``) the same 
 ``--lab b`` runs a second independent lab instead (``independent_lab_gen/*_b.py``; README.md "Lab B"): its
 own panel (CD45RO x CCR7 memory, Treg, HLA-DR, NK as CD3- CD56+, CD20), dyes, instruments, particles and
 patients, defaults 6 patients, up to 60,000 events per file, seed 11; it adds per-file compensation-check
-and re-export findings. Lab A's output (the default) is unchanged by the option.
+and re-export findings. ``--lab c`` runs a third (``independent_lab_gen/*_c.py``; README.md "Lab C"): a spectral
+(unmixed, no ``$SPILLOVER``) and a FACSCanto-II-like instrument with one re-calibrated visit, an elderly cohort
+(CD28-null expansions, few naive CD4, CD25 as a bright Treg mode only), a TBNK tube of lyse/no-wash blood with
+counting beads gated on CD45 x SSC; defaults 6 patients, up to 300,000 events per file, seed 31; it adds the
+single-platform absolute counts of ``cytokit run`` against the truth. Lab A's output (the default) is unchanged
+by the option.
 """
 from __future__ import annotations
 
@@ -42,9 +47,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gating_accuracy import _error_parts, _max_key, _num, calibration, f1, ideal_fmo_pct, per_population, report  # noqa: E402
 from independent_lab_gen import HIERARCHY, clog_mask, event_kinds, generate_trial, truth_masks  # noqa: E402
 from independent_lab_gen.cells_b import HIERARCHY_B  # noqa: E402
+from independent_lab_gen.cells_c import HIERARCHY_C  # noqa: E402
 from independent_lab_gen.trial_b import generate_trial_b  # noqa: E402
+from independent_lab_gen.trial_c import generate_trial_c  # noqa: E402
 from independent_lab_gen.user_yaml import LYMPHOCYTE_GATES, PANEL, write_lab_strategies  # noqa: E402
 from independent_lab_gen.user_yaml_b import CD3_REFERENCE, PANEL_B, write_lab_b_strategies  # noqa: E402
+from independent_lab_gen.user_yaml_c import CD45_SSC, LYMPHOCYTE_GATES_C, PANEL_C, write_lab_c_strategies  # noqa: E402
 from qc_accuracy import TIME_FLAGS  # noqa: E402
 
 from cytokit.fcs import read_fcs  # noqa: E402
@@ -88,6 +96,8 @@ class Lab(NamedTuple):
     run_populations: tuple[str, ...]
     scenario_words: dict[str, tuple[str, ...]]
     defaults: dict[str, int]  # patients, events, seed
+    #: scenario words the sample-level data checks are reported by ("" = all files)
+    data_check_words: tuple[str, ...] = ("already_compensated", "tandem_degraded", "hiv_low_cd4", "il2", "")
 
 
 LABS = {
@@ -109,7 +119,20 @@ LABS = {
               "CM CD4": ("tandem_degraded", "hiv_low_cd4"), "NK cells": ("il2", "hiv_low_cd4", "already_compensated"),
               "CD56bright NK": ("il2", "already_compensated"), "CD56dim NK": ("il2", "already_compensated")},
              {"patients": 6, "events": 60000, "seed": 11}),
+    # lab C: seeds 31-33 are its tuning/look seeds; 3434 is reserved for a final measurement
+    "c": Lab(HIERARCHY_C, generate_trial_c, write_lab_c_strategies, PANEL_C, ORACLE,
+             ("Singlets", "T cells", "CD4 T", "CD8 T", "Naive CD4", "Memory CD4", "CD28+ CD4", "CD25+ CD4", "Treg",
+              "CD28+ CD8", "NK cells", "CD56dim NK", "CD56bright NK", "B cells", "Beads"),
+             CHECKED_POPULATIONS,
+             ("T cells", "CD4 T", "CD8 T", "Naive CD4", "CD28+ CD4", "CD28+ CD8", "CD25+ CD4", "Treg", "NK cells",
+              "CD56bright NK", "B cells"),
+             {p: ("recalibrated", "treg_up") for p in ("T cells", "CD4 T", "CD28+ CD4", "CD28+ CD8", "CD25+ CD4",
+                                                       "Treg", "NK cells", "CD56bright NK", "CD56dim NK", "B cells")},
+             {"patients": 6, "events": 300000, "seed": 31},
+             ("recalibrated", "instrument_E", "instrument_F", "treg_up", "")),
 }
+#: lab C's seed kept for a final measurement by someone who has not tuned on lab C (31, 32, 33 are looked at)
+RESERVED_C_SEED = 3434
 RESERVED_B_SEED = 8888  # lab B's seed kept for a final measurement by someone who has not tuned on lab B
 #: lab A's seeds 2026-2029, 3031, 4040, 5050 and 6060 are looked at; 7070 is kept for its next final measurement
 RESERVED_A_SEED = 7070
@@ -245,15 +268,39 @@ def run_pipeline(trial: Path, out: Path, folder: Path, lab: Lab = LABS["a"]) -> 
     cmp.attrs["cpu_s"] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     cmp.attrs["failed"] = int((samples.status != "ok").sum())
     cmp.attrs["flagged_rows"] = int(got["flags"].fillna("").map(needs_review).sum())
+    if "abs_per_uL" in truth.columns:  # single-platform (bead) absolute counts with their truth
+        got["stem"] = got.sample_id.astype(str)
+        truth["stem"] = truth.file.map(lambda f: Path(f).stem)
+        cmp.attrs["abs"] = got.merge(truth[["stem", "population", "abs_per_uL", "pct_parent"]].rename(
+            columns={"pct_parent": "truth_pct"}), on=["stem", "population"])
     return cmp.round(2)
 
 
-def print_data_checks(df: pd.DataFrame, qc: pd.DataFrame) -> None:
+def print_absolute_counts(rows: pd.DataFrame) -> None:
+    """Single-platform absolute counts (cells/uL) of `cytokit run` against the truth a perfect gate gives: per
+    population median / max |relative error| (%), how many rows are > 10 % off and how many of those are flagged."""
+    sub = rows[rows.abs_per_uL.notna()].copy()
+    if sub.empty:
+        return
+    sub["rel_err_pct"] = 100 * (sub.abs_count_per_uL - sub.abs_per_uL) / sub.abs_per_uL
+    sub["review"] = sub["flags"].fillna("").map(needs_review)
+    out = sub.groupby("population").agg(
+        n=("rel_err_pct", "size"), method=("abs_method", lambda m: ";".join(sorted(set(m.fillna("none").astype(str))))),
+        median_abs_rel_pct=("rel_err_pct", lambda e: e.abs().median()),
+        max_abs_rel_pct=("rel_err_pct", lambda e: e.abs().max()),
+        gt_10pct=("rel_err_pct", lambda e: int((e.abs() > 10).sum())),
+        gt_10pct_flagged=("rel_err_pct", lambda e: int(((e.abs() > 10) & sub.loc[e.index, "review"]).sum())))
+    print("\nsingle-platform absolute counts (cells/uL) vs truth (true events x beads per tube / (true bead events x "
+          "volume)):\n" + out.round(2).to_string())
+
+
+def print_data_checks(df: pd.DataFrame, qc: pd.DataFrame, words: tuple[str, ...] = LABS["b"].data_check_words
+                      ) -> None:
     """Per scenario of the files: the sample-level data flags (compensation check, markers from detector
     names), the estimates > 2 pp off and how many of those no review flag and no data flag marks."""
     rows = []
     files = qc.set_index("file")
-    for word in ("already_compensated", "tandem_degraded", "hiv_low_cd4", "il2", ""):
+    for word in words:
         sel = files[files.scenarios.str.split(";").map(lambda w: word in w)] if word else files
         est = df[df.file.isin(sel.index)]
         off = est[est.err > 2]
@@ -314,17 +361,19 @@ def summarize(paths: list[Path]) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lab", choices=sorted(LABS), default="a",
-                    help="which independent lab: a (default) or b (README.md, 'Lab B')")
-    ap.add_argument("--patients", type=int, default=None, help="default 8 (lab a) / 6 (lab b)")
+                    help="which independent lab: a (default), b or c (README.md, 'Lab B', 'Lab C')")
+    ap.add_argument("--patients", type=int, default=None, help="default 8 (lab a) / 6 (labs b, c)")
     ap.add_argument("--events", type=int, default=None,
-                    help="events per file (lab a, default 20000); lab b: the most per file (default 60000)")
-    ap.add_argument("--seed", type=int, default=None, help=f"default {HELD_OUT_SEED} (lab a) / 11 (lab b)")
+                    help="events per file (lab a, default 20000); labs b / c: the most per file (default 60000 / "
+                         "300000)")
+    ap.add_argument("--seed", type=int, default=None, help=f"default {HELD_OUT_SEED} (lab a) / 11 (lab b) / 31 (lab c)")
     ap.add_argument("--max-files", type=int, default=None, help="only the first N files (smoke runs)")
     ap.add_argument("--no-run", action="store_true", help="skip the end-to-end `cytokit run`")
     ap.add_argument("--csv", type=Path, default=None, help="write every (file, population) estimate here")
-    ap.add_argument("--lymphocyte-gate", choices=[*sorted(LYMPHOCYTE_GATES), CD3_REFERENCE], default="shipped",
-                    help="method of the Lymphocytes scatter gate in the lab's strategies (default: as shipped); "
-                         f"{CD3_REFERENCE} (lab b only): the nk tube's scatter gate back-gated against CD3+ singlets")
+    ap.add_argument("--lymphocyte-gate", choices=[*sorted(LYMPHOCYTE_GATES), CD3_REFERENCE, CD45_SSC], default=None,
+                    help="method of the Lymphocytes scatter gate in the lab's strategies (default: as shipped; lab c: "
+                         f"{CD45_SSC}, its own CD45 x SSC gate in the tbnk tube); {CD3_REFERENCE} (lab b only): the nk "
+                         "tube's scatter gate back-gated against CD3+ singlets")
     ap.add_argument("--strategies", type=Path, default=None,
                     help="a folder with your own lab_tcell.yaml and lab_nkb.yaml (default: derived from the shipped "
                          "strategies, see independent_lab_gen/user_yaml.py, and written next to the trial)")
@@ -340,8 +389,14 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in lab.defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    if args.lymphocyte_gate is None:
+        args.lymphocyte_gate = CD45_SSC if args.lab == "c" else "shipped"
     if args.lab == "a" and args.lymphocyte_gate == CD3_REFERENCE:
         ap.error(f"--lymphocyte-gate {CD3_REFERENCE} is a lab b variant")
+    if (args.lab == "c") != (args.lymphocyte_gate in LYMPHOCYTE_GATES_C) and args.lymphocyte_gate != "shipped":
+        ap.error(f"--lymphocyte-gate {args.lymphocyte_gate} is not a lab {args.lab} variant")
+    if args.lab == "c" and args.seed == RESERVED_C_SEED:
+        ap.error(f"seed {RESERVED_C_SEED} is reserved for lab C's final measurement")
     if args.lab == "b" and args.seed == RESERVED_B_SEED:
         ap.error(f"seed {RESERVED_B_SEED} is reserved for lab B's final measurement")
     if args.lab == "a" and args.seed == RESERVED_A_SEED:
@@ -402,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
               "other files")
         print("\ntime QC (clogs; defaults of cytokit.qc.run_qc):\n" + qc_summary(qc).to_string(index=False))
         if args.lab != "a":
-            print_data_checks(df, qc)
+            print_data_checks(df, qc, lab.data_check_words)
         if not args.no_run:
             w3 = time.perf_counter()
             cmp = run_pipeline(trial, root / "results", folder, lab)
@@ -412,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"per visit x arm median % of parent, run vs truth: |diff| median {cmp.diff_pp.abs().median():.2f} pp, "
                   f"max {cmp.diff_pp.abs().max():.2f} pp")
             print(cmp.sort_values("diff_pp", key=abs, ascending=False).head(10).to_string(index=False))
+            if "abs" in cmp.attrs:
+                print_absolute_counts(cmp.attrs["abs"])
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)

@@ -33,11 +33,14 @@ CLOG_SHARE = 0.15
 
 
 def _lab_of(tube: str) -> tuple[dict[str, tuple[tuple[str, str], ...]], dict[str, str], tuple[str, ...]]:
-    """(hierarchy, lymphocytes, event kinds) of the lab whose tube this is (lab A's tubes, else lab B's)."""
+    """(hierarchy, lymphocytes, event kinds) of the lab whose tube this is (lab A's, B's or C's tubes)."""
     if tube in HIERARCHY:
         return HIERARCHY, LYMPHOCYTES, KINDS
     from .cells_b import HIERARCHY_B, KINDS_B, LYMPHOCYTES_B
-    return HIERARCHY_B, LYMPHOCYTES_B, KINDS_B
+    if tube in HIERARCHY_B:
+        return HIERARCHY_B, LYMPHOCYTES_B, KINDS_B
+    from .cells_c import HIERARCHY_C, KINDS_C, LYMPHOCYTES_C
+    return HIERARCHY_C, LYMPHOCYTES_C, KINDS_C
 
 
 def population_table(file: str, tube: str, members: dict[str, np.ndarray]) -> pd.DataFrame:
