@@ -1,6 +1,7 @@
 """Every entry point runs the same per-sample chain (read → QC → compensate → transform → gate) and gives
-identical counts on the bundled sample trial: the pipeline's populations table, ``Strategy.apply``,
-``cytokit gate`` and the cohort stages' event loader (``load_gated_events``)."""
+identical counts (and review columns: ``review``, ``review_flags``, ``notes``) on the bundled sample trial: the
+pipeline's populations table, ``Strategy.apply``, ``cytokit gate`` and the cohort stages' event loader
+(``load_gated_events``)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,6 +14,7 @@ from cytokit.fcs import read_fcs
 from cytokit.gating import load_strategy
 from cytokit.pipeline import load_gated_events, run
 from test_pipeline_support import write_pipeline
+from test_review_column import assert_review_columns_follow_flags
 
 OUTPUTS_OFF = {"gatingml": False, "thumbnails": False, "flowjo_workspace": False, "anndata": False,
                "trial": False, "reports": False, "clustering": False}
@@ -42,8 +44,15 @@ def _counts(df: pd.DataFrame) -> dict[str, int]:
     return {str(p): int(c) for p, c in zip(df["population"], df["count"])}
 
 
+def _review(df: pd.DataFrame) -> dict[str, tuple[bool, str, str]]:
+    return {str(p): (bool(r), str(w), str(n))
+            for p, r, w, n in zip(df["population"], df["review"], df["review_flags"], df["notes"])}
+
+
 def test_strategy_apply_counts_equal_the_pipeline_on_every_bundled_file(sample_trial, store):
     _, pops = store
+    assert_review_columns_follow_flags(pops)
+    assert pops["review"].any() and (~pops["review"] & pops["notes"].ne("")).any()
     manifest = pd.read_csv(sample_trial / "manifest.csv")
     strategies = {t: load_strategy(t) for t in manifest["tube"].unique()}
     assert len(manifest) == len(list((sample_trial / "fcs").glob("*.fcs")))
@@ -52,6 +61,7 @@ def test_strategy_apply_counts_equal_the_pipeline_on_every_bundled_file(sample_t
         stored = pops[pops["file"] == row.file]
         assert len(stored) == len(result.populations), row.file
         assert _counts(result.populations) == _counts(stored), row.file
+        assert _review(result.populations) == _review(stored), row.file  # one meaning of "flagged"
         assert result.qc is not None and result.qc.n_kept == result.sample.n_events < result.qc.n_events + 1
 
 
@@ -63,6 +73,7 @@ def test_cli_gate_counts_equal_the_pipeline(sample_trial, store, tmp_path, capsy
         assert cli_main(["gate", str(sample_trial / "fcs" / name), "--strategy", tube, "--table", str(table)]) == 0
         assert "QC kept" in capsys.readouterr().out
         assert _counts(pd.read_csv(table)) == _counts(pops[pops["file"] == f"fcs/{name}"]), name
+        assert _review(pd.read_csv(table, keep_default_na=False)) == _review(pops[pops["file"] == f"fcs/{name}"])
     # the issue's example: 1,285 CD4 T cells without QC, the table's count with it
     no_qc = tmp_path / "no_qc.csv"
     assert cli_main(["gate", str(sample_trial / "fcs" / "P001_W0_tmem.fcs"), "--strategy", "tmem", "--no-qc",
@@ -185,8 +196,10 @@ def test_pipeline_tables_report_cohort_refits_and_keep_the_original_fits(sample_
         key = (row.sample_id, row.population)
         assert new.loc[key, "count"] == row.refit_count and old.loc[key, "count"] == row.count
         assert new.loc[key, "method"].endswith("+cohort") and "cohort_outlier" in new.loc[key, "flags"]
+        assert "cohort_outlier" in new.loc[key, "notes"].split(";")  # a note: the re-fit is not a review flag
         stored = {p["population"]: p["count"] for p in ResultsFolder(out).sample_result(row.sample_id)["populations"]}
         assert stored[row.population] == row.count  # the stored per-sample result keeps the original fit
+    assert_review_columns_follow_flags(new.reset_index())
     others = [k for k in old.index if k not in keys]
     assert (new.loc[others, "count"] == old.loc[others, "count"]).all()
     assert not new.loc[others, "method"].str.endswith("+cohort").any()

@@ -1,7 +1,7 @@
 """``cytokit gate FILE --strategy S [--panel P] [--tube T] [--plot out.png]``: gate one FCS file.
 
 Prints the population table (count, % of parent, % of lymphocytes, estimated error of % of parent in pp,
-flags) and optionally writes the gate
+REVIEW with the review flags where the estimate may be wrong, placement notes) and optionally writes the gate
 plots (PNG), the table (CSV) and the fitted gates (Gating-ML 2.0). The file goes through the same
 per-sample chain as the pipeline (QC included unless ``--no-qc``), so the counts are the pipeline's.
 """
@@ -16,6 +16,13 @@ from ..results import schema as S
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import JustifyMethod
+
+
+def _words(joined: str) -> str:
+    """``;``-joined flag words for the terminal: escaped, with spaces so that a long list wraps."""
+    from rich.markup import escape
+
+    return escape(joined.replace(";", "; "))
 
 
 def _print_table(result, console) -> None:  # noqa: ANN001 - rich/GatingResult types are internal
@@ -34,19 +41,23 @@ def _print_table(result, console) -> None:  # noqa: ANN001 - rich/GatingResult t
     table = Table(title=escape(f"{result.sample.name} — strategy {result.definition.name}"), show_lines=False)
     columns: tuple[tuple[str, JustifyMethod], ...] = (
         (S.POPULATION, "left"), (S.PARENT, "left"), (S.COUNT, "right"), ("% parent", "right"),
-        ("% lymphocytes", "right"), (S.METHOD, "left"), ("± pp", "right"), ("count ± pp", "right"), (S.FLAGS, "left"))
+        ("% lymphocytes", "right"), (S.METHOD, "left"), ("± pp", "right"), ("count ± pp", "right"), (S.REVIEW, "left"),
+        (S.NOTES, "left"))
     for col, justify in columns:
         table.add_column(col, justify=justify, no_wrap=col in (S.POPULATION, S.PARENT, S.METHOD))
     for row in rows:
-        pct_lymph, est, flags = row[S.PCT_LYMPHOCYTES], row[S.EST_ERROR_PP], row[S.FLAGS]
+        pct_lymph, est = row[S.PCT_LYMPHOCYTES], row[S.EST_ERROR_PP]
         csd = row.get(S.COUNT_SD_PP, math.nan)
         pl = "" if math.isnan(pct_lymph) else f"{pct_lymph:.2f}"
         pl = escape(above_text(den)) if row[S.POPULATION] in above else pl
         table.add_row(escape(row[S.POPULATION]), escape(row[S.PARENT]), f"{row[S.COUNT]:,}",
                       f"{row[S.PCT_PARENT]:.2f}", pl, escape(row[S.METHOD]), "" if math.isnan(est) else f"{est:.1f}",
                       "" if math.isnan(csd) else f"{csd:.1f}",
-                      f"[yellow]{escape(flags)}[/yellow]" if flags else "")
-    notes = ["± pp = estimated error of % parent (percentage points) from its thresholds' uncertainty",
+                      f"[bold red]REVIEW[/bold red] [red]{_words(row[S.REVIEW_FLAGS])}[/red]" if row[S.REVIEW] else "",
+                      f"[dim]{_words(row[S.NOTES])}[/dim]" if row[S.NOTES] else "")
+    notes = ["REVIEW = the estimate may be wrong: check its gate before using the number (review flags)",
+             "notes = how a gate was placed, not a statement that the estimate is wrong",
+             "± pp = estimated error of % parent (percentage points) from its thresholds' uncertainty",
              "count ± pp = binomial SD of % parent from the event counts alone (few_events: parent below "
              f"{FEW_EVENTS} events)"]
     if den:
@@ -62,7 +73,8 @@ def gate(
     panel: Optional[str] = typer.Option(None, "--panel", "-p", help="Panel name or YAML (default: the strategy's)."),
     tube: Optional[str] = typer.Option(None, "--tube", "-t", help="Tube of the panel (default: the strategy's)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write every population's gate plot to this PNG."),
-    table: Optional[Path] = typer.Option(None, "--table", help="Write the population table to this CSV."),
+    table: Optional[Path] = typer.Option(None, "--table", help="Write the population table to this CSV (review: "
+                                         "True = the estimate may be wrong; review_flags, notes; flags = both)."),
     gatingml: Optional[Path] = typer.Option(None, "--gatingml", help="Write the fitted gates as Gating-ML 2.0."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing --plot/--table/--gatingml files."),
     qc: bool = typer.Option(True, "--qc/--no-qc",

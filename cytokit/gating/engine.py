@@ -16,7 +16,7 @@ from ..errors import GatingError, PanelError
 from ..gates import BooleanGate, EllipsoidGate, Gate, gate_from_dict
 from ..results import schema as S
 from ..sample import Sample
-from .methods import FitResult, fit_gate, get_method
+from .methods import FitResult, fit_gate, get_method, review_columns
 from .methods.base import every_nth, gather
 from .count_error import FEW_EVENTS_FLAG, count_sd_pp, few_events
 from .methods.confidence import UNCERTAIN_PP, with_error
@@ -47,7 +47,7 @@ DENSE_PARENT = 0.3
 NEAR_EMPTY_SHARE, NEAR_EMPTY_PARENT = 0.001, 1000
 
 TABLE_COLUMNS = (S.POPULATION, S.PARENT, S.COUNT, S.PARENT_COUNT, S.PCT_PARENT, S.PCT_LYMPHOCYTES, S.METHOD,
-                 S.FLAGS, "dims", S.PHENOTYPE, S.EST_ERROR_PP, S.COUNT_SD_PP)
+                 S.FLAGS, *S.REVIEW_COLUMNS, "dims", S.PHENOTYPE, S.EST_ERROR_PP, S.COUNT_SD_PP)
 
 
 @dataclass
@@ -380,7 +380,9 @@ def population_table(definition: StrategyDefinition, state: FitState, n_events: 
     lymphocyte denominator (percent, 0-100, of the strategy's ``lymphocytes`` population; defined for that
     population and the populations below it only: NaN for gates *above* it, e.g. the ``Lymphocytes``
     scatter gate before ``Singlets``, whose events include doublets and are not a fraction of single
-    lymphocytes, and for populations outside it, e.g. counting beads), method, flags, ``est_error_pp``
+    lymphocytes, and for populations outside it, e.g. counting beads), method, flags (every word), ``review``
+    (bool: a review flag, the estimate may be wrong), ``review_flags`` and ``notes`` (flags split into those
+    words and the placement notes; :func:`.methods.review_columns`), ``est_error_pp``
     (estimated error of % of parent, percentage points; NaN for gates not placed by fitted thresholds) and
     ``count_sd_pp`` (binomial SD of % of parent from the counts alone, pp; :mod:`.count_error`, which also
     flags ``few_events`` below its limit of parent events)."""
@@ -454,7 +456,7 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
         rows.append({
             S.POPULATION: spec.name, S.PARENT: spec.parent or "", S.COUNT: count, S.PARENT_COUNT: parent_count,
             S.PCT_PARENT: pct_parent, S.PCT_LYMPHOCYTES: pct_lymph, S.METHOD: spec.method,
-            S.FLAGS: ";".join(dict.fromkeys(flags)), S.EST_ERROR_PP: est,
+            S.FLAGS: ";".join(dict.fromkeys(flags)), **review_columns(flags), S.EST_ERROR_PP: est,
             S.COUNT_SD_PP: count_sd_pp(count, parent_count),
             "dims": ";".join(spec.dims),
             S.PHENOTYPE: spec.phenotype or "",

@@ -46,7 +46,10 @@ class GatingResult:
     @property
     def populations(self) -> "pd.DataFrame":
         """``population, parent, count, parent_count, pct_parent (%), pct_lymphocytes (%), method, flags,
-        dims, phenotype`` — one row per fitted population, in strategy order."""
+        review, review_flags, notes, dims, phenotype, est_error_pp (pp), count_sd_pp (pp)`` — one row per
+        fitted population, in strategy order. ``review`` (bool) is True when the estimate may be wrong (a
+        review flag: :func:`cytokit.gating.methods.review_columns`); ``flags`` holds every word, notes on
+        how a gate was placed included, so a non-empty ``flags`` alone does not mean that."""
         return population_table(self.definition, self.state, self.sample.n_events)
 
     @property

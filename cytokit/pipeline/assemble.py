@@ -7,7 +7,8 @@ Contract (schema in :mod:`cytokit.results.schema`, dtypes by :func:`cytokit.resu
 * ``populations``: one row per sample x population, sorted by ``sample_id`` then strategy order, with
   ``sample_id, file, sha256, patient, visit, week, arm, tube, population, parent, count, parent_count,
   pct_parent (%), pct_lymphocytes (%), abs_count_per_uL (cells/µL), abs_method, marker_medians (JSON,
-  transformed scale), method, flags, qc_flags, phenotype``;
+  transformed scale), method, flags, review (bool), review_flags, notes (flags split by
+  :func:`cytokit.gating.methods.review_columns`), est_error_pp, count_sd_pp, qc_flags, phenotype``;
 * ``samples``: one row per manifest sample, sorted by ``sample_id``: ``sample_id, file, sha256``, the
   manifest columns, ``status`` (ok|failed), ``error``, ``n_events``, ``n_events_qc``, ``lymphocytes``
   (events in the lymphocyte denominator, e.g. Singlets), ``lymphosum_pct`` (%), ``cd4_cd8_vs_cd3_pct`` (%),
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..gating.methods import review_columns
 from ..results import schema as S
 from ..results.reader import coerce
 from .config import PipelineConfig
@@ -75,6 +77,12 @@ def _population_rows(pops: pd.DataFrame, base: dict[str, Any], abs_counts: np.nd
             columns[col] = qc_flags
         elif col == S.FLAGS:
             columns[col] = pops[col].map(_flags_text) if col in pops.columns else ""
+            # from the final flags (the cohort stage adds words to stored rows), never from a stored copy
+            review = [review_columns(f) for f in (columns[col] if col in pops.columns else [""] * len(pops))]
+            for key in S.REVIEW_COLUMNS:
+                columns[key] = [r[key] for r in review]
+        elif col in S.REVIEW_COLUMNS:
+            continue  # set with flags
         elif col in pops.columns:
             columns[col] = pops[col]
         else:

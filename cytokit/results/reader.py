@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence, overload
 
+import numpy as np
 import pandas as pd
 
 from ..errors import CytokitError, PipelineError
@@ -30,12 +31,53 @@ from . import schema as S
 log = logging.getLogger(__name__)
 
 
+_TRUE_TEXT = frozenset({"true", "1", "yes"})
+_FALSE_TEXT = frozenset({"false", "0", "no"})
+
+
+def _as_bool(value: Any) -> bool | None:
+    """A stored ``review`` value as bool; None when missing or not a boolean."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    text = "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value).strip().lower()
+    return True if text in _TRUE_TEXT else False if text in _FALSE_TEXT else None
+
+
+def _review_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """``review``, ``review_flags``, ``notes`` of a table with ``flags``: as stored, and derived from
+    ``flags`` (:func:`cytokit.gating.methods.review_columns`) for rows without a stored ``review`` (tables
+    written before these columns existed)."""
+    stored = df[S.REVIEW].map(_as_bool) if S.REVIEW in df.columns else pd.Series(None, index=df.index, dtype=object)
+    missing = stored.isna().to_numpy()
+    if missing.any():
+        from ..gating.methods import review_columns
+
+        derived = pd.DataFrame([review_columns(f if isinstance(f, str) else "") for f in df.loc[missing, S.FLAGS]],
+                               index=df.index[missing], columns=list(S.REVIEW_COLUMNS))
+        at = df.columns.get_loc(S.FLAGS) + 1
+        for i, col in enumerate(S.REVIEW_COLUMNS):
+            if col not in df.columns:  # where the schema puts it: after flags
+                df.insert(min(at + i, len(df.columns)), col, None if col == S.REVIEW else "")
+            values = df[col].astype(object)
+            values[missing] = derived[col].to_numpy()
+            df[col] = values
+        stored = df[S.REVIEW].map(_as_bool)
+    df[S.REVIEW] = stored.astype(bool)
+    return df
+
+
 def coerce(df: pd.DataFrame) -> pd.DataFrame:
     """``df`` with stable dtypes (in place, returned): schema ``int`` columns nullable Int64, ``float``
-    float64, ``week`` Int64 (rounded) when every value is numeric, every other column text ("" = missing).
-    The pipeline applies it before writing, the reader after reading, so both formats agree."""
+    float64, ``week`` Int64 (rounded) when every value is numeric, ``bool`` (``review``) bool, every other
+    column text ("" = missing). A table with ``flags`` gets ``review``, ``review_flags`` and ``notes`` derived
+    from it where ``review`` is missing (older results folders: one definition, the gating's). The pipeline
+    applies it before writing, the reader after reading, so both formats agree."""
+    if S.FLAGS in df.columns:
+        df = _review_columns(df)
     for col in df.columns:
         kind = S.COLUMNS[col].kind if col in S.COLUMNS else "text"
+        if kind == "bool":
+            continue  # made bool above
         if kind == "int":
             df[col] = pd.array(pd.to_numeric(df[col], errors="coerce").round(), dtype="Int64")
         elif kind == "float":

@@ -6,7 +6,7 @@ Contract
 ``OUT/samples.{parquet,csv}``: one row per manifest sample: ``sample_id, file, sha256``, the manifest's
 own columns (text), then :data:`SAMPLE_RESULT_COLUMNS`. Each column's dtype and unit is in
 :data:`COLUMNS`: ``text`` (str, missing = ""), ``int`` (nullable Int64), ``float`` (float64, NaN =
-missing) and ``week`` (Int64, rounded, when every value is numeric; else as read). Percentages are percent
+missing), ``bool`` (bool; only ``review``, derived from ``flags`` where missing) and ``week`` (Int64, rounded, when every value is numeric; else as read). Percentages are percent
 (0-100); absolute counts are cells/µL (= 10^6/L); ``marker_medians`` is JSON on the transformed scale.
 
 :data:`SCHEMA_VERSION` changes whenever a column is renamed, removed or changes meaning (adding a column
@@ -20,6 +20,8 @@ from typing import Final
 
 #: version of the results-folder layout and table schema (``run_info.json`` key :data:`RUN_INFO_SCHEMA_KEY`)
 SCHEMA_VERSION: Final = "2"  # 2: pct_lymphocytes / abs_count_per_uL NaN for gates above the denominator
+# (review, review_flags, notes were added within schema 2: a compatible addition; the reader derives them from
+# flags for folders written before them, cytokit.results.reader.coerce)
 RUN_INFO_SCHEMA_KEY: Final = "results_schema"
 
 # -- files and folders (relative to OUT) -------------------------------------------------------------
@@ -61,6 +63,9 @@ ABS_METHOD: Final = "abs_method"
 MARKER_MEDIANS: Final = "marker_medians"
 METHOD: Final = "method"
 FLAGS: Final = "flags"
+REVIEW: Final = "review"
+REVIEW_FLAGS: Final = "review_flags"
+NOTES: Final = "notes"
 EST_ERROR_PP: Final = "est_error_pp"
 COUNT_SD_PP: Final = "count_sd_pp"
 QC_FLAGS: Final = "qc_flags"
@@ -113,7 +118,17 @@ COLUMNS: dict[str, Column] = {c.name: c for c in (
            "(bead events x µL); NaN for the bead gate and gates above the denominator"),
     Column(ABS_METHOD, "text", doc="dual_platform | single_platform | ''"),
     Column(MARKER_MEDIANS, "text", "transformed scale", "JSON {marker: median}"),
-    Column(METHOD, "text", doc="gate method"), Column(FLAGS, "text", doc="';'-joined gating flags"),
+    Column(METHOD, "text", doc="gate method"),
+    Column(FLAGS, "text", doc="';'-joined gating flag words, review flags and notes together in the order the "
+           "gating recorded them (kept for compatibility: a non-empty flags does NOT mean the estimate may be "
+           "wrong; read review)"),
+    Column(REVIEW, "bool", doc="True = this estimate may be wrong: review its gate before using the number "
+           "(flags holds a review flag, cytokit.gating.methods.REVIEW_FLAGS; recall and precision against "
+           "truth in docs/gating.md, 'Flags'); False = no review flag (notes may still be present)"),
+    Column(REVIEW_FLAGS, "text", doc="';'-joined words of flags that make review True (e.g. uncertain, "
+           "few_events, CD25:ambiguous_mode)"),
+    Column(NOTES, "text", doc="';'-joined words of flags that only record how a gate was placed (no_valley, "
+           "fell_back:tail, unstable, cohort_outlier...): not a statement that the estimate is wrong"),
     Column(EST_ERROR_PP, "float", "pp", "estimated error of pct_parent from the uncertainty of the gate's "
            "thresholds (percentage points; NaN = not measured: scatter, fixed or imported gates); "
            "above confidence.UNCERTAIN_PP the row is flagged 'uncertain' (docs/gating.md)"),
@@ -132,9 +147,11 @@ COLUMNS: dict[str, Column] = {c.name: c for c in (
 
 POPULATION_COLUMNS: tuple[str, ...] = (
     SAMPLE_ID, FILE, SHA256, PATIENT, VISIT, WEEK, ARM, TUBE, POPULATION, PARENT, COUNT, PARENT_COUNT,
-    PCT_PARENT, PCT_LYMPHOCYTES, ABS_COUNT, ABS_METHOD, MARKER_MEDIANS, METHOD, FLAGS, EST_ERROR_PP, COUNT_SD_PP,
-    QC_FLAGS, PHENOTYPE,
+    PCT_PARENT, PCT_LYMPHOCYTES, ABS_COUNT, ABS_METHOD, MARKER_MEDIANS, METHOD, FLAGS, REVIEW, REVIEW_FLAGS, NOTES,
+    EST_ERROR_PP, COUNT_SD_PP, QC_FLAGS, PHENOTYPE,
 )
+#: the columns that split ``flags`` into review flags and notes (cytokit.gating.methods.review_columns)
+REVIEW_COLUMNS: tuple[str, ...] = (REVIEW, REVIEW_FLAGS, NOTES)
 #: samples table: these follow ``sample_id, file, sha256`` and the manifest's own columns
 SAMPLE_KEY_COLUMNS: tuple[str, ...] = (SAMPLE_ID, FILE, SHA256)
 SAMPLE_RESULT_COLUMNS: tuple[str, ...] = (

@@ -14,6 +14,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from ...errors import GatingError
+from ...results import schema as S
 from .base import FitResult, GateMethod, MethodParams
 from .density import ThresholdParams, fit_threshold
 from .fixed import (BooleanParams, FixedGateParams, PolygonParams, RectangleParams, fit_boolean, fit_fixed,
@@ -60,10 +61,37 @@ REVIEW_FLAGS: frozenset[str] = frozenset({
 })
 
 
+def _words(flags: str | Iterable[str] | None) -> list[str]:
+    if flags is None:
+        return []
+    return [w for w in (flags.split(";") if isinstance(flags, str) else [str(f) for f in flags]) if w]
+
+
+def _is_review_word(word: str) -> bool:
+    return any(part in REVIEW_FLAGS for part in word.split(":"))
+
+
 def needs_review(flags: str | Iterable[str]) -> bool:
     """True when ``flags`` (a ``;``-joined string or words, marker-prefixed or not) hold a review flag."""
-    words = flags.split(";") if isinstance(flags, str) else list(flags)
-    return any(part in REVIEW_FLAGS for w in words for part in w.split(":"))
+    return any(_is_review_word(w) for w in _words(flags))
+
+
+def split_flags(flags: str | Iterable[str] | None) -> tuple[list[str], list[str]]:
+    """``(review_flags, notes)``: the words of ``flags`` (``;``-joined or a sequence) that are review flags
+    (:data:`REVIEW_FLAGS`, marker/side prefixes kept, e.g. ``CD25:ambiguous_mode``) and the others, which
+    only record how a gate was placed. Each in the order given, repeats dropped."""
+    words = list(dict.fromkeys(_words(flags)))
+    review = [w for w in words if _is_review_word(w)]
+    return review, [w for w in words if not _is_review_word(w)]
+
+
+def review_columns(flags: str | Iterable[str] | None) -> dict[str, bool | str]:
+    """The populations table's review columns of a row with ``flags``: ``review`` (bool, =
+    :func:`needs_review`: the estimate may be wrong), ``review_flags`` and ``notes`` (``;``-joined words of
+    :func:`split_flags`). The one definition used by ``Strategy.apply``, ``cytokit gate``, the pipeline's
+    tables and the reader of older results folders."""
+    review, notes = split_flags(flags)
+    return {S.REVIEW: bool(review), S.REVIEW_FLAGS: ";".join(review), S.NOTES: ";".join(notes)}
 
 
 def get_method(name: str) -> GateMethod:
@@ -116,6 +144,6 @@ def fit_gate(method: str, X: np.ndarray, params: dict[str, Any] | MethodParams |
     return dataclasses.replace(fit, info={**fit.info, "gate_method": method, "params": p.model_dump(mode="json")})
 
 
-__all__ = ["GATE_METHODS", "REVIEW_FLAGS", "needs_review", "FitResult", "GateMethod", "MethodParams",
+__all__ = ["GATE_METHODS", "REVIEW_FLAGS", "needs_review", "review_columns", "split_flags", "FitResult", "GateMethod", "MethodParams",
            "ThresholdParams", "fit_gate",
            "fit_threshold", "get_method"]
