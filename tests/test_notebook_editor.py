@@ -86,7 +86,8 @@ def test_make_adaptive_reproduces_a_manual_gate(state, files):
 def test_apply_to_cohort_flags_outliers_and_saves_yaml(state, files, tmp_path):
     cohort = state.apply_to_cohort(files)
     assert list(cohort.table["sample"]) == [f.stem for f in files]
-    assert {"count", "pct_parent", "flags", "outlier", "reason"} <= set(cohort.table.columns)
+    assert {"count", "pct_parent", "flags", "review", "notes", "outlier", "reason"} <= set(cohort.table.columns)
+    assert (cohort.table["review"] <= cohort.table["outlier"]).all()
     assert png_bytes(cohort.plot(cols=2))[:4] == b"\x89PNG"
     bad = tmp_path / "broken.fcs"
     bad.write_bytes(b"not an fcs file")
@@ -100,10 +101,11 @@ def test_apply_to_cohort_flags_outliers_and_saves_yaml(state, files, tmp_path):
 
 def test_flag_outliers():
     pct = pd.Series([20.0, 21.0, 19.5, 20.5, 45.0])
-    flags = pd.Series(["", "", "CD25:fell_back:tail", "", ""])
-    out, reason = flag_outliers(pct, flags)
-    assert list(out) == [False, False, True, False, True]
-    assert "45.0%" in reason[4] and "fell_back" in reason[2]
+    flags = pd.Series(["", "", "CD25:fell_back:tail;uncertain", "", "", "CD25:fell_back:tail"])
+    out, reason = flag_outliers(pd.concat([pct, pd.Series([20.2])], ignore_index=True), flags)
+    # a review flag makes an outlier; a placement note alone (fell_back:tail) does not
+    assert list(out) == [False, False, True, False, True, False]
+    assert "45.0%" in reason[4] and reason[2] == "review: uncertain" and reason[5] == ""
 
 
 def test_widget_is_a_thin_view(files):

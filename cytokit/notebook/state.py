@@ -127,15 +127,20 @@ class CohortResult:
 
 def flag_outliers(pct: pd.Series, flags: pd.Series, *, z: float = 3.5, min_pp: float = 2.0) -> tuple[pd.Series, pd.Series]:
     """Outlier samples: % of parent further than ``z`` robust SDs (1.4826 x MAD) *and* ``min_pp``
-    percentage points from the cohort median, or a gate flag (fit fell back, empty, clipped...)."""
+    percentage points from the cohort median, or an estimate flagged for review (a review flag in ``flags``:
+    :func:`cytokit.gating.methods.needs_review`, the tables' ``review`` column). Placement notes alone
+    (``fell_back:tail``, ``unstable``...) do not make an outlier; the reason names the review flags."""
+    from ..gating.methods import split_flags
+
     med = float(np.nanmedian(pct)) if len(pct) else float("nan")
     mad = float(np.nanmedian(np.abs(pct - med))) * 1.4826 if len(pct) else float("nan")
     dev = (pct - med).abs()
     far = (dev > max(z * mad, min_pp)) if np.isfinite(mad) else pd.Series(False, index=pct.index)
-    has_flag = flags.fillna("").astype(str) != ""
+    words = flags.fillna("").astype(str).map(lambda f: ";".join(split_flags(f)[0]))
+    has_flag = words != ""
     reason = pd.Series("", index=pct.index, dtype=object)
     reason[far] = [f"{p:.1f}% vs median {med:.1f}%" for p in pct[far]]
-    reason[has_flag] = (reason[has_flag] + " " + flags[has_flag].astype(str)).str.strip()
+    reason[has_flag] = (reason[has_flag] + " review: " + words[has_flag]).str.strip()
     return far | has_flag, reason
 
 
@@ -173,10 +178,11 @@ class GateEditorState:
         return copy.deepcopy(self.strategy.population(name or self.population).params)
 
     def counts(self, name: str | None = None) -> dict[str, Any]:
-        """``count``, ``parent_count``, ``pct_parent`` (%), ``pct_lymphocytes`` (%), ``flags`` of a population."""
+        """``count``, ``parent_count``, ``pct_parent`` (%), ``pct_lymphocytes`` (%), ``flags``, ``review`` (bool:
+        the estimate may be wrong), ``review_flags`` and ``notes`` of a population (the table's columns)."""
         row = self.table().set_index(S.POPULATION).loc[name or self.population]
         return {k: (row[k].item() if hasattr(row[k], "item") else row[k])
-                for k in (S.COUNT, S.PARENT_COUNT, S.PCT_PARENT, S.PCT_LYMPHOCYTES, S.FLAGS)}
+                for k in (S.COUNT, S.PARENT_COUNT, S.PCT_PARENT, S.PCT_LYMPHOCYTES, S.FLAGS, *S.REVIEW_COLUMNS)}
 
     def table(self) -> pd.DataFrame:
         return self.result.populations
@@ -297,7 +303,8 @@ class GateEditorState:
     # -- cohort and saving -----------------------------------------------------------------------------
     def apply_to_cohort(self, files: Iterable[str | Path] | str | Path, name: str | None = None) -> CohortResult:
         """Apply the edited strategy to every file (a list, a folder of FCS files, or a run's results
-        folder) and tabulate ``name``: count, % of parent, flags and outliers (:func:`flag_outliers`).
+        folder) and tabulate ``name``: count, % of parent, flags, review (bool), notes and outliers
+        (:func:`flag_outliers`).
         A file that cannot be gated is recorded in ``errors`` and the others go on."""
         from ..errors import CytokitError
         from ..fcs import read_fcs
@@ -309,12 +316,13 @@ class GateEditorState:
                 res = self.strategy.apply(read_fcs(path), panel=self.panel, tube=self.tube)
                 row = res.populations.set_index(S.POPULATION).loc[name]
                 rows.append({"sample": path.stem, S.COUNT: int(row[S.COUNT]), S.PARENT_COUNT: int(row[S.PARENT_COUNT]),
-                             S.PCT_PARENT: float(row[S.PCT_PARENT]), S.FLAGS: row[S.FLAGS]})
+                             S.PCT_PARENT: float(row[S.PCT_PARENT]), S.FLAGS: row[S.FLAGS],
+                             S.REVIEW: bool(row[S.REVIEW]), S.NOTES: row[S.NOTES]})
                 results[path.stem] = res
             except (CytokitError, KeyError) as exc:
                 errors[path.stem] = str(exc)
                 log.warning("%s: %s", path.name, exc)
-        table = pd.DataFrame(rows, columns=["sample", S.COUNT, S.PARENT_COUNT, S.PCT_PARENT, S.FLAGS])
+        table = pd.DataFrame(rows, columns=["sample", S.COUNT, S.PARENT_COUNT, S.PCT_PARENT, S.FLAGS, S.REVIEW, S.NOTES])
         out, reason = flag_outliers(table[S.PCT_PARENT], table[S.FLAGS])
         table["outlier"], table["reason"] = out.astype(bool), reason
         return CohortResult(name, table, results, errors)

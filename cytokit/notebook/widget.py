@@ -101,7 +101,11 @@ class GateEditor:
         if s.population in above:  # a gate above the lymphocyte denominator is not a % of it (as in reports)
             pct_l = f" · {html.escape(above_text(den))}"
 
-        flags = f"<br><span style='color:#b00'>flags: {html.escape(c['flags'])}</span>" if c[S.FLAGS] else ""
+        # review flags (the estimate may be wrong) in red; placement notes in grey (docs/gating.md, "Flags")
+        flags = (f"<br><span style='color:#b00'><b>REVIEW</b>: {html.escape(c[S.REVIEW_FLAGS])}</span>"
+                 if c[S.REVIEW] else "")
+        if c[S.NOTES]:
+            flags += f"<br><span style='color:#667'>notes: {html.escape(c[S.NOTES])}</span>"
 
         self.counts.value = (f"<b>{html.escape(s.population)}</b>: {c['count']:,} events · "
                              f"<b>{c['pct_parent']:.2f}%</b> of parent ({c['parent_count']:,}){pct_l}"
