@@ -181,3 +181,20 @@ def test_reserved_seed_is_refused() -> None:
         bench.main(["--lab", "c", "--seed", str(bench.RESERVED_C_SEED), "--no-run"])
     with pytest.raises(SystemExit):  # the lab-C gate is not a variant of the other labs
         bench.main(["--lab", "a", "--lymphocyte-gate", "cd45_ssc", "--no-run"])
+
+
+def test_unmixed_file_under_compensation_file_says_what_to_set(trial: Path, tmp_path: Path) -> None:
+    """A spectral (unmixed) file has no $SPILLOVER: the shipped `compensation: file` refuses it with an error that
+    names the file and the strategy setting that gates it (a new user's first run on such files)."""
+    from cytokit.errors import CompensationError
+
+    d = lab_c_strategy("tc")
+    d["compensation"] = "file"
+    path = tmp_path / "tc_file.yaml"
+    path.write_text(yaml.safe_dump(d, sort_keys=False))
+    files = pd.read_csv(trial / "truth" / "files.csv")
+    spectral = files[(files.instrument == "E") & (files.tube == "tc")].file.iloc[0]
+    with pytest.raises(CompensationError, match=r"C01_V0_tc\.fcs: .*no spillover matrix.*'compensation: none'"):
+        load_strategy(path).apply(read_fcs(trial / spectral), qc=False)
+    conventional = files[(files.instrument == "F") & (files.tube == "tc")].file.iloc[0]
+    assert load_strategy(path).apply(read_fcs(trial / conventional), qc=False).populations["count"].iloc[0] > 0

@@ -77,10 +77,18 @@ def compensate(sample: Sample, definition: StrategyDefinition, *, in_place: bool
 
     try:
         return compensate_sample(sample, in_place=in_place)
-    except CompensationError:
+    except CompensationError as exc:
         if definition.compensation == "file_if_present":
             log.info("%s: no usable acquisition matrix; gating uncompensated data", sample.name)
             return sample.with_note("gating: no compensation (no acquisition matrix)")
+        from ..compensation import acquisition_matrix
+
+        if acquisition_matrix(sample) is None:  # say what the strategy can do about it
+            raise CompensationError(
+                f"{exc}; the strategy's 'compensation: file' needs one. Files unmixed on a spectral cytometer or "
+                "exported already compensated need none: set 'compensation: none' in the strategy, or "
+                "'compensation: file_if_present' when only some of the files carry a matrix",
+                path=sample.path or sample.name) from exc
         raise
 
 
