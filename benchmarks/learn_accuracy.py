@@ -36,6 +36,7 @@ from cytokit.gating import Strategy, load_strategy
 from cytokit.gating.methods.density import ThresholdParams, find_peaks, fit_threshold, kde_1d
 from cytokit.gatingml import read_gatingml
 from cytokit.learn import learn_strategy
+from cytokit.learn.suggest import suggest_samples
 from cytokit.simulate import SimulationConfig, simulate_trial
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,6 +117,14 @@ def simulated(out: Path, events: int, n_train: int = 2, labs: list[str] | None =
     files = sorted((trial / "fcs").glob("*_tmem.fcs"))
     tmem = load_strategy("tmem")
     rows = []
+    suggested: list[str] = []
+    if train_on == "suggested":  # chosen from the files' events alone, before any lab's gates: one pair for all labs
+        t0, c0 = time.perf_counter(), time.process_time()
+        suggestion = suggest_samples(files, n_train, strategy=tmem)
+        print(f"suggested for expert gating: {', '.join(suggestion.samples)} ({time.perf_counter() - t0:.0f} s wall, "
+              f"{time.process_time() - c0:.0f} s CPU)")
+        suggestion.save(out / "suggestion", force=True)
+        suggested = suggestion.samples
     for lab, rules in LAB_RULES.items():
         if labs is not None and lab not in labs:
             continue
@@ -129,7 +138,10 @@ def simulated(out: Path, events: int, n_train: int = 2, labs: list[str] | None =
         pair = [next(f.stem for f in files if arms[f.stem] == "IL-2" and visits[f.stem] == il2_visit),
                 next(f.stem for f in files if arms[f.stem] == "control" and visits[f.stem] == "W0")][:n_train]
         label = train_on
-        if train:
+        if suggested:
+            pair = suggested
+            label = "suggested " + "+".join(t.removesuffix("_tmem") for t in pair)
+        elif train:
             pair = [t if t.endswith("_tmem") else f"{t}_tmem" for t in train]
             label = "+".join(t.removesuffix("_tmem") for t in pair)
         t0, c0 = time.perf_counter(), time.process_time()
@@ -245,8 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--labs", default=",".join(LAB_RULES), help="simulated labs to run (comma-separated; empty: flowsom_68983 only)")
     ap.add_argument("--no-flowsom", action="store_true", help="skip the flowsom_68983 ceiling checks")
-    ap.add_argument("--train-on", choices=("baseline", "treated"), default="baseline",
-                    help="training samples: IL-2 and control at W0 (baseline) or IL-2 at W24 + control at W0")
+    ap.add_argument("--train-on", choices=("baseline", "treated", "suggested"), default="baseline",
+                    help="training samples: IL-2 and control at W0 (baseline), IL-2 at W24 + control at W0, or "
+                         "the 2 samples cytokit.learn.suggest_samples proposes from the files' events (suggested)")
     ap.add_argument("--train", default="", help="training samples instead (comma-separated, e.g. P001_W0,P003_W24)")
     ap.add_argument("--depth-sweep", default="", help="instead of learning: the valley depth cut-offs to sweep "
                     "for labs bright/bright60 (comma-separated, e.g. 0.6,0.65,0.7,0.8; see depth_sweep)")

@@ -33,7 +33,7 @@ def _print_summary(summary, title: str) -> None:  # noqa: ANN001 - DataFrame
 
 def learn(
     expert: Path = typer.Argument(..., help="FlowJo workspace (.wsp) or Gating-ML file with the expert's gates."),
-    files: List[Path] = typer.Argument(..., help="FCS files (or folders of them) the expert gated."),
+    files: Optional[List[Path]] = typer.Argument(None, help="FCS files (or folders of them) the expert gated."),
     strategy: Optional[str] = typer.Option(None, "--strategy", "-s",
                                            help="Base strategy (built-in name or YAML); default: derived from the "
                                                 "expert's gate tree."),
@@ -49,8 +49,22 @@ def learn(
                                        help="Do not let the files not trained on (their events, never expert gates) "
                                             "decide between equally fitting parameters (minimal change to the "
                                             "base strategy's gates); ties then keep the value closest to the base."),
+    suggest: Optional[int] = typer.Option(None, "--suggest", min=1,
+                                          help="Before (more) expert gating: propose this many samples of the study "
+                                               "whose expert gates would best determine the strategy's thresholds "
+                                               "(suggestion.csv/html in --out). All arguments are then FCS files or "
+                                               "folders; a workspace given first names samples already gated."),
 ) -> None:
-    """Learn a strategy's adaptive parameters from expert gates; report leave-one-sample-out agreement."""
+    """Learn a strategy's adaptive parameters from expert gates; report leave-one-sample-out agreement.
+    With --suggest N: which N samples should the expert gate (no expert gates needed)."""
+    if suggest is not None:
+        _suggest(expert, list(files or []), suggest, strategy=strategy, mapping=mapping, panel=panel, out=out,
+                 force=force)
+        return
+    if not files:
+        from ..errors import ConfigError
+
+        raise ConfigError("no FCS files given (cytokit learn EXPERT FCS...)")
     from ..learn import learn_strategy
 
     for name in ("agreement.csv", "agreement.html"):
@@ -65,6 +79,34 @@ def learn(
     role = "loso" if (result.agreement.role == "loso").any() else "train"
     _print_summary(result.summary(role), f"agreement with the expert ({role}), worst first")
     typer.echo(f"tuned strategy: {paths['strategy']}\nagreement: {paths['agreement']}, {paths['html']}")
+
+
+def _suggest(first: Path, files: List[Path], n: int, *, strategy: Optional[str], mapping: Optional[Path],
+             panel: Optional[str], out: Path, force: bool) -> None:
+    """``--suggest N``: :func:`cytokit.learn.suggest.suggest_samples` on the files; a FlowJo workspace or
+    Gating-ML file given first names the samples already gated (they count as chosen)."""
+    from ..errors import ConfigError
+    from ..learn.expert import load_expert, load_mapping
+    from ..learn.suggest import suggest_samples
+
+    if strategy is None:
+        raise ConfigError("--suggest needs a base strategy (--strategy)")
+    gated: list[str] = []
+    if first.is_file() and first.suffix.lower() in (".wsp", ".xml"):
+        gated = [ex.name for ex in load_expert(first, files)]
+    else:
+        files = [first, *files]
+    for name in ("suggestion.csv", "suggestion_reasons.csv", "suggestion.html"):
+        if (out / name).exists() and not force:  # checked before any work
+            raise ConfigError(f"output exists: {out / name}; use --force to overwrite")
+    mapped = load_mapping(mapping)
+    result = suggest_samples(files, n, strategy=strategy, gated=gated, panel=panel,
+                             populations=sorted(set(mapped.values())) if mapped else None)
+    paths = result.save(out, force=force)
+    _print_summary(result.table[result.table["rank"].notna()].drop(columns=["rank"]),
+                   "samples to gate next (in order)")
+    typer.echo(f"suggested: {', '.join(result.samples)}\nsuggestion: {paths['table']}, {paths['reasons']}, "
+               f"{paths['html']}")
 
 
 def register(app: typer.Typer) -> None:

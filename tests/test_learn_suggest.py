@@ -1,0 +1,113 @@
+"""Suggesting which samples an expert should gate (cytokit.learn.suggest, `cytokit learn --suggest`): the
+suggested sample is the one on which candidate rules the learner searches gate differently. Synthetic
+one-marker samples on the 0..1 gate scale, then a small simulated study through the CLI."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cytokit.cli.main import main
+from cytokit.errors import ConfigError
+from cytokit.gating.model import StrategyDefinition
+from cytokit.learn.search import TrainingSample
+from cytokit.learn.suggest import Question, choose, describe, suggest_from_samples
+from cytokit.sample import CHANNEL_COLUMNS, Sample
+
+#: the shipped CD25+ CD4 rule of the tmem strategy: first valley deeper than 0.5, within 0.2..0.5
+SHIPPED = {"valley": "first", "max_valley_ratio": 0.5, "tail_sd": 1.75, "bounds": [0.2, 0.5]}
+#: negative + bright: one deep valley, where every valley rule cuts alike
+AGREE = [(0.2, 0.05, 6000), (0.65, 0.05, 3000)]
+#: negative, dim and bright modes: a first and a last valley, the last above the shipped range
+THREE = [(0.2, 0.05, 5000), (0.42, 0.04, 2500), (0.66, 0.05, 2000)]
+
+
+def _definition() -> StrategyDefinition:
+    return StrategyDefinition.model_validate({
+        "name": "one", "lymphocytes": "pos", "compensation": "none",
+        "populations": [{"name": "pos", "dims": ["A"], "method": "threshold",
+                         "params": {"sign": "+", "threshold": SHIPPED}}]})
+
+
+def _sample(name: str, modes: list[tuple[float, float, int]], seed: int) -> TrainingSample:
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([rng.normal(m, sd, n) for m, sd, n in modes])
+    ch = [dict(pnn="A", pns="", marker="A", fluorochrome="", range=1.0, gain=1.0, log_decades=0.0,
+               log_offset=0.0, bits=32, kind="fluorescence")]
+    return TrainingSample(name, Sample(x[:, None].astype(np.float32), pd.DataFrame(ch, columns=list(CHANNEL_COLUMNS))),
+                          (), {})
+
+
+def _study() -> list[TrainingSample]:
+    return [_sample("a1", AGREE, 1), _sample("a2", AGREE, 2), _sample("three", THREE, 3), _sample("a3", AGREE, 4)]
+
+
+def test_the_sample_where_candidate_rules_disagree_is_suggested():
+    s = suggest_from_samples(_definition(), _study(), 1)
+    assert s.samples == ["three"]
+    row = s.table.set_index("sample").loc["three"]
+    assert row["rank"] == 1 and row["disagreement"] == s.table.disagreement.max()
+    # the reason names a rule change (not only a tail width) that gates it differently from the base
+    why = s.reasons[s.reasons["sample"] == "three"]
+    assert len(why) == 1 and why.iloc[0].f1 < 0.95 and "valley" in why.iloc[0].member or "range" in why.iloc[0].member
+
+
+def test_an_already_gated_sample_is_not_suggested_again(tmp_path):
+    s = suggest_from_samples(_definition(), _study(), 2, gated=["three"])
+    assert "three" not in s.samples and len(s.samples) == 2
+    paths = s.save(tmp_path)
+    page = paths["html"].read_text()
+    assert "Already gated: three" in page and s.samples[0] in page
+    assert len(pd.read_csv(paths["table"])) == 4
+    with pytest.raises(ConfigError, match="exists"):
+        s.save(tmp_path)
+    with pytest.raises(ConfigError, match="not among"):
+        suggest_from_samples(_definition(), _study(), 1, gated=["nope"])
+
+
+def test_choice_follows_the_expected_disagreement_left():
+    """Three members (base, A, B) on three samples: A differs from the base on sample 0 only (F1 0.6), B on
+    sample 2 only (F1 0.5); sample 1 shows nothing. One gated sample cannot tell both from the base: gating 2
+    leaves A kept as the base on sample 0 (1 - 0.6), gating 0 leaves B on sample 2 (1 - 0.5, more), gating 1
+    leaves both. So 2 first, then 0, after which nothing is left; sample 1 is never worth gating."""
+    eye = np.ones((3, 3))
+
+    def differ(i: int, f: float) -> np.ndarray:
+        m = eye.copy()
+        m[0, i] = m[i, 0] = f
+        m[1, 2] = m[2, 1] = f
+        return m
+
+    q = Question(("pos",), "A", [{}, {"valley": "last"}, {"valley": "deepest"}], ["base", "A", "B"],
+                 [differ(1, 0.6), eye, differ(2, 0.5)])
+    picks, left = choose([q], 2, ["s0", "s1", "s2"])
+    assert picks == [2, 0]
+    assert left[0] > left[1] == 0.0
+    assert q.expected_left([0, 2]) == 0.0 and q.expected_left([1]) > q.expected_left([2])
+
+
+def test_members_are_described_by_what_they_change():
+    assert describe(SHIPPED, SHIPPED) == "base"
+    text = describe({k: v for k, v in {**SHIPPED, "valley": "last", "max_valley_ratio": 0.6}.items() if k != "bounds"},
+                    SHIPPED)
+    assert text == "last valley, depth 0.6, no range"
+    assert describe({"mode": "tail", "tail_sd": 2.0}, SHIPPED) == "tail 2.0 SD"
+
+
+def test_cli_learn_suggest(tmp_path, capsys):
+    from cytokit.simulate import SimulationConfig, simulate_trial
+
+    simulate_trial(tmp_path / "trial", SimulationConfig(patients_per_arm=1, visits=["W0", "W24"], tubes=["tmem"],
+                                                         events=4000, seed=5))
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("CD25+ CD4: CD25+ CD4\n")  # only the mapped populations' thresholds are asked about
+    rc = main(["learn", "--suggest", "2", str(tmp_path / "trial" / "fcs"), "--strategy", "tmem", "--mapping",
+               str(mapping), "--out", str(tmp_path / "o")])
+    assert rc == 0
+    table = pd.read_csv(tmp_path / "o" / "suggestion.csv")
+    assert len(table) == 4 and sorted(table["rank"].dropna()) == [1, 2]
+    assert set(pd.read_csv(tmp_path / "o" / "suggestion_reasons.csv").populations) <= {"CD25+ CD4"}
+    out = capsys.readouterr().out
+    assert all(name in out for name in table[table["rank"].notna()]["sample"])
+    assert main(["learn", "--suggest", "0", str(tmp_path / "trial" / "fcs"), "--strategy", "tmem",
+                 "--out", str(tmp_path / "p")]) == 2
