@@ -75,9 +75,16 @@ def test_threshold_alternatives_come_from_the_fit():
     u = ThresholdUncertainty.from_fit(0.5, {"method": "valley", "peaks": [0.3, 0.7],
                                             "stability_thresholds": [0.52, 0.8]})
     assert u.alternatives == (0.52,)
+    # a fixed cut: its value -/+ the scale's tolerance (docs/gating.md, "An activation smear with a stated cut");
+    # with no tolerance nothing is measured
     fixed = fit_threshold(r.normal(0.2, 0.04, 100), ThresholdParams(mode="fixed", value=0.4))
-    assert ThresholdUncertainty.from_fit(fixed.value, fixed.info).alternatives == ()
+    assert ThresholdUncertainty.from_fit(fixed.value, fixed.info).alternatives == pytest.approx((0.38, 0.42))
+    exact = fit_threshold(r.normal(0.2, 0.04, 100), ThresholdParams(mode="fixed", value=0.4, fixed_tolerance=0))
+    assert ThresholdUncertainty.from_fit(exact.value, exact.info).alternatives == ()
     fit = fit_gate("threshold", r.normal(0.2, 0.04, (500, 1)), {"threshold": {"mode": "fixed", "value": 0.4}})
+    assert fit.info["est_error_pp"] == 0.0 and "uncertain" not in fit.flags
+    fit = fit_gate("threshold", r.normal(0.2, 0.04, (500, 1)),
+                   {"threshold": {"mode": "fixed", "value": 0.4, "fixed_tolerance": 0}})
     assert fit.info["est_error_pp"] is None and "uncertain" not in fit.flags
 
 

@@ -26,7 +26,8 @@ from independent_lab_gen import event_kinds, truth_masks  # noqa: E402
 from independent_lab_gen.cells_b import DR_POSITIVE_PE, HIERARCHY_B, LYMPHOCYTES_B  # noqa: E402
 from independent_lab_gen.lab_b import TUBES_B  # noqa: E402
 from independent_lab_gen.trial_b import generate_trial_b  # noqa: E402
-from independent_lab_gen.user_yaml_b import DROPPED_B, PANEL_B, lab_b_strategy, write_lab_b_strategies  # noqa: E402
+from independent_lab_gen.user_yaml_b import (  # noqa: E402
+    DR_STATED_CUT, DROPPED_B, PANEL_B, lab_b_strategy, write_lab_b_strategies)
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -143,7 +144,11 @@ def test_lab_b_strategies_are_the_shipped_ones_with_the_documented_edits(tmp_pat
             assert got == want, f"{tube}: {p['name']} differs from the shipped gate"
         strategy = load_strategy(folder / f"lab_{tube}.yaml")
         assert [p.name for p in strategy.definition.populations] == [p for p, _ in HIERARCHY_B[tube]]
+    # HLA-DR+ CD8: the lab's stated cut by default, the shipped activation-marker rule as the variant
     dr = {p["name"]: p for p in lab_b_strategy("mem")["populations"]}["HLA-DR+ CD8"]
+    assert dr["params"] == {"sign": "+", "threshold": {"mode": "fixed", "value": DR_STATED_CUT}}
+    assert dr["parent"] == "CD8 T" and "negative_reference" not in dr
+    dr = {p["name"]: p for p in lab_b_strategy("mem", dr_gate="activation")["populations"]}["HLA-DR+ CD8"]
     cd25 = {p["name"]: p for p in lab_b_strategy("mem")["populations"]}["CD25+ CD4"]
     assert dr["params"] == cd25["params"] and dr["parent"] == "CD8 T" and dr["negative_reference"] == "T cells"
     # the cd3_reference variant: only the nk tube's back-gating reference changes, to a CD3+ gate under Singlets

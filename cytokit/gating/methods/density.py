@@ -57,7 +57,10 @@ Works on one marker's values of the parent population on the gate's (transformed
 
 3. ``mode="quantile"``: the ``quantile`` of the values (fraction 0..1 of events below the threshold).
 
-4. ``mode="fixed"``: ``value``.
+4. ``mode="fixed"``: ``value`` (a cut the strategy states, e.g. a lab's HLA-DR+ convention on an activation
+   smear). Its recorded alternatives (``info["stability_thresholds"]``) are ``value`` -/+ ``fixed_tolerance``:
+   the scale of this file may differ from the one the value was stated on, which moves a cut through a
+   continuum's events (and so ``est_error_pp``) and one in an empty valley hardly at all.
 
 Any result outside ``bounds`` is clipped to them and flagged ``clipped`` (except an excess count, see 2). A
 tail fallback that had to be clipped although the density has a valley inside ``bounds`` (one that
@@ -111,6 +114,12 @@ MIN_REFERENCE_EVENTS = 200
 #: events than the excess count (:mod:`.negative_model`, counting SD ~1-2 pp) does not separate negatives from
 #: positives and is replaced by the excess placement (flag ``valley_disagrees``); chosen on the tuning draws
 VALLEY_EXCESS_PP = 4.0
+#: ``mode: fixed``: how far a file's scale may lie from the scale the fixed value was stated on, by default (gate
+#: coordinates; 0.02 on the logicle scale is a signal x1.2, a detector-gain difference between files or days
+#: of one instrument). The fixed threshold moved by -/+ this much is its plausible range for ``est_error_pp``:
+#: a stated cut through a continuum (an activation smear) moves the population with the gain, one in an empty
+#: valley does not. Measured on lab B's HLA-DR smear (docs/gating.md, "An activation smear with a stated cut")
+FIXED_TOLERANCE = 0.02
 #: height (fraction of the reference peak's density) at which the peak's core half-widths are read for
 #: ``tail_widen``: high enough that a continuum of positives rising from the peak barely widens it, low enough
 #: for a half-width a few grid steps wide; chosen (with ``tail_widen`` 1.25 for CD25+ CD4) on the simulated
@@ -163,6 +172,11 @@ class ThresholdParams(MethodParams):
                     "(within KNEE_MAX_SD SDs of the mode), i.e. where the peak's events stop dominating; None = never")
     quantile: float = Field(0.5, gt=0, lt=1)
     value: float | None = None
+    fixed_tolerance: float = Field(
+        FIXED_TOLERANCE, ge=0,
+        description="mode 'fixed': how far this file's scale may lie from the one 'value' was stated on (a "
+                    "detector gain or setup difference, gate coordinates); the threshold moved by -/+ this much "
+                    "is its est_error_pp, so a stated cut through a continuum is not silent; 0 = exact")
     max_events: int = Field(20000, ge=100)
     seed: int = 0
 
@@ -450,7 +464,10 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
         p = p.model_copy(update={"negative_max": neg["negative_max"]})
     if p.mode == "fixed":
         assert p.value is not None  # required by ThresholdParams' validator
-        return Threshold(float(p.value), (), {**info, "method": "fixed"})
+        info.update(method="fixed", threshold=float(p.value))
+        if check_stability and p.fixed_tolerance > 0:  # the cut on a scale that may differ by the tolerance
+            info["stability_thresholds"] = [float(p.value) - p.fixed_tolerance, float(p.value) + p.fixed_tolerance]
+        return Threshold(float(p.value), (), info)
     if x.size < 20:
         flags.append("few_events")
         fallback_value = p.expected if p.expected is not None else (
