@@ -29,6 +29,7 @@ from .methods.shared_fits import shared_threshold_fits
 from .model import PopulationSpec, StrategyDefinition, reference_operands
 from .lymphocyte_doublets import DOUBLET_KEY, DOUBLET_NOTE, record_lymphocyte_doublets
 from .parent_edge import PARENT_EDGE_FLAG, PARENT_EDGE_KEY, record_parent_edges
+from .threshold_floor import DISAGREE_FLAG, DISAGREE_PP, OWN_INSIDE_PCT, floored_params, floors, moved_pct
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -154,8 +155,13 @@ def fit_population(spec: PopulationSpec, sample: Sample, state: FitState) -> Non
     fit_rows = every_nth(rows, FIT_EVENTS)  # systematic sample over acquisition time
     fit_X = gather(sample.events, fit_rows, cols) if cols.size else np.empty((fit_rows.size, 0), dtype=np.float32)
     reference, ref_flags = _reference_events(spec, sample, state, cols)
+    params = spec.params
+    if spec.threshold_floor:  # another gate's threshold on the same marker, same file (.threshold_floor)
+        floor_values, floor_flags = floors(spec, state.fits)
+        params = floored_params(spec, floor_values) if floor_values else params
+        ref_flags = ref_flags + floor_flags
     try:
-        fit = fit_gate(spec.method, fit_X, spec.params, dims=spec.dims, gate_id=spec.name, reference=reference,
+        fit = fit_gate(spec.method, fit_X, params, dims=spec.dims, gate_id=spec.name, reference=reference,
                        template=state.templates.get(spec.name))
     except GatingError as exc:  # name the file too
         raise GatingError(f"{exc} ({rows.size} parent events)", path=sample.path) from None
@@ -176,8 +182,27 @@ def fit_population(spec: PopulationSpec, sample: Sample, state: FitState) -> Non
         flags = flags + ("empty",)
     elif rows.size >= NEAR_EMPTY_PARENT and np.count_nonzero(mask) < NEAR_EMPTY_SHARE * rows.size:
         flags = flags + ("near_empty",)
+    if spec.threshold_floor:
+        flags = flags + _floor_disagreement(spec, fit, fit_X, state)
     state.masks[spec.name] = mask
     state.fits[spec.name] = FitResult(fit.gate, flags, fit.info, fit.components)
+
+
+def _floor_disagreement(spec: PopulationSpec, fit: FitResult, fit_X: np.ndarray, state: FitState) -> tuple[str, ...]:
+    """Where ``spec``'s floor (:mod:`.threshold_floor`) moved more than ``DISAGREE_PP`` % of the parent's events
+    (and not more than ``OWN_INSIDE_PCT`` %: then the floored gate's own cut was the wrong one), the review flag
+    for it and for the floor's populations (their fits get it too; a refit that no longer disagrees takes it off
+    them again). ``info["floor_moved_pct"]`` records the share."""
+    moved = moved_pct(spec, fit, fit_X)
+    fit.info["floor_moved_pct"] = round(moved, 3)
+    disagree = DISAGREE_PP < moved <= OWN_INSIDE_PCT
+    for name in set(spec.threshold_floor.values()):
+        other = state.fits.get(name)
+        if other is None or (DISAGREE_FLAG in other.flags) == disagree:
+            continue
+        words = other.flags + (DISAGREE_FLAG,) if disagree else tuple(f for f in other.flags if f != DISAGREE_FLAG)
+        state.fits[name] = FitResult(other.gate, words, other.info, other.components)
+    return (DISAGREE_FLAG,) if disagree else ()
 
 
 def fit_all(definition: StrategyDefinition, sample: Sample, state: FitState | None = None,
@@ -326,6 +351,7 @@ def dependents(definition: StrategyDefinition, name: str) -> list[str]:
         refs = {spec.parent} if spec.parent else set()
         if spec.negative_reference:
             refs |= {name for name, _ in reference_operands(spec.negative_reference)}
+        refs |= set(spec.threshold_floor.values())
         if spec.method == "boolean":
             refs |= {o.lstrip("!").strip() for o in spec.params.get("operands", ())}
         if spec.name not in out and refs & set(out):

@@ -87,6 +87,12 @@ class PopulationSpec(BaseModel):
                           "negative or positive (threshold-type methods only). Several populations joined by "
                           "' & ', each optionally negated with '!', name their intersection: 'Singlets & "
                           "!T cells' = the CD3- single lymphocytes")
+    threshold_floor: dict[str, str] = Field(
+        default_factory=dict,
+        description="marker -> a population defined above this one with a threshold on that marker: this gate's "
+                    "threshold on the marker is never placed below that population's in the same file (e.g. Treg: "
+                    "{CD25: CD25+ CD4}, a CD25hi cell is CD25+); where the floor moves many events both gates are "
+                    "flagged for review (threshold, quadrant and phenotype methods)")
     description: str | None = None
 
     @field_validator("method")
@@ -102,6 +108,13 @@ class PopulationSpec(BaseModel):
         if m.n_dims is not None and len(self.dims) not in m.n_dims:
             raise ValueError(f"population {self.name!r}: method {self.method!r} takes "
                              f"{' or '.join(map(str, m.n_dims))} dimension(s), got {list(self.dims)}")
+        if self.threshold_floor and self.method not in ("threshold", "quadrant", "phenotype"):
+            raise ValueError(f"population {self.name!r}: method {self.method!r} takes no threshold_floor "
+                             f"(threshold, quadrant and phenotype methods only)")
+        unknown = sorted(set(self.threshold_floor) - set(self.dims))
+        if unknown:
+            raise ValueError(f"population {self.name!r}: threshold_floor names {unknown}, not among its dims "
+                             f"{list(self.dims)}")
         if self.negative_reference is not None and not m.takes_reference:
             raise ValueError(f"population {self.name!r}: method {self.method!r} takes no negative_reference "
                              f"(threshold-type methods only)")
@@ -140,6 +153,13 @@ class StrategyDefinition(BaseModel):
                     if operand not in seen:
                         raise ValueError(f"population {p.name!r}: negative_reference {operand!r} must be a "
                                          f"population defined above it")
+            for dim, floor in p.threshold_floor.items():
+                if floor not in seen:
+                    raise ValueError(f"population {p.name!r}: threshold_floor {floor!r} must be a population "
+                                     f"defined above it")
+                other = self.population(floor)
+                if dim not in other.dims or other.method not in ("threshold", "quadrant", "phenotype"):
+                    raise ValueError(f"population {p.name!r}: threshold_floor {floor!r} places no threshold on {dim}")
             if p.method == "boolean":
                 for op in p.params.get("operands", ()):
                     ref = op[1:].strip() if op.startswith("!") else op

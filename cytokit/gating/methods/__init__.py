@@ -58,6 +58,7 @@ REVIEW_FLAGS: frozenset[str] = frozenset({
     "cut_through",  # moving a divider by 0.03 changes the population by more than itself (.edge)
     "near_empty",  # < 0.1 % of a parent of >= 1000 events (.engine.NEAR_EMPTY_SHARE)
     "scatter_failed",  # a scatter gate above the population is estimated > 10 pp off (.scatter_overlap)
+    "thresholds_disagree",  # two gates' thresholds on one marker, same parent and file (..threshold_floor)
 })
 
 

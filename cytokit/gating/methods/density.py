@@ -62,6 +62,10 @@ Works on one marker's values of the parent population on the gate's (transformed
    the scale of this file may differ from the one the value was stated on, which moves a cut through a
    continuum's events (and so ``est_error_pp``) and one in an empty valley hardly at all.
 
+``at_least`` (a floor; the engine sets it from a population's ``threshold_floor``, the same file's threshold
+of another gate on this marker): a result below it is raised to it (``raised_to_floor``; the fit's own value
+in ``info["below_floor"]``); the smoothing refits are floored alike.
+
 Any result outside ``bounds`` is clipped to them and flagged ``clipped`` (except an excess count, see 2). A
 tail fallback that had to be clipped although the density has a valley inside ``bounds`` (one that
 ``separates`` or ``valley`` rejected) is also flagged ``skipped_valley`` (a review flag): the tail was
@@ -177,6 +181,11 @@ class ThresholdParams(MethodParams):
         description="mode 'fixed': how far this file's scale may lie from the one 'value' was stated on (a "
                     "detector gain or setup difference, gate coordinates); the threshold moved by -/+ this much "
                     "is its est_error_pp, so a stated cut through a continuum is not silent; 0 = exact")
+    at_least: float | None = Field(
+        None, description="the threshold is never placed below this value (same scale): a result below it is "
+                          "raised to it (flag raised_to_floor; info['below_floor'] holds the fit's own value). Set "
+                          "by the engine from a population's threshold_floor (e.g. Treg's CD25hi cut at least the "
+                          "CD25+ cut of the same file); None = no floor")
     max_events: int = Field(20000, ge=100)
     seed: int = 0
 
@@ -464,10 +473,11 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
         p = p.model_copy(update={"negative_max": neg["negative_max"]})
     if p.mode == "fixed":
         assert p.value is not None  # required by ThresholdParams' validator
-        info.update(method="fixed", threshold=float(p.value))
+        value = _floor(float(p.value), p, info, flags)
+        info.update(method="fixed", threshold=value)
         if check_stability and p.fixed_tolerance > 0:  # the cut on a scale that may differ by the tolerance
-            info["stability_thresholds"] = [float(p.value) - p.fixed_tolerance, float(p.value) + p.fixed_tolerance]
-        return Threshold(float(p.value), (), info)
+            info["stability_thresholds"] = [value - p.fixed_tolerance, value + p.fixed_tolerance]
+        return Threshold(value, tuple(flags), info)
     if x.size < 20:
         flags.append("few_events")
         fallback_value = p.expected if p.expected is not None else (
@@ -582,6 +592,7 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
                 value, method = sharper
                 flags.remove("clipped")
                 flags.append("valley_less_smoothed")
+    value = _floor(value, p, info, flags)
     info["method"] = method
     info["threshold"] = value
     if check_stability and method == "excess":
@@ -615,7 +626,7 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
                 # positives (e.g. the dimmest part of a continuum lies below it): count the excess instead
                 if diff > VALLEY_EXCESS_PP:
                     flags.append("valley_disagrees")
-                value = ex_value
+                value = _floor(ex_value, p, info, flags)
                 flags.append("fell_back:excess")
                 _note_bounds(value, p, flags)
                 info.update(ex_info)
@@ -623,6 +634,16 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
                 info["threshold"] = value
                 info["stability_thresholds"] = info["negative_model"]["alternatives"]
     return Threshold(value, tuple(dict.fromkeys(flags)), info)
+
+
+def _floor(value: float, p: ThresholdParams, info: dict, flags: list[str]) -> float:
+    """``value`` raised to ``p.at_least`` when below it (flag ``raised_to_floor``, the fit's own value in
+    ``info["below_floor"]``); otherwise ``value``."""
+    if p.at_least is None or value >= p.at_least:
+        return value
+    info["below_floor"] = value
+    flags.append("raised_to_floor")
+    return float(p.at_least)
 
 
 def _note_bounds(value: float, p: ThresholdParams, flags: list[str]) -> None:
