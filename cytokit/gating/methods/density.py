@@ -473,11 +473,11 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
         p = p.model_copy(update={"negative_max": neg["negative_max"]})
     if p.mode == "fixed":
         assert p.value is not None  # required by ThresholdParams' validator
-        value = _floor(float(p.value), p, info, flags)
-        info.update(method="fixed", threshold=value)
+        cut = _floor(float(p.value), p, info, flags)
+        info.update(method="fixed", threshold=cut)
         if check_stability and p.fixed_tolerance > 0:  # the cut on a scale that may differ by the tolerance
-            info["stability_thresholds"] = [value - p.fixed_tolerance, value + p.fixed_tolerance]
-        return Threshold(value, tuple(flags), info)
+            info["stability_thresholds"] = [cut - p.fixed_tolerance, cut + p.fixed_tolerance]
+        return Threshold(cut, tuple(flags), info)
     if x.size < 20:
         flags.append("few_events")
         fallback_value = p.expected if p.expected is not None else (
