@@ -1,15 +1,17 @@
 """Threshold placement on activation continua (a smear or shoulder above a negative mode, no valley): the
-shipped rule against variants, re-fitted on the same files (docs/gating.md, "An activation smear").
+shipped rule against variants, re-fitted on the same files (docs/gating.md, "An activation smear with a stated
+cut").
 
 Sets of (generator, seeds, population): lab B's ``HLA-DR+ CD8`` (a log-uniform smear on CD8 T cells; as the
 shipped activation-marker rule, ``user_yaml_b`` ``dr_gate="activation"``: the lab's stated cut is the variant
-``"mode=fixed,value=0.45"``) and ``CD25+ CD4``; the simulator's CD25 continuum families (``gating_accuracy.FAMILIES``: the reference trial's
-dim-to-bright continuum, dim continua at low gain, a dim shoulder at high gain, wide and mostly-positive
-CD25, broad negatives); lab A's ``CD25+ CD4``, ``CD28+ CD4`` and ``CD28+ CD8``. Each file is gated once with
-its strategy as shipped (lab strategies as their users wrote them); then the population's threshold is
-re-fitted exactly as the engine fits it (:func:`cytokit.gating.methods.density.fit_threshold` on the fit events
-of the gated parent and of the negative reference) with the strategy's parameters and with each variant
-(the same parameters with some replaced: ``--variant "continuum=mirror"``, values are YAML). Printed per set
+``"mode=fixed,value=0.45"``) and ``CD25+ CD4``; the simulator's CD25 continuum families
+(``gating_accuracy.FAMILIES``: the reference trial's dim-to-bright continuum, dim continua at low gain, a dim
+shoulder at high gain, wide and mostly-positive CD25, broad negatives); lab A's ``CD25+ CD4``, ``CD28+ CD4``
+and ``CD28+ CD8``. Each file is gated once with its strategy as shipped (lab strategies as their users wrote
+them); then the population's threshold is re-fitted exactly as the engine fits it
+(:func:`cytokit.gating.methods.density.fit_threshold` on the fit events of the gated parent and of the negative
+reference) with the strategy's parameters and with each variant (the same parameters with some replaced:
+``--variant "fallback=excess"``, values are YAML). Printed per set
 and population: median / p95 / max of |% of parent - truth| (pp), files > 2 pp off, and how many files a
 variant changes.
 
@@ -47,7 +49,7 @@ from independent_lab_gen.user_yaml_b import write_lab_b_strategies  # noqa: E402
 
 from cytokit.fcs import read_fcs  # noqa: E402
 from cytokit.gating import load_strategy  # noqa: E402
-from cytokit.gating.engine import FIT_EVENTS  # noqa: E402
+from cytokit.gating.engine import FIT_EVENTS, reference_mask  # noqa: E402
 from cytokit.gating.methods.base import every_nth  # noqa: E402
 from cytokit.gating.methods.density import ThresholdParams, fit_threshold  # noqa: E402
 from cytokit.simulate import load_config, simulate_trial, truth_masks  # noqa: E402
@@ -68,7 +70,8 @@ def extract(res: Any, masks: dict[str, np.ndarray], population: str, truth_pct: 
     gated = res.masks[spec.parent]
     ref = None
     if spec.negative_reference:
-        ref = col[every_nth(np.flatnonzero(res.masks[spec.negative_reference]), FIT_EVENTS)]
+        ref_mask = reference_mask(spec.negative_reference, res.masks)
+        ref = None if ref_mask is None else col[every_nth(np.flatnonzero(ref_mask), FIT_EVENTS)]
     reported = float(res.populations.set_index("population").loc[population, "pct_parent"])
     return {"x": col[every_nth(np.flatnonzero(gated), FIT_EVENTS)], "ref": ref, "xg": col[gated],
             "params": dict(spec.params["threshold"]), "truth_pct": truth_pct, "reported_pct": reported,
@@ -94,16 +97,17 @@ def _gate_files(trial: Path, strat: dict[str, Any], pops: tuple[str, ...], mask_
     return out
 
 
-def load(kind: str, family: str, seed: int, root: Path, kept: Path | None = None) -> list[dict[str, Any]]:
+def load(kind: str, family: str, seed: int, root: Path, kept: Path | None = None, *, patients: int = 2,
+         events: int = 20000) -> list[dict[str, Any]]:
     """Generate and gate one (generator, family, seed) and extract every file's continuum populations; a lab
     trial already generated with the same seed (``independent_lab.py --keep``) is read from ``kept``."""
     pops = POPULATIONS[kind]
     if kind == "labb" and kept is not None and (kept / "trial" / "manifest.csv").exists():
-        strat = lab_strategies(write_lab_b_strategies(root / f"labb_{seed}_strategies", "shipped", "activation"), LABS["b"])
-        return _gate_files(kept / "trial", strat, pops, lab_truth_masks, "lab B", seed)
+        folder = write_lab_b_strategies(root / f"labb_{seed}_strategies", "shipped", "activation")
+        return _gate_files(kept / "trial", lab_strategies(folder, LABS["b"]), pops, lab_truth_masks, "lab B", seed)
     if kind == "sim":
-        cfg = load_config(None, seed=seed, patients_per_arm=2, visits=["W0", "W74"], events=20000, tubes=["tmem"],
-                          **FAMILIES[family].overrides)
+        cfg = load_config(None, seed=seed, patients_per_arm=patients, visits=["W0", "W74"], events=events,
+                          tubes=["tmem"], **FAMILIES[family].overrides)
         trial = root / f"{family}_{seed}"
         simulate_trial(trial, cfg, force=True)
         return _gate_files(trial, {"tmem": load_strategy("tmem")}, pops, truth_masks, family, seed)
@@ -112,8 +116,8 @@ def load(kind: str, family: str, seed: int, root: Path, kept: Path | None = None
         strat = lab_strategies(write_lab_strategies(root / f"lab_{seed}_strategies", "shipped"))
         return _gate_files(trial, strat, pops, lab_truth_masks, "lab A", seed)
     trial = generate_trial_b(root / f"labb_{seed}", patients=6, events=60000, seed=seed)
-    strat = lab_strategies(write_lab_b_strategies(root / f"labb_{seed}_strategies", "shipped", "activation"), LABS["b"])
-    return _gate_files(trial, strat, pops, lab_truth_masks, "lab B", seed)
+    folder = write_lab_b_strategies(root / f"labb_{seed}_strategies", "shipped", "activation")
+    return _gate_files(trial, lab_strategies(folder, LABS["b"]), pops, lab_truth_masks, "lab B", seed)
 
 
 def load_set(kind: str, seeds: list[int], root: Path, cache: Path | None, trials: Path | None = None
