@@ -1,6 +1,6 @@
 """A failed scatter gate flags every population below it (``scatter_failed``, a review flag): on lysed whole
-blood with much debris the lymphocyte ellipse of a tube whose gate is not redrawn (a ``Live`` gate between
-``Singlets`` and the T cells) can take mostly debris. Its own row is flagged, but the rows below it, whose
+blood with much debris the lymphocyte ellipse of a tube whose gate is not redrawn (``redraw`` off here; the
+shipped redraw now passes a ``Live`` gate between ``Singlets`` and the T cells) can take mostly debris. Its own row is flagged, but the rows below it, whose
 denominator it is, were silent when their own dilution estimate stayed small (lab B: Live 8-11 pp, B cells
 5-7 pp, NK cells 3-7 pp off without a flag). Lab B's seed 11 is one of the seeds the limit was chosen on."""
 from __future__ import annotations
@@ -28,6 +28,9 @@ def test_rows_below_a_failed_scatter_gate_are_flagged(tmp_path):
 
     trial = generate_trial_b(tmp_path / "trial", patients=6, seed=11, max_files=6)  # patient B01's files
     strategy = load_strategy(write_lab_b_strategies(tmp_path / "strategies") / "lab_nk.yaml")
+    # the gate as it stands before a redraw (the shipped redraw now passes the Live gate and fixes this file:
+    # tests/test_gating_backgate_viability.py); the flag is for gates that are not redrawn
+    strategy = strategy.set_params("Lymphocytes", redraw=False)
     res = strategy.apply(read_fcs(trial / "fcs" / "B01_V8_nk.fcs"), qc=False)
     rows = res.populations.set_index("population")
     truth = pd.read_csv(trial / "truth" / "populations.csv")

@@ -1,7 +1,7 @@
 """Redrawing a scatter gate around the back-gated T cells (``gmm_ellipse`` ``redraw``): monocytes or debris
 inside the lymphocyte ellipse are cut out and every population below is re-fitted; a clean file is gated
-exactly as without the rule; a template that leaves out some lymphocytes (a viability gate in between) is
-not used."""
+exactly as without the rule; a viability gate between the scatter gate and the reference leaves the template
+as it is (tests/test_gating_backgate_viability.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +10,6 @@ import pytest
 from cytokit.errors import GatingError
 from cytokit.fcs import read_fcs
 from cytokit.gating import load_strategy
-from cytokit.gating.engine import FitState, fit_all, scatter_redraws
 from cytokit.gating.methods import fit_gate, needs_review
 from cytokit.gating.methods.scatter import template_ellipse
 from cytokit.gating.strategy import Strategy
@@ -84,8 +83,10 @@ def test_a_clean_file_is_gated_as_without_the_rule(tmp_path):
     assert all(np.array_equal(new.masks[n], old.masks[n]) for n in old.masks)
 
 
-def test_no_template_through_a_viability_gate(tmp_path):
-    """T cells below a Live gate leave out the dead lymphocytes (their own scatter): not a template."""
+def test_template_through_a_viability_gate(tmp_path):
+    """T cells below a Live gate: the template is still the CD3+ events inside the scatter gate (the gates in
+    between are not applied to it, so it holds the lymphocytes they leave out), and the gate is redrawn to the
+    same ellipse as without the Live gate."""
     path = tmp_path / "f.fcs"
     simulate_file(path, 20000, tube="nkb", seed=7, config=load_config(None, **MONOCYTES_NEAR), truth_out=tmp_path)
     shipped = load_strategy("nkb")
@@ -98,10 +99,12 @@ def test_no_template_through_a_viability_gate(tmp_path):
             p["parent"] = "Live"
     pops.insert(2, live)
     d["lymphocytes"] = "Live"
-    res = Strategy(type(shipped.definition).model_validate(d)).apply(read_fcs(path), qc=False)
-    assert "redrawn" not in res.fits["Lymphocytes"].info
-    assert res.fits["Lymphocytes"].info["scatter_other_pct"] > 3.0  # it would have been redrawn otherwise
-    assert not scatter_redraws(res.definition, res.sample, FitState(dict(res.masks), dict(res.fits)))
+    sample = read_fcs(path)
+    res = Strategy(type(shipped.definition).model_validate(d)).apply(sample, qc=False)
+    plain = shipped.apply(sample, qc=False)
+    assert res.fits["Lymphocytes"].info["redrawn"] is True
+    assert res.fits["Lymphocytes"].gate == plain.fits["Lymphocytes"].gate
+    assert np.array_equal(res.masks["Lymphocytes"], plain.masks["Lymphocytes"])
 
 
 def test_template_ellipse_holds_its_coverage():

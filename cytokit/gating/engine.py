@@ -20,8 +20,8 @@ from .methods import FitResult, fit_gate, get_method, review_columns
 from .methods.base import every_nth, gather
 from .count_error import FEW_EVENTS_FLAG, count_sd_pp, few_events
 from .methods.confidence import UNCERTAIN_PP, with_error
-from .methods.scatter_overlap import (BACKGATE_KEY, BACKGATE_MAX_EVENTS, FAILED_FLAG, FAILED_PP, OTHER_SHARE_KEY,
-                                      OVERLAP_FLAG,
+from .methods.scatter_overlap import (BACKGATE_KEY, BACKGATE_MAX_EVENTS, FAILED_FLAG, FAILED_PP, MISSED_RATIO,
+                                      OTHER_SHARE_KEY, OUTSIDE_KEY, OVERLAP_FLAG,
                                       backgate_error_pp, dilution_error_pp, fit_backgate)
 from .methods.scatter import shared_mixtures
 from .methods.scatter_cut import CUT_FLAG, CUT_KEY, cut_error_pp, cut_share, ring_rows
@@ -234,11 +234,13 @@ def scatter_redraws(definition: StrategyDefinition, sample: Sample, state: FitSt
     ``redraw`` and a fitted ``backgate_reference`` whose estimated share of other events (its own
     ``other_share_pct`` or the back-gated ``scatter_other_pct``) exceeds its ``max_other_pct`` gets a
     template (``state.templates``; the gate then holds ``redraw_coverage`` of it): the gate's events inside
-    the reference's own gate (CD3+ for T cells: single T cells and the T-cell doublets the scatter gate keeps),
-    in the gate's dims. Only a reference reached from the gate through singlet gates alone is a template of
-    every lymphocyte the gate should hold (a viability gate in between leaves out the dead lymphocytes, which
-    have their own scatter). Returns those gates and every population below them (to re-fit); a gate
-    already redrawn is not redrawn again."""
+    the reference's own gate (CD3+ for T cells: single T cells and the T-cell doublets the scatter gate keeps,
+    live and dead), in the gate's dims. The template does not pass through the gates between the scatter gate
+    and the reference, so a viability gate there (``Live``) does not take the dead lymphocytes, which have
+    their own scatter, out of it: the gate holds live and dead single lymphocytes, and ``Live`` removes the
+    dead. A gate that missed the lymphocytes (many times more of the reference's events outside it than inside,
+    :func:`missed`) is not redrawn: its CD3+ events are no template. Returns the redrawn gates and every population below them
+    (to re-fit); a gate already redrawn is not redrawn again."""
     redo: set[str] = set()
     for spec in definition.populations:
         fit = state.fits.get(spec.name)
@@ -249,12 +251,15 @@ def scatter_redraws(definition: StrategyDefinition, sample: Sample, state: FitSt
         share = max(float(fit.info.get(OTHER_SHARE_KEY, 0.0)), float(fit.info.get(BACKGATE_KEY, 0.0)))
         if not params.get("redraw") or share <= float(params.get("max_other_pct", math.inf)):
             continue
-        above_ref = ancestors(definition, ref)
-        between = above_ref[:above_ref.index(spec.name)] if spec.name in above_ref else None
-        if between is None or any(definition.population(p).method != "singlets" for p in between):
-            continue  # the template holds every lymphocyte only when singlet gates alone lie between
-        # the reference's own gate on the scatter gate's events: its doublets too (lymphocyte-debris doublets
-        # belong in the scatter gate and have more side scatter than single cells)
+        if spec.name not in ancestors(definition, ref):
+            continue
+        if missed(fit):
+            log.warning("%s: %s not redrawn: most %s events lie outside it (the gate missed the lymphocytes)",
+                        sample.name, spec.name, ref)
+            continue
+        # the reference's own gate on the scatter gate's events, whatever gates lie between (a viability gate:
+        # dead T cells are CD3+ and in the template, as dead lymphocytes belong in the scatter gate), and its
+        # doublets too (lymphocyte-debris doublets belong in the scatter gate and have more side scatter)
         rows = np.flatnonzero(state.masks[spec.name])
         ref_fit = state.fits[ref]
         rows = every_nth(rows[evaluate_gate(ref_fit.gate, sample, rows, ref_fit.components, state.masks)], FIT_EVENTS)
@@ -289,19 +294,65 @@ def backgate_scatter(definition: StrategyDefinition, sample: Sample, state: FitS
         region = fit_backgate(gather(sample.events, ref_rows, cols))
         if region is None:
             continue
+        # the gate and the singlet gates below it are read against single T cells live and dead when a viability
+        # gate lies between them and the reference; the populations below that gate against the reference itself
+        upper, whole_mask = whole_reference(definition, sample, state, spec.name, ref)
+        whole = (fit_backgate(gather(sample.events, every_nth(np.flatnonzero(whole_mask), BACKGATE_MAX_EVENTS), cols))
+                 if whole_mask is not None else None)
         for name in below:
             if name == ref or ref in ancestors(definition, name):  # lymphocytes only, as the reference is: a
                 share = 0.0  # subset's own scatter differs from the whole reference's (e.g. larger blasts)
             else:  # a population holding the reference: its other events are among the non-reference ones
                 mask = state.masks[name]
                 holds_ref = name in ancestors(definition, ref)
-                rest = mask & ~state.masks[ref] if holds_ref else mask
+                against, ref_mask = region, state.masks[ref]
+                if whole is not None and whole_mask is not None and name in upper:
+                    against, ref_mask = whole, whole_mask
+                rest = mask & ~ref_mask if holds_ref else mask
                 rows = every_nth(np.flatnonzero(rest), BACKGATE_MAX_EVENTS)
-                share = region.share(gather(sample.events, rows, cols)) if rows.size else 0.0
+                share = against.share(gather(sample.events, rows, cols)) if rows.size else 0.0
                 if holds_ref:
                     share *= int(np.count_nonzero(rest)) / max(int(np.count_nonzero(mask)), 1)
             state.fits[name].info[BACKGATE_KEY] = round(100.0 * share, 3)
+        state.fits[spec.name].info[OUTSIDE_KEY] = round(reference_outside(definition, sample, state, spec.name, ref), 3)
         record_scatter_cuts(definition, sample, state, spec.name, ref, below)
+
+
+def reference_outside(definition: StrategyDefinition, sample: Sample, state: FitState, gate: str, ref: str) -> float:
+    """Events of the scatter gate's parent inside ``ref``'s own gate (CD3+ for T cells) that lie outside the gate,
+    per such event inside it: about 0.1 where the gate holds the lymphocytes (T-cell doublets with larger
+    cells lie outside), several where it missed them and holds other events."""
+    parent = definition.population(gate).parent
+    rows = np.flatnonzero(state.masks[parent]) if parent else np.arange(sample.n_events)
+    ref_fit = state.fits[ref]
+    hit = rows[evaluate_gate(ref_fit.gate, sample, rows, ref_fit.components, state.masks)]
+    inside = int(np.count_nonzero(state.masks[gate][hit]))
+    return (hit.size - inside) / max(inside, 1)
+
+
+def whole_reference(definition: StrategyDefinition, sample: Sample, state: FitState, gate: str, ref: str
+                    ) -> tuple[list[str], np.ndarray | None]:
+    """The back-gating reference of a scatter gate and the singlet gates right below it when other gates (a
+    viability gate) lie between them and ``ref``: (those populations, the events of the lowest of them inside
+    ``ref``'s own gate: single T cells live and dead); ``([], None)`` when singlet gates alone lie between
+    (``ref`` itself is that reference) or ``ref`` is not below ``gate``."""
+    above_ref = ancestors(definition, ref)
+    if gate not in above_ref:
+        return [], None
+    upper = [gate]
+    for name in reversed(above_ref[:above_ref.index(gate)]):  # from just below the gate down to ref's parent
+        if definition.population(name).method != "singlets":
+            break
+        upper.append(name)
+    else:
+        return [], None
+    ref_fit = state.fits.get(ref)
+    if ref_fit is None or any(n not in state.masks for n in upper):
+        return [], None
+    rows = np.flatnonzero(state.masks[upper[-1]])
+    mask = np.zeros(sample.n_events, dtype=bool)
+    mask[rows[evaluate_gate(ref_fit.gate, sample, rows, ref_fit.components, state.masks)]] = True
+    return upper, mask
 
 
 def record_scatter_cuts(definition: StrategyDefinition, sample: Sample, state: FitState, gate: str, ref: str,
@@ -417,6 +468,12 @@ def population_table(definition: StrategyDefinition, state: FitState, n_events: 
     return pd.DataFrame(population_rows(definition, state, n_events), columns=list(TABLE_COLUMNS))
 
 
+def missed(fit: FitResult) -> bool:
+    """A back-gated scatter gate holding fewer of its reference's events than lie outside it by more than
+    :data:`MISSED_RATIO` (:func:`reference_outside`): it missed the lymphocytes."""
+    return float(fit.info.get(OUTSIDE_KEY, 0.0)) > MISSED_RATIO
+
+
 def _add_error_part(est: float, flags: list[str], part: float, word: str) -> float:
     """``est`` (pp) with the error ``part`` (pp) added by root sum of squares; ``word`` and ``uncertain`` are
     appended to ``flags`` when this part is what takes the estimate over :data:`UNCERTAIN_PP` (a NaN
@@ -473,8 +530,10 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
         if doublets > UNCERTAIN_PP:  # the doublet convention alone moves the row (.lymphocyte_doublets)
             est = with_error(est, doublets)
             flags += [DOUBLET_NOTE, "uncertain"]
-        if spec.name in scatter_gates and est > FAILED_PP:
+        if spec.name in scatter_gates and (est > FAILED_PP or missed(state.fits[spec.name])):
             failed.add(spec.name)
+            if missed(state.fits[spec.name]):
+                flags.append(FAILED_FLAG)  # it holds few of the reference's events: not the lymphocytes
         if failed.intersection(ancestors(definition, spec.name)):
             flags.append(FAILED_FLAG)  # its denominator is mostly other events (.methods.scatter_overlap)
         if few_events(parent_count) and not any(w.split(":")[-1] == FEW_EVENTS_FLAG for w in flags):

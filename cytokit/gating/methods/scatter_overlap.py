@@ -51,6 +51,12 @@ OVERLAP_FLAG = "scatter_overlap"
 FAILED_FLAG = "scatter_failed"
 #: estimated error of a scatter gate's own % of parent (pp) above which it counts as failed
 FAILED_PP = 10.0
+#: fit-info key of a back-gated scatter gate: its parent's events inside the reference's own gate (CD3+) that
+#: lie outside the gate, per such event inside it (``engine.reference_outside``)
+OUTSIDE_KEY = "reference_outside_ratio"
+#: above this ratio the gate missed the lymphocytes: it is not redrawn (its T cells are not a template) and
+#: counts as failed (chosen on lab B's seeds 11-13; docs/gating.md, "A failed scatter gate")
+MISSED_RATIO = 4.5
 #: fit-info key: estimated % of the gate's events that belong to other classes
 OTHER_SHARE_KEY = "other_share_pct"
 #: two mixture components are one cloud when the density between their centres stays above this fraction of
