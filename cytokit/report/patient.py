@@ -279,10 +279,13 @@ def _qc_rows(samples: pd.DataFrame, pops: pd.DataFrame) -> list[dict[str, Any]]:
     for s in samples.sort_values([c for c in (S.WEEK, S.VISIT, S.TUBE) if c in samples.columns]).itertuples(index=False):
         d = s._asdict()
         n, nq = as_number(d.get(S.N_EVENTS)), as_number(d.get(S.N_EVENTS_QC))
-        gate_flags = ""
-        if S.SAMPLE_ID in pops.columns and S.FLAGS in pops.columns:
-            f = pops[(pops[S.SAMPLE_ID] == d.get(S.SAMPLE_ID)) & pops[S.FLAGS].fillna("").astype(str).ne("")]
-            gate_flags = "; ".join(f"{p}: {fl}" for p, fl in zip(f[S.POPULATION], f[S.FLAGS]))
+        gate_review = gate_notes = ""
+        if S.SAMPLE_ID in pops.columns and S.REVIEW in pops.columns:
+            f = pops[pops[S.SAMPLE_ID] == d.get(S.SAMPLE_ID)]
+            # estimates that may be wrong (review flags) apart from notes on how gates were placed
+            gate_review = "; ".join(f"{p}: {fl}" for p, r, fl in zip(f[S.POPULATION], f[S.REVIEW], f[S.REVIEW_FLAGS])
+                                    if r)
+            gate_notes = "; ".join(f"{p}: {n}" for p, n in zip(f[S.POPULATION], f[S.NOTES]) if n)
         rows.append({
             S.VISIT: d.get(S.VISIT, ""), S.TUBE: d.get(S.TUBE, ""), S.FILE: d.get(S.FILE, ""),
             S.STATUS: d.get(S.STATUS, ""), S.ERROR: d.get(S.ERROR, "") if isinstance(d.get(S.ERROR), str) else "",
@@ -292,7 +295,7 @@ def _qc_rows(samples: pd.DataFrame, pops: pd.DataFrame) -> list[dict[str, Any]]:
             S.CD4_CD8_VS_CD3_PCT: as_number(d.get(S.CD4_CD8_VS_CD3_PCT)),
             S.QC_FLAGS: d.get(S.QC_FLAGS, "") if isinstance(d.get(S.QC_FLAGS), str) else "",
             S.CHECK_FLAGS: d.get(S.CHECK_FLAGS, "") if isinstance(d.get(S.CHECK_FLAGS), str) else "",
-            "gate_flags": gate_flags,
+            "gate_review": gate_review, "gate_notes": gate_notes,
         })
     return rows
 

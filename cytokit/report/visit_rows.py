@@ -12,6 +12,9 @@ Contract
   denominator (``Lymphocytes`` before the singlet gate) are not fractions of it: their cell is empty and
   the row names the denominator instead of showing > 100 %.
 * A reference flag names the measure that triggered it: ``H (cells/µL)``, ``L (%)``, ``H (% and cells/µL)``.
+* ``review`` (bool) is the populations table's column: True when the estimate may be wrong (a review flag,
+  :func:`cytokit.gating.methods.review_columns`); the report shows it as a badge with ``review_flags``.
+  Notes on how a gate was placed (``notes``) are not a badge.
 Units: percentages 0–100; absolute counts cells/µL.
 """
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
+import numpy as np
 import pandas as pd
 
 from ..gating.count_error import few_events
@@ -35,6 +39,21 @@ def as_number(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return None if math.isnan(v) else v
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _review(row: pd.Series) -> bool:
+    """The row's ``review`` column (read by :func:`cytokit.results.read_table`, so present and bool for a
+    results folder's table; a table without it is judged from its ``flags``)."""
+    value = row.get(S.REVIEW)
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    from ..gating.methods import needs_review
+
+    return needs_review(_text(row.get(S.FLAGS)))
 
 
 def flag_text(pct_flag: str, abs_flag: str) -> tuple[str, str]:
@@ -106,6 +125,8 @@ def visit_rows(vp: pd.DataFrame, rule: TubeSelection, intervals: ReferenceInterv
             "low_events": count is not None and count < low_event_threshold,
             "count_sd": count_sd,
             "gate_flags": "" if gate_flags == "nan" else gate_flags,
+            # the estimate may be wrong (review flags; docs/gating.md "Flags"): a badge on the row
+            S.REVIEW: _review(rs), S.REVIEW_FLAGS: _text(rs.get(S.REVIEW_FLAGS)), S.NOTES: _text(rs.get(S.NOTES)),
             "n_tubes": int(len(others)) + 1,
             "cross_check": _cross_check(rs, others),
         })

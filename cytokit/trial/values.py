@@ -56,6 +56,11 @@ def select_tubes(populations: pd.DataFrame, rule: TubeSelection) -> pd.DataFrame
                     S.SAMPLE_ID: lambda s: ";".join(sorted(set(s) - {""}))})
         if S.COUNT in df.columns:
             agg[S.COUNT] = "sum"
+        if S.REVIEW in df.columns:  # a mean over tubes may be wrong when one of its estimates may be
+            agg[S.REVIEW] = "any"
+        for col in (S.REVIEW_FLAGS, S.NOTES):
+            if col in df.columns:
+                agg[col] = lambda s: ";".join(dict.fromkeys(w for v in s for w in str(v).split(";") if w))
         out = df.groupby(keys, sort=True).agg(agg).reset_index()
         return out
     rank = {t: i for i, t in enumerate(rule.preference)}

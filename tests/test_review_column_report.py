@@ -1,0 +1,71 @@
+"""The patient report shows the populations table's ``review`` column: a REVIEW badge (with the review
+flags) on rows whose estimate may be wrong, none on rows with placement notes only; the QC table lists
+review flags apart from notes. Rendered by headless Chromium and checked in the DOM."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cytokit.report import ReportOptions, build_reports
+from cytokit.results import schema as S
+from cytokit.trial.config import TubeSelection
+from cytokit.trial.values import select_tubes
+
+from test_report import make_results
+from test_report_browser import _chromium
+from test_report_outputs import dom_rows
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory) -> Path:
+    root = make_results(tmp_path_factory.mktemp("review_report"), patients=("P01",))
+    pops = pd.read_parquet(root / "populations.parquet")  # written without review columns (an older folder)
+    assert S.REVIEW not in pops.columns
+    cd4_w24 = (pops["population"] == "CD4 T") & (pops["visit"] == "W24")
+    pops.loc[cd4_w24, "flags"] = "no_valley;uncertain"  # a review flag and a note
+    pops.loc[(pops["population"] == "CD8 T") & (pops["visit"] == "W24"), "flags"] = "CD8:fell_back:tail;unstable"
+    pops.to_parquet(root / "populations.parquet")
+    written = build_reports(root, options=ReportOptions(pdf=False), generated="2026-01-01", force=True)
+    return next(p for p in written if p.name == "P01.html")
+
+
+def test_report_badges_the_rows_flagged_for_review_only(page, tmp_path):
+    dom, rows = dom_rows(_chromium(), page, tmp_path / "profile")
+    pop_rows = [r for r in rows if "pops" in r["table"].get("class", "") and "data-population" in r["attrs"]]
+    by = {}
+    for r in pop_rows:
+        by.setdefault(r["attrs"]["data-population"], []).append(r)
+    cd4, cd8, cd25 = by["CD4 T"], by["CD8 T"], by["CD25+ CD4"]
+    assert len(cd4) == len(cd8) == 3  # W0, W24, W74
+    assert [r["attrs"]["data-review"] for r in cd4] == ["false", "true", "false"]
+    assert "REVIEW" in cd4[1]["cells"][1]["text"] and "uncertain" in cd4[1]["cells"][1]["text"]
+    assert "no_valley" not in cd4[1]["cells"][1]["text"]  # the note is not part of the badge
+    # placement notes only (fell_back, unstable, fallback_quantile): no badge
+    for r in [*cd8, *cd25, cd4[0], cd4[2]]:
+        assert r["attrs"]["data-review"] == "false" and "REVIEW" not in " ".join(c["text"] for c in r["cells"])
+    assert sum(r["attrs"]["data-review"] == "true" for r in pop_rows) == 1
+    assert dom.count('class="review-legend"') == 1  # the legend in the W24 table only
+    # QC table: review flags and notes in their own columns
+    header = next(r for r in rows if "qc" in r["table"].get("class", "") and r["cells"][0]["tag"] == "th")
+    names = [c["text"] for c in header["cells"]]
+    i_review, i_notes = names.index("Gate review (may be wrong)"), names.index("Gate placement notes")
+    qc = {(r["cells"][0]["text"], r["cells"][1]["text"]): r["cells"] for r in rows
+          if "qc" in r["table"].get("class", "") and r["cells"][0]["tag"] == "td"}
+    assert qc[("W24", "tmem")][i_review]["text"] == "CD4 T: uncertain"
+    notes = qc[("W24", "tmem")][i_notes]["text"]
+    assert "CD4 T: no_valley" in notes and "CD8 T: CD8:fell_back:tail;unstable" in notes
+    assert qc[("W0", "tmem")][i_review]["text"] == ""
+
+
+def test_a_mean_over_tubes_needs_review_when_one_of_its_estimates_does():
+    rows = pd.DataFrame({
+        S.PATIENT: "P1", S.VISIT: "W0", S.POPULATION: "T cells", S.TUBE: ["tmem", "nkb"], S.SAMPLE_ID: ["a", "b"],
+        S.WEEK: 0, S.ARM: "A", S.PARENT_COUNT: 1000, S.PCT_PARENT: [70.0, 72.0], S.PCT_LYMPHOCYTES: [70.0, 72.0],
+        S.ABS_COUNT: [700.0, 720.0], S.REVIEW: [False, True], S.REVIEW_FLAGS: ["", "uncertain"],
+        S.NOTES: ["no_valley", "unstable"]})
+    mean = select_tubes(rows, TubeSelection(rule="mean")).iloc[0]
+    assert bool(mean[S.REVIEW]) and mean[S.REVIEW_FLAGS] == "uncertain" and mean[S.NOTES] == "no_valley;unstable"
+    first = select_tubes(rows, TubeSelection(rule="preference", preference=["tmem", "nkb"])).iloc[0]
+    assert not bool(first[S.REVIEW]) and first[S.TUBE] == "tmem"
