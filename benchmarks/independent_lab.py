@@ -58,7 +58,6 @@ from qc_accuracy import TIME_FLAGS  # noqa: E402
 from cytokit.fcs import read_fcs  # noqa: E402
 from cytokit.gating import load_strategy  # noqa: E402
 from cytokit.gating.strategy import Strategy  # noqa: E402
-from cytokit.gating.methods import needs_review  # noqa: E402
 from cytokit.pipeline.config import CountsConfig  # noqa: E402
 from cytokit.pipeline.counts import consistency_checks  # noqa: E402
 from cytokit.qc import data_flags, run_qc  # noqa: E402
@@ -179,6 +178,7 @@ def gate_trial(trial: Path, folder: Path, lab: Lab = LABS["a"]) -> tuple[pd.Data
                          "scenarios": scen, "population": p.population,
                          "truth_pct": float(t.loc[p.population, "pct_parent"]), "auto_pct": float(p.pct_parent),
                          "flag_words": p.flags if isinstance(p.flags, str) else "",
+                         "review": bool(p.review),  # the table's own column: what users read as flagged
                          "est_error_pp": float(p.est_error_pp), "parent": p.parent,
                          "est_error_rel": _num(res.fits[p.population].info.get("est_error_rel")),
                          "edge_share": _num(res.fits[p.population].info.get("edge_share")),
@@ -208,7 +208,7 @@ def gate_trial(trial: Path, folder: Path, lab: Lab = LABS["a"]) -> tuple[pd.Data
                         "intruders": "; ".join(f"{k} {v}" for k, v in kinds[intruders].value_counts().head(3).items())})
     df = pd.DataFrame(rows)
     df["err"] = (df.auto_pct - df.truth_pct).abs()
-    df["review"] = df["flag_words"].map(needs_review)
+    df["review"] = df["review"].astype(bool)
     return df, pd.DataFrame(qc_rows)
 
 
@@ -267,7 +267,7 @@ def run_pipeline(trial: Path, out: Path, folder: Path, lab: Lab = LABS["a"]) -> 
     samples = pd.read_csv(out / "samples.csv")
     cmp.attrs["cpu_s"] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     cmp.attrs["failed"] = int((samples.status != "ok").sum())
-    cmp.attrs["flagged_rows"] = int(got["flags"].fillna("").map(needs_review).sum())
+    cmp.attrs["flagged_rows"] = int(got["review"].astype(bool).sum())  # the table's column (True/False)
     if "abs_per_uL" in truth.columns:  # single-platform (bead) absolute counts with their truth
         got["stem"] = got.sample_id.astype(str)
         truth["stem"] = truth.file.map(lambda f: Path(f).stem)
@@ -283,7 +283,6 @@ def print_absolute_counts(rows: pd.DataFrame) -> None:
     if sub.empty:
         return
     sub["rel_err_pct"] = 100 * (sub.abs_count_per_uL - sub.abs_per_uL) / sub.abs_per_uL
-    sub["review"] = sub["flags"].fillna("").map(needs_review)
     out = sub.groupby("population").agg(
         n=("rel_err_pct", "size"), method=("abs_method", lambda m: ";".join(sorted(set(m.fillna("none").astype(str))))),
         median_abs_rel_pct=("rel_err_pct", lambda e: e.abs().median()),

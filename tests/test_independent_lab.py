@@ -132,5 +132,9 @@ def test_benchmark_smoke_on_two_files(tmp_path: Path, capsys: pytest.CaptureFixt
     expected = {p for tube in ("tcell", "nkb") for p, _ in HIERARCHY[tube]}
     assert set(df.population) == expected
     assert np.isfinite(df.err).all()
+    # flagged = the populations table's review column, which is needs_review(flags); "any flag word" printed apart
+    from cytokit.gating.methods import needs_review
+    assert df.review.tolist() == df.flag_words.fillna("").map(needs_review).tolist()
+    assert "'any flag word'" in out
     # the lab's well-separated lineages are gated close to truth even on one small file
     assert df[df.population.isin(["CD4 T", "CD8 T", "B cells"])].err.max() < 3
