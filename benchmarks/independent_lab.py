@@ -52,7 +52,8 @@ from independent_lab_gen.trial_b import generate_trial_b  # noqa: E402
 from independent_lab_gen.trial_c import generate_trial_c  # noqa: E402
 from independent_lab_gen.user_yaml import LYMPHOCYTE_GATES, PANEL, write_lab_strategies  # noqa: E402
 from independent_lab_gen.user_yaml_b import CD3_REFERENCE, PANEL_B, write_lab_b_strategies  # noqa: E402
-from independent_lab_gen.user_yaml_c import CD45_SSC, LYMPHOCYTE_GATES_C, PANEL_C, write_lab_c_strategies  # noqa: E402
+from independent_lab_gen.user_yaml_c import (CD45_SSC, CD45_SSC_NO_BEADS, LYMPHOCYTE_GATES_C, PANEL_C,  # noqa: E402
+                                             write_lab_c_strategies)
 from qc_accuracy import TIME_FLAGS  # noqa: E402
 
 from cytokit.fcs import read_fcs  # noqa: E402
@@ -369,10 +370,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-files", type=int, default=None, help="only the first N files (smoke runs)")
     ap.add_argument("--no-run", action="store_true", help="skip the end-to-end `cytokit run`")
     ap.add_argument("--csv", type=Path, default=None, help="write every (file, population) estimate here")
-    ap.add_argument("--lymphocyte-gate", choices=[*sorted(LYMPHOCYTE_GATES), CD3_REFERENCE, CD45_SSC], default=None,
+    ap.add_argument("--lymphocyte-gate", choices=[*sorted(LYMPHOCYTE_GATES), CD3_REFERENCE, *LYMPHOCYTE_GATES_C[:2]],
+                    default=None,
                     help="method of the Lymphocytes scatter gate in the lab's strategies (default: as shipped; lab c: "
-                         f"{CD45_SSC}, its own CD45 x SSC gate in the tbnk tube); {CD3_REFERENCE} (lab b only): the nk "
-                         "tube's scatter gate back-gated against CD3+ singlets")
+                         f"{CD45_SSC}, its own CD45 x SSC gate in the tbnk tube, or {CD45_SSC_NO_BEADS}, the same on "
+                         f"the events outside the bead gate); {CD3_REFERENCE} (lab b only): the nk tube's scatter "
+                         "gate back-gated against CD3+ singlets")
     ap.add_argument("--strategies", type=Path, default=None,
                     help="a folder with your own lab_tcell.yaml and lab_nkb.yaml (default: derived from the shipped "
                          "strategies, see independent_lab_gen/user_yaml.py, and written next to the trial)")

@@ -139,6 +139,11 @@ def test_lab_c_strategies_are_the_shipped_ones_with_the_documented_edits(tmp_pat
     assert lab_c_strategy("tc", "shipped")["populations"] == lab_c_strategy("tc")["populations"]
     assert {p["name"]: p for p in lab_c_strategy("tbnk", "shipped")["populations"]}["Lymphocytes"]["dims"] == [
         "FSC-H", "SSC-A"]
+    # the bead-excluding variant: Beads first, the lymphocyte gate drawn on the events outside it
+    nb = lab_c_strategy("tbnk", "cd45_ssc_no_beads")["populations"]
+    assert [p["name"] for p in nb[:3]] == ["Beads", "Not beads", "Lymphocytes"] and nb[2]["parent"] == "Not beads"
+    assert nb[1]["params"] == {"op": "not", "operands": ["Beads"]}
+    assert load_strategy(write_lab_c_strategies(tmp_path / "nb", "cd45_ssc_no_beads") / "lab_tbnk.yaml")
 
 
 def _bench():

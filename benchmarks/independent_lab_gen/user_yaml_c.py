@@ -13,7 +13,10 @@ The edits (gate rules, bounds and references otherwise as shipped):
   back-gating onto the T cells, redraw) and a target where a user of lab C sees the lymphocytes on that plot;
   NK, CD56bright/dim, B cells and the optional counting-bead gate ``Beads`` (CD3 x CD19 bright) as shipped.
 
-``lymphocyte_gate="shipped"`` keeps the shipped FSC-H x SSC-A gate in both tubes (a variant, for comparison).
+Variants (``lymphocyte_gate``): ``"shipped"`` keeps the shipped FSC-H x SSC-A gate in both tubes;
+``"cd45_ssc_no_beads"`` is the lab's CD45 x SSC-A gate drawn on the events outside the counting-bead gate (what
+a TruCount template does: ``Beads`` moved to the top, a ``Not beads`` boolean population ``!Beads``, the
+Lymphocytes gate under it; its Lymphocytes row is then % of the non-bead events, not of all events).
 """
 from __future__ import annotations
 
@@ -30,7 +33,10 @@ SHIPPED_C = {"tc": "tmem", "tbnk": "nkb"}
 MEMORY_QUADRANTS_C = ("Naive CD4", "CM CD4", "EM CD4", "TEMRA CD4")
 #: the lab's own lymphocyte gate in the TBNK tube (the default) and the shipped scatter gate (a variant)
 CD45_SSC = "cd45_ssc"
-LYMPHOCYTE_GATES_C = (CD45_SSC, "shipped")
+CD45_SSC_NO_BEADS = "cd45_ssc_no_beads"
+LYMPHOCYTE_GATES_C = (CD45_SSC, CD45_SSC_NO_BEADS, "shipped")
+NOT_BEADS: dict[str, Any] = {"name": "Not beads", "dims": [], "method": "boolean",
+                             "params": {"op": "not", "operands": ["Beads"]}, "phenotype": "events outside the bead gate"}
 #: where lab C's lymphocytes sit on CD45 x SSC-A (robust-normalised, 0..1 between the 1st and 99th percentile)
 CD45_SSC_GATE: dict[str, Any] = {"dims": ["CD45", "SSC-A"], "target": [0.8, 0.05],
                                  "phenotype": "CD45bright SSC-low lymphocytes (lyse/no-wash blood)"}
@@ -47,11 +53,15 @@ def lab_c_strategy(tube: str, lymphocyte_gate: str = CD45_SSC) -> dict[str, Any]
             assert p["dims"] == ["CD45RA", "CD62L"], p
             p["dims"] = ["CD45RA", "CCR7"]
             p["phenotype"] = str(p["phenotype"]).replace("CD62L", "CCR7")
-    if tube == "tbnk" and lymphocyte_gate == CD45_SSC:
+    if tube == "tbnk" and lymphocyte_gate in (CD45_SSC, CD45_SSC_NO_BEADS):
         lym = next(p for p in pops if p["name"] == "Lymphocytes")
         lym["dims"] = list(CD45_SSC_GATE["dims"])
         lym["params"] = dict(lym["params"], target=list(CD45_SSC_GATE["target"]))
         lym["phenotype"] = CD45_SSC_GATE["phenotype"]
+        if lymphocyte_gate == CD45_SSC_NO_BEADS:
+            beads = next(p for p in pops if p["name"] == "Beads")
+            pops = [beads, copy.deepcopy(NOT_BEADS), *(p for p in pops if p is not beads)]
+            lym["parent"] = NOT_BEADS["name"]
     d["populations"] = pops
     d["description"] = f"lab C's copy of the shipped '{shipped}' strategy: " + str(d.get("description", ""))
     return d
