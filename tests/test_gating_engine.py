@@ -37,8 +37,8 @@ def f1(a, b):
 def test_populations_table_schema_and_percentages(gated):
     row, sample, result = next(v for v in gated.values() if v[0].tube == "tmem")
     df = result.populations
-    assert list(df.columns[:9]) == ["population", "parent", "count", "parent_count", "pct_parent",
-                                    "pct_lymphocytes", "method", "flags", "dims"]
+    assert list(df.columns[:12]) == ["population", "parent", "count", "parent_count", "pct_parent",
+                                     "pct_lymphocytes", "method", "flags", "review", "review_flags", "notes", "dims"]
     assert df.population.tolist()[:5] == ["Lymphocytes", "Singlets", "T cells", "CD4 T", "CD8 T"]
     by = df.set_index("population")
     assert by.loc["Singlets", "pct_lymphocytes"] == pytest.approx(100.0)
