@@ -140,3 +140,25 @@ def test_stored_review_is_read_as_written_in_either_format(tmp_path, fmt):
     pd.testing.assert_frame_equal(back, df)
     if fmt == "csv":
         assert (tmp_path / "populations.csv").read_text().splitlines()[1].count("False") == 1
+
+
+def test_gate_plot_titles_mark_review_rows_and_keep_notes_apart(sample_trial):
+    from matplotlib.colors import to_hex
+
+    from cytokit.gating.plotting import REVIEW_COLOUR
+
+    for name in ("P001_W24_tmem.fcs", "P001_W74_nkb.fcs"):
+        tube = name.rsplit("_", 1)[1].removesuffix(".fcs")
+        result = load_strategy(tube).apply(read_fcs(sample_trial / "fcs" / name))
+        table = result.populations.set_index(S.POPULATION)
+        fig = result.plot_all()
+        titles = {ax.get_title().split(":")[0]: ax.title for ax in fig.axes}
+        for pop, row in table.iterrows():
+            if pop not in titles:  # quadrant members share their set's plot
+                continue
+            text, colour = titles[pop].get_text(), to_hex(titles[pop].get_color())
+            assert ("REVIEW: " in text) == bool(row[S.REVIEW]), (pop, text)
+            assert (colour == to_hex(REVIEW_COLOUR)) == bool(row[S.REVIEW]), (pop, colour)
+            for note in filter(None, row[S.NOTES].split(";")):
+                assert note in text.split("\n")[-1], (pop, note, text)
+        assert table[S.REVIEW].any() or table[S.NOTES].ne("").any(), name

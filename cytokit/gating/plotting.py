@@ -148,10 +148,34 @@ def _annotate(ax: "Axes", text: str, x: float, y: float, ha: str, va: str) -> No
             zorder=5)
 
 
+#: colour of a plot title whose population's estimate may be wrong (a review flag; the tables' ``review``)
+REVIEW_COLOUR = "#b00020"
+
+
+def row_flags(result: "GatingResult") -> dict[str, str]:
+    """Population -> the ``flags`` of its populations-table row (the fit's words and those the table adds,
+    e.g. ``uncertain`` from the error parts, ``few_events``, ``scatter_failed``)."""
+    from ..results import schema as S
+
+    return {str(r[S.POPULATION]): str(r[S.FLAGS]) for r in result.population_rows}
+
+
+def _flag_title(words: "list[str] | str") -> tuple[str, bool]:
+    """The title lines of flag words (review flags first, as ``REVIEW: ...``, then the notes in brackets)
+    and whether any is a review flag (:func:`cytokit.gating.methods.split_flags`)."""
+    from .methods import split_flags
+
+    review, notes = split_flags(words)
+    line = f"\nREVIEW: {'; '.join(review)}" if review else ""
+    return line + (f"\n[{'; '.join(notes)}]" if notes else ""), bool(review)
+
+
 def plot_population(result: "GatingResult", name: str, *, ax: "Axes | None" = None,
-                    max_points: int = 200_000) -> "Figure":
+                    max_points: int = 200_000, flags: "dict[str, str] | None" = None) -> "Figure":
     """Parent density in the population's dims with the fitted gate; the population's % of parent is
-    written on the plot and in the title (with any fit flags)."""
+    written on the plot and in the title, with the flags of its table row (``flags``: population -> flags,
+    :func:`row_flags`, computed when not given): review flags as ``REVIEW: ...`` and the title in
+    :data:`REVIEW_COLOUR` when the estimate may be wrong, then the notes."""
     fit = result.fit(name)
     spec = result.definition.population(name)
     rows, pcount = _parent_rows(result, spec.parent, max_points)
@@ -162,10 +186,9 @@ def plot_population(result: "GatingResult", name: str, *, ax: "Axes | None" = No
         dims = any_of
     count = int(result.state.masks[name].sum())
     pct = _pct(count, pcount)
-    title = f"{name}: {pct:.1f}% of {spec.parent or 'all events'}"
-    if fit.flags:
-        title += "\n[" + "; ".join(fit.flags) + "]"
-    ax.set_title(title, fontsize=9)
+    line, review = _flag_title((flags if flags is not None else row_flags(result)).get(name, ";".join(fit.flags)))
+    ax.set_title(f"{name}: {pct:.1f}% of {spec.parent or 'all events'}{line}", fontsize=9,
+                 color=REVIEW_COLOUR if review else "black")
     if not dims:  # boolean: nothing to draw in a space
         ax.text(0.5, 0.5, f"{name}\n{fit.gate.to_dict().get('op')} of {spec.params.get('operands')}\n"
                 f"{pct:.1f}% ({count:,} events)", ha="center", va="center", transform=ax.transAxes, fontsize=8)
@@ -230,9 +253,10 @@ def quadrant_sets(result: "GatingResult") -> list[QuadrantSet]:
 
 
 def plot_quadrants(result: "GatingResult", quadrants: QuadrantSet, *, ax: "Axes | None" = None,
-                   max_points: int = 200_000) -> "Figure":
+                   max_points: int = 200_000, flags: "dict[str, str] | None" = None) -> "Figure":
     """One quadrant plot: parent density, the two dividers, and the % of parent of all four quadrants
-    (each named after its population when one is defined, else by its signs, e.g. 'CD45RA+ CD62L-')."""
+    (each named after its population when one is defined, else by its signs, e.g. 'CD45RA+ CD62L-'); the
+    title carries the member rows' flags as :func:`plot_population` does."""
     fig, ax = _new_axes(ax)
     rows, pcount = _parent_rows(result, quadrants.parent, 10**12)
     X_all = result.sample.columns(quadrants.dims)[rows]
@@ -243,10 +267,11 @@ def plot_quadrants(result: "GatingResult", quadrants: QuadrantSet, *, ax: "Axes 
     shown = shown[np.all(np.isfinite(shown), axis=1)]
     marker = [str(result.sample.channels["marker"].iloc[result.sample.channel_index(d)]) for d in quadrants.dims]
     title = f"{quadrants.parent or 'all events'}: {marker[0]} × {marker[1]} quadrants (% of parent)"
-    flags = sorted({f for n in quadrants.members for f in result.fit(n).flags})
-    if flags:
-        title += "\n[" + "; ".join(flags) + "]"
-    ax.set_title(title, fontsize=9)
+    rows_flags = flags if flags is not None else row_flags(result)
+    words = sorted({w for n in quadrants.members
+                    for w in rows_flags.get(n, ";".join(result.fit(n).flags)).split(";") if w})
+    line, review = _flag_title(words)
+    ax.set_title(title + line, fontsize=9, color=REVIEW_COLOUR if review else "black")
     if shown.shape[0] == 0:
         ax.text(0.5, 0.5, f"no events in {quadrants.parent or 'the sample'}", ha="center", va="center",
                 transform=ax.transAxes, fontsize=8)
@@ -291,12 +316,13 @@ def plot_grid(result: "GatingResult", *, path: str | Path | None = None, cols: i
     cols = max(1, min(cols, len(panels)))
     rows = max(1, int(np.ceil(len(panels) / cols)))
     fig = Figure(figsize=(3.6 * cols, 3.4 * rows), dpi=DPI)
+    flags = row_flags(result)  # the table rows' flags, computed once for every panel
     for i, panel in enumerate(panels):
         ax = fig.add_subplot(rows, cols, i + 1)
         if isinstance(panel, QuadrantSet):
-            plot_quadrants(result, panel, ax=ax, max_points=50_000)
+            plot_quadrants(result, panel, ax=ax, max_points=50_000, flags=flags)
         else:
-            plot_population(result, str(panel), ax=ax, max_points=50_000)
+            plot_population(result, str(panel), ax=ax, max_points=50_000, flags=flags)
     fig.tight_layout()
     if path is not None:
         atomic_write_bytes(path, figure_png(fig))
