@@ -8,6 +8,7 @@ import pytest
 
 from cytokit.pipeline import run
 from test_pipeline_support import simulate_small_trial, write_pipeline
+from test_review_column import assert_review_columns_follow_flags
 
 OPTIONS = dict(qc={"enabled": True, "min_events": 100},
                outputs={"gatingml": False, "thumbnails": False, "flowjo_workspace": False, "cohort_gating": True},
@@ -36,3 +37,8 @@ def test_local_and_dask_executors_give_the_same_cohort_refits(trial, tmp_path):
     pops = pd.read_parquet(tmp_path / "local" / "populations.parquet")
     assert len(refits) > 0
     assert pops["method"].str.endswith("+cohort").sum() == int(refits["changed"].sum()) > 0
+    # both executors' tables (byte-identical above) carry review columns that follow the final flags:
+    # the cohort stage's cohort_outlier is a note
+    assert_review_columns_follow_flags(pops)
+    refitted = pops[pops["method"].str.endswith("+cohort")]
+    assert refitted["notes"].str.split(";").map(lambda w: "cohort_outlier" in w).all()
