@@ -69,3 +69,26 @@ def test_a_mean_over_tubes_needs_review_when_one_of_its_estimates_does():
     assert bool(mean[S.REVIEW]) and mean[S.REVIEW_FLAGS] == "uncertain" and mean[S.NOTES] == "no_valley;unstable"
     first = select_tubes(rows, TubeSelection(rule="preference", preference=["tmem", "nkb"])).iloc[0]
     assert not bool(first[S.REVIEW]) and first[S.TUBE] == "tmem"
+
+
+def test_trial_values_carry_review_of_the_value_and_of_its_baseline(tmp_path):
+    from cytokit.results import read_table
+    from cytokit.trial.config import TrialConfig
+    from cytokit.trial.inputs import check_clinical, check_populations
+    from cytokit.trial.values import patient_visit_values
+
+    root = make_results(tmp_path / "res", patients=("P01", "P02"))
+    pops = pd.read_parquet(root / "populations.parquet")
+    hit = (pops["patient"] == "P01") & (pops["population"] == "CD4 T") & (pops["visit"] == "W0")
+    pops.loc[hit, "flags"] = "no_valley;few_events"
+    pops.loc[(pops["patient"] == "P02") & (pops["population"] == "CD4 T"), "flags"] = "no_valley"  # notes only
+    pops.to_parquet(root / "populations.parquet")
+    table = check_populations(read_table(root, S.POPULATIONS))
+    clinical = check_clinical(pd.read_csv(root / "clinical.csv", dtype={"patient": str}))
+    values = patient_visit_values(table, clinical, TrialConfig()).set_index(["patient", "visit", "population"])
+    assert values[S.REVIEW].dtype == bool
+    assert values.loc[("P01", "W0", "CD4 T"), S.REVIEW] and values.loc[("P01", "W0", "CD4 T"), S.REVIEW_FLAGS] == "few_events"
+    # later visits: their own value is not flagged, their change from the flagged baseline is
+    assert not values.loc[("P01", "W24", "CD4 T"), S.REVIEW]
+    assert values.loc[("P01", "W24", "CD4 T"), "review_baseline"]
+    assert not values.xs("P02")[S.REVIEW].any() and not values.xs("P02")["review_baseline"].any()

@@ -108,7 +108,10 @@ def patient_visit_values(populations: pd.DataFrame, clinical: pd.DataFrame, conf
 
     ``populations`` and ``clinical`` are checked tables (:mod:`cytokit.trial.inputs`). Rows are sorted by
     patient, visit week, population. Patients without a baseline value keep their values; their changes
-    are NaN.
+    are NaN. When ``populations`` has the ``review`` column (a results folder's table), the rows carry
+    ``review`` (the value may be wrong: a review flag on its estimate, any of the tubes for a mean),
+    ``review_flags`` and ``review_baseline`` (the same for the patient's baseline value, which every change
+    uses; missing without a baseline).
     """
     pops = populations
     if config.populations is not None:
@@ -127,8 +130,9 @@ def patient_visit_values(populations: pd.DataFrame, clinical: pd.DataFrame, conf
     else:
         values = values.assign(abs_source=np.where(values[S.ABS_COUNT].notna(), "store", ""))
     values["weeks_from_baseline"] = _weeks_from_baseline(values, clinical, config)
-    base = values.loc[values[S.VISIT] == config.baseline_visit, [S.PATIENT, S.POPULATION, *MEASURES]]
-    base = base.rename(columns={m: f"{m}_baseline" for m in MEASURES})
+    review = [S.REVIEW] if S.REVIEW in values.columns else []  # tables read by cytokit.results carry it
+    base = values.loc[values[S.VISIT] == config.baseline_visit, [S.PATIENT, S.POPULATION, *MEASURES, *review]]
+    base = base.rename(columns={m: f"{m}_baseline" for m in (*MEASURES, *review)})
     values = values.merge(base, on=[S.PATIENT, S.POPULATION], how="left")
     for m in MEASURES:
         b = values[f"{m}_baseline"]
@@ -138,6 +142,11 @@ def patient_visit_values(populations: pd.DataFrame, clinical: pd.DataFrame, conf
     values["visit_index"] = values[S.VISIT].map(order).astype(int)
     keep = [S.PATIENT, S.ARM, S.VISIT, "visit_index", S.WEEK, "weeks_from_baseline", S.POPULATION, S.TUBE,
             "n_tubes", S.SAMPLE_ID, "abs_source"]
+    if review:  # the value (and its baseline, which every change uses) may be wrong: a review flag
+        values[S.REVIEW] = values[S.REVIEW].astype(bool)
+        values[f"{S.REVIEW}_baseline"] = values[f"{S.REVIEW}_baseline"].astype("boolean")
+        keep += [S.REVIEW, S.REVIEW_FLAGS, f"{S.REVIEW}_baseline"] if S.REVIEW_FLAGS in values.columns else \
+            [S.REVIEW, f"{S.REVIEW}_baseline"]
     cols = keep + [c for m in MEASURES for c in (m, f"{m}_baseline", f"{m}_change", f"{m}_change_pct")]
     values = values[cols].sort_values([S.PATIENT, "visit_index", S.POPULATION], kind="mergesort")
     for c in (S.PATIENT, S.ARM, S.VISIT, S.POPULATION, S.TUBE, S.SAMPLE_ID, "abs_source"):
