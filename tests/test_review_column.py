@@ -162,3 +162,9 @@ def test_gate_plot_titles_mark_review_rows_and_keep_notes_apart(sample_trial):
             for note in filter(None, row[S.NOTES].split(";")):
                 assert note in text.split("\n")[-1], (pop, note, text)
         assert table[S.REVIEW].any() or table[S.NOTES].ne("").any(), name
+
+
+def test_an_empty_table_of_an_older_folder_gets_the_columns_too():
+    old = _old_store_rows().iloc[:0]
+    back = coerce(old.copy())
+    assert list(back.columns) == list(S.POPULATION_COLUMNS) and back[S.REVIEW].dtype == bool

@@ -47,17 +47,21 @@ def _review_columns(df: pd.DataFrame) -> pd.DataFrame:
     """``review``, ``review_flags``, ``notes`` of a table with ``flags``: as stored, and derived from
     ``flags`` (:func:`cytokit.gating.methods.review_columns`) for rows without a stored ``review`` (tables
     written before these columns existed)."""
-    stored = df[S.REVIEW].map(_as_bool) if S.REVIEW in df.columns else pd.Series(None, index=df.index, dtype=object)
+    at = df.columns.get_loc(S.FLAGS)
+    for col in S.REVIEW_COLUMNS:  # absent columns where the schema puts them: after flags, in order
+        if col in df.columns:
+            at = max(at, df.columns.get_loc(col))
+        else:
+            at += 1
+            df.insert(min(at, len(df.columns)), col, None if col == S.REVIEW else "")
+    stored = df[S.REVIEW].map(_as_bool)
     missing = stored.isna().to_numpy()
     if missing.any():
         from ..gating.methods import review_columns
 
         derived = pd.DataFrame([review_columns(f if isinstance(f, str) else "") for f in df.loc[missing, S.FLAGS]],
                                index=df.index[missing], columns=list(S.REVIEW_COLUMNS))
-        at = df.columns.get_loc(S.FLAGS) + 1
-        for i, col in enumerate(S.REVIEW_COLUMNS):
-            if col not in df.columns:  # where the schema puts it: after flags
-                df.insert(min(at + i, len(df.columns)), col, None if col == S.REVIEW else "")
+        for col in S.REVIEW_COLUMNS:
             values = df[col].astype(object)
             values[missing] = derived[col].to_numpy()
             df[col] = values
