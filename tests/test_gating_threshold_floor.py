@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cytokit.gating import engine
+from cytokit.gating import engine, load_strategy
 from cytokit.gating.methods import needs_review
 from cytokit.gating.methods.density import ThresholdParams, fit_threshold
 from cytokit.gating.model import StrategyDefinition
@@ -119,3 +119,8 @@ def test_threshold_floor_is_validated(bad, message):
     with pytest.raises(ValueError, match=message):
         StrategyDefinition.model_validate(data)
 
+
+
+def test_shipped_tmem_keeps_treg_within_cd25_positive_cd4():
+    s = load_strategy("tmem")
+    assert s.population("Treg").threshold_floor == {"CD25": "CD25+ CD4"}
