@@ -42,12 +42,18 @@ def test_a_parent_edge_through_unlike_events_moves_the_child():
 
 
 def test_a_parent_without_alternatives_is_not_measured():
-    """A fixed parent threshold has no plausible alternatives: None (nothing measured), not 0."""
+    """A fixed parent threshold stated on an exact scale (``fixed_tolerance: 0``) has no plausible alternatives:
+    None (nothing measured), not 0. With the default tolerance its alternatives are the cut -/+ the tolerance
+    (docs/gating.md, "An activation smear with a stated cut"), and the child's % of parent moves with them."""
     X = np.column_stack([np.linspace(0, 1, 500), np.linspace(0, 1, 500)])
-    parent = fit_gate("threshold", X[:, :1], {"sign": "+", "threshold": {"mode": "fixed", "value": 0.5}},
-                      dims=("A",), gate_id="parent")
     child = RectangleGate(id="child", dims=("B",), lower=(0.7,), upper=(None,))
-    assert parent_edge_pp(parent.gate, parent.info, child, X, np.array([1])) is None
+    exact = fit_gate("threshold", X[:, :1], {"sign": "+", "threshold": {"mode": "fixed", "value": 0.5,
+                                                                        "fixed_tolerance": 0}},
+                     dims=("A",), gate_id="parent")
+    assert parent_edge_pp(exact.gate, exact.info, child, X, np.array([1])) is None
+    stated = fit_gate("threshold", X[:, :1], {"sign": "+", "threshold": {"mode": "fixed", "value": 0.5}},
+                      dims=("A",), gate_id="parent")
+    assert parent_edge_pp(stated.gate, stated.info, child, X, np.array([1])) > 0
 
 
 def test_real_file_mdc_is_flagged_by_its_parents_edge_and_refit_leaves_the_result(shared_data, repo_root):
