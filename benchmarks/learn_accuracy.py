@@ -11,7 +11,10 @@
      valley rule on a lab whose notion of a valley is not the library's.
    Each lab's gates are written as a FlowJo workspace (cytokit.flowjo.write_workspace) over simulated
    tmem files (IL-2 and control arms, two visits). The tmem strategy is learned from 2 gated samples and
-   scored on the others (per-event F1 per population), next to the untuned shipped strategy.
+   scored on the others (per-event F1 per population), next to the untuned shipped strategy. The 2 samples
+   are the baseline pair, the treated pair, named ones (``--train``), or (``--train-on suggested``) the pair
+   :func:`cytokit.learn.suggest_samples` proposes from the files' events before any lab's gates are read
+   (one pair for every lab).
 2. flowsom_68983 (real, one sample, FlowJo expert gates): the mouse strategy learned from its own expert
    gates, and a strategy derived from the workspace's gate tree (no base) learned likewise (ceiling checks).
 
@@ -147,7 +150,7 @@ def simulated(out: Path, events: int, n_train: int = 2, labs: list[str] | None =
         t0, c0 = time.perf_counter(), time.process_time()
         res = learn_strategy(wsp, files, strategy="tmem", train=pair)
         secs, cpu = time.perf_counter() - t0, time.process_time() - c0
-        res.save(out / f"learned_{lab}_{label}", force=True)
+        res.save(out / f"learned_{lab}_{label}".replace(" ", "_"), force=True)
         a = res.agreement
         changed = {c["population"] for c in res.changes}
         rejected = {d["population"] for d in res.not_adopted}
@@ -260,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-on", choices=("baseline", "treated", "suggested"), default="baseline",
                     help="training samples: IL-2 and control at W0 (baseline), IL-2 at W24 + control at W0, or "
                          "the 2 samples cytokit.learn.suggest_samples proposes from the files' events (suggested)")
+    ap.add_argument("--n-suggested", type=int, default=2,
+                    help="with --train-on suggested: how many suggested samples to train on (the issue's protocol: 2)")
     ap.add_argument("--train", default="", help="training samples instead (comma-separated, e.g. P001_W0,P003_W24)")
     ap.add_argument("--depth-sweep", default="", help="instead of learning: the valley depth cut-offs to sweep "
                     "for labs bright/bright60 (comma-separated, e.g. 0.6,0.65,0.7,0.8; see depth_sweep)")
@@ -275,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         sweep.to_csv(out / "depth_sweep.csv", index=False)
         return 0
     train = [t for t in args.train.split(",") if t] or None
-    table = pd.concat([simulated(out, args.events, labs=labs, train_on=args.train_on, train=train),
+    n_train = args.n_suggested if args.train_on == "suggested" else 2
+    table = pd.concat([simulated(out, args.events, n_train=n_train, labs=labs, train_on=args.train_on, train=train),
                        pd.DataFrame() if args.no_flowsom else flowsom(out)],
                       ignore_index=True)
     pd.set_option("display.width", 220)
