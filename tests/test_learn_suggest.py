@@ -112,3 +112,10 @@ def test_cli_learn_suggest(tmp_path, capsys):
     assert all(name in out for name in table[table["rank"].notna()]["sample"])
     assert main(["learn", "--suggest", "0", str(tmp_path / "trial" / "fcs"), "--strategy", "tmem",
                  "--out", str(tmp_path / "p")]) == 2
+    assert main(["learn", "--suggest", "1", str(tmp_path / "trial" / "fcs"), "--out", str(tmp_path / "p")]) == 2
+    assert "--strategy" in capsys.readouterr().err
+    bad = tmp_path / "bad.fcs"
+    bad.write_bytes(b"not an FCS file")
+    assert main(["learn", "--suggest", "1", str(bad), "--strategy", "tmem", "--out", str(tmp_path / "p")]) == 2
+    assert "no sample could be read" in capsys.readouterr().err
+    assert not (tmp_path / "p" / "suggestion.csv").exists()

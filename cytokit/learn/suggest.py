@@ -307,6 +307,10 @@ def suggest_from_samples(definition: StrategyDefinition, samples: Sequence[Train
     if n < 1:
         raise ConfigError(f"the number of samples to suggest must be at least 1 (got {n})")
     names = [s.name for s in samples]
+    if not names:
+        raise ConfigError("no sample could be read and prepared (see the warnings above)")
+    if n > len(names) - len(gated):
+        log.warning("%d samples asked for, %d not gated yet: all of them are suggested", n, len(names) - len(gated))
     unknown = [g for g in gated if g not in names]
     if unknown:
         raise ConfigError(f"gated samples {unknown} are not among the files ({', '.join(names)})")
