@@ -47,6 +47,13 @@ def test_report_badges_the_rows_flagged_for_review_only(page, tmp_path):
         assert r["attrs"]["data-review"] == "false" and "REVIEW" not in " ".join(c["text"] for c in r["cells"])
     assert sum(r["attrs"]["data-review"] == "true" for r in pop_rows) == 1
     assert dom.count('class="review-legend"') == 1  # the legend in the W24 table only
+    # derived values: the W24 CD4 count and its change from baseline rest on the flagged estimate
+    derived = {r["attrs"]["data-visit"]: r["cells"] for r in rows if "data-visit" in r["attrs"]}
+    assert set(derived) == {"W0", "W24", "W74"}
+    assert "REVIEW" in derived["W24"][1]["text"] and "REVIEW" in derived["W24"][5]["text"]
+    assert "REVIEW" not in derived["W24"][2]["text"]  # CD8 T notes only
+    for visit in ("W0", "W74"):
+        assert "REVIEW" not in " ".join(c["text"] for c in derived[visit]), visit
     # QC table: review flags and notes in their own columns
     header = next(r for r in rows if "qc" in r["table"].get("class", "") and r["cells"][0]["tag"] == "th")
     names = [c["text"] for c in header["cells"]]

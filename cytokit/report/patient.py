@@ -245,6 +245,17 @@ def _derived(store: ResultsStore, patient: str, trial_config: TrialConfig, inter
     ratio_iv = intervals.lookup("CD4/CD8 ratio", "ratio", sex)
     cd8 = values[values[S.POPULATION] == trial_config.cd8_population].set_index(S.VISIT)[S.ABS_COUNT]
     tubes = values.groupby([S.POPULATION, S.VISIT])[S.TUBE].first()
+    # the values (and baselines of the changes) resting on an estimate that may be wrong (review flags)
+    review = (values.set_index([S.POPULATION, S.VISIT])[[S.REVIEW, f"{S.REVIEW}_baseline"]]
+              if S.REVIEW in values.columns else None)
+
+    def _review(population: str, visit: str, column: str = S.REVIEW) -> bool:
+        key = (population, visit)
+        if review is None or key not in review.index:
+            return False
+        value = review.loc[key, column]
+        return bool(value.any() if isinstance(value, pd.Series) else (False if pd.isna(value) else value))
+
     rows = []
     for f in flags.itertuples(index=False):
         d = f._asdict()
@@ -255,6 +266,10 @@ def _derived(store: ResultsStore, patient: str, trial_config: TrialConfig, inter
             "cd8_tube": str(tubes.get((trial_config.cd8_population, d[S.VISIT]), "")),
             "ratio": ratio, "ratio_flag": flag(ratio, ratio_iv), "ratio_reference": ratio_iv.text() if ratio_iv else "",
             "cd4_change": as_number(d["cd4_change"]), "cd4_change_pct": as_number(d["cd4_change_pct"]),
+            "cd4_review": _review(trial_config.cd4_population, d[S.VISIT]),
+            "cd8_review": _review(trial_config.cd8_population, d[S.VISIT]),
+            "cd4_change_review": _review(trial_config.cd4_population, d[S.VISIT])
+            or _review(trial_config.cd4_population, d[S.VISIT], f"{S.REVIEW}_baseline"),
             S.FLAGS: {name: ("—" if pd.isna(d[name]) else ("yes" if d[name] else "no")) for name in labels},
         })
     return rows, labels
