@@ -137,7 +137,7 @@ def test_patient_report_shows_the_counting_sd_of_few_event_percentages(tmp_path:
     (html,) = build_reports(root, options=ReportOptions(pdf=False), generated="2026-01-01")
     text = html.read_text(encoding="utf-8")
     assert "nan" not in re.sub(r"data:image/[^\"]+", "", text).lower()
-    rows = re.findall(r'<tr data-population="([^"]+)" data-tube="tmem">(.*?)</tr>', text, flags=re.S)
+    rows = re.findall(r'<tr data-population="([^"]+)" data-tube="tmem"[^>]*>(.*?)</tr>', text, flags=re.S)
     w0_rows = dict(rows[: len({p for p, _ in rows})])  # the first visit's rows come first
     assert f"±&nbsp;{count_sd_pp(3, 40):.1f}" in w0_rows["CD25+ CD4"]
     assert "±" not in w0_rows["CD4 T"] and "±" not in w0_rows["Memory CD4"]

@@ -37,6 +37,7 @@ ALLOWED: dict[str, tuple[frozenset[str], str]] = {
     "cytokit/gating/methods/threshold.py": (frozenset({"est_error_pp"}), "key of a gate fit's info"),
     "cytokit/gating/model.py": (frozenset({"method", "file"}), "strategy YAML field and compensation mode"),
     "cytokit/gating/strategy.py": (frozenset({"method"}), "strategy parameter name (set_params)"),
+    "cytokit/trial/run.py": (frozenset({"notes"}), "key of the trial summary template's context (the analysis notes)"),
     "cytokit/interop/anndata.py": (frozenset({"method", "flags", "sha256"}), "keys of AnnData .uns"),
     "cytokit/interop/flowkit.py": (frozenset({"count"}), "column of FlowKit's own gating report"),
     "cytokit/learn/api.py": (frozenset({"population"}), "key of a tuning decision record (learn.search)"),
