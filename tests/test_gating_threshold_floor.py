@@ -11,6 +11,7 @@ from cytokit.gating import engine, load_strategy
 from cytokit.gating.methods import needs_review
 from cytokit.gating.methods.density import ThresholdParams, fit_threshold
 from cytokit.gating.model import StrategyDefinition
+from cytokit.gating.strategy import Strategy
 from cytokit.gating.threshold_floor import DISAGREE_FLAG, DISAGREE_PP, NO_FLOOR_FLAG, OWN_INSIDE_PCT
 from cytokit.sample import CHANNEL_COLUMNS, Sample
 
@@ -80,6 +81,16 @@ def test_two_cd25_readings_that_disagree_flag_both_rows():
         assert DISAGREE_FLAG in t.loc[name, "flags"].split(";") and needs_review(t.loc[name, "flags"])
     plain = _table(_definition(False), sample)
     assert DISAGREE_FLAG not in plain.loc["CD25+ CD4", "flags"]
+
+
+def test_a_refit_that_no_longer_disagrees_takes_the_flag_off():
+    sample = _cd4(8500, 600, 400)
+    strategy = Strategy(_definition(True))
+    state = engine.fit_all(strategy.definition, sample)
+    assert DISAGREE_FLAG in state.fits["CD25+ CD4"].flags
+    close = strategy.set_params("Treg", thresholds=[{"mode": "fixed", "value": 0.44}, {"mode": "fixed", "value": 0.4}])
+    state = engine.fit_all(close.definition, sample, state, only={"Treg"})
+    assert DISAGREE_FLAG not in state.fits["CD25+ CD4"].flags and DISAGREE_FLAG not in state.fits["Treg"].flags
 
 
 def test_an_own_cut_inside_the_main_population_is_raised_without_a_review_flag():
