@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .methods import GATE_METHODS
+from .threshold_floor import FLOORED_METHODS
 
 
 def reference_operands(expression: str) -> list[tuple[str, bool]]:
@@ -108,9 +109,9 @@ class PopulationSpec(BaseModel):
         if m.n_dims is not None and len(self.dims) not in m.n_dims:
             raise ValueError(f"population {self.name!r}: method {self.method!r} takes "
                              f"{' or '.join(map(str, m.n_dims))} dimension(s), got {list(self.dims)}")
-        if self.threshold_floor and self.method not in ("threshold", "quadrant", "phenotype"):
+        if self.threshold_floor and self.method not in FLOORED_METHODS:
             raise ValueError(f"population {self.name!r}: method {self.method!r} takes no threshold_floor "
-                             f"(threshold, quadrant and phenotype methods only)")
+                             f"({', '.join(sorted(FLOORED_METHODS))} methods only)")
         unknown = sorted(set(self.threshold_floor) - set(self.dims))
         if unknown:
             raise ValueError(f"population {self.name!r}: threshold_floor names {unknown}, not among its dims "
@@ -158,7 +159,7 @@ class StrategyDefinition(BaseModel):
                     raise ValueError(f"population {p.name!r}: threshold_floor {floor!r} must be a population "
                                      f"defined above it")
                 other = self.population(floor)
-                if dim not in other.dims or other.method not in ("threshold", "quadrant", "phenotype"):
+                if dim not in other.dims or other.method not in FLOORED_METHODS:
                     raise ValueError(f"population {p.name!r}: threshold_floor {floor!r} places no threshold on {dim}")
             if p.method == "boolean":
                 for op in p.params.get("operands", ()):

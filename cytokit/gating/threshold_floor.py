@@ -18,12 +18,15 @@ of the parent's events.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .methods import FitResult
-from .model import PopulationSpec
+from .methods import GATE_METHODS, FitResult
+from .methods.threshold import PhenotypeParams, ThresholdGateParams
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .model import PopulationSpec
 
 #: review flag of two gates whose thresholds on one marker (same parent, same file) disagree by more than
 #: :data:`DISAGREE_PP`
@@ -37,8 +40,10 @@ DISAGREE_PP = 3.0
 #: main (negative) population, not at another reading of the same boundary (simulator 909-1111: Treg CD25 tails
 #: 15-69 % of CD4 T below a right CD25+ cut; lab B: the disagreements over wrong CD25+ cuts 4.4-6.2 %)
 OWN_INSIDE_PCT = 10.0
-#: methods whose parameters hold one :class:`~.methods.density.ThresholdParams` per dimension
-FLOORED_METHODS = ("threshold", "quadrant", "phenotype")
+#: methods whose parameters hold one :class:`~.methods.density.ThresholdParams` per dimension (threshold,
+#: quadrant, phenotype): the ones a ``threshold_floor`` can name and be given to
+FLOORED_METHODS: frozenset[str] = frozenset(
+    name for name, m in GATE_METHODS.items() if issubclass(m.params_model, (ThresholdGateParams, PhenotypeParams)))
 
 
 def fitted_threshold(fit: FitResult, dim: str) -> float | None:
