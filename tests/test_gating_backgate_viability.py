@@ -2,10 +2,9 @@
 CD3, a common layout): the redraw's template is the reference's own gate (CD3+) on the scatter gate's events,
 live and dead, so a ``Live`` gate between ``Singlets`` and ``T cells`` no longer stops it; the back-gated share
 of the scatter gate itself is read against single T cells live and dead (dead lymphocytes are lymphocytes);
-a gate that missed the lymphocytes (most CD3+ events outside it) is redrawn around the T-cell gate re-fitted
-on its parent's events, or, where that cannot be made, kept and flagged ``scatter_failed`` on every row.
-Lab B's seed 11 (lysed whole blood, 30-60 % debris) is one the rules were measured on (docs/gating.md,
-"Through a viability gate")."""
+a gate that missed the lymphocytes (most CD3+ events outside it) is not redrawn and every row below it is
+flagged ``scatter_failed``. Lab B's seed 11 (lysed whole blood, 30-60 % debris) is one the rules were
+measured on (docs/gating.md, "A failed scatter gate")."""
 from __future__ import annotations
 
 import sys
@@ -17,9 +16,7 @@ import pytest
 
 from cytokit.fcs import read_fcs
 from cytokit.gating import load_strategy
-from cytokit.gating import engine
-from cytokit.gating.engine import (FROM_PARENT_NOTE, FitState, reference_outside, trim_outliers,
-                                   whole_reference)
+from cytokit.gating.engine import FitState, reference_outside, whole_reference
 from cytokit.gating.methods import needs_review
 from cytokit.gating.methods.scatter_overlap import BACKGATE_KEY, FAILED_FLAG, MISSED_RATIO, OUTSIDE_KEY
 
@@ -83,32 +80,13 @@ def test_no_whole_reference_through_singlet_gates_alone():
     assert whole_reference(strategy.definition, None, state, "Lymphocytes", "T cells") == ([], None)  # type: ignore[arg-type]
 
 
-def _missed(strategy):
-    """The ellipse drawn around the red cells and debris (a target low in FSC): most CD3+ events lie outside."""
-    return strategy.set_params("Lymphocytes", target=(0.02, 0.02), whole_cloud=False)
-
-
-def test_a_gate_that_missed_the_lymphocytes_is_redrawn_from_its_parent(lab_b):
-    """The CD3+ events inside a gate on debris are no template; the T-cell gate re-fitted on every event is:
-    the gate is redrawn around those CD3+ events and every row reads close to the truth, with a note."""
+def test_a_gate_that_missed_the_lymphocytes_is_flagged_not_redrawn(lab_b):
+    """The ellipse drawn around the red cells and debris (a target low in FSC): most CD3+ events lie outside
+    it. It is not redrawn around the few CD3+ events it holds, and it and every row below are flagged."""
     trial, yaml_path = lab_b
-    res = _missed(load_strategy(yaml_path)).apply(read_fcs(trial / "fcs" / "B01_V0_nk.fcs"), qc=False)
-    info = res.fits["Lymphocytes"].info
-    assert info["redrawn"] is True and FROM_PARENT_NOTE in res.fits["Lymphocytes"].flags
-    assert info[OUTSIDE_KEY] < 0.5  # the redrawn gate holds the CD3+ events
-    rows = res.populations.set_index("population")
-    truth = _truth(trial, "fcs/B01_V0_nk.fcs")
-    for p in ("Lymphocytes", "Live", "T cells", "NK cells", "B cells"):
-        assert abs(float(rows.loc[p, "pct_parent"]) - float(truth[p])) < 2.5, (p, rows.loc[p, "pct_parent"], truth[p])
-    assert not any(FAILED_FLAG in str(f) for f in rows["flags"])
-
-
-def test_a_missed_gate_without_a_parent_template_is_flagged_not_redrawn(lab_b, monkeypatch):
-    """Where the reference cannot be re-fitted on the parent (here: made to fail), the gate is kept and it
-    and every row below are flagged ``scatter_failed``."""
-    trial, yaml_path = lab_b
-    monkeypatch.setattr(engine, "parent_template", lambda *a, **k: None)
-    res = _missed(load_strategy(yaml_path)).apply(read_fcs(trial / "fcs" / "B01_V0_nk.fcs"), qc=False)
+    strategy = load_strategy(yaml_path)
+    strategy = strategy.set_params("Lymphocytes", target=(0.02, 0.02), whole_cloud=False)
+    res = strategy.apply(read_fcs(trial / "fcs" / "B01_V0_nk.fcs"), qc=False)
     info = res.fits["Lymphocytes"].info
     assert info[OUTSIDE_KEY] > MISSED_RATIO
     assert "redrawn" not in info
@@ -117,29 +95,6 @@ def test_a_missed_gate_without_a_parent_template_is_flagged_not_redrawn(lab_b, m
         info[OUTSIDE_KEY], abs=1e-3)
     for row in res.populations.itertuples():
         assert FAILED_FLAG in str(row.flags).split(";") and needs_review(str(row.flags)), (row.population, row.flags)
-
-
-def test_no_parent_template_for_a_reference_read_against_another(lab_b):
-    """A reference placed against a negative reference (or a boolean of other gates) cannot be fitted on the
-    parent's events alone: no template (the gate is then flagged, as above)."""
-    trial, yaml_path = lab_b
-    strategy = load_strategy(yaml_path)
-    res = strategy.apply(read_fcs(trial / "fcs" / "B01_V0_nk.fcs"), qc=False)
-    state = FitState(dict(res.masks), dict(res.fits))
-    spec = res.definition.population("Lymphocytes")
-    assert res.definition.population("CD56bright NK").negative_reference == "T cells"
-    assert engine.parent_template(res.definition, res.sample, state, spec, "CD56bright NK") is None
-    T = engine.parent_template(res.definition, res.sample, state, spec, "T cells")
-    assert T is not None and T.shape[1] == 2
-
-
-def test_trim_outliers_sets_aside_far_events():
-    rng = np.random.default_rng(3)
-    cloud = rng.normal([1.0, 0.3], [0.1, 0.05], (5000, 2))
-    far = np.c_[rng.normal(1.5, 0.2, 150), rng.normal(3.0, 0.5, 150)]  # doublets with granular cells
-    kept = trim_outliers(np.r_[cloud, far])
-    assert kept.shape[0] >= 0.99 * 5000 - 10
-    assert not np.isin(far[:, 1], kept[:, 1]).any()
 
 
 def test_the_right_gate_holds_most_cd3_events(lab_b):

@@ -20,9 +20,8 @@ from .methods import FitResult, fit_gate, get_method, review_columns
 from .methods.base import every_nth, gather
 from .count_error import FEW_EVENTS_FLAG, count_sd_pp, few_events
 from .methods.confidence import UNCERTAIN_PP, with_error
-from .methods.mixture import chi2_quantile
-from .methods.scatter_overlap import (BACKGATE_KEY, BACKGATE_MAX_EVENTS, BACKGATE_MIN_REFERENCE, FAILED_FLAG,
-                                      FAILED_PP, MISSED_RATIO, OTHER_SHARE_KEY, OUTSIDE_KEY, OVERLAP_FLAG,
+from .methods.scatter_overlap import (BACKGATE_KEY, BACKGATE_MAX_EVENTS, FAILED_FLAG, FAILED_PP, MISSED_RATIO,
+                                      OTHER_SHARE_KEY, OUTSIDE_KEY, OVERLAP_FLAG,
                                       backgate_error_pp, dilution_error_pp, fit_backgate)
 from .methods.scatter import shared_mixtures
 from .methods.scatter_cut import CUT_FLAG, CUT_KEY, cut_error_pp, cut_share, ring_rows
@@ -47,9 +46,6 @@ DENSE_PARENT = 0.3
 #: flagged ``near_empty`` (review): a gate placed beyond its population (lab B: NK cells 1 of 16,047 events for
 #: 6.8 % true, flagged only by placement notes); no simulated or lab-A estimate is that small
 NEAR_EMPTY_SHARE, NEAR_EMPTY_PARENT = 0.001, 1000
-#: note of a scatter gate that missed the lymphocytes and was redrawn around its reference re-fitted on the
-#: gate's parent (:func:`parent_template`)
-FROM_PARENT_NOTE = "redrawn_from_parent"
 
 TABLE_COLUMNS = (S.POPULATION, S.PARENT, S.COUNT, S.PARENT_COUNT, S.PCT_PARENT, S.PCT_LYMPHOCYTES, S.METHOD,
                  S.FLAGS, *S.REVIEW_COLUMNS, "dims", S.PHENOTYPE, S.EST_ERROR_PP, S.COUNT_SD_PP)
@@ -64,8 +60,6 @@ class FitState:
     skipped: dict[str, str] = field(default_factory=dict)
     #: scatter gates to be redrawn around a lymphocytes-only population's events (:func:`scatter_redraws`)
     templates: dict[str, np.ndarray] = field(default_factory=dict)
-    #: of those, the gates that missed the lymphocytes, redrawn around a reference re-fitted on their parent
-    from_parent: set[str] = field(default_factory=set)
 
 
 def _columns(sample: Sample, dims: tuple[str, ...]) -> np.ndarray:
@@ -230,10 +224,6 @@ def fit_all(definition: StrategyDefinition, sample: Sample, state: FitState | No
         if redo:  # the redrawn gates and every population below them, once
             fit_all(definition, sample, state, only=redo)
             state.templates.clear()
-            for name in state.from_parent & set(state.fits):  # a note, not a review flag: its own flags say
-                fit = state.fits[name]  # whether the redrawn gate holds other events or misses again
-                state.fits[name] = FitResult(fit.gate, fit.flags + (FROM_PARENT_NOTE,), fit.info, fit.components)
-            state.from_parent.clear()
         record_parent_edges(definition, sample, state)
         record_lymphocyte_doublets(definition, sample, state)
     return state
@@ -249,9 +239,7 @@ def scatter_redraws(definition: StrategyDefinition, sample: Sample, state: FitSt
     and the reference, so a viability gate there (``Live``) does not take the dead lymphocytes, which have
     their own scatter, out of it: the gate holds live and dead single lymphocytes, and ``Live`` removes the
     dead. A gate that missed the lymphocytes (many times more of the reference's events outside it than inside,
-    :func:`missed`) has no template inside it: it is redrawn around the reference re-fitted on its parent
-    (:func:`parent_template`; note :data:`FROM_PARENT_NOTE`), or, where that cannot be made, left as it is
-    (flagged ``scatter_failed`` with every row below it). Returns the redrawn gates and every population below them
+    :func:`missed`) is not redrawn: its CD3+ events are no template. Returns the redrawn gates and every population below them
     (to re-fit); a gate already redrawn is not redrawn again."""
     redo: set[str] = set()
     for spec in definition.populations:
@@ -265,17 +253,9 @@ def scatter_redraws(definition: StrategyDefinition, sample: Sample, state: FitSt
             continue
         if spec.name not in ancestors(definition, ref):
             continue
-        if missed(fit):  # its CD3+ events are no template: the reference re-fitted on the gate's parent
-            template = parent_template(definition, sample, state, spec, ref)
-            if template is None:
-                log.warning("%s: %s not redrawn: most %s events lie outside it (the gate missed the "
-                            "lymphocytes)", sample.name, spec.name, ref)
-                continue
-            state.templates[spec.name] = template
-            state.from_parent.add(spec.name)
-            log.warning("%s: %s missed the lymphocytes; redrawn around %s re-fitted on its parent's events",
+        if missed(fit):
+            log.warning("%s: %s not redrawn: most %s events lie outside it (the gate missed the lymphocytes)",
                         sample.name, spec.name, ref)
-            redo |= set(dependents(definition, spec.name))
             continue
         # the reference's own gate on the scatter gate's events, whatever gates lie between (a viability gate:
         # dead T cells are CD3+ and in the template, as dead lymphocytes belong in the scatter gate), and its
@@ -287,52 +267,6 @@ def scatter_redraws(definition: StrategyDefinition, sample: Sample, state: FitSt
         log.info("%s: %s redrawn around %s (estimated %.1f %% other events)", sample.name, spec.name, ref, share)
         redo |= set(dependents(definition, spec.name))
     return redo
-
-
-def parent_template(definition: StrategyDefinition, sample: Sample, state: FitState, spec: PopulationSpec,
-                    ref: str) -> np.ndarray | None:
-    """A redraw template for a scatter gate that missed the lymphocytes: the reference's method (CD3+ for T
-    cells) fitted again on the events of the gate's parent (every event: the CD3+ cells stand out from debris,
-    red cells and myeloid cells there as they do inside a right gate), and those of its events inside the new
-    gate, in the scatter gate's dims, with the events of other classes (CD3+ doublets with larger cells) set
-    aside by :func:`trim_outliers`. None when the reference is not one gate fitted on events alone (a
-    phenotype or boolean gate, a negative reference) or the fit fails or finds too few events."""
-    ref_spec = definition.population(ref)
-    method = get_method(ref_spec.method)
-    if method.needs_masks or ref_spec.negative_reference is not None or ref_spec.method == "boolean":
-        return None
-    parent = state.masks[spec.parent] if spec.parent is not None else None
-    rows = np.flatnonzero(parent) if parent is not None else np.arange(sample.n_events)
-    try:
-        ref_cols = _columns(sample, ref_spec.dims)
-        fit = fit_gate(ref_spec.method, gather(sample.events, every_nth(rows, FIT_EVENTS), ref_cols),
-                       ref_spec.params, dims=ref_spec.dims, gate_id=ref)
-    except (GatingError, PanelError) as exc:
-        log.info("%s: %s re-fitted on %s's parent failed: %s", sample.name, ref, spec.name, exc)
-        return None
-    if isinstance(fit.gate, BooleanGate):
-        return None
-    hit = rows[fit.gate.contains(gather(sample.events, rows, ref_cols))]
-    T = trim_outliers(gather(sample.events, every_nth(hit, FIT_EVENTS), _columns(sample, spec.dims)))
-    return T if T.shape[0] >= BACKGATE_MIN_REFERENCE else None
-
-
-def trim_outliers(X: np.ndarray, *, quantile: float = 0.999, passes: int = 10) -> np.ndarray:
-    """The rows of ``X`` inside the ``quantile`` chi-squared ellipse of their own mean and covariance, set aside
-    repeatedly until none is (at most ``passes`` times): a cloud without the far events of other classes that
-    inflate a covariance (Mahalanobis distances, so the scale of ``X`` does not matter)."""
-    X = np.asarray(X, dtype=np.float64)
-    X = X[np.isfinite(X).all(axis=1)]
-    limit = chi2_quantile(quantile, X.shape[1])
-    for _ in range(passes):
-        if X.shape[0] <= X.shape[1] + 1:
-            break
-        D = X - X.mean(axis=0)
-        d2 = np.einsum("ij,jk,ik->i", D, np.linalg.pinv(np.atleast_2d(np.cov(X, rowvar=False))), D)
-        if (d2 <= limit).all():
-            break
-        X = X[d2 <= limit]
-    return X
 
 
 def backgate_scatter(definition: StrategyDefinition, sample: Sample, state: FitState) -> None:

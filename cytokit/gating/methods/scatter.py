@@ -43,9 +43,8 @@ class GMMEllipseParams(MethodParams):
                          "max_other_pct % other events (its own estimate or the back-gated one) is redrawn "
                          "as the ellipse holding redraw_coverage of its events inside the reference's own gate "
                          "(CD3+ for T cells, live and dead, whatever gates lie between) and every population below "
-                         "it is re-fitted (info 'redrawn'); a gate that missed the lymphocytes (most of the "
-                         "reference's events outside it) is redrawn around the reference re-fitted on its parent "
-                         "(note 'redrawn_from_parent'), else flagged 'scatter_failed'")
+                         "it is re-fitted (info 'redrawn'); not when most of the reference's events lie outside "
+                         "the gate (it missed the lymphocytes; flagged 'scatter_failed')")
     whole_cloud: bool = Field(False, description="draw the ellipse around the whole cloud of the chosen "
                               "component: with the components the mixture split it into (scatter_overlap."
                               "cloud_pieces), as the coverage ellipse of their moment-matched Gaussian "

@@ -54,9 +54,8 @@ FAILED_PP = 10.0
 #: fit-info key of a back-gated scatter gate: its parent's events inside the reference's own gate (CD3+) that
 #: lie outside the gate, per such event inside it (``engine.reference_outside``)
 OUTSIDE_KEY = "reference_outside_ratio"
-#: above this ratio the gate missed the lymphocytes: its CD3+ events are no template; it is redrawn around the
-#: reference re-fitted on its parent (``engine.parent_template``) or, where that cannot be made, counts as failed
-#: (chosen on lab B's seeds 11-13; docs/gating.md, "Through a viability gate")
+#: above this ratio the gate missed the lymphocytes: it is not redrawn (its T cells are not a template) and
+#: counts as failed (chosen on lab B's seeds 11-13; docs/gating.md, "A failed scatter gate")
 MISSED_RATIO = 4.5
 #: fit-info key: estimated % of the gate's events that belong to other classes
 OTHER_SHARE_KEY = "other_share_pct"
