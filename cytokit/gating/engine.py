@@ -22,7 +22,8 @@ from .count_error import FEW_EVENTS_FLAG, count_sd_pp, few_events
 from .methods.confidence import UNCERTAIN_PP, with_error
 from .methods.scatter_overlap import (BACKGATE_KEY, BACKGATE_MAX_EVENTS, FAILED_FLAG, FAILED_PP, MISSED_RATIO,
                                       OTHER_SHARE_KEY, OUTSIDE_KEY, OVERLAP_FLAG,
-                                      backgate_error_pp, dilution_error_pp, fit_backgate)
+                                      DENOMINATOR_FLAG_PCT, DENOMINATOR_OTHER_KEY, MIRROR_MIN_PCT,
+                                      backgate_error_pp, dilution_error_pp, fit_backgate, mirror_excess_share)
 from .methods.scatter import shared_mixtures
 from .methods.scatter_cut import CUT_FLAG, CUT_KEY, cut_error_pp, cut_share, ring_rows
 from .methods.shared_fits import shared_threshold_fits
@@ -269,6 +270,13 @@ def scatter_redraws(definition: StrategyDefinition, sample: Sample, state: FitSt
     return redo
 
 
+def linear_dims(sample: Sample, cols: np.ndarray) -> tuple[bool, ...]:
+    """Per column index of ``cols``: True when the channel is on its linear scale (no transform recorded on the
+    sample: scatter), False when transformed (logicle fluorescence such as the CD45 of a CD45 x SSC gate)."""
+    pnn = sample.channel_table.column("pnn")
+    return tuple(str(pnn[int(i)]) not in sample.transforms for i in cols)
+
+
 def backgate_scatter(definition: StrategyDefinition, sample: Sample, state: FitState) -> None:
     """Back-gate every population below a ``gmm_ellipse`` gate with a ``backgate_reference`` onto that
     gate's scatter (:mod:`.methods.scatter_overlap`): each fitted population's ``info`` gets
@@ -290,14 +298,17 @@ def backgate_scatter(definition: StrategyDefinition, sample: Sample, state: FitS
                         spec.name, ref)
             continue
         cols = _columns(sample, spec.dims)
-        ref_rows = every_nth(np.flatnonzero(state.masks[ref]), BACKGATE_MAX_EVENTS)
-        region = fit_backgate(gather(sample.events, ref_rows, cols))
+        log_dims = linear_dims(sample, cols)
+        foreign = foreign_events(definition, state, sample.n_events)  # beads are no lymphocyte reference
+        ref_rows = every_nth(np.flatnonzero(state.masks[ref] & ~foreign), BACKGATE_MAX_EVENTS)
+        region = fit_backgate(gather(sample.events, ref_rows, cols), log_dims)
         if region is None:
             continue
         # the gate and the singlet gates below it are read against single T cells live and dead when a viability
         # gate lies between them and the reference; the populations below that gate against the reference itself
         upper, whole_mask = whole_reference(definition, sample, state, spec.name, ref)
-        whole = (fit_backgate(gather(sample.events, every_nth(np.flatnonzero(whole_mask), BACKGATE_MAX_EVENTS), cols))
+        whole = (fit_backgate(gather(sample.events, every_nth(np.flatnonzero(whole_mask), BACKGATE_MAX_EVENTS), cols),
+                              log_dims)
                  if whole_mask is not None else None)
         for name in below:
             if name == ref or ref in ancestors(definition, name):  # lymphocytes only, as the reference is: a
@@ -314,8 +325,47 @@ def backgate_scatter(definition: StrategyDefinition, sample: Sample, state: FitS
                 if holds_ref:
                     share *= int(np.count_nonzero(rest)) / max(int(np.count_nonzero(mask)), 1)
             state.fits[name].info[BACKGATE_KEY] = round(100.0 * share, 3)
-        state.fits[spec.name].info[OUTSIDE_KEY] = round(reference_outside(definition, sample, state, spec.name, ref), 3)
+        if all(log_dims):  # a scatter-only gate; the missed-gate rule was measured on those only (docs/gating.md)
+            state.fits[spec.name].info[OUTSIDE_KEY] = round(reference_outside(definition, sample, state, spec.name,
+                                                                              ref), 3)
+        record_denominator_other(definition, sample, state, spec.name, cols, log_dims)
         record_scatter_cuts(definition, sample, state, spec.name, ref, below)
+
+
+def foreign_events(definition: StrategyDefinition, state: FitState, n_events: int) -> np.ndarray:
+    """Events (bool mask) of the parentless, non-boolean populations outside the lymphocyte denominator's
+    lineage (neither its ancestor nor one it depends on): counting beads, which are bright in every channel
+    (CD3+ among the T cells) and are not lymphocytes wherever they fall."""
+    lymph = definition.lymphocytes
+    lineage = {lymph, *ancestors(definition, lymph)}
+    out = np.zeros(n_events, dtype=bool)
+    for spec in definition.populations:
+        if (spec.parent is None and spec.method != "boolean" and spec.name not in lineage
+                and spec.name in state.masks and lymph not in dependents(definition, spec.name)):
+            out |= state.masks[spec.name]
+    return out
+
+
+def record_denominator_other(definition: StrategyDefinition, sample: Sample, state: FitState, gate: str,
+                             cols: np.ndarray, log_dims: tuple[bool, ...]) -> None:
+    """Record on the scatter gate ``gate`` (info :data:`DENOMINATOR_OTHER_KEY`, percent) the estimated share of
+    the lymphocyte denominator's events (at or below the gate) that are not lymphocytes, without the gate's
+    mixture: the events a parentless population outside the denominator's lineage also holds (counting beads)
+    plus the side-scatter excess of the rest (:func:`mirror_excess_share`, last dim of the gate)."""
+    lymph = definition.lymphocytes
+    if lymph not in state.masks or not (lymph == gate or gate in ancestors(definition, lymph)):
+        return
+    mask = state.masks[lymph]
+    n = int(np.count_nonzero(mask))
+    if n == 0:
+        return
+    foreign = foreign_events(definition, state, mask.size)
+    rest = mask & ~foreign
+    v = sample.events[rest, int(cols[-1])].astype(np.float64)
+    if log_dims[-1]:
+        v = np.log(np.maximum(v, 1.0))
+    share = (int(np.count_nonzero(mask & foreign)) + mirror_excess_share(v) * int(np.count_nonzero(rest))) / n
+    state.fits[gate].info[DENOMINATOR_OTHER_KEY] = round(100.0 * share, 3)
 
 
 def reference_outside(definition: StrategyDefinition, sample: Sample, state: FitState, gate: str, ref: str) -> float:
@@ -427,12 +477,28 @@ def _est_error(fit: FitResult) -> float:
 
 
 def _scatter_overlap(definition: StrategyDefinition, state: FitState, lymph: str) -> float | None:
-    """Estimated % of other event classes in the lymphocyte denominator, from the nearest scatter gate at or
-    above it flagged ``scatter_overlap``; None when no such gate."""
+    """Estimated % of other event classes in the lymphocyte denominator: the larger of the mixture's estimate
+    of the nearest scatter gate at or above it flagged ``scatter_overlap`` and the estimate made without the
+    mixture (:func:`_denominator_other`, when at least :data:`MIRROR_MIN_PCT`); None when neither."""
+    mixture = None
     for name in [lymph, *ancestors(definition, lymph)]:
         fit = state.fits.get(name)
         if fit is not None and OVERLAP_FLAG in fit.flags and fit.info.get(OTHER_SHARE_KEY) is not None:
-            return float(fit.info[OTHER_SHARE_KEY])
+            mixture = float(fit.info[OTHER_SHARE_KEY])
+            break
+    other = _denominator_other(definition, state, lymph)
+    if other is not None and other >= MIRROR_MIN_PCT:
+        return max(other, mixture or 0.0)
+    return mixture
+
+
+def _denominator_other(definition: StrategyDefinition, state: FitState, lymph: str) -> float | None:
+    """The mixture-free % of other events in the lymphocyte denominator (:data:`DENOMINATOR_OTHER_KEY` of the
+    nearest scatter gate at or above it that has one), None when not measured."""
+    for name in [lymph, *ancestors(definition, lymph)]:
+        fit = state.fits.get(name)
+        if fit is not None and fit.info.get(DENOMINATOR_OTHER_KEY) is not None:
+            return float(fit.info[DENOMINATOR_OTHER_KEY])
     return None
 
 
@@ -497,6 +563,7 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
                 or (spec.parent is None and spec.method == "boolean" and spec.name in dependents(definition, lymph))
                 } if lymph_count else set()
     overlap = _scatter_overlap(definition, state, lymph) if lymph_count else None
+    denominator_other = _denominator_other(definition, state, lymph) if lymph_count else None
     # back-gated errors: on the scatter gate itself and below the denominator; not on gates between them
     # (a singlet gate's % of the scatter gate is not a lymphocyte fraction)
     scatter_gates = {spec.name for spec in definition.populations
@@ -536,6 +603,8 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
                 flags.append(FAILED_FLAG)  # it holds few of the reference's events: not the lymphocytes
         if failed.intersection(ancestors(definition, spec.name)):
             flags.append(FAILED_FLAG)  # its denominator is mostly other events (.methods.scatter_overlap)
+        if spec.name == lymph and denominator_other is not None and denominator_other > DENOMINATOR_FLAG_PCT:
+            flags += [OVERLAP_FLAG, "uncertain"]  # its count (and every single-platform count) holds other events
         if few_events(parent_count) and not any(w.split(":")[-1] == FEW_EVENTS_FLAG for w in flags):
             flags.append(FEW_EVENTS_FLAG)  # a % counted from few events (.count_error)
         rows.append({

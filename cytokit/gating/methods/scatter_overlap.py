@@ -190,6 +190,9 @@ class Backgate:
     ref_rate: float
     n_reference: int
     low: np.ndarray  # the reference's BACKGATE_LOW_QUANTILE quantile of log scatter per dimension
+    #: per dimension: read on a log scale (linear scatter); False for a dimension already on a transformed
+    #: scale (a logicle CD45 of a CD45 x SSC gate: its log would be 0 for every event below 1)
+    log_dims: tuple[bool, ...] | None = None
 
     def share(self, X: np.ndarray) -> float:
         """Estimated share (fraction) of other events among a population's scatter events ``X`` (linear
@@ -198,7 +201,7 @@ class Backgate:
         the reference's: a lymphocyte subset whose whole cloud sits a little higher (NK cells with more side
         scatter than T cells) then has no excess, while a second cloud of larger, more granular events
         (monocytes) barely moves the low side and stays beyond the region; see :func:`backgate_share`."""
-        L = np.log(np.maximum(np.asarray(X, dtype=np.float64), 1.0))
+        L = _log_scale(np.asarray(X, dtype=np.float64), self.log_dims)
         L = L[np.isfinite(L).all(axis=1)]
         if L.shape[0] == 0:
             return 0.0
@@ -208,16 +211,28 @@ class Backgate:
         return backgate_share(int(np.count_nonzero((d2 > self.limit) & (D[:, -1] > 0))), L.shape[0], self)
 
 
-def fit_backgate(X_ref: np.ndarray) -> Backgate | None:
-    """The back-gating region of a reference population's scatter events ``X_ref`` (linear scale, rows =
-    events, columns = the scatter gate's dims with SSC last); None for fewer than
-    :data:`BACKGATE_MIN_REFERENCE` events or a degenerate spread."""
+def _log_scale(X: np.ndarray, log_dims: tuple[bool, ...] | None) -> np.ndarray:
+    """``X`` with the columns of ``log_dims`` (every column when None) on a natural-log scale (values below 1
+    read as 1); the other columns as given (already on a transformed scale)."""
+    if log_dims is None:
+        return np.log(np.maximum(X, 1.0))
+    out = X.copy()
+    cols = np.flatnonzero(np.asarray(log_dims, dtype=bool))
+    out[:, cols] = np.log(np.maximum(X[:, cols], 1.0))
+    return out
+
+
+def fit_backgate(X_ref: np.ndarray, log_dims: tuple[bool, ...] | None = None) -> Backgate | None:
+    """The back-gating region of a reference population's scatter events ``X_ref`` (rows = events, columns =
+    the scatter gate's dims with SSC last); the columns of ``log_dims`` (linear scatter; every column when None)
+    are read on a log scale, the others (a fluorescence dim such as CD45, already logicle-transformed) as they
+    are. None for fewer than :data:`BACKGATE_MIN_REFERENCE` events or a degenerate spread."""
     X_ref = np.asarray(X_ref, dtype=np.float64)
     X_ref = X_ref[np.isfinite(X_ref).all(axis=1)]
     if X_ref.shape[0] < BACKGATE_MIN_REFERENCE:
         return None
     X_ref = every_nth(X_ref, BACKGATE_MAX_EVENTS)
-    L = np.log(np.maximum(X_ref, 1.0))
+    L = _log_scale(X_ref, log_dims)
     centre = np.median(L, axis=0)
     cov = np.atleast_2d(np.cov(L - centre, rowvar=False))
     if not np.all(np.isfinite(cov)) or np.linalg.det(cov) <= 0:
@@ -227,7 +242,8 @@ def fit_backgate(X_ref: np.ndarray) -> Backgate | None:
     d2 = np.einsum("ij,jk,ik->i", D, inv, D)
     limit = float(np.quantile(d2, BACKGATE_QUANTILE))
     rate = float(np.mean((d2 > limit) & (D[:, -1] > 0)))
-    return Backgate(centre, inv, limit, rate, int(X_ref.shape[0]), np.quantile(L, BACKGATE_LOW_QUANTILE, axis=0))
+    return Backgate(centre, inv, limit, rate, int(X_ref.shape[0]), np.quantile(L, BACKGATE_LOW_QUANTILE, axis=0),
+                    None if log_dims is None else tuple(bool(v) for v in log_dims))
 
 
 def backgate_share(n_outside: int, n: int, region: Backgate) -> float:
@@ -248,3 +264,44 @@ def backgate_error_pp(pct_parent: float, share: float, parent_share: float) -> f
     if not math.isfinite(pct_parent) or parent_share >= 1.0:
         return 0.0
     return abs(float(pct_parent) * (share - parent_share) / (1.0 - parent_share))
+
+
+#: fit-info key of a back-gated scatter gate: estimated % of the lymphocyte denominator's events that are not
+#: lymphocytes, read without the mixture (:func:`mirror_excess_share` and the events of populations outside the
+#: denominator's lineage, e.g. counting beads)
+DENOMINATOR_OTHER_KEY = "denominator_other_pct"
+#: the mirror estimate counts events more than this many lower-side SDs from the side-scatter mode
+MIRROR_WIDTH = 2.0
+#: a denominator share (%) below this is read as none: the mirror reads 0.5-2.6 % on right CD45 x SSC gates
+#: (lab C seed 31, tuning) from the scatter's own asymmetry
+MIRROR_MIN_PCT = 5.0
+#: above this share (%) the denominator row itself is flagged: every single-platform count of it is as far off
+DENOMINATOR_FLAG_PCT = 10.0
+
+
+def mirror_excess_share(v: np.ndarray, *, width: float = MIRROR_WIDTH, z: float = BACKGATE_Z) -> float:
+    """Share (fraction) of events beyond the high side of a lymphocyte cloud's side scatter ``v`` (log scale)
+    that its low side does not mirror: lymphocytes' log side scatter is about symmetric around its mode, while
+    monocytes (and other larger, more granular events) lie on the high side only. Mode of the smoothed
+    histogram between the 1st and 99th percentile; SD from the low side (the distance from the mode to the
+    31.7 % quantile of the events below it); excess = events above mode + ``width`` SD minus those below
+    mode - ``width`` SD, less ``z`` Poisson SEs, over all events. It does not use the gate's mixture. A lymphocyte
+    cloud skewed to low side scatter reads 0 (conservative). 0 for fewer than 200 events."""
+    v = np.asarray(v, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    n = v.size
+    if n < 200:
+        return 0.0
+    lo, hi = np.quantile(v, [0.01, 0.99])
+    if not hi > lo:
+        return 0.0
+    counts, edges = np.histogram(v, bins=np.linspace(lo, hi, 101))
+    smooth = np.convolve(counts, np.ones(5) / 5.0, mode="same")
+    i = int(np.argmax(smooth))
+    mode = 0.5 * (edges[i] + edges[i + 1])
+    below = v[v < mode]
+    if below.size < 50:
+        return 0.0
+    a = width * (mode - float(np.quantile(below, 0.3173)))
+    up, down = int(np.count_nonzero(v > mode + a)), int(np.count_nonzero(v < mode - a))
+    return float(max(0.0, (up - down - z * math.sqrt(up + down)) / n))
