@@ -53,7 +53,8 @@ from ..gating.engine import FitState, fit_population
 from ..gating.methods.density import ThresholdParams
 from ..gating.methods.shared_fits import shared_threshold_fits
 from ..gating.model import StrategyDefinition
-from .search import DEPTH_GRID, RULE_TIE, TrainingSample, _Ctx, _get, _rule_candidates, _set, _slots
+from .search import (DEPTH_GRID, RULE_TIE, TUNERS, TrainingSample, _Ctx, _get, _rule_candidates, _set, _slots,
+                     tune_thresholds)
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +216,8 @@ def _questions(definition: StrategyDefinition, samples: Sequence[TrainingSample]
                populations: Iterable[str] | None = None) -> list[Question]:
     """The strategy's thresholds (shared ones once) with their committees fitted on every sample."""
     wanted = set(populations) if populations is not None else None
-    specs = [p for p in definition.populations if p.method in ("threshold", "quadrant", "phenotype", "interval")
+    threshold_methods = {m for m, tuner in TUNERS.items() if tuner is tune_thresholds}
+    specs = [p for p in definition.populations if p.method in threshold_methods
              and (wanted is None or p.name in wanted)]
     found: dict[tuple[Any, ...], tuple[list[str], Any, Any]] = {}
     for spec in specs:
