@@ -160,10 +160,6 @@ PACKAGE_CYCLE_EDGES: dict[tuple[str, str], str] = {
         "Sample.to_flowkit/from_flowkit (public) call interop.flowkit_sample, which sits below the Sample",
     ("cytokit.gating", "cytokit.interop"):
         "GatingResult.to_flowkit/to_anndata (public) delegate to interop, which reads results via gating.export",
-    ("cytokit.results", "cytokit.gating"):
-        "results.coerce derives the review columns of tables written before them (older results folders) with "
-        "gating.methods.review_columns, the one definition of which flag words are review flags (REVIEW_FLAGS), "
-        "while the gating engine names its table columns by results.schema",
     ("cytokit.cluster", "cytokit.pipeline"):
         "the cluster stage re-runs the per-sample chain of stored samples via pipeline.events, while "
         "pipeline.stages/preflight run and check the cluster stage",

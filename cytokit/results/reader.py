@@ -27,6 +27,7 @@ import pandas as pd
 from ..errors import CytokitError, PipelineError
 from ..io_utils import safe_name
 from . import schema as S
+from .review import review_columns
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def _as_bool(value: Any) -> bool | None:
 
 def _review_columns(df: pd.DataFrame) -> pd.DataFrame:
     """``review``, ``review_flags``, ``notes`` of a table with ``flags``: as stored, and derived from
-    ``flags`` (:func:`cytokit.gating.methods.review_columns`) for rows without a stored ``review`` (tables
+    ``flags`` (:func:`cytokit.results.review.review_columns`) for rows without a stored ``review`` (tables
     written before these columns existed)."""
     at = df.columns.get_loc(S.FLAGS)
     for col in S.REVIEW_COLUMNS:  # absent columns where the schema puts them: after flags, in order
@@ -57,8 +58,6 @@ def _review_columns(df: pd.DataFrame) -> pd.DataFrame:
     stored = df[S.REVIEW].map(_as_bool)
     missing = stored.isna().to_numpy()
     if missing.any():
-        from ..gating.methods import review_columns
-
         derived = pd.DataFrame([review_columns(f if isinstance(f, str) else "") for f in df.loc[missing, S.FLAGS]],
                                index=df.index[missing], columns=list(S.REVIEW_COLUMNS))
         for col in S.REVIEW_COLUMNS:

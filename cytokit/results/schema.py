@@ -150,7 +150,7 @@ POPULATION_COLUMNS: tuple[str, ...] = (
     PCT_PARENT, PCT_LYMPHOCYTES, ABS_COUNT, ABS_METHOD, MARKER_MEDIANS, METHOD, FLAGS, REVIEW, REVIEW_FLAGS, NOTES,
     EST_ERROR_PP, COUNT_SD_PP, QC_FLAGS, PHENOTYPE,
 )
-#: the columns that split ``flags`` into review flags and notes (cytokit.gating.methods.review_columns)
+#: the columns that split ``flags`` into review flags and notes (cytokit.results.review.review_columns)
 REVIEW_COLUMNS: tuple[str, ...] = (REVIEW, REVIEW_FLAGS, NOTES)
 #: samples table: these follow ``sample_id, file, sha256`` and the manifest's own columns
 SAMPLE_KEY_COLUMNS: tuple[str, ...] = (SAMPLE_ID, FILE, SHA256)
