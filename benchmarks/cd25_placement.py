@@ -55,9 +55,9 @@ from cytokit.simulate import load_config, simulate_trial, truth_masks  # noqa: E
 POPULATION = "CD25+ CD4"
 TREG = "Treg"
 #: held-out seeds reserved for the final measurements (gating_accuracy, independent_lab): never drawn here
-RESERVED = {HELD_OUT_SEED, 7070}
+RESERVED = {HELD_OUT_SEED, 8080}
 #: lab B's seed reserved for its final measurement (``independent_lab.py --lab b``)
-RESERVED_B = {8888}
+RESERVED_B = {9999}
 SIM_FAMILIES = tuple(f for f in FAMILIES if not f.startswith(("cd56", "nk_", "scatter")))
 DEFAULT_GROUPS = ("tune=sim:101,404,505,606,707,808", "check=sim:909,1010", "lab=lab:2026,2027,2028,2029,3031",
                   "lab4040=lab:4040")

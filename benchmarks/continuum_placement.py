@@ -19,7 +19,7 @@ variant changes.
         [--set sim=sim:101,404] [--set laba=lab:4040] [--variant KEY=YAML,...] [--cache DIR]
 
 ``--cache`` keeps each (generator, family, seed)'s extracted events, so later runs skip generating and
-gating. The reserved held-out seeds (simulator 1313, lab A 7070, lab B 8888) are refused.
+gating. The reserved held-out seeds (simulator 1414, lab A 8080, lab B 9999) are refused.
 """
 from __future__ import annotations
 

@@ -26,8 +26,8 @@ def test_refit_reproduces_the_reported_gate_and_a_fixed_variant_holds_the_events
 
 
 def test_reserved_seeds_are_refused() -> None:
-    assert {("sim", 1313), ("lab", 7070), ("labb", 8888)} <= RESERVED
-    for spec in ("x=sim:1313", "x=lab:7070", "x=labb:8888", "x=other:11"):
+    assert {("sim", 1414), ("lab", 8080), ("labb", 9999)} <= RESERVED
+    for spec in ("x=sim:1414", "x=lab:8080", "x=labb:9999", "x=other:11"):
         with pytest.raises(SystemExit) as exc:
             main(["--set", spec])
         assert exc.value.code == 2
