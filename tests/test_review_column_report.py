@@ -99,3 +99,39 @@ def test_trial_values_carry_review_of_the_value_and_of_its_baseline(tmp_path):
     assert not values.loc[("P01", "W24", "CD4 T"), S.REVIEW]
     assert values.loc[("P01", "W24", "CD4 T"), "review_baseline"]
     assert not values.xs("P02")[S.REVIEW].any() and not values.xs("P02")["review_baseline"].any()
+
+
+def test_visit_summaries_count_the_values_that_may_be_wrong(tmp_path):
+    """summaries' n_review counts the values under each median whose estimate (or, for a change, whose
+    baseline estimate) carries a review flag, and the headline text names them; 0 where none does."""
+    from cytokit.results import read_table
+    from cytokit.trial.comparisons import summarise
+    from cytokit.trial.config import TrialConfig
+    from cytokit.trial.headline import _median_text
+    from cytokit.trial.inputs import check_clinical, check_populations
+    from cytokit.trial.values import patient_visit_values
+
+    root = make_results(tmp_path / "res", patients=("P01", "P02"))
+    pops = pd.read_parquet(root / "populations.parquet")
+    pops.loc[(pops["patient"] == "P01") & (pops["population"] == "CD4 T") & (pops["visit"] == "W0"), "flags"] = \
+        "no_valley;few_events"  # P01's baseline may be wrong
+    pops.loc[(pops["patient"] == "P02") & (pops["population"] == "CD4 T"), "flags"] = "no_valley"  # notes only
+    pops.to_parquet(root / "populations.parquet")
+    config = TrialConfig()
+    table = check_populations(read_table(root, S.POPULATIONS))
+    clinical = check_clinical(pd.read_csv(root / "clinical.csv", dtype={"patient": str}))
+    values = patient_visit_values(table, clinical, config)
+    visits = sorted(values[S.VISIT].unique())
+    empty = pd.DataFrame(columns=[S.POPULATION, "measure", S.ARM, "auc_mb", "auc_mb_per_week"])
+    summ = summarise(values, empty, config, visits)
+    cd4 = summ[(summ[S.POPULATION] == "CD4 T") & (summ["measure"] == config.measures[0])]
+    arm = values.loc[values[S.PATIENT] == "P01", S.ARM].iloc[0]
+    mine = cd4[cd4[S.ARM] == arm].set_index([S.VISIT, "quantity"])
+    assert mine.loc[("W0", "value"), "n_review"] == 1  # P01's own baseline value
+    later = [v for v in visits if v != "W0"]
+    assert all(mine.loc[(v, "value"), "n_review"] == 0 for v in later)  # later values are not flagged ...
+    assert all(mine.loc[(v, "change"), "n_review"] == 1 for v in later)  # ... their change from W0 is
+    assert not summ.loc[summ[S.POPULATION] == "CD8 T", "n_review"].any()
+    text = _median_text(summ, "CD4 T", config.measures[0], arm, later[-1])
+    assert text.endswith("1 flagged for review")
+    assert "flagged" not in _median_text(summ, "CD8 T", config.measures[0], arm, later[-1])

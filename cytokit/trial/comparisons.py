@@ -34,11 +34,11 @@ from .stats import TEST_COLUMNS, adjust_pvalues, fisher_2x2, median_iqr, rank_su
 
 log = logging.getLogger(__name__)
 
-SUMMARY_COLUMNS = [S.POPULATION, "measure", "unit", "quantity", S.ARM, S.VISIT, S.WEEK, "n", "median", "q1", "q3",
-                   "mean"]
+SUMMARY_COLUMNS = [S.POPULATION, "measure", "unit", "quantity", S.ARM, S.VISIT, S.WEEK, "n", "n_review", "median",
+                   "q1", "q3", "mean"]
 RATE_COLUMNS = ["endpoint", S.ARM, S.VISIT, S.WEEK, "n", "responders", "pct"]
 
-_NUMERIC = (S.WEEK, "n", "n_treatment", "n_control", "statistic", "estimate", "ci_low", "ci_high", "p", "p_adj",
+_NUMERIC = (S.WEEK, "n", "n_review", "n_treatment", "n_control", "statistic", "estimate", "ci_low", "ci_high", "p", "p_adj",
             S.EPV)
 
 
@@ -66,12 +66,28 @@ def visit_weeks(values: pd.DataFrame) -> dict[str, float]:
     return values.groupby(S.VISIT)[S.WEEK].median().to_dict()
 
 
+def _n_review(g: pd.DataFrame, col: str, *, baseline: bool) -> int:
+    """How many non-missing values of ``g[col]`` may be wrong: their own estimate, or (``baseline``, a change
+    from baseline) the patient's baseline estimate, carries a review flag."""
+    present = g[col].notna().to_numpy()
+    flagged = g[S.REVIEW].fillna(False).astype(bool).to_numpy()
+    base_col = f"{S.REVIEW}_baseline"
+    if baseline and base_col in g.columns:
+        flagged = flagged | g[base_col].fillna(False).astype(bool).to_numpy()
+    return int((present & flagged).sum())
+
+
 def summarise(values: pd.DataFrame, patient_summaries: pd.DataFrame, config: TrialConfig,
               visits: list[str]) -> pd.DataFrame:
     """Median (IQR) per population × measure × arm × visit of the value, change and relative change
     (``quantity`` = ``value`` | ``change`` | ``change_pct``), plus the per-patient AUC minus baseline
-    (``auc_mb``, unit × weeks; ``auc_mb_per_week``, unit) with an empty visit."""
+    (``auc_mb``, unit × weeks; ``auc_mb_per_week``, unit) with an empty visit.
+
+    ``n_review``: how many of the ``n`` values summarised may be wrong (the populations table's ``review``: a
+    review flag on the estimate, or for a change on the patient's baseline estimate); NaN where ``values``
+    carries no ``review`` column and for the AUC rows."""
     weeks = visit_weeks(values)
+    review = S.REVIEW in values.columns
     rows = []
     for (pop, arm, visit), g in values.groupby([S.POPULATION, S.ARM, S.VISIT], sort=False):
         for m in config.measures:
@@ -79,9 +95,10 @@ def summarise(values: pd.DataFrame, patient_summaries: pd.DataFrame, config: Tri
                 if q != "value" and visit == config.baseline_visit:
                     continue
                 s = median_iqr(g[col])
+                n_review = _n_review(g, col, baseline=q != "value") if review else np.nan
                 rows.append({S.POPULATION: pop, "measure": m, "unit": "%" if q == "change_pct" else MEASURE_UNITS[m],
                              "quantity": q, S.ARM: arm, S.VISIT: visit, S.WEEK: weeks[visit], "n": s.n,
-                             "median": s.median, "q1": s.q1, "q3": s.q3, "mean": s.mean})
+                             "n_review": n_review, "median": s.median, "q1": s.q1, "q3": s.q3, "mean": s.mean})
     for (pop, m, arm), g in patient_summaries.groupby([S.POPULATION, "measure", S.ARM], sort=False):
         for q, unit in (("auc_mb", f"{MEASURE_UNITS[m]} × weeks"), ("auc_mb_per_week", MEASURE_UNITS[m])):
             s = median_iqr(g[q])

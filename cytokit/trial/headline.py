@@ -43,7 +43,9 @@ def _median_text(summaries: pd.DataFrame, pop: str, m: str, arm: str, visit: str
     if s.empty or not s["n"].iloc[0]:
         return "NA"
     r = s.iloc[0]
-    return f"{_fmt(r['median'])} ({_fmt(r['q1'])} to {_fmt(r['q3'])}), n={int(r['n'])}"
+    k = r.get("n_review", float("nan"))
+    flagged = f", {int(k)} flagged for review" if pd.notna(k) and k else ""  # values that may be wrong
+    return f"{_fmt(r['median'])} ({_fmt(r['q1'])} to {_fmt(r['q3'])}), n={int(r['n'])}{flagged}"
 
 
 def headline_table(summaries: pd.DataFrame, tests: pd.DataFrame, rates: pd.DataFrame, config: TrialConfig,
