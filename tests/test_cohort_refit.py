@@ -71,6 +71,11 @@ def test_outliers_are_flagged_and_per_file_fits_kept_by_default(cohort_run):
     lone = positions[positions["frame"] == "absolute"]  # one-mode files among two-mode ones: common scale only
     assert ((lone["high_mode"] - lone["low_mode"]) < 0.1).all() and not lone["shifted"].any()
     assert not refits["accepted"].any() and not refits["changed"].any()  # both fits recorded, none reported
+    # the re-fits' flags split as the tables split them: cohort_outlier is a note, review = needs_review(flags)
+    from cytokit.gating.methods import review_columns
+    assert len(refits) and refits["notes"].str.split(";").map(lambda w: "cohort_outlier" in w).all()
+    expected = pd.DataFrame([review_columns(f) for f in refits["flags"]], index=refits.index)
+    pd.testing.assert_frame_equal(refits[["review", "review_flags", "notes"]], expected, check_dtype=False)
     assert not pops["method"].str.endswith("+cohort").any()
     # the tables carry the note on exactly the populations whose own gate is a cohort outlier
     outl = set(zip(positions.loc[positions["outlier"], "sample_id"], positions.loc[positions["outlier"], "population"]))

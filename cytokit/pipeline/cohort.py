@@ -30,7 +30,8 @@ flag); nothing stored is changed. Written to ``OUT/gating_cohort/`` (Parquet + C
                ``pct_parent`` (%) of the original fit and of the re-fit (``refit_count``,
                ``refit_pct_parent``), ``fit_flags`` (the outlier's own per-file fit flags),
                ``accepted`` (see above), ``changed`` (accepted and % of parent moved by >= ``min_change_pp``),
-               ``method`` (``<method>+cohort``), ``flags`` (with ``cohort_outlier``), the original and
+               ``method`` (``<method>+cohort``), ``flags`` (with ``cohort_outlier``) split as the populations
+               tables split them (``review``, ``review_flags``, ``notes``), the original and
                re-fitted gates (JSON), the cohort range used
 
 In the pipeline (``outputs.cohort_gating``) the stage runs before the tables are assembled: populations
@@ -59,6 +60,7 @@ from ..gating.engine import dependents
 from ..io_utils import atomic_write_bytes, write_table
 from ..results import ResultsFolder
 from ..results import schema as S
+from ..results.review import review_columns
 from .events import prepared_from_store
 
 log = logging.getLogger(__name__)
@@ -164,8 +166,8 @@ class RefittedResults(Mapping):
 
 
 REFIT_COLUMNS = (S.SAMPLE_ID, S.POPULATION, "outlier_population", S.COUNT, S.PCT_PARENT, "refit_count",
-                 "refit_pct_parent", "fit_flags", "accepted", "changed", S.METHOD, S.FLAGS, "range", "gate",
-                 "refit_gate")
+                 "refit_pct_parent", "fit_flags", "accepted", "changed", S.METHOD, S.FLAGS, *S.REVIEW_COLUMNS,
+                 "range", "gate", "refit_gate")
 
 
 def _write_thumbnails(folder: ResultsFolder, sample_ids: list[str], refitted: dict[str, Any]) -> None:
@@ -233,7 +235,8 @@ def _refits(root: Path, positions: pd.DataFrame, stored: Mapping[str, dict[str, 
                     "changed": accepted and _moved(before.loc[name, S.PCT_PARENT], after.loc[name, S.PCT_PARENT],
                                                    min_change_pp),
                     S.METHOD: f"{after.loc[name, 'method']}+cohort",
-                    S.FLAGS: ";".join(dict.fromkeys([OUTLIER_FLAG, *fit.flags])),
+                    S.FLAGS: (flags := ";".join(dict.fromkeys([OUTLIER_FLAG, *fit.flags]))),
+                    **review_columns(flags),  # the re-fit's review flags apart from its notes, as in the tables
                     "range": json.dumps({d: [round(lo, 6), round(hi, 6)] for d, (lo, hi) in ranges.items()},
                                         sort_keys=True),
                     "gate": json.dumps(original.fit(name).gate.to_dict(), sort_keys=True),
