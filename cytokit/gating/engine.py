@@ -476,17 +476,18 @@ def _est_error(fit: FitResult) -> float:
     return float(v) if v is not None else float("nan")
 
 
-def _scatter_overlap(definition: StrategyDefinition, state: FitState, lymph: str) -> float | None:
+def _scatter_overlap(definition: StrategyDefinition, state: FitState, lymph: str,
+                     other: float | None) -> float | None:
     """Estimated % of other event classes in the lymphocyte denominator: the larger of the mixture's estimate
-    of the nearest scatter gate at or above it flagged ``scatter_overlap`` and the estimate made without the
-    mixture (:func:`_denominator_other`, when at least :data:`MIRROR_MIN_PCT`); None when neither."""
+    of the nearest scatter gate at or above it flagged ``scatter_overlap`` and ``other``, the estimate made
+    without the mixture (:func:`_denominator_other`, counted when at least :data:`MIRROR_MIN_PCT`); None when
+    neither."""
     mixture = None
     for name in [lymph, *ancestors(definition, lymph)]:
         fit = state.fits.get(name)
         if fit is not None and OVERLAP_FLAG in fit.flags and fit.info.get(OTHER_SHARE_KEY) is not None:
             mixture = float(fit.info[OTHER_SHARE_KEY])
             break
-    other = _denominator_other(definition, state, lymph)
     if other is not None and other >= MIRROR_MIN_PCT:
         return max(other, mixture or 0.0)
     return mixture
@@ -562,8 +563,8 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
                 or lymph in ancestors(definition, spec.name)
                 or (spec.parent is None and spec.method == "boolean" and spec.name in dependents(definition, lymph))
                 } if lymph_count else set()
-    overlap = _scatter_overlap(definition, state, lymph) if lymph_count else None
     denominator_other = _denominator_other(definition, state, lymph) if lymph_count else None
+    overlap = _scatter_overlap(definition, state, lymph, denominator_other) if lymph_count else None
     # back-gated errors: on the scatter gate itself and below the denominator; not on gates between them
     # (a singlet gate's % of the scatter gate is not a lymphocyte fraction)
     scatter_gates = {spec.name for spec in definition.populations
@@ -597,9 +598,10 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
         if doublets > UNCERTAIN_PP:  # the doublet convention alone moves the row (.lymphocyte_doublets)
             est = with_error(est, doublets)
             flags += [DOUBLET_NOTE, "uncertain"]
-        if spec.name in scatter_gates and (est > FAILED_PP or missed(state.fits[spec.name])):
+        gate_missed = spec.name in scatter_gates and missed(state.fits[spec.name])
+        if spec.name in scatter_gates and (est > FAILED_PP or gate_missed):
             failed.add(spec.name)
-            if missed(state.fits[spec.name]):
+            if gate_missed:
                 flags.append(FAILED_FLAG)  # it holds few of the reference's events: not the lymphocytes
         if failed.intersection(ancestors(definition, spec.name)):
             flags.append(FAILED_FLAG)  # its denominator is mostly other events (.methods.scatter_overlap)
