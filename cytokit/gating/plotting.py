@@ -166,8 +166,20 @@ def _flag_title(words: "list[str] | str") -> tuple[str, bool]:
     from .methods import split_flags
 
     review, notes = split_flags(words)
-    line = f"\nREVIEW: {'; '.join(review)}" if review else ""
-    return line + (f"\n[{'; '.join(notes)}]" if notes else ""), bool(review)
+    line = f"\nREVIEW: {_wrapped('; '.join(review))}" if review else ""
+    return line + (f"\n{_wrapped('[' + '; '.join(notes) + ']')}" if notes else ""), bool(review)
+
+
+#: characters per title line of flag words (a 3.6-inch panel at 9 pt): longer lists wrap at word boundaries
+TITLE_WIDTH = 48
+
+
+def _wrapped(text: str) -> str:
+    """``text`` broken into lines of at most :data:`TITLE_WIDTH` characters between words (a flag word is
+    never split), so a long list of flags stays within its panel."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, TITLE_WIDTH, break_long_words=False, break_on_hyphens=False))
 
 
 def plot_population(result: "GatingResult", name: str, *, ax: "Axes | None" = None,
