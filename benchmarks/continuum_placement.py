@@ -49,7 +49,7 @@ from independent_lab_gen.user_yaml_b import write_lab_b_strategies  # noqa: E402
 
 from cytokit.fcs import read_fcs  # noqa: E402
 from cytokit.gating import load_strategy  # noqa: E402
-from cytokit.gating.engine import FIT_EVENTS, reference_mask  # noqa: E402
+from cytokit.gating.fit_state import FIT_EVENTS, reference_mask  # noqa: E402
 from cytokit.gating.methods.base import every_nth  # noqa: E402
 from cytokit.gating.methods.density import ThresholdParams, fit_threshold  # noqa: E402
 from cytokit.simulate import load_config, simulate_trial, truth_masks  # noqa: E402

@@ -32,7 +32,8 @@ from gating_accuracy import FAMILIES  # noqa: E402
 
 from cytokit.fcs import read_fcs  # noqa: E402
 from cytokit.gating import load_strategy  # noqa: E402
-from cytokit.gating.engine import FitState, population_table  # noqa: E402
+from cytokit.gating.engine import population_table  # noqa: E402
+from cytokit.gating.fit_state import FitState  # noqa: E402
 from cytokit.gating.methods.base import every_nth, gather  # noqa: E402
 from cytokit.gating.model import StrategyDefinition  # noqa: E402
 from cytokit.gating.methods.confidence import ThresholdUncertainty  # noqa: E402

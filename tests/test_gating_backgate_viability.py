@@ -16,7 +16,8 @@ import pytest
 
 from cytokit.fcs import read_fcs
 from cytokit.gating import load_strategy
-from cytokit.gating.engine import FitState, reference_outside, whole_reference
+from cytokit.gating.backgating import reference_outside, whole_reference
+from cytokit.gating.fit_state import FitState
 from cytokit.gating.methods import needs_review
 from cytokit.gating.methods.scatter_overlap import BACKGATE_KEY, FAILED_FLAG, MISSED_RATIO, OUTSIDE_KEY
 

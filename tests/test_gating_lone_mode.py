@@ -9,7 +9,8 @@ import pytest
 
 from cytokit.fcs import read_fcs
 from cytokit.gating import load_strategy
-from cytokit.gating.engine import dependents, reference_mask
+from cytokit.gating.fit_state import reference_mask
+from cytokit.gating.model import dependents
 from cytokit.gating.methods import fit_threshold, needs_review
 from cytokit.gating.methods.density import ThresholdParams, reference_negative
 from cytokit.gating.methods.lone_mode import ALL_POSITIVE_SHARE, negative_share

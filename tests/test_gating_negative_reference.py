@@ -8,7 +8,7 @@ import pytest
 from cytokit.errors import ConfigError
 from cytokit.fcs import read_fcs
 from cytokit.gating import load_strategy
-from cytokit.gating.engine import dependents
+from cytokit.gating.model import dependents
 from cytokit.gating.methods import fit_gate, fit_threshold
 from cytokit.gating.methods.density import REFERENCE_SD, ThresholdParams, reference_negative
 from cytokit.simulate import simulate_file, truth_masks

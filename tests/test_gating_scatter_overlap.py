@@ -8,7 +8,7 @@ import pytest
 
 from cytokit.errors import ConfigError
 from cytokit.gating import load_strategy
-from cytokit.gating.engine import ancestors
+from cytokit.gating.model import ancestors
 from cytokit.gating.methods import fit_gate, needs_review
 from cytokit.gating.methods.scatter_overlap import OVERLAP_FLAG, dilution_error_pp
 from cytokit.simulate import load_config, simulate_file, truth_masks

@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 
 from cytokit.gating import engine, load_strategy
+from cytokit.gating.fit_state import FitState
+from cytokit.gating.model import dependents
 from cytokit.gating.methods import needs_review
 from cytokit.gating.methods.density import ThresholdParams, fit_threshold
 from cytokit.gating.model import StrategyDefinition
@@ -106,12 +108,12 @@ def test_an_own_cut_inside_the_main_population_is_raised_without_a_review_flag()
 
 def test_a_refit_of_the_floor_population_refits_the_floored_gate():
     definition = _definition(True)
-    assert "Treg" in engine.dependents(definition, "CD25+ CD4")
+    assert "Treg" in dependents(definition, "CD25+ CD4")
 
 
 def test_a_missing_floor_population_is_noted():
     definition = _definition(True)
-    state = engine.FitState()
+    state = FitState()
     sample = _cd4(9000, 100, 400)
     for spec in definition.populations:
         if spec.name != "CD25+ CD4":

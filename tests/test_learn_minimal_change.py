@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from cytokit.gating import Strategy
-from cytokit.gating.engine import FitState
+from cytokit.gating.fit_state import FitState
 from cytokit.gating.methods.density import ThresholdParams
 from cytokit.gating.model import StrategyDefinition
 from cytokit.learn.agreement import f1_score

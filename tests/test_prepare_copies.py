@@ -8,7 +8,7 @@ import pytest
 
 from cytokit.fcs import read_fcs
 from cytokit.gating import load_strategy
-from cytokit.gating.engine import _columns
+from cytokit.gating.fit_state import columns
 from cytokit.gating.preprocess import apply_transforms, plan_transforms, prepare
 
 
@@ -42,7 +42,7 @@ def test_masks_do_not_depend_on_where_gates_are_evaluated(raw):
         if spec.method == "boolean" or not hasattr(gate, "contains") or gate.kind == "boolean":
             continue
         parent = result.masks[spec.parent] if spec.parent else np.ones(ev.shape[0], dtype=bool)
-        everywhere = gate.contains(ev[:, _columns(result.sample, gate.dims)]) & parent
+        everywhere = gate.contains(ev[:, columns(result.sample, gate.dims)]) & parent
         assert np.array_equal(result.masks[spec.name], everywhere), spec.name
 
 

@@ -22,7 +22,7 @@ The edits (gate rules, bounds and references otherwise as shipped):
 ``lymphocyte_gate="cd3_reference"`` (a variant, not the default): the ``nk`` tube gets a ``CD3+ singlets`` gate
 (the shipped T-cell gate under ``Singlets``, live and dead) as the Lymphocytes gate's ``backgate_reference``.
 With the ``Live`` gate between ``Singlets`` and ``T cells`` the shipped reference is not reached through
-singlet gates alone, so the scatter gate is never redrawn (``gating.engine.scatter_redraws``); this
+singlet gates alone, so the scatter gate is never redrawn (``gating.backgating.scatter_redraws``); this
 reference is.
 """
 from __future__ import annotations

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from ..errors import ConfigError
 from ..gates import BooleanGate
 from ..sample import Sample
-from .engine import FitState
+from .fit_state import FitState
 from .methods import FitResult
 from .preprocess import QCOutcome
 from .model import PopulationSpec, StrategyDefinition, TransformsSection, TransformChoice

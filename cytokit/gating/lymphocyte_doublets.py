@@ -30,7 +30,7 @@ from .methods.base import every_nth, gather
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..sample import Sample
-    from .engine import FitState
+    from .fit_state import FitState
     from .model import StrategyDefinition
 
 #: fit-info key of a scatter gate: estimated lymphocyte–lymphocyte doublets outside it, pp of its parent

@@ -180,3 +180,28 @@ class StrategyDefinition(BaseModel):
             if p.name == name:
                 return p
         raise KeyError(name)
+
+
+def dependents(definition: StrategyDefinition, name: str) -> list[str]:
+    """``name`` and every population below it (children, grandchildren, boolean users), in order."""
+    out = [name]
+    for spec in definition.populations:
+        refs = {spec.parent} if spec.parent else set()
+        if spec.negative_reference:
+            refs |= {name for name, _ in reference_operands(spec.negative_reference)}
+        refs |= set(spec.threshold_floor.values())
+        if spec.method == "boolean":
+            refs |= {o.lstrip("!").strip() for o in spec.params.get("operands", ())}
+        if spec.name not in out and refs & set(out):
+            out.append(spec.name)
+    return out
+
+
+def ancestors(definition: StrategyDefinition, name: str) -> list[str]:
+    """Parents of ``name`` up to the root (nearest first)."""
+    out: list[str] = []
+    parent = definition.population(name).parent
+    while parent is not None:
+        out.append(parent)
+        parent = definition.population(parent).parent
+    return out

@@ -31,7 +31,7 @@ from .methods.confidence import ThresholdUncertainty
 
 if TYPE_CHECKING:
     from ..sample import Sample
-    from .engine import FitState
+    from .fit_state import FitState
     from .model import StrategyDefinition
 
 #: ``info`` key of a fit: the change (pp of % of parent) its parent's plausible edges imply

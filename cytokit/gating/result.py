@@ -11,7 +11,8 @@ from ..errors import GatingError
 from ..gates import Gate
 from ..results import schema as S
 from ..sample import Sample
-from .engine import FitState, population_rows, population_table
+from .engine import population_rows, population_table
+from .fit_state import FitState
 from .methods import FitResult
 from .model import StrategyDefinition
 from .preprocess import ChannelTransform, QCOutcome

@@ -16,7 +16,9 @@ from ..errors import ConfigError, GatingError
 from ..io_utils import atomic_write_text
 from ..sample import Sample
 from ..yamlio import dump_yaml
-from .engine import FitState, dependents, fit_all
+from .engine import fit_all
+from .fit_state import FitState
+from .model import dependents
 from .model import PopulationSpec, StrategyDefinition
 from .preprocess import QCOutcome, prepare
 from .result import GatingResult

@@ -171,7 +171,7 @@ def _unlabelled_samples(definition: StrategyDefinition, paths: Sequence[str | Pa
 def _reference(definition: StrategyDefinition, name: str, mapped: Mapping[str, Any]) -> str | None:
     """The denominator of a population's % on both sides: its nearest strategy ancestor that has expert
     gates too (None = all events)."""
-    from ..gating.engine import ancestors
+    from ..gating.model import ancestors
 
     return next((a for a in ancestors(definition, name) if a in mapped), None)
 

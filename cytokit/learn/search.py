@@ -45,7 +45,8 @@ import numpy as np
 
 from ..errors import CytokitError
 from ..gates import QuadrantGate, RectangleGate
-from ..gating.engine import FitState, fit_population
+from ..gating.engine import fit_population
+from ..gating.fit_state import FitState
 from ..gating.methods.density import ThresholdParams, fit_threshold
 from ..gating.model import PopulationSpec, StrategyDefinition
 from ..sample import Sample
@@ -620,7 +621,7 @@ TUNERS: dict[str, Callable[[_Ctx], dict[str, Any]]] = {
 
 def _below(definition: StrategyDefinition, name: str, samples: list[TrainingSample]) -> tuple[str, ...]:
     """Populations below ``name`` that are expert-gated, or needed to fit one that is (in order)."""
-    from ..gating.engine import ancestors, dependents
+    from ..gating.model import ancestors, dependents
 
     deps = dependents(definition, name)[1:]
     mapped = [d for d in deps if samples and all(d in s.expert for s in samples)]

@@ -49,7 +49,8 @@ import pandas as pd
 
 from ..errors import ConfigError, CytokitError
 from ..gating import Strategy, load_strategy
-from ..gating.engine import FitState, fit_population
+from ..gating.engine import fit_population
+from ..gating.fit_state import FitState
 from ..gating.methods.density import ThresholdParams
 from ..gating.methods.shared_fits import shared_threshold_fits
 from ..gating.model import StrategyDefinition

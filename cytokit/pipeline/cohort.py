@@ -56,7 +56,7 @@ import pandas as pd
 
 from ..errors import CytokitError, PipelineError
 from ..gating.cohort import OUTLIER_FLAG, cohort_outliers, gate_positions, refit_within
-from ..gating.engine import dependents
+from ..gating.model import dependents
 from ..io_utils import atomic_write_bytes, write_table
 from ..results import ResultsFolder
 from ..results import schema as S

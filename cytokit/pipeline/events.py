@@ -4,7 +4,7 @@ Contract: :func:`load_gated_events` re-reads the sample's FCS file, checks it is
 analysed one (sha256), re-runs the per-sample chain of :func:`cytokit.gating.preprocess.prepare` (the one
 the pipeline and ``Strategy.apply`` run: panel resolution, QC, compensation) with the stored per-channel
 transforms and their fitted parameters, evaluates the stored concrete gates
-(:func:`cytokit.gating.engine.evaluate_stored`) and returns the events of one population on the
+(:func:`cytokit.gating.fit_state.evaluate_stored`) and returns the events of one population on the
 **transformed** scale as a float32 array plus the marker names. Nothing is re-fitted, so the events are
 exactly those counted in the tables.
 """
@@ -82,7 +82,7 @@ def prepare_from_store(results_dir: str | Path, sample_id: str, raw: Sample | No
 
 def load_gated_events(results_dir: str | Path, sample_id: str, population: str) -> tuple[np.ndarray, list[str]]:
     """Events of ``population`` in ``sample_id`` (transformed scale, float32) and their marker names."""
-    from ..gating.engine import evaluate_stored
+    from ..gating.fit_state import evaluate_stored
 
     results_dir = Path(results_dir)
     prepared, _, result, _ = prepared_from_store(results_dir, sample_id)

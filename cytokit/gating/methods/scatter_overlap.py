@@ -52,7 +52,7 @@ FAILED_FLAG = "scatter_failed"
 #: estimated error of a scatter gate's own % of parent (pp) above which it counts as failed
 FAILED_PP = 10.0
 #: fit-info key of a back-gated scatter gate: its parent's events inside the reference's own gate (CD3+) that
-#: lie outside the gate, per such event inside it (``engine.reference_outside``)
+#: lie outside the gate, per such event inside it (``backgating.reference_outside``)
 OUTSIDE_KEY = "reference_outside_ratio"
 #: above this ratio the gate missed the lymphocytes: it is not redrawn (its T cells are not a template) and
 #: counts as failed (chosen on lab B's seeds 11-13; docs/gating.md, "A failed scatter gate")

@@ -1,0 +1,245 @@
+"""Back-gating of scatter gates (a ``gmm_ellipse`` with a ``backgate_reference``), as a cytometrist checks a
+lymphocyte gate: the share of other events in each population below it (:func:`backgate_scatter`), whether the
+gate missed the lymphocytes (:func:`reference_outside`, :func:`missed`), which gates to redraw around the
+reference's events (:func:`scatter_redraws`), the mixture-free share of other events in the lymphocyte
+denominator (:func:`record_denominator_other`) and the cells left just outside the gate
+(:func:`record_scatter_cuts`). Shares are percent (0-100) in each fit's ``info``."""
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+
+from ..gates import EllipsoidGate
+from ..sample import Sample
+from .fit_state import FIT_EVENTS, FitState, columns, evaluate_gate
+from .methods import FitResult
+from .methods.base import every_nth, gather
+from .methods.scatter_cut import CUT_KEY, cut_share, ring_rows
+from .methods.scatter_overlap import (BACKGATE_KEY, BACKGATE_MAX_EVENTS, DENOMINATOR_OTHER_KEY, MISSED_RATIO,
+                                      OTHER_SHARE_KEY, OUTSIDE_KEY, fit_backgate, mirror_excess_share)
+from .model import StrategyDefinition, ancestors, dependents
+
+log = logging.getLogger(__name__)
+
+
+def scatter_redraws(definition: StrategyDefinition, sample: Sample, state: FitState) -> set[str]:
+    """Scatter gates to redraw, as a cytometrist does after back-gating: a ``gmm_ellipse`` gate with
+    ``redraw`` and a fitted ``backgate_reference`` whose estimated share of other events (its own
+    ``other_share_pct`` or the back-gated ``scatter_other_pct``) exceeds its ``max_other_pct`` gets a
+    template (``state.templates``; the gate then holds ``redraw_coverage`` of it): the gate's events inside
+    the reference's own gate (CD3+ for T cells: single T cells and the T-cell doublets the scatter gate keeps,
+    live and dead), in the gate's dims. The template does not pass through the gates between the scatter gate
+    and the reference, so a viability gate there (``Live``) does not take the dead lymphocytes, which have
+    their own scatter, out of it: the gate holds live and dead single lymphocytes, and ``Live`` removes the
+    dead. A gate that missed the lymphocytes (many times more of the reference's events outside it than inside,
+    :func:`missed`) is not redrawn: its CD3+ events are no template. Returns the redrawn gates and every population below them
+    (to re-fit); a gate already redrawn is not redrawn again."""
+    redo: set[str] = set()
+    for spec in definition.populations:
+        fit = state.fits.get(spec.name)
+        ref = spec.params.get("backgate_reference") if spec.method == "gmm_ellipse" else None
+        if fit is None or ref is None or ref not in state.masks or fit.info.get("redrawn") is not None:
+            continue
+        params = fit.info.get("params") or {}
+        share = max(float(fit.info.get(OTHER_SHARE_KEY, 0.0)), float(fit.info.get(BACKGATE_KEY, 0.0)))
+        if not params.get("redraw") or share <= float(params.get("max_other_pct", math.inf)):
+            continue
+        if spec.name not in ancestors(definition, ref):
+            continue
+        if missed(fit):
+            log.warning("%s: %s not redrawn: most %s events lie outside it (the gate missed the lymphocytes)",
+                        sample.name, spec.name, ref)
+            continue
+        # the reference's own gate on the scatter gate's events, whatever gates lie between (a viability gate:
+        # dead T cells are CD3+ and in the template, as dead lymphocytes belong in the scatter gate), and its
+        # doublets too (lymphocyte-debris doublets belong in the scatter gate and have more side scatter)
+        rows = np.flatnonzero(state.masks[spec.name])
+        ref_fit = state.fits[ref]
+        rows = every_nth(rows[evaluate_gate(ref_fit.gate, sample, rows, ref_fit.components, state.masks)], FIT_EVENTS)
+        state.templates[spec.name] = gather(sample.events, rows, columns(sample, spec.dims))
+        log.info("%s: %s redrawn around %s (estimated %.1f %% other events)", sample.name, spec.name, ref, share)
+        redo |= set(dependents(definition, spec.name))
+    return redo
+
+
+def missed(fit: FitResult) -> bool:
+    """A back-gated scatter gate holding fewer of its reference's events than lie outside it by more than
+    :data:`MISSED_RATIO` (:func:`reference_outside`): it missed the lymphocytes."""
+    return float(fit.info.get(OUTSIDE_KEY, 0.0)) > MISSED_RATIO
+
+
+def linear_dims(sample: Sample, cols: np.ndarray) -> tuple[bool, ...]:
+    """Per column index of ``cols``: True when the channel is on its linear scale (no transform recorded on the
+    sample: scatter), False when transformed (logicle fluorescence such as the CD45 of a CD45 x SSC gate)."""
+    pnn = sample.channel_table.column("pnn")
+    return tuple(str(pnn[int(i)]) not in sample.transforms for i in cols)
+
+
+def backgate_scatter(definition: StrategyDefinition, sample: Sample, state: FitState) -> None:
+    """Back-gate every population below a ``gmm_ellipse`` gate with a ``backgate_reference`` onto that
+    gate's scatter (:mod:`.methods.scatter_overlap`): each fitted population's ``info`` gets
+    :data:`BACKGATE_KEY`, its estimated % of events that are not lymphocytes (0 for the reference and the
+    populations below it: they hold lymphocytes only, whatever their own scatter). Recomputed on every
+    :func:`fit_all` (a re-fit of some populations changes the others' shares)."""
+    for spec in definition.populations:
+        ref = spec.params.get("backgate_reference") if spec.method == "gmm_ellipse" else None
+        if ref is None or spec.name not in state.masks:
+            continue
+        below = [p.name for p in definition.populations if p.name in state.fits
+                 and (p.name == spec.name or spec.name in ancestors(definition, p.name))]
+        for name in below:  # new FitResults: a re-fit's state shares the others with the earlier result
+            fit = state.fits[name]
+            state.fits[name] = FitResult(fit.gate, fit.flags, {k: v for k, v in fit.info.items()
+                                                               if k not in (BACKGATE_KEY, CUT_KEY)}, fit.components)
+        if ref not in state.masks:
+            log.warning("%s: %s: back-gating reference %r was not fitted; no back-gating", sample.name,
+                        spec.name, ref)
+            continue
+        cols = columns(sample, spec.dims)
+        log_dims = linear_dims(sample, cols)
+        foreign = foreign_events(definition, state, sample.n_events)  # beads are no lymphocyte reference
+        ref_rows = every_nth(np.flatnonzero(state.masks[ref] & ~foreign), BACKGATE_MAX_EVENTS)
+        region = fit_backgate(gather(sample.events, ref_rows, cols), log_dims)
+        if region is None:
+            continue
+        # the gate and the singlet gates below it are read against single T cells live and dead when a viability
+        # gate lies between them and the reference; the populations below that gate against the reference itself
+        upper, whole_mask = whole_reference(definition, sample, state, spec.name, ref)
+        whole = (fit_backgate(gather(sample.events, every_nth(np.flatnonzero(whole_mask), BACKGATE_MAX_EVENTS), cols),
+                              log_dims)
+                 if whole_mask is not None else None)
+        for name in below:
+            if name == ref or ref in ancestors(definition, name):  # lymphocytes only, as the reference is: a
+                share = 0.0  # subset's own scatter differs from the whole reference's (e.g. larger blasts)
+            else:  # a population holding the reference: its other events are among the non-reference ones
+                mask = state.masks[name]
+                holds_ref = name in ancestors(definition, ref)
+                against, ref_mask = region, state.masks[ref]
+                if whole is not None and whole_mask is not None and name in upper:
+                    against, ref_mask = whole, whole_mask
+                rest = mask & ~ref_mask if holds_ref else mask
+                rows = every_nth(np.flatnonzero(rest), BACKGATE_MAX_EVENTS)
+                share = against.share(gather(sample.events, rows, cols)) if rows.size else 0.0
+                if holds_ref:
+                    share *= int(np.count_nonzero(rest)) / max(int(np.count_nonzero(mask)), 1)
+            state.fits[name].info[BACKGATE_KEY] = round(100.0 * share, 3)
+        if all(log_dims):  # a scatter-only gate; the missed-gate rule was measured on those only (docs/gating.md)
+            state.fits[spec.name].info[OUTSIDE_KEY] = round(reference_outside(definition, sample, state, spec.name,
+                                                                              ref), 3)
+        record_denominator_other(definition, sample, state, spec.name, cols, log_dims)
+        record_scatter_cuts(definition, sample, state, spec.name, ref, below)
+
+
+def foreign_events(definition: StrategyDefinition, state: FitState, n_events: int) -> np.ndarray:
+    """Events (bool mask) of the parentless, non-boolean populations outside the lymphocyte denominator's
+    lineage (neither its ancestor nor one it depends on): counting beads, which are bright in every channel
+    (CD3+ among the T cells) and are not lymphocytes wherever they fall."""
+    lymph = definition.lymphocytes
+    lineage = {lymph, *ancestors(definition, lymph)}
+    out = np.zeros(n_events, dtype=bool)
+    for spec in definition.populations:
+        if (spec.parent is None and spec.method != "boolean" and spec.name not in lineage
+                and spec.name in state.masks and lymph not in dependents(definition, spec.name)):
+            out |= state.masks[spec.name]
+    return out
+
+
+def record_denominator_other(definition: StrategyDefinition, sample: Sample, state: FitState, gate: str,
+                             cols: np.ndarray, log_dims: tuple[bool, ...]) -> None:
+    """Record on the scatter gate ``gate`` (info :data:`DENOMINATOR_OTHER_KEY`, percent) the estimated share of
+    the lymphocyte denominator's events (at or below the gate) that are not lymphocytes, without the gate's
+    mixture: the events a parentless population outside the denominator's lineage also holds (counting beads)
+    plus the side-scatter excess of the rest (:func:`mirror_excess_share`, last dim of the gate)."""
+    lymph = definition.lymphocytes
+    if lymph not in state.masks or not (lymph == gate or gate in ancestors(definition, lymph)):
+        return
+    mask = state.masks[lymph]
+    n = int(np.count_nonzero(mask))
+    if n == 0:
+        return
+    foreign = foreign_events(definition, state, mask.size)
+    rest = mask & ~foreign
+    v = sample.events[rest, int(cols[-1])].astype(np.float64)
+    if log_dims[-1]:
+        v = np.log(np.maximum(v, 1.0))
+    share = (int(np.count_nonzero(mask & foreign)) + mirror_excess_share(v) * int(np.count_nonzero(rest))) / n
+    state.fits[gate].info[DENOMINATOR_OTHER_KEY] = round(100.0 * share, 3)
+
+
+def reference_outside(definition: StrategyDefinition, sample: Sample, state: FitState, gate: str, ref: str) -> float:
+    """Events of the scatter gate's parent inside ``ref``'s own gate (CD3+ for T cells) that lie outside the gate,
+    per such event inside it: about 0.1 where the gate holds the lymphocytes (T-cell doublets with larger
+    cells lie outside), several where it missed them and holds other events."""
+    parent = definition.population(gate).parent
+    rows = np.flatnonzero(state.masks[parent]) if parent else np.arange(sample.n_events)
+    ref_fit = state.fits[ref]
+    hit = rows[evaluate_gate(ref_fit.gate, sample, rows, ref_fit.components, state.masks)]
+    inside = int(np.count_nonzero(state.masks[gate][hit]))
+    return (hit.size - inside) / max(inside, 1)
+
+
+def whole_reference(definition: StrategyDefinition, sample: Sample, state: FitState, gate: str, ref: str
+                    ) -> tuple[list[str], np.ndarray | None]:
+    """The back-gating reference of a scatter gate and the singlet gates right below it when other gates (a
+    viability gate) lie between them and ``ref``: (those populations, the events of the lowest of them inside
+    ``ref``'s own gate: single T cells live and dead); ``([], None)`` when singlet gates alone lie between
+    (``ref`` itself is that reference) or ``ref`` is not below ``gate``."""
+    above_ref = ancestors(definition, ref)
+    if gate not in above_ref:
+        return [], None
+    upper = [gate]
+    for name in reversed(above_ref[:above_ref.index(gate)]):  # from just below the gate down to ref's parent
+        if definition.population(name).method != "singlets":
+            break
+        upper.append(name)
+    else:
+        return [], None
+    ref_fit = state.fits.get(ref)
+    if ref_fit is None or any(n not in state.masks for n in upper):
+        return [], None
+    rows = np.flatnonzero(state.masks[upper[-1]])
+    mask = np.zeros(sample.n_events, dtype=bool)
+    mask[rows[evaluate_gate(ref_fit.gate, sample, rows, ref_fit.components, state.masks)]] = True
+    return upper, mask
+
+
+def record_scatter_cuts(definition: StrategyDefinition, sample: Sample, state: FitState, gate: str, ref: str,
+                        below: list[str]) -> None:
+    """Each population below the back-gated scatter ellipse ``gate`` (not the reference ``ref`` and the
+    populations below it, which define the lymphocytes' rate) gets :data:`CUT_KEY` in its ``info``: the
+    excess share of its cells in the ring just outside the gate over the reference's (%, per 100 inside;
+    :mod:`.methods.scatter_cut`), its phenotype read by the gates between the scatter gate and itself. Not
+    for a population whose back-gated share of other events (:data:`BACKGATE_KEY`) is above 0: events like
+    those let in (monocytes through a CD16dim NK gate) fill the ring too, and are not its cells."""
+    fit = state.fits.get(gate)
+    if fit is None or not isinstance(fit.gate, EllipsoidGate):
+        return
+    ring = ring_rows(fit.gate, gather(sample.events, np.arange(sample.n_events), columns(sample, fit.gate.dims)))
+
+    def between(name: str) -> list[str]:  # the gates from just below the scatter gate down to ``name``'s parent
+        chain = ancestors(definition, name)
+        return chain[:chain.index(gate)]
+
+    def ring_count(name: str) -> int:
+        rows = ring
+        for step in [*reversed(between(name)), name]:
+            if rows.size == 0:
+                return 0
+            f = state.fits[step]
+            rows = rows[evaluate_gate(f.gate, sample, rows, f.components, state.masks)]
+        return int(rows.size)
+
+    if ref not in state.fits:
+        return
+    ring_ref, inside_ref = ring_count(ref), int(np.count_nonzero(state.masks[ref]))
+    for name in below:
+        if name == gate or name == ref or ref in ancestors(definition, name) or name in ancestors(definition, ref):
+            continue
+        if any(a not in state.fits for a in between(name)):
+            continue
+        if state.fits[name].info.get(BACKGATE_KEY, 0.0) > 0.0:
+            continue  # its high-SSC excess is other events let in (back-gated): the ring holds more of them
+        share = cut_share(ring_count(name), int(np.count_nonzero(state.masks[name])), ring_ref, inside_ref)
+        state.fits[name].info[CUT_KEY] = round(100.0 * share, 3)
