@@ -515,33 +515,67 @@ def uncertain_driver(df: pd.DataFrame) -> pd.Series:
     return pd.Series(out, index=df.index).where(df.est_error_pp.notna(), "not measured")
 
 
+def _count_sd(df: pd.DataFrame) -> pd.Series:
+    """The rows' counting SD of % of parent (pp): the ``count_sd_pp`` column, or computed from ``count`` and
+    ``parent_count`` (:func:`cytokit.gating.count_error.count_sd_pp`) for tables written without it."""
+    from cytokit.gating.count_error import count_sd_pp
+
+    if "count_sd_pp" in df and df.count_sd_pp.notna().any():
+        return df.count_sd_pp
+    if {"count", "parent_count"} <= set(df.columns):
+        return pd.Series([count_sd_pp(int(c), int(n)) for c, n in zip(df["count"], df.parent_count)], index=df.index,
+                         dtype=float)
+    return pd.Series(np.nan, index=df.index)
+
+
+def _median(x: pd.Series) -> float:
+    x = x.dropna()
+    return float(x.median()) if len(x) else float("nan")
+
+
+def _group_row(by: str, group: str, hit: pd.DataFrame, sd: pd.Series, only_catch: float = np.nan) -> tuple:
+    err, est = hit.err, hit.est_error_pp
+    return (by, group, len(hit), int((err <= 1).sum()), int(((err > 1) & (err <= 2)).sum()), int((err > 2).sum()),
+            only_catch, float((err <= 1).mean()), _median(est), _median(est[err <= 1]), _median(est[err > 2]),
+            _median(sd.loc[hit.index]))
+
+
+#: columns of :func:`flag_breakdown`
+BREAKDOWN_COLUMNS = ["by", "group", "flagged", "n_within_1pp", "n_1_2pp", "gt_2pp", "only_catch", "within_1pp",
+                     "est_error_pp_median", "est_error_pp_median_within_1pp", "est_error_pp_median_gt_2pp",
+                     "count_sd_pp_median"]
+
+
 def flag_breakdown(df: pd.DataFrame) -> pd.DataFrame:
-    """The flagged estimates broken down (one row per group): by review flag word, by what ``uncertain``
-    rested on (:func:`uncertain_driver`), by how the thresholds were placed (``placement``: valley, tail,
-    excess, or none measured), by population and by scenario family. Columns: ``flagged`` (estimates with
-    it), ``gt_2pp`` (of them > 2 pp off: recall contribution), ``only_catch`` (> 2 pp off and caught by
-    nothing else of the group kind: recall lost without it; for words only), ``within_1pp`` (share of them
-    <= 1 pp off: the precision cost), ``n_within_1pp`` (how many: where the false alarms are)."""
+    """The flagged estimates broken down (one row per group): ``all review`` (every flagged estimate), by review
+    flag word, by what ``uncertain`` rested on (:func:`uncertain_driver`), by how the thresholds were placed
+    (``placement``: valley, tail, excess, or none measured), by population and by scenario family. Columns:
+    ``flagged`` (estimates with it), how far they were off -- ``n_within_1pp`` (<= 1 pp: the precision cost),
+    ``n_1_2pp`` (1-2 pp), ``gt_2pp`` (> 2 pp: recall contribution) --, ``only_catch`` (> 2 pp off and caught by
+    nothing else of the group kind: recall lost without it; for words only), ``within_1pp`` (share <= 1 pp), and
+    what they carried: median ``est_error_pp`` (all of them, those within 1 pp, those > 2 pp off; pp of % of
+    parent) and median counting SD ``count_sd_pp`` (pp). The one breakdown both benchmarks print
+    (``gating_accuracy.py`` per split, ``independent_lab.py`` per lab and seed)."""
     flagged = df[df.review]
+    sd = _count_sd(flagged)
     words = flagged.flag_words.map(_review_words)
     drv = uncertain_driver(flagged)
-    rows = []
+    rows = [_group_row("all review", "any review word", flagged, sd)]
     for w in sorted({x for ws in words for x in ws}):
         hit = flagged[words.map(lambda ws: w in ws)]
         only = flagged[words.map(lambda ws: ws == [w])]
-        rows.append(("word", w, len(hit), int((hit.err > 2).sum()), int((only.err > 2).sum()),
-                     float((hit.err <= 1).mean())))
+        rows.append(_group_row("word", w, hit, sd, int((only.err > 2).sum())))
     unc = words.map(lambda ws: "uncertain" in ws)
     for d in sorted(drv[unc].unique()):
-        hit = flagged[unc & (drv == d)]
-        rows.append(("uncertain rests on", d, len(hit), int((hit.err > 2).sum()), np.nan, float((hit.err <= 1).mean())))
+        rows.append(_group_row("uncertain rests on", d, flagged[unc & (drv == d)], sd))
     placement = flagged.get("placement", pd.Series("", index=flagged.index)).fillna("").replace("", "none measured")
-    for by, key in (("placement", placement), ("population", flagged.population), ("family", flagged.family)):
+    keys = [("placement", placement), ("population", flagged.population)]
+    keys += [("family", flagged.family)] if "family" in flagged else []
+    for by, key in keys:
         for group, hit in flagged.groupby(key, sort=False):
-            rows.append((by, group, len(hit), int((hit.err > 2).sum()), np.nan, float((hit.err <= 1).mean())))
-    out = pd.DataFrame(rows, columns=["by", "group", "flagged", "gt_2pp", "only_catch", "within_1pp"])
-    out["n_within_1pp"] = (out.flagged * out.within_1pp).round().astype(int)
-    order = {"word": 0, "uncertain rests on": 1, "placement": 2, "population": 3, "family": 4}
+            rows.append(_group_row(by, str(group), hit, sd))
+    out = pd.DataFrame(rows, columns=BREAKDOWN_COLUMNS)
+    order = {"all review": -1, "word": 0, "uncertain rests on": 1, "placement": 2, "population": 3, "family": 4}
     return out.sort_values(["by", "flagged"], key=lambda c: c.map(order) if c.name == "by" else c,
                            ascending=[True, False]).round(3)
 
@@ -619,8 +653,9 @@ def report(df: pd.DataFrame, title: str, *, flag_words: bool = True) -> None:
     if flag_words:
         print("flag words:\n" + flag_table(df).to_string(index=False))
         if df.review.any():
-            print("flagged estimates broken down (gt_2pp: > 2 pp off; only_catch: caught by no other review "
-                  "word):\n" + flag_breakdown(df).to_string(index=False))
+            print("flagged estimates broken down (n_within_1pp / n_1_2pp / gt_2pp: how far off; only_catch: > 2 pp "
+                  "off and caught by no other review word; est_error_pp / count_sd_pp: medians they carried, pp):\n"
+                  + flag_breakdown(df).to_string(index=False))
 
 
 def mouse_f1(shared: Path) -> dict[str, float]:

@@ -44,7 +44,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gating_accuracy import _error_parts, _max_key, _num, calibration, f1, ideal_fmo_pct, per_population, report  # noqa: E402
+from gating_accuracy import (_error_parts, _max_key, _num, calibration, f1, flag_breakdown, ideal_fmo_pct,  # noqa: E402
+                             per_population, report)
 from independent_lab_gen import HIERARCHY, clog_mask, event_kinds, generate_trial, truth_masks  # noqa: E402
 from independent_lab_gen.cells_b import HIERARCHY_B  # noqa: E402
 from independent_lab_gen.cells_c import HIERARCHY_C  # noqa: E402
@@ -188,6 +189,7 @@ def gate_trial(trial: Path, folder: Path, lab: Lab = LABS["a"]) -> tuple[pd.Data
                          "sensitivity_pp": _num(res.fits[p.population].info.get("sensitivity_pp")),
                          "max_valley_ratio": _max_key(res.fits[p.population].info, "valley_ratio"),
                          "count": int(p.count), "parent_count": int(p.parent_count),
+                         "count_sd_pp": float(getattr(p, "count_sd_pp", np.nan)),
                          **_error_parts(res.fits[p.population].info),
                          "best_threshold_pp": oracle.get(p.population, np.nan),
                          "fmo_pct": ideal_fmo_pct(res, p.population, masks),
@@ -358,6 +360,10 @@ def summarize(paths: list[Path]) -> None:
                          "worst_silent": (f"{silent.err.max():.1f} pp {silent.loc[silent.err.idxmax(), 'population']}"
                                           if len(silent) else "")})
         print(pd.DataFrame(rows).to_string(index=False))
+        if title == "all files" and sub.review.any():
+            est = sub.assign(flag_words=sub.flag_words.fillna("").astype(str))
+            print("flagged estimates of all runs by review word (how far off; est_error_pp / count_sd_pp medians):\n"
+                  + flag_breakdown(est)[lambda t: t.by.isin(["all review", "word"])].to_string(index=False))
 
 
 def main(argv: list[str] | None = None) -> int:
