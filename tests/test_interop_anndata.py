@@ -97,3 +97,25 @@ def test_raw_layer_must_match(gated):
     raw, result, _ = gated
     with pytest.raises(CytokitError, match="raw sample"):
         result.to_anndata(raw=raw.subset(np.arange(10)))
+
+
+def test_uns_fits_carry_the_tables_review_split(gated):
+    """Every fit in ``uns`` carries its population row's flags split by the one review_columns (review,
+    review_flags, notes), so the export never shows flags without saying which mean "may be wrong"."""
+    from cytokit.results.review import review_columns
+
+    _, result, adata = gated
+    info = adata.uns["cytokit"]
+    rows = {r["population"]: r for r in result.population_rows}
+    assert set(info["fits"]) == set(rows)
+    for name, fit in info["fits"].items():
+        row = rows[name]
+        assert fit["flags"] == row["flags"], name
+        assert (bool(fit["review"]), fit["review_flags"], fit["notes"]) == (
+            row["review"], row["review_flags"], row["notes"]), name
+        assert fit["review_flags"] == review_columns(fit["flags"])["review_flags"]
+        assert fit["fit_flags"] == ";".join(result.fits[name].flags)
+    assert any(fit["notes"] for fit in info["fits"].values())  # the split is exercised, not all empty
+    table = info["populations"]
+    assert {"review", "review_flags", "notes"} <= set(table.columns)
+    assert info["qc"]["qc_flags"].split(";")[: len(result.qc.flags)] == list(result.qc.flags) or not result.qc.flags

@@ -12,11 +12,16 @@ Contract of :func:`to_anndata`
 * ``obs`` (one row per event, index = the event's number in the file, as text): one boolean column per
   fitted population (the population name; membership includes the parent's, as in ``GatingResult.masks``).
 * ``uns["cytokit"]``: ``sample``, ``sha256``, ``strategy``, ``scale``, ``populations`` (the population
-  table: counts, % of parent and % of lymphocytes in percent 0-100, method, flags), and ``fits``: per
-  population the gate ``method``, its validated ``params``, the fitted ``gate`` (cytokit's gate dict,
-  coordinates on ``X``'s scale), ``flags`` (``;``-joined) and the fit's ``info``; ``transforms``: per $PnN
-  the transform name and parameters; ``qc``: whether QC ran, events read and kept, QC flags and events
-  removed per check.
+  table: counts, % of parent and % of lymphocytes in percent 0-100, method, ``flags`` and their split
+  ``review`` / ``review_flags`` / ``notes``), and ``fits``: per population the gate ``method``, its
+  validated ``params``, the fitted ``gate`` (cytokit's gate dict, coordinates on ``X``'s scale), the
+  population row's ``flags`` with the same ``review`` (bool: the estimate may be wrong), ``review_flags``
+  and ``notes`` (``;``-joined, :func:`cytokit.results.review.review_columns`, the one splitter every table
+  uses), ``fit_flags`` (the words the gate's fit itself raised; the row adds those of back-gating, counts
+  and neighbouring gates) and the fit's ``info``; ``transforms``: per $PnN the transform name and
+  parameters; ``qc``: whether QC ran, events read and kept, QC ``flags``, ``qc_flags`` (the QC flags
+  followed by the flags about the data, :func:`cytokit.qc.data_flags`: the ``qc_flags`` of the tables and
+  of ``cytokit gate``) and events removed per check.
   Every value is writable by ``AnnData.write_h5ad``.
 
 anndata is imported inside :func:`to_anndata` (optional extra ``cytokit[anndata]``).
@@ -30,6 +35,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import CytokitError
+from ..results import schema as S
+from ..results.review import review_columns
 
 if TYPE_CHECKING:  # pragma: no cover
     import anndata
@@ -107,10 +114,14 @@ def to_anndata(result: "GatingResult", *, raw: "Sample | None" = None) -> "annda
             table[col] = table[col].map(lambda v: "" if v is None else (";".join(map(str, v))
                                                                        if isinstance(v, (list, tuple)) else str(v)))
     fits = {}
+    rows = {str(r[S.POPULATION]): r for r in result.population_rows}
     for name, fit in result.fits.items():
         info = dict(fit.info)
+        flags = str(rows[name][S.FLAGS]) if name in rows else ";".join(fit.flags)
         fits[name] = _h5ad_value({"method": info.pop("gate_method", ""), "params": info.pop("params", {}),
-                                  "gate": fit.gate.to_dict(), "flags": ";".join(fit.flags), "info": info})
+                                  "gate": fit.gate.to_dict(), S.FLAGS: flags, **review_columns(flags),
+                                  "fit_flags": ";".join(fit.flags), "info": info})
+    qc_flags = list(result.qc.flags) if result.qc is not None else []
     uns = {
         "sample": sample.name, "sha256": sample.sha256 or "", "strategy": result.definition.name,
         "scale": SCALE, "populations": table, "fits": fits,
@@ -119,7 +130,8 @@ def to_anndata(result: "GatingResult", *, raw: "Sample | None" = None) -> "annda
         "skipped": {k: str(v) for k, v in result.skipped.items()},
         "qc": _h5ad_value({"ran": result.qc is not None and result.qc.result is not None,
                            "n_events_read": result.qc.n_events if result.qc is not None else sample.n_events,
-                           "n_kept": int(kept.size), "flags": ";".join(result.qc.flags) if result.qc else "",
+                           "n_kept": int(kept.size), "flags": ";".join(qc_flags),
+                           S.QC_FLAGS: ";".join([*qc_flags, *result.data_flags]),
                            "removed": result.qc.info if result.qc is not None else {}}),
     }
     adata = anndata.AnnData(X=X, obs=obs, var=_var(sample), uns={"cytokit": uns})
