@@ -697,13 +697,16 @@ def run_qc(sample: Sample, params: QCParams | None = None) -> QCResult:
 def data_flags(sample: Sample) -> list[str]:
     """Sample-level flags about the data themselves that go with the QC flags (``qc_flags`` in the
     tables, reports and ``cytokit gate``): ``markers_from_detector_names`` when the panel assigned a
-    marker from its detector alone ($PnS empty; :func:`cytokit.panel.panel_flags`) and
-    ``overcompensated`` when the compensation check failed (:func:`cytokit.compensation.compensation_flags`).
-    ``sample`` is the resolved (and compensated) Sample."""
+    marker from its detector alone ($PnS empty; :func:`cytokit.panel.panel_flags`),
+    ``overcompensated`` when the compensation check failed (:func:`cytokit.compensation.compensation_flags`)
+    and ``<marker>:logicle_w_clipped`` per channel whose estimated logicle W was clipped into range (W < 0
+    estimated, W = 0 used; :func:`cytokit.transforms.estimate.clipped_flags`, on the transformed Sample).
+    ``sample`` is the resolved (and compensated, or transformed) Sample."""
     from .compensation.check import compensation_flags
     from .panel import panel_flags
+    from .transforms.estimate import clipped_flags
 
-    return [*panel_flags(sample), *compensation_flags(sample)]
+    return [*panel_flags(sample), *compensation_flags(sample), *clipped_flags(sample)]
 
 
 def min_events_flag(count: int, minimum: int = 2500, *, population: str = "Lymphocytes") -> str | None:

@@ -111,10 +111,13 @@ def gate(
         flags = ";".join(result.qc.flags) or "no flags"
         console.print(f"QC kept {result.qc.n_kept:,} of {result.qc.n_events:,} events ({escape(flags)}); "
                       "--no-qc gates every event", highlight=False)
-    if result.data_flags:  # markers from detector names, failed compensation check
+    if result.data_flags:  # markers from detector names, failed compensation check, clipped logicle
+        from ..transforms.estimate import CLIPPED_WARNING_PREFIX
+
         console.print(f"[bold red]WARNING[/] {escape(';'.join(result.data_flags))}", highlight=False)
         for w in result.sample.warnings:
-            if w.startswith(("compensation check:", "markers assigned from detector names")):
+            if w.startswith(("compensation check:", "markers assigned from detector names",
+                             CLIPPED_WARNING_PREFIX)):
                 console.print(f"  {escape(w)}", highlight=False)
     if plot is not None:
         result.plot_all(plot)

@@ -8,7 +8,7 @@ the array kernels of :mod:`cytokit.gates`. Masks are boolean arrays over all the
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
@@ -208,7 +208,8 @@ def _share_error(state: FitState, spec: PopulationSpec, pct_parent: float, key: 
     return error_pp(pct_parent, float(share) / 100.0, float(parent_share) / 100.0)
 
 
-def population_table(definition: StrategyDefinition, state: FitState, n_events: int) -> "pd.DataFrame":
+def population_table(definition: StrategyDefinition, state: FitState, n_events: int,
+                     channel_notes: Mapping[str, str] | None = None) -> "pd.DataFrame":
     """One row per fitted population (schema in docs/architecture.md): counts, % of parent, % of the
     lymphocyte denominator (percent, 0-100, of the strategy's ``lymphocytes`` population; defined for that
     population and the populations below it only: NaN for gates *above* it, e.g. the ``Lymphocytes``
@@ -218,10 +219,12 @@ def population_table(definition: StrategyDefinition, state: FitState, n_events: 
     words and the placement notes; :func:`.methods.review_columns`), ``est_error_pp``
     (estimated error of % of parent, percentage points; NaN for gates not placed by fitted thresholds) and
     ``count_sd_pp`` (binomial SD of % of parent from the counts alone, pp; :mod:`.count_error`, which also
-    flags ``few_events`` below its limit of parent events)."""
+    flags ``few_events`` below its limit of parent events). ``channel_notes``: marker -> a word added to the
+    flags of every row gated on that marker as ``<marker>:<word>`` (e.g. ``logicle_w_clipped``, a note about
+    the channel's transform, see :class:`~cytokit.gating.result.GatingResult`)."""
     import pandas as pd
 
-    return pd.DataFrame(population_rows(definition, state, n_events), columns=list(TABLE_COLUMNS))
+    return pd.DataFrame(population_rows(definition, state, n_events, channel_notes), columns=list(TABLE_COLUMNS))
 
 
 def _add_error_part(est: float, flags: list[str], part: float, word: str) -> float:
@@ -235,7 +238,8 @@ def _add_error_part(est: float, flags: list[str], part: float, word: str) -> flo
     return est
 
 
-def population_rows(definition: StrategyDefinition, state: FitState, n_events: int) -> list[dict[str, Any]]:
+def population_rows(definition: StrategyDefinition, state: FitState, n_events: int,
+                    channel_notes: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     """The rows of :func:`population_table` as dicts (keys :data:`TABLE_COLUMNS`, same values), without
     pandas."""
     lymph = definition.lymphocytes
@@ -292,6 +296,8 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
             flags += [OVERLAP_FLAG, "uncertain"]  # its count (and every single-platform count) holds other events
         if few_events(parent_count) and not any(w.split(":")[-1] == FEW_EVENTS_FLAG for w in flags):
             flags.append(FEW_EVENTS_FLAG)  # a % counted from few events (.count_error)
+        if channel_notes:  # e.g. a clipped logicle on a marker the gate reads
+            flags += [f"{d}:{channel_notes[d]}" for d in spec.dims if d in channel_notes]
         rows.append({
             S.POPULATION: spec.name, S.PARENT: spec.parent or "", S.COUNT: count, S.PARENT_COUNT: parent_count,
             S.PCT_PARENT: pct_parent, S.PCT_LYMPHOCYTES: pct_lymph, S.METHOD: spec.method,

@@ -49,6 +49,9 @@ class ChannelTransform:
     name: str
     params: dict[str, float]
     transform: Any = field(default=None, compare=False, repr=False)  # the built Transform, when known
+    #: for an estimated logicle whose parameters were clipped into range: the Sample warning that says so
+    #: (:func:`cytokit.transforms.estimate.clipped_warning`), added by :func:`apply_transforms`
+    warning: str | None = field(default=None, compare=False)
 
     def describe(self) -> str:
         if self.name == "linear":
@@ -104,13 +107,14 @@ def _choice_for(row: Any, definition: StrategyDefinition) -> TransformChoice | N
 
 
 def _estimated_logicle(sample: Sample, i: int, T: float, M: float, A: float) -> Any:
-    """Logicle for channel ``i`` with W from its negative values (flowCore's rule, on <= 50k events)."""
-    from ..transforms import estimate_logicle
+    """Logicle for channel ``i`` with W from its negative values (flowCore's rule, on <= 50k events), as a
+    :class:`~cytokit.transforms.LogicleEstimate` (what was clipped)."""
+    from ..transforms import estimate_logicle_details
 
     x = sample.events[:: max(1, sample.n_events // 50000), i]
     label = str(sample.channel_table.column("pnn")[i])
     try:
-        return estimate_logicle(x, T=T, M=M, A=A, label=label)
+        return estimate_logicle_details(x, T=T, M=M, A=A, label=label)
     except TransformError as exc:
         raise GatingError(f"channel {label}: {exc}", path=sample.path) from None
 
@@ -126,14 +130,17 @@ def plan_transforms(sample: Sample, definition: StrategyDefinition) -> list[Chan
         T = rng if choice.T == "range" else float(choice.T)
         M = 4.5 if choice.M is None else float(choice.M)
         params: dict[str, float] = {"T": T}
-        built = None
+        built, warning = None, None
         if choice.name in ("logicle", "hyperlog"):
             W = choice.W
             A = 0.0 if choice.A is None else float(choice.A)
             if W == "estimate" or W is None:
+                from ..transforms.estimate import clipped_warning
+
                 est = _estimated_logicle(sample, i, T, M, A)
-                W, A = est.W, est.A
-                built = est if choice.name == "logicle" else None
+                W, A = est.transform.W, est.transform.A
+                built = est.transform if choice.name == "logicle" else None
+                warning = clipped_warning(str(row.marker), str(row.pnn), est)
             params.update(W=float(W), M=M, A=float(A))
         elif choice.name == "fasinh":
             params.update(M=M, A=0.0 if choice.A is None else float(choice.A))
@@ -141,7 +148,7 @@ def plan_transforms(sample: Sample, definition: StrategyDefinition) -> list[Chan
             params.update(M=M)
         elif choice.name == "flin":
             params.update(A=0.0 if choice.A is None else float(choice.A))
-        plan.append(ChannelTransform(str(row.pnn), str(row.marker), choice.name, params, built))
+        plan.append(ChannelTransform(str(row.pnn), str(row.marker), choice.name, params, built, warning))
     return plan
 
 
@@ -171,7 +178,8 @@ def apply_transforms(sample: Sample, plan: list[ChannelTransform], *, in_place: 
         block = events[r0:r0 + TRANSFORM_BLOCK_ROWS]
         for idx, tf in steps:
             block[:, idx] = tf.forward(block[:, idx].astype(np.float64))
-    return sample.replace(events=events, transforms=recorded,
+    warnings = tuple(c.warning for c in plan if c.warning and c.warning not in sample.warnings)
+    return sample.replace(events=events, transforms=recorded, warnings=sample.warnings + warnings,
                           provenance=sample.provenance + ("gating: transformed " + ", ".join(
                               f"{c.marker}={c.describe()}" for c in plan),))
 

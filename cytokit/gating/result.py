@@ -50,13 +50,24 @@ class GatingResult:
         review, review_flags, notes, dims, phenotype, est_error_pp (pp), count_sd_pp (pp)`` — one row per
         fitted population, in strategy order. ``review`` (bool) is True when the estimate may be wrong (a
         review flag: :func:`cytokit.gating.methods.review_columns`); ``flags`` holds every word, notes on
-        how a gate was placed included, so a non-empty ``flags`` alone does not mean that."""
-        return population_table(self.definition, self.state, self.sample.n_events)
+        how a gate was placed included, so a non-empty ``flags`` alone does not mean that. A row gated on a
+        marker whose estimated logicle W was clipped into range carries the note ``<marker>:logicle_w_clipped``
+        (:attr:`channel_notes`)."""
+        return population_table(self.definition, self.state, self.sample.n_events, self.channel_notes)
 
     @property
     def population_rows(self) -> list[dict[str, Any]]:
         """The rows of :attr:`populations` as dicts (same keys and values), without pandas."""
-        return population_rows(self.definition, self.state, self.sample.n_events)
+        return population_rows(self.definition, self.state, self.sample.n_events, self.channel_notes)
+
+    @property
+    def channel_notes(self) -> dict[str, str]:
+        """Marker -> the note word every population gated on it carries: ``logicle_w_clipped`` where the
+        chain's estimated logicle W was clipped into range (recorded in the prepared Sample's warnings;
+        :mod:`cytokit.transforms.estimate`)."""
+        from ..transforms.estimate import CLIPPED_FLAG, clipped_markers
+
+        return {m: CLIPPED_FLAG for m in clipped_markers(self.sample.warnings)}
 
     @property
     def masks(self) -> dict[str, np.ndarray]:

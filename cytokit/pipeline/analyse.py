@@ -145,7 +145,8 @@ def analyse_sample(job: SampleJob) -> SampleOutput:
         S.N_EVENTS: qc.n_events, S.N_EVENTS_QC: qc.n_kept, S.QC_FLAGS: [*qc.flags, *data_flags(prepared)],
         "qc": qc.info,
         "compensated": bool(prepared.compensated),
-        "transforms": [{"pnn": t.pnn, "marker": t.marker, "name": t.name, "params": t.params} for t in plan],
+        "transforms": [{"pnn": t.pnn, "marker": t.marker, "name": t.name, "params": t.params,
+                        **({"warning": t.warning} if t.warning else {})} for t in plan],
         "skipped_populations": result.skipped, "qc_params": job.qc, "panel_tube": job.panel_tube,
         "warnings": warnings,
     }

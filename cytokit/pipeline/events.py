@@ -73,7 +73,8 @@ def prepare_from_store(results_dir: str | Path, sample_id: str, raw: Sample | No
                             f"from (sha256 differs)", path=results_dir)
     else:
         resolved = job_panel(job).resolve(raw, tube=job.panel_tube)
-    plan = [ChannelTransform(t["pnn"], t["marker"], t["name"], {k: float(v) for k, v in t["params"].items()})
+    plan = [ChannelTransform(t["pnn"], t["marker"], t["name"], {k: float(v) for k, v in t["params"].items()},
+                             warning=t.get("warning"))  # a clipped logicle stays noted on the re-fitted rows
             for t in summary.get("transforms", [])]
     prepared = prepare(resolved, load_strategy(strategy_path).definition, panel=False, qc=job.qc,
                        plan=plan, compensate_events=bool(summary.get("compensated")))

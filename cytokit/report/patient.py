@@ -16,6 +16,7 @@ import pandas as pd
 from ..compensation.check import FLAG_OVER
 from ..errors import CytokitError, ReportError
 from ..panel import DETECTOR_ONLY_FLAG
+from ..transforms.estimate import CLIPPED_FLAG
 from ..io_utils import safe_name
 from ..results import schema as S
 from ..results.denominators import recorded_lymphocytes
@@ -108,6 +109,14 @@ DATA_FLAG_TEXT = {
 }
 
 
+#: marker-prefixed data flags (``<marker>:<word>``): the word's meaning, ``{marker}`` filled in
+MARKER_FLAG_TEXT = {
+    CLIPPED_FLAG: "the {marker} axis is not the logicle scale fitted to this file (estimated W below 0: its "
+                  "negative events lie closer to zero than the scale allows, W = 0 used); the populations "
+                  "gated on {marker} carry this note: check their gates",
+}
+
+
 def _data_warnings(samples: pd.DataFrame) -> list[dict[str, str]]:
     """Per tube, the data flags of its sample with their meaning (from ``qc_flags``)."""
     out: list[dict[str, str]] = []
@@ -116,8 +125,12 @@ def _data_warnings(samples: pd.DataFrame) -> list[dict[str, str]]:
     for s in samples.itertuples(index=False):
         flags = [f.strip() for f in str(getattr(s, "qc_flags", "") or "").split(";")]
         for f in flags:
+            marker, _, word = f.rpartition(":")
             if f in DATA_FLAG_TEXT:
                 out.append({S.TUBE: str(getattr(s, "tube", "")), "flag": f, "text": DATA_FLAG_TEXT[f]})
+            elif marker and word in MARKER_FLAG_TEXT:
+                out.append({S.TUBE: str(getattr(s, "tube", "")), "flag": f,
+                            "text": MARKER_FLAG_TEXT[word].format(marker=marker)})
     return out
 
 

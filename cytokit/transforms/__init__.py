@@ -11,12 +11,12 @@ Inputs to ``forward`` are linear-scale values; Gating-ML scales put the top of s
 from .apply import plan_transforms, transform, untransform
 from .base import Transform
 from .biex import Hyperlog, Logicle
-from .estimate import estimate_logicle
+from .estimate import LogicleEstimate, estimate_logicle, estimate_logicle_details
 from .registry import TRANSFORMS, as_transform, get_transform, parse_transform
 from .simple import ArcSinh, FASinh, FLin, FLog, Linear
 
 __all__ = [
     "TRANSFORMS", "Transform", "get_transform", "parse_transform", "as_transform", "transform",
-    "untransform", "plan_transforms", "estimate_logicle", "Logicle", "Hyperlog", "FLin", "FLog", "FASinh",
-    "Linear", "ArcSinh",
+    "untransform", "plan_transforms", "estimate_logicle", "estimate_logicle_details", "LogicleEstimate",
+    "Logicle", "Hyperlog", "FLin", "FLog", "FASinh", "Linear", "ArcSinh",
 ]
