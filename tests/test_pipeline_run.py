@@ -85,6 +85,15 @@ def test_gatingml_run_info_and_anndata(results):
     assert adata.n_obs == 4 * 300 and "CD4" in list(adata.var_names)
     assert set(adata.obs["sample_id"]) == {"P001_W0_tmem", "P001_W12_tmem", "P002_W0_tmem", "P002_W12_tmem"}
     assert "CD4 T" in set(adata.obs["population"]) or "Naive CD4" in set(adata.obs["population"])
+    # the populations' review split travels with their events, the same as the populations table's
+    table = read_table(results, "populations")
+    table = table[table["tube"] == "tmem"].sort_values(["sample_id", "population"]).reset_index(drop=True)
+    pops = adata.uns["populations"].sort_values(["sample_id", "population"]).reset_index(drop=True)
+    assert len(pops) == len(table) > 0
+    for col in ("flags", "review_flags", "notes", "qc_flags"):
+        assert list(pops[col]) == list(table[col].fillna("")), col
+    assert list(pops["review"].astype(bool)) == list(table["review"].astype(bool))
+    np.testing.assert_allclose(pops["pct_parent"], table["pct_parent"])
 
 
 def test_store_tables_read_the_same_from_csv_and_parquet(results, tmp_path):
@@ -98,6 +107,27 @@ def test_flowjo_workspace_holds_every_sample(results):
 
     workspace = read_workspace(results / "workspace.wsp")
     assert len(workspace.samples) == 8
+    # each population's FlowJo annotation is its row's review split; each sample keeps its qc_flags
+    from lxml import etree
+
+    from cytokit.pipeline.outputs import QC_KEYWORD, review_annotation
+
+    table = read_table(results, "populations")
+    samples = read_table(results, "samples").set_index("sample_id")
+    root = etree.parse(str(results / "workspace.wsp")).getroot()
+    seen = 0
+    for node in root.iter("SampleNode"):
+        s_el = node.getparent()
+        sid = Path(s_el.find("DataSet").get("uri")).stem
+        keywords = {k.get("name"): k.get("value") for k in s_el.find("Keywords")}
+        assert keywords[QC_KEYWORD] == (samples.at[sid, "qc_flags"] or "")
+        rows = table[table["sample_id"] == sid].set_index("population")
+        for pop in node.iter("Population", "AndNode", "OrNode", "NotNode"):
+            name = pop.get("name")
+            if name in rows.index:
+                assert pop.get("annotation") == review_annotation(rows.loc[name].to_dict()), (sid, name)
+                seen += bool(pop.get("annotation"))
+    assert seen > 0  # some populations carry notes: the annotation is exercised
 
 
 def test_load_gated_events_matches_the_tables(results):

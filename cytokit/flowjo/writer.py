@@ -23,7 +23,9 @@ ellipses on the parameter's axis. So the writer
   nodes whose dependents are population paths; a complemented boolean operand (FlowJo has none)
   becomes a helper ``NotNode`` named ``not <operand>`` next to the boolean node;
 * replaces ``/`` in population names (FlowJo's path separator) with ``|`` and makes sibling names unique;
-* writes cytokit's own counts as the populations' ``count`` so FlowJo users see them before recomputing.
+* writes cytokit's own counts as the populations' ``count`` so FlowJo users see them before recomputing,
+  an entry's ``annotations`` (population name -> text, e.g. its review flags and notes) as the
+  populations' ``annotation`` and its ``keywords`` (e.g. ``CYTOKIT_QC_FLAGS``) beside $FIL, $TOT and $PAR.
 
 Anything FlowJo cannot express (ratio dimensions, flog/hyperlog, bounded transforms, a second matrix,
 ellipses that are not two-dimensional, an ellipse on a linear transform with an offset) raises
@@ -34,9 +36,9 @@ from __future__ import annotations
 import logging
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 from lxml import etree
@@ -77,10 +79,14 @@ FLOWJO_ELEMENTS: dict[str, tuple[str, dict[str, str | float]]] = {
 
 @dataclass(frozen=True)
 class WorkspaceEntry:
-    """One sample of a workspace to write: the raw FCS Sample and its gate hierarchy."""
+    """One sample of a workspace to write: the raw FCS Sample and its gate hierarchy; ``annotations``
+    (population name as in ``document`` -> the FlowJo population's annotation text) and ``keywords``
+    (name -> value, added to the sample's keywords)."""
 
     sample: Sample
     document: GatingDocument
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    keywords: Mapping[str, str] = field(default_factory=dict)
 
 
 def _num(x: float) -> str:
@@ -313,14 +319,14 @@ def _ellipse_points(gate: EllipsoidGate, scale: np.ndarray) -> tuple[np.ndarray,
 
 
 def _population_tree(parent_el: etree._Element, parent_id: str | None, plan: _SamplePlan,
-                     counts: dict[str, int], ids: dict[str, str]) -> None:
+                     counts: dict[str, int], ids: dict[str, str], notes: Mapping[str, str]) -> None:
     kids = plan.doc.children(parent_id)
     if not kids:
         return
     subs = etree.SubElement(parent_el, "Subpopulations")
     for node in kids:
-        common = {"name": node.name, "annotation": "", "owningGroup": "", "expanded": "1", "sortPriority": "10",
-                  "count": str(counts.get(node.id, -1))}
+        common = {"name": node.name, "annotation": _xml_text(notes.get(node.id, "")), "owningGroup": "",
+                  "expanded": "1", "sortPriority": "10", "count": str(counts.get(node.id, -1))}
         if isinstance(node.gate, BooleanGate):
             if any(comp for _, comp in node.gate.operands):
                 raise plan.fail("FlowJo boolean nodes cannot complement an operand", node)
@@ -336,7 +342,7 @@ def _population_tree(parent_el: etree._Element, parent_id: str | None, plan: _Sa
                 g_attrs[_g("parent_id")] = ids[node.parent]
             gate_el = etree.SubElement(pop, "Gate", g_attrs)
             _gate_element(gate_el, node, plan, ids[node.id])
-        _population_tree(pop, node.id, plan, counts, ids)
+        _population_tree(pop, node.id, plan, counts, ids, notes)
 
 
 def _matrix_element(parent: etree._Element, plan: _SamplePlan, matrix_id: str) -> None:
@@ -450,6 +456,7 @@ def workspace_bytes(entries: Sequence[WorkspaceEntry | tuple[Sample, GatingDocum
     all_renamed: dict[str, str] = {}
     for k, entry in enumerate(items, start=1):
         sample = entry.sample
+        notes = {n.id: str(entry.annotations[n.name]) for n in entry.document.nodes if n.name in entry.annotations}
         doc, renamed = flowjo_document(entry.document)
         all_renamed.update(renamed)
         sid = str(k)
@@ -475,12 +482,12 @@ def workspace_bytes(entries: Sequence[WorkspaceEntry | tuple[Sample, GatingDocum
             _transform_element(xforms, param, spec)
         kw = etree.SubElement(s_el, "Keywords")
         for key, value in (("$FIL", sample.metadata.get("fil", sample.name)), ("$TOT", str(sample.n_events)),
-                           ("$PAR", str(sample.n_channels))):
-            etree.SubElement(kw, "Keyword", {"name": key, "value": _xml_text(value)})
+                           ("$PAR", str(sample.n_channels)), *entry.keywords.items()):
+            etree.SubElement(kw, "Keyword", {"name": _xml_text(key), "value": _xml_text(value)})
         node_el = etree.SubElement(s_el, "SampleNode", {
             "name": _sample_node_name(sample), "annotation": "", "owningGroup": "", "expanded": "1", "sortPriority": "10",
             "count": str(sample.n_events), "sampleID": sid})
-        _population_tree(node_el, None, plan, counts, ids)
+        _population_tree(node_el, None, plan, counts, ids, notes)
     if all_renamed:
         log.info("FlowJo population names: %s", "; ".join(f"{old!r} written as {new!r}"
                                                            for old, new in all_renamed.items()))

@@ -12,10 +12,17 @@ the stored per-sample file it reads (:data:`EXPORT_FILES`: ``gates.xml``, ``even
 (sha256) are unchanged.
 
 * ``OUT/workspace.wsp``: one FlowJo 10 workspace with every analysed sample and its fitted gates, below
-  the sample's QC gates (root ``QC pass``), so its counts are the tables' counts.
+  the sample's QC gates (root ``QC pass``), so its counts are the tables' counts; each population's
+  FlowJo annotation is its row's review split (:func:`review_annotation`: ``REVIEW: <review_flags>`` when
+  the estimate may be wrong, then ``notes: <notes>``) and each sample has the keyword
+  ``CYTOKIT_QC_FLAGS`` (its ``qc_flags``).
 * ``OUT/events_<tube>.h5ad`` (AnnData): per tube, up to ``anndata_max_events_per_sample`` events per sample
   on the transformed scale (``X``, float32; ``var_names`` = markers), ``obs`` = sample_id, patient,
-  visit, arm, tube and the deepest gated population of each event (``population``).
+  visit, arm, tube and the deepest gated population of each event (``population``); ``uns["populations"]``
+  = the populations table's rows of those samples (``sample_id``, ``population``, ``parent``, ``count``,
+  ``pct_parent`` %, ``pct_lymphocytes`` %, ``flags`` and their split ``review`` / ``review_flags`` /
+  ``notes``, ``est_error_pp``, ``qc_flags``), so a population's events are never read without its review
+  flags; ``uns["scale"]`` names the scale of ``X``.
 """
 from __future__ import annotations
 
@@ -44,6 +51,23 @@ EVENTS_FILE = "events.npz"
 WORKSPACE_COUNT_EVENTS = 20_000_000
 
 
+#: FlowJo keyword of each sample of the workspace export holding its ``qc_flags``
+QC_KEYWORD = "CYTOKIT_QC_FLAGS"
+
+
+def review_annotation(row: Mapping[str, Any]) -> str:
+    """A population row's review split as one line of text (the FlowJo annotation of the population):
+    ``REVIEW: <review_flags>`` when ``review`` is True, then ``notes: <notes>``; ``""`` without either."""
+    parts = []
+    review = row.get(S.REVIEW)
+    if review is not None and not pd.isna(review) and bool(review):
+        parts.append(f"REVIEW: {row.get(S.REVIEW_FLAGS) or ''}")
+    notes = row.get(S.NOTES)
+    if isinstance(notes, str) and notes:
+        parts.append(f"notes: {notes}")
+    return " | ".join(parts)
+
+
 def _workspace(out: Path, plan: RunPlan, samples: pd.DataFrame, results: Mapping[str, dict[str, Any]]) -> None:
     """One FlowJo workspace over every analysed sample, built from the stored Gating-ML of each sample
     (which starts with the QC gates, see :func:`~cytokit.pipeline.analyse.export_gatingml`).
@@ -56,19 +80,52 @@ def _workspace(out: Path, plan: RunPlan, samples: pd.DataFrame, results: Mapping
     from ..gatingml import read_gatingml
     from .preflight import read_header_sample
 
+    from ..flowjo.writer import WorkspaceEntry
+    from ..results import read_table
+
     paths = plan.samples.set_index(S.SAMPLE_ID)["path"]
     ok = samples[samples[S.STATUS] == "ok"].sort_values(S.SAMPLE_ID, kind="stable")
     with_counts = float(pd.to_numeric(ok[S.N_EVENTS], errors="coerce").fillna(0).sum()) <= WORKSPACE_COUNT_EVENTS
+    populations = read_table(out, S.POPULATIONS)  # written before the exports (runner.write_outputs)
+    rows = populations.groupby(populations[S.SAMPLE_ID].astype(str)) if populations is not None else None
     entries = []
-    for sid in ok[S.SAMPLE_ID]:
+    for sid, qc_flags in zip(ok[S.SAMPLE_ID], ok[S.QC_FLAGS] if S.QC_FLAGS in ok else [""] * len(ok)):
         gml = out / "samples" / safe_name(sid) / "gates.xml"
         if gml.is_file():
             sample = read_fcs(paths[sid]) if with_counts else read_header_sample(paths[sid])
-            entries.append((sample, read_gatingml(gml)))
+            notes = {}
+            if rows is not None and str(sid) in rows.groups:
+                notes = {str(r[S.POPULATION]): review_annotation(r)
+                         for r in rows.get_group(str(sid)).to_dict("records")}
+            entries.append(WorkspaceEntry(sample, read_gatingml(gml), annotations=notes,
+                                          keywords={QC_KEYWORD: "" if pd.isna(qc_flags) else str(qc_flags)}))
     if not entries:
         raise PipelineError("no sample has stored Gating-ML gates (outputs.gatingml is off or every sample "
                             "failed)", path=out / "workspace.wsp")
     write_workspace(out / "workspace.wsp", entries, with_counts=with_counts)
+
+
+#: the populations table's columns an events export carries in ``uns["populations"]``
+EXPORT_POPULATION_COLUMNS: tuple[str, ...] = (
+    S.SAMPLE_ID, S.POPULATION, S.PARENT, S.COUNT, S.PCT_PARENT, S.PCT_LYMPHOCYTES, S.FLAGS, *S.REVIEW_COLUMNS,
+    S.EST_ERROR_PP, S.QC_FLAGS)
+
+
+def _review_rows(populations: pd.DataFrame, sample_ids: list[str]) -> pd.DataFrame:
+    """The populations table's rows of ``sample_ids`` (columns :data:`EXPORT_POPULATION_COLUMNS` that it has),
+    with plain dtypes h5ad stores (text, bool, float)."""
+    rows = populations[populations[S.SAMPLE_ID].astype(str).isin(sample_ids)]
+    rows = rows[[c for c in EXPORT_POPULATION_COLUMNS if c in rows.columns]].reset_index(drop=True)
+    out = {}
+    for col in rows.columns:
+        kind = S.COLUMNS[col].kind if col in S.COLUMNS else "text"
+        if col == S.REVIEW:
+            out[col] = rows[col].fillna(False).astype(bool).to_numpy()
+        elif kind == "text":
+            out[col] = rows[col].fillna("").astype(str).to_numpy(dtype=object)
+        else:
+            out[col] = pd.to_numeric(rows[col], errors="coerce").astype(float).to_numpy()
+    return pd.DataFrame(out)
 
 
 def _anndata(out: Path, plan: RunPlan, samples: pd.DataFrame, results: Mapping[str, dict[str, Any]]) -> None:
@@ -76,6 +133,9 @@ def _anndata(out: Path, plan: RunPlan, samples: pd.DataFrame, results: Mapping[s
         import anndata
     except ImportError:
         raise PipelineError("the AnnData export needs the optional extra: pip install 'cytokit[anndata]'") from None
+    from ..results import read_table
+
+    populations = read_table(out, S.POPULATIONS)  # written before the exports (runner.write_outputs)
     ok = samples[samples[S.STATUS] == "ok"].sort_values(S.SAMPLE_ID, kind="stable")
     for tube, group in ok.groupby(S.TUBE, sort=True):
         blocks, obs, markers = [], [], None
@@ -102,6 +162,8 @@ def _anndata(out: Path, plan: RunPlan, samples: pd.DataFrame, results: Mapping[s
         adata = anndata.AnnData(X=np.vstack(blocks), obs=o.astype("category"),
                                 var=pd.DataFrame(index=list(markers or [])))
         adata.uns["scale"] = "transformed (strategy transforms, e.g. logicle 0..1)"
+        if populations is not None:
+            adata.uns[S.POPULATIONS] = _review_rows(populations, list(group[S.SAMPLE_ID]))
         target = out / f"events_{safe_name(str(tube))}.h5ad"
         tmp = target.with_name(f".{target.name}.writing")
         try:
@@ -139,7 +201,9 @@ def export_fingerprint(name: str, out: Path, plan: RunPlan, samples: pd.DataFram
         stored[sid] = sha256_file(path) if reads and path.is_file() else ""
     fcs = [(str(r[S.SAMPLE_ID]), str(r.get("path", "")), str(r.get(S.SHA256, "")))
            for r in plan.samples.to_dict("records")]
+    tables = sorted(p for p in out.glob(f"{S.POPULATIONS}.*") if p.suffix in (".csv", ".parquet"))
     inputs = {"output": name, "samples_table": hashlib.sha256(samples.to_csv(index=False).encode()).hexdigest(),
+              "populations_table": _digest({p.name: sha256_file(p) for p in tables}),
               "fcs": _digest(fcs), "stored": _digest(stored),
               "config": plan.config.outputs.model_dump(mode="json"), "code": code_digest()}
     return _digest(inputs), inputs
