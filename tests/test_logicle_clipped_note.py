@@ -94,3 +94,16 @@ def test_patient_report_explains_the_flag():
     warnings = _data_warnings(samples)
     assert [w["flag"] for w in warnings] == [FLAG]
     assert "CD4" in warnings[0]["text"] and "logicle" in warnings[0]["text"]
+
+
+def test_notebook_editor_shows_the_note_and_the_sample_flag(narrow_cd4):
+    pytest.importorskip("ipywidgets", reason="ipywidgets is in the test extra")
+    from cytokit.notebook import GateEditor
+
+    editor = GateEditor("tmem", narrow_cd4, population="CD4 T")
+    text = editor.counts.value
+    assert "notes: " in text and FLAG in text.split("notes: ", 1)[1].split("<", 1)[0]
+    assert f"sample: {FLAG}" in text
+    editor.picker.value = "CD28+ CD8"  # gated on CD28, not CD4: no note on the row, the sample flag stays
+    row_part, _, sample_part = editor.counts.value.partition("sample: ")
+    assert FLAG not in row_part and sample_part.startswith(FLAG)

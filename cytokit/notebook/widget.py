@@ -106,6 +106,9 @@ class GateEditor:
                  if c[S.REVIEW] else "")
         if c[S.NOTES]:
             flags += f"<br><span style='color:#667'>notes: {html.escape(c[S.NOTES])}</span>"
+        data = s.result.data_flags  # the sample's data flags, as qc_flags and `cytokit gate` show them
+        if data:
+            flags += f"<br><span style='color:#b00'>sample: {html.escape('; '.join(data))}</span>"
 
         self.counts.value = (f"<b>{html.escape(s.population)}</b>: {c['count']:,} events · "
                              f"<b>{c['pct_parent']:.2f}%</b> of parent ({c['parent_count']:,}){pct_l}"
