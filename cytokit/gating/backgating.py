@@ -16,6 +16,7 @@ from ..sample import Sample
 from .fit_state import FIT_EVENTS, FitState, columns, evaluate_gate
 from .methods import FitResult
 from .methods.base import every_nth, gather
+from .methods.scatter import RECHOSEN_KEY
 from .methods.scatter_cut import CUT_KEY, cut_share, ring_rows
 from .methods.scatter_overlap import (BACKGATE_KEY, BACKGATE_MAX_EVENTS, DENOMINATOR_OTHER_KEY, MISSED_RATIO,
                                       OTHER_SHARE_KEY, OUTSIDE_KEY, fit_backgate, mirror_excess_share)
@@ -34,7 +35,10 @@ def scatter_redraws(definition: StrategyDefinition, sample: Sample, state: FitSt
     and the reference, so a viability gate there (``Live``) does not take the dead lymphocytes, which have
     their own scatter, out of it: the gate holds live and dead single lymphocytes, and ``Live`` removes the
     dead. A gate that missed the lymphocytes (many times more of the reference's events outside it than inside,
-    :func:`missed`) is not redrawn: its CD3+ events are no template. Returns the redrawn gates and every population below them
+    :func:`missed`) is not redrawn: its CD3+ events are no template. Its mixture component is instead chosen
+    again, once, by the parent's events inside the reference's own gate (``state.anchors``;
+    :func:`.methods.scatter.anchored_component`: only among the components about as near the target as the
+    first); one that still misses is kept (flagged ``scatter_failed``). Returns the redrawn gates and every population below them
     (to re-fit); a gate already redrawn is not redrawn again."""
     redo: set[str] = set()
     for spec in definition.populations:
@@ -43,14 +47,23 @@ def scatter_redraws(definition: StrategyDefinition, sample: Sample, state: FitSt
         if fit is None or ref is None or ref not in state.masks or fit.info.get("redrawn") is not None:
             continue
         params = fit.info.get("params") or {}
-        share = max(float(fit.info.get(OTHER_SHARE_KEY, 0.0)), float(fit.info.get(BACKGATE_KEY, 0.0)))
-        if not params.get("redraw") or share <= float(params.get("max_other_pct", math.inf)):
-            continue
-        if spec.name not in ancestors(definition, ref):
+        if not params.get("redraw") or spec.name not in ancestors(definition, ref):
             continue
         if missed(fit):
-            log.warning("%s: %s not redrawn: most %s events lie outside it (the gate missed the lymphocytes)",
-                        sample.name, spec.name, ref)
+            if RECHOSEN_KEY in fit.info:  # its component was chosen by the reference already
+                log.warning("%s: %s not redrawn: most %s events lie outside it (the gate missed the lymphocytes)",
+                            sample.name, spec.name, ref)
+                continue
+            # the parent's events inside the reference's own gate choose among the components the target cannot
+            # tell apart (lysed blood: the red cells and the lymphocytes); a component the target clearly
+            # preferred is kept, and a gate that still misses is flagged scatter_failed below
+            state.anchors[spec.name] = reference_events(definition, sample, state, spec.name, ref)
+            log.warning("%s: %s missed the lymphocytes (most %s events lie outside it): its mixture component is "
+                        "chosen again by them", sample.name, spec.name, ref)
+            redo |= set(dependents(definition, spec.name))
+            continue
+        share = max(float(fit.info.get(OTHER_SHARE_KEY, 0.0)), float(fit.info.get(BACKGATE_KEY, 0.0)))
+        if share <= float(params.get("max_other_pct", math.inf)):
             continue
         # the reference's own gate on the scatter gate's events, whatever gates lie between (a viability gate:
         # dead T cells are CD3+ and in the template, as dead lymphocytes belong in the scatter gate), and its
@@ -101,6 +114,10 @@ def backgate_scatter(definition: StrategyDefinition, sample: Sample, state: FitS
         log_dims = linear_dims(sample, cols)
         foreign = foreign_events(definition, state, sample.n_events)  # beads are no lymphocyte reference
         ref_rows = every_nth(np.flatnonzero(state.masks[ref] & ~foreign), BACKGATE_MAX_EVENTS)
+        if all(log_dims):  # a scatter-only gate; the missed-gate rule was measured on those only (docs/gating.md)
+            # also where too few reference events lie inside for a back-gating region (a gate on red cells)
+            state.fits[spec.name].info[OUTSIDE_KEY] = round(reference_outside(definition, sample, state, spec.name,
+                                                                              ref), 3)
         region = fit_backgate(gather(sample.events, ref_rows, cols), log_dims)
         if region is None:
             continue
@@ -125,9 +142,6 @@ def backgate_scatter(definition: StrategyDefinition, sample: Sample, state: FitS
                 if holds_ref:
                     share *= int(np.count_nonzero(rest)) / max(int(np.count_nonzero(mask)), 1)
             state.fits[name].info[BACKGATE_KEY] = round(100.0 * share, 3)
-        if all(log_dims):  # a scatter-only gate; the missed-gate rule was measured on those only (docs/gating.md)
-            state.fits[spec.name].info[OUTSIDE_KEY] = round(reference_outside(definition, sample, state, spec.name,
-                                                                              ref), 3)
         record_denominator_other(definition, sample, state, spec.name, cols, log_dims)
         record_scatter_cuts(definition, sample, state, spec.name, ref, below)
 
@@ -166,6 +180,17 @@ def record_denominator_other(definition: StrategyDefinition, sample: Sample, sta
         v = np.log(np.maximum(v, 1.0))
     share = (int(np.count_nonzero(mask & foreign)) + mirror_excess_share(v) * int(np.count_nonzero(rest))) / n
     state.fits[gate].info[DENOMINATOR_OTHER_KEY] = round(100.0 * share, 3)
+
+
+def reference_events(definition: StrategyDefinition, sample: Sample, state: FitState, gate: str, ref: str
+                     ) -> np.ndarray:
+    """The events of the scatter gate's parent inside ``ref``'s own gate (CD3+ for T cells), in the gate's dims
+    (at most :data:`FIT_EVENTS`, evenly spaced): where the T cells lie in the parent's scatter."""
+    spec = definition.population(gate)
+    rows = np.flatnonzero(state.masks[spec.parent]) if spec.parent else np.arange(sample.n_events)
+    ref_fit = state.fits[ref]
+    hit = rows[evaluate_gate(ref_fit.gate, sample, rows, ref_fit.components, state.masks)]
+    return gather(sample.events, every_nth(hit, FIT_EVENTS), columns(sample, spec.dims))
 
 
 def reference_outside(definition: StrategyDefinition, sample: Sample, state: FitState, gate: str, ref: str) -> float:

@@ -92,7 +92,7 @@ def fit_population(spec: PopulationSpec, sample: Sample, state: FitState) -> Non
         ref_flags = ref_flags + floor_flags
     try:
         fit = fit_gate(spec.method, fit_X, params, dims=spec.dims, gate_id=spec.name, reference=reference,
-                       template=state.templates.get(spec.name))
+                       template=state.templates.get(spec.name), anchor=state.anchors.get(spec.name))
     except GatingError as exc:  # name the file too
         raise GatingError(f"{exc} ({rows.size} parent events)", path=sample.path) from None
     if method.needs_masks or isinstance(fit.gate, BooleanGate):
@@ -154,6 +154,7 @@ def fit_all(definition: StrategyDefinition, sample: Sample, state: FitState | No
         if redo:  # the redrawn gates and every population below them, once
             fit_all(definition, sample, state, only=redo)
             state.templates.clear()
+            state.anchors.clear()
         record_parent_edges(definition, sample, state)
         record_lymphocyte_doublets(definition, sample, state)
     return state

@@ -29,6 +29,9 @@ class FitState:
     skipped: dict[str, str] = field(default_factory=dict)
     #: scatter gates to be redrawn around a lymphocytes-only population's events (:func:`scatter_redraws`)
     templates: dict[str, np.ndarray] = field(default_factory=dict)
+    #: scatter gates that missed the lymphocytes, to choose their mixture component again by the back-gating
+    #: reference's events in their parent (:func:`scatter_redraws`)
+    anchors: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def columns(sample: Sample, dims: tuple[str, ...]) -> np.ndarray:

@@ -58,20 +58,21 @@ def get_method(name: str) -> GateMethod:
 
 def fit_gate(method: str, X: np.ndarray, params: dict[str, Any] | MethodParams | None = None, *,
              dims: tuple[str, ...] = (), gate_id: str = "gate", reference: np.ndarray | None = None,
-             template: np.ndarray | None = None) -> FitResult:
+             template: np.ndarray | None = None, anchor: np.ndarray | None = None) -> FitResult:
     """Validate ``params`` for ``method`` and fit it on ``X`` (the parent's events in ``dims``).
 
     ``reference``: the events of a negative-reference population in the same ``dims`` (same scale), for
     methods with ``takes_reference`` (threshold-type): where a lone mode counts as positive is then measured
     from that population's main mode in this file rather than from ``negative_max``. ``template``: events of
     a population holding lymphocytes only, for methods with ``takes_template`` (a scatter gate redrawn around
-    them). Invalid parameters,
+    them). ``anchor``: the parent's events inside a back-gating reference's own gate, for the same methods
+    (a scatter gate that missed the lymphocytes chooses its mixture component by them). Invalid parameters,
     a reference for a method without one, or a fit that cannot be made raise :class:`GatingError`.
     """
     m = get_method(method)
     if reference is not None and not m.takes_reference:
         raise GatingError(f"gate {gate_id!r}: method {method!r} takes no negative reference")
-    if template is not None and not m.takes_template:
+    if (template is not None or anchor is not None) and not m.takes_template:
         raise GatingError(f"gate {gate_id!r}: method {method!r} takes no template")
     X = np.asarray(X)
     if X.ndim == 1:
@@ -85,8 +86,10 @@ def fit_gate(method: str, X: np.ndarray, params: dict[str, Any] | MethodParams |
         msgs = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors())
         raise GatingError(f"gate {gate_id!r}: invalid parameters for {method!r}: {msgs}") from None
     try:
-        if template is not None:
-            fit = m.function(X, p, dims=dims, gate_id=gate_id, template=np.asarray(template))
+        if template is not None or anchor is not None:
+            fit = m.function(X, p, dims=dims, gate_id=gate_id,
+                             template=None if template is None else np.asarray(template),
+                             anchor=None if anchor is None else np.asarray(anchor))
         elif reference is None:
             fit = m.function(X, p, dims=dims, gate_id=gate_id)
         else:

@@ -17,10 +17,18 @@ from pydantic import Field
 from ...gates import EllipsoidGate, PolygonGate
 from ...results import schema as S
 from .base import FitResult, MethodParams, finite_rows, subsample
-from .mixture import MixtureFit, chi2_quantile, fit_gaussian_mixture, merge_components
+from .mixture import MixtureFit, _log_prob, chi2_quantile, fit_gaussian_mixture, merge_components
 from .confidence import UNCERTAIN_PP
 from .scatter_overlap import (OTHER_SHARE_KEY, OVERLAP_FLAG, cloud_pieces, component_share, debris_edge_share,
                               dilution_error_pp)
+
+
+#: a component is about as near the target as the nearest one (``ambiguous_component``) within this multiple
+#: of the nearest one's distance: the target cannot tell them apart
+AMBIGUOUS_DISTANCE = 1.5
+#: fit-info key of a gate whose component was chosen by its back-gating reference's events
+#: (:func:`anchored_component`): the component the target chose first
+RECHOSEN_KEY = "rechosen_from"
 
 
 class GMMEllipseParams(MethodParams):
@@ -133,8 +141,24 @@ def template_ellipse(Z: np.ndarray, coverage: float) -> tuple[np.ndarray, np.nda
     return mean, cov, float(np.quantile(np.einsum("ij,jk,ik->i", D, np.linalg.inv(cov), D), coverage))
 
 
+def anchored_component(gmm: MixtureFit, k: int, dist: np.ndarray, eligible: np.ndarray, anchor: np.ndarray) -> int:
+    """The component of ``gmm`` holding most of the ``anchor`` events (robust-normalised scatter of the parent's
+    events inside the back-gating reference's own gate: CD3+), each event counted for its most probable
+    component, among the eligible components about as near the target as the nearest one ``k`` (within
+    :data:`AMBIGUOUS_DISTANCE` x its distance ``dist[k]``): the target chose between clouds it cannot tell
+    apart (lysed blood's red cells and the lymphocytes), the T cells show which one holds the lymphocytes. A
+    component the target clearly prefers is kept (``k``)."""
+    near = eligible & (dist <= AMBIGUOUS_DISTANCE * dist[k])
+    if near.sum() < 2 or anchor.shape[0] == 0:
+        return k
+    logp = _log_prob(anchor, gmm.means, gmm.covariances) + np.log(np.maximum(gmm.weights, 1e-300))[:, None]
+    votes = np.bincount(np.argmax(logp, axis=0), minlength=len(gmm.weights))
+    votes[~near] = 0
+    return int(np.argmax(votes)) if votes.max() > votes[k] else k
+
+
 def fit_gmm_ellipse(X: np.ndarray, params: GMMEllipseParams, *, dims: tuple[str, ...], gate_id: str,
-                    template: np.ndarray | None = None) -> FitResult:
+                    template: np.ndarray | None = None, anchor: np.ndarray | None = None) -> FitResult:
     """Ellipse (Gating-ML ellipsoid) of the Gaussian component nearest ``params.target``.
 
     The mixture is fitted by :func:`.mixture.fit_gaussian_mixture` (numpy EM, scikit-learn's model and
@@ -142,6 +166,10 @@ def fit_gmm_ellipse(X: np.ndarray, params: GMMEllipseParams, *, dims: tuple[str,
     ``template`` (events of a population holding lymphocytes only, same dims and scale; the engine passes
     the ``backgate_reference`` when ``redraw`` applies): the ellipse is instead the one holding
     ``redraw_coverage`` of those events (:func:`template_ellipse`), and ``info["redrawn"]`` is True.
+    ``anchor`` (the parent's events inside the ``backgate_reference``'s own gate, same dims and scale; the
+    engine passes it when the first fit missed the lymphocytes): among the components about as near the target
+    as the nearest one, the one holding most of them is chosen (:func:`anchored_component`;
+    ``info["rechosen_from"]`` is the component the target chose).
     ``info["other_share_pct"]`` is the estimated % of the gate's events that belong to other classes
     (:mod:`.scatter_overlap`; above ``max_other_pct`` the gate is flagged ``scatter_overlap``, a review flag)
     and ``est_error_pp`` what they add to the gate's % of parent (pp; ``uncertain`` above the limit of
@@ -167,8 +195,14 @@ def fit_gmm_ellipse(X: np.ndarray, params: GMMEllipseParams, *, dims: tuple[str,
         flags.append("unreliable")
     order = np.argsort(np.where(eligible, dist, np.inf))
     k = int(order[0])
-    if eligible.sum() > 1 and dist[order[1]] < 1.5 * dist[k] and dist[k] > 0.15:
+    if eligible.sum() > 1 and dist[order[1]] < AMBIGUOUS_DISTANCE * dist[k] and dist[k] > 0.15:
         flags.append("ambiguous_component")
+    first = k
+    A = finite_rows(np.asarray(anchor, dtype=np.float64)) if anchor is not None else None
+    if A is not None:
+        k = anchored_component(gmm, k, dist, eligible, (A - off) / scale)
+        if k != first:
+            flags = [f for f in flags if f != "ambiguous_component"]
     centre_z, cov_z = gmm.means[k], gmm.covariances[k]
     pieces = cloud_pieces(gmm, k) if params.whole_cloud else None
     if pieces is not None and pieces.sum() > 1:
@@ -196,6 +230,8 @@ def fit_gmm_ellipse(X: np.ndarray, params: GMMEllipseParams, *, dims: tuple[str,
             "neighbour_share_pct": round(100 * neighbours, 3), "debris_share_pct": round(100 * debris, 3), "weights": [round(float(w), 4) for w in gmm.weights],
             "means_normalised": [[round(float(v), 4) for v in m] for m in gmm.means],
             "distance_square": d2, "n_events": int(Xs.shape[0])}
+    if A is not None:
+        info[RECHOSEN_KEY] = first
     if pieces is not None:
         info["cloud_components"] = [int(j) for j in np.flatnonzero(pieces)]
     if T is not None:
