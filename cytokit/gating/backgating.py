@@ -20,6 +20,7 @@ from .methods.scatter import RECHOSEN_KEY
 from .methods.scatter_cut import CUT_KEY, cut_share, ring_rows
 from .methods.scatter_overlap import (BACKGATE_KEY, BACKGATE_MAX_EVENTS, DENOMINATOR_OTHER_KEY, MISSED_RATIO,
                                       OTHER_SHARE_KEY, OUTSIDE_KEY, fit_backgate, mirror_excess_share)
+from .methods.scatter_core import lymphocyte_core
 from .model import StrategyDefinition, ancestors, dependents
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,9 @@ def scatter_redraws(definition: StrategyDefinition, sample: Sample, state: FitSt
     :func:`missed`) is not redrawn: its CD3+ events are no template. Its mixture component is instead chosen
     again, once, by the parent's events inside the reference's own gate (``state.anchors``;
     :func:`.methods.scatter.anchored_component`: only among the components about as near the target as the
-    first); one that still misses is kept (flagged ``scatter_failed``). Returns the redrawn gates and every population below them
+    first); one that still misses is kept (flagged ``scatter_failed``). A gate on a fluorescence dim (CD45 x SSC)
+    counts its mixture-free share of other events (:data:`DENOMINATOR_OTHER_KEY`) too and is redrawn around its
+    lymphocyte core instead (:func:`cd45_template`). Returns the redrawn gates and every population below them
     (to re-fit); a gate already redrawn is not redrawn again."""
     redo: set[str] = set()
     for spec in definition.populations:
@@ -63,8 +66,20 @@ def scatter_redraws(definition: StrategyDefinition, sample: Sample, state: FitSt
             redo |= set(dependents(definition, spec.name))
             continue
         share = max(float(fit.info.get(OTHER_SHARE_KEY, 0.0)), float(fit.info.get(BACKGATE_KEY, 0.0)))
+        cols = columns(sample, spec.dims)
+        log_dims = linear_dims(sample, cols)
+        if not all(log_dims):  # CD45 x SSC: the mixture-free share counts too (record_denominator_other)
+            share = max(share, float(fit.info.get(DENOMINATOR_OTHER_KEY, 0.0)))
         if share <= float(params.get("max_other_pct", math.inf)):
             continue
+        if not all(log_dims):
+            template = cd45_template(definition, sample, state, spec.name, cols, log_dims)
+            if template is not None:
+                state.templates[spec.name] = template
+                log.info("%s: %s redrawn around its lymphocyte core (estimated %.1f %% other events)",
+                         sample.name, spec.name, share)
+                redo |= set(dependents(definition, spec.name))
+                continue
         # the reference's own gate on the scatter gate's events, whatever gates lie between (a viability gate:
         # dead T cells are CD3+ and in the template, as dead lymphocytes belong in the scatter gate), and its
         # doublets too (lymphocyte-debris doublets belong in the scatter gate and have more side scatter)
@@ -75,6 +90,18 @@ def scatter_redraws(definition: StrategyDefinition, sample: Sample, state: FitSt
         log.info("%s: %s redrawn around %s (estimated %.1f %% other events)", sample.name, spec.name, ref, share)
         redo |= set(dependents(definition, spec.name))
     return redo
+
+
+def cd45_template(definition: StrategyDefinition, sample: Sample, state: FitState, gate: str, cols: np.ndarray,
+                  log_dims: tuple[bool, ...]) -> np.ndarray | None:
+    """The template of a scatter gate on a fluorescence dim (CD45 x SSC): the gate's events outside the counting
+    beads (:func:`foreign_events`) in the lymphocyte core (:func:`.methods.scatter_core.lymphocyte_core`: CD45
+    and log SSC within the robust ellipse of the majority), in the gate's dims; None when no core is found.
+    The reference's own gate (CD3+) is no template there: beads are CD3+, and myeloid events can be too."""
+    rows = np.flatnonzero(state.masks[gate] & ~foreign_events(definition, state, sample.n_events))
+    X = gather(sample.events, every_nth(rows, FIT_EVENTS), cols)
+    core = lymphocyte_core(X, log_dims)
+    return X[core] if core is not None else None
 
 
 def missed(fit: FitResult) -> bool:
