@@ -135,3 +135,26 @@ def test_visit_summaries_count_the_values_that_may_be_wrong(tmp_path):
     text = _median_text(summ, "CD4 T", config.measures[0], arm, later[-1])
     assert text.endswith("1 flagged for review")
     assert "flagged" not in _median_text(summ, "CD8 T", config.measures[0], arm, later[-1])
+
+
+def test_trial_summary_explains_flagged_for_review(tmp_path):
+    """The trial summary's headline cells say 'k flagged for review'; the page says what that means, and only
+    when a cell says it."""
+    from test_trial_data import make_trial
+
+    from cytokit.trial import TrialConfig, run_comparisons
+
+    for flagged in (False, True):
+        pops, clin = make_trial(4, seed=9)
+        if flagged:
+            first = pops["patient"].iloc[0]
+            pops.loc[(pops["patient"] == first) & (pops["population"] == "CD4 T"), "flags"] = "uncertain"
+        root = tmp_path / f"results_{flagged}"
+        root.mkdir()
+        pops.to_parquet(root / "populations.parquet")
+        clin.to_csv(root / "clinical.csv", index=False)
+        run_comparisons(root, TrialConfig(headline_populations=["CD4 T"], longitudinal={"populations": ["CD4 T"]},
+                                          measures=["abs_count_per_uL"]))
+        html = (root / "trial" / "summary.html").read_text(encoding="utf-8")
+        assert ("flagged for review" in html) == flagged
+        assert ('id="review-legend"' in html) == flagged

@@ -37,6 +37,10 @@ def _min_rank_sum(r: pd.Series) -> float:
         return float("nan")
 
 
+#: the words after ``k`` in a headline cell whose values include ``k`` that may be wrong (summaries' n_review)
+FLAGGED_TEXT = "flagged for review"
+
+
 def _median_text(summaries: pd.DataFrame, pop: str, m: str, arm: str, visit: str) -> str:
     s = summaries[(summaries[S.POPULATION] == pop) & (summaries["measure"] == m) & (summaries[S.ARM] == arm)
                   & (summaries[S.VISIT] == visit) & (summaries["quantity"] == "change")]
@@ -44,7 +48,7 @@ def _median_text(summaries: pd.DataFrame, pop: str, m: str, arm: str, visit: str
         return "NA"
     r = s.iloc[0]
     k = r.get("n_review", float("nan"))
-    flagged = f", {int(k)} flagged for review" if pd.notna(k) and k else ""  # values that may be wrong
+    flagged = f", {int(k)} {FLAGGED_TEXT}" if pd.notna(k) and k else ""  # values that may be wrong
     return f"{_fmt(r['median'])} ({_fmt(r['q1'])} to {_fmt(r['q3'])}), n={int(r['n'])}{flagged}"
 
 

@@ -18,6 +18,7 @@ from ..results import schema as S
 from .attainable import fisher_min_p, is_tiny
 from .baseline import display_name
 from .config import EPV_MIN, MEASURE_UNITS
+from .headline import FLAGGED_TEXT
 
 _TEMPLATE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -52,6 +53,10 @@ allows, not evidence by itself; read the adjusted P.</p>{% endif %}
 <td class="num pmin">{{ r.p_min }}</td></tr>
 {% else %}<tr><td colspan="11">No headline endpoint could be computed.</td></tr>{% endfor %}
 </tbody></table>
+{% if any_flagged %}<p class="note" id="review-legend">"k {{ flagged_text }}": k of the group's n values rest on an
+estimate whose gate carries a review flag (the populations table's <code>review</code>: the number may be wrong) — for a
+change, this visit's or the baseline's estimate. Check those gates (patient reports, Quality control) before reading the
+comparison.</p>{% endif %}
 
 <h2>Responder proportions ({{ responder_visit }})</h2>
 <table id="responders"><thead><tr><th>Responder definition</th><th>{{ treatment }}</th><th>{{ control }}</th><th>OR (95% CI)</th>
@@ -208,4 +213,5 @@ def render_summary(*, headline: pd.DataFrame, rates: pd.DataFrame, tests: pd.Dat
     tiny = next((r["p_min"] for r in head + resp if r["p_min"]), "")
     return tmpl.render(**context, headline=head, responders=resp, logistic=logi, longitudinal=longi,
                        baseline_rows=base, figures=figs, alpha=ALPHA, tiny=tiny, logistic_warnings=warnings,
-                       n_unreliable=sum(r["unreliable"] for r in longi))
+                       n_unreliable=sum(r["unreliable"] for r in longi), flagged_text=FLAGGED_TEXT,
+                       any_flagged=any(FLAGGED_TEXT in f"{r['treatment']} {r['control']}" for r in head))
