@@ -12,7 +12,8 @@ import pytest
 
 from cytokit.gating import engine
 from cytokit.gating.methods.mixture import MixtureFit
-from cytokit.gating.methods.scatter import AMBIGUOUS_DISTANCE, RECHOSEN_KEY, anchored_component
+from cytokit.gating.methods import needs_review
+from cytokit.gating.methods.scatter import AMBIGUOUS_DISTANCE, RECHOSEN_FLAG, RECHOSEN_KEY, anchored_component
 from cytokit.gating.methods.scatter_overlap import FAILED_FLAG, MISSED_RATIO, OUTSIDE_KEY
 from cytokit.gating.model import StrategyDefinition
 from cytokit.sample import CHANNEL_COLUMNS, Sample
@@ -66,6 +67,7 @@ def test_a_gate_on_the_red_cells_moves_to_the_t_cells_cloud(seed):
     info = state.fits["Lymphocytes"].info
     # the target took the red cells first; the T cells chose the lymphocytes' component
     assert info[RECHOSEN_KEY] != info["component"]
+    assert RECHOSEN_FLAG in state.fits["Lymphocytes"].flags and not needs_review([RECHOSEN_FLAG])  # a note
     gate = state.masks["Lymphocytes"]
     lymph = kind == LYMPH
     assert (gate & lymph).sum() > 0.97 * lymph.sum()
@@ -117,4 +119,5 @@ def test_a_gate_that_holds_the_lymphocytes_is_not_chosen_again():
     state = engine.fit_all(_definition(), sample)
     info = state.fits["Lymphocytes"].info
     assert RECHOSEN_KEY not in info and info[OUTSIDE_KEY] < 0.5
+    assert RECHOSEN_FLAG not in state.fits["Lymphocytes"].flags
     assert (state.masks["Lymphocytes"] & (kind == LYMPH)).sum() > 0.97 * (kind == LYMPH).sum()

@@ -29,6 +29,8 @@ AMBIGUOUS_DISTANCE = 1.5
 #: fit-info key of a gate whose component was chosen by its back-gating reference's events
 #: (:func:`anchored_component`): the component the target chose first
 RECHOSEN_KEY = "rechosen_from"
+#: note of such a gate whose component changed
+RECHOSEN_FLAG = "component_by_reference"
 
 
 class GMMEllipseParams(MethodParams):
@@ -201,8 +203,8 @@ def fit_gmm_ellipse(X: np.ndarray, params: GMMEllipseParams, *, dims: tuple[str,
     A = finite_rows(np.asarray(anchor, dtype=np.float64)) if anchor is not None else None
     if A is not None:
         k = anchored_component(gmm, k, dist, eligible, (A - off) / scale)
-        if k != first:
-            flags = [f for f in flags if f != "ambiguous_component"]
+        if k != first:  # a note (how the gate was placed), not a review flag
+            flags = [f for f in flags if f != "ambiguous_component"] + [RECHOSEN_FLAG]
     centre_z, cov_z = gmm.means[k], gmm.covariances[k]
     pieces = cloud_pieces(gmm, k) if params.whole_cloud else None
     if pieces is not None and pieces.sum() > 1:
