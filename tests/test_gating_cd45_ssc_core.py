@@ -90,3 +90,13 @@ def test_rows_below_the_cd45_gate_are_right(gated) -> None:
             err = abs(table.loc[pop, "pct_parent"] - table.loc[pop, "truth"])
             assert err < 2.0, (f, pop, err)
         assert den < 10.0, (f, den)  # the safety net reads small on a right gate
+
+
+def test_right_cd45_gates_are_judged_by_the_mixture_free_share(gated) -> None:
+    """The redrawn gate's mixture component still holds the monocytes the core left out: the gate and the rows
+    below are judged by the mixture-free share (backgating.judge_core_gate), so a right gate is not flagged."""
+    right = [(f, table) for f, kinds, table, den in gated if kinds["other"] < 3 and den < 10]
+    assert right, "no right gate: no test"
+    for f, table in right:
+        for pop in ("Lymphocytes", "Singlets", "T cells", "B cells"):
+            assert "scatter_overlap" not in table.loc[pop, "flags"], (f, pop, table.loc[pop, "flags"])

@@ -12,13 +12,16 @@ import math
 import numpy as np
 
 from ..gates import EllipsoidGate
+from ..results import schema as S
 from ..sample import Sample
 from .fit_state import FIT_EVENTS, FitState, columns, evaluate_gate
 from .methods import FitResult
 from .methods.base import every_nth, gather
 from .methods.scatter import RECHOSEN_KEY
 from .methods.scatter_cut import CUT_KEY, cut_share, ring_rows
-from .methods.scatter_overlap import (BACKGATE_KEY, BACKGATE_MAX_EVENTS, DENOMINATOR_OTHER_KEY, MISSED_RATIO,
+from .methods.confidence import UNCERTAIN_PP
+from .methods.scatter_overlap import (BACKGATE_KEY, BACKGATE_MAX_EVENTS, DENOMINATOR_OTHER_KEY, MIRROR_MIN_PCT,
+                                      MISSED_RATIO, OVERLAP_FLAG, dilution_error_pp,
                                       OTHER_SHARE_KEY, OUTSIDE_KEY, fit_backgate, mirror_excess_share)
 from .methods.scatter_core import lymphocyte_core
 from .model import StrategyDefinition, ancestors, dependents
@@ -104,6 +107,35 @@ def cd45_template(definition: StrategyDefinition, sample: Sample, state: FitStat
     return X[core] if core is not None else None
 
 
+#: fit-info key of a gate redrawn around its lymphocyte core: the mixture's estimate of other events (%), which
+#: no longer describes the gate (its component holds the monocytes the core left out)
+MIXTURE_SHARE_KEY = "mixture_other_share_pct"
+
+
+def judge_core_gate(parent: str | None, sample: Sample, state: FitState, gate: str) -> None:
+    """A gate redrawn around its lymphocyte core (:func:`cd45_template`) is judged by its mixture-free share of
+    other events (:data:`DENOMINATOR_OTHER_KEY`, counted from :data:`MIRROR_MIN_PCT` as everywhere), not by its
+    mixture: the component the core was cut from still holds the monocytes left out. Its ``other_share_pct``,
+    ``est_error_pp`` (dilution of its % of parent) and the flags ``scatter_overlap`` / ``uncertain`` follow that
+    share; the mixture's share is kept under :data:`MIXTURE_SHARE_KEY`. Idempotent (a re-fit of the rows below
+    calls it again)."""
+    fit = state.fits[gate]
+    info = dict(fit.info)
+    info.setdefault(MIXTURE_SHARE_KEY, info.get(OTHER_SHARE_KEY))
+    share = float(info.get(DENOMINATOR_OTHER_KEY) or 0.0)
+    share = share if share >= MIRROR_MIN_PCT else 0.0
+    n_parent = int(np.count_nonzero(state.masks[parent])) if parent else sample.n_events
+    pct = 100.0 * int(np.count_nonzero(state.masks[gate])) / max(n_parent, 1)
+    est = dilution_error_pp(pct, share)
+    info[OTHER_SHARE_KEY], info[S.EST_ERROR_PP] = round(share, 3), round(est, 3)
+    flags = [f for f in fit.flags if f not in (OVERLAP_FLAG, "uncertain")]
+    if share > float((info.get("params") or {}).get("max_other_pct", 3.0)):
+        flags.append(OVERLAP_FLAG)
+    if est > UNCERTAIN_PP:
+        flags.append("uncertain")
+    state.fits[gate] = FitResult(fit.gate, tuple(flags), info, fit.components)
+
+
 def missed(fit: FitResult) -> bool:
     """A back-gated scatter gate holding fewer of its reference's events than lie outside it by more than
     :data:`MISSED_RATIO` (:func:`reference_outside`): it missed the lymphocytes."""
@@ -170,6 +202,8 @@ def backgate_scatter(definition: StrategyDefinition, sample: Sample, state: FitS
                     share *= int(np.count_nonzero(rest)) / max(int(np.count_nonzero(mask)), 1)
             state.fits[name].info[BACKGATE_KEY] = round(100.0 * share, 3)
         record_denominator_other(definition, sample, state, spec.name, cols, log_dims)
+        if not all(log_dims) and state.fits[spec.name].info.get("redrawn"):
+            judge_core_gate(spec.parent, sample, state, spec.name)
         record_scatter_cuts(definition, sample, state, spec.name, ref, below)
 
 
