@@ -142,7 +142,7 @@ def test_content_values_flags_and_il2_timing(results, written):
     # IL-2 timing: W24 sample on 2024-06-24, cycle 2 ended 2024-06-21
     assert "3 days after cycle 2" in html
     assert "low events" in html  # CD25+ CD4 has 40 events in its gate
-    assert "fallback_quantile" in html
+    assert "fallback_quantile" in html.replace("<wbr>", "")  # flag lists carry line-break opportunities
     assert "deadbeef" in html and "abab" in html  # strategy hash and file sha256 in methods
 
 

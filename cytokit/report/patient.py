@@ -113,7 +113,8 @@ DATA_FLAG_TEXT = {
 MARKER_FLAG_TEXT = {
     CLIPPED_FLAG: "the {marker} axis is not the logicle scale fitted to this file (estimated W below 0: its "
                   "negative events lie closer to zero than the scale allows, W = 0 used); the populations "
-                  "gated on {marker} carry this note: check their gates",
+                  "gated on {marker} carry this note under Quality control (gate placement notes): check their "
+                  "gates in the thumbnails",
 }
 
 

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from typing import Any
 
 import jinja2
+import markupsafe
 
 from .. import __version__
 from ..errors import ReportError
@@ -29,6 +31,17 @@ def _fmt(value: Any, digits: int = 1, signed: bool = False) -> str:
     return f"{v:+,.{digits}f}" if signed else f"{v:,.{digits}f}"
 
 
+_BREAK_AFTER = re.compile(r"([;:_/])")
+
+
+def _breakable(value: Any) -> markupsafe.Markup:
+    """``value`` escaped, with a line-break opportunity (``<wbr>``) after each ``;``, ``:``, ``_`` and ``/``, so
+    a flag list such as ``CD14:logicle_w_clipped;uncertain`` wraps between its parts in a narrow column
+    instead of inside a word; the text is unchanged (``None`` -> "")."""
+    text = "" if value is None else str(value)
+    return markupsafe.Markup(_BREAK_AFTER.sub(r"\1<wbr>", str(markupsafe.escape(text))))
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("cytokit.report", "templates"),
@@ -37,6 +50,7 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True, lstrip_blocks=True,
     )
     env.globals["fmt"] = _fmt
+    env.filters["breakable"] = _breakable
     env.globals["few_events_limit"] = FEW_EVENTS  # parent events below which % of parent shows its counting SD
     return env
 
