@@ -51,6 +51,7 @@ from ..gating.methods.density import ThresholdParams, fit_threshold
 from ..gating.model import PopulationSpec, StrategyDefinition
 from ..sample import Sample
 from .agreement import f1_score
+from .fallback import fallback_candidates, without_fallback
 
 log = logging.getLogger(__name__)
 
@@ -475,6 +476,40 @@ def _with_depths(ctx: _Ctx, tied: list[tuple[dict[str, Any], float]], slot: _Slo
     return [(c, sc) for c, sc in out if sc >= top - tie]
 
 
+def _joined(ctx: _Ctx, tied: list[tuple[dict[str, Any], float]], extra: list[dict[str, Any]],
+            tie: float) -> list[tuple[dict[str, Any], float]]:
+    """``tied`` with the ``extra`` candidates scored and added; those within ``tie`` of the best of all kept."""
+    seen = {repr(c) for c, _ in tied}
+    out = list(tied)
+    for c in extra:
+        if repr(c) not in seen:
+            seen.add(repr(c))
+            out.append((c, ctx.score(c)))
+    top = max(sc for _, sc in out)
+    return [(c, sc) for c, sc in out if sc >= top - tie]
+
+
+def fitted_numbers(spec: PopulationSpec, params: dict[str, Any]) -> int:
+    """How many kinds of number fitted to the training samples ``params`` carry against ``spec``'s:
+    0 for the base parameters and rule changes (:func:`is_rule_change`), 1 for a rule change with a
+    fallback width fitted where the rule falls back, 2 for anything else (implied tail widths, quantiles,
+    ranges around the placements, other smoothings)."""
+    if params == spec.params or is_rule_change(spec, params):
+        return 0
+    return 1 if is_rule_change(spec, params, fallback_width=True) else 2
+
+
+def _fewest_fitted(ctx: _Ctx, tied: list[tuple[dict[str, Any], float]]) -> list[tuple[dict[str, Any], float]]:
+    """Of equally fitting candidates, those carrying the fewest numbers fitted to the training samples
+    (:func:`fitted_numbers`): where a rule reproduces the expert as well as a fitted value, the rule is
+    what the samples show, and only a rule (with at most its fallback's width) can pass the leave-one-out
+    check on a sample that is the only one to show it (:func:`_validated`)."""
+    if len(tied) < 2:
+        return tied
+    n = [fitted_numbers(ctx.spec, c) for c, _ in tied]
+    return [t for t, k in zip(tied, n) if k == min(n)]
+
+
 #: an unlabelled sample is named as undetermined by the training samples when two equally fitting
 #: candidates gate it with per-event F1 below this between them (the learner's F1 target)
 UNDETERMINED_F1 = 0.95
@@ -540,8 +575,11 @@ def tune_thresholds(ctx: _Ctx) -> dict[str, Any]:
             cur = _get(params, slot.path) or {}
             cands = [_set(params, slot.path, c) for c in _threshold_candidates(ctx, cur, cuts, slot)]
             tied = _tied(ctx, params, cands, tie=ctx.tie)
+            if all(c != ctx.spec.params for c, _ in tied):  # else the base reproduces the samples as well as any
+                tied = _joined(ctx, tied, fallback_candidates(ctx, params, slot, cuts), ctx.tie)
             if ctx.record is not None or all(c != ctx.spec.params for c, _ in tied):  # else the base wins anyway
                 tied = _with_depths(ctx, tied, slot, ctx.tie)
+            tied = _fewest_fitted(ctx, tied)
             new, _ = _least_change(ctx, tied)
             if ctx.record is not None:
                 ctx.record[ctx.spec.dims[slot.dim]] = _undetermined(ctx, new, _rules_among(ctx, tied, slot))
@@ -647,17 +685,28 @@ LOO_TOLERANCE = 0.002
 MIN_GAIN = 0.002
 
 
-def is_rule_change(spec: PopulationSpec, proposed: dict[str, Any]) -> bool:
+def is_rule_change(spec: PopulationSpec, proposed: dict[str, Any], *, fallback_width: bool = False) -> bool:
     """Whether ``proposed`` differs from ``spec``'s parameters only by switching threshold slots to rule
     candidates (:func:`_rule_candidates`: another valley choice, the method's default valley depth, no
-    bounds), i.e. carries no number fitted to the training samples."""
+    bounds), i.e. carries no number fitted to the training samples.
+
+    ``fallback_width``: a slot may also differ in its fallback tail's width (:data:`.fallback.FALLBACK_FIELDS`,
+    :func:`.fallback.fallback_candidates`): the one number fitted, and only on the samples where the rule
+    finds no valley."""
     base, slots = _slots(spec)
     if not slots or proposed == spec.params:
         return False
     for slot in slots:
         b = _get(base, slot.path) or {}
         q = _get(proposed, slot.path) if _has(proposed, slot.path) else b
-        if q != b and q not in _rule_candidates(b, DEPTH_GRID):
+        if q == b:
+            continue
+        rules = _rule_candidates(b, DEPTH_GRID)
+        if q in rules:
+            continue
+        if not fallback_width or q.get("mode", "valley") != "valley":
+            return False
+        if without_fallback(q) not in [without_fallback(r) for r in [b, *rules]]:
             return False
     slot_keys = {slot.path[0] for slot in slots}
     return ({k: v for k, v in proposed.items() if k not in slot_keys}
@@ -706,7 +755,8 @@ def _validated(ctx: _Ctx, proposed: dict[str, Any] | None = None) -> tuple[bool,
             tuned = ctx.spec.params
         gains.append(held.score(tuned) - held.score(ctx.spec.params))
     ok = min(gains) >= -LOO_TOLERANCE and float(np.mean(gains)) > 1e-6
-    if not ok and proposed is not None and min(gains) >= -LOO_TOLERANCE and is_rule_change(ctx.spec, proposed):
+    if (not ok and proposed is not None and min(gains) >= -LOO_TOLERANCE
+            and is_rule_change(ctx.spec, proposed, fallback_width=True)):
         ok = bool(np.all(_per_sample(ctx, proposed) >= _per_sample(ctx, ctx.spec.params) - LOO_TOLERANCE))
     log.info("%s: leave-one-out gain over the base parameters per training sample %s: %s", ctx.spec.name,
              ", ".join(f"{g:+.4f}" for g in gains), "adopted" if ok else "not adopted (kept the base parameters)")
