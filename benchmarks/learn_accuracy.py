@@ -109,10 +109,12 @@ def expert_document(strategy: Strategy, path: Path, rules: dict):
 
 
 def simulated(out: Path, events: int, n_train: int = 2, labs: list[str] | None = None,
-              train_on: str = "baseline", train: list[str] | None = None) -> pd.DataFrame:
+              train_on: str = "baseline", train: list[str] | None = None, then_suggest: int = 0) -> pd.DataFrame:
     """Learn each lab's rules from 2 samples: the first IL-2 and control patients at baseline (W0), or
     (``train_on="treated"``) the IL-2 patient at W24 (CD25 raised by IL-2) and the control at W0, or the
-    samples named in ``train`` (file stems)."""
+    samples named in ``train`` (file stems). ``then_suggest``: that many more samples, suggested per lab by
+    :func:`cytokit.learn.suggest.suggest_samples` from the lab's gates of the training samples (only those are
+    read), are added to the training samples."""
     trial = out / "trial"
     if not (trial / "manifest.csv").exists():
         simulate_trial(trial, SimulationConfig(patients_per_arm=3, visits=["W0", "W24"], tubes=["tmem"],
@@ -132,7 +134,8 @@ def simulated(out: Path, events: int, n_train: int = 2, labs: list[str] | None =
         if labs is not None and lab not in labs:
             continue
         wsp = out / f"expert_{lab}.wsp"
-        write_workspace(wsp, [expert_document(tmem, f, rules) for f in files])
+        documents = [expert_document(tmem, f, rules) for f in files]
+        write_workspace(wsp, documents)
         # train on one IL-2 and one control sample
         manifest = pd.read_csv(trial / "manifest.csv")
         arms = dict(zip(manifest.file.map(lambda f: Path(f).stem), manifest.arm))
@@ -147,6 +150,16 @@ def simulated(out: Path, events: int, n_train: int = 2, labs: list[str] | None =
         elif train:
             pair = [t if t.endswith("_tmem") else f"{t}_tmem" for t in train]
             label = "+".join(t.removesuffix("_tmem") for t in pair)
+        if then_suggest:  # the lab's gates of the training samples only: which sample decides what they leave open
+            gated_wsp = out / f"expert_{lab}_gated.wsp"
+            write_workspace(gated_wsp, [d for f, d in zip(files, documents) if f.stem in pair])
+            t0, c0 = time.perf_counter(), time.process_time()
+            more = suggest_samples(files, then_suggest, strategy=tmem, expert=gated_wsp)
+            print(f"lab {lab}: after {', '.join(pair)} suggested {', '.join(more.samples)} "
+                  f"({time.perf_counter() - t0:.0f} s wall, {time.process_time() - c0:.0f} s CPU)")
+            more.save(out / f"suggestion_{lab}", force=True)
+            pair = [*pair, *more.samples]
+            label += " then " + "+".join(t.removesuffix("_tmem") for t in more.samples)
         t0, c0 = time.perf_counter(), time.process_time()
         res = learn_strategy(wsp, files, strategy="tmem", train=pair)
         secs, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -265,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
                          "the 2 samples cytokit.learn.suggest_samples proposes from the files' events (suggested)")
     ap.add_argument("--n-suggested", type=int, default=2,
                     help="with --train-on suggested: how many suggested samples to train on (the issue's protocol: 2)")
+    ap.add_argument("--then-suggest", type=int, default=0,
+                    help="after the training samples: this many more, suggested per lab from its gates of them "
+                         "(suggest_samples(expert=...)), added to the training samples")
     ap.add_argument("--train", default="", help="training samples instead (comma-separated, e.g. P001_W0,P003_W24)")
     ap.add_argument("--depth-sweep", default="", help="instead of learning: the valley depth cut-offs to sweep "
                     "for labs bright/bright60 (comma-separated, e.g. 0.6,0.65,0.7,0.8; see depth_sweep)")
@@ -281,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     train = [t for t in args.train.split(",") if t] or None
     n_train = args.n_suggested if args.train_on == "suggested" else 2
-    table = pd.concat([simulated(out, args.events, n_train=n_train, labs=labs, train_on=args.train_on, train=train),
+    table = pd.concat([simulated(out, args.events, n_train=n_train, labs=labs, train_on=args.train_on, train=train,
+                                 then_suggest=args.then_suggest),
                        pd.DataFrame() if args.no_flowsom else flowsom(out)],
                       ignore_index=True)
     pd.set_option("display.width", 220)

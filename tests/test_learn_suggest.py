@@ -119,3 +119,32 @@ def test_cli_learn_suggest(tmp_path, capsys):
     assert main(["learn", "--suggest", "1", str(bad), "--strategy", "tmem", "--out", str(tmp_path / "p")]) == 2
     assert "no sample could be read" in capsys.readouterr().err
     assert not (tmp_path / "p" / "suggestion.csv").exists()
+
+
+def test_known_expert_gates_narrow_the_possible_rules():
+    """Four members: base, A, B, C. Sample 1 (gated) tells {base, A} from {B, C}; sample 0 tells A from the
+    rest; sample 2 tells C from the rest, by more. Not knowing the expert's gate of sample 1, the lab could
+    follow any member and sample 2 is the better next one; knowing that the expert gated sample 1 as base
+    and A do (B and C do not reproduce it), only base and A are possible and sample 0 decides between them."""
+    one = np.ones((4, 4))
+
+    def apart(groups: list[set[int]], f: float) -> np.ndarray:
+        m = one.copy()
+        for i in range(4):
+            for j in range(4):
+                if not any(i in g and j in g for g in groups):
+                    m[i, j] = f
+        return m
+
+    f1 = [apart([{0, 2, 3}, {1}], 0.6), apart([{0, 1}, {2, 3}], 0.5), apart([{0, 1, 2}, {3}], 0.3)]
+    members = [{}, {"valley": "last"}, {"valley": "deepest"}, {"bounds": None}]
+    labels = ["base", "A", "B", "C"]
+    blind = Question(("pos",), "A", members, labels, f1)
+    assert choose([blind], 1, ["s0", "s1", "s2"], gated=[1])[0] == [2]
+    told = Question(("pos",), "A", members, labels, f1, {1: np.array([1.0, 1.0, 0.5, 0.5])})
+    assert told.possible([1]).tolist() == [True, True, False, False]
+    assert told.possible([0]).all()  # no expert gate known there: every member possible
+    assert choose([told], 1, ["s0", "s1", "s2"], gated=[1])[0] == [0]
+    # no member reproduces the expert exactly: those reproducing it best (within the near tie) stay possible
+    assert Question(("pos",), "A", members, labels, f1, {1: np.array([0.9, 0.7, 0.6, 0.9])}).possible([1]).tolist() \
+        == [True, False, False, True]

@@ -92,8 +92,10 @@ def _suggest(first: Path, files: List[Path], n: int, *, strategy: Optional[str],
     if strategy is None:
         raise ConfigError("--suggest needs a base strategy (--strategy)")
     gated: list[str] = []
+    expert: Optional[Path] = None
     if first.is_file() and first.suffix.lower() in (".wsp", ".xml"):
         gated = [ex.name for ex in load_expert(first, files)]
+        expert = first
     else:
         files = [first, *files]
     for name in ("suggestion.csv", "suggestion_reasons.csv", "suggestion.html"):
@@ -101,7 +103,8 @@ def _suggest(first: Path, files: List[Path], n: int, *, strategy: Optional[str],
             raise ConfigError(f"output exists: {out / name}; use --force to overwrite")
     mapped = load_mapping(mapping)
     result = suggest_samples(files, n, strategy=strategy, gated=gated, panel=panel,
-                             populations=sorted(set(mapped.values())) if mapped else None)
+                             populations=sorted(set(mapped.values())) if mapped else None,
+                             expert=expert, mapping=mapping)
     paths = result.save(out, force=force)
     _print_summary(result.table[result.table["rank"].notna()].drop(columns=["rank"]),
                    "samples to gate next (in order)")

@@ -25,9 +25,12 @@ lab's rule and summed over the thresholds, the mean over the study's other sampl
 between that kept member's gate and the rule's. The suggestion is built one sample at a time: each next
 sample is the one that, gated with those already chosen (``gated``), leaves the least expected disagreement;
 equal ones go to the sample on which the committee disagrees most (mean over the committee's pairs of
-1 - F1), then to study order. Nothing here reads an expert gate or knows a lab's rule: the rule could be any
-member, and members outside the committee (a quantile, another width) are only as well covered as their
-nearest members.
+1 - F1), then to study order. Without ``expert``, nothing here reads an expert gate or knows a lab's rule: the
+rule could be any member, and members outside the committee (a quantile, another width) are only as well
+covered as their nearest members. With the expert's gates of the samples gated so far (``expert=``, or
+``cytokit learn --suggest N expert.wsp fcs/``), only the members that reproduce them (as well as the best
+member does, within the learner's near tie) are taken as possible lab rules: the next samples are those that
+decide between the rules the gates so far leave open (:meth:`Question.possible`).
 
 :class:`Suggestion` carries the chosen samples, one row per study sample (committee disagreement, and for
 chosen ones the disagreement left after choosing it) and the reasons: per chosen sample and threshold, the
@@ -40,7 +43,7 @@ import html
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -54,6 +57,7 @@ from ..gating.fit_state import FitState
 from ..gating.methods.density import ThresholdParams
 from ..gating.methods.shared_fits import shared_threshold_fits
 from ..gating.model import StrategyDefinition
+from .agreement import f1_score
 from .search import (DEPTH_GRID, RULE_TIE, TUNERS, TrainingSample, _Ctx, _get, _rule_candidates, _set, _slots,
                      tune_thresholds)
 
@@ -77,6 +81,19 @@ class Question:
     labels: list[str]  #: each member in words (differences from the base)
     #: per sample (study order): members x members per-event F1 between the members' gates
     f1: list[np.ndarray]
+    #: per sample index whose expert gates are known: each member's per-event F1 against the expert's gate
+    expert_f1: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def possible(self, gated: Sequence[int]) -> np.ndarray:
+        """Members that could be the lab's rule (bool per member): all of them, or where the expert's gates of
+        ``gated`` samples are known, those reproducing them as well as the best member does on each (within
+        :data:`~cytokit.learn.search.RULE_TIE`; all of them if none does on every such sample)."""
+        ok = np.ones(len(self.members), dtype=bool)
+        for s in gated:
+            f = self.expert_f1.get(s)
+            if f is not None:
+                ok &= f >= float(np.max(f)) - RULE_TIE
+        return ok if ok.any() else np.ones(len(self.members), dtype=bool)
 
     def disagreement(self) -> np.ndarray:
         """Per sample: mean over the committee's pairs of 1 - F1 (0 = every member gates it alike)."""
@@ -98,7 +115,7 @@ class Question:
             consistent = np.ones((m, m), dtype=bool)
         change = np.mean(1.0 - F[rest][:, 0, :], axis=0)  # each member's change from the base's gates
         left = []
-        for h in range(m):
+        for h in np.flatnonzero(self.possible(gated)):
             ok = np.flatnonzero(consistent[h])
             if ok.size == 0:
                 ok = np.array([h])
@@ -246,6 +263,7 @@ def _questions(definition: StrategyDefinition, samples: Sequence[TrainingSample]
         members = _members(_get(params, slot.path) or {})
         ctx = _Ctx(spec, [], [], definition)
         f1s = []
+        expert_f1: dict[int, np.ndarray] = {}
         for s, st in zip(samples, base_states):
             parent = st.masks.get(spec.parent) if spec.parent is not None else np.ones(s.prepared.n_events, bool)
             if parent is None:
@@ -258,8 +276,12 @@ def _questions(definition: StrategyDefinition, samples: Sequence[TrainingSample]
                     got = None if tmp is None else tmp.masks.get(spec.name)
                     masks.append(np.zeros(int(parent.sum()), bool) if got is None else got[parent])
             f1s.append(_pairwise_f1(masks))
+            if spec.name in s.expert:  # the expert gated this population here: which members reproduce it
+                expert = s.expert[spec.name][parent]
+                expert_f1[len(f1s) - 1] = np.array([f1_score(m, expert) for m in masks])
         base = members[0]
-        out.append(Question(tuple(names), spec.dims[slot.dim], members, [describe(m, base) for m in members], f1s))
+        out.append(Question(tuple(names), spec.dims[slot.dim], members, [describe(m, base) for m in members], f1s,
+                            expert_f1))
     return out
 
 
@@ -287,12 +309,19 @@ def choose(questions: Sequence[Question], n: int, names: Sequence[str],
 
 def suggest_samples(files: Iterable[str | Path], n: int = 2, *, strategy: str | Path | Strategy,
                     gated: Sequence[str] = (), populations: Iterable[str] | None = None, panel: Any = None,
-                    tube: str | None = None, qc: Any = True) -> Suggestion:
+                    tube: str | None = None, qc: Any = True, expert: str | Path | None = None,
+                    mapping: str | Path | dict[str, str] | None = None) -> Suggestion:
     """The ``n`` samples of the study (``files``: FCS files or folders) whose expert gates would best
     determine ``strategy``'s thresholds (see module docstring). ``gated``: samples (file stems) the expert
     has gated already (they count as chosen). ``populations``: only these populations' thresholds. Events are
-    prepared by the pipeline's per-sample chain (``qc`` as in :func:`cytokit.learn.learn_strategy`)."""
-    from .api import _unlabelled_samples
+    prepared by the pipeline's per-sample chain (``qc`` as in :func:`cytokit.learn.learn_strategy`).
+
+    ``expert``: the expert's gates so far (FlowJo workspace or Gating-ML; ``mapping`` as for
+    :func:`~cytokit.learn.learn_strategy`). Its gated samples count as chosen (with ``gated``), and their gates
+    are read: only the committee members that reproduce them are still taken as possible lab rules, so the
+    next sample is the one that best decides between the rules the gates so far leave open."""
+    from .api import _training_samples, _unlabelled_samples
+    from .expert import load_expert, load_mapping
 
     if n < 1:
         raise ConfigError(f"the number of samples to suggest must be at least 1 (got {n})")
@@ -301,12 +330,20 @@ def suggest_samples(files: Iterable[str | Path], n: int = 2, *, strategy: str | 
         raise ConfigError("no FCS files given")
     base = strategy if isinstance(strategy, Strategy) else load_strategy(strategy)
     samples = _unlabelled_samples(base.definition, files_, panel=panel, tube=tube, qc=qc)
+    if expert is not None:
+        experts = load_expert(expert, files_)
+        known = {t.name: t for t in _training_samples(base.definition, experts, load_mapping(mapping), panel=panel,
+                                                      tube=tube, where=Path(expert), qc=qc)}
+        samples = [known.get(s.name, s) for s in samples]
+        gated = list(dict.fromkeys([*gated, *(name for name in known if name in {s.name for s in samples})]))
     return suggest_from_samples(base.definition, samples, n, gated=gated, populations=populations)
 
 
 def suggest_from_samples(definition: StrategyDefinition, samples: Sequence[TrainingSample], n: int = 2, *,
                          gated: Sequence[str] = (), populations: Iterable[str] | None = None) -> Suggestion:
-    """:func:`suggest_samples` on samples already prepared (compensated, transformed; expert gates unused)."""
+    """:func:`suggest_samples` on samples already prepared (compensated, transformed). The expert gates of
+    ``gated`` samples, where a sample carries them (:attr:`TrainingSample.expert`), narrow the possible lab
+    rules (:meth:`Question.possible`); other samples' expert gates are not read."""
     if n < 1:
         raise ConfigError(f"the number of samples to suggest must be at least 1 (got {n})")
     names = [s.name for s in samples]
