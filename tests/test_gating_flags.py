@@ -397,6 +397,25 @@ def test_an_empty_valley_cut_counts_only_what_a_small_move_changes():
         pytest.approx(estimated_error(floor, [ThresholdUncertainty(0.5, alts, lower)], above))
 
 
+def test_a_crossing_where_few_events_are_counts_only_what_a_small_move_changes():
+    # the CD56-/CD56dim boundary of the negatives' crossing (raised from a valley or without one): its alternatives
+    # (the negatives' count -/+ its SD, the smoothing refits) slid along a sparse stretch; as for a valley cut, the
+    # population's error is what a ±0.02 move there changes -- not `uncertain` (rule LOCAL_CAP_METHODS)
+    r = np.random.default_rng(29)
+    floor = np.r_[r.normal(0.2, 0.03, 9000), r.normal(0.8, 0.03, 9000), r.uniform(0.3, 0.7, 800)][:, None]
+    info = {"method": "crossing", "peaks": [0.2, 0.8], "stability_thresholds": [0.35, 0.65]}
+    u = ThresholdUncertainty.from_fit(0.5, info)
+    assert u.placed_by == "crossing" and set(u.alternatives) == {0.35, 0.65}
+    parts: dict[str, float] = {}
+    capped = estimated_error(floor, [u], above, parts=parts)
+    assert estimated_error(floor, [dataclasses.replace(u, placed_by="tail")], above) > UNCERTAIN_PP > capped
+    assert parts["valley_empty"] == 1
+    # through a continuum the crossing's spread counts in full, as a valley's does
+    dense = np.r_[floor, r.uniform(0.3, 0.7, 6000)[:, None]]
+    full = estimated_error(dense, [dataclasses.replace(u, placed_by="tail")], above)
+    assert estimated_error(dense, [u], above) == pytest.approx(full) and full > UNCERTAIN_PP
+
+
 def test_a_barely_there_dip_keeps_its_refits_whatever_the_density_at_the_cut():
     # the shallow dip of the first test above: the empty-cut rule does not apply to it (its refit beyond the
     # bright mode is another reading of the data, not the breadth of a valley floor)

@@ -67,6 +67,11 @@ SHALLOW_VALLEY_RATIO = 0.5
 #: chosen on the tuning draws 404/505/606/808 (0.5-1.0 keep the same estimates > 2 pp off flagged, 1.0 drops
 #: the most flagged within 1 pp; docs/gating.md, "Three rules measured")
 VALLEY_LOCAL_PP = 1.0
+#: the rules whose thresholds :data:`VALLEY_LOCAL_PP` caps: a valley, and the equal-density boundary of the negatives
+#: (``crossing``, :mod:`.negative_crossing`), whose alternatives (the negatives' count -/+ its SD, the smoothing
+#: refits) slide it along a sparse stretch as a valley's refits slide along its floor (docs/gating.md, "A crossing
+#: where few events are")
+LOCAL_CAP_METHODS = ("valley", "crossing")
 #: a disagreement with the second estimate beyond this many of its standard errors counts as an error even
 #: where the threshold's own spread is ~0 (2-4 flag the same estimates of the tuning draws)
 DISAGREEMENT_SDS = 3.0
@@ -267,9 +272,9 @@ def estimated_error(X: np.ndarray, thresholds: Sequence[ThresholdUncertainty], m
     its ``alternatives``; the result is the root sum of squares over thresholds. NaN when no threshold has
     alternatives (fixed or quantile thresholds: nothing measured), 0.0 for an empty parent.
 
-    A valley-placed threshold (``placed_by``, not ``shallow``) whose move by ±:data:`SHIFT` changes the
-    population by less than :data:`VALLEY_LOCAL_PP` counts its spread only as far as that move, unless its
-    second estimate lies below it. A threshold with a second estimate (:class:`SecondEstimate`) takes
+    A valley- or crossing-placed threshold (``placed_by`` in :data:`LOCAL_CAP_METHODS`, not ``shallow``) whose
+    move by ±:data:`SHIFT` changes the population by less than :data:`VALLEY_LOCAL_PP` counts its spread only as
+    far as that move, unless its second estimate lies below it. A threshold with a second estimate (:class:`SecondEstimate`) takes
     :func:`combined_error` of its spread and the second estimate's disagreement as its term -- unless the
     second estimate lies above the threshold by more than its ``misfit_sds_above`` SDs: then it is set aside
     and the term is the spread of the alternatives above the threshold; or it lies more than that many SDs
@@ -323,7 +328,8 @@ def estimated_error(X: np.ndarray, thresholds: Sequence[ThresholdUncertainty], m
         # and the population's own negatives do not contradict it
         count_lower = (t.second is not None and t.value is not None and t.second.position < t.value
                        and not t.second.contradicted)
-        if t.placed_by == "valley" and not t.shallow and t.value is not None and worst > 0 and not count_lower:
+        if (t.placed_by in LOCAL_CAP_METHODS and not t.shallow and t.value is not None and worst > 0
+                and not count_lower):
             local = max(moved_to(i, t.value - SHIFT), moved_to(i, t.value + SHIFT))
             if 100.0 * local < VALLEY_LOCAL_PP:
                 worst = min(worst, local)
