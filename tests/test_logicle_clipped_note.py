@@ -107,3 +107,24 @@ def test_notebook_editor_shows_the_note_and_the_sample_flag(narrow_cd4):
     editor.picker.value = "CD28+ CD8"  # gated on CD28, not CD4: no note on the row, the sample flag stays
     row_part, _, sample_part = editor.counts.value.partition("sample: ")
     assert FLAG not in row_part and sample_part.startswith(FLAG)
+
+
+def test_samples_table_text_of_the_estimated_w():
+    from cytokit.pipeline.assemble import logicle_w_text
+
+    transforms = [
+        {"pnn": "FSC-A", "marker": "FSC-A", "name": "linear", "params": {}},
+        {"pnn": "FITC-A", "marker": "CD45RA", "name": "logicle", "params": {"T": 262144.0, "W": 0.0, "M": 4.5,
+                                                                           "A": 0.0},
+         "W_estimated": -0.0634, "warning": "logicle W clipped: CD45RA (FITC-A): ..."},
+        {"pnn": "PE-A", "marker": "CD4", "name": "logicle", "params": {"T": 262144.0, "W": 0.5213, "M": 4.5, "A": 0.0},
+         "W_estimated": 0.5213},
+        {"pnn": "APC-A", "marker": "CD8", "name": "logicle", "params": {"T": 262144.0, "W": 0.5, "M": 4.5, "A": 0.0}},
+    ]
+    assert logicle_w_text(transforms) == "CD45RA=0 (estimated -0.063); CD4=0.52"  # CD8's W was not estimated
+
+
+def test_plan_records_the_estimate(clipped_result):
+    plan = {t.pnn: t for t in clipped_result.transforms}
+    assert plan["PE-Cy7-A"].W_estimated is not None and plan["PE-Cy7-A"].W_estimated < 0
+    assert plan["PE-A"].W_estimated == pytest.approx(plan["PE-A"].params["W"])  # not clipped: the same W

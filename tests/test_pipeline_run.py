@@ -66,6 +66,9 @@ def test_samples_table_and_consistency_checks(results):
     nkb, tmem = samples[samples["tube"] == "nkb"], samples[samples["tube"] == "tmem"]
     assert nkb["lymphosum_pct"].between(85, 115).all() and tmem["lymphosum_pct"].isna().all()
     assert tmem["cd4_cd8_vs_cd3_pct"].between(80, 110).all()
+    # per file, the logicle W estimated for each marker (the QC table's record of the transform)
+    assert all("CD4=" in str(t) and "CD8=" in str(t) for t in tmem["logicle_w"]), tmem["logicle_w"].tolist()
+    assert all("CD56=" in str(t) for t in nkb["logicle_w"])
 
 
 def test_gatingml_run_info_and_anndata(results):

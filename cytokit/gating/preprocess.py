@@ -52,6 +52,9 @@ class ChannelTransform:
     #: for an estimated logicle whose parameters were clipped into range: the Sample warning that says so
     #: (:func:`cytokit.transforms.estimate.clipped_warning`), added by :func:`apply_transforms`
     warning: str | None = field(default=None, compare=False)
+    #: for an estimated logicle/hyperlog W: the W the data asked for before clipping (0 without negative
+    #: values; None: W not estimated)
+    W_estimated: float | None = field(default=None, compare=False)
 
     def describe(self) -> str:
         if self.name == "linear":
@@ -130,7 +133,7 @@ def plan_transforms(sample: Sample, definition: StrategyDefinition) -> list[Chan
         T = rng if choice.T == "range" else float(choice.T)
         M = 4.5 if choice.M is None else float(choice.M)
         params: dict[str, float] = {"T": T}
-        built, warning = None, None
+        built, warning, asked = None, None, None
         if choice.name in ("logicle", "hyperlog"):
             W = choice.W
             A = 0.0 if choice.A is None else float(choice.A)
@@ -141,6 +144,7 @@ def plan_transforms(sample: Sample, definition: StrategyDefinition) -> list[Chan
                 W, A = est.transform.W, est.transform.A
                 built = est.transform if choice.name == "logicle" else None
                 warning = clipped_warning(str(row.marker), str(row.pnn), est)
+                asked = est.W_estimated if est.W_estimated is not None else est.transform.W  # no negatives: 0
             params.update(W=float(W), M=M, A=float(A))
         elif choice.name == "fasinh":
             params.update(M=M, A=0.0 if choice.A is None else float(choice.A))
@@ -148,7 +152,7 @@ def plan_transforms(sample: Sample, definition: StrategyDefinition) -> list[Chan
             params.update(M=M)
         elif choice.name == "flin":
             params.update(A=0.0 if choice.A is None else float(choice.A))
-        plan.append(ChannelTransform(str(row.pnn), str(row.marker), choice.name, params, built, warning))
+        plan.append(ChannelTransform(str(row.pnn), str(row.marker), choice.name, params, built, warning, asked))
     return plan
 
 

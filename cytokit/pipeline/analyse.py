@@ -146,7 +146,8 @@ def analyse_sample(job: SampleJob) -> SampleOutput:
         "qc": qc.info,
         "compensated": bool(prepared.compensated),
         "transforms": [{"pnn": t.pnn, "marker": t.marker, "name": t.name, "params": t.params,
-                        **({"warning": t.warning} if t.warning else {})} for t in plan],
+                        **({"warning": t.warning} if t.warning else {}),
+                        **({"W_estimated": t.W_estimated} if t.W_estimated is not None else {})} for t in plan],
         "skipped_populations": result.skipped, "qc_params": job.qc, "panel_tube": job.panel_tube,
         "warnings": warnings,
     }

@@ -125,8 +125,26 @@ def _assemble_chunk(config: PipelineConfig, records: list[dict[str, Any]], resul
         pop_frames.append(_population_rows(pops, base, abs_counts.to_numpy(), method, qc_flags))
         sample_rows.append({**base, S.STATUS: "ok", S.ERROR: "", S.N_EVENTS: summary.get(S.N_EVENTS),
                             S.N_EVENTS_QC: summary.get(S.N_EVENTS_QC), **checks, S.ABS_METHOD: method,
-                            S.QC_FLAGS: qc_flags, S.CHECK_FLAGS: ";".join(check_flags)})
+                            S.QC_FLAGS: qc_flags, S.CHECK_FLAGS: ";".join(check_flags),
+                            S.LOGICLE_W: logicle_w_text(summary.get("transforms", []))})
     return (pd.concat(pop_frames, ignore_index=True) if pop_frames else None), sample_rows
+
+
+def logicle_w_text(transforms: list[dict[str, Any]]) -> str:
+    """The samples table's ``logicle_w``: per marker whose logicle W was estimated from the file (a
+    ``W_estimated`` or a clipping ``warning`` in the stored transform), ``<marker>=<W used>``, with
+    ``(estimated <W>)`` where the estimate was clipped into range; ``; ``-joined."""
+    parts = []
+    for t in transforms:
+        asked = t.get("W_estimated")
+        if t.get("name") not in ("logicle", "hyperlog") or (asked is None and not t.get("warning")):
+            continue
+        used = float(t.get("params", {}).get("W", float("nan")))
+        text = f"{t.get('marker', t.get('pnn', ''))}={used:.2g}"
+        if asked is not None and round(float(asked), 6) != round(used, 6):
+            text += f" (estimated {float(asked):.2g})"
+        parts.append(text)
+    return "; ".join(parts)
 
 
 def _chunk_results(results: Mapping[str, dict[str, Any]], ids: list[str]) -> Mapping[str, dict[str, Any]]:

@@ -78,6 +78,9 @@ LYMPHOCYTES: Final = "lymphocytes"
 LYMPHOSUM_PCT: Final = "lymphosum_pct"
 CD4_CD8_VS_CD3_PCT: Final = "cd4_cd8_vs_cd3_pct"
 CHECK_FLAGS: Final = "check_flags"
+#: samples table: per marker whose logicle W was estimated from the file, the W used, and the estimate
+#: where it was clipped into range (``CD3=0.52; CD45RA=0 (estimated -0.06)``)
+LOGICLE_W: Final = "logicle_w"
 #: clinical table column read by the cohort stages (cells/µL)
 LYMPHOCYTES_PER_UL: Final = "lymphocytes_per_uL"
 #: trial ``tests`` table (OUT/trial/tests.*): events per variable of a logistic model (the rarer outcome's
@@ -143,6 +146,8 @@ COLUMNS: dict[str, Column] = {c.name: c for c in (
            "`lymphocytes:` population, e.g. Singlets; the row at 100 % of lymphocytes)"),
     Column(LYMPHOSUM_PCT, "float", "%"), Column(CD4_CD8_VS_CD3_PCT, "float", "%"),
     Column(CHECK_FLAGS, "text", doc="';'-joined consistency-check flags"),
+    Column(LOGICLE_W, "text", doc="per marker whose logicle W was estimated from the file: the W used (logicle "
+           "decades), with the estimate where it was clipped into range ('CD45RA=0 (estimated -0.06)')"),
 )}
 
 POPULATION_COLUMNS: tuple[str, ...] = (
@@ -156,7 +161,7 @@ REVIEW_COLUMNS: tuple[str, ...] = (REVIEW, REVIEW_FLAGS, NOTES)
 SAMPLE_KEY_COLUMNS: tuple[str, ...] = (SAMPLE_ID, FILE, SHA256)
 SAMPLE_RESULT_COLUMNS: tuple[str, ...] = (
     STATUS, ERROR, N_EVENTS, N_EVENTS_QC, LYMPHOCYTES, LYMPHOSUM_PCT, CD4_CD8_VS_CD3_PCT, ABS_METHOD, QC_FLAGS,
-    CHECK_FLAGS,
+    CHECK_FLAGS, LOGICLE_W,
 )
 #: manifest columns copied onto rows of the derived tables
 MANIFEST_COLUMNS: tuple[str, ...] = (PATIENT, VISIT, WEEK, ARM, TUBE)
