@@ -9,7 +9,8 @@ import numpy as np
 
 from cytokit.gating.methods.density import ThresholdParams, fit_threshold
 from cytokit.learn.fallback import fallback_candidates, implied_fallback_widths
-from cytokit.learn.search import _Ctx, _slots, fitted_numbers, is_rule_change, tune_definition
+from cytokit.learn.search import _Ctx, fitted_numbers, is_rule_change, tune_definition
+from cytokit.learn.slots import threshold_slots
 from cytokit.gating.fit_state import FitState
 
 from test_learn_rules import SHIPPED, _definition, _f1, _gated, _sample
@@ -57,7 +58,7 @@ def test_fallback_widths_come_only_from_samples_that_fall_back():
     b, tb, _ = _gated("b", _sample(SHOULDER, 11), LAB)
     spec = _definition().population("pos")
     ctx = _Ctx(spec, [a, b], [FitState(), FitState()])
-    params, (slot,) = _slots(spec)
+    params, (slot,) = threshold_slots(spec)
     ta = 0.539  # any placement: the shipped rule takes a valley on a
     widths = implied_fallback_widths(ctx, params, slot, [ta, tb])
     assert len(widths[False]) == 1 and len(widths[True]) == 1  # b only

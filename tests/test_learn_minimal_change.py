@@ -143,7 +143,8 @@ def test_a_range_around_one_placement_is_no_candidate_among_near_ties():
     rule would choose it for being fixed (lab negq, IL-2 W24 + control W0: a quantile clipped to +-0.04 of
     the IL-2 sample's cut, which then lost 0.011 F1 on the control sample). Such a range is offered with two
     placements, or with one sample when the best score alone decides (ceiling check, Make adaptive)."""
-    from cytokit.learn.search import RULE_TIE, _placements, _slots, _threshold_candidates
+    from cytokit.learn.search import RULE_TIE, _placements, _threshold_candidates
+    from cytokit.learn.slots import threshold_slots
 
     lab = ThresholdParams(mode="tail", tail_sd=2.6)
     a, _, _ = _gated("a", _sample(THREE, 1), lab)
@@ -153,7 +154,7 @@ def test_a_range_around_one_placement_is_no_candidate_among_near_ties():
 
     def fitted_ranges(samples: list[TrainingSample], tie: float) -> set:
         ctx = _Ctx(spec, samples, [FitState() for _ in samples], tie=tie)
-        params, (slot,) = _slots(spec)
+        params, (slot,) = threshold_slots(spec)
         cuts = _placements(ctx, params, slot, [slot])
         cands = _threshold_candidates(ctx, params["threshold"], cuts, slot)
         assert any(c.get("mode") == "tail" for c in cands) and any(c.get("mode") == "quantile" for c in cands)

@@ -11,7 +11,8 @@ import pytest
 from cytokit.gating.methods.density import ThresholdParams, fit_threshold
 from cytokit.gating.model import StrategyDefinition
 from cytokit.learn.agreement import f1_score
-from cytokit.learn.search import TrainingSample, _rule_candidates, is_rule_change, tune_definition
+from cytokit.learn.search import TrainingSample, is_rule_change, tune_definition
+from cytokit.learn.slots import rule_candidates
 from cytokit.sample import CHANNEL_COLUMNS, Sample
 
 #: the shipped CD25+ CD4 rule of the tmem strategy: first valley deeper than 0.5, within 0.2..0.5
@@ -55,14 +56,14 @@ THREE = [(0.2, 0.05, 5000), (0.42, 0.04, 2500), (0.66, 0.05, 2000)]
 
 
 def test_rule_candidates_change_few_choices_first():
-    cands = _rule_candidates(dict(SHIPPED))
+    cands = rule_candidates(dict(SHIPPED))
     changed = [sum(c.get(k) != SHIPPED.get(k) for k in ("valley", "max_valley_ratio", "bounds")) for c in cands]
     assert changed == sorted(changed) and changed[0] == 1 and changed[-1] == 3
     assert all(c["tail_sd"] == 1.75 for c in cands)  # the fallback is not a rule choice
-    assert _rule_candidates({"mode": "tail", "tail_sd": 2.0}) == []
+    assert rule_candidates({"mode": "tail", "tail_sd": 2.0}) == []
     # with the shipped 'excess' fallback (unstable valleys replaced by a count), the method's default depth
     # comes with the method's default fallback: a rule admitting shallower dips keeps them
-    excess = _rule_candidates({**SHIPPED, "fallback": "excess"})
+    excess = rule_candidates({**SHIPPED, "fallback": "excess"})
     assert all((c["fallback"] == "tail") == (c["max_valley_ratio"] == 0.8) for c in excess)
 
 
@@ -102,7 +103,7 @@ def test_without_evidence_the_shipped_rule_is_kept(seeds):
     # the lab's rule is among the candidates and fits the training samples as well as the shipped one
     data = _definition().model_dump()
     rule = {"valley": "deepest", "max_valley_ratio": 0.8, "tail_sd": 1.75, "mode": "valley"}
-    assert rule in _rule_candidates(dict(SHIPPED))
+    assert rule in rule_candidates(dict(SHIPPED))
     data["populations"][0]["params"]["threshold"] = rule
     lab_like = StrategyDefinition.model_validate(data)
     for ts in (a, b):
@@ -144,7 +145,7 @@ def test_a_lab_cutting_above_a_dim_mode_is_learned_over_the_shipped_dim_mode_tai
     """The shipped rule gives a valley with a dim mode below it way to the tail (``dim_mode_tail``: the
     valley separates dim from bright positives); a lab that cuts at that valley all the same is learned by
     dropping that choice (a rule candidate, no number fitted), and the rule is adopted."""
-    assert any("dim_mode_tail" not in c for c in _rule_candidates({**SHIPPED, "dim_mode_tail": 0.05}))
+    assert any("dim_mode_tail" not in c for c in rule_candidates({**SHIPPED, "dim_mode_tail": 0.05}))
     shipped = {**SHIPPED, "max_valley_ratio": 0.8, "bounds": [0.05, 0.95], "dim_mode_tail": 0.05}
     base = StrategyDefinition.model_validate({
         "name": "one", "lymphocytes": "pos", "compensation": "none",

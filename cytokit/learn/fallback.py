@@ -5,10 +5,10 @@ depth cut-off ``max_valley_ratio``, plausible range), and where the gate goes on
 valley (the fallback: a tail of the negative peak, ``tail_sd`` SDs of its outer half, possibly widened
 on a skewed peak and raised to the peak's knee). A training sample with a valley the lab takes shows the
 first part; a sample on which the lab's rule finds none shows only the second. Neither a rule candidate
-(:func:`~cytokit.learn.search._rule_candidates`, which keeps the base's fallback) nor a tail candidate
+(:func:`~cytokit.learn.slots.rule_candidates`, which keeps the base's fallback) nor a tail candidate
 (which has no valley) reproduces both kinds of sample, so the two parts are fitted jointly here: every
 rule candidate (each valley choice, with or without the range and the dim-mode tail, at each depth
-cut-off on :data:`~cytokit.learn.search.DEPTH_GRID`) is fitted on the training samples, and where it falls
+cut-off on :data:`~cytokit.learn.slots.DEPTH_GRID`) is fitted on the training samples, and where it falls
 back to a tail on a sample with an expert placement, the tail width that placement implies (in the
 candidate's own width units, and in plain SDs of the outer half without widening or knee) is set as the
 rule's ``tail_sd`` — on samples where the base rule finds no valley either (where it takes one, a rule that
@@ -23,14 +23,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .slots import DEPTH_GRID, Slot, get_param, rule_candidates, set_param, threshold_slots
+
 if TYPE_CHECKING:
-    from .search import _Ctx, _Slot
+    from .search import _Ctx
 
 #: fields that only act where a valley rule falls back to a tail (the fallback's width)
 FALLBACK_FIELDS = ("tail_sd", "tail_widen", "tail_knee")
 
 
-def _tail_info(ctx: "_Ctx", params: dict[str, Any], slot: "_Slot", i: int) -> dict[str, Any] | None:
+def _tail_info(ctx: "_Ctx", params: dict[str, Any], slot: Slot, i: int) -> dict[str, Any] | None:
     """The threshold fit's info on training sample ``i`` when ``params`` place ``slot`` by a tail (a valley
     rule that fell back, or gave way to the tail above a dim mode); else None."""
     tmp = ctx.fit(params, i)
@@ -39,7 +41,7 @@ def _tail_info(ctx: "_Ctx", params: dict[str, Any], slot: "_Slot", i: int) -> di
     return info if isinstance(info, dict) and info.get("method") == "tail" else None
 
 
-def implied_fallback_widths(ctx: "_Ctx", params: dict[str, Any], slot: "_Slot", cuts: list[float | None],
+def implied_fallback_widths(ctx: "_Ctx", params: dict[str, Any], slot: Slot, cuts: list[float | None],
                             samples: set[int] | None = None) -> dict[bool, list[float]]:
     """Per training sample (of ``samples``, default all) on which ``params`` (a valley rule on ``slot``) falls
     back to a tail and the expert's placement on this dimension is known (``cuts``): the tail width (in SDs)
@@ -65,7 +67,7 @@ def implied_fallback_widths(ctx: "_Ctx", params: dict[str, Any], slot: "_Slot", 
     return out
 
 
-def fallback_candidates(ctx: "_Ctx", params: dict[str, Any], slot: "_Slot",
+def fallback_candidates(ctx: "_Ctx", params: dict[str, Any], slot: Slot,
                         cuts: list[float | None]) -> list[dict[str, Any]]:
     """The current valley rule and the rule candidates for ``slot`` (every depth cut-off on DEPTH_GRID) that
     fall back to a tail on some training sample on which the base rule falls back too, each with the
@@ -76,17 +78,15 @@ def fallback_candidates(ctx: "_Ctx", params: dict[str, Any], slot: "_Slot",
     lab's fallback alone. Where the base rule takes a valley, a rule that does not (a stricter depth
     cut-off, say) plus a width fitted there would be two choices read off one sample, which no other
     training sample can check."""
-    from .search import DEPTH_GRID, _get, _rule_candidates, _set, _slots
-
-    cur = _get(params, slot.path) or {}
+    cur = get_param(params, slot.path) or {}
     out: list[dict[str, Any]] = []
-    base = _set(params, slot.path, _get(_slots(ctx.spec)[0], slot.path) or {})
+    base = set_param(params, slot.path, get_param(threshold_slots(ctx.spec)[0], slot.path) or {})
     falls = {i for i, t in enumerate(cuts) if t is not None and _tail_info(ctx, base, slot, i) is not None}
     if not falls:
         return out
-    rules = ([cur] if cur.get("mode", "valley") == "valley" else []) + _rule_candidates(cur, DEPTH_GRID)
+    rules = ([cur] if cur.get("mode", "valley") == "valley" else []) + rule_candidates(cur, DEPTH_GRID)
     for rule in rules:
-        implied = implied_fallback_widths(ctx, _set(params, slot.path, rule), slot, cuts, falls)
+        implied = implied_fallback_widths(ctx, set_param(params, slot.path, rule), slot, cuts, falls)
         for plain, ks in implied.items():
             if not ks:
                 continue
@@ -95,7 +95,7 @@ def fallback_candidates(ctx: "_Ctx", params: dict[str, Any], slot: "_Slot",
                 q.pop("tail_knee", None)
                 q.pop("tail_widen", None)  # the method's default: no widening
             for k in sorted({*ks, float(np.mean(ks))}):
-                out.append(_set(params, slot.path, {**q, "tail_sd": round(k, 3)}))
+                out.append(set_param(params, slot.path, {**q, "tail_sd": round(k, 3)}))
     return out
 
 

@@ -18,7 +18,7 @@ are thus not adopted, and the population keeps its base (shipped) parameters.
 Threshold gates are tuned dimension by dimension (coordinate descent, two rounds). For each dimension
 the *expert's placement* is measured on the strategy's own scale: the cut that best reproduces the expert
 mask among the parent's events that pass the other dimensions. Candidates are first the *rules*
-(:func:`_rule_candidates`): the current valley rule with as few of its choices changed as possible
+(:func:`rule_candidates`): the current valley rule with as few of its choices changed as possible
 (which valley, the method's default valley depth instead of the current one, no bounds), fewest changes
 first; then the valley choices with other bandwidths, tail widths and quantiles *implied* by the
 placement on each sample, and bounds around the placements (not around a single one among near ties:
@@ -52,6 +52,7 @@ from ..gating.model import PopulationSpec, StrategyDefinition
 from ..sample import Sample
 from .agreement import f1_score
 from .fallback import fallback_candidates, without_fallback
+from .slots import DEPTH_GRID, Slot, get_param, rule_candidates, set_param, threshold_slots
 
 log = logging.getLogger(__name__)
 
@@ -205,52 +206,6 @@ def _least_change(ctx: _Ctx, tied: list[tuple[dict[str, Any], float]]) -> tuple[
 
 
 # -- threshold slots ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Slot:
-    """One fitted threshold inside a method's params: where it lives, its dimension and kept side."""
-
-    path: tuple[Any, ...]
-    dim: int
-    positive: bool  # the gate keeps x >= t
-
-
-def _get(params: dict, path: tuple) -> Any:
-    out: Any = params
-    for k in path:
-        out = out[k]
-    return out
-
-
-def _set(params: dict, path: tuple, value: Any) -> dict:
-    out = copy.deepcopy(params)
-    target: Any = out
-    for k in path[:-1]:
-        target = target[k]
-    target[path[-1]] = value
-    return out
-
-
-def _slots(spec: PopulationSpec) -> tuple[dict[str, Any], list[_Slot]]:
-    """The population's params with one threshold entry per dimension, and the threshold slots."""
-    p = copy.deepcopy(spec.params)
-    if spec.method == "threshold":
-        p.setdefault("threshold", {})
-        return p, [_Slot(("threshold",), 0, p.get("sign", "+") == "+")]
-    if spec.method in ("quadrant", "phenotype"):
-        n = len(p["signs"])
-        th = list(p.get("thresholds") or [{}])
-        p["thresholds"] = [copy.deepcopy(th[0]) for _ in range(n)] if len(th) == 1 else th
-        return p, [_Slot(("thresholds", i), i, s == "+") for i, s in enumerate(p["signs"])]
-    if spec.method == "interval":
-        slots = []
-        if p.get("lower") is not None:
-            slots.append(_Slot(("lower",), 0, True))
-        if p.get("upper") is not None:
-            slots.append(_Slot(("upper",), 0, False))
-        return p, slots
-    return p, []
-
-
 def best_cut(x: np.ndarray, expert: np.ndarray, n_expert: int, positive: bool) -> float | None:
     """The cut ``t`` maximising per-event F1 of ``x >= t`` (``positive``) or ``x < t`` against ``expert``
     (``expert`` flags the same events as ``x``; ``n_expert`` counts all expert events, also those not in
@@ -292,7 +247,7 @@ def _other_conditions(gate: Any, dim_name: str, X: np.ndarray, dims: tuple[str, 
     return None
 
 
-def _placements(ctx: _Ctx, params: dict, slot: _Slot, slots: list[_Slot]) -> list[float | None]:
+def _placements(ctx: _Ctx, params: dict, slot: Slot, slots: list[Slot]) -> list[float | None]:
     """Per training sample: the expert's cut on this slot's dimension (strategy scale), or None."""
     out: list[float | None] = []
     name, dims = ctx.spec.name, ctx.spec.dims
@@ -318,58 +273,17 @@ def _placements(ctx: _Ctx, params: dict, slot: _Slot, slots: list[_Slot]) -> lis
     return out
 
 
-#: valley choices a rule candidate may switch to (the parameter ``valley`` of ThresholdParams)
-RULE_VALLEYS = ("deepest", "first", "last")
 #: near-ties when tuning thresholds on two or more samples: candidates within this many F1 units of the
 #: best training score reproduce the expert equally well (a KDE grid step moves F1 by about this much),
-#: and the simplest of them (:func:`_rule_candidates` order) is kept. The leave-one-out re-tunings use the
+#: and the simplest of them (:func:`rule_candidates` order) is kept. The leave-one-out re-tunings use the
 #: same value. With one training sample (nothing to generalise from, a ceiling check) the best score wins.
 RULE_TIE = 0.002
 
 
-def _rule_candidates(cur: dict[str, Any], depths: Iterable[float] = ()) -> list[dict[str, Any]]:
-    """Valley rules that differ from the current threshold parameters in as few of the rule's choices as
-    possible, fewest changes first: which valley (:data:`RULE_VALLEYS`), how shallow a dip still counts
-    (``max_valley_ratio``: current or the method's default), the plausible range (``bounds``: current
-    or none) and whether a valley above a dim mode gives way to the tail (``dim_mode_tail``: current or
-    never). No value here is fitted to the training samples, so a rule that reproduces the expert on
-    every training sample is the lab's rule as far as those samples show it, and with the near-tie
-    preference of :func:`_best` a choice the samples do not show keeps its current (shipped) value.
-    ``depths``: further depth cut-offs to list (:func:`is_rule_change` accepts any of :data:`DEPTH_GRID`,
-    the values :func:`_with_depths` lists)."""
-    if cur.get("mode", "valley") != "valley":
-        return []
-    fields = ThresholdParams.model_fields
-    now = {"valley": cur.get("valley", fields["valley"].default),
-           "max_valley_ratio": cur.get("max_valley_ratio", fields["max_valley_ratio"].default),
-           "bounds": cur.get("bounds"), "dim_mode_tail": cur.get("dim_mode_tail")}
-    options = {"valley": [v for v in RULE_VALLEYS if v != now["valley"]],
-               "max_valley_ratio": [r for r in dict.fromkeys((fields["max_valley_ratio"].default, *depths))
-                                    if r != now["max_valley_ratio"]],
-               "bounds": [None] if now["bounds"] is not None else [],
-               # a valley above a dim mode taken as a valley all the same (the lab may cut between dim and bright)
-               "dim_mode_tail": [None] if now["dim_mode_tail"] is not None else []}
-    changes: list[dict[str, Any]] = [{}]
-    for key, values in options.items():
-        changes += [{**c, key: v} for c in changes for v in values]
-    out = []
-    for ch in sorted(changes[1:], key=len):
-        cand = {k: v for k, v in cur.items() if k not in ch or ch[k] is not None}
-        cand.update({k: v for k, v in ch.items() if v is not None})
-        cand["mode"] = "valley"
-        if "max_valley_ratio" in ch and "fallback" in cand:
-            # the method's default valley definition as a whole: dips down to its default depth count, and a
-            # valley that moves with the smoothing is kept (flagged) rather than replaced by the fallback's
-            # count ('excess' distrusts exactly the shallow valleys this depth admits)
-            cand["fallback"] = fields["fallback"].default
-        out.append(cand)
-    return out
-
-
 def _threshold_candidates(ctx: _Ctx, cur: dict[str, Any], cuts: list[float | None],
-                          slot: _Slot) -> list[dict[str, Any]]:
+                          slot: Slot) -> list[dict[str, Any]]:
     """Candidate ThresholdParams dicts for one slot (see module docstring): the rule candidates first
-    (:func:`_rule_candidates`), then parameters implied by the expert's placements."""
+    (:func:`rule_candidates`), then parameters implied by the expert's placements."""
     ts = [t for t in cuts if t is not None]
     bounds_opts: list[Any] = [cur.get("bounds")]
     # bounds around the expert's placements: a range needs two placements, or one training sample and no near
@@ -384,7 +298,7 @@ def _threshold_candidates(ctx: _Ctx, cur: dict[str, Any], cuts: list[float | Non
     base = {k: v for k, v in cur.items() if k not in ("mode", "valley", "adjust", "tail_sd", "quantile",
                                                       "reference_peak", "tail_side", "bounds", "value",
                                                       "min_peak_fraction", "expected")}
-    out: list[dict[str, Any]] = _rule_candidates(cur)
+    out: list[dict[str, Any]] = rule_candidates(cur)
     # tails keep the base's widening of a skewed peak (``tail_widen``) or use the plain lower-half SD: a lab
     # may set its cut from either
     widen_default = ThresholdParams.model_fields["tail_widen"].default
@@ -445,7 +359,7 @@ def _threshold_candidates(ctx: _Ctx, cur: dict[str, Any], cuts: list[float | Non
     return out
 
 
-def _with_depths(ctx: _Ctx, tied: list[tuple[dict[str, Any], float]], slot: _Slot,
+def _with_depths(ctx: _Ctx, tied: list[tuple[dict[str, Any], float]], slot: Slot,
                  tie: float) -> list[tuple[dict[str, Any], float]]:
     """``tied`` with each valley rule that changes the depth cut-off (``max_valley_ratio``) of ``slot`` from
     the base parameters' replaced by its variants on :data:`DEPTH_GRID` that fit the training samples as
@@ -453,19 +367,19 @@ def _with_depths(ctx: _Ctx, tied: list[tuple[dict[str, Any], float]], slot: _Slo
     samples bound, often from one side only (a dip the expert took, none it declined): where they do not
     fix it, :func:`_least_change` chooses among the values they allow."""
     default = ThresholdParams.model_fields["max_valley_ratio"].default
-    base, _ = _slots(ctx.spec)
-    was = (_get(base, slot.path) or {}).get("max_valley_ratio", default)
+    base, _ = threshold_slots(ctx.spec)
+    was = (get_param(base, slot.path) or {}).get("max_valley_ratio", default)
     out: list[tuple[dict[str, Any], float]] = []
     seen = {repr(c) for c, _ in tied}
     for c, sc in tied:
-        q = _get(c, slot.path) if _has(c, slot.path) else {}
+        q = get_param(c, slot.path) if _has(c, slot.path) else {}
         if q.get("mode", "valley") != "valley" or q.get("max_valley_ratio", default) == was:
             out.append((c, sc))
             continue
         variants = []
         for r in sorted(dict.fromkeys((*DEPTH_GRID, q.get("max_valley_ratio", default))),
                         key=lambda r: (abs(r - was), r)):
-            v = _set(c, slot.path, {**q, "max_valley_ratio": r})
+            v = set_param(c, slot.path, {**q, "max_valley_ratio": r})
             if r == q.get("max_valley_ratio", default):
                 variants.append((c, sc))
             elif r != was and repr(v) not in seen:
@@ -513,24 +427,24 @@ def _fewest_fitted(ctx: _Ctx, tied: list[tuple[dict[str, Any], float]]) -> list[
 #: an unlabelled sample is named as undetermined by the training samples when two equally fitting
 #: candidates gate it with per-event F1 below this between them (the learner's F1 target)
 UNDETERMINED_F1 = 0.95
-def _rules_among(ctx: _Ctx, tied: list[tuple[dict[str, Any], float]], slot: _Slot) -> list[dict[str, Any]]:
-    """The base parameters and the rule candidates (:func:`_rule_candidates`, any depth on
+def _rules_among(ctx: _Ctx, tied: list[tuple[dict[str, Any], float]], slot: Slot) -> list[dict[str, Any]]:
+    """The base parameters and the rule candidates (:func:`rule_candidates`, any depth on
     :data:`DEPTH_GRID`) among ``tied``: of each valley choice with or without bounds, the lowest and the
     highest equally fitting depth cut-off (a cut-off in between gates no sample outside their range)."""
-    base, _ = _slots(ctx.spec)
-    b = _get(base, slot.path) or {}
-    rules = _rule_candidates(b, DEPTH_GRID)
+    base, _ = threshold_slots(ctx.spec)
+    b = get_param(base, slot.path) or {}
+    rules = rule_candidates(b, DEPTH_GRID)
     default = ThresholdParams.model_fields["max_valley_ratio"].default
     groups: dict[tuple[Any, bool, bool], list[dict[str, Any]]] = {}
     out = []
     for c, _ in tied:
-        q = _get(c, slot.path) if _has(c, slot.path) else {}
+        q = get_param(c, slot.path) if _has(c, slot.path) else {}
         if c == ctx.spec.params:
             out.append(c)
         elif q in rules:
             groups.setdefault((q.get("valley"), "bounds" in q, "dim_mode_tail" in q), []).append(c)
     for members in groups.values():
-        depth = [(_get(c, slot.path).get("max_valley_ratio", default), k) for k, c in enumerate(members)]
+        depth = [(get_param(c, slot.path).get("max_valley_ratio", default), k) for k, c in enumerate(members)]
         out += [members[min(depth)[1]]] + ([members[max(depth)[1]]] if len(members) > 1 else [])
     return out
 
@@ -567,13 +481,13 @@ def _undetermined(ctx: _Ctx, chosen: dict[str, Any], tied: list[dict[str, Any]])
 
 def tune_thresholds(ctx: _Ctx) -> dict[str, Any]:
     """Coordinate descent over the population's threshold slots (two rounds)."""
-    params, slots = _slots(ctx.spec)
+    params, slots = threshold_slots(ctx.spec)
     for _round in range(2 if len(slots) > 1 else 1):
         changed = False
         for slot in slots:
             cuts = _placements(ctx, params, slot, slots)
-            cur = _get(params, slot.path) or {}
-            cands = [_set(params, slot.path, c) for c in _threshold_candidates(ctx, cur, cuts, slot)]
+            cur = get_param(params, slot.path) or {}
+            cands = [set_param(params, slot.path, c) for c in _threshold_candidates(ctx, cur, cuts, slot)]
             tied = _tied(ctx, params, cands, tie=ctx.tie)
             if all(c != ctx.spec.params for c, _ in tied):  # else the base reproduces the samples as well as any
                 tied = _joined(ctx, tied, fallback_candidates(ctx, params, slot, cuts), ctx.tie)
@@ -687,21 +601,21 @@ MIN_GAIN = 0.002
 
 def is_rule_change(spec: PopulationSpec, proposed: dict[str, Any], *, fallback_width: bool = False) -> bool:
     """Whether ``proposed`` differs from ``spec``'s parameters only by switching threshold slots to rule
-    candidates (:func:`_rule_candidates`: another valley choice, the method's default valley depth, no
+    candidates (:func:`rule_candidates`: another valley choice, the method's default valley depth, no
     bounds), i.e. carries no number fitted to the training samples.
 
     ``fallback_width``: a slot may also differ in its fallback tail's width (:data:`.fallback.FALLBACK_FIELDS`,
     :func:`.fallback.fallback_candidates`): the one number fitted, and only on the samples where the rule
     finds no valley."""
-    base, slots = _slots(spec)
+    base, slots = threshold_slots(spec)
     if not slots or proposed == spec.params:
         return False
     for slot in slots:
-        b = _get(base, slot.path) or {}
-        q = _get(proposed, slot.path) if _has(proposed, slot.path) else b
+        b = get_param(base, slot.path) or {}
+        q = get_param(proposed, slot.path) if _has(proposed, slot.path) else b
         if q == b:
             continue
-        rules = _rule_candidates(b, DEPTH_GRID)
+        rules = rule_candidates(b, DEPTH_GRID)
         if q in rules:
             continue
         if not fallback_width or q.get("mode", "valley") != "valley":
@@ -715,7 +629,7 @@ def is_rule_change(spec: PopulationSpec, proposed: dict[str, Any], *, fallback_w
 
 def _has(params: dict, path: tuple) -> bool:
     try:
-        _get(params, path)
+        get_param(params, path)
     except (KeyError, IndexError, TypeError):
         return False
     return True
@@ -763,28 +677,24 @@ def _validated(ctx: _Ctx, proposed: dict[str, Any] | None = None) -> tuple[bool,
     return ok, gains
 
 
-#: valley depth cut-offs (``max_valley_ratio``) probed by :func:`valley_depth_ranges`
-DEPTH_GRID = tuple(round(0.3 + 0.05 * i, 2) for i in range(14))
-
-
 def valley_depth_ranges(ctx: _Ctx, params: dict[str, Any]) -> list[dict[str, Any]]:
     """For each valley-rule slot of ``params`` whose depth cut-off (``max_valley_ratio``) differs from the
     base parameters: the cut-offs on :data:`DEPTH_GRID` that reproduce every training sample as well as
     ``params`` do (within :data:`RULE_TIE`). A wide range means the samples do not show how shallow a dip
     the lab still counts as a valley; the value used is then a prior (the method's default), not learned.
     Rows: ``dim``, ``used``, ``low``, ``high`` (depth ratios, 0..1)."""
-    base, slots = _slots(ctx.spec)
+    base, slots = threshold_slots(ctx.spec)
     ref = _per_sample(ctx, params)
     out = []
     for slot in slots:
-        b = _get(base, slot.path) or {}
-        q = _get(params, slot.path) if _has(params, slot.path) else b
+        b = get_param(base, slot.path) or {}
+        q = get_param(params, slot.path) if _has(params, slot.path) else b
         default = ThresholdParams.model_fields["max_valley_ratio"].default
         used = q.get("max_valley_ratio", default)
         if q.get("mode", "valley") != "valley" or used == b.get("max_valley_ratio", default):
             continue
         ok = [r for r in DEPTH_GRID
-              if np.all(_per_sample(ctx, _set(params, slot.path, {**q, "max_valley_ratio": r})) >= ref - RULE_TIE)]
+              if np.all(_per_sample(ctx, set_param(params, slot.path, {**q, "max_valley_ratio": r})) >= ref - RULE_TIE)]
         if ok:
             out.append({"dim": ctx.spec.dims[slot.dim], "used": used, "low": min(ok), "high": max(ok)})
     return out

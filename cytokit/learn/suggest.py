@@ -11,8 +11,8 @@ For every threshold of the strategy (each dimension of a ``threshold``, ``quadra
 once) a *committee* of candidate placements is fitted on every sample:
 
 * the base parameters;
-* the rule candidates the learner searches (:func:`cytokit.learn.search._rule_candidates`: another valley
-  choice, depth cut-offs on :data:`~cytokit.learn.search.DEPTH_GRID`, no plausible range, no dim-mode
+* the rule candidates the learner searches (:func:`cytokit.learn.slots.rule_candidates`: another valley
+  choice, depth cut-offs on :data:`~cytokit.learn.slots.DEPTH_GRID`, no plausible range, no dim-mode
   tail) — none of them is fitted to any data;
 * a tail of the negative peak at :data:`TAIL_WIDTHS` SD (the other kind of candidate the learner fits).
 
@@ -58,8 +58,8 @@ from ..gating.methods.density import ThresholdParams
 from ..gating.methods.shared_fits import shared_threshold_fits
 from ..gating.model import StrategyDefinition
 from .agreement import f1_score
-from .search import (DEPTH_GRID, RULE_TIE, TUNERS, TrainingSample, _Ctx, _get, _rule_candidates, _set, _slots,
-                     tune_thresholds)
+from .search import RULE_TIE, TUNERS, TrainingSample, _Ctx, tune_thresholds
+from .slots import DEPTH_GRID, get_param, rule_candidates, set_param, threshold_slots
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ def _grouped(q: Question, f1_vs_base: np.ndarray, most: int = 4) -> str:
 
 def _members(threshold: dict[str, Any]) -> list[dict[str, Any]]:
     """The committee of one threshold: base, rule candidates, tails (no duplicates, base first)."""
-    out = [threshold, *_rule_candidates(threshold, DEPTH_GRID)]
+    out = [threshold, *rule_candidates(threshold, DEPTH_GRID)]
     if threshold.get("mode", "valley") == "tail":  # other widths of the same tail
         out += [{**threshold, "tail_sd": w} for w in TAIL_WIDTHS]
     else:
@@ -239,9 +239,9 @@ def _questions(definition: StrategyDefinition, samples: Sequence[TrainingSample]
              and (wanted is None or p.name in wanted)]
     found: dict[tuple[Any, ...], tuple[list[str], Any, Any]] = {}
     for spec in specs:
-        params, slots = _slots(spec)
+        params, slots = threshold_slots(spec)
         for slot in slots:
-            th = _get(params, slot.path) or {}
+            th = get_param(params, slot.path) or {}
             key = (spec.parent, spec.dims[slot.dim], slot.positive, json.dumps(th, sort_keys=True))
             if key in found:
                 found[key][0].append(spec.name)
@@ -259,8 +259,8 @@ def _questions(definition: StrategyDefinition, samples: Sequence[TrainingSample]
         base_states.append(st)
     out = []
     for names, spec, slot in found.values():
-        params, _ = _slots(spec)
-        members = _members(_get(params, slot.path) or {})
+        params, _ = threshold_slots(spec)
+        members = _members(get_param(params, slot.path) or {})
         ctx = _Ctx(spec, [], [], definition)
         f1s = []
         expert_f1: dict[int, np.ndarray] = {}
@@ -272,7 +272,7 @@ def _questions(definition: StrategyDefinition, samples: Sequence[TrainingSample]
             masks = []
             with shared_threshold_fits():
                 for m in members:
-                    tmp = ctx._fit_on(_set(params, slot.path, m), s, st)
+                    tmp = ctx._fit_on(set_param(params, slot.path, m), s, st)
                     got = None if tmp is None else tmp.masks.get(spec.name)
                     masks.append(np.zeros(int(parent.sum()), bool) if got is None else got[parent])
             f1s.append(_pairwise_f1(masks))
