@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gating_accuracy import FAMILIES, FMO_QUANTILE, HELD_OUT_SEED  # noqa: E402
 from independent_lab import HELD_OUT_SEED as LAB_FIRST_SEED  # noqa: E402,F401
-from independent_lab import LABS  # noqa: E402
+from independent_lab import LABS, RESERVED_A_SEED, RESERVED_B_SEED  # noqa: E402
 from independent_lab import strategies as lab_strategies  # noqa: E402
 from independent_lab_gen import generate_trial, truth_masks as lab_truth_masks  # noqa: E402
 from independent_lab_gen.trial_b import generate_trial_b  # noqa: E402
@@ -55,9 +55,9 @@ from cytokit.simulate import load_config, simulate_trial, truth_masks  # noqa: E
 POPULATION = "CD25+ CD4"
 TREG = "Treg"
 #: held-out seeds reserved for the final measurements (gating_accuracy, independent_lab): never drawn here
-RESERVED = {HELD_OUT_SEED, 8080}
+RESERVED = {HELD_OUT_SEED, RESERVED_A_SEED}
 #: lab B's seed reserved for its final measurement (``independent_lab.py --lab b``)
-RESERVED_B = {9999}
+RESERVED_B = {RESERVED_B_SEED}
 SIM_FAMILIES = tuple(f for f in FAMILIES if not f.startswith(("cd56", "nk_", "scatter")))
 DEFAULT_GROUPS = ("tune=sim:101,404,505,606,707,808", "check=sim:909,1010", "lab=lab:2026,2027,2028,2029,3031",
                   "lab4040=lab:4040")

@@ -31,13 +31,14 @@ from cytokit.gating.methods.negative_model import negative_model
 from cytokit.simulate import load_config, simulate_trial, truth_masks
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gating_accuracy import FAMILIES  # noqa: E402
+from gating_accuracy import FAMILIES, HELD_OUT_SEED  # noqa: E402
+from independent_lab import RESERVED_A_SEED  # noqa: E402
 from independent_lab_gen import generate_trial, truth_masks as lab_truth_masks  # noqa: E402
 from independent_lab_gen.user_yaml import write_lab_strategies  # noqa: E402
 
 SIM_FAMILIES = ("reference", "broad_negative", "cd28_dim_mode", "cd28_all_positive")
 GATES = (("CD4 T", "CD28+ CD4"), ("CD8 T", "CD28+ CD8"))
-RESERVED = {1414, 8080}  # the next held-out seeds of gating_accuracy / independent_lab: never drawn here
+RESERVED = {HELD_OUT_SEED, RESERVED_A_SEED}  # the next held-out seeds of gating_accuracy / independent_lab: never drawn here
 
 
 def main_mode(x: np.ndarray) -> tuple[float, float]:
