@@ -155,3 +155,35 @@ def test_a_count_is_valid_only_over_a_reference_negative_for_the_marker():
     for ref in (singlets, singlets_b):
         m = negative_model(cd8, reference=ref)
         assert m is not None and not m.valid  # its count (tens of pp off) is no second estimate
+
+
+def test_ambiguous_mode_with_positives_above_it_reads_negative():
+    # lab B's CD4 T cells' CD25 (CD4-PE spill into the CD25 detector): their negatives' mode sits just above the
+    # Singlets' negative_max and few of them lie at the Singlets' mode, so position and count both said
+    # positive; the threshold went below the mode (93 % for 10 %). The mode's own shape (a plateau of
+    # positives above it, nothing below) says negative.
+    r = rng(16)
+    ref = r.normal(0.18, 0.058, 20000)
+    cd4 = np.r_[r.normal(0.31, 0.055, 18000), r.uniform(0.42, 0.7, 2000)]
+    neg = reference_negative(ref, CD28)
+    assert neg is not None and abs(0.31 - neg["negative_max"]) < neg["half_sd"]  # at the boundary
+    t = fit_threshold(cd4, CD28, reference=ref)
+    assert "ambiguous_mode" in t.flags and needs_review(t.flags) and "all_positive" not in t.flags
+    assert t.info["lone_mode"]["decided_by"] == "side_excess"
+    assert abs(100 * np.mean(cd4 >= t.value) - 10.0) < 2.5
+
+
+def test_ambiguous_negative_mode_with_a_heavier_lower_side_stays_negative():
+    # negatives on a logicle scale spread further below their mode than above it (lab B 12 `B01_V8`'s CD4 T
+    # cells' CD25: 5 % more events below than above, with 6 % CD25+ above): an excess below is no sign of a
+    # positive mode, so a mode at the boundary whose position says negative stays negative
+    r = rng(17)
+    ref = r.normal(0.18, 0.058, 20000)
+    below = 0.29 - np.abs(r.normal(0, 0.09, 9000))
+    above = 0.29 + np.abs(r.normal(0, 0.05, 9000))
+    cd4 = np.r_[below, above, 0.33 + r.exponential(0.12, 1100)]
+    t = fit_threshold(cd4, CD28, reference=ref)
+    lone = t.info["lone_mode"]
+    assert not lone["above_negative_max"] and lone["side_excess"] < 0 and "decided_by" not in lone
+    assert "ambiguous_mode" in t.flags and "all_positive" not in t.flags
+    assert 100 * np.mean(cd4 >= t.value) < 20
