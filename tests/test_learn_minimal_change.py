@@ -188,3 +188,45 @@ def test_a_lab_cutting_below_the_knee_is_learned_over_a_shipped_tail_knee():
     assert [d["adopted"] for d in decisions] == [True]
     assert "tail_knee" not in learned.population("pos").params["threshold"]
     assert _f1(learned, held) > 0.99 and _f1(learned, held) > _f1(base, held)
+
+
+def test_a_lab_counting_shallower_dips_than_the_pair_shows_is_warned_about_and_decided_by_a_named_sample():
+    """Lab *bright*'s case: the lab takes the highest dip down to 0.8 of the smaller peak; the training
+    pair shows a dip of about 0.55 taken (cut-offs from about 0.6 up reproduce it) and nothing deeper
+    declined, so the learner keeps the cut-off of least change and the SHALLOW samples (a dip of about 0.67,
+    which the lab takes) stay where the shipped rule gates them — far from the lab. That must not be
+    silent: the depth warning states the open range and the undetermined warning names those samples. An
+    expert gate on the named sample with the shallowest dip decides: trained on the three, the others are
+    gated as the lab does."""
+    from cytokit.learn.api import depth_warnings, undetermined_warnings
+
+    lab = ThresholdParams(valley="last", bounds=(0.05, 0.95), max_valley_ratio=0.8)
+    a, _, _ = _gated("a", _sample(AGREE, 1), lab)
+    b, tb, sb = _gated("b", _sample(SHOWS, 2), lab)
+    assert tb - sb > 0.15
+    free = [_gated(f"u{k}", _sample(SHALLOW, 20 + k), lab) for k in range(3)]
+    for _ts, t, shipped in free:
+        assert t - shipped > 0.1  # the lab takes their upper dip; the shipped rule does not
+    unl = [ts for ts, _, _ in free]
+    decisions: list[dict] = []
+    found: list[dict] = []
+    pair = tune_definition(_definition(), [a, b], decisions=decisions, unlabelled_samples=unl, undetermined=found)
+    assert all(_f1(pair, ts) < 0.9 for ts in unl)  # the pair cannot determine the lab's cut-off ...
+    (depth,) = depth_warnings(decisions)  # ... and says so
+    assert "pos (A)" in depth and "depth cut-offs" in depth
+    (named,) = undetermined_warnings(found)
+    assert all(f"{ts.name} (F1 " in named for ts in unl)
+
+    # the named sample with the shallowest dip (its gate moves at the highest cut-off: 0.66 against 0.63-0.64
+    # for u0, u2) bounds the cut-off from below at its own dip; every other named sample is then gated as
+    # the lab does (a named sample with a deeper dip would leave the shallower ones open: why --suggest
+    # ranks the named samples by how much each decides)
+    third = unl[1]
+    rest = [ts for ts in unl if ts is not third]
+    more: list[dict] = []
+    three = tune_definition(_definition(), [a, b, third], decisions=more, unlabelled_samples=rest)
+    (d3,) = more
+    (depth3,) = d3["valley_depth"]
+    (depth2,) = decisions[0]["valley_depth"]
+    assert depth3["low"] > depth2["low"]  # the open range shrinks from below
+    assert all(_f1(three, ts) > 0.99 for ts in [third, *rest])
