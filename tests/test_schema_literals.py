@@ -45,6 +45,8 @@ ALLOWED: dict[str, tuple[frozenset[str], str]] = {
                                 "keys and gate method names of the strategy YAML it writes"),
     "cytokit/learn/search.py": (frozenset({"phenotype", "population", "method"}),
                                 "gate method names; keys of the record of tuned parameters"),
+    "cytokit/learn/slots.py": (frozenset({"phenotype"}), "gate method name"),
+    "cytokit/learn/fallback.py": (frozenset({"method"}), "key of a threshold fit's info (the rule that placed it)"),
     "cytokit/notebook/state.py": (frozenset({"phenotype"}), "gate method name"),
     "cytokit/pipeline/config.py": (frozenset({"method"}), "pipeline YAML key (counts.method)"),
     "cytokit/pipeline/outputs.py": (frozenset({"population"}), "array name inside events.npz"),
