@@ -59,6 +59,8 @@ from qc_accuracy import TIME_FLAGS  # noqa: E402
 
 from cytokit.fcs import read_fcs  # noqa: E402
 from cytokit.gating import load_strategy  # noqa: E402
+from cytokit.gating.model import ancestors  # noqa: E402
+from cytokit.gating.result import GatingResult  # noqa: E402
 from cytokit.gating.strategy import Strategy  # noqa: E402
 from cytokit.pipeline.config import CountsConfig  # noqa: E402
 from cytokit.pipeline.counts import consistency_checks  # noqa: E402
@@ -146,6 +148,35 @@ def strategies(folder: Path, lab: Lab = LABS["a"]) -> dict[str, Strategy]:
     return {tube: load_strategy(folder / f"lab_{tube}.yaml") for tube in lab.hierarchy}
 
 
+#: columns of :func:`where_lost` (percent of the population's true cells; ``extra`` of other events it holds)
+LOSS_COLUMNS = ("lost_scatter_live", "lost_scatter_dead", "lost_singlets", "lost_parents", "lost_own", "extra")
+
+
+def where_lost(name: str, chain: list[str], gated: dict[str, np.ndarray], true: np.ndarray,
+               dead: np.ndarray) -> dict[str, float]:
+    """Where a population's true cells (``true``, bool per event) are lost on the way down its gates: ``chain``
+    is the population's ancestors from the top (the scatter gate, then the singlet gate, then its parents) and
+    ``gated`` the gates' masks. Percent of the true cells (keys :data:`LOSS_COLUMNS`): outside the scatter gate
+    (live / dead cells), inside it but outside the singlet gate, inside that but outside a parent gate
+    below it, inside its parent but outside its own gate; ``extra``: events of the gate that are not its true
+    cells. The count's relative error (%) is ``extra`` minus the sum of the losses."""
+    n = max(int(np.count_nonzero(true)), 1)
+
+    def pct(mask: np.ndarray) -> float:
+        return 100.0 * int(np.count_nonzero(mask)) / n
+
+    scatter, singlets, parents = chain[0], chain[1], chain[2:]
+    out_scatter = true & ~gated[scatter]
+    single = true & gated[scatter] & gated[singlets]
+    inside = single
+    for parent in parents:
+        inside = inside & gated[parent]
+    return {"lost_scatter_live": pct(out_scatter & ~dead), "lost_scatter_dead": pct(out_scatter & dead),
+            "lost_singlets": pct(true & gated[scatter] & ~gated[singlets]),
+            "lost_parents": pct(single & ~inside), "lost_own": pct(inside & ~gated[name]),
+            "extra": pct(gated[name] & ~true)}
+
+
 def best_threshold_pp(x: np.ndarray, y: np.ndarray) -> float:
     """|% positive - truth| (pp) of the single threshold on ``x`` that misclassifies fewest events (``y`` =
     truth positive): what a perfectly placed one-dimensional gate could reach on this file."""
@@ -174,6 +205,8 @@ def gate_trial(trial: Path, folder: Path, lab: Lab = LABS["a"]) -> tuple[pd.Data
         scen = files.loc[r.file, "scenarios"]
         oracle = {pop: best_threshold_pp(res.sample.column(marker)[masks[parent]], masks[pop][masks[parent]])
                   for pop, parent, marker in lab.oracle if pop in masks}
+        counted = "abs_per_uL" in t.columns and bool(t["abs_per_uL"].notna().any())  # a bead-counted tube
+        losses = lost_cells(res, masks, trial, r.file) if counted else {}
         for p in res.populations.itertuples():
             if p.population not in t.index:
                 continue
@@ -194,7 +227,8 @@ def gate_trial(trial: Path, folder: Path, lab: Lab = LABS["a"]) -> tuple[pd.Data
                          "best_threshold_pp": oracle.get(p.population, np.nan),
                          "fmo_pct": ideal_fmo_pct(res, p.population, masks),
                          "f1": f1(res.masks[p.population], masks[p.population])
-                         if p.population in lab.f1_populations else np.nan})
+                         if p.population in lab.f1_populations else np.nan,
+                         **losses.get(p.population, {})})
         qc = run_qc(sample)
         clog = clog_mask(trial, r.file)
         kinds = event_kinds(trial, r.file)
@@ -215,6 +249,21 @@ def gate_trial(trial: Path, folder: Path, lab: Lab = LABS["a"]) -> tuple[pd.Data
     df["err"] = (df.auto_pct - df.truth_pct).abs()
     df["review"] = df["review"].astype(bool)
     return df, pd.DataFrame(qc_rows)
+
+
+def lost_cells(res: GatingResult, masks: dict[str, np.ndarray], trial: Path, file: str) -> dict[str, dict[str, float]]:
+    """:func:`where_lost` for every population of a single-platform (bead-counted) file below its singlet gate
+    (``res``: the strategy's result on the file, ``masks``: the truth)."""
+    dead = np.load(trial / "truth" / "labels" / f"{Path(file).stem}.npz")["dead"]
+    definition, lymph = res.definition, res.definition.lymphocytes
+    out: dict[str, dict[str, float]] = {}
+    for spec in definition.populations:
+        chain = ancestors(definition, spec.name)[::-1]  # from the top
+        if spec.name in masks and spec.name in res.masks and lymph in chain[1:]:
+            chain = chain[chain.index(lymph) - 1:]  # from the scatter gate right above the singlet gate
+            out[spec.name] = {k: round(v, 3) for k, v in where_lost(spec.name, chain, res.masks, masks[spec.name],
+                                                                     dead).items()}
+    return out
 
 
 def scenario_table(df: pd.DataFrame, words: dict[str, tuple[str, ...]] = SCENARIO_WORDS) -> pd.DataFrame:
@@ -279,6 +328,24 @@ def run_pipeline(trial: Path, out: Path, folder: Path, lab: Lab = LABS["a"]) -> 
         cmp.attrs["abs"] = got.merge(truth[["stem", "population", "abs_per_uL", "pct_parent"]].rename(
             columns={"pct_parent": "truth_pct"}), on=["stem", "population"])
     return cmp.round(2)
+
+
+def print_losses(df: pd.DataFrame) -> None:
+    """Per population of the bead-counted files: median / max over files of where its true cells are lost
+    (:func:`where_lost`, % of its true cells), and median / lowest of its count's relative error (gated events
+    against its true cells, %; the single-platform count's error but for the bead gate's)."""
+    sub = df[df.lost_own.notna()].copy()
+    if sub.empty:
+        return
+    losses = [c for c in LOSS_COLUMNS if c != "extra"]
+    sub["count_rel"] = sub.extra - sub[losses].sum(axis=1)
+    g = sub.groupby("population")
+    table = pd.concat([g[c].median().round(2).astype(str) + " / " + g[c].max().round(2).astype(str)
+                       for c in LOSS_COLUMNS]
+                      + [g.count_rel.median().round(2).astype(str) + " / " + g.count_rel.min().round(2).astype(str),
+                         g.count_rel.apply(lambda e: int((e < -10).sum())).rename("count_rel_lt_-10")], axis=1)
+    print("\nwhere true cells are lost (bead-counted files; % of the population's true cells, median / max over files;"
+          " count_rel: gated events vs true cells, %, median / lowest):\n" + table.to_string())
 
 
 def print_absolute_counts(rows: pd.DataFrame) -> None:
@@ -468,6 +535,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\ntime QC (clogs; defaults of cytokit.qc.run_qc):\n" + qc_summary(qc).to_string(index=False))
         if args.lab != "a":
             print_data_checks(df, qc, lab.data_check_words)
+        if "lost_own" in df.columns:
+            print_losses(df)
         if not args.no_run:
             w3 = time.perf_counter()
             cmp = run_pipeline(trial, root / "results", folder, lab)

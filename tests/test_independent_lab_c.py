@@ -182,6 +182,16 @@ def test_benchmark_lab_c_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtur
     pops = pd.read_csv(tmp_path / "results" / "populations.csv")
     b = pops[(pops.population == "B cells") & (pops.tube == "tbnk")]
     assert len(b) == 6 and (b.abs_count_per_uL > 0).all()
+    # where each bead-counted population's true cells are lost: the parts add up to its count's error
+    assert "where true cells are lost" in out
+    truth = pd.read_csv(tmp_path / "trial" / "truth" / "populations.csv").set_index(["file", "population"])
+    counted = df[df.tube == "tbnk"].set_index(["file", "population"]).loc[
+        lambda d: d.index.get_level_values(1).isin(["T cells", "NK cells", "CD56bright NK", "B cells"])]
+    assert len(counted) == 24 and counted[list(bench.LOSS_COLUMNS)].notna().all().all()
+    parts = counted.extra - counted[[c for c in bench.LOSS_COLUMNS if c != "extra"]].sum(axis=1)
+    rel = 100 * (counted["count"] / truth.loc[counted.index, "count"] - 1)
+    assert np.allclose(parts, rel, atol=0.01)
+    assert df[df.tube == "tc"][list(bench.LOSS_COLUMNS)].isna().all().all()
 
 
 def test_reserved_seed_is_refused() -> None:
@@ -207,3 +217,26 @@ def test_unmixed_file_under_compensation_file_says_what_to_set(trial: Path, tmp_
         load_strategy(path).apply(read_fcs(trial / spectral), qc=False)
     conventional = files[(files.instrument == "F") & (files.tube == "tc")].file.iloc[0]
     assert load_strategy(path).apply(read_fcs(trial / conventional), qc=False).populations["count"].iloc[0] > 0
+
+
+def test_where_lost_splits_a_count_error_by_gate() -> None:
+    """True cells lost outside the scatter gate (live / dead), the singlet gate, a parent gate and the
+    population's own gate, and events it holds that are not its cells, each in % of the true cells."""
+    bench = _bench()
+    n = 20
+    true = np.zeros(n, bool)
+    true[:10] = True
+    dead = np.zeros(n, bool)
+    dead[1] = True
+    gated = {name: np.ones(n, bool) for name in ("Lymphocytes", "Singlets", "NK cells", "CD56bright NK")}
+    gated["Lymphocytes"][[0, 1]] = False  # one live, one dead cell outside the scatter gate
+    gated["Singlets"][[1, 2]] = False  # 1 is already outside: only 2 counts here
+    gated["NK cells"][3] = False
+    gated["CD56bright NK"][[4, 5]] = False
+    gated["CD56bright NK"][[0, 1, 2, 3]] = False  # lost above, not counted again at its own gate
+    gated["CD56bright NK"][10:] = False
+    gated["CD56bright NK"][15] = True  # one other event inside
+    out = bench.where_lost("CD56bright NK", ["Lymphocytes", "Singlets", "NK cells"], gated, true, dead)
+    assert out == {"lost_scatter_live": 10.0, "lost_scatter_dead": 10.0, "lost_singlets": 10.0,
+                   "lost_parents": 10.0, "lost_own": 20.0, "extra": 10.0}
+    assert set(out) == set(bench.LOSS_COLUMNS)
