@@ -4,24 +4,14 @@ own gate) and every row diluted by it, and the denominator's count, is flagged (
 lymphocyte gate")."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from cytokit.fcs import read_fcs
-from cytokit.gating import load_strategy
 from cytokit.gating.methods.scatter_overlap import (DENOMINATOR_OTHER_KEY, OVERLAP_FLAG, fit_backgate,
                                                     mirror_excess_share)
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCH))
-
-from independent_lab_gen import truth_masks  # noqa: E402
-from independent_lab_gen.trial_c import generate_trial_c  # noqa: E402
-from independent_lab_gen.user_yaml_c import write_lab_c_strategies  # noqa: E402
+from lab_c_tbnk import gate_lab_c_tbnk  # tests/lab_c_tbnk.py
 
 
 def _log_ssc(rng: np.random.Generator, n: int, centre: float, scale: float) -> np.ndarray:
@@ -66,23 +56,11 @@ def gated(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, pd.DataFr
     without its redraw (the mixture's own ellipse, which takes monocytes and beads in: the safety net is tested
     on such gates; the redrawn gate holds the lymphocytes, tests/test_gating_cd45_ssc_core.py):
     (file, populations table with truth, true % of other events among Singlets, the recorded estimate)."""
-    tmp = tmp_path_factory.mktemp("cd45gate")
-    trial = generate_trial_c(tmp / "trial", patients=3, events=40000, seed=8)
-    strategy = load_strategy(write_lab_c_strategies(tmp / "strategies") / "lab_tbnk.yaml")
-    spec = strategy.definition.population("Lymphocytes")
-    strategy = strategy.set_params("Lymphocytes", **{**spec.params, "redraw": False})
-    man = pd.read_csv(trial / "manifest.csv")
-    truth = pd.read_csv(trial / "truth" / "populations.csv")
     out = []
-    for f in man[man.tube == "tbnk"].file:
-        res = strategy.apply(read_fcs(trial / f), qc=False)
-        masks = truth_masks(trial, f)
-        sing = res.masks["Singlets"]
-        other = 100.0 * float((sing & ~masks["Singlets"]).sum()) / max(int(sing.sum()), 1)
-        t = truth[truth.file == f].set_index("population").pct_parent
-        table = res.populations.set_index("population")
-        table["truth"] = t.reindex(table.index)
-        out.append((f, table, other, float(res.fits["Lymphocytes"].info[DENOMINATOR_OTHER_KEY])))
+    for g in gate_lab_c_tbnk(tmp_path_factory.mktemp("cd45gate"), redraw=False):
+        sing = g.result.masks["Singlets"]
+        other = 100.0 * float((sing & ~g.masks["Singlets"]).sum()) / max(int(sing.sum()), 1)
+        out.append((g.file, g.table, other, float(g.result.fits["Lymphocytes"].info[DENOMINATOR_OTHER_KEY])))
     return out
 
 

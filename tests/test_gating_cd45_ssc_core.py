@@ -5,23 +5,14 @@ lymphocyte's SSC) and beads (bright in every channel) stay out (docs/gating.md, 
 lymphocyte gate")."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from cytokit.fcs import read_fcs
-from cytokit.gating import load_strategy
 from cytokit.gating.methods.scatter_core import core_axes, lymphocyte_core
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCH))
-
-from independent_lab_gen import event_kinds, truth_masks  # noqa: E402
-from independent_lab_gen.trial_c import generate_trial_c  # noqa: E402
-from independent_lab_gen.user_yaml_c import write_lab_c_strategies  # noqa: E402
+from lab_c_tbnk import gate_lab_c_tbnk  # tests/lab_c_tbnk.py, which puts benchmarks/ on the path
+from independent_lab_gen import event_kinds  # noqa: E402
 
 
 def _cloud(rng: np.random.Generator, n: int, cd45: float, log_ssc: float, ssc_scale: float = 0.12) -> np.ndarray:
@@ -59,21 +50,12 @@ def test_core_needs_enough_events() -> None:
 def gated(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, dict[str, float], pd.DataFrame, float]]:
     """Lab C tbnk files (seed 8: none of the rules was chosen on it) gated with the lab's CD45 x SSC gate:
     (file, % of Singlets per event kind, populations table with truth, recorded denominator_other_pct)."""
-    tmp = tmp_path_factory.mktemp("cd45core")
-    trial = generate_trial_c(tmp / "trial", patients=3, events=40000, seed=8)
-    strategy = load_strategy(write_lab_c_strategies(tmp / "strategies") / "lab_tbnk.yaml")
-    man = pd.read_csv(trial / "manifest.csv")
-    truth = pd.read_csv(trial / "truth" / "populations.csv")
     out = []
-    for f in man[man.tube == "tbnk"].file:
-        res = strategy.apply(read_fcs(trial / f), qc=False)
-        masks = truth_masks(trial, f)
-        sing = res.masks["Singlets"]
-        kinds = event_kinds(trial, f)[sing].str.replace("dead ", "").value_counts(normalize=True) * 100
-        kinds["other"] = 100.0 * float((sing & ~masks["Singlets"]).sum()) / max(int(sing.sum()), 1)
-        table = res.populations.set_index("population")
-        table["truth"] = truth[truth.file == f].set_index("population").pct_parent.reindex(table.index)
-        out.append((f, kinds.to_dict(), table, float(res.fits["Lymphocytes"].info["denominator_other_pct"])))
+    for g in gate_lab_c_tbnk(tmp_path_factory.mktemp("cd45core")):
+        sing = g.result.masks["Singlets"]
+        kinds = event_kinds(g.trial, g.file)[sing].str.replace("dead ", "").value_counts(normalize=True) * 100
+        kinds["other"] = 100.0 * float((sing & ~g.masks["Singlets"]).sum()) / max(int(sing.sum()), 1)
+        out.append((g.file, kinds.to_dict(), g.table, float(g.result.fits["Lymphocytes"].info["denominator_other_pct"])))
     return out
 
 
