@@ -9,6 +9,9 @@ The edits (nothing else changes; gate rules, bounds and references stay as shipp
 * NK/B tube: a ``Live`` gate on the viability dye under ``Singlets`` (dye-negative; the shipped threshold
   rule with bounds 0.2-0.8); the populations that hung from ``Singlets`` hang from ``Live``, and
   ``lymphocytes: Live`` (% of lymphocytes = % of live single lymphocytes);
+* ``lymphocyte_doublets: counted`` on the Lymphocytes scatter gate: the lab gates lymphocytes on FSC-A before
+  its singlet gate, so its Lymphocytes holds the lymphocyte-lymphocyte doublets and its Singlets removes them
+  (the shipped ``gmm_ellipse`` gate only; the ``density_polygon`` variant has no such key);
 * optionally (``lymphocyte_gate="density_polygon"``) the Lymphocytes scatter gate fitted with the shipped
   ``density_polygon`` method (contour at 0.05 of the lymphocyte peak) instead of the shipped method.
 """
@@ -46,10 +49,13 @@ def lab_strategy(tube: str, lymphocyte_gate: str = "shipped") -> dict[str, Any]:
         at = next(i for i, p in enumerate(pops) if p["name"] == "Singlets") + 1
         pops.insert(at, dict(LIVE_GATE))
         d["lymphocytes"] = "Live"
+    lym = next(p for p in pops if p["name"] == "Lymphocytes")
     gate = LYMPHOCYTE_GATES[lymphocyte_gate]
     if gate is not None:
-        lym = next(p for p in pops if p["name"] == "Lymphocytes")
         lym.update(gate)
+    if lym["method"] == "gmm_ellipse":  # the lab's Lymphocytes holds the lymphocyte doublets; Singlets removes them
+        lym["params"] = {**lym.get("params", {}), "lymphocyte_doublets": "counted"}
+        lym["phenotype"] = "FSC-H/SSC-A lymphocytes with the lymphocyte-lymphocyte doublets (estimated outside the gate)"
     d["populations"] = pops
     d["description"] = f"the lab's copy of the shipped '{shipped}' strategy: " + str(d.get("description", ""))
     return d

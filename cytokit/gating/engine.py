@@ -19,7 +19,8 @@ from ..sample import Sample
 from .backgating import backgate_scatter, missed, scatter_redraws
 from .count_error import FEW_EVENTS_FLAG, count_sd_pp, few_events
 from .fit_state import FIT_EVENTS, FitState, columns, evaluate_gate, reference_mask
-from .lymphocyte_doublets import DOUBLET_KEY, DOUBLET_NOTE, record_lymphocyte_doublets
+from .lymphocyte_doublets import (DOUBLET_KEY, DOUBLET_NOTE, ESTIMATE_NOTE, counted_doublets, counts_doublets,
+                                  record_lymphocyte_doublets)
 from .methods import FitResult, fit_gate, get_method, review_columns
 from .methods.base import every_nth, gather
 from .methods.confidence import UNCERTAIN_PP, with_error
@@ -257,13 +258,16 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
     # (a singlet gate's % of the scatter gate is not a lymphocyte fraction)
     scatter_gates = {spec.name for spec in definition.populations
                      if spec.method == "gmm_ellipse" and spec.params.get("backgate_reference")}
+    # gates whose lab counts the lymphocyte doublets in them: (estimated doublets, its error), events
+    counted = counted_doublets(definition, state, n_events)
     rows = []
     failed: set[str] = set()  # scatter gates whose own row is estimated more than FAILED_PP off
     for spec in definition.populations:
         if spec.name not in state.masks:
             continue
-        count = int(state.masks[spec.name].sum())
+        count = int(state.masks[spec.name].sum()) + counted.get(spec.name, (0, 0.0))[0]
         parent_count = int(state.masks[spec.parent].sum()) if spec.parent else n_events
+        parent_count += counted.get(spec.parent or "", (0, 0.0))[0]
         pct_parent = 100.0 * count / parent_count if parent_count else float("nan")
         pct_lymph = 100.0 * count / lymph_count if (spec.name in in_lymph and lymph_count) else float("nan")
         flags, est = list(state.fits[spec.name].flags), _est_error(state.fits[spec.name])
@@ -283,7 +287,14 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
         if edge:  # its parent's edge moves its share (.parent_edge)
             est = _add_error_part(est, flags, float(edge), PARENT_EDGE_FLAG)
         doublets = float(state.fits[spec.name].info.get(DOUBLET_KEY) or 0.0)
-        if doublets > UNCERTAIN_PP:  # the doublet convention alone moves the row (.lymphocyte_doublets)
+        if counts_doublets(spec) and spec.name not in counted:  # the lab's convention could not be applied
+            flags += [ESTIMATE_NOTE, "uncertain"]
+        elif spec.name in counted or spec.parent in counted:  # the row holds the estimated doublets (its parent's)
+            err = counted[spec.name if spec.name in counted else str(spec.parent)][1]
+            # d(% of parent) per doublet event: 1 / parent for the gate; % x 1 / (gate + doublets) for a child
+            per_event = 100.0 / parent_count if spec.name in counted else pct_parent / parent_count
+            est = _add_error_part(est, flags, err * per_event if parent_count else 0.0, ESTIMATE_NOTE)
+        elif doublets > UNCERTAIN_PP:  # the doublet convention alone moves the row (.lymphocyte_doublets)
             est = with_error(est, doublets)
             flags += [DOUBLET_NOTE, "uncertain"]
         gate_missed = spec.name in scatter_gates and missed(state.fits[spec.name])

@@ -17,7 +17,9 @@ import numpy as np
 
 from ..gates import BooleanGate, EllipsoidGate, Gate, PolygonGate, QuadrantGate, RectangleGate
 from ..io_utils import atomic_write_bytes
+from ..results import schema as S
 from .axes import AxisScale, axis_scale, format_axes, scale_for
+from .lymphocyte_doublets import counts_doublets
 from .methods.base import every_nth
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -155,7 +157,6 @@ REVIEW_COLOUR = "#b00020"
 def row_flags(result: "GatingResult") -> dict[str, str]:
     """Population -> the ``flags`` of its populations-table row (the fit's words and those the table adds,
     e.g. ``uncertain`` from the error parts, ``few_events``, ``scatter_failed``)."""
-    from ..results import schema as S
 
     return {str(r[S.POPULATION]): str(r[S.FLAGS]) for r in result.population_rows}
 
@@ -196,10 +197,13 @@ def plot_population(result: "GatingResult", name: str, *, ax: "Axes | None" = No
     any_of = tuple(spec.params.get("any_of", ()))
     if len(any_of) == 2:  # show the OR-ed pair (e.g. CD56 vs CD16 for NK cells)
         dims = any_of
-    count = int(result.state.masks[name].sum())
-    pct = _pct(count, pcount)
+    # the table's count and % (a gate counting lymphocyte doublets reports more than its mask holds)
+    row = next((r for r in result.population_rows if r[S.POPULATION] == name), None)
+    count = int(row[S.COUNT]) if row is not None else int(result.state.masks[name].sum())
+    pct = _pct(count, int(row[S.PARENT_COUNT]) if row is not None else pcount)
     line, review = _flag_title((flags if flags is not None else row_flags(result)).get(name, ";".join(fit.flags)))
-    ax.set_title(f"{name}: {pct:.1f}% of {spec.parent or 'all events'}{line}", fontsize=9,
+    extra = " with est. doublets" if counts_doublets(spec) and row is not None else ""  # more than drawn
+    ax.set_title(f"{name}: {pct:.1f}% of {spec.parent or 'all events'}{extra}{line}", fontsize=9,
                  color=REVIEW_COLOUR if review else "black")
     if not dims:  # boolean: nothing to draw in a space
         ax.text(0.5, 0.5, f"{name}\n{fit.gate.to_dict().get('op')} of {spec.params.get('operands')}\n"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from contextvars import ContextVar
-from typing import Iterator
+from typing import Iterator, Literal
 
 import numpy as np
 from pydantic import Field
@@ -61,6 +61,13 @@ class GMMEllipseParams(MethodParams):
                               "(info 'cloud_components')")
     redraw_coverage: float = Field(0.998, gt=0, lt=1, description="fraction of the reference's events inside a "
                                    "redrawn gate")
+    lymphocyte_doublets: Literal["excluded", "counted"] = Field(
+        "excluded", description="the lab's convention for lymphocyte-lymphocyte doublets (gate with a 'singlets' "
+        "child only): 'excluded' (default) reports the drawn gate, which leaves most of them outside; 'counted' "
+        "(a lab whose lymphocyte gate holds them and whose singlet gate removes them) reports the gate plus the "
+        "doublets estimated outside it (info 'lymphocyte_doublets_pp', events added to its count) and reads its "
+        "children's % of parent against that count; the estimate's own error enters est_error_pp "
+        "(cytokit.gating.lymphocyte_doublets)")
 
 
 class DensityPolygonParams(MethodParams):

@@ -1,0 +1,98 @@
+"""A lab's lymphocyte-doublet convention stated on the scatter gate (``lymphocyte_doublets: counted``,
+cytokit.gating.lymphocyte_doublets): the Lymphocytes row reports the gate plus the estimated doublets, the
+Singlets row is read against that count, the estimate's error stays in est_error_pp, the convention note is
+not raised, and `cytokit gate` reports the same table as Strategy.apply."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import yaml
+
+from cytokit.cli.main import main
+from cytokit.errors import ConfigError
+from cytokit.fcs import read_fcs
+from cytokit.gating import load_strategy
+from cytokit.gating.lymphocyte_doublets import DOUBLET_KEY, DOUBLET_NOTE, ESTIMATE_REL_ERROR
+
+
+@pytest.fixture(scope="module")
+def tmem_file(repo_root):
+    path = repo_root / "sample_data" / "fcs" / "P001_W0_tmem.fcs"
+    if not path.is_file():
+        pytest.skip("sample_data is not present (regenerate with `make sample-data`)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def both(tmem_file):
+    """(table under the default convention, table with the doublets counted, the counted result)."""
+    shipped = load_strategy("tmem")
+    counted = shipped.set_params("Lymphocytes", lymphocyte_doublets="counted")
+    sample = read_fcs(tmem_file)
+    res = counted.apply(sample, qc=False)
+    return (shipped.apply(sample, qc=False).populations.set_index("population"),
+            res.populations.set_index("population"), res)
+
+
+def test_counted_doublets_enter_the_lymphocytes_row_and_the_singlets_denominator(both):
+    excluded, counted, res = both
+    doublets_pp = res.fits["Lymphocytes"].info[DOUBLET_KEY]
+    lym, sing = counted.loc["Lymphocytes"], counted.loc["Singlets"]
+    added = round(doublets_pp / 100 * lym["parent_count"])
+    assert added > 0
+    # the drawn gate is the same: its mask still holds only the gate's events
+    assert int(res.masks["Lymphocytes"].sum()) == excluded.loc["Lymphocytes", "count"]
+    assert lym["count"] == excluded.loc["Lymphocytes", "count"] + added
+    assert lym["pct_parent"] == pytest.approx(100 * lym["count"] / lym["parent_count"])
+    assert lym["pct_parent"] == pytest.approx(excluded.loc["Lymphocytes", "pct_parent"] + doublets_pp, abs=0.01)
+    # Singlets: its own events, read against the gate plus the doublets (lower % of parent)
+    assert sing["count"] == excluded.loc["Singlets", "count"]
+    assert sing["parent_count"] == lym["count"]
+    assert sing["pct_parent"] == pytest.approx(100 * sing["count"] / lym["count"])
+    assert sing["pct_parent"] < excluded.loc["Singlets", "pct_parent"] - 0.5 * doublets_pp
+    # every row below the lymphocyte denominator is the same under both conventions
+    below = [p for p in excluded.index if p not in ("Lymphocytes", "Singlets")]
+    cols = ["count", "parent_count", "pct_parent", "pct_lymphocytes", "flags", "est_error_pp"]
+    assert counted.loc[below, cols].equals(excluded.loc[below, cols])
+
+
+def test_counted_convention_is_not_flagged_and_keeps_the_estimates_error(both):
+    excluded, counted, res = both
+    lym, sing = counted.loc["Lymphocytes"], counted.loc["Singlets"]
+    assert DOUBLET_NOTE not in str(lym["flags"]).split(";")
+    added = round(res.fits["Lymphocytes"].info[DOUBLET_KEY] / 100 * lym["parent_count"])
+    own_lym = ESTIMATE_REL_ERROR * added * 100 / lym["parent_count"]
+    own_sing = ESTIMATE_REL_ERROR * added * sing["pct_parent"] / sing["parent_count"]
+    assert lym["est_error_pp"] >= own_lym - 1e-9 and own_lym > 0
+    assert sing["est_error_pp"] >= own_sing - 1e-9 and own_sing > 0
+    if math.isnan(excluded.loc["Singlets", "est_error_pp"]):  # the estimate's error is all it has
+        assert sing["est_error_pp"] == pytest.approx(own_sing)
+
+
+def test_cli_gate_reports_the_counted_table(both, tmem_file, tmp_path):
+    _, counted, _ = both
+    strategy = load_strategy("tmem").set_params("Lymphocytes", lymphocyte_doublets="counted")
+    path = tmp_path / "lab.yaml"
+    path.write_text(strategy.to_yaml(), encoding="utf-8")
+    out = tmp_path / "table.csv"
+    assert main(["gate", str(tmem_file), "--strategy", str(path), "--no-qc", "--table", str(out)]) == 0
+    import pandas as pd
+
+    table = pd.read_csv(out).set_index("population")
+    for name in ("Lymphocytes", "Singlets"):
+        assert table.loc[name, "count"] == counted.loc[name, "count"]
+        assert table.loc[name, "parent_count"] == counted.loc[name, "parent_count"]
+        assert table.loc[name, "pct_parent"] == pytest.approx(counted.loc[name, "pct_parent"])
+    assert yaml.safe_load(path.read_text())["populations"][0]["params"]["lymphocyte_doublets"] == "counted"
+
+
+def test_counted_needs_a_singlet_gate_below_and_a_known_value():
+    tmem = load_strategy("tmem")
+    with pytest.raises(ConfigError, match="lymphocyte_doublets"):
+        tmem.set_params("Lymphocytes", lymphocyte_doublets="included")
+    with pytest.raises(ConfigError, match="needs a population with method 'singlets'"):
+        tmem.set_params("Lymphocytes", lymphocyte_doublets="counted").set_params(
+            "Singlets", method="threshold", dims=["FSC-A"], threshold={"bounds": [0.1, 0.9]})
+    with pytest.raises(ConfigError, match="lymphocyte_doublets"):  # only the mixture scatter gate has the key
+        tmem.set_params("Singlets", lymphocyte_doublets="counted")
