@@ -11,7 +11,8 @@ re-fit accepted, and the numbers of ``benchmarks/cohort_accuracy.py`` (:func:`su
 outlying gates, how many of them are failures, failures found, and for accepted re-fits how many estimates
 got better / worse by more than 0.5 pp.
 
-Seeds 2026, 2027, 2028, 2029 and 3031 of the generator are looked-at (tuning) seeds; 4040, 5050, 6060 and 7070 were held-out draws of 2026-12-05 (README); 8080 is reserved.
+Seeds 2026, 2027, 2028, 2029 and 3031 of the generator are looked-at (tuning) seeds; 4040, 5050, 6060, 7070 and 8080 were held-out draws of 2026-12-05 (README); the reserved seed
+(``independent_lab.RESERVED_A_SEED``) is refused.
 
     nice .venv/bin/python benchmarks/cohort_lab.py [--seed 2026 ...] [--patients 8] [--events 20000] [--keep DIR]
 """

@@ -19,7 +19,8 @@ variant changes.
         [--set sim=sim:101,404] [--set laba=lab:4040] [--variant KEY=YAML,...] [--cache DIR]
 
 ``--cache`` keeps each (generator, family, seed)'s extracted events, so later runs skip generating and
-gating. The reserved held-out seeds (simulator 1414, lab A 8080, lab B 9999) are refused.
+gating. The reserved held-out seeds (``gating_accuracy.HELD_OUT_SEED``, ``independent_lab.RESERVED_A_SEED`` and
+``RESERVED_B_SEED``) are refused.
 """
 from __future__ import annotations
 

@@ -107,7 +107,8 @@ LABS = {
     "a": Lab(HIERARCHY, generate_trial, write_lab_strategies, PANEL, ORACLE, F1_POPULATIONS, CHECKED_POPULATIONS,
              RUN_POPULATIONS, SCENARIO_WORDS, {"patients": 8, "events": 20000, "seed": HELD_OUT_SEED}),
     # lab B: seeds 11-13 are its first tuning/checking seeds and 7777 its first held-out draw (2026-12-05, main
-    # at afae4e3), 8888 its second (2026-12-05, main at 3189a9c); 9999 is reserved for the next final measurement
+    # at afae4e3), 8888 its second (2026-12-05, main at 3189a9c), 9999 its third (2026-12-05, main at 5e4fd07;
+    # 4242 a check seed); 10101 is reserved for the next final measurement
     "b": Lab(HIERARCHY_B, generate_trial_b, write_lab_b_strategies, PANEL_B,
              (("CD25+ CD4", "CD4 T", "CD25"), ("HLA-DR+ CD8", "CD8 T", "HLA-DR")),
              ("Singlets", "T cells", "CD4 T", "CD8 T", "Naive CD4", "Memory CD4", "CD25+ CD4", "Treg", "HLA-DR+ CD8",
@@ -122,8 +123,9 @@ LABS = {
               "CM CD4": ("tandem_degraded", "hiv_low_cd4"), "NK cells": ("il2", "hiv_low_cd4", "already_compensated"),
               "CD56bright NK": ("il2", "already_compensated"), "CD56dim NK": ("il2", "already_compensated")},
              {"patients": 6, "events": 60000, "seed": 11}),
-    # lab C: seeds 31-33 are its tuning/look seeds, 3434 its first held-out draw (2026-12-05, main at 3189a9c);
-    # 3535 is reserved for the next final measurement
+    # lab C: seeds 31-33 are its tuning/look seeds, 3434 its first held-out draw (2026-12-05, main at 3189a9c),
+    # 3535 its second (2026-12-05, main at 5e4fd07; 4343 and 8 looked at); 3636 is reserved for the next final
+    # measurement
     "c": Lab(HIERARCHY_C, generate_trial_c, write_lab_c_strategies, PANEL_C, ORACLE,
              ("Singlets", "T cells", "CD4 T", "CD8 T", "Naive CD4", "Memory CD4", "CD28+ CD4", "CD25+ CD4", "Treg",
               "CD28+ CD8", "NK cells", "CD56dim NK", "CD56bright NK", "B cells", "Beads"),
@@ -135,12 +137,12 @@ LABS = {
              {"patients": 6, "events": 300000, "seed": 31},
              ("recalibrated", "instrument_E", "instrument_F", "treg_up", "")),
 }
-#: lab C's seed kept for a final measurement by someone who has not tuned on lab C (31-33 and 3434 are looked at)
-RESERVED_C_SEED = 3535
-RESERVED_B_SEED = 9999  # lab B's seed kept for a final measurement by someone who has not tuned on lab B
-#: lab A's seeds 2026-2029, 3031, 4040, 5050 and 6060 and 7070 are looked at; 8080 is kept for its next final
-#: measurement
-RESERVED_A_SEED = 8080
+#: lab C's seed kept for a final measurement by someone who has not tuned on lab C (31-33, 3434, 3535 are looked at)
+RESERVED_C_SEED = 3636
+RESERVED_B_SEED = 10101  # lab B's seed kept for a final measurement by someone who has not tuned on lab B
+#: lab A's seeds 2026-2029, 3031, 4040, 4141, 5050, 6060, 7070 and 8080 (drawn 2026-12-05, main at ac8f5b4) are
+#: looked at; 9090 is kept for its next final measurement
+RESERVED_A_SEED = 9090
 
 
 def strategies(folder: Path, lab: Lab = LABS["a"]) -> dict[str, Strategy]:

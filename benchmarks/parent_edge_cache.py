@@ -28,7 +28,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gating_accuracy import FAMILIES  # noqa: E402
+from gating_accuracy import FAMILIES, HELD_OUT_SEED  # noqa: E402
 
 from cytokit.fcs import read_fcs  # noqa: E402
 from cytokit.gating import load_strategy  # noqa: E402
@@ -113,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
-    if any(s >= 1414 for s in seeds):
-        ap.error("seeds from 1414 on are reserved for held-out measurement")
+    if any(s >= HELD_OUT_SEED for s in seeds):
+        ap.error(f"seeds from {HELD_OUT_SEED} on are reserved for held-out measurement")
     root = Path(tempfile.mkdtemp(prefix="parent_edge_cache_"))
     try:
         return _run(args, seeds, root)
