@@ -11,6 +11,8 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 from continuum_placement import RESERVED, load, main, parse_variant, placement  # noqa: E402
+from gating_accuracy import HELD_OUT_SEED  # noqa: E402
+from independent_lab import RESERVED_A_SEED, RESERVED_B_SEED  # noqa: E402
 
 
 def test_refit_reproduces_the_reported_gate_and_a_fixed_variant_holds_the_events_above_it(tmp_path: Path) -> None:
@@ -26,8 +28,8 @@ def test_refit_reproduces_the_reported_gate_and_a_fixed_variant_holds_the_events
 
 
 def test_reserved_seeds_are_refused() -> None:
-    assert {("sim", 1414), ("lab", 8080), ("labb", 9999)} <= RESERVED
-    for spec in ("x=sim:1414", "x=lab:8080", "x=labb:9999", "x=other:11"):
+    assert {("sim", HELD_OUT_SEED), ("lab", RESERVED_A_SEED), ("labb", RESERVED_B_SEED)} <= RESERVED
+    for spec in (f"x=sim:{HELD_OUT_SEED}", f"x=lab:{RESERVED_A_SEED}", f"x=labb:{RESERVED_B_SEED}", "x=other:11"):
         with pytest.raises(SystemExit) as exc:
             main(["--set", spec])
         assert exc.value.code == 2
