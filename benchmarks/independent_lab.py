@@ -65,6 +65,7 @@ from cytokit.gating.strategy import Strategy  # noqa: E402
 from cytokit.pipeline.config import CountsConfig  # noqa: E402
 from cytokit.pipeline.counts import consistency_checks  # noqa: E402
 from cytokit.qc import data_flags, run_qc  # noqa: E402
+from cytokit.transforms.estimate import CLIPPED_FLAG  # noqa: E402
 
 log = logging.getLogger("independent_lab")
 #: the seed the reported figures are drawn with (the generator was developed on seed 1)
@@ -238,7 +239,12 @@ def gate_trial(trial: Path, folder: Path, lab: Lab = LABS["a"]) -> tuple[pd.Data
         qc_rows.append({"file": r.file, "tube": r.tube, "instrument": files.loc[r.file, "instrument"],
                         "clogged": bool(clog.any()), "clog_events": int(clog.sum()),
                         "detected": any(f in qc.flags for f in TIME_FLAGS), "flags": ";".join(qc.flags),
-                        "data_flags": ";".join(data_flags(res.sample)), "scenarios": scen,
+                        # warnings about the data (compensation check, markers from detector names) vs notes (a
+                        # clipped logicle W: how the transform was set, no sign of a wrong number): only a warning
+                        # keeps a row > 2 pp off from counting as silent
+                        "data_flags": ";".join(f for f in data_flags(res.sample) if not f.endswith(CLIPPED_FLAG)),
+                        "data_notes": ";".join(f for f in data_flags(res.sample) if f.endswith(CLIPPED_FLAG)),
+                        "scenarios": scen,
                         "clog_removed": float((~qc.keep[clog]).mean()) if clog.any() else np.nan,
                         "check_flags": ";".join(consistency_checks(res.populations, CountsConfig(),
                                                                     res.definition.lymphocytes)["check_flags"]),
@@ -370,7 +376,8 @@ def print_absolute_counts(rows: pd.DataFrame) -> None:
 def print_data_checks(df: pd.DataFrame, qc: pd.DataFrame, words: tuple[str, ...] = LABS["b"].data_check_words
                       ) -> None:
     """Per scenario of the files: the sample-level data flags (compensation check, markers from detector
-    names), the estimates > 2 pp off and how many of those no review flag and no data flag marks."""
+    names; a clipped logicle W is a note, ``data_notes``, not counted), the estimates > 2 pp off and how many of
+    those no review flag and no data flag marks."""
     rows = []
     files = qc.set_index("file")
     for word in words:

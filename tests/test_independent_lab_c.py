@@ -192,6 +192,10 @@ def test_benchmark_lab_c_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtur
     rel = 100 * (counted["count"] / truth.loc[counted.index, "count"] - 1)
     assert np.allclose(parts, rel, atol=0.01)
     assert df[df.tube == "tc"][list(bench.LOSS_COLUMNS)].isna().all().all()
+    # a clipped logicle W is a note about the transform, not a warning that keeps a wrong row from being silent
+    files = pd.read_csv(tmp_path / "estimates_files.csv").fillna("")
+    assert not files.data_flags.str.contains("logicle_w_clipped").any()
+    assert files.data_notes.str.contains("logicle_w_clipped").any()
 
 
 def test_reserved_seed_is_refused() -> None:
