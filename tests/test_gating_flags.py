@@ -493,15 +493,52 @@ def test_a_count_against_a_tail_is_set_aside_only_when_the_own_negatives_side_wi
     est = estimated_error(x[:, None], [ThresholdUncertainty(0.27, alts, s, placed_by="tail")], above_, parts=parts)
     assert parts["set_aside"] == 1 and parts["second_shift_pp"] < -5
     assert est == pytest.approx(estimated_error(x[:, None], [ThresholdUncertainty(0.27, alts)], above_))
+    # the same count weighed (neither contradicted nor tested for misfit) would flag it
     assert est < UNCERTAIN_PP < estimated_error(
-        x[:, None], [ThresholdUncertainty(0.27, alts, dataclasses.replace(s, contradicted=False))], above_)
+        x[:, None], [ThresholdUncertainty(0.27, alts, dataclasses.replace(s, contradicted=False,
+                                                                          misfit_sds_above=None))], above_)
     # positives that start above the tail (the tail also holds the negatives' upper 4 %): the count of fewer
-    # positives is right and the own negatives side with it -- it weighs
+    # positives is right and the own negatives side with it -- not contradicted; more than MISFIT_SDS above the
+    # tail it is set aside all the same (below), and the tail's own spread flags it: a tail inside the
+    # negatives' flank cuts where they are dense (±TAIL_SD_UNCERTAINTY half-SDs move it by > UNCERTAIN_PP)
     x = np.r_[r.normal(0.2, 0.04, 8000), r.uniform(0.3, 0.55, 2000)]
     same = r.normal(0.2, 0.04, 5000)
     s = negative_model_estimate(x, same, 0.27, {**tail, **{"negative_reference": {**neg["negative_reference"],
                                                                                    "mode": 0.2}}})
-    assert s is not None and s.position > 0.27 and not s.contradicted
+    assert s is not None and s.position > 0.27 and not s.contradicted and s.misfit_sds_above == MISFIT_SDS
+    u = ThresholdUncertainty.from_fit(0.27, {**tail, "half_sd": 0.04})
+    parts = {}
+    assert estimated_error(x[:, None], [dataclasses.replace(u, second=s)], above_, parts=parts) > UNCERTAIN_PP
+    assert parts["set_aside"] == 1 and parts["spread_pp"] > UNCERTAIN_PP
+
+
+def test_a_count_far_above_a_tail_is_set_aside_and_the_tail_keeps_its_own_spread():
+    # a tail beyond the negatives (few events at the cut: its alternatives move the population by 0.8 pp below and
+    # 0.4 pp above) and a count 5 pp lower (10 of its counting SDs above the tail: a reference whose negatives are
+    # wider than these). The count is set aside (as above a valley) and the term is the tail's own spread, both
+    # sides -- not `uncertain`; weighed, the count's disagreement flagged it
+    x = np.random.default_rng(67).uniform(0.0, 1.0, 20000)[:, None]
+    far_above = SecondEstimate(0.55, 0.005, misfit_sds_above=MISFIT_SDS, model_sd_pp=COUNT_MODEL_SD_PP)
+    tail = ThresholdUncertainty(0.5, (0.492, 0.504), far_above, placed_by="tail")
+    parts: dict[str, float] = {}
+    est = estimated_error(x, [tail], above, parts=parts)
+    alone = estimated_error(x, [dataclasses.replace(tail, second=None)], above)
+    assert parts["set_aside"] == 1 and parts["second_shift_pp"] == pytest.approx(-5.0, abs=0.3)
+    assert est == pytest.approx(alone) and est == pytest.approx(0.8, abs=0.2) and est < UNCERTAIN_PP
+    weighed = estimated_error(x, [dataclasses.replace(tail, second=dataclasses.replace(far_above,
+                                                                                        misfit_sds_above=None))], above)
+    assert weighed > UNCERTAIN_PP
+    # a valley keeps only the alternatives above it (the count's side) where the tail keeps both
+    valley = estimated_error(x, [dataclasses.replace(tail, placed_by=None)], above)
+    assert valley == pytest.approx(0.4, abs=0.15) and valley < est
+    # within MISFIT_SDS above the tail (1.6 SDs) and far below it (more positives) the count weighs
+    for position in (0.508, 0.45):
+        parts = {}
+        near = dataclasses.replace(tail, second=dataclasses.replace(far_above, position=position))
+        estimated_error(x, [near], above, parts=parts)
+        assert parts["set_aside"] == 0
+    assert estimated_error(x, [dataclasses.replace(tail, second=dataclasses.replace(far_above, position=0.45))],
+                           above) > UNCERTAIN_PP
 
 
 def test_an_agreeing_count_clears_a_spread_only_as_far_as_its_own_error_beyond_counting_noise():

@@ -81,9 +81,10 @@ DISAGREEMENT_SDS = 3.0
 #: of 1.89 pp against a median counting SD of 1.56 pp, i.e. 1.07 pp beyond it (docs/gating.md, "The count's
 #: own error"); the misfit and contradiction tests keep the counting SD alone
 COUNT_MODEL_SD_PP = 1.0
-#: a negative-model count that puts a **valley**-placed threshold more than this many of its SDs higher (fewer
-#: positives than the valley holds) is set aside: the reference's negatives are wider than these, the count
-#: subtracts too much (docs/gating.md, "When the count is set aside"; chosen on the tuning draws 101/404/505/606)
+#: a negative-model count that puts a valley- or tail-placed threshold more than this many of its (counting) SDs
+#: higher (fewer positives than the threshold holds) is set aside: the reference's negatives are wider than these,
+#: the count subtracts too much (docs/gating.md, "When the count is set aside"; chosen for valleys on the tuning
+#: draws 101/404/505/606; extended to tails on the draws 1313/1414 and lab A 7070, "A count far above a tail")
 MISFIT_SDS = 2.0
 #: rows used for the probes (a random subsample beyond this)
 MAX_EVENTS = 20000
@@ -180,8 +181,9 @@ def negative_model_estimate(x: np.ndarray, reference: np.ndarray | None, value: 
     threshold placed by the count itself, method ``excess``, has no independent second estimate). The
     positives are counted as the excess of ``x`` over the reference-shaped negative component
     (:func:`~.negative_model.negative_model`); ``position`` is where the threshold holds that count, with the
-    count's SD (counting noise of ``x`` and the reference's own sampling noise).
-    ``x`` is the parent's events on gate dimension ``column``.
+    count's SD (counting noise of ``x`` and the reference's own sampling noise). A count more than
+    :data:`MISFIT_SDS` of those SDs above the threshold (valley or tail) is set aside by :func:`estimated_error`
+    (``misfit_sds_above``). ``x`` is the parent's events on gate dimension ``column``.
     """
     if reference is None or value is None or not info or not info.get("negative_reference"):
         return None
@@ -204,8 +206,12 @@ def negative_model_estimate(x: np.ndarray, reference: np.ndarray | None, value: 
         return None  # (no count, or a reference whose shape does not fit these negatives: no second estimate)
     # a valley is direct evidence of where the negatives end: a count that calls many events above it negative
     # says that the reference's negatives are wider than these (a count below it -- dim positives under the
-    # valley, the valley rule's blind spot -- weighs unless the population's own negatives contradict it; so does
-    # a count on either side of a tail, whose position is a convention)
+    # valley, the valley rule's blind spot -- weighs unless the population's own negatives contradict it). A tail
+    # is the population's own negatives read directly (its lowest mode + tail_sd SDs of that mode's lower half):
+    # a count more than MISFIT_SDS above it is set aside likewise (on the simulator's draws 1313/1414 such counts
+    # pointed the wrong way on 8 of the 14 tails > 2 pp off, and all 14 carried a spread > 1.6 pp of their own;
+    # docs/gating.md, "A count far above a tail"); a count below a tail, or within MISFIT_SDS above it, weighs
+    # unless the population's own negatives contradict it
     position = m.threshold_for_count(x)
     contradicted = False
     if position < value or method == "tail":
@@ -214,8 +220,8 @@ def negative_model_estimate(x: np.ndarray, reference: np.ndarray | None, value: 
             xs = x[np.isfinite(x)]
             at_fit, at_count = float(np.mean(xs >= value)), float(np.mean(xs >= position))
             contradicted = abs((1.0 - own) - at_fit) < abs((1.0 - own) - at_count)
-    return SecondEstimate(position, m.sd_fraction, column, MISFIT_SDS if method == "valley" else None,
-                          contradicted=contradicted, model_sd_pp=COUNT_MODEL_SD_PP)
+    return SecondEstimate(position, m.sd_fraction, column, MISFIT_SDS, contradicted=contradicted,
+                          model_sd_pp=COUNT_MODEL_SD_PP)
 
 
 def own_negative_share(x: np.ndarray, mode: float, share_below_mode: float | None) -> float | None:
@@ -277,7 +283,8 @@ def estimated_error(X: np.ndarray, thresholds: Sequence[ThresholdUncertainty], m
     far as that move, unless its second estimate lies below it. A threshold with a second estimate (:class:`SecondEstimate`) takes
     :func:`combined_error` of its spread and the second estimate's disagreement as its term -- unless the
     second estimate lies above the threshold by more than its ``misfit_sds_above`` SDs: then it is set aside
-    and the term is the spread of the alternatives above the threshold; or it lies more than that many SDs
+    and the term is the spread of the alternatives above the threshold (for a tail, ``placed_by == "tail"``: its
+    own spread, both sides); or it lies more than that many SDs
     away (:data:`MISFIT_SDS` for a tail) and is ``contradicted`` by the population's own negative peak: then it
     is set aside and the term is the threshold's own spread (a contradicted count does not keep a valley from
     being capped either).
@@ -350,10 +357,13 @@ def estimated_error(X: np.ndarray, thresholds: Sequence[ThresholdUncertainty], m
             above = t.second.position > t.value
             limit = (t.second.misfit_sds_above if t.second.misfit_sds_above is not None else MISFIT_SDS) * sd
             if t.second.misfit_sds_above is not None and above and gap > t.second.misfit_sds_above * sd:
-                # the count failed as a number, but it still puts the threshold higher, as the valley does against
-                # the alternatives below it: the term is the spread of the alternatives above the threshold
+                # the count failed as a number. Above a valley it still puts the threshold higher, as the valley does
+                # against the alternatives below it: the term is the spread of the alternatives above the threshold.
+                # Above a tail it says nothing of the tail's side (a convention either way): the term is the
+                # threshold's own spread, both sides
                 acc["set_aside"] += 1
-                worst = min(worst, upper)
+                if t.placed_by != "tail":
+                    worst = min(worst, upper)
             elif t.second.contradicted and gap > limit:
                 # the population's own negative peak says the fit is nearer than the count (below a valley or a tail:
                 # a reference narrower or lower than these negatives; either side of a tail: one of another shape);
