@@ -16,7 +16,7 @@ from ..errors import GatingError, PanelError
 from ..gates import BooleanGate
 from ..results import schema as S
 from ..sample import Sample
-from .backgating import backgate_scatter, missed, scatter_redraws
+from .backgating import backgate_scatter, in_and_out_pct, missed, scatter_redraws
 from .count_error import FEW_EVENTS_FLAG, count_sd_pp, few_events
 from .fit_state import FIT_EVENTS, FitState, columns, evaluate_gate, reference_mask
 from .lymphocyte_doublets import (DOUBLET_KEY, DOUBLET_NOTE, ESTIMATE_NOTE, counted_doublets, counts_doublets,
@@ -279,6 +279,14 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
             est = with_error(est, dil)
             if est > UNCERTAIN_PP:  # the dilution matters for this population
                 flags += [OVERLAP_FLAG, "uncertain"]
+        one_sided = est  # other events in, as the rows below read the gate (scatter_failed); est as before
+        in_out = in_and_out_pct(definition, state, spec.name) if spec.name in scatter_gates else None
+        if in_out is not None:  # the gate's own row: off by between -(lymphocytes left out) and +(other events in)
+            own = int(state.masks[spec.name].sum())
+            est = dilution_error_pp(100.0 * own / parent_count if parent_count else float("nan"), max(in_out))
+            flags = [f for f in flags if f not in (OVERLAP_FLAG, "uncertain")]
+            if est > UNCERTAIN_PP:
+                flags += [OVERLAP_FLAG, "uncertain"]
         cut = (_share_error(state, spec, pct_parent, CUT_KEY, cut_error_pp)
                if spec.name in in_lymph and spec.name != lymph else 0.0)
         if cut > 0:  # part of its cells left just outside the scatter gate (.methods.scatter_cut)
@@ -293,12 +301,15 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
             err = counted[spec.name if spec.name in counted else str(spec.parent)][1]
             # d(% of parent) per doublet event: 1 / parent for the gate; % x 1 / (gate + doublets) for a child
             per_event = 100.0 / parent_count if spec.name in counted else pct_parent / parent_count
-            est = _add_error_part(est, flags, err * per_event if parent_count else 0.0, ESTIMATE_NOTE)
+            part = err * per_event if parent_count else 0.0
+            est, one_sided = _add_error_part(est, flags, part, ESTIMATE_NOTE), with_error(one_sided, part)
         elif doublets > UNCERTAIN_PP:  # the doublet convention alone moves the row (.lymphocyte_doublets)
-            est = with_error(est, doublets)
+            est, one_sided = with_error(est, doublets), with_error(one_sided, doublets)
             flags += [DOUBLET_NOTE, "uncertain"]
         gate_missed = spec.name in scatter_gates and missed(state.fits[spec.name])
-        if spec.name in scatter_gates and (est > FAILED_PP or gate_missed):
+        # failed: its other events alone (one-sided) make it mostly not lymphocytes; lymphocytes it leaves out
+        # do not dilute the rows below it
+        if spec.name in scatter_gates and (one_sided > FAILED_PP or gate_missed):
             failed.add(spec.name)
             if gate_missed:
                 flags.append(FAILED_FLAG)  # it holds few of the reference's events: not the lymphocytes

@@ -19,8 +19,8 @@ from ...results import schema as S
 from .base import FitResult, MethodParams, finite_rows, subsample
 from .mixture import MixtureFit, _log_prob, chi2_quantile, fit_gaussian_mixture, merge_components
 from .confidence import UNCERTAIN_PP
-from .scatter_overlap import (OTHER_SHARE_KEY, OVERLAP_FLAG, cloud_pieces, component_share, debris_edge_share,
-                              dilution_error_pp)
+from .scatter_overlap import (DEBRIS_KEY, OTHER_SHARE_KEY, OVERLAP_FLAG, cloud_pieces, component_share,
+                              debris_edge_share, dilution_error_pp)
 
 
 #: a component is about as near the target as the nearest one (``ambiguous_component``) within this multiple
@@ -236,7 +236,7 @@ def fit_gmm_ellipse(X: np.ndarray, params: GMMEllipseParams, *, dims: tuple[str,
     if est > UNCERTAIN_PP:
         flags.append("uncertain")
     info = {"component": k, S.EST_ERROR_PP: round(est, 3), OTHER_SHARE_KEY: round(share, 3),
-            "neighbour_share_pct": round(100 * neighbours, 3), "debris_share_pct": round(100 * debris, 3), "weights": [round(float(w), 4) for w in gmm.weights],
+            "neighbour_share_pct": round(100 * neighbours, 3), DEBRIS_KEY: round(100 * debris, 3), "weights": [round(float(w), 4) for w in gmm.weights],
             "means_normalised": [[round(float(v), 4) for v in m] for m in gmm.means],
             "distance_square": d2, "n_events": int(Xs.shape[0])}
     if A is not None:

@@ -27,7 +27,9 @@ of other events is the excess over the reference's rate, less :data:`BACKGATE_Z`
 population's % of parent.
 
 The sum (``other_share_pct``: % of the gate's events that are not the population) inflates the gate's
-% of parent by ``% of parent x share / 100`` (its ``est_error_pp``). A lineage population's % of the lymphocyte denominator is diluted by that share
+% of parent by ``% of parent x share / 100`` (the fit's ``est_error_pp``; a back-gated scatter-only gate's own row
+in the populations table reads its other events in and its lymphocytes left out instead,
+:func:`cytokit.gating.backgating.in_and_out_pct`). A lineage population's % of the lymphocyte denominator is diluted by that share
 (:func:`dilution_error_pp`); when the gate is flagged, the engine adds that error to the populations
 directly below the denominator and flags those where it exceeds the ``uncertain`` limit.
 """
@@ -59,6 +61,9 @@ OUTSIDE_KEY = "reference_outside_ratio"
 MISSED_RATIO = 4.5
 #: fit-info key: estimated % of the gate's events that belong to other classes
 OTHER_SHARE_KEY = "other_share_pct"
+#: fit-info key: the part of :data:`OTHER_SHARE_KEY` that is debris running into the gate along FSC (%,
+#: :func:`debris_edge_share`)
+DEBRIS_KEY = "debris_share_pct"
 #: two mixture components are one cloud when the density between their centres stays above this fraction of
 #: the lower centre density (no valley); chosen on cytokit's own scatter families (tuning seed 101)
 VALLEY = 0.8
