@@ -96,3 +96,50 @@ def test_counted_needs_a_singlet_gate_below_and_a_known_value():
             "Singlets", method="threshold", dims=["FSC-A"], threshold={"bounds": [0.1, 0.9]})
     with pytest.raises(ConfigError, match="lymphocyte_doublets"):  # only the mixture scatter gate has the key
         tmem.set_params("Singlets", lymphocyte_doublets="counted")
+
+
+def _with_doublets(res, pp: float):
+    """A copy of ``res``'s fit state whose Lymphocytes gate records ``pp`` estimated doublets outside it."""
+    import copy
+
+    from cytokit.gating.methods import FitResult
+
+    state = copy.copy(res.state)
+    state.fits = dict(res.state.fits)
+    fit = state.fits["Lymphocytes"]
+    state.fits["Lymphocytes"] = FitResult(fit.gate, fit.flags, {**fit.info, DOUBLET_KEY: pp}, fit.components)
+    return state
+
+
+def test_stated_exclusion_drops_the_convention_note_and_its_error(tmem_file):
+    """Unstated (the default), doublets above the limit note the row and enter its error; a lab stating that
+    its gate excludes them (as cytokit's does) gets the row as if no doublets were estimated, the estimate kept
+    in info."""
+    from cytokit.gating.engine import population_table
+    from cytokit.gating.methods.scatter import GMMEllipseParams
+
+    assert GMMEllipseParams().lymphocyte_doublets == "unstated"
+    unstated = load_strategy("tmem")
+    excluded = unstated.set_params("Lymphocytes", lymphocyte_doublets="excluded")
+    sample = read_fcs(tmem_file)
+    res = excluded.apply(sample, qc=False)
+    assert DOUBLET_KEY in res.fits["Lymphocytes"].info  # still estimated and recorded
+    n = res.sample.n_events
+
+    def row(definition, pp: float):
+        return population_table(definition, _with_doublets(res, pp), n).set_index("population").loc["Lymphocytes"]
+
+    noted = row(unstated.definition, 2.5)
+    assert DOUBLET_NOTE in noted["flags"].split(";") and "uncertain" in noted["flags"].split(";")
+    assert noted["est_error_pp"] >= 2.5
+    stated, none = row(excluded.definition, 2.5), row(excluded.definition, 0.0)
+    assert DOUBLET_NOTE not in stated["flags"].split(";")
+    assert stated["flags"] == none["flags"] and stated["pct_parent"] == none["pct_parent"]
+    assert (stated["est_error_pp"] == none["est_error_pp"]
+            or (math.isnan(stated["est_error_pp"]) and math.isnan(none["est_error_pp"])))
+    assert not (stated["est_error_pp"] >= 2.5)
+
+
+def test_a_wrong_convention_names_the_three_values():
+    with pytest.raises(ConfigError, match="'unstated', 'excluded' or 'counted'"):
+        load_strategy("tmem").set_params("Lymphocytes", lymphocyte_doublets="included")

@@ -6,6 +6,10 @@ The edits (gate rules, bounds and references otherwise as shipped):
 * ``name``, ``panel`` (``yaml/lab_c_panel.yaml``), ``tube`` (``tc`` / ``tbnk``);
 * ``compensation: file_if_present``: the spectral instrument's files are unmixed and carry no ``$SPILLOVER``
   (the shipped ``file`` refuses them), the conventional instrument's files carry one;
+* ``lymphocyte_doublets: excluded`` on the Lymphocytes scatter gate (both tubes, every variant): the lab states
+  its doublet convention as a user would -- its lymphocyte gate leaves lymphocyte-lymphocyte doublets out, as
+  cytokit's does (its truth is the single lymphocytes; README.md "Lab C"), so its Lymphocytes rows carry no
+  ``lymphocyte_doublets`` convention note (docs/gating.md "A lab that states it excludes the doublets");
 * ``tc``: the memory quadrants re-pointed from CD45RA x CD62L to CD45RA x CCR7 (signs and thresholds kept);
   CD28+ CD4 / CD8, CD25+ CD4 and Treg as shipped;
 * ``tbnk``: the lab's lymphocyte gate on **CD45 x SSC-A** (CD45 bright, side scatter low; lyse/no-wash blood
@@ -37,6 +41,8 @@ CD45_SSC_NO_BEADS = "cd45_ssc_no_beads"
 LYMPHOCYTE_GATES_C = (CD45_SSC, CD45_SSC_NO_BEADS, "shipped")
 NOT_BEADS: dict[str, Any] = {"name": "Not beads", "dims": [], "method": "boolean",
                              "params": {"op": "not", "operands": ["Beads"]}, "phenotype": "events outside the bead gate"}
+#: lab C's stated lymphocyte-doublet convention on its Lymphocytes scatter gate (its gate leaves them out)
+DOUBLETS_C = "excluded"
 #: where lab C's lymphocytes sit on CD45 x SSC-A (robust-normalised, 0..1 between the 1st and 99th percentile)
 CD45_SSC_GATE: dict[str, Any] = {"dims": ["CD45", "SSC-A"], "target": [0.8, 0.05],
                                  "phenotype": "CD45bright SSC-low lymphocytes (lyse/no-wash blood)"}
@@ -53,8 +59,9 @@ def lab_c_strategy(tube: str, lymphocyte_gate: str = CD45_SSC) -> dict[str, Any]
             assert p["dims"] == ["CD45RA", "CD62L"], p
             p["dims"] = ["CD45RA", "CCR7"]
             p["phenotype"] = str(p["phenotype"]).replace("CD62L", "CCR7")
+    lym = next(p for p in pops if p["name"] == "Lymphocytes")
+    lym["params"] = {**lym.get("params", {}), "lymphocyte_doublets": DOUBLETS_C}
     if tube == "tbnk" and lymphocyte_gate in (CD45_SSC, CD45_SSC_NO_BEADS):
-        lym = next(p for p in pops if p["name"] == "Lymphocytes")
         lym["dims"] = list(CD45_SSC_GATE["dims"])
         lym["params"] = dict(lym["params"], target=list(CD45_SSC_GATE["target"]))
         lym["phenotype"] = CD45_SSC_GATE["phenotype"]

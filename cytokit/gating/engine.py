@@ -20,7 +20,7 @@ from .backgating import backgate_scatter, in_and_out_pct, missed, scatter_redraw
 from .count_error import FEW_EVENTS_FLAG, count_sd_pp, few_events
 from .fit_state import FIT_EVENTS, FitState, columns, evaluate_gate, reference_mask
 from .lymphocyte_doublets import (DOUBLET_KEY, DOUBLET_NOTE, ESTIMATE_NOTE, counted_doublets, counts_doublets,
-                                  record_lymphocyte_doublets)
+                                  record_lymphocyte_doublets, states_excluded)
 from .methods import FitResult, fit_gate, get_method, review_columns
 from .methods.base import every_nth, gather
 from .methods.confidence import UNCERTAIN_PP, with_error
@@ -303,7 +303,8 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
             per_event = 100.0 / parent_count if spec.name in counted else pct_parent / parent_count
             part = err * per_event if parent_count else 0.0
             est, one_sided = _add_error_part(est, flags, part, ESTIMATE_NOTE), with_error(one_sided, part)
-        elif doublets > UNCERTAIN_PP:  # the doublet convention alone moves the row (.lymphocyte_doublets)
+        elif doublets > UNCERTAIN_PP and not states_excluded(spec):
+            # the doublet convention alone moves the row, and the lab has not said its gate excludes them
             est, one_sided = with_error(est, doublets), with_error(one_sided, doublets)
             flags += [DOUBLET_NOTE, "uncertain"]
         gate_missed = spec.name in scatter_gates and missed(state.fits[spec.name])

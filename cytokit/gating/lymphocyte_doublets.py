@@ -13,7 +13,8 @@ gate are counted as such doublets when, against the single lymphocytes of the ga
 * their side scatter (the gate's second dimension) within :data:`SIDE_RANGE` x the single lymphocytes' median.
 
 Their share of the parent's events is recorded (``info[DOUBLET_KEY]``, pp); where it alone exceeds the ``uncertain``
-limit it enters the gate's ``est_error_pp`` and the row gets the note :data:`DOUBLET_NOTE` and ``uncertain`` (added
+limit it enters the gate's ``est_error_pp`` and the row gets the note :data:`DOUBLET_NOTE` and ``uncertain`` when
+the lab has not stated its convention (``lymphocyte_doublets: unstated``, the default; added
 to the gate's own estimate below the limit, it flagged rows of cytokit's simulator whose truth excludes the doublets
 as this gate does, without catching more of the independent lab's; docs/gating.md). Not applied to the
 singlet gate's own % of parent under the default convention: there both conventions hold every file by about the same amount (measured on both
@@ -25,6 +26,10 @@ recorded pp x the parent's events) and its children (the singlet gate) are read 
 (:func:`counted_doublets`, used by the populations table); the row is not flagged for the convention, and the
 estimate's own error (:data:`ESTIMATE_REL_ERROR` of it) enters ``est_error_pp`` of the gate and of its children.
 The gate and its mask (what is drawn, exported, and counted below the singlet gate) do not change.
+
+A lab whose lymphocyte gate leaves the doublets out, as cytokit's does, states that (``lymphocyte_doublets:
+excluded``, :data:`EXCLUDED`, :func:`states_excluded`): its row is the drawn gate, with no convention note and no
+convention part in ``est_error_pp``; the estimate is still recorded in ``info[DOUBLET_KEY]``.
 """
 from __future__ import annotations
 
@@ -53,6 +58,11 @@ MAX_EVENTS = 200_000
 #: the ``gmm_ellipse`` parameter value of a lab whose lymphocyte gate counts the doublets (its singlet gate removes
 #: them): :func:`counted_doublets`
 COUNTED = "counted"
+#: the ``gmm_ellipse`` parameter value of a lab whose lymphocyte gate leaves the doublets out, as cytokit's does:
+#: no :data:`DOUBLET_NOTE` (:func:`states_excluded`)
+EXCLUDED = "excluded"
+#: the default ``gmm_ellipse`` parameter value: the lab's convention is not known (:data:`DOUBLET_NOTE` applies)
+UNSTATED = "unstated"
 #: error of the doublet estimate, as a fraction of it, under :data:`COUNTED` (enters ``est_error_pp``): lab A's
 #: generator, seeds 7070 and 6060 (96 files), estimate - true doublets outside the gate -0.15..+0.12 pp of the
 #: parent, 7 % of the estimate at most (p95 5 %); seed 5050: 90-99 % of the counted events are such doublets
@@ -106,6 +116,13 @@ def counts_doublets(spec: "PopulationSpec") -> bool:
     """True when ``spec`` is a scatter gate whose lab counts the lymphocyte-lymphocyte doublets in it
     (``lymphocyte_doublets: counted``)."""
     return spec.method == "gmm_ellipse" and spec.params.get("lymphocyte_doublets") == COUNTED
+
+
+def states_excluded(spec: "PopulationSpec") -> bool:
+    """True when ``spec`` is a scatter gate whose lab states that its lymphocyte gate leaves the
+    lymphocyte-lymphocyte doublets out (``lymphocyte_doublets: excluded``): the doublet convention does not move
+    its row, so it gets no :data:`DOUBLET_NOTE` and no convention part in ``est_error_pp``."""
+    return spec.method == "gmm_ellipse" and spec.params.get("lymphocyte_doublets") == EXCLUDED
 
 
 def counted_doublets(definition: "StrategyDefinition", state: "FitState", n_events: int) -> dict[str, tuple[int, float]]:

@@ -61,13 +61,17 @@ class GMMEllipseParams(MethodParams):
                               "(info 'cloud_components')")
     redraw_coverage: float = Field(0.998, gt=0, lt=1, description="fraction of the reference's events inside a "
                                    "redrawn gate")
-    lymphocyte_doublets: Literal["excluded", "counted"] = Field(
-        "excluded", description="the lab's convention for lymphocyte-lymphocyte doublets (gate with a 'singlets' "
-        "child only): 'excluded' (default) reports the drawn gate, which leaves most of them outside; 'counted' "
+    lymphocyte_doublets: Literal["unstated", "excluded", "counted"] = Field(
+        "unstated", description="the lab's convention for lymphocyte-lymphocyte doublets (gate with a 'singlets' "
+        "child only): 'unstated' (default) reports the drawn gate, which leaves most of them outside, and notes "
+        "the row 'lymphocyte_doublets' + 'uncertain' (the estimate in est_error_pp) where the doublets estimated "
+        "outside it exceed the uncertain limit, since the lab might count them; 'excluded' (the lab's "
+        "lymphocyte gate leaves them out, as cytokit's does) reports the drawn gate with no convention note and no "
+        "convention part in est_error_pp (the estimate still in info 'lymphocyte_doublets_pp'); 'counted' "
         "(a lab whose lymphocyte gate holds them and whose singlet gate removes them) reports the gate plus the "
         "doublets estimated outside it (info 'lymphocyte_doublets_pp', events added to its count) and reads its "
         "children's % of parent against that count; the estimate's own error enters est_error_pp "
-        "(cytokit.gating.lymphocyte_doublets)")
+"(cytokit.gating.lymphocyte_doublets)")
 
 
 class DensityPolygonParams(MethodParams):
