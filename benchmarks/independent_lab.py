@@ -233,6 +233,7 @@ def gate_trial(trial: Path, folder: Path, lab: Lab = LABS["a"]) -> tuple[pd.Data
                          if p.population in lab.f1_populations else np.nan,
                          **losses.get(p.population, {})})
         qc = run_qc(sample)
+        sample_flags = data_flags(res.sample)
         clog = clog_mask(trial, r.file)
         kinds = event_kinds(trial, r.file)
         intruders = res.masks["Singlets"] & ~masks["Singlets"]
@@ -242,8 +243,8 @@ def gate_trial(trial: Path, folder: Path, lab: Lab = LABS["a"]) -> tuple[pd.Data
                         # warnings about the data (compensation check, markers from detector names) vs notes (a
                         # clipped logicle W: how the transform was set, no sign of a wrong number): only a warning
                         # keeps a row > 2 pp off from counting as silent
-                        "data_flags": ";".join(f for f in data_flags(res.sample) if not f.endswith(CLIPPED_FLAG)),
-                        "data_notes": ";".join(f for f in data_flags(res.sample) if f.endswith(CLIPPED_FLAG)),
+                        "data_flags": ";".join(f for f in sample_flags if not f.endswith(CLIPPED_FLAG)),
+                        "data_notes": ";".join(f for f in sample_flags if f.endswith(CLIPPED_FLAG)),
                         "scenarios": scen,
                         "clog_removed": float((~qc.keep[clog]).mean()) if clog.any() else np.nan,
                         "check_flags": ";".join(consistency_checks(res.populations, CountsConfig(),

@@ -265,7 +265,8 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
     for spec in definition.populations:
         if spec.name not in state.masks:
             continue
-        count = int(state.masks[spec.name].sum()) + counted.get(spec.name, (0, 0.0))[0]
+        own = int(state.masks[spec.name].sum())  # the gate's events; its count adds any counted doublets
+        count = own + counted.get(spec.name, (0, 0.0))[0]
         parent_count = int(state.masks[spec.parent].sum()) if spec.parent else n_events
         parent_count += counted.get(spec.parent or "", (0, 0.0))[0]
         pct_parent = 100.0 * count / parent_count if parent_count else float("nan")
@@ -282,7 +283,6 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
         one_sided = est  # other events in, as the rows below read the gate (scatter_failed); est as before
         in_out = in_and_out_pct(definition, state, spec.name) if spec.name in scatter_gates else None
         if in_out is not None:  # the gate's own row: off by between -(lymphocytes left out) and +(other events in)
-            own = int(state.masks[spec.name].sum())
             est = dilution_error_pp(100.0 * own / parent_count if parent_count else float("nan"), max(in_out))
             flags = [f for f in flags if f not in (OVERLAP_FLAG, "uncertain")]
             if est > UNCERTAIN_PP:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .lymphocyte_doublets import counts_doublets
 from .methods import GATE_METHODS
 from .threshold_floor import FLOORED_METHODS
 
@@ -174,7 +175,7 @@ class StrategyDefinition(BaseModel):
         if self.lymphocytes not in seen:
             raise ValueError(f"lymphocytes: {self.lymphocytes!r} is not one of the populations")
         for p in self.populations:  # a lab counting lymphocyte doublets in its scatter gate removes them below it
-            if p.method == "gmm_ellipse" and p.params.get("lymphocyte_doublets") == "counted":
+            if counts_doublets(p):
                 if not any(c.parent == p.name and c.method == "singlets" for c in self.populations):
                     raise ValueError(f"population {p.name!r}: lymphocyte_doublets: counted needs a population with "
                                      f"method 'singlets' whose parent is {p.name!r} (it removes the doublets)")

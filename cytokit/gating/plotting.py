@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -154,11 +154,17 @@ def _annotate(ax: "Axes", text: str, x: float, y: float, ha: str, va: str) -> No
 REVIEW_COLOUR = "#b00020"
 
 
-def row_flags(result: "GatingResult") -> dict[str, str]:
-    """Population -> the ``flags`` of its populations-table row (the fit's words and those the table adds,
+def table_rows(result: "GatingResult") -> dict[str, dict[str, Any]]:
+    """Population -> its populations-table row: the count and % the tables report (a gate counting lymphocyte
+    doublets reports more than its mask holds) and its ``flags`` (the fit's words and those the table adds,
     e.g. ``uncertain`` from the error parts, ``few_events``, ``scatter_failed``)."""
+    return {str(r[S.POPULATION]): r for r in result.population_rows}
 
-    return {str(r[S.POPULATION]): str(r[S.FLAGS]) for r in result.population_rows}
+
+def _row_flags(table: dict[str, dict[str, Any]], result: "GatingResult", name: str) -> str:
+    """The ``flags`` of ``name``'s table row, or its fit's words where the table has no row."""
+    row = table.get(name)
+    return str(row[S.FLAGS]) if row is not None else ";".join(result.fit(name).flags)
 
 
 def _flag_title(words: "list[str] | str") -> tuple[str, bool]:
@@ -184,10 +190,10 @@ def _wrapped(text: str) -> str:
 
 
 def plot_population(result: "GatingResult", name: str, *, ax: "Axes | None" = None,
-                    max_points: int = 200_000, flags: "dict[str, str] | None" = None) -> "Figure":
+                    max_points: int = 200_000, table: "dict[str, dict[str, Any]] | None" = None) -> "Figure":
     """Parent density in the population's dims with the fitted gate; the population's % of parent is
-    written on the plot and in the title, with the flags of its table row (``flags``: population -> flags,
-    :func:`row_flags`, computed when not given): review flags as ``REVIEW: ...`` and the title in
+    written on the plot and in the title, with the flags of its table row (``table``: population -> row,
+    :func:`table_rows`, computed when not given): review flags as ``REVIEW: ...`` and the title in
     :data:`REVIEW_COLOUR` when the estimate may be wrong, then the notes."""
     fit = result.fit(name)
     spec = result.definition.population(name)
@@ -198,10 +204,11 @@ def plot_population(result: "GatingResult", name: str, *, ax: "Axes | None" = No
     if len(any_of) == 2:  # show the OR-ed pair (e.g. CD56 vs CD16 for NK cells)
         dims = any_of
     # the table's count and % (a gate counting lymphocyte doublets reports more than its mask holds)
-    row = next((r for r in result.population_rows if r[S.POPULATION] == name), None)
+    table = table if table is not None else table_rows(result)
+    row = table.get(name)
     count = int(row[S.COUNT]) if row is not None else int(result.state.masks[name].sum())
     pct = _pct(count, int(row[S.PARENT_COUNT]) if row is not None else pcount)
-    line, review = _flag_title((flags if flags is not None else row_flags(result)).get(name, ";".join(fit.flags)))
+    line, review = _flag_title(_row_flags(table, result, name))
     extra = " with est. doublets" if counts_doublets(spec) and row is not None else ""  # more than drawn
     ax.set_title(f"{name}: {pct:.1f}% of {spec.parent or 'all events'}{extra}{line}", fontsize=9,
                  color=REVIEW_COLOUR if review else "black")
@@ -269,7 +276,7 @@ def quadrant_sets(result: "GatingResult") -> list[QuadrantSet]:
 
 
 def plot_quadrants(result: "GatingResult", quadrants: QuadrantSet, *, ax: "Axes | None" = None,
-                   max_points: int = 200_000, flags: "dict[str, str] | None" = None) -> "Figure":
+                   max_points: int = 200_000, table: "dict[str, dict[str, Any]] | None" = None) -> "Figure":
     """One quadrant plot: parent density, the two dividers, and the % of parent of all four quadrants
     (each named after its population when one is defined, else by its signs, e.g. 'CD45RA+ CD62L-'); the
     title carries the member rows' flags as :func:`plot_population` does."""
@@ -283,9 +290,8 @@ def plot_quadrants(result: "GatingResult", quadrants: QuadrantSet, *, ax: "Axes 
     shown = shown[np.all(np.isfinite(shown), axis=1)]
     marker = [str(result.sample.channels["marker"].iloc[result.sample.channel_index(d)]) for d in quadrants.dims]
     title = f"{quadrants.parent or 'all events'}: {marker[0]} × {marker[1]} quadrants (% of parent)"
-    rows_flags = flags if flags is not None else row_flags(result)
-    words = sorted({w for n in quadrants.members
-                    for w in rows_flags.get(n, ";".join(result.fit(n).flags)).split(";") if w})
+    table = table if table is not None else table_rows(result)
+    words = sorted({w for n in quadrants.members for w in _row_flags(table, result, n).split(";") if w})
     line, review = _flag_title(words)
     ax.set_title(title + line, fontsize=9, color=REVIEW_COLOUR if review else "black")
     if shown.shape[0] == 0:
@@ -332,13 +338,13 @@ def plot_grid(result: "GatingResult", *, path: str | Path | None = None, cols: i
     cols = max(1, min(cols, len(panels)))
     rows = max(1, int(np.ceil(len(panels) / cols)))
     fig = Figure(figsize=(3.6 * cols, 3.4 * rows), dpi=DPI)
-    flags = row_flags(result)  # the table rows' flags, computed once for every panel
+    table = table_rows(result)  # the table's rows, computed once for every panel
     for i, panel in enumerate(panels):
         ax = fig.add_subplot(rows, cols, i + 1)
         if isinstance(panel, QuadrantSet):
-            plot_quadrants(result, panel, ax=ax, max_points=50_000, flags=flags)
+            plot_quadrants(result, panel, ax=ax, max_points=50_000, table=table)
         else:
-            plot_population(result, str(panel), ax=ax, max_points=50_000, flags=flags)
+            plot_population(result, str(panel), ax=ax, max_points=50_000, table=table)
     fig.tight_layout()
     if path is not None:
         atomic_write_bytes(path, figure_png(fig))
