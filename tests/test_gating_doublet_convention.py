@@ -94,7 +94,7 @@ def test_counted_needs_a_singlet_gate_below_and_a_known_value():
     with pytest.raises(ConfigError, match="needs a population with method 'singlets'"):
         tmem.set_params("Lymphocytes", lymphocyte_doublets="counted").set_params(
             "Singlets", method="threshold", dims=["FSC-A"], threshold={"bounds": [0.1, 0.9]})
-    with pytest.raises(ConfigError, match="lymphocyte_doublets"):  # only the mixture scatter gate has the key
+    with pytest.raises(ConfigError, match="lymphocyte_doublets"):  # only the scatter lymphocyte gates have the key
         tmem.set_params("Singlets", lymphocyte_doublets="counted")
 
 
@@ -143,3 +143,27 @@ def test_stated_exclusion_drops_the_convention_note_and_its_error(tmem_file):
 def test_a_wrong_convention_names_the_three_values():
     with pytest.raises(ConfigError, match="'unstated', 'excluded' or 'counted'"):
         load_strategy("tmem").set_params("Lymphocytes", lymphocyte_doublets="included")
+
+
+def test_a_density_polygon_lymphocyte_gate_states_the_convention_too(tmem_file):
+    """The contour scatter gate takes the same key with the same meaning: under ``counted`` its row adds the
+    doublets estimated outside the drawn polygon and Singlets is read against that count; the drawn gate and
+    every row below the denominator stay as under ``excluded``, which carries no convention note."""
+    polygon = load_strategy("tmem").set_params("Lymphocytes", method="density_polygon",
+                                               target=[0.4, 0.06], level=0.05)
+    sample = read_fcs(tmem_file)
+    excluded_res = polygon.set_params("Lymphocytes", lymphocyte_doublets="excluded").apply(sample, qc=False)
+    counted_res = polygon.set_params("Lymphocytes", lymphocyte_doublets="counted").apply(sample, qc=False)
+    excluded = excluded_res.populations.set_index("population")
+    counted = counted_res.populations.set_index("population")
+    doublets_pp = counted_res.fits["Lymphocytes"].info[DOUBLET_KEY]
+    assert doublets_pp == excluded_res.fits["Lymphocytes"].info[DOUBLET_KEY] and doublets_pp > 0
+    added = round(doublets_pp / 100 * counted.loc["Lymphocytes", "parent_count"])
+    assert added > 0
+    assert counted.loc["Lymphocytes", "count"] == excluded.loc["Lymphocytes", "count"] + added
+    assert counted.loc["Singlets", "parent_count"] == counted.loc["Lymphocytes", "count"]
+    assert counted.loc["Singlets", "pct_parent"] < excluded.loc["Singlets", "pct_parent"]
+    assert DOUBLET_NOTE not in str(excluded.loc["Lymphocytes", "flags"]).split(";")
+    below = [p for p in excluded.index if p not in ("Lymphocytes", "Singlets")]
+    cols = ["count", "parent_count", "pct_parent", "pct_lymphocytes", "flags", "est_error_pp"]
+    assert counted.loc[below, cols].equals(excluded.loc[below, cols])

@@ -116,7 +116,7 @@ def test_lab_strategies_are_the_shipped_ones_with_the_documented_edits(tmp_path:
         names = [p.name for p in strategy.definition.populations]
         assert names == [p for p, _ in HIERARCHY[tube]]  # the truth's hierarchy, in the same order
         lym = next(p for p in strategy.definition.populations if p.name == "Lymphocytes")
-        assert lym.method == "density_polygon" and "lymphocyte_doublets" not in lym.params
+        assert lym.method == "density_polygon" and lym.params["lymphocyte_doublets"] == "counted"
     assert lab_strategy("nkb")["lymphocytes"] == "Live"
 
 

@@ -11,7 +11,7 @@ The edits (nothing else changes; gate rules, bounds and references stay as shipp
   ``lymphocytes: Live`` (% of lymphocytes = % of live single lymphocytes);
 * ``lymphocyte_doublets: counted`` on the Lymphocytes scatter gate: the lab gates lymphocytes on FSC-A before
   its singlet gate, so its Lymphocytes holds the lymphocyte-lymphocyte doublets and its Singlets removes them
-  (the shipped ``gmm_ellipse`` gate only; the ``density_polygon`` variant has no such key);
+  (on the shipped ``gmm_ellipse`` gate and on the ``density_polygon`` variant alike);
 * optionally (``lymphocyte_gate="density_polygon"``) the Lymphocytes scatter gate fitted with the shipped
   ``density_polygon`` method (contour at 0.05 of the lymphocyte peak) instead of the shipped method.
 """
@@ -53,9 +53,9 @@ def lab_strategy(tube: str, lymphocyte_gate: str = "shipped") -> dict[str, Any]:
     gate = LYMPHOCYTE_GATES[lymphocyte_gate]
     if gate is not None:
         lym.update(gate)
-    if lym["method"] == "gmm_ellipse":  # the lab's Lymphocytes holds the lymphocyte doublets; Singlets removes them
-        lym["params"] = {**lym.get("params", {}), "lymphocyte_doublets": "counted"}
-        lym["phenotype"] = "FSC-H/SSC-A lymphocytes with the lymphocyte-lymphocyte doublets (estimated outside the gate)"
+    # the lab's Lymphocytes holds the lymphocyte doublets; Singlets removes them
+    lym["params"] = {**lym.get("params", {}), "lymphocyte_doublets": "counted"}
+    lym["phenotype"] = "FSC-H/SSC-A lymphocytes with the lymphocyte-lymphocyte doublets (estimated outside the gate)"
     d["populations"] = pops
     d["description"] = f"the lab's copy of the shipped '{shipped}' strategy: " + str(d.get("description", ""))
     return d

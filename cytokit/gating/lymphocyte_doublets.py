@@ -37,8 +37,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .methods import FitResult
+from .methods import GATE_METHODS, FitResult
 from .methods.base import every_nth, gather
+from .methods.scatter import LymphocyteDoubletsParams
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..sample import Sample
@@ -88,11 +89,11 @@ def doublet_share_pp(outside: np.ndarray, singles: np.ndarray, ratio_max: float)
 
 
 def record_lymphocyte_doublets(definition: "StrategyDefinition", sample: "Sample", state: "FitState") -> None:
-    """Record :data:`DOUBLET_KEY` in the ``info`` of every fitted ``gmm_ellipse`` gate with a fitted ``singlets``
-    child (the first one in strategy order); recomputed on every fit."""
+    """Record :data:`DOUBLET_KEY` in the ``info`` of every fitted scatter gate (:func:`doublet_gate`) with a
+    fitted ``singlets`` child (the first one in strategy order); recomputed on every fit."""
     for spec in definition.populations:
         fit = state.fits.get(spec.name)
-        if fit is None or spec.method != "gmm_ellipse" or len(spec.dims) != 2:
+        if fit is None or not doublet_gate(spec) or len(spec.dims) != 2:
             continue
         child = next((c for c in definition.populations if c.parent == spec.name and c.method == "singlets"
                       and c.name in state.fits), None)
@@ -112,17 +113,24 @@ def record_lymphocyte_doublets(definition: "StrategyDefinition", sample: "Sample
             state.fits[spec.name] = FitResult(fit.gate, fit.flags, info, fit.components)
 
 
+def doublet_gate(spec: "PopulationSpec") -> bool:
+    """True when ``spec``'s method is a scatter lymphocyte gate that takes the ``lymphocyte_doublets`` convention
+    (its parameters are :class:`~.methods.scatter.LymphocyteDoubletsParams`: ``gmm_ellipse``, ``density_polygon``)."""
+    method = GATE_METHODS.get(spec.method)
+    return method is not None and issubclass(method.params_model, LymphocyteDoubletsParams)
+
+
 def counts_doublets(spec: "PopulationSpec") -> bool:
     """True when ``spec`` is a scatter gate whose lab counts the lymphocyte-lymphocyte doublets in it
     (``lymphocyte_doublets: counted``)."""
-    return spec.method == "gmm_ellipse" and spec.params.get("lymphocyte_doublets") == COUNTED
+    return doublet_gate(spec) and spec.params.get("lymphocyte_doublets") == COUNTED
 
 
 def states_excluded(spec: "PopulationSpec") -> bool:
     """True when ``spec`` is a scatter gate whose lab states that its lymphocyte gate leaves the
     lymphocyte-lymphocyte doublets out (``lymphocyte_doublets: excluded``): the doublet convention does not move
     its row, so it gets no :data:`DOUBLET_NOTE` and no convention part in ``est_error_pp``."""
-    return spec.method == "gmm_ellipse" and spec.params.get("lymphocyte_doublets") == EXCLUDED
+    return doublet_gate(spec) and spec.params.get("lymphocyte_doublets") == EXCLUDED
 
 
 def counted_doublets(definition: "StrategyDefinition", state: "FitState", n_events: int) -> dict[str, tuple[int, float]]:

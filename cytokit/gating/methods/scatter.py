@@ -33,7 +33,24 @@ RECHOSEN_KEY = "rechosen_from"
 RECHOSEN_FLAG = "component_by_reference"
 
 
-class GMMEllipseParams(MethodParams):
+class LymphocyteDoubletsParams(MethodParams):
+    """The lab's lymphocyte-doublet convention, a parameter of every scatter lymphocyte gate method
+    (``gmm_ellipse``, ``density_polygon``; :mod:`cytokit.gating.lymphocyte_doublets`)."""
+
+    lymphocyte_doublets: Literal["unstated", "excluded", "counted"] = Field(
+        "unstated", description="the lab's convention for lymphocyte-lymphocyte doublets (gate with a 'singlets' "
+        "child only): 'unstated' (default) reports the drawn gate, which leaves most of them outside, and notes "
+        "the row 'lymphocyte_doublets' + 'uncertain' (the estimate in est_error_pp) where the doublets estimated "
+        "outside it exceed the uncertain limit, since the lab might count them; 'excluded' (the lab's "
+        "lymphocyte gate leaves them out, as cytokit's does) reports the drawn gate with no convention note and no "
+        "convention part in est_error_pp (the estimate still in info 'lymphocyte_doublets_pp'); 'counted' "
+        "(a lab whose lymphocyte gate holds them and whose singlet gate removes them) reports the gate plus the "
+        "doublets estimated outside it (info 'lymphocyte_doublets_pp', events added to its count) and reads its "
+        "children's % of parent against that count; the estimate's own error enters est_error_pp "
+"(cytokit.gating.lymphocyte_doublets)")
+
+
+class GMMEllipseParams(LymphocyteDoubletsParams):
     """Fit a Gaussian mixture; keep the ellipse of the component nearest ``target``."""
 
     n_components: int = Field(3, ge=1, le=10)
@@ -61,20 +78,9 @@ class GMMEllipseParams(MethodParams):
                               "(info 'cloud_components')")
     redraw_coverage: float = Field(0.998, gt=0, lt=1, description="fraction of the reference's events inside a "
                                    "redrawn gate")
-    lymphocyte_doublets: Literal["unstated", "excluded", "counted"] = Field(
-        "unstated", description="the lab's convention for lymphocyte-lymphocyte doublets (gate with a 'singlets' "
-        "child only): 'unstated' (default) reports the drawn gate, which leaves most of them outside, and notes "
-        "the row 'lymphocyte_doublets' + 'uncertain' (the estimate in est_error_pp) where the doublets estimated "
-        "outside it exceed the uncertain limit, since the lab might count them; 'excluded' (the lab's "
-        "lymphocyte gate leaves them out, as cytokit's does) reports the drawn gate with no convention note and no "
-        "convention part in est_error_pp (the estimate still in info 'lymphocyte_doublets_pp'); 'counted' "
-        "(a lab whose lymphocyte gate holds them and whose singlet gate removes them) reports the gate plus the "
-        "doublets estimated outside it (info 'lymphocyte_doublets_pp', events added to its count) and reads its "
-        "children's % of parent against that count; the estimate's own error enters est_error_pp "
-"(cytokit.gating.lymphocyte_doublets)")
 
 
-class DensityPolygonParams(MethodParams):
+class DensityPolygonParams(LymphocyteDoubletsParams):
     """Smoothed 2-D histogram; polygon = the density contour at ``level`` x the peak nearest ``target``."""
 
     target: tuple[float, float] = (0.4, 0.2)
