@@ -77,3 +77,32 @@ def test_shares_are_not_measured_without_the_left_out_rate(lab_a):
                                     fit.components)
     assert in_and_out_pct(res.definition, FitState(dict(res.masks), fits), "Lymphocytes") is None
     assert math.isfinite(float(res.populations.set_index("population").loc["Lymphocytes", "est_error_pp"]))
+
+
+def test_rows_below_a_back_gated_gate_read_its_debris_edge_not_its_neighbour_share(lab_a):
+    """A back-gated gate whose mixture reads a large neighbour share (Gaussian tails next to the cloud): the rows
+    below the lymphocyte denominator take the debris-edge part as the mixture's dilution (the back-gated share
+    stands for the neighbours); a gate not read by back-gating (no left-out rate) still passes the whole share."""
+    from cytokit.gating.engine import population_rows
+    from cytokit.gating.methods.scatter_overlap import OTHER_SHARE_KEY, dilution_error_pp
+
+    res, _ = lab_a
+    fit = res.fits["Lymphocytes"]
+    debris = 0.2
+    info = {**fit.info, OTHER_SHARE_KEY: 20.0, "neighbour_share_pct": 20.0 - debris, DEBRIS_KEY: debris}
+    flags = tuple(dict.fromkeys([*fit.flags, OVERLAP_FLAG]))
+
+    def t_cells(info: dict) -> pd.Series:
+        fits = {**res.fits, "Lymphocytes": type(fit)(fit.gate, flags, info, fit.components)}
+        rows = population_rows(res.definition, FitState(dict(res.masks), fits), res.sample.n_events)
+        return pd.DataFrame(rows).set_index("population").loc["T cells"]
+
+    row = t_cells(info)
+    pct = float(row["pct_parent"])
+    assert float(row["est_error_pp"]) < dilution_error_pp(pct, 5.0)  # not the 20 % neighbour share (~14 pp)
+    singlets = float(res.fits["Singlets"].info[BACKGATE_KEY])
+    if max(dilution_error_pp(pct, debris), pct * singlets / (100 - singlets)) < UNCERTAIN_PP:
+        assert OVERLAP_FLAG not in str(row["flags"]).split(";"), row["flags"]
+    unread = t_cells({k: v for k, v in info.items() if k != LEFT_OUT_KEY})
+    assert float(unread["est_error_pp"]) >= dilution_error_pp(pct, 20.0) - 1e-9
+    assert OVERLAP_FLAG in str(unread["flags"]).split(";")
