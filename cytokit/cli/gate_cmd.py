@@ -44,7 +44,9 @@ def _print_table(result, console) -> None:  # noqa: ANN001 - rich/GatingResult t
         ("% lymphocytes", "right"), (S.METHOD, "left"), ("± pp", "right"), ("count ± pp", "right"), (S.REVIEW, "left"),
         (S.NOTES, "left"))
     for col, justify in columns:
-        table.add_column(col, justify=justify, no_wrap=col in (S.POPULATION, S.PARENT, S.METHOD))
+        # review words are folded, not cut: a reader must see which marker a flag names
+        table.add_column(col, justify=justify, no_wrap=col in (S.POPULATION, S.PARENT, S.METHOD),
+                         overflow="fold" if col == S.REVIEW else "ellipsis")
     for row in rows:
         pct_lymph, est = row[S.PCT_LYMPHOCYTES], row[S.EST_ERROR_PP]
         csd = row.get(S.COUNT_SD_PP, math.nan)

@@ -189,8 +189,9 @@ def compensate(sample: Sample, matrix: Any = None, *, check: bool = True, in_pla
 
     ``check`` runs :func:`cytokit.compensation.check.check_compensation` on the result: when the
     spillover looks removed twice or over-subtracted, a warning starting with ``"compensation check:"``
-    is logged and added to ``Sample.warnings`` (read back by ``compensation_flags``), so tables can flag
-    the sample instead of reporting silently wrong numbers."""
+    is logged and added to ``Sample.warnings`` (read back by ``compensation_flags``), ending with the
+    channels compensation moved (``moved_channels``), so tables can flag the sample, and the populations
+    gated on those channels, instead of reporting silently wrong numbers."""
     reason = already_compensated(sample)
     if reason:
         msg = f"{sample.name}: not compensating again ({reason})"
@@ -203,11 +204,14 @@ def compensate(sample: Sample, matrix: Any = None, *, check: bool = True, in_pla
     note = f"compensated with {m.source or 'a given spillover matrix'} ({m.n} channels)"
     warnings = sample.warnings
     if check:
-        from .check import WARNING_PREFIX, check_compensation
+        from .check import WARNING_PREFIX, check_compensation, moved_text, receiving_channels
 
         result = check_compensation(events, events, m, idx)  # the check reads the compensated events only
         if result.flags:
-            msg = f"{WARNING_PREFIX} {';'.join(result.flags)}: {result.detail}"
+            pnn = sample.channel_table.texts("pnn")
+            moved = set(receiving_channels(m))
+            names = [str(pnn[i]) for c, i in zip(m.channels, idx) if c in moved]
+            msg = f"{WARNING_PREFIX} {';'.join(result.flags)}: {result.detail} {moved_text(names)}"
             log.warning("%s: %s", sample.name, msg)
             warnings = warnings + (msg,)
     return sample.replace(events=events, compensated=True, provenance=sample.provenance + (note,),

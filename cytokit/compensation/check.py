@@ -31,6 +31,7 @@ Calibrated on real files (``tests/test_comp_check.py``): compensated once, the m
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,6 +41,9 @@ log = logging.getLogger(__name__)
 #: prefix of the Sample warning that carries a failed check (see :func:`compensation_flags`)
 WARNING_PREFIX = "compensation check:"
 FLAG_OVER = "overcompensated"
+#: how a failed check's warning names the channels compensation moved (read back by :func:`moved_channels`)
+MOVED_PREFIX = "compensation moved "
+_MOVED = re.compile(r"\(" + MOVED_PREFIX + r"(?P<channels>[^()]*)\)$")
 
 
 @dataclass(frozen=True)
@@ -126,4 +130,32 @@ def compensation_flags(sample) -> list[str]:
             flag = text[len(WARNING_PREFIX):].strip().split(" ", 1)[0].rstrip(":")
             if flag and flag not in out:
                 out.append(flag)
+    return out
+
+
+def receiving_channels(matrix) -> list[str]:
+    """The channels ($PnN, matrix order) of ``matrix`` (a :class:`~cytokit.compensation.SpilloverMatrix`) that
+    receive spillover from another (a non-zero off-diagonal value in their column): the channels
+    compensation changes. A channel receiving none keeps its values, whatever the matrix."""
+    vals = np.asarray(matrix.values, dtype=float)
+    off = vals - np.diag(np.diag(vals))
+    return [str(c) for c, moved in zip(matrix.channels, (off != 0).any(axis=0)) if moved]
+
+
+def moved_text(channels: list[str]) -> str:
+    """The end of a failed check's warning naming the channels compensation moved ($PnN), read back by
+    :func:`moved_channels`."""
+    return f"({MOVED_PREFIX}{', '.join(channels)})"
+
+
+def moved_channels(sample) -> list[str]:
+    """The channels ($PnN) compensation moved in a Sample whose compensation check failed (from the
+    warning :func:`cytokit.compensation.compensate` recorded, :func:`moved_text`); ``[]`` when the check
+    passed or did not run."""
+    out: list[str] = []
+    for w in getattr(sample, "warnings", ()):
+        text = str(w)
+        m = _MOVED.search(text) if text.startswith(WARNING_PREFIX) else None
+        if m:
+            out += [c for c in (s.strip() for s in m.group("channels").split(", ")) if c and c not in out]
     return out

@@ -8,7 +8,7 @@ the array kernels of :mod:`cytokit.gates`. Masks are boolean arrays over all the
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from .count_error import FEW_EVENTS_FLAG, count_sd_pp, few_events
 from .fit_state import FIT_EVENTS, FitState, columns, evaluate_gate, reference_mask
 from .lymphocyte_doublets import (DOUBLET_KEY, DOUBLET_NOTE, ESTIMATE_NOTE, counted_doublets, counts_doublets,
                                   record_lymphocyte_doublets, states_excluded)
-from .methods import FitResult, fit_gate, get_method, review_columns
+from .methods import FitResult, fit_gate, get_method, needs_review, review_columns
 from .methods.base import every_nth, gather
 from .methods.confidence import UNCERTAIN_PP, with_error
 from .methods.scatter import shared_mixtures
@@ -30,7 +30,7 @@ from .methods.scatter_overlap import (BACKGATE_KEY, DEBRIS_KEY, DENOMINATOR_FLAG
                                       FAILED_FLAG, FAILED_PP, MIRROR_MIN_PCT, OTHER_SHARE_KEY, OVERLAP_FLAG,
                                       backgate_error_pp, dilution_error_pp)
 from .methods.shared_fits import shared_threshold_fits
-from .model import PopulationSpec, StrategyDefinition, ancestors, dependents
+from .model import PopulationSpec, StrategyDefinition, ancestors, defining_populations, dependents
 from .parent_edge import PARENT_EDGE_FLAG, PARENT_EDGE_KEY, record_parent_edges
 from .threshold_floor import DISAGREE_FLAG, DISAGREE_PP, OWN_INSIDE_PCT, floored_params, floors, moved_pct
 
@@ -216,7 +216,7 @@ def _share_error(state: FitState, spec: PopulationSpec, pct_parent: float, key: 
 
 
 def population_table(definition: StrategyDefinition, state: FitState, n_events: int,
-                     channel_notes: Mapping[str, str] | None = None) -> "pd.DataFrame":
+                     channel_notes: Mapping[str, Sequence[str]] | None = None) -> "pd.DataFrame":
     """One row per fitted population (schema in docs/architecture.md): counts, % of parent, % of the
     lymphocyte denominator (percent, 0-100, of the strategy's ``lymphocytes`` population; defined for that
     population and the populations below it only: NaN for gates *above* it, e.g. the ``Lymphocytes``
@@ -226,9 +226,12 @@ def population_table(definition: StrategyDefinition, state: FitState, n_events: 
     words and the placement notes; :func:`.methods.review_columns`), ``est_error_pp``
     (estimated error of % of parent, percentage points; NaN for gates not placed by fitted thresholds) and
     ``count_sd_pp`` (binomial SD of % of parent from the counts alone, pp; :mod:`.count_error`, which also
-    flags ``few_events`` below its limit of parent events). ``channel_notes``: marker -> a word added to the
+    flags ``few_events`` below its limit of parent events). ``channel_notes``: marker -> words added to the
     flags of every row gated on that marker as ``<marker>:<word>`` (e.g. ``logicle_w_clipped``, a note about
-    the channel's transform, see :class:`~cytokit.gating.result.GatingResult`)."""
+    the channel's transform; ``overcompensated``, a review flag: the file's compensation check failed and
+    compensation moved the channel; see :attr:`~cytokit.gating.result.GatingResult.channel_notes`); a review
+    word also goes, plain, to every row whose parents' (or boolean operands') gates read such a marker
+    (:func:`_channel_words`)."""
     import pandas as pd
 
     return pd.DataFrame(population_rows(definition, state, n_events, channel_notes), columns=list(TABLE_COLUMNS))
@@ -245,8 +248,23 @@ def _add_error_part(est: float, flags: list[str], part: float, word: str) -> flo
     return est
 
 
+def _channel_words(definition: StrategyDefinition, spec: PopulationSpec,
+                   channel_notes: Mapping[str, Sequence[str]]) -> list[str]:
+    """The words ``channel_notes`` (marker -> words) give ``spec``'s row: ``<marker>:<word>`` for every marker
+    its own gate reads (what moves its % of parent), and each review word (e.g. ``overcompensated``) of a
+    marker read by a gate that decides which events it holds (:func:`.model.defining_populations`: parents,
+    boolean operands; what moves its count and % of lymphocytes), plain, unless its own gate carries it
+    already. Notes (``logicle_w_clipped``) stay with the gates that read the marker."""
+    own = [f"{d}:{w}" for d in spec.dims for w in channel_notes.get(d, ())]
+    have = {w.split(":")[-1] for w in own}
+    above = [w for name in defining_populations(definition, spec.name)
+             for d in definition.population(name).dims for w in channel_notes.get(d, ())
+             if needs_review(w) and w not in have]
+    return own + list(dict.fromkeys(above))
+
+
 def population_rows(definition: StrategyDefinition, state: FitState, n_events: int,
-                    channel_notes: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+                    channel_notes: Mapping[str, Sequence[str]] | None = None) -> list[dict[str, Any]]:
     """The rows of :func:`population_table` as dicts (keys :data:`TABLE_COLUMNS`, same values), without
     pandas."""
     lymph = definition.lymphocytes
@@ -325,8 +343,8 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
             flags += [OVERLAP_FLAG, "uncertain"]  # its count (and every single-platform count) holds other events
         if few_events(parent_count) and not any(w.split(":")[-1] == FEW_EVENTS_FLAG for w in flags):
             flags.append(FEW_EVENTS_FLAG)  # a % counted from few events (.count_error)
-        if channel_notes:  # e.g. a clipped logicle on a marker the gate reads
-            flags += [f"{d}:{channel_notes[d]}" for d in spec.dims if d in channel_notes]
+        if channel_notes:  # e.g. a clipped logicle, a failed compensation check on a marker the gate reads
+            flags += _channel_words(definition, spec, channel_notes)
         rows.append({
             S.POPULATION: spec.name, S.PARENT: spec.parent or "", S.COUNT: count, S.PARENT_COUNT: parent_count,
             S.PCT_PARENT: pct_parent, S.PCT_LYMPHOCYTES: pct_lymph, S.METHOD: spec.method,

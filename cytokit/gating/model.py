@@ -206,6 +206,25 @@ def dependents(definition: StrategyDefinition, name: str) -> list[str]:
     return out
 
 
+def defining_populations(definition: StrategyDefinition, name: str) -> list[str]:
+    """The populations whose gates decide which events ``name`` holds besides its own gate: its parents up to
+    the root and, for a boolean population, its operands and the populations defining them (nearest first,
+    each once). Their gates move ``name``'s count and % of the lymphocyte denominator; its own gate moves
+    its % of parent."""
+    out: list[str] = []
+    todo = [name]
+    while todo:
+        spec = definition.population(todo.pop(0))
+        refs = [spec.parent] if spec.parent else []
+        if spec.method == "boolean":
+            refs += [o.lstrip("!").strip() for o in spec.params.get("operands", ())]
+        for ref in refs:
+            if ref != name and ref not in out:
+                out.append(ref)
+                todo.append(ref)
+    return out
+
+
 def ancestors(definition: StrategyDefinition, name: str) -> list[str]:
     """Parents of ``name`` up to the root (nearest first)."""
     out: list[str] = []

@@ -51,8 +51,9 @@ class GatingResult:
         fitted population, in strategy order. ``review`` (bool) is True when the estimate may be wrong (a
         review flag: :func:`cytokit.gating.methods.review_columns`); ``flags`` holds every word, notes on
         how a gate was placed included, so a non-empty ``flags`` alone does not mean that. A row gated on a
-        marker whose estimated logicle W was clipped into range carries the note ``<marker>:logicle_w_clipped``
-        (:attr:`channel_notes`)."""
+        marker whose estimated logicle W was clipped into range carries the note ``<marker>:logicle_w_clipped``;
+        one gated on a channel a failed compensation check moved, the review flag ``<marker>:overcompensated``,
+        and the rows below it ``overcompensated`` (:attr:`channel_notes`)."""
         return population_table(self.definition, self.state, self.sample.n_events, self.channel_notes)
 
     @property
@@ -61,13 +62,31 @@ class GatingResult:
         return population_rows(self.definition, self.state, self.sample.n_events, self.channel_notes)
 
     @property
-    def channel_notes(self) -> dict[str, str]:
-        """Marker -> the note word every population gated on it carries: ``logicle_w_clipped`` where the
-        chain's estimated logicle W was clipped into range (recorded in the prepared Sample's warnings;
-        :mod:`cytokit.transforms.estimate`)."""
+    def channel_notes(self) -> dict[str, tuple[str, ...]]:
+        """Marker (as the strategy's gates name it) -> the words every population gated on it carries as
+        ``<marker>:<word>``: ``logicle_w_clipped`` (a note) where the chain's estimated logicle W was clipped
+        into range (recorded in the prepared Sample's warnings; :mod:`cytokit.transforms.estimate`), and
+        ``overcompensated`` (a review flag) where the file's compensation check failed and compensation
+        moved the marker's channel (:func:`cytokit.compensation.check.moved_channels`): its values, and so
+        the gates on it, rest on spillover removed twice or too strongly. Rows below such a gate carry
+        ``overcompensated`` plain (:func:`cytokit.gating.engine.population_rows`). Scatter channels are
+        never compensated and never carry it."""
+        from ..compensation.check import FLAG_OVER, moved_channels
+        from ..errors import PanelError
         from ..transforms.estimate import CLIPPED_FLAG, clipped_markers
 
-        return {m: CLIPPED_FLAG for m in clipped_markers(self.sample.warnings)}
+        notes: dict[str, list[str]] = {m: [CLIPPED_FLAG] for m in clipped_markers(self.sample.warnings)}
+        moved = set(moved_channels(self.sample))
+        if moved:
+            pnn = self.sample.channel_table.texts("pnn")
+            for dim in dict.fromkeys(d for spec in self.definition.populations for d in spec.dims):
+                try:
+                    index = self.sample.channel_index(dim)
+                except PanelError:  # not a channel of this sample (an optional population's marker)
+                    continue
+                if pnn[index] in moved:
+                    notes.setdefault(dim, []).append(FLAG_OVER)
+        return {m: tuple(words) for m, words in notes.items()}
 
     @property
     def masks(self) -> dict[str, np.ndarray]:
