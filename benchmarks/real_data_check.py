@@ -23,6 +23,10 @@ Files and checks:
   in a plausible range (NK 2–35 %, T+B 50–97 %).
 * ``flowsom_68983`` (mouse, expert label per event): per-event F1 of the shipped ``mouse_lymphocytes``
   strategy (target ≥ 0.95 for every expert population).
+* each file above re-exported already compensated with $SPILLOVER kept (compensated twice): every row
+  moved > 2 pp from the published file's is flagged, and where the compensation check fails, every row
+  gated on (or below a gate on) a channel compensation moves carries the review flag ``overcompensated``
+  and no other row does (:func:`check_already_compensated`).
 
     nice .venv/bin/python benchmarks/real_data_check.py [--json OUT] [--no-cli]
 
@@ -49,8 +53,12 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from cytokit.compensation import compensate
+from cytokit.compensation.check import FLAG_OVER
+from cytokit.errors import CytokitError
 from cytokit.fcs import read_fcs
 from cytokit.gating import load_strategy
+from cytokit.gating.model import defining_populations
 from cytokit.gating.methods import needs_review
 from cytokit.gating.methods.edge import EDGE_WIDTH, NOTE_REL
 
@@ -361,6 +369,62 @@ FILES: dict[str, tuple[str, Callable[[Path], tuple[list[Check], Any]], str]] = {
 }
 
 
+# -- each file re-exported already compensated ------------------------------------------------------------
+def check_already_compensated(data: Path) -> list[Check]:
+    """Each file above (and flowsom_68983 with ``mouse_lymphocytes``) as an instrument re-exports it already
+    compensated with its $SPILLOVER kept, so ``compensation: file`` compensates it again. Two checks per file:
+
+    * every row whose % of parent moved more than ``TOLERANCE_PP`` from the published file's (gated the
+      same way) carries a review flag (``flagged``), else ``SILENT``; ``ok`` when none moved;
+    * when the compensation check failed on the copy: every row whose gate or a gate above it
+      (:func:`defining_populations`) reads a channel that compensating again changes carries the review flag
+      ``overcompensated`` (``<marker>:`` prefixed or plain) and no other row does (``ok``), else ``SILENT``."""
+    out = []
+    files = {**{key: (rel, str(YAML / yaml)) for key, (rel, _, yaml) in FILES.items()},
+             "flowsom_68983": ("flowsom_68983/68983.fcs", "mouse_lymphocytes")}
+    for rel, strategy_name in files.values():
+        raw = read_fcs(data / rel)
+        name = Path(rel).name
+        try:
+            already = raw.replace(events=compensate(raw, check=False).events.copy())
+            twice = compensate(already, check=False).events
+            strategy = load_strategy(strategy_name)
+            published, result = strategy.apply(raw), strategy.apply(already)
+        except CytokitError as exc:
+            out.append(Check(name, "already compensated copy", float("nan"), "gated", "SILENT", str(exc)))
+            continue
+        pnn = raw.channel_table.texts("pnn")
+        moved = {pnn[j] for j in range(raw.n_channels) if not np.array_equal(already.events[:, j], twice[:, j])}
+        definition, sample = result.definition, result.sample
+        sample_pnn = sample.channel_table.texts("pnn")
+
+        def reads_moved(pop: str) -> bool:
+            dims = [d for p in [pop, *defining_populations(definition, pop)] for d in definition.population(p).dims]
+            return any(sample_pnn[sample.channel_index(d)] in moved for d in dims)
+
+        by = result.populations.set_index("population")
+        before = published.populations.set_index("population")["pct_parent"]
+        delta = (by["pct_parent"] - before.reindex(by.index)).abs()
+        off = [p for p in by.index if delta[p] > TOLERANCE_PP]
+        out.append(Check(name, f"already compensated copy: rows > {TOLERANCE_PP:g} pp from the published file's",
+                         float(len(off)), "0, or each flagged",
+                         min((verdict(False, [str(by.loc[p, "flags"] or "")]) for p in off), default="ok",
+                             key=("SILENT", "flagged", "ok").index),  # each moved row must be flagged
+                         "; ".join(f"{p} {delta[p]:.1f} pp: {by.loc[p, 'review_flags'] or '-'}" for p in off)))
+        if FLAG_OVER not in result.data_flags:
+            continue
+        flagged = {p for p in by.index
+                   if any(w.split(":")[-1] == FLAG_OVER for w in str(by.loc[p, "review_flags"]).split(";"))}
+        fl = [p for p in by.index if reads_moved(p)]
+        missed, wrong = [p for p in fl if p not in flagged], sorted(flagged - set(fl))
+        out.append(Check(name, "already compensated copy (check failed): rows on moved channels flagged "
+                               "overcompensated", float(len(fl) - len(missed)),
+                         f"{len(fl)} of {len(fl)}, none of the other {len(by) - len(fl)}",
+                         "ok" if not missed and not wrong else "SILENT",
+                         "; ".join([*(f"unflagged: {p}" for p in missed), *(f"flagged, not moved: {p}" for p in wrong)])))
+    return out
+
+
 def run(data: Path, *, cli: bool = True) -> dict[str, Any]:
     """Every check on every file; ``{"checks": [...], "cli_agrees": {...}, "mouse_f1": {...}, "timing": {...}}``."""
     checks: list[Check] = []
@@ -376,6 +440,7 @@ def run(data: Path, *, cli: bool = True) -> dict[str, Any]:
         if cli:
             agrees[f"{key} gate"] = cli_counts_agree(data / rel, YAML / yaml, result.populations)
             agrees[f"{key} run"] = pipeline_agrees(data / rel, YAML / yaml, result.populations)
+    checks += check_already_compensated(data)
     wall, cpu = time.perf_counter(), time.process_time()
     f1 = mouse_f1(data)
     timing["flowsom_68983"] = (time.perf_counter() - wall, time.process_time() - cpu)
