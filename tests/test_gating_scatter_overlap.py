@@ -186,6 +186,43 @@ def test_backgate_finds_monocyte_like_events_and_not_lymphocytes():
     assert region.share(np.r_[lymph_cloud(1400, rng), lymph_cloud(600, rng, f=30000, s=7000)]) < 0.3
 
 
+def test_a_denominator_is_read_lineage_by_lineage():
+    """The lymphocyte denominator's non-T events: B cells (the T cells' scatter) and NK cells (40 % more side
+    scatter) read together count the NK cells' upper side as other events; lineage by lineage they hold none, and
+    monocytes in no lineage gate are still counted (against the reference's own region)."""
+    from cytokit.gating.backgating import lineage_other_events
+    from cytokit.gating.methods.scatter_overlap import fit_backgate
+
+    rng = np.random.default_rng(5)
+    kinds = np.repeat([0, 1, 2, 3], [4000, 1500, 1000, 200])  # T, B, NK, monocytes
+    X = np.r_[lymph_cloud(4000, rng), lymph_cloud(1500, rng), lymph_cloud(1000, rng, s=1.4 * 14000),
+              np.c_[80000 * np.exp(0.1 * rng.standard_normal(200)), 42000 * np.exp(0.25 * rng.standard_normal(200))]]
+    masks = {"B cells": kinds == 1, "NK cells": kinds == 2}
+    region = fit_backgate(X[kinds == 0])
+    assert region is not None
+    cols = np.array([0, 1])
+    rest, no_mono = kinds != 0, (kinds != 0) & (kinds != 3)
+    lineages = ["NK cells", "B cells"]
+    assert lineage_other_events(X, masks, no_mono, [], region, cols) > 100  # the NK cells' upper side
+    assert lineage_other_events(X, masks, no_mono, lineages, region, cols) == 0.0
+    together = lineage_other_events(X, masks, rest, [], region, cols)
+    by_lineage = lineage_other_events(X, masks, rest, lineages, region, cols)
+    assert 0.6 * 200 <= by_lineage <= 1.05 * 200 < together, (by_lineage, together)
+    # monocytes alone, read by their own low side, would move the region onto themselves
+    assert region.share(X[kinds == 3]) < 0.2 < region.share(X[kinds == 3], shifted=False)
+
+
+def test_the_reference_siblings_are_the_other_lineages():
+    from cytokit.gating.backgating import reference_siblings
+    from cytokit.gating.fit_state import FitState
+
+    definition = load_strategy("nkb").definition
+    masks = {p.name: np.zeros(3, dtype=bool) for p in definition.populations}
+    siblings = reference_siblings(definition, FitState(masks, {}), "T cells")
+    assert siblings == ["NK cells", "B cells"]
+    assert reference_siblings(load_strategy("tmem").definition, FitState(masks, {}), "T cells") == []
+
+
 def test_backgate_needs_enough_reference_events():
     from cytokit.gating.methods.scatter_overlap import fit_backgate
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Mapping
 
 import numpy as np
 
@@ -21,7 +22,7 @@ from .methods.scatter import RECHOSEN_KEY
 from .methods.scatter_cut import CUT_KEY, cut_share, ring_rows
 from .methods.confidence import UNCERTAIN_PP
 from .lymphocyte_doublets import counts_doublets
-from .methods.scatter_overlap import (BACKGATE_KEY, BACKGATE_MAX_EVENTS, DEBRIS_KEY, DENOMINATOR_OTHER_KEY,
+from .methods.scatter_overlap import (BACKGATE_KEY, BACKGATE_MAX_EVENTS, DEBRIS_KEY, DENOMINATOR_OTHER_KEY, Backgate,
                                       MIRROR_MIN_PCT, MISSED_RATIO, OVERLAP_FLAG, dilution_error_pp,
                                       OTHER_SHARE_KEY, OUTSIDE_KEY, fit_backgate, mirror_excess_share)
 from .methods.scatter_core import lymphocyte_core
@@ -216,6 +217,9 @@ def backgate_scatter(definition: StrategyDefinition, sample: Sample, state: FitS
         # the gate and the singlet gates below it are read against single T cells live and dead when a viability
         # gate lies between them and the reference; the populations below that gate against the reference itself
         upper, whole_mask = whole_reference(definition, sample, state, spec.name, ref)
+        # the reference's parent (the lymphocyte denominator) is divided by the lineage gates; a population above
+        # it also holds events no lineage gate reads (dead cells above a viability gate) and is read as a whole
+        lineages, divided = reference_siblings(definition, state, ref), definition.population(ref).parent
         whole = (fit_backgate(gather(sample.events, every_nth(np.flatnonzero(whole_mask), BACKGATE_MAX_EVENTS), cols),
                               log_dims)
                  if whole_mask is not None else None)
@@ -228,16 +232,55 @@ def backgate_scatter(definition: StrategyDefinition, sample: Sample, state: FitS
                 against, ref_mask = region, state.masks[ref]
                 if whole is not None and whole_mask is not None and name in upper:
                     against, ref_mask = whole, whole_mask
-                rest = mask & ~ref_mask if holds_ref else mask
-                rows = every_nth(np.flatnonzero(rest), BACKGATE_MAX_EVENTS)
-                share = against.share(gather(sample.events, rows, cols)) if rows.size else 0.0
-                if holds_ref:
-                    share *= int(np.count_nonzero(rest)) / max(int(np.count_nonzero(mask)), 1)
+                if holds_ref:  # its non-reference events, lineage by lineage (lineage_other_events)
+                    share = lineage_other_events(sample.events, state.masks, mask & ~ref_mask,
+                                                 lineages if name == divided else [], against, cols)
+                    share /= max(int(np.count_nonzero(mask)), 1)
+                else:
+                    rows = every_nth(np.flatnonzero(mask), BACKGATE_MAX_EVENTS)
+                    share = against.share(gather(sample.events, rows, cols)) if rows.size else 0.0
             state.fits[name].info[BACKGATE_KEY] = round(100.0 * share, 3)
         record_denominator_other(definition, sample, state, spec.name, cols, log_dims)
         if not all(log_dims) and state.fits[spec.name].info.get("redrawn"):
             judge_core_gate(spec.parent, sample, state, spec.name)
         record_scatter_cuts(definition, sample, state, spec.name, ref, below)
+
+
+def reference_siblings(definition: StrategyDefinition, state: FitState, ref: str) -> list[str]:
+    """The fitted populations beside the back-gating reference (same parent, not boolean): the other lymphocyte
+    lineages the strategy gates (NK and B cells beside T cells), in strategy order."""
+    parent = definition.population(ref).parent
+    return [p.name for p in definition.populations if p.parent == parent and p.name != ref
+            and p.method != "boolean" and p.name in state.masks]
+
+
+def lineage_other_events(events: np.ndarray, masks: Mapping[str, np.ndarray], rest: np.ndarray, lineages: list[str],
+                  against: Backgate, cols: np.ndarray) -> float:
+    """Estimated count of other events (not lymphocytes) among the events ``rest`` (bool mask: a population's
+    events outside the reference; ``events``: the sample's events, linear scatter in ``cols``, ``masks`` the
+    populations' events) read lineage by lineage: the events of each of ``lineages`` (the reference's siblings,
+    :func:`reference_siblings`; an event in two counts with the first) against the region moved up by their own
+    low side (:meth:`Backgate.share`), then the events in none of them against the reference's own region (they
+    are no lineage the strategy gates; moved up by their low side, monocytes alone would move it onto
+    themselves). With no lineage split off, the events are read together, moved up by their low side, as
+    before. A lineage whose whole cloud has more side scatter than the reference's (NK cells beside T cells) holds
+    no other events for that; read together with one sitting where the reference does (B cells), its upper side
+    was counted as other events (docs/gating.md, "What dilutes the rows below the lymphocyte denominator").
+    Events (a count, not a share)."""
+    left = rest.copy()
+    parts = []
+    for name in lineages:
+        part = left & masks[name]
+        if part.any():
+            parts.append((part, True))
+            left &= ~part
+    total = 0.0
+    for part, shifted in [*parts, (left, not parts)]:
+        n = int(np.count_nonzero(part))
+        if n:
+            rows = every_nth(np.flatnonzero(part), BACKGATE_MAX_EVENTS)
+            total += against.share(gather(events, rows, cols), shifted=shifted) * n
+    return total
 
 
 def foreign_events(definition: StrategyDefinition, state: FitState, n_events: int) -> np.ndarray:

@@ -199,18 +199,21 @@ class Backgate:
     #: scale (a logicle CD45 of a CD45 x SSC gate: its log would be 0 for every event below 1)
     log_dims: tuple[bool, ...] | None = None
 
-    def share(self, X: np.ndarray) -> float:
+    def share(self, X: np.ndarray, *, shifted: bool = True) -> float:
         """Estimated share (fraction) of other events among a population's scatter events ``X`` (linear
         scale, the gate's dims, SSC last). The region keeps the reference's shape but moves up by as much
         as the population's low side (its :data:`BACKGATE_LOW_QUANTILE` quantile per dimension) lies above
         the reference's: a lymphocyte subset whose whole cloud sits a little higher (NK cells with more side
         scatter than T cells) then has no excess, while a second cloud of larger, more granular events
-        (monocytes) barely moves the low side and stays beyond the region; see :func:`backgate_share`."""
+        (monocytes) barely moves the low side and stays beyond the region; see :func:`backgate_share`.
+        ``shifted=False``: the region stays where the reference's is (events of no lymphocyte lineage the strategy
+        gates: with no lymphocytes to hold the low side down, other events alone would move it onto themselves)."""
         L = _log_scale(np.asarray(X, dtype=np.float64), self.log_dims)
         L = L[np.isfinite(L).all(axis=1)]
         if L.shape[0] == 0:
             return 0.0
-        shift = np.maximum(np.quantile(L, BACKGATE_LOW_QUANTILE, axis=0) - self.low, 0.0)
+        shift = (np.maximum(np.quantile(L, BACKGATE_LOW_QUANTILE, axis=0) - self.low, 0.0) if shifted
+                 else np.zeros(L.shape[1]))
         D = L - (self.centre + shift)
         d2 = np.einsum("ij,jk,ik->i", D, self.inv_cov, D)
         return backgate_share(int(np.count_nonzero((d2 > self.limit) & (D[:, -1] > 0))), L.shape[0], self)
