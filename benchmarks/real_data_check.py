@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 
 from cytokit.compensation import compensate
-from cytokit.compensation.check import FLAG_OVER
+from cytokit.compensation.check import FLAG_OVER, NOTE_UNCHECKED
 from cytokit.errors import CytokitError
 from cytokit.fcs import read_fcs
 from cytokit.gating import load_strategy
@@ -187,7 +187,7 @@ def check_tcell_memory(data: Path) -> tuple[list[Check], Any]:
     t_pct = float(by.loc["T cells", "pct_lymphocytes"])
     out.append(Check(name, "T cells % of live lymphocytes", t_pct, "40-90 %",
                      verdict(40.0 <= t_pct <= 90.0, _flags(by, "T cells", "Live")), _row_flags(by, "T cells", "Live")))
-    over = [f for f in result.data_flags if "compensat" in f]
+    over = [f for f in result.data_flags if f == FLAG_OVER]  # compensation_unchecked is a note, not a failure
     comp = [p for p in result.sample.provenance if "compens" in str(p).lower()]
     out.append(Check(name, "compensated from $SPILLOVER once (steps recorded)", float(len(comp)),
                      "1 step, no overcompensated flag", "ok" if len(comp) == 1 and not over else "SILENT",
@@ -370,6 +370,12 @@ FILES: dict[str, tuple[str, Callable[[Path], tuple[list[Check], Any]], str]] = {
 
 
 # -- each file re-exported already compensated ------------------------------------------------------------
+def check_words(flags: list[str]) -> str:
+    """What the compensation check said on a gated file, from its data flags: ``overcompensated``,
+    ``compensation_unchecked`` (no informative detector pair) or ``passed``."""
+    return ";".join(f for f in flags if f in (FLAG_OVER, NOTE_UNCHECKED)) or "passed"
+
+
 def check_already_compensated(data: Path) -> list[Check]:
     """Each file above (and flowsom_68983 with ``mouse_lymphocytes``) as an instrument re-exports it already
     compensated with its $SPILLOVER kept, so ``compensation: file`` compensates it again. Two checks per file:
@@ -410,7 +416,8 @@ def check_already_compensated(data: Path) -> list[Check]:
                          float(len(off)), "0, or each flagged",
                          min((verdict(False, [str(by.loc[p, "flags"] or "")]) for p in off), default="ok",
                              key=("SILENT", "flagged", "ok").index),  # each moved row must be flagged
-                         "; ".join(f"{p} {delta[p]:.1f} pp: {by.loc[p, 'review_flags'] or '-'}" for p in off)))
+                         "; ".join([*(f"{p} {delta[p]:.1f} pp: {by.loc[p, 'review_flags'] or '-'}" for p in off),
+                                    f"compensation check: {check_words(result.data_flags)}"])))
         if FLAG_OVER not in result.data_flags:
             continue
         flagged = {p for p in by.index

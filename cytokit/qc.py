@@ -698,7 +698,8 @@ def data_flags(sample: Sample) -> list[str]:
     """Sample-level flags about the data themselves that go with the QC flags (``qc_flags`` in the
     tables, reports and ``cytokit gate``): ``markers_from_detector_names`` when the panel assigned a
     marker from its detector alone ($PnS empty; :func:`cytokit.panel.panel_flags`),
-    ``overcompensated`` when the compensation check failed (:func:`cytokit.compensation.compensation_flags`)
+    ``overcompensated`` when the compensation check failed and the note ``compensation_unchecked`` when it
+    could not decide (no informative detector pair; :func:`cytokit.compensation.compensation_flags`)
     and ``<marker>:logicle_w_clipped`` per channel whose estimated logicle W was clipped into range (W < 0
     estimated, W = 0 used; :func:`cytokit.transforms.estimate.clipped_flags`, on the transformed Sample).
     ``sample`` is the resolved (and compensated, or transformed) Sample."""

@@ -99,3 +99,79 @@ def test_gate_command_and_strategy_show_the_same_flags(shared_data, tmp_path):
     assert "overcompensated" in result.summary()["qc_flags"]
     out = CliRunner().invoke(build_app(), ["gate", str(path), "--strategy", "mouse_lymphocytes"])
     assert "overcompensated" in out.output and "removed twice" in out.output.replace("\n", " ")
+
+
+def test_twice_compensated_file_is_flagged_on_qc_kept_events_too(shared_data):
+    """9399_1_3_NKR.fcs compensated twice: flagged on the whole file and on QC's kept events (QC's margin
+    rule takes 2.2 % of the events, most at the SSC-A ceiling and bright in PE-A). The pair strength must
+    not rest on the events at the top of the scale: the same verdict whatever QC removed first. Compensated
+    once it passes both ways."""
+    from cytokit.compensation.check import moved_channels
+    from cytokit.gating.preprocess import apply_qc
+
+    s = read_fcs(shared_data / "gatingml2/FCSFiles/9399_1_3_NKR.fcs")
+    once = compensate(s)
+    already = s.replace(events=once.events.copy())
+    kept, outcome = apply_qc(already)
+    assert 0.01 < 1 - kept.n_events / s.n_events < 0.05  # QC took a few % (margin events), as in the gating chain
+    for copy in (already, kept):
+        twice = compensate(copy)
+        assert compensation_flags(twice) == ["overcompensated"], twice.warnings
+        assert "PerCP-Cy5-5-A" in moved_channels(twice)
+    raw_kept, _ = apply_qc(s)
+    for copy in (s, raw_kept):
+        assert compensation_flags(compensate(copy)) == [], compensate(copy).warnings
+
+
+def test_undecidable_check_is_a_visible_note_not_a_failure(shared_data):
+    """Too few events for any informative detector pair: the check passes with the sample-level note
+    ``compensation_unchecked`` (in the data flags, no moved channels, so no row is flagged), and says
+    nothing when the matrix moves no channel (nothing to check)."""
+    from cytokit.compensation import SpilloverMatrix
+    from cytokit.compensation.check import NOTE_UNCHECKED, moved_channels
+    from cytokit.qc import data_flags
+
+    s = read_fcs(shared_data / "flowsom_68983/68983.fcs")
+    few = s.replace(events=compensate(s).events[:150].copy())  # 75 dim events per source: < min_bright
+    twice = compensate(few)
+    assert compensation_flags(twice) == [NOTE_UNCHECKED]
+    assert moved_channels(twice) == []
+    assert NOTE_UNCHECKED in data_flags(twice) and "overcompensated" not in data_flags(twice)
+    m = acquisition_matrix(s)
+    idx = matrix_indices(s, m)
+    result = check_compensation(few.events, few.events, m, idx)
+    assert result.ok and result.notes == (NOTE_UNCHECKED,) and result.pairs == []
+    identity = SpilloverMatrix(m.channels, np.eye(m.n))
+    assert check_compensation(few.events, few.events, identity, idx).notes == ()
+
+
+def test_entry_points_agree_on_a_qc_thinned_twice_compensated_file(shared_data, tmp_path):
+    """9399_1_3_NKR.fcs re-exported already compensated ($SPILLOVER kept): `cytokit compensate` checks the
+    whole file, Strategy.apply and `cytokit gate` check QC's kept events (QC before compensation): all say
+    overcompensated, and the NK row gated on the moved CD3/19 channel carries the review flag."""
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from cytokit.cli.main import build_app
+    from cytokit.gating import load_strategy
+
+    s = read_fcs(shared_data / "gatingml2/FCSFiles/9399_1_3_NKR.fcs")
+    pnn = list(s.channels["pnn"].astype(str))
+    pns = list(s.channels["pns"].fillna("").astype(str))
+    meta = {"SPILL": s.metadata["spill"], "$TIMESTEP": s.metadata.get("timestep", "0.01")}
+    meta.update({f"$P{i + 1}R": str(int(r)) for i, r in enumerate(s.channels["range"])})
+    path = tmp_path / "already.fcs"
+    write_fcs(path, compensate(s).events, pnn, pns, meta)
+    yaml = Path(__file__).resolve().parents[1] / "benchmarks" / "real_data" / "nkr_strategy.yaml"
+    result = load_strategy(str(yaml)).apply(read_fcs(path))
+    assert 0 < result.sample.n_events < s.n_events  # QC removed events before the check
+    assert "overcompensated" in result.data_flags
+    rows = result.populations.set_index("population")
+    assert rows.loc["NK cells (NKp46 first)", "review"]
+    assert "overcompensated" in str(rows.loc["NK cells (NKp46 first)", "review_flags"])
+    runner = CliRunner()
+    gate = runner.invoke(build_app(), ["gate", str(path), "--strategy", str(yaml)])
+    assert gate.exit_code == 0, gate.output
+    assert "overcompensated" in gate.output
+    assert compensation_flags(compensate(read_fcs(path))) == ["overcompensated"]

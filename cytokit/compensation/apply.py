@@ -191,7 +191,9 @@ def compensate(sample: Sample, matrix: Any = None, *, check: bool = True, in_pla
     spillover looks removed twice or over-subtracted, a warning starting with ``"compensation check:"``
     is logged and added to ``Sample.warnings`` (read back by ``compensation_flags``), ending with the
     channels compensation moved (``moved_channels``), so tables can flag the sample, and the populations
-    gated on those channels, instead of reporting silently wrong numbers."""
+    gated on those channels, instead of reporting silently wrong numbers. When the check cannot decide (no
+    informative detector pair) the warning names the note ``compensation_unchecked`` instead: a sample-level
+    data note, no moved channels, no row flag."""
     reason = already_compensated(sample)
     if reason:
         msg = f"{sample.name}: not compensating again ({reason})"
@@ -213,6 +215,10 @@ def compensate(sample: Sample, matrix: Any = None, *, check: bool = True, in_pla
             names = [str(pnn[i]) for c, i in zip(m.channels, idx) if c in moved]
             msg = f"{WARNING_PREFIX} {';'.join(result.flags)}: {result.detail} {moved_text(names)}"
             log.warning("%s: %s", sample.name, msg)
+            warnings = warnings + (msg,)
+        for word in result.notes:  # the check could not decide: said in the tables, not a failure
+            msg = f"{WARNING_PREFIX} {word}: {result.detail}"
+            log.info("%s: %s", sample.name, msg)
             warnings = warnings + (msg,)
     return sample.replace(events=events, compensated=True, provenance=sample.provenance + (note,),
                           warnings=warnings)

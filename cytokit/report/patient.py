@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..compensation.check import FLAG_OVER
+from ..compensation.check import FLAG_OVER, NOTE_UNCHECKED
 from ..errors import CytokitError, ReportError
 from ..panel import DETECTOR_ONLY_FLAG
 from ..transforms.estimate import CLIPPED_FLAG
@@ -106,6 +106,8 @@ DATA_FLAG_TEXT = {
                         "the panel matches the staining before trusting these values",
     FLAG_OVER: "the compensation check failed (overcompensated, e.g. data already compensated on the "
                "instrument): percentages may be wrong",
+    NOTE_UNCHECKED: "the compensation could not be checked (no detector pair with enough events bright enough to "
+                    "show its spillover): data already compensated on the instrument would not have been noticed",
 }
 
 
