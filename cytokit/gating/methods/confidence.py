@@ -144,7 +144,8 @@ class ThresholdUncertainty:
         that found a valley where the fit found none is where the rule itself would have put the threshold,
         e.g. 0.617 instead of a tail clipped at 0.9) and the tail moved by ±TAIL_SD_UNCERTAINTY SDs; for a
         valley threshold also ``info["overlap_threshold"]`` (:func:`~.density.overlap_threshold`: where the
-        count corrected for the overlap of the two modes around the valley would put it). A valley of depth
+        count corrected for the overlap of the two modes around the valley would put it; not recorded where
+        ``overlap: reference`` placed the threshold there already, ``info["overlap_corrected"]``). A valley of depth
         ratio ``info["valley_ratio"]`` >= :data:`SHALLOW_VALLEY_RATIO` is not a bound either: every smoothing
         refit is an alternative. Refits left out are kept in ``set_apart``."""
         if value is None or not info:

@@ -55,6 +55,18 @@ Works on one marker's values of the parent population on the gate's (transformed
    the density minimum between a few negatives and many positives does -- is raised to it
    (``raised_to_crossing``). The CD56-/CD56dim boundary under a dim CD56 reagent lot is the case.
 
+   ``overlap="reference"`` (needs ``reference``, a population negative for the marker over its whole range):
+   a valley between overlapping modes (depth ratio >= :data:`OVERLAP_MIN_RATIO`) whose lower mode lies where
+   the reference's negatives are (at or below ``negative_max``) and whose upper mode above it is moved to the
+   position that holds the count corrected for the overlap (:func:`overlap_threshold`): the negatives above
+   the valley counted by the reference's shape at the negative model's weight, the positives below it by the
+   upper mode's upper half mirrored (flag ``overlap_corrected``, ``info["overlap_corrected"]``: the valley and
+   the corrected position). A density minimum between a broad negative peak and a narrower positive mode lies
+   where the narrow mode's flank has died out, inside the broad one's tail: a dim CD28+ mode (SD ~0.03)
+   beside CD28- cells (SD ~0.055-0.06, skewed upwards) lets 0.3-3.4 % of the parent's negatives above the
+   valley, and the row reads that much high whatever the two modes' sizes. Only where the negative model is
+   ``valid`` (the reference's shape fits these negatives); the smoothing refits are corrected alike.
+
 3. ``mode="quantile"``: the ``quantile`` of the values (fraction 0..1 of events below the threshold).
 
 4. ``mode="fixed"``: ``value`` (a cut the strategy states, e.g. a lab's HLA-DR+ convention on an activation
@@ -112,6 +124,11 @@ REFERENCE_SD = 2.0
 #: below it the mirrored tails beyond a clean valley measure the modes' skew, not their overlap (dim CD28+
 #: valleys of an independent generator: 0.29-0.41; clean CD56dim/bright valleys: <= 0.1)
 OVERLAP_MIN_RATIO = 0.2
+#: ``overlap: reference`` moves a valley only where the correction (events) exceeds this many of its counting SDs
+#: (the square root of the events both tails are estimated to hold): a sparse valley's one or two events are noise
+#: (a simulated CD4 T parent of 862 events: 2.6 modelled negatives above its valley and 2 mirrored positives below
+#: moved the threshold across the empty valley to the next event, 0.02 higher)
+OVERLAP_CORRECTION_SDS = 2.0
 #: fewer finite reference events than this: the reference is not used (flag ``no_negative_reference``)
 MIN_REFERENCE_EVENTS = 200
 #: with ``fallback="excess"``: a valley whose gate holds more than this many percentage points more or fewer
@@ -186,6 +203,13 @@ class ThresholdParams(MethodParams):
                           "raised to it (flag raised_to_floor; info['below_floor'] holds the fit's own value). Set "
                           "by the engine from a population's threshold_floor (e.g. Treg's CD25hi cut at least the "
                           "CD25+ cut of the same file); None = no floor")
+    overlap: Literal["valley", "reference"] = Field(
+        "valley", description="where a valley lies between overlapping modes (depth ratio >= OVERLAP_MIN_RATIO) right "
+                              "above the negative mode: 'valley' = at the density minimum; 'reference' = moved to hold "
+                              "the count corrected for the overlap, the negatives above the valley counted by the "
+                              "negative reference's shape (a population negative for the marker over its whole range, "
+                              "e.g. the CD3- lymphocytes for CD28) and the positives below it by their mode's upper "
+                              "half mirrored (flag overlap_corrected); needs the gate's negative_reference")
     max_events: int = Field(20000, ge=100)
     seed: int = 0
 
@@ -311,29 +335,98 @@ def classify_modes(modes: list[float], negative_max: float) -> tuple[list[bool],
     return positive, unresolved
 
 
+@dataclass(frozen=True)
+class OverlapNegatives:
+    """The negatives of a valley's lower mode as the negative reference models them: ``reference`` (that
+    population's finite values, same scale as the data) scaled to ``fraction`` (0..1) of the data's events, the
+    negative model's weight (:func:`~.negative_model.negative_model`)."""
+
+    reference: np.ndarray
+    fraction: float
+
+    def above(self, t: float) -> float:
+        """The modelled negatives at or above ``t``, as a fraction (0..1) of the data's events."""
+        return self.fraction * float(np.mean(self.reference >= t))
+
+
 def overlap_threshold(x: np.ndarray, d: Density1D, peaks: np.ndarray, valleys: list[tuple[int, float]],
-                      v: int) -> float:
+                      v: int, negatives: OverlapNegatives | None = None) -> float:
     """Where a valley threshold (grid index ``v``) would lie if it held the count corrected for the overlap of
     the two modes around it (same scale as ``x``).
 
-    Each mode's outer half is mirrored across the mode: the events of the lower mode that lie above the
-    valley are estimated by those at least as far *below* it (counted down to the next valley below, so a
-    third mode is not included), those of the upper mode below the valley by those as far above it. A valley
+    The events of the lower mode that lie above the valley are estimated by those at least as far *below*
+    the lower mode (its outer half mirrored, counted down to the next valley below, so a third mode is not
+    included) or, with ``negatives`` (a negative reference's shape at the negatives' count), by the modelled
+    negatives above the valley -- the reference sees the skew of a negative peak towards the positives
+    (lognormal autofluorescence, spillover spreading), which the mirror cannot; those of the upper mode below
+    the valley by the events as far above the upper mode (counted up to the next valley above). A valley
     between overlapping modes (a dim CD28+ mode ~5x the negatives) holds the count minus the first plus the
     second; the position returned holds that corrected count. For a clean valley both tails are empty and it
-    is the valley itself. (Used by ``est_error_pp`` as an alternative position, not to place the gate.)"""
+    is the valley itself."""
+    t, lower_above, upper_below = _overlap_tails(x, d, peaks, valleys, v, negatives)
+    return _holding(x, t, int(np.clip(np.count_nonzero(x >= t) - lower_above + upper_below, 0, x.size)))
+
+
+def _overlap_tails(x: np.ndarray, d: Density1D, peaks: np.ndarray, valleys: list[tuple[int, float]], v: int,
+                   negatives: OverlapNegatives | None) -> tuple[float, int, int]:
+    """(the valley's position, the lower mode's events above it, the upper mode's events below it) as
+    :func:`overlap_threshold` estimates them (event counts of ``x``)."""
     t = float(d.grid[v])
     k = next(i for i, (vi, _) in enumerate(valleys) if vi == v)  # valley k lies between peaks k and k+1
     lo_mode, hi_mode = float(d.grid[peaks[k]]), float(d.grid[peaks[k + 1]])
     floor = float(d.grid[valleys[k - 1][0]]) if k > 0 else -np.inf
     ceil = float(d.grid[valleys[k + 1][0]]) if k + 1 < len(valleys) else np.inf
-    lower_above = np.count_nonzero((x >= floor) & (x <= 2 * lo_mode - t))
-    upper_below = np.count_nonzero((x <= ceil) & (x >= 2 * hi_mode - t))
-    target = int(np.clip(np.count_nonzero(x >= t) - lower_above + upper_below, 0, x.size))
+    if negatives is None:
+        lower_above = int(np.count_nonzero((x >= floor) & (x <= 2 * lo_mode - t)))
+    else:
+        lower_above = int(round(negatives.above(t) * x.size))
+    upper_below = int(np.count_nonzero((x <= ceil) & (x >= 2 * hi_mode - t)))
+    return t, lower_above, upper_below
+
+
+def _holding(x: np.ndarray, t: float, target: int) -> float:
+    """The position at which ``x >= position`` holds ``target`` events (``t`` itself where it holds them)."""
     if target == np.count_nonzero(x >= t) or x.size == 0:
         return t
     xs = np.sort(x)
     return float(xs[x.size - target]) if 0 < target < x.size else float(xs[-1] if target == 0 else xs[0])
+
+
+def overlap_negatives(x: np.ndarray, reference: np.ndarray | None, p: ThresholdParams) -> OverlapNegatives | None:
+    """The reference-modelled negatives for ``overlap: reference`` (:class:`OverlapNegatives`), or None: another
+    ``overlap`` rule, too few events, or a negative model that is not valid (the reference's shape does not fit
+    the data's negatives, or the reference is not negative for the marker, :attr:`~.negative_model.NegativeModel.valid`)."""
+    if p.overlap != "reference" or reference is None or not _has_reference(reference, x):
+        return None
+    r = np.asarray(reference, dtype=np.float64).ravel()
+    r = r[np.isfinite(r)]
+    m = negative_model(x, reference=r)
+    if m is None or m.method != "reference" or not m.valid:
+        return None
+    return OverlapNegatives(r, m.negative_fraction)
+
+
+def _overlap_corrected(x: np.ndarray, d: Density1D, peaks: np.ndarray, valleys: list[tuple[int, float]], v: int,
+                       negatives: OverlapNegatives | None, negative_max: float | None) -> float | None:
+    """Where ``overlap: reference`` moves the valley at grid index ``v`` (:func:`overlap_threshold` with the
+    reference-modelled ``negatives``; same scale as ``x``), or None where it does not apply: no such negatives,
+    a valley whose lower mode lies above ``negative_max`` (not where the reference's negatives are) or whose
+    upper mode lies at or below it (not a positive mode), a correction within :data:`OVERLAP_CORRECTION_SDS`
+    of its counting noise (the square root of the events the two tails are estimated to hold: a few events in
+    a sparse valley say nothing), or a corrected position outside the gap between the two modes. The lower
+    mode need not be the lowest: a less smoothed density splits a broad negative peak into modes of its own
+    (the reference's shape counts all of its events alike)."""
+    if negatives is None or negative_max is None:
+        return None
+    k = next(i for i, (vi, _) in enumerate(valleys) if vi == v)  # valley k lies between peaks k and k+1
+    lo, hi = float(d.grid[peaks[k]]), float(d.grid[peaks[k + 1]])
+    if not lo <= negative_max < hi:
+        return None
+    t, lower_above, upper_below = _overlap_tails(x, d, peaks, valleys, v, negatives)
+    if abs(upper_below - lower_above) <= OVERLAP_CORRECTION_SDS * np.sqrt(lower_above + upper_below):
+        return None
+    corrected = _holding(x, t, int(np.clip(np.count_nonzero(x >= t) - lower_above + upper_below, 0, x.size)))
+    return corrected if lo < corrected < hi else None
 
 
 def _pick_valley(d: Density1D, peaks: np.ndarray, ok: list[tuple[int, float]],
@@ -440,7 +533,8 @@ def _sharper_valley(x: np.ndarray, p: ThresholdParams, neg: dict | None, tail_pe
 
 
 def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check_stability: bool = True,
-                  reference: np.ndarray | None = None, negative: dict | None = None) -> Threshold:
+                  reference: np.ndarray | None = None, negative: dict | None = None,
+                  overlap: OverlapNegatives | None = None) -> Threshold:
     """Fit one threshold on the 1-D values ``x`` (transformed scale) following ``params``.
 
     ``reference``: values of a negative-reference population on the same channel and scale (same file).
@@ -449,7 +543,10 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
     so whether a lone mode is negative or positive follows this file's gain and background (and the count of
     events where the reference's negatives lie, :func:`.lone_mode.lone_mode_side`). With too few reference events the
     fixed value is used and the fit is flagged ``no_negative_reference``. ``negative``: that reference's
-    negative already measured (:func:`reference_negative`; the smoothing refits pass it on).
+    negative already measured (:func:`reference_negative`; the smoothing refits pass it on). ``overlap``: the
+    reference-modelled negatives of ``overlap: reference`` already measured (:func:`overlap_negatives`), passed on
+    to its smoothing refits by a fit that corrected its valley: a refit's valley is then corrected whatever its
+    depth (the fit found the two modes overlapping; whether a refit's dip is a little shallower is smoothing).
 
     Returns the threshold value (same scale as ``x``), flags and the numbers behind it
     (``peaks``, ``valleys``, ``method`` actually used, ``n_events`` fitted on). With ``check_stability``
@@ -486,6 +583,9 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
     if x.size > p.max_events:
         rng = np.random.default_rng(p.seed)
         x = x[rng.choice(x.size, size=p.max_events, replace=False)]
+    refit_of_corrected = overlap is not None
+    if overlap is None and p.mode == "valley":
+        overlap = overlap_negatives(x, reference, p)
     d = kde_1d(x, adjust=p.adjust)
     raw_peaks = peaks = find_peaks(d, p.min_peak_fraction)
     if p.mode == "valley":
@@ -529,8 +629,15 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
             else:
                 value = float(d.grid[chosen[0]])
                 info["valley_ratio"] = chosen[1]
-                if chosen[1] >= OVERLAP_MIN_RATIO:  # modes that overlap; a clean valley's tails are shape
-                    info["overlap_threshold"] = overlap_threshold(x, d, peaks, valleys, int(chosen[0]))
+                if chosen[1] >= OVERLAP_MIN_RATIO or refit_of_corrected:  # modes that overlap; a clean valley's
+                    # tails are shape
+                    corrected = _overlap_corrected(x, d, peaks, valleys, int(chosen[0]), overlap, neg_max)
+                    if corrected is None and chosen[1] >= OVERLAP_MIN_RATIO:
+                        info["overlap_threshold"] = overlap_threshold(x, d, peaks, valleys, int(chosen[0]))
+                    elif corrected is not None:  # the count corrected for the overlap decides; refits alike
+                        info["overlap_corrected"] = {"valley": round(value, 5), "threshold": round(corrected, 5)}
+                        value = corrected
+                        flags.append("overlap_corrected")
         if value is None and "dim_mode_below_valley" in flags:
             method = "tail"  # the valley separates dim from bright positives; the negatives end below
         elif value is None:
@@ -604,7 +711,7 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
         alts = []
         for f in STABILITY_ADJUST:
             alt = fit_threshold(x, p.model_copy(update={"adjust": p.adjust * f}), check_stability=False,
-                                negative=neg).value
+                                negative=neg, overlap=overlap if "overlap_corrected" in info else None).value
             alts.append(alt)
             lo, hi = sorted((alt, value))
             moved = max(moved, 100.0 * float(np.mean((x >= lo) & (x < hi))))
