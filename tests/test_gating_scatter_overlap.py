@@ -212,6 +212,34 @@ def test_a_denominator_is_read_lineage_by_lineage():
     assert region.share(X[kinds == 3]) < 0.2 < region.share(X[kinds == 3], shifted=False)
 
 
+def test_a_subset_of_the_reference_reads_the_myeloid_events_it_holds():
+    """Myeloid events a CD3+ gate let in (unmixed spectral files: monocytes CD3 and CD4 dim) gather in a small
+    subset (a CD25 mode of their own between CD25- and the Treg mode): the subset's share counts them; a subset of
+    larger lymphocytes (blasts: the whole cloud higher) and one of lymphocytes only hold none."""
+    from cytokit.gating.backgating import subset_other_share
+    from cytokit.gating.methods.scatter_overlap import backgate_error_pp, fit_backgate
+
+    rng = np.random.default_rng(23)
+    kinds = np.repeat([0, 1, 2, 3], [6000, 400, 150, 500])  # T cells, Treg, monocytes in the CD3+ gate, blasts
+    X = np.r_[lymph_cloud(6000, rng), lymph_cloud(400, rng),
+              np.c_[80000 * np.exp(0.1 * rng.standard_normal(150)), 42000 * np.exp(0.25 * rng.standard_normal(150))],
+              lymph_cloud(500, rng, f=1.25 * 55000, s=1.2 * 14000)]
+    region = fit_backgate(X[kinds == 0])
+    assert region is not None
+    cols = np.array([0, 1])
+    subset = (kinds == 1) | (kinds == 2)  # 150 of 550 events are monocytes (27 %)
+    share = subset_other_share(X, subset, region, cols)
+    assert 0.6 * 150 / 550 <= share <= 1.05 * 150 / 550, share
+    parent = kinds != 3  # the subset's parent: 150 of 6550 (2.3 %)
+    parent_share = subset_other_share(X, parent, region, cols)
+    assert parent_share < 0.03
+    pct = 100.0 * 550 / 6550  # the subset's % of parent, 8.4 %: 2.3 pp of it are monocytes
+    assert backgate_error_pp(pct, share, parent_share) > 1.0  # above the uncertain limit
+    assert subset_other_share(X, kinds == 3, region, cols) == 0.0  # blasts: their own cloud moves the region
+    assert subset_other_share(X, kinds == 1, region, cols) == 0.0
+    assert subset_other_share(X, np.zeros(len(kinds), dtype=bool), region, cols) == 0.0
+
+
 def test_the_reference_siblings_are_the_other_lineages():
     from cytokit.gating.backgating import reference_siblings
     from cytokit.gating.fit_state import FitState
@@ -319,6 +347,8 @@ def test_backgate_shares_follow_a_refit_and_leave_the_earlier_result_alone(tmp_p
 
 
 def test_populations_below_the_reference_are_lymphocytes_as_the_reference_is(tmp_path):
+    """The simulator's monocytes are CD3-: the populations below the T cells hold none of them (their own
+    back-gated share is 0) and are not flagged for the ones in the denominator."""
     from cytokit.fcs import read_fcs
 
     path = tmp_path / "f.fcs"

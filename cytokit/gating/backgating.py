@@ -186,8 +186,8 @@ def linear_dims(sample: Sample, cols: np.ndarray) -> tuple[bool, ...]:
 def backgate_scatter(definition: StrategyDefinition, sample: Sample, state: FitState) -> None:
     """Back-gate every population below a ``gmm_ellipse`` gate with a ``backgate_reference`` onto that
     gate's scatter (:mod:`.methods.scatter_overlap`): each fitted population's ``info`` gets
-    :data:`BACKGATE_KEY`, its estimated % of events that are not lymphocytes (0 for the reference and the
-    populations below it: they hold lymphocytes only, whatever their own scatter). Recomputed on every
+    :data:`BACKGATE_KEY`, its estimated % of events that are not lymphocytes (0 for the reference itself; the
+    populations below it by :func:`subset_other_share`: myeloid events its gate let in). Recomputed on every
     :func:`fit_all` (a re-fit of some populations changes the others' shares)."""
     for spec in definition.populations:
         ref = spec.params.get("backgate_reference") if spec.method == "gmm_ellipse" else None
@@ -224,8 +224,12 @@ def backgate_scatter(definition: StrategyDefinition, sample: Sample, state: FitS
                               log_dims)
                  if whole_mask is not None else None)
         for name in below:
-            if name == ref or ref in ancestors(definition, name):  # lymphocytes only, as the reference is: a
-                share = 0.0  # subset's own scatter differs from the whole reference's (e.g. larger blasts)
+            if name == ref:  # lymphocytes only, by definition of the reference
+                share = 0.0
+            elif ref in ancestors(definition, name):  # a subset of the reference: the events its own low side
+                # leaves beyond the region (a subset whose whole cloud sits higher, larger blasts, moves the region
+                # up with it; myeloid events the reference's gate let in do not): :func:`subset_other_share`
+                share = subset_other_share(sample.events, state.masks[name], region, cols)
             else:  # a population holding the reference: its other events are among the non-reference ones
                 mask = state.masks[name]
                 holds_ref = name in ancestors(definition, ref)
@@ -244,6 +248,17 @@ def backgate_scatter(definition: StrategyDefinition, sample: Sample, state: FitS
         if not all(log_dims) and state.fits[spec.name].info.get("redrawn"):
             judge_core_gate(spec.parent, sample, state, spec.name)
         record_scatter_cuts(definition, sample, state, spec.name, ref, below)
+
+
+def subset_other_share(events: np.ndarray, mask: np.ndarray, region: Backgate, cols: np.ndarray) -> float:
+    """Estimated share (fraction 0-1) of the events ``mask`` of a subset of the back-gating reference that are not
+    lymphocytes: its events beyond the reference's region moved up by the subset's own low side
+    (:meth:`Backgate.share`). The reference's gate is a phenotype gate (CD3+), and myeloid events that read
+    dim-positive there (unmixed spectral files: monocytes CD3 and CD4 dim) come into its subsets; where they
+    form a mode of their own in a subset's marker (CD25 between CD25- and the bright Treg mode) they are most of
+    a small subset (docs/gating.md, "Myeloid events inside the T-cell gate")."""
+    rows = every_nth(np.flatnonzero(mask), BACKGATE_MAX_EVENTS)
+    return region.share(gather(events, rows, cols)) if rows.size else 0.0
 
 
 def reference_siblings(definition: StrategyDefinition, state: FitState, ref: str) -> list[str]:
