@@ -240,6 +240,32 @@ def test_a_subset_of_the_reference_reads_the_myeloid_events_it_holds():
     assert subset_other_share(X, np.zeros(len(kinds), dtype=bool), region, cols) == 0.0
 
 
+def test_the_reference_reads_its_other_events_from_the_populations_below_it():
+    """The reference cannot read its own other events (its region is drawn on them): the most any population
+    below it holds, over its events (monocytes in CD4 T dilute CD8 T, % of T cells)."""
+    from cytokit.gates import RectangleGate
+    from cytokit.gating.backgating import reference_other_share
+    from cytokit.gating.fit_state import FitState
+    from cytokit.gating.methods import FitResult
+
+    definition = load_strategy("tmem").definition
+    n = 1000
+    t = np.zeros(n, dtype=bool)
+    t[:800] = True
+    cd4, cd25 = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    cd4[:300], cd25[:40] = True, True
+    gate = RectangleGate("g", ("CD3",), (0.0,), (1.0,))
+    state = FitState(masks={"T cells": t, "CD4 T": cd4, "CD25+ CD4": cd25},
+                     fits={"T cells": FitResult(gate, (), {"scatter_other_pct": 0.0}),
+                           "CD4 T": FitResult(gate, (), {"scatter_other_pct": 4.0}),  # 12 events
+                           "CD25+ CD4": FitResult(gate, (), {"scatter_other_pct": 50.0})})  # 20 events
+    assert reference_other_share(definition, state, "T cells") == pytest.approx(20 / 800)
+    state.fits["CD25+ CD4"] = FitResult(gate, (), {"scatter_other_pct": 0.0})
+    assert reference_other_share(definition, state, "T cells") == pytest.approx(12 / 800)
+    state.fits["CD4 T"] = FitResult(gate, (), {})
+    assert reference_other_share(definition, state, "T cells") == 0.0
+
+
 def test_the_reference_siblings_are_the_other_lineages():
     from cytokit.gating.backgating import reference_siblings
     from cytokit.gating.fit_state import FitState

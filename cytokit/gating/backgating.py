@@ -244,6 +244,8 @@ def backgate_scatter(definition: StrategyDefinition, sample: Sample, state: FitS
                     rows = every_nth(np.flatnonzero(mask), BACKGATE_MAX_EVENTS)
                     share = against.share(gather(sample.events, rows, cols)) if rows.size else 0.0
             state.fits[name].info[BACKGATE_KEY] = round(100.0 * share, 3)
+        if ref in below:
+            state.fits[ref].info[BACKGATE_KEY] = round(100.0 * reference_other_share(definition, state, ref), 3)
         record_denominator_other(definition, sample, state, spec.name, cols, log_dims)
         if not all(log_dims) and state.fits[spec.name].info.get("redrawn"):
             judge_core_gate(spec.parent, sample, state, spec.name)
@@ -259,6 +261,21 @@ def subset_other_share(events: np.ndarray, mask: np.ndarray, region: Backgate, c
     a small subset (docs/gating.md, "Myeloid events inside the T-cell gate")."""
     rows = every_nth(np.flatnonzero(mask), BACKGATE_MAX_EVENTS)
     return region.share(gather(events, rows, cols)) if rows.size else 0.0
+
+
+def reference_other_share(definition: StrategyDefinition, state: FitState, ref: str) -> float:
+    """Estimated share (fraction 0-1) of the back-gating reference's events that are not lymphocytes, read from
+    the populations below it (:data:`BACKGATE_KEY`, :func:`subset_other_share`): the most other events any one
+    of them holds, over the reference's events. The reference cannot read its own (its region is drawn on them);
+    a lower bound, as each subset's is. Its other rows then carry the dilution (CD8 T beside a CD4 T gate that
+    holds monocytes). 0 when nothing below it was read."""
+    n_ref = int(np.count_nonzero(state.masks[ref]))
+    if n_ref == 0:
+        return 0.0
+    other = max((float(state.fits[name].info.get(BACKGATE_KEY) or 0.0) / 100.0
+                 * int(np.count_nonzero(state.masks[name]))
+                 for name in state.fits if name in state.masks and ref in ancestors(definition, name)), default=0.0)
+    return min(other / n_ref, 1.0)
 
 
 def reference_siblings(definition: StrategyDefinition, state: FitState, ref: str) -> list[str]:
