@@ -287,7 +287,7 @@ def reference_siblings(definition: StrategyDefinition, state: FitState, ref: str
 
 
 def lineage_other_events(events: np.ndarray, masks: Mapping[str, np.ndarray], rest: np.ndarray, lineages: list[str],
-                  against: Backgate, cols: np.ndarray) -> float:
+                         against: Backgate, cols: np.ndarray) -> float:
     """Estimated count of other events (not lymphocytes) among the events ``rest`` (bool mask: a population's
     events outside the reference; ``events``: the sample's events, linear scatter in ``cols``, ``masks`` the
     populations' events) read lineage by lineage: the events of each of ``lineages`` (the reference's siblings,
