@@ -32,7 +32,8 @@ LIVE_GATE: dict[str, Any] = {
     "params": {"sign": "-", "threshold": {"bounds": [0.2, 0.8]}}, "phenotype": "viability dye negative"}
 LYMPHOCYTE_GATES: dict[str, dict[str, Any] | None] = {
     "shipped": None,
-    "density_polygon": {"method": "density_polygon", "params": {"target": [0.4, 0.06], "level": 0.05}},
+    "density_polygon": {"method": "density_polygon",
+                        "params": {"target": [0.4, 0.06], "level": 0.05, "backgate_reference": "T cells"}},
 }
 
 

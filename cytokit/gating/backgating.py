@@ -1,4 +1,5 @@
-"""Back-gating of scatter gates (a ``gmm_ellipse`` with a ``backgate_reference``), as a cytometrist checks a
+"""Back-gating of scatter gates (a ``gmm_ellipse`` or ``density_polygon`` with a ``backgate_reference``:
+:func:`.scatter_reference.backgate_reference`), as a cytometrist checks a
 lymphocyte gate: the share of other events in each population below it (:func:`backgate_scatter`), whether the
 gate missed the lymphocytes (:func:`reference_outside`, :func:`missed`), which gates to redraw around the
 reference's events (:func:`scatter_redraws`), the mixture-free share of other events in the lymphocyte
@@ -12,7 +13,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ..gates import EllipsoidGate
+from ..gates import EllipsoidGate, PolygonGate
 from ..results import schema as S
 from ..sample import Sample
 from .fit_state import FIT_EVENTS, FitState, columns, evaluate_gate
@@ -27,6 +28,7 @@ from .methods.scatter_overlap import (BACKGATE_KEY, BACKGATE_MAX_EVENTS, DEBRIS_
                                       OTHER_SHARE_KEY, OUTSIDE_KEY, fit_backgate, mirror_excess_share)
 from .methods.scatter_core import lymphocyte_core
 from .model import StrategyDefinition, ancestors, dependents
+from .scatter_reference import backgate_reference
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,7 @@ def scatter_redraws(definition: StrategyDefinition, sample: Sample, state: FitSt
     redo: set[str] = set()
     for spec in definition.populations:
         fit = state.fits.get(spec.name)
-        ref = spec.params.get("backgate_reference") if spec.method == "gmm_ellipse" else None
+        ref = backgate_reference(spec)
         if fit is None or ref is None or ref not in state.masks or fit.info.get("redrawn") is not None:
             continue
         params = fit.info.get("params") or {}
@@ -184,13 +186,14 @@ def linear_dims(sample: Sample, cols: np.ndarray) -> tuple[bool, ...]:
 
 
 def backgate_scatter(definition: StrategyDefinition, sample: Sample, state: FitState) -> None:
-    """Back-gate every population below a ``gmm_ellipse`` gate with a ``backgate_reference`` onto that
+    """Back-gate every population below a scatter gate with a ``backgate_reference`` (``gmm_ellipse``,
+    ``density_polygon``: :func:`.scatter_reference.backgate_reference`) onto that
     gate's scatter (:mod:`.methods.scatter_overlap`): each fitted population's ``info`` gets
     :data:`BACKGATE_KEY`, its estimated % of events that are not lymphocytes (0 for the reference itself; the
     populations below it by :func:`subset_other_share`: myeloid events its gate let in). Recomputed on every
     :func:`fit_all` (a re-fit of some populations changes the others' shares)."""
     for spec in definition.populations:
-        ref = spec.params.get("backgate_reference") if spec.method == "gmm_ellipse" else None
+        ref = backgate_reference(spec)
         if ref is None or spec.name not in state.masks:
             continue
         below = [p.name for p in definition.populations if p.name in state.fits
@@ -401,14 +404,14 @@ def whole_reference(definition: StrategyDefinition, sample: Sample, state: FitSt
 
 def record_scatter_cuts(definition: StrategyDefinition, sample: Sample, state: FitState, gate: str, ref: str,
                         below: list[str]) -> None:
-    """Each population below the back-gated scatter ellipse ``gate`` (not the reference ``ref`` and the
+    """Each population below the back-gated scatter gate ``gate`` (an ellipse or a density polygon; not the reference ``ref`` and the
     populations below it, which define the lymphocytes' rate) gets :data:`CUT_KEY` in its ``info``: the
     excess share of its cells in the ring just outside the gate over the reference's (%, per 100 inside;
     :mod:`.methods.scatter_cut`), its phenotype read by the gates between the scatter gate and itself. Not
     for a population whose back-gated share of other events (:data:`BACKGATE_KEY`) is above 0: events like
     those let in (monocytes through a CD16dim NK gate) fill the ring too, and are not its cells."""
     fit = state.fits.get(gate)
-    if fit is None or not isinstance(fit.gate, EllipsoidGate):
+    if fit is None or not isinstance(fit.gate, (EllipsoidGate, PolygonGate)):
         return
     ring = ring_rows(fit.gate, gather(sample.events, np.arange(sample.n_events), columns(sample, fit.gate.dims)))
 

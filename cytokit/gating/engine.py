@@ -32,6 +32,7 @@ from .methods.scatter_overlap import (BACKGATE_KEY, DEBRIS_KEY, DENOMINATOR_FLAG
 from .methods.shared_fits import shared_threshold_fits
 from .model import PopulationSpec, StrategyDefinition, ancestors, defining_populations, dependents
 from .parent_edge import PARENT_EDGE_FLAG, PARENT_EDGE_KEY, record_parent_edges
+from .scatter_reference import backgate_reference
 from .threshold_floor import DISAGREE_FLAG, DISAGREE_PP, OWN_INSIDE_PCT, floored_params, floors, moved_pct
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -279,8 +280,7 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
     overlap = _scatter_overlap(definition, state, lymph, denominator_other) if lymph_count else None
     # back-gated errors: on the scatter gate itself and below the denominator; not on gates between them
     # (a singlet gate's % of the scatter gate is not a lymphocyte fraction)
-    scatter_gates = {spec.name for spec in definition.populations
-                     if spec.method == "gmm_ellipse" and spec.params.get("backgate_reference")}
+    scatter_gates = {spec.name for spec in definition.populations if backgate_reference(spec)}
     # gates whose lab counts the lymphocyte doublets in them: (estimated doublets, its error), events
     counted = counted_doublets(definition, state, n_events)
     rows = []

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .lymphocyte_doublets import counts_doublets
 from .methods import GATE_METHODS
+from .scatter_reference import backgate_reference
 from .threshold_floor import FLOORED_METHODS
 
 
@@ -169,7 +170,7 @@ class StrategyDefinition(BaseModel):
                         raise ValueError(f"population {p.name!r}: operand {ref!r} must be defined above it")
             seen.add(p.name)
         for p in self.populations:  # a scatter gate's back-gating reference lies below it
-            ref = p.params.get("backgate_reference") if p.method == "gmm_ellipse" else None
+            ref = backgate_reference(p)
             if ref is not None and ref not in seen:
                 raise ValueError(f"population {p.name!r}: backgate_reference {ref!r} is not one of the populations")
         if self.lymphocytes not in seen:

@@ -50,7 +50,19 @@ class LymphocyteDoubletsParams(MethodParams):
 "(cytokit.gating.lymphocyte_doublets)")
 
 
-class GMMEllipseParams(LymphocyteDoubletsParams):
+class BackgateParams(MethodParams):
+    """The back-gating reference, a parameter of every scatter lymphocyte gate method (``gmm_ellipse``,
+    ``density_polygon``; :func:`cytokit.gating.scatter_reference.backgate_reference` says which gates have one
+    and :mod:`cytokit.gating.backgating` reads it)."""
+
+    backgate_reference: str | None = Field(
+        None, description="a population below this gate that holds lymphocytes only (e.g. T cells): after "
+        "every population is fitted, each population below the gate is back-gated onto this gate's scatter "
+        "against it (scatter_overlap.fit_backgate) and its % of parent carries the error of the other "
+        "events found (est_error_pp; review flag 'scatter_overlap' above the uncertain limit)")
+
+
+class GMMEllipseParams(LymphocyteDoubletsParams, BackgateParams):
     """Fit a Gaussian mixture; keep the ellipse of the component nearest ``target``."""
 
     n_components: int = Field(3, ge=1, le=10)
@@ -61,11 +73,6 @@ class GMMEllipseParams(LymphocyteDoubletsParams):
     seed: int = 0
     max_other_pct: float = Field(3.0, gt=0, description="flag 'scatter_overlap' when the estimated share of "
                                  "the gate's events from other classes (est_error_pp, %) exceeds this")
-    backgate_reference: str | None = Field(
-        None, description="a population below this gate that holds lymphocytes only (e.g. T cells): after "
-        "every population is fitted, each population below the gate is back-gated onto this gate's scatter "
-        "against it (scatter_overlap.fit_backgate) and its % of parent carries the error of the other "
-        "events found (est_error_pp; review flag 'scatter_overlap' above the uncertain limit)")
     redraw: bool = Field(False, description="with backgate_reference: a gate estimated to hold more than "
                          "max_other_pct % other events (its own estimate or the back-gated one) is redrawn "
                          "as the ellipse holding redraw_coverage of its events inside the reference's own gate "
@@ -80,7 +87,7 @@ class GMMEllipseParams(LymphocyteDoubletsParams):
                                    "redrawn gate")
 
 
-class DensityPolygonParams(LymphocyteDoubletsParams):
+class DensityPolygonParams(LymphocyteDoubletsParams, BackgateParams):
     """Smoothed 2-D histogram; polygon = the density contour at ``level`` x the peak nearest ``target``."""
 
     target: tuple[float, float] = (0.4, 0.2)

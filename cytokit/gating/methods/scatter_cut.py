@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from ...gates import EllipsoidGate
+from ...gates import EllipsoidGate, PolygonGate
 
 #: ``info`` key of a population's excess share of cells just outside the scatter gate (%, per 100 inside)
 CUT_KEY = "scatter_cut_pct"
@@ -38,9 +38,18 @@ RING = 1.5
 SE_MARGIN = 2.0
 
 
-def ring_rows(gate: EllipsoidGate, X: np.ndarray) -> np.ndarray:
+def ring_rows(gate: EllipsoidGate | PolygonGate, X: np.ndarray) -> np.ndarray:
     """Indices (into ``X``, events in the gate's dims, same scale) of the events in the ring just outside the
-    ellipse: squared distance ratio to the gate's in (1, :data:`RING` ** 2]."""
+    scatter gate. An ellipse: squared distance ratio to the gate's in (1, :data:`RING` ** 2]. A polygon (a density
+    contour, ``density_polygon``): outside it and inside the polygon scaled by :data:`RING` about its vertices'
+    mean (the same ring for an ellipse drawn as a polygon)."""
+    if isinstance(gate, PolygonGate):
+        V = np.asarray(gate.vertices, dtype=np.float64)
+        centre = V.mean(axis=0)
+        P = np.asarray(X, dtype=np.float64)
+        outer = PolygonGate(id=gate.id, dims=gate.dims, vertices=tuple(
+            (float(a), float(b)) for a, b in centre + RING * (V - centre)))
+        return np.flatnonzero(~gate.contains(P) & outer.contains(P))
     inv = np.linalg.inv(np.asarray(gate.covariance, dtype=np.float64))
     d = np.asarray(X, dtype=np.float64) - np.asarray(gate.mean, dtype=np.float64)
     r2 = np.einsum("ij,jk,ik->i", d, inv, d) / float(gate.distance_square)
