@@ -1,6 +1,7 @@
 """Two gates, one marker, one file (gating/threshold_floor.py): a Treg gate's CD25hi cut is never below the
 CD25+ CD4 cut of the same file (``threshold_floor``), and where the two readings disagree by more than
-DISAGREE_PP % of the parent both rows are flagged for review instead of contradicting each other silently."""
+DISAGREE_PP % of the parent the floor's row is flagged for review (and the floored one where the raise took
+more than FLOORED_OFF_PP % out of it) instead of contradicting each other silently."""
 from __future__ import annotations
 
 import numpy as np
@@ -14,7 +15,7 @@ from cytokit.gating.methods import needs_review
 from cytokit.gating.methods.density import ThresholdParams, fit_threshold
 from cytokit.gating.model import StrategyDefinition
 from cytokit.gating.strategy import Strategy
-from cytokit.gating.threshold_floor import DISAGREE_FLAG, DISAGREE_PP, NO_FLOOR_FLAG, OWN_INSIDE_PCT
+from cytokit.gating.threshold_floor import DISAGREE_FLAG, DISAGREE_PP, FLOORED_OFF_PP, NO_FLOOR_FLAG, OWN_INSIDE_PCT
 from cytokit.sample import CHANNEL_COLUMNS, Sample
 
 MARKERS = ("CD4", "CD25", "CD127")
@@ -26,12 +27,13 @@ def _sample(events: np.ndarray) -> Sample:
     return Sample(np.ascontiguousarray(events, dtype=np.float32), pd.DataFrame(rows, columns=list(CHANNEL_COLUMNS)))
 
 
-def _cd4(n_neg: int, n_mid: int, n_treg: int, seed: int = 0) -> Sample:
-    """CD4 T cells on a transformed scale: CD25- CD127+ (CD25 0.2 +- 0.03), CD25-mid CD127lo cells between the
-    CD25- peak and the CD25+ cut (CD25 0.32-0.38) and CD25hi CD127lo Treg (CD25 0.6)."""
+def _cd4(n_neg: int, n_mid: int, n_treg: int, seed: int = 0, mid_cd127: float = 0.2) -> Sample:
+    """CD4 T cells on a transformed scale: CD25- CD127+ (CD25 0.2 +- 0.03), CD25-mid cells between the CD25-
+    peak and the CD25+ cut (CD25 0.32-0.38; CD127 ``mid_cd127``: lo by default) and CD25hi CD127lo Treg
+    (CD25 0.6)."""
     r = np.random.default_rng(seed)
     cd25 = np.r_[r.normal(0.2, 0.03, n_neg), r.uniform(0.32, 0.38, n_mid), r.normal(0.6, 0.03, n_treg)]
-    cd127 = np.r_[r.normal(0.6, 0.03, n_neg), r.normal(0.2, 0.03, n_mid + n_treg)]
+    cd127 = np.r_[r.normal(0.6, 0.03, n_neg), r.normal(mid_cd127, 0.03, n_mid), r.normal(0.2, 0.03, n_treg)]
     return _sample(np.c_[np.full(cd25.size, 0.7), cd25, cd127])
 
 
@@ -83,6 +85,19 @@ def test_two_cd25_readings_that_disagree_flag_both_rows():
         assert DISAGREE_FLAG in t.loc[name, "flags"].split(";") and needs_review(t.loc[name, "flags"])
     plain = _table(_definition(False), sample)
     assert DISAGREE_FLAG not in plain.loc["CD25+ CD4", "flags"]
+
+
+def test_a_disagreement_the_floored_gate_does_not_hold_flags_the_floor_row_only():
+    # the events between the two cuts are CD127+ (activated CD25-dim cells): the raise takes none of them out
+    # of Treg (CD127lo), so its row is its own reading; the CD25+ CD4 row, which they decide, is flagged
+    sample = _cd4(8500, 600, 400, mid_cd127=0.6)
+    state = engine.fit_all(_definition(True), sample)
+    t = engine.population_table(_definition(True), state, sample.n_events).set_index("population")
+    assert DISAGREE_FLAG in t.loc["CD25+ CD4", "flags"].split(";") and needs_review(t.loc["CD25+ CD4", "flags"])
+    assert DISAGREE_FLAG not in t.loc["Treg", "flags"].split(";") and not needs_review(t.loc["Treg", "flags"])
+    assert state.fits["Treg"].info["floor_moved_pct"] > DISAGREE_PP
+    assert state.fits["Treg"].info["floor_moved_out_pct"] <= FLOORED_OFF_PP
+    assert t.loc["Treg", "pct_parent"] == pytest.approx(100 * 400 / 9500, abs=0.2)
 
 
 def test_a_refit_that_no_longer_disagrees_takes_the_flag_off():

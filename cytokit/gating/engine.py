@@ -33,7 +33,8 @@ from .methods.shared_fits import shared_threshold_fits
 from .model import PopulationSpec, StrategyDefinition, ancestors, defining_populations, dependents
 from .parent_edge import PARENT_EDGE_FLAG, PARENT_EDGE_KEY, record_parent_edges
 from .scatter_reference import backgate_reference
-from .threshold_floor import DISAGREE_FLAG, DISAGREE_PP, OWN_INSIDE_PCT, floored_params, floors, moved_pct
+from .threshold_floor import (DISAGREE_FLAG, DISAGREE_PP, FLOORED_OFF_PP, OWN_INSIDE_PCT, floored_params, floors,
+                              moved_out_pct, moved_pct)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -123,18 +124,22 @@ def fit_population(spec: PopulationSpec, sample: Sample, state: FitState) -> Non
 def _floor_disagreement(spec: PopulationSpec, fit: FitResult, fit_X: np.ndarray, state: FitState) -> tuple[str, ...]:
     """Where ``spec``'s floor (:mod:`.threshold_floor`) moved more than ``DISAGREE_PP`` % of the parent's events
     (and not more than ``OWN_INSIDE_PCT`` %: then the floored gate's own cut was the wrong one), the review flag
-    for it and for the floor's populations (their fits get it too; a refit that no longer disagrees takes it off
-    them again). ``info["floor_moved_pct"]`` records the share."""
+    for the floor's populations (their fits get it; a refit that no longer disagrees takes it off them again),
+    and for ``spec`` itself only where the raise took more than ``FLOORED_OFF_PP`` % of the parent's events out
+    of its gate. ``info["floor_moved_pct"]`` and ``info["floor_moved_out_pct"]`` record the two shares (%)."""
     moved = moved_pct(spec, fit, fit_X)
     fit.info["floor_moved_pct"] = round(moved, 3)
     disagree = DISAGREE_PP < moved <= OWN_INSIDE_PCT
+    moved_out = moved_out_pct(spec, fit, fit_X) if disagree else 0.0
+    if disagree:
+        fit.info["floor_moved_out_pct"] = round(moved_out, 3)
     for name in set(spec.threshold_floor.values()):
         other = state.fits.get(name)
         if other is None or (DISAGREE_FLAG in other.flags) == disagree:
             continue
         words = other.flags + (DISAGREE_FLAG,) if disagree else tuple(f for f in other.flags if f != DISAGREE_FLAG)
         state.fits[name] = FitResult(other.gate, words, other.info, other.components)
-    return (DISAGREE_FLAG,) if disagree else ()
+    return (DISAGREE_FLAG,) if disagree and moved_out > FLOORED_OFF_PP else ()
 
 
 def fit_all(definition: StrategyDefinition, sample: Sample, state: FitState | None = None,

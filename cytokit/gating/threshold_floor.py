@@ -7,13 +7,17 @@ extreme). ``threshold_floor: {CD25: CD25+ CD4}`` on the Treg population states t
 threshold is never placed below that population's CD25 threshold in the same file (the engine passes it as
 the threshold's ``at_least``; the fit is flagged ``raised_to_floor`` when it was raised).
 
-Where the raise moves more than :data:`DISAGREE_PP` % of the parent's events (the events between the two
-cuts), the two gates read the marker differently and the data alone cannot say which is right: both rows get
-the review flag :data:`DISAGREE_FLAG` (``info["floor_moved_pct"]`` on the floored gate). Where it moves more
-than :data:`OWN_INSIDE_PCT` %, the floored gate's own cut lay inside the parent's main population (a CD25hi cut
+Where the raise moves more than :data:`DISAGREE_PP` % of the parent's events (the events between the two cuts),
+the two gates read the marker differently and the data alone cannot say which is right: the floor's population
+gets the review flag :data:`DISAGREE_FLAG` (``info["floor_moved_pct"]`` on the floored gate). The floored gate
+gets it too only where the raise took more than :data:`FLOORED_OFF_PP` % of the parent's events out of that gate
+(the events between the cuts that its other dimensions hold: :func:`moved_out_pct`): the floor can move the
+floored row by no more than that, so below it the row is its own reading give or take that share (a Treg gate
+whose CD127lo cut leaves out the CD25-dim CD127+ cells between the two cuts). Where the raise moves more than
+:data:`OWN_INSIDE_PCT` %, the floored gate's own cut lay inside the parent's main population (a CD25hi cut
 inside the CD25- peak: e.g. a tail measured from a small bump below the CD25- mode), so it, not the floor, was
-wrong: the raise is the fix and no review flag is given. Values on the gates' transformed scale; shares in %
-of the parent's events.
+wrong: the raise is the fix and no review flag is given. Values on the gates' transformed scale; shares in % of
+the parent's events.
 """
 from __future__ import annotations
 
@@ -40,6 +44,10 @@ DISAGREE_PP = 3.0
 #: main (negative) population, not at another reading of the same boundary (simulator 909-1111: Treg CD25 tails
 #: 15-69 % of CD4 T below a right CD25+ cut; lab B: the disagreements over wrong CD25+ cuts 4.4-6.2 %)
 OWN_INSIDE_PCT = 10.0
+#: the floored gate shares the :data:`DISAGREE_FLAG` only where the raise took more than this share (% of the
+#: parent's events) out of it: less cannot move its row by more than that (the floor's row keeps the flag;
+#: chosen on simulator 1515/1616 and lab B 12: Treg rows right at <= 0.81 %, lab B B06_V24 3.07 pp off at 0.75 %)
+FLOORED_OFF_PP = 0.5
 #: methods whose parameters hold one :class:`~.methods.density.ThresholdParams` per dimension (threshold,
 #: quadrant, phenotype): the ones a ``threshold_floor`` can name and be given to
 FLOORED_METHODS: frozenset[str] = frozenset(
@@ -103,3 +111,28 @@ def moved_pct(spec: PopulationSpec, fit: FitResult, X: np.ndarray) -> float:
         if x.size:
             moved = max(moved, 100.0 * float(np.mean((x >= below) & (x < value))))
     return moved
+
+
+def moved_out_pct(spec: PopulationSpec, fit: FitResult, X: np.ndarray) -> float:
+    """The share (% of the parent's events ``X``, in ``spec.dims``) the floors took out of the fitted gate: the
+    events between a floored threshold and the fit's own value below it that the gate would hold had that
+    threshold stayed at its own value (inside the gate's other dimensions); 0 when no floor raised one."""
+    if X.shape[0] == 0:
+        return 0.0
+    moved = np.zeros(X.shape[0], dtype=bool)
+    lifted = np.array(X, dtype=np.float64, copy=True)
+    for i, dim in enumerate(spec.dims):
+        if dim not in spec.threshold_floor:
+            continue
+        below = (fit.info.get(dim) or {}).get("below_floor")
+        value = fitted_threshold(fit, dim)
+        if below is None or value is None:
+            continue
+        between = (X[:, i] >= below) & (X[:, i] < value)
+        lifted[between, i] = value + max(1e-6, 1e-6 * abs(value))  # just above the raised cut
+        moved |= between
+    if not moved.any():
+        return 0.0
+    order = [spec.dims.index(d) for d in fit.gate.dims]
+    inside = fit.gate.contains(lifted[moved][:, order])
+    return 100.0 * float(np.count_nonzero(inside)) / X.shape[0]
