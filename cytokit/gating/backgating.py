@@ -404,8 +404,8 @@ def whole_reference(definition: StrategyDefinition, sample: Sample, state: FitSt
 
 def record_scatter_cuts(definition: StrategyDefinition, sample: Sample, state: FitState, gate: str, ref: str,
                         below: list[str]) -> None:
-    """Each population below the back-gated scatter gate ``gate`` (an ellipse or a density polygon; not the reference ``ref`` and the
-    populations below it, which define the lymphocytes' rate) gets :data:`CUT_KEY` in its ``info``: the
+    """Each population below the back-gated scatter gate ``gate`` (an ellipse or a density polygon; not the
+    reference ``ref`` and the populations below it, which define the lymphocytes' rate) gets :data:`CUT_KEY` in its ``info``: the
     excess share of its cells in the ring just outside the gate over the reference's (%, per 100 inside;
     :mod:`.methods.scatter_cut`), its phenotype read by the gates between the scatter gate and itself. Not
     for a population whose back-gated share of other events (:data:`BACKGATE_KEY`) is above 0: events like
