@@ -28,3 +28,12 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def tmem_file(repo_root: Path) -> Path:
+    """The bundled sample trial's P001 W0 tmem file (skips, saying so, when sample_data is absent)."""
+    path = repo_root / "sample_data" / "fcs" / "P001_W0_tmem.fcs"
+    if not path.is_file():
+        pytest.skip("sample_data is not present (regenerate with `make sample-data`)")
+    return path

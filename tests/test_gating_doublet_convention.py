@@ -17,14 +17,6 @@ from cytokit.gating.lymphocyte_doublets import DOUBLET_KEY, DOUBLET_NOTE, ESTIMA
 
 
 @pytest.fixture(scope="module")
-def tmem_file(repo_root):
-    path = repo_root / "sample_data" / "fcs" / "P001_W0_tmem.fcs"
-    if not path.is_file():
-        pytest.skip("sample_data is not present (regenerate with `make sample-data`)")
-    return path
-
-
-@pytest.fixture(scope="module")
 def both(tmem_file):
     """(table under the default convention, table with the doublets counted, the counted result)."""
     shipped = load_strategy("tmem")

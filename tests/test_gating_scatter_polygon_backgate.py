@@ -16,14 +16,6 @@ from cytokit.gating.scatter_reference import backgate_reference
 
 
 @pytest.fixture(scope="module")
-def tmem_file(repo_root):
-    path = repo_root / "sample_data" / "fcs" / "P001_W0_tmem.fcs"
-    if not path.is_file():
-        pytest.skip("sample_data is not present (regenerate with `make sample-data`)")
-    return path
-
-
-@pytest.fixture(scope="module")
 def polygon_results(tmem_file):
     """(result without a back-gating reference, result with ``backgate_reference: T cells``)."""
     from cytokit.fcs import read_fcs
