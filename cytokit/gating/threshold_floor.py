@@ -95,17 +95,25 @@ def floored_params(spec: PopulationSpec, values: dict[str, float]) -> dict[str, 
     return params
 
 
-def moved_pct(spec: PopulationSpec, fit: FitResult, X: np.ndarray) -> float:
-    """The largest share (% of the parent's events ``X``, in ``spec.dims``) lying between a floored
-    threshold and the fit's own value below it; 0 when no floor raised one."""
-    moved = 0.0
+def raised_thresholds(spec: PopulationSpec, fit: FitResult) -> list[tuple[int, float, float]]:
+    """``(index in spec.dims, the fit's own value, the raised value)`` of every threshold of ``fit`` that a floor
+    raised (its own value recorded as ``info[dim]["below_floor"]``; same scale as the gate)."""
+    out = []
     for i, dim in enumerate(spec.dims):
         if dim not in spec.threshold_floor:
             continue
         below = (fit.info.get(dim) or {}).get("below_floor")
         value = fitted_threshold(fit, dim)
-        if below is None or value is None or X.shape[0] == 0:
-            continue
+        if below is not None and value is not None:
+            out.append((i, float(below), float(value)))
+    return out
+
+
+def moved_pct(spec: PopulationSpec, fit: FitResult, X: np.ndarray) -> float:
+    """The largest share (% of the parent's events ``X``, in ``spec.dims``) lying between a floored
+    threshold and the fit's own value below it; 0 when no floor raised one."""
+    moved = 0.0
+    for i, below, value in raised_thresholds(spec, fit) if X.shape[0] else ():
         x = X[:, i]
         x = x[np.isfinite(x)]
         if x.size:
@@ -121,13 +129,7 @@ def moved_out_pct(spec: PopulationSpec, fit: FitResult, X: np.ndarray) -> float:
         return 0.0
     moved = np.zeros(X.shape[0], dtype=bool)
     lifted = np.array(X, dtype=np.float64, copy=True)
-    for i, dim in enumerate(spec.dims):
-        if dim not in spec.threshold_floor:
-            continue
-        below = (fit.info.get(dim) or {}).get("below_floor")
-        value = fitted_threshold(fit, dim)
-        if below is None or value is None:
-            continue
+    for i, below, value in raised_thresholds(spec, fit):
         between = (X[:, i] >= below) & (X[:, i] < value)
         lifted[between, i] = value + max(1e-6, 1e-6 * abs(value))  # just above the raised cut
         moved |= between
