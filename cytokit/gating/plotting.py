@@ -173,7 +173,7 @@ def _flag_title(words: "list[str] | str") -> tuple[str, bool]:
     from .methods import split_flags
 
     review, notes = split_flags(words)
-    line = f"\nREVIEW: {_wrapped('; '.join(review))}" if review else ""
+    line = f"\n{_wrapped('; '.join(review), prefix='REVIEW: ')}" if review else ""
     return line + (f"\n{_wrapped('[' + '; '.join(notes) + ']')}" if notes else ""), bool(review)
 
 
@@ -181,12 +181,14 @@ def _flag_title(words: "list[str] | str") -> tuple[str, bool]:
 TITLE_WIDTH = 48
 
 
-def _wrapped(text: str) -> str:
-    """``text`` broken into lines of at most :data:`TITLE_WIDTH` characters between words (a flag word is
-    never split), so a long list of flags stays within its panel."""
+def _wrapped(text: str, prefix: str = "") -> str:
+    """``prefix`` + ``text`` broken into lines of at most :data:`TITLE_WIDTH` characters between words, the
+    prefix counted in the first line (a flag word is never split), so a long list of flags stays within its
+    panel."""
     import textwrap
 
-    return "\n".join(textwrap.wrap(text, TITLE_WIDTH, break_long_words=False, break_on_hyphens=False))
+    return "\n".join(textwrap.wrap(text, TITLE_WIDTH, initial_indent=prefix, break_long_words=False,
+                                   break_on_hyphens=False))
 
 
 def plot_population(result: "GatingResult", name: str, *, ax: "Axes | None" = None,
