@@ -9,7 +9,7 @@ import pytest
 
 from cytokit.errors import ConfigError
 from cytokit.gating import load_strategy
-from cytokit.notebook import GateEditorState, flag_outliers, png_bytes
+from cytokit.notebook import NO_POPULATION, GateEditorState, flag_outliers, png_bytes
 from cytokit.simulate import SimulationConfig, simulate_trial
 
 
@@ -125,3 +125,59 @@ def test_widget_is_a_thin_view(files):
     res = editor.apply_to_cohort()
     assert len(res.table) == len(files) and bytes(editor.cohort_image.value[:4]) == b"\x89PNG"
     assert "<table" in editor.cohort_table.value
+
+
+def _same_table(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
+
+
+@pytest.mark.parametrize("method", ["gmm_ellipse", "density_polygon"])
+def test_scatter_gate_shared_controls_refit_and_round_trip(files, tmp_path, method):
+    """The back-gating reference and the doublet convention of a scatter lymphocyte gate (the controls every
+    method with those parameters gets): an edit re-fits live, and the saved YAML gives the same table."""
+    strategy = load_strategy("tmem")
+    if method == "density_polygon":
+        strategy = strategy.set_params("Lymphocytes", replace=True, method="density_polygon", target=[0.4, 0.06],
+                                       backgate_reference="T cells")
+    state = GateEditorState(strategy, files[2], population="Lymphocytes")
+    controls = {c.label: c for c in state.controls()}
+    ref, doublets = controls["back-gating reference"], controls["lymphocyte doublets"]
+    assert ref.kind == doublets.kind == "choice"
+    assert ref.value == "T cells" and ref.options[0] == NO_POPULATION
+    assert set(ref.options[1:]) == set(state.populations) - {"Lymphocytes"}  # every population below the gate
+    assert doublets.value == "unstated" and doublets.options == ("unstated", "excluded", "counted")
+
+    before = state.table().set_index("population")
+    state.set(ref.key, NO_POPULATION)
+    assert "backgate_reference" not in state.params()
+    off = state.table().set_index("population")
+    # without the reference nothing is back-gated: the rows below lose the back-gated error part
+    assert (off["est_error_pp"] < before["est_error_pp"] - 1e-3).any()
+    assert {c.label: c.value for c in state.controls()}["back-gating reference"] == NO_POPULATION
+
+    n = state.counts()["count"]
+    counted = state.set(doublets.key, "counted")
+    assert counted["count"] > n  # the doublets estimated outside the gate are added to its count
+    assert state.params()["lymphocyte_doublets"] == "counted"
+    state.set(ref.key, "T cells")
+
+    out = state.save(tmp_path / f"{method}.yaml")
+    reloaded = load_strategy(out)
+    assert reloaded.population("Lymphocytes").params["lymphocyte_doublets"] == "counted"
+    assert reloaded.population("Lymphocytes").params["backgate_reference"] == "T cells"
+    _same_table(reloaded.apply(state.sample).populations, state.table())  # the refit is what `cytokit run` gets
+
+
+def test_widget_builds_the_shared_scatter_controls(files):
+    pytest.importorskip("ipywidgets", reason="ipywidgets is in the test extra")
+    from cytokit.notebook import GateEditor
+
+    editor = GateEditor("tmem", files[0], population="Lymphocytes")
+    box = {w.description: w for w in editor.controls_box.children}
+    assert box["back-gating reference"].value == "T cells"
+    n = editor.state.counts()["count"]
+    box["lymphocyte doublets"].value = "counted"  # what picking it in the dropdown does
+    assert editor.state.params()["lymphocyte_doublets"] == "counted" and editor.state.counts()["count"] > n
+    box = {w.description: w for w in editor.controls_box.children}
+    box["back-gating reference"].value = NO_POPULATION
+    assert "backgate_reference" not in editor.state.params()

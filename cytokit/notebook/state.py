@@ -6,7 +6,9 @@ Contract
 :class:`GateEditorState` holds the edited :class:`~cytokit.gating.Strategy` and the current
 :class:`~cytokit.gating.GatingResult` of one sample. :meth:`~GateEditorState.controls` lists the editable
 parameters of a population's method as :class:`Control` records (threshold positions, mode, tail width,
-quantile, valley choice; ellipse coverage, components, target; singlet widths; polygon level...).
+quantile, valley choice; ellipse coverage, components, target; singlet widths; polygon level...) and the
+parameters a family of methods shares (:data:`SHARED_CONTROLS`: a scatter lymphocyte gate's back-gating
+reference and lymphocyte-doublet convention).
 :meth:`~GateEditorState.set` changes one control, validates the new parameters and re-fits only that
 population and those below it (events are not re-read, the parent's gates are kept). Moving a threshold
 makes it a fixed (manual) one; :meth:`~GateEditorState.adapt` turns a manual placement back into adaptive
@@ -20,7 +22,7 @@ import copy
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal, get_args, get_origin
 
 import numpy as np
 import pandas as pd
@@ -28,13 +30,25 @@ import pandas as pd
 from ..errors import ConfigError, GatingError
 from ..gates import RectangleGate
 from ..gating import GatingResult, Strategy, load_strategy
-from ..gating.model import StrategyDefinition
+from ..gating.methods import GATE_METHODS
+from ..gating.methods.base import MethodParams
+from ..gating.methods.scatter import BackgateParams, LymphocyteDoubletsParams
+from ..gating.model import StrategyDefinition, dependents
 from ..results import schema as S
 from ..sample import Sample
 
 log = logging.getLogger(__name__)
 
 MODES = ("valley", "tail", "quantile", "fixed")
+#: the choice of a population control that names no population (the parameter unset: its default, None)
+NO_POPULATION = "(none)"
+#: parameters a family of methods shares, by the parameter model they share (the registry: every method whose
+#: ``params_model`` subclasses the key gets these controls): (field, label, kind). ``choice``: the options are
+#: the field's ``Literal`` values; ``population``: a population below the gate, or :data:`NO_POPULATION`
+SHARED_CONTROLS: dict[type[MethodParams], tuple[tuple[str, str, str], ...]] = {
+    BackgateParams: (("backgate_reference", "back-gating reference", "population"),),
+    LymphocyteDoubletsParams: (("lymphocyte_doublets", "lymphocyte doublets", "choice"),),
+}
 
 
 @dataclass(frozen=True)
@@ -91,6 +105,37 @@ def _set(d: dict, path: tuple, value: Any) -> None:
         d.pop(path[-1], None)
     else:
         d[path[-1]] = value
+
+
+def _literal_options(model: type[MethodParams], field: str) -> tuple[str, ...]:
+    """The values a ``Literal``-typed parameter takes (its declared order)."""
+    annotation = model.model_fields[field].annotation
+    if get_origin(annotation) is not Literal:
+        raise TypeError(f"{model.__name__}.{field} is not a Literal parameter")
+    return tuple(str(v) for v in get_args(annotation))
+
+
+def _shared_controls(definition: StrategyDefinition, name: str, params: dict[str, Any]) -> list[Control]:
+    """The :data:`SHARED_CONTROLS` of population ``name`` (those its method's parameter model shares), with the
+    current values (the model's default where ``params`` leaves one out)."""
+    spec = definition.population(name)
+    method = GATE_METHODS.get(spec.method)
+    if method is None:
+        return []
+    model = method.params_model
+    out: list[Control] = []
+    for mixin, fields in SHARED_CONTROLS.items():
+        if not issubclass(model, mixin):
+            continue
+        for field, label, kind in fields:
+            value = params.get(field, model.model_fields[field].default)
+            if kind == "population":
+                below = tuple(dependents(definition, name)[1:])
+                out.append(Control((field,), label, "choice", NO_POPULATION if value is None else str(value),
+                                   options=(NO_POPULATION, *below)))
+            else:
+                out.append(Control((field,), label, "choice", str(value), options=_literal_options(model, field)))
+    return out
 
 
 def _fitted_positions(result: GatingResult, name: str) -> dict[int, float]:
@@ -227,18 +272,20 @@ class GateEditorState:
             for i, d in enumerate(spec.dims):
                 out += [Control(("lower", i), f"{d} lower", "float", p["lower"][i]),
                         Control(("upper", i), f"{d} upper", "float", p["upper"][i])]
-        return out
+        return out + _shared_controls(self.strategy.definition, name, p)
 
     # -- editing ---------------------------------------------------------------------------------------
     def set(self, key: tuple[Any, ...], value: Any, *, name: str | None = None) -> dict[str, Any]:
         """Change one control (a :class:`Control` ``key``) and re-fit; returns the new :meth:`counts`.
 
         Setting a threshold's ``value`` makes it fixed at that position; setting its ``mode`` keeps the
-        other threshold parameters."""
+        other threshold parameters; :data:`NO_POPULATION` unsets a population parameter (its default)."""
         name = name or self.population
         spec = self.strategy.population(name)
         p = _expand(spec.method, spec.params)
         key = tuple(key)
+        if value == NO_POPULATION:
+            value = None
         if key[-1] == "value" and isinstance(_get(p, key[:-1]), dict):
             tp = dict(_get(p, key[:-1]))
             tp.update(mode="fixed", value=float(value))
