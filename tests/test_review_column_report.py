@@ -54,15 +54,15 @@ def test_report_badges_the_rows_flagged_for_review_only(page, tmp_path):
     assert "REVIEW" not in derived["W24"][2]["text"]  # CD8 T notes only
     for visit in ("W0", "W74"):
         assert "REVIEW" not in " ".join(c["text"] for c in derived[visit]), visit
-    # QC table: review flags and notes in their own columns
-    header = next(r for r in rows if "qc" in r["table"].get("class", "") and r["cells"][0]["tag"] == "th")
+    # Quality control: review flags and notes in their own columns of the gates table (one line per population)
+    header = next(r for r in rows if "gates" in r["table"].get("class", "") and r["cells"][0]["tag"] == "th")
     names = [c["text"] for c in header["cells"]]
     i_review, i_notes = names.index("Gate review (may be wrong)"), names.index("Gate placement notes")
     qc = {(r["cells"][0]["text"], r["cells"][1]["text"]): r["cells"] for r in rows
-          if "qc" in r["table"].get("class", "") and r["cells"][0]["tag"] == "td"}
+          if "gates" in r["table"].get("class", "") and r["cells"][0]["tag"] == "td"}
     assert qc[("W24", "tmem")][i_review]["text"] == "CD4 T: uncertain"
     notes = qc[("W24", "tmem")][i_notes]["text"]
-    assert "CD4 T: no_valley" in notes and "CD8 T: CD8:fell_back:tail;unstable" in notes
+    assert "CD4 T: no_valley" in notes and "CD8 T: CD8:fell_back:tail; unstable" in notes
     assert qc[("W0", "tmem")][i_review]["text"] == ""
 
 
@@ -158,3 +158,57 @@ def test_trial_summary_explains_flagged_for_review(tmp_path):
         html = (root / "trial" / "summary.html").read_text(encoding="utf-8")
         assert ("flagged for review" in html) == flagged
         assert ('id="review-legend"' in html) == flagged
+
+
+#: long flag words the report shows in narrow columns (review flags under the badge, QC flags, placement notes)
+LONG_WORDS = ("CD4:overcompensated", "CD8:overcompensated", "thresholds_disagree", "lower:raised_to_crossing",
+              "overcompensated", "compensation_unchecked")
+
+
+def _split_mid_word(text: str, words=LONG_WORDS) -> list[str]:
+    """The places where a line of ``text`` ends inside a part of one of ``words``: a part is what lies between
+    the ``:`` / ``;`` / ``_`` / ``/`` boundaries where the report lets a flag word wrap."""
+    import re
+
+    parts = {p for w in words for p in re.split(r"(?<=[:;_/])", w) if len(p) > 1}
+    return [p for p in parts for k in range(1, len(p)) if f"{p[:k]}\n{p[k:]}" in text]
+
+
+def _pdf_text(pdf: Path) -> str:
+    import shutil
+    import subprocess
+
+    if not shutil.which("pdftotext"):
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    return subprocess.run(["pdftotext", "-raw", str(pdf), "-"], capture_output=True, text=True, check=True,
+                          timeout=120).stdout
+
+
+def test_long_flag_words_wrap_between_their_parts_in_pdf_and_browser(tmp_path):
+    """A clinician reads ``CD4:overcompensated`` or ``thresholds_disagree`` whole: in the PDF (WeasyPrint) and in
+    the HTML printed by Chromium on A4, a line may end after ``:``, ``;``, ``_`` but never inside a word."""
+    import subprocess
+
+    root = make_results(tmp_path / "res", patients=("P01",))
+    pops = pd.read_parquet(root / "populations.parquet")
+    w24 = pops["visit"] == "W24"
+    for pop in ("CD4 T", "CD8 T", "Naive CD4", "Memory CD4"):
+        pops.loc[w24 & (pops["population"] == pop), "flags"] = \
+            "CD4:overcompensated;CD8:overcompensated;thresholds_disagree;lower:raised_to_crossing"
+    pops.to_parquet(root / "populations.parquet")
+    samples = pd.read_parquet(root / "samples.parquet")
+    samples.loc[samples["visit"] == "W24", "qc_flags"] = "overcompensated;compensation_unchecked"
+    samples.to_parquet(root / "samples.parquet")
+    written = build_reports(root, options=ReportOptions(pdf=True), generated="2026-01-01", force=True)
+    html, pdf = (next(p for p in written if p.suffix == s) for s in (".html", ".pdf"))
+
+    text = _pdf_text(pdf)
+    for word in ("CD4:", "overcompensated", "thresholds_", "raised_", "compensation_"):
+        assert word in text  # the words are there (as a badge's flags, QC flags, placement notes)
+    assert _split_mid_word(text) == []
+    printed = tmp_path / "chromium.pdf"
+    subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}",
+                    "--no-pdf-header-footer", f"--print-to-pdf={printed}", html.as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    text = _pdf_text(printed)
+    assert "overcompensated" in text and _split_mid_word(text) == []

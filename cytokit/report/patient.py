@@ -310,13 +310,14 @@ def _qc_rows(samples: pd.DataFrame, pops: pd.DataFrame) -> list[dict[str, Any]]:
     for s in samples.sort_values([c for c in (S.WEEK, S.VISIT, S.TUBE) if c in samples.columns]).itertuples(index=False):
         d = s._asdict()
         n, nq = as_number(d.get(S.N_EVENTS)), as_number(d.get(S.N_EVENTS_QC))
-        gate_review = gate_notes = ""
+        # (population, its flags) of the estimates that may be wrong (review flags) and, apart, of the notes on how
+        # gates were placed: one entry per population, so the report can show each on its own line
+        gate_review: list[tuple[str, str]] = []
+        gate_notes: list[tuple[str, str]] = []
         if S.SAMPLE_ID in pops.columns and S.REVIEW in pops.columns:
             f = pops[pops[S.SAMPLE_ID] == d.get(S.SAMPLE_ID)]
-            # estimates that may be wrong (review flags) apart from notes on how gates were placed
-            gate_review = "; ".join(f"{p}: {fl}" for p, r, fl in zip(f[S.POPULATION], f[S.REVIEW], f[S.REVIEW_FLAGS])
-                                    if r)
-            gate_notes = "; ".join(f"{p}: {n}" for p, n in zip(f[S.POPULATION], f[S.NOTES]) if n)
+            gate_review = [(str(p), str(fl)) for p, r, fl in zip(f[S.POPULATION], f[S.REVIEW], f[S.REVIEW_FLAGS]) if r]
+            gate_notes = [(str(p), str(n)) for p, n in zip(f[S.POPULATION], f[S.NOTES]) if n]
         rows.append({
             S.VISIT: d.get(S.VISIT, ""), S.TUBE: d.get(S.TUBE, ""), S.FILE: d.get(S.FILE, ""),
             S.STATUS: d.get(S.STATUS, ""), S.ERROR: d.get(S.ERROR, "") if isinstance(d.get(S.ERROR), str) else "",

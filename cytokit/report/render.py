@@ -42,6 +42,13 @@ def _breakable(value: Any) -> markupsafe.Markup:
     return markupsafe.Markup(_BREAK_AFTER.sub(r"\1<wbr>", str(markupsafe.escape(text))))
 
 
+def _flag_words(value: Any) -> markupsafe.Markup:
+    """A flag list (``;``-separated words such as ``CD4:overcompensated;uncertain``) as the report shows it: the
+    words separated by ``; `` and :func:`_breakable` (so a narrow column wraps between a word's parts)."""
+    words = [w.strip() for w in ("" if value is None else str(value)).split(";")]
+    return _breakable("; ".join(w for w in words if w))
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("cytokit.report", "templates"),
@@ -51,6 +58,7 @@ def _environment() -> jinja2.Environment:
     )
     env.globals["fmt"] = _fmt
     env.filters["breakable"] = _breakable
+    env.filters["flag_words"] = _flag_words
     env.globals["few_events_limit"] = FEW_EVENTS  # parent events below which % of parent shows its counting SD
     return env
 
