@@ -12,6 +12,7 @@ import pytest
 from cytokit.fcs import read_fcs
 from cytokit.gating import load_strategy
 from cytokit.gating.methods import fit_gate, needs_review
+from cytokit.gating.methods.confidence import TAIL_SD_UNCERTAINTY, UNCERTAIN_PP, ThresholdUncertainty
 from cytokit.gating.methods.density import fit_threshold, ThresholdParams
 from cytokit.gating.methods.negative_crossing import negative_crossing
 from cytokit.simulate import load_config, simulate_file, truth_masks
@@ -123,3 +124,33 @@ def test_simulated_dim_lot_file_split_within_2_pp(tmp_path: Path):
     for name in ("CD56dim NK", "CD56bright NK"):
         true_pct = 100 * float(truth[name][nk].mean())
         assert abs(float(pops.loc[name, "pct_parent"]) - true_pct) < 2.0, (name, pops.loc[name, "pct_parent"], true_pct)
+
+
+def test_fallback_crossing_carries_the_reference_width_as_its_uncertainty():
+    # the crossing the valley rule fell back to (no valley) moves by -/+ TAIL_SD_UNCERTAINTY half-SDs of the
+    # negative reference's peak, as a tail does; a crossing that raised a valley keeps its own alternatives
+    info = {"method": "crossing", "peaks": [0.33, 0.56], "negative_reference": {"half_sd": 0.06},
+            "crossing": {"value": 0.21, "alternatives": [0.205, 0.215]}, "stability_thresholds": [0.205, 0.215]}
+    d = TAIL_SD_UNCERTAINTY * 0.06
+    alts = ThresholdUncertainty.from_fit(0.21, info).alternatives
+    assert any(abs(a - (0.21 - d)) < 1e-9 for a in alts) and any(abs(a - (0.21 + d)) < 1e-9 for a in alts)
+    raised = {**info, "crossing": {**info["crossing"], "raised_from": 0.16}}
+    assert sorted(ThresholdUncertainty.from_fit(0.21, raised).alternatives) == [0.205, 0.215]
+
+
+def test_fallback_crossing_over_negatives_wider_than_the_reference_is_flagged():
+    # 800 NK cells whose CD56- cells are wider (SD 0.08) than the T cells' CD56 (SD 0.058): no valley, the
+    # crossing of reference-shaped negatives counts part of their upper tail as CD56dim (~3.9 pp too many).
+    # Its count and refits agree within ~0.4 pp (they all assume the reference's width): without the width
+    # term est_error_pp was 0.375 and the row silent
+    r = np.random.default_rng(1)
+    n = 800
+    k = r.choice(3, size=n, p=[0.15, 0.55, 0.30])
+    x = np.where(k == 0, r.normal(0.15, 0.08, n), np.where(k == 1, r.normal(0.33, 0.04, n), r.normal(0.56, 0.035, n)))
+    ref = r.normal(0.14, 0.058, 6500)
+    X = x[:, None]
+    fit = fit_gate("interval", X, _shipped("CD56dim NK"), dims=("CD56",), reference=ref[:, None])
+    assert "lower:fell_back:crossing" in fit.flags
+    err = abs(100 * float(fit.gate.contains(X).mean()) - 100 * float((k == 1).mean()))
+    assert err > 2.0  # the case: a crossing well off
+    assert fit.info["est_error_pp"] > UNCERTAIN_PP and needs_review(fit.flags), (err, fit.info["est_error_pp"])

@@ -16,7 +16,10 @@ the parent's events (gate coordinates: logicle 0..1 for fluorescence):
   :data:`MODE_EDGE_FRACTION` of the gap next to a mode found a dip inside that mode's body -- the less
   smoothed density splits a broad mode in two: neither is an uncertainty of this threshold's position, they
   are the note ``unstable``) and (b) for a tail-placed threshold, the tail moved by ±:data:`TAIL_SD_UNCERTAINTY`
-  half-SDs of its reference peak (how many SDs "above the negatives" is a convention, not a measurement).
+  half-SDs of its reference peak (how many SDs "above the negatives" is a convention, not a measurement);
+  likewise (c) a threshold placed by the crossing because no valley was found (``fell_back:crossing``,
+  :func:`fell_back_to_crossing`), moved by ±:data:`TAIL_SD_UNCERTAINTY` half-SDs of the negative reference's peak
+  (where reference-shaped negatives stop dominating rests on these negatives having the reference's width).
   Each alternative moves the population by some pp; a threshold's term is the largest such move and
   ``est_error_pp`` is the root sum of squares of the terms of all thresholds. It grows with the density
   of events at the threshold (times how far the threshold could move): ~0 for a threshold in an empty
@@ -143,6 +146,8 @@ class ThresholdUncertainty:
         tail-placed threshold every smoothing refit (a tail has no valley whose gap would bound them: a refit
         that found a valley where the fit found none is where the rule itself would have put the threshold,
         e.g. 0.617 instead of a tail clipped at 0.9) and the tail moved by ±TAIL_SD_UNCERTAINTY SDs; for a
+        crossing the valley rule fell back to (:func:`fell_back_to_crossing`) its recorded alternatives and the
+        crossing moved by ±TAIL_SD_UNCERTAINTY half-SDs of the negative reference's peak; for a
         valley threshold also ``info["overlap_threshold"]`` (:func:`~.density.overlap_threshold`: where the
         count corrected for the overlap of the two modes around the valley would put it; not recorded where
         ``overlap: reference`` placed the threshold there already, ``info["overlap_corrected"]``). A valley of depth
@@ -167,8 +172,23 @@ class ThresholdUncertainty:
         if info.get("method") == "tail" and info.get("half_sd"):
             d = TAIL_SD_UNCERTAINTY * float(info["half_sd"])
             alts += [value - d, value + d]
+        elif fell_back_to_crossing(info):
+            d = TAIL_SD_UNCERTAINTY * float(info["negative_reference"]["half_sd"])
+            alts += [value - d, value + d]
         return cls(value, tuple(a for a in alts if a != value), set_apart=apart, placed_by=info.get("method"),
                    shallow=shallow)
+
+
+def fell_back_to_crossing(info: Mapping[str, Any]) -> bool:
+    """True for a threshold placed by the crossing (:mod:`.negative_crossing`) because the valley rule found no
+    usable valley (flag ``fell_back:crossing``), with the negative reference's half-SD recorded; False for one
+    that raised a valley to the crossing (``raised_to_crossing``: ``info["crossing"]["raised_from"]``) and for
+    any other rule. Such a threshold is where reference-shaped negatives stop dominating: nothing in the density
+    marks it, so how wide these negatives are is a convention as a tail's SD count is
+    (:meth:`ThresholdUncertainty.from_fit` gives it the tail's ±:data:`TAIL_SD_UNCERTAINTY` half-SDs)."""
+    crossing = info.get("crossing")
+    return (info.get("method") == "crossing" and isinstance(crossing, Mapping) and "raised_from" not in crossing
+            and bool((info.get("negative_reference") or {}).get("half_sd")))
 
 
 def negative_model_estimate(x: np.ndarray, reference: np.ndarray | None, value: float | None,

@@ -669,6 +669,7 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
         assert reference is not None and value is not None
         floor = _crossing(x, reference, p, info)
         if floor is not None and floor > value:  # the valley lies where the negatives still dominate
+            info["crossing"]["raised_from"] = round(value, 5)
             value, method = floor, "crossing"
             flags.append("raised_to_crossing")
     if method == "tail":
