@@ -252,7 +252,8 @@ def backgate_scatter(definition: StrategyDefinition, sample: Sample, state: FitS
         record_denominator_other(definition, sample, state, spec.name, cols, log_dims)
         if not all(log_dims) and state.fits[spec.name].info.get("redrawn"):
             judge_core_gate(spec.parent, sample, state, spec.name)
-        record_scatter_cuts(definition, sample, state, spec.name, ref, below)
+        record_scatter_cuts(definition, sample, state, spec.name, ref, below,
+                            (upper[1:], whole_mask) if whole_mask is not None else None)
 
 
 def subset_other_share(events: np.ndarray, mask: np.ndarray, region: Backgate, cols: np.ndarray) -> float:
@@ -403,13 +404,20 @@ def whole_reference(definition: StrategyDefinition, sample: Sample, state: FitSt
 
 
 def record_scatter_cuts(definition: StrategyDefinition, sample: Sample, state: FitState, gate: str, ref: str,
-                        below: list[str]) -> None:
+                        below: list[str], whole: tuple[list[str], np.ndarray] | None = None) -> None:
     """Each population below the back-gated scatter gate ``gate`` (an ellipse or a density polygon; not the
     reference ``ref`` and the populations below it, which define the lymphocytes' rate) gets :data:`CUT_KEY` in its ``info``: the
     excess share of its cells in the ring just outside the gate over the reference's (%, per 100 inside;
     :mod:`.methods.scatter_cut`), its phenotype read by the gates between the scatter gate and itself. Not
     for a population whose back-gated share of other events (:data:`BACKGATE_KEY`) is above 0: events like
-    those let in (monocytes through a CD16dim NK gate) fill the ring too, and are not its cells."""
+    those let in (monocytes through a CD16dim NK gate) fill the ring too, and are not its cells.
+
+    The gate itself (a scatter-only gate) gets :data:`LEFT_OUT_KEY`: the reference's cells in the ring per 100
+    inside. With ``whole`` (the singlet gates right below the gate and the events of the lowest of them inside
+    ``ref``'s own gate, when a viability gate lies between them and ``ref``: :func:`whole_reference`) those are the
+    events passing these singlet gates and ``ref``'s own gate, live and dead, per event of that mask: the gate's
+    row holds dead lymphocytes too, and they lie at its edge more than live ones. The populations' rate stays the
+    reference's (they passed the viability gate as it did)."""
     fit = state.fits.get(gate)
     if fit is None or not isinstance(fit.gate, (EllipsoidGate, PolygonGate)):
         return
@@ -419,20 +427,27 @@ def record_scatter_cuts(definition: StrategyDefinition, sample: Sample, state: F
         chain = ancestors(definition, name)
         return chain[:chain.index(gate)]
 
-    def ring_count(name: str) -> int:
+    def ring_through(steps: list[str]) -> int:  # the ring's events inside each step's own gate in turn
         rows = ring
-        for step in [*reversed(between(name)), name]:
+        for step in steps:
             if rows.size == 0:
                 return 0
             f = state.fits[step]
             rows = rows[evaluate_gate(f.gate, sample, rows, f.components, state.masks)]
         return int(rows.size)
 
+    def ring_count(name: str) -> int:
+        return ring_through([*reversed(between(name)), name])
+
     if ref not in state.fits:
         return
     ring_ref, inside_ref = ring_count(ref), int(np.count_nonzero(state.masks[ref]))
     if inside_ref and all(linear_dims(sample, columns(sample, fit.gate.dims))):  # a scatter-only gate
-        state.fits[gate].info[LEFT_OUT_KEY] = round(100.0 * ring_ref / inside_ref, 3)
+        ring_own, inside_own = ring_ref, inside_ref
+        if whole is not None:
+            ring_own, inside_own = ring_through([*whole[0], ref]), int(np.count_nonzero(whole[1]))
+        if inside_own:
+            state.fits[gate].info[LEFT_OUT_KEY] = round(100.0 * ring_own / inside_own, 3)
     for name in below:
         if name == gate or name == ref or ref in ancestors(definition, name) or name in ancestors(definition, ref):
             continue
