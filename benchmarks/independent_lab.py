@@ -63,7 +63,7 @@ from cytokit.gating.model import ancestors  # noqa: E402
 from cytokit.gating.result import GatingResult  # noqa: E402
 from cytokit.gating.strategy import Strategy  # noqa: E402
 from cytokit.pipeline.config import CountsConfig  # noqa: E402
-from cytokit.pipeline.counts import consistency_checks  # noqa: E402
+from cytokit.pipeline.counts import COUNT_LOW_FLAG, consistency_checks  # noqa: E402
 from cytokit.qc import data_flags, run_qc  # noqa: E402
 from cytokit.transforms.estimate import CLIPPED_FLAG  # noqa: E402
 
@@ -335,9 +335,12 @@ def run_pipeline(trial: Path, out: Path, folder: Path, lab: Lab = LABS["a"]) -> 
     cmp.attrs["cpu_s"] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     cmp.attrs["failed"] = int((samples.status != "ok").sum())
     cmp.attrs["flagged_rows"] = int(got["review"].astype(bool).sum())  # the table's column (True/False)
+    got["stem"] = got.sample_id.astype(str)
+    truth["stem"] = truth.file.map(lambda f: Path(f).stem)
+    dual = got[got.abs_method == "dual_platform"]  # their error, but for the clinical count's: % of lymphocytes'
+    cmp.attrs["dual"] = dual.merge(truth[["stem", "population", "pct_lymphocytes"]].rename(
+        columns={"pct_lymphocytes": "truth_pct_lymphocytes"}), on=["stem", "population"])
     if "abs_per_uL" in truth.columns:  # single-platform (bead) absolute counts with their truth
-        got["stem"] = got.sample_id.astype(str)
-        truth["stem"] = truth.file.map(lambda f: Path(f).stem)
         cmp.attrs["abs"] = got.merge(truth[["stem", "population", "abs_per_uL", "pct_parent"]].rename(
             columns={"pct_parent": "truth_pct"}), on=["stem", "population"])
     return cmp.round(2)
@@ -363,17 +366,22 @@ def print_losses(df: pd.DataFrame) -> None:
 
 def print_absolute_counts(rows: pd.DataFrame) -> None:
     """Single-platform absolute counts (cells/uL) of `cytokit run` against the truth a perfect gate gives: per
-    population median / max |relative error| (%), how many rows are > 10 % off and how many of those are flagged."""
+    population median / max |relative error| (%), how many rows are > 10 % off and how many of those are flagged
+    (any review flag), how many rows carry ``count_low`` (:func:`cytokit.pipeline.counts.count_flags`) and how many
+    of those are within 5 % of the truth."""
     sub = rows[rows.abs_per_uL.notna()].copy()
     if sub.empty:
         return
     sub["rel_err_pct"] = 100 * (sub.abs_count_per_uL - sub.abs_per_uL) / sub.abs_per_uL
+    low = sub["flags"].fillna("").astype(str).str.split(";").map(lambda w: COUNT_LOW_FLAG in w)
     out = sub.groupby("population").agg(
         n=("rel_err_pct", "size"), method=("abs_method", lambda m: ";".join(sorted(set(m.fillna("none").astype(str))))),
         median_abs_rel_pct=("rel_err_pct", lambda e: e.abs().median()),
         max_abs_rel_pct=("rel_err_pct", lambda e: e.abs().max()),
         gt_10pct=("rel_err_pct", lambda e: int((e.abs() > 10).sum())),
-        gt_10pct_flagged=("rel_err_pct", lambda e: int(((e.abs() > 10) & sub.loc[e.index, "review"]).sum())))
+        gt_10pct_flagged=("rel_err_pct", lambda e: int(((e.abs() > 10) & sub.loc[e.index, "review"]).sum())),
+        count_low=("rel_err_pct", lambda e: int(low[e.index].sum())),
+        count_low_within_5pct=("rel_err_pct", lambda e: int((low[e.index] & (e.abs() <= 5)).sum())))
     print("\nsingle-platform absolute counts (cells/uL) vs truth (true events x beads per tube / (true bead events x "
           "volume)):\n" + out.round(2).to_string())
 
@@ -445,6 +453,27 @@ def summarize(paths: list[Path]) -> None:
             est = sub.assign(flag_words=sub.flag_words.fillna("").astype(str))
             print("flagged estimates of all runs by review word (how far off; est_error_pp / count_sd_pp medians):\n"
                   + flag_breakdown(est)[lambda t: t.by.isin(["all review", "word"])].to_string(index=False))
+
+
+def print_dual_platform_counts(rows: pd.DataFrame) -> None:
+    """Dual-platform absolute counts (% of lymphocytes x the clinical lymphocyte count) against the count a right
+    % of lymphocytes gives: their relative error is the % of lymphocytes' (the clinical count taken as right).
+    Per population median / max |relative error| (%), rows > 10 % off, how many of those carry a review flag, and
+    rows with ``count_low`` (none expected: :func:`cytokit.pipeline.counts.count_flags` flags bead counts only)."""
+    sub = rows[rows.truth_pct_lymphocytes.notna() & rows.pct_lymphocytes.notna()
+               & (rows.truth_pct_lymphocytes > 0)].copy()
+    if sub.empty:
+        return
+    sub["rel_err_pct"] = 100 * (sub.pct_lymphocytes - sub.truth_pct_lymphocytes) / sub.truth_pct_lymphocytes
+    low = sub["flags"].fillna("").astype(str).str.split(";").map(lambda w: COUNT_LOW_FLAG in w)
+    out = sub.groupby("population").agg(
+        n=("rel_err_pct", "size"), median_abs_rel_pct=("rel_err_pct", lambda e: e.abs().median()),
+        max_abs_rel_pct=("rel_err_pct", lambda e: e.abs().max()),
+        gt_10pct=("rel_err_pct", lambda e: int((e.abs() > 10).sum())),
+        gt_10pct_flagged=("rel_err_pct", lambda e: int(((e.abs() > 10) & sub.loc[e.index, "review"]).sum())),
+        count_low=("rel_err_pct", lambda e: int(low[e.index].sum())))
+    print("\ndual-platform absolute counts vs the count a right % of lymphocytes gives (relative error of % of "
+          "lymphocytes, %):\n" + out.round(2).to_string())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -560,6 +589,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"per visit x arm median % of parent, run vs truth: |diff| median {cmp.diff_pp.abs().median():.2f} pp, "
                   f"max {cmp.diff_pp.abs().max():.2f} pp")
             print(cmp.sort_values("diff_pp", key=abs, ascending=False).head(10).to_string(index=False))
+            print_dual_platform_counts(cmp.attrs["dual"])
             if "abs" in cmp.attrs:
                 print_absolute_counts(cmp.attrs["abs"])
     finally:

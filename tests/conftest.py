@@ -37,3 +37,21 @@ def tmem_file(repo_root: Path) -> Path:
     if not path.is_file():
         pytest.skip("sample_data is not present (regenerate with `make sample-data`)")
     return path
+
+
+@pytest.fixture(scope="session")
+def lab_nkb(repo_root: Path, tmp_path_factory):
+    """The independent lab A generator's NK/B tube, patient 1 (seed 2026, a tuning seed), and the lab's NK/B
+    strategy as a user writes it: ``(trial folder, Strategy)``. Its NK cells have more side scatter than the
+    T cells (benchmarks/independent_lab_gen)."""
+    import sys
+
+    from cytokit.gating import load_strategy
+
+    sys.path.insert(0, str(repo_root / "benchmarks"))
+    from independent_lab_gen import generate_trial  # noqa: E402
+    from independent_lab_gen.user_yaml import write_lab_strategies  # noqa: E402
+
+    root = tmp_path_factory.mktemp("lab")
+    trial = generate_trial(root / "trial", patients=1, seed=2026, tubes=("nkb",))
+    return trial, load_strategy(write_lab_strategies(root / "strategies") / "lab_nkb.yaml")

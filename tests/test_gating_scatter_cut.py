@@ -4,9 +4,6 @@ it against the T cells' rate, and their error goes into est_error_pp (note ``sca
 lab's generator (benchmarks/independent_lab_gen) makes such NK cells; the cytokit simulator's do not."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,8 +14,6 @@ from cytokit.gating import load_strategy
 from cytokit.gating.methods import needs_review
 from cytokit.gating.methods.scatter_cut import CUT_FLAG, CUT_KEY, RING, cut_error_pp, cut_share, ring_rows
 from cytokit.simulate import load_config, simulate_file, truth_masks
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def test_ring_follows_the_gates_shape():
@@ -38,17 +33,6 @@ def test_cut_share_is_the_excess_over_the_reference_rate():
     # % of parent 10 % with 18 % of its cells outside, parent at the reference's rate: 1.8 pp low
     assert cut_error_pp(10.0, 0.18, 0.0) == pytest.approx(1.8)
     assert cut_error_pp(10.0, 0.0, 0.2) == 0.0  # only a loss counts (a lower bound)
-
-
-@pytest.fixture(scope="module")
-def lab_nkb(tmp_path_factory):
-    sys.path.insert(0, str(BENCH))
-    from independent_lab_gen import generate_trial  # noqa: E402
-    from independent_lab_gen.user_yaml import write_lab_strategies  # noqa: E402
-
-    root = tmp_path_factory.mktemp("lab")
-    trial = generate_trial(root / "trial", patients=1, seed=2026, tubes=("nkb",))
-    return trial, load_strategy(write_lab_strategies(root / "strategies") / "lab_nkb.yaml")
 
 
 def test_nk_cells_cut_by_the_scatter_gate_are_not_silent(lab_nkb):

@@ -20,7 +20,7 @@ from .fit_state import FIT_EVENTS, FitState, columns, evaluate_gate
 from .methods import FitResult
 from .methods.base import every_nth, gather
 from .methods.scatter import RECHOSEN_KEY
-from .methods.scatter_cut import CUT_KEY, cut_share, ring_rows
+from .methods.scatter_cut import CUT_KEY, RING_KEY, cut_share, ring_rows
 from .methods.confidence import UNCERTAIN_PP
 from .lymphocyte_doublets import counts_doublets
 from .methods.scatter_overlap import (BACKGATE_KEY, BACKGATE_MAX_EVENTS, DEBRIS_KEY, DENOMINATOR_OTHER_KEY, Backgate,
@@ -408,7 +408,8 @@ def record_scatter_cuts(definition: StrategyDefinition, sample: Sample, state: F
     """Each population below the back-gated scatter gate ``gate`` (an ellipse or a density polygon; not the
     reference ``ref`` and the populations below it, which define the lymphocytes' rate) gets :data:`CUT_KEY` in its ``info``: the
     excess share of its cells in the ring just outside the gate over the reference's (%, per 100 inside;
-    :mod:`.methods.scatter_cut`), its phenotype read by the gates between the scatter gate and itself. Not
+    :mod:`.methods.scatter_cut`), its phenotype read by the gates between the scatter gate and itself, and
+    :data:`RING_KEY`, its own events in the ring per 100 inside (:mod:`.edge_loss`). Not
     for a population whose back-gated share of other events (:data:`BACKGATE_KEY`) is above 0: events like
     those let in (monocytes through a CD16dim NK gate) fill the ring too, and are not its cells.
 
@@ -455,5 +456,8 @@ def record_scatter_cuts(definition: StrategyDefinition, sample: Sample, state: F
             continue
         if state.fits[name].info.get(BACKGATE_KEY, 0.0) > 0.0:
             continue  # its high-SSC excess is other events let in (back-gated): the ring holds more of them
-        share = cut_share(ring_count(name), int(np.count_nonzero(state.masks[name])), ring_ref, inside_ref)
+        n_ring, n_inside = ring_count(name), int(np.count_nonzero(state.masks[name]))
+        share = cut_share(n_ring, n_inside, ring_ref, inside_ref)
         state.fits[name].info[CUT_KEY] = round(100.0 * share, 3)
+        if n_inside:
+            state.fits[name].info[RING_KEY] = round(100.0 * n_ring / n_inside, 3)

@@ -18,6 +18,7 @@ from ..results import schema as S
 from ..sample import Sample
 from .backgating import backgate_scatter, in_and_out_pct, missed, scatter_redraws
 from .count_error import FEW_EVENTS_FLAG, count_sd_pp, few_events
+from .edge_loss import EDGE_LOSS_NOTE, edge_loss_note
 from .fit_state import FIT_EVENTS, FitState, columns, evaluate_gate, reference_mask
 from .lymphocyte_doublets import (DOUBLET_KEY, DOUBLET_NOTE, ESTIMATE_NOTE, counted_doublets, counts_doublets,
                                   record_lymphocyte_doublets, states_excluded)
@@ -319,6 +320,8 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
                if spec.name in in_lymph and spec.name != lymph else 0.0)
         if cut > 0:  # part of its cells left just outside the scatter gate (.methods.scatter_cut)
             est = _add_error_part(est, flags, cut, CUT_FLAG)
+        if spec.name in in_lymph and spec.name != lymph and edge_loss_note(state.fits[spec.name].info):
+            flags.append(EDGE_LOSS_NOTE)  # an events-based (bead) count of it reads low (.edge_loss)
         edge = state.fits[spec.name].info.get(PARENT_EDGE_KEY)
         if edge:  # its parent's edge moves its share (.parent_edge)
             est = _add_error_part(est, flags, float(edge), PARENT_EDGE_FLAG)

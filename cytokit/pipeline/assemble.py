@@ -8,7 +8,9 @@ Contract (schema in :mod:`cytokit.results.schema`, dtypes by :func:`cytokit.resu
   ``sample_id, file, sha256, patient, visit, week, arm, tube, population, parent, count, parent_count,
   pct_parent (%), pct_lymphocytes (%), abs_count_per_uL (cells/µL), abs_method, marker_medians (JSON,
   transformed scale), method, flags, review (bool), review_flags, notes (flags split by
-  :func:`cytokit.gating.methods.review_columns`), est_error_pp, count_sd_pp, qc_flags, phenotype``;
+  :func:`cytokit.gating.methods.review_columns`), est_error_pp, count_sd_pp, qc_flags, phenotype``; ``flags``
+  are the gating's words plus ``count_low`` on a single-platform count the gates above it left low
+  (:func:`cytokit.pipeline.counts.count_flags`);
 * ``samples``: one row per manifest sample, sorted by ``sample_id``: ``sample_id, file, sha256``, the
   manifest columns, ``status`` (ok|failed), ``error``, ``n_events``, ``n_events_qc``, ``lymphocytes``
   (events in the lymphocyte denominator, e.g. Singlets), ``lymphosum_pct`` (%), ``cd4_cd8_vs_cd3_pct`` (%),
@@ -32,7 +34,7 @@ from ..gating.methods import review_columns
 from ..results import schema as S
 from ..results.reader import coerce
 from .config import PipelineConfig
-from .counts import absolute_counts, consistency_checks
+from .counts import absolute_counts, consistency_checks, count_flags
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,17 @@ def _flags_text(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ";".join(str(v) for v in value)
     return "" if value is None else str(value)
+
+
+def with_count_flags(pops: pd.DataFrame, words: pd.Series) -> pd.DataFrame:
+    """``pops`` with each row's count flag word (:func:`~.counts.count_flags`, '' for none) added to its
+    ``flags`` (so ``review`` reads it too); ``pops`` itself when there is none."""
+    if not words.astype(bool).any():
+        return pops
+    out = pops.copy()
+    flags = out[S.FLAGS].map(_flags_text) if S.FLAGS in out.columns else pd.Series("", index=out.index)
+    out[S.FLAGS] = [";".join(w for w in (f, extra) if w) for f, extra in zip(flags, words)]
+    return out
 
 
 #: sample-level columns written on every population row (from the manifest row of the sample)
@@ -120,6 +133,7 @@ def _assemble_chunk(config: PipelineConfig, records: list[dict[str, Any]], resul
         lymph = _lymph_count(clinical, lymph_col, row[S.PATIENT], row[S.VISIT])
         declared = (lymphocytes or {}).get(str(row.get(S.TUBE, "")))  # the tube strategy's denominator
         abs_counts, method, abs_flags = absolute_counts(pops, row, counts, lymph, declared)
+        pops = with_count_flags(pops, count_flags(pops, abs_counts, method))
         checks = consistency_checks(pops, counts, declared)
         check_flags = checks[S.CHECK_FLAGS] + abs_flags
         pop_frames.append(_population_rows(pops, base, abs_counts.to_numpy(), method, qc_flags))

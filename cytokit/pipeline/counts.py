@@ -13,6 +13,12 @@ Contract
   population when the caller passes it, else the documented inference for stored results.
 * Single-platform (bead-based): ``abs = count × beads_per_tube / (bead_events × sample_volume_uL)``
   with bead events from the bead gate and beads per tube / sample volume (µL) from the manifest.
+* A single-platform count of a row whose gating notes :data:`~cytokit.gating.edge_loss.EDGE_LOSS_NOTE` (the
+  gates above it and its own divider left out more of its cells than the count's tolerance allows,
+  :mod:`cytokit.gating.edge_loss`) gets the review flag :data:`COUNT_LOW_FLAG` on its row
+  (:func:`count_flags`). A dual-platform count is not flagged for it: the clinical lymphocyte count holds the
+  cells the scatter gate left out, and the % of lymphocytes misses only a population's loss beyond the
+  lymphocytes' (``scatter_cut`` in its ``est_error_pp``).
 * Checks, flagged per sample (``check_flags``, ``;``-joined): ``lymphosum`` (T + B + NK within
   100 ± tolerance % of lymphocytes, for tubes that gate all three), ``cd4_cd8_vs_cd3`` (CD4 T + CD8 T as %
   of T cells within a range), ``too_few_<denominator>(n<min)`` (fewer events in the strategy's lymphocyte
@@ -31,6 +37,7 @@ from typing import TypedDict
 import numpy as np
 import pandas as pd
 
+from ..gating.edge_loss import EDGE_LOSS_NOTE
 from ..qc import min_events_flag
 from ..results import schema as S
 from ..results.denominators import Denominator, table_denominator
@@ -38,6 +45,8 @@ from .config import CountsConfig
 
 DUAL, SINGLE = "dual_platform", "single_platform"
 LYMPHOSUM_POPS = ("T cells", "B cells", "NK cells")
+#: review flag on a row whose single-platform count likely reads low by more than the tolerance (:func:`count_flags`)
+COUNT_LOW_FLAG = "count_low"
 
 
 def _number(value: object) -> float:
@@ -92,6 +101,18 @@ def absolute_counts(pops: pd.DataFrame, sample: dict, counts: CountsConfig,
     if counts.method == "auto":  # wanted but neither beads nor a clinical lymphocyte count for this visit
         return nan, "", ["no_absolute_count:no_lymphocyte_count_or_beads"]
     return nan, "", flags
+
+
+def count_flags(pops: pd.DataFrame, abs_counts: pd.Series, method: str) -> pd.Series:
+    """Per row of one sample's populations, the flag word its absolute count adds to its ``flags``
+    (:data:`COUNT_LOW_FLAG` or ''): a single-platform count (``method``, from :func:`absolute_counts`) of a row
+    whose ``flags`` hold :data:`~cytokit.gating.edge_loss.EDGE_LOSS_NOTE`; '' for rows without a count."""
+    words = pd.Series("", index=pops.index, dtype=object)
+    if method != SINGLE or S.FLAGS not in pops.columns:
+        return words
+    noted = pops[S.FLAGS].map(lambda f: EDGE_LOSS_NOTE in (f.split(";") if isinstance(f, str) else list(f or [])))
+    words[noted.astype(bool) & abs_counts.notna()] = COUNT_LOW_FLAG
+    return words
 
 
 def sample_denominator(pops: pd.DataFrame, lymphocytes: str | None = None) -> Denominator:

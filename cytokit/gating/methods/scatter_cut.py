@@ -30,6 +30,9 @@ from ...gates import EllipsoidGate, PolygonGate
 
 #: ``info`` key of a population's excess share of cells just outside the scatter gate (%, per 100 inside)
 CUT_KEY = "scatter_cut_pct"
+#: ``info`` key of a population's own events in the ring just outside the scatter gate (%, per 100 inside; not the
+#: reference's excess: every one of them is missing from an events-based count, :mod:`cytokit.gating.edge_loss`)
+RING_KEY = "scatter_ring_pct"
 #: note on a population whose scatter-cut error is part of its ``est_error_pp``
 CUT_FLAG = "scatter_cut"
 #: the ring's outer radius, in units of the gate's own Mahalanobis radius
