@@ -47,7 +47,7 @@ ALLOWED: dict[str, tuple[frozenset[str], str]] = {
                                 "gate method names; keys of the record of tuned parameters"),
     "cytokit/learn/slots.py": (frozenset({"phenotype"}), "gate method name"),
     "cytokit/learn/fallback.py": (frozenset({"method"}), "key of a threshold fit's info (the rule that placed it)"),
-    "cytokit/notebook/state.py": (frozenset({"phenotype"}), "gate method name"),
+    "cytokit/notebook/controls.py": (frozenset({"population"}), "kind of a shared editor control (a population below the gate)"),
     "cytokit/pipeline/config.py": (frozenset({"method"}), "pipeline YAML key (counts.method)"),
     "cytokit/pipeline/outputs.py": (frozenset({"population"}), "array name inside events.npz"),
     "cytokit/pipeline/preflight.py": (frozenset({"population", "tube"}), "clustering options of the pipeline YAML"),

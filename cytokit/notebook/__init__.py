@@ -5,8 +5,8 @@ and an ipywidgets view (``pip install 'cytokit[notebook]'``; ipywidgets is impor
 >>> editor                                                      # doctest: +SKIP
 """
 from .figures import cohort_grid, gate_figure, png_bytes, show
-from .state import (NO_POPULATION, SHARED_CONTROLS, CohortResult, Control, GateEditorState, cohort_files,
-                    flag_outliers)
+from .controls import METHOD_CONTROLS, NO_POPULATION, SHARED_CONTROLS, Control, MethodControls, method_controls
+from .state import CohortResult, GateEditorState, cohort_files, flag_outliers
 
 
 def __getattr__(name: str):  # the widget (and ipywidgets) only when asked for
@@ -17,5 +17,6 @@ def __getattr__(name: str):  # the widget (and ipywidgets) only when asked for
     raise AttributeError(name)
 
 
-__all__ = ["NO_POPULATION", "SHARED_CONTROLS", "CohortResult", "Control", "GateEditor", "GateEditorState", "cohort_files", "cohort_grid",
+__all__ = ["METHOD_CONTROLS", "NO_POPULATION", "SHARED_CONTROLS", "CohortResult", "Control", "MethodControls",
+           "method_controls", "GateEditor", "GateEditorState", "cohort_files", "cohort_grid",
            "flag_outliers", "gate_figure", "png_bytes", "show"]

@@ -5,10 +5,12 @@ Contract
 --------
 :class:`GateEditorState` holds the edited :class:`~cytokit.gating.Strategy` and the current
 :class:`~cytokit.gating.GatingResult` of one sample. :meth:`~GateEditorState.controls` lists the editable
-parameters of a population's method as :class:`Control` records (threshold positions, mode, tail width,
-quantile, valley choice; ellipse coverage, components, target; singlet widths; polygon level...) and the
+parameters of a population's method as :class:`Control` records, from one registry keyed by the method's
+parameter model (:data:`~cytokit.notebook.controls.METHOD_CONTROLS`: threshold positions, mode and that mode's
+rules, signs; ellipse coverage, components, target, redraw; singlet widths; polygon level...), and the
 parameters a family of methods shares (:data:`SHARED_CONTROLS`: a scatter lymphocyte gate's back-gating
-reference and lymphocyte-doublet convention).
+reference and lymphocyte-doublet convention). A method without an entry gets the shared controls only and
+:meth:`~GateEditorState.controls_note` says so.
 :meth:`~GateEditorState.set` changes one control, validates the new parameters and re-fits only that
 population and those below it (events are not re-read, the parent's gates are kept). Moving a threshold
 makes it a fixed (manual) one; :meth:`~GateEditorState.adapt` turns a manual placement back into adaptive
@@ -22,71 +24,23 @@ import copy
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Literal, get_args, get_origin
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError, GatingError
-from ..gates import RectangleGate
+from ..errors import GatingError
 from ..gating import GatingResult, Strategy, load_strategy
-from ..gating.methods import GATE_METHODS
-from ..gating.methods.base import MethodParams
-from ..gating.methods.scatter import BackgateParams, LymphocyteDoubletsParams
-from ..gating.model import StrategyDefinition, dependents
+from ..gating.model import StrategyDefinition
 from ..results import schema as S
 from ..sample import Sample
+from .controls import MODES, NO_POPULATION, SHARED_CONTROLS, Control, MethodControls  # noqa: F401 - re-exported
+from .controls import method_controls, position_range, shared_controls, slot_controls, unedited_reasons
 
 log = logging.getLogger(__name__)
 
-MODES = ("valley", "tail", "quantile", "fixed")
-#: the choice of a population control that names no population (the parameter unset: its default, None)
-NO_POPULATION = "(none)"
-#: parameters a family of methods shares, by the parameter model they share (the registry: every method whose
-#: ``params_model`` subclasses the key gets these controls): (field, label, kind). ``choice``: the options are
-#: the field's ``Literal`` values; ``population``: a population below the gate, or :data:`NO_POPULATION`
-SHARED_CONTROLS: dict[type[MethodParams], tuple[tuple[str, str, str], ...]] = {
-    BackgateParams: (("backgate_reference", "back-gating reference", "population"),),
-    LymphocyteDoubletsParams: (("lymphocyte_doublets", "lymphocyte doublets", "choice"),),
-}
-
-
-@dataclass(frozen=True)
-class Control:
-    """One editable parameter: ``key`` addresses it in the population's params (tuple path), ``kind`` is
-    ``float``, ``int`` or ``choice``; ``value`` is the current value (for a threshold ``position``: the
-    fitted threshold on the gate's scale)."""
-
-    key: tuple[Any, ...]
-    label: str
-    kind: str
-    value: Any
-    minimum: float | None = None
-    maximum: float | None = None
-    step: float | None = None
-    options: tuple[str, ...] = ()
-
-
-def _threshold_slots(method: str, params: dict[str, Any], dims: tuple[str, ...]) -> list[tuple[tuple, str, int]]:
-    """(params path, label, dimension index) of every threshold the method fits."""
-    if method == "threshold":
-        return [(("threshold",), dims[0], 0)]
-    if method in ("quadrant", "phenotype"):
-        return [(("thresholds", i), d, i) for i, d in enumerate(dims)]
-    if method == "interval":
-        return [((side,), f"{dims[0]} {side}", 0) for side in ("lower", "upper") if params.get(side) is not None]
-    return []
-
-
-def _expand(method: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Params with one threshold entry per dimension (a single shared entry is copied)."""
-    p = copy.deepcopy(params)
-    if method in ("quadrant", "phenotype"):
-        th = list(p.get("thresholds") or [{}])
-        p["thresholds"] = [copy.deepcopy(th[0]) for _ in p["signs"]] if len(th) == 1 else th
-    if method == "threshold":
-        p.setdefault("threshold", {})
-    return p
+#: :meth:`GateEditorState.controls_note` of a population whose method has no ``METHOD_CONTROLS`` entry
+NO_CONTROLS_NOTE = "method {method!r} has no editor controls{shared}: edit its parameters in the strategy YAML"
 
 
 def _get(d: Any, path: tuple) -> Any:
@@ -107,49 +61,16 @@ def _set(d: dict, path: tuple, value: Any) -> None:
         d[path[-1]] = value
 
 
-def _literal_options(model: type[MethodParams], field: str) -> tuple[str, ...]:
-    """The values a ``Literal``-typed parameter takes (its declared order)."""
-    annotation = model.model_fields[field].annotation
-    if get_origin(annotation) is not Literal:
-        raise TypeError(f"{model.__name__}.{field} is not a Literal parameter")
-    return tuple(str(v) for v in get_args(annotation))
-
-
-def _shared_controls(definition: StrategyDefinition, name: str, params: dict[str, Any]) -> list[Control]:
-    """The :data:`SHARED_CONTROLS` of population ``name`` (those its method's parameter model shares), with the
-    current values (the model's default where ``params`` leaves one out)."""
-    spec = definition.population(name)
-    method = GATE_METHODS.get(spec.method)
-    if method is None:
-        return []
-    model = method.params_model
-    out: list[Control] = []
-    for mixin, fields in SHARED_CONTROLS.items():
-        if not issubclass(model, mixin):
-            continue
-        for field, label, kind in fields:
-            value = params.get(field, model.model_fields[field].default)
-            if kind == "population":
-                below = tuple(dependents(definition, name)[1:])
-                out.append(Control((field,), label, "choice", NO_POPULATION if value is None else str(value),
-                                   options=(NO_POPULATION, *below)))
-            else:
-                out.append(Control((field,), label, "choice", str(value), options=_literal_options(model, field)))
-    return out
-
-
-def _fitted_positions(result: GatingResult, name: str) -> dict[int, float]:
-    """Fitted threshold per dimension index, read from the fit's info."""
-    fit = result.fit(name)
-    spec = result.definition.population(name)
-    info = fit.info
-    out: dict[int, float] = {}
-    if spec.method == "threshold" and "threshold" in info:
-        out[0] = float(info["threshold"])
-    elif "thresholds" in info:
-        for i, d in enumerate(spec.dims):
-            if d in info["thresholds"]:
-                out[i] = float(info["thresholds"][d])
+def _leaf_names(params: Any) -> set[str]:
+    """The names of the parameters set in ``params`` (nested threshold entries included; a list of numbers
+    is one parameter)."""
+    out: set[str] = set()
+    items = params.items() if isinstance(params, dict) else enumerate(params) if isinstance(params, list) else ()
+    for k, v in items:
+        if isinstance(v, dict) or (isinstance(v, list) and any(isinstance(x, dict) for x in v)):
+            out |= _leaf_names(v)
+        elif isinstance(k, str):
+            out.add(k)
     return out
 
 
@@ -232,57 +153,49 @@ class GateEditorState:
     def table(self) -> pd.DataFrame:
         return self.result.populations
 
+    def _entry(self, name: str) -> tuple[MethodControls, dict[str, Any]]:
+        """The population's :data:`METHOD_CONTROLS` entry (an empty one for a method without an entry) and
+        its params expanded by it (a copy)."""
+        spec = self.strategy.population(name)
+        entry = method_controls(spec.method) or MethodControls()
+        return entry, entry.expand(spec.params, tuple(spec.dims))
+
     def controls(self, name: str | None = None) -> list[Control]:
-        """The editable parameters of a population's method, with current values."""
+        """The editable parameters of a population's method, with current values: its thresholds' (position,
+        method and that method's rules), its own, then those its family shares (:data:`SHARED_CONTROLS`).
+        A method without a :data:`METHOD_CONTROLS` entry gets the shared ones only (:meth:`controls_note`)."""
+        name = name or self.population
+        dims = tuple(self.strategy.population(name).dims)
+        entry, p = self._entry(name)
+        positions = entry.positions(self.result, name)
+        out: list[Control] = []
+        for slot in entry.slots(p, dims):
+            out += slot_controls(slot, _get(p, slot.path) or {}, positions.get(slot.path),
+                                 position_range(self.result, name, dims[slot.dim]))
+        out += entry.own(p, dims)
+        return out + shared_controls(self.strategy.definition, name, p)
+
+    def controls_note(self, name: str | None = None) -> str:
+        """What the editor cannot edit for a population: its method has no :data:`METHOD_CONTROLS` entry, or
+        its YAML sets parameters without a control (named; the reasons: :func:`unedited_reasons`). Empty
+        when every parameter it sets has a control."""
         name = name or self.population
         spec = self.strategy.population(name)
-        p = _expand(spec.method, spec.params)
-        out: list[Control] = []
-        positions = _fitted_positions(self.result, name)
-        for path, label, dim in _threshold_slots(spec.method, p, spec.dims):
-            tp = _get(p, path) or {}
-            mode = tp.get("mode", "valley")
-            pos = tp.get("value") if mode == "fixed" else positions.get(dim)
-            g = self.result.gates[name]
-            if spec.method == "interval" and isinstance(g, RectangleGate):
-                pos = g.lower[0] if path[0] == "lower" else g.upper[0]
-            out.append(Control(path + ("value",), f"{label} position", "float", pos, 0.0, 1.0, 0.005))
-            out.append(Control(path + ("mode",), f"{label} method", "choice", mode, options=MODES))
-            if mode == "tail":
-                out.append(Control(path + ("tail_sd",), f"{label} tail width (SD)", "float",
-                                   tp.get("tail_sd", 2.5), 0.25, 6.0, 0.05))
-            if mode == "quantile":
-                out.append(Control(path + ("quantile",), f"{label} quantile", "float", tp.get("quantile", 0.5),
-                                   0.01, 0.99, 0.005))
-            if mode == "valley":
-                out.append(Control(path + ("valley",), f"{label} valley", "choice", tp.get("valley", "deepest"),
-                                   options=("deepest", "first", "last")))
-        if spec.method == "gmm_ellipse":
-            out += [Control(("coverage",), "coverage", "float", p.get("coverage", 0.95), 0.5, 0.99999, 0.0005),
-                    Control(("n_components",), "components", "int", p.get("n_components", 3), 1, 10, 1)]
-            tgt = list(p.get("target", (0.4, 0.2)))
-            out += [Control(("target", i), f"target {d} (0..1)", "float", tgt[i], -0.5, 1.5, 0.01)
-                    for i, d in enumerate(spec.dims[:len(tgt)])]
-        elif spec.method == "singlets":
-            out += [Control(("lower_mads",), "lower width (MADs)", "float", p.get("lower_mads", 4.0), 0.5, 12, 0.25),
-                    Control(("upper_mads",), "upper width (MADs)", "float", p.get("upper_mads", 3.0), 0.5, 12, 0.25)]
-        elif spec.method == "density_polygon":
-            out += [Control(("level",), "contour level", "float", p.get("level", 0.1), 0.01, 0.9, 0.01)]
-        elif spec.method == "rectangle":
-            for i, d in enumerate(spec.dims):
-                out += [Control(("lower", i), f"{d} lower", "float", p["lower"][i]),
-                        Control(("upper", i), f"{d} upper", "float", p["upper"][i])]
-        return out + _shared_controls(self.strategy.definition, name, p)
+        if method_controls(spec.method) is None:
+            shared = " beyond the shared ones" if shared_controls(self.strategy.definition, name, spec.params) else ""
+            return NO_CONTROLS_NOTE.format(method=spec.method, shared=shared)
+        unedited = sorted(_leaf_names(spec.params) & set(unedited_reasons(spec.method)))
+        return f"set in the YAML, no control here: {', '.join(unedited)}" if unedited else ""
 
     # -- editing ---------------------------------------------------------------------------------------
     def set(self, key: tuple[Any, ...], value: Any, *, name: str | None = None) -> dict[str, Any]:
         """Change one control (a :class:`Control` ``key``) and re-fit; returns the new :meth:`counts`.
 
         Setting a threshold's ``value`` makes it fixed at that position; setting its ``mode`` keeps the
-        other threshold parameters; :data:`NO_POPULATION` unsets a population parameter (its default)."""
+        other threshold parameters; :data:`NO_POPULATION` unsets a population parameter (its default); one
+        element of a list parameter (``target``, ``bounds``...) is set in the list the controls show."""
         name = name or self.population
-        spec = self.strategy.population(name)
-        p = _expand(spec.method, spec.params)
+        entry, p = self._entry(name)
         key = tuple(key)
         if value == NO_POPULATION:
             value = None
@@ -291,18 +204,18 @@ class GateEditorState:
             tp.update(mode="fixed", value=float(value))
             _set(p, key[:-1], tp)
         elif key[-1] == "mode" and value == "fixed":
-            positions = _fitted_positions(self.result, name)
-            slot = next(s for s in _threshold_slots(spec.method, p, spec.dims) if s[0] == key[:-1])
+            positions = entry.positions(self.result, name)
             tp = dict(_get(p, key[:-1]))
-            tp.update(mode="fixed", value=tp.get("value", positions.get(slot[2], 0.5)))
+            tp.update(mode="fixed", value=tp.get("value", positions.get(key[:-1], 0.5)))
             _set(p, key[:-1], tp)
         else:
             if key[-1] == "mode":
                 tp = _get(p, key[:-1])
                 if isinstance(tp, dict):
                     tp.pop("value", None)
-            if spec.method in ("gmm_ellipse", "density_polygon") and key[0] == "target":
-                p["target"] = list(p.get("target", (0.4, 0.2)))
+            if isinstance(key[-1], int) and not isinstance(_get(p, key[:-1]), list):
+                shown = sorted((c.key[-1], c.value) for c in self.controls(name) if c.key[:-1] == key[:-1])
+                _set(p, key[:-1], [v for _i, v in shown])  # a default or unset list: the values shown
             _set(p, key, value)
         return self.set_params(p, name=name)
 
@@ -331,12 +244,11 @@ class GateEditorState:
         from ..learn.search import TrainingSample, tune_definition
 
         name = name or self.population
-        spec = self.strategy.population(name)
-        p = _expand(spec.method, spec.params)
-        for path, _label, _dim in _threshold_slots(spec.method, p, spec.dims):
-            tp = _get(p, path)
+        entry, p = self._entry(name)
+        for slot in entry.slots(p, tuple(self.strategy.population(name).dims)):
+            tp = _get(p, slot.path)
             if isinstance(tp, dict) and tp.get("mode") == "fixed":  # start from an adaptive default
-                _set(p, path, {k: v for k, v in tp.items() if k not in ("mode", "value")})
+                _set(p, slot.path, {k: v for k, v in tp.items() if k not in ("mode", "value")})
         target = {name: self.result.masks[name]}
         data = self.strategy.definition.model_dump()
         for q in data["populations"]:

@@ -72,7 +72,9 @@ class GateEditor:
         w = self._w
         style = {"description_width": "160px"}
         layout = w.Layout(width="420px")
-        if c.kind == "choice":
+        if c.kind == "bool":
+            widget = w.Checkbox(value=bool(c.value), description=c.label, style=style, layout=layout)
+        elif c.kind == "choice":
             widget = w.Dropdown(options=list(c.options), value=c.value, description=c.label, style=style, layout=layout)
         elif c.kind == "int":
             widget = w.IntSlider(value=int(c.value), min=int(c.minimum or 1), max=int(c.maximum or 10),
@@ -89,7 +91,7 @@ class GateEditor:
 
     def refresh(self) -> None:
         """Redraw figure, counts and controls from the state."""
-        s = self.state
+        s, w = self.state, self._w
         self.image.value = png_bytes(gate_figure(s.result, s.population))
         c = s.counts()
         pct_l = "" if c[S.PCT_LYMPHOCYTES] != c[S.PCT_LYMPHOCYTES] else f" · {c['pct_lymphocytes']:.2f}% of lymphocytes"
@@ -113,7 +115,9 @@ class GateEditor:
         self.counts.value = (f"<b>{html.escape(s.population)}</b>: {c['count']:,} events · "
                              f"<b>{c['pct_parent']:.2f}%</b> of parent ({c['parent_count']:,}){pct_l}"
                              f"{flags}")
-        self.controls_box.children = [self._control_widget(ctrl) for ctrl in s.controls()]
+        note = s.controls_note()  # a method without controls, or YAML parameters without one, is said so
+        self.controls_box.children = ([w.HTML(f"<span style='color:#667'>{html.escape(note)}</span>")] if note else []) + \
+            [self._control_widget(ctrl) for ctrl in s.controls()]
 
     def _act(self, fn: Any, *args: Any) -> None:
         try:
