@@ -154,3 +154,59 @@ def test_fallback_crossing_over_negatives_wider_than_the_reference_is_flagged():
     err = abs(100 * float(fit.gate.contains(X).mean()) - 100 * float((k == 1).mean()))
     assert err > 2.0  # the case: a crossing well off
     assert fit.info["est_error_pp"] > UNCERTAIN_PP and needs_review(fit.flags), (err, fit.info["est_error_pp"])
+
+
+def few_negatives(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """NK CD56 with few CD56- cells: 25 spread flat over 0.05-0.34 (their clumps of 3-7 make noise peaks with dips
+    of 0.3-0.8), an empty gap, 390 CD56dim (0.58, SD 0.05) and 60 CD56bright (0.80, SD 0.03); T cells (mode 0.164, SD 0.07:
+    negative_max ~0.30, inside the CD56- cells' range)."""
+    r = np.random.default_rng(seed)
+    x = np.r_[r.uniform(0.05, 0.34, 25), r.normal(0.58, 0.05, 390), r.normal(0.80, 0.03, 60)]
+    return x, r.normal(0.164, 0.07, 5000)
+
+
+def test_noise_peaks_among_few_cd56_negatives_are_one_population():
+    # the CD56-/dim boundary is the empty gap above all CD56- cells (> 0.34). Read as modes, the noise peaks put
+    # a peak within MODE_MARGIN of negative_max above another one (so "positive"), and the valley rule took a dip
+    # between two clumps instead: 7 of these 20 cut inside the CD56- cells without the rule, 1 with it
+    lower = _shipped("CD56dim NK")["lower"]
+    above = {None: 0, 2.0: 0}
+    for seed in range(20):
+        x, ref = few_negatives(seed)
+        for sds in above:
+            t = fit_threshold(x, ThresholdParams(**{**lower, "min_mode_sds": sds}), reference=ref)
+            above[sds] += t.value > 0.34
+    assert ThresholdParams(**lower).min_mode_sds == 2.0  # the shipped default
+    assert above[2.0] >= 18 and above[None] <= 14, above
+
+
+def test_valley_noise_is_counted_from_the_events():
+    # a valley between two modes of hundreds of events stands out; a dip between clumps of a few events does not
+    from cytokit.gating.methods.density import find_peaks, valley_noise_sds
+    from cytokit.gating.methods.kde import kde_1d
+    r = np.random.default_rng(0)
+    big = np.r_[r.normal(0.2, 0.04, 300), r.normal(0.6, 0.04, 300)]
+    d = kde_1d(big)
+    assert valley_noise_sds(d, find_peaks(d, 0.02), big.size).min() > 10
+    clumps = np.r_[np.linspace(0.10, 0.11, 4), np.linspace(0.15, 0.16, 4), r.normal(0.6, 0.04, 400)]
+    d = kde_1d(clumps)
+    sds = valley_noise_sds(d, find_peaks(d, 0.02), clumps.size)
+    assert sds.size >= 2 and sds[0] < 2.0 and sds[-1] > 2.0, sds
+
+
+def test_small_cd56bright_mode_is_left_alone():
+    # peaks above negative_max + MODE_MARGIN are never merged: a CD56bright mode of 2-5 % of NK keeps its cut
+    for name in ("CD56bright NK", "CD56dim NK"):
+        params = _shipped(name)
+        upper = params["threshold"] if "threshold" in params else params["upper"]
+        for share in (0.02, 0.03, 0.05):
+            for seed in range(5):
+                r = np.random.default_rng(seed)
+                n = 300
+                k = r.choice(3, size=n, p=[0.05, 0.95 - share, share])
+                x = np.where(k == 0, r.normal(0.16, 0.07, n), np.where(k == 1, r.normal(0.55, 0.05, n),
+                                                                         r.normal(0.80, 0.03, n)))
+                ref = r.normal(0.164, 0.07, 5000)
+                with_rule = fit_threshold(x, ThresholdParams(**upper), reference=ref).value
+                without = fit_threshold(x, ThresholdParams(**{**upper, "min_mode_sds": None}), reference=ref).value
+                assert with_rule == without, (name, share, seed)

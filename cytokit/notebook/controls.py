@@ -114,6 +114,9 @@ THRESHOLD_UNEDITED: dict[str, str] = {
                   "tunes it to that sample",
     "tail_knee": "a placement rule measured on the benchmarks (docs/gating.md); changing it on one sample "
                  "tunes it to that sample",
+    "min_mode_sds": "how far a valley must lie below the KDE's sampling noise to separate two modes where "
+                    "negatives may lie (a significance level, docs/gating.md); changing it on one sample tunes it "
+                    "to that sample",
     "overlap": "'reference' needs the population's negative_reference: set both in the YAML",
     "fixed_tolerance": "the error a fixed cut carries into est_error_pp (scale differences between files), "
                        "not the cut",

@@ -90,6 +90,12 @@ events beyond it, is used instead (``valley_less_smoothed``). The bandwidth grow
 CD56bright NK of a 3,000-event file, whose tail from the merged mode was clipped at the upper bound (0 %
 CD56bright for 29-38 %).
 
+**Noise peaks where negatives may lie.** For ``separates``, peaks at or below ``negative_max`` +
+:data:`MODE_MARGIN` whose valley is not :data:`MIN_MODE_SDS` SDs of the KDE's sampling noise deep are merged
+into one mode at the median of its events (:func:`merge_sparse`; the highest peak's valleys and peaks above are
+left alone): a few dozen sparse CD56- NK cells make noise peaks with dips of 0.5-0.8, and one of them near
+``negative_max`` above another read as a positive mode hid the empty valley above all of them.
+
 **Modes at negative_max.** For ``separates``, a mode within :data:`MODE_MARGIN` of ``negative_max`` is
 decided by the modes around it (:func:`classify_modes`): with a lower mode below it it is positive (the
 lower one holds the negatives); as the lowest mode its position decides, and the fit is flagged
@@ -129,6 +135,13 @@ OVERLAP_MIN_RATIO = 0.2
 #: (a simulated CD4 T parent of 862 events: 2.6 modelled negatives above its valley and 2 mirrored positives below
 #: moved the threshold across the empty valley to the next event, 0.02 higher)
 OVERLAP_CORRECTION_SDS = 2.0
+#: with ``separates``, two peaks where negatives may lie are two modes only where the valley between them lies at
+#: least this many SDs of the KDE's sampling noise below the smaller one (:func:`merge_sparse`,
+#: :func:`valley_noise_sds`: the Poisson noise of the events under the kernel at the peak and at the valley). Two
+#: SDs, the usual significance level, not fitted: an empty gap beside more than 4 events under the kernel counts,
+#: a dip of 0.5 between clumps of 3-5 sparse CD56- NK cells does not (docs/gating.md, "Noise peaks among few
+#: CD56- cells")
+MIN_MODE_SDS = 2.0
 #: fewer finite reference events than this: the reference is not used (flag ``no_negative_reference``)
 MIN_REFERENCE_EVENTS = 200
 #: with ``fallback="excess"``: a valley whose gate holds more than this many percentage points more or fewer
@@ -171,6 +184,12 @@ class ThresholdParams(MethodParams):
         None, description="highest position of a negative population's mode on this scale; a lone mode "
                           "above it is taken as all-positive (default: the middle of 'bounds')")
     min_peak_fraction: float = Field(0.01, ge=0, lt=1)
+    min_mode_sds: float | None = Field(
+        MIN_MODE_SDS, gt=0,
+        description="with 'separates': two neighbouring peaks at or below negative_max + MODE_MARGIN (neither the "
+                    "highest) whose valley lies fewer than this many SDs of the KDE's sampling noise (Poisson, of "
+                    "the events under the kernel) below the smaller peak are one mode, before the modes are "
+                    "classified; None = never")
     max_valley_ratio: float = Field(0.8, gt=0, le=1)
     adjust: float = Field(1.0, gt=0, description="bandwidth multiplier (Silverman's rule x adjust)")
     tail_sd: float = Field(2.5, gt=0)
@@ -258,6 +277,61 @@ def merge_shallow(d: Density1D, peaks: np.ndarray, max_ratio: float) -> np.ndarr
         a, b = kept[k], kept[k + 1]
         kept.remove(a if d.density[a] < d.density[b] else b)
     return np.array(kept, dtype=int)
+
+
+def valley_noise_sds(d: Density1D, peaks: np.ndarray, n_events: int) -> np.ndarray:
+    """How far each valley between neighbouring ``peaks`` lies below the smaller of its two peaks, in standard
+    deviations of the KDE's sampling noise. A Gaussian KDE of ``n_events`` with bandwidth h estimates the density
+    at a point from about c = 2 sqrt(pi) n h f events (the kernel's effective count; Var f = f / (2 sqrt(pi) n h)),
+    a count with Poisson noise sqrt(c). A dip from c_peak to c_valley is (c_peak - c_valley) /
+    sqrt(c_peak + c_valley) SDs: an empty gap beside a mode of k events under the kernel ~sqrt(k); a dip of 0.5
+    between clumps of 3-5 sparse events ~0.6. One entry per valley (``len(peaks) - 1``)."""
+    scale = 2.0 * np.sqrt(np.pi) * n_events * d.bandwidth
+    out = []
+    for v, _ in find_valleys(d, peaks):
+        k = int(np.searchsorted(peaks, v))  # valley v lies between peaks k-1 and k
+        c_peak = scale * float(min(d.density[peaks[k - 1]], d.density[peaks[k]]))
+        c_valley = scale * float(d.density[v])
+        out.append((c_peak - c_valley) / np.sqrt(c_peak + c_valley) if c_peak + c_valley > 0 else 0.0)
+    return np.array(out)
+
+
+def merge_sparse(d: Density1D, peaks: np.ndarray, x: np.ndarray, min_sds: float, up_to: float) -> np.ndarray:
+    """Peaks left after merging, among the peaks at or below ``up_to`` (same scale as ``x``: where negatives may
+    lie), the two around every valley that lies fewer than ``min_sds`` standard deviations of the KDE's sampling
+    noise below the smaller of them (:func:`valley_noise_sds`; ``x`` = the events the density was estimated
+    from), the least distinct first, repeatedly. A dip of 0.5 between two clumps of 3-5 sparse CD56- NK cells is
+    sampling noise, however deep it looks; a valley below a few hundred CD56- cells is not. Peaks above ``up_to``
+    are left as they are (a CD56bright mode of a few events is a population even where its dip is shallow), and so
+    are the valleys of the highest peak (the parent's main population: whether a few CD56- cells beside a CD56dim
+    mode that lies below ``up_to`` are a population of their own is the valley rule's question, not noise). A
+    mode made of merged peaks lies at the median of the events between its valleys (grid index), not at
+    whichever of its noise peaks happened to be highest: its position is what classifies it."""
+    groups = [[int(i)] for i in peaks]
+    while len(groups) > 1:
+        kept = np.array([max(g, key=lambda i: d.density[i]) for g in groups])
+        sds = valley_noise_sds(d, kept, int(x.size))
+        sds[d.grid[kept[1:]] > up_to] = np.inf  # only valleys between two peaks where negatives may lie
+        top = int(np.argmax(d.density[kept]))  # the main mode is a population: its valleys are left as they are
+        sds[[k for k in (top - 1, top) if 0 <= k < sds.size]] = np.inf
+        k = int(np.argmin(sds))
+        if sds[k] >= min_sds:
+            break
+        groups[k:k + 2] = [groups[k] + groups[k + 1]]
+    kept = np.array([max(g, key=lambda i: d.density[i]) for g in groups])
+    if len(groups) == len(peaks):
+        return kept
+    valleys = [int(v) for v, _ in find_valleys(d, kept)]
+    out = []
+    for k, g in enumerate(groups):
+        if len(g) == 1:
+            out.append(g[0])
+            continue
+        lo = d.grid[valleys[k - 1]] if k > 0 else -np.inf
+        hi = d.grid[valleys[k]] if k < len(valleys) else np.inf
+        inside = x[(x > lo) & (x < hi)]
+        out.append(int(np.argmin(np.abs(d.grid - np.median(inside)))) if inside.size else int(kept[k]))
+    return np.array(out, dtype=int)
 
 
 def find_valleys(d: Density1D, peaks: np.ndarray) -> list[tuple[int, float]]:
@@ -590,6 +664,10 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
     raw_peaks = peaks = find_peaks(d, p.min_peak_fraction)
     if p.mode == "valley":
         peaks = merge_shallow(d, peaks, p.max_valley_ratio)
+        classified_max = _negative_max(p) if p.separates != "any" else None
+        if classified_max is not None and p.min_mode_sds is not None:
+            # the modes where negatives may lie are classified by position: noise peaks among them are not modes
+            peaks = merge_sparse(d, peaks, x, p.min_mode_sds, classified_max + MODE_MARGIN)
     info["peaks"] = [round(float(d.grid[i]), 5) for i in peaks]
     info["bandwidth"] = d.bandwidth
     info["landmarks"] = landmarks(x, d, peaks)
