@@ -50,3 +50,36 @@ def test_cli_log_lines_follow_the_current_stderr(monkeypatch) -> None:
     logging.getLogger("cytokit.test").warning("after the swap")
     assert "Logging error" not in second.getvalue()
     assert second.getvalue() == "WARNING cytokit.test: after the swap\n"
+
+
+def test_sigterm_inside_a_finaliser_is_delivered_after_it(tmp_path: Path) -> None:
+    """A SIGTERM handled while the garbage collector runs a finaliser (matplotlib's weakref callbacks during a
+    report) is neither printed as a traceback nor lost: the command is terminated in the code it interrupted."""
+    import cytokit
+
+    script = textwrap.dedent("""
+        import os, signal, time
+        from cytokit.cli.signals import Terminated, terminate_on_sigterm
+
+        class Finalised:
+            def __del__(self):
+                os.kill(os.getpid(), signal.SIGTERM)   # handled on the finaliser's next bytecodes
+                t = time.monotonic()
+                while time.monotonic() - t < 0.2:
+                    pass
+                print("finaliser done", flush=True)
+
+        try:
+            with terminate_on_sigterm():
+                obj = Finalised()
+                del obj
+                time.sleep(5)
+                print("not terminated", flush=True)
+        except Terminated:
+            print("terminated", flush=True)
+    """)
+    root = str(Path(cytokit.__file__).resolve().parents[1])
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env={"PYTHONPATH": root, "PATH": "/usr/bin:/bin"})
+    assert proc.stdout.split() == ["terminated"], (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
