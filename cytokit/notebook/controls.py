@@ -46,7 +46,9 @@ NO_POPULATION = "(none)"
 class Control:
     """One editable parameter: ``key`` addresses it in the population's params (tuple path), ``kind`` is
     ``float``, ``int``, ``bool`` or ``choice``; ``value`` is the current value (for a threshold ``position``:
-    the fitted threshold on the gate's scale)."""
+    the fitted threshold on the gate's scale; None where none was fitted). ``optional``: None is a value the
+    parameter takes (a rectangle's open side), shown as an empty box, not as a number; ``note``: what the
+    control does beyond its label (the widget's tooltip), e.g. where a fixed threshold starts."""
 
     key: tuple[Any, ...]
     label: str
@@ -56,6 +58,8 @@ class Control:
     maximum: float | None = None
     step: float | None = None
     options: tuple[str, ...] = ()
+    optional: bool = False
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,16 @@ UNIT_SCALES = ("logicle", "hyperlog")
 UNIT_RANGE = (0.0, 1.0, 0.005)
 
 
+def parent_values(result: GatingResult, name: str, dim: str) -> np.ndarray:
+    """The finite values of population ``name``'s parent's events (all events for a root gate) on dimension
+    ``dim``, on the gate's scale (the prepared sample's: logicle 0..1 for fluorescence, linear scatter)."""
+    parent = result.definition.population(name).parent
+    x = np.asarray(result.sample.column(dim), dtype=np.float64)
+    if parent is not None:
+        x = x[result.masks[parent]]
+    return x[np.isfinite(x)]
+
+
 def position_range(result: GatingResult, name: str, dim: str) -> tuple[float, float, float]:
     """(minimum, maximum, step) of a threshold position on dimension ``dim`` of population ``name``, on the
     gate's scale: 0..1 on a logicle/hyperlog dimension; otherwise (a linear scatter dimension) the range of
@@ -138,30 +152,48 @@ def position_range(result: GatingResult, name: str, dim: str) -> tuple[float, fl
     t = next((t for t in result.transforms if dim in (t.marker, t.pnn)), None)
     if t is not None and t.name in UNIT_SCALES:
         return UNIT_RANGE
-    parent = result.definition.population(name).parent
-    x = np.asarray(result.sample.column(dim), dtype=np.float64)
-    if parent is not None:
-        x = x[result.masks[parent]]
-    x = x[np.isfinite(x)]
+    x = parent_values(result, name, dim)
     if x.size == 0 or x.min() == x.max():
         return UNIT_RANGE
     lo, hi = float(x.min()), float(x.max())
     return lo, hi, (hi - lo) / 200
 
 
+def start_position(result: GatingResult, name: str, dim: str, bounds: Any = None) -> float:
+    """Where a threshold made ``fixed`` starts when no position was fitted for it: the median of the parent's
+    events on ``dim`` (:func:`parent_values`, the gate's scale: linear units on a scatter axis, 0..1 on
+    logicle), moved into the threshold's ``bounds`` ([low, high], same scale) when it lies outside them;
+    without events, the middle of the bounds or of :func:`position_range`."""
+    x = parent_values(result, name, dim)
+    if x.size:
+        pos = float(np.median(x))
+        return float(np.clip(pos, bounds[0], bounds[1])) if bounds else pos
+    lo, hi = (bounds[0], bounds[1]) if bounds else position_range(result, name, dim)[:2]
+    return (float(lo) + float(hi)) / 2
+
+
+def start_note(start: float, bounds: Any = None) -> str:
+    """The tooltip of a threshold without a fitted position (``start``: :func:`start_position`, gate scale)."""
+    within = " (moved into the threshold's bounds)" if bounds else ""
+    return (f"no position fitted on this sample: 'fixed' starts at {start:.4g}, the parent's median on this "
+            f"axis{within}")
+
+
 def slot_controls(slot: Slot, tp: Mapping[str, Any], position: float | None,
-                  scale: tuple[float, float, float] = UNIT_RANGE) -> list[Control]:
+                  scale: tuple[float, float, float] = UNIT_RANGE, start: float | None = None) -> list[Control]:
     """The controls of one threshold: its position (``position``: the fitted one, or the fixed ``value``;
-    ``scale``: the (minimum, maximum, step) of a position on its dimension, :func:`position_range`), its mode
-    and the rules of that mode."""
+    None: not fitted, shown empty; ``scale``: the (minimum, maximum, step) of a position on its dimension,
+    :func:`position_range`), its mode and the rules of that mode. ``start``: where ``fixed`` starts when no
+    position was fitted (:func:`start_position`; the position and mode controls say so in their note)."""
     path, label, T = slot.path, slot.label, ThresholdParams
     mode = tp.get("mode", "valley")
     pos = tp.get("value") if mode == "fixed" else position
     lo, hi, step = scale
     if pos is not None:  # a position outside the dimension's range (a fixed cut) stays on its slider
         lo, hi = min(lo, float(pos)), max(hi, float(pos))
-    out = [Control(path + ("value",), f"{label} position", "float", pos, lo, hi, step),
-           Control(path + ("mode",), f"{label} method", "choice", mode, options=MODES)]
+    note = start_note(start, tp.get("bounds")) if pos is None and start is not None else ""
+    out = [Control(path + ("value",), f"{label} position", "float", pos, lo, hi, step, note=note),
+           Control(path + ("mode",), f"{label} method", "choice", mode, options=MODES, note=note)]
     if mode == "tail":
         out.append(_number(T, tp, path + ("tail_sd",), f"{label} tail width (SD)", 0.25, 6.0, 0.05))
     if mode == "quantile":
@@ -301,12 +333,14 @@ def _singlets(params: Mapping[str, Any], dims: Dims) -> list[Control]:
             _number(M, params, ("min_area_quantile",), "debris cut (area quantile)", 0.0, 0.45, 0.005)]
 
 
+#: the note of a rectangle bound (None: that side is open)
+OPEN_BOUND_NOTE = "empty = open (no bound on this side)"
+
+
 def _rectangle(params: Mapping[str, Any], dims: Dims) -> list[Control]:
-    out: list[Control] = []
-    for i, d in enumerate(dims):
-        out += [Control(("lower", i), f"{d} lower", "float", params["lower"][i]),
-                Control(("upper", i), f"{d} upper", "float", params["upper"][i])]
-    return out
+    """A rectangle's bounds per dimension (gate scale); an open side (None) stays None unless edited."""
+    return [Control((side, i), f"{d} {side}", "float", params[side][i], optional=True, note=OPEN_BOUND_NOTE)
+            for i, d in enumerate(dims) for side in ("lower", "upper")]
 
 
 _SAMPLING = {"max_events": "events subsampled for the fit (speed), not the gate",

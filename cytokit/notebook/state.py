@@ -34,8 +34,9 @@ from ..gating import GatingResult, Strategy, load_strategy
 from ..gating.model import StrategyDefinition
 from ..results import schema as S
 from ..sample import Sample
-from .controls import MODES, NO_POPULATION, SHARED_CONTROLS, Control, MethodControls  # noqa: F401 - re-exported
-from .controls import method_controls, position_range, shared_controls, slot_controls, unedited_reasons
+from .controls import MODES, NO_POPULATION, SHARED_CONTROLS, Control, MethodControls, Slot  # noqa: F401 - re-exported
+from .controls import (method_controls, position_range, shared_controls, slot_controls, start_position,
+                       unedited_reasons)
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +171,10 @@ class GateEditorState:
         positions = entry.positions(self.result, name)
         out: list[Control] = []
         for slot in entry.slots(p, dims):
-            out += slot_controls(slot, _get(p, slot.path) or {}, positions.get(slot.path),
-                                 position_range(self.result, name, dims[slot.dim]))
+            tp = _get(p, slot.path) or {}
+            start = None if slot.path in positions else self._fixed_start(name, slot, tp, positions)
+            out += slot_controls(slot, tp, positions.get(slot.path),
+                                 position_range(self.result, name, dims[slot.dim]), start)
         out += entry.own(p, dims)
         return out + shared_controls(self.strategy.definition, name, p)
 
@@ -192,21 +195,29 @@ class GateEditorState:
         """Change one control (a :class:`Control` ``key``) and re-fit; returns the new :meth:`counts`.
 
         Setting a threshold's ``value`` makes it fixed at that position; setting its ``mode`` keeps the
-        other threshold parameters; :data:`NO_POPULATION` unsets a population parameter (its default); one
-        element of a list parameter (``target``, ``bounds``...) is set in the list the controls show."""
+        other threshold parameters, and ``fixed`` starts at the fitted position, else where the data are
+        (:func:`~cytokit.notebook.controls.start_position`: the parent's median, on the gate's scale); None
+        for a value that takes it (a rectangle's open side) keeps or makes it None; :data:`NO_POPULATION`
+        unsets a population parameter (its default); one element of a list parameter (``target``,
+        ``bounds``...) is set in the list the controls show."""
         name = name or self.population
         entry, p = self._entry(name)
         key = tuple(key)
         if value == NO_POPULATION:
             value = None
         if key[-1] == "value" and isinstance(_get(p, key[:-1]), dict):
+            if value is None:
+                raise GatingError(f"{name}: a threshold position needs a number (on the gate's scale)")
             tp = dict(_get(p, key[:-1]))
             tp.update(mode="fixed", value=float(value))
             _set(p, key[:-1], tp)
         elif key[-1] == "mode" and value == "fixed":
-            positions = entry.positions(self.result, name)
             tp = dict(_get(p, key[:-1]))
-            tp.update(mode="fixed", value=tp.get("value", positions.get(key[:-1], 0.5)))
+            if tp.get("value") is None:
+                dims = tuple(self.strategy.population(name).dims)
+                slot = next(s for s in entry.slots(p, dims) if s.path == key[:-1])
+                tp["value"] = self._fixed_start(name, slot, tp, entry.positions(self.result, name))
+            tp["mode"] = "fixed"
             _set(p, key[:-1], tp)
         else:
             if key[-1] == "mode":
@@ -218,6 +229,15 @@ class GateEditorState:
                 _set(p, key[:-1], [v for _i, v in shown])  # a default or unset list: the values shown
             _set(p, key, value)
         return self.set_params(p, name=name)
+
+    def _fixed_start(self, name: str, slot: Slot, tp: dict[str, Any],
+                     positions: dict[tuple[Any, ...], float]) -> float:
+        """Where threshold ``slot`` (params ``tp``) starts when made fixed, on the gate's scale: its fitted
+        position (``positions``, by slot path), else :func:`~cytokit.notebook.controls.start_position`."""
+        if positions.get(slot.path) is not None:
+            return float(positions[slot.path])
+        dims = tuple(self.strategy.population(name).dims)
+        return start_position(self.result, name, dims[slot.dim], tp.get("bounds"))
 
     def set_params(self, params: dict[str, Any], *, name: str | None = None) -> dict[str, Any]:
         """Replace a population's params (validated), re-fit it and its descendants; returns counts."""

@@ -27,6 +27,22 @@ def _ipywidgets() -> Any:
     return ipywidgets
 
 
+def format_number(value: float | None) -> str:
+    """A text box's text for a number (gate scale): empty for None (an open bound, a position not fitted)."""
+    return "" if value is None else repr(float(value))
+
+
+def parse_number(text: str) -> float | None:
+    """A text box's number: None for an empty box or ``open``; otherwise a float (else :class:`CytokitError`)."""
+    t = text.strip()
+    if t == "" or t.lower() == "open":
+        return None
+    try:
+        return float(t)
+    except ValueError:
+        raise CytokitError(f"{text!r} is not a number (leave the box empty for an open bound)") from None
+
+
 class GateEditor:
     """Interactive editor for one strategy on one sample (``cohort``: files, a folder or a run folder
     for "apply to cohort"). Display it as the last expression of a cell, or ``editor.widget``."""
@@ -79,6 +95,13 @@ class GateEditor:
         elif c.kind == "int":
             widget = w.IntSlider(value=int(c.value), min=int(c.minimum or 1), max=int(c.maximum or 10),
                                  description=c.label, style=style, layout=layout, continuous_update=False)
+        elif c.kind == "float" and (c.optional or c.value is None):  # None shown empty, never as a number
+            widget = w.Text(value=format_number(c.value), placeholder="open" if c.optional else "not fitted",
+                            description=c.label, style=style, layout=layout, continuous_update=False)
+            widget.observe(lambda change, key=c.key: self._act(self._set_text, key, change["new"]), names="value")
+            if c.note:
+                widget.tooltip = c.note
+            return widget
         elif c.minimum is not None and c.maximum is not None and c.value is not None:
             widget = w.FloatSlider(value=float(c.value), min=c.minimum, max=c.maximum, step=c.step or 0.01,
                                    readout_format=".3f", description=c.label, style=style, layout=layout,
@@ -87,7 +110,13 @@ class GateEditor:
             widget = w.FloatText(value=float(c.value) if c.value is not None else 0.0, description=c.label,
                                  style=style, layout=layout)
         widget.observe(lambda change, key=c.key: self._act(self.state.set, key, change["new"]), names="value")
+        if c.note:
+            widget.tooltip = c.note
         return widget
+
+    def _set_text(self, key: tuple[Any, ...], text: str) -> None:
+        """A number typed in a text box (empty: None, e.g. an open rectangle side) -> ``state.set``."""
+        self.state.set(key, parse_number(text))
 
     def refresh(self) -> None:
         """Redraw figure, counts and controls from the state."""
