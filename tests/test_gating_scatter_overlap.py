@@ -386,3 +386,47 @@ def test_populations_below_the_reference_are_lymphocytes_as_the_reference_is(tmp
     below_t = [s.name for s in res.definition.populations if "T cells" in ancestors(res.definition, s.name)]
     assert below_t and all(res.fits[n].info["scatter_other_pct"] == 0.0 for n in below_t if n in res.fits)
     assert all(OVERLAP_FLAG not in rows.loc[n, "flags"] for n in below_t if n in rows.index)
+
+
+def test_a_subset_reads_up_to_all_of_its_parents_other_events():
+    """Where other events are a large part of a subset that reads some of its own, they move its low side up and
+    its reading falls short, while its parent still reads them. The subset's row reads between its own reading and
+    all its parent's other events in it (lab C's EM CD4, half monocytes, its own reading 9 %, silent at 16.8 pp
+    off)."""
+    from cytokit.gates import RectangleGate
+    from cytokit.gating.backgating import subset_other_max
+    from cytokit.gating.engine import population_rows
+    from cytokit.gating.fit_state import FitState
+    from cytokit.gating.methods import FitResult
+
+    definition = load_strategy("tmem").definition
+    n = 1000
+    lymph, t, cd4, em = (np.zeros(n, dtype=bool) for _ in range(4))
+    lymph[:], t[:800], cd4[:400], em[:100] = True, True, True, True
+    gate = RectangleGate("g", ("CD3",), (0.0,), (1.0,))
+
+    def state_with(cd4_share: float, em_share: float) -> FitState:
+        return FitState(masks={"Lymphocytes": lymph, "Singlets": lymph, "T cells": t, "CD4 T": cd4, "EM CD4": em},
+                        fits={"Lymphocytes": FitResult(gate, (), {}), "Singlets": FitResult(gate, (), {}),
+                              "T cells": FitResult(gate, (), {"scatter_other_pct": 0.0}),
+                              "CD4 T": FitResult(gate, (), {"scatter_other_pct": cd4_share}),
+                              "EM CD4": FitResult(gate, (), {"scatter_other_pct": em_share})})
+
+    state = state_with(5.0, 2.0)  # CD4 T holds 20 other events; EM CD4 reads 2 of its 100
+    assert subset_other_max(definition, state, "EM CD4") == pytest.approx(20 / 100)
+    state = state_with(5.0, 30.0)  # its own reading is the larger
+    assert subset_other_max(definition, state, "EM CD4") == pytest.approx(0.30)
+    state = state_with(0.0, 2.0)  # a clean parent: the subset's own reading
+    assert subset_other_max(definition, state, "EM CD4") == pytest.approx(0.02)
+    state = state_with(40.0, 1.0)  # more other events in the parent than the subset has events
+    assert subset_other_max(definition, state, "EM CD4") == 1.0
+    state = state_with(40.0, 0.0)  # a subset that reads none: the other events are not in its phenotype
+    assert subset_other_max(definition, state, "EM CD4") == 0.0
+
+    # the row: 25 % of CD4 T, parent 5 % other events; its own reading (2 %) says 0.75 pp, all of them in it
+    # 25 x (0.20 - 0.05) / 0.95 = 3.95 pp: flagged
+    state = state_with(5.0, 2.0)
+    state.fits["EM CD4"].info["scatter_other_max_pct"] = 100.0 * subset_other_max(definition, state, "EM CD4")
+    row = {r["population"]: r for r in population_rows(definition, state, n)}["EM CD4"]
+    assert row["est_error_pp"] == pytest.approx(25.0 * 0.15 / 0.95, abs=0.01)
+    assert OVERLAP_FLAG in row["flags"] and row["review"]

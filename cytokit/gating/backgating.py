@@ -23,8 +23,9 @@ from .methods.scatter import RECHOSEN_KEY
 from .methods.scatter_cut import CUT_KEY, RING_KEY, cut_share, ring_rows
 from .methods.confidence import UNCERTAIN_PP
 from .lymphocyte_doublets import counts_doublets
-from .methods.scatter_overlap import (BACKGATE_KEY, BACKGATE_MAX_EVENTS, DEBRIS_KEY, DENOMINATOR_OTHER_KEY, Backgate,
-                                      MIRROR_MIN_PCT, MISSED_RATIO, OVERLAP_FLAG, dilution_error_pp,
+from .methods.scatter_overlap import (BACKGATE_KEY, BACKGATE_MAX_EVENTS, BACKGATE_MAX_KEY, DEBRIS_KEY,
+                                      DENOMINATOR_OTHER_KEY, Backgate, MIRROR_MIN_PCT, MISSED_RATIO,
+                                      OVERLAP_FLAG, dilution_error_pp,
                                       OTHER_SHARE_KEY, OUTSIDE_KEY, fit_backgate, mirror_excess_share)
 from .methods.scatter_core import lymphocyte_core
 from .model import StrategyDefinition, ancestors, dependents
@@ -200,7 +201,8 @@ def backgate_scatter(definition: StrategyDefinition, sample: Sample, state: FitS
                  and (p.name == spec.name or spec.name in ancestors(definition, p.name))]
         for name in below:  # new FitResults: a re-fit's state shares the others with the earlier result
             fit = state.fits[name]
-            kept = {k: v for k, v in fit.info.items() if k not in (BACKGATE_KEY, CUT_KEY, LEFT_OUT_KEY)}
+            kept = {k: v for k, v in fit.info.items() if k not in (BACKGATE_KEY, BACKGATE_MAX_KEY, CUT_KEY,
+                                                                   LEFT_OUT_KEY)}
             state.fits[name] = FitResult(fit.gate, fit.flags, kept, fit.components)
         if ref not in state.masks:
             log.warning("%s: %s: back-gating reference %r was not fitted; no back-gating", sample.name,
@@ -249,6 +251,10 @@ def backgate_scatter(definition: StrategyDefinition, sample: Sample, state: FitS
             state.fits[name].info[BACKGATE_KEY] = round(100.0 * share, 3)
         if ref in below:
             state.fits[ref].info[BACKGATE_KEY] = round(100.0 * reference_other_share(definition, state, ref), 3)
+            for name in below:  # after the reference's share: the subsets' upper bounds read their parents'
+                if ref in ancestors(definition, name):
+                    state.fits[name].info[BACKGATE_MAX_KEY] = round(100.0 * subset_other_max(definition, state, name),
+                                                                    3)
         record_denominator_other(definition, sample, state, spec.name, cols, log_dims)
         if not all(log_dims) and state.fits[spec.name].info.get("redrawn"):
             judge_core_gate(spec.parent, sample, state, spec.name)
@@ -265,6 +271,24 @@ def subset_other_share(events: np.ndarray, mask: np.ndarray, region: Backgate, c
     a small subset (docs/gating.md, "Myeloid events inside the T-cell gate")."""
     rows = every_nth(np.flatnonzero(mask), BACKGATE_MAX_EVENTS)
     return region.share(gather(events, rows, cols)) if rows.size else 0.0
+
+
+def subset_other_max(definition: StrategyDefinition, state: FitState, name: str) -> float:
+    """The most (fraction 0-1) of the events of ``name``, a population below the back-gating reference, that can
+    be other events. A subset that reads other events of its own (:func:`subset_other_share` > 0: they fall in its
+    phenotype) may hold all of its parent's (:data:`BACKGATE_KEY` x the parent's events), at most all its events:
+    where they are a large part of it they move its low side up with them and its own reading falls short (lab C's
+    monocytes, half of the CD45RA- CCR7- EM CD4 gate, read 9 %), while its parent still reads them. Its row
+    then reads between its own reading and all of them (high by ``(100 - pct) x s_p / (1 - s_p)``); see
+    docs/gating.md, "Myeloid events inside the T-cell gate". A subset that reads none keeps 0 (diluted only)."""
+    own = float(state.fits[name].info.get(BACKGATE_KEY) or 0.0) / 100.0
+    parent = definition.population(name).parent
+    n = int(np.count_nonzero(state.masks[name]))
+    if own <= 0.0 or parent is None or parent not in state.fits or parent not in state.masks or n == 0:
+        return own
+    n_parent = int(np.count_nonzero(state.masks[parent]))
+    other = float(state.fits[parent].info.get(BACKGATE_KEY) or 0.0) / 100.0 * n_parent
+    return min(max(own, other / n), 1.0)
 
 
 def reference_other_share(definition: StrategyDefinition, state: FitState, ref: str) -> float:

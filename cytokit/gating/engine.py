@@ -27,8 +27,9 @@ from .methods.base import every_nth, gather
 from .methods.confidence import UNCERTAIN_PP, with_error
 from .methods.scatter import shared_mixtures
 from .methods.scatter_cut import CUT_FLAG, CUT_KEY, cut_error_pp
-from .methods.scatter_overlap import (BACKGATE_KEY, DEBRIS_KEY, DENOMINATOR_FLAG_PCT, DENOMINATOR_OTHER_KEY,
-                                      FAILED_FLAG, FAILED_PP, MIRROR_MIN_PCT, OTHER_SHARE_KEY, OVERLAP_FLAG,
+from .methods.scatter_overlap import (BACKGATE_KEY, BACKGATE_MAX_KEY, DEBRIS_KEY, DENOMINATOR_FLAG_PCT,
+                                      DENOMINATOR_OTHER_KEY, FAILED_FLAG, FAILED_PP, MIRROR_MIN_PCT, OTHER_SHARE_KEY,
+                                      OVERLAP_FLAG,
                                       backgate_error_pp, dilution_error_pp)
 from .methods.shared_fits import shared_threshold_fits
 from .model import PopulationSpec, StrategyDefinition, ancestors, defining_populations, dependents
@@ -207,18 +208,20 @@ def _denominator_other(definition: StrategyDefinition, state: FitState, lymph: s
 
 
 def _share_error(state: FitState, spec: PopulationSpec, pct_parent: float, key: str,
-                 error_pp: Callable[[float, float, float], float]) -> float:
+                 error_pp: Callable[[float, float, float], float], parent_key: str | None = None) -> float:
     """Error (pp) of ``spec``'s % of parent from a share (%) recorded in its and its parent's fit info under
     ``key``, by ``error_pp(pct_parent, share, parent_share)`` with shares as fractions; 0 when ``spec`` has no
     such share, and a parent without one counts as 0. Keys: :data:`BACKGATE_KEY` (other events in a
     back-gated scatter gate, :func:`backgate_scatter`; for the gate itself and the populations below the
     lymphocyte denominator) and :data:`CUT_KEY` (cells left just outside it beyond the reference's rate,
-    :func:`record_scatter_cuts`)."""
+    :func:`record_scatter_cuts`); ``parent_key``: the parent's share under another key (default ``key``):
+    :data:`BACKGATE_MAX_KEY` (the most other events a population below the back-gating reference can hold,
+    :func:`.backgating.subset_other_max`) against its parent's :data:`BACKGATE_KEY`."""
     share = state.fits[spec.name].info.get(key)
     if share is None:
         return 0.0
     parent = state.fits.get(spec.parent) if spec.parent else None
-    parent_share = parent.info.get(key, 0.0) if parent is not None else 0.0
+    parent_share = parent.info.get(parent_key or key, 0.0) if parent is not None else 0.0
     return error_pp(pct_parent, float(share) / 100.0, float(parent_share) / 100.0)
 
 
@@ -305,6 +308,9 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
         if (spec.name in in_lymph and spec.name != lymph) or spec.name in scatter_gates:
             # the larger of two estimates of one error
             dil = max(dil, _share_error(state, spec, pct_parent, BACKGATE_KEY, backgate_error_pp))
+            # below the back-gating reference: its parent's other events may all be in it (subset_other_max)
+            dil = max(dil, _share_error(state, spec, pct_parent, BACKGATE_MAX_KEY, backgate_error_pp,
+                                        BACKGATE_KEY))
         if dil > 0:  # diluted or inflated by other events in the lymphocyte scatter gate
             est = with_error(est, dil)
             if est > UNCERTAIN_PP:  # the dilution matters for this population

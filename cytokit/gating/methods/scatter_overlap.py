@@ -70,6 +70,10 @@ VALLEY = 0.8
 #: fit-info key of every population below a back-gated scatter gate: estimated % of the population's events
 #: that are not lymphocytes (:func:`backgate_share`, percent)
 BACKGATE_KEY = "scatter_other_pct"
+#: fit-info key of every population below a back-gating reference: the most % of its events that can be other
+#: events, its parent's other events (:data:`BACKGATE_KEY` x the parent's events) all in it (percent, <= 100;
+#: :func:`.backgating.subset_other_max`)
+BACKGATE_MAX_KEY = "scatter_other_max_pct"
 #: a mixture component is a piece of the chosen population's cloud (``cloud_pieces``) when its centre lies
 #: inside a piece's ellipse of this coverage ...
 PIECE_COVERAGE = 0.95
