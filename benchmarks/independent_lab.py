@@ -367,19 +367,21 @@ def print_losses(df: pd.DataFrame) -> None:
 def print_absolute_counts(rows: pd.DataFrame) -> None:
     """Single-platform absolute counts (cells/uL) of `cytokit run` against the truth a perfect gate gives: per
     population median / max |relative error| (%), how many rows are > 10 % off and how many of those are flagged
-    (any review flag), how many rows carry ``count_low`` (:func:`cytokit.pipeline.counts.count_flags`) and how many
-    of those are within 5 % of the truth."""
+    (``gt_10pct_flagged``: a review flag on the row's gating or a count flag in its ``count_flags``), how many
+    rows carry ``count_low`` in ``count_flags`` (:func:`cytokit.pipeline.counts.count_flags`) and how many of those
+    are within 5 % of the truth."""
     sub = rows[rows.abs_per_uL.notna()].copy()
     if sub.empty:
         return
     sub["rel_err_pct"] = 100 * (sub.abs_count_per_uL - sub.abs_per_uL) / sub.abs_per_uL
-    low = sub["flags"].fillna("").astype(str).str.split(";").map(lambda w: COUNT_LOW_FLAG in w)
+    low = sub["count_flags"].fillna("").astype(str).str.split(";").map(lambda w: COUNT_LOW_FLAG in w)
+    flagged = sub["review"].astype(bool) | (sub["count_flags"].fillna("").astype(str) != "")
     out = sub.groupby("population").agg(
         n=("rel_err_pct", "size"), method=("abs_method", lambda m: ";".join(sorted(set(m.fillna("none").astype(str))))),
         median_abs_rel_pct=("rel_err_pct", lambda e: e.abs().median()),
         max_abs_rel_pct=("rel_err_pct", lambda e: e.abs().max()),
         gt_10pct=("rel_err_pct", lambda e: int((e.abs() > 10).sum())),
-        gt_10pct_flagged=("rel_err_pct", lambda e: int(((e.abs() > 10) & sub.loc[e.index, "review"]).sum())),
+        gt_10pct_flagged=("rel_err_pct", lambda e: int(((e.abs() > 10) & flagged[e.index]).sum())),
         count_low=("rel_err_pct", lambda e: int(low[e.index].sum())),
         count_low_within_5pct=("rel_err_pct", lambda e: int((low[e.index] & (e.abs() <= 5)).sum())))
     print("\nsingle-platform absolute counts (cells/uL) vs truth (true events x beads per tube / (true bead events x "
@@ -465,7 +467,7 @@ def print_dual_platform_counts(rows: pd.DataFrame) -> None:
     if sub.empty:
         return
     sub["rel_err_pct"] = 100 * (sub.pct_lymphocytes - sub.truth_pct_lymphocytes) / sub.truth_pct_lymphocytes
-    low = sub["flags"].fillna("").astype(str).str.split(";").map(lambda w: COUNT_LOW_FLAG in w)
+    low = sub["count_flags"].fillna("").astype(str).str.split(";").map(lambda w: COUNT_LOW_FLAG in w)
     out = sub.groupby("population").agg(
         n=("rel_err_pct", "size"), median_abs_rel_pct=("rel_err_pct", lambda e: e.abs().median()),
         max_abs_rel_pct=("rel_err_pct", lambda e: e.abs().max()),

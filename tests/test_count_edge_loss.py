@@ -1,7 +1,8 @@
 """A single-platform (bead) count of cells the gates above it left out (:mod:`cytokit.gating.edge_loss`,
 :func:`cytokit.pipeline.counts.count_flags`): NK cells with more side scatter than the T cells, partly outside the
 lymphocyte ellipse, are missing from an events-based count however right their % is; such a count gets the
-review flag ``count_low``, a dual-platform count (the clinical lymphocyte count holds them) does not."""
+count flag ``count_low`` (the row's ``count_flags``; its ``review`` stays the gating's), a dual-platform count
+(the clinical lymphocyte count holds them) does not."""
 from __future__ import annotations
 
 import pandas as pd
@@ -11,7 +12,7 @@ from cytokit.fcs import read_fcs
 from cytokit.gating.edge_loss import EDGE_LOSS_FLAG_PCT, EDGE_LOSS_NOTE, edge_loss_pct
 from cytokit.gating.methods import needs_review
 from cytokit.gating.methods.scatter_cut import RING_KEY
-from cytokit.pipeline.assemble import with_count_flags
+from cytokit.pipeline.assemble import _population_rows
 from cytokit.pipeline.config import CountsConfig
 from cytokit.pipeline.counts import COUNT_LOW_FLAG, absolute_counts, count_flags
 from cytokit.results import schema as S
@@ -54,8 +55,13 @@ def test_nk_count_low_from_the_scatter_edge_is_flagged(lab_nkb):
     assert EDGE_LOSS_NOTE in pops.loc[nk, S.FLAGS].split(";")
     words = count_flags(pops, single, method)
     assert words[nk] == COUNT_LOW_FLAG
-    flagged = with_count_flags(pops, words)
-    assert needs_review(flagged.loc[nk, S.FLAGS]) and not needs_review(EDGE_LOSS_NOTE)
+    # the pipeline's row: the count flag in count_flags; flags / review / review_flags / notes the gating's
+    rows = _population_rows(pops, {}, single.to_numpy(), method, "", words)
+    assert rows.loc[nk, S.COUNT_FLAGS] == COUNT_LOW_FLAG
+    assert rows.loc[nk, S.FLAGS] == pops.loc[nk, S.FLAGS] and COUNT_LOW_FLAG not in rows.loc[nk, S.FLAGS]
+    assert bool(rows.loc[nk, S.REVIEW]) == needs_review(pops.loc[nk, S.FLAGS])
+    assert COUNT_LOW_FLAG not in rows.loc[nk, S.REVIEW_FLAGS].split(";") and not needs_review(COUNT_LOW_FLAG)
+    assert EDGE_LOSS_NOTE in rows.loc[nk, S.NOTES].split(";") and not needs_review(EDGE_LOSS_NOTE)
     # dual platform: the clinical lymphocyte count holds the left-out cells; no count flag
     dual, dual_method, _ = absolute_counts(pops, {}, CountsConfig(method="dual_platform"), 2000.0)
     assert not count_flags(pops, dual, dual_method).astype(bool).any()
@@ -63,4 +69,4 @@ def test_nk_count_low_from_the_scatter_edge_is_flagged(lab_nkb):
     b = pops.index[pops[S.POPULATION] == "B cells"][0]
     true_b = truth[(FILE, "B cells")] * BEADS["beads_per_tube"] / (5000 * BEADS["sample_volume_uL"])
     assert abs(single[b] - true_b) / true_b < 0.05
-    assert EDGE_LOSS_NOTE not in pops.loc[b, S.FLAGS].split(";") and words[b] == ""
+    assert EDGE_LOSS_NOTE not in pops.loc[b, S.FLAGS].split(";") and words[b] == "" and rows.loc[b, S.COUNT_FLAGS] == ""

@@ -8,9 +8,11 @@ Contract (schema in :mod:`cytokit.results.schema`, dtypes by :func:`cytokit.resu
   ``sample_id, file, sha256, patient, visit, week, arm, tube, population, parent, count, parent_count,
   pct_parent (%), pct_lymphocytes (%), abs_count_per_uL (cells/µL), abs_method, marker_medians (JSON,
   transformed scale), method, flags, review (bool), review_flags, notes (flags split by
-  :func:`cytokit.gating.methods.review_columns`), est_error_pp, count_sd_pp, qc_flags, phenotype``; ``flags``
-  are the gating's words plus ``count_low`` on a single-platform count the gates above it left low
-  (:func:`cytokit.pipeline.counts.count_flags`);
+  :func:`cytokit.gating.methods.review_columns`), est_error_pp, count_sd_pp, qc_flags, phenotype``, and
+  ``count_flags`` (after ``abs_method``: the absolute count's own review flags, e.g. ``count_low`` on a
+  single-platform count the gates above it left low, :func:`cytokit.pipeline.counts.count_flags`). ``flags``,
+  ``review``, ``review_flags`` and ``notes`` are the gating's alone, as ``Strategy.apply`` gives them: a count
+  flag does not put the row's percentages in doubt;
 * ``samples``: one row per manifest sample, sorted by ``sample_id``: ``sample_id, file, sha256``, the
   manifest columns, ``status`` (ok|failed), ``error``, ``n_events``, ``n_events_qc``, ``lymphocytes``
   (events in the lymphocyte denominator, e.g. Singlets), ``lymphosum_pct`` (%), ``cd4_cd8_vs_cd3_pct`` (%),
@@ -59,23 +61,12 @@ def _flags_text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def with_count_flags(pops: pd.DataFrame, words: pd.Series) -> pd.DataFrame:
-    """``pops`` with each row's count flag word (:func:`~.counts.count_flags`, '' for none) added to its
-    ``flags`` (so ``review`` reads it too); ``pops`` itself when there is none."""
-    if not words.astype(bool).any():
-        return pops
-    out = pops.copy()
-    flags = out[S.FLAGS].map(_flags_text) if S.FLAGS in out.columns else pd.Series("", index=out.index)
-    out[S.FLAGS] = [";".join(w for w in (f, extra) if w) for f, extra in zip(flags, words)]
-    return out
-
-
 #: sample-level columns written on every population row (from the manifest row of the sample)
 _SAMPLE_KEYS = (S.PATIENT, S.VISIT, S.WEEK, S.ARM, S.TUBE, S.SAMPLE_ID, S.FILE, S.SHA256)
 
 
 def _population_rows(pops: pd.DataFrame, base: dict[str, Any], abs_counts: np.ndarray, method: str,
-                     qc_flags: str) -> pd.DataFrame:
+                     qc_flags: str, count_words: pd.Series) -> pd.DataFrame:
     """One sample's populations with the table's columns, built in one step (adding ~20 columns one at a
     time to a small frame cost ~10 ms per sample, the bulk of assembling 10,000 samples)."""
     columns: dict[str, Any] = {}
@@ -86,6 +77,8 @@ def _population_rows(pops: pd.DataFrame, base: dict[str, Any], abs_counts: np.nd
             columns[col] = abs_counts
         elif col == S.ABS_METHOD:
             columns[col] = np.where(pd.notna(abs_counts), method, "")
+        elif col == S.COUNT_FLAGS:
+            columns[col] = count_words.to_numpy()
         elif col == S.QC_FLAGS:
             columns[col] = qc_flags
         elif col == S.FLAGS:
@@ -133,10 +126,10 @@ def _assemble_chunk(config: PipelineConfig, records: list[dict[str, Any]], resul
         lymph = _lymph_count(clinical, lymph_col, row[S.PATIENT], row[S.VISIT])
         declared = (lymphocytes or {}).get(str(row.get(S.TUBE, "")))  # the tube strategy's denominator
         abs_counts, method, abs_flags = absolute_counts(pops, row, counts, lymph, declared)
-        pops = with_count_flags(pops, count_flags(pops, abs_counts, method))
         checks = consistency_checks(pops, counts, declared)
         check_flags = checks[S.CHECK_FLAGS] + abs_flags
-        pop_frames.append(_population_rows(pops, base, abs_counts.to_numpy(), method, qc_flags))
+        pop_frames.append(_population_rows(pops, base, abs_counts.to_numpy(), method, qc_flags,
+                                          count_flags(pops, abs_counts, method)))
         sample_rows.append({**base, S.STATUS: "ok", S.ERROR: "", S.N_EVENTS: summary.get(S.N_EVENTS),
                             S.N_EVENTS_QC: summary.get(S.N_EVENTS_QC), **checks, S.ABS_METHOD: method,
                             S.QC_FLAGS: qc_flags, S.CHECK_FLAGS: ";".join(check_flags),

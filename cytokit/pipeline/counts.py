@@ -15,8 +15,9 @@ Contract
   with bead events from the bead gate and beads per tube / sample volume (µL) from the manifest.
 * A single-platform count of a row whose gating notes :data:`~cytokit.gating.edge_loss.EDGE_LOSS_NOTE` (the
   gates above it and its own divider left out more of its cells than the count's tolerance allows,
-  :mod:`cytokit.gating.edge_loss`) gets the review flag :data:`COUNT_LOW_FLAG` on its row
-  (:func:`count_flags`). A dual-platform count is not flagged for it: the clinical lymphocyte count holds the
+  :mod:`cytokit.gating.edge_loss`) gets the count flag :data:`COUNT_LOW_FLAG` in its row's ``count_flags``
+  column (:func:`count_flags`): the count may be wrong, not the row's percentages, so ``flags`` / ``review``
+  (the gating's, as ``Strategy.apply`` gives them) do not carry it. A dual-platform count is not flagged for it: the clinical lymphocyte count holds the
   cells the scatter gate left out, and the % of lymphocytes misses only a population's loss beyond the
   lymphocytes' (``scatter_cut`` in its ``est_error_pp``).
 * Checks, flagged per sample (``check_flags``, ``;``-joined): ``lymphosum`` (T + B + NK within
@@ -45,7 +46,8 @@ from .config import CountsConfig
 
 DUAL, SINGLE = "dual_platform", "single_platform"
 LYMPHOSUM_POPS = ("T cells", "B cells", "NK cells")
-#: review flag on a row whose single-platform count likely reads low by more than the tolerance (:func:`count_flags`)
+#: count flag (column ``count_flags``) of a row whose single-platform count likely reads low by more than the
+#: tolerance (:func:`count_flags`)
 COUNT_LOW_FLAG = "count_low"
 
 
@@ -104,8 +106,8 @@ def absolute_counts(pops: pd.DataFrame, sample: dict, counts: CountsConfig,
 
 
 def count_flags(pops: pd.DataFrame, abs_counts: pd.Series, method: str) -> pd.Series:
-    """Per row of one sample's populations, the flag word its absolute count adds to its ``flags``
-    (:data:`COUNT_LOW_FLAG` or ''): a single-platform count (``method``, from :func:`absolute_counts`) of a row
+    """Per row of one sample's populations, its ``count_flags`` value (:data:`COUNT_LOW_FLAG` or ''; the
+    flags of the absolute count alone, never added to the row's gating ``flags``): a single-platform count (``method``, from :func:`absolute_counts`) of a row
     whose ``flags`` hold :data:`~cytokit.gating.edge_loss.EDGE_LOSS_NOTE`; '' for rows without a count."""
     words = pd.Series("", index=pops.index, dtype=object)
     if method != SINGLE or S.FLAGS not in pops.columns:

@@ -24,7 +24,7 @@ from ..results.schema import GATES_COHORT_PNG
 from ..trial.config import TrialConfig
 from ..trial.inputs import check_clinical, check_populations
 from ..trial.responders import flag_labels, responder_flags
-from ..trial.values import patient_visit_values, select_tubes
+from ..trial.values import COUNT_REVIEW, patient_visit_values, select_tubes
 from .config import ReportOptions
 from .reference import ReferenceIntervals, flag
 from .store import ResultsStore
@@ -262,15 +262,18 @@ def _derived(store: ResultsStore, patient: str, trial_config: TrialConfig, inter
     cd8 = values[values[S.POPULATION] == trial_config.cd8_population].set_index(S.VISIT)[S.ABS_COUNT]
     tubes = values.groupby([S.POPULATION, S.VISIT])[S.TUBE].first()
     # the values (and baselines of the changes) resting on an estimate that may be wrong (review flags)
-    review = (values.set_index([S.POPULATION, S.VISIT])[[S.REVIEW, f"{S.REVIEW}_baseline"]]
-              if S.REVIEW in values.columns else None)
+    # the derived values are cells/µL: a count flag (count_review, from count_flags) puts them in doubt as well
+    columns = [c for c in (S.REVIEW, f"{S.REVIEW}_baseline", COUNT_REVIEW, f"{COUNT_REVIEW}_baseline")
+               if c in values.columns]
+    review = values.set_index([S.POPULATION, S.VISIT])[columns] if S.REVIEW in values.columns else None
 
     def _review(population: str, visit: str, column: str = S.REVIEW) -> bool:
         key = (population, visit)
         if review is None or key not in review.index:
             return False
-        value = review.loc[key, column]
-        return bool(value.any() if isinstance(value, pd.Series) else (False if pd.isna(value) else value))
+        count_column = column.replace(S.REVIEW, COUNT_REVIEW, 1)
+        value = review.loc[key, [c for c in (column, count_column) if c in review.columns]]
+        return bool(value.fillna(False).astype(bool).to_numpy().any())
 
     rows = []
     for f in flags.itertuples(index=False):
@@ -318,6 +321,8 @@ def _qc_rows(samples: pd.DataFrame, pops: pd.DataFrame) -> list[dict[str, Any]]:
             f = pops[pops[S.SAMPLE_ID] == d.get(S.SAMPLE_ID)]
             gate_review = [(str(p), str(fl)) for p, r, fl in zip(f[S.POPULATION], f[S.REVIEW], f[S.REVIEW_FLAGS]) if r]
             gate_notes = [(str(p), str(n)) for p, n in zip(f[S.POPULATION], f[S.NOTES]) if n]
+            if S.COUNT_FLAGS in f.columns:  # an absolute count that may be wrong though its % is not in doubt
+                gate_review += [(f"{p} (cells/µL)", str(c)) for p, c in zip(f[S.POPULATION], f[S.COUNT_FLAGS]) if c]
         rows.append({
             S.VISIT: d.get(S.VISIT, ""), S.TUBE: d.get(S.TUBE, ""), S.FILE: d.get(S.FILE, ""),
             S.STATUS: d.get(S.STATUS, ""), S.ERROR: d.get(S.ERROR, "") if isinstance(d.get(S.ERROR), str) else "",

@@ -127,6 +127,8 @@ def visit_rows(vp: pd.DataFrame, rule: TubeSelection, intervals: ReferenceInterv
             "gate_flags": "" if gate_flags == "nan" else gate_flags,
             # the estimate may be wrong (review flags; docs/gating.md "Flags"): a badge on the row
             S.REVIEW: _review(rs), S.REVIEW_FLAGS: _text(rs.get(S.REVIEW_FLAGS)), S.NOTES: _text(rs.get(S.NOTES)),
+            # the absolute count alone may be wrong (e.g. count_low): a mark on the cells/µL cell, not the row
+            S.COUNT_FLAGS: _text(rs.get(S.COUNT_FLAGS)) if abs_v is not None else "",
             "n_tubes": int(len(others)) + 1,
             "cross_check": _cross_check(rs, others),
         })

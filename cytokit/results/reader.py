@@ -69,14 +69,24 @@ def _review_columns(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def _count_flags_column(df: pd.DataFrame) -> pd.DataFrame:
+    """A populations table (one with ``flags``) without ``count_flags`` (folders written before it) gets it
+    empty where the schema puts it: after ``abs_method`` (no count flag was recorded then)."""
+    if S.COUNT_FLAGS not in df.columns:
+        at = df.columns.get_loc(S.ABS_METHOD) + 1 if S.ABS_METHOD in df.columns else len(df.columns)
+        df.insert(at, S.COUNT_FLAGS, "")
+    return df
+
+
 def coerce(df: pd.DataFrame) -> pd.DataFrame:
     """``df`` with stable dtypes (in place, returned): schema ``int`` columns nullable Int64, ``float``
     float64, ``week`` Int64 (rounded) when every value is numeric, ``bool`` (``review``) bool, every other
     column text ("" = missing). A table with ``flags`` gets ``review``, ``review_flags`` and ``notes`` derived
-    from it where ``review`` is missing (older results folders: one definition, the gating's). The pipeline
+    from it where ``review`` is missing (older results folders: one definition, the gating's), and an empty
+    ``count_flags`` where that column is missing. The pipeline
     applies it before writing, the reader after reading, so both formats agree."""
     if S.FLAGS in df.columns:
-        df = _review_columns(df)
+        df = _count_flags_column(_review_columns(df))
     for col in df.columns:
         kind = S.COLUMNS[col].kind if col in S.COLUMNS else "text"
         if kind == "bool":

@@ -24,7 +24,6 @@ REVIEW_FLAGS: frozenset[str] = frozenset({
     "near_empty",  # < 0.1 % of a parent of >= 1000 events (cytokit.gating.engine.NEAR_EMPTY_SHARE)
     "scatter_failed",  # a scatter gate above the population is estimated > 10 pp off (cytokit.gating.methods.scatter_overlap)
     "thresholds_disagree",  # two gates' thresholds on one marker, same parent and file (cytokit.gating.threshold_floor)
-    "count_low",  # a single-platform count of a population whose cells the gates above it left out (cytokit.pipeline.counts.count_flags)
     "overcompensated",  # the gate (or one above it) reads a channel the file's failed compensation check moved (cytokit.gating.result.GatingResult.channel_notes)
 })
 

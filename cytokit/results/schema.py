@@ -66,6 +66,7 @@ FLAGS: Final = "flags"
 REVIEW: Final = "review"
 REVIEW_FLAGS: Final = "review_flags"
 NOTES: Final = "notes"
+COUNT_FLAGS: Final = "count_flags"
 EST_ERROR_PP: Final = "est_error_pp"
 COUNT_SD_PP: Final = "count_sd_pp"
 QC_FLAGS: Final = "qc_flags"
@@ -120,6 +121,10 @@ COLUMNS: dict[str, Column] = {c.name: c for c in (
            "count (so the denominator's row is that count); single platform: events x beads per tube / "
            "(bead events x µL); NaN for the bead gate and gates above the denominator"),
     Column(ABS_METHOD, "text", doc="dual_platform | single_platform | ''"),
+    Column(COUNT_FLAGS, "text", doc="';'-joined review flags of the row's absolute count alone ('' = none), e.g. "
+           "count_low (a single-platform count the gates above it likely left > 10 % low, "
+           "cytokit.pipeline.counts.count_flags): the count may be wrong, its percentages are not in doubt for it "
+           "(flags, review, review_flags and notes are the gating's, for the percentages)"),
     Column(MARKER_MEDIANS, "text", "transformed scale", "JSON {marker: median}"),
     Column(METHOD, "text", doc="gate method"),
     Column(FLAGS, "text", doc="';'-joined gating flag words, review flags and notes together in the order the "
@@ -152,7 +157,7 @@ COLUMNS: dict[str, Column] = {c.name: c for c in (
 
 POPULATION_COLUMNS: tuple[str, ...] = (
     SAMPLE_ID, FILE, SHA256, PATIENT, VISIT, WEEK, ARM, TUBE, POPULATION, PARENT, COUNT, PARENT_COUNT,
-    PCT_PARENT, PCT_LYMPHOCYTES, ABS_COUNT, ABS_METHOD, MARKER_MEDIANS, METHOD, FLAGS, REVIEW, REVIEW_FLAGS, NOTES,
+    PCT_PARENT, PCT_LYMPHOCYTES, ABS_COUNT, ABS_METHOD, COUNT_FLAGS, MARKER_MEDIANS, METHOD, FLAGS, REVIEW, REVIEW_FLAGS, NOTES,
     EST_ERROR_PP, COUNT_SD_PP, QC_FLAGS, PHENOTYPE,
 )
 #: the columns that split ``flags`` into review flags and notes (cytokit.results.review.review_columns)

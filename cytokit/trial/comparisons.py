@@ -31,6 +31,7 @@ from .logistic import design_matrix, fit_logistic
 from .longitudinal import LONGITUDINAL_MODELS
 from .responders import flag_names
 from .stats import TEST_COLUMNS, adjust_pvalues, fisher_2x2, median_iqr, rank_sum, signed_rank
+from .values import COUNT_REVIEW
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +67,17 @@ def visit_weeks(values: pd.DataFrame) -> dict[str, float]:
     return values.groupby(S.VISIT)[S.WEEK].median().to_dict()
 
 
-def _n_review(g: pd.DataFrame, col: str, *, baseline: bool) -> int:
+def _n_review(g: pd.DataFrame, col: str, *, baseline: bool, measure: str = "") -> int:
     """How many non-missing values of ``g[col]`` may be wrong: their own estimate, or (``baseline``, a change
-    from baseline) the patient's baseline estimate, carries a review flag."""
+    from baseline) the patient's baseline estimate, carries a review flag; for the absolute count
+    (``measure`` ``abs_count_per_uL``, cells/µL) also a count flag (populations' ``count_flags``,
+    :data:`~cytokit.trial.values.COUNT_REVIEW`), which leaves its percentages alone."""
     present = g[col].notna().to_numpy()
-    flagged = g[S.REVIEW].fillna(False).astype(bool).to_numpy()
-    base_col = f"{S.REVIEW}_baseline"
-    if baseline and base_col in g.columns:
-        flagged = flagged | g[base_col].fillna(False).astype(bool).to_numpy()
+    flagged = np.zeros(len(g), dtype=bool)
+    for review in ((S.REVIEW, COUNT_REVIEW) if measure == S.ABS_COUNT else (S.REVIEW,)):
+        for c in (review, f"{review}_baseline") if baseline else (review,):
+            if c in g.columns:
+                flagged = flagged | g[c].fillna(False).astype(bool).to_numpy()
     return int((present & flagged).sum())
 
 
@@ -84,7 +88,8 @@ def summarise(values: pd.DataFrame, patient_summaries: pd.DataFrame, config: Tri
     (``auc_mb``, unit × weeks; ``auc_mb_per_week``, unit) with an empty visit.
 
     ``n_review``: how many of the ``n`` values summarised may be wrong (the populations table's ``review``: a
-    review flag on the estimate, or for a change on the patient's baseline estimate); NaN where ``values``
+    review flag on the estimate, or for a change on the patient's baseline estimate; for cells/µL also its
+    ``count_flags``, e.g. ``count_low``: the count alone may be wrong); NaN where ``values``
     carries no ``review`` column and for the AUC rows."""
     weeks = visit_weeks(values)
     review = S.REVIEW in values.columns
@@ -95,7 +100,7 @@ def summarise(values: pd.DataFrame, patient_summaries: pd.DataFrame, config: Tri
                 if q != "value" and visit == config.baseline_visit:
                     continue
                 s = median_iqr(g[col])
-                n_review = _n_review(g, col, baseline=q != "value") if review else np.nan
+                n_review = _n_review(g, col, baseline=q != "value", measure=m) if review else np.nan
                 rows.append({S.POPULATION: pop, "measure": m, "unit": "%" if q == "change_pct" else MEASURE_UNITS[m],
                              "quantity": q, S.ARM: arm, S.VISIT: visit, S.WEEK: weeks[visit], "n": s.n,
                              "n_review": n_review, "median": s.median, "q1": s.q1, "q3": s.q3, "mean": s.mean})

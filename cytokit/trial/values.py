@@ -22,6 +22,9 @@ from .inputs import visit_order
 
 log = logging.getLogger(__name__)
 
+#: column of patient-visit values: the absolute count may be wrong (its populations row's ``count_flags`` is not
+#: empty; any of the tubes for a mean); ``count_review_baseline`` the same for the baseline's count
+COUNT_REVIEW = "count_review"
 VALUE_KEYS = [S.PATIENT, S.ARM, S.VISIT, S.WEEK, S.POPULATION]
 
 
@@ -58,7 +61,7 @@ def select_tubes(populations: pd.DataFrame, rule: TubeSelection) -> pd.DataFrame
             agg[S.COUNT] = "sum"
         if S.REVIEW in df.columns:  # a mean over tubes may be wrong when one of its estimates may be
             agg[S.REVIEW] = "any"
-        for col in (S.REVIEW_FLAGS, S.NOTES):
+        for col in (S.REVIEW_FLAGS, S.NOTES, S.COUNT_FLAGS):
             if col in df.columns:
                 agg[col] = lambda s: ";".join(dict.fromkeys(w for v in s for w in str(v).split(";") if w))
         out = df.groupby(keys, sort=True).agg(agg).reset_index()
@@ -111,7 +114,9 @@ def patient_visit_values(populations: pd.DataFrame, clinical: pd.DataFrame, conf
     are NaN. When ``populations`` has the ``review`` column (a results folder's table), the rows carry
     ``review`` (the value may be wrong: a review flag on its estimate, any of the tubes for a mean),
     ``review_flags`` and ``review_baseline`` (the same for the patient's baseline value, which every change
-    uses; missing without a baseline).
+    uses; missing without a baseline). With ``count_flags`` they carry it (any tube's words for a mean),
+    :data:`COUNT_REVIEW` (the absolute count, cells/µL, may be wrong though its percentages need no review)
+    and ``count_review_baseline``.
     """
     pops = populations
     if config.populations is not None:
@@ -131,6 +136,9 @@ def patient_visit_values(populations: pd.DataFrame, clinical: pd.DataFrame, conf
         values = values.assign(abs_source=np.where(values[S.ABS_COUNT].notna(), "store", ""))
     values["weeks_from_baseline"] = _weeks_from_baseline(values, clinical, config)
     review = [S.REVIEW] if S.REVIEW in values.columns else []  # tables read by cytokit.results carry it
+    if S.COUNT_FLAGS in values.columns:  # the absolute count alone may be wrong (a count flag, e.g. count_low)
+        values[COUNT_REVIEW] = values[S.COUNT_FLAGS].fillna("").astype(str) != ""
+        review.append(COUNT_REVIEW)
     base = values.loc[values[S.VISIT] == config.baseline_visit, [S.PATIENT, S.POPULATION, *MEASURES, *review]]
     base = base.rename(columns={m: f"{m}_baseline" for m in (*MEASURES, *review)})
     values = values.merge(base, on=[S.PATIENT, S.POPULATION], how="left")
@@ -142,11 +150,14 @@ def patient_visit_values(populations: pd.DataFrame, clinical: pd.DataFrame, conf
     values["visit_index"] = values[S.VISIT].map(order).astype(int)
     keep = [S.PATIENT, S.ARM, S.VISIT, "visit_index", S.WEEK, "weeks_from_baseline", S.POPULATION, S.TUBE,
             "n_tubes", S.SAMPLE_ID, "abs_source"]
-    if review:  # the value (and its baseline, which every change uses) may be wrong: a review flag
+    if S.REVIEW in values.columns:  # the value (and its baseline, which every change uses) may be wrong: a review flag
         values[S.REVIEW] = values[S.REVIEW].astype(bool)
         values[f"{S.REVIEW}_baseline"] = values[f"{S.REVIEW}_baseline"].astype("boolean")
         keep += [S.REVIEW, S.REVIEW_FLAGS, f"{S.REVIEW}_baseline"] if S.REVIEW_FLAGS in values.columns else \
             [S.REVIEW, f"{S.REVIEW}_baseline"]
+    if COUNT_REVIEW in values.columns:  # the same for the absolute count alone (populations' count_flags)
+        values[f"{COUNT_REVIEW}_baseline"] = values[f"{COUNT_REVIEW}_baseline"].astype("boolean")
+        keep += [S.COUNT_FLAGS, COUNT_REVIEW, f"{COUNT_REVIEW}_baseline"]
     cols = keep + [c for m in MEASURES for c in (m, f"{m}_baseline", f"{m}_change", f"{m}_change_pct")]
     values = values[cols].sort_values([S.PATIENT, "visit_index", S.POPULATION], kind="mergesort")
     for c in (S.PATIENT, S.ARM, S.VISIT, S.POPULATION, S.TUBE, S.SAMPLE_ID, "abs_source"):
