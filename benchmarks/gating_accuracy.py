@@ -81,8 +81,10 @@ from cytokit.simulate import load_config, simulate_file, simulate_trial, truth_m
 #: held-out draw was 1515 (main at 57bfba2, after the tail-count and Lymphocytes in-and-out rules; README
 #: numbers); 1616 the next (2026-12-06, main at c3fbc55, after the dilution, overlap-correction, compensation-row
 #: and myeloid back-gating rules; README numbers; 1717 was a check seed); 1818 the next (2026-12-06, main at 91d8018,
-#: after the polygon back-gating and the Treg disagreement rules; 2020 was a check seed); the next is 1919.
-TUNING_SEED, HELD_OUT_SEED = 101, 1919
+#: after the polygon back-gating and the Treg disagreement rules; 2020 was a check seed); 1919 the next (2026-12-06,
+#: main at 527aefd, after the CD56 crossing/noise-peak, count_low and subset-myeloid rules; 2121 was a check seed);
+#: the next is 2222.
+TUNING_SEED, HELD_OUT_SEED = 101, 2222
 #: seeds already looked at while choosing rules (every family defined before a seed was drawn is tuned on it)
 SEEN_SEED, SEEN_SEED_2, SEEN_SEED_3, SEEN_SEED_4 = 404, 505, 606, 707
 #: populations whose F1 (per event, against the simulator's labels) is reported
