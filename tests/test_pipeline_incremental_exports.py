@@ -82,3 +82,17 @@ def test_a_failed_export_is_not_recorded_and_runs_again(study, tmp_path, monkeyp
     monkeypatch.setitem(outputs.EXTRA_OUTPUTS, "flowjo_workspace", real)
     fixed = run(pipeline, out)
     assert fixed.complete and fixed.outputs_run == ["flowjo_workspace"] and (out / "workspace.wsp").is_file()
+
+
+def test_results_made_by_other_code_are_analysed_again(study, tmp_path, monkeypatch):
+    """A sample's stored result is reused only by the code that made it: a re-run after a code change (the
+    package digest, even with the same version number) analyses every sample again."""
+    from cytokit.pipeline import runner
+
+    _, pipeline = study
+    out = tmp_path / "out"
+    assert run(pipeline, out).ok == 8
+    assert run(pipeline, out).skipped == 8  # same code: reused
+    monkeypatch.setattr(runner, "code_digest", lambda: "another build of cytokit")
+    again = run(pipeline, out)
+    assert again.skipped == 0 and again.ok == 8

@@ -44,7 +44,7 @@ from .lifecycle import LOCK_FILE, Terminated  # LOCK_FILE: flock'ed by the writi
 from .outputs import write_extra_outputs
 from .preflight import RunPlan, preflight
 from .progress import LogProgress, Progress
-from .stages import StageReport, run_cohort_stages
+from .stages import StageReport, code_digest, run_cohort_stages
 from ..results.schema import LYMPHOCYTES_PER_UL, RUN_INFO_SCHEMA_KEY, SCHEMA_VERSION
 from .store import ResultsStore
 from .task import SampleJob, SampleOutput, resolve_task
@@ -111,14 +111,17 @@ def package_versions() -> dict[str, str]:
 
 
 def sample_key(row: dict[str, Any], plan: RunPlan, task_name: str) -> str:
-    """Hash of everything that determines a sample's stored result: file bytes, definitions, QC, task."""
+    """Hash of everything that determines a sample's stored result: file bytes, definitions, QC, task and the
+    code (:func:`~.stages.code_digest`: every file of the cytokit package and the versions of the libraries the
+    analysis uses), so a results folder analysed by other code is re-analysed, not reused, even without a
+    version bump."""
     cfg = plan.config
     tube = plan.tubes[row[S.TUBE]]
     data = {S.SHA256: row[S.SHA256], S.TUBE: row[S.TUBE], "panel": tube.panel_hash, "panel_tube": tube.panel_tube,
             "strategy": tube.strategy_hash, "qc": cfg.qc.model_dump(mode="json"), "task": task_name,
             "outputs": cfg.outputs.model_dump(mode="json", include={"gatingml", "thumbnails", "anndata",
                                                                     "anndata_max_events_per_sample"}),
-            "bead_population": cfg.counts.bead_population, "cytokit": __version__}
+            "bead_population": cfg.counts.bead_population, "cytokit": __version__, "code": code_digest()}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
