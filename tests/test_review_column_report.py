@@ -163,6 +163,9 @@ def test_trial_summary_explains_flagged_for_review(tmp_path):
 #: long flag words the report shows in narrow columns (review flags under the badge, QC flags, placement notes)
 LONG_WORDS = ("CD4:overcompensated", "CD8:overcompensated", "thresholds_disagree", "lower:raised_to_crossing",
               "overcompensated", "compensation_unchecked")
+#: a population definition as the gating engine writes it (the Definition column); its words stay whole
+DEFINITION = "FSC-H/SSC-A lymphocytes: one lymphocyte's scatter; lymphocyte-lymphocyte doublets mostly outside"
+DEFINITION_WORDS = ("lymphocytes:", "lymphocyte's", "scatter;", "lymphocyte", "doublets", "outside")
 
 
 def _split_mid_word(text: str, words=LONG_WORDS) -> list[str]:
@@ -195,6 +198,7 @@ def test_long_flag_words_wrap_between_their_parts_in_pdf_and_browser(tmp_path):
     for pop in ("CD4 T", "CD8 T", "Naive CD4", "Memory CD4"):
         pops.loc[w24 & (pops["population"] == pop), "flags"] = \
             "CD4:overcompensated;CD8:overcompensated;thresholds_disagree;lower:raised_to_crossing"
+    pops.loc[pops["population"].isin(["Lymphocytes", "T cells"]), "phenotype"] = DEFINITION
     pops.to_parquet(root / "populations.parquet")
     samples = pd.read_parquet(root / "samples.parquet")
     samples.loc[samples["visit"] == "W24", "qc_flags"] = "overcompensated;compensation_unchecked"
@@ -205,10 +209,40 @@ def test_long_flag_words_wrap_between_their_parts_in_pdf_and_browser(tmp_path):
     text = _pdf_text(pdf)
     for word in ("CD4:", "overcompensated", "thresholds_", "raised_", "compensation_"):
         assert word in text  # the words are there (as a badge's flags, QC flags, placement notes)
-    assert _split_mid_word(text) == []
+    assert _split_mid_word(text) == [] and "lymphocyte's" in text.replace("\u2019", "'")
+    assert _split_mid_word(text, DEFINITION_WORDS) == []
+    assert _events_notes_outside_their_cell(pdf) == []
     printed = tmp_path / "chromium.pdf"
     subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}",
                     "--no-pdf-header-footer", f"--print-to-pdf={printed}", html.as_uri()],
                    capture_output=True, timeout=120, check=True)
     text = _pdf_text(printed)
     assert "overcompensated" in text and _split_mid_word(text) == []
+    assert _split_mid_word(text, DEFINITION_WORDS) == []
+    assert _events_notes_outside_their_cell(printed) == []
+
+
+def _events_notes_outside_their_cell(pdf: Path) -> list[tuple[int, float, float]]:
+    """(page, right edge of the note's word "events", left edge of the next column's header "Other"), in PDF
+    points, for each "low events" note of the populations tables that runs into the column to its right."""
+    import re
+    import subprocess
+
+    _pdf_text(pdf)  # skips when pdftotext is missing
+    bbox = subprocess.run(["pdftotext", "-bbox", str(pdf), "-"], capture_output=True, text=True, check=True,
+                          timeout=120).stdout
+    word = re.compile(r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="[\d.]+">([^<]*)</word>')
+    out, checked = [], 0
+    for k, page in enumerate(bbox.split("<page ")[1:], start=1):
+        words = [(float(a), float(b), float(c), w) for a, b, c, w in word.findall(page)]
+        heads = {w: (x0, y0) for x0, y0, _, w in words if w in ("Events", "Other")}
+        if len(heads) < 2:
+            continue
+        (ev_x, ev_y), (other_x, _) = heads["Events"], heads["Other"]
+        for x0, y0, x1, w in words:
+            if w == "events" and y0 > ev_y and ev_x - 20 <= x0 < other_x:
+                checked += 1
+                if x1 > other_x:
+                    out.append((k, x1, other_x))
+    assert checked, "no low-events note found in the populations tables"
+    return out
