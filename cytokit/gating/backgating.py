@@ -452,17 +452,27 @@ def record_scatter_cuts(definition: StrategyDefinition, sample: Sample, state: F
         chain = ancestors(definition, name)
         return chain[:chain.index(gate)]
 
+    def inside(rows: np.ndarray, step: str) -> np.ndarray:  # of ``rows``, the events inside ``step``'s own gate
+        if rows.size == 0:
+            return rows
+        f = state.fits[step]
+        return rows[evaluate_gate(f.gate, sample, rows, f.components, state.masks)]
+
     def ring_through(steps: list[str]) -> int:  # the ring's events inside each step's own gate in turn
         rows = ring
         for step in steps:
-            if rows.size == 0:
-                return 0
-            f = state.fits[step]
-            rows = rows[evaluate_gate(f.gate, sample, rows, f.components, state.masks)]
+            rows = inside(rows, step)
         return int(rows.size)
 
+    in_chain: dict[str, np.ndarray] = {gate: ring}  # the ring's events inside a population and every gate above it
+
+    def ring_in(name: str) -> np.ndarray:  # each gate of a chain evaluated once, however many populations share it
+        if name not in in_chain:
+            in_chain[name] = inside(ring_in(str(definition.population(name).parent)), name)
+        return in_chain[name]
+
     def ring_count(name: str) -> int:
-        return ring_through([*reversed(between(name)), name])
+        return int(ring_in(name).size)
 
     if ref not in state.fits:
         return

@@ -399,7 +399,7 @@ def shared_controls(definition: StrategyDefinition, name: str, params: Mapping[s
         if not issubclass(model, mixin):
             continue
         for field_name, label, kind in fields:
-            value = params.get(field_name, model.model_fields[field_name].default)
+            value = _default(model, params, field_name)
             if kind == "population":
                 below = tuple(dependents(definition, name)[1:])
                 out.append(Control((field_name,), label, "choice", NO_POPULATION if value is None else str(value),
