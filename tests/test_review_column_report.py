@@ -177,6 +177,11 @@ def _split_mid_word(text: str, words=LONG_WORDS) -> list[str]:
     return [p for p in parts for k in range(1, len(p)) if f"{p[:k]}\n{p[k:]}" in text]
 
 
+def _broken_ranges(text: str) -> list[str]:
+    """Lines of ``text`` that end at a range's dash (``399–`` / ``1489``): a reference interval broken in two."""
+    return [line for line in text.splitlines() if line.rstrip().endswith("\u2013")]
+
+
 def _pdf_text(pdf: Path) -> str:
     import shutil
     import subprocess
@@ -212,6 +217,7 @@ def test_long_flag_words_wrap_between_their_parts_in_pdf_and_browser(tmp_path):
     assert _split_mid_word(text) == [] and "lymphocyte's" in text.replace("\u2019", "'")
     assert _split_mid_word(text, DEFINITION_WORDS) == []
     assert _events_notes_outside_their_cell(pdf) == []
+    assert "/µL" in text and _broken_ranges(text) == []  # reference ranges are shown, none broken at its dash
     printed = tmp_path / "chromium.pdf"
     subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}",
                     "--no-pdf-header-footer", f"--print-to-pdf={printed}", html.as_uri()],
@@ -220,6 +226,7 @@ def test_long_flag_words_wrap_between_their_parts_in_pdf_and_browser(tmp_path):
     assert "overcompensated" in text and _split_mid_word(text) == []
     assert _split_mid_word(text, DEFINITION_WORDS) == []
     assert _events_notes_outside_their_cell(printed) == []
+    assert _broken_ranges(text) == []
 
 
 def _events_notes_outside_their_cell(pdf: Path) -> list[tuple[int, float, float]]:

@@ -119,8 +119,8 @@ def visit_rows(vp: pd.DataFrame, rule: TubeSelection, intervals: ReferenceInterv
             S.TUBE: tube, S.POPULATION: pop, S.PHENOTYPE: phenotype(rs), S.PARENT: str(rs.get(S.PARENT, "") or ""),
             S.PCT_PARENT: as_number(rs.get(S.PCT_PARENT)), S.PCT_LYMPHOCYTES: pct_l, "abs": abs_v, S.COUNT: count,
             "above_denominator": above_den, "denominator": den, "above_text": above_text(den) if above_den else "",
-            "reference": "; ".join(x for x in (
-                f"{iv_pct.text()} %" if iv_pct else "", f"{iv_abs.text()} /µL" if iv_abs else "") if x),
+            # (range, unit) per measure, one under the other; a range is never broken inside (at its dash)
+            "reference": [(iv.text(), unit) for iv, unit in ((iv_pct, "%"), (iv_abs, "/µL")) if iv],
             "flag": text, "flag_class": cls,
             "low_events": count is not None and count < low_event_threshold,
             "count_sd": count_sd,
