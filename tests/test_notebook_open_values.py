@@ -129,3 +129,21 @@ def test_the_widget_shows_an_open_side_empty_and_saves_it_null(naive, tmp_path):
     assert box["FSC-H lower"].value == "" and box["FSC-H upper"].value == repr(cap)
     box["FSC-H upper"].value = "ten"  # not a number: said so, nothing changes
     assert "not a number" in editor.message.value and editor.state.params()["upper"] == [cap]
+
+
+def test_a_linear_position_range_without_parent_events_is_the_samples_not_0_to_1(trial):
+    """A scatter threshold whose parent holds no events on this sample (a gate above it emptied it) still gets
+    a slider over the axis's own values (linear units), not 0..1 on an FSC axis that runs to ~260,000."""
+    from types import SimpleNamespace
+
+    from cytokit.notebook.controls import UNIT_RANGE, position_range
+
+    state = GateEditorState("tmem", sorted((trial / "fcs").glob("*_tmem.fcs"))[0], population="Singlets")
+    result = state.result
+    dim, parent = result.definition.population("Singlets").dims[0], result.definition.population("Singlets").parent
+    assert position_range(result, "Singlets", dim) != UNIT_RANGE  # with events: the parent's range
+    empty = SimpleNamespace(transforms=result.transforms, sample=result.sample, definition=result.definition,
+                            masks={**result.masks, parent: np.zeros_like(result.masks[parent])})
+    lo, hi, step = position_range(empty, "Singlets", dim)
+    x = np.asarray(result.sample.column(dim), dtype=float)
+    assert (lo, hi) == (float(np.nanmin(x)), float(np.nanmax(x))) and hi > 1000 and step == (hi - lo) / 200

@@ -148,11 +148,15 @@ def parent_values(result: GatingResult, name: str, dim: str) -> np.ndarray:
 def position_range(result: GatingResult, name: str, dim: str) -> tuple[float, float, float]:
     """(minimum, maximum, step) of a threshold position on dimension ``dim`` of population ``name``, on the
     gate's scale: 0..1 on a logicle/hyperlog dimension; otherwise (a linear scatter dimension) the range of
-    the parent's events, in 200 steps."""
+    the parent's events, in 200 steps -- of all the sample's events when the parent has none (or one value),
+    and 0..1 only when the sample has none either."""
     t = next((t for t in result.transforms if dim in (t.marker, t.pnn)), None)
     if t is not None and t.name in UNIT_SCALES:
         return UNIT_RANGE
     x = parent_values(result, name, dim)
+    if x.size == 0 or x.min() == x.max():
+        x = np.asarray(result.sample.column(dim), dtype=np.float64)
+        x = x[np.isfinite(x)]
     if x.size == 0 or x.min() == x.max():
         return UNIT_RANGE
     lo, hi = float(x.min()), float(x.max())
