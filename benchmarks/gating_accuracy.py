@@ -442,6 +442,40 @@ def fmo_decomposition(df: pd.DataFrame, population: str, by: str = "family") -> 
     return t
 
 
+#: columns of :func:`flags_against_fmo`
+FMO_FLAG_COLUMNS = ["population", "estimates", "flagged", "flagged_within_1pp", "flagged_within_1pp_of_fmo",
+                    "gt_2pp", "gt_2pp_caught", "fmo_off_gt_2pp", "fmo_off_caught", "placement_gt_2pp",
+                    "placement_caught"]
+
+
+def flags_against_fmo(df: pd.DataFrame) -> pd.DataFrame:
+    """The review flags of the one-marker ``+`` populations read against the truth and against the ideal FMO gate
+    (``fmo_pct``, :func:`ideal_fmo_pct`: a gate on a perfect FMO control, applied to the same gated parent), per
+    population and over all of them (``population`` "all"); counts of estimates, errors in pp of % of parent.
+    ``flagged_within_1pp``: flagged and within 1 pp of the truth (the issue's precision measure);
+    ``flagged_within_1pp_of_fmo``: flagged and within 1 pp of the FMO gate (placed as well as that gate);
+    ``gt_2pp`` / ``gt_2pp_caught``: > 2 pp off the truth / of them flagged; ``fmo_off_gt_2pp`` / ``fmo_off_caught``:
+    of those, the ones whose FMO gate is itself > 2 pp from the truth -- not this gate's placement: the truth labels
+    events inside the negative peak (CD25+ CD4 on the simulator), or the gated parent holds other events (the rows
+    below a scatter gate) -- / of them flagged; ``placement_gt_2pp`` / ``placement_caught``: estimates > 2 pp from
+    the FMO gate (this gate's own placement error) / of them flagged. A review flag is read from where the gate
+    could lie: the placement columns are what it can see."""
+    d = df[df.fmo_pct.notna()] if "fmo_pct" in df else df.iloc[0:0]
+    rows = []
+    for pop, sub in [*d.groupby("population", sort=False), ("all", d)]:
+        if sub.empty:
+            continue
+        flagged = sub.review.astype(bool)
+        off = sub.err > 2
+        fmo_off = off & ((sub.fmo_pct - sub.truth_pct).abs() > 2)
+        placement = (sub.auto_pct - sub.fmo_pct).abs() > 2
+        rows.append((pop, len(sub), int(flagged.sum()), int((flagged & (sub.err <= 1)).sum()),
+                     int((flagged & ((sub.auto_pct - sub.fmo_pct).abs() <= 1)).sum()), int(off.sum()),
+                     int((off & flagged).sum()), int(fmo_off.sum()), int((fmo_off & flagged).sum()),
+                     int(placement.sum()), int((placement & flagged).sum())))
+    return pd.DataFrame(rows, columns=FMO_FLAG_COLUMNS)
+
+
 def calibration(df: pd.DataFrame) -> dict[str, float]:
     """Flag recall on estimates > 2 pp off, the share of flagged estimates that were within 1 pp and
     precision = the share of flagged estimates more than 1 pp off (1 - that share)."""
@@ -639,6 +673,9 @@ def report(df: pd.DataFrame, title: str, *, flag_words: bool = True) -> None:
             if not dec.empty:
                 print(f"{pop} per family: err = |ours - truth|, fmo_vs_truth = |ideal FMO - truth| (truth "
                       f"definition), auto_vs_fmo = |ours - ideal FMO| (placement), pp:\n" + dec.to_string())
+        print("review flags of the one-marker + gates against the truth and the ideal FMO gate (fmo_off: > 2 pp off "
+              "with the FMO gate itself > 2 pp from the truth; placement: > 2 pp from the FMO gate):\n"
+              + flags_against_fmo(df).to_string(index=False))
     for fam, sub in df.groupby("family", sort=False):
         worst = per_population(sub).sort_values("p95_pp").iloc[-1]
         print(f"  {fam:30s} median {sub.err.median():.2f} pp, p95 {np.quantile(sub.err, 0.95):.2f} pp; "

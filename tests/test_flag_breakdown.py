@@ -12,7 +12,7 @@ import pandas as pd
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
-from gating_accuracy import BREAKDOWN_COLUMNS, flag_breakdown  # noqa: E402
+from gating_accuracy import BREAKDOWN_COLUMNS, FMO_FLAG_COLUMNS, flag_breakdown, flags_against_fmo  # noqa: E402
 
 
 def _table() -> pd.DataFrame:
@@ -57,3 +57,27 @@ def test_breakdown_reads_a_stored_count_sd_column() -> None:
     out = flag_breakdown(df)
     assert out[(out.by == "word") & (out.group == "few_events")].iloc[0].count_sd_pp_median == 3.5
     assert set(out[out.by == "family"].group) == {"f"}
+
+
+def test_flags_against_fmo_split_errors_into_truth_definition_and_placement() -> None:
+    rows = [  # (population, truth %, automated %, ideal FMO gate %, review)
+        ("CD25+ CD4", 18.0, 13.0, 13.5, True),   # 5 pp off, the FMO gate 4.5 pp off too: the truth's definition
+        ("CD25+ CD4", 18.0, 13.0, 17.5, True),   # 5 pp off, 4.5 pp from the FMO gate: placement
+        ("CD25+ CD4", 15.0, 12.0, 14.8, False),  # 3 pp off, placement, silent
+        ("CD25+ CD4", 15.0, 15.2, 13.8, True),   # right, but 1.4 pp from the FMO gate
+        ("CD25+ CD4", 15.0, 14.8, 14.9, True),   # right, as an FMO control would place it
+        ("CD28+ CD8", 40.0, 40.5, 40.2, False),
+        ("CD4 T", 50.0, 55.0, np.nan, True),     # no FMO gate (not a one-marker + gate): left out
+    ]
+    df = pd.DataFrame(rows, columns=["population", "truth_pct", "auto_pct", "fmo_pct", "review"])
+    df = df.assign(err=(df.auto_pct - df.truth_pct).abs())
+    out = flags_against_fmo(df).set_index("population")
+    assert list(out.reset_index().columns) == FMO_FLAG_COLUMNS
+    assert list(out.index) == ["CD25+ CD4", "CD28+ CD8", "all"]
+    cd25 = out.loc["CD25+ CD4"]
+    assert (cd25.estimates, cd25.flagged, cd25.flagged_within_1pp, cd25.flagged_within_1pp_of_fmo) == (5, 4, 2, 2)
+    assert (cd25.gt_2pp, cd25.gt_2pp_caught) == (3, 2)
+    assert (cd25.fmo_off_gt_2pp, cd25.fmo_off_caught) == (1, 1)
+    assert (cd25.placement_gt_2pp, cd25.placement_caught) == (2, 1)
+    assert (out.loc["all"].estimates, out.loc["all"].flagged) == (6, 4)
+    assert flags_against_fmo(df.drop(columns="fmo_pct")).empty
