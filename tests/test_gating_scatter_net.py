@@ -1,6 +1,6 @@
-"""The Lymphocytes (scatter gate) row's own estimated error: the row is off by between -(lymphocytes left out) and
-+(other events in), so the larger bounds it (``backgating.in_and_out_pct``; docs/gating.md, "The Lymphocytes row:
-other events in, lymphocytes out").
+"""The Lymphocytes (scatter gate) row's own estimated error: the row is off by (other events in) - (lymphocytes
+left out), each side to its own uncertainty (``backgating.in_and_out_pct``, ``InAndOut.error_pct``;
+docs/gating.md, "The Lymphocytes row: other events in, lymphocytes out").
 Lab A's seed 7070 is one the rule was measured on: its gate holds few other events and leaves few lymphocytes
 out, its row is right, and the one-sided estimate (the mixture's Gaussian tails plus the back-gated lymphocyte
 doublets, which that lab counts) flagged it."""
@@ -57,11 +57,12 @@ def test_a_right_lymphocytes_row_is_not_flagged_for_one_sided_shares(lab_a):
     assert shares is not None
     n_gate, n_singlets = int(res.masks["Lymphocytes"].sum()), int(res.masks["Singlets"].sum())
     other = info[DEBRIS_KEY] + res.fits["Singlets"].info[BACKGATE_KEY] * n_singlets / n_gate
-    assert shares == pytest.approx((other, info[LEFT_OUT_KEY]))
+    assert (shares.other_in, shares.left_out) == pytest.approx((other, info[LEFT_OUT_KEY]))
+    assert shares.debris_edge == pytest.approx(info[DEBRIS_KEY])
     assert 0 < info[LEFT_OUT_KEY] and other < info[DEBRIS_KEY] + info[BACKGATE_KEY]
     own = 100.0 * n_gate / float(row["parent_count"])
     added = round(info[DOUBLET_KEY] / 100 * float(row["parent_count"]))
-    est = with_error(own * max(shares) / 100, ESTIMATE_REL_ERROR * added * 100 / float(row["parent_count"]))
+    est = with_error(own * shares.error_pct() / 100, ESTIMATE_REL_ERROR * added * 100 / float(row["parent_count"]))
     assert float(row["est_error_pp"]) == pytest.approx(est, rel=1e-6)
     assert float(row["est_error_pp"]) < UNCERTAIN_PP
     assert OVERLAP_FLAG not in str(row["flags"]).split(";") and not needs_review(str(row["flags"])), row["flags"]

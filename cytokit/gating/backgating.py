@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 import numpy as np
 
@@ -119,17 +119,50 @@ def cd45_template(definition: StrategyDefinition, sample: Sample, state: FitStat
 LEFT_OUT_KEY = "lymphocytes_left_out_pct"
 
 
-def in_and_out_pct(definition: StrategyDefinition, state: FitState, gate: str) -> tuple[float, float] | None:
-    """(other events in, lymphocytes left out) of a back-gated scatter-only gate, both % of its events: its own
-    % of parent is off by between -out and +in (relative), so the larger of the two bounds its error. Other events
-    are the debris running into it (:data:`DEBRIS_KEY`, the mixture's edge estimate) plus its back-gated share
-    (:data:`BACKGATE_KEY`); under ``lymphocyte_doublets: counted`` the back-gated share is its singlet gate's (per
-    event of the gate): the lymphocyte doublets the gate holds have twice a lymphocyte's side scatter, but they are
-    lymphocytes of that lab's row. The mixture's neighbour share is not used: where the reference back-gates the
-    gate, larger and more granular events are measured against the lymphocytes' own scatter, where the mixture
-    reads Gaussian tails. Lymphocytes left out: :data:`LEFT_OUT_KEY`. None when not measured (no
-    :data:`LEFT_OUT_KEY` or :data:`BACKGATE_KEY`). docs/gating.md, "The Lymphocytes row: other events in,
-    lymphocytes out"."""
+#: the lymphocytes a back-gated scatter gate leaves out are at most this multiple of the ring's reading
+#: (:data:`LEFT_OUT_KEY`, a lower bound: it counts the reference's cells to 1.5 x the gate's radius only);
+#: docs/gating.md, "The Lymphocytes row: other events in, lymphocytes out"
+LEFT_OUT_MAX_RATIO = 1.5
+
+
+class InAndOut(NamedTuple):
+    """What moves a back-gated scatter-only gate's own % of parent, each % of the gate's events: other events
+    in = ``back_gated`` (counted against the reference's own scatter) + ``debris_edge`` (the mixture's
+    extrapolated debris edge, :data:`DEBRIS_KEY`); lymphocytes out = ``left_out`` (the ring's reading,
+    :data:`LEFT_OUT_KEY`)."""
+
+    back_gated: float
+    debris_edge: float
+    left_out: float
+
+    @property
+    def other_in(self) -> float:
+        """Other events in (% of the gate's events): back-gated share + debris edge."""
+        return self.back_gated + self.debris_edge
+
+    def error_pct(self) -> float:
+        """The largest relative error (% of the gate's events, >= 0) of the gate's own % of parent: the row is
+        off by (other events truly in) - (lymphocytes truly left out), with each side known to its own
+        uncertainty: other events in between the back-gated share alone (the debris edge, a Gaussian-tail
+        extrapolation, over-reads: 0.3-0.65 x the true debris by regression on labs A and B) and the back-gated
+        share + the whole debris edge; lymphocytes out between the ring's reading and
+        :data:`LEFT_OUT_MAX_RATIO` x it. Returns max(|back_gated - ratio x left_out|, |other_in - left_out|)."""
+        low = self.back_gated - LEFT_OUT_MAX_RATIO * self.left_out
+        high = self.other_in - self.left_out
+        return max(abs(low), abs(high))
+
+
+def in_and_out_pct(definition: StrategyDefinition, state: FitState, gate: str) -> InAndOut | None:
+    """What moves a back-gated scatter-only gate's own % of parent (:class:`InAndOut`, each % of its events):
+    its own % of parent is off by (other events in) - (lymphocytes left out), bounded by
+    :meth:`InAndOut.error_pct`. Other events are the debris running into it (:data:`DEBRIS_KEY`, the mixture's
+    edge estimate) plus its back-gated share (:data:`BACKGATE_KEY`); under ``lymphocyte_doublets: counted`` the
+    back-gated share is its singlet gate's (per event of the gate): the lymphocyte doublets the gate holds have
+    twice a lymphocyte's side scatter, but they are lymphocytes of that lab's row. The mixture's neighbour share
+    is not used: where the reference back-gates the gate, larger and more granular events are measured against
+    the lymphocytes' own scatter, where the mixture reads Gaussian tails. Lymphocytes left out:
+    :data:`LEFT_OUT_KEY`. None when not measured (no :data:`LEFT_OUT_KEY` or :data:`BACKGATE_KEY`).
+    docs/gating.md, "The Lymphocytes row: other events in, lymphocytes out"."""
     info = state.fits[gate].info
     if info.get(LEFT_OUT_KEY) is None or info.get(BACKGATE_KEY) is None:
         return None
@@ -141,7 +174,7 @@ def in_and_out_pct(definition: StrategyDefinition, state: FitState, gate: str) -
         if child is not None and n_gate:
             other = (float(state.fits[child].info[BACKGATE_KEY]) * int(np.count_nonzero(state.masks[child]))
                      / n_gate)
-    return float(info.get(DEBRIS_KEY) or 0.0) + other, float(info[LEFT_OUT_KEY])
+    return InAndOut(other, float(info.get(DEBRIS_KEY) or 0.0), float(info[LEFT_OUT_KEY]))
 
 
 #: fit-info key of a gate redrawn around its lymphocyte core: the mixture's estimate of other events (%), which

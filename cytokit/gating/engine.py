@@ -317,8 +317,9 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
                 flags += [OVERLAP_FLAG, "uncertain"]
         one_sided = est  # other events in, as the rows below read the gate (scatter_failed); est as before
         in_out = in_and_out_pct(definition, state, spec.name) if spec.name in scatter_gates else None
-        if in_out is not None:  # the gate's own row: off by between -(lymphocytes left out) and +(other events in)
-            est = dilution_error_pp(100.0 * own / parent_count if parent_count else float("nan"), max(in_out))
+        if in_out is not None:  # the gate's own row: off by (other events in) - (lymphocytes left out)
+            est = dilution_error_pp(100.0 * own / parent_count if parent_count else float("nan"),
+                                    in_out.error_pct())
             flags = [f for f in flags if f not in (OVERLAP_FLAG, "uncertain")]
             if est > UNCERTAIN_PP:
                 flags += [OVERLAP_FLAG, "uncertain"]
