@@ -10,10 +10,13 @@ of flagged estimates within 1 pp, and for the one-marker ``+`` populations the i
 error (truth definition vs placement, per instrument for CD25+ CD4; see ``gating_accuracy.fmo_decomposition``).
 Then time QC (``cytokit.qc.run_qc`` defaults) on every file: clogged files
 detected, clean files flagged, per tube. Finally (unless ``--no-run``) the same folder end to end through
-``cytokit run`` (manifest + clinical table): per visit x arm, the median % of parent reported vs truth.
+``cytokit run`` (manifest + clinical table): per visit x arm, the median % of parent reported vs truth, and per
+count kind (single / dual platform) the absolute counts > 10 % off the truth and their count flags
+(``count_flags``; ``--counts-csv`` writes every count with its relative error).
 
     nice .venv/bin/python benchmarks/independent_lab.py [--patients 8] [--events 20000] [--seed 2026]
-        [--max-files N] [--no-run] [--csv out.csv] [--keep DIR] [--lymphocyte-gate density_polygon]
+        [--max-files N] [--no-run] [--csv out.csv] [--counts-csv counts.csv] [--keep DIR]
+        [--lymphocyte-gate density_polygon]
 
 ``--lab b`` runs a second independent lab instead (``independent_lab_gen/*_b.py``; README.md "Lab B"): its
 own panel (CD45RO x CCR7 memory, Treg, HLA-DR, NK as CD3- CD56+, CD20), dyes, instruments, particles and
@@ -344,7 +347,27 @@ def run_pipeline(trial: Path, out: Path, folder: Path, lab: Lab = LABS["a"]) -> 
     if "abs_per_uL" in truth.columns:  # single-platform (bead) absolute counts with their truth
         cmp.attrs["abs"] = got.merge(truth[["stem", "population", "abs_per_uL", "pct_parent"]].rename(
             columns={"pct_parent": "truth_pct"}), on=["stem", "population"])
+    cmp.attrs["counts"] = count_errors(got, truth)
     return cmp.round(2)
+
+
+def count_errors(got: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """Every row of the run's populations table with an absolute count, and its relative error against the truth
+    (``rel_err_pct``, % of the true count): a single-platform count against the truth a perfect gate gives
+    (``abs_per_uL``), a dual-platform count against the count a right % of lymphocytes gives (the clinical
+    lymphocyte count taken as right). ``kind`` is ``single`` or ``dual``; rows without a truth are left out."""
+    cols = ["stem", "population", "pct_lymphocytes"] + (["abs_per_uL"] if "abs_per_uL" in truth.columns else [])
+    rows = got[got.abs_count_per_uL.notna()].merge(
+        truth[cols].rename(columns={"pct_lymphocytes": "truth_pct_lymphocytes"}), on=["stem", "population"])
+    rows["kind"] = rows.abs_method.map({"single_platform": "single", "dual_platform": "dual"})
+    if "abs_per_uL" not in rows.columns:
+        rows["abs_per_uL"] = np.nan
+    single = rows.kind == "single"
+    true = np.where(single, rows.abs_per_uL, rows.truth_pct_lymphocytes)
+    est = np.where(single, rows.abs_count_per_uL, rows.pct_lymphocytes)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rows["rel_err_pct"] = np.where(true > 0, 100 * (est - true) / true, np.nan)
+    return rows[rows.rel_err_pct.notna()].reset_index(drop=True)
 
 
 def print_losses(df: pd.DataFrame) -> None:
@@ -479,6 +502,24 @@ def print_dual_platform_counts(rows: pd.DataFrame) -> None:
           "lymphocytes, %):\n" + out.round(2).to_string())
 
 
+def print_count_flags(rows: pd.DataFrame) -> None:
+    """Per count kind (single / dual platform) and population: counts > 10 % off (relative) and how many of them
+    carry a count flag (``count_flags``) or a review flag, and the counts with a count flag within 5 % of the
+    truth (:func:`count_errors`)."""
+    if rows.empty:
+        return
+    words = rows["count_flags"].fillna("").astype(str)
+    off, near = rows.rel_err_pct.abs() > 10, rows.rel_err_pct.abs() <= 5
+    flagged = words != ""
+    sub = rows.assign(off=off, near=near, cf=flagged, off_cf=off & flagged, off_any=off & (flagged | rows.review.astype(bool)),
+                      cf_near=flagged & near)
+    agg = dict(n=("off", "size"), gt_10pct=("off", "sum"), gt_10pct_count_flagged=("off_cf", "sum"),
+               gt_10pct_any_flag=("off_any", "sum"), count_flagged=("cf", "sum"), count_flagged_within_5pct=("cf_near", "sum"))
+    by_kind = sub.groupby("kind").agg(**agg)
+    print("\nabsolute counts vs truth, count flags (count_flags) per count kind:\n" + by_kind.to_string())
+    print(sub.groupby(["kind", "population"]).agg(**agg)[lambda t: (t.gt_10pct > 0) | (t.count_flagged > 0)].to_string())
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lab", choices=sorted(LABS), default="a",
@@ -491,6 +532,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-files", type=int, default=None, help="only the first N files (smoke runs)")
     ap.add_argument("--no-run", action="store_true", help="skip the end-to-end `cytokit run`")
     ap.add_argument("--csv", type=Path, default=None, help="write every (file, population) estimate here")
+    ap.add_argument("--counts-csv", type=Path, default=None,
+                    help="write the run's absolute counts with their relative error against the truth here "
+                         "(count_errors)")
     ap.add_argument("--lymphocyte-gate", choices=[*sorted(LYMPHOCYTE_GATES), CD3_REFERENCE, *LYMPHOCYTE_GATES_C[:2]],
                     default=None,
                     help="method of the Lymphocytes scatter gate in the lab's strategies (default: as shipped; lab c: "
@@ -595,6 +639,9 @@ def main(argv: list[str] | None = None) -> int:
             print_dual_platform_counts(cmp.attrs["dual"])
             if "abs" in cmp.attrs:
                 print_absolute_counts(cmp.attrs["abs"])
+            print_count_flags(cmp.attrs["counts"])
+            if args.counts_csv:
+                cmp.attrs["counts"].to_csv(args.counts_csv, index=False)
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)

@@ -22,11 +22,12 @@ from test_report_browser import _chromium
 from test_report_outputs import dom_rows
 
 
-def _with_count_low(root: Path, patient: str = "P01", visit: str = "W0", population: str = "CD4 T") -> None:
+def _with_count_low(root: Path, patient: str = "P01", visit: str = "W0", population: str = "CD4 T",
+                    words: str = "count_low") -> None:
     pops = pd.read_parquet(root / "populations.parquet")
     pops[S.COUNT_FLAGS] = ""
     pops.loc[(pops["patient"] == patient) & (pops["population"] == population) & (pops["visit"] == visit),
-             S.COUNT_FLAGS] = "count_low"
+             S.COUNT_FLAGS] = words
     pops.to_parquet(root / "populations.parquet")
 
 
@@ -85,7 +86,7 @@ def test_visit_summaries_count_flagged_counts_under_cells_per_uL_only(tmp_path):
 @pytest.fixture(scope="module")
 def page(tmp_path_factory) -> Path:
     root = make_results(tmp_path_factory.mktemp("count_flags_report"), patients=("P01",))
-    _with_count_low(root, visit="W24")
+    _with_count_low(root, visit="W24", words="count_low;count_uncertain")
     written = build_reports(root, options=ReportOptions(pdf=False), generated="2026-01-01", force=True)
     return next(p for p in written if p.name == "P01.html")
 
@@ -99,6 +100,7 @@ def test_report_marks_the_count_not_the_row(page, tmp_path):
     w24 = cd4[1]
     assert w24["attrs"]["data-review"] == "false"  # its % is not in doubt: no row badge
     assert "REVIEW" in w24["cells"][i_abs]["text"] and "count_low" in w24["cells"][i_abs]["text"]
+    assert "count_uncertain" in w24["cells"][i_abs]["text"]
     assert "REVIEW" not in w24["cells"][1]["text"]
     for r in (cd4[0], cd4[2]):
         assert "REVIEW" not in " ".join(c["text"] for c in r["cells"])
@@ -108,4 +110,4 @@ def test_report_marks_the_count_not_the_row(page, tmp_path):
     assert "REVIEW" not in derived["W0"][1]["text"]
     gates = {(r["cells"][0]["text"], r["cells"][1]["text"]): r["cells"] for r in rows
              if "gates" in r["table"].get("class", "") and r["cells"][0]["tag"] == "td"}
-    assert "CD4 T (cells/µL): count_low" in " ".join(c["text"] for c in gates[("W24", "tmem")])
+    assert "CD4 T (cells/µL): count_low; count_uncertain" in " ".join(c["text"] for c in gates[("W24", "tmem")])

@@ -196,3 +196,24 @@ def test_report_block_and_renamed_lymphocyte_column(trial, tmp_path):
     html = (tmp_path / "out" / "reports" / f"{clinical['patient'].iloc[0]}.html").read_text()
     lymph = f"{clinical['lymphocytes_per_uL'].iloc[0]:,.0f}"
     assert lymph in html  # the lymphocyte count reached the report through the renamed column
+
+
+def test_count_uncertain_in_count_flags_where_the_counts_estimated_error_exceeds_the_tolerance(results):
+    # a run's populations table (parquet and csv) carries count_uncertain on exactly the counts whose estimated
+    # relative error, from the row's and its ancestors' est_error_pp and count_sd_pp, is above 10 %; the rows'
+    # review stays the gating's, and the trial's patient-visit values mark the count (count_review) from it
+    from cytokit.gating.methods import needs_review
+    from cytokit.pipeline.counts import COUNT_UNCERTAIN_FLAG, COUNT_UNCERTAIN_PCT, count_error_pct
+
+    pops = read_table(results, "populations")
+    csv = pd.read_csv(results / "populations.csv", keep_default_na=False)
+    assert pops["count_flags"].fillna("").tolist() == csv["count_flags"].astype(str).tolist()
+    flagged = pops["count_flags"].fillna("").str.split(";").map(lambda w: COUNT_UNCERTAIN_FLAG in w)
+    for sid, rows in pops.groupby("sample_id"):
+        expected = (count_error_pct(rows, "Singlets") > COUNT_UNCERTAIN_PCT) & rows["abs_count_per_uL"].notna()
+        assert flagged[rows.index].tolist() == expected.tolist(), sid
+    assert 0 < flagged.sum() < len(pops) / 2  # the small subsets of 5,000-event files, not every count
+    assert (pops["review"] == pops["flags"].fillna("").map(needs_review)).all()
+    values = pd.read_parquet(results / "trial" / "patient_visit_values.parquet")
+    marked = values["count_flags"].fillna("").str.contains(COUNT_UNCERTAIN_FLAG)
+    assert marked.any() and values.loc[marked, "count_review"].all()

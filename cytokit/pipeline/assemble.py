@@ -129,7 +129,7 @@ def _assemble_chunk(config: PipelineConfig, records: list[dict[str, Any]], resul
         checks = consistency_checks(pops, counts, declared)
         check_flags = checks[S.CHECK_FLAGS] + abs_flags
         pop_frames.append(_population_rows(pops, base, abs_counts.to_numpy(), method, qc_flags,
-                                          count_flags(pops, abs_counts, method)))
+                                          count_flags(pops, abs_counts, method, declared)))
         sample_rows.append({**base, S.STATUS: "ok", S.ERROR: "", S.N_EVENTS: summary.get(S.N_EVENTS),
                             S.N_EVENTS_QC: summary.get(S.N_EVENTS_QC), **checks, S.ABS_METHOD: method,
                             S.QC_FLAGS: qc_flags, S.CHECK_FLAGS: ";".join(check_flags),

@@ -20,6 +20,10 @@ Contract
   (the gating's, as ``Strategy.apply`` gives them) do not carry it. A dual-platform count is not flagged for it: the clinical lymphocyte count holds the
   cells the scatter gate left out, and the % of lymphocytes misses only a population's loss beyond the
   lymphocytes' (``scatter_cut`` in its ``est_error_pp``).
+* A count of either method whose estimated relative error (:func:`count_error_pct`: over the row and its ancestors
+  below the lymphocyte denominator, the root sum of squares of ``hypot(est_error_pp, count_sd_pp) / pct_parent``)
+  exceeds :data:`COUNT_UNCERTAIN_PCT` (10 % of the count) gets the count flag :data:`COUNT_UNCERTAIN_FLAG` in
+  ``count_flags``: a 0.3 pp error is 20 % of a subset at 1.5 % of lymphocytes, which the pp flags do not weigh.
 * Checks, flagged per sample (``check_flags``, ``;``-joined): ``lymphosum`` (T + B + NK within
   100 ± tolerance % of lymphocytes, for tubes that gate all three), ``cd4_cd8_vs_cd3`` (CD4 T + CD8 T as %
   of T cells within a range), ``too_few_<denominator>(n<min)`` (fewer events in the strategy's lymphocyte
@@ -38,7 +42,7 @@ from typing import TypedDict
 import numpy as np
 import pandas as pd
 
-from ..gating.edge_loss import EDGE_LOSS_NOTE
+from ..gating.edge_loss import COUNT_TOLERANCE_PCT, EDGE_LOSS_NOTE
 from ..qc import min_events_flag
 from ..results import schema as S
 from ..results.denominators import Denominator, table_denominator
@@ -49,6 +53,12 @@ LYMPHOSUM_POPS = ("T cells", "B cells", "NK cells")
 #: count flag (column ``count_flags``) of a row whose single-platform count likely reads low by more than the
 #: tolerance (:func:`count_flags`)
 COUNT_LOW_FLAG = "count_low"
+#: count flag (column ``count_flags``) of a row whose count's estimated relative error
+#: (:func:`count_error_pct`) exceeds :data:`COUNT_UNCERTAIN_PCT`
+COUNT_UNCERTAIN_FLAG = "count_uncertain"
+#: :func:`count_error_pct` above this (% of the count) flags the count :data:`COUNT_UNCERTAIN_FLAG`: the counts'
+#: tolerance itself (chosen among 6-12 % on seen seeds, docs/gating.md "Absolute counts of small subsets")
+COUNT_UNCERTAIN_PCT = COUNT_TOLERANCE_PCT
 
 
 def _number(value: object) -> float:
@@ -105,16 +115,65 @@ def absolute_counts(pops: pd.DataFrame, sample: dict, counts: CountsConfig,
     return nan, "", flags
 
 
-def count_flags(pops: pd.DataFrame, abs_counts: pd.Series, method: str) -> pd.Series:
-    """Per row of one sample's populations, its ``count_flags`` value (:data:`COUNT_LOW_FLAG` or ''; the
-    flags of the absolute count alone, never added to the row's gating ``flags``): a single-platform count (``method``, from :func:`absolute_counts`) of a row
-    whose ``flags`` hold :data:`~cytokit.gating.edge_loss.EDGE_LOSS_NOTE`; '' for rows without a count."""
-    words = pd.Series("", index=pops.index, dtype=object)
-    if method != SINGLE or S.FLAGS not in pops.columns:
-        return words
-    noted = pops[S.FLAGS].map(lambda f: EDGE_LOSS_NOTE in (f.split(";") if isinstance(f, str) else list(f or [])))
-    words[noted.astype(bool) & abs_counts.notna()] = COUNT_LOW_FLAG
-    return words
+def count_flags(pops: pd.DataFrame, abs_counts: pd.Series, method: str, lymphocytes: str | None = None
+                ) -> pd.Series:
+    """Per row of one sample's populations, its ``count_flags`` value (the flags of the absolute count alone,
+    ``;``-joined, never added to the row's gating ``flags``; '' for none and for rows without a count):
+
+    * :data:`COUNT_LOW_FLAG`: a single-platform count (``method``, from :func:`absolute_counts`) of a row whose
+      ``flags`` hold :data:`~cytokit.gating.edge_loss.EDGE_LOSS_NOTE`;
+    * :data:`COUNT_UNCERTAIN_FLAG`: a count (either method) whose :func:`count_error_pct` (with the strategy's
+      ``lymphocytes`` population when known) exceeds :data:`COUNT_UNCERTAIN_PCT` % of the count."""
+    if method not in (SINGLE, DUAL):
+        return pd.Series("", index=pops.index, dtype=object)
+    counted = abs_counts.notna().to_numpy()
+    low = np.zeros(len(pops), dtype=bool)
+    if method == SINGLE and S.FLAGS in pops.columns:
+        low = pops[S.FLAGS].map(lambda f: EDGE_LOSS_NOTE in (f.split(";") if isinstance(f, str)
+                                                             else list(f or []))).to_numpy(dtype=bool)
+    uncertain = (count_error_pct(pops, lymphocytes) > COUNT_UNCERTAIN_PCT).to_numpy()
+    words = [";".join(w for w, on in ((COUNT_LOW_FLAG, lo), (COUNT_UNCERTAIN_FLAG, un)) if on) if c else ""
+             for c, lo, un in zip(counted, low, uncertain)]
+    return pd.Series(words, index=pops.index, dtype=object)
+
+
+def count_error_pct(pops: pd.DataFrame, lymphocytes: str | None = None, *, sampling: bool = True) -> pd.Series:
+    """Per row of one sample's populations, the estimated relative error of its share of lymphocytes, and so of
+    its absolute count (% of the count; both methods multiply it): the root sum of squares, over the row and each
+    ancestor below the lymphocyte denominator (:func:`sample_denominator`), of that step's error over its share,
+    ``100 x hypot(est_error_pp, count_sd_pp) / pct_parent`` (``est_error_pp`` NaN, not measured, counts 0;
+    ``count_sd_pp`` only with ``sampling``). A step's error moves the count of every population below it, so a
+    subset's count carries its ancestors' errors. Infinite where a step of zero share has an error; NaN for the
+    denominator's ancestors, rows outside it (beads) and the denominator itself is 0."""
+    out = pd.Series(np.nan, index=pops.index, dtype="float64")
+    denominator = sample_denominator(pops, lymphocytes).name
+    if not denominator or S.PARENT not in pops.columns:
+        return out
+    names = pops[S.POPULATION].astype(str).tolist()
+
+    def column(name: str) -> np.ndarray:
+        if name not in pops.columns:
+            return np.zeros(len(pops))
+        return np.nan_to_num(pd.to_numeric(pops[name], errors="coerce").to_numpy(dtype="float64"), nan=0.0)
+
+    err = np.hypot(column(S.EST_ERROR_PP), column(S.COUNT_SD_PP)) if sampling else column(S.EST_ERROR_PP)
+    pct = pd.to_numeric(pops[S.PCT_PARENT], errors="coerce").to_numpy(dtype="float64")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        steps = np.where(err > 0, 100.0 * err / pct, 0.0) ** 2
+    step, parent = {}, {}
+    for name, up, sq in zip(names, pops[S.PARENT].tolist(), steps):
+        if name not in step:  # the first row of a population (a table of one sample holds one)
+            step[name], parent[name] = float(sq), up if isinstance(up, str) else ""
+    variance: dict[str, float] = {denominator: 0.0}
+
+    def chain(name: str, depth: int = 0) -> float:
+        if name not in variance:
+            up = parent.get(name, "")
+            variance[name] = (math.nan if not up or up not in parent or depth > len(parent)
+                              else chain(up, depth + 1) + step[name])
+        return variance[name]
+
+    return pd.Series([math.sqrt(chain(p)) for p in names], index=pops.index, dtype="float64")
 
 
 def sample_denominator(pops: pd.DataFrame, lymphocytes: str | None = None) -> Denominator:

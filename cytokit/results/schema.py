@@ -123,7 +123,8 @@ COLUMNS: dict[str, Column] = {c.name: c for c in (
     Column(ABS_METHOD, "text", doc="dual_platform | single_platform | ''"),
     Column(COUNT_FLAGS, "text", doc="';'-joined review flags of the row's absolute count alone ('' = none), e.g. "
            "count_low (a single-platform count the gates above it likely left > 10 % low, "
-           "cytokit.pipeline.counts.count_flags): the count may be wrong, its percentages are not in doubt for it "
+           "cytokit.pipeline.counts.count_flags; count_uncertain, a count whose estimated relative error from the "
+           "est_error_pp and count_sd_pp of its row and ancestors exceeds 10 %): the count may be wrong, its percentages are not in doubt for it "
            "(flags, review, review_flags and notes are the gating's, for the percentages)"),
     Column(MARKER_MEDIANS, "text", "transformed scale", "JSON {marker: median}"),
     Column(METHOD, "text", doc="gate method"),
