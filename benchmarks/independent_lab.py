@@ -59,6 +59,7 @@ from independent_lab_gen.user_yaml_b import CD3_REFERENCE, PANEL_B, write_lab_b_
 from independent_lab_gen.user_yaml_c import (CD45_SSC, CD45_SSC_NO_BEADS, LYMPHOCYTE_GATES_C, PANEL_C,  # noqa: E402
                                              write_lab_c_strategies)
 from qc_accuracy import TIME_FLAGS  # noqa: E402
+from simulated_counts import count_flag_table  # noqa: E402
 
 from cytokit.fcs import read_fcs  # noqa: E402
 from cytokit.gating import load_strategy  # noqa: E402
@@ -503,21 +504,14 @@ def print_dual_platform_counts(rows: pd.DataFrame) -> None:
 
 
 def print_count_flags(rows: pd.DataFrame) -> None:
-    """Per count kind (single / dual platform) and population: counts > 10 % off (relative) and how many of them
-    carry a count flag (``count_flags``) or a review flag, and the counts with a count flag within 5 % of the
-    truth (:func:`count_errors`)."""
+    """Per count kind (single / dual platform), and per kind and population where a count is > 10 % off or flagged:
+    :func:`simulated_counts.count_flag_table` of the run's counts (:func:`count_errors`)."""
     if rows.empty:
         return
-    words = rows["count_flags"].fillna("").astype(str)
-    off, near = rows.rel_err_pct.abs() > 10, rows.rel_err_pct.abs() <= 5
-    flagged = words != ""
-    sub = rows.assign(off=off, near=near, cf=flagged, off_cf=off & flagged, off_any=off & (flagged | rows.review.astype(bool)),
-                      cf_near=flagged & near)
-    agg = dict(n=("off", "size"), gt_10pct=("off", "sum"), gt_10pct_count_flagged=("off_cf", "sum"),
-               gt_10pct_any_flag=("off_any", "sum"), count_flagged=("cf", "sum"), count_flagged_within_5pct=("cf_near", "sum"))
-    by_kind = sub.groupby("kind").agg(**agg)
-    print("\nabsolute counts vs truth, count flags (count_flags) per count kind:\n" + by_kind.to_string())
-    print(sub.groupby(["kind", "population"]).agg(**agg)[lambda t: (t.gt_10pct > 0) | (t.count_flagged > 0)].to_string())
+    print("\nabsolute counts vs truth, count flags (count_flags) per count kind:\n"
+          + count_flag_table(rows, ["kind"]).to_string())
+    table = count_flag_table(rows, ["kind", "population"])
+    print(table[(table.gt_10pct > 0) | (table.count_flagged > 0)].to_string())
 
 
 def main(argv: list[str] | None = None) -> int:

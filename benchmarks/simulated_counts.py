@@ -54,18 +54,25 @@ def run(folder: Path, seed: int, patients: int, events: int) -> pd.DataFrame:
     return rows
 
 
-def summary(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per population: n, counts > 10 % off, of them with a count flag / any flag, count-flagged, of them within 5 %."""
+def count_flag_table(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Per group of ``keys``: counts (n), median |relative error| (%), counts > 10 % off (``rel_err_pct``, % of
+    the truth), how many of them carry a count flag (``count_flags``) / any flag (or ``review``), the counts with a
+    count flag and how many of those are within 5 % of the truth. Also read by ``independent_lab.py``."""
     flagged = rows.count_flags.fillna("").astype(str) != ""
     off, near = rows.rel_err_pct.abs() > 10, rows.rel_err_pct.abs() <= 5
     sub = rows.assign(off=off, off_cf=off & flagged, off_any=off & (flagged | rows.review.astype(bool)), cf=flagged,
                       cf_near=flagged & near)
-    agg = dict(n=("off", "size"), median_abs_rel_pct=("rel_err_pct", lambda e: e.abs().median()),
-               gt_10pct=("off", "sum"), gt_10pct_count_flagged=("off_cf", "sum"), gt_10pct_any_flag=("off_any", "sum"),
-               count_flagged=("cf", "sum"), count_flagged_within_5pct=("cf_near", "sum"))
-    table = sub.groupby("population").agg(**agg)
-    table.loc["(all)"] = sub.assign(population="(all)").groupby("population").agg(**agg).iloc[0]
-    return table.round(2)
+    return sub.groupby(keys).agg(
+        n=("off", "size"), median_abs_rel_pct=("rel_err_pct", lambda e: e.abs().median()),
+        gt_10pct=("off", "sum"), gt_10pct_count_flagged=("off_cf", "sum"), gt_10pct_any_flag=("off_any", "sum"),
+        count_flagged=("cf", "sum"), count_flagged_within_5pct=("cf_near", "sum")).round(2)
+
+
+def summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """:func:`count_flag_table` per population, and over all counts (row ``(all)``)."""
+    table = count_flag_table(rows, ["population"])
+    table.loc["(all)"] = count_flag_table(rows.assign(population="(all)"), ["population"]).iloc[0]
+    return table
 
 
 def main(argv: list[str] | None = None) -> int:
