@@ -486,7 +486,8 @@ def print_dual_platform_counts(rows: pd.DataFrame) -> None:
     """Dual-platform absolute counts (% of lymphocytes x the clinical lymphocyte count) against the count a right
     % of lymphocytes gives: their relative error is the % of lymphocytes' (the clinical count taken as right).
     Per population median / max |relative error| (%), rows > 10 % off, how many of those carry a review flag, and
-    rows with ``count_low`` (none expected: :func:`cytokit.pipeline.counts.count_flags` flags bead counts only)."""
+    rows with ``count_low`` (a dual-platform count's: the population's loss at the scatter gate beyond the
+    lymphocytes' own, :func:`cytokit.gating.edge_loss.lineage_loss_pct`)."""
     sub = rows[rows.truth_pct_lymphocytes.notna() & rows.pct_lymphocytes.notna()
                & (rows.truth_pct_lymphocytes > 0)].copy()
     if sub.empty:

@@ -1,15 +1,16 @@
 """A single-platform (bead) count of cells the gates above it left out (:mod:`cytokit.gating.edge_loss`,
 :func:`cytokit.pipeline.counts.count_flags`): NK cells with more side scatter than the T cells, partly outside the
 lymphocyte ellipse, are missing from an events-based count however right their % is; such a count gets the
-count flag ``count_low`` (the row's ``count_flags``; its ``review`` stays the gating's), a dual-platform count
-(the clinical lymphocyte count holds them) does not."""
+count flag ``count_low`` (the row's ``count_flags``; its ``review`` stays the gating's). A dual-platform count
+(the clinical lymphocyte count holds them) gets it when their loss beyond the lymphocytes' own is as large
+(test_count_lineage_loss.py)."""
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
 from cytokit.fcs import read_fcs
-from cytokit.gating.edge_loss import EDGE_LOSS_FLAG_PCT, EDGE_LOSS_NOTE, edge_loss_pct
+from cytokit.gating.edge_loss import EDGE_LOSS_FLAG_PCT, EDGE_LOSS_NOTE, LINEAGE_LOSS_NOTE, edge_loss_pct
 from cytokit.gating.methods import needs_review
 from cytokit.gating.methods.scatter_cut import RING_KEY
 from cytokit.pipeline.assemble import _population_rows
@@ -62,11 +63,16 @@ def test_nk_count_low_from_the_scatter_edge_is_flagged(lab_nkb):
     assert bool(rows.loc[nk, S.REVIEW]) == needs_review(pops.loc[nk, S.FLAGS])
     assert COUNT_LOW_FLAG not in rows.loc[nk, S.REVIEW_FLAGS].split(";") and not needs_review(COUNT_LOW_FLAG)
     assert EDGE_LOSS_NOTE in rows.loc[nk, S.NOTES].split(";") and not needs_review(EDGE_LOSS_NOTE)
-    # dual platform: the clinical lymphocyte count holds the left-out cells; no count_low
+    # dual platform: the clinical lymphocyte count holds the left-out cells, but the NK cells' loss beyond the
+    # lymphocytes' own (ring ~21 %, the T cells' ~2 %) leaves their % of lymphocytes, so the count, > 10 % low
     dual, dual_method, _ = absolute_counts(pops, {}, CountsConfig(method="dual_platform"), 2000.0)
-    assert not count_flags(pops, dual, dual_method).str.split(";").map(lambda w: COUNT_LOW_FLAG in w).any()
+    dual_words = count_flags(pops, dual, dual_method)
+    true_pct = pd.read_csv(trial / "truth" / "populations.csv").set_index(["file", "population"])["pct_lymphocytes"]
+    assert 100.0 * (pops.loc[nk, S.PCT_LYMPHOCYTES] / true_pct[(FILE, "NK cells")] - 1.0) < -10.0
+    assert LINEAGE_LOSS_NOTE in pops.loc[nk, S.FLAGS].split(";") and COUNT_LOW_FLAG in dual_words[nk].split(";")
     # B cells (the T cells' scatter) keep their count within 5 % under the same gate: no note, no flag
     b = pops.index[pops[S.POPULATION] == "B cells"][0]
     true_b = truth[(FILE, "B cells")] * BEADS["beads_per_tube"] / (5000 * BEADS["sample_volume_uL"])
     assert abs(single[b] - true_b) / true_b < 0.05
     assert EDGE_LOSS_NOTE not in pops.loc[b, S.FLAGS].split(";") and words[b] == "" and rows.loc[b, S.COUNT_FLAGS] == ""
+    assert LINEAGE_LOSS_NOTE not in pops.loc[b, S.FLAGS].split(";") and dual_words[b] == ""

@@ -213,6 +213,16 @@ def test_count_uncertain_in_count_flags_where_the_counts_estimated_error_exceeds
         expected = (count_error_pct(rows, "Singlets") > COUNT_UNCERTAIN_PCT) & rows["abs_count_per_uL"].notna()
         assert flagged[rows.index].tolist() == expected.tolist(), sid
     assert 0 < flagged.sum() < len(pops) / 2  # the small subsets of 5,000-event files, not every count
+    # count_low: exactly the counted rows whose gating notes the cells their count's method misses (a bead count:
+    # every cell left out, edge_loss; a dual-platform count: the loss beyond the lymphocytes' own)
+    from cytokit.gating.edge_loss import EDGE_LOSS_NOTE, LINEAGE_LOSS_NOTE
+    from cytokit.pipeline.counts import COUNT_LOW_FLAG
+    low = pops["count_flags"].fillna("").str.split(";").map(lambda w: COUNT_LOW_FLAG in w)
+    words = pops["flags"].fillna("").str.split(";")
+    note = pops["abs_method"].map({"dual_platform": LINEAGE_LOSS_NOTE, "single_platform": EDGE_LOSS_NOTE})
+    noted = pd.Series([isinstance(n, str) and n in w for n, w in zip(note, words)], index=pops.index)
+    assert set(pops["abs_method"].dropna()) >= {"dual_platform", "single_platform"}
+    assert low.tolist() == (noted & pops["abs_count_per_uL"].notna()).tolist()
     assert (pops["review"] == pops["flags"].fillna("").map(needs_review)).all()
     values = pd.read_parquet(results / "trial" / "patient_visit_values.parquet")
     marked = values["count_flags"].fillna("").str.contains(COUNT_UNCERTAIN_FLAG)

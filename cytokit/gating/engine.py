@@ -16,9 +16,9 @@ from ..errors import GatingError, PanelError
 from ..gates import BooleanGate
 from ..results import schema as S
 from ..sample import Sample
-from .backgating import backgate_scatter, in_and_out_pct, missed, scatter_redraws
+from .backgating import LEFT_OUT_KEY, backgate_scatter, in_and_out_pct, missed, scatter_redraws
 from .count_error import FEW_EVENTS_FLAG, count_sd_pp, few_events
-from .edge_loss import EDGE_LOSS_NOTE, edge_loss_note
+from .edge_loss import EDGE_LOSS_NOTE, LINEAGE_LOSS_NOTE, edge_loss_note, lineage_loss_note
 from .fit_state import FIT_EVENTS, FitState, columns, evaluate_gate, reference_mask
 from .lymphocyte_doublets import (DOUBLET_KEY, DOUBLET_NOTE, ESTIMATE_NOTE, counted_doublets, counts_doublets,
                                   record_lymphocyte_doublets, states_excluded)
@@ -207,6 +207,18 @@ def _denominator_other(definition: StrategyDefinition, state: FitState, lymph: s
     return None
 
 
+def left_out_above(definition: StrategyDefinition, state: FitState, name: str, scatter_gates: set[str]
+                   ) -> float | None:
+    """The lymphocytes left out by the back-gated scatter gate above population ``name``
+    (:data:`~.backgating.LEFT_OUT_KEY`: its reference's cells in the ring per 100 inside, %), the nearest such gate
+    above it; None when there is none or it does not record it (a gate on a fluorescence dim)."""
+    for up in ancestors(definition, name):
+        if up in scatter_gates:
+            value = state.fits[up].info.get(LEFT_OUT_KEY) if up in state.fits else None
+            return float(value) if value is not None else None
+    return None
+
+
 def _share_error(state: FitState, spec: PopulationSpec, pct_parent: float, key: str,
                  error_pp: Callable[[float, float, float], float], parent_key: str | None = None) -> float:
     """Error (pp) of ``spec``'s % of parent from a share (%) recorded in its and its parent's fit info under
@@ -329,6 +341,9 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
             est = _add_error_part(est, flags, cut, CUT_FLAG)
         if spec.name in in_lymph and spec.name != lymph and edge_loss_note(state.fits[spec.name].info):
             flags.append(EDGE_LOSS_NOTE)  # an events-based (bead) count of it reads low (.edge_loss)
+        if spec.name in in_lymph and spec.name != lymph and lineage_loss_note(
+                state.fits[spec.name].info, left_out_above(definition, state, spec.name, scatter_gates)):
+            flags.append(LINEAGE_LOSS_NOTE)  # a % of lymphocytes (dual-platform count) of it reads low (.edge_loss)
         edge = state.fits[spec.name].info.get(PARENT_EDGE_KEY)
         if edge:  # its parent's edge moves its share (.parent_edge)
             est = _add_error_part(est, flags, float(edge), PARENT_EDGE_FLAG)

@@ -10,7 +10,7 @@ Contract (schema in :mod:`cytokit.results.schema`, dtypes by :func:`cytokit.resu
   transformed scale), method, flags, review (bool), review_flags, notes (flags split by
   :func:`cytokit.gating.methods.review_columns`), est_error_pp, count_sd_pp, qc_flags, phenotype``, and
   ``count_flags`` (after ``abs_method``: the absolute count's own review flags, e.g. ``count_low`` on a
-  single-platform count the gates above it left low, :func:`cytokit.pipeline.counts.count_flags`). ``flags``,
+  count the gates above it left low, :func:`cytokit.pipeline.counts.count_flags`). ``flags``,
   ``review``, ``review_flags`` and ``notes`` are the gating's alone, as ``Strategy.apply`` gives them: a count
   flag does not put the row's percentages in doubt;
 * ``samples``: one row per manifest sample, sorted by ``sample_id``: ``sample_id, file, sha256``, the

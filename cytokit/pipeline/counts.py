@@ -17,9 +17,11 @@ Contract
   gates above it and its own divider left out more of its cells than the count's tolerance allows,
   :mod:`cytokit.gating.edge_loss`) gets the count flag :data:`COUNT_LOW_FLAG` in its row's ``count_flags``
   column (:func:`count_flags`): the count may be wrong, not the row's percentages, so ``flags`` / ``review``
-  (the gating's, as ``Strategy.apply`` gives them) do not carry it. A dual-platform count is not flagged for it: the clinical lymphocyte count holds the
-  cells the scatter gate left out, and the % of lymphocytes misses only a population's loss beyond the
-  lymphocytes' (``scatter_cut`` in its ``est_error_pp``).
+  (the gating's, as ``Strategy.apply`` gives them) do not carry it. A dual-platform count is not flagged for it: the
+  clinical lymphocyte count holds the cells the scatter gate left out, and the % of lymphocytes misses only a
+  population's loss beyond the lymphocytes' own. A dual-platform count of a row whose gating notes
+  :data:`~cytokit.gating.edge_loss.LINEAGE_LOSS_NOTE` (that loss beyond the denominator's above the flag level,
+  :func:`cytokit.gating.edge_loss.lineage_loss_pct`) gets the same :data:`COUNT_LOW_FLAG`.
 * A count of either method whose estimated relative error (:func:`count_error_pct`: over the row and its ancestors
   below the lymphocyte denominator, the root sum of squares of ``hypot(est_error_pp, count_sd_pp) / pct_parent``)
   exceeds :data:`COUNT_UNCERTAIN_PCT` (10 % of the count) gets the count flag :data:`COUNT_UNCERTAIN_FLAG` in
@@ -42,7 +44,7 @@ from typing import TypedDict
 import numpy as np
 import pandas as pd
 
-from ..gating.edge_loss import COUNT_TOLERANCE_PCT, EDGE_LOSS_NOTE
+from ..gating.edge_loss import COUNT_TOLERANCE_PCT, EDGE_LOSS_NOTE, LINEAGE_LOSS_NOTE
 from ..qc import min_events_flag
 from ..results import schema as S
 from ..results.denominators import Denominator, table_denominator
@@ -121,16 +123,18 @@ def count_flags(pops: pd.DataFrame, abs_counts: pd.Series, method: str, lymphocy
     ``;``-joined, never added to the row's gating ``flags``; '' for none and for rows without a count):
 
     * :data:`COUNT_LOW_FLAG`: a single-platform count (``method``, from :func:`absolute_counts`) of a row whose
-      ``flags`` hold :data:`~cytokit.gating.edge_loss.EDGE_LOSS_NOTE`;
+      ``flags`` hold :data:`~cytokit.gating.edge_loss.EDGE_LOSS_NOTE`, a dual-platform count of one whose ``flags``
+      hold :data:`~cytokit.gating.edge_loss.LINEAGE_LOSS_NOTE`;
     * :data:`COUNT_UNCERTAIN_FLAG`: a count (either method) whose :func:`count_error_pct` (with the strategy's
       ``lymphocytes`` population when known) exceeds :data:`COUNT_UNCERTAIN_PCT` % of the count."""
     if method not in (SINGLE, DUAL):
         return pd.Series("", index=pops.index, dtype=object)
     counted = abs_counts.notna().to_numpy()
     low = np.zeros(len(pops), dtype=bool)
-    if method == SINGLE and S.FLAGS in pops.columns:
-        low = pops[S.FLAGS].map(lambda f: EDGE_LOSS_NOTE in (f.split(";") if isinstance(f, str)
-                                                             else list(f or []))).to_numpy(dtype=bool)
+    note = EDGE_LOSS_NOTE if method == SINGLE else LINEAGE_LOSS_NOTE  # the cells each method's count misses
+    if S.FLAGS in pops.columns:
+        low = pops[S.FLAGS].map(lambda f: note in (f.split(";") if isinstance(f, str)
+                                                   else list(f or []))).to_numpy(dtype=bool)
     uncertain = (count_error_pct(pops, lymphocytes) > COUNT_UNCERTAIN_PCT).to_numpy()
     words = [";".join(w for w, on in ((COUNT_LOW_FLAG, lo), (COUNT_UNCERTAIN_FLAG, un)) if on) if c else ""
              for c, lo, un in zip(counted, low, uncertain)]

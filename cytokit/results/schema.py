@@ -122,7 +122,8 @@ COLUMNS: dict[str, Column] = {c.name: c for c in (
            "(bead events x µL); NaN for the bead gate and gates above the denominator"),
     Column(ABS_METHOD, "text", doc="dual_platform | single_platform | ''"),
     Column(COUNT_FLAGS, "text", doc="';'-joined review flags of the row's absolute count alone ('' = none), e.g. "
-           "count_low (a single-platform count the gates above it likely left > 10 % low, "
+           "count_low (a single-platform count the gates above it likely left > 10 % low, or a dual-platform count "
+           "whose population they left out beyond the lymphocytes' own share as much, "
            "cytokit.pipeline.counts.count_flags; count_uncertain, a count whose estimated relative error from the "
            "est_error_pp and count_sd_pp of its row and ancestors exceeds 10 %): the count may be wrong, its percentages are not in doubt for it "
            "(flags, review, review_flags and notes are the gating's, for the percentages)"),
