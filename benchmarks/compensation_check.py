@@ -28,7 +28,9 @@ file first (QC-thinned files).
 
 Printed per family: detection rate (``twice``, ``over10/25/50``), false-positive rate (``once``),
 ``compensation_unchecked`` rate (share of ``once`` and ``twice`` checks with no informative pair), the rate the
-wrong matrix is flagged, and the median ``d`` of ``once`` / ``twice``. Rates are fractions (0-1).
+wrong matrix is flagged, and the median ``d`` of ``once`` / ``twice``; ``seen_*``: the share flagged or noted
+``compensation_suspect`` (the lean of the negatives' centre, ``d_mode``; ``seen_once`` is its false-alarm
+rate). Rates are fractions (0-1).
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/compensation_check.py --csv /tmp/comp.csv
     PYTHONPATH=$PWD .venv/bin/python benchmarks/compensation_check.py --sources param --files 4
@@ -49,7 +51,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cytokit.compensation import SpilloverMatrix, acquisition_matrix, compensate_events, matrix_indices  # noqa: E402
-from cytokit.compensation.check import FLAG_OVER, NOTE_UNCHECKED, check_compensation  # noqa: E402
+from cytokit.compensation.check import FLAG_OVER, NOTE_SUSPECT, NOTE_UNCHECKED, check_compensation  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -287,7 +289,8 @@ def check_variants(bf: BaseFile, wrong: SpilloverMatrix | None = None) -> list[d
         r = check_compensation(x, x, mat, idx)
         rows.append({"source": bf.source, "family": bf.family, "file": bf.name, "variant": v,
                      "events": raw.shape[0], "colours": m.n, "flagged": FLAG_OVER in r.flags,
-                     "unchecked": NOTE_UNCHECKED in r.notes, "d": r.median_residual, "pairs": len(r.pairs)})
+                     "unchecked": NOTE_UNCHECKED in r.notes, "suspect": NOTE_SUSPECT in r.notes,
+                     "d": r.median_residual, "d_mode": r.median_mode_residual, "pairs": len(r.pairs)})
     return rows
 
 
@@ -304,7 +307,9 @@ def score(rows: pd.DataFrame) -> pd.DataFrame:
     """Per family (fractions 0-1): ``detect_twice`` / ``detect_over10/25/50`` = share flagged; ``silent_twice``
     = share of ``twice`` neither flagged nor noted unchecked (the silent miss); ``fp_once`` =
     share of ``once`` flagged; ``unchecked`` = share of ``once`` and ``twice`` checks with the note;
-    ``flag_wrong`` = share of ``wrong`` flagged; ``d_once`` / ``d_twice`` = median residuals; ``files``."""
+    ``flag_wrong`` = share of ``wrong`` flagged; ``d_once`` / ``d_twice`` = median residuals; ``files``;
+    ``seen_once`` / ``seen_over10/25/50`` = share flagged ``overcompensated`` or noted ``compensation_suspect``
+    (``once`` must stay 0); ``dm_once`` / ``dm_over50`` = median mode residuals ``d_mode``."""
     out = []
     for (source, family), g in rows.groupby(["source", "family"], sort=False):
         by = {v: g[g["variant"] == v] for v in VARIANTS}
@@ -315,7 +320,10 @@ def score(rows: pd.DataFrame) -> pd.DataFrame:
                     **{f"detect_{v}": _rate(by[v]["flagged"]) for v in OVER_SCALES},
                     "fp_once": _rate(by["once"]["flagged"]), "unchecked": _rate(ot["unchecked"]),
                     "flag_wrong": _rate(by["wrong"]["flagged"]),
-                    "d_once": _median(by["once"]["d"]), "d_twice": _median(by["twice"]["d"])})
+                    "d_once": _median(by["once"]["d"]), "d_twice": _median(by["twice"]["d"]),
+                    "seen_once": _rate(by["once"]["flagged"] | by["once"]["suspect"]),
+                    **{f"seen_{v}": _rate(by[v]["flagged"] | by[v]["suspect"]) for v in OVER_SCALES},
+                    "dm_once": _median(by["once"]["d_mode"]), "dm_over50": _median(by["over50"]["d_mode"])})
     return pd.DataFrame(out)
 
 

@@ -699,7 +699,8 @@ def data_flags(sample: Sample) -> list[str]:
     tables, reports and ``cytokit gate``): ``markers_from_detector_names`` when the panel assigned a
     marker from its detector alone ($PnS empty; :func:`cytokit.panel.panel_flags`),
     ``overcompensated`` when the compensation check failed and the note ``compensation_unchecked`` when it
-    could not decide (no informative detector pair; :func:`cytokit.compensation.compensation_flags`)
+    could not decide (no informative detector pair; :func:`cytokit.compensation.compensation_flags`), the note
+    ``compensation_suspect`` when the negatives of bright events lean below zero (a matrix too strong?)
     and ``<marker>:logicle_w_clipped`` per channel whose estimated logicle W was clipped into range (W < 0
     estimated, W = 0 used; :func:`cytokit.transforms.estimate.clipped_flags`, on the transformed Sample).
     ``sample`` is the resolved (and compensated, or transformed) Sample."""

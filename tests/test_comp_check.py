@@ -175,3 +175,101 @@ def test_entry_points_agree_on_a_qc_thinned_twice_compensated_file(shared_data, 
     assert gate.exit_code == 0, gate.output
     assert "overcompensated" in gate.output
     assert compensation_flags(compensate(read_fcs(path))) == ["overcompensated"]
+
+
+def _over_scaled(m, k: float):
+    """``m`` with its off-diagonal spillover values multiplied by ``k``."""
+    from cytokit.compensation import SpilloverMatrix
+
+    diag = np.diag(np.diag(m.values))
+    return SpilloverMatrix(m.channels, diag + k * (m.values - diag), source=f"{m.source} x{k}")
+
+
+def test_matrix_over_scaled_by_half_is_noted_suspect(shared_data):
+    """flowsom_68983 compensated with its matrix's spillover values 50 % too large: not removed twice (median
+    ``d`` about -0.5, no ``overcompensated``), but the centre of the negatives of bright events sits about a
+    third of the removed spillover below their dim neighbours (median ``d_mode`` -0.32): the note
+    ``compensation_suspect``, in the data flags and recorded with the channels compensation moved (for the
+    rows). Its own matrix, or one 10 % too large (the error of a measured matrix), gets no note: median
+    ``d_mode`` 0.00 / -0.07."""
+    from cytokit.compensation.check import NOTE_SUSPECT, moved_channel_words, moved_channels
+    from cytokit.qc import data_flags
+
+    s = read_fcs(shared_data / "flowsom_68983/68983.fcs")
+    m = acquisition_matrix(s)
+    idx = matrix_indices(s, m)
+    raw = s.events.astype(np.float64)
+    results = {k: check_compensation(raw, compensate_events(raw, _over_scaled(m, k), idx), _over_scaled(m, k), idx)
+               for k in (1.0, 1.1, 1.5)}
+    assert [r.notes for r in results.values()] == [(), (), (NOTE_SUSPECT,)]
+    assert all(r.ok for r in results.values())
+    assert abs(results[1.0].median_mode_residual) < 0.1
+    assert -0.45 < results[1.5].median_mode_residual <= -0.25
+    noted = compensate(s, _over_scaled(m, 1.5))
+    assert compensation_flags(noted) == [NOTE_SUSPECT]
+    assert NOTE_SUSPECT in data_flags(noted) and "overcompensated" not in data_flags(noted)
+    assert "too large by about" in " ".join(noted.warnings)
+    assert moved_channel_words(noted) == {NOTE_SUSPECT: moved_channels(noted)} and len(moved_channels(noted)) >= 4
+    assert moved_channel_words(compensate(s)) == {}
+
+
+@pytest.mark.parametrize("rel", REAL)
+def test_once_compensated_real_files_are_not_noted_suspect(shared_data, rel):
+    """Compensated once with the matrix they carry, the real files' negatives do not lean: no
+    ``compensation_suspect`` (median ``d_mode`` -0.06 to +0.25)."""
+    s = read_fcs(shared_data / rel)
+    m = acquisition_matrix(s)
+    idx = matrix_indices(s, m)
+    raw = s.events.astype(np.float64)
+    r = check_compensation(raw, compensate_events(raw, m, idx), m, idx)
+    assert r.ok and r.notes == ()
+    assert r.median_mode_residual > -0.1
+
+
+def test_spreading_error_is_not_read_as_a_lean(shared_data):
+    """The LSRII APC-Cy7 single-stain control compensated once with CytoExploreR's matrix: spreading error
+    widens the AF700 negatives of APC-Cy7-bright cells, which takes the low-quantile residual to a median
+    ``d`` of -0.29 (a rule on ``d`` at the suspect limit would call this right matrix too strong); the centre
+    of those negatives does not move (median ``d_mode`` -0.05): no note."""
+    from cytokit.compensation import read_matrix
+
+    folder = shared_data / "compensation" / "cytoexplorer_lsrii"
+    m = read_matrix(folder / "Compensation-Spillover-Matrix.csv")
+    s = read_fcs(next(folder.rglob("Compensation-APC-Cy7.fcs")))
+    idx = matrix_indices(s, m)
+    raw = s.events.astype(np.float64)
+    r = check_compensation(raw, compensate_events(raw, m, idx), m, idx)
+    assert r.median_residual < -0.25
+    assert r.median_mode_residual > -0.1
+    assert r.ok and r.notes == ()
+
+
+def test_rows_of_a_matrix_too_strong_carry_the_review_flag(shared_data):
+    """flowsom_68983 gated with its matrix 50 % too strong: CD4 T falls from 69 % to about 1 % of T cells (gd T
+    rises from 14 % to 83 %), so the rows gated on a moved channel carry ``<marker>:compensation_suspect`` as a
+    review flag and the rows below them the plain word; scatter-only rows nothing. With its own matrix no row
+    carries it."""
+    from cytokit.gating import load_strategy
+    from cytokit.gating.model import defining_populations
+
+    s = read_fcs(shared_data / "flowsom_68983/68983.fcs")
+    strategy = load_strategy("mouse_lymphocytes")
+    m = acquisition_matrix(s)
+    rows = {k: strategy.apply(compensate(s, _over_scaled(m, k))).populations.set_index("population")
+            for k in (1.0, 1.5)}
+    assert not rows[1.0]["flags"].str.contains("compensation_suspect").any()
+    strong = rows[1.5]
+    assert rows[1.0].loc["CD4 T", "pct_parent"] - strong.loc["CD4 T", "pct_parent"] > 20  # what the flag is for
+    definition = strategy.definition
+    for name, row in strong.iterrows():
+        spec = definition.population(str(name))
+        fluor = [d for d in spec.dims if d not in ("FSC-A", "FSC-H", "SSC-A", "SSC-H", "Time")]
+        above = [d for p in defining_populations(definition, str(name))
+                 for d in definition.population(p).dims if d not in ("FSC-A", "FSC-H", "SSC-A", "SSC-H", "Time")]
+        words = str(row["flags"]).split(";")
+        if fluor:
+            assert any(w.endswith(":compensation_suspect") for w in words), (name, words)
+        if fluor or above:
+            assert bool(row["review"]), (name, words)
+        else:
+            assert not any("compensation_suspect" in w for w in words), (name, words)

@@ -18,6 +18,8 @@ def test_score_counts_each_variant_in_its_own_column():
         {"source": "s", "family": "f", "file": "a", "variant": "once", "flagged": False, "unchecked": False, "d": 0.0},
         {"source": "s", "family": "f", "file": "a", "variant": "twice", "flagged": True, "unchecked": False, "d": -1.0},
         {"source": "s", "family": "f", "file": "a", "variant": "over50", "flagged": True, "unchecked": False, "d": -0.7},
+        # file a over-scaled by 25 %: not flagged, but noted compensation_suspect
+        {"source": "s", "family": "f", "file": "a", "variant": "over25", "flagged": False, "unchecked": False, "d": -0.3},
         # file b: once a false positive, twice missed silently
         {"source": "s", "family": "f", "file": "b", "variant": "once", "flagged": True, "unchecked": False, "d": -0.7},
         {"source": "s", "family": "f", "file": "b", "variant": "twice", "flagged": False, "unchecked": False, "d": -0.2},
@@ -26,6 +28,8 @@ def test_score_counts_each_variant_in_its_own_column():
         {"source": "s", "family": "f", "file": "c", "variant": "twice", "flagged": False, "unchecked": True, "d": np.nan},
         {"source": "t", "family": "g", "file": "d", "variant": "twice", "flagged": True, "unchecked": False, "d": -1.2},
     ])
+    rows["suspect"] = rows["variant"] == "over25"
+    rows["d_mode"] = rows["d"]
     t = score(rows).set_index("family")
     f = t.loc["f"]
     assert f["files"] == 3
@@ -34,6 +38,8 @@ def test_score_counts_each_variant_in_its_own_column():
     assert f["unchecked"] == 2 / 6
     assert f["detect_over50"] == 1.0 and np.isnan(f["detect_over10"]) and np.isnan(f["flag_wrong"])
     assert f["d_once"] == -0.35 and f["d_twice"] == -0.6
+    assert f["detect_over25"] == 0.0 and f["seen_over25"] == 1.0 and f["seen_over50"] == 1.0
+    assert f["seen_once"] == 1 / 3 and f["dm_once"] == -0.35 and f["dm_over50"] == -0.7
     assert t.loc["g", "detect_twice"] == 1.0 and np.isnan(t.loc["g", "fp_once"])
 
 

@@ -192,8 +192,11 @@ def compensate(sample: Sample, matrix: Any = None, *, check: bool = True, in_pla
     is logged and added to ``Sample.warnings`` (read back by ``compensation_flags``), ending with the
     channels compensation moved (``moved_channels``), so tables can flag the sample, and the populations
     gated on those channels, instead of reporting silently wrong numbers. When the check cannot decide (no
-    informative detector pair) the warning names the note ``compensation_unchecked`` instead: a sample-level
-    data note, no moved channels, no row flag."""
+    informative detector pair) the warning names the note ``compensation_unchecked`` instead, and when the
+    negatives of bright events lean below their dim neighbours without the spillover looking removed twice
+    (a matrix too strong by a third or more) the note ``compensation_suspect``: data notes, not failures;
+    ``compensation_suspect`` is recorded with the moved channels, like a failure, so the rows gated on
+    them carry it as a review flag."""
     reason = already_compensated(sample)
     if reason:
         msg = f"{sample.name}: not compensating again ({reason})"
@@ -206,19 +209,23 @@ def compensate(sample: Sample, matrix: Any = None, *, check: bool = True, in_pla
     note = f"compensated with {m.source or 'a given spillover matrix'} ({m.n} channels)"
     warnings = sample.warnings
     if check:
-        from .check import WARNING_PREFIX, check_compensation, moved_text, receiving_channels
+        from .check import ROW_WORDS, WARNING_PREFIX, check_compensation, moved_text, receiving_channels
 
         result = check_compensation(events, events, m, idx)  # the check reads the compensated events only
+        pnn = sample.channel_table.texts("pnn")
+        moved = set(receiving_channels(m))
+        names = [str(pnn[i]) for c, i in zip(m.channels, idx) if c in moved]
         if result.flags:
-            pnn = sample.channel_table.texts("pnn")
-            moved = set(receiving_channels(m))
-            names = [str(pnn[i]) for c, i in zip(m.channels, idx) if c in moved]
             msg = f"{WARNING_PREFIX} {';'.join(result.flags)}: {result.detail} {moved_text(names)}"
             log.warning("%s: %s", sample.name, msg)
             warnings = warnings + (msg,)
-        for word in result.notes:  # the check could not decide: said in the tables, not a failure
+        for word in result.notes:  # not a failure: said in the tables (and on the moved rows for a row word)
             msg = f"{WARNING_PREFIX} {word}: {result.detail}"
-            log.info("%s: %s", sample.name, msg)
+            if word in ROW_WORDS:
+                msg += f" {moved_text(names)}"
+                log.warning("%s: %s", sample.name, msg)
+            else:
+                log.info("%s: %s", sample.name, msg)
             warnings = warnings + (msg,)
     return sample.replace(events=events, compensated=True, provenance=sample.provenance + (note,),
                           warnings=warnings)

@@ -67,17 +67,19 @@ class GatingResult:
         ``<marker>:<word>``: ``logicle_w_clipped`` (a note) where the chain's estimated logicle W was clipped
         into range (recorded in the prepared Sample's warnings; :mod:`cytokit.transforms.estimate`), and
         ``overcompensated`` (a review flag) where the file's compensation check failed and compensation
-        moved the marker's channel (:func:`cytokit.compensation.check.moved_channels`): its values, and so
-        the gates on it, rest on spillover removed twice or too strongly. Rows below such a gate carry
-        ``overcompensated`` plain (:func:`cytokit.gating.engine.population_rows`). Scatter channels are
-        never compensated and never carry it."""
-        from ..compensation.check import FLAG_OVER, moved_channels
+        moved the marker's channel (:func:`cytokit.compensation.check.moved_channel_words`): its values, and so
+        the gates on it, rest on spillover removed twice or too strongly; ``compensation_suspect`` (a review
+        flag) the same way where the check found the negatives of bright events leaning below zero (a matrix
+        too strong). Rows below such a gate carry the word plain
+        (:func:`cytokit.gating.engine.population_rows`). Scatter channels are never compensated and never
+        carry it."""
+        from ..compensation.check import moved_channel_words
         from ..errors import PanelError
         from ..transforms.estimate import CLIPPED_FLAG, clipped_markers
 
         notes: dict[str, list[str]] = {m: [CLIPPED_FLAG] for m in clipped_markers(self.sample.warnings)}
-        moved = set(moved_channels(self.sample))
-        if moved:
+        for word, channels in moved_channel_words(self.sample).items():
+            moved = set(channels)
             pnn = self.sample.channel_table.texts("pnn")
             for dim in dict.fromkeys(d for spec in self.definition.populations for d in spec.dims):
                 try:
@@ -85,7 +87,7 @@ class GatingResult:
                 except PanelError:  # not a channel of this sample (an optional population's marker)
                     continue
                 if pnn[index] in moved:
-                    notes.setdefault(dim, []).append(FLAG_OVER)
+                    notes.setdefault(dim, []).append(word)
         return {m: tuple(words) for m, words in notes.items()}
 
     @property

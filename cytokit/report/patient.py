@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..compensation.check import FLAG_OVER, NOTE_UNCHECKED
+from ..compensation.check import FLAG_OVER, NOTE_SUSPECT, NOTE_UNCHECKED
 from ..errors import CytokitError, ReportError
 from ..panel import DETECTOR_ONLY_FLAG
 from ..transforms.estimate import CLIPPED_FLAG
@@ -108,6 +108,8 @@ DATA_FLAG_TEXT = {
                "instrument): percentages may be wrong",
     NOTE_UNCHECKED: "the compensation could not be checked (no detector pair with enough events bright enough to "
                     "show its spillover): data already compensated on the instrument would not have been noticed",
+    NOTE_SUSPECT: "the compensation looks too strong (the negative cells of bright events sit below zero, as with a "
+                  "spillover matrix whose values are a third or more too large): review the matrix",
 }
 
 

@@ -25,6 +25,7 @@ REVIEW_FLAGS: frozenset[str] = frozenset({
     "scatter_failed",  # a scatter gate above the population is estimated > 10 pp off (cytokit.gating.methods.scatter_overlap)
     "thresholds_disagree",  # two gates' thresholds on one marker, same parent and file (cytokit.gating.threshold_floor)
     "overcompensated",  # the gate (or one above it) reads a channel the file's failed compensation check moved (cytokit.gating.result.GatingResult.channel_notes)
+    "compensation_suspect",  # the same, where the check found the negatives leaning below zero (matrix too strong? cytokit.compensation.check)
 })
 
 
