@@ -13,7 +13,7 @@ from cytokit.gating.engine import population_rows
 from cytokit.gating.fit_state import FitState
 from cytokit.gating.methods import needs_review
 from cytokit.gating.methods.confidence import UNCERTAIN_PP
-from cytokit.gating.methods.scatter_overlap import BACKGATE_KEY, DEBRIS_KEY, OVERLAP_FLAG
+from cytokit.gating.methods.scatter_overlap import BACKGATE_KEY, DEBRIS_NET_KEY, OVERLAP_FLAG
 from cytokit.simulate import load_config, simulate_file
 
 
@@ -50,7 +50,7 @@ def test_a_gate_whose_debris_edge_and_left_out_cancel_is_not_flagged(fitted):
     pct = 100.0 * n_gate / res.sample.n_events
     # shares chosen so the larger side alone (debris 2 + back-gated 1 = 3 % in) is over the limit and the net
     # (3 - 1.5 = 1.5 % at most; at least 1 - 1.5 x 1.5 = -1.25 %) is under it
-    shares = {DEBRIS_KEY: 2.0, BACKGATE_KEY: 1.0, LEFT_OUT_KEY: 1.5}
+    shares = {DEBRIS_NET_KEY: 2.0, BACKGATE_KEY: 1.0, LEFT_OUT_KEY: 1.5}  # the debris edge read
     assert pct * 3.0 / 100 > UNCERTAIN_PP > pct * 1.5 / 100, pct
     row = _lymphocytes_row(res, **shares)
     state = FitState(dict(res.masks), {**res.fits, "Lymphocytes": type(res.fits["Lymphocytes"])(
@@ -71,6 +71,6 @@ def test_lymphocytes_left_out_beyond_the_ring_keep_the_flag(fitted):
     # = 3.25 % of its events low, more than the ring's reading alone
     out = 2.5
     assert pct * (LEFT_OUT_MAX_RATIO * out - 0.5) / 100 > UNCERTAIN_PP
-    row = _lymphocytes_row(res, **{DEBRIS_KEY: 0.0, BACKGATE_KEY: 0.5, LEFT_OUT_KEY: out})
+    row = _lymphocytes_row(res, **{DEBRIS_NET_KEY: 0.0, BACKGATE_KEY: 0.5, LEFT_OUT_KEY: out})
     assert float(row["est_error_pp"]) >= pct * (LEFT_OUT_MAX_RATIO * out - 0.5) / 100 - 1e-9
     assert OVERLAP_FLAG in str(row["flags"]).split(";") and needs_review(str(row["flags"])), row["flags"]

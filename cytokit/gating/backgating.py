@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Mapping, NamedTuple
+from typing import Callable, Mapping, NamedTuple
 
 import numpy as np
 
@@ -24,8 +24,8 @@ from .methods.scatter_cut import CUT_KEY, RING_KEY, cut_share, ring_rows
 from .methods.confidence import UNCERTAIN_PP
 from .lymphocyte_doublets import counts_doublets
 from .methods.scatter_overlap import (BACKGATE_KEY, BACKGATE_MAX_EVENTS, BACKGATE_MAX_KEY, DEBRIS_KEY,
-                                      DENOMINATOR_OTHER_KEY, Backgate, MIRROR_MIN_PCT, MISSED_RATIO,
-                                      OVERLAP_FLAG, dilution_error_pp,
+                                      DEBRIS_NET_KEY, DEBRIS_STRIP_KEY, DENOMINATOR_OTHER_KEY, Backgate, MIRROR_MIN_PCT, MISSED_RATIO,
+                                      OVERLAP_FLAG, debris_net_share, debris_pct, dilution_error_pp,
                                       OTHER_SHARE_KEY, OUTSIDE_KEY, fit_backgate, mirror_excess_share)
 from .methods.scatter_core import lymphocyte_core
 from .model import StrategyDefinition, ancestors, dependents
@@ -174,7 +174,7 @@ def in_and_out_pct(definition: StrategyDefinition, state: FitState, gate: str) -
         if child is not None and n_gate:
             other = (float(state.fits[child].info[BACKGATE_KEY]) * int(np.count_nonzero(state.masks[child]))
                      / n_gate)
-    return InAndOut(other, float(info.get(DEBRIS_KEY) or 0.0), float(info[LEFT_OUT_KEY]))
+    return InAndOut(other, debris_pct(info), float(info[LEFT_OUT_KEY]))
 
 
 #: fit-info key of a gate redrawn around its lymphocyte core: the mixture's estimate of other events (%), which
@@ -235,7 +235,7 @@ def backgate_scatter(definition: StrategyDefinition, sample: Sample, state: FitS
         for name in below:  # new FitResults: a re-fit's state shares the others with the earlier result
             fit = state.fits[name]
             kept = {k: v for k, v in fit.info.items() if k not in (BACKGATE_KEY, BACKGATE_MAX_KEY, CUT_KEY,
-                                                                   LEFT_OUT_KEY)}
+                                                                   LEFT_OUT_KEY, DEBRIS_NET_KEY)}
             state.fits[name] = FitResult(fit.gate, fit.flags, kept, fit.components)
         if ref not in state.masks:
             log.warning("%s: %s: back-gating reference %r was not fitted; no back-gating", sample.name,
@@ -460,6 +460,26 @@ def whole_reference(definition: StrategyDefinition, sample: Sample, state: FitSt
     return upper, mask
 
 
+def debris_net_pct(definition: StrategyDefinition, sample: Sample, state: FitState, gate: str,
+                   reference_count: Callable[[np.ndarray], int], inside_reference: int) -> float | None:
+    """The scatter gate's debris edge (:data:`DEBRIS_KEY`, %) net of the lymphocytes' own low-FSC tail in its strip
+    (:data:`DEBRIS_STRIP_KEY`, :func:`.methods.scatter_overlap.debris_net_share`): the gate's parent's events in the
+    strip per event inside the gate, less the reference's per reference event inside (``reference_count`` of the
+    strip's rows: those passing the gates down to the reference's own; ``inside_reference``: the reference's events
+    inside the gate). None when the gate has no strip or no debris edge."""
+    info = state.fits[gate].info
+    strip, debris = info.get(DEBRIS_STRIP_KEY), info.get(DEBRIS_KEY)
+    n_gate = int(np.count_nonzero(state.masks[gate]))
+    if strip is None or not debris or not n_gate or inside_reference < 1:
+        return None
+    parent = definition.population(gate).parent
+    rows = np.flatnonzero(state.masks[parent]) if parent else np.arange(sample.n_events)
+    X = gather(sample.events, rows, columns(sample, state.fits[gate].gate.dims[:2]))
+    (f_lo, f_hi), (s_lo, s_hi) = strip
+    in_strip = rows[(X[:, 0] >= f_lo) & (X[:, 0] < f_hi) & (X[:, 1] >= s_lo) & (X[:, 1] <= s_hi)]
+    return debris_net_share(float(debris), in_strip.size / n_gate, reference_count(in_strip) / inside_reference)
+
+
 def record_scatter_cuts(definition: StrategyDefinition, sample: Sample, state: FitState, gate: str, ref: str,
                         below: list[str], whole: tuple[list[str], np.ndarray] | None = None) -> None:
     """Each population below the back-gated scatter gate ``gate`` (an ellipse or a density polygon; not the
@@ -491,11 +511,13 @@ def record_scatter_cuts(definition: StrategyDefinition, sample: Sample, state: F
         f = state.fits[step]
         return rows[evaluate_gate(f.gate, sample, rows, f.components, state.masks)]
 
-    def ring_through(steps: list[str]) -> int:  # the ring's events inside each step's own gate in turn
-        rows = ring
+    def through(rows: np.ndarray, steps: list[str]) -> np.ndarray:  # of ``rows``, those inside each step's gate
         for step in steps:
             rows = inside(rows, step)
-        return int(rows.size)
+        return rows
+
+    def ring_through(steps: list[str]) -> int:  # the ring's events inside each step's own gate in turn
+        return int(through(ring, steps).size)
 
     in_chain: dict[str, np.ndarray] = {gate: ring}  # the ring's events inside a population and every gate above it
 
@@ -516,6 +538,11 @@ def record_scatter_cuts(definition: StrategyDefinition, sample: Sample, state: F
             ring_own, inside_own = ring_through([*whole[0], ref]), int(np.count_nonzero(whole[1]))
         if inside_own:
             state.fits[gate].info[LEFT_OUT_KEY] = round(100.0 * ring_own / inside_own, 3)
+            net = debris_net_pct(definition, sample, state, gate,
+                                 lambda rows: int(through(rows, [*whole[0], ref] if whole is not None
+                                                          else [*reversed(between(ref)), ref]).size), inside_own)
+            if net is not None:
+                state.fits[gate].info[DEBRIS_NET_KEY] = round(net, 3)
     for name in below:
         if name == gate or name == ref or ref in ancestors(definition, name) or name in ancestors(definition, ref):
             continue

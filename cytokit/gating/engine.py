@@ -27,10 +27,10 @@ from .methods.base import every_nth, gather
 from .methods.confidence import UNCERTAIN_PP, with_error
 from .methods.scatter import shared_mixtures
 from .methods.scatter_cut import CUT_FLAG, CUT_KEY, cut_error_pp
-from .methods.scatter_overlap import (BACKGATE_KEY, BACKGATE_MAX_KEY, DEBRIS_KEY, DENOMINATOR_FLAG_PCT,
+from .methods.scatter_overlap import (BACKGATE_KEY, BACKGATE_MAX_KEY, DENOMINATOR_FLAG_PCT,
                                       DENOMINATOR_OTHER_KEY, FAILED_FLAG, FAILED_PP, MIRROR_MIN_PCT, OTHER_SHARE_KEY,
                                       OVERLAP_FLAG,
-                                      backgate_error_pp, dilution_error_pp)
+                                      backgate_error_pp, debris_pct, dilution_error_pp)
 from .methods.shared_fits import shared_threshold_fits
 from .model import PopulationSpec, StrategyDefinition, ancestors, defining_populations, dependents
 from .parent_edge import PARENT_EDGE_FLAG, PARENT_EDGE_KEY, record_parent_edges
@@ -181,7 +181,7 @@ def _scatter_overlap(definition: StrategyDefinition, state: FitState, lymph: str
     of the nearest scatter gate at or above it flagged ``scatter_overlap`` and ``other``, the estimate made
     without the mixture (:func:`_denominator_other`, counted when at least :data:`MIRROR_MIN_PCT`); None when
     neither. The mixture's estimate of a back-gated scatter-only gate (:func:`in_and_out_pct` measured) is its
-    debris-edge part (:data:`DEBRIS_KEY`) only: the larger, more granular events its neighbour share is meant to
+    debris-edge part (:func:`.methods.scatter_overlap.debris_pct`, net of the lymphocytes' own tail) only: the larger, more granular events its neighbour share is meant to
     find are measured there against the lymphocytes' own scatter (the back-gated share, which the rows read
     besides this), while the neighbour share reads the Gaussian tails of the components next to the cloud
     (docs/gating.md, "What dilutes the rows below the lymphocyte denominator")."""
@@ -190,7 +190,7 @@ def _scatter_overlap(definition: StrategyDefinition, state: FitState, lymph: str
         fit = state.fits.get(name)
         if fit is not None and OVERLAP_FLAG in fit.flags and fit.info.get(OTHER_SHARE_KEY) is not None:
             back_gated = in_and_out_pct(definition, state, name) is not None
-            mixture = float(fit.info.get(DEBRIS_KEY) or 0.0) if back_gated else float(fit.info[OTHER_SHARE_KEY])
+            mixture = debris_pct(fit.info) if back_gated else float(fit.info[OTHER_SHARE_KEY])
             break
     if other is not None and other >= MIRROR_MIN_PCT:
         return max(other, mixture or 0.0)

@@ -19,8 +19,8 @@ from ...results import schema as S
 from .base import FitResult, MethodParams, finite_rows, subsample
 from .mixture import MixtureFit, _log_prob, chi2_quantile, fit_gaussian_mixture, merge_components
 from .confidence import UNCERTAIN_PP
-from .scatter_overlap import (DEBRIS_KEY, OTHER_SHARE_KEY, OVERLAP_FLAG, cloud_pieces, component_share,
-                              debris_edge_share, dilution_error_pp)
+from .scatter_overlap import (DEBRIS_KEY, DEBRIS_STRIP_KEY, OTHER_SHARE_KEY, OVERLAP_FLAG, cloud_pieces, component_share,
+                              debris_edge_share, debris_strip, dilution_error_pp)
 
 
 #: a component is about as near the target as the nearest one (``ambiguous_component``) within this multiple
@@ -246,6 +246,8 @@ def fit_gmm_ellipse(X: np.ndarray, params: GMMEllipseParams, *, dims: tuple[str,
     inside = np.einsum("ij,jk,ik->i", Z - centre_z, np.linalg.inv(cov_z), Z - centre_z) <= d2
     neighbours = component_share(Z, gmm, k, inside, d2)
     debris = debris_edge_share(Z, centre_z, cov_z, d2, inside)
+    strip = (np.reshape(debris_strip(Z, centre_z, cov_z, d2), (2, 2)) * scale[:2, None] + off[:2, None]
+             if Z.shape[1] >= 2 else None)
     share = 100.0 * (neighbours + debris)
     est = dilution_error_pp(100.0 * float(inside.mean()), share)  # % of parent inflated by the other events
     if share > params.max_other_pct:
@@ -256,6 +258,8 @@ def fit_gmm_ellipse(X: np.ndarray, params: GMMEllipseParams, *, dims: tuple[str,
             "neighbour_share_pct": round(100 * neighbours, 3), DEBRIS_KEY: round(100 * debris, 3), "weights": [round(float(w), 4) for w in gmm.weights],
             "means_normalised": [[round(float(v), 4) for v in m] for m in gmm.means],
             "distance_square": d2, "n_events": int(Xs.shape[0])}
+    if strip is not None:
+        info[DEBRIS_STRIP_KEY] = [[float(v) for v in row] for row in strip]
     if A is not None:
         info[RECHOSEN_KEY] = first
     if pieces is not None:

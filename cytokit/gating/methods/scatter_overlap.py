@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 
@@ -64,6 +65,12 @@ OTHER_SHARE_KEY = "other_share_pct"
 #: fit-info key: the part of :data:`OTHER_SHARE_KEY` that is debris running into the gate along FSC (%,
 #: :func:`debris_edge_share`)
 DEBRIS_KEY = "debris_share_pct"
+#: fit-info key: the strip where :data:`DEBRIS_KEY` is read, in the gate's own units ([[FSC low, FSC high], [SSC
+#: low, SSC high]], :func:`debris_strip`)
+DEBRIS_STRIP_KEY = "debris_strip"
+#: fit-info key of a back-gated scatter gate: :data:`DEBRIS_KEY` net of the lymphocytes' own tail in its strip
+#: (%, :func:`debris_net_share`, ``backgating.record_scatter_cuts``); read instead of it where present
+DEBRIS_NET_KEY = "debris_net_pct"
 #: two mixture components are one cloud when the density between their centres stays above this fraction of
 #: the lower centre density (no valley); chosen on cytokit's own scatter families (tuning seed 101)
 VALLEY = 0.8
@@ -166,25 +173,54 @@ def component_share(Z: np.ndarray, gmm: MixtureFit, k: int, inside: np.ndarray, 
     return float(post[~own].sum(0).mean())
 
 
+def debris_strip(Z: np.ndarray, mean: np.ndarray, cov: np.ndarray, d2: float, *, bin_width: float = 0.02
+                 ) -> tuple[float, float, float, float]:
+    """The strip where :func:`debris_edge_share` reads the debris density (robust-normalised units, as ``Z``):
+    (FSC low, FSC high, SSC low, SSC high) -- ``bin_width`` just below the gate's low-FSC edge, or at the low end
+    of the scatter range (0.5 % quantile) when the gate reaches it, within 2 SD of the population's SSC."""
+    sd = np.sqrt(np.diag(cov))
+    edge = float(mean[0] - np.sqrt(d2) * sd[0])
+    low = float(np.quantile(Z[:, 0], 0.005))
+    if edge < low + bin_width:  # the gate reaches the low end of the scatter range: read the density there
+        edge = low + bin_width
+    return edge - bin_width, edge, float(mean[1] - 2.0 * sd[1]), float(mean[1] + 2.0 * sd[1])
+
+
 def debris_edge_share(Z: np.ndarray, mean: np.ndarray, cov: np.ndarray, d2: float, inside: np.ndarray,
                       *, bin_width: float = 0.02) -> float:
     """Share of the gate's events estimated to be debris continuing below the population along FSC
     (first column of ``Z``), from the event density in a ``bin_width`` strip just below the gate's
-    low-FSC edge (robust-normalised units; events within 2 SD of the population's second dimension)."""
+    low-FSC edge (robust-normalised units; events within 2 SD of the population's second dimension;
+    :func:`debris_strip`)."""
     n_in = int(inside.sum())
     if n_in == 0 or Z.shape[1] < 2:
         return 0.0
-    sd = np.sqrt(np.diag(cov))
-    edge = float(mean[0] - np.sqrt(d2) * sd[0])
-    band = np.abs(Z[:, 1] - mean[1]) <= 2.0 * sd[1]
-    low = float(np.quantile(Z[:, 0], 0.005))
-    if edge < low + bin_width:  # the gate reaches the low end of the scatter range: read the density there
-        edge = low
-        strip = band & (Z[:, 0] >= low) & (Z[:, 0] < low + bin_width)
-    else:
-        strip = band & (Z[:, 0] >= edge - bin_width) & (Z[:, 0] < edge)
+    lo, hi, band_lo, band_hi = debris_strip(Z, mean, cov, d2, bin_width=bin_width)
+    edge = float(mean[0] - np.sqrt(d2) * np.sqrt(cov[0, 0]))
+    if edge < hi:  # the gate reaches the low end of the scatter range: read the density there
+        edge = lo
+    strip = (Z[:, 1] >= band_lo) & (Z[:, 1] <= band_hi) & (Z[:, 0] >= lo) & (Z[:, 0] < hi)
     density = strip.sum() / bin_width  # events per unit FSC at the edge
     return float(min(1.0, 0.5 * density * max(mean[0] - edge, 0.0) / n_in))
+
+
+def debris_net_share(debris_pct: float, strip_per_gate: float, reference_per_reference: float) -> float:
+    """The debris edge (``debris_pct``, % of the gate's events, :func:`debris_edge_share`) net of the lymphocytes'
+    own low-FSC tail in its strip: the strip's events per event inside the gate (``strip_per_gate``) less the
+    back-gating reference's events in the strip per reference event inside the gate
+    (``reference_per_reference``: the lymphocytes expected there, the reference being lymphocytes only);
+    the edge scales with what is left (%, >= 0)."""
+    if strip_per_gate <= 0.0 or debris_pct <= 0.0:
+        return 0.0
+    return float(debris_pct) * max(strip_per_gate - reference_per_reference, 0.0) / strip_per_gate
+
+
+def debris_pct(info: Mapping[str, object]) -> float:
+    """The debris edge a scatter gate's readers use (%, of its events): net of the lymphocytes' own tail
+    (:data:`DEBRIS_NET_KEY`) where back-gating measured that, else the mixture's (:data:`DEBRIS_KEY`), 0 when
+    neither."""
+    value = info.get(DEBRIS_NET_KEY, info.get(DEBRIS_KEY))
+    return float(value) if isinstance(value, (int, float)) else 0.0
 
 
 @dataclass(frozen=True)
