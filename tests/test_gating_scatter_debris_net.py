@@ -16,7 +16,9 @@ from cytokit.simulate import load_config, simulate_file
 def test_the_reference_rate_is_taken_off_the_strip():
     # 3 strip events per 100 in the gate, 2 of them at the reference's own rate: a third of the edge is left
     assert debris_net_share(1.5, 0.03, 0.02) == pytest.approx(0.5)
-    assert debris_net_share(1.5, 0.03, 0.05) == 0.0  # never below 0
+    assert debris_net_share(1.5, 0.03, 0.03) == 0.0  # the strip all lymphocytes
+    # the reference passes more of the strip than of the gate: its gate lets other events in, the edge is read whole
+    assert debris_net_share(1.5, 0.03, 0.05) == pytest.approx(1.5)
     assert debris_net_share(0.0, 0.0, 0.01) == 0.0
 
 

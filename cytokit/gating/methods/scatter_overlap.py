@@ -209,10 +209,15 @@ def debris_net_share(debris_pct: float, strip_per_gate: float, reference_per_ref
     own low-FSC tail in its strip: the strip's events per event inside the gate (``strip_per_gate``) less the
     back-gating reference's events in the strip per reference event inside the gate
     (``reference_per_reference``: the lymphocytes expected there, the reference being lymphocytes only);
-    the edge scales with what is left (%, >= 0)."""
+    the edge scales with what is left (%, >= 0). A reference passing more of the strip than of the gate's own
+    events (``reference_per_reference > strip_per_gate``: more than all of the strip would be lymphocytes) does not
+    tell the lymphocytes there (its gate lets debris in: a CD3 threshold on sticky debris); the edge is then read
+    whole."""
     if strip_per_gate <= 0.0 or debris_pct <= 0.0:
         return 0.0
-    return float(debris_pct) * max(strip_per_gate - reference_per_reference, 0.0) / strip_per_gate
+    if reference_per_reference > strip_per_gate:
+        return float(debris_pct)
+    return float(debris_pct) * (strip_per_gate - reference_per_reference) / strip_per_gate
 
 
 def debris_pct(info: Mapping[str, object]) -> float:
