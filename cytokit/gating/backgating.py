@@ -477,7 +477,7 @@ def debris_net_pct(definition: StrategyDefinition, sample: Sample, state: FitSta
     X = gather(sample.events, rows, columns(sample, state.fits[gate].gate.dims[:2]))
     (f_lo, f_hi), (s_lo, s_hi) = strip
     in_strip = rows[(X[:, 0] >= f_lo) & (X[:, 0] < f_hi) & (X[:, 1] >= s_lo) & (X[:, 1] <= s_hi)]
-    return debris_net_share(float(debris), in_strip.size / n_gate, reference_count(in_strip) / inside_reference)
+    return debris_net_share(float(debris), int(in_strip.size), n_gate, reference_count(in_strip), inside_reference)
 
 
 def record_scatter_cuts(definition: StrategyDefinition, sample: Sample, state: FitState, gate: str, ref: str,

@@ -178,19 +178,25 @@ def _est_error(fit: FitResult) -> float:
 def _scatter_overlap(definition: StrategyDefinition, state: FitState, lymph: str,
                      other: float | None) -> float | None:
     """Estimated % of other event classes in the lymphocyte denominator: the larger of the mixture's estimate
-    of the nearest scatter gate at or above it flagged ``scatter_overlap`` and ``other``, the estimate made
-    without the mixture (:func:`_denominator_other`, counted when at least :data:`MIRROR_MIN_PCT`); None when
-    neither. The mixture's estimate of a back-gated scatter-only gate (:func:`in_and_out_pct` measured) is its
-    debris-edge part (:func:`.methods.scatter_overlap.debris_pct`, net of the lymphocytes' own tail) only: the larger, more granular events its neighbour share is meant to
-    find are measured there against the lymphocytes' own scatter (the back-gated share, which the rows read
-    besides this), while the neighbour share reads the Gaussian tails of the components next to the cloud
-    (docs/gating.md, "What dilutes the rows below the lymphocyte denominator")."""
+    of the nearest scatter gate at or above it that is back-gated or flagged ``scatter_overlap`` and ``other``,
+    the estimate made without the mixture (:func:`_denominator_other`, counted when at least
+    :data:`MIRROR_MIN_PCT`); None when neither. The mixture's estimate of a back-gated scatter-only gate
+    (:func:`in_and_out_pct` measured) is its debris-edge part only, net of the lymphocytes' own tail
+    (:func:`.methods.scatter_overlap.debris_pct`), read whether or not the mixture flagged the gate: the larger,
+    more granular events its neighbour share is meant to find are measured there against the lymphocytes' own
+    scatter (the back-gated share, which the rows read besides this), while the neighbour share reads the
+    Gaussian tails of the components next to the cloud (docs/gating.md, "What dilutes the rows below the
+    lymphocyte denominator", "The debris edge net of the lymphocytes' own tail")."""
     mixture = None
     for name in [lymph, *ancestors(definition, lymph)]:
         fit = state.fits.get(name)
-        if fit is not None and OVERLAP_FLAG in fit.flags and fit.info.get(OTHER_SHARE_KEY) is not None:
-            back_gated = in_and_out_pct(definition, state, name) is not None
-            mixture = debris_pct(fit.info) if back_gated else float(fit.info[OTHER_SHARE_KEY])
+        if fit is None or fit.info.get(OTHER_SHARE_KEY) is None:
+            continue
+        if in_and_out_pct(definition, state, name) is not None:  # back-gated: its debris edge, flagged or not
+            mixture = debris_pct(fit.info)
+            break
+        if OVERLAP_FLAG in fit.flags:
+            mixture = float(fit.info[OTHER_SHARE_KEY])
             break
     if other is not None and other >= MIRROR_MIN_PCT:
         return max(other, mixture or 0.0)

@@ -204,20 +204,21 @@ def debris_edge_share(Z: np.ndarray, mean: np.ndarray, cov: np.ndarray, d2: floa
     return float(min(1.0, 0.5 * density * max(mean[0] - edge, 0.0) / n_in))
 
 
-def debris_net_share(debris_pct: float, strip_per_gate: float, reference_per_reference: float) -> float:
+def debris_net_share(debris_pct: float, strip: int, gate: int, reference_strip: int, reference_gate: int) -> float:
     """The debris edge (``debris_pct``, % of the gate's events, :func:`debris_edge_share`) net of the lymphocytes'
-    own low-FSC tail in its strip: the strip's events per event inside the gate (``strip_per_gate``) less the
-    back-gating reference's events in the strip per reference event inside the gate
-    (``reference_per_reference``: the lymphocytes expected there, the reference being lymphocytes only);
-    the edge scales with what is left (%, >= 0). A reference passing more of the strip than of the gate's own
-    events (``reference_per_reference > strip_per_gate``: more than all of the strip would be lymphocytes) does not
-    tell the lymphocytes there (its gate lets debris in: a CD3 threshold on sticky debris); the edge is then read
-    whole."""
-    if strip_per_gate <= 0.0 or debris_pct <= 0.0:
+    own low-FSC tail in its strip: the strip's events per event inside the gate (``strip`` / ``gate``) less the
+    back-gating reference's events in the strip per reference event inside the gate (``reference_strip`` /
+    ``reference_gate``: the lymphocytes expected there, the reference being lymphocytes only); the edge scales
+    with what is left (%, >= 0). Where the reference's share of the strip exceeds its share of the gate by more
+    than :data:`BACKGATE_Z` binomial standard errors, its gate does not tell the lymphocytes there (it passes
+    other events: a CD3 threshold on sticky debris) and the edge is read whole."""
+    if strip <= 0 or gate <= 0 or reference_gate <= 0 or debris_pct <= 0.0:
         return 0.0
-    if reference_per_reference > strip_per_gate:
+    share = reference_strip / strip
+    if share - BACKGATE_Z * math.sqrt(share * (1.0 - share) / strip) > reference_gate / gate:
         return float(debris_pct)
-    return float(debris_pct) * (strip_per_gate - reference_per_reference) / strip_per_gate
+    per_gate, expected = strip / gate, reference_strip / reference_gate
+    return float(debris_pct) * max(per_gate - expected, 0.0) / per_gate
 
 
 def debris_pct(info: Mapping[str, object]) -> float:
