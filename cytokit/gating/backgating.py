@@ -127,8 +127,9 @@ LEFT_OUT_MAX_RATIO = 1.5
 
 class InAndOut(NamedTuple):
     """What moves a back-gated scatter-only gate's own % of parent, each % of the gate's events: other events
-    in = ``back_gated`` (counted against the reference's own scatter) + ``debris_edge`` (the mixture's
-    extrapolated debris edge, :data:`DEBRIS_KEY`); lymphocytes out = ``left_out`` (the ring's reading,
+    in = ``back_gated`` (counted against the reference's own scatter) + ``debris_edge`` (the debris running into
+    its low-FSC edge, :func:`.methods.scatter_overlap.debris_pct`: the mixture's extrapolated edge net of the
+    lymphocytes' own tail where back-gating measured it); lymphocytes out = ``left_out`` (the ring's reading,
     :data:`LEFT_OUT_KEY`)."""
 
     back_gated: float
@@ -143,9 +144,9 @@ class InAndOut(NamedTuple):
     def error_pct(self) -> float:
         """The largest relative error (% of the gate's events, >= 0) of the gate's own % of parent: the row is
         off by (other events truly in) - (lymphocytes truly left out), with each side known to its own
-        uncertainty: other events in between the back-gated share alone (the debris edge, a Gaussian-tail
-        extrapolation, over-reads: 0.3-0.65 x the true debris by regression on labs A and B) and the back-gated
-        share + the whole debris edge; lymphocytes out between the ring's reading and
+        uncertainty: other events in between the back-gated share alone (the debris edge may over-read: the
+        mixture's edge regressed at 0.3-0.65 x the true debris on labs A and B, and the strip it is read from
+        also holds doublets and red cells on lab B) and the back-gated share + the whole debris edge; lymphocytes out between the ring's reading and
         :data:`LEFT_OUT_MAX_RATIO` x it. Returns max(|back_gated - ratio x left_out|, |other_in - left_out|)."""
         low = self.back_gated - LEFT_OUT_MAX_RATIO * self.left_out
         high = self.other_in - self.left_out
@@ -155,8 +156,8 @@ class InAndOut(NamedTuple):
 def in_and_out_pct(definition: StrategyDefinition, state: FitState, gate: str) -> InAndOut | None:
     """What moves a back-gated scatter-only gate's own % of parent (:class:`InAndOut`, each % of its events):
     its own % of parent is off by (other events in) - (lymphocytes left out), bounded by
-    :meth:`InAndOut.error_pct`. Other events are the debris running into it (:data:`DEBRIS_KEY`, the mixture's
-    edge estimate) plus its back-gated share (:data:`BACKGATE_KEY`); under ``lymphocyte_doublets: counted`` the
+    :meth:`InAndOut.error_pct`. Other events are the debris running into it (:func:`debris_pct`: the mixture's
+    edge estimate, net of the lymphocytes' own tail where measured) plus its back-gated share (:data:`BACKGATE_KEY`); under ``lymphocyte_doublets: counted`` the
     back-gated share is its singlet gate's (per event of the gate): the lymphocyte doublets the gate holds have
     twice a lymphocyte's side scatter, but they are lymphocytes of that lab's row. The mixture's neighbour share
     is not used: where the reference back-gates the gate, larger and more granular events are measured against
