@@ -204,6 +204,7 @@ def test_long_flag_words_wrap_between_their_parts_in_pdf_and_browser(tmp_path):
         pops.loc[w24 & (pops["population"] == pop), "flags"] = \
             "CD4:overcompensated;CD8:overcompensated;thresholds_disagree;lower:raised_to_crossing"
     pops.loc[pops["population"].isin(["Lymphocytes", "T cells"]), "phenotype"] = DEFINITION
+    pops.loc[w24 & (pops["population"] == "CD8 T"), "count_flags"] = "count_low;count_uncertain"
     pops.to_parquet(root / "populations.parquet")
     samples = pd.read_parquet(root / "samples.parquet")
     samples.loc[samples["visit"] == "W24", "qc_flags"] = "overcompensated;compensation_unchecked"
@@ -218,6 +219,7 @@ def test_long_flag_words_wrap_between_their_parts_in_pdf_and_browser(tmp_path):
     assert _split_mid_word(text, DEFINITION_WORDS) == []
     assert _events_notes_outside_their_cell(pdf) == []
     assert "/µL" in text and _broken_ranges(text) == []  # reference ranges are shown, none broken at its dash
+    assert "uncertain" in text and _words_beyond(pdf, ("count_", "low;", "uncertain"), "cells/µL", "Events") == []
     printed = tmp_path / "chromium.pdf"
     subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}",
                     "--no-pdf-header-footer", f"--print-to-pdf={printed}", html.as_uri()],
@@ -227,6 +229,34 @@ def test_long_flag_words_wrap_between_their_parts_in_pdf_and_browser(tmp_path):
     assert _split_mid_word(text, DEFINITION_WORDS) == []
     assert _events_notes_outside_their_cell(printed) == []
     assert _broken_ranges(text) == []
+    assert _words_beyond(printed, ("count_", "low;", "uncertain"), "cells/µL", "Events") == []
+
+
+def _words_beyond(pdf: Path, words: tuple[str, ...], column: str, next_column: str) -> list[tuple[int, str]]:
+    """(page, word) for each of ``words`` (whole words of the PDF's text layer, by their start) below the populations
+    tables' ``column`` header that reaches into it but starts left of its header (a right-aligned cell overflowing
+    leftwards) or runs past the left edge of ``next_column``'s header."""
+    import re
+    import subprocess
+
+    _pdf_text(pdf)  # skips when pdftotext is missing
+    bbox = subprocess.run(["pdftotext", "-bbox", str(pdf), "-"], capture_output=True, text=True, check=True,
+                          timeout=120).stdout
+    word = re.compile(r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="[\d.]+">([^<]*)</word>')
+    out, checked = [], 0
+    for k, page in enumerate(bbox.split("<page ")[1:], start=1):
+        found = [(float(a), float(b), float(c), w) for a, b, c, w in word.findall(page)]
+        heads = {w: (x0, y0) for x0, y0, _, w in found if w in (column, next_column)}
+        if len(heads) < 2:
+            continue
+        (col_x, col_y), (next_x, _) = heads[column], heads[next_column]
+        for x0, y0, x1, w in found:
+            if y0 > col_y and x1 > col_x and x0 < next_x and any(w.startswith(p) for p in words):
+                checked += 1
+                if x0 < col_x - 2 or x1 > next_x:
+                    out.append((k, w))
+    assert checked, f"none of {words} found in the {column} column"
+    return out
 
 
 def _events_notes_outside_their_cell(pdf: Path) -> list[tuple[int, float, float]]:
