@@ -217,7 +217,7 @@ def test_long_flag_words_wrap_between_their_parts_in_pdf_and_browser(tmp_path):
         assert word in text  # the words are there (as a badge's flags, QC flags, placement notes)
     assert _split_mid_word(text) == [] and "lymphocyte's" in text.replace("\u2019", "'")
     assert _split_mid_word(text, DEFINITION_WORDS) == []
-    assert _events_notes_outside_their_cell(pdf) == []
+    assert _words_beyond(pdf, ("events",), "Events", "Other") == []
     assert "/µL" in text and _broken_ranges(text) == []  # reference ranges are shown, none broken at its dash
     assert "uncertain" in text and _words_beyond(pdf, ("count_", "low;", "uncertain"), "cells/µL", "Events") == []
     printed = tmp_path / "chromium.pdf"
@@ -227,7 +227,7 @@ def test_long_flag_words_wrap_between_their_parts_in_pdf_and_browser(tmp_path):
     text = _pdf_text(printed)
     assert "overcompensated" in text and _split_mid_word(text) == []
     assert _split_mid_word(text, DEFINITION_WORDS) == []
-    assert _events_notes_outside_their_cell(printed) == []
+    assert _words_beyond(printed, ("events",), "Events", "Other") == []
     assert _broken_ranges(text) == []
     assert _words_beyond(printed, ("count_", "low;", "uncertain"), "cells/µL", "Events") == []
 
@@ -256,30 +256,4 @@ def _words_beyond(pdf: Path, words: tuple[str, ...], column: str, next_column: s
                 if x0 < col_x - 2 or x1 > next_x:
                     out.append((k, w))
     assert checked, f"none of {words} found in the {column} column"
-    return out
-
-
-def _events_notes_outside_their_cell(pdf: Path) -> list[tuple[int, float, float]]:
-    """(page, right edge of the note's word "events", left edge of the next column's header "Other"), in PDF
-    points, for each "low events" note of the populations tables that runs into the column to its right."""
-    import re
-    import subprocess
-
-    _pdf_text(pdf)  # skips when pdftotext is missing
-    bbox = subprocess.run(["pdftotext", "-bbox", str(pdf), "-"], capture_output=True, text=True, check=True,
-                          timeout=120).stdout
-    word = re.compile(r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="[\d.]+">([^<]*)</word>')
-    out, checked = [], 0
-    for k, page in enumerate(bbox.split("<page ")[1:], start=1):
-        words = [(float(a), float(b), float(c), w) for a, b, c, w in word.findall(page)]
-        heads = {w: (x0, y0) for x0, y0, _, w in words if w in ("Events", "Other")}
-        if len(heads) < 2:
-            continue
-        (ev_x, ev_y), (other_x, _) = heads["Events"], heads["Other"]
-        for x0, y0, x1, w in words:
-            if w == "events" and y0 > ev_y and ev_x - 20 <= x0 < other_x:
-                checked += 1
-                if x1 > other_x:
-                    out.append((k, x1, other_x))
-    assert checked, "no low-events note found in the populations tables"
     return out
