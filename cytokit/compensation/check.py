@@ -164,9 +164,10 @@ def pair_residuals(events: np.ndarray, matrix, indices: list[int], *, min_spillo
                 continue
             expect = s * (float(np.median(xi[bright])) - xi_dim)
             jb = xj[bright]
-            d = (float(np.quantile(jb, low_quantile)) - float(np.quantile(jd, low_quantile))) / expect
-            lo = min(float(np.quantile(jd, 0.001)), float(np.quantile(jb, 0.001)))
-            hi = max(float(np.quantile(jd, 0.9)), float(np.quantile(jb, 0.9)))
+            # one sort per array: the residual's low quantile and the range the modes are read on
+            (qd, lo_d, hi_d), (qb, lo_b, hi_b) = (np.quantile(v, (low_quantile, 0.001, 0.9)) for v in (jd, jb))
+            d = (float(qb) - float(qd)) / expect
+            lo, hi = min(float(lo_d), float(lo_b)), max(float(hi_d), float(hi_b))
             h = mode_bandwidth * sd
             d_mode = (lowest_mode(jb, h, lo, hi) - lowest_mode(jd, h, lo, hi)) / expect
             out.append((str(matrix.channels[a]), str(matrix.channels[b]), round(s, 4),

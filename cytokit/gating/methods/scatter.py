@@ -245,9 +245,9 @@ def fit_gmm_ellipse(X: np.ndarray, params: GMMEllipseParams, *, dims: tuple[str,
                          covariance=tuple(tuple(float(c) for c in row) for row in cov), distance_square=d2)
     inside = np.einsum("ij,jk,ik->i", Z - centre_z, np.linalg.inv(cov_z), Z - centre_z) <= d2
     neighbours = component_share(Z, gmm, k, inside, d2)
-    debris = debris_edge_share(Z, centre_z, cov_z, d2, inside)
-    strip = (np.reshape(debris_strip(Z, centre_z, cov_z, d2), (2, 2)) * scale[:2, None] + off[:2, None]
-             if Z.shape[1] >= 2 else None)
+    strip_z = debris_strip(Z, centre_z, cov_z, d2) if Z.shape[1] >= 2 else None  # one reading for both uses
+    debris = debris_edge_share(Z, centre_z, cov_z, d2, inside, strip=strip_z)
+    strip = np.reshape(strip_z, (2, 2)) * scale[:2, None] + off[:2, None] if strip_z is not None else None
     share = 100.0 * (neighbours + debris)
     est = dilution_error_pp(100.0 * float(inside.mean()), share)  # % of parent inflated by the other events
     if share > params.max_other_pct:

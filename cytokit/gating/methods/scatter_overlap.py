@@ -187,20 +187,20 @@ def debris_strip(Z: np.ndarray, mean: np.ndarray, cov: np.ndarray, d2: float, *,
 
 
 def debris_edge_share(Z: np.ndarray, mean: np.ndarray, cov: np.ndarray, d2: float, inside: np.ndarray,
-                      *, bin_width: float = 0.02) -> float:
+                      *, bin_width: float = 0.02, strip: tuple[float, float, float, float] | None = None) -> float:
     """Share of the gate's events estimated to be debris continuing below the population along FSC
     (first column of ``Z``), from the event density in a ``bin_width`` strip just below the gate's
     low-FSC edge (robust-normalised units; events within 2 SD of the population's second dimension;
-    :func:`debris_strip`)."""
+    :func:`debris_strip`, or ``strip`` when the caller has it already)."""
     n_in = int(inside.sum())
     if n_in == 0 or Z.shape[1] < 2:
         return 0.0
-    lo, hi, band_lo, band_hi = debris_strip(Z, mean, cov, d2, bin_width=bin_width)
+    lo, hi, band_lo, band_hi = strip if strip is not None else debris_strip(Z, mean, cov, d2, bin_width=bin_width)
     edge = float(mean[0] - np.sqrt(d2) * np.sqrt(cov[0, 0]))
     if edge < hi:  # the gate reaches the low end of the scatter range: read the density there
         edge = lo
-    strip = (Z[:, 1] >= band_lo) & (Z[:, 1] <= band_hi) & (Z[:, 0] >= lo) & (Z[:, 0] < hi)
-    density = strip.sum() / bin_width  # events per unit FSC at the edge
+    in_strip = (Z[:, 1] >= band_lo) & (Z[:, 1] <= band_hi) & (Z[:, 0] >= lo) & (Z[:, 0] < hi)
+    density = in_strip.sum() / bin_width  # events per unit FSC at the edge
     return float(min(1.0, 0.5 * density * max(mean[0] - edge, 0.0) / n_in))
 
 
