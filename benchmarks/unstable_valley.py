@@ -12,6 +12,9 @@ one-marker valley threshold noted ``unstable`` whose lower refit moves the row b
 * ``D``: B, with the lower refit within :data:`REFIT_HALF_SDS` half-SDs of ``negative_max`` and a floor ratio
   (:func:`recorded_floor_ratio`) of at most :data:`FLOOR_RATIO_MAX`.
 
+Rule B is the library's since (``confidence.ThresholdUncertainty.unstable_above_negatives``): on CSVs written
+after it, the rows it selects are already flagged (``uncertain``) and count as ``current``.
+
 On events (a regenerated file), :func:`floor_ratio` and :func:`mirrored_negative_edge` measure what the recorded
 numbers only approximate. Simulator CSVs are read for their held-out families only (``group == "held-out"``), as
 ``gating_accuracy.py`` reports them.

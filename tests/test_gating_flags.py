@@ -397,6 +397,36 @@ def test_an_empty_valley_cut_counts_only_what_a_small_move_changes():
         pytest.approx(estimated_error(floor, [ThresholdUncertainty(0.5, alts, lower)], above))
 
 
+def test_an_unstable_valley_above_the_negatives_keeps_its_refit_below_however_sparse_the_cut():
+    # CD4 T cells on CD25 (sim 2222 `reference` P004_W0, docs/gating.md "The silent CD25+ CD4 rows"): negatives
+    # ending at ~0.30, then a flat sparse plateau of dim positives to 0.63 under a small bright mode at 0.57. The
+    # valley rule took a dip inside the plateau (0.462); the less-smoothed refit found the plateau's lower end
+    # (0.338, at the reference's negative_max 0.341), ~3 pp more positives. A +-0.02 move at 0.462 changes < 1 pp,
+    # so the empty-valley cap alone would drop that refit: the row would be ~3 pp off and silent
+    r = np.random.default_rng(53)
+    x = np.r_[r.normal(0.19, 0.04, 9000), r.uniform(0.30, 0.63, 900), r.normal(0.57, 0.02, 150)][:, None]
+    info = {"method": "valley", "peaks": [0.209, 0.578], "valley_ratio": 0.39, "stability_pct": 3.3,
+            "stability_thresholds": [0.338, 0.47], "negative_reference": {"negative_max": 0.341, "half_sd": 0.05}}
+    u = ThresholdUncertainty.from_fit(0.462, info)
+    assert u.unstable_above_negatives and 0.338 in u.alternatives
+    parts: dict[str, float] = {}
+    est = estimated_error(x, [u], above, parts=parts)
+    below = 100.0 * float(np.mean((x[:, 0] >= 0.338) & (x[:, 0] < 0.462)))
+    assert below > 2.0 and est == pytest.approx(below, rel=0.01) and est > UNCERTAIN_PP
+    assert parts["valley_empty"] == 1 and parts["unstable_floor"] == 1
+    # the same valley not noted unstable, or lying inside the reference's negatives (at or below negative_max:
+    # a valley there is where the reference says negatives still are), is capped as an empty one
+    stable = ThresholdUncertainty.from_fit(0.462, {**info, "stability_pct": 1.0})
+    inside = ThresholdUncertainty.from_fit(0.462, {**info, "negative_reference": {"negative_max": 0.48}})
+    no_reference = ThresholdUncertainty.from_fit(0.462, {k: v for k, v in info.items() if k != "negative_reference"})
+    for capped in (stable, inside, no_reference):
+        assert not capped.unstable_above_negatives
+        assert estimated_error(x, [capped], above) < VALLEY_LOCAL_PP
+    # the refit above the valley is not read in (only the move towards where the negatives end)
+    up = ThresholdUncertainty.from_fit(0.462, {**info, "stability_thresholds": [0.47, 0.50]})
+    assert up.unstable_above_negatives and estimated_error(x, [up], above) < VALLEY_LOCAL_PP
+
+
 def test_a_crossing_where_few_events_are_counts_only_what_a_small_move_changes():
     # the CD56-/CD56dim boundary of the negatives' crossing (raised from a valley or without one): its alternatives
     # (the negatives' count -/+ its SD, the smoothing refits) slid along a sparse stretch; as for a valley cut, the

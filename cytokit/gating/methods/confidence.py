@@ -23,7 +23,9 @@ the parent's events (gate coordinates: logicle 0..1 for fluorescence):
   Each alternative moves the population by some pp; a threshold's term is the largest such move and
   ``est_error_pp`` is the root sum of squares of the terms of all thresholds. It grows with the density
   of events at the threshold (times how far the threshold could move): ~0 for a threshold in an empty
-  valley, large for one cutting through a continuum or a dense peak.
+  valley, large for one cutting through a continuum or a dense peak. One exception keeps a refit's move
+  whatever capped it: a valley noted ``unstable`` that lies above the negative reference's ``negative_max``
+  takes at least the move of its alternatives below it as its term (:attr:`ThresholdUncertainty.unstable_above_negatives`).
 * :func:`threshold_sensitivity` -> ``sensitivity_pp``: the largest change in % of parent when any one
   threshold moves by a fixed ±:data:`SHIFT` (recorded for reference; not a flag).
 
@@ -41,7 +43,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from .base import subsample
-from .density import outer_half_sd
+from .density import UNSTABLE_PCT, outer_half_sd
 from .negative_model import negative_model
 
 #: threshold shift (gate coordinates) used by :func:`threshold_sensitivity`: ~1.2x in linear signal
@@ -135,6 +137,13 @@ class ThresholdUncertainty:
     placed_by: str | None = None
     #: a valley of depth ratio >= :data:`SHALLOW_VALLEY_RATIO` (barely a dip): every smoothing refit counts
     shallow: bool = False
+    #: a valley noted ``unstable`` (a smoothing refit moved it across more than :data:`~.density.UNSTABLE_PCT` % of
+    #: the events) that lies above the negative reference's ``negative_max`` (gate coordinates): the valley may be
+    #: a dip inside a sparse plateau of dim positives rather than where the negatives end, and the refit below it
+    #: the plateau's lower end. Its term is at least the move of its alternatives below it, whatever capped it
+    #: (the empty-valley cap, a count set aside above it, an agreeing count); docs/gating.md, "The silent CD25+
+    #: CD4 rows"
+    unstable_above_negatives: bool = False
 
     @classmethod
     def from_fit(cls, value: float | None, info: Mapping[str, Any] | None) -> "ThresholdUncertainty":
@@ -152,7 +161,9 @@ class ThresholdUncertainty:
         count corrected for the overlap of the two modes around the valley would put it; not recorded where
         ``overlap: reference`` placed the threshold there already, ``info["overlap_corrected"]``). A valley of depth
         ratio ``info["valley_ratio"]`` >= :data:`SHALLOW_VALLEY_RATIO` is not a bound either: every smoothing
-        refit is an alternative. Refits left out are kept in ``set_apart``."""
+        refit is an alternative. Refits left out are kept in ``set_apart``. A valley whose ``info["stability_pct"]``
+        exceeds :data:`~.density.UNSTABLE_PCT` (noted ``unstable``) above ``info["negative_reference"]["negative_max"]``
+        is marked ``unstable_above_negatives``."""
         if value is None or not info:
             return cls(value)
         peaks = [float(p) for p in info.get("peaks", ())]
@@ -175,8 +186,11 @@ class ThresholdUncertainty:
         elif fell_back_to_crossing(info):
             d = TAIL_SD_UNCERTAINTY * float(info["negative_reference"]["half_sd"])
             alts += [value - d, value + d]
+        negative_max = (info.get("negative_reference") or {}).get("negative_max")
+        unstable_above = (info.get("method") == "valley" and float(info.get("stability_pct") or 0.0) > UNSTABLE_PCT
+                          and negative_max is not None and value > float(negative_max))
         return cls(value, tuple(a for a in alts if a != value), set_apart=apart, placed_by=info.get("method"),
-                   shallow=shallow)
+                   shallow=shallow, unstable_above_negatives=unstable_above)
 
 
 def fell_back_to_crossing(info: Mapping[str, Any]) -> bool:
@@ -308,7 +322,8 @@ def estimated_error(X: np.ndarray, thresholds: Sequence[ThresholdUncertainty], m
     own spread, both sides); or it lies more than that many SDs
     away (:data:`MISFIT_SDS` for a tail) and is ``contradicted`` by the population's own negative peak: then it
     is set aside and the term is the threshold's own spread (a contradicted count does not keep a valley from
-    being capped either).
+    being capped either). Last, a threshold marked ``unstable_above_negatives`` (a valley noted ``unstable`` above
+    the negative reference's ``negative_max``) takes as its term at least the spread of its alternatives below it.
 
     ``parts`` (optional, filled in place; pp of % of parent, root sum of squares over thresholds):
     ``spread_pp`` (the alternatives alone), ``second_gap_pp`` (how far the second estimates would move the
@@ -317,7 +332,8 @@ def estimated_error(X: np.ndarray, thresholds: Sequence[ThresholdUncertainty], m
     with the largest such move is put where its second estimate says, set aside or not), ``set_aside``
     (how many second estimates were set aside), ``set_apart_pp`` (what the refits left out of the
     alternatives would move), ``spread_lower_pp`` / ``spread_upper_pp`` (the spread of the alternatives below /
-    above each threshold) and ``valley_empty`` (how many valley thresholds were capped by the ±SHIFT move).
+    above each threshold), ``valley_empty`` (how many valley thresholds were capped by the ±SHIFT move) and
+    ``unstable_floor`` (how many terms the spread below an ``unstable_above_negatives`` valley raised).
     """
     if not any(t.alternatives or t.second for t in thresholds):
         return float("nan")
@@ -339,7 +355,7 @@ def estimated_error(X: np.ndarray, thresholds: Sequence[ThresholdUncertainty], m
     total = 0.0
     acc = {"spread_pp": 0.0, "second_gap_pp": 0.0, "second_sd_pp": 0.0, "n_second": 0.0, "second_shift_pp": 0.0,
            "set_aside": 0.0, "set_apart_pp": 0.0, "spread_lower_pp": 0.0, "spread_upper_pp": 0.0,
-           "valley_empty": 0.0}
+           "valley_empty": 0.0, "unstable_floor": 0.0}
     for i, t in enumerate(thresholds):
         moves = {alt: moved_to(i, alt) for alt in t.alternatives}
         worst = max(moves.values(), default=0.0)
@@ -392,9 +408,15 @@ def estimated_error(X: np.ndarray, thresholds: Sequence[ThresholdUncertainty], m
                 acc["set_aside"] += 1
             else:
                 worst = combined_error(worst, gap, float(np.hypot(sd, t.second.model_sd_pp / 100.0)))
+        if t.unstable_above_negatives and lower > worst:
+            # a valley that moves with the smoothing, above where the reference's negatives end: a dip inside a
+            # sparse plateau of dim positives looks like an empty valley at +-SHIFT over the whole plateau, so the
+            # refit that found the plateau's lower end is kept as a plausible position
+            worst = lower
+            acc["unstable_floor"] += 1
         total += worst * worst
     if parts is not None:
-        counts = ("n_second", "second_shift_pp", "set_aside", "valley_empty")
+        counts = ("n_second", "second_shift_pp", "set_aside", "valley_empty", "unstable_floor")
         parts.update({k: round(v, 3) if k in counts else round(100.0 * float(np.sqrt(v)), 3) for k, v in acc.items()})
     return 100.0 * float(np.sqrt(total))
 
