@@ -129,8 +129,8 @@ class InAndOut(NamedTuple):
     """What moves a back-gated scatter-only gate's own % of parent, each % of the gate's events: other events
     in = ``back_gated`` (counted against the reference's own scatter) + ``debris_edge`` (the debris running into
     its low-FSC edge, :func:`.methods.scatter_overlap.debris_pct`: the mixture's extrapolated edge net of the
-    lymphocytes' own tail where back-gating measured it); lymphocytes out = ``left_out`` (the ring's reading,
-    :data:`LEFT_OUT_KEY`)."""
+    strip's doublets and the lymphocytes' own tail where back-gating measured it); lymphocytes out = ``left_out``
+    (the ring's reading, :data:`LEFT_OUT_KEY`)."""
 
     back_gated: float
     debris_edge: float
@@ -146,7 +146,7 @@ class InAndOut(NamedTuple):
         off by (other events truly in) - (lymphocytes truly left out), with each side known to its own
         uncertainty: other events in between the back-gated share alone (the debris edge may over-read: the
         mixture's edge regressed at 0.3-0.65 x the true debris on labs A and B, and the strip it is read from
-        also holds doublets and red cells on lab B) and the back-gated share + the whole debris edge; lymphocytes out between the ring's reading and
+        also holds red cells on lab B) and the back-gated share + the whole debris edge; lymphocytes out between the ring's reading and
         :data:`LEFT_OUT_MAX_RATIO` x it. Returns max(|back_gated - ratio x left_out|, |other_in - left_out|)."""
         low = self.back_gated - LEFT_OUT_MAX_RATIO * self.left_out
         high = self.other_in - self.left_out
@@ -461,13 +461,28 @@ def whole_reference(definition: StrategyDefinition, sample: Sample, state: FitSt
     return upper, mask
 
 
+def singlet_gates(definition: StrategyDefinition, state: FitState, gate: str) -> list[str]:
+    """The fitted singlet gates (method ``singlets``) right below ``gate``, from the top: its first ``singlets``
+    child, that one's, and so on (FSC and SSC singlet gates in turn); [] when there is none."""
+    out: list[str] = []
+    name = gate
+    while True:
+        child = next((c.name for c in definition.populations if c.parent == name and c.method == "singlets"
+                      and c.name in state.fits), None)
+        if child is None:
+            return out
+        out.append(child)
+        name = child
+
+
 def debris_net_pct(definition: StrategyDefinition, sample: Sample, state: FitState, gate: str,
                    reference_count: Callable[[np.ndarray], int], inside_reference: int) -> float | None:
-    """The scatter gate's debris edge (:data:`DEBRIS_KEY`, %) net of the lymphocytes' own low-FSC tail in its strip
-    (:data:`DEBRIS_STRIP_KEY`, :func:`.methods.scatter_overlap.debris_net_share`): the gate's parent's events in the
-    strip per event inside the gate, less the reference's per reference event inside (``reference_count`` of the
-    strip's rows: those passing the gates down to the reference's own; ``inside_reference``: the reference's events
-    inside the gate). None when the gate has no strip or no debris edge."""
+    """The scatter gate's debris edge (:data:`DEBRIS_KEY`, %) net of what in its strip (:data:`DEBRIS_STRIP_KEY`) is
+    not debris (:func:`.methods.scatter_overlap.debris_net_share`): the doublets, which the singlet gates right below
+    it (:func:`singlet_gates`) remove, and the lymphocytes' own low-FSC tail. The gate's parent's events in the strip
+    that pass those singlet gates, per event inside the gate, less the reference's per reference event inside
+    (``reference_count`` of the strip's rows: those passing the gates down to the reference's own; ``inside_reference``:
+    the reference's events inside the gate). None when the gate has no strip or no debris edge."""
     info = state.fits[gate].info
     strip, debris = info.get(DEBRIS_STRIP_KEY), info.get(DEBRIS_KEY)
     n_gate = int(np.count_nonzero(state.masks[gate]))
@@ -478,7 +493,13 @@ def debris_net_pct(definition: StrategyDefinition, sample: Sample, state: FitSta
     X = gather(sample.events, rows, columns(sample, state.fits[gate].gate.dims[:2]))
     (f_lo, f_hi), (s_lo, s_hi) = strip
     in_strip = rows[(X[:, 0] >= f_lo) & (X[:, 0] < f_hi) & (X[:, 1] >= s_lo) & (X[:, 1] <= s_hi)]
-    return debris_net_share(float(debris), int(in_strip.size), n_gate, reference_count(in_strip), inside_reference)
+    single = in_strip
+    for name in singlet_gates(definition, state, gate):
+        if single.size:
+            fit = state.fits[name]
+            single = single[evaluate_gate(fit.gate, sample, single, fit.components, state.masks)]
+    return debris_net_share(float(debris), int(in_strip.size), n_gate, reference_count(in_strip), inside_reference,
+                            int(single.size))
 
 
 def record_scatter_cuts(definition: StrategyDefinition, sample: Sample, state: FitState, gate: str, ref: str,

@@ -181,8 +181,8 @@ def _scatter_overlap(definition: StrategyDefinition, state: FitState, lymph: str
     of the nearest scatter gate at or above it that is back-gated or flagged ``scatter_overlap`` and ``other``,
     the estimate made without the mixture (:func:`_denominator_other`, counted when at least
     :data:`MIRROR_MIN_PCT`); None when neither. The mixture's estimate of a back-gated scatter-only gate
-    (:func:`in_and_out_pct` measured) is its debris-edge part only, net of the lymphocytes' own tail
-    (:func:`.methods.scatter_overlap.debris_pct`), read whether or not the mixture flagged the gate: the larger,
+    (:func:`in_and_out_pct` measured) is its debris-edge part only, net of the strip's doublets and the
+    lymphocytes' own tail (:func:`.methods.scatter_overlap.debris_pct`), read whether or not the mixture flagged the gate: the larger,
     more granular events its neighbour share is meant to find are measured there against the lymphocytes' own
     scatter (the back-gated share, which the rows read besides this), while the neighbour share reads the
     Gaussian tails of the components next to the cloud (docs/gating.md, "What dilutes the rows below the

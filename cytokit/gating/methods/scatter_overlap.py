@@ -68,8 +68,9 @@ DEBRIS_KEY = "debris_share_pct"
 #: fit-info key: the strip where :data:`DEBRIS_KEY` is read, in the gate's own units ([[FSC low, FSC high], [SSC
 #: low, SSC high]], :func:`debris_strip`)
 DEBRIS_STRIP_KEY = "debris_strip"
-#: fit-info key of a back-gated scatter gate: :data:`DEBRIS_KEY` net of the lymphocytes' own tail in its strip
-#: (%, :func:`debris_net_share`, ``backgating.record_scatter_cuts``); read instead of it where present
+#: fit-info key of a back-gated scatter gate: :data:`DEBRIS_KEY` net of the doublets (those its singlet gates remove)
+#: and the lymphocytes' own tail in its strip (%, :func:`debris_net_share`, ``backgating.record_scatter_cuts``);
+#: read instead of it where present
 DEBRIS_NET_KEY = "debris_net_pct"
 #: two mixture components are one cloud when the density between their centres stays above this fraction of
 #: the lower centre density (no valley); chosen on cytokit's own scatter families (tuning seed 101)
@@ -204,21 +205,26 @@ def debris_edge_share(Z: np.ndarray, mean: np.ndarray, cov: np.ndarray, d2: floa
     return float(min(1.0, 0.5 * density * max(mean[0] - edge, 0.0) / n_in))
 
 
-def debris_net_share(debris_pct: float, strip: int, gate: int, reference_strip: int, reference_gate: int) -> float:
-    """The debris edge (``debris_pct``, % of the gate's events, :func:`debris_edge_share`) net of the lymphocytes'
-    own low-FSC tail in its strip: the strip's events per event inside the gate (``strip`` / ``gate``) less the
-    back-gating reference's events in the strip per reference event inside the gate (``reference_strip`` /
-    ``reference_gate``: the lymphocytes expected there, the reference being lymphocytes only); the edge scales
-    with what is left (%, >= 0). Where the reference's share of the strip exceeds its share of the gate by more
-    than :data:`BACKGATE_Z` binomial standard errors, its gate does not tell the lymphocytes there (it passes
-    other events: a CD3 threshold on sticky debris) and the edge is read whole."""
-    if strip <= 0 or gate <= 0 or reference_gate <= 0 or debris_pct <= 0.0:
+def debris_net_share(debris_pct: float, strip: int, gate: int, reference_strip: int, reference_gate: int,
+                     single: int | None = None) -> float:
+    """The debris edge (``debris_pct``, % of the gate's events, :func:`debris_edge_share`) net of what in its strip is
+    not debris: the doublets (``single``: the strip's events that pass the singlet gates below the gate; all of
+    ``strip`` when None) and the lymphocytes' own low-FSC tail. The strip's single events per event inside the gate
+    (``single`` / ``gate``) less the back-gating reference's events in the strip per reference event inside the gate
+    (``reference_strip`` / ``reference_gate``: the lymphocytes expected there, the reference being single
+    lymphocytes only) is the debris; the edge, read from all ``strip`` events, scales with its share of them (%,
+    >= 0). Where the reference's share of the strip's single events exceeds its share of the gate by more than
+    :data:`BACKGATE_Z` binomial standard errors, its gate does not tell the lymphocytes there (it passes other
+    events: a CD3 threshold on sticky debris) and the edge is read from all the single events."""
+    single = strip if single is None else min(single, strip)
+    if single <= 0 or gate <= 0 or reference_gate <= 0 or debris_pct <= 0.0:
         return 0.0
-    share = reference_strip / strip
-    if share - BACKGATE_Z * math.sqrt(share * (1.0 - share) / strip) > reference_gate / gate:
-        return float(debris_pct)
-    per_gate, expected = strip / gate, reference_strip / reference_gate
-    return float(debris_pct) * max(per_gate - expected, 0.0) / per_gate
+    share = min(reference_strip / single, 1.0)
+    whole = float(debris_pct) * single / strip
+    if share - BACKGATE_Z * math.sqrt(share * (1.0 - share) / single) > reference_gate / gate:
+        return whole
+    per_gate, expected = single / gate, reference_strip / reference_gate
+    return whole * max(per_gate - expected, 0.0) / per_gate
 
 
 def debris_pct(info: Mapping[str, object]) -> float:
