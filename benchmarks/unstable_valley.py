@@ -12,6 +12,14 @@ one-marker valley threshold noted ``unstable`` whose lower refit moves the row b
 * ``D``: B, with the lower refit within :data:`REFIT_HALF_SDS` half-SDs of ``negative_max`` and a floor ratio
   (:func:`recorded_floor_ratio`) of at most :data:`FLOOR_RATIO_MAX`.
 
+Rules on any one-marker valley above ``negative_max``, ``unstable`` or not (docs/gating.md, "The silent CD25+ CD4
+rows without an `unstable` note"), reading :func:`move_to_negative_max` (the ±0.02 move carried down to
+``negative_max``, pp of parent) against the same 1 pp:
+
+* ``N``: that move > :data:`SPREAD_LOWER_PP`;
+* ``NC``: N, with the negative model's count within :data:`COUNT_SDS_MAX` of its SDs of the threshold (either side);
+* ``NCH``: NC, with the valley at least :data:`ABOVE_HALF_SDS` half-SDs above ``negative_max``.
+
 Rule B is the library's since (``confidence.ThresholdUncertainty.unstable_above_negatives``): on CSVs written
 after it, the rows it selects are already flagged (``uncertain``) and count as ``current``.
 
@@ -40,13 +48,18 @@ REFIT_HALF_SDS = 0.7
 FLOOR_RATIO_MAX = 2.5
 #: the move that ``sensitivity_pp`` records (marker scale), ``confidence.SHIFT``
 SHIFT = 0.02
+#: rules NC/NCH: the count lies within this many of its (counting) SDs of the threshold, on either side
+COUNT_SDS_MAX = 4.0
+#: rule NCH: the valley lies at least this many half-SDs of the reference's peak above its ``negative_max``
+ABOVE_HALF_SDS = 1.0
 
 
 def valley_features(fit_detail: object) -> dict[str, float | str | None]:
     """The one-marker threshold fit of a row's ``fit_detail`` JSON: ``method``, ``threshold``, ``low_refit`` (the
     lowest smoothing refit below the threshold, NaN without one), ``negative_max`` and ``half_sd`` of the negative
-    reference (marker scale) and ``spread_lower_pp`` (pp of parent). Empty values (method None, NaN numbers) for
-    a row with no such fit or with a fit on more than one marker."""
+    reference (marker scale), ``spread_lower_pp`` (pp of parent) and ``count_sds`` (how far the negative model's
+    count moves the row, signed, in its counting SDs: > 0 more positives; NaN without a count). Empty values
+    (method None, NaN numbers) for a row with no such fit or with a fit on more than one marker."""
     try:
         fd = json.loads(fit_detail) if isinstance(fit_detail, str) else {}
     except ValueError:
@@ -57,10 +70,12 @@ def valley_features(fit_detail: object) -> dict[str, float | str | None]:
     ref = fit.get("negative_reference") or {}
     thr = fit.get("threshold")
     below = [float(a) for a in fit.get("stability_thresholds") or () if a is not None and thr is not None and a < thr]
+    sd = float(parts.get("second_sd_pp", 0.0) or 0.0) if fit else 0.0
+    count_sds = float(parts["second_shift_pp"]) / sd if parts.get("n_second") and sd > 0 else np.nan
     return {"method": fit.get("method"), "threshold": float(thr) if thr is not None else np.nan,
             "low_refit": min(below, default=np.nan), "negative_max": float(ref.get("negative_max", np.nan)),
             "half_sd": float(ref.get("half_sd", np.nan)),
-            "spread_lower_pp": float(parts.get("spread_lower_pp", np.nan))}
+            "spread_lower_pp": float(parts.get("spread_lower_pp", np.nan)), "count_sds": count_sds}
 
 
 def recorded_floor_ratio(spread_lower_pp: float, threshold: float, low_refit: float, sensitivity_pp: float) -> float:
@@ -71,6 +86,17 @@ def recorded_floor_ratio(spread_lower_pp: float, threshold: float, low_refit: fl
     if not (dist > 0 and sensitivity_pp > 0):
         return float("nan")
     return (spread_lower_pp / dist) / (sensitivity_pp / SHIFT)
+
+
+def move_to_negative_max(sensitivity_pp: float, threshold: float, negative_max: float) -> float:
+    """The events between the negative reference's ``negative_max`` and a threshold above it, read at the density
+    at the cut (pp of parent): the ±:data:`SHIFT` move (``sensitivity_pp``) times the distance (marker scale) over
+    :data:`SHIFT`; 0 for a threshold at or below ``negative_max``, NaN where a number is missing. On a plateau of dim
+    positives starting where the reference's negatives end it approximates the move of the threshold down to
+    ``negative_max``."""
+    if not (np.isfinite(sensitivity_pp) and np.isfinite(threshold) and np.isfinite(negative_max)):
+        return float("nan")
+    return float(sensitivity_pp) * max(0.0, float(threshold) - float(negative_max)) / SHIFT
 
 
 def floor_ratio(x: np.ndarray, threshold: float, refit: float, shift: float = SHIFT) -> float:
@@ -128,7 +154,23 @@ def _at_edge(df: pd.DataFrame) -> pd.Series:
     return _above(df) & near & (ratio <= FLOOR_RATIO_MAX)
 
 
-RULES: dict[str, Callable[[pd.DataFrame], pd.Series]] = {"A": _unstable_valley, "B": _above, "D": _at_edge}
+def _negative_max_move(df: pd.DataFrame) -> pd.Series:
+    move = pd.Series([move_to_negative_max(r.sensitivity_pp, r.threshold, r.negative_max) for r in df.itertuples()],
+                     index=df.index, dtype=float)
+    return (df.method == "valley") & (move > SPREAD_LOWER_PP)
+
+
+def _count_fits(df: pd.DataFrame) -> pd.Series:
+    return _negative_max_move(df) & (df.count_sds.abs() < COUNT_SDS_MAX)
+
+
+def _well_above(df: pd.DataFrame) -> pd.Series:
+    return _count_fits(df) & (df.threshold - df.negative_max >= ABOVE_HALF_SDS * df.half_sd)
+
+
+RULES: dict[str, Callable[[pd.DataFrame], pd.Series]] = {"A": _unstable_valley, "B": _above, "D": _at_edge,
+                                                         "N": _negative_max_move, "NC": _count_fits,
+                                                         "NCH": _well_above}
 
 
 def outcome(df: pd.DataFrame, flagged: pd.Series) -> dict[str, int]:
