@@ -198,3 +198,23 @@ def test_a_newline_in_a_patient_id_cannot_forge_log_lines(own_trial, tmp_path, c
     assert not any(line.startswith("ERROR cytokit.pipeline.runner: forged") for line in err.splitlines())
     reports = sorted(p.name for p in (tmp_path / "out" / "reports").iterdir())
     assert reports[0] == "P001.html" and reports[1].startswith("P002_ERROR_cytokit.pipeline.runner_forged_line-")
+
+
+def test_trial_and_reports_need_a_week_for_every_sample_before_any_is_analysed(own_trial, tmp_path):
+    """docs/pipeline.md lists `week` as an optional manifest column; the trial and report stages order the
+    visits by it, so without it the run must stop up front, not fail both stages after every sample."""
+    stages = {"trial": True, "reports": True}
+    _edit_csv(own_trial / "manifest.csv", lambda df: df.drop(columns=["week"]))
+    cfg = write_pipeline(tmp_path / "cfg", own_trial, outputs=stages, report={"pdf": False})
+    with pytest.raises(PipelineError, match="manifest: no 'week' column; outputs.trial and outputs.reports") as err:
+        run(cfg, tmp_path / "out")
+    assert "nothing was processed" in str(err.value) and not (tmp_path / "out" / "populations.csv").exists()
+    preflight(load_pipeline(write_pipeline(tmp_path / "cfg0", own_trial, outputs={"trial": False, "reports": False})))
+
+    _edit_csv(own_trial / "manifest.csv",
+              lambda df: df.assign(week=df["visit"].str[1:]).assign(week=lambda d: d["week"].mask(d.index == 0, "")))
+    first = pd.read_csv(own_trial / "manifest.csv", dtype=str, keep_default_na=False).iloc[0]
+    with pytest.raises(PipelineError, match=r"manifest: 'week' is empty or not a number for 1 sample\(s\)") as err:
+        preflight(load_pipeline(write_pipeline(tmp_path / "cfg1", own_trial, outputs={"reports": True},
+                                               report={"pdf": False})))
+    assert Path(first["file"]).stem in str(err.value) and f"visits ['{first['visit']}']" in str(err.value)

@@ -236,6 +236,28 @@ def check_reports(config: PipelineConfig, problems: list[str]) -> None:
         problems.append(f"report.reference_intervals: {exc}")
 
 
+def check_weeks(config: PipelineConfig, samples: pd.DataFrame, problems: list[str]) -> None:
+    """Every sample has a numeric ``week`` (weeks since randomisation) when the trial or report stage runs.
+
+    Both stages order and space the visits by week; without it they would fail after every sample was
+    analysed, so the run stops here instead, naming the samples and visits without one."""
+    if not (config.outputs.trial or config.outputs.reports) or samples.empty:
+        return
+    stages = " and ".join(s for s, on in (("outputs.trial", config.outputs.trial),
+                                         ("outputs.reports", config.outputs.reports)) if on)
+    if S.WEEK not in samples.columns:
+        problems.append(f"manifest: no 'week' column; {stages} need each visit's week (a number; add a 'week' "
+                        "column, map one with manifest.columns, or switch the stage off)")
+        return
+    weeks = pd.to_numeric(samples[S.WEEK], errors="coerce")
+    bad = samples[weeks.isna()]
+    if len(bad):
+        visits = sorted({str(v) for v in bad[S.VISIT]})
+        problems.append(f"manifest: 'week' is empty or not a number for {len(bad)} sample(s) (e.g. "
+                        f"{bad[S.SAMPLE_ID].astype(str).tolist()[:5]}, visits {visits[:10]}); {stages} need each "
+                        "visit's week")
+
+
 def check_trial(config: PipelineConfig, samples: pd.DataFrame, clinical: pd.DataFrame | None,
                 problems: list[str]) -> PipelineConfig:
     """The trial stage's arms, visits, tube preference and logistic covariates match the data.
@@ -338,6 +360,7 @@ def preflight(config: PipelineConfig, *, check_headers: bool = True, jobs: int |
     check_clustering_options(config, problems)
     check_clustering_population(config, tubes, problems)
     check_reports(config, problems)
+    check_weeks(config, samples, problems)
     config = check_trial(config, samples, clinical, problems)
     items = [(str(row.path or ""), tubes.get(row.tube) if check_headers else None)
              for row in samples.itertuples(index=False)]
