@@ -187,3 +187,15 @@ def test_trial_config_from_pipeline_yaml_and_errors_name_file_and_line(tmp_path)
     other = tmp_path / "other.yaml"
     other.write_text("name: x\nmanifest: {path: m.csv}\n", encoding="utf-8")
     assert load_trial_config(other) == TrialConfig()
+
+
+def test_a_missing_week_names_the_samples_and_visits_and_what_to_do():
+    pops = _rows([("P1", "W0", None, "IL-2", "tmem", "T cells", 5000, 70.0, 70.0, 700.0),
+                  ("P1", "W24", 24, "IL-2", "tmem", "T cells", 5000, 71.0, 71.0, 710.0)])
+    pops["sample_id"] = ["P1_W0_tmem", "P1_W24_tmem"]
+    with pytest.raises(StatsError) as err:
+        check_populations(pops, source="results/populations.csv")
+    text = str(err.value)
+    assert "for 1 row(s) (samples ['P1_W0_tmem'], visits ['W0'])" in text
+    assert "give the manifest a numeric 'week' column" in text and "results/populations.csv" in text
+    assert "W24" not in text

@@ -57,8 +57,13 @@ def check_populations(df: pd.DataFrame, source: str = "<populations>") -> pd.Dat
             raise StatsError(f"populations table has {bad} rows with an empty {col!r}", path=source)
     out[S.WEEK] = pd.to_numeric(out[S.WEEK], errors="coerce")
     if out[S.WEEK].isna().any():
-        rows = out.index[out[S.WEEK].isna()][:5].tolist()
-        raise StatsError(f"populations table has a non-numeric or empty 'week' (rows {rows})", path=source)
+        bad = out[out[S.WEEK].isna()]
+        visits = sorted({str(v) for v in bad[S.VISIT]})[:10]
+        where = (f"samples {sorted({str(v) for v in bad[S.SAMPLE_ID]})[:5]}, " if S.SAMPLE_ID in bad.columns
+                 else f"rows {bad.index[:5].tolist()}, ")
+        raise StatsError(f"populations table has a non-numeric or empty 'week' for {len(bad)} row(s) ({where}"
+                         f"visits {visits}); the comparisons and reports need each visit's week: give the "
+                         "manifest a numeric 'week' column and re-run", path=source)
     for m in MEASURES:
         if m not in out.columns:
             out[m] = float("nan")
