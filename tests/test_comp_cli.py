@@ -73,3 +73,19 @@ def test_estimate_refuses_to_overwrite_the_report_it_would_write(tmp_path, share
                "FL1-H,FL2-H,FL3-H,FL4-H", "--out", str(tmp_path / "m.csv"), "--report", str(tmp_path / "controls.txt")])
     assert rc == 2 and "use --force" in capsys.readouterr().err  # --report X.txt writes X.csv
     assert existing.read_text() == "keep me\n"
+
+
+def test_detectors_without_a_control_are_named(shared_data, tmp_path, capsys):
+    """An identity row for a detector nobody stained is a silent 'no spillover' claim: the estimate says so."""
+    d = shared_data / "compensation" / "flowcore_calibur"
+    files = sorted(str(p) for p in (d / "data").iterdir())
+    base = ["compensate", "estimate", *files, "--match", str(d / "comp_match")]
+    assert main([*base, "--out", str(tmp_path / "all.csv")]) == 0
+    matrix = read_matrix(tmp_path / "all.csv")
+    extra = [c for c in matrix.channels if c not in ("FL1-H", "FL2-H", "FL3-H", "FL4-H")]
+    assert extra  # the default matrix is every fluorescence detector of the unstained control
+    warned = [line for line in capsys.readouterr().err.splitlines() if "no single-stain control" in line]
+    assert len(warned) == 1 and all(c in warned[0] for c in extra)
+    assert f"{len(extra)} of {matrix.n} matrix detector(s)" in warned[0]
+    assert main([*base, "--channels", "FL1-H,FL2-H,FL3-H,FL4-H", "--out", str(tmp_path / "four.csv")]) == 0
+    assert "no single-stain control" not in capsys.readouterr().err

@@ -362,6 +362,11 @@ def fit_spillover(single_stains: Mapping[str, Sample] | Sequence[Sample], unstai
                      "signal": float(signal[i])})
         log.info("%s: %s control, %d positive events (%s, %.4g..%.4g)", s.name, pnn, n_pos, pos.how, pos.low,
                  pos.high)
+    uncontrolled = [c for c in channels if c not in controls]
+    if uncontrolled:
+        log.warning("%d of %d matrix detector(s) have no single-stain control and keep identity rows (their dye "
+                    "is assumed to spill into no other detector): %s; pass channels= to limit the matrix to "
+                    "the controlled detectors", len(uncontrolled), len(channels), ", ".join(uncontrolled))
     source = "estimated from single-stain controls " + ", ".join(str(r["file"]) for r in rows)
     matrix = SpilloverMatrix(tuple(channels), values, source=source)
     import pandas as pd
