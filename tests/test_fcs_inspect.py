@@ -88,3 +88,20 @@ def test_inspect_reports_beckman_dfc_compensation_keywords(shared_data, capsys):
     info = json.loads(capsys.readouterr().out)[0]
     assert rc == 0
     assert info["spillover_keyword"] == "$DFCiTOj" and info["spillover_size"] == 5
+
+
+def test_inspect_with_a_panel_lists_markers_taken_from_detector_names(tmp_path, capsys):
+    """A CellQuest-style file ($PnS empty on FL1-H): the marker comes from the panel, not the file, and the
+    JSON and the text say so as `cytokit gate` and the pipeline do (docs/panels.md, "Detectors")."""
+    ev = np.random.default_rng(1).random((300, 6), dtype=np.float32) * 1000
+    f = write_fcs(tmp_path / "calibur.fcs", ev, ["FSC-H", "SSC-H", "FL1-H", "FL2-H", "FL3-H", "FL4-H"],
+                  ["FSC-Height", "SSC-Height", "", "CD25", "CD4", "CD8"], {"$CYT": "FACSCalibur"})
+    argv = ["inspect", str(f), "--panel", "il2_trial_4colour", "--tube", "activation"]
+    assert main([*argv, "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)[0]
+    assert {c["pnn"]: c["marker"] for c in info["channels"]}["FL1-H"] == "CD28"
+    assert info["panel_flags"] == ["markers_from_detector_names"]
+    warned = [w for w in info["warnings"] if w.startswith("markers assigned from detector names only")]
+    assert len(warned) == 1 and "FL1-H->CD28" in warned[0] and "FL2-H" not in warned[0]
+    assert main(argv) == 0
+    assert "warning: markers assigned from detector names only ($PnS empty): FL1-H->CD28" in capsys.readouterr().out

@@ -25,11 +25,14 @@ def _inspect_one(path: Path, dataset: int, panel: Optional[str], tube: Optional[
     sample = read_fcs(path, dataset=dataset)
     info = describe(sample)
     if panel:
-        from ..panel import load_panel
+        from ..panel import load_panel, panel_flags
 
         resolved = load_panel(panel).resolve(sample, tube=tube)
         for ch, marker, kind in zip(info["channels"], resolved.channels["marker"], resolved.channels["kind"]):
             ch["marker"], ch["kind"] = str(marker), str(kind)
+        # the panel's own warnings (markers from detector names only, a fluorochrome other than expected)
+        info["warnings"] = list(dict.fromkeys([*info["warnings"], *map(str, resolved.warnings)]))
+        info["panel_flags"] = panel_flags(resolved)
         sample = resolved
     if qc:
         from ..qc import run_qc
