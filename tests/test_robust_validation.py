@@ -218,3 +218,21 @@ def test_trial_and_reports_need_a_week_for_every_sample_before_any_is_analysed(o
         preflight(load_pipeline(write_pipeline(tmp_path / "cfg1", own_trial, outputs={"reports": True},
                                                report={"pdf": False})))
     assert Path(first["file"]).stem in str(err.value) and f"visits ['{first['visit']}']" in str(err.value)
+
+
+def test_one_file_saved_as_two_samples_is_flagged_on_both(own_trial, tmp_path, caplog):
+    """A copy of W0's file saved as W12 gives W12 W0's numbers: both samples say so (check_flags) and the
+    run warns up front; samples with their own files are not flagged."""
+    fcs = own_trial / "fcs"
+    shutil.copyfile(fcs / "P001_W0_tmem.fcs", fcs / "P001_W12_tmem.fcs")
+    caplog.set_level("WARNING", logger="cytokit.pipeline.preflight")
+    summary = run(write_pipeline(tmp_path / "cfg", own_trial), tmp_path / "out")
+    assert summary.complete
+    samples = pd.read_csv(tmp_path / "out" / "samples.csv", dtype=str, keep_default_na=False).set_index("sample_id")
+    flags = {sid: [f for f in text.split(";") if f.startswith("same_data_as")]
+             for sid, text in samples["check_flags"].items()}
+    assert flags.pop("P001_W0_tmem") == ["same_data_as:P001_W12_tmem"]
+    assert flags.pop("P001_W12_tmem") == ["same_data_as:P001_W0_tmem"]
+    assert all(not f for f in flags.values()) and len(flags) == 6
+    warned = [r.getMessage() for r in caplog.records if "byte-identical FCS files" in r.getMessage()]
+    assert len(warned) == 1 and "P001_W0_tmem and P001_W12_tmem" in warned[0]

@@ -128,6 +128,8 @@ def _assemble_chunk(config: PipelineConfig, records: list[dict[str, Any]], resul
         abs_counts, method, abs_flags = absolute_counts(pops, row, counts, lymph, declared)
         checks = consistency_checks(pops, counts, declared)
         check_flags = checks[S.CHECK_FLAGS] + abs_flags
+        if row.get(_SAME_DATA):
+            check_flags = check_flags + [f"{SAME_DATA_FLAG}:{','.join(row[_SAME_DATA])}"]
         pop_frames.append(_population_rows(pops, base, abs_counts.to_numpy(), method, qc_flags,
                                           count_flags(pops, abs_counts, method, declared)))
         sample_rows.append({**base, S.STATUS: "ok", S.ERROR: "", S.N_EVENTS: summary.get(S.N_EVENTS),
@@ -135,6 +137,28 @@ def _assemble_chunk(config: PipelineConfig, records: list[dict[str, Any]], resul
                             S.QC_FLAGS: qc_flags, S.CHECK_FLAGS: ";".join(check_flags),
                             S.LOGICLE_W: logicle_w_text(summary.get("transforms", []))})
     return (pd.concat(pop_frames, ignore_index=True) if pop_frames else None), sample_rows
+
+
+#: check flag of a sample whose FCS file is byte-identical to another sample's (``same_data_as:<ids>``)
+SAME_DATA_FLAG = "same_data_as"
+_SAME_DATA = "_same_data_as"  # record key (not a column): the other samples with the same file content
+
+
+def same_data_samples(samples: pd.DataFrame) -> dict[str, list[str]]:
+    """sample_id -> the other sample ids whose FCS file has the same sha256 (byte-identical data).
+
+    Two acquisitions never give identical files: the same file under two names (a copy saved as another
+    visit or patient) would otherwise report one sample's numbers for both, silently."""
+    if S.SHA256 not in samples.columns or samples.empty:
+        return {}
+    ids = samples[S.SAMPLE_ID].astype(str)
+    sha = samples[S.SHA256].astype("string").fillna("")
+    out: dict[str, list[str]] = {}
+    for _, group in ids[sha != ""].groupby(sha[sha != ""]):
+        if len(group) > 1:
+            for sid in group:
+                out[sid] = sorted(other for other in group if other != sid)
+    return out
 
 
 def logicle_w_text(transforms: list[dict[str, Any]]) -> str:
@@ -176,6 +200,9 @@ def assemble_tables(config: PipelineConfig, samples: pd.DataFrame, results: Mapp
     """
     manifest_cols = [c for c in samples.columns if c not in ("path", S.SHA256, S.SAMPLE_ID, S.FILE)]
     records = samples.sort_values(S.SAMPLE_ID, kind="stable").to_dict("records")
+    twins = same_data_samples(samples)
+    for r in records:
+        r[_SAME_DATA] = twins.get(str(r[S.SAMPLE_ID]), [])
     jobs = max(1, min(int(jobs or 1), os.cpu_count() or 1))
     parts = None
     if jobs > 1 and len(records) >= PARALLEL_MIN_SAMPLES:

@@ -374,6 +374,14 @@ def preflight(config: PipelineConfig, *, check_headers: bool = True, jobs: int |
             problems.append(problem)
     if len(samples):
         samples = samples.assign(sha256=hashes)
+        from .assemble import SAME_DATA_FLAG, same_data_samples
+
+        twins = same_data_samples(samples)
+        if twins:
+            first, others = next(iter(twins.items()))
+            log.warning("%d sample(s) have byte-identical FCS files (e.g. %s and %s): the same acquisition listed "
+                        "as different samples? Each is flagged %s:<ids> in samples.check_flags", len(twins),
+                        first, ", ".join(others), SAME_DATA_FLAG)
     if clinical is not None and len(samples) and {S.PATIENT, S.VISIT} <= set(clinical.columns):
         known = set(zip(clinical[S.PATIENT], clinical[S.VISIT]))
         absent = sorted({(p, v) for p, v in zip(samples[S.PATIENT], samples[S.VISIT])} - known)
