@@ -236,3 +236,25 @@ def test_one_file_saved_as_two_samples_is_flagged_on_both(own_trial, tmp_path, c
     assert all(not f for f in flags.values()) and len(flags) == 6
     warned = [r.getMessage() for r in caplog.records if "byte-identical FCS files" in r.getMessage()]
     assert len(warned) == 1 and "P001_W0_tmem and P001_W12_tmem" in warned[0]
+
+
+def test_a_strategy_marker_the_files_lack_is_found_before_any_sample(trial, tmp_path):
+    """A population gating on a marker no channel carries would fail every sample of its tube after the
+    run started; preflight names it. An `optional` population without its marker is fine (it is skipped)."""
+    strategy = yaml.safe_load((ROOT / "gating" / "nkb.yaml").read_text())
+    strategy["name"] = "my_nkb"
+    extra = {"name": "CD57+ NK", "parent": "NK cells", "dims": ["CD57"], "method": "threshold",
+             "params": {"sign": "+", "threshold": {"bounds": [0.3, 0.7]}}}
+    below = {**extra, "name": "CD57+ CD56dim", "parent": "CD57+ NK", "dims": ["CD56"]}
+    strategy["populations"] += [extra, below]
+    (tmp_path / "my_nkb.yaml").write_text(yaml.safe_dump(strategy, sort_keys=False))
+    tubes = {"nkb": {"panel": "il2_trial", "strategy": str(tmp_path / "my_nkb.yaml")}}
+    cfg = write_pipeline(tmp_path / "cfg", trial, tubes={**tubes, "tmem": {"panel": "il2_trial", "strategy": "tmem"}})
+    with pytest.raises(PipelineError) as err:
+        run(cfg, tmp_path / "out")
+    text = str(err.value)
+    assert "nothing was processed" in text and "strategy 'my_nkb': population 'CD57+ NK' gates on 'CD57'" in text
+    assert "_nkb.fcs" in text and "_tmem.fcs" not in text and not (tmp_path / "out" / "populations.csv").exists()
+    extra["optional"] = True  # skipped, and the population below it with it
+    (tmp_path / "my_nkb.yaml").write_text(yaml.safe_dump(strategy, sort_keys=False))
+    preflight(load_pipeline(cfg))

@@ -131,9 +131,36 @@ def check_file(path: str, tube: TubeDefinitions) -> str | None:
     except CytokitError as exc:
         raise FCSError(str(exc), path=path) from exc
     try:
-        tube.panel.resolve(sample, tube=tube.panel_tube)
+        resolved = tube.panel.resolve(sample, tube=tube.panel_tube)
     except CytokitError as exc:
         return str(exc)
+    if Path(tube.strategy_path).suffix.lower() in (".yaml", ".yml"):
+        return missing_strategy_channel(tube.strategy, resolved, tube.panel.name)
+    return None
+
+
+def missing_strategy_channel(strategy: Any, sample: Sample, panel_name: str) -> str | None:
+    """The problem text when a population of a YAML strategy gates on a marker no channel of ``sample``
+    (a resolved header) carries, else None; as the engine does, an ``optional`` population without its
+    marker is skipped with the populations below it. Every sample of the tube would fail on it."""
+    skipped: set[str] = set()
+    for spec in strategy.definition.populations:
+        if spec.parent is not None and spec.parent in skipped:
+            skipped.add(spec.name)
+            continue
+        absent = []
+        for dim in spec.dims:
+            try:
+                sample.channel_index(dim)
+            except CytokitError:
+                absent.append(dim)
+        if absent and spec.optional:
+            skipped.add(spec.name)
+        elif absent:
+            channels = ", ".join(f"{r.pnn} ({r.marker})" for r in sample.channel_table.rows())
+            return (f"{sample.path}: strategy {strategy.name!r}: population {spec.name!r} gates on "
+                    f"{', '.join(map(repr, absent))}, which no channel resolves to with panel {panel_name!r} "
+                    f"(channels: {channels}); add the marker to the panel or mark the population `optional: true`")
     return None
 
 
