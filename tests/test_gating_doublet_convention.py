@@ -132,8 +132,8 @@ def test_stated_exclusion_drops_the_convention_note_and_its_error(tmem_file):
     assert not (stated["est_error_pp"] >= 2.5)
 
 
-def test_a_wrong_convention_names_the_three_values():
-    with pytest.raises(ConfigError, match="'unstated', 'excluded' or 'counted'"):
+def test_a_wrong_convention_names_the_four_values():
+    with pytest.raises(ConfigError, match="'unstated', 'excluded', 'counted' or 'singles_and_pairs'"):
         load_strategy("tmem").set_params("Lymphocytes", lymphocyte_doublets="included")
 
 

@@ -145,7 +145,7 @@ def test_scatter_gate_shared_controls_refit_and_round_trip(files, tmp_path, meth
     assert ref.kind == doublets.kind == "choice"
     assert ref.value == "T cells" and ref.options[0] == NO_POPULATION
     assert set(ref.options[1:]) == set(state.populations) - {"Lymphocytes"}  # every population below the gate
-    assert doublets.value == "unstated" and doublets.options == ("unstated", "excluded", "counted")
+    assert doublets.value == "unstated" and doublets.options == ("unstated", "excluded", "counted", "singles_and_pairs")
 
     before = state.table().set_index("population")
     state.set(ref.key, NO_POPULATION)

@@ -17,7 +17,12 @@ The edits (gate rules, bounds and references otherwise as shipped):
   (mostly HLA-DR-; B cells and monocytes are HLA-DR+), as before;
 * ``nk``: lab A's ``Live`` gate under ``Singlets`` with T, NK and B under it and ``lymphocytes: Live``;
   NK cells = CD3- CD20- CD56+ (the shipped phenotype gate without CD16 and its ``any_of``: lab B does not
-  count CD56- CD16+ cells as NK); B cells = CD3- CD20+ (CD20 instead of CD19).
+  count CD56- CD16+ cells as NK); B cells = CD3- CD20+ (CD20 instead of CD19);
+* both tubes, every variant: ``lymphocyte_doublets: singles_and_pairs`` on the Lymphocytes scatter gate
+  (:data:`DOUBLETS_B`): the lab's Lymphocytes are single lymphocytes plus lymphocyte-lymphocyte doublets, and no
+  doublet of a lymphocyte with another particle (README.md, "Truth": red cells are not lymphocytes), so its
+  Singlets % is singles / (singles + lymphocyte doublets) (docs/gating.md, "A lab whose Lymphocytes are singles
+  and pairs").
 
 ``lymphocyte_gate="cd3_reference"`` (a variant, not the default): the ``nk`` tube gets a ``CD3+ singlets`` gate
 (the shipped T-cell gate under ``Singlets``, live and dead) as the Lymphocytes gate's ``backgate_reference``.
@@ -50,6 +55,8 @@ FLIP = {"+": "-", "-": "+"}
 #: the lymphocyte-gate variant that gives the nk tube's scatter gate a back-gating reference under Singlets
 CD3_REFERENCE = "cd3_reference"
 CD3_SINGLETS = "CD3+ singlets"
+#: lab B's doublet convention, stated on its Lymphocytes gate (see the module docstring)
+DOUBLETS_B = "singles_and_pairs"
 
 
 def _mem(pops: list[dict[str, Any]], dr_gate: str = "stated_cut") -> list[dict[str, Any]]:
@@ -114,8 +121,10 @@ def lab_b_strategy(tube: str, lymphocyte_gate: str = "shipped", dr_gate: str = "
         gate = None
     else:
         gate = LYMPHOCYTE_GATES[lymphocyte_gate]
+    lym = next(p for p in pops if p["name"] == "Lymphocytes")
     if gate is not None:
-        next(p for p in pops if p["name"] == "Lymphocytes").update(gate)
+        lym.update(gate)
+    lym["params"] = {**lym.get("params", {}), "lymphocyte_doublets": DOUBLETS_B}
     d["populations"] = pops
     d["description"] = f"lab B's copy of the shipped '{shipped}' strategy: " + str(d.get("description", ""))
     return d

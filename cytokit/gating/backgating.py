@@ -187,9 +187,10 @@ def in_and_out_pct(definition: StrategyDefinition, state: FitState, gate: str) -
     """What moves a back-gated scatter-only gate's own % of parent (:class:`InAndOut`, each % of its events):
     its own % of parent is off by (other events in) - (lymphocytes left out), bounded by
     :meth:`InAndOut.error_pct`. Other events are the debris running into it (:func:`debris_pct`: the mixture's
-    edge estimate, net of the lymphocytes' own tail where measured) plus its back-gated share (:data:`BACKGATE_KEY`); under ``lymphocyte_doublets: counted`` the
-    back-gated share is its singlet gate's (per event of the gate): the lymphocyte doublets the gate holds have
-    twice a lymphocyte's side scatter, but they are lymphocytes of that lab's row. The mixture's neighbour share
+    edge estimate, net of the lymphocytes' own tail where measured) plus its back-gated share (:data:`BACKGATE_KEY`);
+    under a counting ``lymphocyte_doublets`` value (``counted``, ``singles_and_pairs``) the back-gated share is
+    its singlet gate's (per event of the gate): the lymphocyte doublets the gate holds have twice a lymphocyte's
+    side scatter, but they are lymphocytes of that lab's row. The mixture's neighbour share
     is not used: where the reference back-gates the gate, larger and more granular events are measured against
     the lymphocytes' own scatter, where the mixture reads Gaussian tails. Lymphocytes left out:
     :data:`LEFT_OUT_KEY`. None when not measured (no :data:`LEFT_OUT_KEY` or :data:`BACKGATE_KEY`).

@@ -21,8 +21,8 @@ from .backgating import (LEFT_OUT_KEY, LEFT_OUT_NOTE, backgate_scatter, in_and_o
 from .count_error import FEW_EVENTS_FLAG, count_sd_pp, few_events
 from .edge_loss import EDGE_LOSS_NOTE, LINEAGE_LOSS_NOTE, edge_loss_note, lineage_loss_note
 from .fit_state import FIT_EVENTS, FitState, columns, evaluate_gate, reference_mask
-from .lymphocyte_doublets import (DOUBLET_KEY, DOUBLET_NOTE, ESTIMATE_NOTE, counted_doublets, counts_doublets,
-                                  record_lymphocyte_doublets, states_excluded)
+from .lymphocyte_doublets import (DOUBLET_KEY, DOUBLET_NOTE, ESTIMATE_NOTE, counted_doublets, counts_doublets, noted,
+                                  record_lymphocyte_doublets)
 from .methods import FitResult, fit_gate, get_method, needs_review, review_columns
 from .methods.base import every_nth, gather
 from .methods.confidence import UNCERTAIN_PP, with_error
@@ -309,14 +309,14 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
     # back-gated errors: on the scatter gate itself and below the denominator; not on gates between them
     # (a singlet gate's % of the scatter gate is not a lymphocyte fraction)
     scatter_gates = {spec.name for spec in definition.populations if backgate_reference(spec)}
-    # gates whose lab counts the lymphocyte doublets in them: (estimated doublets, its error), events
+    # gates whose row the lab's doublet convention counts: (events added to the gate, that number's error)
     counted = counted_doublets(definition, state, n_events)
     rows = []
     failed: set[str] = set()  # scatter gates whose own row is estimated more than FAILED_PP off
     for spec in definition.populations:
         if spec.name not in state.masks:
             continue
-        own = int(state.masks[spec.name].sum())  # the gate's events; its count adds any counted doublets
+        own = int(state.masks[spec.name].sum())  # the gate's events; its count as the lab's convention counts it
         count = own + counted.get(spec.name, (0, 0.0))[0]
         parent_count = int(state.masks[spec.parent].sum()) if spec.parent else n_events
         parent_count += counted.get(spec.parent or "", (0, 0.0))[0]
@@ -360,13 +360,13 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
         doublets = float(state.fits[spec.name].info.get(DOUBLET_KEY) or 0.0)
         if counts_doublets(spec) and spec.name not in counted:  # the lab's convention could not be applied
             flags += [ESTIMATE_NOTE, "uncertain"]
-        elif spec.name in counted or spec.parent in counted:  # the row holds the estimated doublets (its parent's)
+        elif spec.name in counted or spec.parent in counted:  # the row's count (its parent's) holds estimated doublets
             err = counted[spec.name if spec.name in counted else str(spec.parent)][1]
             # d(% of parent) per doublet event: 1 / parent for the gate; % x 1 / (gate + doublets) for a child
             per_event = 100.0 / parent_count if spec.name in counted else pct_parent / parent_count
             part = err * per_event if parent_count else 0.0
             est, one_sided = _add_error_part(est, flags, part, ESTIMATE_NOTE), with_error(one_sided, part)
-        elif doublets > UNCERTAIN_PP and not states_excluded(spec):
+        elif doublets > UNCERTAIN_PP and noted(spec):
             # the doublet convention alone moves the row, and the lab has not said its gate excludes them
             est, one_sided = with_error(est, doublets), with_error(one_sided, doublets)
             flags += [DOUBLET_NOTE, "uncertain"]

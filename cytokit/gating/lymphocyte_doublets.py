@@ -28,18 +28,31 @@ estimate's own error (:data:`ESTIMATE_REL_ERROR` of it) enters ``est_error_pp`` 
 The gate and its mask (what is drawn, exported, and counted below the singlet gate) do not change.
 
 A lab whose lymphocyte gate leaves the doublets out, as cytokit's does, states that (``lymphocyte_doublets:
-excluded``, :data:`EXCLUDED`, :func:`states_excluded`): its row is the drawn gate, with no convention note and no
+excluded``, :data:`EXCLUDED`, :func:`noted`): its row is the drawn gate, with no convention note and no
 convention part in ``est_error_pp``; the estimate is still recorded in ``info[DOUBLET_KEY]``.
+
+A lab whose ``Lymphocytes`` are single lymphocytes plus lymphocyte–lymphocyte doublets and nothing else (no
+doublet of a lymphocyte with debris or a red cell) states ``lymphocyte_doublets: singles_and_pairs``
+(:data:`SINGLES_AND_PAIRS`): the row reports the gate's ``singlets`` child's events plus the lymphocyte–lymphocyte
+doublets estimated among the events that singlet gate removes inside the gate (:data:`INSIDE_KEY`, pp of the
+gate's parent, the criteria above) plus those outside it (:data:`DOUBLET_KEY`), and its children are read against
+that count; the estimate's own error (:data:`PAIRS_REL_ERROR` of both estimates together) enters ``est_error_pp``
+as under ``counted``, with :data:`ESTIMATE_NOTE` where it takes the row over the limit. The other events the
+singlet gate removes (lymphocyte–particle doublets) are then in neither the row nor its children's denominator.
+
+The values and what each does are one registry, :data:`CONVENTIONS` (:class:`Convention`); the parameter's type
+(:data:`~.methods.scatter.DoubletConvention`) lists the same names.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, get_args
 
 import numpy as np
 
 from .methods import GATE_METHODS, FitResult
 from .methods.base import every_nth, gather
-from .methods.scatter import LymphocyteDoubletsParams
+from .methods.scatter import DoubletConvention, LymphocyteDoubletsParams
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..sample import Sample
@@ -56,21 +69,80 @@ AREA_RANGE = (1.5, 2.7)
 SIDE_RANGE = (1.4, 2.8)
 #: at most this many parent events are examined (a systematic sample; the share is scaled back)
 MAX_EVENTS = 200_000
-#: the ``gmm_ellipse`` parameter value of a lab whose lymphocyte gate counts the doublets (its singlet gate removes
-#: them): :func:`counted_doublets`
+#: fit-info key of a scatter gate: estimated lymphocyte–lymphocyte doublets among the events its ``singlets`` child
+#: removes inside it, pp of the gate's parent
+INSIDE_KEY = "lymphocyte_doublets_inside_pp"
+#: the ``lymphocyte_doublets`` value of a lab whose lymphocyte gate counts the doublets (its singlet gate removes
+#: them): the gate plus the doublets outside it (:data:`CONVENTIONS`)
 COUNTED = "counted"
-#: the ``gmm_ellipse`` parameter value of a lab whose lymphocyte gate leaves the doublets out, as cytokit's does:
-#: no :data:`DOUBLET_NOTE` (:func:`states_excluded`)
+#: the value of a lab whose lymphocyte gate leaves the doublets out, as cytokit's does: no :data:`DOUBLET_NOTE`
 EXCLUDED = "excluded"
-#: the default ``gmm_ellipse`` parameter value: the lab's convention is not known (:data:`DOUBLET_NOTE` applies)
+#: the default value: the lab's convention is not known (:data:`DOUBLET_NOTE` applies)
 UNSTATED = "unstated"
-#: error of the doublet estimate, as a fraction of it, under :data:`COUNTED` (enters ``est_error_pp``): lab A's
-#: generator, seeds 7070 and 6060 (96 files), estimate - true doublets outside the gate -0.15..+0.12 pp of the
-#: parent, 7 % of the estimate at most (p95 5 %); seed 5050: 90-99 % of the counted events are such doublets
+#: the value of a lab whose ``Lymphocytes`` are single lymphocytes + lymphocyte–lymphocyte doublets only: the
+#: singlet gate's events plus the doublets estimated inside and outside the gate
+SINGLES_AND_PAIRS = "singles_and_pairs"
+#: error of the doublet estimate outside the gate, as a fraction of it, under :data:`COUNTED` (enters
+#: ``est_error_pp``): lab A's generator, seeds 7070 and 6060 (96 files), estimate - true doublets outside the gate
+#: -0.15..+0.12 pp of the parent, 7 % of the estimate at most (p95 5 %); seed 5050: 90-99 % of the counted events
+#: are such doublets
 ESTIMATE_REL_ERROR = 0.1
+#: error of the doublet estimate inside plus outside the gate, as a fraction of it, under :data:`SINGLES_AND_PAIRS`
+#: (enters ``est_error_pp``): lab B's generator, seed 13131 (36 files), estimate - true lymphocyte-lymphocyte
+#: doublets +4..+34 % of the estimate (median 15 %, p95 30 %); docs/gating.md, "A lab whose Lymphocytes are
+#: singles and pairs"
+PAIRS_REL_ERROR = 0.35
 #: note word of a row whose doublet estimate's error (:data:`ESTIMATE_REL_ERROR`) takes ``est_error_pp`` over
-#: the uncertain limit under :data:`COUNTED`
+#: the uncertain limit under a counting convention, or whose estimate could not be made
 ESTIMATE_NOTE = "lymphocyte_doublets_estimate"
+
+
+@dataclass(frozen=True)
+class DoubletCounts:
+    """What a scatter gate's row is counted from (events): the drawn gate, its ``singlets`` child, and the
+    lymphocyte–lymphocyte doublets estimated outside the gate and, among the events the singlet gate removes,
+    inside it."""
+
+    gate: int
+    singles: int
+    outside: int
+    inside: int
+
+
+def _gate_plus_outside(c: DoubletCounts) -> tuple[int, float]:
+    return c.outside, ESTIMATE_REL_ERROR * c.outside
+
+
+def _singles_and_pairs(c: DoubletCounts) -> tuple[int, float]:
+    return c.singles + c.inside + c.outside - c.gate, PAIRS_REL_ERROR * (c.inside + c.outside)
+
+
+@dataclass(frozen=True)
+class Convention:
+    """One value of ``lymphocyte_doublets``: ``noted``, the row gets :data:`DOUBLET_NOTE` (and the doublets outside
+    in ``est_error_pp``) where they exceed the uncertain limit, since the lab has not said what its row holds;
+    ``count``, None for the drawn gate, else (events added to the gate's count, may be negative; that number's
+    error, events) from :class:`DoubletCounts`, the gate's children then read against that count; ``inside``,
+    the doublets inside the gate are estimated (:data:`INSIDE_KEY`; else ``DoubletCounts.inside`` is 0)."""
+
+    noted: bool
+    count: Callable[[DoubletCounts], tuple[int, float]] | None
+    meaning: str
+    inside: bool = False
+
+
+#: every value of ``lymphocyte_doublets`` and what it does (docs/gating.md, "What Lymphocytes % means" and after)
+CONVENTIONS: dict[str, Convention] = {
+    UNSTATED: Convention(True, None, "the drawn gate; noted where the doublets outside it exceed the limit"),
+    EXCLUDED: Convention(False, None, "the drawn gate: single lymphocytes (and lymphocyte-particle doublets)"),
+    COUNTED: Convention(False, _gate_plus_outside, "the drawn gate plus the lymphocyte doublets outside it"),
+    SINGLES_AND_PAIRS: Convention(False, _singles_and_pairs, "single lymphocytes plus lymphocyte-lymphocyte "
+                                  "doublets, inside and outside the gate; no lymphocyte-particle doublets",
+                                  inside=True),
+}
+if set(CONVENTIONS) != set(get_args(DoubletConvention)):  # pragma: no cover - a programming error
+    raise RuntimeError(f"lymphocyte_doublets: registry {sorted(CONVENTIONS)} != parameter "
+                       f"{sorted(get_args(DoubletConvention))}")
 
 
 def doublet_share_pp(outside: np.ndarray, singles: np.ndarray, ratio_max: float) -> float:
@@ -89,28 +161,40 @@ def doublet_share_pp(outside: np.ndarray, singles: np.ndarray, ratio_max: float)
 
 
 def record_lymphocyte_doublets(definition: "StrategyDefinition", sample: "Sample", state: "FitState") -> None:
-    """Record :data:`DOUBLET_KEY` in the ``info`` of every fitted scatter gate (:func:`doublet_gate`) with a
-    fitted ``singlets`` child (the first one in strategy order); recomputed on every fit."""
+    """Record :data:`DOUBLET_KEY` (outside the gate) in the ``info`` of every fitted scatter gate
+    (:func:`doublet_gate`) with a fitted ``singlets`` child (the first one in strategy order), and
+    :data:`INSIDE_KEY` (among the events that child removes inside the gate) where the gate's convention reads it
+    (``Convention.inside``); recomputed on every fit."""
     for spec in definition.populations:
         fit = state.fits.get(spec.name)
         if fit is None or not doublet_gate(spec) or len(spec.dims) != 2:
             continue
-        child = next((c for c in definition.populations if c.parent == spec.name and c.method == "singlets"
-                      and c.name in state.fits), None)
-        info = {k: v for k, v in fit.info.items() if k != DOUBLET_KEY}
-        band = state.fits[child.name].info.get("ratio_band") if child is not None else None
+        child = _singlets_child(definition, state, spec.name)
+        info = {k: v for k, v in fit.info.items() if k not in (DOUBLET_KEY, INSIDE_KEY)}
+        band = state.fits[child].info.get("ratio_band") if child is not None else None
         if child is not None and band is not None:
-            cols = np.array([sample.channel_index(d) for d in (*child.dims, spec.dims[1])], dtype=np.intp)
+            cols = np.array([sample.channel_index(d) for d in (*definition.population(child).dims, spec.dims[1])],
+                            dtype=np.intp)
             parent = state.masks[spec.parent] if spec.parent else np.ones(sample.n_events, dtype=bool)
-            outside = every_nth(np.flatnonzero(parent & ~state.masks[spec.name]), MAX_EVENTS)
-            singles = every_nth(np.flatnonzero(state.masks[child.name]), MAX_EVENTS)
-            n_parent = int(np.count_nonzero(parent))
-            n_outside = n_parent - int(np.count_nonzero(state.masks[spec.name] & parent))
-            share = doublet_share_pp(gather(sample.events, outside, cols), gather(sample.events, singles, cols),
-                                     float(band[1]))
-            info[DOUBLET_KEY] = round(share * n_outside / max(n_parent, 1), 3)
-        if info.get(DOUBLET_KEY) != fit.info.get(DOUBLET_KEY):  # a new FitResult (a re-fit's state shares others)
-            state.fits[spec.name] = FitResult(fit.gate, fit.flags, info, fit.components)
+            gate = state.masks[spec.name] & parent
+            singles = gather(sample.events, every_nth(np.flatnonzero(state.masks[child]), MAX_EVENTS), cols)
+            n_parent = max(int(np.count_nonzero(parent)), 1)
+            regions = {DOUBLET_KEY: parent & ~gate}
+            if _read_inside(spec):
+                regions[INSIDE_KEY] = gate & ~state.masks[child]
+            for key, where in regions.items():
+                rows = np.flatnonzero(where)
+                share = doublet_share_pp(gather(sample.events, every_nth(rows, MAX_EVENTS), cols), singles,
+                                         float(band[1]))
+                info[key] = round(share * rows.size / n_parent, 3)
+        if any(info.get(k) != fit.info.get(k) for k in (DOUBLET_KEY, INSIDE_KEY)):  # a new FitResult (a re-fit's
+            state.fits[spec.name] = FitResult(fit.gate, fit.flags, info, fit.components)  # state shares others)
+
+
+def _singlets_child(definition: "StrategyDefinition", state: "FitState", gate: str) -> str | None:
+    """The first fitted population with method ``singlets`` whose parent is ``gate``, or None."""
+    return next((c.name for c in definition.populations if c.parent == gate and c.method == "singlets"
+                 and c.name in state.fits), None)
 
 
 def doublet_gate(spec: "PopulationSpec") -> bool:
@@ -120,30 +204,50 @@ def doublet_gate(spec: "PopulationSpec") -> bool:
     return method is not None and issubclass(method.params_model, LymphocyteDoubletsParams)
 
 
+def convention(spec: "PopulationSpec") -> Convention | None:
+    """The :data:`CONVENTIONS` entry ``spec`` states (its default, :data:`UNSTATED`, when it states none); None
+    when ``spec`` is not a scatter gate that takes the key (:func:`doublet_gate`)."""
+    if not doublet_gate(spec):
+        return None
+    return CONVENTIONS[str(spec.params.get("lymphocyte_doublets", UNSTATED))]
+
+
+def _read_inside(spec: "PopulationSpec") -> bool:
+    conv = convention(spec)
+    return conv is not None and conv.inside
+
+
 def counts_doublets(spec: "PopulationSpec") -> bool:
-    """True when ``spec`` is a scatter gate whose lab counts the lymphocyte-lymphocyte doublets in it
-    (``lymphocyte_doublets: counted``)."""
-    return doublet_gate(spec) and spec.params.get("lymphocyte_doublets") == COUNTED
+    """True when ``spec`` is a scatter gate whose row is counted by its lab's convention rather than as drawn
+    (a :data:`CONVENTIONS` entry with a ``count``: ``counted``, ``singles_and_pairs``)."""
+    conv = convention(spec)
+    return conv is not None and conv.count is not None
 
 
-def states_excluded(spec: "PopulationSpec") -> bool:
-    """True when ``spec`` is a scatter gate whose lab states that its lymphocyte gate leaves the
-    lymphocyte-lymphocyte doublets out (``lymphocyte_doublets: excluded``): the doublet convention does not move
-    its row, so it gets no :data:`DOUBLET_NOTE` and no convention part in ``est_error_pp``."""
-    return doublet_gate(spec) and spec.params.get("lymphocyte_doublets") == EXCLUDED
+def noted(spec: "PopulationSpec") -> bool:
+    """False when ``spec`` is a scatter gate whose lab stated its doublet convention (no :data:`DOUBLET_NOTE`, no
+    convention part in ``est_error_pp``); True otherwise."""
+    conv = convention(spec)
+    return conv is None or conv.noted
 
 
-def counted_doublets(definition: "StrategyDefinition", state: "FitState", n_events: int) -> dict[str, tuple[int, float]]:
-    """Gate name -> (estimated doublets outside it, events; that estimate's error, events) for every fitted gate
-    with ``lymphocyte_doublets: counted`` whose doublets were estimated (:data:`DOUBLET_KEY`, pp of the gate's
-    parent, times the parent's events; ``n_events`` when it has no parent). The error is
-    :data:`ESTIMATE_REL_ERROR` x the estimate."""
+def counted_doublets(definition: "StrategyDefinition", state: "FitState",
+                     n_events: int) -> dict[str, tuple[int, float]]:
+    """Gate name -> (events added to the gate's count, may be negative; that number's error, events) for every
+    fitted gate whose convention counts its row (:func:`counts_doublets`) and whose doublets were estimated
+    (:data:`DOUBLET_KEY`, :data:`INSIDE_KEY`: pp of the gate's parent, times the parent's events; ``n_events``
+    when it has no parent), from :data:`CONVENTIONS`."""
     out: dict[str, tuple[int, float]] = {}
     for spec in definition.populations:
         fit = state.fits.get(spec.name)
-        if fit is None or not counts_doublets(spec) or fit.info.get(DOUBLET_KEY) is None:
+        conv = convention(spec)
+        child = _singlets_child(definition, state, spec.name)
+        keys = (DOUBLET_KEY, INSIDE_KEY) if conv is not None and conv.inside else (DOUBLET_KEY,)
+        if (fit is None or conv is None or conv.count is None or child is None
+                or any(fit.info.get(k) is None for k in keys)):
             continue
         n_parent = int(state.masks[spec.parent].sum()) if spec.parent else n_events
-        added = int(round(float(fit.info[DOUBLET_KEY]) / 100.0 * n_parent))
-        out[spec.name] = (added, ESTIMATE_REL_ERROR * added)
+        events = {k: int(round(float(fit.info.get(k, 0.0)) / 100.0 * n_parent)) for k in (DOUBLET_KEY, INSIDE_KEY)}
+        out[spec.name] = conv.count(DoubletCounts(int(state.masks[spec.name].sum()), int(state.masks[child].sum()),
+                                                  events[DOUBLET_KEY], events[INSIDE_KEY]))
     return out

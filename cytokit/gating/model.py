@@ -175,14 +175,16 @@ class StrategyDefinition(BaseModel):
                 raise ValueError(f"population {p.name!r}: backgate_reference {ref!r} is not one of the populations")
         if self.lymphocytes not in seen:
             raise ValueError(f"lymphocytes: {self.lymphocytes!r} is not one of the populations")
-        for p in self.populations:  # a lab counting lymphocyte doublets in its scatter gate removes them below it
+        for p in self.populations:  # a lab counting lymphocyte doublets in its scatter row removes them below it
             if counts_doublets(p):
                 if not any(c.parent == p.name and c.method == "singlets" for c in self.populations):
-                    raise ValueError(f"population {p.name!r}: lymphocyte_doublets: counted needs a population with "
-                                     f"method 'singlets' whose parent is {p.name!r} (it removes the doublets)")
+                    raise ValueError(f"population {p.name!r}: lymphocyte_doublets: {p.params['lymphocyte_doublets']} "
+                                     f"needs a population with method 'singlets' whose parent is {p.name!r} (it "
+                                     "removes the doublets)")
                 if self.lymphocytes == p.name:
-                    raise ValueError(f"population {p.name!r}: lymphocyte_doublets: counted on the lymphocyte "
-                                     f"denominator ({self.lymphocytes!r}); its doublets are no lymphocytes")
+                    raise ValueError(f"population {p.name!r}: lymphocyte_doublets: {p.params['lymphocyte_doublets']} "
+                                     f"on the lymphocyte denominator ({self.lymphocytes!r}); its doublets are no "
+                                     "lymphocytes")
         return self
 
     def population(self, name: str) -> PopulationSpec:

@@ -33,11 +33,16 @@ RECHOSEN_KEY = "rechosen_from"
 RECHOSEN_FLAG = "component_by_reference"
 
 
+#: the values of ``lymphocyte_doublets`` (what a lab's ``Lymphocytes`` holds); their meanings are the registry
+#: :data:`cytokit.gating.lymphocyte_doublets.CONVENTIONS`, which holds exactly these
+DoubletConvention = Literal["unstated", "excluded", "counted", "singles_and_pairs"]
+
+
 class LymphocyteDoubletsParams(MethodParams):
     """The lab's lymphocyte-doublet convention, a parameter of every scatter lymphocyte gate method
     (``gmm_ellipse``, ``density_polygon``; :mod:`cytokit.gating.lymphocyte_doublets`)."""
 
-    lymphocyte_doublets: Literal["unstated", "excluded", "counted"] = Field(
+    lymphocyte_doublets: DoubletConvention = Field(
         "unstated", description="the lab's convention for lymphocyte-lymphocyte doublets (gate with a 'singlets' "
         "child only): 'unstated' (default) reports the drawn gate, which leaves most of them outside, and notes "
         "the row 'lymphocyte_doublets' + 'uncertain' (the estimate in est_error_pp) where the doublets estimated "
@@ -46,8 +51,12 @@ class LymphocyteDoubletsParams(MethodParams):
         "convention part in est_error_pp (the estimate still in info 'lymphocyte_doublets_pp'); 'counted' "
         "(a lab whose lymphocyte gate holds them and whose singlet gate removes them) reports the gate plus the "
         "doublets estimated outside it (info 'lymphocyte_doublets_pp', events added to its count) and reads its "
-        "children's % of parent against that count; the estimate's own error enters est_error_pp "
-"(cytokit.gating.lymphocyte_doublets)")
+        "children's % of parent against that count; 'singles_and_pairs' (a lab whose Lymphocytes are single "
+        "lymphocytes plus lymphocyte-lymphocyte doublets, no doublet of a lymphocyte with another particle) "
+        "reports the singlet gate's events plus the lymphocyte-lymphocyte doublets estimated inside the gate "
+        "(among the events its singlet gate removes, info 'lymphocyte_doublets_inside_pp') and outside it, and reads "
+        "its children's % of parent against that count; under both counting values the estimate's own error "
+        "enters est_error_pp (cytokit.gating.lymphocyte_doublets)")
 
 
 class BackgateParams(MethodParams):
