@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from cytokit.cli.main import main as cli_main
 from cytokit.fcs import read_fcs
@@ -203,3 +204,29 @@ def test_pipeline_tables_report_cohort_refits_and_keep_the_original_fits(sample_
     others = [k for k in old.index if k not in keys]
     assert (new.loc[others, "count"] == old.loc[others, "count"]).all()
     assert not new.loc[others, "method"].str.endswith("+cohort").any()
+
+
+def test_cli_gate_table_carries_the_data_flags_of_the_pipeline_table(shared_data, tmp_path, capsys):
+    """A FACSCalibur file without $PnS: its markers come from detector names. `cytokit gate --table` writes
+    the same qc_flags on every row as the pipeline's populations.csv (QC flags, markers_from_detector_names)."""
+    src = shared_data / "compensation" / "flowcore_calibur" / "data" / "060909.001"
+    folder = tmp_path / "in"
+    folder.mkdir()
+    fcs = folder / "cal.fcs"
+    fcs.write_bytes(src.read_bytes())
+    table = tmp_path / "gate.csv"
+    argv = ["gate", str(fcs), "--strategy", "il2_trial_4colour_naive", "--tube", "naive", "--table", str(table)]
+    assert cli_main(argv) == 0
+    capsys.readouterr()
+    gated = pd.read_csv(table, keep_default_na=False)
+    assert set(gated["qc_flags"]) == {"no_time_channel;markers_from_detector_names"}
+    cfg = tmp_path / "pipeline.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "name": "calibur", "manifest": {"input": str(folder), "defaults": {
+            "tube": "naive", "patient": "P1", "visit": "W0", "arm": "A"}},
+        "tubes": {"naive": {"panel": "il2_trial_4colour", "strategy": "il2_trial_4colour_naive"}},
+        "outputs": OUTPUTS_OFF, "executor": {"kind": "serial"}}))
+    assert run(cfg, tmp_path / "out").complete
+    pops = pd.read_csv(tmp_path / "out" / "populations.csv", keep_default_na=False)
+    assert list(pops["qc_flags"]) == list(gated["qc_flags"])
+    assert _counts(pops) == _counts(gated)

@@ -76,7 +76,8 @@ def gate(
     tube: Optional[str] = typer.Option(None, "--tube", "-t", help="Tube of the panel (default: the strategy's)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write every population's gate plot to this PNG."),
     table: Optional[Path] = typer.Option(None, "--table", help="Write the population table to this CSV (review: "
-                                         "True = the estimate may be wrong; review_flags, notes; flags = both)."),
+                                         "True = the estimate may be wrong; review_flags, notes; flags = both; qc_flags = the "
+                                         "sample's QC and data flags, as in the pipeline's populations.csv)."),
     gatingml: Optional[Path] = typer.Option(None, "--gatingml", help="Write the fitted gates as Gating-ML 2.0."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing --plot/--table/--gatingml files."),
     qc: bool = typer.Option(True, "--qc/--no-qc",
@@ -124,8 +125,9 @@ def gate(
     if plot is not None:
         result.plot_all(plot)
         typer.echo(f"wrote {plot}")
-    if table is not None:
-        write_table(result.populations, table.with_suffix(""), formats=("csv",))
+    if table is not None:  # every row carries the sample's QC and data flags, as populations.csv does
+        rows = result.populations.assign(**{S.QC_FLAGS: ";".join(result.summary()[S.QC_FLAGS])})
+        write_table(rows, table.with_suffix(""), formats=("csv",))
         typer.echo(f"wrote {table.with_suffix('.csv')}")
     if gatingml is not None:
         result.to_gatingml(gatingml)
