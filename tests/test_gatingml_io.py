@@ -213,3 +213,24 @@ def test_malformed_spillover_keyword_raises_compensation_error() -> None:
     for text in ("inf,A,1", "x,A,1", "2,A,B,1,0,0", "1,A,one"):  # "inf" used to leak int()'s OverflowError
         with pytest.raises(CompensationError, match="spillover"):
             spillover_from_metadata({"spillover": text}, path="f.fcs")
+
+
+def test_a_pass_through_rectangle_is_written_as_valid_gatingml(tmp_path: Path, data2: Path) -> None:
+    """A rectangle with no bound (the Singlets of a tube without FSC-A) must still have a min or a max in
+    Gating-ML: it is written with the lowest finite double as min, and this reader and FlowKit keep every
+    event, as the gate does."""
+    import flowkit as fk
+
+    doc = GatingDocument(nodes=(GateNode("All", None, RectangleGate("All", ("FSC-A", "SSC-A"), lower=(None, None),
+                                                                    upper=(None, None)),
+                                         (DimensionSpec("FSC-A"), DimensionSpec("SSC-A"))),))
+    path = write_gatingml(doc, tmp_path / "gates.xml")
+    back = read_gatingml(path)
+    gate = back.nodes[0].gate
+    assert isinstance(gate, RectangleGate) and gate.lower[0] is not None and gate.lower[0] < -1e300
+    sample = read_fcs(data2)
+    assert evaluate_document(back, sample)["All"].all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = fk.parse_gating_xml(str(path)).gate_sample(fk.Sample(str(data2)))
+    assert np.asarray(result.get_gate_membership("All"), dtype=bool).all()

@@ -8,6 +8,7 @@ node becomes a ``QuadrantGate`` element holding one ``Quadrant`` whose id is the
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -147,7 +148,12 @@ def _gate(root: etree._Element, node: GateNode, ids: dict[str, str]) -> None:
             etree.SubElement(op, _g("gateReference"), attrs)
         return
     if isinstance(gate, RectangleGate):
-        for dim, lo, hi in zip(node.dims, gate.lower, gate.upper):
+        # Gating-ML needs a min or a max on some dimension: a pass-through (no bound at all, e.g. the
+        # Singlets of a tube without FSC-A) is written as min = the lowest finite double on the first one
+        unbounded = all(lo is None and hi is None for lo, hi in zip(gate.lower, gate.upper))
+        for i, (dim, lo, hi) in enumerate(zip(node.dims, gate.lower, gate.upper)):
+            if unbounded and i == 0:
+                lo = -sys.float_info.max
             extra = {}
             if lo is not None:
                 extra[_g("min")] = _num(lo)
