@@ -257,3 +257,57 @@ def _words_beyond(pdf: Path, words: tuple[str, ...], column: str, next_column: s
                     out.append((k, w))
     assert checked, f"none of {words} found in the {column} column"
     return out
+
+
+def _cells_past(pdf: Path, column: str, next_column: str, words: tuple[str, ...]) -> tuple[int, list[str]]:
+    """(words checked, words that run past ``next_column``'s left edge) for each of ``words`` (by its start) in
+    the ``column`` of the tables whose header row has both ``column`` and ``next_column``, down to the next table
+    with a ``column`` header (pdftotext -bbox)."""
+    import re
+    import subprocess
+
+    _pdf_text(pdf)  # skips when pdftotext is missing
+    bbox = subprocess.run(["pdftotext", "-bbox", str(pdf), "-"], capture_output=True, text=True, check=True,
+                          timeout=120).stdout
+    word = re.compile(r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="[\d.]+">([^<]*)</word>')
+    checked, out = 0, []
+    for page in bbox.split("<page ")[1:]:
+        found = [(float(a), float(b), float(c), w) for a, b, c, w in word.findall(page)]
+        for x0, y0, _, w in found:
+            if w != column:
+                continue
+            nxt = [a for a, b, _, v in found if v == next_column and abs(b - y0) < 1 and a > x0]
+            if not nxt:
+                continue
+            end = min([b for _, b, _, v in found if v == column and b > y0 + 1], default=float("inf"))  # next table
+            for a, b, c, v in found:
+                if y0 < b < end and abs(a - x0) < 3 and any(v.startswith(p) for p in words):
+                    checked += 1
+                    if c > min(nxt):
+                        out.append(v)
+    return checked, out
+
+
+def test_tube_names_are_never_broken_inside_a_word(tmp_path):
+    """A tube named ``memory`` reads whole in the populations table ('memo' / 'ry' before) and a name such as
+    ``nk-b-cells`` wraps at its hyphens only: in the PDF and in Chromium's A4 print of the HTML; in the Quality
+    control tables no tube name runs into the Status column."""
+    import subprocess
+
+    root = make_results(tmp_path / "res", patients=("P01",))
+    names = {"tmem": "memory", "nkb": "nk-b-cells"}
+    for table in ("populations.parquet", "samples.parquet"):
+        t = pd.read_parquet(root / table)
+        t["tube"] = t["tube"].map(names)
+        t.to_parquet(root / table)
+    written = build_reports(root, options=ReportOptions(pdf=True), generated="2026-01-01", force=True)
+    html, pdf = (next(p for p in written if p.suffix == s) for s in (".html", ".pdf"))
+    printed = tmp_path / "chromium.pdf"
+    subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}",
+                    "--no-pdf-header-footer", f"--print-to-pdf={printed}", html.as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    for out in (pdf, printed):
+        text = _pdf_text(out)
+        assert "memory" in text and _split_mid_word(text, ("memory", "cells")) == [], out.name
+        checked, past = _cells_past(out, "Tube", "Status", ("memory", "nk-", "cells"))
+        assert checked >= 6 and past == [], (out.name, past)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import jinja2
@@ -49,6 +50,35 @@ def _flag_words(value: Any) -> markupsafe.Markup:
     return _breakable("; ".join(w for w in words if w))
 
 
+#: width of a report table on A4 (pt): the page's 595 pt less its 12 mm margins and the body's 1 em each side
+TABLE_WIDTH_PT = 506.0
+#: a cell's horizontal padding and borders (pt), with 1 pt to spare
+CELL_EXTRA_PT = 8.0
+#: where a name may wrap without breaking a word: after a hyphen, ``_``, ``/``, ``:`` or ``;``, and at spaces
+_NAME_PARTS = re.compile(r"(?<=[-_/:;])|\s+")
+
+
+def _text_width_pt(text: str, size_pt: float) -> float:
+    """Width (pt) of ``text`` set in the report's font (DejaVu Sans) at ``size_pt`` points."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+
+    width, _, _ = TextToPath().get_text_width_height_descent(
+        text, FontProperties(family="DejaVu Sans", size=size_pt), ismath=False)
+    return float(width)
+
+
+def column_pct(names: Iterable[Any], size_pt: float, least_pct: float, most_pct: float) -> float:
+    """Width of a table column (% of the table's width) showing ``names`` (e.g. tube names) at ``size_pt`` points:
+    wide enough for the longest part of a name (the text between the places where it may wrap: spaces, after
+    ``-``, ``_``, ``/``), so a name such as ``memory`` is never broken inside a word; never below ``least_pct``
+    (the layout's usual width) nor above ``most_pct`` (where a longer part breaks inside, rather than run into
+    the next column)."""
+    parts = [p for n in names for p in _NAME_PARTS.split(str(n)) if p]
+    need = max((_text_width_pt(p, size_pt) for p in parts), default=0.0) + CELL_EXTRA_PT
+    return round(min(max(100.0 * need / TABLE_WIDTH_PT, least_pct), most_pct), 1)
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("cytokit.report", "templates"),
@@ -57,6 +87,7 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True, lstrip_blocks=True,
     )
     env.globals["fmt"] = _fmt
+    env.globals["column_pct"] = column_pct
     env.filters["breakable"] = _breakable
     env.filters["flag_words"] = _flag_words
     env.globals["few_events_limit"] = FEW_EVENTS  # parent events below which % of parent shows its counting SD
@@ -74,6 +105,8 @@ def render_html(report: PatientReport, options: ReportOptions, intervals: Refere
         return _environment().get_template("patient.html.j2").render(
             r=report, options=options, methods=report.methods, version=__version__,
             trend_uri=data_uri(trend_png(report, options.trends)),
+            tube_names=sorted({str(q.get("tube", "")) for q in report.qc}
+                              | {str(row.get("tube", "")) for v in report.visits for row in v["rows"]}),
             generated=generated or "",  # no date by default: the same results give the same bytes
             intervals_name=intervals.name, sources=sources,
         )
