@@ -3,7 +3,8 @@
 Untrusted text (patient and sample ids, file names, FCS keywords) reaches log messages as arguments;
 :class:`OneLineFilter` escapes line breaks and other control characters in them so that one log call is
 one log line (a newline in an id cannot forge a line of its own). :func:`one_line` does the same for
-text a command echoes itself.
+text a command echoes itself. An error message of several lines (an exception given as an argument, a failure a
+command lists) reads as one line of its parts joined with ``; `` (:func:`message_line`), not as escaped ``\\n``.
 """
 from __future__ import annotations
 
@@ -20,8 +21,20 @@ def one_line(text: Any) -> str:
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
 
 
+def message_line(text: Any) -> str:
+    """A message of one or more lines (e.g. ``"2 reports could not be written:\\n  P1: ...\\n  P2: ..."``) as one
+    readable line: its lines stripped, empty ones dropped, joined with ``; `` (with a space only after a line
+    ending in ``:``); other control characters escaped as by :func:`one_line`."""
+    out = ""
+    for line in (part.strip() for part in str(text).splitlines()):
+        if line:
+            out += ("" if not out else " " if out.endswith(":") else "; ") + line
+    return one_line(out)
+
+
 class OneLineFilter(logging.Filter):
-    """Escapes control characters in the arguments of a log record (never drops a record)."""
+    """Escapes control characters in the arguments of a log record (never drops a record); an exception
+    argument's lines are joined by :func:`message_line`."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
@@ -35,6 +48,8 @@ class OneLineFilter(logging.Filter):
 def _escape_arg(value: Any) -> Any:
     if isinstance(value, (int, float)) or value is None:
         return value
+    if isinstance(value, BaseException):
+        return message_line(value)
     text = str(value)
     return one_line(text) if _CONTROL.search(text) else value
 

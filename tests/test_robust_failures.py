@@ -46,7 +46,7 @@ def test_a_failed_patient_report_fails_the_run(trial, tmp_path, monkeypatch, cap
 
     def flaky(store, patient, *args, **kwargs):
         if patient == "P002":
-            raise ReportError("no space left on device (simulated)")
+            raise ReportError("no space left on device (simulated)\nP002.pdf was not written")  # two lines
         return real(store, patient, *args, **kwargs)
 
     monkeypatch.setattr(build, "build_patient_report", flaky)
@@ -56,11 +56,18 @@ def test_a_failed_patient_report_fails_the_run(trial, tmp_path, monkeypatch, cap
     assert not summary.success and not summary.complete
     assert (tmp_path / "out" / "reports" / "P001.html").is_file()
     assert cli_main(["run", str(pipeline), "--out", str(tmp_path / "out")]) == 1
-    assert "reports stage FAILED" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    # the multi-line error reads as one line of its parts (the log record and the failure listed at the end)
+    said = "1 patient report(s) could not be written: P002: no space left on device (simulated); P002.pdf was not written"
+    assert "\\n" not in err
+    assert [line for line in err.splitlines() if "reports stage FAILED: " in line and line.endswith(said)]
+    assert [line for line in err.splitlines() if "cohort stage reports failed: " in line and line.endswith(said)]
     # the report command: the other patient is written, exit 1, the failure listed
     code = cli_main(["report", str(tmp_path / "out"), "--no-pdf", "--out", str(tmp_path / "rep")])
     assert code == 1 and (tmp_path / "rep" / "P001.html").is_file()
-    assert "FAILED report for P002" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "FAILED report for P002: no space left on device (simulated); P002.pdf was not written" in err
+    assert "\\n" not in err
 
 
 def test_patient_without_clinical_row_is_flagged(trial, tmp_path):

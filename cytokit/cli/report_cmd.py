@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="Overwrite existing report files."),
     ) -> None:
         """Write one self-contained HTML report (and a PDF) per patient."""
-        from ..log import one_line
+        from ..log import message_line, one_line
         from ..pipeline.runner import require_finished_results
         from ..report import ReportOptions, build_reports
         from ..report.build import ReportsIncomplete
@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
             for p in exc.written:
                 typer.echo(str(p))
             for who, err in exc.failed.items():
-                typer.echo(f"  FAILED report for {one_line(who)}: {one_line(err)}", err=True)
+                typer.echo(f"  FAILED report for {one_line(who)}: {message_line(err)}", err=True)
             raise typer.Exit(1) from None
         for p in paths:
             typer.echo(str(p))

@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Validate everything, analyse every sample in parallel, write tables, gates and the ledger."""
         from ..errors import ConfigError
-        from ..log import one_line
+        from ..log import message_line, one_line
         from ..pipeline import adhoc_pipeline, load_pipeline, run
         from ..pipeline.progress import LogProgress, RichProgress
 
@@ -57,11 +57,11 @@ def register(app: typer.Typer) -> None:
             reused = f"{', '.join(summary.outputs_reused)} (inputs unchanged)" if summary.outputs_reused else "none"
             typer.echo(f"review exports: reused {reused}; rewritten {', '.join(summary.outputs_run) or 'none'}")
         for sid, err in summary.failures.items():
-            typer.echo(f"  FAILED {one_line(sid)}: {one_line(err)}", err=True)
+            typer.echo(f"  FAILED {one_line(sid)}: {message_line(err)}", err=True)
         for stage, err in summary.stage_errors.items():
-            typer.echo(f"  {one_line(stage)} stage FAILED: {one_line(err)}", err=True)
+            typer.echo(f"  {one_line(stage)} stage FAILED: {message_line(err)}", err=True)
         for name, err in summary.output_errors.items():
-            typer.echo(f"  NOT WRITTEN {one_line(name)}: {one_line(err)}", err=True)
+            typer.echo(f"  NOT WRITTEN {one_line(name)}: {message_line(err)}", err=True)
         if not summary.complete:
             if allow_failures:
                 typer.echo("some requested outputs were not written (listed above); exit 0 (--allow-failures)",
