@@ -41,3 +41,27 @@ def test_clustering_abundance_plot_is_byte_reproducible(tmp_path):
     np.random.seed(2)
     b = plot_abundance(df, tmp_path / "b.png").read_bytes()
     assert a == b and b"Software" not in a[:200]
+
+
+def test_trial_trajectories_draw_no_empty_panel_and_warn_nothing():
+    """A headline population with no value of the measure in the compared arms (here Treg without absolute
+    counts, the control arm of one patient) gets no panel: seaborn is never handed an empty frame, so it does
+    not warn 'Ignoring `palette` because no `hue` variable has been assigned' (which `cytokit compare` printed)."""
+    import struct
+    import warnings
+
+    from cytokit.trial.figures import trajectories
+
+    rows = [{"patient": p, "arm": arm, "population": pop, "visit": v, "week": w,
+             "abs_count_per_uL": np.nan if pop == "Treg" else 500.0 + 10 * k + w}
+            for k, (p, arm) in enumerate((("P1", "IL-2"), ("P2", "IL-2"), ("P3", "control")))
+            for pop in ("CD4 T", "Treg") for v, w in (("W0", 0), ("W24", 24))]
+    values = pd.DataFrame(rows)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        png = trajectories(values, ["CD4 T", "Treg"], "abs_count_per_uL", ["IL-2", "control"])
+    assert png is not None and [str(w.message) for w in caught if "palette" in str(w.message)] == []
+    width = struct.unpack(">I", png[16:20])[0]  # PNG IHDR width (px): one 3.6-inch panel at 100 dpi
+    assert width == 360
+    none = values.assign(abs_count_per_uL=np.nan)
+    assert trajectories(none, ["CD4 T", "Treg"], "abs_count_per_uL", ["IL-2", "control"]) is None

@@ -52,16 +52,19 @@ def _grid(n: int, ncols: int = 3, size: tuple[float, float] = (3.6, 2.9)) -> tup
 
 
 def trajectories(values: pd.DataFrame, populations: list[str], measure: str, arms: list[str]) -> bytes | None:
-    """Median (line) and interquartile band (shaded) of ``measure`` by arm over weeks; None when no data."""
+    """Median (line) and interquartile band (shaded) of ``measure`` by arm over weeks, one panel per population
+    with a value of ``measure`` in ``arms`` (none for a population without, e.g. absolute counts with no
+    lymphocyte count); None when no data."""
     import seaborn as sns
 
-    pops = [p for p in populations if (values[S.POPULATION] == p).any()]
+    d_all = values[values[S.POPULATION].isin(populations) & values[S.ARM].isin(arms)].dropna(subset=[measure])
+    pops = [p for p in populations if (d_all[S.POPULATION] == p).any()]
     if not pops:
         return None
     fig, axes = _grid(len(pops))
     palette = arm_palette(arms)
     for ax, pop in zip(axes, pops):
-        d = values[(values[S.POPULATION] == pop) & values[S.ARM].isin(arms)].dropna(subset=[measure])
+        d = d_all[d_all[S.POPULATION] == pop]
         sns.lineplot(data=d, x=S.WEEK, y=measure, hue=S.ARM, hue_order=arms, estimator="median",
                      errorbar=("pi", 50), marker="o", palette=palette, ax=ax)
         ax.set_title(pop, fontsize=10)
