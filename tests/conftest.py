@@ -40,6 +40,21 @@ def tmem_file(repo_root: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tmem_gated(tmp_path_factory):
+    """A simulated T-cell memory tube (12,000 events, seed 5) gated by the shipped ``tmem`` strategy without QC
+    (its Lymphocytes gate back-gated by the T cells): the ``GatingResult``. Tests that rewrite a fit's info to
+    read the rows below it share it; they must not change it in place."""
+    from cytokit.fcs import read_fcs
+    from cytokit.gating import load_strategy
+    from cytokit.simulate import load_config, simulate_file
+
+    root = tmp_path_factory.mktemp("tmem_gated")
+    path = root / "f.fcs"
+    simulate_file(path, 12000, tube="tmem", seed=5, config=load_config(None), truth_out=root)
+    return load_strategy("tmem").apply(read_fcs(path), qc=False)
+
+
+@pytest.fixture(scope="session")
 def lab_nkb(repo_root: Path, tmp_path_factory):
     """The independent lab A generator's NK/B tube, patient 1 (seed 2026, a tuning seed), and the lab's NK/B
     strategy as a user writes it: ``(trial folder, Strategy)``. Its NK cells have more side scatter than the

@@ -47,12 +47,10 @@ def test_with_debris_the_net_edge_stays(tmp_path):
     assert 0.5 * info[DEBRIS_KEY] < info[DEBRIS_NET_KEY] <= info[DEBRIS_KEY]
 
 
-def test_an_unflagged_back_gated_gate_dilutes_the_rows_below_by_its_debris_edge(tmp_path):
+def test_an_unflagged_back_gated_gate_dilutes_the_rows_below_by_its_debris_edge(tmem_gated):
     # the mixture did not flag the gate; its net debris edge (5 % of its events, set here) still dilutes the
     # populations directly below the lymphocyte denominator: their est_error_pp is at least pct x 5 / 100
-    path = tmp_path / "f.fcs"
-    simulate_file(path, 12000, tube="tmem", seed=5, config=load_config(None))
-    res = load_strategy("tmem").apply(read_fcs(path), qc=False)
+    res = tmem_gated
     fit = res.fits["Lymphocytes"]
     unflagged = type(fit)(fit.gate, tuple(f for f in fit.flags if f != OVERLAP_FLAG),
                           {**fit.info, DEBRIS_NET_KEY: 5.0}, fit.components)

@@ -9,15 +9,12 @@ import math
 import pandas as pd
 import pytest
 
-from cytokit.fcs import read_fcs
-from cytokit.gating import load_strategy
 from cytokit.gating.backgating import (LEFT_OUT_COMPOSITION_REL, LEFT_OUT_KEY, LEFT_OUT_MAX_RATIO, LEFT_OUT_NOTE,
                                        left_out_composition_pp, left_out_fraction)
 from cytokit.gating.engine import population_rows
 from cytokit.gating.fit_state import FitState
 from cytokit.gating.methods import needs_review
 from cytokit.gating.methods.confidence import UNCERTAIN_PP
-from cytokit.simulate import load_config, simulate_file
 
 
 def test_left_out_fraction_and_part():
@@ -29,15 +26,6 @@ def test_left_out_fraction_and_part():
     assert left_out_composition_pp(float("nan"), 20.0) == 0.0
 
 
-@pytest.fixture(scope="module")
-def fitted(tmp_path_factory):
-    """A simulated T-cell memory tube gated by the shipped strategy (its Lymphocytes gate back-gated by T cells)."""
-    root = tmp_path_factory.mktemp("left_out_rows")
-    path = root / "f.fcs"
-    simulate_file(path, 12000, tube="tmem", seed=5, config=load_config(None), truth_out=root)
-    return load_strategy("tmem").apply(read_fcs(path), qc=False)
-
-
 def _rows(res, left_out: float) -> pd.DataFrame:
     """``res``'s rows with the Lymphocytes gate's ring reading set to ``left_out`` (%)."""
     fit = res.fits["Lymphocytes"]
@@ -47,8 +35,8 @@ def _rows(res, left_out: float) -> pd.DataFrame:
                                         res.sample.n_events)).set_index("population")
 
 
-def test_a_gate_that_left_many_lymphocytes_out_flags_the_t_cell_row(fitted):
-    res = fitted
+def test_a_gate_that_left_many_lymphocytes_out_flags_the_t_cell_row(tmem_gated):
+    res = tmem_gated
     assert res.definition.population("T cells").parent == res.definition.lymphocytes
     few, many = _rows(res, 0.5), _rows(res, 35.0)
     t_few, t_many = few.loc["T cells"], many.loc["T cells"]

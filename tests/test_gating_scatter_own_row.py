@@ -6,15 +6,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from cytokit.fcs import read_fcs
-from cytokit.gating import load_strategy
 from cytokit.gating.backgating import LEFT_OUT_KEY, LEFT_OUT_MAX_RATIO, InAndOut, in_and_out_pct
 from cytokit.gating.engine import population_rows
 from cytokit.gating.fit_state import FitState
 from cytokit.gating.methods import needs_review
 from cytokit.gating.methods.confidence import UNCERTAIN_PP
 from cytokit.gating.methods.scatter_overlap import BACKGATE_KEY, DEBRIS_NET_KEY, OVERLAP_FLAG
-from cytokit.simulate import load_config, simulate_file
 
 
 def test_the_two_sides_partly_cancel():
@@ -27,15 +24,6 @@ def test_the_two_sides_partly_cancel():
     assert InAndOut(0.0, 0.0, 0.0).error_pct() == 0.0
 
 
-@pytest.fixture(scope="module")
-def fitted(tmp_path_factory):
-    """A simulated T-cell memory tube gated by the shipped strategy (its Lymphocytes gate back-gated by T cells)."""
-    root = tmp_path_factory.mktemp("own_row")
-    path = root / "f.fcs"
-    simulate_file(path, 12000, tube="tmem", seed=5, config=load_config(None), truth_out=root)
-    return load_strategy("tmem").apply(read_fcs(path), qc=False)
-
-
 def _lymphocytes_row(res, **shares: float) -> pd.Series:
     """The Lymphocytes row of ``res`` with its gate's fit info holding ``shares`` (info key -> %)."""
     fit = res.fits["Lymphocytes"]
@@ -44,8 +32,8 @@ def _lymphocytes_row(res, **shares: float) -> pd.Series:
     return pd.DataFrame(rows).set_index("population").loc["Lymphocytes"]
 
 
-def test_a_gate_whose_debris_edge_and_left_out_cancel_is_not_flagged(fitted):
-    res = fitted
+def test_a_gate_whose_debris_edge_and_left_out_cancel_is_not_flagged(tmem_gated):
+    res = tmem_gated
     n_gate = int(res.masks["Lymphocytes"].sum())
     pct = 100.0 * n_gate / res.sample.n_events
     # shares chosen so the larger side alone (debris 2 + back-gated 1 = 3 % in) is over the limit and the net
@@ -64,8 +52,8 @@ def test_a_gate_whose_debris_edge_and_left_out_cancel_is_not_flagged(fitted):
     assert OVERLAP_FLAG not in str(row["flags"]).split(";")
 
 
-def test_lymphocytes_left_out_beyond_the_ring_keep_the_flag(fitted):
-    res = fitted
+def test_lymphocytes_left_out_beyond_the_ring_keep_the_flag(tmem_gated):
+    res = tmem_gated
     pct = 100.0 * int(res.masks["Lymphocytes"].sum()) / res.sample.n_events
     # little in (back-gated 0.5, no debris edge), the ring reads 2.5 % out: the row may be up to 1.5 x 2.5 - 0.5
     # = 3.25 % of its events low, more than the ring's reading alone
