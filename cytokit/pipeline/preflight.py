@@ -134,9 +134,15 @@ def check_file(path: str, tube: TubeDefinitions) -> str | None:
         resolved = tube.panel.resolve(sample, tube=tube.panel_tube)
     except CytokitError as exc:
         return str(exc)
-    if Path(tube.strategy_path).suffix.lower() in (".yaml", ".yml"):
+    if _yaml_strategy(tube):
         return missing_strategy_channel(tube.strategy, resolved, tube.panel.name)
     return None
+
+
+def _yaml_strategy(tube: TubeDefinitions) -> bool:
+    """Whether ``tube``'s strategy is a loaded YAML strategy, whose populations the header check reads (an imported
+    Gating-ML / FlowJo strategy names its channels only when it gates)."""
+    return tube.strategy is not None and Path(tube.strategy_path).suffix.lower() in (".yaml", ".yml")
 
 
 def missing_strategy_channel(strategy: Any, sample: Sample, panel_name: str) -> str | None:
@@ -190,6 +196,22 @@ def _check_chunk(items: list[tuple[str, TubeDefinitions | None]]) -> list[tuple[
 PARALLEL_MIN_FILES = 200
 
 
+@dataclass(frozen=True)
+class StrategyOutline:
+    """What :func:`missing_strategy_channel` reads of a YAML strategy (its name and definition), shipped to the
+    header-check worker processes instead of the whole strategy."""
+
+    name: str
+    definition: Any
+
+
+def _strategy_outline(tube: TubeDefinitions) -> StrategyOutline | None:
+    """The outline of ``tube``'s strategy when :func:`check_file` reads it (a YAML strategy), else None."""
+    if not _yaml_strategy(tube):
+        return None
+    return StrategyOutline(tube.strategy.name, tube.strategy.definition)
+
+
 def check_files(items: list[tuple[str, TubeDefinitions | None]], *, jobs: int = 1
                 ) -> list[tuple[str, str | None, str | None]]:
     """(sha256, configuration problem, unreadable-file message) of every ``(path, tube)``, in order
@@ -206,8 +228,9 @@ def check_files(items: list[tuple[str, TubeDefinitions | None]], *, jobs: int = 
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    # ship only what the check needs (the panel), not the strategy, to every worker
-    slim = {id(t): replace(t, strategy=None) for _, t in items if t is not None}
+    # ship only what the check needs (the panel; of a YAML strategy its name and definition), not the whole
+    # strategy, to every worker
+    slim = {id(t): replace(t, strategy=_strategy_outline(t)) for _, t in items if t is not None}
     light = [(path, slim[id(t)] if t is not None else None) for path, t in items]
     size = max(20, -(-len(light) // (jobs * 8)))
     chunks = [light[i:i + size] for i in range(0, len(light), size)]

@@ -13,6 +13,7 @@ import markupsafe
 from .. import __version__
 from ..errors import ReportError
 from ..gating.count_error import FEW_EVENTS
+from ..results.schema import TUBE
 from .config import ReportOptions
 from .figures import data_uri, trend_png
 from .patient import PatientReport
@@ -105,8 +106,8 @@ def render_html(report: PatientReport, options: ReportOptions, intervals: Refere
         return _environment().get_template("patient.html.j2").render(
             r=report, options=options, methods=report.methods, version=__version__,
             trend_uri=data_uri(trend_png(report, options.trends)),
-            tube_names=sorted({str(q.get("tube", "")) for q in report.qc}
-                              | {str(row.get("tube", "")) for v in report.visits for row in v["rows"]}),
+            tube_names=sorted({str(q.get(TUBE, "")) for q in report.qc}
+                              | {str(row.get(TUBE, "")) for v in report.visits for row in v["rows"]}),
             generated=generated or "",  # no date by default: the same results give the same bytes
             intervals_name=intervals.name, sources=sources,
         )
