@@ -311,3 +311,34 @@ def test_tube_names_are_never_broken_inside_a_word(tmp_path):
         assert "memory" in text and _split_mid_word(text, ("memory", "cells")) == [], out.name
         checked, past = _cells_past(out, "Tube", "Status", ("memory", "nk-", "cells"))
         assert checked >= 6 and past == [], (out.name, past)
+
+
+def test_cross_check_units_are_never_broken(tmp_path):
+    """The 'Other tube (cross-check)' column never breaks a unit: ``cells/µL`` not at its slash ('925 cells/' /
+    'µL' before, a three-digit count after a tube name that takes its own line), ``lymphocytes`` of
+    ``% of lymphocytes`` not inside the word ('lymphocyt' / 'es' before), and a difference's ``%`` stays with its
+    number ('(-11.9' / '%)' before): in the PDF and in Chromium's A4 print of the HTML."""
+    import re
+    import subprocess
+
+    root = make_results(tmp_path / "res", patients=("P01",))
+    pops = pd.read_parquet(root / "populations.parquet")
+    other = (pops["tube"] == "nkb") & (pops["population"] == "T cells")
+    pops.loc[other & (pops["visit"] == "W0"), S.ABS_COUNT] = float("nan")  # cross-check in % of lymphocytes
+    pops.loc[other & (pops["visit"] == "W24"), S.ABS_COUNT] = 925.0
+    pops.to_parquet(root / "populations.parquet")
+    for table in ("populations.parquet", "samples.parquet"):
+        t = pd.read_parquet(root / table)
+        t["tube"] = t["tube"].map({"tmem": "memory", "nkb": "nk-b-cells"})
+        t.to_parquet(root / table)
+    written = build_reports(root, options=ReportOptions(pdf=True), generated="2026-01-01", force=True)
+    html, pdf = (next(p for p in written if p.suffix == s) for s in (".html", ".pdf"))
+    printed = tmp_path / "chromium.pdf"
+    subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}",
+                    "--no-pdf-header-footer", f"--print-to-pdf={printed}", html.as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    for out in (pdf, printed):
+        text = _pdf_text(out)
+        assert "925 cells/µL" in text.replace("\n", " ") and "% of lymphocytes" in text.replace("\n", " "), out.name
+        broken = re.findall(r"\d cells/\s*\n|lymphocyt\n|[\d.]+\s*\n%\)", text)
+        assert broken == [], (out.name, broken)

@@ -69,15 +69,39 @@ def _text_width_pt(text: str, size_pt: float) -> float:
     return float(width)
 
 
-def column_pct(names: Iterable[Any], size_pt: float, least_pct: float, most_pct: float) -> float:
+def column_pct(names: Iterable[Any], size_pt: float, least_pct: float, most_pct: float,
+               whole: Iterable[str] = ()) -> float:
     """Width of a table column (% of the table's width) showing ``names`` (e.g. tube names) at ``size_pt`` points:
     wide enough for the longest part of a name (the text between the places where it may wrap: spaces, after
-    ``-``, ``_``, ``/``), so a name such as ``memory`` is never broken inside a word; never below ``least_pct``
-    (the layout's usual width) nor above ``most_pct`` (where a longer part breaks inside, rather than run into
-    the next column)."""
-    parts = [p for n in names for p in _NAME_PARTS.split(str(n)) if p]
+    ``-``, ``_``, ``/``), so a name such as ``memory`` is never broken inside a word, and for each of ``whole``
+    (text the column never wraps, such as the pieces of :func:`unit_parts`); never below ``least_pct`` (the
+    layout's usual width) nor above ``most_pct`` (where a longer part breaks inside, rather than run into the
+    next column)."""
+    parts = [p for n in names for p in _NAME_PARTS.split(str(n)) if p] + [str(w) for w in whole]
     need = max((_text_width_pt(p, size_pt) for p in parts), default=0.0) + CELL_EXTRA_PT
     return round(min(max(100.0 * need / TABLE_WIDTH_PT, least_pct), most_pct), 1)
+
+
+def unit_parts(unit: Any) -> list[str]:
+    """The pieces of a unit string (e.g. ``cells/µL``, ``% of lymphocytes``) that the report never breaks: its
+    words, a word without letters (``%``) kept with the next one; ``cells/µL`` is one piece, never split at its
+    ``/`` (``% of lymphocytes`` -> ``% of`` / ``lymphocytes``)."""
+    parts: list[str] = []
+    glue = False
+    for word in str("" if unit is None else unit).split():
+        if glue:
+            parts[-1] += " " + word
+        else:
+            parts.append(word)
+        glue = not any(c.isalpha() for c in word)
+    return parts
+
+
+def _unit(value: Any) -> markupsafe.Markup:
+    """A unit string as the report shows it: each piece of :func:`unit_parts` in a ``span.unit`` (never wrapped,
+    ``white-space: nowrap``), the pieces separated by spaces (where a line may end)."""
+    return markupsafe.Markup(" ").join(
+        markupsafe.Markup('<span class="unit">{}</span>').format(p) for p in unit_parts(value))
 
 
 def _environment() -> jinja2.Environment:
@@ -91,6 +115,7 @@ def _environment() -> jinja2.Environment:
     env.globals["column_pct"] = column_pct
     env.filters["breakable"] = _breakable
     env.filters["flag_words"] = _flag_words
+    env.filters["unit"] = _unit
     env.globals["few_events_limit"] = FEW_EVENTS  # parent events below which % of parent shows its counting SD
     return env
 
@@ -108,6 +133,11 @@ def render_html(report: PatientReport, options: ReportOptions, intervals: Refere
             trend_uri=data_uri(trend_png(report, options.trends)),
             tube_names=sorted({str(q.get(TUBE, "")) for q in report.qc}
                               | {str(row.get(TUBE, "")) for v in report.visits for row in v["rows"]}),
+            # the cross-check column: "tube: value unit (+diff %)" per other tube, units never broken
+            xcheck_names=sorted({f"{c.get(TUBE, '')}:" for v in report.visits for row in v["rows"]
+                                 for c in row.get("cross_check", ())}),
+            xcheck_whole=sorted({p for v in report.visits for row in v["rows"] for c in row.get("cross_check", ())
+                                 for p in unit_parts(c.get("unit"))}),
             generated=generated or "",  # no date by default: the same results give the same bytes
             intervals_name=intervals.name, sources=sources,
         )
