@@ -65,3 +65,31 @@ def test_trial_trajectories_draw_no_empty_panel_and_warn_nothing():
     assert width == 360
     none = values.assign(abs_count_per_uL=np.nan)
     assert trajectories(none, ["CD4 T", "Treg"], "abs_count_per_uL", ["IL-2", "control"]) is None
+
+
+def test_trial_figures_warn_when_the_arms_match_no_data(caplog):
+    """Arm names in the data that do not match the compared arms ('IL2' / 'Control' against 'IL-2' / 'control'):
+    trajectories() and change_at_visit() draw nothing, and a warning names the arms compared and the arms found;
+    an arm with no value of the measure (all control values missing) is named too, though the figure is drawn."""
+    import logging
+
+    from cytokit.trial.figures import change_at_visit, trajectories
+
+    rows = [{"patient": p, "arm": arm, "population": "CD4 T", "visit": v, "week": w,
+             "abs_count_per_uL": 500.0 + 10 * k + w, "abs_count_per_uL_change": float(w)}
+            for k, (p, arm) in enumerate((("P1", "IL2"), ("P2", "IL2"), ("P3", "Control")))
+            for v, w in (("W0", 0), ("W24", 24))]
+    values = pd.DataFrame(rows)
+    arms = ["IL-2", "control"]
+    with caplog.at_level(logging.WARNING, logger="cytokit.trial.figures"):
+        assert trajectories(values, ["CD4 T"], "abs_count_per_uL", arms) is None
+        assert change_at_visit(values, ["CD4 T"], "abs_count_per_uL", arms, "W24") is None
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 2 and all("['IL-2', 'control']" in m and "['Control', 'IL2']" in m
+                                    and "not drawn" in m for m in warned), warned
+    caplog.clear()
+    half = values.assign(arm=values["arm"].map({"IL2": "IL-2", "Control": "control"}))
+    half.loc[half["arm"] == "control", "abs_count_per_uL"] = np.nan
+    with caplog.at_level(logging.WARNING, logger="cytokit.trial.figures"):
+        assert trajectories(half, ["CD4 T"], "abs_count_per_uL", arms) is not None
+    assert [m for m in (r.getMessage() for r in caplog.records) if "['control']" in m and "not drawn" not in m]

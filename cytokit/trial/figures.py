@@ -10,6 +10,7 @@ clustering figures. A change in a percentage measure is a difference in percenta
 from __future__ import annotations
 
 import io
+import logging
 import math
 import warnings
 
@@ -21,6 +22,21 @@ from ..palette import arm_palette
 from ..reproducible import PNG_METADATA, fixed_jitter
 from ..results import schema as S
 from .config import MEASURE_UNITS
+
+log = logging.getLogger(__name__)
+
+
+def _figure_rows(values: pd.DataFrame, d: pd.DataFrame, arms: list[str], figure: str, measure: str) -> list[str]:
+    """The arms of ``arms`` with a row in ``d`` (the rows a figure draws, taken from ``values``); a warning names
+    each arm of ``arms`` the figure has no row for, and the arms the data carry, so a figure missing an arm, or
+    not drawn at all, is never silent."""
+    drawn = [a for a in arms if (d[S.ARM] == a).any()]
+    missing = [a for a in arms if a not in drawn]
+    if missing:
+        found = sorted({str(a) for a in values[S.ARM].dropna()}) if S.ARM in values else []
+        log.warning("%s of %s: no value for arm%s %s (arms compared: %s; arms in the data: %s)%s", figure, measure,
+                    "s" if len(missing) > 1 else "", missing, arms, found, "" if drawn else "; figure not drawn")
+    return drawn
 
 
 def change_label(measure: str) -> str:
@@ -59,7 +75,7 @@ def trajectories(values: pd.DataFrame, populations: list[str], measure: str, arm
 
     d_all = values[values[S.POPULATION].isin(populations) & values[S.ARM].isin(arms)].dropna(subset=[measure])
     pops = [p for p in populations if (d_all[S.POPULATION] == p).any()]
-    if not pops:
+    if not _figure_rows(values, d_all, arms, "trajectories", measure) or not pops:
         return None
     fig, axes = _grid(len(pops))
     palette = arm_palette(arms)
@@ -85,7 +101,7 @@ def change_at_visit(values: pd.DataFrame, populations: list[str], measure: str, 
     d = values[(values[S.VISIT] == visit) & values[S.ARM].isin(arms) & values[S.POPULATION].isin(populations)]
     d = d.dropna(subset=[col])
     pops = [p for p in populations if (d[S.POPULATION] == p).any()]
-    if not pops:
+    if not _figure_rows(values, d, arms, f"change at {visit}", measure) or not pops:
         return None
     fig, axes = _grid(len(pops))
     palette = arm_palette(arms)
