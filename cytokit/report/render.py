@@ -104,6 +104,17 @@ def _unit(value: Any) -> markupsafe.Markup:
         markupsafe.Markup('<span class="unit">{}</span>').format(p) for p in unit_parts(value))
 
 
+#: units that a line never breaks inside when they stand in running text or a header (``cells/µL`` at its ``/``)
+_UNITS_IN_TEXT = re.compile(r"cells/µL")
+
+
+def _units_whole(value: Any) -> markupsafe.Markup:
+    """``value`` escaped, each unit in it (``cells/µL``) in a ``span.unit`` (``white-space: nowrap``), so a
+    header such as ``CD4 > 200 cells/µL`` wraps at its spaces but never at the unit's ``/``."""
+    text = str(markupsafe.escape("" if value is None else str(value)))
+    return markupsafe.Markup(_UNITS_IN_TEXT.sub(r'<span class="unit">\g<0></span>', text))
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("cytokit.report", "templates"),
@@ -116,6 +127,7 @@ def _environment() -> jinja2.Environment:
     env.filters["breakable"] = _breakable
     env.filters["flag_words"] = _flag_words
     env.filters["unit"] = _unit
+    env.filters["units_whole"] = _units_whole
     env.globals["few_events_limit"] = FEW_EVENTS  # parent events below which % of parent shows its counting SD
     return env
 
