@@ -10,14 +10,15 @@ This helper measures, for every valley-placed threshold, what separates such a v
 populations, and what two candidate rules would do, *without changing the library*:
 
 * :func:`valley_features` (on events): the chosen valley's depth in SDs of the KDE's sampling noise
-  (:func:`~cytokit.gating.methods.density.valley_noise_sds`, the quantity ``merge_sparse`` tests against
-  ``MIN_MODE_SDS`` = 2), the shares (% of the parent) of the events in the basins of its two neighbouring modes
+  (:func:`~cytokit.gating.methods.density.valley_noise`, the library's own computation behind the review flag
+  ``noise_valley``; the quantity ``merge_sparse`` tests against ``MIN_MODE_SDS`` = 2), the shares (% of the parent) of the events in the basins of its two neighbouring modes
   and above it, and whether its lower mode is the parent's highest (main) mode;
 * :func:`merged_threshold` (on events): where the threshold would go if the noise test applied to every valley
   (``separates: any`` too; the main mode's valleys left alone, as ``merge_sparse`` does), i.e. rule ``M``;
 * rule ``F``: a review flag on a chosen valley with fewer than ``MIN_MODE_SDS`` noise SDs, no move; rule ``FI``: the
   same, only where neither of its modes is the parent's main one (an isolated noise valley, not a boundary of the
-  main population).
+  main population). FI is adopted: the library flags such rows ``noise_valley`` (column ``fi_flag`` of
+  :func:`rule_table`), so they count as already flagged and FI's "new flags" are those the library missed.
 
 :func:`recording` wraps the fit so that ``gating_accuracy.py`` / ``independent_lab.py`` / ``real_data_check.py``
 runs record these numbers in each fit's info (``info["noise_valley"]``, which their ``--csv`` writes into
@@ -41,7 +42,7 @@ import pandas as pd
 
 from cytokit.gating.methods import density, shared_fits
 from cytokit.gating.methods.density import (MIN_MODE_SDS, Threshold, ThresholdParams, find_valleys, merge_sparse,
-                                            valley_noise_sds)
+                                            valley_noise)
 from cytokit.gating.methods.kde import kde_1d
 
 #: a row this far off the truth (pp of parent) is an error a flag must catch; within WITHIN_PP a flag is a false alarm
@@ -82,15 +83,14 @@ def valley_features(x: np.ndarray, p: ThresholdParams, fit: Threshold) -> dict[s
         return None
     at = float((info.get("overlap_corrected") or {}).get("valley", info.get("below_floor", info["threshold"])))
     k = int(np.argmin([abs(d.grid[v] - at) for v, _ in valleys]))
-    sds = valley_noise_sds(d, peaks, int(xs.size))
+    noise = valley_noise(d, peaks, int(valleys[k][0]), int(xs.size))
     edges = [-np.inf] + [float(d.grid[v]) for v, _ in valleys] + [np.inf]
     t = float(d.grid[valleys[k][0]])
     share = (lambda lo, hi: round(100.0 * float(np.mean((xs >= lo) & (xs < hi))), 3))
-    main = int(np.argmax(d.density[peaks]))
     merged = merged_threshold(xs, p, fit)
-    return {"sds": round(float(sds[k]), 3), "lower_pct": share(edges[k], edges[k + 1]),
+    return {"sds": round(noise.sds, 3), "lower_pct": share(edges[k], edges[k + 1]),
             "upper_pct": share(edges[k + 1], edges[k + 2]), "above_pct": share(t, np.inf),
-            "lower_is_main": bool(k == main), "beside_main": bool(main in (k, k + 1)), "index": k, "n_valleys": len(valleys), "merged": merged,
+            "lower_is_main": noise.lower_is_main, "beside_main": noise.beside_main, "index": k, "n_valleys": len(valleys), "merged": merged,
             "moved_pp": None if merged is None else round(
                 100.0 * float(np.mean(xs >= merged) - np.mean(xs >= float(info["threshold"]))), 3)}
 
@@ -158,7 +158,8 @@ def row_features(fit_detail: object) -> dict[str, Any] | None:
 def rule_table(df: pd.DataFrame, max_sds: float = MIN_MODE_SDS) -> pd.DataFrame:
     """One row per recorded valley fit of ``df`` (a benchmark CSV with ``fit_detail``, ``review``, ``truth_pct``,
     ``auto_pct``) with its features, the error (``err``, pp), and ``noise`` (the chosen valley is shallower than
-    ``max_sds`` noise SDs: rule F flags it), ``isolated`` (and neither of its modes is the main one: rule FI) and
+    ``max_sds`` noise SDs: rule F flags it), ``isolated`` (and neither of its modes is the main one: rule FI),
+    ``fi_flag`` (the row carries the library's review flag ``noise_valley``, i.e. rule FI as adopted) and
     ``moved`` (rule M's threshold differs on some marker; ``moved_pp`` its largest move, pp)."""
     out = []
     for _, r in df.iterrows():
@@ -171,6 +172,7 @@ def rule_table(df: pd.DataFrame, max_sds: float = MIN_MODE_SDS) -> pd.DataFrame:
                     "err": err, "review": str(r.get("review")) == "True", **{k: f[k] for k in
                     ("sds", "lower_pct", "upper_pct", "above_pct", "lower_is_main", "index", "n_valleys")},
                     "beside_main": bool(f.get("beside_main", True)),
+                    "fi_flag": "noise_valley" in str(r.get("flag_words", r.get("flags", ""))),
                     "threshold": f["threshold"], "merged": merged, "moved": f["any_moved"],
                     "moved_pp": f["max_moved_pp"], "noise": f["sds"] < max_sds,
                     "isolated": f["sds"] < max_sds and not f.get("beside_main", True)})
@@ -190,6 +192,8 @@ def summary(t: pd.DataFrame) -> dict[str, int]:
             "F_new_flags": len(new), "F_caught_gt2pp": int((new.err > OFF_PP).sum()),
             "F_within_1pp": int((new.err <= WITHIN_PP).sum()), "FI_new_flags": len(iso),
             "FI_caught_gt2pp": int((iso.err > OFF_PP).sum()), "FI_within_1pp": int((iso.err <= WITHIN_PP).sum()),
+            "FI_library_flags": int(t.fi_flag.sum()), "FI_library_gt2pp": int((t.fi_flag & (t.err > OFF_PP)).sum()),
+            "FI_library_within_1pp": int((t.fi_flag & (t.err <= WITHIN_PP)).sum()),
             "M_moved": int(t.moved.sum()),
             "M_moved_gt1pp": int((t.moved_pp > 1.0).sum()),
             "silent_gt2pp_all": int(((t.err > OFF_PP) & ~t.review).sum())}
@@ -243,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== {path}: {json.dumps(summary(t))}")
             if not t.empty:
                 cols = ["population", "file", "err", "review", "sds", "lower_pct", "upper_pct", "above_pct",
-                        "beside_main", "threshold", "merged", "moved_pp"]
+                        "beside_main", "fi_flag", "threshold", "merged", "moved_pp"]
                 print(t[t.noise][cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         return 0
     print(__doc__, file=sys.stderr)

@@ -23,6 +23,7 @@ REVIEW_FLAGS: frozenset[str] = frozenset({
     "cut_through",  # moving a divider by 0.03 changes the population by more than itself (cytokit.gating.methods.edge)
     "near_empty",  # < 0.1 % of a parent of >= 1000 events (cytokit.gating.engine.NEAR_EMPTY_SHARE)
     "scatter_failed",  # a scatter gate above the population is estimated > 10 pp off (cytokit.gating.methods.scatter_overlap)
+    "noise_valley",  # a valley < 2 noise SDs deep between two bumps, neither the parent's main mode (cytokit.gating.methods.density.valley_noise)
     "thresholds_disagree",  # two gates' thresholds on one marker, same parent and file (cytokit.gating.threshold_floor)
     "overcompensated",  # the gate (or one above it) reads a channel the file's failed compensation check moved (cytokit.gating.result.GatingResult.channel_notes)
     "compensation_suspect",  # the same, where the check found the negatives leaning below zero (matrix too strong? cytokit.compensation.check)

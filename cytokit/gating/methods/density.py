@@ -105,7 +105,7 @@ reading found none (a clean valley is always a candidate boundary; a reading tha
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -294,6 +294,47 @@ def valley_noise_sds(d: Density1D, peaks: np.ndarray, n_events: int) -> np.ndarr
         c_valley = scale * float(d.density[v])
         out.append((c_peak - c_valley) / np.sqrt(c_peak + c_valley) if c_peak + c_valley > 0 else 0.0)
     return np.array(out)
+
+
+#: review flag of a chosen valley that lies fewer than :data:`MIN_MODE_SDS` noise SDs below the smaller of its two
+#: peaks where neither peak is the parent's main (highest) mode (:func:`valley_noise`): a dip between two bumps of
+#: a sparse smear, which another legitimate reading of the same events puts elsewhere (docs/gating.md, "A valley
+#: between noise bumps on a one-mode parent")
+NOISE_VALLEY_FLAG = "noise_valley"
+
+
+class ValleyNoise(NamedTuple):
+    """A chosen valley's distinctness (:func:`valley_noise`)."""
+
+    #: depth below the smaller of its two neighbouring peaks, in SDs of the KDE's sampling noise
+    sds: float
+    #: its lower / upper neighbouring peak is the highest peak (the parent's main mode)
+    lower_is_main: bool
+    upper_is_main: bool
+
+    @property
+    def beside_main(self) -> bool:
+        """One of its two peaks is the main mode: a boundary of the parent's main population."""
+        return self.lower_is_main or self.upper_is_main
+
+    @property
+    def isolated_noise(self) -> bool:
+        """Fewer than :data:`MIN_MODE_SDS` noise SDs deep and beside no main mode (flag :data:`NOISE_VALLEY_FLAG`)."""
+        return self.sds < MIN_MODE_SDS and not self.beside_main
+
+
+def valley_noise(d: Density1D, peaks: np.ndarray, valley: int, n_events: int) -> ValleyNoise:
+    """The valley of ``d`` nearest grid index ``valley`` among those between neighbouring ``peaks`` (grid indices,
+    ascending): its depth in SDs of the KDE's sampling noise (:func:`valley_noise_sds`; ``n_events`` = the events
+    the density was estimated from) and whether its lower / upper peak is the highest of ``peaks``. The one
+    computation behind the flag :data:`NOISE_VALLEY_FLAG` and ``benchmarks/noise_valley.py``."""
+    valleys = find_valleys(d, peaks)
+    if not valleys:
+        raise ValueError("valley_noise needs at least two peaks with a valley between them")
+    k = int(np.argmin([abs(int(v) - int(valley)) for v, _ in valleys]))
+    sds = valley_noise_sds(d, peaks, int(n_events))
+    main = int(np.argmax(d.density[peaks]))
+    return ValleyNoise(float(sds[k]), main == k, main == k + 1)
 
 
 def merge_sparse(d: Density1D, peaks: np.ndarray, x: np.ndarray, min_sds: float, up_to: float) -> np.ndarray:
@@ -627,7 +668,10 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
     a valley-mode fit is repeated with the density smoothed less and more (``adjust`` x
     :data:`STABILITY_ADJUST`); ``info["stability_pct"]`` is the largest share of events (%) lying between
     the threshold and one of those refits, and above :data:`UNSTABLE_PCT` the fit is flagged ``unstable``:
-    whether there is a valley, and where, depends on how the density is read.
+    whether there is a valley, and where, depends on how the density is read. A valley-placed fit records its
+    valley's depth in SDs of the KDE's sampling noise and whether it borders the main mode
+    (``info["valley_noise"]``, :func:`valley_noise`); one fewer than :data:`MIN_MODE_SDS` deep beside no main
+    mode is flagged :data:`NOISE_VALLEY_FLAG` (a review flag: a dip between noise bumps of a sparse smear).
     """
     p = params or ThresholdParams()
     x = np.asarray(x, dtype=np.float64).ravel()
@@ -674,6 +718,7 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
     value: float | None = None
     method: str = p.mode
     in_bounds: list[tuple[int, float]] = []
+    noise: ValleyNoise | None = None  # the chosen valley's depth in noise SDs
     if p.mode == "valley":
         valleys = find_valleys(d, peaks)
         info["valleys"] = [(round(float(d.grid[v]), 5), round(r, 3)) for v, r in valleys]
@@ -707,6 +752,8 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
             else:
                 value = float(d.grid[chosen[0]])
                 info["valley_ratio"] = chosen[1]
+                noise = valley_noise(d, peaks, int(chosen[0]), int(x.size))
+                info["valley_noise"] = {"sds": round(noise.sds, 3), "beside_main": noise.beside_main}
                 if chosen[1] >= OVERLAP_MIN_RATIO or refit_of_corrected:  # modes that overlap; a clean valley's
                     # tails are shape
                     corrected = _overlap_corrected(x, d, peaks, valleys, int(chosen[0]), overlap, neg_max)
@@ -819,6 +866,8 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
                 info["method"] = "excess"
                 info["threshold"] = value
                 info["stability_thresholds"] = info["negative_model"]["alternatives"]
+    if info["method"] == "valley" and noise is not None and noise.isolated_noise:
+        flags.append(NOISE_VALLEY_FLAG)  # a dip between noise bumps, beside no main mode: other readings differ
     return Threshold(value, tuple(dict.fromkeys(flags)), info)
 
 
