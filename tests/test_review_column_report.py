@@ -195,8 +195,6 @@ def _pdf_text(pdf: Path) -> str:
 def test_long_flag_words_wrap_between_their_parts_in_pdf_and_browser(tmp_path):
     """A clinician reads ``CD4:overcompensated`` or ``thresholds_disagree`` whole: in the PDF (WeasyPrint) and in
     the HTML printed by Chromium on A4, a line may end after ``:``, ``;``, ``_`` but never inside a word."""
-    import subprocess
-
     root = make_results(tmp_path / "res", patients=("P01",))
     pops = pd.read_parquet(root / "populations.parquet")
     w24 = pops["visit"] == "W24"
@@ -220,10 +218,7 @@ def test_long_flag_words_wrap_between_their_parts_in_pdf_and_browser(tmp_path):
     assert _words_beyond(pdf, ("events",), "Events", "Other") == []
     assert "/µL" in text and _broken_ranges(text) == []  # reference ranges are shown, none broken at its dash
     assert "uncertain" in text and _words_beyond(pdf, ("count_", "low;", "uncertain"), "cells/µL", "Events") == []
-    printed = tmp_path / "chromium.pdf"
-    subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}",
-                    "--no-pdf-header-footer", f"--print-to-pdf={printed}", html.as_uri()],
-                   capture_output=True, timeout=120, check=True)
+    printed = _chromium_print(tmp_path, html)
     text = _pdf_text(printed)
     assert "overcompensated" in text and _split_mid_word(text) == []
     assert _split_mid_word(text, DEFINITION_WORDS) == []
@@ -290,25 +285,35 @@ def _cells_past(pdf: Path, column: str, next_column: str, words: tuple[str, ...]
     return checked, out
 
 
-def test_tube_names_are_never_broken_inside_a_word(tmp_path):
-    """A tube named ``memory`` reads whole in the populations table ('memo' / 'ry' before) and a name such as
-    ``nk-b-cells`` wraps at its hyphens only: in the PDF and in Chromium's A4 print of the HTML; in the Quality
-    control tables no tube name runs into the Status column."""
-    import subprocess
-
-    root = make_results(tmp_path / "res", patients=("P01",))
-    names = {"tmem": "memory", "nkb": "nk-b-cells"}
+def _long_tube_names_printed(tmp_path, root) -> tuple:
+    """The patient report of the results at ``root`` with its tubes renamed ``memory`` and ``nk-b-cells``: (the PDF,
+    Chromium's A4 print of the HTML)."""
     for table in ("populations.parquet", "samples.parquet"):
         t = pd.read_parquet(root / table)
-        t["tube"] = t["tube"].map(names)
+        t["tube"] = t["tube"].map({"tmem": "memory", "nkb": "nk-b-cells"})
         t.to_parquet(root / table)
     written = build_reports(root, options=ReportOptions(pdf=True), generated="2026-01-01", force=True)
     html, pdf = (next(p for p in written if p.suffix == s) for s in (".html", ".pdf"))
+    return pdf, _chromium_print(tmp_path, html)
+
+
+def _chromium_print(tmp_path, html):
+    """Chromium's A4 print of the report ``html`` (a PDF in ``tmp_path``)."""
+    import subprocess
+
     printed = tmp_path / "chromium.pdf"
     subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}",
                     "--no-pdf-header-footer", f"--print-to-pdf={printed}", html.as_uri()],
                    capture_output=True, timeout=120, check=True)
-    for out in (pdf, printed):
+    return printed
+
+
+def test_tube_names_are_never_broken_inside_a_word(tmp_path):
+    """A tube named ``memory`` reads whole in the populations table ('memo' / 'ry' before) and a name such as
+    ``nk-b-cells`` wraps at its hyphens only: in the PDF and in Chromium's A4 print of the HTML; in the Quality
+    control tables no tube name runs into the Status column."""
+    root = make_results(tmp_path / "res", patients=("P01",))
+    for out in _long_tube_names_printed(tmp_path, root):
         text = _pdf_text(out)
         assert "memory" in text and _split_mid_word(text, ("memory", "cells")) == [], out.name
         checked, past = _cells_past(out, "Tube", "Status", ("memory", "nk-", "cells"))
@@ -322,7 +327,6 @@ def test_cross_check_units_are_never_broken(tmp_path):
     number ('(-11.9' / '%)' before); ``cells/µL`` whole in the Derived values headers and the page's header too:
     in the PDF and in Chromium's A4 print of the HTML."""
     import re
-    import subprocess
 
     root = make_results(tmp_path / "res", patients=("P01",))
     pops = pd.read_parquet(root / "populations.parquet")
@@ -330,17 +334,7 @@ def test_cross_check_units_are_never_broken(tmp_path):
     pops.loc[other & (pops["visit"] == "W0"), S.ABS_COUNT] = float("nan")  # cross-check in % of lymphocytes
     pops.loc[other & (pops["visit"] == "W24"), S.ABS_COUNT] = 925.0
     pops.to_parquet(root / "populations.parquet")
-    for table in ("populations.parquet", "samples.parquet"):
-        t = pd.read_parquet(root / table)
-        t["tube"] = t["tube"].map({"tmem": "memory", "nkb": "nk-b-cells"})
-        t.to_parquet(root / table)
-    written = build_reports(root, options=ReportOptions(pdf=True), generated="2026-01-01", force=True)
-    html, pdf = (next(p for p in written if p.suffix == s) for s in (".html", ".pdf"))
-    printed = tmp_path / "chromium.pdf"
-    subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}",
-                    "--no-pdf-header-footer", f"--print-to-pdf={printed}", html.as_uri()],
-                   capture_output=True, timeout=120, check=True)
-    for out in (pdf, printed):
+    for out in _long_tube_names_printed(tmp_path, root):
         text = _pdf_text(out)
         assert "925 cells/µL" in text.replace("\n", " ") and "% of lymphocytes" in text.replace("\n", " "), out.name
         broken = re.findall(r"\d cells/\s*\n|lymphocyt\n|[\d.]+\s*\n%\)", text)
