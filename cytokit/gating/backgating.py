@@ -22,7 +22,7 @@ from .methods.base import every_nth, gather
 from .methods.scatter import RECHOSEN_KEY
 from .methods.scatter_cut import CUT_KEY, RING_KEY, cut_share, ring_rows
 from .methods.confidence import UNCERTAIN_PP
-from .lymphocyte_doublets import counts_doublets
+from .lymphocyte_doublets import counts_doublets, singlets_child
 from .methods.scatter_overlap import (BACKGATE_KEY, BACKGATE_MAX_EVENTS, BACKGATE_MAX_KEY, DEBRIS_KEY,
                                       DEBRIS_NET_KEY, DEBRIS_STRIP_KEY, DENOMINATOR_OTHER_KEY, Backgate, MIRROR_MIN_PCT, MISSED_RATIO,
                                       OVERLAP_FLAG, debris_net_share, debris_pct, dilution_error_pp,
@@ -496,14 +496,11 @@ def singlet_gates(definition: StrategyDefinition, state: FitState, gate: str) ->
     """The fitted singlet gates (method ``singlets``) right below ``gate``, from the top: its first ``singlets``
     child, that one's, and so on (FSC and SSC singlet gates in turn); [] when there is none."""
     out: list[str] = []
-    name = gate
-    while True:
-        child = next((c.name for c in definition.populations if c.parent == name and c.method == "singlets"
-                      and c.name in state.fits), None)
-        if child is None:
-            return out
+    child = singlets_child(definition, state, gate)
+    while child is not None:
         out.append(child)
-        name = child
+        child = singlets_child(definition, state, child)
+    return out
 
 
 def debris_net_pct(definition: StrategyDefinition, sample: Sample, state: FitState, gate: str,

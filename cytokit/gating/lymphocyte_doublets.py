@@ -169,7 +169,7 @@ def record_lymphocyte_doublets(definition: "StrategyDefinition", sample: "Sample
         fit = state.fits.get(spec.name)
         if fit is None or not doublet_gate(spec) or len(spec.dims) != 2:
             continue
-        child = _singlets_child(definition, state, spec.name)
+        child = singlets_child(definition, state, spec.name)
         info = {k: v for k, v in fit.info.items() if k not in (DOUBLET_KEY, INSIDE_KEY)}
         band = state.fits[child].info.get("ratio_band") if child is not None else None
         if child is not None and band is not None:
@@ -191,7 +191,7 @@ def record_lymphocyte_doublets(definition: "StrategyDefinition", sample: "Sample
             state.fits[spec.name] = FitResult(fit.gate, fit.flags, info, fit.components)  # state shares others)
 
 
-def _singlets_child(definition: "StrategyDefinition", state: "FitState", gate: str) -> str | None:
+def singlets_child(definition: "StrategyDefinition", state: "FitState", gate: str) -> str | None:
     """The first fitted population with method ``singlets`` whose parent is ``gate``, or None."""
     return next((c.name for c in definition.populations if c.parent == gate and c.method == "singlets"
                  and c.name in state.fits), None)
@@ -241,7 +241,7 @@ def counted_doublets(definition: "StrategyDefinition", state: "FitState",
     for spec in definition.populations:
         fit = state.fits.get(spec.name)
         conv = convention(spec)
-        child = _singlets_child(definition, state, spec.name)
+        child = singlets_child(definition, state, spec.name)
         keys = (DOUBLET_KEY, INSIDE_KEY) if conv is not None and conv.inside else (DOUBLET_KEY,)
         if (fit is None or conv is None or conv.count is None or child is None
                 or any(fit.info.get(k) is None for k in keys)):
