@@ -59,26 +59,27 @@ CELL_EXTRA_PT = 8.0
 _NAME_PARTS = re.compile(r"(?<=[-_/:;])|\s+")
 
 
-def _text_width_pt(text: str, size_pt: float) -> float:
-    """Width (pt) of ``text`` set in the report's font (DejaVu Sans) at ``size_pt`` points."""
+def _text_width_pt(text: str, size_pt: float, weight: str = "normal") -> float:
+    """Width (pt) of ``text`` set in the report's font (DejaVu Sans) at ``size_pt`` points, ``weight`` ``normal``
+    or ``bold``."""
     from matplotlib.font_manager import FontProperties
     from matplotlib.textpath import TextToPath
 
     width, _, _ = TextToPath().get_text_width_height_descent(
-        text, FontProperties(family="DejaVu Sans", size=size_pt), ismath=False)
+        text, FontProperties(family="DejaVu Sans", size=size_pt, weight=weight), ismath=False)
     return float(width)
 
 
 def column_pct(names: Iterable[Any], size_pt: float, least_pct: float, most_pct: float,
-               whole: Iterable[str] = ()) -> float:
+               whole: Iterable[str] = (), weight: str = "normal") -> float:
     """Width of a table column (% of the table's width) showing ``names`` (e.g. tube names) at ``size_pt`` points:
     wide enough for the longest part of a name (the text between the places where it may wrap: spaces, after
     ``-``, ``_``, ``/``), so a name such as ``memory`` is never broken inside a word, and for each of ``whole``
     (text the column never wraps, such as the pieces of :func:`unit_parts`); never below ``least_pct`` (the
     layout's usual width) nor above ``most_pct`` (where a longer part breaks inside, rather than run into the
-    next column)."""
+    next column). ``weight``: the font weight the column is set in (``bold`` for the reference flags)."""
     parts = [p for n in names for p in _NAME_PARTS.split(str(n)) if p] + [str(w) for w in whole]
-    need = max((_text_width_pt(p, size_pt) for p in parts), default=0.0) + CELL_EXTRA_PT
+    need = max((_text_width_pt(p, size_pt, weight) for p in parts), default=0.0) + CELL_EXTRA_PT
     return round(min(max(100.0 * need / TABLE_WIDTH_PT, least_pct), most_pct), 1)
 
 
@@ -115,6 +116,30 @@ def _units_whole(value: Any) -> markupsafe.Markup:
     return markupsafe.Markup(_UNITS_IN_TEXT.sub(r'<span class="unit">\g<0></span>', text))
 
 
+#: the measure of a reference flag, in brackets: ``(cells/µL)`` of ``L (cells/µL)``
+_FLAG_MEASURE = re.compile(r"\(([^)]*)\)")
+
+
+def _reference_flag(value: Any) -> markupsafe.Markup:
+    """A reference flag (``L (cells/µL)``, ``H (% and cells/µL)``) as the Flag column shows it: the letters as
+    they are (bold, from the cell), each measure in a ``span.flag-measure`` (smaller, regular weight) whose
+    :func:`unit_parts` never break, so ``(cells/µL)`` wraps whole under its letter."""
+    text = "" if value is None else str(value)
+    out, last = [], 0
+    for m in _FLAG_MEASURE.finditer(text):
+        out.append(markupsafe.escape(text[last:m.start()]))
+        out.append(markupsafe.Markup('<span class="flag-measure">{}</span>').format(_unit(m.group(0))))
+        last = m.end()
+    out.append(markupsafe.escape(text[last:]))
+    return markupsafe.Markup("").join(out)
+
+
+def flag_measures(flags: Iterable[Any]) -> list[str]:
+    """The unbroken pieces of the measures (in brackets) of ``flags``, for the Flag column's width."""
+    return sorted({p for f in flags for m in _FLAG_MEASURE.findall("" if f is None else str(f))
+                   for p in unit_parts(f"({m})")})
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("cytokit.report", "templates"),
@@ -128,6 +153,7 @@ def _environment() -> jinja2.Environment:
     env.filters["flag_words"] = _flag_words
     env.filters["unit"] = _unit
     env.filters["units_whole"] = _units_whole
+    env.filters["reference_flag"] = _reference_flag
     env.globals["few_events_limit"] = FEW_EVENTS  # parent events below which % of parent shows its counting SD
     return env
 
@@ -150,6 +176,8 @@ def render_html(report: PatientReport, options: ReportOptions, intervals: Refere
                                  for c in row.get("cross_check", ())}),
             xcheck_whole=sorted({p for v in report.visits for row in v["rows"] for c in row.get("cross_check", ())
                                  for p in unit_parts(c.get("unit"))}),
+            # the Flag column: the measures of "L (cells/µL)", "H (% and cells/µL)", each piece never broken
+            flag_whole=flag_measures(row.get("flag") for v in report.visits for row in v["rows"]),
             generated=generated or "",  # no date by default: the same results give the same bytes
             intervals_name=intervals.name, sources=sources,
         )
