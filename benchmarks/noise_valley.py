@@ -17,8 +17,9 @@ populations, and what two candidate rules would do, *without changing the librar
   (``separates: any`` too; the main mode's valleys left alone, as ``merge_sparse`` does), i.e. rule ``M``;
 * rule ``F``: a review flag on a chosen valley with fewer than ``MIN_MODE_SDS`` noise SDs, no move; rule ``FI``: the
   same, only where neither of its modes is the parent's main one (an isolated noise valley, not a boundary of the
-  main population). FI is adopted: the library flags such rows ``noise_valley`` (column ``fi_flag`` of
-  :func:`rule_table`), so they count as already flagged and FI's "new flags" are those the library missed.
+  main population). FI is adopted as a note: the library notes such rows ``noise_valley`` (column ``fi_flag`` of
+  :func:`rule_table`) and takes rule M's threshold (the merged reading) as a plausible position of theirs, so the
+  row is review-flagged (``uncertain``) where that move of the row exceeds ``UNCERTAIN_PP``.
 
 :func:`recording` wraps the fit so that ``gating_accuracy.py`` / ``independent_lab.py`` / ``real_data_check.py``
 runs record these numbers in each fit's info (``info["noise_valley"]``, which their ``--csv`` writes into
@@ -41,8 +42,7 @@ import numpy as np
 import pandas as pd
 
 from cytokit.gating.methods import density, shared_fits
-from cytokit.gating.methods.density import (MIN_MODE_SDS, Threshold, ThresholdParams, find_valleys, merge_sparse,
-                                            valley_noise)
+from cytokit.gating.methods.density import MIN_MODE_SDS, Threshold, ThresholdParams, find_valleys, valley_noise
 from cytokit.gating.methods.kde import kde_1d
 
 #: a row this far off the truth (pp of parent) is an error a flag must catch; within WITHIN_PP a flag is a false alarm
@@ -99,19 +99,12 @@ def merged_threshold(x: np.ndarray, p: ThresholdParams, fit: Threshold) -> float
     """Rule M: the threshold when every pair of peaks whose valley is shallower than ``MIN_MODE_SDS`` noise SDs is
     one mode (``merge_sparse`` over the whole range, the main mode's valleys kept), the valley rule then applied as
     ``fit_threshold`` does (``bounds``, ``valley``, the tail fallback where no valley is left); same scale as ``x``.
-    The fit's own value where the merge keeps its valley. The re-read has no reference events (a count-based
-    fallback becomes the tail) and no stability refits; None where it ends in another method."""
-    original = density.merge_shallow
-
-    def merge_then_noise(d: Any, peaks: np.ndarray, max_ratio: float) -> np.ndarray:
-        kept = original(d, peaks, max_ratio)
-        return merge_sparse(d, kept, x, MIN_MODE_SDS, np.inf)
-
-    density.merge_shallow = merge_then_noise
-    try:
-        alt = density.fit_threshold(x, p, check_stability=False, negative=fit.info.get("negative_reference"))
-    finally:
-        density.merge_shallow = original
+    The library's merged reading (``fit_threshold(..., merge_noise=True)``, which a noise valley's fit records in
+    ``info["valley_noise"]["merged"]``), here for every valley fit. The fit's own value where the merge keeps its
+    valley. The re-read has no reference events (a count-based fallback becomes the tail) and no stability refits;
+    None where it ends in another method."""
+    alt = density.fit_threshold(x, p, check_stability=False, negative=fit.info.get("negative_reference"),
+                                merge_noise=True)
     return round(float(alt.value), 5) if alt.info.get("method") in ("valley", "tail") else None
 
 

@@ -16,14 +16,15 @@ from . import schema as S
 #: ``uncertain`` = the estimated error (``info["est_error_pp"]``, column ``est_error_pp``) exceeds
 #: :data:`cytokit.gating.methods.confidence.UNCERTAIN_PP`. Other flags (``no_valley``, ``fell_back:tail``, ``unstable``...) record
 #: how a gate was placed; ``unstable`` (the smoothing refits disagree) enters ``est_error_pp`` through
-#: what the disagreement costs the population, and alone is not a review flag.
+#: what the disagreement costs the population, and alone is not a review flag; so does ``noise_valley`` (a valley
+#: between two noise bumps, neither the parent's main mode): what its merged reading moves the population enters
+#: ``est_error_pp`` (cytokit.gating.methods.confidence).
 REVIEW_FLAGS: frozenset[str] = frozenset({
     "uncertain", "ambiguous_mode", "unreliable", "few_events", "inverted", "empty", "skipped_valley",
     "scatter_overlap",  # a scatter gate holding more than its limit of other event classes (cytokit.gating.methods.scatter_overlap)
     "cut_through",  # moving a divider by 0.03 changes the population by more than itself (cytokit.gating.methods.edge)
     "near_empty",  # < 0.1 % of a parent of >= 1000 events (cytokit.gating.engine.NEAR_EMPTY_SHARE)
     "scatter_failed",  # a scatter gate above the population is estimated > 10 pp off (cytokit.gating.methods.scatter_overlap)
-    "noise_valley",  # a valley < 2 noise SDs deep between two bumps, neither the parent's main mode (cytokit.gating.methods.density.valley_noise)
     "thresholds_disagree",  # two gates' thresholds on one marker, same parent and file (cytokit.gating.threshold_floor)
     "overcompensated",  # the gate (or one above it) reads a channel the file's failed compensation check moved (cytokit.gating.result.GatingResult.channel_notes)
     "compensation_suspect",  # the same, where the check found the negatives leaning below zero (matrix too strong? cytokit.compensation.check)

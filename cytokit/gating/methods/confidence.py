@@ -19,7 +19,9 @@ the parent's events (gate coordinates: logicle 0..1 for fluorescence):
   half-SDs of its reference peak (how many SDs "above the negatives" is a convention, not a measurement);
   likewise (c) a threshold placed by the crossing because no valley was found (``fell_back:crossing``,
   :func:`fell_back_to_crossing`), moved by ±:data:`TAIL_SD_UNCERTAINTY` half-SDs of the negative reference's peak
-  (where reference-shaped negatives stop dominating rests on these negatives having the reference's width).
+  (where reference-shaped negatives stop dominating rests on these negatives having the reference's width);
+  and (d) for a valley between two noise bumps beside no main mode (note ``noise_valley``), the merged reading:
+  where the valley rule puts the threshold once the noise bumps are merged (``info["valley_noise"]["merged"]``).
   Each alternative moves the population by some pp; a threshold's term is the largest such move and
   ``est_error_pp`` is the root sum of squares of the terms of all thresholds. It grows with the density
   of events at the threshold (times how far the threshold could move): ~0 for a threshold in an empty
@@ -144,6 +146,11 @@ class ThresholdUncertainty:
     #: (the empty-valley cap, a count set aside above it, an agreeing count); docs/gating.md, "The silent CD25+
     #: CD4 rows"
     unstable_above_negatives: bool = False
+    #: a valley fewer than :data:`~.density.MIN_MODE_SDS` noise SDs deep beside no main mode (note
+    #: ``noise_valley``): its alternatives include the merged reading (the valley rule with the noise bumps merged)
+    #: and are not capped as an empty valley's: that reading is another reading of the same events, not a slide
+    #: along the valley's floor (docs/gating.md, "A valley between noise bumps on a one-mode parent")
+    noise_valley: bool = False
 
     @classmethod
     def from_fit(cls, value: float | None, info: Mapping[str, Any] | None) -> "ThresholdUncertainty":
@@ -163,7 +170,9 @@ class ThresholdUncertainty:
         ratio ``info["valley_ratio"]`` >= :data:`SHALLOW_VALLEY_RATIO` is not a bound either: every smoothing
         refit is an alternative. Refits left out are kept in ``set_apart``. A valley whose ``info["stability_pct"]``
         exceeds :data:`~.density.UNSTABLE_PCT` (noted ``unstable``) above ``info["negative_reference"]["negative_max"]``
-        is marked ``unstable_above_negatives``."""
+        is marked ``unstable_above_negatives``. A noise valley (``info["valley_noise"]["isolated"]``, note
+        ``noise_valley``) is marked ``noise_valley`` and its merged reading (``info["valley_noise"]["merged"]``) is
+        an alternative wherever it lies."""
         if value is None or not info:
             return cls(value)
         peaks = [float(p) for p in info.get("peaks", ())]
@@ -180,6 +189,10 @@ class ThresholdUncertainty:
         apart = tuple(a for a in refits if not lo < a < hi and a != value)
         if info.get("overlap_threshold") is not None and np.isfinite(info["overlap_threshold"]):
             alts.append(float(info["overlap_threshold"]))  # the count corrected for the modes' overlap
+        noise = info.get("valley_noise") or {}
+        noise_valley = info.get("method") == "valley" and bool(noise.get("isolated"))
+        if noise_valley and noise.get("merged") is not None:
+            alts.append(float(noise["merged"]))  # the reading with the noise bumps merged
         if info.get("method") == "tail" and info.get("half_sd"):
             d = TAIL_SD_UNCERTAINTY * float(info["half_sd"])
             alts += [value - d, value + d]
@@ -190,7 +203,7 @@ class ThresholdUncertainty:
         unstable_above = (info.get("method") == "valley" and float(info.get("stability_pct") or 0.0) > UNSTABLE_PCT
                           and negative_max is not None and value > float(negative_max))
         return cls(value, tuple(a for a in alts if a != value), set_apart=apart, placed_by=info.get("method"),
-                   shallow=shallow, unstable_above_negatives=unstable_above)
+                   shallow=shallow, unstable_above_negatives=unstable_above, noise_valley=noise_valley)
 
 
 def fell_back_to_crossing(info: Mapping[str, Any]) -> bool:
@@ -313,7 +326,8 @@ def estimated_error(X: np.ndarray, thresholds: Sequence[ThresholdUncertainty], m
     its ``alternatives``; the result is the root sum of squares over thresholds. NaN when no threshold has
     alternatives (fixed or quantile thresholds: nothing measured), 0.0 for an empty parent.
 
-    A valley- or crossing-placed threshold (``placed_by`` in :data:`LOCAL_CAP_METHODS`, not ``shallow``) whose
+    A valley- or crossing-placed threshold (``placed_by`` in :data:`LOCAL_CAP_METHODS`, not ``shallow`` nor a
+    ``noise_valley``) whose
     move by ±:data:`SHIFT` changes the population by less than :data:`VALLEY_LOCAL_PP` counts its spread only as
     far as that move, unless its second estimate lies below it. A threshold with a second estimate (:class:`SecondEstimate`) takes
     :func:`combined_error` of its spread and the second estimate's disagreement as its term -- unless the
@@ -372,8 +386,8 @@ def estimated_error(X: np.ndarray, thresholds: Sequence[ThresholdUncertainty], m
         # and the population's own negatives do not contradict it
         count_lower = (t.second is not None and t.value is not None and t.second.position < t.value
                        and not t.second.contradicted)
-        if (t.placed_by in LOCAL_CAP_METHODS and not t.shallow and t.value is not None and worst > 0
-                and not count_lower):
+        if (t.placed_by in LOCAL_CAP_METHODS and not t.shallow and not t.noise_valley and t.value is not None
+                and worst > 0 and not count_lower):
             local = max(moved_to(i, t.value - SHIFT), moved_to(i, t.value + SHIFT))
             if 100.0 * local < VALLEY_LOCAL_PP:
                 worst = min(worst, local)

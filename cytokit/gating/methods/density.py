@@ -296,10 +296,11 @@ def valley_noise_sds(d: Density1D, peaks: np.ndarray, n_events: int) -> np.ndarr
     return np.array(out)
 
 
-#: review flag of a chosen valley that lies fewer than :data:`MIN_MODE_SDS` noise SDs below the smaller of its two
-#: peaks where neither peak is the parent's main (highest) mode (:func:`valley_noise`): a dip between two bumps of
-#: a sparse smear, which another legitimate reading of the same events puts elsewhere (docs/gating.md, "A valley
-#: between noise bumps on a one-mode parent")
+#: note on a chosen valley that lies fewer than :data:`MIN_MODE_SDS` noise SDs below the smaller of its two peaks
+#: where neither peak is the parent's main (highest) mode (:func:`valley_noise`): a dip between two bumps of a
+#: sparse smear, which another legitimate reading of the same events (the noise bumps merged) puts elsewhere. What
+#: that reading moves the population enters ``est_error_pp`` (:mod:`.confidence`), which flags the row for review
+#: when it matters (docs/gating.md, "A valley between noise bumps on a one-mode parent")
 NOISE_VALLEY_FLAG = "noise_valley"
 
 
@@ -649,7 +650,7 @@ def _sharper_valley(x: np.ndarray, p: ThresholdParams, neg: dict | None, tail_pe
 
 def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check_stability: bool = True,
                   reference: np.ndarray | None = None, negative: dict | None = None,
-                  overlap: OverlapNegatives | None = None) -> Threshold:
+                  overlap: OverlapNegatives | None = None, merge_noise: bool = False) -> Threshold:
     """Fit one threshold on the 1-D values ``x`` (transformed scale) following ``params``.
 
     ``reference``: values of a negative-reference population on the same channel and scale (same file).
@@ -671,7 +672,14 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
     whether there is a valley, and where, depends on how the density is read. A valley-placed fit records its
     valley's depth in SDs of the KDE's sampling noise and whether it borders the main mode
     (``info["valley_noise"]``, :func:`valley_noise`); one fewer than :data:`MIN_MODE_SDS` deep beside no main
-    mode is flagged :data:`NOISE_VALLEY_FLAG` (a review flag: a dip between noise bumps of a sparse smear).
+    mode is noted :data:`NOISE_VALLEY_FLAG` (a dip between noise bumps of a sparse smear) and, with
+    ``check_stability``, records the merged reading: the threshold the valley rule places on the same events once
+    every such noise valley is merged (``merge_noise``; ``info["valley_noise"]["merged"]``, same scale as ``x``,
+    None where that reading ends in neither a valley nor a tail). :mod:`.confidence` takes it as a plausible
+    position of the threshold, so what it would move the population enters ``est_error_pp``.
+    ``merge_noise``: merge, after the shallow dips, the two peaks around every valley fewer than
+    :data:`MIN_MODE_SDS` noise SDs deep over the whole range (:func:`merge_sparse` without an upper limit; the
+    main mode's valleys kept).
     """
     p = params or ThresholdParams()
     x = np.asarray(x, dtype=np.float64).ravel()
@@ -708,6 +716,8 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
     raw_peaks = peaks = find_peaks(d, p.min_peak_fraction)
     if p.mode == "valley":
         peaks = merge_shallow(d, peaks, p.max_valley_ratio)
+        if merge_noise:  # the merged reading: no noise bump anywhere is a mode
+            peaks = merge_sparse(d, peaks, x, MIN_MODE_SDS, np.inf)
         classified_max = _negative_max(p) if p.separates != "any" else None
         if classified_max is not None and p.min_mode_sds is not None:
             # the modes where negatives may lie are classified by position: noise peaks among them are not modes
@@ -753,7 +763,8 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
                 value = float(d.grid[chosen[0]])
                 info["valley_ratio"] = chosen[1]
                 noise = valley_noise(d, peaks, int(chosen[0]), int(x.size))
-                info["valley_noise"] = {"sds": round(noise.sds, 3), "beside_main": noise.beside_main}
+                info["valley_noise"] = {"sds": round(noise.sds, 3), "beside_main": noise.beside_main,
+                                        "isolated": noise.isolated_noise}
                 if chosen[1] >= OVERLAP_MIN_RATIO or refit_of_corrected:  # modes that overlap; a clean valley's
                     # tails are shape
                     corrected = _overlap_corrected(x, d, peaks, valleys, int(chosen[0]), overlap, neg_max)
@@ -868,6 +879,10 @@ def fit_threshold(x: np.ndarray, params: ThresholdParams | None = None, *, check
                 info["stability_thresholds"] = info["negative_model"]["alternatives"]
     if info["method"] == "valley" and noise is not None and noise.isolated_noise:
         flags.append(NOISE_VALLEY_FLAG)  # a dip between noise bumps, beside no main mode: other readings differ
+        if check_stability:  # what the reading with the noise bumps merged says (confidence weighs the move)
+            merged = fit_threshold(x, p, check_stability=False, negative=neg, merge_noise=True)
+            info["valley_noise"]["merged"] = (round(float(merged.value), 5)
+                                              if merged.info.get("method") in ("valley", "tail") else None)
     return Threshold(value, tuple(dict.fromkeys(flags)), info)
 
 
