@@ -4,8 +4,8 @@ from .model import FlowJoSample, FlowJoWorkspace
 from .apply import workspace_counts
 from .diva import read_diva
 from .flowjo9 import read_flowjo9
-from .reader import read_workspace
+from .reader import is_workspace, read_workspace
 from .writer import WorkspaceEntry, workspace_bytes, write_workspace
 
-__all__ = ["FlowJoSample", "FlowJoWorkspace", "WorkspaceEntry", "read_diva", "read_flowjo9", "read_workspace", "workspace_bytes",
+__all__ = ["FlowJoSample", "FlowJoWorkspace", "WorkspaceEntry", "is_workspace", "read_diva", "read_flowjo9", "read_workspace", "workspace_bytes",
            "workspace_counts", "write_workspace"]

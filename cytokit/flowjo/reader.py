@@ -44,6 +44,13 @@ DIALECTS: tuple[Dialect, ...] = (
 )
 
 
+def is_workspace(source: str | Path | bytes) -> bool:
+    """Whether ``source`` is a gating workspace (any dialect, or a FlowJo ``<Workspace>`` of a version not
+    read), whatever its file name says: FlowJo 9 and FACSDiva workspaces are ``.xml`` like Gating-ML."""
+    root, _path = parse_xml(source, what="gates file")
+    return local(root) == "Workspace" or any(dialect.recognises(root) for dialect in DIALECTS)
+
+
 def read_workspace(source: str | Path | bytes) -> FlowJoWorkspace:
     """Parse a FlowJo 10 workspace file (or its bytes); FlowJo 9 and FACSDiva XML are recognised too."""
     root, path = parse_xml(source, what="FlowJo workspace")

@@ -35,7 +35,7 @@ from ..errors import ConfigError
 from ..gates import BooleanGate, QuadrantGate, RectangleGate
 from ..gating import Strategy
 from ..gating.model import StrategyDefinition
-from ..gatingml.model import GatingDocument
+from ..gatingml.model import DimensionSpec, GatingDocument
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,14 @@ OPEN_QUANTILE = 0.002
 LOOSE_FRACTION = 0.025
 
 
-def _channel(name: str) -> str:
-    return COMP_PREFIX.sub("", name)
+def _channel(dim: DimensionSpec, document: GatingDocument) -> str:
+    """The $PnN an expert dimension reads: a compensated dimension named after a matrix's fluorochrome
+    (FlowJo 9's ``<FITC-A>``, a Gating-ML matrix's own names) is that fluorochrome's detector; otherwise the
+    name without a ``Comp-`` prefix."""
+    matrix = document.matrices.get(dim.compensation)
+    if matrix is not None and dim.name in matrix.fluorochromes and len(matrix.fluorochromes) == len(matrix.detectors):
+        return matrix.detectors[matrix.fluorochromes.index(dim.name)]
+    return COMP_PREFIX.sub("", dim.name)
 
 
 def _names(document: GatingDocument) -> dict[str, str]:
@@ -120,7 +126,7 @@ def derive_strategy(document: GatingDocument, fcs: str | Path, *, mapping: Mappi
                 log.warning("%s: complemented Boolean gate kept as its positive form", node.name)
             populations.append(entry)
             continue
-        dims = tuple(_channel(d.name) for d in node.dims)
+        dims = tuple(_channel(d, document) for d in node.dims)
         parent = masks[node.parent] if node.parent else np.ones(raw.n_events, dtype=bool)
         X = resolver.coordinates(node)[parent]
         entry["dims"] = list(dims)

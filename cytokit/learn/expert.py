@@ -32,7 +32,8 @@ class ExpertSample:
 
 
 def load_expert(source: str | Path, files: Iterable[str | Path]) -> list[ExpertSample]:
-    """Pair the gated samples of ``source`` (``.wsp`` or Gating-ML ``.xml``) with ``files``.
+    """Pair the gated samples of ``source`` (a workspace: FlowJo ``.wsp``, FlowJo 9 or FACSDiva ``.xml``; or
+    a Gating-ML file) with ``files``.
 
     A workspace sample is matched to the FCS file of the same name (or $FIL; a workspace with one gated
     sample and a single file are paired whatever the file is called); workspace samples without a file and
@@ -46,9 +47,9 @@ def load_expert(source: str | Path, files: Iterable[str | Path]) -> list[ExpertS
         paths.extend(sorted(p.glob("*.fcs")) if p.is_dir() else [p])
     if not source.exists():
         raise ConfigError("expert gates file not found", path=source)
-    if source.suffix.lower() == ".wsp":
-        from ..flowjo import read_workspace
+    from ..flowjo import is_workspace, read_workspace
 
+    if source.suffix.lower() == ".wsp" or is_workspace(source):  # FlowJo 9 and FACSDiva workspaces are .xml
         ws = read_workspace(source)
         by_name = {p.name: p for p in paths}
         gated = [s for s in ws.samples if s.document is not None and len(s.document)]
