@@ -135,6 +135,18 @@ LEFT_OUT_COMPOSITION_REL = 0.05
 LEFT_OUT_NOTE = "lymphocytes_left_out"
 
 
+#: fit-info key of the lymphocyte denominator when it is a gate of its own below a back-gated scatter gate and its
+#: singlet gates (a viability gate: ``Live`` under ``Singlets``): the parent's events it removes that are not
+#: lymphocytes (% of the parent's events, :func:`record_removed_other`): debris and doublets the scatter and singlet
+#: gates let in and the viability dye stains. They were in the parent's count and are not in the gate's, so its %
+#: of parent reads low by ``pct x removed_other_pct / 100`` (:func:`.methods.scatter_overlap.dilution_error_pp`);
+#: docs/gating.md, "The denominator gate below the singlets: other events it removes"
+REMOVED_OTHER_KEY = "removed_other_pct"
+#: note on the lymphocyte denominator's row whose error part from the other events it removes
+#: (:data:`REMOVED_OTHER_KEY`) takes its ``est_error_pp`` over the limit
+REMOVED_OTHER_NOTE = "other_events_removed"
+
+
 class InAndOut(NamedTuple):
     """What moves a back-gated scatter-only gate's own % of parent, each % of the gate's events: other events
     in = ``back_gated`` (counted against the reference's own scatter) + ``debris_edge`` (the debris running into
@@ -209,6 +221,46 @@ def in_and_out_pct(definition: StrategyDefinition, state: FitState, gate: str) -
     return InAndOut(other, debris_pct(info), float(info[LEFT_OUT_KEY]))
 
 
+def removed_other_share(removed: int, removed_reference: int, reference_share: float, parent: int) -> float:
+    """The share (% of the ``parent`` events, >= 0) of a gate's parent that the gate removes and that are not
+    lymphocytes: of the ``removed`` events (in the parent, not in the gate), the lymphocytes among them are
+    estimated from those inside the back-gating reference's own gate (``removed_reference``: dead T cells are CD3+)
+    over the reference's share of the gate's events (``reference_share``, fraction 0-1: the lineages stand in the
+    same proportion among the lymphocytes the gate removes as among those it keeps); the rest are other events.
+    0 when ``parent`` or ``reference_share`` is not positive."""
+    if parent <= 0 or reference_share <= 0.0:
+        return 0.0
+    lymphocytes = removed_reference / reference_share
+    return 100.0 * max(removed - lymphocytes, 0.0) / parent
+
+
+def record_removed_other(definition: StrategyDefinition, sample: Sample, state: FitState, gate: str, ref: str) -> None:
+    """Record on the lymphocyte denominator (info :data:`REMOVED_OTHER_KEY`, %) the other events it removes from its
+    parent (:func:`removed_other_share`) where it is a gate of its own between the back-gated scatter gate ``gate``
+    and its reference ``ref`` (not the scatter gate nor a singlet gate: a viability gate). Its removed events are
+    read through the gates from just below it down to ``ref``'s own; the reference's share is its events over the
+    denominator's. Nothing is recorded elsewhere."""
+    lymph = definition.lymphocytes
+    if lymph == gate or lymph not in state.masks or ref not in state.masks or gate not in ancestors(definition, lymph):
+        return
+    spec = definition.population(lymph)
+    above_ref = ancestors(definition, ref)
+    if spec.method == "singlets" or spec.parent is None or spec.parent not in state.masks or lymph not in above_ref:
+        return
+    n_lymph, n_parent = int(np.count_nonzero(state.masks[lymph])), int(np.count_nonzero(state.masks[spec.parent]))
+    if n_lymph == 0:
+        return
+    removed = np.flatnonzero(state.masks[spec.parent] & ~state.masks[lymph])
+    rows = removed
+    for step in [*reversed(above_ref[:above_ref.index(lymph)]), ref]:  # from just below the denominator to ref
+        if rows.size:
+            fit = state.fits[step]
+            rows = rows[evaluate_gate(fit.gate, sample, rows, fit.components, state.masks)]
+    share = removed_other_share(int(removed.size), int(rows.size), int(np.count_nonzero(state.masks[ref])) / n_lymph,
+                                n_parent)
+    state.fits[lymph].info[REMOVED_OTHER_KEY] = round(share, 3)
+
+
 #: fit-info key of a gate redrawn around its lymphocyte core: the mixture's estimate of other events (%), which
 #: no longer describes the gate (its component holds the monocytes the core left out)
 MIXTURE_SHARE_KEY = "mixture_other_share_pct"
@@ -267,7 +319,7 @@ def backgate_scatter(definition: StrategyDefinition, sample: Sample, state: FitS
         for name in below:  # new FitResults: a re-fit's state shares the others with the earlier result
             fit = state.fits[name]
             kept = {k: v for k, v in fit.info.items() if k not in (BACKGATE_KEY, BACKGATE_MAX_KEY, CUT_KEY,
-                                                                   LEFT_OUT_KEY, DEBRIS_NET_KEY)}
+                                                                   LEFT_OUT_KEY, DEBRIS_NET_KEY, REMOVED_OTHER_KEY)}
             state.fits[name] = FitResult(fit.gate, fit.flags, kept, fit.components)
         if ref not in state.masks:
             log.warning("%s: %s: back-gating reference %r was not fitted; no back-gating", sample.name,
@@ -325,6 +377,7 @@ def backgate_scatter(definition: StrategyDefinition, sample: Sample, state: FitS
             judge_core_gate(spec.parent, sample, state, spec.name)
         record_scatter_cuts(definition, sample, state, spec.name, ref, below,
                             (upper[1:], whole_mask) if whole_mask is not None else None)
+        record_removed_other(definition, sample, state, spec.name, ref)
 
 
 def subset_other_share(events: np.ndarray, mask: np.ndarray, region: Backgate, cols: np.ndarray) -> float:

@@ -16,8 +16,8 @@ from ..errors import GatingError, PanelError
 from ..gates import BooleanGate
 from ..results import schema as S
 from ..sample import Sample
-from .backgating import (LEFT_OUT_KEY, LEFT_OUT_NOTE, backgate_scatter, in_and_out_pct, left_out_composition_pp,
-                         missed, scatter_redraws)
+from .backgating import (LEFT_OUT_KEY, LEFT_OUT_NOTE, REMOVED_OTHER_KEY, REMOVED_OTHER_NOTE, backgate_scatter,
+                         in_and_out_pct, left_out_composition_pp, missed, scatter_redraws)
 from .count_error import FEW_EVENTS_FLAG, count_sd_pp, few_events
 from .edge_loss import EDGE_LOSS_NOTE, LINEAGE_LOSS_NOTE, edge_loss_note, lineage_loss_note
 from .fit_state import FIT_EVENTS, FitState, columns, evaluate_gate, reference_mask
@@ -349,6 +349,9 @@ def population_rows(definition: StrategyDefinition, state: FitState, n_events: i
         left_out = left_out_above(definition, state, spec.name, scatter_gates) if spec.parent == lymph else None
         if left_out:  # the lymphocytes the scatter gate left out may hold it at another share (.backgating)
             est = _add_error_part(est, flags, left_out_composition_pp(pct_parent, left_out), LEFT_OUT_NOTE)
+        removed = state.fits[spec.name].info.get(REMOVED_OTHER_KEY) if spec.name == lymph else None
+        if removed:  # the denominator gate removed other events its parent held (.backgating.record_removed_other)
+            est = _add_error_part(est, flags, dilution_error_pp(pct_parent, float(removed)), REMOVED_OTHER_NOTE)
         if spec.name in in_lymph and spec.name != lymph and edge_loss_note(state.fits[spec.name].info):
             flags.append(EDGE_LOSS_NOTE)  # an events-based (bead) count of it reads low (.edge_loss)
         if spec.name in in_lymph and spec.name != lymph and lineage_loss_note(
