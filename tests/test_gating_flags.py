@@ -129,10 +129,11 @@ def test_estimated_error_and_flags_reach_the_tables(dense_run):
     trial, strategy, out = dense_run
     pops = read_table(out, "populations")
     assert "est_error_pp" in pops.columns and pops["est_error_pp"].dtype == np.float64
-    # measured for threshold-type gates and (other event classes inside, .scatter_overlap) gmm_ellipse gates
+    # measured for threshold-type gates, (other event classes inside, .scatter_overlap) gmm_ellipse gates and
+    # (where the band's edges could lie, .scatter.band_error_pp) singlet bands
     by_method = pops.groupby("method")["est_error_pp"].apply(lambda s: s.notna().mean())
     assert by_method["threshold"] == 1.0 and by_method["quadrant"] == 1.0 and by_method["gmm_ellipse"] == 1.0
-    assert by_method["singlets"] == 0.0
+    assert by_method["singlets"] == 1.0
     # 'uncertain' in the table exactly where the estimate exceeds the limit
     flagged = pops["flags"].fillna("").str.split(";").map(lambda ws: "uncertain" in ws)
     assert (flagged == (pops["est_error_pp"] > UNCERTAIN_PP)).all()

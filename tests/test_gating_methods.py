@@ -186,6 +186,43 @@ def test_singlets_band_excludes_doublets():
     assert r.info["ratio_median"] == pytest.approx(1.1, abs=0.01)
 
 
+def _singlet_events(rng: np.random.Generator, n: int, tail: float = 0.0, tail_ratio: tuple[float, float] = (1.15, 1.35)
+                    ) -> np.ndarray:
+    """(area, height) of ``n`` singles (area/height 1.1 +- 0.02) and ``tail`` x n doublets whose ratio spreads
+    evenly over ``tail_ratio`` (against the band's upper edge at 1.1 + 3 x 0.02 = 1.16 by default)."""
+    h = rng.normal(50000, 6000, n)
+    a = h * rng.normal(1.1, 0.02, n)
+    m = int(tail * n)
+    dh = rng.normal(60000, 8000, m)
+    return np.c_[np.r_[a, dh * rng.uniform(*tail_ratio, m)], np.r_[h, dh]]
+
+
+def test_singlets_estimate_grows_with_a_doublet_tail_against_the_band_edge():
+    """est_error_pp is where the band's edges could lie x the density against them: a doublet tail running through
+    the upper edge makes the % of parent depend on it; doublets far above the band (a clean band) do not."""
+    rng = np.random.default_rng(11)
+    clean = fit_gate("singlets", _singlet_events(rng, 20000, 0.08, (1.6, 1.9)), {}, dims=("FSC-A", "FSC-H"))
+    tail = fit_gate("singlets", _singlet_events(rng, 20000, 0.08), {}, dims=("FSC-A", "FSC-H"))
+    e_clean, e_tail = clean.info["est_error_pp"], tail.info["est_error_pp"]
+    assert 0 < e_clean < 0.1 and e_tail > 0.2 and e_tail > 3 * e_clean
+    assert "uncertain" not in clean.flags
+    assert ("uncertain" in tail.flags) == (e_tail > 1.0)
+
+
+def test_singlets_estimate_is_larger_for_few_events():
+    """The band's median and MAD drawn from few events are uncertain themselves (bootstrap SD of its edges), so the
+    edges' alternatives lie further out. Per file the estimate counts the events near the edges (a step of 1/n), so
+    the comparison is over eight files of each size."""
+    few, many = [], []
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        few.append(fit_gate("singlets", _singlet_events(rng, 300, 0.08), {}, dims=("FSC-A", "FSC-H")).info)
+        many.append(fit_gate("singlets", _singlet_events(rng, 20000, 0.08), {}, dims=("FSC-A", "FSC-H")).info)
+    assert all(f["band_edge_sd"][1] > 4 * m["band_edge_sd"][1] for f, m in zip(few, many))
+    mean = [float(np.mean([i["est_error_pp"] for i in side])) for side in (few, many)]
+    assert mean[0] > 1.5 * mean[1]
+
+
 def test_fixed_methods_and_boolean():
     X = np.array([[0.1, 0.1], [0.5, 0.5], [0.9, 0.9]])
     rect = fit_gate("rectangle", X, {"lower": [0.2, None], "upper": [0.8, 0.7]}, dims=("a", "b"))
