@@ -3,10 +3,13 @@
 Contract: every file cytokit writes goes through :func:`atomic_writer` (temporary file in the target
 folder, flushed and fsynced, then ``os.replace``), so a crash never leaves a partial file under the final
 name; its mode follows the umask like any ``open()`` (``0666 & ~umask``). :func:`safe_name` turns untrusted text (FCS keywords, manifest fields) into a file-name component.
+:func:`matching_files` / :func:`fcs_paths` list the FCS files of a folder (``.fcs`` in any case) for every
+entry point that takes a folder.
 """
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import hashlib
 import io
 import os
@@ -35,6 +38,23 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def matching_files(folder: str | Path, pattern: str = "*.fcs") -> list[Path]:
+    """The files of ``folder`` whose name matches ``pattern``, sorted; the name is matched case-insensitively
+    (instruments write ``.FCS`` as often as ``.fcs``). A pattern with a ``/`` is a path glob, as given."""
+    root = Path(folder)
+    if "/" in pattern:
+        return sorted(p for p in root.glob(pattern) if p.is_file())
+    if not root.is_dir():
+        return []
+    want = pattern.lower()
+    return sorted(p for p in root.iterdir() if p.is_file() and fnmatch.fnmatchcase(p.name.lower(), want))
+
+
+def fcs_paths(items: Iterable[str | Path]) -> list[Path]:
+    """Files and folders -> FCS paths: a folder gives its ``*.fcs`` files (any case, sorted), a file itself."""
+    return [q for f in items for q in (matching_files(f) if Path(f).is_dir() else [Path(f)])]
 
 
 def safe_name(text: str, *, default: str = "unnamed", max_len: int = 120) -> str:

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
+from ..io_utils import fcs_paths
 from ..gating import Strategy, load_strategy
 from ..gating.model import StrategyDefinition
 from ..results import schema as S
@@ -209,7 +210,7 @@ def learn_strategy(expert: str | Path, files: Iterable[str | Path], *, strategy:
     strategy's is kept (minimal change, :func:`cytokit.learn.search.tune_definition`). Without them the
     earliest such candidate is kept (the base value, then the closest to it).
     """
-    files_ = [q for f in files for q in (sorted(Path(f).glob("*.fcs")) if Path(f).is_dir() else [Path(f)])]
+    files_ = fcs_paths(files)
     experts = load_expert(expert, files_)
     where = Path(expert)
     mapping_ = load_mapping(mapping)

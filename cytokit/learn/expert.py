@@ -18,6 +18,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from ..errors import ConfigError
+from ..io_utils import fcs_paths
 from ..gatingml.model import GatingDocument
 from ..sample import Sample
 
@@ -41,10 +42,7 @@ def load_expert(source: str | Path, files: Iterable[str | Path]) -> list[ExpertS
     :class:`ConfigError` when no gated sample has a file.
     """
     source = Path(source)
-    paths = []
-    for f in files:
-        p = Path(f)
-        paths.extend(sorted(p.glob("*.fcs")) if p.is_dir() else [p])
+    paths = fcs_paths(files)
     if not source.exists():
         raise ConfigError("expert gates file not found", path=source)
     from ..flowjo import is_workspace, read_workspace

@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, CytokitError
+from ..io_utils import fcs_paths
 from ..gating import Strategy, load_strategy
 from ..gating.engine import fit_population
 from ..gating.fit_state import FitState
@@ -325,7 +326,7 @@ def suggest_samples(files: Iterable[str | Path], n: int = 2, *, strategy: str | 
 
     if n < 1:
         raise ConfigError(f"the number of samples to suggest must be at least 1 (got {n})")
-    files_ = [q for f in files for q in (sorted(Path(f).glob("*.fcs")) if Path(f).is_dir() else [Path(f)])]
+    files_ = fcs_paths(files)
     if not files_:
         raise ConfigError("no FCS files given")
     base = strategy if isinstance(strategy, Strategy) else load_strategy(strategy)

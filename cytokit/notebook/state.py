@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import GatingError
+from ..io_utils import matching_files
 from ..gating import GatingResult, Strategy, load_strategy
 from ..gating.model import StrategyDefinition
 from ..results import schema as S
@@ -326,6 +327,6 @@ def cohort_files(files: Iterable[str | Path] | str | Path) -> list[Path]:
                 out.append(p if p.is_absolute() or p.exists() else (root / p))
             return out
         if root.is_dir():
-            return sorted(root.glob("*.fcs"))
+            return matching_files(root)
         return [root]
     return [Path(f) for f in files]

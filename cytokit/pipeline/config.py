@@ -301,7 +301,7 @@ def adhoc_pipeline(input_dir: str | Path, panel: str, strategy: str, *, tube: st
     tube_key = tube or "all"
     data: dict[str, Any] = {
         "name": name,
-        "manifest": {"input": str(input_dir), "rules": [{"pattern": r"^(?P<patient>.+)\.fcs$"}],
+        "manifest": {"input": str(input_dir), "rules": [{"pattern": r"^(?P<patient>.+)\.(?i:fcs)$"}],
                      "defaults": {S.VISIT: "", S.ARM: "", S.TUBE: tube_key}},
         "tubes": {tube_key: {"panel": _resolve_name(cwd, panel), "strategy": _resolve_name(cwd, strategy),
                              "any_tube": tube is None}},

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import ConfigError
-from ..io_utils import safe_name
+from ..io_utils import matching_files, safe_name
 from ..results import schema as S
 from .config import MANIFEST_FIELDS, PipelineConfig
 
@@ -94,9 +94,7 @@ def _from_rules(config: PipelineConfig, problems: list[str]) -> pd.DataFrame:
         problems.append(f"{m.input}: input folder not found")
         return pd.DataFrame(columns=list(MANIFEST_FIELDS))
     rows = []
-    for path in sorted(m.input.glob(m.glob)):
-        if not path.is_file():
-            continue
+    for path in matching_files(m.input, m.glob):
         row: dict[str, str] = {S.FILE: path.name}
         matched = not m.rules
         for rule in m.rules:
@@ -197,7 +195,7 @@ def _warn_unlisted(config: PipelineConfig, table: pd.DataFrame) -> None:
     """Log FCS files that sit next to listed ones but are not in the manifest."""
     listed = set(table["path"])
     folders = {Path(p).parent for p in listed if p}
-    unlisted = sorted(str(f) for d in folders if d.is_dir() for f in d.glob("*.fcs") if str(f.resolve()) not in listed)
+    unlisted = sorted(str(f) for d in folders for f in matching_files(d) if str(f.resolve()) not in listed)
     if unlisted:
         log.warning("%d FCS file(s) are not in the manifest and will not be analysed: %s%s",
                     len(unlisted), ", ".join(unlisted[:5]), " ..." if len(unlisted) > 5 else "")
