@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,10 +42,10 @@ from .config import PipelineConfig, load_pipeline
 from .executors import Executor, make_executor
 from .ledger import Ledger, open_ledger, utc_now
 from .lifecycle import LOCK_FILE, Terminated  # LOCK_FILE: flock'ed by the writing process; holds its pid
-from .outputs import write_extra_outputs
+from .outputs import EXPORT_FILES, write_extra_outputs
 from .preflight import RunPlan, preflight
 from .progress import LogProgress, Progress
-from .stages import StageReport, code_digest, run_cohort_stages
+from .stages import STAGES, StageReport, code_digest, run_cohort_stages
 from ..results.schema import LYMPHOCYTES_PER_UL, RUN_INFO_SCHEMA_KEY, SCHEMA_VERSION
 from .store import ResultsStore
 from .task import SampleJob, SampleOutput, resolve_task
@@ -409,6 +410,7 @@ def _run_locked(plan: RunPlan, out: Path, config_hash: str, started: str, t0: fl
     if stale:
         log.info("removed %d temporary file(s) left by an interrupted run", len(stale))
     ledger = open_ledger(out)
+    remove_switched_off_outputs(out, config, ledger)
     store = ResultsStore(out, ledger)
     all_jobs = make_jobs(plan, task_name)
     progress = progress or LogProgress()
@@ -510,6 +512,9 @@ def _finish(plan: RunPlan, out: Path, store: ResultsStore, jobs: list[SampleJob]
                                         **plan.config.cohort_gating.model_dump()).apply(results)
         except Exception as exc:  # noqa: BLE001 - like a cohort stage: recorded (exit 1), the tables still written
             log.error("cohort gating failed: %s", exc)
+            removed = remove_cohort_gating_outputs(out)  # an earlier run's re-fits: not this run's tables
+            if removed:
+                log.warning("removed the cohort gating outputs of an earlier run: %s", ", ".join(removed))
             cohort_errors["cohort_gating"] = str(exc) if isinstance(exc, CytokitError) else f"{type(exc).__name__}: {exc}"
         timings["cohort_gating"] = time.perf_counter() - t
         t = time.perf_counter()
@@ -574,6 +579,57 @@ def _commit_finished(store: ResultsStore) -> None:
         return
     if n:
         log.info("recorded %d finished sample(s) before stopping", n)
+
+
+def remove_cohort_gating_outputs(out: Path) -> list[str]:
+    """Delete what the cohort gating stage wrote (``gating_cohort/``, every ``samples/<id>/gates_cohort.png``,
+    which the reports show instead of ``gates.png``); returns the paths removed, relative to ``out``."""
+    removed = []
+    folder = out / S.COHORT_DIR
+    if folder.is_dir():
+        shutil.rmtree(folder)
+        removed.append(f"{S.COHORT_DIR}/")
+    return removed + _remove_cohort_thumbnails(out)
+
+
+def _remove_cohort_thumbnails(out: Path) -> list[str]:
+    pngs = sorted((out / S.SAMPLES_DIR).glob(f"*/{S.GATES_COHORT_PNG}"))
+    for png in pngs:
+        png.unlink(missing_ok=True)
+    return [f"{S.SAMPLES_DIR}/*/{S.GATES_COHORT_PNG} ({len(pngs)})"] if pngs else []
+
+
+def remove_switched_off_outputs(out: Path, config: PipelineConfig, ledger: Ledger) -> list[str]:
+    """Delete the outputs of an earlier run of this results folder that the configuration no longer
+    produces (a cohort stage, review export or the cohort gating switched off, thumbnails switched off
+    under cohort gating): left in place they would read as this run's. Only in a folder that holds an
+    earlier cytokit run. Returns the paths removed, relative to ``out``."""
+    if ledger.last_run() is None:
+        return []
+    outputs = config.outputs
+    removed: list[str] = []
+    for name, (switch, _fn, folder) in STAGES.items():
+        if not getattr(outputs, switch) and (out / folder).is_dir():
+            shutil.rmtree(out / folder)
+            ledger.forget_stage(name)
+            removed.append(f"{folder}/")
+    for name, (patterns, _stored) in EXPORT_FILES.items():
+        if getattr(outputs, name):
+            continue
+        files = sorted(p for pattern in patterns for p in out.glob(pattern) if p.is_file())
+        for f in files:
+            f.unlink()
+            removed.append(f.name)
+        if files:
+            ledger.forget_stage(name)
+    if not outputs.cohort_gating:
+        removed += remove_cohort_gating_outputs(out)
+    elif not outputs.thumbnails:
+        removed += _remove_cohort_thumbnails(out)
+    if removed:
+        log.warning("removed the outputs of an earlier run that this configuration no longer produces: %s",
+                    ", ".join(removed))
+    return removed
 
 
 def _forget_stale(store: ResultsStore, keep: set[str]) -> None:
