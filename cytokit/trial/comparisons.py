@@ -29,7 +29,7 @@ from ..results import schema as S
 from .config import EPV_MIN, MEASURE_UNITS, TrialConfig
 from .logistic import design_matrix, fit_logistic
 from .longitudinal import LONGITUDINAL_MODELS
-from .responders import flag_names
+from .responders import flag_names, review_name
 from .stats import TEST_COLUMNS, adjust_pvalues, fisher_2x2, median_iqr, rank_sum, signed_rank
 from .values import COUNT_REVIEW
 
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 SUMMARY_COLUMNS = [S.POPULATION, "measure", "unit", "quantity", S.ARM, S.VISIT, S.WEEK, "n", "n_review", "median",
                    "q1", "q3", "mean"]
-RATE_COLUMNS = ["endpoint", S.ARM, S.VISIT, S.WEEK, "n", "responders", "pct"]
+RATE_COLUMNS = ["endpoint", S.ARM, S.VISIT, S.WEEK, "n", "responders", "pct", "n_review"]
 
 _NUMERIC = (S.WEEK, "n", "n_review", "n_treatment", "n_control", "statistic", "estimate", "ci_low", "ci_high", "p", "p_adj",
             S.EPV)
@@ -155,7 +155,11 @@ def continuous_tests(values: pd.DataFrame, patient_summaries: pd.DataFrame, conf
 
 def responder_rates_and_tests(flags: pd.DataFrame, config: TrialConfig,
                               visits: list[str]) -> tuple[pd.DataFrame, list[dict]]:
-    """Responder proportions per arm × visit (percent) and Fisher exact rows per flag × visit."""
+    """Responder proportions per arm × visit (percent) and Fisher exact rows per flag × visit.
+
+    ``n_review``: how many of the ``n`` flags rest on a value that may be wrong (``flags``' ``review_<flag>``:
+    a review flag on the CD4 / CD8 estimate or its baseline, a count flag on a count; NaN when ``flags`` has no
+    such column); the Fisher row's note says how many of its patients' flags do."""
     t_arm, c_arm = config.arms
     weeks = flags.groupby(S.VISIT)[S.WEEK].median().to_dict()
     names = flag_names(config)
@@ -167,13 +171,14 @@ def responder_rates_and_tests(flags: pd.DataFrame, config: TrialConfig,
         for name in names:
             if name == names[0] and visit == config.baseline_visit:
                 continue  # an increase over baseline is undefined at baseline
-            counts = {}
+            counts, n_review = {}, 0.0
             for arm in config.arms:
                 col = fv.loc[fv[S.ARM] == arm, name].dropna()
                 n, r = int(len(col)), int(col.astype(bool).sum())
-                counts[arm] = (r, n)
+                k = float(fv.loc[col.index, review_name(name)].sum()) if review_name(name) in fv.columns else np.nan
+                counts[arm], n_review = (r, n), n_review + k
                 rates.append({"endpoint": name, S.ARM: arm, S.VISIT: visit, S.WEEK: weeks[visit], "n": n,
-                              "responders": r, "pct": 100.0 * r / n if n else np.nan})
+                              "responders": r, "pct": 100.0 * r / n if n else np.nan, "n_review": k})
             (rt, nt), (rc, nc) = counts[t_arm], counts[c_arm]
             if nt < config.min_per_arm or nc < config.min_per_arm:
                 res_note, f = f"fewer than {config.min_per_arm} patients in an arm", None
@@ -185,7 +190,9 @@ def responder_rates_and_tests(flags: pd.DataFrame, config: TrialConfig,
                 statistic=f.statistic if f else np.nan, estimate=f.estimate if f else np.nan,
                 estimate_kind="odds ratio (conditional MLE, treatment vs control)",
                 ci_low=f.ci_low if f else np.nan, ci_high=f.ci_high if f else np.nan, p=f.p if f else np.nan,
-                note=(f.note if f else res_note) + f" responders {rt}/{nt} vs {rc}/{nc}", _adjust=True))
+                note="; ".join(w for w in (f.note if f else res_note, f"responders {rt}/{nt} vs {rc}/{nc}",
+                                            f"{n_review:.0f} of the {nt + nc} flags rest on a value flagged for review"
+                                            if n_review > 0 else "") if w), _adjust=True))
     rate_df = pd.DataFrame(rates, columns=RATE_COLUMNS)
     return sort_table(rate_df, visits, ["endpoint", "_visit", S.ARM]), rows
 

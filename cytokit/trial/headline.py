@@ -52,6 +52,22 @@ def _median_text(summaries: pd.DataFrame, pop: str, m: str, arm: str, visit: str
     return f"{_fmt(r['median'])} ({_fmt(r['q1'])} to {_fmt(r['q3'])}), n={int(r['n'])}{flagged}"
 
 
+def rate_text(rates: pd.DataFrame, endpoint: str, arm: str, visit: str) -> tuple[str, tuple[int, int]]:
+    """("responders/n (pct%)[, k flagged for review]", (responders, n)) of one arm from the responder rates
+    table; ("NA", (0, 0)) when the arm has no patient with a known flag there. The one text every table
+    (headline, HTML responder table) shows for a responder proportion; k is the rates' ``n_review``."""
+    q = rates[(rates["endpoint"] == endpoint) & (rates[S.ARM] == arm) & (rates[S.VISIT] == visit)]
+    if q.empty:
+        return "NA", (0, 0)
+    r = q.iloc[0]
+    counts = (int(r["responders"]), int(r["n"]))
+    if not counts[1]:
+        return "NA", counts
+    k = r.get("n_review", float("nan"))
+    flagged = f", {int(k)} {FLAGGED_TEXT}" if pd.notna(k) and k else ""
+    return f"{counts[0]}/{counts[1]} ({_fmt(r['pct'])}%){flagged}", counts
+
+
 def headline_table(summaries: pd.DataFrame, tests: pd.DataFrame, rates: pd.DataFrame, config: TrialConfig,
                    final_visit: str, responder_visit: str) -> pd.DataFrame:
     """Display rows (text for the arms and effect, numeric P and adjusted P)."""
@@ -80,10 +96,7 @@ def headline_table(summaries: pd.DataFrame, tests: pd.DataFrame, rates: pd.DataF
         r = f.iloc[0]
         texts, counts = {}, {}
         for arm in config.arms:
-            q = rates[(rates["endpoint"] == name) & (rates[S.ARM] == arm) & (rates[S.VISIT] == responder_visit)]
-            texts[arm] = (f"{int(q['responders'].iloc[0])}/{int(q['n'].iloc[0])} ({q['pct'].iloc[0]:.0f}%)"
-                          if len(q) and q["n"].iloc[0] else "NA")
-            counts[arm] = (int(q["responders"].iloc[0]), int(q["n"].iloc[0])) if len(q) else (0, 0)
+            texts[arm], counts[arm] = rate_text(rates, name, arm, responder_visit)
         rows.append({"endpoint": f"patients reaching a {config.responders.cd4_increase_pct:g}% CD4 increase",
                      S.POPULATION: config.cd4_population, "measure": config.cd4_measure, "unit": "% of patients",
                      S.VISIT: responder_visit, "treatment": texts[t_arm], "control": texts[c_arm],

@@ -18,7 +18,7 @@ from ..results import schema as S
 from .attainable import fisher_min_p, is_tiny
 from .baseline import display_name
 from .config import EPV_MIN, MEASURE_UNITS
-from .headline import FLAGGED_TEXT
+from .headline import FLAGGED_TEXT, rate_text
 
 _TEMPLATE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -54,8 +54,9 @@ allows, not evidence by itself; read the adjusted P.</p>{% endif %}
 {% else %}<tr><td colspan="11">No headline endpoint could be computed.</td></tr>{% endfor %}
 </tbody></table>
 {% if any_flagged %}<p class="note" id="review-legend">"k {{ flagged_text }}": k of the group's n values rest on an
-estimate whose gate carries a review flag (the populations table's <code>review</code>: the number may be wrong) — for a
-change, this visit's or the baseline's estimate. Check those gates (patient reports, Quality control) before reading the
+estimate whose gate carries a review flag (the populations table's <code>review</code>: the number may be wrong; for
+cells/µL also a count flag) — for a change, this visit's or the baseline's estimate; for a responder proportion (here
+and below), the CD4 estimate the patient's flag uses (its baseline for an increase, CD8 for the ratio). Check those gates (patient reports, Quality control) before reading the
 comparison.</p>{% endif %}
 
 <h2>Responder proportions ({{ responder_visit }})</h2>
@@ -178,10 +179,7 @@ def render_summary(*, headline: pd.DataFrame, rates: pd.DataFrame, tests: pd.Dat
     for r in tests[(tests["test"] == "fisher") & (tests[S.VISIT] == rv)].to_dict("records"):
         arms, counts = {}, {}
         for arm in (t_arm, c_arm):
-            q = rates[(rates["endpoint"] == r["endpoint"]) & (rates[S.ARM] == arm) & (rates[S.VISIT] == rv)]
-            arms[arm] = (f"{int(q['responders'].iloc[0])}/{int(q['n'].iloc[0])} ({fmt_num(q['pct'].iloc[0])}%)"
-                         if len(q) and q["n"].iloc[0] else "NA")
-            counts[arm] = (int(q["responders"].iloc[0]), int(q["n"].iloc[0])) if len(q) else (0, 0)
+            arms[arm], counts[arm] = rate_text(rates, r["endpoint"], arm, rv)
         label = context["flag_labels"].get(r["endpoint"], r["endpoint"])
         p_min = fisher_min_p(counts[t_arm][1], counts[c_arm][1], counts[t_arm][0] + counts[c_arm][0])
         resp.append({"endpoint": label, "treatment": arms[t_arm], "control": arms[c_arm],
@@ -214,4 +212,4 @@ def render_summary(*, headline: pd.DataFrame, rates: pd.DataFrame, tests: pd.Dat
     return tmpl.render(**context, headline=head, responders=resp, logistic=logi, longitudinal=longi,
                        baseline_rows=base, figures=figs, alpha=ALPHA, tiny=tiny, logistic_warnings=warnings,
                        n_unreliable=sum(r["unreliable"] for r in longi), flagged_text=FLAGGED_TEXT,
-                       any_flagged=any(FLAGGED_TEXT in f"{r['treatment']} {r['control']}" for r in head))
+                       any_flagged=any(FLAGGED_TEXT in f"{r['treatment']} {r['control']}" for r in head + resp))

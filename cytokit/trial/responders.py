@@ -8,6 +8,11 @@ threshold so a table is self-describing:
 * ``cd4_cd8_ratio`` (value) and ``cd4_cd8_ratio_gt_<R>`` - CD4/CD8 ratio of absolute counts (cells/µL),
   or of % lymphocytes when counts are missing, strictly above R;
 * ``cd4_gt_<T>_per_uL`` - absolute CD4 count strictly above T cells/µL.
+
+``review_<flag>`` (boolean, one per flag) says the flag rests on a value that may be wrong: the populations
+table's ``review`` on an estimate it uses (CD4, and its baseline for the increase, CD8 for the ratio), or for
+an absolute count (cells/µL) its ``count_flags`` (:data:`~cytokit.trial.values.COUNT_REVIEW`). Absent when the
+values carry no ``review`` column (tables not read from a results folder).
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ import pandas as pd
 
 from ..results import schema as S
 from .config import TrialConfig
+from .values import COUNT_REVIEW
 
 
 def _num(x: float) -> str:
@@ -35,6 +41,22 @@ def flag_labels(config: TrialConfig) -> dict[str, str]:
     labels = [f"CD4 increase >= {r.cd4_increase_pct:g}% of baseline", f"CD4/CD8 ratio > {r.cd4_cd8_ratio:g}"]
     labels += [f"CD4 > {t:g} cells/µL" for t in r.cd4_thresholds_per_uL]
     return dict(zip(flag_names(config), labels))
+
+
+def review_name(flag: str) -> str:
+    """Column of :func:`responder_flags` saying responder flag ``flag`` rests on a value that may be wrong."""
+    return f"{S.REVIEW}_{flag}"
+
+
+def _review(rows: pd.DataFrame, index: pd.Index, *, counts: bool, baseline: bool = False) -> pd.Series:
+    """Per patient × visit (``index``): the population's value (and its baseline when ``baseline``) may be wrong:
+    ``review``, plus ``count_review`` when the value is an absolute count (``counts``)."""
+    out = pd.Series(False, index=index)
+    for c in (S.REVIEW, COUNT_REVIEW) if counts else (S.REVIEW,):
+        for col in (c, f"{c}_baseline") if baseline else (c,):
+            if col in rows.columns:
+                out = out | rows[col].reindex(index).fillna(False).astype(bool)
+    return out
 
 
 def _flag(mask: pd.Series, known: pd.Series) -> pd.Series:
@@ -71,5 +93,14 @@ def responder_flags(values: pd.DataFrame, config: TrialConfig) -> pd.DataFrame:
     out[names[1]] = _flag(out["cd4_cd8_ratio"] > r.cd4_cd8_ratio, out["cd4_cd8_ratio"].notna())
     for name, t in zip(names[2:], r.cd4_thresholds_per_uL):
         out[name] = _flag(cd4_abs > t, cd4_abs.notna())
+    if S.REVIEW in values.columns:  # a results folder's table: which flags rest on a value that may be wrong
+        idx = out.index
+        on_counts = ratio_abs.notna()  # the ratio of counts, else of % lymphocytes
+        cd4_count_review = _review(cd4, idx, counts=True)
+        out[review_name(names[0])] = _review(cd4, idx, counts=m == S.ABS_COUNT, baseline=True)
+        out[review_name(names[1])] = ((_review(cd4, idx, counts=False) | _review(cd8, idx, counts=False))
+                                      | (on_counts & (cd4_count_review | _review(cd8, idx, counts=True))))
+        for name in names[2:]:
+            out[review_name(name)] = cd4_count_review
     out = out.reset_index().sort_values([S.PATIENT, "visit_index"], kind="mergesort")
     return out.reset_index(drop=True)
