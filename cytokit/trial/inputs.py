@@ -4,7 +4,7 @@ Contract (:mod:`cytokit.results.schema`, read by :func:`cytokit.results.read_tab
 ``RESULTS_DIR/populations.{parquet,csv}`` one row per sample ×
 population (``patient``, ``visit``, ``week``, ``arm``, ``tube``, ``population`` and the measures
 ``pct_parent`` %, ``pct_lymphocytes`` %, ``abs_count_per_uL`` cells/µL); ``RESULTS_DIR/clinical.csv`` one
-row per patient × visit; ``RESULTS_DIR/il2_cycles.csv`` optional. Inputs are only read. Problems with the
+row per patient × visit; ``RESULTS_DIR/il2_cycles.csv`` and ``RESULTS_DIR/samples`` (status of each sample) optional. Inputs are only read. Problems with the
 tables raise :class:`~cytokit.errors.StatsError` (populations) or :class:`~cytokit.errors.ConfigError`
 (clinical table) naming the file and what is wrong.
 """
@@ -36,6 +36,9 @@ class TrialInputs:
     cycles: pd.DataFrame = field(default_factory=pd.DataFrame)
     source: str = "<memory>"
     clinical_source: str = "<clinical table>"
+    #: the results folder's samples table (``status`` ok | failed, ``error``): failed samples have no population
+    #: rows, so the analysis names them instead of losing them without a word; empty = not known
+    samples: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def check_populations(df: pd.DataFrame, source: str = "<populations>") -> pd.DataFrame:
@@ -129,12 +132,14 @@ def load_inputs(results_dir: str | Path) -> TrialInputs:
         log.warning("%s: no clinical.csv; logistic regression, baseline characteristics and date-based AUC "
                     "are skipped", root)
     cycles = read_table(root, S.IL2_CYCLES, error=ConfigError)
+    samples = read_table(root, S.SAMPLES, error=StatsError)
     return TrialInputs(
         populations=check_populations(pops, pops_src),
         clinical=check_clinical(clinical if clinical is not None else pd.DataFrame(), str(root / "clinical.csv")),
         cycles=cycles if cycles is not None else pd.DataFrame(),
         source=pops_src,
         clinical_source=str(root / "clinical.csv"),
+        samples=samples if samples is not None else pd.DataFrame(),
     )
 
 

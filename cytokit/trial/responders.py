@@ -55,7 +55,7 @@ def _review(rows: pd.DataFrame, index: pd.Index, *, counts: bool, baseline: bool
     for c in (S.REVIEW, COUNT_REVIEW) if counts else (S.REVIEW,):
         for col in (c, f"{c}_baseline") if baseline else (c,):
             if col in rows.columns:
-                out = out | rows[col].reindex(index).fillna(False).astype(bool)
+                out = out | rows[col].reindex(index).astype("boolean").fillna(False).astype(bool)
     return out
 
 

@@ -103,6 +103,43 @@ def few_event_note(values: pd.DataFrame, populations: pd.DataFrame) -> str:
             f"populations table)" + (f"; {empty} with an empty parent have no % of parent (missing, not 0)." if empty else "."))
 
 
+def _listed(pairs: list[str], most: int = 10) -> str:
+    return ", ".join(pairs[:most]) + (f" and {len(pairs) - most} more" if len(pairs) > most else "")
+
+
+def missing_values_note(values: pd.DataFrame, samples: pd.DataFrame, clinical: pd.DataFrame,
+                        arms: tuple[str, str]) -> list[str]:
+    """Notes naming what the per-visit n leave out without a row of their own: samples of the compared arms that
+    failed (``samples``' ``status`` not ok: no population values, so every summary and test of that patient ×
+    visit × tube has one patient fewer) and patient × visit rows of the clinical table with no population value
+    at all (a visit without a sample). [] when nothing is missing or the tables are not known."""
+    notes: list[str] = []
+    if not samples.empty and {S.STATUS, S.PATIENT, S.VISIT}.issubset(samples.columns):
+        failed = samples[(samples[S.STATUS].astype(str) != "ok")
+                         & (samples[S.ARM].astype(str).isin(arms) if S.ARM in samples.columns else True)]
+        if not failed.empty:
+            tube = failed[S.TUBE].astype(str) if S.TUBE in failed.columns else pd.Series("", index=failed.index)
+            err = failed[S.ERROR].fillna("").astype(str) if S.ERROR in failed.columns else tube.map(lambda _: "")
+            which = [f"{p} {v} {t}".strip() + (f" ({e[:60]})" if e else "")
+                     for p, v, t, e in zip(failed[S.PATIENT].astype(str), failed[S.VISIT].astype(str), tube, err)]
+            notes.append(f"{len(failed)} sample(s) failed and have no population values: {_listed(which)}; every "
+                         "summary and test of their patient x visit (populations of that tube) leaves them out "
+                         "(the n shown counts the others; no value is imputed).")
+    if not clinical.empty and {S.PATIENT, S.VISIT}.issubset(clinical.columns):
+        in_arms = values.loc[values[S.ARM].isin(arms), S.PATIENT].astype(str).unique()
+        seen = set(zip(values[S.PATIENT].astype(str), values[S.VISIT].astype(str)))
+        clin = clinical[clinical[S.PATIENT].astype(str).isin(in_arms)]
+        absent = [f"{p} {v}" for p, v in zip(clin[S.PATIENT].astype(str), clin[S.VISIT].astype(str))
+                  if (p, v) not in seen]
+        if absent:
+            notes.append(f"{len(absent)} patient x visit row(s) of the clinical table have no population value "
+                         f"(no sample analysed): {_listed(absent)}; they are missing from every summary and test "
+                         "of that visit.")
+    for n in notes:
+        log.warning("%s", n)
+    return notes
+
+
 def analyse(inputs: TrialInputs, config: TrialConfig | None = None) -> TrialResult:
     """Run the whole analysis in memory (no files written)."""
     config = config or TrialConfig()
@@ -130,6 +167,7 @@ def analyse(inputs: TrialInputs, config: TrialConfig | None = None) -> TrialResu
     few = few_event_note(values, pops)
     if few:
         notes.append(few)
+    notes += missing_values_note(values, inputs.samples, clinical, config.arms)
     by_sample = sample_hashes(inputs.populations)
     digest = inputs_digest([*by_sample.values(), table_sha256(inputs.clinical) or ""])
     result = TrialResult(config, visits, final, resp_visit, values, flags, summ_p, summaries, rates, tests,
@@ -212,7 +250,8 @@ def write_results(result: TrialResult, out_dir: str | Path, *, force: bool = Fal
     if result.html is not None:
         written.append(atomic_write_text(out / "summary.html", result.html))
     info = {"cytokit_version": __version__, "visits": result.visits, "final_visit": result.final_visit,
-            "responder_visit": result.responder_visit, "config": result.config.model_dump(mode="json")}
+            "responder_visit": result.responder_visit, "config": result.config.model_dump(mode="json"),
+            "notes": result.notes}
     written.append(atomic_write_text(out / TRIAL_CONFIG, json.dumps(info, indent=2, sort_keys=True)))
     log.info("trial analysis written to %s (%d files)", out, len(written))
     return written

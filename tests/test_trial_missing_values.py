@@ -1,0 +1,52 @@
+"""A failed sample or a clinical visit without a sample leaves the per-visit n one patient short: the analysis
+notes name them (summary.html, trial_config.json) instead of losing them without a word."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from cytokit.results import schema as S
+from cytokit.trial import TrialConfig, run_comparisons
+from test_trial_data import make_trial
+
+
+def _folder(tmp_path):
+    pops, clin = make_trial(4, seed=11)
+    samples = pops.drop_duplicates(S.SAMPLE_ID)[[S.SAMPLE_ID, S.PATIENT, S.VISIT, S.ARM, S.TUBE]].assign(
+        **{S.STATUS: "ok", S.ERROR: ""})
+    failed = samples[S.SAMPLE_ID] == "P000_W74_tmem"
+    samples.loc[failed, [S.STATUS, S.ERROR]] = ["failed", "QC: 412 events after QC (< 1000)"]
+    pops = pops[(pops[S.SAMPLE_ID] != "P000_W74_tmem")  # the failed sample has no population rows
+                & ~((pops[S.PATIENT] == "P101") & (pops[S.VISIT] == "W48"))]  # P101 missed W48: no sample at all
+    pops.to_parquet(tmp_path / "populations.parquet")
+    clin.to_csv(tmp_path / "clinical.csv", index=False)
+    samples.to_csv(tmp_path / "samples.csv", index=False)
+    return tmp_path
+
+
+def test_failed_sample_and_visit_without_sample_are_named(tmp_path):
+    root = _folder(tmp_path)
+    res = run_comparisons(root, TrialConfig(figures=False, longitudinal={"model": "none"}), force=True)
+    s = res.summaries
+    cd4 = s[(s[S.POPULATION] == "CD4 T") & (s["measure"] == "abs_count_per_uL") & (s["quantity"] == "change")
+            & (s[S.ARM] == "IL-2") & (s[S.VISIT] == "W74")]
+    assert int(cd4["n"].iloc[0]) == 3  # the failed sample's patient is left out ...
+    failed = [n for n in res.notes if "failed" in n]
+    assert len(failed) == 1 and "P000 W74 tmem (QC: 412 events after QC (< 1000))" in failed[0]  # ... and named
+    absent = [n for n in res.notes if "no sample analysed" in n]
+    assert len(absent) == 1 and "P101 W48" in absent[0] and "P000 W74" not in absent[0]
+    saved = json.loads((root / "trial" / "trial_config.json").read_text())
+    assert saved["notes"] == res.notes
+    html = (root / "trial" / "summary.html").read_text()
+    assert "P000 W74 tmem" in html and "P101 W48" in html
+
+
+def test_nothing_missing_adds_no_note(tmp_path):
+    pops, clin = make_trial(3, seed=12)
+    pops.to_parquet(tmp_path / "populations.parquet")
+    clin.to_csv(tmp_path / "clinical.csv", index=False)
+    pd.DataFrame({S.SAMPLE_ID: pops[S.SAMPLE_ID].unique(), S.STATUS: "ok"}).assign(
+        **{S.PATIENT: "", S.VISIT: ""}).to_csv(tmp_path / "samples.csv", index=False)
+    res = run_comparisons(tmp_path, TrialConfig(figures=False, html=False, longitudinal={"model": "none"}))
+    assert not [n for n in res.notes if "failed" in n or "no sample analysed" in n]
