@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from cytokit.errors import ConfigError
 from cytokit.fcs import read_fcs
 from cytokit.learn.derive import derive_strategy
 from cytokit.learn.expert import load_expert
@@ -29,3 +32,12 @@ def test_strategy_derived_from_flowjo9_gates_on_the_files_channels(shared_data: 
     dims = {d for p in strategy.definition.populations for d in (p.dims or ())}
     assert {"PerCP-CY5-5-A", "PE-CY7-A", "Am Cyan-A", "APC-A"} <= dims
     assert dims <= channels, sorted(dims - channels)
+
+
+def test_a_ratio_gate_cannot_be_derived_and_the_error_says_so(shared_data: Path) -> None:
+    gml = shared_data / "gatingml2"
+    fcs = gml / "FCSFiles" / "data1.fcs"
+    expert = load_expert(gml / "Gating-MLFiles" / "gates1.xml", [fcs])[0]
+    with pytest.raises(ConfigError, match=r"'RatRange1' is drawn on the ratio dimension\(s\) FL2Rat1") as err:
+        derive_strategy(expert.document, fcs, source=gml / "Gating-MLFiles" / "gates1.xml")
+    assert "gates1.xml" in str(err.value)  # before: "no channel named 'FL2Rat1'", as if the file lacked one

@@ -217,7 +217,7 @@ def learn_strategy(expert: str | Path, files: Iterable[str | Path], *, strategy:
     if strategy is None:  # derived populations carry the expert's names (renamed by the mapping)
         from .derive import derive_strategy
 
-        base = derive_strategy(experts[0].document, experts[0].path, mapping=mapping_)
+        base = derive_strategy(experts[0].document, experts[0].path, mapping=mapping_, source=where)
     else:
         base = strategy if isinstance(strategy, Strategy) else load_strategy(strategy)
     definition = base.definition

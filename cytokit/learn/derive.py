@@ -102,10 +102,10 @@ def _is_area_height(dims: tuple[str, ...]) -> bool:
 
 
 def derive_strategy(document: GatingDocument, fcs: str | Path, *, mapping: Mapping[str, str] | None = None,
-                    name: str = "learned") -> Strategy:
+                    name: str = "learned", source: str | Path | None = None) -> Strategy:
     """A strategy whose populations mirror ``document``'s gates (see module docstring); ``fcs`` is one
     of the expert's files (used to see which range sides actually cut events). ``mapping`` (expert ->
-    strategy names) renames populations."""
+    strategy names) renames populations; ``source`` (the expert's gates file) is named in errors."""
     from ..fcs import read_fcs
     from ..gatingml.evaluate import DimensionResolver, evaluate_document
 
@@ -126,6 +126,12 @@ def derive_strategy(document: GatingDocument, fcs: str | Path, *, mapping: Mappi
                 log.warning("%s: complemented Boolean gate kept as its positive form", node.name)
             populations.append(entry)
             continue
+        ratios = [d.name for d in node.dims if d.ratio]
+        if ratios:
+            raise ConfigError(f"expert gate {node.name!r} is drawn on the ratio dimension(s) {', '.join(ratios)} "
+                              "(a Gating-ML fratio transformation), which a strategy derived from the expert's gates "
+                              "cannot gate on: give a base strategy (--strategy) and map the other populations",
+                              path=source)
         dims = tuple(_channel(d, document) for d in node.dims)
         parent = masks[node.parent] if node.parent else np.ones(raw.n_events, dtype=bool)
         X = resolver.coordinates(node)[parent]
