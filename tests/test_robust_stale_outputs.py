@@ -1,4 +1,6 @@
-"""Re-running a results folder with an output switched off removes that output of the earlier run instead of
+"""The cohort gating's re-fits reach every output that shows gates, and none outlives the run that made it.
+
+Re-running a results folder with an output switched off removes that output of the earlier run instead of
 leaving it to read as this run's: before, `trial/` (computed from the earlier tables), `gating_cohort/` (re-fits
 the new tables no longer report) and `samples/<id>/gates_cohort.png` (which the reports show instead of
 `gates.png`) stayed after `outputs.trial` / `outputs.cohort_gating` were turned off, and the run exited 0."""
@@ -6,9 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
+from cytokit.fcs import read_fcs
+from cytokit.flowjo import read_workspace, workspace_counts
 from cytokit.pipeline import run
 from cytokit.results import schema as S
 from test_pipeline_support import simulate_small_trial, write_pipeline
@@ -27,6 +32,23 @@ def _pipeline(folder: Path, trial: Path, outputs: dict) -> Path:
     return path
 
 
+def _workspace_counts_are_the_tables(out: Path, trial: Path, sample_ids: list[str]) -> None:
+    """The FlowJo workspace of a sample the cohort gating re-fitted counts what the tables count (before, its
+    gates were the original fit's: P002_W12_tmem Treg 15 events in the workspace, 13 in the tables)."""
+    ws = read_workspace(out / "workspace.wsp")
+    pops = pd.read_csv(out / "populations.csv")
+    refits = pd.read_csv(out / S.COHORT_DIR / "refits.csv")
+    moved = refits[refits["changed"] & refits[S.SAMPLE_ID].isin(sample_ids)]
+    assert len(moved) > 0 and (moved[S.COUNT] != moved["refit_count"]).any()
+    for sid in sample_ids:
+        assert (out / S.SAMPLES_DIR / sid / S.GATES_COHORT_XML).is_file()
+        sample = next(s for s in ws.samples if Path(s.file_name).stem == sid)
+        counts = workspace_counts(ws, read_fcs(next(trial.rglob(sample.file_name))))
+        table = pops[pops[S.SAMPLE_ID] == sid].set_index(S.POPULATION)[S.COUNT]
+        got = counts.set_index("population")["count"].reindex(table.index)
+        assert (got == table).all(), pd.DataFrame({"workspace": got, "tables": table})[got != table]
+
+
 @pytest.fixture(scope="module")
 def trial(tmp_path_factory) -> Path:
     return simulate_small_trial(tmp_path_factory.mktemp("stale") / "trial", events=3000, patients_per_arm=2)
@@ -40,10 +62,12 @@ def test_switched_off_outputs_of_an_earlier_run_are_removed(trial: Path, tmp_pat
     refit_pngs = sorted(out.glob(f"{S.SAMPLES_DIR}/*/{S.GATES_COHORT_PNG}"))
     assert refit_pngs and (out / S.COHORT_DIR).is_dir() and (out / "trial").is_dir()
     assert (out / "workspace.wsp").is_file()
+    _workspace_counts_are_the_tables(out, trial, [p.parent.name for p in refit_pngs])
 
-    # thumbnails off under cohort gating: the re-fit thumbnails go, the stage's tables stay
-    run(_pipeline(tmp_path / "cfg", trial, {**on, "thumbnails": False}), out)
-    assert not list(out.glob(f"{S.SAMPLES_DIR}/*/{S.GATES_COHORT_PNG}"))
+    # thumbnails and Gating-ML off under cohort gating: the re-fit's files go, the stage's tables stay
+    run(_pipeline(tmp_path / "cfg", trial, {**on, "thumbnails": False, "gatingml": False,
+                                            "flowjo_workspace": False}), out)
+    assert not list(out.glob(f"{S.SAMPLES_DIR}/*/gates_cohort.*"))
     assert (out / S.COHORT_DIR).is_dir() and (out / "trial").is_dir()
 
     off = {**on, "cohort_gating": False, "trial": False, "flowjo_workspace": False}

@@ -80,12 +80,14 @@ def run_cohort_gating(results_dir: str | Path, *, k: float = 4.0, min_shift: flo
                       accept_flags: Iterable[str] | None = ACCEPT_FLAGS,
                       group_columns: tuple[str, ...] = COHORT_COLUMNS,
                       samples: pd.DataFrame | None = None, stored: Mapping[str, dict[str, Any]] | None = None,
-                      thumbnails: bool = False) -> CohortGating:
+                      thumbnails: bool = False, gatingml: bool = False) -> CohortGating:
     """Run the stage (see module contract). ``samples`` (sample_id + manifest columns of the analysed
     samples) and ``stored`` (sample id -> stored result) default to the folder's samples table (status
     ok) and stored results; the pipeline passes them before it writes its tables. With ``thumbnails``,
     a sample whose tables report a re-fit gets ``samples/<id>/gates_cohort.png`` (the re-fitted gates, shown
-    by the reports instead of ``gates.png``); a stale one of an earlier run is removed."""
+    by the reports instead of ``gates.png``); with ``gatingml``, ``samples/<id>/gates_cohort.xml`` (those gates as
+    Gating-ML under the QC gates, which the FlowJo workspace uses instead of ``gates.xml``, so its counts are
+    the tables'); stale ones of an earlier run are removed."""
     root = Path(results_dir)
     folder = ResultsFolder(root)
     if samples is None:
@@ -108,8 +110,7 @@ def run_cohort_gating(results_dir: str | Path, *, k: float = 4.0, min_shift: flo
     accept = None if accept_flags is None else frozenset(accept_flags)
     refits, populations, refitted = _refits(root, positions, stored, min_change_pp, accept)
     _note_outliers(positions, stored, populations)
-    if thumbnails:
-        _write_thumbnails(folder, list(stored), refitted)
+    _write_refit_files(folder, list(stored), refitted, thumbnails=thumbnails, gatingml=gatingml)
     out = root / OUTPUT_DIR
     for name, df in (("positions", positions), ("refits", refits)):
         write_table(df, out / name, force=True)
@@ -170,15 +171,21 @@ REFIT_COLUMNS = (S.SAMPLE_ID, S.POPULATION, "outlier_population", S.COUNT, S.PCT
                  "range", "gate", "refit_gate")
 
 
-def _write_thumbnails(folder: ResultsFolder, sample_ids: list[str], refitted: dict[str, Any]) -> None:
-    from .analyse import _thumbnails
+def _write_refit_files(folder: ResultsFolder, sample_ids: list[str], refitted: dict[str, Any], *,
+                       thumbnails: bool, gatingml: bool) -> None:
+    """Per sample: the re-fitted gates' thumbnails and Gating-ML where the tables report a re-fit (each when
+    switched on), none elsewhere (an earlier run's are removed)."""
+    from .analyse import _thumbnails, export_gatingml
 
+    writers = ((S.GATES_COHORT_PNG, thumbnails, _thumbnails),
+               (S.GATES_COHORT_XML, gatingml, lambda result: export_gatingml(result).encode("utf-8")))
     for sid in sample_ids:
-        path = folder.sample_dir(sid) / S.GATES_COHORT_PNG
-        if sid in refitted:
-            atomic_write_bytes(path, _thumbnails(refitted[sid]))
-        else:
-            path.unlink(missing_ok=True)
+        for name, wanted, render in writers:
+            path = folder.sample_dir(sid) / name
+            if wanted and sid in refitted:
+                atomic_write_bytes(path, render(refitted[sid]))
+            else:
+                path.unlink(missing_ok=True)
 
 
 def _accepts(flags: Iterable[str], accept: frozenset[str] | None) -> bool:

@@ -70,7 +70,8 @@ def review_annotation(row: Mapping[str, Any]) -> str:
 
 def _workspace(out: Path, plan: RunPlan, samples: pd.DataFrame, results: Mapping[str, dict[str, Any]]) -> None:
     """One FlowJo workspace over every analysed sample, built from the stored Gating-ML of each sample
-    (which starts with the QC gates, see :func:`~cytokit.pipeline.analyse.export_gatingml`).
+    (which starts with the QC gates, see :func:`~cytokit.pipeline.analyse.export_gatingml`); for a sample the
+    cohort gating re-fitted, its ``gates_cohort.xml``, so the workspace counts what the tables count.
 
     The FCS files are referenced, not copied. Up to :data:`WORKSPACE_COUNT_EVENTS` events in total, the
     files are re-read so the workspace carries cytokit's counts; above that only headers are read.
@@ -90,7 +91,9 @@ def _workspace(out: Path, plan: RunPlan, samples: pd.DataFrame, results: Mapping
     rows = populations.groupby(populations[S.SAMPLE_ID].astype(str)) if populations is not None else None
     entries = []
     for sid, qc_flags in zip(ok[S.SAMPLE_ID], ok[S.QC_FLAGS] if S.QC_FLAGS in ok else [""] * len(ok)):
-        gml = out / "samples" / safe_name(sid) / "gates.xml"
+        folder = out / S.SAMPLES_DIR / safe_name(sid)
+        refit = folder / S.GATES_COHORT_XML  # the cohort stage's re-fit, when the tables report one
+        gml = refit if refit.is_file() else folder / S.GATES_XML
         if gml.is_file():
             sample = read_fcs(paths[sid]) if with_counts else read_header_sample(paths[sid])
             notes = {}

@@ -509,6 +509,7 @@ def _finish(plan: RunPlan, out: Path, store: ResultsStore, jobs: list[SampleJob]
             analysed = plan.samples[plan.samples[S.SAMPLE_ID].isin(list(results))]
             results = run_cohort_gating(out, samples=analysed, stored=results,
                                         thumbnails=plan.config.outputs.thumbnails,
+                                        gatingml=plan.config.outputs.gatingml,
                                         **plan.config.cohort_gating.model_dump()).apply(results)
         except Exception as exc:  # noqa: BLE001 - like a cohort stage: recorded (exit 1), the tables still written
             log.error("cohort gating failed: %s", exc)
@@ -582,8 +583,9 @@ def _commit_finished(store: ResultsStore) -> None:
 
 
 def remove_cohort_gating_outputs(out: Path) -> list[str]:
-    """Delete what the cohort gating stage wrote (``gating_cohort/``, every ``samples/<id>/gates_cohort.png``,
-    which the reports show instead of ``gates.png``); returns the paths removed, relative to ``out``."""
+    """Delete what the cohort gating stage wrote (``gating_cohort/``, every ``samples/<id>/gates_cohort.png``
+    and ``gates_cohort.xml``, which the reports and the FlowJo workspace use instead of ``gates.png`` /
+    ``gates.xml``); returns the paths removed, relative to ``out``."""
     removed = []
     folder = out / S.COHORT_DIR
     if folder.is_dir():
@@ -592,17 +594,22 @@ def remove_cohort_gating_outputs(out: Path) -> list[str]:
     return removed + _remove_cohort_thumbnails(out)
 
 
-def _remove_cohort_thumbnails(out: Path) -> list[str]:
-    pngs = sorted((out / S.SAMPLES_DIR).glob(f"*/{S.GATES_COHORT_PNG}"))
-    for png in pngs:
-        png.unlink(missing_ok=True)
-    return [f"{S.SAMPLES_DIR}/*/{S.GATES_COHORT_PNG} ({len(pngs)})"] if pngs else []
+def _remove_cohort_thumbnails(out: Path, names: tuple[str, ...] = (S.GATES_COHORT_PNG, S.GATES_COHORT_XML)
+                              ) -> list[str]:
+    removed = []
+    for name in names:
+        files = sorted((out / S.SAMPLES_DIR).glob(f"*/{name}"))
+        for f in files:
+            f.unlink(missing_ok=True)
+        if files:
+            removed.append(f"{S.SAMPLES_DIR}/*/{name} ({len(files)})")
+    return removed
 
 
 def remove_switched_off_outputs(out: Path, config: PipelineConfig, ledger: Ledger) -> list[str]:
     """Delete the outputs of an earlier run of this results folder that the configuration no longer
     produces (a cohort stage, review export or the cohort gating switched off, thumbnails switched off
-    under cohort gating): left in place they would read as this run's. Only in a folder that holds an
+    or Gating-ML switched off under cohort gating): left in place they would read as this run's. Only in a folder that holds an
     earlier cytokit run. Returns the paths removed, relative to ``out``."""
     if ledger.last_run() is None:
         return []
@@ -624,8 +631,10 @@ def remove_switched_off_outputs(out: Path, config: PipelineConfig, ledger: Ledge
             ledger.forget_stage(name)
     if not outputs.cohort_gating:
         removed += remove_cohort_gating_outputs(out)
-    elif not outputs.thumbnails:
-        removed += _remove_cohort_thumbnails(out)
+    else:
+        removed += _remove_cohort_thumbnails(out, tuple(name for name, on in ((S.GATES_COHORT_PNG, outputs.thumbnails),
+                                                                            (S.GATES_COHORT_XML, outputs.gatingml))
+                                                       if not on))
     if removed:
         log.warning("removed the outputs of an earlier run that this configuration no longer produces: %s",
                     ", ".join(removed))

@@ -36,6 +36,7 @@ RESULT_FILE: Final = "result.json"            # per-sample stored result (popula
 GATES_XML: Final = "gates.xml"                # per-sample Gating-ML 2.0 (under the QC gates)
 GATES_PNG: Final = "gates.png"                # per-sample gating thumbnails
 GATES_COHORT_PNG: Final = "gates_cohort.png"  # thumbnails of a sample whose gates the cohort stage re-fitted
+GATES_COHORT_XML: Final = "gates_cohort.xml"  # Gating-ML of those re-fitted gates (the FlowJo workspace uses it)
 COHORT_DIR: Final = "gating_cohort"           # cohort gating stage: positions, refits
 TRIAL_DIR: Final = "trial"
 TRIAL_CONFIG: Final = "trial_config.json"     # OUT/trial/trial_config.json: the trial configuration the run used
