@@ -71,3 +71,28 @@ def test_tables_without_review_columns_leave_n_review_unknown():
     t = res.tests
     notes = t.loc[t["test"] == "fisher", "note"]
     assert notes.str.match(r"^(no variation in response: odds ratio undefined; )?responders \d+/\d+ vs \d+/\d+$").all()
+
+
+def _test_row(res, test, pop, measure, visit, arm=""):
+    t = res.tests
+    sel = t[(t["test"] == test) & (t["endpoint"] == "change") & (t[S.POPULATION] == pop) & (t["measure"] == measure)
+            & (t[S.VISIT] == visit) & (t[S.ARM].fillna("") == arm)]
+    assert len(sel) == 1
+    return sel.iloc[0]
+
+
+def test_rank_tests_of_changes_name_their_values_flagged_for_review(flagged):
+    """The tests table's change rows say how many of their values may be wrong, as summaries' n_review does."""
+    rs = _test_row(flagged, "rank_sum", "CD4 T", "abs_count_per_uL", "W74")
+    assert "2 of the 10 values flagged for review" in rs["note"]
+    assert "2 of the 5 values flagged for review" in _test_row(flagged, "signed_rank", "CD4 T", "abs_count_per_uL",
+                                                                "W74", "IL-2")["note"]
+    assert "flagged" not in _test_row(flagged, "signed_rank", "CD4 T", "abs_count_per_uL", "W74", "control")["note"]
+    assert "1 of the 5 values" in _test_row(flagged, "signed_rank", "CD4 T", "pct_parent", "W24", "IL-2")["note"]
+    # a count flag puts the count's change in doubt, not its percentages
+    assert "1 of the 10 values" in _test_row(flagged, "rank_sum", "CD8 T", "abs_count_per_uL", "W74")["note"]
+    assert "flagged" not in _test_row(flagged, "rank_sum", "CD8 T", "pct_parent", "W74")["note"]
+    s = flagged.summaries
+    summ = s[(s[S.POPULATION] == "CD4 T") & (s["measure"] == "abs_count_per_uL") & (s["quantity"] == "change")
+             & (s[S.VISIT] == "W74")]
+    assert summ["n_review"].sum() == 2  # the same count as the summaries'

@@ -113,10 +113,20 @@ def summarise(values: pd.DataFrame, patient_summaries: pd.DataFrame, config: Tri
     return sort_table(out, visits, [S.POPULATION, "measure", "quantity", "_visit", S.ARM])
 
 
+def _review_note(note: str, k: int, n: int) -> str:
+    """``note`` with "k of the n values flagged for review" added when k > 0."""
+    said = f"{k} of the {n} values flagged for review (their estimate or its baseline's may be wrong)" if k else ""
+    return "; ".join(w for w in (note, said) if w)
+
+
 def continuous_tests(values: pd.DataFrame, patient_summaries: pd.DataFrame, config: TrialConfig,
                      visits: list[str]) -> list[dict]:
-    """Rank-sum (between arms, on change and AUC-MB) and signed-rank (within arm) rows."""
+    """Rank-sum (between arms, on change and AUC-MB) and signed-rank (within arm) rows.
+
+    The note of a change row says how many of its values may be wrong (as the summaries' ``n_review``: a
+    review flag on the estimate or its baseline's, for cells/µL also a count flag)."""
     t_arm, c_arm = config.arms
+    review = S.REVIEW in values.columns
     weeks = visit_weeks(values)
     k = config.min_per_arm
     rows: list[dict] = []
@@ -131,18 +141,20 @@ def continuous_tests(values: pd.DataFrame, patient_summaries: pd.DataFrame, conf
                 continue
             for m in config.measures:
                 col = f"{m}_change"
+                kt, kc = ((_n_review(gt, col, baseline=True, measure=m), _n_review(gc, col, baseline=True, measure=m))
+                          if review else (0, 0))
                 r = rank_sum(gt[col], gc[col], min_n=k)
                 rows.append(_row(test="rank_sum", endpoint="change", population=pop, measure=m, visit=visit,
                                  week=weeks[visit], n=r.n1 + r.n2, n_treatment=r.n1, n_control=r.n2,
                                  statistic=r.statistic, estimate=r.estimate,
                                  estimate_kind="difference in median change (treatment - control)",
-                                 p=r.p, note=r.note, _adjust=True))
-                for arm, g in ((t_arm, gt), (c_arm, gc)):
+                                 p=r.p, note=_review_note(r.note, kt + kc, r.n1 + r.n2), _adjust=True))
+                for arm, g, kr in ((t_arm, gt, kt), (c_arm, gc, kc)):
                     s = signed_rank(g[col], min_n=k)
                     rows.append(_row(test="signed_rank", endpoint="change", population=pop, measure=m,
                                      visit=visit, week=weeks[visit], arm=arm, n=s.n1, statistic=s.statistic,
                                      estimate=s.estimate, estimate_kind="median change from baseline", p=s.p,
-                                     note=s.note, _adjust=True))
+                                     note=_review_note(s.note, kr, s.n1), _adjust=True))
     ps = patient_summaries[patient_summaries[S.ARM].isin(config.arms)]
     for (pop, m), g in ps.groupby([S.POPULATION, "measure"], sort=True):
         r = rank_sum(g.loc[g[S.ARM] == t_arm, "auc_mb"], g.loc[g[S.ARM] == c_arm, "auc_mb"], min_n=k)
