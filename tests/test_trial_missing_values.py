@@ -50,3 +50,21 @@ def test_nothing_missing_adds_no_note(tmp_path):
         **{S.PATIENT: "", S.VISIT: ""}).to_csv(tmp_path / "samples.csv", index=False)
     res = run_comparisons(tmp_path, TrialConfig(figures=False, html=False, longitudinal={"model": "none"}))
     assert not [n for n in res.notes if "failed" in n or "no sample analysed" in n]
+
+
+def test_auc_test_names_patients_whose_auc_stops_before_the_final_visit():
+    """A withdrawn patient's AUC minus baseline covers fewer weeks; the AUC rank-sum row says so."""
+    from cytokit.trial import TrialInputs, analyse
+
+    pops, clin = make_trial(4, seed=13)
+    pops = pops[~((pops[S.PATIENT] == "P001") & pops[S.VISIT].isin(["W48", "W74"]))]  # withdrew after W24
+    res = analyse(TrialInputs(pops, clin), TrialConfig(figures=False, html=False, longitudinal={"model": "none"}))
+    t = res.tests
+    row = t[(t["test"] == "rank_sum") & (t["endpoint"] == "auc_mb") & (t[S.POPULATION] == "CD4 T")
+            & (t["measure"] == "abs_count_per_uL")].iloc[0]
+    assert row["n"] == 8  # the patient stays in the test ...
+    assert "1 of the 8 patients' AUC stops before the final visit (no value there: P001)" in row["note"]  # ... named
+    ps = res.patient_summaries
+    assert ps.loc[(ps[S.PATIENT] == "P001") & (ps[S.POPULATION] == "CD4 T"), "weeks_observed"].max() < 30
+    others = t[(t["test"] == "rank_sum") & (t["endpoint"] == "auc_mb")]
+    assert others["note"].str.contains("AUC stops").sum() == others["n"].gt(0).sum()  # every AUC row with P001

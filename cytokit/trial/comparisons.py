@@ -158,10 +158,17 @@ def continuous_tests(values: pd.DataFrame, patient_summaries: pd.DataFrame, conf
     ps = patient_summaries[patient_summaries[S.ARM].isin(config.arms)]
     for (pop, m), g in ps.groupby([S.POPULATION, "measure"], sort=True):
         r = rank_sum(g.loc[g[S.ARM] == t_arm, "auc_mb"], g.loc[g[S.ARM] == c_arm, "auc_mb"], min_n=k)
+        # an AUC (unit x weeks) that stops early (no final-visit value: withdrawn, or that sample missing) covers
+        # fewer weeks than the others: smaller by construction, whatever the course
+        short = g[g["auc_mb"].notna() & g["final"].isna()]
+        short_note = (f"{len(short)} of the {r.n1 + r.n2} patients' AUC stops before the final visit (no value "
+                      f"there: {', '.join(map(str, short[S.PATIENT].tolist()[:10]))}): it covers fewer weeks than "
+                      "the others' (patient_summaries weeks_observed; auc_mb_per_week is the time-averaged change)"
+                      if len(short) else "")
         rows.append(_row(test="rank_sum", endpoint="auc_mb", population=pop, measure=m, n=r.n1 + r.n2,
                          n_treatment=r.n1, n_control=r.n2, statistic=r.statistic, estimate=r.estimate,
                          estimate_kind="difference in median AUC minus baseline (unit x weeks)", p=r.p,
-                         note=r.note, _adjust=True))
+                         note="; ".join(w for w in (r.note, short_note) if w), _adjust=True))
     return rows
 
 

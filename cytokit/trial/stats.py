@@ -70,9 +70,9 @@ def median_iqr(x: ArrayLike) -> Summary:
 def rank_sum(x: ArrayLike, y: ArrayLike, *, min_n: int = 2) -> TestResult:
     """Two-sided Mann-Whitney U (Wilcoxon rank-sum) test of ``x`` (treatment) vs ``y`` (control).
 
-    ``statistic`` is U of ``x``; ``estimate`` is median(x) − median(y) in the data's unit. Exact P for
-    small samples without ties, normal approximation with tie and continuity correction otherwise
-    (scipy's ``method='auto'``).
+    ``statistic`` is U of ``x``; ``estimate`` is median(x) − median(y) in the data's unit. Exact P when one
+    sample has at most 8 values and there are no ties, normal approximation with tie and continuity correction
+    otherwise (scipy's ``method='auto'``).
     """
     a, b = _clean(x), _clean(y)
     est = float(np.median(a) - np.median(b)) if a.size and b.size else float("nan")
