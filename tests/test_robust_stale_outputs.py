@@ -14,6 +14,7 @@ import yaml
 
 from cytokit.fcs import read_fcs
 from cytokit.flowjo import read_workspace, workspace_counts
+from cytokit.learn import compare_gates
 from cytokit.pipeline import run
 from cytokit.results import schema as S
 from test_pipeline_support import simulate_small_trial, write_pipeline
@@ -34,7 +35,8 @@ def _pipeline(folder: Path, trial: Path, outputs: dict) -> Path:
 
 def _workspace_counts_are_the_tables(out: Path, trial: Path, sample_ids: list[str]) -> None:
     """The FlowJo workspace of a sample the cohort gating re-fitted counts what the tables count (before, its
-    gates were the original fit's: P002_W12_tmem Treg 15 events in the workspace, 13 in the tables)."""
+    gates were the original fit's: P002_W12_tmem Treg 15 events in the workspace, 13 in the tables), and so
+    does compare-gates on the run."""
     ws = read_workspace(out / "workspace.wsp")
     pops = pd.read_csv(out / "populations.csv")
     refits = pd.read_csv(out / S.COHORT_DIR / "refits.csv")
@@ -47,6 +49,13 @@ def _workspace_counts_are_the_tables(out: Path, trial: Path, sample_ids: list[st
         table = pops[pops[S.SAMPLE_ID] == sid].set_index(S.POPULATION)[S.COUNT]
         got = counts.set_index("population")["count"].reindex(table.index)
         assert (got == table).all(), pd.DataFrame({"workspace": got, "tables": table})[got != table]
+    # compare-gates on the run scores the re-fit too (its automated side is the tables'; before, the original fit)
+    files = [next(trial.rglob(f"{sid}.fcs")) for sid in sample_ids]
+    scored = compare_gates(out / "workspace.wsp", files, out).set_index(["sample", "population"])
+    for sid in sample_ids:
+        table = pops[pops[S.SAMPLE_ID] == sid].set_index(S.POPULATION)[S.COUNT]
+        assert (scored.loc[sid, "n_auto"].reindex(table.index) == table).all()
+        assert (scored.loc[sid, "f1"] > 0.999).all()
 
 
 @pytest.fixture(scope="module")

@@ -277,7 +277,8 @@ def compare_gates(expert: str | Path, files: Iterable[str | Path], gates: str | 
     """Per-event agreement of ``gates`` with the expert's, one row per sample x population, worst first.
 
     ``gates`` is a strategy (name, YAML, Strategy) applied to each file, or a finished run's results
-    folder, whose stored per-sample Gating-ML gates (``samples/<id>/gates.xml``) are evaluated as they are.
+    folder, whose stored per-sample Gating-ML gates (``samples/<id>/gates.xml``, or ``gates_cohort.xml`` where the
+    tables report a cohort re-fit) are evaluated as they are.
     Either way both sides are scored on the events QC kept: with a strategy, QC as ``qc`` says; with a
     run, the run's own QC, so ``n_auto`` and ``pct_auto`` are the run's populations table ``count`` and
     ``pct_parent`` when the expert gates every ancestor.
@@ -324,14 +325,16 @@ def _compare_run(run: Path, experts: Sequence[ExpertSample], mapping: Mapping[st
     rows: list[dict] = []
     for ex in experts:
         sid = by_file.get(ex.path.name)
-        gx = run / "samples" / str(sid) / "gates.xml"
+        folder = run / S.SAMPLES_DIR / str(sid)
+        refit_xml = folder / S.GATES_COHORT_XML  # the cohort re-fit the tables report, when the run wrote it
+        gx = refit_xml if refit_xml.is_file() else folder / S.GATES_XML
         if sid is None or not gx.exists():
             log.warning("%s: not in the run (or no stored gates); skipped", ex.path.name)
             continue
-        if refitted.get(sid):
+        if refitted.get(sid) and gx != refit_xml:
             log.warning("%s: %s reported in the run's tables from the cohort re-fit (method <method>+cohort); "
-                        "compare-gates scores the stored per-sample fit (gates.xml), so these rows are not the "
-                        "tables' numbers", ex.path.name, ", ".join(refitted[sid]))
+                        "the run wrote no Gating-ML of the re-fit (outputs.gatingml off), so compare-gates scores "
+                        "the stored per-sample fit and these rows are not the tables' numbers", ex.path.name, ", ".join(refitted[sid]))
         doc = read_gatingml(gx)
         raw = read_fcs(ex.path)
         keep = np.asarray(prepare_from_store(run, sid, raw=raw)[0].qc.keep, dtype=bool)
