@@ -68,3 +68,25 @@ def test_auc_test_names_patients_whose_auc_stops_before_the_final_visit():
     assert ps.loc[(ps[S.PATIENT] == "P001") & (ps[S.POPULATION] == "CD4 T"), "weeks_observed"].max() < 30
     others = t[(t["test"] == "rank_sum") & (t["endpoint"] == "auc_mb")]
     assert others["note"].str.contains("AUC stops").sum() == others["n"].gt(0).sum()  # every AUC row with P001
+
+
+def test_an_arm_too_small_to_test_says_so_in_notes_headline_and_cli(tmp_path, capsys):
+    """One control patient: exit 0 with the tables written, and every place that shows an empty P says why."""
+    from cytokit.cli.main import main
+
+    pops, clin = make_trial(4, seed=14)
+    keep = (pops[S.ARM] == "IL-2") | (pops[S.PATIENT] == "P100")
+    root = tmp_path / "res"
+    root.mkdir()
+    pops[keep].to_csv(root / "populations.csv", index=False)
+    clin[clin[S.PATIENT].isin(pops.loc[keep, S.PATIENT].unique())].to_csv(root / "clinical.csv", index=False)
+    cfg = tmp_path / "pipeline.yaml"
+    cfg.write_text("name: demo\ntrial:\n  longitudinal:\n    model: none\n", encoding="utf-8")
+    assert main(["compare", str(root), "--config", str(cfg), "--no-figures"]) == 0
+    out = capsys.readouterr().out
+    assert "P not computed (fewer than 3 values in an arm)" in out and "P=nan" not in out
+    head = pd.read_csv(root / "trial" / "headline.csv")
+    assert head["p"].isna().all() and head["note"].str.startswith("fewer than 3").all()
+    notes = json.loads((root / "trial" / "trial_config.json").read_text())["notes"]
+    assert any("arm 'control' has 1 patient(s), fewer than trial.min_per_arm = 3" in n for n in notes)
+    assert not any("arm 'IL-2'" in n for n in notes)

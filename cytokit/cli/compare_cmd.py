@@ -31,5 +31,6 @@ def register(app: typer.Typer) -> None:
         result = run_comparisons(results_dir, cfg, out_dir=target, force=force)
         head = result.headline
         for r in head.head(2).itertuples(index=False):
-            typer.echo(f"{r.population} {r.endpoint} at {r.visit}: {r.treatment} vs {r.control}; P={r.p:.3g}")
+            p = f"P={r.p:.3g}" if r.p == r.p else f"P not computed ({r.note or 'see tests.csv'})"  # NaN != NaN
+            typer.echo(f"{r.population} {r.endpoint} at {r.visit}: {r.treatment} vs {r.control}; {p}")
         typer.echo(f"wrote {target}")

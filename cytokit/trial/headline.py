@@ -1,6 +1,7 @@
 """The headline table, laid out the way the trial reports its results.
 
-``p_min`` is the smallest P the row's test can attain with its group sizes (:mod:`cytokit.trial.attainable`).
+``p_min`` is the smallest P the row's test can attain with its group sizes (:mod:`cytokit.trial.attainable`);
+``note`` is the test row's note (why P is empty, values flagged for review, ...).
 
 Rows: median change from baseline of the CD4 population at the final visit per arm (median (IQR), in the
 CD4 measure's unit) with the rank-sum P; the percentage of patients reaching the CD4-increase threshold at
@@ -18,7 +19,7 @@ from .config import MEASURE_UNITS, TrialConfig
 from .responders import flag_names
 
 HEADLINE_COLUMNS = ["endpoint", S.POPULATION, "measure", "unit", S.VISIT, "treatment", "control", "effect",
-                    "test", "p", "p_adj", "p_min"]
+                    "test", "p", "p_adj", "p_min", "note"]
 
 
 def _fmt(x: float) -> str:
@@ -85,7 +86,7 @@ def headline_table(summaries: pd.DataFrame, tests: pd.DataFrame, rates: pd.DataF
                 "treatment": _median_text(summaries, pop, m, t_arm, final_visit),
                 "control": _median_text(summaries, pop, m, c_arm, final_visit),
                 "effect": f"difference in medians {_fmt(r['estimate'])}", "test": "Wilcoxon rank-sum",
-                "p": r["p"], "p_adj": r["p_adj"], "p_min": _min_rank_sum(r)}
+                "p": r["p"], "p_adj": r["p_adj"], "p_min": _min_rank_sum(r), "note": r["note"]}
 
     first = change_row(config.cd4_population, config.cd4_measure)
     if first:
@@ -102,7 +103,8 @@ def headline_table(summaries: pd.DataFrame, tests: pd.DataFrame, rates: pd.DataF
                      S.VISIT: responder_visit, "treatment": texts[t_arm], "control": texts[c_arm],
                      "effect": f"OR {_fmt(r['estimate'])} ({_fmt(r['ci_low'])} to {_fmt(r['ci_high'])})",
                      "test": "Fisher exact", "p": r["p"], "p_adj": r["p_adj"],
-                     "p_min": fisher_min_p(counts[t_arm][1], counts[c_arm][1], counts[t_arm][0] + counts[c_arm][0])})
+                     "p_min": fisher_min_p(counts[t_arm][1], counts[c_arm][1], counts[t_arm][0] + counts[c_arm][0]),
+                     "note": r["note"]})
     for pop in config.headline_populations:
         for m in config.measures:
             if pop == config.cd4_population and m == config.cd4_measure:

@@ -140,6 +140,19 @@ def missing_values_note(values: pd.DataFrame, samples: pd.DataFrame, clinical: p
     return notes
 
 
+def small_arm_note(values: pd.DataFrame, config: TrialConfig) -> list[str]:
+    """A note (and a warning) per compared arm with fewer than ``config.min_per_arm`` patients: no test involving
+    it is run (P empty), its medians and proportions are still given."""
+    per_arm = values.groupby(S.ARM)[S.PATIENT].nunique()
+    notes = [f"arm {arm!r} has {int(per_arm.get(arm, 0))} patient(s), fewer than trial.min_per_arm = "
+             f"{config.min_per_arm}: no rank-sum, signed-rank, Fisher, logistic or longitudinal test involving it is "
+             "run (P empty); its medians and proportions are descriptive only."
+             for arm in config.arms if int(per_arm.get(arm, 0)) < config.min_per_arm]
+    for n in notes:
+        log.warning("%s", n)
+    return notes
+
+
 def analyse(inputs: TrialInputs, config: TrialConfig | None = None) -> TrialResult:
     """Run the whole analysis in memory (no files written)."""
     config = config or TrialConfig()
@@ -168,6 +181,7 @@ def analyse(inputs: TrialInputs, config: TrialConfig | None = None) -> TrialResu
     if few:
         notes.append(few)
     notes += missing_values_note(values, inputs.samples, clinical, config.arms)
+    notes += small_arm_note(values, config)
     by_sample = sample_hashes(inputs.populations)
     digest = inputs_digest([*by_sample.values(), table_sha256(inputs.clinical) or ""])
     result = TrialResult(config, visits, final, resp_visit, values, flags, summ_p, summaries, rates, tests,
