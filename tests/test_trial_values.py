@@ -199,3 +199,18 @@ def test_a_missing_week_names_the_samples_and_visits_and_what_to_do():
     assert "for 1 row(s) (samples ['P1_W0_tmem'], visits ['W0'])" in text
     assert "give the manifest a numeric 'week' column" in text and "results/populations.csv" in text
     assert "W24" not in text
+
+
+def test_increase_flag_is_missing_at_baseline_not_false():
+    """An increase over baseline is undefined at the baseline visit: the flag is missing there (patient reports
+    show '—'), as the responder rates and Fisher tests, which skip that visit, already treat it."""
+    spec = []
+    for visit, week, cd4 in (("W0", 0, 300.0), ("W24", 24, 600.0)):
+        spec.append(("P1", visit, week, "IL-2", "tmem", "CD4 T", 1000, 40.0, 20.0, cd4))
+        spec.append(("P1", visit, week, "IL-2", "tmem", "CD8 T", 1000, 50.0, 30.0, 500.0))
+    cfg = TrialConfig()
+    v = patient_visit_values(check_populations(_rows(spec)), check_clinical(pd.DataFrame()), cfg)
+    f = responder_flags(v, cfg).set_index(["patient", "visit"])
+    inc = flag_names(cfg)[0]
+    assert pd.isna(f.loc[("P1", "W0"), inc]) and f.loc[("P1", "W24"), inc] == True  # noqa: E712
+    assert f.loc[("P1", "W0"), "cd4_change_pct"] == 0  # the change itself stays 0 at baseline

@@ -4,7 +4,8 @@ Flags are nullable booleans: missing when the value they need is missing. Column
 threshold so a table is self-describing:
 
 * ``cd4_increase_ge_<X>pct`` - CD4 (``TrialConfig.cd4_measure``) increased by at least X percent of its
-  baseline value (a state, so it is also computed at every follow-up visit);
+  baseline value (a state, so it is also computed at every follow-up visit; missing at the baseline visit,
+  where it is undefined, as in the responder rates);
 * ``cd4_cd8_ratio`` (value) and ``cd4_cd8_ratio_gt_<R>`` - CD4/CD8 ratio of absolute counts (cells/µL),
   or of % lymphocytes when counts are missing, strictly above R;
 * ``cd4_gt_<T>_per_uL`` - absolute CD4 count strictly above T cells/µL.
@@ -89,7 +90,8 @@ def responder_flags(values: pd.DataFrame, config: TrialConfig) -> pd.DataFrame:
     out["cd4_cd8_ratio"] = ratio_abs.where(ratio_abs.notna(), ratio_pct)
     names = flag_names(config)
     inc = out["cd4_change_pct"]
-    out[names[0]] = _flag(inc >= r.cd4_increase_pct, inc.notna())
+    after_baseline = out.index.get_level_values(S.VISIT) != config.baseline_visit  # no increase over itself
+    out[names[0]] = _flag(inc >= r.cd4_increase_pct, inc.notna() & after_baseline)
     out[names[1]] = _flag(out["cd4_cd8_ratio"] > r.cd4_cd8_ratio, out["cd4_cd8_ratio"].notna())
     for name, t in zip(names[2:], r.cd4_thresholds_per_uL):
         out[name] = _flag(cd4_abs > t, cd4_abs.notna())
