@@ -264,3 +264,26 @@ def test_unknown_adjustment_method_is_a_stats_error():
                        "pct": [5.0, 6.0, 9.0, 10.0], "arm": ["control", "control", "IL-2", "IL-2"], "visit": "W0"})
     with pytest.raises(StatsError, match="bonferroni"):
         differential_abundance(ab, adjust="bonferroni")
+
+
+def test_firth_profile_limits_and_likelihood_ratio_p_match_a_reference_implementation():
+    """Under separation the Firth rows report profile penalised-likelihood limits and penalised likelihood-ratio
+    P values (R logistf's defaults). Reference: firthmodels 0.8.2 FirthLogisticRegression (conf_int(method='pl'),
+    lrt()) on the demo's recall-antigen model (8 patients: intercept, IL-2, baseline CD4 / 100, stratum), where
+    every IL-2 patient responds."""
+    from cytokit.trial.logistic import firth_profile
+
+    X = np.array([[1, 1, 3.856009, 1], [1, 0, 2.77822, 0], [1, 1, 4.659523, 1], [1, 0, 4.065588, 1],
+                  [1, 0, 4.039499, 1], [1, 0, 3.19508, 0], [1, 1, 3.175448, 0], [1, 1, 3.02756, 0]], dtype=float)
+    y = np.array([1, 1, 1, 0, 0, 1, 1, 1], dtype=float)
+    beta, _, conv = firth_logit(y, X)
+    assert conv and beta == pytest.approx([1.2455112, 2.5396235, 0.0359190, -2.8681253], abs=1e-5)
+    _, p, low, high = firth_profile(y, X, beta)
+    assert p == pytest.approx([0.8845994, 0.1525625, 0.9898792, 0.4365553], abs=1e-5)
+    assert low == pytest.approx([-24.575989, -0.829931, -8.696150, -13.310879], abs=1e-4)
+    assert high == pytest.approx([27.997410, 8.839089, 8.866198, 6.229163], abs=1e-4)
+    fit = fit_logistic(pd.Series(y), pd.DataFrame(X, columns=["(intercept)", "arm", "cd4", "stratum"]))
+    row = fit.table().set_index("term").loc["arm"]
+    assert fit.method == "firth" and "profile" in " ".join(fit.notes)
+    assert (row["ci_low"], row["ci_high"], row["p"]) == pytest.approx((np.exp(-0.829931), np.exp(8.839089), 0.1525625),
+                                                                      rel=1e-4)

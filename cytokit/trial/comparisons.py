@@ -8,7 +8,8 @@ Input frames come from :mod:`cytokit.trial.values` and :mod:`cytokit.trial.respo
   each follow-up visit (``endpoint='change'``) and on the AUC minus baseline (``endpoint='auc_mb'``);
 * ``signed_rank`` - within each arm, Wilcoxon signed-rank of follow-up vs baseline;
 * ``fisher`` - responder proportions per visit, with the conditional odds ratio and exact 95 % CI;
-* ``logistic`` - each binary clinical outcome on arm + covariates (one row per term; ORs, Wald CIs; the
+* ``logistic`` - each binary clinical outcome on arm + covariates (one row per term; ORs, Wald CIs or a Firth
+  fit's profile limits; the
   model's events per variable in column ``epv``, below :data:`~cytokit.trial.config.EPV_MIN` also stated in ``note``);
 * ``mixedlm`` / ``gee`` - longitudinal arm × visit model (joint interaction test + per-visit terms).
 
@@ -265,7 +266,8 @@ def logistic_data(values: pd.DataFrame, clinical: pd.DataFrame, config: TrialCon
 
 def logistic_tests(values: pd.DataFrame, clinical: pd.DataFrame, config: TrialConfig,
                    visits: list[str], source: str = "<clinical table>") -> list[dict]:
-    """One row per outcome × model term (odds ratio per unit of the term, Wald 95 % CI and P)."""
+    """One row per outcome × model term (odds ratio per unit of the term, 95 % CI and P: Wald, or for a Firth
+    fit under separation profile penalised likelihood and its likelihood-ratio test)."""
     lc = config.logistic
     rows: list[dict] = []
     for outcome in lc.outcomes:
@@ -301,7 +303,7 @@ def logistic_tests(values: pd.DataFrame, clinical: pd.DataFrame, config: TrialCo
             if t.term == "(intercept)":
                 continue
             rows.append(_row(test="logistic", endpoint=outcome, term=t.term, n=fit.n, n_treatment=nt,
-                             n_control=nc, statistic=t.coef / t.se if t.se else np.nan, estimate=t.odds_ratio,
+                             n_control=nc, statistic=t.statistic, estimate=t.odds_ratio,
                              estimate_kind="odds ratio (per unit of term)", ci_low=t.ci_low, ci_high=t.ci_high,
                              p=t.p, flag=flag, note=note, **{S.EPV: epv}))
     return rows

@@ -9,7 +9,9 @@ Complete or quasi-complete separation (an arm or covariate level in which everyo
 makes maximum-likelihood estimates diverge. It is detected (statsmodels' perfect-separation warning, a
 fit that does not converge, or fitted probabilities of 0/1 together with an exploding coefficient) and
 then the model is refitted with Firth's penalised likelihood, which gives finite estimates; every row
-carries ``flag='separation'`` and says so in ``note``.
+carries ``flag='separation'`` and says so in ``note``. A Firth fit's confidence limits are profile
+penalised-likelihood limits and its P values penalised likelihood-ratio tests (Heinze & Schemper 2002, the
+defaults of R's logistf): Wald limits around a Firth estimate under separation can be far off.
 """
 from __future__ import annotations
 
@@ -39,18 +41,26 @@ class LogisticFit:
     separation: bool
     converged: bool
     notes: list[str] = field(default_factory=list)
+    #: Firth fits: profile penalised-likelihood 95 % limits (log-odds scale) and the penalised likelihood-ratio
+    #: chi-square behind ``p``; None for maximum likelihood (Wald limits, Wald z)
+    ci: np.ndarray | None = None
+    chi2: np.ndarray | None = None
 
     def table(self, confidence: float = 0.95) -> pd.DataFrame:
+        """Per term: coefficient, SE, odds ratio with its 95 % limits, P and ``statistic`` (Wald z, or the
+        penalised likelihood-ratio chi-square of a Firth fit)."""
         z = stats.norm.ppf(0.5 + confidence / 2)
-        with np.errstate(over="ignore"):
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            low, high = (self.coef - z * self.se, self.coef + z * self.se) if self.ci is None else self.ci.T
             return pd.DataFrame({
                 "term": self.terms,
                 "coef": self.coef,
                 "se": self.se,
                 "odds_ratio": np.exp(self.coef),
-                "ci_low": np.exp(self.coef - z * self.se),
-                "ci_high": np.exp(self.coef + z * self.se),
+                "ci_low": np.exp(low),
+                "ci_high": np.exp(high),
                 "p": self.p,
+                "statistic": self.coef / self.se if self.chi2 is None else self.chi2,
             })
 
 
@@ -85,14 +95,20 @@ def design_matrix(data: pd.DataFrame, *, treatment: str, control: str, covariate
     return X, notes
 
 
-def firth_logit(y: np.ndarray, X: np.ndarray, *, max_iter: int = 100,
-                tol: float = 1e-8) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Firth's bias-reduced logistic regression by Newton-Raphson on the penalised score.
+def penalised_loglik(y: np.ndarray, X: np.ndarray, beta: np.ndarray) -> float:
+    """Firth's penalised log-likelihood: log L(beta) + 0.5 log det I(beta) (Jeffreys prior)."""
+    eta = np.clip(X @ beta, -30, 30)
+    pi = 1.0 / (1.0 + np.exp(-eta))
+    loglik = float(np.sum(y * np.log(pi) + (1 - y) * np.log1p(-pi)))
+    sign, logdet = np.linalg.slogdet(X.T @ (X * (pi * (1 - pi))[:, None]))
+    return loglik + 0.5 * float(logdet) if sign > 0 else -np.inf
 
-    Returns (coefficients, standard errors from the inverse penalised information, converged).
-    """
-    beta = np.zeros(X.shape[1])
-    converged = False
+
+def _firth_newton(y: np.ndarray, X: np.ndarray, beta: np.ndarray, free: np.ndarray, *, max_iter: int,
+                  tol: float) -> tuple[np.ndarray, bool]:
+    """Maximise the penalised likelihood over the coefficients ``free`` (bool mask), the others held at their
+    value in ``beta``; the penalty is always that of the whole model (as logistf's profile fits)."""
+    beta = beta.copy()
     for _ in range(max_iter):
         eta = np.clip(X @ beta, -30, 30)
         pi = 1.0 / (1.0 + np.exp(-eta))
@@ -101,15 +117,68 @@ def firth_logit(y: np.ndarray, X: np.ndarray, *, max_iter: int = 100,
         cov = np.linalg.pinv(info)
         h = np.einsum("ij,jk,ik->i", X * w[:, None], cov, X)  # leverages of the weighted hat matrix
         score = X.T @ (y - pi + h * (0.5 - pi))
-        step = cov @ score
-        # halve large steps: keeps Newton stable when the MLE would diverge
+        step = np.zeros_like(beta)
+        step[free] = np.linalg.pinv(info[np.ix_(free, free)]) @ score[free]
+        # cap large steps: keeps Newton stable when the MLE would diverge
         m = np.max(np.abs(step))
         if m > 5:
             step *= 5 / m
+        # halve a step that lowers the penalised likelihood
+        before = penalised_loglik(y, X, beta)
+        for _half in range(20):
+            if penalised_loglik(y, X, beta + step) >= before - 1e-12:
+                break
+            step /= 2
         beta = beta + step
         if np.max(np.abs(step)) < tol:
-            converged = True
-            break
+            return beta, True
+    return beta, False
+
+
+def firth_profile(y: np.ndarray, X: np.ndarray, beta: np.ndarray, *, confidence: float = 0.95,
+                  max_iter: int = 100) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Penalised-likelihood inference at the Firth estimate ``beta`` (Heinze & Schemper 2002; R logistf's
+    defaults): per coefficient the penalised likelihood-ratio chi-square (1 df) against 0, its P, and the
+    profile penalised-likelihood confidence limits (log-odds scale; +-inf when the profile does not fall
+    far enough within |coefficient| <= 30). Under separation these are the reliable ones; Wald limits
+    around a Firth estimate can be badly off."""
+    from scipy.optimize import brentq
+
+    k = X.shape[1]
+    top = penalised_loglik(y, X, beta)
+    crit = stats.chi2.ppf(confidence, 1)
+    chi2, low, high = np.full(k, np.nan), np.full(k, -np.inf), np.full(k, np.inf)
+
+    def drop(j: int, value: float) -> float:  # 2 x (max penalised loglik - profile at beta_j = value)
+        start = beta.copy()
+        start[j] = value
+        free = np.ones(k, dtype=bool)
+        free[j] = False
+        fitted, _ = _firth_newton(y, X, start, free, max_iter=max_iter, tol=1e-8)
+        return 2.0 * (top - penalised_loglik(y, X, fitted))
+
+    for j in range(k):
+        chi2[j] = max(drop(j, 0.0), 0.0)
+        for side in (-1.0, 1.0):
+            step, edge = 0.5, beta[j]
+            while abs(edge - beta[j]) < 30:
+                edge = beta[j] + side * step
+                if drop(j, edge) > crit:
+                    limit = brentq(lambda b: drop(j, b) - crit, min(beta[j], edge), max(beta[j], edge), xtol=1e-6)
+                    (low if side < 0 else high)[j] = limit
+                    break
+                step *= 2
+    return chi2, stats.chi2.sf(chi2, 1), low, high
+
+
+def firth_logit(y: np.ndarray, X: np.ndarray, *, max_iter: int = 100,
+                tol: float = 1e-8) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Firth's bias-reduced logistic regression by Newton-Raphson on the penalised score.
+
+    Returns (coefficients, standard errors from the inverse penalised information, converged).
+    """
+    beta, converged = _firth_newton(y, X, np.zeros(X.shape[1]), np.ones(X.shape[1], dtype=bool),
+                                    max_iter=max_iter, tol=tol)
     eta = np.clip(X @ beta, -30, 30)
     pi = 1.0 / (1.0 + np.exp(-eta))
     info = X.T @ (X * (pi * (1 - pi))[:, None])
@@ -156,13 +225,14 @@ def fit_logistic(y: pd.Series, X: pd.DataFrame, *, max_iter: int = 200) -> Logis
             separation = True
     if separation:
         log.warning("logistic regression: separation (perfect prediction) detected; using Firth estimates")
-        notes.append("separation (perfect prediction): Firth penalised-likelihood estimates, Wald CI")
+        notes.append("separation (perfect prediction): Firth penalised-likelihood estimates, profile "
+                     "penalised-likelihood CI and likelihood-ratio P")
         beta, se, conv = firth_logit(yv, Xv, max_iter=max_iter)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            p = 2 * stats.norm.sf(np.abs(beta / se))
+        chi2, p, low, high = firth_profile(yv, Xv, beta, max_iter=max_iter)
         if not conv:
             notes.append("Firth fit did not converge")
-        return LogisticFit(list(X.columns), beta, se, p, len(yv), int(yv.sum()), "firth", True, conv, notes)
+        return LogisticFit(list(X.columns), beta, se, p, len(yv), int(yv.sum()), "firth", True, conv, notes,
+                           ci=np.column_stack([low, high]), chi2=chi2)
     assert fit is not None  # no fit always means separation (handled above)
     return LogisticFit(list(X.columns), np.asarray(fit.params), np.asarray(fit.bse), np.asarray(fit.pvalues),
                        len(yv), int(yv.sum()), "mle", False, converged, notes)
