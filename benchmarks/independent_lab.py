@@ -116,7 +116,8 @@ LABS = {
     # 4242 a check seed), 10101 its fourth (main at 57bfba2), 11111 its fifth (2026-12-06, main at c3fbc55; 6262
     # a check seed), 12121 its sixth (2026-12-06, main at 91d8018; 7272 a check seed), 13131 its seventh (2026-12-06, main at
     # 527aefd; 8282 a check seed), 14141 its eighth (2026-12-06, main at a5f15ce; 9292 a check seed), 15151 its ninth (2026-12-06, main at
-    # 2f3850f; 10303 a check seed); 16161 is reserved for the next final measurement
+    # 2f3850f; 10303 a check seed), 16161 its tenth (2026-12-06, main at 47e22a9; 17171 a check seed); 18181 is
+    # reserved for the next final measurement
     "b": Lab(HIERARCHY_B, generate_trial_b, write_lab_b_strategies, PANEL_B,
              (("CD25+ CD4", "CD4 T", "CD25"), ("HLA-DR+ CD8", "CD8 T", "HLA-DR")),
              ("Singlets", "T cells", "CD4 T", "CD8 T", "Naive CD4", "Memory CD4", "CD25+ CD4", "Treg", "HLA-DR+ CD8",
@@ -136,7 +137,8 @@ LABS = {
     # 57bfba2), 3737 its fourth (2026-12-06, main at c3fbc55; 6363, 7373 and 8383 looked at), 3838 its fifth
     # (2026-12-06, main at 91d8018; 9393 looked at), 3939 its sixth (2026-12-06, main at 527aefd; 2929 looked at),
     # 4040 its seventh (2026-12-06, main at a5f15ce; 1919 looked at), 4545 its eighth (2026-12-06, main at
-    # 2f3850f; 2727 looked at); 4646 is reserved for the next final measurement
+    # 2f3850f; 2727 looked at), 4646 its ninth (2026-12-06, main at 47e22a9; 4747 looked at); 4848 is reserved
+    # for the next final measurement
     "c": Lab(HIERARCHY_C, generate_trial_c, write_lab_c_strategies, PANEL_C, ORACLE,
              ("Singlets", "T cells", "CD4 T", "CD8 T", "Naive CD4", "Memory CD4", "CD28+ CD4", "CD25+ CD4", "Treg",
               "CD28+ CD8", "NK cells", "CD56dim NK", "CD56bright NK", "B cells", "Beads"),
@@ -148,14 +150,14 @@ LABS = {
              {"patients": 6, "events": 300000, "seed": 31},
              ("recalibrated", "instrument_E", "instrument_F", "treg_up", "")),
 }
-#: lab C's seed kept for a final measurement by someone who has not tuned on lab C (31-33, 3434-4545 are looked at)
-RESERVED_C_SEED = 4646
-RESERVED_B_SEED = 16161  # lab B's seed kept for a final measurement by someone who has not tuned on lab B
+#: lab C's seed kept for a final measurement by someone who has not tuned on lab C (31-33, 3434-4747 are looked at)
+RESERVED_C_SEED = 4848
+RESERVED_B_SEED = 18181  # lab B's seed kept for a final measurement by someone who has not tuned on lab B
 #: lab A's seeds 2026-2029, 3031, 4040, 4141, 5050, 5151, 6060, 7070, 8080 (drawn 2026-12-05, main at ac8f5b4) and
 #: 9090 (main at 57bfba2), 6161, 7171 and 8181 (checks), 10110 (2026-12-06, main at c3fbc55) 12120 (main at
-#: 91d8018), 9191 (a check), 13130 (main at 527aefd), 14140 (main at a5f15ce), 15150 (a check), 16160 (main at 2f3850f) and 17170 (a check) are
-#: looked at; 18180 is kept for its next final measurement
-RESERVED_A_SEED = 18180
+#: 91d8018), 9191 (a check), 13130 (main at 527aefd), 14140 (main at a5f15ce), 15150 (a check), 16160 (main at 2f3850f),
+#: 17170 (a check) and 18180 (main at 47e22a9) are looked at; 19190 is kept for its next final measurement
+RESERVED_A_SEED = 19190
 
 
 def strategies(folder: Path, lab: Lab = LABS["a"]) -> dict[str, Strategy]:
