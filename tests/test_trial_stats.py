@@ -287,3 +287,21 @@ def test_firth_profile_limits_and_likelihood_ratio_p_match_a_reference_implement
     assert fit.method == "firth" and "profile" in " ".join(fit.notes)
     assert (row["ci_low"], row["ci_high"], row["p"]) == pytest.approx((np.exp(-0.829931), np.exp(8.839089), 0.1525625),
                                                                       rel=1e-4)
+
+
+def test_forest_marks_an_odds_ratio_of_zero_at_the_left_edge(monkeypatch):
+    """Conditional OR 0 (every control patient responds, 3/4 vs 4/4): a left triangle at the axis edge and an
+    arrow for the lower limit 0, as OR infinity gets a right triangle; before, the row was a bare line."""
+    from cytokit.trial import figures
+
+    monkeypatch.setattr(figures, "_png", lambda fig: fig)
+    rows = pd.DataFrame({"label": ["CD4 > 200", "ratio > 1", "increase"], "estimate": [0.0, 6.4, np.inf],
+                         "ci_low": [0.0, 0.21, 0.53], "ci_high": [39.0, 626.0, np.inf], "p": [1.0, 0.49, 0.14]})
+    fig = figures.forest(rows)
+    ax = fig.axes[0]
+    markers = {ln.get_marker(): (ln.get_xdata()[0], ln.get_ydata()[0]) for ln in ax.lines if ln.get_marker() != "None"}
+    lo_edge, hi_edge = ax.get_xlim()
+    assert markers["<"] == pytest.approx((lo_edge, 2)) and markers[">"] == pytest.approx((hi_edge, 0))
+    assert markers["s"] == pytest.approx((6.4, 1))
+    arrows = [a.xy for a in ax.texts]  # annotate() arrows: lower limit 0 (row 2) and upper limit inf (row 0)
+    assert (lo_edge, 2) in arrows and (hi_edge, 0) in arrows

@@ -123,7 +123,10 @@ def change_at_visit(values: pd.DataFrame, populations: list[str], measure: str, 
 
 
 def forest(rows: pd.DataFrame, *, title: str = "Odds ratios") -> bytes | None:
-    """Forest plot of ``rows`` (columns ``label``, ``estimate``, ``ci_low``, ``ci_high``, ``p``)."""
+    """Forest plot of ``rows`` (columns ``label``, ``estimate``, ``ci_low``, ``ci_high``, ``p``).
+
+    An odds ratio of 0 or infinity (an empty cell) is a triangle at the axis edge it lies beyond; a limit of 0
+    or infinity an arrow at that edge."""
     rows = rows[np.isfinite(rows["estimate"].astype(float)) | np.isfinite(rows["ci_low"].astype(float))]
     if rows.empty:
         return None
@@ -142,10 +145,14 @@ def forest(rows: pd.DataFrame, *, title: str = "Odds ratios") -> bytes | None:
         ax.plot([lo, hi], [yi, yi], color="0.2", lw=1.4)
         if not (np.isfinite(r.ci_high)):
             ax.annotate("", xy=(hi_edge, yi), xytext=(hi_edge / 1.6, yi), arrowprops={"arrowstyle": "->"})
+        if not (np.isfinite(r.ci_low) and r.ci_low > 0):  # a lower limit of 0: the interval runs off the axis
+            ax.annotate("", xy=(lo_edge, yi), xytext=(lo_edge * 1.6, yi), arrowprops={"arrowstyle": "->"})
         if np.isfinite(est) and est > 0:
             ax.plot([est], [yi], "s", color="#c0392b", ms=6)
         elif np.isinf(est) and est > 0:  # e.g. no responder in the control arm: OR beyond the axis
             ax.plot([hi_edge], [yi], ">", color="#c0392b", ms=7, clip_on=False)
+        elif est == 0:  # e.g. every control patient responds: OR 0, beyond the axis on the left
+            ax.plot([lo_edge], [yi], "<", color="#c0392b", ms=7, clip_on=False)
     ax.axvline(1.0, color="0.5", ls="--", lw=0.8)
     ax.set_xscale("log")
     ax.set_xlim(lo_edge, hi_edge)
