@@ -76,7 +76,11 @@ def test_switched_off_outputs_of_an_earlier_run_are_removed(trial: Path, tmp_pat
     # thumbnails and Gating-ML off under cohort gating: the re-fit's files go, the stage's tables stay
     run(_pipeline(tmp_path / "cfg", trial, {**on, "thumbnails": False, "gatingml": False,
                                             "flowjo_workspace": False}), out)
-    assert not list(out.glob(f"{S.SAMPLES_DIR}/*/gates_cohort.*"))
+    assert not list(out.glob(f"{S.SAMPLES_DIR}/*/{S.GATES_COHORT_PNG}"))
+    assert not list(out.glob(f"{S.SAMPLES_DIR}/*/{S.GATES_COHORT_XML}"))
+    # the re-fitted gates as records stay: the tables still report the re-fit (every per-event reader uses them)
+    assert sorted(p.parent for p in out.glob(f"{S.SAMPLES_DIR}/*/{S.GATES_COHORT_JSON}")) == \
+        [p.parent for p in refit_pngs]
     assert (out / S.COHORT_DIR).is_dir() and (out / "trial").is_dir()
 
     off = {**on, "cohort_gating": False, "trial": False, "flowjo_workspace": False}

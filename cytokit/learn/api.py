@@ -31,6 +31,7 @@ from ..errors import ConfigError
 from ..io_utils import fcs_paths
 from ..gating import Strategy, load_strategy
 from ..gating.model import StrategyDefinition
+from ..results import ResultsFolder
 from ..results import schema as S
 from .agreement import agreement_rows, summarise, worst_first
 from .expert import ExpertSample, expert_masks, load_expert, load_mapping, resolve_nodes
@@ -308,7 +309,8 @@ def _cohort_refits(run: Path) -> dict[str, list[str]]:
 
 def _compare_run(run: Path, experts: Sequence[ExpertSample], mapping: Mapping[str, str] | None,
                  where: Path) -> list[dict]:
-    """Agreement rows of a run's stored gates (``samples/<id>/gates.xml``), scored on the events the run's
+    """Agreement rows of the gates a run's tables report (:meth:`~cytokit.results.ResultsFolder.reported_gates`:
+    ``samples/<id>/gates.xml``, or ``gates_cohort.xml`` of a cohort re-fit), scored on the events the run's
     tables count: the per-sample chain is re-run with the run's QC (:func:`cytokit.pipeline.events.
     prepare_from_store`) and both sides are restricted to the events QC kept, as in strategy mode."""
     from ..fcs import read_fcs
@@ -325,13 +327,13 @@ def _compare_run(run: Path, experts: Sequence[ExpertSample], mapping: Mapping[st
     rows: list[dict] = []
     for ex in experts:
         sid = by_file.get(ex.path.name)
-        folder = run / S.SAMPLES_DIR / str(sid)
-        refit_xml = folder / S.GATES_COHORT_XML  # the cohort re-fit the tables report, when the run wrote it
-        gx = refit_xml if refit_xml.is_file() else folder / S.GATES_XML
-        if sid is None or not gx.exists():
+        gx = ResultsFolder(run).reported_gates(str(sid)).gatingml if sid is not None else None
+        if gx is not None and not gx.is_file():  # the run wrote no Gating-ML of a re-fit: the stored fit's
+            gx = ResultsFolder(run).sample_dir(str(sid)) / S.GATES_XML
+        if sid is None or gx is None or not gx.exists():
             log.warning("%s: not in the run (or no stored gates); skipped", ex.path.name)
             continue
-        if refitted.get(sid) and gx != refit_xml:
+        if refitted.get(sid) and gx.name != S.GATES_COHORT_XML:
             log.warning("%s: %s reported in the run's tables from the cohort re-fit (method <method>+cohort); "
                         "the run wrote no Gating-ML of the re-fit (outputs.gatingml off), so compare-gates scores "
                         "the stored per-sample fit and these rows are not the tables' numbers", ex.path.name, ", ".join(refitted[sid]))

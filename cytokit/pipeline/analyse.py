@@ -21,7 +21,7 @@ import logging
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
@@ -136,11 +136,7 @@ def analyse_sample(job: SampleJob) -> SampleOutput:
                                                  [masks[p] for p in table[S.POPULATION]], dims)
         populations = [{k: (v.item() if isinstance(v, np.generic) else v) for k, v in rec.items()}
                        for rec in table.to_dict("records")]
-    fits = result.fits
-    gates = [{S.POPULATION: spec.name, S.PARENT: spec.parent or "", "gate": fits[spec.name].gate.to_dict(),
-              "components": [c.to_dict() for c in fits[spec.name].components],
-              "landmarks": fit_landmarks(fits[spec.name].info, spec.dims)}
-             for spec in definition.populations if spec.name in fits]
+    gates = gate_records(result)
     summary = {
         S.N_EVENTS: qc.n_events, S.N_EVENTS_QC: qc.n_kept, S.QC_FLAGS: [*qc.flags, *data_flags(prepared)],
         "qc": qc.info,
@@ -162,6 +158,17 @@ def analyse_sample(job: SampleJob) -> SampleOutput:
             out.files["events.npz"] = _events_subsample(job, prepared, result, n_keep)
     out.timings = timer.timings
     return out
+
+
+def gate_records(result: Any) -> list[dict[str, Any]]:
+    """The concrete gates of a :class:`~cytokit.gating.result.GatingResult` as stored in ``result.json``
+    (``gates``; the cohort stage's ``gates_cohort.json``): population, parent, gate, components and landmarks
+    (transformed scale), in strategy order; :func:`cytokit.gating.fit_state.evaluate_stored` evaluates them."""
+    fits = result.fits
+    return [{S.POPULATION: spec.name, S.PARENT: spec.parent or "", "gate": fits[spec.name].gate.to_dict(),
+             "components": [c.to_dict() for c in fits[spec.name].components],
+             "landmarks": fit_landmarks(fits[spec.name].info, spec.dims)}
+            for spec in result.definition.populations if spec.name in fits]
 
 
 def export_gatingml(result: Any) -> str:
@@ -196,13 +203,26 @@ def events_npz(X: np.ndarray, markers: list[str], population: np.ndarray) -> byt
     return buf.getvalue()
 
 
-def _events_subsample(job: SampleJob, prepared: Sample, result: Any, n_keep: int) -> bytes:
-    """A reproducible subsample of events (seeded by the file's sha256) with each event's deepest population."""
-    rng = np.random.default_rng(int(job.sha256[:16] or "0", 16))
-    n = prepared.n_events
-    rows = np.sort(rng.choice(n, size=min(n_keep, n), replace=False)) if n else np.zeros(0, dtype=int)
+def subsample_rows(sha256: str, n_events: int, n_keep: int) -> np.ndarray:
+    """The rows (sorted indices into the QC-kept events) of the reproducible events export of a file: at most
+    ``n_keep`` of its ``n_events``, drawn with a generator seeded by the file's sha256."""
+    rng = np.random.default_rng(int(sha256[:16] or "0", 16))
+    if not n_events:
+        return np.zeros(0, dtype=int)
+    return np.sort(rng.choice(n_events, size=min(n_keep, n_events), replace=False))
+
+
+def deepest_labels(masks: Mapping[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
+    """Per row, the name of the deepest population containing it ("" for none); ``masks`` in strategy order
+    (parents first), so a later population wins."""
     labels = np.full(rows.size, "", dtype=object)
-    for name, mask in result.masks.items():  # strategy order: later (deeper) populations win
+    for name, mask in masks.items():
         labels[mask[rows]] = name
+    return labels.astype(str)
+
+
+def _events_subsample(job: SampleJob, prepared: Sample, result: Any, n_keep: int) -> bytes:
+    """A reproducible subsample of events (:func:`subsample_rows`) with each event's deepest population."""
+    rows = subsample_rows(job.sha256, prepared.n_events, n_keep)
     markers = [str(m) for m in prepared.channels["marker"]]
-    return events_npz(prepared.events[rows], markers, labels.astype(str))
+    return events_npz(prepared.events[rows], markers, deepest_labels(result.masks, rows))

@@ -49,7 +49,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -80,14 +80,17 @@ def run_cohort_gating(results_dir: str | Path, *, k: float = 4.0, min_shift: flo
                       accept_flags: Iterable[str] | None = ACCEPT_FLAGS,
                       group_columns: tuple[str, ...] = COHORT_COLUMNS,
                       samples: pd.DataFrame | None = None, stored: Mapping[str, dict[str, Any]] | None = None,
-                      thumbnails: bool = False, gatingml: bool = False) -> CohortGating:
+                      thumbnails: bool = False, gatingml: bool = False, records: bool = False) -> CohortGating:
     """Run the stage (see module contract). ``samples`` (sample_id + manifest columns of the analysed
     samples) and ``stored`` (sample id -> stored result) default to the folder's samples table (status
     ok) and stored results; the pipeline passes them before it writes its tables. With ``thumbnails``,
     a sample whose tables report a re-fit gets ``samples/<id>/gates_cohort.png`` (the re-fitted gates, shown
     by the reports instead of ``gates.png``); with ``gatingml``, ``samples/<id>/gates_cohort.xml`` (those gates as
     Gating-ML under the QC gates, which the FlowJo workspace uses instead of ``gates.xml``, so its counts are
-    the tables'); stale ones of an earlier run are removed."""
+    the tables'); stale ones of an earlier run are removed. With ``records`` (the pipeline, whose tables report
+    the re-fits), ``samples/<id>/gates_cohort.json``: the re-fitted gates as stored records, which every
+    per-event reader takes instead of ``result.json``'s (:meth:`~cytokit.results.ResultsFolder.reported_gates`;
+    without it, as on a finished folder, those files are left as they are)."""
     root = Path(results_dir)
     folder = ResultsFolder(root)
     if samples is None:
@@ -110,7 +113,7 @@ def run_cohort_gating(results_dir: str | Path, *, k: float = 4.0, min_shift: flo
     accept = None if accept_flags is None else frozenset(accept_flags)
     refits, populations, refitted = _refits(root, positions, stored, min_change_pp, accept)
     _note_outliers(positions, stored, populations)
-    _write_refit_files(folder, list(stored), refitted, thumbnails=thumbnails, gatingml=gatingml)
+    _write_refit_files(folder, list(stored), refitted, thumbnails=thumbnails, gatingml=gatingml, records=records)
     out = root / OUTPUT_DIR
     for name, df in (("positions", positions), ("refits", refits)):
         write_table(df, out / name, force=True)
@@ -172,13 +175,17 @@ REFIT_COLUMNS = (S.SAMPLE_ID, S.POPULATION, "outlier_population", S.COUNT, S.PCT
 
 
 def _write_refit_files(folder: ResultsFolder, sample_ids: list[str], refitted: dict[str, Any], *,
-                       thumbnails: bool, gatingml: bool) -> None:
-    """Per sample: the re-fitted gates' thumbnails and Gating-ML where the tables report a re-fit (each when
-    switched on), none elsewhere (an earlier run's are removed)."""
-    from .analyse import _thumbnails, export_gatingml
+                       thumbnails: bool, gatingml: bool, records: bool) -> None:
+    """Per sample where the tables report a re-fit: the re-fitted gates' thumbnails and Gating-ML (each when
+    switched on) and, with ``records``, as stored records (:meth:`~cytokit.results.ResultsFolder.reported_gates`
+    reads them for every per-event output); none elsewhere (an earlier run's are removed)."""
+    from .analyse import _thumbnails, export_gatingml, gate_records
 
-    writers = ((S.GATES_COHORT_PNG, thumbnails, _thumbnails),
-               (S.GATES_COHORT_XML, gatingml, lambda result: export_gatingml(result).encode("utf-8")))
+    writers: list[tuple[str, bool, Callable[[Any], bytes]]] = [
+        (S.GATES_COHORT_PNG, thumbnails, _thumbnails),
+        (S.GATES_COHORT_XML, gatingml, lambda result: export_gatingml(result).encode("utf-8"))]
+    if records:
+        writers.append((S.GATES_COHORT_JSON, True, lambda result: json.dumps(gate_records(result)).encode("utf-8")))
     for sid in sample_ids:
         for name, wanted, render in writers:
             path = folder.sample_dir(sid) / name

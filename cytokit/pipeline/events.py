@@ -3,10 +3,12 @@
 Contract: :func:`load_gated_events` re-reads the sample's FCS file, checks it is byte-identical to the
 analysed one (sha256), re-runs the per-sample chain of :func:`cytokit.gating.preprocess.prepare` (the one
 the pipeline and ``Strategy.apply`` run: panel resolution, QC, compensation) with the stored per-channel
-transforms and their fitted parameters, evaluates the stored concrete gates
-(:func:`cytokit.gating.fit_state.evaluate_stored`) and returns the events of one population on the
+transforms and their fitted parameters, evaluates the concrete gates the sample's tables report
+(:meth:`cytokit.results.ResultsFolder.reported_gates`: the cohort gating's re-fit where the tables report one,
+else the stored per-sample fit; :func:`cytokit.gating.fit_state.evaluate_stored`) and returns the events of one population on the
 **transformed** scale as a float32 array plus the marker names. Nothing is re-fitted, so the events are
-exactly those counted in the tables.
+exactly those counted in the tables. Only samples of the folder's last run (its samples table, status ok)
+are read.
 """
 from __future__ import annotations
 
@@ -81,18 +83,31 @@ def prepare_from_store(results_dir: str | Path, sample_id: str, raw: Sample | No
     return prepared, result, strategy_path
 
 
+def _require_current_sample(results_dir: Path, sample_id: str) -> None:
+    """Raise PipelineError unless ``sample_id`` is a successfully analysed sample of the folder's last run
+    (its samples table): a folder of an earlier run's sample is never read as if the tables had it."""
+    table = ResultsFolder(results_dir).table(S.SAMPLES, required=True, error=PipelineError)
+    assert table is not None
+    ok = set(table.loc[table[S.STATUS] == "ok", S.SAMPLE_ID].astype(str))
+    if sample_id not in ok:
+        raise PipelineError(f"sample {sample_id!r} is not a successfully analysed sample of this run (its samples "
+                            f"table); a folder of an earlier run's sample is not read", path=results_dir)
+
+
 def load_gated_events(results_dir: str | Path, sample_id: str, population: str) -> tuple[np.ndarray, list[str]]:
     """Events of ``population`` in ``sample_id`` (transformed scale, float32) and their marker names."""
     from ..gating.fit_state import evaluate_stored
 
     results_dir = Path(results_dir)
+    _require_current_sample(results_dir, sample_id)
     prepared, _, result, _ = prepared_from_store(results_dir, sample_id)
-    names = [g[S.POPULATION] for g in result["gates"]]
+    gates = ResultsFolder(results_dir).reported_gates(sample_id, result).records()
+    names = [g[S.POPULATION] for g in gates]
     if population not in names:
         raise PipelineError(f"sample {sample_id!r} has no population {population!r}; populations: "
                             f"{', '.join(names)}", path=results_dir)
     try:
-        masks = evaluate_stored(result["gates"], prepared, until=population)
+        masks = evaluate_stored(gates, prepared, until=population)
     except GatingError as exc:
         raise PipelineError(f"stored gates of {sample_id!r}: {exc}",
                             path=results_dir / SAMPLES_DIR / safe_name(sample_id)) from None

@@ -38,6 +38,7 @@ import pandas as pd
 
 from ..errors import CytokitError, PipelineError
 from ..io_utils import atomic_write_bytes, safe_name, sha256_file
+from ..results import ResultsFolder
 from ..results import schema as S
 from ..results.schema import GATES_XML, SAMPLES_DIR
 from .ledger import open_ledger
@@ -91,9 +92,7 @@ def _workspace(out: Path, plan: RunPlan, samples: pd.DataFrame, results: Mapping
     rows = populations.groupby(populations[S.SAMPLE_ID].astype(str)) if populations is not None else None
     entries = []
     for sid, qc_flags in zip(ok[S.SAMPLE_ID], ok[S.QC_FLAGS] if S.QC_FLAGS in ok else [""] * len(ok)):
-        folder = out / S.SAMPLES_DIR / safe_name(sid)
-        refit = folder / S.GATES_COHORT_XML  # the cohort stage's re-fit, when the tables report one
-        gml = refit if refit.is_file() else folder / S.GATES_XML
+        gml = ResultsFolder(out).reported_gates(str(sid), results.get(str(sid))).gatingml  # a cohort re-fit's, if any
         if gml.is_file():
             sample = read_fcs(paths[sid]) if with_counts else read_header_sample(paths[sid])
             notes = {}
@@ -131,6 +130,24 @@ def _review_rows(populations: pd.DataFrame, sample_ids: list[str]) -> pd.DataFra
     return pd.DataFrame(out)
 
 
+def _reported_labels(out: Path, sample_id: str, result: dict[str, Any] | None, labels: np.ndarray) -> np.ndarray:
+    """The per-event population labels of a sample's stored events export (``events.npz``, written with the
+    per-sample fit) under the gates its tables report (:meth:`~cytokit.results.ResultsFolder.reported_gates`):
+    ``labels`` as stored, or, for a sample the cohort gating re-fitted, re-evaluated on the same events (the
+    file's chain re-run, the same reproducible rows) with the re-fitted gates."""
+    from ..gating.fit_state import evaluate_stored
+    from .analyse import deepest_labels, subsample_rows
+    from .events import prepared_from_store
+
+    reported = ResultsFolder(out).reported_gates(sample_id, result)
+    if not reported.refitted:
+        return labels
+    prepared = prepared_from_store(out, sample_id)[0]
+    sha256 = str((result if result is not None else ResultsFolder(out).sample_result(sample_id))[S.SHA256] or "")
+    rows = subsample_rows(sha256, prepared.n_events, len(labels))
+    return deepest_labels(evaluate_stored(reported.records(), prepared), rows)
+
+
 def _anndata(out: Path, plan: RunPlan, samples: pd.DataFrame, results: Mapping[str, dict[str, Any]]) -> None:
     try:
         import anndata
@@ -148,6 +165,7 @@ def _anndata(out: Path, plan: RunPlan, samples: pd.DataFrame, results: Mapping[s
                 continue
             with np.load(path, allow_pickle=False) as npz:
                 X, names, labels = npz["X"], [str(m) for m in npz["markers"]], npz["population"]
+            labels = _reported_labels(out, str(row[S.SAMPLE_ID]), results.get(str(row[S.SAMPLE_ID])), labels)
             if markers is None:
                 markers = names
             if names != markers:  # same tube, different channel set: align on the first sample's markers
@@ -202,6 +220,9 @@ def export_fingerprint(name: str, out: Path, plan: RunPlan, samples: pd.DataFram
     for sid in ok:
         path = out / SAMPLES_DIR / safe_name(sid) / reads
         stored[sid] = sha256_file(path) if reads and path.is_file() else ""
+        refit = out / SAMPLES_DIR / safe_name(sid) / S.GATES_COHORT_JSON  # the gates the tables report, if re-fitted
+        if refit.is_file():
+            stored[sid] += ":" + sha256_file(refit)
     fcs = [(str(r[S.SAMPLE_ID]), str(r.get("path", "")), str(r.get(S.SHA256, "")))
            for r in plan.samples.to_dict("records")]
     tables = sorted(p for p in out.glob(f"{S.POPULATIONS}.*") if p.suffix in (".csv", ".parquet"))

@@ -35,7 +35,7 @@ import pandas as pd
 
 from .. import __version__
 from ..errors import CytokitError, PipelineError
-from ..io_utils import atomic_write_bytes, atomic_write_text, remove_stale_temporaries, write_table
+from ..io_utils import atomic_write_bytes, atomic_write_text, remove_stale_temporaries, safe_name, write_table
 from ..results import schema as S
 from .assemble import assemble_tables
 from .config import PipelineConfig, load_pipeline
@@ -423,7 +423,7 @@ def _run_locked(plan: RunPlan, out: Path, config_hash: str, started: str, t0: fl
                                   config_hash=config_hash, cytokit_version=__version__,
                                   package_versions=package_versions(), executor=executor.describe(),
                                   inputs=inputs)
-        _forget_stale(store, {j.sample_id for j in all_jobs})
+        _forget_stale(store, {j.sample_id for j in all_jobs}, {Path(j.path) for j in all_jobs})
         states = ledger.samples()
         todo = [j for j in all_jobs if recompute or not store.trusted(j.sample_id, j.key, states.get(j.sample_id))]
         skipped = len(all_jobs) - len(todo)
@@ -510,6 +510,7 @@ def _finish(plan: RunPlan, out: Path, store: ResultsStore, jobs: list[SampleJob]
             results = run_cohort_gating(out, samples=analysed, stored=results,
                                         thumbnails=plan.config.outputs.thumbnails,
                                         gatingml=plan.config.outputs.gatingml,
+                                        records=True,
                                         **plan.config.cohort_gating.model_dump()).apply(results)
         except Exception as exc:  # noqa: BLE001 - like a cohort stage: recorded (exit 1), the tables still written
             log.error("cohort gating failed: %s", exc)
@@ -583,9 +584,9 @@ def _commit_finished(store: ResultsStore) -> None:
 
 
 def remove_cohort_gating_outputs(out: Path) -> list[str]:
-    """Delete what the cohort gating stage wrote (``gating_cohort/``, every ``samples/<id>/gates_cohort.png``
-    and ``gates_cohort.xml``, which the reports and the FlowJo workspace use instead of ``gates.png`` /
-    ``gates.xml``); returns the paths removed, relative to ``out``."""
+    """Delete what the cohort gating stage wrote (``gating_cohort/``, every ``samples/<id>/gates_cohort.json``,
+    ``gates_cohort.png`` and ``gates_cohort.xml``, which every per-event output, the reports and the FlowJo
+    workspace use instead of the stored fit, ``gates.png`` / ``gates.xml``); returns the paths removed, relative to ``out``."""
     removed = []
     folder = out / S.COHORT_DIR
     if folder.is_dir():
@@ -594,7 +595,8 @@ def remove_cohort_gating_outputs(out: Path) -> list[str]:
     return removed + _remove_cohort_thumbnails(out)
 
 
-def _remove_cohort_thumbnails(out: Path, names: tuple[str, ...] = (S.GATES_COHORT_PNG, S.GATES_COHORT_XML)
+def _remove_cohort_thumbnails(out: Path, names: tuple[str, ...] = (S.GATES_COHORT_JSON, S.GATES_COHORT_PNG,
+                                                                   S.GATES_COHORT_XML)
                               ) -> list[str]:
     removed = []
     for name in names:
@@ -641,12 +643,40 @@ def remove_switched_off_outputs(out: Path, config: PipelineConfig, ledger: Ledge
     return removed
 
 
-def _forget_stale(store: ResultsStore, keep: set[str]) -> None:
-    """Samples no longer in the manifest: drop them from the ledger so they never reach the tables."""
+def _forget_stale(store: ResultsStore, keep: set[str], inputs: set[Path]) -> None:
+    """Samples no longer in the manifest: drop them from the ledger so they never reach the tables, and
+    remove their folders under ``samples/`` (:func:`remove_stale_sample_folders`) so no per-event reader finds
+    them either."""
     stale = store.ledger.forget_samples(keep)
     if stale:
         log.info("%d sample(s) of earlier runs are no longer in the manifest and are ignored: %s",
                  len(stale), ", ".join(stale[:5]))
+    removed = remove_stale_sample_folders(store.out, keep, inputs)
+    if removed:
+        log.warning("removed %d sample folder(s) of earlier runs whose samples are not in the manifest: %s",
+                    len(removed), ", ".join(removed[:5]) + (" ..." if len(removed) > 5 else ""))
+
+
+def remove_stale_sample_folders(out: Path, keep: set[str], inputs: set[Path]) -> list[str]:
+    """Delete ``out/samples/<id>/`` folders of samples not in ``keep`` (the current manifest's sample ids), so
+    ``load_gated_events``, the exports and the reports cannot read a sample the tables no longer have (after
+    the manifest shrank, or ``--force`` over another run). Only folders cytokit wrote (holding its
+    ``result.json``) and holding none of ``inputs`` (the manifest's files) are removed; returns their names."""
+    root = out / S.SAMPLES_DIR
+    if not root.is_dir():
+        return []
+    wanted = {safe_name(s) for s in keep}
+    resolved = {p.resolve() for p in inputs}
+    removed = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in wanted):
+        if not (folder / S.RESULT_FILE).is_file():
+            continue  # not a cytokit sample folder: never touched
+        if any(f.resolve() in resolved for f in folder.rglob("*") if f.is_file()):
+            log.warning("%s: not a sample of this manifest, but it holds an input file; left in place", folder)
+            continue
+        shutil.rmtree(folder)
+        removed.append(folder.name)
+    return removed
 
 
 def write_outputs(out: Path, plan: RunPlan, populations: pd.DataFrame, samples: pd.DataFrame,

@@ -20,7 +20,7 @@ from ..transforms.estimate import CLIPPED_FLAG
 from ..io_utils import safe_name
 from ..results import schema as S
 from ..results.denominators import recorded_lymphocytes
-from ..results.schema import GATES_COHORT_PNG
+from ..results import ResultsFolder
 from ..trial.config import TrialConfig
 from ..trial.inputs import check_clinical, check_populations
 from ..trial.responders import flag_labels, responder_flags
@@ -193,9 +193,7 @@ def build_patient_report(store: ResultsStore, patient: str, options: ReportOptio
         if not samples.empty and S.SAMPLE_ID in samples.columns:
             for s in samples[samples[S.VISIT].astype(str) == str(v.visit)].itertuples():
                 sid = str(s.sample_id)
-                png = store.root / "samples" / sid / "gates.png"
-                refit = png.with_name(GATES_COHORT_PNG)  # gates re-fitted by the cohort stage, when any
-                png = refit if refit.is_file() else png
+                png = ResultsFolder(store.root).reported_gates(sid).thumbnails  # a cohort re-fit's, if any
                 usable = safe_name(sid) == sid and png.is_file()  # never follow an unsanitised id
                 thumbs.append({S.TUBE: getattr(s, "tube", ""), "path": png if usable else None, S.SAMPLE_ID: sid})
         visit_blocks.append({

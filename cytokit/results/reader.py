@@ -187,6 +187,39 @@ def read_run_info(root: str | Path) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class ReportedGates:
+    """The gates a sample's tables report (see :meth:`ResultsFolder.reported_gates`): ``refitted`` whether they
+    are the cohort gating's re-fit, ``gatingml`` the path of them as Gating-ML under the QC gates and
+    ``thumbnails`` of their picture (either may not exist: written only with ``outputs.gatingml`` /
+    ``outputs.thumbnails``); :meth:`records` reads them as stored records."""
+
+    folder: "ResultsFolder"
+    sample_id: str
+    refitted: bool
+    result: dict[str, Any] | None = None
+
+    @property
+    def gatingml(self) -> Path:
+        return self.folder.sample_dir(self.sample_id) / (S.GATES_COHORT_XML if self.refitted else S.GATES_XML)
+
+    @property
+    def thumbnails(self) -> Path:
+        return self.folder.sample_dir(self.sample_id) / (S.GATES_COHORT_PNG if self.refitted else S.GATES_PNG)
+
+    def records(self) -> list[dict[str, Any]]:
+        """The gates as stored in ``result.json`` (``gates``: population, parent, gate, components; transformed
+        scale), in strategy order; PipelineError naming the file when unreadable."""
+        if not self.refitted:
+            stored = self.folder.sample_result(self.sample_id) if self.result is None else self.result
+            return list(stored.get("gates", []))
+        path = self.folder.sample_dir(self.sample_id) / S.GATES_COHORT_JSON
+        try:
+            return list(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError) as exc:
+            raise PipelineError(f"cannot read the cohort re-fitted gates: {exc}", path=path) from exc
+
+
+@dataclass(frozen=True)
 class ResultsFolder:
     """A results folder: paths and readers of its tables and per-sample results (read only)."""
 
@@ -216,12 +249,21 @@ class ResultsFolder:
         except (OSError, ValueError) as exc:
             raise PipelineError(f"cannot read stored result: {exc}", path=path) from exc
 
+    def reported_gates(self, sample_id: str, result: dict[str, Any] | None = None) -> ReportedGates:
+        """The gates this sample's tables report: the cohort gating's re-fit where the run's tables report one
+        (``samples/<id>/gates_cohort.json``, written by the cohort stage with the tables; Gating-ML
+        ``gates_cohort.xml``), else the stored per-sample fit (``result.json``; ``gates.xml``). Every per-event
+        reader (events export, ``load_gated_events``, FlowJo workspace, ``compare-gates``, clustering
+        thresholds) and the patient reports' gate pictures take their gates from here. ``result``: the sample's stored result when already read."""
+        return ReportedGates(self, sample_id, (self.sample_dir(sample_id) / S.GATES_COHORT_JSON).is_file(), result)
+
     def gate_records(self, sample_ids: Sequence[str]) -> list[dict[str, Any]]:
-        """The concrete gates stored for these samples, in order (unreadable results are skipped)."""
+        """The concrete gates these samples' tables report (:meth:`reported_gates`), in order (unreadable
+        results are skipped)."""
         records: list[dict[str, Any]] = []
         for sid in sample_ids:
             try:
-                records += list(self.sample_result(sid).get("gates", []))
+                records += self.reported_gates(sid).records()
             except (PipelineError, AttributeError) as exc:
                 log.debug("no stored gates for %s (%s)", sid, exc)
         return records

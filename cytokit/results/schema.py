@@ -37,6 +37,7 @@ GATES_XML: Final = "gates.xml"                # per-sample Gating-ML 2.0 (under 
 GATES_PNG: Final = "gates.png"                # per-sample gating thumbnails
 GATES_COHORT_PNG: Final = "gates_cohort.png"  # thumbnails of a sample whose gates the cohort stage re-fitted
 GATES_COHORT_XML: Final = "gates_cohort.xml"  # Gating-ML of those re-fitted gates (the FlowJo workspace uses it)
+GATES_COHORT_JSON: Final = "gates_cohort.json"  # those re-fitted gates as stored records (result.json "gates")
 COHORT_DIR: Final = "gating_cohort"           # cohort gating stage: positions, refits
 TRIAL_DIR: Final = "trial"
 TRIAL_CONFIG: Final = "trial_config.json"     # OUT/trial/trial_config.json: the trial configuration the run used
