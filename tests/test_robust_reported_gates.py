@@ -95,3 +95,19 @@ def test_samples_no_longer_in_the_manifest_are_not_read(trial: Path, tmp_path: P
     with pytest.raises(PipelineError, match="not a successfully analysed sample of this run"):
         load_gated_events(out, "GHOST", "Lymphocytes")
     assert np.isfinite(load_gated_events(out, kept, "Lymphocytes")[0]).all()
+
+
+def test_force_over_another_run_removes_the_samples_it_does_not_have(trial: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert run(_pipeline(tmp_path / "cfg", trial, {}), out).failed == 0
+    manifest = pd.read_csv(trial / "manifest.csv")
+    ids = [Path(f).stem for f in manifest[S.FILE]]
+    manifest.iloc[2:].to_csv(trial / "manifest_other.csv", index=False)
+    other = _pipeline(tmp_path / "other", trial, {})
+    other.write_text(other.read_text().replace("manifest.csv", "manifest_other.csv").replace("name: stale",
+                                                                                            "name: other"))
+    assert run(other, out, force=True).failed == 0
+    folders = sorted(p.name for p in (out / S.SAMPLES_DIR).iterdir())
+    assert folders == sorted(ids[2:])
+    with pytest.raises(PipelineError):
+        load_gated_events(out, ids[0], "Lymphocytes")
