@@ -76,3 +76,52 @@ def test_real_file_mdc_is_flagged_by_its_parents_edge_and_refit_leaves_the_resul
     refit = strategy.refit(result, "APC", thresholds=[{"bounds": [0.25, 0.75]}, {"bounds": [0.25, 0.75]}])
     assert refit.fits["mDC"].info["parent_edge_pp"] != edge
     assert result.fits["mDC"].info["parent_edge_pp"] == edge
+
+
+def _nk_like(tail_method: str = "tail") -> tuple[float | None, float | None]:
+    """Marker C (gate coordinates): tight negatives at 0.285 (the reference's upper end 0.295), dim cells
+    spread around 0.42 and bright cells at 0.74. The parent (C+) is cut at 0.33 by ``tail_method`` and leaves
+    out the dim cells' lower tail; the child is C bright (>= 0.6). Returns parent_edge_pp of the child without
+    and with the child's negative reference (pp of % of parent)."""
+    from cytokit.gates import QuadrantGate
+
+    rng = np.random.default_rng(3)
+    c = np.concatenate([rng.normal(0.285, 0.004, 8000), rng.normal(0.42, 0.06, 700), rng.normal(0.74, 0.03, 600)])
+    X = np.column_stack([c, c])
+    parent = QuadrantGate(id="parent", dims=("C",), dividers=(0.33,), signs=(1,))
+    info = {"C": {"method": tail_method, "half_sd": 0.017, "peaks": [0.285], "threshold": 0.33,
+                  "stability_thresholds": [0.33, 0.335]}}
+    child = RectangleGate(id="child", dims=("C",), lower=(0.6,), upper=(None,))
+    without = parent_edge_pp(parent, info, child, X, np.array([1]))
+    with_ref = parent_edge_pp(parent, info, child, X, np.array([1]), negative_max={"C": 0.295})
+    return without, with_ref
+
+
+def test_a_tail_placed_parent_is_moved_to_the_childs_reference_negatives():
+    """Lab B 16161 B04_V24_nk: the NK gate's CD56 tail (0.328, from the half-SD of all live cells) sat above the
+    T cells' CD56 negatives (0.292) and left out dim NK cells only, so CD56bright read 3.2 pp high with
+    est_error_pp 0.26. The parent's cut moved to the child's reference ``negative_max`` is a plausible place:
+    parent_edge_pp rises above the uncertain limit; the tail's own ±SD alternatives alone stay below it."""
+    from cytokit.gating.methods.confidence import UNCERTAIN_PP
+
+    without, with_ref = _nk_like("tail")
+    assert without is not None and without < UNCERTAIN_PP, without
+    assert with_ref is not None and with_ref > 2 * UNCERTAIN_PP, with_ref
+
+
+def test_a_valley_placed_parent_gets_no_reference_alternative():
+    """A parent cut at a valley is not moved to the reference's negatives (only a tail, which has no valley
+    to hold it, is): the same events give the same parent_edge_pp with and without the reference."""
+    without, with_ref = _nk_like("valley")
+    assert without is not None and without == with_ref
+
+
+def test_child_negative_max_reads_a_threshold_or_an_interval_fit():
+    """The reference's ``negative_max`` is found in a threshold child's ``info[dim]`` and an interval child's
+    ``info["lower"]``; a child without a reference gives none."""
+    from cytokit.gating.parent_edge import child_negative_max
+
+    ref = {"negative_reference": {"negative_max": 0.292, "mode": 0.285}}
+    assert child_negative_max(("CD56",), {"CD56": ref}) == {"CD56": 0.292}
+    assert child_negative_max(("CD56",), {"lower": ref, "upper": {}}) == {"CD56": 0.292}
+    assert child_negative_max(("CD56",), {"CD56": {"method": "valley"}}) == {}
