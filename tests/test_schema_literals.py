@@ -36,6 +36,8 @@ ALLOWED: dict[str, tuple[frozenset[str], str]] = {
     "cytokit/gating/methods/scatter.py": (frozenset({"n_events"}), "key of a gate fit's info"),
     "cytokit/gating/methods/threshold.py": (frozenset({"est_error_pp"}), "key of a gate fit's info"),
     "cytokit/gating/model.py": (frozenset({"method", "file"}), "strategy YAML field and compensation mode"),
+    "cytokit/gating/parent_edge.py": (frozenset({"phenotype", "method"}),
+                                      "gate method name and key of a threshold fit's info (its placement)"),
     "cytokit/gating/strategy.py": (frozenset({"method"}), "strategy parameter name (set_params)"),
     "cytokit/trial/run.py": (frozenset({"notes"}), "key of the trial summary template's context (the analysis notes)"),
     "cytokit/interop/anndata.py": (frozenset({"method", "flags", "sha256"}), "keys of AnnData .uns"),
