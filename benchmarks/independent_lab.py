@@ -116,7 +116,7 @@ LABS = {
     # 4242 a check seed), 10101 its fourth (main at 57bfba2), 11111 its fifth (2026-12-06, main at c3fbc55; 6262
     # a check seed), 12121 its sixth (2026-12-06, main at 91d8018; 7272 a check seed), 13131 its seventh (2026-12-06, main at
     # 527aefd; 8282 a check seed), 14141 its eighth (2026-12-06, main at a5f15ce; 9292 a check seed), 15151 its ninth (2026-12-06, main at
-    # 2f3850f; 10303 a check seed), 16161 its tenth (2026-12-06, main at 47e22a9; 17171 a check seed); 18181 is
+    # 2f3850f; 10303 a check seed), 16161 its tenth (2026-12-06, main at 47e22a9; 17171 and 19191 check seeds); 18181 is
     # reserved for the next final measurement
     "b": Lab(HIERARCHY_B, generate_trial_b, write_lab_b_strategies, PANEL_B,
              (("CD25+ CD4", "CD4 T", "CD25"), ("HLA-DR+ CD8", "CD8 T", "HLA-DR")),
