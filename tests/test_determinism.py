@@ -10,7 +10,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from cytokit.fcs import read_fcs
 from cytokit.gating import load_strategy
 from cytokit.gating.methods.base import every_nth, gather
-from cytokit.gating.parent_edge import MAX_EVENTS, PARENT_EDGE_KEY, parent_edge_pp
+from cytokit.gating.parent_edge import MAX_EVENTS, PARENT_EDGE_KEY, child_negative_max, parent_edge_pp
 from cytokit.pipeline.task import SampleJob, SampleOutput
 
 
@@ -32,7 +32,9 @@ def test_parent_edges_shared_per_parent_equal_each_child_measured_alone(shared_d
         rows = every_nth(np.flatnonzero(grand), MAX_EVENTS)
         cols = np.array([sample.channel_index(d) for d in (*pspec.dims, *spec.dims)], dtype=np.intp)
         alone = parent_edge_pp(state.fits[spec.parent].gate, state.fits[spec.parent].info, state.fits[name].gate,
-                               gather(sample.events, rows, cols), np.arange(len(pspec.dims), len(cols)))
+                               gather(sample.events, rows, cols), np.arange(len(pspec.dims), len(cols)),
+                               child_negative_max(tuple(spec.dims), state.fits[name].info),
+                               own=pspec.method != "phenotype")
         assert alone is not None and round(alone, 3) == value, name
 
 

@@ -175,12 +175,14 @@ def child_edge_pp(parent: ParentMoves, child_gate: Gate, Xc: np.ndarray) -> floa
 
 
 def parent_edge_pp(parent_gate: Gate, parent_info: dict, child_gate: Gate, grand: np.ndarray,
-                   child_cols: np.ndarray, negative_max: dict[str, float] | None = None) -> float | None:
+                   child_cols: np.ndarray, negative_max: dict[str, float] | None = None,
+                   own: bool = True) -> float | None:
     """``parent_edge_pp`` of one population: ``grand`` are the grandparent's events in the parent's dims
     followed by the population's dims (``child_cols`` index the latter within ``grand``); ``negative_max``:
-    its negative reference's upper end by marker (:func:`child_negative_max`); None when the parent has no
-    threshold with alternatives."""
-    moves = parent_moves(parent_gate, parent_info, grand[:, :len(parent_gate.dims)], negative_max)
+    its negative reference's upper end by marker (:func:`child_negative_max`); ``own`` as
+    :func:`parent_moves` (False for a ``phenotype`` parent, as :func:`record_parent_edges` measures it); None
+    when the parent has no threshold with alternatives."""
+    moves = parent_moves(parent_gate, parent_info, grand[:, :len(parent_gate.dims)], negative_max, own)
     return child_edge_pp(moves, child_gate, grand[:, child_cols])
 
 
